@@ -1,0 +1,10 @@
+# RINGSERVE_SANITIZE=address -> ASan + UBSan; =thread -> TSan. Applied to everything we build.
+if(RINGSERVE_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+elseif(RINGSERVE_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+elseif(NOT RINGSERVE_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "RINGSERVE_SANITIZE must be empty, 'address' or 'thread'")
+endif()

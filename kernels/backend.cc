@@ -1,0 +1,68 @@
+#include "kernels/backend.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/check.h"
+#include "kernels/cpu/cpu_backend.h"
+#ifdef RINGSERVE_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
+
+namespace ringserve::kernels {
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    owner_ = std::exchange(other.owner_, nullptr);
+    data_ = std::exchange(other.data_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+  }
+  return *this;
+}
+
+void DeviceBuffer::Reset() {
+  if (owner_ != nullptr && data_ != nullptr) owner_->Free(data_, bytes_);
+  owner_ = nullptr;
+  data_ = nullptr;
+  bytes_ = 0;
+}
+
+Tensor Tensor::Columns(int64_t begin, int64_t count) const {
+  RS_DCHECK(begin >= 0 && begin + count <= cols);
+  Tensor t = *this;
+  t.data = static_cast<char*>(data) + DTypeBytes(dtype, static_cast<size_t>(begin));
+  t.cols = count;
+  return t;
+}
+
+Tensor Tensor::Rows(int64_t begin, int64_t count) const {
+  RS_DCHECK(begin >= 0 && begin + count <= rows);
+  Tensor t = *this;
+  t.data = static_cast<char*>(data) + DTypeBytes(dtype, static_cast<size_t>(begin * row_stride));
+  t.rows = count;
+  return t;
+}
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view device,
+                                                       const BackendOptions& options) {
+  if (device == "cpu") return cpu::CpuBackend::Create(options);
+  if (device.starts_with("cuda")) {
+#ifdef RINGSERVE_HAVE_CUDA
+    int ordinal = 0;
+    if (device.size() > 4) {
+      if (device[4] != ':' || !absl::SimpleAtoi(std::string(device.substr(5)), &ordinal)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("device '", std::string(device), "': expected cpu or cuda:N"));
+      }
+    }
+    return cuda::CudaBackend::Create(ordinal, options);
+#else
+    return absl::FailedPreconditionError(
+        absl::StrCat("device '", std::string(device), "': this build has no CUDA backend"));
+#endif
+  }
+  return absl::InvalidArgumentError(absl::StrCat("device '", std::string(device), "': expected cpu or cuda:N"));
+}
+
+}  // namespace ringserve::kernels

@@ -1,0 +1,215 @@
+// The compute interface the model runs on: device-resident buffers and the batched ops of
+// a Llama forward pass. The CPU backend (kernels/cpu/) and the CUDA backend (kernels/cuda/)
+// implement it; the model never touches device memory any other way.
+//
+// Conventions, identical on every backend:
+// - Every pointer an op receives is device memory of that backend (allocated through it);
+//   ops are enqueued on the backend's single stream in call order and may run
+//   asynchronously. Only CopyToHost and Synchronize wait. No op reads host memory, so a
+//   forward pass makes no host round trip between ops.
+// - Activation tensors are 2-D row-major [rows, cols] in the backend's activation dtype
+//   (f32 on the CPU). One row per token of the batch.
+// - A Weight is a 2-D matrix [rows = output features, cols = input features] uploaded once
+//   and stored in whatever layout the backend's MatMul prefers.
+// - Results are batch invariant: a row's output depends only on that row's inputs (and for
+//   attention, on its own sequence's KV), never on how many rows or sequences share the
+//   call. The generator's determinism guarantee rests on this.
+#ifndef RINGSERVE_KERNELS_BACKEND_H_
+#define RINGSERVE_KERNELS_BACKEND_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "kernels/dtype.h"
+
+namespace ringserve::kernels {
+
+class Backend;
+
+// Device memory owned by a Backend; freed when the buffer is destroyed. Move-only.
+// The Backend must outlive its buffers.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(Backend* owner, void* data, size_t bytes)
+      : owner_(owner), data_(data), bytes_(bytes) {}
+  DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() { Reset(); }
+
+  void Reset();
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+
+ private:
+  Backend* owner_ = nullptr;
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// A view of a 2-D row-major activation tensor in device memory. Rows are `row_stride`
+// elements apart (row_stride >= cols), so a column slice of a wider tensor is a view too.
+struct Tensor {
+  void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t row_stride = 0;
+
+  static Tensor Of(void* data, DType dtype, int64_t rows, int64_t cols) {
+    return Tensor{data, dtype, rows, cols, cols};
+  }
+  // Columns [begin, begin + count) of every row.
+  Tensor Columns(int64_t begin, int64_t count) const;
+  // Rows [begin, begin + count).
+  Tensor Rows(int64_t begin, int64_t count) const;
+};
+
+// A weight matrix in the backend's preferred layout. Created by Backend::UploadWeight.
+struct Weight {
+  DeviceBuffer buffer;
+  DType dtype = DType::kF32;  // element type as stored on the device
+  int64_t rows = 0;           // output features
+  int64_t cols = 0;           // input features
+};
+
+// Paged KV storage of one layer. K and V are each [num_blocks, block_size, num_kv_heads,
+// head_dim] in `dtype`; token t of a sequence lives in slot block_table[t / block_size] *
+// block_size + t % block_size.
+struct KvLayerView {
+  void* k = nullptr;
+  void* v = nullptr;
+  DType dtype = DType::kF32;
+  int num_blocks = 0;
+  int block_size = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+};
+
+// Where each token of a batch sits, all arrays in device memory. Built once per forward
+// pass by the model and shared by every layer.
+struct AttentionBatch {
+  int num_tokens = 0;
+  int num_seqs = 0;
+  int max_blocks_per_seq = 0;     // row length of block_tables
+  int max_context_len = 0;        // max over sequences of context_lens (for launch sizing)
+  const int32_t* positions = nullptr;     // [num_tokens] absolute position in its sequence
+  const int32_t* slots = nullptr;         // [num_tokens] KV slot the token's K/V goes to
+  const int32_t* token_seq = nullptr;     // [num_tokens] index of the token's sequence
+  const int32_t* query_start = nullptr;   // [num_seqs + 1] first token row of each sequence
+  const int32_t* context_lens = nullptr;  // [num_seqs] KV length after this pass
+  const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq]
+};
+
+// Rotary embedding parameters. Scaling variants (e.g. Llama 3) only change the
+// frequencies, so the model computes them on the host once and uploads them.
+enum class RopeLayout : uint8_t {
+  kAdjacentPairs,  // rotate (x[2i], x[2i+1]): llama2.c, GGUF "llama"
+  kHalves,         // rotate (x[i], x[i + d/2]): Hugging Face checkpoints
+};
+struct RopeParams {
+  const float* inv_freq = nullptr;  // device [rotary_dim / 2]
+  int rotary_dim = 0;               // leading dims of each head that rotate (<= head_dim)
+  RopeLayout layout = RopeLayout::kAdjacentPairs;
+};
+
+// Shape of the fused QKV projection: each token row holds num_q_heads query heads, then
+// num_kv_heads key heads, then num_kv_heads value heads, head_dim values each.
+struct AttentionShape {
+  int num_q_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  float scale = 0;  // softmax scale, usually 1/sqrt(head_dim)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string_view name() const = 0;
+  // dtype of activation tensors this backend computes in.
+  virtual DType activation_dtype() const = 0;
+  // Device memory free for allocation now (bytes); used to size the KV pool.
+  virtual size_t FreeMemoryBytes() const = 0;
+
+  // ---- memory ----
+  virtual absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) = 0;
+  virtual void CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
+  // Waits for every queued op, then copies.
+  virtual void CopyToHost(void* dst, const void* src, size_t bytes) = 0;
+  virtual void Synchronize() = 0;
+  virtual void Fill(void* dst, size_t bytes, uint8_t value) = 0;
+
+  // Uploads a [rows, cols] host matrix of `dtype` (f32, f16, bf16 or q8_0) into the
+  // backend's MatMul layout. Unsupported dtypes are an error, never a crash.
+  virtual absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
+                                              const void* host_data) = 0;
+
+  // ---- ops ----
+  // out[i, :] = table[ids[i], :] for i < num_tokens. ids are device int32.
+  virtual void EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) = 0;
+
+  // out[i, :] = x[i, :] / rms(x[i, :]) * weight, rms = sqrt(mean(x^2) + eps).
+  // `weight` is a [1, cols] Weight.
+  virtual void RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) = 0;
+
+  // residual += delta; out = RmsNorm(residual). The residual stream update fused with the
+  // next norm.
+  virtual void AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight, float eps,
+                          Tensor out) = 0;
+
+  // y[n, rows(w)] = x[n, cols(w)] * w^T.
+  virtual void MatMul(Tensor x, const Weight& w, Tensor y) = 0;
+
+  // qkv is the fused projection output [num_tokens, (Hq + 2 Hkv) * head_dim]. Rotates the
+  // query heads in place, rotates the key heads, and writes K and V of every token into
+  // its slot of `kv`.
+  virtual void RopeAndWriteKv(Tensor qkv, const AttentionShape& shape, const RopeParams& rope,
+                              const AttentionBatch& batch, const KvLayerView& kv) = 0;
+
+  // Causal attention of every query row over its own sequence's paged KV (positions
+  // 0..position inclusive), grouped-query aware: query head h reads KV head
+  // h / (Hq / Hkv). Covers prefill chunks and decode alike. Reads the queries from the
+  // first Hq * head_dim columns of qkv; writes out [num_tokens, Hq * head_dim].
+  virtual void PagedAttention(Tensor qkv, const AttentionShape& shape,
+                              const AttentionBatch& batch, const KvLayerView& kv,
+                              Tensor out) = 0;
+
+  // out[i, j] = silu(gate_up[i, j]) * gate_up[i, j + cols(out)]: the SwiGLU product of
+  // the fused gate/up projection.
+  virtual void SiluMul(Tensor gate_up, Tensor out) = 0;
+
+  // out[i, :] = x[rows[i], :] for i < rows(out). rows is device int32. Used to keep only
+  // the rows whose logits are sampled.
+  virtual void GatherRows(Tensor x, const int32_t* rows, Tensor out) = 0;
+
+ protected:
+  friend class DeviceBuffer;
+  virtual void Free(void* data, size_t bytes) = 0;
+};
+
+// Every backend this build and machine can run: always "cpu", plus "cuda:N" for each
+// visible GPU when the CUDA backend is built.
+struct BackendOptions {
+  int num_threads = 0;  // CPU: 0 = one per core
+  // CPU: use OpenBLAS sgemm for large products. Faster prefill, but the result of a row
+  // then depends on the batch shape, so batch invariance no longer holds.
+  bool cpu_use_blas = false;
+};
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view device,
+                                                       const BackendOptions& options = {});
+
+}  // namespace ringserve::kernels
+
+#endif  // RINGSERVE_KERNELS_BACKEND_H_

@@ -1,0 +1,174 @@
+#include "kernels/cpu/cpu_backend.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/check.h"
+#include "kernels/cpu/cpu_ops.h"
+
+namespace ringserve::kernels::cpu {
+namespace {
+
+constexpr size_t kAlignment = 64;  // a cache line, and enough for any vector load
+
+const float* WeightData(const Weight& w) { return w.buffer.as<const float>(); }
+
+}  // namespace
+
+CpuBackend::CpuBackend(Key /*key*/, const BackendOptions& options)
+    : use_blas_(options.cpu_use_blas), pool_(options.num_threads) {}
+
+absl::StatusOr<std::unique_ptr<Backend>> CpuBackend::Create(const BackendOptions& options) {
+  if (options.num_threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cpu backend: num_threads must be >= 0, got ", options.num_threads));
+  }
+  auto backend = std::make_unique<CpuBackend>(Key(), options);
+  // OpenBLAS runs with as many threads as our pool, which idles (spins, then sleeps) while
+  // sgemm runs, so the two never compete for cores.
+  openblas_set_num_threads(backend->pool_.num_threads());
+  return backend;
+}
+
+size_t CpuBackend::FreeMemoryBytes() const {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  size_t value_kb = 0;
+  std::string unit;
+  while (meminfo >> key >> value_kb >> unit) {
+    if (key == "MemAvailable:") return value_kb * 1024;
+  }
+  return 0;
+}
+
+absl::StatusOr<DeviceBuffer> CpuBackend::Allocate(size_t bytes) {
+  const size_t rounded = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  void* data = std::aligned_alloc(kAlignment, rounded);
+  if (data == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cpu backend: cannot allocate ", bytes, " bytes"));
+  }
+  return DeviceBuffer(this, data, bytes);
+}
+
+void CpuBackend::Free(void* data, size_t /*bytes*/) { std::free(data); }
+
+void CpuBackend::CopyToDevice(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::CopyToHost(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::Fill(void* dst, size_t bytes, uint8_t value) {
+  if (bytes > 0) std::memset(dst, value, bytes);
+}
+
+absl::StatusOr<Weight> CpuBackend::UploadWeight(DType dtype, int64_t rows, int64_t cols,
+                                                const void* host_data) {
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16 &&
+      dtype != DType::kQ8_0) {
+    return absl::InvalidArgumentError(absl::StrCat("cpu backend: cannot upload a weight of dtype ",
+                                                   std::string(DTypeName(dtype))));
+  }
+  if (rows <= 0 || cols <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cpu backend: bad weight shape [", rows, ", ", cols, "]"));
+  }
+  if (dtype == DType::kQ8_0 && cols % kQ8_0BlockValues != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cpu backend: q8_0 weight rows must be a multiple of 32 values, got ", cols));
+  }
+  Weight w;
+  w.dtype = DType::kF32;
+  w.rows = rows;
+  w.cols = cols;
+  const size_t count = static_cast<size_t>(rows) * static_cast<size_t>(cols);
+  auto buffer = Allocate(count * sizeof(float));
+  if (!buffer.ok()) return buffer.status();
+  w.buffer = *std::move(buffer);
+  const PanelLayout layout = LayoutOf(w);
+  const auto* src = static_cast<const uint8_t*>(host_data);
+  float* dst = w.buffer.as<float>();
+  // Convert one panel of rows at a time so no full-size f32 copy of the source is needed.
+  pool_.ParallelFor(layout.num_panels(), [&](int64_t p0, int64_t p1) {
+    std::vector<float> rows_f32(static_cast<size_t>(kPanelWidth * cols));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t r0 = p * kPanelWidth;
+      const int64_t width = layout.width(p);
+      ConvertToFloat(dtype, src + DTypeBytes(dtype, static_cast<size_t>(r0 * cols)),
+                     static_cast<size_t>(width * cols), rows_f32.data());
+      PackRows(layout, rows_f32.data(), r0, width, dst);
+    }
+  });
+  return w;
+}
+
+void CpuBackend::EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) {
+  RS_CHECK(out.cols == table.cols);
+  const PanelLayout layout = LayoutOf(table);
+  pool_.ParallelFor(
+      out.rows,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          RS_DCHECK(ids[i] >= 0 && ids[i] < table.rows);
+          UnpackRow(layout, WeightData(table), ids[i],
+                    static_cast<float*>(out.data) + i * out.row_stride);
+        }
+      },
+      8);
+}
+
+void CpuBackend::RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) {
+  RS_CHECK(weight.rows == 1 && weight.cols == x.cols && out.cols == x.cols);
+  RmsNormRows(pool_, x, WeightData(weight), eps, out);
+}
+
+void CpuBackend::AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight, float eps,
+                            Tensor out) {
+  RS_CHECK(weight.rows == 1 && weight.cols == residual.cols && delta.cols == residual.cols);
+  AddRmsNormRows(pool_, residual, delta, WeightData(weight), eps, out);
+}
+
+void CpuBackend::MatMul(Tensor x, const Weight& w, Tensor y) {
+  RS_CHECK(x.dtype == DType::kF32 && x.cols == w.cols && y.cols == w.rows && y.rows == x.rows);
+  MatMulArgs args{
+      static_cast<const float*>(x.data), x.row_stride, x.rows, WeightData(w), LayoutOf(w),
+      static_cast<float*>(y.data),       y.row_stride};
+  if (use_blas_ && x.rows >= kBlasMinRows) {
+    MatMulBlas(args);
+  } else {
+    cpu::MatMul(pool_, args);
+  }
+}
+
+void CpuBackend::RopeAndWriteKv(Tensor qkv, const AttentionShape& shape, const RopeParams& rope,
+                                const AttentionBatch& batch, const KvLayerView& kv) {
+  RopeAndWriteKvOp(pool_, qkv, shape, rope, batch, kv);
+}
+
+void CpuBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
+                                const AttentionBatch& batch, const KvLayerView& kv, Tensor out) {
+  PagedAttentionOp(pool_, qkv, shape, batch, kv, out);
+}
+
+void CpuBackend::SiluMul(Tensor gate_up, Tensor out) {
+  RS_CHECK(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows);
+  SiluMulRows(pool_, gate_up, out);
+}
+
+void CpuBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
+  RS_CHECK(x.cols == out.cols);
+  GatherRowsOp(pool_, x, rows, out);
+}
+
+}  // namespace ringserve::kernels::cpu

@@ -1,0 +1,71 @@
+// The CPU backend: f32 activations, weights converted to f32 and packed for MatMul (see
+// cpu_matmul.h), ops run synchronously on the calling thread plus a persistent pool.
+//
+// Owned by whoever created it (the model runner); every method is called from one thread
+// at a time, which plays the role of the device stream. Buffers are 64-byte aligned host
+// memory; CopyToDevice/CopyToHost are memcpy.
+#ifndef RINGSERVE_KERNELS_CPU_CPU_BACKEND_H_
+#define RINGSERVE_KERNELS_CPU_CPU_BACKEND_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_matmul.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace ringserve::kernels::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  static absl::StatusOr<std::unique_ptr<Backend>> Create(const BackendOptions& options);
+
+  std::string_view name() const override { return "cpu"; }
+  DType activation_dtype() const override { return DType::kF32; }
+  size_t FreeMemoryBytes() const override;
+
+  absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) override;
+  void CopyToDevice(void* dst, const void* src, size_t bytes) override;
+  void CopyToHost(void* dst, const void* src, size_t bytes) override;
+  void Synchronize() override {}
+  void Fill(void* dst, size_t bytes, uint8_t value) override;
+  absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
+                                      const void* host_data) override;
+
+  void EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) override;
+  void RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) override;
+  void AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight, float eps,
+                  Tensor out) override;
+  void MatMul(Tensor x, const Weight& w, Tensor y) override;
+  void RopeAndWriteKv(Tensor qkv, const AttentionShape& shape, const RopeParams& rope,
+                      const AttentionBatch& batch, const KvLayerView& kv) override;
+  void PagedAttention(Tensor qkv, const AttentionShape& shape, const AttentionBatch& batch,
+                      const KvLayerView& kv, Tensor out) override;
+  void SiluMul(Tensor gate_up, Tensor out) override;
+  void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
+
+  ThreadPool& pool() { return pool_; }
+
+  // Only Create can make the key: construction goes through Create's validation.
+  class Key {
+    friend class CpuBackend;
+    Key() = default;
+  };
+  CpuBackend(Key key, const BackendOptions& options);
+
+ protected:
+  void Free(void* data, size_t bytes) override;
+
+ private:
+  PanelLayout LayoutOf(const Weight& w) const { return {use_blas_, w.rows, w.cols}; }
+
+  // Products with at least this many rows go to cblas_sgemm when use_blas_.
+  static constexpr int64_t kBlasMinRows = 16;
+
+  const bool use_blas_;  // weights stored W^T for sgemm; see cpu_matmul.h
+  ThreadPool pool_;
+};
+
+}  // namespace ringserve::kernels::cpu
+
+#endif  // RINGSERVE_KERNELS_CPU_CPU_BACKEND_H_

@@ -1,0 +1,116 @@
+// Row-wise ops of the CPU backend: RMSNorm (plain and fused with the residual add),
+// SwiGLU's SiLU-mul and row gathers. Each row runs the same fixed instruction sequence
+// whatever the batch, so results are batch invariant.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/simd.h"
+
+namespace ringserve::kernels::cpu {
+namespace {
+
+// Rows smaller than this many elements per thread are not worth a wake-up.
+constexpr int64_t kMinElementsPerChunk = 16384;
+
+int64_t MinRows(int64_t cols) {
+  return std::max<int64_t>(1, kMinElementsPerChunk / std::max<int64_t>(1, cols));
+}
+
+float* RowPtr(const Tensor& t, int64_t i) { return static_cast<float*>(t.data) + i * t.row_stride; }
+
+float SumOfSquares(const float* x, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 v = _mm256_loadu_ps(x + c);
+    acc = _mm256_fmadd_ps(v, v, acc);
+  }
+  float sum = HorizontalSum(acc);
+  for (; c < n; ++c) sum = std::fma(x[c], x[c], sum);
+  return sum;
+}
+
+void NormalizeRow(const float* x, const float* weight, float eps, int64_t n, float* out) {
+  const float scale = 1.0F / std::sqrt(SumOfSquares(x, n) / static_cast<float>(n) + eps);
+  const __m256 vscale = _mm256_set1_ps(scale);
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + c), vscale);
+    _mm256_storeu_ps(out + c, _mm256_mul_ps(v, _mm256_loadu_ps(weight + c)));
+  }
+  for (; c < n; ++c) out[c] = (x[c] * scale) * weight[c];
+}
+
+// silu(g) * u = g * u / (1 + exp(-g)).
+__m256 SiluMul8(__m256 g, __m256 u) {
+  const __m256 one = _mm256_set1_ps(1.0F);
+  const __m256 denom = _mm256_add_ps(one, Exp(_mm256_sub_ps(_mm256_setzero_ps(), g)));
+  return _mm256_div_ps(_mm256_mul_ps(g, u), denom);
+}
+
+}  // namespace
+
+void RmsNormRows(ThreadPool& pool, const Tensor& x, const float* weight, float eps,
+                 const Tensor& out) {
+  pool.ParallelFor(
+      x.rows,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          NormalizeRow(RowPtr(x, i), weight, eps, x.cols, RowPtr(out, i));
+        }
+      },
+      MinRows(x.cols));
+}
+
+void AddRmsNormRows(ThreadPool& pool, const Tensor& residual, const Tensor& delta,
+                    const float* weight, float eps, const Tensor& out) {
+  pool.ParallelFor(
+      residual.rows,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          float* r = RowPtr(residual, i);
+          const float* d = RowPtr(delta, i);
+          for (int64_t c = 0; c < residual.cols; ++c) r[c] += d[c];
+          NormalizeRow(r, weight, eps, residual.cols, RowPtr(out, i));
+        }
+      },
+      MinRows(residual.cols));
+}
+
+void SiluMulRows(ThreadPool& pool, const Tensor& gate_up, const Tensor& out) {
+  const int64_t n = out.cols;
+  pool.ParallelFor(
+      out.rows,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const float* g = RowPtr(gate_up, i);
+          const float* u = g + n;
+          float* o = RowPtr(out, i);
+          int64_t c = 0;
+          for (; c + 8 <= n; c += 8) {
+            _mm256_storeu_ps(o + c, SiluMul8(_mm256_loadu_ps(g + c), _mm256_loadu_ps(u + c)));
+          }
+          if (c < n) {  // the same vector code on a zero-padded tail
+            const int rest = static_cast<int>(n - c);
+            StorePartial(o + c, rest, SiluMul8(LoadPartial(g + c, rest), LoadPartial(u + c, rest)));
+          }
+        }
+      },
+      MinRows(n));
+}
+
+void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const Tensor& out) {
+  pool.ParallelFor(
+      out.rows,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          std::memcpy(RowPtr(out, i), RowPtr(x, rows[i]), sizeof(float) * out.cols);
+        }
+      },
+      MinRows(out.cols));
+}
+
+}  // namespace ringserve::kernels::cpu

@@ -1,0 +1,171 @@
+#include "kernels/cpu/cpu_matmul.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/check.h"
+
+namespace ringserve::kernels::cpu {
+namespace {
+
+// k block for prefill: a 6 x 256 tile of x (6 KiB) stays in L1 while it sweeps the panels
+// of a group; 24 panels x 256 x 16 floats (384 KiB) of W stay in L2 across the row tiles.
+constexpr int64_t kKBlock = 256;
+constexpr int64_t kPanelGroup = 24;
+constexpr int kMaxRowTile = 6;
+
+// Accumulates x[0..MR) x [k0, k0 + kc) against NP adjacent full panels (16 columns each).
+// w points at the panels' first k row, panel_step apart, rows ldw apart. With accumulate
+// the running sums are reloaded from y (exact), otherwise they start at +0.
+template <int MR, int NP>
+void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t panel_step,
+            int64_t kc, float* y, int64_t ldy, bool accumulate) {
+  __m256 acc[MR][NP][2];
+  for (int i = 0; i < MR; ++i) {
+    for (int p = 0; p < NP; ++p) {
+      for (int v = 0; v < 2; ++v) {
+        acc[i][p][v] =
+            accumulate ? _mm256_loadu_ps(y + i * ldy + p * 16 + v * 8) : _mm256_setzero_ps();
+      }
+    }
+  }
+  for (int64_t c = 0; c < kc; ++c) {
+    __m256 wv[NP][2];
+    for (int p = 0; p < NP; ++p) {
+      wv[p][0] = _mm256_loadu_ps(w + p * panel_step + c * ldw);
+      wv[p][1] = _mm256_loadu_ps(w + p * panel_step + c * ldw + 8);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m256 xb = _mm256_broadcast_ss(x + i * ldx + c);
+      for (int p = 0; p < NP; ++p) {
+        acc[i][p][0] = _mm256_fmadd_ps(xb, wv[p][0], acc[i][p][0]);
+        acc[i][p][1] = _mm256_fmadd_ps(xb, wv[p][1], acc[i][p][1]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int p = 0; p < NP; ++p) {
+      _mm256_storeu_ps(y + i * ldy + p * 16, acc[i][p][0]);
+      _mm256_storeu_ps(y + i * ldy + p * 16 + 8, acc[i][p][1]);
+    }
+  }
+}
+
+// Same arithmetic, one scalar FMA chain per element: the last panel when m % 16 != 0.
+void ScalarKernel(int64_t mr, int64_t width, const float* x, int64_t ldx, const float* w,
+                  int64_t ldw, int64_t kc, float* y, int64_t ldy, bool accumulate) {
+  for (int64_t i = 0; i < mr; ++i) {
+    for (int64_t j = 0; j < width; ++j) {
+      float acc = accumulate ? y[i * ldy + j] : 0.0F;
+      for (int64_t c = 0; c < kc; ++c) acc = std::fma(x[i * ldx + c], w[c * ldw + j], acc);
+      y[i * ldy + j] = acc;
+    }
+  }
+}
+
+// Runs MR rows over full panels [p0, p1), NP at a time while they last.
+template <int MR, int NP>
+void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_t p0, int64_t p1) {
+  const PanelLayout& l = a.layout;
+  const float* x = a.x + i0 * a.ldx + k0;
+  float* y = a.y + i0 * a.ldy;
+  const int64_t step = l.base(1);  // distance between adjacent full panels
+  int64_t p = p0;
+  for (; p + NP <= p1; p += NP) {
+    Kernel<MR, NP>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
+                   y + p * kPanelWidth, a.ldy, k0 > 0);
+  }
+  for (; p < p1; ++p) {
+    Kernel<MR, 1>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
+                  y + p * kPanelWidth, a.ldy, k0 > 0);
+  }
+}
+
+// Register tiles per row count: as many accumulators as fit beside the W vectors in 16
+// ymm registers, so even a single row keeps several independent FMA chains in flight.
+void RowTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, int64_t p0,
+             int64_t p1) {
+  switch (mr) {
+    case 1:
+      return SweepPanels<1, 3>(a, i0, k0, kc, p0, p1);
+    case 2:
+      return SweepPanels<2, 2>(a, i0, k0, kc, p0, p1);
+    case 3:
+      return SweepPanels<3, 2>(a, i0, k0, kc, p0, p1);
+    case 4:
+      return SweepPanels<4, 1>(a, i0, k0, kc, p0, p1);
+    case 5:
+      return SweepPanels<5, 1>(a, i0, k0, kc, p0, p1);
+    default:
+      return SweepPanels<6, 1>(a, i0, k0, kc, p0, p1);
+  }
+}
+
+// One thread's share: output panels [p0, p1), every row of x.
+void MatMulPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
+  const PanelLayout& l = a.layout;
+  const int64_t k = l.cols;
+  // Decode rows reuse nothing, so stream each panel whole; prefill blocks k for the caches.
+  const int64_t k_block = a.n < kMaxRowTile ? k : kKBlock;
+  const bool has_tail = p1 == l.num_panels() && l.width(p1 - 1) < kPanelWidth;
+  const int64_t full_end = has_tail ? p1 - 1 : p1;
+  for (int64_t k0 = 0; k0 < k; k0 += k_block) {
+    const int64_t kc = std::min(k_block, k - k0);
+    for (int64_t g0 = p0; g0 < full_end; g0 += kPanelGroup) {
+      const int64_t g1 = std::min(full_end, g0 + kPanelGroup);
+      for (int64_t i0 = 0; i0 < a.n; i0 += kMaxRowTile) {
+        RowTile(a, i0, std::min<int64_t>(kMaxRowTile, a.n - i0), k0, kc, g0, g1);
+      }
+    }
+    if (has_tail) {
+      const int64_t p = p1 - 1;
+      ScalarKernel(a.n, l.width(p), a.x + k0, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), kc,
+                   a.y + p * kPanelWidth, a.ldy, k0 > 0);
+    }
+  }
+}
+
+}  // namespace
+
+void PackRows(const PanelLayout& layout, const float* src, int64_t first_row, int64_t num_rows,
+              float* dst) {
+  for (int64_t r = first_row; r < first_row + num_rows; ++r) {
+    const float* row = src + (r - first_row) * layout.cols;
+    float* out = dst + layout.Offset(r, 0);
+    const int64_t ldw = layout.ldw(r / kPanelWidth);
+    for (int64_t c = 0; c < layout.cols; ++c) out[c * ldw] = row[c];
+  }
+}
+
+void UnpackRow(const PanelLayout& layout, const float* w, int64_t r, float* dst) {
+  const int64_t p = r / kPanelWidth;
+  const float* src = w + layout.base(p) + (r - p * kPanelWidth);
+  const int64_t ldw = layout.ldw(p);
+  for (int64_t c = 0; c < layout.cols; ++c) dst[c] = src[c * ldw];
+}
+
+void MatMul(ThreadPool& pool, const MatMulArgs& args) {
+  if (args.n <= 0 || args.layout.rows <= 0) return;
+  if (args.layout.cols == 0) {
+    for (int64_t i = 0; i < args.n; ++i) std::fill_n(args.y + i * args.ldy, args.layout.rows, 0.0F);
+    return;
+  }
+  // Below ~64k multiply-adds per thread a wake-up costs more than it saves (tiny models).
+  const int64_t macs_per_panel = kPanelWidth * args.layout.cols * args.n;
+  pool.ParallelFor(
+      args.layout.num_panels(), [&](int64_t p0, int64_t p1) { MatMulPanels(args, p0, p1); },
+      std::max<int64_t>(1, (int64_t{1} << 16) / macs_per_panel));
+}
+
+void MatMulBlas(const MatMulArgs& a) {
+  RS_CHECK(a.layout.transposed);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(a.n),
+              static_cast<int>(a.layout.rows), static_cast<int>(a.layout.cols), 1.0F, a.x,
+              static_cast<int>(a.ldx), a.w, static_cast<int>(a.layout.rows), 0.0F, a.y,
+              static_cast<int>(a.ldy));
+}
+
+}  // namespace ringserve::kernels::cpu

@@ -1,0 +1,29 @@
+// The CPU backend's ops other than MatMul, as free functions over raw f32 arrays so tests
+// and benchmarks can call them without a Backend. Each is row-parallel on the pool, and a
+// row's arithmetic depends only on that row (batch invariance); see kernels/backend.h for
+// the semantics.
+#ifndef RINGSERVE_KERNELS_CPU_CPU_OPS_H_
+#define RINGSERVE_KERNELS_CPU_CPU_OPS_H_
+
+#include <cstdint>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace ringserve::kernels::cpu {
+
+void RmsNormRows(ThreadPool& pool, const Tensor& x, const float* weight, float eps,
+                 const Tensor& out);
+void AddRmsNormRows(ThreadPool& pool, const Tensor& residual, const Tensor& delta,
+                    const float* weight, float eps, const Tensor& out);
+void SiluMulRows(ThreadPool& pool, const Tensor& gate_up, const Tensor& out);
+void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const Tensor& out);
+
+void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
+                      const RopeParams& rope, const AttentionBatch& batch, const KvLayerView& kv);
+void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
+                      const AttentionBatch& batch, const KvLayerView& kv, const Tensor& out);
+
+}  // namespace ringserve::kernels::cpu
+
+#endif  // RINGSERVE_KERNELS_CPU_CPU_OPS_H_

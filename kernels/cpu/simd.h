@@ -1,0 +1,78 @@
+// AVX2/FMA helpers shared by the CPU kernels. Every function here is a fixed sequence of
+// operations, so calling it on the same inputs gives bit-identical results wherever it runs;
+// the kernels' batch invariance builds on that.
+#ifndef RINGSERVE_KERNELS_CPU_SIMD_H_
+#define RINGSERVE_KERNELS_CPU_SIMD_H_
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace ringserve::kernels::cpu {
+
+// Horizontal sum with one fixed reduction tree: (0+4, 1+5, 2+6, 3+7), then pairs, then
+// the last two.
+inline float HorizontalSum(__m256 v) {
+  const __m128 quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+  const __m128 one = _mm_add_ss(pair, _mm_movehdup_ps(pair));
+  return _mm_cvtss_f32(one);
+}
+
+inline float HorizontalMax(__m256 v) {
+  const __m128 quad = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 pair = _mm_max_ps(quad, _mm_movehl_ps(quad, quad));
+  const __m128 one = _mm_max_ss(pair, _mm_movehdup_ps(pair));
+  return _mm_cvtss_f32(one);
+}
+
+// exp(x) for 8 floats, Cephes-style: x = n ln2 + r with |r| <= ln2/2, a degree-5
+// polynomial for e^r, then scale by 2^n. Relative error ~2e-7 over the float range;
+// inputs below -87.3 flush to 0 (what softmax and SiLU want).
+inline __m256 Exp(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.3762626647949F);
+  const __m256 lo = _mm256_set1_ps(-87.3365478515625F);
+  const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341F)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // r = x - n ln2, with ln2 split in two for precision.
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375F), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4F), r);
+  __m256 p = _mm256_set1_ps(1.9875691500E-4F);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3F));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3F));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2F));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1F));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1F));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0F)));
+  // 2^n: n is in [-126, 128) after clamping, so build the exponent directly; n = 128 is
+  // split as 2^127 * 2 to stay finite where exp(88.37) still fits.
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i half = _mm256_srai_epi32(ni, 1);
+  const __m256 s1 =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+  const __m256 s2 = _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
+  const __m256 result = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  return _mm256_andnot_ps(underflow, result);
+}
+
+// Loads `count` < 8 floats (the rest zero) without reading past the end.
+inline __m256 LoadPartial(const float* p, int count) {
+  alignas(32) static constexpr int32_t kMask[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                    0,  0,  0,  0,  0,  0,  0,  0};
+  const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMask + 8 - count));
+  return _mm256_maskload_ps(p, mask);
+}
+
+inline void StorePartial(float* p, int count, __m256 v) {
+  alignas(32) static constexpr int32_t kMask[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                    0,  0,  0,  0,  0,  0,  0,  0};
+  const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMask + 8 - count));
+  _mm256_maskstore_ps(p, mask, v);
+}
+
+}  // namespace ringserve::kernels::cpu
+
+#endif  // RINGSERVE_KERNELS_CPU_SIMD_H_

@@ -1,0 +1,125 @@
+#include "kernels/dtype.h"
+
+#include <cmath>
+
+#include "common/check.h"
+
+namespace ringserve::kernels {
+
+std::string_view DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return "f32";
+    case DType::kF16:
+      return "f16";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kQ8_0:
+      return "q8_0";
+    case DType::kI32:
+      return "i32";
+  }
+  return "unknown";
+}
+
+size_t DTypeBytes(DType dtype, size_t count) {
+  switch (dtype) {
+    case DType::kF32:
+    case DType::kI32:
+      return count * 4;
+    case DType::kF16:
+    case DType::kBF16:
+      return count * 2;
+    case DType::kQ8_0:
+      return count / kQ8_0BlockValues * kQ8_0BlockBytes;
+  }
+  return 0;
+}
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000U) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1FU;
+  uint32_t mantissa = h & 0x3FFU;
+  uint32_t bits;
+  if (exponent == 0) {
+    if (mantissa == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalise
+      int e = -1;
+      do {
+        ++e;
+        mantissa <<= 1;
+      } while ((mantissa & 0x400U) == 0);
+      bits = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((mantissa & 0x3FFU) << 13);
+    }
+  } else if (exponent == 0x1F) {
+    bits = sign | 0x7F800000U | (mantissa << 13);
+  } else {
+    bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+uint16_t FloatToHalf(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  const uint32_t sign = (bits >> 16) & 0x8000U;
+  const uint32_t abs = bits & 0x7FFFFFFFU;
+  if (abs >= 0x7F800000U) {  // inf or nan
+    return static_cast<uint16_t>(sign | 0x7C00U | (abs > 0x7F800000U ? 0x200U : 0U));
+  }
+  if (abs >= 0x477FF000U) return static_cast<uint16_t>(sign | 0x7C00U);  // overflow
+  if (abs < 0x38800000U) {  // subnormal or zero in half
+    const float a = std::fabs(f);
+    const auto m = static_cast<uint32_t>(std::nearbyint(a * 16777216.0F));  // 2^24
+    return static_cast<uint16_t>(sign | m);
+  }
+  // Round to nearest even on the 13 dropped mantissa bits.
+  const uint32_t rounded = abs + 0xFFFU + ((abs >> 13) & 1U);
+  return static_cast<uint16_t>(sign | ((rounded - 0x38000000U) >> 13));
+}
+
+uint16_t FloatToBFloat16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  if ((bits & 0x7FFFFFFFU) > 0x7F800000U) return static_cast<uint16_t>((bits >> 16) | 0x40U);
+  bits += 0x7FFFU + ((bits >> 16) & 1U);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+void ConvertToFloat(DType dtype, const void* src, size_t count, float* dst) {
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(dst, src, count * sizeof(float));
+      return;
+    case DType::kF16: {
+      const auto* h = static_cast<const uint16_t*>(src);
+      for (size_t i = 0; i < count; ++i) dst[i] = HalfToFloat(h[i]);
+      return;
+    }
+    case DType::kBF16: {
+      const auto* b = static_cast<const uint16_t*>(src);
+      for (size_t i = 0; i < count; ++i) dst[i] = BFloat16ToFloat(b[i]);
+      return;
+    }
+    case DType::kQ8_0: {
+      RS_CHECK(count % kQ8_0BlockValues == 0);
+      const auto* p = static_cast<const uint8_t*>(src);
+      for (size_t block = 0; block < count / kQ8_0BlockValues; ++block) {
+        uint16_t scale_bits;
+        std::memcpy(&scale_bits, p, 2);
+        const float scale = HalfToFloat(scale_bits);
+        const auto* q = reinterpret_cast<const int8_t*>(p + 2);
+        for (int i = 0; i < kQ8_0BlockValues; ++i) *dst++ = scale * static_cast<float>(q[i]);
+        p += kQ8_0BlockBytes;
+      }
+      return;
+    }
+    case DType::kI32:
+      RS_CHECK_MSG(false, "ConvertToFloat: i32 is not a floating type");
+  }
+}
+
+}  // namespace ringserve::kernels

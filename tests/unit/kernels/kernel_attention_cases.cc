@@ -1,0 +1,187 @@
+// RopeAndWriteKv and PagedAttention cases of the table-driven op suite (kernel_ops_test.cc):
+// odd head dims, GQA ratios 1/2/4, several sequences with different context lengths and
+// shuffled block tables.
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/unit/kernels/kernel_test_util.h"
+
+namespace ringserve::kernels::testing {
+
+using Check = std::function<void(Backend&, std::mt19937_64&)>;
+
+namespace {
+
+struct AttnShape {
+  int hq, hkv, hd;
+};
+
+int RowWidth(const AttnShape& s) { return (s.hq + 2 * s.hkv) * s.hd; }
+
+void ExpectNear(const std::vector<float>& got, const std::vector<double>& want, double tol,
+                const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  size_t failures = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!(std::fabs(got[i] - want[i]) <= tol * (1 + std::fabs(want[i])))) {
+      if (failures++ < 5)
+        ADD_FAILURE() << what << "[" << i << "] got " << got[i] << " want " << want[i];
+    }
+  }
+  EXPECT_EQ(failures, 0U) << what;
+}
+
+void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, RopeLayout layout) {
+  const int block_size = 8;
+  const PagedBatchHost batch = BuildBatch({{3000, 3}, {9, 9}, {1, 1}}, block_size, 400, rng);
+  const int width = RowWidth(s);
+  std::vector<float> qkv = RandomFloats(rng, batch.num_tokens * width);
+  std::vector<float> inv_freq(rotary_dim / 2);
+  for (int i = 0; i < rotary_dim / 2; ++i)
+    inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / rotary_dim));
+  const size_t kv_count = static_cast<size_t>(400) * block_size * s.hkv * s.hd;
+  DeviceArray<float> qkv_d(b, qkv), freq_d(b, inv_freq), k_d(b, std::vector<float>(kv_count)),
+      v_d(b, std::vector<float>(kv_count));
+  DeviceBatch batch_d(b, batch);
+  const AttentionShape shape{s.hq, s.hkv, s.hd, 1.0F / std::sqrt(static_cast<float>(s.hd))};
+  const KvLayerView kv{k_d.data(), v_d.data(), DType::kF32, 400, block_size, s.hkv, s.hd};
+  b.RopeAndWriteKv(qkv_d.AsTensor(batch.num_tokens, width), shape,
+                   RopeParams{freq_d.data(), rotary_dim, layout}, batch_d.view(), kv);
+  // Reference: rotate every q and k head in float64.
+  std::vector<double> want(qkv.begin(), qkv.end());
+  for (int t = 0; t < batch.num_tokens; ++t) {
+    for (int h = 0; h < s.hq + s.hkv; ++h) {
+      double* x = &want[t * width + h * s.hd];
+      for (int i = 0; i < rotary_dim / 2; ++i) {
+        const double angle = batch.positions[t] * static_cast<double>(inv_freq[i]);
+        const int a = layout == RopeLayout::kAdjacentPairs ? 2 * i : i;
+        const int c = layout == RopeLayout::kAdjacentPairs ? 2 * i + 1 : i + rotary_dim / 2;
+        const double x0 = x[a], x1 = x[c];
+        x[a] = x0 * std::cos(angle) - x1 * std::sin(angle);
+        x[c] = x0 * std::sin(angle) + x1 * std::cos(angle);
+      }
+    }
+  }
+  ExpectNear(qkv_d.Download(), want, 1e-5, "rotated qkv");
+  const std::vector<float> k = k_d.Download(), v = v_d.Download();
+  const int kv_width = s.hkv * s.hd;
+  for (int t = 0; t < batch.num_tokens; ++t) {
+    std::vector<float> got_k(k.begin() + batch.slots[t] * kv_width,
+                             k.begin() + (batch.slots[t] + 1) * kv_width);
+    std::vector<double> want_k(want.begin() + t * width + s.hq * s.hd,
+                               want.begin() + t * width + s.hq * s.hd + kv_width);
+    ExpectNear(got_k, want_k, 1e-5, absl::StrCat("K of token ", t));
+    for (int i = 0; i < kv_width; ++i) {
+      ASSERT_EQ(v[batch.slots[t] * kv_width + i], qkv[t * width + (s.hq + s.hkv) * s.hd + i])
+          << "V of token " << t;
+    }
+  }
+}
+
+// softmax(q k^T * scale) v over positions 0..pos of the token's sequence, float64.
+std::vector<double> ReferenceAttention(const PagedBatchHost& batch, AttnShape s, int block_size,
+                                       const std::vector<float>& qkv, const std::vector<float>& k,
+                                       const std::vector<float>& v) {
+  const int width = RowWidth(s), kv_width = s.hkv * s.hd;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(s.hd));
+  std::vector<double> out(static_cast<size_t>(batch.num_tokens) * s.hq * s.hd);
+  for (int t = 0; t < batch.num_tokens; ++t) {
+    const int32_t* table = &batch.block_tables[batch.token_seq[t] * batch.max_blocks_per_seq];
+    const int n = batch.positions[t] + 1;
+    for (int h = 0; h < s.hq; ++h) {
+      const int g = h / (s.hq / s.hkv);
+      std::vector<double> score(n);
+      double max = -INFINITY;
+      for (int j = 0; j < n; ++j) {
+        const size_t base =
+            static_cast<size_t>(table[j / block_size] * block_size + j % block_size) * kv_width +
+            g * s.hd;
+        double dot = 0;
+        for (int d = 0; d < s.hd; ++d)
+          dot += static_cast<double>(qkv[t * width + h * s.hd + d]) * k[base + d];
+        score[j] = dot * scale;
+        max = std::max(max, score[j]);
+      }
+      double sum = 0;
+      for (double& x : score) sum += (x = std::exp(x - max));
+      for (int j = 0; j < n; ++j) {
+        const size_t base =
+            static_cast<size_t>(table[j / block_size] * block_size + j % block_size) * kv_width +
+            g * s.hd;
+        for (int d = 0; d < s.hd; ++d)
+          out[(t * s.hq + h) * s.hd + d] += score[j] / sum * v[base + d];
+      }
+    }
+  }
+  return out;
+}
+
+void CheckAttention(Backend& b, std::mt19937_64& rng, AttnShape s, int block_size,
+                    const std::vector<SeqSpec>& seqs) {
+  int num_blocks = 0;
+  for (const SeqSpec& q : seqs) num_blocks += (q.context_len + block_size - 1) / block_size;
+  num_blocks += 3;  // spare blocks nobody reads
+  const PagedBatchHost batch = BuildBatch(seqs, block_size, num_blocks, rng);
+  const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * s.hkv * s.hd;
+  const std::vector<float> k = RandomFloats(rng, kv_count), v = RandomFloats(rng, kv_count);
+  const std::vector<float> qkv = RandomFloats(rng, batch.num_tokens * RowWidth(s), -3, 3);
+  DeviceArray<float> qkv_d(b, qkv), k_d(b, k), v_d(b, v),
+      out_d(b, std::vector<float>(batch.num_tokens * s.hq * s.hd));
+  DeviceBatch batch_d(b, batch);
+  const AttentionShape shape{s.hq, s.hkv, s.hd,
+                             static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.hd)))};
+  const KvLayerView kv{k_d.data(), v_d.data(), DType::kF32, num_blocks, block_size, s.hkv, s.hd};
+  b.PagedAttention(qkv_d.AsTensor(batch.num_tokens, RowWidth(s)), shape, batch_d.view(), kv,
+                   out_d.AsTensor(batch.num_tokens, s.hq * s.hd));
+  ExpectNear(out_d.Download(), ReferenceAttention(batch, s, block_size, qkv, k, v), 2e-5,
+             "attention");
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, Check>> AttentionCases() {
+  std::vector<std::pair<std::string, Check>> cases;
+  struct RopeCase {
+    AttnShape s;
+    int rotary;
+    RopeLayout layout;
+  };
+  for (const RopeCase& c : std::vector<RopeCase>{{{4, 4, 8}, 8, RopeLayout::kAdjacentPairs},
+                                                 {{8, 2, 64}, 64, RopeLayout::kHalves},
+                                                 {{4, 1, 128}, 64, RopeLayout::kAdjacentPairs},
+                                                 {{6, 3, 64}, 32, RopeLayout::kHalves}}) {
+    cases.emplace_back(
+        absl::StrCat("Rope_hq", c.s.hq, "_hkv", c.s.hkv, "_hd", c.s.hd, "_rot", c.rotary,
+                     c.layout == RopeLayout::kHalves ? "_halves" : "_adjacent"),
+        [c](Backend& b, std::mt19937_64& rng) { CheckRope(b, rng, c.s, c.rotary, c.layout); });
+  }
+  struct AttnCase {
+    AttnShape s;
+    int block_size;
+    std::vector<SeqSpec> seqs;
+  };
+  const std::vector<AttnCase> attn = {
+      {{2, 2, 8}, 4, {{1, 1}, {9, 3}, {17, 17}}},
+      {{4, 2, 64}, 16, {{37, 1}, {100, 1}, {5, 5}, {64, 20}}},
+      {{8, 2, 128}, 16, {{300, 1}, {33, 11}}},
+      {{2, 2, 64}, 16, {{1500, 1}, {2, 1}}},
+      {{4, 2, 12}, 8, {{29, 4}, {3, 1}}},
+      {{4, 1, 8}, 16, {{70, 2}}},
+  };
+  for (const AttnCase& c : attn) {
+    std::string name = absl::StrCat("Attention_hq", c.s.hq, "_hkv", c.s.hkv, "_hd", c.s.hd, "_bs",
+                                    c.block_size, "_ctx");
+    for (const SeqSpec& q : c.seqs) absl::StrAppend(&name, "_", q.context_len, "q", q.query_len);
+    cases.emplace_back(name, [c](Backend& b, std::mt19937_64& rng) {
+      CheckAttention(b, rng, c.s, c.block_size, c.seqs);
+    });
+  }
+  return cases;
+}
+
+}  // namespace ringserve::kernels::testing

@@ -1,0 +1,250 @@
+// Every backend op against a float64 reference, one table-driven suite over
+// (op, shape, dtype) x backend. Backends absent from this build or machine skip.
+#include <cmath>
+#include <functional>
+#include <numeric>
+#include <ostream>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/unit/kernels/kernel_test_util.h"
+
+namespace ringserve::kernels::testing {
+namespace {
+
+using Check = std::function<void(Backend&, std::mt19937_64&)>;
+struct OpCase {
+  std::string name;
+  Check check;
+};
+// Names the case in gtest output instead of dumping its bytes.
+void PrintTo(const OpCase& op, std::ostream* os) { *os << op.name; }
+
+// Fails with the first few mismatches when |got - want| > tol (per element).
+void ExpectClose(const std::vector<float>& got, const std::vector<double>& want,
+                 const std::function<double(size_t)>& tol, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  int reported = 0;
+  size_t failures = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+    if (!(err <= tol(i))) {
+      ++failures;
+      if (reported++ < 5)
+        ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << " want " << want[i] << " tol "
+                      << tol(i);
+    }
+  }
+  EXPECT_EQ(failures, 0U) << what << ": " << failures << " of " << got.size()
+                          << " out of tolerance";
+}
+
+std::function<double(size_t)> RelTol(const std::vector<double>& want, double rel, double abs) {
+  return [&want, rel, abs](size_t i) { return rel * std::fabs(want[i]) + abs; };
+}
+
+// ---- MatMul: x [n, k] (row stride k + pad) times W^T into a column slice of y ----
+void CheckMatMul(Backend& b, std::mt19937_64& rng, DType dtype, int64_t n, int64_t m, int64_t k,
+                 int64_t pad) {
+  const std::vector<uint8_t> w_bytes = Encode(dtype, RandomFloats(rng, m * k));
+  const std::vector<float> w_ref = Decode(dtype, w_bytes, m * k);
+  const std::vector<float> x = RandomFloats(rng, n * k);
+  std::vector<float> x_strided(n * (k + pad), 7.0F);
+  for (int64_t i = 0; i < n; ++i) std::copy_n(&x[i * k], k, &x_strided[i * (k + pad)]);
+  auto w = b.UploadWeight(dtype, m, k, w_bytes.data());
+  ASSERT_TRUE(w.ok()) << w.status();
+  DeviceArray<float> xd(b, x_strided);
+  const int64_t y_width = m + 2 * pad;
+  DeviceArray<float> yd(b, std::vector<float>(n * y_width, -3.0F));
+  Tensor xt{xd.data(), DType::kF32, n, k, k + pad};
+  b.MatMul(xt, *w, yd.AsTensor(n, y_width).Columns(pad, m));
+  const std::vector<float> y_all = yd.Download();
+  std::vector<float> y(n * m);
+  for (int64_t i = 0; i < n; ++i) {
+    std::copy_n(&y_all[i * y_width + pad], m, &y[i * m]);
+    for (int64_t j = 0; j < pad; ++j) ASSERT_EQ(y_all[i * y_width + j], -3.0F) << "wrote outside y";
+  }
+  std::vector<double> want, mag;
+  ReferenceMatMul(x, w_ref, n, m, k, &want, &mag);
+  ExpectClose(
+      y, want, [&](size_t i) { return 1e-5 * mag[i] + 1e-6; }, "MatMul");
+}
+
+// ---- EmbeddingGather ----
+void CheckEmbedding(Backend& b, std::mt19937_64& rng, DType dtype, int64_t rows, int64_t cols) {
+  const std::vector<uint8_t> bytes = Encode(dtype, RandomFloats(rng, rows * cols));
+  const std::vector<float> table = Decode(dtype, bytes, rows * cols);
+  auto w = b.UploadWeight(dtype, rows, cols, bytes.data());
+  ASSERT_TRUE(w.ok()) << w.status();
+  const std::vector<int32_t> ids = {static_cast<int32_t>(rows - 1), 0, 3, 3,
+                                    static_cast<int32_t>(rows / 2), 1};
+  DeviceArray<int32_t> ids_d(b, ids);
+  DeviceArray<float> out(b, std::vector<float>(ids.size() * cols));
+  b.EmbeddingGather(*w, ids_d.data(), out.AsTensor(static_cast<int64_t>(ids.size()), cols));
+  const std::vector<float> got = out.Download();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    for (int64_t c = 0; c < cols; ++c)
+      ASSERT_EQ(got[i * cols + c], table[ids[i] * cols + c]) << i << "," << c;
+  }
+}
+
+// ---- RmsNorm / AddRmsNorm ----
+std::vector<double> ReferenceRmsNorm(const std::vector<float>& x, const std::vector<float>& w,
+                                     int64_t rows, int64_t cols, double eps) {
+  std::vector<double> out(rows * cols);
+  for (int64_t i = 0; i < rows; ++i) {
+    double ss = 0;
+    for (int64_t c = 0; c < cols; ++c) ss += static_cast<double>(x[i * cols + c]) * x[i * cols + c];
+    const double scale = 1.0 / std::sqrt(ss / cols + eps);
+    for (int64_t c = 0; c < cols; ++c) out[i * cols + c] = x[i * cols + c] * scale * w[c];
+  }
+  return out;
+}
+
+void CheckRmsNorm(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols, bool fused) {
+  const float eps = 1e-5F;
+  std::vector<float> x = RandomFloats(rng, rows * cols, -2, 2);
+  const std::vector<float> delta = RandomFloats(rng, rows * cols);
+  const std::vector<float> gain = RandomFloats(rng, cols, 0.5, 1.5);
+  auto w = b.UploadWeight(DType::kF32, 1, cols, gain.data());
+  ASSERT_TRUE(w.ok()) << w.status();
+  DeviceArray<float> xd(b, x), dd(b, delta), out(b, std::vector<float>(rows * cols));
+  if (fused) {
+    b.AddRmsNorm(xd.AsTensor(rows, cols), dd.AsTensor(rows, cols), *w, eps,
+                 out.AsTensor(rows, cols));
+    for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];
+    EXPECT_EQ(xd.Download(), x) << "residual stream";
+  } else {
+    b.RmsNorm(xd.AsTensor(rows, cols), *w, eps, out.AsTensor(rows, cols));
+  }
+  const std::vector<double> want = ReferenceRmsNorm(x, gain, rows, cols, eps);
+  ExpectClose(out.Download(), want, RelTol(want, 1e-5, 1e-6), fused ? "AddRmsNorm" : "RmsNorm");
+}
+
+// ---- SiluMul / GatherRows ----
+void CheckSiluMul(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
+  const std::vector<float> gu = RandomFloats(rng, rows * 2 * cols, -8, 8);
+  DeviceArray<float> gud(b, gu), out(b, std::vector<float>(rows * cols));
+  b.SiluMul(gud.AsTensor(rows, 2 * cols), out.AsTensor(rows, cols));
+  std::vector<double> want(rows * cols);
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const double g = gu[i * 2 * cols + c];
+      want[i * cols + c] = g / (1.0 + std::exp(-g)) * gu[i * 2 * cols + cols + c];
+    }
+  }
+  ExpectClose(out.Download(), want, RelTol(want, 1e-5, 1e-6), "SiluMul");
+}
+
+void CheckGatherRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
+  const std::vector<float> x = RandomFloats(rng, rows * cols);
+  const std::vector<int32_t> pick = {static_cast<int32_t>(rows - 1), 0,
+                                     5 % static_cast<int32_t>(rows),
+                                     5 % static_cast<int32_t>(rows)};
+  DeviceArray<float> xd(b, x), out(b, std::vector<float>(pick.size() * cols));
+  DeviceArray<int32_t> pd(b, pick);
+  b.GatherRows(xd.AsTensor(rows, cols), pd.data(),
+               out.AsTensor(static_cast<int64_t>(pick.size()), cols));
+  const std::vector<float> got = out.Download();
+  for (size_t i = 0; i < pick.size(); ++i) {
+    for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(got[i * cols + c], x[pick[i] * cols + c]);
+  }
+}
+
+}  // namespace
+
+// Declared in kernel_attention_cases.cc.
+std::vector<std::pair<std::string, Check>> AttentionCases();
+
+namespace {
+
+std::vector<OpCase> AllCases() {
+  std::vector<OpCase> cases;
+  auto add = [&](std::string name, Check check) {
+    cases.push_back({std::move(name), std::move(check)});
+  };
+  struct Mm {
+    int64_t n, m, k, pad;
+  };
+  const std::vector<Mm> any_k = {{1, 16, 8, 0},     {1, 37, 13, 3},    {4, 768, 768, 0},
+                                 {37, 19, 45, 1},   {37, 100, 600, 0}, {6, 48, 32, 0},
+                                 {64, 130, 257, 2}, {1, 1, 70, 0}};
+  const std::vector<Mm> k32 = {{1, 33, 64, 0}, {37, 50, 96, 1}, {13, 64, 544, 0}, {5, 1, 32, 0}};
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
+    for (const Mm& s : dt == DType::kQ8_0 ? k32 : any_k) {
+      add(absl::StrCat("MatMul_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k", s.k),
+          [=](Backend& b, std::mt19937_64& rng) { CheckMatMul(b, rng, dt, s.n, s.m, s.k, s.pad); });
+    }
+  }
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
+    add(absl::StrCat("Embedding_", std::string(DTypeName(dt)), "_50x37"),
+        [=](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, dt, 50, 37); });
+  }
+  add("Embedding_q8_0_40x64",
+      [](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, DType::kQ8_0, 40, 64); });
+  add("Embedding_f32_1x768",
+      [](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, DType::kF32, 7, 768); });
+  for (auto [rows, cols] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 8}, {37, 37}, {5, 768}, {3, 4096}}) {
+    add(absl::StrCat("RmsNorm_", rows, "x", cols),
+        [=](Backend& b, std::mt19937_64& rng) { CheckRmsNorm(b, rng, rows, cols, false); });
+    add(absl::StrCat("AddRmsNorm_", rows, "x", cols),
+        [=](Backend& b, std::mt19937_64& rng) { CheckRmsNorm(b, rng, rows, cols, true); });
+  }
+  for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{1, 13}, {37, 64}, {2, 2048}}) {
+    add(absl::StrCat("SiluMul_", rows, "x", cols),
+        [=](Backend& b, std::mt19937_64& rng) { CheckSiluMul(b, rng, rows, cols); });
+  }
+  add("GatherRows_37x50",
+      [](Backend& b, std::mt19937_64& rng) { CheckGatherRows(b, rng, 37, 50); });
+  for (auto& [name, check] : AttentionCases()) add(name, check);
+  return cases;
+}
+
+class KernelOpTest : public ::testing::TestWithParam<std::tuple<OpCase, std::string>> {};
+
+TEST_P(KernelOpTest, MatchesFloat64Reference) {
+  const auto& [op, variant] = GetParam();
+  std::unique_ptr<Backend> backend = MakeBackend(variant);
+  if (backend == nullptr) GTEST_SKIP() << variant << " is not available";
+  uint64_t seed = 1469598103934665603ULL;  // FNV-1a of the case name: stable across runs
+  for (char c : op.name) seed = (seed ^ static_cast<uint8_t>(c)) * 1099511628211ULL;
+  std::mt19937_64 rng(seed);
+  op.check(*backend, rng);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOps, KernelOpTest,
+                         ::testing::Combine(::testing::ValuesIn(AllCases()),
+                                            ::testing::ValuesIn(BackendVariants())),
+                         [](const ::testing::TestParamInfo<KernelOpTest::ParamType>& info) {
+                           std::string name =
+                               std::get<0>(info.param).name + "_" + std::get<1>(info.param);
+                           for (char& c : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
+
+TEST(UploadWeightTest, RejectsUnsupportedDtypeAndShape) {
+  for (const std::string& variant : BackendVariants()) {
+    std::unique_ptr<Backend> backend = MakeBackend(variant);
+    if (backend == nullptr) continue;
+    const std::vector<int32_t> data(64, 1);
+    EXPECT_EQ(backend->UploadWeight(DType::kI32, 2, 32, data.data()).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << variant;
+    EXPECT_EQ(backend->UploadWeight(DType::kQ8_0, 1, 48, data.data()).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << variant;
+    EXPECT_EQ(backend->UploadWeight(DType::kF32, 0, 8, data.data()).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << variant;
+  }
+}
+
+}  // namespace
+}  // namespace ringserve::kernels::testing

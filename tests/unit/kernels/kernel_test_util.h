@@ -1,0 +1,90 @@
+// Helpers for the kernel op tests: backends under test, device arrays, random data, the
+// paged-attention batch builder and float64 references shared by the test files.
+#ifndef RINGSERVE_TESTS_UNIT_KERNELS_KERNEL_TEST_UTIL_H_
+#define RINGSERVE_TESTS_UNIT_KERNELS_KERNEL_TEST_UTIL_H_
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+
+namespace ringserve::kernels::testing {
+
+// Every backend variant the suites run on: "cpu", "cpu-blas" (cpu_use_blas) and "cuda:0".
+// Returns nullptr when this build or machine lacks it (the test then skips).
+std::unique_ptr<Backend> MakeBackend(const std::string& variant);
+std::vector<std::string> BackendVariants();
+
+// A device copy of a host vector, read back with Download.
+template <typename T>
+class DeviceArray {
+ public:
+  DeviceArray(Backend& backend, const std::vector<T>& host)
+      : backend_(&backend), size_(host.size()) {
+    buffer_ = *backend.Allocate(std::max<size_t>(1, host.size()) * sizeof(T));
+    if (!host.empty()) backend.CopyToDevice(buffer_.data(), host.data(), host.size() * sizeof(T));
+  }
+  T* data() const { return buffer_.as<T>(); }
+  std::vector<T> Download() const {
+    std::vector<T> host(size_);
+    if (size_ > 0) backend_->CopyToHost(host.data(), buffer_.data(), size_ * sizeof(T));
+    return host;
+  }
+  Tensor AsTensor(int64_t rows, int64_t cols) const {
+    return Tensor::Of(buffer_.data(), DType::kF32, rows, cols);
+  }
+
+ private:
+  Backend* backend_;
+  size_t size_;
+  DeviceBuffer buffer_;
+};
+
+std::vector<float> RandomFloats(std::mt19937_64& rng, size_t count, float lo = -1, float hi = 1);
+
+// Encodes f32 values as `dtype` (f32, f16, bf16, q8_0 with per-32 absmax scales).
+std::vector<uint8_t> Encode(DType dtype, const std::vector<float>& values);
+// The values a weight of `dtype` really holds (what a reference must use).
+std::vector<float> Decode(DType dtype, const std::vector<uint8_t>& bytes, size_t count);
+
+// y[n, m] = x[n, k] w[m, k]^T in float64, plus the per-element magnitude sum |x||w| that
+// scales the tolerance.
+void ReferenceMatMul(const std::vector<float>& x, const std::vector<float>& w, int64_t n, int64_t m,
+                     int64_t k, std::vector<double>* y, std::vector<double>* mag);
+
+// A paged-attention batch: sequences with their context and query lengths, block tables
+// drawn from a shuffled pool of blocks, token rows in sequence order.
+struct SeqSpec {
+  int context_len;
+  int query_len;  // the last query_len positions of the context are this pass's tokens
+};
+struct PagedBatchHost {
+  std::vector<int32_t> positions, slots, token_seq, query_start, context_lens, block_tables;
+  int num_tokens = 0;
+  int num_seqs = 0;
+  int max_blocks_per_seq = 0;
+  int max_context_len = 0;
+};
+PagedBatchHost BuildBatch(const std::vector<SeqSpec>& seqs, int block_size, int num_blocks,
+                          std::mt19937_64& rng);
+// The same batch with each sequence keeping its own block table but only tokens
+// [first, first + count) of its query (used to replay chunked prefill).
+PagedBatchHost SliceBatch(const PagedBatchHost& batch, int seq, int first, int count);
+
+// Device copies of a PagedBatchHost; view() is valid while this lives.
+class DeviceBatch {
+ public:
+  DeviceBatch(Backend& backend, const PagedBatchHost& host);
+  AttentionBatch view() const { return view_; }
+
+ private:
+  std::vector<std::unique_ptr<DeviceArray<int32_t>>> arrays_;
+  AttentionBatch view_;
+};
+
+}  // namespace ringserve::kernels::testing
+
+#endif  // RINGSERVE_TESTS_UNIT_KERNELS_KERNEL_TEST_UTIL_H_

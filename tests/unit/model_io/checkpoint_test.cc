@@ -1,0 +1,229 @@
+// Loading checkpoints of every format into the same canonical Checkpoint.
+#include "worker/model/checkpoint.h"
+
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/model_io/test_util.h"
+#include "worker/model/gguf_loader.h"
+#include "worker/model/llama2c_loader.h"
+#include "worker/model/tiny_model.h"
+
+namespace ringserve::model {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Every canonical tensor of `c` holds exactly TestValues (after encoding to its dtype).
+void ExpectTestValues(const Checkpoint& ckpt, const ModelConfig& c) {
+  for (const auto& [name, shape] : testing::CanonicalShapes(c)) {
+    auto t = ckpt.FindWithShape(name, shape);
+    ASSERT_TRUE(t.ok()) << t.status();
+    const std::vector<uint8_t> want =
+        EncodeTensorData((*t)->dtype, testing::TestValues(name, (*t)->NumElements()));
+    ASSERT_EQ((*t)->bytes, want.size()) << name;
+    EXPECT_EQ(std::memcmp((*t)->data, want.data(), want.size()), 0) << name;
+  }
+}
+
+class GgufCheckpoint : public ::testing::TestWithParam<kernels::DType> {};
+
+TEST_P(GgufCheckpoint, LoadsConfigAndTensors) {
+  ModelConfig c = testing::SmallConfig();
+  c.tied_embeddings = GetParam() != kernels::DType::kF32;  // both variants covered
+  const std::string path = testing::MakeTempDir() + "/small.gguf";
+  ASSERT_TRUE(testing::SmallGgufWriter(c, GetParam()).WriteFile(path).ok());
+  auto ckpt = OpenCheckpoint(path);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  const ModelConfig& got = (*ckpt)->config;
+  EXPECT_EQ((*ckpt)->format, "gguf");
+  EXPECT_EQ(got.dim, 32);
+  EXPECT_EQ(got.hidden_dim, 64);
+  EXPECT_EQ(got.num_layers, 2);
+  EXPECT_EQ(got.num_heads, 4);
+  EXPECT_EQ(got.num_kv_heads, 2);
+  EXPECT_EQ(got.head_dim, 8);
+  EXPECT_EQ(got.rotary_dim, 8);
+  EXPECT_EQ(got.vocab_size, 40);
+  EXPECT_EQ(got.max_seq_len, 16);
+  EXPECT_FLOAT_EQ(got.rms_eps, 1e-6F);
+  EXPECT_FLOAT_EQ(got.rope_theta, 500000.0F);
+  EXPECT_EQ(got.rope_layout, kernels::RopeLayout::kAdjacentPairs);
+  EXPECT_EQ(got.tied_embeddings, c.tied_embeddings);
+  ASSERT_TRUE((*ckpt)->vocabulary.has_value());
+  EXPECT_EQ((*ckpt)->vocabulary->tokens.size(), 40U);
+  EXPECT_EQ((*(*ckpt)->Find("blk.0.attn_q.weight"))->dtype, GetParam());
+  ExpectTestValues(**ckpt, c);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllDTypes, GgufCheckpoint,
+                         ::testing::Values(kernels::DType::kF32, kernels::DType::kF16,
+                                           kernels::DType::kBF16, kernels::DType::kQ8_0));
+
+TEST(GgufCheckpoint, RopeFreqsTensorAndLlama3Keys) {
+  const ModelConfig c = testing::SmallConfig();
+  GgufWriter w = testing::SmallGgufWriter(c, kernels::DType::kF32);
+  const std::vector<float> divisors = {1, 1, 2.5, 8};
+  ASSERT_TRUE(w.AddTensor("rope_freqs.weight", {4}, kernels::DType::kF32, divisors).ok());
+  std::vector<uint8_t> bytes = w.Build();
+  auto file = GgufFile::Parse(bytes, "mem.gguf");
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto config = ModelConfigFromGguf(**file);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->rope_freq_divisors, divisors);
+  EXPECT_FALSE(config->rope_scaling.enabled);
+
+  GgufWriter w3 = testing::SmallGgufWriter(c, kernels::DType::kF32);
+  w3.SetString("llama.rope.scaling.type", "llama3");
+  w3.SetFloat32("llama.rope.scaling.factor", 32.0F);
+  w3.SetUint32("llama.rope.scaling.original_context_length", 4096);
+  bytes = w3.Build();
+  file = GgufFile::Parse(bytes, "mem.gguf");
+  ASSERT_TRUE(file.ok()) << file.status();
+  config = ModelConfigFromGguf(**file);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->rope_scaling.enabled);
+  EXPECT_FLOAT_EQ(config->rope_scaling.factor, 32.0F);
+  EXPECT_EQ(config->rope_scaling.original_max_position, 4096);
+}
+
+TEST(GgufCheckpoint, OtherArchitectureIsUnimplemented) {
+  GgufWriter w;
+  w.SetString("general.architecture", "qwen2");
+  const std::vector<uint8_t> bytes = w.Build();
+  auto file = GgufFile::Parse(bytes, "q.gguf");
+  ASSERT_TRUE(file.ok());
+  auto ckpt = CheckpointFromGguf(**file);
+  EXPECT_EQ(ckpt.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(ckpt.status().message(), HasSubstr("'qwen2'"));
+  EXPECT_THAT(ckpt.status().message(), HasSubstr("q.gguf"));
+}
+
+struct Llama2cCase {
+  bool version1;
+  bool tied;
+  bool rope_tables;
+};
+
+class Llama2cCheckpoint : public ::testing::TestWithParam<Llama2cCase> {};
+
+TEST_P(Llama2cCheckpoint, LoadsViewsIntoTheFile) {
+  ModelConfig c = testing::SmallConfig();
+  c.tied_embeddings = GetParam().tied;
+  const std::string path = testing::MakeTempDir() + "/model.bin";
+  testing::WriteBytes(path, testing::Llama2cImage(c, GetParam().version1, GetParam().rope_tables));
+  auto ckpt = OpenCheckpoint(path);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  EXPECT_EQ((*ckpt)->format, "llama2c");
+  EXPECT_EQ((*ckpt)->config.tied_embeddings, c.tied_embeddings);
+  EXPECT_EQ((*ckpt)->config.vocab_size, 40);
+  EXPECT_EQ((*ckpt)->config.max_seq_len, 16);
+  EXPECT_EQ((*ckpt)->config.rope_layout, kernels::RopeLayout::kAdjacentPairs);
+  EXPECT_FALSE((*ckpt)->vocabulary.has_value());  // no tokenizer beside it
+  EXPECT_EQ((*ckpt)->tensors().size(), testing::CanonicalShapes(c).size());
+  ExpectTestValues(**ckpt, c);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, Llama2cCheckpoint,
+                         ::testing::Values(Llama2cCase{false, true, true},
+                                           Llama2cCase{false, true, false},
+                                           Llama2cCase{false, false, true},
+                                           Llama2cCase{true, true, false},
+                                           Llama2cCase{true, false, false}));
+
+TEST(SharedStories260K, BinAndGgufAgree) {
+  const std::string dir = std::string(RINGSERVE_SHARED_DIR) + "/models";
+  if (!std::filesystem::exists(dir + "/stories260K.bin")) GTEST_SKIP() << "no shared models";
+  auto bin = OpenCheckpoint(dir + "/stories260K.bin");
+  ASSERT_TRUE(bin.ok()) << bin.status();
+  auto gguf = OpenCheckpoint(dir + "/stories260K-f32.gguf");
+  ASSERT_TRUE(gguf.ok()) << gguf.status();
+  const ModelConfig& a = (*bin)->config;
+  const ModelConfig& b = (*gguf)->config;
+  EXPECT_EQ(a.dim, 64);
+  EXPECT_EQ(a.hidden_dim, 172);
+  EXPECT_EQ(a.num_layers, 5);
+  EXPECT_EQ(a.num_heads, 8);
+  EXPECT_EQ(a.num_kv_heads, 4);
+  EXPECT_EQ(a.vocab_size, 512);
+  EXPECT_EQ(a.max_seq_len, 512);
+  EXPECT_EQ(a.NumParameters(), 260032);
+  EXPECT_TRUE(a.tied_embeddings);
+  EXPECT_FALSE(b.tied_embeddings);  // the converter writes the classifier out
+  for (auto field :
+       {&ModelConfig::dim, &ModelConfig::hidden_dim, &ModelConfig::num_layers,
+        &ModelConfig::num_heads, &ModelConfig::num_kv_heads, &ModelConfig::head_dim,
+        &ModelConfig::vocab_size, &ModelConfig::max_seq_len, &ModelConfig::rotary_dim}) {
+    EXPECT_EQ(a.*field, b.*field);
+  }
+  EXPECT_EQ(a.rms_eps, b.rms_eps);
+  EXPECT_EQ(a.rope_theta, b.rope_theta);
+  EXPECT_EQ(a.rope_layout, b.rope_layout);
+  for (const HostTensor& t : (*bin)->tensors()) {
+    auto u = (*gguf)->FindWithShape(t.name, t.shape);
+    ASSERT_TRUE(u.ok()) << u.status();
+    ASSERT_EQ((*u)->bytes, t.bytes);
+    EXPECT_EQ(std::memcmp((*u)->data, t.data, t.bytes), 0) << t.name;
+  }
+  const HostTensor* out = *(*gguf)->Find("output.weight");
+  const HostTensor* emb = *(*bin)->Find("token_embd.weight");
+  EXPECT_EQ(std::memcmp(out->data, emb->data, emb->bytes), 0);
+  ASSERT_TRUE((*gguf)->vocabulary.has_value());
+  EXPECT_EQ((*gguf)->vocabulary->tokens.size(), 512U);
+  EXPECT_EQ((*gguf)->vocabulary->bos_id, 1);
+  if ((*bin)->vocabulary.has_value()) {  // tok512.bin, picked for its size
+    EXPECT_EQ((*bin)->vocabulary->tokens.size(), 512U);
+  }
+}
+
+TEST(TinyModel, IsDeterministicAndLoads) {
+  const std::vector<uint8_t> image = TinyModelImage();
+  EXPECT_EQ(image, TinyModelImage());
+  const std::string path = testing::MakeTempDir() + "/tiny.gguf";
+  ASSERT_TRUE(WriteTinyModel(path).ok());
+  auto ckpt = OpenCheckpoint(path);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  const ModelConfig& c = (*ckpt)->config;
+  EXPECT_EQ(c.dim, 64);
+  EXPECT_EQ(c.num_layers, 4);
+  EXPECT_EQ(c.num_kv_heads, 4);
+  EXPECT_EQ(c.max_seq_len, 2048);
+  EXPECT_TRUE(c.tied_embeddings);
+  EXPECT_GE(c.vocab_size, 512);
+  EXPECT_LE(c.vocab_size, 1024);
+  ASSERT_TRUE((*ckpt)->vocabulary.has_value());
+  const tokenizer::Vocabulary& v = *(*ckpt)->vocabulary;
+  EXPECT_EQ(v.tokens.size(), static_cast<size_t>(c.vocab_size));
+  EXPECT_EQ(v.tokens[3], "<0x00>");
+  EXPECT_EQ(v.types[3], tokenizer::TokenType::kByte);
+  EXPECT_EQ(v.tokens[258], "<0xFF>");
+  EXPECT_NE(std::find(v.tokens.begin(), v.tokens.end(), "\xE2\x96\x81the"), v.tokens.end());
+  const HostTensor* norm = *(*ckpt)->Find("blk.3.ffn_norm.weight");
+  EXPECT_EQ(static_cast<const float*>(norm->data)[0], 1.0F);
+}
+
+TEST(ModelConfig, ValidateNamesTheField) {
+  ModelConfig c = testing::SmallConfig();
+  c.num_kv_heads = 3;
+  EXPECT_THAT(c.Validate().message(), HasSubstr("num_kv_heads"));
+  c = testing::SmallConfig();
+  c.rotary_dim = 7;
+  EXPECT_THAT(c.Validate().message(), HasSubstr("rotary_dim"));
+  ModelConfig d;
+  d.dim = 30;
+  d.hidden_dim = 1;
+  d.num_layers = 1;
+  d.num_heads = 4;
+  d.num_kv_heads = 4;
+  d.vocab_size = 1;
+  d.max_seq_len = 1;
+  EXPECT_THAT(d.Validate().message(), HasSubstr("dim"));
+  d.vocab_size = 0;
+  EXPECT_THAT(d.Validate().message(), HasSubstr("vocab_size"));
+}
+
+}  // namespace
+}  // namespace ringserve::model

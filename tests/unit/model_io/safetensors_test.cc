@@ -1,0 +1,152 @@
+// Hugging Face directories written by the test: single file, shards, tied and untied,
+// F32/F16/BF16, Llama 3 rope_scaling, misaligned data.
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/model_io/test_util.h"
+#include "worker/model/checkpoint.h"
+#include "worker/model/safetensors_loader.h"
+
+namespace ringserve::model {
+namespace {
+
+using ::testing::HasSubstr;
+
+void ExpectValues(const Checkpoint& ckpt, const ModelConfig& c, kernels::DType dtype) {
+  for (const auto& [name, shape] : testing::CanonicalShapes(c)) {
+    auto t = ckpt.FindWithShape(name, shape);
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ((*t)->dtype, dtype);
+    const std::vector<uint8_t> want =
+        EncodeTensorData(dtype, testing::TestValues(name, (*t)->NumElements()));
+    ASSERT_EQ((*t)->bytes, want.size());
+    EXPECT_EQ(std::memcmp((*t)->data, want.data(), want.size()), 0) << name;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>((*t)->data) % kernels::DTypeBytes(dtype, 1), 0U);
+  }
+}
+
+struct StCase {
+  const char* dtype;
+  kernels::DType kind;
+  bool tied;
+  int extra_header_bytes;
+};
+
+class SafetensorsDir : public ::testing::TestWithParam<StCase> {};
+
+TEST_P(SafetensorsDir, SingleFile) {
+  ModelConfig c = testing::SmallConfig();
+  c.tied_embeddings = GetParam().tied;
+  const std::string dir = testing::MakeTempDir();
+  testing::WriteText(dir + "/config.json", testing::HfConfigJson(c));
+  auto tensors = testing::HfTensors(c, GetParam().dtype);
+  tensors.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq",
+                     "F32",
+                     {4},
+                     std::vector<uint8_t>(16)});  // unused, skipped
+  testing::WriteBytes(dir + "/model.safetensors",
+                      testing::SafetensorsImage(tensors, GetParam().extra_header_bytes));
+  auto ckpt = OpenCheckpoint(dir);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  EXPECT_EQ((*ckpt)->format, "safetensors");
+  const ModelConfig& got = (*ckpt)->config;
+  EXPECT_EQ(got.dim, 32);
+  EXPECT_EQ(got.num_kv_heads, 2);
+  EXPECT_EQ(got.head_dim, 8);
+  EXPECT_EQ(got.vocab_size, 40);
+  EXPECT_EQ(got.rope_layout, kernels::RopeLayout::kHalves);
+  EXPECT_FLOAT_EQ(got.rope_theta, 500000.0F);
+  EXPECT_FLOAT_EQ(got.rms_eps, 1e-5F);
+  EXPECT_EQ(got.tied_embeddings, c.tied_embeddings);
+  EXPECT_FALSE(got.rope_scaling.enabled);
+  ExpectValues(**ckpt, c, GetParam().kind);
+  EXPECT_FALSE((*ckpt)->Find("output.weight").ok() && c.tied_embeddings);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, SafetensorsDir,
+                         ::testing::Values(StCase{"F32", kernels::DType::kF32, true, 0},
+                                           StCase{"F32", kernels::DType::kF32, false, 3},
+                                           StCase{"F16", kernels::DType::kF16, false, 0},
+                                           StCase{"BF16", kernels::DType::kBF16, true, 1}));
+
+TEST(SafetensorsDir, ShardedWithIndex) {
+  ModelConfig c = testing::SmallConfig();
+  c.tied_embeddings = false;
+  const std::string dir = testing::MakeTempDir();
+  testing::WriteText(dir + "/config.json", testing::HfConfigJson(c));
+  const auto tensors = testing::HfTensors(c, "BF16");
+  const size_t half = tensors.size() / 2;
+  const std::vector<testing::StTensor> a(tensors.begin(), tensors.begin() + half);
+  const std::vector<testing::StTensor> b(tensors.begin() + half, tensors.end());
+  testing::WriteBytes(dir + "/model-00001-of-00002.safetensors", testing::SafetensorsImage(a));
+  testing::WriteBytes(dir + "/model-00002-of-00002.safetensors", testing::SafetensorsImage(b, 5));
+  std::string map;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    absl::StrAppend(&map, i ? "," : "", "\"", tensors[i].name, "\":\"model-0000", i < half ? 1 : 2,
+                    "-of-00002.safetensors\"");
+  }
+  testing::WriteText(dir + "/model.safetensors.index.json",
+                     absl::StrCat("{\"metadata\":{\"total_size\":1},\"weight_map\":{", map, "}}"));
+  auto ckpt = OpenCheckpoint(dir);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  ExpectValues(**ckpt, c, kernels::DType::kBF16);
+}
+
+TEST(SafetensorsConfig, Llama3RopeScalingAndHeadDim) {
+  ModelConfig c = testing::SmallConfig();
+  auto got = ModelConfigFromHfJson(
+      testing::HfConfigJson(c, R"(, "head_dim": 16, "rope_scaling": {"rope_type": "llama3",
+        "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192}, "bos_token_id": 1, "eos_token_id": [2, 3])"),
+      "config.json");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->rope_scaling.enabled);
+  EXPECT_FLOAT_EQ(got->rope_scaling.factor, 32.0F);
+  EXPECT_FLOAT_EQ(got->rope_scaling.low_freq_factor, 1.0F);
+  EXPECT_FLOAT_EQ(got->rope_scaling.high_freq_factor, 4.0F);
+  EXPECT_EQ(got->rope_scaling.original_max_position, 8192);
+  EXPECT_EQ(got->head_dim, 16);
+  EXPECT_EQ(got->rotary_dim, 16);
+
+  auto old_key = ModelConfigFromHfJson(
+      testing::HfConfigJson(c, R"(, "rope_scaling": {"type": "llama3", "factor": 8.0})"), "c");
+  ASSERT_TRUE(old_key.ok()) << old_key.status();
+  EXPECT_TRUE(old_key->rope_scaling.enabled);
+
+  auto yarn = ModelConfigFromHfJson(
+      testing::HfConfigJson(c, R"(, "rope_scaling": {"rope_type": "yarn", "factor": 4.0})"), "c");
+  EXPECT_EQ(yarn.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(yarn.status().message(), HasSubstr("yarn"));
+}
+
+TEST(SafetensorsConfig, BadConfigsNameTheField) {
+  const ModelConfig c = testing::SmallConfig();
+  auto qwen = ModelConfigFromHfJson(R"({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 8})",
+                                    "dir/config.json");
+  EXPECT_EQ(qwen.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(qwen.status().message(), HasSubstr("Qwen2ForCausalLM"));
+  auto broken = ModelConfigFromHfJson("{not json", "dir/config.json");
+  EXPECT_THAT(broken.status().message(), HasSubstr("dir/config.json"));
+  std::string text = testing::HfConfigJson(c);
+  text.replace(text.find("\"hidden_size\": 32"), 17, "\"hidden_size\": -1");
+  auto negative = ModelConfigFromHfJson(text, "dir/config.json");
+  EXPECT_THAT(negative.status().message(), HasSubstr("hidden_size"));
+}
+
+TEST(SafetensorsNames, MapToCanonical) {
+  int layer = 0;
+  EXPECT_EQ(CanonicalTensorName("model.layers.11.mlp.down_proj.weight", &layer),
+            "blk.11.ffn_down.weight");
+  EXPECT_EQ(layer, 11);
+  EXPECT_EQ(CanonicalTensorName("model.layers.0.post_attention_layernorm.weight", &layer),
+            "blk.0.ffn_norm.weight");
+  EXPECT_EQ(CanonicalTensorName("lm_head.weight", &layer), "output.weight");
+  EXPECT_EQ(layer, -1);
+  EXPECT_EQ(CanonicalTensorName("model.layers.x.mlp.down_proj.weight", &layer), "");
+  EXPECT_EQ(CanonicalTensorName("model.layers.0.self_attn.rotary_emb.inv_freq", &layer), "");
+}
+
+}  // namespace
+}  // namespace ringserve::model

@@ -1,0 +1,196 @@
+// tokenizer.json reading, from small fixtures written by the test.
+#include "worker/tokenizer/tokenizer_json.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "nlohmann/json.hpp"
+#include "tests/unit/tokenizer/test_util.h"
+#include "worker/tokenizer/stream_decoder.h"
+#include "worker/tokenizer/tokenizer.h"
+#include "worker/tokenizer/unicode.h"
+
+namespace ringserve::tokenizer {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::Not;
+
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  const std::string path = (std::filesystem::temp_directory_path() / name).string();
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+// A GPT-2 style byte-level BPE: the 256 byte characters, three merges, one special.
+json ByteLevelFixture() {
+  json vocab = json::object();
+  for (int b = 0; b < 256; ++b) vocab[ByteToUnicode(static_cast<uint8_t>(b))] = b;
+  vocab["\xC4\xA0t"] = 256;  // "Ġt"
+  vocab["he"] = 257;
+  vocab["\xC4\xA0the"] = 258;
+  return {{"model",
+           {{"type", "BPE"},
+            {"vocab", vocab},
+            {"merges", json::array({"\xC4\xA0 t", json::array({"h", "e"}), "\xC4\xA0t he"})}}},
+          {"added_tokens",
+           json::array({{{"id", 259}, {"content", "<|endoftext|>"}, {"special", true}}})},
+          {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
+          {"decoder", {{"type", "ByteLevel"}}}};
+}
+
+// A Llama-2 style SentencePiece BPE with byte fallback.
+json SentencePieceFixture() {
+  json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  char hex[8];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(hex, sizeof(hex), "<0x%02X>", b);
+    vocab[hex] = 3 + b;
+  }
+  const std::string sp = "\xE2\x96\x81";
+  vocab[sp] = 259;
+  vocab["a"] = 260;
+  vocab["b"] = 261;
+  vocab[sp + "a"] = 262;
+  vocab["ab"] = 263;
+  vocab[sp + "ab"] = 264;
+  json single = json::array({{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                             {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}});
+  return {
+      {"model",
+       {{"type", "BPE"},
+        {"vocab", vocab},
+        {"merges", {sp + " a", "a b", sp + "a b"}},
+        {"byte_fallback", true},
+        {"unk_token", "<unk>"}}},
+      {"added_tokens", json::array({{{"id", 0}, {"content", "<unk>"}, {"special", true}},
+                                    {{"id", 1}, {"content", "<s>"}, {"special", true}},
+                                    {{"id", 2}, {"content", "</s>"}, {"special", true}}})},
+      {"normalizer",
+       {{"type", "Sequence"},
+        {"normalizers",
+         json::array({{{"type", "Prepend"}, {"prepend", sp}},
+                      {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", sp}}})}}},
+      {"post_processor", {{"type", "TemplateProcessing"}, {"single", single}}}};
+}
+
+std::unique_ptr<Tokenizer> FromJson(const json& j, const std::string& file) {
+  absl::StatusOr<Vocabulary> v = ReadTokenizerJson(WriteTemp(file, j.dump()));
+  EXPECT_TRUE(v.ok()) << v.status();
+  if (!v.ok()) return nullptr;
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tok = Tokenizer::Create(*std::move(v));
+  EXPECT_TRUE(tok.ok()) << tok.status();
+  return tok.ok() ? *std::move(tok) : nullptr;
+}
+
+TEST(TokenizerJsonTest, ByteLevelBpe) {
+  std::unique_ptr<Tokenizer> tok = FromJson(ByteLevelFixture(), "rs_tok_bl.json");
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->vocab().model, TokenizerModel::kByteLevelBpe);
+  EXPECT_EQ(tok->vocab().pre_tokenizer, "gpt2");
+  EXPECT_FALSE(tok->vocab().add_bos);
+  EXPECT_EQ(tok->eos_id(), 259);
+  EXPECT_THAT(tok->Encode(" the"), ElementsAre(258));
+  EXPECT_THAT(tok->Encode("the"), ElementsAre('t', 257));
+  EXPECT_THAT(tok->Encode("<|endoftext|>", testing::Options(std::nullopt, true)), ElementsAre(259));
+  EXPECT_THAT(tok->Encode("<|endoftext|>"), Not(Contains(259)));  // plain text
+  std::mt19937 rng(5);
+  for (int i = 0; i < 300; ++i) {  // (c) byte-level round-trips exactly
+    const std::string text = testing::RandomText(rng, 40);
+    ASSERT_EQ(tok->Decode(tok->Encode(text)), text);
+  }
+  const std::string bad = "a\xFF\xC3 b";  // invalid UTF-8 survives byte-level exactly
+  EXPECT_EQ(tok->Decode(tok->Encode(bad)), "a\xEF\xBF\xBD\xEF\xBF\xBD b");
+}
+
+TEST(TokenizerJsonTest, ByteLevelStreamMatchesDecode) {
+  std::unique_ptr<Tokenizer> tok = FromJson(ByteLevelFixture(), "rs_tok_bl2.json");
+  ASSERT_NE(tok, nullptr);
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int32_t> id(0, tok->vocab_size() - 1);
+  for (int i = 0; i < 300; ++i) {  // (d) on byte-level pieces
+    std::vector<int32_t> ids(25);
+    for (int32_t& x : ids) x = id(rng);
+    StreamDecoder stream(*tok);
+    std::string text;
+    for (int32_t x : ids) {
+      const std::string piece = stream.Push(x);
+      ASSERT_TRUE(IsValidUtf8(piece));
+      text += piece;
+    }
+    ASSERT_EQ(text + stream.Flush(), tok->Decode(ids));
+  }
+}
+
+TEST(TokenizerJsonTest, SentencePieceBpeFollowsMergeRanks) {
+  std::unique_ptr<Tokenizer> tok = FromJson(SentencePieceFixture(), "rs_tok_spm.json");
+  ASSERT_NE(tok, nullptr);
+  const Vocabulary& v = tok->vocab();
+  EXPECT_EQ(v.model, TokenizerModel::kSentencePiece);
+  EXPECT_TRUE(v.add_bos);
+  EXPECT_TRUE(v.add_space_prefix);
+  EXPECT_EQ(v.bos_id, 1);
+  EXPECT_EQ(v.unk_id, 0);
+  EXPECT_EQ(v.types[3], TokenType::kByte);
+  EXPECT_THAT(tok->Encode("ab"), ElementsAre(1, 264));
+  EXPECT_THAT(tok->Encode("ab b"), ElementsAre(1, 264, 259, 261));
+  EXPECT_THAT(tok->Encode("c", testing::Options(false)), ElementsAre(259, 3 + 'c'));
+  EXPECT_EQ(tok->Decode(tok->Encode("ab b\xC3\xA9")), "ab b\xC3\xA9");
+}
+
+TEST(TokenizerJsonTest, RecognisesLlama3Pattern) {
+  json j = ByteLevelFixture();
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       json::array({{{"type", "Split"},
+                     {"pattern",
+                      {{"Regex",
+                        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                        "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}}},
+                    {{"type", "ByteLevel"}, {"use_regex", false}}})}};
+  absl::StatusOr<Vocabulary> v = ReadTokenizerJson(WriteTemp("rs_tok_l3.json", j.dump()));
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->pre_tokenizer, "llama-bpe");
+  j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\w+";
+  EXPECT_FALSE(ReadTokenizerJson(WriteTemp("rs_tok_bad.json", j.dump())).ok());
+}
+
+// (f) malformed files are errors, never crashes.
+TEST(TokenizerJsonTest, MalformedFilesAreErrors) {
+  const char* cases[] = {
+      "",
+      "{",
+      "[]",
+      "null",
+      "{\"model\": 1}",
+      "{\"model\": {\"type\": \"Unigram\"}}",
+      "{\"model\": {\"type\": \"BPE\", \"vocab\": []}}",
+      "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": \"x\"}}}",
+      "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -4}}}",
+      "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999999}}}",
+      "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [3]}}",
+      "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [{}]}",
+      "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}",
+  };
+  for (const char* text : cases) {
+    EXPECT_FALSE(ParseTokenizerJson(text, "t.json").ok()) << text;
+  }
+  std::string good = ByteLevelFixture().dump();
+  std::mt19937 rng(3);
+  for (int i = 0; i < 300; ++i) {
+    std::string bad = good.substr(0, rng() % good.size());
+    absl::StatusOr<Vocabulary> v = ParseTokenizerJson(bad, "t.json");
+    if (v.ok()) (void)Tokenizer::Create(*std::move(v));
+  }
+  EXPECT_FALSE(ReadTokenizerJson("/nonexistent/tokenizer.json").ok());
+}
+
+}  // namespace
+}  // namespace ringserve::tokenizer

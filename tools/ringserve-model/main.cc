@@ -1,0 +1,152 @@
+// ringserve-model: inspect checkpoints, write the built-in tiny model, tokenize text.
+//   ringserve-model info PATH [--tokenizer FILE]
+//   ringserve-model make-tiny --out PATH
+//   ringserve-model tokenize PATH --text T [--no-bos]
+// Exits 1 with the error on stderr for bad input, 2 for bad usage.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "tools/common/arg_parser.h"
+#include "worker/model/checkpoint.h"
+#include "worker/model/gguf_reader.h"
+#include "worker/model/gguf_vocab.h"
+#include "worker/model/tiny_model.h"
+#include "worker/tokenizer/tokenizer.h"
+
+namespace ringserve::model {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: ringserve-model info PATH [--tokenizer FILE]\n"
+    "       ringserve-model make-tiny --out PATH\n"
+    "       ringserve-model tokenize PATH --text TEXT [--no-bos]\n";
+
+const char* Bool(bool b) { return b ? "true" : "false"; }
+
+std::string VocabSummary(const tokenizer::Vocabulary& v) {
+  return absl::StrFormat(
+      "%s, %d tokens, %d merges, pre=%s, bos=%d eos=%d unk=%d pad=%d, add_bos=%s add_eos=%s "
+      "add_space_prefix=%s",
+      v.model == tokenizer::TokenizerModel::kSentencePiece ? "sentencepiece" : "byte-level-bpe",
+      v.tokens.size(), v.merges.size(), v.pre_tokenizer, v.bos_id, v.eos_id, v.unk_id, v.pad_id,
+      Bool(v.add_bos), Bool(v.add_eos), Bool(v.add_space_prefix));
+}
+
+void PrintConfig(const ModelConfig& c) {
+  absl::PrintF(
+      "config: dim=%d hidden_dim=%d layers=%d heads=%d kv_heads=%d head_dim=%d vocab=%d "
+      "max_seq_len=%d rms_eps=%g rope_theta=%g rotary_dim=%d rope_layout=%s tied=%s\n",
+      c.dim, c.hidden_dim, c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size,
+      c.max_seq_len, c.rms_eps, c.rope_theta, c.rotary_dim,
+      c.rope_layout == kernels::RopeLayout::kHalves ? "halves" : "adjacent-pairs",
+      Bool(c.tied_embeddings));
+  if (c.rope_scaling.enabled) {
+    absl::PrintF("rope_scaling: llama3 factor=%g low=%g high=%g original_max_position=%d\n",
+                 c.rope_scaling.factor, c.rope_scaling.low_freq_factor,
+                 c.rope_scaling.high_freq_factor, c.rope_scaling.original_max_position);
+  }
+  if (!c.rope_freq_divisors.empty()) {
+    absl::PrintF("rope_freq_divisors: %d values\n", c.rope_freq_divisors.size());
+  }
+  absl::PrintF("parameters: %d\n", c.NumParameters());
+}
+
+// A GGUF file without a model (a vocabulary-only file) still gets its vocabulary shown.
+absl::Status InfoVocabularyOnly(const std::string& path) {
+  RS_ASSIGN_OR_RETURN(auto file, GgufFile::Open(path));
+  if (!file->tensors().empty()) {
+    return absl::InvalidArgumentError(path + ": not a vocabulary-only GGUF file");
+  }
+  RS_ASSIGN_OR_RETURN(const tokenizer::Vocabulary v, VocabularyFromGguf(*file));
+  absl::PrintF("format: gguf (vocabulary only, v%d)\nvocabulary: %s\n", file->version(),
+               VocabSummary(v));
+  return absl::OkStatus();
+}
+
+absl::Status Info(const std::string& path, const std::string& tokenizer_path) {
+  auto ckpt = OpenCheckpoint(path, tokenizer_path);
+  if (!ckpt.ok()) {
+    if (InfoVocabularyOnly(path).ok()) return absl::OkStatus();
+    return ckpt.status();
+  }
+  const Checkpoint& c = **ckpt;
+  absl::PrintF("format: %s\npath: %s\narchitecture: %s\n", c.format, c.source_path,
+               c.config.architecture);
+  PrintConfig(c.config);
+  absl::PrintF("vocabulary: %s\n", c.vocabulary ? VocabSummary(*c.vocabulary) : "none");
+  absl::PrintF("tensors: %d\n", c.tensors().size());
+  for (const HostTensor& t : c.tensors()) {
+    absl::PrintF("  %-28s %-5s [%s]\n", t.name, std::string(kernels::DTypeName(t.dtype)),
+                 absl::StrJoin(t.shape, ", "));
+  }
+  return absl::OkStatus();
+}
+
+// Vocabulary of a checkpoint, or of a vocabulary-only GGUF file.
+absl::StatusOr<tokenizer::Vocabulary> LoadVocabulary(const std::string& path) {
+  auto ckpt = OpenCheckpoint(path);
+  if (ckpt.ok()) {
+    if (!(*ckpt)->vocabulary) return absl::NotFoundError(path + ": has no tokenizer");
+    return *std::move((*ckpt)->vocabulary);
+  }
+  auto file = GgufFile::Open(path);
+  if (!file.ok() || (*file)->Find("tokenizer.ggml.model") == nullptr) return ckpt.status();
+  return VocabularyFromGguf(**file);
+}
+
+absl::Status Tokenize(const std::string& path, const std::string& text, bool no_bos) {
+  RS_ASSIGN_OR_RETURN(tokenizer::Vocabulary vocab, LoadVocabulary(path));
+  RS_ASSIGN_OR_RETURN(auto tok, tokenizer::Tokenizer::Create(std::move(vocab)));
+  tokenizer::EncodeOptions opts;
+  if (no_bos) opts.add_bos = false;
+  absl::PrintF("%s\n", absl::StrJoin(tok->Encode(text, opts), " "));
+  return absl::OkStatus();
+}
+
+int Run(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string command = argv[1];
+  std::string out, text, tokenizer_path;
+  bool no_bos = false;
+  tools::ArgParser args;
+  args.AddString("out", &out, "make-tiny: output path");
+  args.AddString("text", &text, "tokenize: the text");
+  args.AddString("tokenizer", &tokenizer_path, "info: llama2.c tokenizer file");
+  args.AddBool("no-bos", &no_bos, "tokenize: do not prepend BOS");
+  if (absl::Status s = args.Parse(argc, argv, 2); !s.ok()) {
+    std::cerr << s.message() << "\n" << kUsage;
+    return 2;
+  }
+  const auto& pos = args.positional();
+  absl::Status status;
+  if (command == "info" && pos.size() == 1) {
+    status = Info(pos[0], tokenizer_path);
+  } else if (command == "make-tiny" && pos.empty() && !out.empty()) {
+    status = WriteTinyModel(out);
+    if (status.ok()) absl::PrintF("wrote %s\n", out);
+  } else if (command == "tokenize" && pos.size() == 1) {
+    status = Tokenize(pos[0], text, no_bos);
+  } else {
+    std::cerr << kUsage;
+    return 2;
+  }
+  if (!status.ok()) {
+    std::cerr << "ringserve-model: " << status.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace ringserve::model
+
+int main(int argc, char** argv) { return ringserve::model::Run(argc, argv); }

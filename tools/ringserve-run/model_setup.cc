@@ -1,0 +1,62 @@
+#include "tools/ringserve-run/model_setup.h"
+
+#include "absl/status/status.h"
+#include "common/status_macros.h"
+#include "worker/model/presets.h"
+#include "worker/tokenizer/llama2c_vocab.h"
+
+namespace ringserve::tools {
+
+void ModelFlags::Register(ArgParser& parser) {
+  parser.AddString("model", &model_path, "GGUF file, llama2.c .bin, or Hugging Face directory");
+  parser.AddString("tokenizer", &tokenizer_path, "tokenizer file (llama2.c tokenizer.bin)");
+  parser.AddString("device", &device, "cpu or cuda:N");
+  parser.AddBool("dummy-weights", &dummy_weights, "random weights of --preset's shape");
+  parser.AddString("preset", &preset, "tiny, llama-110m, llama-3.2-1b, llama-3-8b");
+  parser.AddInt("seed", &seed, "sampling seed (and dummy-weight seed)");
+  parser.AddInt("threads", &threads, "CPU threads (0 = one per core)");
+  parser.AddBool("blas", &use_blas, "CPU: OpenBLAS for large products (not batch invariant)");
+  parser.AddInt("max-batch-tokens", &max_batch_tokens, "tokens per forward pass");
+}
+
+absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
+  LoadedModel loaded;
+  kernels::BackendOptions backend_options;
+  backend_options.num_threads = flags.threads;
+  backend_options.cpu_use_blas = flags.use_blas;
+  RS_ASSIGN_OR_RETURN(loaded.backend, kernels::CreateBackend(flags.device, backend_options));
+  std::optional<tokenizer::Vocabulary> vocab;
+  if (flags.dummy_weights) {
+    if (flags.preset.empty()) return absl::InvalidArgumentError("--dummy-weights needs --preset");
+    RS_ASSIGN_OR_RETURN(loaded.config, model::PresetConfig(flags.preset));
+    RS_RETURN_IF_ERROR(loaded.config.Validate());
+  } else {
+    if (flags.model_path.empty()) {
+      return absl::InvalidArgumentError("--model PATH (or --dummy-weights --preset NAME) is required");
+    }
+    RS_ASSIGN_OR_RETURN(loaded.checkpoint,
+                        model::OpenCheckpoint(flags.model_path, flags.tokenizer_path));
+    loaded.config = loaded.checkpoint->config;
+    vocab = loaded.checkpoint->vocabulary;
+  }
+  if (!vocab.has_value() && !flags.tokenizer_path.empty()) {
+    RS_ASSIGN_OR_RETURN(vocab, tokenizer::ReadLlama2cTokenizer(flags.tokenizer_path));
+  }
+  if (vocab.has_value()) {
+    RS_ASSIGN_OR_RETURN(loaded.tokenizer, tokenizer::Tokenizer::Create(*std::move(vocab)));
+  }
+  return loaded;
+}
+
+absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel& loaded,
+                                                                const ModelFlags& flags,
+                                                                model::ModelOptions options) {
+  options.max_batch_tokens = flags.max_batch_tokens;
+  if (loaded.checkpoint != nullptr) {
+    return model::LlamaModel::Create(*loaded.checkpoint, loaded.backend.get(), options);
+  }
+  return model::LlamaModel::CreateWithRandomWeights(loaded.config, static_cast<uint64_t>(flags.seed),
+                                                    loaded.backend.get(), options);
+}
+
+}  // namespace ringserve::tools

@@ -1,0 +1,49 @@
+// Shared by ringserve-run's modes: open a checkpoint (or a preset with random weights), the
+// backend, the tokenizer, and size the model's buffers for the work at hand.
+#ifndef RINGSERVE_TOOLS_RINGSERVE_RUN_MODEL_SETUP_H_
+#define RINGSERVE_TOOLS_RINGSERVE_RUN_MODEL_SETUP_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kernels/backend.h"
+#include "tools/common/arg_parser.h"
+#include "worker/model/checkpoint.h"
+#include "worker/model/llama_model.h"
+#include "worker/tokenizer/tokenizer.h"
+
+namespace ringserve::tools {
+
+struct ModelFlags {
+  std::string model_path;
+  std::string tokenizer_path;
+  std::string device = "cpu";
+  bool dummy_weights = false;
+  std::string preset;
+  int64_t seed = 0;
+  int threads = 0;
+  bool use_blas = false;
+  int max_batch_tokens = 2048;
+
+  void Register(ArgParser& parser);
+};
+
+struct LoadedModel {
+  std::unique_ptr<kernels::Backend> backend;
+  std::unique_ptr<model::Checkpoint> checkpoint;  // null with dummy weights
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when none is available
+  model::ModelConfig config;
+};
+
+// Opens the backend, the checkpoint (or preset config) and the tokenizer; the model itself
+// is created by CreateModel once the KV pool size is known.
+absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags);
+
+absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel& loaded,
+                                                                const ModelFlags& flags,
+                                                                model::ModelOptions options);
+
+}  // namespace ringserve::tools
+
+#endif  // RINGSERVE_TOOLS_RINGSERVE_RUN_MODEL_SETUP_H_

@@ -1,0 +1,122 @@
+#include "worker/engine/offline_batch.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace ringserve::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+int BlocksFor(const OfflineRequest& r, int block_size) {
+  const size_t tokens = r.prompt_ids.size() + static_cast<size_t>(r.max_tokens);
+  return static_cast<int>((tokens + block_size - 1) / block_size);
+}
+
+// Per-request progress through the loop.
+struct Sequence {
+  std::vector<int32_t> tokens;  // prompt + generated
+  std::vector<int32_t> block_table;
+  int computed = 0;  // tokens whose KV is in the cache
+  bool done = false;
+  Sampler sampler;
+};
+
+}  // namespace
+
+int64_t OfflineKvBlocks(std::span<const OfflineRequest> requests, int block_size) {
+  int64_t total = 0;
+  for (const OfflineRequest& r : requests) total += BlocksFor(r, block_size);
+  return total;
+}
+
+absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(
+    model::LlamaModel& model, std::span<const OfflineRequest> requests,
+    OfflineTimings* timings) {
+  const model::ModelOptions& opts = model.options();
+  if (OfflineKvBlocks(requests, opts.block_size) > opts.num_kv_blocks) {
+    return absl::InvalidArgumentError("offline batch: the model's KV pool is too small");
+  }
+  std::vector<Sequence> seqs;
+  std::vector<OfflineResult> results(requests.size());
+  int32_t next_block = 0;
+  for (const OfflineRequest& r : requests) {
+    if (r.prompt_ids.empty()) return absl::InvalidArgumentError("offline batch: empty prompt");
+    Sequence s{r.prompt_ids, {}, 0, r.max_tokens <= 0, Sampler(r.sampling, r.prompt_ids)};
+    s.block_table.resize(BlocksFor(r, opts.block_size));
+    std::iota(s.block_table.begin(), s.block_table.end(), next_block);
+    next_block += static_cast<int32_t>(s.block_table.size());
+    seqs.push_back(std::move(s));
+  }
+  OfflineTimings local;
+  OfflineTimings& t = timings != nullptr ? *timings : local;
+  std::vector<model::SequenceChunk> chunks;
+  std::vector<size_t> owners;
+  std::vector<float> logits;
+  const int vocab = model.config().vocab_size;
+  for (;;) {
+    // Plan: decoding sequences take one token, prefilling ones a chunk of what is left.
+    chunks.clear();
+    owners.clear();
+    int budget = opts.max_batch_tokens;
+    bool prefill_step = false;
+    for (size_t i = 0; i < seqs.size() && budget > 0; ++i) {
+      Sequence& s = seqs[i];
+      if (s.done || static_cast<int>(chunks.size()) == opts.max_seqs) continue;
+      const int pending = static_cast<int>(s.tokens.size()) - s.computed;
+      const int take = std::min(pending, budget);
+      const bool finishes = take == pending;
+      prefill_step |= pending > 1;
+      chunks.push_back({std::span(s.tokens).subspan(s.computed, take), s.computed,
+                        s.block_table, finishes});
+      owners.push_back(i);
+      budget -= take;
+    }
+    if (chunks.empty()) break;
+    const auto start = Clock::now();
+    RS_RETURN_IF_ERROR(model.Forward(chunks, &logits));
+    t.forward_seconds += SecondsSince(start);
+    int row = 0;
+    int64_t tokens_in_step = 0;
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      Sequence& s = seqs[owners[c]];
+      s.computed += static_cast<int>(chunks[c].tokens.size());
+      tokens_in_step += static_cast<int64_t>(chunks[c].tokens.size());
+      if (!chunks[c].sample) continue;
+      const OfflineRequest& r = requests[owners[c]];
+      OfflineResult& out = results[owners[c]];
+      const int32_t id =
+          s.sampler.Sample(std::span<const float>(logits).subspan(row++ * vocab, vocab)).id;
+      out.generated_ids.push_back(id);
+      s.tokens.push_back(id);
+      if (std::find(r.stop_ids.begin(), r.stop_ids.end(), id) != r.stop_ids.end()) {
+        out.finish_reason = "stop";
+        s.done = true;
+      } else if (static_cast<int>(out.generated_ids.size()) >= r.max_tokens) {
+        out.finish_reason = "length";
+        s.done = true;
+      }
+    }
+    const double seconds = SecondsSince(start);
+    if (prefill_step) {
+      t.prefill_seconds += seconds;
+      t.prefill_tokens += tokens_in_step;
+    } else {
+      t.decode_seconds += seconds;
+      t.decode_tokens += tokens_in_step;
+      ++t.decode_steps;
+    }
+  }
+  return results;
+}
+
+}  // namespace ringserve::engine

@@ -1,0 +1,39 @@
+// The device half of the paged KV cache: for every layer, one K and one V tensor of
+// [num_blocks, block_size, num_kv_heads, head_dim], allocated once on the backend.
+// kvcache/ hands out the block ids; this class only owns the memory they index.
+#ifndef RINGSERVE_WORKER_MODEL_KV_STORAGE_H_
+#define RINGSERVE_WORKER_MODEL_KV_STORAGE_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kernels/backend.h"
+#include "worker/model/model_config.h"
+
+namespace ringserve::model {
+
+class KvStorage {
+ public:
+  static absl::StatusOr<std::unique_ptr<KvStorage>> Create(const ModelConfig& config,
+                                                           kernels::Backend* backend,
+                                                           int num_blocks, int block_size);
+  // Bytes one block takes over all layers (K and V).
+  static size_t BytesPerBlock(const ModelConfig& config, int block_size, kernels::DType dtype);
+
+  int num_blocks() const { return num_blocks_; }
+  int block_size() const { return block_size_; }
+  kernels::KvLayerView Layer(int layer) const;
+
+ private:
+  KvStorage() = default;
+  kernels::KvLayerView shape_;
+  int num_blocks_ = 0;
+  int block_size_ = 0;
+  std::vector<kernels::DeviceBuffer> k_;
+  std::vector<kernels::DeviceBuffer> v_;
+};
+
+}  // namespace ringserve::model
+
+#endif  // RINGSERVE_WORKER_MODEL_KV_STORAGE_H_

@@ -1,0 +1,369 @@
+#include "worker/model/llama_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/check.h"
+#include "common/status_macros.h"
+#include "worker/model/weight_source.h"
+
+namespace ringserve::model {
+
+using kernels::Tensor;
+
+struct LlamaModel::LayerWeights {
+  kernels::Weight attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+};
+
+// Activation buffers for the largest batch the options allow, allocated once.
+struct LlamaModel::Workspace {
+  kernels::DeviceBuffer residual, normed, qkv, attn, delta, gate_up, act, sampled, logits, meta;
+  Tensor Residual(int n) const { return Make(residual, n, dim); }
+  Tensor Normed(int n) const { return Make(normed, n, dim); }
+  Tensor Qkv(int n) const { return Make(qkv, n, qkv_cols); }
+  Tensor Attn(int n) const { return Make(attn, n, q_cols); }
+  Tensor Delta(int n) const { return Make(delta, n, dim); }
+  Tensor GateUp(int n) const { return Make(gate_up, n, 2 * hidden); }
+  Tensor Act(int n) const { return Make(act, n, hidden); }
+  Tensor Sampled(int n) const { return Make(sampled, n, dim); }
+  Tensor Logits(int n) const { return Make(logits, n, vocab); }
+  Tensor Make(const kernels::DeviceBuffer& b, int n, int64_t cols) const {
+    return Tensor::Of(b.data(), dtype, n, cols);
+  }
+  kernels::DType dtype;
+  int64_t dim, qkv_cols, q_cols, hidden, vocab;
+};
+
+LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend,
+                       const ModelOptions& options)
+    : config_(config), backend_(backend), options_(options) {}
+
+LlamaModel::~LlamaModel() = default;
+
+std::vector<float> RopeInverseFrequencies(const ModelConfig& config) {
+  const int rotary_dim = config.rotary_dim > 0 ? config.rotary_dim : config.head_dim;
+  const RopeScaling& s = config.rope_scaling;
+  std::vector<float> inv_freq(rotary_dim / 2);
+  for (int i = 0; i < rotary_dim / 2; ++i) {
+    double f = 1.0 / std::pow(static_cast<double>(config.rope_theta), 2.0 * i / rotary_dim);
+    if (s.enabled) {  // Llama 3.1 "llama3" rope_type
+      const double wavelen = 2.0 * std::numbers::pi / f;
+      const double low_wavelen = s.original_max_position / s.low_freq_factor;
+      const double high_wavelen = s.original_max_position / s.high_freq_factor;
+      if (wavelen > low_wavelen) {
+        f /= s.factor;
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
+                              (s.high_freq_factor - s.low_freq_factor);
+        f = (1.0 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+    if (i < static_cast<int>(config.rope_freq_divisors.size())) {
+      f /= config.rope_freq_divisors[i];
+    }
+    inv_freq[i] = static_cast<float>(f);
+  }
+  return inv_freq;
+}
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const Checkpoint& checkpoint,
+                                                               kernels::Backend* backend,
+                                                               const ModelOptions& options) {
+  auto model = std::unique_ptr<LlamaModel>(new LlamaModel(checkpoint.config, backend, options));
+  RS_RETURN_IF_ERROR(model->config_.Validate());
+  CheckpointWeightSource source(checkpoint);
+  RS_RETURN_IF_ERROR(model->UploadWeights(source));
+  RS_RETURN_IF_ERROR(model->Init());
+  return model;
+}
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::CreateWithRandomWeights(
+    const ModelConfig& config, uint64_t seed, kernels::Backend* backend,
+    const ModelOptions& options) {
+  auto model = std::unique_ptr<LlamaModel>(new LlamaModel(config, backend, options));
+  RS_RETURN_IF_ERROR(model->config_.Validate());
+  // Check before allocating: the CPU backend's allocations are lazy, so an 8B model would
+  // otherwise "succeed" and be killed for memory later.
+  const size_t needed_bytes = static_cast<size_t>(model->config_.NumParameters()) *
+                              kernels::DTypeBytes(backend->activation_dtype(), 1);
+  if (needed_bytes > backend->FreeMemoryBytes()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "random weights for this config need ", needed_bytes >> 20, " MiB, but ",
+        std::string(backend->name()), " has ", backend->FreeMemoryBytes() >> 20, " MiB free"));
+  }
+  RandomWeightSource source(model->config_, seed);
+  RS_RETURN_IF_ERROR(model->UploadWeights(source));
+  RS_RETURN_IF_ERROR(model->Init());
+  return model;
+}
+
+absl::Status LlamaModel::Init() {
+  const ModelConfig& c = config_;
+  if (options_.max_blocks_per_seq <= 0) {
+    options_.max_blocks_per_seq = (c.max_seq_len + options_.block_size - 1) / options_.block_size;
+  }
+  if (options_.max_batch_tokens <= 0 || options_.max_seqs <= 0 || options_.num_kv_blocks <= 0) {
+    return absl::InvalidArgumentError(
+        "model options: max_batch_tokens, max_seqs and num_kv_blocks must be positive");
+  }
+  const std::vector<float> inv_freq = RopeInverseFrequencies(c);
+  RS_ASSIGN_OR_RETURN(inv_freq_, backend_->Allocate(inv_freq.size() * sizeof(float)));
+  backend_->CopyToDevice(inv_freq_.data(), inv_freq.data(), inv_freq.size() * sizeof(float));
+  RS_ASSIGN_OR_RETURN(kv_, KvStorage::Create(c, backend_, options_.num_kv_blocks,
+                                             options_.block_size));
+
+  ws_ = std::make_unique<Workspace>();
+  Workspace& w = *ws_;
+  w.dtype = backend_->activation_dtype();
+  w.dim = c.dim;
+  w.q_cols = static_cast<int64_t>(c.num_heads) * c.head_dim;
+  w.qkv_cols = w.q_cols + 2LL * c.num_kv_heads * c.head_dim;
+  w.hidden = c.hidden_dim;
+  w.vocab = c.vocab_size;
+  const int64_t t = options_.max_batch_tokens;
+  const int64_t s = options_.max_seqs;
+  auto alloc = [&](kernels::DeviceBuffer* b, int64_t elements) -> absl::Status {
+    RS_ASSIGN_OR_RETURN(*b, backend_->Allocate(kernels::DTypeBytes(w.dtype, elements)));
+    return absl::OkStatus();
+  };
+  RS_RETURN_IF_ERROR(alloc(&w.residual, t * w.dim));
+  RS_RETURN_IF_ERROR(alloc(&w.normed, t * w.dim));
+  RS_RETURN_IF_ERROR(alloc(&w.qkv, t * w.qkv_cols));
+  RS_RETURN_IF_ERROR(alloc(&w.attn, t * w.q_cols));
+  RS_RETURN_IF_ERROR(alloc(&w.delta, t * w.dim));
+  RS_RETURN_IF_ERROR(alloc(&w.gate_up, t * 2 * w.hidden));
+  RS_RETURN_IF_ERROR(alloc(&w.act, t * w.hidden));
+  RS_RETURN_IF_ERROR(alloc(&w.sampled, s * w.dim));
+  RS_RETURN_IF_ERROR(alloc(&w.logits, s * w.vocab));
+  // ids, positions, slots, token_seq | query_start, context_lens, sample_rows | block tables
+  const int64_t meta_ints = 4 * t + 3 * s + 1 + s * options_.max_blocks_per_seq;
+  host_meta_.resize(meta_ints);
+  RS_ASSIGN_OR_RETURN(w.meta, backend_->Allocate(meta_ints * sizeof(int32_t)));
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) const {
+  if (chunks.empty()) return absl::InvalidArgumentError("forward: empty batch");
+  if (static_cast<int>(chunks.size()) > options_.max_seqs) {
+    return absl::InvalidArgumentError(absl::StrCat("forward: ", chunks.size(),
+                                                   " sequences exceed max_seqs ",
+                                                   options_.max_seqs));
+  }
+  int64_t num_tokens = 0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const SequenceChunk& c = chunks[i];
+    const int64_t end = static_cast<int64_t>(c.start_position) + c.tokens.size();
+    if (c.tokens.empty() || c.start_position < 0 || end > config_.max_seq_len) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "forward: sequence ", i, " covers positions [", c.start_position, ", ", end,
+          ") outside the context of ", config_.max_seq_len));
+    }
+    const int64_t blocks_needed = (end + options_.block_size - 1) / options_.block_size;
+    if (static_cast<int64_t>(c.block_table.size()) < blocks_needed ||
+        static_cast<int>(c.block_table.size()) > options_.max_blocks_per_seq) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", i, " has ",
+                                                     c.block_table.size(), " blocks, needs ",
+                                                     blocks_needed));
+    }
+    for (int32_t block : c.block_table) {
+      if (block < 0 || block >= options_.num_kv_blocks) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("forward: sequence ", i, " references KV block ", block));
+      }
+    }
+    for (int32_t token : c.tokens) {
+      if (token < 0 || token >= config_.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat("forward: token id ", token,
+                                                       " outside the vocabulary of ",
+                                                       config_.vocab_size));
+      }
+    }
+    num_tokens += static_cast<int64_t>(c.tokens.size());
+  }
+  if (num_tokens > options_.max_batch_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("forward: ", num_tokens,
+                                                   " tokens exceed max_batch_tokens ",
+                                                   options_.max_batch_tokens));
+  }
+  return absl::OkStatus();
+}
+
+kernels::AttentionBatch LlamaModel::UploadBatch(std::span<const SequenceChunk> chunks,
+                                                int* num_sampled) {
+  const int t_cap = options_.max_batch_tokens;
+  const int s_cap = options_.max_seqs;
+  const int bps = options_.max_blocks_per_seq;
+  int32_t* ids = host_meta_.data();
+  int32_t* positions = ids + t_cap;
+  int32_t* slots = positions + t_cap;
+  int32_t* token_seq = slots + t_cap;
+  int32_t* query_start = token_seq + t_cap;
+  int32_t* context_lens = query_start + s_cap + 1;
+  int32_t* sample_rows = context_lens + s_cap;
+  int32_t* block_tables = sample_rows + s_cap;
+
+  int num_tokens = 0;
+  int max_context = 0;
+  *num_sampled = 0;
+  for (size_t s = 0; s < chunks.size(); ++s) {
+    const SequenceChunk& c = chunks[s];
+    query_start[s] = num_tokens;
+    for (size_t i = 0; i < c.tokens.size(); ++i) {
+      const int32_t pos = c.start_position + static_cast<int32_t>(i);
+      ids[num_tokens] = c.tokens[i];
+      positions[num_tokens] = pos;
+      slots[num_tokens] = c.block_table[pos / options_.block_size] * options_.block_size +
+                          pos % options_.block_size;
+      token_seq[num_tokens] = static_cast<int32_t>(s);
+      ++num_tokens;
+    }
+    context_lens[s] = c.start_position + static_cast<int32_t>(c.tokens.size());
+    max_context = std::max(max_context, context_lens[s]);
+    std::copy(c.block_table.begin(), c.block_table.end(), block_tables + s * bps);
+    if (c.sample) sample_rows[(*num_sampled)++] = num_tokens - 1;
+  }
+  query_start[chunks.size()] = num_tokens;
+  backend_->CopyToDevice(ws_->meta.data(), host_meta_.data(),
+                         host_meta_.size() * sizeof(int32_t));
+
+  auto* dev = ws_->meta.as<int32_t>();
+  const auto offset = [&](const int32_t* host) { return dev + (host - host_meta_.data()); };
+  kernels::AttentionBatch batch;
+  batch.num_tokens = num_tokens;
+  batch.num_seqs = static_cast<int>(chunks.size());
+  batch.max_blocks_per_seq = bps;
+  batch.max_context_len = max_context;
+  batch.positions = offset(positions);
+  batch.slots = offset(slots);
+  batch.token_seq = offset(token_seq);
+  batch.query_start = offset(query_start);
+  batch.context_lens = offset(context_lens);
+  batch.block_tables = offset(block_tables);
+  return batch;
+}
+
+absl::Status LlamaModel::Forward(std::span<const SequenceChunk> chunks,
+                                 std::vector<float>* logits) {
+  RS_RETURN_IF_ERROR(ValidateBatch(chunks));
+  int num_sampled = 0;
+  const kernels::AttentionBatch batch = UploadBatch(chunks, &num_sampled);
+  const int n = batch.num_tokens;
+  const Workspace& w = *ws_;
+  const int32_t* dev_ids = w.meta.as<int32_t>();
+  const int32_t* dev_sample_rows =
+      batch.context_lens + options_.max_seqs;  // sample_rows follows context_lens
+
+  backend_->EmbeddingGather(token_embedding_, dev_ids, w.Residual(n));
+  backend_->RmsNorm(w.Residual(n), layers_[0].attn_norm, config_.rms_eps, w.Normed(n));
+  for (int layer = 0; layer < config_.num_layers; ++layer) RunLayer(layer, n, batch);
+
+  logits->resize(static_cast<size_t>(num_sampled) * config_.vocab_size);
+  if (num_sampled == 0) {
+    backend_->Synchronize();
+    return absl::OkStatus();
+  }
+  // The last layer left its FFN output in delta; only sampled rows go through the head.
+  backend_->AddRmsNorm(w.Residual(n), w.Delta(n), output_norm_, config_.rms_eps, w.Normed(n));
+  backend_->GatherRows(w.Normed(n), dev_sample_rows, w.Sampled(num_sampled));
+  const kernels::Weight& head = output_.rows > 0 ? output_ : token_embedding_;
+  backend_->MatMul(w.Sampled(num_sampled), head, w.Logits(num_sampled));
+  backend_->CopyToHost(logits->data(), w.logits.data(), logits->size() * sizeof(float));
+  return absl::OkStatus();
+}
+
+// Expects the layer's attention input already normalised in `normed`; leaves the FFN output
+// in `delta` and, for all but the last layer, the next layer's normalised input in `normed`.
+void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch) {
+  const Workspace& w = *ws_;
+  const LayerWeights& lw = layers_[layer];
+  const ModelConfig& c = config_;
+  const int64_t kv_cols = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
+  const Tensor qkv = w.Qkv(n);
+  backend_->MatMul(w.Normed(n), lw.wq, qkv.Columns(0, w.q_cols));
+  backend_->MatMul(w.Normed(n), lw.wk, qkv.Columns(w.q_cols, kv_cols));
+  backend_->MatMul(w.Normed(n), lw.wv, qkv.Columns(w.q_cols + kv_cols, kv_cols));
+
+  const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim,
+                                      1.0F / std::sqrt(static_cast<float>(c.head_dim))};
+  const kernels::RopeParams rope{inv_freq_.as<float>(),
+                                 c.rotary_dim > 0 ? c.rotary_dim : c.head_dim, c.rope_layout};
+  const kernels::KvLayerView kv = kv_->Layer(layer);
+  backend_->RopeAndWriteKv(qkv, shape, rope, batch, kv);
+  backend_->PagedAttention(qkv, shape, batch, kv, w.Attn(n));
+  backend_->MatMul(w.Attn(n), lw.wo, w.Delta(n));
+
+  backend_->AddRmsNorm(w.Residual(n), w.Delta(n), lw.ffn_norm, c.rms_eps, w.Normed(n));
+  const Tensor gate_up = w.GateUp(n);
+  backend_->MatMul(w.Normed(n), lw.w_gate, gate_up.Columns(0, c.hidden_dim));
+  backend_->MatMul(w.Normed(n), lw.w_up, gate_up.Columns(c.hidden_dim, c.hidden_dim));
+  backend_->SiluMul(gate_up, w.Act(n));
+  backend_->MatMul(w.Act(n), lw.w_down, w.Delta(n));
+  if (layer + 1 < c.num_layers) {
+    backend_->AddRmsNorm(w.Residual(n), w.Delta(n), layers_[layer + 1].attn_norm, c.rms_eps,
+                         w.Normed(n));
+  }
+}
+
+}  // namespace ringserve::model
+
+namespace ringserve::model {
+namespace {
+
+absl::StatusOr<kernels::Weight> Upload(WeightSource& source, kernels::Backend* backend,
+                                       const std::string& name, std::vector<int64_t> shape,
+                                       size_t* total_bytes) {
+  RS_ASSIGN_OR_RETURN(const HostMatrix m, source.Get(name, shape));
+  auto weight = backend->UploadWeight(m.dtype, m.rows, m.cols, m.data);
+  if (!weight.ok()) {
+    return absl::Status(weight.status().code(),
+                        absl::StrCat("tensor ", name, ": ", weight.status().message()));
+  }
+  *total_bytes += weight->buffer.bytes();
+  return weight;
+}
+
+}  // namespace
+
+absl::Status LlamaModel::UploadWeights(WeightSource& source) {
+  const ModelConfig& c = config_;
+  const int64_t q_dim = static_cast<int64_t>(c.num_heads) * c.head_dim;
+  const int64_t kv_dim = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
+  size_t* bytes = &weight_bytes_;
+  RS_ASSIGN_OR_RETURN(token_embedding_, Upload(source, backend_, "token_embd.weight",
+                                               {c.vocab_size, c.dim}, bytes));
+  RS_ASSIGN_OR_RETURN(output_norm_,
+                      Upload(source, backend_, "output_norm.weight", {c.dim}, bytes));
+  if (source.Has("output.weight")) {
+    RS_ASSIGN_OR_RETURN(output_, Upload(source, backend_, "output.weight",
+                                        {c.vocab_size, c.dim}, bytes));
+  }
+  layers_.resize(c.num_layers);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = absl::StrCat("blk.", l, ".");
+    LayerWeights& w = layers_[l];
+    RS_ASSIGN_OR_RETURN(w.attn_norm, Upload(source, backend_, p + "attn_norm.weight", {c.dim},
+                                            bytes));
+    RS_ASSIGN_OR_RETURN(w.wq, Upload(source, backend_, p + "attn_q.weight", {q_dim, c.dim},
+                                     bytes));
+    RS_ASSIGN_OR_RETURN(w.wk, Upload(source, backend_, p + "attn_k.weight", {kv_dim, c.dim},
+                                     bytes));
+    RS_ASSIGN_OR_RETURN(w.wv, Upload(source, backend_, p + "attn_v.weight", {kv_dim, c.dim},
+                                     bytes));
+    RS_ASSIGN_OR_RETURN(w.wo, Upload(source, backend_, p + "attn_output.weight",
+                                     {c.dim, q_dim}, bytes));
+    RS_ASSIGN_OR_RETURN(w.ffn_norm, Upload(source, backend_, p + "ffn_norm.weight", {c.dim},
+                                           bytes));
+    RS_ASSIGN_OR_RETURN(w.w_gate, Upload(source, backend_, p + "ffn_gate.weight",
+                                         {c.hidden_dim, c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(w.w_up, Upload(source, backend_, p + "ffn_up.weight",
+                                       {c.hidden_dim, c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(w.w_down, Upload(source, backend_, p + "ffn_down.weight",
+                                         {c.dim, c.hidden_dim}, bytes));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ringserve::model

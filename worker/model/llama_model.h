@@ -1,0 +1,101 @@
+// The Llama forward pass over a Backend: RMSNorm, RoPE (incl. Llama 3 scaling), grouped-query
+// attention over paged KV, SwiGLU, tied or untied output.
+//
+// Owned by the generator (one thread); not thread-safe. Every device buffer a forward pass
+// needs is allocated at creation, sized for ModelOptions::max_batch_tokens, so a step never
+// allocates.
+#ifndef RINGSERVE_WORKER_MODEL_LLAMA_MODEL_H_
+#define RINGSERVE_WORKER_MODEL_LLAMA_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kernels/backend.h"
+#include "worker/model/checkpoint.h"
+#include "worker/model/kv_storage.h"
+#include "worker/model/model_config.h"
+
+namespace ringserve::model {
+
+class WeightSource;
+
+// One sequence's share of a forward pass: its new tokens at consecutive positions starting
+// at `start_position`, and the block table that covers positions [0, start_position +
+// tokens.size()). KV of positions before start_position must already be in those blocks.
+struct SequenceChunk {
+  std::span<const int32_t> tokens;
+  int32_t start_position = 0;
+  std::span<const int32_t> block_table;
+  bool sample = false;  // produce logits for the last token of this chunk
+};
+
+struct ModelOptions {
+  int block_size = 16;
+  int num_kv_blocks = 0;          // KV pool size in blocks
+  int max_batch_tokens = 2048;    // most tokens one forward pass may carry
+  int max_seqs = 256;             // most sequences one forward pass may carry
+  int max_blocks_per_seq = 0;     // 0 = enough for config.max_seq_len
+};
+
+class LlamaModel {
+ public:
+  // Uploads the checkpoint's weights to `backend` (which must outlive the model).
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> Create(const Checkpoint& checkpoint,
+                                                            kernels::Backend* backend,
+                                                            const ModelOptions& options);
+  // A model of `config` with deterministic random weights (benchmarks at real shapes).
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> CreateWithRandomWeights(
+      const ModelConfig& config, uint64_t seed, kernels::Backend* backend,
+      const ModelOptions& options);
+
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+  ~LlamaModel();
+
+  const ModelConfig& config() const { return config_; }
+  const ModelOptions& options() const { return options_; }
+  kernels::Backend* backend() const { return backend_; }
+  KvStorage& kv_storage() { return *kv_; }
+  size_t weight_bytes() const { return weight_bytes_; }
+
+  // Runs one pass over `chunks` and writes the logits of every chunk with sample=true, in
+  // chunk order, to `logits` ([num_sampled, vocab_size], resized). INVALID_ARGUMENT when the
+  // batch exceeds the options or a position or block id is out of range; nothing runs then.
+  absl::Status Forward(std::span<const SequenceChunk> chunks, std::vector<float>* logits);
+
+ private:
+  struct LayerWeights;
+  struct Workspace;
+
+  LlamaModel(const ModelConfig& config, kernels::Backend* backend, const ModelOptions& options);
+  absl::Status UploadWeights(WeightSource& source);
+  absl::Status Init();
+  absl::Status ValidateBatch(std::span<const SequenceChunk> chunks) const;
+  // Packs the batch's metadata into one host array and uploads it in one copy.
+  kernels::AttentionBatch UploadBatch(std::span<const SequenceChunk> chunks, int* num_sampled);
+  void RunLayer(int layer, int num_tokens, const kernels::AttentionBatch& batch);
+
+  ModelConfig config_;
+  kernels::Backend* backend_;
+  ModelOptions options_;
+  std::vector<LayerWeights> layers_;
+  kernels::Weight token_embedding_;
+  kernels::Weight output_norm_;
+  kernels::Weight output_;  // empty when tied to token_embedding_
+  kernels::DeviceBuffer inv_freq_;
+  std::unique_ptr<KvStorage> kv_;
+  std::unique_ptr<Workspace> ws_;
+  std::vector<int32_t> host_meta_;
+  size_t weight_bytes_ = 0;
+
+};
+
+// Rotary inverse frequencies for `config` (rotary_dim / 2 values), Llama 3 scaling applied.
+std::vector<float> RopeInverseFrequencies(const ModelConfig& config);
+
+}  // namespace ringserve::model
+
+#endif  // RINGSERVE_WORKER_MODEL_LLAMA_MODEL_H_

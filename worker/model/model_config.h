@@ -1,0 +1,55 @@
+// The shape and hyper-parameters of a Llama-family model, independent of file format.
+#ifndef RINGSERVE_WORKER_MODEL_MODEL_CONFIG_H_
+#define RINGSERVE_WORKER_MODEL_MODEL_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "kernels/backend.h"
+
+namespace ringserve::model {
+
+// Llama 3 "rope_scaling" with rope_type "llama3": long wavelengths are divided by
+// `factor`, short ones kept, a smooth blend between (see Llama 3 reference code /
+// transformers' _compute_llama3_parameters).
+struct RopeScaling {
+  bool enabled = false;
+  float factor = 8.0F;
+  float low_freq_factor = 1.0F;
+  float high_freq_factor = 4.0F;
+  int original_max_position = 8192;
+};
+
+struct ModelConfig {
+  std::string architecture = "llama";
+  int dim = 0;         // embedding width
+  int hidden_dim = 0;  // FFN width
+  int num_layers = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;  // usually dim / num_heads
+  int vocab_size = 0;
+  int max_seq_len = 0;
+  float rms_eps = 1e-5F;
+  float rope_theta = 10000.0F;
+  int rotary_dim = 0;  // 0 = head_dim
+  kernels::RopeLayout rope_layout = kernels::RopeLayout::kAdjacentPairs;
+  RopeScaling rope_scaling;
+  // Per-frequency divisors some GGUF files carry instead of scaling parameters
+  // (llama.cpp's rope_freqs.weight); applied after rope_scaling. Empty = none.
+  std::vector<float> rope_freq_divisors;
+  bool tied_embeddings = false;
+
+  // Fills derived fields (head_dim, rotary_dim) and checks the shape is a Llama we can
+  // run. Errors are INVALID_ARGUMENT naming the offending field.
+  absl::Status Validate();
+  // Parameters, counting the output matrix once when tied.
+  int64_t NumParameters() const;
+};
+
+}  // namespace ringserve::model
+
+#endif  // RINGSERVE_WORKER_MODEL_MODEL_CONFIG_H_

@@ -1,0 +1,54 @@
+#include "worker/model/presets.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace ringserve::model {
+namespace {
+
+ModelConfig Make(int dim, int hidden, int layers, int heads, int kv_heads, int vocab,
+                 int max_seq, float theta, bool tied) {
+  ModelConfig c;
+  c.dim = dim;
+  c.hidden_dim = hidden;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.vocab_size = vocab;
+  c.max_seq_len = max_seq;
+  c.rope_theta = theta;
+  c.tied_embeddings = tied;
+  return c;
+}
+
+ModelConfig Llama3Scaled(ModelConfig c, float factor) {
+  c.rms_eps = 1e-5F;
+  c.rope_scaling.enabled = true;
+  c.rope_scaling.factor = factor;
+  c.rope_scaling.low_freq_factor = 1.0F;
+  c.rope_scaling.high_freq_factor = 4.0F;
+  c.rope_scaling.original_max_position = 8192;
+  return c;
+}
+
+}  // namespace
+
+std::vector<std::string> PresetNames() {
+  return {"tiny", "llama-110m", "llama-3.2-1b", "llama-3-8b"};
+}
+
+absl::StatusOr<ModelConfig> PresetConfig(std::string_view name) {
+  // Shapes follow the published configs; max_seq_len is capped where the real model's
+  // context (128k) would only size the block tables, not change per-token work.
+  if (name == "tiny") return Make(64, 172, 4, 8, 4, 512, 2048, 10000.0F, true);
+  if (name == "llama-110m") return Make(768, 2048, 12, 12, 12, 32000, 1024, 10000.0F, true);
+  if (name == "llama-3.2-1b") {
+    return Llama3Scaled(Make(2048, 8192, 16, 32, 8, 128256, 8192, 500000.0F, true), 32.0F);
+  }
+  if (name == "llama-3-8b") return Make(4096, 14336, 32, 32, 8, 128256, 8192, 500000.0F, false);
+  return absl::NotFoundError(absl::StrCat("unknown preset '", std::string(name),
+                                          "'; known: ", absl::StrJoin(PresetNames(), ", ")));
+}
+
+}  // namespace ringserve::model

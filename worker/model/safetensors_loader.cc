@@ -1,0 +1,351 @@
+#include "worker/model/safetensors_loader.h"
+
+#include <sys/stat.h>
+
+#include <climits>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "worker/tokenizer/tokenizer_json.h"
+
+namespace ringserve::model {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr uint64_t kMaxHeaderBytes = uint64_t{100} << 20;  // the reference reader's limit
+
+absl::Status Error(const std::string& name, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(name, ": ", what));
+}
+
+// Element size of a safetensors dtype; 0 when unknown.
+size_t DtypeSize(const std::string& dtype) {
+  static const std::pair<const char*, size_t> kSizes[] = {
+      {"F64", 8}, {"I64", 8}, {"U64", 8},  {"F32", 4},     {"I32", 4},
+      {"U32", 4}, {"F16", 2}, {"BF16", 2}, {"I16", 2},     {"U16", 2},
+      {"I8", 1},  {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+  for (const auto& [n, size] : kSizes) {
+    if (dtype == n) return size;
+  }
+  return 0;
+}
+
+absl::StatusOr<SafetensorsEntry> ParseEntry(const std::string& name, const std::string& key,
+                                            const json& v, uint64_t data_bytes,
+                                            const uint8_t* data) {
+  const std::string what = absl::StrCat("tensor '", key, "'");
+  if (!v.is_object() || !v.contains("dtype") || !v["dtype"].is_string() || !v.contains("shape") ||
+      !v["shape"].is_array() || !v.contains("data_offsets") || !v["data_offsets"].is_array() ||
+      v["data_offsets"].size() != 2 || !v["data_offsets"][0].is_number_unsigned() ||
+      !v["data_offsets"][1].is_number_unsigned()) {
+    return Error(name, what + ": needs dtype, shape and two data_offsets");
+  }
+  SafetensorsEntry e;
+  e.dtype_name = v["dtype"].get<std::string>();
+  const size_t elem = DtypeSize(e.dtype_name);
+  if (elem == 0) return Error(name, absl::StrCat(what, ": unknown dtype ", e.dtype_name));
+  uint64_t count = 1;
+  for (const json& d : v["shape"]) {
+    if (!d.is_number_unsigned() || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX) ||
+        __builtin_mul_overflow(count, d.get<uint64_t>(), &count)) {
+      return Error(name, what + ": invalid shape");
+    }
+    e.tensor.shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
+  }
+  const auto begin = v["data_offsets"][0].get<uint64_t>();
+  const auto end = v["data_offsets"][1].get<uint64_t>();
+  uint64_t bytes = 0;
+  if (__builtin_mul_overflow(count, uint64_t{elem}, &bytes) || begin > end || end > data_bytes ||
+      end - begin != bytes) {
+    return Error(name, absl::StrCat(what, ": data_offsets [", begin, ", ", end,
+                                    ") do not hold its shape or lie outside the ", data_bytes,
+                                    " data bytes"));
+  }
+  e.tensor.name = key;
+  e.tensor.data = data + begin;
+  e.tensor.bytes = bytes;
+  e.supported = true;
+  if (e.dtype_name == "F32") {
+    e.tensor.dtype = kernels::DType::kF32;
+  } else if (e.dtype_name == "F16") {
+    e.tensor.dtype = kernels::DType::kF16;
+  } else if (e.dtype_name == "BF16") {
+    e.tensor.dtype = kernels::DType::kBF16;
+  } else {
+    e.supported = false;
+  }
+  return e;
+}
+
+absl::StatusOr<std::string> ReadText(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Shard file names in first-use order, from the index's weight_map.
+absl::StatusOr<std::vector<std::string>> ShardsFromIndex(const std::string& path) {
+  RS_ASSIGN_OR_RETURN(const std::string text, ReadText(path));
+  const json index = json::parse(text, nullptr, false);
+  if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
+      !index["weight_map"].is_object()) {
+    return Error(path, "not a JSON object with a weight_map");
+  }
+  std::vector<std::string> shards;
+  absl::flat_hash_set<std::string> seen;
+  for (const auto& [tensor, file] : index["weight_map"].items()) {
+    if (!file.is_string())
+      return Error(path, absl::StrCat("weight_map['", tensor, "'] is not a string"));
+    const auto& f = file.get_ref<const std::string&>();
+    if (f.empty() || absl::StrContains(f, "/") || f == "..") {
+      return Error(path, absl::StrCat("shard name '", f, "' must be a plain file name"));
+    }
+    if (seen.insert(f).second) shards.push_back(f);
+  }
+  if (shards.empty()) return Error(path, "weight_map is empty");
+  return shards;
+}
+
+// Adds the used tensors of one shard; copies a tensor whose data is not aligned to its
+// element size (safetensors does not promise alignment).
+absl::Status AddShard(const std::string& path, int num_layers, bool tied, Checkpoint* ckpt) {
+  RS_ASSIGN_OR_RETURN(auto mapping, MappedFile::Open(path));
+  RS_ASSIGN_OR_RETURN(auto entries, ParseSafetensors(mapping->bytes(), path));
+  for (SafetensorsEntry& e : entries) {
+    int layer = -1;
+    const std::string canonical = CanonicalTensorName(e.tensor.name, &layer);
+    if (canonical.empty() || (tied && canonical == "output.weight")) continue;
+    if (layer >= num_layers) {
+      return Error(path, absl::StrCat("tensor '", e.tensor.name, "' is in layer ", layer,
+                                      " but the config has ", num_layers, " layers"));
+    }
+    if (!e.supported) {
+      return Error(path, absl::StrCat("tensor '", e.tensor.name, "' has unsupported dtype ",
+                                      e.dtype_name, " (F32, F16, BF16 are)"));
+    }
+    if (ckpt->Find(canonical).ok()) {
+      return Error(path, absl::StrCat("tensor '", e.tensor.name, "' appears twice"));
+    }
+    e.tensor.name = canonical;
+    const size_t elem = kernels::DTypeBytes(e.tensor.dtype, 1);
+    if (reinterpret_cast<uintptr_t>(e.tensor.data) % elem != 0) {
+      void* copy = ckpt->AllocateOwned(e.tensor.bytes);
+      std::memcpy(copy, e.tensor.data, e.tensor.bytes);
+      e.tensor.data = copy;
+    }
+    ckpt->AddTensor(std::move(e.tensor));
+  }
+  ckpt->KeepMapped(std::move(mapping));
+  return absl::OkStatus();
+}
+
+absl::Status LoadVocabulary(const std::string& dir, const std::string& config_text,
+                            Checkpoint* ckpt) {
+  const std::string path = dir + "/tokenizer.json";
+  if (!Exists(path)) return absl::OkStatus();
+  RS_ASSIGN_OR_RETURN(ckpt->vocabulary, tokenizer::ReadTokenizerJson(path));
+  // config.json's special ids fill what tokenizer.json leaves unset.
+  const json config = json::parse(config_text, nullptr, false);
+  for (auto [key, id] : {std::pair{"bos_token_id", &ckpt->vocabulary->bos_id},
+                         std::pair{"eos_token_id", &ckpt->vocabulary->eos_id}}) {
+    if (*id < 0 && config.is_object() && config.contains(key) && config[key].is_number_integer()) {
+      *id = config[key].get<int32_t>();
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A positive int field; `fallback` when absent or null (nullopt = required).
+absl::StatusOr<int> JsonDim(const json& j, const char* key, const std::string& name,
+                            std::optional<int> fallback = std::nullopt) {
+  if ((!j.contains(key) || j[key].is_null()) && fallback.has_value()) return *fallback;
+  if (!j.contains(key) || !j[key].is_number_unsigned() || j[key].get<uint64_t>() == 0 ||
+      j[key].get<uint64_t>() > INT_MAX) {
+    return Error(name, absl::StrCat("'", key, "' must be a positive integer"));
+  }
+  return j[key].get<int>();
+}
+
+absl::StatusOr<double> JsonNumber(const json& j, const char* key, const std::string& name,
+                                  double fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_number()) return Error(name, absl::StrCat("'", key, "' must be a number"));
+  return j[key].get<double>();
+}
+
+absl::Status ParseRopeScaling(const json& j, const std::string& name, RopeScaling* out) {
+  if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return absl::OkStatus();
+  const json& r = j["rope_scaling"];
+  if (!r.is_object()) return Error(name, "'rope_scaling' must be an object");
+  const char* type_key = r.contains("rope_type") ? "rope_type" : "type";
+  if (!r.contains(type_key) || !r[type_key].is_string()) {
+    return Error(name, "'rope_scaling' has no rope_type");
+  }
+  const auto& type = r[type_key].get_ref<const std::string&>();
+  if (type == "default") return absl::OkStatus();
+  if (type != "llama3") {
+    return absl::UnimplementedError(
+        absl::StrCat(name, ": rope_scaling type '", type, "' is not supported (llama3 is)"));
+  }
+  out->enabled = true;
+  RS_ASSIGN_OR_RETURN(const double factor, JsonNumber(r, "factor", name, out->factor));
+  RS_ASSIGN_OR_RETURN(const double low,
+                      JsonNumber(r, "low_freq_factor", name, out->low_freq_factor));
+  RS_ASSIGN_OR_RETURN(const double high,
+                      JsonNumber(r, "high_freq_factor", name, out->high_freq_factor));
+  out->factor = static_cast<float>(factor);
+  out->low_freq_factor = static_cast<float>(low);
+  out->high_freq_factor = static_cast<float>(high);
+  RS_ASSIGN_OR_RETURN(out->original_max_position, JsonDim(r, "original_max_position_embeddings",
+                                                          name, out->original_max_position));
+  return absl::OkStatus();
+}
+
+absl::Status CheckArchitecture(const json& j, const std::string& name) {
+  std::string arch;
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string()) {
+    arch = j["architectures"][0].get<std::string>();
+  } else if (j.contains("model_type") && j["model_type"].is_string()) {
+    arch = j["model_type"].get<std::string>();
+  }
+  if (arch != "LlamaForCausalLM" && arch != "MistralForCausalLM" && arch != "llama" &&
+      arch != "mistral") {
+    return absl::UnimplementedError(
+        absl::StrCat(name, ": architecture '", arch,
+                     "' is not supported (LlamaForCausalLM, MistralForCausalLM are)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
+                                                  const std::string& name) {
+  const json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Error(name, "not a JSON object");
+  RS_RETURN_IF_ERROR(CheckArchitecture(j, name));
+  ModelConfig c;
+  c.architecture = "llama";
+  RS_ASSIGN_OR_RETURN(c.dim, JsonDim(j, "hidden_size", name));
+  RS_ASSIGN_OR_RETURN(c.hidden_dim, JsonDim(j, "intermediate_size", name));
+  RS_ASSIGN_OR_RETURN(c.num_layers, JsonDim(j, "num_hidden_layers", name));
+  RS_ASSIGN_OR_RETURN(c.num_heads, JsonDim(j, "num_attention_heads", name));
+  RS_ASSIGN_OR_RETURN(c.num_kv_heads, JsonDim(j, "num_key_value_heads", name, c.num_heads));
+  RS_ASSIGN_OR_RETURN(c.head_dim, JsonDim(j, "head_dim", name, 0));
+  RS_ASSIGN_OR_RETURN(c.vocab_size, JsonDim(j, "vocab_size", name));
+  RS_ASSIGN_OR_RETURN(c.max_seq_len, JsonDim(j, "max_position_embeddings", name));
+  RS_ASSIGN_OR_RETURN(const double eps, JsonNumber(j, "rms_norm_eps", name, 1e-6));
+  RS_ASSIGN_OR_RETURN(const double theta, JsonNumber(j, "rope_theta", name, 10000.0));
+  c.rms_eps = static_cast<float>(eps);
+  c.rope_theta = static_cast<float>(theta);
+  c.rope_layout = kernels::RopeLayout::kHalves;
+  RS_RETURN_IF_ERROR(ParseRopeScaling(j, name, &c.rope_scaling));
+  if (j.contains("tie_word_embeddings") && !j["tie_word_embeddings"].is_null()) {
+    if (!j["tie_word_embeddings"].is_boolean()) {
+      return Error(name, "'tie_word_embeddings' must be a bool");
+    }
+    c.tied_embeddings = j["tie_word_embeddings"].get<bool>();
+  }
+  if (absl::Status s = c.Validate(); !s.ok()) return Error(name, s.message());
+  return c;
+}
+
+std::string CanonicalTensorName(const std::string& hf_name, int* layer) {
+  *layer = -1;
+  if (hf_name == "model.embed_tokens.weight") return "token_embd.weight";
+  if (hf_name == "model.norm.weight") return "output_norm.weight";
+  if (hf_name == "lm_head.weight") return "output.weight";
+  constexpr absl::string_view kPrefix = "model.layers.";
+  if (!absl::StartsWith(hf_name, kPrefix)) return "";
+  const size_t dot = hf_name.find('.', kPrefix.size());
+  if (dot == std::string::npos) return "";
+  const absl::string_view index(hf_name.data() + kPrefix.size(), dot - kPrefix.size());
+  int n = 0;
+  if (index.empty() || index.size() > 6 || !absl::SimpleAtoi(index, &n) || n < 0) return "";
+  static const std::pair<const char*, const char*> kMap[] = {
+      {"self_attn.q_proj.weight", "attn_q"},          {"self_attn.k_proj.weight", "attn_k"},
+      {"self_attn.v_proj.weight", "attn_v"},          {"self_attn.o_proj.weight", "attn_output"},
+      {"mlp.gate_proj.weight", "ffn_gate"},           {"mlp.up_proj.weight", "ffn_up"},
+      {"mlp.down_proj.weight", "ffn_down"},           {"input_layernorm.weight", "attn_norm"},
+      {"post_attention_layernorm.weight", "ffn_norm"}};
+  const absl::string_view rest(hf_name.data() + dot + 1, hf_name.size() - dot - 1);
+  for (const auto& [hf, canonical] : kMap) {
+    if (rest == hf) {
+      *layer = n;
+      return absl::StrCat("blk.", n, ".", canonical, ".weight");
+    }
+  }
+  return "";
+}
+
+absl::StatusOr<std::vector<SafetensorsEntry>> ParseSafetensors(std::span<const uint8_t> bytes,
+                                                               const std::string& name) {
+  if (bytes.size() < 8) return Error(name, "truncated safetensors header");
+  uint64_t header_bytes = 0;
+  std::memcpy(&header_bytes, bytes.data(), 8);
+  if (header_bytes > bytes.size() - 8 || header_bytes > kMaxHeaderBytes) {
+    return Error(name, absl::StrCat("header length ", header_bytes, " exceeds the file (",
+                                    bytes.size(), " bytes)"));
+  }
+  const auto* text = reinterpret_cast<const char*>(bytes.data() + 8);
+  const json header = json::parse(text, text + header_bytes, nullptr, false);
+  if (header.is_discarded() || !header.is_object()) {
+    return Error(name, "safetensors header is not a JSON object");
+  }
+  const uint8_t* data = bytes.data() + 8 + header_bytes;
+  const uint64_t data_bytes = bytes.size() - 8 - header_bytes;
+  std::vector<SafetensorsEntry> entries;
+  for (const auto& [key, value] : header.items()) {
+    if (key == "__metadata__") continue;
+    RS_ASSIGN_OR_RETURN(SafetensorsEntry e, ParseEntry(name, key, value, data_bytes, data));
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+absl::StatusOr<std::unique_ptr<Checkpoint>> LoadSafetensorsCheckpoint(const std::string& dir) {
+  const std::string config_path = dir + "/config.json";
+  RS_ASSIGN_OR_RETURN(const std::string config_text, ReadText(config_path));
+  auto ckpt = std::make_unique<Checkpoint>();
+  ckpt->source_path = dir;
+  ckpt->format = "safetensors";
+  RS_ASSIGN_OR_RETURN(ckpt->config, ModelConfigFromHfJson(config_text, config_path));
+  std::vector<std::string> shards;
+  if (Exists(dir + "/model.safetensors")) {
+    shards.push_back("model.safetensors");
+  } else if (Exists(dir + "/model.safetensors.index.json")) {
+    RS_ASSIGN_OR_RETURN(shards, ShardsFromIndex(dir + "/model.safetensors.index.json"));
+  } else {
+    return absl::NotFoundError(
+        absl::StrCat(dir, ": no model.safetensors or model.safetensors.index.json"));
+  }
+  const ModelConfig& c = ckpt->config;
+  for (const std::string& shard : shards) {
+    RS_RETURN_IF_ERROR(AddShard(dir + "/" + shard, c.num_layers, c.tied_embeddings, ckpt.get()));
+  }
+  if (!c.tied_embeddings && !ckpt->Find("output.weight").ok()) {
+    return Error(dir, "missing tensor 'lm_head.weight' (tie_word_embeddings is false)");
+  }
+  RS_RETURN_IF_ERROR(ckpt->ValidateTensors());
+  RS_RETURN_IF_ERROR(LoadVocabulary(dir, config_text, ckpt.get()));
+  return ckpt;
+}
+
+}  // namespace ringserve::model

@@ -1,0 +1,189 @@
+#include "worker/model/tiny_model.h"
+
+#include <cmath>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/check.h"
+#include "worker/model/gguf_writer.h"
+
+namespace ringserve::model {
+namespace {
+
+using tokenizer::TokenType;
+
+constexpr char kSpace[] = "\xE2\x96\x81";  // U+2581, SentencePiece's space
+constexpr uint64_t kSeed = 0x5eed'0f'7e57ULL;
+
+// Common English words; each gets a "▁" prefix and all its prefixes become pieces so the
+// score-driven merges of a SentencePiece BPE can reach the whole word.
+constexpr const char* kWords[] = {
+    "the",    "and",   "to",    "of",     "a",      "in",      "is",    "it",    "you",   "that",
+    "he",     "was",   "for",   "on",     "are",    "with",    "as",    "his",   "they",  "be",
+    "at",     "one",   "have",  "this",   "from",   "or",      "had",   "by",    "not",   "word",
+    "but",    "what",  "some",  "we",     "can",    "out",     "other", "were",  "all",   "there",
+    "when",   "up",    "use",   "your",   "how",    "said",    "an",    "each",  "she",   "which",
+    "do",     "their", "time",  "if",     "will",   "way",     "about", "many",  "then",  "them",
+    "would",  "write", "like",  "so",     "these",  "her",     "long",  "make",  "thing", "see",
+    "him",    "two",   "has",   "look",   "more",   "day",     "could", "go",    "come",  "did",
+    "my",     "sound", "no",    "most",   "people", "over",    "know",  "water", "than",  "call",
+    "first",  "who",   "may",   "down",   "side",   "been",    "now",   "find",  "any",   "new",
+    "work",   "part",  "take",  "get",    "place",  "made",    "live",  "where", "after", "back",
+    "little", "only",  "round", "man",    "year",   "came",    "show",  "every", "good",  "me",
+    "give",   "our",   "under", "name",   "very",   "through", "just",  "form",  "great", "think",
+    "help",   "low",   "line",  "before", "turn",   "cause",   "same",  "mean",  "right", "boy",
+    "old",    "too",   "does",  "tell",   "big",    "went",    "want",  "play",  "small", "end",
+    "home",   "hand",  "house", "again",  "cat",    "dog",     "once",  "upon",  "happy", "friend",
+    "story",  "model", "token", "hello",  "world"};
+
+// Word endings, as pieces without "▁" (with their prefixes, for the same reason).
+constexpr const char* kSuffixes[] = {"ing", "ed", "er", "ly", "tion", "est", "ness", "ful", "es"};
+
+// splitmix64 + Box-Muller: portable (std::normal_distribution differs between libraries).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  double Uniform() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+  }
+  float Normal(float stddev) {
+    const double u1 = 1.0 - Uniform();
+    const double u2 = Uniform();
+    return static_cast<float>(stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * M_PI * u2));
+  }
+
+ private:
+  uint64_t state_;
+};
+
+void AddPiece(tokenizer::Vocabulary* v, absl::flat_hash_set<std::string>* seen,
+              const std::string& piece) {
+  if (!seen->insert(piece).second) return;
+  v->tokens.push_back(piece);
+  v->scores.push_back(-static_cast<float>(v->tokens.size()));  // earlier pieces merge first
+  v->types.push_back(TokenType::kNormal);
+}
+
+void WriteVocabulary(const tokenizer::Vocabulary& v, GgufWriter* w) {
+  w->SetString("tokenizer.ggml.model", "llama");
+  w->SetStringArray("tokenizer.ggml.tokens", v.tokens);
+  w->SetFloat32Array("tokenizer.ggml.scores",
+                     std::vector<double>(v.scores.begin(), v.scores.end()));
+  std::vector<int64_t> types;
+  for (TokenType t : v.types) types.push_back(static_cast<int64_t>(t));
+  w->SetInt32Array("tokenizer.ggml.token_type", std::move(types));
+  w->SetUint32("tokenizer.ggml.bos_token_id", v.bos_id);
+  w->SetUint32("tokenizer.ggml.eos_token_id", v.eos_id);
+  w->SetUint32("tokenizer.ggml.unknown_token_id", v.unk_id);
+  w->SetBool("tokenizer.ggml.add_bos_token", true);
+  w->SetBool("tokenizer.ggml.add_space_prefix", true);
+}
+
+void WriteConfig(const ModelConfig& c, GgufWriter* w) {
+  w->SetString("general.architecture", "llama");
+  w->SetString("general.name", "ringserve-tiny");
+  w->SetUint32("llama.context_length", c.max_seq_len);
+  w->SetUint32("llama.embedding_length", c.dim);
+  w->SetUint32("llama.feed_forward_length", c.hidden_dim);
+  w->SetUint32("llama.block_count", c.num_layers);
+  w->SetUint32("llama.attention.head_count", c.num_heads);
+  w->SetUint32("llama.attention.head_count_kv", c.num_kv_heads);
+  w->SetUint32("llama.rope.dimension_count", c.dim / c.num_heads);
+  w->SetFloat32("llama.attention.layer_norm_rms_epsilon", c.rms_eps);
+  w->SetFloat32("llama.rope.freq_base", c.rope_theta);
+}
+
+void AddWeights(const ModelConfig& c, GgufWriter* w) {
+  Rng rng(kSeed);
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, bool norm) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<float> values(n);
+    for (float& x : values) x = norm ? 1.0F : rng.Normal(0.02F);
+    RS_CHECK(w->AddTensor(name, shape, kernels::DType::kF32, values).ok());
+  };
+  const int64_t hd = c.dim / c.num_heads, q = c.num_heads * hd, kv = c.num_kv_heads * hd;
+  add("token_embd.weight", {c.vocab_size, c.dim}, false);
+  add("output_norm.weight", {c.dim}, true);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = absl::StrCat("blk.", l, ".");
+    add(p + "attn_norm.weight", {c.dim}, true);
+    add(p + "attn_q.weight", {q, c.dim}, false);
+    add(p + "attn_k.weight", {kv, c.dim}, false);
+    add(p + "attn_v.weight", {kv, c.dim}, false);
+    add(p + "attn_output.weight", {c.dim, q}, false);
+    add(p + "ffn_norm.weight", {c.dim}, true);
+    add(p + "ffn_gate.weight", {c.hidden_dim, c.dim}, false);
+    add(p + "ffn_up.weight", {c.hidden_dim, c.dim}, false);
+    add(p + "ffn_down.weight", {c.dim, c.hidden_dim}, false);
+  }
+}
+
+}  // namespace
+
+tokenizer::Vocabulary TinyVocabulary() {
+  tokenizer::Vocabulary v;
+  v.model = tokenizer::TokenizerModel::kSentencePiece;
+  v.tokens = {"<unk>", "<s>", "</s>"};
+  v.scores = {0, 0, 0};
+  v.types = {TokenType::kUnknown, TokenType::kControl, TokenType::kControl};
+  v.unk_id = 0;
+  v.bos_id = 1;
+  v.eos_id = 2;
+  for (int b = 0; b < 256; ++b) {
+    v.tokens.push_back(absl::StrFormat("<0x%02X>", b));
+    v.scores.push_back(0);
+    v.types.push_back(TokenType::kByte);
+  }
+  absl::flat_hash_set<std::string> seen(v.tokens.begin(), v.tokens.end());
+  AddPiece(&v, &seen, kSpace);
+  for (char ch = '!'; ch <= '~'; ++ch) AddPiece(&v, &seen, std::string(1, ch));
+  for (const char* word : kWords) {
+    const std::string piece = absl::StrCat(kSpace, word);
+    for (size_t len = sizeof(kSpace); len <= piece.size(); ++len) {
+      AddPiece(&v, &seen, piece.substr(0, len));
+    }
+  }
+  for (const std::string suffix : kSuffixes) {
+    for (size_t len = 2; len <= suffix.size(); ++len) AddPiece(&v, &seen, suffix.substr(0, len));
+  }
+  return v;
+}
+
+ModelConfig TinyModelConfig() {
+  ModelConfig c;
+  c.dim = 64;
+  c.hidden_dim = 172;
+  c.num_layers = 4;
+  c.num_heads = 8;
+  c.num_kv_heads = 4;
+  c.max_seq_len = 2048;
+  c.vocab_size = static_cast<int>(TinyVocabulary().tokens.size());
+  c.tied_embeddings = true;
+  RS_CHECK(c.Validate().ok());
+  return c;
+}
+
+namespace {
+
+// Built after TinyModelConfig() so it can use it.
+GgufWriter TinyModelWriter() {
+  const ModelConfig c = TinyModelConfig();
+  GgufWriter w;
+  WriteConfig(c, &w);
+  WriteVocabulary(TinyVocabulary(), &w);
+  AddWeights(c, &w);
+  return w;
+}
+
+}  // namespace
+
+std::vector<uint8_t> TinyModelImage() { return TinyModelWriter().Build(); }
+
+absl::Status WriteTinyModel(const std::string& path) { return TinyModelWriter().WriteFile(path); }
+
+}  // namespace ringserve::model

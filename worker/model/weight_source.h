@@ -1,0 +1,63 @@
+// Where a model's weights come from: a checkpoint on disk, or deterministic random values
+// for benchmarks at real shapes. The model asks for each tensor by canonical name and
+// expected shape; a source answers with host memory valid until the next Get.
+#ifndef RINGSERVE_WORKER_MODEL_WEIGHT_SOURCE_H_
+#define RINGSERVE_WORKER_MODEL_WEIGHT_SOURCE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kernels/dtype.h"
+#include "worker/model/checkpoint.h"
+#include "worker/model/model_config.h"
+
+namespace ringserve::model {
+
+struct HostMatrix {
+  kernels::DType dtype = kernels::DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const void* data = nullptr;
+};
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  // `shape` is {rows, cols} for matrices or {cols} for vectors (returned as one row).
+  virtual absl::StatusOr<HostMatrix> Get(const std::string& name,
+                                         const std::vector<int64_t>& shape) = 0;
+  virtual bool Has(const std::string& name) const = 0;
+};
+
+// Serves tensors straight out of the checkpoint's memory map (no copy).
+class CheckpointWeightSource final : public WeightSource {
+ public:
+  explicit CheckpointWeightSource(const Checkpoint& checkpoint) : checkpoint_(checkpoint) {}
+  absl::StatusOr<HostMatrix> Get(const std::string& name,
+                                 const std::vector<int64_t>& shape) override;
+  bool Has(const std::string& name) const override;
+
+ private:
+  const Checkpoint& checkpoint_;
+};
+
+// Deterministic random weights: matrices ~ U(-a, a) with a = 1/sqrt(cols), norm weights 1.
+// The output matrix is absent (tied) when the config says so.
+class RandomWeightSource final : public WeightSource {
+ public:
+  RandomWeightSource(const ModelConfig& config, uint64_t seed) : config_(config), seed_(seed) {}
+  absl::StatusOr<HostMatrix> Get(const std::string& name,
+                                 const std::vector<int64_t>& shape) override;
+  bool Has(const std::string& name) const override;
+
+ private:
+  const ModelConfig& config_;
+  uint64_t seed_;
+  std::vector<float> buffer_;
+};
+
+}  // namespace ringserve::model
+
+#endif  // RINGSERVE_WORKER_MODEL_WEIGHT_SOURCE_H_

@@ -1,0 +1,25 @@
+#include "worker/tokenizer/stream_decoder.h"
+
+#include "worker/tokenizer/unicode.h"
+
+namespace ringserve::tokenizer {
+
+std::string StreamDecoder::Push(int32_t id) {
+  tokenizer_->AppendTokenBytes(id, previous_, &pending_);
+  previous_ = id;
+  std::string text;
+  // RepairUtf8 is prefix-stable, so repairing piecewise equals Decode()'s repair of the
+  // whole byte string.
+  const size_t used = RepairUtf8(pending_, /*final=*/false, &text);
+  pending_.erase(0, used);
+  return text;
+}
+
+std::string StreamDecoder::Flush() {
+  std::string text;
+  RepairUtf8(pending_, /*final=*/true, &text);
+  pending_.clear();
+  return text;
+}
+
+}  // namespace ringserve::tokenizer

@@ -1,5 +1,8 @@
 #include "tools/common/arg_parser.h"
 
+#include <cstdlib>
+#include <iostream>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -7,8 +10,7 @@ namespace ringserve::tools {
 namespace {
 
 absl::Status BadValue(const std::string& name, const std::string& value, const char* what) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("--", name, ": '", value, "' is not ", what));
+  return absl::InvalidArgumentError(absl::StrCat("--", name, ": '", value, "' is not ", what));
 }
 
 }  // namespace
@@ -84,10 +86,16 @@ absl::Status ArgParser::Parse(int argc, char** argv, int first) {
       name.resize(eq);
       has_value = true;
     }
+    if (name == "help" && Find(name) == nullptr) {
+      // A tool's --help is an answer, not an error: print the flags and stop.
+      std::cout << "flags:\n" << Help();
+      std::exit(0);
+    }
     const Flag* flag = Find(name);
     if (flag == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
     if (!has_value && !flag->is_bool) {
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+      if (i + 1 >= argc)
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
       value = argv[++i];
     }
     if (absl::Status s = flag->set(value); !s.ok()) return s;

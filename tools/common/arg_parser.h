@@ -19,11 +19,11 @@ class ArgParser {
   void AddInt(const std::string& name, int* out, const std::string& help);
   void AddFloat(const std::string& name, double* out, const std::string& help);
   void AddBool(const std::string& name, bool* out, const std::string& help);
-  void AddRepeated(const std::string& name, std::vector<std::string>* out,
-                   const std::string& help);
+  void AddRepeated(const std::string& name, std::vector<std::string>* out, const std::string& help);
 
   // Parses argv[first..argc). Unknown flags and bad values are INVALID_ARGUMENT naming
-  // the flag. Arguments that are not flags are collected in positional().
+  // the flag. Arguments that are not flags are collected in positional(). --help prints
+  // Help() to stdout and exits the process with status 0.
   absl::Status Parse(int argc, char** argv, int first = 1);
   const std::vector<std::string>& positional() const { return positional_; }
   std::string Help() const;

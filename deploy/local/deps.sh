@@ -8,6 +8,7 @@ PACKAGES=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
   libopenblas-dev nlohmann-json3-dev libxxhash-dev
+  clang libclang-rt-14-dev clang-format clang-tidy
   python3 python3-grpcio python3-protobuf
 )
 

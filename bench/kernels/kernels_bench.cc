@@ -16,6 +16,8 @@
 #include "benchmark/benchmark.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/cpu_matmul.h"
 #include "kernels/cpu/roofline.h"
 
 namespace ringserve::kernels {
@@ -71,6 +73,30 @@ void RunMatMul(benchmark::State& state, bool use_blas) {
 
 // Our batch-invariant MatMul.
 void BM_MatMul(benchmark::State& state) { RunMatMul(state, false); }
+// Our MatMul forced onto the AVX2 kernels, to compare with BM_MatMul where BestIsa() is
+// AVX-512.
+void BM_MatMulAvx2(benchmark::State& state) {
+  const int64_t n = state.range(0), m = state.range(1), k = state.range(2);
+  auto backend = MakeCpu();
+  cpu::ThreadPool& pool = static_cast<cpu::CpuBackend&>(*backend).pool();
+  std::vector<Weight> weights = ColdWeights(*backend, m, k, /*cold=*/n < 16);
+  const std::vector<float> x = Random(n * k, 2);
+  std::vector<float> y(n * m);
+  size_t next = 0;
+  for (auto _ : state) {
+    const cpu::MatMulArgs args{
+        x.data(), k, n, weights[next].buffer.as<const float>(), cpu::PanelLayout{false, m, k},
+        y.data(), m};
+    cpu::MatMul(pool, args, cpu::Isa::kAvx2);
+    next = (next + 1) % weights.size();
+    benchmark::ClobberMemory();
+  }
+  const double iters = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(iters * m * k * 4 / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(iters * 2.0 * n * m * k / 1e9, benchmark::Counter::kIsRate);
+}
+
 // The same call on a cpu_use_blas backend: cblas_sgemm for n >= 16.
 void BM_MatMulBlasBackend(benchmark::State& state) { RunMatMul(state, true); }
 
@@ -189,6 +215,7 @@ void Shapes(benchmark::internal::Benchmark* bench, int64_t n) {
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeStep110M)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MatMul)->Apply([](auto* b) { Shapes(b, 1); });
+BENCHMARK(BM_MatMulAvx2)->Apply([](auto* b) { Shapes(b, 1); });
 BENCHMARK(BM_Sgemm)->Apply([](auto* b) { Shapes(b, 1); });
 BENCHMARK(BM_MatMul)
     ->Args({4, 2304, 768})
@@ -196,6 +223,7 @@ BENCHMARK(BM_MatMul)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MatMul)->Apply([](auto* b) { Shapes(b, 512); });
+BENCHMARK(BM_MatMulAvx2)->Apply([](auto* b) { Shapes(b, 512); });
 BENCHMARK(BM_Sgemm)->Apply([](auto* b) { Shapes(b, 512); });
 BENCHMARK(BM_MatMulBlasBackend)
     ->Args({512, 2304, 768})

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "common/check.h"
+#include "kernels/cpu/cpu_matmul_avx512.h"
 
 namespace ringserve::kernels::cpu {
 namespace {
@@ -147,7 +148,10 @@ void UnpackRow(const PanelLayout& layout, const float* w, int64_t r, float* dst)
   for (int64_t c = 0; c < layout.cols; ++c) dst[c] = src[c * ldw];
 }
 
-void MatMul(ThreadPool& pool, const MatMulArgs& args) {
+void MatMul(ThreadPool& pool, const MatMulArgs& args) { MatMul(pool, args, BestIsa()); }
+
+void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
+  RS_CHECK(IsaSupported(isa));
   if (args.n <= 0 || args.layout.rows <= 0) return;
   if (args.layout.cols == 0) {
     for (int64_t i = 0; i < args.n; ++i) std::fill_n(args.y + i * args.ldy, args.layout.rows, 0.0F);
@@ -155,9 +159,16 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args) {
   }
   // Below ~64k multiply-adds per thread a wake-up costs more than it saves (tiny models).
   const int64_t macs_per_panel = kPanelWidth * args.layout.cols * args.n;
-  pool.ParallelFor(
-      args.layout.num_panels(), [&](int64_t p0, int64_t p1) { MatMulPanels(args, p0, p1); },
-      std::max<int64_t>(1, (int64_t{1} << 16) / macs_per_panel));
+  const int64_t min_chunk = std::max<int64_t>(1, (int64_t{1} << 16) / macs_per_panel);
+  if (isa == Isa::kAvx512) {
+    pool.ParallelFor(
+        args.layout.num_panels(), [&](int64_t p0, int64_t p1) { MatMulPanelsAvx512(args, p0, p1); },
+        min_chunk);
+  } else {
+    pool.ParallelFor(
+        args.layout.num_panels(), [&](int64_t p0, int64_t p1) { MatMulPanels(args, p0, p1); },
+        min_chunk);
+  }
 }
 
 void MatMulBlas(const MatMulArgs& a) {

@@ -12,7 +12,7 @@
 //
 // Arithmetic. Every output y[i, j] is computed as acc = 0; for c = 0..k-1 in order:
 // acc = fma(x[i, c], W[j, c], acc); whatever the path (register tile size, k blocking,
-// vector width, thread split, scalar tail). FMA is correctly rounded, so a vector lane and
+// vector width or ISA, thread split, scalar tail). FMA is correctly rounded, so a vector lane and
 // a scalar std::fma agree, and storing acc between k blocks is exact. Hence y[i, j] is
 // bit-identical whatever n is and wherever row i sits in the batch (batch invariance). Work
 // is split across threads over output panels only, never over k.
@@ -21,6 +21,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace ringserve::kernels::cpu {
@@ -63,8 +64,11 @@ struct MatMulArgs {
   int64_t ldy = 0;
 };
 
-// The batch-invariant product described above, parallel over output panels.
+// The batch-invariant product described above, parallel over output panels, on BestIsa().
 void MatMul(ThreadPool& pool, const MatMulArgs& args);
+// The same on a given ISA (which must be IsaSupported): for tests that compare the ISAs'
+// bits and benchmarks that compare their speed.
+void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa);
 
 // cblas_sgemm on a transposed-layout weight: faster for large n, not batch invariant.
 void MatMulBlas(const MatMulArgs& args);

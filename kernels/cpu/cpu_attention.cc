@@ -4,6 +4,10 @@
 // K/V stored for positions 0..position. Scores are computed key by key in position order,
 // the softmax runs over the whole row (two passes, no chunking), and V is accumulated in
 // position order, so neither batch-mates nor the prefill chunking change a single bit.
+// The row path here and the tile path (attention_tile.inc) do the same operations per
+// query; cpu_attention.h spells them out.
+#include "kernels/cpu/cpu_attention.h"
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -184,29 +188,164 @@ void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
       8);
 }
 
+namespace {
+
+// A unit of attention work: the rows path's (token, kv head), or a tile of `count` query
+// vectors of sequence `seq` starting at vector `first` (vectors run token-major, the
+// group's heads inner).
+struct WorkItem {
+  int64_t cost = 0;  // relative time estimate, for balancing threads
+  int32_t seq = 0;
+  int32_t token = 0;
+  int32_t kv_head = 0;
+  int32_t first = 0;
+  int32_t count = 0;  // 0 for a row
+};
+
+// Per (key, query head), a tile costs ~5x a row's head: 16 lanes of score chains, softmax
+// and P V whatever the fill, vs one head's dot product, softmax and V update.
+constexpr int64_t kRowKeyCost = 1;
+constexpr int64_t kTileKeyCost = 5;
+
+struct AttentionCall {
+  const Tensor& qkv;
+  const AttentionShape& shape;
+  const AttentionBatch& batch;
+  const KvLayerView& kv;
+  const Tensor& out;
+  int group;
+};
+
+void RunRow(const AttentionCall& c, const WorkItem& item, std::vector<float>& scratch) {
+  const int64_t t = item.token;
+  const int64_t q_offset = static_cast<int64_t>(item.kv_head) * c.group * c.shape.head_dim;
+  const AttentionRow row{
+      RowPtr(c.qkv, t) + q_offset,
+      RowPtr(c.out, t) + q_offset,
+      c.group,
+      item.kv_head,
+      static_cast<int64_t>(c.batch.positions[t]) + 1,
+      c.batch.block_tables + static_cast<int64_t>(item.seq) * c.batch.max_blocks_per_seq};
+  AttendRow(row, c.shape, c.kv, scratch);
+}
+
+void RunTile(const AttentionCall& c, const WorkItem& item, Isa isa, std::vector<float>& scratch,
+             std::vector<int64_t>& key_offsets) {
+  const int hd = c.shape.head_dim;
+  const int64_t first_token = c.batch.query_start[item.seq];
+  AttentionTile tile;
+  tile.num_lanes = item.count;
+  int64_t n_end = 0;
+  for (int i = 0; i < item.count; ++i) {
+    const int vec = item.first + i;
+    const int64_t t = first_token + vec / c.group;
+    const int64_t q_offset = (static_cast<int64_t>(item.kv_head) * c.group + vec % c.group) * hd;
+    tile.q[i] = RowPtr(c.qkv, t) + q_offset;
+    tile.out[i] = RowPtr(c.out, t) + q_offset;
+    tile.context[i] = c.batch.positions[t] + 1;
+    n_end = std::max<int64_t>(n_end, tile.context[i]);
+  }
+  const int64_t token_stride = static_cast<int64_t>(c.kv.num_kv_heads) * hd;
+  const int32_t* blocks =
+      c.batch.block_tables + static_cast<int64_t>(item.seq) * c.batch.max_blocks_per_seq;
+  key_offsets.resize(static_cast<size_t>(n_end));
+  for (int64_t j = 0; j < n_end; ++j) {
+    key_offsets[j] = (static_cast<int64_t>(blocks[j / c.kv.block_size]) * c.kv.block_size +
+                      j % c.kv.block_size) *
+                     token_stride;
+  }
+  tile.k = static_cast<const float*>(c.kv.k) + static_cast<int64_t>(item.kv_head) * hd;
+  tile.v = static_cast<const float*>(c.kv.v) + static_cast<int64_t>(item.kv_head) * hd;
+  tile.key_offsets = key_offsets.data();
+  tile.head_dim = hd;
+  tile.scale = c.shape.scale;
+  scratch.resize(static_cast<size_t>(TileScratchFloats(hd, n_end)));
+  if (isa == Isa::kAvx512) {
+    AttendTileAvx512(tile, scratch.data());
+  } else {
+    AttendTileAvx2(tile, scratch.data());
+  }
+}
+
+// Splits the batch into work items: tiles for sequences with enough query vectors, rows for
+// the rest (decode tokens).
+std::vector<WorkItem> PlanWork(const AttentionCall& c, const AttentionOptions& options) {
+  const int lanes = options.isa == Isa::kAvx512 ? 16 : 8;
+  const int num_kv_heads = c.shape.num_kv_heads;
+  std::vector<WorkItem> items;
+  for (int s = 0; s < c.batch.num_seqs; ++s) {
+    const int32_t begin = c.batch.query_start[s], end = c.batch.query_start[s + 1];
+    const int vectors = (end - begin) * c.group;
+    if (vectors >= options.min_tile_vectors) {
+      for (int first = 0; first < vectors; first += lanes) {
+        const int count = std::min(lanes, vectors - first);
+        // Tokens are in position order, so the tile's last token has the longest context.
+        const int64_t keys = c.batch.positions[begin + (first + count - 1) / c.group] + 1;
+        for (int h = 0; h < num_kv_heads; ++h) {
+          items.push_back({keys * kTileKeyCost, s, begin, h, first, count});
+        }
+      }
+    } else {
+      for (int32_t t = begin; t < end; ++t) {
+        const int64_t keys = c.batch.positions[t] + 1;
+        for (int h = 0; h < num_kv_heads; ++h) {
+          items.push_back({keys * c.group * kRowKeyCost, s, t, h, 0, 0});
+        }
+      }
+    }
+  }
+  return items;
+}
+
+// Longest-processing-time-first over `workers` bins: items sorted by falling cost, each to
+// the least loaded bin. Reorders items bin by bin and returns each bin's first index.
+std::vector<size_t> Balance(std::vector<WorkItem>& items, int workers) {
+  std::stable_sort(items.begin(), items.end(),
+                   [](const WorkItem& a, const WorkItem& b) { return a.cost > b.cost; });
+  std::vector<int64_t> load(workers, 0);
+  std::vector<int> bin(items.size());
+  std::vector<size_t> start(workers + 1, 0);
+  for (size_t i = 0; i < items.size(); ++i) {
+    bin[i] = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[bin[i]] += items[i].cost;
+    ++start[bin[i] + 1];
+  }
+  for (int w = 0; w < workers; ++w) start[w + 1] += start[w];
+  std::vector<WorkItem> ordered(items.size());
+  std::vector<size_t> next(start.begin(), start.end() - 1);
+  for (size_t i = 0; i < items.size(); ++i) ordered[next[bin[i]]++] = items[i];
+  items.swap(ordered);
+  return start;
+}
+
+}  // namespace
+
 void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
                       const AttentionBatch& batch, const KvLayerView& kv, const Tensor& out) {
+  PagedAttentionOp(pool, qkv, shape, batch, kv, out, AttentionOptions{BestIsa()});
+}
+
+void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
+                      const AttentionBatch& batch, const KvLayerView& kv, const Tensor& out,
+                      const AttentionOptions& options) {
   RS_CHECK(kv.dtype == DType::kF32 && shape.num_q_heads % shape.num_kv_heads == 0);
-  const int group = shape.num_q_heads / shape.num_kv_heads;
-  const int64_t num_rows = static_cast<int64_t>(batch.num_tokens) * shape.num_kv_heads;
-  const int num_workers = static_cast<int>(std::min<int64_t>(pool.num_threads(), num_rows));
-  // Rows are dealt round-robin: causal prefill rows grow in cost with position, so
-  // contiguous chunks would leave the first thread idle.
-  pool.ParallelFor(num_workers, [&](int64_t begin, int64_t end) {
+  RS_CHECK(IsaSupported(options.isa));
+  const AttentionCall call{qkv, shape, batch, kv, out, shape.num_q_heads / shape.num_kv_heads};
+  std::vector<WorkItem> items = PlanWork(call, options);
+  if (items.empty()) return;
+  // Causal prefill work grows with position, so contiguous chunks would leave a thread idle.
+  const int workers = static_cast<int>(std::min<size_t>(pool.num_threads(), items.size()));
+  const std::vector<size_t> start = Balance(items, workers);
+  pool.ParallelFor(workers, [&](int64_t begin, int64_t end) {
     std::vector<float> scratch;
-    for (int64_t worker = begin; worker < end; ++worker) {
-      for (int64_t r = worker; r < num_rows; r += num_workers) {
-        const int64_t t = r / shape.num_kv_heads;
-        const int g = static_cast<int>(r % shape.num_kv_heads);
-        const int seq = batch.token_seq[t];
-        const int64_t q_offset = static_cast<int64_t>(g) * group * shape.head_dim;
-        AttentionRow row{RowPtr(qkv, t) + q_offset,
-                         RowPtr(out, t) + q_offset,
-                         group,
-                         g,
-                         static_cast<int64_t>(batch.positions[t]) + 1,
-                         batch.block_tables + static_cast<int64_t>(seq) * batch.max_blocks_per_seq};
-        AttendRow(row, shape, kv, scratch);
+    std::vector<int64_t> key_offsets;
+    for (int64_t w = begin; w < end; ++w) {
+      for (size_t i = start[w]; i < start[w + 1]; ++i) {
+        if (items[i].count == 0) {
+          RunRow(call, items[i], scratch);
+        } else {
+          RunTile(call, items[i], options.isa, scratch, key_offsets);
+        }
       }
     }
   });

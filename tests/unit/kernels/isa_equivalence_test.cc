@@ -3,13 +3,16 @@
 // code path does the same float operations. Each case runs on every ISA this CPU supports,
 // on random inputs of awkward shapes (partial panels and vectors, tiles that do not divide
 // the row count, k blocks with a remainder), and compares the bits; MatMul is also held to
-// the scalar contract of cpu_matmul.h. Without AVX-512 only the AVX2 side runs.
+// the scalar contract of cpu_matmul.h, and the attention's tile path to its row path.
+// Without AVX-512 only the AVX2 side runs.
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_matmul.h"
 #include "kernels/cpu/thread_pool.h"
@@ -72,6 +75,73 @@ TEST(IsaEquivalenceTest, MatMulMatchesScalarContractOnEveryIsa) {
                 << transposed << " threads " << pool->num_threads();
           }
         }
+      }
+    }
+  }
+}
+
+struct AttentionCase {
+  int hq, hkv, hd, block_size;
+  std::vector<SeqSpec> seqs;
+};
+
+// PagedAttention over KV that is NaN everywhere but the slots of each sequence's context,
+// so reading a key past a query's position would show.
+TEST(IsaEquivalenceTest, AttentionTilesMatchRowsOnEveryIsa) {
+  const std::vector<AttentionCase> cases = {
+      {12, 12, 64, 16, {{512, 512}, {37, 1}}},
+      {8, 2, 64, 16, {{150, 150}, {40, 1}, {7, 7}, {300, 3}}},
+      {6, 2, 12, 8, {{70, 9}, {29, 29}, {1, 1}}},
+      {4, 1, 8, 16, {{33, 33}, {100, 23}}},
+      {3, 3, 72, 8, {{61, 61}, {17, 2}}},
+      {2, 1, 5, 4, {{45, 45}, {9, 4}}},
+      {32, 1, 16, 16, {{20, 20}}},
+  };
+  std::mt19937_64 rng(5);
+  cpu::ThreadPool pool(3);
+  for (const AttentionCase& c : cases) {
+    int num_blocks = 0;
+    for (const SeqSpec& s : c.seqs) num_blocks += (s.context_len + c.block_size - 1) / c.block_size;
+    const PagedBatchHost host = BuildBatch(c.seqs, c.block_size, num_blocks, rng);
+    const int64_t kv_width = static_cast<int64_t>(c.hkv) * c.hd;
+    std::vector<float> k(num_blocks * c.block_size * kv_width, NAN), v(k);
+    for (int s = 0; s < host.num_seqs; ++s) {
+      for (int p = 0; p < host.context_lens[s]; ++p) {
+        const int64_t slot =
+            static_cast<int64_t>(
+                host.block_tables[s * host.max_blocks_per_seq + p / c.block_size]) *
+                c.block_size +
+            p % c.block_size;
+        for (int64_t e = 0; e < kv_width; ++e) {
+          k[slot * kv_width + e] = RandomFloats(rng, 1, -2, 2)[0];
+          v[slot * kv_width + e] = RandomFloats(rng, 1)[0];
+        }
+      }
+    }
+    const int width = (c.hq + 2 * c.hkv) * c.hd, out_width = c.hq * c.hd;
+    std::vector<float> qkv = RandomFloats(rng, host.num_tokens * width, -2, 2);
+    const AttentionBatch batch{host.num_tokens,          host.num_seqs,
+                               host.max_blocks_per_seq,  host.max_context_len,
+                               host.positions.data(),    host.slots.data(),
+                               host.token_seq.data(),    host.query_start.data(),
+                               host.context_lens.data(), host.block_tables.data()};
+    const AttentionShape shape{c.hq, c.hkv, c.hd, 1.0F / std::sqrt(static_cast<float>(c.hd))};
+    const KvLayerView kv{k.data(), v.data(), DType::kF32, num_blocks, c.block_size, c.hkv, c.hd};
+    auto run = [&](Isa isa, int min_tile_vectors) {
+      std::vector<float> out(host.num_tokens * out_width, NAN);
+      cpu::PagedAttentionOp(
+          pool, Tensor::Of(qkv.data(), DType::kF32, host.num_tokens, width), shape, batch, kv,
+          Tensor::Of(out.data(), DType::kF32, host.num_tokens, out_width), {isa, min_tile_vectors});
+      return out;
+    };
+    // The row path on AVX2 is the reference every other combination must reproduce.
+    const std::vector<float> want = run(Isa::kAvx2, INT_MAX);
+    for (const float f : want) ASSERT_TRUE(std::isfinite(f)) << "hd " << c.hd;
+    for (const Isa isa : SupportedIsas()) {
+      for (const int min_tile_vectors : {1, 4, INT_MAX}) {
+        EXPECT_TRUE(BitEqual(run(isa, min_tile_vectors), want))
+            << cpu::IsaName(isa) << " hq " << c.hq << " hkv " << c.hkv << " hd " << c.hd
+            << " min_tile_vectors " << min_tile_vectors;
       }
     }
   }

@@ -1,0 +1,68 @@
+// Internals of the CPU paged attention (cpu_attention.cc), exposed for tests and benchmarks.
+//
+// Two code paths compute every query head's output with the same float operations:
+//  - rows: one (token, kv head) at a time, the group's query heads against every key; what
+//    decode runs, where a token has no neighbours to share keys with.
+//  - tiles: up to 16 query vectors of one sequence and kv head at once (several tokens of a
+//    prefill chunk and/or the group's heads), one per vector lane. Each K and V row is then
+//    loaded once per tile instead of once per token, the scores need no horizontal sums and
+//    the output accumulators stay in registers across keys.
+// Per query vector both paths compute, in this order (hd = head_dim, n = its context):
+//   score_j = HorizontalSum tree (simd.h) of 8 FMA chains a_l over d = l, l + 8, ... below
+//             hd rounded down to 8, then fma over the remaining d; score_j *= scale.
+//   max = max over j < n; p_j = Exp(score_j - max) (simd.h's polynomial, lane-wise).
+//   sum = HorizontalSum tree of 8 running sums, lane l over j = l, l + 8, ... below n
+//         rounded down to 8, then += p_j for the rest in order; inv = 1 / sum.
+//   out[d] = fma(p_j, v_j[d], out[d]) for j = 0..n-1 in order from +0; out[d] *= inv.
+// So a query's result depends on nothing but its q and its keys, whichever path, tile
+// shape, ISA or batch computed it.
+#ifndef RINGSERVE_KERNELS_CPU_CPU_ATTENTION_H_
+#define RINGSERVE_KERNELS_CPU_CPU_ATTENTION_H_
+
+#include <cstdint>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace ringserve::kernels::cpu {
+
+struct AttentionOptions {
+  Isa isa = Isa::kAvx2;
+  // A sequence whose query vectors (tokens x group heads) number at least this goes
+  // through tiles, the rest through rows. Tests set 1 (tiles wherever possible) or a huge
+  // value (rows only) to compare the paths.
+  int min_tile_vectors = 4;
+};
+
+// PagedAttentionOp (cpu_ops.h) with explicit options; PagedAttentionOp runs the defaults
+// on BestIsa().
+void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
+                      const AttentionBatch& batch, const KvLayerView& kv, const Tensor& out,
+                      const AttentionOptions& options);
+
+inline constexpr int kMaxTileLanes = 16;
+
+// One tile: up to the ISA's vector width of query vectors that share a kv head's keys.
+struct AttentionTile {
+  int num_lanes = 0;
+  const float* q[kMaxTileLanes] = {};    // each lane's query head, head_dim values
+  float* out[kMaxTileLanes] = {};        // where its output head goes
+  int32_t context[kMaxTileLanes] = {};   // lane i attends to keys 0..context[i]-1 (>= 1)
+  const float* k = nullptr;              // the kv head's K in the first key's row ...
+  const float* v = nullptr;              // ... and its V
+  const int64_t* key_offsets = nullptr;  // key j's row starts at k + key_offsets[j]
+  int head_dim = 0;
+  float scale = 0;
+};
+
+// Floats of scratch a tile needs whose longest context is max_context.
+int64_t TileScratchFloats(int head_dim, int64_t max_context);
+
+// The tile path on one ISA; num_lanes <= 8 for AVX2, <= 16 for AVX-512.
+void AttendTileAvx2(const AttentionTile& tile, float* scratch);
+void AttendTileAvx512(const AttentionTile& tile, float* scratch);
+
+}  // namespace ringserve::kernels::cpu
+
+#endif  // RINGSERVE_KERNELS_CPU_CPU_ATTENTION_H_

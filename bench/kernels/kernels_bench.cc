@@ -15,6 +15,7 @@
 
 #include "benchmark/benchmark.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_matmul.h"
@@ -203,6 +204,54 @@ void BM_AttentionDecode(benchmark::State& state) {
                          benchmark::Counter::kIsRate);
 }
 
+// Causal prefill attention of one `ctx`-token prompt (the 110M model's 12 heads of 64), on
+// AVX2 (isa 0) or the best ISA (isa 1). GFLOP/s counts the QK and PV products.
+void BM_AttentionPrefill(benchmark::State& state) {
+  const int ctx = static_cast<int>(state.range(0));
+  const cpu::Isa isa = state.range(1) == 0 ? cpu::Isa::kAvx2 : cpu::BestIsa();
+  const int hq = 12, hkv = 12, hd = 64, block_size = 16;
+  const int num_blocks = (ctx + block_size - 1) / block_size;
+  auto b = MakeCpu();
+  const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * hkv * hd;
+  const std::vector<float> k = Random(kv_count, 3), v = Random(kv_count, 4);
+  std::vector<int32_t> tables(num_blocks), positions(ctx), slots(ctx), token_seq(ctx, 0),
+      query_start = {0, ctx}, lens = {ctx};
+  std::iota(tables.begin(), tables.end(), 0);
+  std::shuffle(tables.begin(), tables.end(), std::mt19937_64(4));
+  std::iota(positions.begin(), positions.end(), 0);
+  for (int p = 0; p < ctx; ++p) slots[p] = tables[p / block_size] * block_size + p % block_size;
+  const int width = (hq + 2 * hkv) * hd;
+  std::vector<float> qkv = Random(static_cast<size_t>(ctx) * width, 5);
+  std::vector<float> out(static_cast<size_t>(ctx) * hq * hd);
+  const AttentionBatch batch{ctx,
+                             1,
+                             num_blocks,
+                             ctx,
+                             positions.data(),
+                             slots.data(),
+                             token_seq.data(),
+                             query_start.data(),
+                             lens.data(),
+                             tables.data()};
+  const KvLayerView kv{const_cast<float*>(k.data()),
+                       const_cast<float*>(v.data()),
+                       DType::kF32,
+                       num_blocks,
+                       block_size,
+                       hkv,
+                       hd};
+  const AttentionShape shape{hq, hkv, hd, 0.125F};
+  cpu::ThreadPool& pool = static_cast<cpu::CpuBackend&>(*b).pool();
+  for (auto _ : state) {
+    cpu::PagedAttentionOp(pool, Tensor::Of(qkv.data(), DType::kF32, ctx, width), shape, batch, kv,
+                          Tensor::Of(out.data(), DType::kF32, ctx, hq * hd), {isa});
+    benchmark::ClobberMemory();
+  }
+  const double flops = 4.0 * hq * hd * ctx * (ctx + 1.0) / 2;
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * flops / 1e9, benchmark::Counter::kIsRate);
+}
+
 // {n, m, k}: the 110M model's fused QKV, attention output, fused gate/up, down, classifier.
 void Shapes(benchmark::internal::Benchmark* bench, int64_t n) {
   for (auto [m, k] : std::vector<std::pair<int64_t, int64_t>>{
@@ -235,6 +284,11 @@ BENCHMARK(BM_AttentionDecode)
     ->Args({4096, 1})
     ->Args({1024, 8})
     ->ArgNames({"ctx", "seqs"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AttentionPrefill)
+    ->ArgsProduct({{512, 2048}, {0, 1}})
+    ->ArgNames({"ctx", "best_isa"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -39,6 +39,8 @@ struct Avx2 {
     return _mm256_castsi256_ps(_mm256_cmpgt_epi32(n, _mm256_set1_epi32(j)));
   }
   static F Select(M m, F a, F b) { return _mm256_blendv_ps(b, a, m); }
+  // Without embedded broadcasts every score FMA needs a load either way.
+  static void KeepInRegister(F& /*v*/) {}
 };
 
 #include "kernels/cpu/attention_tile.inc"

@@ -249,10 +249,12 @@ void RunTile(const AttentionCall& c, const WorkItem& item, Isa isa, std::vector<
   const int32_t* blocks =
       c.batch.block_tables + static_cast<int64_t>(item.seq) * c.batch.max_blocks_per_seq;
   key_offsets.resize(static_cast<size_t>(n_end));
-  for (int64_t j = 0; j < n_end; ++j) {
-    key_offsets[j] = (static_cast<int64_t>(blocks[j / c.kv.block_size]) * c.kv.block_size +
-                      j % c.kv.block_size) *
-                     token_stride;
+  const int bs = c.kv.block_size;
+  for (int64_t b = 0; b * bs < n_end; ++b) {
+    const int64_t base = static_cast<int64_t>(blocks[b]) * bs * token_stride;
+    for (int64_t j = b * bs; j < std::min<int64_t>(n_end, (b + 1) * bs); ++j) {
+      key_offsets[j] = base + (j - b * bs) * token_stride;
+    }
   }
   tile.k = static_cast<const float*>(c.kv.k) + static_cast<int64_t>(item.kv_head) * hd;
   tile.v = static_cast<const float*>(c.kv.v) + static_cast<int64_t>(item.kv_head) * hd;

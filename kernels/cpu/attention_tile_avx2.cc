@@ -28,6 +28,12 @@ struct Avx2 {
   static void Store(float* p, F v) { _mm256_storeu_ps(p, v); }
   static F LoadN(const float* p, int n) { return LoadPartial(p, n); }
   static void StoreN(float* p, int n, F v) { StorePartial(p, n, v); }
+  static F Gather(const float* base, I idx, int n) {
+    return _mm256_mask_i32gather_ps(Zero(), base, idx, _mm256_castsi256_ps(FirstLanes(n)), 4);
+  }
+  static I FirstLanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static F Add(F a, F b) { return _mm256_add_ps(a, b); }
   static F Sub(F a, F b) { return _mm256_sub_ps(a, b); }

@@ -38,6 +38,9 @@ struct Avx512 {
   static void Store(float* p, F v) { _mm512_storeu_ps(p, v); }
   static F LoadN(const float* p, int n) { return _mm512_maskz_loadu_ps(FirstLanes(n), p); }
   static void StoreN(float* p, int n, F v) { _mm512_mask_storeu_ps(p, FirstLanes(n), v); }
+  static F Gather(const float* base, I idx, int n) {
+    return _mm512_mask_i32gather_ps(Zero(), FirstLanes(n), idx, base, 4);
+  }
   static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F Add(F a, F b) { return _mm512_add_ps(a, b); }
   static F Sub(F a, F b) { return _mm512_sub_ps(a, b); }

@@ -299,11 +299,14 @@ std::vector<WorkItem> PlanWork(const AttentionCall& c, const AttentionOptions& o
   return items;
 }
 
-// Longest-processing-time-first over `workers` bins: items sorted by falling cost, each to
-// the least loaded bin. Reorders items bin by bin and returns each bin's first index.
+// Greedy balancing over `workers` bins: each item to the least loaded bin, kv head by kv
+// head and within a head longest first. A thread then works through one head's K and V
+// (what its tiles re-read) before the next, so they stay in its L2. Reorders items bin by
+// bin and returns each bin's first index.
 std::vector<size_t> Balance(std::vector<WorkItem>& items, int workers) {
-  std::stable_sort(items.begin(), items.end(),
-                   [](const WorkItem& a, const WorkItem& b) { return a.cost > b.cost; });
+  std::stable_sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) {
+    return a.kv_head != b.kv_head ? a.kv_head < b.kv_head : a.cost > b.cost;
+  });
   std::vector<int64_t> load(workers, 0);
   std::vector<int> bin(items.size());
   std::vector<size_t> start(workers + 1, 0);

@@ -9,7 +9,7 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
   libopenblas-dev nlohmann-json3-dev libxxhash-dev
   clang libclang-rt-14-dev clang-format clang-tidy
-  python3 python3-grpcio python3-protobuf
+  python3 python3-grpcio python3-protobuf python3-yaml
 )
 
 missing=()

@@ -10,6 +10,7 @@ PACKAGES=(
   libopenblas-dev nlohmann-json3-dev libxxhash-dev
   clang libclang-rt-14-dev clang-format clang-tidy
   python3 python3-grpcio python3-protobuf python3-yaml
+  grpc-proto prometheus-cpp-dev
 )
 
 missing=()

@@ -1,0 +1,14 @@
+#include "router/grpc_status.h"
+
+namespace ringserve::router {
+
+std::string StatusCodeName(grpc::StatusCode code) {
+  // absl and gRPC number the canonical codes alike, and absl names them ("UNAVAILABLE").
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+}  // namespace ringserve::router

@@ -1,0 +1,194 @@
+#include "router/membership.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "router/router_metrics.h"
+
+namespace ringserve::router {
+namespace {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+std::shared_ptr<const WorkerConn> Connect(const std::string& address) {
+  grpc::ChannelArguments args;
+  // A restarted worker should rejoin within a health period or two, not after gRPC's
+  // default reconnect backoff (up to 120 s).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // The proxy does its own single retry on the next ring owner; gRPC's transparent
+  // retries would resend to the same dead worker.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  auto conn = std::make_shared<WorkerConn>();
+  conn->endpoint = std::make_shared<Endpoint>(address);
+  conn->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  conn->inference = ringserve::v1::Inference::NewStub(conn->channel);
+  conn->admin = ringserve::v1::Admin::NewStub(conn->channel);
+  conn->health = grpc::health::v1::Health::NewStub(conn->channel);
+  return conn;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Membership>> Membership::Create(MembershipOptions options,
+                                                               RouterMetrics* metrics) {
+  // Validate the ring options once, up front, so a rebuild can never fail on them.
+  if (auto probe = Ring::Create({}, options.ring); !probe.ok()) return probe.status();
+  std::unique_ptr<Membership> membership(new Membership(std::move(options), metrics));
+  membership->Tick();
+  membership->thread_ = std::thread([m = membership.get()] { m->Run(); });
+  return membership;
+}
+
+Membership::Membership(MembershipOptions options, RouterMetrics* metrics)
+    : options_(std::move(options)), metrics_(metrics) {
+  snapshot_.store(std::make_shared<const MembershipSnapshot>(
+      MembershipSnapshot{*Ring::Create({}, options_.ring), {}}));
+}
+
+Membership::~Membership() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<std::shared_ptr<const WorkerConn>> Membership::known() const {
+  std::vector<std::shared_ptr<const WorkerConn>> workers;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [address, known] : known_) workers.push_back(known.conn);
+  std::sort(workers.begin(), workers.end(), [](const auto& a, const auto& b) {
+    return a->endpoint->address() < b->endpoint->address();
+  });
+  return workers;
+}
+
+void Membership::Run() {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    const absl::Time wake = absl::Now() + options_.health_interval;
+    mu_.AwaitWithDeadline(absl::Condition(&stop_), wake);
+    if (stop_) return;
+    mu_.Unlock();
+    Tick();
+    mu_.Lock();
+  }
+}
+
+void Membership::Tick() {
+  if (absl::Now() >= next_resolve_) {
+    next_resolve_ =
+        options_.source.is_dns() ? absl::Now() + options_.dns_interval : absl::InfiniteFuture();
+    auto addresses = options_.source.Resolve();
+    if (addresses.ok()) {
+      UpdateAddresses(*addresses);
+    } else {
+      Log(LogLevel::kWarning, "router", "worker resolution failed; keeping the last list",
+          {{"error", addresses.status().ToString()}});
+    }
+  }
+  const std::vector<std::shared_ptr<const WorkerConn>> workers = known();
+  std::vector<bool> healthy(workers.size(), true);
+  if (options_.check_health) healthy = CheckHealth(workers);
+
+  std::vector<std::shared_ptr<const WorkerConn>> live;
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < workers.size(); ++i) {
+      auto it = known_.find(workers[i]->endpoint->address());
+      if (it == known_.end()) continue;  // dropped by a concurrent resolve: cannot happen
+      if (it->second.healthy != healthy[i]) {
+        Log(healthy[i] ? LogLevel::kInfo : LogLevel::kWarning, "router",
+            healthy[i] ? "worker healthy; joins the ring" : "worker unhealthy; leaves the ring",
+            {{"worker", workers[i]->endpoint->address()}});
+      }
+      it->second.healthy = healthy[i];
+      if (healthy[i]) live.push_back(workers[i]);
+    }
+  }
+  Publish(live);
+  if (metrics_ != nullptr) metrics_->ObserveMembership(workers, live.size());
+}
+
+void Membership::UpdateAddresses(const std::vector<std::string>& addresses) {
+  absl::MutexLock lock(&mu_);
+  absl::flat_hash_map<std::string, Known> next;
+  for (const std::string& address : addresses) {
+    auto it = known_.find(address);
+    if (it != known_.end()) {
+      next.emplace(address, std::move(it->second));
+    } else {
+      Log(LogLevel::kInfo, "router", "worker discovered", {{"worker", address}});
+      // Without health checks a worker is trusted from the start; with them it joins the
+      // ring when its first check passes (in this same round).
+      next.emplace(address, Known{Connect(address), !options_.check_health});
+    }
+  }
+  for (const auto& [address, known] : known_) {
+    if (!next.contains(address)) {
+      Log(LogLevel::kInfo, "router", "worker no longer listed", {{"worker", address}});
+    }
+  }
+  known_ = std::move(next);
+}
+
+std::vector<bool> Membership::CheckHealth(
+    const std::vector<std::shared_ptr<const WorkerConn>>& workers) {
+  // One in-flight Check per worker; the round waits for all of them (each is bounded by
+  // its deadline), so a dead worker costs at most health_timeout, never a thread.
+  struct Call {
+    grpc::ClientContext context;
+    HealthCheckRequest request;  // service "": the whole server
+    HealthCheckResponse response;
+  };
+  std::vector<Call> calls(workers.size());
+  std::vector<bool> healthy(workers.size(), false);
+  absl::Mutex mu;
+  size_t pending = workers.size();
+  const auto deadline =
+      std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options_.health_timeout);
+  for (size_t i = 0; i < workers.size(); ++i) {
+    calls[i].context.set_deadline(deadline);
+    workers[i]->health->async()->Check(
+        &calls[i].context, &calls[i].request, &calls[i].response, [&, i](grpc::Status status) {
+          absl::MutexLock lock(&mu);
+          healthy[i] = status.ok() && calls[i].response.status() == HealthCheckResponse::SERVING;
+          --pending;
+        });
+  }
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(
+      +[](size_t* p) { return *p == 0; }, &pending));
+  return healthy;
+}
+
+void Membership::Publish(const std::vector<std::shared_ptr<const WorkerConn>>& healthy) {
+  std::vector<std::string> addresses;
+  for (const auto& conn : healthy) addresses.push_back(conn->endpoint->address());
+  // The constructor published the empty ring, so an unchanged set needs nothing.
+  if (addresses == published_addresses_) return;
+  auto snapshot = std::make_shared<MembershipSnapshot>();
+  std::vector<std::shared_ptr<Endpoint>> endpoints;
+  for (const auto& conn : healthy) {
+    endpoints.push_back(conn->endpoint);
+    snapshot->workers.emplace(conn->endpoint.get(), conn);
+  }
+  // Options were validated in Create and addresses are unique, so this cannot fail.
+  snapshot->ring = *Ring::Create(std::move(endpoints), options_.ring);
+  Log(LogLevel::kInfo, "router", "ring rebuilt",
+      {{"healthy", absl::StrCat(addresses.size())}, {"workers", absl::StrJoin(addresses, ",")}});
+  published_addresses_ = std::move(addresses);
+  snapshot_.store(std::move(snapshot));
+}
+
+}  // namespace ringserve::router

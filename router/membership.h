@@ -1,0 +1,114 @@
+// Membership: which workers exist (static list or DNS), which of them are healthy
+// (grpc.health.v1), and the ring over the healthy ones, published as an immutable
+// snapshot that request threads read without blocking.
+#ifndef RINGSERVE_ROUTER_MEMBERSHIP_H_
+#define RINGSERVE_ROUTER_MEMBERSHIP_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/channel.h"
+#include "ringserve/v1/admin.grpc.pb.h"
+#include "ringserve/v1/inference.grpc.pb.h"
+#include "router/endpoint.h"
+#include "router/ring.h"
+#include "router/worker_source.h"
+
+namespace ringserve::router {
+
+class RouterMetrics;
+
+// One worker's connection: its ring endpoint (address + this router's in-flight count)
+// and the stubs on one channel. Created when the address first appears, kept while it is
+// known, so the channel's connection and the in-flight count survive health flaps.
+struct WorkerConn {
+  std::shared_ptr<Endpoint> endpoint;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<ringserve::v1::Inference::Stub> inference;
+  std::unique_ptr<ringserve::v1::Admin::Stub> admin;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health;
+};
+
+// What a request sees: the ring over the healthy workers and their connections. Immutable.
+struct MembershipSnapshot {
+  std::shared_ptr<const Ring> ring;
+  absl::flat_hash_map<const Endpoint*, std::shared_ptr<const WorkerConn>> workers;
+
+  // The connection of an endpoint the ring returned (never null for those).
+  const WorkerConn& Conn(const Endpoint& endpoint) const { return *workers.at(&endpoint); }
+};
+
+struct MembershipOptions {
+  WorkerSource source;
+  RingOptions ring;
+  // Health-check period and the deadline of each Check call.
+  absl::Duration health_interval = absl::Seconds(1);
+  absl::Duration health_timeout = absl::Milliseconds(500);
+  // false: every known worker is in the ring (tests of the proxy's own failover).
+  bool check_health = true;
+  // How often a dns: source is re-resolved.
+  absl::Duration dns_interval = absl::Seconds(5);
+};
+
+// Owner: RouterServer. Thread: one background thread of its own resolves, health-checks
+// and rebuilds the snapshot; snapshot() is safe from any thread and never waits for it.
+// Invariant: the published ring holds exactly the known workers whose last health check
+// passed (all known workers without health checks), each once.
+class Membership {
+ public:
+  // Resolves the source and runs the first health round before returning, so the ring is
+  // populated from the start. INVALID_ARGUMENT for bad ring options; a DNS name that does
+  // not resolve yet is not an error (the ring starts empty and fills on re-resolution).
+  static absl::StatusOr<std::unique_ptr<Membership>> Create(MembershipOptions options,
+                                                            RouterMetrics* metrics);
+  ~Membership();
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+
+  std::shared_ptr<const MembershipSnapshot> snapshot() const { return snapshot_.load(); }
+
+  // Every known worker (healthy or not), sorted by address; for GetStats and metrics.
+  std::vector<std::shared_ptr<const WorkerConn>> known() const;
+
+ private:
+  struct Known {
+    std::shared_ptr<const WorkerConn> conn;
+    bool healthy = false;
+  };
+
+  Membership(MembershipOptions options, RouterMetrics* metrics);
+
+  void Run();
+  // One round: re-resolve if due, health-check, republish if the healthy set changed.
+  void Tick();
+  void UpdateAddresses(const std::vector<std::string>& addresses);
+  // Health of each worker in `workers`, checked in parallel with one deadline.
+  std::vector<bool> CheckHealth(const std::vector<std::shared_ptr<const WorkerConn>>& workers);
+  void Publish(const std::vector<std::shared_ptr<const WorkerConn>>& healthy);
+
+  const MembershipOptions options_;
+  RouterMetrics* const metrics_;  // may be null
+  std::atomic<std::shared_ptr<const MembershipSnapshot>> snapshot_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Known> known_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Touched by the Membership thread only (and Create, before the thread starts).
+  absl::Time next_resolve_ = absl::InfinitePast();
+  std::vector<std::string> published_addresses_;
+
+  std::thread thread_;
+};
+
+}  // namespace ringserve::router
+
+#endif  // RINGSERVE_ROUTER_MEMBERSHIP_H_

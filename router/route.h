@@ -1,0 +1,71 @@
+// Route: where one call may go (its placement rule and key), and RoutePlanner, which turns
+// that into the worker of each attempt: at most two, the second only when the first worker
+// was unreachable (or did not hold the session) before anything was relayed.
+#ifndef RINGSERVE_ROUTER_ROUTE_H_
+#define RINGSERVE_ROUTER_ROUTE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "grpcpp/support/status.h"
+#include "router/endpoint.h"
+#include "router/membership.h"
+
+namespace ringserve::router {
+
+enum class Placement {
+  // No session: the less loaded of two random workers (power of two choices).
+  kAnyWorker,
+  // A session's new context (Generate without append): the ring owner, or the next worker
+  // clockwise when the owner is over its load bound (bounded loads).
+  kSessionBounded,
+  // A call on a session's existing state (append, Fork, CloseSession): the ring owner,
+  // whatever its load, then the next owner, where a spilled session lives.
+  kSessionOwner,
+};
+
+struct Route {
+  Placement placement = Placement::kAnyWorker;
+  uint64_t key_hash = 0;  // SessionHash of the session id; unused for kAnyWorker
+
+  // kAnyWorker for an empty session id, else `session_placement` keyed by its hash.
+  static Route ForSession(const std::string& session_id, Placement session_placement);
+};
+
+// The worker one attempt goes to, counted in flight against it while this lives.
+struct Target {
+  std::shared_ptr<const WorkerConn> conn;
+  InFlight in_flight;
+};
+
+// Owner: one proxied call. Thread: the call's callbacks, one at a time (callers lock).
+class RoutePlanner {
+ public:
+  RoutePlanner(const Membership& membership, Route route, uint64_t random_bits)
+      : membership_(membership), route_(route), random_bits_(random_bits) {}
+
+  // The first attempt's worker; no conn when no worker is healthy.
+  Target First();
+  // Whether a failed attempt may be retried: nothing was relayed yet, it was the first
+  // attempt, and the worker was unreachable (UNAVAILABLE) or, for kSessionOwner, lacked
+  // the session (NOT_FOUND).
+  bool MayRetry(const grpc::Status& status, bool relayed) const;
+  // The second attempt's worker, never the one that failed; no conn when there is none.
+  Target Retry();
+
+  int attempts() const { return attempts_; }
+
+ private:
+  Target Choose(int attempt);
+
+  const Membership& membership_;
+  const Route route_;
+  const uint64_t random_bits_;
+  int attempts_ = 0;
+  std::string failed_address_;  // the first attempt's worker
+};
+
+}  // namespace ringserve::router
+
+#endif  // RINGSERVE_ROUTER_ROUTE_H_

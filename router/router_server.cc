@@ -1,0 +1,77 @@
+#include "router/router_server.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+
+namespace ringserve::router {
+namespace {
+
+constexpr char kInferenceServiceName[] = "ringserve.v1.Inference";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions options,
+                                                                   prometheus::Registry* registry) {
+  std::unique_ptr<RouterServer> router(new RouterServer());
+  if (registry != nullptr) router->metrics_ = std::make_unique<RouterMetrics>(*registry);
+  auto membership = Membership::Create(std::move(options.membership), router->metrics_.get());
+  if (!membership.ok()) return membership.status();
+  router->membership_ = std::move(*membership);
+  router->env_ = std::make_unique<ProxyEnv>(
+      ProxyEnv{*router->membership_, router->metrics_.get(), router->draining_});
+  router->inference_ = std::make_unique<InferenceService>(*router->env_);
+  router->admin_ =
+      std::make_unique<AdminService>(*router->env_, [r = router.get()] { return r->BeginDrain(); });
+
+  // Process-wide switches of gRPC: they take effect for servers built afterwards.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
+                           &router->port_);
+  builder.RegisterService(router->inference_.get());
+  builder.RegisterService(router->admin_.get());
+  router->server_ = builder.BuildAndStart();
+  if (router->server_ == nullptr || router->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));
+  }
+  grpc::HealthCheckServiceInterface* health = router->server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(kInferenceServiceName, true);
+  Log(LogLevel::kInfo, "router", "serving",
+      {{"address", options.listen_address}, {"port", absl::StrCat(router->port_)}});
+  return router;
+}
+
+RouterServer::~RouterServer() { Shutdown(absl::ZeroDuration()); }
+
+int64_t RouterServer::BeginDrain() {
+  if (!draining_.exchange(true)) {
+    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+    health->SetServingStatus(false);
+    Log(LogLevel::kInfo, "router", "draining: health NOT_SERVING, new calls refused");
+  }
+  int64_t in_flight = 0;
+  for (const auto& worker : membership_->known()) in_flight += worker->endpoint->in_flight();
+  return in_flight;
+}
+
+void RouterServer::Shutdown(absl::Duration grace) {
+  if (server_ == nullptr || shut_down_.exchange(true)) return;
+  const int64_t in_flight = BeginDrain();
+  Log(LogLevel::kInfo, "router", "shutting down",
+      {{"in_flight", absl::StrCat(in_flight)}, {"grace", absl::FormatDuration(grace)}});
+  // Stops accepting at once; calls in flight get until the deadline, then are cancelled.
+  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  server_->Wait();
+}
+
+}  // namespace ringserve::router

@@ -1,0 +1,65 @@
+// RouterServer: the router process's gRPC server (Inference and Admin proxies, the
+// grpc.health.v1 service, server reflection) over one Membership.
+#ifndef RINGSERVE_ROUTER_ROUTER_SERVER_H_
+#define RINGSERVE_ROUTER_ROUTER_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/server.h"
+#include "prometheus/registry.h"
+#include "router/admin_service.h"
+#include "router/inference_service.h"
+#include "router/membership.h"
+#include "router/router_metrics.h"
+
+namespace ringserve::router {
+
+struct RouterOptions {
+  // "host:port" to listen on; port 0 picks a free one (see port()).
+  std::string listen_address = "0.0.0.0:0";
+  MembershipOptions membership;
+};
+
+// Owner: main or a test. Thread: any; Drain and Shutdown may be called from a signal-
+// watching thread while gRPC threads serve.
+class RouterServer {
+ public:
+  // registry: where the router's metrics go; null for none. UNAVAILABLE when the address
+  // cannot be bound.
+  static absl::StatusOr<std::unique_ptr<RouterServer>> Create(RouterOptions options,
+                                                              prometheus::Registry* registry);
+  ~RouterServer();
+  RouterServer(const RouterServer&) = delete;
+  RouterServer& operator=(const RouterServer&) = delete;
+
+  int port() const { return port_; }
+  const Membership& membership() const { return *membership_; }
+
+  // Health turns NOT_SERVING and new calls get UNAVAILABLE; calls in flight go on.
+  // Returns how many proxied calls are in flight. Idempotent.
+  int64_t BeginDrain();
+  // BeginDrain, then stops accepting calls and waits up to `grace` for the calls in
+  // flight, cancelling those still running after it. Returns once the server stopped.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  RouterServer() = default;
+
+  std::unique_ptr<RouterMetrics> metrics_;
+  std::unique_ptr<Membership> membership_;
+  std::atomic<bool> draining_{false};
+  std::unique_ptr<ProxyEnv> env_;
+  std::unique_ptr<InferenceService> inference_;
+  std::unique_ptr<AdminService> admin_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace ringserve::router
+
+#endif  // RINGSERVE_ROUTER_ROUTER_SERVER_H_

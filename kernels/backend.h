@@ -102,8 +102,8 @@ struct KvLayerView {
 struct AttentionBatch {
   int num_tokens = 0;
   int num_seqs = 0;
-  int max_blocks_per_seq = 0;     // row length of block_tables
-  int max_context_len = 0;        // max over sequences of context_lens (for launch sizing)
+  int max_blocks_per_seq = 0;             // row length of block_tables
+  int max_context_len = 0;                // max over sequences of context_lens (for launch sizing)
   const int32_t* positions = nullptr;     // [num_tokens] absolute position in its sequence
   const int32_t* slots = nullptr;         // [num_tokens] KV slot the token's K/V goes to
   const int32_t* token_seq = nullptr;     // [num_tokens] index of the token's sequence
@@ -148,6 +148,9 @@ class Backend {
   virtual void CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
   // Waits for every queued op, then copies.
   virtual void CopyToHost(void* dst, const void* src, size_t bytes) = 0;
+  // Device-to-device copy, enqueued on the stream like an op (copy-on-write of KV blocks).
+  // The ranges must not overlap.
+  virtual void CopyOnDevice(void* dst, const void* src, size_t bytes) = 0;
   virtual void Synchronize() = 0;
   virtual void Fill(void* dst, size_t bytes, uint8_t value) = 0;
 
@@ -182,9 +185,8 @@ class Backend {
   // 0..position inclusive), grouped-query aware: query head h reads KV head
   // h / (Hq / Hkv). Covers prefill chunks and decode alike. Reads the queries from the
   // first Hq * head_dim columns of qkv; writes out [num_tokens, Hq * head_dim].
-  virtual void PagedAttention(Tensor qkv, const AttentionShape& shape,
-                              const AttentionBatch& batch, const KvLayerView& kv,
-                              Tensor out) = 0;
+  virtual void PagedAttention(Tensor qkv, const AttentionShape& shape, const AttentionBatch& batch,
+                              const KvLayerView& kv, Tensor out) = 0;
 
   // out[i, j] = silu(gate_up[i, j]) * gate_up[i, j + cols(out)]: the SwiGLU product of
   // the fused gate/up projection.

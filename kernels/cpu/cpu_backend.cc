@@ -69,6 +69,10 @@ void CpuBackend::CopyToHost(void* dst, const void* src, size_t bytes) {
   if (bytes > 0) std::memcpy(dst, src, bytes);
 }
 
+void CpuBackend::CopyOnDevice(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
 void CpuBackend::Fill(void* dst, size_t bytes, uint8_t value) {
   if (bytes > 0) std::memset(dst, value, bytes);
 }

@@ -1,0 +1,127 @@
+// libFuzzer target for the tokenizers. The first input byte picks what the rest is:
+//   0: a tokenizer.json document (parse, build, encode and decode a sample);
+//   1: a llama2.c tokenizer.bin (same);
+//   2: text for the byte-level and SentencePiece fixtures: ids stay in the vocabulary,
+//      Decode is valid UTF-8, valid UTF-8 round-trips exactly, streaming equals Decode;
+//   3: token ids (two bytes each) for the fixtures: streaming equals Decode and never
+//      emits invalid UTF-8.
+// Every property failure aborts, so the fuzzer reports it as a crash.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tests/unit/tokenizer/json_fixtures.h"
+#include "worker/tokenizer/llama2c_vocab.h"
+#include "worker/tokenizer/stream_decoder.h"
+#include "worker/tokenizer/tokenizer.h"
+#include "worker/tokenizer/tokenizer_json.h"
+#include "worker/tokenizer/unicode.h"
+
+namespace ringserve::tokenizer {
+namespace {
+
+void Require(bool condition, const char* property) {
+  if (condition) return;
+  std::fprintf(stderr, "tokenizer_fuzzer: property failed: %s\n", property);
+  std::abort();
+}
+
+std::unique_ptr<Tokenizer> Build(const nlohmann::json& doc) {
+  auto vocab = ParseTokenizerJson(doc.dump(), "fixture.json");
+  Require(vocab.ok(), "fixture parses");
+  auto tok = Tokenizer::Create(*std::move(vocab));
+  Require(tok.ok(), "fixture builds");
+  return *std::move(tok);
+}
+
+const std::vector<std::unique_ptr<Tokenizer>>& Fixtures() {
+  static const std::vector<std::unique_ptr<Tokenizer>> fixtures = [] {
+    std::vector<std::unique_ptr<Tokenizer>> list;
+    list.push_back(Build(testing::ByteLevelFixture()));
+    list.push_back(Build(testing::SentencePieceFixture()));
+    return list;
+  }();
+  return fixtures;
+}
+
+std::string Streamed(const Tokenizer& tok, std::span<const int32_t> ids) {
+  StreamDecoder stream(tok);
+  std::string text;
+  for (int32_t id : ids) {
+    std::string piece = stream.Push(id);
+    Require(IsValidUtf8(piece), "streamed piece is valid UTF-8");
+    text += piece;
+  }
+  return text + stream.Flush();
+}
+
+void Exercise(absl::StatusOr<Vocabulary> vocab) {
+  if (!vocab.ok()) return;
+  auto tok = Tokenizer::Create(*std::move(vocab));
+  if (!tok.ok()) return;
+  EncodeOptions opts;
+  opts.parse_special = true;
+  const std::vector<int32_t> ids = (*tok)->Encode("Hello, world! \xC3\xA9\xE4\xB8\xAD <s>", opts);
+  for (int32_t id : ids) Require(id >= 0 && id < (*tok)->vocab_size(), "id in vocabulary");
+  Require(IsValidUtf8((*tok)->Decode(ids)), "Decode is valid UTF-8");
+}
+
+void CheckText(std::string_view text, bool parse_special) {
+  for (const auto& tok : Fixtures()) {
+    EncodeOptions opts;
+    opts.parse_special = parse_special;
+    const std::vector<int32_t> ids = tok->Encode(text, opts);
+    for (int32_t id : ids) Require(id >= 0 && id < tok->vocab_size(), "id in vocabulary");
+    const std::string decoded = tok->Decode(ids);
+    Require(IsValidUtf8(decoded), "Decode is valid UTF-8");
+    // SentencePiece spells spaces as U+2581, so a literal U+2581 decodes as a space (as in
+    // SentencePiece itself); every other valid text must come back unchanged.
+    const bool spm_space_mark = tok->vocab().model == TokenizerModel::kSentencePiece &&
+                                text.find("\xE2\x96\x81") != std::string_view::npos;
+    if (!parse_special && !spm_space_mark && IsValidUtf8(text)) {
+      Require(decoded == text, "valid UTF-8 round-trips");
+    }
+    Require(Streamed(*tok, ids) == decoded, "streaming equals Decode");
+  }
+}
+
+void CheckIds(std::span<const uint8_t> bytes) {
+  for (const auto& tok : Fixtures()) {
+    std::vector<int32_t> ids;
+    for (size_t i = 0; i + 1 < bytes.size(); i += 2) {
+      ids.push_back((bytes[i] | (bytes[i + 1] << 8)) % tok->vocab_size());
+    }
+    Require(Streamed(*tok, ids) == tok->Decode(ids), "streaming equals Decode");
+  }
+}
+
+}  // namespace
+}  // namespace ringserve::tokenizer
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  namespace tk = ringserve::tokenizer;
+  if (size == 0) return 0;
+  const std::span<const uint8_t> rest(data + 1, size - 1);
+  const std::string_view text(reinterpret_cast<const char*>(rest.data()), rest.size());
+  switch (data[0] % 4) {
+    case 0:
+      tk::Exercise(tk::ParseTokenizerJson(text, "fuzz.json"));
+      break;
+    case 1:
+      tk::Exercise(tk::ParseLlama2cTokenizer(rest, "fuzz.bin"));
+      break;
+    case 2:
+      tk::CheckText(text, (data[0] & 4) != 0);
+      break;
+    default:
+      tk::CheckIds(rest);
+      break;
+  }
+  return 0;
+}

@@ -39,9 +39,9 @@ int64_t OfflineKvBlocks(std::span<const OfflineRequest> requests, int block_size
   return total;
 }
 
-absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(
-    model::LlamaModel& model, std::span<const OfflineRequest> requests,
-    OfflineTimings* timings) {
+absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& model,
+                                                           std::span<const OfflineRequest> requests,
+                                                           OfflineTimings* timings) {
   const model::ModelOptions& opts = model.options();
   if (OfflineKvBlocks(requests, opts.block_size) > opts.num_kv_blocks) {
     return absl::InvalidArgumentError("offline batch: the model's KV pool is too small");
@@ -76,8 +76,8 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(
       const int take = std::min(pending, budget);
       const bool finishes = take == pending;
       prefill_step |= pending > 1;
-      chunks.push_back({std::span(s.tokens).subspan(s.computed, take), s.computed,
-                        s.block_table, finishes});
+      chunks.push_back(
+          {std::span(s.tokens).subspan(s.computed, take), s.computed, s.block_table, finishes});
       owners.push_back(i);
       budget -= take;
     }

@@ -40,9 +40,9 @@ struct OfflineTimings {
 // KV blocks `requests` need with the layout RunOfflineBatch uses.
 int64_t OfflineKvBlocks(std::span<const OfflineRequest> requests, int block_size);
 
-absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(
-    model::LlamaModel& model, std::span<const OfflineRequest> requests,
-    OfflineTimings* timings = nullptr);
+absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& model,
+                                                           std::span<const OfflineRequest> requests,
+                                                           OfflineTimings* timings = nullptr);
 
 }  // namespace ringserve::engine
 

@@ -28,8 +28,8 @@ bool Before(const C& a, const C& b) {
 
 absl::Status ValidateSamplingParams(const SamplingParams& p) {
   auto bad = [](std::string_view field, std::string_view rule, double value) {
-    return absl::InvalidArgumentError(absl::StrCat(std::string(field), " must be ", std::string(rule), " (got ", value,
-                                                   ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(field), " must be ", std::string(rule), " (got ", value, ")"));
   };
   if (!(p.temperature >= 0.0F) || !std::isfinite(p.temperature)) {
     return bad("temperature", ">= 0", p.temperature);
@@ -103,8 +103,8 @@ int32_t Sampler::Draw(std::vector<float>& logits) {
   // possible because a full sort of a 128k vocabulary per token would dominate the step.
   bool sorted = false;
   if (params_.top_k > 0 && params_.top_k < vocab) {
-    std::partial_sort(candidates_.begin(), candidates_.begin() + params_.top_k,
-                      candidates_.end(), Before<Candidate>);
+    std::partial_sort(candidates_.begin(), candidates_.begin() + params_.top_k, candidates_.end(),
+                      Before<Candidate>);
     candidates_.resize(params_.top_k);
     sorted = true;
   }

@@ -24,9 +24,13 @@ class KvStorage {
   int num_blocks() const { return num_blocks_; }
   int block_size() const { return block_size_; }
   kernels::KvLayerView Layer(int layer) const;
+  // Copies block `src` into block `dst` in every layer's K and V, on the backend's stream
+  // (copy-on-write of a shared partial block). Both ids must be in [0, num_blocks).
+  void CopyBlock(int src, int dst);
 
  private:
   KvStorage() = default;
+  kernels::Backend* backend_ = nullptr;
   kernels::KvLayerView shape_;
   int num_blocks_ = 0;
   int block_size_ = 0;

@@ -105,6 +105,11 @@ absl::Status LlamaModel::Init() {
   if (options_.max_blocks_per_seq <= 0) {
     options_.max_blocks_per_seq = (c.max_seq_len + options_.block_size - 1) / options_.block_size;
   }
+  if (options_.num_kv_blocks <= 0 && options_.size_kv_pool) {
+    RS_ASSIGN_OR_RETURN(options_.num_kv_blocks,
+                        options_.size_kv_pool(KvStorage::BytesPerBlock(
+                            c, options_.block_size, backend_->activation_dtype())));
+  }
   if (options_.max_batch_tokens <= 0 || options_.max_seqs <= 0 || options_.num_kv_blocks <= 0) {
     return absl::InvalidArgumentError(
         "model options: max_batch_tokens, max_seqs and num_kv_blocks must be positive");
@@ -112,8 +117,8 @@ absl::Status LlamaModel::Init() {
   const std::vector<float> inv_freq = RopeInverseFrequencies(c);
   RS_ASSIGN_OR_RETURN(inv_freq_, backend_->Allocate(inv_freq.size() * sizeof(float)));
   backend_->CopyToDevice(inv_freq_.data(), inv_freq.data(), inv_freq.size() * sizeof(float));
-  RS_ASSIGN_OR_RETURN(kv_, KvStorage::Create(c, backend_, options_.num_kv_blocks,
-                                             options_.block_size));
+  RS_ASSIGN_OR_RETURN(kv_,
+                      KvStorage::Create(c, backend_, options_.num_kv_blocks, options_.block_size));
 
   ws_ = std::make_unique<Workspace>();
   Workspace& w = *ws_;
@@ -148,18 +153,17 @@ absl::Status LlamaModel::Init() {
 absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) const {
   if (chunks.empty()) return absl::InvalidArgumentError("forward: empty batch");
   if (static_cast<int>(chunks.size()) > options_.max_seqs) {
-    return absl::InvalidArgumentError(absl::StrCat("forward: ", chunks.size(),
-                                                   " sequences exceed max_seqs ",
-                                                   options_.max_seqs));
+    return absl::InvalidArgumentError(
+        absl::StrCat("forward: ", chunks.size(), " sequences exceed max_seqs ", options_.max_seqs));
   }
   int64_t num_tokens = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     const SequenceChunk& c = chunks[i];
     const int64_t end = static_cast<int64_t>(c.start_position) + c.tokens.size();
     if (c.tokens.empty() || c.start_position < 0 || end > config_.max_seq_len) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "forward: sequence ", i, " covers positions [", c.start_position, ", ", end,
-          ") outside the context of ", config_.max_seq_len));
+      return absl::InvalidArgumentError(
+          absl::StrCat("forward: sequence ", i, " covers positions [", c.start_position, ", ", end,
+                       ") outside the context of ", config_.max_seq_len));
     }
     const int64_t blocks_needed = (end + options_.block_size - 1) / options_.block_size;
     if (static_cast<int64_t>(c.block_table.size()) < blocks_needed ||
@@ -176,17 +180,15 @@ absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) co
     }
     for (int32_t token : c.tokens) {
       if (token < 0 || token >= config_.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat("forward: token id ", token,
-                                                       " outside the vocabulary of ",
-                                                       config_.vocab_size));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "forward: token id ", token, " outside the vocabulary of ", config_.vocab_size));
       }
     }
     num_tokens += static_cast<int64_t>(c.tokens.size());
   }
   if (num_tokens > options_.max_batch_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat("forward: ", num_tokens,
-                                                   " tokens exceed max_batch_tokens ",
-                                                   options_.max_batch_tokens));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "forward: ", num_tokens, " tokens exceed max_batch_tokens ", options_.max_batch_tokens));
   }
   return absl::OkStatus();
 }
@@ -226,8 +228,7 @@ kernels::AttentionBatch LlamaModel::UploadBatch(std::span<const SequenceChunk> c
     if (c.sample) sample_rows[(*num_sampled)++] = num_tokens - 1;
   }
   query_start[chunks.size()] = num_tokens;
-  backend_->CopyToDevice(ws_->meta.data(), host_meta_.data(),
-                         host_meta_.size() * sizeof(int32_t));
+  backend_->CopyToDevice(ws_->meta.data(), host_meta_.data(), host_meta_.size() * sizeof(int32_t));
 
   auto* dev = ws_->meta.as<int32_t>();
   const auto offset = [&](const int32_t* host) { return dev + (host - host_meta_.data()); };
@@ -332,36 +333,34 @@ absl::Status LlamaModel::UploadWeights(WeightSource& source) {
   const int64_t q_dim = static_cast<int64_t>(c.num_heads) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
   size_t* bytes = &weight_bytes_;
-  RS_ASSIGN_OR_RETURN(token_embedding_, Upload(source, backend_, "token_embd.weight",
-                                               {c.vocab_size, c.dim}, bytes));
-  RS_ASSIGN_OR_RETURN(output_norm_,
-                      Upload(source, backend_, "output_norm.weight", {c.dim}, bytes));
+  RS_ASSIGN_OR_RETURN(token_embedding_,
+                      Upload(source, backend_, "token_embd.weight", {c.vocab_size, c.dim}, bytes));
+  RS_ASSIGN_OR_RETURN(output_norm_, Upload(source, backend_, "output_norm.weight", {c.dim}, bytes));
   if (source.Has("output.weight")) {
-    RS_ASSIGN_OR_RETURN(output_, Upload(source, backend_, "output.weight",
-                                        {c.vocab_size, c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(output_,
+                        Upload(source, backend_, "output.weight", {c.vocab_size, c.dim}, bytes));
   }
   layers_.resize(c.num_layers);
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string p = absl::StrCat("blk.", l, ".");
     LayerWeights& w = layers_[l];
-    RS_ASSIGN_OR_RETURN(w.attn_norm, Upload(source, backend_, p + "attn_norm.weight", {c.dim},
-                                            bytes));
-    RS_ASSIGN_OR_RETURN(w.wq, Upload(source, backend_, p + "attn_q.weight", {q_dim, c.dim},
-                                     bytes));
-    RS_ASSIGN_OR_RETURN(w.wk, Upload(source, backend_, p + "attn_k.weight", {kv_dim, c.dim},
-                                     bytes));
-    RS_ASSIGN_OR_RETURN(w.wv, Upload(source, backend_, p + "attn_v.weight", {kv_dim, c.dim},
-                                     bytes));
-    RS_ASSIGN_OR_RETURN(w.wo, Upload(source, backend_, p + "attn_output.weight",
-                                     {c.dim, q_dim}, bytes));
-    RS_ASSIGN_OR_RETURN(w.ffn_norm, Upload(source, backend_, p + "ffn_norm.weight", {c.dim},
-                                           bytes));
-    RS_ASSIGN_OR_RETURN(w.w_gate, Upload(source, backend_, p + "ffn_gate.weight",
-                                         {c.hidden_dim, c.dim}, bytes));
-    RS_ASSIGN_OR_RETURN(w.w_up, Upload(source, backend_, p + "ffn_up.weight",
-                                       {c.hidden_dim, c.dim}, bytes));
-    RS_ASSIGN_OR_RETURN(w.w_down, Upload(source, backend_, p + "ffn_down.weight",
-                                         {c.dim, c.hidden_dim}, bytes));
+    RS_ASSIGN_OR_RETURN(w.attn_norm,
+                        Upload(source, backend_, p + "attn_norm.weight", {c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(w.wq, Upload(source, backend_, p + "attn_q.weight", {q_dim, c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(w.wk,
+                        Upload(source, backend_, p + "attn_k.weight", {kv_dim, c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(w.wv,
+                        Upload(source, backend_, p + "attn_v.weight", {kv_dim, c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(w.wo,
+                        Upload(source, backend_, p + "attn_output.weight", {c.dim, q_dim}, bytes));
+    RS_ASSIGN_OR_RETURN(w.ffn_norm,
+                        Upload(source, backend_, p + "ffn_norm.weight", {c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(
+        w.w_gate, Upload(source, backend_, p + "ffn_gate.weight", {c.hidden_dim, c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(
+        w.w_up, Upload(source, backend_, p + "ffn_up.weight", {c.hidden_dim, c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(
+        w.w_down, Upload(source, backend_, p + "ffn_down.weight", {c.dim, c.hidden_dim}, bytes));
   }
   return absl::OkStatus();
 }

@@ -8,6 +8,7 @@
 #define RINGSERVE_WORKER_MODEL_LLAMA_MODEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -34,10 +35,15 @@ struct SequenceChunk {
 
 struct ModelOptions {
   int block_size = 16;
-  int num_kv_blocks = 0;          // KV pool size in blocks
-  int max_batch_tokens = 2048;    // most tokens one forward pass may carry
-  int max_seqs = 256;             // most sequences one forward pass may carry
-  int max_blocks_per_seq = 0;     // 0 = enough for config.max_seq_len
+  int num_kv_blocks = 0;  // KV pool size in blocks; 0 = ask size_kv_pool
+  // Chooses the pool size when num_kv_blocks is 0. Called once, after the weights are
+  // uploaded (so free device memory no longer counts them), with the bytes one block
+  // takes over all layers; returns the block count (> 0). The engine sizes the pool from
+  // --kv-memory here (worker/engine/llama_runner.h).
+  std::function<absl::StatusOr<int>(size_t bytes_per_block)> size_kv_pool;
+  int max_batch_tokens = 2048;  // most tokens one forward pass may carry
+  int max_seqs = 256;           // most sequences one forward pass may carry
+  int max_blocks_per_seq = 0;   // 0 = enough for config.max_seq_len
 };
 
 class LlamaModel {
@@ -90,7 +96,6 @@ class LlamaModel {
   std::unique_ptr<Workspace> ws_;
   std::vector<int32_t> host_meta_;
   size_t weight_bytes_ = 0;
-
 };
 
 // Rotary inverse frequencies for `config` (rotary_dim / 2 values), Llama 3 scaling applied.

@@ -1,0 +1,134 @@
+#include "worker/engine/fake_model_runner.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/hash.h"
+#include "common/status_macros.h"
+
+namespace ringserve::engine {
+
+FakeModelRunner::FakeModelRunner(FakeModelRunnerOptions options)
+    : options_(std::move(options)),
+      slots_(static_cast<size_t>(options_.num_kv_blocks) * options_.block_size_tokens, -1) {}
+
+std::vector<float> FakeModelRunner::LogitsAfter(std::span<const int32_t> history) const {
+  std::vector<float> row(static_cast<size_t>(options_.vocab_size));
+  if (options_.next_token) {
+    // A peak of 20 nats: greedy always picks it, temperature 1 almost always.
+    row[static_cast<size_t>(options_.next_token(history))] = 20.0F;
+    return row;
+  }
+  const uint64_t seed = Hash64(history.data(), history.size_bytes());
+  for (int32_t id = 0; id < options_.vocab_size; ++id) {
+    const uint64_t h = Hash64(&id, sizeof(id), seed);
+    row[static_cast<size_t>(id)] = static_cast<float>(h % 1000) / 200.0F;  // [0, 5)
+  }
+  return row;
+}
+
+size_t FakeModelRunner::Slot(std::span<const int32_t> block_table, int32_t position) const {
+  const int32_t block_size = options_.block_size_tokens;
+  return static_cast<size_t>(block_table[static_cast<size_t>(position / block_size)]) *
+             static_cast<size_t>(block_size) +
+         static_cast<size_t>(position % block_size);
+}
+
+absl::Status FakeModelRunner::Validate(std::span<const model::SequenceChunk> chunks) const {
+  if (chunks.empty()) return absl::InvalidArgumentError("fake forward: empty batch");
+  if (static_cast<int32_t>(chunks.size()) > options_.max_seqs) {
+    return absl::InvalidArgumentError(absl::StrCat("fake forward: ", chunks.size(), " sequences"));
+  }
+  int64_t num_tokens = 0;
+  for (const model::SequenceChunk& c : chunks) {
+    num_tokens += static_cast<int64_t>(c.tokens.size());
+    const int64_t end = c.start_position + static_cast<int64_t>(c.tokens.size());
+    if (c.tokens.empty() || c.start_position < 0 || end > options_.max_context_tokens ||
+        static_cast<int64_t>(c.block_table.size()) * options_.block_size_tokens < end) {
+      return absl::InvalidArgumentError(absl::StrCat("fake forward: chunk at ", c.start_position,
+                                                     " of ", c.tokens.size(), " tokens with ",
+                                                     c.block_table.size(), " blocks"));
+    }
+    for (const int32_t block : c.block_table) {
+      if (block < 0 || block >= options_.num_kv_blocks) {
+        return absl::InvalidArgumentError(absl::StrCat("fake forward: block ", block));
+      }
+    }
+    for (const int32_t token : c.tokens) {
+      if (token < 0 || token >= options_.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat("fake forward: token ", token));
+      }
+    }
+  }
+  if (num_tokens > options_.max_batch_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("fake forward: ", num_tokens, " tokens"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeModelRunner::ReadHistory(const model::SequenceChunk& chunk,
+                                          std::vector<int32_t>* history) const {
+  const int32_t end = chunk.start_position + static_cast<int32_t>(chunk.tokens.size());
+  history->clear();
+  for (int32_t position = 0; position < end; ++position) {
+    const size_t slot = Slot(chunk.block_table, position);
+    const int32_t token = slots_[slot];
+    if (token < 0) {
+      return absl::InternalError(absl::StrCat("fake forward: position ", position,
+                                              " reads KV slot ", slot, " that nothing wrote"));
+    }
+    history->push_back(token);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeModelRunner::Forward(std::span<const model::SequenceChunk> chunks,
+                                      std::vector<float>* logits) {
+  if (options_.on_forward) options_.on_forward();
+  RS_RETURN_IF_ERROR(Validate(chunks));
+  FakeStep step;
+  // "Attention" writes every chunk's K/V first, as the real pass does layer by layer.
+  for (const model::SequenceChunk& c : chunks) {
+    for (size_t i = 0; i < c.tokens.size(); ++i) {
+      const int32_t position = c.start_position + static_cast<int32_t>(i);
+      slots_[Slot(c.block_table, position)] = c.tokens[i];
+    }
+    step.chunks.push_back(
+        {c.start_position, static_cast<int32_t>(c.tokens.size()), c.sample, c.tokens.front()});
+  }
+  logits->clear();
+  std::vector<int32_t> history;
+  for (const model::SequenceChunk& c : chunks) {
+    if (!c.sample) continue;
+    RS_RETURN_IF_ERROR(ReadHistory(c, &history));
+    const std::vector<float> row = LogitsAfter(history);
+    logits->insert(logits->end(), row.begin(), row.end());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  step.num_copies_before = std::exchange(num_pending_copies_, 0);
+  steps_.push_back(std::move(step));
+  return absl::OkStatus();
+}
+
+void FakeModelRunner::CopyBlocks(std::span<const kvcache::BlockCopy> copies) {
+  const auto block_size = static_cast<size_t>(options_.block_size_tokens);
+  for (const kvcache::BlockCopy& copy : copies) {
+    std::copy_n(slots_.begin() + static_cast<ptrdiff_t>(copy.src_block * block_size), block_size,
+                slots_.begin() + static_cast<ptrdiff_t>(copy.dst_block * block_size));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  num_pending_copies_ += static_cast<int32_t>(copies.size());
+  num_copies_ += static_cast<int64_t>(copies.size());
+}
+
+std::vector<FakeStep> FakeModelRunner::Steps() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return steps_;
+}
+
+int64_t FakeModelRunner::num_copies() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return num_copies_;
+}
+
+}  // namespace ringserve::engine

@@ -1,0 +1,88 @@
+// A deterministic ModelRunner for tests that need no model: the logits of a sequence are a
+// pure function of its token history, and that history is read back from a simulated KV
+// store (one token id per slot) through the chunk's block table. A scheduler that hands out
+// a wrong block table, forgets a copy-on-write copy or computes a position twice therefore
+// changes the outputs, and reading a slot nothing wrote fails the pass.
+#ifndef RINGSERVE_WORKER_ENGINE_FAKE_MODEL_RUNNER_H_
+#define RINGSERVE_WORKER_ENGINE_FAKE_MODEL_RUNNER_H_
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "worker/engine/model_runner.h"
+
+namespace ringserve::engine {
+
+struct FakeModelRunnerOptions {
+  int32_t vocab_size = 64;
+  int32_t block_size_tokens = 4;
+  int32_t num_kv_blocks = 64;
+  int32_t max_batch_tokens = 64;
+  int32_t max_seqs = 8;
+  int32_t max_context_tokens = 256;
+  // The token the logits favour after `history` (a strong peak: greedy picks it, sampling
+  // almost always does). Unset: every logit is a hash of (history, token id).
+  std::function<int32_t(std::span<const int32_t> history)> next_token;
+  // Runs at the start of every Forward() on the engine thread (tests slow steps down or
+  // block them here).
+  std::function<void()> on_forward;
+};
+
+// One chunk of a recorded pass.
+struct FakeChunk {
+  int32_t start_position = 0;
+  int32_t num_tokens = 0;
+  bool sample = false;
+  int32_t first_token = 0;
+};
+
+// Everything one Forward() was asked to do, for tests to inspect.
+struct FakeStep {
+  std::vector<FakeChunk> chunks;
+  int32_t num_copies_before = 0;  // block copies run since the previous pass
+};
+
+// Thread: the runner methods run on the engine thread; Steps()/num_copies() may be called
+// from any thread (a mutex guards the records).
+class FakeModelRunner final : public ModelRunner {
+ public:
+  explicit FakeModelRunner(FakeModelRunnerOptions options);
+
+  int32_t vocab_size() const override { return options_.vocab_size; }
+  int32_t block_size_tokens() const override { return options_.block_size_tokens; }
+  int32_t num_kv_blocks() const override { return options_.num_kv_blocks; }
+  int32_t max_batch_tokens() const override { return options_.max_batch_tokens; }
+  int32_t max_seqs() const override { return options_.max_seqs; }
+  int32_t max_context_tokens() const override { return options_.max_context_tokens; }
+
+  absl::Status Forward(std::span<const model::SequenceChunk> chunks,
+                       std::vector<float>* logits) override;
+  void CopyBlocks(std::span<const kvcache::BlockCopy> copies) override;
+
+  // The logits row Forward() produces after `history` (what a test expects).
+  std::vector<float> LogitsAfter(std::span<const int32_t> history) const;
+
+  std::vector<FakeStep> Steps() const;
+  int64_t num_copies() const;
+
+ private:
+  // KV slot of `position` under `block_table`.
+  size_t Slot(std::span<const int32_t> block_table, int32_t position) const;
+  absl::Status Validate(std::span<const model::SequenceChunk> chunks) const;
+  absl::Status ReadHistory(const model::SequenceChunk& chunk, std::vector<int32_t>* history) const;
+
+  const FakeModelRunnerOptions options_;
+  std::vector<int32_t> slots_;  // token id per KV slot; -1 = never written
+  mutable std::mutex mu_;
+  std::vector<FakeStep> steps_;
+  int32_t num_pending_copies_ = 0;
+  int64_t num_copies_ = 0;
+};
+
+}  // namespace ringserve::engine
+
+#endif  // RINGSERVE_WORKER_ENGINE_FAKE_MODEL_RUNNER_H_

@@ -1,0 +1,75 @@
+// ModelRunner over the Llama forward pass: LlamaModel owns the weights and the K/V
+// tensors; this adapter sizes the KV pool from the engine's memory setting and copies
+// blocks for copy-on-write.
+#ifndef RINGSERVE_WORKER_ENGINE_LLAMA_RUNNER_H_
+#define RINGSERVE_WORKER_ENGINE_LLAMA_RUNNER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "kernels/backend.h"
+#include "worker/engine/model_runner.h"
+#include "worker/model/checkpoint.h"
+#include "worker/model/llama_model.h"
+
+namespace ringserve::engine {
+
+// How much device memory the KV pool takes (--kv-memory). Exactly one is set.
+struct KvMemory {
+  size_t bytes = 0;             // > 0: this many bytes
+  double fraction_of_free = 0;  // in (0, 1]: this share of the memory free after the weights
+};
+
+struct LlamaRunnerOptions {
+  int32_t block_size_tokens = 16;
+  int32_t max_batch_tokens = 2048;  // the step's token budget (and the workspace's size)
+  int32_t max_seqs = 256;           // most sequences per step
+  int32_t num_kv_blocks = 0;        // > 0: exactly this many blocks, kv_memory ignored
+  KvMemory kv_memory = {.fraction_of_free = 0.9};
+};
+
+// Blocks of bytes_per_block that `memory` holds on `backend`. INVALID_ARGUMENT for a bad
+// setting, RESOURCE_EXHAUSTED when not even one block fits.
+absl::StatusOr<int> KvBlocksForMemory(const KvMemory& memory, const kernels::Backend& backend,
+                                      size_t bytes_per_block);
+
+// The model options `options` describe; the KV pool is sized after the weight upload.
+model::ModelOptions ToModelOptions(const LlamaRunnerOptions& options,
+                                   const kernels::Backend& backend);
+
+// Owner: the generator. Thread: the engine thread only. The backend must outlive it.
+class LlamaRunner final : public ModelRunner {
+ public:
+  static absl::StatusOr<std::unique_ptr<LlamaRunner>> Create(const model::Checkpoint& checkpoint,
+                                                             kernels::Backend* backend,
+                                                             const LlamaRunnerOptions& options);
+  // Deterministic random weights at the shape of `config` (benchmarks at real shapes).
+  static absl::StatusOr<std::unique_ptr<LlamaRunner>> CreateWithRandomWeights(
+      const model::ModelConfig& config, uint64_t seed, kernels::Backend* backend,
+      const LlamaRunnerOptions& options);
+  explicit LlamaRunner(std::unique_ptr<model::LlamaModel> model) : model_(std::move(model)) {}
+
+  int32_t vocab_size() const override { return model_->config().vocab_size; }
+  int32_t block_size_tokens() const override { return model_->options().block_size; }
+  int32_t num_kv_blocks() const override { return model_->options().num_kv_blocks; }
+  int32_t max_batch_tokens() const override { return model_->options().max_batch_tokens; }
+  int32_t max_seqs() const override { return model_->options().max_seqs; }
+  int32_t max_context_tokens() const override { return model_->config().max_seq_len; }
+
+  absl::Status Forward(std::span<const model::SequenceChunk> chunks,
+                       std::vector<float>* logits) override {
+    return model_->Forward(chunks, logits);
+  }
+  void CopyBlocks(std::span<const kvcache::BlockCopy> copies) override;
+
+  model::LlamaModel& model() { return *model_; }
+
+ private:
+  std::unique_ptr<model::LlamaModel> model_;
+};
+
+}  // namespace ringserve::engine
+
+#endif  // RINGSERVE_WORKER_ENGINE_LLAMA_RUNNER_H_

@@ -1,0 +1,44 @@
+// The seam between the generator and the model: the engine plans batches of sequence
+// chunks over block ids; a ModelRunner executes them on whatever holds the K/V tensors.
+// LlamaRunner (llama_runner.h) runs the real model; FakeModelRunner (fake_model_runner.h)
+// is a deterministic stand-in for scheduler and generator tests.
+#ifndef RINGSERVE_WORKER_ENGINE_MODEL_RUNNER_H_
+#define RINGSERVE_WORKER_ENGINE_MODEL_RUNNER_H_
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "kvcache/kv_cache_manager.h"
+#include "worker/model/llama_model.h"
+
+namespace ringserve::engine {
+
+// Owner: the generator. Thread: the engine thread only (one call at a time). The limits
+// are fixed at creation: the generator sizes its KV bookkeeping and token budget from them.
+class ModelRunner {
+ public:
+  virtual ~ModelRunner() = default;
+
+  virtual int32_t vocab_size() const = 0;
+  virtual int32_t block_size_tokens() const = 0;
+  virtual int32_t num_kv_blocks() const = 0;
+  // Most tokens and sequences one Forward() may carry.
+  virtual int32_t max_batch_tokens() const = 0;
+  virtual int32_t max_seqs() const = 0;
+  // Most tokens one sequence may hold (the model's context length).
+  virtual int32_t max_context_tokens() const = 0;
+
+  // Runs one pass over `chunks` (see model::SequenceChunk) and writes the logits of every
+  // chunk with sample=true, in chunk order, to `logits` ([num_sampled, vocab_size]).
+  virtual absl::Status Forward(std::span<const model::SequenceChunk> chunks,
+                               std::vector<float>* logits) = 0;
+
+  // Copies whole KV blocks (src -> dst) in order, before the next Forward() reads them.
+  virtual void CopyBlocks(std::span<const kvcache::BlockCopy> copies) = 0;
+};
+
+}  // namespace ringserve::engine
+
+#endif  // RINGSERVE_WORKER_ENGINE_MODEL_RUNNER_H_

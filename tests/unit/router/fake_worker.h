@@ -1,0 +1,94 @@
+// FakeWorker: an in-process stand-in for ringserve-worker on a loopback port, for the
+// router's tests. It streams numbered tokens, records what it saw (sessions, cancellation,
+// deadlines) and can be made unhealthy, unavailable or killed.
+#ifndef RINGSERVE_TESTS_UNIT_ROUTER_FAKE_WORKER_H_
+#define RINGSERVE_TESTS_UNIT_ROUTER_FAKE_WORKER_H_
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/server.h"
+#include "ringserve/v1/admin.grpc.pb.h"
+#include "ringserve/v1/inference.grpc.pb.h"
+
+namespace ringserve::router::testing {
+
+// Thread: gRPC's sync-server threads serve; the test thread configures and inspects.
+class FakeWorker final : public ringserve::v1::Inference::Service,
+                         public ringserve::v1::Admin::Service {
+ public:
+  explicit FakeWorker(std::string id);
+  ~FakeWorker() override;
+
+  const std::string& id() const { return id_; }
+  const std::string& address() const { return address_; }
+
+  // Generate streams this many token messages (token id i, text "t<i> ") and then a
+  // final message, waiting `token_delay` before each.
+  void set_tokens(int num_tokens, absl::Duration token_delay) {
+    num_tokens_ = num_tokens;
+    token_delay_ms_ = absl::ToInt64Milliseconds(token_delay);
+  }
+  // Every Inference call answers UNAVAILABLE at once (a draining worker).
+  void set_unavailable(bool unavailable) { unavailable_ = unavailable; }
+  // The grpc.health.v1 status of the whole server.
+  void SetServing(bool serving);
+  // Stops the server at once: calls in flight are cancelled, new ones cannot connect.
+  void Kill();
+
+  int generate_calls() const { return generate_calls_.load(); }
+  int cancellations() const { return cancellations_.load(); }
+  // The time left to the deadline of the last Generate, as the worker saw it on arrival
+  // (InfiniteDuration when it had none).
+  absl::Duration last_deadline_left() const;
+  std::set<std::string> sessions() const;
+
+  grpc::Status Generate(grpc::ServerContext* context, const ringserve::v1::GenerateRequest* request,
+                        grpc::ServerWriter<ringserve::v1::GenerateResponse>* writer) override;
+  grpc::Status Fork(grpc::ServerContext* context, const ringserve::v1::ForkRequest* request,
+                    ringserve::v1::ForkResponse* response) override;
+  grpc::Status Tokenize(grpc::ServerContext* context, const ringserve::v1::TokenizeRequest* request,
+                        ringserve::v1::TokenizeResponse* response) override;
+  grpc::Status GetModelInfo(grpc::ServerContext* context,
+                            const ringserve::v1::GetModelInfoRequest* request,
+                            ringserve::v1::ModelInfo* response) override;
+  grpc::Status GetStats(grpc::ServerContext* context, const ringserve::v1::GetStatsRequest* request,
+                        ringserve::v1::GetStatsResponse* response) override;
+
+ private:
+  void Tag(grpc::ServerContext* context) const;
+
+  const std::string id_;
+  std::string address_;
+  std::unique_ptr<grpc::Server> server_;
+  std::atomic<int> num_tokens_{3};
+  std::atomic<int64_t> token_delay_ms_{0};
+  std::atomic<bool> unavailable_{false};
+  std::atomic<int> generate_calls_{0};
+  std::atomic<int> cancellations_{0};
+  std::atomic<bool> killed_{false};
+
+  mutable absl::Mutex mu_;
+  std::set<std::string> sessions_ ABSL_GUARDED_BY(mu_);
+  absl::Duration last_deadline_left_ ABSL_GUARDED_BY(mu_) = absl::InfiniteDuration();
+};
+
+// Polls `condition` every 10 ms until it holds or `timeout` passes; returns its last value.
+template <typename Condition>
+bool Eventually(Condition condition, absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+}  // namespace ringserve::router::testing
+
+#endif  // RINGSERVE_TESTS_UNIT_ROUTER_FAKE_WORKER_H_

@@ -1,0 +1,298 @@
+// The router end to end, in process: a RouterServer in front of FakeWorkers on loopback
+// ports, driven through the public Inference and Admin stubs.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+#include "router/router_server.h"
+#include "router/session_key.h"
+#include "tests/unit/router/fake_worker.h"
+
+namespace ringserve::router {
+namespace {
+
+using ::ringserve::router::testing::Eventually;
+using ::ringserve::router::testing::FakeWorker;
+using ::testing::HasSubstr;
+using namespace ringserve::v1;  // NOLINT(build/namespaces): message types, test-only
+
+std::string Metadata(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                     const std::string& key) {
+  auto it = metadata.find(key);
+  return it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
+// What one Generate through the router returned.
+struct Result {
+  grpc::Status status;
+  int num_messages = 0;
+  std::string initial_worker;   // x-ringserve-worker, initial metadata
+  std::string trailing_worker;  // x-ringserve-worker, trailing metadata
+  std::string final_worker;     // GenerateFinal.usage.worker_id
+};
+
+class RouterTest : public ::testing::Test {
+ protected:
+  // Starts `n` fake workers and a router in front of them.
+  void Start(int n, bool check_health = true) {
+    for (int i = 0; i < n; ++i)
+      workers_.push_back(std::make_unique<FakeWorker>(absl::StrCat("w", i)));
+    std::vector<std::string> addresses;
+    for (const auto& w : workers_) addresses.push_back(w->address());
+    StartRouter(absl::StrJoin(addresses, ","), check_health);
+  }
+
+  void StartRouter(const std::string& workers, bool check_health) {
+    RouterOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.membership.source = *WorkerSource::Parse(workers);
+    options.membership.check_health = check_health;
+    options.membership.health_interval = absl::Milliseconds(100);
+    options.membership.health_timeout = absl::Milliseconds(500);
+    auto router = RouterServer::Create(std::move(options), &registry_);
+    ASSERT_TRUE(router.ok()) << router.status();
+    router_ = std::move(*router);
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", router_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = Inference::NewStub(channel_);
+  }
+
+  void TearDown() override {
+    router_.reset();  // before the workers, so no call outlives its worker unexpectedly
+    workers_.clear();
+  }
+
+  FakeWorker* WorkerAt(const std::string& address) {
+    for (const auto& w : workers_) {
+      if (w->address() == address) return w.get();
+    }
+    return nullptr;
+  }
+
+  // The worker that owns a session in the router's current ring.
+  std::string OwnerOf(const std::string& session) {
+    return router_->membership().snapshot()->ring->Owner(SessionHash(session), 0)->address();
+  }
+
+  int NumHealthy() { return router_->membership().snapshot()->ring->num_endpoints(); }
+
+  Result Generate(const std::string& session, grpc::ClientContext* context = nullptr,
+                  int stop_after_messages = -1) {
+    grpc::ClientContext own;
+    if (context == nullptr) {
+      context = &own;
+      context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    }
+    GenerateRequest request;
+    request.set_session_id(session);
+    request.set_text("hello");
+    auto reader = stub_->Generate(context, request);
+    Result result;
+    GenerateResponse response;
+    while (reader->Read(&response)) {
+      if (result.num_messages++ == 0) {
+        result.initial_worker = Metadata(context->GetServerInitialMetadata(), "x-ringserve-worker");
+      }
+      if (response.has_final()) result.final_worker = response.final().usage().worker_id();
+      if (result.num_messages == stop_after_messages) context->TryCancel();
+    }
+    result.status = reader->Finish();
+    result.trailing_worker = Metadata(context->GetServerTrailingMetadata(), "x-ringserve-worker");
+    return result;
+  }
+
+  prometheus::Registry registry_;
+  std::vector<std::unique_ptr<FakeWorker>> workers_;
+  std::unique_ptr<RouterServer> router_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Inference::Stub> stub_;
+};
+
+TEST_F(RouterTest, EverySessionStaysOnItsRingOwnerAndResponsesNameTheWorker) {
+  Start(3);
+  ASSERT_EQ(NumHealthy(), 3);
+  std::set<std::string> used;
+  for (int s = 0; s < 30; ++s) {
+    const std::string session = absl::StrCat("session-", s);
+    const std::string owner = WorkerAt(OwnerOf(session))->id();
+    for (int turn = 0; turn < 3; ++turn) {
+      const Result r = Generate(session);
+      ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+      EXPECT_EQ(r.num_messages, 4);
+      EXPECT_EQ(r.initial_worker, owner) << session;
+      EXPECT_EQ(r.trailing_worker, owner) << session;
+      EXPECT_EQ(r.final_worker, owner) << session;
+    }
+    used.insert(owner);
+  }
+  EXPECT_EQ(used.size(), 3u) << "30 sessions spread over all three workers";
+  for (const auto& w : workers_) {
+    for (const std::string& session : w->sessions()) EXPECT_EQ(OwnerOf(session), w->address());
+  }
+}
+
+TEST_F(RouterTest, UnreachableOwnerIsRetriedOnTheNextBeforeTheFirstToken) {
+  // A worker that never existed: its port was free when the router started. Health
+  // checks are off, so only the proxy's retry can save its sessions.
+  workers_.push_back(std::make_unique<FakeWorker>("live"));
+  auto dead = std::make_unique<FakeWorker>("dead");
+  const std::string dead_address = dead->address();
+  dead.reset();
+  StartRouter(absl::StrCat(workers_[0]->address(), ",", dead_address), /*check_health=*/false);
+  ASSERT_EQ(NumHealthy(), 2);
+  int retried = 0;
+  for (int s = 0; s < 20; ++s) {
+    const std::string session = absl::StrCat("s", s);
+    const Result r = Generate(session);
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_EQ(r.final_worker, "live");
+    retried += OwnerOf(session) == dead_address;
+  }
+  EXPECT_GT(retried, 0) << "some sessions were owned by the dead worker";
+}
+
+TEST_F(RouterTest, DrainingWorkerIsRetriedOnTheNext) {
+  Start(2, /*check_health=*/false);
+  const std::string session = "drained";
+  FakeWorker* owner = WorkerAt(OwnerOf(session));
+  owner->set_unavailable(true);
+  const Result r = Generate(session);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_NE(r.final_worker, owner->id());
+  EXPECT_EQ(owner->generate_calls(), 1);
+}
+
+TEST_F(RouterTest, WorkerDeathMidStreamEndsTheStreamWithUnavailable) {
+  Start(2);
+  const std::string session = "mid-stream";
+  FakeWorker* owner = WorkerAt(OwnerOf(session));
+  owner->set_tokens(1000, absl::Milliseconds(20));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  GenerateRequest request;
+  request.set_session_id(session);
+  auto reader = stub_->Generate(&context, request);
+  GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  ASSERT_TRUE(reader->Read(&response));
+  owner->Kill();
+  while (reader->Read(&response)) {
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr(owner->address()));
+  // The router keeps serving: the session moves to the survivor once health notices.
+  ASSERT_TRUE(Eventually([&] { return NumHealthy() == 1; }));
+  EXPECT_TRUE(Generate(session).status.ok());
+}
+
+TEST_F(RouterTest, HealthChecksTakeAWorkerOutAndPutItBack) {
+  Start(3);
+  ASSERT_EQ(NumHealthy(), 3);
+  workers_[1]->SetServing(false);
+  ASSERT_TRUE(Eventually([&] { return NumHealthy() == 2; }));
+  for (int s = 0; s < 20; ++s) {
+    EXPECT_NE(Generate(absl::StrCat("h", s)).final_worker, workers_[1]->id());
+  }
+  workers_[1]->SetServing(true);
+  ASSERT_TRUE(Eventually([&] { return NumHealthy() == 3; }));
+}
+
+TEST_F(RouterTest, ClientCancellationReachesTheWorker) {
+  Start(1);
+  workers_[0]->set_tokens(1000, absl::Milliseconds(20));
+  grpc::ClientContext context;
+  const Result r = Generate("cancel-me", &context, /*stop_after_messages=*/2);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(Eventually([&] { return workers_[0]->cancellations() == 1; }));
+}
+
+TEST_F(RouterTest, DeadlineReachesTheWorkerAndEndsTheCall) {
+  Start(1);
+  workers_[0]->set_tokens(1000, absl::Milliseconds(20));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1500));
+  const Result r = Generate("deadline", &context);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  const absl::Duration left = workers_[0]->last_deadline_left();
+  // The client's deadline, not a fresh or missing one (gRPC rounds the wire timeout up a
+  // little, hence the slack).
+  EXPECT_LE(left, absl::Milliseconds(1600));
+  EXPECT_GT(left, absl::ZeroDuration());
+  EXPECT_TRUE(Eventually([&] { return workers_[0]->cancellations() == 1; }));
+}
+
+TEST_F(RouterTest, UnaryCallsFollowTheirPlacement) {
+  Start(3);
+  const std::string session = "forked";
+  ASSERT_TRUE(Generate(session).status.ok());
+  grpc::ClientContext fork_context;
+  ForkRequest fork;
+  fork.set_session_id(session);
+  fork.set_num_forks(1);
+  ForkResponse forked;
+  ASSERT_TRUE(stub_->Fork(&fork_context, fork, &forked).ok());
+  EXPECT_EQ(forked.worker_id(), WorkerAt(OwnerOf(session))->id());
+  EXPECT_EQ(Metadata(fork_context.GetServerTrailingMetadata(), "x-ringserve-worker"),
+            forked.worker_id());
+  EXPECT_EQ(Metadata(fork_context.GetServerInitialMetadata(), "x-ringserve-worker-address"),
+            OwnerOf(session));
+
+  grpc::ClientContext missing_context;
+  fork.set_session_id("never-seen");
+  EXPECT_EQ(stub_->Fork(&missing_context, fork, &forked).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  grpc::ClientContext tokenize_context;
+  TokenizeRequest tokenize;
+  tokenize.set_text("abc");
+  TokenizeResponse tokens;
+  ASSERT_TRUE(stub_->Tokenize(&tokenize_context, tokenize, &tokens).ok());
+  EXPECT_EQ(tokens.token_ids_size(), 3);
+
+  auto admin = Admin::NewStub(channel_);
+  grpc::ClientContext stats_context;
+  GetStatsResponse stats;
+  ASSERT_TRUE(admin->GetStats(&stats_context, GetStatsRequest(), &stats).ok());
+  ASSERT_EQ(stats.workers_size(), 3);
+  EXPECT_TRUE(stats.unreachable_workers().empty());
+  for (const WorkerStats& w : stats.workers())
+    EXPECT_EQ(WorkerAt(w.address())->id(), w.worker_id());
+}
+
+TEST_F(RouterTest, DrainTurnsHealthNotServingAndRefusesNewCalls) {
+  Start(1);
+  EXPECT_EQ(router_->BeginDrain(), 0);
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext health_context;
+  grpc::health::v1::HealthCheckResponse health_response;
+  ASSERT_TRUE(health->Check(&health_context, {}, &health_response).ok());
+  EXPECT_EQ(health_response.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  const Result r = Generate("late");
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(r.status.error_message(), HasSubstr("draining"));
+}
+
+TEST_F(RouterTest, MetricsCountRequestsByMethodAndCode) {
+  Start(2);
+  ASSERT_TRUE(Generate("m").status.ok());
+  ASSERT_TRUE(Eventually([&] {
+    const std::string text = prometheus::TextSerializer().Serialize(registry_.Collect());
+    return text.find("ringserve_router_requests_total{code=\"OK\",method=\"Generate\"} 1") !=
+               std::string::npos &&
+           text.find("ringserve_router_ring_healthy_workers 2") != std::string::npos;
+  }));
+}
+
+}  // namespace
+}  // namespace ringserve::router

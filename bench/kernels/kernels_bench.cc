@@ -25,6 +25,8 @@ namespace ringserve::kernels {
 namespace {
 
 constexpr size_t kColdBytes = size_t{256} << 20;  // > 8x a 32 MiB L3
+// Products with at most this many rows are decode steps: they stream cold weights.
+constexpr int64_t kMaxDecodeRows = 32;
 
 std::unique_ptr<Backend> MakeCpu(bool use_blas = false) {
   BackendOptions options;
@@ -54,7 +56,7 @@ std::vector<Weight> ColdWeights(Backend& b, int64_t m, int64_t k, bool cold) {
 void RunMatMul(benchmark::State& state, bool use_blas) {
   const int64_t n = state.range(0), m = state.range(1), k = state.range(2);
   auto backend = MakeCpu(use_blas);
-  std::vector<Weight> weights = ColdWeights(*backend, m, k, /*cold=*/n < 16);
+  std::vector<Weight> weights = ColdWeights(*backend, m, k, /*cold=*/n <= kMaxDecodeRows);
   DeviceBuffer x = *backend->Allocate(n * k * sizeof(float));
   DeviceBuffer y = *backend->Allocate(n * m * sizeof(float));
   const std::vector<float> x_host = Random(n * k, 2);
@@ -80,7 +82,7 @@ void BM_MatMulAvx2(benchmark::State& state) {
   const int64_t n = state.range(0), m = state.range(1), k = state.range(2);
   auto backend = MakeCpu();
   cpu::ThreadPool& pool = static_cast<cpu::CpuBackend&>(*backend).pool();
-  std::vector<Weight> weights = ColdWeights(*backend, m, k, /*cold=*/n < 16);
+  std::vector<Weight> weights = ColdWeights(*backend, m, k, /*cold=*/n <= kMaxDecodeRows);
   const std::vector<float> x = Random(n * k, 2);
   std::vector<float> y(n * m);
   size_t next = 0;
@@ -102,8 +104,10 @@ void BM_MatMulAvx2(benchmark::State& state) {
 void BM_MatMulBlasBackend(benchmark::State& state) { RunMatMul(state, true); }
 
 // One decode step's matrices of the whole 110M model (12 layers + classifier, 438 MB of
-// f32): the figure to hold against BM_ReadBandwidth.
+// f32) for a batch of n sequences: at n = 1 the figure to hold against BM_ReadBandwidth,
+// at larger n the weights still stream once per step while the FLOPs grow n-fold.
 void BM_DecodeStep110M(benchmark::State& state) {
+  const int64_t n = state.range(0);
   auto backend = MakeCpu();
   std::vector<std::pair<int64_t, int64_t>> shapes;
   for (int layer = 0; layer < 12; ++layer) {
@@ -117,18 +121,21 @@ void BM_DecodeStep110M(benchmark::State& state) {
     weights.push_back(*backend->UploadWeight(DType::kF32, m, k, host.data()));
     bytes += 4.0 * m * k;
   }
-  DeviceBuffer x = *backend->Allocate(2048 * sizeof(float));
-  DeviceBuffer y = *backend->Allocate(32000 * sizeof(float));
+  DeviceBuffer x = *backend->Allocate(n * 2048 * sizeof(float));
+  DeviceBuffer y = *backend->Allocate(n * 32000 * sizeof(float));
   backend->Fill(x.data(), x.bytes(), 0);
   for (auto _ : state) {
     for (const Weight& w : weights) {
-      backend->MatMul(Tensor::Of(x.data(), DType::kF32, 1, w.cols), w,
-                      Tensor::Of(y.data(), DType::kF32, 1, w.rows));
+      backend->MatMul(Tensor::Of(x.data(), DType::kF32, n, w.cols), w,
+                      Tensor::Of(y.data(), DType::kF32, n, w.rows));
     }
     benchmark::ClobberMemory();
   }
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * bytes / 1e9,
-                                              benchmark::Counter::kIsRate);
+  const double iters = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(iters * bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(iters * bytes / 4 * 2 * n / 1e9, benchmark::Counter::kIsRate);
+  state.counters["tok/s"] = benchmark::Counter(iters * n, benchmark::Counter::kIsRate);
 }
 
 // Raw cblas_sgemm, y = x W^T with W row-major [m, k], as the baseline.
@@ -137,7 +144,7 @@ void BM_Sgemm(benchmark::State& state) {
             k = static_cast<int>(state.range(2));
   auto backend = MakeCpu();  // sets OpenBLAS's thread count to the pool size
   const size_t bytes = static_cast<size_t>(m) * k * sizeof(float);
-  const size_t copies = n < 16 ? std::max<size_t>(2, kColdBytes / bytes + 1) : 1;
+  const size_t copies = n <= kMaxDecodeRows ? std::max<size_t>(2, kColdBytes / bytes + 1) : 1;
   std::vector<std::vector<float>> w(copies, Random(static_cast<size_t>(m) * k, 1));
   const std::vector<float> x = Random(static_cast<size_t>(n) * k, 2);
   std::vector<float> y(static_cast<size_t>(n) * m);
@@ -160,18 +167,24 @@ void BM_ReadBandwidth(benchmark::State& state) {
   state.counters["GB/s"] = best / 1e9;
 }
 
-// Decode attention: `seqs` sequences each with one token at position ctx - 1.
+// Decode attention: `seqs` sequences each with one token at position ctx - 1, over `layers`
+// layers' KV (one decode step of the 110M model has 12: the cache is then read cold).
 void BM_AttentionDecode(benchmark::State& state) {
-  const int ctx = static_cast<int>(state.range(0)), seqs = static_cast<int>(state.range(1));
+  const int ctx = static_cast<int>(state.range(0)), seqs = static_cast<int>(state.range(1)),
+            layers = static_cast<int>(state.range(2));
   const int hq = 12, hkv = 12, hd = 64, block_size = 16;
   const int blocks_per_seq = (ctx + block_size - 1) / block_size,
             num_blocks = blocks_per_seq * seqs;
   auto b = MakeCpu();
   const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * hkv * hd;
-  DeviceBuffer k = *b->Allocate(kv_count * 4), v = *b->Allocate(kv_count * 4);
+  std::vector<DeviceBuffer> k, v;
   const std::vector<float> kv_host = Random(kv_count, 3);
-  b->CopyToDevice(k.data(), kv_host.data(), kv_count * 4);
-  b->CopyToDevice(v.data(), kv_host.data(), kv_count * 4);
+  for (int l = 0; l < layers; ++l) {
+    k.push_back(*b->Allocate(kv_count * 4));
+    v.push_back(*b->Allocate(kv_count * 4));
+    b->CopyToDevice(k.back().data(), kv_host.data(), kv_count * 4);
+    b->CopyToDevice(v.back().data(), kv_host.data(), kv_count * 4);
+  }
   std::vector<int32_t> tables(num_blocks), positions(seqs, ctx - 1), token_seq(seqs),
       query_start(seqs + 1), lens(seqs, ctx), slots(seqs);
   std::iota(tables.begin(), tables.end(), 0);
@@ -192,16 +205,18 @@ void BM_AttentionDecode(benchmark::State& state) {
                        query_start.data(),
                        lens.data(),
                        tables.data()};
-  const KvLayerView kv{k.data(), v.data(), DType::kF32, num_blocks, block_size, hkv, hd};
   const AttentionShape shape{hq, hkv, hd, 0.125F};
   for (auto _ : state) {
-    b->PagedAttention(Tensor::Of(const_cast<float*>(qkv.data()), DType::kF32, seqs, width), shape,
-                      batch, kv, Tensor::Of(out.data(), DType::kF32, seqs, hq * hd));
+    for (int l = 0; l < layers; ++l) {
+      const KvLayerView kv{k[l].data(), v[l].data(), DType::kF32, num_blocks, block_size, hkv, hd};
+      b->PagedAttention(Tensor::Of(const_cast<float*>(qkv.data()), DType::kF32, seqs, width), shape,
+                        batch, kv, Tensor::Of(out.data(), DType::kF32, seqs, hq * hd));
+    }
     benchmark::ClobberMemory();
   }
-  state.counters["KV GB/s"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * seqs * ctx * hkv * hd * 8 / 1e9,
-                         benchmark::Counter::kIsRate);
+  state.counters["KV GB/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * layers * seqs * ctx * hkv * hd * 8 / 1e9,
+      benchmark::Counter::kIsRate);
 }
 
 // Causal prefill attention of one `ctx`-token prompt (the 110M model's 12 heads of 64), on
@@ -262,15 +277,20 @@ void Shapes(benchmark::internal::Benchmark* bench, int64_t n) {
 }
 
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_DecodeStep110M)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeStep110M)
+    ->ArgsProduct({{1, 2, 4, 8, 16, 32}})
+    ->ArgNames({"n"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MatMul)->Apply([](auto* b) { Shapes(b, 1); });
 BENCHMARK(BM_MatMulAvx2)->Apply([](auto* b) { Shapes(b, 1); });
 BENCHMARK(BM_Sgemm)->Apply([](auto* b) { Shapes(b, 1); });
-BENCHMARK(BM_MatMul)
-    ->Args({4, 2304, 768})
-    ->ArgNames({"n", "m", "k"})
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MatMul)->Apply([](auto* b) { Shapes(b, 4); });
+BENCHMARK(BM_MatMul)->Apply([](auto* b) { Shapes(b, 8); });
+BENCHMARK(BM_MatMul)->Apply([](auto* b) { Shapes(b, 16); });
+BENCHMARK(BM_MatMulAvx2)->Apply([](auto* b) { Shapes(b, 16); });
+BENCHMARK(BM_Sgemm)->Apply([](auto* b) { Shapes(b, 16); });
+BENCHMARK(BM_MatMul)->Apply([](auto* b) { Shapes(b, 32); });
 BENCHMARK(BM_MatMul)->Apply([](auto* b) { Shapes(b, 512); });
 BENCHMARK(BM_MatMulAvx2)->Apply([](auto* b) { Shapes(b, 512); });
 BENCHMARK(BM_Sgemm)->Apply([](auto* b) { Shapes(b, 512); });
@@ -280,10 +300,13 @@ BENCHMARK(BM_MatMulBlasBackend)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_AttentionDecode)
-    ->Args({1024, 1})
-    ->Args({4096, 1})
-    ->Args({1024, 8})
-    ->ArgNames({"ctx", "seqs"})
+    ->Args({1024, 1, 1})
+    ->Args({4096, 1, 1})
+    ->Args({1024, 8, 1})
+    ->Args({96, 1, 12})
+    ->Args({96, 16, 12})
+    ->Args({96, 32, 12})
+    ->ArgNames({"ctx", "seqs", "layers"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_AttentionPrefill)

@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -25,20 +26,30 @@ constexpr int64_t kPanelGroup = 24;
 constexpr int kRowTile = 14;
 // W rows are 64 bytes, so prefill prefetches each panel's row 16 k steps ahead: the panels
 // come from L2 and every kernel call starts new streams the hardware has to discover
-// (~4% on the 110M shapes). Decode streams whole panels, which the hardware handles.
+// (~4% on the 110M shapes).
 constexpr int64_t kPrefetchRows = 16;
+// Below this many rows a product is a decode step: W comes from memory and is used by few
+// rows, so it is streamed once, a group of 3-4 panels (whole k) at a time, through every
+// row tile of x while the next group is prefetched into L2 (see StreamPanels).
+constexpr int64_t kMinPrefillRows = 48;
+constexpr int kStreamRowTile = 8;
+
+// How a kernel call treats W: kStream loads it as it comes; kAhead also prefetches, row by
+// row, the same rows of the next panel group into L2 so memory streams while it computes;
+// kPrefill reads x from the row tile's copy and prefetches W from L2 into L1.
+enum class Mode { kStream, kAhead, kPrefill };
 
 int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // y[0..MR) x [NP panels] (+)= x[0..MR) x [k0, k0 + kc) * W block: one zmm accumulator per
 // (row, panel), so each output keeps its own in-order FMA chain over c, exactly as the AVX2
 // kernel's two ymm halves do. kTail: the single panel is the last, partial one; `mask`
-// covers its columns and no load or store touches the rest. kPrefill: x rows are kKBlock
-// apart (the row tile's copy) and W is prefetched.
-template <int MR, int NP, bool kTail, bool kPrefill>
+// covers its columns and no load or store touches the rest. kMode: see Mode.
+template <int MR, int NP, bool kTail, Mode kMode>
 void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t panel_step,
             int64_t kc, float* y, int64_t ldy, bool accumulate, __mmask16 mask) {
   static_assert(!kTail || NP == 1);
+  constexpr bool kPrefill = kMode == Mode::kPrefill;
   const int64_t x_stride = kPrefill ? kKBlock : ldx;
   __m512 acc[MR][NP] = {};  // (all set below; the braces silence a GCC 12 false positive)
   for (int i = 0; i < MR; ++i) {
@@ -57,6 +68,9 @@ void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t pa
       // an address past the weight cannot fault.
       if (kPrefill)
         _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetchRows * ldw), _MM_HINT_T0);
+      // The next group's panels start NP panel steps further on, in either layout.
+      if (kMode == Mode::kAhead)
+        _mm_prefetch(reinterpret_cast<const char*>(src + NP * panel_step), _MM_HINT_T1);
       wv[p] = kTail ? _mm512_maskz_loadu_ps(mask, src) : _mm512_loadu_ps(src);
     }
     for (int i = 0; i < MR; ++i) {
@@ -77,9 +91,11 @@ void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t pa
 }
 
 // Runs MR rows over panels [p0, p1) (the last one possibly partial), NP at a time while
-// full panels last.
-template <int MR, int NP, bool kPrefill>
+// full panels last; only those NP-panel calls prefetch ahead.
+template <int MR, int NP, Mode kMode>
 void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_t p0, int64_t p1) {
+  constexpr bool kPrefill = kMode == Mode::kPrefill;
+  constexpr Mode kRest = kMode == Mode::kAhead ? Mode::kStream : kMode;
   const PanelLayout& l = a.layout;
   const float* x = a.x + i0 * a.ldx + k0;
   alignas(64) float tile[kPrefill ? MR * kKBlock : 1];
@@ -94,78 +110,126 @@ void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_
   const int64_t full_end = last_width < kPanelWidth ? p1 - 1 : p1;
   int64_t p = p0;
   for (; p + NP <= full_end; p += NP) {
-    Kernel<MR, NP, false, kPrefill>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
-                                    y + p * kPanelWidth, a.ldy, accumulate, 0xFFFF);
+    Kernel<MR, NP, false, kMode>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
+                                 y + p * kPanelWidth, a.ldy, accumulate, 0xFFFF);
   }
   for (; p < full_end; ++p) {
-    Kernel<MR, 1, false, kPrefill>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
-                                   y + p * kPanelWidth, a.ldy, accumulate, 0xFFFF);
+    Kernel<MR, 1, false, kRest>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
+                                y + p * kPanelWidth, a.ldy, accumulate, 0xFFFF);
   }
   if (full_end < p1) {
     const auto mask = static_cast<__mmask16>((1U << last_width) - 1);
-    Kernel<MR, 1, true, kPrefill>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
-                                  y + p * kPanelWidth, a.ldy, accumulate, mask);
+    Kernel<MR, 1, true, kRest>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
+                               y + p * kPanelWidth, a.ldy, accumulate, mask);
   }
 }
 
-// Register tiles per row count: MR x NP accumulators plus NP W vectors in the 32 zmm
-// registers; few rows get more panels so a decode row still has several chains in flight.
-template <bool kPrefill>
-void RowTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, int64_t p0,
-             int64_t p1) {
+// Prefill register tiles per row count: MR x NP accumulators plus NP W vectors in the 32
+// zmm registers (a short last tile gets more panels).
+void PrefillTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, int64_t p0,
+                 int64_t p1) {
+  constexpr Mode kP = Mode::kPrefill;
   switch (mr) {
     case 1:
-      return SweepPanels<1, 4, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<1, 4, kP>(a, i0, k0, kc, p0, p1);
     case 2:
-      return SweepPanels<2, 4, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<2, 4, kP>(a, i0, k0, kc, p0, p1);
     case 3:
-      return SweepPanels<3, 4, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<3, 4, kP>(a, i0, k0, kc, p0, p1);
     case 4:
-      return SweepPanels<4, 4, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<4, 4, kP>(a, i0, k0, kc, p0, p1);
     case 5:
-      return SweepPanels<5, 4, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<5, 4, kP>(a, i0, k0, kc, p0, p1);
     case 6:
-      return SweepPanels<6, 3, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<6, 3, kP>(a, i0, k0, kc, p0, p1);
     case 7:
-      return SweepPanels<7, 3, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<7, 3, kP>(a, i0, k0, kc, p0, p1);
     case 8:
-      return SweepPanels<8, 3, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<8, 3, kP>(a, i0, k0, kc, p0, p1);
     case 9:
-      return SweepPanels<9, 2, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<9, 2, kP>(a, i0, k0, kc, p0, p1);
     case 10:
-      return SweepPanels<10, 2, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<10, 2, kP>(a, i0, k0, kc, p0, p1);
     case 11:
-      return SweepPanels<11, 2, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<11, 2, kP>(a, i0, k0, kc, p0, p1);
     case 12:
-      return SweepPanels<12, 2, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<12, 2, kP>(a, i0, k0, kc, p0, p1);
     case 13:
-      return SweepPanels<13, 2, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<13, 2, kP>(a, i0, k0, kc, p0, p1);
     default:
-      return SweepPanels<14, 2, kPrefill>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<14, 2, kP>(a, i0, k0, kc, p0, p1);
+  }
+}
+
+void PrefillPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
+  const int64_t k = a.layout.cols;
+  for (int64_t k0 = 0; k0 < k; k0 += kKBlock) {
+    const int64_t kc = Min(kKBlock, k - k0);
+    for (int64_t g0 = p0; g0 < p1; g0 += kPanelGroup) {
+      const int64_t g1 = Min(p1, g0 + kPanelGroup);
+      for (int64_t i0 = 0; i0 < a.n; i0 += kRowTile) {
+        PrefillTile(a, i0, Min(kRowTile, a.n - i0), k0, kc, g0, g1);
+      }
+    }
+  }
+}
+
+// One stream row tile of mr rows (NP = 4 takes 1..5 rows, NP = 3 takes 5..8) over panels
+// [p0, p1), whole k.
+template <int NP, Mode kMode>
+void StreamTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t p0, int64_t p1) {
+  constexpr int kMaxRows = NP == 4 ? 5 : 8;  // larger tiles would spill accumulators
+  const int64_t k = a.layout.cols;
+  switch (mr) {
+    case 1:
+      return SweepPanels<1, NP, kMode>(a, i0, 0, k, p0, p1);
+    case 2:
+      return SweepPanels<2, NP, kMode>(a, i0, 0, k, p0, p1);
+    case 3:
+      return SweepPanels<3, NP, kMode>(a, i0, 0, k, p0, p1);
+    case 4:
+      return SweepPanels<4, NP, kMode>(a, i0, 0, k, p0, p1);
+    case 5:
+      return SweepPanels<5, NP, kMode>(a, i0, 0, k, p0, p1);
+    case 6:
+      return SweepPanels<std::min(6, kMaxRows), NP, kMode>(a, i0, 0, k, p0, p1);
+    case 7:
+      return SweepPanels<std::min(7, kMaxRows), NP, kMode>(a, i0, 0, k, p0, p1);
+    default:
+      return SweepPanels<kMaxRows, NP, kMode>(a, i0, 0, k, p0, p1);
+  }
+}
+
+// Decode: groups of NP panels, each read from memory once. Within a group every row tile
+// (rows split evenly into tiles of at most kStreamRowTile) runs over the whole k; the first
+// tile also prefetches the next group into L2, so the memory stream overlaps the FMAs of
+// all tiles instead of stalling each group's first pass. Later tiles find the group in L2.
+template <int NP>
+void StreamPanels(const MatMulArgs& a, int64_t p0, int64_t p1, int64_t num_tiles) {
+  const int64_t rows = a.n / num_tiles, extra = a.n % num_tiles;
+  for (int64_t g0 = p0; g0 < p1; g0 += NP) {
+    const int64_t g1 = Min(p1, g0 + NP);
+    int64_t i0 = 0;
+    for (int64_t t = 0; t < num_tiles; ++t) {
+      const int64_t mr = rows + (t < extra ? 1 : 0);
+      if (t == 0 && g1 < p1) {
+        StreamTile<NP, Mode::kAhead>(a, i0, mr, g0, g1);
+      } else {
+        StreamTile<NP, Mode::kStream>(a, i0, mr, g0, g1);
+      }
+      i0 += mr;
+    }
   }
 }
 
 }  // namespace
 
 void MatMulPanelsAvx512(const MatMulArgs& a, int64_t p0, int64_t p1) {
-  const int64_t k = a.layout.cols;
-  // Decode rows reuse nothing, so stream each panel whole; prefill blocks k for the caches.
-  const bool prefill = a.n >= kRowTile;
-  const int64_t k_block = prefill ? kKBlock : k;
-  for (int64_t k0 = 0; k0 < k; k0 += k_block) {
-    const int64_t kc = Min(k_block, k - k0);
-    for (int64_t g0 = p0; g0 < p1; g0 += kPanelGroup) {
-      const int64_t g1 = Min(p1, g0 + kPanelGroup);
-      for (int64_t i0 = 0; i0 < a.n; i0 += kRowTile) {
-        const int64_t mr = Min(kRowTile, a.n - i0);
-        if (prefill) {
-          RowTile<true>(a, i0, mr, k0, kc, g0, g1);
-        } else {
-          RowTile<false>(a, i0, mr, k0, kc, g0, g1);
-        }
-      }
-    }
-  }
+  if (a.n >= kMinPrefillRows) return PrefillPanels(a, p0, p1);
+  const int64_t num_tiles = (a.n + kStreamRowTile - 1) / kStreamRowTile;
+  // Tiles differ by at most one row, so four panels fit (<= 5 rows) for all or for none.
+  if ((a.n + num_tiles - 1) / num_tiles <= 5) return StreamPanels<4>(a, p0, p1, num_tiles);
+  return StreamPanels<3>(a, p0, p1, num_tiles);
 }
 
 RS_END_AVX512

@@ -53,7 +53,7 @@ std::vector<float> RunMatMul(cpu::ThreadPool& pool, Isa isa, const cpu::PanelLay
 TEST(IsaEquivalenceTest, MatMulMatchesScalarContractOnEveryIsa) {
   std::mt19937_64 rng(3);
   cpu::ThreadPool one(1), three(3);
-  for (const int64_t n : {1, 2, 5, 6, 7, 13, 14, 15, 29, 64}) {
+  for (const int64_t n : {1, 2, 5, 6, 7, 11, 13, 14, 15, 29, 47, 48, 64}) {
     for (const auto& [m, k] : std::vector<std::pair<int64_t, int64_t>>{
              {1, 1}, {7, 3}, {16, 17}, {33, 255}, {100, 257}, {250, 600}, {48, 1000}}) {
       const std::vector<float> w = RandomFloats(rng, m * k), x = RandomFloats(rng, n * k);

@@ -101,21 +101,27 @@ void Axpy(float p, const float* v, int hd, float* acc) {
 }
 
 struct AttentionRow {
-  const float* q;  // group's first query head; heads hd apart
-  float* out;      // same layout as q
-  int group;       // query heads sharing this kv head
-  int kv_head;
+  const float* q;         // first query head of the range; heads hd apart
+  float* out;             // same layout as q
+  int group;              // query heads sharing each kv head
+  int kv_head;            // first kv head of the range ...
+  int num_kv_heads;       // ... and how many
   int64_t context;        // keys 0..context-1
   const int32_t* blocks;  // the sequence's block table
 };
 
-// One (token, kv head) row: every query head of the group over the sequence's keys.
+// One token's query heads of a range of kv heads over the sequence's keys. Keys outer,
+// heads inner: the range's part of each K and V row is contiguous (a token's kv heads sit
+// side by side in the cache), so one decode token reads its keys as long sequential runs
+// the hardware prefetches, where a head at a time would touch 256 bytes every
+// num_kv_heads * 256. Each (query head, key) still gets exactly Dot1's and Axpy's
+// operations in key order, so the range changes no bit.
 void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLayerView& kv,
                std::vector<float>& scratch) {
   const int hd = shape.head_dim;
   const int64_t token_stride = static_cast<int64_t>(kv.num_kv_heads) * hd;
-  const auto* k_base = static_cast<const float*>(kv.k) + row.kv_head * hd;
-  const auto* v_base = static_cast<const float*>(kv.v) + row.kv_head * hd;
+  const auto* k_base = static_cast<const float*>(kv.k) + static_cast<int64_t>(row.kv_head) * hd;
+  const auto* v_base = static_cast<const float*>(kv.v) + static_cast<int64_t>(row.kv_head) * hd;
   auto slot = [&](int64_t j) {
     return (static_cast<int64_t>(row.blocks[j / kv.block_size]) * kv.block_size +
             j % kv.block_size) *
@@ -123,35 +129,44 @@ void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLay
   };
   const int64_t n = row.context;
   const int g = row.group;
-  // Scores of head h at scratch[h * n ..], then 1 / sum of each head at scratch[g * n + h].
-  scratch.resize(static_cast<size_t>(g * (n + 1)));
+  const int heads = g * row.num_kv_heads;  // query heads, hd apart in q and out
+  // Scores of query head h at scratch[h * n ..], then 1 / sum of each at scratch[heads * n + h].
+  scratch.resize(static_cast<size_t>(heads * (n + 1)));
   float* scores = scratch.data();
-  // Keys outer, heads inner: each K and V row is read once for the whole group.
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
     const float* keys[4] = {k_base + slot(j), k_base + slot(j + 1), k_base + slot(j + 2),
                             k_base + slot(j + 3)};
-    for (int h = 0; h < g; ++h)
-      Dot4(row.q + static_cast<int64_t>(h) * hd, keys, hd, scores + h * n + j);
+    for (int kh = 0; kh < row.num_kv_heads; ++kh) {
+      const int64_t off = static_cast<int64_t>(kh) * hd;
+      const float* head_keys[4] = {keys[0] + off, keys[1] + off, keys[2] + off, keys[3] + off};
+      for (int h = kh * g; h < (kh + 1) * g; ++h)
+        Dot4(row.q + static_cast<int64_t>(h) * hd, head_keys, hd, scores + h * n + j);
+    }
   }
   for (; j < n; ++j) {
-    for (int h = 0; h < g; ++h)
-      scores[h * n + j] = Dot1(row.q + static_cast<int64_t>(h) * hd, k_base + slot(j), hd);
+    const float* key = k_base + slot(j);
+    for (int h = 0; h < heads; ++h) {
+      scores[h * n + j] =
+          Dot1(row.q + static_cast<int64_t>(h) * hd, key + static_cast<int64_t>(h / g) * hd, hd);
+    }
   }
-  for (int h = 0; h < g; ++h) {
+  for (int h = 0; h < heads; ++h) {
     float* s = scores + h * n;
     for (j = 0; j < n; ++j) s[j] *= shape.scale;
-    scratch[g * n + h] = 1.0F / SoftmaxNumerators(s, n);
+    scratch[heads * n + h] = 1.0F / SoftmaxNumerators(s, n);
   }
-  std::fill_n(row.out, static_cast<int64_t>(g) * hd, 0.0F);
+  std::fill_n(row.out, static_cast<int64_t>(heads) * hd, 0.0F);
   for (j = 0; j < n; ++j) {
     const float* v = v_base + slot(j);
-    for (int h = 0; h < g; ++h)
-      Axpy(scores[h * n + j], v, hd, row.out + static_cast<int64_t>(h) * hd);
+    for (int h = 0; h < heads; ++h) {
+      Axpy(scores[h * n + j], v + static_cast<int64_t>(h / g) * hd, hd,
+           row.out + static_cast<int64_t>(h) * hd);
+    }
   }
-  for (int h = 0; h < g; ++h) {
+  for (int h = 0; h < heads; ++h) {
     float* out = row.out + static_cast<int64_t>(h) * hd;
-    for (int d = 0; d < hd; ++d) out[d] *= scratch[g * n + h];
+    for (int d = 0; d < hd; ++d) out[d] *= scratch[heads * n + h];
   }
 }
 
@@ -190,9 +205,9 @@ void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
 
 namespace {
 
-// A unit of attention work: the rows path's (token, kv head), or a tile of `count` query
-// vectors of sequence `seq` starting at vector `first` (vectors run token-major, the
-// group's heads inner).
+// A unit of attention work: the rows path's (token, kv heads [kv_head, kv_head +
+// num_kv_heads)), or a tile of `count` query vectors of sequence `seq` and kv head
+// `kv_head` starting at vector `first` (vectors run token-major, the group's heads inner).
 struct WorkItem {
   int64_t cost = 0;  // relative time estimate, for balancing threads
   int32_t seq = 0;
@@ -200,6 +215,7 @@ struct WorkItem {
   int32_t kv_head = 0;
   int32_t first = 0;
   int32_t count = 0;  // 0 for a row
+  int32_t num_kv_heads = 1;
 };
 
 // Per (key, query head), a tile costs ~5x a row's head: 16 lanes of score chains, softmax
@@ -224,6 +240,7 @@ void RunRow(const AttentionCall& c, const WorkItem& item, std::vector<float>& sc
       RowPtr(c.out, t) + q_offset,
       c.group,
       item.kv_head,
+      item.num_kv_heads,
       static_cast<int64_t>(c.batch.positions[t]) + 1,
       c.batch.block_tables + static_cast<int64_t>(item.seq) * c.batch.max_blocks_per_seq};
   AttendRow(row, c.shape, c.kv, scratch);
@@ -269,11 +286,25 @@ void RunTile(const AttentionCall& c, const WorkItem& item, Isa isa, std::vector<
   }
 }
 
+// How many kv-head ranges each row token is cut into: whole tokens read the cache in the
+// longest runs, but a few decode tokens must still give every thread about two items.
+int RowHeadRanges(const AttentionCall& c, const AttentionOptions& options, int threads) {
+  int row_tokens = 0;
+  for (int s = 0; s < c.batch.num_seqs; ++s) {
+    const int32_t tokens = c.batch.query_start[s + 1] - c.batch.query_start[s];
+    if (tokens * c.group < options.min_tile_vectors) row_tokens += tokens;
+  }
+  if (row_tokens == 0) return 1;
+  return std::min(c.shape.num_kv_heads, (2 * threads + row_tokens - 1) / row_tokens);
+}
+
 // Splits the batch into work items: tiles for sequences with enough query vectors, rows for
 // the rest (decode tokens).
-std::vector<WorkItem> PlanWork(const AttentionCall& c, const AttentionOptions& options) {
+std::vector<WorkItem> PlanWork(const AttentionCall& c, const AttentionOptions& options,
+                               int threads) {
   const int lanes = options.isa == Isa::kAvx512 ? 16 : 8;
   const int num_kv_heads = c.shape.num_kv_heads;
+  const int ranges = RowHeadRanges(c, options, threads);
   std::vector<WorkItem> items;
   for (int s = 0; s < c.batch.num_seqs; ++s) {
     const int32_t begin = c.batch.query_start[s], end = c.batch.query_start[s + 1];
@@ -290,8 +321,9 @@ std::vector<WorkItem> PlanWork(const AttentionCall& c, const AttentionOptions& o
     } else {
       for (int32_t t = begin; t < end; ++t) {
         const int64_t keys = c.batch.positions[t] + 1;
-        for (int h = 0; h < num_kv_heads; ++h) {
-          items.push_back({keys * c.group * kRowKeyCost, s, t, h, 0, 0});
+        for (int r = 0; r < ranges; ++r) {
+          const int h0 = num_kv_heads * r / ranges, h1 = num_kv_heads * (r + 1) / ranges;
+          items.push_back({keys * c.group * (h1 - h0) * kRowKeyCost, s, t, h0, 0, 0, h1 - h0});
         }
       }
     }
@@ -336,7 +368,7 @@ void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
   RS_CHECK(kv.dtype == DType::kF32 && shape.num_q_heads % shape.num_kv_heads == 0);
   RS_CHECK(IsaSupported(options.isa));
   const AttentionCall call{qkv, shape, batch, kv, out, shape.num_q_heads / shape.num_kv_heads};
-  std::vector<WorkItem> items = PlanWork(call, options);
+  std::vector<WorkItem> items = PlanWork(call, options, pool.num_threads());
   if (items.empty()) return;
   // Causal prefill work grows with position, so contiguous chunks would leave a thread idle.
   const int workers = static_cast<int>(std::min<size_t>(pool.num_threads(), items.size()));

@@ -100,6 +100,24 @@ void Axpy(float p, const float* v, int hd, float* acc) {
   for (; d < hd; ++d) acc[d] = std::fma(p, v[d], acc[d]);
 }
 
+// How far ahead of the dot products the K rows are prefetched: far enough to cover a
+// memory latency, and across the jump to the next (randomly placed) block, where the
+// hardware prefetcher has to start over.
+constexpr int64_t kKeysAhead = 8;
+
+// Prefetches [p, p + bytes): into L1 for K, which the dot products read next, or into L2 for
+// V, which the second pass reads after all scores (one token's V is a few hundred KiB).
+void PrefetchRange(const float* p, int64_t bytes, bool to_l2) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t off = 0; off < bytes; off += 64) {
+    if (to_l2) {
+      _mm_prefetch(c + off, _MM_HINT_T1);
+    } else {
+      _mm_prefetch(c + off, _MM_HINT_T0);
+    }
+  }
+}
+
 struct AttentionRow {
   const float* q;         // first query head of the range; heads hd apart
   float* out;             // same layout as q
@@ -134,9 +152,14 @@ void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLay
   scratch.resize(static_cast<size_t>(heads * (n + 1)));
   float* scores = scratch.data();
   int64_t j = 0;
+  const int64_t range_bytes = static_cast<int64_t>(row.num_kv_heads) * hd * sizeof(float);
   for (; j + 4 <= n; j += 4) {
     const float* keys[4] = {k_base + slot(j), k_base + slot(j + 1), k_base + slot(j + 2),
                             k_base + slot(j + 3)};
+    for (int64_t i = j; i < j + 4; ++i) {
+      if (i + kKeysAhead < n) PrefetchRange(k_base + slot(i + kKeysAhead), range_bytes, false);
+      PrefetchRange(v_base + slot(i), range_bytes, true);
+    }
     for (int kh = 0; kh < row.num_kv_heads; ++kh) {
       const int64_t off = static_cast<int64_t>(kh) * hd;
       const float* head_keys[4] = {keys[0] + off, keys[1] + off, keys[2] + off, keys[3] + off};

@@ -4,8 +4,10 @@
 // [16p, 16p + width) transposed, i.e. element (r, c) sits at panel_base(p) + c * ldw(p) +
 // (r - 16p). Two instances of that scheme:
 //  - packed (default): panels stored one after another, each [k][width] contiguous
-//    (panel_base = 16p * k, ldw = width). Decode streams each panel front to back and
-//    prefill keeps a block of panels in L2 while row tiles of x stream past it.
+//    (panel_base = 16p * k, ldw = width). The AVX-512 path streams groups of 3-4 panels
+//    front to back, each once through all row tiles of x, prefetching the next group.
+//    When x is too big for the caches (and on AVX2 from 6 rows on) k is blocked instead: a
+//    block of panels stays in L2 while row tiles of x stream past it.
 //  - transposed (BackendOptions::cpu_use_blas): one panel of width m, i.e. W^T [k][m]
 //    row-major (panel_base = 16p, ldw = m), which cblas_sgemm reads directly.
 // A [1, k] weight (a norm's gain) is row-major in both.

@@ -15,29 +15,32 @@ RS_BEGIN_AVX512
 
 namespace {
 
-// Prefill blocking. Each row tile of x (kRowTile x kKBlock floats, 28 KiB) is copied into
-// a stack buffer and sweeps the panels of a group from there; the group's W (kPanelGroup x
-// kKBlock x 16 floats, 768 KiB) stays in L2 across every row tile. Measured on Sapphire
-// Rapids, k blocks of 512 beat 256 by ~2% (fewer passes over y), and the copy ~3%: one
-// base register with constant row offsets instead of 14 row pointers, and no cache-set
-// conflicts when ldx is a multiple of 4 KiB.
+// k-blocked path (products whose x is too big for the caches). Each row tile of x (kRowTile x
+// kKBlock floats, 28 KiB) is copied into a stack buffer and sweeps the panels of a group from
+// there; the group's W (kPanelGroup x kKBlock x 16 floats, 768 KiB) stays in L2 across every row
+// tile. Measured on Sapphire Rapids, k blocks of 512 beat 256 by ~2% (fewer passes over y), and the
+// copy ~3%: one base register with constant row offsets instead of 14 row pointers, and no
+// cache-set conflicts when ldx is a multiple of 4 KiB.
 constexpr int64_t kKBlock = 512;
 constexpr int64_t kPanelGroup = 24;
 constexpr int kRowTile = 14;
-// W rows are 64 bytes, so prefill prefetches each panel's row 16 k steps ahead: the panels
+// W rows are 64 bytes, so this path prefetches each panel's row 16 k steps ahead: the panels
 // come from L2 and every kernel call starts new streams the hardware has to discover
 // (~4% on the 110M shapes).
 constexpr int64_t kPrefetchRows = 16;
-// Below this many rows a product is a decode step: W comes from memory and is used by few
-// rows, so it is streamed once, a group of 3-4 panels (whole k) at a time, through every
-// row tile of x while the next group is prefetched into L2 (see StreamPanels).
-constexpr int64_t kMinPrefillRows = 48;
+// Every other product streams W once, a group of 3-4 panels (whole k) at a time, through
+// every row tile of x while the next group is prefetched into L2 (StreamPanels); x is then
+// read once per group and should stay in the caches. Measured on Sapphire Rapids over the
+// 110M shapes, streaming beat the k-blocked path at every n from 16 to 2048 (x up to
+// 16 MiB; by up to a third on the 32000-row output head, by 0-10% elsewhere); above this
+// size of x, where nothing was measured, the k-blocked path bounds the traffic.
+constexpr int64_t kMaxStreamXBytes = int64_t{32} << 20;
 constexpr int kStreamRowTile = 8;
 
 // How a kernel call treats W: kStream loads it as it comes; kAhead also prefetches its share
-// of the next panel group into L2 (see StreamPanels); kPrefill reads x from the row tile's
+// of the next panel group into L2 (see StreamPanels); kBlocked reads x from the row tile's
 // copy and prefetches W from L2 into L1.
-enum class Mode { kStream, kAhead, kPrefill };
+enum class Mode { kStream, kAhead, kBlocked };
 
 int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -52,8 +55,8 @@ void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t pa
             int64_t kc, float* y, int64_t ldy, bool accumulate, __mmask16 mask,
             const float* pf = nullptr, int64_t pf_every = 1) {
   static_assert(!kTail || NP == 1);
-  constexpr bool kPrefill = kMode == Mode::kPrefill;
-  const int64_t x_stride = kPrefill ? kKBlock : ldx;
+  constexpr bool kBlocked = kMode == Mode::kBlocked;
+  const int64_t x_stride = kBlocked ? kKBlock : ldx;
   __m512 acc[MR][NP] = {};  // (all set below; the braces silence a GCC 12 false positive)
   for (int i = 0; i < MR; ++i) {
     for (int p = 0; p < NP; ++p) {
@@ -78,7 +81,7 @@ void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t pa
       const float* src = w + p * panel_step + c * ldw;
       // Past the block this touches the panel's next rows or the next panel; a prefetch of
       // an address past the weight cannot fault.
-      if (kPrefill)
+      if (kBlocked)
         _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetchRows * ldw), _MM_HINT_T0);
       wv[p] = kTail ? _mm512_maskz_loadu_ps(mask, src) : _mm512_loadu_ps(src);
     }
@@ -106,12 +109,12 @@ void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t pa
 template <int MR, int NP, Mode kMode>
 void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_t p0, int64_t p1,
                  int64_t ahead_tile = 0, int64_t num_tiles = 1) {
-  constexpr bool kPrefill = kMode == Mode::kPrefill;
+  constexpr bool kBlocked = kMode == Mode::kBlocked;
   constexpr Mode kRest = kMode == Mode::kAhead ? Mode::kStream : kMode;
   const PanelLayout& l = a.layout;
   const float* x = a.x + i0 * a.ldx + k0;
-  alignas(64) float tile[kPrefill ? MR * kKBlock : 1];
-  if (kPrefill) {
+  alignas(64) float tile[kBlocked ? MR * kKBlock : 1];
+  if (kBlocked) {
     for (int i = 0; i < MR; ++i) std::memcpy(tile + i * kKBlock, x + i * a.ldx, kc * sizeof(float));
     x = tile;
   }
@@ -139,11 +142,11 @@ void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_
   }
 }
 
-// Prefill register tiles per row count: MR x NP accumulators plus NP W vectors in the 32
+// k-blocked register tiles per row count: MR x NP accumulators plus NP W vectors in the 32
 // zmm registers (a short last tile gets more panels).
-void PrefillTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, int64_t p0,
+void BlockedTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, int64_t p0,
                  int64_t p1) {
-  constexpr Mode kP = Mode::kPrefill;
+  constexpr Mode kP = Mode::kBlocked;
   switch (mr) {
     case 1:
       return SweepPanels<1, 4, kP>(a, i0, k0, kc, p0, p1);
@@ -176,14 +179,14 @@ void PrefillTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t k0, int64_
   }
 }
 
-void PrefillPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
+void BlockedPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
   const int64_t k = a.layout.cols;
   for (int64_t k0 = 0; k0 < k; k0 += kKBlock) {
     const int64_t kc = Min(kKBlock, k - k0);
     for (int64_t g0 = p0; g0 < p1; g0 += kPanelGroup) {
       const int64_t g1 = Min(p1, g0 + kPanelGroup);
       for (int64_t i0 = 0; i0 < a.n; i0 += kRowTile) {
-        PrefillTile(a, i0, Min(kRowTile, a.n - i0), k0, kc, g0, g1);
+        BlockedTile(a, i0, Min(kRowTile, a.n - i0), k0, kc, g0, g1);
       }
     }
   }
@@ -243,7 +246,9 @@ void StreamPanels(const MatMulArgs& a, int64_t p0, int64_t p1, int64_t num_tiles
 }  // namespace
 
 void MatMulPanelsAvx512(const MatMulArgs& a, int64_t p0, int64_t p1) {
-  if (a.n >= kMinPrefillRows) return PrefillPanels(a, p0, p1);
+  if (a.n * a.layout.cols * static_cast<int64_t>(sizeof(float)) > kMaxStreamXBytes) {
+    return BlockedPanels(a, p0, p1);
+  }
   const int64_t num_tiles = (a.n + kStreamRowTile - 1) / kStreamRowTile;
   // Tiles differ by at most one row, so four panels fit (<= 5 rows) for all or for none.
   if ((a.n + num_tiles - 1) / num_tiles <= 5) return StreamPanels<4>(a, p0, p1, num_tiles);

@@ -1,6 +1,6 @@
 // MatMul batch invariance at the model's real shapes, bit for bit: a row of x must give the
-// same output row alone, inside any decode-sized batch (1..64 rows, the stream path) at any
-// offset, inside a prefill-sized batch (the k-blocked path) and on any thread count. The
+// same output row alone, inside any decode-sized batch (1..64 rows) at any offset, inside a
+// prefill-sized batch, on any thread count, and whether the product streams W or blocks k. The
 // generator's guarantee that a sequence's tokens do not depend on its batch-mates rests on
 // this; batch_invariance_test.cc checks the same through the Backend on one small shape.
 #include <cstdint>
@@ -68,6 +68,24 @@ TEST_P(MatMulInvarianceTest, RowsMatchAloneInEveryBatchAndOnEveryThreadCount) {
       EXPECT_TRUE(SameRows(Product(*pool, layout, w, x, first, size), all, first, m))
           << size << " rows at " << first << " on " << pool->num_threads() << " threads";
     }
+  }
+}
+
+// A product whose x exceeds what the AVX-512 path streams (32 MiB) takes the k-blocked path;
+// its rows must match the streamed products of the same rows.
+TEST(MatMulInvarianceTest, KBlockedRowsMatchStreamedRows) {
+  const int64_t m = 100, k = 2100, n = 4100;  // x is 34 MB; k is not a multiple of 512
+  std::mt19937_64 rng(5);
+  const std::vector<float> w_rows = RandomFloats(rng, m * k), x = RandomFloats(rng, n * k);
+  const cpu::PanelLayout layout{false, m, k};
+  std::vector<float> w(w_rows.size());
+  cpu::PackRows(layout, w_rows.data(), 0, m, w.data());
+  cpu::ThreadPool two(2);
+  const std::vector<float> all = Product(two, layout, w, x, 0, n);
+  for (const auto& [first, size] : std::vector<std::pair<int64_t, int64_t>>{
+           {0, 1}, {n - 1, 1}, {1234, 16}, {77, 160}, {n - 600, 600}}) {
+    EXPECT_TRUE(SameRows(Product(two, layout, w, x, first, size), all, first, m))
+        << size << " rows at " << first;
   }
 }
 

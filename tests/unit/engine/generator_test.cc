@@ -1,0 +1,475 @@
+// The generator over the deterministic fake model: scheduling, sessions, forks,
+// cancellation and back-pressure, with exact expected outputs.
+#include "worker/engine/generator.h"
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "worker/engine/fake_model_runner.h"
+
+namespace ringserve::engine {
+namespace {
+
+constexpr int32_t kVocab = 64;
+
+// The fake model's rule: the next token is a function of the whole history.
+int32_t NextToken(std::span<const int32_t> history) {
+  int64_t h = static_cast<int64_t>(history.size());
+  for (int32_t t : history) h = (h * 31 + t) % 1000003;
+  return static_cast<int32_t>(2 + h % (kVocab - 2));  // never 0 or 1
+}
+
+std::vector<int32_t> Expected(std::vector<int32_t> history, int n) {
+  std::vector<int32_t> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(NextToken(history));
+    history.push_back(out.back());
+  }
+  return out;
+}
+
+std::vector<int32_t> Ids(const JobEvent& e) {
+  std::vector<int32_t> ids;
+  for (const GeneratedToken& t : e.tokens) ids.push_back(t.id);
+  return ids;
+}
+
+std::vector<int32_t> Prompt(int n, int32_t salt) {
+  std::vector<int32_t> p(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) p[static_cast<size_t>(i)] = 2 + (salt * 13 + i * 7) % (kVocab - 2);
+  return p;
+}
+
+JobRequest Request(std::vector<int32_t> tokens, int max_tokens, float temperature = 0) {
+  JobRequest r;
+  r.tokens = std::move(tokens);
+  r.max_tokens = max_tokens;
+  r.sampling.temperature = temperature;
+  r.sampling.seed = 7;
+  return r;
+}
+
+struct Fixture {
+  explicit Fixture(FakeModelRunnerOptions fake = {}, GeneratorOptions options = {}) {
+    fake.vocab_size = kVocab;
+    auto runner = std::make_unique<FakeModelRunner>(std::move(fake));
+    this->fake = runner.get();
+    auto created = Generator::Create(std::move(runner), nullptr, options);
+    EXPECT_TRUE(created.ok()) << created.status();
+    generator = *std::move(created);
+  }
+  JobEvent Run(JobRequest request) {
+    absl::StatusOr<JobHandle> handle = generator->Submit(std::move(request));
+    if (!handle.ok()) {
+      JobEvent refused;
+      refused.finished = true;
+      refused.status = handle.status();
+      return refused;
+    }
+    return handle->Collect();
+  }
+  int32_t UsedBlocks() const { return generator->Stats().kv.num_used_blocks; }
+
+  FakeModelRunner* fake = nullptr;
+  std::unique_ptr<Generator> generator;
+};
+
+FakeModelRunnerOptions Rule() {
+  FakeModelRunnerOptions o;
+  o.next_token = NextToken;
+  return o;
+}
+
+TEST(GeneratorTest, GreedyFollowsTheModelAndReportsUsage) {
+  Fixture f(Rule());
+  const std::vector<int32_t> prompt = Prompt(9, 1);
+  JobEvent e = f.Run(Request(prompt, 12));
+  ASSERT_TRUE(e.status.ok()) << e.status;
+  EXPECT_EQ(Ids(e), Expected(prompt, 12));
+  EXPECT_EQ(e.result.finish_reason, FinishReason::kMaxTokens);
+  EXPECT_EQ(e.result.usage.prompt_tokens, 9);
+  EXPECT_EQ(e.result.usage.completion_tokens, 12);
+  EXPECT_EQ(e.result.usage.cached_tokens, 0);
+  EXPECT_GE(e.result.usage.time_to_first_token, e.result.usage.queue_time);
+  EXPECT_EQ(f.UsedBlocks(), 0);
+}
+
+TEST(GeneratorTest, StopTokenAndContextLengthEndGeneration) {
+  Fixture f(Rule());
+  const std::vector<int32_t> prompt = Prompt(5, 2);
+  const std::vector<int32_t> expected = Expected(prompt, 20);
+  JobRequest stop = Request(prompt, 20);
+  stop.stop_token_ids = {expected[3]};
+  JobEvent e = f.Run(stop);
+  ASSERT_TRUE(e.status.ok()) << e.status;
+  // The first occurrence of the stop id ends it, and the id is delivered.
+  const auto at = std::find(expected.begin(), expected.end(), expected[3]) - expected.begin();
+  EXPECT_EQ(Ids(e), std::vector<int32_t>(expected.begin(), expected.begin() + at + 1));
+  EXPECT_EQ(e.result.finish_reason, FinishReason::kStopToken);
+  EXPECT_EQ(e.result.stop_match, std::to_string(expected[3]));
+
+  JobRequest unbounded = Request(Prompt(250, 3), 1);
+  unbounded.max_tokens.reset();  // until the context (256) is full
+  e = f.Run(unbounded);
+  ASSERT_TRUE(e.status.ok()) << e.status;
+  EXPECT_EQ(e.tokens.size(), 6U);
+  EXPECT_EQ(e.result.finish_reason, FinishReason::kContextLength);
+}
+
+TEST(GeneratorTest, EosEndsGenerationUnlessIgnored) {
+  const std::vector<int32_t> prompt = Prompt(6, 4);
+  const std::vector<int32_t> expected = Expected(prompt, 10);
+  GeneratorOptions options;
+  options.eos_token_ids = {expected[4]};
+  Fixture f(Rule(), options);
+  JobEvent e = f.Run(Request(prompt, 10));
+  const auto at = std::find(expected.begin(), expected.end(), expected[4]) - expected.begin();
+  EXPECT_EQ(e.tokens.size(), static_cast<size_t>(at + 1));
+  EXPECT_EQ(e.result.finish_reason, FinishReason::kEos);
+  JobRequest ignore = Request(prompt, 10);
+  ignore.ignore_eos = true;
+  EXPECT_EQ(Ids(f.Run(ignore)), expected);
+}
+
+TEST(GeneratorTest, BadRequestsAreRefusedNamingTheField) {
+  Fixture f(Rule());
+  auto code = [&](JobRequest r) { return f.generator->Submit(std::move(r)).status(); };
+  EXPECT_TRUE(absl::IsInvalidArgument(code(Request({}, 4))));
+  absl::Status s = code(Request({1, kVocab}, 4));
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_NE(s.message().find("tokens"), std::string::npos);
+  s = code(Request({1, 2}, 0));
+  EXPECT_NE(s.message().find("max_tokens"), std::string::npos);
+  s = code(Request(Prompt(200, 1), 100));  // 200 + 100 > 256
+  EXPECT_NE(s.message().find("max_tokens"), std::string::npos);
+  JobRequest temp = Request({1, 2}, 4);
+  temp.sampling.temperature = -1;
+  s = code(temp);
+  EXPECT_NE(s.message().find("temperature"), std::string::npos);
+  JobRequest stop = Request({1, 2}, 4);
+  stop.stop_strings = {"x"};  // this fixture has no tokenizer
+  EXPECT_TRUE(absl::IsInvalidArgument(code(stop)));
+  EXPECT_EQ(f.generator->Stats().num_jobs_submitted, 0);
+}
+
+// Submits every request from its own thread at staggered times; returns the outputs.
+std::vector<JobEvent> RunConcurrently(Fixture& f, const std::vector<JobRequest>& requests) {
+  std::vector<JobEvent> out(requests.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    threads.emplace_back([&, i] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(i % 4)));
+      out[i] = f.Run(requests[i]);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return out;
+}
+
+// Holds the engine in its first forward pass until every request is queued, so they all
+// compete for the same steps.
+std::vector<JobEvent> SubmitTogether(Fixture& f, const std::vector<JobRequest>& requests,
+                                     std::atomic<bool>* gate) {
+  gate->store(true);
+  std::vector<JobHandle> handles;
+  for (const JobRequest& r : requests) {
+    absl::StatusOr<JobHandle> h = f.generator->Submit(r);
+    EXPECT_TRUE(h.ok()) << h.status();
+    handles.push_back(*std::move(h));
+  }
+  gate->store(false);
+  std::vector<JobEvent> out;
+  for (JobHandle& h : handles) out.push_back(h.Collect());
+  return out;
+}
+
+TEST(GeneratorTest, BatchedJobsGiveWhatEachGivesAlone) {
+  FakeModelRunnerOptions fake;  // hashed logits: sampling depends on every value
+  fake.max_seqs = 6;
+  fake.max_batch_tokens = 24;
+  Fixture f(fake);
+  std::vector<JobRequest> requests;
+  for (int i = 0; i < 12; ++i) {
+    JobRequest r = Request(Prompt(3 + 5 * i % 23, i), 8 + i % 5, i % 2 == 0 ? 0.0F : 0.8F);
+    r.sampling.seed = 100 + static_cast<uint64_t>(i);
+    requests.push_back(r);
+  }
+  std::vector<std::vector<int32_t>> alone;
+  for (const JobRequest& r : requests) alone.push_back(Ids(f.Run(r)));
+  const std::vector<JobEvent> together = RunConcurrently(f, requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(together[i].status.ok()) << together[i].status;
+    EXPECT_EQ(Ids(together[i]), alone[i]) << "request " << i;
+  }
+  EXPECT_EQ(f.UsedBlocks(), 0);
+}
+
+TEST(GeneratorTest, UnderMemoryPressureEveryJobFinishesWithTheSameTokens) {
+  FakeModelRunnerOptions fake = Rule();
+  fake.num_kv_blocks = 16;  // 64 tokens; each job needs 32 (8 blocks): 8 jobs want 64 blocks
+  fake.max_seqs = 8;
+  fake.max_batch_tokens = 64;
+  std::atomic<bool> gate{false};
+  fake.on_forward = [&] {
+    while (gate.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+  Fixture f(fake);
+  std::vector<JobRequest> requests;
+  for (int i = 0; i < 8; ++i) requests.push_back(Request(Prompt(12, 10 + i), 20));
+  const std::vector<JobEvent> out = SubmitTogether(f, requests, &gate);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(out[i].status.ok()) << out[i].status;
+    EXPECT_EQ(Ids(out[i]), Expected(requests[i].tokens, 20)) << "request " << i;
+  }
+  const GeneratorStats stats = f.generator->Stats();
+  EXPECT_GT(stats.num_preemptions, 0);
+  EXPECT_EQ(stats.kv.num_used_blocks, 0);
+  int32_t reported = 0;
+  for (const JobEvent& e : out) reported += e.result.usage.num_preemptions;
+  EXPECT_EQ(reported, stats.num_preemptions);
+}
+
+TEST(GeneratorTest, ARequestLargerThanThePoolIsRefusedAndOthersGoOn) {
+  FakeModelRunnerOptions fake = Rule();
+  fake.num_kv_blocks = 8;  // 32 tokens
+  Fixture f(fake);
+  JobEvent big = f.Run(Request(Prompt(20, 1), 20));
+  EXPECT_TRUE(absl::IsResourceExhausted(big.status)) << big.status;
+  JobEvent ok = f.Run(Request(Prompt(10, 1), 10));
+  EXPECT_TRUE(ok.status.ok()) << ok.status;
+  EXPECT_EQ(f.generator->Stats().num_jobs_failed, 1);
+}
+
+TEST(GeneratorTest, CancelFromAnotherThreadFreesTheBlocksByTheNextStep) {
+  FakeModelRunnerOptions fake = Rule();
+  fake.on_forward = [] { std::this_thread::sleep_for(std::chrono::milliseconds(1)); };
+  Fixture f(fake);
+  absl::StatusOr<JobHandle> handle = f.generator->Submit(Request(Prompt(30, 5), 200));
+  ASSERT_TRUE(handle.ok());
+  ASSERT_TRUE(handle->Next().has_value());  // running: it holds blocks now
+  EXPECT_GT(f.UsedBlocks(), 0);
+  std::thread canceller([&] { handle->Cancel(); });
+  canceller.join();
+  JobEvent rest = handle->Collect();
+  EXPECT_TRUE(absl::IsCancelled(rest.status)) << rest.status;
+  EXPECT_LT(rest.tokens.size(), 199U);
+  // The final event is sent after the blocks are released, in the same engine pass.
+  EXPECT_EQ(f.UsedBlocks(), 0);
+  EXPECT_EQ(f.generator->Stats().num_jobs_cancelled, 1);
+}
+
+TEST(GeneratorTest, DroppingTheHandleCancelsTheJob) {
+  Fixture f(Rule());
+  {
+    absl::StatusOr<JobHandle> handle = f.generator->Submit(Request(Prompt(10, 6), 200));
+    ASSERT_TRUE(handle.ok());
+  }
+  ASSERT_TRUE(f.generator->Drain(absl::Seconds(30)));
+  EXPECT_EQ(f.UsedBlocks(), 0);
+}
+
+TEST(GeneratorTest, AReaderThatFallsBehindIsCancelledWithAReason) {
+  GeneratorOptions options;
+  options.max_pending_tokens = 4;
+  Fixture f(Rule(), options);
+  absl::StatusOr<JobHandle> handle = f.generator->Submit(Request(Prompt(10, 7), 100));
+  ASSERT_TRUE(handle.ok());
+  ASSERT_TRUE(f.generator->Drain(absl::Seconds(30)));  // never read while it runs
+  JobEvent e = handle->Collect();
+  EXPECT_TRUE(absl::IsResourceExhausted(e.status)) << e.status;
+  EXPECT_NE(e.status.message().find("slowly"), std::string::npos);
+  EXPECT_EQ(e.tokens.size(), 4U);
+  EXPECT_EQ(f.UsedBlocks(), 0);
+}
+
+TEST(GeneratorTest, AFullQueueAnswersResourceExhausted) {
+  std::atomic<bool> release{false};
+  FakeModelRunnerOptions fake = Rule();
+  fake.on_forward = [&] {
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+  GeneratorOptions options;
+  options.max_jobs = 2;
+  Fixture f(fake, options);
+  absl::StatusOr<JobHandle> a = f.generator->Submit(Request({2, 3}, 2));
+  absl::StatusOr<JobHandle> b = f.generator->Submit(Request({2, 4}, 2));
+  absl::StatusOr<JobHandle> c = f.generator->Submit(Request({2, 5}, 2));
+  EXPECT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(c.status())) << c.status();
+  release = true;
+  EXPECT_TRUE(a->Collect().status.ok());
+  EXPECT_TRUE(b->Collect().status.ok());
+}
+
+TEST(GeneratorTest, DrainRefusesNewJobsAndFinishesRunningOnes) {
+  Fixture f(Rule());
+  absl::StatusOr<JobHandle> running = f.generator->Submit(Request(Prompt(8, 1), 30));
+  ASSERT_TRUE(running.ok());
+  std::thread reader([&] { EXPECT_TRUE(running->Collect().status.ok()); });
+  EXPECT_TRUE(f.generator->Drain(absl::Seconds(30)));
+  reader.join();
+  EXPECT_TRUE(absl::IsUnavailable(f.generator->Submit(Request({2}, 1)).status()));
+}
+
+// ---- Sessions ----
+
+JobRequest Turn(std::string session, std::vector<int32_t> tokens, int max_tokens, bool append) {
+  JobRequest r = Request(std::move(tokens), max_tokens);
+  r.session_id = std::move(session);
+  r.append = append;
+  return r;
+}
+
+TEST(GeneratorTest, AppendedTurnsReuseTheSessionsKv) {
+  Fixture f(Rule());
+  const std::vector<int32_t> first = Prompt(10, 1);
+  JobEvent t1 = f.Run(Turn("s", first, 6, false));
+  ASSERT_TRUE(t1.status.ok()) << t1.status;
+  EXPECT_EQ(t1.result.history_tokens, 16);
+  const std::vector<int32_t> more = {5, 6, 7};
+  JobRequest second = Turn("s", more, 5, true);
+  second.expected_history_tokens = 16;
+  JobEvent t2 = f.Run(second);
+  ASSERT_TRUE(t2.status.ok()) << t2.status;
+  std::vector<int32_t> context = first;
+  context.insert(context.end(), t1.tokens.size(), 0);
+  for (size_t i = 0; i < t1.tokens.size(); ++i) context[first.size() + i] = t1.tokens[i].id;
+  context.insert(context.end(), more.begin(), more.end());
+  EXPECT_EQ(Ids(t2), Expected(context, 5));
+  EXPECT_EQ(t2.result.usage.prompt_tokens, 19);
+  // Everything but the last sampled token of turn 1 was computed and pinned.
+  EXPECT_EQ(t2.result.usage.cached_tokens, 15);
+  EXPECT_EQ(t2.result.history_tokens, 24);
+  EXPECT_EQ(f.generator->Stats().num_pinned_sessions, 1);
+
+  // Without append the input is the whole context; when it extends the history, the
+  // pinned sequence continues.
+  for (const GeneratedToken& t : t2.tokens) context.push_back(t.id);
+  context.push_back(8);
+  JobEvent t3 = f.Run(Turn("s", context, 2, false));
+  ASSERT_TRUE(t3.status.ok());
+  EXPECT_EQ(t3.result.usage.cached_tokens, 23);
+  // A context that diverges from the history drops the pin; the prefix cache still finds
+  // the whole blocks they share.
+  context.resize(18);
+  JobEvent t4 = f.Run(Turn("s", context, 2, false));
+  ASSERT_TRUE(t4.status.ok());
+  EXPECT_EQ(t4.result.usage.cached_tokens, 16);
+  EXPECT_EQ(Ids(t4), Expected(context, 2));
+  ASSERT_TRUE(f.generator->CloseSession("s").ok());
+  EXPECT_EQ(f.UsedBlocks(), 0);
+}
+
+TEST(GeneratorTest, SessionErrorsArriveAsTheFinalEvent) {
+  std::atomic<bool> slow{false};
+  FakeModelRunnerOptions fake = Rule();
+  fake.on_forward = [&] {
+    if (slow.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  };
+  Fixture f(fake);
+  EXPECT_TRUE(absl::IsNotFound(f.Run(Turn("nobody", {2}, 2, true)).status));
+  ASSERT_TRUE(f.Run(Turn("s", Prompt(5, 1), 3, false)).status.ok());
+  JobRequest stale = Turn("s", {2}, 2, true);
+  stale.expected_history_tokens = 7;
+  EXPECT_TRUE(absl::IsFailedPrecondition(f.Run(stale).status));
+
+  slow = true;  // the next job runs for ~50 steps of 5 ms, the engine serving others between
+  absl::StatusOr<JobHandle> busy = f.generator->Submit(Turn("s", {3}, 50, true));
+  ASSERT_TRUE(busy.ok());
+  while (f.generator->Stats().num_running == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(absl::IsFailedPrecondition(f.Run(Turn("s", {4}, 2, true)).status));
+  EXPECT_TRUE(absl::IsFailedPrecondition(f.generator->CloseSession("s").status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(f.generator->Fork("s", 2).status()));
+  slow = false;
+  EXPECT_TRUE(busy->Collect().status.ok());
+  EXPECT_TRUE(absl::IsNotFound(f.generator->CloseSession("other").status()));
+  EXPECT_TRUE(absl::IsNotFound(f.generator->Fork("other", 1).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(f.generator->Fork("s", 0).status()));
+  absl::StatusOr<int32_t> closed = f.generator->CloseSession("s");
+  ASSERT_TRUE(closed.ok());
+  EXPECT_EQ(*closed, 5 + 3 + 1 + 50);
+}
+
+TEST(GeneratorTest, ForksShareBlocksCopyOnWriteAndSampleIndependently) {
+  FakeModelRunnerOptions fake;  // hashed logits: each branch's sampler matters
+  Fixture f(fake);
+  // 10 + 4 tokens, 13 computed: the last block is partial and shared after the fork.
+  const std::vector<int32_t> prompt = Prompt(10, 3);
+  JobEvent parent = f.Run(Turn("conv#0", prompt, 4, false));
+  ASSERT_TRUE(parent.status.ok());
+  const int32_t used_before = f.UsedBlocks();
+  absl::StatusOr<std::vector<std::string>> forks = f.generator->Fork("conv#0", 2);
+  ASSERT_TRUE(forks.ok()) << forks.status();
+  ASSERT_EQ(forks->size(), 2U);
+  for (const std::string& id : *forks) EXPECT_EQ(id.rfind("conv#", 0), 0U) << id;
+  EXPECT_EQ(f.UsedBlocks(), used_before);  // shared, nothing copied yet
+
+  std::vector<int32_t> context = prompt;
+  for (const GeneratedToken& t : parent.tokens) context.push_back(t.id);
+  std::vector<std::vector<int32_t>> branch_ids;
+  for (size_t i = 0; i < forks->size(); ++i) {
+    JobRequest r = Turn((*forks)[i], {9}, 6, true);
+    r.sampling.temperature = 1.0F;
+    r.sampling.seed = 1000 + i;
+    JobEvent e = f.Run(r);
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    EXPECT_EQ(e.result.usage.cached_tokens, 13);
+    branch_ids.push_back(Ids(e));
+    // The same context and seed run fresh give the same tokens: the copy-on-write kept
+    // the parent's K/V intact for each branch.
+    JobRequest fresh = Request(context, 6, 1.0F);
+    fresh.tokens.push_back(9);
+    fresh.sampling.seed = 1000 + i;
+    EXPECT_EQ(Ids(f.Run(fresh)), branch_ids.back());
+  }
+  EXPECT_NE(branch_ids[0], branch_ids[1]);
+  EXPECT_GT(f.fake->num_copies(), 0);
+  for (const std::string& id : *forks) ASSERT_TRUE(f.generator->CloseSession(id).ok());
+  ASSERT_TRUE(f.generator->CloseSession("conv#0").ok());
+  EXPECT_EQ(f.UsedBlocks(), 0);
+}
+
+TEST(GeneratorTest, IdleSessionsExpireAndTheCapClosesTheLeastRecentlyUsed) {
+  GeneratorOptions options;
+  options.session_ttl = absl::Milliseconds(100);
+  options.max_sessions = 2;
+  Fixture f(Rule(), options);
+  ASSERT_TRUE(f.Run(Turn("a", {2, 3}, 2, false)).status.ok());
+  ASSERT_TRUE(f.Run(Turn("b", {2, 4}, 2, false)).status.ok());
+  ASSERT_TRUE(f.Run(Turn("c", {2, 5}, 2, false)).status.ok());  // closes a
+  EXPECT_TRUE(absl::IsNotFound(f.Run(Turn("a", {2}, 1, true)).status));
+  EXPECT_EQ(f.generator->Stats().sessions.evicted, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The engine expires idle sessions on its own, without new requests.
+  EXPECT_EQ(f.generator->Stats().num_sessions, 0);
+  EXPECT_EQ(f.generator->Stats().sessions.expired, 2);
+  EXPECT_EQ(f.UsedBlocks(), 0);
+}
+
+TEST(GeneratorTest, PinnedSessionsGiveTheirBlocksBackUnderPressure) {
+  FakeModelRunnerOptions fake = Rule();
+  fake.num_kv_blocks = 16;
+  Fixture f(fake);
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(f.Run(Turn(absl::StrCat("s", i), Prompt(10, i), 2, false)).status.ok());
+  }
+  // 6 sessions x 3 blocks do not fit in 16: the least recently used were unpinned.
+  const GeneratorStats stats = f.generator->Stats();
+  EXPECT_EQ(stats.num_sessions, 6);
+  EXPECT_LT(stats.num_pinned_sessions, 6);
+  EXPECT_GT(stats.sessions.pins_released, 0);
+  // An unpinned session still continues correctly.
+  JobEvent e = f.Run(Turn("s0", {4}, 3, true));
+  ASSERT_TRUE(e.status.ok()) << e.status;
+  EXPECT_EQ(e.result.usage.prompt_tokens, 13);
+}
+
+}  // namespace
+}  // namespace ringserve::engine

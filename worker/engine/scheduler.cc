@@ -1,0 +1,153 @@
+#include "worker/engine/scheduler.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "common/check.h"
+
+namespace ringserve::engine {
+namespace {
+
+bool ServedBefore(const SchedSeq* a, const SchedSeq* b) {
+  if (a->priority != b->priority) return a->priority > b->priority;
+  return a->arrival < b->arrival;
+}
+
+void InsertSorted(std::vector<SchedSeq*>& list, SchedSeq* seq) {
+  list.insert(std::upper_bound(list.begin(), list.end(), seq, ServedBefore), seq);
+}
+
+void Erase(std::vector<SchedSeq*>& list, SchedSeq* seq) {
+  auto it = std::find(list.begin(), list.end(), seq);
+  if (it != list.end()) list.erase(it);
+}
+
+}  // namespace
+
+Scheduler::Scheduler(kvcache::KvCacheManager* kv, SchedulerLimits limits,
+                     std::function<bool()> release_idle)
+    : kv_(kv), limits_(limits), release_idle_(std::move(release_idle)) {
+  RS_CHECK(limits_.max_batch_tokens > 0 && limits_.max_seqs > 0);
+}
+
+void Scheduler::Enqueue(SchedSeq* seq) {
+  RS_CHECK(!seq->lease.active() && !seq->tokens.empty());
+  InsertSorted(waiting_, seq);
+}
+
+void Scheduler::AddRunning(SchedSeq* seq) {
+  RS_CHECK(seq->lease.active() && seq->lease.seq_id() == seq->seq_id);
+  seq->ever_admitted = true;
+  InsertSorted(running_, seq);
+}
+
+void Scheduler::Remove(SchedSeq* seq) {
+  Erase(running_, seq);
+  Erase(waiting_, seq);
+}
+
+void Scheduler::AppendToken(SchedSeq* seq, int32_t token) {
+  seq->tokens.push_back(token);
+  if (seq->lease.active()) kv_->AppendTokens(seq->seq_id, {&token, 1});
+}
+
+void Scheduler::PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
+                          int32_t& budget) {
+  const bool sample = start + num_tokens == static_cast<int32_t>(seq->tokens.size());
+  plan.chunks.push_back({seq, start, num_tokens, sample});
+  seq->planned_tokens = num_tokens;
+  budget -= num_tokens;
+}
+
+void Scheduler::Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget) {
+  if (victim->planned_tokens > 0) {
+    budget += victim->planned_tokens;
+    victim->planned_tokens = 0;
+    std::erase_if(plan.chunks, [&](const ScheduledChunk& c) { return c.seq == victim; });
+  }
+  victim->lease.Reset();
+  Erase(running_, victim);
+  InsertSorted(waiting_, victim);
+  ++victim->num_preemptions;
+  ++plan.num_preempted;
+  ++num_preemptions_;
+}
+
+template <typename TryAlloc>
+bool Scheduler::MakeRoom(TryAlloc try_alloc, SchedSeq* self, bool admitting, StepPlan& plan,
+                         int32_t& budget) {
+  while (!try_alloc()) {
+    if (release_idle_ && release_idle_()) continue;
+    if (running_.empty()) return false;
+    SchedSeq* victim = running_.back();
+    if (admitting && victim->priority >= self->priority) return false;
+    Preempt(victim, plan, budget);
+    if (victim == self) return false;
+  }
+  return true;
+}
+
+StepPlan Scheduler::Schedule() {
+  StepPlan plan;
+  int32_t budget = limits_.max_batch_tokens;
+  for (SchedSeq* seq : running_) seq->planned_tokens = 0;
+  for (SchedSeq* seq : waiting_) seq->planned_tokens = 0;
+
+  // Running sequences: decodes first, so prefill chunks never delay a token in flight.
+  for (const bool decode_phase : {true, false}) {
+    // Preemption only takes from the back, so the prefix [0, i) stays in place.
+    for (size_t i = 0; i < running_.size(); ++i) {
+      SchedSeq* seq = running_[i];
+      if (seq->planned_tokens > 0) continue;
+      const int32_t computed = kv_->NumComputedTokens(seq->seq_id);
+      const int32_t need = static_cast<int32_t>(seq->tokens.size()) - computed;
+      RS_CHECK(need > 0);
+      if ((need == 1) != decode_phase) continue;
+      if (budget == 0 || static_cast<int32_t>(plan.chunks.size()) >= limits_.max_seqs) break;
+      const int32_t n = std::min(need, budget);
+      if (!MakeRoom([&] { return kv_->Reserve(seq->seq_id, n); }, seq, /*admitting=*/false, plan,
+                    budget)) {
+        continue;
+      }
+      PlanChunk(seq, computed, n, plan, budget);
+    }
+  }
+
+  // Waiting sequences, while the budget, max_seqs and the blocks allow.
+  while (!waiting_.empty() && budget > 0 &&
+         static_cast<int32_t>(plan.chunks.size()) < limits_.max_seqs &&
+         static_cast<int32_t>(running_.size()) < limits_.max_seqs) {
+    SchedSeq* seq = waiting_.front();
+    std::optional<kvcache::Admission> admission;
+    auto try_admit = [&] {
+      admission = kv_->Admit(seq->seq_id, seq->tokens, budget);
+      return admission.has_value();
+    };
+    if (!MakeRoom(try_admit, seq, /*admitting=*/true, plan, budget)) break;
+    waiting_.erase(waiting_.begin());
+    seq->lease = kvcache::SequenceLease(kv_, seq->seq_id);
+    InsertSorted(running_, seq);
+    if (!seq->ever_admitted) {
+      seq->ever_admitted = true;
+      plan.first_admissions.emplace_back(seq, admission->num_cached_tokens);
+    }
+    PlanChunk(seq, admission->num_cached_tokens, admission->num_new_tokens, plan, budget);
+  }
+
+  for (const ScheduledChunk& chunk : plan.chunks) {
+    plan.num_tokens += chunk.num_tokens;
+    if (chunk.num_tokens == 1 && chunk.sample) ++plan.num_decode_seqs;
+  }
+  plan.copies = kv_->TakePendingCopies();
+  return plan;
+}
+
+void Scheduler::Commit(const StepPlan& plan) {
+  for (const ScheduledChunk& chunk : plan.chunks) {
+    kv_->Commit(chunk.seq->seq_id, chunk.num_tokens);
+    chunk.seq->planned_tokens = 0;
+  }
+}
+
+}  // namespace ringserve::engine

@@ -1,0 +1,106 @@
+// The step planner: which sequences run in the next forward pass and how many tokens
+// each computes, under the token budget (max_batch_tokens) and max_seqs.
+//
+// Each step: every running sequence that is decoding (one token to compute) first, then
+// running sequences still prefilling (a chunk each, as the budget allows), then waiting
+// sequences, admitted through the prefix cache, in priority-then-arrival order. When
+// blocks run out, idle KV held outside the scheduler (pinned sessions) is given back first,
+// then the lowest-priority, newest running sequence is preempted: its blocks are
+// released, its tokens kept, and it waits to be recomputed. An admission only preempts
+// sequences of strictly lower priority, so equal-priority work is served in arrival order.
+#ifndef RINGSERVE_WORKER_ENGINE_SCHEDULER_H_
+#define RINGSERVE_WORKER_ENGINE_SCHEDULER_H_
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "kvcache/kv_cache_manager.h"
+
+namespace ringserve::engine {
+
+// One sequence as the scheduler sees it. Owned by the generator's job record; the
+// scheduler holds pointers while it is registered (Enqueue/AddRunning until Remove).
+struct SchedSeq {
+  uint64_t job_id = 0;  // the owner's id, for the caller's lookups
+  kvcache::SeqId seq_id = 0;
+  int32_t priority = 0;
+  uint64_t arrival = 0;          // submission order; kept across preemptions
+  std::vector<int32_t> tokens;   // every known token: context, then generated
+  kvcache::SequenceLease lease;  // active while the sequence holds KV blocks
+  int32_t num_preemptions = 0;
+  bool ever_admitted = false;
+  int32_t planned_tokens = 0;  // in the plan being built; scheduler-internal
+};
+
+struct ScheduledChunk {
+  SchedSeq* seq = nullptr;
+  int32_t start = 0;  // first position computed
+  int32_t num_tokens = 0;
+  bool sample = false;  // the chunk reaches the last known token: sample the next one
+};
+
+struct StepPlan {
+  std::vector<ScheduledChunk> chunks;
+  std::vector<kvcache::BlockCopy> copies;  // run before the forward pass
+  // Sequences admitted for the first time this step, with the tokens found cached.
+  std::vector<std::pair<SchedSeq*, int32_t>> first_admissions;
+  int32_t num_tokens = 0;
+  int32_t num_decode_seqs = 0;
+  int32_t num_preempted = 0;
+  bool empty() const { return chunks.empty(); }
+};
+
+struct SchedulerLimits {
+  int32_t max_batch_tokens = 2048;
+  int32_t max_seqs = 256;  // most sequences per step, and most holding blocks at once
+};
+
+// Thread: the engine thread only.
+class Scheduler {
+ public:
+  // release_idle gives back one unit of KV held outside the scheduler (an idle session's
+  // pinned sequence) and returns true, or returns false when there is none. May be empty.
+  Scheduler(kvcache::KvCacheManager* kv, SchedulerLimits limits,
+            std::function<bool()> release_idle);
+
+  // A sequence that holds no blocks (seq->lease inactive) and has tokens to compute.
+  void Enqueue(SchedSeq* seq);
+  // A sequence already live in the cache (a session's pinned sequence taking a new turn).
+  void AddRunning(SchedSeq* seq);
+  // Unregisters seq (finished or cancelled); its lease is left to the caller.
+  void Remove(SchedSeq* seq);
+
+  StepPlan Schedule();
+  // After the forward pass: the plan's K/V is computed.
+  void Commit(const StepPlan& plan);
+  // A sampled token joins the sequence (its K/V is computed by a later step).
+  void AppendToken(SchedSeq* seq, int32_t token);
+
+  size_t num_running() const { return running_.size(); }
+  size_t num_waiting() const { return waiting_.size(); }
+  int64_t num_preemptions() const { return num_preemptions_; }
+
+ private:
+  // Calls try_alloc until it succeeds, freeing blocks between tries; false when nothing
+  // more may be freed for `self`. `admitting`: self is waiting, so it may only preempt
+  // lower priorities.
+  template <typename TryAlloc>
+  bool MakeRoom(TryAlloc try_alloc, SchedSeq* self, bool admitting, StepPlan& plan,
+                int32_t& budget);
+  void Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget);
+  void PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan, int32_t& budget);
+
+  kvcache::KvCacheManager* kv_;
+  const SchedulerLimits limits_;
+  std::function<bool()> release_idle_;
+  // Both sorted by (priority desc, arrival asc): the front is served first, the back of
+  // running_ is preempted first.
+  std::vector<SchedSeq*> running_;
+  std::vector<SchedSeq*> waiting_;
+  int64_t num_preemptions_ = 0;
+};
+
+}  // namespace ringserve::engine
+
+#endif  // RINGSERVE_WORKER_ENGINE_SCHEDULER_H_

@@ -1,0 +1,247 @@
+// The generator over the real tiny model (../shared/models/stories260K): batch invariance
+// against the shared reference vectors, prefix caching, memory pressure, stop strings and
+// text deltas. Skips when ../shared is absent.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kernels/backend.h"
+#include "kvcache/sizing.h"
+#include "nlohmann/json.hpp"
+#include "tests/unit/model/test_backends.h"
+#include "worker/engine/generator.h"
+#include "worker/engine/llama_runner.h"
+#include "worker/model/checkpoint.h"
+#include "worker/tokenizer/tokenizer.h"
+
+namespace ringserve::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Case {
+  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> generated_ids;
+  std::string text;
+};
+
+const fs::path kShared = RINGSERVE_SHARED_DIR;
+
+std::vector<Case> LoadCases() {
+  std::ifstream in(kShared / "vectors/stories260K-greedy.json");
+  const auto doc = nlohmann::json::parse(in, nullptr, false);
+  std::vector<Case> cases;
+  if (doc.is_discarded()) return cases;
+  for (const auto& c : doc["cases"])
+    cases.push_back({c["prompt_ids"], c["generated_ids"], c["text"]});
+  return cases;
+}
+
+std::vector<int32_t> Ids(const JobEvent& e) {
+  std::vector<int32_t> ids;
+  for (const GeneratedToken& t : e.tokens) ids.push_back(t.id);
+  return ids;
+}
+
+class GeneratorModelTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    const fs::path model = kShared / "models/stories260K.bin";
+    if (!fs::exists(model)) GTEST_SKIP() << model << " not present";
+    cases_ = LoadCases();
+    ASSERT_FALSE(cases_.empty());
+    auto backend = kernels::CreateBackend(GetParam());
+    if (!backend.ok()) GTEST_SKIP() << GetParam() << ": " << backend.status();
+    backend_ = *std::move(backend);
+    auto checkpoint =
+        model::OpenCheckpoint(model.string(), (kShared / "models/tok512.bin").string());
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+    checkpoint_ = *std::move(checkpoint);
+    auto tok = tokenizer::Tokenizer::Create(*checkpoint_->vocabulary);
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    tokenizer_ = *std::move(tok);
+  }
+
+  std::unique_ptr<Generator> Make(int32_t num_kv_blocks, int32_t max_batch_tokens = 64) {
+    LlamaRunnerOptions options;
+    options.block_size_tokens = 16;
+    options.max_batch_tokens = max_batch_tokens;  // small: forces chunked prefill
+    options.max_seqs = 16;
+    options.num_kv_blocks = num_kv_blocks;
+    auto runner = LlamaRunner::Create(*checkpoint_, backend_.get(), options);
+    EXPECT_TRUE(runner.ok()) << runner.status();
+    if (!runner.ok()) return nullptr;
+    auto generator = Generator::Create(*std::move(runner), tokenizer_.get(), {});
+    EXPECT_TRUE(generator.ok()) << generator.status();
+    return generator.ok() ? *std::move(generator) : nullptr;
+  }
+
+  // Greedy for even cases, temperature 0.8 for odd ones; seeds fixed per case.
+  std::vector<JobRequest> Requests(bool sampled) const {
+    std::vector<JobRequest> requests;
+    for (size_t i = 0; i < cases_.size(); ++i) {
+      JobRequest r;
+      r.tokens = cases_[i].prompt_ids;
+      r.max_tokens = static_cast<int32_t>(cases_[i].generated_ids.size());
+      r.ignore_eos = true;
+      r.sampling.temperature = sampled ? 0.8F : 0.0F;
+      r.sampling.seed = 1234 + i;
+      requests.push_back(r);
+    }
+    return requests;
+  }
+
+  int32_t BlocksFor(const std::vector<JobRequest>& requests) const {
+    int32_t blocks = 0;
+    for (const JobRequest& r : requests) {
+      blocks += static_cast<int32_t>(
+          kvcache::NumBlocksForTokens(static_cast<int64_t>(r.tokens.size()) + *r.max_tokens, 16));
+    }
+    return blocks;
+  }
+
+  static std::vector<JobEvent> RunAlone(Generator& g, const std::vector<JobRequest>& requests) {
+    std::vector<JobEvent> out;
+    for (const JobRequest& r : requests) out.push_back(g.Submit(r)->Collect());
+    return out;
+  }
+
+  // The first half is submitted, then the rest once the first request is decoding, so
+  // sequences join the batch at different steps.
+  static std::vector<JobEvent> RunStaggered(Generator& g, const std::vector<JobRequest>& requests) {
+    std::vector<JobHandle> handles;
+    const size_t half = requests.size() / 2;
+    for (size_t i = 0; i < half; ++i) handles.push_back(*g.Submit(requests[i]));
+    std::optional<JobEvent> first = handles[0].Next();
+    for (size_t i = half; i < requests.size(); ++i) handles.push_back(*g.Submit(requests[i]));
+    std::vector<JobEvent> out;
+    for (JobHandle& h : handles) out.push_back(h.Collect());
+    // Put the first event back in front of the rest of request 0's output.
+    JobEvent& zero = out[0];
+    zero.tokens.insert(zero.tokens.begin(), first->tokens.begin(), first->tokens.end());
+    zero.text = first->text + zero.text;
+    return out;
+  }
+
+  std::vector<Case> cases_;
+  std::unique_ptr<kernels::Backend> backend_;
+  std::unique_ptr<model::Checkpoint> checkpoint_;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+};
+
+TEST_P(GeneratorModelTest, GreedyMatchesTheReferenceVectorsAloneAndBatched) {
+  const std::vector<JobRequest> requests = Requests(/*sampled=*/false);
+  auto g = Make(BlocksFor(requests));
+  ASSERT_NE(g, nullptr);
+  const std::vector<JobEvent> alone = RunAlone(*g, requests);
+  const std::vector<JobEvent> together = RunStaggered(*g, requests);
+  for (size_t i = 0; i < cases_.size(); ++i) {
+    ASSERT_TRUE(alone[i].status.ok()) << alone[i].status;
+    ASSERT_TRUE(together[i].status.ok()) << together[i].status;
+    EXPECT_EQ(Ids(alone[i]), cases_[i].generated_ids) << "case " << i;
+    EXPECT_EQ(Ids(together[i]), cases_[i].generated_ids) << "case " << i;
+    EXPECT_EQ(together[i].text, cases_[i].text) << "case " << i;  // deltas add up
+  }
+  EXPECT_EQ(g->Stats().kv.num_used_blocks, 0);
+}
+
+TEST_P(GeneratorModelTest, SampledTokensDoNotDependOnTheBatch) {
+  const std::vector<JobRequest> requests = Requests(/*sampled=*/true);
+  auto g = Make(BlocksFor(requests));
+  ASSERT_NE(g, nullptr);
+  const std::vector<JobEvent> alone = RunAlone(*g, requests);
+  const std::vector<JobEvent> together = RunStaggered(*g, requests);
+  int differs_from_greedy = 0;
+  for (size_t i = 0; i < cases_.size(); ++i) {
+    ASSERT_TRUE(together[i].status.ok()) << together[i].status;
+    EXPECT_EQ(Ids(together[i]), Ids(alone[i])) << "case " << i;
+    differs_from_greedy += Ids(alone[i]) != cases_[i].generated_ids ? 1 : 0;
+  }
+  EXPECT_GT(differs_from_greedy, 0);  // the sampler really sampled
+  EXPECT_EQ(g->Stats().kv.num_used_blocks, 0);
+}
+
+TEST_P(GeneratorModelTest, UnderAQuarterOfTheMemoryEveryRequestGivesTheSameTokens) {
+  std::vector<JobRequest> requests = Requests(/*sampled=*/false);
+  const std::vector<JobRequest> sampled = Requests(/*sampled=*/true);
+  requests.insert(requests.end(), sampled.begin(), sampled.end());
+  auto roomy = Make(BlocksFor(requests));
+  ASSERT_NE(roomy, nullptr);
+  const std::vector<JobEvent> expected = RunAlone(*roomy, requests);
+  auto tight = Make(BlocksFor(requests) / 4, /*max_batch_tokens=*/128);
+  ASSERT_NE(tight, nullptr);
+  std::vector<JobHandle> handles;
+  for (const JobRequest& r : requests) handles.push_back(*tight->Submit(r));
+  for (size_t i = 0; i < requests.size(); ++i) {
+    JobEvent e = handles[i].Collect();
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    EXPECT_EQ(Ids(e), Ids(expected[i])) << "request " << i;
+  }
+  const GeneratorStats stats = tight->Stats();
+  EXPECT_GT(stats.num_preemptions, 0);
+  EXPECT_EQ(stats.kv.num_used_blocks, 0);
+  std::cout << "quarter memory: " << stats.num_preemptions << " preemptions over "
+            << requests.size() << " requests\n";
+}
+
+TEST_P(GeneratorModelTest, ASharedPrefixOf256TokensIsServedFromTheCache) {
+  auto g = Make(128);
+  ASSERT_NE(g, nullptr);
+  std::vector<int32_t> prefix;
+  for (int i = 0; prefix.size() < 256; ++i) prefix.push_back(3 + (i * 37) % 500);
+  JobRequest first;
+  first.tokens = prefix;
+  first.tokens.insert(first.tokens.end(), {10, 11, 12});
+  first.max_tokens = 4;
+  first.sampling.temperature = 0;
+  JobEvent a = g->Submit(first)->Collect();
+  ASSERT_TRUE(a.status.ok()) << a.status;
+  EXPECT_EQ(a.result.usage.cached_tokens, 0);
+  const int64_t computed_before = g->Stats().num_computed_tokens;
+
+  JobRequest second = first;
+  second.tokens.resize(256);
+  second.tokens.insert(second.tokens.end(), {20, 21, 22, 23});
+  JobEvent b = g->Submit(second)->Collect();
+  ASSERT_TRUE(b.status.ok()) << b.status;
+  EXPECT_GE(b.result.usage.cached_tokens, 240);
+  EXPECT_EQ(b.result.usage.prompt_tokens, 260);
+  // Only the uncached tail and the decode steps ran through the model.
+  EXPECT_LE(g->Stats().num_computed_tokens - computed_before, 260 - 240 + 4);
+  EXPECT_EQ(g->Stats().kv.num_used_blocks, 0);
+}
+
+TEST_P(GeneratorModelTest, StopStringsEndTheTextBeforeTheMatch) {
+  auto g = Make(64);
+  ASSERT_NE(g, nullptr);
+  const Case& c = cases_[0];
+  // A stop string from the middle of the reference text, likely spanning tokens.
+  const size_t at = c.text.size() / 2;
+  const std::string stop = c.text.substr(at, 5);
+  JobRequest r;
+  r.tokens = c.prompt_ids;
+  r.max_tokens = 64;
+  r.ignore_eos = true;
+  r.sampling.temperature = 0;
+  r.stop_strings = {stop};
+  JobEvent e = g->Submit(r)->Collect();
+  ASSERT_TRUE(e.status.ok()) << e.status;
+  EXPECT_EQ(e.result.finish_reason, FinishReason::kStopString);
+  EXPECT_EQ(e.result.stop_match, stop);
+  EXPECT_EQ(e.text, c.text.substr(0, c.text.find(stop)));
+  EXPECT_LT(e.tokens.size(), c.generated_ids.size());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, GeneratorModelTest, ::testing::ValuesIn(TestBackendNames()),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), ':', '_');
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace ringserve::engine

@@ -442,6 +442,8 @@ bool Generator::Step() {
     ++row;
   }
   StepRecord record;
+  record.start = start;
+  record.kv_used_blocks = kv_->Stats().num_used_blocks;
   record.num_seqs = static_cast<int32_t>(plan.chunks.size());
   record.num_tokens = plan.num_tokens;
   record.num_decode_seqs = plan.num_decode_seqs;

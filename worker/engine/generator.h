@@ -49,12 +49,14 @@ struct GeneratorOptions {
 
 // One step, for metrics and benchmarks.
 struct StepRecord {
+  absl::Time start;
   int32_t num_seqs = 0;
   int32_t num_tokens = 0;
   int32_t num_decode_seqs = 0;
   int32_t num_preempted = 0;
   double step_seconds = 0;     // the whole step: scheduling, forward, sampling, delivery
   double forward_seconds = 0;  // ModelRunner::Forward and the block copies
+  int32_t kv_used_blocks = 0;  // after the step
 };
 
 struct GeneratorStats {

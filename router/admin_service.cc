@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "router/grpc_status.h"
+#include "common/grpc/grpc_status.h"
 
 namespace ringserve::router {
 namespace {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "common/metrics/metrics_server.h"
-#include "router/grpc_status.h"
+#include "common/grpc/grpc_status.h"
 #include "router/membership.h"
 
 namespace ringserve::router {

@@ -18,7 +18,7 @@
 #include "kvcache/sizing.h"
 #include "nlohmann/json.hpp"
 #include "tools/ringserve-run/commands.h"
-#include "tools/ringserve-run/model_setup.h"
+#include "tools/common/model_setup.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/llama_runner.h"
 

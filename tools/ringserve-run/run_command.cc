@@ -10,7 +10,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "tools/ringserve-run/commands.h"
-#include "tools/ringserve-run/model_setup.h"
+#include "tools/common/model_setup.h"
 #include "worker/engine/offline_batch.h"
 #include "worker/tokenizer/stream_decoder.h"
 

@@ -448,6 +448,7 @@ bool Generator::Step() {
   record.num_tokens = plan.num_tokens;
   record.num_decode_seqs = plan.num_decode_seqs;
   record.num_preempted = plan.num_preempted;
+  record.num_sampled = static_cast<int32_t>(row);
   record.forward_seconds = forward_seconds;
   record.step_seconds = Seconds(absl::Now() - start);
   ++engine_stats_.num_steps;

@@ -1,7 +1,7 @@
-// Shared by ringserve-run's modes: open a checkpoint (or a preset with random weights), the
-// backend, the tokenizer, and size the model's buffers for the work at hand.
-#ifndef RINGSERVE_TOOLS_RINGSERVE_RUN_MODEL_SETUP_H_
-#define RINGSERVE_TOOLS_RINGSERVE_RUN_MODEL_SETUP_H_
+// Shared by ringserve-run and ringserve-worker: open a checkpoint (or a preset with random
+// weights), the backend, the tokenizer, and size the model's buffers for the work at hand.
+#ifndef RINGSERVE_TOOLS_COMMON_MODEL_SETUP_H_
+#define RINGSERVE_TOOLS_COMMON_MODEL_SETUP_H_
 
 #include <memory>
 #include <string>
@@ -31,7 +31,7 @@ struct ModelFlags {
 
 struct LoadedModel {
   std::unique_ptr<kernels::Backend> backend;
-  std::unique_ptr<model::Checkpoint> checkpoint;  // null with dummy weights
+  std::unique_ptr<model::Checkpoint> checkpoint;    // null with dummy weights
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when none is available
   model::ModelConfig config;
 };
@@ -41,9 +41,9 @@ struct LoadedModel {
 absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags);
 
 absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel& loaded,
-                                                                const ModelFlags& flags,
-                                                                model::ModelOptions options);
+                                                               const ModelFlags& flags,
+                                                               model::ModelOptions options);
 
 }  // namespace ringserve::tools
 
-#endif  // RINGSERVE_TOOLS_RINGSERVE_RUN_MODEL_SETUP_H_
+#endif  // RINGSERVE_TOOLS_COMMON_MODEL_SETUP_H_

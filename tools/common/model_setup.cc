@@ -1,4 +1,4 @@
-#include "tools/ringserve-run/model_setup.h"
+#include "tools/common/model_setup.h"
 
 #include "absl/status/status.h"
 #include "common/status_macros.h"
@@ -32,7 +32,8 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
     RS_RETURN_IF_ERROR(loaded.config.Validate());
   } else {
     if (flags.model_path.empty()) {
-      return absl::InvalidArgumentError("--model PATH (or --dummy-weights --preset NAME) is required");
+      return absl::InvalidArgumentError(
+          "--model PATH (or --dummy-weights --preset NAME) is required");
     }
     RS_ASSIGN_OR_RETURN(loaded.checkpoint,
                         model::OpenCheckpoint(flags.model_path, flags.tokenizer_path));
@@ -49,14 +50,14 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
 }
 
 absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel& loaded,
-                                                                const ModelFlags& flags,
-                                                                model::ModelOptions options) {
+                                                               const ModelFlags& flags,
+                                                               model::ModelOptions options) {
   options.max_batch_tokens = flags.max_batch_tokens;
   if (loaded.checkpoint != nullptr) {
     return model::LlamaModel::Create(*loaded.checkpoint, loaded.backend.get(), options);
   }
-  return model::LlamaModel::CreateWithRandomWeights(loaded.config, static_cast<uint64_t>(flags.seed),
-                                                    loaded.backend.get(), options);
+  return model::LlamaModel::CreateWithRandomWeights(
+      loaded.config, static_cast<uint64_t>(flags.seed), loaded.backend.get(), options);
 }
 
 }  // namespace ringserve::tools

@@ -1,6 +1,6 @@
-#include "router/grpc_status.h"
+#include "common/grpc/grpc_status.h"
 
-namespace ringserve::router {
+namespace ringserve {
 
 std::string StatusCodeName(grpc::StatusCode code) {
   // absl and gRPC number the canonical codes alike, and absl names them ("UNAVAILABLE").
@@ -11,4 +11,4 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-}  // namespace ringserve::router
+}  // namespace ringserve

@@ -1,0 +1,97 @@
+#include "worker/server/inference_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc/grpc_status.h"
+#include "worker/server/generate_reactor.h"
+#include "worker/tokenizer/unicode.h"
+
+namespace ringserve::server {
+
+namespace pb = ringserve::v1;
+
+grpc::ServerWriteReactor<pb::GenerateResponse>* InferenceService::Generate(
+    grpc::CallbackServerContext* context, const pb::GenerateRequest* request) {
+  return GenerateReactor::Start(env_, context, *request);
+}
+
+grpc::ServerUnaryReactor* InferenceService::Done(grpc::CallbackServerContext* context,
+                                                 const std::string& method,
+                                                 const absl::Status& status) {
+  if (env_.metrics != nullptr) {
+    env_.metrics->RecordRequest(method,
+                                StatusCodeName(static_cast<grpc::StatusCode>(status.code())));
+  }
+  context->AddTrailingMetadata("x-ringserve-worker", env_.worker_id);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::Fork(grpc::CallbackServerContext* context,
+                                                 const pb::ForkRequest* request,
+                                                 pb::ForkResponse* response) {
+  absl::StatusOr<std::vector<std::string>> ids =
+      env_.generator->Fork(request->session_id(), request->num_forks());
+  if (ids.ok()) {
+    for (std::string& id : *ids) response->add_session_ids(std::move(id));
+    response->set_worker_id(env_.worker_id);
+  }
+  return Done(context, "Fork", ids.status());
+}
+
+grpc::ServerUnaryReactor* InferenceService::CloseSession(grpc::CallbackServerContext* context,
+                                                         const pb::CloseSessionRequest* request,
+                                                         pb::CloseSessionResponse* response) {
+  absl::StatusOr<int32_t> num_tokens = env_.generator->CloseSession(request->session_id());
+  if (num_tokens.ok()) {
+    response->set_num_tokens(*num_tokens);
+    response->set_worker_id(env_.worker_id);
+  }
+  return Done(context, "CloseSession", num_tokens.status());
+}
+
+grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
+                                                     const pb::TokenizeRequest* request,
+                                                     pb::TokenizeResponse* response) {
+  absl::Status status;
+  if (env_.tokenizer == nullptr) {
+    status = absl::FailedPreconditionError("this model has no tokenizer");
+  } else if (request->text().size() > kMaxTextBytes) {
+    status = absl::InvalidArgumentError(absl::StrCat(
+        "text: ", request->text().size(), " bytes is over the limit of ", kMaxTextBytes));
+  } else if (!tokenizer::IsValidUtf8(request->text())) {
+    status = absl::InvalidArgumentError("text: not valid UTF-8");
+  } else {
+    tokenizer::EncodeOptions options;
+    options.add_bos = request->add_special_tokens();
+    for (int32_t id : env_.tokenizer->Encode(request->text(), options)) {
+      response->add_token_ids(id);
+      response->add_pieces(std::string(env_.tokenizer->Piece(id)));
+    }
+  }
+  return Done(context, "Tokenize", status);
+}
+
+grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* context,
+                                                         const pb::GetModelInfoRequest* request,
+                                                         pb::ModelInfo* response) {
+  const engine::Generator& g = *env_.generator;
+  response->set_model_name(env_.model.model_name);
+  response->set_architecture("llama");
+  response->set_num_parameters(env_.model.num_parameters);
+  response->set_vocab_size(g.vocab_size());
+  response->set_context_length(g.max_context_tokens());
+  response->set_bos_token_id(env_.tokenizer != nullptr ? env_.tokenizer->bos_id() : -1);
+  if (env_.tokenizer != nullptr) {
+    for (int32_t id : env_.tokenizer->EndOfGenerationIds()) response->add_eos_token_ids(id);
+  }
+  response->set_tokenizer(env_.model.tokenizer_kind);
+  response->set_dtype(env_.model.dtype);
+  response->set_device(env_.model.device);
+  response->set_kv_block_size_tokens(g.block_size_tokens());
+  response->set_kv_num_blocks(g.num_kv_blocks());
+  response->set_worker_id(env_.worker_id);
+  return Done(context, "GetModelInfo", absl::OkStatus());
+}
+
+}  // namespace ringserve::server

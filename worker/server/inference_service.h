@@ -1,0 +1,64 @@
+// The worker's ringserve.v1.Inference: each Generate stream is one generator job, read
+// through its JobHandle without a thread per stream (the engine's notifier starts writes).
+#ifndef RINGSERVE_WORKER_SERVER_INFERENCE_SERVICE_H_
+#define RINGSERVE_WORKER_SERVER_INFERENCE_SERVICE_H_
+
+#include <string>
+
+#include "ringserve/v1/inference.grpc.pb.h"
+#include "worker/engine/generator.h"
+#include "worker/server/request_conversion.h"
+#include "worker/server/worker_metrics.h"
+#include "worker/tokenizer/tokenizer.h"
+
+namespace ringserve::server {
+
+// What the service reports about the model (GetModelInfo) besides the generator's limits.
+struct ModelDescription {
+  std::string model_name;
+  int64_t num_parameters = 0;
+  std::string tokenizer_kind;  // "sentencepiece", "byte_level_bpe" or empty
+  std::string dtype;
+  std::string device;
+};
+
+// Everything the services share; owned by WorkerServer and outliving every call.
+struct ServiceEnv {
+  engine::Generator* generator = nullptr;
+  const tokenizer::Tokenizer* tokenizer = nullptr;  // may be null
+  WorkerMetrics* metrics = nullptr;                 // may be null
+  ModelDescription model;
+  std::string worker_id;
+};
+
+// Thread: gRPC callback threads and the engine thread (notifiers); state lives per call.
+class InferenceService final : public ringserve::v1::Inference::CallbackService {
+ public:
+  explicit InferenceService(const ServiceEnv& env) : env_(env) {}
+
+  grpc::ServerWriteReactor<ringserve::v1::GenerateResponse>* Generate(
+      grpc::CallbackServerContext* context, const ringserve::v1::GenerateRequest* request) override;
+  grpc::ServerUnaryReactor* Fork(grpc::CallbackServerContext* context,
+                                 const ringserve::v1::ForkRequest* request,
+                                 ringserve::v1::ForkResponse* response) override;
+  grpc::ServerUnaryReactor* CloseSession(grpc::CallbackServerContext* context,
+                                         const ringserve::v1::CloseSessionRequest* request,
+                                         ringserve::v1::CloseSessionResponse* response) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
+                                     const ringserve::v1::TokenizeRequest* request,
+                                     ringserve::v1::TokenizeResponse* response) override;
+  grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
+                                         const ringserve::v1::GetModelInfoRequest* request,
+                                         ringserve::v1::ModelInfo* response) override;
+
+ private:
+  // Finishes a unary call with `status`, counting it.
+  grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const std::string& method,
+                                 const absl::Status& status);
+
+  const ServiceEnv& env_;
+};
+
+}  // namespace ringserve::server
+
+#endif  // RINGSERVE_WORKER_SERVER_INFERENCE_SERVICE_H_

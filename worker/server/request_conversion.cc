@@ -1,0 +1,169 @@
+#include "worker/server/request_conversion.h"
+
+#include <random>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "worker/tokenizer/unicode.h"
+
+namespace ringserve::server {
+namespace {
+
+namespace pb = ringserve::v1;
+
+absl::Status Invalid(std::string_view field, std::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(std::string(field), ": ", std::string(why)));
+}
+
+uint64_t RandomSeed() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng();
+}
+
+pb::FinishReason ToProto(engine::FinishReason reason) {
+  switch (reason) {
+    case engine::FinishReason::kEos:
+      return pb::FINISH_REASON_EOS;
+    case engine::FinishReason::kMaxTokens:
+      return pb::FINISH_REASON_MAX_TOKENS;
+    case engine::FinishReason::kStopString:
+      return pb::FINISH_REASON_STOP_STRING;
+    case engine::FinishReason::kStopToken:
+      return pb::FINISH_REASON_STOP_TOKEN;
+    case engine::FinishReason::kContextLength:
+      return pb::FINISH_REASON_CONTEXT_LENGTH;
+  }
+  return pb::FINISH_REASON_UNSPECIFIED;
+}
+
+}  // namespace
+
+absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& request,
+                                                const tokenizer::Tokenizer* tokenizer,
+                                                const ModelLimits& limits) {
+  engine::JobRequest job;
+  if (request.request_id().size() > kMaxRequestIdBytes) {
+    return Invalid("request_id", absl::StrCat("longer than ", kMaxRequestIdBytes, " bytes"));
+  }
+  job.request_id = request.request_id();
+  if (request.session_id().size() > kMaxSessionIdBytes) {
+    return Invalid("session_id", absl::StrCat("longer than ", kMaxSessionIdBytes, " bytes"));
+  }
+  job.session_id = request.session_id();
+  job.append = request.append();
+  if (job.append && job.session_id.empty()) return Invalid("append", "needs a session_id");
+  if (request.has_expected_history_tokens()) {
+    job.expected_history_tokens = request.expected_history_tokens();
+  }
+
+  switch (request.input_case()) {
+    case pb::GenerateRequest::kText: {
+      const std::string& text = request.text();
+      if (text.size() > kMaxTextBytes) {
+        return Invalid("text",
+                       absl::StrCat(text.size(), " bytes is over the limit of ", kMaxTextBytes));
+      }
+      if (!tokenizer::IsValidUtf8(text)) return Invalid("text", "not valid UTF-8");
+      if (tokenizer == nullptr) {
+        return Invalid("text", "this model has no tokenizer; send token ids");
+      }
+      tokenizer::EncodeOptions options;
+      if (job.append) options.add_bos = false;
+      job.tokens = tokenizer->Encode(text, options);
+      break;
+    }
+    case pb::GenerateRequest::kTokens:
+      job.tokens.assign(request.tokens().ids().begin(), request.tokens().ids().end());
+      for (int32_t id : job.tokens) {
+        if (id < 0 || id >= limits.vocab_size) {
+          return Invalid("tokens", absl::StrCat("id ", id, " is outside the vocabulary [0, ",
+                                                limits.vocab_size, ")"));
+        }
+      }
+      break;
+    case pb::GenerateRequest::INPUT_NOT_SET:
+      if (!job.append) return Invalid("input", "set text or tokens");
+      break;
+  }
+  if (static_cast<int64_t>(job.tokens.size()) >= limits.context_length) {
+    return Invalid("input", absl::StrCat(job.tokens.size(), " tokens do not fit the context of ",
+                                         limits.context_length, " with room to generate"));
+  }
+
+  const pb::SamplingParams& s = request.sampling();
+  engine::SamplingParams& p = job.sampling;
+  if (s.has_temperature()) p.temperature = s.temperature();
+  p.top_k = s.top_k();
+  if (s.has_top_p()) p.top_p = s.top_p();
+  p.min_p = s.min_p();
+  if (s.has_repetition_penalty()) p.repetition_penalty = s.repetition_penalty();
+  p.presence_penalty = s.presence_penalty();
+  p.frequency_penalty = s.frequency_penalty();
+  p.seed = s.has_seed() ? s.seed() : RandomSeed();
+  if (request.logprobs() < 0 || request.logprobs() > 20) {
+    return Invalid("logprobs", absl::StrCat("must be in [0, 20] (got ", request.logprobs(), ")"));
+  }
+  p.num_logprobs = request.logprobs();
+  if (absl::Status valid = engine::ValidateSamplingParams(p); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("sampling.", valid.message()));
+  }
+
+  const pb::StopCriteria& stop = request.stop();
+  if (stop.has_max_tokens()) {
+    if (stop.max_tokens() <= 0) {
+      return Invalid("stop.max_tokens", absl::StrCat("must be >= 1 (got ", stop.max_tokens(), ")"));
+    }
+    if (stop.max_tokens() >= limits.context_length) {
+      return Invalid("stop.max_tokens",
+                     absl::StrCat(stop.max_tokens(), " is beyond the context of ",
+                                  limits.context_length, " tokens"));
+    }
+    job.max_tokens = stop.max_tokens();
+  }
+  for (const std::string& s_bytes : stop.stop()) {
+    if (!tokenizer::IsValidUtf8(s_bytes)) return Invalid("stop.stop", "not valid UTF-8");
+    job.stop_strings.push_back(s_bytes);
+  }
+  job.stop_token_ids.assign(stop.stop_token_ids().begin(), stop.stop_token_ids().end());
+  job.ignore_eos = stop.ignore_eos();
+  job.priority = request.priority();
+  return job;
+}
+
+void FillResponse(const engine::JobEvent& event, bool with_logprobs,
+                  pb::GenerateResponse* response) {
+  for (const engine::GeneratedToken& t : event.tokens) {
+    response->add_token_ids(t.id);
+    if (with_logprobs) {
+      pb::PositionLogprobs* lp = response->add_logprobs();
+      lp->mutable_chosen()->set_token_id(t.id);
+      lp->mutable_chosen()->set_logprob(t.logprob);
+      for (const auto& [id, logprob] : t.top_logprobs) {
+        pb::TokenLogprob* top = lp->add_top();
+        top->set_token_id(id);
+        top->set_logprob(logprob);
+      }
+    }
+  }
+  response->set_text(event.text);
+}
+
+void FillFinal(const engine::JobResult& result, const engine::JobRequest& request,
+               const std::string& request_id, const std::string& worker_id,
+               pb::GenerateFinal* final) {
+  final->set_finish_reason(ToProto(result.finish_reason));
+  final->set_stop_match(result.stop_match);
+  final->set_seed(request.sampling.seed);
+  final->set_request_id(request_id);
+  final->set_history_tokens(result.history_tokens);
+  pb::Usage* usage = final->mutable_usage();
+  usage->set_prompt_tokens(result.usage.prompt_tokens);
+  usage->set_cached_tokens(result.usage.cached_tokens);
+  usage->set_completion_tokens(result.usage.completion_tokens);
+  usage->set_queue_time_us(absl::ToInt64Microseconds(result.usage.queue_time));
+  usage->set_time_to_first_token_us(absl::ToInt64Microseconds(result.usage.time_to_first_token));
+  usage->set_total_time_us(absl::ToInt64Microseconds(result.usage.total_time));
+  usage->set_worker_id(worker_id);
+}
+
+}  // namespace ringserve::server

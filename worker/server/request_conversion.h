@@ -1,0 +1,45 @@
+// Between the public API (ringserve.v1 messages) and the generator's plain types: request
+// validation that needs only the request and the model's limits (each error names the
+// field), tokenisation of text input, and the response messages built from job events.
+#ifndef RINGSERVE_WORKER_SERVER_REQUEST_CONVERSION_H_
+#define RINGSERVE_WORKER_SERVER_REQUEST_CONVERSION_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "ringserve/v1/inference.pb.h"
+#include "worker/engine/job.h"
+#include "worker/tokenizer/tokenizer.h"
+
+namespace ringserve::server {
+
+struct ModelLimits {
+  int32_t vocab_size = 0;
+  int32_t context_length = 0;
+};
+
+// Size limits of the API (inference.proto documents them).
+inline constexpr size_t kMaxTextBytes = size_t{4} << 20;
+inline constexpr size_t kMaxSessionIdBytes = 256;
+inline constexpr size_t kMaxRequestIdBytes = 128;
+
+// INVALID_ARGUMENT naming the field for a malformed request. `tokenizer` may be null (then
+// text input is INVALID_ARGUMENT). A new context from text (no append) starts with BOS the
+// way the vocabulary asks; appended text never does. An unset seed is drawn at random.
+absl::StatusOr<engine::JobRequest> ToJobRequest(const ringserve::v1::GenerateRequest& request,
+                                                const tokenizer::Tokenizer* tokenizer,
+                                                const ModelLimits& limits);
+
+// The streamed message for the tokens and text of `event` (logprobs when asked).
+void FillResponse(const engine::JobEvent& event, bool with_logprobs,
+                  ringserve::v1::GenerateResponse* response);
+
+// The final summary of a successful job.
+void FillFinal(const engine::JobResult& result, const engine::JobRequest& request,
+               const std::string& request_id, const std::string& worker_id,
+               ringserve::v1::GenerateFinal* final);
+
+}  // namespace ringserve::server
+
+#endif  // RINGSERVE_WORKER_SERVER_REQUEST_CONVERSION_H_

@@ -1,0 +1,109 @@
+#include "worker/server/worker_metrics.h"
+
+#include <vector>
+
+#include "common/metrics/metrics_server.h"
+
+namespace ringserve::server {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+std::vector<double> PowersOfTwo(double first, int count) {
+  std::vector<double> bounds;
+  for (int i = 0; i < count; ++i) bounds.push_back(first * static_cast<double>(1 << i));
+  return bounds;
+}
+
+prometheus::Counter& Counter(prometheus::Registry& r, const std::string& name,
+                             const std::string& help) {
+  return BuildCounter().Name(name).Help(help).Register(r).Add({});
+}
+
+prometheus::Gauge& Gauge(prometheus::Registry& r, const std::string& name,
+                         const std::string& help) {
+  return BuildGauge().Name(name).Help(help).Register(r).Add({});
+}
+
+Histogram& Hist(prometheus::Registry& r, const std::string& name, const std::string& help,
+                const std::vector<double>& bounds) {
+  return BuildHistogram().Name(name).Help(help).Register(r).Add(
+      {}, Histogram::BucketBoundaries(bounds));
+}
+
+}  // namespace
+
+WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
+    : requests_(BuildCounter()
+                    .Name("ringserve_worker_requests_total")
+                    .Help("Finished calls by method and gRPC status code")
+                    .Register(r)),
+      prompt_tokens_(Counter(r, "ringserve_worker_prompt_tokens_total",
+                             "Context tokens of finished requests")),
+      cached_tokens_(Counter(r, "ringserve_worker_cached_prompt_tokens_total",
+                             "Context tokens whose K/V was reused (prefix cache or session)")),
+      generated_tokens_(Counter(r, "ringserve_worker_generated_tokens_total", "Tokens generated")),
+      preemptions_(Counter(r, "ringserve_worker_preemptions_total",
+                           "Sequences that gave their KV blocks back and were recomputed")),
+      ttft_(Hist(r, "ringserve_worker_time_to_first_token_seconds",
+                 "Request arrival to first token", metrics::LatencyBucketsSeconds())),
+      inter_token_(Hist(r, "ringserve_worker_inter_token_latency_seconds",
+                        "Time between two streamed messages of one request",
+                        metrics::LatencyBucketsSeconds())),
+      e2e_(Hist(r, "ringserve_worker_request_duration_seconds", "Request arrival to final message",
+                metrics::LatencyBucketsSeconds())),
+      queue_time_(Hist(r, "ringserve_worker_queue_time_seconds",
+                       "Request arrival to its first step", metrics::LatencyBucketsSeconds())),
+      batch_sequences_(Hist(r, "ringserve_worker_batch_sequences", "Sequences per forward pass",
+                            PowersOfTwo(1, 10))),
+      batch_tokens_(
+          Hist(r, "ringserve_worker_batch_tokens", "Tokens per forward pass", PowersOfTwo(1, 14))),
+      step_seconds_(Hist(r, "ringserve_worker_step_seconds", "Wall time of one generator step",
+                         metrics::LatencyBucketsSeconds())),
+      kv_blocks_(
+          BuildGauge().Name("ringserve_worker_kv_blocks").Help("KV blocks by state").Register(r)),
+      kv_used_(kv_blocks_.Add({{"state", "used"}})),
+      kv_cached_(kv_blocks_.Add({{"state", "cached"}})),
+      kv_free_(kv_blocks_.Add({{"state", "free"}})),
+      running_(Gauge(r, "ringserve_worker_running_requests", "Sequences in the running set")),
+      waiting_(
+          Gauge(r, "ringserve_worker_queue_depth", "Requests waiting for KV blocks or budget")),
+      sessions_(Gauge(r, "ringserve_worker_sessions", "Live sessions")) {}
+
+void WorkerMetrics::RecordRequest(const std::string& method, const std::string& code) {
+  requests_.Add({{"method", method}, {"code", code}}).Increment();
+}
+
+void WorkerMetrics::RecordUsage(const engine::JobUsage& usage) {
+  prompt_tokens_.Increment(usage.prompt_tokens);
+  cached_tokens_.Increment(usage.cached_tokens);
+  generated_tokens_.Increment(usage.completion_tokens);
+  ttft_.Observe(absl::ToDoubleSeconds(usage.time_to_first_token));
+  e2e_.Observe(absl::ToDoubleSeconds(usage.total_time));
+  queue_time_.Observe(absl::ToDoubleSeconds(usage.queue_time));
+}
+
+void WorkerMetrics::RecordInterTokenLatency(absl::Duration gap) {
+  inter_token_.Observe(absl::ToDoubleSeconds(gap));
+}
+
+void WorkerMetrics::RecordStep(const engine::StepRecord& step) {
+  batch_sequences_.Observe(step.num_seqs);
+  batch_tokens_.Observe(step.num_tokens);
+  step_seconds_.Observe(step.step_seconds);
+  if (step.num_preempted > 0) preemptions_.Increment(step.num_preempted);
+}
+
+void WorkerMetrics::Refresh(const engine::GeneratorStats& stats) {
+  kv_used_.Set(stats.kv.num_used_blocks);
+  kv_cached_.Set(stats.kv.num_cached_blocks);
+  kv_free_.Set(stats.kv.num_free_blocks - stats.kv.num_cached_blocks);
+  running_.Set(stats.num_running);
+  waiting_.Set(stats.num_waiting);
+  sessions_.Set(stats.num_sessions);
+}
+
+}  // namespace ringserve::server

@@ -1,0 +1,55 @@
+// The worker's Prometheus metrics (ringserve_worker_*): requests by status, token counts,
+// latency histograms, batch shape and step time, KV blocks, queue depth, preemptions.
+#ifndef RINGSERVE_WORKER_SERVER_WORKER_METRICS_H_
+#define RINGSERVE_WORKER_SERVER_WORKER_METRICS_H_
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "worker/engine/generator.h"
+
+namespace ringserve::server {
+
+// Thread: any (prometheus-cpp metrics are thread-safe).
+class WorkerMetrics {
+ public:
+  explicit WorkerMetrics(prometheus::Registry& registry);
+
+  void RecordRequest(const std::string& method, const std::string& code);
+  void RecordUsage(const engine::JobUsage& usage);
+  void RecordInterTokenLatency(absl::Duration gap);
+  // Called on the engine thread after every step.
+  void RecordStep(const engine::StepRecord& step);
+  // Copies the generator's gauges (KV blocks, queue depth, sessions).
+  void Refresh(const engine::GeneratorStats& stats);
+
+ private:
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Counter& prompt_tokens_;
+  prometheus::Counter& cached_tokens_;
+  prometheus::Counter& generated_tokens_;
+  prometheus::Counter& preemptions_;
+  prometheus::Histogram& ttft_;
+  prometheus::Histogram& inter_token_;
+  prometheus::Histogram& e2e_;
+  prometheus::Histogram& queue_time_;
+  prometheus::Histogram& batch_sequences_;
+  prometheus::Histogram& batch_tokens_;
+  prometheus::Histogram& step_seconds_;
+  prometheus::Family<prometheus::Gauge>& kv_blocks_;
+  prometheus::Gauge& kv_used_;
+  prometheus::Gauge& kv_cached_;
+  prometheus::Gauge& kv_free_;
+  prometheus::Gauge& running_;
+  prometheus::Gauge& waiting_;
+  prometheus::Gauge& sessions_;
+};
+
+}  // namespace ringserve::server
+
+#endif  // RINGSERVE_WORKER_SERVER_WORKER_METRICS_H_

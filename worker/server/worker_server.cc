@@ -1,0 +1,90 @@
+#include "worker/server/worker_server.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server_builder.h"
+
+namespace ringserve::server {
+namespace {
+
+// Above the API's 4 MiB text limit, so an oversized prompt reaches validation and gets an
+// INVALID_ARGUMENT naming the field rather than gRPC's generic size error.
+constexpr int kMaxReceiveBytes = 16 << 20;
+constexpr absl::Duration kStatsWindow = absl::Seconds(60);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
+    WorkerServerOptions options, std::unique_ptr<engine::ModelRunner> runner,
+    std::unique_ptr<tokenizer::Tokenizer> tokenizer, prometheus::Registry* registry) {
+  auto server = std::unique_ptr<WorkerServer>(new WorkerServer());
+  WorkerServer* s = server.get();
+  s->tokenizer_ = std::move(tokenizer);
+  if (registry != nullptr) s->metrics_ = std::make_unique<WorkerMetrics>(*registry);
+  s->steps_ = std::make_unique<StepWindow>(kStatsWindow);
+  auto generator =
+      engine::Generator::Create(std::move(runner), s->tokenizer_.get(), options.generator,
+                                [s](const engine::StepRecord& step) {
+                                  s->steps_->Add(step);
+                                  if (s->metrics_ != nullptr) s->metrics_->RecordStep(step);
+                                });
+  if (!generator.ok()) return generator.status();
+  s->generator_ = *std::move(generator);
+  s->env_ = ServiceEnv{s->generator_.get(), s->tokenizer_.get(), s->metrics_.get(), options.model,
+                       options.worker_id};
+  s->inference_ = std::make_unique<InferenceService>(s->env_);
+  s->admin_ = std::make_unique<AdminService>(AdminEnv{.service = &s->env_,
+                                                      .steps = s->steps_.get(),
+                                                      .started = absl::Now(),
+                                                      .queue_capacity = options.generator.max_jobs,
+                                                      .begin_drain = [s] { s->BeginDrain(); },
+                                                      .draining = [s] { return s->draining(); }});
+
+  // Process-wide switches of gRPC: they take effect for servers built afterwards.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  builder.RegisterService(s->inference_.get());
+  builder.RegisterService(s->admin_.get());
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));
+  }
+  grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus("ringserve.v1.Inference", true);
+  Log(LogLevel::kInfo, "worker", "serving",
+      {{"address", options.listen_address},
+       {"port", absl::StrCat(s->port_)},
+       {"id", options.worker_id},
+       {"kv_blocks", absl::StrCat(s->generator_->num_kv_blocks())}});
+  return server;
+}
+
+WorkerServer::~WorkerServer() { Shutdown(absl::ZeroDuration()); }
+
+void WorkerServer::BeginDrain() {
+  if (draining_.exchange(true)) return;
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  generator_->Drain(absl::ZeroDuration());  // refuse new jobs from now on
+  Log(LogLevel::kInfo, "worker", "draining: health NOT_SERVING, new requests refused");
+}
+
+void WorkerServer::Shutdown(absl::Duration grace) {
+  if (server_ == nullptr || shut_down_.exchange(true)) return;
+  BeginDrain();
+  const bool drained = generator_->Drain(grace);
+  Log(LogLevel::kInfo, "worker", "shutting down", {{"drained", drained ? "true" : "false"}});
+  // Ends the jobs still running (UNAVAILABLE), so their streams can finish, then stops.
+  generator_->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server_->Wait();
+}
+
+}  // namespace ringserve::server

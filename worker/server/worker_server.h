@@ -1,0 +1,68 @@
+// WorkerServer: the worker process's gRPC server around one generator: Inference and
+// Admin, grpc.health.v1, server reflection; drain on request or SIGTERM.
+#ifndef RINGSERVE_WORKER_SERVER_WORKER_SERVER_H_
+#define RINGSERVE_WORKER_SERVER_WORKER_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/server.h"
+#include "prometheus/registry.h"
+#include "worker/server/admin_service.h"
+#include "worker/server/inference_service.h"
+#include "worker/server/step_window.h"
+#include "worker/server/worker_metrics.h"
+
+namespace ringserve::server {
+
+struct WorkerServerOptions {
+  std::string listen_address = "0.0.0.0:0";  // port 0 picks a free one (see port())
+  std::string worker_id;
+  ModelDescription model;
+  engine::GeneratorOptions generator;
+};
+
+// Owner: main or a test. Thread: any.
+class WorkerServer {
+ public:
+  // Takes the model runner (and the tokenizer, which may be null) and starts serving.
+  // UNAVAILABLE when the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<WorkerServer>> Create(
+      WorkerServerOptions options, std::unique_ptr<engine::ModelRunner> runner,
+      std::unique_ptr<tokenizer::Tokenizer> tokenizer, prometheus::Registry* registry);
+  ~WorkerServer();
+  WorkerServer(const WorkerServer&) = delete;
+  WorkerServer& operator=(const WorkerServer&) = delete;
+
+  int port() const { return port_; }
+  engine::Generator& generator() { return *generator_; }
+
+  // Health NOT_SERVING and new Generate calls UNAVAILABLE; admitted jobs go on.
+  void BeginDrain();
+  bool draining() const { return draining_.load(); }
+  // BeginDrain, waits up to `grace` for admitted jobs, then stops the server (jobs still
+  // running end with UNAVAILABLE).
+  void Shutdown(absl::Duration grace);
+
+ private:
+  WorkerServer() = default;
+
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  std::unique_ptr<WorkerMetrics> metrics_;
+  std::unique_ptr<StepWindow> steps_;
+  std::unique_ptr<engine::Generator> generator_;
+  ServiceEnv env_;
+  std::unique_ptr<InferenceService> inference_;
+  std::unique_ptr<AdminService> admin_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace ringserve::server
+
+#endif  // RINGSERVE_WORKER_SERVER_WORKER_SERVER_H_

@@ -1,5 +1,6 @@
 #include "tools/common/arg_parser.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -88,6 +89,7 @@ absl::Status ArgParser::Parse(int argc, char** argv, int first) {
     }
     if (name == "help" && Find(name) == nullptr) {
       // A tool's --help is an answer, not an error: print the flags and stop.
+      if (!usage_.empty()) std::cout << usage_ << "\n\n";
       std::cout << "flags:\n" << Help();
       std::exit(0);
     }
@@ -99,8 +101,13 @@ absl::Status ArgParser::Parse(int argc, char** argv, int first) {
       value = argv[++i];
     }
     if (absl::Status s = flag->set(value); !s.ok()) return s;
+    set_names_.push_back(name);
   }
   return absl::OkStatus();
+}
+
+bool ArgParser::IsSet(const std::string& name) const {
+  return std::find(set_names_.begin(), set_names_.end(), name) != set_names_.end();
 }
 
 std::string ArgParser::Help() const {

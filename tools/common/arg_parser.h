@@ -20,12 +20,17 @@ class ArgParser {
   void AddFloat(const std::string& name, double* out, const std::string& help);
   void AddBool(const std::string& name, bool* out, const std::string& help);
   void AddRepeated(const std::string& name, std::vector<std::string>* out, const std::string& help);
+  // Printed above the flags by --help (e.g. "usage: tool command [flags]").
+  void SetUsage(std::string usage) { usage_ = std::move(usage); }
 
   // Parses argv[first..argc). Unknown flags and bad values are INVALID_ARGUMENT naming
   // the flag. Arguments that are not flags are collected in positional(). --help prints
   // Help() to stdout and exits the process with status 0.
   absl::Status Parse(int argc, char** argv, int first = 1);
   const std::vector<std::string>& positional() const { return positional_; }
+  // Whether --name appeared on the command line, for flags whose default means "unset"
+  // (an optional proto field) rather than a value.
+  bool IsSet(const std::string& name) const;
   std::string Help() const;
 
  private:
@@ -39,6 +44,8 @@ class ArgParser {
 
   std::vector<Flag> flags_;
   std::vector<std::string> positional_;
+  std::vector<std::string> set_names_;
+  std::string usage_;
 };
 
 }  // namespace ringserve::tools

@@ -1,5 +1,7 @@
 #include "tests/unit/router/fake_worker.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -9,6 +11,10 @@
 namespace ringserve::router::testing {
 
 using namespace ringserve::v1;  // NOLINT(build/namespaces): message types, test-only
+
+// What GetModelInfo reports: enough for clients that draw random token ids.
+constexpr int kVocabSize = 32000;
+constexpr int kContextLength = 4096;
 
 FakeWorker::FakeWorker(std::string id) : id_(std::move(id)) {
   grpc::EnableDefaultHealthCheckService(true);
@@ -53,8 +59,14 @@ grpc::Status FakeWorker::Generate(grpc::ServerContext* context, const GenerateRe
                                   grpc::ServerWriter<GenerateResponse>* writer) {
   ++generate_calls_;
   if (unavailable_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
+  const int num_tokens =
+      request->stop().has_max_tokens() ? request->stop().max_tokens() : num_tokens_.load();
+  GenerateResponse last;
   {
     absl::MutexLock lock(&mu_);
+    if (grpc::Status refused = Account(*request, num_tokens, last.mutable_final()); !refused.ok()) {
+      return refused;
+    }
     if (!request->session_id().empty()) sessions_.insert(request->session_id());
     const auto deadline = context->deadline();
     last_deadline_left_ = deadline == std::chrono::system_clock::time_point::max()
@@ -62,7 +74,6 @@ grpc::Status FakeWorker::Generate(grpc::ServerContext* context, const GenerateRe
                               : absl::FromChrono(deadline) - absl::Now();
   }
   Tag(context);
-  const int num_tokens = num_tokens_;
   for (int i = 0; i < num_tokens; ++i) {
     // Sleep in small steps so a cancellation is seen promptly.
     const absl::Time wake = absl::Now() + absl::Milliseconds(token_delay_ms_.load());
@@ -79,10 +90,7 @@ grpc::Status FakeWorker::Generate(grpc::ServerContext* context, const GenerateRe
       return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
     }
   }
-  GenerateResponse last;
   last.mutable_final()->set_finish_reason(FINISH_REASON_MAX_TOKENS);
-  last.mutable_final()->mutable_usage()->set_worker_id(id_);
-  last.mutable_final()->mutable_usage()->set_completion_tokens(num_tokens);
   writer->Write(last);
   return grpc::Status::OK;
 }
@@ -94,8 +102,31 @@ grpc::Status FakeWorker::Fork(grpc::ServerContext* context, const ForkRequest* r
   if (!sessions().contains(request->session_id())) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "session_id: no such session");
   }
-  response->add_session_ids(request->session_id() + "#1");
+  absl::MutexLock lock(&mu_);
+  const int history = history_[request->session_id()];
+  for (int i = 1; i <= std::max(1, request->num_forks()); ++i) {
+    const std::string fork = absl::StrCat(request->session_id(), "#", i);
+    response->add_session_ids(fork);
+    sessions_.insert(fork);
+    history_[fork] = history;
+  }
   response->set_worker_id(id_);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::CloseSession(grpc::ServerContext* context,
+                                      const CloseSessionRequest* request,
+                                      CloseSessionResponse* response) {
+  Tag(context);
+  if (unavailable_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
+  absl::MutexLock lock(&mu_);
+  const auto it = history_.find(request->session_id());
+  if (it == history_.end()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "session_id: no such session");
+  }
+  response->set_num_tokens(it->second);
+  response->set_worker_id(id_);
+  history_.erase(it);
   return grpc::Status::OK;
 }
 
@@ -103,7 +134,10 @@ grpc::Status FakeWorker::Tokenize(grpc::ServerContext* context, const TokenizeRe
                                   TokenizeResponse* response) {
   Tag(context);
   if (unavailable_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
-  for (char c : request->text()) response->add_token_ids(static_cast<unsigned char>(c));
+  for (char c : request->text()) {
+    response->add_token_ids(static_cast<unsigned char>(c));
+    response->add_pieces(std::string(1, c));
+  }
   return grpc::Status::OK;
 }
 
@@ -112,12 +146,57 @@ grpc::Status FakeWorker::GetModelInfo(grpc::ServerContext* context,
   Tag(context);
   if (unavailable_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
   response->set_worker_id(id_);
+  response->set_model_name("fake");
+  response->set_vocab_size(kVocabSize);
+  response->set_context_length(kContextLength);
+  response->set_bos_token_id(1);
+  response->add_eos_token_ids(2);
   return grpc::Status::OK;
 }
 
 grpc::Status FakeWorker::GetStats(grpc::ServerContext* context, const GetStatsRequest* request,
                                   GetStatsResponse* response) {
-  response->add_workers()->set_worker_id(id_);
+  WorkerStats* stats = response->add_workers();
+  stats->set_worker_id(id_);
+  stats->set_draining(unavailable_);
+  absl::MutexLock lock(&mu_);
+  stats->set_sessions(static_cast<int64_t>(history_.size()));
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::Drain(grpc::ServerContext* context, const DrainRequest* request,
+                               DrainResponse* response) {
+  set_unavailable(true);
+  SetServing(false);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::Account(const GenerateRequest& request, int num_tokens,
+                                 GenerateFinal* final) {
+  const std::string& session = request.session_id();
+  const int input =
+      request.has_tokens() ? request.tokens().ids_size() : static_cast<int>(request.text().size());
+  int history = 0;
+  if (request.append() && !session.empty()) {
+    const auto it = history_.find(session);
+    if (it == history_.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "session_id: no such session");
+    }
+    history = it->second;
+    if (request.has_expected_history_tokens() && request.expected_history_tokens() != history) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "expected_history_tokens: the session holds a different history");
+    }
+  }
+  Usage* usage = final->mutable_usage();
+  usage->set_prompt_tokens(history + input);
+  usage->set_cached_tokens(history);
+  usage->set_completion_tokens(num_tokens);
+  usage->set_worker_id(id_);
+  if (!session.empty()) {
+    history_[session] = history + input + num_tokens;
+    final->set_history_tokens(history + input + num_tokens);
+  }
   return grpc::Status::OK;
 }
 

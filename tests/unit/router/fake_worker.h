@@ -1,11 +1,14 @@
 // FakeWorker: an in-process stand-in for ringserve-worker on a loopback port, for the
-// router's tests. It streams numbered tokens, records what it saw (sessions, cancellation,
-// deadlines) and can be made unhealthy, unavailable or killed.
+// router's and the client tools' tests. It streams numbered tokens, keeps each session's
+// history length (so appends, usage and expected_history_tokens behave as on a worker),
+// records what it saw (sessions, cancellation, deadlines) and can be made unhealthy,
+// unavailable or killed.
 #ifndef RINGSERVE_TESTS_UNIT_ROUTER_FAKE_WORKER_H_
 #define RINGSERVE_TESTS_UNIT_ROUTER_FAKE_WORKER_H_
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -29,7 +32,8 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   const std::string& address() const { return address_; }
 
   // Generate streams this many token messages (token id i, text "t<i> ") and then a
-  // final message, waiting `token_delay` before each.
+  // final message, waiting `token_delay` before each. A request's max_tokens, when set,
+  // takes the place of num_tokens.
   void set_tokens(int num_tokens, absl::Duration token_delay) {
     num_tokens_ = num_tokens;
     token_delay_ms_ = absl::ToInt64Milliseconds(token_delay);
@@ -52,6 +56,9 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
                         grpc::ServerWriter<ringserve::v1::GenerateResponse>* writer) override;
   grpc::Status Fork(grpc::ServerContext* context, const ringserve::v1::ForkRequest* request,
                     ringserve::v1::ForkResponse* response) override;
+  grpc::Status CloseSession(grpc::ServerContext* context,
+                            const ringserve::v1::CloseSessionRequest* request,
+                            ringserve::v1::CloseSessionResponse* response) override;
   grpc::Status Tokenize(grpc::ServerContext* context, const ringserve::v1::TokenizeRequest* request,
                         ringserve::v1::TokenizeResponse* response) override;
   grpc::Status GetModelInfo(grpc::ServerContext* context,
@@ -59,9 +66,17 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
                             ringserve::v1::ModelInfo* response) override;
   grpc::Status GetStats(grpc::ServerContext* context, const ringserve::v1::GetStatsRequest* request,
                         ringserve::v1::GetStatsResponse* response) override;
+  // Turns health NOT_SERVING and every later Inference call UNAVAILABLE.
+  grpc::Status Drain(grpc::ServerContext* context, const ringserve::v1::DrainRequest* request,
+                     ringserve::v1::DrainResponse* response) override;
 
  private:
   void Tag(grpc::ServerContext* context) const;
+  // Checks an append against the session's history and fills the usage of a request
+  // that generates `num_tokens`; records the new history. NOT_FOUND or
+  // FAILED_PRECONDITION as a worker would answer.
+  grpc::Status Account(const ringserve::v1::GenerateRequest& request, int num_tokens,
+                       ringserve::v1::GenerateFinal* final) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string id_;
   std::string address_;
@@ -75,6 +90,8 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
 
   mutable absl::Mutex mu_;
   std::set<std::string> sessions_ ABSL_GUARDED_BY(mu_);
+  // Live sessions and the tokens of history each holds.
+  std::map<std::string, int> history_ ABSL_GUARDED_BY(mu_);
   absl::Duration last_deadline_left_ ABSL_GUARDED_BY(mu_) = absl::InfiniteDuration();
 };
 

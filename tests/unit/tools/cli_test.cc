@@ -1,0 +1,123 @@
+// ringserve-cli end to end against an in-process fake worker: every command's JSON, the
+// streamed text, and the exit statuses (1 for a failed call, 2 for a bad command line).
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/unit/router/fake_worker.h"
+#include "tests/unit/tools/run_tool.h"
+
+namespace ringserve::tools::testing {
+namespace {
+
+using router::testing::FakeWorker;
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    worker_ = std::make_unique<FakeWorker>("fake-w1");
+    worker_->set_tokens(4, absl::ZeroDuration());
+  }
+
+  ToolRun Cli(const std::string& args) {
+    return RunTool("ringserve-cli", "--target " + worker_->address() + " " + args);
+  }
+
+  // Runs a command that must succeed and print one JSON object.
+  nlohmann::json CliJson(const std::string& args) {
+    const ToolRun run = Cli(args + " --json");
+    EXPECT_EQ(run.exit_code, 0) << args << ": " << run.err;
+    const nlohmann::json out = nlohmann::json::parse(run.out, nullptr, /*allow_exceptions=*/false);
+    EXPECT_FALSE(out.is_discarded()) << args << " printed: " << run.out;
+    return out;
+  }
+
+  std::unique_ptr<FakeWorker> worker_;
+};
+
+TEST_F(CliTest, GenerateJsonHasEveryKey) {
+  const nlohmann::json out = CliJson("generate --session s1 --text hello --max-tokens 3 --seed 7");
+  EXPECT_EQ(out["text"], "t0 t1 t2 ");
+  EXPECT_EQ(out["token_ids"], nlohmann::json({0, 1, 2}));
+  EXPECT_EQ(out["finish_reason"], "max_tokens");
+  EXPECT_EQ(out["worker"], "fake-w1");
+  EXPECT_EQ(out["usage"]["prompt_tokens"], 5);
+  EXPECT_EQ(out["usage"]["cached_tokens"], 0);
+  EXPECT_EQ(out["usage"]["completion_tokens"], 3);
+  for (const char* key : {"queue_time_us", "time_to_first_token_us"}) {
+    EXPECT_TRUE(out["usage"].contains(key)) << key;
+  }
+  EXPECT_EQ(out["history_tokens"], 8);
+  EXPECT_TRUE(out.contains("seed"));
+}
+
+TEST_F(CliTest, GenerateStreamsTextAndAppendsToTheSession) {
+  const ToolRun first = Cli("generate --session s2 --tokens 5,6,7");
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(first.out, "t0 t1 t2 t3 \n");
+  EXPECT_NE(first.err.find("max_tokens; worker fake-w1"), std::string::npos) << first.err;
+  const nlohmann::json second = CliJson("generate --session s2 --text ab --append");
+  EXPECT_EQ(second["usage"]["prompt_tokens"], 7 + 2);
+  EXPECT_EQ(second["usage"]["cached_tokens"], 7);
+}
+
+TEST_F(CliTest, ForkAndClose) {
+  ASSERT_EQ(Cli("generate --session parent --text abc").exit_code, 0);
+  const nlohmann::json forked = CliJson("fork --session parent --n 2");
+  EXPECT_EQ(forked["session_ids"], nlohmann::json({"parent#1", "parent#2"}));
+  EXPECT_EQ(forked["worker"], "fake-w1");
+  const nlohmann::json closed = CliJson("close --session parent#1");
+  EXPECT_EQ(closed["num_tokens"], 3 + 4);
+  EXPECT_EQ(closed["worker"], "fake-w1");
+  const ToolRun again = Cli("close --session parent#1");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.err, "error: NOT_FOUND: session_id: no such session\n");
+}
+
+TEST_F(CliTest, TokenizeInfoStatsHealthDrain) {
+  const nlohmann::json tokens = CliJson("tokenize --text hi");
+  EXPECT_EQ(tokens["token_ids"], nlohmann::json({'h', 'i'}));
+  EXPECT_EQ(tokens["pieces"], nlohmann::json({"h", "i"}));
+  const nlohmann::json info = CliJson("info");
+  EXPECT_EQ(info["vocab_size"], 32000);
+  EXPECT_EQ(info["worker_id"], "fake-w1");
+  const nlohmann::json stats = CliJson("stats");
+  EXPECT_EQ(stats["workers"][0]["worker_id"], "fake-w1");
+  EXPECT_EQ(CliJson("health")["status"], "SERVING");
+  EXPECT_EQ(CliJson("drain")["remaining_requests"], 0);
+  const ToolRun drained = Cli("health");
+  EXPECT_EQ(drained.exit_code, 1);
+  EXPECT_EQ(drained.out, "NOT_SERVING\n");
+}
+
+TEST_F(CliTest, GlobalFlagsMayFollowTheCommand) {
+  const ToolRun run = RunTool("ringserve-cli", "info --json --target=" + worker_->address());
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+}
+
+TEST(CliErrorsTest, UnreachableTargetIsUnavailable) {
+  const ToolRun run = RunTool("ringserve-cli", "--target 127.0.0.1:1 info");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.err.rfind("error: UNAVAILABLE: ", 0), 0u) << run.err;
+}
+
+TEST(CliErrorsTest, UsageErrorsExitTwo) {
+  for (const char* args :
+       {"", "frobnicate", "generate --session s", "generate --text a --tokens 1",
+        "generate --text a --max-tokens many", "info --bogus", "fork", "generate --tokens 1,x"}) {
+    const ToolRun run = RunTool("ringserve-cli", std::string("--target 127.0.0.1:1 ") + args);
+    EXPECT_EQ(run.exit_code, 2) << args << ": " << run.err;
+  }
+}
+
+TEST(CliErrorsTest, HelpExitsZero) {
+  for (const char* args : {"--help", "generate --help", "drain --help"}) {
+    const ToolRun run = RunTool("ringserve-cli", args);
+    EXPECT_EQ(run.exit_code, 0) << args;
+    EXPECT_NE(run.out.find("usage: ringserve-cli"), std::string::npos) << args << run.out;
+  }
+}
+
+}  // namespace
+}  // namespace ringserve::tools::testing

@@ -1,0 +1,54 @@
+// LoadDriver: sends a Workload to a server, closed-loop (a fixed number of streams in
+// flight) or open-loop (Poisson arrivals), keeping each session's turns in order.
+#ifndef RINGSERVE_TOOLS_RINGSERVE_BENCH_LOAD_DRIVER_H_
+#define RINGSERVE_TOOLS_RINGSERVE_BENCH_LOAD_DRIVER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ringserve/v1/inference.grpc.pb.h"
+#include "tools/ringserve-bench/stream_call.h"
+#include "tools/ringserve-bench/workload.h"
+
+namespace ringserve::tools::bench {
+
+struct DriverOptions {
+  std::string target;
+  // Most streams in flight; 0: no limit (open loop only).
+  int concurrency = 1;
+  // Requests per second with exponential gaps (a Poisson process); 0: all at once, the
+  // concurrency limit alone paces them (closed loop).
+  double rate = 0;
+  // Sent as max_tokens with ignore_eos, so every completion has exactly this length.
+  int output_tokens = 128;
+  double timeout_s = 0;
+  // HTTP/2 connections the streams are spread over.
+  int connections = 4;
+  // Called about ten times a second from the driving thread with (finished, failed).
+  std::function<void(int, int)> progress;
+};
+
+struct DriverRun {
+  std::vector<RequestResult> results;  // in request order
+  double duration_s = 0;
+};
+
+// Thread: Run() on the caller's thread, which starts every call, harvests the finished
+// ones and keeps the sessions' state; gRPC's threads only hand finished calls over.
+class LoadDriver {
+ public:
+  LoadDriver(const Workload& workload, DriverOptions options);
+  ~LoadDriver();
+
+  DriverRun Run();
+
+ private:
+  class State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace ringserve::tools::bench
+
+#endif  // RINGSERVE_TOOLS_RINGSERVE_BENCH_LOAD_DRIVER_H_

@@ -1,0 +1,67 @@
+#include "tools/ringserve-bench/stream_call.h"
+
+#include "tools/grpc_client/grpc_client.h"
+
+namespace ringserve::tools::bench {
+namespace {
+
+double MsBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+}  // namespace
+
+StreamCall::StreamCall(int index, ringserve::v1::GenerateRequest request, double timeout_s,
+                       std::function<void(int)> on_done)
+    : request_(std::move(request)), on_done_(std::move(on_done)) {
+  result_.index = index;
+  result_.input_tokens = request_.tokens().ids_size();
+  SetTimeout(&context_, timeout_s);
+}
+
+void StreamCall::Start(ringserve::v1::Inference::Stub* stub) {
+  result_.start = Clock::now();
+  stub->async()->Generate(&context_, &request_, this);
+  StartRead(&response_);
+  StartCall();
+}
+
+void StreamCall::OnReadDone(bool ok) {
+  if (!ok) return;  // the stream ended; OnDone brings the status
+  const Clock::time_point now = Clock::now();
+  if (!response_.token_ids().empty()) {
+    if (result_.ttft_ms < 0) {
+      result_.ttft_ms = MsBetween(result_.start, now);
+    } else {
+      result_.itl_ms.push_back(MsBetween(last_token_, now));
+    }
+    last_token_ = now;
+    result_.output_ids.insert(result_.output_ids.end(), response_.token_ids().begin(),
+                              response_.token_ids().end());
+  }
+  if (response_.has_final()) {
+    const auto& usage = response_.final().usage();
+    result_.prompt_tokens = usage.prompt_tokens();
+    result_.cached_tokens = usage.cached_tokens();
+    result_.history_tokens = response_.final().history_tokens();
+    saw_final_ = true;
+  }
+  StartRead(&response_);
+}
+
+void StreamCall::OnDone(const grpc::Status& status) {
+  result_.e2e_ms = MsBetween(result_.start, Clock::now());
+  result_.code = status.error_code();
+  result_.message = status.error_message();
+  if (status.ok() && !saw_final_) {
+    // The API promises a final message on every successful stream.
+    result_.code = grpc::StatusCode::DATA_LOSS;
+    result_.message = "the stream ended OK without a final message";
+  }
+  // The driver may destroy this call as soon as it hears of it, so the callback runs
+  // from a copy and nothing of this object is touched afterwards.
+  const std::function<void(int)> on_done = on_done_;
+  on_done(result_.index);
+}
+
+}  // namespace ringserve::tools::bench

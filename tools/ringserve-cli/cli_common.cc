@@ -1,0 +1,45 @@
+#include <iostream>
+
+#include "absl/strings/cord.h"
+#include "tools/ringserve-cli/cli.h"
+
+namespace ringserve::tools::cli {
+namespace {
+
+constexpr char kUsagePayload[] = "ringserve.cli/usage";
+
+}  // namespace
+
+void CommonFlags::Register(ArgParser& parser) {
+  parser.AddString("target", &target, "HOST:PORT of a router or worker (default 127.0.0.1:50051)");
+  parser.AddFloat("timeout-s", &timeout_s, "call deadline in seconds; 0 = none");
+  parser.AddBool("json", &json, "print one JSON object instead of text");
+}
+
+absl::Status UsageError(absl::Status status) {
+  status.SetPayload(kUsagePayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsUsageError(const absl::Status& status) {
+  return status.GetPayload(kUsagePayload).has_value();
+}
+
+absl::Status ParseCommand(const std::string& usage, CommandArgs& args, ArgParser& parser) {
+  args.common.Register(parser);
+  parser.SetUsage(usage);
+  if (absl::Status s = parser.Parse(args.argc, args.argv, args.first); !s.ok()) {
+    return UsageError(s);
+  }
+  if (!parser.positional().empty()) {
+    return UsageError(
+        absl::InvalidArgumentError("unexpected argument '" + parser.positional().front() + "'"));
+  }
+  return absl::OkStatus();
+}
+
+void PrintJson(const nlohmann::json& value) {
+  std::cout << value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+}  // namespace ringserve::tools::cli

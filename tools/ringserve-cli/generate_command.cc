@@ -1,0 +1,193 @@
+// `ringserve-cli generate`: one Generate stream. Text goes to stdout as it arrives (a
+// summary to stderr), or with --json one object once the stream ends.
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+#include "ringserve/v1/inference.grpc.pb.h"
+#include "tools/grpc_client/grpc_client.h"
+#include "tools/ringserve-cli/cli.h"
+
+namespace ringserve::tools::cli {
+namespace {
+
+using ringserve::v1::GenerateFinal;
+using ringserve::v1::GenerateRequest;
+using ringserve::v1::GenerateResponse;
+
+constexpr char kUsage[] =
+    "usage: ringserve-cli [--target HOST:PORT] generate --session S (--text T | --tokens 1,2,3)\n"
+    "       [--append] [--max-tokens N] [--temperature X] [--top-p P] [--top-k K] [--seed N]\n"
+    "       [--stop STR]... [--ignore-eos] [--logprobs N] [--timeout-s S] [--json]";
+
+struct GenerateFlags {
+  std::string session;
+  std::string text;
+  std::string tokens;
+  std::string request_id;
+  bool append = false;
+  int max_tokens = 0;
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int top_k = 0;
+  int64_t seed = 0;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  int logprobs = 0;
+};
+
+absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
+  for (absl::string_view piece : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+    int32_t id = 0;
+    if (!absl::SimpleAtoi(piece, &id)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tokens: '", std::string(piece), "' is not a token id"));
+    }
+    request->mutable_tokens()->add_ids(id);
+  }
+  if (request->tokens().ids().empty()) return absl::InvalidArgumentError("--tokens: no ids");
+  return absl::OkStatus();
+}
+
+// Only flags given on the command line are set, so the server's documented defaults
+// apply to the rest.
+absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const ArgParser& parser) {
+  GenerateRequest request;
+  request.set_session_id(flags.session);
+  request.set_request_id(flags.request_id);
+  request.set_append(flags.append);
+  if (parser.IsSet("text") == parser.IsSet("tokens")) {
+    return absl::InvalidArgumentError("give exactly one of --text and --tokens");
+  }
+  if (parser.IsSet("text")) {
+    request.set_text(flags.text);
+  } else {
+    RS_RETURN_IF_ERROR(ParseTokenIds(flags.tokens, &request));
+  }
+  auto* sampling = request.mutable_sampling();
+  if (parser.IsSet("temperature")) sampling->set_temperature(static_cast<float>(flags.temperature));
+  if (parser.IsSet("top-p")) sampling->set_top_p(static_cast<float>(flags.top_p));
+  sampling->set_top_k(flags.top_k);
+  if (parser.IsSet("seed")) sampling->set_seed(static_cast<uint64_t>(flags.seed));
+  auto* stop = request.mutable_stop();
+  if (parser.IsSet("max-tokens")) stop->set_max_tokens(flags.max_tokens);
+  for (const std::string& s : flags.stop) stop->add_stop(s);
+  stop->set_ignore_eos(flags.ignore_eos);
+  request.set_logprobs(flags.logprobs);
+  return request;
+}
+
+// "FINISH_REASON_MAX_TOKENS" -> "max_tokens".
+std::string FinishReasonName(ringserve::v1::FinishReason reason) {
+  std::string name = ringserve::v1::FinishReason_Name(reason);
+  constexpr absl::string_view kPrefix = "FINISH_REASON_";
+  if (absl::StartsWith(name, kPrefix)) name = name.substr(kPrefix.size());
+  return absl::AsciiStrToLower(name);
+}
+
+nlohmann::json LogprobJson(const ringserve::v1::PositionLogprobs& position) {
+  nlohmann::json top = nlohmann::json::array();
+  for (const auto& t : position.top())
+    top.push_back({{"token_id", t.token_id()}, {"logprob", t.logprob()}});
+  return {{"token_id", position.chosen().token_id()},
+          {"logprob", position.chosen().logprob()},
+          {"top", std::move(top)}};
+}
+
+// What the stream delivered, gathered for the final report.
+struct Completion {
+  std::string text;
+  std::vector<int32_t> token_ids;
+  nlohmann::json logprobs = nlohmann::json::array();
+  GenerateFinal final;
+  bool has_final = false;
+};
+
+nlohmann::json CompletionJson(const Completion& c, const std::string& worker, bool logprobs) {
+  const auto& usage = c.final.usage();
+  nlohmann::json out = {{"text", c.text},
+                        {"token_ids", c.token_ids},
+                        {"finish_reason", FinishReasonName(c.final.finish_reason())},
+                        {"worker", worker},
+                        {"usage",
+                         {{"prompt_tokens", usage.prompt_tokens()},
+                          {"cached_tokens", usage.cached_tokens()},
+                          {"completion_tokens", usage.completion_tokens()},
+                          {"queue_time_us", usage.queue_time_us()},
+                          {"time_to_first_token_us", usage.time_to_first_token_us()}}},
+                        {"history_tokens", c.final.history_tokens()},
+                        {"seed", c.final.seed()}};
+  if (!c.final.stop_match().empty()) out["stop_match"] = c.final.stop_match();
+  if (logprobs) out["logprobs"] = c.logprobs;
+  return out;
+}
+
+void PrintSummary(const Completion& c, const std::string& worker) {
+  const auto& usage = c.final.usage();
+  std::cerr << absl::StrFormat(
+      "[%s; worker %s; prompt %d tokens (%d cached), completion %d; ttft %.1f ms; total %.1f ms]\n",
+      FinishReasonName(c.final.finish_reason()), worker.empty() ? "?" : worker,
+      usage.prompt_tokens(), usage.cached_tokens(), usage.completion_tokens(),
+      usage.time_to_first_token_us() / 1e3, usage.total_time_us() / 1e3);
+}
+
+}  // namespace
+
+absl::Status RunGenerate(CommandArgs args) {
+  GenerateFlags flags;
+  ArgParser parser;
+  parser.AddString("session", &flags.session, "session id (empty: a one-off request)");
+  parser.AddString("text", &flags.text, "prompt text");
+  parser.AddString("tokens", &flags.tokens, "prompt as comma-separated token ids");
+  parser.AddString("request-id", &flags.request_id, "echoed in the final message and logs");
+  parser.AddBool("append", &flags.append, "continue the session's context");
+  parser.AddInt("max-tokens", &flags.max_tokens, "most tokens to generate");
+  parser.AddFloat("temperature", &flags.temperature, "0 = greedy (server default 1.0)");
+  parser.AddFloat("top-p", &flags.top_p, "nucleus mass in (0, 1]");
+  parser.AddInt("top-k", &flags.top_k, "0 = off");
+  parser.AddInt("seed", &flags.seed, "sampler seed (server picks one when unset)");
+  parser.AddRepeated("stop", &flags.stop, "stop string (repeatable)");
+  parser.AddBool("ignore-eos", &flags.ignore_eos, "generate past end-of-sequence tokens");
+  parser.AddInt("logprobs", &flags.logprobs, "N alternatives per token (JSON output only)");
+  RS_RETURN_IF_ERROR(ParseCommand(kUsage, args, parser));
+  absl::StatusOr<GenerateRequest> request = BuildRequest(flags, parser);
+  if (!request.ok()) return UsageError(request.status());
+
+  auto stub = ringserve::v1::Inference::NewStub(MakeChannel(args.common.target));
+  grpc::ClientContext context;
+  SetTimeout(&context, args.common.TimeoutOr(0));
+  std::unique_ptr<grpc::ClientReader<GenerateResponse>> reader = stub->Generate(&context, *request);
+  Completion c;
+  GenerateResponse response;
+  while (reader->Read(&response)) {
+    c.token_ids.insert(c.token_ids.end(), response.token_ids().begin(), response.token_ids().end());
+    c.text += response.text();
+    for (const auto& position : response.logprobs()) c.logprobs.push_back(LogprobJson(position));
+    if (!args.common.json && !response.text().empty()) std::cout << response.text() << std::flush;
+    if (response.has_final()) {
+      c.final = response.final();
+      c.has_final = true;
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  if (!args.common.json && !c.text.empty()) std::cout << "\n";
+  if (!status.ok()) return FromGrpcStatus(status);
+  if (!c.has_final) return absl::DataLossError("the stream ended without a final message");
+  const std::string worker = ServingWorker(context, c.final.usage().worker_id());
+  if (args.common.json) {
+    PrintJson(CompletionJson(c, worker, flags.logprobs > 0));
+  } else {
+    PrintSummary(c, worker);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ringserve::tools::cli

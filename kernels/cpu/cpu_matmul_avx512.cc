@@ -36,6 +36,11 @@ constexpr int64_t kPrefetchRows = 16;
 // size of x, where nothing was measured, the k-blocked path bounds the traffic.
 constexpr int64_t kMaxStreamXBytes = int64_t{32} << 20;
 constexpr int kStreamRowTile = 8;
+// Fewer rows than this leave the core mostly waiting on W, which the hardware prefetcher
+// streams well enough alone: measured end to end (ringserve-run bench, 110M), prefetching
+// ahead made P = 1 and P = 4 decode 6-8% slower, while at n = 8 (BM_DecodeStep110M) it
+// doubled the rate.
+constexpr int64_t kMinAheadRows = 6;
 
 // How a kernel call treats W: kStream loads it as it comes; kAhead also prefetches its share
 // of the next panel group into L2 (see StreamPanels); kBlocked reads x from the row tile's
@@ -220,11 +225,11 @@ void StreamTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t p0, int64_t
 }
 
 // Decode: groups of NP panels, each read from memory once. Within a group every row tile
-// (rows split evenly into tiles of at most kStreamRowTile) runs over the whole k, and each
-// of the T tiles prefetches a 1/T slice of the next group's rows into L2, NP lines every T
-// k steps. Memory thus streams at an even rate under all the FMAs: measured on the 110M
-// decode step at n = 16, letting the first tile alone prefetch left it waiting on memory
-// while the second ran from L2 with the memory idle.
+// (rows split evenly into tiles of at most kStreamRowTile) runs over the whole k, and from
+// kMinAheadRows rows on each of the T tiles prefetches a 1/T slice of the next group's rows
+// into L2, NP lines every T k steps. Memory thus streams at an even rate under all the FMAs:
+// measured on the 110M decode step at n = 16, letting the first tile alone prefetch left it waiting
+// on memory while the second ran from L2 with the memory idle.
 template <int NP>
 void StreamPanels(const MatMulArgs& a, int64_t p0, int64_t p1, int64_t num_tiles) {
   const int64_t rows = a.n / num_tiles, extra = a.n % num_tiles;
@@ -233,7 +238,7 @@ void StreamPanels(const MatMulArgs& a, int64_t p0, int64_t p1, int64_t num_tiles
     int64_t i0 = 0;
     for (int64_t t = 0; t < num_tiles; ++t) {
       const int64_t mr = rows + (t < extra ? 1 : 0);
-      if (g1 < p1) {
+      if (g1 < p1 && a.n >= kMinAheadRows) {
         StreamTile<NP, Mode::kAhead>(a, i0, mr, g0, g1, t, num_tiles);
       } else {
         StreamTile<NP, Mode::kStream>(a, i0, mr, g0, g1, t, num_tiles);

@@ -1,5 +1,7 @@
 #include "router/route.h"
 
+#include <algorithm>
+
 #include "router/session_key.h"
 
 namespace ringserve::router {
@@ -11,21 +13,26 @@ Route Route::ForSession(const std::string& session_id, Placement session_placeme
 
 Target RoutePlanner::First() {
   Target target = Choose(0);
-  if (target.conn != nullptr) failed_address_ = target.conn->endpoint->address();
+  if (target.conn != nullptr) {
+    failed_address_ = target.conn->endpoint->address();
+    tried_.push_back(failed_address_);
+  }
   attempts_ = 1;
   return target;
 }
 
 bool RoutePlanner::MayRetry(const grpc::Status& status, bool relayed) const {
-  if (relayed || attempts_ != 1) return false;
-  return status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-         (route_.placement == Placement::kSessionOwner &&
-          status.error_code() == grpc::StatusCode::NOT_FOUND);
+  if (relayed) return false;
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) return attempts_ == 1;
+  return route_.placement == Placement::kSessionOwner &&
+         status.error_code() == grpc::StatusCode::NOT_FOUND && attempts_ < kMaxOwnerProbes;
 }
 
 Target RoutePlanner::Retry() {
-  attempts_ = 2;
-  return Choose(1);
+  Target target = Choose(attempts_);
+  ++attempts_;
+  if (target.conn != nullptr) tried_.push_back(target.conn->endpoint->address());
+  return target;
 }
 
 Target RoutePlanner::Choose(int attempt) {
@@ -43,13 +50,20 @@ Target RoutePlanner::Choose(int attempt) {
     case Placement::kAnyWorker:
       chosen = ring.PickLessLoaded(random_bits_, failed);
       break;
-    case Placement::kSessionBounded:
     case Placement::kSessionOwner:
+      // The first owner clockwise not asked yet.
+      for (int a = 0; a < ring.num_endpoints() && chosen == nullptr; ++a) {
+        chosen = ring.Owner(route_.key_hash, a);
+        if (std::find(tried_.begin(), tried_.end(), chosen->address()) != tried_.end()) {
+          chosen = nullptr;
+        }
+      }
+      break;
+    case Placement::kSessionBounded:
       // The first choice that is not the worker that failed: that is the next owner
       // whether the ring still holds the failed worker or has already dropped it.
       for (int a = 0; a < ring.num_endpoints(); ++a) {
-        chosen = route_.placement == Placement::kSessionBounded ? ring.Pick(route_.key_hash, a)
-                                                                : ring.Owner(route_.key_hash, a);
+        chosen = ring.Pick(route_.key_hash, a);
         if (attempt == 0 || chosen->address() != failed_address_) break;
         chosen = nullptr;
       }

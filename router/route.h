@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "grpcpp/support/status.h"
 #include "router/endpoint.h"
@@ -42,16 +43,20 @@ struct Target {
 // Owner: one proxied call. Thread: the call's callbacks, one at a time (callers lock).
 class RoutePlanner {
  public:
+  static constexpr int kMaxOwnerProbes = 4;
+
   RoutePlanner(const Membership& membership, Route route, uint64_t random_bits)
       : membership_(membership), route_(route), random_bits_(random_bits) {}
 
   // The first attempt's worker; no conn when no worker is healthy.
   Target First();
-  // Whether a failed attempt may be retried: nothing was relayed yet, it was the first
-  // attempt, and the worker was unreachable (UNAVAILABLE) or, for kSessionOwner, lacked
-  // the session (NOT_FOUND).
+  // Whether a failed attempt may be retried: nothing was relayed yet, and either it was
+  // the first attempt and the worker was unreachable (UNAVAILABLE), or, for
+  // kSessionOwner, the worker lacked the session (NOT_FOUND) and fewer than
+  // kMaxOwnerProbes owners were asked: bounded loads may have spilled the session's
+  // first turn past the next owner, so the walk follows the same clockwise order.
   bool MayRetry(const grpc::Status& status, bool relayed) const;
-  // The second attempt's worker, never the one that failed; no conn when there is none.
+  // The next attempt's worker, never one already tried; no conn when there is none.
   Target Retry();
 
   int attempts() const { return attempts_; }
@@ -63,7 +68,8 @@ class RoutePlanner {
   const Route route_;
   const uint64_t random_bits_;
   int attempts_ = 0;
-  std::string failed_address_;  // the first attempt's worker
+  std::string failed_address_;      // the first attempt's worker
+  std::vector<std::string> tried_;  // kSessionOwner: every worker asked so far
 };
 
 }  // namespace ringserve::router

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/check.h"
 #include "common/status_macros.h"
 #include "worker/engine/stop_matcher.h"
@@ -457,6 +458,8 @@ bool Generator::Step() {
   engine_stats_.forward_seconds += record.forward_seconds;
   engine_stats_.last_step = record;
   if (on_step_) on_step_(record);
+  const absl::Duration rest = options_.min_step_time - (absl::Now() - start);
+  if (rest > absl::ZeroDuration()) absl::SleepFor(rest);
   return true;
 }
 

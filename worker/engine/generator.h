@@ -45,6 +45,9 @@ struct GeneratorOptions {
   absl::Duration session_ttl = absl::Minutes(30);
   // Tokens that end generation unless ignore_eos; empty = the tokenizer's.
   std::vector<int32_t> eos_token_ids;
+  // Paces the engine: a step shorter than this sleeps for the rest (fault-injection tests
+  // and demos keep streams in flight this way; 0 in production).
+  absl::Duration min_step_time = absl::ZeroDuration();
 };
 
 // One step, for metrics and benchmarks.

@@ -47,6 +47,7 @@ struct Flags {
   int max_pending_tokens = 4096;
   int metrics_port = 0;
   int drain_timeout_s = 30;
+  int min_step_ms = 0;
 };
 
 // "0.5" (a fraction of free memory), "1073741824", "512MiB", "2GiB", "1GB".
@@ -107,6 +108,8 @@ int Run(int argc, char** argv) {
   args.AddInt("metrics-port", &flags.metrics_port, "Prometheus /metrics port (0 = off)");
   args.AddInt("drain-timeout-s", &flags.drain_timeout_s,
               "on SIGTERM, how long admitted requests may take (30)");
+  args.AddInt("min-step-ms", &flags.min_step_ms,
+              "pace the engine: each step lasts at least this long (fault tests, demos; 0)");
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       std::cout << kUsage << "flags:\n" << args.Help();
@@ -173,6 +176,7 @@ int Run(int argc, char** argv) {
   options.generator.session_ttl = absl::Seconds(flags.session_ttl_s);
   options.generator.max_jobs = flags.max_queue;
   options.generator.max_pending_tokens = flags.max_pending_tokens;
+  options.generator.min_step_time = absl::Milliseconds(flags.min_step_ms);
 
   auto metrics = ringserve::metrics::MetricsServer::Create(
       {.serve = flags.metrics_port != 0, .host = flags.host, .port = flags.metrics_port});

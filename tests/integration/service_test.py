@@ -1,0 +1,274 @@
+"""Integration tests of the service: real ringserve-worker and ringserve-router processes on
+loopback, driven through the public gRPC API.
+
+usage: service_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
+"""
+import concurrent.futures
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import fleet
+
+BIN_DIR, PROTO_DIR, SHARED_DIR = sys.argv[1:4]
+fleet.import_grpc_or_skip()
+fleet.generate_modules(PROTO_DIR, tempfile.mkdtemp(prefix="ringserve-py-"))
+
+import grpc  # noqa: E402
+from ringserve.v1 import admin_pb2, admin_pb2_grpc  # noqa: E402
+from ringserve.v1 import inference_pb2 as pb  # noqa: E402
+from ringserve.v1 import inference_pb2_grpc as rpc  # noqa: E402
+
+
+def generate(stub, session, tokens, max_tokens, append=False, expected=None, timeout=30):
+    """Runs one Generate; returns (token ids, final, worker from metadata)."""
+    request = pb.GenerateRequest(session_id=session, tokens=pb.TokenIds(ids=tokens), append=append,
+                                 stop=pb.StopCriteria(max_tokens=max_tokens, ignore_eos=True),
+                                 sampling=pb.SamplingParams(temperature=0))
+    if expected is not None:
+        request.expected_history_tokens = expected
+    call = stub.Generate(request, timeout=timeout)
+    ids, final = [], None
+    for message in call:
+        ids.extend(message.token_ids)
+        if message.HasField("final"):
+            final = message.final
+    worker = dict(call.initial_metadata()).get("x-ringserve-worker")
+    return ids, final, worker
+
+
+class Fleet(unittest.TestCase):
+    """Three workers behind one router, started once for the tests of this class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.workers = [fleet.start_worker(BIN_DIR, SHARED_DIR, f"w{i}") for i in range(3)]
+        cls.router = fleet.start_router(BIN_DIR, cls.workers)
+        cls.channel = grpc.insecure_channel(cls.router.address)
+        cls.stub = rpc.InferenceStub(cls.channel)
+        cls.vocab = cls.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10).vocab_size
+        assert fleet.wait_until(cls.all_serving, 10), "workers never became healthy"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.router.terminate()
+        for w in cls.workers:
+            w.terminate()
+
+    @classmethod
+    def all_serving(cls):
+        try:
+            stats = admin_pb2_grpc.AdminStub(cls.channel).GetStats(admin_pb2.GetStatsRequest(),
+                                                                   timeout=5)
+            return len(stats.workers) == 3
+        except grpc.RpcError:
+            return False
+
+    def tokens(self, n, rng):
+        return [rng.randrange(3, self.vocab) for _ in range(n)]
+
+    def worker_stub(self, worker):
+        channel = grpc.insecure_channel(worker.address)
+        self.addCleanup(channel.close)
+        return rpc.InferenceStub(channel), admin_pb2_grpc.AdminStub(channel)
+
+    def test_sessions_stay_on_one_worker_and_later_turns_hit_the_cache(self):
+        def conversation(index):
+            rng = random.Random(index)
+            session = f"conv-{index}"
+            ids, final, worker = generate(self.stub, session, self.tokens(24, rng), 6)
+            workers, cached = [worker, final.usage.worker_id], []
+            history = final.history_tokens
+            for _ in range(2):
+                ids, final, worker = generate(self.stub, session, self.tokens(5, rng), 6,
+                                              append=True, expected=history)
+                workers += [worker, final.usage.worker_id]
+                cached.append(final.usage.cached_tokens)
+                history = final.history_tokens
+            return workers, cached
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(conversation, range(100)))
+        used = set()
+        for workers, cached in results:
+            self.assertEqual(len(set(workers)), 1, workers)
+            self.assertTrue(all(c > 0 for c in cached), cached)
+            used.add(workers[0])
+        self.assertEqual(len(used), 3)  # the ring spreads the sessions
+
+    def test_bad_input_gets_a_clear_status_and_the_fleet_keeps_serving(self):
+        def code_of(request):
+            try:
+                list(self.stub.Generate(request, timeout=10))
+                return grpc.StatusCode.OK, ""
+            except grpc.RpcError as e:
+                return e.code(), e.details()
+
+        invalid = grpc.StatusCode.INVALID_ARGUMENT
+        cases = [
+            (pb.GenerateRequest(text=b"hi", stop=pb.StopCriteria(max_tokens=0)), invalid,
+             "max_tokens"),
+            (pb.GenerateRequest(text=b"hi", stop=pb.StopCriteria(max_tokens=100000)), invalid,
+             "max_tokens"),
+            (pb.GenerateRequest(text=b"hi", sampling=pb.SamplingParams(temperature=-1)), invalid,
+             "temperature"),
+            (pb.GenerateRequest(text=b"hi", sampling=pb.SamplingParams(top_p=0)), invalid,
+             "top_p"),
+            (pb.GenerateRequest(text=b"hi", sampling=pb.SamplingParams(top_p=1.5)), invalid,
+             "top_p"),
+            (pb.GenerateRequest(session_id="never-made", append=True, text=b"x"),
+             grpc.StatusCode.NOT_FOUND, "session_id"),
+            (pb.GenerateRequest(tokens=pb.TokenIds(ids=[self.vocab + 5])), invalid, "tokens"),
+            (pb.GenerateRequest(), invalid, "input"),
+        ]
+        if fleet.model_args(SHARED_DIR)[0] == "--model":  # a model with a tokenizer
+            cases.append((pb.GenerateRequest(text=b"\xc3\x28 bad"), invalid, "text"))
+        for request, code, field in cases:
+            got, details = code_of(request)
+            self.assertEqual(got, code, f"{request}: {details}")
+            self.assertIn(field, details)
+        # A 10 MB prompt: refused (by the router's or the worker's size limit), not served.
+        got, details = code_of(pb.GenerateRequest(text=b"a" * (10 << 20)))
+        self.assertIn(got, (invalid, grpc.StatusCode.RESOURCE_EXHAUSTED), details)
+        try:
+            self.stub.Fork(pb.ForkRequest(session_id="missing", num_forks=2), timeout=10)
+            self.fail("fork of a missing session succeeded")
+        except grpc.RpcError as e:
+            self.assertEqual(e.code(), grpc.StatusCode.NOT_FOUND)
+            self.assertIn("session_id", e.details())
+        ids, final, _ = generate(self.stub, "", self.tokens(8, random.Random(1)), 4)
+        self.assertEqual(len(ids), 4)
+
+    def test_fork_runs_each_branch_on_the_parents_worker(self):
+        rng = random.Random(7)
+        _, final, worker = generate(self.stub, "forked", self.tokens(30, rng), 5)
+        forks = self.stub.Fork(pb.ForkRequest(session_id="forked", num_forks=3), timeout=10)
+        self.assertEqual(len(forks.session_ids), 3)
+        self.assertEqual(forks.worker_id, worker)
+        for sid in forks.session_ids:
+            _, f, w = generate(self.stub, sid, self.tokens(3, rng), 4, append=True)
+            self.assertEqual(w, worker)
+            self.assertGreaterEqual(f.usage.cached_tokens, 34)
+        for sid in list(forks.session_ids) + ["forked"]:
+            self.stub.CloseSession(pb.CloseSessionRequest(session_id=sid), timeout=10)
+
+    def test_cancelling_mid_stream_frees_the_jobs_blocks(self):
+        stub, admin = self.worker_stub(self.workers[0])
+        request = pb.GenerateRequest(tokens=pb.TokenIds(ids=self.tokens(16, random.Random(3))),
+                                     stop=pb.StopCriteria(max_tokens=400, ignore_eos=True))
+        call = stub.Generate(request, timeout=30)
+        next(call)
+        next(call)
+
+        def used_blocks():
+            return admin.GetStats(admin_pb2.GetStatsRequest(), timeout=5).workers[0].kv_cache.blocks_used
+
+        self.assertGreater(used_blocks(), 0)
+        call.cancel()
+        self.assertTrue(fleet.wait_until(lambda: used_blocks() == 0, 2.0))
+
+
+class Failover(unittest.TestCase):
+    def test_a_killed_worker_is_routed_around_and_rejoins(self):
+        # Paced steps keep a long stream in flight when the worker dies.
+        paced = ["--min-step-ms", "5"]
+        workers = [fleet.start_worker(BIN_DIR, SHARED_DIR, f"f{i}", extra=paced) for i in range(3)]
+        router = fleet.start_router(BIN_DIR, workers)
+        channel = grpc.insecure_channel(router.address)
+        stub = rpc.InferenceStub(channel)
+        try:
+            vocab = stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10).vocab_size
+            rng = random.Random(11)
+            # Find each session's owner.
+            owner = {}
+            for i in range(30):
+                _, _, w = generate(stub, f"s{i}", [rng.randrange(3, vocab) for _ in range(8)], 2)
+                owner[f"s{i}"] = w
+            victim = workers[0]
+            mine = [s for s, w in owner.items() if w == "f0"]
+            others = [s for s, w in owner.items() if w != "f0"]
+            self.assertTrue(mine and others)
+
+            # A long stream on the victim, and steady load on the others.
+            long_call = stub.Generate(pb.GenerateRequest(
+                session_id=mine[0], tokens=pb.TokenIds(ids=[5, 6, 7]),
+                stop=pb.StopCriteria(max_tokens=400, ignore_eos=True)), timeout=60)
+            next(long_call)
+            errors, stop = [], threading.Event()
+
+            def load():
+                while not stop.is_set():
+                    for s in others:
+                        try:
+                            generate(stub, s, [9, 10], 2)
+                        except grpc.RpcError as e:
+                            errors.append(e.code())
+
+            loader = threading.Thread(target=load)
+            loader.start()
+            time.sleep(0.3)
+            victim.kill9()
+            killed_at = time.monotonic()
+            try:
+                for _ in long_call:
+                    pass
+                self.fail("the stream of the killed worker ended without an error")
+            except grpc.RpcError as e:
+                self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE)
+                self.assertTrue(e.details())
+
+            def served_elsewhere():
+                try:
+                    _, _, w = generate(stub, mine[0], [4, 5], 2, timeout=5)
+                    return w not in (None, "f0")
+                except grpc.RpcError:
+                    return False
+
+            self.assertTrue(fleet.wait_until(served_elsewhere, 3.0))
+            self.assertLessEqual(time.monotonic() - killed_at, 3.5)
+            stop.set()
+            loader.join()
+            self.assertEqual(errors, [])  # sessions on the other workers never noticed
+
+            restarted = fleet.start_worker(BIN_DIR, SHARED_DIR, "f0", port=victim.port, extra=paced)
+            workers[0] = restarted
+
+            def back_home():
+                _, _, w = generate(stub, mine[0], [4, 5], 2, timeout=5)
+                return w == "f0"
+
+            self.assertTrue(fleet.wait_until(back_home, 5.0))
+            self.assertIsNone(router.proc.poll())  # the router kept running throughout
+        finally:
+            channel.close()
+            router.terminate()
+            for w in workers:
+                w.terminate()
+
+
+class Drain(unittest.TestCase):
+    def test_sigterm_finishes_admitted_requests_then_exits(self):
+        worker = fleet.start_worker(BIN_DIR, SHARED_DIR, "d0", extra=["--min-step-ms", "5"])
+        channel = grpc.insecure_channel(worker.address)
+        stub = rpc.InferenceStub(channel)
+        try:
+            call = stub.Generate(pb.GenerateRequest(
+                tokens=pb.TokenIds(ids=[5, 6, 7]),
+                stop=pb.StopCriteria(max_tokens=200, ignore_eos=True)), timeout=60)
+            count = len(next(call).token_ids)
+            worker.proc.send_signal(15)
+            count += sum(len(m.token_ids) for m in call)  # finishes normally
+            self.assertEqual(count, 200)
+            self.assertEqual(worker.proc.wait(30), 0)
+        finally:
+            channel.close()
+            worker.terminate()
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], *sys.argv[4:]], verbosity=2)

@@ -29,6 +29,10 @@ struct Conversation {
   int history_tokens = 0;
   // Whether the server's session holds `context`, so the next turn may append.
   bool in_sync = false;
+  // Conversations this session has started. Each gets its own session id: a new
+  // conversation is a new session, as for a real client (an old conversation's copy may
+  // linger on another worker until its TTL, and an append must not find it).
+  int round = 0;
 };
 
 }  // namespace
@@ -107,7 +111,10 @@ class LoadDriver::State {
 
   GenerateRequest BuildRequest(const PlannedRequest& planned, Conversation& c) {
     GenerateRequest request;
-    request.set_session_id(workload_.SessionId(planned.session));
+    if (planned.turn == 1) ++c.round;
+    const std::string session = workload_.SessionId(planned.session);
+    request.set_session_id(session.empty() || c.round <= 1 ? session
+                                                           : absl::StrCat(session, ".", c.round));
     request.set_request_id(absl::StrCat("bench-", planned.index));
     request.mutable_stop()->set_max_tokens(options_.output_tokens);
     request.mutable_stop()->set_ignore_eos(true);

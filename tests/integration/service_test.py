@@ -6,6 +6,7 @@ usage: service_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
 import concurrent.futures
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import threading
@@ -16,7 +17,9 @@ import fleet
 
 BIN_DIR, PROTO_DIR, SHARED_DIR = sys.argv[1:4]
 fleet.import_grpc_or_skip()
-fleet.generate_modules(PROTO_DIR, tempfile.mkdtemp(prefix="ringserve-py-"))
+MODULES_DIR = tempfile.mkdtemp(prefix="ringserve-py-")
+fleet.generate_modules(PROTO_DIR, MODULES_DIR)
+EXAMPLE = os.path.join(PROTO_DIR, "..", "deploy", "python", "ringserve_client.py")
 
 import grpc  # noqa: E402
 from ringserve.v1 import admin_pb2, admin_pb2_grpc  # noqa: E402
@@ -156,6 +159,17 @@ class Fleet(unittest.TestCase):
             self.assertGreaterEqual(f.usage.cached_tokens, 34)
         for sid in list(forks.session_ids) + ["forked"]:
             self.stub.CloseSession(pb.CloseSessionRequest(session_id=sid), timeout=10)
+
+    def test_the_python_client_example_talks_to_the_real_fleet(self):
+        args = [sys.executable, EXAMPLE, "--target", self.router.address, "--session", "py-example"]
+        if fleet.model_args(SHARED_DIR)[0] != "--model":  # no tokenizer: token ids
+            args += ["--tokens", "5,6,7"]
+        env = dict(os.environ, PYTHONPATH=MODULES_DIR)
+        out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        turns = [line for line in out.stdout.splitlines() if line.startswith("turn ")]
+        self.assertEqual(len(turns), 2, out.stdout)
+        self.assertNotIn("cached_tokens=0", turns[1])
 
     def test_cancelling_mid_stream_frees_the_jobs_blocks(self):
         stub, admin = self.worker_stub(self.workers[0])

@@ -17,8 +17,8 @@
 #include "kernels/cpu/roofline.h"
 #include "kvcache/sizing.h"
 #include "nlohmann/json.hpp"
-#include "tools/ringserve-run/commands.h"
 #include "tools/common/model_setup.h"
+#include "tools/ringserve-run/commands.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/llama_runner.h"
 

@@ -5,9 +5,11 @@
 
 namespace ringserve::tools {
 
-// argv[0] is the program; flags start at argv[1] (RunGenerate) or argv[2] (RunBench).
+// argv[0] is the program; flags start at argv[1] (RunGenerate) or argv[2] (RunBench,
+// RunSession).
 absl::Status RunGenerate(int argc, char** argv);
 absl::Status RunBench(int argc, char** argv);
+absl::Status RunSession(int argc, char** argv);
 
 }  // namespace ringserve::tools
 

@@ -9,8 +9,8 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
-#include "tools/ringserve-run/commands.h"
 #include "tools/common/model_setup.h"
+#include "tools/ringserve-run/commands.h"
 #include "worker/engine/offline_batch.h"
 #include "worker/tokenizer/stream_decoder.h"
 
@@ -98,7 +98,8 @@ absl::Status RunGenerate(int argc, char** argv) {
   parser.AddBool("sequential", &flags.sequential, "run prompts one at a time");
   parser.AddBool("ignore-eos", &flags.ignore_eos, "do not stop at end-of-generation tokens");
   RS_RETURN_IF_ERROR(parser.Parse(argc, argv));
-  if (!flags.prompts_file.empty()) RS_RETURN_IF_ERROR(ReadPromptsFile(flags.prompts_file, &flags.prompts));
+  if (!flags.prompts_file.empty())
+    RS_RETURN_IF_ERROR(ReadPromptsFile(flags.prompts_file, &flags.prompts));
   if (flags.prompts.empty()) return absl::InvalidArgumentError("give at least one --prompt");
   if (flags.max_tokens < 0) return absl::InvalidArgumentError("--max-tokens must be >= 0");
 
@@ -119,8 +120,8 @@ absl::Status RunGenerate(int argc, char** argv) {
     RS_ASSIGN_OR_RETURN(results, RunOfflineBatch(*model, requests));
   }
   for (size_t i = 0; i < results.size(); ++i) {
-    const std::string text = DecodeGenerated(*loaded.tokenizer, requests[i].prompt_ids.back(),
-                                             results[i].generated_ids);
+    const std::string text =
+        DecodeGenerated(*loaded.tokenizer, requests[i].prompt_ids.back(), results[i].generated_ids);
     if (flags.json) {
       nlohmann::json j = {{"prompt", flags.prompts[i]},
                           {"prompt_ids", requests[i].prompt_ids},

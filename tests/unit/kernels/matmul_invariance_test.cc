@@ -5,6 +5,7 @@
 // this; batch_invariance_test.cc checks the same through the Backend on one small shape.
 #include <cstdint>
 #include <cstring>
+#include <ostream>
 #include <random>
 #include <string>
 #include <utility>
@@ -21,6 +22,8 @@ namespace {
 struct Shape {
   int64_t m, k;  // W [m, k]
 };
+
+void PrintTo(const Shape& shape, std::ostream* os) { *os << shape.m << "x" << shape.k; }
 
 // Rows [first, first + rows) of x through cpu::MatMul on `pool`, y rows m apart.
 std::vector<float> Product(cpu::ThreadPool& pool, const cpu::PanelLayout& layout,

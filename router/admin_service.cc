@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/grpc/grpc_status.h"
 
@@ -37,7 +37,7 @@ class StatsFanOut final : public grpc::ServerUnaryReactor, public SharedReactorS
       return FinishCall(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no healthy worker"));
     }
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       pending_ = workers.size();
       for (auto& worker : workers) calls_.push_back(std::make_unique<WorkerCall>(this, worker));
     }
@@ -73,7 +73,7 @@ class StatsFanOut final : public grpc::ServerUnaryReactor, public SharedReactorS
 
   void WorkerDone() {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       if (--pending_ > 0) return;
     }
     // The last reply: every call is done, so their results are read without contention.
@@ -111,8 +111,8 @@ class StatsFanOut final : public grpc::ServerUnaryReactor, public SharedReactorS
   const absl::Time start_;
   const GetStatsRequest request_;
 
-  absl::Mutex mu_;
-  size_t pending_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mutex mu_;
+  size_t pending_ = 0;  // guarded by mu_
   // Filled before any call starts, then only read.
   std::vector<std::unique_ptr<WorkerCall>> calls_;
 };

@@ -1,10 +1,10 @@
 #include "router/generate_proxy.h"
 
 #include <memory>
+#include <mutex>
 #include <utility>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "router/route.h"
@@ -33,7 +33,8 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
                                                               : Placement::kSessionBounded),
                  RandomBits()) {}
 
-  void Begin() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // no callback can run before the first attempt
+  // planner_ is read without mu_: no callback can run before the first attempt.
+  void Begin() {
     Target target;
     if (grpc::Status refused = FirstTarget(env_, planner_, &target); !refused.ok()) {
       return FinishCall(refused);
@@ -56,7 +57,7 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
   void OnCancel() override {
     Upstream* upstream = nullptr;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       client_cancelled_ = true;
       upstream = current_;
     }
@@ -96,7 +97,7 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
   }
 
   Upstream* Current() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return current_;
   }
 
@@ -107,7 +108,7 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
     Ref();  // released at the end of raw->OnDone
     bool cancelled = false;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       attempts_.push_back(std::move(upstream));
       current_ = raw;
       cancelled = client_cancelled_;
@@ -124,7 +125,7 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
     upstream->AddHold();
     bool first = false;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       first = messages_relayed_ == 0;
       ++messages_relayed_;
     }
@@ -143,7 +144,7 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
     bool cancelled = false;
     int64_t relayed = 0;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       upstream->target.in_flight.Reset();
       cancelled = client_cancelled_;
       relayed = messages_relayed_;
@@ -179,14 +180,14 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
   // read started.
   GenerateResponse response_;
 
-  absl::Mutex mu_;
-  RoutePlanner planner_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  RoutePlanner planner_;  // guarded by mu_
   // Every attempt, kept until the proxy dies: an Upstream cannot be freed inside its own
   // OnDone, and gRPC may still be finishing with it.
-  std::vector<std::unique_ptr<Upstream>> attempts_ ABSL_GUARDED_BY(mu_);
-  Upstream* current_ ABSL_GUARDED_BY(mu_) = nullptr;
-  bool client_cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t messages_relayed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::unique_ptr<Upstream>> attempts_;  // guarded by mu_
+  Upstream* current_ = nullptr;                      // guarded by mu_
+  bool client_cancelled_ = false;                    // guarded by mu_
+  int64_t messages_relayed_ = 0;                     // guarded by mu_
 };
 
 }  // namespace

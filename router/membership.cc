@@ -1,10 +1,14 @@
 #include "router/membership.h"
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
@@ -51,21 +55,27 @@ absl::StatusOr<std::unique_ptr<Membership>> Membership::Create(MembershipOptions
 
 Membership::Membership(MembershipOptions options, RouterMetrics* metrics)
     : options_(std::move(options)), metrics_(metrics) {
-  snapshot_.store(std::make_shared<const MembershipSnapshot>(
-      MembershipSnapshot{*Ring::Create({}, options_.ring), {}}));
+  snapshot_ = std::make_shared<const MembershipSnapshot>(
+      MembershipSnapshot{*Ring::Create({}, options_.ring), {}});
 }
 
 Membership::~Membership() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     stop_ = true;
   }
+  stop_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+std::shared_ptr<const MembershipSnapshot> Membership::snapshot() const {
+  std::lock_guard lock(snapshot_mu_);
+  return snapshot_;
 }
 
 std::vector<std::shared_ptr<const WorkerConn>> Membership::known() const {
   std::vector<std::shared_ptr<const WorkerConn>> workers;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   for (const auto& [address, known] : known_) workers.push_back(known.conn);
   std::sort(workers.begin(), workers.end(), [](const auto& a, const auto& b) {
     return a->endpoint->address() < b->endpoint->address();
@@ -74,14 +84,14 @@ std::vector<std::shared_ptr<const WorkerConn>> Membership::known() const {
 }
 
 void Membership::Run() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   while (true) {
-    const absl::Time wake = absl::Now() + options_.health_interval;
-    mu_.AwaitWithDeadline(absl::Condition(&stop_), wake);
-    if (stop_) return;
-    mu_.Unlock();
+    const auto wake =
+        std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(options_.health_interval);
+    if (stop_cv_.wait_until(lock, wake, [this] { return stop_; })) return;
+    lock.unlock();
     Tick();
-    mu_.Lock();
+    lock.lock();
   }
 }
 
@@ -103,7 +113,7 @@ void Membership::Tick() {
 
   std::vector<std::shared_ptr<const WorkerConn>> live;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     for (size_t i = 0; i < workers.size(); ++i) {
       auto it = known_.find(workers[i]->endpoint->address());
       if (it == known_.end()) continue;  // dropped by a concurrent resolve: cannot happen
@@ -121,7 +131,7 @@ void Membership::Tick() {
 }
 
 void Membership::UpdateAddresses(const std::vector<std::string>& addresses) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   absl::flat_hash_map<std::string, Known> next;
   for (const std::string& address : addresses) {
     auto it = known_.find(address);
@@ -153,22 +163,23 @@ std::vector<bool> Membership::CheckHealth(
   };
   std::vector<Call> calls(workers.size());
   std::vector<bool> healthy(workers.size(), false);
-  absl::Mutex mu;
-  size_t pending = workers.size();
+  std::mutex mu;
+  std::condition_variable done;
+  size_t pending = workers.size();  // guarded by mu
   const auto deadline =
       std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options_.health_timeout);
   for (size_t i = 0; i < workers.size(); ++i) {
     calls[i].context.set_deadline(deadline);
     workers[i]->health->async()->Check(
         &calls[i].context, &calls[i].request, &calls[i].response, [&, i](grpc::Status status) {
-          absl::MutexLock lock(&mu);
+          std::lock_guard lock(mu);
           healthy[i] = status.ok() && calls[i].response.status() == HealthCheckResponse::SERVING;
-          --pending;
+          // Notified under mu: once it is released the round may return and destroy `done`.
+          if (--pending == 0) done.notify_all();
         });
   }
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(
-      +[](size_t* p) { return *p == 0; }, &pending));
+  std::unique_lock lock(mu);
+  done.wait(lock, [&] { return pending == 0; });
   return healthy;
 }
 
@@ -188,7 +199,12 @@ void Membership::Publish(const std::vector<std::shared_ptr<const WorkerConn>>& h
   Log(LogLevel::kInfo, "router", "ring rebuilt",
       {{"healthy", absl::StrCat(addresses.size())}, {"workers", absl::StrJoin(addresses, ",")}});
   published_addresses_ = std::move(addresses);
-  snapshot_.store(std::move(snapshot));
+  std::shared_ptr<const MembershipSnapshot> swapped = std::move(snapshot);
+  {
+    std::lock_guard lock(snapshot_mu_);
+    snapshot_.swap(swapped);
+  }
+  // `swapped` now holds the previous snapshot: released here, outside the lock.
 }
 
 }  // namespace ringserve::router

@@ -1,18 +1,18 @@
 // Membership: which workers exist (static list or DNS), which of them are healthy
 // (grpc.health.v1), and the ring over the healthy ones, published as an immutable
-// snapshot that request threads read without blocking.
+// snapshot that request threads read without waiting for a health round.
 #ifndef RINGSERVE_ROUTER_MEMBERSHIP_H_
 #define RINGSERVE_ROUTER_MEMBERSHIP_H_
 
-#include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -73,7 +73,7 @@ class Membership {
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
-  std::shared_ptr<const MembershipSnapshot> snapshot() const { return snapshot_.load(); }
+  std::shared_ptr<const MembershipSnapshot> snapshot() const;
 
   // Every known worker (healthy or not), sorted by address; for GetStats and metrics.
   std::vector<std::shared_ptr<const WorkerConn>> known() const;
@@ -96,11 +96,20 @@ class Membership {
 
   const MembershipOptions options_;
   RouterMetrics* const metrics_;  // may be null
-  std::atomic<std::shared_ptr<const MembershipSnapshot>> snapshot_;
+  // The published snapshot, swapped whole under its own mutex, held only to copy or
+  // replace the pointer. Not std::atomic<std::shared_ptr>: libstdc++ 12's load() releases
+  // its internal lock with a relaxed store, so a reader's read of the pointer is not
+  // ordered before the next store's write (ThreadSanitizer reports it; a real reordering
+  // on weakly ordered CPUs).
+  mutable std::mutex snapshot_mu_;
+  std::shared_ptr<const MembershipSnapshot> snapshot_;  // guarded by snapshot_mu_
 
-  mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Known> known_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // std::mutex, not Abseil's: ThreadSanitizer sees pthread locks, and Debian's Abseil is
+  // not built with it (see tests/tsan.supp).
+  mutable std::mutex mu_;
+  std::condition_variable stop_cv_;                // signalled when stop_ is set
+  absl::flat_hash_map<std::string, Known> known_;  // guarded by mu_
+  bool stop_ = false;                              // guarded by mu_
 
   // Touched by the Membership thread only (and Create, before the thread starts).
   absl::Time next_resolve_ = absl::InfinitePast();

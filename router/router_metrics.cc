@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "common/metrics/metrics_server.h"
 #include "common/grpc/grpc_status.h"
+#include "common/metrics/metrics_server.h"
 #include "router/membership.h"
 
 namespace ringserve::router {
@@ -58,7 +58,7 @@ void RouterMetrics::CountRetry(const std::string& method) {
 
 void RouterMetrics::ObserveMembership(const std::vector<std::shared_ptr<const WorkerConn>>& known,
                                       size_t num_healthy) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   std::vector<std::string> now;
   for (const auto& conn : known) {
     const std::string& address = conn->endpoint->address();

@@ -5,10 +5,10 @@
 #define RINGSERVE_ROUTER_ROUTER_METRICS_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
 #include "prometheus/counter.h"
@@ -47,9 +47,9 @@ class RouterMetrics {
   prometheus::Gauge& healthy_workers_;
   prometheus::Gauge& known_workers_;
 
-  absl::Mutex mu_;
+  std::mutex mu_;
   // Workers whose in-flight gauge exists; a worker that leaves the list is removed.
-  std::vector<std::string> gauged_workers_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> gauged_workers_;  // guarded by mu_
 };
 
 }  // namespace ringserve::router

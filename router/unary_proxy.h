@@ -4,11 +4,11 @@
 #define RINGSERVE_ROUTER_UNARY_PROXY_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "grpcpp/support/client_callback.h"
@@ -76,7 +76,8 @@ class UnaryProxy final : public grpc::ServerUnaryReactor, public SharedReactorSt
         start_(absl::Now()),
         planner_(env.membership, route, RandomBits()) {}
 
-  void Begin() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // no callback can run before the first attempt
+  // planner_ is read without mu_: no callback can run before the first attempt.
+  void Begin() {
     Target target;
     if (grpc::Status refused = FirstTarget(env_, planner_, &target); !refused.ok()) {
       return FinishCall(refused);
@@ -89,7 +90,7 @@ class UnaryProxy final : public grpc::ServerUnaryReactor, public SharedReactorSt
     Upstream* raw = upstream.get();
     Ref();  // released at the end of raw->OnDone
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       attempts_.push_back(std::move(upstream));
     }
     response_->Clear();
@@ -102,7 +103,7 @@ class UnaryProxy final : public grpc::ServerUnaryReactor, public SharedReactorSt
     const bool cancelled = context_->IsCancelled();
     Target retry;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       upstream->target.in_flight.Reset();
       if (!cancelled && planner_.MayRetry(status, /*relayed=*/false)) retry = planner_.Retry();
     }
@@ -137,10 +138,10 @@ class UnaryProxy final : public grpc::ServerUnaryReactor, public SharedReactorSt
   Response* const response_;  // gRPC's, valid until OnDone; each attempt writes it afresh
   const absl::Time start_;
 
-  absl::Mutex mu_;
-  RoutePlanner planner_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  RoutePlanner planner_;  // guarded by mu_
   // Every attempt, kept until the proxy dies (an Upstream cannot be freed in its OnDone).
-  std::vector<std::unique_ptr<Upstream>> attempts_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Upstream>> attempts_;  // guarded by mu_
 };
 
 }  // namespace ringserve::router

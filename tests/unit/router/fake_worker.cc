@@ -41,12 +41,12 @@ void FakeWorker::Kill() {
 }
 
 absl::Duration FakeWorker::last_deadline_left() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return last_deadline_left_;
 }
 
 std::set<std::string> FakeWorker::sessions() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return sessions_;
 }
 
@@ -63,7 +63,7 @@ grpc::Status FakeWorker::Generate(grpc::ServerContext* context, const GenerateRe
       request->stop().has_max_tokens() ? request->stop().max_tokens() : num_tokens_.load();
   GenerateResponse last;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (grpc::Status refused = Account(*request, num_tokens, last.mutable_final()); !refused.ok()) {
       return refused;
     }
@@ -102,7 +102,7 @@ grpc::Status FakeWorker::Fork(grpc::ServerContext* context, const ForkRequest* r
   if (!sessions().contains(request->session_id())) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "session_id: no such session");
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   const int history = history_[request->session_id()];
   for (int i = 1; i <= std::max(1, request->num_forks()); ++i) {
     const std::string fork = absl::StrCat(request->session_id(), "#", i);
@@ -119,7 +119,7 @@ grpc::Status FakeWorker::CloseSession(grpc::ServerContext* context,
                                       CloseSessionResponse* response) {
   Tag(context);
   if (unavailable_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   const auto it = history_.find(request->session_id());
   if (it == history_.end()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "session_id: no such session");
@@ -159,7 +159,7 @@ grpc::Status FakeWorker::GetStats(grpc::ServerContext* context, const GetStatsRe
   WorkerStats* stats = response->add_workers();
   stats->set_worker_id(id_);
   stats->set_draining(unavailable_);
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   stats->set_sessions(static_cast<int64_t>(history_.size()));
   return grpc::Status::OK;
 }

@@ -10,10 +10,11 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
 #include "ringserve/v1/admin.grpc.pb.h"
@@ -74,9 +75,9 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   void Tag(grpc::ServerContext* context) const;
   // Checks an append against the session's history and fills the usage of a request
   // that generates `num_tokens`; records the new history. NOT_FOUND or
-  // FAILED_PRECONDITION as a worker would answer.
+  // FAILED_PRECONDITION as a worker would answer. Requires mu_ held.
   grpc::Status Account(const ringserve::v1::GenerateRequest& request, int num_tokens,
-                       ringserve::v1::GenerateFinal* final) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                       ringserve::v1::GenerateFinal* final);
 
   const std::string id_;
   std::string address_;
@@ -88,11 +89,12 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   std::atomic<int> cancellations_{0};
   std::atomic<bool> killed_{false};
 
-  mutable absl::Mutex mu_;
-  std::set<std::string> sessions_ ABSL_GUARDED_BY(mu_);
+  // std::mutex, not Abseil's, so ThreadSanitizer sees it (see tests/tsan.supp).
+  mutable std::mutex mu_;
+  std::set<std::string> sessions_;  // guarded by mu_
   // Live sessions and the tokens of history each holds.
-  std::map<std::string, int> history_ ABSL_GUARDED_BY(mu_);
-  absl::Duration last_deadline_left_ ABSL_GUARDED_BY(mu_) = absl::InfiniteDuration();
+  std::map<std::string, int> history_;                            // guarded by mu_
+  absl::Duration last_deadline_left_ = absl::InfiniteDuration();  // guarded by mu_
 };
 
 // Polls `condition` every 10 ms until it holds or `timeout` passes; returns its last value.

@@ -27,6 +27,10 @@ using ::ringserve::router::testing::FakeWorker;
 using ::testing::HasSubstr;
 using namespace ringserve::v1;  // NOLINT(build/namespaces): message types, test-only
 
+// For waits that only a slow machine stretches (ThreadSanitizer runs everything 5-10x
+// slower): a condition that never comes true still fails, just later.
+constexpr absl::Duration kSlowWait = absl::Seconds(30);
+
 std::string Metadata(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
                      const std::string& key) {
   auto it = metadata.find(key);
@@ -66,6 +70,26 @@ class RouterTest : public ::testing::Test {
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", router_->port()),
                                    grpc::InsecureChannelCredentials());
     stub_ = Inference::NewStub(channel_);
+    AwaitLiveWorkers(check_health);
+  }
+
+  // Waits until the router's channel to every live worker is connected and, with health
+  // checks, every one of them is in the ring: the state each test starts from. Create
+  // runs the first health round itself, but on a slow machine (TSan) a first connection
+  // can outlast the router's connect timeout and that round can find nobody.
+  void AwaitLiveWorkers(bool check_health) {
+    ASSERT_TRUE(Eventually(
+        [&] {
+          for (const auto& conn : router_->membership().known()) {
+            if (WorkerAt(conn->endpoint->address()) == nullptr) continue;  // a dead address
+            if (conn->channel->GetState(/*try_to_connect=*/true) != GRPC_CHANNEL_READY) {
+              return false;
+            }
+          }
+          return !check_health || NumHealthy() == static_cast<int>(workers_.size());
+        },
+        kSlowWait))
+        << "the router did not connect to its workers";
   }
 
   void TearDown() override {
@@ -201,12 +225,12 @@ TEST_F(RouterTest, HealthChecksTakeAWorkerOutAndPutItBack) {
   Start(3);
   ASSERT_EQ(NumHealthy(), 3);
   workers_[1]->SetServing(false);
-  ASSERT_TRUE(Eventually([&] { return NumHealthy() == 2; }));
+  ASSERT_TRUE(Eventually([&] { return NumHealthy() == 2; }, kSlowWait));
   for (int s = 0; s < 20; ++s) {
     EXPECT_NE(Generate(absl::StrCat("h", s)).final_worker, workers_[1]->id());
   }
   workers_[1]->SetServing(true);
-  ASSERT_TRUE(Eventually([&] { return NumHealthy() == 3; }));
+  ASSERT_TRUE(Eventually([&] { return NumHealthy() == 3; }, kSlowWait));
 }
 
 TEST_F(RouterTest, ClientCancellationReachesTheWorker) {
@@ -214,8 +238,8 @@ TEST_F(RouterTest, ClientCancellationReachesTheWorker) {
   workers_[0]->set_tokens(1000, absl::Milliseconds(20));
   grpc::ClientContext context;
   const Result r = Generate("cancel-me", &context, /*stop_after_messages=*/2);
-  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_TRUE(Eventually([&] { return workers_[0]->cancellations() == 1; }));
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::CANCELLED) << r.status.error_message();
+  EXPECT_TRUE(Eventually([&] { return workers_[0]->cancellations() == 1; }, kSlowWait));
 }
 
 TEST_F(RouterTest, DeadlineReachesTheWorkerAndEndsTheCall) {

@@ -51,6 +51,11 @@ class Process:
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+        self._close()
+
+    def _close(self):
+        self.proc.stdout.close()
+        self.log.close()
 
     def terminate(self, timeout=30):
         if self.proc.poll() is None:
@@ -60,6 +65,8 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if not self.log.closed:
+            self._close()
         return self.proc.returncode
 
 

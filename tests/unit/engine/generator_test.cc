@@ -253,6 +253,10 @@ TEST(GeneratorTest, CancelFromAnotherThreadFreesTheBlocksByTheNextStep) {
   absl::StatusOr<JobHandle> handle = f.generator->Submit(Request(Prompt(30, 5), 200));
   ASSERT_TRUE(handle.ok());
   ASSERT_TRUE(handle->Next().has_value());  // running: it holds blocks now
+  // Tokens stream during a step; the stats are published at its end.
+  for (int i = 0; i < 5000 && f.UsedBlocks() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   EXPECT_GT(f.UsedBlocks(), 0);
   std::thread canceller([&] { handle->Cancel(); });
   canceller.join();

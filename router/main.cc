@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
+#include "common/termination_signals.h"
 #include "router/router_server.h"
 #include "tools/common/arg_parser.h"
 
@@ -77,11 +78,7 @@ int Run(int argc, char** argv) {
 
   // Signals are taken synchronously by this thread (sigwait), so they are blocked before
   // gRPC starts any thread that would otherwise inherit the default disposition.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ringserve::BlockTerminationSignals();
 
   auto metrics = ringserve::metrics::MetricsServer::Create(
       {.serve = flags.metrics_port != 0, .host = flags.host, .port = flags.metrics_port});
@@ -106,10 +103,9 @@ int Run(int argc, char** argv) {
   std::printf("ringserve-router listening on %s:%d\n", flags.host.c_str(), (*router)->port());
   std::fflush(stdout);
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  const std::string signal = ringserve::WaitForTerminationSignal();
   ringserve::Log(ringserve::LogLevel::kInfo, "router", "signal received; draining",
-                 {{"signal", strsignal(signal_number)}});
+                 {{"signal", signal}});
   (*router)->Shutdown(absl::Seconds(flags.drain_timeout_s));
   ringserve::Log(ringserve::LogLevel::kInfo, "router", "stopped");
   return 0;

@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
+#include "common/termination_signals.h"
 #include "kernels/dtype.h"
 #include "tools/common/arg_parser.h"
 #include "tools/common/model_setup.h"
@@ -131,11 +132,7 @@ int Run(int argc, char** argv) {
     return 2;
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ringserve::BlockTerminationSignals();
 
   auto fail = [](const absl::Status& status) {
     ringserve::Log(ringserve::LogLevel::kError, "worker", "cannot start",
@@ -190,10 +187,9 @@ int Run(int argc, char** argv) {
               (*server)->generator().num_kv_blocks(), flags.block_size);
   std::fflush(stdout);
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  const std::string signal = ringserve::WaitForTerminationSignal();
   ringserve::Log(ringserve::LogLevel::kInfo, "worker", "signal received; draining",
-                 {{"signal", strsignal(signal_number)}});
+                 {{"signal", signal}});
   (*server)->Shutdown(absl::Seconds(flags.drain_timeout_s));
   ringserve::Log(ringserve::LogLevel::kInfo, "worker", "stopped");
   return 0;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "absl/strings/numbers.h"
+#include "common/termination_signals.h"
 #include "tests/unit/router/fake_worker.h"
 
 int main(int argc, char** argv) {
@@ -15,17 +16,12 @@ int main(int argc, char** argv) {
     std::cerr << "usage: ringserve-fake-worker [ID [TOKENS_PER_REQUEST]]\n";
     return 2;
   }
-  // Blocked before any gRPC thread starts, so only sigwait below takes them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before any gRPC thread starts, so only the wait below takes SIGTERM/SIGINT.
+  ringserve::BlockTerminationSignals();
 
   ringserve::router::testing::FakeWorker worker(id);
   worker.set_tokens(tokens, absl::ZeroDuration());
   std::cout << worker.address() << std::endl;
-  int signal = 0;
-  sigwait(&signals, &signal);
+  ringserve::WaitForTerminationSignal();
   return 0;
 }

@@ -113,18 +113,19 @@ class Fleet(unittest.TestCase):
                 return e.code(), e.details()
 
         invalid = grpc.StatusCode.INVALID_ARGUMENT
+        hi = pb.TokenIds(ids=[5, 6])  # token ids: valid with or without a tokenizer
         cases = [
-            (pb.GenerateRequest(text=b"hi", stop=pb.StopCriteria(max_tokens=0)), invalid,
+            (pb.GenerateRequest(tokens=hi, stop=pb.StopCriteria(max_tokens=0)), invalid,
              "max_tokens"),
-            (pb.GenerateRequest(text=b"hi", stop=pb.StopCriteria(max_tokens=100000)), invalid,
+            (pb.GenerateRequest(tokens=hi, stop=pb.StopCriteria(max_tokens=100000)), invalid,
              "max_tokens"),
-            (pb.GenerateRequest(text=b"hi", sampling=pb.SamplingParams(temperature=-1)), invalid,
+            (pb.GenerateRequest(tokens=hi, sampling=pb.SamplingParams(temperature=-1)), invalid,
              "temperature"),
-            (pb.GenerateRequest(text=b"hi", sampling=pb.SamplingParams(top_p=0)), invalid,
+            (pb.GenerateRequest(tokens=hi, sampling=pb.SamplingParams(top_p=0)), invalid,
              "top_p"),
-            (pb.GenerateRequest(text=b"hi", sampling=pb.SamplingParams(top_p=1.5)), invalid,
+            (pb.GenerateRequest(tokens=hi, sampling=pb.SamplingParams(top_p=1.5)), invalid,
              "top_p"),
-            (pb.GenerateRequest(session_id="never-made", append=True, text=b"x"),
+            (pb.GenerateRequest(session_id="never-made", append=True, tokens=hi),
              grpc.StatusCode.NOT_FOUND, "session_id"),
             (pb.GenerateRequest(tokens=pb.TokenIds(ids=[self.vocab + 5])), invalid, "tokens"),
             (pb.GenerateRequest(), invalid, "input"),

@@ -374,18 +374,18 @@ absl::Status Generator::PrepareJob(Job& job) {
 
   // A session whose history is a prefix of the context continues its pinned sequence.
   const bool continues_pin =
-      session != nullptr && session->pin.active() && session->tokens.size() <= context.size() &&
+      session != nullptr && session->pin().active() && session->tokens.size() <= context.size() &&
       std::equal(session->tokens.begin(), session->tokens.end(), context.begin());
   if (continues_pin) {
-    const kvcache::SeqId seq_id = session->pin.seq_id();
+    const kvcache::SeqId seq_id = session->pin().seq_id();
     kv_->AppendTokens(seq_id, std::span(context).subspan(session->tokens.size()));
-    if (kv_->NumComputedTokens(seq_id) >= prompt) session->pin.Reset();  // nothing left to run
+    if (kv_->NumComputedTokens(seq_id) >= prompt) sessions_.TakePin(session);  // nothing to run
   }
-  if (session != nullptr && !continues_pin) session->pin.Reset();
+  if (session != nullptr && !continues_pin) sessions_.TakePin(session);
   job.seq.tokens = std::move(context);
-  if (session != nullptr && session->pin.active()) {
-    job.seq.seq_id = session->pin.seq_id();
-    job.seq.lease = std::move(session->pin);
+  if (session != nullptr && session->pin().active()) {
+    job.seq.seq_id = session->pin().seq_id();
+    job.seq.lease = sessions_.TakePin(session);
     job.cached_tokens = kv_->NumComputedTokens(job.seq.seq_id);
     scheduler_->AddRunning(&job.seq);
   } else {
@@ -537,7 +537,7 @@ void Generator::FinishJob(Job& job, absl::Status status, JobEvent last) {
     sessions_.Touch(&session, now);
     if (status.ok()) {
       session.tokens = job.seq.tokens;
-      session.pin = std::move(job.seq.lease);  // inactive if the job ended preempted
+      sessions_.SetPin(&session, std::move(job.seq.lease));  // inactive if it ended preempted
     }
   }
   job.seq.lease.Reset();
@@ -609,10 +609,10 @@ absl::StatusOr<std::vector<std::string>> Generator::ForkOnEngine(std::string_vie
       return child.status();
     }
     (*child)->tokens = parent->tokens;
-    if (parent->pin.active()) {
+    if (parent->pin().active()) {
       const kvcache::SeqId child_seq = next_seq_id_++;
-      kv_->Fork(parent->pin.seq_id(), child_seq);
-      (*child)->pin = kvcache::SequenceLease(kv_.get(), child_seq);
+      kv_->Fork(parent->pin().seq_id(), child_seq);
+      sessions_.SetPin(*child, kvcache::SequenceLease(kv_.get(), child_seq));
     }
     ids.push_back(std::move(id));
   }

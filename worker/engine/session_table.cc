@@ -52,15 +52,16 @@ void SessionTable::Close(Session* session) {
 }
 
 void SessionTable::Erase(Session* session) {
+  TakePin(session);
   lru_.erase(session->lru_position);
   auto it = sessions_.find(session->id);
-  sessions_.erase(it);  // destroys the session and releases its pin
+  sessions_.erase(it);
 }
 
 bool SessionTable::ReleaseOneIdlePin() {
   for (Session* s : lru_) {
-    if (!s->busy && s->pin.active()) {
-      s->pin.Reset();
+    if (!s->busy && s->pin().active()) {
+      TakePin(s);
       ++counters_.pins_released;
       return true;
     }
@@ -85,10 +86,15 @@ absl::Time SessionTable::NextExpiry() const {
   return absl::InfiniteFuture();
 }
 
-int32_t SessionTable::num_pinned() const {
-  int32_t n = 0;
-  for (const auto& [id, s] : sessions_) n += s->pin.active() ? 1 : 0;
-  return n;
+void SessionTable::SetPin(Session* session, kvcache::SequenceLease lease) {
+  TakePin(session);
+  if (lease.active()) ++num_pinned_;
+  session->pin_ = std::move(lease);
+}
+
+kvcache::SequenceLease SessionTable::TakePin(Session* session) {
+  if (session->pin_.active()) --num_pinned_;
+  return std::move(session->pin_);
 }
 
 }  // namespace ringserve::engine

@@ -24,10 +24,17 @@ namespace ringserve::engine {
 struct Session {
   std::string id;
   std::vector<int32_t> tokens;  // the history: every context and completion so far
-  kvcache::SequenceLease pin;   // when active, holds the K/V of `tokens`
   bool busy = false;            // a job is running on it
   absl::Time last_use;
   std::list<Session*>::iterator lru_position;
+
+  // When active, holds the K/V of `tokens`. Changed only through SessionTable, which
+  // keeps the count of pinned sessions that stats read after every engine step.
+  const kvcache::SequenceLease& pin() const { return pin_; }
+
+ private:
+  friend class SessionTable;
+  kvcache::SequenceLease pin_;
 };
 
 struct SessionCounters {
@@ -53,6 +60,10 @@ class SessionTable {
   void Touch(Session* session, absl::Time now);
   // Forgets an idle session (its pin released).
   void Close(Session* session);
+  // Gives `session` the pin `lease` (which may be inactive), releasing any it held.
+  void SetPin(Session* session, kvcache::SequenceLease lease);
+  // Takes the session's pin (inactive if it held none), e.g. to hand it to a job.
+  kvcache::SequenceLease TakePin(Session* session);
   // Releases the pin of the least recently used idle session holding one; false if none.
   bool ReleaseOneIdlePin();
   // Closes idle sessions unused for longer than the TTL.
@@ -61,7 +72,7 @@ class SessionTable {
   absl::Time NextExpiry() const;
 
   int32_t size() const { return static_cast<int32_t>(sessions_.size()); }
-  int32_t num_pinned() const;
+  int32_t num_pinned() const { return num_pinned_; }
   const SessionCounters& counters() const { return counters_; }
 
  private:
@@ -72,6 +83,7 @@ class SessionTable {
   absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
   std::list<Session*> lru_;  // least recently used first
   SessionCounters counters_;
+  int32_t num_pinned_ = 0;
 };
 
 }  // namespace ringserve::engine

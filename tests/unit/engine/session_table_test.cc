@@ -68,21 +68,47 @@ TEST(SessionTableTest, PinsAreReleasedLeastRecentlyUsedFirst) {
     Session* s = *table.Create(std::string(1, static_cast<char>('a' + i)), kT0 + absl::Seconds(i));
     const std::vector<int32_t> tokens = {i, i + 1, i + 2};
     ASSERT_TRUE(kv.Admit(static_cast<kvcache::SeqId>(i + 1), tokens, 3).has_value());
-    s->pin = kvcache::SequenceLease(&kv, static_cast<kvcache::SeqId>(i + 1));
+    table.SetPin(s, kvcache::SequenceLease(&kv, static_cast<kvcache::SeqId>(i + 1)));
     sessions.push_back(s);
   }
   table.Touch(sessions[0], kT0 + absl::Seconds(10));  // order: b, c, a
   sessions[1]->busy = true;
   EXPECT_EQ(table.num_pinned(), 3);
   ASSERT_TRUE(table.ReleaseOneIdlePin());
-  EXPECT_FALSE(sessions[2]->pin.active());  // c: b is busy
+  EXPECT_FALSE(sessions[2]->pin().active());  // c: b is busy
   ASSERT_TRUE(table.ReleaseOneIdlePin());
-  EXPECT_FALSE(sessions[0]->pin.active());
+  EXPECT_FALSE(sessions[0]->pin().active());
   EXPECT_FALSE(table.ReleaseOneIdlePin());  // only the busy one holds a pin
-  EXPECT_TRUE(sessions[1]->pin.active());
+  EXPECT_TRUE(sessions[1]->pin().active());
   EXPECT_EQ(table.counters().pins_released, 2);
+  EXPECT_EQ(table.num_pinned(), 1);
   sessions[1]->busy = false;
   table.Close(sessions[1]);
+  EXPECT_EQ(table.num_pinned(), 0);
+  EXPECT_EQ(kv.Stats().num_used_blocks, 0);
+}
+
+TEST(SessionTableTest, PinCountFollowsHandOffAndReplacement) {
+  kvcache::KvCacheManager kv({.num_blocks = 16, .block_size_tokens = 4});
+  SessionTable table(10, absl::Hours(1));
+  Session* s = *table.Create("a", kT0);
+  const std::vector<int32_t> tokens = {1, 2, 3};
+  ASSERT_TRUE(kv.Admit(1, tokens, 3).has_value());
+  ASSERT_TRUE(kv.Admit(2, tokens, 3).has_value());
+  table.SetPin(s, kvcache::SequenceLease(&kv, 1));
+  EXPECT_EQ(table.num_pinned(), 1);
+  table.SetPin(s, kvcache::SequenceLease(&kv, 2));  // replaces (and releases) the first
+  EXPECT_EQ(table.num_pinned(), 1);
+  kvcache::SequenceLease taken = table.TakePin(s);  // a job holds it now
+  EXPECT_TRUE(taken.active());
+  EXPECT_FALSE(s->pin().active());
+  EXPECT_EQ(table.num_pinned(), 0);
+  table.SetPin(s, kvcache::SequenceLease());  // the job ended without a pin to return
+  EXPECT_EQ(table.num_pinned(), 0);
+  table.SetPin(s, std::move(taken));
+  EXPECT_EQ(table.num_pinned(), 1);
+  table.ExpireIdle(kT0 + absl::Hours(2));
+  EXPECT_EQ(table.num_pinned(), 0);
   EXPECT_EQ(kv.Stats().num_used_blocks, 0);
 }
 

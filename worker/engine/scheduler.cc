@@ -4,7 +4,9 @@
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "common/check.h"
+#include "common/hash.h"
 
 namespace ringserve::engine {
 namespace {
@@ -21,6 +23,13 @@ void InsertSorted(std::vector<SchedSeq*>& list, SchedSeq* seq) {
 void Erase(std::vector<SchedSeq*>& list, SchedSeq* seq) {
   auto it = std::find(list.begin(), list.end(), seq);
   if (it != list.end()) list.erase(it);
+}
+
+// Identifies a sequence's first KV block when it has one full block and a token after it
+// (only then can that block ever be found in the prefix cache for it).
+std::optional<uint64_t> FirstBlockKey(const SchedSeq& seq, int32_t block_size) {
+  if (static_cast<int32_t>(seq.tokens.size()) <= block_size) return std::nullopt;
+  return Hash64(seq.tokens.data(), sizeof(int32_t) * static_cast<size_t>(block_size));
 }
 
 }  // namespace
@@ -114,23 +123,37 @@ StepPlan Scheduler::Schedule() {
     }
   }
 
-  // Waiting sequences, while the budget, max_seqs and the blocks allow.
-  while (!waiting_.empty() && budget > 0 &&
-         static_cast<int32_t>(plan.chunks.size()) < limits_.max_seqs &&
-         static_cast<int32_t>(running_.size()) < limits_.max_seqs) {
-    SchedSeq* seq = waiting_.front();
+  // Waiting sequences, while the budget, max_seqs and the blocks allow. A sequence whose
+  // first block is being computed this step for another one it was admitted with waits one
+  // step, then finds that block (and the rest of a shared prompt) in the prefix cache: a
+  // burst of requests with one system prompt computes it once, not once per request.
+  const int32_t block_size = kv_->block_size_tokens();
+  absl::flat_hash_set<uint64_t> first_blocks_in_flight;
+  for (size_t i = 0; i < waiting_.size() && budget > 0 &&
+                     static_cast<int32_t>(plan.chunks.size()) < limits_.max_seqs &&
+                     static_cast<int32_t>(running_.size()) < limits_.max_seqs;) {
+    SchedSeq* seq = waiting_[i];
+    const std::optional<uint64_t> first_block = FirstBlockKey(*seq, block_size);
+    if (first_block.has_value() && first_blocks_in_flight.contains(*first_block)) {
+      ++i;
+      continue;
+    }
     std::optional<kvcache::Admission> admission;
     auto try_admit = [&] {
       admission = kv_->Admit(seq->seq_id, seq->tokens, budget);
       return admission.has_value();
     };
     if (!MakeRoom(try_admit, seq, /*admitting=*/true, plan, budget)) break;
-    waiting_.erase(waiting_.begin());
+    Erase(waiting_, seq);  // still at i: preemption only re-queues lower priorities, behind it
     seq->lease = kvcache::SequenceLease(kv_, seq->seq_id);
     InsertSorted(running_, seq);
     if (!seq->ever_admitted) {
       seq->ever_admitted = true;
       plan.first_admissions.emplace_back(seq, admission->num_cached_tokens);
+    }
+    if (first_block.has_value() && admission->num_cached_tokens == 0 &&
+        admission->num_new_tokens >= block_size) {
+      first_blocks_in_flight.insert(*first_block);
     }
     PlanChunk(seq, admission->num_cached_tokens, admission->num_new_tokens, plan, budget);
   }

@@ -104,6 +104,46 @@ TEST_F(SchedulerTest, MaxSeqsCapsTheStepAndTheRunningSet) {
   EXPECT_EQ(scheduler_->num_waiting(), 1U);
 }
 
+TEST_F(SchedulerTest, ABurstSharingAPromptComputesItsFirstBlocksOnce) {
+  Make(64, {.max_batch_tokens = 64, .max_seqs = 8});
+  // Three requests arrive together with the same 8-token system prompt and their own
+  // 2-token questions; a fourth one is unrelated.
+  std::vector<SchedSeq*> burst;
+  for (int i = 0; i < 3; ++i) {
+    SchedSeq* seq = NewSeq(8, 100);
+    seq->tokens.push_back(500 + i);
+    seq->tokens.push_back(600 + i);
+    burst.push_back(seq);
+    scheduler_->Enqueue(seq);
+  }
+  SchedSeq* other = NewSeq(10, 300);
+  scheduler_->Enqueue(other);
+
+  StepPlan first = Step();
+  ASSERT_EQ(first.chunks.size(), 2U);  // the first of the burst and the unrelated one
+  EXPECT_EQ(first.chunks[0].seq, burst[0]);
+  EXPECT_EQ(first.chunks[1].seq, other);
+  EXPECT_EQ(scheduler_->num_waiting(), 2U);
+
+  StepPlan second = Step();
+  // The others find both prompt blocks cached and compute only their own two tokens.
+  ASSERT_EQ(second.first_admissions.size(), 2U);
+  for (const auto& [seq, cached] : second.first_admissions) EXPECT_EQ(cached, 8);
+  for (const ScheduledChunk& chunk : second.chunks) {
+    if (chunk.seq == burst[1] || chunk.seq == burst[2]) {
+      EXPECT_EQ(chunk.num_tokens, 2);
+    }
+  }
+  EXPECT_EQ(scheduler_->num_waiting(), 0U);
+}
+
+TEST_F(SchedulerTest, PromptsWithoutAFullSharedBlockAreNotHeldBack) {
+  Make(64, {.max_batch_tokens = 64, .max_seqs = 8});
+  // Identical 4-token prompts have no full block followed by a token: nothing to share.
+  for (int i = 0; i < 3; ++i) scheduler_->Enqueue(NewSeq(4, 100));
+  EXPECT_EQ(Step().chunks.size(), 3U);
+}
+
 TEST_F(SchedulerTest, PreemptsTheNewestAndResumesItByRecompute) {
   // 4 blocks of 4 tokens: two sequences of 8 tokens fill the pool.
   Make(4, {.max_batch_tokens = 64, .max_seqs = 4});

@@ -2,22 +2,13 @@
 // tokenizer_fuzzer.cc): both tokenizer.json fixtures, a tiny llama2.c tokenizer.bin, mixed
 // script text with and without special-token parsing, and a run of token ids.
 #include <cstdint>
-#include <cstdio>
-#include <filesystem>
+#include <optional>
 #include <string>
 
+#include "tests/fuzz/seed_corpus.h"
 #include "tests/unit/tokenizer/json_fixtures.h"
 
 namespace {
-
-void Write(const std::filesystem::path& dir, const std::string& name, char mode,
-           const std::string& body) {
-  std::FILE* f = std::fopen((dir / name).c_str(), "wb");
-  if (f == nullptr) return;
-  std::fputc(mode, f);
-  std::fwrite(body.data(), 1, body.size(), f);
-  std::fclose(f);
-}
 
 // llama2.c layout: int32 max_token_length, then per token: float score, int32 length, bytes.
 std::string TinyLlama2cTokenizer() {
@@ -38,20 +29,17 @@ std::string TinyLlama2cTokenizer() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
-    return 2;
-  }
-  const std::filesystem::path dir = argv[1];
-  std::filesystem::create_directories(dir);
+  std::optional<ringserve::fuzz::SeedCorpus> corpus =
+      ringserve::fuzz::SeedCorpus::FromArgs(argc, argv);
+  if (!corpus) return 2;
   namespace t = ringserve::tokenizer::testing;
-  Write(dir, "byte_level.json", 0, t::ByteLevelFixture().dump());
-  Write(dir, "sentencepiece.json", 0, t::SentencePieceFixture().dump());
-  Write(dir, "llama2c.bin", 1, TinyLlama2cTokenizer());
+  corpus->Add("byte_level.json", 0, t::ByteLevelFixture().dump());
+  corpus->Add("sentencepiece.json", 0, t::SentencePieceFixture().dump());
+  corpus->Add("llama2c.bin", 1, TinyLlama2cTokenizer());
   const std::string text =
       "Hello the world, ab b\n\t \xC3\xA9t\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x98\x80";
-  Write(dir, "text.txt", 2, text);
-  Write(dir, "text_special.txt", 2 | 4, text + "<|endoftext|><s>");
-  Write(dir, "ids.bin", 3, std::string("\x01\x00\x04\x01\xff\x00\x03\x00\xc3\x00\xa9\x00", 12));
-  return 0;
+  corpus->Add("text.txt", 2, text);
+  corpus->Add("text_special.txt", 2 | 4, text + "<|endoftext|><s>");
+  corpus->Add("ids.bin", 3, std::string("\x01\x00\x04\x01\xff\x00\x03\x00\xc3\x00\xa9\x00", 12));
+  return corpus->ExitCode();
 }

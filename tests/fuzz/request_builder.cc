@@ -1,0 +1,155 @@
+#include "tests/fuzz/request_builder.h"
+
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "worker/server/request_conversion.h"
+
+namespace ringserve::fuzz {
+namespace {
+
+namespace pb = ringserve::v1;
+
+// Sampler bounds, one ulp either side of them, and the values that break comparisons.
+float PickFloat(FuzzedDataProvider& in) {
+  using limits = std::numeric_limits<float>;
+  static constexpr float kEdges[] = {0.0F,
+                                     -0.0F,
+                                     0.5F,
+                                     1.0F,
+                                     0.99999994F,
+                                     1.0000001F,
+                                     2.0F,
+                                     -2.0F,
+                                     2.0000002F,
+                                     -2.0000002F,
+                                     1e-45F,
+                                     -1.0F,
+                                     100.0F,
+                                     limits::max(),
+                                     limits::lowest(),
+                                     limits::infinity(),
+                                     -limits::infinity(),
+                                     limits::quiet_NaN()};
+  switch (in.ConsumeIntegralInRange(0, 2)) {
+    case 0:
+      return in.PickValueInArray(kEdges);
+    case 1:
+      return in.ConsumeProbability<float>();
+    default:
+      return in.ConsumeFloatingPoint<float>();
+  }
+}
+
+int32_t PickInt(FuzzedDataProvider& in, int32_t lo, int32_t hi) {
+  return in.ConsumeBool() ? in.ConsumeIntegralInRange(lo, hi) : in.ConsumeIntegral<int32_t>();
+}
+
+// Raw bytes, or the same bytes read as Latin-1 and written as UTF-8, so that most text is
+// valid and reaches the tokenizer.
+std::string PickText(FuzzedDataProvider& in, size_t max_bytes) {
+  const bool as_utf8 = in.ConsumeBool();
+  std::string raw = in.ConsumeRandomLengthString(max_bytes);
+  if (!as_utf8) return raw;
+  std::string text;
+  for (const char ch : raw) {
+    const auto byte = static_cast<unsigned char>(ch);
+    if (byte < 0x80) {
+      text.push_back(ch);
+    } else {
+      text.push_back(static_cast<char>(0xC0 | (byte >> 6)));
+      text.push_back(static_cast<char>(0x80 | (byte & 0x3F)));
+    }
+  }
+  return text;
+}
+
+// Empty, short, or exactly at / one past `limit` bytes, perhaps with a fork suffix.
+std::string PickId(FuzzedDataProvider& in, size_t limit) {
+  switch (in.ConsumeIntegralInRange(0, 3)) {
+    case 0:
+      return "";
+    case 1:
+      return in.ConsumeRandomLengthString(32);
+    case 2:
+      return in.ConsumeRandomLengthString(32) + "#f" +
+             std::to_string(in.ConsumeIntegral<uint8_t>());
+    default:
+      return std::string(limit + in.ConsumeIntegralInRange<size_t>(0, 1), 'k');
+  }
+}
+
+void BuildInput(FuzzedDataProvider& in, pb::GenerateRequest* r) {
+  switch (in.ConsumeIntegralInRange(0, 7)) {
+    case 0:
+    case 1:
+    case 2:
+      r->set_text(PickText(in, 2048));
+      break;
+    case 3:
+    case 4:
+    case 5: {
+      pb::TokenIds* tokens = r->mutable_tokens();
+      const int n = in.ConsumeIntegralInRange(0, 2100);
+      for (int i = 0; i < n && in.remaining_bytes() > 0; ++i) {
+        tokens->add_ids(PickInt(in, -2, 1100));
+      }
+      break;
+    }
+    case 6:
+      break;  // no input: valid only with append
+    default:
+      // One byte over the API's limit (the fuzzer's -max_len cannot reach it).
+      r->set_text(std::string(server::kMaxTextBytes + 1, 'a'));
+      break;
+  }
+}
+
+void BuildSampling(FuzzedDataProvider& in, pb::SamplingParams* s) {
+  if (in.ConsumeBool()) s->set_temperature(PickFloat(in));
+  if (in.ConsumeBool()) s->set_top_k(PickInt(in, -2, 100));
+  if (in.ConsumeBool()) s->set_top_p(PickFloat(in));
+  if (in.ConsumeBool()) s->set_min_p(PickFloat(in));
+  if (in.ConsumeBool()) s->set_repetition_penalty(PickFloat(in));
+  if (in.ConsumeBool()) s->set_presence_penalty(PickFloat(in));
+  if (in.ConsumeBool()) s->set_frequency_penalty(PickFloat(in));
+  if (in.ConsumeBool()) s->set_seed(in.ConsumeIntegral<uint64_t>());
+}
+
+void BuildStop(FuzzedDataProvider& in, pb::StopCriteria* s) {
+  if (in.ConsumeBool()) s->set_max_tokens(PickInt(in, -1, 2100));
+  const int num_strings = in.ConsumeIntegralInRange(0, 18);
+  for (int i = 0; i < num_strings; ++i) {
+    if (in.ConsumeIntegralInRange(0, 7) == 0) {
+      s->add_stop(std::string(in.ConsumeIntegralInRange(255, 257), 's'));
+    } else {
+      s->add_stop(PickText(in, 16));
+    }
+  }
+  const int num_ids = in.ConsumeIntegralInRange(0, 66);
+  for (int i = 0; i < num_ids; ++i) s->add_stop_token_ids(PickInt(in, -2, 1100));
+  s->set_ignore_eos(in.ConsumeBool());
+}
+
+}  // namespace
+
+pb::GenerateRequest BuildRequest(std::string_view bytes) {
+  FuzzedDataProvider in(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  pb::GenerateRequest r;
+  r.set_request_id(PickId(in, server::kMaxRequestIdBytes));
+  r.set_session_id(PickId(in, server::kMaxSessionIdBytes));
+  r.set_append(in.ConsumeBool());
+  if (in.ConsumeBool()) r.set_expected_history_tokens(PickInt(in, -1, 3000));
+  if (in.ConsumeBool()) BuildSampling(in, r.mutable_sampling());
+  if (in.ConsumeBool()) BuildStop(in, r.mutable_stop());
+  r.set_logprobs(PickInt(in, -1, 21));
+  r.set_priority(in.ConsumeIntegral<int32_t>());
+  BuildInput(in, &r);  // last: the text takes what is left
+  return r;
+}
+
+}  // namespace ringserve::fuzz

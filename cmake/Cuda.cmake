@@ -12,6 +12,12 @@ if(NOT RINGSERVE_CUDA STREQUAL "OFF")
       set(CMAKE_CUDA_ARCHITECTURES 80 90)
     endif()
     enable_language(CUDA)
+    # Debian 12's CMake 3.25 FindCUDAToolkit sets a property on CUDA::nvToolsExt without
+    # checking that the target exists, and CUDA 13 ships no libnvToolsExt (NVTX 2; nvtx3 is
+    # header-only): configure fails on a stock system. An empty target satisfies it.
+    if(CMAKE_VERSION VERSION_LESS 3.28 AND NOT TARGET CUDA::nvToolsExt)
+      add_library(CUDA::nvToolsExt INTERFACE IMPORTED)
+    endif()
     find_package(CUDAToolkit REQUIRED)
     set(RINGSERVE_HAVE_CUDA ON)
   elseif(RINGSERVE_CUDA STREQUAL "ON")

@@ -28,6 +28,9 @@ class StatsFanOut final : public grpc::ServerUnaryReactor, public SharedReactorS
       : env_(env), context_(context), response_(response), start_(absl::Now()) {}
 
   void Begin() {
+    if (absl::Status s = env_.policy.Authenticate(*context_); !s.ok()) {
+      return FinishCall(ToGrpcStatus(s));
+    }
     const auto snapshot = env_.membership.snapshot();
     std::vector<std::shared_ptr<const WorkerConn>> workers;
     for (const auto& endpoint : snapshot->ring->endpoints()) {
@@ -130,8 +133,12 @@ grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* context,
                                               const ringserve::v1::DrainRequest* request,
                                               ringserve::v1::DrainResponse* response) {
-  response->set_remaining_requests(static_cast<int32_t>(begin_drain_()));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = env_.policy.Authenticate(*context); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  response->set_remaining_requests(static_cast<int32_t>(begin_drain_()));
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

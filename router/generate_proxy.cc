@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "common/grpc/grpc_status.h"
 #include "common/log.h"
 #include "router/route.h"
 
@@ -33,8 +34,18 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
                                                               : Placement::kSessionBounded),
                  RandomBits()) {}
 
-  // planner_ is read without mu_: no callback can run before the first attempt.
+  // planner_, lease_ and request_ are set without mu_: no callback can run before the
+  // first attempt.
   void Begin() {
+    absl::StatusOr<CallPolicy::Admission> admission =
+        env_.policy.AdmitGenerate(*context_, *request_);
+    if (!admission.ok()) return FinishCall(ToGrpcStatus(admission.status()));
+    lease_ = std::move(admission->lease);
+    if (admission->impose_max_tokens.has_value()) {
+      capped_request_ = *request_;
+      capped_request_.mutable_stop()->set_max_tokens(*admission->impose_max_tokens);
+      request_ = &capped_request_;
+    }
     Target target;
     if (grpc::Status refused = FirstTarget(env_, planner_, &target); !refused.ok()) {
       return FinishCall(refused);
@@ -165,17 +176,24 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
     FinishCall(ClientStatus(status, Address(*upstream), relayed, cancelled));
   }
 
+  // Runs once per call: from Begin, or from the last attempt's UpstreamDone.
   void FinishCall(const grpc::Status& status) {
     if (env_.metrics != nullptr) {
       env_.metrics->ObserveRequest("Generate", status.error_code(), absl::Now() - start_);
     }
+    // The client's slot frees before it can see the status, so a client that starts its
+    // next stream on seeing this one end is never refused for it.
+    lease_.Reset();
     Finish(status);
   }
 
   const ProxyEnv& env_;
   grpc::CallbackServerContext* const context_;
-  const GenerateRequest* const request_;
+  // The client's request, or capped_request_ when the router imposed its max_tokens.
+  const GenerateRequest* request_;
+  GenerateRequest capped_request_;
   const absl::Time start_;
+  ClientLimiter::Lease lease_;  // this stream's slot of its client's concurrency
   // One buffer: a message is read into it, written from it, and only then is the next
   // read started.
   GenerateResponse response_;

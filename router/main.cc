@@ -4,12 +4,14 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/grpc/tls_credentials.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
 #include "common/termination_signals.h"
@@ -23,7 +25,11 @@ constexpr char kUsage[] =
     "                        [--metrics-port M] [flags]\n"
     "Serves ringserve.v1.Inference and Admin on --port and forwards each call to the\n"
     "worker that owns its session. SIGTERM or SIGINT drains: health NOT_SERVING, no new\n"
-    "calls, in-flight calls finish (up to --drain-timeout-s), then exit.\n";
+    "calls, in-flight calls finish (up to --drain-timeout-s), then exit.\n"
+    "Security: --tls-cert/--tls-key serve TLS, --tls-client-ca requires client certificates;\n"
+    "--worker-tls-* secure the connections to workers; --auth-token-file (or the env\n"
+    "RINGSERVE_AUTH_TOKEN) requires 'authorization: Bearer <token>' on every Inference and\n"
+    "Admin call (grpc.health stays open). A bad file is a startup error (exit 2).\n";
 
 struct Flags {
   int port = 50050;
@@ -36,7 +42,81 @@ struct Flags {
   int health_timeout_ms = 500;
   int dns_interval_s = 5;
   int drain_timeout_s = 30;
+  ringserve::ServerTlsFiles tls;
+  ringserve::ClientTlsFiles worker_tls;
+  std::string worker_tls_server_name;
+  std::string auth_token_file;
+  int max_request_bytes = 16 << 20;
+  int max_tokens = 0;
+  int max_concurrent_per_client = 0;
 };
+
+constexpr char kAuthTokenEnv[] = "RINGSERVE_AUTH_TOKEN";
+
+void AddSecurityFlags(ringserve::tools::ArgParser& args, Flags& flags) {
+  args.AddString("tls-cert", &flags.tls.cert_path, "PEM certificate chain: serve clients TLS");
+  args.AddString("tls-key", &flags.tls.key_path, "PEM private key of --tls-cert");
+  args.AddString("tls-client-ca", &flags.tls.client_ca_path,
+                 "PEM CA: clients must present a certificate it signed (mutual TLS)");
+  args.AddString("worker-tls-ca", &flags.worker_tls.ca_path,
+                 "PEM CA that signed the workers' certificates: connect to workers over TLS");
+  args.AddString("worker-tls-cert", &flags.worker_tls.cert_path,
+                 "PEM client certificate for workers that require one (mutual TLS)");
+  args.AddString("worker-tls-key", &flags.worker_tls.key_path, "PEM private key of it");
+  args.AddString("worker-tls-server-name", &flags.worker_tls_server_name,
+                 "name the workers' certificates carry (default: the address dialled)");
+  args.AddString("auth-token-file", &flags.auth_token_file,
+                 "accepted bearer tokens, one per line ('#' comments); default: the env "
+                 "RINGSERVE_AUTH_TOKEN; neither: no authentication");
+  args.AddInt("max-request-bytes", &flags.max_request_bytes,
+              "largest request message; larger: RESOURCE_EXHAUSTED (default 16 MiB)");
+  args.AddInt("max-tokens", &flags.max_tokens,
+              "cap on a Generate's max_tokens: above it INVALID_ARGUMENT, unset gets the cap "
+              "(0 = no cap)");
+  args.AddInt("max-concurrent-per-client", &flags.max_concurrent_per_client,
+              "Generate streams in flight per client (its token, else its IP); beyond it "
+              "RESOURCE_EXHAUSTED (0 = no limit)");
+}
+
+// The router's credentials, tokens and limits from the flags into `options`. A file that
+// cannot be read or holds the wrong thing is an error naming it; the token never appears.
+absl::Status ApplySecurityFlags(const Flags& flags, ringserve::router::RouterOptions& options) {
+  if (flags.max_request_bytes < 1 || flags.max_tokens < 0 || flags.max_concurrent_per_client < 0) {
+    return absl::InvalidArgumentError(
+        "--max-request-bytes must be >= 1, --max-tokens and --max-concurrent-per-client >= 0");
+  }
+  if (flags.tls.enabled()) {
+    auto credentials = ringserve::LoadServerCredentials(flags.tls);
+    if (!credentials.ok()) return credentials.status();
+    options.credentials = *std::move(credentials);
+  }
+  if (flags.worker_tls.enabled()) {
+    auto credentials = ringserve::LoadChannelCredentials(flags.worker_tls);
+    if (!credentials.ok()) {
+      return absl::Status(credentials.status().code(),
+                          absl::StrCat("--worker-tls-*: ", credentials.status().message()));
+    }
+    options.membership.worker_credentials = *std::move(credentials);
+  }
+  options.membership.worker_server_name = flags.worker_tls_server_name;
+  using ringserve::router::TokenSet;
+  const char* env_token = std::getenv(kAuthTokenEnv);
+  absl::StatusOr<TokenSet> tokens =
+      !flags.auth_token_file.empty()               ? TokenSet::FromFile(flags.auth_token_file)
+      : env_token != nullptr && *env_token != '\0' ? TokenSet::Parse(env_token, kAuthTokenEnv)
+                                                   : TokenSet();
+  if (!tokens.ok()) return tokens.status();
+  options.policy.tokens = *std::move(tokens);
+  if (!options.policy.tokens.empty() && !flags.tls.enabled()) {
+    ringserve::Log(ringserve::LogLevel::kWarning, "router",
+                   "bearer tokens are required but --tls-cert is not set: tokens cross the "
+                   "network in plain text");
+  }
+  options.max_request_bytes = flags.max_request_bytes;
+  options.policy.max_tokens = flags.max_tokens;
+  options.policy.max_concurrent_per_client = flags.max_concurrent_per_client;
+  return absl::OkStatus();
+}
 
 int Run(int argc, char** argv) {
   Flags flags;
@@ -54,6 +134,7 @@ int Run(int argc, char** argv) {
   args.AddInt("dns-interval-s", &flags.dns_interval_s, "dns: re-resolution period (5)");
   args.AddInt("drain-timeout-s", &flags.drain_timeout_s,
               "on SIGTERM, how long in-flight calls may take (30)");
+  AddSecurityFlags(args, flags);
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       std::cout << kUsage << "flags:\n" << args.Help();
@@ -75,6 +156,11 @@ int Run(int argc, char** argv) {
     std::cerr << source.status().message() << "\n";
     return 2;
   }
+  ringserve::router::RouterOptions options;
+  if (absl::Status s = ApplySecurityFlags(flags, options); !s.ok()) {
+    std::cerr << "ringserve-router: " << s.message() << "\n";
+    return 2;
+  }
 
   // Signals are taken synchronously by this thread (sigwait), so they are blocked before
   // gRPC starts any thread that would otherwise inherit the default disposition.
@@ -86,7 +172,6 @@ int Run(int argc, char** argv) {
     std::cerr << metrics.status().message() << "\n";
     return 1;
   }
-  ringserve::router::RouterOptions options;
   options.listen_address = absl::StrCat(flags.host, ":", flags.port);
   options.membership.source = *std::move(source);
   options.membership.ring.points_per_endpoint = flags.vnodes;

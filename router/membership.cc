@@ -22,19 +22,30 @@ namespace {
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
-std::shared_ptr<const WorkerConn> Connect(const std::string& address) {
+std::shared_ptr<const WorkerConn> Connect(const std::string& address,
+                                          const MembershipOptions& options) {
   grpc::ChannelArguments args;
   // A restarted worker should rejoin within a health period or two, not after gRPC's
   // default reconnect backoff (up to 120 s).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // gRPC also takes the minimum backoff as the connect timeout (subchannel's
+  // min_connect_timeout): at 100 ms a TLS handshake on a loaded machine timed out. Attempts
+  // still start 100 ms after a failure; only a hanging one is given longer.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
+  if (!options.worker_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.worker_server_name);
+  }
   // The proxy does its own single retry on the next ring owner; gRPC's transparent
   // retries would resend to the same dead worker.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   auto conn = std::make_shared<WorkerConn>();
   conn->endpoint = std::make_shared<Endpoint>(address);
-  conn->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  conn->channel = grpc::CreateCustomChannel(address,
+                                            options.worker_credentials != nullptr
+                                                ? options.worker_credentials
+                                                : grpc::InsecureChannelCredentials(),
+                                            args);
   conn->inference = ringserve::v1::Inference::NewStub(conn->channel);
   conn->admin = ringserve::v1::Admin::NewStub(conn->channel);
   conn->health = grpc::health::v1::Health::NewStub(conn->channel);
@@ -141,7 +152,7 @@ void Membership::UpdateAddresses(const std::vector<std::string>& addresses) {
       Log(LogLevel::kInfo, "router", "worker discovered", {{"worker", address}});
       // Without health checks a worker is trusted from the start; with them it joins the
       // ring when its first check passes (in this same round).
-      next.emplace(address, Known{Connect(address), !options_.check_health});
+      next.emplace(address, Known{Connect(address, options_), !options_.check_health});
     }
   }
   for (const auto& [address, known] : known_) {

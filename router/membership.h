@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/security/credentials.h"
 #include "ringserve/v1/admin.grpc.pb.h"
 #include "ringserve/v1/inference.grpc.pb.h"
 #include "router/endpoint.h"
@@ -56,6 +57,12 @@ struct MembershipOptions {
   bool check_health = true;
   // How often a dns: source is re-resolved.
   absl::Duration dns_interval = absl::Seconds(5);
+  // How the router connects to workers, for calls and health checks alike (TLS, with a
+  // client certificate for workers that require one); null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> worker_credentials;
+  // The name a worker's certificate must carry when it is not the address dialled
+  // (workers are dialled by IP, certificates usually name a DNS name); empty: the address.
+  std::string worker_server_name;
 };
 
 // Owner: RouterServer. Thread: one background thread of its own resolves, health-checks

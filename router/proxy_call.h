@@ -11,6 +11,7 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/status.h"
+#include "router/call_policy.h"
 #include "router/membership.h"
 #include "router/route.h"
 #include "router/router_metrics.h"
@@ -26,6 +27,8 @@ inline constexpr char kWorkerAddressKey[] = "x-ringserve-worker-address";
 struct ProxyEnv {
   const Membership& membership;
   RouterMetrics* metrics = nullptr;  // may be null
+  // Authentication and limits, checked when a call starts.
+  CallPolicy& policy;
   // Set when the router drains: new calls get UNAVAILABLE.
   const std::atomic<bool>& draining;
 };

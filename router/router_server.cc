@@ -25,8 +25,9 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
   auto membership = Membership::Create(std::move(options.membership), router->metrics_.get());
   if (!membership.ok()) return membership.status();
   router->membership_ = std::move(*membership);
+  router->policy_ = std::make_unique<CallPolicy>(std::move(options.policy));
   router->env_ = std::make_unique<ProxyEnv>(
-      ProxyEnv{*router->membership_, router->metrics_.get(), router->draining_});
+      ProxyEnv{*router->membership_, router->metrics_.get(), *router->policy_, router->draining_});
   router->inference_ = std::make_unique<InferenceService>(*router->env_);
   router->admin_ =
       std::make_unique<AdminService>(*router->env_, [r = router.get()] { return r->BeginDrain(); });
@@ -35,19 +36,27 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
+  const bool tls = options.credentials != nullptr;
+  builder.AddListeningPort(options.listen_address,
+                           tls ? options.credentials : grpc::InsecureServerCredentials(),
                            &router->port_);
+  builder.SetMaxReceiveMessageSize(options.max_request_bytes);
   builder.RegisterService(router->inference_.get());
   builder.RegisterService(router->admin_.get());
   router->server_ = builder.BuildAndStart();
   if (router->server_ == nullptr || router->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen_address,
+        tls ? " (or gRPC rejected the TLS certificate or key; its log says which)" : ""));
   }
   grpc::HealthCheckServiceInterface* health = router->server_->GetHealthCheckService();
   health->SetServingStatus(true);
   health->SetServingStatus(kInferenceServiceName, true);
   Log(LogLevel::kInfo, "router", "serving",
-      {{"address", options.listen_address}, {"port", absl::StrCat(router->port_)}});
+      {{"address", options.listen_address},
+       {"port", absl::StrCat(router->port_)},
+       {"tls", tls ? "on" : "off"},
+       {"auth", router->policy_->requires_token() ? "bearer token" : "off"}});
   return router;
 }
 

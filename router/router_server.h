@@ -9,9 +9,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "prometheus/registry.h"
 #include "router/admin_service.h"
+#include "router/call_policy.h"
 #include "router/inference_service.h"
 #include "router/membership.h"
 #include "router/router_metrics.h"
@@ -21,6 +23,13 @@ namespace ringserve::router {
 struct RouterOptions {
   // "host:port" to listen on; port 0 picks a free one (see port()).
   std::string listen_address = "0.0.0.0:0";
+  // How clients connect (TLS, mutual TLS: common/grpc/tls_credentials.h); null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // The largest request message a client may send; a larger one is refused by gRPC with
+  // RESOURCE_EXHAUSTED. The default matches the worker's, so an oversized prompt within
+  // it reaches the worker's validation, which names the field.
+  int max_request_bytes = 16 << 20;
+  CallPolicyOptions policy;
   MembershipOptions membership;
 };
 
@@ -38,6 +47,7 @@ class RouterServer {
 
   int port() const { return port_; }
   const Membership& membership() const { return *membership_; }
+  const CallPolicy& policy() const { return *policy_; }
 
   // Health turns NOT_SERVING and new calls get UNAVAILABLE; calls in flight go on.
   // Returns how many proxied calls are in flight. Idempotent.
@@ -52,6 +62,7 @@ class RouterServer {
   std::unique_ptr<RouterMetrics> metrics_;
   std::unique_ptr<Membership> membership_;
   std::atomic<bool> draining_{false};
+  std::unique_ptr<CallPolicy> policy_;
   std::unique_ptr<ProxyEnv> env_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<AdminService> admin_;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "common/grpc/grpc_status.h"
 #include "common/log.h"
 #include "grpcpp/support/client_callback.h"
 #include "grpcpp/support/server_callback.h"
@@ -78,6 +79,9 @@ class UnaryProxy final : public grpc::ServerUnaryReactor, public SharedReactorSt
 
   // planner_ is read without mu_: no callback can run before the first attempt.
   void Begin() {
+    if (absl::Status s = env_.policy.Authenticate(*context_); !s.ok()) {
+      return FinishCall(ToGrpcStatus(s));
+    }
     Target target;
     if (grpc::Status refused = FirstTarget(env_, planner_, &target); !refused.ok()) {
       return FinishCall(refused);

@@ -9,8 +9,14 @@ Needs python3-grpcio and python3-protobuf (Debian) and the generated modules, wh
 build writes to <build>/python (target ringserve_python_proto):
 
     PYTHONPATH=build/python python3 deploy/python/ringserve_client.py --target 127.0.0.1:50051
+
+Against a router that serves TLS and requires a token (README, "Security"):
+
+    ... ringserve_client.py --target router:50050 --tls-ca ca.pem \
+        [--tls-cert client.pem --tls-key client.key] --token "$(cat token)"
 """
 import argparse
+import os
 import sys
 
 import grpc
@@ -18,10 +24,31 @@ import grpc
 from ringserve.v1 import inference_pb2, inference_pb2_grpc
 
 
-def generate(stub, request, timeout_s):
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def open_channel(args):
+    """A plaintext channel, or a TLS one when any --tls-* file is given (the client
+    certificate for routers that require one)."""
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
+        return grpc.insecure_channel(args.target)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("--tls-cert and --tls-key go together")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read_file(args.tls_ca) if args.tls_ca else None,
+        private_key=read_file(args.tls_key) if args.tls_key else None,
+        certificate_chain=read_file(args.tls_cert) if args.tls_cert else None)
+    options = [("grpc.ssl_target_name_override", args.tls_server_name)] if args.tls_server_name \
+        else []
+    return grpc.secure_channel(args.target, credentials, options=options)
+
+
+def generate(stub, request, timeout_s, metadata=()):
     """Streams one Generate call, printing text as it arrives; returns the final message."""
     final = None
-    call = stub.Generate(request, timeout=timeout_s)
+    call = stub.Generate(request, timeout=timeout_s, metadata=metadata)
     for response in call:
         sys.stdout.write(response.text)
         sys.stdout.flush()
@@ -53,9 +80,17 @@ def main():
                              "(for a worker without a tokenizer, e.g. --dummy-weights)")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--timeout-s", type=float, default=60)
+    parser.add_argument("--tls-ca", help="PEM CA that signed the server's certificate: use TLS")
+    parser.add_argument("--tls-cert", help="PEM client certificate (servers requiring mTLS)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-server-name", help="name the server's certificate carries")
+    parser.add_argument("--token", default=os.environ.get("RINGSERVE_TOKEN", ""),
+                        help="bearer token (default: the env RINGSERVE_TOKEN)")
     args = parser.parse_args()
+    # Plain metadata rather than call credentials, which gRPC sends over TLS only.
+    metadata = [("authorization", f"Bearer {args.token}")] if args.token else []
 
-    with grpc.insecure_channel(args.target) as channel:
+    with open_channel(args) as channel:
         stub = inference_pb2_grpc.InferenceStub(channel)
         sampling = inference_pb2.SamplingParams(temperature=0.0)
         stop = inference_pb2.StopCriteria(max_tokens=args.max_tokens)
@@ -67,12 +102,12 @@ def main():
         try:
             first, worker = generate(stub, inference_pb2.GenerateRequest(
                 session_id=args.session, sampling=sampling, stop=stop, **inputs[0]),
-                args.timeout_s)
+                args.timeout_s, metadata)
             print_usage(1, first, worker)
             second, worker = generate(stub, inference_pb2.GenerateRequest(
                 session_id=args.session, append=True,
                 expected_history_tokens=first.history_tokens, sampling=sampling, stop=stop,
-                **inputs[1]), args.timeout_s)
+                **inputs[1]), args.timeout_s, metadata)
             print_usage(2, second, worker)
         except grpc.RpcError as error:
             print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)

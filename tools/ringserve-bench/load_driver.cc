@@ -47,7 +47,7 @@ class LoadDriver::State {
         calls_(workload.requests().size()),
         results_(workload.requests().size()) {
     for (int c = 0; c < std::max(1, options_.connections); ++c) {
-      stubs_.push_back(Inference::NewStub(MakeChannel(options_.target, c)));
+      stubs_.push_back(Inference::NewStub(options_.channels.Make(options_.target, c)));
     }
   }
 

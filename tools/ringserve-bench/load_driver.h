@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ringserve/v1/inference.grpc.pb.h"
+#include "tools/grpc_client/grpc_client.h"
 #include "tools/ringserve-bench/stream_call.h"
 #include "tools/ringserve-bench/workload.h"
 
@@ -16,6 +17,8 @@ namespace ringserve::tools::bench {
 
 struct DriverOptions {
   std::string target;
+  // TLS and the bearer token of every channel.
+  ChannelFactory channels;
   // Most streams in flight; 0: no limit (open loop only).
   int concurrency = 1;
   // Requests per second with exponential gaps (a Poisson process); 0: all at once, the

@@ -21,11 +21,13 @@ namespace {
 constexpr char kUsage[] =
     "usage: ringserve-bench --target HOST:PORT [--concurrency C | --rate R] [--requests N]\n"
     "       [--sessions S --turns T] [--prompt-tokens P] [--output-tokens O]\n"
-    "       [--shared-prefix K] [--seed N] [--timeout-s S] [--connections N] [--json]";
+    "       [--shared-prefix K] [--seed N] [--timeout-s S] [--connections N] [--json]\n"
+    "       [--tls-ca PEM [--tls-cert PEM --tls-key PEM]] [--token T (or env RINGSERVE_TOKEN)]";
 
 struct BenchFlags {
   WorkloadOptions workload;
   DriverOptions driver;
+  ClientSecurity security;
   int64_t seed = 0;
   bool json = false;
 };
@@ -51,7 +53,9 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
   parser.AddInt("connections", &flags.driver.connections, "HTTP/2 connections to spread over");
   parser.AddString("session-prefix", &flags.workload.session_prefix, "session ids' prefix");
   parser.AddBool("json", &flags.json, "print one JSON object");
+  flags.security.Register(parser);
   RS_RETURN_IF_ERROR(parser.Parse(argc, argv));
+  RS_ASSIGN_OR_RETURN(flags.driver.channels, ChannelFactory::Create(flags.security));
   if (flags.driver.target.empty()) return absl::InvalidArgumentError("--target is required");
   if (!parser.IsSet("concurrency") && flags.driver.rate > 0) flags.driver.concurrency = 0;
   if (flags.driver.rate <= 0 && flags.driver.concurrency < 1) {
@@ -69,8 +73,8 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
   return flags.workload.Validate();
 }
 
-absl::StatusOr<ringserve::v1::ModelInfo> FetchModelInfo(const std::string& target) {
-  auto stub = ringserve::v1::Inference::NewStub(MakeChannel(target));
+absl::StatusOr<ringserve::v1::ModelInfo> FetchModelInfo(const DriverOptions& driver) {
+  auto stub = ringserve::v1::Inference::NewStub(driver.channels.Make(driver.target));
   grpc::ClientContext context;
   SetTimeout(&context, 10);
   ringserve::v1::ModelInfo info;
@@ -81,7 +85,7 @@ absl::StatusOr<ringserve::v1::ModelInfo> FetchModelInfo(const std::string& targe
 }
 
 absl::Status Run(BenchFlags flags) {
-  RS_ASSIGN_OR_RETURN(ringserve::v1::ModelInfo info, FetchModelInfo(flags.driver.target));
+  RS_ASSIGN_OR_RETURN(ringserve::v1::ModelInfo info, FetchModelInfo(flags.driver));
   flags.workload.vocab_size = info.vocab_size();
   RS_RETURN_IF_ERROR(flags.workload.Validate());
   const int64_t longest = static_cast<int64_t>(flags.workload.turns) *

@@ -3,6 +3,7 @@
 #ifndef RINGSERVE_TOOLS_RINGSERVE_CLI_CLI_H_
 #define RINGSERVE_TOOLS_RINGSERVE_CLI_CLI_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -20,6 +21,7 @@ struct CommonFlags {
   // < 0: the command's own default (none for generate, 30 s for the rest); 0: none.
   double timeout_s = -1;
   bool json = false;
+  ClientSecurity security;
 
   void Register(ArgParser& parser);
   double TimeoutOr(double fallback_s) const { return timeout_s < 0 ? fallback_s : timeout_s; }
@@ -42,6 +44,10 @@ bool IsUsageError(const absl::Status& status);
 // turns a parse failure into a usage error.
 absl::Status ParseCommand(const std::string& usage, CommandArgs& args, ArgParser& parser);
 
+// A channel to the command's target with its TLS files and token; a file that cannot be
+// used is a usage error.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const CommonFlags& common);
+
 // One JSON document on stdout. Text that is not UTF-8 (token pieces) is replaced rather
 // than thrown on.
 void PrintJson(const nlohmann::json& value);
@@ -56,7 +62,9 @@ absl::StatusOr<Response> Unary(const CommonFlags& common,
                                grpc::Status (Service::Stub::*method)(grpc::ClientContext*,
                                                                      const Request&, Response*),
                                const Request& request) {
-  auto stub = Service::NewStub(MakeChannel(common.target));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = OpenChannel(common);
+  if (!channel.ok()) return channel.status();
+  auto stub = Service::NewStub(*channel);
   grpc::ClientContext context;
   SetTimeout(&context, common.TimeoutOr(kUnaryTimeoutS));
   Response response;

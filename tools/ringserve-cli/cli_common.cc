@@ -14,6 +14,7 @@ void CommonFlags::Register(ArgParser& parser) {
   parser.AddString("target", &target, "HOST:PORT of a router or worker (default 127.0.0.1:50051)");
   parser.AddFloat("timeout-s", &timeout_s, "call deadline in seconds; 0 = none");
   parser.AddBool("json", &json, "print one JSON object instead of text");
+  security.Register(parser);
 }
 
 absl::Status UsageError(absl::Status status) {
@@ -36,6 +37,12 @@ absl::Status ParseCommand(const std::string& usage, CommandArgs& args, ArgParser
         absl::InvalidArgumentError("unexpected argument '" + parser.positional().front() + "'"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const CommonFlags& common) {
+  absl::StatusOr<ChannelFactory> channels = ChannelFactory::Create(common.security);
+  if (!channels.ok()) return UsageError(channels.status());
+  return channels->Make(common.target);
 }
 
 void PrintJson(const nlohmann::json& value) {

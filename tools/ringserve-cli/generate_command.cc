@@ -161,7 +161,8 @@ absl::Status RunGenerate(CommandArgs args) {
   absl::StatusOr<GenerateRequest> request = BuildRequest(flags, parser);
   if (!request.ok()) return UsageError(request.status());
 
-  auto stub = ringserve::v1::Inference::NewStub(MakeChannel(args.common.target));
+  RS_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, OpenChannel(args.common));
+  auto stub = ringserve::v1::Inference::NewStub(channel);
   grpc::ClientContext context;
   SetTimeout(&context, args.common.TimeoutOr(0));
   std::unique_ptr<grpc::ClientReader<GenerateResponse>> reader = stub->Generate(&context, *request);

@@ -34,6 +34,7 @@ constexpr Command kCommands[] = {
 std::string Usage() {
   std::string out =
       "usage: ringserve-cli [--target HOST:PORT] [--timeout-s S] [--json] COMMAND [flags]\n"
+      "       [--tls-ca PEM [--tls-cert PEM --tls-key PEM]] [--token T (or env RINGSERVE_TOKEN)]\n"
       "       ringserve-cli COMMAND --help\n\ncommands:\n";
   for (const Command& c : kCommands) absl::StrAppend(&out, "  ", c.name, "\t", c.summary, "\n");
   return out;
@@ -45,7 +46,8 @@ int CommandIndex(int argc, char** argv) {
   int i = 1;
   while (i < argc && std::strncmp(argv[i], "--", 2) == 0) {
     const std::string arg = argv[i];
-    const bool takes_value = arg == "--target" || arg == "--timeout-s";
+    const bool takes_value =
+        arg == "--target" || arg == "--timeout-s" || ringserve::tools::ClientSecurity::IsFlag(arg);
     i += takes_value ? 2 : 1;
   }
   return i;

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/grpc/tls_credentials.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
 #include "common/termination_signals.h"
@@ -49,6 +50,7 @@ struct Flags {
   int metrics_port = 0;
   int drain_timeout_s = 30;
   int min_step_ms = 0;
+  ringserve::ServerTlsFiles tls;
 };
 
 // "0.5" (a fraction of free memory), "1073741824", "512MiB", "2GiB", "1GB".
@@ -111,6 +113,10 @@ int Run(int argc, char** argv) {
               "on SIGTERM, how long admitted requests may take (30)");
   args.AddInt("min-step-ms", &flags.min_step_ms,
               "pace the engine: each step lasts at least this long (fault tests, demos; 0)");
+  args.AddString("tls-cert", &flags.tls.cert_path, "PEM certificate chain: serve TLS");
+  args.AddString("tls-key", &flags.tls.key_path, "PEM private key of --tls-cert");
+  args.AddString("tls-client-ca", &flags.tls.client_ca_path,
+                 "PEM CA: only clients (routers) with a certificate it signed get in (mTLS)");
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       std::cout << kUsage << "flags:\n" << args.Help();
@@ -121,6 +127,12 @@ int Run(int argc, char** argv) {
     std::cerr << (s.ok() ? "unexpected argument " + args.positional()[0] : std::string(s.message()))
               << "\n"
               << kUsage;
+    return 2;
+  }
+  // Before the model loads: a bad certificate path should fail in milliseconds.
+  auto credentials = ringserve::LoadServerCredentials(flags.tls);
+  if (!credentials.ok()) {
+    std::cerr << "ringserve-worker: " << credentials.status().message() << "\n";
     return 2;
   }
   if (flags.id.empty()) flags.id = DefaultId();
@@ -154,6 +166,7 @@ int Run(int argc, char** argv) {
 
   ringserve::server::WorkerServerOptions options;
   options.listen_address = absl::StrCat(flags.host, ":", flags.port);
+  if (flags.tls.enabled()) options.credentials = *std::move(credentials);
   options.worker_id = flags.id;
   options.model.model_name =
       flags.model.dummy_weights ? flags.model.preset

@@ -48,13 +48,18 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &s->port_);
+  const bool tls = options.credentials != nullptr;
+  builder.AddListeningPort(options.listen_address,
+                           tls ? options.credentials : grpc::InsecureServerCredentials(),
+                           &s->port_);
   builder.SetMaxReceiveMessageSize(kMaxReceiveBytes);
   builder.RegisterService(s->inference_.get());
   builder.RegisterService(s->admin_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen_address,
+        tls ? " (or gRPC rejected the TLS certificate or key; its log says which)" : ""));
   }
   grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
   health->SetServingStatus(true);
@@ -63,6 +68,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
       {{"address", options.listen_address},
        {"port", absl::StrCat(s->port_)},
        {"id", options.worker_id},
+       {"tls", tls ? "on" : "off"},
        {"kv_blocks", absl::StrCat(s->generator_->num_kv_blocks())}});
   return server;
 }

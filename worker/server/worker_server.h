@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "prometheus/registry.h"
 #include "worker/server/admin_service.h"
@@ -20,6 +21,9 @@ namespace ringserve::server {
 
 struct WorkerServerOptions {
   std::string listen_address = "0.0.0.0:0";  // port 0 picks a free one (see port())
+  // How routers connect (TLS; mutual TLS admits only routers with a CA-signed client
+  // certificate: common/grpc/tls_credentials.h); null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
   std::string worker_id;
   ModelDescription model;
   engine::GeneratorOptions generator;

@@ -4,7 +4,6 @@ import collections
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,11 @@ class Process:
                                + open(self.log.name).read()[-2000:])
         self.port = int(match.group(1))
         self.address = f"127.0.0.1:{self.port}"
+
+    def log_text(self):
+        """What the process has written to stderr so far."""
+        with open(self.log.name) as log:
+            return log.read()
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -103,13 +107,6 @@ def wait_until(predicate, timeout, interval=0.05):
     return predicate()
 
 
-def free_port():
-    """A port nothing listens on right now (for flags that cannot take 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def proc_status(pid, field):
     """An integer field of /proc/PID/status (VmRSS is in KiB)."""
     with open(f"/proc/{pid}/status") as status:
@@ -127,6 +124,13 @@ def num_threads(pid):
     return proc_status(pid, "Threads")
 
 
+def sanitizer(pid):
+    """"address" or "thread" when the process runs with that sanitizer's runtime, else None."""
+    with open(f"/proc/{pid}/maps") as maps:
+        text = maps.read()
+    return "address" if "libasan" in text else "thread" if "libtsan" in text else None
+
+
 def health(address, timeout=1.0):
     """grpc.health.v1 Check of the whole server: "SERVING", "NOT_SERVING" or None when it does
     not answer. The health proto is not among the generated modules, so this sends the empty
@@ -139,16 +143,6 @@ def health(address, timeout=1.0):
         except grpc.RpcError:
             return None
     return {b"\x08\x01": "SERVING", b"\x08\x02": "NOT_SERVING"}.get(reply, repr(reply))
-
-
-def metric(address, name, labels):
-    """The value of one Prometheus sample from http://ADDRESS/metrics (0 when absent)."""
-    import urllib.request
-    body = urllib.request.urlopen(f"http://{address}/metrics", timeout=5).read().decode()
-    for line in body.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 # Statuses after which the same request may be sent again (docs/design.md, "Proxy";
@@ -279,19 +273,17 @@ class Tally:
 class Cluster:
     """N workers (ids PREFIX0..) behind one router, and a channel to the router."""
 
-    def __init__(self, bin_dir, shared_dir, prefix, num_workers, worker_extra=(), router_extra=(),
-                 metrics=False):
-        """metrics: each worker serves /metrics on its own port, kept across restarts
-        (Process.metrics_address)."""
+    def __init__(self, bin_dir, shared_dir, prefix, num_workers, worker_extra=(), router_extra=()):
         import grpc
         from ringserve.v1 import admin_pb2_grpc
         from ringserve.v1 import inference_pb2_grpc
         self.bin_dir, self.shared_dir = bin_dir, shared_dir
-        self.worker_extra, self.metrics = list(worker_extra), metrics
+        self.worker_extra = list(worker_extra)
         self.workers, self.router = [], None
         try:
             for i in range(num_workers):
-                self.workers.append(self._start(f"{prefix}{i}", 0, free_port() if metrics else 0))
+                self.workers.append(start_worker(bin_dir, shared_dir, f"{prefix}{i}",
+                                                 extra=self.worker_extra))
             self.router = start_router(bin_dir, self.workers, extra=router_extra)
         except Exception:
             self.close()
@@ -302,13 +294,6 @@ class Cluster:
         if not wait_until(lambda: len(self.healthy()) == num_workers, 15):
             self.close()
             raise RuntimeError("the workers never became healthy at the router")
-
-    def _start(self, worker_id, port, metrics_port):
-        extra = self.worker_extra + (["--metrics-port", str(metrics_port)] if metrics_port else [])
-        worker = start_worker(self.bin_dir, self.shared_dir, worker_id, port=port, extra=extra)
-        worker.metrics_port = metrics_port
-        worker.metrics_address = f"127.0.0.1:{metrics_port}"
-        return worker
 
     def stats(self, timeout=5):
         """Admin.GetStats through the router: one WorkerStats per healthy worker."""
@@ -332,9 +317,10 @@ class Cluster:
             return set()
 
     def restart(self, index):
-        """Starts worker `index` again on its old ports with its old id (the old one has gone)."""
+        """Starts worker `index` again on its old port with its old id (the old one has gone)."""
         old = self.workers[index]
-        self.workers[index] = self._start(old.name, old.port, old.metrics_port)
+        self.workers[index] = start_worker(self.bin_dir, self.shared_dir, old.name, port=old.port,
+                                           extra=self.worker_extra)
         return self.workers[index]
 
     def close(self):

@@ -225,6 +225,11 @@ class SecureFleet(unittest.TestCase):
         self.assert_still_serving()
 
     def test_a_router_without_the_worker_client_certificate_cannot_reach_the_worker(self):
+        if "TSAN_OPTIONS" in os.environ:
+            # Its failing handshakes make gRPC copy channel arguments onto its event-engine
+            # thread through synchronisation ThreadSanitizer cannot see (Debian's libgrpc is
+            # not instrumented, so no frame of it shows to be suppressed).
+            self.skipTest("gRPC-internal false positive under ThreadSanitizer")
         router = fleet.start_router(BIN_DIR, [self.worker],
                                     extra=self.worker_tls_flags(with_client_cert=False))
         try:

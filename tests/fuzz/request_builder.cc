@@ -45,8 +45,23 @@ float PickFloat(FuzzedDataProvider& in) {
   }
 }
 
-int32_t PickInt(FuzzedDataProvider& in, int32_t lo, int32_t hi) {
-  return in.ConsumeBool() ? in.ConsumeIntegralInRange(lo, hi) : in.ConsumeIntegral<int32_t>();
+// Half the time in [lo, typical] (valid in every world, or close to a limit), else in
+// [lo, hi] (past the largest world's limit), else any int32.
+int32_t PickInt(FuzzedDataProvider& in, int32_t lo, int32_t typical, int32_t hi) {
+  switch (in.ConsumeIntegralInRange(0, 3)) {
+    case 0:
+    case 1:
+      return in.ConsumeIntegralInRange(lo, typical);
+    case 2:
+      return in.ConsumeIntegralInRange(lo, hi);
+    default:
+      return in.ConsumeIntegral<int32_t>();
+  }
+}
+
+// How many of a repeated field: mostly a few, sometimes up to one past its limit.
+int PickCount(FuzzedDataProvider& in, int typical, int hi) {
+  return in.ConsumeIntegralInRange(0, in.ConsumeBool() ? typical : hi);
 }
 
 // Raw bytes, or the same bytes read as Latin-1 and written as UTF-8, so that most text is
@@ -93,10 +108,12 @@ void BuildInput(FuzzedDataProvider& in, pb::GenerateRequest* r) {
     case 3:
     case 4:
     case 5: {
+      // Up to the tiny model's context (2048) and past it; ids valid in every world
+      // (< 64) half the time.
       pb::TokenIds* tokens = r->mutable_tokens();
-      const int n = in.ConsumeIntegralInRange(0, 2100);
+      const int n = PickCount(in, 24, 2100);
       for (int i = 0; i < n && in.remaining_bytes() > 0; ++i) {
-        tokens->add_ids(PickInt(in, -2, 1100));
+        tokens->add_ids(PickInt(in, -1, 63, 1100));
       }
       break;
     }
@@ -111,7 +128,7 @@ void BuildInput(FuzzedDataProvider& in, pb::GenerateRequest* r) {
 
 void BuildSampling(FuzzedDataProvider& in, pb::SamplingParams* s) {
   if (in.ConsumeBool()) s->set_temperature(PickFloat(in));
-  if (in.ConsumeBool()) s->set_top_k(PickInt(in, -2, 100));
+  if (in.ConsumeBool()) s->set_top_k(PickInt(in, -1, 100, 100000));
   if (in.ConsumeBool()) s->set_top_p(PickFloat(in));
   if (in.ConsumeBool()) s->set_min_p(PickFloat(in));
   if (in.ConsumeBool()) s->set_repetition_penalty(PickFloat(in));
@@ -121,8 +138,8 @@ void BuildSampling(FuzzedDataProvider& in, pb::SamplingParams* s) {
 }
 
 void BuildStop(FuzzedDataProvider& in, pb::StopCriteria* s) {
-  if (in.ConsumeBool()) s->set_max_tokens(PickInt(in, -1, 2100));
-  const int num_strings = in.ConsumeIntegralInRange(0, 18);
+  if (in.ConsumeBool()) s->set_max_tokens(PickInt(in, -1, 24, 2100));
+  const int num_strings = PickCount(in, 3, 17);
   for (int i = 0; i < num_strings; ++i) {
     if (in.ConsumeIntegralInRange(0, 7) == 0) {
       s->add_stop(std::string(in.ConsumeIntegralInRange(255, 257), 's'));
@@ -130,8 +147,8 @@ void BuildStop(FuzzedDataProvider& in, pb::StopCriteria* s) {
       s->add_stop(PickText(in, 16));
     }
   }
-  const int num_ids = in.ConsumeIntegralInRange(0, 66);
-  for (int i = 0; i < num_ids; ++i) s->add_stop_token_ids(PickInt(in, -2, 1100));
+  const int num_ids = PickCount(in, 3, 65);
+  for (int i = 0; i < num_ids; ++i) s->add_stop_token_ids(PickInt(in, -1, 63, 1100));
   s->set_ignore_eos(in.ConsumeBool());
 }
 
@@ -143,10 +160,10 @@ pb::GenerateRequest BuildRequest(std::string_view bytes) {
   r.set_request_id(PickId(in, server::kMaxRequestIdBytes));
   r.set_session_id(PickId(in, server::kMaxSessionIdBytes));
   r.set_append(in.ConsumeBool());
-  if (in.ConsumeBool()) r.set_expected_history_tokens(PickInt(in, -1, 3000));
+  if (in.ConsumeBool()) r.set_expected_history_tokens(PickInt(in, -1, 64, 3000));
   if (in.ConsumeBool()) BuildSampling(in, r.mutable_sampling());
   if (in.ConsumeBool()) BuildStop(in, r.mutable_stop());
-  r.set_logprobs(PickInt(in, -1, 21));
+  r.set_logprobs(PickInt(in, -1, 21, 21));
   r.set_priority(in.ConsumeIntegral<int32_t>());
   BuildInput(in, &r);  // last: the text takes what is left
   return r;

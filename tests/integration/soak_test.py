@@ -226,7 +226,12 @@ class Soak(unittest.TestCase):
         oversized = [  # beyond the context length of 512
             (g(tokens=pb.TokenIds(ids=[5] * 600)), INVALID, "input"),
             (g(tokens=pb.TokenIds(ids=[5] * 500), stop=stop(max_tokens=20)), INVALID, "max_tokens"),
+            (g(text=b"once upon a time " * 200), INVALID, "input"),
         ]
+        # Not here: megabyte prompts. Each one that reaches a worker (the router passes up to
+        # --max-request-bytes, 16 MiB) leaves ~10 MB with glibc's arena of the thread that
+        # parsed it (bounded, not a leak), which would swamp the RSS comparison;
+        # integration.service sends one.
         unary = [
             (fork, pb.ForkRequest(session_id="never-made", num_forks=2), NOT_FOUND, "session_id"),
             (close, pb.CloseSessionRequest(session_id="never-made"), NOT_FOUND, "session_id"),
@@ -260,12 +265,6 @@ class Soak(unittest.TestCase):
             self.generate("oversized", fleet.generate_request(session, [6] * 20, 4, append=True),
                           allowed=(INVALID,))
         self.close(session)
-        if rng.random() < 0.2:  # a 5 MiB prompt: over the text limit and the router's
-            start = time.monotonic()  # receive limit, whichever speaks first
-            huge = pb.GenerateRequest(text=b"a" * (5 << 20))
-            got, _, _, _, details = fleet.stream(self.stub, huge, STREAM_DEADLINE_S)
-            self.note("oversized", got, start, allowed=(INVALID, "RESOURCE_EXHAUSTED"),
-                      problem=details)
 
     def client(self, kind, run, seed):
         rng = random.Random(seed)

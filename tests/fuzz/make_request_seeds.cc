@@ -81,11 +81,34 @@ std::vector<std::pair<std::string, pb::GenerateRequest>> Requests() {
       {"logprobs_21", Request([](pb::GenerateRequest& r) { r.set_logprobs(21); })},
       {"max_tokens_0",
        Request([](pb::GenerateRequest& r) { r.mutable_stop()->set_max_tokens(0); })},
+      {"max_tokens_5000",
+       Request([](pb::GenerateRequest& r) { r.mutable_stop()->set_max_tokens(5000); })},
+      // No tokens at all where the vocabulary adds no BOS (the byte-level world).
+      {"empty_text", Request([](pb::GenerateRequest& r) { r.set_text(""); })},
       {"long_request_id",
        Request([](pb::GenerateRequest& r) { r.set_request_id(std::string(129, 'r')); })},
       {"empty_stop", Request([](pb::GenerateRequest& r) { r.mutable_stop()->add_stop(""); })},
       {"17_stops", Request([](pb::GenerateRequest& r) {
          for (int i = 0; i < 17; ++i) r.mutable_stop()->add_stop(std::to_string(i));
+       })},
+      {"long_stop",
+       Request([](pb::GenerateRequest& r) { r.mutable_stop()->add_stop(std::string(257, 's')); })},
+      {"bad_utf8_stop",
+       Request([](pb::GenerateRequest& r) { r.mutable_stop()->add_stop("\xE4\xB8"); })},
+      {"long_session_id",
+       Request([](pb::GenerateRequest& r) { r.set_session_id(std::string(257, 's')); })},
+      // Token input, so that each world's generator sees these.
+      {"stop_string_on_tokens", Request([](pb::GenerateRequest& r) {
+         r.mutable_tokens()->add_ids(3);
+         r.mutable_stop()->add_stop("\n");
+       })},
+      {"65_stop_ids", Request([](pb::GenerateRequest& r) {
+         r.mutable_tokens()->add_ids(3);
+         for (int i = 0; i < 65; ++i) r.mutable_stop()->add_stop_token_ids(5);
+       })},
+      {"input_plus_max_tokens", Request([](pb::GenerateRequest& r) {
+         for (int i = 0; i < 10; ++i) r.mutable_tokens()->add_ids(i);
+         r.mutable_stop()->set_max_tokens(10);  // over a 16-token context
        })},
   };
 }

@@ -33,8 +33,8 @@ from ringserve.v1 import inference_pb2_grpc as rpc  # noqa: E402
 
 SOAK_SECONDS = float(os.environ.get("RINGSERVE_SOAK_SECONDS", "60"))
 MAX_PENDING_TOKENS = 64
-# 128 blocks of 16 tokens: the load fills the pool (preemption, release of idle sessions'
-# pins), and warm-up goes through every block so that the pool's pages count in RSS.
+# 128 blocks of 16 tokens: a small pool whose blocks are reused all the time, and which
+# warm-up goes through entirely, so that all its pages count in the RSS baseline.
 WORKER_FLAGS = ["--min-step-ms", "5", "--kv-blocks", "128",
                 "--max-pending-tokens", str(MAX_PENDING_TOKENS)]
 STREAM_DEADLINE_S = 60
@@ -101,7 +101,7 @@ class Soak(unittest.TestCase):
         return code, ids, final
 
     def unary(self, kind, method, request):
-        """A call on an existing session (Fork, CloseSession); returns the reply or None.
+        """A unary call on an existing session (Fork); returns the reply or None.
         NOT_FOUND means the session's worker died, so it is checked against the kill."""
         start = time.monotonic()
         try:

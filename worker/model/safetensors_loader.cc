@@ -189,19 +189,30 @@ absl::StatusOr<double> JsonNumber(const json& j, const char* key, const std::str
   return j[key].get<double>();
 }
 
-absl::Status ParseRopeScaling(const json& j, const std::string& name, RopeScaling* out) {
-  if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return absl::OkStatus();
-  const json& r = j["rope_scaling"];
-  if (!r.is_object()) return Error(name, "'rope_scaling' must be an object");
+// The object holding the rotary settings: transformers >= 5 writes all of them (rope_theta
+// and rope_type included) under "rope_parameters"; earlier versions wrote "rope_theta" at
+// the top and the scaling under "rope_scaling". Null when neither is there.
+absl::StatusOr<const json*> RopeObject(const json& j, const std::string& name) {
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    if (!j.contains(key) || j[key].is_null()) continue;
+    if (!j[key].is_object()) return Error(name, absl::StrCat("'", key, "' must be an object"));
+    return &j[key];
+  }
+  return nullptr;
+}
+
+absl::Status ParseRopeScaling(const json* rope, const std::string& name, RopeScaling* out) {
+  if (rope == nullptr) return absl::OkStatus();
+  const json& r = *rope;
   const char* type_key = r.contains("rope_type") ? "rope_type" : "type";
   if (!r.contains(type_key) || !r[type_key].is_string()) {
-    return Error(name, "'rope_scaling' has no rope_type");
+    return Error(name, "the rope settings have no rope_type");
   }
   const auto& type = r[type_key].get_ref<const std::string&>();
   if (type == "default") return absl::OkStatus();
   if (type != "llama3") {
     return absl::UnimplementedError(
-        absl::StrCat(name, ": rope_scaling type '", type, "' is not supported (llama3 is)"));
+        absl::StrCat(name, ": rope type '", type, "' is not supported (llama3 is)"));
   }
   out->enabled = true;
   RS_ASSIGN_OR_RETURN(const double factor, JsonNumber(r, "factor", name, out->factor));
@@ -252,11 +263,15 @@ absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
   RS_ASSIGN_OR_RETURN(c.vocab_size, JsonDim(j, "vocab_size", name));
   RS_ASSIGN_OR_RETURN(c.max_seq_len, JsonDim(j, "max_position_embeddings", name));
   RS_ASSIGN_OR_RETURN(const double eps, JsonNumber(j, "rms_norm_eps", name, 1e-6));
-  RS_ASSIGN_OR_RETURN(const double theta, JsonNumber(j, "rope_theta", name, 10000.0));
+  RS_ASSIGN_OR_RETURN(const json* rope, RopeObject(j, name));
+  RS_ASSIGN_OR_RETURN(const double top_theta, JsonNumber(j, "rope_theta", name, 10000.0));
+  RS_ASSIGN_OR_RETURN(const double theta, rope != nullptr
+                                              ? JsonNumber(*rope, "rope_theta", name, top_theta)
+                                              : absl::StatusOr<double>(top_theta));
   c.rms_eps = static_cast<float>(eps);
   c.rope_theta = static_cast<float>(theta);
   c.rope_layout = kernels::RopeLayout::kHalves;
-  RS_RETURN_IF_ERROR(ParseRopeScaling(j, name, &c.rope_scaling));
+  RS_RETURN_IF_ERROR(ParseRopeScaling(rope, name, &c.rope_scaling));
   if (j.contains("tie_word_embeddings") && !j["tie_word_embeddings"].is_null()) {
     if (!j["tie_word_embeddings"].is_boolean()) {
       return Error(name, "'tie_word_embeddings' must be a bool");

@@ -121,6 +121,36 @@ TEST(SafetensorsConfig, Llama3RopeScalingAndHeadDim) {
   EXPECT_THAT(yarn.status().message(), HasSubstr("yarn"));
 }
 
+// transformers >= 5 writes rope_theta and the scaling under "rope_parameters" and neither
+// at the top level.
+TEST(SafetensorsConfig, RopeParametersOfTransformers5) {
+  const ModelConfig c = testing::SmallConfig();
+  std::string base = testing::HfConfigJson(c);
+  base.replace(base.find("\"rope_theta\": 500000.0, "), 24, "");
+  auto with_extra = [&](const std::string& extra) {
+    return base.substr(0, base.size() - 1) + extra + "}";
+  };
+  auto scaled = ModelConfigFromHfJson(
+      with_extra(R"(, "rope_parameters": {"rope_type": "llama3", "rope_theta": 250000.0,
+        "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192})"),
+      "config.json");
+  ASSERT_TRUE(scaled.ok()) << scaled.status();
+  EXPECT_FLOAT_EQ(scaled->rope_theta, 250000.0F);
+  EXPECT_TRUE(scaled->rope_scaling.enabled);
+  EXPECT_FLOAT_EQ(scaled->rope_scaling.factor, 8.0F);
+  EXPECT_EQ(scaled->rope_scaling.original_max_position, 8192);
+
+  auto plain = ModelConfigFromHfJson(
+      with_extra(R"(, "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0})"), "c");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FLOAT_EQ(plain->rope_theta, 500000.0F);
+  EXPECT_FALSE(plain->rope_scaling.enabled);
+
+  auto bad = ModelConfigFromHfJson(with_extra(R"(, "rope_parameters": 3)"), "c");
+  EXPECT_THAT(bad.status().message(), HasSubstr("rope_parameters"));
+}
+
 TEST(SafetensorsConfig, BadConfigsNameTheField) {
   const ModelConfig c = testing::SmallConfig();
   auto qwen = ModelConfigFromHfJson(R"({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 8})",

@@ -1,6 +1,7 @@
 // ringserve-run: the offline runner. Generates for a batch of prompts; `bench` measures
 // prefill and decode throughput against the machine's own limits; `session` runs a script
-// of multi-turn conversations, forks and closes through the generator.
+// of multi-turn conversations, forks and closes through the generator; `logits` writes the
+// model's logits for comparison with other implementations.
 #include <cstring>
 #include <iostream>
 
@@ -13,6 +14,8 @@ int main(int argc, char** argv) {
     status = ringserve::tools::RunBench(argc - 1, argv + 1);
   } else if (std::strcmp(mode, "session") == 0) {
     status = ringserve::tools::RunSession(argc - 1, argv + 1);
+  } else if (std::strcmp(mode, "logits") == 0) {
+    status = ringserve::tools::RunLogits(argc - 1, argv + 1);
   } else {
     status = ringserve::tools::RunGenerate(argc, argv);
   }

@@ -1,5 +1,6 @@
 // `ringserve-run --model PATH --prompt TEXT ...`: generate for every prompt in one batch
-// (or one at a time with --sequential) and print the results.
+// (or one at a time with --sequential) and print the results. --prompt-ids gives a prompt
+// as token ids (no tokenizer needed; without one, no text is printed).
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -26,6 +27,7 @@ using engine::RunOfflineBatch;
 struct RunFlags {
   ModelFlags model;
   std::vector<std::string> prompts;
+  std::vector<std::string> prompt_ids;  // after the text prompts, in order
   std::string prompts_file;
   int max_tokens = 64;
   double temperature = 0.0;
@@ -55,8 +57,9 @@ std::string DecodeGenerated(const tokenizer::Tokenizer& tok, int32_t previous,
 
 absl::StatusOr<std::vector<OfflineRequest>> BuildRequests(const RunFlags& flags,
                                                           const LoadedModel& loaded) {
-  if (loaded.tokenizer == nullptr) {
-    return absl::FailedPreconditionError("the model has no tokenizer; pass --tokenizer PATH");
+  if (loaded.tokenizer == nullptr && !flags.prompts.empty()) {
+    return absl::FailedPreconditionError(
+        "the model has no tokenizer; pass --tokenizer PATH or give --prompt-ids");
   }
   engine::SamplingParams sampling;
   sampling.temperature = static_cast<float>(flags.temperature);
@@ -73,10 +76,19 @@ absl::StatusOr<std::vector<OfflineRequest>> BuildRequests(const RunFlags& flags,
       return absl::InvalidArgumentError(
           absl::StrCat("prompt '", prompt, "' encodes to no tokens and the model adds no BOS"));
     }
+    requests.push_back(std::move(r));
+  }
+  for (const std::string& text : flags.prompt_ids) {
+    OfflineRequest r;
+    RS_ASSIGN_OR_RETURN(r.prompt_ids, ParseTokenIds(text, loaded.config.vocab_size));
+    requests.push_back(std::move(r));
+  }
+  for (OfflineRequest& r : requests) {
     r.sampling = sampling;
     r.max_tokens = flags.max_tokens;
-    if (!flags.ignore_eos) r.stop_ids = loaded.tokenizer->EndOfGenerationIds();
-    requests.push_back(std::move(r));
+    if (!flags.ignore_eos && loaded.tokenizer != nullptr) {
+      r.stop_ids = loaded.tokenizer->EndOfGenerationIds();
+    }
   }
   return requests;
 }
@@ -89,6 +101,8 @@ absl::Status RunGenerate(int argc, char** argv) {
   flags.model.Register(parser);
   parser.AddRepeated("prompt", &flags.prompts, "prompt text (repeatable)");
   parser.AddString("prompts-file", &flags.prompts_file, "file with one prompt per line");
+  parser.AddRepeated("prompt-ids", &flags.prompt_ids,
+                     "prompt as token ids, e.g. 1,450 (repeatable)");
   parser.AddInt("max-tokens", &flags.max_tokens, "tokens to generate per prompt");
   parser.AddFloat("temperature", &flags.temperature, "0 = greedy");
   parser.AddInt("top-k", &flags.top_k, "0 = off");
@@ -100,7 +114,9 @@ absl::Status RunGenerate(int argc, char** argv) {
   RS_RETURN_IF_ERROR(parser.Parse(argc, argv));
   if (!flags.prompts_file.empty())
     RS_RETURN_IF_ERROR(ReadPromptsFile(flags.prompts_file, &flags.prompts));
-  if (flags.prompts.empty()) return absl::InvalidArgumentError("give at least one --prompt");
+  if (flags.prompts.empty() && flags.prompt_ids.empty()) {
+    return absl::InvalidArgumentError("give at least one --prompt or --prompt-ids");
+  }
   if (flags.max_tokens < 0) return absl::InvalidArgumentError("--max-tokens must be >= 0");
 
   RS_ASSIGN_OR_RETURN(LoadedModel loaded, OpenModel(flags.model));
@@ -120,17 +136,21 @@ absl::Status RunGenerate(int argc, char** argv) {
     RS_ASSIGN_OR_RETURN(results, RunOfflineBatch(*model, requests));
   }
   for (size_t i = 0; i < results.size(); ++i) {
-    const std::string text =
-        DecodeGenerated(*loaded.tokenizer, requests[i].prompt_ids.back(), results[i].generated_ids);
+    const std::string text = loaded.tokenizer == nullptr
+                                 ? ""
+                                 : DecodeGenerated(*loaded.tokenizer, requests[i].prompt_ids.back(),
+                                                   results[i].generated_ids);
+    const std::string& prompt =
+        i < flags.prompts.size() ? flags.prompts[i] : flags.prompt_ids[i - flags.prompts.size()];
     if (flags.json) {
-      nlohmann::json j = {{"prompt", flags.prompts[i]},
+      nlohmann::json j = {{"prompt", prompt},
                           {"prompt_ids", requests[i].prompt_ids},
                           {"generated_ids", results[i].generated_ids},
                           {"text", text},
                           {"finish_reason", results[i].finish_reason}};
       std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
-      std::cout << flags.prompts[i] << text << "\n";
+      std::cout << prompt << text << "\n";
     }
   }
   return absl::OkStatus();

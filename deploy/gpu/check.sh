@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# ringserve's GPU check in one command, on a machine with an NVIDIA GPU (issue 5): builds
+# with CUDA, runs the CUDA-relevant tests, the end-to-end correctness checks and the
+# Llama-3-8B-shape benchmarks with their ceilings and baseline measured in the same call,
+# and writes check.json (every number), check.md (the table) and logs.tar.gz to $OUT (or
+# bench/gpu-results/). Each stage has a time box and a deadline over the whole run; a
+# failed or timed-out stage is recorded and the rest go on. Never changes GPU settings.
+#
+#   deploy/gpu/check.sh [--dry-run] [--deadline-s 560] [--skip a,b] [--only a,b] [--force]
+#                       [--box-scale N]  (every stage's time box times N: slow machines)
+#
+# On a bare machine (the device tool's), run deploy/gpu/prepare.sh here first and carry
+# build-gpucarry: its sysroot.tar.xz supplies the build dependencies, shared/ the reference
+# data. --dry-run, or no visible GPU, prints the plan and exits 0; --force runs anyway (to
+# try the build stages on a machine without one). RINGSERVE_GPU_DEPS=sysroot uses the
+# carried packages even where the system has its own; RINGSERVE_CMAKE_ARGS adds to CMake's;
+# RINGSERVE_GPU_DEVICE picks the device (cuda:0; cpu runs the pipeline's plumbing).
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+carry=${RINGSERVE_GPU_CARRY:-$root/build-gpucarry}
+build=${RINGSERVE_BUILD_DIR:-$root/build-gpu}
+work=${RINGSERVE_GPU_WORK:-/tmp/ringserve-gpu-check}
+out=${OUT:-$root/bench/gpu-results}
+sysroot=${RINGSERVE_SYSROOT:-/tmp/ringserve-sysroot}
+device=${RINGSERVE_GPU_DEVICE:-cuda:0}
+deadline_s=560 dry_run=0 skip="" only="" force=0 box_scale=1
+while (($#)); do
+  case $1 in
+    --dry-run) dry_run=1; shift ;;
+    --deadline-s) deadline_s=$2; shift 2 ;;
+    --skip) skip=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --force) force=1; shift ;;
+    --box-scale) box_scale=$2; shift 2 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [[ -n ${RINGSERVE_SHARED_DIR:-} ]]; then
+  shared=$RINGSERVE_SHARED_DIR
+elif [[ -d $carry/shared ]]; then
+  shared=$carry/shared
+else
+  shared=$root/../shared
+fi
+jobs=$(nproc)
+python=${PYTHON:-python3}
+bin=$build/bin
+
+# name, time box (s), what it does. Run in this order; hf_prepare runs in the background
+# from before configure until hf_compare collects it.
+STAGES=(
+  "info 20 nvidia-smi -L, driver, commit"
+  "deps 90 build dependencies: the system's, else build-gpucarry/sysroot.tar.xz unpacked"
+  "hf_prepare 300 (background) transformers writes two random GQA Llamas + reference logits"
+  "configure 120 cmake -G Ninja, CUDA on, CMAKE_CUDA_ARCHITECTURES from the GPU"
+  "build 330 ninja: ringserve-run, ringserve-gpu-roofline, kernels/model/engine tests, *cuda*/*gpu* targets"
+  "ctest 150 every built test (kernels, model, engine, the CUDA backend's), -j$jobs"
+  "vectors 90 stories260K vectors: f32 tokens exact on $device, bf16 first-step logits <= 2e-2 of CPU f32"
+  "hf_compare 120 ringserve (cpu f32, $device f32/bf16) vs transformers logits, <= 1e-2 in bf16"
+  "roofline 90 ringserve-gpu-roofline: device-to-device copy GB/s, cuBLAS bf16 TFLOP/s at Llama-3-8B shapes"
+  "bench 300 ringserve-run bench llama-3-8b bf16: decode B=1 and B=64@1024, prefill 2048, 256 x 512/256, KV pool at 0.9"
+  "baseline 200 transformers batched generate, 256 x 512/256, Llama-3-8B shape bf16"
+  "serve_build 150 ninja: ringserve-worker, ringserve-router, ringserve-cli, ringserve-model"
+  "serve 90 deploy/local/serve.sh --no-build: one worker per GPU (--device cuda:i), a generate through the router"
+)
+
+wanted() {
+  local name=$1
+  [[ -n $only && ",$only," != *",$name,"* ]] && return 1
+  [[ ",$skip," == *",$name,"* ]] && return 1
+  return 0
+}
+
+print_plan() {
+  echo "deploy/gpu/check.sh plan (deadline ${deadline_s}s; build dir $build; results $out)"
+  for s in "${STAGES[@]}"; do
+    read -r name box what <<<"$s"
+    wanted "$name" || what="(skipped) $what"
+    printf '  %-12s %4ss  %s\n' "$name" "$box" "$what"
+  done
+  echo "  summary          deploy/gpu/summarize.py -> check.json, check.md, logs.tar.gz"
+  echo "reference data: $shared; carried files: $carry"
+}
+
+gpu_count() {
+  command -v nvidia-smi >/dev/null 2>&1 || { echo 0; return; }
+  nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true
+}
+
+if ((dry_run)); then
+  print_plan
+  exit 0
+fi
+if ((!force)) && (($(gpu_count) == 0)); then
+  print_plan
+  echo "check.sh: no NVIDIA GPU visible (nvidia-smi -L); nothing run"
+  exit 0
+fi
+
+start_s=$(date +%s)
+deadline=$((start_s + deadline_s))
+logs=$work/logs
+rm -rf "$work"
+mkdir -p "$logs" "$out"
+: >"$work/stages.tsv"
+
+box_of() {
+  local s
+  for s in "${STAGES[@]}"; do
+    read -r n b _ <<<"$s"
+    [[ $n == "$1" ]] && { echo $((b * box_scale)); return; }
+  done
+  echo 60
+}
+
+record() {  # name status seconds
+  printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$work/stages.tsv"
+  printf '== %-12s %-18s %4ss\n' "$1" "$2" "$3"
+}
+
+# Runs stage function $1 under its time box (cut to what the deadline leaves), its output
+# in $logs/$1.log. timeout(1) signals the stage's whole process group.
+stage() {
+  local name=$1 box left t0 rc st
+  if ! wanted "$name"; then record "$name" skipped 0; return 0; fi
+  box=$(box_of "$name")
+  left=$((deadline - $(date +%s) - 15))
+  if ((left < 20)); then record "$name" skipped-deadline 0; return 1; fi
+  ((box > left)) && box=$left
+  t0=$(date +%s)
+  timeout --kill-after=10 "$box" bash -c "stage_$name" >"$logs/$name.log" 2>&1
+  rc=$?
+  case $rc in
+    0) st=ok ;;
+    77) st=skipped ;;
+    124|137) st=timeout ;;
+    *) st="failed($rc)" ;;
+  esac
+  record "$name" "$st" $(($(date +%s) - t0))
+  [[ $st == ok || $st == skipped ]] || tail -n 8 "$logs/$name.log" | sed 's/^/   | /'
+  [[ $st == ok ]]
+}
+
+# ---- stages (each runs in its own bash; everything it needs is exported) ----------------
+
+stage_info() {
+  nvidia-smi -L
+  nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.mem,power.limit,compute_cap \
+    --format=csv
+  local commit dirty
+  if git -C "$root" rev-parse HEAD >/dev/null 2>&1; then
+    commit=$(git -C "$root" rev-parse HEAD)
+    dirty=$([[ -n $(git -C "$root" status --porcelain --untracked-files=no) ]] && echo true || echo false)
+    printf '{"commit": "%s", "dirty": %s, "from": "git"}\n' "$commit" "$dirty" >"$work/source.json"
+  elif [[ -f $carry/source.json ]]; then
+    cp "$carry/source.json" "$work/source.json"
+  else
+    echo '{"commit": "unknown"}' >"$work/source.json"
+  fi
+  cat "$work/source.json"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader \
+    >"$work/gpu.csv"
+  uname -a; nproc; free -g | head -2
+  command -v cmake ninja nvcc g++ "$python" || true
+  cmake --version | head -1; nvcc --version | tail -2; g++ --version | head -1
+}
+
+native_deps() {
+  command -v pkg-config >/dev/null && command -v protoc >/dev/null &&
+    command -v grpc_cpp_plugin >/dev/null &&
+    pkg-config --exists grpc++ openblas libxxhash absl_base 2>/dev/null &&
+    [[ -f /usr/include/gtest/gtest.h && -f /usr/share/grpc-proto/grpc/health/v1/health.proto ]]
+}
+
+# Unpacks the carried Debian packages to $sysroot and writes $work/cmake-deps.args, the
+# CMake arguments that build against them: .pc files and wrappers point into the sysroot,
+# and the binaries carry it as RPATH (DT_RPATH, so the libraries' own dependencies resolve
+# there too) instead of needing LD_LIBRARY_PATH.
+stage_deps() {
+  : >"$work/cmake-deps.args"
+  if [[ ${RINGSERVE_GPU_DEPS:-} != sysroot ]] && native_deps; then
+    echo "deps: the system has them"
+    return 0
+  fi
+  [[ -f $carry/sysroot.tar.xz ]] || {
+    echo "deps: missing here and no $carry/sysroot.tar.xz (run deploy/gpu/prepare.sh and carry it)"
+    return 1
+  }
+  rm -rf "$sysroot"
+  mkdir -p "$sysroot"
+  if command -v xz >/dev/null; then
+    tar -xJf "$carry/sysroot.tar.xz" -C "$sysroot"
+  else  # minimal images may lack xz; Python's tarfile reads it
+    "$python" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+      "$carry/sysroot.tar.xz" "$sysroot"
+  fi
+  local lib=$sysroot/usr/lib/x86_64-linux-gnu
+  find "$sysroot" -name '*.pc' -print0 |
+    xargs -0 sed -i -E "s#=/usr(/|\$)#=$sysroot/usr\1#; s#(-[IL])/usr/#\1$sysroot/usr/#g"
+  mkdir -p "$sysroot/wrap"
+  for tool in protoc grpc_cpp_plugin pkgconf; do
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s "$@"\n' \
+      "$lib" "$sysroot/usr/bin/$tool" >"$sysroot/wrap/$tool"
+    chmod +x "$sysroot/wrap/$tool"
+  done
+  ln -sf pkgconf "$sysroot/wrap/pkg-config"
+  cat >"$work/cmake-deps.args" <<ARGS
+-DCMAKE_PREFIX_PATH=$sysroot/usr
+-DPKG_CONFIG_EXECUTABLE=$sysroot/wrap/pkg-config
+-DProtobuf_PROTOC_EXECUTABLE=$sysroot/wrap/protoc
+-DGRPC_CPP_PLUGIN=$sysroot/wrap/grpc_cpp_plugin
+-DGRPC_PROTO_DIR=$sysroot/usr/share/grpc-proto
+-DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags -Wl,-rpath,$lib -Wl,-rpath-link,$lib
+-DCMAKE_SHARED_LINKER_FLAGS=-Wl,-rpath-link,$lib
+ARGS
+  cat >"$work/pkg-config.env" <<ENV
+export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$lib/openblas-pthread/pkgconfig:$sysroot/usr/share/pkgconfig
+export PKG_CONFIG_SYSROOT_DIR=
+ENV
+  echo "deps: unpacked $(du -sh "$sysroot" | cut -f1) to $sysroot"
+  cat "$work/cmake-deps.args"
+}
+
+stage_hf_prepare() {
+  # Two threads: the build runs beside it.
+  OMP_NUM_THREADS=2 "$python" "$root/tools/gpu/hf_compare.py" prepare --work "$work/hf" --hf-device cuda
+}
+
+cuda_arch() {
+  local cap
+  cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+  [[ $cap =~ ^[0-9]+$ ]] && echo "$cap" || echo 90
+}
+
+stage_configure() {
+  local args=() extra=()
+  [[ -f $work/pkg-config.env ]] && source "$work/pkg-config.env"
+  mapfile -t args <"$work/cmake-deps.args"
+  read -r -a extra <<<"${RINGSERVE_CMAKE_ARGS:-}"
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRINGSERVE_CUDA=ON \
+    -DRINGSERVE_FUZZ=OFF -DRINGSERVE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES="$(cuda_arch)" \
+    -DRINGSERVE_SHARED_DIR="$shared" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "${args[@]}" \
+    "${extra[@]}"
+}
+
+build_targets() {
+  local targets=(ringserve-run ringserve-gpu-roofline kernels_test model_forward_test
+                 model_golden_test engine_test engine_model_test)
+  # The CUDA backend's own tests and tools, whatever they are called.
+  mapfile -t -O ${#targets[@]} targets < <(ninja -C "$build" -t targets all 2>/dev/null |
+    sed -n 's/^\([A-Za-z0-9_.+-]*\): phony$/\1/p' | grep -Ei 'cuda|gpu' |
+    grep -v '^cmake_' | grep -v -x -e ringserve-gpu-roofline -e all | sort -u)
+  echo "${targets[@]}"
+}
+
+stage_build() {
+  [[ -f $work/pkg-config.env ]] && source "$work/pkg-config.env"
+  local targets
+  read -r -a targets < <(build_targets)
+  echo "targets: ${targets[*]}"
+  # -k 0: a target that fails leaves the others to build, so later stages can still run.
+  cmake --build "$build" -j "$jobs" --target "${targets[@]}" -- -k 0
+}
+
+stage_ctest() {
+  # gtest_discover_tests adds <target>_NOT_BUILT for executables this build left out;
+  # integration, deploy and tools tests need the serving binaries.
+  ctest --test-dir "$build" -j "$jobs" --timeout 120 --output-on-failure \
+    -E '_NOT_BUILT$|^integration\.|^deploy\.|^tools\.|_fuzz'
+}
+
+stage_vectors() {
+  "$python" "$root/tools/gpu/vectors_check.py" --bin "$bin" --shared "$shared" \
+    --device "$device" --work "$work/vectors" --out "$work/vectors.json"
+}
+
+stage_hf_compare() {
+  local rc
+  wait_for_hf_prepare
+  rc=$(cat "$work/hf_prepare.rc" 2>/dev/null || echo 1)
+  [[ $rc == 0 ]] || { echo "hf_prepare failed ($rc):"; tail -20 "$logs/hf_prepare.log"; return 1; }
+  "$python" "$root/tools/gpu/hf_compare.py" compare --work "$work/hf" --bin "$bin" \
+    --device "$device" --out "$work/hf_compare.json"
+}
+
+wait_for_hf_prepare() {
+  while [[ ! -f $work/hf_prepare.rc ]]; do sleep 1; done
+}
+
+stage_roofline() {
+  "$bin/ringserve-gpu-roofline" >"$work/roofline.json"
+  local rc=$?
+  cat "$work/roofline.json"
+  return $rc
+}
+
+stage_bench() {
+  local dtype=(--dtype bf16)
+  if ! "$bin/ringserve-run" bench --help 2>&1 | grep -q -- --dtype; then
+    echo "bench: ringserve-run has no --dtype flag: the backend's default dtype (kv_pool.dtype)"
+    dtype=()
+  fi
+  "$bin/ringserve-run" bench --device "$device" "${dtype[@]}" --dummy-weights \
+    --preset llama-3-8b --decode-batch 1,64 --context 1024 --decode-steps 32 \
+    --prefill-tokens 2048 --prefill-reps 5 --parallel 256 --prompt-tokens 512 \
+    --gen-tokens 256 --kv-fraction 0.9 --json >"$work/bench.json"
+  local rc=$?
+  cat "$work/bench.json"
+  return $rc
+}
+
+stage_baseline() {
+  local left=$((deadline - $(date +%s) - 40))
+  ((left > 150)) && left=150
+  "$python" "$root/tools/gpu/hf_generate_baseline.py" --requests 256 --prompt-tokens 512 \
+    --gen-tokens 256 --time-budget-s "$left" --out "$work/baseline.json"
+}
+
+stage_serve_build() {
+  [[ -f $work/pkg-config.env ]] && source "$work/pkg-config.env"
+  cmake --build "$build" -j "$jobs" --target ringserve-worker ringserve-router ringserve-cli \
+    ringserve-model
+}
+
+stage_serve() {
+  local port=50350 log=$work/serve.out pid ok=1
+  RINGSERVE_BUILD_DIR=$build RINGSERVE_STATE_DIR=$work/serve \
+    "$root/deploy/local/serve.sh" --no-build --port "$port" --kv-memory 2GiB >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 120); do
+    grep -q "ringserve is serving" "$log" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  cat "$log"
+  if grep -q "workers (cuda:0" "$log"; then
+    "$bin/ringserve-cli" --target "127.0.0.1:$port" generate --session gpu-check \
+      --text "Once upon a time" --max-tokens 16 --json && ok=0
+  else
+    echo "serve: serve.sh did not start a worker on cuda:0"
+  fi
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid"
+  return $ok
+}
+
+export root carry build work out sysroot device shared jobs python bin logs deadline
+export -f stage_info native_deps stage_deps stage_hf_prepare cuda_arch stage_configure \
+  build_targets stage_build stage_ctest stage_vectors stage_hf_compare wait_for_hf_prepare \
+  stage_roofline stage_bench stage_baseline stage_serve_build stage_serve
+
+print_plan
+stage info
+stage deps
+hf_pid=""
+if wanted hf_prepare; then
+  ( t0=$(date +%s)
+    timeout --kill-after=10 "$(box_of hf_prepare)" bash -c stage_hf_prepare >"$logs/hf_prepare.log" 2>&1
+    rc=$?
+    echo "$rc" >"$work/hf_prepare.rc.tmp"
+    case $rc in 0) st=ok ;; 124|137) st=timeout ;; *) st="failed($rc)" ;; esac
+    record hf_prepare "$st" $(($(date +%s) - t0)) >/dev/null
+    mv "$work/hf_prepare.rc.tmp" "$work/hf_prepare.rc" ) &
+  hf_pid=$!
+else
+  echo 77 >"$work/hf_prepare.rc"
+fi
+if stage configure; then
+  stage build
+  stage ctest
+  stage vectors
+  stage hf_compare
+  stage roofline
+  stage bench
+fi
+[[ -n $hf_pid ]] && wait "$hf_pid"
+stage baseline
+if [[ -x $bin/ringserve-run ]] && stage serve_build; then
+  stage serve
+fi
+[[ -n $hf_pid ]] && grep -P '^hf_prepare\t' "$work/stages.tsv" | awk -F'\t' '{printf "== %-12s %-18s %4ss (background)\n", $1, $2, $3}'
+
+"$python" "$root/deploy/gpu/summarize.py" --work "$work" --out "$out" \
+  --elapsed-s $(($(date +%s) - start_s))
+tar -czf "$out/logs.tar.gz" -C "$work" --exclude='hf/*/model.safetensors' \
+  --exclude='hf/*/*.jsonl' --exclude='hf/*/reference.json' --exclude='serve' . 2>/dev/null
+echo "check.sh: $(($(date +%s) - start_s))s; results in $out (check.json, check.md, logs.tar.gz)"

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Turns deploy/gpu/check.sh's work folder into check.json (every stage, every raw result,
+the ratios the issue asks for) and check.md (a table ready for bench/RESULTS.md), and
+prints the table.
+
+Ratios, all from numbers measured in the same call:
+  decode roofline fraction = (bytes a step must move / step time) / copy bandwidth, where
+      bytes = weights (+ KV read) and the copy bandwidth counts bytes read plus written;
+  prefill fraction = time cuBLAS would take for the layers' GEMMs at its measured rate for
+      each shape (qkv, o, gate_up, down at M = 2048) / ringserve's prefill time (attention
+      and the output row are left out of the ideal, so this is conservative);
+  throughput ratio = ringserve-run bench output tokens/s at P = 256 / transformers' generate.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import re
+import sys
+
+TARGETS = {
+    "decode_b1_roofline": 0.75,
+    "decode_b64_roofline": 0.60,
+    "prefill_vs_cublas": 0.60,
+    "throughput_vs_transformers": 3.0,
+    "kv_pool_fraction": 0.85,
+}
+
+
+def load(work, name):
+    path = os.path.join(work, name)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def stages(work):
+    out = {}
+    try:
+        with open(os.path.join(work, "stages.tsv")) as f:
+            for row in csv.reader(f, delimiter="\t"):
+                if len(row) == 3:
+                    out[row[0]] = {"status": row[1], "seconds": int(row[2])}
+    except OSError:
+        pass
+    return out
+
+
+def ctest_summary(work):
+    try:
+        with open(os.path.join(work, "logs", "ctest.log"), errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    m = re.search(r"(\d+)% tests passed, (\d+) tests? failed out of (\d+)", text)
+    if not m:
+        return {"parsed": False}
+    failed = re.findall(r"^\s*\d+ - (\S+) \((Failed|Timeout|SEGFAULT|Not Run|Exception)[^)]*\)",
+                        text, re.M)
+    passed_names = re.findall(r"Test\s+#\d+: (\S+) \.+\s+Passed", text)
+    return {"parsed": True, "total": int(m.group(3)), "failed": int(m.group(2)),
+            "failed_tests": [name for name, _ in failed][:50],
+            "allocation_tests_passed": [n for n in passed_names if re.search(r"[Aa]lloc", n)],
+            "invariance_tests_passed": len([n for n in passed_names
+                                            if re.search(r"[Ii]nvarian", n)])}
+
+
+def gemm_rates(roofline):
+    return {g["name"]: g for g in (roofline or {}).get("gemm", []) if "tflops" in g}
+
+
+def prefill_ideal_seconds(bench, roofline):
+    """cuBLAS time for one prefill's layer GEMMs at the measured per-shape rates."""
+    rates = gemm_rates(roofline)
+    cfg = (bench or {}).get("config")
+    pre = ((bench or {}).get("steps") or {}).get("prefill")
+    if not (cfg and pre and all(k in rates for k in ("qkv", "o", "gate_up", "down"))):
+        return None
+    n = pre["tokens"]
+    q = cfg["num_heads"] * cfg["head_dim"]
+    kv = cfg["num_kv_heads"] * cfg["head_dim"]
+    shapes = {"qkv": (cfg["dim"], q + 2 * kv), "o": (q, cfg["dim"]),
+              "gate_up": (cfg["dim"], 2 * cfg["hidden_dim"]), "down": (cfg["hidden_dim"], cfg["dim"])}
+    seconds = 0.0
+    for name, (k, m) in shapes.items():
+        seconds += 2.0 * n * k * m / (rates[name]["tflops"] * 1e12)
+    return cfg["num_layers"] * seconds
+
+
+def compute(work):
+    bench = load(work, "bench.json")
+    roofline = load(work, "roofline.json")
+    baseline = load(work, "baseline.json")
+    vectors = load(work, "vectors.json")
+    hf = load(work, "hf_compare.json")
+    rows, ratios = [], {}
+
+    def row(name, measured, target, ok, note=""):
+        rows.append({"check": name, "measured": measured, "target": target, "ok": ok, "note": note})
+
+    st = stages(work)
+    ct = ctest_summary(work)
+    row("build (CUDA, ninja)", st.get("build", {}).get("status", "not run"), "ok",
+        st.get("build", {}).get("status") == "ok")
+    if ct and ct.get("parsed"):
+        row("ctest (kernels, model, engine, CUDA)", f"{ct['total'] - ct['failed']}/{ct['total']} passed",
+            "all", ct["failed"] == 0, ", ".join(ct["failed_tests"][:5]))
+    else:
+        row("ctest (kernels, model, engine, CUDA)", st.get("ctest", {}).get("status", "not run"),
+            "all", False)
+    if vectors:
+        toks = vectors.get("tokens_f32", [])
+        row("vectors: f32 greedy tokens", f"{sum(t['ok'] for t in toks)}/{len(toks)} files exact",
+            "exact", bool(toks) and all(t["ok"] for t in toks) and not vectors.get("errors"),
+            "; ".join(vectors.get("errors", []))[:200])
+        fs = vectors.get("first_step")
+        row("vectors: bf16 first-step logits vs CPU f32",
+            f"{fs['max_rel_err']:.2e}" if fs else "not run", "<= 2e-2", bool(fs and fs["ok"]))
+    else:
+        row("vectors", st.get("vectors", {}).get("status", "not run"), "pass", False)
+    if hf:
+        worst = {}
+        for m in hf.get("models", []):
+            for c in m["checks"]:
+                if "limit" in c:
+                    key = f"{c['a']} vs {c['b']}"
+                    worst[key] = max(worst.get(key, 0.0), c["max_rel_err"])
+        for key, err in sorted(worst.items()):
+            limit = 1e-2 if "bf16" in key else 1e-3
+            row(f"transformers: {key}", f"{err:.2e}", f"<= {limit:g}", err <= limit)
+        errors = [e for m in hf.get("models", []) for e in m.get("errors", [])]
+        if errors:
+            row("transformers comparison errors", len(errors), 0, False, "; ".join(errors)[:200])
+        scaled = [m["info"].get("rope_scaling_moves_logits_by") for m in hf.get("models", [])
+                  if m["info"].get("rope_scaling_moves_logits_by") is not None]
+        if scaled:
+            row("(info) rope scaling moves the reference logits by", f"{scaled[0]:.2e}", "", True)
+    else:
+        row("transformers comparison", st.get("hf_compare", {}).get("status", "not run"), "pass", False)
+
+    copy = (roofline or {}).get("copy", {}).get("gb_per_s")
+    steps = (bench or {}).get("steps") or {}
+    for d in steps.get("decode", []):
+        key = "decode_b1_roofline" if d["batch"] == 1 else f"decode_b{d['batch']}_roofline"
+        frac = d["gb_per_s"] / copy if copy else None
+        ratios[key] = frac
+        target = TARGETS.get(key)
+        row(f"decode B={d['batch']} ctx={d['context']}: {d['step_ms_median']:.2f} ms/step, "
+            f"{d['gb_per_s']:.0f} GB/s", f"{frac:.1%} of copy {copy:.0f} GB/s" if frac else "n/a",
+            f">= {target:.0%}" if target else "", frac is not None and (target is None or frac >= target))
+    pre = steps.get("prefill")
+    ideal = prefill_ideal_seconds(bench, roofline)
+    if pre:
+        frac = ideal / (pre["ms_median"] / 1e3) if ideal else None
+        ratios["prefill_vs_cublas"] = frac
+        row(f"prefill {pre['tokens']} tokens: {pre['ms_median']:.1f} ms, {pre['tflops']:.1f} TFLOP/s",
+            f"{frac:.1%} of cuBLAS" if frac else "n/a", ">= 60%", frac is not None and frac >= 0.60)
+    runs = [r for r in (bench or {}).get("runs", []) if r["parallel"] == 256]
+    rs_tps = runs[0]["output_tokens_per_s"] if runs else None
+    hf_tps = (baseline or {}).get("output_tokens_per_s")
+    if rs_tps:
+        ratio = rs_tps / hf_tps if hf_tps else None
+        ratios["throughput_vs_transformers"] = ratio
+        shape = f"256 x {bench['prompt_tokens']}/{bench['gen_tokens']}"
+        row(f"{shape}: ringserve {rs_tps:.0f} output t/s, transformers {hf_tps:.0f}"
+            if hf_tps else f"{shape}: ringserve {rs_tps:.0f} output t/s",
+            f"{ratio:.2f}x" if ratio else "no baseline", ">= 3x", ratio is not None and ratio >= 3.0,
+            "baseline extrapolated from a subset" if (baseline or {}).get("extrapolated") else "")
+    else:
+        row("256 x 512/256 throughput", st.get("bench", {}).get("status", "not run"), ">= 3x", False)
+    kv = (bench or {}).get("kv_pool") or {}
+    if "fraction_of_free" in kv:
+        ratios["kv_pool_fraction"] = kv["fraction_of_free"]
+        row(f"KV pool {kv['bytes'] / 2**30:.1f} GiB of {kv['free_after_weights_bytes'] / 2**30:.1f} GiB "
+            "free after weights", f"{kv['fraction_of_free']:.1%}", ">= 85%",
+            kv["fraction_of_free"] >= 0.85)
+    row("serve.sh: one worker per GPU, generate through the router",
+        st.get("serve", {}).get("status", "not run"), "ok", st.get("serve", {}).get("status") == "ok")
+    return rows, ratios, {"bench": bench, "roofline": roofline, "baseline": baseline,
+                          "vectors": vectors, "hf_compare": hf, "ctest": ct, "stages": st}
+
+
+def markdown(rows, header):
+    lines = [header, "", "| check | measured | target | ok |", "| --- | --- | --- | --- |"]
+    for r in rows:
+        note = f" ({r['note']})" if r["note"] else ""
+        lines.append(f"| {r['check']} | {r['measured']}{note} | {r['target']} | "
+                     f"{'yes' if r['ok'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--elapsed-s", type=int, default=0)
+    args = parser.parse_args()
+    rows, ratios, raw = compute(args.work)
+    source = load(args.work, "source.json") or {}
+    gpu = ""
+    try:
+        with open(os.path.join(args.work, "gpu.csv")) as f:
+            gpu = f.read().strip()
+    except OSError:
+        pass
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    commit = source.get("commit", "unknown")[:12] + (" (dirty)" if source.get("dirty") else "")
+    header = (f"GPU check: {gpu or 'unknown device'}; commit {commit}; {date}; "
+              f"check.sh {args.elapsed_s} s")
+    report = {"device": gpu, "source": source, "date": date, "elapsed_s": args.elapsed_s,
+              "pass": all(r["ok"] for r in rows if not r["check"].startswith("(info)")),
+              "targets": TARGETS, "ratios": ratios, "table": rows, "raw": raw}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "check.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    text = markdown(rows, header)
+    with open(os.path.join(args.out, "check.md"), "w") as f:
+        f.write(text)
+    print()
+    print(text)
+    print(f"overall: {'PASS' if report['pass'] else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""deploy/gpu/check.sh and its helpers, without a GPU.
+
+- check.sh and prepare.sh parse (bash -n); check.sh --dry-run prints every stage and exits
+  0, and so does a plain run on a machine with no GPU visible;
+- the CPU halves of the GPU tools run against the built ringserve-run: hf_compare.py with
+  its pure-Python reference (ringserve's CPU f32 logits within 1e-3 of float64, on a GQA
+  model with Llama 3 rope scaling written the way transformers 5 writes it, and one
+  without), vectors_check.py on the CPU, and `ringserve-run bench` in its step-bench mode;
+- summarize.py turns those real outputs (plus stand-ins for the GPU-only ones) into
+  check.json and check.md with every ratio the issue asks for.
+Skips (77) the tool half when ringserve-run is not built.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("RINGSERVE_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+SHARED = os.environ.get("RINGSERVE_SHARED_DIR", os.path.join(ROOT, "..", "shared"))
+CHECK = os.path.join(ROOT, "deploy", "gpu", "check.sh")
+failures = []
+
+
+def expect(cond, what, detail=""):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        print("     " + detail.strip().replace("\n", "\n     "))
+        failures.append(what)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=240, **kw)
+
+
+def script_checks():
+    for script in ("check.sh", "prepare.sh"):
+        p = run(["bash", "-n", os.path.join(ROOT, "deploy", "gpu", script)])
+        expect(p.returncode == 0, f"bash -n {script}", p.stderr)
+    p = run([CHECK, "--dry-run"])
+    expect(p.returncode == 0, "check.sh --dry-run exits 0")
+    for stage in ("deps", "configure", "build", "ctest", "vectors", "hf_compare", "roofline",
+                  "bench", "baseline", "serve"):
+        expect(f"  {stage} " in p.stdout, f"the plan lists {stage}")
+    p = run([CHECK, "--dry-run", "--skip", "baseline"])
+    expect("(skipped) transformers" in p.stdout, "--skip marks the stage")
+    env = dict(os.environ, PATH="/usr/bin:/bin")  # no nvidia-smi on this machine's PATH
+    p = run([CHECK], env=env)
+    expect(p.returncode == 0 and "no NVIDIA GPU visible" in p.stdout,
+           "check.sh without a GPU prints the plan and exits 0")
+
+
+def tool_checks(work):
+    py = sys.executable
+    hf = run([py, os.path.join(ROOT, "tools/gpu/hf_compare.py"), "all", "--work",
+              os.path.join(work, "hf"), "--bin", BIN, "--reference", "python",
+              "--out", os.path.join(work, "hf_compare.json")])
+    expect(hf.returncode == 0, "hf_compare.py all (python reference, CPU) passes",
+           hf.stdout[-1500:] + hf.stderr[-500:])
+    report = json.load(open(os.path.join(work, "hf_compare.json")))
+    errs = [c["max_rel_err"] for m in report["models"] for c in m["checks"]]
+    expect(len(report["models"]) == 2 and errs and max(errs) < 1e-4,
+           f"ringserve CPU f32 matches the float64 reference: {errs}")
+    if os.path.exists(os.path.join(SHARED, "vectors", "stories260K-greedy.json")):
+        v = run([py, os.path.join(ROOT, "tools/gpu/vectors_check.py"), "--bin", BIN, "--shared",
+                 SHARED, "--work", os.path.join(work, "vectors"),
+                 "--out", os.path.join(work, "vectors.json")])
+        expect(v.returncode == 0, "vectors_check.py on the CPU passes",
+               v.stdout[-1500:] + v.stderr[-500:])
+    bench = run([os.path.join(BIN, "ringserve-run"), "bench", "--dummy-weights", "--preset", "tiny",
+                 "--decode-batch", "1,64", "--context", "64", "--decode-steps", "4",
+                 "--prefill-tokens", "128", "--parallel", "256", "--prompt-tokens", "8",
+                 "--gen-tokens", "4", "--kv-fraction", "0.001", "--threads", "2", "--json"])
+    expect(bench.returncode == 0, "ringserve-run bench step mode runs", bench.stderr[-500:])
+    with open(os.path.join(work, "bench.json"), "w") as f:
+        f.write(bench.stdout)
+    b = json.loads(bench.stdout)
+    d = b["steps"]["decode"]
+    expect([x["batch"] for x in d] == [1, 64] and all(x["gb_per_s"] > 0 for x in d),
+           "bench reports decode GB/s per batch")
+    expect(d[1]["kv_bytes"] > d[0]["kv_bytes"] > 0, "KV bytes grow with the batch")
+    expect(b["steps"]["prefill"]["tflops"] > 0, "bench reports prefill TFLOP/s")
+    expect(b["runs"][0]["output_tokens_per_s"] > 0 and b["runs"][0]["generated_tokens"] == 1024,
+           "bench reports output tokens/s of the generator run")
+    expect(0.0009 < b["kv_pool"]["fraction_of_free"] <= 0.001, "KV pool sized from free memory")
+
+
+def summary_checks(work):
+    # Stand-ins for what only the GPU machine produces.
+    json.dump({"device": "stand-in", "copy": {"gb_per_s": 20.0}, "gemm": [
+        {"name": n, "m": 2048, "k": 1, "n": 1, "tflops": 0.5}
+        for n in ("qkv", "o", "gate_up", "down", "lm_head")]},
+        open(os.path.join(work, "roofline.json"), "w"))
+    json.dump({"output_tokens_per_s": 10.0, "extrapolated": True},
+              open(os.path.join(work, "baseline.json"), "w"))
+    os.makedirs(os.path.join(work, "logs"), exist_ok=True)
+    with open(os.path.join(work, "logs", "ctest.log"), "w") as f:
+        f.write("100% tests passed, 0 tests failed out of 12\n")
+    with open(os.path.join(work, "stages.tsv"), "w") as f:
+        f.write("build\tok\t100\nctest\tok\t20\nserve\tfailed(1)\t5\n")
+    json.dump({"commit": "0123456789abcdef", "dirty": False},
+              open(os.path.join(work, "source.json"), "w"))
+    out = os.path.join(work, "out")
+    p = run([sys.executable, os.path.join(ROOT, "deploy/gpu/summarize.py"), "--work", work,
+             "--out", out, "--elapsed-s", "42"])
+    expect(p.returncode == 0, "summarize.py runs", p.stderr[-1000:])
+    report = json.load(open(os.path.join(out, "check.json")))
+    r = report["ratios"]
+    for key in ("decode_b1_roofline", "decode_b64_roofline", "prefill_vs_cublas",
+                "throughput_vs_transformers", "kv_pool_fraction"):
+        expect(isinstance(r.get(key), float) and r[key] > 0, f"ratio {key} = {r.get(key)}")
+    md = open(os.path.join(out, "check.md")).read()
+    expect("| check | measured | target | ok |" in md and "0123456789ab" in md,
+           "check.md has the table, device and commit")
+    expect(report["pass"] is False, "a failed stage fails the check")
+
+
+def main():
+    script_checks()
+    if not os.path.exists(os.path.join(BIN, "ringserve-run")):
+        print(f"{BIN}/ringserve-run not built; skipping the tool checks")
+        return 1 if failures else 77
+    with tempfile.TemporaryDirectory() as work:
+        tool_checks(work)
+        summary_checks(work)
+    print(f"{len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""ringserve's logits against an independent Llama implementation, on random models.
+
+Two small configs with grouped-query attention (4 query heads, 2 KV heads): one with Llama 3
+rope scaling (factor 8, low/high freq factor 1/4, original context 8192), one without. The
+weights are random and bf16-exact, so every side computes from the same numbers.
+
+  prepare   writes each model as a Hugging Face directory (config.json + model.safetensors)
+            and the reference logits. With PyTorch and transformers (the GPU machine):
+            LlamaForCausalLM builds the config, saves itself with save_pretrained, and gives
+            logits in float64 and float32 on the CPU and in bf16 on the GPU (eager
+            attention); also the logits without rope scaling on the same weights, to show
+            how much scaling moves them. Without them (--reference python, or auto when
+            transformers is missing): tools/gpu/llama_reference.py writes the files and
+            computes float64 logits (short sequences only).
+  compare   runs `ringserve-run logits` on each model (CPU f32; with --device cuda:N also
+            --dtype f32 and --dtype bf16) and compares rows by ||a - b|| / ||b||.
+  all       both.
+
+Prints one JSON object (also written to --out); exits 1 when a check fails.
+Gates: ringserve f32 (CPU or GPU) vs reference f32 <= 1e-3; ringserve bf16 (GPU) vs
+transformers bf16 <= 1e-2 (the issue's bound).
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import llama_reference  # noqa: E402
+
+F32_LIMIT = 1e-3
+BF16_LIMIT = 1e-2
+DECODE_STEPS = 4  # the last tokens of each sequence go through decode steps
+
+
+def configs(reference):
+    base = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
+        "vocab_size": 512, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5,
+        "rope_theta": 500000.0, "tie_word_embeddings": False,
+    }
+    if reference == "python":  # a pure-Python forward pass: keep it small
+        base.update(hidden_size=64, intermediate_size=128, head_dim=16, vocab_size=256)
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+    return [("gqa_llama3_rope", dict(base, rope_scaling=scaling)), ("gqa_plain_rope", dict(base))]
+
+
+def sequences(reference, vocab, seed):
+    import random
+    rng = random.Random(seed)
+    lengths = [9, 23] if reference == "python" else [9, 200, 1000]
+    return [[rng.randrange(vocab) for _ in range(n)] for n in lengths]
+
+
+def have_transformers():
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+# ---- prepare -------------------------------------------------------------------------------
+
+def prepare_python(name, cfg, seqs, model_dir):
+    weights = llama_reference.random_weights(cfg, seed=hash(name) & 0xFFFF)
+    llama_reference.write_safetensors(os.path.join(model_dir, "model.safetensors"), weights)
+    on_disk = dict(cfg)
+    if "rope_scaling" in on_disk:  # the way transformers >= 5 writes it
+        on_disk["rope_parameters"] = dict(on_disk.pop("rope_scaling"),
+                                          rope_theta=on_disk.pop("rope_theta"))
+    with open(os.path.join(model_dir, "config.json"), "w") as f:
+        json.dump(on_disk, f, indent=1)
+    refs = {"f64": [llama_reference.forward(cfg, weights, ids, len(ids) - DECODE_STEPS - 1)
+                    for ids in seqs]}
+    return refs, {"implementation": "tools/gpu/llama_reference.py (float64)"}
+
+
+def hf_logits(model, seqs, device, dtype):
+    import torch
+    m = model.to(device=device, dtype=dtype)
+    out = []
+    with torch.no_grad():
+        for ids in seqs:
+            logits = m(input_ids=torch.tensor([ids], device=device), use_cache=False).logits[0]
+            out.append(logits[len(ids) - DECODE_STEPS - 1:].double().cpu().tolist())
+    return out
+
+
+def hf_config(transformers, cfg):
+    """A LlamaConfig for cfg: transformers >= 5 takes the rotary settings as one
+    rope_parameters object, earlier versions as rope_theta and rope_scaling."""
+    import inspect
+    kwargs = {k: v for k, v in cfg.items()
+              if k not in ("architectures", "model_type", "rope_theta", "rope_scaling")}
+    if "rope_parameters" in inspect.signature(transformers.LlamaConfig.__init__).parameters:
+        kwargs["rope_parameters"] = dict(cfg.get("rope_scaling") or {"rope_type": "default"},
+                                         rope_theta=cfg["rope_theta"])
+    else:
+        kwargs.update(rope_theta=cfg["rope_theta"], rope_scaling=cfg.get("rope_scaling"))
+    config = transformers.LlamaConfig(attn_implementation="eager", **kwargs)
+    try:
+        config._attn_implementation = "eager"
+    except AttributeError:
+        pass
+    return config
+
+
+def check_inverse_frequencies(model, cfg):
+    """transformers' rotary frequencies against llama_reference's for the same config, so
+    a config transformers read differently than meant cannot pass unnoticed."""
+    try:
+        got = model.model.rotary_emb.inv_freq.double().cpu().tolist()
+    except AttributeError:
+        return "transformers' model.model.rotary_emb.inv_freq not found; not checked"
+    want = llama_reference.inverse_frequencies(cfg)
+    worst = max(abs(a - b) / b for a, b in zip(got, want)) if len(got) == len(want) else 1.0
+    return None if worst < 1e-5 else f"transformers' rope frequencies differ by {worst:.2e}"
+
+
+def prepare_transformers(name, cfg, seqs, model_dir, device):
+    import torch
+    import transformers
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    config = hf_config(transformers, cfg)
+    torch.manual_seed(sum(map(ord, name)))
+    model = transformers.LlamaForCausalLM(config).eval()
+    rope_error = check_inverse_frequencies(model, cfg)
+    with torch.no_grad():  # the same scheme as llama_reference.random_weights
+        for pname, p in model.named_parameters():
+            if pname.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            elif "embed_tokens" in pname:
+                p.copy_(torch.randn_like(p))
+            else:
+                fan_in = p.shape[1]
+                gain = 1.4 if ("q_proj" in pname or "k_proj" in pname) else 1.0
+                p.copy_(torch.randn_like(p) * gain / math.sqrt(fan_in))
+            p.copy_(p.to(torch.bfloat16).float())  # bf16-exact: every side sees the same values
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        model.to(torch.bfloat16).save_pretrained(model_dir)  # safetensors is the only format
+    else:
+        model.to(torch.bfloat16).save_pretrained(model_dir, safe_serialization=True)
+    with open(os.path.join(model_dir, "config.json")) as f:
+        saved = json.load(f)
+    refs = {"f64": hf_logits(model, seqs, "cpu", torch.float64),
+            "f32": hf_logits(model, seqs, "cpu", torch.float32),
+            "bf16": hf_logits(model, seqs, device if device != "cpu" else "cpu", torch.bfloat16)}
+    info = {"implementation": f"transformers {transformers.__version__} LlamaForCausalLM "
+                              f"(torch {torch.__version__}), eager attention",
+            "bf16_device": device,
+            "saved_rope_keys": sorted(k for k in saved if k.startswith("rope"))}
+    if rope_error:
+        info["rope_check"] = rope_error
+    if cfg.get("rope_scaling"):
+        plain_cfg = hf_config(transformers, {k: v for k, v in cfg.items() if k != "rope_scaling"})
+        plain = transformers.LlamaForCausalLM(plain_cfg).eval()
+        plain.load_state_dict(model.state_dict())
+        unscaled = hf_logits(plain, seqs, "cpu", torch.float64)
+        info["rope_scaling_moves_logits_by"] = max_rel_err(unscaled, refs["f64"])
+    return refs, info
+
+
+def prepare(args):
+    reference = args.reference
+    if reference == "auto":
+        reference = "transformers" if have_transformers() else "python"
+    manifest = {"reference": reference, "models": []}
+    for name, cfg in configs(reference):
+        model_dir = os.path.join(args.work, name)
+        os.makedirs(model_dir, exist_ok=True)
+        seqs = sequences(reference, cfg["vocab_size"], seed=len(name))
+        start = time.time()
+        if reference == "python":
+            refs, info = prepare_python(name, cfg, seqs, model_dir)
+        else:
+            refs, info = prepare_transformers(name, cfg, seqs, model_dir, args.hf_device)
+        info["prepare_s"] = round(time.time() - start, 2)
+        with open(os.path.join(model_dir, "reference.json"), "w") as f:
+            json.dump({"sequences": seqs, "logits": refs, "info": info}, f)
+        manifest["models"].append(name)
+    with open(os.path.join(args.work, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    return manifest
+
+
+# ---- compare -------------------------------------------------------------------------------
+
+def max_rel_err(got, want):
+    """Largest ||a - b|| / ||b|| over rows of lists of per-sequence row lists."""
+    worst = 0.0
+    for rows_a, rows_b in zip(got, want):
+        if len(rows_a) != len(rows_b):
+            return float("inf")
+        for a, b in zip(rows_a, rows_b):
+            if len(a) != len(b):
+                return float("inf")
+            num = math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b)))
+            den = math.sqrt(sum(y * y for y in b))
+            err = num / den if den > 0 else float("inf")
+            if math.isnan(err):
+                return float("inf")
+            worst = max(worst, err)
+    return worst
+
+
+def has_dtype_flag(run):
+    text = subprocess.run([run, "logits", "--help"], capture_output=True, text=True).stdout
+    return "--dtype" in text
+
+
+def run_ringserve(run, model_dir, seqs, device, dtype, out_path):
+    cmd = [run, "logits", "--model", model_dir, "--device", device,
+           "--decode-steps", str(DECODE_STEPS), "--out", out_path]
+    if dtype:
+        cmd += ["--dtype", dtype]
+    for ids in seqs:
+        cmd += ["--prompt-ids", ",".join(map(str, ids))]
+    start = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])} ...: exit {proc.returncode}: "
+                           f"{proc.stderr.strip()[-500:]}")
+    rows = []
+    with open(out_path) as f:
+        for line in f:
+            rows.append(json.loads(line)["logits"])
+    return rows, round(time.time() - start, 2)
+
+
+def compare(args):
+    with open(os.path.join(args.work, "manifest.json")) as f:
+        manifest = json.load(f)
+    run = os.path.join(args.bin, "ringserve-run")
+    runs = [("cpu", "cpu", None)]
+    dtype_flag = has_dtype_flag(run)
+    if args.device != "cpu":
+        runs += [(f"{args.device} f32", args.device, "f32"), (f"{args.device} bf16", args.device, "bf16")]
+    report = {"reference": manifest["reference"], "device": args.device,
+              "dtype_flag": dtype_flag, "models": [], "pass": True}
+    for name in manifest["models"]:
+        model_dir = os.path.join(args.work, name)
+        with open(os.path.join(model_dir, "reference.json")) as f:
+            ref = json.load(f)
+        entry = {"name": name, "info": ref["info"], "checks": [], "errors": []}
+        if "differ" in ref["info"].get("rope_check", ""):
+            entry["errors"].append(ref["info"]["rope_check"])
+        got = {}
+        for label, device, dtype in runs:
+            if dtype and not dtype_flag:
+                entry["errors"].append(f"{label}: ringserve-run has no --dtype flag yet")
+                continue
+            try:
+                got[label], seconds = run_ringserve(
+                    run, model_dir, ref["sequences"], device, dtype,
+                    os.path.join(model_dir, f"ringserve-{label.replace(' ', '-').replace(':', '')}.jsonl"))
+                entry.setdefault("ringserve_s", {})[label] = seconds
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                entry["errors"].append(f"{label}: {e}")
+        refs = ref["logits"]
+        f32_ref = "f32" if "f32" in refs else "f64"
+
+        def check(a_label, a, b_label, b, limit):
+            err = max_rel_err(a, b)
+            item = {"a": a_label, "b": b_label, "max_rel_err": err}
+            if limit is not None:
+                item.update(limit=limit, ok=err <= limit)
+            entry["checks"].append(item)
+
+        for label, _, dtype in runs:
+            if label not in got:
+                continue
+            if dtype == "bf16":
+                if "bf16" in refs:
+                    check(f"ringserve {label}", got[label], "reference bf16", refs["bf16"], BF16_LIMIT)
+                    check("reference bf16", refs["bf16"], "reference f64", refs["f64"], None)
+                check(f"ringserve {label}", got[label], "reference f64", refs["f64"],
+                      None if "bf16" in refs else BF16_LIMIT)
+                if "cpu" in got:
+                    check(f"ringserve {label}", got[label], "ringserve cpu", got["cpu"], None)
+            else:
+                check(f"ringserve {label}", got[label], f"reference {f32_ref}", refs[f32_ref], F32_LIMIT)
+        ok = not entry["errors"] and all(c.get("ok", True) for c in entry["checks"])
+        entry["pass"] = ok
+        report["pass"] = report["pass"] and ok
+        report["models"].append(entry)
+    return report
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("phase", choices=["prepare", "compare", "all"])
+    parser.add_argument("--work", required=True, help="folder for the models and results")
+    parser.add_argument("--bin", help="folder holding ringserve-run (compare)")
+    parser.add_argument("--device", default="cpu", help="ringserve device besides the CPU")
+    parser.add_argument("--hf-device", default="cuda", help="device of transformers' bf16 run")
+    parser.add_argument("--reference", default="auto", choices=["auto", "transformers", "python"])
+    parser.add_argument("--out", help="also write the JSON here")
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    result = {}
+    if args.phase in ("prepare", "all"):
+        result["prepared"] = prepare(args)
+    if args.phase in ("compare", "all"):
+        if not args.bin:
+            parser.error("compare needs --bin")
+        result = compare(args)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return 0 if result.get("pass", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

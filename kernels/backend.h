@@ -172,7 +172,8 @@ class Backend {
   virtual void AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight, float eps,
                           Tensor out) = 0;
 
-  // y[n, rows(w)] = x[n, cols(w)] * w^T.
+  // y[n, rows(w)] = x[n, cols(w)] * w^T. y is in the activation dtype, or f32 (logits) on
+  // backends whose activations are narrower.
   virtual void MatMul(Tensor x, const Weight& w, Tensor y) = 0;
 
   // qkv is the fused projection output [num_tokens, (Hq + 2 Hkv) * head_dim]. Rotates the
@@ -196,6 +197,11 @@ class Backend {
   // the rows whose logits are sampled.
   virtual void GatherRows(Tensor x, const int32_t* rows, Tensor out) = 0;
 
+  // Device allocations made so far (buffers, weights, internal scratch), or -1 where the
+  // backend does not count them. Tests assert it stays put across forward passes: the step
+  // path must never allocate.
+  virtual int64_t num_allocations() const { return -1; }
+
  protected:
   friend class DeviceBuffer;
   virtual void Free(void* data, size_t bytes) = 0;
@@ -208,6 +214,12 @@ struct BackendOptions {
   // CPU: use OpenBLAS sgemm for large products. Faster prefill, but the result of a row
   // then depends on the batch shape, so batch invariance no longer holds.
   bool cpu_use_blas = false;
+  // CUDA: dtype of activations, KV storage and stored weights: bf16 (default), f16, or f32
+  // (slow; for checking against the CPU and float64 references).
+  DType cuda_activation_dtype = DType::kBF16;
+  // CUDA: MatMul on the simple tiled kernel instead of cuBLASLt. Both are batch invariant;
+  // the simple one is the reference (and fallback) for the fast one.
+  bool cuda_simple_matmul = false;
 };
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view device,
                                                        const BackendOptions& options = {});

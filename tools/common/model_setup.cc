@@ -11,6 +11,7 @@ void ModelFlags::Register(ArgParser& parser) {
   parser.AddString("model", &model_path, "GGUF file, llama2.c .bin, or Hugging Face directory");
   parser.AddString("tokenizer", &tokenizer_path, "tokenizer file (llama2.c tokenizer.bin)");
   parser.AddString("device", &device, "cpu or cuda:N");
+  parser.AddString("dtype", &dtype, "CUDA activations and KV: bf16, f16 or f32 (CPU: f32 always)");
   parser.AddBool("dummy-weights", &dummy_weights, "random weights of --preset's shape");
   parser.AddString("preset", &preset, "tiny, llama-110m, llama-3.2-1b, llama-3-8b");
   parser.AddInt("seed", &seed, "sampling seed (and dummy-weight seed)");
@@ -24,6 +25,16 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
   kernels::BackendOptions backend_options;
   backend_options.num_threads = flags.threads;
   backend_options.cpu_use_blas = flags.use_blas;
+  if (flags.dtype == "bf16") {
+    backend_options.cuda_activation_dtype = kernels::DType::kBF16;
+  } else if (flags.dtype == "f16") {
+    backend_options.cuda_activation_dtype = kernels::DType::kF16;
+  } else if (flags.dtype == "f32") {
+    backend_options.cuda_activation_dtype = kernels::DType::kF32;
+  } else {
+    return absl::InvalidArgumentError("--dtype: expected bf16, f16 or f32, got '" + flags.dtype +
+                                      "'");
+  }
   RS_ASSIGN_OR_RETURN(loaded.backend, kernels::CreateBackend(flags.device, backend_options));
   std::optional<tokenizer::Vocabulary> vocab;
   if (flags.dummy_weights) {

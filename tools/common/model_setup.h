@@ -19,6 +19,7 @@ struct ModelFlags {
   std::string model_path;
   std::string tokenizer_path;
   std::string device = "cpu";
+  std::string dtype = "bf16";  // CUDA activation dtype: bf16, f16 or f32
   bool dummy_weights = false;
   std::string preset;
   int64_t seed = 0;

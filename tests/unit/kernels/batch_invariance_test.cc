@@ -28,6 +28,8 @@ bool BitEqual(const float* a, const float* b, size_t count) {
   return std::memcmp(a, b, count * sizeof(float)) == 0;
 }
 
+// Values are compared after conversion to f32, which is exact and one-to-one for f16/bf16.
+
 TEST_P(BatchInvarianceTest, MatMulRowsAloneAndInEveryBatchSize) {
   Backend& b = *backend_;
   std::mt19937_64 rng(7);
@@ -35,14 +37,16 @@ TEST_P(BatchInvarianceTest, MatMulRowsAloneAndInEveryBatchSize) {
   const std::vector<float> w_host = RandomFloats(rng, m * k), x = RandomFloats(rng, n * k);
   auto w = b.UploadWeight(DType::kF32, m, k, w_host.data());
   ASSERT_TRUE(w.ok()) << w.status();
-  DeviceArray<float> xd(b, x), yd(b, std::vector<float>(n * m));
+  ActivationArray xd(b, x), yd(b, std::vector<float>(n * m));
   b.MatMul(xd.AsTensor(n, k), *w, yd.AsTensor(n, m));
   const std::vector<float> full = yd.Download();
-  for (int64_t size = 1; size <= n; ++size) {
+  // The CPU emulation is slow; its MatMul is the simple kernel, invariant by construction.
+  const bool emulated = GetParam().starts_with("cuda-emu");
+  for (int64_t size = 1; size <= n; size += emulated ? 21 : 1) {
     // Every row once, in consecutive batches of `size` rows (the last one shorter).
     for (int64_t start = 0; start < n; start += size) {
       const int64_t rows = std::min(size, n - start);
-      DeviceArray<float> part(b, std::vector<float>(rows * m));
+      ActivationArray part(b, std::vector<float>(rows * m));
       b.MatMul(xd.AsTensor(n, k).Rows(start, rows), *w, part.AsTensor(rows, m));
       const std::vector<float> got = part.Download();
       ASSERT_TRUE(BitEqual(got.data(), &full[start * m], rows * m))
@@ -55,7 +59,7 @@ TEST_P(BatchInvarianceTest, MatMulRowsAloneAndInEveryBatchSize) {
 std::vector<float> Attend(Backend& b, const PagedBatchHost& batch, const std::vector<float>& qkv,
                           int width, const AttentionShape& shape, const RopeParams& rope,
                           const KvLayerView& kv) {
-  DeviceArray<float> qkv_d(b, qkv),
+  ActivationArray qkv_d(b, qkv),
       out(b, std::vector<float>(batch.num_tokens * shape.num_q_heads * shape.head_dim));
   DeviceBatch batch_d(b, batch);
   b.RopeAndWriteKv(qkv_d.AsTensor(batch.num_tokens, width), shape, rope, batch_d.view(), kv);
@@ -68,51 +72,70 @@ std::vector<float> Rows(const std::vector<float>& v, int width, int first, int c
   return {v.begin() + first * width, v.begin() + (first + count) * width};
 }
 
-TEST_P(BatchInvarianceTest, AttentionAloneWithOthersAndChunked) {
-  Backend& b = *backend_;
+// Sequence `prefill` of `seqs` is a whole-prompt prefill, run with its batch-mates, alone,
+// and in `chunks`; sequence `decode` is a decode token, run with its batch-mates and alone.
+void CheckAttentionInvariance(Backend& b, const std::vector<SeqSpec>& seqs, int prefill,
+                              const std::vector<int>& chunks, int decode, int num_blocks) {
   std::mt19937_64 rng(11);
-  const int hq = 8, hkv = 2, hd = 64, block_size = 16, num_blocks = 64;
+  const int hq = 8, hkv = 2, hd = 64, block_size = 16;
   const int width = (hq + 2 * hkv) * hd;
-  // Sequence 1 is a 150-token prefill; the others are its batch-mates.
-  const PagedBatchHost all =
-      BuildBatch({{40, 1}, {150, 150}, {7, 7}, {300, 1}}, block_size, num_blocks, rng);
+  const PagedBatchHost all = BuildBatch(seqs, block_size, num_blocks, rng);
   const std::vector<float> qkv = RandomFloats(rng, all.num_tokens * width);
   std::vector<float> inv_freq(hd / 2);
   for (int i = 0; i < hd / 2; ++i)
     inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / hd));
   const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * hkv * hd;
   // Random KV everywhere: positions before a decode token's own are "already cached".
-  DeviceArray<float> k(b, RandomFloats(rng, kv_count)), v(b, RandomFloats(rng, kv_count)),
-      freq(b, inv_freq);
+  ActivationArray k(b, RandomFloats(rng, kv_count)), v(b, RandomFloats(rng, kv_count));
+  DeviceArray<float> freq(b, inv_freq);
   const AttentionShape shape{hq, hkv, hd, 0.125F};
   const RopeParams rope{freq.data(), hd, RopeLayout::kHalves};
-  const KvLayerView kv{k.data(), v.data(), DType::kF32, num_blocks, block_size, hkv, hd};
+  const KvLayerView kv{k.data(), v.data(), b.activation_dtype(), num_blocks, block_size, hkv, hd};
   const int out_width = hq * hd;
 
   const std::vector<float> together = Attend(b, all, qkv, width, shape, rope, kv);
-  const int start = all.query_start[1];
+  const int start = all.query_start[prefill];
+  const int length = seqs[prefill].query_len;
   // The prefill alone, in one chunk, then in uneven chunks (K/V written chunk by chunk).
-  const std::vector<float> alone =
-      Attend(b, SliceBatch(all, 1, 0, 150), Rows(qkv, width, start, 150), width, shape, rope, kv);
-  EXPECT_EQ(alone, Rows(together, out_width, start, 150)) << "alone vs with batch-mates";
+  const std::vector<float> alone = Attend(b, SliceBatch(all, prefill, 0, length),
+                                          Rows(qkv, width, start, length), width, shape, rope, kv);
+  EXPECT_EQ(alone, Rows(together, out_width, start, length)) << "alone vs with batch-mates";
   int first = 0;
-  for (int chunk : {1, 16, 33, 57, 43}) {
+  for (int chunk : chunks) {
     const std::vector<float> part =
-        Attend(b, SliceBatch(all, 1, first, chunk), Rows(qkv, width, start + first, chunk), width,
-               shape, rope, kv);
+        Attend(b, SliceBatch(all, prefill, first, chunk), Rows(qkv, width, start + first, chunk),
+               width, shape, rope, kv);
     EXPECT_EQ(part, Rows(together, out_width, start + first, chunk)) << "chunk at " << first;
     first += chunk;
   }
-  ASSERT_EQ(first, 150);
+  ASSERT_EQ(first, length);
   // A decode token alone vs in the batch.
-  const std::vector<float> decode = Attend(
-      b, SliceBatch(all, 3, 0, 1), Rows(qkv, width, all.query_start[3], 1), width, shape, rope, kv);
-  EXPECT_EQ(decode, Rows(together, out_width, all.query_start[3], 1)) << "decode token";
+  const std::vector<float> alone_decode =
+      Attend(b, SliceBatch(all, decode, 0, 1), Rows(qkv, width, all.query_start[decode], 1), width,
+             shape, rope, kv);
+  EXPECT_EQ(alone_decode, Rows(together, out_width, all.query_start[decode], 1)) << "decode token";
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BatchInvarianceTest, ::testing::Values("cpu", "cuda:0"),
+TEST_P(BatchInvarianceTest, AttentionAloneWithOthersAndChunked) {
+  CheckAttentionInvariance(*backend_, {{40, 1}, {150, 150}, {7, 7}, {300, 1}}, 1,
+                           {1, 16, 33, 57, 43}, 3, 64);
+}
+
+// Contexts past one GPU attention split (256 keys): chunks that cross the split boundary,
+// and a long decode token (split-parallel when alone).
+TEST_P(BatchInvarianceTest, AttentionPastOneSplitChunked) {
+  CheckAttentionInvariance(*backend_, {{700, 1}, {420, 420}, {5, 5}, {1200, 1}}, 1,
+                           {100, 156, 1, 63, 100}, 3, 160);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BatchInvarianceTest,
+                         ::testing::ValuesIn(InvariantBackendVariants()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
-                           return info.param == "cpu" ? std::string("cpu") : std::string("cuda0");
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
                          });
 
 }  // namespace

@@ -23,12 +23,15 @@ struct AttnShape {
 
 int RowWidth(const AttnShape& s) { return (s.hq + 2 * s.hkv) * s.hd; }
 
+// |got - want| <= tol (1 + |want|) + store |want|: `store` covers rounding the result to an
+// f16/bf16 activation dtype.
 void ExpectNear(const std::vector<float>& got, const std::vector<double>& want, double tol,
-                const std::string& what) {
+                const std::string& what, double store = 0) {
   ASSERT_EQ(got.size(), want.size());
   size_t failures = 0;
   for (size_t i = 0; i < got.size(); ++i) {
-    if (!(std::fabs(got[i] - want[i]) <= tol * (1 + std::fabs(want[i])))) {
+    if (!(std::fabs(got[i] - want[i]) <=
+          tol * (1 + std::fabs(want[i])) + store * std::fabs(want[i]))) {
       if (failures++ < 5)
         ADD_FAILURE() << what << "[" << i << "] got " << got[i] << " want " << want[i];
     }
@@ -38,18 +41,21 @@ void ExpectNear(const std::vector<float>& got, const std::vector<double>& want, 
 
 void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, RopeLayout layout) {
   const int block_size = 8;
+  const DType act = b.activation_dtype();
+  const double store = 2 * StoreRoundingError(act);
   const PagedBatchHost batch = BuildBatch({{3000, 3}, {9, 9}, {1, 1}}, block_size, 400, rng);
   const int width = RowWidth(s);
-  std::vector<float> qkv = RandomFloats(rng, batch.num_tokens * width);
   std::vector<float> inv_freq(rotary_dim / 2);
   for (int i = 0; i < rotary_dim / 2; ++i)
     inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / rotary_dim));
   const size_t kv_count = static_cast<size_t>(400) * block_size * s.hkv * s.hd;
-  DeviceArray<float> qkv_d(b, qkv), freq_d(b, inv_freq), k_d(b, std::vector<float>(kv_count)),
-      v_d(b, std::vector<float>(kv_count));
+  ActivationArray qkv_d(b, RandomFloats(rng, batch.num_tokens * width)),
+      k_d(b, std::vector<float>(kv_count)), v_d(b, std::vector<float>(kv_count));
+  const std::vector<float>& qkv = qkv_d.host();
+  DeviceArray<float> freq_d(b, inv_freq);
   DeviceBatch batch_d(b, batch);
   const AttentionShape shape{s.hq, s.hkv, s.hd, 1.0F / std::sqrt(static_cast<float>(s.hd))};
-  const KvLayerView kv{k_d.data(), v_d.data(), DType::kF32, 400, block_size, s.hkv, s.hd};
+  const KvLayerView kv{k_d.data(), v_d.data(), act, 400, block_size, s.hkv, s.hd};
   b.RopeAndWriteKv(qkv_d.AsTensor(batch.num_tokens, width), shape,
                    RopeParams{freq_d.data(), rotary_dim, layout}, batch_d.view(), kv);
   // Reference: rotate every q and k head in float64.
@@ -67,7 +73,7 @@ void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, Ro
       }
     }
   }
-  ExpectNear(qkv_d.Download(), want, 1e-5, "rotated qkv");
+  ExpectNear(qkv_d.Download(), want, 1e-5, "rotated qkv", store);
   const std::vector<float> k = k_d.Download(), v = v_d.Download();
   const int kv_width = s.hkv * s.hd;
   for (int t = 0; t < batch.num_tokens; ++t) {
@@ -75,7 +81,7 @@ void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, Ro
                              k.begin() + (batch.slots[t] + 1) * kv_width);
     std::vector<double> want_k(want.begin() + t * width + s.hq * s.hd,
                                want.begin() + t * width + s.hq * s.hd + kv_width);
-    ExpectNear(got_k, want_k, 1e-5, absl::StrCat("K of token ", t));
+    ExpectNear(got_k, want_k, 1e-5, absl::StrCat("K of token ", t), store);
     for (int i = 0; i < kv_width; ++i) {
       ASSERT_EQ(v[batch.slots[t] * kv_width + i], qkv[t * width + (s.hq + s.hkv) * s.hd + i])
           << "V of token " << t;
@@ -126,20 +132,21 @@ void CheckAttention(Backend& b, std::mt19937_64& rng, AttnShape s, int block_siz
   int num_blocks = 0;
   for (const SeqSpec& q : seqs) num_blocks += (q.context_len + block_size - 1) / block_size;
   num_blocks += 3;  // spare blocks nobody reads
+  const DType act = b.activation_dtype();
   const PagedBatchHost batch = BuildBatch(seqs, block_size, num_blocks, rng);
   const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * s.hkv * s.hd;
-  const std::vector<float> k = RandomFloats(rng, kv_count), v = RandomFloats(rng, kv_count);
-  const std::vector<float> qkv = RandomFloats(rng, batch.num_tokens * RowWidth(s), -3, 3);
-  DeviceArray<float> qkv_d(b, qkv), k_d(b, k), v_d(b, v),
+  ActivationArray k_d(b, RandomFloats(rng, kv_count)), v_d(b, RandomFloats(rng, kv_count)),
+      qkv_d(b, RandomFloats(rng, batch.num_tokens * RowWidth(s), -3, 3)),
       out_d(b, std::vector<float>(batch.num_tokens * s.hq * s.hd));
   DeviceBatch batch_d(b, batch);
   const AttentionShape shape{s.hq, s.hkv, s.hd,
                              static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.hd)))};
-  const KvLayerView kv{k_d.data(), v_d.data(), DType::kF32, num_blocks, block_size, s.hkv, s.hd};
+  const KvLayerView kv{k_d.data(), v_d.data(), act, num_blocks, block_size, s.hkv, s.hd};
   b.PagedAttention(qkv_d.AsTensor(batch.num_tokens, RowWidth(s)), shape, batch_d.view(), kv,
                    out_d.AsTensor(batch.num_tokens, s.hq * s.hd));
-  ExpectNear(out_d.Download(), ReferenceAttention(batch, s, block_size, qkv, k, v), 2e-5,
-             "attention");
+  ExpectNear(out_d.Download(),
+             ReferenceAttention(batch, s, block_size, qkv_d.host(), k_d.host(), v_d.host()), 2e-5,
+             "attention", 2 * StoreRoundingError(act));
 }
 
 }  // namespace
@@ -172,6 +179,12 @@ std::vector<std::pair<std::string, Check>> AttentionCases() {
       {{2, 2, 64}, 16, {{1500, 1}, {2, 1}}},
       {{4, 2, 12}, 8, {{29, 4}, {3, 1}}},
       {{4, 1, 8}, 16, {{70, 2}}},
+      // Past one attention split (256 keys on the GPU): chunks across split boundaries,
+      // contexts at the boundary, head_dim 96 and 256, 8 and 16 query heads per kv head.
+      {{8, 1, 128}, 16, {{700, 300}, {513, 1}}},
+      {{4, 2, 96}, 16, {{257, 2}, {256, 1}, {255, 255}}},
+      {{2, 1, 256}, 32, {{600, 1}, {40, 40}}},
+      {{16, 1, 64}, 16, {{300, 5}, {2, 1}}},
   };
   for (const AttnCase& c : attn) {
     std::string name = absl::StrCat("Attention_hq", c.s.hq, "_hkv", c.s.hkv, "_hd", c.s.hd, "_bs",

@@ -48,21 +48,27 @@ std::function<double(size_t)> RelTol(const std::vector<double>& want, double rel
 }
 
 // ---- MatMul: x [n, k] (row stride k + pad) times W^T into a column slice of y ----
+// `f32_out`: y is f32 whatever the activation dtype (the logits product).
 void CheckMatMul(Backend& b, std::mt19937_64& rng, DType dtype, int64_t n, int64_t m, int64_t k,
-                 int64_t pad) {
+                 int64_t pad, bool f32_out = false) {
+  const DType act = b.activation_dtype();
   const std::vector<uint8_t> w_bytes = Encode(dtype, RandomFloats(rng, m * k));
-  const std::vector<float> w_ref = Decode(dtype, w_bytes, m * k);
-  const std::vector<float> x = RandomFloats(rng, n * k);
+  // The backend stores weights in its activation dtype.
+  const std::vector<float> w_ref = RoundTo(act, Decode(dtype, w_bytes, m * k));
+  const std::vector<float> x = RoundTo(act, RandomFloats(rng, n * k));
   std::vector<float> x_strided(n * (k + pad), 7.0F);
   for (int64_t i = 0; i < n; ++i) std::copy_n(&x[i * k], k, &x_strided[i * (k + pad)]);
   auto w = b.UploadWeight(dtype, m, k, w_bytes.data());
   ASSERT_TRUE(w.ok()) << w.status();
-  DeviceArray<float> xd(b, x_strided);
+  ActivationArray xd(b, x_strided);
   const int64_t y_width = m + 2 * pad;
-  DeviceArray<float> yd(b, std::vector<float>(n * y_width, -3.0F));
-  Tensor xt{xd.data(), DType::kF32, n, k, k + pad};
-  b.MatMul(xt, *w, yd.AsTensor(n, y_width).Columns(pad, m));
-  const std::vector<float> y_all = yd.Download();
+  const std::vector<float> y_init(n * y_width, -3.0F);
+  ActivationArray yd(b, y_init);
+  DeviceArray<float> yd_f32(b, y_init);
+  Tensor xt{xd.data(), act, n, k, k + pad};
+  const Tensor yt = f32_out ? yd_f32.AsTensor(n, y_width) : yd.AsTensor(n, y_width);
+  b.MatMul(xt, *w, yt.Columns(pad, m));
+  const std::vector<float> y_all = f32_out ? yd_f32.Download() : yd.Download();
   std::vector<float> y(n * m);
   for (int64_t i = 0; i < n; ++i) {
     std::copy_n(&y_all[i * y_width + pad], m, &y[i * m]);
@@ -70,20 +76,25 @@ void CheckMatMul(Backend& b, std::mt19937_64& rng, DType dtype, int64_t n, int64
   }
   std::vector<double> want, mag;
   ReferenceMatMul(x, w_ref, n, m, k, &want, &mag);
+  // f16/bf16 products may accumulate on tensor cores, which round more coarsely than an
+  // f32 FMA chain; a rounded output adds its own error.
+  const double accumulate = act == DType::kF32 ? 1e-5 : 1e-4;
+  const double store = f32_out ? 0 : 2 * StoreRoundingError(act);
   ExpectClose(
-      y, want, [&](size_t i) { return 1e-5 * mag[i] + 1e-6; }, "MatMul");
+      y, want, [&](size_t i) { return accumulate * mag[i] + store * std::fabs(want[i]) + 1e-6; },
+      "MatMul");
 }
 
 // ---- EmbeddingGather ----
 void CheckEmbedding(Backend& b, std::mt19937_64& rng, DType dtype, int64_t rows, int64_t cols) {
   const std::vector<uint8_t> bytes = Encode(dtype, RandomFloats(rng, rows * cols));
-  const std::vector<float> table = Decode(dtype, bytes, rows * cols);
+  const std::vector<float> table = RoundTo(b.activation_dtype(), Decode(dtype, bytes, rows * cols));
   auto w = b.UploadWeight(dtype, rows, cols, bytes.data());
   ASSERT_TRUE(w.ok()) << w.status();
   const std::vector<int32_t> ids = {static_cast<int32_t>(rows - 1), 0, 3, 3,
                                     static_cast<int32_t>(rows / 2), 1};
   DeviceArray<int32_t> ids_d(b, ids);
-  DeviceArray<float> out(b, std::vector<float>(ids.size() * cols));
+  ActivationArray out(b, std::vector<float>(ids.size() * cols));
   b.EmbeddingGather(*w, ids_d.data(), out.AsTensor(static_cast<int64_t>(ids.size()), cols));
   const std::vector<float> got = out.Download();
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -107,28 +118,33 @@ std::vector<double> ReferenceRmsNorm(const std::vector<float>& x, const std::vec
 
 void CheckRmsNorm(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols, bool fused) {
   const float eps = 1e-5F;
-  std::vector<float> x = RandomFloats(rng, rows * cols, -2, 2);
-  const std::vector<float> delta = RandomFloats(rng, rows * cols);
-  const std::vector<float> gain = RandomFloats(rng, cols, 0.5, 1.5);
-  auto w = b.UploadWeight(DType::kF32, 1, cols, gain.data());
+  const DType act = b.activation_dtype();
+  std::vector<float> x = RoundTo(act, RandomFloats(rng, rows * cols, -2, 2));
+  const std::vector<float> delta = RoundTo(act, RandomFloats(rng, rows * cols));
+  const std::vector<float> gain_f32 = RandomFloats(rng, cols, 0.5, 1.5);
+  const std::vector<float> gain = RoundTo(act, gain_f32);  // as the backend stores it
+  auto w = b.UploadWeight(DType::kF32, 1, cols, gain_f32.data());
   ASSERT_TRUE(w.ok()) << w.status();
-  DeviceArray<float> xd(b, x), dd(b, delta), out(b, std::vector<float>(rows * cols));
+  ActivationArray xd(b, x), dd(b, delta), out(b, std::vector<float>(rows * cols));
   if (fused) {
     b.AddRmsNorm(xd.AsTensor(rows, cols), dd.AsTensor(rows, cols), *w, eps,
                  out.AsTensor(rows, cols));
-    for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];
+    for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];  // f32 add, then stored rounded
+    x = RoundTo(act, x);
     EXPECT_EQ(xd.Download(), x) << "residual stream";
   } else {
     b.RmsNorm(xd.AsTensor(rows, cols), *w, eps, out.AsTensor(rows, cols));
   }
   const std::vector<double> want = ReferenceRmsNorm(x, gain, rows, cols, eps);
-  ExpectClose(out.Download(), want, RelTol(want, 1e-5, 1e-6), fused ? "AddRmsNorm" : "RmsNorm");
+  ExpectClose(out.Download(), want, RelTol(want, 1e-5 + 2 * StoreRoundingError(act), 1e-6),
+              fused ? "AddRmsNorm" : "RmsNorm");
 }
 
 // ---- SiluMul / GatherRows ----
 void CheckSiluMul(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
-  const std::vector<float> gu = RandomFloats(rng, rows * 2 * cols, -8, 8);
-  DeviceArray<float> gud(b, gu), out(b, std::vector<float>(rows * cols));
+  const DType act = b.activation_dtype();
+  const std::vector<float> gu = RoundTo(act, RandomFloats(rng, rows * 2 * cols, -8, 8));
+  ActivationArray gud(b, gu), out(b, std::vector<float>(rows * cols));
   b.SiluMul(gud.AsTensor(rows, 2 * cols), out.AsTensor(rows, cols));
   std::vector<double> want(rows * cols);
   for (int64_t i = 0; i < rows; ++i) {
@@ -137,15 +153,16 @@ void CheckSiluMul(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) 
       want[i * cols + c] = g / (1.0 + std::exp(-g)) * gu[i * 2 * cols + cols + c];
     }
   }
-  ExpectClose(out.Download(), want, RelTol(want, 1e-5, 1e-6), "SiluMul");
+  ExpectClose(out.Download(), want, RelTol(want, 1e-5 + 2 * StoreRoundingError(act), 1e-6),
+              "SiluMul");
 }
 
 void CheckGatherRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
-  const std::vector<float> x = RandomFloats(rng, rows * cols);
+  const std::vector<float> x = RoundTo(b.activation_dtype(), RandomFloats(rng, rows * cols));
   const std::vector<int32_t> pick = {static_cast<int32_t>(rows - 1), 0,
                                      5 % static_cast<int32_t>(rows),
                                      5 % static_cast<int32_t>(rows)};
-  DeviceArray<float> xd(b, x), out(b, std::vector<float>(pick.size() * cols));
+  ActivationArray xd(b, x), out(b, std::vector<float>(pick.size() * cols));
   DeviceArray<int32_t> pd(b, pick);
   b.GatherRows(xd.AsTensor(rows, cols), pd.data(),
                out.AsTensor(static_cast<int64_t>(pick.size()), cols));
@@ -183,6 +200,16 @@ std::vector<OpCase> AllCases() {
   for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
     add(absl::StrCat("Embedding_", std::string(DTypeName(dt)), "_50x37"),
         [=](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, dt, 50, 37); });
+  }
+  // The logits product: f32 out of f16/bf16 activations (on the CPU the same as above).
+  for (DType dt : {DType::kF32, DType::kBF16, DType::kQ8_0}) {
+    for (const Mm& s : std::vector<Mm>{{1, 160, 64, 0}, {19, 1000, 96, 2}}) {
+      add(absl::StrCat("MatMulF32Out_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k",
+                       s.k),
+          [=](Backend& b, std::mt19937_64& rng) {
+            CheckMatMul(b, rng, dt, s.n, s.m, s.k, s.pad, /*f32_out=*/true);
+          });
+    }
   }
   add("Embedding_q8_0_40x64",
       [](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, DType::kQ8_0, 40, 64); });

@@ -5,6 +5,10 @@
 #include <cstring>
 #include <numeric>
 
+#ifdef RINGSERVE_HAVE_CUDA
+#include "tests/unit/kernels/cuda_emu/cuda_emu_backend.h"
+#endif
+
 namespace ringserve::kernels::testing {
 
 std::unique_ptr<Backend> MakeBackend(const std::string& variant) {
@@ -13,13 +17,68 @@ std::unique_ptr<Backend> MakeBackend(const std::string& variant) {
   if (variant == "cpu-blas") {
     device = "cpu";
     options.cpu_use_blas = true;
+  } else if (variant.starts_with("cuda-emu")) {
+#ifdef RINGSERVE_HAVE_CUDA
+    const std::string suffix = variant.substr(8);
+    return MakeEmulatedCudaBackend(suffix == "-f16"   ? DType::kF16
+                                   : suffix == "-f32" ? DType::kF32
+                                                      : DType::kBF16);
+#else
+    return nullptr;
+#endif
+  } else if (variant.starts_with("cuda:0-")) {
+    device = "cuda:0";
+    const std::string suffix = variant.substr(7);
+    if (suffix == "f16") options.cuda_activation_dtype = DType::kF16;
+    if (suffix == "f32") options.cuda_activation_dtype = DType::kF32;
+    if (suffix == "simple") options.cuda_simple_matmul = true;
   }
   auto backend = CreateBackend(device, options);
   if (!backend.ok()) return nullptr;
   return *std::move(backend);
 }
 
-std::vector<std::string> BackendVariants() { return {"cpu", "cpu-blas", "cuda:0"}; }
+std::vector<std::string> BackendVariants() {
+  return {"cpu",           "cpu-blas", "cuda:0",       "cuda:0-f16",  "cuda:0-f32",
+          "cuda:0-simple", "cuda-emu", "cuda-emu-f16", "cuda-emu-f32"};
+}
+
+// The emulation runs the invariance suite in bf16 only: it is slow, and the dtypes share
+// every index path (the op suite covers all three).
+std::vector<std::string> InvariantBackendVariants() {
+  return {"cpu", "cuda:0", "cuda:0-f16", "cuda:0-f32", "cuda:0-simple", "cuda-emu"};
+}
+
+std::vector<float> RoundTo(DType dtype, std::vector<float> values) {
+  if (dtype != DType::kF32) values = Decode(dtype, Encode(dtype, values), values.size());
+  return values;
+}
+
+double StoreRoundingError(DType dtype) {
+  switch (dtype) {
+    case DType::kF16:
+      return 1.0 / 2048;
+    case DType::kBF16:
+      return 1.0 / 256;
+    default:
+      return 0;
+  }
+}
+
+ActivationArray::ActivationArray(Backend& backend, const std::vector<float>& values)
+    : backend_(&backend),
+      dtype_(backend.activation_dtype()),
+      host_(RoundTo(dtype_, values)),
+      buffer_(*backend.Allocate(std::max<size_t>(1, DTypeBytes(dtype_, values.size())))) {
+  const std::vector<uint8_t> bytes = Encode(dtype_, host_);
+  if (!bytes.empty()) backend.CopyToDevice(buffer_.data(), bytes.data(), bytes.size());
+}
+
+std::vector<float> ActivationArray::Download() const {
+  std::vector<uint8_t> bytes(DTypeBytes(dtype_, host_.size()));
+  if (!bytes.empty()) backend_->CopyToHost(bytes.data(), buffer_.data(), bytes.size());
+  return Decode(dtype_, bytes, host_.size());
+}
 
 std::vector<float> RandomFloats(std::mt19937_64& rng, size_t count, float lo, float hi) {
   std::uniform_real_distribution<float> dist(lo, hi);

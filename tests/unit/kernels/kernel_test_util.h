@@ -13,10 +13,15 @@
 
 namespace ringserve::kernels::testing {
 
-// Every backend variant the suites run on: "cpu", "cpu-blas" (cpu_use_blas) and "cuda:0".
-// Returns nullptr when this build or machine lacks it (the test then skips).
+// Every backend variant the suites run on: "cpu", "cpu-blas" (cpu_use_blas), "cuda:0" (bf16
+// activations, cuBLASLt), "cuda:0-f16", "cuda:0-f32" and "cuda:0-simple" (bf16, the simple
+// MatMul kernel), and "cuda-emu", "cuda-emu-f16", "cuda-emu-f32": the CUDA backend's sources
+// on the CPU emulation (tests/unit/kernels/cuda_emu). Returns nullptr when this build or
+// machine lacks it (the test then skips).
 std::unique_ptr<Backend> MakeBackend(const std::string& variant);
 std::vector<std::string> BackendVariants();
+// The variants whose results must be batch invariant (all but cpu-blas).
+std::vector<std::string> InvariantBackendVariants();
 
 // A device copy of a host vector, read back with Download.
 template <typename T>
@@ -44,6 +49,33 @@ class DeviceArray {
 };
 
 std::vector<float> RandomFloats(std::mt19937_64& rng, size_t count, float lo = -1, float hi = 1);
+
+// The values a tensor of activation dtype `dtype` holds for `values` (f16/bf16: rounded to
+// nearest even, as the devices round).
+std::vector<float> RoundTo(DType dtype, std::vector<float> values);
+// Relative rounding error of storing a result in `dtype`: 0 for f32 (whose tolerances
+// already cover it), 2^-11 for f16, 2^-8 for bf16. Tolerances add a multiple of it.
+double StoreRoundingError(DType dtype);
+
+// An activation tensor in the backend's activation dtype, filled from f32 values and read
+// back as f32. host() holds the values as stored (what a reference must use).
+class ActivationArray {
+ public:
+  ActivationArray(Backend& backend, const std::vector<float>& values);
+  void* data() const { return buffer_.data(); }
+  DType dtype() const { return dtype_; }
+  const std::vector<float>& host() const { return host_; }
+  Tensor AsTensor(int64_t rows, int64_t cols) const {
+    return Tensor::Of(buffer_.data(), dtype_, rows, cols);
+  }
+  std::vector<float> Download() const;
+
+ private:
+  Backend* backend_;
+  DType dtype_;
+  std::vector<float> host_;
+  DeviceBuffer buffer_;
+};
 
 // Encodes f32 values as `dtype` (f32, f16, bf16, q8_0 with per-32 absmax scales).
 std::vector<uint8_t> Encode(DType dtype, const std::vector<float>& values);

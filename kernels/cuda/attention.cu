@@ -1,0 +1,470 @@
+// Paged causal attention on the GPU: one kernel for prefill chunks and decode alike.
+//
+// Arithmetic (the definition every path reproduces bit for bit). A query row (token, query
+// head) at position p attends to keys 0..p of its sequence. Keys are cut into splits of
+// kAttentionSplitKeys and each split into tiles of kAttentionTileKeys, both aligned to
+// absolute key positions. Per split, from (m, l, acc) = (-inf, 0, 0), tile by tile:
+//   score_j = dot(q, k_j) * scale  (one FMA chain over d; -inf for j > p)
+//   m' = max(m, max_j score_j); alpha = RescaleFactor(m, m'); p_j = Exp(score_j - m')
+//   l = l * alpha + WarpSum(p_j);  acc[d] = acc[d] * alpha, then += p_j v_j[d] for j in order
+// then the split states are merged left to right into (M, L, O) with
+//   a = RescaleFactor(M, M'), b = RescaleFactor(m, M'), L = L a + l b, O[d] = O[d] a + acc[d] b
+// and out[d] = O[d] / L. All of it in f32 through the explicit-rounding helpers of
+// cuda_index.h; K and V are converted from the activation dtype exactly.
+//
+// Batch invariance. The definition depends only on the row's own q, p and keys, never on
+// which rows share a thread block: keys past p inside a tile, and whole tiles past p, add
+// exact zeros (alpha is exactly 1 when the max does not move, p_j = 0 terms are skipped).
+// So a token gives the same bits alone, among other sequences, or inside any prefill chunk.
+//
+// Two places run the merge: a thread block that walks all of a row's splits merges them as
+// it goes (prefill items, and decode when the batch has parallelism enough), and for long
+// decode rows each split may run as its own thread block (flash-decoding), writing its
+// (m, l, acc) to scratch for MergeSplitsKernel, which merges in the same order with the same
+// helpers. f32 partials round-trip exactly, so both give the same bits; whether a row runs
+// split-parallel is a scheduling choice (SplitParallel) and may depend on the batch.
+//
+// Work items: the tokens of each sequence in groups of `tokens_per_item` consecutive tokens
+// (PlanItemsKernel lists them on the device, since the host does not see query lengths).
+// A thread block takes (item, kv head, split slot): its rows are the item's tokens x the
+// kv head's query heads (GQA), and every K/V tile it loads serves all of them.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_dtype.cuh"
+#include "kernels/cuda/cuda_namespace.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace ringserve::kernels::RS_CUDA_NS {
+namespace {
+
+constexpr int kTile = kAttentionTileKeys;
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kPlanThreads = 1024;
+// Rows (tokens x query heads of one kv head) a thread block aims for.
+constexpr int kTargetRows = 16;
+// Per-row state in shared memory: the current split's (max, sum), the merged (max, sum).
+constexpr int kStateFloats = 4;
+
+static_assert(kTile == 32, "one key per lane");
+
+struct Params {
+  const void* qkv;
+  int64_t qkv_stride;
+  void* out;
+  int64_t out_stride;
+  const void* k;
+  const void* v;
+  int num_q_heads;
+  int num_kv_heads;
+  int head_dim;
+  int group;  // query heads per kv head
+  float scale;
+  int block_size;
+  int max_blocks_per_seq;
+  const int32_t* positions;
+  const int32_t* query_start;
+  const int32_t* block_tables;
+  const int2* items;
+  const int* num_items;
+  int tokens_per_item;
+  float* partials;    // [num_seqs, num_q_heads, grid_splits, head_dim + 2]
+  int grid_splits;    // split slots of the launch (grid z); 1 = no split-parallel rows
+  bool vector_loads;  // K/V rows load as 16-byte vectors
+};
+
+// Shared memory of one thread block, in floats: q, acc and O of every row, the K tile (rows
+// padded by one float so lanes reading different keys hit different banks), the V tile, the
+// row states, then the item's token positions.
+struct SharedLayout {
+  int64_t q, acc, o, k, v, state, pos, total_bytes;
+  __host__ __device__ SharedLayout(int max_rows, int head_dim, int tokens_per_item) {
+    q = 0;
+    acc = q + static_cast<int64_t>(max_rows) * head_dim;
+    o = acc + static_cast<int64_t>(max_rows) * head_dim;
+    k = o + static_cast<int64_t>(max_rows) * head_dim;
+    v = k + static_cast<int64_t>(kTile) * (head_dim + 1);
+    state = v + static_cast<int64_t>(kTile) * head_dim;
+    pos = state + static_cast<int64_t>(kStateFloats) * max_rows;
+    total_bytes = (pos + tokens_per_item) * 4;
+  }
+};
+
+// Lists the work items: each sequence's tokens in groups of tokens_per_item. One block;
+// a Hillis-Steele scan of the per-sequence item counts, kPlanThreads sequences at a time.
+__global__ void __launch_bounds__(kPlanThreads)
+    PlanItemsKernel(const int32_t* query_start, int num_seqs, int tokens_per_item, int2* items,
+                    int* num_items, int64_t capacity) {
+  __shared__ int scan[kPlanThreads];
+  const int tid = static_cast<int>(threadIdx.x);
+  int64_t offset = 0;
+  for (int base = 0; base < num_seqs; base += kPlanThreads) {
+    const int s = base + tid;
+    int first = 0, count = 0;
+    if (s < num_seqs) {
+      first = query_start[s];
+      count = ItemsOfSequence(query_start[s + 1] - first, tokens_per_item);
+    }
+    scan[tid] = count;
+    __syncthreads();
+    for (int step = 1; step < kPlanThreads; step *= 2) {
+      const int add = tid >= step ? scan[tid - step] : 0;
+      __syncthreads();
+      scan[tid] += add;
+      __syncthreads();
+    }
+    const int64_t before = offset + scan[tid] - count;
+    for (int b = 0; b < count; ++b) {
+      if (before + b < capacity) items[before + b] = make_int2(s, first + b * tokens_per_item);
+    }
+    offset += scan[kPlanThreads - 1];
+    __syncthreads();  // everyone has read scan before the next round overwrites it
+  }
+  if (tid == 0) *num_items = static_cast<int>(offset < capacity ? offset : capacity);
+}
+
+// One tile of keys [k0, k0 + 32) for one row, by one warp (lane j owns key k0 + j).
+// `q`, `acc`, `state` are the row's slices of shared memory.
+__device__ void RowTileStep(const float* q, const float* k_tile, const float* v_tile, float* acc,
+                            float* state, float* warp_probs, int head_dim, int k0, int position,
+                            float scale) {
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const float m = state[0];
+  const float l = state[1];
+  const bool valid = k0 + lane <= position;
+  const float* key = k_tile + lane * (head_dim + 1);
+  float dot = 0;
+  for (int d = 0; d < head_dim; ++d) dot = Fma(q[d], key[d], dot);
+  const float score = valid ? Mul(dot, scale) : kNegInf;
+  const float m_new = MaxF(m, WarpMax(score));
+  if (m_new == kNegInf) return;  // no key of this split reached yet (warp-uniform)
+  const float alpha = RescaleFactor(m, m_new);
+  const float prob = valid ? Exp(Sub(score, m_new)) : 0.0F;
+  const float l_new = Add(Mul(l, alpha), WarpSum(prob));
+  warp_probs[lane] = prob;
+  __syncwarp();
+  for (int d = lane; d < head_dim; d += 32) {
+    float a = acc[d];
+    if (alpha != 1.0F) a = Mul(a, alpha);
+    for (int j = 0; j < kTile; ++j) {
+      const float pj = warp_probs[j];
+      if (pj != 0.0F) a = Fma(pj, v_tile[j * head_dim + d], a);
+    }
+    acc[d] = a;
+  }
+  __syncwarp();  // every lane has read warp_probs and the old state
+  if (lane == 0) {
+    state[0] = m_new;
+    state[1] = l_new;
+  }
+  __syncwarp();
+}
+
+// Merges the row's finished split into its running (M, L, O) and resets the split state.
+__device__ void MergeSplit(float* acc, float* o, float* state, int head_dim) {
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const float m = state[0], l = state[1], big_m = state[2], big_l = state[3];
+  const float m_new = MaxF(big_m, m);
+  const float a = RescaleFactor(big_m, m_new);
+  const float b = RescaleFactor(m, m_new);
+  for (int d = lane; d < head_dim; d += 32) {
+    o[d] = MergeValue(o[d], a, acc[d], b);
+    acc[d] = 0;
+  }
+  __syncwarp();
+  if (lane == 0) {
+    state[0] = kNegInf;
+    state[1] = 0;
+    state[2] = m_new;
+    state[3] = MergeValue(big_l, a, l, b);
+  }
+  __syncwarp();
+}
+
+// Keys [k0, k0 + 32) of one kv head into shared memory as f32, zeros from key_end on.
+template <typename T>
+__device__ void LoadTile(const T* k_cache, const T* v_cache, const int32_t* table, const Params& p,
+                         int kv_head, int k0, int key_end, float* k_s, float* v_s) {
+  const int hd = p.head_dim;
+  for (int e = static_cast<int>(threadIdx.x); e < kTile * hd; e += kThreads) {
+    const int j = e / hd, d = e % hd;
+    float kv_k = 0, kv_v = 0;
+    if (k0 + j < key_end) {
+      const int64_t offset = KvOffset(table, p.block_size, k0 + j, p.num_kv_heads, hd, kv_head) + d;
+      kv_k = ToFloat(k_cache[offset]);
+      kv_v = ToFloat(v_cache[offset]);
+    }
+    k_s[j * (hd + 1) + d] = kv_k;
+    v_s[j * hd + d] = kv_v;
+  }
+}
+
+// The same with 16-byte loads; needs head_dim a multiple of 16 / sizeof(T) and 16-byte
+// aligned K and V (the launcher checks).
+template <typename T>
+__device__ void LoadTileVectorized(const T* k_cache, const T* v_cache, const int32_t* table,
+                                   const Params& p, int kv_head, int k0, int key_end, float* k_s,
+                                   float* v_s) {
+  constexpr int kVec = 16 / sizeof(T);
+  const int hd = p.head_dim;
+  const int vectors_per_key = hd / kVec;
+  for (int e = static_cast<int>(threadIdx.x); e < kTile * vectors_per_key; e += kThreads) {
+    const int j = e / vectors_per_key, d = e % vectors_per_key * kVec;
+    uint4 raw_k = make_uint4(0, 0, 0, 0), raw_v = make_uint4(0, 0, 0, 0);
+    if (k0 + j < key_end) {
+      const int64_t offset = KvOffset(table, p.block_size, k0 + j, p.num_kv_heads, hd, kv_head) + d;
+      raw_k = *reinterpret_cast<const uint4*>(k_cache + offset);
+      raw_v = *reinterpret_cast<const uint4*>(v_cache + offset);
+    }
+    T kv_k[kVec], kv_v[kVec];
+    memcpy(static_cast<void*>(kv_k), &raw_k, sizeof(raw_k));  // registers; no aliasing casts
+    memcpy(static_cast<void*>(kv_v), &raw_v, sizeof(raw_v));
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) {
+      k_s[j * (hd + 1) + d + i] = ToFloat(kv_k[i]);
+      v_s[j * hd + d + i] = ToFloat(kv_v[i]);
+    }
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p) {
+  if (static_cast<int>(blockIdx.x) >= *p.num_items) return;
+  const int2 item = p.items[blockIdx.x];
+  const int seq = item.x;
+  const int first = item.y;
+  const int num_tokens = min(p.tokens_per_item, p.query_start[seq + 1] - first);
+  const int kv_head = static_cast<int>(blockIdx.y);
+  const int slot = static_cast<int>(blockIdx.z);
+  const int first_position = p.positions[first];
+  const int seq_tokens = p.query_start[seq + 1] - p.query_start[seq];
+  const bool split_parallel = SplitParallel(seq_tokens, first_position, p.grid_splits);
+  if (slot > 0 && (!split_parallel || slot >= NumSplits(first_position + 1))) return;
+
+  const int hd = p.head_dim;
+  const int rows = num_tokens * p.group;
+  const SharedLayout layout(p.tokens_per_item * p.group, hd, p.tokens_per_item);
+  RS_DYNAMIC_SHARED(float, smem);
+  __shared__ float probs_s[kWarps][kTile];
+  float* q_s = smem + layout.q;
+  float* acc_s = smem + layout.acc;
+  float* o_s = smem + layout.o;
+  float* k_s = smem + layout.k;
+  float* v_s = smem + layout.v;
+  float* state_s = smem + layout.state;
+  int* pos_s = reinterpret_cast<int*>(smem + layout.pos);
+  const int tid = static_cast<int>(threadIdx.x);
+  const int warp = tid / 32;
+
+  const T* qkv = static_cast<const T*>(p.qkv);
+  for (int i = tid; i < num_tokens; i += kThreads) pos_s[i] = p.positions[first + i];
+  for (int e = tid; e < rows * hd; e += kThreads) {
+    const int r = e / hd, d = e % hd;
+    const int64_t token = first + r / p.group;
+    const int64_t head = static_cast<int64_t>(kv_head) * p.group + r % p.group;
+    q_s[e] = ToFloat(qkv[token * p.qkv_stride + head * hd + d]);
+    acc_s[e] = 0;
+    o_s[e] = 0;
+  }
+  for (int r = tid; r < rows; r += kThreads) {
+    float* st = state_s + kStateFloats * r;
+    st[0] = kNegInf;
+    st[1] = 0;
+    st[2] = kNegInf;
+    st[3] = 0;
+  }
+  __syncthreads();
+  int max_position = 0;
+  for (int i = 0; i < num_tokens; ++i) max_position = max(max_position, pos_s[i]);
+  const int context = max_position + 1;  // keys the block loads: 0..max_position
+
+  const T* k_cache = static_cast<const T*>(p.k);
+  const T* v_cache = static_cast<const T*>(p.v);
+  const int32_t* table = p.block_tables + static_cast<int64_t>(seq) * p.max_blocks_per_seq;
+  const int split_begin = split_parallel ? slot : 0;
+  const int split_end = split_parallel ? slot + 1 : NumSplits(context);
+  for (int s = split_begin; s < split_end; ++s) {
+    const int key_end = min(context, (s + 1) * kAttentionSplitKeys);
+    for (int k0 = s * kAttentionSplitKeys; k0 < key_end; k0 += kTile) {
+      __syncthreads();  // every warp is done with the previous tile
+      if (p.vector_loads) {
+        LoadTileVectorized(k_cache, v_cache, table, p, kv_head, k0, key_end, k_s, v_s);
+      } else {
+        LoadTile(k_cache, v_cache, table, p, kv_head, k0, key_end, k_s, v_s);
+      }
+      __syncthreads();
+      for (int r = warp; r < rows; r += kWarps) {
+        RowTileStep(q_s + r * hd, k_s, v_s, acc_s + r * hd, state_s + kStateFloats * r,
+                    probs_s[warp], hd, k0, pos_s[r / p.group], p.scale);
+      }
+    }
+    // The same warp owns a row through its tiles, merge and output: no block barrier needed.
+    for (int r = warp; r < rows; r += kWarps) {
+      if (s * kAttentionSplitKeys > pos_s[r / p.group]) continue;  // not one of the row's splits
+      float* st = state_s + kStateFloats * r;
+      if (split_parallel) {
+        const int64_t head = static_cast<int64_t>(kv_head) * p.group + r % p.group;
+        float* dst =
+            p.partials +
+            ((static_cast<int64_t>(seq) * p.num_q_heads + head) * p.grid_splits + s) * (hd + 2);
+        const int lane = tid % 32;
+        if (lane == 0) {
+          dst[0] = st[0];
+          dst[1] = st[1];
+        }
+        for (int d = lane; d < hd; d += 32) dst[2 + d] = acc_s[r * hd + d];
+      } else {
+        MergeSplit(acc_s + r * hd, o_s + r * hd, st, hd);
+      }
+    }
+  }
+  if (split_parallel) return;  // MergeSplitsKernel writes the output
+  T* out = static_cast<T*>(p.out);
+  for (int r = warp; r < rows; r += kWarps) {
+    const int64_t token = first + r / p.group;
+    const int64_t head = static_cast<int64_t>(kv_head) * p.group + r % p.group;
+    const float big_l = state_s[kStateFloats * r + 3];
+    for (int d = tid % 32; d < hd; d += 32) {
+      out[token * p.out_stride + head * hd + d] = FromFloat<T>(Div(o_s[r * hd + d], big_l));
+    }
+  }
+}
+
+// One warp per (sequence, query head) of the split-parallel rows: merges the split states
+// in order exactly as MergeSplit does, then writes the output.
+template <typename T>
+__global__ void __launch_bounds__(32) MergeSplitsKernel(const Params p) {
+  const int seq = static_cast<int>(blockIdx.x);
+  const int head = static_cast<int>(blockIdx.y);
+  const int first = p.query_start[seq];
+  const int seq_tokens = p.query_start[seq + 1] - first;
+  if (seq_tokens != 1) return;
+  const int position = p.positions[first];
+  if (!SplitParallel(seq_tokens, position, p.grid_splits)) return;
+  const int splits = NumSplits(position + 1);
+  const int hd = p.head_dim;
+  const float* parts =
+      p.partials + (static_cast<int64_t>(seq) * p.num_q_heads + head) * p.grid_splits * (hd + 2);
+  T* out = static_cast<T*>(p.out) + first * p.out_stride + static_cast<int64_t>(head) * hd;
+  for (int d0 = 0; d0 < hd; d0 += 32) {
+    const int d = d0 + static_cast<int>(threadIdx.x);
+    float big_m = kNegInf, big_l = 0, o = 0;
+    for (int s = 0; s < splits; ++s) {
+      const float* part = parts + static_cast<int64_t>(s) * (hd + 2);
+      const float m = part[0], l = part[1];
+      const float m_new = MaxF(big_m, m);
+      const float a = RescaleFactor(big_m, m_new);
+      const float b = RescaleFactor(m, m_new);
+      big_l = MergeValue(big_l, a, l, b);
+      if (d < hd) o = MergeValue(o, a, part[2 + d], b);
+      big_m = m_new;
+    }
+    if (d < hd) out[d] = FromFloat<T>(Div(o, big_l));
+  }
+}
+
+int TokensPerItem(int group) { return std::max(1, kTargetRows / group); }
+
+}  // namespace
+
+cudaError_t ConfigureAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes) {
+  *max_dynamic_bytes = optin_bytes;
+  for (const void* kernel : {reinterpret_cast<const void*>(PagedAttentionKernel<float>),
+                             reinterpret_cast<const void*>(PagedAttentionKernel<__half>),
+                             reinterpret_cast<const void*>(PagedAttentionKernel<__nv_bfloat16>)}) {
+    // Static and dynamic shared memory together may not exceed the opt-in limit.
+    cudaFuncAttributes attributes;
+    cudaError_t error = cudaFuncGetAttributes(&attributes, kernel);
+    if (error != cudaSuccess) return error;
+    const size_t dynamic = optin_bytes - std::min(optin_bytes, attributes.sharedSizeBytes);
+    error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(dynamic));
+    if (error != cudaSuccess) return error;
+    *max_dynamic_bytes = std::min(*max_dynamic_bytes, dynamic);
+  }
+  return cudaSuccess;
+}
+
+void LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& heads,
+                          const BatchArgs& batch, const KvArgs& kv, const AttentionScratch& scratch,
+                          SplitMode split_mode, const Mat& out) {
+  RS_CHECK(heads.num_q_heads > 0 && heads.num_kv_heads > 0 && heads.head_dim > 0);
+  RS_CHECK(heads.num_q_heads % heads.num_kv_heads == 0);
+  RS_CHECK(qkv.dtype == out.dtype && qkv.rows == batch.num_tokens && out.rows == batch.num_tokens);
+  RS_CHECK(qkv.cols >= static_cast<int64_t>(heads.num_q_heads) * heads.head_dim);
+  RS_CHECK(out.cols == static_cast<int64_t>(heads.num_q_heads) * heads.head_dim);
+  RS_CHECK(qkv.stride >= qkv.cols && out.stride >= out.cols);
+  RS_CHECK(kv.block_size > 0 && kv.k != nullptr && kv.v != nullptr);
+  if (batch.num_tokens == 0) return;
+  RS_CHECK(batch.num_seqs > 0 && batch.max_context_len > 0 && batch.max_blocks_per_seq > 0);
+  const int group = heads.num_q_heads / heads.num_kv_heads;
+  const int tokens_per_item = TokensPerItem(group);
+  const SharedLayout layout(tokens_per_item * group, heads.head_dim, tokens_per_item);
+  RS_CHECK_MSG(static_cast<size_t>(layout.total_bytes) <= scratch.max_shared_bytes,
+               "attention: head_dim x query heads per kv head too large for shared memory");
+  const int64_t max_items = MaxAttentionItems(batch.num_tokens, batch.num_seqs, tokens_per_item);
+  RS_CHECK_MSG(max_items <= scratch.item_capacity, "attention: batch exceeds the item scratch");
+  RS_CHECK(heads.num_kv_heads <= 65535);
+
+  // Split-parallel decode pays off when the batch alone does not fill the GPU.
+  const int splits = NumSplits(batch.max_context_len);
+  const int64_t partial_floats =
+      static_cast<int64_t>(batch.num_seqs) * heads.num_q_heads * splits * (heads.head_dim + 2);
+  bool parallel = splits > 1 && partial_floats <= scratch.partial_floats && splits <= 65535;
+  if (split_mode == SplitMode::kNever) parallel = false;
+  if (split_mode == SplitMode::kAuto) {
+    parallel = parallel && static_cast<int64_t>(batch.num_seqs) * heads.num_kv_heads <
+                               4 * static_cast<int64_t>(scratch.num_sms);
+  }
+
+  Params p{};
+  p.qkv = qkv.data;
+  p.qkv_stride = qkv.stride;
+  p.out = out.data;
+  p.out_stride = out.stride;
+  p.k = kv.k;
+  p.v = kv.v;
+  p.num_q_heads = heads.num_q_heads;
+  p.num_kv_heads = heads.num_kv_heads;
+  p.head_dim = heads.head_dim;
+  p.group = group;
+  p.scale = heads.scale;
+  p.block_size = kv.block_size;
+  p.max_blocks_per_seq = batch.max_blocks_per_seq;
+  p.positions = batch.positions;
+  p.query_start = batch.query_start;
+  p.block_tables = batch.block_tables;
+  p.items = static_cast<const int2*>(scratch.items);
+  p.num_items = scratch.num_items;
+  p.tokens_per_item = tokens_per_item;
+  p.partials = scratch.partials;
+  p.grid_splits = parallel ? splits : 1;
+  const int64_t element_bytes = static_cast<int64_t>(DTypeBytes(qkv.dtype, 1));
+  p.vector_loads = heads.head_dim * element_bytes % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(kv.k) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(kv.v) % 16 == 0;
+
+  RS_LAUNCH(PlanItemsKernel, 1, kPlanThreads, 0, stream, batch.query_start, batch.num_seqs,
+            tokens_per_item, static_cast<int2*>(scratch.items), scratch.num_items,
+            scratch.item_capacity);
+  RS_CUDA_CHECK_LAUNCH();
+  const dim3 grid(static_cast<unsigned>(max_items), static_cast<unsigned>(heads.num_kv_heads),
+                  static_cast<unsigned>(p.grid_splits));
+  RS_DISPATCH_ACTIVATION(
+      qkv.dtype, T,
+      RS_LAUNCH(PagedAttentionKernel<T>, grid, kThreads, layout.total_bytes, stream, p));
+  RS_CUDA_CHECK_LAUNCH();
+  if (parallel) {
+    RS_CHECK(heads.num_q_heads <= 65535);
+    const dim3 merge_grid(static_cast<unsigned>(batch.num_seqs),
+                          static_cast<unsigned>(heads.num_q_heads));
+    RS_DISPATCH_ACTIVATION(qkv.dtype, T,
+                           RS_LAUNCH(MergeSplitsKernel<T>, merge_grid, 32, 0, stream, p));
+    RS_CUDA_CHECK_LAUNCH();
+  }
+}
+
+}  // namespace ringserve::kernels::RS_CUDA_NS

@@ -1,0 +1,114 @@
+// The CUDA backend: bf16 (default), f16 or f32 activations and KV, weights stored in the
+// activation dtype, every op enqueued on one stream.
+//
+// Owned by whoever created it (the model runner); every method is called from one thread at
+// a time. Device memory comes from cudaMalloc only in Allocate and at start-up (internal
+// scratch); ops never allocate. MatMul runs on cuBLASLt with one fixed algorithm per product
+// shape (cublaslt_matmul.h) or, with BackendOptions::cuda_simple_matmul, on the simple
+// tiled kernel (simple_matmul.cu); the other ops are the kernels of elementwise.cu, rope.cu
+// and attention.cu. All of them are batch invariant (kernels/backend.h).
+//
+// This header needs no CUDA headers, so code compiled without nvcc's include paths (tests,
+// backend.cc) can include it.
+#ifndef RINGSERVE_KERNELS_CUDA_CUDA_BACKEND_H_
+#define RINGSERVE_KERNELS_CUDA_CUDA_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kernels/backend.h"
+#include "kernels/cuda/cuda_index.h"
+#include "kernels/cuda/cuda_namespace.h"
+
+struct CUstream_st;  // cudaStream_t
+
+namespace ringserve::kernels::RS_CUDA_NS {
+
+class CublasLtMatMul;
+
+class CudaBackend final : public Backend {
+ public:
+  // FAILED_PRECONDITION when there is no usable driver or device (or no kernel image for
+  // it), NOT_FOUND when `ordinal` is out of range, INVALID_ARGUMENT for bad options.
+  static absl::StatusOr<std::unique_ptr<Backend>> Create(int ordinal,
+                                                         const BackendOptions& options);
+  ~CudaBackend() override;
+
+  std::string_view name() const override { return name_; }
+  DType activation_dtype() const override { return dtype_; }
+  size_t FreeMemoryBytes() const override;
+  int64_t num_allocations() const override { return num_allocations_; }
+
+  absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) override;
+  void CopyToDevice(void* dst, const void* src, size_t bytes) override;
+  void CopyToHost(void* dst, const void* src, size_t bytes) override;
+  void CopyOnDevice(void* dst, const void* src, size_t bytes) override;
+  void Synchronize() override;
+  void Fill(void* dst, size_t bytes, uint8_t value) override;
+  absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
+                                      const void* host_data) override;
+
+  void EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) override;
+  void RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) override;
+  void AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight, float eps,
+                  Tensor out) override;
+  // y may be f32 when the activations are f16/bf16 (logits for the sampler).
+  void MatMul(Tensor x, const Weight& w, Tensor y) override;
+  void RopeAndWriteKv(Tensor qkv, const AttentionShape& shape, const RopeParams& rope,
+                      const AttentionBatch& batch, const KvLayerView& kv) override;
+  void PagedAttention(Tensor qkv, const AttentionShape& shape, const AttentionBatch& batch,
+                      const KvLayerView& kv, Tensor out) override;
+  void SiluMul(Tensor gate_up, Tensor out) override;
+  void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
+
+  // Tests: force decode attention's split-parallel path on or off (results must not change).
+  void set_attention_split_mode(SplitMode mode) { split_mode_ = mode; }
+  // Tests: product shapes the cuBLASLt path planned, and how many fell back to the simple
+  // kernel (0 and 0 with cuda_simple_matmul).
+  int num_matmul_plans() const;
+  int num_simple_matmul_plans() const;
+
+  // Only Create can make the key: construction goes through Create's checks.
+  class Key {
+    friend class CudaBackend;
+    Key() = default;
+  };
+  CudaBackend(Key key, int ordinal, const BackendOptions& options);
+
+ protected:
+  void Free(void* data, size_t bytes) override;
+
+ private:
+  absl::Status Init();
+  // cudaMalloc counted in num_allocations_.
+  absl::StatusOr<void*> DeviceMalloc(size_t bytes);
+  void SetDevice() const;
+  // Ends every op: checks the launch, and with RINGSERVE_CUDA_SYNC=1 in the environment
+  // also waits and checks for device faults, so a fault names the op that caused it.
+  void AfterOp(const char* op);
+
+  const int ordinal_;
+  const std::string name_;
+  const DType dtype_;
+  const bool simple_matmul_;
+  const bool sync_after_ops_;
+  CUstream_st* stream_ = nullptr;
+  int64_t num_allocations_ = 0;
+  SplitMode split_mode_ = SplitMode::kAuto;
+  int num_sms_ = 0;
+  size_t max_shared_bytes_ = 0;
+  // Scratch allocated once in Init (see Init for the sizes).
+  void* matmul_workspace_ = nullptr;
+  size_t matmul_workspace_bytes_ = 0;
+  void* attention_items_ = nullptr;
+  int64_t attention_item_capacity_ = 0;
+  float* attention_partials_ = nullptr;
+  int64_t attention_partial_floats_ = 0;
+  std::unique_ptr<CublasLtMatMul> cublas_;
+};
+
+}  // namespace ringserve::kernels::RS_CUDA_NS
+
+#endif  // RINGSERVE_KERNELS_CUDA_CUDA_BACKEND_H_

@@ -1,0 +1,110 @@
+// Launchers of the CUDA backend's kernels. Plain C++ (no Abseil), so the .cu files compile
+// without the backend's headers; CudaBackend translates its Tensor/AttentionBatch views into
+// these structs. Every launcher checks its preconditions on the host (RS_CHECK), enqueues
+// on `stream`, checks the launch, and returns without waiting. Activation tensors are f32,
+// f16 or bf16; each kernel computes in f32 and rounds once when it stores.
+#ifndef RINGSERVE_KERNELS_CUDA_CUDA_OPS_H_
+#define RINGSERVE_KERNELS_CUDA_CUDA_OPS_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cuda/cuda_index.h"
+#include "kernels/cuda/cuda_namespace.h"
+#include "kernels/dtype.h"
+
+namespace ringserve::kernels::RS_CUDA_NS {
+
+// A 2-D row-major device matrix: rows `stride` elements apart.
+struct Mat {
+  void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t stride = 0;
+};
+
+bool IsActivationDtype(DType dtype);  // f32, f16 or bf16
+
+// dst[i] = src[i] converted to `dst_dtype` (an activation dtype); src may be f32, f16, bf16
+// or q8_0 (count a multiple of 32). Used by UploadWeight.
+void LaunchConvert(cudaStream_t stream, DType src_dtype, const void* src, DType dst_dtype,
+                   void* dst, int64_t count);
+
+// out[i, :] = table[ids[i], :]; table is [table_rows, out.cols] contiguous in out.dtype.
+void LaunchEmbeddingGather(cudaStream_t stream, const void* table, int64_t table_rows,
+                           const int32_t* ids, const Mat& out);
+// out = x / rms(x) * weight per row; weight has x.cols values of x.dtype.
+void LaunchRmsNorm(cudaStream_t stream, const Mat& x, const void* weight, float eps,
+                   const Mat& out);
+// residual += delta (rounded to the residual's dtype), then out = RmsNorm(residual).
+void LaunchAddRmsNorm(cudaStream_t stream, const Mat& residual, const Mat& delta,
+                      const void* weight, float eps, const Mat& out);
+// out[i, j] = silu(g) * u, g = gate_up[i, j], u = gate_up[i, j + out.cols].
+void LaunchSiluMul(cudaStream_t stream, const Mat& gate_up, const Mat& out);
+// out[i, :] = x[rows[i], :].
+void LaunchGatherRows(cudaStream_t stream, const Mat& x, const int32_t* rows, const Mat& out);
+
+// The simple MatMul: y = x w^T with w [w_rows, x.cols] contiguous in x.dtype; y in x.dtype
+// or f32. Every output is one f32 FMA chain over k in order, so it is batch invariant by
+// construction (and slow: the reference for the cuBLASLt path).
+void LaunchSimpleMatMul(cudaStream_t stream, const Mat& x, const void* w, int64_t w_rows,
+                        const Mat& y);
+
+// The batch's metadata (device pointers), as in kernels::AttentionBatch.
+struct BatchArgs {
+  int num_tokens = 0;
+  int num_seqs = 0;
+  int max_blocks_per_seq = 0;
+  int max_context_len = 0;
+  const int32_t* positions = nullptr;
+  const int32_t* slots = nullptr;
+  const int32_t* query_start = nullptr;
+  const int32_t* block_tables = nullptr;
+};
+struct HeadArgs {
+  int num_q_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  float scale = 0;
+};
+struct KvArgs {
+  void* k = nullptr;
+  void* v = nullptr;
+  int block_size = 0;
+  int num_blocks = 0;
+};
+
+// Rotates the q and k heads of qkv in place (angles pos * inv_freq[i] in float64) and
+// writes k and v of each token to its slot.
+void LaunchRopeAndWriteKv(cudaStream_t stream, const Mat& qkv, const HeadArgs& heads,
+                          const float* inv_freq, int rotary_dim, bool layout_halves,
+                          const BatchArgs& batch, const KvArgs& kv);
+
+// Device scratch of the attention, allocated once by the backend.
+struct AttentionScratch {
+  void* items = nullptr;     // int2 [item_capacity]: (sequence, first token)
+  int* num_items = nullptr;  // [1]
+  int64_t item_capacity = 0;
+  float* partials = nullptr;   // split states: (max, sum, acc[head_dim]) each
+  int64_t partial_floats = 0;  // capacity of partials
+  int num_sms = 0;
+  size_t max_shared_bytes = 0;  // dynamic shared memory a block may use
+};
+
+// Causal paged attention; see attention.cu for the arithmetic and why it is batch invariant.
+void LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& heads,
+                          const BatchArgs& batch, const KvArgs& kv, const AttentionScratch& scratch,
+                          SplitMode split_mode, const Mat& out);
+// Raises the attention kernels' dynamic shared memory limit as far as the device's opt-in
+// limit allows (once, at start-up); reports the limit for AttentionScratch.
+cudaError_t ConfigureAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes);
+
+// Fails when this binary has no kernel image for the current device.
+cudaError_t CheckKernelImage();
+
+}  // namespace ringserve::kernels::RS_CUDA_NS
+
+#endif  // RINGSERVE_KERNELS_CUDA_CUDA_OPS_H_

@@ -1,0 +1,249 @@
+// Row-wise ops of the CUDA backend: weight conversion, embedding gather, RMSNorm (plain and
+// fused with the residual add), SwiGLU's SiLU-mul and row gathers.
+//
+// Batch invariance: one thread block per row with a fixed size (kThreads), so a row's
+// reduction order depends only on its length; element-wise ops have no reduction at all.
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_dtype.cuh"
+#include "kernels/cuda/cuda_namespace.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace ringserve::kernels::RS_CUDA_NS {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+// Grid for a [rows, cols] element-wise op: x = row, y = 256-column chunk.
+dim3 RowGrid(int64_t rows, int64_t cols) {
+  RS_CHECK(rows <= 0x7FFFFFFF && (cols + kThreads - 1) / kThreads <= 65535);
+  return dim3(static_cast<unsigned>(rows), static_cast<unsigned>((cols + kThreads - 1) / kThreads));
+}
+
+template <typename Dst>
+__global__ void ConvertKernel(DType src_dtype, const void* src, Dst* dst, int64_t count) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += step) {
+    float v = 0;
+    switch (src_dtype) {
+      case DType::kF32:
+        v = static_cast<const float*>(src)[i];
+        break;
+      case DType::kF16:
+        v = __half2float(static_cast<const __half*>(src)[i]);
+        break;
+      case DType::kBF16:
+        v = __bfloat162float(static_cast<const __nv_bfloat16*>(src)[i]);
+        break;
+      case DType::kQ8_0: {
+        // GGUF Q8_0 block: f16 scale, then 32 int8 quants. 34-byte blocks keep the scale
+        // 2-byte aligned.
+        const auto* block =
+            static_cast<const uint8_t*>(src) + (i / kQ8_0BlockValues) * kQ8_0BlockBytes;
+        const float scale = __half2float(*reinterpret_cast<const __half*>(block));
+        const auto q = static_cast<int8_t>(block[2 + i % kQ8_0BlockValues]);
+        v = Mul(scale, static_cast<float>(q));
+        break;
+      }
+      default:
+        __trap();
+    }
+    dst[i] = FromFloat<Dst>(v);
+  }
+}
+
+template <typename T>
+__global__ void EmbeddingGatherKernel(const T* table, int64_t table_rows, const int32_t* ids,
+                                      T* out, int64_t out_stride, int64_t cols) {
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (c >= cols) return;
+  const int32_t id = ids[blockIdx.x];
+  if (id < 0 || id >= table_rows) __trap();  // the model validates ids; this is a bug
+  out[blockIdx.x * out_stride + c] = table[id * cols + c];
+}
+
+template <typename T>
+__global__ void GatherRowsKernel(const T* x, int64_t x_rows, int64_t x_stride, const int32_t* rows,
+                                 T* out, int64_t out_stride, int64_t cols) {
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (c >= cols) return;
+  const int32_t r = rows[blockIdx.x];
+  if (r < 0 || r >= x_rows) __trap();
+  out[blockIdx.x * out_stride + c] = x[r * x_stride + c];
+}
+
+// Sum over the block in a fixed order: each warp's butterfly, then the warp sums' butterfly
+// (identical in every warp). Call with all kThreads threads.
+__device__ float BlockSum(float v) {
+  __shared__ float warp_sums[kWarps];
+  v = WarpSum(v);
+  const int lane = threadIdx.x % 32;
+  if (lane == 0) warp_sums[threadIdx.x / 32] = v;
+  __syncthreads();
+  return WarpSum(lane < kWarps ? warp_sums[lane] : 0.0F);
+}
+
+// 1 / sqrt(mean square + eps), as the CPU backend computes it.
+__device__ float InverseRms(float sum_of_squares, int64_t cols, float eps) {
+  return Div(1.0F, Sqrt(Add(Div(sum_of_squares, static_cast<float>(cols)), eps)));
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    RmsNormKernel(const T* x, int64_t x_stride, const T* weight, float eps, T* out,
+                  int64_t out_stride, int64_t cols) {
+  const T* row = x + blockIdx.x * x_stride;
+  float ss = 0;
+  for (int64_t c = threadIdx.x; c < cols; c += kThreads) {
+    const float v = ToFloat(row[c]);
+    ss = Fma(v, v, ss);
+  }
+  const float scale = InverseRms(BlockSum(ss), cols, eps);
+  T* o = out + blockIdx.x * out_stride;
+  for (int64_t c = threadIdx.x; c < cols; c += kThreads) {
+    o[c] = FromFloat<T>(Mul(Mul(ToFloat(row[c]), scale), ToFloat(weight[c])));
+  }
+}
+
+// The residual is updated first and normalised as stored (rounded to T), so the output is
+// exactly RmsNorm of the new residual.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    AddRmsNormKernel(T* residual, int64_t r_stride, const T* delta, int64_t d_stride,
+                     const T* weight, float eps, T* out, int64_t out_stride, int64_t cols) {
+  T* row = residual + blockIdx.x * r_stride;
+  const T* d = delta + blockIdx.x * d_stride;
+  float ss = 0;
+  for (int64_t c = threadIdx.x; c < cols; c += kThreads) {
+    const T sum = FromFloat<T>(Add(ToFloat(row[c]), ToFloat(d[c])));
+    row[c] = sum;
+    const float v = ToFloat(sum);
+    ss = Fma(v, v, ss);
+  }
+  const float scale = InverseRms(BlockSum(ss), cols, eps);
+  T* o = out + blockIdx.x * out_stride;
+  for (int64_t c = threadIdx.x; c < cols; c += kThreads) {  // this thread's own writes
+    o[c] = FromFloat<T>(Mul(Mul(ToFloat(row[c]), scale), ToFloat(weight[c])));
+  }
+}
+
+// silu(g) * u = g * u / (1 + exp(-g)), as on the CPU.
+template <typename T>
+__global__ void SiluMulKernel(const T* gate_up, int64_t gu_stride, T* out, int64_t out_stride,
+                              int64_t cols) {
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (c >= cols) return;
+  const T* row = gate_up + blockIdx.x * gu_stride;
+  const float g = ToFloat(row[c]);
+  const float u = ToFloat(row[cols + c]);
+  out[blockIdx.x * out_stride + c] = FromFloat<T>(Div(Mul(g, u), Add(1.0F, Exp(-g))));
+}
+
+__global__ void NoOpKernel() {}
+
+void CheckRows(const Mat& m) {
+  RS_CHECK(m.data != nullptr || m.rows == 0);
+  RS_CHECK(m.rows >= 0 && m.cols >= 0 && m.stride >= m.cols);
+}
+
+}  // namespace
+
+bool IsActivationDtype(DType dtype) {
+  return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;
+}
+
+void LaunchConvert(cudaStream_t stream, DType src_dtype, const void* src, DType dst_dtype,
+                   void* dst, int64_t count) {
+  RS_CHECK(count >= 0);
+  RS_CHECK(src_dtype != DType::kQ8_0 || count % kQ8_0BlockValues == 0);
+  RS_CHECK(src_dtype == DType::kF32 || src_dtype == DType::kF16 || src_dtype == DType::kBF16 ||
+           src_dtype == DType::kQ8_0);
+  if (count == 0) return;
+  const int64_t blocks = std::min<int64_t>((count + kThreads - 1) / kThreads, 1 << 16);
+  RS_DISPATCH_ACTIVATION(dst_dtype, T,
+                         RS_LAUNCH(ConvertKernel<T>, static_cast<unsigned>(blocks), kThreads, 0,
+                                   stream, src_dtype, src, static_cast<T*>(dst), count));
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchEmbeddingGather(cudaStream_t stream, const void* table, int64_t table_rows,
+                           const int32_t* ids, const Mat& out) {
+  CheckRows(out);
+  if (out.rows == 0 || out.cols == 0) return;
+  RS_CHECK(table != nullptr && ids != nullptr && table_rows > 0);
+  RS_DISPATCH_ACTIVATION(out.dtype, T,
+                         RS_LAUNCH(EmbeddingGatherKernel<T>, RowGrid(out.rows, out.cols), kThreads,
+                                   0, stream, static_cast<const T*>(table), table_rows, ids,
+                                   static_cast<T*>(out.data), out.stride, out.cols));
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchGatherRows(cudaStream_t stream, const Mat& x, const int32_t* rows, const Mat& out) {
+  CheckRows(x);
+  CheckRows(out);
+  RS_CHECK(x.dtype == out.dtype && x.cols == out.cols);
+  if (out.rows == 0 || out.cols == 0) return;
+  RS_CHECK(rows != nullptr && x.rows > 0);
+  RS_DISPATCH_ACTIVATION(out.dtype, T,
+                         RS_LAUNCH(GatherRowsKernel<T>, RowGrid(out.rows, out.cols), kThreads, 0,
+                                   stream, static_cast<const T*>(x.data), x.rows, x.stride, rows,
+                                   static_cast<T*>(out.data), out.stride, out.cols));
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchRmsNorm(cudaStream_t stream, const Mat& x, const void* weight, float eps,
+                   const Mat& out) {
+  CheckRows(x);
+  CheckRows(out);
+  RS_CHECK(x.dtype == out.dtype && x.rows == out.rows && x.cols == out.cols);
+  if (x.rows == 0 || x.cols == 0) return;
+  RS_CHECK(x.rows <= 0x7FFFFFFF && weight != nullptr);
+  RS_DISPATCH_ACTIVATION(
+      x.dtype, T,
+      RS_LAUNCH(RmsNormKernel<T>, static_cast<unsigned>(x.rows), kThreads, 0, stream,
+                static_cast<const T*>(x.data), x.stride, static_cast<const T*>(weight), eps,
+                static_cast<T*>(out.data), out.stride, x.cols));
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchAddRmsNorm(cudaStream_t stream, const Mat& residual, const Mat& delta,
+                      const void* weight, float eps, const Mat& out) {
+  CheckRows(residual);
+  CheckRows(delta);
+  CheckRows(out);
+  RS_CHECK(residual.dtype == delta.dtype && residual.dtype == out.dtype);
+  RS_CHECK(residual.rows == delta.rows && residual.rows == out.rows);
+  RS_CHECK(residual.cols == delta.cols && residual.cols == out.cols);
+  if (residual.rows == 0 || residual.cols == 0) return;
+  RS_CHECK(residual.rows <= 0x7FFFFFFF && weight != nullptr);
+  RS_DISPATCH_ACTIVATION(
+      residual.dtype, T,
+      RS_LAUNCH(AddRmsNormKernel<T>, static_cast<unsigned>(residual.rows), kThreads, 0, stream,
+                static_cast<T*>(residual.data), residual.stride, static_cast<const T*>(delta.data),
+                delta.stride, static_cast<const T*>(weight), eps, static_cast<T*>(out.data),
+                out.stride, residual.cols));
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchSiluMul(cudaStream_t stream, const Mat& gate_up, const Mat& out) {
+  CheckRows(gate_up);
+  CheckRows(out);
+  RS_CHECK(gate_up.dtype == out.dtype && gate_up.rows == out.rows && gate_up.cols == 2 * out.cols);
+  if (out.rows == 0 || out.cols == 0) return;
+  RS_DISPATCH_ACTIVATION(out.dtype, T,
+                         RS_LAUNCH(SiluMulKernel<T>, RowGrid(out.rows, out.cols), kThreads, 0,
+                                   stream, static_cast<const T*>(gate_up.data), gate_up.stride,
+                                   static_cast<T*>(out.data), out.stride, out.cols));
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+cudaError_t CheckKernelImage() {
+  cudaFuncAttributes attributes;
+  return cudaFuncGetAttributes(&attributes, NoOpKernel);
+}
+
+}  // namespace ringserve::kernels::RS_CUDA_NS

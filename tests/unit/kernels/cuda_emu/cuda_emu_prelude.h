@@ -1,0 +1,68 @@
+// Included first by the translation units that compile kernels/cuda/ sources with g++ for
+// the emulation: the CUDA host headers, then CUDA's device vocabulary mapped onto
+// emu_runtime.h, and the runtime API renamed to the emulation's. The backend's namespace
+// becomes ringserve::kernels::cuda_emu, so the real backend can live in the same binary.
+#ifndef RINGSERVE_TESTS_UNIT_KERNELS_CUDA_EMU_CUDA_EMU_PRELUDE_H_
+#define RINGSERVE_TESTS_UNIT_KERNELS_CUDA_EMU_CUDA_EMU_PRELUDE_H_
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "tests/unit/kernels/cuda_emu/emu_runtime.h"
+
+#define RINGSERVE_CUDA_EMULATION 1
+#define RS_CUDA_NS cuda_emu
+
+#undef __host__
+#undef __device__
+#undef __global__
+#undef __shared__
+#undef __forceinline__
+#undef __launch_bounds__
+#define __host__
+#define __device__
+#define __global__
+#define __shared__ static  // blocks run one at a time, so one copy serves each in turn
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+
+#define threadIdx (::emu::ThreadIdx())
+#define blockIdx (::emu::BlockIdx())
+#define blockDim (::emu::BlockDim())
+#define gridDim (::emu::GridDim())
+#define __syncthreads() ::emu::SyncThreads()
+#define __syncwarp(...) ::emu::SyncWarp()
+#define __shfl_sync(mask, value, lane) ::emu::Shfl(value, lane)
+#define __shfl_xor_sync(mask, value, lane) ::emu::Shfl(value, lane, true)
+#define __trap() ::emu::Trap()
+
+#define RS_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
+  ::emu::RunGrid(dim3(grid), dim3(block), shared_bytes, [&] { kernel(__VA_ARGS__); })
+#define RS_DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(::emu::DynamicShared())
+
+#define cudaGetDeviceCount ::emu::cudaGetDeviceCount
+#define cudaDeviceGetAttribute ::emu::cudaDeviceGetAttribute
+#define cudaSetDevice ::emu::cudaSetDevice
+#define cudaStreamCreateWithFlags ::emu::cudaStreamCreateWithFlags
+#define cudaStreamSynchronize ::emu::cudaStreamSynchronize
+#define cudaStreamDestroy ::emu::cudaStreamDestroy
+#define cudaMalloc ::emu::cudaMalloc
+#define cudaFree ::emu::cudaFree
+#define cudaMemcpyAsync ::emu::cudaMemcpyAsync
+#define cudaMemsetAsync ::emu::cudaMemsetAsync
+#define cudaMemGetInfo ::emu::cudaMemGetInfo
+#define cudaGetLastError ::emu::cudaGetLastError
+#define cudaGetErrorName ::emu::cudaGetErrorName
+#define cudaGetErrorString ::emu::cudaGetErrorString
+#define cudaFuncSetAttribute ::emu::cudaFuncSetAttribute
+#define cudaFuncGetAttributes ::emu::cudaFuncGetAttributes
+
+// Device code calls these unqualified.
+using std::max;
+using std::min;
+
+#endif  // RINGSERVE_TESTS_UNIT_KERNELS_CUDA_EMU_CUDA_EMU_PRELUDE_H_

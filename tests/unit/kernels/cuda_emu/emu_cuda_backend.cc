@@ -1,0 +1,26 @@
+// kernels/cuda/cuda_backend.cc compiled for the CPU emulation (see cuda_emu_prelude.h).
+// The prelude must come first.
+// clang-format off
+#include "tests/unit/kernels/cuda_emu/cuda_emu_prelude.h"
+#include "kernels/cuda/cuda_backend.cc"
+// clang-format on
+
+#include "tests/unit/kernels/cuda_emu/cuda_emu_backend.h"
+
+namespace ringserve::kernels::testing {
+
+std::unique_ptr<Backend> MakeEmulatedCudaBackend(DType activation_dtype) {
+  if (!emu::Available()) return nullptr;
+  BackendOptions options;
+  options.cuda_activation_dtype = activation_dtype;
+  options.cuda_simple_matmul = true;
+  auto backend = cuda_emu::CudaBackend::Create(0, options);
+  return backend.ok() ? *std::move(backend) : nullptr;
+}
+
+void SetEmulatedSplitMode(Backend& backend, int mode) {
+  static_cast<cuda_emu::CudaBackend&>(backend).set_attention_split_mode(
+      static_cast<cuda_emu::SplitMode>(mode));
+}
+
+}  // namespace ringserve::kernels::testing

@@ -1,0 +1,340 @@
+#include "tests/unit/kernels/cuda_emu/emu_runtime.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define RS_EMU_FIBERS 1
+// Saves the callee-saved registers on the current stack, stores the stack pointer in *from,
+// and resumes the stack `to` (System V x86-64).
+extern "C" void RsEmuSwitch(void** from, void* to);
+asm(R"(
+.text
+.globl RsEmuSwitch
+.type RsEmuSwitch,@function
+RsEmuSwitch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size RsEmuSwitch,.-RsEmuSwitch
+.section .note.GNU-stack,"",@progbits
+.text
+)");
+#endif
+
+namespace emu {
+namespace {
+
+[[noreturn]] void Fail(const char* what) {
+  std::fprintf(stderr, "cuda emulation: %s\n", what);
+  std::fflush(stderr);
+  std::abort();
+}
+
+constexpr size_t kStackBytes = size_t{256} << 10;
+constexpr size_t kPoisonBytes = size_t{8} << 20;
+constexpr int kWarp = 32;
+
+struct Fiber {
+  void* sp = nullptr;
+  uint3 thread_idx{};
+  bool done = false;
+};
+
+// The block being run.
+struct Block {
+  dim3 grid, block;
+  uint3 block_idx{};
+  const std::function<void()>* body = nullptr;
+  std::vector<Fiber> fibers;
+  int current = -1;
+  void* scheduler_sp = nullptr;
+  int live = 0;
+  int block_arrived = 0;
+  uint64_t block_generation = 0;
+  std::vector<int> warp_live, warp_arrived;
+  std::vector<uint64_t> warp_generation;
+  std::vector<std::array<uint32_t, 2 * kWarp>> warp_values;  // double-buffered by generation
+  std::vector<unsigned char> shared;
+  uint64_t progress = 0;  // arrivals and exits; a pass without any is a deadlock
+};
+
+Block* g_block = nullptr;
+std::vector<std::unique_ptr<char[]>> g_stacks;  // reused across launches
+
+Block& Current() {
+  if (g_block == nullptr || g_block->current < 0) Fail("device function called outside a kernel");
+  return *g_block;
+}
+
+#ifdef RS_EMU_FIBERS
+void Yield() {
+  Block& b = *g_block;
+  RsEmuSwitch(&b.fibers[b.current].sp, b.scheduler_sp);
+}
+
+// A barrier whose waiters all arrived completes; exits count as arrivals.
+void ReleaseCompleted() {
+  Block& b = *g_block;
+  if (b.block_arrived > 0 && b.block_arrived == b.live) {
+    b.block_arrived = 0;
+    ++b.block_generation;
+  }
+  for (size_t w = 0; w < b.warp_live.size(); ++w) {
+    if (b.warp_arrived[w] > 0 && b.warp_arrived[w] == b.warp_live[w]) {
+      b.warp_arrived[w] = 0;
+      ++b.warp_generation[w];
+    }
+  }
+}
+
+extern "C" [[noreturn]] void RsEmuFiberEntry() {
+  Block& b = *g_block;
+  (*b.body)();
+  Fiber& f = b.fibers[b.current];
+  f.done = true;
+  --b.live;
+  --b.warp_live[b.current / kWarp];
+  ++b.progress;
+  ReleaseCompleted();
+  RsEmuSwitch(&f.sp, b.scheduler_sp);
+  Fail("finished fiber resumed");
+}
+
+void RunBlock(Block& b) {
+  const int n = static_cast<int>(b.block.x * b.block.y * b.block.z);
+  while (static_cast<int>(g_stacks.size()) < n) {
+    g_stacks.push_back(std::unique_ptr<char[]>(new char[kStackBytes]));  // pages on demand
+  }
+  b.fibers.assign(n, Fiber{});
+  const int warps = (n + kWarp - 1) / kWarp;
+  b.warp_live.assign(warps, 0);
+  b.warp_arrived.assign(warps, 0);
+  b.warp_generation.assign(warps, 0);
+  b.warp_values.assign(warps, {});
+  for (int t = 0; t < n; ++t) {
+    Fiber& f = b.fibers[t];
+    f.thread_idx =
+        make_uint3(t % b.block.x, t / b.block.x % b.block.y, t / (b.block.x * b.block.y));
+    // Stack top: the entry's address at a 16-aligned slot (as after a call), below it the
+    // six registers RsEmuSwitch pops.
+    auto top = reinterpret_cast<uintptr_t>(g_stacks[t].get() + kStackBytes) & ~uintptr_t{15};
+    auto* slot = reinterpret_cast<void**>(top - 16);
+    slot[0] = reinterpret_cast<void*>(&RsEmuFiberEntry);
+    slot[1] = nullptr;
+    for (int r = 1; r <= 6; ++r) slot[-r] = nullptr;
+    f.sp = slot - 6;
+    ++b.warp_live[t / kWarp];
+  }
+  b.live = n;
+  b.block_arrived = 0;
+  while (b.live > 0) {
+    const uint64_t before = b.progress;
+    for (int t = 0; t < n; ++t) {
+      if (b.fibers[t].done) continue;
+      b.current = t;
+      RsEmuSwitch(&b.scheduler_sp, b.fibers[t].sp);
+    }
+    b.current = -1;
+    if (b.live > 0 && b.progress == before) Fail("deadlock: threads wait at different barriers");
+  }
+}
+#endif
+
+std::mutex g_alloc_mutex;
+std::unordered_map<void*, size_t>& Allocations() {
+  static auto* map = new std::unordered_map<void*, size_t>();
+  return *map;
+}
+
+}  // namespace
+
+bool Available() {
+#ifdef RS_EMU_FIBERS
+  return true;
+#else
+  return false;
+#endif
+}
+
+const uint3& ThreadIdx() {
+  Block& b = Current();
+  return b.fibers[b.current].thread_idx;
+}
+const uint3& BlockIdx() { return Current().block_idx; }
+const dim3& BlockDim() { return Current().block; }
+const dim3& GridDim() { return Current().grid; }
+void* DynamicShared() { return Current().shared.data(); }
+void Trap() { Fail("__trap() in a kernel"); }
+
+#ifdef RS_EMU_FIBERS
+void SyncThreads() {
+  Block& b = Current();
+  const uint64_t generation = b.block_generation;
+  ++b.progress;
+  if (++b.block_arrived == b.live) {
+    b.block_arrived = 0;
+    ++b.block_generation;
+    return;
+  }
+  while (b.block_generation == generation) Yield();
+}
+
+uint32_t WarpExchange(uint32_t bits, int lane_arg, bool xor_lane) {
+  Block& b = Current();
+  const int w = b.current / kWarp, lane = b.current % kWarp;
+  if (b.warp_live[w] != kWarp) Fail("warp shuffle or __syncwarp after lanes of the warp exited");
+  const uint64_t generation = b.warp_generation[w];
+  const int half = static_cast<int>(generation & 1) * kWarp;
+  b.warp_values[w][half + lane] = bits;
+  ++b.progress;
+  if (++b.warp_arrived[w] == b.warp_live[w]) {
+    b.warp_arrived[w] = 0;
+    ++b.warp_generation[w];
+  } else {
+    while (b.warp_generation[w] == generation) Yield();
+  }
+  return b.warp_values[w][half + (xor_lane ? lane ^ lane_arg : lane_arg)];
+}
+
+void SyncWarp() { WarpExchange(0, 0, false); }
+
+void RunGrid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || block.x * block.y * block.z == 0) {
+    Fail("launch with an empty grid or block (cudaErrorInvalidConfiguration)");
+  }
+  if (block.x * block.y * block.z > 1024) Fail("more than 1024 threads per block");
+  if (block.x * block.y * block.z % kWarp != 0) Fail("block is not a whole number of warps");
+  if (grid.y > 65535 || grid.z > 65535) Fail("grid y or z above 65535");
+  Block b;
+  b.grid = grid;
+  b.block = block;
+  b.body = &body;
+  Block* outer = g_block;
+  g_block = &b;
+  for (unsigned z = 0; z < grid.z; ++z) {
+    for (unsigned y = 0; y < grid.y; ++y) {
+      for (unsigned x = 0; x < grid.x; ++x) {
+        b.block_idx = make_uint3(x, y, z);
+        b.shared.assign(shared_bytes, 0xFF);
+        RunBlock(b);
+      }
+    }
+  }
+  g_block = outer;
+}
+#else
+void SyncThreads() { Fail("unavailable"); }
+void SyncWarp() { Fail("unavailable"); }
+uint32_t WarpExchange(uint32_t, int, bool) { Fail("unavailable"); }
+void RunGrid(dim3, dim3, size_t, const std::function<void()>&) { Fail("unavailable"); }
+#endif
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = Available() ? 1 : 0;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int /*device*/) {
+  switch (attr) {
+    case cudaDevAttrComputeCapabilityMajor:
+      *value = 9;
+      return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount:
+      *value = 4;
+      return cudaSuccess;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+      *value = 227 * 1024;
+      return cudaSuccess;
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned /*flags*/) {
+  static int token;
+  *stream = reinterpret_cast<cudaStream_t>(&token);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t /*stream*/) { return cudaSuccess; }
+cudaError_t cudaStreamDestroy(cudaStream_t /*stream*/) { return cudaSuccess; }
+
+cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  const size_t rounded = (bytes + 255) / 256 * 256;
+  void* p = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
+  if (p == nullptr) return cudaErrorMemoryAllocation;
+  // Poison what tests can reach; the backend's large scratch is only used at its start.
+  std::memset(p, 0xFF, std::min(rounded, kPoisonBytes));
+  std::lock_guard<std::mutex> lock(g_alloc_mutex);
+  Allocations()[p] = bytes;
+  *ptr = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* ptr) {
+  if (ptr == nullptr) return cudaSuccess;
+  {
+    std::lock_guard<std::mutex> lock(g_alloc_mutex);
+    if (Allocations().erase(ptr) != 1) return cudaErrorInvalidValue;
+  }
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind /*kind*/,
+                            cudaStream_t /*stream*/) {
+  std::memcpy(dst, src, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t /*stream*/) {
+  std::memset(dst, value, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  *free_bytes = size_t{8} << 30;
+  *total_bytes = size_t{16} << 30;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError() { return cudaSuccess; }
+const char* cudaGetErrorName(cudaError_t /*error*/) { return "cudaErrorEmulated"; }
+const char* cudaGetErrorString(cudaError_t /*error*/) { return "error in the CUDA emulation"; }
+cudaError_t cudaFuncSetAttribute(const void* /*func*/, cudaFuncAttribute /*attr*/, int value) {
+  return value <= 227 * 1024 ? cudaSuccess : cudaErrorInvalidValue;
+}
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, const void* /*func*/) {
+  *attributes = cudaFuncAttributes{};
+  attributes->sharedSizeBytes = 2048;  // as if the kernel had some static shared memory
+  return cudaSuccess;
+}
+
+int64_t LiveAllocations() {
+  std::lock_guard<std::mutex> lock(g_alloc_mutex);
+  int64_t bytes = 0;
+  for (const auto& [p, size] : Allocations()) bytes += static_cast<int64_t>(size);
+  return bytes;
+}
+
+}  // namespace emu

@@ -1,0 +1,84 @@
+// A CPU emulation of the CUDA execution model, enough to run the CUDA backend's own kernels
+// and launchers (kernels/cuda/) in tests on machines without a GPU.
+//
+// Each thread of a block is a fiber on the calling thread; blocks run one after another.
+// Fibers switch only at barriers (__syncthreads, __syncwarp, warp shuffles), round-robin,
+// so a run is deterministic; a barrier that can never complete aborts with "deadlock".
+// Dynamic shared memory and cudaMalloc'ed memory (its first 8 MiB) start as 0xFF (NaN in
+// every float type), so reading what no one wrote shows up. Device memory is host memory; streams
+// run each call to completion.
+//
+// Not a simulator of timing or of memory ordering between blocks. x86-64 only, and not
+// under ASan/TSan (their stack bookkeeping does not follow hand-made fibers): Available()
+// says whether it runs here.
+#ifndef RINGSERVE_TESTS_UNIT_KERNELS_CUDA_EMU_EMU_RUNTIME_H_
+#define RINGSERVE_TESTS_UNIT_KERNELS_CUDA_EMU_EMU_RUNTIME_H_
+
+#include <cuda_runtime_api.h>
+#include <vector_functions.h>
+#include <vector_types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+
+namespace emu {
+
+bool Available();
+
+// ---- inside a kernel ----
+const uint3& ThreadIdx();
+const uint3& BlockIdx();
+const dim3& BlockDim();
+const dim3& GridDim();
+void SyncThreads();
+void SyncWarp();
+void* DynamicShared();
+[[noreturn]] void Trap();
+// Every lane of the warp passes `bits`; returns lane `lane`'s (or lane ^ `lane`'s).
+uint32_t WarpExchange(uint32_t bits, int lane, bool xor_lane);
+
+template <typename V>
+V Shfl(V v, int lane, bool xor_lane = false) {
+  static_assert(sizeof(V) == 4);
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);
+  bits = WarpExchange(bits, lane, xor_lane);
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
+
+// ---- launching ----
+// Runs body() as every thread of every block of the grid; returns when all are done.
+void RunGrid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
+
+// ---- the runtime API the backend calls ----
+cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaMalloc(void** ptr, size_t bytes);
+cudaError_t cudaFree(void* ptr);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t stream);
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream);
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
+cudaError_t cudaGetLastError();
+const char* cudaGetErrorName(cudaError_t error);
+const char* cudaGetErrorString(cudaError_t error);
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value);
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, const void* func);
+template <typename F>
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, F* func) {
+  return ::emu::cudaFuncGetAttributes(attributes, reinterpret_cast<const void*>(func));
+}
+
+// Bytes cudaMalloc'ed and not yet freed.
+int64_t LiveAllocations();
+
+}  // namespace emu
+
+#endif  // RINGSERVE_TESTS_UNIT_KERNELS_CUDA_EMU_EMU_RUNTIME_H_

@@ -5,15 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <fstream>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "common/text_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/scoped_temp_dir.h"
 
 namespace ringserve {
 namespace {
@@ -36,15 +35,11 @@ ClientTlsFiles Client(std::string ca, std::string cert = "", std::string key = "
 class TlsCredentialsTest : public ::testing::Test {
  protected:
   std::string Write(const std::string& name, const std::string& contents) {
-    const std::string path = ::testing::TempDir() + "/tls-test-" + name;
+    const std::string path = dir_.File(name);
     std::ofstream(path) << contents;
-    written_.push_back(path);
     return path;
   }
-  void TearDown() override {
-    for (const std::string& path : written_) std::remove(path.c_str());
-  }
-  std::vector<std::string> written_;
+  testing::ScopedTempDir dir_;
 };
 
 TEST_F(TlsCredentialsTest, NothingSetIsPlaintext) {
@@ -104,7 +99,7 @@ TEST_F(TlsCredentialsTest, AFileOfTheWrongKindIsRefusedByName) {
   auto nothing = LoadServerCredentials(Server(cert, empty));
   EXPECT_EQ(nothing.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(nothing.status().message(), HasSubstr("is empty"));
-  auto directory = LoadChannelCredentials(Client(::testing::TempDir()));
+  auto directory = LoadChannelCredentials(Client(dir_.path()));
   EXPECT_EQ(directory.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(directory.status().message(), HasSubstr("is a directory"));
 }

@@ -2,12 +2,12 @@
 // file's format and errors.
 #include "router/auth_token.h"
 
-#include <cstdio>
 #include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/scoped_temp_dir.h"
 
 namespace ringserve::router {
 namespace {
@@ -74,12 +74,12 @@ TEST(TokenSetTest, FromFileNamesAMissingFile) {
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(missing.status().message(), HasSubstr("/nonexistent/ringserve-tokens"));
 
-  const std::string path = ::testing::TempDir() + "/ringserve-tokens";
+  const ringserve::testing::ScopedTempDir dir;
+  const std::string path = dir.File("tokens");
   std::ofstream(path) << "first\nsecond\n";
   auto set = TokenSet::FromFile(path);
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_EQ(set->Find("second"), 1);
-  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -29,7 +29,8 @@ struct LlamaModel::Workspace {
   Tensor GateUp(int n) const { return Make(gate_up, n, 2 * hidden); }
   Tensor Act(int n) const { return Make(act, n, hidden); }
   Tensor Sampled(int n) const { return Make(sampled, n, dim); }
-  Tensor Logits(int n) const { return Make(logits, n, vocab); }
+  // Logits stay f32 whatever the activation dtype: sampling and the host copy read floats.
+  Tensor Logits(int n) const { return Tensor::Of(logits.data(), kernels::DType::kF32, n, vocab); }
   Tensor Make(const kernels::DeviceBuffer& b, int n, int64_t cols) const {
     return Tensor::Of(b.data(), dtype, n, cols);
   }
@@ -142,7 +143,8 @@ absl::Status LlamaModel::Init() {
   RS_RETURN_IF_ERROR(alloc(&w.gate_up, t * 2 * w.hidden));
   RS_RETURN_IF_ERROR(alloc(&w.act, t * w.hidden));
   RS_RETURN_IF_ERROR(alloc(&w.sampled, s * w.dim));
-  RS_RETURN_IF_ERROR(alloc(&w.logits, s * w.vocab));
+  RS_ASSIGN_OR_RETURN(w.logits,
+                      backend_->Allocate(kernels::DTypeBytes(kernels::DType::kF32, s * w.vocab)));
   // ids, positions, slots, token_seq | query_start, context_lens, sample_rows | block tables
   const int64_t meta_ints = 4 * t + 3 * s + 1 + s * options_.max_blocks_per_seq;
   host_meta_.resize(meta_ints);

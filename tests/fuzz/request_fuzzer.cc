@@ -144,9 +144,10 @@ void CheckConversionError(const absl::Status& status) {
             "ToJobRequest: sampling error names a field");
     return;
   }
-  Require(NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "input",
-                               "logprobs", "stop.max_tokens", "stop.stop"}),
-          "ToJobRequest: error names a field");
+  Require(
+      NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "input",
+                           "logprobs", "stop.max_tokens", "stop.stop", "expected_history_tokens"}),
+      "ToJobRequest: error names a field");
 }
 
 void CheckSampling(const pb::SamplingParams& s, const engine::SamplingParams& p, int32_t logprobs) {
@@ -211,9 +212,10 @@ void CheckSubmitted(const absl::StatusOr<engine::JobHandle>& handle, const engin
   const absl::Status& status = handle.status();
   if (status.code() != absl::StatusCode::kUnavailable) {
     Require(status.code() == absl::StatusCode::kInvalidArgument, "Submit: INVALID_ARGUMENT");
-    Require(NamesField(Message(status),
-                       {"input", "tokens", "max_tokens", "stop", "stop_token_ids", "append"}),
-            "Submit: error names a field");
+    Require(
+        NamesField(Message(status), {"input", "tokens", "stop.max_tokens", "stop.stop",
+                                     "stop.stop_token_ids", "append", "expected_history_tokens"}),
+        "Submit: error names a field");
     return;
   }
   Require(!job.tokens.empty() || job.append, "a new context has tokens");

@@ -53,7 +53,8 @@ class Fleet(unittest.TestCase):
         cls.router = fleet.start_router(BIN_DIR, cls.workers)
         cls.channel = grpc.insecure_channel(cls.router.address)
         cls.stub = rpc.InferenceStub(cls.channel)
-        cls.vocab = cls.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10).vocab_size
+        info = cls.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        cls.vocab, cls.context = info.vocab_size, info.context_length
         assert fleet.wait_until(cls.all_serving, 10), "workers never became healthy"
 
     @classmethod
@@ -116,9 +117,15 @@ class Fleet(unittest.TestCase):
         hi = pb.TokenIds(ids=[5, 6])  # token ids: valid with or without a tokenizer
         cases = [
             (pb.GenerateRequest(tokens=hi, stop=pb.StopCriteria(max_tokens=0)), invalid,
-             "max_tokens"),
+             "stop.max_tokens: "),
             (pb.GenerateRequest(tokens=hi, stop=pb.StopCriteria(max_tokens=100000)), invalid,
-             "max_tokens"),
+             "stop.max_tokens: "),
+            # Input and max_tokens each fit, together they do not: the engine's check, which
+            # names the field the same way.
+            (pb.GenerateRequest(tokens=pb.TokenIds(ids=[5] * (self.context - 4)),
+                                stop=pb.StopCriteria(max_tokens=8)), invalid, "stop.max_tokens: "),
+            (pb.GenerateRequest(session_id="s-neg", append=True, tokens=hi,
+                                expected_history_tokens=-1), invalid, "expected_history_tokens: "),
             (pb.GenerateRequest(tokens=hi, sampling=pb.SamplingParams(temperature=-1)), invalid,
              "temperature"),
             (pb.GenerateRequest(tokens=hi, sampling=pb.SamplingParams(top_p=0)), invalid,

@@ -122,7 +122,7 @@ absl::Status Generator::Validate(const JobRequest& r) const {
   RS_RETURN_IF_ERROR(ValidateSamplingParams(r.sampling));
   if (r.max_tokens.has_value() && *r.max_tokens <= 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("max_tokens must be >= 1 (got ", *r.max_tokens, ")"));
+        absl::StrCat("stop.max_tokens: must be >= 1 (got ", *r.max_tokens, ")"));
   }
   if (static_cast<int32_t>(r.tokens.size()) >= limits_.max_context_tokens) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -132,33 +132,39 @@ absl::Status Generator::Validate(const JobRequest& r) const {
   if (r.max_tokens.has_value() && !r.append &&
       static_cast<int64_t>(r.tokens.size()) + *r.max_tokens > limits_.max_context_tokens) {
     return absl::InvalidArgumentError(
-        absl::StrCat("max_tokens: ", r.tokens.size(), " input tokens + max_tokens ", *r.max_tokens,
-                     " exceed the context length ", limits_.max_context_tokens));
+        absl::StrCat("stop.max_tokens: ", r.tokens.size(), " input tokens + max_tokens ",
+                     *r.max_tokens, " exceed the context length ", limits_.max_context_tokens));
   }
   if (static_cast<int32_t>(r.stop_strings.size()) > kMaxStopStrings) {
-    return absl::InvalidArgumentError(absl::StrCat("stop: at most ", kMaxStopStrings, " strings"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("stop.stop: at most ", kMaxStopStrings, " strings"));
   }
   for (const std::string& s : r.stop_strings) {
     if (s.empty() || s.size() > kMaxStopStringBytes) {
       return absl::InvalidArgumentError(
-          absl::StrCat("stop: each string must be 1..", kMaxStopStringBytes, " bytes"));
+          absl::StrCat("stop.stop: each string must be 1..", kMaxStopStringBytes, " bytes"));
     }
   }
   if (!r.stop_strings.empty() && tokenizer_ == nullptr) {
     return absl::InvalidArgumentError(
-        "stop: stop strings need a tokenizer, and this model has none");
+        "stop.stop: stop strings need a tokenizer, and this model has none");
   }
   if (static_cast<int32_t>(r.stop_token_ids.size()) > kMaxStopTokenIds) {
-    return absl::InvalidArgumentError(absl::StrCat("stop_token_ids: at most ", kMaxStopTokenIds));
+    return absl::InvalidArgumentError(
+        absl::StrCat("stop.stop_token_ids: at most ", kMaxStopTokenIds));
   }
   for (int32_t id : r.stop_token_ids) {
     if (id < 0 || id >= limits_.vocab_size) {
       return absl::InvalidArgumentError(
-          absl::StrCat("stop_token_ids: id ", id, " is outside the vocabulary"));
+          absl::StrCat("stop.stop_token_ids: id ", id, " is outside the vocabulary"));
     }
   }
   if (r.append && r.session_id.empty()) {
     return absl::InvalidArgumentError("append: needs a session_id");
+  }
+  if (r.expected_history_tokens.has_value() && *r.expected_history_tokens < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("expected_history_tokens: must be >= 0 (got ",
+                                                   *r.expected_history_tokens, ")"));
   }
   return absl::OkStatus();
 }
@@ -349,9 +355,9 @@ absl::Status Generator::PrepareJob(Job& job) {
   }
   const int32_t room = limits_.max_context_tokens - prompt;
   if (r.max_tokens.has_value() && *r.max_tokens > room) {
-    return absl::InvalidArgumentError(absl::StrCat("max_tokens: ", *r.max_tokens, " exceeds the ",
-                                                   room, " tokens left in the context after ",
-                                                   prompt, " tokens of input"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("stop.max_tokens: ", *r.max_tokens, " exceeds the ", room,
+                     " tokens left in the context after ", prompt, " tokens of input"));
   }
   job.max_new_tokens = r.max_tokens.value_or(room);
   if (!kv_->CanEverFit(static_cast<int64_t>(prompt) + job.max_new_tokens)) {

@@ -53,6 +53,10 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   job.append = request.append();
   if (job.append && job.session_id.empty()) return Invalid("append", "needs a session_id");
   if (request.has_expected_history_tokens()) {
+    if (request.expected_history_tokens() < 0) {
+      return Invalid("expected_history_tokens",
+                     absl::StrCat("must be >= 0 (got ", request.expected_history_tokens(), ")"));
+    }
     job.expected_history_tokens = request.expected_history_tokens();
   }
 

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "worker/engine/fake_model_runner.h"
@@ -144,17 +145,32 @@ TEST(GeneratorTest, BadRequestsAreRefusedNamingTheField) {
   absl::Status s = code(Request({1, kVocab}, 4));
   EXPECT_TRUE(absl::IsInvalidArgument(s));
   EXPECT_NE(s.message().find("tokens"), std::string::npos);
+  // Errors name the field by its path in GenerateRequest, as the client sent it.
   s = code(Request({1, 2}, 0));
-  EXPECT_NE(s.message().find("max_tokens"), std::string::npos);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "stop.max_tokens: ")) << s;
   s = code(Request(Prompt(200, 1), 100));  // 200 + 100 > 256
-  EXPECT_NE(s.message().find("max_tokens"), std::string::npos);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "stop.max_tokens: ")) << s;
   JobRequest temp = Request({1, 2}, 4);
   temp.sampling.temperature = -1;
   s = code(temp);
   EXPECT_NE(s.message().find("temperature"), std::string::npos);
   JobRequest stop = Request({1, 2}, 4);
   stop.stop_strings = {"x"};  // this fixture has no tokenizer
-  EXPECT_TRUE(absl::IsInvalidArgument(code(stop)));
+  s = code(stop);
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_TRUE(absl::StartsWith(s.message(), "stop.stop: ")) << s;
+  JobRequest stop_id = Request({1, 2}, 4);
+  stop_id.stop_token_ids = {kVocab};
+  s = code(stop_id);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "stop.stop_token_ids: ")) << s;
+  // A negative count can never match a history: a malformed request, not a stale session.
+  JobRequest history = Request({1, 2}, 4);
+  history.append = true;
+  history.session_id = "s";
+  history.expected_history_tokens = -1;
+  s = code(history);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(absl::StartsWith(s.message(), "expected_history_tokens: ")) << s;
   EXPECT_EQ(f.generator->Stats().num_jobs_submitted, 0);
 }
 

@@ -139,7 +139,16 @@ class OverlayTest(unittest.TestCase):
         cmd = c["lifecycle"]["preStop"]["exec"]["command"]
         self.assertIn("drain", cmd)
         self.assertIn(f"--target=127.0.0.1:{GRPC_PORT}", cmd)
-        self.assertGreaterEqual(spec["terminationGracePeriodSeconds"], 30)
+        grace = spec["terminationGracePeriodSeconds"]
+        self.assertGreaterEqual(grace, 30)
+        # The hook must wait for in-flight requests, and give up inside the grace period.
+        self.assertIn("--wait", cmd[cmd.index("drain"):])
+        self.assertLess(float(flags(cmd)["timeout-s"]), grace)
+        # Without the hook (it failed), SIGTERM's own drain also ends inside the grace.
+        self.assertLess(int(flags(c["args"])["drain-timeout-s"]), grace)
+        router = self.router_pod["spec"]
+        self.assertLess(int(flags(container(router, "router")["args"])["drain-timeout-s"]),
+                        router["terminationGracePeriodSeconds"])
         self.assertIn("startupProbe", c)
         self.assertIn("--id=$(POD_NAME)", c["args"])
         env = {e["name"]: e for e in c["env"]}

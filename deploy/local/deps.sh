@@ -30,6 +30,7 @@ DEV=(
   ccache git googletest
   clang libclang-rt-14-dev clang-format clang-tidy
   python3 python3-grpcio python3-protobuf python3-yaml
+  openssl  # the TLS tests make their certificates at run time
 )
 # What the binaries load (ldd), by the package that ships each library; apt brings their
 # own dependencies (libgrpc29 -> libre2-9, libc-ares2, libssl3, ...).

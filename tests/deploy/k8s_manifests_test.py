@@ -21,7 +21,7 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 K8S = os.path.join(ROOT, "deploy", "k8s")
 BIN = os.environ.get("RINGSERVE_BIN_DIR", "")
-OVERLAYS = ("gpu", "cpu-demo")
+OVERLAYS = ("gpu", "gpu-tls", "cpu-demo")
 GRPC_PORT = 50051
 METRICS_PORT = 9090
 
@@ -128,7 +128,13 @@ class OverlayTest(unittest.TestCase):
             self.assertEqual(int(args["port"]), ports["grpc"])
             self.assertEqual(int(args["metrics-port"]), ports["metrics"])
             for probe in ("readinessProbe", "livenessProbe"):
-                self.assertEqual(c[probe]["grpc"]["port"], ports["grpc"], f"{name} {probe}")
+                check = c[probe]
+                if "grpc" in check:
+                    self.assertEqual(check["grpc"]["port"], ports["grpc"], f"{name} {probe}")
+                else:  # TLS: the kubelet cannot probe it, ringserve-cli in the pod does
+                    cmd = check["exec"]["command"]
+                    self.assertEqual(cmd[-1], "health", f"{name} {probe}")
+                    self.assertIn(f"--target=127.0.0.1:{ports['grpc']}", cmd, f"{name} {probe}")
             ann = pod["metadata"]["annotations"]
             self.assertEqual(ann["prometheus.io/scrape"], "true")
             self.assertEqual(int(ann["prometheus.io/port"]), ports["metrics"])
@@ -217,8 +223,22 @@ class OverlayTest(unittest.TestCase):
                                   (self.router_pod, "router", "ringserve-router")):
             usage = subprocess.run([os.path.join(BIN, binary), "--help"], capture_output=True,
                                    text=True).stdout
-            for flag in flags(container(pod["spec"], name)["args"]):
+            c = container(pod["spec"], name)
+            for flag in flags(c["args"]):
                 self.assertRegex(usage, rf"--{re.escape(flag)}\b", f"{binary} --{flag}")
+            # Probes and hooks that run ringserve-cli: its global and command flags.
+            hooks = [c[p]["exec"]["command"] for p in ("startupProbe", "readinessProbe",
+                                                       "livenessProbe") if "exec" in c.get(p, {})]
+            if "lifecycle" in c:
+                hooks.append(c["lifecycle"]["preStop"]["exec"]["command"])
+            for cmd in hooks:
+                self.assertEqual(os.path.basename(cmd[0]), "ringserve-cli")
+                command = next(a for a in cmd[1:] if not a.startswith("--"))
+                cli_usage = subprocess.run([os.path.join(BIN, "ringserve-cli"), command, "--help"],
+                                           capture_output=True, text=True)
+                text = cli_usage.stdout + cli_usage.stderr
+                for flag in flags(cmd[1:]):
+                    self.assertRegex(text, rf"--{re.escape(flag)}\b", f"ringserve-cli --{flag}")
 
 
 class GpuOverlayTest(OverlayTest):
@@ -235,6 +255,71 @@ class GpuOverlayTest(OverlayTest):
         for pod in (self.worker_pod, self.router_pod):
             for c in pod["spec"]["containers"]:
                 self.assertRegex(c["image"], r"^[^/]+\.[^/]+/.+:[^:]+$")
+
+
+def mounted_files(pod_spec, c, secrets):
+    """Path -> (secret name, key) for every Secret key the container mounts."""
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    files = {}
+    for m in c.get("volumeMounts", []):
+        secret = volumes[m["name"]].get("secret")
+        if secret:
+            for key in secrets.get(secret["secretName"], ()):
+                files[f"{m['mountPath']}/{key}"] = (secret["secretName"], key)
+    return files
+
+
+class GpuTlsOverlayTest(GpuOverlayTest):
+    overlay = "gpu-tls"
+    # The Secrets components/tls documents, with the keys it reads.
+    secrets = {"ringserve-tls": ("tls.crt", "tls.key", "ca.crt"),
+               "ringserve-internal": ("tls.crt", "tls.key", "ca.crt"),
+               "ringserve-auth": ("tokens",)}
+
+    def file_flags(self, pod, name):
+        """Every --*-ca/-cert/-key/-file flag of the container's args and its exec hooks."""
+        c = container(pod["spec"], name)
+        lists = [c["args"]]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if probe in c:
+                lists.append(c[probe]["exec"]["command"])
+        if "lifecycle" in c:
+            lists.append(c["lifecycle"]["preStop"]["exec"]["command"])
+        found = []
+        for args in lists:
+            found += [(k, v) for k, v in flags(args).items()
+                      if re.search(r"(-ca|-cert|-key|-file)$", k)]
+        return c, found
+
+    def test_every_tls_and_token_file_is_a_mounted_secret_key(self):
+        for pod, name in ((self.worker_pod, "worker"), (self.router_pod, "router")):
+            c, file_flags = self.file_flags(pod, name)
+            files = mounted_files(pod["spec"], c, self.secrets)
+            self.assertTrue(file_flags, name)
+            for flag, path in file_flags:
+                self.assertIn(path, files, f"{name} --{flag}")
+            # Secret files are root-owned 0440: the pod's group must be able to read them.
+            self.assertEqual(pod["spec"]["securityContext"]["fsGroup"],
+                             pod["spec"]["securityContext"]["runAsGroup"], name)
+
+    def test_both_hops_are_tls_and_workers_admit_only_routers(self):
+        worker = flags(container(self.worker_pod["spec"], "worker")["args"])
+        router = flags(container(self.router_pod["spec"], "router")["args"])
+        for key in ("tls-cert", "tls-key", "tls-client-ca"):
+            self.assertIn(key, worker)
+        for key in ("tls-cert", "tls-key", "auth-token-file", "worker-tls-ca", "worker-tls-cert",
+                    "worker-tls-key"):
+            self.assertIn(key, router)
+        # The router's client certificate is signed by the CA the workers require.
+        self.assertEqual(worker["tls-client-ca"], router["worker-tls-ca"])
+        self.assertEqual(worker["tls-cert"], router["worker-tls-cert"])
+        # The worker's own probes name the worker certificate's name, as the router does.
+        c = container(self.worker_pod["spec"], "worker")
+        probe = flags(c["readinessProbe"]["exec"]["command"])
+        self.assertEqual(probe["tls-server-name"], router["worker-tls-server-name"])
+        self.assertEqual(probe["tls-cert"], worker["tls-cert"])
+        drain = flags(c["lifecycle"]["preStop"]["exec"]["command"])
+        self.assertEqual(drain["tls-ca"], worker["tls-client-ca"])
 
 
 class CpuDemoOverlayTest(OverlayTest):

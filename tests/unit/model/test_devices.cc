@@ -1,0 +1,99 @@
+#include "tests/unit/model/test_devices.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "absl/status/status.h"
+#ifdef RINGSERVE_HAVE_CUDA
+#include "tests/unit/kernels/cuda_emu/cuda_emu_backend.h"
+#endif
+
+namespace ringserve::testing {
+namespace {
+
+using kernels::DType;
+
+// f32 on every device: the float64 reference's logits differ by f32 rounding only (measured
+// on the forward reference models: at most 2.5e-6 of the largest logit on the CPU and the
+// emulation), so 2e-4 leaves ample room for a GPU's different summation orders.
+constexpr double kF32LogitsTolerance = 2e-4;
+// bf16: every activation, weight and K/V value is rounded to 8 significant bits (2^-9
+// relative), which compounds over the layers; the GPU acceptance criterion.
+constexpr double kBF16LogitsTolerance = 2e-2;
+
+double ToleranceFor(DType dtype) {
+  return dtype == DType::kF32 ? kF32LogitsTolerance : kBF16LogitsTolerance;
+}
+
+TestDevice Cpu() {
+  return {"cpu_f32", DType::kF32, kF32LogitsTolerance, false,
+          [] { return kernels::CreateBackend("cpu"); }};
+}
+
+#ifdef RINGSERVE_HAVE_CUDA
+TestDevice Cuda(DType dtype, std::string name) {
+  return {std::move(name), dtype, ToleranceFor(dtype), false, [dtype] {
+            kernels::BackendOptions options;
+            options.cuda_activation_dtype = dtype;
+            return kernels::CreateBackend("cuda:0", options);
+          }};
+}
+
+TestDevice Emulated(DType dtype, std::string name) {
+  return {std::move(name), dtype, ToleranceFor(dtype), true,
+          [dtype]() -> absl::StatusOr<std::unique_ptr<kernels::Backend>> {
+            auto backend = kernels::testing::MakeEmulatedCudaBackend(dtype);
+            if (backend == nullptr) {
+              return absl::FailedPreconditionError(
+                  "the CUDA emulation does not run in this build (x86-64 without ASan/TSan)");
+            }
+            return backend;
+          }};
+}
+#endif
+
+template <typename T>
+double MaxRelativeError(std::span<const float> got, std::span<const T> want) {
+  if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
+  double max_want = 0, max_diff = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    max_want = std::max(max_want, std::fabs(static_cast<double>(want[i])));
+    const double diff = std::fabs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
+    max_diff =
+        std::isnan(diff) ? std::numeric_limits<double>::infinity() : std::max(max_diff, diff);
+  }
+  return max_want > 0 ? max_diff / max_want : std::numeric_limits<double>::infinity();
+}
+
+}  // namespace
+
+std::vector<TestDevice> TestDevices() {
+  std::vector<TestDevice> devices = {Cpu()};
+#ifdef RINGSERVE_HAVE_CUDA
+  devices.push_back(Cuda(DType::kF32, "cuda0_f32"));
+  devices.push_back(Cuda(DType::kBF16, "cuda0_bf16"));
+  devices.push_back(Emulated(DType::kF32, "emu_f32"));
+  devices.push_back(Emulated(DType::kBF16, "emu_bf16"));
+#endif
+  return devices;
+}
+
+std::vector<TestDevice> TestDevicesWhere(const std::function<bool(const TestDevice&)>& keep) {
+  std::vector<TestDevice> devices = TestDevices();
+  std::erase_if(devices, [&](const TestDevice& d) { return !keep(d); });
+  return devices;
+}
+
+double LogitsError(std::span<const float> got, std::span<const double> want) {
+  return MaxRelativeError(got, want);
+}
+
+double LogitsError(std::span<const float> got, std::span<const float> want) {
+  return MaxRelativeError(got, want);
+}
+
+void PrintTo(const TestDevice& device, std::ostream* os) { *os << device.name; }
+
+}  // namespace ringserve::testing

@@ -47,7 +47,7 @@ TestDevice Emulated(DType dtype, std::string name) {
             auto backend = kernels::testing::MakeEmulatedCudaBackend(dtype);
             if (backend == nullptr) {
               return absl::FailedPreconditionError(
-                  "the CUDA emulation does not run in this build (x86-64 without ASan/TSan)");
+                  "the CUDA emulation needs x86-64 and a build without ASan/TSan");
             }
             return backend;
           }};

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/model/test_devices.h"
 #include "worker/model/llama_model.h"
+#include "worker/model/tiny_model.h"
 
 namespace ringserve::model {
 namespace {
@@ -24,18 +25,17 @@ using ringserve::testing::TestDevice;
 constexpr int kBlockSize = 16;
 constexpr int kMaxBatchTokens = 64;
 constexpr int kMaxSeqs = 8;
-constexpr int kContext = 640;  // three attention splits of 256 keys
+constexpr int kContext = 640;
 constexpr int kLongBlocks = kContext / kBlockSize;
 
-ModelConfig SmallGqaConfig() {
-  ModelConfig c;
+// The built-in tiny model's width, trimmed for the emulation's speed (fewer KV heads mean
+// fewer attention blocks), with a context of three attention splits.
+ModelConfig Config() {
+  ModelConfig c = TinyModelConfig();
+  c.num_layers = 2;
   c.num_heads = 4;
   c.num_kv_heads = 2;
   c.head_dim = 16;
-  c.dim = 64;
-  c.hidden_dim = 96;
-  c.num_layers = 2;
-  c.vocab_size = 64;
   c.max_seq_len = kContext;
   return c;
 }
@@ -51,13 +51,13 @@ class StepAllocationTest : public ::testing::TestWithParam<TestDevice> {
     options.max_batch_tokens = kMaxBatchTokens;
     options.max_seqs = kMaxSeqs;
     options.num_kv_blocks = kLongBlocks + kMaxSeqs;  // one long sequence + one block each
-    auto model = LlamaModel::CreateWithRandomWeights(SmallGqaConfig(), 3, backend_.get(), options);
+    auto model = LlamaModel::CreateWithRandomWeights(Config(), 3, backend_.get(), options);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = *std::move(model);
     allocations_ = backend_->num_allocations();
     std::mt19937 rng(11);
     tokens_.resize(kContext);
-    for (int32_t& t : tokens_) t = static_cast<int32_t>(rng() % 64);
+    for (int32_t& t : tokens_) t = static_cast<int32_t>(rng() % model_->config().vocab_size);
     long_table_.resize(kLongBlocks);
     std::iota(long_table_.begin(), long_table_.end(), 0);
   }

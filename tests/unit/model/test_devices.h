@@ -44,9 +44,8 @@ std::vector<TestDevice> TestDevicesWhere(const std::function<bool(const TestDevi
 double LogitsError(std::span<const float> got, std::span<const double> want);
 double LogitsError(std::span<const float> got, std::span<const float> want);
 
-// gtest's names and messages for a TestDevice parameter.
+// gtest prints a TestDevice parameter as its name.
 void PrintTo(const TestDevice& device, std::ostream* os);
-inline std::string TestDeviceName(const TestDevice& device) { return device.name; }
 
 }  // namespace ringserve::testing
 

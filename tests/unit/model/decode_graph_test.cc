@@ -12,22 +12,18 @@
 #include "gtest/gtest.h"
 #include "tests/unit/kernels/cuda_emu/cuda_emu_backend.h"
 #include "worker/model/llama_model.h"
+#include "worker/model/tiny_model.h"
 
 namespace ringserve::model {
 namespace {
 
 using kernels::DType;
 
-// Contexts cross a 32-key attention tile and a 256-key split while the test runs.
+// The tiny model's layers, two of them, with contexts long enough to cross a 256-key
+// attention split while the test runs.
 ModelConfig SmallConfig() {
-  ModelConfig c;
-  c.dim = 64;
-  c.hidden_dim = 96;
+  ModelConfig c = TinyModelConfig();
   c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  c.vocab_size = 96;
   c.max_seq_len = 320;
   c.rope_layout = kernels::RopeLayout::kHalves;
   return c;
@@ -36,7 +32,7 @@ ModelConfig SmallConfig() {
 constexpr int kSeqs = 6;
 constexpr int kBlockSize = 16;
 constexpr int kBlocksPerSeq = 20;  // max_seq_len / kBlockSize
-constexpr int kPromptLens[kSeqs] = {250, 29, 3, 254, 40, 1};
+constexpr int kPromptLens[kSeqs] = {250, 29, 3, 100, 40, 1};
 
 class DecodeGraphTest : public ::testing::TestWithParam<std::tuple<std::string, DType>> {
  protected:
@@ -111,7 +107,7 @@ TEST_P(DecodeGraphTest, ReplayedStepsMatchOpByOpStepsBitForBit) {
   const int64_t allocations = backend_->num_allocations();
 
   // Batch sizes 1..6 in buckets 1, 2, 4 and 8 (padding 0 to 3 rows); bucket 8 first appears
-  // after the smaller ones have graphs. Sequences 0 and 3 cross 256 keys (a new split),
+  // after the smaller ones have graphs. Sequence 0 crosses 256 keys (a new split),
   // sequence 1 crosses 32 (a new tile).
   const std::vector<std::vector<int>> steps = {{0},          {0, 1},
                                                {0, 1, 2},    {3},

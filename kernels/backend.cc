@@ -28,6 +28,11 @@ void DeviceBuffer::Reset() {
   bytes_ = 0;
 }
 
+absl::StatusOr<std::unique_ptr<OpGraph>> Backend::CaptureGraph(
+    absl::FunctionRef<void()> /*enqueue_ops*/) {
+  return absl::UnimplementedError(absl::StrCat(std::string(name()), ": no graph capture"));
+}
+
 Tensor Tensor::Columns(int64_t begin, int64_t count) const {
   RS_DCHECK(begin >= 0 && begin + count <= cols);
   Tensor t = *this;
@@ -62,7 +67,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view device,
         absl::StrCat("device '", std::string(device), "': this build has no CUDA backend"));
 #endif
   }
-  return absl::InvalidArgumentError(absl::StrCat("device '", std::string(device), "': expected cpu or cuda:N"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("device '", std::string(device), "': expected cpu or cuda:N"));
 }
 
 }  // namespace ringserve::kernels

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "kernels/dtype.h"
 
@@ -99,14 +100,21 @@ struct KvLayerView {
 
 // Where each token of a batch sits, all arrays in device memory. Built once per forward
 // pass by the model and shared by every layer.
+//
+// Padding, so that a replayed graph (Backend::CaptureGraph) can serve batches smaller than
+// the one it was captured for: a token with a negative slot writes no K/V; token rows from
+// query_start[num_seqs] on belong to no sequence, and attention leaves their output
+// undefined; a sequence may have no tokens. Real rows' results do not change.
 struct AttentionBatch {
   int num_tokens = 0;
   int num_seqs = 0;
-  int max_blocks_per_seq = 0;             // row length of block_tables
-  int max_context_len = 0;                // max over sequences of context_lens (for launch sizing)
+  int max_blocks_per_seq = 0;  // row length of block_tables
+  // At least the largest of context_lens, for launch sizing only: a graph passes the most
+  // its replays may need.
+  int max_context_len = 0;
   const int32_t* positions = nullptr;     // [num_tokens] absolute position in its sequence
-  const int32_t* slots = nullptr;         // [num_tokens] KV slot the token's K/V goes to
-  const int32_t* token_seq = nullptr;     // [num_tokens] index of the token's sequence
+  const int32_t* slots = nullptr;         // [num_tokens] KV slot the token's K/V goes to, or -1
+  const int32_t* token_seq = nullptr;     // [num_tokens] index of the token's sequence, or -1
   const int32_t* query_start = nullptr;   // [num_seqs + 1] first token row of each sequence
   const int32_t* context_lens = nullptr;  // [num_seqs] KV length after this pass
   const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq]
@@ -131,6 +139,15 @@ struct AttentionShape {
   int num_kv_heads = 0;
   int head_dim = 0;
   float scale = 0;  // softmax scale, usually 1/sqrt(head_dim)
+};
+
+// Ops recorded by Backend::CaptureGraph. Replay enqueues them again with the same arguments
+// (device pointers, shapes, launch sizes) in one call; what may differ between replays is
+// the contents of device memory. Owned by the caller; must not outlive its backend.
+class OpGraph {
+ public:
+  virtual ~OpGraph() = default;
+  virtual void Replay() = 0;
 };
 
 class Backend {
@@ -196,6 +213,17 @@ class Backend {
   // out[i, :] = x[rows[i], :] for i < rows(out). rows is device int32. Used to keep only
   // the rows whose logits are sampled.
   virtual void GatherRows(Tensor x, const int32_t* rows, Tensor out) = 0;
+
+  // ---- graphs ----
+  // Whether CaptureGraph works here (CUDA); elsewhere callers simply enqueue ops each time.
+  virtual bool can_capture_graphs() const { return false; }
+  // Waits for queued work, then records the ops `enqueue_ops` issues on this backend
+  // without running them. Those ops must not wait or touch host memory (no CopyToDevice,
+  // CopyToHost, Synchronize) nor allocate or free; every lazily created resource they use
+  // (e.g. MatMul plans) should exist already, so run the same ops once before capturing.
+  // UNIMPLEMENTED where can_capture_graphs() is false.
+  virtual absl::StatusOr<std::unique_ptr<OpGraph>> CaptureGraph(
+      absl::FunctionRef<void()> enqueue_ops);
 
   // Device allocations made so far (buffers, weights, internal scratch), or -1 where the
   // backend does not count them. Tests assert it stays put across forward passes: the step

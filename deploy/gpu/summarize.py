@@ -149,9 +149,15 @@ def compute(work):
         frac = d["gb_per_s"] / copy if copy else None
         ratios[key] = frac
         target = TARGETS.get(key)
-        row(f"decode B={d['batch']} ctx={d['context']}: {d['step_ms_median']:.2f} ms/step, "
-            f"{d['gb_per_s']:.0f} GB/s", f"{frac:.1%} of copy {copy:.0f} GB/s" if frac else "n/a",
+        row(f"decode B={d['batch']} ctx={d['context']} ({d.get('path', '?')}): "
+            f"{d['step_ms_median']:.2f} ms/step, {d['gb_per_s']:.0f} GB/s",
+            f"{frac:.1%} of copy {copy:.0f} GB/s" if frac else "n/a",
             f">= {target:.0%}" if target else "", frac is not None and (target is None or frac >= target))
+        if d.get("eager_step_ms_median"):
+            ratios[f"decode_b{d['batch']}_graph_speedup"] = d["eager_step_ms_median"] / d["step_ms_median"]
+            row(f"(info) decode B={d['batch']} op by op (--cuda-graphs=false)",
+                f"{d['eager_step_ms_median']:.2f} ms/step",
+                f"graphs {d['eager_step_ms_median'] / d['step_ms_median']:.2f}x faster", True)
     pre = steps.get("prefill")
     ideal = prefill_ideal_seconds(bench, roofline)
     if pre:

@@ -217,6 +217,7 @@ void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
             RotateHead(row + static_cast<int64_t>(h) * hd, cos_sin.data(), rope);
           }
           const int64_t slot = batch.slots[t];
+          if (slot < 0) continue;  // a padding token (see AttentionBatch)
           const float* k = row + static_cast<int64_t>(shape.num_q_heads) * hd;
           std::memcpy(static_cast<float*>(kv.k) + slot * kv_width, k, sizeof(float) * kv_width);
           std::memcpy(static_cast<float*>(kv.v) + slot * kv_width, k + kv_width,

@@ -409,11 +409,14 @@ void LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& h
   RS_CHECK_MSG(max_items <= scratch.item_capacity, "attention: batch exceeds the item scratch");
   RS_CHECK(heads.num_kv_heads <= 65535);
 
-  // Split-parallel decode pays off when the batch alone does not fill the GPU.
-  const int splits = NumSplits(batch.max_context_len);
-  const int64_t partial_floats =
-      static_cast<int64_t>(batch.num_seqs) * heads.num_q_heads * splits * (heads.head_dim + 2);
-  bool parallel = splits > 1 && partial_floats <= scratch.partial_floats && splits <= 65535;
+  // Split-parallel decode pays off when the batch alone does not fill the GPU. The launch has
+  // a slot for every split of the longest row, or as many as the partials scratch holds;
+  // rows with more splits than slots merge inside their block (same bits).
+  const int64_t floats_per_split =
+      static_cast<int64_t>(batch.num_seqs) * heads.num_q_heads * (heads.head_dim + 2);
+  const int splits = static_cast<int>(std::min<int64_t>(
+      {NumSplits(batch.max_context_len), scratch.partial_floats / floats_per_split, 65535}));
+  bool parallel = splits > 1;
   if (split_mode == SplitMode::kNever) parallel = false;
   if (split_mode == SplitMode::kAuto) {
     parallel = parallel && static_cast<int64_t>(batch.num_seqs) * heads.num_kv_heads <

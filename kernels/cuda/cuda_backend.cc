@@ -13,6 +13,7 @@
 #include "common/status_macros.h"
 #include "kernels/cuda/cublaslt_matmul.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_graph.h"
 #include "kernels/cuda/cuda_namespace.h"
 #include "kernels/cuda/cuda_ops.h"
 
@@ -130,10 +131,15 @@ CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
-void CudaBackend::SetDevice() const { RS_CUDA_CHECK(cudaSetDevice(ordinal_)); }
+// While capturing, CaptureGraph has set the device on this thread already.
+void CudaBackend::SetDevice() const {
+  if (!capturing_) RS_CUDA_CHECK(cudaSetDevice(ordinal_));
+}
+
+void CudaBackend::CheckNotCapturing(const char* call) const { RS_CHECK_MSG(!capturing_, call); }
 
 void CudaBackend::AfterOp(const char* op) {
-  if (!sync_after_ops_) return;
+  if (!sync_after_ops_ || capturing_) return;
   const cudaError_t error = cudaStreamSynchronize(stream_);
   if (error != cudaSuccess) CudaCheckFailed(error, op, __FILE__, __LINE__);
 }
@@ -158,6 +164,7 @@ size_t CudaBackend::FreeMemoryBytes() const {
 }
 
 absl::StatusOr<DeviceBuffer> CudaBackend::Allocate(size_t bytes) {
+  CheckNotCapturing("cuda: Allocate inside a graph capture");
   if (bytes == 0) return DeviceBuffer(this, nullptr, 0);
   SetDevice();
   RS_ASSIGN_OR_RETURN(void* data, DeviceMalloc(bytes));
@@ -165,6 +172,7 @@ absl::StatusOr<DeviceBuffer> CudaBackend::Allocate(size_t bytes) {
 }
 
 void CudaBackend::Free(void* data, size_t /*bytes*/) {
+  CheckNotCapturing("cuda: a buffer freed inside a graph capture");
   SetDevice();
   // cudaFree waits for the device; a failure here is an earlier op's fault surfacing.
   if (const cudaError_t error = cudaFree(data); error != cudaSuccess) {
@@ -174,13 +182,17 @@ void CudaBackend::Free(void* data, size_t /*bytes*/) {
 }
 
 // Host memory here is pageable, so cudaMemcpyAsync has consumed `src` when it returns.
+// A graph cannot capture it: CUDA refuses copies from pageable memory during capture, and
+// the source would have to stay valid for every replay.
 void CudaBackend::CopyToDevice(void* dst, const void* src, size_t bytes) {
+  CheckNotCapturing("cuda: CopyToDevice inside a graph capture");
   if (bytes == 0) return;
   SetDevice();
   RS_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
 }
 
 void CudaBackend::CopyToHost(void* dst, const void* src, size_t bytes) {
+  CheckNotCapturing("cuda: CopyToHost inside a graph capture");
   SetDevice();
   if (bytes > 0) RS_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
   RS_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -193,6 +205,7 @@ void CudaBackend::CopyOnDevice(void* dst, const void* src, size_t bytes) {
 }
 
 void CudaBackend::Synchronize() {
+  CheckNotCapturing("cuda: Synchronize inside a graph capture");
   SetDevice();
   RS_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
@@ -205,6 +218,7 @@ void CudaBackend::Fill(void* dst, size_t bytes, uint8_t value) {
 
 absl::StatusOr<Weight> CudaBackend::UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                                  const void* host_data) {
+  CheckNotCapturing("cuda: UploadWeight inside a graph capture");
   if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16 &&
       dtype != DType::kQ8_0) {
     return absl::InvalidArgumentError(
@@ -238,6 +252,27 @@ absl::StatusOr<Weight> CudaBackend::UploadWeight(DType dtype, int64_t rows, int6
   cudaFree(staging);
   RS_CUDA_RETURN_IF_ERROR(error);
   return w;
+}
+
+// Thread-local capture mode: a call on this thread that cannot be captured (an allocation, a
+// wait) invalidates the capture instead of silently running outside the graph, while other
+// threads (other backends) are unaffected. Kernel arguments are copied at capture, so the
+// graph keeps only device pointers, all of them into memory this backend owns.
+absl::StatusOr<std::unique_ptr<OpGraph>> CudaBackend::CaptureGraph(
+    absl::FunctionRef<void()> enqueue_ops) {
+  CheckNotCapturing("cuda: nested graph capture");
+  SetDevice();
+  // Faults of earlier work surface here, not as a failed capture.
+  RS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+  RS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  capturing_ = true;
+  enqueue_ops();
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  const cudaError_t error = cudaStreamEndCapture(stream_, &graph);
+  CudaGraphPtr owned(graph);
+  if (error != cudaSuccess) return DeviceError(error, absl::StrCat(name_, ": graph capture"));
+  return CudaOpGraph::Instantiate(std::move(owned), ordinal_, stream_, sync_after_ops_);
 }
 
 void CudaBackend::EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) {

@@ -3,7 +3,8 @@
 //
 // Owned by whoever created it (the model runner); every method is called from one thread at
 // a time. Device memory comes from cudaMalloc only in Allocate and at start-up (internal
-// scratch); ops never allocate. MatMul runs on cuBLASLt with one fixed algorithm per product
+// scratch); ops never allocate, so a sequence of them can be captured as a CUDA graph
+// (CaptureGraph) and replayed. MatMul runs on cuBLASLt with one fixed algorithm per product
 // shape (cublaslt_matmul.h) or, with BackendOptions::cuda_simple_matmul, on the simple
 // tiled kernel (simple_matmul.cu); the other ops are the kernels of elementwise.cu, rope.cu
 // and attention.cu. All of them are batch invariant (kernels/backend.h).
@@ -50,6 +51,10 @@ class CudaBackend final : public Backend {
   absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                       const void* host_data) override;
 
+  bool can_capture_graphs() const override { return true; }
+  absl::StatusOr<std::unique_ptr<OpGraph>> CaptureGraph(
+      absl::FunctionRef<void()> enqueue_ops) override;
+
   void EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) override;
   void RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) override;
   void AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight, float eps,
@@ -85,9 +90,11 @@ class CudaBackend final : public Backend {
   // cudaMalloc counted in num_allocations_.
   absl::StatusOr<void*> DeviceMalloc(size_t bytes);
   void SetDevice() const;
-  // Ends every op: checks the launch, and with RINGSERVE_CUDA_SYNC=1 in the environment
-  // also waits and checks for device faults, so a fault names the op that caused it.
+  // Ends every op: with RINGSERVE_CUDA_SYNC=1 in the environment waits and checks for device
+  // faults, so a fault names the op that caused it (not while capturing: the op has not run).
   void AfterOp(const char* op);
+  // Calls that wait, copy host memory or (de)allocate cannot be part of a graph.
+  void CheckNotCapturing(const char* call) const;
 
   const int ordinal_;
   const std::string name_;
@@ -97,6 +104,7 @@ class CudaBackend final : public Backend {
   CUstream_st* stream_ = nullptr;
   int64_t num_allocations_ = 0;
   SplitMode split_mode_ = SplitMode::kAuto;
+  bool capturing_ = false;  // inside CaptureGraph: ops are recorded, not run
   int num_sms_ = 0;
   size_t max_shared_bytes_ = 0;
   // Scratch allocated once in Init (see Init for the sizes).

@@ -41,7 +41,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();  // the rotated k heads are in global memory, visible to the whole block
   const int64_t slot = slots[t];
-  if (slot < 0 || slot >= num_slots) __trap();  // the model builds slots from its block tables
+  if (slot < 0) return;             // a padding token (see AttentionBatch)
+  if (slot >= num_slots) __trap();  // the model builds slots from its block tables
   const int64_t kv_width = static_cast<int64_t>(num_kv_heads) * head_dim;
   const T* k = row + static_cast<int64_t>(num_q_heads) * head_dim;
   for (int64_t e = threadIdx.x; e < kv_width; e += kThreads) {

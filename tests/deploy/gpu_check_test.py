@@ -71,7 +71,7 @@ def tool_checks(work):
         expect(v.returncode == 0, "vectors_check.py on the CPU passes",
                v.stdout[-1500:] + v.stderr[-500:])
     bench = run([os.path.join(BIN, "ringserve-run"), "bench", "--dummy-weights", "--preset", "tiny",
-                 "--decode-batch", "1,64", "--context", "64", "--decode-steps", "4",
+                 "--decode-batch", "1,64", "--context", "64", "--decode-steps", "4", "--compare-eager",
                  "--prefill-tokens", "128", "--parallel", "256", "--prompt-tokens", "8",
                  "--gen-tokens", "4", "--kv-fraction", "0.001", "--threads", "2", "--json"])
     expect(bench.returncode == 0, "ringserve-run bench step mode runs", bench.stderr[-500:])
@@ -82,6 +82,8 @@ def tool_checks(work):
     expect([x["batch"] for x in d] == [1, 64] and all(x["gb_per_s"] > 0 for x in d),
            "bench reports decode GB/s per batch")
     expect(d[1]["kv_bytes"] > d[0]["kv_bytes"] > 0, "KV bytes grow with the batch")
+    expect(all(x["path"] == "eager" and "eager_step_ms_median" not in x for x in d),
+           "bench reports the decode path (the CPU has no graphs, so nothing to compare)")
     expect(b["steps"]["prefill"]["tflops"] > 0, "bench reports prefill TFLOP/s")
     expect(b["runs"][0]["output_tokens_per_s"] > 0 and b["runs"][0]["generated_tokens"] == 1024,
            "bench reports output tokens/s of the generator run")

@@ -18,6 +18,8 @@ void ModelFlags::Register(ArgParser& parser) {
   parser.AddInt("threads", &threads, "CPU threads (0 = one per core)");
   parser.AddBool("blas", &use_blas, "CPU: OpenBLAS for large products (not batch invariant)");
   parser.AddInt("max-batch-tokens", &max_batch_tokens, "tokens per forward pass");
+  parser.AddBool("cuda-graphs", &cuda_graphs,
+                 "CUDA: replay decode steps as captured graphs (=false: launch op by op)");
 }
 
 absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
@@ -64,6 +66,7 @@ absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel
                                                                const ModelFlags& flags,
                                                                model::ModelOptions options) {
   options.max_batch_tokens = flags.max_batch_tokens;
+  options.decode_graphs = flags.cuda_graphs;
   if (loaded.checkpoint != nullptr) {
     return model::LlamaModel::Create(*loaded.checkpoint, loaded.backend.get(), options);
   }

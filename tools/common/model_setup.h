@@ -26,6 +26,7 @@ struct ModelFlags {
   int threads = 0;
   bool use_blas = false;
   int max_batch_tokens = 2048;
+  bool cuda_graphs = true;  // ModelOptions::decode_graphs
 
   void Register(ArgParser& parser);
 };

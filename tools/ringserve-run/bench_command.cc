@@ -207,11 +207,16 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
 void PrintSteps(const nlohmann::json& steps) {
   for (const auto& d : steps["decode"]) {
     std::printf(
-        "decode batch %d, context %d: %.3f ms/step (median of %d), %.1f tokens/s, "
-        "%.3g bytes/step = %.1f GB/s\n",
-        d["batch"].get<int>(), d["context"].get<int>(), d["step_ms_median"].get<double>(),
-        d["timed_steps"].get<int>(), d["tokens_per_s"].get<double>(),
-        d["bytes_per_step"].get<double>(), d["gb_per_s"].get<double>());
+        "decode batch %d, context %d (%s): %.3f ms/step (median of %d), %.1f tokens/s, "
+        "%.3g bytes/step = %.1f GB/s",
+        d["batch"].get<int>(), d["context"].get<int>(), d["path"].get<std::string>().c_str(),
+        d["step_ms_median"].get<double>(), d["timed_steps"].get<int>(),
+        d["tokens_per_s"].get<double>(), d["bytes_per_step"].get<double>(),
+        d["gb_per_s"].get<double>());
+    if (d.contains("eager_step_ms_median")) {
+      std::printf("; op by op %.3f ms/step", d["eager_step_ms_median"].get<double>());
+    }
+    std::printf("\n");
   }
   if (steps.contains("prefill")) {
     const auto& p = steps["prefill"];
@@ -267,6 +272,8 @@ void RegisterFlags(ArgParser& parser, BenchFlags& flags) {
                 "step bench: KV tokens of every decoding sequence (default 1024)");
   parser.AddInt("decode-steps", &flags.steps.timed_steps, "step bench: timed decode steps");
   parser.AddInt("warmup-steps", &flags.steps.warmup_steps, "step bench: untimed decode steps");
+  parser.AddBool("compare-eager", &flags.steps.compare_eager,
+                 "step bench: time decode steps that replay graphs again op by op (A/B)");
   parser.AddInt("prefill-tokens", &flags.prefill_tokens,
                 "step bench: time the prefill of this many tokens (0 = none)");
   parser.AddInt("prefill-reps", &flags.steps.prefill_reps, "step bench: timed prefills");

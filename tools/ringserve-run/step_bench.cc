@@ -123,7 +123,9 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
   std::vector<SequenceChunk> chunks(static_cast<size_t>(batch));
   std::vector<double> step_s;
   std::vector<float> logits;
+  int64_t replays_before_timing = 0;
   for (int step = 0; step < options.warmup_steps + options.timed_steps; ++step) {
+    if (step == options.warmup_steps) replays_before_timing = model.decode_graph_stats().replays;
     // Every batch size starts again at position context_tokens: the context's KV is
     // intact, and later positions are simply written anew.
     const int position = options.context_tokens + step;
@@ -135,6 +137,7 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
     if (step >= options.warmup_steps) step_s.push_back(SecondsSince(start));
     tokens = RandomTokens(batch, c.vocab_size, rng);
   }
+  const int64_t replays = model.decode_graph_stats().replays - replays_before_timing;
   const Summary s = Summarize(step_s);
   // Attention at position p reads p + 1 keys and values.
   const double avg_kv_tokens =
@@ -143,6 +146,9 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
   const double kv_bytes = batch * avg_kv_tokens * KvBytesPerToken(model);
   return nlohmann::json{{"batch", batch},
                         {"context", options.context_tokens},
+                        {"path", replays == options.timed_steps ? "graph"
+                                 : replays == 0                 ? "eager"
+                                                                : "mixed"},
                         {"timed_steps", options.timed_steps},
                         {"step_ms_median", 1e3 * s.median},
                         {"step_ms_mean", 1e3 * s.mean},
@@ -239,6 +245,13 @@ absl::StatusOr<nlohmann::json> RunStepBench(LlamaModel& model, const StepBenchOp
     report["context_fill_s"] = SecondsSince(start);
     for (int b : options.decode_batches) {
       RS_ASSIGN_OR_RETURN(nlohmann::json one, TimeDecode(model, b, options, tables, rng));
+      if (options.compare_eager && one["path"] == "graph") {
+        model.set_decode_graphs(false);
+        absl::StatusOr<nlohmann::json> eager = TimeDecode(model, b, options, tables, rng);
+        model.set_decode_graphs(true);
+        RS_RETURN_IF_ERROR(eager.status());
+        one["eager_step_ms_median"] = (*eager)["step_ms_median"];
+      }
       report["decode"].push_back(std::move(one));
     }
   }

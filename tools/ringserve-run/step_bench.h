@@ -22,6 +22,8 @@ struct StepBenchOptions {
   int prefill_tokens = 0;  // 0: no prefill measurement
   int prefill_reps = 3;    // timed prefills (after one warm-up)
   uint64_t seed = 0;       // token ids are random: the work does not depend on them
+  // Times each decode batch that ran as graph replays again op by op (A/B).
+  bool compare_eager = false;
 };
 
 // KV blocks RunStepBench needs with `block_size`-token blocks.
@@ -32,7 +34,8 @@ int64_t StepBenchKvBlocks(const StepBenchOptions& options, int block_size);
 // as a decode step of the engine) starting at position context_tokens; then times
 // prefill_reps prefills of prefill_tokens tokens of one new sequence (chunked by
 // max_batch_tokens). Uses blocks [0, StepBenchKvBlocks) and leaves garbage in them.
-// Returns {"decode": [...], "prefill": {...}} with times, bytes and FLOPs.
+// Returns {"decode": [...], "prefill": {...}} with times, bytes and FLOPs; each decode entry
+// says which path its timed steps took ("path": "graph", "eager" or "mixed").
 absl::StatusOr<nlohmann::json> RunStepBench(model::LlamaModel& model,
                                             const StepBenchOptions& options);
 

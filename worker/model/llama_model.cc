@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "common/status_macros.h"
+#include "worker/model/batch_metadata.h"
 #include "worker/model/weight_source.h"
 
 namespace ringserve::model {
@@ -36,6 +37,15 @@ struct LlamaModel::Workspace {
   }
   kernels::DType dtype;
   int64_t dim, qkv_cols, q_cols, hidden, vocab;
+};
+
+// One pass's metadata in device memory.
+struct LlamaModel::PassBatch {
+  kernels::AttentionBatch attention;
+  const int32_t* ids = nullptr;          // [attention.num_tokens]
+  const int32_t* sample_rows = nullptr;  // [head_rows]: the sampled rows first, in chunk order
+  int head_rows = 0;    // rows through the output head: the sampled ones, or a whole bucket
+  int num_sampled = 0;  // chunks with sample=true
 };
 
 LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend,
@@ -145,11 +155,19 @@ absl::Status LlamaModel::Init() {
   RS_RETURN_IF_ERROR(alloc(&w.sampled, s * w.dim));
   RS_ASSIGN_OR_RETURN(w.logits,
                       backend_->Allocate(kernels::DTypeBytes(kernels::DType::kF32, s * w.vocab)));
-  // ids, positions, slots, token_seq | query_start, context_lens, sample_rows | block tables
-  const int64_t meta_ints = 4 * t + 3 * s + 1 + s * options_.max_blocks_per_seq;
+  const int64_t meta_ints = MetaLayout(t, s, options_.max_blocks_per_seq).size;
   host_meta_.resize(meta_ints);
   RS_ASSIGN_OR_RETURN(w.meta, backend_->Allocate(meta_ints * sizeof(int32_t)));
+  if (backend_->can_capture_graphs()) {
+    // A bucket is a batch of one-token sequences: at most max_seqs, and max_batch_tokens.
+    decode_graphs_ = std::make_unique<DecodeGraphs>(
+        backend_, std::min(options_.max_seqs, options_.max_batch_tokens));
+  }
   return absl::OkStatus();
+}
+
+DecodeGraphStats LlamaModel::decode_graph_stats() const {
+  return decode_graphs_ != nullptr ? decode_graphs_->stats() : DecodeGraphStats{};
 }
 
 absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) const {
@@ -195,86 +213,72 @@ absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) co
   return absl::OkStatus();
 }
 
-kernels::AttentionBatch LlamaModel::UploadBatch(std::span<const SequenceChunk> chunks,
-                                                int* num_sampled) {
-  const int t_cap = options_.max_batch_tokens;
-  const int s_cap = options_.max_seqs;
-  const int bps = options_.max_blocks_per_seq;
-  int32_t* ids = host_meta_.data();
-  int32_t* positions = ids + t_cap;
-  int32_t* slots = positions + t_cap;
-  int32_t* token_seq = slots + t_cap;
-  int32_t* query_start = token_seq + t_cap;
-  int32_t* context_lens = query_start + s_cap + 1;
-  int32_t* sample_rows = context_lens + s_cap;
-  int32_t* block_tables = sample_rows + s_cap;
-
-  int num_tokens = 0;
-  int max_context = 0;
-  *num_sampled = 0;
-  for (size_t s = 0; s < chunks.size(); ++s) {
-    const SequenceChunk& c = chunks[s];
-    query_start[s] = num_tokens;
-    for (size_t i = 0; i < c.tokens.size(); ++i) {
-      const int32_t pos = c.start_position + static_cast<int32_t>(i);
-      ids[num_tokens] = c.tokens[i];
-      positions[num_tokens] = pos;
-      slots[num_tokens] = c.block_table[pos / options_.block_size] * options_.block_size +
-                          pos % options_.block_size;
-      token_seq[num_tokens] = static_cast<int32_t>(s);
-      ++num_tokens;
-    }
-    context_lens[s] = c.start_position + static_cast<int32_t>(c.tokens.size());
-    max_context = std::max(max_context, context_lens[s]);
-    std::copy(c.block_table.begin(), c.block_table.end(), block_tables + s * bps);
-    if (c.sample) sample_rows[(*num_sampled)++] = num_tokens - 1;
+int LlamaModel::DecodeBucket(std::span<const SequenceChunk> chunks) const {
+  if (decode_graphs_ == nullptr || !options_.decode_graphs) return 0;
+  for (const SequenceChunk& c : chunks) {
+    if (c.tokens.size() != 1) return 0;
   }
-  query_start[chunks.size()] = num_tokens;
-  backend_->CopyToDevice(ws_->meta.data(), host_meta_.data(), host_meta_.size() * sizeof(int32_t));
+  return decode_graphs_->BucketFor(static_cast<int>(chunks.size()));
+}
 
-  auto* dev = ws_->meta.as<int32_t>();
-  const auto offset = [&](const int32_t* host) { return dev + (host - host_meta_.data()); };
-  kernels::AttentionBatch batch;
-  batch.num_tokens = num_tokens;
-  batch.num_seqs = static_cast<int>(chunks.size());
-  batch.max_blocks_per_seq = bps;
-  batch.max_context_len = max_context;
-  batch.positions = offset(positions);
-  batch.slots = offset(slots);
-  batch.token_seq = offset(token_seq);
-  batch.query_start = offset(query_start);
-  batch.context_lens = offset(context_lens);
-  batch.block_tables = offset(block_tables);
-  return batch;
+LlamaModel::PassBatch LlamaModel::UploadBatch(std::span<const SequenceChunk> chunks,
+                                              int padded_size) {
+  const PackedBatch packed = PackBatch(chunks, padded_size, options_.block_size,
+                                       options_.max_blocks_per_seq, host_meta_.data());
+  const MetaLayout& layout = packed.layout;
+  backend_->CopyToDevice(ws_->meta.data(), host_meta_.data(), layout.size * sizeof(int32_t));
+  const auto* dev = ws_->meta.as<int32_t>();
+  PassBatch pass;
+  kernels::AttentionBatch& batch = pass.attention;
+  batch.num_tokens = packed.num_tokens;
+  batch.num_seqs = packed.num_seqs;
+  batch.max_blocks_per_seq = options_.max_blocks_per_seq;
+  // A graph's launches must fit every pass it replays: size them for the longest context.
+  batch.max_context_len = padded_size > 0 ? config_.max_seq_len : packed.max_context_len;
+  batch.positions = dev + layout.positions;
+  batch.slots = dev + layout.slots;
+  batch.token_seq = dev + layout.token_seq;
+  batch.query_start = dev + layout.query_start;
+  batch.context_lens = dev + layout.context_lens;
+  batch.block_tables = dev + layout.block_tables;
+  pass.ids = dev + layout.ids;
+  pass.sample_rows = dev + layout.sample_rows;
+  pass.head_rows = packed.head_rows;
+  pass.num_sampled = packed.num_sampled;
+  return pass;
 }
 
 absl::Status LlamaModel::Forward(std::span<const SequenceChunk> chunks,
                                  std::vector<float>* logits) {
   RS_RETURN_IF_ERROR(ValidateBatch(chunks));
-  int num_sampled = 0;
-  const kernels::AttentionBatch batch = UploadBatch(chunks, &num_sampled);
-  const int n = batch.num_tokens;
-  const Workspace& w = *ws_;
-  const int32_t* dev_ids = w.meta.as<int32_t>();
-  const int32_t* dev_sample_rows =
-      batch.context_lens + options_.max_seqs;  // sample_rows follows context_lens
-
-  backend_->EmbeddingGather(token_embedding_, dev_ids, w.Residual(n));
-  backend_->RmsNorm(w.Residual(n), layers_[0].attn_norm, config_.rms_eps, w.Normed(n));
-  for (int layer = 0; layer < config_.num_layers; ++layer) RunLayer(layer, n, batch);
-
-  logits->resize(static_cast<size_t>(num_sampled) * config_.vocab_size);
-  if (num_sampled == 0) {
+  const int bucket = DecodeBucket(chunks);
+  const PassBatch pass = UploadBatch(chunks, bucket);
+  if (bucket > 0) {
+    decode_graphs_->Run(bucket, [&] { EnqueuePass(pass); });
+  } else {
+    EnqueuePass(pass);
+  }
+  logits->resize(static_cast<size_t>(pass.num_sampled) * config_.vocab_size);
+  if (pass.num_sampled == 0) {
     backend_->Synchronize();
     return absl::OkStatus();
   }
+  backend_->CopyToHost(logits->data(), ws_->logits.data(), logits->size() * sizeof(float));
+  return absl::OkStatus();
+}
+
+void LlamaModel::EnqueuePass(const PassBatch& pass) {
+  const int n = pass.attention.num_tokens;
+  const Workspace& w = *ws_;
+  backend_->EmbeddingGather(token_embedding_, pass.ids, w.Residual(n));
+  backend_->RmsNorm(w.Residual(n), layers_[0].attn_norm, config_.rms_eps, w.Normed(n));
+  for (int layer = 0; layer < config_.num_layers; ++layer) RunLayer(layer, n, pass.attention);
+  if (pass.head_rows == 0) return;
   // The last layer left its FFN output in delta; only sampled rows go through the head.
   backend_->AddRmsNorm(w.Residual(n), w.Delta(n), output_norm_, config_.rms_eps, w.Normed(n));
-  backend_->GatherRows(w.Normed(n), dev_sample_rows, w.Sampled(num_sampled));
+  backend_->GatherRows(w.Normed(n), pass.sample_rows, w.Sampled(pass.head_rows));
   const kernels::Weight& head = output_.rows > 0 ? output_ : token_embedding_;
-  backend_->MatMul(w.Sampled(num_sampled), head, w.Logits(num_sampled));
-  backend_->CopyToHost(logits->data(), w.logits.data(), logits->size() * sizeof(float));
-  return absl::OkStatus();
+  backend_->MatMul(w.Sampled(pass.head_rows), head, w.Logits(pass.head_rows));
 }
 
 // Expects the layer's attention input already normalised in `normed`; leaves the FFN output

@@ -3,7 +3,8 @@
 //
 // Owned by the generator (one thread); not thread-safe. Every device buffer a forward pass
 // needs is allocated at creation, sized for ModelOptions::max_batch_tokens, so a step never
-// allocates.
+// allocates. Decode passes run as captured graphs where the backend has them
+// (decode_graphs.h).
 #ifndef RINGSERVE_WORKER_MODEL_LLAMA_MODEL_H_
 #define RINGSERVE_WORKER_MODEL_LLAMA_MODEL_H_
 
@@ -16,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "kernels/backend.h"
 #include "worker/model/checkpoint.h"
+#include "worker/model/decode_graphs.h"
 #include "worker/model/kv_storage.h"
 #include "worker/model/model_config.h"
 
@@ -44,6 +46,10 @@ struct ModelOptions {
   int max_batch_tokens = 2048;  // most tokens one forward pass may carry
   int max_seqs = 256;           // most sequences one forward pass may carry
   int max_blocks_per_seq = 0;   // 0 = enough for config.max_seq_len
+  // Decode passes (one token per sequence) padded to a bucket and replayed as graphs on
+  // backends that capture them (CUDA): one launch per step instead of one per op. Results
+  // are the same bits either way; false runs every pass op by op (debugging, A/B timing).
+  bool decode_graphs = true;
 };
 
 class LlamaModel {
@@ -72,16 +78,29 @@ class LlamaModel {
   // batch exceeds the options or a position or block id is out of range; nothing runs then.
   absl::Status Forward(std::span<const SequenceChunk> chunks, std::vector<float>* logits);
 
+  // How decode passes have run: graphs captured, replays (all zero without graphs).
+  DecodeGraphStats decode_graph_stats() const;
+  // Turns decode graphs on or off from the next pass (A/B timing); graphs already captured
+  // are kept.
+  void set_decode_graphs(bool enabled) { options_.decode_graphs = enabled; }
+
  private:
   struct LayerWeights;
   struct Workspace;
+  struct PassBatch;
 
   LlamaModel(const ModelConfig& config, kernels::Backend* backend, const ModelOptions& options);
   absl::Status UploadWeights(WeightSource& source);
   absl::Status Init();
   absl::Status ValidateBatch(std::span<const SequenceChunk> chunks) const;
-  // Packs the batch's metadata into one host array and uploads it in one copy.
-  kernels::AttentionBatch UploadBatch(std::span<const SequenceChunk> chunks, int* num_sampled);
+  // The bucket a decode graph runs `chunks` in, or 0 to run them op by op.
+  int DecodeBucket(std::span<const SequenceChunk> chunks) const;
+  // Packs the batch's metadata into one host array and uploads it in one copy; with
+  // padded_size > 0, as a batch of that many sequences of one token each (see
+  // kernels::AttentionBatch on padding).
+  PassBatch UploadBatch(std::span<const SequenceChunk> chunks, int padded_size);
+  // Enqueues the whole pass (layers and output head), without waiting.
+  void EnqueuePass(const PassBatch& pass);
   void RunLayer(int layer, int num_tokens, const kernels::AttentionBatch& batch);
 
   ModelConfig config_;
@@ -95,6 +114,7 @@ class LlamaModel {
   std::unique_ptr<KvStorage> kv_;
   std::unique_ptr<Workspace> ws_;
   std::vector<int32_t> host_meta_;
+  std::unique_ptr<DecodeGraphs> decode_graphs_;  // null when the backend cannot capture
   size_t weight_bytes_ = 0;
 };
 

@@ -128,6 +128,59 @@ TEST_P(BatchInvarianceTest, AttentionPastOneSplitChunked) {
                            {100, 156, 1, 63, 100}, 3, 160);
 }
 
+// `batch` padded as a replayed decode graph pads it (kernels::AttentionBatch): token rows
+// up to `tokens` that write no KV and belong to no sequence, sequences up to `seqs` without
+// tokens, and launches sized for `max_context`.
+PagedBatchHost Pad(PagedBatchHost batch, int tokens, int seqs, int max_context) {
+  for (int t = batch.num_tokens; t < tokens; ++t) {
+    batch.positions.push_back(0);
+    batch.slots.push_back(-1);
+    batch.token_seq.push_back(-1);
+  }
+  for (int s = batch.num_seqs; s < seqs; ++s) {
+    batch.query_start.push_back(batch.num_tokens);
+    batch.context_lens.push_back(0);
+    batch.block_tables.insert(batch.block_tables.end(), batch.max_blocks_per_seq, 0);
+  }
+  batch.num_tokens = tokens;
+  batch.num_seqs = seqs;
+  batch.max_context_len = max_context;
+  return batch;
+}
+
+// Padding changes no real row and writes no KV. The launch is sized for far longer contexts
+// than the batch has, as a graph's is; contexts cross split and tile boundaries.
+TEST_P(BatchInvarianceTest, PaddedDecodeBatchGivesTheSameRowsAndKv) {
+  Backend& b = *backend_;
+  std::mt19937_64 rng(5);
+  const int hq = 4, hkv = 2, hd = 32, block_size = 16, num_blocks = 64;
+  const int width = (hq + 2 * hkv) * hd;
+  const PagedBatchHost batch =
+      BuildBatch({{257, 1}, {33, 1}, {1, 1}, {512, 1}}, block_size, num_blocks, rng);
+  const PagedBatchHost padded = Pad(batch, 6, 6, 4096);
+  const std::vector<float> qkv = RandomFloats(rng, padded.num_tokens * width);
+  const std::vector<float> inv_freq(hd / 2, 0.01F);
+  DeviceArray<float> freq(b, inv_freq);
+  const AttentionShape shape{hq, hkv, hd, 0.125F};
+  const RopeParams rope{freq.data(), hd, RopeLayout::kHalves};
+  const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * hkv * hd;
+  const std::vector<float> k_host = RandomFloats(rng, kv_count),
+                           v_host = RandomFloats(rng, kv_count);
+  std::vector<std::vector<float>> outs, kvs;
+  for (const PagedBatchHost* run : {&batch, &padded}) {
+    ActivationArray k(b, k_host), v(b, v_host);
+    const KvLayerView kv{k.data(), v.data(), b.activation_dtype(), num_blocks, block_size, hkv, hd};
+    const std::vector<float> out =
+        Attend(b, *run, Rows(qkv, width, 0, run->num_tokens), width, shape, rope, kv);
+    outs.push_back(Rows(out, hq * hd, 0, batch.num_tokens));
+    kvs.push_back(k.Download());
+    kvs.push_back(v.Download());
+  }
+  EXPECT_EQ(outs[0], outs[1]) << "real rows changed by padding";
+  EXPECT_EQ(kvs[0], kvs[2]) << "padding wrote K";
+  EXPECT_EQ(kvs[1], kvs[3]) << "padding wrote V";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BatchInvarianceTest,
                          ::testing::ValuesIn(InvariantBackendVariants()),
                          [](const ::testing::TestParamInfo<std::string>& info) {

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "tests/unit/kernels/cuda_emu/emu_runtime.h"
 
@@ -40,8 +41,13 @@
 #define __shfl_xor_sync(mask, value, lane) ::emu::Shfl(value, lane, true)
 #define __trap() ::emu::Trap()
 
-#define RS_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
-  ::emu::RunGrid(dim3(grid), dim3(block), shared_bytes, [&] { kernel(__VA_ARGS__); })
+// The arguments are evaluated and copied at the launch, as CUDA does, so a launch recorded
+// by a stream capture replays with the values it had then.
+#define RS_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                        \
+  ::emu::Launch(stream, dim3(grid), dim3(block), shared_bytes,                           \
+                [rs_emu_kernel_ = kernel, rs_emu_args_ = std::make_tuple(__VA_ARGS__)] { \
+                  std::apply(rs_emu_kernel_, rs_emu_args_);                              \
+                })
 #define RS_DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(::emu::DynamicShared())
 
 #define cudaGetDeviceCount ::emu::cudaGetDeviceCount
@@ -60,6 +66,12 @@
 #define cudaGetErrorString ::emu::cudaGetErrorString
 #define cudaFuncSetAttribute ::emu::cudaFuncSetAttribute
 #define cudaFuncGetAttributes ::emu::cudaFuncGetAttributes
+#define cudaStreamBeginCapture ::emu::cudaStreamBeginCapture
+#define cudaStreamEndCapture ::emu::cudaStreamEndCapture
+#define cudaGraphInstantiate ::emu::cudaGraphInstantiate
+#define cudaGraphLaunch ::emu::cudaGraphLaunch
+#define cudaGraphDestroy ::emu::cudaGraphDestroy
+#define cudaGraphExecDestroy ::emu::cudaGraphExecDestroy
 
 // Device code calls these unqualified.
 using std::max;

@@ -271,15 +271,8 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int /*device
 
 cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned /*flags*/) {
-  static int token;
-  *stream = reinterpret_cast<cudaStream_t>(&token);
-  return cudaSuccess;
-}
-cudaError_t cudaStreamSynchronize(cudaStream_t /*stream*/) { return cudaSuccess; }
-cudaError_t cudaStreamDestroy(cudaStream_t /*stream*/) { return cudaSuccess; }
-
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  if (const cudaError_t error = CaptureUnsafeCall(); error != cudaSuccess) return error;
   const size_t rounded = (bytes + 255) / 256 * 256;
   void* p = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
   if (p == nullptr) return cudaErrorMemoryAllocation;
@@ -292,23 +285,13 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
 }
 
 cudaError_t cudaFree(void* ptr) {
+  if (const cudaError_t error = CaptureUnsafeCall(); error != cudaSuccess) return error;
   if (ptr == nullptr) return cudaSuccess;
   {
     std::lock_guard<std::mutex> lock(g_alloc_mutex);
     if (Allocations().erase(ptr) != 1) return cudaErrorInvalidValue;
   }
   std::free(ptr);
-  return cudaSuccess;
-}
-
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind /*kind*/,
-                            cudaStream_t /*stream*/) {
-  std::memcpy(dst, src, bytes);
-  return cudaSuccess;
-}
-
-cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t /*stream*/) {
-  std::memset(dst, value, bytes);
   return cudaSuccess;
 }
 

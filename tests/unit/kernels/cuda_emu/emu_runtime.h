@@ -6,7 +6,11 @@
 // so a run is deterministic; a barrier that can never complete aborts with "deadlock".
 // Dynamic shared memory and cudaMalloc'ed memory (its first 8 MiB) start as 0xFF (NaN in
 // every float type), so reading what no one wrote shows up. Device memory is host memory; streams
-// run each call to completion.
+// run each call to completion, except while they capture (emu_stream.cc): then kernel
+// launches, device copies and memsets are recorded, with their arguments as at the call, into
+// a graph that cudaGraphLaunch replays; calls CUDA refuses during a capture (allocation,
+// waiting, copies to or from host memory) fail and invalidate it, as in CUDA's thread-local
+// capture mode.
 //
 // Not a simulator of timing or of memory ordering between blocks. x86-64 only, and not
 // under ASan/TSan (their stack bookkeeping does not follow hand-made fibers): Available()
@@ -52,6 +56,12 @@ V Shfl(V v, int lane, bool xor_lane = false) {
 // ---- launching ----
 // Runs body() as every thread of every block of the grid; returns when all are done.
 void RunGrid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
+// A kernel launch on `stream`: RunGrid now, or recorded when the stream is capturing.
+void Launch(cudaStream_t stream, dim3 grid, dim3 block, size_t shared_bytes,
+            std::function<void()> body);
+// What an allocation or a wait must return on this thread: cudaSuccess, or, while the thread
+// captures a stream (not in relaxed mode), an error that has invalidated those captures.
+cudaError_t CaptureUnsafeCall();
 
 // ---- the runtime API the backend calls ----
 cudaError_t cudaGetDeviceCount(int* count);
@@ -75,9 +85,18 @@ template <typename F>
 cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, F* func) {
   return ::emu::cudaFuncGetAttributes(attributes, reinterpret_cast<const void*>(func));
 }
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph,
+                                 unsigned long long flags);  // NOLINT(google-runtime-int)
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 
 // Bytes cudaMalloc'ed and not yet freed.
 int64_t LiveAllocations();
+// Graph executables instantiated and not yet destroyed.
+int64_t LiveGraphExecs();
 
 }  // namespace emu
 

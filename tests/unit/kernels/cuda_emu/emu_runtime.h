@@ -38,6 +38,13 @@ void* DynamicShared();
 [[noreturn]] void Trap();
 // Every lane of the warp passes `bits`; returns lane `lane`'s (or lane ^ `lane`'s).
 uint32_t WarpExchange(uint32_t bits, int lane, bool xor_lane);
+// Every lane of the warp passes `count` words (at most kMaxGatherWords, the same count in
+// every lane); `all` receives lane i's at [i * count, (i + 1) * count). A warp barrier, like
+// a shuffle: the warp-collective operations (mma.sync) are built on it.
+inline constexpr int kMaxGatherWords = 16;
+void WarpGather(const uint32_t* mine, int count, uint32_t* all);
+// The calling thread's lane in its warp.
+int LaneId();
 
 template <typename V>
 V Shfl(V v, int lane, bool xor_lane = false) {

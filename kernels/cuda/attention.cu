@@ -28,6 +28,9 @@
 // (PlanItemsKernel lists them on the device, since the host does not see query lengths).
 // A thread block takes (item, kv head, split slot): its rows are the item's tokens x the
 // kv head's query heads (GQA), and every K/V tile it loads serves all of them.
+//
+// With the tensor-core option the launcher runs attention_mma.cu's kernel instead (its own
+// arithmetic on mma.sync, for every row of the model), with the same plan and merge.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>

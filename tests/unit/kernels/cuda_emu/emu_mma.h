@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/cuda/cuda_index.h"
 #include "tests/unit/kernels/cuda_emu/emu_runtime.h"
@@ -26,57 +27,71 @@ namespace ringserve::kernels::RS_CUDA_NS {
 
 namespace emu_mma {
 
-// A 16-bit element as a float (exact): bf16 is the top half of an f32; f16 is decoded
-// field by field (subnormals, infinities and NaN included).
-template <typename T>
-float Widen(uint16_t bits) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    return AsFloat(static_cast<uint32_t>(bits) << 16);
-  } else {
-    static_assert(std::is_same_v<T, __half>);
-    const uint32_t sign = static_cast<uint32_t>(bits >> 15) << 31;
-    const int exponent = (bits >> 10) & 0x1F;
-    const uint32_t mantissa = bits & 0x3FFU;
-    if (exponent == 0x1F) return AsFloat(sign | 0x7F800000U | (mantissa << 13));
-    if (exponent != 0) {
-      return AsFloat(sign | static_cast<uint32_t>(exponent - 15 + 127) << 23 | mantissa << 13);
-    }
-    const float magnitude = static_cast<float>(mantissa) * 0x1p-24F;  // exact
-    return sign != 0 ? -magnitude : magnitude;
+// An f16 value as a float (exact), field by field: subnormals, infinities and NaN included.
+inline float HalfToFloat(uint16_t bits) {
+  const uint32_t sign = static_cast<uint32_t>(bits >> 15) << 31;
+  const int exponent = (bits >> 10) & 0x1F;
+  const uint32_t mantissa = bits & 0x3FFU;
+  if (exponent == 0x1F) return AsFloat(sign | 0x7F800000U | (mantissa << 13));
+  if (exponent != 0) {
+    return AsFloat(sign | static_cast<uint32_t>(exponent - 15 + 127) << 23 | mantissa << 13);
   }
+  const float magnitude = static_cast<float>(mantissa) * 0x1p-24F;  // exact
+  return sign != 0 ? -magnitude : magnitude;
 }
 
-// Element `k` of register pair word `word` (the low half holds the lower index).
-template <typename T>
-float Element(const uint32_t* lane_words, int word, int k) {
-  return Widen<T>(static_cast<uint16_t>(lane_words[word] >> (16 * (k % 2))));
+// Every f16 value as a float, by bit pattern (the emulated kernels widen millions).
+inline const float* HalfTable() {
+  static const std::vector<float> table = [] {
+    std::vector<float> values(size_t{1} << 16);
+    for (size_t i = 0; i < values.size(); ++i) values[i] = HalfToFloat(static_cast<uint16_t>(i));
+    return values;
+  }();
+  return table.data();
 }
+
+// Widens the 16-bit elements of fragment registers (exactly): bf16 is the top half of an f32.
+template <typename T>
+class Widener {
+ public:
+  // Element `k` (0 or 1) of a register holding a pair (the low half holds the lower index).
+  float operator()(uint32_t word, int k) const {
+    const auto bits = static_cast<uint16_t>(word >> (16 * k));
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      return AsFloat(static_cast<uint32_t>(bits) << 16);
+    } else {
+      static_assert(std::is_same_v<T, __half>);
+      return half_table_[bits];
+    }
+  }
+
+ private:
+  const float* half_table_ = std::is_same_v<T, __half> ? HalfTable() : nullptr;
+};
 
 }  // namespace emu_mma
 
 template <typename T>
 void MmaM16N8K16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  constexpr int kWords = 10;  // a[4], b[2], d[4] of every lane
-  uint32_t mine[kWords];
-  std::memcpy(mine, a, sizeof(a));
-  std::memcpy(mine + 4, b, sizeof(b));
-  std::memcpy(mine + 6, d, sizeof(d));
-  uint32_t all[32 * kWords];
-  ::emu::WarpGather(mine, kWords, all);
+  constexpr int kWords = 6;  // a[4] and b[2] of every lane
+  const uint32_t mine[kWords] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+  const uint32_t* all = ::emu::WarpGather(mine, kWords);
   const int lane = ::emu::LaneId();
   const int g = lane / 4, t = lane % 4;
-  // A[row][k] sits in lane 4 (row % 8) + (k % 8) / 2, register (row >= 8) + 2 (k >= 8);
-  // B[k][col] in lane 4 col + (k % 8) / 2, register 4 + (k >= 8).
-  for (int i = 0; i < 4; ++i) {
-    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
-    float sum = d[i];
-    for (int k = 0; k < 16; ++k) {
-      const uint32_t* a_lane = all + (4 * (row % 8) + k % 8 / 2) * kWords;
-      const uint32_t* b_lane = all + (4 * col + k % 8 / 2) * kWords;
-      const float x = emu_mma::Element<T>(a_lane, row / 8 + 2 * (k / 8), k);
-      const float y = emu_mma::Element<T>(b_lane, 4 + k / 8, k);
-      sum = Add(sum, Mul(x, y));
+  // This lane's rows g, g + 8 of A and columns 2t, 2t + 1 of B. A[row][k] sits in lane
+  // 4 (row % 8) + (k % 8) / 2, register (row >= 8) + 2 (k >= 8); B[k][col] in lane
+  // 4 col + (k % 8) / 2, register 4 + (k >= 8); both in half k % 2.
+  const emu_mma::Widener<T> widen;
+  float rows[2][16], cols[2][16];
+  for (int k = 0; k < 16; ++k) {
+    for (int h = 0; h < 2; ++h) {
+      rows[h][k] = widen(all[(4 * g + k % 8 / 2) * kWords + h + 2 * (k / 8)], k % 2);
+      cols[h][k] = widen(all[(4 * (2 * t + h) + k % 8 / 2) * kWords + 4 + k / 8], k % 2);
     }
+  }
+  for (int i = 0; i < 4; ++i) {
+    float sum = d[i];  // D[g + 8 (i / 2)][2t + i % 2]
+    for (int k = 0; k < 16; ++k) sum = Add(sum, Mul(rows[i / 2][k], cols[i % 2][k]));
     d[i] = sum;
   }
 }

@@ -228,7 +228,9 @@ uint32_t WarpExchange(uint32_t bits, int lane_arg, bool xor_lane) {
   return b.warp_values[w][half + (xor_lane ? lane ^ lane_arg : lane_arg)];
 }
 
-void WarpGather(const uint32_t* mine, int count, uint32_t* all) {
+// The buffer of generation G is written again at G + 2, which no lane reaches before every
+// lane has passed G + 1: a lane may read it until its next warp barrier.
+const uint32_t* WarpGather(const uint32_t* mine, int count) {
   if (count < 1 || count > kMaxGatherWords) Fail("WarpGather: bad word count");
   Block& b = Current();
   const int w = FullWarp(b), lane = b.current % kWarp;
@@ -236,7 +238,7 @@ void WarpGather(const uint32_t* mine, int count, uint32_t* all) {
   uint32_t* buffer = b.warp_gathers[w].data() + (generation & 1) * kWarp * kMaxGatherWords;
   std::copy(mine, mine + count, buffer + lane * count);
   WarpBarrier(b, w, generation);
-  std::copy(buffer, buffer + kWarp * count, all);
+  return buffer;
 }
 
 int LaneId() { return Current().current % kWarp; }
@@ -271,7 +273,7 @@ void RunGrid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<voi
 void SyncThreads() { Fail("unavailable"); }
 void SyncWarp() { Fail("unavailable"); }
 uint32_t WarpExchange(uint32_t, int, bool) { Fail("unavailable"); }
-void WarpGather(const uint32_t*, int, uint32_t*) { Fail("unavailable"); }
+const uint32_t* WarpGather(const uint32_t*, int) { Fail("unavailable"); }
 int LaneId() { Fail("unavailable"); }
 void RunGrid(dim3, dim3, size_t, const std::function<void()>&) { Fail("unavailable"); }
 #endif

@@ -39,10 +39,11 @@ void* DynamicShared();
 // Every lane of the warp passes `bits`; returns lane `lane`'s (or lane ^ `lane`'s).
 uint32_t WarpExchange(uint32_t bits, int lane, bool xor_lane);
 // Every lane of the warp passes `count` words (at most kMaxGatherWords, the same count in
-// every lane); `all` receives lane i's at [i * count, (i + 1) * count). A warp barrier, like
-// a shuffle: the warp-collective operations (mma.sync) are built on it.
+// every lane); returns all of them, lane i's at [i * count, (i + 1) * count), readable until
+// the calling lane's next warp barrier. A warp barrier, like a shuffle: the warp-collective
+// operations (mma.sync) are built on it.
 inline constexpr int kMaxGatherWords = 16;
-void WarpGather(const uint32_t* mine, int count, uint32_t* all);
+const uint32_t* WarpGather(const uint32_t* mine, int count);
 // The calling thread's lane in its warp.
 int LaneId();
 

@@ -248,6 +248,12 @@ struct BackendOptions {
   // CUDA: MatMul on the simple tiled kernel instead of cuBLASLt. Both are batch invariant;
   // the simple one is the reference (and fallback) for the fast one.
   bool cuda_simple_matmul = false;
+  // CUDA: paged attention on tensor cores (mma.sync) for f16/bf16 activations: every row,
+  // prefill and decode, through the same MMA arithmetic (kernels/cuda/attention_mma.cu), so
+  // results stay batch invariant but differ in the last bits from the SIMT f32 kernel's.
+  // Off until validated on hardware; f32 activations, head_dim > 256 and more than 64 query
+  // heads per kv head keep the SIMT kernel either way.
+  bool cuda_tensor_core_attention = false;
 };
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view device,
                                                        const BackendOptions& options = {});

@@ -57,9 +57,9 @@ STAGES=(
   "build 330 ninja: ringserve-run, ringserve-gpu-roofline, kernels/model/engine tests, *cuda*/*gpu* targets"
   "ctest 150 every built test (kernels, model, engine, the CUDA backend's), -j$jobs"
   "vectors 90 stories260K vectors: f32 tokens exact on $device, bf16 first-step logits <= 2e-2 of CPU f32"
-  "hf_compare 120 ringserve (cpu f32, $device f32/bf16) vs transformers logits, <= 1e-2 in bf16"
+  "hf_compare 120 ringserve (cpu f32, $device f32/bf16/bf16 tensor-core attention) vs transformers logits, <= 1e-2 in bf16"
   "roofline 90 ringserve-gpu-roofline: device-to-device copy GB/s, cuBLAS bf16 TFLOP/s at Llama-3-8B shapes"
-  "bench 300 ringserve-run bench llama-3-8b bf16: decode B=1 and B=64@1024 (CUDA graphs, and op by op), prefill 2048, 256 x 512/256, KV pool at 0.9"
+  "bench 300 ringserve-run bench llama-3-8b bf16: decode B=1 and B=64@1024 (CUDA graphs, and op by op), prefill 2048 (SIMT and tensor-core attention), 256 x 512/256, KV pool at 0.9"
   "baseline 200 transformers batched generate, 256 x 512/256, Llama-3-8B shape bf16"
   "serve_build 150 ninja: ringserve-worker, ringserve-router, ringserve-cli, ringserve-model"
   "serve 90 deploy/local/serve.sh --no-build: one worker per GPU (--device cuda:i), a generate through the router"
@@ -296,12 +296,16 @@ stage_roofline() {
 }
 
 stage_bench() {
-  local dtype=(--dtype bf16)
+  local dtype=(--dtype bf16) attention=(--step-attention simt,tensor-core)
   if ! "$bin/ringserve-run" bench --help 2>&1 | grep -q -- --dtype; then
     echo "bench: ringserve-run has no --dtype flag: the backend's default dtype (kv_pool.dtype)"
     dtype=()
   fi
-  "$bin/ringserve-run" bench --device "$device" "${dtype[@]}" --dummy-weights \
+  # The step bench (decode and prefill, a few seconds) once per attention kernel.
+  if ! "$bin/ringserve-run" bench --help 2>&1 | grep -q -- --step-attention; then
+    attention=()
+  fi
+  "$bin/ringserve-run" bench --device "$device" "${dtype[@]}" "${attention[@]}" --dummy-weights \
     --preset llama-3-8b --decode-batch 1,64 --context 1024 --decode-steps 32 --compare-eager \
     --prefill-tokens 2048 --prefill-reps 5 --parallel 256 --prompt-tokens 512 \
     --gen-tokens 256 --kv-fraction 0.9 --json >"$work/bench.json"

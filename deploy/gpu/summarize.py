@@ -143,28 +143,35 @@ def compute(work):
         row("transformers comparison", st.get("hf_compare", {}).get("status", "not run"), "pass", False)
 
     copy = (roofline or {}).get("copy", {}).get("gb_per_s")
-    steps = (bench or {}).get("steps") or {}
-    for d in steps.get("decode", []):
-        key = "decode_b1_roofline" if d["batch"] == 1 else f"decode_b{d['batch']}_roofline"
-        frac = d["gb_per_s"] / copy if copy else None
-        ratios[key] = frac
-        target = TARGETS.get(key)
-        row(f"decode B={d['batch']} ctx={d['context']} ({d.get('path', '?')}): "
-            f"{d['step_ms_median']:.2f} ms/step, {d['gb_per_s']:.0f} GB/s",
-            f"{frac:.1%} of copy {copy:.0f} GB/s" if frac else "n/a",
-            f">= {target:.0%}" if target else "", frac is not None and (target is None or frac >= target))
-        if d.get("eager_step_ms_median"):
-            ratios[f"decode_b{d['batch']}_graph_speedup"] = d["eager_step_ms_median"] / d["step_ms_median"]
-            row(f"(info) decode B={d['batch']} op by op (--cuda-graphs=false)",
-                f"{d['eager_step_ms_median']:.2f} ms/step",
-                f"graphs {d['eager_step_ms_median'] / d['step_ms_median']:.2f}x faster", True)
-    pre = steps.get("prefill")
     ideal = prefill_ideal_seconds(bench, roofline)
-    if pre:
-        frac = ideal / (pre["ms_median"] / 1e3) if ideal else None
-        ratios["prefill_vs_cublas"] = frac
-        row(f"prefill {pre['tokens']} tokens: {pre['ms_median']:.1f} ms, {pre['tflops']:.1f} TFLOP/s",
-            f"{frac:.1%} of cuBLAS" if frac else "n/a", ">= 60%", frac is not None and frac >= 0.60)
+    # With --step-attention the step bench ran once per attention kernel: the first one's
+    # ratios keep their names, the others' get the kernel's name appended.
+    by_attention = list(((bench or {}).get("steps_by_attention") or {}).items())
+    for i, (attention, steps) in enumerate(by_attention or [(None, (bench or {}).get("steps") or {})]):
+        suffix = "" if i == 0 else "_" + attention.replace("-", "_")
+        label = f" [{attention} attention]" if attention else ""
+        for d in steps.get("decode", []):
+            name = "decode_b1_roofline" if d["batch"] == 1 else f"decode_b{d['batch']}_roofline"
+            frac = d["gb_per_s"] / copy if copy else None
+            ratios[name + suffix] = frac
+            target = TARGETS.get(name)
+            row(f"decode B={d['batch']} ctx={d['context']} ({d.get('path', '?')}){label}: "
+                f"{d['step_ms_median']:.2f} ms/step, {d['gb_per_s']:.0f} GB/s",
+                f"{frac:.1%} of copy {copy:.0f} GB/s" if frac else "n/a",
+                f">= {target:.0%}" if target else "",
+                frac is not None and (target is None or frac >= target))
+            if d.get("eager_step_ms_median"):
+                speedup = d["eager_step_ms_median"] / d["step_ms_median"]
+                ratios[f"decode_b{d['batch']}_graph_speedup" + suffix] = speedup
+                row(f"(info) decode B={d['batch']}{label} op by op (--cuda-graphs=false)",
+                    f"{d['eager_step_ms_median']:.2f} ms/step", f"graphs {speedup:.2f}x faster", True)
+        pre = steps.get("prefill")
+        if pre:
+            frac = ideal / (pre["ms_median"] / 1e3) if ideal else None
+            ratios["prefill_vs_cublas" + suffix] = frac
+            row(f"prefill {pre['tokens']} tokens{label}: {pre['ms_median']:.1f} ms, "
+                f"{pre['tflops']:.1f} TFLOP/s", f"{frac:.1%} of cuBLAS" if frac else "n/a", ">= 60%",
+                frac is not None and frac >= 0.60)
     runs = [r for r in (bench or {}).get("runs", []) if r["parallel"] == 256]
     rs_tps = runs[0]["output_tokens_per_s"] if runs else None
     hf_tps = (baseline or {}).get("output_tokens_per_s")

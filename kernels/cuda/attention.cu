@@ -28,10 +28,15 @@
 // (PlanItemsKernel lists them on the device, since the host does not see query lengths).
 // A thread block takes (item, kv head, split slot): its rows are the item's tokens x the
 // kv head's query heads (GQA), and every K/V tile it loads serves all of them.
+//
+// With the tensor-core option the launcher runs attention_mma.cu's kernel instead (its own
+// arithmetic on mma.sync, for every row of the model), with the same plan and merge.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cuda/attention_common.cuh"
+#include "kernels/cuda/attention_mma.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_dtype.cuh"
 #include "kernels/cuda/cuda_namespace.h"
@@ -51,30 +56,7 @@ constexpr int kStateFloats = 4;
 
 static_assert(kTile == 32, "one key per lane");
 
-struct Params {
-  const void* qkv;
-  int64_t qkv_stride;
-  void* out;
-  int64_t out_stride;
-  const void* k;
-  const void* v;
-  int num_q_heads;
-  int num_kv_heads;
-  int head_dim;
-  int group;  // query heads per kv head
-  float scale;
-  int block_size;
-  int max_blocks_per_seq;
-  const int32_t* positions;
-  const int32_t* query_start;
-  const int32_t* block_tables;
-  const int2* items;
-  const int* num_items;
-  int tokens_per_item;
-  float* partials;    // [num_seqs, num_q_heads, grid_splits, head_dim + 2]
-  int grid_splits;    // split slots of the launch (grid z); 1 = no split-parallel rows
-  bool vector_loads;  // K/V rows load as 16-byte vectors
-};
+using Params = AttentionParams;
 
 // Shared memory of one thread block, in floats: q, acc and O of every row, the K tile (rows
 // padded by one float so lanes reading different keys hit different banks), the V tile, the
@@ -232,17 +214,11 @@ __device__ void LoadTileVectorized(const T* k_cache, const T* v_cache, const int
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p) {
-  if (static_cast<int>(blockIdx.x) >= *p.num_items) return;
-  const int2 item = p.items[blockIdx.x];
-  const int seq = item.x;
-  const int first = item.y;
-  const int num_tokens = min(p.tokens_per_item, p.query_start[seq + 1] - first);
-  const int kv_head = static_cast<int>(blockIdx.y);
-  const int slot = static_cast<int>(blockIdx.z);
-  const int first_position = p.positions[first];
-  const int seq_tokens = p.query_start[seq + 1] - p.query_start[seq];
-  const bool split_parallel = SplitParallel(seq_tokens, first_position, p.grid_splits);
-  if (slot > 0 && (!split_parallel || slot >= NumSplits(first_position + 1))) return;
+  AttentionBlockWork work;
+  if (!FindAttentionBlockWork(p, &work)) return;
+  const int seq = work.seq, first = work.first, num_tokens = work.num_tokens;
+  const int kv_head = work.kv_head, slot = work.slot;
+  const bool split_parallel = work.split_parallel;
 
   const int hd = p.head_dim;
   const int rows = num_tokens * p.group;
@@ -375,22 +351,15 @@ cudaError_t ConfigureAttentionKernels(size_t optin_bytes, size_t* max_dynamic_by
   for (const void* kernel : {reinterpret_cast<const void*>(PagedAttentionKernel<float>),
                              reinterpret_cast<const void*>(PagedAttentionKernel<__half>),
                              reinterpret_cast<const void*>(PagedAttentionKernel<__nv_bfloat16>)}) {
-    // Static and dynamic shared memory together may not exceed the opt-in limit.
-    cudaFuncAttributes attributes;
-    cudaError_t error = cudaFuncGetAttributes(&attributes, kernel);
+    const cudaError_t error = RaiseDynamicSharedLimit(kernel, optin_bytes, max_dynamic_bytes);
     if (error != cudaSuccess) return error;
-    const size_t dynamic = optin_bytes - std::min(optin_bytes, attributes.sharedSizeBytes);
-    error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 static_cast<int>(dynamic));
-    if (error != cudaSuccess) return error;
-    *max_dynamic_bytes = std::min(*max_dynamic_bytes, dynamic);
   }
-  return cudaSuccess;
+  return ConfigureMmaAttentionKernels(optin_bytes, max_dynamic_bytes);
 }
 
 void LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& heads,
                           const BatchArgs& batch, const KvArgs& kv, const AttentionScratch& scratch,
-                          SplitMode split_mode, const Mat& out) {
+                          SplitMode split_mode, bool tensor_cores, const Mat& out) {
   RS_CHECK(heads.num_q_heads > 0 && heads.num_kv_heads > 0 && heads.head_dim > 0);
   RS_CHECK(heads.num_q_heads % heads.num_kv_heads == 0);
   RS_CHECK(qkv.dtype == out.dtype && qkv.rows == batch.num_tokens && out.rows == batch.num_tokens);
@@ -401,9 +370,14 @@ void LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& h
   if (batch.num_tokens == 0) return;
   RS_CHECK(batch.num_seqs > 0 && batch.max_context_len > 0 && batch.max_blocks_per_seq > 0);
   const int group = heads.num_q_heads / heads.num_kv_heads;
-  const int tokens_per_item = TokensPerItem(group);
-  const SharedLayout layout(tokens_per_item * group, heads.head_dim, tokens_per_item);
-  RS_CHECK_MSG(static_cast<size_t>(layout.total_bytes) <= scratch.max_shared_bytes,
+  // The path depends on the model and the option only, never on the batch (see
+  // attention_mma.cu): every row of a model takes the same arithmetic.
+  const bool mma = tensor_cores && MmaAttentionSupports(qkv.dtype, group, heads.head_dim);
+  const int tokens_per_item = mma ? MmaTokensPerItem(group) : TokensPerItem(group);
+  const int64_t shared_bytes =
+      mma ? MmaAttentionSharedBytes(heads.head_dim, tokens_per_item)
+          : SharedLayout(tokens_per_item * group, heads.head_dim, tokens_per_item).total_bytes;
+  RS_CHECK_MSG(static_cast<size_t>(shared_bytes) <= scratch.max_shared_bytes,
                "attention: head_dim x query heads per kv head too large for shared memory");
   const int64_t max_items = MaxAttentionItems(batch.num_tokens, batch.num_seqs, tokens_per_item);
   RS_CHECK_MSG(max_items <= scratch.item_capacity, "attention: batch exceeds the item scratch");
@@ -456,9 +430,12 @@ void LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& h
   RS_CUDA_CHECK_LAUNCH();
   const dim3 grid(static_cast<unsigned>(max_items), static_cast<unsigned>(heads.num_kv_heads),
                   static_cast<unsigned>(p.grid_splits));
-  RS_DISPATCH_ACTIVATION(
-      qkv.dtype, T,
-      RS_LAUNCH(PagedAttentionKernel<T>, grid, kThreads, layout.total_bytes, stream, p));
+  if (mma) {
+    LaunchMmaAttentionKernel(stream, grid, shared_bytes, p, qkv.dtype);
+  } else {
+    RS_DISPATCH_ACTIVATION(
+        qkv.dtype, T, RS_LAUNCH(PagedAttentionKernel<T>, grid, kThreads, shared_bytes, stream, p));
+  }
   RS_CUDA_CHECK_LAUNCH();
   if (parallel) {
     RS_CHECK(heads.num_q_heads <= 65535);

@@ -58,7 +58,8 @@ CudaBackend::CudaBackend(Key /*key*/, int ordinal, const BackendOptions& options
       name_(absl::StrCat("cuda:", ordinal)),
       dtype_(options.cuda_activation_dtype),
       simple_matmul_(options.cuda_simple_matmul),
-      sync_after_ops_(EnvFlag("RINGSERVE_CUDA_SYNC")) {}
+      sync_after_ops_(EnvFlag("RINGSERVE_CUDA_SYNC")),
+      tensor_core_attention_(options.cuda_tensor_core_attention) {}
 
 absl::StatusOr<std::unique_ptr<Backend>> CudaBackend::Create(int ordinal,
                                                              const BackendOptions& options) {
@@ -337,7 +338,7 @@ void CudaBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
                                  max_shared_bytes_};
   LaunchPagedAttention(stream_, ToMat(qkv), ToHeadArgs(shape), ToBatchArgs(batch),
                        KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks}, scratch, split_mode_,
-                       ToMat(out));
+                       tensor_core_attention_, ToMat(out));
   AfterOp("PagedAttention");
 }
 

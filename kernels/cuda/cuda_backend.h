@@ -70,6 +70,10 @@ class CudaBackend final : public Backend {
 
   // Tests: force decode attention's split-parallel path on or off (results must not change).
   void set_attention_split_mode(SplitMode mode) { split_mode_ = mode; }
+  // Benchmarks: switch BackendOptions::cuda_tensor_core_attention between runs. It changes
+  // result bits, so never in the middle of a generation.
+  void set_tensor_core_attention(bool on) { tensor_core_attention_ = on; }
+  bool tensor_core_attention() const { return tensor_core_attention_; }
   // Tests: product shapes the cuBLASLt path planned, and how many fell back to the simple
   // kernel (0 and 0 with cuda_simple_matmul).
   int num_matmul_plans() const;
@@ -105,6 +109,7 @@ class CudaBackend final : public Backend {
   int64_t num_allocations_ = 0;
   SplitMode split_mode_ = SplitMode::kAuto;
   bool capturing_ = false;  // inside CaptureGraph: ops are recorded, not run
+  bool tensor_core_attention_ = false;
   int num_sms_ = 0;
   size_t max_shared_bytes_ = 0;
   // Scratch allocated once in Init (see Init for the sizes).

@@ -95,9 +95,11 @@ struct AttentionScratch {
 };
 
 // Causal paged attention; see attention.cu for the arithmetic and why it is batch invariant.
+// `tensor_cores`: f16/bf16 shapes run the tensor-core kernel of attention_mma.cu (its own
+// arithmetic, the same for every row of the model); others, and f32, the SIMT kernel.
 void LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& heads,
                           const BatchArgs& batch, const KvArgs& kv, const AttentionScratch& scratch,
-                          SplitMode split_mode, const Mat& out);
+                          SplitMode split_mode, bool tensor_cores, const Mat& out);
 // Raises the attention kernels' dynamic shared memory limit as far as the device's opt-in
 // limit allows (once, at start-up); reports the limit for AttentionScratch.
 cudaError_t ConfigureAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes);

@@ -88,6 +88,16 @@ def tool_checks(work):
     expect(b["runs"][0]["output_tokens_per_s"] > 0 and b["runs"][0]["generated_tokens"] == 1024,
            "bench reports output tokens/s of the generator run")
     expect(0.0009 < b["kv_pool"]["fraction_of_free"] <= 0.001, "KV pool sized from free memory")
+    # check.sh compares the attention kernels with --step-attention: CUDA only, and the CPU
+    # says so; summary_checks stands in for the GPU's output.
+    ab = run([os.path.join(BIN, "ringserve-run"), "bench", "--dummy-weights", "--preset", "tiny",
+              "--prefill-tokens", "16", "--parallel", "none", "--threads", "2",
+              "--step-attention", "simt,tensor-core"])
+    expect(ab.returncode != 0 and "no choice of attention kernel" in ab.stderr,
+           "--step-attention on the CPU is refused", ab.stderr[-500:])
+    b["steps_by_attention"] = {"simt": b["steps"], "tensor-core": b["steps"]}
+    with open(os.path.join(work, "bench.json"), "w") as f:
+        json.dump(b, f)
 
 
 def summary_checks(work):
@@ -112,7 +122,8 @@ def summary_checks(work):
     report = json.load(open(os.path.join(out, "check.json")))
     r = report["ratios"]
     for key in ("decode_b1_roofline", "decode_b64_roofline", "prefill_vs_cublas",
-                "throughput_vs_transformers", "kv_pool_fraction"):
+                "throughput_vs_transformers", "kv_pool_fraction", "decode_b1_roofline_tensor_core",
+                "prefill_vs_cublas_tensor_core"):
         expect(isinstance(r.get(key), float) and r[key] > 0, f"ratio {key} = {r.get(key)}")
     md = open(os.path.join(out, "check.md")).read()
     expect("| check | measured | target | ok |" in md and "0123456789ab" in md,

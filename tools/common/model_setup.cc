@@ -2,6 +2,9 @@
 
 #include "absl/status/status.h"
 #include "common/status_macros.h"
+#ifdef RINGSERVE_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
 #include "worker/model/presets.h"
 #include "worker/tokenizer/llama2c_vocab.h"
 
@@ -12,6 +15,9 @@ void ModelFlags::Register(ArgParser& parser) {
   parser.AddString("tokenizer", &tokenizer_path, "tokenizer file (llama2.c tokenizer.bin)");
   parser.AddString("device", &device, "cpu or cuda:N");
   parser.AddString("dtype", &dtype, "CUDA activations and KV: bf16, f16 or f32 (CPU: f32 always)");
+  parser.AddString("attention", &attention,
+                   "CUDA attention: simt (f32 FMA) or tensor-core (mma.sync, f16/bf16 only; "
+                   "other bits than simt, batch invariant all the same)");
   parser.AddBool("dummy-weights", &dummy_weights, "random weights of --preset's shape");
   parser.AddString("preset", &preset, "tiny, llama-110m, llama-3.2-1b, llama-3-8b");
   parser.AddInt("seed", &seed, "sampling seed (and dummy-weight seed)");
@@ -37,6 +43,8 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
     return absl::InvalidArgumentError("--dtype: expected bf16, f16 or f32, got '" + flags.dtype +
                                       "'");
   }
+  RS_ASSIGN_OR_RETURN(backend_options.cuda_tensor_core_attention,
+                      ParseTensorCoreAttention(flags.attention));
   RS_ASSIGN_OR_RETURN(loaded.backend, kernels::CreateBackend(flags.device, backend_options));
   std::optional<tokenizer::Vocabulary> vocab;
   if (flags.dummy_weights) {
@@ -72,6 +80,24 @@ absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel
   }
   return model::LlamaModel::CreateWithRandomWeights(
       loaded.config, static_cast<uint64_t>(flags.seed), loaded.backend.get(), options);
+}
+
+absl::StatusOr<bool> ParseTensorCoreAttention(const std::string& attention) {
+  if (attention == "simt") return false;
+  if (attention == "tensor-core") return true;
+  return absl::InvalidArgumentError("--attention: expected simt or tensor-core, got '" + attention +
+                                    "'");
+}
+
+absl::Status SetTensorCoreAttention(kernels::Backend& backend, bool on) {
+#ifdef RINGSERVE_HAVE_CUDA
+  if (auto* cuda = dynamic_cast<kernels::cuda::CudaBackend*>(&backend); cuda != nullptr) {
+    cuda->set_tensor_core_attention(on);
+    return absl::OkStatus();
+  }
+#endif
+  return absl::FailedPreconditionError(std::string(backend.name()) +
+                                       ": no choice of attention kernel (CUDA only)");
 }
 
 }  // namespace ringserve::tools

@@ -19,7 +19,8 @@ struct ModelFlags {
   std::string model_path;
   std::string tokenizer_path;
   std::string device = "cpu";
-  std::string dtype = "bf16";  // CUDA activation dtype: bf16, f16 or f32
+  std::string dtype = "bf16";      // CUDA activation dtype: bf16, f16 or f32
+  std::string attention = "simt";  // CUDA attention kernel: simt or tensor-core
   bool dummy_weights = false;
   std::string preset;
   int64_t seed = 0;
@@ -45,6 +46,14 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags);
 absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel& loaded,
                                                                const ModelFlags& flags,
                                                                model::ModelOptions options);
+
+// Whether --attention's value names the tensor-core kernel ("tensor-core") or the SIMT one
+// ("simt"); INVALID_ARGUMENT for anything else.
+absl::StatusOr<bool> ParseTensorCoreAttention(const std::string& attention);
+// Switches a CUDA backend's attention kernel between runs (benchmarks compare both in one
+// process); FAILED_PRECONDITION for a backend without the choice. Changes result bits: never
+// in the middle of a generation.
+absl::Status SetTensorCoreAttention(kernels::Backend& backend, bool on);
 
 }  // namespace ringserve::tools
 

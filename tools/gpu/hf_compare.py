@@ -14,7 +14,8 @@ weights are random and bf16-exact, so every side computes from the same numbers.
             transformers is missing): tools/gpu/llama_reference.py writes the files and
             computes float64 logits (short sequences only).
   compare   runs `ringserve-run logits` on each model (CPU f32; with --device cuda:N also
-            --dtype f32 and --dtype bf16) and compares rows by ||a - b|| / ||b||.
+            --dtype f32, --dtype bf16 and --dtype bf16 --attention tensor-core) and compares
+            rows by ||a - b|| / ||b||.
   all       both.
 
 Prints one JSON object (also written to --out); exits 1 when a check fails.
@@ -215,16 +216,16 @@ def max_rel_err(got, want):
     return worst
 
 
-def has_dtype_flag(run):
-    text = subprocess.run([run, "logits", "--help"], capture_output=True, text=True).stdout
-    return "--dtype" in text
+def logits_flags(run):
+    return subprocess.run([run, "logits", "--help"], capture_output=True, text=True).stdout
 
 
-def run_ringserve(run, model_dir, seqs, device, dtype, out_path):
+def run_ringserve(run, model_dir, seqs, device, dtype, out_path, extra=()):
     cmd = [run, "logits", "--model", model_dir, "--device", device,
            "--decode-steps", str(DECODE_STEPS), "--out", out_path]
     if dtype:
         cmd += ["--dtype", dtype]
+    cmd += list(extra)
     for ids in seqs:
         cmd += ["--prompt-ids", ",".join(map(str, ids))]
     start = time.time()
@@ -243,10 +244,15 @@ def compare(args):
     with open(os.path.join(args.work, "manifest.json")) as f:
         manifest = json.load(f)
     run = os.path.join(args.bin, "ringserve-run")
-    runs = [("cpu", "cpu", None)]
-    dtype_flag = has_dtype_flag(run)
+    runs = [("cpu", "cpu", None, ())]
+    flags = logits_flags(run)
+    dtype_flag = "--dtype" in flags
     if args.device != "cpu":
-        runs += [(f"{args.device} f32", args.device, "f32"), (f"{args.device} bf16", args.device, "bf16")]
+        runs += [(f"{args.device} f32", args.device, "f32", ()),
+                 (f"{args.device} bf16", args.device, "bf16", ())]
+        if "--attention" in flags:  # the tensor-core attention, held to the bf16 limit too
+            runs += [(f"{args.device} bf16 tensor-core", args.device, "bf16",
+                      ("--attention", "tensor-core"))]
     report = {"reference": manifest["reference"], "device": args.device,
               "dtype_flag": dtype_flag, "models": [], "pass": True}
     for name in manifest["models"]:
@@ -257,14 +263,15 @@ def compare(args):
         if "differ" in ref["info"].get("rope_check", ""):
             entry["errors"].append(ref["info"]["rope_check"])
         got = {}
-        for label, device, dtype in runs:
+        for label, device, dtype, extra in runs:
             if dtype and not dtype_flag:
                 entry["errors"].append(f"{label}: ringserve-run has no --dtype flag yet")
                 continue
             try:
                 got[label], seconds = run_ringserve(
                     run, model_dir, ref["sequences"], device, dtype,
-                    os.path.join(model_dir, f"ringserve-{label.replace(' ', '-').replace(':', '')}.jsonl"))
+                    os.path.join(model_dir, f"ringserve-{label.replace(' ', '-').replace(':', '')}.jsonl"),
+                    extra)
                 entry.setdefault("ringserve_s", {})[label] = seconds
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 entry["errors"].append(f"{label}: {e}")
@@ -278,7 +285,7 @@ def compare(args):
                 item.update(limit=limit, ok=err <= limit)
             entry["checks"].append(item)
 
-        for label, _, dtype in runs:
+        for label, _, dtype, _ in runs:
             if label not in got:
                 continue
             if dtype == "bf16":

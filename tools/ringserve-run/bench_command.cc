@@ -42,7 +42,8 @@ struct BenchFlags {
   std::string decode_batch;  // step bench: comma-separated batch sizes
   int prefill_tokens = 0;    // step bench: prefill length (0 = none)
   StepBenchOptions steps;
-  double kv_fraction = 0;  // > 0: size the KV pool as the worker does, from free memory
+  std::string step_attention;  // step bench: comma-separated attention kernels to compare
+  double kv_fraction = 0;      // > 0: size the KV pool as the worker does, from free memory
 };
 
 struct Limits {
@@ -230,7 +231,14 @@ void PrintSteps(const nlohmann::json& steps) {
 }
 
 void PrintTable(const nlohmann::json& report) {
-  if (report.contains("steps")) PrintSteps(report["steps"]);
+  if (report.contains("steps_by_attention")) {
+    for (const auto& [attention, steps] : report["steps_by_attention"].items()) {
+      std::printf("attention %s:\n", attention.c_str());
+      PrintSteps(steps);
+    }
+  } else if (report.contains("steps")) {
+    PrintSteps(report["steps"]);
+  }
   if (report["runs"].empty()) return;
   std::printf("%8s %10s %8s %12s %12s %12s %10s %9s %10s\n", "parallel", "prefill_s", "cached",
               "prefill_t/s", "decode_t/s", "total_t/s", "step_ms", "overhead", "kv_blocks");
@@ -277,6 +285,10 @@ void RegisterFlags(ArgParser& parser, BenchFlags& flags) {
   parser.AddInt("prefill-tokens", &flags.prefill_tokens,
                 "step bench: time the prefill of this many tokens (0 = none)");
   parser.AddInt("prefill-reps", &flags.steps.prefill_reps, "step bench: timed prefills");
+  parser.AddString("step-attention", &flags.step_attention,
+                   "step bench: run it once per attention kernel listed (simt,tensor-core; CUDA) "
+                   "into steps_by_attention, the first also into steps; --attention applies "
+                   "to the generator runs");
   parser.AddFloat("kv-fraction", &flags.kv_fraction,
                   "size the KV pool as this share of the memory free after the weights, as the "
                   "worker does (0 = just what the runs need)");
@@ -337,6 +349,24 @@ nlohmann::json KvPoolReport(model::LlamaModel& model, size_t free_bytes) {
     j["fraction_of_free"] = bytes / static_cast<double>(free_bytes);
   }
   return j;
+}
+
+// The step bench, once as configured or once per --step-attention kernel.
+absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,
+                            const BenchFlags& flags, nlohmann::json& report) {
+  if (flags.step_attention.empty()) {
+    RS_ASSIGN_OR_RETURN(report["steps"], RunStepBench(model, flags.steps));
+    return absl::OkStatus();
+  }
+  for (absl::string_view name : absl::StrSplit(flags.step_attention, ',', absl::SkipEmpty())) {
+    RS_ASSIGN_OR_RETURN(const bool tensor_cores, ParseTensorCoreAttention(std::string(name)));
+    RS_RETURN_IF_ERROR(SetTensorCoreAttention(backend, tensor_cores));
+    RS_ASSIGN_OR_RETURN(nlohmann::json steps, RunStepBench(model, flags.steps));
+    if (!report.contains("steps")) report["steps"] = steps;
+    report["steps_by_attention"][std::string(name)] = std::move(steps);
+  }
+  RS_ASSIGN_OR_RETURN(const bool configured, ParseTensorCoreAttention(flags.model.attention));
+  return SetTensorCoreAttention(backend, configured);
 }
 
 // The generator runs: a warm-up at P = 1, one run per parallelism, and on the CPU the
@@ -411,6 +441,7 @@ absl::Status RunBench(int argc, char** argv) {
       {"model", flags.model.dummy_weights ? flags.model.preset : flags.model.model_path},
       {"device", flags.model.device},
       {"backend", std::string(loaded.backend->name())},
+      {"attention", flags.model.attention},
       {"prompt_tokens", flags.prompt_tokens},
       {"gen_tokens", flags.gen_tokens},
       {"shared_prefix", flags.shared_prefix},
@@ -420,9 +451,7 @@ absl::Status RunBench(int argc, char** argv) {
       {"kv_pool", KvPoolReport(*model, kv_free_bytes)},
       {"free_after_model_bytes", loaded.backend->FreeMemoryBytes()},
       {"runs", nlohmann::json::array()}};
-  if (step_bench) {
-    RS_ASSIGN_OR_RETURN(report["steps"], RunStepBench(*model, flags.steps));
-  }
+  if (step_bench) RS_RETURN_IF_ERROR(RunStepBenches(*model, *loaded.backend, flags, report));
   if (!parallel.empty()) {
     RS_RETURN_IF_ERROR(RunGeneratorRuns(std::move(model), flags, parallel, report));
   }

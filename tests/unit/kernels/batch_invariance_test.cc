@@ -31,6 +31,9 @@ bool BitEqual(const float* a, const float* b, size_t count) {
 // Values are compared after conversion to f32, which is exact and one-to-one for f16/bf16.
 
 TEST_P(BatchInvarianceTest, MatMulRowsAloneAndInEveryBatchSize) {
+  if (GetParam().find("-tc") != std::string::npos) {
+    GTEST_SKIP() << "the tensor-core option changes the attention only";
+  }
   Backend& b = *backend_;
   std::mt19937_64 rng(7);
   const int64_t n = 64, m = 100, k = 600;  // k > one k block, m leaves a partial panel

@@ -64,6 +64,13 @@ class CudaDtypeTest : public ::testing::TestWithParam<std::tuple<std::string, DT
       static_cast<CudaBackend&>(*backend_).set_attention_split_mode(mode);
     }
   }
+  void SetTensorCoreAttention(bool on) {
+    if (emulated_) {
+      SetEmulatedTensorCoreAttention(*backend_, on);
+    } else {
+      static_cast<CudaBackend&>(*backend_).set_tensor_core_attention(on);
+    }
+  }
   std::unique_ptr<Backend> backend_;
   bool emulated_ = false;
 };
@@ -136,6 +143,29 @@ TEST_P(CudaDtypeTest, AttentionSplitSchedulesGiveTheSameBits) {
   const std::vector<float> automatic = f.Run(b);
   EXPECT_TRUE(SameBits(in_block, split)) << "split-parallel decode vs merged in the block";
   EXPECT_TRUE(SameBits(in_block, automatic));
+}
+
+// The tensor-core attention: split-parallel decode merges to the same bits as in-block
+// merging; f32 keeps the SIMT kernel (same bits as with the option off), f16 and bf16 take
+// the tensor-core kernel (whose rounded softmax weights give other bits). Its accuracy is
+// checked by the op suite (kernel_ops_test.cc, TensorCoreAttention) and its batch
+// invariance by batch_invariance_test.cc.
+TEST_P(CudaDtypeTest, TensorCoreAttentionSplitSchedulesGiveTheSameBits) {
+  Backend& b = *backend_;
+  const AttentionFixture f(b, kMixedBatch, 5);
+  SetTensorCoreAttention(true);
+  SetSplitMode(SplitMode::kNever);
+  const std::vector<float> in_block = f.Run(b);
+  SetSplitMode(SplitMode::kAlways);
+  const std::vector<float> split = f.Run(b);
+  EXPECT_TRUE(SameBits(in_block, split)) << "split-parallel decode vs merged in the block";
+  SetTensorCoreAttention(false);
+  const std::vector<float> simt = f.Run(b);
+  if (b.activation_dtype() == DType::kF32) {
+    EXPECT_TRUE(SameBits(in_block, simt)) << "f32 must keep the SIMT kernel";
+  } else {
+    EXPECT_FALSE(SameBits(in_block, simt)) << "the option did not reach the kernel";
+  }
 }
 
 TEST_P(CudaDtypeTest, AttentionMatchesHostEmulationBitForBit) {

@@ -23,15 +23,16 @@ struct AttnShape {
 
 int RowWidth(const AttnShape& s) { return (s.hq + 2 * s.hkv) * s.hd; }
 
-// |got - want| <= tol (1 + |want|) + store |want|: `store` covers rounding the result to an
-// f16/bf16 activation dtype.
+// |got - want| <= tol (1 + |want|) + store |want| + extra[i]: `store` covers rounding the
+// result to an f16/bf16 activation dtype, `extra` (when given) a per-element bound.
 void ExpectNear(const std::vector<float>& got, const std::vector<double>& want, double tol,
-                const std::string& what, double store = 0) {
+                const std::string& what, double store = 0, const std::vector<double>& extra = {}) {
   ASSERT_EQ(got.size(), want.size());
   size_t failures = 0;
   for (size_t i = 0; i < got.size(); ++i) {
-    if (!(std::fabs(got[i] - want[i]) <=
-          tol * (1 + std::fabs(want[i])) + store * std::fabs(want[i]))) {
+    if (!(std::fabs(got[i] - want[i]) <= tol * (1 + std::fabs(want[i])) +
+                                             store * std::fabs(want[i]) +
+                                             (extra.empty() ? 0 : extra[i]))) {
       if (failures++ < 5)
         ADD_FAILURE() << what << "[" << i << "] got " << got[i] << " want " << want[i];
     }
@@ -89,10 +90,16 @@ void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, Ro
   }
 }
 
-// softmax(q k^T * scale) v over positions 0..pos of the token's sequence, float64.
+// softmax(q k^T * scale) v over positions 0..pos of the token's sequence, float64. With
+// `weight_bound`, also how far rounding each weight p_j (before V and the sum) can move an
+// output: out~ - out = sum_j (p~_j - p_j)(v_j - out) / sum_j p~_j, and sum_j p_j >= 1 (the
+// largest is 1), so |out~ - out| <= (relative sum_j w_j |v_j - out| + absolute
+// sum_j |v_j - out|) (1 + 2 relative).
 std::vector<double> ReferenceAttention(const PagedBatchHost& batch, AttnShape s, int block_size,
                                        const std::vector<float>& qkv, const std::vector<float>& k,
-                                       const std::vector<float>& v) {
+                                       const std::vector<float>& v,
+                                       const SoftmaxWeightRounding& rounding = {},
+                                       std::vector<double>* weight_bound = nullptr) {
   const int width = RowWidth(s), kv_width = s.hkv * s.hd;
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.hd));
   std::vector<double> out(static_cast<size_t>(batch.num_tokens) * s.hq * s.hd);
@@ -115,12 +122,30 @@ std::vector<double> ReferenceAttention(const PagedBatchHost& batch, AttnShape s,
       }
       double sum = 0;
       for (double& x : score) sum += (x = std::exp(x - max));
+      std::vector<const float*> value(n);
       for (int j = 0; j < n; ++j) {
-        const size_t base =
-            static_cast<size_t>(table[j / block_size] * block_size + j % block_size) * kv_width +
-            g * s.hd;
-        for (int d = 0; d < s.hd; ++d)
-          out[(t * s.hq + h) * s.hd + d] += score[j] / sum * v[base + d];
+        value[j] =
+            &v[static_cast<size_t>(table[j / block_size] * block_size + j % block_size) * kv_width +
+               g * s.hd];
+      }
+      double* row = &out[(t * s.hq + h) * s.hd];
+      for (int j = 0; j < n; ++j) {
+        for (int d = 0; d < s.hd; ++d) row[d] += score[j] / sum * value[j][d];
+      }
+      if (weight_bound == nullptr) continue;
+      weight_bound->resize(out.size());
+      std::vector<double> relative(s.hd), absolute(s.hd);
+      for (int j = 0; j < n; ++j) {
+        for (int d = 0; d < s.hd; ++d) {
+          const double deviation = std::fabs(value[j][d] - row[d]);
+          relative[d] += score[j] / sum * deviation;
+          absolute[d] += deviation / sum;
+        }
+      }
+      for (int d = 0; d < s.hd; ++d) {
+        (*weight_bound)[(t * s.hq + h) * s.hd + d] =
+            (rounding.relative * relative[d] + rounding.absolute * absolute[d]) *
+            (1 + 2 * rounding.relative);
       }
     }
   }
@@ -144,9 +169,12 @@ void CheckAttention(Backend& b, std::mt19937_64& rng, AttnShape s, int block_siz
   const KvLayerView kv{k_d.data(), v_d.data(), act, num_blocks, block_size, s.hkv, s.hd};
   b.PagedAttention(qkv_d.AsTensor(batch.num_tokens, RowWidth(s)), shape, batch_d.view(), kv,
                    out_d.AsTensor(batch.num_tokens, s.hq * s.hd));
-  ExpectNear(out_d.Download(),
-             ReferenceAttention(batch, s, block_size, qkv_d.host(), k_d.host(), v_d.host()), 2e-5,
-             "attention", 2 * StoreRoundingError(act));
+  const SoftmaxWeightRounding rounding = AttentionWeightRounding(b);
+  std::vector<double> weight_bound;
+  const std::vector<double> want =
+      ReferenceAttention(batch, s, block_size, qkv_d.host(), k_d.host(), v_d.host(), rounding,
+                         rounding.relative > 0 || rounding.absolute > 0 ? &weight_bound : nullptr);
+  ExpectNear(out_d.Download(), want, 2e-5, "attention", 2 * StoreRoundingError(act), weight_bound);
 }
 
 }  // namespace

@@ -244,17 +244,34 @@ TEST_P(KernelOpTest, MatchesFloat64Reference) {
   op.check(*backend, rng);
 }
 
+std::string OpTestName(const ::testing::TestParamInfo<KernelOpTest::ParamType>& info) {
+  std::string name = std::get<0>(info.param).name + "_" + std::get<1>(info.param);
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name;
+}
+
 INSTANTIATE_TEST_SUITE_P(AllOps, KernelOpTest,
                          ::testing::Combine(::testing::ValuesIn(AllCases()),
                                             ::testing::ValuesIn(BackendVariants())),
-                         [](const ::testing::TestParamInfo<KernelOpTest::ParamType>& info) {
-                           std::string name =
-                               std::get<0>(info.param).name + "_" + std::get<1>(info.param);
-                           for (char& c : name) {
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           }
-                           return name;
-                         });
+                         OpTestName);
+
+// The tensor-core attention (BackendOptions::cuda_tensor_core_attention) changes the
+// attention only: its cases, on the GPU and on the CPU emulation.
+std::vector<OpCase> AttentionOnlyCases() {
+  std::vector<OpCase> cases;
+  for (auto& [name, check] : AttentionCases()) {
+    if (name.starts_with("Attention_")) cases.push_back({name, check});
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(TensorCoreAttention, KernelOpTest,
+                         ::testing::Combine(::testing::ValuesIn(AttentionOnlyCases()),
+                                            ::testing::Values("cuda:0-tc", "cuda:0-tc-f16",
+                                                              "cuda-emu-tc", "cuda-emu-tc-f16")),
+                         OpTestName);
 
 TEST(UploadWeightTest, RejectsUnsupportedDtypeAndShape) {
   for (const std::string& variant : BackendVariants()) {

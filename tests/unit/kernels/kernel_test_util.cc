@@ -6,6 +6,7 @@
 #include <numeric>
 
 #ifdef RINGSERVE_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
 #include "tests/unit/kernels/cuda_emu/cuda_emu_backend.h"
 #endif
 
@@ -17,21 +18,24 @@ std::unique_ptr<Backend> MakeBackend(const std::string& variant) {
   if (variant == "cpu-blas") {
     device = "cpu";
     options.cpu_use_blas = true;
-  } else if (variant.starts_with("cuda-emu")) {
+  } else if (variant.starts_with("cuda-emu") || variant.starts_with("cuda:0")) {
+    // Suffixes: -tc (tensor-core attention), then -f16, -f32 or -simple (cuda:0 only).
+    const bool emulated = variant.starts_with("cuda-emu");
+    std::string suffix = variant.substr(emulated ? 8 : 6);
+    options.cuda_tensor_core_attention = suffix.starts_with("-tc");
+    if (options.cuda_tensor_core_attention) suffix = suffix.substr(3);
+    if (suffix == "-f16") options.cuda_activation_dtype = DType::kF16;
+    if (suffix == "-f32") options.cuda_activation_dtype = DType::kF32;
+    if (suffix == "-simple") options.cuda_simple_matmul = true;
+    if (emulated) {
 #ifdef RINGSERVE_HAVE_CUDA
-    const std::string suffix = variant.substr(8);
-    return MakeEmulatedCudaBackend(suffix == "-f16"   ? DType::kF16
-                                   : suffix == "-f32" ? DType::kF32
-                                                      : DType::kBF16);
+      return MakeEmulatedCudaBackend(options.cuda_activation_dtype,
+                                     options.cuda_tensor_core_attention);
 #else
-    return nullptr;
+      return nullptr;
 #endif
-  } else if (variant.starts_with("cuda:0-")) {
+    }
     device = "cuda:0";
-    const std::string suffix = variant.substr(7);
-    if (suffix == "f16") options.cuda_activation_dtype = DType::kF16;
-    if (suffix == "f32") options.cuda_activation_dtype = DType::kF32;
-    if (suffix == "simple") options.cuda_simple_matmul = true;
   }
   auto backend = CreateBackend(device, options);
   if (!backend.ok()) return nullptr;
@@ -46,7 +50,25 @@ std::vector<std::string> BackendVariants() {
 // The emulation runs the invariance suite in bf16 only: it is slow, and the dtypes share
 // every index path (the op suite covers all three).
 std::vector<std::string> InvariantBackendVariants() {
-  return {"cpu", "cuda:0", "cuda:0-f16", "cuda:0-f32", "cuda:0-simple", "cuda-emu"};
+  return {"cpu",       "cuda:0",        "cuda:0-f16", "cuda:0-f32", "cuda:0-simple",
+          "cuda:0-tc", "cuda:0-tc-f16", "cuda-emu",   "cuda-emu-tc"};
+}
+
+SoftmaxWeightRounding AttentionWeightRounding(const Backend& backend) {
+  bool tensor_cores = false;
+#ifdef RINGSERVE_HAVE_CUDA
+  const auto* cuda = dynamic_cast<const cuda::CudaBackend*>(&backend);
+  tensor_cores =
+      (cuda != nullptr && cuda->tensor_core_attention()) || EmulatedTensorCoreAttention(backend);
+#endif
+  switch (tensor_cores ? backend.activation_dtype() : DType::kF32) {
+    case DType::kF16:
+      return {1.0 / 2048, 0x1p-25};  // weights below 2^-14 are f16 subnormals
+    case DType::kBF16:
+      return {1.0 / 256, 0};
+    default:
+      return {};
+  }
 }
 
 std::vector<float> RoundTo(DType dtype, std::vector<float> values) {

@@ -16,8 +16,9 @@ namespace ringserve::kernels::testing {
 // Every backend variant the suites run on: "cpu", "cpu-blas" (cpu_use_blas), "cuda:0" (bf16
 // activations, cuBLASLt), "cuda:0-f16", "cuda:0-f32" and "cuda:0-simple" (bf16, the simple
 // MatMul kernel), and "cuda-emu", "cuda-emu-f16", "cuda-emu-f32": the CUDA backend's sources
-// on the CPU emulation (tests/unit/kernels/cuda_emu). Returns nullptr when this build or
-// machine lacks it (the test then skips).
+// on the CPU emulation (tests/unit/kernels/cuda_emu). "-tc" after the device
+// ("cuda:0-tc-f16", "cuda-emu-tc") turns on cuda_tensor_core_attention. Returns nullptr when
+// this build or machine lacks it (the test then skips).
 std::unique_ptr<Backend> MakeBackend(const std::string& variant);
 std::vector<std::string> BackendVariants();
 // The variants whose results must be batch invariant (all but cpu-blas).
@@ -56,6 +57,15 @@ std::vector<float> RoundTo(DType dtype, std::vector<float> values);
 // Relative rounding error of storing a result in `dtype`: 0 for f32 (whose tolerances
 // already cover it), 2^-11 for f16, 2^-8 for bf16. Tolerances add a multiple of it.
 double StoreRoundingError(DType dtype);
+
+// How a backend's attention rounds each softmax weight before it multiplies V: the tensor-core
+// kernel rounds them to the activation dtype (relative error `relative`, plus `absolute`
+// where small weights fall into f16's subnormals); the other kernels do not round them.
+struct SoftmaxWeightRounding {
+  double relative = 0;
+  double absolute = 0;
+};
+SoftmaxWeightRounding AttentionWeightRounding(const Backend& backend);
 
 // An activation tensor in the backend's activation dtype, filled from f32 values and read
 // back as f32. host() holds the values as stored (what a reference must use).

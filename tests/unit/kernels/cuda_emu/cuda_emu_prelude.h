@@ -77,4 +77,7 @@
 using std::max;
 using std::min;
 
+// mma.sync, which the kernels write as inline PTX (kernels/cuda/mma.cuh).
+#include "tests/unit/kernels/cuda_emu/emu_mma.h"
+
 #endif  // RINGSERVE_TESTS_UNIT_KERNELS_CUDA_EMU_CUDA_EMU_PRELUDE_H_

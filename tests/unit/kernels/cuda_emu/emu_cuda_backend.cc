@@ -9,11 +9,13 @@
 
 namespace ringserve::kernels::testing {
 
-std::unique_ptr<Backend> MakeEmulatedCudaBackend(DType activation_dtype) {
+std::unique_ptr<Backend> MakeEmulatedCudaBackend(DType activation_dtype,
+                                                 bool tensor_core_attention) {
   if (!emu::Available()) return nullptr;
   BackendOptions options;
   options.cuda_activation_dtype = activation_dtype;
   options.cuda_simple_matmul = true;
+  options.cuda_tensor_core_attention = tensor_core_attention;
   auto backend = cuda_emu::CudaBackend::Create(0, options);
   return backend.ok() ? *std::move(backend) : nullptr;
 }
@@ -21,6 +23,15 @@ std::unique_ptr<Backend> MakeEmulatedCudaBackend(DType activation_dtype) {
 void SetEmulatedSplitMode(Backend& backend, int mode) {
   static_cast<cuda_emu::CudaBackend&>(backend).set_attention_split_mode(
       static_cast<cuda_emu::SplitMode>(mode));
+}
+
+void SetEmulatedTensorCoreAttention(Backend& backend, bool on) {
+  static_cast<cuda_emu::CudaBackend&>(backend).set_tensor_core_attention(on);
+}
+
+bool EmulatedTensorCoreAttention(const Backend& backend) {
+  const auto* emulated = dynamic_cast<const cuda_emu::CudaBackend*>(&backend);
+  return emulated != nullptr && emulated->tensor_core_attention();
 }
 
 }  // namespace ringserve::kernels::testing

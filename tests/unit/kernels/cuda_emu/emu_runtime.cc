@@ -73,6 +73,7 @@ struct Block {
   std::vector<int> warp_live, warp_arrived;
   std::vector<uint64_t> warp_generation;
   std::vector<std::array<uint32_t, 2 * kWarp>> warp_values;  // double-buffered by generation
+  std::vector<std::array<uint32_t, 2 * kWarp * kMaxGatherWords>> warp_gathers;  // the same
   std::vector<unsigned char> shared;
   uint64_t progress = 0;  // arrivals and exits; a pass without any is a deadlock
 };
@@ -130,6 +131,7 @@ void RunBlock(Block& b) {
   b.warp_arrived.assign(warps, 0);
   b.warp_generation.assign(warps, 0);
   b.warp_values.assign(warps, {});
+  b.warp_gathers.resize(warps);
   for (int t = 0; t < n; ++t) {
     Fiber& f = b.fibers[t];
     f.thread_idx =
@@ -198,13 +200,8 @@ void SyncThreads() {
   while (b.block_generation == generation) Yield();
 }
 
-uint32_t WarpExchange(uint32_t bits, int lane_arg, bool xor_lane) {
-  Block& b = Current();
-  const int w = b.current / kWarp, lane = b.current % kWarp;
-  if (b.warp_live[w] != kWarp) Fail("warp shuffle or __syncwarp after lanes of the warp exited");
-  const uint64_t generation = b.warp_generation[w];
-  const int half = static_cast<int>(generation & 1) * kWarp;
-  b.warp_values[w][half + lane] = bits;
+// Waits until every lane of warp `w` has arrived at this generation's warp barrier.
+void WarpBarrier(Block& b, int w, uint64_t generation) {
   ++b.progress;
   if (++b.warp_arrived[w] == b.warp_live[w]) {
     b.warp_arrived[w] = 0;
@@ -212,8 +209,39 @@ uint32_t WarpExchange(uint32_t bits, int lane_arg, bool xor_lane) {
   } else {
     while (b.warp_generation[w] == generation) Yield();
   }
+}
+
+// The warp of the calling thread, checked to be whole.
+int FullWarp(const Block& b) {
+  const int w = b.current / kWarp;
+  if (b.warp_live[w] != kWarp) Fail("warp-collective operation after lanes of the warp exited");
+  return w;
+}
+
+uint32_t WarpExchange(uint32_t bits, int lane_arg, bool xor_lane) {
+  Block& b = Current();
+  const int w = FullWarp(b), lane = b.current % kWarp;
+  const uint64_t generation = b.warp_generation[w];
+  const int half = static_cast<int>(generation & 1) * kWarp;
+  b.warp_values[w][half + lane] = bits;
+  WarpBarrier(b, w, generation);
   return b.warp_values[w][half + (xor_lane ? lane ^ lane_arg : lane_arg)];
 }
+
+// The buffer of generation G is written again at G + 2, which no lane reaches before every
+// lane has passed G + 1: a lane may read it until its next warp barrier.
+const uint32_t* WarpGather(const uint32_t* mine, int count) {
+  if (count < 1 || count > kMaxGatherWords) Fail("WarpGather: bad word count");
+  Block& b = Current();
+  const int w = FullWarp(b), lane = b.current % kWarp;
+  const uint64_t generation = b.warp_generation[w];
+  uint32_t* buffer = b.warp_gathers[w].data() + (generation & 1) * kWarp * kMaxGatherWords;
+  std::copy(mine, mine + count, buffer + lane * count);
+  WarpBarrier(b, w, generation);
+  return buffer;
+}
+
+int LaneId() { return Current().current % kWarp; }
 
 void SyncWarp() { WarpExchange(0, 0, false); }
 
@@ -245,6 +273,8 @@ void RunGrid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<voi
 void SyncThreads() { Fail("unavailable"); }
 void SyncWarp() { Fail("unavailable"); }
 uint32_t WarpExchange(uint32_t, int, bool) { Fail("unavailable"); }
+const uint32_t* WarpGather(const uint32_t*, int) { Fail("unavailable"); }
+int LaneId() { Fail("unavailable"); }
 void RunGrid(dim3, dim3, size_t, const std::function<void()>&) { Fail("unavailable"); }
 #endif
 

@@ -42,6 +42,14 @@ void* DynamicShared();
 [[noreturn]] void Trap();
 // Every lane of the warp passes `bits`; returns lane `lane`'s (or lane ^ `lane`'s).
 uint32_t WarpExchange(uint32_t bits, int lane, bool xor_lane);
+// Every lane of the warp passes `count` words (at most kMaxGatherWords, the same count in
+// every lane); returns all of them, lane i's at [i * count, (i + 1) * count), readable until
+// the calling lane's next warp barrier. A warp barrier, like a shuffle: the warp-collective
+// operations (mma.sync) are built on it.
+inline constexpr int kMaxGatherWords = 16;
+const uint32_t* WarpGather(const uint32_t* mine, int count);
+// The calling thread's lane in its warp.
+int LaneId();
 
 template <typename V>
 V Shfl(V v, int lane, bool xor_lane = false) {

@@ -10,13 +10,18 @@
 #include "common/status_macros.h"
 #include "worker/model/batch_metadata.h"
 #include "worker/model/weight_source.h"
+#include "worker/model/weight_upload.h"
 
 namespace ringserve::model {
 
 using kernels::Tensor;
 
+// Q, K and V are one matrix (rows stacked), and so are gate and up: one product each
+// instead of three and two, which halves the launches and lets small K/V products ride on
+// the large Q one (decode at batch 1 is all weight reads; a product per matrix costs a
+// launch and a partly idle device each).
 struct LlamaModel::LayerWeights {
-  kernels::Weight attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+  kernels::Weight attn_norm, wqkv, wo, ffn_norm, w_gate_up, w_down;
 };
 
 // Activation buffers for the largest batch the options allow, allocated once.
@@ -287,11 +292,8 @@ void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch
   const Workspace& w = *ws_;
   const LayerWeights& lw = layers_[layer];
   const ModelConfig& c = config_;
-  const int64_t kv_cols = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
   const Tensor qkv = w.Qkv(n);
-  backend_->MatMul(w.Normed(n), lw.wq, qkv.Columns(0, w.q_cols));
-  backend_->MatMul(w.Normed(n), lw.wk, qkv.Columns(w.q_cols, kv_cols));
-  backend_->MatMul(w.Normed(n), lw.wv, qkv.Columns(w.q_cols + kv_cols, kv_cols));
+  backend_->MatMul(w.Normed(n), lw.wqkv, qkv);
 
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim,
                                       1.0F / std::sqrt(static_cast<float>(c.head_dim))};
@@ -304,8 +306,7 @@ void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch
 
   backend_->AddRmsNorm(w.Residual(n), w.Delta(n), lw.ffn_norm, c.rms_eps, w.Normed(n));
   const Tensor gate_up = w.GateUp(n);
-  backend_->MatMul(w.Normed(n), lw.w_gate, gate_up.Columns(0, c.hidden_dim));
-  backend_->MatMul(w.Normed(n), lw.w_up, gate_up.Columns(c.hidden_dim, c.hidden_dim));
+  backend_->MatMul(w.Normed(n), lw.w_gate_up, gate_up);
   backend_->SiluMul(gate_up, w.Act(n));
   backend_->MatMul(w.Act(n), lw.w_down, w.Delta(n));
   if (layer + 1 < c.num_layers) {
@@ -314,59 +315,39 @@ void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch
   }
 }
 
-}  // namespace ringserve::model
-
-namespace ringserve::model {
-namespace {
-
-absl::StatusOr<kernels::Weight> Upload(WeightSource& source, kernels::Backend* backend,
-                                       const std::string& name, std::vector<int64_t> shape,
-                                       size_t* total_bytes) {
-  RS_ASSIGN_OR_RETURN(const HostMatrix m, source.Get(name, shape));
-  auto weight = backend->UploadWeight(m.dtype, m.rows, m.cols, m.data);
-  if (!weight.ok()) {
-    return absl::Status(weight.status().code(),
-                        absl::StrCat("tensor ", name, ": ", weight.status().message()));
-  }
-  *total_bytes += weight->buffer.bytes();
-  return weight;
-}
-
-}  // namespace
-
 absl::Status LlamaModel::UploadWeights(WeightSource& source) {
   const ModelConfig& c = config_;
   const int64_t q_dim = static_cast<int64_t>(c.num_heads) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
   size_t* bytes = &weight_bytes_;
-  RS_ASSIGN_OR_RETURN(token_embedding_,
-                      Upload(source, backend_, "token_embd.weight", {c.vocab_size, c.dim}, bytes));
-  RS_ASSIGN_OR_RETURN(output_norm_, Upload(source, backend_, "output_norm.weight", {c.dim}, bytes));
+  RS_ASSIGN_OR_RETURN(token_embedding_, UploadMatrix(source, backend_, "token_embd.weight",
+                                                     {c.vocab_size, c.dim}, bytes));
+  RS_ASSIGN_OR_RETURN(output_norm_,
+                      UploadMatrix(source, backend_, "output_norm.weight", {c.dim}, bytes));
   if (source.Has("output.weight")) {
-    RS_ASSIGN_OR_RETURN(output_,
-                        Upload(source, backend_, "output.weight", {c.vocab_size, c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(
+        output_, UploadMatrix(source, backend_, "output.weight", {c.vocab_size, c.dim}, bytes));
   }
   layers_.resize(c.num_layers);
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string p = absl::StrCat("blk.", l, ".");
     LayerWeights& w = layers_[l];
     RS_ASSIGN_OR_RETURN(w.attn_norm,
-                        Upload(source, backend_, p + "attn_norm.weight", {c.dim}, bytes));
-    RS_ASSIGN_OR_RETURN(w.wq, Upload(source, backend_, p + "attn_q.weight", {q_dim, c.dim}, bytes));
-    RS_ASSIGN_OR_RETURN(w.wk,
-                        Upload(source, backend_, p + "attn_k.weight", {kv_dim, c.dim}, bytes));
-    RS_ASSIGN_OR_RETURN(w.wv,
-                        Upload(source, backend_, p + "attn_v.weight", {kv_dim, c.dim}, bytes));
-    RS_ASSIGN_OR_RETURN(w.wo,
-                        Upload(source, backend_, p + "attn_output.weight", {c.dim, q_dim}, bytes));
+                        UploadMatrix(source, backend_, p + "attn_norm.weight", {c.dim}, bytes));
+    RS_ASSIGN_OR_RETURN(w.wqkv, UploadStackedMatrices(
+                                    source, backend_,
+                                    {p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"},
+                                    {q_dim, kv_dim, kv_dim}, c.dim, bytes));
+    RS_ASSIGN_OR_RETURN(
+        w.wo, UploadMatrix(source, backend_, p + "attn_output.weight", {c.dim, q_dim}, bytes));
     RS_ASSIGN_OR_RETURN(w.ffn_norm,
-                        Upload(source, backend_, p + "ffn_norm.weight", {c.dim}, bytes));
+                        UploadMatrix(source, backend_, p + "ffn_norm.weight", {c.dim}, bytes));
     RS_ASSIGN_OR_RETURN(
-        w.w_gate, Upload(source, backend_, p + "ffn_gate.weight", {c.hidden_dim, c.dim}, bytes));
-    RS_ASSIGN_OR_RETURN(
-        w.w_up, Upload(source, backend_, p + "ffn_up.weight", {c.hidden_dim, c.dim}, bytes));
-    RS_ASSIGN_OR_RETURN(
-        w.w_down, Upload(source, backend_, p + "ffn_down.weight", {c.dim, c.hidden_dim}, bytes));
+        w.w_gate_up,
+        UploadStackedMatrices(source, backend_, {p + "ffn_gate.weight", p + "ffn_up.weight"},
+                              {c.hidden_dim, c.hidden_dim}, c.dim, bytes));
+    RS_ASSIGN_OR_RETURN(w.w_down, UploadMatrix(source, backend_, p + "ffn_down.weight",
+                                               {c.dim, c.hidden_dim}, bytes));
   }
   return absl::OkStatus();
 }

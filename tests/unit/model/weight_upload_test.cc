@@ -1,0 +1,138 @@
+// The fused QKV and gate/up weights: stacked matrices must multiply exactly like their parts
+// side by side, whatever dtypes the checkpoint stores them in, and even when the source
+// hands every tensor out of one reused buffer.
+#include "worker/model/weight_upload.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kernels/backend.h"
+#include "kernels/dtype.h"
+
+namespace ringserve::model {
+namespace {
+
+using kernels::DType;
+
+// Serves named matrices of the given dtype, each copied into one shared buffer on Get, as
+// RandomWeightSource does.
+class ReusedBufferSource final : public WeightSource {
+ public:
+  void Add(const std::string& name, DType dtype, int64_t rows, int64_t cols,
+           const std::vector<float>& values) {
+    std::vector<uint8_t> bytes(kernels::DTypeBytes(dtype, values.size()));
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (dtype == DType::kF32) {
+        reinterpret_cast<float*>(bytes.data())[i] = values[i];
+      } else if (dtype == DType::kF16) {
+        reinterpret_cast<uint16_t*>(bytes.data())[i] = kernels::FloatToHalf(values[i]);
+      } else {
+        reinterpret_cast<uint16_t*>(bytes.data())[i] = kernels::FloatToBFloat16(values[i]);
+      }
+    }
+    tensors_[name] = {dtype, rows, cols, std::move(bytes)};
+  }
+  absl::StatusOr<HostMatrix> Get(const std::string& name,
+                                 const std::vector<int64_t>& shape) override {
+    const auto it = tensors_.find(name);
+    if (it == tensors_.end()) return absl::NotFoundError(name);
+    const Stored& t = it->second;
+    if (shape != std::vector<int64_t>{t.rows, t.cols}) return absl::InvalidArgumentError(name);
+    buffer_ = t.bytes;
+    return HostMatrix{t.dtype, t.rows, t.cols, buffer_.data()};
+  }
+  bool Has(const std::string& name) const override { return tensors_.contains(name); }
+
+ private:
+  struct Stored {
+    DType dtype;
+    int64_t rows, cols;
+    std::vector<uint8_t> bytes;
+  };
+  std::map<std::string, Stored> tensors_;
+  std::vector<uint8_t> buffer_;
+};
+
+// Values exact in bf16 and f16, so every dtype carries them unchanged.
+std::vector<float> Values(int64_t count, float start) {
+  std::vector<float> v(count);
+  for (int64_t i = 0; i < count; ++i) v[i] = start + 0.25F * static_cast<float>(i % 13);
+  return v;
+}
+
+// w as the backend multiplies it: row j of I * w^T is column j of w, so the product with the
+// identity gives w^T.
+std::vector<float> ReadBack(kernels::Backend& backend, const kernels::Weight& w) {
+  std::vector<float> identity(w.cols * w.cols, 0.0F);
+  for (int64_t i = 0; i < w.cols; ++i) identity[i * w.cols + i] = 1.0F;
+  auto x = backend.Allocate(identity.size() * sizeof(float));
+  auto y = backend.Allocate(w.cols * w.rows * sizeof(float));
+  EXPECT_TRUE(x.ok() && y.ok());
+  backend.CopyToDevice(x->data(), identity.data(), identity.size() * sizeof(float));
+  backend.MatMul(kernels::Tensor::Of(x->data(), DType::kF32, w.cols, w.cols), w,
+                 kernels::Tensor::Of(y->data(), DType::kF32, w.cols, w.rows));
+  std::vector<float> transposed(w.cols * w.rows), out(w.cols * w.rows);
+  backend.CopyToHost(transposed.data(), y->data(), transposed.size() * sizeof(float));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    for (int64_t c = 0; c < w.cols; ++c) out[r * w.cols + c] = transposed[c * w.rows + r];
+  }
+  return out;
+}
+
+struct Case {
+  const char* name;
+  DType q, k, v;
+};
+
+class StackedUploadTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(StackedUploadTest, RowsComeOutInOrderWithTheirValues) {
+  const Case& c = GetParam();
+  constexpr int64_t kCols = 8;
+  ReusedBufferSource source;
+  const std::vector<float> q = Values(4 * kCols, -1.0F), k = Values(2 * kCols, 2.0F),
+                           v = Values(2 * kCols, -3.0F);
+  source.Add("q", c.q, 4, kCols, q);
+  source.Add("k", c.k, 2, kCols, k);
+  source.Add("v", c.v, 2, kCols, v);
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok());
+  size_t bytes = 0;
+  auto w = UploadStackedMatrices(source, backend->get(), {"q", "k", "v"}, {4, 2, 2}, kCols, &bytes);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->rows, 8);
+  EXPECT_EQ(w->cols, kCols);
+  EXPECT_EQ(bytes, w->buffer.bytes());
+  std::vector<float> want = q;
+  want.insert(want.end(), k.begin(), k.end());
+  want.insert(want.end(), v.begin(), v.end());
+  EXPECT_EQ(ReadBack(**backend, *w), want);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, StackedUploadTest,
+                         ::testing::Values(Case{"f32", DType::kF32, DType::kF32, DType::kF32},
+                                           Case{"f16", DType::kF16, DType::kF16, DType::kF16},
+                                           Case{"mixed", DType::kBF16, DType::kF16, DType::kF32}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(StackedUploadTest, AMissingOrMisshapedPartIsAnErrorNamingIt) {
+  ReusedBufferSource source;
+  source.Add("gate", DType::kF32, 2, 4, Values(8, 0.0F));
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok());
+  size_t bytes = 0;
+  auto missing = UploadStackedMatrices(source, backend->get(), {"gate", "up"}, {2, 2}, 4, &bytes);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), ::testing::HasSubstr("up"));
+  auto misshaped = UploadStackedMatrices(source, backend->get(), {"gate"}, {3}, 4, &bytes);
+  EXPECT_EQ(misshaped.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bytes, 0U);
+}
+
+}  // namespace
+}  // namespace ringserve::model

@@ -1,0 +1,69 @@
+#include "worker/model/weight_upload.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+
+namespace ringserve::model {
+
+absl::StatusOr<kernels::Weight> UploadMatrix(WeightSource& source, kernels::Backend* backend,
+                                             const std::string& name, std::vector<int64_t> shape,
+                                             size_t* total_bytes) {
+  RS_ASSIGN_OR_RETURN(const HostMatrix m, source.Get(name, shape));
+  auto weight = backend->UploadWeight(m.dtype, m.rows, m.cols, m.data);
+  if (!weight.ok()) {
+    return absl::Status(weight.status().code(),
+                        absl::StrCat("tensor ", name, ": ", weight.status().message()));
+  }
+  *total_bytes += weight->buffer.bytes();
+  return weight;
+}
+
+absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
+                                                      kernels::Backend* backend,
+                                                      const std::vector<std::string>& names,
+                                                      const std::vector<int64_t>& rows,
+                                                      int64_t cols, size_t* total_bytes) {
+  // Copied as they come: a source may reuse one buffer for every tensor it returns.
+  std::vector<HostMatrix> parts;
+  std::vector<std::vector<uint8_t>> copies;
+  for (size_t i = 0; i < names.size(); ++i) {
+    RS_ASSIGN_OR_RETURN(HostMatrix m, source.Get(names[i], {rows[i], cols}));
+    const auto* bytes = static_cast<const uint8_t*>(m.data);
+    copies.emplace_back(bytes, bytes + kernels::DTypeBytes(m.dtype, m.rows * m.cols));
+    m.data = copies.back().data();
+    parts.push_back(m);
+  }
+  const bool same = std::all_of(parts.begin(), parts.end(),
+                                [&](const HostMatrix& m) { return m.dtype == parts[0].dtype; });
+  const kernels::DType dtype = same ? parts[0].dtype : kernels::DType::kF32;
+  int64_t total_rows = 0;
+  for (const HostMatrix& m : parts) total_rows += m.rows;
+  std::vector<uint8_t> joined(kernels::DTypeBytes(dtype, static_cast<size_t>(total_rows * cols)));
+  size_t offset = 0;
+  for (const HostMatrix& m : parts) {
+    const auto count = static_cast<size_t>(m.rows * m.cols);
+    if (same) {
+      std::memcpy(joined.data() + offset, m.data, kernels::DTypeBytes(dtype, count));
+    } else {
+      kernels::ConvertToFloat(m.dtype, m.data, count,
+                              reinterpret_cast<float*>(joined.data() + offset));
+    }
+    offset += kernels::DTypeBytes(dtype, count);
+  }
+  copies.clear();
+  auto weight = backend->UploadWeight(dtype, total_rows, cols, joined.data());
+  if (!weight.ok()) {
+    return absl::Status(weight.status().code(), absl::StrCat("tensors ", absl::StrJoin(names, ", "),
+                                                             ": ", weight.status().message()));
+  }
+  *total_bytes += weight->buffer.bytes();
+  return weight;
+}
+
+}  // namespace ringserve::model

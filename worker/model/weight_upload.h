@@ -1,0 +1,34 @@
+// Moves a model's matrices from a WeightSource onto a backend. Errors name the tensors.
+#ifndef RINGSERVE_WORKER_MODEL_WEIGHT_UPLOAD_H_
+#define RINGSERVE_WORKER_MODEL_WEIGHT_UPLOAD_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kernels/backend.h"
+#include "worker/model/weight_source.h"
+
+namespace ringserve::model {
+
+// Uploads one tensor of `shape` ({rows, cols} or {cols}); adds its device bytes to
+// *total_bytes.
+absl::StatusOr<kernels::Weight> UploadMatrix(WeightSource& source, kernels::Backend* backend,
+                                             const std::string& name, std::vector<int64_t> shape,
+                                             size_t* total_bytes);
+
+// Uploads the named [rows[i], cols] matrices as one [sum of rows, cols] weight, rows in the
+// order given (the fused QKV and gate/up products). Parts of one dtype are joined as
+// stored (q8_0 rows are whole blocks, so byte order is row order); mixed dtypes are joined
+// as f32 and converted by the backend.
+absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
+                                                      kernels::Backend* backend,
+                                                      const std::vector<std::string>& names,
+                                                      const std::vector<int64_t>& rows,
+                                                      int64_t cols, size_t* total_bytes);
+
+}  // namespace ringserve::model
+
+#endif  // RINGSERVE_WORKER_MODEL_WEIGHT_UPLOAD_H_

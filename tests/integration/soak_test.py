@@ -62,8 +62,10 @@ class Soak(unittest.TestCase):
         self.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "k", 3, worker_extra=WORKER_FLAGS)
         self.addCleanup(self.cluster.close)
         self.stub = self.cluster.stub
-        self.vocab = self.stub.GetModelInfo(pb.GetModelInfoRequest(),
-                                            timeout=UNARY_DEADLINE_S).vocab_size
+        info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=UNARY_DEADLINE_S)
+        # stories260K's 512 tokens, or the built-in tiny preset's 2048 without ../shared.
+        self.vocab, self.context = info.vocab_size, info.context_length
+        self.has_tokenizer = bool(info.tokenizer)
         self.tally = fleet.Tally()
         self.stop = threading.Event()
         self.sessions = set()  # every session id any request named: closed at the end
@@ -223,10 +225,14 @@ class Soak(unittest.TestCase):
             (g(tokens=ids, request_id="r" * 200), INVALID, "request_id"),
             (g(text=b"\xc3\x28 not utf-8"), INVALID, "text"),
         ]
-        oversized = [  # beyond the context length of 512
-            (g(tokens=pb.TokenIds(ids=[5] * 600)), INVALID, "input"),
-            (g(tokens=pb.TokenIds(ids=[5] * 500), stop=stop(max_tokens=20)), INVALID, "max_tokens"),
-            (g(text=b"once upon a time " * 200), INVALID, "input"),
+        n = self.context
+        oversized = [  # beyond the model's context
+            (g(tokens=pb.TokenIds(ids=[5] * (n + 88))), INVALID, "input"),
+            (g(tokens=pb.TokenIds(ids=[5] * (n - 12)), stop=stop(max_tokens=20)), INVALID,
+             "max_tokens"),
+            # Refused for its length, or as text where the model has no tokenizer.
+            (g(text=b"once upon a time " * (n // 2 + 10)), INVALID,
+             "input" if self.has_tokenizer else "text"),
         ]
         # Not here: megabyte prompts. Each one that reaches a worker (the router passes up to
         # --max-request-bytes, 16 MiB) leaves ~10 MB with glibc's arena of the thread that
@@ -260,7 +266,8 @@ class Soak(unittest.TestCase):
             time.sleep(0.05)
         # A session one token short of the context, then a turn that cannot fit.
         session = f"ov-{rng.randrange(1 << 40)}"
-        code, _, _ = self.generate("oversized", fleet.generate_request(session, [5] * 500, 11))
+        code, _, _ = self.generate("oversized",
+                                   fleet.generate_request(session, [5] * (self.context - 12), 11))
         if code == "OK":
             self.generate("oversized", fleet.generate_request(session, [6] * 20, 4, append=True),
                           allowed=(INVALID,))

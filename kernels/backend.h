@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -83,6 +84,12 @@ struct Weight {
   DType dtype = DType::kF32;  // element type as stored on the device
   int64_t rows = 0;           // output features
   int64_t cols = 0;           // input features
+};
+
+// `rows` rows of a random weight, filled from one stream of kernels/random_weights.h.
+struct RandomPart {
+  uint64_t state = 0;
+  int64_t rows = 0;
 };
 
 // Paged KV storage of one layer. K and V are each [num_blocks, block_size, num_kv_heads,
@@ -176,6 +183,13 @@ class Backend {
   virtual absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                               const void* host_data) = 0;
 
+  // A [sum of the parts' rows, cols] weight of random values (benchmarks at real shapes):
+  // the parts' rows in order, element i of a part RandomUniform(part.state, i, scale),
+  // stored exactly as UploadWeight stores those values given in f32. The default makes
+  // them on the host and uploads them; a device backend may make them in place.
+  virtual absl::StatusOr<Weight> RandomWeight(std::span<const RandomPart> parts, int64_t cols,
+                                              float scale);
+
   // ---- ops ----
   // out[i, :] = table[ids[i], :] for i < num_tokens. ids are device int32.
   virtual void EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) = 0;
@@ -232,6 +246,8 @@ class Backend {
 
  protected:
   friend class DeviceBuffer;
+  // The rows of RandomWeight's result; INVALID_ARGUMENT for no parts or an empty one.
+  absl::StatusOr<int64_t> RandomWeightRows(std::span<const RandomPart> parts, int64_t cols) const;
   virtual void Free(void* data, size_t bytes) = 0;
 };
 

@@ -255,6 +255,26 @@ absl::StatusOr<Weight> CudaBackend::UploadWeight(DType dtype, int64_t rows, int6
   return w;
 }
 
+absl::StatusOr<Weight> CudaBackend::RandomWeight(std::span<const RandomPart> parts, int64_t cols,
+                                                 float scale) {
+  CheckNotCapturing("cuda: RandomWeight inside a graph capture");
+  RS_ASSIGN_OR_RETURN(const int64_t rows, RandomWeightRows(parts, cols));
+  SetDevice();
+  Weight w;
+  w.dtype = dtype_;
+  w.rows = rows;
+  w.cols = cols;
+  RS_ASSIGN_OR_RETURN(w.buffer, Allocate(DTypeBytes(dtype_, static_cast<size_t>(rows * cols))));
+  auto* dst = static_cast<uint8_t*>(w.buffer.data());
+  for (const RandomPart& part : parts) {
+    const int64_t count = part.rows * cols;
+    LaunchRandomUniform(stream_, part.state, scale, dtype_, dst, count);
+    dst += DTypeBytes(dtype_, static_cast<size_t>(count));
+  }
+  AfterOp("RandomWeight");
+  return w;
+}
+
 // Thread-local capture mode: a call on this thread that cannot be captured (an allocation, a
 // wait) invalidates the capture instead of silently running outside the graph, while other
 // threads (other backends) are unaffected. Kernel arguments are copied at capture, so the

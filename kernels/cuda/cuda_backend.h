@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -50,6 +51,9 @@ class CudaBackend final : public Backend {
   void Fill(void* dst, size_t bytes, uint8_t value) override;
   absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                       const void* host_data) override;
+  // Made on the device in the activation dtype: no host values, no staging.
+  absl::StatusOr<Weight> RandomWeight(std::span<const RandomPart> parts, int64_t cols,
+                                      float scale) override;
 
   bool can_capture_graphs() const override { return true; }
   absl::StatusOr<std::unique_ptr<OpGraph>> CaptureGraph(

@@ -15,12 +15,10 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_namespace.h"
+#include "kernels/host_device.h"
 
-#ifdef __CUDACC__
-#define RS_HD __host__ __device__ __forceinline__
-#else
+#ifndef __CUDACC__
 #include <cmath>
-#define RS_HD inline
 #endif
 
 namespace ringserve::kernels::RS_CUDA_NS {

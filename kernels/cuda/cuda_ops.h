@@ -33,6 +33,11 @@ bool IsActivationDtype(DType dtype);  // f32, f16 or bf16
 void LaunchConvert(cudaStream_t stream, DType src_dtype, const void* src, DType dst_dtype,
                    void* dst, int64_t count);
 
+// dst[i] = RandomUniform(state, i, scale) (kernels/random_weights.h) rounded to `dtype` (an
+// activation dtype), for i < count: Backend::RandomWeight's values made in place.
+void LaunchRandomUniform(cudaStream_t stream, uint64_t state, float scale, DType dtype, void* dst,
+                         int64_t count);
+
 // out[i, :] = table[ids[i], :]; table is [table_rows, out.cols] contiguous in out.dtype.
 void LaunchEmbeddingGather(cudaStream_t stream, const void* table, int64_t table_rows,
                            const int32_t* ids, const Mat& out);

@@ -1,5 +1,5 @@
-// Row-wise ops of the CUDA backend: weight conversion, embedding gather, RMSNorm (plain and
-// fused with the residual add), SwiGLU's SiLU-mul and row gathers.
+// Row-wise ops of the CUDA backend: weight conversion and random fill, embedding gather,
+// RMSNorm (plain and fused with the residual add), SwiGLU's SiLU-mul and row gathers.
 //
 // Batch invariance: one thread block per row with a fixed size (kThreads), so a row's
 // reduction order depends only on its length; element-wise ops have no reduction at all.
@@ -10,6 +10,7 @@
 #include "kernels/cuda/cuda_dtype.cuh"
 #include "kernels/cuda/cuda_namespace.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/random_weights.h"
 
 namespace ringserve::kernels::RS_CUDA_NS {
 namespace {
@@ -54,6 +55,20 @@ __global__ void ConvertKernel(DType src_dtype, const void* src, Dst* dst, int64_
     }
     dst[i] = FromFloat<Dst>(v);
   }
+}
+
+template <typename T>
+__global__ void RandomUniformKernel(uint64_t state, float scale, T* dst, int64_t count) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += step) {
+    dst[i] = FromFloat<T>(RandomUniform(state, static_cast<uint64_t>(i), scale));
+  }
+}
+
+// Enough blocks for every element, at most 2^16 (then each thread loops).
+unsigned ElementBlocks(int64_t count) {
+  return static_cast<unsigned>(std::min<int64_t>((count + kThreads - 1) / kThreads, 1 << 16));
 }
 
 template <typename T>
@@ -163,10 +178,19 @@ void LaunchConvert(cudaStream_t stream, DType src_dtype, const void* src, DType 
   RS_CHECK(src_dtype == DType::kF32 || src_dtype == DType::kF16 || src_dtype == DType::kBF16 ||
            src_dtype == DType::kQ8_0);
   if (count == 0) return;
-  const int64_t blocks = std::min<int64_t>((count + kThreads - 1) / kThreads, 1 << 16);
   RS_DISPATCH_ACTIVATION(dst_dtype, T,
-                         RS_LAUNCH(ConvertKernel<T>, static_cast<unsigned>(blocks), kThreads, 0,
-                                   stream, src_dtype, src, static_cast<T*>(dst), count));
+                         RS_LAUNCH(ConvertKernel<T>, ElementBlocks(count), kThreads, 0, stream,
+                                   src_dtype, src, static_cast<T*>(dst), count));
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchRandomUniform(cudaStream_t stream, uint64_t state, float scale, DType dtype, void* dst,
+                         int64_t count) {
+  RS_CHECK(count >= 0);
+  if (count == 0) return;
+  RS_DISPATCH_ACTIVATION(dtype, T,
+                         RS_LAUNCH(RandomUniformKernel<T>, ElementBlocks(count), kThreads, 0,
+                                   stream, state, scale, static_cast<T*>(dst), count));
   RS_CUDA_CHECK_LAUNCH();
 }
 

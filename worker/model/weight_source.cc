@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
+#include "kernels/random_weights.h"
 
 namespace ringserve::model {
 
@@ -24,6 +25,16 @@ bool CheckpointWeightSource::Has(const std::string& name) const {
   return checkpoint_.Find(name).ok();
 }
 
+namespace {
+
+float MatrixScale(int64_t cols) { return 1.0F / std::sqrt(static_cast<float>(cols)); }
+
+}  // namespace
+
+uint64_t RandomWeightSource::StreamState(const std::string& name) const {
+  return seed_ ^ Hash64(name);
+}
+
 absl::StatusOr<HostMatrix> RandomWeightSource::Get(const std::string& name,
                                                    const std::vector<int64_t>& shape) {
   const int64_t rows = shape.size() == 2 ? shape[0] : 1;
@@ -32,21 +43,17 @@ absl::StatusOr<HostMatrix> RandomWeightSource::Get(const std::string& name,
   if (shape.size() == 1) {  // norm weights
     std::fill(buffer_.begin(), buffer_.end(), 1.0F);
   } else {
-    // splitmix64 stream seeded per tensor name: the same config and seed always give the
-    // same model, whatever order tensors are requested in.
-    uint64_t state = seed_ ^ Hash64(name);
-    const float scale = 1.0F / std::sqrt(static_cast<float>(cols));
-    for (float& v : buffer_) {
-      state += 0x9E3779B97F4A7C15ULL;
-      uint64_t z = state;
-      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-      z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-      z ^= z >> 31;
-      const float unit = static_cast<float>(z >> 40) * (1.0F / 16777216.0F);  // [0, 1)
-      v = (2.0F * unit - 1.0F) * scale;
-    }
+    kernels::FillRandomUniform(StreamState(name), MatrixScale(cols), buffer_.data(), rows * cols);
   }
   return HostMatrix{kernels::DType::kF32, rows, cols, buffer_.data()};
+}
+
+std::optional<absl::StatusOr<kernels::Weight>> RandomWeightSource::MakeOnBackend(
+    kernels::Backend& backend, std::span<const std::string> names, std::span<const int64_t> rows,
+    int64_t cols) {
+  std::vector<kernels::RandomPart> parts;
+  for (size_t i = 0; i < names.size(); ++i) parts.push_back({StreamState(names[i]), rows[i]});
+  return backend.RandomWeight(parts, cols, MatrixScale(cols));
 }
 
 bool RandomWeightSource::Has(const std::string& name) const {

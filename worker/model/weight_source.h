@@ -5,10 +5,13 @@
 #define RINGSERVE_WORKER_MODEL_WEIGHT_SOURCE_H_
 
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kernels/backend.h"
 #include "kernels/dtype.h"
 #include "worker/model/checkpoint.h"
 #include "worker/model/model_config.h"
@@ -29,6 +32,14 @@ class WeightSource {
   virtual absl::StatusOr<HostMatrix> Get(const std::string& name,
                                          const std::vector<int64_t>& shape) = 0;
   virtual bool Has(const std::string& name) const = 0;
+  // A source that computes its values (random weights) may have `backend` make the
+  // [sum of rows, cols] stack of the named matrices itself, without host copies. nullopt:
+  // fetch them with Get and upload them instead.
+  virtual std::optional<absl::StatusOr<kernels::Weight>> MakeOnBackend(
+      kernels::Backend& /*backend*/, std::span<const std::string> /*names*/,
+      std::span<const int64_t> /*rows*/, int64_t /*cols*/) {
+    return std::nullopt;
+  }
 };
 
 // Serves tensors straight out of the checkpoint's memory map (no copy).
@@ -44,15 +55,25 @@ class CheckpointWeightSource final : public WeightSource {
 };
 
 // Deterministic random weights: matrices ~ U(-a, a) with a = 1/sqrt(cols), norm weights 1.
-// The output matrix is absent (tied) when the config says so.
+// The output matrix is absent (tied) when the config says so. Matrices are made by the
+// backend (Backend::RandomWeight: on the device for CUDA); Get gives the same values on
+// the host.
 class RandomWeightSource final : public WeightSource {
  public:
   RandomWeightSource(const ModelConfig& config, uint64_t seed) : config_(config), seed_(seed) {}
   absl::StatusOr<HostMatrix> Get(const std::string& name,
                                  const std::vector<int64_t>& shape) override;
   bool Has(const std::string& name) const override;
+  std::optional<absl::StatusOr<kernels::Weight>> MakeOnBackend(kernels::Backend& backend,
+                                                               std::span<const std::string> names,
+                                                               std::span<const int64_t> rows,
+                                                               int64_t cols) override;
 
  private:
+  // One stream per tensor name: the same config and seed always give the same model,
+  // whatever order tensors are requested in.
+  uint64_t StreamState(const std::string& name) const;
+
   const ModelConfig& config_;
   uint64_t seed_;
   std::vector<float> buffer_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -10,18 +11,31 @@
 #include "common/status_macros.h"
 
 namespace ringserve::model {
+namespace {
+
+// The weight, its bytes added to *total_bytes; or its error prefixed with what it is.
+absl::StatusOr<kernels::Weight> Counted(absl::StatusOr<kernels::Weight> weight,
+                                        const std::string& what, size_t* total_bytes) {
+  if (!weight.ok()) {
+    return absl::Status(weight.status().code(),
+                        absl::StrCat(what, ": ", weight.status().message()));
+  }
+  *total_bytes += weight->buffer.bytes();
+  return weight;
+}
+
+}  // namespace
 
 absl::StatusOr<kernels::Weight> UploadMatrix(WeightSource& source, kernels::Backend* backend,
                                              const std::string& name, std::vector<int64_t> shape,
                                              size_t* total_bytes) {
-  RS_ASSIGN_OR_RETURN(const HostMatrix m, source.Get(name, shape));
-  auto weight = backend->UploadWeight(m.dtype, m.rows, m.cols, m.data);
-  if (!weight.ok()) {
-    return absl::Status(weight.status().code(),
-                        absl::StrCat("tensor ", name, ": ", weight.status().message()));
+  const std::string what = absl::StrCat("tensor ", name);
+  if (shape.size() == 2) {
+    auto made = source.MakeOnBackend(*backend, {&name, 1}, {&shape[0], 1}, shape[1]);
+    if (made.has_value()) return Counted(*std::move(made), what, total_bytes);
   }
-  *total_bytes += weight->buffer.bytes();
-  return weight;
+  RS_ASSIGN_OR_RETURN(const HostMatrix m, source.Get(name, shape));
+  return Counted(backend->UploadWeight(m.dtype, m.rows, m.cols, m.data), what, total_bytes);
 }
 
 absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
@@ -29,6 +43,9 @@ absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
                                                       const std::vector<std::string>& names,
                                                       const std::vector<int64_t>& rows,
                                                       int64_t cols, size_t* total_bytes) {
+  const std::string what = absl::StrCat("tensors ", absl::StrJoin(names, ", "));
+  auto made = source.MakeOnBackend(*backend, names, rows, cols);
+  if (made.has_value()) return Counted(*std::move(made), what, total_bytes);
   // Copied as they come: a source may reuse one buffer for every tensor it returns.
   std::vector<HostMatrix> parts;
   std::vector<std::vector<uint8_t>> copies;
@@ -57,13 +74,7 @@ absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
     offset += kernels::DTypeBytes(dtype, count);
   }
   copies.clear();
-  auto weight = backend->UploadWeight(dtype, total_rows, cols, joined.data());
-  if (!weight.ok()) {
-    return absl::Status(weight.status().code(), absl::StrCat("tensors ", absl::StrJoin(names, ", "),
-                                                             ": ", weight.status().message()));
-  }
-  *total_bytes += weight->buffer.bytes();
-  return weight;
+  return Counted(backend->UploadWeight(dtype, total_rows, cols, joined.data()), what, total_bytes);
 }
 
 }  // namespace ringserve::model

@@ -1,4 +1,6 @@
-// Moves a model's matrices from a WeightSource onto a backend. Errors name the tensors.
+// Moves a model's matrices from a WeightSource onto a backend, or has the backend make them
+// where the source can (WeightSource::MakeOnBackend: random weights). Errors name the
+// tensors.
 #ifndef RINGSERVE_WORKER_MODEL_WEIGHT_UPLOAD_H_
 #define RINGSERVE_WORKER_MODEL_WEIGHT_UPLOAD_H_
 

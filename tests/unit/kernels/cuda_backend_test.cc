@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "kernels/cuda/cuda_index.h"
+#include "kernels/random_weights.h"
 #include "tests/unit/kernels/attention_emulation.h"
 #include "tests/unit/kernels/cuda_emu/cuda_emu_backend.h"
 #include "tests/unit/kernels/kernel_test_util.h"
@@ -242,6 +243,31 @@ TEST_P(CudaDtypeTest, StepPathDoesNotAllocate) {
     allocations = b.num_allocations();
   }
   EXPECT_GT(allocations, 0);
+}
+
+// Made on the device, the values the host makes, converted as UploadWeight converts them;
+// three streams at odd offsets, none a whole number of thread blocks.
+TEST_P(CudaDtypeTest, RandomWeightIsTheHostValuesUploaded) {
+  Backend& b = *backend_;
+  constexpr int64_t kCols = 37;
+  const RandomPart parts[] = {{0x1234, 3}, {~uint64_t{0}, 1}, {7, 9}};
+  std::vector<float> values;
+  for (const RandomPart& p : parts) {
+    std::vector<float> part(p.rows * kCols);
+    FillRandomUniform(p.state, 0.125F, part.data(), static_cast<int64_t>(part.size()));
+    values.insert(values.end(), part.begin(), part.end());
+  }
+  auto want = b.UploadWeight(DType::kF32, 13, kCols, values.data());
+  auto got = b.RandomWeight(parts, kCols, 0.125F);
+  ASSERT_TRUE(want.ok() && got.ok()) << want.status() << got.status();
+  EXPECT_EQ(got->dtype, b.activation_dtype());
+  EXPECT_EQ(got->rows, 13);
+  EXPECT_EQ(got->cols, kCols);
+  ASSERT_EQ(got->buffer.bytes(), want->buffer.bytes());
+  std::vector<uint8_t> got_bytes(got->buffer.bytes()), want_bytes(want->buffer.bytes());
+  b.CopyToHost(got_bytes.data(), got->buffer.data(), got_bytes.size());
+  b.CopyToHost(want_bytes.data(), want->buffer.data(), want_bytes.size());
+  EXPECT_EQ(got_bytes, want_bytes);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaDtypeTest,

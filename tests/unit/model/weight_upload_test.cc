@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "kernels/dtype.h"
+#include "tests/unit/model/test_devices.h"
 
 namespace ringserve::model {
 namespace {
@@ -133,6 +134,61 @@ TEST(StackedUploadTest, AMissingOrMisshapedPartIsAnErrorNamingIt) {
   EXPECT_EQ(misshaped.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(bytes, 0U);
 }
+
+// RandomWeightSource's values fetched with Get and uploaded: the path every source but a
+// random one takes.
+class HostPathSource final : public WeightSource {
+ public:
+  explicit HostPathSource(RandomWeightSource& source) : source_(source) {}
+  absl::StatusOr<HostMatrix> Get(const std::string& name,
+                                 const std::vector<int64_t>& shape) override {
+    return source_.Get(name, shape);
+  }
+  bool Has(const std::string& name) const override { return source_.Has(name); }
+
+ private:
+  RandomWeightSource& source_;
+};
+
+std::vector<uint8_t> Bytes(kernels::Backend& backend, const kernels::Weight& w) {
+  std::vector<uint8_t> bytes(w.buffer.bytes());
+  backend.CopyToHost(bytes.data(), w.buffer.data(), bytes.size());
+  return bytes;
+}
+
+class RandomUploadTest : public ::testing::TestWithParam<testing::TestDevice> {};
+
+// Random models are the same bits whether the backend makes their matrices (on the device
+// for CUDA) or the host does: the benchmarks' models do not change with the device.
+TEST_P(RandomUploadTest, BackendMadeMatricesEqualTheHostPath) {
+  auto backend = GetParam().create();
+  if (!backend.ok()) GTEST_SKIP() << backend.status();
+  ModelConfig config;
+  RandomWeightSource random(config, 5);
+  HostPathSource host(random);
+  const std::vector<std::string> names = {"blk.0.attn_q.weight", "blk.0.attn_k.weight",
+                                          "blk.0.attn_v.weight"};
+  const std::vector<int64_t> rows = {6, 3, 3};
+  size_t made_bytes = 0, host_bytes = 0;
+  auto made = UploadStackedMatrices(random, backend->get(), names, rows, 17, &made_bytes);
+  auto uploaded = UploadStackedMatrices(host, backend->get(), names, rows, 17, &host_bytes);
+  ASSERT_TRUE(made.ok() && uploaded.ok()) << made.status() << uploaded.status();
+  EXPECT_EQ(made->rows, 12);
+  EXPECT_EQ(made_bytes, host_bytes);
+  EXPECT_EQ(Bytes(**backend, *made), Bytes(**backend, *uploaded));
+
+  auto made_one = UploadMatrix(random, backend->get(), "token_embd.weight", {5, 9}, &made_bytes);
+  auto uploaded_one = UploadMatrix(host, backend->get(), "token_embd.weight", {5, 9}, &host_bytes);
+  ASSERT_TRUE(made_one.ok() && uploaded_one.ok());
+  EXPECT_EQ(Bytes(**backend, *made_one), Bytes(**backend, *uploaded_one));
+  // Another name is another stream.
+  auto other = UploadMatrix(random, backend->get(), "output.weight", {5, 9}, &made_bytes);
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(Bytes(**backend, *other), Bytes(**backend, *made_one));
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, RandomUploadTest, ::testing::ValuesIn(testing::TestDevices()),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace ringserve::model

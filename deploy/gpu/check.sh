@@ -246,7 +246,7 @@ stage_configure() {
 
 build_targets() {
   local targets=(ringserve-run ringserve-gpu-roofline kernels_test model_forward_test
-                 model_golden_test engine_test engine_model_test)
+                 model_golden_test model_decode_graph_test engine_test engine_model_test)
   # The CUDA backend's own tests and tools, whatever they are called.
   mapfile -t -O ${#targets[@]} targets < <(ninja -C "$build" -t targets all 2>/dev/null |
     sed -n 's/^\([A-Za-z0-9_.+-]*\): phony$/\1/p' | grep -Ei 'cuda|gpu' |

@@ -53,6 +53,28 @@ def script_checks():
            "check.sh without a GPU prints the plan and exits 0")
 
 
+def target_checks():
+    """Every test binary check.sh names is a target of this build (a renamed or new suite
+    would otherwise be silently left out of the GPU run)."""
+    build = os.path.dirname(BIN)
+    ninja = run(["ninja", "-C", build, "-t", "targets", "all"])
+    if ninja.returncode != 0:
+        print("skip target checks: no ninja build at " + build)
+        return
+    built = {line.split(":")[0] for line in ninja.stdout.splitlines()}
+    text = open(CHECK).read()
+    listed = text[text.index("build_targets() {"):]
+    listed = listed[listed.index("local targets=(") + len("local targets=("):]
+    listed = listed[:listed.index(")")].split()
+    for target in listed:
+        expect(target in built, f"check.sh builds {target}, a target of this build")
+    # The suites with cuda:0 cases (tests/unit/model/test_devices.h, cuda_backend_test).
+    for suite in ("kernels_test", "model_forward_test", "model_golden_test",
+                  "model_decode_graph_test", "engine_model_test"):
+        if suite in built:
+            expect(suite in listed, f"check.sh builds the device suite {suite}")
+
+
 def tool_checks(work):
     py = sys.executable
     hf = run([py, os.path.join(ROOT, "tools/gpu/hf_compare.py"), "all", "--work",
@@ -133,6 +155,7 @@ def summary_checks(work):
 
 def main():
     script_checks()
+    target_checks()
     if not os.path.exists(os.path.join(BIN, "ringserve-run")):
         print(f"{BIN}/ringserve-run not built; skipping the tool checks")
         return 1 if failures else 77

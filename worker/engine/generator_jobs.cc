@@ -124,8 +124,9 @@ absl::Status Generator::PrepareJob(Job& job) {
   }
   context.insert(context.end(), r.tokens.begin(), r.tokens.end());
   const auto prompt = static_cast<int32_t>(context.size());
-  if (prompt == 0)
+  if (prompt == 0) {
     return absl::InvalidArgumentError("input: empty, and the session holds no history");
+  }
   if (prompt >= limits_.max_context_tokens) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input: the context of ", prompt, " tokens leaves no room to generate (context length ",

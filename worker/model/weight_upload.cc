@@ -31,7 +31,7 @@ absl::StatusOr<kernels::Weight> UploadMatrix(WeightSource& source, kernels::Back
                                              size_t* total_bytes) {
   const std::string what = absl::StrCat("tensor ", name);
   if (shape.size() == 2) {
-    auto made = source.MakeOnBackend(*backend, {&name, 1}, {&shape[0], 1}, shape[1]);
+    auto made = source.MakeOnBackend(*backend, {&name, 1}, {shape.data(), 1}, shape[1]);
     if (made.has_value()) return Counted(*std::move(made), what, total_bytes);
   }
   RS_ASSIGN_OR_RETURN(const HostMatrix m, source.Get(name, shape));

@@ -77,7 +77,8 @@ std::vector<float> ReadBack(kernels::Backend& backend, const kernels::Weight& w)
   backend.CopyToDevice(x->data(), identity.data(), identity.size() * sizeof(float));
   backend.MatMul(kernels::Tensor::Of(x->data(), DType::kF32, w.cols, w.cols), w,
                  kernels::Tensor::Of(y->data(), DType::kF32, w.cols, w.rows));
-  std::vector<float> transposed(w.cols * w.rows), out(w.cols * w.rows);
+  std::vector<float> transposed(w.cols * w.rows);
+  std::vector<float> out(w.cols * w.rows);
   backend.CopyToHost(transposed.data(), y->data(), transposed.size() * sizeof(float));
   for (int64_t r = 0; r < w.rows; ++r) {
     for (int64_t c = 0; c < w.cols; ++c) out[r * w.cols + c] = transposed[c * w.rows + r];
@@ -96,8 +97,9 @@ TEST_P(StackedUploadTest, RowsComeOutInOrderWithTheirValues) {
   const Case& c = GetParam();
   constexpr int64_t kCols = 8;
   ReusedBufferSource source;
-  const std::vector<float> q = Values(4 * kCols, -1.0F), k = Values(2 * kCols, 2.0F),
-                           v = Values(2 * kCols, -3.0F);
+  const std::vector<float> q = Values(4 * kCols, -1.0F);
+  const std::vector<float> k = Values(2 * kCols, 2.0F);
+  const std::vector<float> v = Values(2 * kCols, -3.0F);
   source.Add("q", c.q, 4, kCols, q);
   source.Add("k", c.k, 2, kCols, k);
   source.Add("v", c.v, 2, kCols, v);
@@ -169,7 +171,8 @@ TEST_P(RandomUploadTest, BackendMadeMatricesEqualTheHostPath) {
   const std::vector<std::string> names = {"blk.0.attn_q.weight", "blk.0.attn_k.weight",
                                           "blk.0.attn_v.weight"};
   const std::vector<int64_t> rows = {6, 3, 3};
-  size_t made_bytes = 0, host_bytes = 0;
+  size_t made_bytes = 0;
+  size_t host_bytes = 0;
   auto made = UploadStackedMatrices(random, backend->get(), names, rows, 17, &made_bytes);
   auto uploaded = UploadStackedMatrices(host, backend->get(), names, rows, 17, &host_bytes);
   ASSERT_TRUE(made.ok() && uploaded.ok()) << made.status() << uploaded.status();

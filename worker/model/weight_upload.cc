@@ -1,6 +1,5 @@
 #include "worker/model/weight_upload.h"
 
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -46,34 +45,37 @@ absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
   const std::string what = absl::StrCat("tensors ", absl::StrJoin(names, ", "));
   auto made = source.MakeOnBackend(*backend, names, rows, cols);
   if (made.has_value()) return Counted(*std::move(made), what, total_bytes);
-  // Copied as they come: a source may reuse one buffer for every tensor it returns.
-  std::vector<HostMatrix> parts;
-  std::vector<std::vector<uint8_t>> copies;
-  for (size_t i = 0; i < names.size(); ++i) {
-    RS_ASSIGN_OR_RETURN(HostMatrix m, source.Get(names[i], {rows[i], cols}));
-    const auto* bytes = static_cast<const uint8_t*>(m.data);
-    copies.emplace_back(bytes, bytes + kernels::DTypeBytes(m.dtype, m.rows * m.cols));
-    m.data = copies.back().data();
-    parts.push_back(m);
-  }
-  const bool same = std::all_of(parts.begin(), parts.end(),
-                                [&](const HostMatrix& m) { return m.dtype == parts[0].dtype; });
-  const kernels::DType dtype = same ? parts[0].dtype : kernels::DType::kF32;
+  // Each part is appended as it comes (a source may reuse one buffer for every tensor it
+  // returns), in the first part's dtype until a part of another dtype turns the whole
+  // stack into f32.
+  std::vector<uint8_t> joined;
+  kernels::DType dtype = kernels::DType::kF32;
   int64_t total_rows = 0;
-  for (const HostMatrix& m : parts) total_rows += m.rows;
-  std::vector<uint8_t> joined(kernels::DTypeBytes(dtype, static_cast<size_t>(total_rows * cols)));
-  size_t offset = 0;
-  for (const HostMatrix& m : parts) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    RS_ASSIGN_OR_RETURN(const HostMatrix m, source.Get(names[i], {rows[i], cols}));
     const auto count = static_cast<size_t>(m.rows * m.cols);
-    if (same) {
+    if (i == 0) {
+      dtype = m.dtype;
+      int64_t all_rows = 0;
+      for (int64_t r : rows) all_rows += r;
+      joined.reserve(kernels::DTypeBytes(dtype, static_cast<size_t>(all_rows * cols)));
+    } else if (m.dtype != dtype && dtype != kernels::DType::kF32) {
+      const auto so_far = static_cast<size_t>(total_rows * cols);
+      std::vector<uint8_t> wide(kernels::DTypeBytes(kernels::DType::kF32, so_far));
+      kernels::ConvertToFloat(dtype, joined.data(), so_far, reinterpret_cast<float*>(wide.data()));
+      joined = std::move(wide);
+      dtype = kernels::DType::kF32;
+    }
+    const size_t offset = joined.size();
+    joined.resize(offset + kernels::DTypeBytes(dtype, count));
+    if (m.dtype == dtype) {
       std::memcpy(joined.data() + offset, m.data, kernels::DTypeBytes(dtype, count));
     } else {
       kernels::ConvertToFloat(m.dtype, m.data, count,
                               reinterpret_cast<float*>(joined.data() + offset));
     }
-    offset += kernels::DTypeBytes(dtype, count);
+    total_rows += m.rows;
   }
-  copies.clear();
   return Counted(backend->UploadWeight(dtype, total_rows, cols, joined.data()), what, total_bytes);
 }
 

@@ -117,11 +117,14 @@ TEST_P(StackedUploadTest, RowsComeOutInOrderWithTheirValues) {
   EXPECT_EQ(ReadBack(**backend, *w), want);
 }
 
-INSTANTIATE_TEST_SUITE_P(Dtypes, StackedUploadTest,
-                         ::testing::Values(Case{"f32", DType::kF32, DType::kF32, DType::kF32},
-                                           Case{"f16", DType::kF16, DType::kF16, DType::kF16},
-                                           Case{"mixed", DType::kBF16, DType::kF16, DType::kF32}),
-                         [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Dtypes, StackedUploadTest,
+    ::testing::Values(Case{"f32", DType::kF32, DType::kF32, DType::kF32},
+                      Case{"f16", DType::kF16, DType::kF16, DType::kF16},
+                      Case{"mixed", DType::kBF16, DType::kF16, DType::kF32},
+                      Case{"f32_first", DType::kF32, DType::kBF16, DType::kF16},
+                      Case{"last_differs", DType::kF16, DType::kF16, DType::kBF16}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST(StackedUploadTest, AMissingOrMisshapedPartIsAnErrorNamingIt) {
   ReusedBufferSource source;

@@ -76,6 +76,7 @@ class DecodeGraphTest : public ::testing::TestWithParam<std::tuple<std::string, 
                                        [](const SequenceChunk& c) { return c.sample; });
     ASSERT_EQ(eager.size(), static_cast<size_t>(sampled) * SmallConfig().vocab_size) << what;
     ASSERT_EQ(graphed.size(), eager.size()) << what;
+    if (eager.empty()) return;  // a pass that samples nothing (memcmp takes no null pointer)
     EXPECT_EQ(std::memcmp(eager.data(), graphed.data(), eager.size() * sizeof(float)), 0) << what;
   }
 

@@ -12,11 +12,12 @@ PackedBatch PackBatch(std::span<const SequenceChunk> chunks, int padded_size, in
   for (const SequenceChunk& c : chunks) real_tokens += static_cast<int>(c.tokens.size());
   const int num_chunks = static_cast<int>(chunks.size());
   RS_CHECK(padded_size == 0 || (padded_size >= real_tokens && padded_size >= num_chunks));
-  PackedBatch packed{.layout =
-                         MetaLayout(padded_size > 0 ? padded_size : real_tokens,
-                                    padded_size > 0 ? padded_size : num_chunks, blocks_per_seq)};
-  packed.num_tokens = padded_size > 0 ? padded_size : real_tokens;
-  packed.num_seqs = padded_size > 0 ? padded_size : num_chunks;
+  const bool padded = padded_size > 0;
+  const int num_tokens = padded ? padded_size : real_tokens;
+  const int num_seqs = padded ? padded_size : num_chunks;
+  PackedBatch packed{.layout = MetaLayout(num_tokens, num_seqs, blocks_per_seq)};
+  packed.num_tokens = num_tokens;
+  packed.num_seqs = num_seqs;
   const MetaLayout& layout = packed.layout;
   int32_t* ids = meta + layout.ids;
   int32_t* positions = meta + layout.positions;
@@ -51,7 +52,7 @@ PackedBatch PackBatch(std::span<const SequenceChunk> chunks, int padded_size, in
   }
   for (int s = num_chunks; s <= packed.num_seqs; ++s) query_start[s] = real_tokens;
   std::fill(context_lens + num_chunks, context_lens + packed.num_seqs, 0);
-  packed.head_rows = padded_size > 0 ? padded_size : packed.num_sampled;
+  packed.head_rows = padded ? padded_size : packed.num_sampled;
   std::fill(sample_rows + packed.num_sampled, sample_rows + packed.head_rows, 0);
   return packed;
 }

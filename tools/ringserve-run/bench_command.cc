@@ -432,11 +432,15 @@ absl::Status RunBench(int argc, char** argv) {
     return absl::InvalidArgumentError(
         "--parallel none needs --decode-batch or --prefill-tokens: nothing to run");
   }
+  const auto load_start = std::chrono::steady_clock::now();
   RS_ASSIGN_OR_RETURN(LoadedModel loaded, OpenModel(flags.model));
   size_t kv_free_bytes = 0;
   RS_ASSIGN_OR_RETURN(
       auto model, CreateModel(loaded, flags.model,
                               BenchModelOptions(flags, parallel, *loaded.backend, &kv_free_bytes)));
+  // Weights read or made and uploaded, KV pool allocated: what a worker waits before serving.
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   nlohmann::json report = {
       {"model", flags.model.dummy_weights ? flags.model.preset : flags.model.model_path},
       {"device", flags.model.device},
@@ -445,6 +449,7 @@ absl::Status RunBench(int argc, char** argv) {
       {"prompt_tokens", flags.prompt_tokens},
       {"gen_tokens", flags.gen_tokens},
       {"shared_prefix", flags.shared_prefix},
+      {"load_s", load_s},
       {"weight_bytes", model->weight_bytes()},
       {"parameters", model->config().NumParameters()},
       {"config", ConfigReport(model->config())},

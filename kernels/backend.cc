@@ -1,14 +1,10 @@
 #include "kernels/backend.h"
 
-#include <vector>
-
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
-#include "common/status_macros.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/random_weights.h"
 #ifdef RINGSERVE_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif
@@ -50,18 +46,6 @@ absl::StatusOr<int64_t> Backend::RandomWeightRows(std::span<const RandomPart> pa
                                                    parts.size(), " parts, ", cols, " columns"));
   }
   return rows;
-}
-
-absl::StatusOr<Weight> Backend::RandomWeight(std::span<const RandomPart> parts, int64_t cols,
-                                             float scale) {
-  RS_ASSIGN_OR_RETURN(const int64_t rows, RandomWeightRows(parts, cols));
-  std::vector<float> values(static_cast<size_t>(rows * cols));
-  float* out = values.data();
-  for (const RandomPart& part : parts) {
-    FillRandomUniform(part.state, scale, out, part.rows * cols);
-    out += part.rows * cols;
-  }
-  return UploadWeight(DType::kF32, rows, cols, values.data());
 }
 
 Tensor Tensor::Columns(int64_t begin, int64_t count) const {

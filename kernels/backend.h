@@ -28,6 +28,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "kernels/dtype.h"
+#include "kernels/random_weights.h"
 
 namespace ringserve::kernels {
 
@@ -84,12 +85,6 @@ struct Weight {
   DType dtype = DType::kF32;  // element type as stored on the device
   int64_t rows = 0;           // output features
   int64_t cols = 0;           // input features
-};
-
-// `rows` rows of a random weight, filled from one stream of kernels/random_weights.h.
-struct RandomPart {
-  uint64_t state = 0;
-  int64_t rows = 0;
 };
 
 // Paged KV storage of one layer. K and V are each [num_blocks, block_size, num_kv_heads,
@@ -185,10 +180,10 @@ class Backend {
 
   // A [sum of the parts' rows, cols] weight of random values (benchmarks at real shapes):
   // the parts' rows in order, element i of a part RandomUniform(part.state, i, scale),
-  // stored exactly as UploadWeight stores those values given in f32. The default makes
-  // them on the host and uploads them; a device backend may make them in place.
+  // stored exactly as UploadWeight stores those values given in f32. Each backend makes
+  // them in parallel where they are stored (the CPU on its pool, CUDA on the device).
   virtual absl::StatusOr<Weight> RandomWeight(std::span<const RandomPart> parts, int64_t cols,
-                                              float scale);
+                                              float scale) = 0;
 
   // ---- ops ----
   // out[i, :] = table[ids[i], :] for i < num_tokens. ids are device int32.

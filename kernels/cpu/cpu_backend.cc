@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/status_macros.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace ringserve::kernels::cpu {
@@ -92,25 +93,38 @@ absl::StatusOr<Weight> CpuBackend::UploadWeight(DType dtype, int64_t rows, int64
     return absl::InvalidArgumentError(
         absl::StrCat("cpu backend: q8_0 weight rows must be a multiple of 32 values, got ", cols));
   }
+  const auto* src = static_cast<const uint8_t*>(host_data);
+  return PackWeight(rows, cols, [&](int64_t r0, int64_t width, float* rows_f32) {
+    ConvertToFloat(dtype, src + DTypeBytes(dtype, static_cast<size_t>(r0 * cols)),
+                   static_cast<size_t>(width * cols), rows_f32);
+  });
+}
+
+absl::StatusOr<Weight> CpuBackend::RandomWeight(std::span<const RandomPart> parts, int64_t cols,
+                                                float scale) {
+  RS_ASSIGN_OR_RETURN(const int64_t rows, RandomWeightRows(parts, cols));
+  return PackWeight(rows, cols, [&](int64_t r0, int64_t width, float* rows_f32) {
+    FillRandomRows(parts, cols, scale, r0, r0 + width, rows_f32);
+  });
+}
+
+absl::StatusOr<Weight> CpuBackend::PackWeight(
+    int64_t rows, int64_t cols, absl::FunctionRef<void(int64_t, int64_t, float*)> fill_rows) {
   Weight w;
   w.dtype = DType::kF32;
   w.rows = rows;
   w.cols = cols;
   const size_t count = static_cast<size_t>(rows) * static_cast<size_t>(cols);
-  auto buffer = Allocate(count * sizeof(float));
-  if (!buffer.ok()) return buffer.status();
-  w.buffer = *std::move(buffer);
+  RS_ASSIGN_OR_RETURN(w.buffer, Allocate(count * sizeof(float)));
   const PanelLayout layout = LayoutOf(w);
-  const auto* src = static_cast<const uint8_t*>(host_data);
   float* dst = w.buffer.as<float>();
-  // Convert one panel of rows at a time so no full-size f32 copy of the source is needed.
+  // One panel of rows at a time, so no full-size f32 copy of the weight is ever made.
   pool_.ParallelFor(layout.num_panels(), [&](int64_t p0, int64_t p1) {
     std::vector<float> rows_f32(static_cast<size_t>(kPanelWidth * cols));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t r0 = p * kPanelWidth;
       const int64_t width = layout.width(p);
-      ConvertToFloat(dtype, src + DTypeBytes(dtype, static_cast<size_t>(r0 * cols)),
-                     static_cast<size_t>(width * cols), rows_f32.data());
+      fill_rows(r0, width, rows_f32.data());
       PackRows(layout, rows_f32.data(), r0, width, dst);
     }
   });

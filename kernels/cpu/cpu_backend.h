@@ -7,8 +7,11 @@
 #ifndef RINGSERVE_KERNELS_CPU_CPU_BACKEND_H_
 #define RINGSERVE_KERNELS_CPU_CPU_BACKEND_H_
 
+#include <cstdint>
 #include <memory>
+#include <span>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_matmul.h"
@@ -32,6 +35,8 @@ class CpuBackend final : public Backend {
   void Fill(void* dst, size_t bytes, uint8_t value) override;
   absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                       const void* host_data) override;
+  absl::StatusOr<Weight> RandomWeight(std::span<const RandomPart> parts, int64_t cols,
+                                      float scale) override;
 
   void EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) override;
   void RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) override;
@@ -59,6 +64,11 @@ class CpuBackend final : public Backend {
 
  private:
   PanelLayout LayoutOf(const Weight& w) const { return {use_blas_, w.rows, w.cols}; }
+  // A [rows, cols] weight in MatMul's layout, packed panel by panel across the pool:
+  // fill_rows(r0, width, out) writes rows [r0, r0 + width) as f32, row-major, into out
+  // (kPanelWidth rows of scratch per thread), from any thread.
+  absl::StatusOr<Weight> PackWeight(int64_t rows, int64_t cols,
+                                    absl::FunctionRef<void(int64_t, int64_t, float*)> fill_rows);
 
   // Products with at least this many rows go to cblas_sgemm when use_blas_.
   static constexpr int64_t kBlasMinRows = 16;

@@ -91,6 +91,11 @@ def prefill_ideal_seconds(bench, roofline):
     return cfg["num_layers"] * seconds
 
 
+def l2_note(err):
+    """The L2 ratio ||a - b|| / ||b|| the logits checks report beside their gate."""
+    return f"L2 ratio {err:.2e}, not gated" if err is not None else ""
+
+
 def compute(work):
     bench = load(work, "bench.json")
     roofline = load(work, "roofline.json")
@@ -118,20 +123,24 @@ def compute(work):
             "exact", bool(toks) and all(t["ok"] for t in toks) and not vectors.get("errors"),
             "; ".join(vectors.get("errors", []))[:200])
         fs = vectors.get("first_step")
-        row("vectors: bf16 first-step logits vs CPU f32",
-            f"{fs['max_rel_err']:.2e}" if fs else "not run", "<= 2e-2", bool(fs and fs["ok"]))
+        row("vectors: bf16 first-step logits vs CPU f32 (max |diff| / max |logit|)",
+            f"{fs['max_rel_err']:.2e}" if fs else "not run", "<= 2e-2", bool(fs and fs["ok"]),
+            l2_note(fs and fs.get("l2_rel_err")))
     else:
         row("vectors", st.get("vectors", {}).get("status", "not run"), "pass", False)
     if hf:
-        worst = {}
+        worst, worst_l2 = {}, {}
         for m in hf.get("models", []):
             for c in m["checks"]:
                 if "limit" in c:
                     key = f"{c['a']} vs {c['b']}"
                     worst[key] = max(worst.get(key, 0.0), c["max_rel_err"])
+                    if c.get("l2_rel_err") is not None:
+                        worst_l2[key] = max(worst_l2.get(key, 0.0), c["l2_rel_err"])
         for key, err in sorted(worst.items()):
             limit = 1e-2 if "bf16" in key else 1e-3
-            row(f"transformers: {key}", f"{err:.2e}", f"<= {limit:g}", err <= limit)
+            row(f"transformers: {key} (max |diff| / max |logit|)", f"{err:.2e}", f"<= {limit:g}",
+                err <= limit, l2_note(worst_l2.get(key)))
         errors = [e for m in hf.get("models", []) for e in m.get("errors", [])]
         if errors:
             row("transformers comparison errors", len(errors), 0, False, "; ".join(errors)[:200])

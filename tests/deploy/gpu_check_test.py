@@ -8,11 +8,15 @@
   model with Llama 3 rope scaling written the way transformers 5 writes it, and one
   without), vectors_check.py on the CPU, and `ringserve-run bench` in its step-bench mode;
 - summarize.py turns those real outputs (plus stand-ins for the GPU-only ones) into
-  check.json and check.md with every ratio the issue asks for.
+  check.json and check.md with every ratio the issue asks for;
+- both tools gate logits on max |a - b| / max |b| per row (the unit tests' LogitsError), not
+  on the L2 ratio they report beside it: synthetic rows where only one of the two is within
+  the limit.
 Skips (77) the tool half when ringserve-run is not built.
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -150,10 +154,39 @@ def summary_checks(work):
     md = open(os.path.join(out, "check.md")).read()
     expect("| check | measured | target | ok |" in md and "0123456789ab" in md,
            "check.md has the table, device and commit")
+    expect("transformers: ringserve cpu vs reference f64 (max |diff| / max |logit|)" in md
+           and "L2 ratio" in md, "check.md names the gated logits measure and shows the L2 ratio")
     expect(report["pass"] is False, "a failed stage fails the check")
 
 
+def metric_checks():
+    sys.dont_write_bytecode = True
+    sys.path.insert(0, os.path.join(ROOT, "tools", "gpu"))
+    import hf_compare
+    import vectors_check
+    want = [5 * math.sin(i) for i in range(1000)]  # max |logit| ~5, ||logits|| ~112
+    spike = list(want)
+    spike[7] += 0.2  # max 4e-2, L2 2e-3
+    spread = [100.0] + [0.1] * 999
+    shifted = [x + 0.9 for x in spread]  # max 9e-3, L2 0.28
+    for name, gate in (
+            ("vectors_check first_step (2e-2)",
+             lambda got, ref: vectors_check.first_step_check([got], [ref], 1, "test")),
+            ("hf_compare (1e-2)",
+             lambda got, ref: hf_compare.compare_sequences([[got]], [[ref]], 1e-2))):
+        c = gate(spike, want)
+        expect(not c["ok"] and c["l2_rel_err"] < c["limit"] < c["max_rel_err"],
+               f"{name}: one logit off by 4% of the largest fails, though its L2 ratio passes", str(c))
+        c = gate(shifted, spread)
+        expect(c["ok"] and c["max_rel_err"] < c["limit"] < c["l2_rel_err"],
+               f"{name}: every logit off by 0.9% of the largest passes, though its L2 ratio fails",
+               str(c))
+        c = gate(spike[:-1], want)
+        expect(not c["ok"] and c["max_rel_err"] == math.inf, f"{name}: a short row fails", str(c))
+
+
 def main():
+    metric_checks()
     script_checks()
     target_checks()
     if not os.path.exists(os.path.join(BIN, "ringserve-run")):

@@ -33,6 +33,17 @@ absl::StatusOr<std::unique_ptr<OpGraph>> Backend::CaptureGraph(
   return absl::UnimplementedError(absl::StrCat(std::string(name()), ": no graph capture"));
 }
 
+std::string_view AttentionKernelName(AttentionKernel kernel) {
+  return kernel == AttentionKernel::kTensorCore ? "tensor-core" : "simt";
+}
+
+absl::Status Backend::SetAttentionKernel(AttentionKernel kernel) {
+  if (kernel == AttentionKernel::kSimt) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(std::string(name()), " has no ", std::string(AttentionKernelName(kernel)),
+                   " attention kernel (CUDA only); its attention runs on simt"));
+}
+
 absl::StatusOr<int64_t> Backend::RandomWeightRows(std::span<const RandomPart> parts,
                                                   int64_t cols) const {
   bool valid = !parts.empty() && cols > 0;

@@ -143,6 +143,15 @@ struct AttentionShape {
   float scale = 0;  // softmax scale, usually 1/sqrt(head_dim)
 };
 
+// The attention kernels behind PagedAttention. Both are batch invariant; they differ in the
+// last bits, so a backend switches only between generations.
+enum class AttentionKernel : uint8_t {
+  kSimt,        // f32 arithmetic throughout: the CPU's kernel, CUDA's SIMT kernel
+  kTensorCore,  // CUDA: softmax weights rounded to f16/bf16 for mma.sync (attention_mma.cu)
+};
+// "simt" or "tensor-core", as the --attention flag spells them.
+std::string_view AttentionKernelName(AttentionKernel kernel);
+
 // Ops recorded by Backend::CaptureGraph. Replay enqueues them again with the same arguments
 // (device pointers, shapes, launch sizes) in one call; what may differ between replays is
 // the contents of device memory. Owned by the caller; must not outlive its backend.
@@ -223,6 +232,15 @@ class Backend {
   // the rows whose logits are sampled.
   virtual void GatherRows(Tensor x, const int32_t* rows, Tensor out) = 0;
 
+  // The kernel PagedAttention runs (shapes it does not cover run on kSimt: see
+  // BackendOptions::cuda_attention_kernel).
+  virtual AttentionKernel attention_kernel() const { return AttentionKernel::kSimt; }
+  // Switches PagedAttention's kernel from the next call on (benchmarks compare both in one
+  // process). Never in the middle of a generation: the result bits change. The default is
+  // a backend with only kSimt: OK for it, FAILED_PRECONDITION naming the backend for any
+  // other (nothing changes then).
+  virtual absl::Status SetAttentionKernel(AttentionKernel kernel);
+
   // ---- graphs ----
   // Whether CaptureGraph works here (CUDA); elsewhere callers simply enqueue ops each time.
   virtual bool can_capture_graphs() const { return false; }
@@ -259,12 +277,13 @@ struct BackendOptions {
   // CUDA: MatMul on the simple tiled kernel instead of cuBLASLt. Both are batch invariant;
   // the simple one is the reference (and fallback) for the fast one.
   bool cuda_simple_matmul = false;
-  // CUDA: paged attention on tensor cores (mma.sync) for f16/bf16 activations: every row,
-  // prefill and decode, through the same MMA arithmetic (kernels/cuda/attention_mma.cu), so
-  // results stay batch invariant but differ in the last bits from the SIMT f32 kernel's.
-  // Off until validated on hardware; f32 activations, head_dim > 256 and more than 64 query
-  // heads per kv head keep the SIMT kernel either way.
-  bool cuda_tensor_core_attention = false;
+  // CUDA: kTensorCore runs paged attention on tensor cores (mma.sync) for f16/bf16
+  // activations: every row, prefill and decode, through the same MMA arithmetic
+  // (kernels/cuda/attention_mma.cu), so results stay batch invariant but differ in the last
+  // bits from the SIMT f32 kernel's. kSimt until validated on hardware; f32 activations,
+  // head_dim > 256 and more than 64 query heads per kv head keep the SIMT kernel either way.
+  // Backend::SetAttentionKernel switches it later.
+  AttentionKernel cuda_attention_kernel = AttentionKernel::kSimt;
 };
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view device,
                                                        const BackendOptions& options = {});

@@ -1,5 +1,5 @@
-// Paged causal attention on tensor cores (BackendOptions::cuda_tensor_core_attention, f16 and
-// bf16 activations): the structure of attention.cu with its dot products and its p v sums on
+// Paged causal attention on tensor cores (AttentionKernel::kTensorCore, f16 and bf16
+// activations): the structure of attention.cu with its dot products and its p v sums on
 // mma.sync m16n8k16 (mma.cuh).
 //
 // Arithmetic. Rows (token, query head) are the rows of 16-row MMA tiles. A row at position p

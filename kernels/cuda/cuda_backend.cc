@@ -59,7 +59,7 @@ CudaBackend::CudaBackend(Key /*key*/, int ordinal, const BackendOptions& options
       dtype_(options.cuda_activation_dtype),
       simple_matmul_(options.cuda_simple_matmul),
       sync_after_ops_(EnvFlag("RINGSERVE_CUDA_SYNC")),
-      tensor_core_attention_(options.cuda_tensor_core_attention) {}
+      attention_kernel_(options.cuda_attention_kernel) {}
 
 absl::StatusOr<std::unique_ptr<Backend>> CudaBackend::Create(int ordinal,
                                                              const BackendOptions& options) {
@@ -358,8 +358,13 @@ void CudaBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
                                  max_shared_bytes_};
   LaunchPagedAttention(stream_, ToMat(qkv), ToHeadArgs(shape), ToBatchArgs(batch),
                        KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks}, scratch, split_mode_,
-                       tensor_core_attention_, ToMat(out));
+                       attention_kernel_ == AttentionKernel::kTensorCore, ToMat(out));
   AfterOp("PagedAttention");
+}
+
+absl::Status CudaBackend::SetAttentionKernel(AttentionKernel kernel) {
+  attention_kernel_ = kernel;
+  return absl::OkStatus();
 }
 
 void CudaBackend::SiluMul(Tensor gate_up, Tensor out) {

@@ -55,6 +55,10 @@ class CudaBackend final : public Backend {
   absl::StatusOr<Weight> RandomWeight(std::span<const RandomPart> parts, int64_t cols,
                                       float scale) override;
 
+  // Both kernels; kTensorCore takes effect for f16/bf16 activations only (f32 keeps SIMT).
+  AttentionKernel attention_kernel() const override { return attention_kernel_; }
+  absl::Status SetAttentionKernel(AttentionKernel kernel) override;
+
   bool can_capture_graphs() const override { return true; }
   absl::StatusOr<std::unique_ptr<OpGraph>> CaptureGraph(
       absl::FunctionRef<void()> enqueue_ops) override;
@@ -74,10 +78,6 @@ class CudaBackend final : public Backend {
 
   // Tests: force decode attention's split-parallel path on or off (results must not change).
   void set_attention_split_mode(SplitMode mode) { split_mode_ = mode; }
-  // Benchmarks: switch BackendOptions::cuda_tensor_core_attention between runs. It changes
-  // result bits, so never in the middle of a generation.
-  void set_tensor_core_attention(bool on) { tensor_core_attention_ = on; }
-  bool tensor_core_attention() const { return tensor_core_attention_; }
   // Tests: product shapes the cuBLASLt path planned, and how many fell back to the simple
   // kernel (0 and 0 with cuda_simple_matmul).
   int num_matmul_plans() const;
@@ -113,7 +113,7 @@ class CudaBackend final : public Backend {
   int64_t num_allocations_ = 0;
   SplitMode split_mode_ = SplitMode::kAuto;
   bool capturing_ = false;  // inside CaptureGraph: ops are recorded, not run
-  bool tensor_core_attention_ = false;
+  AttentionKernel attention_kernel_ = AttentionKernel::kSimt;
   int num_sms_ = 0;
   size_t max_shared_bytes_ = 0;
   // Scratch allocated once in Init (see Init for the sizes).

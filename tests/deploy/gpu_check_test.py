@@ -114,13 +114,18 @@ def tool_checks(work):
     expect(b["runs"][0]["output_tokens_per_s"] > 0 and b["runs"][0]["generated_tokens"] == 1024,
            "bench reports output tokens/s of the generator run")
     expect(0.0009 < b["kv_pool"]["fraction_of_free"] <= 0.001, "KV pool sized from free memory")
-    # check.sh compares the attention kernels with --step-attention: CUDA only, and the CPU
-    # says so; summary_checks stands in for the GPU's output.
-    ab = run([os.path.join(BIN, "ringserve-run"), "bench", "--dummy-weights", "--preset", "tiny",
-              "--prefill-tokens", "16", "--parallel", "none", "--threads", "2",
-              "--step-attention", "simt,tensor-core"])
-    expect(ab.returncode != 0 and "no choice of attention kernel" in ab.stderr,
-           "--step-attention on the CPU is refused", ab.stderr[-500:])
+    # check.sh compares the attention kernels with --step-attention: the CPU runs simt only,
+    # and refuses tensor-core before timing anything; summary_checks stands in for the GPU's
+    # output.
+    step_attention = [os.path.join(BIN, "ringserve-run"), "bench", "--dummy-weights", "--preset",
+                      "tiny", "--prefill-tokens", "16", "--parallel", "none", "--threads", "2",
+                      "--json", "--step-attention"]
+    ab = run(step_attention + ["simt,tensor-core"])
+    expect(ab.returncode != 0 and "cpu has no tensor-core attention kernel" in ab.stderr
+           and not ab.stdout, "--step-attention tensor-core on the CPU is refused", ab.stderr[-500:])
+    simt = run(step_attention + ["simt"])
+    expect(simt.returncode == 0 and list(json.loads(simt.stdout)["steps_by_attention"]) == ["simt"],
+           "--step-attention simt on the CPU runs", simt.stderr[-500:])
     b["steps_by_attention"] = {"simt": b["steps"], "tensor-core": b["steps"]}
     with open(os.path.join(work, "bench.json"), "w") as f:
         json.dump(b, f)

@@ -1,10 +1,8 @@
 #include "tools/common/model_setup.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#ifdef RINGSERVE_HAVE_CUDA
-#include "kernels/cuda/cuda_backend.h"
-#endif
 #include "worker/model/presets.h"
 #include "worker/tokenizer/llama2c_vocab.h"
 
@@ -43,8 +41,8 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
     return absl::InvalidArgumentError("--dtype: expected bf16, f16 or f32, got '" + flags.dtype +
                                       "'");
   }
-  RS_ASSIGN_OR_RETURN(backend_options.cuda_tensor_core_attention,
-                      ParseTensorCoreAttention(flags.attention));
+  RS_ASSIGN_OR_RETURN(backend_options.cuda_attention_kernel,
+                      ParseAttentionKernel(flags.attention, "attention"));
   RS_ASSIGN_OR_RETURN(loaded.backend, kernels::CreateBackend(flags.device, backend_options));
   std::optional<tokenizer::Vocabulary> vocab;
   if (flags.dummy_weights) {
@@ -82,22 +80,14 @@ absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel
       loaded.config, static_cast<uint64_t>(flags.seed), loaded.backend.get(), options);
 }
 
-absl::StatusOr<bool> ParseTensorCoreAttention(const std::string& attention) {
-  if (attention == "simt") return false;
-  if (attention == "tensor-core") return true;
-  return absl::InvalidArgumentError("--attention: expected simt or tensor-core, got '" + attention +
-                                    "'");
-}
-
-absl::Status SetTensorCoreAttention(kernels::Backend& backend, bool on) {
-#ifdef RINGSERVE_HAVE_CUDA
-  if (auto* cuda = dynamic_cast<kernels::cuda::CudaBackend*>(&backend); cuda != nullptr) {
-    cuda->set_tensor_core_attention(on);
-    return absl::OkStatus();
+absl::StatusOr<kernels::AttentionKernel> ParseAttentionKernel(std::string_view name,
+                                                              std::string_view flag) {
+  for (const kernels::AttentionKernel kernel :
+       {kernels::AttentionKernel::kSimt, kernels::AttentionKernel::kTensorCore}) {
+    if (name == kernels::AttentionKernelName(kernel)) return kernel;
   }
-#endif
-  return absl::FailedPreconditionError(std::string(backend.name()) +
-                                       ": no choice of attention kernel (CUDA only)");
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--", std::string(flag), ": expected simt or tensor-core, got '", std::string(name), "'"));
 }
 
 }  // namespace ringserve::tools

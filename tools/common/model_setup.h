@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "kernels/backend.h"
@@ -47,13 +48,10 @@ absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel
                                                                const ModelFlags& flags,
                                                                model::ModelOptions options);
 
-// Whether --attention's value names the tensor-core kernel ("tensor-core") or the SIMT one
-// ("simt"); INVALID_ARGUMENT for anything else.
-absl::StatusOr<bool> ParseTensorCoreAttention(const std::string& attention);
-// Switches a CUDA backend's attention kernel between runs (benchmarks compare both in one
-// process); FAILED_PRECONDITION for a backend without the choice. Changes result bits: never
-// in the middle of a generation.
-absl::Status SetTensorCoreAttention(kernels::Backend& backend, bool on);
+// The attention kernel a flag's value names ("simt" or "tensor-core"); INVALID_ARGUMENT naming
+// --`flag` for anything else. Backend::SetAttentionKernel switches to it between runs.
+absl::StatusOr<kernels::AttentionKernel> ParseAttentionKernel(std::string_view name,
+                                                              std::string_view flag);
 
 }  // namespace ringserve::tools
 

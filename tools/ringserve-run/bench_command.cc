@@ -351,22 +351,37 @@ nlohmann::json KvPoolReport(model::LlamaModel& model, size_t free_bytes) {
   return j;
 }
 
-// The step bench, once as configured or once per --step-attention kernel.
+struct NamedKernel {
+  std::string name;
+  kernels::AttentionKernel kernel;
+};
+
+// The step bench, once as configured or once per --step-attention kernel. Every kernel listed
+// is parsed and set before any is timed, so a refusal costs no bench time; the backend's own
+// kernel is set again at the end, for the generator runs.
 absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,
                             const BenchFlags& flags, nlohmann::json& report) {
   if (flags.step_attention.empty()) {
     RS_ASSIGN_OR_RETURN(report["steps"], RunStepBench(model, flags.steps));
     return absl::OkStatus();
   }
-  for (absl::string_view name : absl::StrSplit(flags.step_attention, ',', absl::SkipEmpty())) {
-    RS_ASSIGN_OR_RETURN(const bool tensor_cores, ParseTensorCoreAttention(std::string(name)));
-    RS_RETURN_IF_ERROR(SetTensorCoreAttention(backend, tensor_cores));
+  const kernels::AttentionKernel configured = backend.attention_kernel();
+  std::vector<NamedKernel> listed;
+  const std::vector<std::string> names =
+      absl::StrSplit(flags.step_attention, ',', absl::SkipEmpty());
+  for (const std::string& name : names) {
+    RS_ASSIGN_OR_RETURN(const kernels::AttentionKernel kernel,
+                        ParseAttentionKernel(name, "step-attention"));
+    listed.push_back({name, kernel});
+  }
+  for (const NamedKernel& k : listed) RS_RETURN_IF_ERROR(backend.SetAttentionKernel(k.kernel));
+  for (const NamedKernel& k : listed) {
+    RS_RETURN_IF_ERROR(backend.SetAttentionKernel(k.kernel));
     RS_ASSIGN_OR_RETURN(nlohmann::json steps, RunStepBench(model, flags.steps));
     if (!report.contains("steps")) report["steps"] = steps;
-    report["steps_by_attention"][std::string(name)] = std::move(steps);
+    report["steps_by_attention"][k.name] = std::move(steps);
   }
-  RS_ASSIGN_OR_RETURN(const bool configured, ParseTensorCoreAttention(flags.model.attention));
-  return SetTensorCoreAttention(backend, configured);
+  return backend.SetAttentionKernel(configured);
 }
 
 // The generator runs: a warm-up at P = 1, one run per parallelism, and on the CPU the

@@ -65,12 +65,11 @@ class CudaDtypeTest : public ::testing::TestWithParam<std::tuple<std::string, DT
       static_cast<CudaBackend&>(*backend_).set_attention_split_mode(mode);
     }
   }
-  void SetTensorCoreAttention(bool on) {
-    if (emulated_) {
-      SetEmulatedTensorCoreAttention(*backend_, on);
-    } else {
-      static_cast<CudaBackend&>(*backend_).set_tensor_core_attention(on);
-    }
+  // Through the Backend interface, as the tools switch it.
+  void SetAttentionKernel(AttentionKernel kernel) {
+    const absl::Status status = backend_->SetAttentionKernel(kernel);
+    EXPECT_TRUE(status.ok()) << status;
+    EXPECT_EQ(backend_->attention_kernel(), kernel);
   }
   std::unique_ptr<Backend> backend_;
   bool emulated_ = false;
@@ -146,27 +145,44 @@ TEST_P(CudaDtypeTest, AttentionSplitSchedulesGiveTheSameBits) {
   EXPECT_TRUE(SameBits(in_block, automatic));
 }
 
-// The tensor-core attention: split-parallel decode merges to the same bits as in-block
-// merging; f32 keeps the SIMT kernel (same bits as with the option off), f16 and bf16 take
-// the tensor-core kernel (whose rounded softmax weights give other bits). Its accuracy is
+// The tensor-core attention, switched on and off through Backend::SetAttentionKernel:
+// split-parallel decode merges to the same bits as in-block merging; f32 keeps the SIMT
+// kernel (same bits as SIMT), f16 and bf16 take the tensor-core kernel (whose rounded softmax
+// weights give other bits); switching back gives the SIMT bits again. Its accuracy is
 // checked by the op suite (kernel_ops_test.cc, TensorCoreAttention) and its batch
 // invariance by batch_invariance_test.cc.
 TEST_P(CudaDtypeTest, TensorCoreAttentionSplitSchedulesGiveTheSameBits) {
   Backend& b = *backend_;
   const AttentionFixture f(b, kMixedBatch, 5);
-  SetTensorCoreAttention(true);
+  const std::vector<float> simt = f.Run(b);
+  SetAttentionKernel(AttentionKernel::kTensorCore);
   SetSplitMode(SplitMode::kNever);
   const std::vector<float> in_block = f.Run(b);
   SetSplitMode(SplitMode::kAlways);
   const std::vector<float> split = f.Run(b);
   EXPECT_TRUE(SameBits(in_block, split)) << "split-parallel decode vs merged in the block";
-  SetTensorCoreAttention(false);
-  const std::vector<float> simt = f.Run(b);
+  SetAttentionKernel(AttentionKernel::kSimt);
+  EXPECT_TRUE(SameBits(f.Run(b), simt)) << "switching back must bring back the SIMT kernel";
   if (b.activation_dtype() == DType::kF32) {
     EXPECT_TRUE(SameBits(in_block, simt)) << "f32 must keep the SIMT kernel";
   } else {
-    EXPECT_FALSE(SameBits(in_block, simt)) << "the option did not reach the kernel";
+    EXPECT_FALSE(SameBits(in_block, simt)) << "SetAttentionKernel did not reach the kernel";
   }
+}
+
+// BackendOptions::cuda_attention_kernel at creation and SetAttentionKernel later select the
+// same kernel: same bits (and not the SIMT ones, checked above).
+TEST(CudaAttentionKernelTest, OptionAndSwitchRunTheSameKernel) {
+  std::unique_ptr<Backend> chosen =
+      MakeEmulatedCudaBackend(DType::kBF16, AttentionKernel::kTensorCore);
+  std::unique_ptr<Backend> switched = MakeEmulatedCudaBackend(DType::kBF16);
+  if (chosen == nullptr || switched == nullptr) GTEST_SKIP() << "emulation is not available";
+  EXPECT_EQ(chosen->attention_kernel(), AttentionKernel::kTensorCore);
+  EXPECT_EQ(switched->attention_kernel(), AttentionKernel::kSimt);
+  ASSERT_TRUE(switched->SetAttentionKernel(AttentionKernel::kTensorCore).ok());
+  const std::vector<SeqSpec> batch = {{300, 1}, {40, 9}};
+  const std::vector<float> want = AttentionFixture(*chosen, batch, 3).Run(*chosen);
+  EXPECT_TRUE(SameBits(AttentionFixture(*switched, batch, 3).Run(*switched), want));
 }
 
 TEST_P(CudaDtypeTest, AttentionMatchesHostEmulationBitForBit) {

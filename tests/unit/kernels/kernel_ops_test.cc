@@ -257,7 +257,7 @@ INSTANTIATE_TEST_SUITE_P(AllOps, KernelOpTest,
                                             ::testing::ValuesIn(BackendVariants())),
                          OpTestName);
 
-// The tensor-core attention (BackendOptions::cuda_tensor_core_attention) changes the
+// The tensor-core attention (BackendOptions::cuda_attention_kernel) changes the
 // attention only: its cases, on the GPU and on the CPU emulation.
 std::vector<OpCase> AttentionOnlyCases() {
   std::vector<OpCase> cases;
@@ -288,6 +288,20 @@ TEST(UploadWeightTest, RejectsUnsupportedDtypeAndShape) {
               absl::StatusCode::kInvalidArgument)
         << variant;
   }
+}
+
+// The CPU has one attention kernel: it accepts that one and refuses the other by name,
+// unchanged (the tools pass the message on to the user).
+TEST(AttentionKernelTest, CpuRunsSimtAndRefusesTensorCore) {
+  std::unique_ptr<Backend> cpu = MakeBackend("cpu");
+  ASSERT_NE(cpu, nullptr);
+  EXPECT_EQ(cpu->attention_kernel(), AttentionKernel::kSimt);
+  EXPECT_TRUE(cpu->SetAttentionKernel(AttentionKernel::kSimt).ok());
+  const absl::Status refused = cpu->SetAttentionKernel(AttentionKernel::kTensorCore);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused.message(),
+            "cpu has no tensor-core attention kernel (CUDA only); its attention runs on simt");
+  EXPECT_EQ(cpu->attention_kernel(), AttentionKernel::kSimt);
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 #include <numeric>
 
 #ifdef RINGSERVE_HAVE_CUDA
-#include "kernels/cuda/cuda_backend.h"
 #include "tests/unit/kernels/cuda_emu/cuda_emu_backend.h"
 #endif
 
@@ -22,15 +21,16 @@ std::unique_ptr<Backend> MakeBackend(const std::string& variant) {
     // Suffixes: -tc (tensor-core attention), then -f16, -f32 or -simple (cuda:0 only).
     const bool emulated = variant.starts_with("cuda-emu");
     std::string suffix = variant.substr(emulated ? 8 : 6);
-    options.cuda_tensor_core_attention = suffix.starts_with("-tc");
-    if (options.cuda_tensor_core_attention) suffix = suffix.substr(3);
+    if (suffix.starts_with("-tc")) {
+      options.cuda_attention_kernel = AttentionKernel::kTensorCore;
+      suffix = suffix.substr(3);
+    }
     if (suffix == "-f16") options.cuda_activation_dtype = DType::kF16;
     if (suffix == "-f32") options.cuda_activation_dtype = DType::kF32;
     if (suffix == "-simple") options.cuda_simple_matmul = true;
     if (emulated) {
 #ifdef RINGSERVE_HAVE_CUDA
-      return MakeEmulatedCudaBackend(options.cuda_activation_dtype,
-                                     options.cuda_tensor_core_attention);
+      return MakeEmulatedCudaBackend(options.cuda_activation_dtype, options.cuda_attention_kernel);
 #else
       return nullptr;
 #endif
@@ -55,12 +55,7 @@ std::vector<std::string> InvariantBackendVariants() {
 }
 
 SoftmaxWeightRounding AttentionWeightRounding(const Backend& backend) {
-  bool tensor_cores = false;
-#ifdef RINGSERVE_HAVE_CUDA
-  const auto* cuda = dynamic_cast<const cuda::CudaBackend*>(&backend);
-  tensor_cores =
-      (cuda != nullptr && cuda->tensor_core_attention()) || EmulatedTensorCoreAttention(backend);
-#endif
+  const bool tensor_cores = backend.attention_kernel() == AttentionKernel::kTensorCore;
   switch (tensor_cores ? backend.activation_dtype() : DType::kF32) {
     case DType::kF16:
       return {1.0 / 2048, 0x1p-25};  // weights below 2^-14 are f16 subnormals

@@ -17,8 +17,8 @@ namespace ringserve::kernels::testing {
 // activations, cuBLASLt), "cuda:0-f16", "cuda:0-f32" and "cuda:0-simple" (bf16, the simple
 // MatMul kernel), and "cuda-emu", "cuda-emu-f16", "cuda-emu-f32": the CUDA backend's sources
 // on the CPU emulation (tests/unit/kernels/cuda_emu). "-tc" after the device
-// ("cuda:0-tc-f16", "cuda-emu-tc") turns on cuda_tensor_core_attention. Returns nullptr when
-// this build or machine lacks it (the test then skips).
+// ("cuda:0-tc-f16", "cuda-emu-tc") selects the tensor-core attention (cuda_attention_kernel).
+// Returns nullptr when this build or machine lacks it (the test then skips).
 std::unique_ptr<Backend> MakeBackend(const std::string& variant);
 std::vector<std::string> BackendVariants();
 // The variants whose results must be batch invariant (all but cpu-blas).

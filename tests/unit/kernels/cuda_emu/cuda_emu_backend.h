@@ -11,14 +11,10 @@
 namespace ringserve::kernels::testing {
 
 // nullptr where the emulation does not run (see emu::Available).
-std::unique_ptr<Backend> MakeEmulatedCudaBackend(DType activation_dtype,
-                                                 bool tensor_core_attention = false);
+std::unique_ptr<Backend> MakeEmulatedCudaBackend(
+    DType activation_dtype, AttentionKernel attention_kernel = AttentionKernel::kSimt);
 // CudaBackend::set_attention_split_mode on an emulated backend: 0 auto, 1 never, 2 always.
 void SetEmulatedSplitMode(Backend& backend, int mode);
-// CudaBackend::set_tensor_core_attention on an emulated backend.
-void SetEmulatedTensorCoreAttention(Backend& backend, bool on);
-// Whether `backend` is an emulated CUDA backend with the tensor-core attention on.
-bool EmulatedTensorCoreAttention(const Backend& backend);
 
 }  // namespace ringserve::kernels::testing
 

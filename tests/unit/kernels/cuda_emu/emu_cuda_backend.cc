@@ -10,12 +10,12 @@
 namespace ringserve::kernels::testing {
 
 std::unique_ptr<Backend> MakeEmulatedCudaBackend(DType activation_dtype,
-                                                 bool tensor_core_attention) {
+                                                 AttentionKernel attention_kernel) {
   if (!emu::Available()) return nullptr;
   BackendOptions options;
   options.cuda_activation_dtype = activation_dtype;
   options.cuda_simple_matmul = true;
-  options.cuda_tensor_core_attention = tensor_core_attention;
+  options.cuda_attention_kernel = attention_kernel;
   auto backend = cuda_emu::CudaBackend::Create(0, options);
   return backend.ok() ? *std::move(backend) : nullptr;
 }
@@ -23,15 +23,6 @@ std::unique_ptr<Backend> MakeEmulatedCudaBackend(DType activation_dtype,
 void SetEmulatedSplitMode(Backend& backend, int mode) {
   static_cast<cuda_emu::CudaBackend&>(backend).set_attention_split_mode(
       static_cast<cuda_emu::SplitMode>(mode));
-}
-
-void SetEmulatedTensorCoreAttention(Backend& backend, bool on) {
-  static_cast<cuda_emu::CudaBackend&>(backend).set_tensor_core_attention(on);
-}
-
-bool EmulatedTensorCoreAttention(const Backend& backend) {
-  const auto* emulated = dynamic_cast<const cuda_emu::CudaBackend*>(&backend);
-  return emulated != nullptr && emulated->tensor_core_attention();
 }
 
 }  // namespace ringserve::kernels::testing

@@ -1,0 +1,84 @@
+// The step-bench half of `ringserve-run bench` (--decode-batch / --prefill-tokens): the
+// model's own steps timed by step_bench.h, with --step-attention once per attention kernel.
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+#include "tools/ringserve-run/bench.h"
+
+namespace ringserve::tools {
+namespace {
+
+struct NamedKernel {
+  std::string name;
+  kernels::AttentionKernel kernel;
+};
+
+void PrintSteps(const nlohmann::json& steps) {
+  for (const auto& d : steps["decode"]) {
+    std::printf(
+        "decode batch %d, context %d (%s): %.3f ms/step (median of %d), %.1f tokens/s, "
+        "%.3g bytes/step = %.1f GB/s",
+        d["batch"].get<int>(), d["context"].get<int>(), d["path"].get<std::string>().c_str(),
+        d["step_ms_median"].get<double>(), d["timed_steps"].get<int>(),
+        d["tokens_per_s"].get<double>(), d["bytes_per_step"].get<double>(),
+        d["gb_per_s"].get<double>());
+    if (d.contains("eager_step_ms_median")) {
+      std::printf("; op by op %.3f ms/step", d["eager_step_ms_median"].get<double>());
+    }
+    std::printf("\n");
+  }
+  if (steps.contains("prefill")) {
+    const auto& p = steps["prefill"];
+    std::printf(
+        "prefill %d tokens: %.2f ms (median of %d), %.1f tokens/s, %.2f TFLOP/s (%.2f in "
+        "the projections)\n",
+        p["tokens"].get<int>(), p["ms_median"].get<double>(), p["reps"].get<int>(),
+        p["tokens_per_s"].get<double>(), p["tflops"].get<double>(),
+        p["matmul_tflops"].get<double>());
+  }
+}
+
+}  // namespace
+
+absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,
+                            const BenchFlags& flags, nlohmann::json& report) {
+  if (flags.step_attention.empty()) {
+    RS_ASSIGN_OR_RETURN(report["steps"], RunStepBench(model, flags.steps));
+    return absl::OkStatus();
+  }
+  const kernels::AttentionKernel configured = backend.attention_kernel();
+  std::vector<NamedKernel> listed;
+  const std::vector<std::string> names =
+      absl::StrSplit(flags.step_attention, ',', absl::SkipEmpty());
+  for (const std::string& name : names) {
+    RS_ASSIGN_OR_RETURN(const kernels::AttentionKernel kernel,
+                        ParseAttentionKernel(name, "step-attention"));
+    listed.push_back({name, kernel});
+  }
+  for (const NamedKernel& k : listed) RS_RETURN_IF_ERROR(backend.SetAttentionKernel(k.kernel));
+  for (const NamedKernel& k : listed) {
+    RS_RETURN_IF_ERROR(backend.SetAttentionKernel(k.kernel));
+    RS_ASSIGN_OR_RETURN(nlohmann::json steps, RunStepBench(model, flags.steps));
+    if (!report.contains("steps")) report["steps"] = steps;
+    report["steps_by_attention"][k.name] = std::move(steps);
+  }
+  return backend.SetAttentionKernel(configured);
+}
+
+void PrintStepBenches(const nlohmann::json& report) {
+  if (report.contains("steps_by_attention")) {
+    for (const auto& [attention, steps] : report["steps_by_attention"].items()) {
+      std::printf("attention %s:\n", attention.c_str());
+      PrintSteps(steps);
+    }
+  } else if (report.contains("steps")) {
+    PrintSteps(report["steps"]);
+  }
+}
+
+}  // namespace ringserve::tools

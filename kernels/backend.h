@@ -236,8 +236,9 @@ class Backend {
   // BackendOptions::cuda_attention_kernel).
   virtual AttentionKernel attention_kernel() const { return AttentionKernel::kSimt; }
   // Switches PagedAttention's kernel from the next call on (benchmarks compare both in one
-  // process). Never in the middle of a generation: the result bits change. The default is
-  // a backend with only kSimt: OK for it, FAILED_PRECONDITION naming the backend for any
+  // process). Never in the middle of a generation: the result bits change. Graphs captured
+  // before replay the old kernel (model::DecodeGraphs captures again). The default is a
+  // backend with only kSimt: OK for it, FAILED_PRECONDITION naming the backend for any
   // other (nothing changes then).
   virtual absl::Status SetAttentionKernel(AttentionKernel kernel);
 

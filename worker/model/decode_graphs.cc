@@ -9,7 +9,8 @@
 
 namespace ringserve::model {
 
-DecodeGraphs::DecodeGraphs(kernels::Backend* backend, int max_batch) : backend_(backend) {
+DecodeGraphs::DecodeGraphs(kernels::Backend* backend, int max_batch)
+    : backend_(backend), attention_kernel_(backend->attention_kernel()) {
   RS_CHECK(backend->can_capture_graphs() && max_batch > 0);
   for (int size = 1; size < max_batch; size *= 2) buckets_.emplace_back(size);
   buckets_.emplace_back(max_batch);
@@ -25,6 +26,10 @@ void DecodeGraphs::Run(int bucket, absl::FunctionRef<void()> enqueue_pass) {
   const auto it = std::find_if(buckets_.begin(), buckets_.end(),
                                [bucket](const Bucket& b) { return b.size == bucket; });
   RS_CHECK_MSG(it != buckets_.end(), "decode graphs: not a bucket");
+  if (backend_->attention_kernel() != attention_kernel_) {
+    for (Bucket& stale : buckets_) stale = Bucket(stale.size);
+    attention_kernel_ = backend_->attention_kernel();
+  }
   Bucket& b = *it;
   if (b.graph != nullptr) {
     b.graph->Replay();

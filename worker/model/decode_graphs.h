@@ -5,6 +5,10 @@
 // Owned by LlamaModel; used from its thread only. Buckets are the powers of two below the
 // largest batch and the largest batch itself, so padding at most doubles a batch: decode
 // reads every weight once whatever the batch, and padding rows attend to nothing.
+//
+// A graph replays the kernels it was captured with, so a switch of the backend's attention
+// kernel (Backend::SetAttentionKernel, between generations) drops every graph and the
+// buckets capture again.
 #ifndef RINGSERVE_WORKER_MODEL_DECODE_GRAPHS_H_
 #define RINGSERVE_WORKER_MODEL_DECODE_GRAPHS_H_
 
@@ -18,7 +22,7 @@
 namespace ringserve::model {
 
 struct DecodeGraphStats {
-  int captured = 0;          // buckets with a graph
+  int captured = 0;          // graphs captured (again after an attention kernel switch)
   int capture_failures = 0;  // buckets that run eagerly because their capture failed
   int64_t replays = 0;       // passes run by replaying a graph
 };
@@ -49,7 +53,8 @@ class DecodeGraphs {
   };
 
   kernels::Backend* backend_;
-  std::vector<Bucket> buckets_;  // ascending sizes
+  kernels::AttentionKernel attention_kernel_;  // the one the graphs were captured with
+  std::vector<Bucket> buckets_;                // ascending sizes
   DecodeGraphStats stats_;
 };
 

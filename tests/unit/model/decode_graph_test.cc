@@ -146,6 +146,31 @@ TEST_P(DecodeGraphTest, ReplayedStepsMatchOpByOpStepsBitForBit) {
   EXPECT_EQ(backend_->num_allocations(), allocations) << "capturing or replaying allocated";
 }
 
+// A switch of the attention kernel between generations (ringserve-run bench --step-attention
+// does it) must not replay graphs captured with the other kernel. In bf16, where the
+// tensor-core kernel gives other bits than the SIMT one.
+class DecodeGraphKernelSwitchTest : public DecodeGraphTest {};
+
+TEST_P(DecodeGraphKernelSwitchTest, GraphsAreCapturedAgainAfterASwitch) {
+  if (!backend_->can_capture_graphs()) GTEST_SKIP() << "no graphs";
+  RunBoth({{prompts_[3], 0, tables_[3], true}, {prompts_[4], 0, tables_[4], true}}, "prefill");
+  DecodeStep({3, 4}, 0);  // runs eagerly, then captures bucket 2
+  DecodeStep({3, 4}, 1);  // replays the SIMT graph
+  ASSERT_TRUE(backend_->SetAttentionKernel(kernels::AttentionKernel::kTensorCore).ok());
+  DecodeStep({3, 4}, 2);  // must not replay the SIMT graph: eager, then captures again
+  DecodeStep({3, 4}, 3);  // replays the tensor-core graph
+  const DecodeGraphStats used = models_[1]->decode_graph_stats();
+  EXPECT_EQ(used.captured, 2) << "bucket 2, once per kernel";
+  EXPECT_EQ(used.replays, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, DecodeGraphKernelSwitchTest,
+                         ::testing::Values(std::make_tuple("emu", DType::kBF16),
+                                           std::make_tuple("cuda:0", DType::kBF16)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) == "emu" ? "emu_bf16" : "cuda_0_bf16";
+                         });
+
 INSTANTIATE_TEST_SUITE_P(
     Devices, DecodeGraphTest,
     ::testing::Values(std::make_tuple("emu", DType::kF32), std::make_tuple("cuda:0", DType::kBF16),

@@ -28,6 +28,10 @@ void DeviceBuffer::Reset() {
   bytes_ = 0;
 }
 
+absl::Status Backend::ReserveAttention(const AttentionLimits& /*limits*/) {
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<OpGraph>> Backend::CaptureGraph(
     absl::FunctionRef<void()> /*enqueue_ops*/) {
   return absl::UnimplementedError(absl::StrCat(std::string(name()), ": no graph capture"));

@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "kernels/dtype.h"
 #include "kernels/random_weights.h"
@@ -152,6 +153,16 @@ enum class AttentionKernel : uint8_t {
 // "simt" or "tensor-core", as the --attention flag spells them.
 std::string_view AttentionKernelName(AttentionKernel kernel);
 
+// The largest PagedAttention calls a model will make, for Backend::ReserveAttention.
+struct AttentionLimits {
+  int max_tokens = 0;       // query token rows of one call
+  int max_seqs = 0;         // sequences of one call
+  int max_context_len = 0;  // keys (positions 0..p) of the longest context a sequence reaches
+  int num_q_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+};
+
 // Ops recorded by Backend::CaptureGraph. Replay enqueues them again with the same arguments
 // (device pointers, shapes, launch sizes) in one call; what may differ between replays is
 // the contents of device memory. Owned by the caller; must not outlive its backend.
@@ -223,6 +234,14 @@ class Backend {
   // first Hq * head_dim columns of qkv; writes out [num_tokens, Hq * head_dim].
   virtual void PagedAttention(Tensor qkv, const AttentionShape& shape, const AttentionBatch& batch,
                               const KvLayerView& kv, Tensor out) = 0;
+
+  // Makes PagedAttention ready for every call within `limits`: allocates whatever scratch
+  // those calls need now, so the step path never allocates and never runs out. Called once
+  // by a model at creation; grows what earlier calls reserved, never shrinks it, so models
+  // may share a backend. Not inside a graph capture. INVALID_ARGUMENT for non-positive
+  // limits or query heads not a multiple of kv heads, RESOURCE_EXHAUSTED when the device
+  // memory is short. The default (CPU) has nothing to reserve.
+  virtual absl::Status ReserveAttention(const AttentionLimits& limits);
 
   // out[i, j] = silu(gate_up[i, j]) * gate_up[i, j + cols(out)]: the SwiGLU product of
   // the fused gate/up projection.

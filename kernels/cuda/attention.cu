@@ -1,4 +1,5 @@
-// Paged causal attention on the GPU: one kernel for prefill chunks and decode alike.
+// Paged causal attention on the GPU, the SIMT kernel: one kernel for prefill chunks and decode
+// alike. attention_launch.cu plans its work items, launches it and merges split-parallel rows.
 //
 // Arithmetic (the definition every path reproduces bit for bit). A query row (token, query
 // head) at position p attends to keys 0..p of its sequence. Keys are cut into splits of
@@ -20,14 +21,15 @@
 // Two places run the merge: a thread block that walks all of a row's splits merges them as
 // it goes (prefill items, and decode when the batch has parallelism enough), and for long
 // decode rows each split may run as its own thread block (flash-decoding), writing its
-// (m, l, acc) to scratch for MergeSplitsKernel, which merges in the same order with the same
-// helpers. f32 partials round-trip exactly, so both give the same bits; whether a row runs
-// split-parallel is a scheduling choice (SplitParallel) and may depend on the batch.
+// (m, l, acc) to scratch for MergeSplitsKernel (attention_launch.cu), which merges in the
+// same order with the same helpers. f32 partials round-trip exactly, so both give the same
+// bits; whether a row runs split-parallel is a scheduling choice (SplitParallel) and may
+// depend on the batch.
 //
-// Work items: the tokens of each sequence in groups of `tokens_per_item` consecutive tokens
-// (PlanItemsKernel lists them on the device, since the host does not see query lengths).
-// A thread block takes (item, kv head, split slot): its rows are the item's tokens x the
-// kv head's query heads (GQA), and every K/V tile it loads serves all of them.
+// Work items: the tokens of each sequence in groups of `tokens_per_item` consecutive tokens,
+// listed on the device by attention_launch.cu. A thread block takes (item, kv head, split
+// slot): its rows are the item's tokens x the kv head's query heads (GQA), and every K/V tile
+// it loads serves all of them.
 //
 // With the tensor-core option the launcher runs attention_mma.cu's kernel instead (its own
 // arithmetic on mma.sync, for every row of the model), with the same plan and merge.
@@ -35,12 +37,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cuda/attention.h"
 #include "kernels/cuda/attention_common.cuh"
-#include "kernels/cuda/attention_mma.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_dtype.cuh"
 #include "kernels/cuda/cuda_namespace.h"
-#include "kernels/cuda/cuda_ops.h"
 
 namespace ringserve::kernels::RS_CUDA_NS {
 namespace {
@@ -48,7 +49,6 @@ namespace {
 constexpr int kTile = kAttentionTileKeys;
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
-constexpr int kPlanThreads = 1024;
 // Rows (tokens x query heads of one kv head) a thread block aims for.
 constexpr int kTargetRows = 16;
 // Per-row state in shared memory: the current split's (max, sum), the merged (max, sum).
@@ -74,39 +74,6 @@ struct SharedLayout {
     total_bytes = (pos + tokens_per_item) * 4;
   }
 };
-
-// Lists the work items: each sequence's tokens in groups of tokens_per_item. One block;
-// a Hillis-Steele scan of the per-sequence item counts, kPlanThreads sequences at a time.
-__global__ void __launch_bounds__(kPlanThreads)
-    PlanItemsKernel(const int32_t* query_start, int num_seqs, int tokens_per_item, int2* items,
-                    int* num_items, int64_t capacity) {
-  __shared__ int scan[kPlanThreads];
-  const int tid = static_cast<int>(threadIdx.x);
-  int64_t offset = 0;
-  for (int base = 0; base < num_seqs; base += kPlanThreads) {
-    const int s = base + tid;
-    int first = 0, count = 0;
-    if (s < num_seqs) {
-      first = query_start[s];
-      count = ItemsOfSequence(query_start[s + 1] - first, tokens_per_item);
-    }
-    scan[tid] = count;
-    __syncthreads();
-    for (int step = 1; step < kPlanThreads; step *= 2) {
-      const int add = tid >= step ? scan[tid - step] : 0;
-      __syncthreads();
-      scan[tid] += add;
-      __syncthreads();
-    }
-    const int64_t before = offset + scan[tid] - count;
-    for (int b = 0; b < count; ++b) {
-      if (before + b < capacity) items[before + b] = make_int2(s, first + b * tokens_per_item);
-    }
-    offset += scan[kPlanThreads - 1];
-    __syncthreads();  // everyone has read scan before the next round overwrites it
-  }
-  if (tid == 0) *num_items = static_cast<int>(offset < capacity ? offset : capacity);
-}
 
 // One tile of keys [k0, k0 + 32) for one row, by one warp (lane j owns key k0 + j).
 // `q`, `acc`, `state` are the row's slices of shared memory.
@@ -283,9 +250,7 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p)
       float* st = state_s + kStateFloats * r;
       if (split_parallel) {
         const int64_t head = static_cast<int64_t>(kv_head) * p.group + r % p.group;
-        float* dst =
-            p.partials +
-            ((static_cast<int64_t>(seq) * p.num_q_heads + head) * p.grid_splits + s) * (hd + 2);
+        float* dst = SplitPartial(p, seq, head, s);
         const int lane = tid % 32;
         if (lane == 0) {
           dst[0] = st[0];
@@ -309,142 +274,28 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p)
   }
 }
 
-// One warp per (sequence, query head) of the split-parallel rows: merges the split states
-// in order exactly as MergeSplit does, then writes the output.
-template <typename T>
-__global__ void __launch_bounds__(32) MergeSplitsKernel(const Params p) {
-  const int seq = static_cast<int>(blockIdx.x);
-  const int head = static_cast<int>(blockIdx.y);
-  const int first = p.query_start[seq];
-  const int seq_tokens = p.query_start[seq + 1] - first;
-  if (seq_tokens != 1) return;
-  const int position = p.positions[first];
-  if (!SplitParallel(seq_tokens, position, p.grid_splits)) return;
-  const int splits = NumSplits(position + 1);
-  const int hd = p.head_dim;
-  const float* parts =
-      p.partials + (static_cast<int64_t>(seq) * p.num_q_heads + head) * p.grid_splits * (hd + 2);
-  T* out = static_cast<T*>(p.out) + first * p.out_stride + static_cast<int64_t>(head) * hd;
-  for (int d0 = 0; d0 < hd; d0 += 32) {
-    const int d = d0 + static_cast<int>(threadIdx.x);
-    float big_m = kNegInf, big_l = 0, o = 0;
-    for (int s = 0; s < splits; ++s) {
-      const float* part = parts + static_cast<int64_t>(s) * (hd + 2);
-      const float m = part[0], l = part[1];
-      const float m_new = MaxF(big_m, m);
-      const float a = RescaleFactor(big_m, m_new);
-      const float b = RescaleFactor(m, m_new);
-      big_l = MergeValue(big_l, a, l, b);
-      if (d < hd) o = MergeValue(o, a, part[2 + d], b);
-      big_m = m_new;
-    }
-    if (d < hd) out[d] = FromFloat<T>(Div(o, big_l));
-  }
-}
-
-int TokensPerItem(int group) { return std::max(1, kTargetRows / group); }
-
 }  // namespace
 
-cudaError_t ConfigureAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes) {
-  *max_dynamic_bytes = optin_bytes;
+int SimtTokensPerItem(int group) { return std::max(1, kTargetRows / group); }
+
+int64_t SimtAttentionSharedBytes(int group, int head_dim, int tokens_per_item) {
+  return SharedLayout(tokens_per_item * group, head_dim, tokens_per_item).total_bytes;
+}
+
+void LaunchSimtAttentionKernel(cudaStream_t stream, dim3 grid, int64_t shared_bytes,
+                               const AttentionParams& p, DType dtype) {
+  RS_DISPATCH_ACTIVATION(
+      dtype, T, RS_LAUNCH(PagedAttentionKernel<T>, grid, kThreads, shared_bytes, stream, p));
+}
+
+cudaError_t ConfigureSimtAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes) {
   for (const void* kernel : {reinterpret_cast<const void*>(PagedAttentionKernel<float>),
                              reinterpret_cast<const void*>(PagedAttentionKernel<__half>),
                              reinterpret_cast<const void*>(PagedAttentionKernel<__nv_bfloat16>)}) {
     const cudaError_t error = RaiseDynamicSharedLimit(kernel, optin_bytes, max_dynamic_bytes);
     if (error != cudaSuccess) return error;
   }
-  return ConfigureMmaAttentionKernels(optin_bytes, max_dynamic_bytes);
-}
-
-void LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& heads,
-                          const BatchArgs& batch, const KvArgs& kv, const AttentionScratch& scratch,
-                          SplitMode split_mode, bool tensor_cores, const Mat& out) {
-  RS_CHECK(heads.num_q_heads > 0 && heads.num_kv_heads > 0 && heads.head_dim > 0);
-  RS_CHECK(heads.num_q_heads % heads.num_kv_heads == 0);
-  RS_CHECK(qkv.dtype == out.dtype && qkv.rows == batch.num_tokens && out.rows == batch.num_tokens);
-  RS_CHECK(qkv.cols >= static_cast<int64_t>(heads.num_q_heads) * heads.head_dim);
-  RS_CHECK(out.cols == static_cast<int64_t>(heads.num_q_heads) * heads.head_dim);
-  RS_CHECK(qkv.stride >= qkv.cols && out.stride >= out.cols);
-  RS_CHECK(kv.block_size > 0 && kv.k != nullptr && kv.v != nullptr);
-  if (batch.num_tokens == 0) return;
-  RS_CHECK(batch.num_seqs > 0 && batch.max_context_len > 0 && batch.max_blocks_per_seq > 0);
-  const int group = heads.num_q_heads / heads.num_kv_heads;
-  // The path depends on the model and the option only, never on the batch (see
-  // attention_mma.cu): every row of a model takes the same arithmetic.
-  const bool mma = tensor_cores && MmaAttentionSupports(qkv.dtype, group, heads.head_dim);
-  const int tokens_per_item = mma ? MmaTokensPerItem(group) : TokensPerItem(group);
-  const int64_t shared_bytes =
-      mma ? MmaAttentionSharedBytes(heads.head_dim, tokens_per_item)
-          : SharedLayout(tokens_per_item * group, heads.head_dim, tokens_per_item).total_bytes;
-  RS_CHECK_MSG(static_cast<size_t>(shared_bytes) <= scratch.max_shared_bytes,
-               "attention: head_dim x query heads per kv head too large for shared memory");
-  const int64_t max_items = MaxAttentionItems(batch.num_tokens, batch.num_seqs, tokens_per_item);
-  RS_CHECK_MSG(max_items <= scratch.item_capacity, "attention: batch exceeds the item scratch");
-  RS_CHECK(heads.num_kv_heads <= 65535);
-
-  // Split-parallel decode pays off when the batch alone does not fill the GPU. The launch has
-  // a slot for every split of the longest row, or as many as the partials scratch holds;
-  // rows with more splits than slots merge inside their block (same bits).
-  const int64_t floats_per_split =
-      static_cast<int64_t>(batch.num_seqs) * heads.num_q_heads * (heads.head_dim + 2);
-  const int splits = static_cast<int>(std::min<int64_t>(
-      {NumSplits(batch.max_context_len), scratch.partial_floats / floats_per_split, 65535}));
-  bool parallel = splits > 1;
-  if (split_mode == SplitMode::kNever) parallel = false;
-  if (split_mode == SplitMode::kAuto) {
-    parallel = parallel && static_cast<int64_t>(batch.num_seqs) * heads.num_kv_heads <
-                               4 * static_cast<int64_t>(scratch.num_sms);
-  }
-
-  Params p{};
-  p.qkv = qkv.data;
-  p.qkv_stride = qkv.stride;
-  p.out = out.data;
-  p.out_stride = out.stride;
-  p.k = kv.k;
-  p.v = kv.v;
-  p.num_q_heads = heads.num_q_heads;
-  p.num_kv_heads = heads.num_kv_heads;
-  p.head_dim = heads.head_dim;
-  p.group = group;
-  p.scale = heads.scale;
-  p.block_size = kv.block_size;
-  p.max_blocks_per_seq = batch.max_blocks_per_seq;
-  p.positions = batch.positions;
-  p.query_start = batch.query_start;
-  p.block_tables = batch.block_tables;
-  p.items = static_cast<const int2*>(scratch.items);
-  p.num_items = scratch.num_items;
-  p.tokens_per_item = tokens_per_item;
-  p.partials = scratch.partials;
-  p.grid_splits = parallel ? splits : 1;
-  const int64_t element_bytes = static_cast<int64_t>(DTypeBytes(qkv.dtype, 1));
-  p.vector_loads = heads.head_dim * element_bytes % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(kv.k) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(kv.v) % 16 == 0;
-
-  RS_LAUNCH(PlanItemsKernel, 1, kPlanThreads, 0, stream, batch.query_start, batch.num_seqs,
-            tokens_per_item, static_cast<int2*>(scratch.items), scratch.num_items,
-            scratch.item_capacity);
-  RS_CUDA_CHECK_LAUNCH();
-  const dim3 grid(static_cast<unsigned>(max_items), static_cast<unsigned>(heads.num_kv_heads),
-                  static_cast<unsigned>(p.grid_splits));
-  if (mma) {
-    LaunchMmaAttentionKernel(stream, grid, shared_bytes, p, qkv.dtype);
-  } else {
-    RS_DISPATCH_ACTIVATION(
-        qkv.dtype, T, RS_LAUNCH(PagedAttentionKernel<T>, grid, kThreads, shared_bytes, stream, p));
-  }
-  RS_CUDA_CHECK_LAUNCH();
-  if (parallel) {
-    RS_CHECK(heads.num_q_heads <= 65535);
-    const dim3 merge_grid(static_cast<unsigned>(batch.num_seqs),
-                          static_cast<unsigned>(heads.num_q_heads));
-    RS_DISPATCH_ACTIVATION(qkv.dtype, T,
-                           RS_LAUNCH(MergeSplitsKernel<T>, merge_grid, 32, 0, stream, p));
-    RS_CUDA_CHECK_LAUNCH();
-  }
+  return cudaSuccess;
 }
 
 }  // namespace ringserve::kernels::RS_CUDA_NS

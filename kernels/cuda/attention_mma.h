@@ -1,5 +1,6 @@
 // The tensor-core paged attention (attention_mma.cu): entry points for the launcher in
-// attention.cu, which plans the work items and merges split-parallel rows for both kernels.
+// attention_launch.cu, which plans the work items and merges split-parallel rows for both
+// kernels.
 #ifndef RINGSERVE_KERNELS_CUDA_ATTENTION_MMA_H_
 #define RINGSERVE_KERNELS_CUDA_ATTENTION_MMA_H_
 

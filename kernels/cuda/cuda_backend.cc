@@ -22,23 +22,13 @@ namespace {
 
 // cuBLASLt workspace. Split-K is excluded, so algorithms need little or none.
 constexpr size_t kMatMulWorkspaceBytes = size_t{32} << 20;
-// Attention work items (8 bytes each): enough for any batch of up to ~1M tokens.
-constexpr int64_t kAttentionItemCapacity = int64_t{1} << 20;
-// Split-parallel decode partials, (head_dim + 2) floats per (sequence, query head, split):
-// e.g. 128 sequences x 32 heads x 32 splits (8k context) at head_dim 128. A batch that
-// needs more runs its splits inside one block each (same bits, less parallelism).
-constexpr size_t kAttentionPartialBytes = size_t{64} << 20;
-
-Mat ToMat(const Tensor& t) { return Mat{t.data, t.dtype, t.rows, t.cols, t.row_stride}; }
-
-BatchArgs ToBatchArgs(const AttentionBatch& b) {
-  return BatchArgs{b.num_tokens, b.num_seqs, b.max_blocks_per_seq, b.max_context_len,
-                   b.positions,  b.slots,    b.query_start,        b.block_tables};
-}
-
-HeadArgs ToHeadArgs(const AttentionShape& s) {
-  return HeadArgs{s.num_q_heads, s.num_kv_heads, s.head_dim, s.scale};
-}
+// Attention scratch before any ReserveAttention, for callers that run the op without
+// reserving (the kernel tests): work items (8 bytes each) for batches of up to ~1000 tokens,
+// and split-parallel partials ((head_dim + 2) floats per sequence, query head and split) for
+// e.g. 8 sequences x 8 query heads x 2k context at head_dim 128. A model reserves what its
+// options allow when it is created (LlamaModel::Init).
+constexpr int64_t kMinAttentionItems = 1024;               // 8 KiB
+constexpr int64_t kMinAttentionPartialFloats = 64 * 1024;  // 256 KiB
 
 bool EnvFlag(const char* name) {
   const char* value = std::getenv(name);
@@ -103,12 +93,7 @@ absl::Status CudaBackend::Init() {
   RS_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   stream_ = stream;
 
-  RS_ASSIGN_OR_RETURN(attention_items_,
-                      DeviceMalloc(kAttentionItemCapacity * 2 * sizeof(int32_t) + sizeof(int)));
-  attention_item_capacity_ = kAttentionItemCapacity;
-  RS_ASSIGN_OR_RETURN(void* partials, DeviceMalloc(kAttentionPartialBytes));
-  attention_partials_ = static_cast<float*>(partials);
-  attention_partial_floats_ = kAttentionPartialBytes / sizeof(float);
+  RS_RETURN_IF_ERROR(GrowAttentionScratch(kMinAttentionItems, kMinAttentionPartialFloats));
   if (!simple_matmul_) {
     RS_ASSIGN_OR_RETURN(matmul_workspace_, DeviceMalloc(kMatMulWorkspaceBytes));
     matmul_workspace_bytes_ = kMatMulWorkspaceBytes;
@@ -129,7 +114,56 @@ CudaBackend::~CudaBackend() {
   for (void* p : {matmul_workspace_, attention_items_, static_cast<void*>(attention_partials_)}) {
     if (p != nullptr) cudaFree(p);
   }
+  for (void* p : retired_scratch_) cudaFree(p);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
+}
+
+absl::Status CudaBackend::ReserveAttention(const AttentionLimits& limits) {
+  CheckNotCapturing("cuda: ReserveAttention inside a graph capture");
+  const AttentionLimits& l = limits;
+  if (l.max_tokens <= 0 || l.max_seqs <= 0 || l.max_context_len <= 0 || l.num_q_heads <= 0 ||
+      l.num_kv_heads <= 0 || l.head_dim <= 0 || l.num_q_heads % l.num_kv_heads != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name_, ": bad attention limits: ", l.max_tokens, " tokens, ", l.max_seqs,
+                     " sequences, context ", l.max_context_len, ", ", l.num_q_heads,
+                     " query heads, ", l.num_kv_heads, " kv heads, head_dim ", l.head_dim));
+  }
+  const AttentionScratchSize size =
+      AttentionScratchFor(HeadArgs{l.num_q_heads, l.num_kv_heads, l.head_dim, 0.0F}, l.max_tokens,
+                          l.max_seqs, l.max_context_len);
+  SetDevice();
+  return GrowAttentionScratch(size.items, size.partial_floats);
+}
+
+absl::Status CudaBackend::GrowAttentionScratch(int64_t items, int64_t partial_floats) {
+  if (items > attention_item_capacity_) {
+    // An int2 per item, then the planned item count.
+    RS_ASSIGN_OR_RETURN(
+        void* buffer, DeviceMalloc(static_cast<size_t>(items) * 2 * sizeof(int32_t) + sizeof(int)));
+    RetireScratch(attention_items_);
+    attention_items_ = buffer;
+    attention_item_capacity_ = items;
+  }
+  if (partial_floats > attention_partial_floats_) {
+    RS_ASSIGN_OR_RETURN(void* buffer,
+                        DeviceMalloc(static_cast<size_t>(partial_floats) * sizeof(float)));
+    RetireScratch(attention_partials_);
+    attention_partials_ = static_cast<float*>(buffer);
+    attention_partial_floats_ = partial_floats;
+  }
+  return absl::OkStatus();
+}
+
+// A graph's launches keep the scratch pointers and capacities of their capture, so once a
+// graph may exist, replaced scratch lives as long as the backend. Before that it goes at
+// once (cudaFree waits for the queued ops that may still use it).
+void CudaBackend::RetireScratch(void* data) {
+  if (data == nullptr) return;
+  if (captured_graphs_) {
+    retired_scratch_.push_back(data);
+  } else {
+    cudaFree(data);
+  }
 }
 
 // While capturing, CaptureGraph has set the device on this thread already.
@@ -287,6 +321,7 @@ absl::StatusOr<std::unique_ptr<OpGraph>> CudaBackend::CaptureGraph(
   RS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
   RS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   capturing_ = true;
+  captured_graphs_ = true;
   enqueue_ops();
   capturing_ = false;
   cudaGraph_t graph = nullptr;
@@ -294,97 +329,6 @@ absl::StatusOr<std::unique_ptr<OpGraph>> CudaBackend::CaptureGraph(
   CudaGraphPtr owned(graph);
   if (error != cudaSuccess) return DeviceError(error, absl::StrCat(name_, ": graph capture"));
   return CudaOpGraph::Instantiate(std::move(owned), ordinal_, stream_, sync_after_ops_);
-}
-
-void CudaBackend::EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) {
-  RS_CHECK(table.dtype == dtype_ && out.dtype == dtype_ && out.cols == table.cols);
-  SetDevice();
-  LaunchEmbeddingGather(stream_, table.buffer.data(), table.rows, ids, ToMat(out));
-  AfterOp("EmbeddingGather");
-}
-
-void CudaBackend::RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) {
-  RS_CHECK(weight.dtype == dtype_ && weight.rows == 1 && weight.cols == x.cols);
-  RS_CHECK(x.dtype == dtype_);
-  SetDevice();
-  LaunchRmsNorm(stream_, ToMat(x), weight.buffer.data(), eps, ToMat(out));
-  AfterOp("RmsNorm");
-}
-
-void CudaBackend::AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight, float eps,
-                             Tensor out) {
-  RS_CHECK(weight.dtype == dtype_ && weight.rows == 1 && weight.cols == residual.cols);
-  RS_CHECK(residual.dtype == dtype_);
-  SetDevice();
-  LaunchAddRmsNorm(stream_, ToMat(residual), ToMat(delta), weight.buffer.data(), eps, ToMat(out));
-  AfterOp("AddRmsNorm");
-}
-
-void CudaBackend::MatMul(Tensor x, const Weight& w, Tensor y) {
-  RS_CHECK(x.dtype == dtype_ && w.dtype == dtype_ && (y.dtype == dtype_ || y.dtype == DType::kF32));
-  RS_CHECK(x.cols == w.cols && y.cols == w.rows && y.rows == x.rows);
-  SetDevice();
-  if (cublas_ != nullptr) {
-    cublas_->Run(stream_, ToMat(x), w.buffer.data(), w.rows, ToMat(y));
-  } else {
-    LaunchSimpleMatMul(stream_, ToMat(x), w.buffer.data(), w.rows, ToMat(y));
-  }
-  AfterOp("MatMul");
-}
-
-void CudaBackend::RopeAndWriteKv(Tensor qkv, const AttentionShape& shape, const RopeParams& rope,
-                                 const AttentionBatch& batch, const KvLayerView& kv) {
-  RS_CHECK(qkv.dtype == dtype_ && kv.dtype == dtype_);
-  RS_CHECK(kv.num_kv_heads == shape.num_kv_heads && kv.head_dim == shape.head_dim);
-  SetDevice();
-  LaunchRopeAndWriteKv(stream_, ToMat(qkv), ToHeadArgs(shape), rope.inv_freq, rope.rotary_dim,
-                       rope.layout == RopeLayout::kHalves, ToBatchArgs(batch),
-                       KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks});
-  AfterOp("RopeAndWriteKv");
-}
-
-void CudaBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
-                                 const AttentionBatch& batch, const KvLayerView& kv, Tensor out) {
-  RS_CHECK(qkv.dtype == dtype_ && kv.dtype == dtype_ && out.dtype == dtype_);
-  RS_CHECK(kv.num_kv_heads == shape.num_kv_heads && kv.head_dim == shape.head_dim);
-  SetDevice();
-  auto* items = static_cast<int32_t*>(attention_items_);
-  const AttentionScratch scratch{items,
-                                 reinterpret_cast<int*>(items + 2 * attention_item_capacity_),
-                                 attention_item_capacity_,
-                                 attention_partials_,
-                                 attention_partial_floats_,
-                                 num_sms_,
-                                 max_shared_bytes_};
-  LaunchPagedAttention(stream_, ToMat(qkv), ToHeadArgs(shape), ToBatchArgs(batch),
-                       KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks}, scratch, split_mode_,
-                       attention_kernel_ == AttentionKernel::kTensorCore, ToMat(out));
-  AfterOp("PagedAttention");
-}
-
-absl::Status CudaBackend::SetAttentionKernel(AttentionKernel kernel) {
-  attention_kernel_ = kernel;
-  return absl::OkStatus();
-}
-
-void CudaBackend::SiluMul(Tensor gate_up, Tensor out) {
-  RS_CHECK(gate_up.dtype == dtype_);
-  SetDevice();
-  LaunchSiluMul(stream_, ToMat(gate_up), ToMat(out));
-  AfterOp("SiluMul");
-}
-
-void CudaBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
-  RS_CHECK(x.dtype == out.dtype);
-  SetDevice();
-  LaunchGatherRows(stream_, ToMat(x), rows, ToMat(out));
-  AfterOp("GatherRows");
-}
-
-int CudaBackend::num_matmul_plans() const { return cublas_ != nullptr ? cublas_->num_plans() : 0; }
-
-int CudaBackend::num_simple_matmul_plans() const {
-  return cublas_ != nullptr ? cublas_->num_simple_plans() : 0;
 }
 
 }  // namespace ringserve::kernels::RS_CUDA_NS

@@ -2,12 +2,14 @@
 // activation dtype, every op enqueued on one stream.
 //
 // Owned by whoever created it (the model runner); every method is called from one thread at
-// a time. Device memory comes from cudaMalloc only in Allocate and at start-up (internal
-// scratch); ops never allocate, so a sequence of them can be captured as a CUDA graph
-// (CaptureGraph) and replayed. MatMul runs on cuBLASLt with one fixed algorithm per product
-// shape (cublaslt_matmul.h) or, with BackendOptions::cuda_simple_matmul, on the simple
-// tiled kernel (simple_matmul.cu); the other ops are the kernels of elementwise.cu, rope.cu
-// and attention.cu. All of them are batch invariant (kernels/backend.h).
+// a time. Device memory comes from cudaMalloc only in Allocate, at start-up and in
+// ReserveAttention (internal scratch); ops never allocate, so a sequence of them can be
+// captured as a CUDA graph (CaptureGraph) and replayed. MatMul runs on cuBLASLt with one fixed
+// algorithm per product shape (cublaslt_matmul.h) or, with BackendOptions::cuda_simple_matmul, on
+// the simple tiled kernel (simple_matmul.cu); the other ops are the kernels of elementwise.cu,
+// rope.cu and attention_launch.cu. All of them are batch invariant (kernels/backend.h).
+// cuda_backend.cc holds the resources (device, stream, memory, scratch, graphs),
+// cuda_backend_ops.cc the ops.
 //
 // This header needs no CUDA headers, so code compiled without nvcc's include paths (tests,
 // backend.cc) can include it.
@@ -18,6 +20,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "kernels/backend.h"
@@ -62,6 +65,8 @@ class CudaBackend final : public Backend {
   bool can_capture_graphs() const override { return true; }
   absl::StatusOr<std::unique_ptr<OpGraph>> CaptureGraph(
       absl::FunctionRef<void()> enqueue_ops) override;
+  // Sizes the work-item and split-partial scratch with AttentionScratchFor (cuda_ops.h).
+  absl::Status ReserveAttention(const AttentionLimits& limits) override;
 
   void EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) override;
   void RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) override;
@@ -78,6 +83,11 @@ class CudaBackend final : public Backend {
 
   // Tests: force decode attention's split-parallel path on or off (results must not change).
   void set_attention_split_mode(SplitMode mode) { split_mode_ = mode; }
+  // Tests: the attention scratch's capacities, and the split slots of the last PagedAttention
+  // launch (1: no row ran split-parallel).
+  int64_t attention_item_capacity() const { return attention_item_capacity_; }
+  int64_t attention_partial_floats() const { return attention_partial_floats_; }
+  int last_attention_split_slots() const { return last_attention_split_slots_; }
   // Tests: product shapes the cuBLASLt path planned, and how many fell back to the simple
   // kernel (0 and 0 with cuda_simple_matmul).
   int num_matmul_plans() const;
@@ -103,6 +113,11 @@ class CudaBackend final : public Backend {
   void AfterOp(const char* op);
   // Calls that wait, copy host memory or (de)allocate cannot be part of a graph.
   void CheckNotCapturing(const char* call) const;
+  // Replaces the attention scratch buffers that hold fewer than `items` work items or
+  // `partial_floats` partials with ones of exactly that size.
+  absl::Status GrowAttentionScratch(int64_t items, int64_t partial_floats);
+  // Frees replaced scratch, or keeps it until the backend goes once a graph may hold it.
+  void RetireScratch(void* data);
 
   const int ordinal_;
   const std::string name_;
@@ -112,17 +127,21 @@ class CudaBackend final : public Backend {
   CUstream_st* stream_ = nullptr;
   int64_t num_allocations_ = 0;
   SplitMode split_mode_ = SplitMode::kAuto;
-  bool capturing_ = false;  // inside CaptureGraph: ops are recorded, not run
+  bool capturing_ = false;        // inside CaptureGraph: ops are recorded, not run
+  bool captured_graphs_ = false;  // some graph may point into the current scratch
   AttentionKernel attention_kernel_ = AttentionKernel::kSimt;
   int num_sms_ = 0;
   size_t max_shared_bytes_ = 0;
-  // Scratch allocated once in Init (see Init for the sizes).
+  // Scratch allocated in Init (matmul, and a floor of attention scratch) and grown by
+  // ReserveAttention.
   void* matmul_workspace_ = nullptr;
   size_t matmul_workspace_bytes_ = 0;
   void* attention_items_ = nullptr;
   int64_t attention_item_capacity_ = 0;
   float* attention_partials_ = nullptr;
   int64_t attention_partial_floats_ = 0;
+  std::vector<void*> retired_scratch_;  // replaced after a capture; freed in the destructor
+  int last_attention_split_slots_ = 0;
   std::unique_ptr<CublasLtMatMul> cublas_;
 };
 

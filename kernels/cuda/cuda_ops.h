@@ -88,7 +88,7 @@ void LaunchRopeAndWriteKv(cudaStream_t stream, const Mat& qkv, const HeadArgs& h
                           const float* inv_freq, int rotary_dim, bool layout_halves,
                           const BatchArgs& batch, const KvArgs& kv);
 
-// Device scratch of the attention, allocated once by the backend.
+// Device scratch of the attention, allocated by the backend before the step path.
 struct AttentionScratch {
   void* items = nullptr;     // int2 [item_capacity]: (sequence, first token)
   int* num_items = nullptr;  // [1]
@@ -102,9 +102,22 @@ struct AttentionScratch {
 // Causal paged attention; see attention.cu for the arithmetic and why it is batch invariant.
 // `tensor_cores`: f16/bf16 shapes run the tensor-core kernel of attention_mma.cu (its own
 // arithmetic, the same for every row of the model); others, and f32, the SIMT kernel.
-void LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& heads,
-                          const BatchArgs& batch, const KvArgs& kv, const AttentionScratch& scratch,
-                          SplitMode split_mode, bool tensor_cores, const Mat& out);
+// Stops the process (RS_CHECK) when the batch needs more work items than the scratch holds.
+// Returns the split slots it launched: 1 when no row ran split-parallel, 0 for no tokens.
+int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& heads,
+                         const BatchArgs& batch, const KvArgs& kv, const AttentionScratch& scratch,
+                         SplitMode split_mode, bool tensor_cores, const Mat& out);
+// The AttentionScratch capacities LaunchPagedAttention uses for a batch of at most
+// `max_tokens` tokens and `max_seqs` sequences whose contexts reach at most `max_context_len`
+// keys, with either kernel: every work item such a batch may plan, and partials for a split
+// slot per split of the longest context, up to a cap of 1 GiB (past it long rows merge in
+// their block: same bits, fewer split-parallel rows).
+struct AttentionScratchSize {
+  int64_t items = 0;
+  int64_t partial_floats = 0;
+};
+AttentionScratchSize AttentionScratchFor(const HeadArgs& heads, int max_tokens, int max_seqs,
+                                         int max_context_len);
 // Raises the attention kernels' dynamic shared memory limit as far as the device's opt-in
 // limit allows (once, at start-up); reports the limit for AttentionScratch.
 cudaError_t ConfigureAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes);

@@ -130,6 +130,11 @@ absl::Status LlamaModel::Init() {
     return absl::InvalidArgumentError(
         "model options: max_batch_tokens, max_seqs and num_kv_blocks must be positive");
   }
+  // Positions past the pool's capacity or a block table's length have nowhere to live.
+  max_context_len_ = static_cast<int>(
+      std::min({static_cast<int64_t>(c.max_seq_len),
+                static_cast<int64_t>(options_.num_kv_blocks) * options_.block_size,
+                static_cast<int64_t>(options_.max_blocks_per_seq) * options_.block_size}));
   const std::vector<float> inv_freq = RopeInverseFrequencies(c);
   RS_ASSIGN_OR_RETURN(inv_freq_, backend_->Allocate(inv_freq.size() * sizeof(float)));
   backend_->CopyToDevice(inv_freq_.data(), inv_freq.data(), inv_freq.size() * sizeof(float));
@@ -163,6 +168,14 @@ absl::Status LlamaModel::Init() {
   const int64_t meta_ints = MetaLayout(t, s, options_.max_blocks_per_seq).size;
   host_meta_.resize(meta_ints);
   RS_ASSIGN_OR_RETURN(w.meta, backend_->Allocate(meta_ints * sizeof(int32_t)));
+  // Every pass ValidateBatch accepts fits these limits (padded decode buckets too: at most
+  // min(max_seqs, max_batch_tokens) one-token sequences).
+  RS_RETURN_IF_ERROR(backend_->ReserveAttention({.max_tokens = options_.max_batch_tokens,
+                                                 .max_seqs = options_.max_seqs,
+                                                 .max_context_len = max_context_len_,
+                                                 .num_q_heads = c.num_heads,
+                                                 .num_kv_heads = c.num_kv_heads,
+                                                 .head_dim = c.head_dim}));
   if (backend_->can_capture_graphs()) {
     // A bucket is a batch of one-token sequences: at most max_seqs, and max_batch_tokens.
     decode_graphs_ = std::make_unique<DecodeGraphs>(
@@ -185,10 +198,10 @@ absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) co
   for (size_t i = 0; i < chunks.size(); ++i) {
     const SequenceChunk& c = chunks[i];
     const int64_t end = static_cast<int64_t>(c.start_position) + c.tokens.size();
-    if (c.tokens.empty() || c.start_position < 0 || end > config_.max_seq_len) {
+    if (c.tokens.empty() || c.start_position < 0 || end > max_context_len_) {
       return absl::InvalidArgumentError(
           absl::StrCat("forward: sequence ", i, " covers positions [", c.start_position, ", ", end,
-                       ") outside the context of ", config_.max_seq_len));
+                       ") outside the context of ", max_context_len_));
     }
     const int64_t blocks_needed = (end + options_.block_size - 1) / options_.block_size;
     if (static_cast<int64_t>(c.block_table.size()) < blocks_needed ||
@@ -238,8 +251,9 @@ LlamaModel::PassBatch LlamaModel::UploadBatch(std::span<const SequenceChunk> chu
   batch.num_tokens = packed.num_tokens;
   batch.num_seqs = packed.num_seqs;
   batch.max_blocks_per_seq = options_.max_blocks_per_seq;
-  // A graph's launches must fit every pass it replays: size them for the longest context.
-  batch.max_context_len = padded_size > 0 ? config_.max_seq_len : packed.max_context_len;
+  // A graph's launches must fit every pass it replays: size them for the longest context a
+  // sequence can reach (not max_seq_len, which may be far beyond what the KV pool holds).
+  batch.max_context_len = padded_size > 0 ? max_context_len_ : packed.max_context_len;
   batch.positions = dev + layout.positions;
   batch.slots = dev + layout.slots;
   batch.token_seq = dev + layout.token_seq;

@@ -2,9 +2,9 @@
 // attention over paged KV, SwiGLU, tied or untied output.
 //
 // Owned by the generator (one thread); not thread-safe. Every device buffer a forward pass
-// needs is allocated at creation, sized for ModelOptions::max_batch_tokens, so a step never
-// allocates. Decode passes run as captured graphs where the backend has them
-// (decode_graphs.h).
+// needs is allocated at creation, sized for ModelOptions::max_batch_tokens and max_seqs (the
+// backend's attention scratch too: Backend::ReserveAttention), so a step never allocates. Decode
+// passes run as captured graphs where the backend has them (decode_graphs.h).
 #ifndef RINGSERVE_WORKER_MODEL_LLAMA_MODEL_H_
 #define RINGSERVE_WORKER_MODEL_LLAMA_MODEL_H_
 
@@ -72,6 +72,9 @@ class LlamaModel {
   kernels::Backend* backend() const { return backend_; }
   KvStorage& kv_storage() { return *kv_; }
   size_t weight_bytes() const { return weight_bytes_; }
+  // The longest context a sequence can reach: max_seq_len, capped by the KV pool
+  // (num_kv_blocks * block_size) and a block table (max_blocks_per_seq * block_size).
+  int max_context_len() const { return max_context_len_; }
 
   // Runs one pass over `chunks` and writes the logits of every chunk with sample=true, in
   // chunk order, to `logits` ([num_sampled, vocab_size], resized). INVALID_ARGUMENT when the
@@ -116,6 +119,7 @@ class LlamaModel {
   std::vector<int32_t> host_meta_;
   std::unique_ptr<DecodeGraphs> decode_graphs_;  // null when the backend cannot capture
   size_t weight_bytes_ = 0;
+  int max_context_len_ = 0;  // see max_context_len()
 };
 
 // Rotary inverse frequencies for `config` (rotary_dim / 2 values), Llama 3 scaling applied.

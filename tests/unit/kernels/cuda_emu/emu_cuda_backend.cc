@@ -25,4 +25,10 @@ void SetEmulatedSplitMode(Backend& backend, int mode) {
       static_cast<cuda_emu::SplitMode>(mode));
 }
 
+EmulatedAttentionScratch EmulatedAttention(const Backend& backend) {
+  const auto& cuda = static_cast<const cuda_emu::CudaBackend&>(backend);
+  return {cuda.attention_item_capacity(), cuda.attention_partial_floats(),
+          cuda.last_attention_split_slots()};
+}
+
 }  // namespace ringserve::kernels::testing

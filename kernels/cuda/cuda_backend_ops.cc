@@ -1,0 +1,120 @@
+// CudaBackend's ops: each checks its arguments, translates the Backend's views into the
+// launchers' structs (cuda_ops.h) and enqueues its kernels on the backend's stream. The
+// backend's resources (memory, scratch, graphs) are cuda_backend.cc's.
+#include <cuda_runtime_api.h>
+
+#include "common/check.h"
+#include "kernels/cuda/cublaslt_matmul.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/cuda_namespace.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace ringserve::kernels::RS_CUDA_NS {
+namespace {
+
+Mat ToMat(const Tensor& t) { return Mat{t.data, t.dtype, t.rows, t.cols, t.row_stride}; }
+
+BatchArgs ToBatchArgs(const AttentionBatch& b) {
+  return BatchArgs{b.num_tokens, b.num_seqs, b.max_blocks_per_seq, b.max_context_len,
+                   b.positions,  b.slots,    b.query_start,        b.block_tables};
+}
+
+HeadArgs ToHeadArgs(const AttentionShape& s) {
+  return HeadArgs{s.num_q_heads, s.num_kv_heads, s.head_dim, s.scale};
+}
+
+}  // namespace
+
+void CudaBackend::EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) {
+  RS_CHECK(table.dtype == dtype_ && out.dtype == dtype_ && out.cols == table.cols);
+  SetDevice();
+  LaunchEmbeddingGather(stream_, table.buffer.data(), table.rows, ids, ToMat(out));
+  AfterOp("EmbeddingGather");
+}
+
+void CudaBackend::RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) {
+  RS_CHECK(weight.dtype == dtype_ && weight.rows == 1 && weight.cols == x.cols);
+  RS_CHECK(x.dtype == dtype_);
+  SetDevice();
+  LaunchRmsNorm(stream_, ToMat(x), weight.buffer.data(), eps, ToMat(out));
+  AfterOp("RmsNorm");
+}
+
+void CudaBackend::AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight, float eps,
+                             Tensor out) {
+  RS_CHECK(weight.dtype == dtype_ && weight.rows == 1 && weight.cols == residual.cols);
+  RS_CHECK(residual.dtype == dtype_);
+  SetDevice();
+  LaunchAddRmsNorm(stream_, ToMat(residual), ToMat(delta), weight.buffer.data(), eps, ToMat(out));
+  AfterOp("AddRmsNorm");
+}
+
+void CudaBackend::MatMul(Tensor x, const Weight& w, Tensor y) {
+  RS_CHECK(x.dtype == dtype_ && w.dtype == dtype_ && (y.dtype == dtype_ || y.dtype == DType::kF32));
+  RS_CHECK(x.cols == w.cols && y.cols == w.rows && y.rows == x.rows);
+  SetDevice();
+  if (cublas_ != nullptr) {
+    cublas_->Run(stream_, ToMat(x), w.buffer.data(), w.rows, ToMat(y));
+  } else {
+    LaunchSimpleMatMul(stream_, ToMat(x), w.buffer.data(), w.rows, ToMat(y));
+  }
+  AfterOp("MatMul");
+}
+
+void CudaBackend::RopeAndWriteKv(Tensor qkv, const AttentionShape& shape, const RopeParams& rope,
+                                 const AttentionBatch& batch, const KvLayerView& kv) {
+  RS_CHECK(qkv.dtype == dtype_ && kv.dtype == dtype_);
+  RS_CHECK(kv.num_kv_heads == shape.num_kv_heads && kv.head_dim == shape.head_dim);
+  SetDevice();
+  LaunchRopeAndWriteKv(stream_, ToMat(qkv), ToHeadArgs(shape), rope.inv_freq, rope.rotary_dim,
+                       rope.layout == RopeLayout::kHalves, ToBatchArgs(batch),
+                       KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks});
+  AfterOp("RopeAndWriteKv");
+}
+
+void CudaBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
+                                 const AttentionBatch& batch, const KvLayerView& kv, Tensor out) {
+  RS_CHECK(qkv.dtype == dtype_ && kv.dtype == dtype_ && out.dtype == dtype_);
+  RS_CHECK(kv.num_kv_heads == shape.num_kv_heads && kv.head_dim == shape.head_dim);
+  SetDevice();
+  auto* items = static_cast<int32_t*>(attention_items_);
+  const AttentionScratch scratch{items,
+                                 reinterpret_cast<int*>(items + 2 * attention_item_capacity_),
+                                 attention_item_capacity_,
+                                 attention_partials_,
+                                 attention_partial_floats_,
+                                 num_sms_,
+                                 max_shared_bytes_};
+  last_attention_split_slots_ =
+      LaunchPagedAttention(stream_, ToMat(qkv), ToHeadArgs(shape), ToBatchArgs(batch),
+                           KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks}, scratch, split_mode_,
+                           attention_kernel_ == AttentionKernel::kTensorCore, ToMat(out));
+  AfterOp("PagedAttention");
+}
+
+absl::Status CudaBackend::SetAttentionKernel(AttentionKernel kernel) {
+  attention_kernel_ = kernel;
+  return absl::OkStatus();
+}
+
+void CudaBackend::SiluMul(Tensor gate_up, Tensor out) {
+  RS_CHECK(gate_up.dtype == dtype_);
+  SetDevice();
+  LaunchSiluMul(stream_, ToMat(gate_up), ToMat(out));
+  AfterOp("SiluMul");
+}
+
+void CudaBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
+  RS_CHECK(x.dtype == out.dtype);
+  SetDevice();
+  LaunchGatherRows(stream_, ToMat(x), rows, ToMat(out));
+  AfterOp("GatherRows");
+}
+
+int CudaBackend::num_matmul_plans() const { return cublas_ != nullptr ? cublas_->num_plans() : 0; }
+
+int CudaBackend::num_simple_matmul_plans() const {
+  return cublas_ != nullptr ? cublas_->num_simple_plans() : 0;
+}
+
+}  // namespace ringserve::kernels::RS_CUDA_NS

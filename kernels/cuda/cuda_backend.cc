@@ -27,8 +27,8 @@ constexpr size_t kMatMulWorkspaceBytes = size_t{32} << 20;
 // and split-parallel partials ((head_dim + 2) floats per sequence, query head and split) for
 // e.g. 8 sequences x 8 query heads x 2k context at head_dim 128. A model reserves what its
 // options allow when it is created (LlamaModel::Init).
-constexpr int64_t kMinAttentionItems = 1024;               // 8 KiB
-constexpr int64_t kMinAttentionPartialFloats = 64 * 1024;  // 256 KiB
+constexpr int64_t kMinAttentionItems = 1024;                        // 8 KiB
+constexpr int64_t kMinAttentionPartialFloats = int64_t{64} * 1024;  // 256 KiB
 
 bool EnvFlag(const char* name) {
   const char* value = std::getenv(name);

@@ -121,26 +121,61 @@ absl::Status LlamaModel::Init() {
   if (options_.max_blocks_per_seq <= 0) {
     options_.max_blocks_per_seq = (c.max_seq_len + options_.block_size - 1) / options_.block_size;
   }
+  if (options_.max_batch_tokens <= 0 || options_.max_seqs <= 0) {
+    return absl::InvalidArgumentError(
+        "model options: max_batch_tokens and max_seqs must be positive");
+  }
+  // Before a pool sized from free memory, so that it leaves room for the scratch; such a
+  // pool cannot cap the context the scratch is reserved for (LongestContext).
+  RS_RETURN_IF_ERROR(ReserveAttention());
   if (options_.num_kv_blocks <= 0 && options_.size_kv_pool) {
     RS_ASSIGN_OR_RETURN(options_.num_kv_blocks,
                         options_.size_kv_pool(KvStorage::BytesPerBlock(
                             c, options_.block_size, backend_->activation_dtype())));
   }
-  if (options_.max_batch_tokens <= 0 || options_.max_seqs <= 0 || options_.num_kv_blocks <= 0) {
-    return absl::InvalidArgumentError(
-        "model options: max_batch_tokens, max_seqs and num_kv_blocks must be positive");
+  if (options_.num_kv_blocks <= 0) {
+    return absl::InvalidArgumentError("model options: num_kv_blocks must be positive");
   }
-  // Positions past the pool's capacity or a block table's length have nowhere to live.
-  max_context_len_ = static_cast<int>(
-      std::min({static_cast<int64_t>(c.max_seq_len),
-                static_cast<int64_t>(options_.num_kv_blocks) * options_.block_size,
-                static_cast<int64_t>(options_.max_blocks_per_seq) * options_.block_size}));
+  max_context_len_ = LongestContext();
   const std::vector<float> inv_freq = RopeInverseFrequencies(c);
   RS_ASSIGN_OR_RETURN(inv_freq_, backend_->Allocate(inv_freq.size() * sizeof(float)));
   backend_->CopyToDevice(inv_freq_.data(), inv_freq.data(), inv_freq.size() * sizeof(float));
   RS_ASSIGN_OR_RETURN(kv_,
                       KvStorage::Create(c, backend_, options_.num_kv_blocks, options_.block_size));
+  RS_RETURN_IF_ERROR(AllocateWorkspace());
+  if (backend_->can_capture_graphs()) {
+    // A bucket is a batch of one-token sequences: at most max_seqs, and max_batch_tokens.
+    decode_graphs_ = std::make_unique<DecodeGraphs>(
+        backend_, std::min(options_.max_seqs, options_.max_batch_tokens));
+  }
+  return absl::OkStatus();
+}
 
+// Positions past a block table's length or the pool's capacity have nowhere to live.
+int LlamaModel::LongestContext() const {
+  int64_t tokens =
+      std::min(static_cast<int64_t>(config_.max_seq_len),
+               static_cast<int64_t>(options_.max_blocks_per_seq) * options_.block_size);
+  if (options_.num_kv_blocks > 0) {
+    tokens = std::min(tokens, static_cast<int64_t>(options_.num_kv_blocks) * options_.block_size);
+  }
+  return static_cast<int>(tokens);
+}
+
+// Every pass ValidateBatch accepts fits these limits, padded decode buckets too (at most
+// min(max_seqs, max_batch_tokens) one-token sequences).
+absl::Status LlamaModel::ReserveAttention() {
+  const ModelConfig& c = config_;
+  return backend_->ReserveAttention({.max_tokens = options_.max_batch_tokens,
+                                     .max_seqs = options_.max_seqs,
+                                     .max_context_len = LongestContext(),
+                                     .num_q_heads = c.num_heads,
+                                     .num_kv_heads = c.num_kv_heads,
+                                     .head_dim = c.head_dim});
+}
+
+absl::Status LlamaModel::AllocateWorkspace() {
+  const ModelConfig& c = config_;
   ws_ = std::make_unique<Workspace>();
   Workspace& w = *ws_;
   w.dtype = backend_->activation_dtype();
@@ -168,19 +203,6 @@ absl::Status LlamaModel::Init() {
   const int64_t meta_ints = MetaLayout(t, s, options_.max_blocks_per_seq).size;
   host_meta_.resize(meta_ints);
   RS_ASSIGN_OR_RETURN(w.meta, backend_->Allocate(meta_ints * sizeof(int32_t)));
-  // Every pass ValidateBatch accepts fits these limits (padded decode buckets too: at most
-  // min(max_seqs, max_batch_tokens) one-token sequences).
-  RS_RETURN_IF_ERROR(backend_->ReserveAttention({.max_tokens = options_.max_batch_tokens,
-                                                 .max_seqs = options_.max_seqs,
-                                                 .max_context_len = max_context_len_,
-                                                 .num_q_heads = c.num_heads,
-                                                 .num_kv_heads = c.num_kv_heads,
-                                                 .head_dim = c.head_dim}));
-  if (backend_->can_capture_graphs()) {
-    // A bucket is a batch of one-token sequences: at most max_seqs, and max_batch_tokens.
-    decode_graphs_ = std::make_unique<DecodeGraphs>(
-        backend_, std::min(options_.max_seqs, options_.max_batch_tokens));
-  }
   return absl::OkStatus();
 }
 

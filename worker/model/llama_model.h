@@ -95,6 +95,12 @@ class LlamaModel {
   LlamaModel(const ModelConfig& config, kernels::Backend* backend, const ModelOptions& options);
   absl::Status UploadWeights(WeightSource& source);
   absl::Status Init();
+  // The longest context a sequence can reach with the options as they are (no pool cap
+  // while num_kv_blocks is still to be sized).
+  int LongestContext() const;
+  // Backend::ReserveAttention for every pass the options allow.
+  absl::Status ReserveAttention();
+  absl::Status AllocateWorkspace();
   absl::Status ValidateBatch(std::span<const SequenceChunk> chunks) const;
   // The bucket a decode graph runs `chunks` in, or 0 to run them op by op.
   int DecodeBucket(std::span<const SequenceChunk> chunks) const;

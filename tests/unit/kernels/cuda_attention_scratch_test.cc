@@ -85,19 +85,23 @@ TEST_F(CudaReserveAttentionTest, GrowsToExactlyTheLimitsAndNeverShrinks) {
 // before it runs anything; reserved, it runs (a single key: the output is its value).
 TEST_F(CudaReserveAttentionTest, ABatchPastTheReservedItemsStopsTheProcess) {
   Backend& b = *backend_;
-  constexpr int kSeqs = 1100, kHeadDim = 8, kBlockSize = 16;
+  constexpr int kSeqs = 1100;
+  constexpr int kHeadDim = 8;
+  constexpr int kBlockSize = 16;
+  constexpr size_t kRows = kSeqs;
   std::mt19937_64 rng(4);
   const PagedBatchHost batch =
       BuildBatch(std::vector<SeqSpec>(kSeqs, SeqSpec{1, 1}), kBlockSize, kSeqs, rng);
   const DeviceBatch batch_d(b, batch);
   const size_t kv_count = static_cast<size_t>(kSeqs) * kBlockSize * kHeadDim;
-  const ActivationArray qkv(b, RandomFloats(rng, kSeqs * 3 * kHeadDim)),
-      k(b, RandomFloats(rng, kv_count)), v(b, RandomFloats(rng, kv_count));
-  ActivationArray out(b, std::vector<float>(kSeqs * kHeadDim));
+  const ActivationArray qkv(b, RandomFloats(rng, kRows * 3 * kHeadDim));
+  const ActivationArray k(b, RandomFloats(rng, kv_count));
+  const ActivationArray v(b, RandomFloats(rng, kv_count));
+  ActivationArray out(b, std::vector<float>(kRows * kHeadDim));
   const AttentionShape shape{1, 1, kHeadDim, 0.5F};
   const KvLayerView kv{k.data(), v.data(), DType::kF32, kSeqs, kBlockSize, 1, kHeadDim};
   auto attend = [&] {
-    b.PagedAttention(qkv.AsTensor(kSeqs, 3 * kHeadDim), shape, batch_d.view(), kv,
+    b.PagedAttention(qkv.AsTensor(kSeqs, int64_t{3} * kHeadDim), shape, batch_d.view(), kv,
                      out.AsTensor(kSeqs, kHeadDim));
   };
   GTEST_FLAG_SET(death_test_style, "threadsafe");
@@ -106,7 +110,7 @@ TEST_F(CudaReserveAttentionTest, ABatchPastTheReservedItemsStopsTheProcess) {
   ASSERT_TRUE(b.ReserveAttention({kSeqs, kSeqs, 1, 1, 1, kHeadDim}).ok());
   attend();
   const std::vector<float> got = out.Download();
-  for (int t = 0; t < kSeqs; ++t) {
+  for (size_t t = 0; t < kRows; ++t) {
     const int64_t key = cuda::KvOffset(&batch.block_tables[t * batch.max_blocks_per_seq],
                                        kBlockSize, 0, 1, kHeadDim, 0);
     for (int d = 0; d < kHeadDim; ++d) {

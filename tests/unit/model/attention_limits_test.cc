@@ -3,7 +3,9 @@
 // long decode batch keeps its split-parallel attention, on the CUDA backend's sources on the
 // CPU emulation. Both models need more scratch than the backend holds before any reserve
 // (kMinAttentionItems, kMinAttentionPartialFloats in cuda_backend.cc), so without the reserve
-// the first pass would stop the process and the second would run fewer split slots.
+// the first pass would stop the process and the second would run fewer split slots. And the
+// reserve comes before a KV pool sized from free memory.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -42,10 +44,7 @@ std::unique_ptr<kernels::Backend> EmulatedF32() {
 }
 
 bool AllFinite(const std::vector<float>& values) {
-  for (float v : values) {
-    if (!std::isfinite(v)) return false;
-  }
-  return true;
+  return std::ranges::all_of(values, [](float v) { return std::isfinite(v); });
 }
 
 // 1024 sequences of one token each fill both max_seqs and max_batch_tokens: up to 1088 work
@@ -69,7 +68,8 @@ TEST(AttentionLimitsTest, PassesAtTheBatchLimitsRunWithoutAllocating) {
   ASSERT_GT(EmulatedAttention(*backend).item_capacity, items_before) << "no reserve needed";
   const int64_t allocations = backend->num_allocations();
 
-  std::vector<int32_t> tokens(kSeqs), tables(kSeqs);
+  std::vector<int32_t> tokens(kSeqs);
+  std::vector<int32_t> tables(kSeqs);
   std::vector<SequenceChunk> chunks(kSeqs);
   for (int position = 0; position < 2; ++position) {
     for (int s = 0; s < kSeqs; ++s) {
@@ -91,7 +91,10 @@ TEST(AttentionLimitsTest, PassesAtTheBatchLimitsRunWithoutAllocating) {
 // (7 split slots). The KV pool (159 blocks, 2544 keys) caps the longest context below
 // max_seq_len; the sequences share their first 127 blocks, as after a fork.
 TEST(AttentionLimitsTest, LongDecodesStaySplitParallelWithTheSameBits) {
-  constexpr int kSeqs = 32, kHeads = 8, kHeadDim = 32, kPosition = 2047;
+  constexpr int kSeqs = 32;
+  constexpr int kHeads = 8;
+  constexpr int kHeadDim = 32;
+  constexpr int kPosition = 2047;
   constexpr int kSharedBlocks = kPosition / kBlockSize;  // 127
   const auto backend = EmulatedF32();
   if (backend == nullptr) GTEST_SKIP() << "the CUDA emulation does not run here";
@@ -127,7 +130,8 @@ TEST(AttentionLimitsTest, LongDecodesStaySplitParallelWithTheSameBits) {
     chunks.push_back({std::span(&tokens[s], 1), kPosition, tables[s], true});
   }
   const int64_t allocations = backend->num_allocations();
-  std::vector<float> split, merged;
+  std::vector<float> split;
+  std::vector<float> merged;
   kernels::testing::SetEmulatedSplitMode(*backend, 2);  // always
   ASSERT_TRUE(model.Forward(chunks, &split).ok());
   EXPECT_EQ(EmulatedAttention(*backend).last_split_slots, 8) << "a slot for every split";
@@ -139,6 +143,27 @@ TEST(AttentionLimitsTest, LongDecodesStaySplitParallelWithTheSameBits) {
   EXPECT_EQ(std::memcmp(split.data(), merged.data(), split.size() * sizeof(float)), 0)
       << "split-parallel vs merged in the block";
   EXPECT_EQ(backend->num_allocations(), allocations);
+}
+
+// A pool sized from free memory comes after the reserve, so that it leaves room for the
+// scratch; the reserve cannot count on that pool's cap and covers max_seq_len's 16 splits.
+TEST(AttentionLimitsTest, ReservedBeforeAPoolSizedFromFreeMemory) {
+  const auto backend = EmulatedF32();
+  if (backend == nullptr) GTEST_SKIP() << "the CUDA emulation does not run here";
+  ModelOptions options;
+  options.block_size = kBlockSize;
+  options.max_batch_tokens = 32;
+  options.max_seqs = 32;
+  int64_t partials_when_sized = 0;
+  options.size_kv_pool = [&](size_t /*bytes_per_block*/) -> absl::StatusOr<int> {
+    partials_when_sized = EmulatedAttention(*backend).partial_floats;
+    return 16;
+  };
+  auto created =
+      LlamaModel::CreateWithRandomWeights(OneLayer(8, 1, 32, 4096), 7, backend.get(), options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ((*created)->max_context_len(), 16 * kBlockSize);
+  EXPECT_EQ(partials_when_sized, int64_t{32} * 8 * 16 * (32 + 2));
 }
 
 }  // namespace

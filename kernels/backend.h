@@ -300,8 +300,9 @@ struct BackendOptions {
   // CUDA: kTensorCore runs paged attention on tensor cores (mma.sync) for f16/bf16
   // activations: every row, prefill and decode, through the same MMA arithmetic
   // (kernels/cuda/attention_mma.cu), so results stay batch invariant but differ in the last
-  // bits from the SIMT f32 kernel's. kSimt until validated on hardware; f32 activations,
-  // head_dim > 256 and more than 64 query heads per kv head keep the SIMT kernel either way.
+  // bits from the SIMT f32 kernel's. kSimt until validated on hardware. It needs f16 or bf16
+  // activations (INVALID_ARGUMENT with f32); head_dim > 256 and more than 64 query heads per
+  // kv head keep the SIMT kernel.
   // Backend::SetAttentionKernel switches it later.
   AttentionKernel cuda_attention_kernel = AttentionKernel::kSimt;
 };

@@ -58,6 +58,12 @@ absl::StatusOr<std::unique_ptr<Backend>> CudaBackend::Create(int ordinal,
         absl::StrCat("cuda backend: activation dtype must be f32, f16 or bf16, got ",
                      std::string(DTypeName(options.cuda_activation_dtype))));
   }
+  if (options.cuda_attention_kernel == AttentionKernel::kTensorCore &&
+      options.cuda_activation_dtype == DType::kF32) {
+    return absl::InvalidArgumentError(
+        "cuda backend: tensor-core attention needs f16 or bf16 activations (--dtype); f32 runs "
+        "simt");
+  }
   int count = 0;
   const cudaError_t error = cudaGetDeviceCount(&count);
   if (error != cudaSuccess) return DeviceError(error, "cuda: no usable CUDA driver or device");

@@ -58,7 +58,7 @@ class CudaBackend final : public Backend {
   absl::StatusOr<Weight> RandomWeight(std::span<const RandomPart> parts, int64_t cols,
                                       float scale) override;
 
-  // Both kernels; kTensorCore takes effect for f16/bf16 activations only (f32 keeps SIMT).
+  // Both kernels; kTensorCore needs f16/bf16 activations (FAILED_PRECONDITION in f32).
   AttentionKernel attention_kernel() const override { return attention_kernel_; }
   absl::Status SetAttentionKernel(AttentionKernel kernel) override;
 

@@ -3,6 +3,8 @@
 // backend's resources (memory, scratch, graphs) are cuda_backend.cc's.
 #include <cuda_runtime_api.h>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "kernels/cuda/cublaslt_matmul.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -93,6 +95,12 @@ void CudaBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
 }
 
 absl::Status CudaBackend::SetAttentionKernel(AttentionKernel kernel) {
+  if (kernel == AttentionKernel::kTensorCore && dtype_ == DType::kF32) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name_,
+                     ": tensor-core attention needs f16 or bf16 activations (--dtype); "
+                     "f32 runs simt"));
+  }
   attention_kernel_ = kernel;
   return absl::OkStatus();
 }

@@ -44,6 +44,12 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
   RS_ASSIGN_OR_RETURN(backend_options.cuda_attention_kernel,
                       ParseAttentionKernel(flags.attention, "attention"));
   RS_ASSIGN_OR_RETURN(loaded.backend, kernels::CreateBackend(flags.device, backend_options));
+  // A backend without the kernel asked for refuses it here, at start, not silently later.
+  if (const absl::Status kernel =
+          loaded.backend->SetAttentionKernel(backend_options.cuda_attention_kernel);
+      !kernel.ok()) {
+    return absl::Status(kernel.code(), absl::StrCat("--attention: ", kernel.message()));
+  }
   std::optional<tokenizer::Vocabulary> vocab;
   if (flags.dummy_weights) {
     if (flags.preset.empty()) return absl::InvalidArgumentError("--dummy-weights needs --preset");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/cuda/cuda_index.h"
 #include "kernels/random_weights.h"
@@ -24,6 +25,7 @@ namespace {
 
 using cuda::CudaBackend;
 using cuda::SplitMode;
+using ::testing::HasSubstr;
 
 std::unique_ptr<Backend> MakeCuda(DType dtype, bool simple_matmul = false) {
   BackendOptions options;
@@ -146,8 +148,8 @@ TEST_P(CudaDtypeTest, AttentionSplitSchedulesGiveTheSameBits) {
 }
 
 // The tensor-core attention, switched on and off through Backend::SetAttentionKernel:
-// split-parallel decode merges to the same bits as in-block merging; f32 keeps the SIMT
-// kernel (same bits as SIMT), f16 and bf16 take the tensor-core kernel (whose rounded softmax
+// split-parallel decode merges to the same bits as in-block merging; f32 refuses it and
+// keeps the SIMT kernel, f16 and bf16 take the tensor-core kernel (whose rounded softmax
 // weights give other bits); switching back gives the SIMT bits again. Its accuracy is
 // checked by the op suite (kernel_ops_test.cc, TensorCoreAttention) and its batch
 // invariance by batch_invariance_test.cc.
@@ -155,6 +157,14 @@ TEST_P(CudaDtypeTest, TensorCoreAttentionSplitSchedulesGiveTheSameBits) {
   Backend& b = *backend_;
   const AttentionFixture f(b, kMixedBatch, 5);
   const std::vector<float> simt = f.Run(b);
+  if (b.activation_dtype() == DType::kF32) {
+    const absl::Status refused = b.SetAttentionKernel(AttentionKernel::kTensorCore);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+    EXPECT_THAT(refused.message(), HasSubstr("tensor-core attention needs f16 or bf16"));
+    EXPECT_EQ(b.attention_kernel(), AttentionKernel::kSimt);
+    EXPECT_TRUE(SameBits(f.Run(b), simt)) << "a refused switch must change nothing";
+    return;
+  }
   SetAttentionKernel(AttentionKernel::kTensorCore);
   SetSplitMode(SplitMode::kNever);
   const std::vector<float> in_block = f.Run(b);
@@ -163,11 +173,7 @@ TEST_P(CudaDtypeTest, TensorCoreAttentionSplitSchedulesGiveTheSameBits) {
   EXPECT_TRUE(SameBits(in_block, split)) << "split-parallel decode vs merged in the block";
   SetAttentionKernel(AttentionKernel::kSimt);
   EXPECT_TRUE(SameBits(f.Run(b), simt)) << "switching back must bring back the SIMT kernel";
-  if (b.activation_dtype() == DType::kF32) {
-    EXPECT_TRUE(SameBits(in_block, simt)) << "f32 must keep the SIMT kernel";
-  } else {
-    EXPECT_FALSE(SameBits(in_block, simt)) << "SetAttentionKernel did not reach the kernel";
-  }
+  EXPECT_FALSE(SameBits(in_block, simt)) << "SetAttentionKernel did not reach the kernel";
 }
 
 // BackendOptions::cuda_attention_kernel at creation and SetAttentionKernel later select the
@@ -183,6 +189,14 @@ TEST(CudaAttentionKernelTest, OptionAndSwitchRunTheSameKernel) {
   const std::vector<SeqSpec> batch = {{300, 1}, {40, 9}};
   const std::vector<float> want = AttentionFixture(*chosen, batch, 3).Run(*chosen);
   EXPECT_TRUE(SameBits(AttentionFixture(*switched, batch, 3).Run(*switched), want));
+}
+
+// f32 activations have no tensor-core kernel: the option is refused at creation as the
+// switch is refused later (CudaDtypeTest above), rather than running SIMT under its name.
+TEST(CudaAttentionKernelTest, F32RefusesTheTensorCoreKernelAtCreation) {
+  if (MakeEmulatedCudaBackend(DType::kF32) == nullptr) GTEST_SKIP() << "no emulation";
+  EXPECT_EQ(MakeEmulatedCudaBackend(DType::kF32, AttentionKernel::kTensorCore), nullptr);
+  EXPECT_NE(MakeEmulatedCudaBackend(DType::kF16, AttentionKernel::kTensorCore), nullptr);
 }
 
 TEST_P(CudaDtypeTest, AttentionMatchesHostEmulationBitForBit) {

@@ -39,5 +39,23 @@ TEST(OpenModelTest, RefusesAnUnknownAttentionKernel) {
   EXPECT_THAT(loaded.status().message(), HasSubstr("--attention:"));
 }
 
+// A worker started with --attention tensor-core on the CPU must fail at start, not serve
+// with another kernel than the one asked for.
+TEST(OpenModelTest, RefusesAKernelTheBackendDoesNotHave) {
+  ModelFlags flags;
+  flags.dummy_weights = true;
+  flags.preset = "tiny";
+  flags.device = "cpu";
+  flags.attention = "tensor-core";
+  const auto refused = OpenModel(flags);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("--attention: cpu has no tensor-core attention kernel"));
+  flags.attention = "simt";
+  const auto opened = OpenModel(flags);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ((*opened).backend->attention_kernel(), AttentionKernel::kSimt);
+}
+
 }  // namespace
 }  // namespace ringserve::tools

@@ -42,12 +42,15 @@
 #define __trap() ::emu::Trap()
 
 // The arguments are evaluated and copied at the launch, as CUDA does, so a launch recorded
-// by a stream capture replays with the values it had then.
-#define RS_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                        \
-  ::emu::Launch(stream, dim3(grid), dim3(block), shared_bytes,                           \
-                [rs_emu_kernel_ = kernel, rs_emu_args_ = std::make_tuple(__VA_ARGS__)] { \
-                  std::apply(rs_emu_kernel_, rs_emu_args_);                              \
-                })
+// by a stream capture replays with the values it had then. The kernel's address lets the
+// launch be checked against its cudaFuncSetAttribute limits.
+#define RS_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)              \
+  ::emu::Launch(                                                               \
+      stream, dim3(grid), dim3(block), shared_bytes,                           \
+      [rs_emu_kernel_ = kernel, rs_emu_args_ = std::make_tuple(__VA_ARGS__)] { \
+        std::apply(rs_emu_kernel_, rs_emu_args_);                              \
+      },                                                                       \
+      ::emu::KernelAddress(kernel))
 #define RS_DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(::emu::DynamicShared())
 
 #define cudaGetDeviceCount ::emu::cudaGetDeviceCount

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -43,14 +42,7 @@ RsEmuSwitch:
 namespace emu {
 namespace {
 
-[[noreturn]] void Fail(const char* what) {
-  std::fprintf(stderr, "cuda emulation: %s\n", what);
-  std::fflush(stderr);
-  std::abort();
-}
-
 constexpr size_t kStackBytes = size_t{256} << 10;
-constexpr size_t kPoisonBytes = size_t{8} << 20;
 constexpr int kWarp = 32;
 
 struct Fiber {
@@ -77,6 +69,18 @@ struct Block {
   std::vector<unsigned char> shared;
   uint64_t progress = 0;  // arrivals and exits; a pass without any is a deadlock
 };
+
+// Shared memory limits of an H100 (sm_90).
+constexpr size_t kOptinSharedBytes = 227 * 1024;
+constexpr size_t kDefaultDynamicSharedBytes = 48 * 1024;
+constexpr size_t kStaticSharedBytes = 2048;  // as if every kernel had some
+
+// What cudaFuncSetAttribute allowed each kernel (by address).
+std::mutex g_kernel_mutex;
+std::unordered_map<const void*, size_t>& DynamicSharedLimits() {
+  static auto* limits = new std::unordered_map<const void*, size_t>();
+  return *limits;
+}
 
 Block* g_block = nullptr;
 std::vector<std::unique_ptr<char[]>> g_stacks;  // reused across launches
@@ -160,12 +164,6 @@ void RunBlock(Block& b) {
   }
 }
 #endif
-
-std::mutex g_alloc_mutex;
-std::unordered_map<void*, size_t>& Allocations() {
-  static auto* map = new std::unordered_map<void*, size_t>();
-  return *map;
-}
 
 }  // namespace
 
@@ -292,7 +290,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int /*device
       *value = 4;
       return cudaSuccess;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin:
-      *value = 227 * 1024;
+      *value = static_cast<int>(kOptinSharedBytes);
       return cudaSuccess;
     default:
       return cudaErrorInvalidValue;
@@ -301,53 +299,44 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int /*device
 
 cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
 
-cudaError_t cudaMalloc(void** ptr, size_t bytes) {
-  if (const cudaError_t error = CaptureUnsafeCall(); error != cudaSuccess) return error;
-  const size_t rounded = (bytes + 255) / 256 * 256;
-  void* p = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
-  if (p == nullptr) return cudaErrorMemoryAllocation;
-  // Poison what tests can reach; the backend's large scratch is only used at its start.
-  std::memset(p, 0xFF, std::min(rounded, kPoisonBytes));
-  std::lock_guard<std::mutex> lock(g_alloc_mutex);
-  Allocations()[p] = bytes;
-  *ptr = p;
-  return cudaSuccess;
-}
-
-cudaError_t cudaFree(void* ptr) {
-  if (const cudaError_t error = CaptureUnsafeCall(); error != cudaSuccess) return error;
-  if (ptr == nullptr) return cudaSuccess;
-  {
-    std::lock_guard<std::mutex> lock(g_alloc_mutex);
-    if (Allocations().erase(ptr) != 1) return cudaErrorInvalidValue;
-  }
-  std::free(ptr);
-  return cudaSuccess;
-}
-
-cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
-  *free_bytes = size_t{8} << 30;
-  *total_bytes = size_t{16} << 30;
-  return cudaSuccess;
-}
-
 cudaError_t cudaGetLastError() { return cudaSuccess; }
 const char* cudaGetErrorName(cudaError_t /*error*/) { return "cudaErrorEmulated"; }
 const char* cudaGetErrorString(cudaError_t /*error*/) { return "error in the CUDA emulation"; }
-cudaError_t cudaFuncSetAttribute(const void* /*func*/, cudaFuncAttribute /*attr*/, int value) {
-  return value <= 227 * 1024 ? cudaSuccess : cudaErrorInvalidValue;
+// A kernel's dynamic shared memory may exceed kDefaultDynamicSharedBytes only up to what
+// cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize) allowed it, and that
+// plus its static shared memory may not exceed the opt-in limit. A device refuses other
+// launches; the emulation stops at them. (Every kernel reports the same static size here, so
+// static + dynamic above 48 KiB without the attribute is not caught.)
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaSuccess;
+  if (value < 0 || static_cast<size_t>(value) + kStaticSharedBytes > kOptinSharedBytes) {
+    return cudaErrorInvalidValue;
+  }
+  std::lock_guard<std::mutex> lock(g_kernel_mutex);
+  DynamicSharedLimits()[func] = static_cast<size_t>(value);
+  return cudaSuccess;
 }
 cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, const void* /*func*/) {
   *attributes = cudaFuncAttributes{};
-  attributes->sharedSizeBytes = 2048;  // as if the kernel had some static shared memory
+  attributes->sharedSizeBytes = kStaticSharedBytes;
   return cudaSuccess;
 }
 
-int64_t LiveAllocations() {
-  std::lock_guard<std::mutex> lock(g_alloc_mutex);
-  int64_t bytes = 0;
-  for (const auto& [p, size] : Allocations()) bytes += static_cast<int64_t>(size);
-  return bytes;
+void CheckLaunchSharedMemory(const void* kernel, size_t shared_bytes) {
+  if (shared_bytes <= kDefaultDynamicSharedBytes) return;
+  size_t limit = kDefaultDynamicSharedBytes;
+  {
+    std::lock_guard<std::mutex> lock(g_kernel_mutex);
+    const auto it = DynamicSharedLimits().find(kernel);
+    if (it != DynamicSharedLimits().end()) limit = std::max(limit, it->second);
+  }
+  if (shared_bytes <= limit) return;
+  char message[256];
+  std::snprintf(message, sizeof(message),
+                "launch with %zu bytes of dynamic shared memory, above the kernel's limit of %zu "
+                "(cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize) raises it)",
+                shared_bytes, limit);
+  Fail(message);
 }
 
 }  // namespace emu

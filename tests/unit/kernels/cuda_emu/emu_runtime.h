@@ -5,7 +5,10 @@
 // Fibers switch only at barriers (__syncthreads, __syncwarp, warp shuffles), round-robin,
 // so a run is deterministic; a barrier that can never complete aborts with "deadlock".
 // Dynamic shared memory and cudaMalloc'ed memory (its first 8 MiB) start as 0xFF (NaN in
-// every float type), so reading what no one wrote shows up. Device memory is host memory; streams
+// every float type), so reading what no one wrote shows up. Device memory is host memory, each
+// allocation between inaccessible guard pages with its 256-rounded end flush against the
+// trailing one (emu_memory.cc), so a kernel reading or writing past a buffer dies with
+// SIGSEGV and a message naming the allocation. Streams
 // run each call to completion, except while they capture (emu_stream.cc): then kernel
 // launches, device copies and memsets are recorded, with their arguments as at the call, into
 // a graph that cudaGraphLaunch replays; calls CUDA refuses during a capture (allocation,
@@ -30,6 +33,8 @@
 namespace emu {
 
 bool Available();
+// Prints "cuda emulation: `what`" and aborts.
+[[noreturn]] void Fail(const char* what);
 
 // ---- inside a kernel ----
 const uint3& ThreadIdx();
@@ -65,8 +70,18 @@ V Shfl(V v, int lane, bool xor_lane = false) {
 // Runs body() as every thread of every block of the grid; returns when all are done.
 void RunGrid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
 // A kernel launch on `stream`: RunGrid now, or recorded when the stream is capturing.
+// `kernel` (its address, for its cudaFuncSetAttribute limits) is checked at the call as a
+// device checks the launch: CheckLaunchSharedMemory.
 void Launch(cudaStream_t stream, dim3 grid, dim3 block, size_t shared_bytes,
-            std::function<void()> body);
+            std::function<void()> body, const void* kernel = nullptr);
+// Stops the process (Fail) when `shared_bytes` of dynamic shared memory is more than
+// `kernel` may use: above 48 KiB it needs cudaFuncSetAttribute(kernel,
+// cudaFuncAttributeMaxDynamicSharedMemorySize, >= shared_bytes) first.
+void CheckLaunchSharedMemory(const void* kernel, size_t shared_bytes);
+template <typename F>
+const void* KernelAddress(F* kernel) {
+  return reinterpret_cast<const void*>(kernel);
+}
 // What an allocation or a wait must return on this thread: cudaSuccess, or, while the thread
 // captures a stream (not in relaxed mode), an error that has invalidated those captures.
 cudaError_t CaptureUnsafeCall();
@@ -101,6 +116,10 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
 cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 
+// Stops the process (Fail) when [device, device + bytes) starts inside a cudaMalloc'ed
+// buffer (or its guard area) and does not end inside it; host memory passes. `call` names
+// the caller in the message.
+void CheckDeviceRange(const void* device, size_t bytes, const char* call);
 // Bytes cudaMalloc'ed and not yet freed.
 int64_t LiveAllocations();
 // Graph executables instantiated and not yet destroyed.

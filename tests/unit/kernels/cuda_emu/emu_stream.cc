@@ -8,8 +8,6 @@
 // does a copy to or from host memory on a capturing stream (CUDA refuses pageable memory
 // there); cudaStreamEndCapture of an invalidated capture returns no graph.
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -93,14 +91,13 @@ cudaError_t CaptureUnsafeCall() {
   return cudaErrorStreamCaptureUnsupported;
 }
 
-void Launch(cudaStream_t stream, dim3 grid, dim3 block, size_t shared_bytes, Work body) {
+void Launch(cudaStream_t stream, dim3 grid, dim3 block, size_t shared_bytes, Work body,
+            const void* kernel) {
+  CheckLaunchSharedMemory(kernel, shared_bytes);
   const cudaError_t error = Enqueue(stream, [grid, block, shared_bytes, body = std::move(body)] {
     RunGrid(grid, block, shared_bytes, body);
   });
-  if (error != cudaSuccess) {
-    std::fprintf(stderr, "cuda emulation: kernel launch on a stream that does not exist\n");
-    std::abort();
-  }
+  if (error != cudaSuccess) Fail("kernel launch on a stream that does not exist");
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned /*flags*/) {
@@ -141,10 +138,13 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
     Invalidate(*s);
     return cudaErrorStreamCaptureUnsupported;
   }
+  CheckDeviceRange(dst, bytes, "cudaMemcpyAsync (destination)");
+  CheckDeviceRange(src, bytes, "cudaMemcpyAsync (source)");
   return Enqueue(stream, [dst, src, bytes] { std::memcpy(dst, src, bytes); });
 }
 
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
+  CheckDeviceRange(dst, bytes, "cudaMemsetAsync");
   return Enqueue(stream, [dst, value, bytes] { std::memset(dst, value, bytes); });
 }
 

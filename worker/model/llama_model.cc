@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <numbers>
 
 #include "absl/status/status.h"
@@ -118,6 +120,9 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::CreateWithRandomWeights(
 
 absl::Status LlamaModel::Init() {
   const ModelConfig& c = config_;
+  if (options_.block_size <= 0) {
+    return absl::InvalidArgumentError("model options: block_size must be positive");
+  }
   if (options_.max_blocks_per_seq <= 0) {
     options_.max_blocks_per_seq = (c.max_seq_len + options_.block_size - 1) / options_.block_size;
   }
@@ -128,13 +133,20 @@ absl::Status LlamaModel::Init() {
   // Before a pool sized from free memory, so that it leaves room for the scratch; such a
   // pool cannot cap the context the scratch is reserved for (LongestContext).
   RS_RETURN_IF_ERROR(ReserveAttention());
+  // A KV slot (block * block_size + offset) is an int32 in a pass's metadata and the kernels:
+  // a larger pool (a tiny model on a large GPU) would wrap slots to negative, which the
+  // kernels take for padding and silently write no K/V for.
+  const int max_kv_blocks = std::numeric_limits<int32_t>::max() / options_.block_size;
   if (options_.num_kv_blocks <= 0 && options_.size_kv_pool) {
-    RS_ASSIGN_OR_RETURN(options_.num_kv_blocks,
+    RS_ASSIGN_OR_RETURN(const int blocks,
                         options_.size_kv_pool(KvStorage::BytesPerBlock(
                             c, options_.block_size, backend_->activation_dtype())));
+    options_.num_kv_blocks = std::min(blocks, max_kv_blocks);
   }
-  if (options_.num_kv_blocks <= 0) {
-    return absl::InvalidArgumentError("model options: num_kv_blocks must be positive");
+  if (options_.num_kv_blocks <= 0 || options_.num_kv_blocks > max_kv_blocks) {
+    return absl::InvalidArgumentError(absl::StrCat("model options: num_kv_blocks must be in [1, ",
+                                                   max_kv_blocks, "] (int32 KV slots), got ",
+                                                   options_.num_kv_blocks));
   }
   max_context_len_ = LongestContext();
   const std::vector<float> inv_freq = RopeInverseFrequencies(c);

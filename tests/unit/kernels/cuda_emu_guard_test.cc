@@ -9,20 +9,13 @@
 
 #include "gtest/gtest.h"
 #include "tests/unit/kernels/cuda_emu/emu_runtime.h"
+#include "tests/unit/kernels/cuda_emu/emu_stream_fixture.h"
 
 namespace ringserve::kernels::testing {
 namespace {
 
-class EmuDeviceMemoryTest : public ::testing::Test {
+class EmuDeviceMemoryTest : public emu::testing::EmuStreamTest {
  protected:
-  void SetUp() override {
-    if (!emu::Available()) GTEST_SKIP() << "no CPU emulation of CUDA here";
-    ASSERT_EQ(emu::cudaStreamCreateWithFlags(&stream_, 0), cudaSuccess);
-  }
-  void TearDown() override {
-    if (stream_ != nullptr) emu::cudaStreamDestroy(stream_);
-  }
-
   float* Malloc(size_t bytes) {
     void* p = nullptr;
     EXPECT_EQ(emu::cudaMalloc(&p, bytes), cudaSuccess);
@@ -41,8 +34,6 @@ class EmuDeviceMemoryTest : public ::testing::Test {
       if (emu::ThreadIdx().x == 0) static_cast<volatile float*>(data)[index] = value;
     });
   }
-
-  cudaStream_t stream_ = nullptr;
 };
 
 // The process has helper threads by now; the child re-runs the test instead of forking.

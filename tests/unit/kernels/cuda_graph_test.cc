@@ -11,6 +11,7 @@
 #include "kernels/backend.h"
 #include "tests/unit/kernels/cuda_emu/cuda_emu_backend.h"
 #include "tests/unit/kernels/cuda_emu/emu_runtime.h"
+#include "tests/unit/kernels/cuda_emu/emu_stream_fixture.h"
 #include "tests/unit/kernels/kernel_test_util.h"
 
 namespace ringserve::kernels::testing {
@@ -27,17 +28,7 @@ TEST(CaptureGraphTest, TheCpuBackendHasNoGraphs) {
 }
 
 // The emulation's capture, through the runtime calls the backend makes.
-class EmuStreamCaptureTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!emu::Available()) GTEST_SKIP() << "no CPU emulation of CUDA here";
-    ASSERT_EQ(emu::cudaStreamCreateWithFlags(&stream_, 0), cudaSuccess);
-  }
-  void TearDown() override {
-    if (stream_ != nullptr) emu::cudaStreamDestroy(stream_);
-  }
-  cudaStream_t stream_ = nullptr;
-};
+using EmuStreamCaptureTest = emu::testing::EmuStreamTest;
 
 TEST_F(EmuStreamCaptureTest, WorkIsRecordedWithItsArgumentsAndRunsOnlyOnLaunch) {
   std::vector<int> memory = {1, 2, 3, 0};

@@ -2,6 +2,7 @@
 // cudaMalloc'ed buffer stops the process, naming the allocation, while exact-size copies,
 // memsets and kernels that stay inside their buffers run as before. And its launch check: a
 // kernel's dynamic shared memory above 48 KiB needs its cudaFuncSetAttribute.
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -14,13 +15,16 @@
 namespace ringserve::kernels::testing {
 namespace {
 
+constexpr size_t kKiB = 1024;
+
+float* Malloc(size_t bytes) {
+  void* p = nullptr;
+  EXPECT_EQ(emu::cudaMalloc(&p, bytes), cudaSuccess);
+  return static_cast<float*>(p);
+}
+
 class EmuDeviceMemoryTest : public emu::testing::EmuStreamTest {
  protected:
-  float* Malloc(size_t bytes) {
-    void* p = nullptr;
-    EXPECT_EQ(emu::cudaMalloc(&p, bytes), cudaSuccess);
-    return static_cast<float*>(p);
-  }
   // Element `index` of `data`, read by lane 0 of a one-warp kernel.
   float ReadInKernel(const float* data, int64_t index) {
     float value = 0;
@@ -51,7 +55,8 @@ TEST_F(EmuDeviceMemoryTest, ExactSizesPassAndBuffersKeepCudasAlignment) {
     SCOPED_TRACE(bytes);
     auto* device = reinterpret_cast<unsigned char*>(Malloc(bytes));
     EXPECT_EQ(reinterpret_cast<uintptr_t>(device) % 256, 0U);
-    std::vector<unsigned char> host(bytes), back(bytes, 0);
+    std::vector<unsigned char> host(bytes);
+    std::vector<unsigned char> back(bytes, 0);
     for (size_t i = 0; i < bytes; ++i) host[i] = static_cast<unsigned char>(i * 7 + 1);
     ASSERT_EQ(emu::cudaMemsetAsync(device, 0, bytes, stream_), cudaSuccess);
     ASSERT_EQ(emu::cudaMemcpyAsync(device, host.data(), bytes, cudaMemcpyHostToDevice, stream_),
@@ -61,10 +66,10 @@ TEST_F(EmuDeviceMemoryTest, ExactSizesPassAndBuffersKeepCudasAlignment) {
     EXPECT_EQ(back, host);
     if (bytes >= sizeof(float)) {  // the last whole element, from a kernel
       const size_t last = bytes / sizeof(float) - 1;
-      float expected;
+      uint32_t expected = 0;
       std::memcpy(&expected, host.data() + last * sizeof(float), sizeof(float));
       const float read = ReadInKernel(reinterpret_cast<float*>(device), static_cast<int64_t>(last));
-      EXPECT_EQ(std::memcmp(&read, &expected, sizeof(float)), 0);
+      EXPECT_EQ(std::bit_cast<uint32_t>(read), expected);
     }
     EXPECT_EQ(emu::cudaFree(device), cudaSuccess);
   }
@@ -121,15 +126,15 @@ void SomeKernel() {}
 // cudaFuncSetAttribute first, and at most that much.
 TEST_F(EmuDeviceMemoryDeathTest, DynamicSharedMemoryAbove48KiBNeedsTheKernelsAttribute) {
   const void* kernel = emu::KernelAddress(&SomeKernel);
-  emu::CheckLaunchSharedMemory(kernel, 48 * 1024);
-  EXPECT_DEATH(emu::CheckLaunchSharedMemory(kernel, 48 * 1024 + 4),
+  emu::CheckLaunchSharedMemory(kernel, 48 * kKiB);
+  EXPECT_DEATH(emu::CheckLaunchSharedMemory(kernel, 48 * kKiB + 4),
                "launch with 49156 bytes of dynamic shared memory, above the kernel's limit of "
                "49152");
   ASSERT_EQ(
       emu::cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024),
       cudaSuccess);
-  emu::CheckLaunchSharedMemory(kernel, 100 * 1024);
-  EXPECT_DEATH(emu::CheckLaunchSharedMemory(kernel, 100 * 1024 + 4), "above the kernel's limit");
+  emu::CheckLaunchSharedMemory(kernel, 100 * kKiB);
+  EXPECT_DEATH(emu::CheckLaunchSharedMemory(kernel, 100 * kKiB + 4), "above the kernel's limit");
   // The attribute itself is capped by the opt-in limit less the static shared memory.
   int optin = 0;
   ASSERT_EQ(emu::cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0),

@@ -90,6 +90,15 @@ void Describe(const Mapping& m, uintptr_t address, char* out, size_t out_bytes) 
   }
 }
 
+// Fails with "`what`, <where `address` lies relative to `m`>".
+[[noreturn]] void FailNear(const Mapping& m, uintptr_t address, const char* what) {
+  char where[160];
+  Describe(m, address, where, sizeof(where));
+  char message[384];
+  std::snprintf(message, sizeof(message), "%s%s", what, where);
+  Fail(message);
+}
+
 struct sigaction g_previous_segv;
 
 // A fault on a guard page: names the allocation, then lets the previous handler (or the
@@ -187,11 +196,7 @@ cudaError_t cudaFree(void* ptr) {
   const char* stray = Overwritten(m.start + m.bytes, m.rounded - m.bytes);
   if (stray == nullptr) stray = Overwritten(slack, static_cast<size_t>(m.start - slack));
   if (stray != nullptr) {
-    char where[160], message[256];
-    Describe(m, reinterpret_cast<uintptr_t>(stray), where, sizeof(where));
-    std::snprintf(message, sizeof(message), "cudaFree: out-of-bounds device write found, %s",
-                  where);
-    Fail(message);
+    FailNear(m, reinterpret_cast<uintptr_t>(stray), "cudaFree: out-of-bounds device write found, ");
   }
   munmap(m.base, m.map_bytes);
   return cudaSuccess;
@@ -204,11 +209,9 @@ void CheckDeviceRange(const void* device, size_t bytes, const char* call) {
   if (m == nullptr) return;  // host memory
   const auto start = reinterpret_cast<uintptr_t>(m->start);
   if (begin >= start && bytes <= m->bytes && begin - start <= m->bytes - bytes) return;
-  char where[160], message[256];
-  Describe(*m, begin < start ? begin : begin + bytes, where, sizeof(where));
-  std::snprintf(message, sizeof(message), "%s of %zu bytes at %p reaches %s", call, bytes, device,
-                where);
-  Fail(message);
+  char what[160];
+  std::snprintf(what, sizeof(what), "%s of %zu bytes at %p reaches ", call, bytes, device);
+  FailNear(*m, begin < start ? begin : begin + bytes, what);
 }
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {

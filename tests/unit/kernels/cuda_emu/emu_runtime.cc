@@ -71,8 +71,8 @@ struct Block {
 };
 
 // Shared memory limits of an H100 (sm_90).
-constexpr size_t kOptinSharedBytes = 227 * 1024;
-constexpr size_t kDefaultDynamicSharedBytes = 48 * 1024;
+constexpr size_t kOptinSharedBytes = size_t{227} << 10;
+constexpr size_t kDefaultDynamicSharedBytes = size_t{48} << 10;
 constexpr size_t kStaticSharedBytes = 2048;  // as if every kernel had some
 
 // What cudaFuncSetAttribute allowed each kernel (by address).

@@ -97,6 +97,25 @@ TEST_F(EmuDeviceMemoryDeathTest, AKernelReadingOneElementPastItsBufferDies) {
   EXPECT_EQ(emu::cudaFree(odd), cudaSuccess);
 }
 
+// Each call takes a frame of at least 512 bytes; the compiler can neither drop the frames
+// nor turn the recursion into a loop (the array is volatile and used after the call).
+int Recurse(int depth) {
+  volatile char frame[512];
+  frame[0] = static_cast<char>(depth);
+  if (depth == 0) return frame[0];
+  return Recurse(depth - 1) + frame[0];
+}
+
+// A kernel overflowing its fiber's stack (256 KiB) hits the guard page below it instead of
+// overwriting whatever lies there.
+TEST_F(EmuDeviceMemoryDeathTest, AKernelOverflowingItsStackDies) {
+  EXPECT_DEATH(emu::Launch(stream_, dim3(1), dim3(32), 0,
+                           [] {
+                             if (emu::ThreadIdx().x == 0) Recurse(2048);  // >= 1 MiB of frames
+                           }),
+               "");
+}
+
 TEST_F(EmuDeviceMemoryDeathTest, AWriteInsideTheRoundingIsReportedWhenFreed) {
   float* device = Malloc(100);
   EXPECT_DEATH(

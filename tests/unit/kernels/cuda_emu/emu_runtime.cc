@@ -1,5 +1,8 @@
 #include "tests/unit/kernels/cuda_emu/emu_runtime.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -83,7 +86,33 @@ std::unordered_map<const void*, size_t>& DynamicSharedLimits() {
 }
 
 Block* g_block = nullptr;
-std::vector<std::unique_ptr<char[]>> g_stacks;  // reused across launches
+
+// A fiber's stack with an inaccessible page below it, so that a kernel overflowing its stack
+// (deep recursion, a huge local array) faults at once instead of overwriting the heap.
+// Committed page by page as it is touched.
+class FiberStack {
+ public:
+  FiberStack() {
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    map_bytes_ = kStackBytes + page;
+    void* map =
+        mmap(nullptr, map_bytes_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (map == MAP_FAILED) Fail("fiber stack: mmap failed");
+    base_ = static_cast<char*>(map);
+    if (mprotect(base_ + page, kStackBytes, PROT_READ | PROT_WRITE) != 0) {
+      Fail("fiber stack: mprotect failed");
+    }
+  }
+  FiberStack(const FiberStack&) = delete;
+  FiberStack& operator=(const FiberStack&) = delete;
+  ~FiberStack() { munmap(base_, map_bytes_); }
+  char* top() const { return base_ + map_bytes_; }
+
+ private:
+  char* base_ = nullptr;
+  size_t map_bytes_ = 0;
+};
+std::vector<std::unique_ptr<FiberStack>> g_stacks;  // reused across launches
 
 Block& Current() {
   if (g_block == nullptr || g_block->current < 0) Fail("device function called outside a kernel");
@@ -127,7 +156,7 @@ extern "C" [[noreturn]] void RsEmuFiberEntry() {
 void RunBlock(Block& b) {
   const int n = static_cast<int>(b.block.x * b.block.y * b.block.z);
   while (static_cast<int>(g_stacks.size()) < n) {
-    g_stacks.push_back(std::unique_ptr<char[]>(new char[kStackBytes]));  // pages on demand
+    g_stacks.push_back(std::make_unique<FiberStack>());
   }
   b.fibers.assign(n, Fiber{});
   const int warps = (n + kWarp - 1) / kWarp;
@@ -142,7 +171,7 @@ void RunBlock(Block& b) {
         make_uint3(t % b.block.x, t / b.block.x % b.block.y, t / (b.block.x * b.block.y));
     // Stack top: the entry's address at a 16-aligned slot (as after a call), below it the
     // six registers RsEmuSwitch pops.
-    auto top = reinterpret_cast<uintptr_t>(g_stacks[t].get() + kStackBytes) & ~uintptr_t{15};
+    auto top = reinterpret_cast<uintptr_t>(g_stacks[t]->top()) & ~uintptr_t{15};
     auto* slot = reinterpret_cast<void**>(top - 16);
     slot[0] = reinterpret_cast<void*>(&RsEmuFiberEntry);
     slot[1] = nullptr;

@@ -63,6 +63,7 @@ STAGES=(
   "baseline 200 transformers batched generate, 256 x 512/256, Llama-3-8B shape bf16"
   "serve_build 150 ninja: ringserve-worker, ringserve-router, ringserve-cli, ringserve-model"
   "serve 90 deploy/local/serve.sh --no-build: one worker per GPU (--device cuda:i), a generate through the router"
+  "sanitize 90 compute-sanitizer memcheck on kernels_test's device cases, racecheck on its attention ones (last: never takes time from the figures)"
 )
 
 wanted() {
@@ -349,10 +350,25 @@ stage_serve() {
   return $ok
 }
 
+# Real-device cases only (the emulated ones run on the CPU). memcheck: out-of-bounds and
+# misaligned accesses, and errors the kernels return; racecheck: shared-memory hazards, which
+# the emulation's one-warp-at-a-time schedule cannot show.
+stage_sanitize() {
+  command -v compute-sanitizer >/dev/null || { echo "sanitize: no compute-sanitizer here"; return 77; }
+  [[ -x $bin/kernels_test ]] || { echo "sanitize: kernels_test was not built"; return 1; }
+  local device_cases='*cuda_0*:Dtypes/CudaDtypeTest.*/cuda_*' rc=0
+  compute-sanitizer --tool memcheck --error-exitcode 3 --print-limit 20 "$bin/kernels_test" \
+    --gtest_filter="$device_cases" --gtest_brief=1 || rc=1
+  compute-sanitizer --tool racecheck --error-exitcode 3 --print-limit 20 "$bin/kernels_test" \
+    --gtest_filter="*Attention*cuda_0*:Dtypes/CudaDtypeTest.*Attention*/cuda_*" --gtest_brief=1 ||
+    rc=1
+  return $rc
+}
+
 export root carry build work out sysroot device shared jobs python bin logs deadline
 export -f stage_info native_deps stage_deps stage_hf_prepare cuda_arch stage_configure \
   build_targets stage_build stage_ctest stage_vectors stage_hf_compare wait_for_hf_prepare \
-  stage_roofline stage_bench stage_baseline stage_serve_build stage_serve
+  stage_roofline stage_bench stage_baseline stage_serve_build stage_serve stage_sanitize
 
 print_plan
 stage info
@@ -383,6 +399,7 @@ stage baseline
 if [[ -x $bin/ringserve-run ]] && stage serve_build; then
   stage serve
 fi
+stage sanitize
 [[ -n $hf_pid ]] && grep -P '^hf_prepare\t' "$work/stages.tsv" | awk -F'\t' '{printf "== %-12s %-18s %4ss (background)\n", $1, $2, $3}'
 
 "$python" "$root/deploy/gpu/summarize.py" --work "$work" --out "$out" \

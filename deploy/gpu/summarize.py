@@ -202,6 +202,9 @@ def compute(work):
             kv["fraction_of_free"] >= 0.85)
     row("serve.sh: one worker per GPU, generate through the router",
         st.get("serve", {}).get("status", "not run"), "ok", st.get("serve", {}).get("status") == "ok")
+    sanitize = st.get("sanitize", {}).get("status", "not run")
+    row("compute-sanitizer memcheck + racecheck on the CUDA kernel tests", sanitize, "ok",
+        sanitize == "ok")
     return rows, ratios, {"bench": bench, "roofline": roofline, "baseline": baseline,
                           "vectors": vectors, "hf_compare": hf, "ctest": ct, "stages": st}
 

@@ -47,7 +47,7 @@ def script_checks():
     p = run([CHECK, "--dry-run"])
     expect(p.returncode == 0, "check.sh --dry-run exits 0")
     for stage in ("deps", "configure", "build", "ctest", "vectors", "hf_compare", "roofline",
-                  "bench", "baseline", "serve"):
+                  "bench", "baseline", "serve", "sanitize"):
         expect(f"  {stage} " in p.stdout, f"the plan lists {stage}")
     p = run([CHECK, "--dry-run", "--skip", "baseline"])
     expect("(skipped) transformers" in p.stdout, "--skip marks the stage")
@@ -143,7 +143,7 @@ def summary_checks(work):
     with open(os.path.join(work, "logs", "ctest.log"), "w") as f:
         f.write("100% tests passed, 0 tests failed out of 12\n")
     with open(os.path.join(work, "stages.tsv"), "w") as f:
-        f.write("build\tok\t100\nctest\tok\t20\nserve\tfailed(1)\t5\n")
+        f.write("build\tok\t100\nctest\tok\t20\nserve\tfailed(1)\t5\nsanitize\tok\t30\n")
     json.dump({"commit": "0123456789abcdef", "dirty": False},
               open(os.path.join(work, "source.json"), "w"))
     out = os.path.join(work, "out")
@@ -161,6 +161,8 @@ def summary_checks(work):
            "check.md has the table, device and commit")
     expect("transformers: ringserve cpu vs reference f64 (max |diff| / max |logit|)" in md
            and "L2 ratio" in md, "check.md names the gated logits measure and shows the L2 ratio")
+    expect("| compute-sanitizer memcheck + racecheck on the CUDA kernel tests | ok | ok | yes |"
+           in md, "check.md reports the sanitize stage")
     expect(report["pass"] is False, "a failed stage fails the check")
 
 

@@ -13,11 +13,6 @@
 namespace ringserve::tools {
 namespace {
 
-struct NamedKernel {
-  std::string name;
-  kernels::AttentionKernel kernel;
-};
-
 void PrintSteps(const nlohmann::json& steps) {
   for (const auto& d : steps["decode"]) {
     std::printf(
@@ -52,20 +47,24 @@ absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,
     return absl::OkStatus();
   }
   const kernels::AttentionKernel configured = backend.attention_kernel();
-  std::vector<NamedKernel> listed;
+  std::vector<kernels::AttentionKernel> listed;
   const std::vector<std::string> names =
       absl::StrSplit(flags.step_attention, ',', absl::SkipEmpty());
   for (const std::string& name : names) {
     RS_ASSIGN_OR_RETURN(const kernels::AttentionKernel kernel,
                         ParseAttentionKernel(name, "step-attention"));
-    listed.push_back({name, kernel});
+    listed.push_back(kernel);
   }
-  for (const NamedKernel& k : listed) RS_RETURN_IF_ERROR(backend.SetAttentionKernel(k.kernel));
-  for (const NamedKernel& k : listed) {
-    RS_RETURN_IF_ERROR(backend.SetAttentionKernel(k.kernel));
+  for (const kernels::AttentionKernel kernel : listed) {
+    RS_RETURN_IF_ERROR(backend.SetAttentionKernel(kernel));
+  }
+  for (const kernels::AttentionKernel kernel : listed) {
+    RS_RETURN_IF_ERROR(backend.SetAttentionKernel(kernel));
     RS_ASSIGN_OR_RETURN(nlohmann::json steps, RunStepBench(model, flags.steps));
     if (!report.contains("steps")) report["steps"] = steps;
-    report["steps_by_attention"][k.name] = std::move(steps);
+    // The name as parsed: the only spelling ParseAttentionKernel accepts.
+    report["steps_by_attention"][std::string(kernels::AttentionKernelName(kernel))] =
+        std::move(steps);
   }
   return backend.SetAttentionKernel(configured);
 }

@@ -1,10 +1,12 @@
 #include "common/metrics/metrics_server.h"
 
-#include <exception>
+#include <cmath>
+#include <iterator>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "prometheus/exposer.h"
+#include "prometheus/text_serializer.h"
 
 namespace ringserve::metrics {
 
@@ -17,26 +19,39 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Create(
   std::unique_ptr<MetricsServer> server(new MetricsServer());
   server->registry_ = std::make_shared<prometheus::Registry>();
   if (!options.serve) return server;
-  // prometheus-cpp (civetweb underneath) reports a failed bind by throwing; this is the
-  // one place that exception is turned into a status.
-  try {
-    server->exposer_ = std::make_unique<prometheus::Exposer>(
-        absl::StrCat(options.host, ":", options.port), /*num_threads=*/1);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot serve metrics on ", options.host, ":", options.port, ": ", e.what()));
-  }
-  server->exposer_->RegisterCollectable(server->registry_);
-  const std::vector<int> ports = server->exposer_->GetListeningPorts();
-  server->port_ = ports.empty() ? options.port : ports.front();
+  auto scrape_server = ScrapeServer::Start({.host = options.host, .port = options.port},
+                                           [s = server.get()] { return s->Render(); });
+  if (!scrape_server.ok()) return scrape_server.status();
+  server->scrape_server_ = *std::move(scrape_server);
+  server->port_ = server->scrape_server_->port();
   return server;
 }
 
 MetricsServer::~MetricsServer() = default;
 
+std::string MetricsServer::Render() {
+  {
+    std::lock_guard lock(hooks_mu_);
+    for (const std::function<void()>& refresh : hooks_) refresh();
+  }
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+std::unique_ptr<MetricsServer::ScrapeHook> MetricsServer::OnScrape(std::function<void()> refresh) {
+  std::lock_guard lock(hooks_mu_);
+  hooks_.push_back(std::move(refresh));
+  return std::unique_ptr<ScrapeHook>(new ScrapeHook(this, std::prev(hooks_.end())));
+}
+
+MetricsServer::ScrapeHook::~ScrapeHook() {
+  std::lock_guard lock(server_->hooks_mu_);
+  server_->hooks_.erase(hook_);
+}
+
 std::vector<double> LatencyBucketsSeconds() {
   std::vector<double> bounds;
-  for (double b = 0.001; b < 70.0; b *= 2) bounds.push_back(b);
+  constexpr int kBuckets = 17;  // 1 ms * 2^16 = 65.5 s
+  for (int i = 0; i < kBuckets; ++i) bounds.push_back(std::ldexp(0.001, i));
   return bounds;
 }
 

@@ -1,18 +1,18 @@
 // MetricsServer: a process's Prometheus registry and, when a port is given, the HTTP
-// exposer that serves it as text at /metrics (the pull model: Prometheus scrapes us).
+// server that renders it as text at /metrics (the pull model: Prometheus scrapes us).
 #ifndef RINGSERVE_COMMON_METRICS_METRICS_SERVER_H_
 #define RINGSERVE_COMMON_METRICS_METRICS_SERVER_H_
 
+#include <functional>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/metrics/scrape_server.h"
 #include "prometheus/registry.h"
-
-namespace prometheus {
-class Exposer;
-}  // namespace prometheus
 
 namespace ringserve::metrics {
 
@@ -39,15 +39,41 @@ class MetricsServer {
   MetricsServer& operator=(const MetricsServer&) = delete;
 
   prometheus::Registry& registry() { return *registry_; }
+
+  // Runs `refresh` before each scrape renders the registry, so gauges of state that
+  // changes without an event (blocks, queues, sessions) are read when asked for. Once the
+  // returned handle is destroyed `refresh` is never called again; destroy it before
+  // whatever `refresh` reads.
+  class ScrapeHook;
+  [[nodiscard]] std::unique_ptr<ScrapeHook> OnScrape(std::function<void()> refresh);
   // The port /metrics is served on; 0 when not serving.
   int port() const { return port_; }
 
  private:
   MetricsServer() = default;
+  std::string Render();
 
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::mutex hooks_mu_;  // held while hooks run, so removing one waits for its last call
+  std::list<std::function<void()>> hooks_;
   int port_ = 0;
+  // Last: its thread renders through the members above, so it stops before they go.
+  std::unique_ptr<ScrapeServer> scrape_server_;
+};
+
+class MetricsServer::ScrapeHook {
+ public:
+  ~ScrapeHook();
+  ScrapeHook(const ScrapeHook&) = delete;
+  ScrapeHook& operator=(const ScrapeHook&) = delete;
+
+ private:
+  friend class MetricsServer;
+  ScrapeHook(MetricsServer* server, std::list<std::function<void()>>::iterator hook)
+      : server_(server), hook_(hook) {}
+
+  MetricsServer* const server_;
+  const std::list<std::function<void()>>::iterator hook_;
 };
 
 // Histogram bucket bounds in seconds for request latencies and time to first token:

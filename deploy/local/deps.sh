@@ -36,7 +36,7 @@ DEV=(
 # own dependencies (libgrpc29 -> libre2-9, libc-ares2, libssl3, ...).
 RUNTIME_COMMON=(
   libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623
-  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libxxhash0
+  libprometheus-cpp-core1.0 libxxhash0
 )
 # The worker's CPU kernels call OpenBLAS; -pthread is the variant libopenblas-dev builds
 # against (its libopenblas.so.0 is chosen through update-alternatives).

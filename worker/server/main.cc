@@ -193,7 +193,7 @@ int Run(int argc, char** argv) {
   if (!metrics.ok()) return fail(metrics.status());
   auto server = ringserve::server::WorkerServer::Create(
       std::move(options), std::make_unique<ringserve::engine::LlamaRunner>(*std::move(model)),
-      std::move(loaded->tokenizer), &(*metrics)->registry());
+      std::move(loaded->tokenizer), metrics->get());
   if (!server.ok()) return fail(server.status());
   std::printf("ringserve-worker %s listening on %s:%d (%d KV blocks of %d tokens)\n",
               flags.id.c_str(), flags.host.c_str(), (*server)->port(),

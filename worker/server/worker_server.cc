@@ -20,11 +20,13 @@ constexpr absl::Duration kStatsWindow = absl::Seconds(60);
 
 absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
     WorkerServerOptions options, std::unique_ptr<engine::ModelRunner> runner,
-    std::unique_ptr<tokenizer::Tokenizer> tokenizer, prometheus::Registry* registry) {
+    std::unique_ptr<tokenizer::Tokenizer> tokenizer, metrics::MetricsServer* metrics_server) {
   auto server = std::unique_ptr<WorkerServer>(new WorkerServer());
   WorkerServer* s = server.get();
   s->tokenizer_ = std::move(tokenizer);
-  if (registry != nullptr) s->metrics_ = std::make_unique<WorkerMetrics>(*registry);
+  if (metrics_server != nullptr) {
+    s->metrics_ = std::make_unique<WorkerMetrics>(metrics_server->registry());
+  }
   s->steps_ = std::make_unique<StepWindow>(kStatsWindow);
   auto generator =
       engine::Generator::Create(std::move(runner), s->tokenizer_.get(), options.generator,
@@ -34,6 +36,10 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
                                 });
   if (!generator.ok()) return generator.status();
   s->generator_ = *std::move(generator);
+  if (metrics_server != nullptr) {
+    s->scrape_hook_ =
+        metrics_server->OnScrape([s] { s->metrics_->Refresh(s->generator_->Stats()); });
+  }
   s->env_ = ServiceEnv{s->generator_.get(), s->tokenizer_.get(), s->metrics_.get(), options.model,
                        options.worker_id};
   s->inference_ = std::make_unique<InferenceService>(s->env_);

@@ -9,9 +9,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/metrics/metrics_server.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
-#include "prometheus/registry.h"
 #include "worker/server/admin_service.h"
 #include "worker/server/inference_service.h"
 #include "worker/server/step_window.h"
@@ -36,7 +36,7 @@ class WorkerServer {
   // UNAVAILABLE when the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<WorkerServer>> Create(
       WorkerServerOptions options, std::unique_ptr<engine::ModelRunner> runner,
-      std::unique_ptr<tokenizer::Tokenizer> tokenizer, prometheus::Registry* registry);
+      std::unique_ptr<tokenizer::Tokenizer> tokenizer, metrics::MetricsServer* metrics_server);
   ~WorkerServer();
   WorkerServer(const WorkerServer&) = delete;
   WorkerServer& operator=(const WorkerServer&) = delete;
@@ -65,6 +65,8 @@ class WorkerServer {
   int port_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<bool> shut_down_{false};
+  // Last, so scrapes stop reading the generator before it goes.
+  std::unique_ptr<metrics::MetricsServer::ScrapeHook> scrape_hook_;
 };
 
 }  // namespace ringserve::server

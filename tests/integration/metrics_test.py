@@ -1,0 +1,144 @@
+"""/metrics of real ringserve-worker and ringserve-router processes on loopback, as a
+Prometheus scraper sees them: the text format parses, counters move by exactly what the
+requests did, state gauges match Admin.GetStats, and scraping never disturbs serving.
+
+usage: metrics_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
+"""
+import http.client
+import re
+import socket
+import sys
+import tempfile
+import threading
+import unittest
+
+import fleet
+
+BIN_DIR, PROTO_DIR, SHARED_DIR = sys.argv[1:4]
+fleet.import_grpc_or_skip()
+fleet.generate_modules(PROTO_DIR, tempfile.mkdtemp(prefix="ringserve-py-"))
+
+from ringserve.v1 import inference_pb2 as pb  # noqa: E402
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fetch(port, method="GET", path="/metrics"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read().decode()
+    finally:
+        conn.close()
+
+
+def scrape(port):
+    """{(name, labels text): value} of one scrape, after checking the exposition format."""
+    status, content_type, body = fetch(port)
+    assert status == 200, (status, body)
+    assert content_type.startswith("text/plain; version=0.0.4"), content_type
+    samples, typed = {}, set()
+    for line in body.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if not line or line.startswith("#"):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not an exposition line: {line!r}"
+        name, labels, value = match.groups()
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in typed or base in typed, f"{name} has no # TYPE line"
+        samples[(name, labels or "")] = float(value)
+    return samples
+
+
+class Metrics(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.worker_metrics, cls.router_metrics = free_port(), free_port()
+        cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "m", 1,
+                                    worker_extra=["--metrics-port", str(cls.worker_metrics)],
+                                    router_extra=["--metrics-port", str(cls.router_metrics)])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+
+    def run_requests(self, sessions, prompt, max_tokens):
+        for session in sessions:
+            r = fleet.generate_request(session, prompt, max_tokens)
+            code, ids, _, _, details = fleet.stream(self.cluster.stub, r, 30)
+            self.assertEqual(code, "OK", details)
+            self.assertEqual(len(ids), max_tokens)
+
+    def test_counters_move_by_what_the_requests_did(self):
+        before_w, before_r = scrape(self.worker_metrics), scrape(self.router_metrics)
+        self.run_requests([f"count{i}" for i in range(3)], [5, 6, 7, 8], 6)
+        bad = fleet.generate_request("count-bad", [], 4)  # no prompt: INVALID_ARGUMENT
+        code, _, _, _, _ = fleet.stream(self.cluster.stub, bad, 10)
+        self.assertEqual(code, "INVALID_ARGUMENT")
+
+        def delta(after, before, name, labels=""):
+            return after.get((name, labels), 0) - before.get((name, labels), 0)
+
+        ok = '{code="OK",method="Generate"}'
+        invalid = '{code="INVALID_ARGUMENT",method="Generate"}'
+        # The worker counts a request as its stream finishes, just after the client sees it.
+        self.assertTrue(fleet.wait_until(lambda: delta(
+            scrape(self.worker_metrics), before_w, "ringserve_worker_requests_total", ok) == 3, 5))
+        w, r = scrape(self.worker_metrics), scrape(self.router_metrics)
+        self.assertEqual(delta(w, before_w, "ringserve_worker_generated_tokens_total"), 18)
+        self.assertEqual(delta(w, before_w, "ringserve_worker_prompt_tokens_total"), 12)
+        self.assertEqual(delta(w, before_w, "ringserve_worker_time_to_first_token_seconds_count"), 3)
+        self.assertGreaterEqual(delta(w, before_w, "ringserve_worker_step_seconds_count"), 6)
+        self.assertEqual(delta(r, before_r, "ringserve_router_requests_total", ok), 3)
+        self.assertEqual(delta(r, before_r, "ringserve_router_requests_total", invalid), 1)
+        self.assertEqual(r[("ringserve_router_ring_healthy_workers", "")], 1)
+
+    def test_state_gauges_match_the_workers_own_stats(self):
+        self.run_requests([f"gauge{i}" for i in range(4)], [9, 10, 11], 3)
+        stats = self.cluster.worker_stats(0)
+        w = scrape(self.worker_metrics)
+        self.assertEqual(w[("ringserve_worker_sessions", "")], stats.sessions)
+        self.assertGreaterEqual(stats.sessions, 4)
+        self.assertEqual(w[("ringserve_worker_running_requests", "")], 0)
+        self.assertEqual(w[("ringserve_worker_queue_depth", "")], 0)
+        kv = {state: w[("ringserve_worker_kv_blocks", f'{{state="{state}"}}')]
+              for state in ("used", "cached", "free")}
+        self.assertEqual(sum(kv.values()), stats.kv_cache.blocks_total, kv)
+        self.assertGreater(kv["used"] + kv["cached"], 0, "the sessions hold their blocks")
+
+    def test_scrapes_under_load_are_all_answered_and_serving_goes_on(self):
+        results = []
+
+        def scraper(port):
+            for _ in range(10):
+                results.append(fetch(port)[0])
+
+        threads = [threading.Thread(target=scraper, args=(port,))
+                   for port in (self.worker_metrics, self.router_metrics) for _ in range(3)]
+        for t in threads:
+            t.start()
+        self.run_requests([f"load{i}" for i in range(5)], [1, 2, 3], 8)
+        for t in threads:
+            t.join()
+        self.assertEqual(results, [200] * 60)
+        for port in (self.worker_metrics, self.router_metrics):
+            self.assertEqual(fetch(port, "HEAD")[:2], (200, "text/plain; version=0.0.4; charset=utf-8"))
+            self.assertEqual(fetch(port, "GET", "/")[0], 404)
+            self.assertEqual(fetch(port, "POST")[0], 405)
+        self.assertIsNone(self.cluster.workers[0].proc.poll(), "the worker died")
+        self.assertIsNone(self.cluster.router.proc.poll(), "the router died")
+        self.run_requests(["after"], [4, 5], 2)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1] + sys.argv[4:])

@@ -11,17 +11,26 @@
 #
 # On a bare machine (the device tool's), run deploy/gpu/prepare.sh here first and carry
 # build-gpucarry: its sysroot.tar.xz supplies the build dependencies, shared/ the reference
-# data. --dry-run, or no visible GPU, prints the plan and exits 0; --force runs anyway (to
+# data, and prebuilt.tar.xz the binaries, used instead of building when this checkout's
+# sources hash as they did when prepare.sh built them (RINGSERVE_GPU_PREBUILT=0: never). --dry-run, or no visible GPU, prints the plan and exits 0; --force runs anyway (to
 # try the build stages on a machine without one). RINGSERVE_GPU_DEPS=sysroot uses the
 # carried packages even where the system has its own; RINGSERVE_CMAKE_ARGS adds to CMake's;
 # RINGSERVE_GPU_DEVICE picks the device (cuda:0; cpu runs the pipeline's plumbing).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=deploy/gpu/targets.sh
+source "$root/deploy/gpu/targets.sh"
 carry=${RINGSERVE_GPU_CARRY:-$root/build-gpucarry}
 build=${RINGSERVE_BUILD_DIR:-$root/build-gpu}
 work=${RINGSERVE_GPU_WORK:-/tmp/ringserve-gpu-check}
 out=${OUT:-$root/bench/gpu-results}
 sysroot=${RINGSERVE_SYSROOT:-/tmp/ringserve-sysroot}
+# The prebuilt binaries find their libraries at the default sysroot (their RPATH).
+prebuilt=0
+if [[ -f $carry/prebuilt.tar.xz && ${RINGSERVE_GPU_PREBUILT:-1} != 0 &&
+      $sysroot == /tmp/ringserve-sysroot ]]; then
+  prebuilt=1
+fi
 device=${RINGSERVE_GPU_DEVICE:-cuda:0}
 deadline_s=560 dry_run=0 skip="" only="" force=0 box_scale=1
 while (($#)); do
@@ -53,8 +62,8 @@ STAGES=(
   "info 20 nvidia-smi -L, driver, commit"
   "deps 90 build dependencies: the system's, else build-gpucarry/sysroot.tar.xz unpacked"
   "hf_prepare 300 (background) transformers writes two random GQA Llamas + reference logits"
-  "configure 120 cmake -G Ninja, CUDA on, CMAKE_CUDA_ARCHITECTURES from the GPU"
-  "build 330 ninja: ringserve-run, ringserve-gpu-roofline, kernels/model/engine tests, *cuda*/*gpu* targets"
+  "configure 120 unpack build-gpucarry/prebuilt.tar.xz if this tree's sources hash as it was built, else cmake -G Ninja, CUDA on, CMAKE_CUDA_ARCHITECTURES from the GPU"
+  "build 330 ninja (nothing when prebuilt): ringserve-run, ringserve-gpu-roofline, kernels/model/engine tests, *cuda*/*gpu* targets"
   "ctest 150 every built test (kernels, model, engine, the CUDA backend's), -j$jobs"
   "vectors 90 stories260K vectors: f32 tokens exact on $device, bf16 first-step logits <= 2e-2 of CPU f32"
   "hf_compare 120 ringserve (cpu f32, $device f32/bf16/bf16 tensor-core attention) vs transformers logits, <= 1e-2 in bf16"
@@ -82,6 +91,8 @@ print_plan() {
   done
   echo "  summary          deploy/gpu/summarize.py -> check.json, check.md, logs.tar.gz"
   echo "reference data: $shared; carried files: $carry"
+  ((prebuilt)) && echo "prebuilt binaries: $carry/prebuilt.tar.xz (used if the sources match)"
+  true
 }
 
 gpu_count() {
@@ -180,7 +191,8 @@ native_deps() {
 # there too) instead of needing LD_LIBRARY_PATH.
 stage_deps() {
   : >"$work/cmake-deps.args"
-  if [[ ${RINGSERVE_GPU_DEPS:-} != sysroot ]] && native_deps; then
+  # Prebuilt binaries were linked against the carried libraries, not the system's.
+  if [[ ${RINGSERVE_GPU_DEPS:-} != sysroot ]] && ((!prebuilt)) && native_deps; then
     echo "deps: the system has them"
     return 0
   fi
@@ -234,7 +246,53 @@ cuda_arch() {
   [[ $cap =~ ^[0-9]+$ ]] && echo "$cap" || echo 90
 }
 
+# The carried prebuilt build, when it was built from these sources: unpacked to $build with
+# its recorded paths rewritten to this checkout's, and run once to show its libraries load.
+unpack_prebuilt() {
+  local tmp=$work/prebuilt recorded_root recorded_build digest want cublaslt soname dir
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  if command -v xz >/dev/null; then
+    tar -xJf "$carry/prebuilt.tar.xz" -C "$tmp" || return 1
+  else
+    "$python" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+      "$carry/prebuilt.tar.xz" "$tmp" || return 1
+  fi
+  read -r recorded_root recorded_build want cublaslt soname < <("$python" -c 'import json, sys
+p = json.load(open(sys.argv[1]))
+print(p["root"], p["build"], p["digest"], p["cublaslt"], p["cublaslt_soname"])' "$tmp/prebuilt.json")
+  digest=$(gpu_build_digest "$root" "$tmp/build-inputs.txt")
+  if [[ $digest != "$want" ]]; then
+    echo "prebuilt: built from other sources (digest $want, this tree $digest); building here"
+    return 1
+  fi
+  # cuBLASLt is opened at run time: by the path CMake found there, else by soname through
+  # the binaries' RPATH (CUDA's usual folders) or the loader's cache.
+  if [[ ! -e $cublaslt ]] && ! ldconfig -p 2>/dev/null | grep -q "$soname "; then
+    for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib ""; do
+      [[ -n $dir && -e $dir/$soname ]] && break
+    done
+    if [[ -z $dir ]]; then
+      echo "prebuilt: neither $cublaslt nor $soname is where the binaries look; building here"
+      return 1
+    fi
+  fi
+  rm -rf "$build" && mkdir -p "$(dirname "$build")" && mv "$tmp" "$build"
+  find "$build" -name '*.cmake' -print0 |
+    xargs -0 sed -i "s#$recorded_build#$build#g; s#$recorded_root#$root#g"
+  if ! "$build/bin/kernels_test" --gtest_list_tests >/dev/null; then
+    echo "prebuilt: kernels_test does not start here; building here"
+    rm -rf "$build"
+    return 1
+  fi
+  touch "$build/.prebuilt"
+  cp "$build/prebuilt.json" "$work/prebuilt.json"
+  echo "prebuilt: using $(find "$build/bin" -type f | wc -l) binaries built by prepare.sh"
+  cat "$build/prebuilt.json"
+}
+
 stage_configure() {
+  if ((prebuilt)) && unpack_prebuilt; then return 0; fi
+  rm -f "$build/.prebuilt" "$work/prebuilt.json"
   local args=() extra=()
   [[ -f $work/pkg-config.env ]] && source "$work/pkg-config.env"
   mapfile -t args <"$work/cmake-deps.args"
@@ -245,20 +303,11 @@ stage_configure() {
     "${extra[@]}"
 }
 
-build_targets() {
-  local targets=(ringserve-run ringserve-gpu-roofline kernels_test model_forward_test
-                 model_golden_test model_decode_graph_test engine_test engine_model_test)
-  # The CUDA backend's own tests and tools, whatever they are called.
-  mapfile -t -O ${#targets[@]} targets < <(ninja -C "$build" -t targets all 2>/dev/null |
-    sed -n 's/^\([A-Za-z0-9_.+-]*\): phony$/\1/p' | grep -Ei 'cuda|gpu' |
-    grep -v '^cmake_' | grep -v -x -e ringserve-gpu-roofline -e all | sort -u)
-  echo "${targets[@]}"
-}
-
 stage_build() {
+  [[ -f $build/.prebuilt ]] && { echo "build: prebuilt by prepare.sh; nothing to build"; return 0; }
   [[ -f $work/pkg-config.env ]] && source "$work/pkg-config.env"
   local targets
-  read -r -a targets < <(build_targets)
+  read -r -a targets < <(gpu_check_targets "$build")
   echo "targets: ${targets[*]}"
   # -k 0: a target that fails leaves the others to build, so later stages can still run.
   cmake --build "$build" -j "$jobs" --target "${targets[@]}" -- -k 0
@@ -266,8 +315,9 @@ stage_build() {
 
 stage_ctest() {
   # gtest_discover_tests adds <target>_NOT_BUILT for executables this build left out;
-  # integration, deploy and tools tests need the serving binaries.
-  ctest --test-dir "$build" -j "$jobs" --timeout 120 --output-on-failure \
+  # integration, deploy and tools tests need the serving binaries. A prebuilt build's tests
+  # read the reference data from where it is here, not where it was built.
+  RINGSERVE_SHARED_DIR=$shared ctest --test-dir "$build" -j "$jobs" --timeout 120 --output-on-failure \
     -E '_NOT_BUILT$|^integration\.|^deploy\.|^tools\.|_fuzz'
 }
 
@@ -323,9 +373,11 @@ stage_baseline() {
 }
 
 stage_serve_build() {
+  [[ -f $build/.prebuilt ]] && { echo "serve_build: prebuilt by prepare.sh"; return 0; }
   [[ -f $work/pkg-config.env ]] && source "$work/pkg-config.env"
-  cmake --build "$build" -j "$jobs" --target ringserve-worker ringserve-router ringserve-cli \
-    ringserve-model
+  local targets
+  read -r -a targets < <(gpu_serve_targets)
+  cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 }
 
 stage_serve() {
@@ -365,9 +417,9 @@ stage_sanitize() {
   return $rc
 }
 
-export root carry build work out sysroot device shared jobs python bin logs deadline
-export -f stage_info native_deps stage_deps stage_hf_prepare cuda_arch stage_configure \
-  build_targets stage_build stage_ctest stage_vectors stage_hf_compare wait_for_hf_prepare \
+export root carry build work out sysroot device shared jobs python bin logs deadline prebuilt
+export -f stage_info native_deps stage_deps stage_hf_prepare cuda_arch unpack_prebuilt \
+  stage_configure gpu_check_targets gpu_serve_targets gpu_build_digest stage_build stage_ctest stage_vectors stage_hf_compare wait_for_hf_prepare \
   stage_roofline stage_bench stage_baseline stage_serve_build stage_serve stage_sanitize
 
 print_plan

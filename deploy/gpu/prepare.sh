@@ -8,20 +8,27 @@
 #                    GoogleTest, Benchmark, OpenBLAS, nlohmann-json, xxHash, prometheus-cpp,
 #                    pkgconf): headers, shared libraries, protoc; no static libraries but the
 #                    test ones. check.sh unpacks it to a private prefix, never to /.
+#   prebuilt.tar.xz  the targets check.sh would build (deploy/gpu/targets.sh), built here
+#                    with CUDA (sm_80, sm_90) in build-gpuprebuilt/ and linked with the
+#                    sysroot's library folder as RPATH, with their ctest files and the hash
+#                    of the sources they were built from. On the GPU machine check.sh uses
+#                    them when its sources hash the same, and skips its ~8 minutes of
+#                    building; otherwise it builds there as before.
 # Then: the device tool's run with carry ["build-gpucarry"] and the command
 #   deploy/gpu/check.sh
 #
-#   deploy/gpu/prepare.sh [--out DIR] [--no-sysroot] [--shared DIR]
+#   deploy/gpu/prepare.sh [--out DIR] [--no-sysroot] [--no-prebuilt] [--shared DIR]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 out=$root/build-gpucarry
 shared=${RINGSERVE_SHARED_DIR:-$root/../shared}
-sysroot=1
+sysroot=1 prebuilt=1
 while (($#)); do
   case $1 in
     --out) out=$2; shift 2 ;;
     --shared) shared=$2; shift 2 ;;
     --no-sysroot) sysroot=0; shift ;;
+    --no-prebuilt) prebuilt=0; shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "prepare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -87,5 +94,34 @@ if ((sysroot)); then
   rm -f usr/lib/x86_64-linux-gnu/openblas-pthread/lib{blas,lapack}.*
   tar -cJf "$out/sysroot.tar.xz" .
   echo "prepare.sh: $out/sysroot.tar.xz ($(du -h "$out/sysroot.tar.xz" | cut -f1))"
+fi
+if ((prebuilt)); then
+  # shellcheck source=deploy/gpu/targets.sh
+  source "$root/deploy/gpu/targets.sh"
+  pre=$root/build-gpuprebuilt
+  # check.sh unpacks the sysroot here; DT_RPATH (not RUNPATH) also serves the libraries'
+  # own dependencies, and dlopen's search for cuBLASLt by soname when the path CMake found
+  # here is not there. Folders that do not exist (the sysroot here) are skipped.
+  lib=/tmp/ringserve-sysroot/usr/lib/x86_64-linux-gnu
+  rpath=$lib:$lib/openblas-pthread:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib
+  cmake -S "$root" -B "$pre" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRINGSERVE_CUDA=ON \
+    -DRINGSERVE_FUZZ=OFF "-DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags -Wl,-rpath,$rpath" \
+    >"$out/prebuilt-configure.log" 2>&1 || { cat "$out/prebuilt-configure.log"; exit 1; }
+  cublaslt=$(sed -n 's/^CUDA_cublasLt_LIBRARY:FILEPATH=//p' "$pre/CMakeCache.txt")
+  soname=$(objdump -p "$(readlink -f "$cublaslt")" | awk '$1 == "SONAME" {print $2}')
+  read -r -a targets <<<"$(gpu_check_targets "$pre") $(gpu_serve_targets)"
+  echo "prepare.sh: building ${#targets[@]} targets in $pre"
+  cmake --build "$pre" -j "${RINGSERVE_JOBS:-$(nproc)}" --target "${targets[@]}"
+  gpu_build_inputs "$root" >"$pre/build-inputs.txt"
+  printf '{"root": "%s", "build": "%s", "digest": "%s", "commit": "%s", "dirty": %s, %s}\n' \
+    "$root" "$pre" "$(gpu_build_digest "$root" "$pre/build-inputs.txt")" "$commit" "$dirty" \
+    "\"cublaslt\": \"$cublaslt\", \"cublaslt_soname\": \"$soname\"" \
+    >"$pre/prebuilt.json"
+  # The binaries, ctest's files (gtest_discover_tests writes *_include/_tests.cmake) and
+  # the record above; xz's large window stores the code the binaries share once.
+  (cd "$pre" && { find bin -type f; find . -name CTestTestfile.cmake -o -name '*_include.cmake' \
+    -o -name '*_tests.cmake'; echo build-inputs.txt; echo prebuilt.json; }) >"$pre/packed-files.txt"
+  tar -cf - -C "$pre" -T "$pre/packed-files.txt" | xz -9 -T0 >"$out/prebuilt.tar.xz"
+  echo "prepare.sh: $out/prebuilt.tar.xz ($(du -h "$out/prebuilt.tar.xz" | cut -f1))"
 fi
 echo "prepare.sh: done; carry build-gpucarry with deploy/gpu/check.sh"

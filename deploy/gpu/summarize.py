@@ -50,6 +50,15 @@ def stages(work):
     return out
 
 
+def prebuilt_record(work):
+    """What check.sh's configure stage wrote when it used prepare.sh's binaries, else {}."""
+    try:
+        with open(os.path.join(work, "prebuilt.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def ctest_summary(work):
     try:
         with open(os.path.join(work, "logs", "ctest.log"), errors="replace") as f:
@@ -109,8 +118,11 @@ def compute(work):
 
     st = stages(work)
     ct = ctest_summary(work)
-    row("build (CUDA, ninja)", st.get("build", {}).get("status", "not run"), "ok",
-        st.get("build", {}).get("status") == "ok")
+    build_status = st.get("build", {}).get("status", "not run")
+    prebuilt = prebuilt_record(work)
+    row("build (CUDA, ninja)", build_status, "ok", build_status == "ok",
+        f"prebuilt by prepare.sh from commit {prebuilt.get('commit', '?')[:12]}"
+        f"{' (dirty)' if prebuilt.get('dirty') else ''}" if prebuilt else "")
     if ct and ct.get("parsed"):
         row("ctest (kernels, model, engine, CUDA)", f"{ct['total'] - ct['failed']}/{ct['total']} passed",
             "all", ct["failed"] == 0, ", ".join(ct["failed_tests"][:5]))

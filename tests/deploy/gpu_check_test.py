@@ -26,6 +26,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("RINGSERVE_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 SHARED = os.environ.get("RINGSERVE_SHARED_DIR", os.path.join(ROOT, "..", "shared"))
 CHECK = os.path.join(ROOT, "deploy", "gpu", "check.sh")
+TARGETS = os.path.join(ROOT, "deploy", "gpu", "targets.sh")
 failures = []
 
 
@@ -66,10 +67,8 @@ def target_checks():
         print("skip target checks: no ninja build at " + build)
         return
     built = {line.split(":")[0] for line in ninja.stdout.splitlines()}
-    text = open(CHECK).read()
-    listed = text[text.index("build_targets() {"):]
-    listed = listed[listed.index("local targets=(") + len("local targets=("):]
-    listed = listed[:listed.index(")")].split()
+    listed = run(["bash", "-c", f'source "{TARGETS}"; gpu_check_targets "$1"; gpu_serve_targets',
+                  "targets", build]).stdout.split()
     for target in listed:
         expect(target in built, f"check.sh builds {target}, a target of this build")
     # The suites with cuda:0 cases (tests/unit/model/test_devices.h, cuda_backend_test).
@@ -192,10 +191,72 @@ def metric_checks():
         expect(not c["ok"] and c["max_rel_err"] == math.inf, f"{name}: a short row fails", str(c))
 
 
+def make_prebuilt(carry, digest=None):
+    """A carry folder holding a stand-in prebuilt.tar.xz as prepare.sh packs it: one test
+    binary (a script), a CTestTestfile.cmake naming it at the path it was 'built' at, the
+    build's input list (two real sources) and its record."""
+    recorded = "/nonexistent/ringserve/build-gpuprebuilt"
+    staging = os.path.join(carry, "staging")
+    os.makedirs(os.path.join(staging, "bin"))
+    test_bin = os.path.join(staging, "bin", "kernels_test")
+    with open(test_bin, "w") as f:
+        f.write('#!/bin/sh\n[ "$1" = --gtest_list_tests ] && { echo "Fake."; echo "  Case"; exit 0; }\n'
+                'echo "$0" >"$0.ran"\n')
+    os.chmod(test_bin, 0o755)
+    with open(os.path.join(staging, "CTestTestfile.cmake"), "w") as f:
+        f.write(f'add_test(fake.case "{recorded}/bin/kernels_test" "run")\n')
+    with open(os.path.join(staging, "build-inputs.txt"), "w") as f:
+        f.write("CMakeLists.txt\ncommon/CMakeLists.txt\n")
+    if digest is None:
+        digest = run(["bash", "-c", f'source "{TARGETS}"; gpu_build_digest "$1" "$2"', "digest",
+                      ROOT, os.path.join(staging, "build-inputs.txt")]).stdout.strip()
+    json.dump({"root": "/nonexistent/ringserve", "build": recorded, "digest": digest,
+               "commit": "0123456789abcdef", "dirty": False, "cublaslt": "/bin/sh",
+               "cublaslt_soname": "libcublasLt.so.13"},
+              open(os.path.join(staging, "prebuilt.json"), "w"))
+    run(["tar", "-cJf", os.path.join(carry, "prebuilt.tar.xz"), "-C", staging, "."])
+
+
+def prebuilt_checks(work):
+    """check.sh uses a carried prebuilt build in place of building, with its paths rewritten
+    to where it lands, only when the sources hash as they did when it was built."""
+    carry, build = os.path.join(work, "carry"), os.path.join(work, "build")
+    make_prebuilt(carry)
+    env = dict(os.environ, RINGSERVE_GPU_CARRY=carry, RINGSERVE_BUILD_DIR=build,
+               RINGSERVE_GPU_WORK=os.path.join(work, "w"), OUT=os.path.join(work, "out"),
+               RINGSERVE_GPU_DEVICE="cpu")
+    p = run([CHECK, "--force", "--only", "configure,build,ctest"], env=env)
+    tsv = open(os.path.join(work, "w", "stages.tsv")).read()
+    expect(all(f"{s}\tok\t" in tsv for s in ("configure", "build", "ctest")),
+           "check.sh with a matching prebuilt: configure, build and ctest pass", p.stdout[-1500:])
+    logs = os.path.join(work, "w", "logs")
+    expect("nothing to build" in open(os.path.join(logs, "build.log")).read(),
+           "check.sh builds nothing when prebuilt")
+    expect(os.path.exists(os.path.join(build, "bin", "kernels_test.ran")),
+           "ctest runs the prebuilt test at its new path")
+    md = open(os.path.join(work, "out", "check.md")).read()
+    expect("prebuilt by prepare.sh from commit 0123456789ab" in md, "check.md says it was prebuilt")
+
+    stale = os.path.join(work, "stale")
+    make_prebuilt(stale, digest="0" * 64)
+    no_cmake = os.path.join(work, "no-cmake")
+    os.makedirs(no_cmake)
+    with open(os.path.join(no_cmake, "cmake"), "w") as f:
+        f.write("#!/bin/sh\necho cmake stand-in; exit 1\n")
+    os.chmod(os.path.join(no_cmake, "cmake"), 0o755)
+    env.update(RINGSERVE_GPU_CARRY=stale, PATH=no_cmake + ":" + os.environ["PATH"])
+    run([CHECK, "--force", "--only", "configure"], env=env)
+    log = open(os.path.join(logs, "configure.log")).read()
+    expect("prebuilt: built from other sources" in log and "cmake stand-in" in log,
+           "a prebuilt from other sources is not used: check.sh configures a build instead", log)
+
+
 def main():
     metric_checks()
     script_checks()
     target_checks()
+    with tempfile.TemporaryDirectory() as work:
+        prebuilt_checks(work)
     if not os.path.exists(os.path.join(BIN, "ringserve-run")):
         print(f"{BIN}/ringserve-run not built; skipping the tool checks")
         return 1 if failures else 77

@@ -15,6 +15,7 @@
 #include "kvcache/sizing.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/model/test_devices.h"
+#include "tests/unit/shared_dir.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/llama_runner.h"
 #include "worker/model/checkpoint.h"
@@ -31,7 +32,7 @@ struct Case {
   std::string text;
 };
 
-const fs::path kShared = RINGSERVE_SHARED_DIR;
+const fs::path kShared = SharedDataDir();
 
 std::vector<Case> LoadCases() {
   std::ifstream in(kShared / "vectors/stories260K-greedy.json");

@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/model/test_devices.h"
+#include "tests/unit/shared_dir.h"
 #include "worker/engine/offline_batch.h"
 #include "worker/model/checkpoint.h"
 #include "worker/model/llama_model.h"
@@ -38,7 +39,7 @@ struct GoldenCase {
 };
 
 std::vector<GoldenCase> LoadCases() {
-  std::ifstream in(fs::path(RINGSERVE_SHARED_DIR) / "vectors/stories260K-greedy.json");
+  std::ifstream in(fs::path(SharedDataDir()) / "vectors/stories260K-greedy.json");
   const auto doc = nlohmann::json::parse(in, nullptr, false);
   std::vector<GoldenCase> cases;
   if (doc.is_discarded()) return cases;
@@ -56,9 +57,9 @@ struct ModelFile {
 void PrintTo(const ModelFile& file, std::ostream* os) { *os << file.name; }
 
 const ModelFile kFiles[] = {
-    {"llama2c", std::string(RINGSERVE_SHARED_DIR) + "/models/stories260K.bin",
-     std::string(RINGSERVE_SHARED_DIR) + "/models/tok512.bin"},
-    {"gguf", std::string(RINGSERVE_SHARED_DIR) + "/models/stories260K-f32.gguf", ""},
+    {"llama2c", SharedDataDir() + "/models/stories260K.bin",
+     SharedDataDir() + "/models/tok512.bin"},
+    {"gguf", SharedDataDir() + "/models/stories260K-f32.gguf", ""},
 };
 
 absl::StatusOr<std::unique_ptr<Checkpoint>> Open(const ModelFile& file) {

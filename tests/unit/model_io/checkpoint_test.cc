@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/model_io/test_util.h"
+#include "tests/unit/shared_dir.h"
 #include "worker/model/gguf_loader.h"
 #include "worker/model/llama2c_loader.h"
 #include "worker/model/tiny_model.h"
@@ -135,7 +136,7 @@ INSTANTIATE_TEST_SUITE_P(Variants, Llama2cCheckpoint,
                                            Llama2cCase{true, false, false}));
 
 TEST(SharedStories260K, BinAndGgufAgree) {
-  const std::string dir = std::string(RINGSERVE_SHARED_DIR) + "/models";
+  const std::string dir = SharedDataDir() + "/models";
   if (!std::filesystem::exists(dir + "/stories260K.bin")) GTEST_SKIP() << "no shared models";
   auto bin = OpenCheckpoint(dir + "/stories260K.bin");
   ASSERT_TRUE(bin.ok()) << bin.status();

@@ -6,6 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/model_io/test_util.h"
+#include "tests/unit/shared_dir.h"
 #include "worker/model/gguf_reader.h"
 #include "worker/model/gguf_vocab.h"
 #include "worker/model/gguf_writer.h"
@@ -215,7 +216,7 @@ TEST(GgufVocab, BadVocabulariesAreErrors) {
 }
 
 TEST(GgufVocab, SharedLlamaCppVocabularies) {
-  const std::string dir = std::string(RINGSERVE_SHARED_DIR) + "/tokenizers";
+  const std::string dir = SharedDataDir() + "/tokenizers";
   if (!std::filesystem::exists(dir)) GTEST_SKIP() << "no " << dir;
   const std::pair<const char*, tokenizer::TokenizerModel> files[] = {
       {"ggml-vocab-llama-spm.gguf", tokenizer::TokenizerModel::kSentencePiece},

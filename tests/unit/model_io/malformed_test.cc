@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/model_io/test_util.h"
+#include "tests/unit/shared_dir.h"
 #include "worker/model/checkpoint.h"
 #include "worker/model/gguf_loader.h"
 #include "worker/model/gguf_reader.h"
@@ -88,7 +89,7 @@ TEST(MalformedGguf, TruncatedAnywhere) {
 }
 
 TEST(MalformedGguf, SharedStoriesTruncated) {
-  const std::string path = std::string(RINGSERVE_SHARED_DIR) + "/models/stories260K-f32.gguf";
+  const std::string path = SharedDataDir() + "/models/stories260K-f32.gguf";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
   auto mapped = MappedFile::Open(path);
   ASSERT_TRUE(mapped.ok());

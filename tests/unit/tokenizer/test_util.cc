@@ -5,10 +5,12 @@
 #include <sstream>
 #include <vector>
 
+#include "tests/unit/shared_dir.h"
+
 namespace ringserve::tokenizer::testing {
 
 std::string SharedFile(const std::string& relative) {
-  const std::string path = std::string(RINGSERVE_SHARED_DIR) + "/" + relative;
+  const std::string path = SharedDataDir() + "/" + relative;
   return std::filesystem::exists(path) ? path : "";
 }
 

@@ -1,16 +1,24 @@
-// GGUF parser. Format: ggml docs/gguf.md. Every count and length read from the file is
-// checked against the bytes that remain BEFORE anything is allocated, so a hostile header
-// (2^60 tensors, a 2^40-byte string) is an error, never a bad_alloc.
+// GGUF parser: the file header, the tensor infos (ggml types, shapes, byte sizes) and the
+// data section's layout; the key/value section is gguf_metadata.cc. Format: ggml
+// docs/gguf.md. Every count and length read from the file is checked against the bytes that
+// remain BEFORE anything is allocated, so a hostile header (2^60 tensors, a 2^40-byte
+// string) is an error, never a bad_alloc.
 #include "worker/model/gguf_reader.h"
 
 #include <array>
-#include <cstring>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
 #include <utility>
+#include <variant>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "worker/model/gguf_cursor.h"
 
 namespace ringserve::model {
 namespace {
@@ -48,184 +56,7 @@ const GgmlTypeTraits* FindGgmlType(uint32_t id) {
   return nullptr;
 }
 
-// Reads little-endian values from the image; every read is bounds-checked and errors
-// name the file and what was being read.
-class Cursor {
- public:
-  Cursor(std::span<const uint8_t> bytes, const std::string& name) : bytes_(bytes), name_(name) {}
-
-  size_t pos() const { return pos_; }
-  uint64_t remaining() const { return bytes_.size() - pos_; }
-
-  absl::Status Error(absl::string_view what) const {
-    return absl::InvalidArgumentError(absl::StrCat(name_, ": ", what));
-  }
-
-  template <typename T>
-  absl::StatusOr<T> Read(absl::string_view what) {
-    if (remaining() < sizeof(T)) {
-      return Error(absl::StrCat("truncated at byte ", pos_, " reading ", what));
-    }
-    T value;
-    std::memcpy(&value, bytes_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return value;
-  }
-
-  absl::StatusOr<std::string> ReadString(absl::string_view what) {
-    RS_ASSIGN_OR_RETURN(const uint64_t length, Read<uint64_t>(what));
-    if (length > remaining()) {
-      return Error(absl::StrCat(what, ": string length ", length, " exceeds the ", remaining(),
-                                " bytes left in the file"));
-    }
-    std::string s(reinterpret_cast<const char*>(bytes_.data() + pos_), length);
-    pos_ += length;
-    return s;
-  }
-
-  // Checks that `count` items of at least `min_item_bytes` each can still fit.
-  absl::Status CheckCount(uint64_t count, uint64_t min_item_bytes, absl::string_view what) const {
-    if (min_item_bytes > 0 && count > remaining() / min_item_bytes) {
-      return Error(absl::StrCat(what, " count ", count, " cannot fit in the ", remaining(),
-                                " bytes left in the file"));
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  std::span<const uint8_t> bytes_;
-  const std::string& name_;
-  size_t pos_ = 0;
-};
-
-// Smallest encoding of one value of `type`, for count checks (a string is its u64 length).
-uint64_t MinValueBytes(GgufType type) {
-  switch (type) {
-    case GgufType::kUint8:
-    case GgufType::kInt8:
-    case GgufType::kBool:
-      return 1;
-    case GgufType::kUint16:
-    case GgufType::kInt16:
-      return 2;
-    case GgufType::kUint32:
-    case GgufType::kInt32:
-    case GgufType::kFloat32:
-      return 4;
-    case GgufType::kString:
-    case GgufType::kUint64:
-    case GgufType::kInt64:
-    case GgufType::kFloat64:
-      return 8;
-    case GgufType::kArray:
-      return 12;  // element type + count
-  }
-  return 1;
-}
-
-bool IsKnownType(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::kFloat64); }
-
-// One scalar, widened: signed -> int64, unsigned -> uint64, floats -> double.
-using Scalar = std::variant<int64_t, uint64_t, double, bool, std::string>;
-
-template <typename T, typename Wide>
-absl::StatusOr<Scalar> ReadAs(Cursor& c, const std::string& what) {
-  RS_ASSIGN_OR_RETURN(const T v, c.Read<T>(what));
-  return Scalar(static_cast<Wide>(v));
-}
-
-absl::StatusOr<Scalar> ReadScalar(Cursor& c, GgufType type, const std::string& key) {
-  const std::string what = absl::StrCat("value of '", key, "'");
-  switch (type) {
-    case GgufType::kUint8:
-      return ReadAs<uint8_t, uint64_t>(c, what);
-    case GgufType::kInt8:
-      return ReadAs<int8_t, int64_t>(c, what);
-    case GgufType::kUint16:
-      return ReadAs<uint16_t, uint64_t>(c, what);
-    case GgufType::kInt16:
-      return ReadAs<int16_t, int64_t>(c, what);
-    case GgufType::kUint32:
-      return ReadAs<uint32_t, uint64_t>(c, what);
-    case GgufType::kInt32:
-      return ReadAs<int32_t, int64_t>(c, what);
-    case GgufType::kUint64:
-      return ReadAs<uint64_t, uint64_t>(c, what);
-    case GgufType::kInt64:
-      return ReadAs<int64_t, int64_t>(c, what);
-    case GgufType::kFloat32:
-      return ReadAs<float, double>(c, what);
-    case GgufType::kFloat64:
-      return ReadAs<double, double>(c, what);
-    case GgufType::kBool: {
-      RS_ASSIGN_OR_RETURN(const uint8_t v, c.Read<uint8_t>(what));
-      if (v > 1) return c.Error(absl::StrCat(what, ": bool byte is ", v));
-      return Scalar(v == 1);
-    }
-    case GgufType::kString: {
-      RS_ASSIGN_OR_RETURN(std::string v, c.ReadString(what));
-      return Scalar(std::move(v));
-    }
-    case GgufType::kArray:
-      break;
-  }
-  return c.Error(absl::StrCat("'", key, "': unexpected value type"));
-}
-
-absl::StatusOr<GgufValue> ReadArray(Cursor& c, const std::string& key) {
-  RS_ASSIGN_OR_RETURN(const uint32_t raw_type, c.Read<uint32_t>(key));
-  if (!IsKnownType(raw_type)) {
-    return c.Error(absl::StrCat("'", key, "': unknown array element type ", raw_type));
-  }
-  const auto elem = static_cast<GgufType>(raw_type);
-  if (elem == GgufType::kArray) {
-    return c.Error(absl::StrCat("'", key, "': nested arrays are not supported"));
-  }
-  RS_ASSIGN_OR_RETURN(const uint64_t count, c.Read<uint64_t>(key));
-  RS_RETURN_IF_ERROR(c.CheckCount(count, MinValueBytes(elem), absl::StrCat("'", key, "' array")));
-  GgufValue value{GgufType::kArray, elem, {}};
-  std::vector<int64_t> ints;
-  std::vector<double> floats;
-  std::vector<std::string> strings;
-  for (uint64_t i = 0; i < count; ++i) {
-    RS_ASSIGN_OR_RETURN(Scalar s, ReadScalar(c, elem, key));
-    if (auto* v = std::get_if<std::string>(&s)) {
-      strings.push_back(std::move(*v));
-    } else if (auto* d = std::get_if<double>(&s)) {
-      floats.push_back(*d);
-    } else if (auto* b = std::get_if<bool>(&s)) {
-      ints.push_back(*b ? 1 : 0);
-    } else if (auto* u = std::get_if<uint64_t>(&s)) {
-      ints.push_back(static_cast<int64_t>(*u));
-    } else {
-      ints.push_back(std::get<int64_t>(s));
-    }
-  }
-  if (elem == GgufType::kString) {
-    value.value = std::move(strings);
-  } else if (elem == GgufType::kFloat32 || elem == GgufType::kFloat64) {
-    value.value = std::move(floats);
-  } else {
-    value.value = std::move(ints);
-  }
-  return value;
-}
-
-absl::StatusOr<GgufValue> ReadValue(Cursor& c, const std::string& key) {
-  RS_ASSIGN_OR_RETURN(const uint32_t raw_type,
-                      c.Read<uint32_t>(absl::StrCat("type of '", key, "'")));
-  if (!IsKnownType(raw_type)) {
-    return c.Error(absl::StrCat("'", key, "': unknown value type ", raw_type));
-  }
-  const auto type = static_cast<GgufType>(raw_type);
-  if (type == GgufType::kArray) return ReadArray(c, key);
-  RS_ASSIGN_OR_RETURN(Scalar s, ReadScalar(c, type, key));
-  GgufValue value{type, GgufType::kUint32, {}};
-  std::visit([&](auto&& v) { value.value = std::move(v); }, std::move(s));
-  return value;
-}
-
-absl::Status ReadTensorInfo(Cursor& c, uint64_t index, GgufTensorInfo* info) {
+absl::Status ReadTensorInfo(GgufCursor& c, uint64_t index, GgufTensorInfo* info) {
   RS_ASSIGN_OR_RETURN(info->name, c.ReadString(absl::StrCat("name of tensor ", index)));
   const std::string what = absl::StrCat("tensor '", info->name, "'");
   RS_ASSIGN_OR_RETURN(const uint32_t n_dims, c.Read<uint32_t>(what));
@@ -247,8 +78,9 @@ absl::Status ReadTensorInfo(Cursor& c, uint64_t index, GgufTensorInfo* info) {
   RS_ASSIGN_OR_RETURN(info->offset, c.Read<uint64_t>(what));
   auto bytes = GgmlTypeBytes(info->ggml_type, elements);
   if (!bytes.ok()) return c.Error(absl::StrCat(what, ": ", bytes.status().message()));
-  if (info->ggml_type != 0 && FindGgmlType(info->ggml_type)->block_values > 1 &&
-      static_cast<uint64_t>(info->shape.back()) % FindGgmlType(info->ggml_type)->block_values) {
+  // GgmlTypeBytes accepted the type, so it is in the table.
+  const uint32_t block_values = FindGgmlType(info->ggml_type)->block_values;
+  if (static_cast<uint64_t>(info->shape.back()) % block_values != 0) {
     return c.Error(absl::StrCat(what, ": row length ", info->shape.back(),
                                 " is not a multiple of the ", GgmlTypeName(info->ggml_type),
                                 " block size"));
@@ -276,7 +108,7 @@ absl::Status ReadTensorInfo(Cursor& c, uint64_t index, GgufTensorInfo* info) {
 }
 
 absl::StatusOr<uint64_t> AlignmentOf(const absl::flat_hash_map<std::string, GgufValue>& metadata,
-                                     const Cursor& c) {
+                                     const GgufCursor& c) {
   auto it = metadata.find("general.alignment");
   if (it == metadata.end()) return kDefaultAlignment;
   const auto* v = std::get_if<uint64_t>(&it->second.value);
@@ -295,8 +127,9 @@ std::string GgmlTypeName(uint32_t ggml_type) {
 
 absl::StatusOr<uint64_t> GgmlTypeBytes(uint32_t ggml_type, uint64_t num_elements) {
   const GgmlTypeTraits* t = FindGgmlType(ggml_type);
-  if (t == nullptr)
+  if (t == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("unknown ggml type ", ggml_type));
+  }
   if (num_elements % t->block_values != 0) {
     return absl::InvalidArgumentError(absl::StrCat(num_elements, " elements are not whole ",
                                                    t->name, " blocks of ", t->block_values));
@@ -320,7 +153,7 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(std::span<const uint8_
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->name_ = name;
   file->bytes_ = bytes;
-  Cursor c(bytes, file->name_);
+  GgufCursor c(bytes, file->name_);
   RS_ASSIGN_OR_RETURN(const uint32_t magic, c.Read<uint32_t>("magic"));
   if (magic != kGgufMagic) return c.Error("not a GGUF file (bad magic)");
   RS_ASSIGN_OR_RETURN(file->version_, c.Read<uint32_t>("version"));
@@ -333,7 +166,7 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(std::span<const uint8_
   RS_RETURN_IF_ERROR(c.CheckCount(n_kv, 13, "metadata"));
   for (uint64_t i = 0; i < n_kv; ++i) {
     RS_ASSIGN_OR_RETURN(std::string key, c.ReadString(absl::StrCat("key of metadata ", i)));
-    RS_ASSIGN_OR_RETURN(GgufValue value, ReadValue(c, key));
+    RS_ASSIGN_OR_RETURN(GgufValue value, ReadGgufValue(c, key));
     if (!file->metadata_.emplace(key, std::move(value)).second) {
       return c.Error(absl::StrCat("duplicate metadata key '", key, "'"));
     }
@@ -365,85 +198,6 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(std::span<const uint8_
     t.offset += data_start;
   }
   return file;
-}
-
-const char* GgufTypeName(GgufType type) {
-  static constexpr std::array<const char*, 13> kNames = {"u8",  "i8",  "u16",  "i16",    "u32",
-                                                         "i32", "f32", "bool", "string", "array",
-                                                         "u64", "i64", "f64"};
-  const auto i = static_cast<uint32_t>(type);
-  return i < kNames.size() ? kNames[i] : "unknown";
-}
-
-const GgufValue* GgufFile::Find(const std::string& key) const {
-  auto it = metadata_.find(key);
-  return it == metadata_.end() ? nullptr : &it->second;
-}
-
-absl::StatusOr<const GgufValue*> GgufFile::FindOrError(const std::string& key) const {
-  const GgufValue* v = Find(key);
-  if (v == nullptr)
-    return absl::NotFoundError(absl::StrCat(name_, ": no metadata key '", key, "'"));
-  return v;
-}
-
-absl::Status GgufFile::TypeError(const std::string& key, const GgufValue& v,
-                                 absl::string_view expected) const {
-  std::string actual(GgufTypeName(v.type));
-  if (v.type == GgufType::kArray) absl::StrAppend(&actual, " of ", GgufTypeName(v.array_type));
-  return absl::InvalidArgumentError(
-      absl::StrCat(name_, ": metadata key '", key, "' is ", actual, ", expected ", expected));
-}
-
-absl::StatusOr<int64_t> GgufFile::GetInt(const std::string& key) const {
-  RS_ASSIGN_OR_RETURN(const GgufValue* v, FindOrError(key));
-  if (const auto* i = std::get_if<int64_t>(&v->value)) return *i;
-  if (const auto* u = std::get_if<uint64_t>(&v->value)) {
-    if (*u > static_cast<uint64_t>(INT64_MAX)) return TypeError(key, *v, "an int64 value");
-    return static_cast<int64_t>(*u);
-  }
-  return TypeError(key, *v, "an integer");
-}
-
-absl::StatusOr<double> GgufFile::GetFloat(const std::string& key) const {
-  RS_ASSIGN_OR_RETURN(const GgufValue* v, FindOrError(key));
-  if (const auto* d = std::get_if<double>(&v->value)) return *d;
-  if (const auto* i = std::get_if<int64_t>(&v->value)) return static_cast<double>(*i);
-  if (const auto* u = std::get_if<uint64_t>(&v->value)) return static_cast<double>(*u);
-  return TypeError(key, *v, "a number");
-}
-
-absl::StatusOr<std::string> GgufFile::GetString(const std::string& key) const {
-  RS_ASSIGN_OR_RETURN(const GgufValue* v, FindOrError(key));
-  if (const auto* s = std::get_if<std::string>(&v->value)) return *s;
-  return TypeError(key, *v, "a string");
-}
-
-absl::StatusOr<bool> GgufFile::GetBool(const std::string& key) const {
-  RS_ASSIGN_OR_RETURN(const GgufValue* v, FindOrError(key));
-  if (const auto* b = std::get_if<bool>(&v->value)) return *b;
-  return TypeError(key, *v, "a bool");
-}
-
-absl::StatusOr<std::vector<std::string>> GgufFile::GetStringArray(const std::string& key) const {
-  RS_ASSIGN_OR_RETURN(const GgufValue* v, FindOrError(key));
-  if (const auto* a = std::get_if<std::vector<std::string>>(&v->value)) return *a;
-  return TypeError(key, *v, "an array of strings");
-}
-
-absl::StatusOr<std::vector<double>> GgufFile::GetFloatArray(const std::string& key) const {
-  RS_ASSIGN_OR_RETURN(const GgufValue* v, FindOrError(key));
-  if (const auto* a = std::get_if<std::vector<double>>(&v->value)) return *a;
-  if (const auto* a = std::get_if<std::vector<int64_t>>(&v->value)) {
-    return std::vector<double>(a->begin(), a->end());
-  }
-  return TypeError(key, *v, "an array of numbers");
-}
-
-absl::StatusOr<std::vector<int64_t>> GgufFile::GetIntArray(const std::string& key) const {
-  RS_ASSIGN_OR_RETURN(const GgufValue* v, FindOrError(key));
-  if (const auto* a = std::get_if<std::vector<int64_t>>(&v->value)) return *a;
-  return TypeError(key, *v, "an array of integers");
 }
 
 }  // namespace ringserve::model

@@ -1,4 +1,5 @@
-// Internals of the CPU paged attention (cpu_attention.cc), exposed for tests and benchmarks.
+// Internals of the CPU paged attention (cpu_attention.cc plans the work, attention_row.cc
+// and attention_tile_*.cc run it), exposed for tests and benchmarks.
 //
 // Two code paths compute every query head's output with the same float operations:
 //  - rows: one (token, kv head) at a time, the group's query heads against every key; what
@@ -20,6 +21,7 @@
 #define RINGSERVE_KERNELS_CPU_CPU_ATTENTION_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_isa.h"
@@ -40,6 +42,21 @@ struct AttentionOptions {
 void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
                       const AttentionBatch& batch, const KvLayerView& kv, const Tensor& out,
                       const AttentionOptions& options);
+
+// One token's query heads of a range of kv heads, against keys 0..context-1 of its sequence.
+struct AttentionRow {
+  const float* q;         // first query head of the range; heads hd apart
+  float* out;             // same layout as q
+  int group;              // query heads sharing each kv head
+  int kv_head;            // first kv head of the range ...
+  int num_kv_heads;       // ... and how many
+  int64_t context;        // keys 0..context-1
+  const int32_t* blocks;  // the sequence's block table
+};
+
+// The row path; `scratch` is resized to what the row needs.
+void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLayerView& kv,
+               std::vector<float>& scratch);
 
 inline constexpr int kMaxTileLanes = 16;
 

@@ -1,59 +1,28 @@
+// Creating a LlamaModel: the weights uploaded (or made) on the backend, the limits checked,
+// the attention scratch reserved, the KV pool and the workspace allocated, so that the
+// forward pass (llama_forward.cc) never allocates.
 #include "worker/model/llama_model.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <numbers>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "common/check.h"
 #include "common/status_macros.h"
+#include "kernels/backend.h"
 #include "worker/model/batch_metadata.h"
+#include "worker/model/llama_model_state.h"
 #include "worker/model/weight_source.h"
 #include "worker/model/weight_upload.h"
 
 namespace ringserve::model {
-
-using kernels::Tensor;
-
-// Q, K and V are one matrix (rows stacked), and so are gate and up: one product each
-// instead of three and two, which halves the launches and lets small K/V products ride on
-// the large Q one (decode at batch 1 is all weight reads; a product per matrix costs a
-// launch and a partly idle device each).
-struct LlamaModel::LayerWeights {
-  kernels::Weight attn_norm, wqkv, wo, ffn_norm, w_gate_up, w_down;
-};
-
-// Activation buffers for the largest batch the options allow, allocated once.
-struct LlamaModel::Workspace {
-  kernels::DeviceBuffer residual, normed, qkv, attn, delta, gate_up, act, sampled, logits, meta;
-  Tensor Residual(int n) const { return Make(residual, n, dim); }
-  Tensor Normed(int n) const { return Make(normed, n, dim); }
-  Tensor Qkv(int n) const { return Make(qkv, n, qkv_cols); }
-  Tensor Attn(int n) const { return Make(attn, n, q_cols); }
-  Tensor Delta(int n) const { return Make(delta, n, dim); }
-  Tensor GateUp(int n) const { return Make(gate_up, n, 2 * hidden); }
-  Tensor Act(int n) const { return Make(act, n, hidden); }
-  Tensor Sampled(int n) const { return Make(sampled, n, dim); }
-  // Logits stay f32 whatever the activation dtype: sampling and the host copy read floats.
-  Tensor Logits(int n) const { return Tensor::Of(logits.data(), kernels::DType::kF32, n, vocab); }
-  Tensor Make(const kernels::DeviceBuffer& b, int n, int64_t cols) const {
-    return Tensor::Of(b.data(), dtype, n, cols);
-  }
-  kernels::DType dtype;
-  int64_t dim, qkv_cols, q_cols, hidden, vocab;
-};
-
-// One pass's metadata in device memory.
-struct LlamaModel::PassBatch {
-  kernels::AttentionBatch attention;
-  const int32_t* ids = nullptr;          // [attention.num_tokens]
-  const int32_t* sample_rows = nullptr;  // [head_rows]: the sampled rows first, in chunk order
-  int head_rows = 0;    // rows through the output head: the sampled ones, or a whole bucket
-  int num_sampled = 0;  // chunks with sample=true
-};
 
 LlamaModel::LlamaModel(const ModelConfig& config, kernels::Backend* backend,
                        const ModelOptions& options)
@@ -220,147 +189,6 @@ absl::Status LlamaModel::AllocateWorkspace() {
 
 DecodeGraphStats LlamaModel::decode_graph_stats() const {
   return decode_graphs_ != nullptr ? decode_graphs_->stats() : DecodeGraphStats{};
-}
-
-absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) const {
-  if (chunks.empty()) return absl::InvalidArgumentError("forward: empty batch");
-  if (static_cast<int>(chunks.size()) > options_.max_seqs) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("forward: ", chunks.size(), " sequences exceed max_seqs ", options_.max_seqs));
-  }
-  int64_t num_tokens = 0;
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    const SequenceChunk& c = chunks[i];
-    const int64_t end = static_cast<int64_t>(c.start_position) + c.tokens.size();
-    if (c.tokens.empty() || c.start_position < 0 || end > max_context_len_) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("forward: sequence ", i, " covers positions [", c.start_position, ", ", end,
-                       ") outside the context of ", max_context_len_));
-    }
-    const int64_t blocks_needed = (end + options_.block_size - 1) / options_.block_size;
-    if (static_cast<int64_t>(c.block_table.size()) < blocks_needed ||
-        static_cast<int>(c.block_table.size()) > options_.max_blocks_per_seq) {
-      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", i, " has ",
-                                                     c.block_table.size(), " blocks, needs ",
-                                                     blocks_needed));
-    }
-    for (int32_t block : c.block_table) {
-      if (block < 0 || block >= options_.num_kv_blocks) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("forward: sequence ", i, " references KV block ", block));
-      }
-    }
-    for (int32_t token : c.tokens) {
-      if (token < 0 || token >= config_.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "forward: token id ", token, " outside the vocabulary of ", config_.vocab_size));
-      }
-    }
-    num_tokens += static_cast<int64_t>(c.tokens.size());
-  }
-  if (num_tokens > options_.max_batch_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "forward: ", num_tokens, " tokens exceed max_batch_tokens ", options_.max_batch_tokens));
-  }
-  return absl::OkStatus();
-}
-
-int LlamaModel::DecodeBucket(std::span<const SequenceChunk> chunks) const {
-  if (decode_graphs_ == nullptr || !options_.decode_graphs) return 0;
-  for (const SequenceChunk& c : chunks) {
-    if (c.tokens.size() != 1) return 0;
-  }
-  return decode_graphs_->BucketFor(static_cast<int>(chunks.size()));
-}
-
-LlamaModel::PassBatch LlamaModel::UploadBatch(std::span<const SequenceChunk> chunks,
-                                              int padded_size) {
-  const PackedBatch packed = PackBatch(chunks, padded_size, options_.block_size,
-                                       options_.max_blocks_per_seq, host_meta_.data());
-  const MetaLayout& layout = packed.layout;
-  backend_->CopyToDevice(ws_->meta.data(), host_meta_.data(), layout.size * sizeof(int32_t));
-  const auto* dev = ws_->meta.as<int32_t>();
-  PassBatch pass;
-  kernels::AttentionBatch& batch = pass.attention;
-  batch.num_tokens = packed.num_tokens;
-  batch.num_seqs = packed.num_seqs;
-  batch.max_blocks_per_seq = options_.max_blocks_per_seq;
-  // A graph's launches must fit every pass it replays: size them for the longest context a
-  // sequence can reach (not max_seq_len, which may be far beyond what the KV pool holds).
-  batch.max_context_len = padded_size > 0 ? max_context_len_ : packed.max_context_len;
-  batch.positions = dev + layout.positions;
-  batch.slots = dev + layout.slots;
-  batch.token_seq = dev + layout.token_seq;
-  batch.query_start = dev + layout.query_start;
-  batch.context_lens = dev + layout.context_lens;
-  batch.block_tables = dev + layout.block_tables;
-  pass.ids = dev + layout.ids;
-  pass.sample_rows = dev + layout.sample_rows;
-  pass.head_rows = packed.head_rows;
-  pass.num_sampled = packed.num_sampled;
-  return pass;
-}
-
-absl::Status LlamaModel::Forward(std::span<const SequenceChunk> chunks,
-                                 std::vector<float>* logits) {
-  RS_RETURN_IF_ERROR(ValidateBatch(chunks));
-  const int bucket = DecodeBucket(chunks);
-  const PassBatch pass = UploadBatch(chunks, bucket);
-  if (bucket > 0) {
-    decode_graphs_->Run(bucket, [&] { EnqueuePass(pass); });
-  } else {
-    EnqueuePass(pass);
-  }
-  logits->resize(static_cast<size_t>(pass.num_sampled) * config_.vocab_size);
-  if (pass.num_sampled == 0) {
-    backend_->Synchronize();
-    return absl::OkStatus();
-  }
-  backend_->CopyToHost(logits->data(), ws_->logits.data(), logits->size() * sizeof(float));
-  return absl::OkStatus();
-}
-
-void LlamaModel::EnqueuePass(const PassBatch& pass) {
-  const int n = pass.attention.num_tokens;
-  const Workspace& w = *ws_;
-  backend_->EmbeddingGather(token_embedding_, pass.ids, w.Residual(n));
-  backend_->RmsNorm(w.Residual(n), layers_[0].attn_norm, config_.rms_eps, w.Normed(n));
-  for (int layer = 0; layer < config_.num_layers; ++layer) RunLayer(layer, n, pass.attention);
-  if (pass.head_rows == 0) return;
-  // The last layer left its FFN output in delta; only sampled rows go through the head.
-  backend_->AddRmsNorm(w.Residual(n), w.Delta(n), output_norm_, config_.rms_eps, w.Normed(n));
-  backend_->GatherRows(w.Normed(n), pass.sample_rows, w.Sampled(pass.head_rows));
-  const kernels::Weight& head = output_.rows > 0 ? output_ : token_embedding_;
-  backend_->MatMul(w.Sampled(pass.head_rows), head, w.Logits(pass.head_rows));
-}
-
-// Expects the layer's attention input already normalised in `normed`; leaves the FFN output
-// in `delta` and, for all but the last layer, the next layer's normalised input in `normed`.
-void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch) {
-  const Workspace& w = *ws_;
-  const LayerWeights& lw = layers_[layer];
-  const ModelConfig& c = config_;
-  const Tensor qkv = w.Qkv(n);
-  backend_->MatMul(w.Normed(n), lw.wqkv, qkv);
-
-  const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim,
-                                      1.0F / std::sqrt(static_cast<float>(c.head_dim))};
-  const kernels::RopeParams rope{inv_freq_.as<float>(),
-                                 c.rotary_dim > 0 ? c.rotary_dim : c.head_dim, c.rope_layout};
-  const kernels::KvLayerView kv = kv_->Layer(layer);
-  backend_->RopeAndWriteKv(qkv, shape, rope, batch, kv);
-  backend_->PagedAttention(qkv, shape, batch, kv, w.Attn(n));
-  backend_->MatMul(w.Attn(n), lw.wo, w.Delta(n));
-
-  backend_->AddRmsNorm(w.Residual(n), w.Delta(n), lw.ffn_norm, c.rms_eps, w.Normed(n));
-  const Tensor gate_up = w.GateUp(n);
-  backend_->MatMul(w.Normed(n), lw.w_gate_up, gate_up);
-  backend_->SiluMul(gate_up, w.Act(n));
-  backend_->MatMul(w.Act(n), lw.w_down, w.Delta(n));
-  if (layer + 1 < c.num_layers) {
-    backend_->AddRmsNorm(w.Residual(n), w.Delta(n), layers_[layer + 1].attn_norm, c.rms_eps,
-                         w.Normed(n));
-  }
 }
 
 absl::Status LlamaModel::UploadWeights(WeightSource& source) {

@@ -1,0 +1,46 @@
+// LlamaModel's device-side state, shared by the two files that implement it: creation
+// (llama_model.cc uploads the weights and allocates the workspace) and the forward pass
+// (llama_forward.cc reads them every step). Internal to those files.
+#ifndef RINGSERVE_WORKER_MODEL_LLAMA_MODEL_STATE_H_
+#define RINGSERVE_WORKER_MODEL_LLAMA_MODEL_STATE_H_
+
+#include <cstdint>
+
+#include "kernels/backend.h"
+#include "worker/model/llama_model.h"
+
+namespace ringserve::model {
+
+// Q, K and V are one matrix (rows stacked), and so are gate and up: one product each
+// instead of three and two, which halves the launches and lets small K/V products ride on
+// the large Q one (decode at batch 1 is all weight reads; a product per matrix costs a
+// launch and a partly idle device each).
+struct LlamaModel::LayerWeights {
+  kernels::Weight attn_norm, wqkv, wo, ffn_norm, w_gate_up, w_down;
+};
+
+// Activation buffers for the largest batch the options allow, allocated once.
+struct LlamaModel::Workspace {
+  kernels::DeviceBuffer residual, normed, qkv, attn, delta, gate_up, act, sampled, logits, meta;
+  kernels::Tensor Residual(int n) const { return Make(residual, n, dim); }
+  kernels::Tensor Normed(int n) const { return Make(normed, n, dim); }
+  kernels::Tensor Qkv(int n) const { return Make(qkv, n, qkv_cols); }
+  kernels::Tensor Attn(int n) const { return Make(attn, n, q_cols); }
+  kernels::Tensor Delta(int n) const { return Make(delta, n, dim); }
+  kernels::Tensor GateUp(int n) const { return Make(gate_up, n, 2 * hidden); }
+  kernels::Tensor Act(int n) const { return Make(act, n, hidden); }
+  kernels::Tensor Sampled(int n) const { return Make(sampled, n, dim); }
+  // Logits stay f32 whatever the activation dtype: sampling and the host copy read floats.
+  kernels::Tensor Logits(int n) const {
+    return kernels::Tensor::Of(logits.data(), kernels::DType::kF32, n, vocab);
+  }
+  kernels::Tensor Make(const kernels::DeviceBuffer& b, int n, int64_t cols) const {
+    return kernels::Tensor::Of(b.data(), dtype, n, cols);
+  }
+  kernels::DType dtype;
+  int64_t dim, qkv_cols, q_cols, hidden, vocab;
+};
+
+}  // namespace ringserve::model
+
+#endif  // RINGSERVE_WORKER_MODEL_LLAMA_MODEL_STATE_H_

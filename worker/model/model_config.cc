@@ -62,7 +62,7 @@ int64_t ModelConfig::NumParameters() const {
   const int64_t q = int64_t{num_heads} * hd;
   const int64_t kv = int64_t{num_kv_heads} * hd;
   const int64_t per_layer = 2 * int64_t{dim}                    // two norms
-                            + dim * q + 2 * dim * kv + q * dim  // attention
+                            + dim * q + 2 * kv * dim + q * dim  // attention
                             + 3 * int64_t{dim} * hidden_dim;    // SwiGLU FFN
   const int64_t embedding = int64_t{vocab_size} * dim;
   return embedding + num_layers * per_layer + dim + (tied_embeddings ? 0 : embedding);

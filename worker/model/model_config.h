@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <string>
 #include <vector>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "kernels/backend.h"

@@ -1,5 +1,5 @@
-// Graceful shutdown for ringserve's servers: SIGTERM and SIGINT are taken synchronously
-// by the main thread (sigwait), never by a signal handler on some gRPC thread.
+// Graceful shutdown for ringserve's servers: SIGTERM and SIGINT wake the main thread, which
+// drains; a repeated signal (a second Ctrl-C, an orchestrator's resend) changes nothing.
 #ifndef RINGSERVE_COMMON_TERMINATION_SIGNALS_H_
 #define RINGSERVE_COMMON_TERMINATION_SIGNALS_H_
 
@@ -7,11 +7,15 @@
 
 namespace ringserve {
 
-// Blocks SIGTERM and SIGINT in the calling thread, and so in every thread it starts
-// afterwards. Call first in main, before anything starts a thread.
+// Installs the handler for SIGTERM and SIGINT and blocks both in the calling thread, and so
+// in every thread it starts afterwards (gRPC's, the engine's), which keeps the signals off
+// their system calls. Call in main before starting a server. Threads that already run
+// (OpenBLAS starts its pool before main) may still take a signal; the handler makes that
+// harmless.
 void BlockTerminationSignals();
 
-// Waits for SIGTERM or SIGINT (blocked by BlockTerminationSignals) and returns its name.
+// Waits for SIGTERM or SIGINT, including one that arrived since BlockTerminationSignals, and
+// returns its name. Later signals are ignored, so a drain runs to its end.
 std::string WaitForTerminationSignal();
 
 }  // namespace ringserve

@@ -284,6 +284,11 @@ class Drain(unittest.TestCase):
                 stop=pb.StopCriteria(max_tokens=200, ignore_eos=True)), timeout=60)
             count = len(next(call).token_ids)
             worker.proc.send_signal(15)
+            count += len(next(call).token_ids)
+            # Signals repeated during the drain (a second Ctrl-C, serve.sh's own SIGTERM
+            # after the terminal's SIGINT) must not cut it short.
+            worker.proc.send_signal(2)
+            worker.proc.send_signal(15)
             count += sum(len(m.token_ids) for m in call)  # finishes normally
             self.assertEqual(count, 200)
             self.assertEqual(worker.proc.wait(30), 0)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ringserve-run session on the built-in tiny model: appended turns and forks report cached
-# tokens, an unknown session is an error line, and the script runs to its end.
+# tokens, an unknown session is an error line, and the script runs to its end. A field of the
+# wrong JSON type stops the script with a message naming it (it used to abort the process).
 set -euo pipefail
 bin=$1
 script=$(dirname "$0")/session_script.jsonl
@@ -23,3 +24,15 @@ assert "NOT_FOUND" in missing["error"], missing
 assert closed == {"closed": "s1", "num_tokens": second["history_tokens"]}, closed
 print("ok")
 PY
+for line in '{"session": "s", "text": "x", "max_tokens": "5"}' '{"fork": 1}' \
+            '{"session": "s", "text": "x", "stop": "y"}'; do
+  echo "$line" >"$tmp/bad.jsonl"
+  status=0
+  "$bin/ringserve-run" session --model "$tmp/tiny.gguf" --script "$tmp/bad.jsonl" \
+    >/dev/null 2>"$tmp/err" || status=$?
+  grep -q 'bad.jsonl:1: "' "$tmp/err" && [[ $status == 2 ]] || {
+    echo "malformed line $line: exit $status, $(cat "$tmp/err")" >&2
+    exit 1
+  }
+done
+echo "malformed lines: ok"

@@ -6,10 +6,15 @@
 //   {"fork": "s1", "n": 2}          -> {"forks": ["s1#f1", "s1#f2"]}
 //   {"close": "s1"}                 -> {"closed": "s1", "num_tokens": n}
 // A turn prints {"session", "text", "token_ids", "finish_reason", "usage", "history_tokens"}
-// or {"session", "error"}; the script goes on after an error, like a server would.
+// or {"session", "error"}; the script goes on after an error, like a server would. A line
+// that is not a JSON object, or has a field of the wrong type, stops it (exit status 2).
+#include <cstdint>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -25,28 +30,78 @@ namespace {
 
 using nlohmann::json;
 
+// A field of a script line, `fallback` when absent. A value of another JSON type is an error
+// naming the field: nlohmann's own conversion would throw, and nothing catches it.
+template <typename T>
+absl::StatusOr<T> Field(const json& line, const char* key, T fallback) {
+  const auto it = line.find(key);
+  if (it == line.end()) return fallback;
+  const json& v = *it;
+  if constexpr (std::is_same_v<T, bool>) {
+    if (v.is_boolean()) return v.get<bool>();
+    return absl::InvalidArgumentError(absl::StrCat("\"", key, "\" must be true or false"));
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (v.is_string()) return v.get<std::string>();
+    return absl::InvalidArgumentError(absl::StrCat("\"", key, "\" must be a string"));
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (v.is_number()) return v.get<T>();
+    return absl::InvalidArgumentError(absl::StrCat("\"", key, "\" must be a number"));
+  } else if constexpr (std::is_signed_v<T>) {
+    // Non-negative integers are stored unsigned; below 2^63 get<int64_t>() is exact for both.
+    if (v.is_number_integer() &&
+        !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX})) {
+      const int64_t x = v.get<int64_t>();
+      if (x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max()) {
+        return static_cast<T>(x);
+      }
+    }
+    return absl::InvalidArgumentError(absl::StrCat("\"", key, "\" must be an integer in [",
+                                                   std::numeric_limits<T>::min(), ", ",
+                                                   std::numeric_limits<T>::max(), "]"));
+  } else {
+    static_assert(std::is_same_v<T, uint64_t>);
+    if (v.is_number_unsigned()) return v.get<uint64_t>();
+    return absl::InvalidArgumentError(absl::StrCat("\"", key, "\" must be a non-negative integer"));
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> StopStrings(const json& line) {
+  const auto it = line.find("stop");
+  if (it == line.end()) return std::vector<std::string>();
+  std::vector<std::string> strings;
+  if (it->is_array()) {
+    for (const json& s : *it) {
+      if (!s.is_string()) break;
+      strings.push_back(s.get<std::string>());
+    }
+    if (strings.size() == it->size()) return strings;
+  }
+  return absl::InvalidArgumentError("\"stop\" must be an array of strings");
+}
+
 absl::StatusOr<engine::JobRequest> TurnRequest(const json& line,
                                                const tokenizer::Tokenizer& tokenizer) {
   engine::JobRequest r;
-  r.session_id = line.value("session", "");
-  r.append = line.value("append", false);
+  RS_ASSIGN_OR_RETURN(r.session_id, Field<std::string>(line, "session", ""));
+  RS_ASSIGN_OR_RETURN(r.append, Field(line, "append", false));
   tokenizer::EncodeOptions encode;
   if (r.append) encode.add_bos = false;
-  r.tokens = tokenizer.Encode(line.value("text", ""), encode);
-  r.max_tokens = line.value("max_tokens", 32);
-  r.sampling.temperature = line.value("temperature", 0.0F);
-  r.sampling.top_p = line.value("top_p", 1.0F);
-  r.sampling.seed = line.value("seed", uint64_t{0});
-  r.ignore_eos = line.value("ignore_eos", false);
-  if (line.contains("stop")) r.stop_strings = line["stop"].get<std::vector<std::string>>();
+  RS_ASSIGN_OR_RETURN(const std::string text, Field<std::string>(line, "text", ""));
+  r.tokens = tokenizer.Encode(text, encode);
+  RS_ASSIGN_OR_RETURN(r.max_tokens, Field<int32_t>(line, "max_tokens", 32));
+  RS_ASSIGN_OR_RETURN(r.sampling.temperature, Field(line, "temperature", 0.0F));
+  RS_ASSIGN_OR_RETURN(r.sampling.top_p, Field(line, "top_p", 1.0F));
+  RS_ASSIGN_OR_RETURN(r.sampling.seed, Field(line, "seed", uint64_t{0}));
+  RS_ASSIGN_OR_RETURN(r.ignore_eos, Field(line, "ignore_eos", false));
+  RS_ASSIGN_OR_RETURN(r.stop_strings, StopStrings(line));
   return r;
 }
 
-json RunTurn(engine::Generator& generator, const json& line, const tokenizer::Tokenizer& tok) {
-  json out = {{"session", line.value("session", "")}};
-  absl::StatusOr<engine::JobRequest> request = TurnRequest(line, tok);
-  absl::StatusOr<engine::JobHandle> handle =
-      request.ok() ? generator.Submit(*std::move(request)) : request.status();
+absl::StatusOr<json> RunTurn(engine::Generator& generator, const json& line,
+                             const tokenizer::Tokenizer& tok) {
+  RS_ASSIGN_OR_RETURN(engine::JobRequest request, TurnRequest(line, tok));
+  json out = {{"session", request.session_id}};
+  absl::StatusOr<engine::JobHandle> handle = generator.Submit(std::move(request));
   if (!handle.ok()) {
     out["error"] = handle.status().ToString();
     return out;
@@ -69,18 +124,21 @@ json RunTurn(engine::Generator& generator, const json& line, const tokenizer::To
   return out;
 }
 
-json RunLine(engine::Generator& generator, const json& line, const tokenizer::Tokenizer& tok) {
+// The line's output; a malformed field is an error that stops the script.
+absl::StatusOr<json> RunLine(engine::Generator& generator, const json& line,
+                             const tokenizer::Tokenizer& tok) {
   if (line.contains("fork")) {
-    const std::string id = line["fork"].get<std::string>();
-    absl::StatusOr<std::vector<std::string>> forks = generator.Fork(id, line.value("n", 1));
-    if (!forks.ok()) return {{"fork", id}, {"error", forks.status().ToString()}};
-    return {{"forks", *forks}};
+    RS_ASSIGN_OR_RETURN(const std::string id, Field<std::string>(line, "fork", ""));
+    RS_ASSIGN_OR_RETURN(const int32_t n, Field<int32_t>(line, "n", 1));
+    absl::StatusOr<std::vector<std::string>> forks = generator.Fork(id, n);
+    if (!forks.ok()) return json{{"fork", id}, {"error", forks.status().ToString()}};
+    return json{{"forks", *forks}};
   }
   if (line.contains("close")) {
-    const std::string id = line["close"].get<std::string>();
+    RS_ASSIGN_OR_RETURN(const std::string id, Field<std::string>(line, "close", ""));
     absl::StatusOr<int32_t> n = generator.CloseSession(id);
-    if (!n.ok()) return {{"close", id}, {"error", n.status().ToString()}};
-    return {{"closed", id}, {"num_tokens", *n}};
+    if (!n.ok()) return json{{"close", id}, {"error", n.status().ToString()}};
+    return json{{"closed", id}, {"num_tokens", *n}};
   }
   return RunTurn(generator, line, tok);
 }
@@ -121,9 +179,12 @@ absl::Status RunSession(int argc, char** argv) {
       return absl::InvalidArgumentError(
           absl::StrCat(script, ":", line_number, ": not a JSON object"));
     }
-    std::cout << RunLine(*generator, line, *loaded.tokenizer)
-                     .dump(-1, ' ', false, json::error_handler_t::replace)
-              << "\n";
+    absl::StatusOr<json> out = RunLine(*generator, line, *loaded.tokenizer);
+    if (!out.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(script, ":", line_number, ": ", out.status().message()));
+    }
+    std::cout << out->dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   }
   return absl::OkStatus();
 }

@@ -120,10 +120,16 @@ absl::Status RunLogits(int argc, char** argv) {
   RS_ASSIGN_OR_RETURN(std::vector<std::vector<int32_t>> seqs, Sequences(flags, loaded));
   size_t longest = 0;
   for (const auto& ids : seqs) longest = std::max(longest, ids.size());
+  // The last pass feeds position input + generate - 1, so that many tokens need K/V.
+  const int64_t tokens = static_cast<int64_t>(longest) + flags.generate;
+  if (tokens > loaded.config.max_seq_len) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a sequence of ", longest, " tokens + --generate ", flags.generate,
+                     " is beyond the model's context of ", loaded.config.max_seq_len, " tokens"));
+  }
   model::ModelOptions options;
   options.max_seqs = 1;
-  options.num_kv_blocks = static_cast<int>(kvcache::NumBlocksForTokens(
-      static_cast<int64_t>(longest) + flags.generate + 1, options.block_size));
+  options.num_kv_blocks = static_cast<int>(kvcache::NumBlocksForTokens(tokens, options.block_size));
   RS_ASSIGN_OR_RETURN(auto model, CreateModel(loaded, flags.model, options));
   std::vector<int32_t> blocks(static_cast<size_t>(options.num_kv_blocks));
   for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = static_cast<int32_t>(i);

@@ -224,6 +224,16 @@ absl::StatusOr<nlohmann::json> RunStepBench(LlamaModel& model, const StepBenchOp
           absl::StrCat("--decode-batch ", b, " must be in [1, max_seqs and max_batch_tokens]"));
     }
   }
+  // Decoding sequences hold the context plus every warm-up and timed step.
+  const int64_t decode_tokens =
+      int64_t{options.context_tokens} + options.warmup_steps + options.timed_steps;
+  if ((!options.decode_batches.empty() && decode_tokens > model.max_context_len()) ||
+      options.prefill_tokens > model.max_context_len()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("step bench: --context + --warmup-steps + --decode-steps (", decode_tokens,
+                     ") and --prefill-tokens (", options.prefill_tokens,
+                     ") must fit the model's context of ", model.max_context_len(), " tokens"));
+  }
   if (StepBenchKvBlocks(options, model.options().block_size) > model.options().num_kv_blocks) {
     return absl::InvalidArgumentError("step bench: the KV pool is too small for these runs");
   }

@@ -43,6 +43,15 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
                                                            std::span<const OfflineRequest> requests,
                                                            OfflineTimings* timings) {
   const model::ModelOptions& opts = model.options();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const OfflineRequest& r = requests[i];
+    if (static_cast<int64_t>(r.prompt_ids.size()) + r.max_tokens > model.max_context_len()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "offline batch: request ", i, " has ", r.prompt_ids.size(), " prompt tokens + ",
+          r.max_tokens, " to generate, beyond the model's context of ", model.max_context_len(),
+          " tokens"));
+    }
+  }
   if (OfflineKvBlocks(requests, opts.block_size) > opts.num_kv_blocks) {
     return absl::InvalidArgumentError("offline batch: the model's KV pool is too small");
   }

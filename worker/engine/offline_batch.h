@@ -40,6 +40,7 @@ struct OfflineTimings {
 // KV blocks `requests` need with the layout RunOfflineBatch uses.
 int64_t OfflineKvBlocks(std::span<const OfflineRequest> requests, int block_size);
 
+// INVALID_ARGUMENT when a request's prompt plus max_tokens exceeds the model's context.
 absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& model,
                                                            std::span<const OfflineRequest> requests,
                                                            OfflineTimings* timings = nullptr);

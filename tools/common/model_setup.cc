@@ -10,7 +10,8 @@ namespace ringserve::tools {
 
 void ModelFlags::Register(ArgParser& parser) {
   parser.AddString("model", &model_path, "GGUF file, llama2.c .bin, or Hugging Face directory");
-  parser.AddString("tokenizer", &tokenizer_path, "tokenizer file (llama2.c tokenizer.bin)");
+  parser.AddString("tokenizer", &tokenizer_path,
+                   "llama2.c tokenizer.bin, for llama2.c checkpoints and --dummy-weights");
   parser.AddString("device", &device, "cpu or cuda:N");
   parser.AddString("dtype", &dtype, "CUDA activations and KV: bf16, f16 or f32 (CPU: f32 always)");
   parser.AddString("attention", &attention,
@@ -65,8 +66,25 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
     loaded.config = loaded.checkpoint->config;
     vocab = loaded.checkpoint->vocabulary;
   }
-  if (!vocab.has_value() && !flags.tokenizer_path.empty()) {
-    RS_ASSIGN_OR_RETURN(vocab, tokenizer::ReadLlama2cTokenizer(flags.tokenizer_path));
+  if (!flags.tokenizer_path.empty()) {
+    // The llama2.c loader has read it already; any other checkpoint's own tokenizer would
+    // silently win over the file named.
+    if (loaded.checkpoint != nullptr && loaded.checkpoint->format != "llama2c" &&
+        vocab.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tokenizer: ", flags.model_path,
+                       " carries its own tokenizer; --tokenizer is for llama2.c checkpoints "
+                       "and --dummy-weights"));
+    }
+    if (!vocab.has_value()) {
+      RS_ASSIGN_OR_RETURN(vocab, tokenizer::ReadLlama2cTokenizer(flags.tokenizer_path));
+      // Ids past the embedding rows would be refused on every request that has text.
+      if (vocab->tokens.size() > static_cast<size_t>(loaded.config.vocab_size)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flags.tokenizer_path, ": tokenizer has ", vocab->tokens.size(),
+                         " tokens but the model has a vocabulary of ", loaded.config.vocab_size));
+      }
+    }
   }
   if (vocab.has_value()) {
     RS_ASSIGN_OR_RETURN(loaded.tokenizer, tokenizer::Tokenizer::Create(*std::move(vocab)));

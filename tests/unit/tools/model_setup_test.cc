@@ -1,8 +1,15 @@
-// tools/common/model_setup: the --attention and --step-attention values.
+// tools/common/model_setup: the --attention and --step-attention values, and which
+// tokenizer --tokenizer may name.
 #include "tools/common/model_setup.h"
+
+#include <cstdint>
+#include <fstream>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/scoped_temp_dir.h"
+#include "worker/model/tiny_model.h"
 
 namespace ringserve::tools {
 namespace {
@@ -55,6 +62,62 @@ TEST(OpenModelTest, RefusesAKernelTheBackendDoesNotHave) {
   const auto opened = OpenModel(flags);
   ASSERT_TRUE(opened.ok()) << opened.status();
   EXPECT_EQ((*opened).backend->attention_kernel(), AttentionKernel::kSimt);
+}
+
+// A llama2.c tokenizer.bin of `n` tokens: <unk>, <s>, </s>, then "a", "b", ...
+void WriteLlama2cTokenizer(const std::string& path, int n) {
+  std::ofstream out(path, std::ios::binary);
+  const int32_t max_length = 8;
+  out.write(reinterpret_cast<const char*>(&max_length), sizeof(max_length));
+  for (int id = 0; id < n; ++id) {
+    const std::string piece = id == 0   ? "<unk>"
+                              : id == 1 ? "\n<s>\n"
+                              : id == 2 ? "\n</s>\n"
+                                        : std::to_string(id);
+    const float score = 0;
+    const auto length = static_cast<int32_t>(piece.size());
+    out.write(reinterpret_cast<const char*>(&score), sizeof(score));
+    out.write(reinterpret_cast<const char*>(&length), sizeof(length));
+    out.write(piece.data(), length);
+  }
+}
+
+// The tiny preset has 512 embedding rows; a bigger tokenizer's ids would be refused on
+// every request with text, so the model must not start with it.
+TEST(OpenModelTest, RefusesATokenizerLargerThanTheDummyModelsVocabulary) {
+  ringserve::testing::ScopedTempDir dir;
+  ModelFlags flags;
+  flags.dummy_weights = true;
+  flags.preset = "tiny";
+  flags.tokenizer_path = dir.File("big.bin");
+  WriteLlama2cTokenizer(flags.tokenizer_path, 600);
+  const auto refused = OpenModel(flags);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("tokenizer has 600 tokens but the model has a vocabulary of 512"));
+
+  flags.tokenizer_path = dir.File("fits.bin");
+  WriteLlama2cTokenizer(flags.tokenizer_path, 512);
+  const auto opened = OpenModel(flags);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  ASSERT_NE(opened->tokenizer, nullptr);
+}
+
+// A GGUF with its own tokenizer used to ignore --tokenizer without a word, even a missing file.
+TEST(OpenModelTest, RefusesATokenizerFileBesideAModelThatCarriesOne) {
+  ringserve::testing::ScopedTempDir dir;
+  ModelFlags flags;
+  flags.model_path = dir.File("tiny.gguf");
+  ASSERT_TRUE(model::WriteTinyModel(flags.model_path).ok());
+  flags.tokenizer_path = dir.File("absent.bin");
+  const auto refused = OpenModel(flags);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("carries its own tokenizer"));
+
+  flags.tokenizer_path.clear();
+  const auto opened = OpenModel(flags);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_NE(opened->tokenizer, nullptr);
 }
 
 }  // namespace

@@ -58,6 +58,16 @@ absl::StatusOr<std::unique_ptr<Membership>> Membership::Create(MembershipOptions
                                                                RouterMetrics* metrics) {
   // Validate the ring options once, up front, so a rebuild can never fail on them.
   if (auto probe = Ring::Create({}, options.ring); !probe.ok()) return probe.status();
+  // A zero period spins the loop (health checks back to back); a zero deadline fails every
+  // check, so no worker would ever be in the ring.
+  for (const auto& [name, period] : {std::pair{"health_interval", options.health_interval},
+                                     std::pair{"health_timeout", options.health_timeout},
+                                     std::pair{"dns_interval", options.dns_interval}}) {
+    if (period <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " must be positive, got ", absl::FormatDuration(period)));
+    }
+  }
   std::unique_ptr<Membership> membership(new Membership(std::move(options), metrics));
   membership->Tick();
   membership->thread_ = std::thread([m = membership.get()] { m->Run(); });

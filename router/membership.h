@@ -72,7 +72,8 @@ struct MembershipOptions {
 class Membership {
  public:
   // Resolves the source and runs the first health round before returning, so the ring is
-  // populated from the start. INVALID_ARGUMENT for bad ring options; a DNS name that does
+  // populated from the start. INVALID_ARGUMENT for bad ring options or a period or deadline
+  // that is not positive; a DNS name that does
   // not resolve yet is not an error (the ring starts empty and fills on re-resolution).
   static absl::StatusOr<std::unique_ptr<Membership>> Create(MembershipOptions options,
                                                             RouterMetrics* metrics);

@@ -143,6 +143,26 @@ class RouterTest : public ::testing::Test {
   std::unique_ptr<Inference::Stub> stub_;
 };
 
+// --health-interval-ms 0 made the health loop spin (half a core), --health-timeout-ms 0
+// failed every check (no worker ever in the ring, every call UNAVAILABLE).
+TEST(RouterOptionsTest, PeriodsAndDeadlinesMustBePositive) {
+  prometheus::Registry registry;
+  for (const char* field : {"health_interval", "health_timeout", "dns_interval"}) {
+    for (const absl::Duration bad : {absl::ZeroDuration(), absl::Milliseconds(-1)}) {
+      RouterOptions options;
+      options.listen_address = "127.0.0.1:0";
+      options.membership.source = *WorkerSource::Parse("127.0.0.1:1");
+      MembershipOptions& m = options.membership;
+      (std::string(field) == "health_interval"  ? m.health_interval
+       : std::string(field) == "health_timeout" ? m.health_timeout
+                                                : m.dns_interval) = bad;
+      const auto router = RouterServer::Create(std::move(options), &registry);
+      EXPECT_EQ(router.status().code(), absl::StatusCode::kInvalidArgument) << field;
+      EXPECT_THAT(router.status().message(), HasSubstr(std::string(field) + " must be positive"));
+    }
+  }
+}
+
 TEST_F(RouterTest, EverySessionStaysOnItsRingOwnerAndResponsesNameTheWorker) {
   Start(3);
   ASSERT_EQ(NumHealthy(), 3);

@@ -5,7 +5,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc/listen_address.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -20,6 +22,7 @@ constexpr char kInferenceServiceName[] = "ringserve.v1.Inference";
 
 absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions options,
                                                                    prometheus::Registry* registry) {
+  RS_RETURN_IF_ERROR(CheckListenAddress(options.listen_address));
   std::unique_ptr<RouterServer> router(new RouterServer());
   if (registry != nullptr) router->metrics_ = std::make_unique<RouterMetrics>(*registry);
   auto membership = Membership::Create(std::move(options.membership), router->metrics_.get());

@@ -3,7 +3,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc/listen_address.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -21,6 +23,7 @@ constexpr absl::Duration kStatsWindow = absl::Seconds(60);
 absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
     WorkerServerOptions options, std::unique_ptr<engine::ModelRunner> runner,
     std::unique_ptr<tokenizer::Tokenizer> tokenizer, metrics::MetricsServer* metrics_server) {
+  RS_RETURN_IF_ERROR(CheckListenAddress(options.listen_address));
   auto server = std::unique_ptr<WorkerServer>(new WorkerServer());
   WorkerServer* s = server.get();
   s->tokenizer_ = std::move(tokenizer);

@@ -19,7 +19,8 @@ void ModelFlags::Register(ArgParser& parser) {
                    "other bits than simt, batch invariant all the same)");
   parser.AddBool("dummy-weights", &dummy_weights, "random weights of --preset's shape");
   parser.AddString("preset", &preset, "tiny, llama-110m, llama-3.2-1b, llama-3-8b");
-  parser.AddInt("seed", &seed, "sampling seed (and dummy-weight seed)");
+  parser.AddInt("seed", &seed,
+                "dummy-weight seed (ringserve-run: also sampling and bench prompts)");
   parser.AddInt("threads", &threads, "CPU threads (0 = one per core)");
   parser.AddBool("blas", &use_blas, "CPU: OpenBLAS for large products (not batch invariant)");
   parser.AddInt("max-batch-tokens", &max_batch_tokens, "tokens per forward pass");

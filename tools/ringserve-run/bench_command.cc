@@ -141,6 +141,10 @@ absl::Status RunBench(int argc, char** argv) {
   if (flags.prompt_tokens < 1 || flags.gen_tokens < 1) {
     return absl::InvalidArgumentError("--prompt-tokens and --gen-tokens must be >= 1");
   }
+  // As ringserve-bench does: a longer prefix was cut to the prompt while the report kept it.
+  if (flags.shared_prefix < 0 || flags.shared_prefix > flags.prompt_tokens) {
+    return absl::InvalidArgumentError("--shared-prefix must be in [0, --prompt-tokens]");
+  }
   if (flags.kv_fraction < 0 || flags.kv_fraction > 1) {
     return absl::InvalidArgumentError("--kv-fraction must be in [0, 1]");
   }

@@ -57,5 +57,14 @@ TEST(RunContextTest, StepBenchRefusesAContextBeyondTheModels) {
   EXPECT_THAT(over.err, HasSubstr("must fit the model's context of 2048 tokens"));
 }
 
+// A prefix longer than the prompt was cut to it while the report kept the value asked for.
+TEST(RunBenchFlagsTest, ASharedPrefixLongerThanThePromptIsRefused) {
+  const ToolRun over = RunOnTiny("bench",
+                                 "--roofline=false --parallel 1 --prompt-tokens 16 "
+                                 "--gen-tokens 2 --shared-prefix 17");
+  EXPECT_EQ(over.exit_code, 2);
+  EXPECT_THAT(over.err, HasSubstr("--shared-prefix must be in [0, --prompt-tokens]"));
+}
+
 }  // namespace
 }  // namespace ringserve::tools::testing

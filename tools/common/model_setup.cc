@@ -1,5 +1,8 @@
 #include "tools/common/model_setup.h"
 
+#include <algorithm>
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -11,7 +14,7 @@ namespace ringserve::tools {
 void ModelFlags::Register(ArgParser& parser) {
   parser.AddString("model", &model_path, "GGUF file, llama2.c .bin, or Hugging Face directory");
   parser.AddString("tokenizer", &tokenizer_path,
-                   "llama2.c tokenizer.bin, for llama2.c checkpoints and --dummy-weights");
+                   "llama2.c tokenizer.bin (beside a model that carries one: the same tokens)");
   parser.AddString("device", &device, "cpu or cuda:N");
   parser.AddString("dtype", &dtype, "CUDA activations and KV: bf16, f16 or f32 (CPU: f32 always)");
   parser.AddString("attention", &attention,
@@ -27,6 +30,23 @@ void ModelFlags::Register(ArgParser& parser) {
   parser.AddBool("cuda-graphs", &cuda_graphs,
                  "CUDA: replay decode steps as captured graphs (=false: launch op by op)");
 }
+
+namespace {
+
+absl::Status CheckSameTokens(const tokenizer::Vocabulary& own, const tokenizer::Vocabulary& named,
+                             const ModelFlags& flags) {
+  const size_t n = std::min(own.tokens.size(), named.tokens.size());
+  size_t first = 0;
+  while (first < n && own.tokens[first] == named.tokens[first]) ++first;
+  if (first == n && own.tokens.size() == named.tokens.size()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--tokenizer: ", flags.tokenizer_path, " is not the tokenizer ", flags.model_path,
+      " carries (", named.tokens.size(), " tokens against ", own.tokens.size(),
+      first < n ? absl::StrCat(", token ", first, " differs") : std::string(),
+      "); leave --tokenizer out to use the model's own"));
+}
+
+}  // namespace
 
 absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
   LoadedModel loaded;
@@ -67,24 +87,22 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
     loaded.config = loaded.checkpoint->config;
     vocab = loaded.checkpoint->vocabulary;
   }
-  if (!flags.tokenizer_path.empty()) {
-    // The llama2.c loader has read it already; any other checkpoint's own tokenizer would
-    // silently win over the file named.
-    if (loaded.checkpoint != nullptr && loaded.checkpoint->format != "llama2c" &&
-        vocab.has_value()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--tokenizer: ", flags.model_path,
-                       " carries its own tokenizer; --tokenizer is for llama2.c checkpoints "
-                       "and --dummy-weights"));
-    }
-    if (!vocab.has_value()) {
-      RS_ASSIGN_OR_RETURN(vocab, tokenizer::ReadLlama2cTokenizer(flags.tokenizer_path));
+  if (!flags.tokenizer_path.empty() &&
+      (loaded.checkpoint == nullptr || loaded.checkpoint->format != "llama2c")) {
+    // (The llama2.c loader has read and checked it already.)
+    RS_ASSIGN_OR_RETURN(tokenizer::Vocabulary named,
+                        tokenizer::ReadLlama2cTokenizer(flags.tokenizer_path));
+    if (vocab.has_value()) {
+      // The model's own tokenizer is the one used; a different file would be ignored.
+      RS_RETURN_IF_ERROR(CheckSameTokens(*vocab, named, flags));
+    } else {
       // Ids past the embedding rows would be refused on every request that has text.
-      if (vocab->tokens.size() > static_cast<size_t>(loaded.config.vocab_size)) {
+      if (named.tokens.size() > static_cast<size_t>(loaded.config.vocab_size)) {
         return absl::InvalidArgumentError(
-            absl::StrCat(flags.tokenizer_path, ": tokenizer has ", vocab->tokens.size(),
+            absl::StrCat(flags.tokenizer_path, ": tokenizer has ", named.tokens.size(),
                          " tokens but the model has a vocabulary of ", loaded.config.vocab_size));
       }
+      vocab = std::move(named);
     }
   }
   if (vocab.has_value()) {

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <fstream>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/scoped_temp_dir.h"
@@ -64,22 +66,29 @@ TEST(OpenModelTest, RefusesAKernelTheBackendDoesNotHave) {
   EXPECT_EQ((*opened).backend->attention_kernel(), AttentionKernel::kSimt);
 }
 
-// A llama2.c tokenizer.bin of `n` tokens: <unk>, <s>, </s>, then "a", "b", ...
-void WriteLlama2cTokenizer(const std::string& path, int n) {
+// `pieces` as a llama2.c tokenizer.bin (BOS and EOS spelled as run.c writes them, U+2581 as a
+// space).
+void WriteLlama2cTokenizer(const std::string& path, const std::vector<std::string>& pieces) {
   std::ofstream out(path, std::ios::binary);
-  const int32_t max_length = 8;
+  const int32_t max_length = 64;
   out.write(reinterpret_cast<const char*>(&max_length), sizeof(max_length));
-  for (int id = 0; id < n; ++id) {
-    const std::string piece = id == 0   ? "<unk>"
-                              : id == 1 ? "\n<s>\n"
+  for (size_t id = 0; id < pieces.size(); ++id) {
+    const std::string piece = id == 1   ? "\n<s>\n"
                               : id == 2 ? "\n</s>\n"
-                                        : std::to_string(id);
+                                        : absl::StrReplaceAll(pieces[id], {{"\xE2\x96\x81", " "}});
     const float score = 0;
     const auto length = static_cast<int32_t>(piece.size());
     out.write(reinterpret_cast<const char*>(&score), sizeof(score));
     out.write(reinterpret_cast<const char*>(&length), sizeof(length));
     out.write(piece.data(), length);
   }
+}
+
+// <unk>, <s>, </s>, then "3", "4", ...
+std::vector<std::string> NumberPieces(int n) {
+  std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
+  for (int id = 3; id < n; ++id) pieces.push_back(std::to_string(id));
+  return pieces;
 }
 
 // The tiny preset has 512 embedding rows; a bigger tokenizer's ids would be refused on
@@ -90,31 +99,38 @@ TEST(OpenModelTest, RefusesATokenizerLargerThanTheDummyModelsVocabulary) {
   flags.dummy_weights = true;
   flags.preset = "tiny";
   flags.tokenizer_path = dir.File("big.bin");
-  WriteLlama2cTokenizer(flags.tokenizer_path, 600);
+  WriteLlama2cTokenizer(flags.tokenizer_path, NumberPieces(600));
   const auto refused = OpenModel(flags);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(),
               HasSubstr("tokenizer has 600 tokens but the model has a vocabulary of 512"));
 
   flags.tokenizer_path = dir.File("fits.bin");
-  WriteLlama2cTokenizer(flags.tokenizer_path, 512);
+  WriteLlama2cTokenizer(flags.tokenizer_path, NumberPieces(512));
   const auto opened = OpenModel(flags);
   ASSERT_TRUE(opened.ok()) << opened.status();
   ASSERT_NE(opened->tokenizer, nullptr);
 }
 
-// A GGUF with its own tokenizer used to ignore --tokenizer without a word, even a missing file.
-TEST(OpenModelTest, RefusesATokenizerFileBesideAModelThatCarriesOne) {
+// A GGUF with its own tokenizer ignored --tokenizer without a word, even a missing file or
+// another model's tokenizer. The same tokens (a script passing one tokenizer for a .bin and
+// a .gguf of one model) are fine.
+TEST(OpenModelTest, ATokenizerFileBesideAModelThatCarriesOneMustBeTheSame) {
   ringserve::testing::ScopedTempDir dir;
   ModelFlags flags;
   flags.model_path = dir.File("tiny.gguf");
   ASSERT_TRUE(model::WriteTinyModel(flags.model_path).ok());
   flags.tokenizer_path = dir.File("absent.bin");
+  EXPECT_EQ(OpenModel(flags).status().code(), absl::StatusCode::kNotFound);
+
+  flags.tokenizer_path = dir.File("other.bin");
+  WriteLlama2cTokenizer(flags.tokenizer_path, NumberPieces(512));
   const auto refused = OpenModel(flags);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(refused.status().message(), HasSubstr("carries its own tokenizer"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("is not the tokenizer"));
 
-  flags.tokenizer_path.clear();
+  flags.tokenizer_path = dir.File("same.bin");
+  WriteLlama2cTokenizer(flags.tokenizer_path, model::TinyVocabulary().tokens);
   const auto opened = OpenModel(flags);
   ASSERT_TRUE(opened.ok()) << opened.status();
   EXPECT_NE(opened->tokenizer, nullptr);

@@ -43,11 +43,15 @@ absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) co
                        ") outside the context of ", max_context_len_));
     }
     const int64_t blocks_needed = (end + options_.block_size - 1) / options_.block_size;
-    if (static_cast<int64_t>(c.block_table.size()) < blocks_needed ||
-        static_cast<int>(c.block_table.size()) > options_.max_blocks_per_seq) {
-      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", i, " has ",
-                                                     c.block_table.size(), " blocks, needs ",
-                                                     blocks_needed));
+    if (static_cast<int64_t>(c.block_table.size()) < blocks_needed) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("forward: sequence ", i, " has ", c.block_table.size(),
+                       " blocks, needs at least ", blocks_needed, " for positions up to ", end));
+    }
+    if (static_cast<int64_t>(c.block_table.size()) > options_.max_blocks_per_seq) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("forward: sequence ", i, " has ", c.block_table.size(),
+                       " blocks, more than ", "max_blocks_per_seq ", options_.max_blocks_per_seq));
     }
     for (int32_t block : c.block_table) {
       if (block < 0 || block >= options_.num_kv_blocks) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/dtype.h"
 #include "tests/unit/model/test_devices.h"
@@ -364,6 +365,32 @@ TEST(ForwardValidationTest, BadBatchesAreRefusedWithoutRunning) {
   EXPECT_FALSE((*model)->Forward(std::span(&block, 1), &logits).ok());
   const SequenceChunk short_table{std::span(tokens).first(20), 0, std::span(table).first(1), true};
   EXPECT_FALSE((*model)->Forward(std::span(&short_table, 1), &logits).ok());
+}
+
+// A block table can be wrong two ways; each message says which (a table over the limit
+// used to read "has 3 blocks, needs 2", as if it were short).
+TEST(ForwardValidationTest, BlockTablesTooShortOrTooLongAreToldApart) {
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok());
+  auto checkpoint = MakeCheckpoint(ConfigFor(kVariants[0]));
+  ModelOptions options;
+  options.block_size = 16;
+  options.num_kv_blocks = 4;
+  options.max_blocks_per_seq = 2;
+  auto model = LlamaModel::Create(*checkpoint, backend->get(), options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<float> logits;
+  const std::vector<int32_t> tokens(20, 1), table = {0, 1, 2};
+  const SequenceChunk too_long{tokens, 0, table, true};
+  const absl::Status long_status = (*model)->Forward(std::span(&too_long, 1), &logits);
+  EXPECT_EQ(long_status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(long_status.message(),
+              ::testing::HasSubstr("has 3 blocks, more than max_blocks_per_seq 2"));
+  const SequenceChunk too_short{tokens, 0, std::span(table).first(1), true};
+  const absl::Status short_status = (*model)->Forward(std::span(&too_short, 1), &logits);
+  EXPECT_EQ(short_status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(short_status.message(),
+              ::testing::HasSubstr("has 1 blocks, needs at least 2 for positions up to 20"));
 }
 
 }  // namespace

@@ -181,6 +181,12 @@ class Backend {
   virtual DType activation_dtype() const = 0;
   // Device memory free for allocation now (bytes); used to size the KV pool.
   virtual size_t FreeMemoryBytes() const = 0;
+  // For a device that backs an allocation only when it is first written (the CPU: Linux
+  // overcommits, so a 100 GB KV pool "allocated" on a 24 GiB machine and the worker was
+  // killed for memory once the pool filled), the most memory it can ever back; a model
+  // refuses at start to need more. 0 where Allocate itself fails when memory runs out (a
+  // GPU: cudaMalloc).
+  virtual size_t LazyMemoryLimitBytes() const { return 0; }
 
   // ---- memory ----
   virtual absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) = 0;

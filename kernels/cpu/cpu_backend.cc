@@ -1,6 +1,7 @@
 #include "kernels/cpu/cpu_backend.h"
 
 #include <cblas.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -48,6 +49,18 @@ size_t CpuBackend::FreeMemoryBytes() const {
     if (key == "MemAvailable:") return value_kb * 1024;
   }
   return 0;
+}
+
+// Physical memory, not MemAvailable: a KV pool is backed as it fills, over hours, so the
+// question is whether it can ever be backed. What is available at start moves with page
+// cache and other processes (a build running beside the worker would refuse a pool that
+// fits once it ends) and promises nothing later; the fraction form of --kv-memory already
+// sizes from it.
+size_t CpuBackend::LazyMemoryLimitBytes() const {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_bytes = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_bytes <= 0) return 0;  // unknown: no check
+  return static_cast<size_t>(pages) * static_cast<size_t>(page_bytes);
 }
 
 absl::StatusOr<DeviceBuffer> CpuBackend::Allocate(size_t bytes) {

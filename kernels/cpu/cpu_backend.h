@@ -26,6 +26,7 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   DType activation_dtype() const override { return DType::kF32; }
   size_t FreeMemoryBytes() const override;
+  size_t LazyMemoryLimitBytes() const override;
 
   absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) override;
   void CopyToDevice(void* dst, const void* src, size_t bytes) override;

@@ -93,7 +93,9 @@ absl::Status LlamaModel::Init() {
     return absl::InvalidArgumentError("model options: block_size must be positive");
   }
   if (options_.max_blocks_per_seq <= 0) {
-    options_.max_blocks_per_seq = (c.max_seq_len + options_.block_size - 1) / options_.block_size;
+    // In int64: a block size near INT_MAX would overflow the sum.
+    options_.max_blocks_per_seq = static_cast<int>(
+        (static_cast<int64_t>(c.max_seq_len) + options_.block_size - 1) / options_.block_size);
   }
   if (options_.max_batch_tokens <= 0 || options_.max_seqs <= 0) {
     return absl::InvalidArgumentError(
@@ -117,6 +119,7 @@ absl::Status LlamaModel::Init() {
                                                    max_kv_blocks, "] (int32 KV slots), got ",
                                                    options_.num_kv_blocks));
   }
+  RS_RETURN_IF_ERROR(CheckKvPoolFitsMemory());
   max_context_len_ = LongestContext();
   const std::vector<float> inv_freq = RopeInverseFrequencies(c);
   RS_ASSIGN_OR_RETURN(inv_freq_, backend_->Allocate(inv_freq.size() * sizeof(float)));
@@ -130,6 +133,23 @@ absl::Status LlamaModel::Init() {
         backend_, std::min(options_.max_seqs, options_.max_batch_tokens));
   }
   return absl::OkStatus();
+}
+
+// On a device that backs memory lazily the pool's allocation succeeds at any size and the
+// process is killed once the pool fills; refuse at start a pool that, with the weights
+// already uploaded, can never be backed.
+absl::Status LlamaModel::CheckKvPoolFitsMemory() const {
+  const size_t limit = backend_->LazyMemoryLimitBytes();
+  if (limit == 0) return absl::OkStatus();
+  const size_t kv_bytes =
+      KvStorage::BytesPerBlock(config_, options_.block_size, backend_->activation_dtype()) *
+      static_cast<size_t>(options_.num_kv_blocks);
+  if (kv_bytes <= limit && weight_bytes_ <= limit - kv_bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the KV pool (", options_.num_kv_blocks, " blocks of ", options_.block_size, " tokens, ",
+      kv_bytes >> 20, " MiB) and the weights (", weight_bytes_ >> 20, " MiB) need more than the ",
+      limit >> 20, " MiB of physical memory this machine has (", std::string(backend_->name()),
+      " backend); make the pool smaller"));
 }
 
 // Positions past a block table's length or the pool's capacity have nowhere to live.

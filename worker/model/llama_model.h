@@ -100,6 +100,8 @@ class LlamaModel {
   int LongestContext() const;
   // Backend::ReserveAttention for every pass the options allow.
   absl::Status ReserveAttention();
+  // RESOURCE_EXHAUSTED when the weights and the KV pool exceed what the backend can back.
+  absl::Status CheckKvPoolFitsMemory() const;
   absl::Status AllocateWorkspace();
   absl::Status ValidateBatch(std::span<const SequenceChunk> chunks) const;
   // The bucket a decode graph runs `chunks` in, or 0 to run them op by op.

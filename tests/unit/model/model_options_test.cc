@@ -1,11 +1,17 @@
 // LlamaModel refuses options it cannot run before it allocates a KV pool: KV slots
 // (block * block_size + offset) are int32 in every pass's metadata and kernel, so a pool with
-// more slots than that would wrap them to negative (padding) and silently drop K/V.
+// more slots than that would wrap them to negative (padding) and silently drop K/V; on the
+// CPU, a pool that with the weights exceeds physical memory would be killed as it fills.
+#include <unistd.h>
+
 #include <cstdint>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
+#include "worker/model/kv_storage.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/tiny_model.h"
 
@@ -39,6 +45,35 @@ TEST(ModelOptionsTest, ABlockSizeOfZeroIsRefused) {
   options.num_kv_blocks = 8;
   EXPECT_EQ(TinyModelWith(options, backend->get()).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The CPU backend's allocations are backed only when written, so a pool larger than the
+// machine "allocated" and the worker was killed for memory once it filled (--kv-memory
+// 100GB on 24 GiB). One block more than physical memory holds is refused at start, naming
+// the sizes; one that fits with the weights is not.
+TEST(ModelOptionsTest, ACpuKvPoolBeyondPhysicalMemoryIsRefused) {
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  const size_t physical = (*backend)->LazyMemoryLimitBytes();
+  ASSERT_EQ(physical, static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) *
+                          static_cast<size_t>(sysconf(_SC_PAGE_SIZE)));
+  ModelOptions options;
+  options.block_size = 16;
+  const size_t block_bytes =
+      KvStorage::BytesPerBlock(TinyModelConfig(), options.block_size, kernels::DType::kF32);
+  const size_t over = physical / block_bytes + 1;
+  if (over > static_cast<size_t>(std::numeric_limits<int32_t>::max() / options.block_size)) {
+    GTEST_SKIP() << "this machine's memory holds more blocks than int32 KV slots address";
+  }
+  options.num_kv_blocks = static_cast<int>(over);
+  const auto too_large = TinyModelWith(options, backend->get());
+  EXPECT_EQ(too_large.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(
+      too_large.status().message(),
+      ::testing::AllOf(::testing::HasSubstr(absl::StrCat(over, " blocks")),
+                       ::testing::HasSubstr(absl::StrCat(physical >> 20, " MiB of physical"))));
+  options.num_kv_blocks = 64;
+  EXPECT_TRUE(TinyModelWith(options, backend->get()).ok());
 }
 
 }  // namespace

@@ -44,6 +44,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
                            tls ? options.credentials : grpc::InsecureServerCredentials(),
                            &router->port_);
   builder.SetMaxReceiveMessageSize(options.max_request_bytes);
+  ListenExclusively(builder);
   builder.RegisterService(router->inference_.get());
   builder.RegisterService(router->admin_.get());
   router->server_ = builder.BuildAndStart();

@@ -19,4 +19,8 @@ absl::Status CheckListenAddress(absl::string_view address) {
   return absl::OkStatus();
 }
 
+void ListenExclusively(grpc::ServerBuilder& builder) {
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+}
+
 }  // namespace ringserve

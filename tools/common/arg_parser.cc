@@ -14,6 +14,24 @@ absl::Status BadValue(const std::string& name, const std::string& value, const c
   return absl::InvalidArgumentError(absl::StrCat("--", name, ": '", value, "' is not ", what));
 }
 
+template <typename Int>
+std::function<absl::Status(const std::string&)> IntSetter(const std::string& name, Int* out,
+                                                          IntRange range) {
+  return [out, name, range](const std::string& v) {
+    Int value = 0;
+    if (!absl::SimpleAtoi(v, &value)) return BadValue(name, v, "an integer");
+    if (value < range.min || value > range.max) {
+      const bool no_max = range.max == std::numeric_limits<int64_t>::max();
+      return absl::InvalidArgumentError(
+          no_max ? absl::StrCat("--", name, ": must be at least ", range.min, ", got ", v)
+                 : absl::StrCat("--", name, ": must be in [", range.min, ", ", range.max, "], got ",
+                                v));
+    }
+    *out = value;
+    return absl::OkStatus();
+  };
+}
+
 }  // namespace
 
 void ArgParser::AddString(const std::string& name, std::string* out, const std::string& help) {
@@ -23,18 +41,13 @@ void ArgParser::AddString(const std::string& name, std::string* out, const std::
                     }});
 }
 
-void ArgParser::AddInt(const std::string& name, int64_t* out, const std::string& help) {
-  flags_.push_back({name, help, false, [out, name](const std::string& v) {
-                      return absl::SimpleAtoi(v, out) ? absl::OkStatus()
-                                                      : BadValue(name, v, "an integer");
-                    }});
+void ArgParser::AddInt(const std::string& name, int64_t* out, const std::string& help,
+                       IntRange range) {
+  flags_.push_back({name, help, false, IntSetter(name, out, range)});
 }
 
-void ArgParser::AddInt(const std::string& name, int* out, const std::string& help) {
-  flags_.push_back({name, help, false, [out, name](const std::string& v) {
-                      return absl::SimpleAtoi(v, out) ? absl::OkStatus()
-                                                      : BadValue(name, v, "an integer");
-                    }});
+void ArgParser::AddInt(const std::string& name, int* out, const std::string& help, IntRange range) {
+  flags_.push_back({name, help, false, IntSetter(name, out, range)});
 }
 
 void ArgParser::AddFloat(const std::string& name, double* out, const std::string& help) {

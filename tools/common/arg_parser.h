@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -12,11 +13,17 @@
 
 namespace ringserve::tools {
 
+// The values an integer flag accepts; Parse refuses others, naming the flag and the range.
+struct IntRange {
+  int64_t min = std::numeric_limits<int64_t>::min();
+  int64_t max = std::numeric_limits<int64_t>::max();
+};
+
 class ArgParser {
  public:
   void AddString(const std::string& name, std::string* out, const std::string& help);
-  void AddInt(const std::string& name, int64_t* out, const std::string& help);
-  void AddInt(const std::string& name, int* out, const std::string& help);
+  void AddInt(const std::string& name, int64_t* out, const std::string& help, IntRange range = {});
+  void AddInt(const std::string& name, int* out, const std::string& help, IntRange range = {});
   void AddFloat(const std::string& name, double* out, const std::string& help);
   void AddBool(const std::string& name, bool* out, const std::string& help);
   void AddRepeated(const std::string& name, std::vector<std::string>* out, const std::string& help);

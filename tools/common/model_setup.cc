@@ -24,9 +24,10 @@ void ModelFlags::Register(ArgParser& parser) {
   parser.AddString("preset", &preset, "tiny, llama-110m, llama-3.2-1b, llama-3-8b");
   parser.AddInt("seed", &seed,
                 "dummy-weight seed (ringserve-run: also sampling and bench prompts)");
-  parser.AddInt("threads", &threads, "CPU threads (0 = one per core)");
+  parser.AddInt("threads", &threads, "CPU threads (0 = one per core)", {.min = 0});
   parser.AddBool("blas", &use_blas, "CPU: OpenBLAS for large products (not batch invariant)");
-  parser.AddInt("max-batch-tokens", &max_batch_tokens, "tokens per forward pass");
+  parser.AddInt("max-batch-tokens", &max_batch_tokens, "tokens per forward pass (2048)",
+                {.min = 1});
   parser.AddBool("cuda-graphs", &cuda_graphs,
                  "CUDA: replay decode steps as captured graphs (=false: launch op by op)");
 }

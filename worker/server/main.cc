@@ -9,10 +9,7 @@
 #include <iostream>
 #include <string>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
 #include "common/grpc/tls_credentials.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
@@ -21,6 +18,7 @@
 #include "tools/common/arg_parser.h"
 #include "tools/common/model_setup.h"
 #include "worker/engine/llama_runner.h"
+#include "worker/server/worker_flags.h"
 #include "worker/server/worker_server.h"
 
 namespace {
@@ -34,55 +32,6 @@ constexpr char kUsage[] =
     "drains: health NOT_SERVING, new requests refused, admitted ones finish (up to\n"
     "--drain-timeout-s), then exit.\n";
 
-struct Flags {
-  ringserve::tools::ModelFlags model;
-  int port = 50051;
-  std::string host = "0.0.0.0";
-  std::string id;
-  std::string kv_memory;  // empty: 1GiB on the CPU, 0.9 of free memory on a GPU
-  int kv_blocks = 0;
-  int block_size = 16;
-  int max_seqs = 256;
-  int max_sessions = 16384;
-  int session_ttl_s = 1800;
-  int max_queue = 4096;
-  int max_pending_tokens = 4096;
-  int metrics_port = 0;
-  int drain_timeout_s = 30;
-  int min_step_ms = 0;
-  ringserve::ServerTlsFiles tls;
-};
-
-// "0.5" (a fraction of free memory), "1073741824", "512MiB", "2GiB", "1GB".
-absl::StatusOr<KvMemory> ParseKvMemory(const std::string& text) {
-  struct Unit {
-    const char* suffix;
-    double scale;
-  };
-  static constexpr Unit kUnits[] = {{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
-                                    {"GB", 1e9},      {"MB", 1e6},      {"KB", 1e3}};
-  absl::string_view number = text;
-  double scale = 1;
-  for (const Unit& unit : kUnits) {
-    if (absl::EndsWith(number, unit.suffix)) {
-      number.remove_suffix(std::strlen(unit.suffix));
-      scale = unit.scale;
-      break;
-    }
-  }
-  double value = 0;
-  if (!absl::SimpleAtod(number, &value) || value <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--kv-memory: cannot read '", text, "'"));
-  }
-  KvMemory memory;
-  if (scale == 1 && value <= 1) {
-    memory.fraction_of_free = value;
-  } else {
-    memory.bytes = static_cast<size_t>(value * scale);
-  }
-  return memory;
-}
-
 std::string DefaultId() {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
@@ -90,33 +39,9 @@ std::string DefaultId() {
 }
 
 int Run(int argc, char** argv) {
-  Flags flags;
+  ringserve::server::WorkerFlags flags;
   ringserve::tools::ArgParser args;
-  flags.model.Register(args);
-  args.AddInt("port", &flags.port, "gRPC port (default 50051; 0 picks a free one)");
-  args.AddString("host", &flags.host, "address to listen on (default 0.0.0.0)");
-  args.AddString("id", &flags.id, "worker id in responses and metrics (default host-pid)");
-  args.AddString("kv-memory", &flags.kv_memory,
-                 "KV pool: bytes (2GiB, 512MiB) or a fraction of free memory (0.9); default "
-                 "1GiB on the CPU, 0.9 on a GPU");
-  args.AddInt("kv-blocks", &flags.kv_blocks, "KV pool in blocks (overrides --kv-memory)");
-  args.AddInt("block-size", &flags.block_size, "tokens per KV block (default 16)");
-  args.AddInt("max-seqs", &flags.max_seqs, "most sequences per step (default 256)");
-  args.AddInt("max-sessions", &flags.max_sessions, "most live sessions; LRU beyond (16384)");
-  args.AddInt("session-ttl-s", &flags.session_ttl_s, "idle session lifetime (1800)");
-  args.AddInt("max-queue", &flags.max_queue,
-              "most admitted unfinished requests; beyond: RESOURCE_EXHAUSTED (4096)");
-  args.AddInt("max-pending-tokens", &flags.max_pending_tokens,
-              "tokens a slow reader may fall behind before its request is cancelled (4096)");
-  args.AddInt("metrics-port", &flags.metrics_port, "Prometheus /metrics port (0 = off)");
-  args.AddInt("drain-timeout-s", &flags.drain_timeout_s,
-              "on SIGTERM, how long admitted requests may take (30)");
-  args.AddInt("min-step-ms", &flags.min_step_ms,
-              "pace the engine: each step lasts at least this long (fault tests, demos; 0)");
-  args.AddString("tls-cert", &flags.tls.cert_path, "PEM certificate chain: serve TLS");
-  args.AddString("tls-key", &flags.tls.key_path, "PEM private key of --tls-cert");
-  args.AddString("tls-client-ca", &flags.tls.client_ca_path,
-                 "PEM CA: only clients (routers) with a certificate it signed get in (mTLS)");
+  flags.Register(args);
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       std::cout << kUsage << "flags:\n" << args.Help();
@@ -129,20 +54,20 @@ int Run(int argc, char** argv) {
               << kUsage;
     return 2;
   }
-  // Before the model loads: a bad certificate path should fail in milliseconds.
+  // Everything that needs no model is checked before it loads: a bad value should fail in
+  // milliseconds, not after minutes of loading (the number flags' ranges already did at
+  // parse time).
+  absl::StatusOr<KvMemory> kv_memory = ringserve::server::KvMemoryFor(flags);
+  if (!kv_memory.ok()) {
+    std::cerr << "ringserve-worker: " << kv_memory.status().message() << "\n";
+    return 2;
+  }
   auto credentials = ringserve::LoadServerCredentials(flags.tls);
   if (!credentials.ok()) {
     std::cerr << "ringserve-worker: " << credentials.status().message() << "\n";
     return 2;
   }
   if (flags.id.empty()) flags.id = DefaultId();
-  absl::StatusOr<KvMemory> kv_memory = ParseKvMemory(!flags.kv_memory.empty()      ? flags.kv_memory
-                                                     : flags.model.device == "cpu" ? "1GiB"
-                                                                                   : "0.9");
-  if (!kv_memory.ok()) {
-    std::cerr << kv_memory.status().message() << "\n";
-    return 2;
-  }
 
   ringserve::BlockTerminationSignals();
 
@@ -152,6 +77,11 @@ int Run(int argc, char** argv) {
     std::cerr << "ringserve-worker: " << status << "\n";
     return 1;
   };
+  // Bound before the model loads, so a port in use fails at once; /metrics answers with
+  // what is registered so far until the server below registers the worker's families.
+  auto metrics = ringserve::metrics::MetricsServer::Create(
+      {.serve = flags.metrics_port != 0, .host = flags.host, .port = flags.metrics_port});
+  if (!metrics.ok()) return fail(metrics.status());
   absl::StatusOr<ringserve::tools::LoadedModel> loaded = ringserve::tools::OpenModel(flags.model);
   if (!loaded.ok()) return fail(loaded.status());
   ringserve::engine::LlamaRunnerOptions runner_options;
@@ -188,9 +118,6 @@ int Run(int argc, char** argv) {
   options.generator.max_pending_tokens = flags.max_pending_tokens;
   options.generator.min_step_time = absl::Milliseconds(flags.min_step_ms);
 
-  auto metrics = ringserve::metrics::MetricsServer::Create(
-      {.serve = flags.metrics_port != 0, .host = flags.host, .port = flags.metrics_port});
-  if (!metrics.ok()) return fail(metrics.status());
   auto server = ringserve::server::WorkerServer::Create(
       std::move(options), std::make_unique<ringserve::engine::LlamaRunner>(*std::move(model)),
       std::move(loaded->tokenizer), metrics->get());

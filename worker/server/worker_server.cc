@@ -62,6 +62,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
                            tls ? options.credentials : grpc::InsecureServerCredentials(),
                            &s->port_);
   builder.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  ListenExclusively(builder);
   builder.RegisterService(s->inference_.get());
   builder.RegisterService(s->admin_.get());
   s->server_ = builder.BuildAndStart();

@@ -17,6 +17,7 @@
 #include "prometheus/text_serializer.h"
 #include "router/router_server.h"
 #include "router/session_key.h"
+#include "tests/support/reuse_port_listener.h"
 #include "tests/unit/router/fake_worker.h"
 
 namespace ringserve::router {
@@ -161,6 +162,19 @@ TEST(RouterOptionsTest, PeriodsAndDeadlinesMustBePositive) {
       EXPECT_THAT(router.status().message(), HasSubstr(std::string(field) + " must be positive"));
     }
   }
+}
+
+// gRPC binds with SO_REUSEPORT unless told otherwise: a second router on a port in use
+// started, and the kernel split new connections between the two.
+TEST(RouterOptionsTest, APortInUseIsRefused) {
+  ::ringserve::testing::ReusePortListener holder;
+  prometheus::Registry registry;
+  RouterOptions options;
+  options.listen_address = absl::StrCat("127.0.0.1:", holder.port());
+  options.membership.source = *WorkerSource::Parse("127.0.0.1:1");
+  const auto router = RouterServer::Create(std::move(options), &registry);
+  EXPECT_EQ(router.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(router.status().message(), HasSubstr("cannot listen on"));
 }
 
 TEST_F(RouterTest, EverySessionStaysOnItsRingOwnerAndResponsesNameTheWorker) {

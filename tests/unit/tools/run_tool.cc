@@ -7,15 +7,18 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <string>
 
 namespace ringserve::tools::testing {
 
-ToolRun RunTool(const std::string& tool, const std::string& args) {
+ToolRun RunTool(const std::string& tool, const std::string& args, int timeout_s) {
   char err_path[] = "/tmp/ringserve-tool-stderr-XXXXXX";
   const int fd = mkstemp(err_path);
   if (fd >= 0) close(fd);
+  const std::string limit =
+      timeout_s > 0 ? "timeout -k 2 " + std::to_string(timeout_s) + " " : std::string();
   const std::string command =
-      std::string(RINGSERVE_BIN_DIR) + "/" + tool + " " + args + " 2>" + err_path;
+      limit + std::string(RINGSERVE_BIN_DIR) + "/" + tool + " " + args + " 2>" + err_path;
   ToolRun run;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return run;

@@ -13,8 +13,10 @@ struct ToolRun {
   std::string err;
 };
 
-// `args` is appended to the tool's path as shell words (quote them yourself).
-ToolRun RunTool(const std::string& tool, const std::string& args);
+// `args` is appended to the tool's path as shell words (quote them yourself). With
+// timeout_s > 0 a tool still running then is stopped (exit_code 124), for servers a test
+// expects to refuse to start.
+ToolRun RunTool(const std::string& tool, const std::string& args, int timeout_s = 0);
 
 }  // namespace ringserve::tools::testing
 

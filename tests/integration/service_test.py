@@ -152,6 +152,18 @@ class Fleet(unittest.TestCase):
         except grpc.RpcError as e:
             self.assertEqual(e.code(), grpc.StatusCode.NOT_FOUND)
             self.assertIn("session_id", e.details())
+        # No session has the empty id (Generate's one-off requests keep none): naming it is
+        # a malformed request, through the router and at a worker alike.
+        worker_stub, _ = self.worker_stub(self.workers[0])
+        for stub in (self.stub, worker_stub):
+            for call, request in ((stub.Fork, pb.ForkRequest(session_id="", num_forks=1)),
+                                  (stub.CloseSession, pb.CloseSessionRequest(session_id=""))):
+                try:
+                    call(request, timeout=10)
+                    self.fail(f"{request} succeeded")
+                except grpc.RpcError as e:
+                    self.assertEqual(e.code(), invalid, f"{request}: {e.details()}")
+                    self.assertIn("session_id", e.details())
         ids, final, _ = generate(self.stub, "", self.tokens(8, random.Random(1)), 4)
         self.assertEqual(len(ids), 4)
 

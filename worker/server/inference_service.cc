@@ -30,6 +30,9 @@ grpc::ServerUnaryReactor* InferenceService::Done(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* InferenceService::Fork(grpc::CallbackServerContext* context,
                                                  const pb::ForkRequest* request,
                                                  pb::ForkResponse* response) {
+  if (absl::Status invalid = CheckExistingSessionId(request->session_id()); !invalid.ok()) {
+    return Done(context, "Fork", invalid);
+  }
   absl::StatusOr<std::vector<std::string>> ids =
       env_.generator->Fork(request->session_id(), request->num_forks());
   if (ids.ok()) {
@@ -42,6 +45,9 @@ grpc::ServerUnaryReactor* InferenceService::Fork(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* InferenceService::CloseSession(grpc::CallbackServerContext* context,
                                                          const pb::CloseSessionRequest* request,
                                                          pb::CloseSessionResponse* response) {
+  if (absl::Status invalid = CheckExistingSessionId(request->session_id()); !invalid.ok()) {
+    return Done(context, "CloseSession", invalid);
+  }
   absl::StatusOr<int32_t> num_tokens = env_.generator->CloseSession(request->session_id());
   if (num_tokens.ok()) {
     response->set_num_tokens(*num_tokens);

@@ -36,7 +36,19 @@ pb::FinishReason ToProto(engine::FinishReason reason) {
   return pb::FINISH_REASON_UNSPECIFIED;
 }
 
+absl::Status CheckSessionIdLength(const std::string& session_id) {
+  if (session_id.size() > kMaxSessionIdBytes) {
+    return Invalid("session_id", absl::StrCat("longer than ", kMaxSessionIdBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status CheckExistingSessionId(const std::string& session_id) {
+  if (session_id.empty()) return Invalid("session_id", "empty; name the session to act on");
+  return CheckSessionIdLength(session_id);
+}
 
 absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& request,
                                                 const tokenizer::Tokenizer* tokenizer,
@@ -46,9 +58,7 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     return Invalid("request_id", absl::StrCat("longer than ", kMaxRequestIdBytes, " bytes"));
   }
   job.request_id = request.request_id();
-  if (request.session_id().size() > kMaxSessionIdBytes) {
-    return Invalid("session_id", absl::StrCat("longer than ", kMaxSessionIdBytes, " bytes"));
-  }
+  if (absl::Status s = CheckSessionIdLength(request.session_id()); !s.ok()) return s;
   job.session_id = request.session_id();
   job.append = request.append();
   if (job.append && job.session_id.empty()) return Invalid("append", "needs a session_id");

@@ -31,6 +31,11 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const ringserve::v1::GenerateReq
                                                 const tokenizer::Tokenizer* tokenizer,
                                                 const ModelLimits& limits);
 
+// OK when `session_id` can name a session Fork or CloseSession acts on; INVALID_ARGUMENT
+// naming session_id when it is empty (Generate's one-off requests have no session, so no
+// session has that id) or longer than kMaxSessionIdBytes.
+absl::Status CheckExistingSessionId(const std::string& session_id);
+
 // The streamed message for the tokens and text of `event` (logprobs when asked).
 void FillResponse(const engine::JobEvent& event, bool with_logprobs,
                   ringserve::v1::GenerateResponse* response);

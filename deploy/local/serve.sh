@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
 # Installs missing packages, builds, and serves ringserve: a router plus one worker per GPU
 # (two CPU workers without one) on the built-in tiny model unless --model names a real one.
-# Ctrl-C (or SIGTERM) drains and stops every process it started.
+# Ctrl-C (or SIGTERM) drains and stops every process it started, and exits 0; if a worker or
+# the router dies on its own, the others are stopped too and serve.sh exits 1, naming it.
 #
-#   deploy/local/serve.sh [--model PATH [--tokenizer PATH]] [--port 50050]
-#                         [--cpu-workers 2] [--kv-memory SIZE] [--no-build]
+#   deploy/local/serve.sh [--model PATH [--tokenizer PATH]] [--port 50050] [--host 127.0.0.1]
+#                         [--metrics-port PORT] [--cpu-workers 2] [--kv-memory SIZE] [--no-build]
+#
+# Ports: the router listens on --host:--port (loopback by default; --host 0.0.0.0 exposes it),
+# worker i on 127.0.0.1:(port + 1 + i). /metrics: the router on --metrics-port (default
+# port + 1000), worker i on metrics-port + 1 + i; so a second instance needs only another
+# --port, with room for its workers (e.g. --port 50150).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${RINGSERVE_BUILD_DIR:-$root/build}
 
-model="" tokenizer="" port=50050 cpu_workers=2 kv_memory="" do_build=1
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
+model="" tokenizer="" port=50050 host=127.0.0.1 metrics_port="" cpu_workers=2 kv_memory=""
+do_build=1
 while (($#)); do
   case $1 in
     --model) model=$2; shift 2 ;;
     --tokenizer) tokenizer=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
+    --host) host=$2; shift 2 ;;
+    --metrics-port) metrics_port=$2; shift 2 ;;
     --cpu-workers) cpu_workers=$2; shift 2 ;;
     --kv-memory) kv_memory=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) echo "serve.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+: "${metrics_port:=$((port + 1000))}"
+for name in port metrics_port cpu_workers; do
+  [[ ${!name} =~ ^[0-9]+$ ]] || { echo "serve.sh: --${name//_/-} must be a number" >&2; exit 2; }
+done
+((cpu_workers > 0)) || { echo "serve.sh: --cpu-workers must be at least 1" >&2; exit 2; }
 
 if ((do_build)); then
   "$root/deploy/local/deps.sh"
@@ -52,26 +67,44 @@ fi
 threads=$(( $(nproc) / ${#devices[@]} ))
 ((threads > 0)) || threads=1
 
-pids=()
+pids=() names=()
+# Drains every process started so far and exits with $1: 0 for Ctrl-C or SIGTERM, the
+# script's own status when it fails (a process that did not start), 1 when one died.
 stop() {
   trap - INT TERM EXIT
   echo
   echo "serve.sh: stopping (draining ${#pids[@]} processes)"
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
-  exit 0
+  ((${#pids[@]} == 0)) || kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait
+  exit "$1"
 }
-trap stop INT TERM EXIT
+trap 'stop 0' INT TERM
+trap 'stop $?' EXIT
+
+# "status 1", "status 137 (SIGKILL)": how a process ended, from its wait status.
+describe_status() {
+  local status=$1
+  if ((status > 128)); then
+    echo "status $status (SIG$(kill -l $((status - 128)) 2>/dev/null || echo "$((status - 128))"))"
+  else
+    echo "status $status"
+  fi
+}
 
 # Starts a process whose first stdout line says "listening on HOST:PORT"; waits for it.
 start() {
   local name=$1; shift
-  local log=$state/logs/$name.log
+  local log=$state/logs/$name.log status=0
   "$@" >"$log.out" 2>"$log" &
-  pids+=($!)
+  pids+=($!) names+=("$name")
   for _ in $(seq 1 600); do
     grep -q "listening on" "$log.out" 2>/dev/null && { head -1 "$log.out"; return 0; }
-    kill -0 "${pids[-1]}" 2>/dev/null || { echo "serve.sh: $name exited; see $log" >&2; tail -5 "$log" >&2; return 1; }
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+      wait "${pids[-1]}" || status=$?
+      echo "serve.sh: $name exited with $(describe_status "$status") before listening; see $log" >&2
+      tail -5 "$log" >&2
+      return 1
+    fi
     sleep 0.1
   done
   echo "serve.sh: $name did not start in 60 s; see $log" >&2
@@ -82,24 +115,35 @@ workers=()
 for i in "${!devices[@]}"; do
   wport=$((port + 1 + i))
   args=(--port "$wport" --host 127.0.0.1 --id "worker-$i" --device "${devices[$i]}"
-        --metrics-port $((9100 + 1 + i)) "${model_args[@]}")
+        --metrics-port $((metrics_port + 1 + i)) "${model_args[@]}")
   [[ ${devices[$i]} == cpu ]] && args+=(--threads "$threads")
   [[ -n $kv_memory ]] && args+=(--kv-memory "$kv_memory")
   start "worker-$i" "$bin/ringserve-worker" "${args[@]}"
   workers+=("127.0.0.1:$wport")
 done
-start router "$bin/ringserve-router" --port "$port" --workers "$(IFS=,; echo "${workers[*]}")" \
-  --metrics-port 9100
+start router "$bin/ringserve-router" --host "$host" --port "$port" \
+  --workers "$(IFS=,; echo "${workers[*]}")" --metrics-port "$metrics_port"
 
+# Where clients on this machine reach the router: a wildcard address is not a destination.
+target=$host
+case $host in
+  0.0.0.0) target=127.0.0.1 ;;
+  ::|\[::\]) target="[::1]" ;;
+esac
 cat <<MSG
 
-ringserve is serving on 127.0.0.1:$port (router) with ${#workers[@]} workers (${devices[*]}).
-Logs: $state/logs   Metrics: http://127.0.0.1:9100/metrics (router), :9101.. (workers)
+ringserve is serving on $host:$port (router) with ${#workers[@]} workers (${devices[*]}).
+Logs: $state/logs   Metrics: http://$target:$metrics_port/metrics (router), 127.0.0.1:$((metrics_port + 1)).. (workers)
 Try:
-  $bin/ringserve-cli --target 127.0.0.1:$port generate --session demo --text "Once upon a time" --max-tokens 32
-  $bin/ringserve-cli --target 127.0.0.1:$port generate --session demo --append --text " The end." --json
-  $bin/ringserve-bench --target 127.0.0.1:$port --concurrency 16 --requests 200 --sessions 20 --turns 3
+  $bin/ringserve-cli --target $target:$port generate --session demo --text "Once upon a time" --max-tokens 32
+  $bin/ringserve-cli --target $target:$port generate --session demo --append --text " The end." --json
+  $bin/ringserve-bench --target $target:$port --concurrency 16 --requests 200 --sessions 20 --turns 3
 Ctrl-C stops everything.
 MSG
-wait -n "${pids[@]}" || true
-echo "serve.sh: a process exited unexpectedly; see $state/logs" >&2
+# Returns when any child ends: none should before Ctrl-C, which runs the trap instead.
+died="" status=0
+wait -n -p died "${pids[@]}" || status=$?
+name=unknown
+for i in "${!pids[@]}"; do [[ ${pids[$i]} == "$died" ]] && name=${names[$i]}; done
+echo "serve.sh: $name (pid $died) exited with $(describe_status "$status"); see $state/logs/$name.log" >&2
+stop 1

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Runs deploy/local/serve.sh (--no-build, one CPU worker each) against the built binaries.
+
+Two instances on different --port values both start (their /metrics ports follow --port;
+they were fixed at 9100 and up, so the second failed); the router listens on loopback, as
+the banner says (it listened on 0.0.0.0); a worker that dies, or one that never starts,
+ends serve.sh with a non-zero status naming it (it exited 0), while SIGTERM still drains
+and exits 0.
+
+Exit 77 (ctest SKIP_RETURN_CODE) when the binaries are absent.
+"""
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+SERVE = os.path.join(ROOT, "deploy", "local", "serve.sh")
+BIN = os.environ.get("RINGSERVE_BIN_DIR", "")
+SKIP = 77
+
+
+def ports_free(ports):
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_base_port(offsets):
+    """A port P with P + every offset free on loopback (serve.sh derives its ports from P)."""
+    for _ in range(50):
+        base = random.randrange(20000, 40000)
+        if ports_free(base + o for o in offsets):
+            return base
+    raise RuntimeError("no free ports")
+
+
+class Serve:
+    """One serve.sh process, with its own state directory, on CPU workers only."""
+
+    def __init__(self, *args):
+        self.state = tempfile.mkdtemp(prefix="ringserve-serve-test-")
+        env = dict(os.environ, RINGSERVE_BUILD_DIR=os.path.dirname(BIN),
+                   RINGSERVE_STATE_DIR=self.state)
+        # A machine with a GPU would get GPU workers; these checks are about the script.
+        env["PATH"] = os.pathsep.join(d for d in env["PATH"].split(os.pathsep)
+                                      if not os.path.exists(os.path.join(d, "nvidia-smi")))
+        self.proc = subprocess.Popen([SERVE, "--no-build", "--cpu-workers", "1", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=env)
+        self.out = ""
+        for line in self.proc.stdout:
+            self.out += line
+            if line.startswith("Ctrl-C stops everything"):
+                break
+
+    def serving(self):
+        return "ringserve is serving on" in self.out
+
+    def children(self):
+        """{command name: pid} of serve.sh's child processes."""
+        pids = {}
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                for pid in f.read().split():
+                    with open(f"/proc/{pid}/comm") as comm:
+                        pids[comm.read().strip()] = int(pid)
+        return pids
+
+    def finish(self, timeout=30):
+        """Waits for serve.sh to exit; returns (status, stderr)."""
+        out, err = self.proc.communicate(timeout=timeout)
+        self.out += out
+        return self.proc.returncode, err
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.finish()
+
+
+def metrics_answer(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.status == 200
+
+
+class ServeScript(unittest.TestCase):
+    def test_two_instances_on_different_ports_serve_side_by_side_on_loopback(self):
+        # Instance b's --port is a's + 100: its router, worker and /metrics ports follow.
+        base = free_base_port([0, 1, 100, 101, 1000, 1001, 1100, 1101])
+        a = Serve("--port", str(base))
+        b = Serve("--port", str(base + 100))
+        try:
+            for serve, port in ((a, base), (b, base + 100)):
+                self.assertTrue(serve.serving(), serve.out)
+                # The router binds what the banner says: loopback unless --host says otherwise.
+                self.assertIn(f"ringserve-router listening on 127.0.0.1:{port}\n", serve.out)
+                self.assertIn(f"ringserve is serving on 127.0.0.1:{port} (router)", serve.out)
+                self.assertIn(f"http://127.0.0.1:{port + 1000}/metrics", serve.out)
+                self.assertTrue(metrics_answer(port + 1000))  # the router's
+                self.assertTrue(metrics_answer(port + 1001))  # worker-0's
+        finally:
+            statuses = [a.stop(), b.stop()]
+        for status, err in statuses:
+            self.assertEqual(status, 0, err)  # SIGTERM: drained, a normal stop
+
+    def test_a_worker_that_dies_ends_serve_sh_with_its_name_and_status(self):
+        base = free_base_port([0, 1, 1000, 1001])
+        serve = Serve("--port", str(base))
+        try:
+            self.assertTrue(serve.serving(), serve.out)
+            worker = serve.children()["ringserve-worke"]  # comm keeps 15 characters
+            os.kill(worker, signal.SIGKILL)
+            status, err = serve.finish()
+        finally:
+            serve.stop()
+        self.assertEqual(status, 1, err)
+        self.assertIn(f"worker-0 (pid {worker}) exited with status 137 (SIGKILL)", err)
+
+    def test_a_worker_that_cannot_start_ends_serve_sh_with_its_status(self):
+        base = free_base_port([0, 1, 1000, 1001])
+        serve = Serve("--port", str(base), "--kv-memory", "1.5")
+        status, err = serve.finish()
+        self.assertFalse(serve.serving())
+        self.assertNotEqual(status, 0, err)
+        self.assertIn("worker-0 exited with status 2 before listening", err)
+        self.assertTrue(re.search(r"--kv-memory: '1\.5'", err), err)
+
+
+if __name__ == "__main__":
+    if not os.path.exists(os.path.join(BIN, "ringserve-worker")):
+        print(f"no ringserve-worker in {BIN!r}: skipping", file=sys.stderr)
+        sys.exit(SKIP)
+    unittest.main(verbosity=2)

@@ -140,10 +140,17 @@ Try:
   $bin/ringserve-bench --target $target:$port --concurrency 16 --requests 200 --sessions 20 --turns 3
 Ctrl-C stops everything.
 MSG
-# Returns when any child ends: none should before Ctrl-C, which runs the trap instead.
-died="" status=0
-wait -n -p died "${pids[@]}" || status=$?
-name=unknown
-for i in "${!pids[@]}"; do [[ ${pids[$i]} == "$died" ]] && name=${names[$i]}; done
-echo "serve.sh: $name (pid $died) exited with $(describe_status "$status"); see $state/logs/$name.log" >&2
-stop 1
+# Until Ctrl-C (which runs the trap), watch for a child that ends on its own. Polled: bash
+# forgets a job once it has reported it (a signal death is reported at the next command),
+# so `wait -n` started after a child was killed waits on for the others.
+while :; do
+  for i in "${!pids[@]}"; do
+    kill -0 "${pids[$i]}" 2>/dev/null && continue
+    status=0
+    wait "${pids[$i]}" || status=$?
+    echo "serve.sh: ${names[$i]} (pid ${pids[$i]}) exited with $(describe_status "$status");" \
+      "see $state/logs/${names[$i]}.log" >&2
+    stop 1
+  done
+  sleep 0.5 & wait $!  # a signal interrupts `wait` at once, so the trap runs without delay
+done

@@ -1,6 +1,7 @@
 #include "common/termination_signals.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -66,6 +67,12 @@ std::string WaitForTerminationSignal() {
   // While this thread waits, a signal pending for the process is delivered here if no
   // other thread takes it.
   pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
+  // poll() before read(): ThreadSanitizer runs a handler for a signal that lands on this
+  // thread only inside a call it treats as blocking, and poll is one where read is not, so
+  // a bare read() would wait forever for the handler that is to wake it.
+  pollfd wake{.fd = wake_read_fd, .events = POLLIN, .revents = 0};
+  while (poll(&wake, 1, -1) < 0 && errno == EINTR) {
+  }
   unsigned char byte = 0;
   ssize_t got = 0;
   do {

@@ -183,7 +183,8 @@ class Backend {
   virtual size_t FreeMemoryBytes() const = 0;
   // For a device that backs an allocation only when it is first written (the CPU: Linux
   // overcommits, so a 100 GB KV pool "allocated" on a 24 GiB machine and the worker was
-  // killed for memory once the pool filled), the most memory it can ever back; a model
+  // killed for memory once the pool filled), the most memory it can ever back (capped by a
+  // container's memory limit); a model
   // refuses at start to need more. 0 where Allocate itself fails when memory runs out (a
   // GPU: cudaMalloc).
   virtual size_t LazyMemoryLimitBytes() const { return 0; }

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +14,7 @@
 #include "common/check.h"
 #include "common/status_macros.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/host_memory.h"
 
 namespace ringserve::kernels::cpu {
 namespace {
@@ -40,27 +40,20 @@ absl::StatusOr<std::unique_ptr<Backend>> CpuBackend::Create(const BackendOptions
   return backend;
 }
 
-size_t CpuBackend::FreeMemoryBytes() const {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  size_t value_kb = 0;
-  std::string unit;
-  while (meminfo >> key >> value_kb >> unit) {
-    if (key == "MemAvailable:") return value_kb * 1024;
-  }
-  return 0;
-}
+size_t CpuBackend::FreeMemoryBytes() const { return AvailableHostBytes(); }
 
-// Physical memory, not MemAvailable: a KV pool is backed as it fills, over hours, so the
-// question is whether it can ever be backed. What is available at start moves with page
-// cache and other processes (a build running beside the worker would refuse a pool that
-// fits once it ends) and promises nothing later; the fraction form of --kv-memory already
-// sizes from it.
+// Physical memory (capped by the process's memory cgroup), not what is available now: a KV
+// pool is backed as it fills, over hours, so the question is whether it can ever be backed.
+// What is available at start moves with page cache and other processes (a build running
+// beside the worker would refuse a pool that fits once it ends) and promises nothing later;
+// the fraction form of --kv-memory already sizes from it.
 size_t CpuBackend::LazyMemoryLimitBytes() const {
   const long pages = sysconf(_SC_PHYS_PAGES);
   const long page_bytes = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page_bytes <= 0) return 0;  // unknown: no check
-  return static_cast<size_t>(pages) * static_cast<size_t>(page_bytes);
+  const uint64_t physical = pages > 0 && page_bytes > 0
+                                ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_bytes)
+                                : 0;
+  return HostMemoryLimitBytes(physical);  // 0: unknown, no check
 }
 
 absl::StatusOr<DeviceBuffer> CpuBackend::Allocate(size_t bytes) {

@@ -148,8 +148,8 @@ absl::Status LlamaModel::CheckKvPoolFitsMemory() const {
   return absl::ResourceExhaustedError(absl::StrCat(
       "the KV pool (", options_.num_kv_blocks, " blocks of ", options_.block_size, " tokens, ",
       kv_bytes >> 20, " MiB) and the weights (", weight_bytes_ >> 20, " MiB) need more than the ",
-      limit >> 20, " MiB of physical memory this machine has (", std::string(backend_->name()),
-      " backend); make the pool smaller"));
+      limit >> 20, " MiB this process may ever use (physical memory, or its cgroup's limit; ",
+      std::string(backend_->name()), " backend); make the pool smaller"));
 }
 
 // Positions past a block table's length or the pool's capacity have nowhere to live.

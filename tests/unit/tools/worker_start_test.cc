@@ -64,7 +64,7 @@ TEST(WorkerStartTest, ACpuKvPoolBeyondPhysicalMemoryIsRefused) {
                               absl::StrCat(kTinyWorker, "--port 0 --kv-memory ", 2 * physical), 20);
   EXPECT_EQ(run.exit_code, 1) << run.err;
   EXPECT_THAT(run.err, HasSubstr("RESOURCE_EXHAUSTED"));
-  EXPECT_THAT(run.err, HasSubstr("MiB of physical memory"));
+  EXPECT_THAT(run.err, HasSubstr("MiB this process may ever use"));
 }
 
 }  // namespace

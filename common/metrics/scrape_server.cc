@@ -1,7 +1,5 @@
 #include "common/metrics/scrape_server.h"
 
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -16,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/tcp_bind.h"
 
 namespace ringserve::metrics {
 namespace {
@@ -35,42 +34,10 @@ absl::Status Unavailable(const ScrapeServerOptions& options, absl::string_view w
 }
 
 absl::StatusOr<UniqueFd> Listen(const ScrapeServerOptions& options) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(options.port);
-  const int gai = ::getaddrinfo(options.host.empty() ? nullptr : options.host.c_str(), port.c_str(),
-                                &hints, &found);
-  if (gai != 0) return Unavailable(options, ::gai_strerror(gai));
-  const std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
-  int last_error = 0;
-  for (const addrinfo* a = addresses.get(); a != nullptr; a = a->ai_next) {
-    UniqueFd fd(
-        ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
-    if (!fd.valid()) {
-      last_error = errno;
-      continue;
-    }
-    const int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd.get(), 64) == 0) {
-      return fd;
-    }
-    last_error = errno;
-  }
-  return Unavailable(options, std::strerror(last_error));
-}
-
-int BoundPort(int fd) {
-  sockaddr_storage address{};
-  socklen_t length = sizeof(address);
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
-  if (address.ss_family == AF_INET6) {
-    return ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
-  }
-  return ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
+  absl::StatusOr<UniqueFd> fd = BindTcp(options.host, options.port);
+  if (!fd.ok()) return absl::UnavailableError(absl::StrCat("metrics: ", fd.status().message()));
+  if (::listen(fd->get(), 64) != 0) return Unavailable(options, std::strerror(errno));
+  return fd;
 }
 
 // One client: its request is read, its response written, then its input drained.
@@ -156,7 +123,7 @@ absl::StatusOr<std::unique_ptr<ScrapeServer>> ScrapeServer::Start(
   if (!listener.ok()) return listener.status();
   UniqueFd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wake.valid()) return Unavailable(options, std::strerror(errno));
-  const int port = BoundPort(listener->get());
+  const int port = BoundTcpPort(listener->get());
   std::unique_ptr<ScrapeServer> server(
       new ScrapeServer(options, std::move(render), *std::move(listener), std::move(wake), port));
   server->thread_ = std::thread([s = server.get()] { s->Serve(); });

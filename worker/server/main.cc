@@ -13,6 +13,7 @@
 #include "common/grpc/tls_credentials.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
+#include "common/tcp_bind.h"
 #include "common/termination_signals.h"
 #include "kernels/dtype.h"
 #include "tools/common/arg_parser.h"
@@ -82,6 +83,14 @@ int Run(int argc, char** argv) {
   auto metrics = ringserve::metrics::MetricsServer::Create(
       {.serve = flags.metrics_port != 0, .host = flags.host, .port = flags.metrics_port});
   if (!metrics.ok()) return fail(metrics.status());
+  // The gRPC port is tried now too (and let go: the server binds it once the model is
+  // ready), so a port in use fails in milliseconds rather than after the load.
+  if (flags.port != 0) {
+    if (absl::StatusOr<ringserve::UniqueFd> probe = ringserve::BindTcp(flags.host, flags.port);
+        !probe.ok()) {
+      return fail(probe.status());
+    }
+  }
   absl::StatusOr<ringserve::tools::LoadedModel> loaded = ringserve::tools::OpenModel(flags.model);
   if (!loaded.ok()) return fail(loaded.status());
   ringserve::engine::LlamaRunnerOptions runner_options;

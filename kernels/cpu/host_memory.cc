@@ -89,7 +89,8 @@ std::optional<CgroupMemory> ReadCgroupMemory(const HostMemoryFiles& files) {
 uint64_t AvailableHostBytes(const HostMemoryFiles& files) {
   uint64_t available = 0;
   std::ifstream meminfo(files.meminfo);
-  std::string key, unit;
+  std::string key;
+  std::string unit;
   uint64_t value_kb = 0;
   while (meminfo >> key >> value_kb >> unit) {
     if (key == "MemAvailable:") {

@@ -30,7 +30,8 @@ absl::Status NotASize(absl::string_view text, absl::string_view flag, absl::stri
 }  // namespace
 
 bool IsPlainDecimal(absl::string_view text) {
-  bool digit = false, point = false;
+  bool digit = false;
+  bool point = false;
   for (const char c : text) {
     if (c == '.' && !point) {
       point = true;

@@ -12,8 +12,9 @@
 # On a bare machine (the device tool's), run deploy/gpu/prepare.sh here first and carry
 # build-gpucarry: its sysroot.tar.xz supplies the build dependencies, shared/ the reference
 # data, and prebuilt.tar.xz the binaries, used instead of building when this checkout's
-# sources hash as they did when prepare.sh built them (RINGSERVE_GPU_PREBUILT=0: never). --dry-run, or no visible GPU, prints the plan and exits 0; --force runs anyway (to
-# try the build stages on a machine without one). RINGSERVE_GPU_DEPS=sysroot uses the
+# sources hash as they did when prepare.sh built them (RINGSERVE_GPU_PREBUILT=0: never).
+# --dry-run, or no visible GPU, prints the plan and exits 0; --force runs anyway (to try the
+# build stages on a machine without one). RINGSERVE_GPU_DEPS=sysroot uses the
 # carried packages even where the system has its own; RINGSERVE_CMAKE_ARGS adds to CMake's;
 # RINGSERVE_GPU_DEVICE picks the device (cuda:0; cpu runs the pipeline's plumbing).
 set -uo pipefail
@@ -24,11 +25,11 @@ carry=${RINGSERVE_GPU_CARRY:-$root/build-gpucarry}
 build=${RINGSERVE_BUILD_DIR:-$root/build-gpu}
 work=${RINGSERVE_GPU_WORK:-/tmp/ringserve-gpu-check}
 out=${OUT:-$root/bench/gpu-results}
-sysroot=${RINGSERVE_SYSROOT:-/tmp/ringserve-sysroot}
+sysroot=${RINGSERVE_SYSROOT:-$GPU_SYSROOT}
 # The prebuilt binaries find their libraries at the default sysroot (their RPATH).
 prebuilt=0
 if [[ -f $carry/prebuilt.tar.xz && ${RINGSERVE_GPU_PREBUILT:-1} != 0 &&
-      $sysroot == /tmp/ringserve-sysroot ]]; then
+      $sysroot == "$GPU_SYSROOT" ]]; then
   prebuilt=1
 fi
 device=${RINGSERVE_GPU_DEVICE:-cuda:0}

@@ -102,7 +102,7 @@ if ((prebuilt)); then
   # check.sh unpacks the sysroot here; DT_RPATH (not RUNPATH) also serves the libraries'
   # own dependencies, and dlopen's search for cuBLASLt by soname when the path CMake found
   # here is not there. Folders that do not exist (the sysroot here) are skipped.
-  lib=/tmp/ringserve-sysroot/usr/lib/x86_64-linux-gnu
+  lib=$GPU_SYSROOT/usr/lib/x86_64-linux-gnu
   rpath=$lib:$lib/openblas-pthread:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib
   cmake -S "$root" -B "$pre" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRINGSERVE_CUDA=ON \
     -DRINGSERVE_FUZZ=OFF "-DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags -Wl,-rpath,$rpath" \

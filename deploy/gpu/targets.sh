@@ -1,6 +1,10 @@
 # What deploy/gpu/check.sh builds, shared with deploy/gpu/prepare.sh, which builds the same
 # targets here so that the GPU machine need not (sourced by both; defines, runs nothing).
 
+# Where check.sh unpacks the carried build dependencies; prepare.sh's prebuilt binaries
+# find their libraries there (their RPATH), so both scripts must agree on it.
+GPU_SYSROOT=/tmp/ringserve-sysroot
+
 # ringserve-worker and the tools the serve stage runs.
 gpu_serve_targets() { echo ringserve-worker ringserve-router ringserve-cli ringserve-model; }
 

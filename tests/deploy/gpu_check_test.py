@@ -11,7 +11,9 @@
   check.json and check.md with every ratio the issue asks for;
 - both tools gate logits on max |a - b| / max |b| per row (the unit tests' LogitsError), not
   on the L2 ratio they report beside it: synthetic rows where only one of the two is within
-  the limit.
+  the limit;
+- hf_compare's bf16 gates (against the reference's f64, and no worse than transformers'
+  bf16) and summarize.py's rows for them, on synthetic references.
 Skips (77) the tool half when ringserve-run is not built.
 """
 
@@ -191,6 +193,53 @@ def metric_checks():
         expect(not c["ok"] and c["max_rel_err"] == math.inf, f"{name}: a short row fails", str(c))
 
 
+def bf16_gate_checks():
+    """hf_compare's bf16 gates on transformers-made references: ringserve's bf16 within 1e-2
+    of the f64 logits and no further from them than transformers' bf16; its distance to
+    transformers' bf16 reported, not gated (two correct bf16 runs can be 2e-2 apart)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools", "gpu"))
+    sys.path.insert(0, os.path.join(ROOT, "deploy", "gpu"))
+    import hf_compare
+    import summarize
+    exact = [5 * math.sin(i) for i in range(1000)]
+
+    def off(at, by):  # exact with one logit moved by `by` of the largest
+        row = list(exact)
+        row[at] += by * 5
+        return [[row]]
+
+    refs = {"f64": [[exact]], "f32": [[exact]], "bf16": off(3, 0.012)}
+    runs = [("cpu", "cpu", None, ()), ("cuda:0 bf16", "cuda:0", "bf16", ())]
+
+    def gates(bf16_rows, references=refs):
+        checks = hf_compare.logits_checks(runs, {"cpu": [[exact]], "cuda:0 bf16": bf16_rows},
+                                          references)
+        return checks, [c for c in checks if "limit" in c]
+
+    checks, gated = gates(off(9, 0.008))
+    info = [c for c in checks if c["b"] == "reference bf16"]
+    expect(all(c["ok"] for c in gated) and len(gated) == 3 and info and
+           info[0]["max_rel_err"] > 1e-2 and "limit" not in info[0],
+           "bf16 8e-3 from f64 passes though 2e-2 from transformers' bf16 (reported only)",
+           str(checks))
+    _, gated = gates(off(9, 0.011))
+    expect([c["ok"] for c in gated] == [True, False, True],
+           "bf16 1.1e-2 from f64 fails the 1e-2 bound", str(gated))
+    _, gated = gates(off(9, 0.009), dict(refs, bf16=off(3, 0.005)))
+    worse = [c for c in gated if c.get("gate") == "no_worse_than_reference_bf16"]
+    expect(len(worse) == 1 and not worse[0]["ok"] and abs(worse[0]["limit"] - 0.005) < 1e-6,
+           "bf16 9e-3 from f64 fails where transformers' bf16 is 5e-3 from it", str(gated))
+    checks, _ = gates(off(9, 0.009), dict(refs, bf16=off(3, 0.005)))
+    rows = summarize.hf_rows({"models": [{"checks": checks}]})
+    names = {r[0]: r for r in rows}
+    ratio = names.get("transformers: ringserve cuda:0 bf16 vs reference f64, over reference bf16 "
+                      "vs reference f64")
+    expect(ratio is not None and ratio[1] == "1.80x (worst model)" and ratio[3] is False and
+           "(info) ringserve cuda:0 bf16 vs reference bf16" in names,
+           "check.md shows the no-worse gate as a ratio and the bf16 pair as information",
+           str(rows))
+
+
 def make_prebuilt(carry, digest=None):
     """A carry folder holding a stand-in prebuilt.tar.xz as prepare.sh packs it: one test
     binary (a script), a CTestTestfile.cmake naming it at the path it was 'built' at, the
@@ -253,6 +302,7 @@ def prebuilt_checks(work):
 
 def main():
     metric_checks()
+    bf16_gate_checks()
     script_checks()
     target_checks()
     with tempfile.TemporaryDirectory() as work:

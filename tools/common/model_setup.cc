@@ -66,7 +66,9 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
   }
   RS_ASSIGN_OR_RETURN(backend_options.cuda_attention_kernel,
                       ParseAttentionKernel(flags.attention, "attention"));
-  RS_ASSIGN_OR_RETURN(loaded.backend, kernels::CreateBackend(flags.device, backend_options));
+  RS_ASSIGN_OR_RETURN(loaded.backend, flags.make_backend
+                                          ? flags.make_backend(flags.device, backend_options)
+                                          : kernels::CreateBackend(flags.device, backend_options));
   // A backend without the kernel asked for refuses it here, at start, not silently later.
   if (const absl::Status kernel =
           loaded.backend->SetAttentionKernel(backend_options.cuda_attention_kernel);

@@ -3,6 +3,7 @@
 #ifndef RINGSERVE_TOOLS_COMMON_MODEL_SETUP_H_
 #define RINGSERVE_TOOLS_COMMON_MODEL_SETUP_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +16,10 @@
 #include "worker/tokenizer/tokenizer.h"
 
 namespace ringserve::tools {
+
+// Makes the backend --device names; kernels::CreateBackend unless a tool supplies its own.
+using BackendFactory = std::function<absl::StatusOr<std::unique_ptr<kernels::Backend>>(
+    std::string_view device, const kernels::BackendOptions& options)>;
 
 struct ModelFlags {
   std::string model_path;
@@ -29,6 +34,8 @@ struct ModelFlags {
   bool use_blas = false;
   int max_batch_tokens = 2048;
   bool cuda_graphs = true;  // ModelOptions::decode_graphs
+  // Not a flag: the CUDA emulation's logits tool sets it (tests/unit/kernels/cuda_emu).
+  BackendFactory make_backend;
 
   void Register(ArgParser& parser);
 };

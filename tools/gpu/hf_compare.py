@@ -20,8 +20,10 @@ weights are random and bf16-exact, so every side computes from the same numbers.
   all       both.
 
 Prints one JSON object (also written to --out); exits 1 when a check fails.
-Gates, on max |a - b| / max |b| per row: ringserve f32 (CPU or GPU) vs reference f32
-<= 1e-3; ringserve bf16 (GPU) vs transformers bf16 <= 1e-2 (the issue's bound).
+Gates, on max |a - b| / max |b| per row: ringserve f32 (CPU or GPU) vs the reference's f32
+<= 1e-3; ringserve bf16 (GPU) vs the reference's f64 <= 1e-2 (the issue's bound) and no
+larger than transformers' own bf16 error against its f64. ringserve bf16 vs transformers
+bf16 is reported beside them (see logits_checks for why it is not a gate).
 """
 
 import argparse
@@ -76,17 +78,37 @@ def have_transformers():
 # ---- prepare -------------------------------------------------------------------------------
 
 def prepare_python(name, cfg, seqs, model_dir):
-    weights = llama_reference.random_weights(cfg, seed=hash(name) & 0xFFFF)
+    weights = llama_reference.random_weights(cfg, seed=sum(map(ord, name)))
     llama_reference.write_safetensors(os.path.join(model_dir, "model.safetensors"), weights)
+    write_config(cfg, model_dir)
+    refs = {"f64": [llama_reference.forward(cfg, weights, ids, len(ids) - DECODE_STEPS - 1)
+                    for ids in seqs]}
+    return refs, {"implementation": "tools/gpu/llama_reference.py (float64)"}
+
+
+def write_config(cfg, model_dir):
+    """config.json as transformers >= 5 writes it (rope settings in rope_parameters)."""
     on_disk = dict(cfg)
     if "rope_scaling" in on_disk:  # the way transformers >= 5 writes it
         on_disk["rope_parameters"] = dict(on_disk.pop("rope_scaling"),
                                           rope_theta=on_disk.pop("rope_theta"))
     with open(os.path.join(model_dir, "config.json"), "w") as f:
         json.dump(on_disk, f, indent=1)
-    refs = {"f64": [llama_reference.forward(cfg, weights, ids, len(ids) - DECODE_STEPS - 1)
-                    for ids in seqs]}
-    return refs, {"implementation": "tools/gpu/llama_reference.py (float64)"}
+
+
+def prepare_torch(name, cfg, seqs, model_dir):
+    import torch
+    import torch_llama
+    weights = torch_llama.random_weights(cfg, seed=sum(map(ord, name)))
+    llama_reference.write_safetensors(os.path.join(model_dir, "model.safetensors"),
+                                      torch_llama.as_lists(weights))
+    write_config(cfg, model_dir)
+    refs = {label: [torch_llama.forward(cfg, weights, ids, len(ids) - DECODE_STEPS - 1, dtype)
+                    for ids in seqs]
+            for label, dtype in (("f64", torch.float64), ("f32", torch.float32),
+                                 ("bf16", torch.bfloat16))}
+    return refs, {"implementation": f"tools/gpu/torch_llama.py (torch {torch.__version__}, CPU): "
+                                    "transformers' eager forward op for op"}
 
 
 def hf_logits(model, seqs, device, dtype):
@@ -188,6 +210,8 @@ def prepare(args):
         start = time.time()
         if reference == "python":
             refs, info = prepare_python(name, cfg, seqs, model_dir)
+        elif reference == "torch":
+            refs, info = prepare_torch(name, cfg, seqs, model_dir)
         else:
             refs, info = prepare_transformers(name, cfg, seqs, model_dir, args.hf_device)
         info["prepare_s"] = round(time.time() - start, 2)
@@ -210,12 +234,13 @@ def compare_sequences(a, b, limit=None):
     return logits_error.compare_rows(rows_a, rows_b, limit)
 
 
-def logits_flags(run):
-    return subprocess.run([run, "logits", "--help"], capture_output=True, text=True).stdout
+def logits_flags(program):
+    return subprocess.run(program + ["--help"], capture_output=True, text=True).stdout
 
 
-def run_ringserve(run, model_dir, seqs, device, dtype, out_path, extra=()):
-    cmd = [run, "logits", "--model", model_dir, "--device", device,
+def run_ringserve(program, model_dir, seqs, device, dtype, out_path, extra=()):
+    """program: the argv that starts `ringserve-run logits` (or the emulation's tool)."""
+    cmd = program + ["--model", model_dir, "--device", device,
            "--decode-steps", str(DECODE_STEPS), "--out", out_path]
     if dtype:
         cmd += ["--dtype", dtype]
@@ -223,7 +248,7 @@ def run_ringserve(run, model_dir, seqs, device, dtype, out_path, extra=()):
     for ids in seqs:
         cmd += ["--prompt-ids", ",".join(map(str, ids))]
     start = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:6])} ...: exit {proc.returncode}: "
                            f"{proc.stderr.strip()[-500:]}")
@@ -234,18 +259,61 @@ def run_ringserve(run, model_dir, seqs, device, dtype, out_path, extra=()):
     return rows, round(time.time() - start, 2)
 
 
+def logits_checks(runs, got, refs):
+    """The checks of one model. runs: (label, device, dtype, extra) as compare() ran them;
+    got: label -> ringserve's rows; refs: the reference's rows by precision ("f64", "f32",
+    and "bf16" when transformers made them).
+
+    f32 is gated at F32_LIMIT against the reference's f32 (else f64). bf16 is gated at
+    BF16_LIMIT against the reference's f64, the exact logits of the independent
+    implementation. Against transformers' own bf16 run it is reported, not gated: that run is
+    itself about 1e-2 away from its f64 (bench/RESULTS.md, "bf16 error budget"), so two
+    correct bf16 implementations can differ by more than the bound. What is gated instead is
+    that ringserve's bf16 is no further from the f64 logits than transformers' bf16 is."""
+    checks = []
+
+    def check(a_label, a, b_label, b, limit, gate=None):
+        c = {"a": a_label, "b": b_label, **compare_sequences(a, b, limit)}
+        if gate:
+            c["gate"] = gate
+        checks.append(c)
+        return c
+
+    f32_ref = "f32" if "f32" in refs else "f64"
+    floor = None
+    if "bf16" in refs:
+        floor = check("reference bf16", refs["bf16"], "reference f64", refs["f64"], None)
+    for label, _, dtype, _ in runs:
+        if label not in got:
+            continue
+        if dtype != "bf16":
+            check(f"ringserve {label}", got[label], f"reference {f32_ref}", refs[f32_ref], F32_LIMIT)
+            continue
+        check(f"ringserve {label}", got[label], "reference f64", refs["f64"], BF16_LIMIT)
+        if floor is not None:
+            check(f"ringserve {label}", got[label], "reference f64", refs["f64"],
+                  floor["max_rel_err"], gate="no_worse_than_reference_bf16")
+            check(f"ringserve {label}", got[label], "reference bf16", refs["bf16"], None)
+        if "cpu" in got:
+            check(f"ringserve {label}", got[label], "ringserve cpu", got["cpu"], None)
+    return checks
+
+
 def compare(args):
     with open(os.path.join(args.work, "manifest.json")) as f:
         manifest = json.load(f)
-    run = os.path.join(args.bin, "ringserve-run")
+    program = {"run": [os.path.join(args.bin, "ringserve-run"), "logits"]}
     runs = [("cpu", "cpu", None, ())]
-    flags = logits_flags(run)
+    flags = logits_flags(program["run"])
     dtype_flag = "--dtype" in flags
-    if args.device != "cpu":
-        runs += [(f"{args.device} f32", args.device, "f32", ()),
-                 (f"{args.device} bf16", args.device, "bf16", ())]
+    devices = [] if args.device == "cpu" else [args.device]
+    if args.emulator:  # the CUDA sources on the CPU emulation, run like a device
+        program["cuda-emu"] = [args.emulator]
+        devices.append("cuda-emu")
+    for device in devices:
+        runs += [(f"{device} f32", device, "f32", ()), (f"{device} bf16", device, "bf16", ())]
         if "--attention" in flags:  # the tensor-core attention, held to the bf16 limit too
-            runs += [(f"{args.device} bf16 tensor-core", args.device, "bf16",
+            runs += [(f"{device} bf16 tensor-core", device, "bf16",
                       ("--attention", "tensor-core"))]
     report = {"reference": manifest["reference"], "device": args.device,
               "dtype_flag": dtype_flag, "models": [], "pass": True}
@@ -263,31 +331,13 @@ def compare(args):
                 continue
             try:
                 got[label], seconds = run_ringserve(
-                    run, model_dir, ref["sequences"], device, dtype,
+                    program.get(device, program["run"]), model_dir, ref["sequences"], device, dtype,
                     os.path.join(model_dir, f"ringserve-{label.replace(' ', '-').replace(':', '')}.jsonl"),
                     extra)
                 entry.setdefault("ringserve_s", {})[label] = seconds
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 entry["errors"].append(f"{label}: {e}")
-        refs = ref["logits"]
-        f32_ref = "f32" if "f32" in refs else "f64"
-
-        def check(a_label, a, b_label, b, limit):
-            entry["checks"].append({"a": a_label, "b": b_label, **compare_sequences(a, b, limit)})
-
-        for label, _, dtype, _ in runs:
-            if label not in got:
-                continue
-            if dtype == "bf16":
-                if "bf16" in refs:
-                    check(f"ringserve {label}", got[label], "reference bf16", refs["bf16"], BF16_LIMIT)
-                    check("reference bf16", refs["bf16"], "reference f64", refs["f64"], None)
-                check(f"ringserve {label}", got[label], "reference f64", refs["f64"],
-                      None if "bf16" in refs else BF16_LIMIT)
-                if "cpu" in got:
-                    check(f"ringserve {label}", got[label], "ringserve cpu", got["cpu"], None)
-            else:
-                check(f"ringserve {label}", got[label], f"reference {f32_ref}", refs[f32_ref], F32_LIMIT)
+        entry["checks"] = logits_checks(runs, got, ref["logits"])
         ok = not entry["errors"] and all(c.get("ok", True) for c in entry["checks"])
         entry["pass"] = ok
         report["pass"] = report["pass"] and ok
@@ -301,8 +351,11 @@ def main():
     parser.add_argument("--work", required=True, help="folder for the models and results")
     parser.add_argument("--bin", help="folder holding ringserve-run (compare)")
     parser.add_argument("--device", default="cpu", help="ringserve device besides the CPU")
+    parser.add_argument("--emulator", help="ringserve-emu-logits: also run the CUDA backend's "
+                        "sources on the CPU emulation, as device cuda-emu (small models only)")
     parser.add_argument("--hf-device", default="cuda", help="device of transformers' bf16 run")
-    parser.add_argument("--reference", default="auto", choices=["auto", "transformers", "python"])
+    parser.add_argument("--reference", default="auto",
+                        choices=["auto", "transformers", "torch", "python"])
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "tools/common/model_setup.h"
 
 namespace ringserve::tools {
 
@@ -15,7 +16,8 @@ namespace ringserve::tools {
 absl::Status RunGenerate(int argc, char** argv);
 absl::Status RunBench(int argc, char** argv);
 absl::Status RunSession(int argc, char** argv);
-absl::Status RunLogits(int argc, char** argv);
+// make_backend, where given, replaces kernels::CreateBackend (ModelFlags::make_backend).
+absl::Status RunLogits(int argc, char** argv, const BackendFactory& make_backend = nullptr);
 
 // "1,450,29871" (commas or spaces) -> token ids, each in [0, vocab_size);
 // INVALID_ARGUMENT naming --prompt-ids otherwise.

@@ -102,8 +102,9 @@ absl::StatusOr<std::vector<int32_t>> ParseTokenIds(const std::string& text, int 
   return ids;
 }
 
-absl::Status RunLogits(int argc, char** argv) {
+absl::Status RunLogits(int argc, char** argv, const BackendFactory& make_backend) {
   LogitsFlags flags;
+  flags.model.make_backend = make_backend;
   ArgParser parser;
   flags.model.Register(parser);
   parser.AddRepeated("prompt", &flags.prompts, "prompt text (repeatable; needs a tokenizer)");

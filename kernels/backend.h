@@ -213,6 +213,11 @@ class Backend {
                                               float scale) = 0;
 
   // ---- ops ----
+  // The residual stream may be kept in f32 on backends with narrower activations: `out` of
+  // EmbeddingGather, `x` of RmsNorm, `residual` and `delta` of AddRmsNorm, `gate_up` of
+  // SiluMul (and so MatMul's y) are in the activation dtype or f32; the other tensors are in
+  // the activation dtype.
+
   // out[i, :] = table[ids[i], :] for i < num_tokens. ids are device int32.
   virtual void EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) = 0;
 
@@ -220,13 +225,13 @@ class Backend {
   // `weight` is a [1, cols] Weight.
   virtual void RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) = 0;
 
-  // residual += delta; out = RmsNorm(residual). The residual stream update fused with the
-  // next norm.
+  // residual += delta (rounded to residual's dtype); out = RmsNorm(residual). The residual
+  // stream update fused with the next norm.
   virtual void AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight, float eps,
                           Tensor out) = 0;
 
-  // y[n, rows(w)] = x[n, cols(w)] * w^T. y is in the activation dtype, or f32 (logits) on
-  // backends whose activations are narrower.
+  // y[n, rows(w)] = x[n, cols(w)] * w^T. y is in the activation dtype, or f32 (logits, the
+  // residual stream's deltas, gate_up) on backends whose activations are narrower.
   virtual void MatMul(Tensor x, const Weight& w, Tensor y) = 0;
 
   // qkv is the fused projection output [num_tokens, (Hq + 2 Hkv) * head_dim]. Rotates the

@@ -25,18 +25,24 @@ HeadArgs ToHeadArgs(const AttentionShape& s) {
   return HeadArgs{s.num_q_heads, s.num_kv_heads, s.head_dim, s.scale};
 }
 
+// The residual stream and the projections that feed it (and gate_up) may be f32 under
+// f16/bf16 activations: see Backend::AddRmsNorm.
+bool ActivationOrF32(DType dtype, DType activation) {
+  return dtype == activation || dtype == DType::kF32;
+}
+
 }  // namespace
 
 void CudaBackend::EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) {
-  RS_CHECK(table.dtype == dtype_ && out.dtype == dtype_ && out.cols == table.cols);
+  RS_CHECK(table.dtype == dtype_ && ActivationOrF32(out.dtype, dtype_) && out.cols == table.cols);
   SetDevice();
-  LaunchEmbeddingGather(stream_, table.buffer.data(), table.rows, ids, ToMat(out));
+  LaunchEmbeddingGather(stream_, table.dtype, table.buffer.data(), table.rows, ids, ToMat(out));
   AfterOp("EmbeddingGather");
 }
 
 void CudaBackend::RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out) {
   RS_CHECK(weight.dtype == dtype_ && weight.rows == 1 && weight.cols == x.cols);
-  RS_CHECK(x.dtype == dtype_);
+  RS_CHECK(ActivationOrF32(x.dtype, dtype_) && out.dtype == dtype_);
   SetDevice();
   LaunchRmsNorm(stream_, ToMat(x), weight.buffer.data(), eps, ToMat(out));
   AfterOp("RmsNorm");
@@ -45,7 +51,8 @@ void CudaBackend::RmsNorm(Tensor x, const Weight& weight, float eps, Tensor out)
 void CudaBackend::AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight, float eps,
                              Tensor out) {
   RS_CHECK(weight.dtype == dtype_ && weight.rows == 1 && weight.cols == residual.cols);
-  RS_CHECK(residual.dtype == dtype_);
+  RS_CHECK(ActivationOrF32(residual.dtype, dtype_) && delta.dtype == residual.dtype &&
+           out.dtype == dtype_);
   SetDevice();
   LaunchAddRmsNorm(stream_, ToMat(residual), ToMat(delta), weight.buffer.data(), eps, ToMat(out));
   AfterOp("AddRmsNorm");
@@ -106,7 +113,7 @@ absl::Status CudaBackend::SetAttentionKernel(AttentionKernel kernel) {
 }
 
 void CudaBackend::SiluMul(Tensor gate_up, Tensor out) {
-  RS_CHECK(gate_up.dtype == dtype_);
+  RS_CHECK(ActivationOrF32(gate_up.dtype, dtype_) && out.dtype == dtype_);
   SetDevice();
   LaunchSiluMul(stream_, ToMat(gate_up), ToMat(out));
   AfterOp("SiluMul");

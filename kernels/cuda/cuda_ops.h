@@ -38,13 +38,16 @@ void LaunchConvert(cudaStream_t stream, DType src_dtype, const void* src, DType 
 void LaunchRandomUniform(cudaStream_t stream, uint64_t state, float scale, DType dtype, void* dst,
                          int64_t count);
 
-// out[i, :] = table[ids[i], :]; table is [table_rows, out.cols] contiguous in out.dtype.
-void LaunchEmbeddingGather(cudaStream_t stream, const void* table, int64_t table_rows,
-                           const int32_t* ids, const Mat& out);
-// out = x / rms(x) * weight per row; weight has x.cols values of x.dtype.
+// In these four, the residual stream (out of EmbeddingGather; x of RmsNorm; residual and
+// delta of AddRmsNorm) and gate_up may be f32 where the other operands are f16/bf16.
+// out[i, :] = table[ids[i], :]; table is [table_rows, out.cols] contiguous in table_dtype.
+void LaunchEmbeddingGather(cudaStream_t stream, DType table_dtype, const void* table,
+                           int64_t table_rows, const int32_t* ids, const Mat& out);
+// out = x / rms(x) * weight per row; weight has x.cols values of out.dtype.
 void LaunchRmsNorm(cudaStream_t stream, const Mat& x, const void* weight, float eps,
                    const Mat& out);
-// residual += delta (rounded to the residual's dtype), then out = RmsNorm(residual).
+// residual += delta (rounded to the residual's dtype), then out = RmsNorm(residual); weight
+// in out.dtype.
 void LaunchAddRmsNorm(cudaStream_t stream, const Mat& residual, const Mat& delta,
                       const void* weight, float eps, const Mat& out);
 // out[i, j] = silu(g) * u, g = gate_up[i, j], u = gate_up[i, j + out.cols].

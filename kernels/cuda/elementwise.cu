@@ -71,14 +71,15 @@ unsigned ElementBlocks(int64_t count) {
   return static_cast<unsigned>(std::min<int64_t>((count + kThreads - 1) / kThreads, 1 << 16));
 }
 
-template <typename T>
+// O is T, or float for an f32 residual stream (exact: every T converts to float exactly).
+template <typename T, typename O>
 __global__ void EmbeddingGatherKernel(const T* table, int64_t table_rows, const int32_t* ids,
-                                      T* out, int64_t out_stride, int64_t cols) {
+                                      O* out, int64_t out_stride, int64_t cols) {
   const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (c >= cols) return;
   const int32_t id = ids[blockIdx.x];
   if (id < 0 || id >= table_rows) __trap();  // the model validates ids; this is a bug
-  out[blockIdx.x * out_stride + c] = table[id * cols + c];
+  out[blockIdx.x * out_stride + c] = FromFloat<O>(ToFloat(table[id * cols + c]));
 }
 
 template <typename T>
@@ -107,11 +108,12 @@ __device__ float InverseRms(float sum_of_squares, int64_t cols, float eps) {
   return Div(1.0F, Sqrt(Add(Div(sum_of_squares, static_cast<float>(cols)), eps)));
 }
 
-template <typename T>
+// X (the input) is T, or float for an f32 residual stream; weight and output are T.
+template <typename X, typename T>
 __global__ void __launch_bounds__(kThreads)
-    RmsNormKernel(const T* x, int64_t x_stride, const T* weight, float eps, T* out,
+    RmsNormKernel(const X* x, int64_t x_stride, const T* weight, float eps, T* out,
                   int64_t out_stride, int64_t cols) {
-  const T* row = x + blockIdx.x * x_stride;
+  const X* row = x + blockIdx.x * x_stride;
   float ss = 0;
   for (int64_t c = threadIdx.x; c < cols; c += kThreads) {
     const float v = ToFloat(row[c]);
@@ -124,17 +126,18 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// The residual is updated first and normalised as stored (rounded to T), so the output is
-// exactly RmsNorm of the new residual.
-template <typename T>
+// The residual is updated first and normalised as stored (rounded to R), so the output is
+// exactly RmsNorm of the new residual. R (residual and delta) is T, or float for an f32
+// residual stream; weight and output are T.
+template <typename R, typename T>
 __global__ void __launch_bounds__(kThreads)
-    AddRmsNormKernel(T* residual, int64_t r_stride, const T* delta, int64_t d_stride,
+    AddRmsNormKernel(R* residual, int64_t r_stride, const R* delta, int64_t d_stride,
                      const T* weight, float eps, T* out, int64_t out_stride, int64_t cols) {
-  T* row = residual + blockIdx.x * r_stride;
-  const T* d = delta + blockIdx.x * d_stride;
+  R* row = residual + blockIdx.x * r_stride;
+  const R* d = delta + blockIdx.x * d_stride;
   float ss = 0;
   for (int64_t c = threadIdx.x; c < cols; c += kThreads) {
-    const T sum = FromFloat<T>(Add(ToFloat(row[c]), ToFloat(d[c])));
+    const R sum = FromFloat<R>(Add(ToFloat(row[c]), ToFloat(d[c])));
     row[c] = sum;
     const float v = ToFloat(sum);
     ss = Fma(v, v, ss);
@@ -146,13 +149,14 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// silu(g) * u = g * u / (1 + exp(-g)), as on the CPU.
-template <typename T>
-__global__ void SiluMulKernel(const T* gate_up, int64_t gu_stride, T* out, int64_t out_stride,
+// silu(g) * u = g * u / (1 + exp(-g)), as on the CPU. G (gate_up) is T, or float where the
+// projection wrote f32.
+template <typename G, typename T>
+__global__ void SiluMulKernel(const G* gate_up, int64_t gu_stride, T* out, int64_t out_stride,
                               int64_t cols) {
   const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (c >= cols) return;
-  const T* row = gate_up + blockIdx.x * gu_stride;
+  const G* row = gate_up + blockIdx.x * gu_stride;
   const float g = ToFloat(row[c]);
   const float u = ToFloat(row[cols + c]);
   out[blockIdx.x * out_stride + c] = FromFloat<T>(Div(Mul(g, u), Add(1.0F, Exp(-g))));
@@ -163,6 +167,20 @@ __global__ void NoOpKernel() {}
 void CheckRows(const Mat& m) {
   RS_CHECK(m.data != nullptr || m.rows == 0);
   RS_CHECK(m.rows >= 0 && m.cols >= 0 && m.stride >= m.cols);
+}
+
+// The residual stream and the projections' outputs may be f32 while the activations that
+// feed a GEMM are narrower (LlamaModel keeps them so: one bf16 rounding fewer per step).
+// Calls launch(W{}) with W = float for an f32 `wide`, else T, the device type of `narrow`
+// (which `wide` must then equal).
+template <typename T, typename Launch>
+void WithWide(DType narrow, DType wide, Launch launch) {
+  if (wide == DType::kF32) {
+    launch(float{});
+  } else {
+    RS_CHECK(wide == narrow);
+    launch(T{});
+  }
 }
 
 }  // namespace
@@ -194,15 +212,18 @@ void LaunchRandomUniform(cudaStream_t stream, uint64_t state, float scale, DType
   RS_CUDA_CHECK_LAUNCH();
 }
 
-void LaunchEmbeddingGather(cudaStream_t stream, const void* table, int64_t table_rows,
-                           const int32_t* ids, const Mat& out) {
+void LaunchEmbeddingGather(cudaStream_t stream, DType table_dtype, const void* table,
+                           int64_t table_rows, const int32_t* ids, const Mat& out) {
   CheckRows(out);
   if (out.rows == 0 || out.cols == 0) return;
   RS_CHECK(table != nullptr && ids != nullptr && table_rows > 0);
-  RS_DISPATCH_ACTIVATION(out.dtype, T,
-                         RS_LAUNCH(EmbeddingGatherKernel<T>, RowGrid(out.rows, out.cols), kThreads,
-                                   0, stream, static_cast<const T*>(table), table_rows, ids,
-                                   static_cast<T*>(out.data), out.stride, out.cols));
+  RS_DISPATCH_ACTIVATION(table_dtype, T, WithWide<T>(table_dtype, out.dtype, [&](auto wide) {
+                           using O = decltype(wide);
+                           const auto kernel = &EmbeddingGatherKernel<T, O>;
+                           RS_LAUNCH(kernel, RowGrid(out.rows, out.cols), kThreads, 0, stream,
+                                     static_cast<const T*>(table), table_rows, ids,
+                                     static_cast<O*>(out.data), out.stride, out.cols);
+                         }));
   RS_CUDA_CHECK_LAUNCH();
 }
 
@@ -223,14 +244,17 @@ void LaunchRmsNorm(cudaStream_t stream, const Mat& x, const void* weight, float 
                    const Mat& out) {
   CheckRows(x);
   CheckRows(out);
-  RS_CHECK(x.dtype == out.dtype && x.rows == out.rows && x.cols == out.cols);
+  RS_CHECK(x.rows == out.rows && x.cols == out.cols);
   if (x.rows == 0 || x.cols == 0) return;
   RS_CHECK(x.rows <= 0x7FFFFFFF && weight != nullptr);
-  RS_DISPATCH_ACTIVATION(
-      x.dtype, T,
-      RS_LAUNCH(RmsNormKernel<T>, static_cast<unsigned>(x.rows), kThreads, 0, stream,
-                static_cast<const T*>(x.data), x.stride, static_cast<const T*>(weight), eps,
-                static_cast<T*>(out.data), out.stride, x.cols));
+  RS_DISPATCH_ACTIVATION(out.dtype, T, WithWide<T>(out.dtype, x.dtype, [&](auto wide) {
+                           using X = decltype(wide);
+                           const auto kernel = &RmsNormKernel<X, T>;
+                           RS_LAUNCH(kernel, static_cast<unsigned>(x.rows), kThreads, 0, stream,
+                                     static_cast<const X*>(x.data), x.stride,
+                                     static_cast<const T*>(weight), eps, static_cast<T*>(out.data),
+                                     out.stride, x.cols);
+                         }));
   RS_CUDA_CHECK_LAUNCH();
 }
 
@@ -239,29 +263,35 @@ void LaunchAddRmsNorm(cudaStream_t stream, const Mat& residual, const Mat& delta
   CheckRows(residual);
   CheckRows(delta);
   CheckRows(out);
-  RS_CHECK(residual.dtype == delta.dtype && residual.dtype == out.dtype);
+  RS_CHECK(residual.dtype == delta.dtype);
   RS_CHECK(residual.rows == delta.rows && residual.rows == out.rows);
   RS_CHECK(residual.cols == delta.cols && residual.cols == out.cols);
   if (residual.rows == 0 || residual.cols == 0) return;
   RS_CHECK(residual.rows <= 0x7FFFFFFF && weight != nullptr);
-  RS_DISPATCH_ACTIVATION(
-      residual.dtype, T,
-      RS_LAUNCH(AddRmsNormKernel<T>, static_cast<unsigned>(residual.rows), kThreads, 0, stream,
-                static_cast<T*>(residual.data), residual.stride, static_cast<const T*>(delta.data),
-                delta.stride, static_cast<const T*>(weight), eps, static_cast<T*>(out.data),
-                out.stride, residual.cols));
+  RS_DISPATCH_ACTIVATION(out.dtype, T, WithWide<T>(out.dtype, residual.dtype, [&](auto wide) {
+                           using R = decltype(wide);
+                           const auto kernel = &AddRmsNormKernel<R, T>;
+                           RS_LAUNCH(kernel, static_cast<unsigned>(residual.rows), kThreads, 0,
+                                     stream, static_cast<R*>(residual.data), residual.stride,
+                                     static_cast<const R*>(delta.data), delta.stride,
+                                     static_cast<const T*>(weight), eps, static_cast<T*>(out.data),
+                                     out.stride, residual.cols);
+                         }));
   RS_CUDA_CHECK_LAUNCH();
 }
 
 void LaunchSiluMul(cudaStream_t stream, const Mat& gate_up, const Mat& out) {
   CheckRows(gate_up);
   CheckRows(out);
-  RS_CHECK(gate_up.dtype == out.dtype && gate_up.rows == out.rows && gate_up.cols == 2 * out.cols);
+  RS_CHECK(gate_up.rows == out.rows && gate_up.cols == 2 * out.cols);
   if (out.rows == 0 || out.cols == 0) return;
-  RS_DISPATCH_ACTIVATION(out.dtype, T,
-                         RS_LAUNCH(SiluMulKernel<T>, RowGrid(out.rows, out.cols), kThreads, 0,
-                                   stream, static_cast<const T*>(gate_up.data), gate_up.stride,
-                                   static_cast<T*>(out.data), out.stride, out.cols));
+  RS_DISPATCH_ACTIVATION(out.dtype, T, WithWide<T>(out.dtype, gate_up.dtype, [&](auto wide) {
+                           using G = decltype(wide);
+                           const auto kernel = &SiluMulKernel<G, T>;
+                           RS_LAUNCH(kernel, RowGrid(out.rows, out.cols), kThreads, 0, stream,
+                                     static_cast<const G*>(gate_up.data), gate_up.stride,
+                                     static_cast<T*>(out.data), out.stride, out.cols);
+                         }));
   RS_CUDA_CHECK_LAUNCH();
 }
 

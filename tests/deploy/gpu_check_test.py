@@ -6,7 +6,9 @@
 - the CPU halves of the GPU tools run against the built ringserve-run: hf_compare.py with
   its pure-Python reference (ringserve's CPU f32 logits within 1e-3 of float64, on a GQA
   model with Llama 3 rope scaling written the way transformers 5 writes it, and one
-  without), vectors_check.py on the CPU, and `ringserve-run bench` in its step-bench mode;
+  without; with ringserve-emu-logits built, the CUDA sources' f32 and bf16 logits too, bf16
+  within 1e-2), vectors_check.py on the CPU, and `ringserve-run bench` in its step-bench
+  mode;
 - summarize.py turns those real outputs (plus stand-ins for the GPU-only ones) into
   check.json and check.md with every ratio the issue asks for;
 - both tools gate logits on max |a - b| / max |b| per row (the unit tests' LogitsError), not
@@ -82,15 +84,25 @@ def target_checks():
 
 def tool_checks(work):
     py = sys.executable
+    emulator = os.path.join(BIN, "ringserve-emu-logits")
+    emulated = os.path.exists(emulator) and emulation_runs(emulator)
     hf = run([py, os.path.join(ROOT, "tools/gpu/hf_compare.py"), "all", "--work",
               os.path.join(work, "hf"), "--bin", BIN, "--reference", "python",
-              "--out", os.path.join(work, "hf_compare.json")])
-    expect(hf.returncode == 0, "hf_compare.py all (python reference, CPU) passes",
+              "--out", os.path.join(work, "hf_compare.json")] +
+             (["--emulator", emulator] if emulated else []))
+    expect(hf.returncode == 0, "hf_compare.py all (python reference, CPU"
+           f"{' and the CUDA emulation' if emulated else ''}) passes",
            hf.stdout[-1500:] + hf.stderr[-500:])
     report = json.load(open(os.path.join(work, "hf_compare.json")))
-    errs = [c["max_rel_err"] for m in report["models"] for c in m["checks"]]
+    checks = [c for m in report["models"] for c in m["checks"]]
+    errs = [c["max_rel_err"] for c in checks if "bf16" not in c["a"]]
     expect(len(report["models"]) == 2 and errs and max(errs) < 1e-4,
-           f"ringserve CPU f32 matches the float64 reference: {errs}")
+           f"ringserve f32 (CPU, emulated CUDA) matches the float64 reference: {errs}")
+    if emulated:  # the CUDA sources' bf16 paths against an independent float64 forward pass
+        bf16 = [c for c in checks if "bf16" in c["a"] and c.get("limit") == 1e-2]
+        expect(len(bf16) == 4 and all(c["ok"] for c in bf16),
+               "emulated CUDA bf16 (SIMT and tensor-core attention) within 1e-2 of float64",
+               str(bf16))
     if os.path.exists(os.path.join(SHARED, "vectors", "stories260K-greedy.json")):
         v = run([py, os.path.join(ROOT, "tools/gpu/vectors_check.py"), "--bin", BIN, "--shared",
                  SHARED, "--work", os.path.join(work, "vectors"),
@@ -130,6 +142,15 @@ def tool_checks(work):
     b["steps_by_attention"] = {"simt": b["steps"], "tensor-core": b["steps"]}
     with open(os.path.join(work, "bench.json"), "w") as f:
         json.dump(b, f)
+
+
+def emulation_runs(emulator):
+    """False where the build has the tool but the emulation cannot run (ASan/TSan builds)."""
+    probe = run([emulator, "--device", "cuda-emu", "--dummy-weights", "--preset", "tiny",
+                 "--prompt-ids", "1,2", "--out", os.devnull])
+    if probe.returncode != 0:
+        print(f"the CUDA emulation does not run here: {probe.stderr.strip()}")
+    return probe.returncode == 0
 
 
 def summary_checks(work):

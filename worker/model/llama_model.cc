@@ -187,20 +187,22 @@ absl::Status LlamaModel::AllocateWorkspace() {
   w.vocab = c.vocab_size;
   const int64_t t = options_.max_batch_tokens;
   const int64_t s = options_.max_seqs;
-  auto alloc = [&](kernels::DeviceBuffer* b, int64_t elements) -> absl::Status {
-    RS_ASSIGN_OR_RETURN(*b, backend_->Allocate(kernels::DTypeBytes(w.dtype, elements)));
+  // The Workspace's accessors say which buffers are f32 (Wide) and which are w.dtype (Make).
+  auto alloc = [&](kernels::DeviceBuffer* b, kernels::DType dtype,
+                   int64_t elements) -> absl::Status {
+    RS_ASSIGN_OR_RETURN(*b, backend_->Allocate(kernels::DTypeBytes(dtype, elements)));
     return absl::OkStatus();
   };
-  RS_RETURN_IF_ERROR(alloc(&w.residual, t * w.dim));
-  RS_RETURN_IF_ERROR(alloc(&w.normed, t * w.dim));
-  RS_RETURN_IF_ERROR(alloc(&w.qkv, t * w.qkv_cols));
-  RS_RETURN_IF_ERROR(alloc(&w.attn, t * w.q_cols));
-  RS_RETURN_IF_ERROR(alloc(&w.delta, t * w.dim));
-  RS_RETURN_IF_ERROR(alloc(&w.gate_up, t * 2 * w.hidden));
-  RS_RETURN_IF_ERROR(alloc(&w.act, t * w.hidden));
-  RS_RETURN_IF_ERROR(alloc(&w.sampled, s * w.dim));
-  RS_ASSIGN_OR_RETURN(w.logits,
-                      backend_->Allocate(kernels::DTypeBytes(kernels::DType::kF32, s * w.vocab)));
+  constexpr kernels::DType kF32 = kernels::DType::kF32;
+  RS_RETURN_IF_ERROR(alloc(&w.residual, kF32, t * w.dim));
+  RS_RETURN_IF_ERROR(alloc(&w.normed, w.dtype, t * w.dim));
+  RS_RETURN_IF_ERROR(alloc(&w.qkv, w.dtype, t * w.qkv_cols));
+  RS_RETURN_IF_ERROR(alloc(&w.attn, w.dtype, t * w.q_cols));
+  RS_RETURN_IF_ERROR(alloc(&w.delta, kF32, t * w.dim));
+  RS_RETURN_IF_ERROR(alloc(&w.gate_up, kF32, t * 2 * w.hidden));
+  RS_RETURN_IF_ERROR(alloc(&w.act, w.dtype, t * w.hidden));
+  RS_RETURN_IF_ERROR(alloc(&w.sampled, w.dtype, s * w.dim));
+  RS_RETURN_IF_ERROR(alloc(&w.logits, kF32, s * w.vocab));
   const int64_t meta_ints = MetaLayout(t, s, options_.max_blocks_per_seq).size;
   host_meta_.resize(meta_ints);
   RS_ASSIGN_OR_RETURN(w.meta, backend_->Allocate(meta_ints * sizeof(int32_t)));

@@ -20,14 +20,21 @@ struct LlamaModel::LayerWeights {
 };
 
 // Activation buffers for the largest batch the options allow, allocated once.
+//
+// The residual stream, the projections added to it (delta) and gate_up are f32 whatever the
+// activation dtype: they are written by GEMMs that accumulate in f32 and read only by the
+// norms and SiLU-mul, so keeping them wide costs a few MiB and no GEMM speed, and it drops
+// the four bf16 roundings per layer that weigh most in the logits' error (bench/RESULTS.md,
+// "bf16 error budget"). What a GEMM reads (normed, attn, act, sampled), qkv and the KV cache
+// stay in the activation dtype.
 struct LlamaModel::Workspace {
   kernels::DeviceBuffer residual, normed, qkv, attn, delta, gate_up, act, sampled, logits, meta;
-  kernels::Tensor Residual(int n) const { return Make(residual, n, dim); }
+  kernels::Tensor Residual(int n) const { return Wide(residual, n, dim); }
   kernels::Tensor Normed(int n) const { return Make(normed, n, dim); }
   kernels::Tensor Qkv(int n) const { return Make(qkv, n, qkv_cols); }
   kernels::Tensor Attn(int n) const { return Make(attn, n, q_cols); }
-  kernels::Tensor Delta(int n) const { return Make(delta, n, dim); }
-  kernels::Tensor GateUp(int n) const { return Make(gate_up, n, 2 * hidden); }
+  kernels::Tensor Delta(int n) const { return Wide(delta, n, dim); }
+  kernels::Tensor GateUp(int n) const { return Wide(gate_up, n, 2 * hidden); }
   kernels::Tensor Act(int n) const { return Make(act, n, hidden); }
   kernels::Tensor Sampled(int n) const { return Make(sampled, n, dim); }
   // Logits stay f32 whatever the activation dtype: sampling and the host copy read floats.
@@ -36,6 +43,9 @@ struct LlamaModel::Workspace {
   }
   kernels::Tensor Make(const kernels::DeviceBuffer& b, int n, int64_t cols) const {
     return kernels::Tensor::Of(b.data(), dtype, n, cols);
+  }
+  static kernels::Tensor Wide(const kernels::DeviceBuffer& b, int n, int64_t cols) {
+    return kernels::Tensor::Of(b.data(), kernels::DType::kF32, n, cols);
   }
   kernels::DType dtype;
   int64_t dim, qkv_cols, q_cols, hidden, vocab;

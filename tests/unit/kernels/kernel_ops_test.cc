@@ -86,7 +86,12 @@ void CheckMatMul(Backend& b, std::mt19937_64& rng, DType dtype, int64_t n, int64
 }
 
 // ---- EmbeddingGather ----
-void CheckEmbedding(Backend& b, std::mt19937_64& rng, DType dtype, int64_t rows, int64_t cols) {
+// With `wide`, the output (the residual stream) is f32 whatever the activation dtype, as
+// LlamaModel keeps it; likewise the residual, delta and gate_up below.
+DType StreamDtype(const Backend& b, bool wide) { return wide ? DType::kF32 : b.activation_dtype(); }
+
+void CheckEmbedding(Backend& b, std::mt19937_64& rng, DType dtype, int64_t rows, int64_t cols,
+                    bool wide = false) {
   const std::vector<uint8_t> bytes = Encode(dtype, RandomFloats(rng, rows * cols));
   const std::vector<float> table = RoundTo(b.activation_dtype(), Decode(dtype, bytes, rows * cols));
   auto w = b.UploadWeight(dtype, rows, cols, bytes.data());
@@ -94,7 +99,7 @@ void CheckEmbedding(Backend& b, std::mt19937_64& rng, DType dtype, int64_t rows,
   const std::vector<int32_t> ids = {static_cast<int32_t>(rows - 1), 0, 3, 3,
                                     static_cast<int32_t>(rows / 2), 1};
   DeviceArray<int32_t> ids_d(b, ids);
-  ActivationArray out(b, std::vector<float>(ids.size() * cols));
+  ActivationArray out(b, std::vector<float>(ids.size() * cols), StreamDtype(b, wide));
   b.EmbeddingGather(*w, ids_d.data(), out.AsTensor(static_cast<int64_t>(ids.size()), cols));
   const std::vector<float> got = out.Download();
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -116,21 +121,23 @@ std::vector<double> ReferenceRmsNorm(const std::vector<float>& x, const std::vec
   return out;
 }
 
-void CheckRmsNorm(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols, bool fused) {
+void CheckRmsNorm(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols, bool fused,
+                  bool wide = false) {
   const float eps = 1e-5F;
   const DType act = b.activation_dtype();
-  std::vector<float> x = RoundTo(act, RandomFloats(rng, rows * cols, -2, 2));
-  const std::vector<float> delta = RoundTo(act, RandomFloats(rng, rows * cols));
+  const DType stream = StreamDtype(b, wide);
+  std::vector<float> x = RoundTo(stream, RandomFloats(rng, rows * cols, -2, 2));
+  const std::vector<float> delta = RoundTo(stream, RandomFloats(rng, rows * cols));
   const std::vector<float> gain_f32 = RandomFloats(rng, cols, 0.5, 1.5);
   const std::vector<float> gain = RoundTo(act, gain_f32);  // as the backend stores it
   auto w = b.UploadWeight(DType::kF32, 1, cols, gain_f32.data());
   ASSERT_TRUE(w.ok()) << w.status();
-  ActivationArray xd(b, x), dd(b, delta), out(b, std::vector<float>(rows * cols));
+  ActivationArray xd(b, x, stream), dd(b, delta, stream), out(b, std::vector<float>(rows * cols));
   if (fused) {
     b.AddRmsNorm(xd.AsTensor(rows, cols), dd.AsTensor(rows, cols), *w, eps,
                  out.AsTensor(rows, cols));
     for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];  // f32 add, then stored rounded
-    x = RoundTo(act, x);
+    x = RoundTo(stream, x);
     EXPECT_EQ(xd.Download(), x) << "residual stream";
   } else {
     b.RmsNorm(xd.AsTensor(rows, cols), *w, eps, out.AsTensor(rows, cols));
@@ -141,10 +148,11 @@ void CheckRmsNorm(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols, 
 }
 
 // ---- SiluMul / GatherRows ----
-void CheckSiluMul(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
+void CheckSiluMul(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols, bool wide = false) {
   const DType act = b.activation_dtype();
-  const std::vector<float> gu = RoundTo(act, RandomFloats(rng, rows * 2 * cols, -8, 8));
-  ActivationArray gud(b, gu), out(b, std::vector<float>(rows * cols));
+  const DType in = StreamDtype(b, wide);
+  const std::vector<float> gu = RoundTo(in, RandomFloats(rng, rows * 2 * cols, -8, 8));
+  ActivationArray gud(b, gu, in), out(b, std::vector<float>(rows * cols));
   b.SiluMul(gud.AsTensor(rows, 2 * cols), out.AsTensor(rows, cols));
   std::vector<double> want(rows * cols);
   for (int64_t i = 0; i < rows; ++i) {
@@ -226,6 +234,21 @@ std::vector<OpCase> AllCases() {
     add(absl::StrCat("SiluMul_", rows, "x", cols),
         [=](Backend& b, std::mt19937_64& rng) { CheckSiluMul(b, rng, rows, cols); });
   }
+  // The f32 residual stream and gate_up under narrower activations (LlamaModel's layout).
+  add("EmbeddingF32Out_50x37", [](Backend& b, std::mt19937_64& rng) {
+    CheckEmbedding(b, rng, b.activation_dtype(), 50, 37, /*wide=*/true);
+  });
+  for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{37, 37}, {3, 4096}}) {
+    add(absl::StrCat("RmsNormF32In_", rows, "x", cols), [=](Backend& b, std::mt19937_64& rng) {
+      CheckRmsNorm(b, rng, rows, cols, false, /*wide=*/true);
+    });
+    add(absl::StrCat("AddRmsNormF32Residual_", rows, "x", cols),
+        [=](Backend& b, std::mt19937_64& rng) {
+          CheckRmsNorm(b, rng, rows, cols, true, /*wide=*/true);
+        });
+  }
+  add("SiluMulF32In_37x64",
+      [](Backend& b, std::mt19937_64& rng) { CheckSiluMul(b, rng, 37, 64, /*wide=*/true); });
   add("GatherRows_37x50",
       [](Backend& b, std::mt19937_64& rng) { CheckGatherRows(b, rng, 37, 50); });
   for (auto& [name, check] : AttentionCases()) add(name, check);

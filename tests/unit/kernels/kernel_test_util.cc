@@ -83,8 +83,11 @@ double StoreRoundingError(DType dtype) {
 }
 
 ActivationArray::ActivationArray(Backend& backend, const std::vector<float>& values)
+    : ActivationArray(backend, values, backend.activation_dtype()) {}
+
+ActivationArray::ActivationArray(Backend& backend, const std::vector<float>& values, DType dtype)
     : backend_(&backend),
-      dtype_(backend.activation_dtype()),
+      dtype_(dtype),
       host_(RoundTo(dtype_, values)),
       buffer_(*backend.Allocate(std::max<size_t>(1, DTypeBytes(dtype_, values.size())))) {
   const std::vector<uint8_t> bytes = Encode(dtype_, host_);

@@ -72,6 +72,8 @@ SoftmaxWeightRounding AttentionWeightRounding(const Backend& backend);
 class ActivationArray {
  public:
   ActivationArray(Backend& backend, const std::vector<float>& values);
+  // In `dtype` instead: f32 for the residual stream a narrower backend may keep wide.
+  ActivationArray(Backend& backend, const std::vector<float>& values, DType dtype);
   void* data() const { return buffer_.data(); }
   DType dtype() const { return dtype_; }
   const std::vector<float>& host() const { return host_; }

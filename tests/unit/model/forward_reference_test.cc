@@ -72,13 +72,14 @@ std::unique_ptr<Checkpoint> MakeCheckpoint(const ModelConfig& config) {
 }
 
 // ---- float64 reference ----
-// With `storage` f16 or bf16 it follows the backend contract of such a device: weights are
-// held in that dtype, and every tensor a backend op stores (norm outputs, projections, RoPE'd
-// q and K, V, attention output, the residual stream, SiLU-mul) is rounded to it, while the
-// arithmetic in between and the logits stay wide. A bf16 device then differs from it only
-// where a value lies on a rounding boundary that f32 and float64 resolve differently (up to
-// 8e-3 of the largest logit after such a flip propagates, 1e-7 otherwise); from the plain
-// float64 reference these large random weights take a bf16 device up to 5.6e-2 away.
+// With `storage` f16 or bf16 it follows LlamaModel's layout on such a device: weights are
+// held in that dtype, and every tensor stored in it (norm outputs, q, K and V before and after
+// RoPE, attention output, SiLU-mul) is rounded to it, while the residual stream, the o and
+// down projections added to it, gate/up, the arithmetic in between and the logits stay wide. A bf16
+// device then differs from it only where a value lies on a rounding boundary that f32 and float64
+// resolve differently (up to 8e-3 of the largest logit after such a flip propagates, 1e-7
+// otherwise); from the plain float64 reference these large random weights take a bf16 device up
+// to 5.6e-2 away.
 class Reference {
  public:
   Reference(const Checkpoint& ck, kernels::DType storage)
@@ -201,21 +202,15 @@ class Reference {
         }
         Store(&attn);
         auto o = MatVec(W(p + "attn_output.weight"), c_.dim, q_dim, attn);
-        Store(&o);
         for (int i = 0; i < c_.dim; ++i) x[i] += o[i];
-        Store(&x);
         h = Norm(x, W(p + "ffn_norm.weight"));
         Store(&h);
         auto g = MatVec(W(p + "ffn_gate.weight"), c_.hidden_dim, c_.dim, h);
         auto u = MatVec(W(p + "ffn_up.weight"), c_.hidden_dim, c_.dim, h);
-        Store(&g);
-        Store(&u);
         for (int i = 0; i < c_.hidden_dim; ++i) g[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
         Store(&g);
         auto d = MatVec(W(p + "ffn_down.weight"), c_.dim, c_.hidden_dim, g);
-        Store(&d);
         for (int i = 0; i < c_.dim; ++i) x[i] += d[i];
-        Store(&x);
       }
       auto h = Norm(x, W("output_norm.weight"));
       Store(&h);

@@ -213,10 +213,10 @@ class Backend {
                                               float scale) = 0;
 
   // ---- ops ----
-  // The residual stream may be kept in f32 on backends with narrower activations: `out` of
-  // EmbeddingGather, `x` of RmsNorm, `residual` and `delta` of AddRmsNorm, `gate_up` of
-  // SiluMul (and so MatMul's y) are in the activation dtype or f32; the other tensors are in
-  // the activation dtype.
+  // The residual stream and q/k/v may be kept in f32 on backends with narrower activations:
+  // `out` of EmbeddingGather, `x` of RmsNorm, `residual` and `delta` of AddRmsNorm, `qkv` of
+  // RopeAndWriteKv and PagedAttention (and so MatMul's y) are in the activation dtype or
+  // f32; the other tensors, the KV cache included, are in the activation dtype.
 
   // out[i, :] = table[ids[i], :] for i < num_tokens. ids are device int32.
   virtual void EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) = 0;
@@ -231,7 +231,7 @@ class Backend {
                           Tensor out) = 0;
 
   // y[n, rows(w)] = x[n, cols(w)] * w^T. y is in the activation dtype, or f32 (logits, the
-  // residual stream's deltas, gate_up) on backends whose activations are narrower.
+  // residual stream's deltas, qkv) on backends whose activations are narrower.
   virtual void MatMul(Tensor x, const Weight& w, Tensor y) = 0;
 
   // qkv is the fused projection output [num_tokens, (Hq + 2 Hkv) * head_dim]. Rotates the

@@ -202,13 +202,12 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p)
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid / 32;
 
-  const T* qkv = static_cast<const T*>(p.qkv);
   for (int i = tid; i < num_tokens; i += kThreads) pos_s[i] = p.positions[first + i];
   for (int e = tid; e < rows * hd; e += kThreads) {
     const int r = e / hd, d = e % hd;
     const int64_t token = first + r / p.group;
     const int64_t head = static_cast<int64_t>(kv_head) * p.group + r % p.group;
-    q_s[e] = ToFloat(qkv[token * p.qkv_stride + head * hd + d]);
+    q_s[e] = LoadQ<T>(p, token * p.qkv_stride + head * hd + d);
     acc_s[e] = 0;
     o_s[e] = 0;
   }

@@ -17,8 +17,9 @@
 namespace ringserve::kernels::RS_CUDA_NS {
 
 struct AttentionParams {
-  const void* qkv;
+  const void* qkv;  // q is read from it: in the K/V dtype T, or f32 (q_f32)
   int64_t qkv_stride;
+  bool q_f32;
   void* out;
   int64_t out_stride;
   const void* k;
@@ -40,6 +41,12 @@ struct AttentionParams {
   int grid_splits;    // split slots of the launch (grid z); 1 = no split-parallel rows
   bool vector_loads;  // K/V rows load as 16-byte vectors
 };
+
+// Element i of qkv as a float, whether q is stored in T or f32.
+template <typename T>
+__device__ __forceinline__ float LoadQ(const AttentionParams& p, int64_t i) {
+  return p.q_f32 ? static_cast<const float*>(p.qkv)[i] : ToFloat(static_cast<const T*>(p.qkv)[i]);
+}
 
 // The work of thread block (item, kv head, split slot): the item's tokens x the kv head's
 // query heads, all of its splits or (split-parallel) only split `slot`.

@@ -127,7 +127,9 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
                          SplitMode split_mode, bool tensor_cores, const Mat& out) {
   RS_CHECK(heads.num_q_heads > 0 && heads.num_kv_heads > 0 && heads.head_dim > 0);
   RS_CHECK(heads.num_q_heads % heads.num_kv_heads == 0);
-  RS_CHECK(qkv.dtype == out.dtype && qkv.rows == batch.num_tokens && out.rows == batch.num_tokens);
+  // out (and K/V) are in the activation dtype; q may be f32 (LlamaModel keeps qkv wide).
+  RS_CHECK((qkv.dtype == out.dtype || qkv.dtype == DType::kF32) && qkv.rows == batch.num_tokens &&
+           out.rows == batch.num_tokens);
   RS_CHECK(qkv.cols >= static_cast<int64_t>(heads.num_q_heads) * heads.head_dim);
   RS_CHECK(out.cols == static_cast<int64_t>(heads.num_q_heads) * heads.head_dim);
   RS_CHECK(qkv.stride >= qkv.cols && out.stride >= out.cols);
@@ -137,7 +139,7 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
   const int group = heads.num_q_heads / heads.num_kv_heads;
   // The path depends on the model and the option only, never on the batch (see
   // attention_mma.cu): every row of a model takes the same arithmetic.
-  const bool mma = tensor_cores && MmaAttentionSupports(qkv.dtype, group, heads.head_dim);
+  const bool mma = tensor_cores && MmaAttentionSupports(out.dtype, group, heads.head_dim);
   const int tokens_per_item = mma ? MmaTokensPerItem(group) : SimtTokensPerItem(group);
   const int64_t shared_bytes =
       mma ? MmaAttentionSharedBytes(heads.head_dim, tokens_per_item)
@@ -166,6 +168,7 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
   Params p{};
   p.qkv = qkv.data;
   p.qkv_stride = qkv.stride;
+  p.q_f32 = qkv.dtype == DType::kF32;
   p.out = out.data;
   p.out_stride = out.stride;
   p.k = kv.k;
@@ -185,7 +188,7 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
   p.tokens_per_item = tokens_per_item;
   p.partials = scratch.partials;
   p.grid_splits = parallel ? splits : 1;
-  const int64_t element_bytes = static_cast<int64_t>(DTypeBytes(qkv.dtype, 1));
+  const int64_t element_bytes = static_cast<int64_t>(DTypeBytes(out.dtype, 1));
   p.vector_loads = heads.head_dim * element_bytes % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(kv.k) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(kv.v) % 16 == 0;
@@ -197,16 +200,16 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
   const dim3 grid(static_cast<unsigned>(max_items), static_cast<unsigned>(heads.num_kv_heads),
                   static_cast<unsigned>(p.grid_splits));
   if (mma) {
-    LaunchMmaAttentionKernel(stream, grid, shared_bytes, p, qkv.dtype);
+    LaunchMmaAttentionKernel(stream, grid, shared_bytes, p, out.dtype);
   } else {
-    LaunchSimtAttentionKernel(stream, grid, shared_bytes, p, qkv.dtype);
+    LaunchSimtAttentionKernel(stream, grid, shared_bytes, p, out.dtype);
   }
   RS_CUDA_CHECK_LAUNCH();
   if (parallel) {
     RS_CHECK(heads.num_q_heads <= 65535);
     const dim3 merge_grid(static_cast<unsigned>(batch.num_seqs),
                           static_cast<unsigned>(heads.num_q_heads));
-    RS_DISPATCH_ACTIVATION(qkv.dtype, T,
+    RS_DISPATCH_ACTIVATION(out.dtype, T,
                            RS_LAUNCH(MergeSplitsKernel<T>, merge_grid, 32, 0, stream, p));
     RS_CUDA_CHECK_LAUNCH();
   }

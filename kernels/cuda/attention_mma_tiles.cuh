@@ -129,21 +129,21 @@ __device__ void LoadKvTile(const AttentionParams& p, const int32_t* table, int k
   }
 }
 
-// The block's query rows as pairs along head_dim; rows past `rows` (padding) are zeros.
+// The block's query rows as pairs along head_dim, in T (an f32 q is rounded to T here, the
+// mma's input type); rows past `rows` (padding) are zeros.
 template <typename T, int HD>
 __device__ void LoadQueries(const AttentionParams& p, const AttentionBlockWork& work, int rows,
                             uint32_t* q_w) {
   using L = MmaTileLayout<HD>;
-  const T* qkv = static_cast<const T*>(p.qkv);
-  const T zero = FromFloat<T>(0.0F);
   for (int e = static_cast<int>(threadIdx.x); e < kBlockRows * HD / 2; e += kMmaThreads) {
     const int r = e / (HD / 2), d = e % (HD / 2) * 2;
     uint32_t bits = 0;
     if (r < rows) {
       const int64_t token = work.first + r / p.group;
       const int64_t head = static_cast<int64_t>(work.kv_head) * p.group + r % p.group;
-      const T* q = qkv + token * p.qkv_stride + head * p.head_dim;
-      bits = PackRaw(d < p.head_dim ? q[d] : zero, d + 1 < p.head_dim ? q[d + 1] : zero);
+      const int64_t q = token * p.qkv_stride + head * p.head_dim;
+      bits = PackRaw(FromFloat<T>(d < p.head_dim ? LoadQ<T>(p, q + d) : 0.0F),
+                     FromFloat<T>(d + 1 < p.head_dim ? LoadQ<T>(p, q + d + 1) : 0.0F));
     }
     q_w[r * L::kRowWords + d / 2] = bits;
   }

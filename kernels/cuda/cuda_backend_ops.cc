@@ -25,8 +25,8 @@ HeadArgs ToHeadArgs(const AttentionShape& s) {
   return HeadArgs{s.num_q_heads, s.num_kv_heads, s.head_dim, s.scale};
 }
 
-// The residual stream and the projections that feed it (and gate_up) may be f32 under
-// f16/bf16 activations: see Backend::AddRmsNorm.
+// The residual stream, the projections that feed it and qkv may be f32 under f16/bf16
+// activations: see Backend::EmbeddingGather.
 bool ActivationOrF32(DType dtype, DType activation) {
   return dtype == activation || dtype == DType::kF32;
 }
@@ -72,18 +72,18 @@ void CudaBackend::MatMul(Tensor x, const Weight& w, Tensor y) {
 
 void CudaBackend::RopeAndWriteKv(Tensor qkv, const AttentionShape& shape, const RopeParams& rope,
                                  const AttentionBatch& batch, const KvLayerView& kv) {
-  RS_CHECK(qkv.dtype == dtype_ && kv.dtype == dtype_);
+  RS_CHECK(ActivationOrF32(qkv.dtype, dtype_) && kv.dtype == dtype_);
   RS_CHECK(kv.num_kv_heads == shape.num_kv_heads && kv.head_dim == shape.head_dim);
   SetDevice();
   LaunchRopeAndWriteKv(stream_, ToMat(qkv), ToHeadArgs(shape), rope.inv_freq, rope.rotary_dim,
-                       rope.layout == RopeLayout::kHalves, ToBatchArgs(batch),
+                       rope.layout == RopeLayout::kHalves, ToBatchArgs(batch), kv.dtype,
                        KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks});
   AfterOp("RopeAndWriteKv");
 }
 
 void CudaBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
                                  const AttentionBatch& batch, const KvLayerView& kv, Tensor out) {
-  RS_CHECK(qkv.dtype == dtype_ && kv.dtype == dtype_ && out.dtype == dtype_);
+  RS_CHECK(ActivationOrF32(qkv.dtype, dtype_) && kv.dtype == dtype_ && out.dtype == dtype_);
   RS_CHECK(kv.num_kv_heads == shape.num_kv_heads && kv.head_dim == shape.head_dim);
   SetDevice();
   auto* items = static_cast<int32_t*>(attention_items_);
@@ -113,7 +113,7 @@ absl::Status CudaBackend::SetAttentionKernel(AttentionKernel kernel) {
 }
 
 void CudaBackend::SiluMul(Tensor gate_up, Tensor out) {
-  RS_CHECK(ActivationOrF32(gate_up.dtype, dtype_) && out.dtype == dtype_);
+  RS_CHECK(gate_up.dtype == dtype_);
   SetDevice();
   LaunchSiluMul(stream_, ToMat(gate_up), ToMat(out));
   AfterOp("SiluMul");

@@ -38,8 +38,8 @@ void LaunchConvert(cudaStream_t stream, DType src_dtype, const void* src, DType 
 void LaunchRandomUniform(cudaStream_t stream, uint64_t state, float scale, DType dtype, void* dst,
                          int64_t count);
 
-// In these four, the residual stream (out of EmbeddingGather; x of RmsNorm; residual and
-// delta of AddRmsNorm) and gate_up may be f32 where the other operands are f16/bf16.
+// In these three, the residual stream (out of EmbeddingGather; x of RmsNorm; residual and
+// delta of AddRmsNorm) may be f32 where the other operands are f16/bf16.
 // out[i, :] = table[ids[i], :]; table is [table_rows, out.cols] contiguous in table_dtype.
 void LaunchEmbeddingGather(cudaStream_t stream, DType table_dtype, const void* table,
                            int64_t table_rows, const int32_t* ids, const Mat& out);
@@ -86,10 +86,10 @@ struct KvArgs {
 };
 
 // Rotates the q and k heads of qkv in place (angles pos * inv_freq[i] in float64) and
-// writes k and v of each token to its slot.
+// writes k and v of each token to its slot, in kv_dtype. qkv is in kv_dtype or f32.
 void LaunchRopeAndWriteKv(cudaStream_t stream, const Mat& qkv, const HeadArgs& heads,
                           const float* inv_freq, int rotary_dim, bool layout_halves,
-                          const BatchArgs& batch, const KvArgs& kv);
+                          const BatchArgs& batch, DType kv_dtype, const KvArgs& kv);
 
 // Device scratch of the attention, allocated by the backend before the step path.
 struct AttentionScratch {

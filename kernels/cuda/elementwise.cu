@@ -149,14 +149,13 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// silu(g) * u = g * u / (1 + exp(-g)), as on the CPU. G (gate_up) is T, or float where the
-// projection wrote f32.
-template <typename G, typename T>
-__global__ void SiluMulKernel(const G* gate_up, int64_t gu_stride, T* out, int64_t out_stride,
+// silu(g) * u = g * u / (1 + exp(-g)), as on the CPU.
+template <typename T>
+__global__ void SiluMulKernel(const T* gate_up, int64_t gu_stride, T* out, int64_t out_stride,
                               int64_t cols) {
   const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (c >= cols) return;
-  const G* row = gate_up + blockIdx.x * gu_stride;
+  const T* row = gate_up + blockIdx.x * gu_stride;
   const float g = ToFloat(row[c]);
   const float u = ToFloat(row[cols + c]);
   out[blockIdx.x * out_stride + c] = FromFloat<T>(Div(Mul(g, u), Add(1.0F, Exp(-g))));
@@ -283,15 +282,12 @@ void LaunchAddRmsNorm(cudaStream_t stream, const Mat& residual, const Mat& delta
 void LaunchSiluMul(cudaStream_t stream, const Mat& gate_up, const Mat& out) {
   CheckRows(gate_up);
   CheckRows(out);
-  RS_CHECK(gate_up.rows == out.rows && gate_up.cols == 2 * out.cols);
+  RS_CHECK(gate_up.dtype == out.dtype && gate_up.rows == out.rows && gate_up.cols == 2 * out.cols);
   if (out.rows == 0 || out.cols == 0) return;
-  RS_DISPATCH_ACTIVATION(out.dtype, T, WithWide<T>(out.dtype, gate_up.dtype, [&](auto wide) {
-                           using G = decltype(wide);
-                           const auto kernel = &SiluMulKernel<G, T>;
-                           RS_LAUNCH(kernel, RowGrid(out.rows, out.cols), kThreads, 0, stream,
-                                     static_cast<const G*>(gate_up.data), gate_up.stride,
-                                     static_cast<T*>(out.data), out.stride, out.cols);
-                         }));
+  RS_DISPATCH_ACTIVATION(out.dtype, T,
+                         RS_LAUNCH(SiluMulKernel<T>, RowGrid(out.rows, out.cols), kThreads, 0,
+                                   stream, static_cast<const T*>(gate_up.data), gate_up.stride,
+                                   static_cast<T*>(out.data), out.stride, out.cols));
   RS_CUDA_CHECK_LAUNCH();
 }
 

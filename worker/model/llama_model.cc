@@ -196,10 +196,10 @@ absl::Status LlamaModel::AllocateWorkspace() {
   constexpr kernels::DType kF32 = kernels::DType::kF32;
   RS_RETURN_IF_ERROR(alloc(&w.residual, kF32, t * w.dim));
   RS_RETURN_IF_ERROR(alloc(&w.normed, w.dtype, t * w.dim));
-  RS_RETURN_IF_ERROR(alloc(&w.qkv, w.dtype, t * w.qkv_cols));
+  RS_RETURN_IF_ERROR(alloc(&w.qkv, kF32, t * w.qkv_cols));
   RS_RETURN_IF_ERROR(alloc(&w.attn, w.dtype, t * w.q_cols));
   RS_RETURN_IF_ERROR(alloc(&w.delta, kF32, t * w.dim));
-  RS_RETURN_IF_ERROR(alloc(&w.gate_up, kF32, t * 2 * w.hidden));
+  RS_RETURN_IF_ERROR(alloc(&w.gate_up, w.dtype, t * 2 * w.hidden));
   RS_RETURN_IF_ERROR(alloc(&w.act, w.dtype, t * w.hidden));
   RS_RETURN_IF_ERROR(alloc(&w.sampled, w.dtype, s * w.dim));
   RS_RETURN_IF_ERROR(alloc(&w.logits, kF32, s * w.vocab));

@@ -21,20 +21,21 @@ struct LlamaModel::LayerWeights {
 
 // Activation buffers for the largest batch the options allow, allocated once.
 //
-// The residual stream, the projections added to it (delta) and gate_up are f32 whatever the
+// The residual stream, the projections added to it (delta) and qkv are f32 whatever the
 // activation dtype: they are written by GEMMs that accumulate in f32 and read only by the
-// norms and SiLU-mul, so keeping them wide costs a few MiB and no GEMM speed, and it drops
-// the four bf16 roundings per layer that weigh most in the logits' error (bench/RESULTS.md,
-// "bf16 error budget"). What a GEMM reads (normed, attn, act, sampled), qkv and the KV cache
-// stay in the activation dtype.
+// norms, RoPE and attention's q load, so keeping them wide costs no GEMM speed, and it drops
+// five of the bf16 roundings per layer that weigh most in the logits' error (bench/RESULTS.md,
+// "bf16 error budget"). gate_up, the largest, stays narrow: f32 would double the extra
+// traffic for a fifth of the gain. What a GEMM reads (normed, attn, act, sampled), gate_up
+// and the KV cache are in the activation dtype.
 struct LlamaModel::Workspace {
   kernels::DeviceBuffer residual, normed, qkv, attn, delta, gate_up, act, sampled, logits, meta;
   kernels::Tensor Residual(int n) const { return Wide(residual, n, dim); }
   kernels::Tensor Normed(int n) const { return Make(normed, n, dim); }
-  kernels::Tensor Qkv(int n) const { return Make(qkv, n, qkv_cols); }
+  kernels::Tensor Qkv(int n) const { return Wide(qkv, n, qkv_cols); }
   kernels::Tensor Attn(int n) const { return Make(attn, n, q_cols); }
   kernels::Tensor Delta(int n) const { return Wide(delta, n, dim); }
-  kernels::Tensor GateUp(int n) const { return Wide(gate_up, n, 2 * hidden); }
+  kernels::Tensor GateUp(int n) const { return Make(gate_up, n, 2 * hidden); }
   kernels::Tensor Act(int n) const { return Make(act, n, hidden); }
   kernels::Tensor Sampled(int n) const { return Make(sampled, n, dim); }
   // Logits stay f32 whatever the activation dtype: sampling and the host copy read floats.

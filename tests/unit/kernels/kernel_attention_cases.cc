@@ -40,9 +40,13 @@ void ExpectNear(const std::vector<float>& got, const std::vector<double>& want, 
   EXPECT_EQ(failures, 0U) << what;
 }
 
-void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, RopeLayout layout) {
+// With `wide_q`, qkv is f32 whatever the activation dtype (LlamaModel's layout): q and k rotate
+// in f32, and only the K and V written to the cache are rounded to the activation dtype.
+void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, RopeLayout layout,
+               bool wide_q = false) {
   const int block_size = 8;
   const DType act = b.activation_dtype();
+  const DType qkv_dtype = wide_q ? DType::kF32 : act;
   const double store = 2 * StoreRoundingError(act);
   const PagedBatchHost batch = BuildBatch({{3000, 3}, {9, 9}, {1, 1}}, block_size, 400, rng);
   const int width = RowWidth(s);
@@ -50,7 +54,7 @@ void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, Ro
   for (int i = 0; i < rotary_dim / 2; ++i)
     inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / rotary_dim));
   const size_t kv_count = static_cast<size_t>(400) * block_size * s.hkv * s.hd;
-  ActivationArray qkv_d(b, RandomFloats(rng, batch.num_tokens * width)),
+  ActivationArray qkv_d(b, RandomFloats(rng, batch.num_tokens * width), qkv_dtype),
       k_d(b, std::vector<float>(kv_count)), v_d(b, std::vector<float>(kv_count));
   const std::vector<float>& qkv = qkv_d.host();
   DeviceArray<float> freq_d(b, inv_freq);
@@ -74,8 +78,9 @@ void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, Ro
       }
     }
   }
-  ExpectNear(qkv_d.Download(), want, 1e-5, "rotated qkv", store);
+  ExpectNear(qkv_d.Download(), want, 1e-5, "rotated qkv", 2 * StoreRoundingError(qkv_dtype));
   const std::vector<float> k = k_d.Download(), v = v_d.Download();
+  const std::vector<float> stored_qkv = RoundTo(act, qkv);  // V as the cache holds it
   const int kv_width = s.hkv * s.hd;
   for (int t = 0; t < batch.num_tokens; ++t) {
     std::vector<float> got_k(k.begin() + batch.slots[t] * kv_width,
@@ -84,7 +89,7 @@ void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, Ro
                                want.begin() + t * width + s.hq * s.hd + kv_width);
     ExpectNear(got_k, want_k, 1e-5, absl::StrCat("K of token ", t), store);
     for (int i = 0; i < kv_width; ++i) {
-      ASSERT_EQ(v[batch.slots[t] * kv_width + i], qkv[t * width + (s.hq + s.hkv) * s.hd + i])
+      ASSERT_EQ(v[batch.slots[t] * kv_width + i], stored_qkv[t * width + (s.hq + s.hkv) * s.hd + i])
           << "V of token " << t;
     }
   }
@@ -152,8 +157,10 @@ std::vector<double> ReferenceAttention(const PagedBatchHost& batch, AttnShape s,
   return out;
 }
 
+// With `wide_q`, q comes from an f32 qkv (LlamaModel's layout); the tensor-core kernel rounds
+// it to the activation dtype for its products, the SIMT one reads it as it is.
 void CheckAttention(Backend& b, std::mt19937_64& rng, AttnShape s, int block_size,
-                    const std::vector<SeqSpec>& seqs) {
+                    const std::vector<SeqSpec>& seqs, bool wide_q = false) {
   int num_blocks = 0;
   for (const SeqSpec& q : seqs) num_blocks += (q.context_len + block_size - 1) / block_size;
   num_blocks += 3;  // spare blocks nobody reads
@@ -161,7 +168,8 @@ void CheckAttention(Backend& b, std::mt19937_64& rng, AttnShape s, int block_siz
   const PagedBatchHost batch = BuildBatch(seqs, block_size, num_blocks, rng);
   const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * s.hkv * s.hd;
   ActivationArray k_d(b, RandomFloats(rng, kv_count)), v_d(b, RandomFloats(rng, kv_count)),
-      qkv_d(b, RandomFloats(rng, batch.num_tokens * RowWidth(s), -3, 3)),
+      qkv_d(b, RandomFloats(rng, batch.num_tokens * RowWidth(s), -3, 3),
+            wide_q ? DType::kF32 : act),
       out_d(b, std::vector<float>(batch.num_tokens * s.hq * s.hd));
   DeviceBatch batch_d(b, batch);
   const AttentionShape shape{s.hq, s.hkv, s.hd,
@@ -171,8 +179,11 @@ void CheckAttention(Backend& b, std::mt19937_64& rng, AttnShape s, int block_siz
                    out_d.AsTensor(batch.num_tokens, s.hq * s.hd));
   const SoftmaxWeightRounding rounding = AttentionWeightRounding(b);
   std::vector<double> weight_bound;
+  const std::vector<float> q = b.attention_kernel() == AttentionKernel::kTensorCore
+                                   ? RoundTo(act, qkv_d.host())
+                                   : qkv_d.host();
   const std::vector<double> want =
-      ReferenceAttention(batch, s, block_size, qkv_d.host(), k_d.host(), v_d.host(), rounding,
+      ReferenceAttention(batch, s, block_size, q, k_d.host(), v_d.host(), rounding,
                          rounding.relative > 0 || rounding.absolute > 0 ? &weight_bound : nullptr);
   ExpectNear(out_d.Download(), want, 2e-5, "attention", 2 * StoreRoundingError(act), weight_bound);
 }
@@ -195,6 +206,10 @@ std::vector<std::pair<std::string, Check>> AttentionCases() {
                      c.layout == RopeLayout::kHalves ? "_halves" : "_adjacent"),
         [c](Backend& b, std::mt19937_64& rng) { CheckRope(b, rng, c.s, c.rotary, c.layout); });
   }
+  cases.emplace_back("Rope_F32Qkv_hq8_hkv2_hd64_rot64_halves",
+                     [](Backend& b, std::mt19937_64& rng) {
+                       CheckRope(b, rng, {8, 2, 64}, 64, RopeLayout::kHalves, /*wide_q=*/true);
+                     });
   struct AttnCase {
     AttnShape s;
     int block_size;
@@ -222,6 +237,15 @@ std::vector<std::pair<std::string, Check>> AttentionCases() {
       CheckAttention(b, rng, c.s, c.block_size, c.seqs);
     });
   }
+  // q from an f32 qkv: decode and prefill rows, one across an attention split boundary.
+  cases.emplace_back("Attention_F32Q_hq4_hkv2_hd64_bs16_ctx_37q1_64q20",
+                     [](Backend& b, std::mt19937_64& rng) {
+                       CheckAttention(b, rng, {4, 2, 64}, 16, {{37, 1}, {64, 20}}, true);
+                     });
+  cases.emplace_back("Attention_F32Q_hq8_hkv1_hd128_bs16_ctx_700q300_513q1",
+                     [](Backend& b, std::mt19937_64& rng) {
+                       CheckAttention(b, rng, {8, 1, 128}, 16, {{700, 300}, {513, 1}}, true);
+                     });
   return cases;
 }
 

@@ -72,14 +72,13 @@ std::unique_ptr<Checkpoint> MakeCheckpoint(const ModelConfig& config) {
 }
 
 // ---- float64 reference ----
-// With `storage` f16 or bf16 it follows LlamaModel's layout on such a device: weights are
-// held in that dtype, and every tensor stored in it (norm outputs, q, K and V before and after
-// RoPE, attention output, SiLU-mul) is rounded to it, while the residual stream, the o and
-// down projections added to it, gate/up, the arithmetic in between and the logits stay wide. A bf16
-// device then differs from it only where a value lies on a rounding boundary that f32 and float64
-// resolve differently (up to 8e-3 of the largest logit after such a flip propagates, 1e-7
-// otherwise); from the plain float64 reference these large random weights take a bf16 device up
-// to 5.6e-2 away.
+// With `storage` f16 or bf16 it follows LlamaModel's layout on such a device: weights are held in
+// that dtype, and every tensor stored in it (norm outputs, K and V in the cache, attention output,
+// gate/up, SiLU-mul) is rounded to it, while the residual stream, the o and down projections added
+// to it, q/k/v, the arithmetic in between and the logits stay wide. A bf16 device then differs from
+// it only where a value lies on a rounding boundary that f32 and float64 resolve differently (up to
+// 8e-3 of the largest logit after such a flip propagates, 1e-7 otherwise); from the plain float64
+// reference these large random weights take a bf16 device up to 5.6e-2 away.
 class Reference {
  public:
   Reference(const Checkpoint& ck, kernels::DType storage)
@@ -173,11 +172,10 @@ class Reference {
         auto q = MatVec(W(p + "attn_q.weight"), q_dim, c_.dim, h);
         auto k = MatVec(W(p + "attn_k.weight"), kv_dim, c_.dim, h);
         auto v = MatVec(W(p + "attn_v.weight"), kv_dim, c_.dim, h);
-        for (auto* stored : {&q, &k, &v}) Store(stored);
         for (int hh = 0; hh < c_.num_heads; ++hh) Rope(&q[hh * hd], static_cast<int>(t));
         for (int hh = 0; hh < c_.num_kv_heads; ++hh) Rope(&k[hh * hd], static_cast<int>(t));
-        Store(&q);
-        Store(&k);
+        Store(&k);  // the KV cache
+        Store(&v);
         keys[l].insert(keys[l].end(), k.begin(), k.end());
         values[l].insert(values[l].end(), v.begin(), v.end());
         std::vector<double> attn(q_dim, 0.0);
@@ -207,6 +205,8 @@ class Reference {
         Store(&h);
         auto g = MatVec(W(p + "ffn_gate.weight"), c_.hidden_dim, c_.dim, h);
         auto u = MatVec(W(p + "ffn_up.weight"), c_.hidden_dim, c_.dim, h);
+        Store(&g);
+        Store(&u);
         for (int i = 0; i < c_.hidden_dim; ++i) g[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
         Store(&g);
         auto d = MatVec(W(p + "ffn_down.weight"), c_.dim, c_.hidden_dim, g);

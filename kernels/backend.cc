@@ -1,5 +1,8 @@
 #include "kernels/backend.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -11,22 +14,19 @@
 
 namespace ringserve::kernels {
 
-DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
-  if (this != &other) {
-    Reset();
-    owner_ = std::exchange(other.owner_, nullptr);
-    data_ = std::exchange(other.data_, nullptr);
-    bytes_ = std::exchange(other.bytes_, 0);
+// Cache-line aligned, so a page-locked buffer on another backend and this one behave alike.
+absl::StatusOr<HostBuffer> Backend::AllocateHost(size_t bytes) {
+  constexpr size_t kAlign = 64;
+  void* data =
+      std::aligned_alloc(kAlign, std::max<size_t>(kAlign, (bytes + kAlign - 1) / kAlign * kAlign));
+  if (data == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("host allocation of ", bytes, " bytes failed"));
   }
-  return *this;
+  return HostBuffer(this, data, bytes);
 }
 
-void DeviceBuffer::Reset() {
-  if (owner_ != nullptr && data_ != nullptr) owner_->Free(data_, bytes_);
-  owner_ = nullptr;
-  data_ = nullptr;
-  bytes_ = 0;
-}
+void Backend::FreeHost(void* data, size_t /*bytes*/) { std::free(data); }
 
 absl::Status Backend::ReserveAttention(const AttentionLimits& /*limits*/) {
   return absl::OkStatus();

@@ -35,20 +35,33 @@ namespace ringserve::kernels {
 
 class Backend;
 
-// Device memory owned by a Backend; freed when the buffer is destroyed. Move-only.
-// The Backend must outlive its buffers.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  DeviceBuffer(Backend* owner, void* data, size_t bytes)
-      : owner_(owner), data_(data), bytes_(bytes) {}
-  DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() { Reset(); }
+// Where a buffer lives: device memory (Backend::Allocate), or host memory the backend's
+// copies run fastest from and to (Backend::AllocateHost).
+enum class MemoryKind : uint8_t { kDevice, kHost };
 
-  void Reset();
+// Memory owned by a Backend; freed through it when the buffer is destroyed. Move-only.
+// The Backend must outlive its buffers.
+template <MemoryKind kKind>
+class OwnedBuffer {
+ public:
+  OwnedBuffer() = default;
+  OwnedBuffer(Backend* owner, void* data, size_t bytes)
+      : owner_(owner), data_(data), bytes_(bytes) {}
+  OwnedBuffer(OwnedBuffer&& other) noexcept { *this = std::move(other); }
+  OwnedBuffer& operator=(OwnedBuffer&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      owner_ = std::exchange(other.owner_, nullptr);
+      data_ = std::exchange(other.data_, nullptr);
+      bytes_ = std::exchange(other.bytes_, 0);
+    }
+    return *this;
+  }
+  OwnedBuffer(const OwnedBuffer&) = delete;
+  OwnedBuffer& operator=(const OwnedBuffer&) = delete;
+  ~OwnedBuffer() { Reset(); }
+
+  void Reset();  // defined after Backend
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   template <typename T>
@@ -61,6 +74,8 @@ class DeviceBuffer {
   void* data_ = nullptr;
   size_t bytes_ = 0;
 };
+using DeviceBuffer = OwnedBuffer<MemoryKind::kDevice>;
+using HostBuffer = OwnedBuffer<MemoryKind::kHost>;
 
 // A view of a 2-D row-major activation tensor in device memory. Rows are `row_stride`
 // elements apart (row_stride >= cols), so a column slice of a wider tensor is a view too.
@@ -191,6 +206,10 @@ class Backend {
 
   // ---- memory ----
   virtual absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) = 0;
+  // Host memory for the data a step copies each way (batch metadata up, logits down):
+  // page-locked on a GPU, so CopyToHost runs at full bus speed and CopyToDevice needs no
+  // staging copy; plain memory elsewhere. Allocate at start-up, never on the step path.
+  virtual absl::StatusOr<HostBuffer> AllocateHost(size_t bytes);
   virtual void CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
   // Waits for every queued op, then copies.
   virtual void CopyToHost(void* dst, const void* src, size_t bytes) = 0;
@@ -290,11 +309,27 @@ class Backend {
   virtual int64_t num_allocations() const { return -1; }
 
  protected:
-  friend class DeviceBuffer;
+  template <MemoryKind>
+  friend class OwnedBuffer;
   // The rows of RandomWeight's result; INVALID_ARGUMENT for no parts or an empty one.
   absl::StatusOr<int64_t> RandomWeightRows(std::span<const RandomPart> parts, int64_t cols) const;
   virtual void Free(void* data, size_t bytes) = 0;
+  virtual void FreeHost(void* data, size_t bytes);
 };
+
+template <MemoryKind kKind>
+void OwnedBuffer<kKind>::Reset() {
+  if (owner_ != nullptr && data_ != nullptr) {
+    if constexpr (kKind == MemoryKind::kDevice) {
+      owner_->Free(data_, bytes_);
+    } else {
+      owner_->FreeHost(data_, bytes_);
+    }
+  }
+  owner_ = nullptr;
+  data_ = nullptr;
+  bytes_ = 0;
+}
 
 // Every backend this build and machine can run: always "cpu", plus "cuda:N" for each
 // visible GPU when the CUDA backend is built.

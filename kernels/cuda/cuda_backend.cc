@@ -212,6 +212,29 @@ absl::StatusOr<DeviceBuffer> CudaBackend::Allocate(size_t bytes) {
   return DeviceBuffer(this, data, bytes);
 }
 
+absl::StatusOr<HostBuffer> CudaBackend::AllocateHost(size_t bytes) {
+  CheckNotCapturing("cuda: AllocateHost inside a graph capture");
+  if (bytes == 0) return HostBuffer(this, nullptr, 0);
+  SetDevice();
+  void* data = nullptr;
+  if (const cudaError_t error = cudaHostAlloc(&data, bytes, cudaHostAllocDefault);
+      error != cudaSuccess) {
+    cudaGetLastError();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        name_, ": cannot page-lock ", bytes, " bytes of host memory: ", cudaGetErrorString(error)));
+  }
+  ++num_allocations_;
+  return HostBuffer(this, data, bytes);
+}
+
+void CudaBackend::FreeHost(void* data, size_t /*bytes*/) {
+  CheckNotCapturing("cuda: a host buffer freed inside a graph capture");
+  if (const cudaError_t error = cudaFreeHost(data); error != cudaSuccess) {
+    Log(LogLevel::kError, "cuda", "cudaFreeHost failed",
+        {{"device", name_}, {"error", cudaGetErrorString(error)}});
+  }
+}
+
 void CudaBackend::Free(void* data, size_t /*bytes*/) {
   CheckNotCapturing("cuda: a buffer freed inside a graph capture");
   SetDevice();

@@ -47,6 +47,7 @@ class CudaBackend final : public Backend {
   int64_t num_allocations() const override { return num_allocations_; }
 
   absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) override;
+  absl::StatusOr<HostBuffer> AllocateHost(size_t bytes) override;
   void CopyToDevice(void* dst, const void* src, size_t bytes) override;
   void CopyToHost(void* dst, const void* src, size_t bytes) override;
   void CopyOnDevice(void* dst, const void* src, size_t bytes) override;
@@ -102,6 +103,7 @@ class CudaBackend final : public Backend {
 
  protected:
   void Free(void* data, size_t bytes) override;
+  void FreeHost(void* data, size_t bytes) override;
 
  private:
   absl::Status Init();

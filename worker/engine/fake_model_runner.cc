@@ -82,8 +82,8 @@ absl::Status FakeModelRunner::ReadHistory(const model::SequenceChunk& chunk,
   return absl::OkStatus();
 }
 
-absl::Status FakeModelRunner::Forward(std::span<const model::SequenceChunk> chunks,
-                                      std::vector<float>* logits) {
+absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(
+    std::span<const model::SequenceChunk> chunks) {
   if (options_.on_forward) options_.on_forward();
   RS_RETURN_IF_ERROR(Validate(chunks));
   FakeStep step;
@@ -96,18 +96,18 @@ absl::Status FakeModelRunner::Forward(std::span<const model::SequenceChunk> chun
     step.chunks.push_back(
         {c.start_position, static_cast<int32_t>(c.tokens.size()), c.sample, c.tokens.front()});
   }
-  logits->clear();
+  logits_.clear();
   std::vector<int32_t> history;
   for (const model::SequenceChunk& c : chunks) {
     if (!c.sample) continue;
     RS_RETURN_IF_ERROR(ReadHistory(c, &history));
     const std::vector<float> row = LogitsAfter(history);
-    logits->insert(logits->end(), row.begin(), row.end());
+    logits_.insert(logits_.end(), row.begin(), row.end());
   }
   std::lock_guard<std::mutex> lock(mu_);
   step.num_copies_before = std::exchange(num_pending_copies_, 0);
   steps_.push_back(std::move(step));
-  return absl::OkStatus();
+  return std::span<const float>(logits_);
 }
 
 void FakeModelRunner::CopyBlocks(std::span<const kvcache::BlockCopy> copies) {

@@ -59,8 +59,8 @@ class FakeModelRunner final : public ModelRunner {
   int32_t max_seqs() const override { return options_.max_seqs; }
   int32_t max_context_tokens() const override { return options_.max_context_tokens; }
 
-  absl::Status Forward(std::span<const model::SequenceChunk> chunks,
-                       std::vector<float>* logits) override;
+  absl::StatusOr<std::span<const float>> Forward(
+      std::span<const model::SequenceChunk> chunks) override;
   void CopyBlocks(std::span<const kvcache::BlockCopy> copies) override;
 
   // The logits row Forward() produces after `history` (what a test expects).
@@ -70,6 +70,7 @@ class FakeModelRunner final : public ModelRunner {
   int64_t num_copies() const;
 
  private:
+  std::vector<float> logits_;  // the last Forward's rows
   // KV slot of `position` under `block_table`.
   size_t Slot(std::span<const int32_t> block_table, int32_t position) const;
   absl::Status Validate(std::span<const model::SequenceChunk> chunks) const;

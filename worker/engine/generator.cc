@@ -245,12 +245,12 @@ bool Generator::Step() {
   }
   const absl::Time forward_start = absl::Now();
   if (!plan.copies.empty()) runner_->CopyBlocks(plan.copies);
-  const absl::Status forward = runner_->Forward(chunks, &logits_);
+  const absl::StatusOr<std::span<const float>> logits = runner_->Forward(chunks);
   const double forward_seconds = Seconds(absl::Now() - forward_start);
-  if (!forward.ok()) {
+  if (!logits.ok()) {
     for (const ScheduledChunk& c : plan.chunks) {
-      CancelJob(c.seq->job_id,
-                absl::InternalError(absl::StrCat("forward pass failed: ", forward.message())));
+      CancelJob(c.seq->job_id, absl::InternalError(absl::StrCat("forward pass failed: ",
+                                                                logits.status().message())));
     }
     return true;
   }
@@ -260,7 +260,7 @@ bool Generator::Step() {
   for (const ScheduledChunk& c : plan.chunks) {
     if (!c.sample) continue;
     Job& job = *jobs_.at(c.seq->job_id);
-    HandleSample(job, std::span<const float>(logits_).subspan(row * vocab, vocab));
+    HandleSample(job, logits->subspan(row * vocab, vocab));
     ++row;
   }
   StepRecord record;

@@ -181,7 +181,6 @@ class Generator {
   std::unique_ptr<Scheduler> scheduler_;
   SessionTable sessions_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Job>> jobs_;
-  std::vector<float> logits_;
   uint64_t next_seq_id_ = 1;
   uint64_t next_arrival_ = 1;
   uint64_t next_fork_suffix_ = 1;

@@ -58,9 +58,9 @@ class LlamaRunner final : public ModelRunner {
   int32_t max_seqs() const override { return model_->options().max_seqs; }
   int32_t max_context_tokens() const override { return model_->config().max_seq_len; }
 
-  absl::Status Forward(std::span<const model::SequenceChunk> chunks,
-                       std::vector<float>* logits) override {
-    return model_->Forward(chunks, logits);
+  absl::StatusOr<std::span<const float>> Forward(
+      std::span<const model::SequenceChunk> chunks) override {
+    return model_->Forward(chunks);
   }
   void CopyBlocks(std::span<const kvcache::BlockCopy> copies) override;
 

@@ -30,10 +30,11 @@ class ModelRunner {
   // Most tokens one sequence may hold (the model's context length).
   virtual int32_t max_context_tokens() const = 0;
 
-  // Runs one pass over `chunks` (see model::SequenceChunk) and writes the logits of every
-  // chunk with sample=true, in chunk order, to `logits` ([num_sampled, vocab_size]).
-  virtual absl::Status Forward(std::span<const model::SequenceChunk> chunks,
-                               std::vector<float>* logits) = 0;
+  // Runs one pass over `chunks` (see model::SequenceChunk) and returns the logits of every
+  // chunk with sample=true, in chunk order ([num_sampled, vocab_size]), in the runner's own
+  // memory: valid until the next Forward().
+  virtual absl::StatusOr<std::span<const float>> Forward(
+      std::span<const model::SequenceChunk> chunks) = 0;
 
   // Copies whole KV blocks (src -> dst) in order, before the next Forward() reads them.
   virtual void CopyBlocks(std::span<const kvcache::BlockCopy> copies) = 0;

@@ -70,7 +70,6 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
   OfflineTimings& t = timings != nullptr ? *timings : local;
   std::vector<model::SequenceChunk> chunks;
   std::vector<size_t> owners;
-  std::vector<float> logits;
   const int vocab = model.config().vocab_size;
   for (;;) {
     // Plan: decoding sequences take one token, prefilling ones a chunk of what is left.
@@ -92,7 +91,7 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
     }
     if (chunks.empty()) break;
     const auto start = Clock::now();
-    RS_RETURN_IF_ERROR(model.Forward(chunks, &logits));
+    RS_ASSIGN_OR_RETURN(const std::span<const float> logits, model.Forward(chunks));
     t.forward_seconds += SecondsSince(start);
     int row = 0;
     int64_t tokens_in_step = 0;
@@ -103,8 +102,8 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
       if (!chunks[c].sample) continue;
       const OfflineRequest& r = requests[owners[c]];
       OfflineResult& out = results[owners[c]];
-      const int32_t id =
-          s.sampler.Sample(std::span<const float>(logits).subspan(row++ * vocab, vocab)).id;
+      const size_t first = static_cast<size_t>(row++) * static_cast<size_t>(vocab);
+      const int32_t id = s.sampler.Sample(logits.subspan(first, static_cast<size_t>(vocab))).id;
       out.generated_ids.push_back(id);
       s.tokens.push_back(id);
       if (std::find(r.stop_ids.begin(), r.stop_ids.end(), id) != r.stop_ids.end()) {

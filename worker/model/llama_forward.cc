@@ -85,7 +85,7 @@ int LlamaModel::DecodeBucket(std::span<const SequenceChunk> chunks) const {
 LlamaModel::PassBatch LlamaModel::UploadBatch(std::span<const SequenceChunk> chunks,
                                               int padded_size) {
   const PackedBatch packed = PackBatch(chunks, padded_size, options_.block_size,
-                                       options_.max_blocks_per_seq, host_meta_.data());
+                                       options_.max_blocks_per_seq, host_meta_.as<int32_t>());
   const MetaLayout& layout = packed.layout;
   backend_->CopyToDevice(ws_->meta.data(), host_meta_.data(), layout.size * sizeof(int32_t));
   const auto* dev = ws_->meta.as<int32_t>();
@@ -110,8 +110,7 @@ LlamaModel::PassBatch LlamaModel::UploadBatch(std::span<const SequenceChunk> chu
   return pass;
 }
 
-absl::Status LlamaModel::Forward(std::span<const SequenceChunk> chunks,
-                                 std::vector<float>* logits) {
+absl::StatusOr<std::span<const float>> LlamaModel::Forward(std::span<const SequenceChunk> chunks) {
   RS_RETURN_IF_ERROR(ValidateBatch(chunks));
   const int bucket = DecodeBucket(chunks);
   const PassBatch pass = UploadBatch(chunks, bucket);
@@ -120,12 +119,21 @@ absl::Status LlamaModel::Forward(std::span<const SequenceChunk> chunks,
   } else {
     EnqueuePass(pass);
   }
-  logits->resize(static_cast<size_t>(pass.num_sampled) * config_.vocab_size);
-  if (pass.num_sampled == 0) {
+  const std::span<const float> logits(host_logits_.as<const float>(),
+                                      static_cast<size_t>(pass.num_sampled) * config_.vocab_size);
+  // Both wait for the pass, so the next one may overwrite host_meta_.
+  if (logits.empty()) {
     backend_->Synchronize();
-    return absl::OkStatus();
+  } else {
+    backend_->CopyToHost(host_logits_.data(), ws_->logits.data(), logits.size_bytes());
   }
-  backend_->CopyToHost(logits->data(), ws_->logits.data(), logits->size() * sizeof(float));
+  return logits;
+}
+
+absl::Status LlamaModel::Forward(std::span<const SequenceChunk> chunks,
+                                 std::vector<float>* logits) {
+  RS_ASSIGN_OR_RETURN(const std::span<const float> rows, Forward(chunks));
+  logits->assign(rows.begin(), rows.end());
   return absl::OkStatus();
 }
 

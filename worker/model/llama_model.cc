@@ -204,8 +204,9 @@ absl::Status LlamaModel::AllocateWorkspace() {
   RS_RETURN_IF_ERROR(alloc(&w.sampled, w.dtype, s * w.dim));
   RS_RETURN_IF_ERROR(alloc(&w.logits, kF32, s * w.vocab));
   const int64_t meta_ints = MetaLayout(t, s, options_.max_blocks_per_seq).size;
-  host_meta_.resize(meta_ints);
+  RS_ASSIGN_OR_RETURN(host_meta_, backend_->AllocateHost(meta_ints * sizeof(int32_t)));
   RS_ASSIGN_OR_RETURN(w.meta, backend_->Allocate(meta_ints * sizeof(int32_t)));
+  RS_ASSIGN_OR_RETURN(host_logits_, backend_->AllocateHost(w.logits.bytes()));
   return absl::OkStatus();
 }
 

@@ -76,9 +76,14 @@ class LlamaModel {
   // (num_kv_blocks * block_size) and a block table (max_blocks_per_seq * block_size).
   int max_context_len() const { return max_context_len_; }
 
-  // Runs one pass over `chunks` and writes the logits of every chunk with sample=true, in
-  // chunk order, to `logits` ([num_sampled, vocab_size], resized). INVALID_ARGUMENT when the
-  // batch exceeds the options or a position or block id is out of range; nothing runs then.
+  // Runs one pass over `chunks` and returns the logits of every chunk with sample=true, in
+  // chunk order ([num_sampled, vocab_size]), in the model's own host buffer: valid until the
+  // next Forward. The buffer is the backend's fastest to copy into (page-locked on a GPU),
+  // so the logits come back at bus speed and are never copied again. INVALID_ARGUMENT when
+  // the batch exceeds the options or a position or block id is out of range; nothing runs
+  // then.
+  absl::StatusOr<std::span<const float>> Forward(std::span<const SequenceChunk> chunks);
+  // The same, copying the logits into `logits` (resized): for tests and tools.
   absl::Status Forward(std::span<const SequenceChunk> chunks, std::vector<float>* logits);
 
   // How decode passes have run: graphs captured, replays (all zero without graphs).
@@ -124,7 +129,8 @@ class LlamaModel {
   kernels::DeviceBuffer inv_freq_;
   std::unique_ptr<KvStorage> kv_;
   std::unique_ptr<Workspace> ws_;
-  std::vector<int32_t> host_meta_;
+  // Host side of the per-pass copies: batch metadata up, sampled logits down.
+  kernels::HostBuffer host_meta_, host_logits_;
   std::unique_ptr<DecodeGraphs> decode_graphs_;  // null when the backend cannot capture
   size_t weight_bytes_ = 0;
   int max_context_len_ = 0;  // see max_context_len()

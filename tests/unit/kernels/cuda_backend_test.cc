@@ -4,6 +4,8 @@
 // tests and the "emu" cases (the same sources on the CPU emulation) run; the rest skip.
 #include "kernels/cuda/cuda_backend.h"
 
+#include <cuda_runtime_api.h>
+
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -49,6 +51,36 @@ TEST(CudaBackendStartTest, MissingDeviceOrBadOptionsAreStatusesNotCrashes) {
   options.cuda_activation_dtype = DType::kQ8_0;
   EXPECT_EQ(CreateBackend("cuda:0", options).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CreateBackend("cuda:x").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Every step's batch metadata goes up and its logits come down through AllocateHost's
+// memory: on the GPU it must be page-locked, so those copies run at bus speed and an upload
+// needs no staging copy. On the emulation, only the round trip.
+TEST(CudaHostMemoryTest, HostBuffersArePageLockedAndRoundTrip) {
+  int ran = 0;
+  for (const bool emulated : {false, true}) {
+    const std::unique_ptr<Backend> backend =
+        emulated ? MakeEmulatedCudaBackend(DType::kBF16) : MakeCuda(DType::kBF16);
+    if (backend == nullptr) continue;
+    ++ran;
+    constexpr size_t kFloats = 1000;
+    auto host = backend->AllocateHost(kFloats * sizeof(float));
+    auto device = backend->Allocate(kFloats * sizeof(float));
+    ASSERT_TRUE(host.ok() && device.ok());
+    auto* values = host->as<float>();
+    for (size_t i = 0; i < kFloats; ++i) values[i] = static_cast<float>(i) * 0.5F;
+    backend->CopyToDevice(device->data(), host->data(), kFloats * sizeof(float));
+    backend->Synchronize();  // the upload is asynchronous from page-locked memory
+    std::memset(host->data(), 0, kFloats * sizeof(float));
+    backend->CopyToHost(host->data(), device->data(), kFloats * sizeof(float));
+    for (size_t i = 0; i < kFloats; ++i) ASSERT_EQ(values[i], static_cast<float>(i) * 0.5F) << i;
+    if (!emulated) {
+      cudaPointerAttributes attributes{};
+      ASSERT_EQ(cudaPointerGetAttributes(&attributes, host->data()), cudaSuccess);
+      EXPECT_EQ(attributes.type, cudaMemoryTypeHost) << "not page-locked";
+    }
+  }
+  if (ran == 0) GTEST_SKIP() << "no GPU and no CUDA emulation in this build";
 }
 
 // On the GPU ("cuda") and on the CPU emulation of the same sources ("emu").

@@ -61,6 +61,8 @@
 #define cudaStreamDestroy ::emu::cudaStreamDestroy
 #define cudaMalloc ::emu::cudaMalloc
 #define cudaFree ::emu::cudaFree
+#define cudaHostAlloc ::emu::cudaHostAlloc
+#define cudaFreeHost ::emu::cudaFreeHost
 #define cudaMemcpyAsync ::emu::cudaMemcpyAsync
 #define cudaMemsetAsync ::emu::cudaMemsetAsync
 #define cudaMemGetInfo ::emu::cudaMemGetInfo

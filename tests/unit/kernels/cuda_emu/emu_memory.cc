@@ -30,6 +30,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -212,6 +213,20 @@ void CheckDeviceRange(const void* device, size_t bytes, const char* call) {
   char what[160];
   std::snprintf(what, sizeof(what), "%s of %zu bytes at %p reaches ", call, bytes, device);
   FailNear(*m, begin < start ? begin : begin + bytes, what);
+}
+
+// Page-locked host memory is plain host memory here: copies from and to it behave like any
+// host copy (enqueued on the stream, run in order).
+cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int /*flags*/) {
+  if (const cudaError_t error = CaptureUnsafeCall(); error != cudaSuccess) return error;
+  *ptr = std::aligned_alloc(kAlignment, RoundUp(std::max<size_t>(bytes, 1), kAlignment));
+  return *ptr != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+
+cudaError_t cudaFreeHost(void* ptr) {
+  if (const cudaError_t error = CaptureUnsafeCall(); error != cudaSuccess) return error;
+  std::free(ptr);
+  return cudaSuccess;
 }
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {

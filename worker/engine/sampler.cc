@@ -1,20 +1,87 @@
 #include "worker/engine/sampler.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <limits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "absl/strings/str_cat.h"
 
 namespace ringserve::engine {
 namespace {
 
-int32_t Argmax(std::span<const float> v) {
-  int32_t best = 0;
-  for (int32_t i = 1; i < static_cast<int32_t>(v.size()); ++i) {
-    if (v[i] > v[best]) best = i;
+constexpr int32_t kLanes = 16;
+
+// Lane j of `best` / `index` takes the largest of v[j], v[j + 16], ... below `end` and the
+// first index holding it. Returns the end of the part scanned.
+int32_t ScanLanes(std::span<const float> v, std::array<float, kLanes>& best,
+                  std::array<int32_t, kLanes>& index) {
+  const auto n = static_cast<int32_t>(v.size());
+  int32_t i = 0;
+#if defined(__SSE2__)
+  // The compiler does not vectorize the select of an index by a float compare: SSE2 by hand,
+  // four registers of four lanes.
+  __m128 b[4];
+  __m128i ix[4];
+  for (int k = 0; k < 4; ++k) {
+    b[k] = _mm_loadu_ps(&best[4 * k]);
+    ix[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&index[4 * k]));
   }
-  return best;
+  const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int k = 0; k < 4; ++k) {
+      const __m128 x = _mm_loadu_ps(&v[i + 4 * k]);
+      const __m128 better = _mm_cmpgt_ps(x, b[k]);
+      b[k] = _mm_or_ps(_mm_and_ps(better, x), _mm_andnot_ps(better, b[k]));
+      const __m128i at = _mm_add_epi32(lane, _mm_set1_epi32(i + 4 * k));
+      const __m128i mask = _mm_castps_si128(better);
+      ix[k] = _mm_or_si128(_mm_and_si128(mask, at), _mm_andnot_si128(mask, ix[k]));
+    }
+  }
+  for (int k = 0; k < 4; ++k) {
+    _mm_storeu_ps(&best[4 * k], b[k]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(&index[4 * k]), ix[k]);
+  }
+#else
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int32_t j = 0; j < kLanes; ++j) {
+      if (v[i + j] > best[j]) {
+        best[j] = v[i + j];
+        index[j] = i + j;
+      }
+    }
+  }
+#endif
+  return i;
+}
+
+// The first index of the largest value, as a plain scan with `>` finds it (a NaN never wins;
+// a NaN in front wins everything), in independent lanes: at a 128k vocabulary greedy
+// decoding samples every running sequence's row each step.
+int32_t Argmax(std::span<const float> v) {
+  if (v.empty() || std::isnan(v[0])) return 0;
+  const auto n = static_cast<int32_t>(v.size());
+  std::array<float, kLanes> best;
+  std::array<int32_t, kLanes> index;
+  best.fill(v[0]);
+  index.fill(0);
+  int32_t i = ScanLanes(v, best, index);
+  int32_t winner = 0;
+  for (int32_t j = 0; j < kLanes; ++j) {
+    if (best[j] > best[winner] || (best[j] == best[winner] && index[j] < index[winner])) {
+      winner = j;
+    }
+  }
+  int32_t result = index[winner];
+  for (; i < n; ++i) {
+    if (v[i] > v[result]) result = i;
+  }
+  return result;
 }
 
 // Sorted descending by value, ascending id on ties: the order is total, so selection never
@@ -85,9 +152,15 @@ void Sampler::ApplyPenalties(std::vector<float>& logits) const {
 
 SampledToken Sampler::Sample(std::span<const float> logits) {
   SampledToken out;
-  scratch_.assign(logits.begin(), logits.end());
-  ApplyPenalties(scratch_);
-  out.id = params_.temperature == 0.0F ? Argmax(scratch_) : Draw(scratch_);
+  const bool penalised = params_.repetition_penalty != 1.0F || params_.presence_penalty != 0.0F ||
+                         params_.frequency_penalty != 0.0F;
+  if (params_.temperature == 0.0F && !penalised) {
+    out.id = Argmax(logits);  // the row as it is: no copy
+  } else {
+    scratch_.assign(logits.begin(), logits.end());
+    ApplyPenalties(scratch_);
+    out.id = params_.temperature == 0.0F ? Argmax(scratch_) : Draw(scratch_);
+  }
   if (params_.num_logprobs > 0) FillLogprobs(logits, &out);
   ++output_counts_[out.id];
   if (params_.repetition_penalty != 1.0F) prompt_tokens_.insert(out.id);
@@ -144,15 +217,40 @@ int32_t Sampler::Draw(std::vector<float>& logits) {
 }
 
 void Sampler::SortNucleus(double total) {
-  // Sort growing prefixes until one holds the top_p mass; the nucleus is usually a few
-  // hundred tokens even for large vocabularies.
+  // Every weight is exp(x - max) in (0, 1]; group them by float exponent (a weight in group
+  // e is in [2^(e-127), 2^(e-126))) and add up each group's mass. The groups from the top
+  // down to the first one that brings the mass to top_p hold the nucleus, and every weight
+  // outside them is smaller than every weight inside: moving those to the front and sorting
+  // only them gives the same sorted prefix as sorting everything, for thousands of tokens
+  // instead of the vocabulary.
+  std::array<double, 256> group_mass{};
+  auto group_of = [](float w) { return std::bit_cast<uint32_t>(w) >> 23 & 0xFFU; };
+  for (const Candidate& c : candidates_) group_mass[group_of(c.value)] += c.value;
+  const double want = params_.top_p * total;
+  double mass = 0;
+  uint32_t lowest = 0;
+  for (int g = 255; g >= 0; --g) {
+    mass += group_mass[g];
+    if (mass >= want) {
+      lowest = static_cast<uint32_t>(g);
+      break;
+    }
+  }
+  const auto end = std::partition(candidates_.begin(), candidates_.end(),
+                                  [&](const Candidate& c) { return group_of(c.value) >= lowest; });
+  std::sort(candidates_.begin(), end, Before<Candidate>);
+  // The groups' mass was summed in another order than the prefix the caller sums: where the
+  // two round differently at the boundary, sort growing prefixes of everything instead.
+  double prefix_mass = 0;
+  for (auto it = candidates_.begin(); it != end; ++it) prefix_mass += it->value;
+  if (prefix_mass >= want) return;
   for (size_t prefix = 256;; prefix *= 4) {
     prefix = std::min(prefix, candidates_.size());
     std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(prefix),
                       candidates_.end(), Before<Candidate>);
-    double mass = 0;
-    for (size_t i = 0; i < prefix; ++i) mass += candidates_[i].value;
-    if (prefix == candidates_.size() || mass >= params_.top_p * total) return;
+    double sorted_mass = 0;
+    for (size_t i = 0; i < prefix; ++i) sorted_mass += candidates_[i].value;
+    if (prefix == candidates_.size() || sorted_mass >= want) return;
   }
 }
 

@@ -28,7 +28,7 @@ int32_t ScanLanes(std::span<const float> v, std::array<float, kLanes>& best,
   // four registers of four lanes.
   __m128 b[4];
   __m128i ix[4];
-  for (int k = 0; k < 4; ++k) {
+  for (size_t k = 0; k < 4; ++k) {
     b[k] = _mm_loadu_ps(&best[4 * k]);
     ix[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&index[4 * k]));
   }
@@ -43,7 +43,7 @@ int32_t ScanLanes(std::span<const float> v, std::array<float, kLanes>& best,
       ix[k] = _mm_or_si128(_mm_and_si128(mask, at), _mm_andnot_si128(mask, ix[k]));
     }
   }
-  for (int k = 0; k < 4; ++k) {
+  for (size_t k = 0; k < 4; ++k) {
     _mm_storeu_ps(&best[4 * k], b[k]);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(&index[4 * k]), ix[k]);
   }

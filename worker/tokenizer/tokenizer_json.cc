@@ -1,5 +1,6 @@
 #include "worker/tokenizer/tokenizer_json.h"
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +19,8 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int64_t kMaxTokens = 1 << 24;
+// Unused ids a vocabulary may leave, beyond one per defined token.
+constexpr size_t kMaxHoles = 4096;
 
 const json* Member(const json& obj, const char* key) {
   if (!obj.is_object()) return nullptr;
@@ -123,12 +126,21 @@ absl::StatusOr<Pieces> ReadPieces(const json& root, const json& model, const std
       RS_RETURN_IF_ERROR(AddPiece(&p, *content, id->get<int64_t>(), type, name));
     }
   }
+  if (p.tokens.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": empty vocab"));
+  // Holes in the id space are allowed (each becomes an unused token), but not a few bytes
+  // that claim an id in the millions and so cost gigabytes of placeholders.
+  const auto defined = static_cast<size_t>(std::count_if(
+      p.types.begin(), p.types.end(), [](TokenType t) { return t != TokenType::kUndefined; }));
+  if (p.tokens.size() - defined > std::max<size_t>(defined, kMaxHoles)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": ids reach ", p.tokens.size() - 1, " but only ", defined,
+                     " tokens are defined; at most half of the id space may be unused"));
+  }
   for (size_t i = 0; i < p.tokens.size(); ++i) {
     if (p.types[i] != TokenType::kUndefined) continue;
     p.tokens[i] = absl::StrCat("[UNUSED_", i, "]");  // a hole in the id space
     p.types[i] = TokenType::kUnused;
   }
-  if (p.tokens.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": empty vocab"));
   return p;
 }
 

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/tokenizer/json_fixtures.h"
 #include "tests/unit/tokenizer/test_util.h"
@@ -141,6 +142,24 @@ TEST(TokenizerJsonTest, MalformedFilesAreErrors) {
     if (v.ok()) (void)Tokenizer::Create(*std::move(v));
   }
   EXPECT_FALSE(ReadTokenizerJson("/nonexistent/tokenizer.json").ok());
+}
+
+// A few holes become unused tokens; a few bytes claiming an id in the millions (the fuzzer
+// found one: 3.8 KB that took 2 GB) are refused.
+TEST(TokenizerJsonTest, SparseIdsAreBoundedByTheDefinedTokens) {
+  json holes = ByteLevelFixture();
+  const int64_t top = static_cast<int64_t>(holes["model"]["vocab"].size()) + 10;
+  holes["model"]["vocab"]["zz"] = top;
+  absl::StatusOr<Vocabulary> ok = ParseTokenizerJson(holes.dump(), "t.json");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->tokens.size(), static_cast<size_t>(top + 1));
+  EXPECT_THAT(ok->tokens, Contains(absl::StrCat("[UNUSED_", top - 1, "]")));
+  json sparse = ByteLevelFixture();
+  sparse["model"]["vocab"]["zz"] = 7777162;
+  const absl::StatusOr<Vocabulary> refused = ParseTokenizerJson(sparse.dump(), "t.json");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("ids reach 7777162"));
 }
 
 }  // namespace

@@ -68,6 +68,13 @@ Generator::Generator(std::unique_ptr<ModelRunner> runner, const tokenizer::Token
   scheduler_ = std::make_unique<Scheduler>(
       kv_.get(), SchedulerLimits{limits_.max_batch_tokens, limits_.max_seqs},
       [this] { return sessions_.ReleaseOneIdlePin(); });
+  const int32_t sampling_threads =
+      options_.sampling_threads > 0
+          ? options_.sampling_threads
+          : std::clamp(static_cast<int32_t>(std::thread::hardware_concurrency()), 1, 8);
+  if (sampling_threads > 1) {
+    sampling_pool_ = std::make_unique<kernels::cpu::ThreadPool>(sampling_threads);
+  }
   PublishStats();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -255,14 +262,12 @@ bool Generator::Step() {
     return true;
   }
   scheduler_->Commit(plan);
-  size_t row = 0;
-  const auto vocab = static_cast<size_t>(limits_.vocab_size);
+  sampling_jobs_.clear();
   for (const ScheduledChunk& c : plan.chunks) {
-    if (!c.sample) continue;
-    Job& job = *jobs_.at(c.seq->job_id);
-    HandleSample(job, logits->subspan(row * vocab, vocab));
-    ++row;
+    if (c.sample) sampling_jobs_.push_back(jobs_.at(c.seq->job_id).get());
   }
+  SampleRows(*logits, sampling_jobs_);
+  const size_t row = sampling_jobs_.size();
   StepRecord record;
   record.start = start;
   record.kv_used_blocks = kv_->Stats().num_used_blocks;
@@ -282,6 +287,23 @@ bool Generator::Step() {
   const absl::Duration rest = options_.min_step_time - (absl::Now() - start);
   if (rest > absl::ZeroDuration()) absl::SleepFor(rest);
   return true;
+}
+
+void Generator::SampleRows(std::span<const float> logits, std::span<Job* const> jobs) {
+  const auto vocab = static_cast<size_t>(limits_.vocab_size);
+  sampled_.resize(jobs.size());
+  auto sample = [&](int64_t begin, int64_t end) {
+    for (auto i = static_cast<size_t>(begin); i < static_cast<size_t>(end); ++i) {
+      sampled_[i] = jobs[i]->sampler->Sample(logits.subspan(i * vocab, vocab));
+    }
+  };
+  if (sampling_pool_ != nullptr && jobs.size() > 1) {
+    sampling_pool_->ParallelFor(static_cast<int64_t>(jobs.size()), sample);
+  } else {
+    sample(0, static_cast<int64_t>(jobs.size()));
+  }
+  // In row order: delivery, stop checks and finishing touch shared engine state.
+  for (size_t i = 0; i < jobs.size(); ++i) HandleSample(*jobs[i], sampled_[i]);
 }
 
 absl::StatusOr<std::vector<std::string>> Generator::ForkOnEngine(std::string_view session_id,

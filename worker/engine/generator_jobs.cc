@@ -192,9 +192,8 @@ bool Generator::IsEos(int32_t token) const {
   return std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
 }
 
-void Generator::HandleSample(Job& job, std::span<const float> logits) {
+void Generator::HandleSample(Job& job, const SampledToken& sampled) {
   const JobRequest& r = job.request;
-  const SampledToken sampled = job.sampler->Sample(logits);
   scheduler_->AppendToken(&job.seq, sampled.id);
   ++job.generated;
   ++engine_stats_.num_generated_tokens;

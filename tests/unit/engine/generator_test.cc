@@ -226,6 +226,33 @@ TEST(GeneratorTest, BatchedJobsGiveWhatEachGivesAlone) {
   EXPECT_EQ(f.UsedBlocks(), 0);
 }
 
+// A step's rows are sampled on several threads; each job's sampler runs on one of them, so
+// the tokens are the same with one thread or many.
+TEST(GeneratorTest, SamplingThreadsDoNotChangeTheTokens) {
+  std::vector<JobRequest> requests;
+  for (int i = 0; i < 10; ++i) {
+    JobRequest r = Request(Prompt(4 + 3 * i % 17, i), 12, i % 3 == 0 ? 0.0F : 0.9F);
+    r.sampling.seed = 300 + static_cast<uint64_t>(i);
+    r.sampling.top_p = i % 2 == 0 ? 1.0F : 0.8F;
+    requests.push_back(r);
+  }
+  std::vector<std::vector<std::vector<int32_t>>> runs;
+  for (const int32_t threads : {1, 4}) {
+    FakeModelRunnerOptions fake;
+    fake.max_seqs = 8;
+    GeneratorOptions options;
+    options.sampling_threads = threads;
+    Fixture f(fake, options);
+    std::vector<std::vector<int32_t>> ids;
+    for (const JobEvent& e : RunConcurrently(f, requests)) {
+      EXPECT_TRUE(e.status.ok()) << e.status;
+      ids.push_back(Ids(e));
+    }
+    runs.push_back(ids);
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+}
+
 TEST(GeneratorTest, UnderMemoryPressureEveryJobFinishesWithTheSameTokens) {
   FakeModelRunnerOptions fake = Rule();
   fake.num_kv_blocks = 16;  // 64 tokens; each job needs 32 (8 blocks): 8 jobs want 64 blocks

@@ -125,6 +125,7 @@ int Run(int argc, char** argv) {
   options.generator.session_ttl = absl::Seconds(flags.session_ttl_s);
   options.generator.max_jobs = flags.max_queue;
   options.generator.max_pending_tokens = flags.max_pending_tokens;
+  options.generator.sampling_threads = flags.sampling_threads;
   options.generator.min_step_time = absl::Milliseconds(flags.min_step_ms);
 
   auto server = ringserve::server::WorkerServer::Create(

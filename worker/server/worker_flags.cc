@@ -31,6 +31,10 @@ void WorkerFlags::Register(tools::ArgParser& args) {
   args.AddInt("max-pending-tokens", &max_pending_tokens,
               "tokens a slow reader may fall behind before its request is cancelled (4096)",
               kPositive);
+  args.AddInt("sampling-threads", &sampling_threads,
+              "threads that sample a step's rows, the engine's included (0, the default: one "
+              "per core, at most 8; up to 256)",
+              tools::IntRange{.min = 0, .max = 256});
   args.AddInt("metrics-port", &metrics_port, "Prometheus /metrics port (0, the default: off)",
               kPort);
   args.AddInt("drain-timeout-s", &drain_timeout_s,

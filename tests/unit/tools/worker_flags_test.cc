@@ -70,6 +70,7 @@ TEST(WorkerFlagsTest, NumbersAreNeverNegativeAndZeroOnlyWhereHelpSaysWhatItMeans
       {"drain-timeout-s", true},
       {"min-step-ms", true},
       {"threads", true},
+      {"sampling-threads", true},
       {"block-size", false},
       {"max-seqs", false},
       {"max-sessions", false},
@@ -98,6 +99,8 @@ TEST(WorkerFlagsTest, NumbersAreNeverNegativeAndZeroOnlyWhereHelpSaysWhatItMeans
     }
     EXPECT_TRUE(ParseWorkerArgs({flag, "1"}).ok()) << flag;
   }
+  EXPECT_EQ(ParseWorkerArgs({"--sampling-threads", "257"}).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(ParseWorkerArgs({"--port", "65536"}).message(), HasSubstr("--port: must be in"));
 }
 

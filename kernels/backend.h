@@ -282,6 +282,11 @@ class Backend {
   // the rows whose logits are sampled.
   virtual void GatherRows(Tensor x, const int32_t* rows, Tensor out) = 0;
 
+  // ids[i] = the first index of row i's largest value (a NaN never wins), for an f32 x:
+  // greedy decoding on the device, so a step whose every row is greedy copies back one id
+  // per row instead of the whole vocabulary's logits. ids is device int32 [x.rows].
+  virtual void ArgmaxRows(Tensor x, int32_t* ids) = 0;
+
   // The kernel PagedAttention runs (shapes it does not cover run on kSimt: see
   // BackendOptions::cuda_attention_kernel).
   virtual AttentionKernel attention_kernel() const { return AttentionKernel::kSimt; }

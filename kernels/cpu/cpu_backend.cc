@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -193,6 +194,11 @@ void CpuBackend::SiluMul(Tensor gate_up, Tensor out) {
 void CpuBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
   RS_CHECK(x.cols == out.cols);
   GatherRowsOp(pool_, x, rows, out);
+}
+
+void CpuBackend::ArgmaxRows(Tensor x, int32_t* ids) {
+  RS_CHECK(x.dtype == DType::kF32 && x.cols > 0 && x.cols <= INT32_MAX);
+  ArgmaxRowsOp(pool_, x, ids);
 }
 
 }  // namespace ringserve::kernels::cpu

@@ -54,6 +54,8 @@ void LaunchAddRmsNorm(cudaStream_t stream, const Mat& residual, const Mat& delta
 void LaunchSiluMul(cudaStream_t stream, const Mat& gate_up, const Mat& out);
 // out[i, :] = x[rows[i], :].
 void LaunchGatherRows(cudaStream_t stream, const Mat& x, const int32_t* rows, const Mat& out);
+// ids[i] = the first index of the largest value of f32 row i (a NaN never wins).
+void LaunchArgmaxRows(cudaStream_t stream, const Mat& x, int32_t* ids);
 
 // The simple MatMul: y = x w^T with w [w_rows, x.cols] contiguous in x.dtype; y in x.dtype
 // or f32. Every output is one f32 FMA chain over k in order, so it is batch invariant by

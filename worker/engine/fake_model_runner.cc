@@ -82,6 +82,26 @@ absl::Status FakeModelRunner::ReadHistory(const model::SequenceChunk& chunk,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::span<const int32_t>> FakeModelRunner::ForwardGreedy(
+    std::span<const model::SequenceChunk> chunks) {
+  RS_ASSIGN_OR_RETURN(const std::span<const float> logits, Forward(chunks));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    steps_.back().greedy = true;
+  }
+  const auto vocab = static_cast<size_t>(options_.vocab_size);
+  ids_.clear();
+  for (size_t row = 0; row * vocab < logits.size(); ++row) {
+    const std::span<const float> r = logits.subspan(row * vocab, vocab);
+    int32_t best = 0;
+    for (int32_t i = 1; i < static_cast<int32_t>(vocab); ++i) {
+      if (r[i] > r[best]) best = i;
+    }
+    ids_.push_back(best);
+  }
+  return std::span<const int32_t>(ids_);
+}
+
 absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(
     std::span<const model::SequenceChunk> chunks) {
   if (options_.on_forward) options_.on_forward();

@@ -44,6 +44,7 @@ struct FakeChunk {
 struct FakeStep {
   std::vector<FakeChunk> chunks;
   int32_t num_copies_before = 0;  // block copies run since the previous pass
+  bool greedy = false;            // run by ForwardGreedy (ids back, not logits)
 };
 
 // Thread: the runner methods run on the engine thread; Steps()/num_copies() may be called
@@ -61,6 +62,9 @@ class FakeModelRunner final : public ModelRunner {
 
   absl::StatusOr<std::span<const float>> Forward(
       std::span<const model::SequenceChunk> chunks) override;
+  // Forward, then each row's first largest logit (as a device's ArgmaxRows).
+  absl::StatusOr<std::span<const int32_t>> ForwardGreedy(
+      std::span<const model::SequenceChunk> chunks) override;
   void CopyBlocks(std::span<const kvcache::BlockCopy> copies) override;
 
   // The logits row Forward() produces after `history` (what a test expects).
@@ -71,6 +75,7 @@ class FakeModelRunner final : public ModelRunner {
 
  private:
   std::vector<float> logits_;  // the last Forward's rows
+  std::vector<int32_t> ids_;   // the last ForwardGreedy's
   // KV slot of `position` under `block_table`.
   size_t Slot(std::span<const int32_t> block_table, int32_t position) const;
   absl::Status Validate(std::span<const model::SequenceChunk> chunks) const;

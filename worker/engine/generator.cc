@@ -250,23 +250,44 @@ bool Generator::Step() {
                       .block_table = kv_->BlockTable(c.seq->seq_id),
                       .sample = c.sample});
   }
+  sampling_jobs_.clear();
+  bool all_greedy = true;
+  for (const ScheduledChunk& c : plan.chunks) {
+    if (!c.sample) continue;
+    sampling_jobs_.push_back(jobs_.at(c.seq->job_id).get());
+    all_greedy = all_greedy && sampling_jobs_.back()->sampler->greedy_only();
+  }
+  // A step whose every sampled job is greedy takes each row's argmax from the device: one id
+  // per row comes back instead of the vocabulary's logits.
+  const bool greedy = all_greedy && !sampling_jobs_.empty();
   const absl::Time forward_start = absl::Now();
   if (!plan.copies.empty()) runner_->CopyBlocks(plan.copies);
-  const absl::StatusOr<std::span<const float>> logits = runner_->Forward(chunks);
+  absl::StatusOr<std::span<const float>> logits;
+  absl::StatusOr<std::span<const int32_t>> ids;
+  absl::Status forward;
+  if (greedy) {
+    ids = runner_->ForwardGreedy(chunks);
+    forward = ids.status();
+  } else {
+    logits = runner_->Forward(chunks);
+    forward = logits.status();
+  }
   const double forward_seconds = Seconds(absl::Now() - forward_start);
-  if (!logits.ok()) {
+  if (!forward.ok()) {
     for (const ScheduledChunk& c : plan.chunks) {
-      CancelJob(c.seq->job_id, absl::InternalError(absl::StrCat("forward pass failed: ",
-                                                                logits.status().message())));
+      CancelJob(c.seq->job_id,
+                absl::InternalError(absl::StrCat("forward pass failed: ", forward.message())));
     }
     return true;
   }
   scheduler_->Commit(plan);
-  sampling_jobs_.clear();
-  for (const ScheduledChunk& c : plan.chunks) {
-    if (c.sample) sampling_jobs_.push_back(jobs_.at(c.seq->job_id).get());
+  if (greedy) {
+    for (size_t i = 0; i < sampling_jobs_.size(); ++i) {
+      HandleSample(*sampling_jobs_[i], sampling_jobs_[i]->sampler->Record((*ids)[i]));
+    }
+  } else {
+    SampleRows(*logits, sampling_jobs_);
   }
-  SampleRows(*logits, sampling_jobs_);
   const size_t row = sampling_jobs_.size();
   StepRecord record;
   record.start = start;

@@ -62,6 +62,10 @@ class LlamaRunner final : public ModelRunner {
       std::span<const model::SequenceChunk> chunks) override {
     return model_->Forward(chunks);
   }
+  absl::StatusOr<std::span<const int32_t>> ForwardGreedy(
+      std::span<const model::SequenceChunk> chunks) override {
+    return model_->ForwardGreedy(chunks);
+  }
   void CopyBlocks(std::span<const kvcache::BlockCopy> copies) override;
 
   model::LlamaModel& model() { return *model_; }

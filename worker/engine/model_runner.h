@@ -35,6 +35,10 @@ class ModelRunner {
   // memory: valid until the next Forward().
   virtual absl::StatusOr<std::span<const float>> Forward(
       std::span<const model::SequenceChunk> chunks) = 0;
+  // The same pass, returning each sampled row's argmax (the first largest logit) instead of
+  // its logits: for a step whose every sampled job is greedy.
+  virtual absl::StatusOr<std::span<const int32_t>> ForwardGreedy(
+      std::span<const model::SequenceChunk> chunks) = 0;
 
   // Copies whole KV blocks (src -> dst) in order, before the next Forward() reads them.
   virtual void CopyBlocks(std::span<const kvcache::BlockCopy> copies) = 0;

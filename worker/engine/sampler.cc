@@ -150,11 +150,30 @@ void Sampler::ApplyPenalties(std::vector<float>& logits) const {
   }
 }
 
+bool Sampler::penalised() const {
+  return params_.repetition_penalty != 1.0F || params_.presence_penalty != 0.0F ||
+         params_.frequency_penalty != 0.0F;
+}
+
+bool Sampler::greedy_only() const {
+  return params_.temperature == 0.0F && !penalised() && params_.num_logprobs == 0;
+}
+
+void Sampler::Remember(int32_t id) {
+  ++output_counts_[id];
+  if (params_.repetition_penalty != 1.0F) prompt_tokens_.insert(id);
+}
+
+SampledToken Sampler::Record(int32_t id) {
+  Remember(id);
+  SampledToken out;
+  out.id = id;
+  return out;
+}
+
 SampledToken Sampler::Sample(std::span<const float> logits) {
   SampledToken out;
-  const bool penalised = params_.repetition_penalty != 1.0F || params_.presence_penalty != 0.0F ||
-                         params_.frequency_penalty != 0.0F;
-  if (params_.temperature == 0.0F && !penalised) {
+  if (params_.temperature == 0.0F && !penalised()) {
     out.id = Argmax(logits);  // the row as it is: no copy
   } else {
     scratch_.assign(logits.begin(), logits.end());
@@ -162,8 +181,7 @@ SampledToken Sampler::Sample(std::span<const float> logits) {
     out.id = params_.temperature == 0.0F ? Argmax(scratch_) : Draw(scratch_);
   }
   if (params_.num_logprobs > 0) FillLogprobs(logits, &out);
-  ++output_counts_[out.id];
-  if (params_.repetition_penalty != 1.0F) prompt_tokens_.insert(out.id);
+  Remember(out.id);
   return out;
 }
 

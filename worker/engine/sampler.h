@@ -48,12 +48,19 @@ class Sampler {
 
   // Picks the next token from one row of logits and records it for the penalties.
   SampledToken Sample(std::span<const float> logits);
+  // Greedy with no penalty and no logprobs: the token is the row's first largest logit and
+  // nothing else is read, so the device may pick it (Backend::ArgmaxRows).
+  bool greedy_only() const;
+  // Records a token picked elsewhere (a greedy_only sampler's, on the device).
+  SampledToken Record(int32_t id);
 
  private:
   struct Candidate {
     float value;
     int32_t id;
   };
+  bool penalised() const;
+  void Remember(int32_t id);  // for the penalties
   void ApplyPenalties(std::vector<float>& logits) const;
   int32_t Draw(std::vector<float>& logits);
   void SortNucleus(double total);

@@ -110,7 +110,7 @@ LlamaModel::PassBatch LlamaModel::UploadBatch(std::span<const SequenceChunk> chu
   return pass;
 }
 
-absl::StatusOr<std::span<const float>> LlamaModel::Forward(std::span<const SequenceChunk> chunks) {
+absl::StatusOr<int> LlamaModel::EnqueueForward(std::span<const SequenceChunk> chunks) {
   RS_RETURN_IF_ERROR(ValidateBatch(chunks));
   const int bucket = DecodeBucket(chunks);
   const PassBatch pass = UploadBatch(chunks, bucket);
@@ -119,8 +119,13 @@ absl::StatusOr<std::span<const float>> LlamaModel::Forward(std::span<const Seque
   } else {
     EnqueuePass(pass);
   }
+  return pass.num_sampled;
+}
+
+absl::StatusOr<std::span<const float>> LlamaModel::Forward(std::span<const SequenceChunk> chunks) {
+  RS_ASSIGN_OR_RETURN(const int num_sampled, EnqueueForward(chunks));
   const std::span<const float> logits(host_logits_.as<const float>(),
-                                      static_cast<size_t>(pass.num_sampled) * config_.vocab_size);
+                                      static_cast<size_t>(num_sampled) * config_.vocab_size);
   // Both wait for the pass, so the next one may overwrite host_meta_.
   if (logits.empty()) {
     backend_->Synchronize();
@@ -128,6 +133,20 @@ absl::StatusOr<std::span<const float>> LlamaModel::Forward(std::span<const Seque
     backend_->CopyToHost(host_logits_.data(), ws_->logits.data(), logits.size_bytes());
   }
   return logits;
+}
+
+absl::StatusOr<std::span<const int32_t>> LlamaModel::ForwardGreedy(
+    std::span<const SequenceChunk> chunks) {
+  RS_ASSIGN_OR_RETURN(const int num_sampled, EnqueueForward(chunks));
+  const std::span<const int32_t> ids(host_ids_.as<const int32_t>(),
+                                     static_cast<size_t>(num_sampled));
+  if (ids.empty()) {
+    backend_->Synchronize();
+  } else {
+    backend_->ArgmaxRows(ws_->Logits(num_sampled), ws_->ids.as<int32_t>());
+    backend_->CopyToHost(host_ids_.data(), ws_->ids.data(), ids.size_bytes());
+  }
+  return ids;
 }
 
 absl::Status LlamaModel::Forward(std::span<const SequenceChunk> chunks,

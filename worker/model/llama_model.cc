@@ -207,6 +207,8 @@ absl::Status LlamaModel::AllocateWorkspace() {
   RS_ASSIGN_OR_RETURN(host_meta_, backend_->AllocateHost(meta_ints * sizeof(int32_t)));
   RS_ASSIGN_OR_RETURN(w.meta, backend_->Allocate(meta_ints * sizeof(int32_t)));
   RS_ASSIGN_OR_RETURN(host_logits_, backend_->AllocateHost(w.logits.bytes()));
+  RS_ASSIGN_OR_RETURN(w.ids, backend_->Allocate(s * sizeof(int32_t)));
+  RS_ASSIGN_OR_RETURN(host_ids_, backend_->AllocateHost(s * sizeof(int32_t)));
   return absl::OkStatus();
 }
 

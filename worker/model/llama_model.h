@@ -85,6 +85,10 @@ class LlamaModel {
   absl::StatusOr<std::span<const float>> Forward(std::span<const SequenceChunk> chunks);
   // The same, copying the logits into `logits` (resized): for tests and tools.
   absl::Status Forward(std::span<const SequenceChunk> chunks, std::vector<float>* logits);
+  // The same pass for a batch whose every sampled row is greedy: returns each row's argmax
+  // (Backend::ArgmaxRows, the first largest logit) instead of its logits, so one id per row
+  // crosses the bus rather than the vocabulary. Valid until the next Forward.
+  absl::StatusOr<std::span<const int32_t>> ForwardGreedy(std::span<const SequenceChunk> chunks);
 
   // How decode passes have run: graphs captured, replays (all zero without graphs).
   DecodeGraphStats decode_graph_stats() const;
@@ -117,6 +121,9 @@ class LlamaModel {
   PassBatch UploadBatch(std::span<const SequenceChunk> chunks, int padded_size);
   // Enqueues the whole pass (layers and output head), without waiting.
   void EnqueuePass(const PassBatch& pass);
+  // Validates, uploads and enqueues a pass (replaying a decode graph where one fits);
+  // returns how many rows sample.
+  absl::StatusOr<int> EnqueueForward(std::span<const SequenceChunk> chunks);
   void RunLayer(int layer, int num_tokens, const kernels::AttentionBatch& batch);
 
   ModelConfig config_;
@@ -130,7 +137,7 @@ class LlamaModel {
   std::unique_ptr<KvStorage> kv_;
   std::unique_ptr<Workspace> ws_;
   // Host side of the per-pass copies: batch metadata up, sampled logits down.
-  kernels::HostBuffer host_meta_, host_logits_;
+  kernels::HostBuffer host_meta_, host_logits_, host_ids_;
   std::unique_ptr<DecodeGraphs> decode_graphs_;  // null when the backend cannot capture
   size_t weight_bytes_ = 0;
   int max_context_len_ = 0;  // see max_context_len()

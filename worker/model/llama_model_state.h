@@ -29,7 +29,8 @@ struct LlamaModel::LayerWeights {
 // traffic for a fifth of the gain. What a GEMM reads (normed, attn, act, sampled), gate_up
 // and the KV cache are in the activation dtype.
 struct LlamaModel::Workspace {
-  kernels::DeviceBuffer residual, normed, qkv, attn, delta, gate_up, act, sampled, logits, meta;
+  kernels::DeviceBuffer residual, normed, qkv, attn, delta, gate_up, act, sampled, logits, ids,
+      meta;
   kernels::Tensor Residual(int n) const { return Wide(residual, n, dim); }
   kernels::Tensor Normed(int n) const { return Make(normed, n, dim); }
   kernels::Tensor Qkv(int n) const { return Wide(qkv, n, qkv_cols); }

@@ -253,6 +253,29 @@ TEST(GeneratorTest, SamplingThreadsDoNotChangeTheTokens) {
   EXPECT_EQ(runs[0], runs[1]);
 }
 
+// Steps whose every sampled job is greedy take the argmax from the runner (one id per row);
+// a step with one sampling job among them takes the logits. The tokens are the same either
+// way (BatchedJobsGiveWhatEachGivesAlone mixes both).
+TEST(GeneratorTest, AllGreedyStepsTakeIdsFromTheRunner) {
+  FakeModelRunnerOptions fake;
+  fake.max_seqs = 4;
+  Fixture f(fake);
+  JobRequest greedy = Request(Prompt(5, 1), 6, 0.0F);
+  const JobEvent alone = f.Run(greedy);
+  ASSERT_TRUE(alone.status.ok()) << alone.status;
+  std::vector<FakeStep> steps = f.fake->Steps();
+  ASSERT_FALSE(steps.empty());
+  for (const FakeStep& s : steps) EXPECT_TRUE(s.greedy);
+  JobRequest logprobs = greedy;
+  logprobs.sampling.num_logprobs = 2;  // logprobs need the whole row
+  const size_t before = steps.size();
+  const JobEvent with_logprobs = f.Run(logprobs);
+  ASSERT_TRUE(with_logprobs.status.ok()) << with_logprobs.status;
+  EXPECT_EQ(Ids(with_logprobs), Ids(alone));
+  steps = f.fake->Steps();
+  for (size_t i = before; i < steps.size(); ++i) EXPECT_FALSE(steps[i].greedy) << i;
+}
+
 TEST(GeneratorTest, UnderMemoryPressureEveryJobFinishesWithTheSameTokens) {
   FakeModelRunnerOptions fake = Rule();
   fake.num_kv_blocks = 16;  // 64 tokens; each job needs 32 (8 blocks): 8 jobs want 64 blocks

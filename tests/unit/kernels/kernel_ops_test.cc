@@ -2,6 +2,7 @@
 // (op, shape, dtype) x backend. Backends absent from this build or machine skip.
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <ostream>
 #include <random>
@@ -164,6 +165,34 @@ void CheckSiluMul(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) 
               "SiluMul");
 }
 
+// Greedy decoding on the device: every row's answer is a plain scan's, with ties between
+// threads and warps, -inf, a NaN inside a row (never wins) and one in front (wins).
+void CheckArgmaxRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
+  std::uniform_int_distribution<int> level(-3, 3);
+  std::vector<float> x(static_cast<size_t>(rows * cols));
+  for (float& v : x) v = static_cast<float>(level(rng));
+  std::uniform_int_distribution<int64_t> at(0, cols - 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = &x[r * cols];
+    if (r % 3 == 0) row[at(rng)] = 7.0F;  // a unique maximum anywhere
+    if (r % 4 == 1) row[at(rng)] = std::numeric_limits<float>::quiet_NaN();
+    if (r % 5 == 2) row[at(rng)] = -std::numeric_limits<float>::infinity();
+  }
+  x[(rows - 1) * cols] = std::numeric_limits<float>::quiet_NaN();
+  DeviceArray<float> xd(b, x);
+  DeviceArray<int32_t> ids(b, std::vector<int32_t>(rows, -1));
+  b.ArgmaxRows(xd.AsTensor(rows, cols), ids.data());
+  const std::vector<int32_t> got = ids.Download();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = &x[r * cols];
+    int32_t want = 0;
+    for (int32_t c = 1; c < cols; ++c) {
+      if (row[c] > row[want]) want = c;
+    }
+    ASSERT_EQ(got[r], want) << "row " << r;
+  }
+}
+
 void CheckGatherRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
   const std::vector<float> x = RoundTo(b.activation_dtype(), RandomFloats(rng, rows * cols));
   const std::vector<int32_t> pick = {static_cast<int32_t>(rows - 1), 0,
@@ -245,6 +274,11 @@ std::vector<OpCase> AllCases() {
         [=](Backend& b, std::mt19937_64& rng) {
           CheckRmsNorm(b, rng, rows, cols, true, /*wide=*/true);
         });
+  }
+  for (auto [rows, cols] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 33}, {40, 1000}, {3, 128256}}) {
+    add(absl::StrCat("ArgmaxRows_", rows, "x", cols),
+        [=](Backend& b, std::mt19937_64& rng) { CheckArgmaxRows(b, rng, rows, cols); });
   }
   add("GatherRows_37x50",
       [](Backend& b, std::mt19937_64& rng) { CheckGatherRows(b, rng, 37, 50); });

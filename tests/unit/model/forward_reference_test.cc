@@ -316,6 +316,15 @@ TEST_P(ForwardReferenceTest, PrefillDecodeAndMixedBatchesMatchReference) {
     if (take_b > 0) pass.push_back({std::span(b).subspan(pos_b, take_b), pos_b, table_b, true});
     ASSERT_TRUE((*model)->Forward(pass, &logits).ok());
     ExpectClose(row(0), ref_a[pos_a], absl::StrCat("a@", pos_a));
+    // The same pass again, greedy on the device: each row's first largest logit (the pass
+    // rewrites the same K/V, so the logits are the same).
+    const absl::StatusOr<std::span<const int32_t>> ids = (*model)->ForwardGreedy(pass);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    ASSERT_EQ(ids->size(), pass.size());
+    for (size_t r = 0; r < pass.size(); ++r) {
+      const std::span<const float> l = row(static_cast<int>(r));
+      EXPECT_EQ((*ids)[r], std::max_element(l.begin(), l.end()) - l.begin()) << "row " << r;
+    }
     if (take_b > 0) {
       pos_b += take_b;
       ExpectClose(row(1), ref_b[pos_b - 1], absl::StrCat("b@", pos_b - 1));

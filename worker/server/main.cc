@@ -125,7 +125,10 @@ int Run(int argc, char** argv) {
   options.generator.session_ttl = absl::Seconds(flags.session_ttl_s);
   options.generator.max_jobs = flags.max_queue;
   options.generator.max_pending_tokens = flags.max_pending_tokens;
-  options.generator.sampling_threads = flags.sampling_threads;
+  // A CPU worker's cores belong to the backend's pool, and its models' vocabularies are
+  // small: it samples on the engine thread unless told otherwise.
+  options.generator.sampling_threads =
+      flags.sampling_threads == 0 && flags.model.device == "cpu" ? 1 : flags.sampling_threads;
   options.generator.min_step_time = absl::Milliseconds(flags.min_step_ms);
 
   auto server = ringserve::server::WorkerServer::Create(

@@ -33,7 +33,7 @@ void WorkerFlags::Register(tools::ArgParser& args) {
               kPositive);
   args.AddInt("sampling-threads", &sampling_threads,
               "threads that sample a step's rows, the engine's included (0, the default: one "
-              "per core, at most 8; up to 256)",
+              "per core, at most 8, on a GPU; 1 on the CPU; up to 256)",
               tools::IntRange{.min = 0, .max = 256});
   args.AddInt("metrics-port", &metrics_port, "Prometheus /metrics port (0, the default: off)",
               kPort);

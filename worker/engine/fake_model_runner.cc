@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
+#include "worker/engine/sampler.h"
 
 namespace ringserve::engine {
 
@@ -92,12 +93,7 @@ absl::StatusOr<std::span<const int32_t>> FakeModelRunner::ForwardGreedy(
   const auto vocab = static_cast<size_t>(options_.vocab_size);
   ids_.clear();
   for (size_t row = 0; row * vocab < logits.size(); ++row) {
-    const std::span<const float> r = logits.subspan(row * vocab, vocab);
-    int32_t best = 0;
-    for (int32_t i = 1; i < static_cast<int32_t>(vocab); ++i) {
-      if (r[i] > r[best]) best = i;
-    }
-    ids_.push_back(best);
+    ids_.push_back(GreedyToken(logits.subspan(row * vocab, vocab)));
   }
   return std::span<const int32_t>(ids_);
 }

@@ -262,16 +262,14 @@ bool Generator::Step() {
   const bool greedy = all_greedy && !sampling_jobs_.empty();
   const absl::Time forward_start = absl::Now();
   if (!plan.copies.empty()) runner_->CopyBlocks(plan.copies);
-  absl::StatusOr<std::span<const float>> logits;
-  absl::StatusOr<std::span<const int32_t>> ids;
-  absl::Status forward;
+  absl::StatusOr<std::span<const int32_t>> ids;   // greedy steps
+  absl::StatusOr<std::span<const float>> logits;  // the others
   if (greedy) {
     ids = runner_->ForwardGreedy(chunks);
-    forward = ids.status();
   } else {
     logits = runner_->Forward(chunks);
-    forward = logits.status();
   }
+  const absl::Status forward = greedy ? ids.status() : logits.status();
   const double forward_seconds = Seconds(absl::Now() - forward_start);
   if (!forward.ok()) {
     for (const ScheduledChunk& c : plan.chunks) {

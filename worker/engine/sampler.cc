@@ -60,10 +60,7 @@ int32_t ScanLanes(std::span<const float> v, std::array<float, kLanes>& best,
   return i;
 }
 
-// The first index of the largest value, as a plain scan with `>` finds it (a NaN never wins;
-// a NaN in front wins everything), in independent lanes: at a 128k vocabulary greedy
-// decoding samples every running sequence's row each step.
-int32_t Argmax(std::span<const float> v) {
+int32_t ArgmaxLanes(std::span<const float> v) {
   if (v.empty() || std::isnan(v[0])) return 0;
   const auto n = static_cast<int32_t>(v.size());
   std::array<float, kLanes> best;
@@ -92,6 +89,11 @@ bool Before(const C& a, const C& b) {
 }
 
 }  // namespace
+
+// The first index of the largest value, as a plain scan with `>` finds it (a NaN never wins;
+// a NaN in front wins everything), in independent lanes: at a 128k vocabulary greedy
+// decoding samples every running sequence's row each step.
+int32_t GreedyToken(std::span<const float> logits) { return ArgmaxLanes(logits); }
 
 absl::Status ValidateSamplingParams(const SamplingParams& p) {
   auto bad = [](std::string_view field, std::string_view rule, double value) {
@@ -174,11 +176,11 @@ SampledToken Sampler::Record(int32_t id) {
 SampledToken Sampler::Sample(std::span<const float> logits) {
   SampledToken out;
   if (params_.temperature == 0.0F && !penalised()) {
-    out.id = Argmax(logits);  // the row as it is: no copy
+    out.id = GreedyToken(logits);  // the row as it is: no copy
   } else {
     scratch_.assign(logits.begin(), logits.end());
     ApplyPenalties(scratch_);
-    out.id = params_.temperature == 0.0F ? Argmax(scratch_) : Draw(scratch_);
+    out.id = params_.temperature == 0.0F ? GreedyToken(scratch_) : Draw(scratch_);
   }
   if (params_.num_logprobs > 0) FillLogprobs(logits, &out);
   Remember(out.id);

@@ -32,6 +32,9 @@ struct SamplingParams {
   int num_logprobs = 0;
 };
 
+// The first index of the largest logit (a NaN never wins): greedy decoding's token.
+int32_t GreedyToken(std::span<const float> logits);
+
 // INVALID_ARGUMENT naming the field when a parameter is out of range.
 absl::Status ValidateSamplingParams(const SamplingParams& params);
 

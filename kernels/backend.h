@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "kernels/dtype.h"
 #include "kernels/random_weights.h"
+#include "kernels/row_sampling.h"
 
 namespace ringserve::kernels {
 
@@ -282,10 +283,11 @@ class Backend {
   // the rows whose logits are sampled.
   virtual void GatherRows(Tensor x, const int32_t* rows, Tensor out) = 0;
 
-  // ids[i] = the first index of row i's largest value (a NaN never wins), for an f32 x:
-  // greedy decoding on the device, so a step whose every row is greedy copies back one id
-  // per row instead of the whole vocabulary's logits. ids is device int32 [x.rows].
-  virtual void ArgmaxRows(Tensor x, int32_t* ids) = 0;
+  // ids[i] = the token that row i of the f32 logits x picks under params[i]: the chain of
+  // kernels/row_sampling.h, whose result is the same on every backend. params is device
+  // memory [x.rows], ids device int32 [x.rows]. Sampling on the device means only the ids
+  // cross the bus, and no host thread walks the vocabulary per row.
+  virtual void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) = 0;
 
   // The kernel PagedAttention runs (shapes it does not cover run on kSimt: see
   // BackendOptions::cuda_attention_kernel).

@@ -73,6 +73,7 @@ STAGES=(
   "baseline 200 transformers batched generate, 256 x 512/256, Llama-3-8B shape bf16"
   "serve_build 150 ninja: ringserve-worker, ringserve-router, ringserve-cli, ringserve-model"
   "serve 90 deploy/local/serve.sh --no-build: one worker per GPU (--device cuda:i), a generate through the router"
+  "sampling 90 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 greedy, then temperature 0.8 top_p 0.95 (tokens picked on the device either way)"
   "sanitize 90 compute-sanitizer memcheck on kernels_test's device cases, racecheck on its attention ones (last: never takes time from the figures)"
 )
 
@@ -403,6 +404,16 @@ stage_serve() {
   return $ok
 }
 
+# What device sampling costs a decode step: the same steps greedy and with top_p.
+stage_sampling() {
+  local common=(--device "$device" --dtype bf16 --dummy-weights --preset llama-3-8b --parallel none
+    --decode-batch 64,256 --context 1024 --decode-steps 16 --json)
+  "$bin/ringserve-run" bench "${common[@]}" >"$work/sampling_greedy.json" || return 1
+  "$bin/ringserve-run" bench "${common[@]}" --temperature 0.8 --top-p 0.95 \
+    >"$work/sampling_top_p.json" || return 1
+  cat "$work/sampling_greedy.json" "$work/sampling_top_p.json"
+}
+
 # Real-device cases only (the emulated ones run on the CPU). memcheck: out-of-bounds and
 # misaligned accesses, and errors the kernels return; racecheck: shared-memory hazards, which
 # the emulation's one-warp-at-a-time schedule cannot show.
@@ -421,7 +432,8 @@ stage_sanitize() {
 export root carry build work out sysroot device shared jobs python bin logs deadline prebuilt
 export -f stage_info native_deps stage_deps stage_hf_prepare cuda_arch unpack_prebuilt \
   stage_configure gpu_check_targets gpu_serve_targets gpu_build_digest stage_build stage_ctest stage_vectors stage_hf_compare wait_for_hf_prepare \
-  stage_roofline stage_bench stage_baseline stage_serve_build stage_serve stage_sanitize
+  stage_roofline stage_bench stage_baseline stage_serve_build stage_serve stage_sampling \
+  stage_sanitize
 
 print_plan
 stage info
@@ -452,6 +464,7 @@ stage baseline
 if [[ -x $bin/ringserve-run ]] && stage serve_build; then
   stage serve
 fi
+[[ -x $bin/ringserve-run ]] && stage sampling
 stage sanitize
 [[ -n $hf_pid ]] && grep -P '^hf_prepare\t' "$work/stages.tsv" | awk -F'\t' '{printf "== %-12s %-18s %4ss (background)\n", $1, $2, $3}'
 

@@ -135,6 +135,22 @@ def hf_rows(hf):
     return rows
 
 
+def sampling_rows(greedy, top_p):
+    """(info) rows: a decode step with top_p sampled on the device against the same greedy."""
+    if not greedy or not top_p:
+        return [("(info) device sampling: decode greedy vs top_p", "not run", "", True)]
+    rows = []
+    by_batch = {d["batch"]: d for d in (greedy.get("steps") or {}).get("decode", [])}
+    for d in (top_p.get("steps") or {}).get("decode", []):
+        g = by_batch.get(d["batch"])
+        if not g:
+            continue
+        rows.append((f"(info) decode B={d['batch']} ctx={d['context']}: top_p 0.95 T=0.8 "
+                     f"{d['step_ms_median']:.2f} ms/step, greedy {g['step_ms_median']:.2f}",
+                     f"{d['step_ms_median'] / g['step_ms_median']:.3f}x greedy", "", True))
+    return rows
+
+
 def compute(work):
     bench = load(work, "bench.json")
     roofline = load(work, "roofline.json")
@@ -234,6 +250,8 @@ def compute(work):
             kv["fraction_of_free"] >= 0.85)
     row("serve.sh: one worker per GPU, generate through the router",
         st.get("serve", {}).get("status", "not run"), "ok", st.get("serve", {}).get("status") == "ok")
+    for r in sampling_rows(load(work, "sampling_greedy.json"), load(work, "sampling_top_p.json")):
+        row(*r)
     sanitize = st.get("sanitize", {}).get("status", "not run")
     row("compute-sanitizer memcheck + racecheck on the CUDA kernel tests", sanitize, "ok",
         sanitize == "ok")

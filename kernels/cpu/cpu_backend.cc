@@ -196,9 +196,9 @@ void CpuBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
   GatherRowsOp(pool_, x, rows, out);
 }
 
-void CpuBackend::ArgmaxRows(Tensor x, int32_t* ids) {
+void CpuBackend::SampleRows(Tensor x, const RowSampling* params, int32_t* ids) {
   RS_CHECK(x.dtype == DType::kF32 && x.cols > 0 && x.cols <= INT32_MAX);
-  ArgmaxRowsOp(pool_, x, ids);
+  SampleRowsOp(pool_, x, params, ids);
 }
 
 }  // namespace ringserve::kernels::cpu

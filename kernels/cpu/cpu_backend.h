@@ -50,7 +50,7 @@ class CpuBackend final : public Backend {
                       const KvLayerView& kv, Tensor out) override;
   void SiluMul(Tensor gate_up, Tensor out) override;
   void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
-  void ArgmaxRows(Tensor x, int32_t* ids) override;
+  void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) override;
 
   ThreadPool& pool() { return pool_; }
 

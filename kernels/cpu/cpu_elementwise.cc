@@ -113,20 +113,4 @@ void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const 
       MinRows(out.cols));
 }
 
-void ArgmaxRowsOp(ThreadPool& pool, const Tensor& x, int32_t* ids) {
-  pool.ParallelFor(
-      x.rows,
-      [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-          const float* row = RowPtr(x, i);
-          int32_t best = 0;
-          for (int32_t c = 1; c < static_cast<int32_t>(x.cols); ++c) {
-            if (row[c] > row[best]) best = c;
-          }
-          ids[i] = best;
-        }
-      },
-      MinRows(x.cols));
-}
-
 }  // namespace ringserve::kernels::cpu

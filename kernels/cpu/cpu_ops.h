@@ -18,7 +18,8 @@ void AddRmsNormRows(ThreadPool& pool, const Tensor& residual, const Tensor& delt
                     const float* weight, float eps, const Tensor& out);
 void SiluMulRows(ThreadPool& pool, const Tensor& gate_up, const Tensor& out);
 void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const Tensor& out);
-void ArgmaxRowsOp(ThreadPool& pool, const Tensor& x, int32_t* ids);
+// cpu_sampling.cc
+void SampleRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params, int32_t* ids);
 
 void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
                       const RopeParams& rope, const AttentionBatch& batch, const KvLayerView& kv);

@@ -81,7 +81,7 @@ class CudaBackend final : public Backend {
                       const KvLayerView& kv, Tensor out) override;
   void SiluMul(Tensor gate_up, Tensor out) override;
   void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
-  void ArgmaxRows(Tensor x, int32_t* ids) override;
+  void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) override;
 
   // Tests: force decode attention's split-parallel path on or off (results must not change).
   void set_attention_split_mode(SplitMode mode) { split_mode_ = mode; }

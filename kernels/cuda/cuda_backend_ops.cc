@@ -126,11 +126,11 @@ void CudaBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
   AfterOp("GatherRows");
 }
 
-void CudaBackend::ArgmaxRows(Tensor x, int32_t* ids) {
+void CudaBackend::SampleRows(Tensor x, const RowSampling* params, int32_t* ids) {
   RS_CHECK(x.dtype == DType::kF32);
   SetDevice();
-  LaunchArgmaxRows(stream_, ToMat(x), ids);
-  AfterOp("ArgmaxRows");
+  LaunchSampleRows(stream_, ToMat(x), params, ids);
+  AfterOp("SampleRows");
 }
 
 int CudaBackend::num_matmul_plans() const { return cublas_ != nullptr ? cublas_->num_plans() : 0; }

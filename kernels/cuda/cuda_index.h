@@ -4,10 +4,9 @@
 // arithmetic, the RoPE pair layout, the attention work split and the attention's softmax
 // arithmetic are unit tested on a machine without a GPU (tests/unit/kernels/cuda_*_test.cc).
 //
-// The float helpers name every rounding step (Mul, Add, Fma, ...) so no compiler may fuse or
-// reorder them: on the device they are the _rn intrinsics, on the host IEEE operations in a
-// translation unit built with -ffp-contract=off. The attention kernel's per-row arithmetic
-// is written only in these helpers, so a host emulation reproduces its bits exactly and the
+// The float helpers of kernels/exact_float.h name every rounding step (Mul, Add, Fma, ...) so
+// no compiler may fuse or reorder them. The attention kernel's per-row arithmetic is written
+// only in these helpers, so a host emulation reproduces its bits exactly and the
 // split-parallel and sequential paths provably agree (see PagedAttention in attention.cu).
 #ifndef RINGSERVE_KERNELS_CUDA_CUDA_INDEX_H_
 #define RINGSERVE_KERNELS_CUDA_CUDA_INDEX_H_
@@ -15,66 +14,25 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_namespace.h"
+#include "kernels/exact_float.h"
 #include "kernels/host_device.h"
-
-#ifndef __CUDACC__
-#include <cmath>
-#endif
 
 namespace ringserve::kernels::RS_CUDA_NS {
 
-// ---- float arithmetic with explicit rounding ----
-#ifdef __CUDA_ARCH__
-RS_HD float Mul(float a, float b) { return __fmul_rn(a, b); }
-RS_HD float Add(float a, float b) { return __fadd_rn(a, b); }
-RS_HD float Sub(float a, float b) { return __fsub_rn(a, b); }
-RS_HD float Div(float a, float b) { return __fdiv_rn(a, b); }
-RS_HD float Fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
-RS_HD float Sqrt(float a) { return __fsqrt_rn(a); }
-RS_HD float Floor(float a) { return floorf(a); }
-RS_HD float MaxF(float a, float b) { return fmaxf(a, b); }
-RS_HD float AsFloat(uint32_t bits) { return __uint_as_float(bits); }
-#else
-RS_HD float Mul(float a, float b) { return a * b; }
-RS_HD float Add(float a, float b) { return a + b; }
-RS_HD float Sub(float a, float b) { return a - b; }
-RS_HD float Div(float a, float b) { return a / b; }
-RS_HD float Fma(float a, float b, float c) { return std::fma(a, b, c); }
-RS_HD float Sqrt(float a) { return std::sqrt(a); }
-RS_HD float Floor(float a) { return std::floor(a); }
-RS_HD float MaxF(float a, float b) { return std::fmax(a, b); }
-RS_HD float AsFloat(uint32_t bits) {
-  float f;
-  __builtin_memcpy(&f, &bits, sizeof(f));
-  return f;
-}
-#endif
-
-inline constexpr float kNegInf = -__builtin_inff();
-
-// exp(x) with explicit FMAs (Cephes expf: Cody-Waite reduction by ln 2, degree-6
-// polynomial), < 2 ulp for x in [-87.3, 88]. Below -87.3 (results under FLT_MIN) it returns
-// 0, which softmax never misses. Identical bits on every device and on the host, unlike
-// the math library's expf, whose code may differ between translation units.
-RS_HD float Exp(float x) {
-  if (!(x >= -87.33654F)) return x != x ? x : 0.0F;  // -inf and tiny -> 0, NaN stays NaN
-  if (x > 88.7F) return __builtin_inff();
-  const float k = Floor(Add(Mul(x, 1.44269504088896341F), 0.5F));
-  float r = Fma(k, -0.693359375F, x);
-  r = Fma(k, 2.12194440e-4F, r);
-  float p = 1.9875691500E-4F;
-  p = Fma(p, r, 1.3981999507E-3F);
-  p = Fma(p, r, 8.3334519073E-3F);
-  p = Fma(p, r, 4.1665795894E-2F);
-  p = Fma(p, r, 1.6666665459E-1F);
-  p = Fma(p, r, 5.0000001201E-1F);
-  const float y = Add(Fma(p, Mul(r, r), r), 1.0F);
-  // 2^k in two normal factors, so k down to -126 (and a subnormal product) stays exact.
-  const int ki = static_cast<int>(k);
-  const int k1 = ki / 2, k2 = ki - ki / 2;
-  return Mul(Mul(y, AsFloat(static_cast<uint32_t>(k1 + 127) << 23)),
-             AsFloat(static_cast<uint32_t>(k2 + 127) << 23));
-}
+// The float helpers (Mul, Add, ..., Exp) live in kernels/exact_float.h, shared with the CPU
+// backend's sampler.
+using ::ringserve::kernels::Add;
+using ::ringserve::kernels::AsBits;
+using ::ringserve::kernels::AsFloat;
+using ::ringserve::kernels::Div;
+using ::ringserve::kernels::Exp;
+using ::ringserve::kernels::Floor;
+using ::ringserve::kernels::Fma;
+using ::ringserve::kernels::kNegInf;
+using ::ringserve::kernels::MaxF;
+using ::ringserve::kernels::Mul;
+using ::ringserve::kernels::Sqrt;
+using ::ringserve::kernels::Sub;
 
 // ---- online softmax (attention) ----
 // Factor that rescales a running sum taken against max `m_old` to max `m_new` >= m_old.

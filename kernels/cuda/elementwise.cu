@@ -161,41 +161,6 @@ __global__ void SiluMulKernel(const T* gate_up, int64_t gu_stride, T* out, int64
   out[blockIdx.x * out_stride + c] = FromFloat<T>(Div(Mul(g, u), Add(1.0F, Exp(-g))));
 }
 
-// One block per row. Each thread keeps the first index of its largest value over a strided
-// slice; the pairs then reduce by (larger value, else smaller index), which is the plain
-// scan's answer whatever the order of the reduction.
-__device__ __forceinline__ void KeepBetter(float& value, int& index, float other_value,
-                                           int other_index) {
-  if (other_value > value || (other_value == value && other_index < index)) {
-    value = other_value;
-    index = other_index;
-  }
-}
-
-__global__ void __launch_bounds__(kThreads)
-    ArgmaxRowsKernel(const float* x, int64_t stride, int cols, int32_t* ids) {
-  const float* row = x + blockIdx.x * stride;
-  float value = row[0];
-  int index = 0;
-  for (int c = threadIdx.x; c < cols; c += kThreads) KeepBetter(value, index, row[c], c);
-  for (int offset = 16; offset > 0; offset /= 2) {
-    KeepBetter(value, index, __shfl_xor_sync(kFullMask, value, offset),
-               __shfl_xor_sync(kFullMask, index, offset));
-  }
-  __shared__ float warp_values[kWarps];
-  __shared__ int warp_indices[kWarps];
-  const int lane = threadIdx.x % 32;
-  if (lane == 0) {
-    warp_values[threadIdx.x / 32] = value;
-    warp_indices[threadIdx.x / 32] = index;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < kWarps; ++w) KeepBetter(value, index, warp_values[w], warp_indices[w]);
-    ids[blockIdx.x] = index;
-  }
-}
-
 __global__ void NoOpKernel() {}
 
 void CheckRows(const Mat& m) {
@@ -323,16 +288,6 @@ void LaunchSiluMul(cudaStream_t stream, const Mat& gate_up, const Mat& out) {
                          RS_LAUNCH(SiluMulKernel<T>, RowGrid(out.rows, out.cols), kThreads, 0,
                                    stream, static_cast<const T*>(gate_up.data), gate_up.stride,
                                    static_cast<T*>(out.data), out.stride, out.cols));
-  RS_CUDA_CHECK_LAUNCH();
-}
-
-void LaunchArgmaxRows(cudaStream_t stream, const Mat& x, int32_t* ids) {
-  CheckRows(x);
-  RS_CHECK(x.dtype == DType::kF32 && x.cols > 0 && x.cols <= 0x7FFFFFFF);
-  if (x.rows == 0) return;
-  RS_CHECK(x.rows <= 0x7FFFFFFF && ids != nullptr);
-  RS_LAUNCH(ArgmaxRowsKernel, static_cast<unsigned>(x.rows), kThreads, 0, stream,
-            static_cast<const float*>(x.data), x.stride, static_cast<int>(x.cols), ids);
   RS_CUDA_CHECK_LAUNCH();
 }
 

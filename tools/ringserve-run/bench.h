@@ -31,6 +31,10 @@ struct BenchFlags {
   StepBenchOptions steps;
   std::string step_attention;  // step bench: comma-separated attention kernels to compare
   double kv_fraction = 0;      // > 0: size the KV pool as the worker does, from free memory
+  // Every request's and decode step's sampling (greedy by default).
+  double temperature = 0;
+  int top_k = 0;
+  double top_p = 1;
 };
 
 // The step bench into report["steps"], or with --step-attention once per kernel listed into

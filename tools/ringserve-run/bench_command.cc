@@ -16,6 +16,7 @@
 #include "tools/ringserve-run/bench.h"
 #include "tools/ringserve-run/commands.h"
 #include "worker/engine/llama_runner.h"
+#include "worker/engine/sampler.h"
 
 namespace ringserve::tools {
 namespace {
@@ -63,6 +64,10 @@ void RegisterFlags(ArgParser& parser, BenchFlags& flags) {
                    "step bench: run it once per attention kernel listed (simt,tensor-core; CUDA) "
                    "into steps_by_attention, the first also into steps; --attention applies "
                    "to the generator runs");
+  parser.AddFloat("temperature", &flags.temperature,
+                  "sampling of every request and decode step (0 = greedy)");
+  parser.AddInt("top-k", &flags.top_k, "top-k of every request and decode step (0 = off)");
+  parser.AddFloat("top-p", &flags.top_p, "top-p of every request and decode step");
   parser.AddFloat("kv-fraction", &flags.kv_fraction,
                   "size the KV pool as this share of the memory free after the weights, as the "
                   "worker does (0 = just what the runs need)");
@@ -148,6 +153,13 @@ absl::Status RunBench(int argc, char** argv) {
   if (flags.kv_fraction < 0 || flags.kv_fraction > 1) {
     return absl::InvalidArgumentError("--kv-fraction must be in [0, 1]");
   }
+  RS_RETURN_IF_ERROR(
+      engine::ValidateSamplingParams({.temperature = static_cast<float>(flags.temperature),
+                                      .top_k = flags.top_k,
+                                      .top_p = static_cast<float>(flags.top_p)}));
+  flags.steps.sampling = {.temperature = static_cast<float>(flags.temperature),
+                          .top_k = flags.top_k,
+                          .top_p = static_cast<float>(flags.top_p)};
   const bool step_bench = !flags.steps.decode_batches.empty() || flags.prefill_tokens > 0;
   if (parallel.empty() && !step_bench) {
     return absl::InvalidArgumentError(
@@ -170,6 +182,8 @@ absl::Status RunBench(int argc, char** argv) {
       {"prompt_tokens", flags.prompt_tokens},
       {"gen_tokens", flags.gen_tokens},
       {"shared_prefix", flags.shared_prefix},
+      {"sampling",
+       {{"temperature", flags.temperature}, {"top_k", flags.top_k}, {"top_p", flags.top_p}}},
       {"load_s", load_s},
       {"weight_bytes", model->weight_bytes()},
       {"parameters", model->config().NumParameters()},

@@ -70,7 +70,10 @@ std::vector<JobRequest> MakeRequests(int parallel, const BenchFlags& flags, int 
     while (static_cast<int>(r.tokens.size()) < flags.prompt_tokens) r.tokens.push_back(token(rng));
     r.max_tokens = flags.gen_tokens;
     r.ignore_eos = true;
-    r.sampling.temperature = 0;
+    r.sampling.temperature = static_cast<float>(flags.temperature);
+    r.sampling.top_k = flags.top_k;
+    r.sampling.top_p = static_cast<float>(flags.top_p);
+    r.sampling.seed = static_cast<uint64_t>(&r - requests.data());
   }
   return requests;
 }

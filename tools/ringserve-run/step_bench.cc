@@ -120,6 +120,8 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
   const ModelConfig& c = model.config();
   std::vector<int32_t> tokens = RandomTokens(batch, c.vocab_size, rng);
   std::vector<SequenceChunk> chunks(static_cast<size_t>(batch));
+  std::vector<kernels::RowSampling> chains(static_cast<size_t>(batch), options.sampling);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
   std::vector<double> step_s;
   int64_t replays_before_timing = 0;
   for (int step = 0; step < options.warmup_steps + options.timed_steps; ++step) {
@@ -130,9 +132,10 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
     for (int b = 0; b < batch; ++b) {
       chunks[b] = {std::span(&tokens[b], 1), position, tables[b], true};
     }
+    for (kernels::RowSampling& chain : chains) chain.uniform = uniform(rng);
     const Clock::time_point start = Clock::now();
-    // The logits land in the model's page-locked buffer, as the generator reads them.
-    RS_RETURN_IF_ERROR(model.Forward(chunks).status());
+    // The engine's decode step: tokens picked on the device, only the ids come back.
+    RS_RETURN_IF_ERROR(model.ForwardSampled(chunks, chains, {}).status());
     if (step >= options.warmup_steps) step_s.push_back(SecondsSince(start));
     tokens = RandomTokens(batch, c.vocab_size, rng);
   }
@@ -143,8 +146,14 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
       options.context_tokens + options.warmup_steps + (options.timed_steps + 1) / 2.0;
   const double weight_bytes = DecodeWeightBytes(model);
   const double kv_bytes = batch * avg_kv_tokens * KvBytesPerToken(model);
+  const kernels::RowSampling& chain = options.sampling;
   return nlohmann::json{{"batch", batch},
                         {"context", options.context_tokens},
+                        {"sampling",
+                         {{"temperature", chain.temperature},
+                          {"top_k", chain.top_k},
+                          {"top_p", chain.top_p},
+                          {"min_p", chain.min_p}}},
                         {"path", replays == options.timed_steps ? "graph"
                                  : replays == 0                 ? "eager"
                                                                 : "mixed"},

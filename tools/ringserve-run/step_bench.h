@@ -24,14 +24,17 @@ struct StepBenchOptions {
   uint64_t seed = 0;       // token ids are random: the work does not depend on them
   // Times each decode batch that ran as graph replays again op by op (A/B).
   bool compare_eager = false;
+  // Every decode row's sampling chain (the draw varies by row and step); greedy by default.
+  kernels::RowSampling sampling;
 };
 
 // KV blocks RunStepBench needs with `block_size`-token blocks.
 int64_t StepBenchKvBlocks(const StepBenchOptions& options, int block_size);
 
 // Fills every decode sequence's context with one prefill, then for each batch size times
-// warmup_steps + timed_steps decode steps (one token per sequence, logits for every row,
-// as a decode step of the engine) starting at position context_tokens; then times
+// warmup_steps + timed_steps decode steps (one token per sequence, each row's token picked
+// on the device under options.sampling, as a decode step of the engine) starting at
+// position context_tokens; then times
 // prefill_reps prefills of prefill_tokens tokens of one new sequence (chunked by
 // max_batch_tokens). Uses blocks [0, StepBenchKvBlocks) and leaves garbage in them.
 // Returns {"decode": [...], "prefill": {...}} with times, bytes and FLOPs; each decode entry

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
-#include "worker/engine/sampler.h"
+#include "kernels/cpu/cpu_sampling.h"
 
 namespace ringserve::engine {
 
@@ -83,19 +83,29 @@ absl::Status FakeModelRunner::ReadHistory(const model::SequenceChunk& chunk,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::span<const int32_t>> FakeModelRunner::ForwardGreedy(
-    std::span<const model::SequenceChunk> chunks) {
+absl::StatusOr<model::SampledPass> FakeModelRunner::ForwardSampled(
+    std::span<const model::SequenceChunk> chunks, std::span<const kernels::RowSampling> sampling,
+    std::span<const int32_t> logits_rows) {
   RS_ASSIGN_OR_RETURN(const std::span<const float> logits, Forward(chunks));
+  const auto vocab = static_cast<size_t>(options_.vocab_size);
+  if (sampling.size() * vocab != logits.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fake forward: ", sampling.size(), " sampling chains"));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    steps_.back().greedy = true;
+    steps_.back().logits_rows.assign(logits_rows.begin(), logits_rows.end());
   }
-  const auto vocab = static_cast<size_t>(options_.vocab_size);
   ids_.clear();
-  for (size_t row = 0; row * vocab < logits.size(); ++row) {
-    ids_.push_back(GreedyToken(logits.subspan(row * vocab, vocab)));
+  for (size_t row = 0; row < sampling.size(); ++row) {
+    ids_.push_back(kernels::cpu::SampleRow(logits.subspan(row * vocab, vocab), sampling[row]));
   }
-  return std::span<const int32_t>(ids_);
+  asked_logits_.clear();
+  for (const int32_t row : logits_rows) {
+    const auto from = logits.subspan(static_cast<size_t>(row) * vocab, vocab);
+    asked_logits_.insert(asked_logits_.end(), from.begin(), from.end());
+  }
+  return model::SampledPass{.ids = ids_, .logits = asked_logits_};
 }
 
 absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(

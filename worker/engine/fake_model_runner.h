@@ -27,7 +27,7 @@ struct FakeModelRunnerOptions {
   // The token the logits favour after `history` (a strong peak: greedy picks it, sampling
   // almost always does). Unset: every logit is a hash of (history, token id).
   std::function<int32_t(std::span<const int32_t> history)> next_token;
-  // Runs at the start of every Forward() on the engine thread (tests slow steps down or
+  // Runs at the start of every pass on the engine thread (tests slow steps down or
   // block them here).
   std::function<void()> on_forward;
 };
@@ -40,11 +40,11 @@ struct FakeChunk {
   int32_t first_token = 0;
 };
 
-// Everything one Forward() was asked to do, for tests to inspect.
+// Everything one pass was asked to do, for tests to inspect.
 struct FakeStep {
   std::vector<FakeChunk> chunks;
-  int32_t num_copies_before = 0;  // block copies run since the previous pass
-  bool greedy = false;            // run by ForwardGreedy (ids back, not logits)
+  int32_t num_copies_before = 0;     // block copies run since the previous pass
+  std::vector<int32_t> logits_rows;  // the sampled rows whose logits the host asked for
 };
 
 // Thread: the runner methods run on the engine thread; Steps()/num_copies() may be called
@@ -60,22 +60,26 @@ class FakeModelRunner final : public ModelRunner {
   int32_t max_seqs() const override { return options_.max_seqs; }
   int32_t max_context_tokens() const override { return options_.max_context_tokens; }
 
-  absl::StatusOr<std::span<const float>> Forward(
-      std::span<const model::SequenceChunk> chunks) override;
-  // Forward, then each row's first largest logit (as a device's ArgmaxRows).
-  absl::StatusOr<std::span<const int32_t>> ForwardGreedy(
-      std::span<const model::SequenceChunk> chunks) override;
+  // Picks each row's token with the CPU backend's sampler (kernels::cpu::SampleRow).
+  absl::StatusOr<model::SampledPass> ForwardSampled(std::span<const model::SequenceChunk> chunks,
+                                                    std::span<const kernels::RowSampling> sampling,
+                                                    std::span<const int32_t> logits_rows) override;
   void CopyBlocks(std::span<const kvcache::BlockCopy> copies) override;
 
-  // The logits row Forward() produces after `history` (what a test expects).
+  // Runs the pass and returns every sampled row's logits ([num_sampled, vocab]), valid until
+  // the next pass: what ForwardSampled samples from.
+  absl::StatusOr<std::span<const float>> Forward(std::span<const model::SequenceChunk> chunks);
+
+  // The logits row a pass produces after `history` (what a test expects).
   std::vector<float> LogitsAfter(std::span<const int32_t> history) const;
 
   std::vector<FakeStep> Steps() const;
   int64_t num_copies() const;
 
  private:
-  std::vector<float> logits_;  // the last Forward's rows
-  std::vector<int32_t> ids_;   // the last ForwardGreedy's
+  std::vector<float> logits_;        // the last pass's rows
+  std::vector<float> asked_logits_;  // the rows ForwardSampled was asked for
+  std::vector<int32_t> ids_;         // the last ForwardSampled's tokens
   // KV slot of `position` under `block_table`.
   size_t Slot(std::span<const int32_t> block_table, int32_t position) const;
   absl::Status Validate(std::span<const model::SequenceChunk> chunks) const;

@@ -250,42 +250,35 @@ bool Generator::Step() {
                       .block_table = kv_->BlockTable(c.seq->seq_id),
                       .sample = c.sample});
   }
+  // Every sampled row's chain goes to the device with the pass, so only its token comes
+  // back; the logits cross the bus only for the rows the host must see (penalties,
+  // logprobs).
   sampling_jobs_.clear();
-  bool all_greedy = true;
+  chains_.clear();
+  logits_rows_.clear();
   for (const ScheduledChunk& c : plan.chunks) {
     if (!c.sample) continue;
-    sampling_jobs_.push_back(jobs_.at(c.seq->job_id).get());
-    all_greedy = all_greedy && sampling_jobs_.back()->sampler->greedy_only();
+    Job* job = jobs_.at(c.seq->job_id).get();
+    if (job->sampler->needs_logits()) {
+      logits_rows_.push_back(static_cast<int32_t>(sampling_jobs_.size()));
+    }
+    sampling_jobs_.push_back(job);
+    chains_.push_back(job->sampler->Plan());
   }
-  // A step whose every sampled job is greedy takes each row's argmax from the device: one id
-  // per row comes back instead of the vocabulary's logits.
-  const bool greedy = all_greedy && !sampling_jobs_.empty();
   const absl::Time forward_start = absl::Now();
   if (!plan.copies.empty()) runner_->CopyBlocks(plan.copies);
-  absl::StatusOr<std::span<const int32_t>> ids;   // greedy steps
-  absl::StatusOr<std::span<const float>> logits;  // the others
-  if (greedy) {
-    ids = runner_->ForwardGreedy(chunks);
-  } else {
-    logits = runner_->Forward(chunks);
-  }
-  const absl::Status forward = greedy ? ids.status() : logits.status();
+  const absl::StatusOr<model::SampledPass> pass =
+      runner_->ForwardSampled(chunks, chains_, logits_rows_);
   const double forward_seconds = Seconds(absl::Now() - forward_start);
-  if (!forward.ok()) {
+  if (!pass.ok()) {
     for (const ScheduledChunk& c : plan.chunks) {
-      CancelJob(c.seq->job_id,
-                absl::InternalError(absl::StrCat("forward pass failed: ", forward.message())));
+      CancelJob(c.seq->job_id, absl::InternalError(
+                                   absl::StrCat("forward pass failed: ", pass.status().message())));
     }
     return true;
   }
   scheduler_->Commit(plan);
-  if (greedy) {
-    for (size_t i = 0; i < sampling_jobs_.size(); ++i) {
-      HandleSample(*sampling_jobs_[i], sampling_jobs_[i]->sampler->Record((*ids)[i]));
-    }
-  } else {
-    SampleRows(*logits, sampling_jobs_);
-  }
+  FinishSamples(*pass);
   const size_t row = sampling_jobs_.size();
   StepRecord record;
   record.start = start;
@@ -308,18 +301,31 @@ bool Generator::Step() {
   return true;
 }
 
-void Generator::SampleRows(std::span<const float> logits, std::span<Job* const> jobs) {
+void Generator::FinishSamples(const model::SampledPass& pass) {
   const auto vocab = static_cast<size_t>(limits_.vocab_size);
+  const std::span<Job* const> jobs = sampling_jobs_;
   sampled_.resize(jobs.size());
-  auto sample = [&](int64_t begin, int64_t end) {
-    for (auto i = static_cast<size_t>(begin); i < static_cast<size_t>(end); ++i) {
-      sampled_[i] = jobs[i]->sampler->Sample(logits.subspan(i * vocab, vocab));
+  size_t next_logits = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (next_logits < logits_rows_.size() && logits_rows_[next_logits] == static_cast<int32_t>(i)) {
+      ++next_logits;
+    } else {
+      sampled_[i] = jobs[i]->sampler->Finish(pass.ids[i], {});
+    }
+  }
+  // The rows with host work (penalties re-run the chain over the vocabulary; logprobs read
+  // it) in parallel.
+  auto finish = [&](int64_t begin, int64_t end) {
+    for (auto k = static_cast<size_t>(begin); k < static_cast<size_t>(end); ++k) {
+      const auto i = static_cast<size_t>(logits_rows_[k]);
+      sampled_[i] = jobs[i]->sampler->Finish(pass.ids[i], pass.logits.subspan(k * vocab, vocab));
     }
   };
-  if (sampling_pool_ != nullptr && jobs.size() > 1) {
-    sampling_pool_->ParallelFor(static_cast<int64_t>(jobs.size()), sample);
+  const auto host_rows = static_cast<int64_t>(logits_rows_.size());
+  if (sampling_pool_ != nullptr && host_rows > 1) {
+    sampling_pool_->ParallelFor(host_rows, finish);
   } else {
-    sample(0, static_cast<int64_t>(jobs.size()));
+    finish(0, host_rows);
   }
   // In row order: delivery, stop checks and finishing touch shared engine state.
   for (size_t i = 0; i < jobs.size(); ++i) HandleSample(*jobs[i], sampled_[i]);

@@ -49,9 +49,10 @@ struct GeneratorOptions {
   // Paces the engine: a step shorter than this sleeps for the rest (fault-injection tests
   // and demos keep streams in flight this way; 0 in production).
   absl::Duration min_step_time = absl::ZeroDuration();
-  // Threads that sample a step's rows, the engine thread included: each job's sampler runs
-  // on one of them, so the tokens do not depend on the count. 0 = one per core, at most 8.
-  // At a 128k vocabulary a top_p row takes about a millisecond of host time.
+  // Threads that finish a step's rows with host work (penalised requests re-run the chain
+  // over the vocabulary, logprobs read it), the engine thread included: each job's sampler
+  // runs on one of them, so the tokens do not depend on the count. 0 = one per core, at
+  // most 8. Every other row's token is picked on the device.
   int32_t sampling_threads = 0;
 };
 
@@ -163,9 +164,9 @@ class Generator {
   void StartJob(std::unique_ptr<Job> job);
   absl::Status PrepareJob(Job& job);
   bool Step();  // false when nothing could run
-  // Samples every row of the step (in parallel on sampling_pool_), then hands each job its
-  // token in order.
-  void SampleRows(std::span<const float> logits, std::span<Job* const> jobs);
+  // Finishes every sampled row of the step from the pass's tokens (the rows with host
+  // work in parallel on sampling_pool_), then hands each job its token in row order.
+  void FinishSamples(const model::SampledPass& pass);
   void HandleSample(Job& job, const SampledToken& sampled);
   void FinishJob(Job& job, absl::Status status, JobEvent last = {});
   void CancelJob(uint64_t job_id, const absl::Status& why);
@@ -196,7 +197,9 @@ class Generator {
   std::vector<std::function<void()>> after_publish_;
   std::unique_ptr<kernels::cpu::ThreadPool> sampling_pool_;  // null: sample on the engine thread
   std::vector<Job*> sampling_jobs_;                          // this step's, reused
-  std::vector<SampledToken> sampled_;                        // this step's, reused
+  std::vector<kernels::RowSampling> chains_;                 // their chains, reused
+  std::vector<int32_t> logits_rows_;   // which of them the host must see, reused
+  std::vector<SampledToken> sampled_;  // this step's, reused
 
   std::shared_ptr<Inbox> inbox_;  // made in the constructor, where Job is complete
   std::atomic<uint64_t> next_job_id_{1};

@@ -58,13 +58,10 @@ class LlamaRunner final : public ModelRunner {
   int32_t max_seqs() const override { return model_->options().max_seqs; }
   int32_t max_context_tokens() const override { return model_->config().max_seq_len; }
 
-  absl::StatusOr<std::span<const float>> Forward(
-      std::span<const model::SequenceChunk> chunks) override {
-    return model_->Forward(chunks);
-  }
-  absl::StatusOr<std::span<const int32_t>> ForwardGreedy(
-      std::span<const model::SequenceChunk> chunks) override {
-    return model_->ForwardGreedy(chunks);
+  absl::StatusOr<model::SampledPass> ForwardSampled(std::span<const model::SequenceChunk> chunks,
+                                                    std::span<const kernels::RowSampling> sampling,
+                                                    std::span<const int32_t> logits_rows) override {
+    return model_->ForwardSampled(chunks, sampling, logits_rows);
   }
   void CopyBlocks(std::span<const kvcache::BlockCopy> copies) override;
 

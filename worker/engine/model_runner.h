@@ -30,15 +30,14 @@ class ModelRunner {
   // Most tokens one sequence may hold (the model's context length).
   virtual int32_t max_context_tokens() const = 0;
 
-  // Runs one pass over `chunks` (see model::SequenceChunk) and returns the logits of every
-  // chunk with sample=true, in chunk order ([num_sampled, vocab_size]), in the runner's own
-  // memory: valid until the next Forward().
-  virtual absl::StatusOr<std::span<const float>> Forward(
-      std::span<const model::SequenceChunk> chunks) = 0;
-  // The same pass, returning each sampled row's argmax (the first largest logit) instead of
-  // its logits: for a step whose every sampled job is greedy.
-  virtual absl::StatusOr<std::span<const int32_t>> ForwardGreedy(
-      std::span<const model::SequenceChunk> chunks) = 0;
+  // Runs one pass over `chunks` (see model::SequenceChunk) and picks a token for every chunk
+  // with sample=true, in chunk order: row i under sampling[i] (kernels/row_sampling.h, the
+  // same token on every backend). Also returns the logits of the sampled rows listed in
+  // logits_rows ([logits_rows.size(), vocab_size]), for the rows the host must see. Both in
+  // the runner's own memory, valid until the next pass.
+  virtual absl::StatusOr<model::SampledPass> ForwardSampled(
+      std::span<const model::SequenceChunk> chunks, std::span<const kernels::RowSampling> sampling,
+      std::span<const int32_t> logits_rows) = 0;
 
   // Copies whole KV blocks (src -> dst) in order, before the next Forward() reads them.
   virtual void CopyBlocks(std::span<const kvcache::BlockCopy> copies) = 0;

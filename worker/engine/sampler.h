@@ -3,7 +3,11 @@
 //
 // Chain order (fixed): repetition / presence / frequency penalties -> temperature ->
 // top-k -> top-p -> min-p -> draw. temperature 0 is greedy (argmax, lowest id on ties).
-// Owned by one job and used only by the generator thread.
+// Everything after the penalties is kernels/row_sampling.h's chain, which the backend runs
+// on the device for every row (Backend::SampleRows); the sampler plans each token's chain
+// and draw, and finishes it: the device's pick, or for a penalised request the same chain
+// run here on the penalised logits (kernels::cpu::SampleRow: the same token a device would
+// pick from them). Owned by one job; used by one thread at a time.
 #ifndef RINGSERVE_WORKER_ENGINE_SAMPLER_H_
 #define RINGSERVE_WORKER_ENGINE_SAMPLER_H_
 
@@ -16,6 +20,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "kernels/row_sampling.h"
 
 namespace ringserve::engine {
 
@@ -32,9 +37,6 @@ struct SamplingParams {
   int num_logprobs = 0;
 };
 
-// The first index of the largest logit (a NaN never wins): greedy decoding's token.
-int32_t GreedyToken(std::span<const float> logits);
-
 // INVALID_ARGUMENT naming the field when a parameter is out of range.
 absl::Status ValidateSamplingParams(const SamplingParams& params);
 
@@ -49,24 +51,23 @@ class Sampler {
  public:
   Sampler(const SamplingParams& params, std::span<const int32_t> prompt_tokens);
 
-  // Picks the next token from one row of logits and records it for the penalties.
+  // The next token's chain for Backend::SampleRows. Takes the job's next draw when it
+  // samples (temperature > 0), so every sampled token uses exactly one.
+  kernels::RowSampling Plan();
+  // Whether Finish reads the row's logits: penalties change them before the chain, and
+  // logprobs are computed from them.
+  bool needs_logits() const;
+  // The planned token: `device_id` (the device's pick), or with penalties the pick from the
+  // penalised `logits` under the planned chain; the logprobs from `logits` when asked for.
+  // `logits` may be empty when needs_logits() is false. Records the token for the penalties.
+  SampledToken Finish(int32_t device_id, std::span<const float> logits);
+  // Plan and Finish with the pick made on the host from `logits` (tests and tools).
   SampledToken Sample(std::span<const float> logits);
-  // Greedy with no penalty and no logprobs: the token is the row's first largest logit and
-  // nothing else is read, so the device may pick it (Backend::ArgmaxRows).
-  bool greedy_only() const;
-  // Records a token picked elsewhere (a greedy_only sampler's, on the device).
-  SampledToken Record(int32_t id);
 
  private:
-  struct Candidate {
-    float value;
-    int32_t id;
-  };
   bool penalised() const;
   void Remember(int32_t id);  // for the penalties
   void ApplyPenalties(std::vector<float>& logits) const;
-  int32_t Draw(std::vector<float>& logits);
-  void SortNucleus(double total);
   void FillLogprobs(std::span<const float> logits, SampledToken* out) const;
   double NextUniform();
 
@@ -74,8 +75,8 @@ class Sampler {
   std::mt19937_64 rng_;
   absl::flat_hash_set<int32_t> prompt_tokens_;
   absl::flat_hash_map<int32_t, int> output_counts_;
-  std::vector<float> scratch_;
-  std::vector<Candidate> candidates_;
+  kernels::RowSampling planned_;
+  std::vector<float> scratch_;  // the penalised logits
 };
 
 }  // namespace ringserve::engine

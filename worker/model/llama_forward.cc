@@ -1,6 +1,7 @@
 // LlamaModel's forward pass: checks a batch against the options, uploads its metadata,
 // and enqueues the layers and the output head, op by op or as a replayed decode graph.
 // Creation (weights, KV pool, workspace) is llama_model.cc.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -135,18 +136,45 @@ absl::StatusOr<std::span<const float>> LlamaModel::Forward(std::span<const Seque
   return logits;
 }
 
-absl::StatusOr<std::span<const int32_t>> LlamaModel::ForwardGreedy(
-    std::span<const SequenceChunk> chunks) {
-  RS_ASSIGN_OR_RETURN(const int num_sampled, EnqueueForward(chunks));
-  const std::span<const int32_t> ids(host_ids_.as<const int32_t>(),
-                                     static_cast<size_t>(num_sampled));
-  if (ids.empty()) {
-    backend_->Synchronize();
-  } else {
-    backend_->ArgmaxRows(ws_->Logits(num_sampled), ws_->ids.as<int32_t>());
-    backend_->CopyToHost(host_ids_.data(), ws_->ids.data(), ids.size_bytes());
+absl::StatusOr<SampledPass> LlamaModel::ForwardSampled(
+    std::span<const SequenceChunk> chunks, std::span<const kernels::RowSampling> sampling,
+    std::span<const int32_t> logits_rows) {
+  size_t num_sampled = 0;
+  for (const SequenceChunk& c : chunks) num_sampled += c.sample ? 1 : 0;
+  if (sampling.size() != num_sampled) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "forward: ", sampling.size(), " sampling chains for ", num_sampled, " sampled rows"));
   }
-  return ids;
+  for (const int32_t row : logits_rows) {
+    if (row < 0 || static_cast<size_t>(row) >= num_sampled) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("forward: logits row ", row, " of ", num_sampled, " sampled rows"));
+    }
+  }
+  if (logits_rows.size() > num_sampled) {
+    return absl::InvalidArgumentError("forward: more logits rows than sampled rows");
+  }
+  RS_RETURN_IF_ERROR(EnqueueForward(chunks).status());
+  SampledPass out;
+  if (num_sampled == 0) {
+    backend_->Synchronize();  // the next pass may overwrite host_meta_
+    return out;
+  }
+  const auto vocab = static_cast<size_t>(config_.vocab_size);
+  std::copy(sampling.begin(), sampling.end(), host_sampling_.as<kernels::RowSampling>());
+  backend_->CopyToDevice(ws_->sampling.data(), host_sampling_.data(), sampling.size_bytes());
+  backend_->SampleRows(ws_->Logits(static_cast<int>(num_sampled)),
+                       ws_->sampling.as<kernels::RowSampling>(), ws_->ids.as<int32_t>());
+  const float* device_logits = ws_->logits.as<float>();
+  float* host_logits = host_logits_.as<float>();
+  for (size_t i = 0; i < logits_rows.size(); ++i) {
+    backend_->CopyToHost(host_logits + i * vocab, device_logits + logits_rows[i] * vocab,
+                         vocab * sizeof(float));
+  }
+  backend_->CopyToHost(host_ids_.data(), ws_->ids.data(), num_sampled * sizeof(int32_t));
+  out.ids = {host_ids_.as<const int32_t>(), num_sampled};
+  out.logits = {host_logits, logits_rows.size() * vocab};
+  return out;
 }
 
 absl::Status LlamaModel::Forward(std::span<const SequenceChunk> chunks,

@@ -209,6 +209,8 @@ absl::Status LlamaModel::AllocateWorkspace() {
   RS_ASSIGN_OR_RETURN(host_logits_, backend_->AllocateHost(w.logits.bytes()));
   RS_ASSIGN_OR_RETURN(w.ids, backend_->Allocate(s * sizeof(int32_t)));
   RS_ASSIGN_OR_RETURN(host_ids_, backend_->AllocateHost(s * sizeof(int32_t)));
+  RS_ASSIGN_OR_RETURN(w.sampling, backend_->Allocate(s * sizeof(kernels::RowSampling)));
+  RS_ASSIGN_OR_RETURN(host_sampling_, backend_->AllocateHost(s * sizeof(kernels::RowSampling)));
   return absl::OkStatus();
 }
 

@@ -35,6 +35,12 @@ struct SequenceChunk {
   bool sample = false;  // produce logits for the last token of this chunk
 };
 
+// What LlamaModel::ForwardSampled returns, in the model's host memory.
+struct SampledPass {
+  std::span<const int32_t> ids;   // each sampled row's token, in chunk order
+  std::span<const float> logits;  // [logits_rows.size(), vocab]: the rows asked for, in order
+};
+
 struct ModelOptions {
   int block_size = 16;
   int num_kv_blocks = 0;  // KV pool size in blocks; 0 = ask size_kv_pool
@@ -85,10 +91,15 @@ class LlamaModel {
   absl::StatusOr<std::span<const float>> Forward(std::span<const SequenceChunk> chunks);
   // The same, copying the logits into `logits` (resized): for tests and tools.
   absl::Status Forward(std::span<const SequenceChunk> chunks, std::vector<float>* logits);
-  // The same pass for a batch whose every sampled row is greedy: returns each row's argmax
-  // (Backend::ArgmaxRows, the first largest logit) instead of its logits, so one id per row
-  // crosses the bus rather than the vocabulary. Valid until the next Forward.
-  absl::StatusOr<std::span<const int32_t>> ForwardGreedy(std::span<const SequenceChunk> chunks);
+  // The same pass with the tokens picked on the device (Backend::SampleRows): sampling[i]
+  // is the i-th sampled row's chain and draw. Returns each sampled row's token, and the
+  // logits of the rows listed in logits_rows (indices among the sampled rows, for the
+  // host's own use: penalties, logprobs), so only those cross the bus. Valid until the next
+  // pass. INVALID_ARGUMENT, with nothing run, when sampling does not have one entry per
+  // sampled row or a listed row is out of range.
+  absl::StatusOr<SampledPass> ForwardSampled(std::span<const SequenceChunk> chunks,
+                                             std::span<const kernels::RowSampling> sampling,
+                                             std::span<const int32_t> logits_rows);
 
   // How decode passes have run: graphs captured, replays (all zero without graphs).
   DecodeGraphStats decode_graph_stats() const;
@@ -136,8 +147,9 @@ class LlamaModel {
   kernels::DeviceBuffer inv_freq_;
   std::unique_ptr<KvStorage> kv_;
   std::unique_ptr<Workspace> ws_;
-  // Host side of the per-pass copies: batch metadata up, sampled logits down.
-  kernels::HostBuffer host_meta_, host_logits_, host_ids_;
+  // Host side of the per-pass copies: batch metadata and sampling chains up, logits and
+  // tokens down.
+  kernels::HostBuffer host_meta_, host_sampling_, host_logits_, host_ids_;
   std::unique_ptr<DecodeGraphs> decode_graphs_;  // null when the backend cannot capture
   size_t weight_bytes_ = 0;
   int max_context_len_ = 0;  // see max_context_len()

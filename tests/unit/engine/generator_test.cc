@@ -253,27 +253,40 @@ TEST(GeneratorTest, SamplingThreadsDoNotChangeTheTokens) {
   EXPECT_EQ(runs[0], runs[1]);
 }
 
-// Steps whose every sampled job is greedy take the argmax from the runner (one id per row);
-// a step with one sampling job among them takes the logits. The tokens are the same either
-// way (BatchedJobsGiveWhatEachGivesAlone mixes both).
-TEST(GeneratorTest, AllGreedyStepsTakeIdsFromTheRunner) {
+// Every row's token is picked by the runner from its chain; only rows with host work
+// (logprobs, penalties) bring their logits back. Asking for logprobs changes no token.
+TEST(GeneratorTest, OnlyRowsWithHostWorkBringTheirLogitsBack) {
   FakeModelRunnerOptions fake;
   fake.max_seqs = 4;
   Fixture f(fake);
-  JobRequest greedy = Request(Prompt(5, 1), 6, 0.0F);
-  const JobEvent alone = f.Run(greedy);
-  ASSERT_TRUE(alone.status.ok()) << alone.status;
-  std::vector<FakeStep> steps = f.fake->Steps();
-  ASSERT_FALSE(steps.empty());
-  for (const FakeStep& s : steps) EXPECT_TRUE(s.greedy);
-  JobRequest logprobs = greedy;
-  logprobs.sampling.num_logprobs = 2;  // logprobs need the whole row
-  const size_t before = steps.size();
-  const JobEvent with_logprobs = f.Run(logprobs);
-  ASSERT_TRUE(with_logprobs.status.ok()) << with_logprobs.status;
-  EXPECT_EQ(Ids(with_logprobs), Ids(alone));
-  steps = f.fake->Steps();
-  for (size_t i = before; i < steps.size(); ++i) EXPECT_FALSE(steps[i].greedy) << i;
+  for (const float temperature : {0.0F, 1.0F}) {
+    JobRequest plain = Request(Prompt(5, 1), 6, temperature);
+    plain.sampling.top_p = 0.9F;
+    const size_t before_plain = f.fake->Steps().size();
+    const JobEvent alone = f.Run(plain);
+    ASSERT_TRUE(alone.status.ok()) << alone.status;
+    std::vector<FakeStep> steps = f.fake->Steps();
+    ASSERT_GT(steps.size(), before_plain);
+    for (size_t i = before_plain; i < steps.size(); ++i) EXPECT_TRUE(steps[i].logits_rows.empty());
+    JobRequest logprobs = plain;
+    logprobs.sampling.num_logprobs = 2;
+    const size_t before = steps.size();
+    const JobEvent with_logprobs = f.Run(logprobs);
+    ASSERT_TRUE(with_logprobs.status.ok()) << with_logprobs.status;
+    EXPECT_EQ(Ids(with_logprobs), Ids(alone)) << "temperature " << temperature;
+    steps = f.fake->Steps();
+    for (size_t i = before; i < steps.size(); ++i) {
+      EXPECT_EQ(steps[i].logits_rows, std::vector<int32_t>{0}) << i;
+    }
+    JobRequest penalised = plain;
+    penalised.sampling.frequency_penalty = 0.5F;
+    const size_t before_penalised = steps.size();
+    ASSERT_TRUE(f.Run(penalised).status.ok());
+    steps = f.fake->Steps();
+    for (size_t i = before_penalised; i < steps.size(); ++i) {
+      EXPECT_EQ(steps[i].logits_rows, std::vector<int32_t>{0}) << i;
+    }
+  }
 }
 
 TEST(GeneratorTest, UnderMemoryPressureEveryJobFinishesWithTheSameTokens) {

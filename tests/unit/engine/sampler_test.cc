@@ -1,14 +1,18 @@
 // The per-request sampler: greedy argmax as a plain scan defines it (ties, NaN, -inf, any
-// length), penalties, the top-k / top-p / min-p filters, seeded draws and logprobs.
+// length), penalties, what the top-k / top-p / min-p cuts keep, seeded draws, logprobs, and
+// the split between the device's pick and the host's. (That every backend's SampleRows
+// picks the chain's exact token is kernels/kernel_ops_test.cc's.)
 #include "worker/engine/sampler.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_sampling.h"
 
 namespace ringserve::engine {
 namespace {
@@ -75,67 +79,88 @@ TEST(SamplerTest, FiltersThatLeaveOneTokenAreGreedy) {
   }
 }
 
-// The documented draw, spelled out with a full sort: scaled logits, weights exp(x - max) in
-// float, the total in id order, the nucleus as the shortest prefix of the (weight desc, id
-// asc) order holding top_p of it, min_p, then one uniform from the request's own stream.
-int32_t ReferenceDraw(const std::vector<float>& logits, const SamplingParams& p,
-                      std::mt19937_64& rng) {
-  struct C {
-    float value;
-    int32_t id;
-  };
-  std::vector<C> c(logits.size());
-  const float inv_t = 1.0F / p.temperature;
-  float max_value = -std::numeric_limits<float>::infinity();
-  for (size_t i = 0; i < logits.size(); ++i) {
-    c[i] = {logits[i] * inv_t, static_cast<int32_t>(i)};
-    max_value = std::max(max_value, c[i].value);
-  }
-  double total = 0;
-  for (C& x : c) total += (x.value = std::exp(x.value - max_value));
-  std::sort(c.begin(), c.end(), [](const C& a, const C& b) {
-    return a.value > b.value || (a.value == b.value && a.id < b.id);
-  });
-  double mass = 0;
-  size_t keep = c.size();
-  for (size_t i = 0; i < c.size(); ++i) {
-    mass += c[i].value;
-    if (mass >= p.top_p * total) {
-      keep = i + 1;
-      break;
-    }
-  }
-  c.resize(keep);
-  std::erase_if(c, [&](const C& x) { return x.value < p.min_p; });
-  double kept = 0;
-  for (const C& x : c) kept += x.value;
-  const double target = static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0) * kept;
-  double acc = 0;
-  for (const C& x : c) {
-    acc += x.value;
-    if (target < acc) return x.id;
-  }
-  return c.back().id;
+// Frequencies of `draws` tokens sampled under `params` from `probabilities`.
+std::vector<double> Frequencies(const std::vector<float>& probabilities, SamplingParams params,
+                                int draws) {
+  std::vector<float> logits;
+  for (float p : probabilities) logits.push_back(std::log(p));
+  Sampler sampler(params, {});
+  std::vector<double> frequency(probabilities.size());
+  for (int i = 0; i < draws; ++i) frequency[sampler.Sample(logits).id] += 1.0 / draws;
+  return frequency;
 }
 
-// The nucleus is found from the weights' exponents without sorting the vocabulary; every
-// draw must still be the one the full sort gives, on flat and peaked rows, with ties.
-TEST(SamplerTest, TopPDrawsAreThoseOfAFullSort) {
-  std::mt19937 rng(9);
-  for (const float spread : {0.05F, 1.0F, 3.0F, 12.0F}) {
-    std::normal_distribution<float> normal(0.0F, spread);
-    std::vector<float> logits(20000);
-    for (float& x : logits) x = normal(rng);
-    for (size_t i = 0; i < logits.size(); i += 7) logits[i] = logits[i / 2];  // ties
-    for (const float top_p : {0.05F, 0.5F, 0.9F, 0.95F, 0.999F}) {
-      const SamplingParams p{.temperature = 0.8F, .top_p = top_p, .min_p = 0.01F, .seed = 21};
-      Sampler sampler(p, {});
-      std::mt19937_64 reference_rng(p.seed);
-      for (int draw = 0; draw < 40; ++draw) {
-        ASSERT_EQ(sampler.Sample(logits).id, ReferenceDraw(logits, p, reference_rng))
-            << "spread " << spread << " top_p " << top_p << " draw " << draw;
+void ExpectFrequencies(const std::vector<double>& got, const std::vector<double>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 0.015) << "token " << i;
+}
+
+// The chain samples softmax(logits / temperature) renormalised over what the cuts keep.
+TEST(SamplerTest, CutsRestrictTheDistributionToWhatTheyKeep) {
+  const std::vector<float> p = {0.1F, 0.4F, 0.2F, 0.3F};
+  constexpr int kDraws = 20000;
+  ExpectFrequencies(Frequencies(p, {.temperature = 1.0F, .seed = 1}, kDraws), {0.1, 0.4, 0.2, 0.3});
+  // top_k 2: the two largest.
+  ExpectFrequencies(Frequencies(p, {.temperature = 1.0F, .top_k = 2, .seed = 2}, kDraws),
+                    {0, 0.4 / 0.7, 0, 0.3 / 0.7});
+  // top_p 0.75: 0.4 + 0.3 = 0.7 is short of it, so the third largest comes in too.
+  ExpectFrequencies(Frequencies(p, {.temperature = 1.0F, .top_p = 0.75F, .seed = 3}, kDraws),
+                    {0, 0.4 / 0.9, 0.2 / 0.9, 0.3 / 0.9});
+  // min_p 0.45: tokens under 0.45 of the top one's probability (0.18) are cut.
+  ExpectFrequencies(Frequencies(p, {.temperature = 1.0F, .min_p = 0.45F, .seed = 4}, kDraws),
+                    {0, 0.4 / 0.9, 0.2 / 0.9, 0.3 / 0.9});
+  // temperature 0.5 squares the probabilities before normalising.
+  ExpectFrequencies(Frequencies(p, {.temperature = 0.5F, .seed = 5}, kDraws),
+                    {0.01 / 0.30, 0.16 / 0.30, 0.04 / 0.30, 0.09 / 0.30});
+}
+
+// Plan hands the device the request's chain and one draw per sampled token; Finish takes the
+// device's pick, except for a penalised request, whose pick comes from the penalised logits
+// under the same chain and draw.
+TEST(SamplerTest, FinishTakesTheDevicePickUnlessPenalised) {
+  const SamplingParams params = {.temperature = 0.9F, .top_k = 7, .top_p = 0.8F, .seed = 9};
+  Sampler device(params, {});
+  Sampler reference(params, {});
+  std::mt19937_64 stream(9);
+  for (int i = 0; i < 5; ++i) {
+    const kernels::RowSampling chain = device.Plan();
+    EXPECT_EQ(chain.temperature, 0.9F);
+    EXPECT_EQ(chain.top_k, 7);
+    EXPECT_EQ(chain.top_p, 0.8F);
+    EXPECT_EQ(chain.uniform, static_cast<double>(stream() >> 11) / 9007199254740992.0);
+    EXPECT_FALSE(device.needs_logits());
+    EXPECT_EQ(device.Finish(1234, {}).id, 1234);
+  }
+  EXPECT_EQ(Sampler({.temperature = 0.0F}, {}).Plan().uniform, 0.0);  // greedy takes no draw
+
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal(0.0F, 2.0F);
+  std::vector<float> logits(300);
+  for (float& x : logits) x = normal(rng);
+  const std::vector<int32_t> prompt = {3, 5, 8};
+  const SamplingParams penalties = {.temperature = 1.0F,
+                                    .repetition_penalty = 1.3F,
+                                    .presence_penalty = 0.4F,
+                                    .frequency_penalty = 0.2F,
+                                    .seed = 21};
+  Sampler penalised(penalties, prompt);
+  std::map<int32_t, int> seen;  // output counts
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(penalised.needs_logits());
+    const kernels::RowSampling chain = penalised.Plan();
+    std::vector<float> changed = logits;
+    for (size_t id = 0; id < changed.size(); ++id) {
+      const auto token = static_cast<int32_t>(id);
+      float& l = changed[id];
+      if (std::count(prompt.begin(), prompt.end(), token) > 0 || seen.contains(token)) {
+        l = l > 0 ? l / 1.3F : l * 1.3F;
       }
+      if (seen.contains(token)) l -= 0.4F + 0.2F * static_cast<float>(seen[token]);
     }
+    // The device's pick is ignored: the host re-runs the chain on the penalised row.
+    const int32_t id = penalised.Finish(-1, logits).id;
+    EXPECT_EQ(id, kernels::cpu::SampleRow(changed, chain)) << "token " << i;
+    ++seen[id];
   }
 }
 

@@ -1,11 +1,13 @@
 // Every backend op against a float64 reference, one table-driven suite over
 // (op, shape, dtype) x backend. Backends absent from this build or machine skip.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <numeric>
 #include <ostream>
 #include <random>
+#include <span>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -165,9 +167,10 @@ void CheckSiluMul(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) 
               "SiluMul");
 }
 
-// Greedy decoding on the device: every row's answer is a plain scan's, with ties between
-// threads and warps, -inf, a NaN inside a row (never wins) and one in front (wins).
-void CheckArgmaxRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
+// Greedy decoding on the device (SampleRows at temperature 0): every row's answer is a plain
+// scan's, with ties between threads and warps, -inf, a NaN inside a row (never wins) and one
+// in front (wins).
+void CheckGreedyRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
   std::uniform_int_distribution<int> level(-3, 3);
   std::vector<float> x(static_cast<size_t>(rows * cols));
   for (float& v : x) v = static_cast<float>(level(rng));
@@ -180,8 +183,9 @@ void CheckArgmaxRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t col
   }
   x[(rows - 1) * cols] = std::numeric_limits<float>::quiet_NaN();
   DeviceArray<float> xd(b, x);
+  DeviceArray<RowSampling> greedy(b, std::vector<RowSampling>(rows));
   DeviceArray<int32_t> ids(b, std::vector<int32_t>(rows, -1));
-  b.ArgmaxRows(xd.AsTensor(rows, cols), ids.data());
+  b.SampleRows(xd.AsTensor(rows, cols), greedy.data(), ids.data());
   const std::vector<int32_t> got = ids.Download();
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = &x[r * cols];
@@ -190,6 +194,115 @@ void CheckArgmaxRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t col
       if (row[c] > row[want]) want = c;
     }
     ASSERT_EQ(got[r], want) << "row " << r;
+  }
+}
+
+// The sampling chain of kernels/row_sampling.h done the obvious way: a full sort for top-k
+// and top-p. Shares the per-token arithmetic (keys, weights, cuts) with the backends, which
+// must pick exactly its token: the selects and the id-order draw are what is checked.
+int32_t ReferenceSample(std::span<const float> row, const RowSampling& p) {
+  const auto n = static_cast<int32_t>(row.size());
+  int32_t greedy = 0;
+  for (int32_t c = 1; c < n; ++c) {
+    if (row[c] > row[greedy]) greedy = c;
+  }
+  if (!(p.temperature > 0.0F)) return greedy;
+  const float inv_t = InverseTemperature(p.temperature);
+  std::vector<float> s(n);
+  float m = -std::numeric_limits<float>::infinity();
+  for (int32_t c = 0; c < n; ++c) {
+    s[c] = Mul(row[c], inv_t);
+    if (s[c] > m) m = s[c];
+  }
+  if (!std::isfinite(m)) return greedy;
+  std::vector<int32_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](int32_t a, int32_t b) { return SortKey(s[a], a) > SortKey(s[b], b); });
+  size_t keep = p.top_k > 0 && p.top_k < n ? static_cast<size_t>(p.top_k) : order.size();
+  if (p.top_p < 1.0F) {
+    uint64_t total = 0;
+    for (size_t j = 0; j < keep; ++j) total += SampleWeight(s[order[j]], m);
+    const uint64_t want = NucleusMass(p.top_p, total);
+    uint64_t mass = 0;
+    for (size_t j = 0; j < keep; ++j) {
+      mass += SampleWeight(s[order[j]], m);
+      if (mass >= want) {
+        keep = j + 1;
+        break;
+      }
+    }
+  }
+  std::vector<uint64_t> weight(n, 0);
+  for (size_t j = 0; j < keep; ++j) {
+    const int32_t c = order[j];
+    if (!(p.min_p > 0.0F && BelowMinP(s[c], m, p.min_p))) weight[c] = SampleWeight(s[c], m);
+  }
+  const uint64_t target =
+      DrawTarget(p.uniform, std::accumulate(weight.begin(), weight.end(), 0ULL));
+  uint64_t running = 0;
+  for (int32_t c = 0; c < n; ++c) {
+    running += weight[c];
+    if (running > target) return c;
+  }
+  ADD_FAILURE() << "the draw ran off the row";
+  return -1;
+}
+
+// Device sampling against the reference, id for id: rows with many ties (few levels) and
+// without, NaN and -inf inside rows, rows of only -inf and with +inf, every cut alone and
+// combined, draws at both ends of [0, 1).
+void CheckSampleRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
+  std::vector<float> x(static_cast<size_t>(rows * cols));
+  std::normal_distribution<float> normal(0.0F, 3.0F);
+  std::uniform_int_distribution<int> level(-4, 4);
+  std::uniform_int_distribution<int64_t> at(0, cols - 1);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = &x[r * cols];
+    for (int64_t c = 0; c < cols; ++c) {
+      row[c] = r % 2 == 0 ? normal(rng) : static_cast<float>(level(rng)) * 0.5F;
+    }
+    if (r % 7 == 3) row[at(rng)] = std::numeric_limits<float>::quiet_NaN();
+    if (r % 5 == 4) row[at(rng)] = -inf;
+    if (r == 11) std::fill(row, row + cols, -inf);
+    if (r == 13) row[at(rng)] = inf;
+  }
+  const std::vector<float> temperatures = {0.0F, 1.0F, 0.7F, 1.5F, 0.05F};
+  const std::vector<int32_t> top_ks = {0, 1, 5, 0, static_cast<int32_t>(cols), 40};
+  const std::vector<float> top_ps = {1.0F, 0.9F, 0.5F, 1.0F, 0.01F, 0.999F, 1.0F};
+  const std::vector<float> min_ps = {0.0F, 0.0F, 0.05F, 0.0F, 1.0F, 0.3F, 0.0F, 0.0F};
+  const std::vector<double> uniforms = {0.0, 0.999999999, 0.5, 0.25, 0.75, 0.123456789};
+  std::uniform_real_distribution<double> any(0.0, 1.0);
+  std::vector<RowSampling> params(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    RowSampling& p = params[r];
+    p.temperature = temperatures[r % temperatures.size()];
+    if (r == 11 || r == 13) p.temperature = 1.0F;  // not greedy by choice
+    p.top_k = top_ks[r % top_ks.size()];
+    p.top_p = top_ps[r % top_ps.size()];
+    p.min_p = min_ps[r % min_ps.size()];
+    p.uniform = r < static_cast<int64_t>(uniforms.size()) ? uniforms[r] : any(rng);
+  }
+  // Parameters the engine never sends still pick a defined token (the helpers clamp).
+  if (rows >= 20) {
+    params[14] = {.temperature = 1.0F, .min_p = 1.5F, .uniform = 0.5};
+    params[15] = {.temperature = 1.0F, .top_p = -0.5F, .uniform = 0.9};
+    params[16] = {.temperature = 1.0F, .uniform = 1.5};
+    params[17] = {.temperature = 1.0F, .top_k = -3, .uniform = -0.25};
+    params[18] = {.temperature = 1.0F, .uniform = std::numeric_limits<double>::quiet_NaN()};
+    params[19] = {.temperature = -1.0F, .uniform = 0.5};
+  }
+  DeviceArray<float> xd(b, x);
+  DeviceArray<RowSampling> pd(b, params);
+  DeviceArray<int32_t> ids(b, std::vector<int32_t>(rows, -1));
+  b.SampleRows(xd.AsTensor(rows, cols), pd.data(), ids.data());
+  const std::vector<int32_t> got = ids.Download();
+  for (int64_t r = 0; r < rows; ++r) {
+    const RowSampling& p = params[r];
+    ASSERT_EQ(got[r], ReferenceSample({&x[r * cols], static_cast<size_t>(cols)}, p))
+        << "row " << r << " temperature " << p.temperature << " top_k " << p.top_k << " top_p "
+        << p.top_p << " min_p " << p.min_p << " uniform " << p.uniform;
   }
 }
 
@@ -277,8 +390,13 @@ std::vector<OpCase> AllCases() {
   }
   for (auto [rows, cols] :
        std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 33}, {40, 1000}, {3, 128256}}) {
-    add(absl::StrCat("ArgmaxRows_", rows, "x", cols),
-        [=](Backend& b, std::mt19937_64& rng) { CheckArgmaxRows(b, rng, rows, cols); });
+    add(absl::StrCat("GreedyRows_", rows, "x", cols),
+        [=](Backend& b, std::mt19937_64& rng) { CheckGreedyRows(b, rng, rows, cols); });
+  }
+  for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 1}, {16, 33}, {40, 1000}, {20, 5000}, {3, 128256}}) {
+    add(absl::StrCat("SampleRows_", rows, "x", cols),
+        [=](Backend& b, std::mt19937_64& rng) { CheckSampleRows(b, rng, rows, cols); });
   }
   add("GatherRows_37x50",
       [](Backend& b, std::mt19937_64& rng) { CheckGatherRows(b, rng, 37, 50); });

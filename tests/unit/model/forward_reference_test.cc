@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_sampling.h"
 #include "kernels/dtype.h"
 #include "tests/unit/model/test_devices.h"
 #include "worker/model/checkpoint.h"
@@ -316,14 +317,26 @@ TEST_P(ForwardReferenceTest, PrefillDecodeAndMixedBatchesMatchReference) {
     if (take_b > 0) pass.push_back({std::span(b).subspan(pos_b, take_b), pos_b, table_b, true});
     ASSERT_TRUE((*model)->Forward(pass, &logits).ok());
     ExpectClose(row(0), ref_a[pos_a], absl::StrCat("a@", pos_a));
-    // The same pass again, greedy on the device: each row's first largest logit (the pass
-    // rewrites the same K/V, so the logits are the same).
-    const absl::StatusOr<std::span<const int32_t>> ids = (*model)->ForwardGreedy(pass);
-    ASSERT_TRUE(ids.ok()) << ids.status();
-    ASSERT_EQ(ids->size(), pass.size());
+    // The same pass again with the tokens picked on the device (the pass rewrites the same
+    // K/V, so the logits are the same): a greedy row, a sampled one, whose logits come back
+    // too, and the pick is the host sampler's from them.
+    std::vector<kernels::RowSampling> chains = {{.temperature = 0}};
+    std::vector<int32_t> logits_rows;
+    if (take_b > 0) {
+      chains.push_back({.temperature = 0.8F, .top_k = 50, .top_p = 0.9F, .uniform = 0.37});
+      logits_rows.push_back(1);
+    }
+    const absl::StatusOr<SampledPass> sampled = (*model)->ForwardSampled(pass, chains, logits_rows);
+    ASSERT_TRUE(sampled.ok()) << sampled.status();
+    ASSERT_EQ(sampled->ids.size(), pass.size());
+    ASSERT_EQ(sampled->logits.size(), logits_rows.size() * vocab);
     for (size_t r = 0; r < pass.size(); ++r) {
       const std::span<const float> l = row(static_cast<int>(r));
-      EXPECT_EQ((*ids)[r], std::max_element(l.begin(), l.end()) - l.begin()) << "row " << r;
+      EXPECT_EQ(sampled->ids[r], kernels::cpu::SampleRow(l, chains[r])) << "row " << r;
+    }
+    if (take_b > 0) {
+      const std::span<const float> l = row(1);
+      EXPECT_TRUE(std::equal(l.begin(), l.end(), sampled->logits.begin())) << "logits of row 1";
     }
     if (take_b > 0) {
       pos_b += take_b;
@@ -376,6 +389,18 @@ TEST(ForwardValidationTest, BadBatchesAreRefusedWithoutRunning) {
   const SequenceChunk long_table{std::span(tokens).first(20), 0, table, true};
   EXPECT_THAT((*model)->Forward(std::span(&long_table, 1), &logits).message(),
               ::testing::HasSubstr("has 4 blocks, more than max_blocks_per_seq 3"));
+  // Device sampling needs one chain per sampled row, and logits rows among them.
+  const SequenceChunk good{std::span(tokens).first(4), 0, std::span(table).first(1), true};
+  const kernels::RowSampling greedy;
+  EXPECT_THAT((*model)->ForwardSampled(std::span(&good, 1), {}, {}).status().message(),
+              ::testing::HasSubstr("0 sampling chains for 1 sampled rows"));
+  const std::vector<int32_t> row_one = {1};
+  EXPECT_THAT((*model)
+                  ->ForwardSampled(std::span(&good, 1), std::span(&greedy, 1), row_one)
+                  .status()
+                  .message(),
+              ::testing::HasSubstr("logits row 1 of 1 sampled rows"));
+  EXPECT_TRUE((*model)->ForwardSampled(std::span(&good, 1), std::span(&greedy, 1), {}).ok());
 }
 
 }  // namespace

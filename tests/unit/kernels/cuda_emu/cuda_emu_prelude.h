@@ -82,6 +82,26 @@
 using std::max;
 using std::min;
 
+// Integer atomics (shared or global). Fibers switch only at barriers, so a plain
+// read-modify-write is atomic; the kernels use them only where the result does not depend on
+// the order of the additions.
+inline int atomicAdd(int* address, int value) {
+  const int old = *address;
+  *address = old + value;
+  return old;
+}
+inline unsigned atomicAdd(unsigned* address, unsigned value) {
+  const unsigned old = *address;
+  *address = old + value;
+  return old;
+}
+inline unsigned long long atomicAdd(unsigned long long* address,  // NOLINT(google-runtime-int)
+                                    unsigned long long value) {   // NOLINT(google-runtime-int)
+  const unsigned long long old = *address;                        // NOLINT(google-runtime-int)
+  *address = old + value;
+  return old;
+}
+
 // mma.sync, which the kernels write as inline PTX (kernels/cuda/mma.cuh).
 #include "tests/unit/kernels/cuda_emu/emu_mma.h"
 

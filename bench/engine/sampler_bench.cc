@@ -1,6 +1,6 @@
-// Host-side sampling of one logits row at Llama-3's vocabulary (128256): the engine thread
-// samples every running sequence's row each step, so at batch 256 a row's cost is paid 256
-// times per decode step.
+// Host-side sampling of one logits row at Llama-3's vocabulary (128256): what a CPU
+// worker's SampleRows costs per row, and on a GPU worker what a row that needs the host
+// (penalties, logprobs) costs on the sampling threads. Other rows are picked on the device.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>

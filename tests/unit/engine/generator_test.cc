@@ -226,14 +226,16 @@ TEST(GeneratorTest, BatchedJobsGiveWhatEachGivesAlone) {
   EXPECT_EQ(f.UsedBlocks(), 0);
 }
 
-// A step's rows are sampled on several threads; each job's sampler runs on one of them, so
-// the tokens are the same with one thread or many.
+// A step's rows with host work (penalties, logprobs) are finished on several threads; each
+// job's sampler runs on one of them, so the tokens are the same with one thread or many.
 TEST(GeneratorTest, SamplingThreadsDoNotChangeTheTokens) {
   std::vector<JobRequest> requests;
   for (int i = 0; i < 10; ++i) {
     JobRequest r = Request(Prompt(4 + 3 * i % 17, i), 12, i % 3 == 0 ? 0.0F : 0.9F);
     r.sampling.seed = 300 + static_cast<uint64_t>(i);
     r.sampling.top_p = i % 2 == 0 ? 1.0F : 0.8F;
+    if (i % 4 != 3) r.sampling.frequency_penalty = 0.5F;
+    if (i % 3 == 1) r.sampling.num_logprobs = 3;
     requests.push_back(r);
   }
   std::vector<std::vector<std::vector<int32_t>>> runs;

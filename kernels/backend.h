@@ -288,6 +288,11 @@ class Backend {
   // memory [x.rows], ids device int32 [x.rows]. Sampling on the device means only the ids
   // cross the bus, and no host thread walks the vocabulary per row.
   virtual void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) = 0;
+  // For every row i of the f32 logits x, in place: x[i, e.token] = PenalizedLogit(x[i,
+  // e.token], params[i], e.count) for the entries e of [params[i].penalty_begin,
+  // params[i].penalty_end) (kernels/row_sampling.h; a row's tokens are distinct, ids outside
+  // the row are skipped). params and entries are device memory.
+  virtual void PenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) = 0;
 
   // The kernel PagedAttention runs (shapes it does not cover run on kSimt: see
   // BackendOptions::cuda_attention_kernel).

@@ -2,7 +2,8 @@
 // arithmetic every backend shares, so the CUDA kernel, the CPU backend and the engine's host
 // path pick the same token from the same logits and the same draw, bit for bit.
 //
-// The chain for one row with temperature > 0 (penalties are the engine's, applied before):
+// Penalties come first (Backend::PenalizeRows, in place): each token of the row's
+// PenaltyEntry list gets PenalizedLogit. Then the chain for one row with temperature > 0:
 //  1. s_i = logit_i * (1 / temperature) in float; m = the largest s_i (NaN ignored).
 //  2. The order of the tokens: s descending, then id ascending. SortKey(s_i, i) encodes it in
 //     one integer, unique per token, larger first.
@@ -36,12 +37,38 @@ namespace ringserve::kernels {
 
 // One row's parameters (the engine's SamplingParams after validation, and the job's draw).
 struct RowSampling {
-  float temperature = 0;  // 0 = greedy
-  int32_t top_k = 0;      // 0 = off
-  float top_p = 1;        // (0, 1]
-  float min_p = 0;        // [0, 1]
-  double uniform = 0;     // [0, 1): the job's random draw for this token
+  float temperature = 0;         // 0 = greedy
+  int32_t top_k = 0;             // 0 = off
+  float top_p = 1;               // (0, 1]
+  float min_p = 0;               // [0, 1]
+  float repetition_penalty = 1;  // > 0; 1 = off
+  float presence_penalty = 0;
+  float frequency_penalty = 0;
+  // The row's penalised tokens: entries [penalty_begin, penalty_end) of the step's list.
+  int32_t penalty_begin = 0;
+  int32_t penalty_end = 0;
+  double uniform = 0;  // [0, 1): the job's random draw for this token
 };
+
+// A token the penalties touch, once per row: every token of the prompt and the output under
+// a repetition penalty, else the output's; `count` = its occurrences in the output.
+struct PenaltyEntry {
+  int32_t token = 0;
+  int32_t count = 0;
+};
+
+// The logit of a penalised token: divided (positive) or multiplied (negative) by the
+// repetition penalty, then, if it was generated, lowered by presence + frequency * count.
+RS_HD float PenalizedLogit(float logit, const RowSampling& p, int32_t count) {
+  if (p.repetition_penalty != 1.0F) {
+    logit = logit > 0.0F ? Div(logit, p.repetition_penalty) : Mul(logit, p.repetition_penalty);
+  }
+  if (count > 0) {
+    logit =
+        Sub(logit, Add(p.presence_penalty, Mul(p.frequency_penalty, static_cast<float>(count))));
+  }
+  return logit;
+}
 
 inline constexpr int kWeightFractionBits = 40;
 

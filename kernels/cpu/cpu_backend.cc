@@ -196,6 +196,11 @@ void CpuBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
   GatherRowsOp(pool_, x, rows, out);
 }
 
+void CpuBackend::PenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) {
+  RS_CHECK(x.dtype == DType::kF32 && x.cols <= INT32_MAX);
+  PenalizeRowsOp(pool_, x, params, entries);
+}
+
 void CpuBackend::SampleRows(Tensor x, const RowSampling* params, int32_t* ids) {
   RS_CHECK(x.dtype == DType::kF32 && x.cols > 0 && x.cols <= INT32_MAX);
   SampleRowsOp(pool_, x, params, ids);

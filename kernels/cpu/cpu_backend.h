@@ -51,6 +51,7 @@ class CpuBackend final : public Backend {
   void SiluMul(Tensor gate_up, Tensor out) override;
   void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
   void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) override;
+  void PenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) override;
 
   ThreadPool& pool() { return pool_; }
 

@@ -20,6 +20,8 @@ void SiluMulRows(ThreadPool& pool, const Tensor& gate_up, const Tensor& out);
 void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const Tensor& out);
 // cpu_sampling.cc
 void SampleRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params, int32_t* ids);
+void PenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params,
+                    const PenaltyEntry* entries);
 
 void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
                       const RopeParams& rope, const AttentionBatch& batch, const KvLayerView& kv);

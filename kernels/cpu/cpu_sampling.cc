@@ -283,6 +283,27 @@ int32_t SampleRow(std::span<const float> row, const RowSampling& params) {
                                               : SampleAll(s, m, params, scratch);
 }
 
+void PenalizeRow(std::span<float> row, const RowSampling& params,
+                 std::span<const PenaltyEntry> entries) {
+  for (const PenaltyEntry& e : entries) {
+    if (e.token >= 0 && static_cast<size_t>(e.token) < row.size()) {
+      row[e.token] = PenalizedLogit(row[e.token], params, e.count);
+    }
+  }
+}
+
+void PenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params,
+                    const PenaltyEntry* entries) {
+  pool.ParallelFor(x.rows, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const RowSampling& p = params[i];
+      if (p.penalty_end <= p.penalty_begin) continue;
+      PenalizeRow({static_cast<float*>(x.data) + i * x.row_stride, static_cast<size_t>(x.cols)}, p,
+                  {entries + p.penalty_begin, entries + p.penalty_end});
+    }
+  });
+}
+
 void SampleRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params, int32_t* ids) {
   pool.ParallelFor(
       x.rows,

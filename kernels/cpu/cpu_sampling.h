@@ -15,6 +15,10 @@ namespace ringserve::kernels::cpu {
 // wins, except one in front, which wins everything. 0 for an empty row.
 int32_t ArgmaxRow(std::span<const float> row);
 
+// PenalizedLogit for the row's `entries` (Backend::PenalizeRows for one row).
+void PenalizeRow(std::span<float> row, const RowSampling& params,
+                 std::span<const PenaltyEntry> entries);
+
 // The token `row` picks under `params` (greedy when temperature is 0). Uses scratch memory
 // of its thread, kept between calls.
 int32_t SampleRow(std::span<const float> row, const RowSampling& params);

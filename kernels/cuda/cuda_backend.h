@@ -82,6 +82,7 @@ class CudaBackend final : public Backend {
   void SiluMul(Tensor gate_up, Tensor out) override;
   void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
   void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) override;
+  void PenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) override;
 
   // Tests: force decode attention's split-parallel path on or off (results must not change).
   void set_attention_split_mode(SplitMode mode) { split_mode_ = mode; }

@@ -126,6 +126,13 @@ void CudaBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
   AfterOp("GatherRows");
 }
 
+void CudaBackend::PenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) {
+  RS_CHECK(x.dtype == DType::kF32);
+  SetDevice();
+  LaunchPenalizeRows(stream_, ToMat(x), params, entries);
+  AfterOp("PenalizeRows");
+}
+
 void CudaBackend::SampleRows(Tensor x, const RowSampling* params, int32_t* ids) {
   RS_CHECK(x.dtype == DType::kF32);
   SetDevice();

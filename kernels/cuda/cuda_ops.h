@@ -59,6 +59,8 @@ void LaunchGatherRows(cudaStream_t stream, const Mat& x, const int32_t* rows, co
 // ids[i] = the token f32 row i picks under params[i] (device memory, [x.rows]): the chain of
 // kernels/row_sampling.h (sampling.cu).
 void LaunchSampleRows(cudaStream_t stream, const Mat& x, const RowSampling* params, int32_t* ids);
+void LaunchPenalizeRows(cudaStream_t stream, const Mat& x, const RowSampling* params,
+                        const PenaltyEntry* entries);
 
 // The simple MatMul: y = x w^T with w [w_rows, x.cols] contiguous in x.dtype; y in x.dtype
 // or f32. Every output is one f32 FMA chain over k in order, so it is batch invariant by

@@ -393,7 +393,34 @@ __global__ void __launch_bounds__(kThreads, 2)
   if (threadIdx.x == 0) ids[blockIdx.x] = cols - 1;
 }
 
+// One block a row; a row's tokens are distinct, so no two threads write one logit.
+constexpr int kPenaltyThreads = 256;
+__global__ void __launch_bounds__(kPenaltyThreads)
+    PenalizeRowsKernel(float* x, int64_t stride, int cols, const RowSampling* params,
+                       const PenaltyEntry* entries) {
+  const RowSampling& p = params[blockIdx.x];
+  float* row = x + blockIdx.x * stride;
+  for (int e = p.penalty_begin + static_cast<int>(threadIdx.x); e < p.penalty_end;
+       e += kPenaltyThreads) {
+    const PenaltyEntry entry = entries[e];
+    if (entry.token >= 0 && entry.token < cols) {
+      row[entry.token] = PenalizedLogit(row[entry.token], p, entry.count);
+    }
+  }
+}
+
 }  // namespace
+
+void LaunchPenalizeRows(cudaStream_t stream, const Mat& x, const RowSampling* params,
+                        const PenaltyEntry* entries) {
+  RS_CHECK(x.data != nullptr || x.rows == 0);
+  RS_CHECK(x.dtype == DType::kF32 && x.cols > 0 && x.cols <= 0x7FFFFFFF && x.stride >= x.cols);
+  if (x.rows == 0) return;
+  RS_CHECK(x.rows <= 0x7FFFFFFF && params != nullptr && entries != nullptr);
+  RS_LAUNCH(PenalizeRowsKernel, static_cast<unsigned>(x.rows), kPenaltyThreads, 0, stream,
+            static_cast<float*>(x.data), x.stride, static_cast<int>(x.cols), params, entries);
+  RS_CUDA_CHECK_LAUNCH();
+}
 
 void LaunchSampleRows(cudaStream_t stream, const Mat& x, const RowSampling* params, int32_t* ids) {
   RS_CHECK(x.data != nullptr || x.rows == 0);

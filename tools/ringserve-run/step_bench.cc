@@ -135,7 +135,7 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
     for (kernels::RowSampling& chain : chains) chain.uniform = uniform(rng);
     const Clock::time_point start = Clock::now();
     // The engine's decode step: tokens picked on the device, only the ids come back.
-    RS_RETURN_IF_ERROR(model.ForwardSampled(chunks, chains, {}).status());
+    RS_RETURN_IF_ERROR(model.ForwardSampled(chunks, {.chains = chains}).status());
     if (step >= options.warmup_steps) step_s.push_back(SecondsSince(start));
     tokens = RandomTokens(batch, c.vocab_size, rng);
   }

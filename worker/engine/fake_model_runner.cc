@@ -84,26 +84,44 @@ absl::Status FakeModelRunner::ReadHistory(const model::SequenceChunk& chunk,
 }
 
 absl::StatusOr<model::SampledPass> FakeModelRunner::ForwardSampled(
-    std::span<const model::SequenceChunk> chunks, std::span<const kernels::RowSampling> sampling,
-    std::span<const int32_t> logits_rows) {
+    std::span<const model::SequenceChunk> chunks, const model::StepSampling& step) {
+  if (static_cast<int64_t>(step.penalties.size()) > options_.max_penalty_entries) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fake forward: ", step.penalties.size(), " penalty entries"));
+  }
+  for (const kernels::RowSampling& chain : step.chains) {
+    if (chain.penalty_begin < 0 || chain.penalty_end < chain.penalty_begin ||
+        static_cast<size_t>(chain.penalty_end) > step.penalties.size()) {
+      return absl::InvalidArgumentError("fake forward: a penalty range out of the list");
+    }
+  }
   RS_ASSIGN_OR_RETURN(const std::span<const float> logits, Forward(chunks));
   const auto vocab = static_cast<size_t>(options_.vocab_size);
-  if (sampling.size() * vocab != logits.size()) {
+  if (step.chains.size() * vocab != logits.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("fake forward: ", sampling.size(), " sampling chains"));
+        absl::StrCat("fake forward: ", step.chains.size(), " sampling chains"));
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    steps_.back().logits_rows.assign(logits_rows.begin(), logits_rows.end());
-  }
-  ids_.clear();
-  for (size_t row = 0; row < sampling.size(); ++row) {
-    ids_.push_back(kernels::cpu::SampleRow(logits.subspan(row * vocab, vocab), sampling[row]));
+    steps_.back().logits_rows.assign(step.logits_rows.begin(), step.logits_rows.end());
+    steps_.back().num_penalties = step.penalties.size();
   }
   asked_logits_.clear();
-  for (const int32_t row : logits_rows) {
+  for (const int32_t row : step.logits_rows) {
     const auto from = logits.subspan(static_cast<size_t>(row) * vocab, vocab);
     asked_logits_.insert(asked_logits_.end(), from.begin(), from.end());
+  }
+  ids_.clear();
+  std::vector<float> row;
+  for (size_t r = 0; r < step.chains.size(); ++r) {
+    const kernels::RowSampling& chain = step.chains[r];
+    const auto raw = logits.subspan(r * vocab, vocab);
+    row.assign(raw.begin(), raw.end());
+    kernels::cpu::PenalizeRow(
+        row, chain,
+        step.penalties.subspan(static_cast<size_t>(chain.penalty_begin),
+                               static_cast<size_t>(chain.penalty_end - chain.penalty_begin)));
+    ids_.push_back(kernels::cpu::SampleRow(row, chain));
   }
   return model::SampledPass{.ids = ids_, .logits = asked_logits_};
 }

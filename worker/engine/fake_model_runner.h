@@ -24,6 +24,7 @@ struct FakeModelRunnerOptions {
   int32_t max_batch_tokens = 64;
   int32_t max_seqs = 8;
   int32_t max_context_tokens = 256;
+  int64_t max_penalty_entries = 1 << 16;
   // The token the logits favour after `history` (a strong peak: greedy picks it, sampling
   // almost always does). Unset: every logit is a hash of (history, token id).
   std::function<int32_t(std::span<const int32_t> history)> next_token;
@@ -45,6 +46,7 @@ struct FakeStep {
   std::vector<FakeChunk> chunks;
   int32_t num_copies_before = 0;     // block copies run since the previous pass
   std::vector<int32_t> logits_rows;  // the sampled rows whose logits the host asked for
+  size_t num_penalties = 0;          // penalty entries applied on the "device"
 };
 
 // Thread: the runner methods run on the engine thread; Steps()/num_copies() may be called
@@ -60,10 +62,10 @@ class FakeModelRunner final : public ModelRunner {
   int32_t max_seqs() const override { return options_.max_seqs; }
   int32_t max_context_tokens() const override { return options_.max_context_tokens; }
 
-  // Picks each row's token with the CPU backend's sampler (kernels::cpu::SampleRow).
+  // Picks each row's token with the CPU backend's code (kernels::cpu::PenalizeRow, SampleRow).
   absl::StatusOr<model::SampledPass> ForwardSampled(std::span<const model::SequenceChunk> chunks,
-                                                    std::span<const kernels::RowSampling> sampling,
-                                                    std::span<const int32_t> logits_rows) override;
+                                                    const model::StepSampling& step) override;
+  int64_t max_penalty_entries() const override { return options_.max_penalty_entries; }
   void CopyBlocks(std::span<const kvcache::BlockCopy> copies) override;
 
   // Runs the pass and returns every sampled row's logits ([num_sampled, vocab]), valid until

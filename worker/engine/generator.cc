@@ -250,25 +250,27 @@ bool Generator::Step() {
                       .block_table = kv_->BlockTable(c.seq->seq_id),
                       .sample = c.sample});
   }
-  // Every sampled row's chain goes to the device with the pass, so only its token comes
-  // back; the logits cross the bus only for the rows the host must see (penalties,
-  // logprobs).
+  // Every sampled row's penalties and chain go to the device with the pass, so only its
+  // token comes back; the logits cross the bus only for the rows the host must see
+  // (logprobs, and penalties beyond the pass's room).
   sampling_jobs_.clear();
   chains_.clear();
+  penalties_.clear();
   logits_rows_.clear();
+  const auto penalty_room = static_cast<size_t>(runner_->max_penalty_entries());
   for (const ScheduledChunk& c : plan.chunks) {
     if (!c.sample) continue;
     Job* job = jobs_.at(c.seq->job_id).get();
+    chains_.push_back(job->sampler->Plan(penalties_, penalty_room));
     if (job->sampler->needs_logits()) {
       logits_rows_.push_back(static_cast<int32_t>(sampling_jobs_.size()));
     }
     sampling_jobs_.push_back(job);
-    chains_.push_back(job->sampler->Plan());
   }
   const absl::Time forward_start = absl::Now();
   if (!plan.copies.empty()) runner_->CopyBlocks(plan.copies);
-  const absl::StatusOr<model::SampledPass> pass =
-      runner_->ForwardSampled(chunks, chains_, logits_rows_);
+  const absl::StatusOr<model::SampledPass> pass = runner_->ForwardSampled(
+      chunks, {.chains = chains_, .penalties = penalties_, .logits_rows = logits_rows_});
   const double forward_seconds = Seconds(absl::Now() - forward_start);
   if (!pass.ok()) {
     for (const ScheduledChunk& c : plan.chunks) {
@@ -313,8 +315,8 @@ void Generator::FinishSamples(const model::SampledPass& pass) {
       sampled_[i] = jobs[i]->sampler->Finish(pass.ids[i], {});
     }
   }
-  // The rows with host work (penalties re-run the chain over the vocabulary; logprobs read
-  // it) in parallel.
+  // The rows with host work (logprobs read the vocabulary; penalties left to the host re-run
+  // the chain over it) in parallel.
   auto finish = [&](int64_t begin, int64_t end) {
     for (auto k = static_cast<size_t>(begin); k < static_cast<size_t>(end); ++k) {
       const auto i = static_cast<size_t>(logits_rows_[k]);

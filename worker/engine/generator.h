@@ -49,10 +49,10 @@ struct GeneratorOptions {
   // Paces the engine: a step shorter than this sleeps for the rest (fault-injection tests
   // and demos keep streams in flight this way; 0 in production).
   absl::Duration min_step_time = absl::ZeroDuration();
-  // Threads that finish a step's rows with host work (penalised requests re-run the chain
-  // over the vocabulary, logprobs read it), the engine thread included: each job's sampler
-  // runs on one of them, so the tokens do not depend on the count. 0 = one per core, at
-  // most 8. Every other row's token is picked on the device.
+  // Threads that finish a step's rows with host work (logprobs read the vocabulary;
+  // penalties beyond the pass's room re-run the chain over it), the engine thread included:
+  // each job's sampler runs on one of them, so the tokens do not depend on the count. 0 =
+  // one per core, at most 8. Every other row's token is picked on the device.
   int32_t sampling_threads = 0;
 };
 
@@ -198,6 +198,7 @@ class Generator {
   std::unique_ptr<kernels::cpu::ThreadPool> sampling_pool_;  // null: sample on the engine thread
   std::vector<Job*> sampling_jobs_;                          // this step's, reused
   std::vector<kernels::RowSampling> chains_;                 // their chains, reused
+  std::vector<kernels::PenaltyEntry> penalties_;             // their penalised tokens, reused
   std::vector<int32_t> logits_rows_;   // which of them the host must see, reused
   std::vector<SampledToken> sampled_;  // this step's, reused
 

@@ -59,10 +59,10 @@ class LlamaRunner final : public ModelRunner {
   int32_t max_context_tokens() const override { return model_->config().max_seq_len; }
 
   absl::StatusOr<model::SampledPass> ForwardSampled(std::span<const model::SequenceChunk> chunks,
-                                                    std::span<const kernels::RowSampling> sampling,
-                                                    std::span<const int32_t> logits_rows) override {
-    return model_->ForwardSampled(chunks, sampling, logits_rows);
+                                                    const model::StepSampling& step) override {
+    return model_->ForwardSampled(chunks, step);
   }
+  int64_t max_penalty_entries() const override { return model_->max_penalty_entries(); }
   void CopyBlocks(std::span<const kvcache::BlockCopy> copies) override;
 
   model::LlamaModel& model() { return *model_; }

@@ -31,13 +31,14 @@ class ModelRunner {
   virtual int32_t max_context_tokens() const = 0;
 
   // Runs one pass over `chunks` (see model::SequenceChunk) and picks a token for every chunk
-  // with sample=true, in chunk order: row i under sampling[i] (kernels/row_sampling.h, the
-  // same token on every backend). Also returns the logits of the sampled rows listed in
-  // logits_rows ([logits_rows.size(), vocab_size]), for the rows the host must see. Both in
-  // the runner's own memory, valid until the next pass.
+  // with sample=true, in chunk order: row i's penalties, then its chain step.chains[i]
+  // (kernels/row_sampling.h, the same token on every backend). Also returns the raw logits
+  // of the sampled rows listed in step.logits_rows ([logits_rows.size(), vocab_size]), for
+  // the rows the host must see. Both in the runner's own memory, valid until the next pass.
   virtual absl::StatusOr<model::SampledPass> ForwardSampled(
-      std::span<const model::SequenceChunk> chunks, std::span<const kernels::RowSampling> sampling,
-      std::span<const int32_t> logits_rows) = 0;
+      std::span<const model::SequenceChunk> chunks, const model::StepSampling& step) = 0;
+  // Most penalty entries one pass takes.
+  virtual int64_t max_penalty_entries() const = 0;
 
   // Copies whole KV blocks (src -> dst) in order, before the next Forward() reads them.
   virtual void CopyBlocks(std::span<const kvcache::BlockCopy> copies) = 0;

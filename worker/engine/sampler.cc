@@ -53,7 +53,7 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
 Sampler::Sampler(const SamplingParams& params, std::span<const int32_t> prompt_tokens)
     : params_(params), rng_(params.seed) {
   if (params_.repetition_penalty != 1.0F) {
-    prompt_tokens_.insert(prompt_tokens.begin(), prompt_tokens.end());
+    for (const int32_t id : prompt_tokens) Penalised(id);
   }
 }
 
@@ -62,52 +62,51 @@ double Sampler::NextUniform() {
   return static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
 }
 
-void Sampler::ApplyPenalties(std::vector<float>& logits) const {
-  const float rep = params_.repetition_penalty;
-  if (rep != 1.0F) {
-    auto penalise = [&](int32_t id) {
-      float& l = logits[id];
-      l = l > 0 ? l / rep : l * rep;
-    };
-    for (int32_t id : prompt_tokens_) penalise(id);
-    for (const auto& [id, count] : output_counts_) {
-      if (!prompt_tokens_.contains(id)) penalise(id);
-    }
-  }
-  if (params_.presence_penalty != 0.0F || params_.frequency_penalty != 0.0F) {
-    for (const auto& [id, count] : output_counts_) {
-      logits[id] -= params_.presence_penalty + params_.frequency_penalty * count;
-    }
-  }
-}
-
 bool Sampler::penalised() const {
   return params_.repetition_penalty != 1.0F || params_.presence_penalty != 0.0F ||
          params_.frequency_penalty != 0.0F;
 }
 
-bool Sampler::needs_logits() const { return penalised() || params_.num_logprobs > 0; }
-
-void Sampler::Remember(int32_t id) {
-  ++output_counts_[id];
-  if (params_.repetition_penalty != 1.0F) prompt_tokens_.insert(id);
+kernels::PenaltyEntry& Sampler::Penalised(int32_t id) {
+  const auto [it, added] = penalty_index_.try_emplace(id, static_cast<int32_t>(penalties_.size()));
+  if (added) penalties_.push_back({.token = id, .count = 0});
+  return penalties_[static_cast<size_t>(it->second)];
 }
 
-kernels::RowSampling Sampler::Plan() {
+void Sampler::Remember(int32_t id) {
+  if (penalised()) ++Penalised(id).count;
+}
+
+kernels::RowSampling Sampler::Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity) {
   planned_ = {.temperature = params_.temperature,
               .top_k = params_.top_k,
               .top_p = params_.top_p,
               .min_p = params_.min_p,
+              .repetition_penalty = params_.repetition_penalty,
+              .presence_penalty = params_.presence_penalty,
+              .frequency_penalty = params_.frequency_penalty,
               .uniform = params_.temperature > 0.0F ? NextUniform() : 0.0};
+  host_penalties_ = false;
+  if (!penalties_.empty()) {
+    if (penalties.size() + penalties_.size() <= capacity) {
+      planned_.penalty_begin = static_cast<int32_t>(penalties.size());
+      penalties.insert(penalties.end(), penalties_.begin(), penalties_.end());
+      planned_.penalty_end = static_cast<int32_t>(penalties.size());
+    } else {
+      host_penalties_ = true;
+    }
+  }
   return planned_;
 }
+
+bool Sampler::needs_logits() const { return host_penalties_ || params_.num_logprobs > 0; }
 
 SampledToken Sampler::Finish(int32_t device_id, std::span<const float> logits) {
   SampledToken out;
   out.id = device_id;
-  if (penalised()) {
+  if (host_penalties_) {
     scratch_.assign(logits.begin(), logits.end());
-    ApplyPenalties(scratch_);
+    kernels::cpu::PenalizeRow(scratch_, planned_, penalties_);
     out.id = kernels::cpu::SampleRow(scratch_, planned_);
   }
   if (params_.num_logprobs > 0) FillLogprobs(logits, &out);
@@ -116,9 +115,9 @@ SampledToken Sampler::Finish(int32_t device_id, std::span<const float> logits) {
 }
 
 SampledToken Sampler::Sample(std::span<const float> logits) {
-  const kernels::RowSampling chain = Plan();
-  // A penalised chain is picked by Finish, from the penalised logits.
-  return Finish(penalised() ? -1 : kernels::cpu::SampleRow(logits, chain), logits);
+  std::vector<kernels::PenaltyEntry> none;
+  const kernels::RowSampling chain = Plan(none, 0);  // penalties, if any, on the host
+  return Finish(host_penalties_ ? -1 : kernels::cpu::SampleRow(logits, chain), logits);
 }
 
 void Sampler::FillLogprobs(std::span<const float> logits, SampledToken* out) const {

@@ -3,11 +3,12 @@
 //
 // Chain order (fixed): repetition / presence / frequency penalties -> temperature ->
 // top-k -> top-p -> min-p -> draw. temperature 0 is greedy (argmax, lowest id on ties).
-// Everything after the penalties is kernels/row_sampling.h's chain, which the backend runs
-// on the device for every row (Backend::SampleRows); the sampler plans each token's chain
-// and draw, and finishes it: the device's pick, or for a penalised request the same chain
-// run here on the penalised logits (kernels::cpu::SampleRow: the same token a device would
-// pick from them). Owned by one job; used by one thread at a time.
+// All of it is kernels/row_sampling.h's, which the backend runs on the device for every row
+// (Backend::PenalizeRows, SampleRows); the sampler plans each token's chain, penalised
+// tokens and draw, and finishes it: the device's pick, or, when the step had no room left
+// for its penalties, the same penalties and chain run here on the row's logits
+// (kernels::cpu: the same token a device would pick). Owned by one job; used by one thread
+// at a time.
 #ifndef RINGSERVE_WORKER_ENGINE_SAMPLER_H_
 #define RINGSERVE_WORKER_ENGINE_SAMPLER_H_
 
@@ -18,7 +19,6 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "kernels/row_sampling.h"
 
@@ -51,15 +51,17 @@ class Sampler {
  public:
   Sampler(const SamplingParams& params, std::span<const int32_t> prompt_tokens);
 
-  // The next token's chain for Backend::SampleRows. Takes the job's next draw when it
+  // The next token's chain for Backend::SampleRows. Appends the penalised tokens to the
+  // step's `penalties` (the chain's penalty range) when they fit in `capacity` entries;
+  // otherwise the host applies them (needs_logits). Takes the job's next draw when it
   // samples (temperature > 0), so every sampled token uses exactly one.
-  kernels::RowSampling Plan();
-  // Whether Finish reads the row's logits: penalties change them before the chain, and
-  // logprobs are computed from them.
+  kernels::RowSampling Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity);
+  // Whether Finish reads the planned row's raw logits: for logprobs, and for penalties the
+  // step had no room for.
   bool needs_logits() const;
-  // The planned token: `device_id` (the device's pick), or with penalties the pick from the
-  // penalised `logits` under the planned chain; the logprobs from `logits` when asked for.
-  // `logits` may be empty when needs_logits() is false. Records the token for the penalties.
+  // The planned token: `device_id` (the device's pick), or, with penalties left to the host,
+  // the pick from `logits` penalised here under the planned chain; the logprobs from `logits`
+  // when asked for. `logits` may be empty when needs_logits() is false. Records the token.
   SampledToken Finish(int32_t device_id, std::span<const float> logits);
   // Plan and Finish with the pick made on the host from `logits` (tests and tools).
   SampledToken Sample(std::span<const float> logits);
@@ -67,16 +69,18 @@ class Sampler {
  private:
   bool penalised() const;
   void Remember(int32_t id);  // for the penalties
-  void ApplyPenalties(std::vector<float>& logits) const;
+  kernels::PenaltyEntry& Penalised(int32_t id);
   void FillLogprobs(std::span<const float> logits, SampledToken* out) const;
   double NextUniform();
 
   SamplingParams params_;
   std::mt19937_64 rng_;
-  absl::flat_hash_set<int32_t> prompt_tokens_;
-  absl::flat_hash_map<int32_t, int> output_counts_;
+  // The tokens the penalties touch, each once with its output count, and where each is.
+  std::vector<kernels::PenaltyEntry> penalties_;
+  absl::flat_hash_map<int32_t, int32_t> penalty_index_;
   kernels::RowSampling planned_;
-  std::vector<float> scratch_;  // the penalised logits
+  bool host_penalties_ = false;  // the planned token's penalties are applied by Finish
+  std::vector<float> scratch_;   // the penalised logits
 };
 
 }  // namespace ringserve::engine

@@ -22,8 +22,19 @@ namespace ringserve::model {
 
 // GGUF metadata value types (gguf_type).
 enum class GgufType : uint32_t {
-  kUint8 = 0, kInt8 = 1, kUint16 = 2, kInt16 = 3, kUint32 = 4, kInt32 = 5, kFloat32 = 6,
-  kBool = 7, kString = 8, kArray = 9, kUint64 = 10, kInt64 = 11, kFloat64 = 12,
+  kUint8 = 0,
+  kInt8 = 1,
+  kUint16 = 2,
+  kInt16 = 3,
+  kUint32 = 4,
+  kInt32 = 5,
+  kFloat32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kUint64 = 10,
+  kInt64 = 11,
+  kFloat64 = 12,
 };
 
 // One metadata value. Scalars widen to int64/uint64/double; arrays of scalars keep their
@@ -52,11 +63,11 @@ const char* GgufTypeName(GgufType type);
 
 struct GgufTensorInfo {
   std::string name;
-  uint32_t ggml_type = 0;         // raw ggml_type number from the file
-  kernels::DType dtype;           // mapped when supported (F32, F16, BF16, Q8_0)
+  uint32_t ggml_type = 0;  // raw ggml_type number from the file
+  kernels::DType dtype;    // mapped when supported (F32, F16, BF16, Q8_0)
   bool supported = false;
-  std::vector<int64_t> shape;     // row-major (ne[] reversed)
-  uint64_t offset = 0;            // from the start of the file
+  std::vector<int64_t> shape;  // row-major (ne[] reversed)
+  uint64_t offset = 0;         // from the start of the file
   uint64_t bytes = 0;
 };
 

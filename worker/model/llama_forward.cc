@@ -136,44 +136,76 @@ absl::StatusOr<std::span<const float>> LlamaModel::Forward(std::span<const Seque
   return logits;
 }
 
-absl::StatusOr<SampledPass> LlamaModel::ForwardSampled(
-    std::span<const SequenceChunk> chunks, std::span<const kernels::RowSampling> sampling,
-    std::span<const int32_t> logits_rows) {
+int64_t LlamaModel::max_penalty_entries() const {
+  return options_.max_penalty_entries > 0 ? options_.max_penalty_entries
+                                          : int64_t{4096} * options_.max_seqs;
+}
+
+absl::Status LlamaModel::ValidateSampling(std::span<const SequenceChunk> chunks,
+                                          const StepSampling& step) const {
   size_t num_sampled = 0;
   for (const SequenceChunk& c : chunks) num_sampled += c.sample ? 1 : 0;
-  if (sampling.size() != num_sampled) {
+  if (step.chains.size() != num_sampled) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "forward: ", sampling.size(), " sampling chains for ", num_sampled, " sampled rows"));
+        "forward: ", step.chains.size(), " sampling chains for ", num_sampled, " sampled rows"));
   }
-  for (const int32_t row : logits_rows) {
+  if (static_cast<int64_t>(step.penalties.size()) > max_penalty_entries()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "forward: ", step.penalties.size(), " penalty entries exceed ", max_penalty_entries()));
+  }
+  for (const kernels::RowSampling& chain : step.chains) {
+    if (chain.penalty_begin < 0 || chain.penalty_begin > chain.penalty_end ||
+        static_cast<size_t>(chain.penalty_end) > step.penalties.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: penalty range [",
+                                                     chain.penalty_begin, ", ", chain.penalty_end,
+                                                     ") of ", step.penalties.size(), " entries"));
+    }
+  }
+  if (step.logits_rows.size() > num_sampled) {
+    return absl::InvalidArgumentError("forward: more logits rows than sampled rows");
+  }
+  for (const int32_t row : step.logits_rows) {
     if (row < 0 || static_cast<size_t>(row) >= num_sampled) {
       return absl::InvalidArgumentError(
           absl::StrCat("forward: logits row ", row, " of ", num_sampled, " sampled rows"));
     }
   }
-  if (logits_rows.size() > num_sampled) {
-    return absl::InvalidArgumentError("forward: more logits rows than sampled rows");
-  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SampledPass> LlamaModel::ForwardSampled(std::span<const SequenceChunk> chunks,
+                                                       const StepSampling& step) {
+  RS_RETURN_IF_ERROR(ValidateSampling(chunks, step));
   RS_RETURN_IF_ERROR(EnqueueForward(chunks).status());
+  const size_t num_sampled = step.chains.size();
   SampledPass out;
   if (num_sampled == 0) {
     backend_->Synchronize();  // the next pass may overwrite host_meta_
     return out;
   }
   const auto vocab = static_cast<size_t>(config_.vocab_size);
-  std::copy(sampling.begin(), sampling.end(), host_sampling_.as<kernels::RowSampling>());
-  backend_->CopyToDevice(ws_->sampling.data(), host_sampling_.data(), sampling.size_bytes());
-  backend_->SampleRows(ws_->Logits(static_cast<int>(num_sampled)),
-                       ws_->sampling.as<kernels::RowSampling>(), ws_->ids.as<int32_t>());
-  const float* device_logits = ws_->logits.as<float>();
+  // The raw rows first: the penalties change the logits in place.
+  float* device_logits = ws_->logits.as<float>();
   float* host_logits = host_logits_.as<float>();
-  for (size_t i = 0; i < logits_rows.size(); ++i) {
-    backend_->CopyToHost(host_logits + i * vocab, device_logits + logits_rows[i] * vocab,
+  for (size_t i = 0; i < step.logits_rows.size(); ++i) {
+    backend_->CopyToHost(host_logits + i * vocab, device_logits + step.logits_rows[i] * vocab,
                          vocab * sizeof(float));
   }
+  std::copy(step.chains.begin(), step.chains.end(), host_sampling_.as<kernels::RowSampling>());
+  backend_->CopyToDevice(ws_->sampling.data(), host_sampling_.data(), step.chains.size_bytes());
+  const kernels::Tensor logits = ws_->Logits(static_cast<int>(num_sampled));
+  const auto* chains = ws_->sampling.as<const kernels::RowSampling>();
+  if (!step.penalties.empty()) {
+    std::copy(step.penalties.begin(), step.penalties.end(),
+              host_penalties_.as<kernels::PenaltyEntry>());
+    backend_->CopyToDevice(ws_->penalties.data(), host_penalties_.data(),
+                           step.penalties.size_bytes());
+    backend_->PenalizeRows(logits, chains, ws_->penalties.as<const kernels::PenaltyEntry>());
+  }
+  backend_->SampleRows(logits, chains, ws_->ids.as<int32_t>());
   backend_->CopyToHost(host_ids_.data(), ws_->ids.data(), num_sampled * sizeof(int32_t));
   out.ids = {host_ids_.as<const int32_t>(), num_sampled};
-  out.logits = {host_logits, logits_rows.size() * vocab};
+  out.logits = {host_logits, step.logits_rows.size() * vocab};
   return out;
 }
 

@@ -211,6 +211,9 @@ absl::Status LlamaModel::AllocateWorkspace() {
   RS_ASSIGN_OR_RETURN(host_ids_, backend_->AllocateHost(s * sizeof(int32_t)));
   RS_ASSIGN_OR_RETURN(w.sampling, backend_->Allocate(s * sizeof(kernels::RowSampling)));
   RS_ASSIGN_OR_RETURN(host_sampling_, backend_->AllocateHost(s * sizeof(kernels::RowSampling)));
+  const size_t penalty_bytes = max_penalty_entries() * sizeof(kernels::PenaltyEntry);
+  RS_ASSIGN_OR_RETURN(w.penalties, backend_->Allocate(penalty_bytes));
+  RS_ASSIGN_OR_RETURN(host_penalties_, backend_->AllocateHost(penalty_bytes));
   return absl::OkStatus();
 }
 

@@ -35,6 +35,13 @@ struct SequenceChunk {
   bool sample = false;  // produce logits for the last token of this chunk
 };
 
+// How a pass's sampled rows pick their tokens (LlamaModel::ForwardSampled).
+struct StepSampling {
+  std::span<const kernels::RowSampling> chains = {};      // one per sampled row, in chunk order
+  std::span<const kernels::PenaltyEntry> penalties = {};  // the chains' penalty ranges index it
+  std::span<const int32_t> logits_rows = {};  // sampled rows whose raw logits the host wants
+};
+
 // What LlamaModel::ForwardSampled returns, in the model's host memory.
 struct SampledPass {
   std::span<const int32_t> ids;   // each sampled row's token, in chunk order
@@ -52,6 +59,9 @@ struct ModelOptions {
   int max_batch_tokens = 2048;  // most tokens one forward pass may carry
   int max_seqs = 256;           // most sequences one forward pass may carry
   int max_blocks_per_seq = 0;   // 0 = enough for config.max_seq_len
+  // Most penalty entries (penalised tokens over all rows) one pass takes; 0 = 4096 a
+  // sequence. The engine runs rows beyond it on the host.
+  int max_penalty_entries = 0;
   // Decode passes (one token per sequence) padded to a bucket and replayed as graphs on
   // backends that capture them (CUDA): one launch per step instead of one per op. Results
   // are the same bits either way; false runs every pass op by op (debugging, A/B timing).
@@ -91,15 +101,17 @@ class LlamaModel {
   absl::StatusOr<std::span<const float>> Forward(std::span<const SequenceChunk> chunks);
   // The same, copying the logits into `logits` (resized): for tests and tools.
   absl::Status Forward(std::span<const SequenceChunk> chunks, std::vector<float>* logits);
-  // The same pass with the tokens picked on the device (Backend::SampleRows): sampling[i]
-  // is the i-th sampled row's chain and draw. Returns each sampled row's token, and the
-  // logits of the rows listed in logits_rows (indices among the sampled rows, for the
-  // host's own use: penalties, logprobs), so only those cross the bus. Valid until the next
-  // pass. INVALID_ARGUMENT, with nothing run, when sampling does not have one entry per
-  // sampled row or a listed row is out of range.
+  // The same pass with the tokens picked on the device: the rows' penalties
+  // (Backend::PenalizeRows), then their chains (Backend::SampleRows). Returns each sampled
+  // row's token, and the raw logits (before the penalties) of the rows listed in
+  // step.logits_rows, so only those cross the bus. Valid until the next pass.
+  // INVALID_ARGUMENT, with nothing run, when there is not one chain per sampled row, a
+  // listed row or a chain's penalty range is out of range, or the penalties exceed
+  // max_penalty_entries().
   absl::StatusOr<SampledPass> ForwardSampled(std::span<const SequenceChunk> chunks,
-                                             std::span<const kernels::RowSampling> sampling,
-                                             std::span<const int32_t> logits_rows);
+                                             const StepSampling& step);
+  // Most penalty entries one ForwardSampled takes (ModelOptions::max_penalty_entries).
+  int64_t max_penalty_entries() const;
 
   // How decode passes have run: graphs captured, replays (all zero without graphs).
   DecodeGraphStats decode_graph_stats() const;
@@ -135,6 +147,8 @@ class LlamaModel {
   // Validates, uploads and enqueues a pass (replaying a decode graph where one fits);
   // returns how many rows sample.
   absl::StatusOr<int> EnqueueForward(std::span<const SequenceChunk> chunks);
+  absl::Status ValidateSampling(std::span<const SequenceChunk> chunks,
+                                const StepSampling& step) const;
   void RunLayer(int layer, int num_tokens, const kernels::AttentionBatch& batch);
 
   ModelConfig config_;
@@ -149,7 +163,7 @@ class LlamaModel {
   std::unique_ptr<Workspace> ws_;
   // Host side of the per-pass copies: batch metadata and sampling chains up, logits and
   // tokens down.
-  kernels::HostBuffer host_meta_, host_sampling_, host_logits_, host_ids_;
+  kernels::HostBuffer host_meta_, host_sampling_, host_penalties_, host_logits_, host_ids_;
   std::unique_ptr<DecodeGraphs> decode_graphs_;  // null when the backend cannot capture
   size_t weight_bytes_ = 0;
   int max_context_len_ = 0;  // see max_context_len()

@@ -7,8 +7,8 @@
 namespace ringserve::model {
 namespace {
 
-ModelConfig Make(int dim, int hidden, int layers, int heads, int kv_heads, int vocab,
-                 int max_seq, float theta, bool tied) {
+ModelConfig Make(int dim, int hidden, int layers, int heads, int kv_heads, int vocab, int max_seq,
+                 float theta, bool tied) {
   ModelConfig c;
   c.dim = dim;
   c.hidden_dim = hidden;

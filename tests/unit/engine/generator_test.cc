@@ -255,8 +255,9 @@ TEST(GeneratorTest, SamplingThreadsDoNotChangeTheTokens) {
   EXPECT_EQ(runs[0], runs[1]);
 }
 
-// Every row's token is picked by the runner from its chain; only rows with host work
-// (logprobs, penalties) bring their logits back. Asking for logprobs changes no token.
+// Every row's token is picked by the runner from its penalties and chain; only rows with
+// host work (logprobs, penalties beyond the pass's room) bring their logits back. Neither
+// changes a token.
 TEST(GeneratorTest, OnlyRowsWithHostWorkBringTheirLogitsBack) {
   FakeModelRunnerOptions fake;
   fake.max_seqs = 4;
@@ -280,13 +281,28 @@ TEST(GeneratorTest, OnlyRowsWithHostWorkBringTheirLogitsBack) {
     for (size_t i = before; i < steps.size(); ++i) {
       EXPECT_EQ(steps[i].logits_rows, std::vector<int32_t>{0}) << i;
     }
+    // Penalties go to the device with the chain: no logits back.
     JobRequest penalised = plain;
     penalised.sampling.frequency_penalty = 0.5F;
+    penalised.sampling.repetition_penalty = 1.2F;
     const size_t before_penalised = steps.size();
-    ASSERT_TRUE(f.Run(penalised).status.ok());
+    const JobEvent on_device = f.Run(penalised);
+    ASSERT_TRUE(on_device.status.ok()) << on_device.status;
     steps = f.fake->Steps();
     for (size_t i = before_penalised; i < steps.size(); ++i) {
-      EXPECT_EQ(steps[i].logits_rows, std::vector<int32_t>{0}) << i;
+      EXPECT_TRUE(steps[i].logits_rows.empty()) << i;
+      EXPECT_GE(steps[i].num_penalties, 5U) << i;  // the prompt's tokens at least
+    }
+    // A runner without room for them: the host applies them, to the same tokens.
+    FakeModelRunnerOptions no_room = fake;
+    no_room.max_penalty_entries = 0;
+    Fixture g(no_room);
+    const JobEvent on_host = g.Run(penalised);
+    ASSERT_TRUE(on_host.status.ok()) << on_host.status;
+    EXPECT_EQ(Ids(on_host), Ids(on_device)) << "temperature " << temperature;
+    for (const FakeStep& step : g.fake->Steps()) {
+      EXPECT_EQ(step.logits_rows, std::vector<int32_t>{0});
+      EXPECT_EQ(step.num_penalties, 0U);
     }
   }
 }

@@ -115,52 +115,71 @@ TEST(SamplerTest, CutsRestrictTheDistributionToWhatTheyKeep) {
 }
 
 // Plan hands the device the request's chain and one draw per sampled token; Finish takes the
-// device's pick, except for a penalised request, whose pick comes from the penalised logits
-// under the same chain and draw.
-TEST(SamplerTest, FinishTakesTheDevicePickUnlessPenalised) {
+// device's pick.
+TEST(SamplerTest, FinishTakesTheDevicePick) {
   const SamplingParams params = {.temperature = 0.9F, .top_k = 7, .top_p = 0.8F, .seed = 9};
   Sampler device(params, {});
-  Sampler reference(params, {});
   std::mt19937_64 stream(9);
+  std::vector<kernels::PenaltyEntry> penalties;
   for (int i = 0; i < 5; ++i) {
-    const kernels::RowSampling chain = device.Plan();
+    const kernels::RowSampling chain = device.Plan(penalties, 100);
     EXPECT_EQ(chain.temperature, 0.9F);
     EXPECT_EQ(chain.top_k, 7);
     EXPECT_EQ(chain.top_p, 0.8F);
     EXPECT_EQ(chain.uniform, static_cast<double>(stream() >> 11) / 9007199254740992.0);
+    EXPECT_EQ(chain.penalty_begin, chain.penalty_end);
     EXPECT_FALSE(device.needs_logits());
     EXPECT_EQ(device.Finish(1234, {}).id, 1234);
   }
-  EXPECT_EQ(Sampler({.temperature = 0.0F}, {}).Plan().uniform, 0.0);  // greedy takes no draw
+  EXPECT_TRUE(penalties.empty());
+  Sampler greedy({.temperature = 0.0F}, {});
+  EXPECT_EQ(greedy.Plan(penalties, 100).uniform, 0.0);  // greedy takes no draw
+}
 
+// A penalised request's tokens go to the device as PenaltyEntry lists (the prompt's under a
+// repetition penalty, the output's with their counts) while the step has room; without room
+// the host applies the same penalties and chain to the row, and picks the same tokens.
+TEST(SamplerTest, PenaltiesRunOnTheDeviceOrTheHostWithTheSameTokens) {
   std::mt19937 rng(4);
   std::normal_distribution<float> normal(0.0F, 2.0F);
   std::vector<float> logits(300);
   for (float& x : logits) x = normal(rng);
-  const std::vector<int32_t> prompt = {3, 5, 8};
-  const SamplingParams penalties = {.temperature = 1.0F,
-                                    .repetition_penalty = 1.3F,
-                                    .presence_penalty = 0.4F,
-                                    .frequency_penalty = 0.2F,
-                                    .seed = 21};
-  Sampler penalised(penalties, prompt);
+  const std::vector<int32_t> prompt = {3, 5, 8, 5};
+  const SamplingParams params = {.temperature = 1.0F,
+                                 .repetition_penalty = 1.3F,
+                                 .presence_penalty = 0.4F,
+                                 .frequency_penalty = 0.2F,
+                                 .seed = 21};
+  Sampler on_device(params, prompt);
+  Sampler on_host(params, prompt);
   std::map<int32_t, int> seen;  // output counts
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(penalised.needs_logits());
-    const kernels::RowSampling chain = penalised.Plan();
-    std::vector<float> changed = logits;
-    for (size_t id = 0; id < changed.size(); ++id) {
-      const auto token = static_cast<int32_t>(id);
-      float& l = changed[id];
-      if (std::count(prompt.begin(), prompt.end(), token) > 0 || seen.contains(token)) {
-        l = l > 0 ? l / 1.3F : l * 1.3F;
-      }
-      if (seen.contains(token)) l -= 0.4F + 0.2F * static_cast<float>(seen[token]);
+    std::vector<kernels::PenaltyEntry> step = {{.token = 0, .count = 0}};  // another row's
+    const kernels::RowSampling chain = on_device.Plan(step, 1000);
+    EXPECT_FALSE(on_device.needs_logits());
+    ASSERT_EQ(chain.penalty_begin, 1);
+    // The entries: every prompt token once, and the output's counts.
+    std::map<int32_t, int> listed;
+    for (int32_t e = chain.penalty_begin; e < chain.penalty_end; ++e) {
+      ASSERT_FALSE(listed.contains(step[e].token)) << "token listed twice";
+      listed[step[e].token] = step[e].count;
     }
-    // The device's pick is ignored: the host re-runs the chain on the penalised row.
-    const int32_t id = penalised.Finish(-1, logits).id;
-    EXPECT_EQ(id, kernels::cpu::SampleRow(changed, chain)) << "token " << i;
-    ++seen[id];
+    for (const int32_t t : prompt) EXPECT_TRUE(listed.contains(t)) << t;
+    for (const auto& [t, count] : seen) EXPECT_EQ(listed[t], count) << t;
+    // The device's pick: the penalties applied to the row, then the chain.
+    std::vector<float> penalised = logits;
+    kernels::cpu::PenalizeRow(
+        penalised, chain,
+        std::span(step).subspan(chain.penalty_begin, chain.penalty_end - chain.penalty_begin));
+    const int32_t device_id = kernels::cpu::SampleRow(penalised, chain);
+    EXPECT_EQ(on_device.Finish(device_id, {}).id, device_id);
+    // No room: the host does it from the raw row.
+    std::vector<kernels::PenaltyEntry> full(5);
+    on_host.Plan(full, 5);
+    ASSERT_TRUE(on_host.needs_logits());
+    EXPECT_EQ(full.size(), 5U);
+    EXPECT_EQ(on_host.Finish(-1, logits).id, device_id) << "token " << i;
+    ++seen[device_id];
   }
 }
 

@@ -306,6 +306,47 @@ void CheckSampleRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t col
   }
 }
 
+// Penalties in place, bit for bit the host's PenalizedLogit: rows with and without entries,
+// each penalty alone and together, positive and negative logits, an id outside the row.
+void CheckPenalizeRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
+  std::vector<float> x = RandomFloats(rng, rows * cols, -4.0F, 4.0F);
+  std::vector<RowSampling> params(rows);
+  std::vector<PenaltyEntry> entries;
+  std::uniform_int_distribution<int32_t> count(0, 5);
+  for (int64_t r = 0; r < rows; ++r) {
+    RowSampling& p = params[r];
+    p.repetition_penalty = r % 3 == 0 ? 1.0F : 1.3F;
+    p.presence_penalty = r % 2 == 0 ? 0.5F : 0.0F;
+    p.frequency_penalty = r % 4 < 2 ? -0.25F : 0.7F;
+    p.penalty_begin = static_cast<int32_t>(entries.size());
+    if (r % 5 != 4) {  // every fifth row has no entries
+      for (int64_t c = r % 3; c < cols; c += 3) {
+        entries.push_back({static_cast<int32_t>(c), count(rng)});
+      }
+      entries.push_back({static_cast<int32_t>(cols + 7), 1});  // outside the row: skipped
+    }
+    p.penalty_end = static_cast<int32_t>(entries.size());
+  }
+  std::vector<float> want = x;
+  for (int64_t r = 0; r < rows; ++r) {
+    const RowSampling& p = params[r];
+    for (int32_t e = p.penalty_begin; e < p.penalty_end; ++e) {
+      if (entries[e].token >= cols) continue;
+      float& l = want[r * cols + entries[e].token];
+      l = PenalizedLogit(l, p, entries[e].count);
+    }
+  }
+  DeviceArray<float> xd(b, x);
+  DeviceArray<RowSampling> pd(b, params);
+  DeviceArray<PenaltyEntry> ed(b, entries);
+  b.PenalizeRows(xd.AsTensor(rows, cols), pd.data(), ed.data());
+  const std::vector<float> got = xd.Download();
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(AsBits(got[i]), AsBits(want[i]))
+        << "element " << i << ": " << got[i] << " want " << want[i];
+  }
+}
+
 void CheckGatherRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
   const std::vector<float> x = RoundTo(b.activation_dtype(), RandomFloats(rng, rows * cols));
   const std::vector<int32_t> pick = {static_cast<int32_t>(rows - 1), 0,
@@ -395,6 +436,8 @@ std::vector<OpCase> AllCases() {
   }
   for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
            {1, 1}, {16, 33}, {40, 1000}, {20, 5000}, {3, 128256}}) {
+    add(absl::StrCat("PenalizeRows_", rows, "x", cols),
+        [=](Backend& b, std::mt19937_64& rng) { CheckPenalizeRows(b, rng, rows, cols); });
     add(absl::StrCat("SampleRows_", rows, "x", cols),
         [=](Backend& b, std::mt19937_64& rng) { CheckSampleRows(b, rng, rows, cols); });
   }

@@ -318,23 +318,38 @@ TEST_P(ForwardReferenceTest, PrefillDecodeAndMixedBatchesMatchReference) {
     ASSERT_TRUE((*model)->Forward(pass, &logits).ok());
     ExpectClose(row(0), ref_a[pos_a], absl::StrCat("a@", pos_a));
     // The same pass again with the tokens picked on the device (the pass rewrites the same
-    // K/V, so the logits are the same): a greedy row, a sampled one, whose logits come back
-    // too, and the pick is the host sampler's from them.
+    // K/V, so the logits are the same): a greedy row, and a sampled one with penalties
+    // whose raw logits come back too; the picks are the host's from the same logits.
     std::vector<kernels::RowSampling> chains = {{.temperature = 0}};
+    std::vector<kernels::PenaltyEntry> penalties;
     std::vector<int32_t> logits_rows;
     if (take_b > 0) {
-      chains.push_back({.temperature = 0.8F, .top_k = 50, .top_p = 0.9F, .uniform = 0.37});
+      penalties = {{.token = 3, .count = 0}, {.token = 7, .count = 2}, {.token = 1, .count = 1}};
+      chains.push_back({.temperature = 0.8F,
+                        .top_k = 50,
+                        .top_p = 0.9F,
+                        .repetition_penalty = 1.3F,
+                        .presence_penalty = 0.5F,
+                        .frequency_penalty = 0.5F,
+                        .penalty_begin = 0,
+                        .penalty_end = 3,
+                        .uniform = 0.37});
       logits_rows.push_back(1);
     }
-    const absl::StatusOr<SampledPass> sampled = (*model)->ForwardSampled(pass, chains, logits_rows);
+    const absl::StatusOr<SampledPass> sampled = (*model)->ForwardSampled(
+        pass, {.chains = chains, .penalties = penalties, .logits_rows = logits_rows});
     ASSERT_TRUE(sampled.ok()) << sampled.status();
     ASSERT_EQ(sampled->ids.size(), pass.size());
     ASSERT_EQ(sampled->logits.size(), logits_rows.size() * vocab);
     for (size_t r = 0; r < pass.size(); ++r) {
-      const std::span<const float> l = row(static_cast<int>(r));
+      std::vector<float> l(row(static_cast<int>(r)).begin(), row(static_cast<int>(r)).end());
+      kernels::cpu::PenalizeRow(
+          l, chains[r],
+          std::span(penalties).subspan(chains[r].penalty_begin,
+                                       chains[r].penalty_end - chains[r].penalty_begin));
       EXPECT_EQ(sampled->ids[r], kernels::cpu::SampleRow(l, chains[r])) << "row " << r;
     }
-    if (take_b > 0) {
+    if (take_b > 0) {  // raw: before the penalties
       const std::span<const float> l = row(1);
       EXPECT_TRUE(std::equal(l.begin(), l.end(), sampled->logits.begin())) << "logits of row 1";
     }
@@ -392,15 +407,25 @@ TEST(ForwardValidationTest, BadBatchesAreRefusedWithoutRunning) {
   // Device sampling needs one chain per sampled row, and logits rows among them.
   const SequenceChunk good{std::span(tokens).first(4), 0, std::span(table).first(1), true};
   const kernels::RowSampling greedy;
-  EXPECT_THAT((*model)->ForwardSampled(std::span(&good, 1), {}, {}).status().message(),
+  EXPECT_THAT((*model)->ForwardSampled(std::span(&good, 1), {}).status().message(),
               ::testing::HasSubstr("0 sampling chains for 1 sampled rows"));
   const std::vector<int32_t> row_one = {1};
   EXPECT_THAT((*model)
-                  ->ForwardSampled(std::span(&good, 1), std::span(&greedy, 1), row_one)
+                  ->ForwardSampled(std::span(&good, 1),
+                                   {.chains = std::span(&greedy, 1), .logits_rows = row_one})
                   .status()
                   .message(),
               ::testing::HasSubstr("logits row 1 of 1 sampled rows"));
-  EXPECT_TRUE((*model)->ForwardSampled(std::span(&good, 1), std::span(&greedy, 1), {}).ok());
+  const kernels::RowSampling past_end{.penalty_begin = 0, .penalty_end = 2};
+  const std::vector<kernels::PenaltyEntry> one = {{.token = 1, .count = 1}};
+  EXPECT_THAT((*model)
+                  ->ForwardSampled(std::span(&good, 1),
+                                   {.chains = std::span(&past_end, 1), .penalties = one})
+                  .status()
+                  .message(),
+              ::testing::HasSubstr("penalty range [0, 2) of 1 entries"));
+  EXPECT_TRUE(
+      (*model)->ForwardSampled(std::span(&good, 1), {.chains = std::span(&greedy, 1)}).ok());
 }
 
 }  // namespace

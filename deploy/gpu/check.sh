@@ -74,7 +74,7 @@ STAGES=(
   "serve_build 150 ninja: ringserve-worker, ringserve-router, ringserve-cli, ringserve-model"
   "serve 90 deploy/local/serve.sh --no-build: one worker per GPU (--device cuda:i), a generate through the router"
   "sampling 90 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 greedy, then temperature 0.8 top_p 0.95 (tokens picked on the device either way)"
-  "sanitize 90 compute-sanitizer memcheck on kernels_test's device cases, racecheck on its attention ones (last: never takes time from the figures)"
+  "sanitize 90 compute-sanitizer memcheck on kernels_test's device cases, racecheck on its attention and sampling ones (last: never takes time from the figures)"
 )
 
 wanted() {
@@ -424,7 +424,8 @@ stage_sanitize() {
   compute-sanitizer --tool memcheck --error-exitcode 3 --print-limit 20 "$bin/kernels_test" \
     --gtest_filter="$device_cases" --gtest_brief=1 || rc=1
   compute-sanitizer --tool racecheck --error-exitcode 3 --print-limit 20 "$bin/kernels_test" \
-    --gtest_filter="*Attention*cuda_0*:Dtypes/CudaDtypeTest.*Attention*/cuda_*" --gtest_brief=1 ||
+    --gtest_filter="*Attention*cuda_0*:*SampleRows*cuda_0*:Dtypes/CudaDtypeTest.*Attention*/cuda_*" \
+    --gtest_brief=1 ||
     rc=1
   return $rc
 }

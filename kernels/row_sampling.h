@@ -90,10 +90,11 @@ RS_HD uint64_t SortKey(float s, int32_t id) {
 // Exp(s - m) * 2^40, truncated. Below s - m = -27.8 the product is under 1 (exp(-27.8) is
 // 8% under 2^-40, far beyond Exp's 2 ulp), so the exponential is skipped there.
 inline constexpr float kWeightCut = -27.8F;
+inline constexpr float kWeightScale = 1099511627776.0F;  // 2^kWeightFractionBits
 RS_HD uint64_t SampleWeight(float s, float m) {
   const float d = Sub(s, m);
   if (!(d >= kWeightCut)) return 0;  // also NaN
-  return static_cast<uint64_t>(Mul(ExpInRange(d), 1099511627776.0F));
+  return static_cast<uint64_t>(Mul(ExpInRange(d), kWeightScale));
 }
 
 // min-p's cut, relative to the top token (whose Exp(0) is 1). A min_p above 1 counts as 1,

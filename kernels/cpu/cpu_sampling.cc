@@ -79,7 +79,7 @@ float MaxIgnoringNaN(std::span<const float> v) {
 
 struct Candidate {
   uint64_t key;
-  uint64_t measure;
+  uint64_t weight;
 };
 
 // A thread's buffers, grown to the largest row it has seen and kept.
@@ -107,15 +107,15 @@ void AllWeights(std::span<const float> s, float m, std::vector<float>& scaled,
   for (size_t i = 0; i < n; ++i) {
     const float d = Sub(s[i], m);
     const bool kept = d >= kWeightCut;  // false for NaN
-    const float e = Mul(ExpInRange(kept ? d : 0.0F), 1099511627776.0F);
+    const float e = Mul(ExpInRange(kept ? d : 0.0F), kWeightScale);
     scaled[i] = kept ? e : 0.0F;
   }
   for (size_t i = 0; i < n; ++i) weights[i] = static_cast<uint64_t>(scaled[i]);
 }
 
-// The k-th largest key of the row (1 <= k < size): a min-heap of the k largest keys so far,
-// which most tokens pass by after one comparison with its smallest.
-uint64_t KthLargestKey(std::span<const float> s, int32_t k, Scratch& scratch) {
+// scratch.heap = the k largest keys of the row (1 <= k < size): a min-heap of the k largest
+// so far, which most tokens pass by after one comparison with its smallest.
+void TopKeys(std::span<const float> s, int32_t k, Scratch& scratch) {
   std::vector<uint64_t>& heap = scratch.heap;
   heap.clear();
   for (int32_t i = 0; i < k; ++i) heap.push_back(SortKey(s[i], i));
@@ -128,7 +128,6 @@ uint64_t KthLargestKey(std::span<const float> s, int32_t k, Scratch& scratch) {
     heap.back() = key;
     std::push_heap(heap.begin(), heap.end(), std::greater<>());
   }
-  return heap.front();
 }
 
 // The first key digit takes 12 bits (the sign, the exponent and 3 mantissa bits of the
@@ -136,36 +135,34 @@ uint64_t KthLargestKey(std::span<const float> s, int32_t k, Scratch& scratch) {
 // decides. The rest goes 8 bits a round over those tokens only.
 constexpr int kFirstDigitBits = 12;
 
-// The key at which the measure of the tokens, added from the largest key down, first
-// reaches `want` (0 < want <= their total): with the weights, the end of top_p's prefix.
-// `measure(i)` is 0 for a token that does not take part. A radix select, most significant
-// digit first; sums are exact integers.
-template <typename Measure>
-uint64_t SelectKey(std::span<const float> s, Measure measure, uint64_t want, Scratch& scratch) {
+// The key at which the weights of the tokens, added from the largest key down, first reach
+// `want` (0 < want <= their total): the end of top_p's prefix. Tokens of weight 0 never
+// decide it and take no part. A radix select, most significant digit first; sums are exact
+// integers.
+uint64_t NucleusEndKey(std::span<const float> s, std::span<const uint64_t> weights, uint64_t want,
+                       Scratch& scratch) {
   const auto n = static_cast<int32_t>(s.size());
   std::vector<uint64_t>& histogram = scratch.histogram;
   histogram.assign(size_t{1} << kFirstDigitBits, 0);
   constexpr int kFirstShift = 64 - kFirstDigitBits;
   for (int32_t i = 0; i < n; ++i) {
-    const uint64_t amount = measure(i);
-    if (amount != 0) histogram[SortKey(s[i], i) >> kFirstShift] += amount;
+    if (weights[i] != 0) histogram[SortKey(s[i], i) >> kFirstShift] += weights[i];
   }
   auto digit = static_cast<uint64_t>(histogram.size() - 1);
   for (; digit > 0 && histogram[digit] < want; --digit) want -= histogram[digit];
   std::vector<Candidate>& candidates = scratch.candidates;
   candidates.clear();
   for (int32_t i = 0; i < n; ++i) {
+    if (weights[i] == 0) continue;
     const uint64_t key = SortKey(s[i], i);
-    if (key >> kFirstShift != digit) continue;
-    const uint64_t amount = measure(i);
-    if (amount != 0) candidates.push_back({key, amount});
+    if (key >> kFirstShift == digit) candidates.push_back({key, weights[i]});
   }
   for (int shift = kFirstShift; shift > 0 && candidates.size() > 1;) {
     const int bits = std::min(shift, 8);
     shift -= bits;
     const uint64_t mask = (uint64_t{1} << bits) - 1;
     std::array<uint64_t, 256> sums{};
-    for (const Candidate& c : candidates) sums[c.key >> shift & mask] += c.measure;
+    for (const Candidate& c : candidates) sums[c.key >> shift & mask] += c.weight;
     uint64_t d = mask;
     for (; d > 0 && sums[d] < want; --d) want -= sums[d];
     std::erase_if(candidates, [&](const Candidate& c) { return (c.key >> shift & mask) != d; });
@@ -173,11 +170,11 @@ uint64_t SelectKey(std::span<const float> s, Measure measure, uint64_t want, Scr
   return candidates.front().key;
 }
 
-// The chain over the top_k tokens only: the heap of KthLargestKey holds exactly their keys
+// The chain over the top_k tokens only: the heap of TopKeys holds exactly their keys
 // (and so their ids), and the rest of the chain runs over those k, sorted.
 int32_t SampleTopK(std::span<const float> s, float m, const RowSampling& params, Scratch& scratch) {
-  KthLargestKey(s, params.top_k, scratch);
-  std::vector<Candidate>& top = scratch.candidates;  // measure: the weight
+  TopKeys(s, params.top_k, scratch);
+  std::vector<Candidate>& top = scratch.candidates;
   top.clear();
   for (const uint64_t key : scratch.heap) {
     const auto id = static_cast<int32_t>(0xFFFFFFFFU - static_cast<uint32_t>(key));
@@ -187,11 +184,11 @@ int32_t SampleTopK(std::span<const float> s, float m, const RowSampling& params,
             [](const Candidate& a, const Candidate& b) { return a.key > b.key; });
   if (params.top_p < 1.0F) {
     uint64_t total = 0;
-    for (const Candidate& c : top) total += c.measure;
+    for (const Candidate& c : top) total += c.weight;
     const uint64_t want = NucleusMass(params.top_p, total);
     uint64_t mass = 0;
     size_t keep = 0;
-    while (keep < top.size() && mass < want) mass += top[keep++].measure;
+    while (keep < top.size() && mass < want) mass += top[keep++].weight;
     top.resize(keep);
   }
   auto id_of = [](const Candidate& c) {
@@ -199,21 +196,21 @@ int32_t SampleTopK(std::span<const float> s, float m, const RowSampling& params,
   };
   uint64_t kept = 0;
   for (Candidate& c : top) {
-    if (params.min_p > 0.0F && BelowMinP(s[id_of(c)], m, params.min_p)) c.measure = 0;
-    kept += c.measure;
+    if (params.min_p > 0.0F && BelowMinP(s[id_of(c)], m, params.min_p)) c.weight = 0;
+    kept += c.weight;
   }
   std::sort(top.begin(), top.end(),
             [&](const Candidate& a, const Candidate& b) { return id_of(a) < id_of(b); });
   const uint64_t target = DrawTarget(params.uniform, kept);
   uint64_t running = 0;
   for (const Candidate& c : top) {
-    running += c.measure;
+    running += c.weight;
     if (running > target) return id_of(c);
   }
   return id_of(top.back());  // not reached: the running sum ends at kept > target
 }
 
-// The chain over the whole row: weights, top_p's cut by SelectKey, min_p, the draw.
+// The chain over the whole row: weights, top_p's cut by NucleusEndKey, min_p, the draw.
 int32_t SampleAll(std::span<const float> s, float m, const RowSampling& params, Scratch& scratch) {
   const auto n = static_cast<int32_t>(s.size());
   std::vector<uint64_t>& weights = scratch.weights;
@@ -222,11 +219,9 @@ int32_t SampleAll(std::span<const float> s, float m, const RowSampling& params, 
   // Every token whose key is below `floor` is cut (0 keeps all).
   uint64_t floor = 0;
   if (params.top_p < 1.0F) {
-    // Tokens of weight 0 never decide where the prefix reaches the mass.
-    auto weight = [&](int32_t i) { return weights[i]; };
     uint64_t total = 0;
     for (int32_t i = 0; i < n; ++i) total += weights[i];
-    floor = SelectKey(s, weight, NucleusMass(params.top_p, total), scratch);
+    floor = NucleusEndKey(s, weights, NucleusMass(params.top_p, total), scratch);
   }
   uint64_t kept = 0;
   for (int32_t i = 0; i < n; ++i) {

@@ -85,22 +85,11 @@ absl::Status FakeModelRunner::ReadHistory(const model::SequenceChunk& chunk,
 
 absl::StatusOr<model::SampledPass> FakeModelRunner::ForwardSampled(
     std::span<const model::SequenceChunk> chunks, const model::StepSampling& step) {
-  if (static_cast<int64_t>(step.penalties.size()) > options_.max_penalty_entries) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("fake forward: ", step.penalties.size(), " penalty entries"));
-  }
-  for (const kernels::RowSampling& chain : step.chains) {
-    if (chain.penalty_begin < 0 || chain.penalty_end < chain.penalty_begin ||
-        static_cast<size_t>(chain.penalty_end) > step.penalties.size()) {
-      return absl::InvalidArgumentError("fake forward: a penalty range out of the list");
-    }
-  }
+  size_t num_sampled = 0;
+  for (const model::SequenceChunk& c : chunks) num_sampled += c.sample ? 1 : 0;
+  RS_RETURN_IF_ERROR(model::ValidateStepSampling(step, num_sampled, options_.max_penalty_entries));
   RS_ASSIGN_OR_RETURN(const std::span<const float> logits, Forward(chunks));
   const auto vocab = static_cast<size_t>(options_.vocab_size);
-  if (step.chains.size() * vocab != logits.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("fake forward: ", step.chains.size(), " sampling chains"));
-  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     steps_.back().logits_rows.assign(step.logits_rows.begin(), step.logits_rows.end());

@@ -254,23 +254,16 @@ bool Generator::Step() {
   // token comes back; the logits cross the bus only for the rows the host must see
   // (logprobs, and penalties beyond the pass's room).
   sampling_jobs_.clear();
-  chains_.clear();
-  penalties_.clear();
-  logits_rows_.clear();
-  const auto penalty_room = static_cast<size_t>(runner_->max_penalty_entries());
+  chains_.Clear(static_cast<size_t>(runner_->max_penalty_entries()));
   for (const ScheduledChunk& c : plan.chunks) {
     if (!c.sample) continue;
     Job* job = jobs_.at(c.seq->job_id).get();
-    chains_.push_back(job->sampler->Plan(penalties_, penalty_room));
-    if (job->sampler->needs_logits()) {
-      logits_rows_.push_back(static_cast<int32_t>(sampling_jobs_.size()));
-    }
+    chains_.Add(*job->sampler);
     sampling_jobs_.push_back(job);
   }
   const absl::Time forward_start = absl::Now();
   if (!plan.copies.empty()) runner_->CopyBlocks(plan.copies);
-  const absl::StatusOr<model::SampledPass> pass = runner_->ForwardSampled(
-      chunks, {.chains = chains_, .penalties = penalties_, .logits_rows = logits_rows_});
+  const absl::StatusOr<model::SampledPass> pass = runner_->ForwardSampled(chunks, chains_.view());
   const double forward_seconds = Seconds(absl::Now() - forward_start);
   if (!pass.ok()) {
     for (const ScheduledChunk& c : plan.chunks) {
@@ -307,23 +300,21 @@ void Generator::FinishSamples(const model::SampledPass& pass) {
   const auto vocab = static_cast<size_t>(limits_.vocab_size);
   const std::span<Job* const> jobs = sampling_jobs_;
   sampled_.resize(jobs.size());
-  size_t next_logits = 0;
+  auto finish_row = [&](size_t i) {
+    sampled_[i] = jobs[i]->sampler->Finish(pass.ids[i], chains_.LogitsOf(pass, i, vocab));
+  };
   for (size_t i = 0; i < jobs.size(); ++i) {
-    if (next_logits < logits_rows_.size() && logits_rows_[next_logits] == static_cast<int32_t>(i)) {
-      ++next_logits;
-    } else {
-      sampled_[i] = jobs[i]->sampler->Finish(pass.ids[i], {});
-    }
+    if (chains_.LogitsOf(pass, i, vocab).empty()) finish_row(i);
   }
   // The rows with host work (logprobs read the vocabulary; penalties left to the host re-run
   // the chain over it) in parallel.
+  const std::span<const int32_t> host = chains_.logits_rows();
   auto finish = [&](int64_t begin, int64_t end) {
     for (auto k = static_cast<size_t>(begin); k < static_cast<size_t>(end); ++k) {
-      const auto i = static_cast<size_t>(logits_rows_[k]);
-      sampled_[i] = jobs[i]->sampler->Finish(pass.ids[i], pass.logits.subspan(k * vocab, vocab));
+      finish_row(static_cast<size_t>(host[k]));
     }
   };
-  const auto host_rows = static_cast<int64_t>(logits_rows_.size());
+  const auto host_rows = static_cast<int64_t>(host.size());
   if (sampling_pool_ != nullptr && host_rows > 1) {
     sampling_pool_->ParallelFor(host_rows, finish);
   } else {

@@ -31,6 +31,7 @@
 #include "worker/engine/model_runner.h"
 #include "worker/engine/scheduler.h"
 #include "worker/engine/session_table.h"
+#include "worker/engine/step_chains.h"
 #include "worker/tokenizer/tokenizer.h"
 
 namespace ringserve::engine {
@@ -197,10 +198,8 @@ class Generator {
   std::vector<std::function<void()>> after_publish_;
   std::unique_ptr<kernels::cpu::ThreadPool> sampling_pool_;  // null: sample on the engine thread
   std::vector<Job*> sampling_jobs_;                          // this step's, reused
-  std::vector<kernels::RowSampling> chains_;                 // their chains, reused
-  std::vector<kernels::PenaltyEntry> penalties_;             // their penalised tokens, reused
-  std::vector<int32_t> logits_rows_;   // which of them the host must see, reused
-  std::vector<SampledToken> sampled_;  // this step's, reused
+  StepChains chains_;                                        // their chains, reused
+  std::vector<SampledToken> sampled_;                        // this step's, reused
 
   std::shared_ptr<Inbox> inbox_;  // made in the constructor, where Job is complete
   std::atomic<uint64_t> next_job_id_{1};

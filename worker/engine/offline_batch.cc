@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/engine/step_chains.h"
 
 namespace ringserve::engine {
 namespace {
@@ -70,10 +71,7 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
   OfflineTimings& t = timings != nullptr ? *timings : local;
   std::vector<model::SequenceChunk> chunks;
   std::vector<size_t> owners;
-  std::vector<kernels::RowSampling> chains;
-  std::vector<kernels::PenaltyEntry> penalties;
-  std::vector<int32_t> logits_rows;
-  const auto penalty_room = static_cast<size_t>(model.max_penalty_entries());
+  StepChains chains;
   const auto vocab = static_cast<size_t>(model.config().vocab_size);
   for (;;) {
     // Plan: decoding sequences take one token, prefilling ones a chunk of what is left.
@@ -95,23 +93,14 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
     }
     if (chunks.empty()) break;
     // The finishing chunks' tokens are picked on the device, as the generator's are.
-    chains.clear();
-    penalties.clear();
-    logits_rows.clear();
+    chains.Clear(static_cast<size_t>(model.max_penalty_entries()));
     for (size_t c = 0; c < chunks.size(); ++c) {
-      if (!chunks[c].sample) continue;
-      Sampler& sampler = seqs[owners[c]].sampler;
-      chains.push_back(sampler.Plan(penalties, penalty_room));
-      if (sampler.needs_logits()) logits_rows.push_back(static_cast<int32_t>(chains.size() - 1));
+      if (chunks[c].sample) chains.Add(seqs[owners[c]].sampler);
     }
     const auto start = Clock::now();
-    RS_ASSIGN_OR_RETURN(
-        const model::SampledPass pass,
-        model.ForwardSampled(
-            chunks, {.chains = chains, .penalties = penalties, .logits_rows = logits_rows}));
+    RS_ASSIGN_OR_RETURN(const model::SampledPass pass, model.ForwardSampled(chunks, chains.view()));
     t.forward_seconds += SecondsSince(start);
     size_t row = 0;
-    size_t next_logits = 0;
     int64_t tokens_in_step = 0;
     for (size_t c = 0; c < chunks.size(); ++c) {
       Sequence& s = seqs[owners[c]];
@@ -120,12 +109,8 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
       if (!chunks[c].sample) continue;
       const OfflineRequest& r = requests[owners[c]];
       OfflineResult& out = results[owners[c]];
-      std::span<const float> row_logits;
-      if (next_logits < logits_rows.size() &&
-          logits_rows[next_logits] == static_cast<int32_t>(row)) {
-        row_logits = pass.logits.subspan(next_logits++ * vocab, vocab);
-      }
-      const int32_t id = s.sampler.Finish(pass.ids[row++], row_logits).id;
+      const int32_t id = s.sampler.Finish(pass.ids[row], chains.LogitsOf(pass, row, vocab)).id;
+      ++row;
       out.generated_ids.push_back(id);
       s.tokens.push_back(id);
       if (std::find(r.stop_ids.begin(), r.stop_ids.end(), id) != r.stop_ids.end()) {

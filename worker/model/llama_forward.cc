@@ -141,17 +141,15 @@ int64_t LlamaModel::max_penalty_entries() const {
                                           : int64_t{4096} * options_.max_seqs;
 }
 
-absl::Status LlamaModel::ValidateSampling(std::span<const SequenceChunk> chunks,
-                                          const StepSampling& step) const {
-  size_t num_sampled = 0;
-  for (const SequenceChunk& c : chunks) num_sampled += c.sample ? 1 : 0;
+absl::Status ValidateStepSampling(const StepSampling& step, size_t num_sampled,
+                                  int64_t max_penalty_entries) {
   if (step.chains.size() != num_sampled) {
     return absl::InvalidArgumentError(absl::StrCat(
         "forward: ", step.chains.size(), " sampling chains for ", num_sampled, " sampled rows"));
   }
-  if (static_cast<int64_t>(step.penalties.size()) > max_penalty_entries()) {
+  if (static_cast<int64_t>(step.penalties.size()) > max_penalty_entries) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "forward: ", step.penalties.size(), " penalty entries exceed ", max_penalty_entries()));
+        "forward: ", step.penalties.size(), " penalty entries exceed ", max_penalty_entries));
   }
   for (const kernels::RowSampling& chain : step.chains) {
     if (chain.penalty_begin < 0 || chain.penalty_begin > chain.penalty_end ||
@@ -175,9 +173,10 @@ absl::Status LlamaModel::ValidateSampling(std::span<const SequenceChunk> chunks,
 
 absl::StatusOr<SampledPass> LlamaModel::ForwardSampled(std::span<const SequenceChunk> chunks,
                                                        const StepSampling& step) {
-  RS_RETURN_IF_ERROR(ValidateSampling(chunks, step));
+  size_t num_sampled = 0;
+  for (const SequenceChunk& c : chunks) num_sampled += c.sample ? 1 : 0;
+  RS_RETURN_IF_ERROR(ValidateStepSampling(step, num_sampled, max_penalty_entries()));
   RS_RETURN_IF_ERROR(EnqueueForward(chunks).status());
-  const size_t num_sampled = step.chains.size();
   SampledPass out;
   if (num_sampled == 0) {
     backend_->Synchronize();  // the next pass may overwrite host_meta_

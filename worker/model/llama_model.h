@@ -42,6 +42,12 @@ struct StepSampling {
   std::span<const int32_t> logits_rows = {};  // sampled rows whose raw logits the host wants
 };
 
+// INVALID_ARGUMENT unless `step` has one chain per sampled row, penalty ranges inside its
+// list of at most max_penalty_entries, and logits rows among the sampled rows. (Every
+// runner's ForwardSampled checks its input with it.)
+absl::Status ValidateStepSampling(const StepSampling& step, size_t num_sampled,
+                                  int64_t max_penalty_entries);
+
 // What LlamaModel::ForwardSampled returns, in the model's host memory.
 struct SampledPass {
   std::span<const int32_t> ids;   // each sampled row's token, in chunk order
@@ -147,8 +153,6 @@ class LlamaModel {
   // Validates, uploads and enqueues a pass (replaying a decode graph where one fits);
   // returns how many rows sample.
   absl::StatusOr<int> EnqueueForward(std::span<const SequenceChunk> chunks);
-  absl::Status ValidateSampling(std::span<const SequenceChunk> chunks,
-                                const StepSampling& step) const;
   void RunLayer(int layer, int num_tokens, const kernels::AttentionBatch& batch);
 
   ModelConfig config_;

@@ -1,0 +1,45 @@
+// One pass's sampling input, built row by row from the samplers of its sampled rows: their
+// chains, their penalised tokens (as far as the pass has room) and the rows whose raw logits
+// the host needs (model::StepSampling). The generator and the offline batch loop build
+// their passes with it and read each row's logits back through it.
+#ifndef RINGSERVE_WORKER_ENGINE_STEP_CHAINS_H_
+#define RINGSERVE_WORKER_ENGINE_STEP_CHAINS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kernels/row_sampling.h"
+#include "worker/engine/sampler.h"
+#include "worker/model/llama_model.h"
+
+namespace ringserve::engine {
+
+class StepChains {
+ public:
+  // Starts a pass whose penalties may take `penalty_room` entries; keeps the memory.
+  void Clear(size_t penalty_room);
+  // Plans `sampler`'s next token as the pass's next sampled row.
+  void Add(Sampler& sampler);
+
+  model::StepSampling view() const {
+    return {.chains = chains_, .penalties = penalties_, .logits_rows = logits_rows_};
+  }
+  size_t size() const { return chains_.size(); }
+  // The rows whose raw logits the host asked for, in row order.
+  std::span<const int32_t> logits_rows() const { return logits_rows_; }
+  // Row `row`'s raw logits in `pass` (vocab entries), empty when the host did not ask.
+  std::span<const float> LogitsOf(const model::SampledPass& pass, size_t row, size_t vocab) const;
+
+ private:
+  size_t penalty_room_ = 0;
+  std::vector<kernels::RowSampling> chains_;
+  std::vector<kernels::PenaltyEntry> penalties_;
+  std::vector<int32_t> logits_rows_;
+  std::vector<int32_t> logits_index_;  // per row: its place in logits_rows_, or -1
+};
+
+}  // namespace ringserve::engine
+
+#endif  // RINGSERVE_WORKER_ENGINE_STEP_CHAINS_H_

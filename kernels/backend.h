@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "kernels/dtype.h"
 #include "kernels/random_weights.h"
+#include "kernels/row_logprobs.h"
 #include "kernels/row_sampling.h"
 
 namespace ringserve::kernels {
@@ -211,6 +212,8 @@ class Backend {
   // page-locked on a GPU, so CopyToHost runs at full bus speed and CopyToDevice needs no
   // staging copy; plain memory elsewhere. Allocate at start-up, never on the step path.
   virtual absl::StatusOr<HostBuffer> AllocateHost(size_t bytes);
+  // Asynchronous in stream order: a HostBuffer source must stay unchanged until the next
+  // CopyToHost or Synchronize (pageable memory may be reused at once).
   virtual void CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
   // Waits for every queued op, then copies.
   virtual void CopyToHost(void* dst, const void* src, size_t bytes) = 0;
@@ -291,8 +294,17 @@ class Backend {
   // For every row i of the f32 logits x, in place: x[i, e.token] = PenalizedLogit(x[i,
   // e.token], params[i], e.count) for the entries e of [params[i].penalty_begin,
   // params[i].penalty_end) (kernels/row_sampling.h; a row's tokens are distinct, ids outside
-  // the row are skipped). params and entries are device memory.
-  virtual void PenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) = 0;
+  // the row are skipped), keeping the logit it replaces in e.raw. params and entries are
+  // device memory.
+  virtual void PenalizeRows(Tensor x, const RowSampling* params, PenaltyEntry* entries) = 0;
+  // Undoes PenalizeRows with the same params and entries: x[i, e.token] = e.raw, the raw
+  // logits again, bit for bit, for LogprobRows.
+  virtual void UnpenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) = 0;
+  // out[i] = the logprobs of row rows[i] of the f32 logits x, its chosen token being
+  // ids[rows[i]] (kernels/row_logprobs.h), for i < num_rows. rows, ids and out are device
+  // memory. A row's logprobs never depend on the other rows.
+  virtual void LogprobRows(Tensor x, const int32_t* rows, int32_t num_rows, const int32_t* ids,
+                           RowLogprobs* out) = 0;
 
   // The kernel PagedAttention runs (shapes it does not cover run on kSimt: see
   // BackendOptions::cuda_attention_kernel).

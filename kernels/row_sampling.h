@@ -55,6 +55,9 @@ struct RowSampling {
 struct PenaltyEntry {
   int32_t token = 0;
   int32_t count = 0;
+  // The logit before the penalty, recorded by PenalizeRows so that UnpenalizeRows can give
+  // LogprobRows the raw row back (the uploader leaves it 0).
+  float raw = 0;
 };
 
 // The logit of a penalised token: divided (positive) or multiplied (negative) by the

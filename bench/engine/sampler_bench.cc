@@ -1,6 +1,7 @@
 // Host-side sampling of one logits row at Llama-3's vocabulary (128256): what a CPU
-// worker's SampleRows costs per row, and on a GPU worker what a row that needs the host
-// (penalties, logprobs) costs on the sampling threads. Other rows are picked on the device.
+// worker's SampleRows (and LogprobRows) costs per row, and on a GPU worker what a row that
+// needs the host (penalties beyond the step's room) costs on the sampling threads. Other
+// rows are picked, and their logprobs taken, on the device.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -46,6 +47,12 @@ void BM_SampleTopK(benchmark::State& state) {
   RunSampler(state, {.temperature = 0.8F, .top_k = 50});
 }
 BENCHMARK(BM_SampleTopK)->Arg(kVocab);
+
+// A request that asks for logprobs: the row's log-softmax and its top 5 as well.
+void BM_SampleGreedyWithLogprobs(benchmark::State& state) {
+  RunSampler(state, {.temperature = 0.0F, .num_logprobs = 5});
+}
+BENCHMARK(BM_SampleGreedyWithLogprobs)->Arg(kVocab);
 
 }  // namespace
 }  // namespace ringserve::engine

@@ -135,19 +135,21 @@ def hf_rows(hf):
     return rows
 
 
-def sampling_rows(greedy, top_p):
-    """(info) rows: a decode step with top_p sampled on the device against the same greedy."""
+def sampling_rows(greedy, top_p, logprobs=None):
+    """(info) rows: decode steps sampled on the device (top_p, then top_p with logprobs)
+    against the same greedy step."""
     if not greedy or not top_p:
         return [("(info) device sampling: decode greedy vs top_p", "not run", "", True)]
     rows = []
     by_batch = {d["batch"]: d for d in (greedy.get("steps") or {}).get("decode", [])}
-    for d in (top_p.get("steps") or {}).get("decode", []):
-        g = by_batch.get(d["batch"])
-        if not g:
-            continue
-        rows.append((f"(info) decode B={d['batch']} ctx={d['context']}: top_p 0.95 T=0.8 "
-                     f"{d['step_ms_median']:.2f} ms/step, greedy {g['step_ms_median']:.2f}",
-                     f"{d['step_ms_median'] / g['step_ms_median']:.3f}x greedy", "", True))
+    for run, what in ((top_p, "top_p 0.95 T=0.8"), (logprobs, "top_p 0.95 T=0.8 + logprobs 5")):
+        for d in ((run or {}).get("steps") or {}).get("decode", []):
+            g = by_batch.get(d["batch"])
+            if not g:
+                continue
+            rows.append((f"(info) decode B={d['batch']} ctx={d['context']}: {what} "
+                         f"{d['step_ms_median']:.2f} ms/step, greedy {g['step_ms_median']:.2f}",
+                         f"{d['step_ms_median'] / g['step_ms_median']:.3f}x greedy", "", True))
     return rows
 
 
@@ -250,10 +252,11 @@ def compute(work):
             kv["fraction_of_free"] >= 0.85)
     row("serve.sh: one worker per GPU, generate through the router",
         st.get("serve", {}).get("status", "not run"), "ok", st.get("serve", {}).get("status") == "ok")
-    for r in sampling_rows(load(work, "sampling_greedy.json"), load(work, "sampling_top_p.json")):
+    for r in sampling_rows(load(work, "sampling_greedy.json"), load(work, "sampling_top_p.json"),
+                           load(work, "sampling_logprobs.json")):
         row(*r)
     sanitize = st.get("sanitize", {}).get("status", "not run")
-    row("compute-sanitizer memcheck + racecheck on the CUDA kernel tests", sanitize, "ok",
+    row("compute-sanitizer memcheck + racecheck + synccheck on the CUDA kernel tests", sanitize, "ok",
         sanitize == "ok")
     return rows, ratios, {"bench": bench, "roofline": roofline, "baseline": baseline,
                           "vectors": vectors, "hf_compare": hf, "ctest": ct, "stages": st}

@@ -196,9 +196,21 @@ void CpuBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
   GatherRowsOp(pool_, x, rows, out);
 }
 
-void CpuBackend::PenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) {
+void CpuBackend::PenalizeRows(Tensor x, const RowSampling* params, PenaltyEntry* entries) {
   RS_CHECK(x.dtype == DType::kF32 && x.cols <= INT32_MAX);
   PenalizeRowsOp(pool_, x, params, entries);
+}
+
+void CpuBackend::UnpenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) {
+  RS_CHECK(x.dtype == DType::kF32 && x.cols <= INT32_MAX);
+  UnpenalizeRowsOp(pool_, x, params, entries);
+}
+
+void CpuBackend::LogprobRows(Tensor x, const int32_t* rows, int32_t num_rows, const int32_t* ids,
+                             RowLogprobs* out) {
+  RS_CHECK(x.dtype == DType::kF32 && x.cols > 0 && x.cols <= INT32_MAX && num_rows >= 0);
+  for (int32_t i = 0; i < num_rows; ++i) RS_CHECK(rows[i] >= 0 && rows[i] < x.rows);
+  LogprobRowsOp(pool_, x, {rows, static_cast<size_t>(num_rows)}, ids, out);
 }
 
 void CpuBackend::SampleRows(Tensor x, const RowSampling* params, int32_t* ids) {

@@ -51,7 +51,10 @@ class CpuBackend final : public Backend {
   void SiluMul(Tensor gate_up, Tensor out) override;
   void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
   void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) override;
-  void PenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) override;
+  void PenalizeRows(Tensor x, const RowSampling* params, PenaltyEntry* entries) override;
+  void UnpenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) override;
+  void LogprobRows(Tensor x, const int32_t* rows, int32_t num_rows, const int32_t* ids,
+                   RowLogprobs* out) override;
 
   ThreadPool& pool() { return pool_; }
 

@@ -6,6 +6,7 @@
 #define RINGSERVE_KERNELS_CPU_CPU_OPS_H_
 
 #include <cstdint>
+#include <span>
 
 #include "kernels/backend.h"
 #include "kernels/cpu/thread_pool.h"
@@ -21,7 +22,11 @@ void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const 
 // cpu_sampling.cc
 void SampleRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params, int32_t* ids);
 void PenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params,
-                    const PenaltyEntry* entries);
+                    PenaltyEntry* entries);
+void UnpenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params,
+                      const PenaltyEntry* entries);
+void LogprobRowsOp(ThreadPool& pool, const Tensor& x, std::span<const int32_t> rows,
+                   const int32_t* ids, RowLogprobs* out);
 
 void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
                       const RopeParams& rope, const AttentionBatch& batch, const KvLayerView& kv);

@@ -114,20 +114,38 @@ void AllWeights(std::span<const float> s, float m, std::vector<float>& scaled,
 }
 
 // scratch.heap = the k largest keys of the row (1 <= k < size): a min-heap of the k largest
-// so far, which most tokens pass by after one comparison with its smallest.
+// so far. Most tokens are below its smallest value: blocks of them pass by after one
+// vectorized comparison with it, and only a block holding a candidate (or a NaN) has its
+// keys computed.
 void TopKeys(std::span<const float> s, int32_t k, Scratch& scratch) {
   std::vector<uint64_t>& heap = scratch.heap;
   heap.clear();
   for (int32_t i = 0; i < k; ++i) heap.push_back(SortKey(s[i], i));
   std::make_heap(heap.begin(), heap.end(), std::greater<>());
-  const auto n = static_cast<int32_t>(s.size());
-  for (int32_t i = k; i < n; ++i) {
+  // The smallest kept token's value: a token below it never enters (its key is smaller).
+  const auto smallest_value = [&] {
+    return s[static_cast<int32_t>(0xFFFFFFFFU - static_cast<uint32_t>(heap.front()))];
+  };
+  float floor = smallest_value();
+  const auto consider = [&](int32_t i) {
     const uint64_t key = SortKey(s[i], i);
-    if (key <= heap.front()) continue;
+    if (key <= heap.front()) return;
     std::pop_heap(heap.begin(), heap.end(), std::greater<>());
     heap.back() = key;
     std::push_heap(heap.begin(), heap.end(), std::greater<>());
+    floor = smallest_value();
+  };
+  const auto n = static_cast<int32_t>(s.size());
+  constexpr int32_t kBlock = 16;
+  int32_t i = k;
+  for (; i + kBlock <= n; i += kBlock) {
+    // !(v < floor) holds for a candidate, a NaN, or any value when floor is NaN.
+    bool candidate = false;
+    for (int32_t j = 0; j < kBlock; ++j) candidate |= !(s[i + j] < floor);
+    if (!candidate) continue;
+    for (int32_t j = 0; j < kBlock; ++j) consider(i + j);
   }
+  for (; i < n; ++i) consider(i);
 }
 
 // The first key digit takes 12 bits (the sign, the exponent and 3 mantissa bits of the
@@ -278,17 +296,69 @@ int32_t SampleRow(std::span<const float> row, const RowSampling& params) {
                                               : SampleAll(s, m, params, scratch);
 }
 
-void PenalizeRow(std::span<float> row, const RowSampling& params,
-                 std::span<const PenaltyEntry> entries) {
-  for (const PenaltyEntry& e : entries) {
+void PenalizeRow(std::span<float> row, const RowSampling& params, std::span<PenaltyEntry> entries) {
+  for (PenaltyEntry& e : entries) {
     if (e.token >= 0 && static_cast<size_t>(e.token) < row.size()) {
-      row[e.token] = PenalizedLogit(row[e.token], params, e.count);
+      e.raw = row[e.token];
+      row[e.token] = PenalizedLogit(e.raw, params, e.count);
     }
   }
 }
 
+void UnpenalizeRow(std::span<float> row, std::span<const PenaltyEntry> entries) {
+  for (const PenaltyEntry& e : entries) {
+    if (e.token >= 0 && static_cast<size_t>(e.token) < row.size()) row[e.token] = e.raw;
+  }
+}
+
+RowLogprobs LogprobRow(std::span<const float> row, int32_t chosen) {
+  RowLogprobs out;
+  const float m = MaxIgnoringNaN(row);
+  out.log_total = m;
+  if (std::isfinite(m)) {
+    // Lanes the compiler vectorizes: Exp's range checks as selects around ExpInRange.
+    constexpr size_t kSumLanes = 16;
+    std::array<float, kSumLanes> lane{};
+    size_t i = 0;
+    const auto term = [m](float v) {
+      const float d = Sub(v, m);
+      const bool kept = d >= -87.33654F;  // false for NaN
+      const float e = ExpInRange(kept ? d : 0.0F);
+      return kept ? e : 0.0F;
+    };
+    for (; i + kSumLanes <= row.size(); i += kSumLanes) {
+      for (size_t j = 0; j < kSumLanes; ++j) lane[j] = Add(lane[j], term(row[i + j]));
+    }
+    float total = 0;
+    for (; i < row.size(); ++i) total = Add(total, term(row[i]));
+    for (const float v : lane) total = Add(total, v);
+    out.log_total = Add(m, std::log(total));
+  }
+  if (chosen >= 0 && static_cast<size_t>(chosen) < row.size()) {
+    out.chosen = Sub(row[chosen], out.log_total);
+  }
+  const auto n = static_cast<int32_t>(row.size());
+  const int32_t top = std::min(n, kMaxTopLogprobs);
+  std::vector<uint64_t>& keys = ThreadScratch().heap;
+  if (top < n) {
+    TopKeys(row, top, ThreadScratch());
+  } else {
+    keys.clear();
+    for (int32_t t = 0; t < n; ++t) keys.push_back(SortKey(row[t], t));
+  }
+  std::sort(keys.begin(), keys.end(), std::greater<>());
+  std::fill(std::begin(out.top_ids), std::end(out.top_ids), -1);
+  std::fill(std::begin(out.top_logprobs), std::end(out.top_logprobs), kNegInf);
+  for (int32_t k = 0; k < top; ++k) {
+    const auto id = static_cast<int32_t>(0xFFFFFFFFU - static_cast<uint32_t>(keys[k]));
+    out.top_ids[k] = id;
+    out.top_logprobs[k] = Sub(row[id], out.log_total);
+  }
+  return out;
+}
+
 void PenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params,
-                    const PenaltyEntry* entries) {
+                    PenaltyEntry* entries) {
   pool.ParallelFor(x.rows, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const RowSampling& p = params[i];
@@ -297,6 +367,33 @@ void PenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params
                   {entries + p.penalty_begin, entries + p.penalty_end});
     }
   });
+}
+
+void UnpenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params,
+                      const PenaltyEntry* entries) {
+  pool.ParallelFor(x.rows, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const RowSampling& p = params[i];
+      if (p.penalty_end <= p.penalty_begin) continue;
+      UnpenalizeRow({static_cast<float*>(x.data) + i * x.row_stride, static_cast<size_t>(x.cols)},
+                    {entries + p.penalty_begin, entries + p.penalty_end});
+    }
+  });
+}
+
+void LogprobRowsOp(ThreadPool& pool, const Tensor& x, std::span<const int32_t> rows,
+                   const int32_t* ids, RowLogprobs* out) {
+  pool.ParallelFor(
+      static_cast<int64_t>(rows.size()),
+      [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const int32_t r = rows[i];
+          out[i] = LogprobRow(
+              {static_cast<const float*>(x.data) + r * x.row_stride, static_cast<size_t>(x.cols)},
+              ids[r]);
+        }
+      },
+      1);
 }
 
 void SampleRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params, int32_t* ids) {

@@ -226,9 +226,11 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p)
   const T* k_cache = static_cast<const T*>(p.k);
   const T* v_cache = static_cast<const T*>(p.v);
   const int32_t* table = p.block_tables + static_cast<int64_t>(seq) * p.max_blocks_per_seq;
+  // Split-parallel: slot z runs the row's splits z, z + gridDim.z, ..., each from a fresh
+  // state, so a split's partial has the same bits however many slots the grid has.
   const int split_begin = split_parallel ? slot : 0;
-  const int split_end = split_parallel ? slot + 1 : NumSplits(context);
-  for (int s = split_begin; s < split_end; ++s) {
+  const int split_step = split_parallel ? static_cast<int>(gridDim.z) : 1;
+  for (int s = split_begin; s < NumSplits(context); s += split_step) {
     const int key_end = min(context, (s + 1) * kAttentionSplitKeys);
     for (int k0 = s * kAttentionSplitKeys; k0 < key_end; k0 += kTile) {
       __syncthreads();  // every warp is done with the previous tile
@@ -251,11 +253,18 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p)
         const int64_t head = static_cast<int64_t>(kv_head) * p.group + r % p.group;
         float* dst = SplitPartial(p, seq, head, s);
         const int lane = tid % 32;
+        for (int d = lane; d < hd; d += 32) {
+          dst[2 + d] = acc_s[r * hd + d];
+          acc_s[r * hd + d] = 0;  // the block's next split of the row starts afresh
+        }
+        __syncwarp();  // every lane has read st before lane 0 resets it
         if (lane == 0) {
           dst[0] = st[0];
           dst[1] = st[1];
+          st[0] = kNegInf;
+          st[1] = 0;
         }
-        for (int d = lane; d < hd; d += 32) dst[2 + d] = acc_s[r * hd + d];
+        __syncwarp();
       } else {
         MergeSplit(acc_s + r * hd, o_s + r * hd, st, hd);
       }

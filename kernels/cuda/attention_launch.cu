@@ -17,8 +17,10 @@ namespace ringserve::kernels::RS_CUDA_NS {
 namespace {
 
 constexpr int kPlanThreads = 1024;
-// Split slots of one launch: grid z.
+// Splits a launch's partials hold per row (the grid's z is at most this).
 constexpr int kMaxSplitSlots = 65535;
+// Split-parallel blocks a launch aims for per SM: a few waves of the attention kernel.
+constexpr int64_t kSplitBlocksPerSm = 16;
 // The most partials scratch AttentionScratchFor asks for: 1 GiB holds e.g. 256 sequences x
 // 32 query heads at 64k context and head_dim 128. Past it a batch gets fewer split slots
 // than its longest rows have splits, and those rows merge inside their thread block (same
@@ -197,8 +199,15 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
             tokens_per_item, static_cast<int2*>(scratch.items), scratch.num_items,
             scratch.item_capacity);
   RS_CUDA_CHECK_LAUNCH();
+  // Slots per split-parallel row (grid z): enough blocks for a few waves, not one per split;
+  // slot z runs every grid_z-th split. A decode graph is captured for the model's longest
+  // context, where a slot per split would launch mostly blocks that find no split and exit,
+  // each holding its shared memory while it does.
+  const int64_t block_rows = max_items * heads.num_kv_heads;
+  const int64_t grid_z = std::clamp<int64_t>(
+      (kSplitBlocksPerSm * scratch.num_sms + block_rows - 1) / block_rows, 1, p.grid_splits);
   const dim3 grid(static_cast<unsigned>(max_items), static_cast<unsigned>(heads.num_kv_heads),
-                  static_cast<unsigned>(p.grid_splits));
+                  static_cast<unsigned>(grid_z));
   if (mma) {
     LaunchMmaAttentionKernel(stream, grid, shared_bytes, p, out.dtype);
   } else {

@@ -47,9 +47,12 @@
 namespace ringserve::kernels::RS_CUDA_NS {
 namespace {
 
-// The head_dim a kernel instance computes with (extra dims are zeros); 0 = unsupported.
+// The head_dim a kernel instance computes with (extra dims are zeros); 0 = unsupported. Not
+// above 128: a lane's two accumulators alone are head_dim f32 registers, and at 256 ptxas
+// spilled about 1 KiB a thread (sm_80 and sm_90), so such heads run the SIMT kernel.
+constexpr int kMaxMmaHeadDim = 128;
 int PaddedHeadDim(int head_dim) {
-  for (const int padded : {32, 64, 96, 128, kMaxHeadDim}) {
+  for (const int padded : {32, 64, 96, kMaxMmaHeadDim}) {
     if (head_dim <= padded) return padded;
   }
   return 0;
@@ -260,9 +263,10 @@ __global__ void __launch_bounds__(kMmaThreads) PagedAttentionMmaKernel(const Att
     for (int n = 0; n < MmaRowState<HD>::kDimGroups; ++n) st.o[n][2 * h] = st.o[n][2 * h + 1] = 0;
   }
   const int32_t* table = p.block_tables + static_cast<int64_t>(work.seq) * p.max_blocks_per_seq;
+  // Split-parallel: slot z runs splits z, z + gridDim.z, ... (FinishSplit resets the state).
   const int split_begin = work.split_parallel ? work.slot : 0;
-  const int split_end = work.split_parallel ? work.slot + 1 : NumSplits(context);
-  for (int s = split_begin; s < split_end; ++s) {
+  const int split_step = work.split_parallel ? static_cast<int>(gridDim.z) : 1;
+  for (int s = split_begin; s < NumSplits(context); s += split_step) {
     const int key_end = min(context, (s + 1) * kAttentionSplitKeys);
     for (int k0 = s * kAttentionSplitKeys; k0 < key_end; k0 += kMmaTileKeys) {
       __syncthreads();  // every warp is done with the previous tile
@@ -285,12 +289,10 @@ void WithPaddedHeadDim(int head_dim, F&& f) {
       return f(std::integral_constant<int, 64>());
     case 96:
       return f(std::integral_constant<int, 96>());
-    case 128:
-      return f(std::integral_constant<int, 128>());
-    case kMaxHeadDim:
-      return f(std::integral_constant<int, kMaxHeadDim>());
+    case kMaxMmaHeadDim:
+      return f(std::integral_constant<int, kMaxMmaHeadDim>());
     default:
-      RS_CHECK_MSG(false, "tensor-core attention: head_dim above 256");
+      RS_CHECK_MSG(false, "tensor-core attention: head_dim above 128");
   }
 }
 
@@ -328,7 +330,7 @@ void LaunchMmaAttentionKernel(cudaStream_t stream, dim3 grid, int64_t shared_byt
 }
 
 cudaError_t ConfigureMmaAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes) {
-  for (const int head_dim : {32, 64, 96, 128, kMaxHeadDim}) {
+  for (const int head_dim : {32, 64, 96, kMaxMmaHeadDim}) {
     for (const DType dtype : {DType::kBF16, DType::kF16}) {
       KernelFn kernel = nullptr;
       WithPaddedHeadDim(head_dim, [&](auto hd) { kernel = KernelOf<decltype(hd)::value>(dtype); });

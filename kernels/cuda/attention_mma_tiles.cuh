@@ -21,7 +21,6 @@ inline constexpr int kBlockRows = kWarpRows * kMmaWarps;
 // Keys per tile: part of the arithmetic (changing it changes result bits).
 inline constexpr int kMmaTileKeys = 64;
 inline constexpr int kKeyGroups = kMmaTileKeys / 8;  // n8 column blocks of a tile's scores
-inline constexpr int kMaxHeadDim = 256;
 static_assert(kAttentionSplitKeys % kMmaTileKeys == 0, "tiles must not straddle splits");
 
 // Shared memory in 32-bit words, each a pair of 16-bit values: Q rows and K rows (pairs

@@ -37,6 +37,14 @@ int AlignmentBytes(const void* base, int64_t row_pitch_bytes) {
 
 int64_t ElementBytes(DType dtype) { return static_cast<int64_t>(DTypeBytes(dtype, 1)); }
 
+// Whether `stream` captures a graph that has gone invalid: a product enqueued then fails, and
+// CaptureGraph's cudaStreamEndCapture reports the capture (see CaptureScope).
+bool CaptureInvalidated(cudaStream_t stream) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  return cudaStreamIsCapturing(stream, &capture) == cudaSuccess &&
+         capture == cudaStreamCaptureStatusInvalidated;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CublasLtMatMul>> CublasLtMatMul::Create(void* workspace,
@@ -74,6 +82,23 @@ void CublasLtMatMul::SetRows(const Plan& plan, int64_t n) const {
       api_->MatrixLayoutSetAttribute(plan.b, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof(cols)));
   RS_CUBLAS_CHECK(
       api_->MatrixLayoutSetAttribute(plan.c, CUBLASLT_MATRIX_LAYOUT_COLS, &cols, sizeof(cols)));
+}
+
+// The algorithm's configuration as "id=.. tile=.. stages=.. swizzle=.. custom=.. cluster=..".
+std::string CublasLtMatMul::AlgoConfig(const cublasLtMatmulAlgo_t& algo) const {
+  const auto read = [&](cublasLtMatmulAlgoConfigAttributes_t attr, auto zero) -> int64_t {
+    decltype(zero) value = 0;
+    size_t written = 0;
+    const cublasStatus_t status =
+        api_->MatmulAlgoConfigGetAttribute(&algo, attr, &value, sizeof(value), &written);
+    return status == CUBLAS_STATUS_SUCCESS ? static_cast<int64_t>(value) : -1;
+  };
+  return absl::StrCat("id=", read(CUBLASLT_ALGO_CONFIG_ID, int32_t{0}),
+                      " tile=", read(CUBLASLT_ALGO_CONFIG_TILE_ID, uint32_t{0}),
+                      " stages=", read(CUBLASLT_ALGO_CONFIG_STAGES_ID, uint32_t{0}),
+                      " swizzle=", read(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, uint32_t{0}),
+                      " custom=", read(CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, uint32_t{0}),
+                      " cluster=", read(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, uint16_t{0}));
 }
 
 // No split-K and a workspace within ours, at the smallest and largest n we will run.
@@ -152,7 +177,16 @@ CublasLtMatMul::Plan CublasLtMatMul::MakePlan(const Key& key) {
       break;
     }
   }
-  if (plan.simple) {
+  if (!plan.simple) {
+    // Batch invariance rests on this one algorithm per product: name it, so a run that finds
+    // rows differing across batch sizes says which configuration did it.
+    Log(LogLevel::kInfo, "cuda", "cuBLASLt algorithm chosen",
+        {{"m", absl::StrCat(m)},
+         {"k", absl::StrCat(k)},
+         {"dtype", std::string(DTypeName(x_dtype))},
+         {"out_dtype", std::string(DTypeName(y_dtype))},
+         {"config", AlgoConfig(plan.algo)}});
+  } else {
     Log(LogLevel::kWarning, "cuda",
         "no split-K-free cuBLASLt algorithm for this product; using the simple kernel",
         {{"m", absl::StrCat(m)},
@@ -195,9 +229,12 @@ void CublasLtMatMul::Run(cudaStream_t stream, const Mat& x, const void* w, int64
     const auto* x_rows =
         static_cast<const char*>(x.data) + first * x.stride * ElementBytes(x.dtype);
     auto* y_rows = static_cast<char*>(y.data) + first * y.stride * ElementBytes(y.dtype);
-    RS_CUBLAS_CHECK(api_->Matmul(handle_, plan.desc, &alpha, w, plan.a, x_rows, plan.b, &beta,
-                                 y_rows, plan.c, y_rows, plan.c, &plan.algo, workspace_,
-                                 workspace_bytes_, stream));
+    const cublasStatus_t status =
+        api_->Matmul(handle_, plan.desc, &alpha, w, plan.a, x_rows, plan.b, &beta, y_rows, plan.c,
+                     y_rows, plan.c, &plan.algo, workspace_, workspace_bytes_, stream);
+    if (status != CUBLAS_STATUS_SUCCESS && !CaptureInvalidated(stream)) {
+      CublasCheckFailed(static_cast<int>(status), "cublasLtMatmul", __FILE__, __LINE__);
+    }
   }
 }
 

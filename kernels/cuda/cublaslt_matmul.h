@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 
 #include "absl/status/statusor.h"
@@ -65,6 +66,7 @@ class CublasLtMatMul {
       : api_(api), handle_(handle), workspace_(workspace), workspace_bytes_(workspace_bytes) {}
   Plan MakePlan(const Key& key);
   bool Qualifies(const Plan& plan, const cublasLtMatmulAlgo_t& algo) const;
+  std::string AlgoConfig(const cublasLtMatmulAlgo_t& algo) const;
   void SetRows(const Plan& plan, int64_t n) const;
 
   const CublasLtApi* api_;

@@ -229,7 +229,9 @@ absl::StatusOr<HostBuffer> CudaBackend::AllocateHost(size_t bytes) {
 
 void CudaBackend::FreeHost(void* data, size_t /*bytes*/) {
   CheckNotCapturing("cuda: a host buffer freed inside a graph capture");
+  SetDevice();  // a thread without a current device would start a context on device 0
   if (const cudaError_t error = cudaFreeHost(data); error != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());  // reported here, not by the next launch check
     Log(LogLevel::kError, "cuda", "cudaFreeHost failed",
         {{"device", name_}, {"error", cudaGetErrorString(error)}});
   }
@@ -240,14 +242,17 @@ void CudaBackend::Free(void* data, size_t /*bytes*/) {
   SetDevice();
   // cudaFree waits for the device; a failure here is an earlier op's fault surfacing.
   if (const cudaError_t error = cudaFree(data); error != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());  // reported here, not by the next launch check
     Log(LogLevel::kError, "cuda", "cudaFree failed",
         {{"device", name_}, {"error", cudaGetErrorString(error)}});
   }
 }
 
-// Host memory here is pageable, so cudaMemcpyAsync has consumed `src` when it returns.
-// A graph cannot capture it: CUDA refuses copies from pageable memory during capture, and
-// the source would have to stay valid for every replay.
+// From pageable memory cudaMemcpyAsync has consumed `src` when it returns; from a
+// HostBuffer (page-locked) it reads `src` later, in stream order, so the caller leaves it
+// unchanged until the next CopyToHost or Synchronize (backend.h). A graph cannot capture
+// it: CUDA refuses copies from pageable memory during capture, and the source would have to
+// stay valid for every replay.
 void CudaBackend::CopyToDevice(void* dst, const void* src, size_t bytes) {
   CheckNotCapturing("cuda: CopyToDevice inside a graph capture");
   if (bytes == 0) return;
@@ -351,7 +356,10 @@ absl::StatusOr<std::unique_ptr<OpGraph>> CudaBackend::CaptureGraph(
   RS_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   capturing_ = true;
   captured_graphs_ = true;
-  enqueue_ops();
+  {
+    const CaptureScope scope;
+    enqueue_ops();
+  }
   capturing_ = false;
   cudaGraph_t graph = nullptr;
   const cudaError_t error = cudaStreamEndCapture(stream_, &graph);

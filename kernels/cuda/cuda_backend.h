@@ -82,7 +82,10 @@ class CudaBackend final : public Backend {
   void SiluMul(Tensor gate_up, Tensor out) override;
   void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
   void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) override;
-  void PenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) override;
+  void PenalizeRows(Tensor x, const RowSampling* params, PenaltyEntry* entries) override;
+  void UnpenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) override;
+  void LogprobRows(Tensor x, const int32_t* rows, int32_t num_rows, const int32_t* ids,
+                   RowLogprobs* out) override;
 
   // Tests: force decode attention's split-parallel path on or off (results must not change).
   void set_attention_split_mode(SplitMode mode) { split_mode_ = mode; }

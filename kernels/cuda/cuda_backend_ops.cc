@@ -126,11 +126,26 @@ void CudaBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
   AfterOp("GatherRows");
 }
 
-void CudaBackend::PenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) {
+void CudaBackend::PenalizeRows(Tensor x, const RowSampling* params, PenaltyEntry* entries) {
   RS_CHECK(x.dtype == DType::kF32);
   SetDevice();
   LaunchPenalizeRows(stream_, ToMat(x), params, entries);
   AfterOp("PenalizeRows");
+}
+
+void CudaBackend::UnpenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) {
+  RS_CHECK(x.dtype == DType::kF32);
+  SetDevice();
+  LaunchUnpenalizeRows(stream_, ToMat(x), params, entries);
+  AfterOp("UnpenalizeRows");
+}
+
+void CudaBackend::LogprobRows(Tensor x, const int32_t* rows, int32_t num_rows, const int32_t* ids,
+                              RowLogprobs* out) {
+  RS_CHECK(x.dtype == DType::kF32);
+  SetDevice();
+  LaunchLogprobRows(stream_, ToMat(x), rows, num_rows, ids, out);
+  AfterOp("LogprobRows");
 }
 
 void CudaBackend::SampleRows(Tensor x, const RowSampling* params, int32_t* ids) {

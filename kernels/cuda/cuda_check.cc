@@ -8,6 +8,31 @@
 #include "kernels/cuda/cuda_namespace.h"
 
 namespace ringserve::kernels::RS_CUDA_NS {
+namespace {
+
+thread_local bool t_capturing = false;
+
+}  // namespace
+
+CaptureScope::CaptureScope() { t_capturing = true; }
+CaptureScope::~CaptureScope() { t_capturing = false; }
+
+bool IsCaptureErrorWhileCapturing(cudaError_t error) {
+  if (!t_capturing) return false;
+  switch (error) {
+    case cudaErrorStreamCaptureUnsupported:
+    case cudaErrorStreamCaptureInvalidated:
+    case cudaErrorStreamCaptureMerge:
+    case cudaErrorStreamCaptureUnmatched:
+    case cudaErrorStreamCaptureUnjoined:
+    case cudaErrorStreamCaptureIsolation:
+    case cudaErrorStreamCaptureImplicit:
+    case cudaErrorStreamCaptureWrongThread:
+      return true;
+    default:
+      return false;
+  }
+}
 
 std::string CudaErrorMessage(cudaError_t error, const char* expr, const char* file, int line) {
   return absl::StrCat(expr, " at ", file, ":", line, ": ", cudaGetErrorName(error), " (",

@@ -14,6 +14,7 @@
 #include "kernels/cuda/cuda_index.h"
 #include "kernels/cuda/cuda_namespace.h"
 #include "kernels/dtype.h"
+#include "kernels/row_logprobs.h"
 #include "kernels/row_sampling.h"
 
 namespace ringserve::kernels::RS_CUDA_NS {
@@ -55,12 +56,16 @@ void LaunchAddRmsNorm(cudaStream_t stream, const Mat& residual, const Mat& delta
 void LaunchSiluMul(cudaStream_t stream, const Mat& gate_up, const Mat& out);
 // out[i, :] = x[rows[i], :].
 void LaunchGatherRows(cudaStream_t stream, const Mat& x, const int32_t* rows, const Mat& out);
-// ids[i] = the first index of the largest value of f32 row i (a NaN never wins).
 // ids[i] = the token f32 row i picks under params[i] (device memory, [x.rows]): the chain of
 // kernels/row_sampling.h (sampling.cu).
 void LaunchSampleRows(cudaStream_t stream, const Mat& x, const RowSampling* params, int32_t* ids);
+// Backend::PenalizeRows, UnpenalizeRows and LogprobRows (sampling.cu).
 void LaunchPenalizeRows(cudaStream_t stream, const Mat& x, const RowSampling* params,
-                        const PenaltyEntry* entries);
+                        PenaltyEntry* entries);
+void LaunchUnpenalizeRows(cudaStream_t stream, const Mat& x, const RowSampling* params,
+                          const PenaltyEntry* entries);
+void LaunchLogprobRows(cudaStream_t stream, const Mat& x, const int32_t* rows, int32_t num_rows,
+                       const int32_t* ids, RowLogprobs* out);
 
 // The simple MatMul: y = x w^T with w [w_rows, x.cols] contiguous in x.dtype; y in x.dtype
 // or f32. Every output is one f32 FMA chain over k in order, so it is batch invariant by

@@ -1,5 +1,6 @@
 // Backend::SampleRows on the device: each row's token under the chain of
-// kernels/row_sampling.h, picked without sorting the vocabulary.
+// kernels/row_sampling.h, picked without sorting the vocabulary; the penalties before it, and
+// LogprobRows after it, which finds its top tokens with the same select.
 //
 // One block of kThreads threads per row. The row is read a few times (from L2 or memory), and
 // each pass recomputes what it needs (s = logit * 1/T, the key, the weight: a multiply, a few
@@ -22,6 +23,7 @@
 #include "kernels/cuda/cuda_dtype.cuh"
 #include "kernels/cuda/cuda_namespace.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/row_logprobs.h"
 #include "kernels/row_sampling.h"
 
 namespace ringserve::kernels::RS_CUDA_NS {
@@ -231,6 +233,47 @@ __device__ __forceinline__ uint64_t HighBits(int shift) {
   return shift >= 56 ? 0 : ~uint64_t{0} << (shift + 8);
 }
 
+// The floor of the keys SortKey(row[c] * inv_t, c) of the row's `rank` largest (1 <= rank <
+// cols): those keys, and no other, are >= it. A radix select of the rank-th largest key, 8
+// bits a pass from the top; when the chosen digit holds one key, the prefix chosen so far (the
+// low bits 0) is as good a floor as that key, and the select stops. The caller has counted
+// every key's first digit (key >> 56) with AddCount.
+__device__ uint64_t TopKeysFloor(SampleShared& sh, const float* row, int cols, float inv_t,
+                                 uint64_t rank) {
+  uint64_t prefix = 0;
+  for (int shift = 56;; shift -= 8) {
+    if (shift != 56) {
+      const uint64_t high = HighBits(shift);
+      ForThreadColumns(row, cols, [&](int c, float v) {
+        const uint64_t key = SortKey(Mul(v, inv_t), c);
+        if ((key & high) == prefix) AddCount(sh, static_cast<uint32_t>(key >> shift & 0xFF));
+      });
+    }
+    const Choice choice = ChooseDigit(sh, false, [&](uint64_t) { return rank; });
+    prefix |= static_cast<uint64_t>(choice.digit) << shift;
+    rank -= choice.above;
+    if (choice.count == 1 || shift == 0) return prefix;
+  }
+}
+
+// Zeroes the histogram bins before a select's first pass (then __syncthreads).
+__device__ __forceinline__ void ClearBins(SampleShared& sh) {
+  for (int i = threadIdx.x; i < kDigits * kCopies; i += kThreads) {
+    sh.count[i / kCopies][i % kCopies] = 0;
+    sh.mass[i / kCopies][i % kCopies] = 0;
+  }
+}
+
+// The largest of every thread's `v` (NaN ignored), in every thread. At most once per kernel:
+// a second call could overwrite sh.warp_max while a slow warp still reads the first's.
+__device__ __forceinline__ float BlockMax(SampleShared& sh, float v) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  v = WarpMax(v);
+  if (lane == 0) sh.warp_max[warp] = v;
+  __syncthreads();
+  return WarpMax(lane < kWarps ? sh.warp_max[lane] : kNegInf);
+}
+
 __global__ void __launch_bounds__(kThreads, 2)
     SampleRowsKernel(const float* x, int64_t stride, int cols, const RowSampling* params,
                      int32_t* ids) {
@@ -249,10 +292,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const float inv_t = InverseTemperature(p.temperature);
   const bool top_k = p.top_k > 0 && p.top_k < cols;
 
-  for (int i = threadIdx.x; i < kDigits * kCopies; i += kThreads) {
-    sh.count[i / kCopies][i % kCopies] = 0;
-    sh.mass[i / kCopies][i % kCopies] = 0;
-  }
+  ClearBins(sh);
   __syncthreads();
 
   // 1. m (a max is exact in any order), and top-k's first digit, which needs no m.
@@ -262,37 +302,14 @@ __global__ void __launch_bounds__(kThreads, 2)
     m = MaxF(m, s);  // a NaN never replaces m
     if (top_k) AddCount(sh, static_cast<uint32_t>(SortKey(s, c) >> 56));
   });
-  m = WarpMax(m);
-  if (lane == 0) sh.warp_max[warp] = m;
-  __syncthreads();
-  m = WarpMax(lane < kWarps ? sh.warp_max[lane] : kNegInf);
+  m = BlockMax(sh, m);
   if (!(m > kNegInf && m < -kNegInf)) {  // all -inf or NaN, or an infinite s
     greedy();
     return;
   }
 
-  // 2. top-k. When the chosen digit holds one key, the prefix chosen so far (the low bits 0)
-  // is as good a cut as that key: key >= prefix holds for exactly the keys >= it.
-  uint64_t floor_k = 0;
-  if (top_k) {
-    uint64_t prefix = 0, rank = static_cast<uint64_t>(p.top_k);
-    for (int shift = 56;; shift -= 8) {
-      if (shift != 56) {  // the first digit was counted with m
-        const uint64_t high = HighBits(shift);
-        ForThreadColumns(row, cols, [&](int c, float v) {
-          const uint64_t key = SortKey(Mul(v, inv_t), c);
-          if ((key & high) == prefix) AddCount(sh, static_cast<uint32_t>(key >> shift & 0xFF));
-        });
-      }
-      const Choice choice = ChooseDigit(sh, false, [&](uint64_t) { return rank; });
-      prefix |= static_cast<uint64_t>(choice.digit) << shift;
-      rank -= choice.above;
-      if (choice.count == 1 || shift == 0) {
-        floor_k = prefix;
-        break;
-      }
-    }
-  }
+  // 2. top-k.
+  const uint64_t floor_k = top_k ? TopKeysFloor(sh, row, cols, inv_t, p.top_k) : 0;
 
   // 3. top-p over the top-k tokens. Only tokens of weight > 0 take part: the cut key
   // (mass above it < want <= mass with it) always weighs > 0, so the prefix chosen when one
@@ -397,28 +414,141 @@ __global__ void __launch_bounds__(kThreads, 2)
 constexpr int kPenaltyThreads = 256;
 __global__ void __launch_bounds__(kPenaltyThreads)
     PenalizeRowsKernel(float* x, int64_t stride, int cols, const RowSampling* params,
-                       const PenaltyEntry* entries) {
+                       PenaltyEntry* entries) {
   const RowSampling& p = params[blockIdx.x];
   float* row = x + blockIdx.x * stride;
   for (int e = p.penalty_begin + static_cast<int>(threadIdx.x); e < p.penalty_end;
        e += kPenaltyThreads) {
     const PenaltyEntry entry = entries[e];
     if (entry.token >= 0 && entry.token < cols) {
-      row[entry.token] = PenalizedLogit(row[entry.token], p, entry.count);
+      const float raw = row[entry.token];
+      entries[e].raw = raw;
+      row[entry.token] = PenalizedLogit(raw, p, entry.count);
     }
   }
+}
+
+__global__ void __launch_bounds__(kPenaltyThreads)
+    UnpenalizeRowsKernel(float* x, int64_t stride, int cols, const RowSampling* params,
+                         const PenaltyEntry* entries) {
+  const RowSampling& p = params[blockIdx.x];
+  float* row = x + blockIdx.x * stride;
+  for (int e = p.penalty_begin + static_cast<int>(threadIdx.x); e < p.penalty_end;
+       e += kPenaltyThreads) {
+    const PenaltyEntry entry = entries[e];
+    if (entry.token >= 0 && entry.token < cols) row[entry.token] = entry.raw;
+  }
+}
+
+// Exp's range: below it a term is 0 (and NaN takes no part).
+constexpr float kExpFloor = -87.33654F;
+
+// One block of kThreads per listed row: the max, a sum of exponentials in a fixed order (each
+// thread's columns in order, then fixed shuffle trees: the same bits whatever the batch), and
+// the top tokens by TopKeysFloor, gathered and ordered by one thread.
+__global__ void __launch_bounds__(kThreads, 2)
+    LogprobRowsKernel(const float* x, int64_t x_rows, int64_t stride, int cols, const int32_t* rows,
+                      const int32_t* ids, RowLogprobs* out) {
+  __shared__ SampleShared sh;
+  __shared__ float warp_sums[kWarps];
+  __shared__ uint64_t top_keys[kMaxTopLogprobs];
+  __shared__ unsigned num_top;
+  const int r = rows[blockIdx.x];
+  if (r < 0 || r >= x_rows) __trap();  // the caller validated the rows: this is a bug
+  const float* row = x + r * stride;
+  const int top = min(cols, kMaxTopLogprobs);
+  const bool select = top < cols;
+  ClearBins(sh);
+  if (threadIdx.x == 0) num_top = 0;
+  __syncthreads();
+
+  float m = kNegInf;
+  ForThreadColumns(row, cols, [&](int c, float v) {
+    m = MaxF(m, v);
+    if (select) AddCount(sh, static_cast<uint32_t>(SortKey(v, c) >> 56));
+  });
+  m = BlockMax(sh, m);
+  float log_total = m;
+  if (m > kNegInf && m < -kNegInf) {
+    float sum = 0;
+    ForThreadColumns(row, cols, [&](int, float v) {
+      const float d = Sub(v, m);
+      if (d >= kExpFloor) sum = Add(sum, ExpInRange(d));
+    });
+    sum = WarpSum(sum);
+    if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;
+    __syncthreads();
+    const int lane = threadIdx.x % 32;
+    log_total = Add(m, logf(WarpSum(lane < kWarps ? warp_sums[lane] : 0.0F)));
+  }
+
+  const uint64_t floor = select ? TopKeysFloor(sh, row, cols, 1.0F, top) : 0;
+  ForThreadColumns(row, cols, [&](int c, float v) {
+    const uint64_t key = SortKey(v, c);
+    if (key < floor) return;
+    const unsigned slot = atomicAdd(&num_top, 1U);
+    if (slot < kMaxTopLogprobs) top_keys[slot] = key;  // exactly `top` keys reach here
+  });
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  const int n = min(static_cast<int>(num_top), top);
+  for (int i = 1; i < n; ++i) {  // insertion sort, descending
+    const uint64_t key = top_keys[i];
+    int j = i;
+    for (; j > 0 && top_keys[j - 1] < key; --j) top_keys[j] = top_keys[j - 1];
+    top_keys[j] = key;
+  }
+  RowLogprobs& o = out[blockIdx.x];
+  for (int k = 0; k < kMaxTopLogprobs; ++k) {
+    const int id = k < n ? static_cast<int>(0xFFFFFFFFU - static_cast<uint32_t>(top_keys[k])) : -1;
+    o.top_ids[k] = id;
+    o.top_logprobs[k] = id >= 0 ? Sub(row[id], log_total) : kNegInf;
+  }
+  const int32_t chosen = ids[r];
+  o.chosen = chosen >= 0 && chosen < cols ? Sub(row[chosen], log_total) : 0.0F;
+  o.log_total = log_total;
+}
+
+}  // namespace
+
+namespace {
+
+void CheckPenaltyArgs(const Mat& x, const RowSampling* params, const PenaltyEntry* entries) {
+  RS_CHECK(x.data != nullptr || x.rows == 0);
+  RS_CHECK(x.dtype == DType::kF32 && x.cols > 0 && x.cols <= 0x7FFFFFFF && x.stride >= x.cols);
+  RS_CHECK(x.rows == 0 || (x.rows <= 0x7FFFFFFF && params != nullptr && entries != nullptr));
 }
 
 }  // namespace
 
 void LaunchPenalizeRows(cudaStream_t stream, const Mat& x, const RowSampling* params,
-                        const PenaltyEntry* entries) {
-  RS_CHECK(x.data != nullptr || x.rows == 0);
-  RS_CHECK(x.dtype == DType::kF32 && x.cols > 0 && x.cols <= 0x7FFFFFFF && x.stride >= x.cols);
+                        PenaltyEntry* entries) {
+  CheckPenaltyArgs(x, params, entries);
   if (x.rows == 0) return;
-  RS_CHECK(x.rows <= 0x7FFFFFFF && params != nullptr && entries != nullptr);
   RS_LAUNCH(PenalizeRowsKernel, static_cast<unsigned>(x.rows), kPenaltyThreads, 0, stream,
             static_cast<float*>(x.data), x.stride, static_cast<int>(x.cols), params, entries);
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchUnpenalizeRows(cudaStream_t stream, const Mat& x, const RowSampling* params,
+                          const PenaltyEntry* entries) {
+  CheckPenaltyArgs(x, params, entries);
+  if (x.rows == 0) return;
+  RS_LAUNCH(UnpenalizeRowsKernel, static_cast<unsigned>(x.rows), kPenaltyThreads, 0, stream,
+            static_cast<float*>(x.data), x.stride, static_cast<int>(x.cols), params, entries);
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchLogprobRows(cudaStream_t stream, const Mat& x, const int32_t* rows, int32_t num_rows,
+                       const int32_t* ids, RowLogprobs* out) {
+  RS_CHECK(x.data != nullptr || x.rows == 0);
+  RS_CHECK(x.dtype == DType::kF32 && x.cols > 0 && x.cols <= kMaxCols && x.stride >= x.cols);
+  RS_CHECK(num_rows >= 0);
+  if (num_rows == 0) return;
+  RS_CHECK(rows != nullptr && ids != nullptr && out != nullptr);
+  RS_LAUNCH(LogprobRowsKernel, static_cast<unsigned>(num_rows), kThreads, 0, stream,
+            static_cast<const float*>(x.data), x.rows, x.stride, static_cast<int>(x.cols), rows,
+            ids, out);
   RS_CUDA_CHECK_LAUNCH();
 }
 

@@ -183,7 +183,7 @@ def summary_checks(work):
            "check.md has the table, device and commit")
     expect("transformers: ringserve cpu vs reference f64 (max |diff| / max |logit|)" in md
            and "L2 ratio" in md, "check.md names the gated logits measure and shows the L2 ratio")
-    expect("| compute-sanitizer memcheck + racecheck on the CUDA kernel tests | ok | ok | yes |"
+    expect("| compute-sanitizer memcheck + racecheck + synccheck on the CUDA kernel tests | ok | ok | yes |"
            in md, "check.md reports the sanitize stage")
     expect(report["pass"] is False, "a failed stage fails the check")
 

@@ -35,6 +35,7 @@ struct BenchFlags {
   double temperature = 0;
   int top_k = 0;
   double top_p = 1;
+  int logprobs = 0;  // alternatives every request and decode step reports (0 = none)
 };
 
 // The step bench into report["steps"], or with --step-attention once per kernel listed into

@@ -68,6 +68,8 @@ void RegisterFlags(ArgParser& parser, BenchFlags& flags) {
                   "sampling of every request and decode step (0 = greedy)");
   parser.AddInt("top-k", &flags.top_k, "top-k of every request and decode step (0 = off)");
   parser.AddFloat("top-p", &flags.top_p, "top-p of every request and decode step");
+  parser.AddInt("logprobs", &flags.logprobs,
+                "logprobs (and this many alternatives) for every request and decode step");
   parser.AddFloat("kv-fraction", &flags.kv_fraction,
                   "size the KV pool as this share of the memory free after the weights, as the "
                   "worker does (0 = just what the runs need)");
@@ -156,10 +158,12 @@ absl::Status RunBench(int argc, char** argv) {
   RS_RETURN_IF_ERROR(
       engine::ValidateSamplingParams({.temperature = static_cast<float>(flags.temperature),
                                       .top_k = flags.top_k,
-                                      .top_p = static_cast<float>(flags.top_p)}));
+                                      .top_p = static_cast<float>(flags.top_p),
+                                      .num_logprobs = flags.logprobs}));
   flags.steps.sampling = {.temperature = static_cast<float>(flags.temperature),
                           .top_k = flags.top_k,
                           .top_p = static_cast<float>(flags.top_p)};
+  flags.steps.logprobs = flags.logprobs > 0;
   const bool step_bench = !flags.steps.decode_batches.empty() || flags.prefill_tokens > 0;
   if (parallel.empty() && !step_bench) {
     return absl::InvalidArgumentError(
@@ -183,7 +187,10 @@ absl::Status RunBench(int argc, char** argv) {
       {"gen_tokens", flags.gen_tokens},
       {"shared_prefix", flags.shared_prefix},
       {"sampling",
-       {{"temperature", flags.temperature}, {"top_k", flags.top_k}, {"top_p", flags.top_p}}},
+       {{"temperature", flags.temperature},
+        {"top_k", flags.top_k},
+        {"top_p", flags.top_p},
+        {"logprobs", flags.logprobs}}},
       {"load_s", load_s},
       {"weight_bytes", model->weight_bytes()},
       {"parameters", model->config().NumParameters()},

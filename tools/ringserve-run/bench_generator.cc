@@ -73,6 +73,7 @@ std::vector<JobRequest> MakeRequests(int parallel, const BenchFlags& flags, int 
     r.sampling.temperature = static_cast<float>(flags.temperature);
     r.sampling.top_k = flags.top_k;
     r.sampling.top_p = static_cast<float>(flags.top_p);
+    r.sampling.num_logprobs = flags.logprobs;
     r.sampling.seed = static_cast<uint64_t>(&r - requests.data());
   }
   return requests;

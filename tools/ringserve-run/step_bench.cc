@@ -121,6 +121,10 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
   std::vector<int32_t> tokens = RandomTokens(batch, c.vocab_size, rng);
   std::vector<SequenceChunk> chunks(static_cast<size_t>(batch));
   std::vector<kernels::RowSampling> chains(static_cast<size_t>(batch), options.sampling);
+  std::vector<int32_t> logprob_rows;
+  if (options.logprobs) {
+    for (int b = 0; b < batch; ++b) logprob_rows.push_back(b);
+  }
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   std::vector<double> step_s;
   int64_t replays_before_timing = 0;
@@ -134,8 +138,10 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
     }
     for (kernels::RowSampling& chain : chains) chain.uniform = uniform(rng);
     const Clock::time_point start = Clock::now();
-    // The engine's decode step: tokens picked on the device, only the ids come back.
-    RS_RETURN_IF_ERROR(model.ForwardSampled(chunks, {.chains = chains}).status());
+    // The engine's decode step: tokens picked (and logprobs taken) on the device, only the
+    // ids (and logprobs) come back.
+    RS_RETURN_IF_ERROR(
+        model.ForwardSampled(chunks, {.chains = chains, .logprob_rows = logprob_rows}).status());
     if (step >= options.warmup_steps) step_s.push_back(SecondsSince(start));
     tokens = RandomTokens(batch, c.vocab_size, rng);
   }
@@ -153,7 +159,8 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
                          {{"temperature", chain.temperature},
                           {"top_k", chain.top_k},
                           {"top_p", chain.top_p},
-                          {"min_p", chain.min_p}}},
+                          {"min_p", chain.min_p},
+                          {"logprobs", options.logprobs}}},
                         {"path", replays == options.timed_steps ? "graph"
                                  : replays == 0                 ? "eager"
                                                                 : "mixed"},

@@ -26,6 +26,7 @@ struct StepBenchOptions {
   bool compare_eager = false;
   // Every decode row's sampling chain (the draw varies by row and step); greedy by default.
   kernels::RowSampling sampling;
+  bool logprobs = false;  // every decode row asks for its logprobs too
 };
 
 // KV blocks RunStepBench needs with `block_size`-token blocks.

@@ -93,6 +93,7 @@ absl::StatusOr<model::SampledPass> FakeModelRunner::ForwardSampled(
   {
     std::lock_guard<std::mutex> lock(mu_);
     steps_.back().logits_rows.assign(step.logits_rows.begin(), step.logits_rows.end());
+    steps_.back().logprob_rows.assign(step.logprob_rows.begin(), step.logprob_rows.end());
     steps_.back().num_penalties = step.penalties.size();
   }
   asked_logits_.clear();
@@ -102,17 +103,21 @@ absl::StatusOr<model::SampledPass> FakeModelRunner::ForwardSampled(
   }
   ids_.clear();
   std::vector<float> row;
+  std::vector<kernels::PenaltyEntry> entries;
   for (size_t r = 0; r < step.chains.size(); ++r) {
     const kernels::RowSampling& chain = step.chains[r];
     const auto raw = logits.subspan(r * vocab, vocab);
     row.assign(raw.begin(), raw.end());
-    kernels::cpu::PenalizeRow(
-        row, chain,
-        step.penalties.subspan(static_cast<size_t>(chain.penalty_begin),
-                               static_cast<size_t>(chain.penalty_end - chain.penalty_begin)));
+    entries.assign(step.penalties.begin() + chain.penalty_begin,
+                   step.penalties.begin() + chain.penalty_end);
+    kernels::cpu::PenalizeRow(row, chain, entries);
     ids_.push_back(kernels::cpu::SampleRow(row, chain));
   }
-  return model::SampledPass{.ids = ids_, .logits = asked_logits_};
+  logprobs_.clear();
+  for (const int32_t r : step.logprob_rows) {
+    logprobs_.push_back(kernels::cpu::LogprobRow(logits.subspan(r * vocab, vocab), ids_[r]));
+  }
+  return model::SampledPass{.ids = ids_, .logits = asked_logits_, .logprobs = logprobs_};
 }
 
 absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(

@@ -44,9 +44,10 @@ struct FakeChunk {
 // Everything one pass was asked to do, for tests to inspect.
 struct FakeStep {
   std::vector<FakeChunk> chunks;
-  int32_t num_copies_before = 0;     // block copies run since the previous pass
-  std::vector<int32_t> logits_rows;  // the sampled rows whose logits the host asked for
-  size_t num_penalties = 0;          // penalty entries applied on the "device"
+  int32_t num_copies_before = 0;      // block copies run since the previous pass
+  std::vector<int32_t> logits_rows;   // the sampled rows whose logits the host asked for
+  std::vector<int32_t> logprob_rows;  // and those whose logprobs it asked for
+  size_t num_penalties = 0;           // penalty entries applied on the "device"
 };
 
 // Thread: the runner methods run on the engine thread; Steps()/num_copies() may be called
@@ -79,9 +80,10 @@ class FakeModelRunner final : public ModelRunner {
   int64_t num_copies() const;
 
  private:
-  std::vector<float> logits_;        // the last pass's rows
-  std::vector<float> asked_logits_;  // the rows ForwardSampled was asked for
-  std::vector<int32_t> ids_;         // the last ForwardSampled's tokens
+  std::vector<float> logits_;                   // the last pass's rows
+  std::vector<float> asked_logits_;             // the rows ForwardSampled was asked for
+  std::vector<int32_t> ids_;                    // the last ForwardSampled's tokens
+  std::vector<kernels::RowLogprobs> logprobs_;  // and its logprobs
   // KV slot of `position` under `block_table`.
   size_t Slot(std::span<const int32_t> block_table, int32_t position) const;
   absl::Status Validate(std::span<const model::SequenceChunk> chunks) const;

@@ -301,13 +301,13 @@ void Generator::FinishSamples(const model::SampledPass& pass) {
   const std::span<Job* const> jobs = sampling_jobs_;
   sampled_.resize(jobs.size());
   auto finish_row = [&](size_t i) {
-    sampled_[i] = jobs[i]->sampler->Finish(pass.ids[i], chains_.LogitsOf(pass, i, vocab));
+    sampled_[i] = chains_.Finish(*jobs[i]->sampler, pass, i, vocab);
   };
   for (size_t i = 0; i < jobs.size(); ++i) {
-    if (chains_.LogitsOf(pass, i, vocab).empty()) finish_row(i);
+    if (!chains_.has_host_work(i)) finish_row(i);
   }
-  // The rows with host work (logprobs read the vocabulary; penalties left to the host re-run
-  // the chain over it) in parallel.
+  // The rows with host work (penalties left to the host re-run the chain over the
+  // vocabulary) in parallel.
   const std::span<const int32_t> host = chains_.logits_rows();
   auto finish = [&](int64_t begin, int64_t end) {
     for (auto k = static_cast<size_t>(begin); k < static_cast<size_t>(end); ++k) {

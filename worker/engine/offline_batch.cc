@@ -109,7 +109,7 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
       if (!chunks[c].sample) continue;
       const OfflineRequest& r = requests[owners[c]];
       OfflineResult& out = results[owners[c]];
-      const int32_t id = s.sampler.Finish(pass.ids[row], chains.LogitsOf(pass, row, vocab)).id;
+      const int32_t id = chains.Finish(s.sampler, pass, row, vocab).id;
       ++row;
       out.generated_ids.push_back(id);
       s.tokens.push_back(id);

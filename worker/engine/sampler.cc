@@ -6,23 +6,10 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "common/check.h"
 #include "kernels/cpu/cpu_sampling.h"
 
 namespace ringserve::engine {
-namespace {
-
-struct Candidate {
-  float value;
-  int32_t id;
-};
-
-// Sorted descending by value, ascending id on ties: the order is total, so the top
-// logprobs never depend on how the sort breaks ties.
-bool Before(const Candidate& a, const Candidate& b) {
-  return a.value > b.value || (a.value == b.value && a.id < b.id);
-}
-
-}  // namespace
 
 absl::Status ValidateSamplingParams(const SamplingParams& p) {
   auto bad = [](std::string_view field, std::string_view rule, double value) {
@@ -44,8 +31,9 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
   if (!(std::fabs(p.frequency_penalty) <= 2.0F)) {
     return bad("frequency_penalty", "in [-2, 2]", p.frequency_penalty);
   }
-  if (p.num_logprobs < 0 || p.num_logprobs > 20) {
-    return bad("num_logprobs", "in [0, 20]", p.num_logprobs);
+  if (p.num_logprobs < 0 || p.num_logprobs > kernels::kMaxTopLogprobs) {
+    return bad("num_logprobs", absl::StrCat("in [0, ", kernels::kMaxTopLogprobs, "]"),
+               p.num_logprobs);
   }
   return absl::OkStatus();
 }
@@ -99,9 +87,8 @@ kernels::RowSampling Sampler::Plan(std::vector<kernels::PenaltyEntry>& penalties
   return planned_;
 }
 
-bool Sampler::needs_logits() const { return host_penalties_ || params_.num_logprobs > 0; }
-
-SampledToken Sampler::Finish(int32_t device_id, std::span<const float> logits) {
+SampledToken Sampler::Finish(int32_t device_id, std::span<const float> logits,
+                             const kernels::RowLogprobs* logprobs) {
   SampledToken out;
   out.id = device_id;
   if (host_penalties_) {
@@ -109,7 +96,10 @@ SampledToken Sampler::Finish(int32_t device_id, std::span<const float> logits) {
     kernels::cpu::PenalizeRow(scratch_, planned_, penalties_);
     out.id = kernels::cpu::SampleRow(scratch_, planned_);
   }
-  if (params_.num_logprobs > 0) FillLogprobs(logits, &out);
+  if (params_.num_logprobs > 0) {
+    RS_CHECK(logprobs != nullptr);
+    FillLogprobs(*logprobs, logits, &out);
+  }
   Remember(out.id);
   return out;
 }
@@ -117,22 +107,20 @@ SampledToken Sampler::Finish(int32_t device_id, std::span<const float> logits) {
 SampledToken Sampler::Sample(std::span<const float> logits) {
   std::vector<kernels::PenaltyEntry> none;
   const kernels::RowSampling chain = Plan(none, 0);  // penalties, if any, on the host
-  return Finish(host_penalties_ ? -1 : kernels::cpu::SampleRow(logits, chain), logits);
+  const int32_t id = host_penalties_ ? -1 : kernels::cpu::SampleRow(logits, chain);
+  kernels::RowLogprobs logprobs;
+  if (params_.num_logprobs > 0) logprobs = kernels::cpu::LogprobRow(logits, id);
+  return Finish(id, logits, &logprobs);
 }
 
-void Sampler::FillLogprobs(std::span<const float> logits, SampledToken* out) const {
-  double max_value = -std::numeric_limits<double>::infinity();
-  for (float l : logits) max_value = std::max<double>(max_value, l);
-  double total = 0;
-  for (float l : logits) total += std::exp(static_cast<double>(l) - max_value);
-  const double log_total = std::log(total) + max_value;
-  out->logprob = static_cast<float>(logits[out->id] - log_total);
-  std::vector<Candidate> top(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) top[i] = {logits[i], static_cast<int32_t>(i)};
-  const auto n = std::min<size_t>(params_.num_logprobs, top.size());
-  std::partial_sort(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(n), top.end(), Before);
-  for (size_t i = 0; i < n; ++i) {
-    out->top_logprobs.emplace_back(top[i].id, static_cast<float>(top[i].value - log_total));
+void Sampler::FillLogprobs(const kernels::RowLogprobs& logprobs, std::span<const float> logits,
+                           SampledToken* out) const {
+  // A token the host picked (penalties left to it) is not the one the device scored.
+  out->logprob =
+      host_penalties_ ? kernels::Sub(logits[out->id], logprobs.log_total) : logprobs.chosen;
+  for (int k = 0; k < std::min(params_.num_logprobs, kernels::kMaxTopLogprobs); ++k) {
+    if (logprobs.top_ids[k] < 0) break;
+    out->top_logprobs.emplace_back(logprobs.top_ids[k], logprobs.top_logprobs[k]);
   }
 }
 

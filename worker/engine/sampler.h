@@ -7,8 +7,8 @@
 // (Backend::PenalizeRows, SampleRows); the sampler plans each token's chain, penalised
 // tokens and draw, and finishes it: the device's pick, or, when the step had no room left
 // for its penalties, the same penalties and chain run here on the row's logits
-// (kernels::cpu: the same token a device would pick). Owned by one job; used by one thread
-// at a time.
+// (kernels::cpu: the same token a device would pick). Logprobs come from the device too
+// (Backend::LogprobRows). Owned by one job; used by one thread at a time.
 #ifndef RINGSERVE_WORKER_ENGINE_SAMPLER_H_
 #define RINGSERVE_WORKER_ENGINE_SAMPLER_H_
 
@@ -20,6 +20,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "kernels/row_logprobs.h"
 #include "kernels/row_sampling.h"
 
 namespace ringserve::engine {
@@ -33,7 +34,7 @@ struct SamplingParams {
   float presence_penalty = 0.0F;    // [-2, 2] (output tokens)
   float frequency_penalty = 0.0F;   // [-2, 2] (output tokens)
   uint64_t seed = 0;
-  // Report the chosen token's log-probability and the top-n, 0..20 (0 = none).
+  // Report the chosen token's log-probability and the top-n, 0..kMaxTopLogprobs (0 = none).
   int num_logprobs = 0;
 };
 
@@ -56,13 +57,17 @@ class Sampler {
   // otherwise the host applies them (needs_logits). Takes the job's next draw when it
   // samples (temperature > 0), so every sampled token uses exactly one.
   kernels::RowSampling Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity);
-  // Whether Finish reads the planned row's raw logits: for logprobs, and for penalties the
-  // step had no room for.
-  bool needs_logits() const;
+  // Whether Finish reads the planned row's raw logits: for penalties the step had no room
+  // for.
+  bool needs_logits() const { return host_penalties_; }
+  // Whether Finish reads the row's logprobs.
+  bool wants_logprobs() const { return params_.num_logprobs > 0; }
   // The planned token: `device_id` (the device's pick), or, with penalties left to the host,
-  // the pick from `logits` penalised here under the planned chain; the logprobs from `logits`
-  // when asked for. `logits` may be empty when needs_logits() is false. Records the token.
-  SampledToken Finish(int32_t device_id, std::span<const float> logits);
+  // the pick from `logits` penalised here under the planned chain; with its logprobs from
+  // `logprobs` (the device's, for its pick) when asked for. `logits` may be empty when
+  // needs_logits() is false, `logprobs` null when wants_logprobs() is. Records the token.
+  SampledToken Finish(int32_t device_id, std::span<const float> logits,
+                      const kernels::RowLogprobs* logprobs);
   // Plan and Finish with the pick made on the host from `logits` (tests and tools).
   SampledToken Sample(std::span<const float> logits);
 
@@ -70,7 +75,8 @@ class Sampler {
   bool penalised() const;
   void Remember(int32_t id);  // for the penalties
   kernels::PenaltyEntry& Penalised(int32_t id);
-  void FillLogprobs(std::span<const float> logits, SampledToken* out) const;
+  void FillLogprobs(const kernels::RowLogprobs& logprobs, std::span<const float> logits,
+                    SampledToken* out) const;
   double NextUniform();
 
   SamplingParams params_;

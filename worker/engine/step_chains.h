@@ -1,7 +1,7 @@
 // One pass's sampling input, built row by row from the samplers of its sampled rows: their
-// chains, their penalised tokens (as far as the pass has room) and the rows whose raw logits
-// the host needs (model::StepSampling). The generator and the offline batch loop build
-// their passes with it and read each row's logits back through it.
+// chains, their penalised tokens (as far as the pass has room), the rows whose raw logits
+// the host needs and those whose logprobs it wants (model::StepSampling). The generator and
+// the offline batch loop build their passes with it and finish each row through it.
 #ifndef RINGSERVE_WORKER_ENGINE_STEP_CHAINS_H_
 #define RINGSERVE_WORKER_ENGINE_STEP_CHAINS_H_
 
@@ -24,13 +24,20 @@ class StepChains {
   void Add(Sampler& sampler);
 
   model::StepSampling view() const {
-    return {.chains = chains_, .penalties = penalties_, .logits_rows = logits_rows_};
+    return {.chains = chains_,
+            .penalties = penalties_,
+            .logits_rows = logits_rows_,
+            .logprob_rows = logprob_rows_};
   }
   size_t size() const { return chains_.size(); }
-  // The rows whose raw logits the host asked for, in row order.
+  // The rows whose raw logits the host asked for (its work: penalties the pass had no room
+  // for), in row order.
   std::span<const int32_t> logits_rows() const { return logits_rows_; }
-  // Row `row`'s raw logits in `pass` (vocab entries), empty when the host did not ask.
-  std::span<const float> LogitsOf(const model::SampledPass& pass, size_t row, size_t vocab) const;
+  // Whether row `row` has host work (is among logits_rows()).
+  bool has_host_work(size_t row) const { return logits_index_[row] >= 0; }
+  // sampler.Finish for row `row` of `pass` (the sampler Add planned that row with).
+  SampledToken Finish(Sampler& sampler, const model::SampledPass& pass, size_t row,
+                      size_t vocab) const;
 
  private:
   size_t penalty_room_ = 0;
@@ -38,6 +45,8 @@ class StepChains {
   std::vector<kernels::PenaltyEntry> penalties_;
   std::vector<int32_t> logits_rows_;
   std::vector<int32_t> logits_index_;  // per row: its place in logits_rows_, or -1
+  std::vector<int32_t> logprob_rows_;
+  std::vector<int32_t> logprob_index_;  // per row: its place in logprob_rows_, or -1
 };
 
 }  // namespace ringserve::engine

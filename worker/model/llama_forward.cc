@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -159,13 +160,17 @@ absl::Status ValidateStepSampling(const StepSampling& step, size_t num_sampled,
                                                      ") of ", step.penalties.size(), " entries"));
     }
   }
-  if (step.logits_rows.size() > num_sampled) {
-    return absl::InvalidArgumentError("forward: more logits rows than sampled rows");
-  }
-  for (const int32_t row : step.logits_rows) {
-    if (row < 0 || static_cast<size_t>(row) >= num_sampled) {
+  for (const auto& [rows, what] :
+       {std::pair{step.logits_rows, "logits"}, std::pair{step.logprob_rows, "logprob"}}) {
+    if (rows.size() > num_sampled) {
       return absl::InvalidArgumentError(
-          absl::StrCat("forward: logits row ", row, " of ", num_sampled, " sampled rows"));
+          absl::StrCat("forward: more ", what, " rows than sampled rows"));
+    }
+    for (const int32_t row : rows) {
+      if (row < 0 || static_cast<size_t>(row) >= num_sampled) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("forward: ", what, " row ", row, " of ", num_sampled, " sampled rows"));
+      }
     }
   }
   return absl::OkStatus();
@@ -194,17 +199,30 @@ absl::StatusOr<SampledPass> LlamaModel::ForwardSampled(std::span<const SequenceC
   backend_->CopyToDevice(ws_->sampling.data(), host_sampling_.data(), step.chains.size_bytes());
   const kernels::Tensor logits = ws_->Logits(static_cast<int>(num_sampled));
   const auto* chains = ws_->sampling.as<const kernels::RowSampling>();
+  auto* penalties = ws_->penalties.as<kernels::PenaltyEntry>();
   if (!step.penalties.empty()) {
     std::copy(step.penalties.begin(), step.penalties.end(),
               host_penalties_.as<kernels::PenaltyEntry>());
-    backend_->CopyToDevice(ws_->penalties.data(), host_penalties_.data(),
-                           step.penalties.size_bytes());
-    backend_->PenalizeRows(logits, chains, ws_->penalties.as<const kernels::PenaltyEntry>());
+    backend_->CopyToDevice(penalties, host_penalties_.data(), step.penalties.size_bytes());
+    backend_->PenalizeRows(logits, chains, penalties);
   }
   backend_->SampleRows(logits, chains, ws_->ids.as<int32_t>());
+  const size_t num_logprobs = step.logprob_rows.size();
+  if (num_logprobs > 0) {
+    if (!step.penalties.empty()) backend_->UnpenalizeRows(logits, chains, penalties);
+    std::copy(step.logprob_rows.begin(), step.logprob_rows.end(), host_logprob_rows_.as<int32_t>());
+    backend_->CopyToDevice(ws_->logprob_rows.data(), host_logprob_rows_.data(),
+                           step.logprob_rows.size_bytes());
+    backend_->LogprobRows(logits, ws_->logprob_rows.as<const int32_t>(),
+                          static_cast<int32_t>(num_logprobs), ws_->ids.as<const int32_t>(),
+                          ws_->logprobs.as<kernels::RowLogprobs>());
+    backend_->CopyToHost(host_logprobs_.data(), ws_->logprobs.data(),
+                         num_logprobs * sizeof(kernels::RowLogprobs));
+  }
   backend_->CopyToHost(host_ids_.data(), ws_->ids.data(), num_sampled * sizeof(int32_t));
   out.ids = {host_ids_.as<const int32_t>(), num_sampled};
   out.logits = {host_logits, step.logits_rows.size() * vocab};
+  out.logprobs = {host_logprobs_.as<const kernels::RowLogprobs>(), num_logprobs};
   return out;
 }
 

@@ -214,6 +214,10 @@ absl::Status LlamaModel::AllocateWorkspace() {
   const size_t penalty_bytes = max_penalty_entries() * sizeof(kernels::PenaltyEntry);
   RS_ASSIGN_OR_RETURN(w.penalties, backend_->Allocate(penalty_bytes));
   RS_ASSIGN_OR_RETURN(host_penalties_, backend_->AllocateHost(penalty_bytes));
+  RS_ASSIGN_OR_RETURN(w.logprob_rows, backend_->Allocate(s * sizeof(int32_t)));
+  RS_ASSIGN_OR_RETURN(host_logprob_rows_, backend_->AllocateHost(s * sizeof(int32_t)));
+  RS_ASSIGN_OR_RETURN(w.logprobs, backend_->Allocate(s * sizeof(kernels::RowLogprobs)));
+  RS_ASSIGN_OR_RETURN(host_logprobs_, backend_->AllocateHost(s * sizeof(kernels::RowLogprobs)));
   return absl::OkStatus();
 }
 

@@ -39,11 +39,12 @@ struct SequenceChunk {
 struct StepSampling {
   std::span<const kernels::RowSampling> chains = {};      // one per sampled row, in chunk order
   std::span<const kernels::PenaltyEntry> penalties = {};  // the chains' penalty ranges index it
-  std::span<const int32_t> logits_rows = {};  // sampled rows whose raw logits the host wants
+  std::span<const int32_t> logits_rows = {};   // sampled rows whose raw logits the host wants
+  std::span<const int32_t> logprob_rows = {};  // sampled rows whose logprobs the host wants
 };
 
 // INVALID_ARGUMENT unless `step` has one chain per sampled row, penalty ranges inside its
-// list of at most max_penalty_entries, and logits rows among the sampled rows. (Every
+// list of at most max_penalty_entries, and logits and logprob rows among the sampled rows. (Every
 // runner's ForwardSampled checks its input with it.)
 absl::Status ValidateStepSampling(const StepSampling& step, size_t num_sampled,
                                   int64_t max_penalty_entries);
@@ -52,6 +53,9 @@ absl::Status ValidateStepSampling(const StepSampling& step, size_t num_sampled,
 struct SampledPass {
   std::span<const int32_t> ids;   // each sampled row's token, in chunk order
   std::span<const float> logits;  // [logits_rows.size(), vocab]: the rows asked for, in order
+  // One per logprob_rows entry, in order: under the raw logits, with the row's device pick as
+  // the chosen token.
+  std::span<const kernels::RowLogprobs> logprobs;
 };
 
 struct ModelOptions {
@@ -108,9 +112,11 @@ class LlamaModel {
   // The same, copying the logits into `logits` (resized): for tests and tools.
   absl::Status Forward(std::span<const SequenceChunk> chunks, std::vector<float>* logits);
   // The same pass with the tokens picked on the device: the rows' penalties
-  // (Backend::PenalizeRows), then their chains (Backend::SampleRows). Returns each sampled
-  // row's token, and the raw logits (before the penalties) of the rows listed in
-  // step.logits_rows, so only those cross the bus. Valid until the next pass.
+  // (Backend::PenalizeRows), then their chains (Backend::SampleRows), then the logprobs of
+  // the rows listed in step.logprob_rows (Backend::LogprobRows, on the raw logits). Returns
+  // each sampled row's token, those logprobs, and the raw logits (before the penalties) of
+  // the rows listed in step.logits_rows, so only those cross the bus. Valid until the next
+  // pass.
   // INVALID_ARGUMENT, with nothing run, when there is not one chain per sampled row, a
   // listed row or a chain's penalty range is out of range, or the penalties exceed
   // max_penalty_entries().
@@ -168,6 +174,7 @@ class LlamaModel {
   // Host side of the per-pass copies: batch metadata and sampling chains up, logits and
   // tokens down.
   kernels::HostBuffer host_meta_, host_sampling_, host_penalties_, host_logits_, host_ids_;
+  kernels::HostBuffer host_logprob_rows_, host_logprobs_;
   std::unique_ptr<DecodeGraphs> decode_graphs_;  // null when the backend cannot capture
   size_t weight_bytes_ = 0;
   int max_context_len_ = 0;  // see max_context_len()

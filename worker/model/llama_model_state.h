@@ -30,7 +30,7 @@ struct LlamaModel::LayerWeights {
 // and the KV cache are in the activation dtype.
 struct LlamaModel::Workspace {
   kernels::DeviceBuffer residual, normed, qkv, attn, delta, gate_up, act, sampled, logits, ids,
-      sampling, penalties, meta;
+      sampling, penalties, logprob_rows, logprobs, meta;
   kernels::Tensor Residual(int n) const { return Wide(residual, n, dim); }
   kernels::Tensor Normed(int n) const { return Make(normed, n, dim); }
   kernels::Tensor Qkv(int n) const { return Wide(qkv, n, qkv_cols); }

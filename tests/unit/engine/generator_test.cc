@@ -255,9 +255,9 @@ TEST(GeneratorTest, SamplingThreadsDoNotChangeTheTokens) {
   EXPECT_EQ(runs[0], runs[1]);
 }
 
-// Every row's token is picked by the runner from its penalties and chain; only rows with
-// host work (logprobs, penalties beyond the pass's room) bring their logits back. Neither
-// changes a token.
+// Every row's token is picked by the runner from its penalties and chain, and its logprobs
+// computed there; only rows with host work (penalties beyond the pass's room) bring their
+// logits back. Neither changes a token or a logprob.
 TEST(GeneratorTest, OnlyRowsWithHostWorkBringTheirLogitsBack) {
   FakeModelRunnerOptions fake;
   fake.max_seqs = 4;
@@ -279,10 +279,19 @@ TEST(GeneratorTest, OnlyRowsWithHostWorkBringTheirLogitsBack) {
     EXPECT_EQ(Ids(with_logprobs), Ids(alone)) << "temperature " << temperature;
     steps = f.fake->Steps();
     for (size_t i = before; i < steps.size(); ++i) {
-      EXPECT_EQ(steps[i].logits_rows, std::vector<int32_t>{0}) << i;
+      EXPECT_TRUE(steps[i].logits_rows.empty()) << i;
+      EXPECT_EQ(steps[i].logprob_rows, std::vector<int32_t>{0}) << i;
+    }
+    for (const GeneratedToken& t : with_logprobs.tokens) {
+      ASSERT_EQ(t.top_logprobs.size(), 2U);
+      EXPECT_LT(t.logprob, 0.0F);
+      EXPECT_GE(t.top_logprobs[0].second, t.top_logprobs[1].second);
+      if (temperature == 0.0F) {
+        EXPECT_EQ(t.top_logprobs[0], std::pair(t.id, t.logprob));
+      }
     }
     // Penalties go to the device with the chain: no logits back.
-    JobRequest penalised = plain;
+    JobRequest penalised = logprobs;
     penalised.sampling.frequency_penalty = 0.5F;
     penalised.sampling.repetition_penalty = 1.2F;
     const size_t before_penalised = steps.size();
@@ -300,8 +309,14 @@ TEST(GeneratorTest, OnlyRowsWithHostWorkBringTheirLogitsBack) {
     const JobEvent on_host = g.Run(penalised);
     ASSERT_TRUE(on_host.status.ok()) << on_host.status;
     EXPECT_EQ(Ids(on_host), Ids(on_device)) << "temperature " << temperature;
+    ASSERT_EQ(on_host.tokens.size(), on_device.tokens.size());
+    for (size_t i = 0; i < on_host.tokens.size(); ++i) {
+      EXPECT_EQ(on_host.tokens[i].logprob, on_device.tokens[i].logprob) << i;
+      EXPECT_EQ(on_host.tokens[i].top_logprobs, on_device.tokens[i].top_logprobs) << i;
+    }
     for (const FakeStep& step : g.fake->Steps()) {
       EXPECT_EQ(step.logits_rows, std::vector<int32_t>{0});
+      EXPECT_EQ(step.logprob_rows, std::vector<int32_t>{0});
       EXPECT_EQ(step.num_penalties, 0U);
     }
   }

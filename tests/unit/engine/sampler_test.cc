@@ -129,7 +129,7 @@ TEST(SamplerTest, FinishTakesTheDevicePick) {
     EXPECT_EQ(chain.uniform, static_cast<double>(stream() >> 11) / 9007199254740992.0);
     EXPECT_EQ(chain.penalty_begin, chain.penalty_end);
     EXPECT_FALSE(device.needs_logits());
-    EXPECT_EQ(device.Finish(1234, {}).id, 1234);
+    EXPECT_EQ(device.Finish(1234, {}, nullptr).id, 1234);
   }
   EXPECT_TRUE(penalties.empty());
   Sampler greedy({.temperature = 0.0F}, {});
@@ -138,7 +138,9 @@ TEST(SamplerTest, FinishTakesTheDevicePick) {
 
 // A penalised request's tokens go to the device as PenaltyEntry lists (the prompt's under a
 // repetition penalty, the output's with their counts) while the step has room; without room
-// the host applies the same penalties and chain to the row, and picks the same tokens.
+// the host applies the same penalties and chain to the row, and picks the same tokens. Either
+// way the logprobs are the raw row's: the device's after UnpenalizeRows, or the host's from
+// the raw logits and the device's log_total.
 TEST(SamplerTest, PenaltiesRunOnTheDeviceOrTheHostWithTheSameTokens) {
   std::mt19937 rng(4);
   std::normal_distribution<float> normal(0.0F, 2.0F);
@@ -149,7 +151,10 @@ TEST(SamplerTest, PenaltiesRunOnTheDeviceOrTheHostWithTheSameTokens) {
                                  .repetition_penalty = 1.3F,
                                  .presence_penalty = 0.4F,
                                  .frequency_penalty = 0.2F,
-                                 .seed = 21};
+                                 .seed = 21,
+                                 .num_logprobs = 3};
+  double total = 0;
+  for (const float x : logits) total += std::exp(static_cast<double>(x));
   Sampler on_device(params, prompt);
   Sampler on_host(params, prompt);
   std::map<int32_t, int> seen;  // output counts
@@ -166,19 +171,32 @@ TEST(SamplerTest, PenaltiesRunOnTheDeviceOrTheHostWithTheSameTokens) {
     }
     for (const int32_t t : prompt) EXPECT_TRUE(listed.contains(t)) << t;
     for (const auto& [t, count] : seen) EXPECT_EQ(listed[t], count) << t;
-    // The device's pick: the penalties applied to the row, then the chain.
-    std::vector<float> penalised = logits;
-    kernels::cpu::PenalizeRow(
-        penalised, chain,
-        std::span(step).subspan(chain.penalty_begin, chain.penalty_end - chain.penalty_begin));
-    const int32_t device_id = kernels::cpu::SampleRow(penalised, chain);
-    EXPECT_EQ(on_device.Finish(device_id, {}).id, device_id);
-    // No room: the host does it from the raw row.
+    // The device's pick: the penalties applied to the row, then the chain, then the raw row
+    // back for the logprobs.
+    std::vector<float> row = logits;
+    const std::span<kernels::PenaltyEntry> entries =
+        std::span(step).subspan(chain.penalty_begin, chain.penalty_end - chain.penalty_begin);
+    kernels::cpu::PenalizeRow(row, chain, entries);
+    const int32_t device_id = kernels::cpu::SampleRow(row, chain);
+    kernels::cpu::UnpenalizeRow(row, entries);
+    ASSERT_EQ(row, logits);
+    const kernels::RowLogprobs device_logprobs = kernels::cpu::LogprobRow(row, device_id);
+    const SampledToken on_device_token = on_device.Finish(device_id, {}, &device_logprobs);
+    EXPECT_EQ(on_device_token.id, device_id);
+    EXPECT_NEAR(on_device_token.logprob, logits[device_id] - std::log(total), 1e-5);
+    // No room: the host does it from the raw row; the device's logprobs were for its own
+    // (unpenalised) pick.
     std::vector<kernels::PenaltyEntry> full(5);
     on_host.Plan(full, 5);
     ASSERT_TRUE(on_host.needs_logits());
     EXPECT_EQ(full.size(), 5U);
-    EXPECT_EQ(on_host.Finish(-1, logits).id, device_id) << "token " << i;
+    const kernels::RowLogprobs raw_pick =
+        kernels::cpu::LogprobRow(logits, kernels::cpu::SampleRow(logits, chain));
+    const SampledToken on_host_token = on_host.Finish(-1, logits, &raw_pick);
+    EXPECT_EQ(on_host_token.id, device_id) << "token " << i;
+    EXPECT_EQ(on_host_token.logprob, on_device_token.logprob) << "token " << i;
+    EXPECT_EQ(on_host_token.top_logprobs, on_device_token.top_logprobs) << "token " << i;
+    ASSERT_EQ(on_host_token.top_logprobs.size(), 3U);
     ++seen[device_id];
   }
 }
@@ -220,6 +238,9 @@ TEST(SamplerTest, LogprobsAreTheRawLogSoftmax) {
   EXPECT_EQ(t.top_logprobs[0].first, 1);
   EXPECT_EQ(t.top_logprobs[1].first, 3);
   EXPECT_NEAR(t.top_logprobs[1].second, 1.5 - std::log(total), 1e-6);
+  // Fewer tokens than asked for: all of them.
+  Sampler wide({.temperature = 0.0F, .num_logprobs = 20}, {});
+  EXPECT_EQ(wide.Sample(logits).top_logprobs.size(), logits.size());
 }
 
 TEST(SamplerTest, OutOfRangeParametersAreRefusedByName) {

@@ -145,6 +145,41 @@ TEST_P(CudaGraphTest, ReplaysRunTheCapturedOpsOnTheMemoryAsItIsThen) {
   EXPECT_EQ(b.num_allocations(), before_replays) << "a replay allocated";
 }
 
+// A capture that something outside the backend invalidates (here an allocation on the
+// capturing thread) fails every later op on the stream until its end: CaptureGraph returns
+// the failure as a status instead of the ops' checks aborting, and the same ops then run
+// eagerly, with no stale error reported against them. On the emulation, which invalidates as
+// CUDA documents for thread-local capture.
+TEST_P(CudaGraphTest, AnInvalidatedCaptureIsAStatusAndTheOpsRunEagerlyAfter) {
+  if (GetParam() != "emu") GTEST_SKIP() << "the invalidating call is the emulation's";
+  Backend& b = *backend_;
+  std::mt19937_64 rng(5);
+  const int64_t rows = 3, cols = 32, out_cols = 8;
+  const std::vector<float> w_host = RandomFloats(rng, out_cols * cols);
+  auto w = b.UploadWeight(DType::kF32, out_cols, cols, w_host.data());
+  ASSERT_TRUE(w.ok()) << w.status();
+  ActivationArray x(b, RandomFloats(rng, rows * cols)), y(b, std::vector<float>(rows * out_cols)),
+      y_copy(b, std::vector<float>(rows * out_cols));
+  const size_t y_bytes = DTypeBytes(b.activation_dtype(), rows * out_cols);
+  auto ops = [&] {
+    b.Fill(y.data(), y_bytes, 0);
+    b.MatMul(x.AsTensor(rows, cols), *w, y.AsTensor(rows, out_cols));
+    b.CopyOnDevice(y_copy.data(), y.data(), y_bytes);
+  };
+  ops();
+  const std::vector<float> eager = y_copy.Download();
+  auto graph = b.CaptureGraph([&] {
+    b.Fill(y.data(), y_bytes, 0);
+    void* memory = nullptr;
+    EXPECT_NE(emu::cudaMalloc(&memory, 256), cudaSuccess);  // invalidates the capture
+    ops();  // launches, a memset and a copy on the invalidated stream
+  });
+  EXPECT_FALSE(graph.ok());
+  b.Fill(y_copy.data(), y_bytes, 0);
+  ops();
+  EXPECT_EQ(y_copy.Download(), eager);
+}
+
 TEST_P(CudaGraphTest, CallsThatCannotBeCapturedStopTheProcess) {
   Backend& b = *backend_;
   GTEST_FLAG_SET(death_test_style, "threadsafe");

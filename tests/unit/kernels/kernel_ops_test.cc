@@ -364,8 +364,9 @@ void CheckGatherRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t col
 
 }  // namespace
 
-// Declared in kernel_attention_cases.cc.
+// Declared in kernel_attention_cases.cc and kernel_logprob_cases.cc.
 std::vector<std::pair<std::string, Check>> AttentionCases();
+std::vector<std::pair<std::string, Check>> LogprobCases();
 
 namespace {
 
@@ -444,6 +445,7 @@ std::vector<OpCase> AllCases() {
   add("GatherRows_37x50",
       [](Backend& b, std::mt19937_64& rng) { CheckGatherRows(b, rng, 37, 50); });
   for (auto& [name, check] : AttentionCases()) add(name, check);
+  for (auto& [name, check] : LogprobCases()) add(name, check);
   return cases;
 }
 

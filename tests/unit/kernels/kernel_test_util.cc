@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <set>
+#include <string>
 
 #ifdef RINGSERVE_HAVE_CUDA
 #include "tests/unit/kernels/cuda_emu/cuda_emu_backend.h"
@@ -38,7 +41,15 @@ std::unique_ptr<Backend> MakeBackend(const std::string& variant) {
     device = "cuda:0";
   }
   auto backend = CreateBackend(device, options);
-  if (!backend.ok()) return nullptr;
+  if (!backend.ok()) {
+    // Printed once per variant: a skipped device case should say why.
+    static std::set<std::string> reported;
+    if (reported.insert(variant).second) {
+      std::fprintf(stderr, "%s unavailable: %s\n", variant.c_str(),
+                   backend.status().ToString().c_str());
+    }
+    return nullptr;
+  }
   return *std::move(backend);
 }
 

@@ -319,7 +319,8 @@ TEST_P(ForwardReferenceTest, PrefillDecodeAndMixedBatchesMatchReference) {
     ExpectClose(row(0), ref_a[pos_a], absl::StrCat("a@", pos_a));
     // The same pass again with the tokens picked on the device (the pass rewrites the same
     // K/V, so the logits are the same): a greedy row, and a sampled one with penalties
-    // whose raw logits come back too; the picks are the host's from the same logits.
+    // whose raw logits come back too; the picks are the host's from the same logits, and
+    // both rows' logprobs those of their raw logits (the penalties undone).
     std::vector<kernels::RowSampling> chains = {{.temperature = 0}};
     std::vector<kernels::PenaltyEntry> penalties;
     std::vector<int32_t> logits_rows;
@@ -336,11 +337,28 @@ TEST_P(ForwardReferenceTest, PrefillDecodeAndMixedBatchesMatchReference) {
                         .uniform = 0.37});
       logits_rows.push_back(1);
     }
-    const absl::StatusOr<SampledPass> sampled = (*model)->ForwardSampled(
-        pass, {.chains = chains, .penalties = penalties, .logits_rows = logits_rows});
+    const std::vector<int32_t> logprob_rows =
+        take_b > 0 ? std::vector<int32_t>{1, 0} : std::vector<int32_t>{0};
+    const absl::StatusOr<SampledPass> sampled =
+        (*model)->ForwardSampled(pass, {.chains = chains,
+                                        .penalties = penalties,
+                                        .logits_rows = logits_rows,
+                                        .logprob_rows = logprob_rows});
     ASSERT_TRUE(sampled.ok()) << sampled.status();
     ASSERT_EQ(sampled->ids.size(), pass.size());
     ASSERT_EQ(sampled->logits.size(), logits_rows.size() * vocab);
+    ASSERT_EQ(sampled->logprobs.size(), logprob_rows.size());
+    for (size_t i = 0; i < logprob_rows.size(); ++i) {
+      const int r = logprob_rows[i];
+      const kernels::RowLogprobs want = kernels::cpu::LogprobRow(row(r), sampled->ids[r]);
+      const kernels::RowLogprobs& got = sampled->logprobs[i];
+      EXPECT_NEAR(got.chosen, want.chosen, 1e-4) << "row " << r;
+      EXPECT_NEAR(got.log_total, want.log_total, 1e-4) << "row " << r;
+      for (int k = 0; k < std::min(vocab, kernels::kMaxTopLogprobs); ++k) {
+        EXPECT_EQ(got.top_ids[k], want.top_ids[k]) << "row " << r << " top " << k;
+        EXPECT_NEAR(got.top_logprobs[k], want.top_logprobs[k], 1e-4) << "row " << r;
+      }
+    }
     for (size_t r = 0; r < pass.size(); ++r) {
       std::vector<float> l(row(static_cast<int>(r)).begin(), row(static_cast<int>(r)).end());
       kernels::cpu::PenalizeRow(
@@ -416,6 +434,12 @@ TEST(ForwardValidationTest, BadBatchesAreRefusedWithoutRunning) {
                   .status()
                   .message(),
               ::testing::HasSubstr("logits row 1 of 1 sampled rows"));
+  EXPECT_THAT((*model)
+                  ->ForwardSampled(std::span(&good, 1),
+                                   {.chains = std::span(&greedy, 1), .logprob_rows = row_one})
+                  .status()
+                  .message(),
+              ::testing::HasSubstr("logprob row 1 of 1 sampled rows"));
   const kernels::RowSampling past_end{.penalty_begin = 0, .penalty_end = 2};
   const std::vector<kernels::PenaltyEntry> one = {{.token = 1, .count = 1}};
   EXPECT_THAT((*model)

@@ -59,6 +59,7 @@
 #define cudaStreamCreateWithFlags ::emu::cudaStreamCreateWithFlags
 #define cudaStreamSynchronize ::emu::cudaStreamSynchronize
 #define cudaStreamDestroy ::emu::cudaStreamDestroy
+#define cudaStreamIsCapturing ::emu::cudaStreamIsCapturing
 #define cudaMalloc ::emu::cudaMalloc
 #define cudaFree ::emu::cudaFree
 #define cudaHostAlloc ::emu::cudaHostAlloc

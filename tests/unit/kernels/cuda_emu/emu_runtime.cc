@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
@@ -328,7 +329,13 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int /*device
 
 cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
 
-cudaError_t cudaGetLastError() { return cudaSuccess; }
+namespace {
+thread_local cudaError_t t_last_error = cudaSuccess;
+}  // namespace
+
+void RecordLastError(cudaError_t error) { t_last_error = error; }
+
+cudaError_t cudaGetLastError() { return std::exchange(t_last_error, cudaSuccess); }
 const char* cudaGetErrorName(cudaError_t /*error*/) { return "cudaErrorEmulated"; }
 const char* cudaGetErrorString(cudaError_t /*error*/) { return "error in the CUDA emulation"; }
 // A kernel's dynamic shared memory may exceed kDefaultDynamicSharedBytes only up to what

@@ -85,6 +85,8 @@ const void* KernelAddress(F* kernel) {
 // What an allocation or a wait must return on this thread: cudaSuccess, or, while the thread
 // captures a stream (not in relaxed mode), an error that has invalidated those captures.
 cudaError_t CaptureUnsafeCall();
+// Makes `error` this thread's last error (cudaGetLastError), as a failed launch does.
+void RecordLastError(cudaError_t error);
 
 // ---- the runtime API the backend calls ----
 cudaError_t cudaGetDeviceCount(int* count);
@@ -93,6 +95,7 @@ cudaError_t cudaSetDevice(int device);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status);
 cudaError_t cudaMalloc(void** ptr, size_t bytes);
 cudaError_t cudaFree(void* ptr);
 cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int flags);

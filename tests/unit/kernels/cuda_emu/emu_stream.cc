@@ -71,13 +71,16 @@ void Invalidate(Stream& s) {
   s.capture->nodes.clear();
 }
 
-// Runs `work` now, or records it when the stream captures.
+// Runs `work` now, or records it when the stream captures. Work on a capture gone invalid
+// fails, as on a device, until cudaStreamEndCapture.
 cudaError_t Enqueue(cudaStream_t handle, Work work) {
   Stream* s = StreamOf(handle);
   if (s == nullptr) return cudaErrorInvalidResourceHandle;
   if (s->capture == nullptr) {
     work();
-  } else if (!s->invalidated) {
+  } else if (s->invalidated) {
+    return cudaErrorStreamCaptureInvalidated;
+  } else {
     s->capture->nodes.push_back(std::move(work));
   }
   return cudaSuccess;
@@ -97,7 +100,20 @@ void Launch(cudaStream_t stream, dim3 grid, dim3 block, size_t shared_bytes, Wor
   const cudaError_t error = Enqueue(stream, [grid, block, shared_bytes, body = std::move(body)] {
     RunGrid(grid, block, shared_bytes, body);
   });
-  if (error != cudaSuccess) Fail("kernel launch on a stream that does not exist");
+  if (error == cudaErrorStreamCaptureInvalidated) {
+    RecordLastError(error);
+  } else if (error != cudaSuccess) {
+    Fail("kernel launch on a stream that does not exist");
+  }
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+  Stream* s = StreamOf(stream);
+  if (s == nullptr) return cudaErrorInvalidResourceHandle;
+  *status = s->capture == nullptr ? cudaStreamCaptureStatusNone
+            : s->invalidated      ? cudaStreamCaptureStatusInvalidated
+                                  : cudaStreamCaptureStatusActive;
+  return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned /*flags*/) {

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -59,6 +61,38 @@ void BlockTerminationSignals() {
   std::call_once(installed, InstallHandler);
   const sigset_t signals = TerminationSet();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+ExitOnTerminationSignal::ExitOnTerminationSignal() {
+  RS_CHECK_MSG(wake_read_fd >= 0, "ExitOnTerminationSignal before BlockTerminationSignals");
+  int fds[2];
+  RS_CHECK(pipe2(fds, O_CLOEXEC) == 0);
+  stop_read_fd_ = fds[0];
+  stop_write_fd_ = fds[1];
+  watcher_ = std::thread([stop = stop_read_fd_] {
+    // The one thread that takes the signals now (the others block them).
+    const sigset_t signals = TerminationSet();
+    pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
+    pollfd fds[2] = {{.fd = stop, .events = POLLIN, .revents = 0},
+                     {.fd = wake_read_fd, .events = POLLIN, .revents = 0}};
+    while (poll(fds, 2, -1) < 0 && errno == EINTR) {
+    }
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    if ((fds[0].revents & POLLIN) != 0) return;  // start-up is over
+    unsigned char byte = 0;
+    if (read(wake_read_fd, &byte, 1) != 1) return;
+    std::fprintf(stderr, "%s during start-up: exiting\n", strsignal(byte));
+    std::fflush(stderr);
+    std::_Exit(128 + byte);
+  });
+}
+
+ExitOnTerminationSignal::~ExitOnTerminationSignal() {
+  const unsigned char byte = 1;
+  RS_CHECK(write(stop_write_fd_, &byte, 1) == 1);
+  watcher_.join();
+  close(stop_read_fd_);
+  close(stop_write_fd_);
 }
 
 std::string WaitForTerminationSignal() {

@@ -4,6 +4,7 @@
 #define RINGSERVE_COMMON_TERMINATION_SIGNALS_H_
 
 #include <string>
+#include <thread>
 
 namespace ringserve {
 
@@ -17,6 +18,24 @@ void BlockTerminationSignals();
 // Waits for SIGTERM or SIGINT, including one that arrived since BlockTerminationSignals, and
 // returns its name. Later signals are ignored, so a drain runs to its end.
 std::string WaitForTerminationSignal();
+
+// While one exists (after BlockTerminationSignals), SIGTERM or SIGINT ends the process at
+// once with status 128 + the signal, naming it on stderr. For start-up work such as loading
+// a model, where there is nothing to drain: without it a Ctrl-C, or an orchestrator's
+// SIGTERM to a pod still loading, would wait for the load and then drain an idle server.
+// A signal that arrives as it is destroyed is left to WaitForTerminationSignal.
+class ExitOnTerminationSignal {
+ public:
+  ExitOnTerminationSignal();
+  ~ExitOnTerminationSignal();
+  ExitOnTerminationSignal(const ExitOnTerminationSignal&) = delete;
+  ExitOnTerminationSignal& operator=(const ExitOnTerminationSignal&) = delete;
+
+ private:
+  int stop_read_fd_ = -1;
+  int stop_write_fd_ = -1;
+  std::thread watcher_;
+};
 
 }  // namespace ringserve
 

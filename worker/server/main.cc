@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -71,6 +72,9 @@ int Run(int argc, char** argv) {
   if (flags.id.empty()) flags.id = DefaultId();
 
   ringserve::BlockTerminationSignals();
+  // Until the server is up, a signal ends the process at once (a load can take minutes).
+  std::optional<ringserve::ExitOnTerminationSignal> starting;
+  starting.emplace();
 
   auto fail = [](const absl::Status& status) {
     ringserve::Log(ringserve::LogLevel::kError, "worker", "cannot start",
@@ -135,6 +139,7 @@ int Run(int argc, char** argv) {
       std::move(options), std::make_unique<ringserve::engine::LlamaRunner>(*std::move(model)),
       std::move(loaded->tokenizer), metrics->get());
   if (!server.ok()) return fail(server.status());
+  starting.reset();  // from here a signal drains
   std::printf("ringserve-worker %s listening on %s:%d (%d KV blocks of %d tokens)\n",
               flags.id.c_str(), flags.host.c_str(), (*server)->port(),
               (*server)->generator().num_kv_blocks(), flags.block_size);

@@ -55,5 +55,32 @@ TEST(TerminationSignalsDeathTest, SignalsDuringTheDrainAreIgnored) {
       ::testing::ExitedWithCode(0), "");
 }
 
+// During start-up (a model loading) a signal ends the process at once, with 128 + the
+// signal; once the guard is gone, a signal waits for WaitForTerminationSignal again.
+TEST(TerminationSignalsDeathTest, ASignalDuringStartUpExitsAtOnce) {
+  EXPECT_EXIT(
+      {
+        StartThreadThatTakesSignals();
+        BlockTerminationSignals();
+        const ExitOnTerminationSignal starting;
+        kill(getpid(), SIGTERM);
+        sleep(30);  // the load; never finishes here
+        std::_Exit(3);
+      },
+      ::testing::ExitedWithCode(128 + SIGTERM), "during start-up: exiting");
+}
+
+TEST(TerminationSignalsDeathTest, AfterStartUpASignalDrainsAgain) {
+  EXPECT_EXIT(
+      {
+        BlockTerminationSignals();
+        { const ExitOnTerminationSignal starting; }
+        kill(getpid(), SIGINT);
+        const bool named = WaitForTerminationSignal() == strsignal(SIGINT);
+        std::_Exit(named ? 0 : 3);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
 }  // namespace
 }  // namespace ringserve

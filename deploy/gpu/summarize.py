@@ -135,6 +135,22 @@ def hf_rows(hf):
     return rows
 
 
+def product_rows(bench, copy):
+    """(info) rows: each weight product alone at batch 1, against the copy bandwidth, so a
+    decode step short of its roofline names the product that holds it back."""
+    rows = []
+    for p in (bench or {}).get("products") or []:
+        if p["batch"] != 1:
+            continue
+        frac = f" = {p['gb_per_s'] / copy:.0%} of the copy bandwidth" if copy else ""
+        rows.append((f"(info) decode product {p['product']} [{p['rows']} x {p['cols']}] -> "
+                     f"{p['out_dtype']}, batch 1: {p['us_median']:.1f} us",
+                     f"{p['gb_per_s']:.0f} GB/s{frac}", "", True))
+    if (bench or {}).get("products_error"):
+        rows.append(("(info) decode products", "not timed", "", True, bench["products_error"][:200]))
+    return rows
+
+
 def sampling_rows(greedy, top_p, logprobs=None):
     """(info) rows: decode steps sampled on the device (top_p, then top_p with logprobs)
     against the same greedy step."""
@@ -252,6 +268,8 @@ def compute(work):
             kv["fraction_of_free"] >= 0.85)
     row("serve.sh: one worker per GPU, generate through the router",
         st.get("serve", {}).get("status", "not run"), "ok", st.get("serve", {}).get("status") == "ok")
+    for r in product_rows(bench, copy):
+        row(*r)
     for r in sampling_rows(load(work, "sampling_greedy.json"), load(work, "sampling_top_p.json"),
                            load(work, "sampling_logprobs.json")):
         row(*r)

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "tools/ringserve-run/bench.h"
+#include "tools/ringserve-run/product_bench.h"
 
 namespace ringserve::tools {
 namespace {
@@ -40,8 +41,24 @@ void PrintSteps(const nlohmann::json& steps) {
 
 }  // namespace
 
+// The products alone at the decode batch sizes. Not fatal: their weights come from the memory
+// the KV pool left, and a run that cannot have them still has its steps.
+void TimeDecodeProducts(model::LlamaModel& model, kernels::Backend& backend,
+                        const BenchFlags& flags, nlohmann::json& report) {
+  if (flags.steps.decode_batches.empty()) return;
+  constexpr int kReps = 20;
+  absl::StatusOr<nlohmann::json> products =
+      TimeProducts(backend, model.config(), flags.steps.decode_batches, kReps);
+  if (products.ok()) {
+    report["products"] = *std::move(products);
+  } else {
+    report["products_error"] = products.status().ToString();
+  }
+}
+
 absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,
                             const BenchFlags& flags, nlohmann::json& report) {
+  TimeDecodeProducts(model, backend, flags, report);
   if (flags.step_attention.empty()) {
     RS_ASSIGN_OR_RETURN(report["steps"], RunStepBench(model, flags.steps));
     return absl::OkStatus();
@@ -70,6 +87,16 @@ absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,
 }
 
 void PrintStepBenches(const nlohmann::json& report) {
+  if (report.contains("products")) {
+    for (const auto& p : report["products"]) {
+      std::printf("product %s [%lld x %lld] -> %s, batch %d: %.1f us, %.1f GB/s\n",
+                  p["product"].get<std::string>().c_str(),
+                  static_cast<long long>(p["rows"].get<int64_t>()),  // NOLINT(google-runtime-int)
+                  static_cast<long long>(p["cols"].get<int64_t>()),  // NOLINT(google-runtime-int)
+                  p["out_dtype"].get<std::string>().c_str(), p["batch"].get<int>(),
+                  p["us_median"].get<double>(), p["gb_per_s"].get<double>());
+    }
+  }
   if (report.contains("steps_by_attention")) {
     for (const auto& [attention, steps] : report["steps_by_attention"].items()) {
       std::printf("attention %s:\n", attention.c_str());

@@ -1,0 +1,95 @@
+#include "tools/ringserve-run/product_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status_macros.h"
+
+namespace ringserve::tools {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Product {
+  std::string name;
+  int64_t rows;  // the weight's: output features
+  int64_t cols;  // input features
+  bool f32_out;  // LlamaModel writes these in f32 (the residual stream, q/k/v, the logits)
+};
+
+std::vector<Product> ModelProducts(const model::ModelConfig& c) {
+  const int64_t q = int64_t{c.num_heads} * c.head_dim;
+  const int64_t kv = int64_t{c.num_kv_heads} * c.head_dim;
+  return {{"wqkv", q + 2 * kv, c.dim, true},
+          {"wo", c.dim, q, true},
+          {"w_gate_up", 2 * int64_t{c.hidden_dim}, c.dim, false},
+          {"w_down", c.dim, c.hidden_dim, true},
+          {"head", c.vocab_size, c.dim, true}};
+}
+
+// Copies cycled so that the weights a product reads were not read by the one before: over a
+// GPU's L2 (50 MiB on an H100 or H200) however small the product.
+constexpr size_t kCycledBytes = size_t{256} << 20;
+constexpr int kMaxCopies = 8;
+
+}  // namespace
+
+absl::StatusOr<nlohmann::json> TimeProducts(kernels::Backend& backend,
+                                            const model::ModelConfig& config,
+                                            std::span<const int> batches, int reps) {
+  nlohmann::json out = nlohmann::json::array();
+  if (batches.empty()) return out;
+  const int max_batch = *std::max_element(batches.begin(), batches.end());
+  const kernels::DType dtype = backend.activation_dtype();
+  for (const Product& p : ModelProducts(config)) {
+    const size_t weight_bytes = kernels::DTypeBytes(dtype, static_cast<size_t>(p.rows * p.cols));
+    const int copies =
+        static_cast<int>(std::clamp<size_t>(kCycledBytes / weight_bytes + 1, 1, kMaxCopies));
+    std::vector<kernels::Weight> weights;
+    for (int i = 0; i < copies; ++i) {
+      const kernels::RandomPart part{.state = static_cast<uint64_t>(i + 1), .rows = p.rows};
+      RS_ASSIGN_OR_RETURN(kernels::Weight w, backend.RandomWeight({&part, 1}, p.cols, 0.02F));
+      weights.push_back(std::move(w));
+    }
+    const kernels::DType out_dtype = p.f32_out ? kernels::DType::kF32 : dtype;
+    RS_ASSIGN_OR_RETURN(kernels::DeviceBuffer x,
+                        backend.Allocate(kernels::DTypeBytes(dtype, max_batch * p.cols)));
+    RS_ASSIGN_OR_RETURN(kernels::DeviceBuffer y,
+                        backend.Allocate(kernels::DTypeBytes(out_dtype, max_batch * p.rows)));
+    backend.Fill(x.data(), x.bytes(), 0);
+    for (const int batch : batches) {
+      const auto run = [&](int i) {
+        backend.MatMul(kernels::Tensor::Of(x.data(), dtype, batch, p.cols),
+                       weights[static_cast<size_t>(i % copies)],
+                       kernels::Tensor::Of(y.data(), out_dtype, batch, p.rows));
+      };
+      for (int i = 0; i < copies + 2; ++i) run(i);  // plans made, clocks up
+      backend.Synchronize();
+      // Back to back, one wait: a wait per product would time the wait as much.
+      std::vector<double> per_product_us;
+      for (int rep = 0; rep < 3; ++rep) {
+        const Clock::time_point start = Clock::now();
+        for (int i = 0; i < reps; ++i) run(i);
+        backend.Synchronize();
+        per_product_us.push_back(
+            std::chrono::duration<double, std::micro>(Clock::now() - start).count() / reps);
+      }
+      std::sort(per_product_us.begin(), per_product_us.end());
+      const double us = per_product_us[1];
+      out.push_back({{"product", p.name},
+                     {"rows", p.rows},
+                     {"cols", p.cols},
+                     {"out_dtype", std::string(kernels::DTypeName(out_dtype))},
+                     {"batch", batch},
+                     {"us_median", us},
+                     {"weight_bytes", weight_bytes},
+                     {"gb_per_s", static_cast<double>(weight_bytes) / (us * 1e3)}});
+    }
+  }
+  return out;
+}
+
+}  // namespace ringserve::tools

@@ -1,0 +1,28 @@
+// `ringserve-run bench --decode-batch B,...`: each of the model's weight products alone,
+// through Backend::MatMul at each decode batch size, with the weight bytes it reads. A decode
+// step that falls short of the memory roofline then says which product does: a GPU's GEMM
+// library picks one algorithm per product, chosen for larger batches, and a product whose
+// algorithm launches few thread blocks at one row reads its weights slowly.
+#ifndef RINGSERVE_TOOLS_RINGSERVE_RUN_PRODUCT_BENCH_H_
+#define RINGSERVE_TOOLS_RINGSERVE_RUN_PRODUCT_BENCH_H_
+
+#include <span>
+
+#include "absl/status/statusor.h"
+#include "kernels/backend.h"
+#include "nlohmann/json.hpp"
+#include "worker/model/model_config.h"
+
+namespace ringserve::tools {
+
+// [{"product", "rows" (the weight's), "cols", "out_dtype", "batch", "us_median",
+// "weight_bytes", "gb_per_s"}] for wqkv, wo, w_gate_up, w_down and the head at every batch
+// size, each the median of `reps` products. Weights are made on the device in enough copies
+// (cycled) that one product's weights never stay in a GPU's L2 for the next.
+absl::StatusOr<nlohmann::json> TimeProducts(kernels::Backend& backend,
+                                            const model::ModelConfig& config,
+                                            std::span<const int> batches, int reps);
+
+}  // namespace ringserve::tools
+
+#endif  // RINGSERVE_TOOLS_RINGSERVE_RUN_PRODUCT_BENCH_H_

@@ -138,6 +138,11 @@ struct AttentionBatch {
   const int32_t* query_start = nullptr;   // [num_seqs + 1] first token row of each sequence
   const int32_t* context_lens = nullptr;  // [num_seqs] KV length after this pass
   const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq]
+  // query_start (and the counts above) hold what they held at this backend's previous
+  // PagedAttention call: the attention's work plan, which depends on them only, may be kept.
+  // LlamaModel sets it for every layer of a pass after the first. A backend re-plans anyway
+  // when the call's pointers, counts or kernel differ from the previous call's.
+  bool plan_reused = false;
 };
 
 // Rotary embedding parameters. Scaling variants (e.g. Llama 3) only change the

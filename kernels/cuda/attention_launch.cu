@@ -195,10 +195,12 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
                    reinterpret_cast<uintptr_t>(kv.k) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(kv.v) % 16 == 0;
 
-  RS_LAUNCH(PlanItemsKernel, 1, kPlanThreads, 0, stream, batch.query_start, batch.num_seqs,
-            tokens_per_item, static_cast<int2*>(scratch.items), scratch.num_items,
-            scratch.item_capacity);
-  RS_CUDA_CHECK_LAUNCH();
+  if (!batch.reuse_plan) {
+    RS_LAUNCH(PlanItemsKernel, 1, kPlanThreads, 0, stream, batch.query_start, batch.num_seqs,
+              tokens_per_item, static_cast<int2*>(scratch.items), scratch.num_items,
+              scratch.item_capacity);
+    RS_CUDA_CHECK_LAUNCH();
+  }
   // Slots per split-parallel row (grid z): enough blocks for a few waves, not one per split;
   // slot z runs every grid_z-th split. A decode graph is captured for the model's longest
   // context, where a slot per split would launch mostly blocks that find no split and exit,

@@ -149,6 +149,18 @@ class CudaBackend final : public Backend {
   int64_t attention_partial_floats_ = 0;
   std::vector<void*> retired_scratch_;  // replaced after a capture; freed in the destructor
   int last_attention_split_slots_ = 0;
+  // What the attention scratch's work items were last planned for (PagedAttention).
+  struct AttentionPlanKey {
+    const int32_t* query_start = nullptr;
+    int num_seqs = 0;
+    int num_tokens = 0;
+    int num_q_heads = 0;
+    int num_kv_heads = 0;
+    AttentionKernel kernel = AttentionKernel::kSimt;
+    const void* items = nullptr;
+    bool operator==(const AttentionPlanKey&) const = default;
+  };
+  AttentionPlanKey last_attention_plan_;
   std::unique_ptr<CublasLtMatMul> cublas_;
 };
 

@@ -94,8 +94,16 @@ void CudaBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
                                  attention_partial_floats_,
                                  num_sms_,
                                  max_shared_bytes_};
+  // The work items depend on the query rows, the heads' grouping and the kernel only: a
+  // pass's later layers keep the first one's (a one-block plan kernel fewer per layer).
+  const AttentionPlanKey plan{batch.query_start, batch.num_seqs,     batch.num_tokens,
+                              shape.num_q_heads, shape.num_kv_heads, attention_kernel_,
+                              attention_items_};
+  BatchArgs batch_args = ToBatchArgs(batch);
+  batch_args.reuse_plan = batch.plan_reused && plan == last_attention_plan_;
+  last_attention_plan_ = plan;
   last_attention_split_slots_ =
-      LaunchPagedAttention(stream_, ToMat(qkv), ToHeadArgs(shape), ToBatchArgs(batch),
+      LaunchPagedAttention(stream_, ToMat(qkv), ToHeadArgs(shape), batch_args,
                            KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks}, scratch, split_mode_,
                            attention_kernel_ == AttentionKernel::kTensorCore, ToMat(out));
   AfterOp("PagedAttention");

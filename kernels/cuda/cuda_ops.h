@@ -83,6 +83,7 @@ struct BatchArgs {
   const int32_t* slots = nullptr;
   const int32_t* query_start = nullptr;
   const int32_t* block_tables = nullptr;
+  bool reuse_plan = false;  // the scratch's work items are this batch's already
 };
 struct HeadArgs {
   int num_q_heads = 0;

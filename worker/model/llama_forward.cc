@@ -262,7 +262,9 @@ void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch
                                  c.rotary_dim > 0 ? c.rotary_dim : c.head_dim, c.rope_layout};
   const kernels::KvLayerView kv = kv_->Layer(layer);
   backend_->RopeAndWriteKv(qkv, shape, rope, batch, kv);
-  backend_->PagedAttention(qkv, shape, batch, kv, w.Attn(n));
+  kernels::AttentionBatch layer_batch = batch;
+  layer_batch.plan_reused = layer > 0;  // the same sequences as layer 0's
+  backend_->PagedAttention(qkv, shape, layer_batch, kv, w.Attn(n));
   backend_->MatMul(w.Attn(n), lw.wo, w.Delta(n));
 
   backend_->AddRmsNorm(w.Residual(n), w.Delta(n), lw.ffn_norm, c.rms_eps, w.Normed(n));

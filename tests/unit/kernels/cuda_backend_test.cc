@@ -147,9 +147,11 @@ struct AttentionFixture {
     return KvLayerView{k->data(), v->data(), b.activation_dtype(), num_blocks, kBlockSize,
                        kHkv,      kHd};
   }
-  std::vector<float> Run(Backend& b) const {
+  std::vector<float> Run(Backend& b, bool plan_reused = false) const {
     ActivationArray out(b, std::vector<float>(batch.num_tokens * kHq * kHd));
-    b.PagedAttention(qkv->AsTensor(batch.num_tokens, kWidth), shape, batch_d->view(), Kv(b),
+    AttentionBatch view = batch_d->view();
+    view.plan_reused = plan_reused;
+    b.PagedAttention(qkv->AsTensor(batch.num_tokens, kWidth), shape, view, Kv(b),
                      out.AsTensor(batch.num_tokens, kHq * kHd));
     return out.Download();
   }
@@ -191,6 +193,18 @@ TEST_P(CudaDtypeTest, AttentionSplitSchedulesGiveTheSameBits) {
   const std::vector<float> automatic = f.Run(b);
   EXPECT_TRUE(SameBits(in_block, split)) << "split-parallel decode vs merged in the block";
   EXPECT_TRUE(SameBits(in_block, automatic));
+}
+
+// A batch marked plan_reused keeps the previous call's work items only when it is that call's
+// batch (LlamaModel's layers after the first); another batch so marked is planned anew.
+TEST_P(CudaDtypeTest, AttentionKeepsItsPlanOnlyForTheSameBatch) {
+  Backend& b = *backend_;
+  const AttentionFixture f(b, kMixedBatch, 5);
+  const AttentionFixture g(b, {{40, 3}, {7, 1}, {300, 1}}, 6);
+  const std::vector<float> fresh_f = f.Run(b);
+  const std::vector<float> fresh_g = g.Run(b);
+  EXPECT_TRUE(SameBits(g.Run(b, true), fresh_g)) << "the same batch, its plan kept";
+  EXPECT_TRUE(SameBits(f.Run(b, true), fresh_f)) << "another batch must be planned";
 }
 
 // The tensor-core attention, switched on and off through Backend::SetAttentionKernel:

@@ -203,6 +203,10 @@ class Backend {
   virtual DType activation_dtype() const = 0;
   // Device memory free for allocation now (bytes); used to size the KV pool.
   virtual size_t FreeMemoryBytes() const = 0;
+  // What a KV pool sized from free memory leaves aside for the device runtime's own later
+  // allocations (kernels loaded on first use, graph executables), so that even a pool of all
+  // the free memory does not make those fail mid-serving. 0 where there are none.
+  virtual size_t RuntimeReserveBytes() const { return 0; }
   // For a device that backs an allocation only when it is first written (the CPU: Linux
   // overcommits, so a 100 GB KV pool "allocated" on a 24 GiB machine and the worker was
   // killed for memory once the pool filled), the most memory it can ever back (capped by a

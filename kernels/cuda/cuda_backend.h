@@ -44,6 +44,9 @@ class CudaBackend final : public Backend {
   std::string_view name() const override { return name_; }
   DType activation_dtype() const override { return dtype_; }
   size_t FreeMemoryBytes() const override;
+  // CUDA loads modules (ours, cuBLASLt's) on first launch and instantiates decode graphs
+  // after start-up.
+  size_t RuntimeReserveBytes() const override { return size_t{1} << 30; }
   int64_t num_allocations() const override { return num_allocations_; }
 
   absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) override;

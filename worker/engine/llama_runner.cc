@@ -21,10 +21,11 @@ absl::StatusOr<int> KvBlocksForMemory(const KvMemory& memory, const kernels::Bac
         absl::StrCat("kv memory: fraction of free memory must be in (0, 1] (got ",
                      memory.fraction_of_free, ")"));
   }
-  const size_t bytes = memory.bytes > 0
-                           ? memory.bytes
-                           : static_cast<size_t>(static_cast<double>(backend.FreeMemoryBytes()) *
-                                                 memory.fraction_of_free);
+  const size_t free = backend.FreeMemoryBytes();
+  const size_t usable = free - std::min(free, backend.RuntimeReserveBytes());
+  const size_t bytes =
+      memory.bytes > 0 ? memory.bytes
+                       : static_cast<size_t>(static_cast<double>(usable) * memory.fraction_of_free);
   const size_t blocks = kvcache::NumBlocksForMemory(bytes, bytes_per_block);
   if (blocks == 0) {
     return absl::ResourceExhaustedError(absl::StrCat(

@@ -30,8 +30,9 @@ struct LlamaRunnerOptions {
   KvMemory kv_memory = {.fraction_of_free = 0.9};
 };
 
-// Blocks of bytes_per_block that `memory` holds on `backend`. INVALID_ARGUMENT for a bad
-// setting, RESOURCE_EXHAUSTED when not even one block fits.
+// Blocks of bytes_per_block that `memory` holds on `backend` (a fraction is of the free
+// memory less the backend's RuntimeReserveBytes). INVALID_ARGUMENT for a bad setting,
+// RESOURCE_EXHAUSTED when not even one block fits.
 absl::StatusOr<int> KvBlocksForMemory(const KvMemory& memory, const kernels::Backend& backend,
                                       size_t bytes_per_block);
 

@@ -135,17 +135,30 @@ def hf_rows(hf):
     return rows
 
 
-def product_rows(bench, copy):
-    """(info) rows: each weight product alone at batch 1, against the copy bandwidth, so a
-    decode step short of its roofline names the product that holds it back."""
+# ringserve's product names -> gpu_roofline's cuBLAS shapes.
+CUBLAS_SHAPE = {"wqkv": "qkv", "wo": "o", "w_gate_up": "gate_up", "w_down": "down"}
+
+
+def product_rows(bench, copy, roofline=None):
+    """(info) rows: each weight product alone at batch 1 against the copy bandwidth, and at
+    the prefill length against cuBLAS's rate at that shape, so a decode step short of its
+    roofline, or a prefill short of cuBLAS, names the product that holds it back."""
     rows = []
+    rates = gemm_rates(roofline)
+    prefill = (((bench or {}).get("steps") or {}).get("prefill") or {}).get("tokens")
     for p in (bench or {}).get("products") or []:
-        if p["batch"] != 1:
-            continue
-        frac = f" = {p['gb_per_s'] / copy:.0%} of the copy bandwidth" if copy else ""
-        rows.append((f"(info) decode product {p['product']} [{p['rows']} x {p['cols']}] -> "
-                     f"{p['out_dtype']}, batch 1: {p['us_median']:.1f} us",
-                     f"{p['gb_per_s']:.0f} GB/s{frac}", "", True))
+        what = (f"{p['product']} [{p['rows']} x {p['cols']}] -> {p['out_dtype']}, "
+                f"batch {p['batch']}: {p['us_median']:.1f} us")
+        if p["batch"] == 1:
+            frac = f" = {p['gb_per_s'] / copy:.0%} of the copy bandwidth" if copy else ""
+            rows.append((f"(info) decode product {what}", f"{p['gb_per_s']:.0f} GB/s{frac}", "",
+                         True))
+        elif p["batch"] == prefill and p["product"] in CUBLAS_SHAPE:
+            ref = rates.get(CUBLAS_SHAPE[p["product"]])
+            frac = (f" = {p['tflops'] / ref['tflops']:.0%} of cuBLAS's {ref['tflops']:.0f}"
+                    if ref and ref.get("n") == p["rows"] and ref.get("m") == prefill else "")
+            rows.append((f"(info) prefill product {what}", f"{p['tflops']:.1f} TFLOP/s{frac}", "",
+                         True))
     if (bench or {}).get("products_error"):
         rows.append(("(info) decode products", "not timed", "", True, bench["products_error"][:200]))
     return rows
@@ -268,7 +281,7 @@ def compute(work):
             kv["fraction_of_free"] >= 0.85)
     row("serve.sh: one worker per GPU, generate through the router",
         st.get("serve", {}).get("status", "not run"), "ok", st.get("serve", {}).get("status") == "ok")
-    for r in product_rows(bench, copy):
+    for r in product_rows(bench, copy, roofline):
         row(*r)
     for r in sampling_rows(load(work, "sampling_greedy.json"), load(work, "sampling_top_p.json"),
                            load(work, "sampling_logprobs.json")):

@@ -126,9 +126,11 @@ def tool_checks(work):
     expect(b["steps"]["prefill"]["tflops"] > 0, "bench reports prefill TFLOP/s")
     products = b.get("products", [])
     expect(sorted({p["product"] for p in products}) == ["head", "w_down", "w_gate_up", "wo", "wqkv"]
-           and sorted({p["batch"] for p in products}) == [1, 64]
-           and all(p["gb_per_s"] > 0 for p in products),
-           "bench times every weight product alone at each decode batch")
+           and sorted({p["batch"] for p in products}) == [1, 64, 128]
+           and sorted({p["batch"] for p in products if p["product"] == "head"}) == [1, 64]
+           and all(p["gb_per_s"] > 0 and p["tflops"] > 0 for p in products),
+           "bench times every weight product alone at each decode batch and the layers' at the "
+           "prefill length")
     expect(b["runs"][0]["output_tokens_per_s"] > 0 and b["runs"][0]["generated_tokens"] == 1024,
            "bench reports output tokens/s of the generator run")
     expect(0.0009 < b["kv_pool"]["fraction_of_free"] <= 0.001, "KV pool sized from free memory")
@@ -188,7 +190,8 @@ def summary_checks(work):
            "check.md has the table, device and commit")
     expect("transformers: ringserve cpu vs reference f64 (max |diff| / max |logit|)" in md
            and "L2 ratio" in md, "check.md names the gated logits measure and shows the L2 ratio")
-    expect("(info) decode product w_down" in md, "check.md lists the products at batch 1")
+    expect("(info) decode product w_down" in md and "(info) prefill product w_down" in md,
+           "check.md lists the products at batch 1 and at the prefill length")
     expect("| compute-sanitizer memcheck + racecheck + synccheck on the CUDA kernel tests | ok | ok | yes |"
            in md, "check.md reports the sanitize stage")
     expect(report["pass"] is False, "a failed stage fails the check")

@@ -1,5 +1,6 @@
 // The step-bench half of `ringserve-run bench` (--decode-batch / --prefill-tokens): the
 // model's own steps timed by step_bench.h, with --step-attention once per attention kernel.
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -41,24 +42,40 @@ void PrintSteps(const nlohmann::json& steps) {
 
 }  // namespace
 
-// The products alone at the decode batch sizes. Not fatal: their weights come from the memory
-// the KV pool left, and a run that cannot have them still has its steps.
-void TimeDecodeProducts(model::LlamaModel& model, kernels::Backend& backend,
-                        const BenchFlags& flags, nlohmann::json& report) {
-  if (flags.steps.decode_batches.empty()) return;
+// The products alone at the decode batch sizes, and the layers' at the prefill length (the
+// head takes one row of a prefill). Not fatal: their weights come from the memory the KV pool
+// left, and a run that cannot have them still has its steps.
+void TimeProductsAlone(model::LlamaModel& model, kernels::Backend& backend, const BenchFlags& flags,
+                       nlohmann::json& report) {
   constexpr int kReps = 20;
-  absl::StatusOr<nlohmann::json> products =
-      TimeProducts(backend, model.config(), flags.steps.decode_batches, kReps);
-  if (products.ok()) {
-    report["products"] = *std::move(products);
-  } else {
-    report["products_error"] = products.status().ToString();
+  nlohmann::json products = nlohmann::json::array();
+  absl::Status status;
+  if (!flags.steps.decode_batches.empty()) {
+    absl::StatusOr<nlohmann::json> decode = TimeProducts(
+        backend, model.config(), flags.steps.decode_batches, kReps, /*with_head=*/true);
+    if (decode.ok()) {
+      for (auto& p : *decode) products.push_back(std::move(p));
+    } else {
+      status = decode.status();
+    }
   }
+  if (flags.prefill_tokens > 0 && status.ok()) {
+    const int rows = std::min(flags.prefill_tokens, model.options().max_batch_tokens);
+    absl::StatusOr<nlohmann::json> prefill =
+        TimeProducts(backend, model.config(), {&rows, 1}, kReps / 4, /*with_head=*/false);
+    if (prefill.ok()) {
+      for (auto& p : *prefill) products.push_back(std::move(p));
+    } else {
+      status = prefill.status();
+    }
+  }
+  if (!products.empty()) report["products"] = std::move(products);
+  if (!status.ok()) report["products_error"] = status.ToString();
 }
 
 absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,
                             const BenchFlags& flags, nlohmann::json& report) {
-  TimeDecodeProducts(model, backend, flags, report);
+  TimeProductsAlone(model, backend, flags, report);
   if (flags.step_attention.empty()) {
     RS_ASSIGN_OR_RETURN(report["steps"], RunStepBench(model, flags.steps));
     return absl::OkStatus();
@@ -89,12 +106,13 @@ absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,
 void PrintStepBenches(const nlohmann::json& report) {
   if (report.contains("products")) {
     for (const auto& p : report["products"]) {
-      std::printf("product %s [%lld x %lld] -> %s, batch %d: %.1f us, %.1f GB/s\n",
+      std::printf("product %s [%lld x %lld] -> %s, batch %d: %.1f us, %.1f GB/s, %.2f TFLOP/s\n",
                   p["product"].get<std::string>().c_str(),
                   static_cast<long long>(p["rows"].get<int64_t>()),  // NOLINT(google-runtime-int)
                   static_cast<long long>(p["cols"].get<int64_t>()),  // NOLINT(google-runtime-int)
                   p["out_dtype"].get<std::string>().c_str(), p["batch"].get<int>(),
-                  p["us_median"].get<double>(), p["gb_per_s"].get<double>());
+                  p["us_median"].get<double>(), p["gb_per_s"].get<double>(),
+                  p["tflops"].get<double>());
     }
   }
   if (report.contains("steps_by_attention")) {

@@ -39,12 +39,14 @@ constexpr int kMaxCopies = 8;
 
 absl::StatusOr<nlohmann::json> TimeProducts(kernels::Backend& backend,
                                             const model::ModelConfig& config,
-                                            std::span<const int> batches, int reps) {
+                                            std::span<const int> batches, int reps,
+                                            bool with_head) {
   nlohmann::json out = nlohmann::json::array();
   if (batches.empty()) return out;
   const int max_batch = *std::max_element(batches.begin(), batches.end());
   const kernels::DType dtype = backend.activation_dtype();
   for (const Product& p : ModelProducts(config)) {
+    if (p.name == "head" && !with_head) continue;
     const size_t weight_bytes = kernels::DTypeBytes(dtype, static_cast<size_t>(p.rows * p.cols));
     const int copies =
         static_cast<int>(std::clamp<size_t>(kCycledBytes / weight_bytes + 1, 1, kMaxCopies));
@@ -86,7 +88,8 @@ absl::StatusOr<nlohmann::json> TimeProducts(kernels::Backend& backend,
                      {"batch", batch},
                      {"us_median", us},
                      {"weight_bytes", weight_bytes},
-                     {"gb_per_s", static_cast<double>(weight_bytes) / (us * 1e3)}});
+                     {"gb_per_s", static_cast<double>(weight_bytes) / (us * 1e3)},
+                     {"tflops", 2.0 * batch * static_cast<double>(p.rows * p.cols) / (us * 1e6)}});
     }
   }
   return out;

@@ -16,12 +16,13 @@
 namespace ringserve::tools {
 
 // [{"product", "rows" (the weight's), "cols", "out_dtype", "batch", "us_median",
-// "weight_bytes", "gb_per_s"}] for wqkv, wo, w_gate_up, w_down and the head at every batch
-// size, each the median of `reps` products. Weights are made on the device in enough copies
-// (cycled) that one product's weights never stay in a GPU's L2 for the next.
+// "weight_bytes", "gb_per_s", "tflops"}] for wqkv, wo, w_gate_up, w_down and (with_head) the
+// head at every batch size, each the median of `reps` products. Weights are made on the
+// device in enough copies (cycled) that one product's weights never stay in a GPU's L2 for
+// the next.
 absl::StatusOr<nlohmann::json> TimeProducts(kernels::Backend& backend,
                                             const model::ModelConfig& config,
-                                            std::span<const int> batches, int reps);
+                                            std::span<const int> batches, int reps, bool with_head);
 
 }  // namespace ringserve::tools
 

@@ -88,9 +88,12 @@ RS_HD int ItemsOfSequence(int num_query_tokens, int tokens_per_item) {
   return (num_query_tokens + tokens_per_item - 1) / tokens_per_item;
 }
 // An upper bound on the items of a batch, for sizing the launch grid on the host, which does
-// not see the per-sequence query lengths.
+// not see the per-sequence query lengths: the sum of ceil(t / k) over the sequences is at
+// most (tokens + seqs * (k - 1)) / k (exactly the tokens when k is 1).
 RS_HD int64_t MaxAttentionItems(int num_tokens, int num_seqs, int tokens_per_item) {
-  return (static_cast<int64_t>(num_tokens) + tokens_per_item - 1) / tokens_per_item + num_seqs;
+  return (static_cast<int64_t>(num_tokens) +
+          static_cast<int64_t>(num_seqs) * (tokens_per_item - 1)) /
+         tokens_per_item;
 }
 // Whether a query row's splits run as separate thread blocks (flash-decoding) whose partial
 // states a second kernel merges: only for sequences with a single query token (decode; its

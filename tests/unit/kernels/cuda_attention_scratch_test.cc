@@ -18,12 +18,13 @@ namespace {
 constexpr int64_t kGiB = int64_t{1} << 30;
 
 TEST(AttentionScratchForTest, ItemsOfEitherKernelAndPartialsOfEverySplit) {
-  // 4 query heads per kv head: 4 tokens per SIMT item (the more items), 16 per tensor-core one.
+  // 4 query heads per kv head: 4 tokens per SIMT item (the more items), 16 per tensor-core
+  // one; 10 sequences of ceil(t / 4) items hold at most (1000 + 10 * 3) / 4.
   const cuda::AttentionScratchSize size = cuda::AttentionScratchFor({8, 2, 64, 0}, 1000, 10, 4097);
-  EXPECT_EQ(size.items, 1000 / 4 + 10);
+  EXPECT_EQ(size.items, (1000 + 10 * 3) / 4);
   EXPECT_EQ(size.partial_floats, int64_t{10} * 8 * 17 * (64 + 2));  // 17 splits of 256 keys
-  // 32 query heads per kv head: a token per SIMT item.
-  EXPECT_EQ(cuda::AttentionScratchFor({32, 1, 64, 0}, 100, 3, 1).items, 100 + 3);
+  // 32 query heads per kv head: a token per SIMT item, so an item per token.
+  EXPECT_EQ(cuda::AttentionScratchFor({32, 1, 64, 0}, 100, 3, 1).items, 100);
 }
 
 // Llama-3-8B's heads at 256 sequences: at 8k context the partials of all 32 split slots
@@ -32,7 +33,7 @@ TEST(AttentionScratchForTest, EverySplitUpToOneGiBOfPartials) {
   const cuda::HeadArgs llama{32, 8, 128, 0};
   const int64_t floats_per_split = int64_t{256} * 32 * (128 + 2);
   const cuda::AttentionScratchSize at_8k = cuda::AttentionScratchFor(llama, 8192, 256, 8192);
-  EXPECT_EQ(at_8k.items, 8192 / 4 + 256);
+  EXPECT_EQ(at_8k.items, (8192 + 256 * 3) / 4);
   EXPECT_EQ(at_8k.partial_floats, floats_per_split * 32);
   EXPECT_EQ((int64_t{64} << 20) / 4 / floats_per_split, 15);
   const cuda::AttentionScratchSize at_128k = cuda::AttentionScratchFor(llama, 8192, 256, 131072);

@@ -47,11 +47,11 @@ bool AllFinite(const std::vector<float>& values) {
   return std::ranges::all_of(values, [](float v) { return std::isfinite(v); });
 }
 
-// 1024 sequences of one token each fill both max_seqs and max_batch_tokens: up to 1088 work
-// items (16 tokens per item at one query head per kv head, plus one per sequence), past the
-// backend's 1024 before the reserve. The second pass replays it as a decode graph.
+// 1100 sequences of one token each fill both max_seqs and max_batch_tokens: up to 1100 work
+// items (one a sequence), past the backend's 1024 before the reserve. The second pass
+// replays it as a decode graph.
 TEST(AttentionLimitsTest, PassesAtTheBatchLimitsRunWithoutAllocating) {
-  constexpr int kSeqs = 1024;
+  constexpr int kSeqs = 1100;
   const auto backend = EmulatedF32();
   if (backend == nullptr) GTEST_SKIP() << "the CUDA emulation does not run here";
   const int64_t items_before = EmulatedAttention(*backend).item_capacity;

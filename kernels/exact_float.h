@@ -73,11 +73,13 @@ RS_HD float ExpInRange(float x) {
              AsFloat(static_cast<uint32_t>(k2 + 127) << 23));
 }
 
-// exp(x) (ExpInRange). Below -87.3 (results under FLT_MIN) it returns 0, which softmax never
-// misses. Identical bits on every device and on the host, unlike the math library's expf,
-// whose code may differ between translation units.
+// Below it exp(x) is under FLT_MIN: Exp returns 0 there, which softmax never misses.
+inline constexpr float kExpMin = -87.33654F;
+
+// exp(x) (ExpInRange), 0 below kExpMin. Identical bits on every device and on the host,
+// unlike the math library's expf, whose code may differ between translation units.
 RS_HD float Exp(float x) {
-  if (!(x >= -87.33654F)) return x != x ? x : 0.0F;  // -inf and tiny -> 0, NaN stays NaN
+  if (!(x >= kExpMin)) return x != x ? x : 0.0F;  // -inf and tiny -> 0, NaN stays NaN
   if (x > 88.7F) return __builtin_inff();
   return ExpInRange(x);
 }

@@ -322,7 +322,7 @@ RowLogprobs LogprobRow(std::span<const float> row, int32_t chosen) {
     size_t i = 0;
     const auto term = [m](float v) {
       const float d = Sub(v, m);
-      const bool kept = d >= -87.33654F;  // false for NaN
+      const bool kept = d >= kExpMin;  // false for NaN
       const float e = ExpInRange(kept ? d : 0.0F);
       return kept ? e : 0.0F;
     };
@@ -357,28 +357,39 @@ RowLogprobs LogprobRow(std::span<const float> row, int32_t chosen) {
   return out;
 }
 
-void PenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params,
-                    PenaltyEntry* entries) {
+namespace {
+
+// f(row, its entries) for every row of x with penalty entries, rows in parallel.
+template <typename Entry, typename F>
+void ForPenalisedRows(ThreadPool& pool, const Tensor& x, const RowSampling* params, Entry* entries,
+                      F&& f) {
   pool.ParallelFor(x.rows, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const RowSampling& p = params[i];
       if (p.penalty_end <= p.penalty_begin) continue;
-      PenalizeRow({static_cast<float*>(x.data) + i * x.row_stride, static_cast<size_t>(x.cols)}, p,
-                  {entries + p.penalty_begin, entries + p.penalty_end});
+      f(std::span<float>(static_cast<float*>(x.data) + i * x.row_stride,
+                         static_cast<size_t>(x.cols)),
+        p, std::span<Entry>(entries + p.penalty_begin, entries + p.penalty_end));
     }
   });
 }
 
+}  // namespace
+
+void PenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params,
+                    PenaltyEntry* entries) {
+  ForPenalisedRows(pool, x, params, entries,
+                   [](std::span<float> row, const RowSampling& p, std::span<PenaltyEntry> e) {
+                     PenalizeRow(row, p, e);
+                   });
+}
+
 void UnpenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params,
                       const PenaltyEntry* entries) {
-  pool.ParallelFor(x.rows, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const RowSampling& p = params[i];
-      if (p.penalty_end <= p.penalty_begin) continue;
-      UnpenalizeRow({static_cast<float*>(x.data) + i * x.row_stride, static_cast<size_t>(x.cols)},
-                    {entries + p.penalty_begin, entries + p.penalty_end});
-    }
-  });
+  ForPenalisedRows(pool, x, params, entries,
+                   [](std::span<float> row, const RowSampling&, std::span<const PenaltyEntry> e) {
+                     UnpenalizeRow(row, e);
+                   });
 }
 
 void LogprobRowsOp(ThreadPool& pool, const Tensor& x, std::span<const int32_t> rows,

@@ -412,36 +412,36 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 // One block a row; a row's tokens are distinct, so no two threads write one logit.
 constexpr int kPenaltyThreads = 256;
-__global__ void __launch_bounds__(kPenaltyThreads)
-    PenalizeRowsKernel(float* x, int64_t stride, int cols, const RowSampling* params,
-                       PenaltyEntry* entries) {
-  const RowSampling& p = params[blockIdx.x];
+
+// f(logit, entry index, entry) for the entries of block blockIdx.x's row inside it.
+template <typename F>
+__device__ __forceinline__ void ForRowEntries(float* x, int64_t stride, int cols,
+                                              const RowSampling& p, const PenaltyEntry* entries,
+                                              F&& f) {
   float* row = x + blockIdx.x * stride;
   for (int e = p.penalty_begin + static_cast<int>(threadIdx.x); e < p.penalty_end;
        e += kPenaltyThreads) {
     const PenaltyEntry entry = entries[e];
-    if (entry.token >= 0 && entry.token < cols) {
-      const float raw = row[entry.token];
-      entries[e].raw = raw;
-      row[entry.token] = PenalizedLogit(raw, p, entry.count);
-    }
+    if (entry.token >= 0 && entry.token < cols) f(row[entry.token], e, entry);
   }
+}
+
+__global__ void __launch_bounds__(kPenaltyThreads)
+    PenalizeRowsKernel(float* x, int64_t stride, int cols, const RowSampling* params,
+                       PenaltyEntry* entries) {
+  const RowSampling& p = params[blockIdx.x];
+  ForRowEntries(x, stride, cols, p, entries, [&](float& logit, int e, const PenaltyEntry& entry) {
+    entries[e].raw = logit;
+    logit = PenalizedLogit(logit, p, entry.count);
+  });
 }
 
 __global__ void __launch_bounds__(kPenaltyThreads)
     UnpenalizeRowsKernel(float* x, int64_t stride, int cols, const RowSampling* params,
                          const PenaltyEntry* entries) {
-  const RowSampling& p = params[blockIdx.x];
-  float* row = x + blockIdx.x * stride;
-  for (int e = p.penalty_begin + static_cast<int>(threadIdx.x); e < p.penalty_end;
-       e += kPenaltyThreads) {
-    const PenaltyEntry entry = entries[e];
-    if (entry.token >= 0 && entry.token < cols) row[entry.token] = entry.raw;
-  }
+  ForRowEntries(x, stride, cols, params[blockIdx.x], entries,
+                [](float& logit, int, const PenaltyEntry& entry) { logit = entry.raw; });
 }
-
-// Exp's range: below it a term is 0 (and NaN takes no part).
-constexpr float kExpFloor = -87.33654F;
 
 // One block of kThreads per listed row: the max, a sum of exponentials in a fixed order (each
 // thread's columns in order, then fixed shuffle trees: the same bits whatever the batch), and
@@ -473,7 +473,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     float sum = 0;
     ForThreadColumns(row, cols, [&](int, float v) {
       const float d = Sub(v, m);
-      if (d >= kExpFloor) sum = Add(sum, ExpInRange(d));
+      if (d >= kExpMin) sum = Add(sum, ExpInRange(d));  // Exp's 0 below; NaN takes no part
     });
     sum = WarpSum(sum);
     if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;

@@ -47,30 +47,27 @@ void PrintSteps(const nlohmann::json& steps) {
 // left, and a run that cannot have them still has its steps.
 void TimeProductsAlone(model::LlamaModel& model, kernels::Backend& backend, const BenchFlags& flags,
                        nlohmann::json& report) {
-  constexpr int kReps = 20;
-  nlohmann::json products = nlohmann::json::array();
-  absl::Status status;
-  if (!flags.steps.decode_batches.empty()) {
-    absl::StatusOr<nlohmann::json> decode = TimeProducts(
-        backend, model.config(), flags.steps.decode_batches, kReps, /*with_head=*/true);
-    if (decode.ok()) {
-      for (auto& p : *decode) products.push_back(std::move(p));
-    } else {
-      status = decode.status();
-    }
+  struct Run {
+    std::vector<int> batches;
+    int reps;
+    bool with_head;
+  };
+  std::vector<Run> runs;
+  if (!flags.steps.decode_batches.empty()) runs.push_back({flags.steps.decode_batches, 20, true});
+  if (flags.prefill_tokens > 0) {
+    runs.push_back({{std::min(flags.prefill_tokens, model.options().max_batch_tokens)}, 5, false});
   }
-  if (flags.prefill_tokens > 0 && status.ok()) {
-    const int rows = std::min(flags.prefill_tokens, model.options().max_batch_tokens);
-    absl::StatusOr<nlohmann::json> prefill =
-        TimeProducts(backend, model.config(), {&rows, 1}, kReps / 4, /*with_head=*/false);
-    if (prefill.ok()) {
-      for (auto& p : *prefill) products.push_back(std::move(p));
-    } else {
-      status = prefill.status();
+  nlohmann::json products = nlohmann::json::array();
+  for (const Run& run : runs) {
+    absl::StatusOr<nlohmann::json> timed =
+        TimeProducts(backend, model.config(), run.batches, run.reps, run.with_head);
+    if (!timed.ok()) {
+      report["products_error"] = timed.status().ToString();
+      break;
     }
+    for (auto& p : *timed) products.push_back(std::move(p));
   }
   if (!products.empty()) report["products"] = std::move(products);
-  if (!status.ok()) report["products_error"] = status.ToString();
 }
 
 absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,

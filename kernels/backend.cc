@@ -48,6 +48,11 @@ absl::Status Backend::SetAttentionKernel(AttentionKernel kernel) {
                    " attention kernel (CUDA only); its attention runs on simt"));
 }
 
+absl::Status Backend::SetMatMulAlgoRows(int64_t /*rows*/) {
+  return absl::FailedPreconditionError(
+      absl::StrCat(std::string(name()), "'s MatMul has one kernel: no algorithm to choose"));
+}
+
 absl::StatusOr<int64_t> Backend::RandomWeightRows(std::span<const RandomPart> parts,
                                                   int64_t cols) const {
   bool valid = !parts.empty() && cols > 0;

@@ -325,6 +325,15 @@ class Backend {
   // other (nothing changes then).
   virtual absl::Status SetAttentionKernel(AttentionKernel kernel);
 
+  // The row count MatMul's one algorithm per product shape is chosen for (CUDA: cuBLASLt's
+  // heuristic; 0 where MatMul has a single kernel, as on the CPU). SetMatMulAlgoRows changes
+  // it from the next product on: a benchmark's sweep or --matmul-algo-rows, never in the
+  // middle of a generation (the result bits change). Graphs captured before replay the old
+  // algorithms. FAILED_PRECONDITION naming the backend where there is nothing to choose,
+  // INVALID_ARGUMENT for rows the backend cannot plan for.
+  virtual int64_t matmul_algo_rows() const { return 0; }
+  virtual absl::Status SetMatMulAlgoRows(int64_t rows);
+
   // ---- graphs ----
   // Whether CaptureGraph works here (CUDA); elsewhere callers simply enqueue ops each time.
   virtual bool can_capture_graphs() const { return false; }

@@ -73,6 +73,7 @@ STAGES=(
   "baseline 200 transformers batched generate, 256 x 512/256, Llama-3-8B shape bf16"
   "serve_build 150 ninja: ringserve-worker, ringserve-router, ringserve-cli, ringserve-model"
   "serve 90 deploy/local/serve.sh --no-build: one worker per GPU (--device cuda:i), a generate through the router"
+  "algo_rows 120 when the bench's product sweep favours another cuBLASLt algorithm row count than the default: decode B=1, B=64@1024 and prefill 2048 again with --matmul-algo-rows it"
   "sampling 90 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 greedy, then temperature 0.8 top_p 0.95 (tokens picked on the device either way)"
   "sanitize 90 compute-sanitizer memcheck on kernels_test's device cases, racecheck on its attention and sampling ones (last: never takes time from the figures)"
 )
@@ -360,7 +361,11 @@ stage_bench() {
   if ! "$bin/ringserve-run" bench --help 2>&1 | grep -q -- --step-attention; then
     attention=()
   fi
-  "$bin/ringserve-run" bench --device "$device" "${dtype[@]}" "${attention[@]}" --dummy-weights \
+  # The weight products again with cuBLASLt's algorithm chosen for each of these row counts
+  # (a few seconds): which one serves decode and prefill best (stage algo_rows).
+  local sweep=(--product-algo-rows 8,16,32,64,128,256)
+  "$bin/ringserve-run" bench --help 2>&1 | grep -q -- --product-algo-rows || sweep=()
+  "$bin/ringserve-run" bench --device "$device" "${dtype[@]}" "${attention[@]}" "${sweep[@]}" --dummy-weights \
     --preset llama-3-8b --decode-batch 1,64 --context 1024 --decode-steps 32 --compare-eager \
     --prefill-tokens 2048 --prefill-reps 5 --parallel 256 --prompt-tokens 512 \
     --gen-tokens 256 --kv-fraction 0.9 --json >"$work/bench.json"
@@ -418,6 +423,23 @@ stage_sampling() {
   cat "$work/sampling_greedy.json" "$work/sampling_top_p.json" "$work/sampling_logprobs.json"
 }
 
+# The step bench again with the algorithm row count the bench's product sweep favours, when
+# that is not the configured one: the decode and prefill figures a change of default would
+# give, measured in this call (skipped, 77, when the default is best or nothing was swept).
+stage_algo_rows() {
+  local rows rc
+  [[ -f $work/bench.json ]] || { echo "algo_rows: no bench.json"; return 77; }
+  rows=$("$python" "$root/deploy/gpu/summarize.py" --pick-algo-rows "$work/bench.json") || return 1
+  [[ -n $rows ]] || { echo "algo_rows: the configured row count is best (or nothing was swept)"; return 77; }
+  echo "algo_rows: the sweep favours $rows rows; the step bench again with --matmul-algo-rows $rows"
+  "$bin/ringserve-run" bench --device "$device" --dtype bf16 --dummy-weights --preset llama-3-8b \
+    --matmul-algo-rows "$rows" --decode-batch 1,64 --context 1024 --decode-steps 32 \
+    --prefill-tokens 2048 --prefill-reps 5 --parallel none --json >"$work/bench_algo_rows.json"
+  rc=$?
+  cat "$work/bench_algo_rows.json"
+  return $rc
+}
+
 # Real-device cases only (the emulated ones run on the CPU). memcheck: out-of-bounds and
 # misaligned accesses, and errors the kernels return; racecheck: shared-memory hazards, which
 # the emulation's one-warp-at-a-time schedule cannot show.
@@ -442,7 +464,7 @@ export root carry build work out sysroot device shared jobs python bin logs dead
 export -f stage_info native_deps stage_deps stage_hf_prepare cuda_arch unpack_prebuilt \
   stage_configure gpu_check_targets gpu_serve_targets gpu_build_digest stage_build stage_ctest stage_vectors stage_hf_compare wait_for_hf_prepare \
   stage_roofline stage_bench stage_baseline stage_serve_build stage_serve stage_sampling \
-  stage_sanitize
+  stage_algo_rows stage_sanitize
 
 print_plan
 stage info
@@ -473,6 +495,7 @@ stage baseline
 if [[ -x $bin/ringserve-run ]] && stage serve_build; then
   stage serve
 fi
+[[ -x $bin/ringserve-run ]] && stage algo_rows
 [[ -x $bin/ringserve-run ]] && stage sampling
 stage sanitize
 [[ -n $hf_pid ]] && grep -P '^hf_prepare\t' "$work/stages.tsv" | awk -F'\t' '{printf "== %-12s %-18s %4ss (background)\n", $1, $2, $3}'

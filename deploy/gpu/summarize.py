@@ -164,6 +164,88 @@ def product_rows(bench, copy, roofline=None):
     return rows
 
 
+def algo_rows_sweep(bench, roofline=None):
+    """The product sweep (ringserve-run bench --product-algo-rows) per row count cuBLASLt's
+    algorithm was chosen for: {rows: {"decode": {batch: GB/s over every product's weights},
+    "prefill_tflops": the layers' at the prefill length, "prefill_vs_cublas": cuBLAS's time
+    for them at its measured rates / theirs, "score": the worst of that row count's figures
+    as a share of the best row count's for the same figure}}."""
+    entries = (bench or {}).get("products_by_algo_rows") or []
+    prefill = (((bench or {}).get("steps") or {}).get("prefill") or {}).get("tokens")
+    rates = gemm_rates(roofline)
+    sweep = {}
+    for p in entries:
+        q = sweep.setdefault(p["algo_rows"], {"decode": {}, "_sums": {}})
+        if p["batch"] == prefill:
+            if p["product"] not in CUBLAS_SHAPE:
+                continue
+            key = "prefill"
+            work = 2.0 * p["batch"] * p["rows"] * p["cols"]
+            ref = rates.get(CUBLAS_SHAPE[p["product"]])
+            ideal_us = (work / (ref["tflops"] * 1e6)
+                        if ref and ref.get("n") == p["rows"] and ref.get("m") == prefill else None)
+        else:
+            key, work, ideal_us = p["batch"], float(p["weight_bytes"]), 0.0
+        sums = q["_sums"].setdefault(key, [0.0, 0.0, 0.0])
+        sums[0] += work
+        sums[1] += p["us_median"]
+        sums[2] = None if ideal_us is None or sums[2] is None else sums[2] + ideal_us
+    for q in sweep.values():
+        for key, (work, us, ideal_us) in q.pop("_sums").items():
+            if key == "prefill":
+                q["prefill_tflops"] = work / (us * 1e6)
+                q["prefill_vs_cublas"] = ideal_us / us if ideal_us else None
+            else:
+                q["decode"][key] = work / (us * 1e3)
+    figures = {}
+    for rows, q in sweep.items():
+        for batch, gbs in q["decode"].items():
+            figures.setdefault(("decode", batch), {})[rows] = gbs
+        if "prefill_tflops" in q:
+            figures.setdefault(("prefill",), {})[rows] = q["prefill_tflops"]
+    for rows, q in sweep.items():
+        shares = [by_rows[rows] / max(by_rows.values()) for by_rows in figures.values()
+                  if rows in by_rows and max(by_rows.values()) > 0]
+        q["score"] = min(shares) if shares else 0.0
+    return sweep
+
+
+def pick_algo_rows(bench, roofline=None):
+    """The swept row count with the best score, the configured one on a tie; None when there
+    was no sweep or the configured row count is best."""
+    sweep = algo_rows_sweep(bench, roofline)
+    configured = (bench or {}).get("matmul_algo_rows")
+    if not sweep:
+        return None
+    best = max(sweep, key=lambda rows: (sweep[rows]["score"], rows == configured))
+    return None if best == configured else best
+
+
+def algo_rows_rows(bench, copy, roofline=None):
+    """(info) rows: each swept row count's decode and prefill figures, the pick marked."""
+    sweep = algo_rows_sweep(bench, roofline)
+    if (bench or {}).get("products_by_algo_rows_error"):
+        return [("(info) cuBLASLt algorithm by query rows", "not timed", "", True,
+                 bench["products_by_algo_rows_error"][:200])]
+    configured = (bench or {}).get("matmul_algo_rows")
+    picked = pick_algo_rows(bench, roofline) or configured
+    rows = []
+    for q in sorted(sweep):
+        s = sweep[q]
+        parts = []
+        for batch in sorted(s["decode"]):
+            frac = f" ({s['decode'][batch] / copy:.0%} of copy)" if copy else ""
+            parts.append(f"decode B={batch} {s['decode'][batch]:.0f} GB/s{frac}")
+        if "prefill_tflops" in s:
+            vs = s.get("prefill_vs_cublas")
+            parts.append(f"prefill {s['prefill_tflops']:.0f} TFLOP/s"
+                         + (f" ({vs:.0%} of cuBLAS)" if vs else ""))
+        mark = (" [configured]" if q == configured else "") + (" [best]" if q == picked else "")
+        rows.append((f"(info) products with cuBLASLt's algorithm for {q} rows{mark}: "
+                     + ", ".join(parts), f"score {s['score']:.2f}", "", True))
+    return rows
+
+
 def sampling_rows(greedy, top_p, logprobs=None):
     """(info) rows: decode steps sampled on the device (top_p, then top_p with logprobs)
     against the same greedy step."""
@@ -231,23 +313,21 @@ def compute(work):
         row("transformers comparison", st.get("hf_compare", {}).get("status", "not run"), "pass", False)
 
     copy = (roofline or {}).get("copy", {}).get("gb_per_s")
-    ideal = prefill_ideal_seconds(bench, roofline)
-    # With --step-attention the step bench ran once per attention kernel: the first one's
-    # ratios keep their names, the others' get the kernel's name appended.
-    by_attention = list(((bench or {}).get("steps_by_attention") or {}).items())
-    for i, (attention, steps) in enumerate(by_attention or [(None, (bench or {}).get("steps") or {})]):
-        suffix = "" if i == 0 else "_" + attention.replace("-", "_")
-        label = f" [{attention} attention]" if attention else ""
+
+    def step_rows(run, steps, suffix, label, gated):
+        """Rows and ratios for one step bench; ungated ones are (info) rows."""
+        ideal = prefill_ideal_seconds(run, roofline)
+        info = "" if gated else "(info) "
         for d in steps.get("decode", []):
             name = "decode_b1_roofline" if d["batch"] == 1 else f"decode_b{d['batch']}_roofline"
             frac = d["gb_per_s"] / copy if copy else None
             ratios[name + suffix] = frac
-            target = TARGETS.get(name)
-            row(f"decode B={d['batch']} ctx={d['context']} ({d.get('path', '?')}){label}: "
+            target = TARGETS.get(name) if gated else None
+            row(f"{info}decode B={d['batch']} ctx={d['context']} ({d.get('path', '?')}){label}: "
                 f"{d['step_ms_median']:.2f} ms/step, {d['gb_per_s']:.0f} GB/s",
                 f"{frac:.1%} of copy {copy:.0f} GB/s" if frac else "n/a",
                 f">= {target:.0%}" if target else "",
-                frac is not None and (target is None or frac >= target))
+                not gated or (frac is not None and (target is None or frac >= target)))
             if d.get("eager_step_ms_median"):
                 speedup = d["eager_step_ms_median"] / d["step_ms_median"]
                 ratios[f"decode_b{d['batch']}_graph_speedup" + suffix] = speedup
@@ -257,9 +337,24 @@ def compute(work):
         if pre:
             frac = ideal / (pre["ms_median"] / 1e3) if ideal else None
             ratios["prefill_vs_cublas" + suffix] = frac
-            row(f"prefill {pre['tokens']} tokens{label}: {pre['ms_median']:.1f} ms, "
-                f"{pre['tflops']:.1f} TFLOP/s", f"{frac:.1%} of cuBLAS" if frac else "n/a", ">= 60%",
-                frac is not None and frac >= 0.60)
+            row(f"{info}prefill {pre['tokens']} tokens{label}: {pre['ms_median']:.1f} ms, "
+                f"{pre['tflops']:.1f} TFLOP/s", f"{frac:.1%} of cuBLAS" if frac else "n/a",
+                ">= 60%" if gated else "", not gated or (frac is not None and frac >= 0.60))
+
+    # With --step-attention the step bench ran once per attention kernel: the first one's
+    # ratios keep their names, the others' get the kernel's name appended.
+    by_attention = list(((bench or {}).get("steps_by_attention") or {}).items())
+    for i, (attention, steps) in enumerate(by_attention or [(None, (bench or {}).get("steps") or {})]):
+        suffix = "" if i == 0 else "_" + attention.replace("-", "_")
+        label = f" [{attention} attention]" if attention else ""
+        step_rows(bench, steps, suffix, label, gated=True)
+    # The step bench again with the algorithm row count the product sweep picked (stage
+    # algo_rows): for information until that row count is made the default.
+    rerun = load(work, "bench_algo_rows.json")
+    if rerun and rerun.get("steps"):
+        q = rerun.get("matmul_algo_rows")
+        step_rows(rerun, rerun["steps"], f"_algo_rows_{q}", f" [--matmul-algo-rows {q}]",
+                  gated=False)
     runs = [r for r in (bench or {}).get("runs", []) if r["parallel"] == 256]
     rs_tps = runs[0]["output_tokens_per_s"] if runs else None
     hf_tps = (baseline or {}).get("output_tokens_per_s")
@@ -283,6 +378,8 @@ def compute(work):
         st.get("serve", {}).get("status", "not run"), "ok", st.get("serve", {}).get("status") == "ok")
     for r in product_rows(bench, copy, roofline):
         row(*r)
+    for r in algo_rows_rows(bench, copy, roofline):
+        row(*r)
     for r in sampling_rows(load(work, "sampling_greedy.json"), load(work, "sampling_top_p.json"),
                            load(work, "sampling_logprobs.json")):
         row(*r)
@@ -304,10 +401,23 @@ def markdown(rows, header):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--work")
+    parser.add_argument("--out")
     parser.add_argument("--elapsed-s", type=int, default=0)
+    parser.add_argument("--pick-algo-rows", metavar="BENCH_JSON",
+                        help="print the row count the bench's product sweep favours over the "
+                             "configured one (nothing when the configured one is best), and exit")
     args = parser.parse_args()
+    if args.pick_algo_rows:
+        with open(args.pick_algo_rows) as f:
+            bench = json.load(f)
+        roofline = load(os.path.dirname(args.pick_algo_rows), "roofline.json")
+        picked = pick_algo_rows(bench, roofline)
+        if picked is not None:
+            print(picked)
+        return 0
+    if not args.work or not args.out:
+        parser.error("--work and --out are required")
     rows, ratios, raw = compute(args.work)
     source = load(args.work, "source.json") or {}
     gpu = ""

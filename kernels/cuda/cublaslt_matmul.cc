@@ -62,13 +62,31 @@ absl::StatusOr<std::unique_ptr<CublasLtMatMul>> CublasLtMatMul::Create(void* wor
 }
 
 CublasLtMatMul::~CublasLtMatMul() {
+  DestroyPlans();
+  api_->Destroy(handle_);
+}
+
+void CublasLtMatMul::DestroyPlans() {
   for (auto& [key, plan] : plans_) {
     if (plan.desc != nullptr) api_->MatmulDescDestroy(plan.desc);
     for (cublasLtMatrixLayout_t layout : {plan.a, plan.b, plan.c}) {
       if (layout != nullptr) api_->MatrixLayoutDestroy(layout);
     }
   }
-  api_->Destroy(handle_);
+  plans_.clear();
+}
+
+absl::Status CublasLtMatMul::SetAlgoRows(int64_t rows) {
+  if (rows < 1 || rows > kMaxRows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cuBLASLt algorithm rows must be in [1, ", kMaxRows, "], got ", rows));
+  }
+  if (rows != algo_rows_) {
+    // Graphs captured before keep the kernels they recorded; only the host-side plans go.
+    DestroyPlans();
+    algo_rows_ = rows;
+  }
+  return absl::OkStatus();
 }
 
 int CublasLtMatMul::num_simple_plans() const {
@@ -139,9 +157,10 @@ CublasLtMatMul::Plan CublasLtMatMul::MakePlan(const Key& key) {
   RS_CUBLAS_CHECK(api_->MatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b,
                                                sizeof(trans_b)));
   const auto uk = static_cast<uint64_t>(k), um = static_cast<uint64_t>(m);
+  const auto query_rows = static_cast<uint64_t>(algo_rows_);
   RS_CUBLAS_CHECK(api_->MatrixLayoutCreate(&plan.a, CudaType(x_dtype), uk, um, k));
-  RS_CUBLAS_CHECK(api_->MatrixLayoutCreate(&plan.b, CudaType(x_dtype), uk, kAlgoQueryRows, ld_x));
-  RS_CUBLAS_CHECK(api_->MatrixLayoutCreate(&plan.c, CudaType(y_dtype), um, kAlgoQueryRows, ld_y));
+  RS_CUBLAS_CHECK(api_->MatrixLayoutCreate(&plan.b, CudaType(x_dtype), uk, query_rows, ld_x));
+  RS_CUBLAS_CHECK(api_->MatrixLayoutCreate(&plan.c, CudaType(y_dtype), um, query_rows, ld_y));
 
   cublasLtMatmulPreference_t pref = nullptr;
   RS_CUBLAS_CHECK(api_->MatmulPreferenceCreate(&pref));
@@ -185,6 +204,7 @@ CublasLtMatMul::Plan CublasLtMatMul::MakePlan(const Key& key) {
          {"k", absl::StrCat(k)},
          {"dtype", std::string(DTypeName(x_dtype))},
          {"out_dtype", std::string(DTypeName(y_dtype))},
+         {"algo_rows", absl::StrCat(algo_rows_)},
          {"config", AlgoConfig(plan.algo)}});
   } else {
     Log(LogLevel::kWarning, "cuda",

@@ -4,7 +4,8 @@
 // cuBLAS's heuristic picks a kernel (tile shape, split-K factor, stream-K) from the whole
 // problem, including the number of rows n, so by default a row's bits change with the batch
 // size. Here the heuristic is asked once per (weight shape, dtypes, leading dimensions,
-// alignments) for a fixed n (kAlgoQueryRows), restricted to algorithms without split-K
+// alignments) for a fixed n (algo_rows(): 128 unless SetAlgoRows says otherwise), restricted
+// to algorithms without split-K
 // reduction (CUBLASLT_REDUCTION_SCHEME_NONE, SPLITK_NUM 1), and checked to run at n = 1 and
 // n = kMaxRows. That one algorithm then serves every n: the same kernel with the same tile
 // walks each output element's k loop in the same order whatever n is, so each row's result
@@ -33,8 +34,8 @@ namespace ringserve::kernels::RS_CUDA_NS {
 // allocated once by the backend) must outlive it.
 class CublasLtMatMul {
  public:
-  // The heuristic is queried for this many rows; the chosen algorithm serves all.
-  static constexpr int64_t kAlgoQueryRows = 128;
+  // The heuristic is queried for this many rows by default; the chosen algorithm serves all.
+  static constexpr int64_t kDefaultAlgoRows = 128;
   // Algorithms must accept every n up to this many rows.
   static constexpr int64_t kMaxRows = 1 << 16;
 
@@ -46,6 +47,13 @@ class CublasLtMatMul {
 
   // y[n, w_rows] = x[n, k] w^T, w contiguous [w_rows, k] in x.dtype; y in x.dtype or f32.
   void Run(cudaStream_t stream, const Mat& x, const void* w, int64_t w_rows, const Mat& y);
+
+  // The row count each product's algorithm is chosen for. A heuristic asked for many rows
+  // picks wide tiles, good for prefill but few thread blocks at decode sizes; asked for few,
+  // the reverse. SetAlgoRows drops every plan, so the next product of each shape is planned
+  // anew (and its rows change bits); INVALID_ARGUMENT outside [1, kMaxRows].
+  int64_t algo_rows() const { return algo_rows_; }
+  absl::Status SetAlgoRows(int64_t rows);
 
   // Product shapes planned so far, and how many of them use the simple kernel.
   int num_plans() const { return static_cast<int>(plans_.size()); }
@@ -65,6 +73,7 @@ class CublasLtMatMul {
                  size_t workspace_bytes)
       : api_(api), handle_(handle), workspace_(workspace), workspace_bytes_(workspace_bytes) {}
   Plan MakePlan(const Key& key);
+  void DestroyPlans();
   bool Qualifies(const Plan& plan, const cublasLtMatmulAlgo_t& algo) const;
   std::string AlgoConfig(const cublasLtMatmulAlgo_t& algo) const;
   void SetRows(const Plan& plan, int64_t n) const;
@@ -73,6 +82,7 @@ class CublasLtMatMul {
   cublasLtHandle_t handle_;
   void* workspace_;
   size_t workspace_bytes_;
+  int64_t algo_rows_ = kDefaultAlgoRows;
   std::map<Key, Plan> plans_;
 };
 

@@ -65,6 +65,8 @@ class CudaBackend final : public Backend {
   // Both kernels; kTensorCore needs f16/bf16 activations (FAILED_PRECONDITION in f32).
   AttentionKernel attention_kernel() const override { return attention_kernel_; }
   absl::Status SetAttentionKernel(AttentionKernel kernel) override;
+  int64_t matmul_algo_rows() const override;
+  absl::Status SetMatMulAlgoRows(int64_t rows) override;
 
   bool can_capture_graphs() const override { return true; }
   absl::StatusOr<std::unique_ptr<OpGraph>> CaptureGraph(

@@ -163,6 +163,18 @@ void CudaBackend::SampleRows(Tensor x, const RowSampling* params, int32_t* ids) 
   AfterOp("SampleRows");
 }
 
+int64_t CudaBackend::matmul_algo_rows() const {
+  return cublas_ != nullptr ? cublas_->algo_rows() : 0;
+}
+
+absl::Status CudaBackend::SetMatMulAlgoRows(int64_t rows) {
+  if (cublas_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name_, " runs the simple MatMul kernel: no cuBLASLt algorithm to choose"));
+  }
+  return cublas_->SetAlgoRows(rows);
+}
+
 int CudaBackend::num_matmul_plans() const { return cublas_ != nullptr ? cublas_->num_plans() : 0; }
 
 int CudaBackend::num_simple_matmul_plans() const {

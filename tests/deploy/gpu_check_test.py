@@ -146,6 +146,14 @@ def tool_checks(work):
     simt = run(step_attention + ["simt"])
     expect(simt.returncode == 0 and list(json.loads(simt.stdout)["steps_by_attention"]) == ["simt"],
            "--step-attention simt on the CPU runs", simt.stderr[-500:])
+    # check.sh sweeps cuBLASLt's algorithm row count: the CPU has no choice, which the report
+    # says while the products and steps are timed as ever.
+    sweep = run(step_attention[:-1] + ["--decode-batch", "1", "--product-algo-rows", "16,128"])
+    sb = json.loads(sweep.stdout) if sweep.returncode == 0 else {}
+    expect(sb.get("matmul_algo_rows") == 0 and "products" in sb and "steps" in sb
+           and "cpu's MatMul has one kernel" in sb.get("products_by_algo_rows_error", ""),
+           "--product-algo-rows on the CPU is reported as not timed, the rest runs",
+           sweep.stderr[-500:])
     b["steps_by_attention"] = {"simt": b["steps"], "tensor-core": b["steps"]}
     with open(os.path.join(work, "bench.json"), "w") as f:
         json.dump(b, f)
@@ -175,6 +183,35 @@ def summary_checks(work):
         f.write("build\tok\t100\nctest\tok\t20\nserve\tfailed(1)\t5\nsanitize\tok\t30\n")
     json.dump({"commit": "0123456789abcdef", "dirty": False},
               open(os.path.join(work, "source.json"), "w"))
+    # A GPU's product sweep, in the CPU run's own products: the algorithm for 32 rows reads
+    # weights twice as fast at batch 1 and loses a tenth at the prefill length, so 32 is
+    # picked over the configured 128 (its worst share 0.9 against 128's 0.5).
+    bench_path = os.path.join(work, "bench.json")
+    b = json.load(open(bench_path))
+    b["matmul_algo_rows"] = 128
+    b["products_by_algo_rows"] = []
+    for q, decode_speed, prefill_speed in ((32, 2.0, 0.9), (128, 1.0, 1.0), (256, 0.5, 1.0)):
+        for p in b["products"]:
+            speed = decode_speed if p["batch"] == 1 else prefill_speed
+            b["products_by_algo_rows"].append(dict(p, algo_rows=q, us_median=p["us_median"] / speed))
+    json.dump(b, open(bench_path, "w"))
+    sys.path.insert(0, os.path.join(ROOT, "deploy", "gpu"))
+    import summarize
+    sweep = summarize.algo_rows_sweep(b)
+    expect(sorted(sweep) == [32, 128, 256] and abs(sweep[32]["score"] - 0.9) < 1e-9
+           and abs(sweep[128]["score"] - 0.5) < 1e-9 and abs(sweep[256]["score"] - 0.25) < 1e-9,
+           "the sweep scores each row count by its worst share of the best figure",
+           str({q: s["score"] for q, s in sweep.items()}))
+    picked = run([sys.executable, os.path.join(ROOT, "deploy/gpu/summarize.py"),
+                  "--pick-algo-rows", bench_path])
+    expect(picked.stdout.strip() == "32", "summarize.py --pick-algo-rows names 32",
+           picked.stdout + picked.stderr)
+    even = dict(b, products_by_algo_rows=[dict(p, us_median=1.0)
+                                          for p in b["products_by_algo_rows"]])
+    expect(summarize.pick_algo_rows(even) is None,
+           "on a tie the configured row count stays (nothing to rerun)")
+    # stage algo_rows's rerun with the picked row count: (info) rows, not gated.
+    json.dump(dict(b, matmul_algo_rows=32), open(os.path.join(work, "bench_algo_rows.json"), "w"))
     out = os.path.join(work, "out")
     p = run([sys.executable, os.path.join(ROOT, "deploy/gpu/summarize.py"), "--work", work,
              "--out", out, "--elapsed-s", "42"])
@@ -192,6 +229,12 @@ def summary_checks(work):
            and "L2 ratio" in md, "check.md names the gated logits measure and shows the L2 ratio")
     expect("(info) decode product w_down" in md and "(info) prefill product w_down" in md,
            "check.md lists the products at batch 1 and at the prefill length")
+    expect("cuBLASLt's algorithm for 32 rows [best]" in md
+           and "cuBLASLt's algorithm for 128 rows [configured]" in md,
+           "check.md lists the sweep with the configured and the best row counts marked")
+    expect(isinstance(r.get("decode_b1_roofline_algo_rows_32"), float)
+           and "| (info) decode B=1 ctx=64 (eager) [--matmul-algo-rows 32]" in md,
+           "check.md reports the rerun with the picked row count as information")
     expect("| compute-sanitizer memcheck + racecheck + synccheck on the CUDA kernel tests | ok | ok | yes |"
            in md, "check.md reports the sanitize stage")
     expect(report["pass"] is False, "a failed stage fails the check")

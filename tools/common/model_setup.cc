@@ -30,6 +30,10 @@ void ModelFlags::Register(ArgParser& parser) {
                 {.min = 1});
   parser.AddBool("cuda-graphs", &cuda_graphs,
                  "CUDA: replay decode steps as captured graphs (=false: launch op by op)");
+  parser.AddInt("matmul-algo-rows", &matmul_algo_rows,
+                "CUDA: the row count cuBLASLt picks each product's one algorithm for (0, the "
+                "default: 128); fewer favours decode, more prefill",
+                {.min = 0, .max = 1 << 16});
 }
 
 namespace {
@@ -74,6 +78,12 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
           loaded.backend->SetAttentionKernel(backend_options.cuda_attention_kernel);
       !kernel.ok()) {
     return absl::Status(kernel.code(), absl::StrCat("--attention: ", kernel.message()));
+  }
+  if (flags.matmul_algo_rows > 0) {
+    if (const absl::Status rows = loaded.backend->SetMatMulAlgoRows(flags.matmul_algo_rows);
+        !rows.ok()) {
+      return absl::Status(rows.code(), absl::StrCat("--matmul-algo-rows: ", rows.message()));
+    }
   }
   std::optional<tokenizer::Vocabulary> vocab;
   if (flags.dummy_weights) {

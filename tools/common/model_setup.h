@@ -33,7 +33,8 @@ struct ModelFlags {
   int threads = 0;
   bool use_blas = false;
   int max_batch_tokens = 2048;
-  bool cuda_graphs = true;  // ModelOptions::decode_graphs
+  bool cuda_graphs = true;   // ModelOptions::decode_graphs
+  int matmul_algo_rows = 0;  // Backend::SetMatMulAlgoRows; 0 keeps the backend's choice
   // Not a flag: the CUDA emulation's logits tool sets it (tests/unit/kernels/cuda_emu).
   BackendFactory make_backend;
 

@@ -30,7 +30,11 @@ struct BenchFlags {
   int prefill_tokens = 0;    // step bench: prefill length (0 = none)
   StepBenchOptions steps;
   std::string step_attention;  // step bench: comma-separated attention kernels to compare
-  double kv_fraction = 0;      // > 0: size the KV pool as the worker does, from free memory
+  // Step bench: the products alone again with MatMul's algorithm chosen for each of these
+  // row counts (comma-separated; CUDA), into report["products_by_algo_rows"].
+  std::string product_algo_rows;
+  std::vector<int> product_algo_rows_list;  // parsed
+  double kv_fraction = 0;  // > 0: size the KV pool as the worker does, from free memory
   // Every request's and decode step's sampling (greedy by default).
   double temperature = 0;
   int top_k = 0;

@@ -64,6 +64,9 @@ void RegisterFlags(ArgParser& parser, BenchFlags& flags) {
                    "step bench: run it once per attention kernel listed (simt,tensor-core; CUDA) "
                    "into steps_by_attention, the first also into steps; --attention applies "
                    "to the generator runs");
+  parser.AddString("product-algo-rows", &flags.product_algo_rows,
+                   "step bench: time each weight product again with MatMul's algorithm chosen "
+                   "for each of these row counts (CUDA's cuBLASLt; e.g. 16,32,64,128,256)");
   parser.AddFloat("temperature", &flags.temperature,
                   "sampling of every request and decode step (0 = greedy)");
   parser.AddInt("top-k", &flags.top_k, "top-k of every request and decode step (0 = off)");
@@ -143,6 +146,9 @@ absl::Status RunBench(int argc, char** argv) {
                       ParseCounts(flags.parallel, "parallel", /*allow_empty=*/false));
   RS_ASSIGN_OR_RETURN(flags.steps.decode_batches,
                       ParseCounts(flags.decode_batch, "decode-batch", /*allow_empty=*/true));
+  RS_ASSIGN_OR_RETURN(
+      flags.product_algo_rows_list,
+      ParseCounts(flags.product_algo_rows, "product-algo-rows", /*allow_empty=*/true));
   flags.steps.prefill_tokens = flags.prefill_tokens;
   flags.steps.seed = static_cast<uint64_t>(flags.model.seed);
   if (flags.prompt_tokens < 1 || flags.gen_tokens < 1) {
@@ -183,6 +189,7 @@ absl::Status RunBench(int argc, char** argv) {
       {"device", flags.model.device},
       {"backend", std::string(loaded.backend->name())},
       {"attention", flags.model.attention},
+      {"matmul_algo_rows", loaded.backend->matmul_algo_rows()},
       {"prompt_tokens", flags.prompt_tokens},
       {"gen_tokens", flags.gen_tokens},
       {"shared_prefix", flags.shared_prefix},

@@ -2,6 +2,7 @@
 // model's own steps timed by step_bench.h, with --step-attention once per attention kernel.
 #include <algorithm>
 #include <cstdio>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,8 +44,9 @@ void PrintSteps(const nlohmann::json& steps) {
 }  // namespace
 
 // The products alone at the decode batch sizes, and the layers' at the prefill length (the
-// head takes one row of a prefill). Not fatal: their weights come from the memory the KV pool
-// left, and a run that cannot have them still has its steps.
+// head takes one row of a prefill); with --product-algo-rows, again once per row count the
+// algorithm is chosen for. Not fatal: their weights come from the memory the KV pool left,
+// and a run that cannot have them still has its steps.
 void TimeProductsAlone(model::LlamaModel& model, kernels::Backend& backend, const BenchFlags& flags,
                        nlohmann::json& report) {
   struct Run {
@@ -57,17 +59,23 @@ void TimeProductsAlone(model::LlamaModel& model, kernels::Backend& backend, cons
   if (flags.prefill_tokens > 0) {
     runs.push_back({{std::min(flags.prefill_tokens, model.options().max_batch_tokens)}, 5, false});
   }
-  nlohmann::json products = nlohmann::json::array();
-  for (const Run& run : runs) {
-    absl::StatusOr<nlohmann::json> timed =
-        TimeProducts(backend, model.config(), run.batches, run.reps, run.with_head);
-    if (!timed.ok()) {
-      report["products_error"] = timed.status().ToString();
-      break;
+  const auto time_all = [&](std::span<const int> algo_rows, const char* key) {
+    nlohmann::json products = nlohmann::json::array();
+    for (const Run& run : runs) {
+      absl::StatusOr<nlohmann::json> timed =
+          TimeProducts(backend, model.config(), run.batches, run.reps, run.with_head, algo_rows);
+      if (!timed.ok()) {
+        report[std::string(key) + "_error"] = timed.status().ToString();
+        break;
+      }
+      for (auto& p : *timed) products.push_back(std::move(p));
     }
-    for (auto& p : *timed) products.push_back(std::move(p));
+    if (!products.empty()) report[key] = std::move(products);
+  };
+  time_all({}, "products");
+  if (!flags.product_algo_rows_list.empty()) {
+    time_all(flags.product_algo_rows_list, "products_by_algo_rows");
   }
-  if (!products.empty()) report["products"] = std::move(products);
 }
 
 absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,
@@ -101,16 +109,25 @@ absl::Status RunStepBenches(model::LlamaModel& model, kernels::Backend& backend,
 }
 
 void PrintStepBenches(const nlohmann::json& report) {
-  if (report.contains("products")) {
-    for (const auto& p : report["products"]) {
-      std::printf("product %s [%lld x %lld] -> %s, batch %d: %.1f us, %.1f GB/s, %.2f TFLOP/s\n",
+  for (const char* key : {"products", "products_by_algo_rows"}) {
+    if (!report.contains(key)) continue;
+    for (const auto& p : report[key]) {
+      std::printf("product %s [%lld x %lld] -> %s, batch %d",
                   p["product"].get<std::string>().c_str(),
                   static_cast<long long>(p["rows"].get<int64_t>()),  // NOLINT(google-runtime-int)
                   static_cast<long long>(p["cols"].get<int64_t>()),  // NOLINT(google-runtime-int)
-                  p["out_dtype"].get<std::string>().c_str(), p["batch"].get<int>(),
-                  p["us_median"].get<double>(), p["gb_per_s"].get<double>(),
-                  p["tflops"].get<double>());
+                  p["out_dtype"].get<std::string>().c_str(), p["batch"].get<int>());
+      if (p["algo_rows"].get<int64_t>() > 0) {
+        std::printf(
+            " (algorithm for %lld rows)",
+            static_cast<long long>(p["algo_rows"].get<int64_t>()));  // NOLINT(google-runtime-int)
+      }
+      std::printf(": %.1f us, %.1f GB/s, %.2f TFLOP/s\n", p["us_median"].get<double>(),
+                  p["gb_per_s"].get<double>(), p["tflops"].get<double>());
     }
+  }
+  for (const char* key : {"products_error", "products_by_algo_rows_error"}) {
+    if (report.contains(key)) std::printf("%s: %s\n", key, report[key].get<std::string>().c_str());
   }
   if (report.contains("steps_by_attention")) {
     for (const auto& [attention, steps] : report["steps_by_attention"].items()) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "common/status_macros.h"
 
 namespace ringserve::tools {
@@ -39,10 +40,17 @@ constexpr int kMaxCopies = 8;
 
 absl::StatusOr<nlohmann::json> TimeProducts(kernels::Backend& backend,
                                             const model::ModelConfig& config,
-                                            std::span<const int> batches, int reps,
-                                            bool with_head) {
+                                            std::span<const int> batches, int reps, bool with_head,
+                                            std::span<const int> algo_rows) {
   nlohmann::json out = nlohmann::json::array();
   if (batches.empty()) return out;
+  const int64_t configured_rows = backend.matmul_algo_rows();
+  const absl::Cleanup restore = [&backend, configured_rows, sweep = !algo_rows.empty()] {
+    if (sweep && configured_rows > 0) backend.SetMatMulAlgoRows(configured_rows).IgnoreError();
+  };
+  const std::vector<int64_t> rows_choices =
+      algo_rows.empty() ? std::vector<int64_t>{configured_rows}
+                        : std::vector<int64_t>(algo_rows.begin(), algo_rows.end());
   const int max_batch = *std::max_element(batches.begin(), batches.end());
   const kernels::DType dtype = backend.activation_dtype();
   for (const Product& p : ModelProducts(config)) {
@@ -62,34 +70,39 @@ absl::StatusOr<nlohmann::json> TimeProducts(kernels::Backend& backend,
     RS_ASSIGN_OR_RETURN(kernels::DeviceBuffer y,
                         backend.Allocate(kernels::DTypeBytes(out_dtype, max_batch * p.rows)));
     backend.Fill(x.data(), x.bytes(), 0);
-    for (const int batch : batches) {
-      const auto run = [&](int i) {
-        backend.MatMul(kernels::Tensor::Of(x.data(), dtype, batch, p.cols),
-                       weights[static_cast<size_t>(i % copies)],
-                       kernels::Tensor::Of(y.data(), out_dtype, batch, p.rows));
-      };
-      for (int i = 0; i < copies + 2; ++i) run(i);  // plans made, clocks up
-      backend.Synchronize();
-      // Back to back, one wait: a wait per product would time the wait as much.
-      std::vector<double> per_product_us;
-      for (int rep = 0; rep < 3; ++rep) {
-        const Clock::time_point start = Clock::now();
-        for (int i = 0; i < reps; ++i) run(i);
+    for (const int64_t rows_choice : rows_choices) {
+      if (!algo_rows.empty()) RS_RETURN_IF_ERROR(backend.SetMatMulAlgoRows(rows_choice));
+      for (const int batch : batches) {
+        const auto run = [&](int i) {
+          backend.MatMul(kernels::Tensor::Of(x.data(), dtype, batch, p.cols),
+                         weights[static_cast<size_t>(i % copies)],
+                         kernels::Tensor::Of(y.data(), out_dtype, batch, p.rows));
+        };
+        for (int i = 0; i < copies + 2; ++i) run(i);  // plans made, clocks up
         backend.Synchronize();
-        per_product_us.push_back(
-            std::chrono::duration<double, std::micro>(Clock::now() - start).count() / reps);
+        // Back to back, one wait: a wait per product would time the wait as much.
+        std::vector<double> per_product_us;
+        for (int rep = 0; rep < 3; ++rep) {
+          const Clock::time_point start = Clock::now();
+          for (int i = 0; i < reps; ++i) run(i);
+          backend.Synchronize();
+          per_product_us.push_back(
+              std::chrono::duration<double, std::micro>(Clock::now() - start).count() / reps);
+        }
+        std::sort(per_product_us.begin(), per_product_us.end());
+        const double us = per_product_us[1];
+        out.push_back(
+            {{"product", p.name},
+             {"rows", p.rows},
+             {"cols", p.cols},
+             {"out_dtype", std::string(kernels::DTypeName(out_dtype))},
+             {"batch", batch},
+             {"algo_rows", rows_choice},
+             {"us_median", us},
+             {"weight_bytes", weight_bytes},
+             {"gb_per_s", static_cast<double>(weight_bytes) / (us * 1e3)},
+             {"tflops", 2.0 * batch * static_cast<double>(p.rows * p.cols) / (us * 1e6)}});
       }
-      std::sort(per_product_us.begin(), per_product_us.end());
-      const double us = per_product_us[1];
-      out.push_back({{"product", p.name},
-                     {"rows", p.rows},
-                     {"cols", p.cols},
-                     {"out_dtype", std::string(kernels::DTypeName(out_dtype))},
-                     {"batch", batch},
-                     {"us_median", us},
-                     {"weight_bytes", weight_bytes},
-                     {"gb_per_s", static_cast<double>(weight_bytes) / (us * 1e3)},
-                     {"tflops", 2.0 * batch * static_cast<double>(p.rows * p.cols) / (us * 1e6)}});
     }
   }
   return out;

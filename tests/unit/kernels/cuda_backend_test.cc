@@ -379,11 +379,9 @@ struct ModelShape {
 
 class CudaMatMulShapeTest : public ::testing::TestWithParam<ModelShape> {};
 
-TEST_P(CudaMatMulShapeTest, RowsMatchAloneAndInEveryBatchSize) {
-  const auto [m, k, f32_out] = GetParam();
-  std::unique_ptr<Backend> backend = MakeCuda(DType::kBF16);
-  if (backend == nullptr) GTEST_SKIP() << "no CUDA device";
-  Backend& b = *backend;
+// A product of m x k random weights over 300 rows, then again over slices of every size at
+// the start, at row 7 and at the end: each slice's bytes must be the full product's rows.
+void ExpectRowsMatchAloneAndInEveryBatchSize(Backend& b, int64_t m, int64_t k, DType out_dtype) {
   constexpr int64_t kRows = 300;
   std::mt19937_64 rng(static_cast<uint64_t>(m * 31 + k));
   // Made on the device: the head's 128256 x 4096 would take seconds on the host.
@@ -391,7 +389,6 @@ TEST_P(CudaMatMulShapeTest, RowsMatchAloneAndInEveryBatchSize) {
   auto w = b.RandomWeight({&part, 1}, k, 0.05F);
   ASSERT_TRUE(w.ok()) << w.status();
   ActivationArray x(b, RandomFloats(rng, kRows * k));
-  const DType out_dtype = f32_out ? DType::kF32 : DType::kBF16;
   auto buffer = b.Allocate(DTypeBytes(out_dtype, kRows * m));
   ASSERT_TRUE(buffer.ok());
   auto product = [&](int64_t first, int64_t rows) {
@@ -410,8 +407,37 @@ TEST_P(CudaMatMulShapeTest, RowsMatchAloneAndInEveryBatchSize) {
           << size << " rows at " << first;
     }
   }
-  EXPECT_EQ(static_cast<CudaBackend&>(b).num_simple_matmul_plans(), 0)
+}
+
+TEST_P(CudaMatMulShapeTest, RowsMatchAloneAndInEveryBatchSize) {
+  const auto [m, k, f32_out] = GetParam();
+  std::unique_ptr<Backend> backend = MakeCuda(DType::kBF16);
+  if (backend == nullptr) GTEST_SKIP() << "no CUDA device";
+  ExpectRowsMatchAloneAndInEveryBatchSize(*backend, m, k, f32_out ? DType::kF32 : DType::kBF16);
+  EXPECT_EQ(static_cast<CudaBackend&>(*backend).num_simple_matmul_plans(), 0)
       << "no split-K-free cuBLASLt algorithm: this shape runs on the (slow) simple kernel";
+}
+
+// --matmul-algo-rows and the product bench's sweep choose cuBLASLt's algorithm for other row
+// counts: each choice must keep rows batch invariant, at the decode-bound shapes (wo, w_down).
+TEST(CudaMatMulTest, EveryAlgoRowsChoiceKeepsRowsBatchInvariant) {
+  std::unique_ptr<Backend> backend = MakeCuda(DType::kBF16);
+  if (backend == nullptr) GTEST_SKIP() << "no CUDA device";
+  Backend& b = *backend;
+  EXPECT_EQ(b.matmul_algo_rows(), 128);
+  EXPECT_EQ(b.SetMatMulAlgoRows(0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(b.SetMatMulAlgoRows((1 << 16) + 1).code(), absl::StatusCode::kInvalidArgument);
+  for (const int64_t rows : {16, 64, 256}) {
+    ASSERT_TRUE(b.SetMatMulAlgoRows(rows).ok());
+    EXPECT_EQ(b.matmul_algo_rows(), rows);
+    SCOPED_TRACE(absl::StrCat("algorithm for ", rows, " rows"));
+    ExpectRowsMatchAloneAndInEveryBatchSize(b, 4096, 4096, DType::kF32);
+    ExpectRowsMatchAloneAndInEveryBatchSize(b, 4096, 14336, DType::kF32);
+  }
+  std::unique_ptr<Backend> simple = MakeCuda(DType::kBF16, /*simple_matmul=*/true);
+  ASSERT_NE(simple, nullptr);
+  EXPECT_EQ(simple->matmul_algo_rows(), 0);
+  EXPECT_EQ(simple->SetMatMulAlgoRows(64).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 INSTANTIATE_TEST_SUITE_P(

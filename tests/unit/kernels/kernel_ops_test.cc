@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/kernels/kernel_test_util.h"
 
@@ -519,6 +520,20 @@ TEST(AttentionKernelTest, CpuRunsSimtAndRefusesTensorCore) {
   EXPECT_EQ(refused.message(),
             "cpu has no tensor-core attention kernel (CUDA only); its attention runs on simt");
   EXPECT_EQ(cpu->attention_kernel(), AttentionKernel::kSimt);
+}
+
+// MatMul's algorithm choice (CUDA's cuBLASLt) does not exist on the CPU nor on the simple
+// kernel the emulation runs: both say so by name and keep running their one kernel.
+TEST(MatMulAlgoRowsTest, BackendsWithOneMatMulKernelRefuseAChoice) {
+  for (const std::string variant : {"cpu", "cuda-emu"}) {
+    std::unique_ptr<Backend> backend = MakeBackend(variant);
+    if (backend == nullptr) continue;  // a build without the CUDA backend
+    EXPECT_EQ(backend->matmul_algo_rows(), 0) << variant;
+    const absl::Status refused = backend->SetMatMulAlgoRows(64);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << variant;
+    EXPECT_THAT(refused.message(), ::testing::HasSubstr(std::string(backend->name()))) << variant;
+    EXPECT_EQ(backend->matmul_algo_rows(), 0) << variant;
+  }
 }
 
 }  // namespace

@@ -66,6 +66,21 @@ TEST(OpenModelTest, RefusesAKernelTheBackendDoesNotHave) {
   EXPECT_EQ((*opened).backend->attention_kernel(), AttentionKernel::kSimt);
 }
 
+// --matmul-algo-rows is a CUDA choice: on the CPU the worker fails at start, naming the flag.
+TEST(OpenModelTest, RefusesAMatMulAlgoRowsChoiceTheBackendDoesNotHave) {
+  ModelFlags flags;
+  flags.dummy_weights = true;
+  flags.preset = "tiny";
+  flags.device = "cpu";
+  flags.matmul_algo_rows = 64;
+  const auto refused = OpenModel(flags);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("--matmul-algo-rows: cpu's MatMul has one kernel"));
+  flags.matmul_algo_rows = 0;
+  EXPECT_TRUE(OpenModel(flags).ok());
+}
+
 // `pieces` as a llama2.c tokenizer.bin (BOS and EOS spelled as run.c writes them, U+2581 as a
 // space).
 void WriteLlama2cTokenizer(const std::string& path, const std::vector<std::string>& pieces) {

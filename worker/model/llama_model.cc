@@ -72,15 +72,6 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::CreateWithRandomWeights(
     const ModelOptions& options) {
   auto model = std::unique_ptr<LlamaModel>(new LlamaModel(config, backend, options));
   RS_RETURN_IF_ERROR(model->config_.Validate());
-  // Check before allocating: the CPU backend's allocations are lazy, so an 8B model would
-  // otherwise "succeed" and be killed for memory later.
-  const size_t needed_bytes = static_cast<size_t>(model->config_.NumParameters()) *
-                              kernels::DTypeBytes(backend->activation_dtype(), 1);
-  if (needed_bytes > backend->FreeMemoryBytes()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "random weights for this config need ", needed_bytes >> 20, " MiB, but ",
-        std::string(backend->name()), " has ", backend->FreeMemoryBytes() >> 20, " MiB free"));
-  }
   RandomWeightSource source(model->config_, seed);
   RS_RETURN_IF_ERROR(model->UploadWeights(source));
   RS_RETURN_IF_ERROR(model->Init());
@@ -227,6 +218,18 @@ DecodeGraphStats LlamaModel::decode_graph_stats() const {
 
 absl::Status LlamaModel::UploadWeights(WeightSource& source) {
   const ModelConfig& c = config_;
+  // Checked before the first allocation: the CPU backend's memory is backed only as the
+  // weights are written, so a model too large for the machine would load part-way and then
+  // be killed for memory, with nothing said.
+  const kernels::DType dtype = backend_->activation_dtype();
+  const size_t needed_bytes = kernels::DTypeBytes(dtype, static_cast<size_t>(c.NumParameters()));
+  if (const size_t free_bytes = backend_->FreeMemoryBytes();
+      free_bytes > 0 && needed_bytes > free_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the model's weights need ", needed_bytes >> 20, " MiB (", c.NumParameters(),
+                     " parameters in ", std::string(kernels::DTypeName(dtype)), "), but ",
+                     std::string(backend_->name()), " has ", free_bytes >> 20, " MiB free"));
+  }
   const int64_t q_dim = static_cast<int64_t>(c.num_heads) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
   size_t* bytes = &weight_bytes_;

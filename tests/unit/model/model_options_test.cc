@@ -12,8 +12,10 @@
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/host_memory.h"
+#include "worker/model/checkpoint.h"
 #include "worker/model/kv_storage.h"
 #include "worker/model/llama_model.h"
+#include "worker/model/presets.h"
 #include "worker/model/tiny_model.h"
 
 namespace ringserve::model {
@@ -22,6 +24,33 @@ namespace {
 absl::StatusOr<std::unique_ptr<LlamaModel>> TinyModelWith(const ModelOptions& options,
                                                           kernels::Backend* backend) {
   return LlamaModel::CreateWithRandomWeights(TinyModelConfig(), 1, backend, options);
+}
+
+// A checkpoint too large for the machine is refused before any weight is written (the CPU
+// backend's memory is backed as it is written: a 70B file loaded part-way and was killed).
+// The checkpoint holds no tensors: the check comes first, and no machine has 4 TB free.
+TEST(ModelOptionsTest, WeightsLargerThanTheFreeMemoryAreRefusedBeforeLoading) {
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  if ((*backend)->FreeMemoryBytes() == 0) GTEST_SKIP() << "free memory unknown here";
+  absl::StatusOr<ModelConfig> config = PresetConfig("llama-3-8b");
+  ASSERT_TRUE(config.ok()) << config.status();
+  config->num_layers *= 128;  // ~1T parameters
+  Checkpoint checkpoint;
+  checkpoint.config = *config;
+  checkpoint.source_path = "huge.gguf";
+  for (auto* create : {+[](const Checkpoint&c, kernels::Backend*b) {
+                         return LlamaModel::Create(c, b, ModelOptions{});
+                       },
+                       +[](const Checkpoint&c, kernels::Backend*b) {
+                         return LlamaModel::CreateWithRandomWeights(c.config, 1, b, ModelOptions{});
+                       }}) {
+    const auto refused = create(checkpoint, backend->get());
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+    EXPECT_THAT(refused.status().message(),
+                ::testing::AllOf(::testing::HasSubstr("parameters in f32"),
+                                 ::testing::HasSubstr(" MiB free")));
+  }
 }
 
 TEST(ModelOptionsTest, AKvPoolWithMoreSlotsThanInt32IsRefused) {

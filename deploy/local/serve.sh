@@ -5,7 +5,12 @@
 # the router dies on its own, the others are stopped too and serve.sh exits 1, naming it.
 #
 #   deploy/local/serve.sh [--model PATH [--tokenizer PATH]] [--port 50050] [--host 127.0.0.1]
-#                         [--metrics-port PORT] [--cpu-workers 2] [--kv-memory SIZE] [--no-build]
+#                         [--metrics-port PORT] [--cpu-workers N] [--kv-memory SIZE] [--no-build]
+#
+# Without a GPU, two CPU workers by default, or one when the memory available (MemAvailable,
+# within a cgroup v2 limit) cannot hold two copies of the model's f32 weights plus 512 MiB:
+# each worker holds its own, and a second that does not fit would stop serve.sh at start.
+# --cpu-workers N starts N regardless.
 #
 # Ports: the router listens on --host:--port (loopback by default; --host 0.0.0.0 exposes it),
 # worker i on 127.0.0.1:(port + 1 + i). /metrics: the router on --metrics-port (default
@@ -16,7 +21,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${RINGSERVE_BUILD_DIR:-$root/build}
 
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
-model="" tokenizer="" port=50050 host=127.0.0.1 metrics_port="" cpu_workers=2 kv_memory=""
+model="" tokenizer="" port=50050 host=127.0.0.1 metrics_port="" cpu_workers=auto kv_memory=""
 do_build=1
 while (($#)); do
   case $1 in
@@ -34,9 +39,11 @@ while (($#)); do
 done
 : "${metrics_port:=$((port + 1000))}"
 for name in port metrics_port cpu_workers; do
-  [[ ${!name} =~ ^[0-9]+$ ]] || { echo "serve.sh: --${name//_/-} must be a number" >&2; exit 2; }
+  [[ ${!name} =~ ^[0-9]+$ || ($name == cpu_workers && ${!name} == auto) ]] ||
+    { echo "serve.sh: --${name//_/-} must be a number" >&2; exit 2; }
 done
-((cpu_workers > 0)) || { echo "serve.sh: --cpu-workers must be at least 1" >&2; exit 2; }
+[[ $cpu_workers == auto ]] || ((cpu_workers > 0)) ||
+  { echo "serve.sh: --cpu-workers must be at least 1" >&2; exit 2; }
 
 if ((do_build)); then
   "$root/deploy/local/deps.sh"
@@ -61,7 +68,44 @@ if command -v nvidia-smi >/dev/null && "$bin/ringserve-worker" --help | grep -q 
   gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
   for ((i = 0; i < gpus; i++)); do devices+=("cuda:$i"); done
 fi
+# Bytes this process may still use: MemAvailable, less where a cgroup v2 limit leaves less.
+# RINGSERVE_SERVE_AVAILABLE_BYTES stands in for it (tests).
+available_bytes() {
+  if [[ -n ${RINGSERVE_SERVE_AVAILABLE_BYTES:-} ]]; then
+    echo "$RINGSERVE_SERVE_AVAILABLE_BYTES"
+    return
+  fi
+  local avail limit used
+  avail=$(awk '/^MemAvailable:/ {print $2 * 1024; exit}' /proc/meminfo 2>/dev/null)
+  limit=$(cat /sys/fs/cgroup/memory.max 2>/dev/null || echo max)
+  used=$(cat /sys/fs/cgroup/memory.current 2>/dev/null || echo 0)
+  if [[ $limit =~ ^[0-9]+$ && $used =~ ^[0-9]+$ ]] && ((limit - used < avail)); then
+    avail=$((limit > used ? limit - used : 0))
+  fi
+  echo "${avail:-0}"
+}
+
+# Two CPU workers unless two copies of the weights (f32 on the CPU) would not fit.
+auto_cpu_workers() {
+  local params avail need
+  params=$("$bin/ringserve-model" info "$model" ${tokenizer:+--tokenizer "$tokenizer"} 2>/dev/null | awk '/^parameters:/ {print $2; exit}')
+  avail=$(available_bytes)
+  if [[ ! $params =~ ^[0-9]+$ || ! $avail =~ ^[0-9]+$ ]] || ((avail == 0)); then
+    echo 2
+    return
+  fi
+  need=$((2 * (params * 4) + (512 << 20)))
+  if ((need > avail)); then
+    echo "serve.sh: one CPU worker: two would hold $((2 * params * 4 >> 20)) MiB of f32 weights" \
+      "and $((avail >> 20)) MiB is available (--cpu-workers 2 insists)" >&2
+    echo 1
+  else
+    echo 2
+  fi
+}
+
 if ((${#devices[@]} == 0)); then
+  [[ $cpu_workers == auto ]] && cpu_workers=$(auto_cpu_workers)
   for ((i = 0; i < cpu_workers; i++)); do devices+=(cpu); done
 fi
 threads=$(( $(nproc) / ${#devices[@]} ))

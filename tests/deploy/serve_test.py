@@ -5,7 +5,8 @@ Two instances on different --port values both start (their /metrics ports follow
 they were fixed at 9100 and up, so the second failed); the router listens on loopback, as
 the banner says (it listened on 0.0.0.0); a worker that dies, or one that never starts,
 ends serve.sh with a non-zero status naming it (it exited 0), while SIGTERM still drains
-and exits 0.
+and exits 0; without --cpu-workers, one CPU worker where two copies of the weights would not
+fit the memory available (the second used to fail its start and stop everything).
 
 Exit 77 (ctest SKIP_RETURN_CODE) when the binaries are absent.
 """
@@ -50,14 +51,14 @@ def free_base_port(offsets):
 class Serve:
     """One serve.sh process, with its own state directory, on CPU workers only."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, workers=("--cpu-workers", "1"), env_extra=None):
         self.state = tempfile.mkdtemp(prefix="ringserve-serve-test-")
         env = dict(os.environ, RINGSERVE_BUILD_DIR=os.path.dirname(BIN),
-                   RINGSERVE_STATE_DIR=self.state)
+                   RINGSERVE_STATE_DIR=self.state, **(env_extra or {}))
         # A machine with a GPU would get GPU workers; these checks are about the script.
         env["PATH"] = os.pathsep.join(d for d in env["PATH"].split(os.pathsep)
                                       if not os.path.exists(os.path.join(d, "nvidia-smi")))
-        self.proc = subprocess.Popen([SERVE, "--no-build", "--cpu-workers", "1", *args],
+        self.proc = subprocess.Popen([SERVE, "--no-build", *workers, *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=env)
         self.out = ""
@@ -137,6 +138,25 @@ class ServeScript(unittest.TestCase):
         self.assertNotEqual(status, 0, err)
         self.assertIn("worker-0 exited with status 2 before listening", err)
         self.assertTrue(re.search(r"--kv-memory: '1\.5'", err), err)
+
+    def test_cpu_workers_follow_the_memory_unless_told(self):
+        # The tiny model's f32 weights are ~1 MiB: two copies and 512 MiB fit in 600 MiB, not
+        # in 400 MiB, where serve.sh starts one worker and says why; --cpu-workers 2 insists.
+        for available, flags, want in (("629145600", (), 2), ("419430400", (), 1),
+                                       ("419430400", ("--cpu-workers", "2"), 2)):
+            with self.subTest(available=available, flags=flags):
+                base = free_base_port([0, 1, 2, 1000, 1001, 1002])
+                serve = Serve("--port", str(base), workers=flags,
+                              env_extra={"RINGSERVE_SERVE_AVAILABLE_BYTES": available})
+                try:
+                    self.assertTrue(serve.serving(), serve.out)
+                    self.assertIn(f"with {want} workers (" + " ".join(["cpu"] * want) + ")",
+                                  serve.out)
+                finally:
+                    status, err = serve.stop()
+                self.assertEqual(status, 0, err)
+                self.assertEqual("serve.sh: one CPU worker: two would hold" in err,
+                                 want == 1 and not flags, err)
 
 
 if __name__ == "__main__":

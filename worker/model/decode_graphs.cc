@@ -10,10 +10,14 @@
 namespace ringserve::model {
 
 DecodeGraphs::DecodeGraphs(kernels::Backend* backend, int max_batch)
-    : backend_(backend), attention_kernel_(backend->attention_kernel()) {
+    : backend_(backend), captured_with_(Current()) {
   RS_CHECK(backend->can_capture_graphs() && max_batch > 0);
   for (int size = 1; size < max_batch; size *= 2) buckets_.emplace_back(size);
   buckets_.emplace_back(max_batch);
+}
+
+DecodeGraphs::Kernels DecodeGraphs::Current() const {
+  return {backend_->attention_kernel(), backend_->matmul_algo_rows()};
 }
 
 int DecodeGraphs::BucketFor(int num_seqs) const {
@@ -26,9 +30,9 @@ void DecodeGraphs::Run(int bucket, absl::FunctionRef<void()> enqueue_pass) {
   const auto it = std::find_if(buckets_.begin(), buckets_.end(),
                                [bucket](const Bucket& b) { return b.size == bucket; });
   RS_CHECK_MSG(it != buckets_.end(), "decode graphs: not a bucket");
-  if (backend_->attention_kernel() != attention_kernel_) {
+  if (const Kernels now = Current(); !(now == captured_with_)) {
     for (Bucket& stale : buckets_) stale = Bucket(stale.size);
-    attention_kernel_ = backend_->attention_kernel();
+    captured_with_ = now;
   }
   Bucket& b = *it;
   if (b.graph != nullptr) {

@@ -7,8 +7,8 @@
 // reads every weight once whatever the batch, and padding rows attend to nothing.
 //
 // A graph replays the kernels it was captured with, so a switch of the backend's attention
-// kernel (Backend::SetAttentionKernel, between generations) drops every graph and the
-// buckets capture again.
+// kernel or MatMul algorithm rows (Backend::SetAttentionKernel, SetMatMulAlgoRows, between
+// generations) drops every graph and the buckets capture again.
 #ifndef RINGSERVE_WORKER_MODEL_DECODE_GRAPHS_H_
 #define RINGSERVE_WORKER_MODEL_DECODE_GRAPHS_H_
 
@@ -52,9 +52,17 @@ class DecodeGraphs {
     std::unique_ptr<kernels::OpGraph> graph;
   };
 
+  // What the backend ran when the graphs were captured.
+  struct Kernels {
+    kernels::AttentionKernel attention;
+    int64_t matmul_algo_rows;
+    bool operator==(const Kernels&) const = default;
+  };
+  Kernels Current() const;
+
   kernels::Backend* backend_;
-  kernels::AttentionKernel attention_kernel_;  // the one the graphs were captured with
-  std::vector<Bucket> buckets_;                // ascending sizes
+  Kernels captured_with_;
+  std::vector<Bucket> buckets_;  // ascending sizes
   DecodeGraphStats stats_;
 };
 

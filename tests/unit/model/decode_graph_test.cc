@@ -164,6 +164,21 @@ TEST_P(DecodeGraphKernelSwitchTest, GraphsAreCapturedAgainAfterASwitch) {
   EXPECT_EQ(used.replays, 2);
 }
 
+// The same for cuBLASLt's algorithm row count (cuda:0 only: the emulation has no cuBLASLt).
+TEST_P(DecodeGraphKernelSwitchTest, GraphsAreCapturedAgainAfterAMatMulAlgoRowsSwitch) {
+  if (!backend_->can_capture_graphs()) GTEST_SKIP() << "no graphs";
+  if (backend_->matmul_algo_rows() == 0) GTEST_SKIP() << "MatMul has one kernel here";
+  RunBoth({{prompts_[3], 0, tables_[3], true}, {prompts_[4], 0, tables_[4], true}}, "prefill");
+  DecodeStep({3, 4}, 0);  // runs eagerly, then captures bucket 2
+  DecodeStep({3, 4}, 1);  // replays it
+  ASSERT_TRUE(backend_->SetMatMulAlgoRows(16).ok());
+  DecodeStep({3, 4}, 2);  // must not replay the 128-row algorithms: eager, then captures again
+  DecodeStep({3, 4}, 3);  // replays the 16-row graph
+  const DecodeGraphStats used = models_[1]->decode_graph_stats();
+  EXPECT_EQ(used.captured, 2) << "bucket 2, once per algorithm row count";
+  EXPECT_EQ(used.replays, 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, DecodeGraphKernelSwitchTest,
                          ::testing::Values(std::make_tuple("emu", DType::kBF16),
                                            std::make_tuple("cuda:0", DType::kBF16)),

@@ -236,6 +236,11 @@ class Backend {
   // backend's MatMul layout. Unsupported dtypes are an error, never a crash.
   virtual absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                               const void* host_data) = 0;
+  // The bytes UploadWeight takes for such a matrix: the activation dtype's by default (every
+  // weight is stored in it); the CPU keeps bf16 and f16 matrices as they are, else f32.
+  virtual size_t WeightBytes(DType dtype, int64_t rows, int64_t cols) const {
+    return DTypeBytes(activation_dtype(), static_cast<size_t>(rows * cols));
+  }
 
   // A [sum of the parts' rows, cols] weight of random values (benchmarks at real shapes):
   // the parts' rows in order, element i of a part RandomUniform(part.state, i, scale),

@@ -8,7 +8,7 @@
 #                         [--metrics-port PORT] [--cpu-workers N] [--kv-memory SIZE] [--no-build]
 #
 # Without a GPU, two CPU workers by default, or one when the memory available (MemAvailable,
-# within a cgroup v2 limit) cannot hold two copies of the model's f32 weights plus 512 MiB:
+# within a cgroup v2 limit) cannot hold two copies of the model's weights plus 512 MiB:
 # each worker holds its own, and a second that does not fit would stop serve.sh at start.
 # --cpu-workers N starts N regardless.
 #
@@ -85,18 +85,20 @@ available_bytes() {
   echo "${avail:-0}"
 }
 
-# Two CPU workers unless two copies of the weights (f32 on the CPU) would not fit.
+# Two CPU workers unless two copies of the weights (as a CPU worker holds them: bf16 and f16
+# matrices as they are, everything else f32) would not fit.
 auto_cpu_workers() {
-  local params avail need
-  params=$("$bin/ringserve-model" info "$model" ${tokenizer:+--tokenizer "$tokenizer"} 2>/dev/null | awk '/^parameters:/ {print $2; exit}')
+  local weights avail need
+  weights=$("$bin/ringserve-model" info "$model" ${tokenizer:+--tokenizer "$tokenizer"} 2>/dev/null |
+    awk '/^cpu_weight_bytes:/ {print $2; exit}')
   avail=$(available_bytes)
-  if [[ ! $params =~ ^[0-9]+$ || ! $avail =~ ^[0-9]+$ ]] || ((avail == 0)); then
+  if [[ ! $weights =~ ^[0-9]+$ || ! $avail =~ ^[0-9]+$ ]] || ((avail == 0 || weights == 0)); then
     echo 2
     return
   fi
-  need=$((2 * (params * 4) + (512 << 20)))
+  need=$((2 * weights + (512 << 20)))
   if ((need > avail)); then
-    echo "serve.sh: one CPU worker: two would hold $((2 * params * 4 >> 20)) MiB of f32 weights" \
+    echo "serve.sh: one CPU worker: two would hold $((2 * weights >> 20)) MiB of weights" \
       "and $((avail >> 20)) MiB is available (--cpu-workers 2 insists)" >&2
     echo 1
   else

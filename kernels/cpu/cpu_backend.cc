@@ -22,7 +22,11 @@ namespace {
 
 constexpr size_t kAlignment = 64;  // a cache line, and enough for any vector load
 
-const float* WeightData(const Weight& w) { return w.buffer.as<const float>(); }
+// A norm's gain: always f32 (CpuBackend::StoredDType).
+const float* WeightData(const Weight& w) {
+  RS_CHECK(w.dtype == DType::kF32);
+  return w.buffer.as<const float>();
+}
 
 }  // namespace
 
@@ -101,30 +105,42 @@ absl::StatusOr<Weight> CpuBackend::UploadWeight(DType dtype, int64_t rows, int64
         absl::StrCat("cpu backend: q8_0 weight rows must be a multiple of 32 values, got ", cols));
   }
   const auto* src = static_cast<const uint8_t*>(host_data);
-  return PackWeight(rows, cols, [&](int64_t r0, int64_t width, float* rows_f32) {
-    ConvertToFloat(dtype, src + DTypeBytes(dtype, static_cast<size_t>(r0 * cols)),
-                   static_cast<size_t>(width * cols), rows_f32);
-  });
+  return PackWeight(rows, cols, StoredDType(dtype, rows),
+                    [&](int64_t r0, int64_t width, float* rows_f32) {
+                      ConvertToFloat(dtype, src + DTypeBytes(dtype, static_cast<size_t>(r0 * cols)),
+                                     static_cast<size_t>(width * cols), rows_f32);
+                    });
 }
 
 absl::StatusOr<Weight> CpuBackend::RandomWeight(std::span<const RandomPart> parts, int64_t cols,
                                                 float scale) {
   RS_ASSIGN_OR_RETURN(const int64_t rows, RandomWeightRows(parts, cols));
-  return PackWeight(rows, cols, [&](int64_t r0, int64_t width, float* rows_f32) {
+  return PackWeight(rows, cols, DType::kF32, [&](int64_t r0, int64_t width, float* rows_f32) {
     FillRandomRows(parts, cols, scale, r0, r0 + width, rows_f32);
   });
 }
 
+size_t CpuBackend::WeightBytes(DType dtype, int64_t rows, int64_t cols) const {
+  const DType stored = StoredDType(dtype, rows);
+  return DTypeBytes(stored, static_cast<size_t>(rows * cols));
+}
+
+DType CpuBackend::StoredDType(DType file_dtype, int64_t rows) const {
+  const bool half = file_dtype == DType::kBF16 || file_dtype == DType::kF16;
+  return half && rows > 1 && !use_blas_ ? file_dtype : DType::kF32;
+}
+
 absl::StatusOr<Weight> CpuBackend::PackWeight(
-    int64_t rows, int64_t cols, absl::FunctionRef<void(int64_t, int64_t, float*)> fill_rows) {
+    int64_t rows, int64_t cols, DType stored,
+    absl::FunctionRef<void(int64_t, int64_t, float*)> fill_rows) {
   Weight w;
-  w.dtype = DType::kF32;
+  w.dtype = stored;
   w.rows = rows;
   w.cols = cols;
-  const size_t count = static_cast<size_t>(rows) * static_cast<size_t>(cols);
-  RS_ASSIGN_OR_RETURN(w.buffer, Allocate(count * sizeof(float)));
+  const PanelType type = PanelTypeOf(w);
+  RS_ASSIGN_OR_RETURN(w.buffer, Allocate(static_cast<size_t>(PanelBytes(type, rows * cols))));
   const PanelLayout layout = LayoutOf(w);
-  float* dst = w.buffer.as<float>();
+  void* dst = w.buffer.data();
   // One panel of rows at a time, so no full-size f32 copy of the weight is ever made.
   pool_.ParallelFor(layout.num_panels(), [&](int64_t p0, int64_t p1) {
     std::vector<float> rows_f32(static_cast<size_t>(kPanelWidth * cols));
@@ -132,7 +148,7 @@ absl::StatusOr<Weight> CpuBackend::PackWeight(
       const int64_t r0 = p * kPanelWidth;
       const int64_t width = layout.width(p);
       fill_rows(r0, width, rows_f32.data());
-      PackRows(layout, rows_f32.data(), r0, width, dst);
+      PackRows(layout, type, rows_f32.data(), r0, width, dst);
     }
   });
   return w;
@@ -146,7 +162,7 @@ void CpuBackend::EmbeddingGather(const Weight& table, const int32_t* ids, Tensor
       [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
           RS_DCHECK(ids[i] >= 0 && ids[i] < table.rows);
-          UnpackRow(layout, WeightData(table), ids[i],
+          UnpackRow(layout, PanelTypeOf(table), table.buffer.data(), ids[i],
                     static_cast<float*>(out.data) + i * out.row_stride);
         }
       },
@@ -166,9 +182,14 @@ void CpuBackend::AddRmsNorm(Tensor residual, Tensor delta, const Weight& weight,
 
 void CpuBackend::MatMul(Tensor x, const Weight& w, Tensor y) {
   RS_CHECK(x.dtype == DType::kF32 && x.cols == w.cols && y.cols == w.rows && y.rows == x.rows);
-  MatMulArgs args{
-      static_cast<const float*>(x.data), x.row_stride, x.rows, WeightData(w), LayoutOf(w),
-      static_cast<float*>(y.data),       y.row_stride};
+  const MatMulArgs args{.x = static_cast<const float*>(x.data),
+                        .ldx = x.row_stride,
+                        .n = x.rows,
+                        .w = w.buffer.data(),
+                        .layout = LayoutOf(w),
+                        .y = static_cast<float*>(y.data),
+                        .ldy = y.row_stride,
+                        .w_type = PanelTypeOf(w)};
   if (use_blas_ && x.rows >= kBlasMinRows) {
     MatMulBlas(args);
   } else {

@@ -26,6 +26,7 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   DType activation_dtype() const override { return DType::kF32; }
   size_t FreeMemoryBytes() const override;
+  size_t WeightBytes(DType dtype, int64_t rows, int64_t cols) const override;
   size_t LazyMemoryLimitBytes() const override;
 
   absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) override;
@@ -70,11 +71,22 @@ class CpuBackend final : public Backend {
 
  private:
   PanelLayout LayoutOf(const Weight& w) const { return {use_blas_, w.rows, w.cols}; }
+  static PanelType PanelTypeOf(const Weight& w) {
+    return w.dtype == DType::kBF16  ? PanelType::kBF16
+           : w.dtype == DType::kF16 ? PanelType::kF16
+                                    : PanelType::kF32;
+  }
   // A [rows, cols] weight in MatMul's layout, packed panel by panel across the pool:
   // fill_rows(r0, width, out) writes rows [r0, r0 + width) as f32, row-major, into out
-  // (kPanelWidth rows of scratch per thread), from any thread.
-  absl::StatusOr<Weight> PackWeight(int64_t rows, int64_t cols,
+  // (kPanelWidth rows of scratch per thread), from any thread. `stored` is the weight's
+  // element type: f32, or a checkpoint's bf16/f16 for a packed matrix (what PanelTypeFor
+  // allows), each value rounded to it (exact for values that came from it).
+  absl::StatusOr<Weight> PackWeight(int64_t rows, int64_t cols, DType stored,
                                     absl::FunctionRef<void(int64_t, int64_t, float*)> fill_rows);
+  // The element type a weight of `file_dtype` is kept in: bf16 and f16 matrices as they are
+  // (half the memory and bandwidth, the same products), everything else as f32 (norm gains;
+  // Q8_0, whose values need f32; the BLAS layout, which cblas_sgemm reads).
+  DType StoredDType(DType file_dtype, int64_t rows) const;
 
   // Products with at least this many rows go to cblas_sgemm when use_blas_.
   static constexpr int64_t kBlasMinRows = 16;

@@ -8,6 +8,7 @@
 
 #include "common/check.h"
 #include "kernels/cpu/cpu_matmul_avx512.h"
+#include "kernels/dtype.h"
 
 namespace ringserve::kernels::cpu {
 namespace {
@@ -18,12 +19,33 @@ constexpr int64_t kKBlock = 256;
 constexpr int64_t kPanelGroup = 24;
 constexpr int kMaxRowTile = 6;
 
+// Half panel elements, as stored; distinct types so each load below is chosen by overload.
+struct Bf16 {
+  uint16_t bits;
+};
+struct F16 {
+  uint16_t bits;
+};
+
+// Eight W elements widened to f32, exactly.
+__m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+__m256 Load8(const Bf16* p) {
+  const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
+}
+__m256 Load8(const F16* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+float ToFloat(float v) { return v; }
+float ToFloat(Bf16 v) { return BFloat16ToFloat(v.bits); }
+float ToFloat(F16 v) { return HalfToFloat(v.bits); }
+
 // Accumulates x[0..MR) x [k0, k0 + kc) against NP adjacent full panels (16 columns each).
 // w points at the panels' first k row, panel_step apart, rows ldw apart. With accumulate
 // the running sums are reloaded from y (exact), otherwise they start at +0.
-template <int MR, int NP>
-void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t panel_step,
-            int64_t kc, float* y, int64_t ldy, bool accumulate) {
+template <int MR, int NP, typename T>
+void Kernel(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t panel_step, int64_t kc,
+            float* y, int64_t ldy, bool accumulate) {
   __m256 acc[MR][NP][2];
   for (int i = 0; i < MR; ++i) {
     for (int p = 0; p < NP; ++p) {
@@ -36,8 +58,8 @@ void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t pa
   for (int64_t c = 0; c < kc; ++c) {
     __m256 wv[NP][2];
     for (int p = 0; p < NP; ++p) {
-      wv[p][0] = _mm256_loadu_ps(w + p * panel_step + c * ldw);
-      wv[p][1] = _mm256_loadu_ps(w + p * panel_step + c * ldw + 8);
+      wv[p][0] = Load8(w + p * panel_step + c * ldw);
+      wv[p][1] = Load8(w + p * panel_step + c * ldw + 8);
     }
     for (int i = 0; i < MR; ++i) {
       const __m256 xb = _mm256_broadcast_ss(x + i * ldx + c);
@@ -56,56 +78,62 @@ void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t pa
 }
 
 // Same arithmetic, one scalar FMA chain per element: the last panel when m % 16 != 0.
-void ScalarKernel(int64_t mr, int64_t width, const float* x, int64_t ldx, const float* w,
-                  int64_t ldw, int64_t kc, float* y, int64_t ldy, bool accumulate) {
+template <typename T>
+void ScalarKernel(int64_t mr, int64_t width, const float* x, int64_t ldx, const T* w, int64_t ldw,
+                  int64_t kc, float* y, int64_t ldy, bool accumulate) {
   for (int64_t i = 0; i < mr; ++i) {
     for (int64_t j = 0; j < width; ++j) {
       float acc = accumulate ? y[i * ldy + j] : 0.0F;
-      for (int64_t c = 0; c < kc; ++c) acc = std::fma(x[i * ldx + c], w[c * ldw + j], acc);
+      for (int64_t c = 0; c < kc; ++c) {
+        acc = std::fma(x[i * ldx + c], ToFloat(w[c * ldw + j]), acc);
+      }
       y[i * ldy + j] = acc;
     }
   }
 }
 
 // Runs MR rows over full panels [p0, p1), NP at a time while they last.
-template <int MR, int NP>
+template <int MR, int NP, typename T>
 void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_t p0, int64_t p1) {
   const PanelLayout& l = a.layout;
   const float* x = a.x + i0 * a.ldx + k0;
+  const T* w = static_cast<const T*>(a.w);
   float* y = a.y + i0 * a.ldy;
   const int64_t step = l.base(1);  // distance between adjacent full panels
   int64_t p = p0;
   for (; p + NP <= p1; p += NP) {
-    Kernel<MR, NP>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
-                   y + p * kPanelWidth, a.ldy, k0 > 0);
+    Kernel<MR, NP>(x, a.ldx, w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc, y + p * kPanelWidth,
+                   a.ldy, k0 > 0);
   }
   for (; p < p1; ++p) {
-    Kernel<MR, 1>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
-                  y + p * kPanelWidth, a.ldy, k0 > 0);
+    Kernel<MR, 1>(x, a.ldx, w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc, y + p * kPanelWidth,
+                  a.ldy, k0 > 0);
   }
 }
 
 // Register tiles per row count: as many accumulators as fit beside the W vectors in 16
 // ymm registers, so even a single row keeps several independent FMA chains in flight.
+template <typename T>
 void RowTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, int64_t p0,
              int64_t p1) {
   switch (mr) {
     case 1:
-      return SweepPanels<1, 3>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<1, 3, T>(a, i0, k0, kc, p0, p1);
     case 2:
-      return SweepPanels<2, 2>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<2, 2, T>(a, i0, k0, kc, p0, p1);
     case 3:
-      return SweepPanels<3, 2>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<3, 2, T>(a, i0, k0, kc, p0, p1);
     case 4:
-      return SweepPanels<4, 1>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<4, 1, T>(a, i0, k0, kc, p0, p1);
     case 5:
-      return SweepPanels<5, 1>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<5, 1, T>(a, i0, k0, kc, p0, p1);
     default:
-      return SweepPanels<6, 1>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<6, 1, T>(a, i0, k0, kc, p0, p1);
   }
 }
 
 // One thread's share: output panels [p0, p1), every row of x.
+template <typename T>
 void MatMulPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
   const PanelLayout& l = a.layout;
   const int64_t k = l.cols;
@@ -118,12 +146,13 @@ void MatMulPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
     for (int64_t g0 = p0; g0 < full_end; g0 += kPanelGroup) {
       const int64_t g1 = std::min(full_end, g0 + kPanelGroup);
       for (int64_t i0 = 0; i0 < a.n; i0 += kMaxRowTile) {
-        RowTile(a, i0, std::min<int64_t>(kMaxRowTile, a.n - i0), k0, kc, g0, g1);
+        RowTile<T>(a, i0, std::min<int64_t>(kMaxRowTile, a.n - i0), k0, kc, g0, g1);
       }
     }
     if (has_tail) {
       const int64_t p = p1 - 1;
-      ScalarKernel(a.n, l.width(p), a.x + k0, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), kc,
+      ScalarKernel(a.n, l.width(p), a.x + k0, a.ldx,
+                   static_cast<const T*>(a.w) + l.base(p) + k0 * l.ldw(p), l.ldw(p), kc,
                    a.y + p * kPanelWidth, a.ldy, k0 > 0);
     }
   }
@@ -141,11 +170,49 @@ void PackRows(const PanelLayout& layout, const float* src, int64_t first_row, in
   }
 }
 
-void UnpackRow(const PanelLayout& layout, const float* w, int64_t r, float* dst) {
+void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64_t first_row,
+              int64_t num_rows, void* dst) {
+  if (type == PanelType::kF32) {
+    return PackRows(layout, src, first_row, num_rows, static_cast<float*>(dst));
+  }
+  RS_CHECK(!layout.transposed);
+  auto* out = static_cast<uint16_t*>(dst);
+  for (int64_t r = first_row; r < first_row + num_rows; ++r) {
+    const float* row = src + (r - first_row) * layout.cols;
+    const int64_t offset = layout.Offset(r, 0);
+    const int64_t ldw = layout.ldw(r / kPanelWidth);
+    for (int64_t c = 0; c < layout.cols; ++c) {
+      out[offset + c * ldw] =
+          type == PanelType::kBF16 ? FloatToBFloat16(row[c]) : FloatToHalf(row[c]);
+    }
+  }
+}
+
+namespace {
+
+template <typename T>
+void UnpackTyped(const PanelLayout& layout, const T* w, int64_t r, float* dst) {
   const int64_t p = r / kPanelWidth;
-  const float* src = w + layout.base(p) + (r - p * kPanelWidth);
+  const T* src = w + layout.base(p) + (r - p * kPanelWidth);
   const int64_t ldw = layout.ldw(p);
-  for (int64_t c = 0; c < layout.cols; ++c) dst[c] = src[c * ldw];
+  for (int64_t c = 0; c < layout.cols; ++c) dst[c] = ToFloat(src[c * ldw]);
+}
+
+}  // namespace
+
+void UnpackRow(const PanelLayout& layout, const float* w, int64_t r, float* dst) {
+  UnpackTyped(layout, w, r, dst);
+}
+
+void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r, float* dst) {
+  switch (type) {
+    case PanelType::kF32:
+      return UnpackTyped(layout, static_cast<const float*>(w), r, dst);
+    case PanelType::kBF16:
+      return UnpackTyped(layout, static_cast<const Bf16*>(w), r, dst);
+    case PanelType::kF16:
+      return UnpackTyped(layout, static_cast<const F16*>(w), r, dst);
+  }
 }
 
 void MatMul(ThreadPool& pool, const MatMulArgs& args) { MatMul(pool, args, BestIsa()); }
@@ -160,23 +227,30 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
   // Below ~64k multiply-adds per thread a wake-up costs more than it saves (tiny models).
   const int64_t macs_per_panel = kPanelWidth * args.layout.cols * args.n;
   const int64_t min_chunk = std::max<int64_t>(1, (int64_t{1} << 16) / macs_per_panel);
-  if (isa == Isa::kAvx512) {
-    pool.ParallelFor(
-        args.layout.num_panels(), [&](int64_t p0, int64_t p1) { MatMulPanelsAvx512(args, p0, p1); },
-        min_chunk);
-  } else {
-    pool.ParallelFor(
-        args.layout.num_panels(), [&](int64_t p0, int64_t p1) { MatMulPanels(args, p0, p1); },
-        min_chunk);
+  const auto run = [&](auto panels) {
+    pool.ParallelFor(args.layout.num_panels(), panels, min_chunk);
+  };
+  switch (args.w_type) {
+    case PanelType::kF32:
+      if (isa == Isa::kAvx512) {
+        return run([&](int64_t p0, int64_t p1) { MatMulPanelsAvx512(args, p0, p1); });
+      }
+      return run([&](int64_t p0, int64_t p1) { MatMulPanels<float>(args, p0, p1); });
+    case PanelType::kBF16:
+      RS_CHECK(!args.layout.transposed);
+      return run([&](int64_t p0, int64_t p1) { MatMulPanels<Bf16>(args, p0, p1); });
+    case PanelType::kF16:
+      RS_CHECK(!args.layout.transposed);
+      return run([&](int64_t p0, int64_t p1) { MatMulPanels<F16>(args, p0, p1); });
   }
 }
 
 void MatMulBlas(const MatMulArgs& a) {
-  RS_CHECK(a.layout.transposed);
+  RS_CHECK(a.layout.transposed && a.w_type == PanelType::kF32);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(a.n),
               static_cast<int>(a.layout.rows), static_cast<int>(a.layout.cols), 1.0F, a.x,
-              static_cast<int>(a.ldx), a.w, static_cast<int>(a.layout.rows), 0.0F, a.y,
-              static_cast<int>(a.ldy));
+              static_cast<int>(a.ldx), static_cast<const float*>(a.w),
+              static_cast<int>(a.layout.rows), 0.0F, a.y, static_cast<int>(a.ldy));
 }
 
 }  // namespace ringserve::kernels::cpu

@@ -12,6 +12,11 @@
 //    row-major (panel_base = 16p, ldw = m), which cblas_sgemm reads directly.
 // A [1, k] weight (a norm's gain) is row-major in both.
 //
+// Element types. Packed panels hold f32, or the 16-bit type a checkpoint stores (bf16, f16),
+// each element widened to f32 exactly as it is loaded: the same values in f32 panels give
+// the same bits, from half the bytes. Half panels run on the AVX2 kernels on every CPU (the
+// AVX-512 kernels take f32 only).
+//
 // Arithmetic. Every output y[i, j] is computed as acc = 0; for c = 0..k-1 in order:
 // acc = fma(x[i, c], W[j, c], acc); whatever the path (register tile size, k blocking,
 // vector width or ISA, thread split, scalar tail). FMA is correctly rounded, so a vector lane and
@@ -48,22 +53,34 @@ struct PanelLayout {
   }
 };
 
+enum class PanelType : uint8_t { kF32, kBF16, kF16 };
+
+// Bytes of `count` elements of `type`.
+inline int64_t PanelBytes(PanelType type, int64_t count) {
+  return count * (type == PanelType::kF32 ? 4 : 2);
+}
+
 // Writes `num_rows` row-major rows starting at W row `first_row` into their place in `dst`
-// (num_rows = 16 and first_row a multiple of 16 except for the last panel).
+// (num_rows = 16 and first_row a multiple of 16 except for the last panel). A half `type`
+// rounds each value to it (exact for values that came from it).
 void PackRows(const PanelLayout& layout, const float* src, int64_t first_row, int64_t num_rows,
               float* dst);
+void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64_t first_row,
+              int64_t num_rows, void* dst);
 
-// Copies W row r (cols values) out of the layout.
+// Copies W row r (cols values, widened to f32) out of the layout.
 void UnpackRow(const PanelLayout& layout, const float* w, int64_t r, float* dst);
+void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r, float* dst);
 
 struct MatMulArgs {
   const float* x = nullptr;
   int64_t ldx = 0;
   int64_t n = 0;
-  const float* w = nullptr;
+  const void* w = nullptr;  // w_type elements
   PanelLayout layout;
   float* y = nullptr;
   int64_t ldy = 0;
+  PanelType w_type = PanelType::kF32;  // half types need the packed layout
 };
 
 // The batch-invariant product described above, parallel over output panels, on BestIsa().

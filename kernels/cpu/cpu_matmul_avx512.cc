@@ -124,25 +124,26 @@ void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_
     x = tile;
   }
   float* y = a.y + i0 * a.ldy;
-  const int64_t step = l.base(1);  // distance between adjacent full panels
+  const auto* wf = static_cast<const float*>(a.w);  // f32 panels only (cpu_matmul.h)
+  const int64_t step = l.base(1);                   // distance between adjacent full panels
   const bool accumulate = k0 > 0;
   const int64_t last_width = l.width(p1 - 1);
   const int64_t full_end = last_width < kPanelWidth ? p1 - 1 : p1;
   int64_t p = p0;
   for (; p + NP <= full_end; p += NP) {
-    const float* w = a.w + l.base(p) + k0 * l.ldw(p);
+    const float* w = wf + l.base(p) + k0 * l.ldw(p);
     const int64_t slice = (kc + num_tiles - 1) / num_tiles;  // rows each tile prefetches
     Kernel<MR, NP, false, kMode>(x, a.ldx, w, l.ldw(p), step, kc, y + p * kPanelWidth, a.ldy,
                                  accumulate, 0xFFFF, w + NP * step + ahead_tile * slice * l.ldw(p),
                                  num_tiles);
   }
   for (; p < full_end; ++p) {
-    Kernel<MR, 1, false, kRest>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
+    Kernel<MR, 1, false, kRest>(x, a.ldx, wf + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
                                 y + p * kPanelWidth, a.ldy, accumulate, 0xFFFF);
   }
   if (full_end < p1) {
     const auto mask = static_cast<__mmask16>((1U << last_width) - 1);
-    Kernel<MR, 1, true, kRest>(x, a.ldx, a.w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
+    Kernel<MR, 1, true, kRest>(x, a.ldx, wf + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
                                y + p * kPanelWidth, a.ldy, accumulate, mask);
   }
 }

@@ -140,7 +140,7 @@ class ServeScript(unittest.TestCase):
         self.assertTrue(re.search(r"--kv-memory: '1\.5'", err), err)
 
     def test_cpu_workers_follow_the_memory_unless_told(self):
-        # The tiny model's f32 weights are ~1 MiB: two copies and 512 MiB fit in 600 MiB, not
+        # The tiny model's weights are ~1 MiB: two copies and 512 MiB fit in 600 MiB, not
         # in 400 MiB, where serve.sh starts one worker and says why; --cpu-workers 2 insists.
         for available, flags, want in (("629145600", (), 2), ("419430400", (), 1),
                                        ("419430400", ("--cpu-workers", "2"), 2)):

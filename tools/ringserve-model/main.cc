@@ -1,6 +1,7 @@
 // ringserve-model: inspect checkpoints, write the built-in tiny model, tokenize text.
 //   ringserve-model info PATH [--tokenizer FILE]
 //   ringserve-model make-tiny --out PATH
+//   ringserve-model make-random --preset NAME [--dtype bf16] --out PATH
 //   ringserve-model tokenize PATH --text T [--no-bos]
 // Exits 1 with the error on stderr for bad input, 2 for bad usage.
 #include <cstdio>
@@ -12,11 +13,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "kernels/backend.h"
 #include "tools/common/arg_parser.h"
 #include "worker/model/checkpoint.h"
 #include "worker/model/gguf_reader.h"
 #include "worker/model/gguf_vocab.h"
+#include "worker/model/presets.h"
 #include "worker/model/tiny_model.h"
+#include "worker/model/weight_source.h"
 #include "worker/tokenizer/tokenizer.h"
 
 namespace ringserve::model {
@@ -25,6 +29,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: ringserve-model info PATH [--tokenizer FILE]\n"
     "       ringserve-model make-tiny --out PATH\n"
+    "       ringserve-model make-random --preset NAME [--dtype f32|f16|bf16|q8_0] --out PATH\n"
     "       ringserve-model tokenize PATH --text TEXT [--no-bos]\n";
 
 const char* Bool(bool b) { return b ? "true" : "false"; }
@@ -80,6 +85,10 @@ absl::Status Info(const std::string& path, const std::string& tokenizer_path) {
                c.config.architecture);
   PrintConfig(c.config);
   absl::PrintF("vocabulary: %s\n", c.vocabulary ? VocabSummary(*c.vocabulary) : "none");
+  // What a CPU worker holds (serve.sh sizes its CPU workers from it).
+  RS_ASSIGN_OR_RETURN(const std::unique_ptr<kernels::Backend> cpu,
+                      kernels::CreateBackend("cpu", {.num_threads = 1}));
+  absl::PrintF("cpu_weight_bytes: %d\n", CheckpointWeightSource(c).BytesOn(*cpu).value_or(0));
   absl::PrintF("tensors: %d\n", c.tensors().size());
   for (const HostTensor& t : c.tensors()) {
     absl::PrintF("  %-28s %-5s [%s]\n", t.name, std::string(kernels::DTypeName(t.dtype)),
@@ -109,6 +118,17 @@ absl::Status Tokenize(const std::string& path, const std::string& text, bool no_
   return absl::OkStatus();
 }
 
+absl::Status MakeRandom(const std::string& preset, const std::string& dtype_name,
+                        const std::string& out) {
+  RS_ASSIGN_OR_RETURN(const ModelConfig config, PresetConfig(preset));
+  for (const kernels::DType dtype :
+       {kernels::DType::kF32, kernels::DType::kF16, kernels::DType::kBF16, kernels::DType::kQ8_0}) {
+    if (kernels::DTypeName(dtype) == dtype_name) return WriteRandomModel(out, config, dtype);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--dtype: expected f32, f16, bf16 or q8_0, got '", dtype_name, "'"));
+}
+
 int Run(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << kUsage;
@@ -116,9 +136,13 @@ int Run(int argc, char** argv) {
   }
   const std::string command = argv[1];
   std::string out, text, tokenizer_path;
+  std::string preset;
+  std::string dtype_name = "bf16";
   bool no_bos = false;
   tools::ArgParser args;
-  args.AddString("out", &out, "make-tiny: output path");
+  args.AddString("out", &out, "make-tiny, make-random: output path");
+  args.AddString("preset", &preset, "make-random: the shape (tiny, llama-110m, ...)");
+  args.AddString("dtype", &dtype_name, "make-random: matrices' dtype (f32, f16, bf16, q8_0)");
   args.AddString("text", &text, "tokenize: the text");
   args.AddString("tokenizer", &tokenizer_path, "info: llama2.c tokenizer file");
   args.AddBool("no-bos", &no_bos, "tokenize: do not prepend BOS");
@@ -132,6 +156,9 @@ int Run(int argc, char** argv) {
     status = Info(pos[0], tokenizer_path);
   } else if (command == "make-tiny" && pos.empty() && !out.empty()) {
     status = WriteTinyModel(out);
+    if (status.ok()) absl::PrintF("wrote %s\n", out);
+  } else if (command == "make-random" && pos.empty() && !out.empty() && !preset.empty()) {
+    status = MakeRandom(preset, dtype_name, out);
     if (status.ok()) absl::PrintF("wrote %s\n", out);
   } else if (command == "tokenize" && pos.size() == 1) {
     status = Tokenize(pos[0], text, no_bos);

@@ -221,14 +221,14 @@ absl::Status LlamaModel::UploadWeights(WeightSource& source) {
   // Checked before the first allocation: the CPU backend's memory is backed only as the
   // weights are written, so a model too large for the machine would load part-way and then
   // be killed for memory, with nothing said.
-  const kernels::DType dtype = backend_->activation_dtype();
-  const size_t needed_bytes = kernels::DTypeBytes(dtype, static_cast<size_t>(c.NumParameters()));
+  const size_t needed_bytes = source.BytesOn(*backend_).value_or(
+      kernels::DTypeBytes(backend_->activation_dtype(), static_cast<size_t>(c.NumParameters())));
   if (const size_t free_bytes = backend_->FreeMemoryBytes();
       free_bytes > 0 && needed_bytes > free_bytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the model's weights need ", needed_bytes >> 20, " MiB (", c.NumParameters(),
-                     " parameters in ", std::string(kernels::DTypeName(dtype)), "), but ",
-                     std::string(backend_->name()), " has ", free_bytes >> 20, " MiB free"));
+                     " parameters) on ", std::string(backend_->name()), ", but it has ",
+                     free_bytes >> 20, " MiB free"));
   }
   const int64_t q_dim = static_cast<int64_t>(c.num_heads) * c.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/check.h"
+#include "common/status_macros.h"
 #include "worker/model/gguf_writer.h"
 
 namespace ringserve::model {
@@ -83,9 +84,9 @@ void WriteVocabulary(const tokenizer::Vocabulary& v, GgufWriter* w) {
   w->SetBool("tokenizer.ggml.add_space_prefix", true);
 }
 
-void WriteConfig(const ModelConfig& c, GgufWriter* w) {
+void WriteConfig(const ModelConfig& c, const std::string& name, GgufWriter* w) {
   w->SetString("general.architecture", "llama");
-  w->SetString("general.name", "ringserve-tiny");
+  w->SetString("general.name", name);
   w->SetUint32("llama.context_length", c.max_seq_len);
   w->SetUint32("llama.embedding_length", c.dim);
   w->SetUint32("llama.feed_forward_length", c.hidden_dim);
@@ -97,14 +98,18 @@ void WriteConfig(const ModelConfig& c, GgufWriter* w) {
   w->SetFloat32("llama.rope.freq_base", c.rope_theta);
 }
 
-void AddWeights(const ModelConfig& c, GgufWriter* w) {
+// Matrices ~ N(0, 0.02^2) in `dtype`, norm gains 1 in f32.
+absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, GgufWriter* w) {
   Rng rng(kSeed);
+  absl::Status status;
   auto add = [&](const std::string& name, std::vector<int64_t> shape, bool norm) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
     std::vector<float> values(n);
     for (float& x : values) x = norm ? 1.0F : rng.Normal(0.02F);
-    RS_CHECK(w->AddTensor(name, shape, kernels::DType::kF32, values).ok());
+    if (status.ok()) {
+      status = w->AddTensor(name, shape, norm ? kernels::DType::kF32 : dtype, values);
+    }
   };
   const int64_t hd = c.dim / c.num_heads, q = c.num_heads * hd, kv = c.num_kv_heads * hd;
   add("token_embd.weight", {c.vocab_size, c.dim}, false);
@@ -121,6 +126,8 @@ void AddWeights(const ModelConfig& c, GgufWriter* w) {
     add(p + "ffn_up.weight", {c.hidden_dim, c.dim}, false);
     add(p + "ffn_down.weight", {c.dim, c.hidden_dim}, false);
   }
+  if (!c.tied_embeddings) add("output.weight", {c.vocab_size, c.dim}, false);
+  return status;
 }
 
 }  // namespace
@@ -174,9 +181,9 @@ namespace {
 GgufWriter TinyModelWriter() {
   const ModelConfig c = TinyModelConfig();
   GgufWriter w;
-  WriteConfig(c, &w);
+  WriteConfig(c, "ringserve-tiny", &w);
   WriteVocabulary(TinyVocabulary(), &w);
-  AddWeights(c, &w);
+  RS_CHECK(AddWeights(c, kernels::DType::kF32, &w).ok());
   return w;
 }
 
@@ -185,5 +192,35 @@ GgufWriter TinyModelWriter() {
 std::vector<uint8_t> TinyModelImage() { return TinyModelWriter().Build(); }
 
 absl::Status WriteTinyModel(const std::string& path) { return TinyModelWriter().WriteFile(path); }
+
+absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kernels::DType dtype) {
+  RS_RETURN_IF_ERROR(config.Validate());
+  if (config.head_dim != config.dim / config.num_heads) {
+    return absl::InvalidArgumentError("random model: head_dim must be dim / num_heads");
+  }
+  tokenizer::Vocabulary vocab = TinyVocabulary();
+  constexpr int kControlAndBytes = 3 + 256;
+  if (config.vocab_size < kControlAndBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("random model: a vocabulary of ",
+                                                   config.vocab_size, " cannot hold the ",
+                                                   kControlAndBytes, " control and byte tokens"));
+  }
+  const auto size = static_cast<size_t>(config.vocab_size);
+  if (vocab.tokens.size() > size) {  // the first pieces: each one's prefixes come before it
+    vocab.tokens.resize(size);
+    vocab.scores.resize(size);
+    vocab.types.resize(size);
+  }
+  while (static_cast<int>(vocab.tokens.size()) < config.vocab_size) {
+    vocab.tokens.push_back(absl::StrCat("<unused", vocab.tokens.size(), ">"));
+    vocab.scores.push_back(0);
+    vocab.types.push_back(TokenType::kUnused);
+  }
+  GgufWriter w;
+  WriteConfig(config, "ringserve-random", &w);
+  WriteVocabulary(vocab, &w);
+  RS_RETURN_IF_ERROR(AddWeights(config, dtype, &w));
+  return w.WriteFile(path);
+}
 
 }  // namespace ringserve::model

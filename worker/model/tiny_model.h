@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "kernels/dtype.h"
 #include "worker/model/model_config.h"
 #include "worker/tokenizer/vocabulary.h"
 
@@ -21,6 +22,13 @@ tokenizer::Vocabulary TinyVocabulary();
 // The GGUF v3 image (F32 weights, seed fixed: the bytes never change between builds).
 std::vector<uint8_t> TinyModelImage();
 absl::Status WriteTinyModel(const std::string& path);
+
+// A GGUF of `config`'s shape (head_dim = dim / num_heads) with random matrices in `dtype`
+// (F32, F16, BF16 or Q8_0) and the tiny vocabulary cut or padded with unused tokens to its
+// size (at least its 259 control and byte tokens):
+// checkpoints of real sizes and file dtypes for load and benchmark runs. Its rope is plain
+// (no Llama 3 scaling is written).
+absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kernels::DType dtype);
 
 }  // namespace ringserve::model
 

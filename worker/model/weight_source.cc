@@ -25,6 +25,16 @@ bool CheckpointWeightSource::Has(const std::string& name) const {
   return checkpoint_.Find(name).ok();
 }
 
+std::optional<size_t> CheckpointWeightSource::BytesOn(const kernels::Backend& backend) const {
+  size_t bytes = 0;
+  for (const HostTensor& t : checkpoint_.tensors()) {
+    if (t.shape.empty()) continue;
+    const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1;
+    bytes += backend.WeightBytes(t.dtype, rows, t.NumElements() / rows);
+  }
+  return bytes;
+}
+
 namespace {
 
 float MatrixScale(int64_t cols) { return 1.0F / std::sqrt(static_cast<float>(cols)); }
@@ -58,6 +68,11 @@ std::optional<absl::StatusOr<kernels::Weight>> RandomWeightSource::MakeOnBackend
 
 bool RandomWeightSource::Has(const std::string& name) const {
   return !(name == "output.weight" && config_.tied_embeddings);
+}
+
+std::optional<size_t> RandomWeightSource::BytesOn(const kernels::Backend& backend) const {
+  // Made as f32 values, stored as the backend stores f32 matrices.
+  return backend.WeightBytes(kernels::DType::kF32, config_.NumParameters(), 1);
 }
 
 }  // namespace ringserve::model

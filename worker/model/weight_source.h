@@ -32,6 +32,11 @@ class WeightSource {
   virtual absl::StatusOr<HostMatrix> Get(const std::string& name,
                                          const std::vector<int64_t>& shape) = 0;
   virtual bool Has(const std::string& name) const = 0;
+  // The bytes `backend` will hold for these weights (Backend::WeightBytes of each tensor),
+  // checked against its free memory before anything is uploaded; nullopt: unknown here.
+  virtual std::optional<size_t> BytesOn(const kernels::Backend& /*backend*/) const {
+    return std::nullopt;
+  }
   // A source that computes its values (random weights) may have `backend` make the
   // [sum of rows, cols] stack of the named matrices itself, without host copies. nullopt:
   // fetch them with Get and upload them instead.
@@ -49,6 +54,7 @@ class CheckpointWeightSource final : public WeightSource {
   absl::StatusOr<HostMatrix> Get(const std::string& name,
                                  const std::vector<int64_t>& shape) override;
   bool Has(const std::string& name) const override;
+  std::optional<size_t> BytesOn(const kernels::Backend& backend) const override;
 
  private:
   const Checkpoint& checkpoint_;
@@ -64,6 +70,7 @@ class RandomWeightSource final : public WeightSource {
   absl::StatusOr<HostMatrix> Get(const std::string& name,
                                  const std::vector<int64_t>& shape) override;
   bool Has(const std::string& name) const override;
+  std::optional<size_t> BytesOn(const kernels::Backend& backend) const override;
   std::optional<absl::StatusOr<kernels::Weight>> MakeOnBackend(kernels::Backend& backend,
                                                                std::span<const std::string> names,
                                                                std::span<const int64_t> rows,

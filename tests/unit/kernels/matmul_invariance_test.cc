@@ -8,12 +8,15 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_matmul.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/dtype.h"
 #include "tests/unit/kernels/kernel_test_util.h"
 
 namespace ringserve::kernels::testing {
@@ -91,6 +94,63 @@ TEST(MatMulInvarianceTest, KBlockedRowsMatchStreamedRows) {
         << size << " rows at " << first;
   }
 }
+
+// Panels kept in a checkpoint's bf16 or f16 give the bits of f32 panels holding the same
+// values, on every ISA the f32 panels run on, alone and in batches, on any thread count: the
+// half type changes the bytes read, never the products.
+class HalfPanelTest : public ::testing::TestWithParam<std::tuple<Shape, cpu::PanelType>> {};
+
+TEST_P(HalfPanelTest, GiveTheBitsOfF32PanelsWithTheSameValues) {
+  const auto [shape, type] = GetParam();
+  const auto [m, k] = shape;
+  constexpr int64_t kRows = 40;
+  std::mt19937_64 rng(static_cast<uint64_t>(m * 31 + k));
+  std::vector<float> w_rows = RandomFloats(rng, m * k);
+  for (float& v : w_rows) {  // values the half type holds exactly
+    v = type == cpu::PanelType::kBF16 ? BFloat16ToFloat(FloatToBFloat16(v))
+                                      : HalfToFloat(FloatToHalf(v));
+  }
+  const std::vector<float> x = RandomFloats(rng, kRows * k);
+  const cpu::PanelLayout layout{false, m, k};
+  std::vector<float> w32(static_cast<size_t>(m * k));
+  cpu::PackRows(layout, w_rows.data(), 0, m, w32.data());
+  std::vector<uint16_t> w16(static_cast<size_t>(m * k));
+  cpu::PackRows(layout, type, w_rows.data(), 0, m, w16.data());
+  std::vector<float> row(static_cast<size_t>(k));
+  for (const int64_t r : {int64_t{0}, m / 2, m - 1}) {
+    cpu::UnpackRow(layout, type, w16.data(), r, row.data());
+    EXPECT_EQ(std::memcmp(row.data(), w_rows.data() + r * k, row.size() * sizeof(float)), 0)
+        << "row " << r << " unpacked";
+  }
+  cpu::ThreadPool one(1), two(2), three(3);
+  for (const cpu::Isa isa : {cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
+    if (!cpu::IsaSupported(isa)) continue;
+    for (const auto& [first, size] : std::vector<std::pair<int64_t, int64_t>>{
+             {0, kRows}, {0, 1}, {7, 1}, {3, 5}, {9, 16}, {1, 33}}) {
+      for (cpu::ThreadPool* pool : {&one, &two, &three}) {
+        std::vector<float> want(static_cast<size_t>(size * m)), got(want.size());
+        cpu::MatMul(*pool, {x.data() + first * k, k, size, w32.data(), layout, want.data(), m},
+                    isa);
+        cpu::MatMul(*pool,
+                    {x.data() + first * k, k, size, w16.data(), layout, got.data(), m, type});
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+            << size << " rows at " << first << " on " << pool->num_threads()
+            << " threads, against f32 panels on " << (isa == cpu::Isa::kAvx2 ? "avx2" : "avx512");
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, HalfPanelTest,
+    ::testing::Combine(::testing::Values(Shape{768, 768}, Shape{2304, 768}, Shape{100, 600},
+                                         Shape{37, 1000}, Shape{1001, 77}, Shape{5, 1100}),
+                       ::testing::Values(cpu::PanelType::kBF16, cpu::PanelType::kF16)),
+    [](const auto& info) {
+      const Shape& shape = std::get<0>(info.param);
+      return std::to_string(shape.m) + "x" + std::to_string(shape.k) +
+             (std::get<1>(info.param) == cpu::PanelType::kBF16 ? "_bf16" : "_f16");
+    });
 
 // The 110M model's products (QKV, wo, gate/up, down, output head) and awkward sizes:
 // partial panels, k below a vector, k not a multiple of the prefill k block.

@@ -79,7 +79,7 @@ class CpuBackend final : public Backend {
   // A [rows, cols] weight in MatMul's layout, packed panel by panel across the pool:
   // fill_rows(r0, width, out) writes rows [r0, r0 + width) as f32, row-major, into out
   // (kPanelWidth rows of scratch per thread), from any thread. `stored` is the weight's
-  // element type: f32, or a checkpoint's bf16/f16 for a packed matrix (what PanelTypeFor
+  // element type: f32, or a checkpoint's bf16/f16 for a packed matrix (what StoredDType
   // allows), each value rounded to it (exact for values that came from it).
   absl::StatusOr<Weight> PackWeight(int64_t rows, int64_t cols, DType stored,
                                     absl::FunctionRef<void(int64_t, int64_t, float*)> fill_rows);

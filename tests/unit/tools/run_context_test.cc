@@ -66,5 +66,30 @@ TEST(RunBenchFlagsTest, ASharedPrefixLongerThanThePromptIsRefused) {
   EXPECT_THAT(over.err, HasSubstr("--shared-prefix must be in [0, --prompt-tokens]"));
 }
 
+// make-random writes a checkpoint in the dtype asked for that ringserve-run serves and
+// `info` sizes for a CPU worker (serve.sh reads cpu_weight_bytes); a dtype the shape cannot
+// take (Q8_0 needs rows of 32) or an unknown one is refused by name.
+TEST(ModelToolTest, MakeRandomWritesAModelInTheDtypeAskedFor) {
+  const std::string path = ::testing::TempDir() + "random_bf16.gguf";
+  const ToolRun made =
+      RunTool("ringserve-model", "make-random --preset tiny --dtype bf16 --out " + path);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const ToolRun info = RunTool("ringserve-model", "info " + path);
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_THAT(info.out, HasSubstr("blk.0.attn_q.weight          bf16"));
+  EXPECT_THAT(info.out, HasSubstr("cpu_weight_bytes: "));
+  const ToolRun run =
+      RunTool("ringserve-run", "run --model " + path + " --prompt-ids 1,2,3 --max-tokens 4");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  const ToolRun q8 =
+      RunTool("ringserve-model", "make-random --preset tiny --dtype q8_0 --out " + path);
+  EXPECT_EQ(q8.exit_code, 1);
+  EXPECT_THAT(q8.err, HasSubstr("Q8_0 rows must be a multiple of 32 values"));
+  const ToolRun bad =
+      RunTool("ringserve-model", "make-random --preset tiny --dtype int4 --out " + path);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("--dtype: expected f32, f16, bf16 or q8_0, got 'int4'"));
+}
+
 }  // namespace
 }  // namespace ringserve::tools::testing

@@ -105,6 +105,7 @@ absl::StatusOr<Weight> CpuBackend::UploadWeight(DType dtype, int64_t rows, int64
         absl::StrCat("cpu backend: q8_0 weight rows must be a multiple of 32 values, got ", cols));
   }
   const auto* src = static_cast<const uint8_t*>(host_data);
+  if (StoredDType(dtype, rows) == DType::kQ8_0) return PackQ8_0Weight(rows, cols, src);
   return PackWeight(rows, cols, StoredDType(dtype, rows),
                     [&](int64_t r0, int64_t width, float* rows_f32) {
                       ConvertToFloat(dtype, src + DTypeBytes(dtype, static_cast<size_t>(r0 * cols)),
@@ -121,13 +122,41 @@ absl::StatusOr<Weight> CpuBackend::RandomWeight(std::span<const RandomPart> part
 }
 
 size_t CpuBackend::WeightBytes(DType dtype, int64_t rows, int64_t cols) const {
-  const DType stored = StoredDType(dtype, rows);
-  return DTypeBytes(stored, static_cast<size_t>(rows * cols));
+  Weight shape;
+  shape.dtype = StoredDType(dtype, rows);
+  return static_cast<size_t>(PanelBytes(PanelTypeOf(shape), rows, cols));
 }
 
 DType CpuBackend::StoredDType(DType file_dtype, int64_t rows) const {
-  const bool half = file_dtype == DType::kBF16 || file_dtype == DType::kF16;
-  return half && rows > 1 && !use_blas_ ? file_dtype : DType::kF32;
+  const bool compact =
+      file_dtype == DType::kBF16 || file_dtype == DType::kF16 || file_dtype == DType::kQ8_0;
+  return compact && rows > 1 && !use_blas_ ? file_dtype : DType::kF32;
+}
+
+absl::StatusOr<Weight> CpuBackend::PackQ8_0Weight(int64_t rows, int64_t cols,
+                                                  const uint8_t* blocks) {
+  Weight w;
+  w.dtype = DType::kQ8_0;
+  w.rows = rows;
+  w.cols = cols;
+  RS_ASSIGN_OR_RETURN(w.buffer,
+                      Allocate(static_cast<size_t>(PanelBytes(PanelType::kQ8_0, rows, cols))));
+  const PanelLayout layout = LayoutOf(w);
+  const size_t row_bytes = DTypeBytes(DType::kQ8_0, static_cast<size_t>(cols));
+  pool_.ParallelFor(layout.num_panels(), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t r0 = p * kPanelWidth;
+      PackQ8_0Rows(layout, blocks + static_cast<size_t>(r0) * row_bytes, r0, layout.width(p),
+                   w.buffer.as<int8_t>(), Q8_0Scales(w));
+    }
+  });
+  return w;
+}
+
+float* CpuBackend::Q8_0Scales(const Weight& w) {
+  if (w.dtype != DType::kQ8_0) return nullptr;
+  return reinterpret_cast<float*>(static_cast<char*>(w.buffer.data()) +
+                                  Q8_0QuantBytes(w.rows, w.cols));
 }
 
 absl::StatusOr<Weight> CpuBackend::PackWeight(
@@ -138,7 +167,7 @@ absl::StatusOr<Weight> CpuBackend::PackWeight(
   w.rows = rows;
   w.cols = cols;
   const PanelType type = PanelTypeOf(w);
-  RS_ASSIGN_OR_RETURN(w.buffer, Allocate(static_cast<size_t>(PanelBytes(type, rows * cols))));
+  RS_ASSIGN_OR_RETURN(w.buffer, Allocate(static_cast<size_t>(PanelBytes(type, rows, cols))));
   const PanelLayout layout = LayoutOf(w);
   void* dst = w.buffer.data();
   // One panel of rows at a time, so no full-size f32 copy of the weight is ever made.
@@ -163,7 +192,7 @@ void CpuBackend::EmbeddingGather(const Weight& table, const int32_t* ids, Tensor
         for (int64_t i = begin; i < end; ++i) {
           RS_DCHECK(ids[i] >= 0 && ids[i] < table.rows);
           UnpackRow(layout, PanelTypeOf(table), table.buffer.data(), ids[i],
-                    static_cast<float*>(out.data) + i * out.row_stride);
+                    static_cast<float*>(out.data) + i * out.row_stride, Q8_0Scales(table));
         }
       },
       8);
@@ -189,7 +218,8 @@ void CpuBackend::MatMul(Tensor x, const Weight& w, Tensor y) {
                         .layout = LayoutOf(w),
                         .y = static_cast<float*>(y.data),
                         .ldy = y.row_stride,
-                        .w_type = PanelTypeOf(w)};
+                        .w_type = PanelTypeOf(w),
+                        .w_scales = Q8_0Scales(w)};
   if (use_blas_ && x.rows >= kBlasMinRows) {
     MatMulBlas(args);
   } else {

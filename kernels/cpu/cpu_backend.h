@@ -72,10 +72,21 @@ class CpuBackend final : public Backend {
  private:
   PanelLayout LayoutOf(const Weight& w) const { return {use_blas_, w.rows, w.cols}; }
   static PanelType PanelTypeOf(const Weight& w) {
-    return w.dtype == DType::kBF16  ? PanelType::kBF16
-           : w.dtype == DType::kF16 ? PanelType::kF16
-                                    : PanelType::kF32;
+    switch (w.dtype) {
+      case DType::kBF16:
+        return PanelType::kBF16;
+      case DType::kF16:
+        return PanelType::kF16;
+      case DType::kQ8_0:
+        return PanelType::kQ8_0;
+      default:
+        return PanelType::kF32;
+    }
   }
+  // A Q8_0 weight's block scales (after its quants); null for any other.
+  static float* Q8_0Scales(const Weight& w);
+  // A [rows, cols] Q8_0 matrix from the checkpoint's blocks, in the packed Q8_0 layout.
+  absl::StatusOr<Weight> PackQ8_0Weight(int64_t rows, int64_t cols, const uint8_t* blocks);
   // A [rows, cols] weight in MatMul's layout, packed panel by panel across the pool:
   // fill_rows(r0, width, out) writes rows [r0, r0 + width) as f32, row-major, into out
   // (kPanelWidth rows of scratch per thread), from any thread. `stored` is the weight's
@@ -83,9 +94,9 @@ class CpuBackend final : public Backend {
   // allows), each value rounded to it (exact for values that came from it).
   absl::StatusOr<Weight> PackWeight(int64_t rows, int64_t cols, DType stored,
                                     absl::FunctionRef<void(int64_t, int64_t, float*)> fill_rows);
-  // The element type a weight of `file_dtype` is kept in: bf16 and f16 matrices as they are
-  // (half the memory and bandwidth, the same products), everything else as f32 (norm gains;
-  // Q8_0, whose values need f32; the BLAS layout, which cblas_sgemm reads).
+  // The element type a weight of `file_dtype` is kept in: bf16, f16 and Q8_0 matrices as they
+  // are (less memory and bandwidth, the same products), everything else as f32 (norm gains,
+  // the BLAS layout, which cblas_sgemm reads).
   DType StoredDType(DType file_dtype, int64_t rows) const;
 
   // Products with at least this many rows go to cblas_sgemm when use_blas_.

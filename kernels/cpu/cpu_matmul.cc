@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 
 #include "common/check.h"
 #include "kernels/cpu/cpu_matmul_avx512.h"
@@ -40,12 +42,51 @@ float ToFloat(float v) { return v; }
 float ToFloat(Bf16 v) { return BFloat16ToFloat(v.bits); }
 float ToFloat(F16 v) { return HalfToFloat(v.bits); }
 
+// Where a kernel reads W: element (c, j) of the panel `dp` after the first at
+// w + dp * panel_step + c * ldw + j. Q8_0 panels (T = int8_t) hold the quants there and
+// the f32 scale of each 32-value block at s + dp * s_panel_step + (c / 32) * ldw + j; the
+// product of an int8 and an f16-exact scale has at most 19 significant bits, so it is the
+// exact value the f32 conversion of the block holds.
+template <typename T>
+struct Cursor {
+  const T* w;
+  int64_t ldw;
+  int64_t panel_step;
+  const float* s = nullptr;
+  int64_t s_panel_step = 0;
+
+  __m256 Load8(int64_t dp, int64_t c, int64_t j) const {
+    const T* at = w + dp * panel_step + c * ldw + j;
+    if constexpr (std::is_same_v<T, int8_t>) {
+      const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(at));
+      const float* scale = s + dp * s_panel_step + (c >> 5) * ldw + j;
+      return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(scale));
+    } else {
+      return ::ringserve::kernels::cpu::Load8(at);
+    }
+  }
+  float Get(int64_t c, int64_t j) const {
+    if constexpr (std::is_same_v<T, int8_t>) {
+      return static_cast<float>(w[c * ldw + j]) * s[(c >> 5) * ldw + j];
+    } else {
+      return ToFloat(w[c * ldw + j]);
+    }
+  }
+  // The same cursor `rows` k rows further on (a multiple of 32 for Q8_0).
+  Cursor Advanced(int64_t rows) const {
+    Cursor next = *this;
+    next.w += rows * ldw;
+    if (s != nullptr) next.s += (rows >> 5) * ldw;
+    return next;
+  }
+};
+
 // Accumulates x[0..MR) x [k0, k0 + kc) against NP adjacent full panels (16 columns each).
 // w points at the panels' first k row, panel_step apart, rows ldw apart. With accumulate
 // the running sums are reloaded from y (exact), otherwise they start at +0.
 template <int MR, int NP, typename T>
-void Kernel(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t panel_step, int64_t kc,
-            float* y, int64_t ldy, bool accumulate) {
+void Kernel(const float* x, int64_t ldx, const Cursor<T>& w, int64_t kc, float* y, int64_t ldy,
+            bool accumulate) {
   __m256 acc[MR][NP][2];
   for (int i = 0; i < MR; ++i) {
     for (int p = 0; p < NP; ++p) {
@@ -58,8 +99,8 @@ void Kernel(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t panel_
   for (int64_t c = 0; c < kc; ++c) {
     __m256 wv[NP][2];
     for (int p = 0; p < NP; ++p) {
-      wv[p][0] = Load8(w + p * panel_step + c * ldw);
-      wv[p][1] = Load8(w + p * panel_step + c * ldw + 8);
+      wv[p][0] = w.Load8(p, c, 0);
+      wv[p][1] = w.Load8(p, c, 8);
     }
     for (int i = 0; i < MR; ++i) {
       const __m256 xb = _mm256_broadcast_ss(x + i * ldx + c);
@@ -79,35 +120,41 @@ void Kernel(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t panel_
 
 // Same arithmetic, one scalar FMA chain per element: the last panel when m % 16 != 0.
 template <typename T>
-void ScalarKernel(int64_t mr, int64_t width, const float* x, int64_t ldx, const T* w, int64_t ldw,
+void ScalarKernel(int64_t mr, int64_t width, const float* x, int64_t ldx, const Cursor<T>& w,
                   int64_t kc, float* y, int64_t ldy, bool accumulate) {
   for (int64_t i = 0; i < mr; ++i) {
     for (int64_t j = 0; j < width; ++j) {
       float acc = accumulate ? y[i * ldy + j] : 0.0F;
-      for (int64_t c = 0; c < kc; ++c) {
-        acc = std::fma(x[i * ldx + c], ToFloat(w[c * ldw + j]), acc);
-      }
+      for (int64_t c = 0; c < kc; ++c) acc = std::fma(x[i * ldx + c], w.Get(c, j), acc);
       y[i * ldy + j] = acc;
     }
   }
 }
 
+// W of panel p from k row k0 on (a multiple of 32 for Q8_0), adjacent full panels after it.
+template <typename T>
+Cursor<T> PanelAt(const MatMulArgs& a, int64_t p, int64_t k0) {
+  const PanelLayout& l = a.layout;
+  Cursor<T> at{static_cast<const T*>(a.w) + l.base(p), l.ldw(p), l.base(1)};
+  if constexpr (std::is_same_v<T, int8_t>) {
+    const PanelLayout scales{false, l.rows, l.cols / kQ8_0BlockValues};
+    at.s = a.w_scales + scales.base(p);
+    at.s_panel_step = scales.base(1);
+  }
+  return at.Advanced(k0);
+}
+
 // Runs MR rows over full panels [p0, p1), NP at a time while they last.
 template <int MR, int NP, typename T>
 void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_t p0, int64_t p1) {
-  const PanelLayout& l = a.layout;
   const float* x = a.x + i0 * a.ldx + k0;
-  const T* w = static_cast<const T*>(a.w);
   float* y = a.y + i0 * a.ldy;
-  const int64_t step = l.base(1);  // distance between adjacent full panels
   int64_t p = p0;
   for (; p + NP <= p1; p += NP) {
-    Kernel<MR, NP>(x, a.ldx, w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc, y + p * kPanelWidth,
-                   a.ldy, k0 > 0);
+    Kernel<MR, NP>(x, a.ldx, PanelAt<T>(a, p, k0), kc, y + p * kPanelWidth, a.ldy, k0 > 0);
   }
   for (; p < p1; ++p) {
-    Kernel<MR, 1>(x, a.ldx, w + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc, y + p * kPanelWidth,
-                  a.ldy, k0 > 0);
+    Kernel<MR, 1>(x, a.ldx, PanelAt<T>(a, p, k0), kc, y + p * kPanelWidth, a.ldy, k0 > 0);
   }
 }
 
@@ -151,8 +198,7 @@ void MatMulPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
     }
     if (has_tail) {
       const int64_t p = p1 - 1;
-      ScalarKernel(a.n, l.width(p), a.x + k0, a.ldx,
-                   static_cast<const T*>(a.w) + l.base(p) + k0 * l.ldw(p), l.ldw(p), kc,
+      ScalarKernel(a.n, l.width(p), a.x + k0, a.ldx, PanelAt<T>(a, p, k0), kc,
                    a.y + p * kPanelWidth, a.ldy, k0 > 0);
     }
   }
@@ -175,7 +221,7 @@ void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64
   if (type == PanelType::kF32) {
     return PackRows(layout, src, first_row, num_rows, static_cast<float*>(dst));
   }
-  RS_CHECK(!layout.transposed);
+  RS_CHECK(!layout.transposed && type != PanelType::kQ8_0);  // Q8_0: PackQ8_0Rows
   auto* out = static_cast<uint16_t*>(dst);
   for (int64_t r = first_row; r < first_row + num_rows; ++r) {
     const float* row = src + (r - first_row) * layout.cols;
@@ -188,30 +234,66 @@ void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64
   }
 }
 
+void PackQ8_0Rows(const PanelLayout& layout, const uint8_t* src, int64_t first_row,
+                  int64_t num_rows, int8_t* quants, float* scales) {
+  RS_CHECK(!layout.transposed && layout.cols % kQ8_0BlockValues == 0);
+  const PanelLayout scale_layout{false, layout.rows, layout.cols / kQ8_0BlockValues};
+  const int64_t row_bytes = layout.cols / kQ8_0BlockValues * kQ8_0BlockBytes;
+  for (int64_t r = first_row; r < first_row + num_rows; ++r) {
+    const uint8_t* row = src + (r - first_row) * row_bytes;
+    const int64_t ldw = layout.ldw(r / kPanelWidth);
+    int8_t* q_out = quants + layout.Offset(r, 0);
+    float* s_out = scales + scale_layout.Offset(r, 0);
+    for (int64_t b = 0; b < layout.cols / kQ8_0BlockValues; ++b) {
+      const uint8_t* block = row + b * kQ8_0BlockBytes;
+      uint16_t scale_bits = 0;
+      std::memcpy(&scale_bits, block, sizeof(scale_bits));
+      s_out[b * ldw] = HalfToFloat(scale_bits);
+      for (int64_t i = 0; i < kQ8_0BlockValues; ++i) {
+        q_out[(b * kQ8_0BlockValues + i) * ldw] = static_cast<int8_t>(block[2 + i]);
+      }
+    }
+  }
+}
+
 namespace {
 
 template <typename T>
-void UnpackTyped(const PanelLayout& layout, const T* w, int64_t r, float* dst) {
+void UnpackTyped(const PanelLayout& layout, const Cursor<T>& w, float* dst) {
+  for (int64_t c = 0; c < layout.cols; ++c) dst[c] = w.Get(c, 0);
+}
+
+// Row r's cursor: column 0 of its panel is the row itself.
+template <typename T>
+Cursor<T> RowAt(const PanelLayout& layout, const void* w, const float* scales, int64_t r) {
   const int64_t p = r / kPanelWidth;
-  const T* src = w + layout.base(p) + (r - p * kPanelWidth);
-  const int64_t ldw = layout.ldw(p);
-  for (int64_t c = 0; c < layout.cols; ++c) dst[c] = ToFloat(src[c * ldw]);
+  const int64_t j = r - p * kPanelWidth;
+  Cursor<T> at{static_cast<const T*>(w) + layout.base(p) + j, layout.ldw(p), 0};
+  if constexpr (std::is_same_v<T, int8_t>) {
+    const PanelLayout scale_layout{false, layout.rows, layout.cols / kQ8_0BlockValues};
+    at.s = scales + scale_layout.base(p) + j;
+  }
+  return at;
 }
 
 }  // namespace
 
 void UnpackRow(const PanelLayout& layout, const float* w, int64_t r, float* dst) {
-  UnpackTyped(layout, w, r, dst);
+  UnpackTyped(layout, RowAt<float>(layout, w, nullptr, r), dst);
 }
 
-void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r, float* dst) {
+void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r, float* dst,
+               const float* scales) {
   switch (type) {
     case PanelType::kF32:
-      return UnpackTyped(layout, static_cast<const float*>(w), r, dst);
+      return UnpackTyped(layout, RowAt<float>(layout, w, scales, r), dst);
     case PanelType::kBF16:
-      return UnpackTyped(layout, static_cast<const Bf16*>(w), r, dst);
+      return UnpackTyped(layout, RowAt<Bf16>(layout, w, scales, r), dst);
     case PanelType::kF16:
-      return UnpackTyped(layout, static_cast<const F16*>(w), r, dst);
+      return UnpackTyped(layout, RowAt<F16>(layout, w, scales, r), dst);
+    case PanelType::kQ8_0:
+      RS_CHECK(scales != nullptr);
+      return UnpackTyped(layout, RowAt<int8_t>(layout, w, scales, r), dst);
   }
 }
 
@@ -242,6 +324,10 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
     case PanelType::kF16:
       RS_CHECK(!args.layout.transposed);
       return run([&](int64_t p0, int64_t p1) { MatMulPanels<F16>(args, p0, p1); });
+    case PanelType::kQ8_0:
+      RS_CHECK(!args.layout.transposed && args.w_scales != nullptr &&
+               args.layout.cols % kQ8_0BlockValues == 0);
+      return run([&](int64_t p0, int64_t p1) { MatMulPanels<int8_t>(args, p0, p1); });
   }
 }
 

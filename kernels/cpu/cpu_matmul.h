@@ -12,10 +12,12 @@
 //    row-major (panel_base = 16p, ldw = m), which cblas_sgemm reads directly.
 // A [1, k] weight (a norm's gain) is row-major in both.
 //
-// Element types. Packed panels hold f32, or the 16-bit type a checkpoint stores (bf16, f16),
-// each element widened to f32 exactly as it is loaded: the same values in f32 panels give
-// the same bits, from half the bytes. Half panels run on the AVX2 kernels on every CPU (the
-// AVX-512 kernels take f32 only).
+// Element types. Packed panels hold f32, or what a checkpoint stores: bf16 or f16 values,
+// or Q8_0's int8 quants with each 32-value block's scale in a second, [m, k / 32] packed
+// layout (as f32). Each element becomes f32 exactly as it is loaded (a quant times its f16
+// scale is exact in f32), so the same values in f32 panels give the same bits, from half
+// (a quarter plus 1/32) of the bytes. These panels run on the AVX2 kernels on every CPU
+// (the AVX-512 kernels take f32 only).
 //
 // Arithmetic. Every output y[i, j] is computed as acc = 0; for c = 0..k-1 in order:
 // acc = fma(x[i, c], W[j, c], acc); whatever the path (register tile size, k blocking,
@@ -53,11 +55,22 @@ struct PanelLayout {
   }
 };
 
-enum class PanelType : uint8_t { kF32, kBF16, kF16 };
+enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0 };
 
-// Bytes of `count` elements of `type`.
-inline int64_t PanelBytes(PanelType type, int64_t count) {
-  return count * (type == PanelType::kF32 ? 4 : 2);
+// Bytes of the quants of a [rows, cols] Q8_0 weight, rounded up to a cache line: its block
+// scales follow them.
+inline int64_t Q8_0QuantBytes(int64_t rows, int64_t cols) { return (rows * cols + 63) / 64 * 64; }
+
+// Bytes of a [rows, cols] weight of `type` (Q8_0: quants and then f32 block scales).
+inline int64_t PanelBytes(PanelType type, int64_t rows, int64_t cols) {
+  switch (type) {
+    case PanelType::kF32:
+      return rows * cols * 4;
+    case PanelType::kQ8_0:
+      return Q8_0QuantBytes(rows, cols) + rows * (cols / 32) * 4;
+    default:
+      return rows * cols * 2;
+  }
 }
 
 // Writes `num_rows` row-major rows starting at W row `first_row` into their place in `dst`
@@ -67,10 +80,16 @@ void PackRows(const PanelLayout& layout, const float* src, int64_t first_row, in
               float* dst);
 void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64_t first_row,
               int64_t num_rows, void* dst);
+// The same for Q8_0 rows as a checkpoint stores them (blocks of an f16 scale and 32 int8
+// quants): the quants into `quants` ([m, k] layout), the scales as f32 into `scales` (the
+// [m, k / 32] layout).
+void PackQ8_0Rows(const PanelLayout& layout, const uint8_t* src, int64_t first_row,
+                  int64_t num_rows, int8_t* quants, float* scales);
 
 // Copies W row r (cols values, widened to f32) out of the layout.
 void UnpackRow(const PanelLayout& layout, const float* w, int64_t r, float* dst);
-void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r, float* dst);
+void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r, float* dst,
+               const float* scales = nullptr);
 
 struct MatMulArgs {
   const float* x = nullptr;
@@ -80,7 +99,8 @@ struct MatMulArgs {
   PanelLayout layout;
   float* y = nullptr;
   int64_t ldy = 0;
-  PanelType w_type = PanelType::kF32;  // half types need the packed layout
+  PanelType w_type = PanelType::kF32;  // all but f32 need the packed layout
+  const float* w_scales = nullptr;     // kQ8_0: the block scales ([m, k / 32] layout)
 };
 
 // The batch-invariant product described above, parallel over output panels, on BestIsa().

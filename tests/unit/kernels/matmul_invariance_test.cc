@@ -152,6 +152,60 @@ INSTANTIATE_TEST_SUITE_P(
              (std::get<1>(info.param) == cpu::PanelType::kBF16 ? "_bf16" : "_f16");
     });
 
+// Q8_0 panels (int8 quants, f32 block scales) give the bits of f32 panels holding the
+// checkpoint's dequantised values, in batches and on any thread count.
+class Q8_0PanelTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(Q8_0PanelTest, GiveTheBitsOfF32PanelsOfTheDequantisedValues) {
+  const auto [m, k] = GetParam();
+  constexpr int64_t kRows = 40;
+  std::mt19937_64 rng(static_cast<uint64_t>(m * 17 + k));
+  const int64_t row_bytes = k / kQ8_0BlockValues * kQ8_0BlockBytes;
+  std::vector<uint8_t> blocks(static_cast<size_t>(m * row_bytes));
+  std::uniform_int_distribution<int> quant(-127, 127);
+  std::uniform_real_distribution<float> scale(1e-4F, 3e-2F);
+  for (size_t b = 0; b < blocks.size(); b += kQ8_0BlockBytes) {
+    const uint16_t d = FloatToHalf(scale(rng));
+    std::memcpy(&blocks[b], &d, sizeof(d));
+    for (int i = 0; i < kQ8_0BlockValues; ++i) blocks[b + 2 + i] = static_cast<uint8_t>(quant(rng));
+  }
+  std::vector<float> values(static_cast<size_t>(m * k));
+  ConvertToFloat(DType::kQ8_0, blocks.data(), values.size(), values.data());
+  const std::vector<float> x = RandomFloats(rng, kRows * k);
+  const cpu::PanelLayout layout{false, m, k};
+  std::vector<float> w32(values.size());
+  cpu::PackRows(layout, values.data(), 0, m, w32.data());
+  std::vector<int8_t> quants(values.size());
+  std::vector<float> scales(static_cast<size_t>(m * (k / kQ8_0BlockValues)));
+  cpu::PackQ8_0Rows(layout, blocks.data(), 0, m, quants.data(), scales.data());
+  std::vector<float> row(static_cast<size_t>(k));
+  for (const int64_t r : {int64_t{0}, m / 2, m - 1}) {
+    cpu::UnpackRow(layout, cpu::PanelType::kQ8_0, quants.data(), r, row.data(), scales.data());
+    EXPECT_EQ(std::memcmp(row.data(), values.data() + r * k, row.size() * sizeof(float)), 0)
+        << "row " << r << " unpacked";
+  }
+  cpu::ThreadPool one(1), three(3);
+  for (const auto& [first, size] :
+       std::vector<std::pair<int64_t, int64_t>>{{0, kRows}, {0, 1}, {7, 1}, {3, 5}, {9, 16}}) {
+    for (cpu::ThreadPool* pool : {&one, &three}) {
+      std::vector<float> want(static_cast<size_t>(size * m)), got(want.size());
+      cpu::MatMul(*pool, {x.data() + first * k, k, size, w32.data(), layout, want.data(), m},
+                  cpu::Isa::kAvx2);
+      cpu::MatMul(*pool, {x.data() + first * k, k, size, quants.data(), layout, got.data(), m,
+                          cpu::PanelType::kQ8_0, scales.data()});
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+          << size << " rows at " << first << " on " << pool->num_threads() << " threads";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Q8_0PanelTest,
+                         ::testing::Values(Shape{768, 768}, Shape{100, 608}, Shape{37, 1024},
+                                           Shape{1001, 96}, Shape{5, 1120}),
+                         [](const ::testing::TestParamInfo<Shape>& info) {
+                           return std::to_string(info.param.m) + "x" + std::to_string(info.param.k);
+                         });
+
 // The 110M model's products (QKV, wo, gate/up, down, output head) and awkward sizes:
 // partial panels, k below a vector, k not a multiple of the prefill k block.
 INSTANTIATE_TEST_SUITE_P(Shapes, MatMulInvarianceTest,

@@ -173,9 +173,8 @@ def algo_rows_sweep(bench, roofline=None):
     entries = (bench or {}).get("products_by_algo_rows") or []
     prefill = (((bench or {}).get("steps") or {}).get("prefill") or {}).get("tokens")
     rates = gemm_rates(roofline)
-    sweep = {}
+    sums = {}  # (rows, "prefill" or a decode batch) -> [work, us, cuBLAS's us or None]
     for p in entries:
-        q = sweep.setdefault(p["algo_rows"], {"decode": {}, "_sums": {}})
         if p["batch"] == prefill:
             if p["product"] not in CUBLAS_SHAPE:
                 continue
@@ -186,23 +185,20 @@ def algo_rows_sweep(bench, roofline=None):
                         if ref and ref.get("n") == p["rows"] and ref.get("m") == prefill else None)
         else:
             key, work, ideal_us = p["batch"], float(p["weight_bytes"]), 0.0
-        sums = q["_sums"].setdefault(key, [0.0, 0.0, 0.0])
-        sums[0] += work
-        sums[1] += p["us_median"]
-        sums[2] = None if ideal_us is None or sums[2] is None else sums[2] + ideal_us
-    for q in sweep.values():
-        for key, (work, us, ideal_us) in q.pop("_sums").items():
-            if key == "prefill":
-                q["prefill_tflops"] = work / (us * 1e6)
-                q["prefill_vs_cublas"] = ideal_us / us if ideal_us else None
-            else:
-                q["decode"][key] = work / (us * 1e3)
-    figures = {}
-    for rows, q in sweep.items():
-        for batch, gbs in q["decode"].items():
-            figures.setdefault(("decode", batch), {})[rows] = gbs
-        if "prefill_tflops" in q:
-            figures.setdefault(("prefill",), {})[rows] = q["prefill_tflops"]
+        total = sums.setdefault((p["algo_rows"], key), [0.0, 0.0, 0.0])
+        total[0] += work
+        total[1] += p["us_median"]
+        total[2] = None if ideal_us is None or total[2] is None else total[2] + ideal_us
+    sweep = {}
+    figures = {}  # figure ("prefill" or a decode batch) -> {rows: its value}
+    for (rows, key), (work, us, ideal_us) in sums.items():
+        q = sweep.setdefault(rows, {"decode": {}})
+        if key == "prefill":
+            q["prefill_tflops"] = value = work / (us * 1e6)
+            q["prefill_vs_cublas"] = ideal_us / us if ideal_us else None
+        else:
+            q["decode"][key] = value = work / (us * 1e3)
+        figures.setdefault(key, {})[rows] = value
     for rows, q in sweep.items():
         shares = [by_rows[rows] / max(by_rows.values()) for by_rows in figures.values()
                   if rows in by_rows and max(by_rows.values()) > 0]

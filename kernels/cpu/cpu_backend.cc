@@ -105,12 +105,12 @@ absl::StatusOr<Weight> CpuBackend::UploadWeight(DType dtype, int64_t rows, int64
         absl::StrCat("cpu backend: q8_0 weight rows must be a multiple of 32 values, got ", cols));
   }
   const auto* src = static_cast<const uint8_t*>(host_data);
-  if (StoredDType(dtype, rows) == DType::kQ8_0) return PackQ8_0Weight(rows, cols, src);
-  return PackWeight(rows, cols, StoredDType(dtype, rows),
-                    [&](int64_t r0, int64_t width, float* rows_f32) {
-                      ConvertToFloat(dtype, src + DTypeBytes(dtype, static_cast<size_t>(r0 * cols)),
-                                     static_cast<size_t>(width * cols), rows_f32);
-                    });
+  const DType stored = StoredDType(dtype, rows);
+  if (stored == DType::kQ8_0) return PackQ8_0Weight(rows, cols, src);
+  return PackWeight(rows, cols, stored, [&](int64_t r0, int64_t width, float* rows_f32) {
+    ConvertToFloat(dtype, src + DTypeBytes(dtype, static_cast<size_t>(r0 * cols)),
+                   static_cast<size_t>(width * cols), rows_f32);
+  });
 }
 
 absl::StatusOr<Weight> CpuBackend::RandomWeight(std::span<const RandomPart> parts, int64_t cols,
@@ -122,9 +122,7 @@ absl::StatusOr<Weight> CpuBackend::RandomWeight(std::span<const RandomPart> part
 }
 
 size_t CpuBackend::WeightBytes(DType dtype, int64_t rows, int64_t cols) const {
-  Weight shape;
-  shape.dtype = StoredDType(dtype, rows);
-  return static_cast<size_t>(PanelBytes(PanelTypeOf(shape), rows, cols));
+  return static_cast<size_t>(PanelBytes(PanelTypeOf(StoredDType(dtype, rows)), rows, cols));
 }
 
 DType CpuBackend::StoredDType(DType file_dtype, int64_t rows) const {

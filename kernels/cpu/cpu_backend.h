@@ -71,8 +71,9 @@ class CpuBackend final : public Backend {
 
  private:
   PanelLayout LayoutOf(const Weight& w) const { return {use_blas_, w.rows, w.cols}; }
-  static PanelType PanelTypeOf(const Weight& w) {
-    switch (w.dtype) {
+  static PanelType PanelTypeOf(const Weight& w) { return PanelTypeOf(w.dtype); }
+  static PanelType PanelTypeOf(DType stored) {
+    switch (stored) {
       case DType::kBF16:
         return PanelType::kBF16;
       case DType::kF16:

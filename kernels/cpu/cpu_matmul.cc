@@ -137,7 +137,7 @@ Cursor<T> PanelAt(const MatMulArgs& a, int64_t p, int64_t k0) {
   const PanelLayout& l = a.layout;
   Cursor<T> at{static_cast<const T*>(a.w) + l.base(p), l.ldw(p), l.base(1)};
   if constexpr (std::is_same_v<T, int8_t>) {
-    const PanelLayout scales{false, l.rows, l.cols / kQ8_0BlockValues};
+    const PanelLayout scales = Q8_0ScaleLayout(l);
     at.s = a.w_scales + scales.base(p);
     at.s_panel_step = scales.base(1);
   }
@@ -237,7 +237,7 @@ void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64
 void PackQ8_0Rows(const PanelLayout& layout, const uint8_t* src, int64_t first_row,
                   int64_t num_rows, int8_t* quants, float* scales) {
   RS_CHECK(!layout.transposed && layout.cols % kQ8_0BlockValues == 0);
-  const PanelLayout scale_layout{false, layout.rows, layout.cols / kQ8_0BlockValues};
+  const PanelLayout scale_layout = Q8_0ScaleLayout(layout);
   const int64_t row_bytes = layout.cols / kQ8_0BlockValues * kQ8_0BlockBytes;
   for (int64_t r = first_row; r < first_row + num_rows; ++r) {
     const uint8_t* row = src + (r - first_row) * row_bytes;
@@ -270,17 +270,12 @@ Cursor<T> RowAt(const PanelLayout& layout, const void* w, const float* scales, i
   const int64_t j = r - p * kPanelWidth;
   Cursor<T> at{static_cast<const T*>(w) + layout.base(p) + j, layout.ldw(p), 0};
   if constexpr (std::is_same_v<T, int8_t>) {
-    const PanelLayout scale_layout{false, layout.rows, layout.cols / kQ8_0BlockValues};
-    at.s = scales + scale_layout.base(p) + j;
+    at.s = scales + Q8_0ScaleLayout(layout).base(p) + j;
   }
   return at;
 }
 
 }  // namespace
-
-void UnpackRow(const PanelLayout& layout, const float* w, int64_t r, float* dst) {
-  UnpackTyped(layout, RowAt<float>(layout, w, nullptr, r), dst);
-}
 
 void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r, float* dst,
                const float* scales) {

@@ -32,6 +32,7 @@
 
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/dtype.h"
 
 namespace ringserve::kernels::cpu {
 
@@ -61,13 +62,18 @@ enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0 };
 // scales follow them.
 inline int64_t Q8_0QuantBytes(int64_t rows, int64_t cols) { return (rows * cols + 63) / 64 * 64; }
 
+// Where a Q8_0 weight of `layout` keeps its block scales: one per 32 values of a row.
+inline PanelLayout Q8_0ScaleLayout(const PanelLayout& layout) {
+  return {false, layout.rows, layout.cols / kQ8_0BlockValues};
+}
+
 // Bytes of a [rows, cols] weight of `type` (Q8_0: quants and then f32 block scales).
 inline int64_t PanelBytes(PanelType type, int64_t rows, int64_t cols) {
   switch (type) {
     case PanelType::kF32:
       return rows * cols * 4;
     case PanelType::kQ8_0:
-      return Q8_0QuantBytes(rows, cols) + rows * (cols / 32) * 4;
+      return Q8_0QuantBytes(rows, cols) + rows * (cols / kQ8_0BlockValues) * 4;
     default:
       return rows * cols * 2;
   }
@@ -86,8 +92,7 @@ void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64
 void PackQ8_0Rows(const PanelLayout& layout, const uint8_t* src, int64_t first_row,
                   int64_t num_rows, int8_t* quants, float* scales);
 
-// Copies W row r (cols values, widened to f32) out of the layout.
-void UnpackRow(const PanelLayout& layout, const float* w, int64_t r, float* dst);
+// Copies W row r (cols values, as f32) out of the layout.
 void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r, float* dst,
                const float* scales = nullptr);
 

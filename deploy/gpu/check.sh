@@ -46,6 +46,8 @@ while (($#)); do
     *) echo "check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+# Every stage after these needs the binaries they unpack or build (--skip still drops them).
+[[ -n $only ]] && only="deps,configure,build,$only"
 if [[ -n ${RINGSERVE_SHARED_DIR:-} ]]; then
   shared=$RINGSERVE_SHARED_DIR
 elif [[ -d $carry/shared ]]; then
@@ -58,13 +60,16 @@ python=${PYTHON:-python3}
 bin=$build/bin
 
 # name, time box (s), what it does. Run in this order; hf_prepare runs in the background
-# from before configure until hf_compare collects it.
+# from before configure until hf_compare collects it, sanitize beside the correctness stages
+# (ctest, vectors, hf_compare), and is stopped where the timed stages begin, so it never
+# takes time from the figures.
 STAGES=(
   "info 20 nvidia-smi -L, driver, commit"
   "deps 90 build dependencies: the system's, else build-gpucarry/sysroot.tar.xz unpacked"
   "hf_prepare 300 (background) transformers writes two random GQA Llamas + reference logits"
   "configure 120 unpack build-gpucarry/prebuilt.tar.xz if this tree's sources hash as it was built, else cmake -G Ninja, CUDA on, CMAKE_CUDA_ARCHITECTURES from the GPU"
   "build 330 ninja (nothing when prebuilt): ringserve-run, ringserve-gpu-roofline, kernels/model/engine tests, *cuda*/*gpu* targets"
+  "sanitize 240 (background, stopped before roofline) compute-sanitizer memcheck on kernels_test's device cases, racecheck and synccheck on its attention and sampling ones"
   "ctest 150 every built test (kernels, model, engine, the CUDA backend's), -j$jobs"
   "vectors 90 stories260K vectors: f32 tokens exact on $device, bf16 first-step logits <= 2e-2 of CPU f32"
   "hf_compare 120 ringserve (cpu f32, $device f32/bf16/bf16 tensor-core attention) vs transformers logits: bf16 <= 1e-2 of its f64 and no further than its own bf16"
@@ -75,7 +80,6 @@ STAGES=(
   "serve 90 deploy/local/serve.sh --no-build: one worker per GPU (--device cuda:i), a generate through the router"
   "algo_rows 120 when the bench's product sweep favours another cuBLASLt algorithm row count than the default: decode B=1, B=64@1024 and prefill 2048 again with --matmul-algo-rows it"
   "sampling 90 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 greedy, then temperature 0.8 top_p 0.95 (tokens picked on the device either way)"
-  "sanitize 90 compute-sanitizer memcheck on kernels_test's device cases, racecheck on its attention and sampling ones (last: never takes time from the figures)"
 )
 
 wanted() {
@@ -161,6 +165,8 @@ stage() {
 
 stage_info() {
   nvidia-smi -L
+  # The header names the newest CUDA the driver runs; the binaries need their toolkit's.
+  nvidia-smi | head -n 4
   nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.mem,power.limit,compute_cap \
     --format=csv
   local commit dirty
@@ -284,6 +290,14 @@ print(p["root"], p["build"], p["digest"], p["cublaslt"], p["cublaslt_soname"])' 
     xargs -0 sed -i "s#$recorded_build#$build#g; s#$recorded_root#$root#g"
   if ! "$build/bin/kernels_test" --gtest_list_tests >/dev/null; then
     echo "prebuilt: kernels_test does not start here; building here"
+    rm -rf "$build"
+    return 1
+  fi
+  # Listing never touches the GPU; this does (a driver older than the binaries' CUDA fails
+  # it, where this machine's own toolkit may still build binaries that run).
+  if ! RINGSERVE_EXPECT_GPU=1 "$build/bin/kernels_test" --gtest_brief=1 \
+      --gtest_filter='CudaBackendStartTest.*'; then
+    echo "prebuilt: the CUDA backend does not start on $device with these binaries; building here"
     rm -rf "$build"
     return 1
   fi
@@ -444,17 +458,20 @@ stage_algo_rows() {
 # misaligned accesses, and errors the kernels return; racecheck: shared-memory hazards, which
 # the emulation's one-warp-at-a-time schedule cannot show.
 stage_sanitize() {
-  command -v compute-sanitizer >/dev/null || { echo "sanitize: no compute-sanitizer here"; return 77; }
+  local sanitizer
+  sanitizer=$(command -v compute-sanitizer) ||
+    sanitizer=${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer
+  [[ -x $sanitizer ]] || { echo "sanitize: no compute-sanitizer here"; return 77; }
   [[ -x $bin/kernels_test ]] || { echo "sanitize: kernels_test was not built"; return 1; }
   local device_cases='*cuda_0*:Dtypes/CudaDtypeTest.*/cuda_*' rc=0
-  compute-sanitizer --tool memcheck --error-exitcode 3 --print-limit 20 "$bin/kernels_test" \
+  "$sanitizer" --tool memcheck --error-exitcode 3 --print-limit 20 "$bin/kernels_test" \
     --gtest_filter="$device_cases" --gtest_brief=1 || rc=1
-  compute-sanitizer --tool racecheck --error-exitcode 3 --print-limit 20 "$bin/kernels_test" \
+  "$sanitizer" --tool racecheck --error-exitcode 3 --print-limit 20 "$bin/kernels_test" \
     --gtest_filter="*Attention*cuda_0*:*SampleRows*cuda_0*:*LogprobRows*cuda_0*:Dtypes/CudaDtypeTest.*Attention*/cuda_*" \
     --gtest_brief=1 ||
     rc=1
   # synccheck: barriers in divergent code and shuffles with lanes missing from their mask.
-  compute-sanitizer --tool synccheck --error-exitcode 3 --print-limit 20 "$bin/kernels_test" \
+  "$sanitizer" --tool synccheck --error-exitcode 3 --print-limit 20 "$bin/kernels_test" \
     --gtest_filter="*Attention*cuda_0*:*SampleRows*cuda_0*:*LogprobRows*cuda_0*" --gtest_brief=1 ||
     rc=1
   return $rc
@@ -466,39 +483,66 @@ export -f stage_info native_deps stage_deps stage_hf_prepare cuda_arch unpack_pr
   stage_roofline stage_bench stage_baseline stage_serve_build stage_serve stage_sampling \
   stage_algo_rows stage_sanitize
 
+# Starts stage $1 in the background under its time box; $work/$1.rc holds its exit status
+# once it has ended (77 at once when it is not wanted), and the stage table its row.
+background_stage() {
+  local name=$1
+  if ! wanted "$name"; then
+    record "$name" skipped 0 >/dev/null
+    echo 77 >"$work/$name.rc"
+    return
+  fi
+  ( t0=$(date +%s)
+    timeout --kill-after=10 "$(box_of "$name")" bash -c "stage_$name" >"$logs/$name.log" 2>&1 &
+    echo $! >"$work/$name.pid"
+    wait $!
+    rc=$?
+    echo "$rc" >"$work/$name.rc.tmp"
+    case $rc in
+      0) st=ok ;;
+      77) st=skipped ;;
+      124|137) st=timeout ;;
+      *) [[ -f $work/$name.stopped ]] && st=stopped || st="failed($rc)" ;;
+    esac
+    record "$name" "$st" $(($(date +%s) - t0)) >/dev/null
+    mv "$work/$name.rc.tmp" "$work/$name.rc" ) &
+}
+
+# Ends background stage $1 now if it is still running (timeout(1) passes the signal to the
+# stage's process group), and waits until its row is recorded.
+stop_background_stage() {
+  local name=$1
+  while [[ ! -f $work/$name.pid && ! -f $work/$name.rc ]]; do sleep 0.1; done
+  if [[ ! -f $work/$name.rc ]]; then
+    : >"$work/$name.stopped"
+    kill -TERM "$(cat "$work/$name.pid")" 2>/dev/null
+  fi
+  while [[ ! -f $work/$name.rc ]]; do sleep 1; done
+}
+
 print_plan
 stage info
 stage deps
-hf_pid=""
-if wanted hf_prepare; then
-  ( t0=$(date +%s)
-    timeout --kill-after=10 "$(box_of hf_prepare)" bash -c stage_hf_prepare >"$logs/hf_prepare.log" 2>&1
-    rc=$?
-    echo "$rc" >"$work/hf_prepare.rc.tmp"
-    case $rc in 0) st=ok ;; 124|137) st=timeout ;; *) st="failed($rc)" ;; esac
-    record hf_prepare "$st" $(($(date +%s) - t0)) >/dev/null
-    mv "$work/hf_prepare.rc.tmp" "$work/hf_prepare.rc" ) &
-  hf_pid=$!
-else
-  echo 77 >"$work/hf_prepare.rc"
-fi
+background_stage hf_prepare
 if stage configure; then
   stage build
+  background_stage sanitize
   stage ctest
   stage vectors
   stage hf_compare
+  stop_background_stage sanitize
   stage roofline
   stage bench
 fi
-[[ -n $hf_pid ]] && wait "$hf_pid"
+wait_for_hf_prepare
 stage baseline
 if [[ -x $bin/ringserve-run ]] && stage serve_build; then
   stage serve
 fi
 [[ -x $bin/ringserve-run ]] && stage algo_rows
 [[ -x $bin/ringserve-run ]] && stage sampling
-stage sanitize
-[[ -n $hf_pid ]] && grep -P '^hf_prepare\t' "$work/stages.tsv" | awk -F'\t' '{printf "== %-12s %-18s %4ss (background)\n", $1, $2, $3}'
+grep -P '^(hf_prepare|sanitize)\t' "$work/stages.tsv" |
+  awk -F'\t' '{printf "== %-12s %-18s %4ss (background)\n", $1, $2, $3}'
 
 "$python" "$root/deploy/gpu/summarize.py" --work "$work" --out "$out" \
   --elapsed-s $(($(date +%s) - start_s))

@@ -117,6 +117,17 @@ AttentionScratchSize AttentionScratchFor(const HeadArgs& heads, int max_tokens, 
   return size;
 }
 
+int64_t AttentionSharedBytesFor(const HeadArgs& heads, DType dtype) {
+  RS_CHECK(heads.num_q_heads > 0 && heads.num_kv_heads > 0 && heads.head_dim > 0);
+  const int group = heads.num_q_heads / heads.num_kv_heads;
+  // A prefill item of the SIMT kernel holds the most rows (a decode item holds one token's).
+  int64_t bytes = SimtAttentionSharedBytes(group, heads.head_dim, SimtTokensPerItem(group));
+  if (MmaAttentionSupports(dtype, group, heads.head_dim)) {
+    bytes = std::max(bytes, MmaAttentionSharedBytes(heads.head_dim, MmaTokensPerItem(group)));
+  }
+  return bytes;
+}
+
 cudaError_t ConfigureAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes) {
   *max_dynamic_bytes = optin_bytes;
   const cudaError_t error = ConfigureSimtAttentionKernels(optin_bytes, max_dynamic_bytes);

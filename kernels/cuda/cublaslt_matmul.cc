@@ -180,7 +180,9 @@ CublasLtMatMul::Plan CublasLtMatMul::MakePlan(const Key& key) {
        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES}) {
     RS_CUBLAS_CHECK(api_->MatmulPreferenceSetAttribute(pref, attr, &c_align, sizeof(c_align)));
   }
-  constexpr int kCandidates = 8;
+  // Deep enough that some candidate passes Qualifies even when the heuristic's first ones
+  // (on sm_90, cluster and TMA configurations) do not; the first that passes is used.
+  constexpr int kCandidates = 32;
   cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
   int found = 0;
   // NOT_SUPPORTED means no algorithm at all: handled as found == 0.

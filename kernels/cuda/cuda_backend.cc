@@ -134,9 +134,19 @@ absl::Status CudaBackend::ReserveAttention(const AttentionLimits& limits) {
                      " sequences, context ", l.max_context_len, ", ", l.num_q_heads,
                      " query heads, ", l.num_kv_heads, " kv heads, head_dim ", l.head_dim));
   }
+  const HeadArgs heads{l.num_q_heads, l.num_kv_heads, l.head_dim, 0.0F};
+  // Refused here, at load, rather than by a check that would end the process at the first
+  // pass: a model whose heads need more shared memory a block than this device allows.
+  if (const int64_t shared = AttentionSharedBytesFor(heads, dtype_);
+      static_cast<size_t>(shared) > max_shared_bytes_) {
+    const int group = l.num_q_heads / l.num_kv_heads;
+    return absl::InvalidArgumentError(
+        absl::StrCat(name_, ": attention at head_dim ", l.head_dim, " with ", group,
+                     " query heads per kv head needs ", shared, " bytes of shared memory a ",
+                     "block; the device allows ", max_shared_bytes_));
+  }
   const AttentionScratchSize size =
-      AttentionScratchFor(HeadArgs{l.num_q_heads, l.num_kv_heads, l.head_dim, 0.0F}, l.max_tokens,
-                          l.max_seqs, l.max_context_len);
+      AttentionScratchFor(heads, l.max_tokens, l.max_seqs, l.max_context_len);
   SetDevice();
   return GrowAttentionScratch(size.items, size.partial_floats);
 }

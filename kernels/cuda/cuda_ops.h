@@ -134,6 +134,10 @@ struct AttentionScratchSize {
 };
 AttentionScratchSize AttentionScratchFor(const HeadArgs& heads, int max_tokens, int max_seqs,
                                          int max_context_len);
+// The dynamic shared memory a block of the attention needs at these heads, with whichever
+// kernel may run at `dtype` (the tensor-core one only at f16/bf16): what the device must
+// allow per block (AttentionScratch::max_shared_bytes) before a model of them is accepted.
+int64_t AttentionSharedBytesFor(const HeadArgs& heads, DType dtype);
 // Raises the attention kernels' dynamic shared memory limit as far as the device's opt-in
 // limit allows (once, at start-up); reports the limit for AttentionScratch.
 cudaError_t ConfigureAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes);

@@ -313,17 +313,20 @@ def bf16_gate_checks():
            str(rows))
 
 
-def make_prebuilt(carry, digest=None):
+def make_prebuilt(carry, digest=None, gpu_starts=True):
     """A carry folder holding a stand-in prebuilt.tar.xz as prepare.sh packs it: one test
     binary (a script), a CTestTestfile.cmake naming it at the path it was 'built' at, the
-    build's input list (two real sources) and its record."""
+    build's input list (two real sources) and its record. The test binary answers check.sh's
+    start-up probe (CudaBackendStartTest) with `gpu_starts`, as binaries would on a machine
+    whose driver can or cannot run their CUDA."""
     recorded = "/nonexistent/ringserve/build-gpuprebuilt"
     staging = os.path.join(carry, "staging")
     os.makedirs(os.path.join(staging, "bin"))
     test_bin = os.path.join(staging, "bin", "kernels_test")
     with open(test_bin, "w") as f:
         f.write('#!/bin/sh\n[ "$1" = --gtest_list_tests ] && { echo "Fake."; echo "  Case"; exit 0; }\n'
-                'echo "$0" >"$0.ran"\n')
+                'case "$*" in *CudaBackendStartTest*) echo "$0" >"$0.probed"; exit %d ;; esac\n'
+                'echo "$0" >"$0.ran"\n' % (0 if gpu_starts else 1))
     os.chmod(test_bin, 0o755)
     with open(os.path.join(staging, "CTestTestfile.cmake"), "w") as f:
         f.write(f'add_test(fake.case "{recorded}/bin/kernels_test" "run")\n')
@@ -356,6 +359,9 @@ def prebuilt_checks(work):
            "check.sh builds nothing when prebuilt")
     expect(os.path.exists(os.path.join(build, "bin", "kernels_test.ran")),
            "ctest runs the prebuilt test at its new path")
+    expect(os.path.exists(os.path.join(build, "bin", "kernels_test.probed")),
+           "check.sh starts the prebuilt CUDA backend once before using the binaries")
+    expect("deps\t" in tsv, "--only runs the stages that make the binaries too (deps)", tsv)
     md = open(os.path.join(work, "out", "check.md")).read()
     expect("prebuilt by prepare.sh from commit 0123456789ab" in md, "check.md says it was prebuilt")
 
@@ -371,6 +377,15 @@ def prebuilt_checks(work):
     log = open(os.path.join(logs, "configure.log")).read()
     expect("prebuilt: built from other sources" in log and "cmake stand-in" in log,
            "a prebuilt from other sources is not used: check.sh configures a build instead", log)
+
+    old_driver = os.path.join(work, "old-driver")
+    make_prebuilt(old_driver, gpu_starts=False)
+    env.update(RINGSERVE_GPU_CARRY=old_driver)
+    run([CHECK, "--force", "--only", "configure"], env=env)
+    log = open(os.path.join(logs, "configure.log")).read()
+    expect("does not start on" in log and "cmake stand-in" in log,
+           "prebuilt binaries whose CUDA backend cannot start here are not used: check.sh "
+           "configures a build instead", log)
 
 
 def main():

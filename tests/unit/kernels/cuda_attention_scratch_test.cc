@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/cuda/cuda_index.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -84,6 +86,24 @@ TEST_F(CudaReserveAttentionTest, GrowsToExactlyTheLimitsAndNeverShrinks) {
 // 1100 sequences of one token at one query head per kv head: up to 1100 / 16 + 1100 work
 // items, past the 1024 the backend starts with. Unreserved, the launch stops the process
 // before it runs anything; reserved, it runs (a single key: the output is its value).
+// 64 query heads per kv head at head_dim 256: a SIMT prefill item of 64 rows needs about
+// 257 KiB of shared memory, past the 227 KiB an H100 (and the emulation) lets a block have.
+// The model is refused at its reserve, by name, instead of ending the process at its first
+// pass; Llama-3-8B's heads need 58 KB.
+TEST_F(CudaReserveAttentionTest, HeadsNeedingMoreSharedMemoryThanTheDeviceAllowsAreRefused) {
+  constexpr int64_t kOptinBytes = int64_t{227} << 10;
+  const cuda::HeadArgs wide{64, 1, 256, 0};
+  ASSERT_GT(cuda::AttentionSharedBytesFor(wide, DType::kF32), kOptinBytes);
+  const absl::Status refused = backend_->ReserveAttention({16, 1, 64, 64, 1, 256});
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_THAT(refused.message(), ::testing::HasSubstr("64 query heads per kv head"));
+  EXPECT_THAT(refused.message(), ::testing::HasSubstr("shared memory"));
+
+  const cuda::HeadArgs llama{32, 8, 128, 0};
+  EXPECT_LT(cuda::AttentionSharedBytesFor(llama, DType::kBF16), 60000);
+  EXPECT_TRUE(backend_->ReserveAttention({16, 1, 64, 32, 8, 128}).ok());
+}
+
 TEST_F(CudaReserveAttentionTest, ABatchPastTheReservedItemsStopsTheProcess) {
   Backend& b = *backend_;
   constexpr int kSeqs = 1100;

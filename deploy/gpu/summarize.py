@@ -337,13 +337,19 @@ def compute(work):
                 f"{pre['tflops']:.1f} TFLOP/s", f"{frac:.1%} of cuBLAS" if frac else "n/a",
                 ">= 60%" if gated else "", not gated or (frac is not None and frac >= 0.60))
 
-    # With --step-attention the step bench ran once per attention kernel: the first one's
-    # ratios keep their names, the others' get the kernel's name appended.
-    by_attention = list(((bench or {}).get("steps_by_attention") or {}).items())
-    for i, (attention, steps) in enumerate(by_attention or [(None, (bench or {}).get("steps") or {})]):
-        suffix = "" if i == 0 else "_" + attention.replace("-", "_")
-        label = f" [{attention} attention]" if attention else ""
-        step_rows(bench, steps, suffix, label, gated=True)
+    # With --step-attention the step bench ran once per attention kernel. The targets hold
+    # for the kernel a worker serves with (the bench's configured --attention, which
+    # check.sh leaves at the workers' default): its ratios keep their names and its rows are
+    # gated; the others' ratios get the kernel's name appended and their rows are (info),
+    # what switching the default would give.
+    served = (bench or {}).get("attention") or "simt"
+    by_attention = sorted(((bench or {}).get("steps_by_attention") or {}).items(),
+                          key=lambda item: item[0] != served)
+    for attention, steps in by_attention or [(None, (bench or {}).get("steps") or {})]:
+        is_served = attention in (None, served)
+        suffix = "" if is_served else "_" + attention.replace("-", "_")
+        label = f" [{attention} attention{', served' if is_served else ''}]" if attention else ""
+        step_rows(bench, steps, suffix, label, gated=is_served)
     # The step bench again with the algorithm row count the product sweep picked (stage
     # algo_rows): for information until that row count is made the default.
     rerun = load(work, "bench_algo_rows.json")

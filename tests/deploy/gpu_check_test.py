@@ -227,6 +227,10 @@ def summary_checks(work):
            "check.md has the table, device and commit")
     expect("transformers: ringserve cpu vs reference f64 (max |diff| / max |logit|)" in md
            and "L2 ratio" in md, "check.md names the gated logits measure and shows the L2 ratio")
+    expect("| prefill" in md and "[simt attention, served]" in md
+           and "| (info) prefill" in md and "[tensor-core attention]" in md,
+           "the served attention kernel's (simt's) step rows are gated, the other kernel's "
+           "are information", md)
     expect("(info) decode product w_down" in md and "(info) prefill product w_down" in md,
            "check.md lists the products at batch 1 and at the prefill length")
     expect("cuBLASLt's algorithm for 32 rows [best]" in md

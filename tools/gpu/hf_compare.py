@@ -27,6 +27,7 @@ bf16 is reported beside them (see logits_checks for why it is not a gate).
 """
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -111,9 +112,23 @@ def prepare_torch(name, cfg, seqs, model_dir):
                                     "transformers' eager forward op for op"}
 
 
-def hf_logits(model, seqs, device, dtype):
+def rotary_frequencies(model):
+    """transformers' rotary inverse frequencies (made in f32), or None where they are not
+    where this script knows to look."""
+    rotary = getattr(getattr(model, "model", None), "rotary_emb", None)
+    inv_freq = getattr(rotary, "inv_freq", None)
+    return None if inv_freq is None else inv_freq.detach().clone()
+
+
+def hf_logits(model, seqs, device, dtype, inv_freq=None):
+    """The model's logits at `dtype` on `device`. Module.to converts buffers too, so the
+    rotary frequencies are put back as transformers keeps them when it loads a model in
+    that dtype: f32 (f64 in an f64 run), never rounded to bf16."""
     import torch
     m = model.to(device=device, dtype=dtype)
+    if inv_freq is not None:
+        m.model.rotary_emb.inv_freq = inv_freq.to(device=device,
+                                                  dtype=torch.promote_types(dtype, torch.float32))
     out = []
     with torch.no_grad():
         for ids in seqs:
@@ -162,6 +177,7 @@ def prepare_transformers(name, cfg, seqs, model_dir, device):
     torch.manual_seed(sum(map(ord, name)))
     model = transformers.LlamaForCausalLM(config).eval()
     rope_error = check_inverse_frequencies(model, cfg)
+    inv_freq = rotary_frequencies(model)
     with torch.no_grad():  # the same scheme as llama_reference.random_weights
         for pname, p in model.named_parameters():
             if pname.endswith("norm.weight"):
@@ -173,15 +189,20 @@ def prepare_transformers(name, cfg, seqs, model_dir, device):
                 gain = 1.4 if ("q_proj" in pname or "k_proj" in pname) else 1.0
                 p.copy_(torch.randn_like(p) * gain / math.sqrt(fan_in))
             p.copy_(p.to(torch.bfloat16).float())  # bf16-exact: every side sees the same values
+    # Saved from a copy: converting the model itself would round its rotary frequencies (a
+    # buffer) to bf16 for every reference below, 2e-2 of the logits by a few hundred tokens.
+    on_disk = copy.deepcopy(model).to(torch.bfloat16)
     if int(transformers.__version__.split(".")[0]) >= 5:
-        model.to(torch.bfloat16).save_pretrained(model_dir)  # safetensors is the only format
+        on_disk.save_pretrained(model_dir)  # safetensors is the only format
     else:
-        model.to(torch.bfloat16).save_pretrained(model_dir, safe_serialization=True)
+        on_disk.save_pretrained(model_dir, safe_serialization=True)
+    del on_disk
     with open(os.path.join(model_dir, "config.json")) as f:
         saved = json.load(f)
-    refs = {"f64": hf_logits(model, seqs, "cpu", torch.float64),
-            "f32": hf_logits(model, seqs, "cpu", torch.float32),
-            "bf16": hf_logits(model, seqs, device if device != "cpu" else "cpu", torch.bfloat16)}
+    refs = {"f64": hf_logits(model, seqs, "cpu", torch.float64, inv_freq),
+            "f32": hf_logits(model, seqs, "cpu", torch.float32, inv_freq),
+            "bf16": hf_logits(model, seqs, device if device != "cpu" else "cpu", torch.bfloat16,
+                              inv_freq)}
     info = {"implementation": f"transformers {transformers.__version__} LlamaForCausalLM "
                               f"(torch {torch.__version__}), eager attention",
             "bf16_device": device,
@@ -192,7 +213,7 @@ def prepare_transformers(name, cfg, seqs, model_dir, device):
         plain_cfg = hf_config(transformers, {k: v for k, v in cfg.items() if k != "rope_scaling"})
         plain = transformers.LlamaForCausalLM(plain_cfg).eval()
         plain.load_state_dict(model.state_dict())
-        unscaled = hf_logits(plain, seqs, "cpu", torch.float64)
+        unscaled = hf_logits(plain, seqs, "cpu", torch.float64, rotary_frequencies(plain))
         moved = compare_sequences(unscaled, refs["f64"])
         info["rope_scaling_moves_logits_by"] = moved["max_rel_err"]
     return refs, info

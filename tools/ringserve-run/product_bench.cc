@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "common/status_macros.h"
+#include "kernels/dtype.h"
 
 namespace ringserve::tools {
 namespace {
@@ -35,6 +38,29 @@ std::vector<Product> ModelProducts(const model::ModelConfig& c) {
 // GPU's L2 (50 MiB on an H100 or H200) however small the product.
 constexpr size_t kCycledBytes = size_t{256} << 20;
 constexpr int kMaxCopies = 8;
+
+// `count` activations uniform in [-1, 1), in `dtype`: a GPU's tensor cores draw less power
+// on zeros and may clock higher than on real data (cuBLAS's rates in ringserve-gpu-roofline
+// come from random data too).
+absl::StatusOr<kernels::DeviceBuffer> RandomActivations(kernels::Backend& backend,
+                                                        kernels::DType dtype, size_t count) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uniform(-1.0F, 1.0F);
+  std::vector<uint8_t> host(kernels::DTypeBytes(dtype, count));
+  for (size_t i = 0; i < count; ++i) {
+    const float v = uniform(rng);
+    if (dtype == kernels::DType::kBF16 || dtype == kernels::DType::kF16) {
+      const uint16_t bits =
+          dtype == kernels::DType::kBF16 ? kernels::FloatToBFloat16(v) : kernels::FloatToHalf(v);
+      std::memcpy(host.data() + 2 * i, &bits, 2);
+    } else {
+      std::memcpy(host.data() + 4 * i, &v, 4);
+    }
+  }
+  RS_ASSIGN_OR_RETURN(kernels::DeviceBuffer x, backend.Allocate(host.size()));
+  backend.CopyToDevice(x.data(), host.data(), host.size());
+  return x;
+}
 
 }  // namespace
 
@@ -66,10 +92,9 @@ absl::StatusOr<nlohmann::json> TimeProducts(kernels::Backend& backend,
     }
     const kernels::DType out_dtype = p.f32_out ? kernels::DType::kF32 : dtype;
     RS_ASSIGN_OR_RETURN(kernels::DeviceBuffer x,
-                        backend.Allocate(kernels::DTypeBytes(dtype, max_batch * p.cols)));
+                        RandomActivations(backend, dtype, static_cast<size_t>(max_batch * p.cols)));
     RS_ASSIGN_OR_RETURN(kernels::DeviceBuffer y,
                         backend.Allocate(kernels::DTypeBytes(out_dtype, max_batch * p.rows)));
-    backend.Fill(x.data(), x.bytes(), 0);
     for (const int64_t rows_choice : rows_choices) {
       if (!algo_rows.empty()) RS_RETURN_IF_ERROR(backend.SetMatMulAlgoRows(rows_choice));
       for (const int batch : batches) {

@@ -54,6 +54,8 @@ struct Avx512 {
   // FMA ports. Pinning the query in a register lets the key values ride along as embedded
   // {1to16} broadcasts, one load per FMA plus one per query vector (~10% of the tile).
   static void KeepInRegister(F& v) { asm("" : "+v"(v)); }
+  // Embedded broadcasts make the transposed score loop one load an FMA already.
+  static constexpr bool kScoresFromRows = false;
 
   // simd.h's Exp, operation for operation on 16 lanes, so results match it bit for bit.
   static F Exp(F x) {

@@ -151,12 +151,14 @@ CublasLtMatMul::Plan CublasLtMatMul::MakePlan(const Key& key) {
   const auto y_dtype = static_cast<DType>(y_type);
   Plan plan;
   RS_CUBLAS_CHECK(api_->MatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
+  const cublasOperation_t trans_a = CUBLAS_OP_T;
+  const cublasOperation_t trans_b = CUBLAS_OP_N;
   RS_CUBLAS_CHECK(api_->MatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a,
                                                sizeof(trans_a)));
   RS_CUBLAS_CHECK(api_->MatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b,
                                                sizeof(trans_b)));
-  const auto uk = static_cast<uint64_t>(k), um = static_cast<uint64_t>(m);
+  const auto uk = static_cast<uint64_t>(k);
+  const auto um = static_cast<uint64_t>(m);
   const auto query_rows = static_cast<uint64_t>(algo_rows_);
   RS_CUBLAS_CHECK(api_->MatrixLayoutCreate(&plan.a, CudaType(x_dtype), uk, um, k));
   RS_CUBLAS_CHECK(api_->MatrixLayoutCreate(&plan.b, CudaType(x_dtype), uk, query_rows, ld_x));
@@ -166,8 +168,9 @@ CublasLtMatMul::Plan CublasLtMatMul::MakePlan(const Key& key) {
   RS_CUBLAS_CHECK(api_->MatmulPreferenceCreate(&pref));
   const uint64_t workspace = workspace_bytes_;
   const uint32_t scheme_mask = CUBLASLT_REDUCTION_SCHEME_NONE;
-  const auto a_align = static_cast<uint32_t>(align_w), b_align = static_cast<uint32_t>(align_x),
-             c_align = static_cast<uint32_t>(align_y);
+  const auto a_align = static_cast<uint32_t>(align_w);
+  const auto b_align = static_cast<uint32_t>(align_x);
+  const auto c_align = static_cast<uint32_t>(align_y);
   RS_CUBLAS_CHECK(api_->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                      &workspace, sizeof(workspace)));
   RS_CUBLAS_CHECK(api_->MatmulPreferenceSetAttribute(
@@ -243,7 +246,8 @@ void CublasLtMatMul::Run(cudaStream_t stream, const Mat& x, const void* w, int64
     LaunchSimpleMatMul(stream, x, w, w_rows, y);
     return;
   }
-  const float alpha = 1.0F, beta = 0.0F;
+  const float alpha = 1.0F;
+  const float beta = 0.0F;
   // Rows are independent, so more than kMaxRows run in pieces without changing a bit.
   for (int64_t first = 0; first < x.rows; first += kMaxRows) {
     const int64_t n = std::min(kMaxRows, x.rows - first);

@@ -88,7 +88,8 @@ absl::Status CudaBackend::Init() {
   if (const cudaError_t error = CheckKernelImage(); error != cudaSuccess) {
     return DeviceError(error, absl::StrCat(name_, ": no kernel image for this GPU"));
   }
-  int sms = 0, shared = 0;
+  int sms = 0;
+  int shared = 0;
   RS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ordinal_));
   RS_CUDA_RETURN_IF_ERROR(
       cudaDeviceGetAttribute(&shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, ordinal_));
@@ -209,7 +210,8 @@ absl::StatusOr<void*> CudaBackend::DeviceMalloc(size_t bytes) {
 
 size_t CudaBackend::FreeMemoryBytes() const {
   SetDevice();
-  size_t free_bytes = 0, total_bytes = 0;
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
   RS_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   return free_bytes;
 }

@@ -70,21 +70,49 @@ float SoftmaxNumerators(float* s, int64_t n) {
   return sum;
 }
 
-// acc[0..hd) += p * v[0..hd).
-void Axpy(float p, const float* v, int hd, float* acc) {
-  const __m256 pv = _mm256_set1_ps(p);
-  int d = 0;
-  for (; d + 8 <= hd; d += 8) {
-    _mm256_storeu_ps(acc + d,
-                     _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + d), _mm256_loadu_ps(acc + d)));
+// out[0..hd) += p[j] * v_j[0..hd) for the keys j of `values` in order, one FMA an element
+// a key (what a key at a time, acc[d] = fma(p, v[d], acc[d]), gives), with up to 64 of
+// out's values in registers across the keys instead of loaded and stored at every key.
+void AxpyKeys(const float* p, const float* const* values, int count, int hd, float* out) {
+  constexpr int64_t kVecs = 8;
+  int64_t d0 = 0;
+  for (; d0 + 8 <= hd; d0 += kVecs * 8) {
+    const int64_t vecs = std::min<int64_t>(kVecs, (hd - d0) / 8);
+    __m256 acc[kVecs];
+    for (int64_t c = 0; c < vecs; ++c) acc[c] = _mm256_loadu_ps(out + d0 + c * 8);
+    for (int j = 0; j < count; ++j) {
+      const __m256 pj = _mm256_set1_ps(p[j]);
+      const float* v = values[j] + d0;
+      for (int64_t c = 0; c < vecs; ++c) {
+        acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + c * 8), acc[c]);
+      }
+    }
+    for (int64_t c = 0; c < vecs; ++c) _mm256_storeu_ps(out + d0 + c * 8, acc[c]);
+    if (vecs < kVecs) {
+      d0 += vecs * 8;
+      break;
+    }
   }
-  for (; d < hd; ++d) acc[d] = std::fma(p, v[d], acc[d]);
+  for (int64_t d = d0; d < hd; ++d) {
+    float acc = out[d];
+    for (int j = 0; j < count; ++j) acc = std::fma(p[j], values[j][d], acc);
+    out[d] = acc;
+  }
 }
 
 // How far ahead of the dot products the K rows are prefetched: far enough to cover a
 // memory latency, and across the jump to the next (randomly placed) block, where the
 // hardware prefetcher has to start over.
 constexpr int64_t kKeysAhead = 8;
+
+// The P V pass takes keys a chunk at a time: every head's outputs stay in registers over the
+// chunk while its V rows (a chunk times the range's row, 24 KiB at 6 heads of 64) stay in L1.
+constexpr int kPvChunk = 16;
+
+// V is prefetched into L2 during the scores pass only while a token's V for the range fits
+// there beside everything else; past it (long contexts) the P V pass prefetches each chunk
+// itself, which would otherwise read V twice from memory.
+constexpr int64_t kL2PrefetchBytes = int64_t{256} << 10;
 
 // Prefetches [p, p + bytes): into L1 for K, which the dot products read next, or into L2 for
 // V, which the second pass reads after all scores (one token's V is a few hundred KiB).
@@ -105,8 +133,8 @@ void PrefetchRange(const float* p, int64_t bytes, bool to_l2) {
 // heads inner: the range's part of each K and V row is contiguous (a token's kv heads sit
 // side by side in the cache), so one decode token reads its keys as long sequential runs
 // the hardware prefetches, where a head at a time would touch 256 bytes every
-// num_kv_heads * 256. Each (query head, key) still gets exactly Dot1's and Axpy's
-// operations in key order, so the range changes no bit.
+// num_kv_heads * 256. Each (query head, key) still gets exactly Dot1's operations, and each
+// output element the same FMA a key in key order (AxpyKeys), so the range changes no bit.
 void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLayerView& kv,
                std::vector<float>& scratch) {
   const int hd = shape.head_dim;
@@ -126,12 +154,13 @@ void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLay
   float* scores = scratch.data();
   int64_t j = 0;
   const int64_t range_bytes = static_cast<int64_t>(row.num_kv_heads) * hd * sizeof(float);
+  const bool v_to_l2 = n * range_bytes <= kL2PrefetchBytes;
   for (; j + 4 <= n; j += 4) {
     const float* keys[4] = {k_base + slot(j), k_base + slot(j + 1), k_base + slot(j + 2),
                             k_base + slot(j + 3)};
     for (int64_t i = j; i < j + 4; ++i) {
       if (i + kKeysAhead < n) PrefetchRange(k_base + slot(i + kKeysAhead), range_bytes, false);
-      PrefetchRange(v_base + slot(i), range_bytes, true);
+      if (v_to_l2) PrefetchRange(v_base + slot(i), range_bytes, true);
     }
     for (int kh = 0; kh < row.num_kv_heads; ++kh) {
       const int64_t off = static_cast<int64_t>(kh) * hd;
@@ -154,11 +183,19 @@ void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLay
     scratch[heads * n + h] = 1.0F / SoftmaxNumerators(s, n);
   }
   std::fill_n(row.out, static_cast<int64_t>(heads) * hd, 0.0F);
-  for (j = 0; j < n; ++j) {
-    const float* v = v_base + slot(j);
-    for (int h = 0; h < heads; ++h) {
-      Axpy(scores[h * n + j], v + static_cast<int64_t>(h / g) * hd, hd,
-           row.out + static_cast<int64_t>(h) * hd);
+  for (j = 0; j < n; j += kPvChunk) {
+    const int count = static_cast<int>(std::min<int64_t>(kPvChunk, n - j));
+    for (int64_t i = j + kPvChunk; i < std::min(n, j + int64_t{2} * kPvChunk); ++i) {
+      PrefetchRange(v_base + slot(i), range_bytes, false);
+    }
+    const float* rows[kPvChunk];
+    for (int i = 0; i < count; ++i) rows[i] = v_base + slot(j + i);
+    for (int kh = 0; kh < row.num_kv_heads; ++kh) {
+      const float* values[kPvChunk];
+      for (int i = 0; i < count; ++i) values[i] = rows[i] + static_cast<int64_t>(kh) * hd;
+      for (int h = kh * g; h < (kh + 1) * g; ++h) {
+        AxpyKeys(scores + h * n + j, values, count, hd, row.out + static_cast<int64_t>(h) * hd);
+      }
     }
   }
   for (int h = 0; h < heads; ++h) {

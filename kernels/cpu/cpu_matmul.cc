@@ -20,6 +20,11 @@ namespace {
 constexpr int64_t kKBlock = 256;
 constexpr int64_t kPanelGroup = 24;
 constexpr int kMaxRowTile = 6;
+// With more than one row tile (batched decode, prefill), the row tiles of a group prefetch
+// the next group's block of W into L2 as they go, a 1/T slice each: otherwise memory idles
+// while the later tiles read the group from L2, and the first tile of the next group waits
+// on it. Groups are then halved so that both fit in L2 (2 x 192 KiB of f32).
+constexpr int64_t kPanelGroupAhead = 12;
 
 // Half panel elements, as stored; distinct types so each load below is chosen by overload.
 struct Bf16 {
@@ -83,10 +88,12 @@ struct Cursor {
 
 // Accumulates x[0..MR) x [k0, k0 + kc) against NP adjacent full panels (16 columns each).
 // w points at the panels' first k row, panel_step apart, rows ldw apart. With accumulate
-// the running sums are reloaded from y (exact), otherwise they start at +0.
+// the running sums are reloaded from y (exact), otherwise they start at +0. With a
+// prefetch pointer `pf`, every `pf_every` k steps one row of each of NP adjacent panels at
+// pf is prefetched into L2, pf advancing a row at a time; it changes no value.
 template <int MR, int NP, typename T>
 void Kernel(const float* x, int64_t ldx, const Cursor<T>& w, int64_t kc, float* y, int64_t ldy,
-            bool accumulate) {
+            bool accumulate, const T* pf = nullptr, int64_t pf_every = 1) {
   __m256 acc[MR][NP][2];
   for (int i = 0; i < MR; ++i) {
     for (int p = 0; p < NP; ++p) {
@@ -96,7 +103,17 @@ void Kernel(const float* x, int64_t ldx, const Cursor<T>& w, int64_t kc, float* 
       }
     }
   }
+  int64_t phase = 0;
   for (int64_t c = 0; c < kc; ++c) {
+    if (pf != nullptr) {
+      if (phase == 0) {
+        for (int p = 0; p < NP; ++p) {
+          _mm_prefetch(reinterpret_cast<const char*>(pf + p * w.panel_step), _MM_HINT_T1);
+        }
+        pf += w.ldw;
+      }
+      if (++phase == pf_every) phase = 0;
+    }
     __m256 wv[NP][2];
     for (int p = 0; p < NP; ++p) {
       wv[p][0] = w.Load8(p, c, 0);
@@ -144,17 +161,38 @@ Cursor<T> PanelAt(const MatMulArgs& a, int64_t p, int64_t k0) {
   return at.Advanced(k0);
 }
 
+// What a row tile prefetches while it sweeps a group (Kernel's pf): panel p's rows of the
+// next block at panel p + shift, k row k0 on, its slice `tile` of `tiles`; shift 0: none.
+struct Ahead {
+  int64_t shift = 0;
+  int64_t k0 = 0;
+  int64_t kc = 0;
+  int64_t end = 0;  // panels at or past it are not prefetched
+  int64_t tile = 0;
+  int64_t tiles = 1;
+};
+
 // Runs MR rows over full panels [p0, p1), NP at a time while they last.
 template <int MR, int NP, typename T>
-void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_t p0, int64_t p1) {
+void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_t p0, int64_t p1,
+                 const Ahead& ahead) {
   const float* x = a.x + i0 * a.ldx + k0;
   float* y = a.y + i0 * a.ldy;
+  const int64_t slice = (ahead.kc + ahead.tiles - 1) / ahead.tiles;
+  const auto prefetch = [&](int64_t p, int np) -> const T* {
+    const int64_t q = p + ahead.shift;
+    if (ahead.shift == 0 || q + np > ahead.end) return nullptr;
+    const Cursor<T> next = PanelAt<T>(a, q, ahead.k0);
+    return next.w + std::min(ahead.tile * slice, ahead.kc - 1) * next.ldw;
+  };
   int64_t p = p0;
   for (; p + NP <= p1; p += NP) {
-    Kernel<MR, NP>(x, a.ldx, PanelAt<T>(a, p, k0), kc, y + p * kPanelWidth, a.ldy, k0 > 0);
+    Kernel<MR, NP>(x, a.ldx, PanelAt<T>(a, p, k0), kc, y + p * kPanelWidth, a.ldy, k0 > 0,
+                   prefetch(p, NP), ahead.tiles);
   }
   for (; p < p1; ++p) {
-    Kernel<MR, 1>(x, a.ldx, PanelAt<T>(a, p, k0), kc, y + p * kPanelWidth, a.ldy, k0 > 0);
+    Kernel<MR, 1>(x, a.ldx, PanelAt<T>(a, p, k0), kc, y + p * kPanelWidth, a.ldy, k0 > 0,
+                  prefetch(p, 1), ahead.tiles);
   }
 }
 
@@ -162,20 +200,20 @@ void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_
 // ymm registers, so even a single row keeps several independent FMA chains in flight.
 template <typename T>
 void RowTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, int64_t p0,
-             int64_t p1) {
+             int64_t p1, const Ahead& ahead) {
   switch (mr) {
     case 1:
-      return SweepPanels<1, 3, T>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<1, 3, T>(a, i0, k0, kc, p0, p1, ahead);
     case 2:
-      return SweepPanels<2, 2, T>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<2, 2, T>(a, i0, k0, kc, p0, p1, ahead);
     case 3:
-      return SweepPanels<3, 2, T>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<3, 2, T>(a, i0, k0, kc, p0, p1, ahead);
     case 4:
-      return SweepPanels<4, 1, T>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<4, 1, T>(a, i0, k0, kc, p0, p1, ahead);
     case 5:
-      return SweepPanels<5, 1, T>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<5, 1, T>(a, i0, k0, kc, p0, p1, ahead);
     default:
-      return SweepPanels<6, 1, T>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<6, 1, T>(a, i0, k0, kc, p0, p1, ahead);
   }
 }
 
@@ -188,12 +226,28 @@ void MatMulPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
   const int64_t k_block = a.n < kMaxRowTile ? k : kKBlock;
   const bool has_tail = p1 == l.num_panels() && l.width(p1 - 1) < kPanelWidth;
   const int64_t full_end = has_tail ? p1 - 1 : p1;
+  const int64_t tiles = (a.n + kMaxRowTile - 1) / kMaxRowTile;
+  const bool prefetch = tiles > 1 && !l.transposed;
+  const int64_t group = prefetch ? kPanelGroupAhead : kPanelGroup;
   for (int64_t k0 = 0; k0 < k; k0 += k_block) {
     const int64_t kc = std::min(k_block, k - k0);
-    for (int64_t g0 = p0; g0 < full_end; g0 += kPanelGroup) {
-      const int64_t g1 = std::min(full_end, g0 + kPanelGroup);
-      for (int64_t i0 = 0; i0 < a.n; i0 += kMaxRowTile) {
-        RowTile<T>(a, i0, std::min<int64_t>(kMaxRowTile, a.n - i0), k0, kc, g0, g1);
+    for (int64_t g0 = p0; g0 < full_end; g0 += group) {
+      const int64_t g1 = std::min(full_end, g0 + group);
+      // Next: the following group of this k block, else this thread's first group of the
+      // next k block.
+      Ahead ahead{.end = full_end, .tiles = tiles};
+      if (prefetch && g1 < full_end) {
+        ahead.shift = g1 - g0;
+        ahead.k0 = k0;
+        ahead.kc = kc;
+      } else if (prefetch && k0 + k_block < k && g0 > p0) {
+        ahead.shift = p0 - g0;
+        ahead.k0 = k0 + k_block;
+        ahead.kc = std::min(k_block, k - ahead.k0);
+      }
+      for (int64_t i0 = 0, t = 0; i0 < a.n; i0 += kMaxRowTile, ++t) {
+        ahead.tile = t;
+        RowTile<T>(a, i0, std::min<int64_t>(kMaxRowTile, a.n - i0), k0, kc, g0, g1, ahead);
       }
     }
     if (has_tail) {

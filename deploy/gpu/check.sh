@@ -138,6 +138,16 @@ record() {  # name status seconds
   printf '== %-12s %-18s %4ss\n' "$1" "$2" "$3"
 }
 
+# A stage's exit status as the stage table names it.
+status_of() {
+  case $1 in
+    0) echo ok ;;
+    77) echo skipped ;;
+    124|137) echo timeout ;;
+    *) echo "failed($1)" ;;
+  esac
+}
+
 # Runs stage function $1 under its time box (cut to what the deadline leaves), its output
 # in $logs/$1.log. timeout(1) signals the stage's whole process group.
 stage() {
@@ -150,12 +160,7 @@ stage() {
   t0=$(date +%s)
   timeout --kill-after=10 "$box" bash -c "stage_$name" >"$logs/$name.log" 2>&1
   rc=$?
-  case $rc in
-    0) st=ok ;;
-    77) st=skipped ;;
-    124|137) st=timeout ;;
-    *) st="failed($rc)" ;;
-  esac
+  st=$(status_of "$rc")
   record "$name" "$st" $(($(date +%s) - t0))
   [[ $st == ok || $st == skipped ]] || tail -n 8 "$logs/$name.log" | sed 's/^/   | /'
   [[ $st == ok ]]
@@ -498,12 +503,8 @@ background_stage() {
     wait $!
     rc=$?
     echo "$rc" >"$work/$name.rc.tmp"
-    case $rc in
-      0) st=ok ;;
-      77) st=skipped ;;
-      124|137) st=timeout ;;
-      *) [[ -f $work/$name.stopped ]] && st=stopped || st="failed($rc)" ;;
-    esac
+    st=$(status_of "$rc")
+    [[ $st == failed* && -f $work/$name.stopped ]] && st=stopped
     record "$name" "$st" $(($(date +%s) - t0)) >/dev/null
     mv "$work/$name.rc.tmp" "$work/$name.rc" ) &
 }

@@ -76,8 +76,8 @@ float SoftmaxNumerators(float* s, int64_t n) {
 void AxpyKeys(const float* p, const float* const* values, int count, int hd, float* out) {
   constexpr int64_t kVecs = 8;
   int64_t d0 = 0;
-  for (; d0 + 8 <= hd; d0 += kVecs * 8) {
-    const int64_t vecs = std::min<int64_t>(kVecs, (hd - d0) / 8);
+  for (int64_t vecs = 0; d0 + 8 <= hd; d0 += vecs * 8) {
+    vecs = std::min<int64_t>(kVecs, (hd - d0) / 8);
     __m256 acc[kVecs];
     for (int64_t c = 0; c < vecs; ++c) acc[c] = _mm256_loadu_ps(out + d0 + c * 8);
     for (int j = 0; j < count; ++j) {
@@ -88,10 +88,6 @@ void AxpyKeys(const float* p, const float* const* values, int count, int hd, flo
       }
     }
     for (int64_t c = 0; c < vecs; ++c) _mm256_storeu_ps(out + d0 + c * 8, acc[c]);
-    if (vecs < kVecs) {
-      d0 += vecs * 8;
-      break;
-    }
   }
   for (int64_t d = d0; d < hd; ++d) {
     float acc = out[d];

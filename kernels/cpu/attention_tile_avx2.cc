@@ -12,76 +12,8 @@
 namespace ringserve::kernels::cpu {
 namespace {
 
-// The 8 sums of v[0..8) by HorizontalSum's tree (simd.h), at once: lanes 0-3 of the result
-// are v[0], v[2], v[4], v[6]'s, lanes 4-7 v[1], v[3], v[5], v[7]'s. Each sum takes the same
-// additions in the same association as HorizontalSum: (l0+l4, .., l3+l7), then
-// (x0+x2, x1+x3), then those two.
-__m256 HorizontalSums(const __m256 (&v)[8]) {
-  __m256 quads[4];  // quads[i]: v[2i]'s four sums in lanes 0-3, v[2i+1]'s in lanes 4-7
-  for (size_t i = 0; i < 4; ++i) {
-    quads[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20),
-                             _mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x31));
-  }
-  __m256 pairs[2];  // pairs[h]: the pair sums of quads[2h] and quads[2h+1], lane by lane
-  for (size_t h = 0; h < 2; ++h) {
-    const __m256 a = quads[2 * h];
-    const __m256 b = quads[2 * h + 1];
-    pairs[h] = _mm256_add_ps(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
-  }
-  return _mm256_add_ps(_mm256_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                       _mm256_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
-void PrefetchKey(const AttentionTile& t, int64_t j) {
-  const char* p = reinterpret_cast<const char*>(t.k + t.key_offsets[j]);
-  for (int64_t b = 0; b < int64_t{t.head_dim} * 4; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
-}
-
-// Scores of keys [0, n_end) into S (S[j * 8 + lane]), from the queries' own rows: every
-// (query, key) is Dot1's arithmetic in attention_row.cc (lane l of an accumulator chains
-// d = l mod 8, HorizontalSum's tree, the remaining d in order, then the scale), so a tile's
-// scores are the decode path's bits. All eight queries against one key at a time: nine
-// loads (from L1, but the key's) feed eight FMAs, where broadcasting key elements against
-// transposed queries needs two loads an FMA, each key is read once a tile, and one shuffle
-// tree reduces the eight accumulators straight into the key's row of S.
-void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s) {
-  constexpr int kLanes = 8;
-  constexpr int kPrefetchAhead = 8;
-  const int hd = t.head_dim;
-  const int full = hd / 8 * 8;
-  const __m256 scale = _mm256_set1_ps(t.scale);
-  // Accumulator 2i holds lane i, 2i + 1 lane 4 + i, so HorizontalSums returns lanes 0-7 in
-  // order. Idle lanes repeat the last active one: defined values that nothing reads.
-  const float* q[kLanes];
-  for (int a = 0; a < kLanes; ++a) {
-    const int lane = a % 2 == 0 ? a / 2 : 4 + a / 2;
-    q[a] = t.q[std::min(lane, t.num_lanes - 1)];
-  }
-  for (int64_t j = 0; j < n_end; ++j) {
-    const float* key = t.k + t.key_offsets[j];
-    if (j + kPrefetchAhead < n_end) PrefetchKey(t, j + kPrefetchAhead);
-    __m256 acc[kLanes];
-    for (__m256& v : acc) v = _mm256_setzero_ps();
-    for (int d = 0; d < full; d += 8) {
-      const __m256 kv = _mm256_loadu_ps(key + d);
-      for (int a = 0; a < kLanes; ++a) {
-        acc[a] = _mm256_fmadd_ps(_mm256_loadu_ps(q[a] + d), kv, acc[a]);
-      }
-    }
-    __m256 sums = HorizontalSums(acc);
-    if (full < hd) {
-      alignas(32) float lanes[kLanes];
-      _mm256_store_ps(lanes, sums);
-      for (int a = 0; a < kLanes; ++a) {
-        const int lane = a % 2 == 0 ? a / 2 : 4 + a / 2;
-        for (int d = full; d < hd; ++d) lanes[lane] = std::fma(q[a][d], key[d], lanes[lane]);
-      }
-      sums = _mm256_load_ps(lanes);
-    }
-    _mm256_storeu_ps(s + j * kLanes, _mm256_mul_ps(sums, scale));
-  }
-}
+// Defined after the shared tile code, whose key prefetch it uses.
+void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s);
 
 struct Avx2 {
   using F = __m256;
@@ -125,6 +57,48 @@ struct Avx2 {
 };
 
 #include "kernels/cpu/attention_tile.inc"
+
+// Scores of keys [0, n_end) into S (S[j * 8 + lane]), from the queries' own rows: every
+// (query, key) is Dot1's arithmetic in attention_row.cc (lane l of an accumulator chains
+// d = l mod 8, HorizontalSum's tree, the remaining d in order, then the scale), so a tile's
+// scores are the decode path's bits. All eight queries against one key at a time: nine
+// loads (from L1, but the key's) feed eight FMAs, where broadcasting key elements against
+// transposed queries needs two loads an FMA, each key is read once a tile, and one shuffle
+// tree reduces the eight accumulators straight into the key's row of S.
+void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s) {
+  constexpr int kLanes = 8;
+  const int hd = t.head_dim;
+  const int full = hd / 8 * 8;
+  const __m256 scale = _mm256_set1_ps(t.scale);
+  // Accumulator 2i holds lane i, 2i + 1 lane 4 + i, so HorizontalSums returns lanes 0-7 in
+  // order. Idle lanes repeat the last active one: defined values that nothing reads.
+  const auto lane_of = [](int a) { return a % 2 == 0 ? a / 2 : 4 + a / 2; };
+  const float* q[kLanes];
+  for (int a = 0; a < kLanes; ++a) q[a] = t.q[std::min(lane_of(a), t.num_lanes - 1)];
+  for (int64_t j = 0; j < n_end; ++j) {
+    const float* key = t.k + t.key_offsets[j];
+    if (j + kPrefetchKeys < n_end) PrefetchRow(t.k + t.key_offsets[j + kPrefetchKeys], hd);
+    __m256 acc[kLanes];
+    for (__m256& v : acc) v = _mm256_setzero_ps();
+    for (int d = 0; d < full; d += 8) {
+      const __m256 kv = _mm256_loadu_ps(key + d);
+      for (int a = 0; a < kLanes; ++a) {
+        acc[a] = _mm256_fmadd_ps(_mm256_loadu_ps(q[a] + d), kv, acc[a]);
+      }
+    }
+    __m256 sums = HorizontalSums(acc);
+    if (full < hd) {
+      alignas(32) float lanes[kLanes];
+      _mm256_store_ps(lanes, sums);
+      for (int a = 0; a < kLanes; ++a) {
+        float& sum = lanes[lane_of(a)];
+        for (int d = full; d < hd; ++d) sum = std::fma(q[a][d], key[d], sum);
+      }
+      sums = _mm256_load_ps(lanes);
+    }
+    _mm256_storeu_ps(s + j * kLanes, _mm256_mul_ps(sums, scale));
+  }
+}
 
 }  // namespace
 

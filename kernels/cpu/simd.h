@@ -6,6 +6,7 @@
 
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace ringserve::kernels::cpu {
@@ -17,6 +18,27 @@ inline float HorizontalSum(__m256 v) {
   const __m128 pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
   const __m128 one = _mm_add_ss(pair, _mm_movehdup_ps(pair));
   return _mm_cvtss_f32(one);
+}
+
+// The 8 sums of v[0..8) by HorizontalSum's tree, at once: lanes 0-3 of the result
+// are v[0], v[2], v[4], v[6]'s, lanes 4-7 v[1], v[3], v[5], v[7]'s. Each sum takes the same
+// additions in the same association as HorizontalSum: (l0+l4, .., l3+l7), then
+// (x0+x2, x1+x3), then those two.
+inline __m256 HorizontalSums(const __m256 (&v)[8]) {
+  __m256 quads[4];  // quads[i]: v[2i]'s four sums in lanes 0-3, v[2i+1]'s in lanes 4-7
+  for (size_t i = 0; i < 4; ++i) {
+    quads[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x20),
+                             _mm256_permute2f128_ps(v[2 * i], v[2 * i + 1], 0x31));
+  }
+  __m256 pairs[2];  // pairs[h]: the pair sums of quads[2h] and quads[2h+1], lane by lane
+  for (size_t h = 0; h < 2; ++h) {
+    const __m256 a = quads[2 * h];
+    const __m256 b = quads[2 * h + 1];
+    pairs[h] = _mm256_add_ps(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  return _mm256_add_ps(_mm256_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm256_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
 inline float HorizontalMax(__m256 v) {

@@ -156,13 +156,13 @@ def hf_config(transformers, cfg):
     return config
 
 
-def check_inverse_frequencies(model, cfg):
-    """transformers' rotary frequencies against llama_reference's for the same config, so
-    a config transformers read differently than meant cannot pass unnoticed."""
-    try:
-        got = model.model.rotary_emb.inv_freq.double().cpu().tolist()
-    except AttributeError:
+def check_inverse_frequencies(inv_freq, cfg):
+    """transformers' rotary frequencies (rotary_frequencies) against llama_reference's for
+    the same config, so a config transformers read differently than meant cannot pass
+    unnoticed."""
+    if inv_freq is None:
         return "transformers' model.model.rotary_emb.inv_freq not found; not checked"
+    got = inv_freq.double().cpu().tolist()
     want = llama_reference.inverse_frequencies(cfg)
     worst = max(abs(a - b) / b for a, b in zip(got, want)) if len(got) == len(want) else 1.0
     return None if worst < 1e-5 else f"transformers' rope frequencies differ by {worst:.2e}"
@@ -176,8 +176,8 @@ def prepare_transformers(name, cfg, seqs, model_dir, device):
     config = hf_config(transformers, cfg)
     torch.manual_seed(sum(map(ord, name)))
     model = transformers.LlamaForCausalLM(config).eval()
-    rope_error = check_inverse_frequencies(model, cfg)
     inv_freq = rotary_frequencies(model)
+    rope_error = check_inverse_frequencies(inv_freq, cfg)
     with torch.no_grad():  # the same scheme as llama_reference.random_weights
         for pname, p in model.named_parameters():
             if pname.endswith("norm.weight"):

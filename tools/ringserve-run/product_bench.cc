@@ -3,14 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "common/status_macros.h"
-#include "kernels/dtype.h"
+#include "kernels/random_weights.h"
+#include "worker/model/gguf_writer.h"
 
 namespace ringserve::tools {
 namespace {
@@ -44,21 +43,11 @@ constexpr int kMaxCopies = 8;
 // come from random data too).
 absl::StatusOr<kernels::DeviceBuffer> RandomActivations(kernels::Backend& backend,
                                                         kernels::DType dtype, size_t count) {
-  std::mt19937 rng(7);
-  std::uniform_real_distribution<float> uniform(-1.0F, 1.0F);
-  std::vector<uint8_t> host(kernels::DTypeBytes(dtype, count));
-  for (size_t i = 0; i < count; ++i) {
-    const float v = uniform(rng);
-    if (dtype == kernels::DType::kBF16 || dtype == kernels::DType::kF16) {
-      const uint16_t bits =
-          dtype == kernels::DType::kBF16 ? kernels::FloatToBFloat16(v) : kernels::FloatToHalf(v);
-      std::memcpy(host.data() + 2 * i, &bits, 2);
-    } else {
-      std::memcpy(host.data() + 4 * i, &v, 4);
-    }
-  }
-  RS_ASSIGN_OR_RETURN(kernels::DeviceBuffer x, backend.Allocate(host.size()));
-  backend.CopyToDevice(x.data(), host.data(), host.size());
+  std::vector<float> values(count);
+  kernels::FillRandomUniform(7, 1.0F, values.data(), static_cast<int64_t>(count));
+  const std::vector<uint8_t> bytes = model::EncodeTensorData(dtype, values);
+  RS_ASSIGN_OR_RETURN(kernels::DeviceBuffer x, backend.Allocate(bytes.size()));
+  backend.CopyToDevice(x.data(), bytes.data(), bytes.size());
   return x;
 }
 

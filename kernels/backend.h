@@ -201,6 +201,10 @@ class Backend {
   virtual std::string_view name() const = 0;
   // dtype of activation tensors this backend computes in.
   virtual DType activation_dtype() const = 0;
+  // Whether the KV cache (KvLayerView::dtype) may be kept in `dtype`: the activation dtype
+  // everywhere; the CPU, which computes in f32, also keeps it in f16 or bf16 (half the
+  // memory and the bytes each decode step reads), widened exactly as attention loads it.
+  virtual bool SupportsKvDtype(DType dtype) const { return dtype == activation_dtype(); }
   // Device memory free for allocation now (bytes); used to size the KV pool.
   virtual size_t FreeMemoryBytes() const = 0;
   // What a KV pool sized from free memory leaves aside for the device runtime's own later
@@ -253,7 +257,8 @@ class Backend {
   // The residual stream and q/k/v may be kept in f32 on backends with narrower activations:
   // `out` of EmbeddingGather, `x` of RmsNorm, `residual` and `delta` of AddRmsNorm, `qkv` of
   // RopeAndWriteKv and PagedAttention (and so MatMul's y) are in the activation dtype or
-  // f32; the other tensors, the KV cache included, are in the activation dtype.
+  // f32; the other tensors are in the activation dtype, and the KV cache in a dtype
+  // SupportsKvDtype accepts.
 
   // out[i, :] = table[ids[i], :] for i < num_tokens. ids are device int32.
   virtual void EmbeddingGather(const Weight& table, const int32_t* ids, Tensor out) = 0;

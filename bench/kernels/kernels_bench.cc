@@ -8,6 +8,7 @@
 #include <cblas.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -20,6 +21,7 @@
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_matmul.h"
 #include "kernels/cpu/roofline.h"
+#include "kernels/dtype.h"
 
 namespace ringserve::kernels {
 namespace {
@@ -176,23 +178,40 @@ void BM_ReadBandwidth(benchmark::State& state) {
   state.counters["GB/s"] = best / 1e9;
 }
 
+// `values` as a KV cache of `bits` (32: f32, 16: f16) holds them.
+std::vector<uint8_t> KvBytes(const std::vector<float>& values, int bits) {
+  std::vector<uint8_t> bytes(values.size() * bits / 8);
+  if (bits == 32) {
+    std::memcpy(bytes.data(), values.data(), bytes.size());
+    return bytes;
+  }
+  for (size_t i = 0; i < values.size(); ++i) {
+    const uint16_t h = FloatToHalf(values[i]);
+    std::memcpy(bytes.data() + 2 * i, &h, 2);
+  }
+  return bytes;
+}
+
+DType KvDtype(int bits) { return bits == 32 ? DType::kF32 : DType::kF16; }
+
 // Decode attention: `seqs` sequences each with one token at position ctx - 1, over `layers`
-// layers' KV (one decode step of the 110M model has 12: the cache is then read cold).
+// layers' KV (one decode step of the 110M model has 12: the cache is then read cold), in an
+// f32 or f16 cache (`kv_bits`).
 void BM_AttentionDecode(benchmark::State& state) {
   const int ctx = static_cast<int>(state.range(0)), seqs = static_cast<int>(state.range(1)),
-            layers = static_cast<int>(state.range(2));
+            layers = static_cast<int>(state.range(2)), kv_bits = static_cast<int>(state.range(3));
   const int hq = 12, hkv = 12, hd = 64, block_size = 16;
   const int blocks_per_seq = (ctx + block_size - 1) / block_size,
             num_blocks = blocks_per_seq * seqs;
   auto b = MakeCpu();
   const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * hkv * hd;
   std::vector<DeviceBuffer> k, v;
-  const std::vector<float> kv_host = Random(kv_count, 3);
+  const std::vector<uint8_t> kv_host = KvBytes(Random(kv_count, 3), kv_bits);
   for (int l = 0; l < layers; ++l) {
-    k.push_back(*b->Allocate(kv_count * 4));
-    v.push_back(*b->Allocate(kv_count * 4));
-    b->CopyToDevice(k.back().data(), kv_host.data(), kv_count * 4);
-    b->CopyToDevice(v.back().data(), kv_host.data(), kv_count * 4);
+    k.push_back(*b->Allocate(kv_host.size()));
+    v.push_back(*b->Allocate(kv_host.size()));
+    b->CopyToDevice(k.back().data(), kv_host.data(), kv_host.size());
+    b->CopyToDevice(v.back().data(), kv_host.data(), kv_host.size());
   }
   std::vector<int32_t> tables(num_blocks), positions(seqs, ctx - 1), token_seq(seqs),
       query_start(seqs + 1), lens(seqs, ctx), slots(seqs);
@@ -217,27 +236,30 @@ void BM_AttentionDecode(benchmark::State& state) {
   const AttentionShape shape{hq, hkv, hd, 0.125F};
   for (auto _ : state) {
     for (int l = 0; l < layers; ++l) {
-      const KvLayerView kv{k[l].data(), v[l].data(), DType::kF32, num_blocks, block_size, hkv, hd};
+      const KvLayerView kv{k[l].data(), v[l].data(), KvDtype(kv_bits), num_blocks, block_size,
+                           hkv,         hd};
       b->PagedAttention(Tensor::Of(const_cast<float*>(qkv.data()), DType::kF32, seqs, width), shape,
                         batch, kv, Tensor::Of(out.data(), DType::kF32, seqs, hq * hd));
     }
     benchmark::ClobberMemory();
   }
   state.counters["KV GB/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * layers * seqs * ctx * hkv * hd * 8 / 1e9,
+      static_cast<double>(state.iterations()) * layers * seqs * ctx * hkv * hd * kv_bits / 4 / 1e9,
       benchmark::Counter::kIsRate);
 }
 
 // Causal prefill attention of one `ctx`-token prompt (the 110M model's 12 heads of 64), on
-// AVX2 (isa 0) or the best ISA (isa 1). GFLOP/s counts the QK and PV products.
+// AVX2 (isa 0) or the best ISA (isa 1), over an f32 or f16 cache (`kv_bits`). GFLOP/s counts
+// the QK and PV products.
 void BM_AttentionPrefill(benchmark::State& state) {
-  const int ctx = static_cast<int>(state.range(0));
+  const int ctx = static_cast<int>(state.range(0)), kv_bits = static_cast<int>(state.range(2));
   const cpu::Isa isa = state.range(1) == 0 ? cpu::Isa::kAvx2 : cpu::BestIsa();
   const int hq = 12, hkv = 12, hd = 64, block_size = 16;
   const int num_blocks = (ctx + block_size - 1) / block_size;
   auto b = MakeCpu();
   const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * hkv * hd;
-  const std::vector<float> k = Random(kv_count, 3), v = Random(kv_count, 4);
+  std::vector<uint8_t> k = KvBytes(Random(kv_count, 3), kv_bits),
+                       v = KvBytes(Random(kv_count, 4), kv_bits);
   std::vector<int32_t> tables(num_blocks), positions(ctx), slots(ctx), token_seq(ctx, 0),
       query_start = {0, ctx}, lens = {ctx};
   std::iota(tables.begin(), tables.end(), 0);
@@ -257,13 +279,7 @@ void BM_AttentionPrefill(benchmark::State& state) {
                              query_start.data(),
                              lens.data(),
                              tables.data()};
-  const KvLayerView kv{const_cast<float*>(k.data()),
-                       const_cast<float*>(v.data()),
-                       DType::kF32,
-                       num_blocks,
-                       block_size,
-                       hkv,
-                       hd};
+  const KvLayerView kv{k.data(), v.data(), KvDtype(kv_bits), num_blocks, block_size, hkv, hd};
   const AttentionShape shape{hq, hkv, hd, 0.125F};
   cpu::ThreadPool& pool = static_cast<cpu::CpuBackend&>(*b).pool();
   for (auto _ : state) {
@@ -313,18 +329,22 @@ BENCHMARK(BM_MatMulBlasBackend)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_AttentionDecode)
-    ->Args({1024, 1, 1})
-    ->Args({4096, 1, 1})
-    ->Args({1024, 8, 1})
-    ->Args({96, 1, 12})
-    ->Args({96, 16, 12})
-    ->Args({96, 32, 12})
-    ->ArgNames({"ctx", "seqs", "layers"})
+    ->Args({1024, 1, 1, 32})
+    ->Args({4096, 1, 1, 32})
+    ->Args({1024, 8, 1, 32})
+    ->Args({96, 1, 12, 32})
+    ->Args({96, 16, 12, 32})
+    ->Args({96, 32, 12, 32})
+    ->Args({1024, 1, 1, 16})
+    ->Args({4096, 1, 1, 16})
+    ->Args({1024, 8, 1, 16})
+    ->Args({96, 32, 12, 16})
+    ->ArgNames({"ctx", "seqs", "layers", "kv_bits"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_AttentionPrefill)
-    ->ArgsProduct({{512, 2048}, {0, 1}})
-    ->ArgNames({"ctx", "best_isa"})
+    ->ArgsProduct({{512, 2048}, {0, 1}, {32, 16}})
+    ->ArgNames({"ctx", "best_isa", "kv_bits"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

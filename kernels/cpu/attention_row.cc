@@ -20,30 +20,33 @@ namespace ringserve::kernels::cpu {
 namespace {
 
 // Dot products of q with four keys at once (four independent FMA chains hide the FMA
-// latency); each key's arithmetic is exactly that of Dot1.
-void Dot4(const float* q, const float* const k[4], int hd, float* out) {
+// latency); each key's arithmetic is exactly that of Dot1. Keys of a 16-bit cache are
+// widened exactly as they are loaded, so every cache type runs the same f32 operations.
+template <class T>
+void Dot4(const float* q, const T* const k[4], int hd, float* out) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                    _mm256_setzero_ps()};
   int d = 0;
   for (; d + 8 <= hd; d += 8) {
     const __m256 qv = _mm256_loadu_ps(q + d);
-    for (int j = 0; j < 4; ++j) acc[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[j] + d), acc[j]);
+    for (int j = 0; j < 4; ++j) acc[j] = _mm256_fmadd_ps(qv, Load8(k[j] + d), acc[j]);
   }
   for (int j = 0; j < 4; ++j) {
     float sum = HorizontalSum(acc[j]);
-    for (int t = d; t < hd; ++t) sum = std::fma(q[t], k[j][t], sum);
+    for (int t = d; t < hd; ++t) sum = std::fma(q[t], ToFloat(k[j][t]), sum);
     out[j] = sum;
   }
 }
 
-float Dot1(const float* q, const float* k, int hd) {
+template <class T>
+float Dot1(const float* q, const T* k, int hd) {
   __m256 acc = _mm256_setzero_ps();
   int d = 0;
   for (; d + 8 <= hd; d += 8) {
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), Load8(k + d), acc);
   }
   float sum = HorizontalSum(acc);
-  for (; d < hd; ++d) sum = std::fma(q[d], k[d], sum);
+  for (; d < hd; ++d) sum = std::fma(q[d], ToFloat(k[d]), sum);
   return sum;
 }
 
@@ -73,7 +76,8 @@ float SoftmaxNumerators(float* s, int64_t n) {
 // out[0..hd) += p[j] * v_j[0..hd) for the keys j of `values` in order, one FMA an element
 // a key (what a key at a time, acc[d] = fma(p, v[d], acc[d]), gives), with up to 64 of
 // out's values in registers across the keys instead of loaded and stored at every key.
-void AxpyKeys(const float* p, const float* const* values, int count, int hd, float* out) {
+template <class T>
+void AxpyKeys(const float* p, const T* const* values, int count, int hd, float* out) {
   constexpr int64_t kVecs = 8;
   int64_t d0 = 0;
   for (int64_t vecs = 0; d0 + 8 <= hd; d0 += vecs * 8) {
@@ -82,16 +86,16 @@ void AxpyKeys(const float* p, const float* const* values, int count, int hd, flo
     for (int64_t c = 0; c < vecs; ++c) acc[c] = _mm256_loadu_ps(out + d0 + c * 8);
     for (int j = 0; j < count; ++j) {
       const __m256 pj = _mm256_set1_ps(p[j]);
-      const float* v = values[j] + d0;
+      const T* v = values[j] + d0;
       for (int64_t c = 0; c < vecs; ++c) {
-        acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + c * 8), acc[c]);
+        acc[c] = _mm256_fmadd_ps(pj, Load8(v + c * 8), acc[c]);
       }
     }
     for (int64_t c = 0; c < vecs; ++c) _mm256_storeu_ps(out + d0 + c * 8, acc[c]);
   }
   for (int64_t d = d0; d < hd; ++d) {
     float acc = out[d];
-    for (int j = 0; j < count; ++j) acc = std::fma(p[j], values[j][d], acc);
+    for (int j = 0; j < count; ++j) acc = std::fma(p[j], ToFloat(values[j][d]), acc);
     out[d] = acc;
   }
 }
@@ -112,8 +116,8 @@ constexpr int64_t kL2PrefetchBytes = int64_t{256} << 10;
 
 // Prefetches [p, p + bytes): into L1 for K, which the dot products read next, or into L2 for
 // V, which the second pass reads after all scores (one token's V is a few hundred KiB).
-void PrefetchRange(const float* p, int64_t bytes, bool to_l2) {
-  const char* c = reinterpret_cast<const char*>(p);
+void PrefetchRange(const void* p, int64_t bytes, bool to_l2) {
+  const auto* c = static_cast<const char*>(p);
   for (int64_t off = 0; off < bytes; off += 64) {
     if (to_l2) {
       _mm_prefetch(c + off, _MM_HINT_T1);
@@ -123,20 +127,19 @@ void PrefetchRange(const float* p, int64_t bytes, bool to_l2) {
   }
 }
 
-}  // namespace
-
 // One token's query heads of a range of kv heads over the sequence's keys. Keys outer,
 // heads inner: the range's part of each K and V row is contiguous (a token's kv heads sit
 // side by side in the cache), so one decode token reads its keys as long sequential runs
 // the hardware prefetches, where a head at a time would touch 256 bytes every
 // num_kv_heads * 256. Each (query head, key) still gets exactly Dot1's operations, and each
 // output element the same FMA a key in key order (AxpyKeys), so the range changes no bit.
-void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLayerView& kv,
-               std::vector<float>& scratch) {
+template <class T>
+void AttendRowOf(const AttentionRow& row, const AttentionShape& shape, const KvLayerView& kv,
+                 std::vector<float>& scratch) {
   const int hd = shape.head_dim;
   const int64_t token_stride = static_cast<int64_t>(kv.num_kv_heads) * hd;
-  const auto* k_base = static_cast<const float*>(kv.k) + static_cast<int64_t>(row.kv_head) * hd;
-  const auto* v_base = static_cast<const float*>(kv.v) + static_cast<int64_t>(row.kv_head) * hd;
+  const T* k_base = static_cast<const T*>(kv.k) + static_cast<int64_t>(row.kv_head) * hd;
+  const T* v_base = static_cast<const T*>(kv.v) + static_cast<int64_t>(row.kv_head) * hd;
   auto slot = [&](int64_t j) {
     return (static_cast<int64_t>(row.blocks[j / kv.block_size]) * kv.block_size +
             j % kv.block_size) *
@@ -149,25 +152,25 @@ void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLay
   scratch.resize(static_cast<size_t>(heads * (n + 1)));
   float* scores = scratch.data();
   int64_t j = 0;
-  const int64_t range_bytes = static_cast<int64_t>(row.num_kv_heads) * hd * sizeof(float);
+  const int64_t range_bytes = static_cast<int64_t>(row.num_kv_heads) * hd * sizeof(T);
   const bool v_to_l2 = n * range_bytes <= kL2PrefetchBytes;
   for (; j + 4 <= n; j += 4) {
-    const float* keys[4] = {k_base + slot(j), k_base + slot(j + 1), k_base + slot(j + 2),
-                            k_base + slot(j + 3)};
+    const T* keys[4] = {k_base + slot(j), k_base + slot(j + 1), k_base + slot(j + 2),
+                        k_base + slot(j + 3)};
     for (int64_t i = j; i < j + 4; ++i) {
       if (i + kKeysAhead < n) PrefetchRange(k_base + slot(i + kKeysAhead), range_bytes, false);
       if (v_to_l2) PrefetchRange(v_base + slot(i), range_bytes, true);
     }
     for (int kh = 0; kh < row.num_kv_heads; ++kh) {
       const int64_t off = static_cast<int64_t>(kh) * hd;
-      const float* head_keys[4] = {keys[0] + off, keys[1] + off, keys[2] + off, keys[3] + off};
+      const T* head_keys[4] = {keys[0] + off, keys[1] + off, keys[2] + off, keys[3] + off};
       for (int h = kh * g; h < (kh + 1) * g; ++h) {
         Dot4(row.q + static_cast<int64_t>(h) * hd, head_keys, hd, scores + h * n + j);
       }
     }
   }
   for (; j < n; ++j) {
-    const float* key = k_base + slot(j);
+    const T* key = k_base + slot(j);
     for (int h = 0; h < heads; ++h) {
       scores[h * n + j] =
           Dot1(row.q + static_cast<int64_t>(h) * hd, key + static_cast<int64_t>(h / g) * hd, hd);
@@ -184,10 +187,10 @@ void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLay
     for (int64_t i = j + kPvChunk; i < std::min(n, j + int64_t{2} * kPvChunk); ++i) {
       PrefetchRange(v_base + slot(i), range_bytes, false);
     }
-    const float* rows[kPvChunk];
+    const T* rows[kPvChunk];
     for (int i = 0; i < count; ++i) rows[i] = v_base + slot(j + i);
     for (int kh = 0; kh < row.num_kv_heads; ++kh) {
-      const float* values[kPvChunk];
+      const T* values[kPvChunk];
       for (int i = 0; i < count; ++i) values[i] = rows[i] + static_cast<int64_t>(kh) * hd;
       for (int h = kh * g; h < (kh + 1) * g; ++h) {
         AxpyKeys(scores + h * n + j, values, count, hd, row.out + static_cast<int64_t>(h) * hd);
@@ -197,6 +200,20 @@ void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLay
   for (int h = 0; h < heads; ++h) {
     float* out = row.out + static_cast<int64_t>(h) * hd;
     for (int d = 0; d < hd; ++d) out[d] *= scratch[heads * n + h];
+  }
+}
+
+}  // namespace
+
+void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLayerView& kv,
+               std::vector<float>& scratch) {
+  switch (kv.dtype) {
+    case DType::kF16:
+      return AttendRowOf<F16>(row, shape, kv, scratch);
+    case DType::kBF16:
+      return AttendRowOf<Bf16>(row, shape, kv, scratch);
+    default:
+      return AttendRowOf<float>(row, shape, kv, scratch);
   }
 }
 

@@ -13,6 +13,7 @@ namespace ringserve::kernels::cpu {
 namespace {
 
 // Defined after the shared tile code, whose key prefetch it uses.
+template <class T>
 void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s);
 
 struct Avx2 {
@@ -30,6 +31,14 @@ struct Avx2 {
   static void Store(float* p, F v) { _mm256_storeu_ps(p, v); }
   static F LoadN(const float* p, int n) { return LoadPartial(p, n); }
   static void StoreN(float* p, int n, F v) { StorePartial(p, n, v); }
+  template <class T>
+  static F LoadKv(const T* p) {
+    return Load8(p);
+  }
+  template <class T>
+  static F LoadKvN(const T* p, int n) {
+    return Load8Partial(p, n);
+  }
   static F Gather(const float* base, I idx, int n) {
     return _mm256_mask_i32gather_ps(Zero(), base, idx, _mm256_castsi256_ps(FirstLanes(n)), 4);
   }
@@ -51,8 +60,9 @@ struct Avx2 {
   static void KeepInRegister(F& /*v*/) {}
   // Scores come from the queries' rows (ScoresFromRows), not from transposed queries.
   static constexpr bool kScoresFromRows = true;
+  template <class T>
   static void RowScores(const AttentionTile& t, int64_t n_end, float* s) {
-    ScoresFromRows(t, n_end, s);
+    ScoresFromRows<T>(t, n_end, s);
   }
 };
 
@@ -65,6 +75,7 @@ struct Avx2 {
 // loads (from L1, but the key's) feed eight FMAs, where broadcasting key elements against
 // transposed queries needs two loads an FMA, each key is read once a tile, and one shuffle
 // tree reduces the eight accumulators straight into the key's row of S.
+template <class T>
 void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s) {
   constexpr int kLanes = 8;
   const int hd = t.head_dim;
@@ -76,12 +87,12 @@ void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s) {
   const float* q[kLanes];
   for (int a = 0; a < kLanes; ++a) q[a] = t.q[std::min(lane_of(a), t.num_lanes - 1)];
   for (int64_t j = 0; j < n_end; ++j) {
-    const float* key = t.k + t.key_offsets[j];
-    if (j + kPrefetchKeys < n_end) PrefetchRow(t.k + t.key_offsets[j + kPrefetchKeys], hd);
+    const T* key = KeysOf<T>(t) + t.key_offsets[j];
+    if (j + kPrefetchKeys < n_end) PrefetchRow(KeysOf<T>(t) + t.key_offsets[j + kPrefetchKeys], hd);
     __m256 acc[kLanes];
     for (__m256& v : acc) v = _mm256_setzero_ps();
     for (int d = 0; d < full; d += 8) {
-      const __m256 kv = _mm256_loadu_ps(key + d);
+      const __m256 kv = Load8(key + d);
       for (int a = 0; a < kLanes; ++a) {
         acc[a] = _mm256_fmadd_ps(_mm256_loadu_ps(q[a] + d), kv, acc[a]);
       }
@@ -92,7 +103,7 @@ void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s) {
       _mm256_store_ps(lanes, sums);
       for (int a = 0; a < kLanes; ++a) {
         float& sum = lanes[lane_of(a)];
-        for (int d = full; d < hd; ++d) sum = std::fma(q[a][d], key[d], sum);
+        for (int d = full; d < hd; ++d) sum = std::fma(q[a][d], ToFloat(key[d]), sum);
       }
       sums = _mm256_load_ps(lanes);
     }
@@ -106,6 +117,15 @@ int64_t TileScratchFloats(int head_dim, int64_t max_context) {
   return (head_dim + (max_context + 7) / 8 * 8 + 1) * int64_t{kMaxTileLanes};
 }
 
-void AttendTileAvx2(const AttentionTile& tile, float* scratch) { AttendTile<Avx2>(tile, scratch); }
+void AttendTileAvx2(const AttentionTile& tile, float* scratch) {
+  switch (tile.kv_dtype) {
+    case DType::kF16:
+      return AttendTile<Avx2, F16>(tile, scratch);
+    case DType::kBF16:
+      return AttendTile<Avx2, Bf16>(tile, scratch);
+    default:
+      return AttendTile<Avx2, float>(tile, scratch);
+  }
+}
 
 }  // namespace ringserve::kernels::cpu

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/check.h"
 #include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/simd.h"
 
 namespace ringserve::kernels::cpu {
 
@@ -38,6 +40,9 @@ struct Avx512 {
   static void Store(float* p, F v) { _mm512_storeu_ps(p, v); }
   static F LoadN(const float* p, int n) { return _mm512_maskz_loadu_ps(FirstLanes(n), p); }
   static void StoreN(float* p, int n, F v) { _mm512_mask_storeu_ps(p, FirstLanes(n), v); }
+  // An f32 cache only: PagedAttentionOp runs 16-bit caches on the AVX2 tiles.
+  static F LoadKv(const float* p) { return Load(p); }
+  static F LoadKvN(const float* p, int n) { return LoadN(p, n); }
   static F Gather(const float* base, I idx, int n) {
     return _mm512_mask_i32gather_ps(Zero(), FirstLanes(n), idx, base, 4);
   }
@@ -90,7 +95,8 @@ struct Avx512 {
 }  // namespace
 
 void AttendTileAvx512(const AttentionTile& tile, float* scratch) {
-  AttendTile<Avx512>(tile, scratch);
+  RS_CHECK(tile.kv_dtype == DType::kF32);
+  AttendTile<Avx512, float>(tile, scratch);
 }
 
 #if !defined(__clang__)

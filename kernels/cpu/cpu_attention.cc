@@ -8,6 +8,8 @@
 // chunking change a single bit.
 #include "kernels/cpu/cpu_attention.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -18,6 +20,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/simd.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace ringserve::kernels::cpu {
@@ -40,11 +43,36 @@ void RotateHead(float* x, const float* cos_sin, const RopeParams& rope) {
   }
 }
 
+// Stores a token's K or V row in the cache's element type.
+template <class T>
+void StoreKvRow(const float* src, int64_t count, void* dst) {
+  T* out = static_cast<T*>(dst);
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) Store8(out + i, _mm256_loadu_ps(src + i));
+  for (; i < count; ++i) out[i] = FromFloat<T>(src[i]);
+}
+
+void StoreKvRow(DType dtype, const float* src, int64_t count, void* dst) {
+  switch (dtype) {
+    case DType::kF16:
+      return StoreKvRow<F16>(src, count, dst);
+    case DType::kBF16:
+      return StoreKvRow<Bf16>(src, count, dst);
+    default:
+      std::memcpy(dst, src, sizeof(float) * count);
+  }
+}
+
 }  // namespace
+
+bool CpuKvDtypeSupported(DType dtype) {
+  return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;
+}
 
 void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
                       const RopeParams& rope, const AttentionBatch& batch, const KvLayerView& kv) {
-  RS_CHECK(kv.dtype == DType::kF32 && rope.rotary_dim <= shape.head_dim);
+  RS_CHECK(CpuKvDtypeSupported(kv.dtype) && rope.rotary_dim <= shape.head_dim);
+  const size_t element_bytes = DTypeBytes(kv.dtype, 1);
   const int hd = shape.head_dim;
   const int64_t kv_width = static_cast<int64_t>(shape.num_kv_heads) * hd;
   pool.ParallelFor(
@@ -66,9 +94,9 @@ void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
           const int64_t slot = batch.slots[t];
           if (slot < 0) continue;  // a padding token (see AttentionBatch)
           const float* k = row + static_cast<int64_t>(shape.num_q_heads) * hd;
-          std::memcpy(static_cast<float*>(kv.k) + slot * kv_width, k, sizeof(float) * kv_width);
-          std::memcpy(static_cast<float*>(kv.v) + slot * kv_width, k + kv_width,
-                      sizeof(float) * kv_width);
+          const size_t offset = static_cast<size_t>(slot * kv_width) * element_bytes;
+          StoreKvRow(kv.dtype, k, kv_width, static_cast<char*>(kv.k) + offset);
+          StoreKvRow(kv.dtype, k + kv_width, kv_width, static_cast<char*>(kv.v) + offset);
         }
       },
       8);
@@ -144,8 +172,10 @@ void RunTile(const AttentionCall& c, const WorkItem& item, Isa isa, std::vector<
       key_offsets[j] = base + (j - b * bs) * token_stride;
     }
   }
-  tile.k = static_cast<const float*>(c.kv.k) + static_cast<int64_t>(item.kv_head) * hd;
-  tile.v = static_cast<const float*>(c.kv.v) + static_cast<int64_t>(item.kv_head) * hd;
+  const size_t head_offset = DTypeBytes(c.kv.dtype, static_cast<size_t>(item.kv_head) * hd);
+  tile.k = static_cast<const char*>(c.kv.k) + head_offset;
+  tile.v = static_cast<const char*>(c.kv.v) + head_offset;
+  tile.kv_dtype = c.kv.dtype;
   tile.key_offsets = key_offsets.data();
   tile.head_dim = hd;
   tile.scale = c.shape.scale;
@@ -238,10 +268,12 @@ void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
 void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
                       const AttentionBatch& batch, const KvLayerView& kv, const Tensor& out,
                       const AttentionOptions& options) {
-  RS_CHECK(kv.dtype == DType::kF32 && shape.num_q_heads % shape.num_kv_heads == 0);
+  RS_CHECK(CpuKvDtypeSupported(kv.dtype) && shape.num_q_heads % shape.num_kv_heads == 0);
   RS_CHECK(IsaSupported(options.isa));
   const AttentionCall call{qkv, shape, batch, kv, out, shape.num_q_heads / shape.num_kv_heads};
-  std::vector<WorkItem> items = PlanWork(call, options, pool.num_threads());
+  AttentionOptions run = options;
+  if (kv.dtype != DType::kF32) run.isa = Isa::kAvx2;  // the AVX-512 tiles read f32 only
+  std::vector<WorkItem> items = PlanWork(call, run, pool.num_threads());
   if (items.empty()) return;
   // Causal prefill work grows with position, so contiguous chunks would leave a thread idle.
   const int workers = static_cast<int>(std::min<size_t>(pool.num_threads(), items.size()));
@@ -254,7 +286,7 @@ void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
         if (items[i].count == 0) {
           RunRow(call, items[i], scratch);
         } else {
-          RunTile(call, items[i], options.isa, scratch, key_offsets);
+          RunTile(call, items[i], run.isa, scratch, key_offsets);
         }
       }
     }

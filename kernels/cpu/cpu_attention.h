@@ -16,7 +16,9 @@
 //         rounded down to 8, then += p_j for the rest in order; inv = 1 / sum.
 //   out[d] = fma(p_j, v_j[d], out[d]) for j = 0..n-1 in order from +0; out[d] *= inv.
 // So a query's result depends on nothing but its q and its keys, whichever path, tile
-// shape, ISA or batch computed it.
+// shape, ISA or batch computed it. A 16-bit cache (f16 or bf16, KvLayerView::dtype) is
+// widened to f32 exactly as it is loaded, so the same holds for it; its tiles run on AVX2
+// on every machine (the AVX-512 tiles read f32 caches only).
 #ifndef RINGSERVE_KERNELS_CPU_CPU_ATTENTION_H_
 #define RINGSERVE_KERNELS_CPU_CPU_ATTENTION_H_
 
@@ -66,9 +68,10 @@ struct AttentionTile {
   const float* q[kMaxTileLanes] = {};    // each lane's query head, head_dim values
   float* out[kMaxTileLanes] = {};        // where its output head goes
   int32_t context[kMaxTileLanes] = {};   // lane i attends to keys 0..context[i]-1 (>= 1)
-  const float* k = nullptr;              // the kv head's K in the first key's row ...
-  const float* v = nullptr;              // ... and its V
-  const int64_t* key_offsets = nullptr;  // key j's row starts at k + key_offsets[j]
+  const void* k = nullptr;               // the kv head's K in the first key's row ...
+  const void* v = nullptr;               // ... and its V, elements of kv_dtype
+  DType kv_dtype = DType::kF32;          // f32, or f16 / bf16 (AVX2 tiles only)
+  const int64_t* key_offsets = nullptr;  // key j's row starts at k + key_offsets[j] elements
   int head_dim = 0;
   float scale = 0;
 };

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_matmul.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace ringserve::kernels::cpu {
@@ -25,6 +26,7 @@ class CpuBackend final : public Backend {
 
   std::string_view name() const override { return "cpu"; }
   DType activation_dtype() const override { return DType::kF32; }
+  bool SupportsKvDtype(DType dtype) const override { return CpuKvDtypeSupported(dtype); }
   size_t FreeMemoryBytes() const override;
   size_t WeightBytes(DType dtype, int64_t rows, int64_t cols) const override;
   size_t LazyMemoryLimitBytes() const override;

@@ -10,6 +10,7 @@
 
 #include "common/check.h"
 #include "kernels/cpu/cpu_matmul_avx512.h"
+#include "kernels/cpu/simd.h"
 #include "kernels/dtype.h"
 
 namespace ringserve::kernels::cpu {
@@ -25,27 +26,6 @@ constexpr int kMaxRowTile = 6;
 // while the later tiles read the group from L2, and the first tile of the next group waits
 // on it. Groups are then halved so that both fit in L2 (2 x 192 KiB of f32).
 constexpr int64_t kPanelGroupAhead = 12;
-
-// Half panel elements, as stored; distinct types so each load below is chosen by overload.
-struct Bf16 {
-  uint16_t bits;
-};
-struct F16 {
-  uint16_t bits;
-};
-
-// Eight W elements widened to f32, exactly.
-__m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
-__m256 Load8(const Bf16* p) {
-  const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
-}
-__m256 Load8(const F16* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-float ToFloat(float v) { return v; }
-float ToFloat(Bf16 v) { return BFloat16ToFloat(v.bits); }
-float ToFloat(F16 v) { return HalfToFloat(v.bits); }
 
 // Where a kernel reads W: element (c, j) of the panel `dp` after the first at
 // w + dp * panel_step + c * ldw + j. Q8_0 panels (T = int8_t) hold the quants there and

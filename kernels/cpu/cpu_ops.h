@@ -28,6 +28,9 @@ void UnpenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* para
 void LogprobRowsOp(ThreadPool& pool, const Tensor& x, std::span<const int32_t> rows,
                    const int32_t* ids, RowLogprobs* out);
 
+// f32, f16 and bf16 caches (KvLayerView::dtype); K and V are rounded to nearest even once,
+// as they are written.
+bool CpuKvDtypeSupported(DType dtype);
 void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,
                       const RopeParams& rope, const AttentionBatch& batch, const KvLayerView& kv);
 void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,

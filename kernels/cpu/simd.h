@@ -8,6 +8,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+
+#include "kernels/dtype.h"
 
 namespace ringserve::kernels::cpu {
 
@@ -93,6 +96,75 @@ inline void StorePartial(float* p, int count, __m256 v) {
                                                     0,  0,  0,  0,  0,  0,  0,  0};
   const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMask + 8 - count));
   _mm256_maskstore_ps(p, mask, v);
+}
+
+// 16-bit elements as stored (weight panels, the KV cache); distinct types so that each load
+// below is chosen by overload.
+struct Bf16 {
+  uint16_t bits;
+};
+struct F16 {
+  uint16_t bits;
+};
+
+// Eight elements widened to f32, exactly.
+inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 Load8(const Bf16* p) {
+  const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
+}
+inline __m256 Load8(const F16* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+// The first `count` < 8 elements widened (the rest zero), reading nothing past them.
+inline __m256 Load8Partial(const float* p, int count) { return LoadPartial(p, count); }
+template <class Half>
+__m256 Load8Partial(const Half* p, int count) {
+  Half first[8] = {};
+  std::memcpy(first, p, sizeof(Half) * static_cast<size_t>(count));
+  return Load8(first);
+}
+
+// Eight floats stored rounded to nearest even: the bits FromFloat below gives each (NaNs
+// stay NaN; their payloads may differ).
+inline void Store8(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+inline void Store8(F16* p, __m256 v) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                   _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+inline void Store8(Bf16* p, __m256 v) {
+  const __m256i bits = _mm256_castps_si256(v);
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+  __m256i top = _mm256_srli_epi32(
+      _mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF))), 16);
+  // NaN (what a carry could turn into infinity) keeps its top half, made quiet.
+  const __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFFFF));
+  const __m256i nan = _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(0x7F800000));
+  const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
+  top = _mm256_blendv_epi8(top, quiet, nan);
+  // Narrow the eight 32-bit lanes (each < 2^16) to 16 bits, in order.
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(top, top), 0x08);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+}
+
+inline float ToFloat(float v) { return v; }
+inline float ToFloat(Bf16 v) { return BFloat16ToFloat(v.bits); }
+inline float ToFloat(F16 v) { return HalfToFloat(v.bits); }
+
+// f32 to the stored type, rounded to nearest even (dtype.h's conversions).
+template <class T>
+T FromFloat(float v);
+template <>
+inline float FromFloat<float>(float v) {
+  return v;
+}
+template <>
+inline Bf16 FromFloat<Bf16>(float v) {
+  return {FloatToBFloat16(v)};
+}
+template <>
+inline F16 FromFloat<F16>(float v) {
+  return {FloatToHalf(v)};
 }
 
 }  // namespace ringserve::kernels::cpu

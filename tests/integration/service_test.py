@@ -309,5 +309,27 @@ class Drain(unittest.TestCase):
             worker.terminate()
 
 
+class KvCacheType(unittest.TestCase):
+    def test_a_f16_cache_holds_twice_the_blocks_in_the_same_memory_and_serves(self):
+        workers = [fleet.start_worker(BIN_DIR, SHARED_DIR, f"kv{i}", extra=["--kv-dtype", dt])
+                   for i, dt in enumerate(["auto", "f16"])]
+        channels = [grpc.insecure_channel(w.address) for w in workers]
+        try:
+            stubs = [rpc.InferenceStub(c) for c in channels]
+            infos = [s.GetModelInfo(pb.GetModelInfoRequest(), timeout=10) for s in stubs]
+            self.assertEqual([i.kv_dtype for i in infos], ["f32", "f16"])
+            # Whole blocks of the same memory: twice as many, or one more.
+            self.assertIn(infos[1].kv_num_blocks - 2 * infos[0].kv_num_blocks, (0, 1))
+            for stub in stubs:
+                ids, final, _ = generate(stub, "kv", [1, 400, 300, 200], 40)
+                self.assertEqual(len(ids), 40)
+                self.assertEqual(final.finish_reason, pb.FINISH_REASON_MAX_TOKENS)
+        finally:
+            for c in channels:
+                c.close()
+            for w in workers:
+                w.terminate()
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0], *sys.argv[4:]], verbosity=2)

@@ -26,6 +26,7 @@ struct ModelFlags {
   std::string tokenizer_path;
   std::string device = "cpu";
   std::string dtype = "bf16";      // CUDA activation dtype: bf16, f16 or f32
+  std::string kv_dtype = "auto";   // KV cache: auto, f32, f16 or bf16 (see --help)
   std::string attention = "simt";  // CUDA attention kernel: simt or tensor-core
   bool dummy_weights = false;
   std::string preset;
@@ -46,6 +47,7 @@ struct LoadedModel {
   std::unique_ptr<model::Checkpoint> checkpoint;    // null with dummy weights
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when none is available
   model::ModelConfig config;
+  kernels::DType kv_dtype = kernels::DType::kF32;  // --kv-dtype, resolved and accepted
 };
 
 // Opens the backend, the checkpoint (or preset config) and the tokenizer; the model itself

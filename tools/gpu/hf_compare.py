@@ -324,8 +324,9 @@ def compare(args):
     with open(os.path.join(args.work, "manifest.json")) as f:
         manifest = json.load(f)
     program = {"run": [os.path.join(args.bin, "ringserve-run"), "logits"]}
-    runs = [("cpu", "cpu", None, ())]
     flags = logits_flags(program["run"])
+    # The CPU is the f32 path: its KV cache in f32 too (auto keeps a bf16 model's in f16).
+    runs = [("cpu", "cpu", None, ("--kv-dtype", "f32") if "--kv-dtype" in flags else ())]
     dtype_flag = "--dtype" in flags
     devices = [] if args.device == "cpu" else [args.device]
     if args.emulator:  # the CUDA sources on the CPU emulation, run like a device

@@ -15,7 +15,8 @@ size_t KvStorage::BytesPerBlock(const ModelConfig& config, int block_size, kerne
 
 absl::StatusOr<std::unique_ptr<KvStorage>> KvStorage::Create(const ModelConfig& config,
                                                              kernels::Backend* backend,
-                                                             int num_blocks, int block_size) {
+                                                             kernels::DType dtype, int num_blocks,
+                                                             int block_size) {
   if (num_blocks <= 0 || block_size <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("KV storage needs at least one block of at least one token (got ", num_blocks,
@@ -25,9 +26,13 @@ absl::StatusOr<std::unique_ptr<KvStorage>> KvStorage::Create(const ModelConfig& 
   storage->backend_ = backend;
   storage->num_blocks_ = num_blocks;
   storage->block_size_ = block_size;
-  storage->shape_ = kernels::KvLayerView{nullptr,        nullptr,    backend->activation_dtype(),
-                                         num_blocks,     block_size, config.num_kv_heads,
-                                         config.head_dim};
+  if (!backend->SupportsKvDtype(dtype)) {
+    return absl::InvalidArgumentError(absl::StrCat("the ", std::string(backend->name()),
+                                                   " backend cannot keep a KV cache in ",
+                                                   std::string(kernels::DTypeName(dtype))));
+  }
+  storage->shape_ = kernels::KvLayerView{
+      nullptr, nullptr, dtype, num_blocks, block_size, config.num_kv_heads, config.head_dim};
   const size_t layer_bytes =
       kernels::DTypeBytes(storage->shape_.dtype, static_cast<size_t>(num_blocks) * block_size *
                                                      config.num_kv_heads * config.head_dim);

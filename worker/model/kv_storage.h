@@ -15,9 +15,11 @@ namespace ringserve::model {
 
 class KvStorage {
  public:
+  // K and V in `dtype` (one the backend's SupportsKvDtype accepts).
   static absl::StatusOr<std::unique_ptr<KvStorage>> Create(const ModelConfig& config,
                                                            kernels::Backend* backend,
-                                                           int num_blocks, int block_size);
+                                                           kernels::DType dtype, int num_blocks,
+                                                           int block_size);
   // Bytes one block takes over all layers (K and V).
   static size_t BytesPerBlock(const ModelConfig& config, int block_size, kernels::DType dtype);
 

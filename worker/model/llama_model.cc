@@ -61,6 +61,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const Checkpoint&
                                                                const ModelOptions& options) {
   auto model = std::unique_ptr<LlamaModel>(new LlamaModel(checkpoint.config, backend, options));
   RS_RETURN_IF_ERROR(model->config_.Validate());
+  RS_RETURN_IF_ERROR(model->ResolveKvDtype());
   CheckpointWeightSource source(checkpoint);
   RS_RETURN_IF_ERROR(model->UploadWeights(source));
   RS_RETURN_IF_ERROR(model->Init());
@@ -72,10 +73,24 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::CreateWithRandomWeights(
     const ModelOptions& options) {
   auto model = std::unique_ptr<LlamaModel>(new LlamaModel(config, backend, options));
   RS_RETURN_IF_ERROR(model->config_.Validate());
+  RS_RETURN_IF_ERROR(model->ResolveKvDtype());
   RandomWeightSource source(model->config_, seed);
   RS_RETURN_IF_ERROR(model->UploadWeights(source));
   RS_RETURN_IF_ERROR(model->Init());
   return model;
+}
+
+// Before the weights upload, so that a cache type the backend cannot keep fails at once.
+absl::Status LlamaModel::ResolveKvDtype() {
+  const kernels::DType dtype = options_.kv_dtype.value_or(backend_->activation_dtype());
+  if (!backend_->SupportsKvDtype(dtype)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ", std::string(backend_->name()), " backend cannot keep the KV cache in ",
+                     std::string(kernels::DTypeName(dtype)), " (it computes in ",
+                     std::string(kernels::DTypeName(backend_->activation_dtype())), ")"));
+  }
+  options_.kv_dtype = dtype;
+  return absl::OkStatus();
 }
 
 absl::Status LlamaModel::Init() {
@@ -100,9 +115,8 @@ absl::Status LlamaModel::Init() {
   // kernels take for padding and silently write no K/V for.
   const int max_kv_blocks = std::numeric_limits<int32_t>::max() / options_.block_size;
   if (options_.num_kv_blocks <= 0 && options_.size_kv_pool) {
-    RS_ASSIGN_OR_RETURN(const int blocks,
-                        options_.size_kv_pool(KvStorage::BytesPerBlock(
-                            c, options_.block_size, backend_->activation_dtype())));
+    RS_ASSIGN_OR_RETURN(const int blocks, options_.size_kv_pool(KvStorage::BytesPerBlock(
+                                              c, options_.block_size, *options_.kv_dtype)));
     options_.num_kv_blocks = std::min(blocks, max_kv_blocks);
   }
   if (options_.num_kv_blocks <= 0 || options_.num_kv_blocks > max_kv_blocks) {
@@ -115,8 +129,8 @@ absl::Status LlamaModel::Init() {
   const std::vector<float> inv_freq = RopeInverseFrequencies(c);
   RS_ASSIGN_OR_RETURN(inv_freq_, backend_->Allocate(inv_freq.size() * sizeof(float)));
   backend_->CopyToDevice(inv_freq_.data(), inv_freq.data(), inv_freq.size() * sizeof(float));
-  RS_ASSIGN_OR_RETURN(kv_,
-                      KvStorage::Create(c, backend_, options_.num_kv_blocks, options_.block_size));
+  RS_ASSIGN_OR_RETURN(kv_, KvStorage::Create(c, backend_, *options_.kv_dtype,
+                                             options_.num_kv_blocks, options_.block_size));
   RS_RETURN_IF_ERROR(AllocateWorkspace());
   if (backend_->can_capture_graphs()) {
     // A bucket is a batch of one-token sequences: at most max_seqs, and max_batch_tokens.
@@ -133,7 +147,7 @@ absl::Status LlamaModel::CheckKvPoolFitsMemory() const {
   const size_t limit = backend_->LazyMemoryLimitBytes();
   if (limit == 0) return absl::OkStatus();
   const size_t kv_bytes =
-      KvStorage::BytesPerBlock(config_, options_.block_size, backend_->activation_dtype()) *
+      KvStorage::BytesPerBlock(config_, options_.block_size, *options_.kv_dtype) *
       static_cast<size_t>(options_.num_kv_blocks);
   if (kv_bytes <= limit && weight_bytes_ <= limit - kv_bytes) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(

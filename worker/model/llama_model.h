@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -76,6 +77,9 @@ struct ModelOptions {
   // backends that capture them (CUDA): one launch per step instead of one per op. Results
   // are the same bits either way; false runs every pass op by op (debugging, A/B timing).
   bool decode_graphs = true;
+  // Element type of the KV cache; unset = the backend's activation dtype. Others only where
+  // Backend::SupportsKvDtype accepts them (the CPU keeps f16 or bf16: half the memory).
+  std::optional<kernels::DType> kv_dtype;
 };
 
 class LlamaModel {
@@ -138,6 +142,9 @@ class LlamaModel {
 
   LlamaModel(const ModelConfig& config, kernels::Backend* backend, const ModelOptions& options);
   absl::Status UploadWeights(WeightSource& source);
+  // Sets options_.kv_dtype (the backend's activation dtype when unset); INVALID_ARGUMENT when
+  // the backend cannot keep the cache in it.
+  absl::Status ResolveKvDtype();
   absl::Status Init();
   // The longest context a sequence can reach with the options as they are (no pool cap
   // while num_kv_blocks is still to be sized).

@@ -19,6 +19,7 @@ struct ModelDescription {
   int64_t num_parameters = 0;
   std::string tokenizer_kind;  // "sentencepiece", "byte_level_bpe" or empty
   std::string dtype;
+  std::string kv_dtype;
   std::string device;
 };
 

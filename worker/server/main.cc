@@ -123,6 +123,7 @@ int Run(int argc, char** argv) {
   }
   options.model.dtype =
       std::string(ringserve::kernels::DTypeName(loaded->backend->activation_dtype()));
+  options.model.kv_dtype = std::string(ringserve::kernels::DTypeName(loaded->kv_dtype));
   options.model.device = flags.model.device;
   options.generator.max_seqs = flags.max_seqs;
   options.generator.max_sessions = flags.max_sessions;
@@ -140,9 +141,10 @@ int Run(int argc, char** argv) {
       std::move(loaded->tokenizer), metrics->get());
   if (!server.ok()) return fail(server.status());
   starting.reset();  // from here a signal drains
-  std::printf("ringserve-worker %s listening on %s:%d (%d KV blocks of %d tokens)\n",
+  std::printf("ringserve-worker %s listening on %s:%d (%d KV blocks of %d tokens, %s)\n",
               flags.id.c_str(), flags.host.c_str(), (*server)->port(),
-              (*server)->generator().num_kv_blocks(), flags.block_size);
+              (*server)->generator().num_kv_blocks(), flags.block_size,
+              std::string(ringserve::kernels::DTypeName(loaded->kv_dtype)).c_str());
   std::fflush(stdout);
 
   const std::string signal = ringserve::WaitForTerminationSignal();

@@ -78,7 +78,8 @@ std::vector<float> Rows(const std::vector<float>& v, int width, int first, int c
 // Sequence `prefill` of `seqs` is a whole-prompt prefill, run with its batch-mates, alone,
 // and in `chunks`; sequence `decode` is a decode token, run with its batch-mates and alone.
 void CheckAttentionInvariance(Backend& b, const std::vector<SeqSpec>& seqs, int prefill,
-                              const std::vector<int>& chunks, int decode, int num_blocks) {
+                              const std::vector<int>& chunks, int decode, int num_blocks,
+                              DType kv_dtype) {
   std::mt19937_64 rng(11);
   const int hq = 8, hkv = 2, hd = 64, block_size = 16;
   const int width = (hq + 2 * hkv) * hd;
@@ -89,11 +90,12 @@ void CheckAttentionInvariance(Backend& b, const std::vector<SeqSpec>& seqs, int 
     inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / hd));
   const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * hkv * hd;
   // Random KV everywhere: positions before a decode token's own are "already cached".
-  ActivationArray k(b, RandomFloats(rng, kv_count)), v(b, RandomFloats(rng, kv_count));
+  ActivationArray k(b, RandomFloats(rng, kv_count), kv_dtype),
+      v(b, RandomFloats(rng, kv_count), kv_dtype);
   DeviceArray<float> freq(b, inv_freq);
   const AttentionShape shape{hq, hkv, hd, 0.125F};
   const RopeParams rope{freq.data(), hd, RopeLayout::kHalves};
-  const KvLayerView kv{k.data(), v.data(), b.activation_dtype(), num_blocks, block_size, hkv, hd};
+  const KvLayerView kv{k.data(), v.data(), kv_dtype, num_blocks, block_size, hkv, hd};
   const int out_width = hq * hd;
 
   const std::vector<float> together = Attend(b, all, qkv, width, shape, rope, kv);
@@ -121,14 +123,24 @@ void CheckAttentionInvariance(Backend& b, const std::vector<SeqSpec>& seqs, int 
 
 TEST_P(BatchInvarianceTest, AttentionAloneWithOthersAndChunked) {
   CheckAttentionInvariance(*backend_, {{40, 1}, {150, 150}, {7, 7}, {300, 1}}, 1,
-                           {1, 16, 33, 57, 43}, 3, 64);
+                           {1, 16, 33, 57, 43}, 3, 64, backend_->activation_dtype());
+}
+
+// The same with a 16-bit cache where the backend keeps one (the CPU).
+TEST_P(BatchInvarianceTest, AttentionOverA16BitCacheAloneWithOthersAndChunked) {
+  for (const DType kv : {DType::kF16, DType::kBF16}) {
+    if (!backend_->SupportsKvDtype(kv)) GTEST_SKIP() << "no 16-bit KV cache on this backend";
+    SCOPED_TRACE(DTypeName(kv));
+    CheckAttentionInvariance(*backend_, {{40, 1}, {150, 150}, {7, 7}, {300, 1}}, 1,
+                             {1, 16, 33, 57, 43}, 3, 64, kv);
+  }
 }
 
 // Contexts past one GPU attention split (256 keys): chunks that cross the split boundary,
 // and a long decode token (split-parallel when alone).
 TEST_P(BatchInvarianceTest, AttentionPastOneSplitChunked) {
   CheckAttentionInvariance(*backend_, {{700, 1}, {420, 420}, {5, 5}, {1200, 1}}, 1,
-                           {100, 156, 1, 63, 100}, 3, 160);
+                           {100, 156, 1, 63, 100}, 3, 160, backend_->activation_dtype());
 }
 
 // `batch` padded as a replayed decode graph pads it (kernels::AttentionBatch): token rows

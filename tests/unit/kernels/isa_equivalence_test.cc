@@ -86,8 +86,8 @@ struct AttentionCase {
 };
 
 // PagedAttention over KV that is NaN everywhere but the slots of each sequence's context,
-// so reading a key past a query's position would show.
-TEST(IsaEquivalenceTest, AttentionTilesMatchRowsOnEveryIsa) {
+// so reading a key past a query's position would show; in f32, f16 and bf16 caches.
+TEST(IsaEquivalenceTest, AttentionTilesMatchRowsOnEveryIsaAndCacheType) {
   const std::vector<AttentionCase> cases = {
       {12, 12, 64, 16, {{512, 512}, {37, 1}}},
       {8, 2, 64, 16, {{150, 150}, {40, 1}, {7, 7}, {300, 3}}},
@@ -126,22 +126,32 @@ TEST(IsaEquivalenceTest, AttentionTilesMatchRowsOnEveryIsa) {
                                host.token_seq.data(),    host.query_start.data(),
                                host.context_lens.data(), host.block_tables.data()};
     const AttentionShape shape{c.hq, c.hkv, c.hd, 1.0F / std::sqrt(static_cast<float>(c.hd))};
-    const KvLayerView kv{k.data(), v.data(), DType::kF32, num_blocks, c.block_size, c.hkv, c.hd};
-    auto run = [&](Isa isa, int min_tile_vectors) {
+    auto run = [&](const KvLayerView& kv, Isa isa, int min_tile_vectors) {
       std::vector<float> out(host.num_tokens * out_width, NAN);
       cpu::PagedAttentionOp(
           pool, Tensor::Of(qkv.data(), DType::kF32, host.num_tokens, width), shape, batch, kv,
           Tensor::Of(out.data(), DType::kF32, host.num_tokens, out_width), {isa, min_tile_vectors});
       return out;
     };
-    // The row path on AVX2 is the reference every other combination must reproduce.
-    const std::vector<float> want = run(Isa::kAvx2, INT_MAX);
-    for (const float f : want) ASSERT_TRUE(std::isfinite(f)) << "hd " << c.hd;
-    for (const Isa isa : SupportedIsas()) {
-      for (const int min_tile_vectors : {1, 4, INT_MAX}) {
-        EXPECT_TRUE(BitEqual(run(isa, min_tile_vectors), want))
-            << cpu::IsaName(isa) << " hq " << c.hq << " hkv " << c.hkv << " hd " << c.hd
-            << " min_tile_vectors " << min_tile_vectors;
+    // A 16-bit cache is widened exactly as it is read: every path over it must give the
+    // bits of the f32 rows over the widened values.
+    for (const DType kv_dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+      std::vector<uint8_t> k_stored = Encode(kv_dtype, k), v_stored = Encode(kv_dtype, v);
+      std::vector<float> k_wide = Decode(kv_dtype, k_stored, k.size()),
+                         v_wide = Decode(kv_dtype, v_stored, v.size());
+      const KvLayerView wide{k_wide.data(), v_wide.data(), DType::kF32, num_blocks,
+                             c.block_size,  c.hkv,         c.hd};
+      const KvLayerView kv{k_stored.data(), v_stored.data(), kv_dtype, num_blocks,
+                           c.block_size,    c.hkv,           c.hd};
+      // The row path on AVX2 over f32 is the reference every other combination must reproduce.
+      const std::vector<float> want = run(wide, Isa::kAvx2, INT_MAX);
+      for (const float f : want) ASSERT_TRUE(std::isfinite(f)) << "hd " << c.hd;
+      for (const Isa isa : SupportedIsas()) {
+        for (const int min_tile_vectors : {1, 4, INT_MAX}) {
+          EXPECT_TRUE(BitEqual(run(kv, isa, min_tile_vectors), want))
+              << DTypeName(kv_dtype) << " cache, " << cpu::IsaName(isa) << " hq " << c.hq << " hkv "
+              << c.hkv << " hd " << c.hd << " min_tile_vectors " << min_tile_vectors;
+        }
       }
     }
   }

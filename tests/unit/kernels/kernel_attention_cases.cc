@@ -3,6 +3,7 @@
 // shuffled block tables.
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -40,14 +41,24 @@ void ExpectNear(const std::vector<float>& got, const std::vector<double>& want, 
   EXPECT_EQ(failures, 0U) << what;
 }
 
+// Skips the test where the backend cannot keep a KV cache in `dtype`.
+void SkipUnlessKept(Backend& b, DType dtype) {
+  if (!b.SupportsKvDtype(dtype)) {
+    GTEST_SKIP() << b.name() << " keeps no " << DTypeName(dtype) << " KV cache";
+  }
+}
+
 // With `wide_q`, qkv is f32 whatever the activation dtype (LlamaModel's layout): q and k rotate
-// in f32, and only the K and V written to the cache are rounded to the activation dtype.
+// in f32, and only the K and V written to the cache are rounded to the cache's dtype.
 void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, RopeLayout layout,
-               bool wide_q = false) {
+               bool wide_q = false, std::optional<DType> kv_dtype = std::nullopt) {
   const int block_size = 8;
   const DType act = b.activation_dtype();
+  const DType kv_type = kv_dtype.value_or(act);
+  SkipUnlessKept(b, kv_type);
+  if (::testing::Test::IsSkipped()) return;
   const DType qkv_dtype = wide_q ? DType::kF32 : act;
-  const double store = 2 * StoreRoundingError(act);
+  const double store = 2 * StoreRoundingError(kv_type);
   const PagedBatchHost batch = BuildBatch({{3000, 3}, {9, 9}, {1, 1}}, block_size, 400, rng);
   const int width = RowWidth(s);
   std::vector<float> inv_freq(rotary_dim / 2);
@@ -55,12 +66,12 @@ void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, Ro
     inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / rotary_dim));
   const size_t kv_count = static_cast<size_t>(400) * block_size * s.hkv * s.hd;
   ActivationArray qkv_d(b, RandomFloats(rng, batch.num_tokens * width), qkv_dtype),
-      k_d(b, std::vector<float>(kv_count)), v_d(b, std::vector<float>(kv_count));
+      k_d(b, std::vector<float>(kv_count), kv_type), v_d(b, std::vector<float>(kv_count), kv_type);
   const std::vector<float>& qkv = qkv_d.host();
   DeviceArray<float> freq_d(b, inv_freq);
   DeviceBatch batch_d(b, batch);
   const AttentionShape shape{s.hq, s.hkv, s.hd, 1.0F / std::sqrt(static_cast<float>(s.hd))};
-  const KvLayerView kv{k_d.data(), v_d.data(), act, 400, block_size, s.hkv, s.hd};
+  const KvLayerView kv{k_d.data(), v_d.data(), kv_type, 400, block_size, s.hkv, s.hd};
   b.RopeAndWriteKv(qkv_d.AsTensor(batch.num_tokens, width), shape,
                    RopeParams{freq_d.data(), rotary_dim, layout}, batch_d.view(), kv);
   // Reference: rotate every q and k head in float64.
@@ -80,7 +91,7 @@ void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, Ro
   }
   ExpectNear(qkv_d.Download(), want, 1e-5, "rotated qkv", 2 * StoreRoundingError(qkv_dtype));
   const std::vector<float> k = k_d.Download(), v = v_d.Download();
-  const std::vector<float> stored_qkv = RoundTo(act, qkv);  // V as the cache holds it
+  const std::vector<float> stored_qkv = RoundTo(kv_type, qkv);  // V as the cache holds it
   const int kv_width = s.hkv * s.hd;
   for (int t = 0; t < batch.num_tokens; ++t) {
     std::vector<float> got_k(k.begin() + batch.slots[t] * kv_width,
@@ -160,21 +171,26 @@ std::vector<double> ReferenceAttention(const PagedBatchHost& batch, AttnShape s,
 // With `wide_q`, q comes from an f32 qkv (LlamaModel's layout); the tensor-core kernel rounds
 // it to the activation dtype for its products, the SIMT one reads it as it is.
 void CheckAttention(Backend& b, std::mt19937_64& rng, AttnShape s, int block_size,
-                    const std::vector<SeqSpec>& seqs, bool wide_q = false) {
+                    const std::vector<SeqSpec>& seqs, bool wide_q = false,
+                    std::optional<DType> kv_dtype = std::nullopt) {
+  const DType kv_type = kv_dtype.value_or(b.activation_dtype());
+  SkipUnlessKept(b, kv_type);
+  if (::testing::Test::IsSkipped()) return;
   int num_blocks = 0;
   for (const SeqSpec& q : seqs) num_blocks += (q.context_len + block_size - 1) / block_size;
   num_blocks += 3;  // spare blocks nobody reads
   const DType act = b.activation_dtype();
   const PagedBatchHost batch = BuildBatch(seqs, block_size, num_blocks, rng);
   const size_t kv_count = static_cast<size_t>(num_blocks) * block_size * s.hkv * s.hd;
-  ActivationArray k_d(b, RandomFloats(rng, kv_count)), v_d(b, RandomFloats(rng, kv_count)),
+  ActivationArray k_d(b, RandomFloats(rng, kv_count), kv_type),
+      v_d(b, RandomFloats(rng, kv_count), kv_type),
       qkv_d(b, RandomFloats(rng, batch.num_tokens * RowWidth(s), -3, 3),
             wide_q ? DType::kF32 : act),
       out_d(b, std::vector<float>(batch.num_tokens * s.hq * s.hd));
   DeviceBatch batch_d(b, batch);
   const AttentionShape shape{s.hq, s.hkv, s.hd,
                              static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.hd)))};
-  const KvLayerView kv{k_d.data(), v_d.data(), act, num_blocks, block_size, s.hkv, s.hd};
+  const KvLayerView kv{k_d.data(), v_d.data(), kv_type, num_blocks, block_size, s.hkv, s.hd};
   b.PagedAttention(qkv_d.AsTensor(batch.num_tokens, RowWidth(s)), shape, batch_d.view(), kv,
                    out_d.AsTensor(batch.num_tokens, s.hq * s.hd));
   const SoftmaxWeightRounding rounding = AttentionWeightRounding(b);
@@ -246,6 +262,30 @@ std::vector<std::pair<std::string, Check>> AttentionCases() {
                      [](Backend& b, std::mt19937_64& rng) {
                        CheckAttention(b, rng, {8, 1, 128}, 16, {{700, 300}, {513, 1}}, true);
                      });
+  // 16-bit caches under f32 activations (the CPU): K and V rounded once as they are written,
+  // and read back widened; odd head dims take the partial loads.
+  for (const DType kv : {DType::kF16, DType::kBF16}) {
+    const std::string dt(DTypeName(kv));
+    cases.emplace_back(absl::StrCat("Rope_Kv", dt, "_hq8_hkv2_hd64_rot64_halves"),
+                       [kv](Backend& b, std::mt19937_64& rng) {
+                         CheckRope(b, rng, {8, 2, 64}, 64, RopeLayout::kHalves, true, kv);
+                       });
+    cases.emplace_back(absl::StrCat("Rope_Kv", dt, "_hq6_hkv3_hd12_rot12_adjacent"),
+                       [kv](Backend& b, std::mt19937_64& rng) {
+                         CheckRope(b, rng, {6, 3, 12}, 12, RopeLayout::kAdjacentPairs, true, kv);
+                       });
+    for (const AttnCase& c : std::vector<AttnCase>{{{4, 2, 64}, 16, {{37, 1}, {100, 1}, {64, 20}}},
+                                                   {{4, 2, 12}, 8, {{29, 4}, {3, 1}}},
+                                                   {{8, 1, 128}, 16, {{700, 300}, {513, 1}}},
+                                                   {{2, 2, 68}, 16, {{1500, 1}, {40, 40}}}}) {
+      std::string name =
+          absl::StrCat("Attention_Kv", dt, "_hq", c.s.hq, "_hkv", c.s.hkv, "_hd", c.s.hd, "_ctx");
+      for (const SeqSpec& q : c.seqs) absl::StrAppend(&name, "_", q.context_len, "q", q.query_len);
+      cases.emplace_back(name, [c, kv](Backend& b, std::mt19937_64& rng) {
+        CheckAttention(b, rng, c.s, c.block_size, c.seqs, true, kv);
+      });
+    }
+  }
   return cases;
 }
 

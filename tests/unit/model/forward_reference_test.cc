@@ -286,6 +286,7 @@ TEST_P(ForwardReferenceTest, PrefillDecodeAndMixedBatchesMatchReference) {
   ModelOptions options;
   options.num_kv_blocks = 32;
   options.max_seqs = 4;
+  options.kv_dtype = device.kv_dtype;
   auto model = LlamaModel::Create(*checkpoint, backend->get(), options);
   ASSERT_TRUE(model.ok()) << model.status();
 
@@ -391,6 +392,14 @@ INSTANTIATE_TEST_SUITE_P(Variants, ForwardReferenceTest,
                          [](const auto& info) {
                            return std::get<0>(info.param).name + "_" + std::get<1>(info.param).name;
                          });
+
+INSTANTIATE_TEST_SUITE_P(
+    SixteenBitKvCaches, ForwardReferenceTest,
+    ::testing::Combine(::testing::ValuesIn(kVariants),
+                       ::testing::ValuesIn(ringserve::testing::CpuWith16BitKvCaches())),
+    [](const auto& info) {
+      return std::get<0>(info.param).name + "_" + std::get<1>(info.param).name;
+    });
 
 // A block table can be wrong two ways, and the message says which (one over the limit used
 // to read "has 4 blocks, needs 2", as if it were short).

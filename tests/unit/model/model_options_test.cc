@@ -112,5 +112,35 @@ TEST(ModelOptionsTest, ACpuKvPoolBeyondPhysicalMemoryIsRefused) {
   EXPECT_TRUE(TinyModelWith(options, backend->get()).ok());
 }
 
+// A 16-bit cache takes half an f32 block, so the same memory sizes twice the blocks; a cache
+// type the backend cannot keep is refused before the weights load.
+TEST(ModelOptionsTest, AKvCacheTypeSizesThePoolOrIsRefused) {
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  const size_t f32_block = KvStorage::BytesPerBlock(TinyModelConfig(), 16, kernels::DType::kF32);
+  for (const kernels::DType kv :
+       {kernels::DType::kF32, kernels::DType::kF16, kernels::DType::kBF16}) {
+    ModelOptions options;
+    options.block_size = 16;
+    options.kv_dtype = kv;
+    size_t asked = 0;
+    options.size_kv_pool = [&](size_t bytes_per_block) -> absl::StatusOr<int> {
+      asked = bytes_per_block;
+      return static_cast<int>((f32_block * 64) / bytes_per_block);
+    };
+    const auto model = TinyModelWith(options, backend->get());
+    ASSERT_TRUE(model.ok()) << model.status();
+    EXPECT_EQ(asked, kv == kernels::DType::kF32 ? f32_block : f32_block / 2);
+    EXPECT_EQ((*model)->options().num_kv_blocks, kv == kernels::DType::kF32 ? 64 : 128);
+    EXPECT_EQ((*model)->kv_storage().Layer(0).dtype, kv);
+  }
+  ModelOptions options;
+  options.num_kv_blocks = 8;
+  options.kv_dtype = kernels::DType::kQ8_0;
+  const auto refused = TinyModelWith(options, backend->get());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("KV cache in q8_0"));
+}
+
 }  // namespace
 }  // namespace ringserve::model

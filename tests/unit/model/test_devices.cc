@@ -29,21 +29,38 @@ double ToleranceFor(DType dtype) {
 }
 
 TestDevice Cpu() {
-  return {"cpu_f32", DType::kF32, kF32LogitsTolerance, false,
-          [] { return kernels::CreateBackend("cpu"); }};
+  return {"cpu_f32",
+          DType::kF32,
+          kF32LogitsTolerance,
+          false,
+          [] { return kernels::CreateBackend("cpu"); },
+          std::nullopt};
 }
+
+// A 16-bit cache rounds every K and V value once, and that error alone reaches the logits:
+// f16 keeps 3 more bits than bf16, so an f16 cache gets bf16's tolerance / 4 (measured on the
+// forward reference models: at most 2.4e-3 with f16, 1.5e-2 with bf16).
+constexpr double kF16KvLogitsTolerance = kBF16LogitsTolerance / 4;
 
 #ifdef RINGSERVE_HAVE_CUDA
 TestDevice Cuda(DType dtype, std::string name) {
-  return {std::move(name), dtype, ToleranceFor(dtype), false, [dtype] {
+  return {std::move(name),
+          dtype,
+          ToleranceFor(dtype),
+          false,
+          [dtype] {
             kernels::BackendOptions options;
             options.cuda_activation_dtype = dtype;
             return kernels::CreateBackend("cuda:0", options);
-          }};
+          },
+          std::nullopt};
 }
 
 TestDevice Emulated(DType dtype, std::string name) {
-  return {std::move(name), dtype, ToleranceFor(dtype), true,
+  return {std::move(name),
+          dtype,
+          ToleranceFor(dtype),
+          true,
           [dtype]() -> absl::StatusOr<std::unique_ptr<kernels::Backend>> {
             auto backend = kernels::testing::MakeEmulatedCudaBackend(dtype);
             if (backend == nullptr) {
@@ -51,7 +68,8 @@ TestDevice Emulated(DType dtype, std::string name) {
                   "the CUDA emulation needs x86-64 and a build without ASan/TSan");
             }
             return backend;
-          }};
+          },
+          std::nullopt};
 }
 #endif
 
@@ -79,6 +97,18 @@ std::vector<TestDevice> TestDevices() {
   devices.push_back(Emulated(DType::kBF16, "emu_bf16"));
 #endif
   return devices;
+}
+
+std::vector<TestDevice> CpuWith16BitKvCaches() {
+  TestDevice f16 = Cpu();
+  f16.name = "cpu_kvf16";
+  f16.logits_tolerance = kF16KvLogitsTolerance;
+  f16.kv_dtype = DType::kF16;
+  TestDevice bf16 = Cpu();
+  bf16.name = "cpu_kvbf16";
+  bf16.logits_tolerance = kBF16LogitsTolerance;
+  bf16.kv_dtype = DType::kBF16;
+  return {f16, bf16};
 }
 
 std::vector<TestDevice> TestDevicesWhere(const std::function<bool(const TestDevice&)>& keep) {

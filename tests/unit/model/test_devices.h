@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <string>
@@ -28,6 +29,9 @@ struct TestDevice {
   bool emulated = false;
   // The backend, or why this build or machine cannot run it (the test then skips).
   std::function<absl::StatusOr<std::unique_ptr<kernels::Backend>>()> create;
+  // The models' KV cache type (ModelOptions::kv_dtype); unset = the activation dtype. Only
+  // the suites that take CpuWith16BitKvCaches() read it.
+  std::optional<kernels::DType> kv_dtype;
 
   // f32 activations: greedy tokens must equal the f32 references'; in bf16 a near-tie
   // between two logits may legitimately flip, so only logits are compared.
@@ -35,6 +39,8 @@ struct TestDevice {
 };
 
 std::vector<TestDevice> TestDevices();
+// The CPU with its KV cache in f16 and in bf16 (K and V rounded once as they are written).
+std::vector<TestDevice> CpuWith16BitKvCaches();
 // The TestDevices for which keep(device) holds.
 std::vector<TestDevice> TestDevicesWhere(const std::function<bool(const TestDevice&)>& keep);
 

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/scoped_temp_dir.h"
+#include "worker/model/presets.h"
 #include "worker/model/tiny_model.h"
 
 namespace ringserve::tools {
@@ -79,6 +80,54 @@ TEST(OpenModelTest, RefusesAMatMulAlgoRowsChoiceTheBackendDoesNotHave) {
               HasSubstr("--matmul-algo-rows: cpu's MatMul has one kernel"));
   flags.matmul_algo_rows = 0;
   EXPECT_TRUE(OpenModel(flags).ok());
+}
+
+// --kv-dtype: the CPU keeps f32, f16 and bf16 caches, and the model made from the flags uses
+// the type asked for; auto picks f16 for a checkpoint of narrow matrices, f32 otherwise;
+// anything else fails at start.
+TEST(OpenModelTest, KvDtypeNamesTheCacheTypeOrIsRefused) {
+  ModelFlags flags;
+  flags.dummy_weights = true;
+  flags.preset = "tiny";
+  for (const auto& [name, dtype] :
+       std::vector<std::pair<std::string, kernels::DType>>{{"auto", kernels::DType::kF32},
+                                                           {"f32", kernels::DType::kF32},
+                                                           {"f16", kernels::DType::kF16},
+                                                           {"bf16", kernels::DType::kBF16}}) {
+    flags.kv_dtype = name;
+    const auto opened = OpenModel(flags);
+    ASSERT_TRUE(opened.ok()) << name << ": " << opened.status();
+    EXPECT_EQ(opened->kv_dtype, dtype) << name;
+    model::ModelOptions options;
+    options.num_kv_blocks = 4;
+    const auto model = CreateModel(*opened, flags, options);
+    ASSERT_TRUE(model.ok()) << name << ": " << model.status();
+    EXPECT_EQ((*model)->kv_storage().Layer(0).dtype, dtype) << name;
+  }
+  // auto: f16 on the CPU for a checkpoint of 16-bit (or 8-bit) matrices, else f32.
+  ringserve::testing::ScopedTempDir dir;
+  ModelFlags from_file;
+  for (const kernels::DType weights :
+       {kernels::DType::kF32, kernels::DType::kBF16, kernels::DType::kQ8_0}) {
+    from_file.model_path = dir.File(std::string(kernels::DTypeName(weights)) + ".gguf");
+    auto config = model::PresetConfig("tiny");
+    ASSERT_TRUE(config.ok());
+    config->hidden_dim = 192;  // rows of whole Q8_0 blocks
+    ASSERT_TRUE(model::WriteRandomModel(from_file.model_path, *config, weights).ok());
+    const auto opened = OpenModel(from_file);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    EXPECT_EQ(opened->kv_dtype,
+              weights == kernels::DType::kF32 ? kernels::DType::kF32 : kernels::DType::kF16)
+        << kernels::DTypeName(weights);
+  }
+  for (const char* name : {"q8_0", "F16", "fp8", ""}) {
+    flags.kv_dtype = name;
+    const auto refused = OpenModel(flags);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(
+        refused.status().message(),
+        HasSubstr("--kv-dtype: expected auto, f32, f16 or bf16, got '" + std::string(name) + "'"));
+  }
 }
 
 // `pieces` as a llama2.c tokenizer.bin (BOS and EOS spelled as run.c writes them, U+2581 as a

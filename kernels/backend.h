@@ -311,7 +311,7 @@ class Backend {
   // cross the bus, and no host thread walks the vocabulary per row.
   virtual void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) = 0;
   // For every row i of the f32 logits x, in place: x[i, e.token] = PenalizedLogit(x[i,
-  // e.token], params[i], e.count) for the entries e of [params[i].penalty_begin,
+  // e.token], params[i], e) for the entries e of [params[i].penalty_begin,
   // params[i].penalty_end) (kernels/row_sampling.h; a row's tokens are distinct, ids outside
   // the row are skipped), keeping the logit it replaces in e.raw. params and entries are
   // device memory.

@@ -3,7 +3,8 @@
 // path pick the same token from the same logits and the same draw, bit for bit.
 //
 // Penalties come first (Backend::PenalizeRows, in place): each token of the row's
-// PenaltyEntry list gets PenalizedLogit. Then the chain for one row with temperature > 0:
+// PenaltyEntry list gets PenalizedLogit (the repetition, presence and frequency penalties,
+// then the request's logit bias). Then the chain for one row with temperature > 0:
 //  1. s_i = logit_i * (1 / temperature) in float; m = the largest s_i (NaN ignored).
 //  2. The order of the tokens: s descending, then id ascending. SortKey(s_i, i) encodes it in
 //     one integer, unique per token, larger first.
@@ -51,25 +52,30 @@ struct RowSampling {
 };
 
 // A token the penalties touch, once per row: every token of the prompt and the output under
-// a repetition penalty, else the output's; `count` = its occurrences in the output.
+// a repetition penalty, else the output's; `count` = its occurrences in the output, or
+// kBiasOnly for a token only the logit bias touches (seen nowhere: no repetition penalty).
+inline constexpr int32_t kBiasOnly = -1;
 struct PenaltyEntry {
   int32_t token = 0;
   int32_t count = 0;
+  float bias = 0;  // the request's logit bias for the token, added last
   // The logit before the penalty, recorded by PenalizeRows so that UnpenalizeRows can give
   // LogprobRows the raw row back (the uploader leaves it 0).
   float raw = 0;
 };
 
-// The logit of a penalised token: divided (positive) or multiplied (negative) by the
-// repetition penalty, then, if it was generated, lowered by presence + frequency * count.
-RS_HD float PenalizedLogit(float logit, const RowSampling& p, int32_t count) {
-  if (p.repetition_penalty != 1.0F) {
+// The logit of a penalised token: if it was seen (count >= 0), divided (positive) or
+// multiplied (negative) by the repetition penalty; then, if it was generated, lowered by
+// presence + frequency * count; then the bias added.
+RS_HD float PenalizedLogit(float logit, const RowSampling& p, const PenaltyEntry& entry) {
+  if (entry.count >= 0 && p.repetition_penalty != 1.0F) {
     logit = logit > 0.0F ? Div(logit, p.repetition_penalty) : Mul(logit, p.repetition_penalty);
   }
-  if (count > 0) {
-    logit =
-        Sub(logit, Add(p.presence_penalty, Mul(p.frequency_penalty, static_cast<float>(count))));
+  if (entry.count > 0) {
+    logit = Sub(logit,
+                Add(p.presence_penalty, Mul(p.frequency_penalty, static_cast<float>(entry.count))));
   }
+  if (entry.bias != 0.0F) logit = Add(logit, entry.bias);
   return logit;
 }
 

@@ -300,7 +300,7 @@ void PenalizeRow(std::span<float> row, const RowSampling& params, std::span<Pena
   for (PenaltyEntry& e : entries) {
     if (e.token >= 0 && static_cast<size_t>(e.token) < row.size()) {
       e.raw = row[e.token];
-      row[e.token] = PenalizedLogit(e.raw, params, e.count);
+      row[e.token] = PenalizedLogit(e.raw, params, e);
     }
   }
 }

@@ -432,7 +432,7 @@ __global__ void __launch_bounds__(kPenaltyThreads)
   const RowSampling& p = params[blockIdx.x];
   ForRowEntries(x, stride, cols, p, entries, [&](float& logit, int e, const PenaltyEntry& entry) {
     entries[e].raw = logit;
-    logit = PenalizedLogit(logit, p, entry.count);
+    logit = PenalizedLogit(logit, p, entry);
   });
 }
 

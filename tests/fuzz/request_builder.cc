@@ -30,6 +30,8 @@ float PickFloat(FuzzedDataProvider& in) {
                                      1e-45F,
                                      -1.0F,
                                      100.0F,
+                                     -100.0F,
+                                     100.00001F,
                                      limits::max(),
                                      limits::lowest(),
                                      limits::infinity(),
@@ -135,6 +137,11 @@ void BuildSampling(FuzzedDataProvider& in, pb::SamplingParams* s) {
   if (in.ConsumeBool()) s->set_presence_penalty(PickFloat(in));
   if (in.ConsumeBool()) s->set_frequency_penalty(PickFloat(in));
   if (in.ConsumeBool()) s->set_seed(in.ConsumeIntegral<uint64_t>());
+  // A few biases, or one past the limit; ids and values in and out of range.
+  const int num_biases = PickCount(in, 3, 1025);
+  for (int i = 0; i < num_biases; ++i) {
+    (*s->mutable_logit_bias())[PickInt(in, -1, 600, 1 << 20)] = PickFloat(in);
+  }
 }
 
 void BuildStop(FuzzedDataProvider& in, pb::StopCriteria* s) {

@@ -139,8 +139,9 @@ void CheckConversionError(const absl::Status& status) {
   std::string_view message = Message(status);
   if (message.starts_with("sampling.")) {
     message.remove_prefix(9);
-    Require(NamesField(message, {"temperature", "top_k", "top_p", "min_p", "repetition_penalty",
-                                 "presence_penalty", "frequency_penalty", "num_logprobs"}),
+    Require(NamesField(message,
+                       {"temperature", "top_k", "top_p", "min_p", "repetition_penalty",
+                        "presence_penalty", "frequency_penalty", "num_logprobs", "logit_bias"}),
             "ToJobRequest: sampling error names a field");
     return;
   }
@@ -165,6 +166,14 @@ void CheckSampling(const pb::SamplingParams& s, const engine::SamplingParams& p,
   Require(p.top_p == (s.has_top_p() ? s.top_p() : 1.0F), "top_p kept");
   Require(p.top_k == s.top_k() && p.min_p == s.min_p(), "top_k, min_p kept");
   Require(!s.has_seed() || p.seed == s.seed(), "a given seed is kept");
+  Require(p.logit_bias.size() == s.logit_bias().size(), "every logit bias kept");
+  for (size_t i = 0; i < p.logit_bias.size(); ++i) {
+    const auto& [token, bias] = p.logit_bias[i];
+    Require(i == 0 || p.logit_bias[i - 1].first < token, "logit biases sorted by token");
+    Require(s.logit_bias().contains(token) && s.logit_bias().at(token) == bias,
+            "each logit bias is the request's");
+    Require(std::fabs(bias) <= 100, "logit bias in [-100, 100]");
+  }
 }
 
 // What ToJobRequest promises for a request it accepts.
@@ -212,10 +221,10 @@ void CheckSubmitted(const absl::StatusOr<engine::JobHandle>& handle, const engin
   const absl::Status& status = handle.status();
   if (status.code() != absl::StatusCode::kUnavailable) {
     Require(status.code() == absl::StatusCode::kInvalidArgument, "Submit: INVALID_ARGUMENT");
-    Require(
-        NamesField(Message(status), {"input", "tokens", "stop.max_tokens", "stop.stop",
-                                     "stop.stop_token_ids", "append", "expected_history_tokens"}),
-        "Submit: error names a field");
+    Require(NamesField(Message(status),
+                       {"input", "tokens", "stop.max_tokens", "stop.stop", "stop.stop_token_ids",
+                        "append", "expected_history_tokens", "sampling.logit_bias"}),
+            "Submit: error names a field");
     return;
   }
   Require(!job.tokens.empty() || job.append, "a new context has tokens");

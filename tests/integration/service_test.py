@@ -167,6 +167,28 @@ class Fleet(unittest.TestCase):
         ids, final, _ = generate(self.stub, "", self.tokens(8, random.Random(1)), 4)
         self.assertEqual(len(ids), 4)
 
+    def test_logit_bias_bans_the_greedy_token_and_bad_biases_are_refused(self):
+        def first(bias):
+            request = pb.GenerateRequest(tokens=pb.TokenIds(ids=[1, 300, 200]),
+                                         stop=pb.StopCriteria(max_tokens=4, ignore_eos=True),
+                                         sampling=pb.SamplingParams(temperature=0,
+                                                                    logit_bias=bias))
+            return [i for m in self.stub.Generate(request, timeout=30) for i in m.token_ids]
+
+        plain = first({})
+        banned = first({plain[0]: -100.0})
+        self.assertNotEqual(banned[0], plain[0])
+        self.assertNotIn(plain[0], banned)  # banned at every step
+        self.assertEqual(first({plain[0]: 0.0}), plain)
+        for bias, words in [({plain[0]: 100.5}, "[-100, 100]"),
+                            ({self.vocab: 1.0}, "outside the vocabulary")]:
+            with self.assertRaises(grpc.RpcError) as caught:
+                first(bias)
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("logit_bias", caught.exception.details())
+            self.assertIn(words, caught.exception.details())
+        self.assertEqual(first({}), plain)  # and the fleet keeps serving
+
     def test_fork_runs_each_branch_on_the_parents_worker(self):
         rng = random.Random(7)
         _, final, worker = generate(self.stub, "forked", self.tokens(30, rng), 5)

@@ -26,7 +26,8 @@ using ringserve::v1::GenerateResponse;
 constexpr char kUsage[] =
     "usage: ringserve-cli [--target HOST:PORT] generate --session S (--text T | --tokens 1,2,3)\n"
     "       [--append] [--max-tokens N] [--temperature X] [--top-p P] [--top-k K] [--seed N]\n"
-    "       [--stop STR]... [--ignore-eos] [--logprobs N] [--timeout-s S] [--json]";
+    "       [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...] [--logprobs N]\n"
+    "       [--timeout-s S] [--json]";
 
 struct GenerateFlags {
   std::string session;
@@ -41,6 +42,7 @@ struct GenerateFlags {
   int64_t seed = 0;
   std::vector<std::string> stop;
   bool ignore_eos = false;
+  std::string logit_bias;
   int logprobs = 0;
 };
 
@@ -54,6 +56,22 @@ absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
     request->mutable_tokens()->add_ids(id);
   }
   if (request->tokens().ids().empty()) return absl::InvalidArgumentError("--tokens: no ids");
+  return absl::OkStatus();
+}
+
+// "42:-100,7:2.5" into the request's logit_bias.
+absl::Status ParseLogitBias(const std::string& list, GenerateRequest* request) {
+  auto* bias = request->mutable_sampling()->mutable_logit_bias();
+  for (absl::string_view piece : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+    const std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(piece, ':');
+    int32_t id = 0;
+    float value = 0;
+    if (!absl::SimpleAtoi(parts.first, &id) || !absl::SimpleAtof(parts.second, &value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--logit-bias: '", std::string(piece), "' is not ID:BIAS"));
+    }
+    (*bias)[id] = value;
+  }
   return absl::OkStatus();
 }
 
@@ -77,6 +95,7 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   if (parser.IsSet("top-p")) sampling->set_top_p(static_cast<float>(flags.top_p));
   sampling->set_top_k(flags.top_k);
   if (parser.IsSet("seed")) sampling->set_seed(static_cast<uint64_t>(flags.seed));
+  RS_RETURN_IF_ERROR(ParseLogitBias(flags.logit_bias, &request));
   auto* stop = request.mutable_stop();
   if (parser.IsSet("max-tokens")) stop->set_max_tokens(flags.max_tokens);
   for (const std::string& s : flags.stop) stop->add_stop(s);
@@ -156,6 +175,8 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddInt("seed", &flags.seed, "sampler seed (server picks one when unset)");
   parser.AddRepeated("stop", &flags.stop, "stop string (repeatable)");
   parser.AddBool("ignore-eos", &flags.ignore_eos, "generate past end-of-sequence tokens");
+  parser.AddString("logit-bias", &flags.logit_bias,
+                   "ID:BIAS,... added to those tokens' logits, each bias in [-100, 100]");
   parser.AddInt("logprobs", &flags.logprobs, "N alternatives per token (JSON output only)");
   RS_RETURN_IF_ERROR(ParseCommand(kUsage, args, parser));
   absl::StatusOr<GenerateRequest> request = BuildRequest(flags, parser);

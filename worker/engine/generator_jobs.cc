@@ -36,6 +36,13 @@ absl::Status Generator::Validate(const JobRequest& r) const {
     }
   }
   RS_RETURN_IF_ERROR(ValidateSamplingParams(r.sampling));
+  for (const auto& [token, bias] : r.sampling.logit_bias) {
+    if (token < 0 || token >= limits_.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("sampling.logit_bias: token ", token,
+                                                     " is outside the vocabulary [0, ",
+                                                     limits_.vocab_size, ")"));
+    }
+  }
   if (r.max_tokens.has_value() && *r.max_tokens <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("stop.max_tokens: must be >= 1 (got ", *r.max_tokens, ")"));

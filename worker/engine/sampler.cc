@@ -5,6 +5,7 @@
 #include <limits>
 #include <string_view>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "kernels/cpu/cpu_sampling.h"
@@ -35,6 +36,21 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
     return bad("num_logprobs", absl::StrCat("in [0, ", kernels::kMaxTopLogprobs, "]"),
                p.num_logprobs);
   }
+  if (p.logit_bias.size() > static_cast<size_t>(kMaxLogitBias)) {
+    return absl::InvalidArgumentError(absl::StrCat("logit_bias: at most ", kMaxLogitBias,
+                                                   " tokens (got ", p.logit_bias.size(), ")"));
+  }
+  absl::flat_hash_set<int32_t> biased;
+  for (const auto& [token, bias] : p.logit_bias) {
+    if (!(std::fabs(bias) <= kMaxLogitBiasValue)) {
+      return absl::InvalidArgumentError(absl::StrCat("logit_bias: the bias of token ", token,
+                                                     " must be in [-100, 100] (got ", bias, ")"));
+    }
+    if (!biased.insert(token).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("logit_bias: token ", token, " appears more than once"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -42,6 +58,13 @@ Sampler::Sampler(const SamplingParams& params, std::span<const int32_t> prompt_t
     : params_(params), rng_(params.seed) {
   if (params_.repetition_penalty != 1.0F) {
     for (const int32_t id : prompt_tokens) Penalised(id);
+  }
+  for (const auto& [token, bias] : params_.logit_bias) {
+    if (bias == 0.0F) continue;
+    const bool seen = penalty_index_.contains(token);
+    kernels::PenaltyEntry& entry = Penalised(token);
+    if (!seen) entry.count = kernels::kBiasOnly;
+    entry.bias = bias;
   }
 }
 
@@ -62,7 +85,9 @@ kernels::PenaltyEntry& Sampler::Penalised(int32_t id) {
 }
 
 void Sampler::Remember(int32_t id) {
-  if (penalised()) ++Penalised(id).count;
+  if (!penalised()) return;
+  kernels::PenaltyEntry& entry = Penalised(id);
+  entry.count = std::max(entry.count, 0) + 1;  // a bias-only token is now seen
 }
 
 kernels::RowSampling Sampler::Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity) {

@@ -1,9 +1,9 @@
 // Per-request token sampler: its own parameters and its own RNG, so a request's tokens
 // depend only on (model, input, params, seed), never on its batch-mates.
 //
-// Chain order (fixed): repetition / presence / frequency penalties -> temperature ->
-// top-k -> top-p -> min-p -> draw. temperature 0 is greedy (argmax, lowest id on ties).
-// All of it is kernels/row_sampling.h's, which the backend runs on the device for every row
+// Chain order (fixed): repetition / presence / frequency penalties -> logit bias ->
+// temperature -> top-k -> top-p -> min-p -> draw. temperature 0 is greedy (argmax, lowest id on
+// ties). All of it is kernels/row_sampling.h's, which the backend runs on the device for every row
 // (Backend::PenalizeRows, SampleRows); the sampler plans each token's chain, penalised
 // tokens and draw, and finishes it: the device's pick, or, when the step had no room left
 // for its penalties, the same penalties and chain run here on the row's logits
@@ -36,9 +36,16 @@ struct SamplingParams {
   uint64_t seed = 0;
   // Report the chosen token's log-probability and the top-n, 0..kMaxTopLogprobs (0 = none).
   int num_logprobs = 0;
+  // (token, bias) pairs with distinct tokens, each bias in [-100, 100], added to the token's
+  // logit after the penalties at every step (-100 all but bans it). At most kMaxLogitBias.
+  std::vector<std::pair<int32_t, float>> logit_bias = {};
 };
 
-// INVALID_ARGUMENT naming the field when a parameter is out of range.
+inline constexpr int kMaxLogitBias = 1024;
+inline constexpr float kMaxLogitBiasValue = 100.0F;
+
+// INVALID_ARGUMENT naming the field when a parameter is out of range (logit_bias token ids
+// are checked against the vocabulary by the generator).
 absl::Status ValidateSamplingParams(const SamplingParams& params);
 
 struct SampledToken {
@@ -72,6 +79,7 @@ class Sampler {
   SampledToken Sample(std::span<const float> logits);
 
  private:
+  // Whether the repetition, presence or frequency penalties apply (tokens are then counted).
   bool penalised() const;
   void Remember(int32_t id);  // for the penalties
   kernels::PenaltyEntry& Penalised(int32_t id);

@@ -1,5 +1,6 @@
 #include "worker/server/request_conversion.h"
 
+#include <algorithm>
 #include <random>
 
 #include "absl/status/status.h"
@@ -114,6 +115,10 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   p.presence_penalty = s.presence_penalty();
   p.frequency_penalty = s.frequency_penalty();
   p.seed = s.has_seed() ? s.seed() : RandomSeed();
+  // Sorted by token: a map's iteration order is unspecified, and the entries' order should
+  // not depend on how the request was encoded.
+  p.logit_bias.assign(s.logit_bias().begin(), s.logit_bias().end());
+  std::sort(p.logit_bias.begin(), p.logit_bias.end());
   if (request.logprobs() < 0 || request.logprobs() > 20) {
     return Invalid("logprobs", absl::StrCat("must be in [0, 20] (got ", request.logprobs(), ")"));
   }

@@ -65,6 +65,39 @@ TEST(SamplerTest, RepetitionPenaltyMovesGreedyOffAPromptToken) {
   EXPECT_EQ(frequency.Sample(logits).id, 2);
 }
 
+// The logit bias is added after the penalties, every step: -100 bans a token, a positive
+// bias lifts one; a token only the bias touches takes no repetition penalty, and one the
+// prompt holds takes both.
+TEST(SamplerTest, LogitBiasMovesGreedyAfterThePenalties) {
+  const std::vector<float> logits = {1.0F, 3.0F, 2.9F, 2.0F};
+  Sampler banned({.temperature = 0.0F, .logit_bias = {{1, -100.0F}}}, {});
+  EXPECT_EQ(banned.Sample(logits).id, 2);
+  EXPECT_EQ(banned.Sample(logits).id, 2);  // still banned on the next step
+  Sampler lifted({.temperature = 0.0F, .logit_bias = {{3, 1.5F}}}, {});
+  EXPECT_EQ(lifted.Sample(logits).id, 3);  // 2.0 + 1.5 = 3.5 > 3.0
+  // Repetition penalty 2 on the prompt's token 1 (3.0 -> 1.5); token 3 is biased only:
+  // 2.0 + 0.6 = 2.6, not (2.0 / 2) + 0.6. Token 2 (2.9) still wins.
+  Sampler both({.temperature = 0.0F, .repetition_penalty = 2.0F, .logit_bias = {{3, 0.6F}}},
+               std::vector<int32_t>{1});
+  std::vector<kernels::PenaltyEntry> step;
+  const kernels::RowSampling chain = both.Plan(step, 100);
+  ASSERT_EQ(step.size(), 2U);
+  std::vector<float> penalised = logits;
+  kernels::cpu::PenalizeRow(penalised, chain, step);
+  EXPECT_EQ(penalised[1], 1.5F);
+  EXPECT_FLOAT_EQ(penalised[3], 2.6F);
+  EXPECT_EQ(both.Finish(kernels::cpu::SampleRow(penalised, chain), logits, nullptr).id, 2);
+  // Token 3 generated: now seen, so the repetition penalty applies to it too.
+  Sampler generated({.temperature = 0.0F, .repetition_penalty = 2.0F, .logit_bias = {{3, 2.0F}}},
+                    std::vector<int32_t>{1});
+  EXPECT_EQ(generated.Sample(logits).id, 3);  // 2.0 + 2.0 = 4.0
+  std::vector<kernels::PenaltyEntry> next;
+  const kernels::RowSampling again = generated.Plan(next, 100);
+  penalised = logits;
+  kernels::cpu::PenalizeRow(penalised, again, next);
+  EXPECT_EQ(penalised[3], 3.0F);  // 2.0 / 2 + 2.0
+}
+
 TEST(SamplerTest, FiltersThatLeaveOneTokenAreGreedy) {
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.0F, 2.0F);
@@ -253,6 +286,18 @@ TEST(SamplerTest, OutOfRangeParametersAreRefusedByName) {
   EXPECT_FALSE(ValidateSamplingParams({.presence_penalty = 3.0F}).ok());
   EXPECT_FALSE(ValidateSamplingParams({.num_logprobs = 21}).ok());
   EXPECT_NE(ValidateSamplingParams({.top_p = 2.0F}).message().find("top_p"), std::string::npos);
+  EXPECT_TRUE(ValidateSamplingParams({.logit_bias = {{5, -100.0F}, {6, 100.0F}}}).ok());
+  EXPECT_NE(ValidateSamplingParams({.logit_bias = {{5, 100.5F}}}).message().find("[-100, 100]"),
+            std::string::npos);
+  EXPECT_FALSE(ValidateSamplingParams({.logit_bias = {{5, std::nanf("")}}}).ok());
+  EXPECT_NE(ValidateSamplingParams({.logit_bias = {{5, 1.0F}, {5, 2.0F}}})
+                .message()
+                .find("more than once"),
+            std::string::npos);
+  std::vector<std::pair<int32_t, float>> many;
+  for (int32_t t = 0; t <= kMaxLogitBias; ++t) many.emplace_back(t, 1.0F);
+  EXPECT_NE(ValidateSamplingParams({.logit_bias = many}).message().find("at most 1024"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -308,12 +308,14 @@ void CheckSampleRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t col
 }
 
 // Penalties in place, bit for bit the host's PenalizedLogit: rows with and without entries,
-// each penalty alone and together, positive and negative logits, an id outside the row.
+// each penalty alone and together, logit biases on seen and bias-only tokens, positive and
+// negative logits, an id outside the row.
 void CheckPenalizeRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
   std::vector<float> x = RandomFloats(rng, rows * cols, -4.0F, 4.0F);
   std::vector<RowSampling> params(rows);
   std::vector<PenaltyEntry> entries;
-  std::uniform_int_distribution<int32_t> count(0, 5);
+  std::uniform_int_distribution<int32_t> count(kBiasOnly, 5);
+  std::uniform_real_distribution<float> bias(-100.0F, 100.0F);
   for (int64_t r = 0; r < rows; ++r) {
     RowSampling& p = params[r];
     p.repetition_penalty = r % 3 == 0 ? 1.0F : 1.3F;
@@ -322,7 +324,9 @@ void CheckPenalizeRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t c
     p.penalty_begin = static_cast<int32_t>(entries.size());
     if (r % 5 != 4) {  // every fifth row has no entries
       for (int64_t c = r % 3; c < cols; c += 3) {
-        entries.push_back({static_cast<int32_t>(c), count(rng)});
+        // Every third entry of the odd rows has a bias.
+        const float b_c = r % 2 == 1 && c % 9 < 3 ? bias(rng) : 0.0F;
+        entries.push_back({static_cast<int32_t>(c), count(rng), b_c});
       }
       entries.push_back({static_cast<int32_t>(cols + 7), 1});  // outside the row: skipped
     }
@@ -334,7 +338,7 @@ void CheckPenalizeRows(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t c
     for (int32_t e = p.penalty_begin; e < p.penalty_end; ++e) {
       if (entries[e].token >= cols) continue;
       float& l = want[r * cols + entries[e].token];
-      l = PenalizedLogit(l, p, entries[e].count);
+      l = PenalizedLogit(l, p, entries[e]);
     }
   }
   DeviceArray<float> xd(b, x);

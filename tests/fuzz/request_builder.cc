@@ -146,6 +146,7 @@ void BuildSampling(FuzzedDataProvider& in, pb::SamplingParams* s) {
 
 void BuildStop(FuzzedDataProvider& in, pb::StopCriteria* s) {
   if (in.ConsumeBool()) s->set_max_tokens(PickInt(in, -1, 24, 2100));
+  if (in.ConsumeBool()) s->set_min_tokens(PickInt(in, -1, 24, 2100));
   const int num_strings = PickCount(in, 3, 17);
   for (int i = 0; i < num_strings; ++i) {
     if (in.ConsumeIntegralInRange(0, 7) == 0) {

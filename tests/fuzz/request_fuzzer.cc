@@ -145,10 +145,10 @@ void CheckConversionError(const absl::Status& status) {
             "ToJobRequest: sampling error names a field");
     return;
   }
-  Require(
-      NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "input",
-                           "logprobs", "stop.max_tokens", "stop.stop", "expected_history_tokens"}),
-      "ToJobRequest: error names a field");
+  Require(NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "input",
+                               "logprobs", "stop.max_tokens", "stop.min_tokens", "stop.stop",
+                               "expected_history_tokens"}),
+          "ToJobRequest: error names a field");
 }
 
 void CheckSampling(const pb::SamplingParams& s, const engine::SamplingParams& p, int32_t logprobs) {
@@ -210,6 +210,9 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
           "stop ids kept");
   Require(job.priority == r.priority() && job.ignore_eos == r.stop().ignore_eos(),
           "priority, ignore_eos kept");
+  Require(job.min_tokens == r.stop().min_tokens() && job.min_tokens >= 0 &&
+              (!job.max_tokens.has_value() || job.min_tokens <= *job.max_tokens),
+          "min_tokens kept, in [0, max_tokens]");
   Require(job.expected_history_tokens.has_value() == r.has_expected_history_tokens(),
           "expected_history_tokens kept");
 }
@@ -221,9 +224,9 @@ void CheckSubmitted(const absl::StatusOr<engine::JobHandle>& handle, const engin
   const absl::Status& status = handle.status();
   if (status.code() != absl::StatusCode::kUnavailable) {
     Require(status.code() == absl::StatusCode::kInvalidArgument, "Submit: INVALID_ARGUMENT");
-    Require(NamesField(Message(status),
-                       {"input", "tokens", "stop.max_tokens", "stop.stop", "stop.stop_token_ids",
-                        "append", "expected_history_tokens", "sampling.logit_bias"}),
+    Require(NamesField(Message(status), {"input", "tokens", "stop.max_tokens", "stop.min_tokens",
+                                         "stop.stop", "stop.stop_token_ids", "append",
+                                         "expected_history_tokens", "sampling.logit_bias"}),
             "Submit: error names a field");
     return;
   }

@@ -189,6 +189,31 @@ class Fleet(unittest.TestCase):
             self.assertIn(words, caught.exception.details())
         self.assertEqual(first({}), plain)  # and the fleet keeps serving
 
+    def test_min_tokens_holds_back_a_stop_id(self):
+        def run(stop_id, min_tokens):
+            request = pb.GenerateRequest(
+                tokens=pb.TokenIds(ids=[1, 300, 200]),
+                stop=pb.StopCriteria(max_tokens=6, min_tokens=min_tokens,
+                                     stop_token_ids=[stop_id] if stop_id is not None else []),
+                sampling=pb.SamplingParams(temperature=0))
+            ids, final = [], None
+            for m in self.stub.Generate(request, timeout=30):
+                ids.extend(m.token_ids)
+                if m.HasField("final"):
+                    final = m.final
+            return ids, final
+
+        plain, _ = run(None, 0)
+        stopped, final = run(plain[0], 0)
+        self.assertEqual((stopped, final.finish_reason), (plain[:1], pb.FINISH_REASON_STOP_TOKEN))
+        held, _ = run(plain[0], 3)
+        self.assertGreaterEqual(len(held), 3)
+        self.assertNotIn(plain[0], held[:3])
+        with self.assertRaises(grpc.RpcError) as caught:
+            run(None, 7)  # more than max_tokens
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("stop.min_tokens", caught.exception.details())
+
     def test_fork_runs_each_branch_on_the_parents_worker(self):
         rng = random.Random(7)
         _, final, worker = generate(self.stub, "forked", self.tokens(30, rng), 5)

@@ -25,9 +25,9 @@ using ringserve::v1::GenerateResponse;
 
 constexpr char kUsage[] =
     "usage: ringserve-cli [--target HOST:PORT] generate --session S (--text T | --tokens 1,2,3)\n"
-    "       [--append] [--max-tokens N] [--temperature X] [--top-p P] [--top-k K] [--seed N]\n"
-    "       [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...] [--logprobs N]\n"
-    "       [--timeout-s S] [--json]";
+    "       [--append] [--max-tokens N] [--min-tokens N] [--temperature X] [--top-p P]\n"
+    "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
+    "       [--logprobs N] [--timeout-s S] [--json]";
 
 struct GenerateFlags {
   std::string session;
@@ -36,6 +36,7 @@ struct GenerateFlags {
   std::string request_id;
   bool append = false;
   int max_tokens = 0;
+  int min_tokens = 0;
   double temperature = 1.0;
   double top_p = 1.0;
   int top_k = 0;
@@ -98,6 +99,7 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   RS_RETURN_IF_ERROR(ParseLogitBias(flags.logit_bias, &request));
   auto* stop = request.mutable_stop();
   if (parser.IsSet("max-tokens")) stop->set_max_tokens(flags.max_tokens);
+  stop->set_min_tokens(flags.min_tokens);
   for (const std::string& s : flags.stop) stop->add_stop(s);
   stop->set_ignore_eos(flags.ignore_eos);
   request.set_logprobs(flags.logprobs);
@@ -169,6 +171,8 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddString("request-id", &flags.request_id, "echoed in the final message and logs");
   parser.AddBool("append", &flags.append, "continue the session's context");
   parser.AddInt("max-tokens", &flags.max_tokens, "most tokens to generate");
+  parser.AddInt("min-tokens", &flags.min_tokens,
+                "fewest tokens to generate: end-of-sequence and stop ids wait until then");
   parser.AddFloat("temperature", &flags.temperature, "0 = greedy (server default 1.0)");
   parser.AddFloat("top-p", &flags.top_p, "nucleus mass in (0, 1]");
   parser.AddInt("top-k", &flags.top_k, "0 = off");

@@ -47,6 +47,10 @@ absl::Status Generator::Validate(const JobRequest& r) const {
     return absl::InvalidArgumentError(
         absl::StrCat("stop.max_tokens: must be >= 1 (got ", *r.max_tokens, ")"));
   }
+  if (r.min_tokens < 0 || (r.max_tokens.has_value() && r.min_tokens > *r.max_tokens)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stop.min_tokens: must be in [0, max_tokens] (got ", r.min_tokens, ")"));
+  }
   if (static_cast<int32_t>(r.tokens.size()) >= limits_.max_context_tokens) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input: ", r.tokens.size(), " tokens leave no room to generate in the context of ",
@@ -161,6 +165,11 @@ absl::Status Generator::PrepareJob(Job& job) {
   job.seq.priority = r.priority;
   job.seq.arrival = next_arrival_++;
   job.sampler.emplace(r.sampling, context);
+  if (r.min_tokens > 0) {
+    std::vector<int32_t> enders = r.stop_token_ids;
+    if (!r.ignore_eos) enders.insert(enders.end(), eos_ids_.begin(), eos_ids_.end());
+    job.sampler->SuppressUntil(enders, r.min_tokens);
+  }
   if (tokenizer_ != nullptr) job.decoder.emplace(*tokenizer_, context.back());
   job.stop.emplace(r.stop_strings);
 

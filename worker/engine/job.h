@@ -30,6 +30,9 @@ struct JobRequest {
   std::vector<std::string> stop_strings;
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
+  // The end-of-sequence tokens (unless ignore_eos) and stop_token_ids cannot be picked
+  // before this many tokens are generated; stop strings still end the job. <= max_tokens.
+  int32_t min_tokens = 0;
   int32_t priority = 0;  // higher is admitted first and preempted last
 };
 

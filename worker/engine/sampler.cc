@@ -84,7 +84,24 @@ kernels::PenaltyEntry& Sampler::Penalised(int32_t id) {
   return penalties_[static_cast<size_t>(it->second)];
 }
 
+void Sampler::SuppressUntil(std::span<const int32_t> ids, int32_t num_tokens) {
+  if (num_tokens <= num_finished_) return;
+  suppress_until_ = num_tokens;
+  for (const int32_t id : ids) {
+    const bool seen = penalty_index_.contains(id);
+    kernels::PenaltyEntry& entry = Penalised(id);
+    if (!seen) entry.count = kernels::kBiasOnly;
+    if (entry.bias == -std::numeric_limits<float>::infinity()) continue;  // listed twice
+    suppressed_.emplace_back(id, entry.bias);
+    entry.bias = -std::numeric_limits<float>::infinity();
+  }
+}
+
 void Sampler::Remember(int32_t id) {
+  if (++num_finished_ == suppress_until_) {
+    for (const auto& [token, bias] : suppressed_) Penalised(token).bias = bias;
+    suppressed_.clear();
+  }
   if (!penalised()) return;
   kernels::PenaltyEntry& entry = Penalised(id);
   entry.count = std::max(entry.count, 0) + 1;  // a bias-only token is now seen

@@ -77,6 +77,10 @@ class Sampler {
                       const kernels::RowLogprobs* logprobs);
   // Plan and Finish with the pick made on the host from `logits` (tests and tools).
   SampledToken Sample(std::span<const float> logits);
+  // Keeps `ids` from being picked (logit -inf after the penalties and bias) until this
+  // sampler has finished `num_tokens` tokens: a request's min_tokens over its end-of-sequence
+  // and stop tokens.
+  void SuppressUntil(std::span<const int32_t> ids, int32_t num_tokens);
 
  private:
   // Whether the repetition, presence or frequency penalties apply (tokens are then counted).
@@ -92,6 +96,10 @@ class Sampler {
   // The tokens the penalties touch, each once with its output count, and where each is.
   std::vector<kernels::PenaltyEntry> penalties_;
   absl::flat_hash_map<int32_t, int32_t> penalty_index_;
+  // SuppressUntil's tokens, with the bias each has once the suppression ends.
+  std::vector<std::pair<int32_t, float>> suppressed_;
+  int32_t suppress_until_ = 0;
+  int32_t num_finished_ = 0;
   kernels::RowSampling planned_;
   bool host_penalties_ = false;  // the planned token's penalties are applied by Finish
   std::vector<float> scratch_;   // the penalised logits

@@ -145,6 +145,12 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   }
   job.stop_token_ids.assign(stop.stop_token_ids().begin(), stop.stop_token_ids().end());
   job.ignore_eos = stop.ignore_eos();
+  if (stop.min_tokens() < 0 ||
+      (job.max_tokens.has_value() && stop.min_tokens() > *job.max_tokens)) {
+    return Invalid("stop.min_tokens",
+                   absl::StrCat("must be in [0, max_tokens] (got ", stop.min_tokens(), ")"));
+  }
+  job.min_tokens = stop.min_tokens();
   job.priority = request.priority();
   return job;
 }

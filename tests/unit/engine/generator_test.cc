@@ -138,6 +138,36 @@ TEST(GeneratorTest, EosEndsGenerationUnlessIgnored) {
   EXPECT_EQ(Ids(f.Run(ignore)), expected);
 }
 
+// min_tokens: the end-of-sequence token the model wants at step 5 cannot be picked before
+// 8 tokens, nor a stop id, so the job runs at least 8; ignore_eos leaves only the stop ids.
+TEST(GeneratorTest, MinTokensHoldsBackEndOfSequenceAndStopIds) {
+  const std::vector<int32_t> prompt = Prompt(6, 4);
+  const std::vector<int32_t> expected = Expected(prompt, 10);
+  const int32_t eos = expected[4];
+  GeneratorOptions options;
+  options.eos_token_ids = {eos};
+  Fixture f(Rule(), options);
+  for (const bool as_stop_id : {false, true}) {
+    JobRequest r = Request(prompt, 20);
+    r.min_tokens = 8;
+    if (as_stop_id) {
+      r.ignore_eos = true;
+      r.stop_token_ids = {eos};
+    }
+    const JobEvent e = f.Run(r);
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    const std::vector<int32_t> ids = Ids(e);
+    ASSERT_GE(ids.size(), 8U) << as_stop_id;
+    EXPECT_EQ(std::vector<int32_t>(ids.begin(), ids.begin() + 4),
+              std::vector<int32_t>(expected.begin(), expected.begin() + 4));
+    EXPECT_EQ(std::count(ids.begin(), ids.begin() + 8, eos), 0) << as_stop_id;
+  }
+  JobRequest too_many = Request(prompt, 4);
+  too_many.min_tokens = 5;
+  const absl::Status s = f.generator->Submit(too_many).status();
+  EXPECT_TRUE(absl::StartsWith(s.message(), "stop.min_tokens: ")) << s;
+}
+
 TEST(GeneratorTest, BadRequestsAreRefusedNamingTheField) {
   Fixture f(Rule());
   auto code = [&](JobRequest r) { return f.generator->Submit(std::move(r)).status(); };

@@ -98,6 +98,27 @@ TEST(SamplerTest, LogitBiasMovesGreedyAfterThePenalties) {
   EXPECT_EQ(penalised[3], 3.0F);  // 2.0 / 2 + 2.0
 }
 
+// SuppressUntil keeps tokens out until that many are finished, then gives them back with
+// their own bias; a suppressed token the request also biased gets that bias back.
+TEST(SamplerTest, SuppressedTokensWaitForTheirTurn) {
+  const std::vector<float> logits = {1.0F, 3.0F, 2.9F, 2.0F};
+  Sampler sampler({.temperature = 0.0F, .logit_bias = {{2, -0.5F}}}, {});
+  sampler.SuppressUntil(std::vector<int32_t>{1, 2, 1}, 2);  // a token listed twice is fine
+  EXPECT_EQ(sampler.Sample(logits).id, 3);
+  EXPECT_EQ(sampler.Sample(logits).id, 3);
+  EXPECT_EQ(sampler.Sample(logits).id, 1);  // free again
+  std::vector<kernels::PenaltyEntry> step;
+  const kernels::RowSampling chain = sampler.Plan(step, 100);
+  std::vector<float> penalised = logits;
+  kernels::cpu::PenalizeRow(penalised, chain, step);
+  EXPECT_EQ(penalised, (std::vector<float>{1.0F, 3.0F, 2.4F, 2.0F}));  // 2.9 - 0.5 again
+  // Already past the count: nothing to suppress.
+  Sampler late({.temperature = 0.0F}, {});
+  late.Sample(logits);
+  late.SuppressUntil(std::vector<int32_t>{1}, 1);
+  EXPECT_EQ(late.Sample(logits).id, 1);
+}
+
 TEST(SamplerTest, FiltersThatLeaveOneTokenAreGreedy) {
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.0F, 2.0F);

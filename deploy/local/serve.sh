@@ -6,6 +6,10 @@
 #
 #   deploy/local/serve.sh [--model PATH [--tokenizer PATH]] [--port 50050] [--host 127.0.0.1]
 #                         [--metrics-port PORT] [--cpu-workers N] [--kv-memory SIZE] [--no-build]
+#                         [-- WORKER FLAGS...]
+#
+# Flags after -- go to every worker as they are (ringserve-worker --help lists them), e.g.
+# -- --kv-dtype bf16 --max-seqs 64.
 #
 # Without a GPU, two CPU workers by default, or one when the memory available (MemAvailable,
 # within a cgroup v2 limit) cannot hold two copies of the model's weights plus 512 MiB:
@@ -23,8 +27,10 @@ build=${RINGSERVE_BUILD_DIR:-$root/build}
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
 model="" tokenizer="" port=50050 host=127.0.0.1 metrics_port="" cpu_workers=auto kv_memory=""
 do_build=1
+worker_extra=()
 while (($#)); do
   case $1 in
+    --) shift; worker_extra=("$@"); break ;;
     --model) model=$2; shift 2 ;;
     --tokenizer) tokenizer=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
@@ -164,6 +170,7 @@ for i in "${!devices[@]}"; do
         --metrics-port $((metrics_port + 1 + i)) "${model_args[@]}")
   [[ ${devices[$i]} == cpu ]] && args+=(--threads "$threads")
   [[ -n $kv_memory ]] && args+=(--kv-memory "$kv_memory")
+  args+=("${worker_extra[@]}")
   start "worker-$i" "$bin/ringserve-worker" "${args[@]}"
   workers+=("127.0.0.1:$wport")
 done

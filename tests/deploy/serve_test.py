@@ -117,6 +117,16 @@ class ServeScript(unittest.TestCase):
         for status, err in statuses:
             self.assertEqual(status, 0, err)  # SIGTERM: drained, a normal stop
 
+    def test_flags_after_a_double_dash_go_to_every_worker(self):
+        base = free_base_port([0, 1, 1000, 1001])
+        serve = Serve("--port", str(base), "--", "--kv-dtype", "bf16")
+        try:
+            self.assertTrue(serve.serving(), serve.out)
+            self.assertIn("KV blocks of 16 tokens, bf16)", serve.out)  # the worker's banner
+        finally:
+            status, err = serve.stop()
+        self.assertEqual(status, 0, err)
+
     def test_a_worker_that_dies_ends_serve_sh_with_its_name_and_status(self):
         base = free_base_port([0, 1, 1000, 1001])
         serve = Serve("--port", str(base))

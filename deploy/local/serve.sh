@@ -9,7 +9,8 @@
 #                         [-- WORKER FLAGS...]
 #
 # Flags after -- go to every worker as they are (ringserve-worker --help lists them), e.g.
-# -- --kv-dtype bf16 --max-seqs 64.
+# -- --kv-dtype bf16 --max-seqs 64; serve.sh sets --port, --host, --id, --device,
+# --metrics-port, --model, --tokenizer and --threads itself, and refuses them there.
 #
 # Without a GPU, two CPU workers by default, or one when the memory available (MemAvailable,
 # within a cgroup v2 limit) cannot hold two copies of the model's weights plus 512 MiB:
@@ -30,7 +31,17 @@ do_build=1
 worker_extra=()
 while (($#)); do
   case $1 in
-    --) shift; worker_extra=("$@"); break ;;
+    --)
+      shift
+      worker_extra=("$@")
+      for flag in "${worker_extra[@]}"; do
+        case ${flag%%=*} in
+          --port|--host|--id|--device|--metrics-port|--model|--tokenizer|--threads)
+            echo "serve.sh: $flag is serve.sh's to set; give it before -- (see --help)" >&2
+            exit 2 ;;
+        esac
+      done
+      break ;;
     --model) model=$2; shift 2 ;;
     --tokenizer) tokenizer=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
@@ -40,7 +51,7 @@ while (($#)); do
     --kv-memory) kv_memory=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "serve.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    *) echo "serve.sh: unknown argument $1 (worker flags go after --; see --help)" >&2; exit 2 ;;
   esac
 done
 : "${metrics_port:=$((port + 1000))}"

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "common/check.h"
@@ -43,27 +44,43 @@ void RotateHead(float* x, const float* cos_sin, const RopeParams& rope) {
   }
 }
 
-// Stores a token's K or V row in the cache's element type.
+// f16 holds magnitudes up to 65504; a K or V value past it is stored as 65504 (with its
+// sign), not as an infinity that would turn the whole head's attention into NaN. NaN stays.
+constexpr float kHalfMax = 65504.0F;
+
 template <class T>
-void StoreKvRow(const float* src, int64_t count, void* dst) {
+void StoreKvRowOf(const float* src, int64_t count, void* dst) {
   T* out = static_cast<T*>(dst);
   int64_t i = 0;
-  for (; i + 8 <= count; i += 8) Store8(out + i, _mm256_loadu_ps(src + i));
-  for (; i < count; ++i) out[i] = FromFloat<T>(src[i]);
-}
-
-void StoreKvRow(DType dtype, const float* src, int64_t count, void* dst) {
-  switch (dtype) {
-    case DType::kF16:
-      return StoreKvRow<F16>(src, count, dst);
-    case DType::kBF16:
-      return StoreKvRow<Bf16>(src, count, dst);
-    default:
-      std::memcpy(dst, src, sizeof(float) * count);
+  for (; i + 8 <= count; i += 8) {
+    __m256 v = _mm256_loadu_ps(src + i);
+    if constexpr (std::is_same_v<T, F16>) {
+      // max/min return their second operand when either is NaN: NaN passes through.
+      v = _mm256_min_ps(_mm256_set1_ps(kHalfMax), _mm256_max_ps(_mm256_set1_ps(-kHalfMax), v));
+    }
+    Store8(out + i, v);
+  }
+  for (; i < count; ++i) {
+    float v = src[i];
+    if constexpr (std::is_same_v<T, F16>) {
+      v = v > kHalfMax ? kHalfMax : v < -kHalfMax ? -kHalfMax : v;
+    }
+    out[i] = FromFloat<T>(v);
   }
 }
 
 }  // namespace
+
+void StoreKvRow(DType dtype, const float* src, int64_t count, void* dst) {
+  switch (dtype) {
+    case DType::kF16:
+      return StoreKvRowOf<F16>(src, count, dst);
+    case DType::kBF16:
+      return StoreKvRowOf<Bf16>(src, count, dst);
+    default:
+      std::memcpy(dst, src, sizeof(float) * count);
+  }
+}
 
 bool CpuKvDtypeSupported(DType dtype) {
   return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;

@@ -45,6 +45,10 @@ void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
                       const AttentionBatch& batch, const KvLayerView& kv, const Tensor& out,
                       const AttentionOptions& options);
 
+// Stores `count` values of a token's K or V row into a cache of `dtype` (f32, f16, bf16),
+// rounded to nearest even; f16 saturates at +-65504 instead of overflowing to infinity.
+void StoreKvRow(DType dtype, const float* src, int64_t count, void* dst);
+
 // One token's query heads of a range of kv heads, against keys 0..context-1 of its sequence.
 struct AttentionRow {
   const float* q;         // first query head of the range; heads hd apart

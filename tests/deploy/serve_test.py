@@ -126,6 +126,11 @@ class ServeScript(unittest.TestCase):
         finally:
             status, err = serve.stop()
         self.assertEqual(status, 0, err)
+        # The flags serve.sh sets itself are refused after --, before anything starts.
+        refused = Serve("--port", str(base), "--", "--max-seqs", "8", "--port=1")
+        status, err = refused.finish()
+        self.assertEqual(status, 2, err)
+        self.assertIn("--port=1 is serve.sh's to set", err)
 
     def test_a_worker_that_dies_ends_serve_sh_with_its_name_and_status(self):
         base = free_base_port([0, 1, 1000, 1001])

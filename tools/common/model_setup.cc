@@ -16,7 +16,9 @@ void ModelFlags::Register(ArgParser& parser) {
   parser.AddString("tokenizer", &tokenizer_path,
                    "llama2.c tokenizer.bin (beside a model that carries one: the same tokens)");
   parser.AddString("device", &device, "cpu or cuda:N");
-  parser.AddString("dtype", &dtype, "CUDA activations and KV: bf16, f16 or f32 (CPU: f32 always)");
+  parser.AddString("dtype", &dtype,
+                   "CUDA activations and KV: bf16, f16 or f32 (CPU activations: f32 always; "
+                   "see --kv-dtype)");
   parser.AddString("kv-dtype", &kv_dtype,
                    "KV cache: auto (the activation dtype; on the CPU f16 for a bf16, f16 or q8_0 "
                    "checkpoint, else f32), or on the CPU f32, f16 or bf16 (16 bits: twice the "

@@ -64,14 +64,17 @@ absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
 absl::Status ParseLogitBias(const std::string& list, GenerateRequest* request) {
   auto* bias = request->mutable_sampling()->mutable_logit_bias();
   for (absl::string_view piece : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
-    const std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(piece, ':');
+    const std::vector<absl::string_view> parts = absl::StrSplit(piece, ':');
     int32_t id = 0;
     float value = 0;
-    if (!absl::SimpleAtoi(parts.first, &id) || !absl::SimpleAtof(parts.second, &value)) {
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &id) ||
+        !absl::SimpleAtof(parts[1], &value)) {
       return absl::InvalidArgumentError(
           absl::StrCat("--logit-bias: '", std::string(piece), "' is not ID:BIAS"));
     }
-    (*bias)[id] = value;
+    if (!bias->insert({id, value}).second) {
+      return absl::InvalidArgumentError(absl::StrCat("--logit-bias: token ", id, " given twice"));
+    }
   }
   return absl::OkStatus();
 }

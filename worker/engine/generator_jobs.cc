@@ -149,6 +149,11 @@ absl::Status Generator::PrepareJob(Job& job) {
         absl::StrCat("stop.max_tokens: ", *r.max_tokens, " exceeds the ", room,
                      " tokens left in the context after ", prompt, " tokens of input"));
   }
+  if (r.min_tokens > room) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stop.min_tokens: ", r.min_tokens, " exceeds the ", room,
+                     " tokens left in the context after ", prompt, " tokens of input"));
+  }
   job.max_new_tokens = r.max_tokens.value_or(room);
   if (!kv_->CanEverFit(static_cast<int64_t>(prompt) + job.max_new_tokens)) {
     return absl::ResourceExhaustedError(absl::StrCat(

@@ -85,6 +85,7 @@ kernels::PenaltyEntry& Sampler::Penalised(int32_t id) {
 }
 
 void Sampler::SuppressUntil(std::span<const int32_t> ids, int32_t num_tokens) {
+  RS_CHECK(suppress_until_ == 0);
   if (num_tokens <= num_finished_) return;
   suppress_until_ = num_tokens;
   for (const int32_t id : ids) {

@@ -79,7 +79,7 @@ class Sampler {
   SampledToken Sample(std::span<const float> logits);
   // Keeps `ids` from being picked (logit -inf after the penalties and bias) until this
   // sampler has finished `num_tokens` tokens: a request's min_tokens over its end-of-sequence
-  // and stop tokens.
+  // and stop tokens. Called at most once, before the first token.
   void SuppressUntil(std::span<const int32_t> ids, int32_t num_tokens);
 
  private:

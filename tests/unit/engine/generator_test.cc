@@ -166,6 +166,13 @@ TEST(GeneratorTest, MinTokensHoldsBackEndOfSequenceAndStopIds) {
   too_many.min_tokens = 5;
   const absl::Status s = f.generator->Submit(too_many).status();
   EXPECT_TRUE(absl::StartsWith(s.message(), "stop.min_tokens: ")) << s;
+  // Without max_tokens, min_tokens must fit the context left after the input.
+  JobRequest beyond = Request(prompt, 4);
+  beyond.max_tokens.reset();
+  beyond.min_tokens = 1000;
+  const JobEvent refused = f.Run(beyond);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status)) << refused.status;
+  EXPECT_TRUE(absl::StartsWith(refused.status.message(), "stop.min_tokens: ")) << refused.status;
 }
 
 TEST(GeneratorTest, BadRequestsAreRefusedNamingTheField) {

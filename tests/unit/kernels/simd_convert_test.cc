@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/dtype.h"
 
@@ -108,6 +109,26 @@ TEST(SimdConvertTest, NaNStaysNaN) {
   }
   EXPECT_EQ(HalfToFloat(half[2].bits), 1.0F);
   EXPECT_EQ(BFloat16ToFloat(bf16[7].bits), 5.0F);
+}
+
+// The KV store: f16 saturates at +-65504 (an infinity would make the head's attention NaN),
+// bf16 (f32's range) does not need to; in-range values are the scalar rounding's.
+TEST(SimdConvertTest, HalfKvStoresSaturateInsteadOfOverflowing) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> row = {1e5F, -7e4F, 65519.0F, 1.5F, -inf, inf, 3e38F, -2.0F, 9e4F, 0.1F};
+  std::vector<F16> half(row.size());
+  StoreKvRow(DType::kF16, row.data(), static_cast<int64_t>(row.size()), half.data());
+  const std::vector<float> want = {
+      65504.0F, -65504.0F, 65504.0F, 1.5F,     -65504.0F,
+      65504.0F, 65504.0F,  -2.0F,    65504.0F, HalfToFloat(FloatToHalf(0.1F))};
+  for (size_t i = 0; i < row.size(); ++i) {
+    EXPECT_EQ(HalfToFloat(half[i].bits), want[i]) << "value " << row[i] << " (index " << i << ")";
+  }
+  std::vector<Bf16> bf16(row.size());
+  StoreKvRow(DType::kBF16, row.data(), static_cast<int64_t>(row.size()), bf16.data());
+  for (size_t i = 0; i < row.size(); ++i) {
+    EXPECT_EQ(bf16[i].bits, FloatToBFloat16(row[i])) << "index " << i;
+  }
 }
 
 }  // namespace

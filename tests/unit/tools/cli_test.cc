@@ -106,7 +106,8 @@ TEST(CliErrorsTest, UsageErrorsExitTwo) {
   for (const char* args :
        {"", "frobnicate", "generate --session s", "generate --text a --tokens 1",
         "generate --text a --max-tokens many", "info --bogus", "fork", "generate --tokens 1,x",
-        "generate --text a --logit-bias 5", "generate --text a --logit-bias 5:x,6:1"}) {
+        "generate --text a --logit-bias 5", "generate --text a --logit-bias 5:x,6:1",
+        "generate --text a --logit-bias 5:1:2", "generate --text a --logit-bias 5:1,5:2"}) {
     const ToolRun run = RunTool("ringserve-cli", std::string("--target 127.0.0.1:1 ") + args);
     EXPECT_EQ(run.exit_code, 2) << args << ": " << run.err;
   }

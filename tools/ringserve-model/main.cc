@@ -91,8 +91,11 @@ absl::Status Info(const std::string& path, const std::string& tokenizer_path) {
   absl::PrintF("cpu_weight_bytes: %d\n", CheckpointWeightSource(c).BytesOn(*cpu).value_or(0));
   absl::PrintF("tensors: %d\n", c.tensors().size());
   for (const HostTensor& t : c.tensors()) {
-    absl::PrintF("  %-28s %-5s [%s]\n", t.name, std::string(kernels::DTypeName(t.dtype)),
-                 absl::StrJoin(t.shape, ", "));
+    const char* packed = t.packing == Packing::kQ4_0   ? " (q4_0 in the file)"
+                         : t.packing == Packing::kQ5_0 ? " (q5_0 in the file)"
+                                                       : "";
+    absl::PrintF("  %-28s %-5s [%s]%s\n", t.name, std::string(kernels::DTypeName(t.dtype)),
+                 absl::StrJoin(t.shape, ", "), packed);
   }
   return absl::OkStatus();
 }

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "common/mapped_file.h"
 #include "kernels/dtype.h"
+#include "worker/model/gguf_blocks.h"
 #include "worker/model/model_config.h"
 #include "worker/tokenizer/vocabulary.h"
 
@@ -27,6 +28,9 @@ struct HostTensor {
   std::vector<int64_t> shape;
   const void* data = nullptr;  // points into a MappedFile owned by the Checkpoint
   size_t bytes = 0;
+  // Blocks of another format that reading widens to `dtype` exactly (Q4_0 and Q5_0 as
+  // Q8_0; gguf_blocks.h): CheckpointWeightSource does it one tensor at a time.
+  Packing packing = Packing::kAsStored;
 
   int64_t NumElements() const;
 };

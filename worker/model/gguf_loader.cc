@@ -130,7 +130,7 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> CheckpointFromGguf(GgufFile& file) {
                        GgmlTypeName(info.ggml_type), " (", info.ggml_type, ")"));
     }
     ckpt->AddTensor({info.name, info.dtype, info.shape, file.bytes().data() + info.offset,
-                     static_cast<size_t>(info.bytes)});
+                     static_cast<size_t>(info.bytes), info.packing});
   }
   if (file.Find("tokenizer.ggml.model") != nullptr) {
     RS_ASSIGN_OR_RETURN(ckpt->vocabulary, VocabularyFromGguf(file));

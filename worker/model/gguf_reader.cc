@@ -100,6 +100,14 @@ absl::Status ReadTensorInfo(GgufCursor& c, uint64_t index, GgufTensorInfo* info)
     case kGgmlTypeQ8_0:
       info->dtype = kernels::DType::kQ8_0;
       break;
+    case kGgmlTypeQ4_0:
+      info->dtype = kernels::DType::kQ8_0;
+      info->packing = Packing::kQ4_0;
+      break;
+    case kGgmlTypeQ5_0:
+      info->dtype = kernels::DType::kQ8_0;
+      info->packing = Packing::kQ5_0;
+      break;
     default:
       info->dtype = kernels::DType::kF32;
       info->supported = false;

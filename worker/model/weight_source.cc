@@ -18,6 +18,11 @@ absl::StatusOr<HostMatrix> CheckpointWeightSource::Get(const std::string& name,
   m.rows = shape.size() == 2 ? shape[0] : 1;
   m.cols = shape.back();
   m.data = t->data;
+  if (t->packing != Packing::kAsStored) {
+    buffer_.resize(kernels::DTypeBytes(t->dtype, static_cast<size_t>(t->NumElements())));
+    WidenToQ8_0(t->packing, static_cast<const uint8_t*>(t->data), t->NumElements(), buffer_.data());
+    m.data = buffer_.data();
+  }
   return m;
 }
 

@@ -47,7 +47,8 @@ class WeightSource {
   }
 };
 
-// Serves tensors straight out of the checkpoint's memory map (no copy).
+// Serves tensors straight out of the checkpoint's memory map: no copy, except that Q4_0 and
+// Q5_0 tensors are widened to Q8_0 into one buffer, a tensor at a time.
 class CheckpointWeightSource final : public WeightSource {
  public:
   explicit CheckpointWeightSource(const Checkpoint& checkpoint) : checkpoint_(checkpoint) {}
@@ -58,6 +59,7 @@ class CheckpointWeightSource final : public WeightSource {
 
  private:
   const Checkpoint& checkpoint_;
+  std::vector<uint8_t> buffer_;  // the last widened tensor
 };
 
 // Deterministic random weights: matrices ~ U(-a, a) with a = 1/sqrt(cols), norm weights 1.

@@ -4,6 +4,7 @@
 // f32 value as they load it.
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "kernels/backend.h"
 #include "kernels/dtype.h"
 #include "worker/model/checkpoint.h"
+#include "worker/model/gguf_blocks.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/presets.h"
 #include "worker/model/tiny_model.h"
@@ -91,6 +93,74 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, HalfWeightsTest,
                          [](const auto& info) {
                            return std::string(kernels::DTypeName(info.param));
                          });
+
+// A checkpoint whose matrices are Q4_0 or Q5_0 blocks (GGUF's packings) gives the logits of
+// the same values held as f32, bit for bit: each block is served as a Q8_0 block of the same
+// values, and the backends' Q8_0 products are those of f32 panels holding them.
+TEST(PackedWeightsTest, Q4_0AndQ5_0GiveTheLogitsOfTheirValuesInF32) {
+  const std::string path = ::testing::TempDir() + "packed_base.gguf";
+  absl::StatusOr<ModelConfig> config = PresetConfig("tiny");
+  ASSERT_TRUE(config.ok());
+  config->tied_embeddings = false;
+  config->hidden_dim = 192;  // rows of whole blocks
+  ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kF32).ok());
+  auto base = OpenCheckpoint(path);
+  ASSERT_TRUE(base.ok()) << base.status();
+  auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
+  ASSERT_TRUE(backend.ok());
+  std::mt19937 rng(12);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(0.002F, 0.02F);
+  for (const Packing packing : {Packing::kQ4_0, Packing::kQ5_0}) {
+    Checkpoint packed;
+    Checkpoint wide;
+    for (Checkpoint* c : {&packed, &wide}) {
+      c->config = (*base)->config;
+      c->format = "test";
+    }
+    for (const HostTensor& t : (*base)->tensors()) {
+      if (t.shape.size() != 2) {  // norm gains stay f32 in both
+        packed.AddTensor(t);
+        wide.AddTensor(t);
+        continue;
+      }
+      const int64_t count = t.NumElements();
+      const int64_t bytes = PackedBytes(packing, count);
+      const int block = packing == Packing::kQ4_0 ? kQ4_0BlockBytes : kQ5_0BlockBytes;
+      auto* blocks = static_cast<uint8_t*>(packed.AllocateOwned(static_cast<size_t>(bytes)));
+      for (int64_t b = 0; b < count / 32; ++b) {
+        const uint16_t d = kernels::FloatToHalf(scale(rng));
+        std::memcpy(blocks + b * block, &d, 2);
+        for (int i = 2; i < block; ++i) blocks[b * block + i] = static_cast<uint8_t>(byte(rng));
+      }
+      HostTensor p = t;
+      p.dtype = kernels::DType::kQ8_0;
+      p.data = blocks;
+      p.bytes = static_cast<size_t>(bytes);
+      p.packing = packing;
+      packed.AddTensor(p);
+      // The same values in f32, through the Q8_0 blocks the packing widens to.
+      std::vector<uint8_t> q8(kernels::DTypeBytes(kernels::DType::kQ8_0, count));
+      WidenToQ8_0(packing, blocks, count, q8.data());
+      auto* values = static_cast<float*>(wide.AllocateOwned(count * sizeof(float)));
+      kernels::ConvertToFloat(kernels::DType::kQ8_0, q8.data(), count, values);
+      HostTensor w = t;
+      w.data = values;
+      w.bytes = count * sizeof(float);
+      wide.AddTensor(w);
+    }
+    size_t packed_bytes = 0;
+    size_t wide_bytes = 0;
+    const std::vector<float> from_packed = Logits(packed, **backend, &packed_bytes);
+    const std::vector<float> from_wide = Logits(wide, **backend, &wide_bytes);
+    ASSERT_EQ(from_packed.size(), static_cast<size_t>(config->vocab_size));
+    ASSERT_EQ(from_wide.size(), from_packed.size());
+    EXPECT_EQ(std::memcmp(from_packed.data(), from_wide.data(), from_packed.size() * sizeof(float)),
+              0);
+    EXPECT_EQ(CheckpointWeightSource(packed).BytesOn(**backend), packed_bytes);  // as Q8_0
+    EXPECT_LT(packed_bytes, wide_bytes * 29 / 100);
+  }
+}
 
 }  // namespace
 }  // namespace ringserve::model

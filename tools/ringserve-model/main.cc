@@ -29,7 +29,8 @@ namespace {
 constexpr char kUsage[] =
     "usage: ringserve-model info PATH [--tokenizer FILE]\n"
     "       ringserve-model make-tiny --out PATH\n"
-    "       ringserve-model make-random --preset NAME [--dtype f32|f16|bf16|q8_0] --out PATH\n"
+    "       ringserve-model make-random --preset NAME [--dtype f32|f16|bf16|q8_0|q4_0|q5_0]\n"
+    "                                   --out PATH\n"
     "       ringserve-model tokenize PATH --text TEXT [--no-bos]\n";
 
 const char* Bool(bool b) { return b ? "true" : "false"; }
@@ -128,8 +129,12 @@ absl::Status MakeRandom(const std::string& preset, const std::string& dtype_name
        {kernels::DType::kF32, kernels::DType::kF16, kernels::DType::kBF16, kernels::DType::kQ8_0}) {
     if (kernels::DTypeName(dtype) == dtype_name) return WriteRandomModel(out, config, dtype);
   }
+  if (dtype_name == "q4_0" || dtype_name == "q5_0") {
+    return WriteRandomModel(out, config, kernels::DType::kQ8_0,
+                            dtype_name == "q4_0" ? Packing::kQ4_0 : Packing::kQ5_0);
+  }
   return absl::InvalidArgumentError(
-      absl::StrCat("--dtype: expected f32, f16, bf16 or q8_0, got '", dtype_name, "'"));
+      absl::StrCat("--dtype: expected f32, f16, bf16, q8_0, q4_0 or q5_0, got '", dtype_name, "'"));
 }
 
 int Run(int argc, char** argv) {
@@ -145,7 +150,8 @@ int Run(int argc, char** argv) {
   tools::ArgParser args;
   args.AddString("out", &out, "make-tiny, make-random: output path");
   args.AddString("preset", &preset, "make-random: the shape (tiny, llama-110m, ...)");
-  args.AddString("dtype", &dtype_name, "make-random: matrices' dtype (f32, f16, bf16, q8_0)");
+  args.AddString("dtype", &dtype_name,
+                 "make-random: matrices' dtype (f32, f16, bf16, q8_0, q4_0, q5_0)");
   args.AddString("text", &text, "tokenize: the text");
   args.AddString("tokenizer", &tokenizer_path, "info: llama2.c tokenizer file");
   args.AddBool("no-bos", &no_bos, "tokenize: do not prepend BOS");

@@ -1,5 +1,7 @@
 #include "worker/model/gguf_blocks.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "common/check.h"
@@ -43,6 +45,38 @@ void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* ds
       const int8_t q = packing == Packing::kQ4_0 ? Q4_0Quant(in, i) : Q5_0Quant(in, i);
       std::memcpy(out + 2 + i, &q, 1);
     }
+  }
+}
+
+void Pack(Packing packing, const float* values, int64_t count, uint8_t* dst) {
+  RS_CHECK(packing != Packing::kAsStored && count % kBlock == 0);
+  const bool five_bit = packing == Packing::kQ5_0;
+  const int centre = five_bit ? 16 : 8;
+  const int top = 2 * centre - 1;
+  const int block_bytes = five_bit ? kQ5_0BlockBytes : kQ4_0BlockBytes;
+  for (int64_t b = 0; b < count / kBlock; ++b) {
+    const float* x = values + b * kBlock;
+    uint8_t* out = dst + b * block_bytes;
+    float extreme = 0;  // the value of largest magnitude, with its sign
+    for (int i = 0; i < kBlock; ++i) {
+      if (std::fabs(x[i]) > std::fabs(extreme)) extreme = x[i];
+    }
+    const float d = extreme / static_cast<float>(-centre);
+    const float inverse = d != 0.0F ? 1.0F / d : 0.0F;
+    const uint16_t d_bits = kernels::FloatToHalf(d);
+    std::memcpy(out, &d_bits, 2);
+    uint8_t* quants = out + (five_bit ? 6 : 2);
+    std::memset(quants, 0, 16);
+    uint32_t high = 0;
+    for (int i = 0; i < kBlock; ++i) {
+      // x / d + centre + 0.5 truncated (the sum is >= 0), in float, as one expression: the
+      // rounding ggml's quantizer does, so that files match its, ties and all.
+      const float shifted = x[i] * inverse + (static_cast<float>(centre) + 0.5F);
+      const int q = std::min(top, static_cast<int>(shifted));
+      quants[i % 16] |= static_cast<uint8_t>((q & 0x0F) << (i < 16 ? 0 : 4));
+      if (five_bit) high |= static_cast<uint32_t>((q >> 4) & 1) << i;
+    }
+    if (five_bit) std::memcpy(out + 2, &high, sizeof(high));
   }
 }
 

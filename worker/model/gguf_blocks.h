@@ -27,6 +27,12 @@ int64_t PackedBytes(Packing packing, int64_t count);
 // blocks at `dst` (count / 32 * 34 bytes): the same scale, each quant re-centred.
 void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst);
 
+// Quantizes `count` floats (a multiple of 32) into `packing` blocks at `dst`
+// (PackedBytes(packing, count)) the way ggml's reference quantizer does: per block, the value
+// of largest magnitude maps to quant 0, d = that value / -8 (Q4_0) or / -16 (Q5_0), and each
+// value rounds to the nearest quant, clamped to the top one. For files the tools write.
+void Pack(Packing packing, const float* values, int64_t count, uint8_t* dst);
+
 }  // namespace ringserve::model
 
 #endif  // RINGSERVE_WORKER_MODEL_GGUF_BLOCKS_H_

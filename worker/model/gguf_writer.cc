@@ -222,6 +222,26 @@ absl::Status GgufWriter::AddTensor(const std::string& name, const std::vector<in
   return absl::OkStatus();
 }
 
+absl::Status GgufWriter::AddPackedTensor(const std::string& name, const std::vector<int64_t>& shape,
+                                         Packing packing, std::span<const float> values) {
+  int64_t count = 1;
+  std::vector<uint64_t> ne;
+  for (auto it = shape.rbegin(); it != shape.rend(); ++it) {
+    count *= *it;
+    ne.push_back(static_cast<uint64_t>(*it));
+  }
+  if (shape.empty() || count != static_cast<int64_t>(values.size()) ||
+      shape.back() % kernels::kQ8_0BlockValues != 0 || packing == Packing::kAsStored) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor '", name, "': packed tensors need whole blocks of 32 values in every row"));
+  }
+  std::vector<uint8_t> data(static_cast<size_t>(PackedBytes(packing, count)));
+  Pack(packing, values.data(), count, data.data());
+  AddRawTensor(name, packing == Packing::kQ4_0 ? kGgmlTypeQ4_0 : kGgmlTypeQ5_0, std::move(ne),
+               std::move(data));
+  return absl::OkStatus();
+}
+
 void GgufWriter::AddRawTensor(const std::string& name, uint32_t ggml_type, std::vector<uint64_t> ne,
                               std::vector<uint8_t> data, std::optional<uint64_t> offset_override) {
   tensors_.push_back({name, ggml_type, std::move(ne), std::move(data), offset_override});

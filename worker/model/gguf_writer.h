@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "kernels/dtype.h"
+#include "worker/model/gguf_blocks.h"
 #include "worker/model/gguf_reader.h"
 
 namespace ringserve::model {
@@ -42,6 +43,10 @@ class GgufWriter {
   // count does not match the shape or a Q8_0 row is not a multiple of 32.
   absl::Status AddTensor(const std::string& name, const std::vector<int64_t>& shape,
                          kernels::DType dtype, std::span<const float> values);
+  // Adds a tensor of Q4_0 or Q5_0 blocks quantized from `values` (gguf_blocks.h's Pack).
+  // INVALID_ARGUMENT as AddTensor's, and for rows that are not whole blocks.
+  absl::Status AddPackedTensor(const std::string& name, const std::vector<int64_t>& shape,
+                               Packing packing, std::span<const float> values);
   // Adds a tensor info and data exactly as given (ggml `ne` order, any type number):
   // no checks. `offset_override` replaces the computed data offset when set.
   void AddRawTensor(const std::string& name, uint32_t ggml_type, std::vector<uint64_t> ne,

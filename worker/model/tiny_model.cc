@@ -99,7 +99,8 @@ void WriteConfig(const ModelConfig& c, const std::string& name, GgufWriter* w) {
 }
 
 // Matrices ~ N(0, 0.02^2) in `dtype`, norm gains 1 in f32.
-absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, GgufWriter* w) {
+absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, Packing packing,
+                        GgufWriter* w) {
   Rng rng(kSeed);
   absl::Status status;
   auto add = [&](const std::string& name, std::vector<int64_t> shape, bool norm) {
@@ -107,9 +108,10 @@ absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, GgufWriter* 
     for (int64_t d : shape) n *= d;
     std::vector<float> values(n);
     for (float& x : values) x = norm ? 1.0F : rng.Normal(0.02F);
-    if (status.ok()) {
-      status = w->AddTensor(name, shape, norm ? kernels::DType::kF32 : dtype, values);
-    }
+    if (!status.ok()) return;
+    status = !norm && packing != Packing::kAsStored
+                 ? w->AddPackedTensor(name, shape, packing, values)
+                 : w->AddTensor(name, shape, norm ? kernels::DType::kF32 : dtype, values);
   };
   const int64_t hd = c.dim / c.num_heads, q = c.num_heads * hd, kv = c.num_kv_heads * hd;
   add("token_embd.weight", {c.vocab_size, c.dim}, false);
@@ -183,7 +185,7 @@ GgufWriter TinyModelWriter() {
   GgufWriter w;
   WriteConfig(c, "ringserve-tiny", &w);
   WriteVocabulary(TinyVocabulary(), &w);
-  RS_CHECK(AddWeights(c, kernels::DType::kF32, &w).ok());
+  RS_CHECK(AddWeights(c, kernels::DType::kF32, Packing::kAsStored, &w).ok());
   return w;
 }
 
@@ -193,8 +195,12 @@ std::vector<uint8_t> TinyModelImage() { return TinyModelWriter().Build(); }
 
 absl::Status WriteTinyModel(const std::string& path) { return TinyModelWriter().WriteFile(path); }
 
-absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kernels::DType dtype) {
+absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kernels::DType dtype,
+                              Packing packing) {
   RS_RETURN_IF_ERROR(config.Validate());
+  if (packing != Packing::kAsStored && dtype != kernels::DType::kQ8_0) {
+    return absl::InvalidArgumentError("random model: Q4_0 and Q5_0 blocks are read as Q8_0");
+  }
   if (config.head_dim != config.dim / config.num_heads) {
     return absl::InvalidArgumentError("random model: head_dim must be dim / num_heads");
   }
@@ -219,7 +225,7 @@ absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kerne
   GgufWriter w;
   WriteConfig(config, "ringserve-random", &w);
   WriteVocabulary(vocab, &w);
-  RS_RETURN_IF_ERROR(AddWeights(config, dtype, &w));
+  RS_RETURN_IF_ERROR(AddWeights(config, dtype, packing, &w));
   return w.WriteFile(path);
 }
 

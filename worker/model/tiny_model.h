@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "kernels/dtype.h"
+#include "worker/model/gguf_blocks.h"
 #include "worker/model/model_config.h"
 #include "worker/tokenizer/vocabulary.h"
 
@@ -28,7 +29,9 @@ absl::Status WriteTinyModel(const std::string& path);
 // size (at least its 259 control and byte tokens):
 // checkpoints of real sizes and file dtypes for load and benchmark runs. Its rope is plain
 // (no Llama 3 scaling is written).
-absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kernels::DType dtype);
+// With `packing` (Q4_0 or Q5_0; dtype must be Q8_0) the matrices are written as such blocks.
+absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kernels::DType dtype,
+                              Packing packing = Packing::kAsStored);
 
 }  // namespace ringserve::model
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -31,7 +32,15 @@ std::unique_ptr<Checkpoint> ToF32(const Checkpoint& half) {
     HostTensor wide = t;
     const auto count = static_cast<size_t>(t.NumElements());
     auto* data = static_cast<float*>(f32->AllocateOwned(count * sizeof(float)));
-    kernels::ConvertToFloat(t.dtype, t.data, count, data);
+    const void* stored = t.data;
+    std::vector<uint8_t> widened;
+    if (t.packing != Packing::kAsStored) {  // Q4_0 / Q5_0 blocks: their Q8_0 form
+      widened.resize(kernels::DTypeBytes(t.dtype, count));
+      WidenToQ8_0(t.packing, static_cast<const uint8_t*>(t.data), t.NumElements(), widened.data());
+      stored = widened.data();
+    }
+    kernels::ConvertToFloat(t.dtype, stored, count, data);
+    wide.packing = Packing::kAsStored;
     wide.dtype = kernels::DType::kF32;
     wide.data = data;
     wide.bytes = count * sizeof(float);
@@ -57,6 +66,22 @@ std::vector<float> Logits(const Checkpoint& checkpoint, kernels::Backend& backen
   return logits;
 }
 
+// Runs both checkpoints (the same model's values, stored two ways) and requires the same
+// logits, bit for bit; returns each one's weight bytes on `backend`.
+std::pair<size_t, size_t> ExpectSameLogits(const Checkpoint& a, const Checkpoint& b,
+                                           kernels::Backend& backend, int32_t vocab) {
+  std::pair<size_t, size_t> bytes;
+  const std::vector<float> from_a = Logits(a, backend, &bytes.first);
+  const std::vector<float> from_b = Logits(b, backend, &bytes.second);
+  EXPECT_EQ(from_a.size(), static_cast<size_t>(vocab));
+  EXPECT_EQ(from_a.size(), from_b.size());
+  if (from_a.size() == from_b.size()) {
+    EXPECT_EQ(std::memcmp(from_a.data(), from_b.data(), from_a.size() * sizeof(float)), 0)
+        << a.source_path << " against " << b.source_path;
+  }
+  return bytes;
+}
+
 class HalfWeightsTest : public ::testing::TestWithParam<kernels::DType> {};
 
 TEST_P(HalfWeightsTest, GiveTheLogitsOfTheirF32Conversion) {
@@ -73,13 +98,8 @@ TEST_P(HalfWeightsTest, GiveTheLogitsOfTheirF32Conversion) {
   auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
   ASSERT_TRUE(backend.ok());
 
-  size_t half_bytes = 0;
-  size_t f32_bytes = 0;
-  const std::vector<float> from_half = Logits(**half, **backend, &half_bytes);
-  const std::vector<float> from_f32 = Logits(*f32, **backend, &f32_bytes);
-  ASSERT_EQ(from_half.size(), static_cast<size_t>(config->vocab_size));
-  ASSERT_EQ(from_f32.size(), from_half.size());
-  EXPECT_EQ(std::memcmp(from_half.data(), from_f32.data(), from_half.size() * sizeof(float)), 0);
+  const auto [half_bytes, f32_bytes] =
+      ExpectSameLogits(**half, *f32, **backend, config->vocab_size);
   // Norm gains stay f32; every matrix is half (Q8_0: a byte and 1/8 of a scale a value).
   const size_t most =
       GetParam() == kernels::DType::kQ8_0 ? f32_bytes * 29 / 100 : f32_bytes * 51 / 100;
@@ -93,6 +113,32 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, HalfWeightsTest,
                          [](const auto& info) {
                            return std::string(kernels::DTypeName(info.param));
                          });
+
+// GGUF files of Q4_0 or Q5_0 matrices (ringserve-model make-random --dtype q4_0) load as
+// such, a model holds them as Q8_0, and its logits are those of the file's f32 conversion.
+TEST(PackedWeightsTest, Q4_0AndQ5_0FilesGiveTheLogitsOfTheirF32Conversion) {
+  absl::StatusOr<ModelConfig> config = PresetConfig("tiny");
+  ASSERT_TRUE(config.ok());
+  config->tied_embeddings = false;
+  config->hidden_dim = 192;
+  auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
+  ASSERT_TRUE(backend.ok());
+  for (const Packing packing : {Packing::kQ4_0, Packing::kQ5_0}) {
+    const std::string path =
+        ::testing::TempDir() + "packed_" + (packing == Packing::kQ4_0 ? "q4_0" : "q5_0") + ".gguf";
+    ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kQ8_0, packing).ok());
+    auto packed = OpenCheckpoint(path);
+    ASSERT_TRUE(packed.ok()) << packed.status();
+    const HostTensor* q = *(*packed)->Find("blk.0.attn_q.weight");
+    EXPECT_EQ(q->packing, packing);
+    EXPECT_EQ(q->dtype, kernels::DType::kQ8_0);
+    EXPECT_EQ(q->bytes, static_cast<size_t>(PackedBytes(packing, q->NumElements())));
+    const std::unique_ptr<Checkpoint> f32 = ToF32(**packed);
+    const auto [packed_bytes, f32_bytes] =
+        ExpectSameLogits(**packed, *f32, **backend, config->vocab_size);
+    EXPECT_LT(packed_bytes, f32_bytes * 29 / 100);
+  }
+}
 
 // A checkpoint whose matrices are Q4_0 or Q5_0 blocks (GGUF's packings) gives the logits of
 // the same values held as f32, bit for bit: each block is served as a Q8_0 block of the same
@@ -149,14 +195,8 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0GiveTheLogitsOfTheirValuesInF32) {
       w.bytes = count * sizeof(float);
       wide.AddTensor(w);
     }
-    size_t packed_bytes = 0;
-    size_t wide_bytes = 0;
-    const std::vector<float> from_packed = Logits(packed, **backend, &packed_bytes);
-    const std::vector<float> from_wide = Logits(wide, **backend, &wide_bytes);
-    ASSERT_EQ(from_packed.size(), static_cast<size_t>(config->vocab_size));
-    ASSERT_EQ(from_wide.size(), from_packed.size());
-    EXPECT_EQ(std::memcmp(from_packed.data(), from_wide.data(), from_packed.size() * sizeof(float)),
-              0);
+    const auto [packed_bytes, wide_bytes] =
+        ExpectSameLogits(packed, wide, **backend, config->vocab_size);
     EXPECT_EQ(CheckpointWeightSource(packed).BytesOn(**backend), packed_bytes);  // as Q8_0
     EXPECT_LT(packed_bytes, wide_bytes * 29 / 100);
   }

@@ -3,6 +3,8 @@
 // reference written from that definition.
 #include "worker/model/gguf_blocks.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -97,6 +99,40 @@ TEST(GgufBlocksTest, Q4_0AndQ5_0TensorsReadAsQ8_0) {
     EXPECT_EQ(t[i].bytes, static_cast<uint64_t>(PackedBytes(t[i].packing, 192)));
   }
   EXPECT_FALSE(t[2].supported);  // Q4_1's offset has no Q8_0 form
+}
+
+// Pack quantizes as ggml's reference does: d = the block's largest magnitude / -8 (or -16),
+// rounded to f16, so that value is quant 0; every value lies within half a step of its
+// quant, except those past the top quant (7 or 15 steps the other way), clamped to it.
+TEST(GgufBlocksTest, PackedValuesAreWithinHalfAStep) {
+  std::mt19937 rng(10);
+  std::normal_distribution<float> normal(0.0F, 1.0F);
+  for (const Packing packing : {Packing::kQ4_0, Packing::kQ5_0}) {
+    const int64_t count = int64_t{32} * 64;
+    std::vector<float> values(static_cast<size_t>(count));
+    for (float& v : values) v = normal(rng);
+    std::fill_n(values.begin() + 64, 32, 0.0F);  // an all-zero block
+    std::vector<uint8_t> blocks(static_cast<size_t>(PackedBytes(packing, count)));
+    Pack(packing, values.data(), count, blocks.data());
+    const std::vector<float> back = Reference(packing, blocks, count);
+    const float centre = packing == Packing::kQ4_0 ? 8.0F : 16.0F;
+    for (int64_t b = 0; b < count / 32; ++b) {
+      float extreme = 0;
+      for (int i = 0; i < 32; ++i) {
+        if (std::fabs(values[b * 32 + i]) > std::fabs(extreme)) extreme = values[b * 32 + i];
+      }
+      const float d = kernels::HalfToFloat(kernels::FloatToHalf(extreme / -centre));
+      for (int i = 0; i < 32; ++i) {
+        const size_t at = static_cast<size_t>(b * 32 + i);
+        const bool top = d != 0.0F && std::round(back[at] / d) == centre - 1;
+        // Half a step (a whole one when clamped), plus what rounding d to f16 moves the
+        // farthest quant (16 steps).
+        EXPECT_LE(std::fabs(back[at] - values[at]),
+                  std::fabs(d) * ((top ? 1.0F : 0.5F) + 16 * 1e-3F) + 1e-7F)
+            << "block " << b << " value " << i;
+      }
+    }
+  }
 }
 
 }  // namespace

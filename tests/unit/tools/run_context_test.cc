@@ -88,7 +88,23 @@ TEST(ModelToolTest, MakeRandomWritesAModelInTheDtypeAskedFor) {
   const ToolRun bad =
       RunTool("ringserve-model", "make-random --preset tiny --dtype int4 --out " + path);
   EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_THAT(bad.err, HasSubstr("--dtype: expected f32, f16, bf16 or q8_0, got 'int4'"));
+  EXPECT_THAT(bad.err,
+              HasSubstr("--dtype: expected f32, f16, bf16, q8_0, q4_0 or q5_0, got 'int4'"));
+  // Q4_0: rows of whole blocks too; read back as Q8_0, marked in `info`, and it runs.
+  const ToolRun q4_tiny =
+      RunTool("ringserve-model", "make-random --preset tiny --dtype q4_0 --out " + path);
+  EXPECT_EQ(q4_tiny.exit_code, 1);
+  EXPECT_THAT(q4_tiny.err, HasSubstr("whole blocks of 32 values"));
+  const std::string q4 = ::testing::TempDir() + "random_q4_0.gguf";
+  const ToolRun q4_made =
+      RunTool("ringserve-model", "make-random --preset llama-110m --dtype q4_0 --out " + q4);
+  ASSERT_EQ(q4_made.exit_code, 0) << q4_made.err;
+  const ToolRun q4_info = RunTool("ringserve-model", "info " + q4);
+  EXPECT_THAT(q4_info.out,
+              HasSubstr("blk.0.attn_q.weight          q8_0  [768, 768] (q4_0 in the file)"));
+  const ToolRun q4_run =
+      RunTool("ringserve-run", "run --model " + q4 + " --prompt-ids 1,2,3 --max-tokens 2");
+  EXPECT_EQ(q4_run.exit_code, 0) << q4_run.err;
 }
 
 }  // namespace

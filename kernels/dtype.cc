@@ -22,6 +22,13 @@ std::string_view DTypeName(DType dtype) {
   return "unknown";
 }
 
+std::optional<DType> FloatDTypeNamed(std::string_view name) {
+  for (const DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    if (DTypeName(dtype) == name) return dtype;
+  }
+  return std::nullopt;
+}
+
 size_t DTypeBytes(DType dtype, size_t count) {
   switch (dtype) {
     case DType::kF32:

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 namespace ringserve::kernels {
@@ -22,6 +23,8 @@ inline constexpr int kQ8_0BlockValues = 32;
 inline constexpr int kQ8_0BlockBytes = 34;
 
 std::string_view DTypeName(DType dtype);
+// The float dtype (f32, f16 or bf16) DTypeName spells `name`; nullopt for anything else.
+std::optional<DType> FloatDTypeNamed(std::string_view name);
 
 // Bytes taken by `count` values of `dtype`. For kQ8_0, `count` must be a multiple of 32.
 size_t DTypeBytes(DType dtype, size_t count);

@@ -207,14 +207,7 @@ void AttendRowOf(const AttentionRow& row, const AttentionShape& shape, const KvL
 
 void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLayerView& kv,
                std::vector<float>& scratch) {
-  switch (kv.dtype) {
-    case DType::kF16:
-      return AttendRowOf<F16>(row, shape, kv, scratch);
-    case DType::kBF16:
-      return AttendRowOf<Bf16>(row, shape, kv, scratch);
-    default:
-      return AttendRowOf<float>(row, shape, kv, scratch);
-  }
+  WithKvElement(kv.dtype, [&]<class T>(const T*) { AttendRowOf<T>(row, shape, kv, scratch); });
 }
 
 }  // namespace ringserve::kernels::cpu

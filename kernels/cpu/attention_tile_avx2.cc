@@ -118,14 +118,7 @@ int64_t TileScratchFloats(int head_dim, int64_t max_context) {
 }
 
 void AttendTileAvx2(const AttentionTile& tile, float* scratch) {
-  switch (tile.kv_dtype) {
-    case DType::kF16:
-      return AttendTile<Avx2, F16>(tile, scratch);
-    case DType::kBF16:
-      return AttendTile<Avx2, Bf16>(tile, scratch);
-    default:
-      return AttendTile<Avx2, float>(tile, scratch);
-  }
+  WithKvElement(tile.kv_dtype, [&]<class T>(const T*) { AttendTile<Avx2, T>(tile, scratch); });
 }
 
 }  // namespace ringserve::kernels::cpu

@@ -72,14 +72,7 @@ void StoreKvRowOf(const float* src, int64_t count, void* dst) {
 }  // namespace
 
 void StoreKvRow(DType dtype, const float* src, int64_t count, void* dst) {
-  switch (dtype) {
-    case DType::kF16:
-      return StoreKvRowOf<F16>(src, count, dst);
-    case DType::kBF16:
-      return StoreKvRowOf<Bf16>(src, count, dst);
-    default:
-      std::memcpy(dst, src, sizeof(float) * count);
-  }
+  WithKvElement(dtype, [&]<class T>(const T*) { StoreKvRowOf<T>(src, count, dst); });
 }
 
 bool CpuKvDtypeSupported(DType dtype) {

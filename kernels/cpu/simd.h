@@ -151,6 +151,20 @@ inline float ToFloat(float v) { return v; }
 inline float ToFloat(Bf16 v) { return BFloat16ToFloat(v.bits); }
 inline float ToFloat(F16 v) { return HalfToFloat(v.bits); }
 
+// Calls f with a null `const T*` of the element type a KV cache of `dtype` holds (float,
+// F16 or Bf16), so that each kernel maps the dtype to its template in one place.
+template <class Fn>
+decltype(auto) WithKvElement(DType dtype, Fn&& f) {
+  switch (dtype) {
+    case DType::kF16:
+      return f(static_cast<const F16*>(nullptr));
+    case DType::kBF16:
+      return f(static_cast<const Bf16*>(nullptr));
+    default:
+      return f(static_cast<const float*>(nullptr));
+  }
+}
+
 // f32 to the stored type, rounded to nearest even (dtype.h's conversions).
 template <class T>
 T FromFloat(float v);

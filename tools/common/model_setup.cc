@@ -1,6 +1,7 @@
 #include "tools/common/model_setup.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -64,12 +65,8 @@ absl::StatusOr<kernels::DType> KvDtypeFlag(const ModelFlags& flags, const kernel
         HasNarrowMatrices(checkpoint)) {
       dtype = kernels::DType::kF16;
     }
-  } else if (flags.kv_dtype == "f32") {
-    dtype = kernels::DType::kF32;
-  } else if (flags.kv_dtype == "f16") {
-    dtype = kernels::DType::kF16;
-  } else if (flags.kv_dtype == "bf16") {
-    dtype = kernels::DType::kBF16;
+  } else if (const std::optional<kernels::DType> named = kernels::FloatDTypeNamed(flags.kv_dtype)) {
+    dtype = *named;
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--kv-dtype: expected auto, f32, f16 or bf16, got '", flags.kv_dtype, "'"));
@@ -103,16 +100,12 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
   kernels::BackendOptions backend_options;
   backend_options.num_threads = flags.threads;
   backend_options.cpu_use_blas = flags.use_blas;
-  if (flags.dtype == "bf16") {
-    backend_options.cuda_activation_dtype = kernels::DType::kBF16;
-  } else if (flags.dtype == "f16") {
-    backend_options.cuda_activation_dtype = kernels::DType::kF16;
-  } else if (flags.dtype == "f32") {
-    backend_options.cuda_activation_dtype = kernels::DType::kF32;
-  } else {
+  const std::optional<kernels::DType> activation = kernels::FloatDTypeNamed(flags.dtype);
+  if (!activation.has_value()) {
     return absl::InvalidArgumentError("--dtype: expected bf16, f16 or f32, got '" + flags.dtype +
                                       "'");
   }
+  backend_options.cuda_activation_dtype = *activation;
   RS_ASSIGN_OR_RETURN(backend_options.cuda_attention_kernel,
                       ParseAttentionKernel(flags.attention, "attention"));
   RS_ASSIGN_OR_RETURN(loaded.backend, flags.make_backend

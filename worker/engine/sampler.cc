@@ -60,11 +60,7 @@ Sampler::Sampler(const SamplingParams& params, std::span<const int32_t> prompt_t
     for (const int32_t id : prompt_tokens) Penalised(id);
   }
   for (const auto& [token, bias] : params_.logit_bias) {
-    if (bias == 0.0F) continue;
-    const bool seen = penalty_index_.contains(token);
-    kernels::PenaltyEntry& entry = Penalised(token);
-    if (!seen) entry.count = kernels::kBiasOnly;
-    entry.bias = bias;
+    if (bias != 0.0F) Biased(token).bias = bias;
   }
 }
 
@@ -78,6 +74,13 @@ bool Sampler::penalised() const {
          params_.frequency_penalty != 0.0F;
 }
 
+kernels::PenaltyEntry& Sampler::Biased(int32_t id) {
+  const bool seen = penalty_index_.contains(id);
+  kernels::PenaltyEntry& entry = Penalised(id);
+  if (!seen) entry.count = kernels::kBiasOnly;
+  return entry;
+}
+
 kernels::PenaltyEntry& Sampler::Penalised(int32_t id) {
   const auto [it, added] = penalty_index_.try_emplace(id, static_cast<int32_t>(penalties_.size()));
   if (added) penalties_.push_back({.token = id, .count = 0});
@@ -89,20 +92,29 @@ void Sampler::SuppressUntil(std::span<const int32_t> ids, int32_t num_tokens) {
   if (num_tokens <= num_finished_) return;
   suppress_until_ = num_tokens;
   for (const int32_t id : ids) {
-    const bool seen = penalty_index_.contains(id);
-    kernels::PenaltyEntry& entry = Penalised(id);
-    if (!seen) entry.count = kernels::kBiasOnly;
+    kernels::PenaltyEntry& entry = Biased(id);
     if (entry.bias == -std::numeric_limits<float>::infinity()) continue;  // listed twice
     suppressed_.emplace_back(id, entry.bias);
     entry.bias = -std::numeric_limits<float>::infinity();
   }
 }
 
-void Sampler::Remember(int32_t id) {
-  if (++num_finished_ == suppress_until_) {
-    for (const auto& [token, bias] : suppressed_) Penalised(token).bias = bias;
-    suppressed_.clear();
+// Gives the suppressed tokens their own bias back, and drops the entries left with nothing
+// to apply (seen nowhere, no bias), which every later step would otherwise upload.
+void Sampler::EndSuppression() {
+  for (const auto& [token, bias] : suppressed_) Penalised(token).bias = bias;
+  suppressed_.clear();
+  std::erase_if(penalties_, [](const kernels::PenaltyEntry& e) {
+    return e.count == kernels::kBiasOnly && e.bias == 0.0F;
+  });
+  penalty_index_.clear();
+  for (size_t i = 0; i < penalties_.size(); ++i) {
+    penalty_index_[penalties_[i].token] = static_cast<int32_t>(i);
   }
+}
+
+void Sampler::Remember(int32_t id) {
+  if (++num_finished_ == suppress_until_) EndSuppression();
   if (!penalised()) return;
   kernels::PenaltyEntry& entry = Penalised(id);
   entry.count = std::max(entry.count, 0) + 1;  // a bias-only token is now seen

@@ -87,6 +87,9 @@ class Sampler {
   bool penalised() const;
   void Remember(int32_t id);  // for the penalties
   kernels::PenaltyEntry& Penalised(int32_t id);
+  // Penalised, with a new entry marked kBiasOnly: a token only a bias touches so far.
+  kernels::PenaltyEntry& Biased(int32_t id);
+  void EndSuppression();
   void FillLogprobs(const kernels::RowLogprobs& logprobs, std::span<const float> logits,
                     SampledToken* out) const;
   double NextUniform();

@@ -31,14 +31,13 @@ int8_t Q5_0Quant(const uint8_t* block, int i) {
 
 int64_t PackedBytes(Packing packing, int64_t count) {
   RS_CHECK(packing != Packing::kAsStored && count % kBlock == 0);
-  return count / kBlock * (packing == Packing::kQ4_0 ? kQ4_0BlockBytes : kQ5_0BlockBytes);
+  return count / kBlock * BlockBytes(packing);
 }
 
 void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst) {
   RS_CHECK(packing != Packing::kAsStored && count % kBlock == 0);
-  const int src_block = packing == Packing::kQ4_0 ? kQ4_0BlockBytes : kQ5_0BlockBytes;
   for (int64_t b = 0; b < count / kBlock; ++b) {
-    const uint8_t* in = src + b * src_block;
+    const uint8_t* in = src + b * BlockBytes(packing);
     uint8_t* out = dst + b * kernels::kQ8_0BlockBytes;
     std::memcpy(out, in, 2);  // the f16 scale
     for (int i = 0; i < kBlock; ++i) {
@@ -53,10 +52,9 @@ void Pack(Packing packing, const float* values, int64_t count, uint8_t* dst) {
   const bool five_bit = packing == Packing::kQ5_0;
   const int centre = five_bit ? 16 : 8;
   const int top = 2 * centre - 1;
-  const int block_bytes = five_bit ? kQ5_0BlockBytes : kQ4_0BlockBytes;
   for (int64_t b = 0; b < count / kBlock; ++b) {
     const float* x = values + b * kBlock;
-    uint8_t* out = dst + b * block_bytes;
+    uint8_t* out = dst + b * BlockBytes(packing);
     float extreme = 0;  // the value of largest magnitude, with its sign
     for (int i = 0; i < kBlock; ++i) {
       if (std::fabs(x[i]) > std::fabs(extreme)) extreme = x[i];

@@ -20,6 +20,11 @@ enum class Packing : uint8_t {
 inline constexpr int kQ4_0BlockBytes = 18;
 inline constexpr int kQ5_0BlockBytes = 22;
 
+// Bytes of one block of 32 values packed as `packing` (Q4_0 or Q5_0).
+constexpr int BlockBytes(Packing packing) {
+  return packing == Packing::kQ4_0 ? kQ4_0BlockBytes : kQ5_0BlockBytes;
+}
+
 // Bytes of `count` values (a multiple of 32) packed as `packing`, which is not kAsStored.
 int64_t PackedBytes(Packing packing, int64_t count);
 

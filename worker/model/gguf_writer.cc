@@ -5,7 +5,9 @@
 #include <cstring>
 #include <fstream>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace ringserve::model {
 namespace {
@@ -199,8 +201,12 @@ void GgufWriter::SetInt32Array(const std::string& key, std::vector<int64_t> v) {
   Set(key, {GgufType::kArray, GgufType::kInt32, std::move(v)});
 }
 
-absl::Status GgufWriter::AddTensor(const std::string& name, const std::vector<int64_t>& shape,
-                                   kernels::DType dtype, std::span<const float> values) {
+namespace {
+
+// ggml's `ne` of a row-major shape (reversed); INVALID_ARGUMENT unless `values` fill it.
+absl::StatusOr<std::vector<uint64_t>> GgmlDims(const std::string& name,
+                                               const std::vector<int64_t>& shape,
+                                               std::span<const float> values) {
   int64_t count = 1;
   std::vector<uint64_t> ne;
   for (auto it = shape.rbegin(); it != shape.rend(); ++it) {
@@ -211,6 +217,14 @@ absl::Status GgufWriter::AddTensor(const std::string& name, const std::vector<in
     return absl::InvalidArgumentError(
         absl::StrCat("tensor '", name, "': ", values.size(), " values do not fill its shape"));
   }
+  return ne;
+}
+
+}  // namespace
+
+absl::Status GgufWriter::AddTensor(const std::string& name, const std::vector<int64_t>& shape,
+                                   kernels::DType dtype, std::span<const float> values) {
+  RS_ASSIGN_OR_RETURN(std::vector<uint64_t> ne, GgmlDims(name, shape, values));
   if (dtype == kernels::DType::kQ8_0 && shape.back() % kernels::kQ8_0BlockValues != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("tensor '", name, "': Q8_0 rows must be a multiple of 32 values"));
@@ -224,17 +238,12 @@ absl::Status GgufWriter::AddTensor(const std::string& name, const std::vector<in
 
 absl::Status GgufWriter::AddPackedTensor(const std::string& name, const std::vector<int64_t>& shape,
                                          Packing packing, std::span<const float> values) {
-  int64_t count = 1;
-  std::vector<uint64_t> ne;
-  for (auto it = shape.rbegin(); it != shape.rend(); ++it) {
-    count *= *it;
-    ne.push_back(static_cast<uint64_t>(*it));
-  }
-  if (shape.empty() || count != static_cast<int64_t>(values.size()) ||
-      shape.back() % kernels::kQ8_0BlockValues != 0 || packing == Packing::kAsStored) {
+  RS_ASSIGN_OR_RETURN(std::vector<uint64_t> ne, GgmlDims(name, shape, values));
+  if (shape.back() % kernels::kQ8_0BlockValues != 0 || packing == Packing::kAsStored) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tensor '", name, "': packed tensors need whole blocks of 32 values in every row"));
   }
+  const auto count = static_cast<int64_t>(values.size());
   std::vector<uint8_t> data(static_cast<size_t>(PackedBytes(packing, count)));
   Pack(packing, values.data(), count, data.data());
   AddRawTensor(name, packing == Packing::kQ4_0 ? kGgmlTypeQ4_0 : kGgmlTypeQ5_0, std::move(ne),

@@ -112,6 +112,8 @@ TEST(SamplerTest, SuppressedTokensWaitForTheirTurn) {
   std::vector<float> penalised = logits;
   kernels::cpu::PenalizeRow(penalised, chain, step);
   EXPECT_EQ(penalised, (std::vector<float>{1.0F, 3.0F, 2.4F, 2.0F}));  // 2.9 - 0.5 again
+  ASSERT_EQ(step.size(), 1U);  // token 1, with nothing left to apply, is no longer uploaded
+  EXPECT_EQ(step[0].token, 2);
   // Already past the count: nothing to suppress.
   Sampler late({.temperature = 0.0F}, {});
   late.Sample(logits);

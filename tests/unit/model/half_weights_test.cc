@@ -172,7 +172,7 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0GiveTheLogitsOfTheirValuesInF32) {
       }
       const int64_t count = t.NumElements();
       const int64_t bytes = PackedBytes(packing, count);
-      const int block = packing == Packing::kQ4_0 ? kQ4_0BlockBytes : kQ5_0BlockBytes;
+      const int block = BlockBytes(packing);
       auto* blocks = static_cast<uint8_t*>(packed.AllocateOwned(static_cast<size_t>(bytes)));
       for (int64_t b = 0; b < count / 32; ++b) {
         const uint16_t d = kernels::FloatToHalf(scale(rng));

@@ -24,7 +24,7 @@ std::vector<uint8_t> RandomBlocks(Packing packing, int64_t count, std::mt19937& 
   std::vector<uint8_t> out(static_cast<size_t>(bytes));
   std::uniform_int_distribution<int> byte(0, 255);
   std::uniform_real_distribution<float> scale(-0.1F, 0.1F);
-  const int block = packing == Packing::kQ4_0 ? kQ4_0BlockBytes : kQ5_0BlockBytes;
+  const int block = BlockBytes(packing);
   for (int64_t b = 0; b < count / 32; ++b) {
     uint8_t* p = out.data() + b * block;
     const uint16_t d = kernels::FloatToHalf(scale(rng));
@@ -38,7 +38,7 @@ std::vector<uint8_t> RandomBlocks(Packing packing, int64_t count, std::mt19937& 
 // nibble; Q5_0's fifth bit of value i is bit i of the little-endian 32-bit qh.
 std::vector<float> Reference(Packing packing, const std::vector<uint8_t>& blocks, int64_t count) {
   std::vector<float> out(static_cast<size_t>(count));
-  const int block = packing == Packing::kQ4_0 ? kQ4_0BlockBytes : kQ5_0BlockBytes;
+  const int block = BlockBytes(packing);
   for (int64_t b = 0; b < count / 32; ++b) {
     const uint8_t* p = blocks.data() + b * block;
     uint16_t d_bits = 0;

@@ -29,9 +29,13 @@ namespace {
 constexpr char kUsage[] =
     "usage: ringserve-model info PATH [--tokenizer FILE]\n"
     "       ringserve-model make-tiny --out PATH\n"
-    "       ringserve-model make-random --preset NAME [--dtype f32|f16|bf16|q8_0|q4_0|q5_0]\n"
-    "                                   --out PATH\n"
+    "       ringserve-model make-random --preset NAME [--dtype DTYPE] --out PATH\n"
+    "         DTYPE: f32, f16, bf16 (default), q8_0, or a GGUF packing read as q8_0:\n"
+    "         q4_0, q5_0, q4_1, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m, q5_k_m\n"
     "       ringserve-model tokenize PATH --text TEXT [--no-bos]\n";
+
+constexpr char kDtypeNames[] =
+    "f32, f16, bf16, q8_0, q4_0, q5_0, q4_1, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m or q5_k_m";
 
 const char* Bool(bool b) { return b ? "true" : "false"; }
 
@@ -92,9 +96,10 @@ absl::Status Info(const std::string& path, const std::string& tokenizer_path) {
   absl::PrintF("cpu_weight_bytes: %d\n", CheckpointWeightSource(c).BytesOn(*cpu).value_or(0));
   absl::PrintF("tensors: %d\n", c.tensors().size());
   for (const HostTensor& t : c.tensors()) {
-    const char* packed = t.packing == Packing::kQ4_0   ? " (q4_0 in the file)"
-                         : t.packing == Packing::kQ5_0 ? " (q5_0 in the file)"
-                                                       : "";
+    const std::string packed =
+        t.packing == Packing::kAsStored
+            ? ""
+            : absl::StrCat(" (", std::string(InfoOf(t.packing).name), " in the file)");
     absl::PrintF("  %-28s %-5s [%s]%s\n", t.name, std::string(kernels::DTypeName(t.dtype)),
                  absl::StrJoin(t.shape, ", "), packed);
   }
@@ -129,12 +134,16 @@ absl::Status MakeRandom(const std::string& preset, const std::string& dtype_name
        {kernels::DType::kF32, kernels::DType::kF16, kernels::DType::kBF16, kernels::DType::kQ8_0}) {
     if (kernels::DTypeName(dtype) == dtype_name) return WriteRandomModel(out, config, dtype);
   }
-  if (dtype_name == "q4_0" || dtype_name == "q5_0") {
-    return WriteRandomModel(out, config, kernels::DType::kQ8_0,
-                            dtype_name == "q4_0" ? Packing::kQ4_0 : Packing::kQ5_0);
+  if (dtype_name == "q4_k_m" || dtype_name == "q5_k_m") {
+    return WriteRandomModel(
+        out, config, kernels::DType::kQ8_0,
+        {dtype_name == "q4_k_m" ? Packing::kQ4_K : Packing::kQ5_K, Packing::kQ6_K});
+  }
+  if (const std::optional<Packing> packing = PackingNamed(dtype_name)) {
+    return WriteRandomModel(out, config, kernels::DType::kQ8_0, {*packing});
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("--dtype: expected f32, f16, bf16, q8_0, q4_0 or q5_0, got '", dtype_name, "'"));
+      absl::StrCat("--dtype: expected ", kDtypeNames, ", got '", dtype_name, "'"));
 }
 
 int Run(int argc, char** argv) {
@@ -151,7 +160,7 @@ int Run(int argc, char** argv) {
   args.AddString("out", &out, "make-tiny, make-random: output path");
   args.AddString("preset", &preset, "make-random: the shape (tiny, llama-110m, ...)");
   args.AddString("dtype", &dtype_name,
-                 "make-random: matrices' dtype (f32, f16, bf16, q8_0, q4_0, q5_0)");
+                 absl::StrCat("make-random: matrices' dtype (", kDtypeNames, ")"));
   args.AddString("text", &text, "tokenize: the text");
   args.AddString("tokenizer", &tokenizer_path, "info: llama2.c tokenizer file");
   args.AddBool("no-bos", &no_bos, "tokenize: do not prepend BOS");

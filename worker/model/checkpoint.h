@@ -28,8 +28,8 @@ struct HostTensor {
   std::vector<int64_t> shape;
   const void* data = nullptr;  // points into a MappedFile owned by the Checkpoint
   size_t bytes = 0;
-  // Blocks of another format that reading widens to `dtype` exactly (Q4_0 and Q5_0 as
-  // Q8_0; gguf_blocks.h): CheckpointWeightSource does it one tensor at a time.
+  // Blocks of another format that reading widens to `dtype` (GGUF Q4_0 ... Q6_K as Q8_0;
+  // gguf_blocks.h): CheckpointWeightSource does it one tensor at a time.
   Packing packing = Packing::kAsStored;
 
   int64_t NumElements() const;

@@ -1,80 +1,223 @@
 #include "worker/model/gguf_blocks.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "common/check.h"
 #include "kernels/dtype.h"
+#include "worker/model/gguf_kquants.h"
 
 namespace ringserve::model {
 namespace {
 
 constexpr int kBlock = kernels::kQ8_0BlockValues;
 
-// Value i of a block: the low nibbles of the 16 quant bytes are values 0-15, the high
-// nibbles values 16-31; Q5_0's fifth bit of value i is bit i of its 32-bit qh.
-int8_t Q4_0Quant(const uint8_t* block, int i) {
-  const uint8_t byte = block[2 + i % 16];
-  return static_cast<int8_t>((i < 16 ? byte & 0x0F : byte >> 4) - 8);
+// Indexed by Packing; the ggml type numbers and block sizes are ggml.h's and ggml.c's.
+constexpr std::array<PackingInfo, 10> kPackings = {{
+    {"", 0, 1, 1, true},  // kAsStored: not a packing
+    {"q4_0", 2, 32, 18, true},
+    {"q5_0", 6, 32, 22, true},
+    {"q4_1", 3, 32, 20, false},
+    {"q5_1", 7, 32, 24, false},
+    {"q2_k", 10, 256, 84, false},
+    {"q3_k", 11, 256, 110, false},
+    {"q4_k", 12, 256, 144, false},
+    {"q5_k", 13, 256, 176, false},
+    {"q6_k", 14, 256, 210, false},
+}};
+
+// Where the parts of a 32-value block of the first four formats sit: an f16 scale d at 0,
+// for Q4_1 and Q5_1 an f16 offset m at 2, for Q5_0 and Q5_1 the fifth bits as a
+// little-endian uint32, then 16 bytes whose low nibbles are values 0-15 and high nibbles
+// values 16-31 (bit i of the fifth bits belongs to value i).
+struct LegacyLayout {
+  bool offset;
+  bool five_bit;
+  int high_at;
+  int quants_at;
+};
+
+LegacyLayout LayoutOf(Packing packing) {
+  switch (packing) {
+    case Packing::kQ4_0:
+      return {false, false, 0, 2};
+    case Packing::kQ5_0:
+      return {false, true, 2, 6};
+    case Packing::kQ4_1:
+      return {true, false, 0, 4};
+    default:
+      return {true, true, 4, 8};
+  }
 }
 
-int8_t Q5_0Quant(const uint8_t* block, int i) {
-  uint32_t high = 0;
-  std::memcpy(&high, block + 2, sizeof(high));  // little-endian, as GGUF is
-  const uint8_t byte = block[6 + i % 16];
+// The quant that stands for 0: 8 or 16 for Q4_0 and Q5_0, 0 (the block's min) for the others.
+int CentreOf(const LegacyLayout& layout) {
+  if (layout.offset) return 0;
+  return layout.five_bit ? 16 : 8;
+}
+
+bool IsLegacy(Packing packing) { return BlockValues(packing) == kBlock; }
+
+// std::lround for |v| < 2^23 (half away from zero), without the library call that made it
+// most of the time a model took to load: v - trunc(v) is exact in that range.
+int RoundHalfAway(float v) {
+  const auto whole = static_cast<int>(v);
+  const float fraction = v - static_cast<float>(whole);
+  return whole + static_cast<int>(fraction >= 0.5F) - static_cast<int>(fraction <= -0.5F);
+}
+
+// The unsigned quant (0-15 or 0-31) of value i of a legacy block.
+int LegacyQuant(const LegacyLayout& layout, const uint8_t* block, int i) {
+  const uint8_t byte = block[layout.quants_at + i % 16];
   const int low = i < 16 ? byte & 0x0F : byte >> 4;
-  return static_cast<int8_t>((low | static_cast<int>((high >> i) & 1U) << 4) - 16);
+  if (!layout.five_bit) return low;
+  uint32_t high = 0;
+  std::memcpy(&high, block + layout.high_at, sizeof(high));
+  return low | static_cast<int>((high >> i) & 1U) << 4;
+}
+
+// ggml: d * (q - centre) for Q4_0 and Q5_0, d * q + m for Q4_1 and Q5_1.
+void UnpackLegacy(Packing packing, const uint8_t* block, float* y) {
+  const LegacyLayout layout = LayoutOf(packing);
+  const float d = LoadHalf(block);
+  const int centre = CentreOf(layout);
+  const float m = layout.offset ? LoadHalf(block + 2) : 0.0F;
+  for (int i = 0; i < kBlock; ++i) {
+    const auto q = static_cast<float>(LegacyQuant(layout, block, i) - centre);
+    y[i] = layout.offset ? q * d + m : q * d;
+  }
+}
+
+// ggml's reference quantizers. Q4_0 / Q5_0: the value of largest magnitude maps to quant 0,
+// d = that value / -centre, each value rounds to the nearest quant, clamped to the top one.
+// Q4_1 / Q5_1: d = (max - min) / top, m = min.
+void PackLegacy(Packing packing, const float* x, uint8_t* out) {
+  const LegacyLayout layout = LayoutOf(packing);
+  const int top = layout.five_bit ? 31 : 15;
+  float d = 0;
+  float base = 0;  // what quant 0 stands for, in steps of d below the value
+  if (layout.offset) {
+    const auto [lo, hi] = std::minmax_element(x, x + kBlock);
+    d = (*hi - *lo) / static_cast<float>(top);
+    base = *lo;
+    StoreHalf(*lo, out + 2);
+  } else {
+    float extreme = 0;  // the value of largest magnitude, with its sign
+    for (int i = 0; i < kBlock; ++i) {
+      if (std::fabs(x[i]) > std::fabs(extreme)) extreme = x[i];
+    }
+    d = extreme / -static_cast<float>(CentreOf(layout));
+  }
+  StoreHalf(d, out);
+  const float inverse = d != 0.0F ? 1.0F / d : 0.0F;
+  const float centre = static_cast<float>(CentreOf(layout));
+  uint8_t* quants = out + layout.quants_at;
+  std::memset(quants, 0, 16);
+  uint32_t high = 0;
+  for (int i = 0; i < kBlock; ++i) {
+    // (x - base) / d + centre + 0.5 truncated (the sum is >= 0), in float, as one expression:
+    // the rounding ggml's quantizers do, so that files match theirs, ties and all.
+    const float shifted = (x[i] - base) * inverse + (centre + 0.5F);
+    const int q = std::min(top, static_cast<int>(shifted));
+    quants[i % 16] |= static_cast<uint8_t>((q & 0x0F) << (i < 16 ? 0 : 4));
+    high |= static_cast<uint32_t>((q >> 4) & 1) << i;
+  }
+  if (layout.five_bit) std::memcpy(out + layout.high_at, &high, sizeof(high));
 }
 
 }  // namespace
 
+const PackingInfo& InfoOf(Packing packing) {
+  RS_CHECK(packing != Packing::kAsStored);
+  return kPackings[static_cast<size_t>(packing)];
+}
+
+std::optional<Packing> PackingOfGgmlType(uint32_t ggml_type) {
+  for (size_t i = 1; i < kPackings.size(); ++i) {
+    if (kPackings[i].ggml_type == ggml_type) return static_cast<Packing>(i);
+  }
+  return std::nullopt;
+}
+
+std::optional<Packing> PackingNamed(std::string_view name) {
+  for (size_t i = 1; i < kPackings.size(); ++i) {
+    if (kPackings[i].name == name) return static_cast<Packing>(i);
+  }
+  return std::nullopt;
+}
+
 int64_t PackedBytes(Packing packing, int64_t count) {
-  RS_CHECK(packing != Packing::kAsStored && count % kBlock == 0);
-  return count / kBlock * BlockBytes(packing);
+  const PackingInfo& info = InfoOf(packing);
+  RS_CHECK(count % info.block_values == 0);
+  return count / info.block_values * info.block_bytes;
+}
+
+void Unpack(Packing packing, const uint8_t* src, int64_t count, float* dst) {
+  const PackingInfo& info = InfoOf(packing);
+  RS_CHECK(count % info.block_values == 0);
+  for (int64_t b = 0; b < count / info.block_values; ++b) {
+    const uint8_t* block = src + b * info.block_bytes;
+    float* y = dst + b * info.block_values;
+    if (IsLegacy(packing)) {
+      UnpackLegacy(packing, block, y);
+    } else {
+      UnpackKBlock(packing, block, y);
+    }
+  }
 }
 
 void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst) {
-  RS_CHECK(packing != Packing::kAsStored && count % kBlock == 0);
+  const PackingInfo& info = InfoOf(packing);
+  RS_CHECK(count % info.block_values == 0);
+  if (!info.exact) {
+    std::array<float, kKQuantBlockValues> values{};
+    for (int64_t b = 0; b < count / info.block_values; ++b) {
+      Unpack(packing, src + b * info.block_bytes, info.block_values, values.data());
+      for (int i = 0; i < info.block_values / kBlock; ++i) {
+        QuantizeQ8_0Block(values.data() + static_cast<ptrdiff_t>(i) * kBlock,
+                          dst + (b * info.block_values / kBlock + i) * kernels::kQ8_0BlockBytes);
+      }
+    }
+    return;
+  }
+  const LegacyLayout layout = LayoutOf(packing);
+  const int centre = CentreOf(layout);
   for (int64_t b = 0; b < count / kBlock; ++b) {
-    const uint8_t* in = src + b * BlockBytes(packing);
+    const uint8_t* in = src + b * info.block_bytes;
     uint8_t* out = dst + b * kernels::kQ8_0BlockBytes;
     std::memcpy(out, in, 2);  // the f16 scale
     for (int i = 0; i < kBlock; ++i) {
-      const int8_t q = packing == Packing::kQ4_0 ? Q4_0Quant(in, i) : Q5_0Quant(in, i);
+      const auto q = static_cast<int8_t>(LegacyQuant(layout, in, i) - centre);
       std::memcpy(out + 2 + i, &q, 1);
     }
   }
 }
 
+void QuantizeQ8_0Block(const float* values, uint8_t* out) {
+  float amax = 0;
+  for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(values[i]));
+  const float d = amax / 127.0F;
+  const float inverse = d != 0 ? 1.0F / d : 0.0F;
+  StoreHalf(d, out);
+  for (int i = 0; i < kBlock; ++i) {
+    out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(RoundHalfAway(values[i] * inverse)));
+  }
+}
+
 void Pack(Packing packing, const float* values, int64_t count, uint8_t* dst) {
-  RS_CHECK(packing != Packing::kAsStored && count % kBlock == 0);
-  const bool five_bit = packing == Packing::kQ5_0;
-  const int centre = five_bit ? 16 : 8;
-  const int top = 2 * centre - 1;
-  for (int64_t b = 0; b < count / kBlock; ++b) {
-    const float* x = values + b * kBlock;
-    uint8_t* out = dst + b * BlockBytes(packing);
-    float extreme = 0;  // the value of largest magnitude, with its sign
-    for (int i = 0; i < kBlock; ++i) {
-      if (std::fabs(x[i]) > std::fabs(extreme)) extreme = x[i];
+  const PackingInfo& info = InfoOf(packing);
+  RS_CHECK(count % info.block_values == 0);
+  for (int64_t b = 0; b < count / info.block_values; ++b) {
+    const float* x = values + b * info.block_values;
+    uint8_t* out = dst + b * info.block_bytes;
+    if (IsLegacy(packing)) {
+      PackLegacy(packing, x, out);
+    } else {
+      PackKBlock(packing, x, out);
     }
-    const float d = extreme / static_cast<float>(-centre);
-    const float inverse = d != 0.0F ? 1.0F / d : 0.0F;
-    const uint16_t d_bits = kernels::FloatToHalf(d);
-    std::memcpy(out, &d_bits, 2);
-    uint8_t* quants = out + (five_bit ? 6 : 2);
-    std::memset(quants, 0, 16);
-    uint32_t high = 0;
-    for (int i = 0; i < kBlock; ++i) {
-      // x / d + centre + 0.5 truncated (the sum is >= 0), in float, as one expression: the
-      // rounding ggml's quantizer does, so that files match its, ties and all.
-      const float shifted = x[i] * inverse + (static_cast<float>(centre) + 0.5F);
-      const int q = std::min(top, static_cast<int>(shifted));
-      quants[i % 16] |= static_cast<uint8_t>((q & 0x0F) << (i < 16 ? 0 : 4));
-      if (five_bit) high |= static_cast<uint32_t>((q >> 4) & 1) << i;
-    }
-    if (five_bit) std::memcpy(out + 2, &high, sizeof(high));
   }
 }
 

@@ -1,41 +1,77 @@
-// GGUF block formats that ringserve serves by widening them to Q8_0 value for value. Q4_0
-// and Q5_0 blocks hold 32 values d * (q - 8) and d * (q - 16), with one f16 scale d and 4- or
-// 5-bit q: (q - 8) and (q - 16) fit int8, so a Q8_0 block with the same scale holds exactly
-// the same values, and every backend's Q8_0 path runs them unchanged (at 1.125 bytes a
-// value, where the file takes 0.5625 or 0.6875).
+// GGUF block formats that ringserve serves as Q8_0, so that every backend's Q8_0 path runs
+// them unchanged (at 1.0625 bytes a value, where the file takes 0.33-0.82).
+//
+// Two kinds:
+//  - exact: Q4_0 and Q5_0 blocks hold 32 values d * (q - 8) and d * (q - 16), with one f16
+//    scale d and 4- or 5-bit q. (q - 8) and (q - 16) fit int8, so a Q8_0 block with the
+//    same scale holds exactly the same values.
+//  - re-rounded: Q4_1 and Q5_1 (an offset per 32 values), and the K-quants Q2_K to Q6_K
+//    (super-blocks of 256 values with 4- to 8-bit sub-block scales and mins) have no Q8_0
+//    form. Their values, computed in f32 as ggml's dequantization does, are rounded to Q8_0
+//    as ggml's reference quantizer does: each lands within half a Q8_0 step (1/254 of its
+//    32-value block's largest magnitude) plus the f16 rounding of the step. A 4-bit file's
+//    own steps are about 16 times as coarse, Q6_K's about 4 times.
 #ifndef RINGSERVE_WORKER_MODEL_GGUF_BLOCKS_H_
 #define RINGSERVE_WORKER_MODEL_GGUF_BLOCKS_H_
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 namespace ringserve::model {
 
 // How a checkpoint tensor's bytes are laid out when they are not its dtype's own.
 enum class Packing : uint8_t {
   kAsStored,  // the bytes are the dtype's
-  kQ4_0,      // GGUF Q4_0 blocks (18 bytes: f16 d, 16 bytes of nibbles), served as Q8_0
-  kQ5_0,      // GGUF Q5_0 blocks (22 bytes: f16 d, 32 high bits, 16 bytes of nibbles), as Q8_0
+  kQ4_0,
+  kQ5_0,
+  kQ4_1,
+  kQ5_1,
+  kQ2_K,
+  kQ3_K,
+  kQ4_K,
+  kQ5_K,
+  kQ6_K,
 };
 
-inline constexpr int kQ4_0BlockBytes = 18;
-inline constexpr int kQ5_0BlockBytes = 22;
+struct PackingInfo {
+  std::string_view name;  // lower case, as tools spell it: "q4_k"
+  uint32_t ggml_type;     // ggml.h's enum ggml_type
+  int block_values;       // 32, or 256 for the K-quants
+  int block_bytes;
+  bool exact;  // a Q8_0 block holds the same values
+};
 
-// Bytes of one block of 32 values packed as `packing` (Q4_0 or Q5_0).
-constexpr int BlockBytes(Packing packing) {
-  return packing == Packing::kQ4_0 ? kQ4_0BlockBytes : kQ5_0BlockBytes;
-}
+// The facts of a packing other than kAsStored.
+const PackingInfo& InfoOf(Packing packing);
+inline int BlockBytes(Packing packing) { return InfoOf(packing).block_bytes; }
+inline int BlockValues(Packing packing) { return InfoOf(packing).block_values; }
 
-// Bytes of `count` values (a multiple of 32) packed as `packing`, which is not kAsStored.
+// The packing of a ggml type, if ringserve reads it.
+std::optional<Packing> PackingOfGgmlType(uint32_t ggml_type);
+// The packing InfoOf names `name` ("q4_k"), if any.
+std::optional<Packing> PackingNamed(std::string_view name);
+
+// Bytes of `count` values (a multiple of the packing's block) packed as `packing`.
 int64_t PackedBytes(Packing packing, int64_t count);
 
-// Rewrites `count` values (a multiple of 32) packed as `packing` (Q4_0 or Q5_0) as Q8_0
-// blocks at `dst` (count / 32 * 34 bytes): the same scale, each quant re-centred.
+// The values of `count` packed values at `src`, in f32, computed as ggml's dequantization
+// computes them.
+void Unpack(Packing packing, const uint8_t* src, int64_t count, float* dst);
+
+// Rewrites `count` packed values as Q8_0 blocks at `dst` (count / 32 * 34 bytes): exactly
+// for Q4_0 and Q5_0 (the same scale, each quant re-centred), re-rounded for the others.
 void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst);
 
-// Quantizes `count` floats (a multiple of 32) into `packing` blocks at `dst`
-// (PackedBytes(packing, count)) the way ggml's reference quantizer does: per block, the value
-// of largest magnitude maps to quant 0, d = that value / -8 (Q4_0) or / -16 (Q5_0), and each
-// value rounds to the nearest quant, clamped to the top one. For files the tools write.
+// One Q8_0 block of 32 values, as ggml's reference quantizer makes it: d = the largest
+// magnitude / 127 (stored as f16), each quant the value / d rounded half away from zero.
+void QuantizeQ8_0Block(const float* values, uint8_t* out);
+
+// Quantizes `count` floats (a multiple of the packing's block) into `packing` blocks at
+// `dst` (PackedBytes(packing, count) bytes), for files the tools write. Q4_0 and Q5_0 follow
+// ggml's reference quantizer exactly (so files match its, ties and all); the others fit
+// each (sub-)block's range or largest magnitude and round, without ggml's search for the
+// scales of least error.
 void Pack(Packing packing, const float* values, int64_t count, uint8_t* dst);
 
 }  // namespace ringserve::model

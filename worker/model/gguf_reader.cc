@@ -100,15 +100,12 @@ absl::Status ReadTensorInfo(GgufCursor& c, uint64_t index, GgufTensorInfo* info)
     case kGgmlTypeQ8_0:
       info->dtype = kernels::DType::kQ8_0;
       break;
-    case kGgmlTypeQ4_0:
-      info->dtype = kernels::DType::kQ8_0;
-      info->packing = Packing::kQ4_0;
-      break;
-    case kGgmlTypeQ5_0:
-      info->dtype = kernels::DType::kQ8_0;
-      info->packing = Packing::kQ5_0;
-      break;
     default:
+      if (const std::optional<Packing> packing = PackingOfGgmlType(info->ggml_type)) {
+        info->dtype = kernels::DType::kQ8_0;
+        info->packing = *packing;
+        break;
+      }
       info->dtype = kernels::DType::kF32;
       info->supported = false;
   }

@@ -48,11 +48,10 @@ struct GgufValue {
       value;
 };
 
-// ggml tensor type numbers of the types the loaders convert (ggml.h enum ggml_type).
+// ggml tensor type numbers of the types the loaders convert (ggml.h enum ggml_type); the
+// packed ones are in gguf_blocks.h.
 inline constexpr uint32_t kGgmlTypeF32 = 0;
 inline constexpr uint32_t kGgmlTypeF16 = 1;
-inline constexpr uint32_t kGgmlTypeQ4_0 = 2;
-inline constexpr uint32_t kGgmlTypeQ5_0 = 6;
 inline constexpr uint32_t kGgmlTypeQ8_0 = 8;
 inline constexpr uint32_t kGgmlTypeBF16 = 30;
 
@@ -68,7 +67,7 @@ struct GgufTensorInfo {
   std::string name;
   uint32_t ggml_type = 0;                // raw ggml_type number from the file
   kernels::DType dtype;                  // mapped when supported (F32, F16, BF16, Q8_0)
-  Packing packing = Packing::kAsStored;  // Q4_0 and Q5_0: served as Q8_0 (gguf_blocks.h)
+  Packing packing = Packing::kAsStored;  // Q4_0, Q4_K, ...: served as Q8_0 (gguf_blocks.h)
   bool supported = false;
   std::vector<int64_t> shape;  // row-major (ne[] reversed)
   uint64_t offset = 0;         // from the start of the file

@@ -131,19 +131,6 @@ uint32_t GgmlTypeOf(kernels::DType dtype) {
   }
 }
 
-// ggml quantize_row_q8_0_ref: d = amax / 127, q = round(x / d), d stored as f16.
-void QuantizeQ8_0Block(const float* x, uint8_t* out) {
-  float amax = 0;
-  for (int i = 0; i < kernels::kQ8_0BlockValues; ++i) amax = std::max(amax, std::fabs(x[i]));
-  const float d = amax / 127.0F;
-  const float id = d != 0 ? 1.0F / d : 0.0F;
-  const uint16_t dh = kernels::FloatToHalf(d);
-  std::memcpy(out, &dh, 2);
-  for (int i = 0; i < kernels::kQ8_0BlockValues; ++i) {
-    out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x[i] * id)));
-  }
-}
-
 }  // namespace
 
 std::vector<uint8_t> EncodeTensorData(kernels::DType dtype, std::span<const float> values) {
@@ -239,15 +226,19 @@ absl::Status GgufWriter::AddTensor(const std::string& name, const std::vector<in
 absl::Status GgufWriter::AddPackedTensor(const std::string& name, const std::vector<int64_t>& shape,
                                          Packing packing, std::span<const float> values) {
   RS_ASSIGN_OR_RETURN(std::vector<uint64_t> ne, GgmlDims(name, shape, values));
-  if (shape.back() % kernels::kQ8_0BlockValues != 0 || packing == Packing::kAsStored) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tensor '", name, "': packed tensors need whole blocks of 32 values in every row"));
+  if (packing == Packing::kAsStored) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "': no packing given"));
+  }
+  const PackingInfo& info = InfoOf(packing);
+  if (shape.back() % info.block_values != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "': ", std::string(info.name),
+                                                   " needs whole blocks of ", info.block_values,
+                                                   " values in every row, not ", shape.back()));
   }
   const auto count = static_cast<int64_t>(values.size());
   std::vector<uint8_t> data(static_cast<size_t>(PackedBytes(packing, count)));
   Pack(packing, values.data(), count, data.data());
-  AddRawTensor(name, packing == Packing::kQ4_0 ? kGgmlTypeQ4_0 : kGgmlTypeQ5_0, std::move(ne),
-               std::move(data));
+  AddRawTensor(name, info.ggml_type, std::move(ne), std::move(data));
   return absl::OkStatus();
 }
 

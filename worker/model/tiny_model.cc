@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/check.h"
@@ -99,7 +100,7 @@ void WriteConfig(const ModelConfig& c, const std::string& name, GgufWriter* w) {
 }
 
 // Matrices ~ N(0, 0.02^2) in `dtype`, norm gains 1 in f32.
-absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, Packing packing,
+absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, MatrixPacking packing,
                         GgufWriter* w) {
   Rng rng(kSeed);
   absl::Status status;
@@ -109,8 +110,12 @@ absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, Packing pack
     std::vector<float> values(n);
     for (float& x : values) x = norm ? 1.0F : rng.Normal(0.02F);
     if (!status.ok()) return;
-    status = !norm && packing != Packing::kAsStored
-                 ? w->AddPackedTensor(name, shape, packing, values)
+    const bool sensitive = name == "output.weight" || absl::EndsWith(name, "attn_v.weight") ||
+                           absl::EndsWith(name, "ffn_down.weight");
+    const Packing p =
+        sensitive && packing.sensitive != Packing::kAsStored ? packing.sensitive : packing.packing;
+    status = !norm && p != Packing::kAsStored
+                 ? w->AddPackedTensor(name, shape, p, values)
                  : w->AddTensor(name, shape, norm ? kernels::DType::kF32 : dtype, values);
   };
   const int64_t hd = c.dim / c.num_heads, q = c.num_heads * hd, kv = c.num_kv_heads * hd;
@@ -185,7 +190,7 @@ GgufWriter TinyModelWriter() {
   GgufWriter w;
   WriteConfig(c, "ringserve-tiny", &w);
   WriteVocabulary(TinyVocabulary(), &w);
-  RS_CHECK(AddWeights(c, kernels::DType::kF32, Packing::kAsStored, &w).ok());
+  RS_CHECK(AddWeights(c, kernels::DType::kF32, {}, &w).ok());
   return w;
 }
 
@@ -196,10 +201,13 @@ std::vector<uint8_t> TinyModelImage() { return TinyModelWriter().Build(); }
 absl::Status WriteTinyModel(const std::string& path) { return TinyModelWriter().WriteFile(path); }
 
 absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kernels::DType dtype,
-                              Packing packing) {
+                              MatrixPacking packing) {
   RS_RETURN_IF_ERROR(config.Validate());
-  if (packing != Packing::kAsStored && dtype != kernels::DType::kQ8_0) {
-    return absl::InvalidArgumentError("random model: Q4_0 and Q5_0 blocks are read as Q8_0");
+  if (packing.packing == Packing::kAsStored && packing.sensitive != Packing::kAsStored) {
+    return absl::InvalidArgumentError("random model: a mix needs a packing for most matrices");
+  }
+  if (packing.packing != Packing::kAsStored && dtype != kernels::DType::kQ8_0) {
+    return absl::InvalidArgumentError("random model: packed matrices are read as Q8_0");
   }
   if (config.head_dim != config.dim / config.num_heads) {
     return absl::InvalidArgumentError("random model: head_dim must be dim / num_heads");

@@ -29,9 +29,15 @@ absl::Status WriteTinyModel(const std::string& path);
 // size (at least its 259 control and byte tokens):
 // checkpoints of real sizes and file dtypes for load and benchmark runs. Its rope is plain
 // (no Llama 3 scaling is written).
-// With `packing` (Q4_0 or Q5_0; dtype must be Q8_0) the matrices are written as such blocks.
+// With a packing (dtype must then be Q8_0, the type they are served as) the matrices are
+// written as such blocks.
+struct MatrixPacking {
+  Packing packing = Packing::kAsStored;
+  // When set, output.weight, attn_v and ffn_down take it, as in llama.cpp's _M mixes.
+  Packing sensitive = Packing::kAsStored;
+};
 absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kernels::DType dtype,
-                              Packing packing = Packing::kAsStored);
+                              MatrixPacking packing = {});
 
 }  // namespace ringserve::model
 

@@ -47,8 +47,8 @@ class WeightSource {
   }
 };
 
-// Serves tensors straight out of the checkpoint's memory map: no copy, except that Q4_0 and
-// Q5_0 tensors are widened to Q8_0 into one buffer, a tensor at a time.
+// Serves tensors straight out of the checkpoint's memory map: no copy, except that packed
+// GGUF tensors (Q4_0, Q4_K, ...) are widened to Q8_0 into one buffer, a tensor at a time.
 class CheckpointWeightSource final : public WeightSource {
  public:
   explicit CheckpointWeightSource(const Checkpoint& checkpoint) : checkpoint_(checkpoint) {}

@@ -2,7 +2,10 @@
 // a quarter, of the memory and the bytes each decode step reads) and must give the logits of
 // the same checkpoint converted to f32, bit for bit: the kernels make each weight's exact
 // f32 value as they load it.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <iostream>
 #include <memory>
 #include <random>
 #include <string>
@@ -22,8 +25,9 @@
 namespace ringserve::model {
 namespace {
 
-// `half` with every tensor converted to f32 (the data owned by the copy).
-std::unique_ptr<Checkpoint> ToF32(const Checkpoint& half) {
+// `half` with every tensor converted to f32 (the data owned by the copy): packed tensors
+// as the Q8_0 blocks they are served as, or with `file_values` as the file's own values.
+std::unique_ptr<Checkpoint> ToF32(const Checkpoint& half, bool file_values = false) {
   auto f32 = std::make_unique<Checkpoint>();
   f32->config = half.config;
   f32->format = half.format;
@@ -34,12 +38,16 @@ std::unique_ptr<Checkpoint> ToF32(const Checkpoint& half) {
     auto* data = static_cast<float*>(f32->AllocateOwned(count * sizeof(float)));
     const void* stored = t.data;
     std::vector<uint8_t> widened;
-    if (t.packing != Packing::kAsStored) {  // Q4_0 / Q5_0 blocks: their Q8_0 form
+    if (t.packing != Packing::kAsStored && file_values) {
+      Unpack(t.packing, static_cast<const uint8_t*>(t.data), t.NumElements(), data);
+    } else if (t.packing != Packing::kAsStored) {
       widened.resize(kernels::DTypeBytes(t.dtype, count));
       WidenToQ8_0(t.packing, static_cast<const uint8_t*>(t.data), t.NumElements(), widened.data());
       stored = widened.data();
     }
-    kernels::ConvertToFloat(t.dtype, stored, count, data);
+    if (t.packing == Packing::kAsStored || !file_values) {
+      kernels::ConvertToFloat(t.dtype, stored, count, data);
+    }
     wide.packing = Packing::kAsStored;
     wide.dtype = kernels::DType::kF32;
     wide.data = data;
@@ -126,7 +134,7 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0FilesGiveTheLogitsOfTheirF32Conversion) {
   for (const Packing packing : {Packing::kQ4_0, Packing::kQ5_0}) {
     const std::string path =
         ::testing::TempDir() + "packed_" + (packing == Packing::kQ4_0 ? "q4_0" : "q5_0") + ".gguf";
-    ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kQ8_0, packing).ok());
+    ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kQ8_0, {packing}).ok());
     auto packed = OpenCheckpoint(path);
     ASSERT_TRUE(packed.ok()) << packed.status();
     const HostTensor* q = *(*packed)->Find("blk.0.attn_q.weight");
@@ -199,6 +207,60 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0GiveTheLogitsOfTheirValuesInF32) {
         ExpectSameLogits(packed, wide, **backend, config->vocab_size);
     EXPECT_EQ(CheckpointWeightSource(packed).BytesOn(**backend), packed_bytes);  // as Q8_0
     EXPECT_LT(packed_bytes, wide_bytes * 29 / 100);
+  }
+}
+
+// Files of K-quants, as llama.cpp's Q4_K_M and Q5_K_M mix them (ringserve-model make-random
+// --dtype q4_k_m: Q4_K matrices, Q6_K for output, attn_v and ffn_down), load; a model holds
+// them as Q8_0 and gives the logits of those Q8_0 values in f32, bit for bit. Re-rounding
+// the file's values to Q8_0 moves the logits by a fraction of what quantizing the f32
+// weights to the file's format did.
+TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
+  absl::StatusOr<ModelConfig> config = PresetConfig("tiny");
+  ASSERT_TRUE(config.ok());
+  config->dim = 256;  // rows of whole 256-value super-blocks
+  config->hidden_dim = 512;
+  config->num_heads = 4;
+  config->num_kv_heads = 2;
+  config->head_dim = 64;
+  config->num_layers = 2;
+  config->tied_embeddings = false;
+  auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
+  ASSERT_TRUE(backend.ok());
+  const std::string f32_path = ::testing::TempDir() + "kquant_f32.gguf";
+  ASSERT_TRUE(WriteRandomModel(f32_path, *config, kernels::DType::kF32).ok());
+  auto original = OpenCheckpoint(f32_path);  // the same random values, unquantized
+  ASSERT_TRUE(original.ok()) << original.status();
+  size_t bytes = 0;
+  const std::vector<float> exact = Logits(**original, **backend, &bytes);
+  for (const MatrixPacking mix : {MatrixPacking{Packing::kQ4_K, Packing::kQ6_K},
+                                  MatrixPacking{Packing::kQ5_K, Packing::kQ6_K}}) {
+    const std::string name(InfoOf(mix.packing).name);
+    const std::string path = ::testing::TempDir() + "kquant_" + name + ".gguf";
+    ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kQ8_0, mix).ok());
+    auto packed = OpenCheckpoint(path);
+    ASSERT_TRUE(packed.ok()) << packed.status();
+    EXPECT_EQ((*(*packed)->Find("blk.1.attn_q.weight"))->packing, mix.packing);
+    EXPECT_EQ((*(*packed)->Find("blk.1.ffn_down.weight"))->packing, Packing::kQ6_K);
+    EXPECT_EQ((*(*packed)->Find("output.weight"))->packing, Packing::kQ6_K);
+    const auto [packed_bytes, f32_bytes] =
+        ExpectSameLogits(**packed, *ToF32(**packed), **backend, config->vocab_size);
+    EXPECT_LT(packed_bytes, f32_bytes * 29 / 100);
+
+    const std::vector<float> in_file = Logits(*ToF32(**packed, true), **backend, &bytes);
+    const std::vector<float> served = Logits(**packed, **backend, &bytes);
+    ASSERT_EQ(in_file.size(), exact.size());
+    ASSERT_EQ(served.size(), exact.size());
+    double requantized = 0;  // served against the file's values
+    double quantized = 0;    // the file's values against the f32 weights
+    for (size_t i = 0; i < exact.size(); ++i) {
+      requantized = std::max(requantized, double{std::fabs(served[i] - in_file[i])});
+      quantized = std::max(quantized, double{std::fabs(in_file[i] - exact[i])});
+    }
+    EXPECT_GT(quantized, 0.0) << name;
+    EXPECT_LT(requantized, 0.25 * quantized) << name;
+    std::cout << name << "_m: largest logit change from re-rounding to Q8_0 " << requantized
+              << ", from quantizing f32 to the file " << quantized << "\n";
   }
 }
 

@@ -1,6 +1,8 @@
-// Q4_0 and Q5_0 GGUF tensors: read as supported, served as Q8_0 blocks holding exactly the
-// values ggml's block layout defines (d * (q - 8), d * (q - 16)), checked here against a
-// reference written from that definition.
+// GGUF packed tensors (Q4_0 ... Q6_K): read as supported and served as Q8_0 blocks. Unpack
+// is checked against a reference written here a different way, value by value from ggml's
+// block layouts (where each value's bits and scale sit), on random blocks; Q4_0 and Q5_0
+// widen to Q8_0 exactly, the others within half a Q8_0 step; Pack round-trips within its
+// format's step.
 #include "worker/model/gguf_blocks.h"
 
 #include <algorithm>
@@ -8,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -18,93 +21,223 @@
 namespace ringserve::model {
 namespace {
 
-// Random blocks of `packing`: every quant value appears, scales of both signs.
-std::vector<uint8_t> RandomBlocks(Packing packing, int64_t count, std::mt19937& rng) {
-  const int64_t bytes = PackedBytes(packing, count);
-  std::vector<uint8_t> out(static_cast<size_t>(bytes));
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> scale(-0.1F, 0.1F);
-  const int block = BlockBytes(packing);
-  for (int64_t b = 0; b < count / 32; ++b) {
-    uint8_t* p = out.data() + b * block;
-    const uint16_t d = kernels::FloatToHalf(scale(rng));
-    std::memcpy(p, &d, 2);
-    for (int i = 2; i < block; ++i) p[i] = static_cast<uint8_t>(byte(rng));
-  }
-  return out;
+constexpr Packing kAll[] = {Packing::kQ4_0, Packing::kQ5_0, Packing::kQ4_1,
+                            Packing::kQ5_1, Packing::kQ2_K, Packing::kQ3_K,
+                            Packing::kQ4_K, Packing::kQ5_K, Packing::kQ6_K};
+
+std::string Name(Packing packing) { return std::string(InfoOf(packing).name); }
+
+float Half(const uint8_t* p) {
+  uint16_t bits = 0;
+  std::memcpy(&bits, p, 2);
+  return kernels::HalfToFloat(bits);
 }
 
-// ggml's definition: value j < 16 from the low nibble of byte j, value j + 16 from its high
-// nibble; Q5_0's fifth bit of value i is bit i of the little-endian 32-bit qh.
-std::vector<float> Reference(Packing packing, const std::vector<uint8_t>& blocks, int64_t count) {
-  std::vector<float> out(static_cast<size_t>(count));
+// Offsets of the f16 fields of each block format (ggml-common.h's structs).
+std::vector<int> HalfFields(Packing packing) {
+  switch (packing) {
+    case Packing::kQ4_0:
+    case Packing::kQ5_0:
+      return {0};
+    case Packing::kQ4_1:
+    case Packing::kQ5_1:
+    case Packing::kQ4_K:
+    case Packing::kQ5_K:
+      return {0, 2};
+    case Packing::kQ2_K:
+      return {80, 82};
+    case Packing::kQ3_K:
+      return {108};
+    default:
+      return {208};
+  }
+}
+
+// Random blocks: every other byte random, so every quant, scale and min value occurs; the
+// f16 fields finite, of both signs.
+std::vector<uint8_t> RandomBlocks(Packing packing, int64_t count, std::mt19937& rng) {
+  std::vector<uint8_t> out(static_cast<size_t>(PackedBytes(packing, count)));
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(-0.1F, 0.1F);
+  for (uint8_t& b : out) b = static_cast<uint8_t>(byte(rng));
   const int block = BlockBytes(packing);
-  for (int64_t b = 0; b < count / 32; ++b) {
-    const uint8_t* p = blocks.data() + b * block;
-    uint16_t d_bits = 0;
-    std::memcpy(&d_bits, p, 2);
-    const float d = kernels::HalfToFloat(d_bits);
-    uint32_t qh = 0;
-    if (packing == Packing::kQ5_0) std::memcpy(&qh, p + 2, 4);
-    const uint8_t* qs = p + (packing == Packing::kQ4_0 ? 2 : 6);
-    for (int j = 0; j < 16; ++j) {
-      int lo = qs[j] & 0x0F;
-      int hi = qs[j] >> 4;
-      if (packing == Packing::kQ5_0) {
-        lo = (lo | static_cast<int>((qh >> j) & 1U) << 4) - 16;
-        hi = (hi | static_cast<int>((qh >> (j + 16)) & 1U) << 4) - 16;
-      } else {
-        lo -= 8;
-        hi -= 8;
-      }
-      out[b * 32 + j] = static_cast<float>(lo) * d;
-      out[b * 32 + j + 16] = static_cast<float>(hi) * d;
+  for (int64_t b = 0; b < count / BlockValues(packing); ++b) {
+    for (const int at : HalfFields(packing)) {
+      const uint16_t d = kernels::FloatToHalf(scale(rng));
+      std::memcpy(out.data() + b * block + at, &d, 2);
     }
   }
   return out;
 }
 
-TEST(GgufBlocksTest, WideningToQ8_0KeepsEveryValue) {
+// Value e of one block, from where ggml's layouts put its bits. Legacy blocks (32 values):
+// the low nibble of byte e % 16 for e < 16, else its high nibble; the fifth bit is bit e of
+// the 32-bit qh. K-quants (256 values) split e as 128n + 32k + l (16-value sub-blocks) or
+// 64p + 32h + l (32-value sub-blocks).
+float ReferenceValue(Packing packing, const uint8_t* b, int e) {
+  auto bit = [](const uint8_t* bytes, int i) { return (bytes[i / 8] >> (i % 8)) & 1; };
+  const int n = e / 128;  // e = 128n + 32k + l
+  const int k = (e % 128) / 32;
+  const int l = e % 32;
+  const int sub16 = e / 16;  // the 16-value sub-block
+  switch (packing) {
+    case Packing::kQ4_0:
+    case Packing::kQ5_0:
+    case Packing::kQ4_1:
+    case Packing::kQ5_1: {
+      const bool offset = packing == Packing::kQ4_1 || packing == Packing::kQ5_1;
+      const bool five = packing == Packing::kQ5_0 || packing == Packing::kQ5_1;
+      const uint8_t* qs = b + 2 + (offset ? 2 : 0) + (five ? 4 : 0);
+      int q = e < 16 ? qs[e] & 15 : qs[e - 16] >> 4;
+      if (five) q |= bit(b + 2 + (offset ? 2 : 0), e) << 4;
+      if (offset) return static_cast<float>(q) * Half(b) + Half(b + 2);
+      return static_cast<float>(q - (five ? 16 : 8)) * Half(b);
+    }
+    case Packing::kQ2_K: {  // scales[16] qs[64] d dmin; scale byte: low nibble scale, high min
+      const int sc = b[sub16];
+      const int q = (b[16 + 32 * n + l] >> (2 * k)) & 3;
+      return Half(b + 80) * static_cast<float>(sc & 15) * static_cast<float>(q) -
+             Half(b + 82) * static_cast<float>(sc >> 4);
+    }
+    case Packing::kQ3_K: {  // hmask[32] qs[64] scales[12] d
+      // The scales as ggml unpacks them: four 32-bit words, masks and shifts.
+      uint32_t aux[4];
+      std::memcpy(aux, b + 96, 12);
+      const uint32_t tmp = aux[2];
+      aux[2] = ((aux[0] >> 4) & 0x0F0F0F0F) | (((tmp >> 4) & 0x03030303) << 4);
+      aux[3] = ((aux[1] >> 4) & 0x0F0F0F0F) | (((tmp >> 6) & 0x03030303) << 4);
+      aux[0] = (aux[0] & 0x0F0F0F0F) | (((tmp >> 0) & 0x03030303) << 4);
+      aux[1] = (aux[1] & 0x0F0F0F0F) | (((tmp >> 2) & 0x03030303) << 4);
+      int8_t scales[16];
+      std::memcpy(scales, aux, 16);
+      const int q = ((b[32 + 32 * n + l] >> (2 * k)) & 3) - (bit(b + l, 4 * n + k) != 0 ? 0 : 4);
+      return Half(b + 108) * static_cast<float>(scales[sub16] - 32) * static_cast<float>(q);
+    }
+    case Packing::kQ4_K:
+    case Packing::kQ5_K: {   // d dmin scales[12] (qh[32]) qs[128]
+      const int j = e / 32;  // sub-block
+      const uint8_t* s = b + 4;
+      const int sc = j < 4 ? s[j] & 63 : (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
+      const int m = j < 4 ? s[j + 4] & 63 : (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+      const bool five = packing == Packing::kQ5_K;
+      const uint8_t* qs = b + (five ? 48 : 16);
+      int q = (qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 15;
+      if (five) q += bit(b + 16 + l, j) * 16;
+      return Half(b) * static_cast<float>(sc) * static_cast<float>(q) -
+             Half(b + 2) * static_cast<float>(m);
+    }
+    default: {  // Q6_K: ql[128] qh[64] scales[16] d
+      const int low = (b[64 * n + 32 * (k % 2) + l] >> (4 * (k / 2))) & 15;
+      const int high = (b[128 + 32 * n + l] >> (2 * k)) & 3;
+      const auto scale = static_cast<int8_t>(b[192 + sub16]);
+      return Half(b + 208) * static_cast<float>(scale) * static_cast<float>((low | high << 4) - 32);
+    }
+  }
+}
+
+std::vector<float> Reference(Packing packing, const std::vector<uint8_t>& blocks, int64_t count) {
+  std::vector<float> out(static_cast<size_t>(count));
+  const int values = BlockValues(packing);
+  for (int64_t i = 0; i < count; ++i) {
+    out[i] = ReferenceValue(packing, blocks.data() + i / values * BlockBytes(packing),
+                            static_cast<int>(i % values));
+  }
+  return out;
+}
+
+TEST(GgufBlocksTest, UnpackGivesEveryValueOfTheLayout) {
+  std::mt19937 rng(7);
+  for (const Packing packing : kAll) {
+    const int64_t count = int64_t{256} * 37;
+    const std::vector<uint8_t> blocks = RandomBlocks(packing, count, rng);
+    std::vector<float> got(static_cast<size_t>(count));
+    Unpack(packing, blocks.data(), count, got.data());
+    const std::vector<float> want = Reference(packing, blocks, count);
+    for (int64_t i = 0; i < count; ++i) {
+      ASSERT_EQ(got[i], want[i]) << Name(packing) << " value " << i;
+    }
+  }
+}
+
+TEST(GgufBlocksTest, WideningToQ8_0KeepsOrReRoundsEachValue) {
   std::mt19937 rng(8);
-  for (const Packing packing : {Packing::kQ4_0, Packing::kQ5_0}) {
-    const int64_t count = int64_t{32} * 257;
+  for (const Packing packing : kAll) {
+    const int64_t count = int64_t{256} * 33;
     const std::vector<uint8_t> blocks = RandomBlocks(packing, count, rng);
     std::vector<uint8_t> q8(kernels::DTypeBytes(kernels::DType::kQ8_0, count));
     WidenToQ8_0(packing, blocks.data(), count, q8.data());
     std::vector<float> got(static_cast<size_t>(count));
     kernels::ConvertToFloat(kernels::DType::kQ8_0, q8.data(), count, got.data());
     const std::vector<float> want = Reference(packing, blocks, count);
-    for (int64_t i = 0; i < count; ++i) {
-      ASSERT_EQ(got[i], want[i]) << "value " << i
-                                 << (packing == Packing::kQ4_0 ? " q4_0" : " q5_0");
+    for (int64_t b = 0; b < count / 32; ++b) {
+      float amax = 0;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(want[b * 32 + i]));
+      // Half a step of amax / 127, plus 127 times the f16 rounding of that step.
+      const float bound =
+          InfoOf(packing).exact ? 0.0F : amax * (1.0F / 254 + 1.0F / 2048) * 1.0001F;
+      for (int i = 0; i < 32; ++i) {
+        const size_t at = static_cast<size_t>(b * 32 + i);
+        ASSERT_LE(std::fabs(got[at] - want[at]), bound)
+            << Name(packing) << " value " << at << ": " << got[at] << " for " << want[at];
+      }
     }
   }
 }
 
-TEST(GgufBlocksTest, Q4_0AndQ5_0TensorsReadAsQ8_0) {
+// ggml's quantize_row_q8_0_ref: d = amax / 127 as f16, quants roundf(x / d), ties away from
+// zero (the quotients here are exact, so every tie is one).
+TEST(GgufBlocksTest, Q8_0BlocksRoundAsGgmlDoes) {
+  std::mt19937 rng(6);
+  std::uniform_real_distribution<float> uniform(-1.0F, 1.0F);
+  for (int trial = 0; trial < 200; ++trial) {
+    float x[32];
+    const float d = 0.25F;  // amax 31.75: exact quotients, ties at every half
+    for (int i = 0; i < 32; ++i) {
+      x[i] = trial % 2 == 0 ? std::round(uniform(rng) * 254) / 2 * d : uniform(rng);
+    }
+    if (trial % 2 == 0) x[0] = 127 * d;
+    uint8_t block[34];
+    QuantizeQ8_0Block(x, block);
+    float amax = 0;
+    for (const float v : x) amax = std::max(amax, std::fabs(v));
+    const float step = amax / 127;
+    EXPECT_EQ(Half(block), kernels::HalfToFloat(kernels::FloatToHalf(step)));
+    for (int i = 0; i < 32; ++i) {
+      ASSERT_EQ(static_cast<int8_t>(block[2 + i]), std::lround(x[i] * (1.0F / step)))
+          << "trial " << trial << " value " << x[i];
+    }
+  }
+}
+
+TEST(GgufBlocksTest, EveryPackingReadsAsQ8_0) {
   std::mt19937 rng(9);
   GgufWriter w;
-  w.AddRawTensor("a", kGgmlTypeQ4_0, {64, 3}, RandomBlocks(Packing::kQ4_0, 192, rng));
-  w.AddRawTensor("b", kGgmlTypeQ5_0, {64, 3}, RandomBlocks(Packing::kQ5_0, 192, rng));
-  w.AddRawTensor("c", 3 /* Q4_1 */, {32}, std::vector<uint8_t>(20));
+  for (const Packing packing : kAll) {
+    w.AddRawTensor(Name(packing), InfoOf(packing).ggml_type, {256, 3},
+                   RandomBlocks(packing, 768, rng));
+  }
+  w.AddRawTensor("iq4_xs", 23, {256}, std::vector<uint8_t>(136));
   const std::vector<uint8_t> bytes = w.Build();
   auto file = GgufFile::Parse(bytes, "mem.gguf");
   ASSERT_TRUE(file.ok()) << file.status();
   const std::vector<GgufTensorInfo>& t = (*file)->tensors();
-  ASSERT_EQ(t.size(), 3U);
-  for (int i : {0, 1}) {
+  ASSERT_EQ(t.size(), std::size(kAll) + 1);
+  for (size_t i = 0; i < std::size(kAll); ++i) {
     EXPECT_TRUE(t[i].supported) << t[i].name;
     EXPECT_EQ(t[i].dtype, kernels::DType::kQ8_0) << t[i].name;
-    EXPECT_EQ(t[i].packing, i == 0 ? Packing::kQ4_0 : Packing::kQ5_0);
-    EXPECT_EQ(t[i].bytes, static_cast<uint64_t>(PackedBytes(t[i].packing, 192)));
+    EXPECT_EQ(t[i].packing, kAll[i]) << t[i].name;
+    EXPECT_EQ(t[i].bytes, static_cast<uint64_t>(PackedBytes(kAll[i], 768))) << t[i].name;
   }
-  EXPECT_FALSE(t[2].supported);  // Q4_1's offset has no Q8_0 form
+  EXPECT_FALSE(t.back().supported);  // the i-quants' grids are not read
+  EXPECT_EQ(PackingNamed("q6_k"), Packing::kQ6_K);
+  EXPECT_EQ(PackingNamed("q8_0"), std::nullopt);  // a dtype, not a packing
+  EXPECT_EQ(PackingOfGgmlType(8), std::nullopt);
 }
 
-// Pack quantizes as ggml's reference does: d = the block's largest magnitude / -8 (or -16),
-// rounded to f16, so that value is quant 0; every value lies within half a step of its
-// quant, except those past the top quant (7 or 15 steps the other way), clamped to it.
-TEST(GgufBlocksTest, PackedValuesAreWithinHalfAStep) {
+// Q4_0 and Q5_0 quantize as ggml's reference does: d = the block's largest magnitude / -8
+// (or -16), rounded to f16, so that value is quant 0; every value lies within half a step of
+// its quant, except those past the top quant (7 or 15 steps the other way), clamped to it.
+TEST(GgufBlocksTest, Q4_0AndQ5_0PackWithinHalfAStep) {
   std::mt19937 rng(10);
   std::normal_distribution<float> normal(0.0F, 1.0F);
   for (const Packing packing : {Packing::kQ4_0, Packing::kQ5_0}) {
@@ -132,6 +265,84 @@ TEST(GgufBlocksTest, PackedValuesAreWithinHalfAStep) {
             << "block " << b << " value " << i;
       }
     }
+  }
+}
+
+// The other packers: within one step of the (sub-)block's own range, plus what quantizing
+// the sub-block scales and mins against the super-block's can shift it.
+struct Format {
+  int sub_block;
+  int levels;        // quant steps across the range
+  int scale_levels;  // sub-block scale steps up to the largest (0: one f16 scale per block)
+  bool asymmetric;
+};
+
+Format FormatOf(Packing packing) {
+  switch (packing) {
+    case Packing::kQ4_1:
+      return {32, 15, 0, true};
+    case Packing::kQ5_1:
+      return {32, 31, 0, true};
+    case Packing::kQ2_K:
+      return {16, 3, 15, true};
+    case Packing::kQ3_K:
+      return {16, 4, 32, false};
+    case Packing::kQ4_K:
+      return {32, 15, 63, true};
+    case Packing::kQ5_K:
+      return {32, 31, 63, true};
+    default:
+      return {16, 32, 128, false};
+  }
+}
+
+TEST(GgufBlocksTest, PackedValuesRoundTripWithinAStep) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0F, 1.0F);
+  for (const Packing packing : {Packing::kQ4_1, Packing::kQ5_1, Packing::kQ2_K, Packing::kQ3_K,
+                                Packing::kQ4_K, Packing::kQ5_K, Packing::kQ6_K}) {
+    const Format f = FormatOf(packing);
+    const int64_t count = int64_t{256} * 16;
+    std::vector<float> values(static_cast<size_t>(count));
+    for (float& v : values) v = normal(rng);
+    std::fill_n(values.begin() + 256, 256, 0.0F);     // an all-zero block
+    std::fill_n(values.begin() + 512, 16, 1e-3F);     // a sub-block far below the others
+    for (int i = 768; i < 1024; ++i) values[i] += 3;  // all positive
+    std::vector<uint8_t> blocks(static_cast<size_t>(PackedBytes(packing, count)));
+    Pack(packing, values.data(), count, blocks.data());
+    std::vector<float> back(static_cast<size_t>(count));
+    Unpack(packing, blocks.data(), count, back.data());
+    double squares = 0;
+    double steps = 0;
+    for (int64_t sb = 0; sb < count / 256; ++sb) {
+      std::vector<float> step(256 / f.sub_block);
+      std::vector<float> lift(256 / f.sub_block);  // the mins
+      for (size_t j = 0; j < step.size(); ++j) {
+        const float* v = values.data() + sb * 256 + j * f.sub_block;
+        const auto [lo, hi] = std::minmax_element(v, v + f.sub_block);
+        step[j] = f.asymmetric ? (std::max(*hi, 0.0F) - std::min(*lo, 0.0F)) / f.levels
+                               : std::max(std::fabs(*lo), std::fabs(*hi)) / f.levels;
+        lift[j] = -std::min(*lo, 0.0F);
+      }
+      const float top_step = *std::max_element(step.begin(), step.end());
+      const float top_lift = *std::max_element(lift.begin(), lift.end());
+      for (int64_t i = sb * 256; i < (sb + 1) * 256; ++i) {
+        const size_t j = static_cast<size_t>((i % 256) / f.sub_block);
+        // A step (half of one, or a whole one at a clamped end), what rounding the
+        // sub-block's scale and min moves the ends of its range, and f16's rounding.
+        float bound = step[j] + 1e-3F * (top_step * f.levels + top_lift) + 1e-6F;
+        if (f.scale_levels > 0) {
+          bound += (top_step * (f.levels + 1) + top_lift) / (2.0F * f.scale_levels);
+        }
+        const float error = std::fabs(back[i] - values[i]);
+        ASSERT_LE(error, bound) << Name(packing) << " value " << i;
+        squares += double{error} * error;
+        steps += double{step[j]} * step[j];
+      }
+    }
+    // Rounding to the nearest quant: a mean square error near step^2 / 12, far from the
+    // step^2 a misplaced quant would give.
+    EXPECT_LT(squares / steps, 0.2) << Name(packing);
   }
 }
 

@@ -89,7 +89,12 @@ TEST(ModelToolTest, MakeRandomWritesAModelInTheDtypeAskedFor) {
       RunTool("ringserve-model", "make-random --preset tiny --dtype int4 --out " + path);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.err,
-              HasSubstr("--dtype: expected f32, f16, bf16, q8_0, q4_0 or q5_0, got 'int4'"));
+              HasSubstr("--dtype: expected f32, f16, bf16, q8_0, q4_0, q5_0, q4_1, "
+                        "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m or q5_k_m, got 'int4'"));
+  const ToolRun k_tiny =
+      RunTool("ringserve-model", "make-random --preset tiny --dtype q4_k_m --out " + path);
+  EXPECT_EQ(k_tiny.exit_code, 1);
+  EXPECT_THAT(k_tiny.err, HasSubstr("q4_k needs whole blocks of 256 values in every row, not 64"));
   // Q4_0: rows of whole blocks too; read back as Q8_0, marked in `info`, and it runs.
   const ToolRun q4_tiny =
       RunTool("ringserve-model", "make-random --preset tiny --dtype q4_0 --out " + path);

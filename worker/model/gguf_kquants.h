@@ -1,0 +1,42 @@
+// The K-quant super-blocks of GGUF (Q2_K to Q6_K): 256 values in 16 sub-blocks of 16 or 8
+// of 32, each sub-block with its own quantized scale (and, for Q2_K, Q4_K and Q5_K, its own
+// quantized min), under one or two f16 super-block scales. gguf_blocks.cc serves them.
+#ifndef RINGSERVE_WORKER_MODEL_GGUF_KQUANTS_H_
+#define RINGSERVE_WORKER_MODEL_GGUF_KQUANTS_H_
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/dtype.h"
+#include "worker/model/gguf_blocks.h"
+
+namespace ringserve::model {
+
+// The f16 fields of every block format.
+inline float LoadHalf(const uint8_t* p) {
+  uint16_t bits = 0;
+  std::memcpy(&bits, p, sizeof(bits));
+  return kernels::HalfToFloat(bits);
+}
+
+// Stores `value` as f16 and returns what was stored.
+inline float StoreHalf(float value, uint8_t* p) {
+  const uint16_t bits = kernels::FloatToHalf(value);
+  std::memcpy(p, &bits, sizeof(bits));
+  return kernels::HalfToFloat(bits);
+}
+
+inline constexpr int kKQuantBlockValues = 256;
+
+// The 256 values of one `packing` (Q2_K-Q6_K) block at `block`, in f32, computed as ggml's
+// dequantize_row_q*_K computes them.
+void UnpackKBlock(Packing packing, const uint8_t* block, float* values);
+
+// One `packing` block of 256 values: each sub-block's scale (and min) fitted to its range,
+// the sub-block scales quantized against the super-block's, each value rounded to the
+// nearest quant under its sub-block's quantized scale.
+void PackKBlock(Packing packing, const float* values, uint8_t* block);
+
+}  // namespace ringserve::model
+
+#endif  // RINGSERVE_WORKER_MODEL_GGUF_KQUANTS_H_

@@ -297,6 +297,10 @@ class Backend {
   // memory is short. The default (CPU) has nothing to reserve.
   virtual absl::Status ReserveAttention(const AttentionLimits& limits);
 
+  // x[i, :] += bias[0, :] for every row of the f32 x: the Q/K/V projection biases of the
+  // models that have them (Qwen2). bias is a [1, cols(x)] Weight.
+  virtual void AddBias(Tensor x, const Weight& bias) = 0;
+
   // out[i, j] = silu(gate_up[i, j]) * gate_up[i, j + cols(out)]: the SwiGLU product of
   // the fused gate/up projection.
   virtual void SiluMul(Tensor gate_up, Tensor out) = 0;

@@ -235,6 +235,11 @@ void CpuBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
   PagedAttentionOp(pool_, qkv, shape, batch, kv, out);
 }
 
+void CpuBackend::AddBias(Tensor x, const Weight& bias) {
+  RS_CHECK(x.dtype == DType::kF32 && bias.rows == 1 && bias.cols == x.cols);
+  AddBiasRows(pool_, x, WeightData(bias));
+}
+
 void CpuBackend::SiluMul(Tensor gate_up, Tensor out) {
   RS_CHECK(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows);
   SiluMulRows(pool_, gate_up, out);

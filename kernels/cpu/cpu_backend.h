@@ -51,6 +51,7 @@ class CpuBackend final : public Backend {
                       const AttentionBatch& batch, const KvLayerView& kv) override;
   void PagedAttention(Tensor qkv, const AttentionShape& shape, const AttentionBatch& batch,
                       const KvLayerView& kv, Tensor out) override;
+  void AddBias(Tensor x, const Weight& bias) override;
   void SiluMul(Tensor gate_up, Tensor out) override;
   void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
   void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) override;

@@ -80,6 +80,18 @@ void AddRmsNormRows(ThreadPool& pool, const Tensor& residual, const Tensor& delt
       MinRows(residual.cols));
 }
 
+void AddBiasRows(ThreadPool& pool, const Tensor& x, const float* bias) {
+  pool.ParallelFor(
+      x.rows,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          float* row = RowPtr(x, i);
+          for (int64_t c = 0; c < x.cols; ++c) row[c] += bias[c];
+        }
+      },
+      MinRows(x.cols));
+}
+
 void SiluMulRows(ThreadPool& pool, const Tensor& gate_up, const Tensor& out) {
   const int64_t n = out.cols;
   pool.ParallelFor(

@@ -17,6 +17,7 @@ void RmsNormRows(ThreadPool& pool, const Tensor& x, const float* weight, float e
                  const Tensor& out);
 void AddRmsNormRows(ThreadPool& pool, const Tensor& residual, const Tensor& delta,
                     const float* weight, float eps, const Tensor& out);
+void AddBiasRows(ThreadPool& pool, const Tensor& x, const float* bias);
 void SiluMulRows(ThreadPool& pool, const Tensor& gate_up, const Tensor& out);
 void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const Tensor& out);
 // cpu_sampling.cc

@@ -120,6 +120,13 @@ absl::Status CudaBackend::SetAttentionKernel(AttentionKernel kernel) {
   return absl::OkStatus();
 }
 
+void CudaBackend::AddBias(Tensor x, const Weight& bias) {
+  RS_CHECK(x.dtype == DType::kF32 && bias.rows == 1 && bias.cols == x.cols);
+  SetDevice();
+  LaunchAddBias(stream_, ToMat(x), bias.buffer.data(), bias.dtype);
+  AfterOp("AddBias");
+}
+
 void CudaBackend::SiluMul(Tensor gate_up, Tensor out) {
   RS_CHECK(gate_up.dtype == dtype_);
   SetDevice();

@@ -52,6 +52,9 @@ void LaunchRmsNorm(cudaStream_t stream, const Mat& x, const void* weight, float 
 // in out.dtype.
 void LaunchAddRmsNorm(cudaStream_t stream, const Mat& residual, const Mat& delta,
                       const void* weight, float eps, const Mat& out);
+// x[i, j] += bias[j] for the f32 x; bias holds x.cols values of `bias_dtype` (an activation
+// dtype).
+void LaunchAddBias(cudaStream_t stream, const Mat& x, const void* bias, DType bias_dtype);
 // out[i, j] = silu(g) * u, g = gate_up[i, j], u = gate_up[i, j + out.cols].
 void LaunchSiluMul(cudaStream_t stream, const Mat& gate_up, const Mat& out);
 // out[i, :] = x[rows[i], :].

@@ -149,6 +149,14 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+template <typename T>
+__global__ void AddBiasKernel(float* x, int64_t stride, const T* bias, int64_t cols) {
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (c >= cols) return;
+  float* row = x + blockIdx.x * stride;
+  row[c] = Add(row[c], ToFloat(bias[c]));
+}
+
 // silu(g) * u = g * u / (1 + exp(-g)), as on the CPU.
 template <typename T>
 __global__ void SiluMulKernel(const T* gate_up, int64_t gu_stride, T* out, int64_t out_stride,
@@ -276,6 +284,17 @@ void LaunchAddRmsNorm(cudaStream_t stream, const Mat& residual, const Mat& delta
                                      static_cast<const T*>(weight), eps, static_cast<T*>(out.data),
                                      out.stride, residual.cols);
                          }));
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchAddBias(cudaStream_t stream, const Mat& x, const void* bias, DType bias_dtype) {
+  CheckRows(x);
+  RS_CHECK(x.dtype == DType::kF32 && bias != nullptr);
+  if (x.rows == 0 || x.cols == 0) return;
+  RS_DISPATCH_ACTIVATION(
+      bias_dtype, T,
+      RS_LAUNCH(AddBiasKernel<T>, RowGrid(x.rows, x.cols), kThreads, 0, stream,
+                static_cast<float*>(x.data), x.stride, static_cast<const T*>(bias), x.cols));
   RS_CUDA_CHECK_LAUNCH();
 }
 

@@ -86,6 +86,11 @@ absl::Status Checkpoint::ValidateTensors() const {
     RS_RETURN_IF_ERROR(check(p + "attn_q.weight", {q, c.dim}));
     RS_RETURN_IF_ERROR(check(p + "attn_k.weight", {kv, c.dim}));
     RS_RETURN_IF_ERROR(check(p + "attn_v.weight", {kv, c.dim}));
+    if (c.attention_bias) {
+      RS_RETURN_IF_ERROR(check(p + "attn_q.bias", {q}));
+      RS_RETURN_IF_ERROR(check(p + "attn_k.bias", {kv}));
+      RS_RETURN_IF_ERROR(check(p + "attn_v.bias", {kv}));
+    }
     RS_RETURN_IF_ERROR(check(p + "attn_output.weight", {c.dim, q}));
     RS_RETURN_IF_ERROR(check(p + "ffn_norm.weight", {c.dim}));
     RS_RETURN_IF_ERROR(check(p + "ffn_gate.weight", {c.hidden_dim, c.dim}));

@@ -255,6 +255,7 @@ void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch
   const ModelConfig& c = config_;
   const Tensor qkv = w.Qkv(n);
   backend_->MatMul(w.Normed(n), lw.wqkv, qkv);
+  if (c.attention_bias) backend_->AddBias(qkv, lw.qkv_bias);
 
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim,
                                       1.0F / std::sqrt(static_cast<float>(c.head_dim))};

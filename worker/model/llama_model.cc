@@ -265,6 +265,12 @@ absl::Status LlamaModel::UploadWeights(WeightSource& source) {
                                     source, backend_,
                                     {p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"},
                                     {q_dim, kv_dim, kv_dim}, c.dim, bytes));
+    if (c.attention_bias) {
+      RS_ASSIGN_OR_RETURN(
+          w.qkv_bias, UploadJoinedVectors(source, backend_,
+                                          {p + "attn_q.bias", p + "attn_k.bias", p + "attn_v.bias"},
+                                          {q_dim, kv_dim, kv_dim}, bytes));
+    }
     RS_ASSIGN_OR_RETURN(
         w.wo, UploadMatrix(source, backend_, p + "attn_output.weight", {c.dim, q_dim}, bytes));
     RS_ASSIGN_OR_RETURN(w.ffn_norm,

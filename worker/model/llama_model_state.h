@@ -17,6 +17,7 @@ namespace ringserve::model {
 // launch and a partly idle device each).
 struct LlamaModel::LayerWeights {
   kernels::Weight attn_norm, wqkv, wo, ffn_norm, w_gate_up, w_down;
+  kernels::Weight qkv_bias;  // [1, q + 2 kv] when the model has attention biases
 };
 
 // Activation buffers for the largest batch the options allow, allocated once.

@@ -41,6 +41,9 @@ struct ModelConfig {
   // (llama.cpp's rope_freqs.weight); applied after rope_scaling. Empty = none.
   std::vector<float> rope_freq_divisors;
   bool tied_embeddings = false;
+  // The Q, K and V projections add a bias (blk.N.attn_{q,k,v}.bias): Qwen2, and Llama
+  // checkpoints with "attention_bias": true.
+  bool attention_bias = false;
 
   // Fills derived fields (head_dim, rotary_dim) and checks the shape is a Llama we can
   // run. Errors are INVALID_ARGUMENT naming the offending field.

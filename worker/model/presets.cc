@@ -32,10 +32,19 @@ ModelConfig Llama3Scaled(ModelConfig c, float factor) {
   return c;
 }
 
+// Qwen2: Llama with Q/K/V biases and NeoX rope.
+ModelConfig Qwen2(ModelConfig c) {
+  c.architecture = "qwen2";
+  c.attention_bias = true;
+  c.rope_layout = kernels::RopeLayout::kHalves;
+  c.rms_eps = 1e-6F;
+  return c;
+}
+
 }  // namespace
 
 std::vector<std::string> PresetNames() {
-  return {"tiny", "llama-110m", "llama-3.2-1b", "llama-3-8b"};
+  return {"tiny", "llama-110m", "llama-3.2-1b", "llama-3-8b", "qwen2.5-0.5b", "qwen2.5-7b"};
 }
 
 absl::StatusOr<ModelConfig> PresetConfig(std::string_view name) {
@@ -47,6 +56,8 @@ absl::StatusOr<ModelConfig> PresetConfig(std::string_view name) {
     return Llama3Scaled(Make(2048, 8192, 16, 32, 8, 128256, 8192, 500000.0F, true), 32.0F);
   }
   if (name == "llama-3-8b") return Make(4096, 14336, 32, 32, 8, 128256, 8192, 500000.0F, false);
+  if (name == "qwen2.5-0.5b") return Qwen2(Make(896, 4864, 24, 14, 2, 151936, 8192, 1e6F, true));
+  if (name == "qwen2.5-7b") return Qwen2(Make(3584, 18944, 28, 28, 4, 152064, 8192, 1e6F, false));
   return absl::NotFoundError(absl::StrCat("unknown preset '", std::string(name),
                                           "'; known: ", absl::StrJoin(PresetNames(), ", ")));
 }

@@ -130,6 +130,12 @@ absl::Status AddShard(const std::string& path, int num_layers, bool tied, Checkp
   for (SafetensorsEntry& e : entries) {
     int layer = -1;
     const std::string canonical = CanonicalTensorName(e.tensor.name, &layer);
+    if (canonical.empty() && absl::EndsWith(e.tensor.name, ".bias")) {
+      // Skipping it would run a different model than the file holds.
+      return Error(path, absl::StrCat("tensor '", e.tensor.name,
+                                      "': biases other than the Q/K/V projections' are not "
+                                      "supported"));
+    }
     if (canonical.empty() || (tied && canonical == "output.weight")) continue;
     if (layer >= num_layers) {
       return Error(path, absl::StrCat("tensor '", e.tensor.name, "' is in layer ", layer,
@@ -228,7 +234,8 @@ absl::Status ParseRopeScaling(const json* rope, const std::string& name, RopeSca
   return absl::OkStatus();
 }
 
-absl::Status CheckArchitecture(const json& j, const std::string& name) {
+// "llama" (Llama and Mistral) or "qwen2" (Llama with Q/K/V biases).
+absl::StatusOr<std::string> ArchitectureOf(const json& j, const std::string& name) {
   std::string arch;
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string()) {
@@ -236,13 +243,22 @@ absl::Status CheckArchitecture(const json& j, const std::string& name) {
   } else if (j.contains("model_type") && j["model_type"].is_string()) {
     arch = j["model_type"].get<std::string>();
   }
-  if (arch != "LlamaForCausalLM" && arch != "MistralForCausalLM" && arch != "llama" &&
-      arch != "mistral") {
-    return absl::UnimplementedError(
-        absl::StrCat(name, ": architecture '", arch,
-                     "' is not supported (LlamaForCausalLM, MistralForCausalLM are)"));
+  if (arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "llama" ||
+      arch == "mistral") {
+    return std::string("llama");
   }
-  return absl::OkStatus();
+  if (arch == "Qwen2ForCausalLM" || arch == "qwen2") return std::string("qwen2");
+  return absl::UnimplementedError(absl::StrCat(
+      name, ": architecture '", arch,
+      "' is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM are)"));
+}
+
+// A boolean config field, `fallback` when absent or null.
+absl::StatusOr<bool> JsonBool(const json& j, const char* key, const std::string& name,
+                              bool fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_boolean()) return Error(name, absl::StrCat("'", key, "' must be a bool"));
+  return j[key].get<bool>();
 }
 
 }  // namespace
@@ -251,9 +267,19 @@ absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
                                                   const std::string& name) {
   const json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error(name, "not a JSON object");
-  RS_RETURN_IF_ERROR(CheckArchitecture(j, name));
   ModelConfig c;
-  c.architecture = "llama";
+  RS_ASSIGN_OR_RETURN(c.architecture, ArchitectureOf(j, name));
+  // Qwen2's Q/K/V projections always carry biases; a Llama's o_proj would carry one too.
+  RS_ASSIGN_OR_RETURN(const bool llama_biases, JsonBool(j, "attention_bias", name, false));
+  RS_ASSIGN_OR_RETURN(const bool mlp_bias, JsonBool(j, "mlp_bias", name, false));
+  RS_ASSIGN_OR_RETURN(const bool sliding_window, JsonBool(j, "use_sliding_window", name, false));
+  if (llama_biases || mlp_bias || sliding_window) {
+    return absl::UnimplementedError(absl::StrCat(
+        name, ": ",
+        llama_biases ? "attention_bias" : (mlp_bias ? "mlp_bias" : "use_sliding_window"),
+        " is not supported"));
+  }
+  c.attention_bias = c.architecture == "qwen2";
   RS_ASSIGN_OR_RETURN(c.dim, JsonDim(j, "hidden_size", name));
   RS_ASSIGN_OR_RETURN(c.hidden_dim, JsonDim(j, "intermediate_size", name));
   RS_ASSIGN_OR_RETURN(c.num_layers, JsonDim(j, "num_hidden_layers", name));
@@ -272,12 +298,7 @@ absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
   c.rope_theta = static_cast<float>(theta);
   c.rope_layout = kernels::RopeLayout::kHalves;
   RS_RETURN_IF_ERROR(ParseRopeScaling(rope, name, &c.rope_scaling));
-  if (j.contains("tie_word_embeddings") && !j["tie_word_embeddings"].is_null()) {
-    if (!j["tie_word_embeddings"].is_boolean()) {
-      return Error(name, "'tie_word_embeddings' must be a bool");
-    }
-    c.tied_embeddings = j["tie_word_embeddings"].get<bool>();
-  }
+  RS_ASSIGN_OR_RETURN(c.tied_embeddings, JsonBool(j, "tie_word_embeddings", name, false));
   if (absl::Status s = c.Validate(); !s.ok()) return Error(name, s.message());
   return c;
 }
@@ -300,11 +321,21 @@ std::string CanonicalTensorName(const std::string& hf_name, int* layer) {
       {"mlp.gate_proj.weight", "ffn_gate"},           {"mlp.up_proj.weight", "ffn_up"},
       {"mlp.down_proj.weight", "ffn_down"},           {"input_layernorm.weight", "attn_norm"},
       {"post_attention_layernorm.weight", "ffn_norm"}};
+  static const std::pair<const char*, const char*> kBiases[] = {
+      {"self_attn.q_proj.bias", "attn_q"},
+      {"self_attn.k_proj.bias", "attn_k"},
+      {"self_attn.v_proj.bias", "attn_v"}};
   const absl::string_view rest(hf_name.data() + dot + 1, hf_name.size() - dot - 1);
   for (const auto& [hf, canonical] : kMap) {
     if (rest == hf) {
       *layer = n;
       return absl::StrCat("blk.", n, ".", canonical, ".weight");
+    }
+  }
+  for (const auto& [hf, canonical] : kBiases) {
+    if (rest == hf) {
+      *layer = n;
+      return absl::StrCat("blk.", n, ".", canonical, ".bias");
     }
   }
   return "";

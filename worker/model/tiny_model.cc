@@ -86,20 +86,24 @@ void WriteVocabulary(const tokenizer::Vocabulary& v, GgufWriter* w) {
 }
 
 void WriteConfig(const ModelConfig& c, const std::string& name, GgufWriter* w) {
-  w->SetString("general.architecture", "llama");
+  // A Qwen2 is a Llama with Q/K/V biases whose rope rotates the halves of each head: the
+  // architecture name tells a reader both.
+  const std::string arch = c.architecture == "qwen2" ? "qwen2" : "llama";
+  const std::string p = arch + ".";
+  w->SetString("general.architecture", arch);
   w->SetString("general.name", name);
-  w->SetUint32("llama.context_length", c.max_seq_len);
-  w->SetUint32("llama.embedding_length", c.dim);
-  w->SetUint32("llama.feed_forward_length", c.hidden_dim);
-  w->SetUint32("llama.block_count", c.num_layers);
-  w->SetUint32("llama.attention.head_count", c.num_heads);
-  w->SetUint32("llama.attention.head_count_kv", c.num_kv_heads);
-  w->SetUint32("llama.rope.dimension_count", c.dim / c.num_heads);
-  w->SetFloat32("llama.attention.layer_norm_rms_epsilon", c.rms_eps);
-  w->SetFloat32("llama.rope.freq_base", c.rope_theta);
+  w->SetUint32(p + "context_length", c.max_seq_len);
+  w->SetUint32(p + "embedding_length", c.dim);
+  w->SetUint32(p + "feed_forward_length", c.hidden_dim);
+  w->SetUint32(p + "block_count", c.num_layers);
+  w->SetUint32(p + "attention.head_count", c.num_heads);
+  w->SetUint32(p + "attention.head_count_kv", c.num_kv_heads);
+  w->SetUint32(p + "rope.dimension_count", c.dim / c.num_heads);
+  w->SetFloat32(p + "attention.layer_norm_rms_epsilon", c.rms_eps);
+  w->SetFloat32(p + "rope.freq_base", c.rope_theta);
 }
 
-// Matrices ~ N(0, 0.02^2) in `dtype`, norm gains 1 in f32.
+// Matrices ~ N(0, 0.02^2) in `dtype`, norm gains 1 and attention biases ~ N(0, 0.1^2) in f32.
 absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, MatrixPacking packing,
                         GgufWriter* w) {
   Rng rng(kSeed);
@@ -108,7 +112,9 @@ absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, MatrixPackin
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
     std::vector<float> values(n);
-    for (float& x : values) x = norm ? 1.0F : rng.Normal(0.02F);
+    const bool bias = absl::EndsWith(name, ".bias");
+    for (float& x : values) x = norm ? 1.0F : rng.Normal(bias ? 0.1F : 0.02F);
+    norm = norm || bias;  // vectors: f32, never packed
     if (!status.ok()) return;
     const bool sensitive = name == "output.weight" || absl::EndsWith(name, "attn_v.weight") ||
                            absl::EndsWith(name, "ffn_down.weight");
@@ -127,6 +133,11 @@ absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, MatrixPackin
     add(p + "attn_q.weight", {q, c.dim}, false);
     add(p + "attn_k.weight", {kv, c.dim}, false);
     add(p + "attn_v.weight", {kv, c.dim}, false);
+    if (c.attention_bias) {
+      add(p + "attn_q.bias", {q}, false);
+      add(p + "attn_k.bias", {kv}, false);
+      add(p + "attn_v.bias", {kv}, false);
+    }
     add(p + "attn_output.weight", {c.dim, q}, false);
     add(p + "ffn_norm.weight", {c.dim}, true);
     add(p + "ffn_gate.weight", {c.hidden_dim, c.dim}, false);
@@ -208,6 +219,9 @@ absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kerne
   }
   if (packing.packing != Packing::kAsStored && dtype != kernels::DType::kQ8_0) {
     return absl::InvalidArgumentError("random model: packed matrices are read as Q8_0");
+  }
+  if (config.attention_bias != (config.architecture == "qwen2")) {
+    return absl::InvalidArgumentError("random model: attention biases come with qwen2 only");
   }
   if (config.head_dim != config.dim / config.num_heads) {
     return absl::InvalidArgumentError("random model: head_dim must be dim / num_heads");

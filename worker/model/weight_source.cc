@@ -55,7 +55,9 @@ absl::StatusOr<HostMatrix> RandomWeightSource::Get(const std::string& name,
   const int64_t rows = shape.size() == 2 ? shape[0] : 1;
   const int64_t cols = shape.back();
   buffer_.resize(static_cast<size_t>(rows * cols));
-  if (shape.size() == 1) {  // norm weights
+  if (shape.size() == 1 && name.ends_with(".bias")) {  // attention biases
+    kernels::FillRandomUniform(StreamState(name), 0.1F, buffer_.data(), rows * cols);
+  } else if (shape.size() == 1) {  // norm weights
     std::fill(buffer_.begin(), buffer_.end(), 1.0F);
   } else {
     kernels::FillRandomUniform(StreamState(name), MatrixScale(cols), buffer_.data(), rows * cols);

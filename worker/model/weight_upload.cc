@@ -37,6 +37,23 @@ absl::StatusOr<kernels::Weight> UploadMatrix(WeightSource& source, kernels::Back
   return Counted(backend->UploadWeight(m.dtype, m.rows, m.cols, m.data), what, total_bytes);
 }
 
+absl::StatusOr<kernels::Weight> UploadJoinedVectors(WeightSource& source, kernels::Backend* backend,
+                                                    const std::vector<std::string>& names,
+                                                    const std::vector<int64_t>& lengths,
+                                                    size_t* total_bytes) {
+  std::vector<float> joined;
+  for (size_t i = 0; i < names.size(); ++i) {
+    RS_ASSIGN_OR_RETURN(const HostMatrix m, source.Get(names[i], {lengths[i]}));
+    const size_t offset = joined.size();
+    joined.resize(offset + static_cast<size_t>(lengths[i]));
+    kernels::ConvertToFloat(m.dtype, m.data, static_cast<size_t>(lengths[i]),
+                            joined.data() + offset);
+  }
+  return Counted(backend->UploadWeight(kernels::DType::kF32, 1, static_cast<int64_t>(joined.size()),
+                                       joined.data()),
+                 absl::StrCat("tensors ", absl::StrJoin(names, ", ")), total_bytes);
+}
+
 absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
                                                       kernels::Backend* backend,
                                                       const std::vector<std::string>& names,

@@ -25,6 +25,12 @@ absl::StatusOr<kernels::Weight> UploadMatrix(WeightSource& source, kernels::Back
 // order given (the fused QKV and gate/up products). Parts of one dtype are joined as
 // stored (q8_0 rows are whole blocks, so byte order is row order); mixed dtypes are joined
 // as f32 and converted by the backend.
+// Vectors `names` (of `lengths` values) joined end to end into one [1, sum] f32 weight.
+absl::StatusOr<kernels::Weight> UploadJoinedVectors(WeightSource& source, kernels::Backend* backend,
+                                                    const std::vector<std::string>& names,
+                                                    const std::vector<int64_t>& lengths,
+                                                    size_t* total_bytes);
+
 absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
                                                       kernels::Backend* backend,
                                                       const std::vector<std::string>& names,

@@ -151,6 +151,21 @@ void CheckRmsNorm(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols, 
               fused ? "AddRmsNorm" : "RmsNorm");
 }
 
+// ---- AddBias: the f32 Q/K/V projections plus a bias stored as the backend stores weights ----
+void CheckAddBias(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
+  const std::vector<float> x = RandomFloats(rng, rows * cols, -4, 4);
+  const std::vector<float> bias_f32 = RandomFloats(rng, cols, -2, 2);
+  const std::vector<float> bias = RoundTo(b.activation_dtype(), bias_f32);
+  auto w = b.UploadWeight(DType::kF32, 1, cols, bias_f32.data());
+  ASSERT_TRUE(w.ok()) << w.status();
+  ActivationArray xd(b, x, DType::kF32);
+  b.AddBias(xd.AsTensor(rows, cols), *w);
+  std::vector<double> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = double{x[i]} + bias[i % cols];
+  // One f32 rounding of the sum.
+  ExpectClose(xd.Download(), want, RelTol(want, 1e-7, 1e-7), "AddBias");
+}
+
 // ---- SiluMul / GatherRows ----
 void CheckSiluMul(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
   const DType act = b.activation_dtype();
@@ -417,6 +432,11 @@ std::vector<OpCase> AllCases() {
         [=](Backend& b, std::mt19937_64& rng) { CheckRmsNorm(b, rng, rows, cols, false); });
     add(absl::StrCat("AddRmsNorm_", rows, "x", cols),
         [=](Backend& b, std::mt19937_64& rng) { CheckRmsNorm(b, rng, rows, cols, true); });
+  }
+  for (auto [rows, cols] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 13}, {37, 1152}, {300, 192}}) {
+    add(absl::StrCat("AddBias_", rows, "x", cols),
+        [=](Backend& b, std::mt19937_64& rng) { CheckAddBias(b, rng, rows, cols); });
   }
   for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{1, 13}, {37, 64}, {2, 2048}}) {
     add(absl::StrCat("SiluMul_", rows, "x", cols),

@@ -63,6 +63,11 @@ std::unique_ptr<Checkpoint> MakeCheckpoint(const ModelConfig& config) {
     r.Add(p + "attn_q.weight", {q, c.dim}, 0.4F);
     r.Add(p + "attn_k.weight", {kv, c.dim}, 0.4F);
     r.Add(p + "attn_v.weight", {kv, c.dim}, 0.3F);
+    if (c.attention_bias) {  // Qwen2's are large (its K biases reach tens)
+      r.Add(p + "attn_q.bias", {q}, 1.0F);
+      r.Add(p + "attn_k.bias", {kv}, 2.0F);
+      r.Add(p + "attn_v.bias", {kv}, 0.5F);
+    }
     r.Add(p + "attn_output.weight", {c.dim, q}, 0.3F);
     r.Add(p + "ffn_norm.weight", {c.dim}, 0.2F, 1.0F);
     r.Add(p + "ffn_gate.weight", {c.hidden_dim, c.dim}, 0.3F);
@@ -173,6 +178,13 @@ class Reference {
         auto q = MatVec(W(p + "attn_q.weight"), q_dim, c_.dim, h);
         auto k = MatVec(W(p + "attn_k.weight"), kv_dim, c_.dim, h);
         auto v = MatVec(W(p + "attn_v.weight"), kv_dim, c_.dim, h);
+        if (c_.attention_bias) {
+          for (auto [y, name] : {std::pair{&q, "attn_q.bias"}, std::pair{&k, "attn_k.bias"},
+                                 std::pair{&v, "attn_v.bias"}}) {
+            const float* bias = W(p + name);
+            for (size_t i = 0; i < y->size(); ++i) (*y)[i] += bias[i];
+          }
+        }
         for (int hh = 0; hh < c_.num_heads; ++hh) Rope(&q[hh * hd], static_cast<int>(t));
         for (int hh = 0; hh < c_.num_kv_heads; ++hh) Rope(&k[hh * hd], static_cast<int>(t));
         Store(&k);  // the KV cache
@@ -233,6 +245,7 @@ struct Variant {
   int heads, kv_heads, head_dim, rotary_dim;
   kernels::RopeLayout layout;
   bool llama3_scaling, tied;
+  bool attention_bias = false;
 };
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
@@ -250,6 +263,7 @@ ModelConfig ConfigFor(const Variant& v) {
   c.rotary_dim = v.rotary_dim;
   c.rope_layout = v.layout;
   c.tied_embeddings = v.tied;
+  c.attention_bias = v.attention_bias;
   if (v.llama3_scaling) {
     c.rope_scaling = {true, 4.0F, 1.0F, 4.0F, 64};
   }
@@ -384,6 +398,7 @@ const Variant kVariants[] = {
     {"gqa2_halves_untied", 4, 2, 16, 0, kernels::RopeLayout::kHalves, false, false},
     {"gqa4_llama3_halves", 8, 2, 8, 0, kernels::RopeLayout::kHalves, true, false},
     {"mqa_partial_rotary", 4, 1, 16, 8, kernels::RopeLayout::kAdjacentPairs, false, true},
+    {"qwen2_biases_gqa2", 4, 2, 16, 0, kernels::RopeLayout::kHalves, false, true, true},
 };
 
 INSTANTIATE_TEST_SUITE_P(Variants, ForwardReferenceTest,

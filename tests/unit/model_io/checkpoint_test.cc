@@ -3,6 +3,9 @@
 
 #include <cstring>
 #include <filesystem>
+#include <string>
+#include <variant>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -11,6 +14,7 @@
 #include "tests/unit/shared_dir.h"
 #include "worker/model/gguf_loader.h"
 #include "worker/model/llama2c_loader.h"
+#include "worker/model/presets.h"
 #include "worker/model/tiny_model.h"
 
 namespace ringserve::model {
@@ -93,14 +97,65 @@ TEST(GgufCheckpoint, RopeFreqsTensorAndLlama3Keys) {
 
 TEST(GgufCheckpoint, OtherArchitectureIsUnimplemented) {
   GgufWriter w;
-  w.SetString("general.architecture", "qwen2");
+  w.SetString("general.architecture", "gemma");
   const std::vector<uint8_t> bytes = w.Build();
   auto file = GgufFile::Parse(bytes, "q.gguf");
   ASSERT_TRUE(file.ok());
   auto ckpt = CheckpointFromGguf(**file);
   EXPECT_EQ(ckpt.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(ckpt.status().message(), HasSubstr("'qwen2'"));
+  EXPECT_THAT(ckpt.status().message(), HasSubstr("'gemma'"));
   EXPECT_THAT(ckpt.status().message(), HasSubstr("q.gguf"));
+}
+
+// A Qwen2 GGUF (ringserve-model make-random --preset qwen2.5-0.5b, here at a small size):
+// Q/K/V biases, NeoX rope (halves), its own metadata prefix. Every bias is required.
+TEST(GgufCheckpoint, Qwen2HasAttentionBiasesAndHalvesRope) {
+  absl::StatusOr<ModelConfig> config = PresetConfig("qwen2.5-0.5b");
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->architecture, "qwen2");
+  config->dim = 64;
+  config->num_heads = 4;
+  config->num_kv_heads = 2;
+  config->head_dim = 16;
+  config->hidden_dim = 96;
+  config->num_layers = 2;
+  config->vocab_size = 300;
+  const std::string path = ::testing::TempDir() + "qwen2_small.gguf";
+  ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kF32).ok());
+  auto ckpt = OpenCheckpoint(path);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  EXPECT_EQ((*ckpt)->config.architecture, "qwen2");
+  EXPECT_TRUE((*ckpt)->config.attention_bias);
+  EXPECT_EQ((*ckpt)->config.rope_layout, kernels::RopeLayout::kHalves);
+  EXPECT_FLOAT_EQ((*ckpt)->config.rope_theta, 1e6F);
+  EXPECT_TRUE((*ckpt)->FindWithShape("blk.1.attn_k.bias", {32}).ok());
+
+  auto file = GgufFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  GgufWriter without;  // the same file less one bias
+  for (const std::string key :
+       {"general.architecture", "qwen2.context_length", "qwen2.embedding_length",
+        "qwen2.feed_forward_length", "qwen2.block_count", "qwen2.attention.head_count",
+        "qwen2.attention.head_count_kv"}) {
+    const GgufValue* v = (*file)->Find(key);
+    ASSERT_NE(v, nullptr) << key;
+    if (const auto* s = std::get_if<std::string>(&v->value)) {
+      without.SetString(key, *s);
+    } else {
+      without.SetUint32(key, static_cast<uint32_t>(std::get<uint64_t>(v->value)));
+    }
+  }
+  for (const GgufTensorInfo& t : (*file)->tensors()) {
+    if (t.name == "blk.1.attn_v.bias") continue;
+    without.AddRawTensor(t.name, t.ggml_type, {t.shape.rbegin(), t.shape.rend()},
+                         {(*file)->bytes().begin() + static_cast<ptrdiff_t>(t.offset),
+                          (*file)->bytes().begin() + static_cast<ptrdiff_t>(t.offset + t.bytes)});
+  }
+  const std::vector<uint8_t> bytes = without.Build();
+  auto parsed = GgufFile::Parse(bytes, "less.gguf");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  auto less = CheckpointFromGguf(**parsed);
+  EXPECT_THAT(less.status().message(), HasSubstr("blk.1.attn_v.bias"));
 }
 
 struct Llama2cCase {

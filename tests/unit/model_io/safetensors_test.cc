@@ -71,6 +71,31 @@ INSTANTIATE_TEST_SUITE_P(Variants, SafetensorsDir,
                                            StCase{"F16", kernels::DType::kF16, false, 0},
                                            StCase{"BF16", kernels::DType::kBF16, true, 1}));
 
+// A Qwen2 directory: the Q/K/V biases are read (as blk.N.attn_{q,k,v}.bias), and any other
+// bias is refused rather than skipped.
+TEST(SafetensorsDir, Qwen2BiasesAreReadAndOthersRefused) {
+  ModelConfig c = testing::SmallConfig();
+  c.architecture = "qwen2";
+  c.attention_bias = true;
+  const std::string dir = testing::MakeTempDir();
+  testing::WriteText(dir + "/config.json", testing::HfConfigJson(c));
+  auto tensors = testing::HfTensors(c, "BF16");
+  testing::WriteBytes(dir + "/model.safetensors", testing::SafetensorsImage(tensors, 0));
+  auto ckpt = OpenCheckpoint(dir);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  EXPECT_EQ((*ckpt)->config.architecture, "qwen2");
+  EXPECT_TRUE((*ckpt)->config.attention_bias);
+  ExpectValues(**ckpt, c, kernels::DType::kBF16);
+
+  tensors.push_back(
+      {"model.layers.0.self_attn.o_proj.bias", "BF16", {32}, std::vector<uint8_t>(64)});
+  const std::string other = testing::MakeTempDir();
+  testing::WriteText(other + "/config.json", testing::HfConfigJson(c));
+  testing::WriteBytes(other + "/model.safetensors", testing::SafetensorsImage(tensors, 0));
+  auto refused = OpenCheckpoint(other);
+  EXPECT_THAT(refused.status().message(), HasSubstr("o_proj.bias"));
+}
+
 TEST(SafetensorsDir, ShardedWithIndex) {
   ModelConfig c = testing::SmallConfig();
   c.tied_embeddings = false;
@@ -153,10 +178,17 @@ TEST(SafetensorsConfig, RopeParametersOfTransformers5) {
 
 TEST(SafetensorsConfig, BadConfigsNameTheField) {
   const ModelConfig c = testing::SmallConfig();
-  auto qwen = ModelConfigFromHfJson(R"({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 8})",
-                                    "dir/config.json");
-  EXPECT_EQ(qwen.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(qwen.status().message(), HasSubstr("Qwen2ForCausalLM"));
+  auto gemma = ModelConfigFromHfJson(R"({"architectures": ["GemmaForCausalLM"], "hidden_size": 8})",
+                                     "dir/config.json");
+  EXPECT_EQ(gemma.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(gemma.status().message(), HasSubstr("GemmaForCausalLM"));
+  for (const char* unsupported : {"attention_bias", "mlp_bias", "use_sliding_window"}) {
+    auto biased = ModelConfigFromHfJson(
+        testing::HfConfigJson(c).insert(1, absl::StrCat("\"", unsupported, "\": true, ")),
+        "dir/config.json");
+    EXPECT_EQ(biased.status().code(), absl::StatusCode::kUnimplemented) << unsupported;
+    EXPECT_THAT(biased.status().message(), HasSubstr(unsupported));
+  }
   auto broken = ModelConfigFromHfJson("{not json", "dir/config.json");
   EXPECT_THAT(broken.status().message(), HasSubstr("dir/config.json"));
   std::string text = testing::HfConfigJson(c);
@@ -176,6 +208,9 @@ TEST(SafetensorsNames, MapToCanonical) {
   EXPECT_EQ(layer, -1);
   EXPECT_EQ(CanonicalTensorName("model.layers.x.mlp.down_proj.weight", &layer), "");
   EXPECT_EQ(CanonicalTensorName("model.layers.0.self_attn.rotary_emb.inv_freq", &layer), "");
+  EXPECT_EQ(CanonicalTensorName("model.layers.3.self_attn.k_proj.bias", &layer),
+            "blk.3.attn_k.bias");
+  EXPECT_EQ(CanonicalTensorName("model.layers.3.self_attn.o_proj.bias", &layer), "");
 }
 
 }  // namespace

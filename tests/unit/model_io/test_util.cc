@@ -47,12 +47,13 @@ std::string HfName(const std::string& canonical) {
       {"ffn_gate", "mlp.gate_proj"},           {"ffn_up", "mlp.up_proj"},
       {"ffn_down", "mlp.down_proj"},           {"attn_norm", "input_layernorm"},
       {"ffn_norm", "post_attention_layernorm"}};
-  // blk.N.kind.weight
+  // blk.N.kind.weight or blk.N.kind.bias
   const size_t a = canonical.find('.', 4);
+  const size_t b = canonical.rfind('.');
   const std::string layer = canonical.substr(4, a - 4);
-  const std::string kind = canonical.substr(a + 1, canonical.size() - a - 1 - 7);
+  const std::string kind = canonical.substr(a + 1, b - a - 1);
   for (const auto& [k, hf] : kMap) {
-    if (kind == k) return absl::StrCat("model.layers.", layer, ".", hf, ".weight");
+    if (kind == k) return absl::StrCat("model.layers.", layer, ".", hf, canonical.substr(b));
   }
   return canonical;
 }
@@ -103,6 +104,11 @@ ShapeList CanonicalShapes(const ModelConfig& c) {
     out.push_back({p + "attn_q.weight", {q, c.dim}});
     out.push_back({p + "attn_k.weight", {kv, c.dim}});
     out.push_back({p + "attn_v.weight", {kv, c.dim}});
+    if (c.attention_bias) {
+      out.push_back({p + "attn_q.bias", {q}});
+      out.push_back({p + "attn_k.bias", {kv}});
+      out.push_back({p + "attn_v.bias", {kv}});
+    }
     out.push_back({p + "attn_output.weight", {c.dim, q}});
     out.push_back({p + "ffn_norm.weight", {c.dim}});
     out.push_back({p + "ffn_gate.weight", {c.hidden_dim, c.dim}});
@@ -231,7 +237,8 @@ std::vector<StTensor> HfTensors(const ModelConfig& c, const std::string& dtype) 
 }
 
 std::string HfConfigJson(const ModelConfig& c, const std::string& extra) {
-  return absl::StrCat(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": )", c.dim,
+  const char* arch = c.architecture == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
+  return absl::StrCat(R"({"architectures": [")", arch, R"("], "hidden_size": )", c.dim,
                       R"(, "intermediate_size": )", c.hidden_dim, R"(, "num_hidden_layers": )",
                       c.num_layers, R"(, "num_attention_heads": )", c.num_heads,
                       R"(, "num_key_value_heads": )", c.num_kv_heads, R"(, "vocab_size": )",

@@ -137,8 +137,14 @@ class Fleet(unittest.TestCase):
             (pb.GenerateRequest(tokens=pb.TokenIds(ids=[self.vocab + 5])), invalid, "tokens"),
             (pb.GenerateRequest(), invalid, "input"),
         ]
+        chat = pb.GenerateRequest(chat=pb.Chat(messages=[pb.ChatMessage(role="user",
+                                                                         content=b"hi")]))
         if fleet.model_args(SHARED_DIR)[0] == "--model":  # a model with a tokenizer
             cases.append((pb.GenerateRequest(text=b"\xc3\x28 bad"), invalid, "text"))
+            # Its checkpoint names no chat format, and the workers were given none.
+            cases.append((chat, grpc.StatusCode.FAILED_PRECONDITION, "no chat format"))
+        else:
+            cases.append((chat, invalid, "chat: this model has no tokenizer"))
         for request, code, field in cases:
             got, details = code_of(request)
             self.assertEqual(got, code, f"{request}: {details}")

@@ -24,7 +24,8 @@ using ringserve::v1::GenerateRequest;
 using ringserve::v1::GenerateResponse;
 
 constexpr char kUsage[] =
-    "usage: ringserve-cli [--target HOST:PORT] generate --session S (--text T | --tokens 1,2,3)\n"
+    "usage: ringserve-cli [--target HOST:PORT] generate --session S\n"
+    "       (--text T | --tokens 1,2,3 | --message ROLE:TEXT...)\n"
     "       [--append] [--max-tokens N] [--min-tokens N] [--temperature X] [--top-p P]\n"
     "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
     "       [--logprobs N] [--timeout-s S] [--json]";
@@ -42,6 +43,7 @@ struct GenerateFlags {
   int top_k = 0;
   int64_t seed = 0;
   std::vector<std::string> stop;
+  std::vector<std::string> messages;  // ROLE:TEXT, a chat request
   bool ignore_eos = false;
   std::string logit_bias;
   int logprobs = 0;
@@ -86,13 +88,26 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   request.set_session_id(flags.session);
   request.set_request_id(flags.request_id);
   request.set_append(flags.append);
-  if (parser.IsSet("text") == parser.IsSet("tokens")) {
-    return absl::InvalidArgumentError("give exactly one of --text and --tokens");
+  const int inputs = static_cast<int>(parser.IsSet("text")) +
+                     static_cast<int>(parser.IsSet("tokens")) +
+                     static_cast<int>(!flags.messages.empty());
+  if (inputs != 1) {
+    return absl::InvalidArgumentError("give exactly one of --text, --tokens and --message");
   }
   if (parser.IsSet("text")) {
     request.set_text(flags.text);
-  } else {
+  } else if (parser.IsSet("tokens")) {
     RS_RETURN_IF_ERROR(ParseTokenIds(flags.tokens, &request));
+  }
+  for (const std::string& message : flags.messages) {
+    const size_t colon = message.find(':');
+    if (colon == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--message: '", message, "' is not ROLE:TEXT (user:Hello)"));
+    }
+    ringserve::v1::ChatMessage* m = request.mutable_chat()->add_messages();
+    m->set_role(message.substr(0, colon));
+    m->set_content(message.substr(colon + 1));
   }
   auto* sampling = request.mutable_sampling();
   if (parser.IsSet("temperature")) sampling->set_temperature(static_cast<float>(flags.temperature));
@@ -181,6 +196,9 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddInt("top-k", &flags.top_k, "0 = off");
   parser.AddInt("seed", &flags.seed, "sampler seed (server picks one when unset)");
   parser.AddRepeated("stop", &flags.stop, "stop string (repeatable)");
+  parser.AddRepeated("message", &flags.messages,
+                     "ROLE:TEXT, one message of a chat in order (repeatable; roles system, user, "
+                     "assistant, tool); rendered in the model's chat format");
   parser.AddBool("ignore-eos", &flags.ignore_eos, "generate past end-of-sequence tokens");
   parser.AddString("logit-bias", &flags.logit_bias,
                    "ID:BIAS,... added to those tokens' logits, each bias in [-100, 100]");

@@ -101,6 +101,8 @@ absl::StatusOr<Vocabulary> VocabularyFromGguf(const GgufFile& file) {
       Optional(file, "tokenizer.ggml.add_eos_token", &GgufFile::GetBool, &v.add_eos));
   RS_RETURN_IF_ERROR(
       Optional(file, "tokenizer.ggml.add_space_prefix", &GgufFile::GetBool, &v.add_space_prefix));
+  RS_RETURN_IF_ERROR(
+      Optional(file, "tokenizer.chat_template", &GgufFile::GetString, &v.chat_template));
   return v;
 }
 

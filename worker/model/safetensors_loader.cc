@@ -174,6 +174,23 @@ absl::Status LoadVocabulary(const std::string& dir, const std::string& config_te
       *id = config[key].get<int32_t>();
     }
   }
+  // The chat template: a string, or (newer files) a list of {name, template} whose
+  // "default" entry is the one.
+  const std::string tokenizer_config = dir + "/tokenizer_config.json";
+  if (!Exists(tokenizer_config)) return absl::OkStatus();
+  RS_ASSIGN_OR_RETURN(const std::string text, ReadText(tokenizer_config));
+  const json j = json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("chat_template")) return absl::OkStatus();
+  const json& t = j["chat_template"];
+  if (t.is_string()) ckpt->vocabulary->chat_template = t.get<std::string>();
+  if (t.is_array()) {
+    for (const json& entry : t) {
+      if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
+          entry["template"].is_string()) {
+        ckpt->vocabulary->chat_template = entry["template"].get<std::string>();
+      }
+    }
+  }
   return absl::OkStatus();
 }
 

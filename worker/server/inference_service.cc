@@ -97,6 +97,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
   response->set_kv_block_size_tokens(g.block_size_tokens());
   response->set_kv_num_blocks(g.num_kv_blocks());
   response->set_kv_dtype(env_.model.kv_dtype);
+  response->set_chat_format(std::string(tokenizer::ChatFormatName(env_.model.chat_format)));
   response->set_worker_id(env_.worker_id);
   return Done(context, "GetModelInfo", absl::OkStatus());
 }

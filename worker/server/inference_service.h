@@ -9,6 +9,7 @@
 #include "worker/engine/generator.h"
 #include "worker/server/request_conversion.h"
 #include "worker/server/worker_metrics.h"
+#include "worker/tokenizer/chat_format.h"
 #include "worker/tokenizer/tokenizer.h"
 
 namespace ringserve::server {
@@ -21,6 +22,7 @@ struct ModelDescription {
   std::string dtype;
   std::string kv_dtype;
   std::string device;
+  tokenizer::ChatFormat chat_format = tokenizer::ChatFormat::kNone;
 };
 
 // Everything the services share; owned by WorkerServer and outliving every call.

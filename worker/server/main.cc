@@ -125,6 +125,10 @@ int Run(int argc, char** argv) {
       std::string(ringserve::kernels::DTypeName(loaded->backend->activation_dtype()));
   options.model.kv_dtype = std::string(ringserve::kernels::DTypeName(loaded->kv_dtype));
   options.model.device = flags.model.device;
+  absl::StatusOr<ringserve::tokenizer::ChatFormat> chat_format =
+      ringserve::server::ChatFormatFor(flags.chat_format, loaded->tokenizer.get());
+  if (!chat_format.ok()) return fail(chat_format.status());
+  options.model.chat_format = *chat_format;
   options.generator.max_seqs = flags.max_seqs;
   options.generator.max_sessions = flags.max_sessions;
   options.generator.session_ttl = absl::Seconds(flags.session_ttl_s);

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "worker/tokenizer/unicode.h"
 
 namespace ringserve::server {
@@ -96,6 +97,28 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
         }
       }
       break;
+    case pb::GenerateRequest::kChat: {
+      if (tokenizer == nullptr) {
+        return Invalid("chat", "this model has no tokenizer; send token ids");
+      }
+      std::vector<tokenizer::ChatMessage> messages;
+      size_t bytes = 0;
+      for (int i = 0; i < request.chat().messages_size(); ++i) {
+        const pb::ChatMessage& m = request.chat().messages(i);
+        bytes += m.content().size();
+        if (!tokenizer::IsValidUtf8(m.content())) {
+          return Invalid(absl::StrCat("chat.messages[", i, "].content"), "not valid UTF-8");
+        }
+        messages.push_back({m.role(), m.content()});
+      }
+      if (bytes > kMaxTextBytes) {
+        return Invalid(
+            "chat", absl::StrCat(bytes, " bytes of content is over the limit of ", kMaxTextBytes));
+      }
+      RS_ASSIGN_OR_RETURN(job.tokens, tokenizer::EncodeChat(*tokenizer, limits.chat_format,
+                                                            messages, /*start=*/!job.append));
+      break;
+    }
     case pb::GenerateRequest::INPUT_NOT_SET:
       if (!job.append) return Invalid("input", "set text or tokens");
       break;
@@ -145,6 +168,15 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   }
   job.stop_token_ids.assign(stop.stop_token_ids().begin(), stop.stop_token_ids().end());
   job.ignore_eos = stop.ignore_eos();
+  if (request.has_chat() && !job.ignore_eos) {
+    // Instruction-tuned files usually make the end of a turn their EOS; not all do.
+    const std::optional<int32_t> end = tokenizer::EndOfTurnId(*tokenizer, limits.chat_format);
+    if (end.has_value() && !tokenizer->IsEndOfGeneration(*end) &&
+        std::find(job.stop_token_ids.begin(), job.stop_token_ids.end(), *end) ==
+            job.stop_token_ids.end()) {
+      job.stop_token_ids.push_back(*end);
+    }
+  }
   if (stop.min_tokens() < 0 ||
       (job.max_tokens.has_value() && stop.min_tokens() > *job.max_tokens)) {
     return Invalid("stop.min_tokens",

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "ringserve/v1/inference.pb.h"
 #include "worker/engine/job.h"
+#include "worker/tokenizer/chat_format.h"
 #include "worker/tokenizer/tokenizer.h"
 
 namespace ringserve::server {
@@ -17,6 +18,7 @@ namespace ringserve::server {
 struct ModelLimits {
   int32_t vocab_size = 0;
   int32_t context_length = 0;
+  tokenizer::ChatFormat chat_format = tokenizer::ChatFormat::kNone;  // for chat input
 };
 
 // Size limits of the API (inference.proto documents them).
@@ -25,8 +27,10 @@ inline constexpr size_t kMaxSessionIdBytes = 256;
 inline constexpr size_t kMaxRequestIdBytes = 128;
 
 // INVALID_ARGUMENT naming the field for a malformed request. `tokenizer` may be null (then
-// text input is INVALID_ARGUMENT). A new context from text (no append) starts with BOS the
-// way the vocabulary asks; appended text never does. An unset seed is drawn at random.
+// text and chat input are INVALID_ARGUMENT). A new context from text (no append) starts with
+// BOS the way the vocabulary asks; appended text never does. Chat input is rendered in
+// limits.chat_format (FAILED_PRECONDITION when none) and also stops at its end-of-turn
+// token. An unset seed is drawn at random.
 absl::StatusOr<engine::JobRequest> ToJobRequest(const ringserve::v1::GenerateRequest& request,
                                                 const tokenizer::Tokenizer* tokenizer,
                                                 const ModelLimits& limits);

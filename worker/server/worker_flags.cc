@@ -44,6 +44,9 @@ void WorkerFlags::Register(tools::ArgParser& args) {
               "pace the engine: each step lasts at least this long (fault tests, demos; 0, the "
               "default: no pacing)",
               kZeroMeansSomething);
+  args.AddString("chat-format", &chat_format,
+                 "how chat requests are rendered: auto (the default: the checkpoint's chat "
+                 "template, if it is ChatML or Llama 3's), chatml, llama3 or none");
   args.AddString("tls-cert", &tls.cert_path, "PEM certificate chain: serve TLS");
   args.AddString("tls-key", &tls.key_path, "PEM private key of --tls-cert");
   args.AddString("tls-client-ca", &tls.client_ca_path,
@@ -63,6 +66,29 @@ absl::StatusOr<engine::KvMemory> ParseKvMemory(absl::string_view text) {
   }
   RS_ASSIGN_OR_RETURN(const int64_t bytes, tools::ParseByteSize(text, "kv-memory"));
   return engine::KvMemory{.bytes = static_cast<size_t>(bytes)};
+}
+
+absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
+                                                    const tokenizer::Tokenizer* tokenizer) {
+  if (flag == "auto") {
+    if (tokenizer == nullptr) return tokenizer::ChatFormat::kNone;
+    const tokenizer::ChatFormat detected =
+        tokenizer::DetectChatFormat(tokenizer->vocab().chat_template);
+    // A template that names the markers of a vocabulary without them renders nothing.
+    return tokenizer::EndOfTurnId(*tokenizer, detected).has_value() ? detected
+                                                                    : tokenizer::ChatFormat::kNone;
+  }
+  const std::optional<tokenizer::ChatFormat> named = tokenizer::ChatFormatNamed(flag);
+  if (!named.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--chat-format: '", flag, "' is not auto, chatml, llama3 or none"));
+  }
+  if (*named != tokenizer::ChatFormat::kNone &&
+      (tokenizer == nullptr || !tokenizer::EndOfTurnId(*tokenizer, *named).has_value())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--chat-format ", flag, ": the model's vocabulary lacks the format's control tokens"));
+  }
+  return *named;
 }
 
 absl::StatusOr<engine::KvMemory> KvMemoryFor(const WorkerFlags& flags) {

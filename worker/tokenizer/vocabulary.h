@@ -45,6 +45,9 @@ struct Vocabulary {
   bool add_bos = true;
   bool add_eos = false;
   bool add_space_prefix = true;  // SentencePiece dummy prefix
+  // The checkpoint's Jinja chat template (GGUF tokenizer.chat_template, Hugging Face
+  // tokenizer_config.json); empty when it has none. chat_format.h reads which format it is.
+  std::string chat_template;
 };
 
 }  // namespace ringserve::tokenizer

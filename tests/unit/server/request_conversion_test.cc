@@ -1,0 +1,117 @@
+// GenerateRequest -> JobRequest for chat input: rendered in the worker's chat format, the
+// format's end of turn added to the stop ids when it is not already an end of generation,
+// and each error naming its field.
+#include "worker/server/request_conversion.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "tests/unit/tokenizer/chat_vocabulary.h"
+#include "worker/server/worker_flags.h"
+
+namespace ringserve::server {
+namespace {
+
+namespace pb = ringserve::v1;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using tokenizer::ChatFormat;
+
+std::unique_ptr<tokenizer::Tokenizer> ChatTokenizer() {
+  auto tok = tokenizer::Tokenizer::Create(tokenizer::testing::ChatVocabulary());
+  EXPECT_TRUE(tok.ok()) << tok.status();
+  return tok.ok() ? *std::move(tok) : nullptr;
+}
+
+pb::GenerateRequest ChatRequest(std::initializer_list<std::pair<const char*, const char*>> turns) {
+  pb::GenerateRequest request;
+  for (const auto& [role, content] : turns) {
+    pb::ChatMessage* m = request.mutable_chat()->add_messages();
+    m->set_role(role);
+    m->set_content(content);
+  }
+  return request;
+}
+
+TEST(RequestConversionTest, ChatIsRenderedAndStopsAtTheEndOfTurn) {
+  const auto tok = ChatTokenizer();
+  const ModelLimits limits{
+      .vocab_size = tok->vocab_size(), .context_length = 512, .chat_format = ChatFormat::kChatMl};
+  auto job = ToJobRequest(ChatRequest({{"user", "Hi"}}), tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const auto want =
+      tokenizer::EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, /*start=*/true);
+  EXPECT_EQ(job->tokens, *want);
+  // <|im_end|> is not this vocabulary's EOS (<|endoftext|> is): it joins the stop ids once.
+  pb::GenerateRequest request = ChatRequest({{"user", "Hi"}});
+  request.mutable_stop()->add_stop_token_ids(tokenizer::testing::kImEnd);
+  job = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->stop_token_ids, std::vector<int32_t>{tokenizer::testing::kImEnd});
+  request.mutable_stop()->clear_stop_token_ids();
+  request.mutable_stop()->set_ignore_eos(true);
+  job = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(job->stop_token_ids, Not(Contains(tokenizer::testing::kImEnd)));
+
+  // A session's next turn continues it: Llama 3's start token only begins a conversation.
+  const ModelLimits llama3{
+      .vocab_size = tok->vocab_size(), .context_length = 512, .chat_format = ChatFormat::kLlama3};
+  pb::GenerateRequest next = ChatRequest({{"user", "And?"}});
+  next.set_session_id("s");
+  next.set_append(true);
+  job = ToJobRequest(next, tok.get(), llama3);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->tokens.front(), tokenizer::testing::kStartHeader);
+  EXPECT_EQ(job->stop_token_ids, std::vector<int32_t>{tokenizer::testing::kEotId});
+}
+
+TEST(RequestConversionTest, BadChatRequestsNameTheirField) {
+  const auto tok = ChatTokenizer();
+  const ModelLimits limits{
+      .vocab_size = tok->vocab_size(), .context_length = 64, .chat_format = ChatFormat::kChatMl};
+  auto role = ToJobRequest(ChatRequest({{"user", "a"}, {"bot", "b"}}), tok.get(), limits);
+  EXPECT_EQ(role.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(role.status().message(), HasSubstr("chat.messages[1].role"));
+  auto utf8 = ToJobRequest(ChatRequest({{"user", "\xC3"}}), tok.get(), limits);
+  EXPECT_THAT(utf8.status().message(), HasSubstr("chat.messages[0].content: not valid UTF-8"));
+  auto empty = ToJobRequest(ChatRequest({}), tok.get(), limits);
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  auto no_tokenizer = ToJobRequest(ChatRequest({{"user", "a"}}), nullptr, limits);
+  EXPECT_THAT(no_tokenizer.status().message(), HasSubstr("chat: this model has no tokenizer"));
+  ModelLimits none = limits;
+  none.chat_format = ChatFormat::kNone;
+  auto no_format = ToJobRequest(ChatRequest({{"user", "a"}}), tok.get(), none);
+  EXPECT_EQ(no_format.status().code(), absl::StatusCode::kFailedPrecondition);
+  auto long_chat = ToJobRequest(ChatRequest({{"user",
+                                              "a much longer message than the context allows, "
+                                              "sixty-four tokens being one per byte here"}}),
+                                tok.get(), limits);
+  EXPECT_THAT(long_chat.status().message(), HasSubstr("do not fit the context"));
+}
+
+// --chat-format: auto reads the checkpoint's template (and falls back to none when the
+// vocabulary lacks the markers it names); a named format must have its markers.
+TEST(ChatFormatFlagTest, AutoDetectsAndNamedFormatsNeedTheirMarkers) {
+  tokenizer::Vocabulary v = tokenizer::testing::ChatVocabulary(/*llama3=*/false);
+  v.chat_template = "{{ '<|im_start|>' + message['role'] }}";
+  auto chatml = tokenizer::Tokenizer::Create(v);
+  ASSERT_TRUE(chatml.ok()) << chatml.status();
+  EXPECT_EQ(*ChatFormatFor("auto", chatml->get()), ChatFormat::kChatMl);
+  EXPECT_EQ(*ChatFormatFor("auto", nullptr), ChatFormat::kNone);
+  EXPECT_EQ(*ChatFormatFor("none", chatml->get()), ChatFormat::kNone);
+  auto llama3 = ChatFormatFor("llama3", chatml->get());
+  EXPECT_EQ(llama3.status().code(), absl::StatusCode::kFailedPrecondition);
+  auto unknown = ChatFormatFor("vicuna", chatml->get());
+  EXPECT_THAT(unknown.status().message(), HasSubstr("--chat-format: 'vicuna'"));
+  v.chat_template = "{{ '<|start_header_id|>' }}";  // names markers this vocabulary lacks
+  auto mismatched = tokenizer::Tokenizer::Create(v);
+  ASSERT_TRUE(mismatched.ok()) << mismatched.status();
+  EXPECT_EQ(*ChatFormatFor("auto", mismatched->get()), ChatFormat::kNone);
+}
+
+}  // namespace
+}  // namespace ringserve::server

@@ -1,0 +1,43 @@
+#include "tests/unit/tokenizer/chat_vocabulary.h"
+
+#include <string>
+
+#include "worker/tokenizer/unicode.h"
+
+namespace ringserve::tokenizer::testing {
+
+Vocabulary ChatVocabulary(bool llama3) {
+  Vocabulary v;
+  v.model = TokenizerModel::kByteLevelBpe;
+  v.pre_tokenizer = "qwen2";
+  for (int b = 0; b < 256; ++b) {
+    v.tokens.push_back(ByteToUnicode(static_cast<uint8_t>(b)));
+    v.types.push_back(TokenType::kNormal);
+  }
+  const char* markers[] = {"<|im_start|>",        "<|im_end|>",        "<|begin_of_text|>",
+                           "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+                           "<|endoftext|>"};
+  for (const char* m : markers) {
+    const bool chatml = std::string(m) == "<|im_start|>" || std::string(m) == "<|im_end|>" ||
+                        std::string(m) == "<|endoftext|>";
+    v.tokens.push_back(llama3 || chatml ? m : std::string("<unused") + m + ">");
+    v.types.push_back(llama3 || chatml ? TokenType::kControl : TokenType::kUnused);
+  }
+  // One merge the tests' texts never meet ("~~"): a byte-level vocabulary needs merges.
+  v.tokens.push_back("~~");
+  v.types.push_back(TokenType::kNormal);
+  v.merges = {"~ ~"};
+  v.scores.assign(v.tokens.size(), 0.0F);
+  v.eos_id = kEndOfText;
+  v.add_bos = false;
+  v.add_space_prefix = false;
+  return v;
+}
+
+std::vector<int32_t> Bytes(std::string_view text) {
+  std::vector<int32_t> ids;
+  for (const char c : text) ids.push_back(static_cast<uint8_t>(c));
+  return ids;
+}
+
+}  // namespace ringserve::tokenizer::testing

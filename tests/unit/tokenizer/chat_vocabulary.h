@@ -1,0 +1,25 @@
+// A byte-level vocabulary whose one merge ("~~") the tests never meet, so byte b is token b, plus
+// the ChatML and Llama 3 control tokens, so that a rendered chat's ids can be written down by hand.
+#ifndef RINGSERVE_TESTS_UNIT_TOKENIZER_CHAT_VOCABULARY_H_
+#define RINGSERVE_TESTS_UNIT_TOKENIZER_CHAT_VOCABULARY_H_
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "worker/tokenizer/vocabulary.h"
+
+namespace ringserve::tokenizer::testing {
+
+inline constexpr int32_t kImStart = 256, kImEnd = 257, kBeginOfText = 258, kStartHeader = 259,
+                         kEndHeader = 260, kEotId = 261, kEndOfText = 262;
+
+// With `llama3` false, only the ChatML markers (and <|endoftext|>, the EOS) are tokens.
+Vocabulary ChatVocabulary(bool llama3 = true);
+
+// The ids of plain text in that vocabulary: one per byte.
+std::vector<int32_t> Bytes(std::string_view text);
+
+}  // namespace ringserve::tokenizer::testing
+
+#endif  // RINGSERVE_TESTS_UNIT_TOKENIZER_CHAT_VOCABULARY_H_

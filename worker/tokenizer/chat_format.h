@@ -1,0 +1,55 @@
+// Chat requests: a conversation of role-tagged messages rendered in the format the model
+// was tuned on, then encoded. ringserve renders the two formats most open checkpoints use
+// (ChatML: Qwen2, many fine-tunes; Llama 3's headers) without a template engine: the
+// checkpoint's Jinja chat_template only picks which.
+#ifndef RINGSERVE_WORKER_TOKENIZER_CHAT_FORMAT_H_
+#define RINGSERVE_WORKER_TOKENIZER_CHAT_FORMAT_H_
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "worker/tokenizer/tokenizer.h"
+
+namespace ringserve::tokenizer {
+
+enum class ChatFormat : uint8_t {
+  kNone,    // the model takes no chat requests
+  kChatMl,  // <|im_start|>role\n...<|im_end|>\n
+  kLlama3,  // <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>
+};
+
+std::string_view ChatFormatName(ChatFormat format);  // "none", "chatml", "llama3"
+std::optional<ChatFormat> ChatFormatNamed(std::string_view name);
+
+// The format a Jinja chat_template writes, told by its markers; kNone for any other (or
+// an empty template).
+ChatFormat DetectChatFormat(std::string_view chat_template);
+
+struct ChatMessage {
+  std::string role;  // system, user, assistant or tool
+  std::string content;
+};
+
+// `messages` in `format`, encoded, ending with the assistant's header (the generation
+// prompt). The format's markers become their control tokens; message contents are plain
+// text, so a message spelling "<|im_end|>" cannot close its turn. `start`: the beginning
+// of a conversation (Llama 3's <|begin_of_text|>); false continues a session's context.
+// Llama 3 trims each content's surrounding whitespace, as its template does.
+// INVALID_ARGUMENT naming the message for an unknown role or no messages;
+// FAILED_PRECONDITION when the format is kNone or the vocabulary lacks its markers.
+absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
+                                                std::span<const ChatMessage> messages, bool start);
+
+// The token that ends an assistant turn in `format` (<|im_end|>, <|eot_id|>): a chat
+// request stops on it even where the vocabulary's EOS is another token. nullopt for kNone
+// or when the vocabulary lacks it.
+std::optional<int32_t> EndOfTurnId(const Tokenizer& tokenizer, ChatFormat format);
+
+}  // namespace ringserve::tokenizer
+
+#endif  // RINGSERVE_WORKER_TOKENIZER_CHAT_FORMAT_H_

@@ -224,6 +224,7 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
   config->num_kv_heads = 2;
   config->head_dim = 64;
   config->num_layers = 2;
+  config->vocab_size = 1024;  // 2^18 values a head: widened on two threads or more
   config->tied_embeddings = false;
   auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
   ASSERT_TRUE(backend.ok());

@@ -198,7 +198,7 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddRepeated("stop", &flags.stop, "stop string (repeatable)");
   parser.AddRepeated("message", &flags.messages,
                      "ROLE:TEXT, one message of a chat in order (repeatable; roles system, user, "
-                     "assistant, tool); rendered in the model's chat format");
+                     "assistant); rendered in the model's chat format");
   parser.AddBool("ignore-eos", &flags.ignore_eos, "generate past end-of-sequence tokens");
   parser.AddString("logit-bias", &flags.logit_bias,
                    "ID:BIAS,... added to those tokens' logits, each bias in [-100, 100]");

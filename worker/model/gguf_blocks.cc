@@ -64,6 +64,7 @@ bool IsLegacy(Packing packing) { return BlockValues(packing) == kBlock; }
 // std::lround for |v| < 2^23 (half away from zero), without the library call that made it
 // most of the time a model took to load: v - trunc(v) is exact in that range.
 int RoundHalfAway(float v) {
+  if (!(std::fabs(v) < 128.0F)) return v > 0 ? 127 : (v < 0 ? -127 : 0);  // inf, NaN: no UB
   const auto whole = static_cast<int>(v);
   const float fraction = v - static_cast<float>(whole);
   return whole + static_cast<int>(fraction >= 0.5F) - static_cast<int>(fraction <= -0.5F);

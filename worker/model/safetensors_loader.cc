@@ -174,8 +174,12 @@ absl::Status LoadVocabulary(const std::string& dir, const std::string& config_te
       *id = config[key].get<int32_t>();
     }
   }
-  // The chat template: a string, or (newer files) a list of {name, template} whose
-  // "default" entry is the one.
+  // The chat template: chat_template.jinja (newer checkpoints), else tokenizer_config.json's
+  // string, or list of {name, template} whose "default" entry is the one.
+  if (const std::string jinja = dir + "/chat_template.jinja"; Exists(jinja)) {
+    RS_ASSIGN_OR_RETURN(ckpt->vocabulary->chat_template, ReadText(jinja));
+    return absl::OkStatus();
+  }
   const std::string tokenizer_config = dir + "/tokenizer_config.json";
   if (!Exists(tokenizer_config)) return absl::OkStatus();
   RS_ASSIGN_OR_RETURN(const std::string text, ReadText(tokenizer_config));

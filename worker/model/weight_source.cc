@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -34,8 +35,12 @@ void WidenInParallel(Packing packing, const uint8_t* src, int64_t count, uint8_t
     };
     if (t + 1 == threads) {
       work();  // this thread takes the last share
-    } else {
+      continue;
+    }
+    try {
       workers.emplace_back(work);
+    } catch (const std::system_error&) {  // no thread to be had: do the share here
+      work();
     }
   }
 }

@@ -75,8 +75,7 @@ absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
     const tokenizer::ChatFormat detected =
         tokenizer::DetectChatFormat(tokenizer->vocab().chat_template);
     // A template that names the markers of a vocabulary without them renders nothing.
-    return tokenizer::EndOfTurnId(*tokenizer, detected).has_value() ? detected
-                                                                    : tokenizer::ChatFormat::kNone;
+    return tokenizer::CanRender(*tokenizer, detected) ? detected : tokenizer::ChatFormat::kNone;
   }
   const std::optional<tokenizer::ChatFormat> named = tokenizer::ChatFormatNamed(flag);
   if (!named.has_value()) {
@@ -84,7 +83,7 @@ absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
         absl::StrCat("--chat-format: '", flag, "' is not auto, chatml, llama3 or none"));
   }
   if (*named != tokenizer::ChatFormat::kNone &&
-      (tokenizer == nullptr || !tokenizer::EndOfTurnId(*tokenizer, *named).has_value())) {
+      (tokenizer == nullptr || !tokenizer::CanRender(*tokenizer, *named))) {
     return absl::FailedPreconditionError(absl::StrCat(
         "--chat-format ", flag, ": the model's vocabulary lacks the format's control tokens"));
   }

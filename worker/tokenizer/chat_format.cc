@@ -8,24 +8,43 @@
 namespace ringserve::tokenizer {
 namespace {
 
-constexpr std::array<std::string_view, 4> kRoles = {"system", "user", "assistant", "tool"};
+// Tool turns are left out: each family spells them differently (Llama 3.1's ipython
+// header, Qwen2.5's <tool_response> inside a user turn).
+constexpr std::array<std::string_view, 3> kRoles = {"system", "user", "assistant"};
 
 // What each format wraps a message in.
 struct Markers {
   std::string_view start;  // once, at the start of a conversation (may be empty)
-  std::string_view open;   // before the role
+  // Before the first message of an appended turn: what the template writes after the
+  // end-of-turn token the session's last reply ended on.
+  std::string_view resume;
+  std::string_view open;  // before the role
   std::string_view after_role;
   std::string_view close;        // after the content
   std::string_view end_of_turn;  // the control token that ends a turn
+  std::string_view header_end;   // another control token the header needs (may be empty)
   bool trim_content;
 };
 
 Markers MarkersOf(ChatFormat format) {
   if (format == ChatFormat::kLlama3) {
-    return {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>\n\n",
-            "<|eot_id|>",        "<|eot_id|>",          true};
+    return {.start = "<|begin_of_text|>",
+            .resume = "",
+            .open = "<|start_header_id|>",
+            .after_role = "<|end_header_id|>\n\n",
+            .close = "<|eot_id|>",
+            .end_of_turn = "<|eot_id|>",
+            .header_end = "<|end_header_id|>",
+            .trim_content = true};
   }
-  return {"", "<|im_start|>", "\n", "<|im_end|>\n", "<|im_end|>", false};
+  return {.start = "",
+          .resume = "\n",
+          .open = "<|im_start|>",
+          .after_role = "\n",
+          .close = "<|im_end|>\n",
+          .end_of_turn = "<|im_end|>",
+          .header_end = "",
+          .trim_content = false};
 }
 
 // The id of control token `marker`, if the vocabulary has it as one token.
@@ -43,11 +62,23 @@ std::string_view Trimmed(std::string_view s) {
   return s.substr(begin, s.find_last_not_of(" \t\n\r\f\v") - begin + 1);
 }
 
+// Template text (markers parsed) or a message's content (plain text continuing the header
+// before it: no SentencePiece dummy prefix, as when the two are one piece of text).
 void Append(const Tokenizer& tokenizer, std::string_view text, bool markers,
             std::vector<int32_t>* out) {
-  const std::vector<int32_t> ids =
-      tokenizer.Encode(text, {.add_bos = false, .add_eos = false, .parse_special = markers});
+  const std::vector<int32_t> ids = tokenizer.Encode(
+      text,
+      {.add_bos = false, .add_eos = false, .parse_special = markers, .continues_text = !markers});
   out->insert(out->end(), ids.begin(), ids.end());
+}
+
+// The first control token of `format` the vocabulary lacks, if any.
+std::optional<std::string_view> MissingMarker(const Tokenizer& tokenizer, ChatFormat format) {
+  const Markers m = MarkersOf(format);
+  for (const std::string_view marker : {m.start, m.open, m.end_of_turn, m.header_end}) {
+    if (!marker.empty() && !ControlId(tokenizer, marker).has_value()) return marker;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -84,6 +115,10 @@ std::optional<int32_t> EndOfTurnId(const Tokenizer& tokenizer, ChatFormat format
   return ControlId(tokenizer, MarkersOf(format).end_of_turn);
 }
 
+bool CanRender(const Tokenizer& tokenizer, ChatFormat format) {
+  return format != ChatFormat::kNone && !MissingMarker(tokenizer, format).has_value();
+}
+
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
                                                 std::span<const ChatMessage> messages, bool start) {
   if (format == ChatFormat::kNone) {
@@ -93,22 +128,22 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
   }
   if (messages.empty()) return absl::InvalidArgumentError("chat.messages: empty");
   const Markers m = MarkersOf(format);
-  for (const std::string_view marker : {m.start, m.open, m.end_of_turn}) {
-    if (!marker.empty() && !ControlId(tokenizer, marker).has_value()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the model's vocabulary has no ", std::string(marker), " token, which the ",
-                       std::string(ChatFormatName(format)), " chat format needs"));
-    }
+  if (const std::optional<std::string_view> missing = MissingMarker(tokenizer, format)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the model's vocabulary has no ", std::string(*missing), " token, which the ",
+                     std::string(ChatFormatName(format)), " chat format needs"));
   }
   std::vector<int32_t> out;
-  if (start) Append(tokenizer, m.start, true, &out);
+  Append(tokenizer, start ? m.start : m.resume, true, &out);
   for (size_t i = 0; i < messages.size(); ++i) {
     const ChatMessage& message = messages[i];
     bool known = false;
     for (const std::string_view role : kRoles) known = known || role == message.role;
     if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat("chat.messages[", i, "].role: '", message.role,
-                                                     "' is not system, user, assistant or tool"));
+      constexpr size_t kShown = 32;  // an error status must stay small
+      return absl::InvalidArgumentError(absl::StrCat(
+          "chat.messages[", i, "].role: '", message.role.substr(0, kShown),
+          message.role.size() > kShown ? "...'" : "'", " is not system, user or assistant"));
     }
     Append(tokenizer, absl::StrCat(std::string(m.open), message.role, std::string(m.after_role)),
            true, &out);

@@ -31,19 +31,25 @@ std::optional<ChatFormat> ChatFormatNamed(std::string_view name);
 ChatFormat DetectChatFormat(std::string_view chat_template);
 
 struct ChatMessage {
-  std::string role;  // system, user, assistant or tool
+  std::string role;  // system, user or assistant
   std::string content;
 };
 
 // `messages` in `format`, encoded, ending with the assistant's header (the generation
 // prompt). The format's markers become their control tokens; message contents are plain
 // text, so a message spelling "<|im_end|>" cannot close its turn. `start`: the beginning
-// of a conversation (Llama 3's <|begin_of_text|>); false continues a session's context.
-// Llama 3 trims each content's surrounding whitespace, as its template does.
+// of a conversation (Llama 3's <|begin_of_text|>); false continues a session whose last
+// reply ended on the format's end-of-turn token (ChatML then resumes with the newline its
+// template writes after <|im_end|>). Llama 3 trims each content's surrounding ASCII
+// whitespace, as its template does. Not reproduced: templates' default system prompts
+// (Qwen2.5's, Llama 3.1's knowledge-cutoff header) and tool turns.
 // INVALID_ARGUMENT naming the message for an unknown role or no messages;
 // FAILED_PRECONDITION when the format is kNone or the vocabulary lacks its markers.
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
                                                 std::span<const ChatMessage> messages, bool start);
+
+// Whether the vocabulary has every control token `format` needs (false for kNone).
+bool CanRender(const Tokenizer& tokenizer, ChatFormat format);
 
 // The token that ends an assistant turn in `format` (<|im_end|>, <|eot_id|>): a chat
 // request stops on it even where the vocabulary's EOS is another token. nullopt for kNone

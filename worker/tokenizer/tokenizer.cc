@@ -159,7 +159,7 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, const EncodeOption
   if (opts.add_bos.value_or(vocab_.add_bos) && vocab_.bos_id >= 0) ids.push_back(vocab_.bos_id);
   const std::vector<Fragment> fragments = SplitSpecial(text, opts.parse_special);
   if (vocab_.model == TokenizerModel::kSentencePiece) {
-    EncodeSentencePieceFragments(fragments, &ids);
+    EncodeSentencePieceFragments(fragments, opts.continues_text, &ids);
   } else {
     EncodeByteLevelFragments(fragments, &ids);
   }
@@ -170,10 +170,10 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, const EncodeOption
 }
 
 void Tokenizer::EncodeSentencePieceFragments(const std::vector<Fragment>& fragments,
-                                             std::vector<int32_t>* out) const {
+                                             bool continues_text, std::vector<int32_t>* out) const {
   // llama.cpp (llama_vocab::impl::tokenize, LLAMA_VOCAB_TYPE_SPM): the dummy-prefix
   // space goes before the first raw fragment and before each one that follows a token.
-  bool previous_was_token = true;
+  bool previous_was_token = !continues_text;
   for (const Fragment& f : fragments) {
     if (f.token >= 0) {
       out->push_back(f.token);

@@ -33,6 +33,9 @@ struct EncodeOptions {
   // false: it is plain text. User-defined tokens (added tokens that are not special) are
   // matched either way, as in llama.cpp and Hugging Face tokenizers.
   bool parse_special = false;
+  // true: the text continues raw text encoded before it (a chat message after its header),
+  // so a SentencePiece dummy-prefix space does not go before its first fragment.
+  bool continues_text = false;
 };
 
 class Tokenizer {
@@ -75,7 +78,7 @@ class Tokenizer {
   Tokenizer(Vocabulary vocab, PieceIndex index, PreTokenizer pre);
   TokenType TypeOf(int32_t id) const;
   std::vector<Fragment> SplitSpecial(std::string_view text, bool parse_special) const;
-  void EncodeSentencePieceFragments(const std::vector<Fragment>& fragments,
+  void EncodeSentencePieceFragments(const std::vector<Fragment>& fragments, bool continues_text,
                                     std::vector<int32_t>* out) const;
   void EncodeByteLevelFragments(const std::vector<Fragment>& fragments,
                                 std::vector<int32_t>* out) const;

@@ -43,8 +43,9 @@ TEST(ChatFormatTest, ChatMlWrapsEachMessageAndEndsWithTheAssistantHeader) {
                         Bytes("\n"),
                         {kImStart},
                         Bytes("assistant\n")}));
-  // ChatML has no start token: a continuation renders the same.
-  EXPECT_EQ(*EncodeChat(*tok, ChatFormat::kChatMl, messages, false), *ids);
+  // ChatML has no start token; a continuation follows a reply that ended on <|im_end|>, so
+  // it first writes the newline the template puts after it.
+  EXPECT_EQ(*EncodeChat(*tok, ChatFormat::kChatMl, messages, false), Join({Bytes("\n"), *ids}));
   EXPECT_EQ(EndOfTurnId(*tok, ChatFormat::kChatMl), kImEnd);
 }
 
@@ -87,6 +88,10 @@ TEST(ChatFormatTest, BadRequestsAndMissingMarkersAreRefused) {
   auto role = EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "a"}, {"narrator", "b"}}}, true);
   EXPECT_EQ(role.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(role.status().message(), HasSubstr("chat.messages[1].role: 'narrator'"));
+  auto tool = EncodeChat(*tok, ChatFormat::kChatMl, {{{"tool", "42"}}}, true);
+  EXPECT_EQ(tool.status().code(), absl::StatusCode::kInvalidArgument);  // spelled per family
+  auto long_role = EncodeChat(*tok, ChatFormat::kChatMl, {{{std::string(10000, 'x'), "a"}}}, true);
+  EXPECT_LT(long_role.status().message().size(), 200U);
   auto empty = EncodeChat(*tok, ChatFormat::kChatMl, {}, true);
   EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
   auto none = EncodeChat(*tok, ChatFormat::kNone, {{{"user", "a"}}}, true);

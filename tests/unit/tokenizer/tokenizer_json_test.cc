@@ -41,6 +41,15 @@ std::unique_ptr<Tokenizer> FromJson(const json& j, const std::string& file) {
   return tok.ok() ? *std::move(tok) : nullptr;
 }
 
+// A chat message's content continues its header's text: no dummy-prefix space before it.
+TEST(TokenizerJsonTest, ContinuedTextTakesNoDummyPrefix) {
+  std::unique_ptr<Tokenizer> tok = FromJson(SentencePieceFixture(), "rs_tok_sp_cont.json");
+  ASSERT_NE(tok, nullptr);
+  EXPECT_THAT(tok->Encode("ab", {.add_bos = false, .add_eos = false}), ElementsAre(264));  // "▁ab"
+  EXPECT_THAT(tok->Encode("ab", {.add_bos = false, .add_eos = false, .continues_text = true}),
+              ElementsAre(263));
+}
+
 TEST(TokenizerJsonTest, ByteLevelBpe) {
   std::unique_ptr<Tokenizer> tok = FromJson(ByteLevelFixture(), "rs_tok_bl.json");
   ASSERT_NE(tok, nullptr);

@@ -174,8 +174,14 @@ grpc::Status FakeWorker::Drain(grpc::ServerContext* context, const DrainRequest*
 grpc::Status FakeWorker::Account(const GenerateRequest& request, int num_tokens,
                                  GenerateFinal* final) {
   const std::string& session = request.session_id();
-  const int input =
-      request.has_tokens() ? request.tokens().ids_size() : static_cast<int>(request.text().size());
+  // A chat's stand-in rendering: "role:content" per message, a token a byte, as text is.
+  int chat = 0;
+  for (const auto& m : request.chat().messages()) {
+    chat += static_cast<int>(m.role().size() + 1 + m.content().size());
+  }
+  const int input = request.has_tokens() ? request.tokens().ids_size()
+                    : request.has_chat() ? chat
+                                         : static_cast<int>(request.text().size());
   int history = 0;
   if (request.append() && !session.empty()) {
     const auto it = history_.find(session);

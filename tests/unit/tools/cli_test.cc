@@ -62,6 +62,15 @@ TEST_F(CliTest, GenerateStreamsTextAndAppendsToTheSession) {
   EXPECT_EQ(second["usage"]["cached_tokens"], 7);
 }
 
+// --message ROLE:TEXT, repeated, is one chat request (the fake worker counts a byte per
+// "role:content" character as its prompt).
+TEST_F(CliTest, MessagesMakeOneChatRequest) {
+  const nlohmann::json out =
+      CliJson("generate --session c1 --message \"system:Be brief.\" --message user:hi:there");
+  EXPECT_EQ(out["usage"]["prompt_tokens"], std::string("system:Be brief.user:hi:there").size());
+  EXPECT_EQ(out["token_ids"], nlohmann::json({0, 1, 2, 3}));
+}
+
 TEST_F(CliTest, ForkAndClose) {
   ASSERT_EQ(Cli("generate --session parent --text abc").exit_code, 0);
   const nlohmann::json forked = CliJson("fork --session parent --n 2");
@@ -107,7 +116,8 @@ TEST(CliErrorsTest, UsageErrorsExitTwo) {
        {"", "frobnicate", "generate --session s", "generate --text a --tokens 1",
         "generate --text a --max-tokens many", "info --bogus", "fork", "generate --tokens 1,x",
         "generate --text a --logit-bias 5", "generate --text a --logit-bias 5:x,6:1",
-        "generate --text a --logit-bias 5:1:2", "generate --text a --logit-bias 5:1,5:2"}) {
+        "generate --text a --logit-bias 5:1:2", "generate --text a --logit-bias 5:1,5:2",
+        "generate --message user", "generate --text a --message user:hi"}) {
     const ToolRun run = RunTool("ringserve-cli", std::string("--target 127.0.0.1:1 ") + args);
     EXPECT_EQ(run.exit_code, 2) << args << ": " << run.err;
   }

@@ -103,6 +103,27 @@ void WriteConfig(const ModelConfig& c, const std::string& name, GgufWriter* w) {
   w->SetFloat32(p + "rope.freq_base", c.rope_theta);
 }
 
+// A K-quant needs rows of whole 256-value super-blocks; for other rows llama.cpp's
+// quantizer falls back to a 32-value format of about as many bits, and so does this one.
+Packing FitRows(Packing packing, int64_t cols) {
+  constexpr int kSuperBlock = 256;
+  if (packing == Packing::kAsStored || BlockValues(packing) != kSuperBlock ||
+      cols % kSuperBlock == 0) {
+    return packing;  // not a K-quant, or whole super-blocks
+  }
+  switch (packing) {
+    case Packing::kQ2_K:
+    case Packing::kQ3_K:
+      return Packing::kQ4_0;
+    case Packing::kQ4_K:
+      return Packing::kQ5_0;
+    case Packing::kQ5_K:
+      return Packing::kQ5_1;
+    default:  // Q6_K: as Q8_0 blocks
+      return Packing::kAsStored;
+  }
+}
+
 // Matrices ~ N(0, 0.02^2) in `dtype`, norm gains 1 and attention biases ~ N(0, 0.1^2) in f32.
 absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, MatrixPacking packing,
                         GgufWriter* w) {
@@ -118,8 +139,9 @@ absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, MatrixPackin
     if (!status.ok()) return;
     const bool sensitive = name == "output.weight" || absl::EndsWith(name, "attn_v.weight") ||
                            absl::EndsWith(name, "ffn_down.weight");
-    const Packing p =
-        sensitive && packing.sensitive != Packing::kAsStored ? packing.sensitive : packing.packing;
+    const Packing p = FitRows(
+        sensitive && packing.sensitive != Packing::kAsStored ? packing.sensitive : packing.packing,
+        shape.back());
     status = !norm && p != Packing::kAsStored
                  ? w->AddPackedTensor(name, shape, p, values)
                  : w->AddTensor(name, shape, norm ? kernels::DType::kF32 : dtype, values);

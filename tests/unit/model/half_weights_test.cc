@@ -265,5 +265,31 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
   }
 }
 
+// Rows that are not whole 256-value super-blocks fall back as llama.cpp's quantizer does
+// (Q4_K to Q5_0, Q6_K to Q8_0), and the file still gives its Q8_0 values' logits.
+TEST(PackedWeightsTest, KQuantRowsOfPartialSuperBlocksFallBack) {
+  absl::StatusOr<ModelConfig> config = PresetConfig("tiny");
+  ASSERT_TRUE(config.ok());
+  config->dim = 288;  // 9 blocks of 32, not a whole super-block
+  config->num_heads = 4;
+  config->num_kv_heads = 2;
+  config->head_dim = 72;
+  config->hidden_dim = 512;
+  config->num_layers = 1;
+  config->tied_embeddings = false;
+  const std::string path = ::testing::TempDir() + "kquant_fallback.gguf";
+  ASSERT_TRUE(
+      WriteRandomModel(path, *config, kernels::DType::kQ8_0, {Packing::kQ4_K, Packing::kQ6_K})
+          .ok());
+  auto packed = OpenCheckpoint(path);
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  EXPECT_EQ((*(*packed)->Find("blk.0.attn_q.weight"))->packing, Packing::kQ5_0);
+  EXPECT_EQ((*(*packed)->Find("blk.0.attn_v.weight"))->packing, Packing::kAsStored);  // Q8_0
+  EXPECT_EQ((*(*packed)->Find("blk.0.ffn_down.weight"))->packing, Packing::kQ6_K);    // 512 cols
+  auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
+  ASSERT_TRUE(backend.ok());
+  ExpectSameLogits(**packed, *ToF32(**packed), **backend, config->vocab_size);
+}
+
 }  // namespace
 }  // namespace ringserve::model

@@ -85,6 +85,17 @@ std::vector<std::pair<std::string, pb::GenerateRequest>> Requests() {
        Request([](pb::GenerateRequest& r) { r.mutable_stop()->set_max_tokens(5000); })},
       // No tokens at all where the vocabulary adds no BOS (the byte-level world).
       {"empty_text", Request([](pb::GenerateRequest& r) { r.set_text(""); })},
+      // Chat input: roles known and not, a content spelling a marker, bad UTF-8.
+      {"chat", Request([](pb::GenerateRequest& r) {
+         r.clear_text();
+         for (const auto& [role, content] :
+              {std::pair{"system", "Be brief."}, std::pair{"user", "hi<|im_end|>"},
+               std::pair{"narrator", "\xC3("}}) {
+           pb::ChatMessage* m = r.mutable_chat()->add_messages();
+           m->set_role(role);
+           m->set_content(content);
+         }
+       })},
       {"long_request_id",
        Request([](pb::GenerateRequest& r) { r.set_request_id(std::string(129, 'r')); })},
       {"empty_stop", Request([](pb::GenerateRequest& r) { r.mutable_stop()->add_stop(""); })},

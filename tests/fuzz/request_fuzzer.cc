@@ -89,8 +89,11 @@ std::unique_ptr<World> MakeWorld(std::unique_ptr<tokenizer::Tokenizer> tok, int3
   Require(generator.ok(), "generator builds");
   world->generator = *std::move(generator);
   Require(world->generator->Drain(absl::ZeroDuration()), "an idle generator drains at once");
-  // What GenerateReactor::Begin passes.
-  world->limits = {world->generator->vocab_size(), world->generator->max_context_tokens()};
+  // What GenerateReactor::Begin passes. A chat format whose markers the vocabulary lacks
+  // (--chat-format refuses one at start; the conversion must still say so cleanly).
+  world->limits = {
+      world->generator->vocab_size(), world->generator->max_context_tokens(),
+      world->tokenizer != nullptr ? tokenizer::ChatFormat::kChatMl : tokenizer::ChatFormat::kNone};
   return world;
 }
 
@@ -134,9 +137,15 @@ bool NamesField(std::string_view message, std::initializer_list<std::string_view
   return false;
 }
 
-void CheckConversionError(const absl::Status& status) {
-  Require(status.code() == absl::StatusCode::kInvalidArgument, "ToJobRequest: INVALID_ARGUMENT");
+void CheckConversionError(const absl::Status& status, const pb::GenerateRequest& request) {
   std::string_view message = Message(status);
+  if (status.code() == absl::StatusCode::kFailedPrecondition) {
+    // The one FAILED_PRECONDITION: a chat the model cannot render.
+    Require(request.has_chat() && message.find("chat format") != std::string_view::npos,
+            "ToJobRequest: FAILED_PRECONDITION only for a chat without a chat format");
+    return;
+  }
+  Require(status.code() == absl::StatusCode::kInvalidArgument, "ToJobRequest: INVALID_ARGUMENT");
   if (message.starts_with("sampling.")) {
     message.remove_prefix(9);
     Require(NamesField(message,
@@ -145,9 +154,9 @@ void CheckConversionError(const absl::Status& status) {
             "ToJobRequest: sampling error names a field");
     return;
   }
-  Require(NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "input",
-                               "logprobs", "stop.max_tokens", "stop.min_tokens", "stop.stop",
-                               "expected_history_tokens"}),
+  Require(NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "chat",
+                               "input", "logprobs", "stop.max_tokens", "stop.min_tokens",
+                               "stop.stop", "expected_history_tokens"}),
           "ToJobRequest: error names a field");
 }
 
@@ -263,7 +272,7 @@ void CheckRequest(const pb::GenerateRequest& request) {
     absl::StatusOr<engine::JobRequest> job =
         server::ToJobRequest(request, world->tokenizer.get(), world->limits);
     if (!job.ok()) {
-      CheckConversionError(job.status());
+      CheckConversionError(job.status(), request);
       continue;
     }
     CheckConverted(request, *job, *world);

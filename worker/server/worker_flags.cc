@@ -46,7 +46,8 @@ void WorkerFlags::Register(tools::ArgParser& args) {
               kZeroMeansSomething);
   args.AddString("chat-format", &chat_format,
                  "how chat requests are rendered: auto (the default: the checkpoint's chat "
-                 "template, if it is ChatML or Llama 3's), chatml, llama3 or none");
+                 "template, if it is ChatML or Llama 3's), chatml, llama3, llama3.1, llama3.2 or "
+                 "none");
   args.AddString("tls-cert", &tls.cert_path, "PEM certificate chain: serve TLS");
   args.AddString("tls-key", &tls.key_path, "PEM private key of --tls-cert");
   args.AddString("tls-client-ca", &tls.client_ca_path,
@@ -79,8 +80,8 @@ absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
   }
   const std::optional<tokenizer::ChatFormat> named = tokenizer::ChatFormatNamed(flag);
   if (!named.has_value()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--chat-format: '", flag, "' is not auto, chatml, llama3 or none"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--chat-format: '", flag, "' is not auto, chatml, llama3, llama3.1, llama3.2 or none"));
   }
   if (*named != tokenizer::ChatFormat::kNone &&
       (tokenizer == nullptr || !tokenizer::CanRender(*tokenizer, *named))) {

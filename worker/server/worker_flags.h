@@ -34,7 +34,7 @@ struct WorkerFlags {
   int metrics_port = 0;
   int drain_timeout_s = 30;
   int min_step_ms = 0;
-  std::string chat_format = "auto";  // auto (the checkpoint's), chatml, llama3 or none
+  std::string chat_format = "auto";  // auto (the checkpoint's) or a ChatFormatName
   ServerTlsFiles tls;
 
   // One rule for the numbers: none may be negative, and 0 is refused too unless the

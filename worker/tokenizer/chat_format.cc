@@ -4,6 +4,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace ringserve::tokenizer {
 namespace {
@@ -27,7 +29,7 @@ struct Markers {
 };
 
 Markers MarkersOf(ChatFormat format) {
-  if (format == ChatFormat::kLlama3) {
+  if (format != ChatFormat::kChatMl) {  // the Llama 3 family
     return {.start = "<|begin_of_text|>",
             .resume = "",
             .open = "<|start_header_id|>",
@@ -89,13 +91,18 @@ std::string_view ChatFormatName(ChatFormat format) {
       return "chatml";
     case ChatFormat::kLlama3:
       return "llama3";
+    case ChatFormat::kLlama31:
+      return "llama3.1";
+    case ChatFormat::kLlama32:
+      return "llama3.2";
     default:
       return "none";
   }
 }
 
 std::optional<ChatFormat> ChatFormatNamed(std::string_view name) {
-  for (const ChatFormat f : {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3}) {
+  for (const ChatFormat f : {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3,
+                             ChatFormat::kLlama31, ChatFormat::kLlama32}) {
     if (ChatFormatName(f) == name) return f;
   }
   return std::nullopt;
@@ -105,7 +112,10 @@ ChatFormat DetectChatFormat(std::string_view chat_template) {
   const auto has = [&](std::string_view marker) {
     return chat_template.find(marker) != std::string_view::npos;
   };
-  if (has("<|start_header_id|>")) return ChatFormat::kLlama3;
+  if (has("<|start_header_id|>")) {
+    if (!has("Cutting Knowledge Date")) return ChatFormat::kLlama3;
+    return has("strftime_now") ? ChatFormat::kLlama32 : ChatFormat::kLlama31;
+  }
   if (has("<|im_start|>")) return ChatFormat::kChatMl;
   return ChatFormat::kNone;
 }
@@ -135,7 +145,25 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
   }
   std::vector<int32_t> out;
   Append(tokenizer, start ? m.start : m.resume, true, &out);
-  for (size_t i = 0; i < messages.size(); ++i) {
+  size_t first = 0;
+  if (start && (format == ChatFormat::kLlama31 || format == ChatFormat::kLlama32)) {
+    // The header Llama 3.1 and 3.2's templates always open with; a leading system message
+    // is folded into it.
+    const std::string date = format == ChatFormat::kLlama31
+                                 ? std::string("26 Jul 2024")
+                                 : absl::FormatTime("%d %b %Y", absl::Now(), absl::UTCTimeZone());
+    Append(tokenizer, absl::StrCat(std::string(m.open), "system", std::string(m.after_role)), true,
+           &out);
+    Append(tokenizer,
+           absl::StrCat("Cutting Knowledge Date: December 2023\nToday Date: ", date, "\n\n"), false,
+           &out);
+    if (messages[0].role == "system") {
+      Append(tokenizer, Trimmed(messages[0].content), false, &out);
+      first = 1;
+    }
+    Append(tokenizer, m.close, true, &out);
+  }
+  for (size_t i = first; i < messages.size(); ++i) {
     const ChatMessage& message = messages[i];
     bool known = false;
     for (const std::string_view role : kRoles) known = known || role == message.role;

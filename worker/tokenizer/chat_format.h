@@ -21,9 +21,15 @@ enum class ChatFormat : uint8_t {
   kNone,    // the model takes no chat requests
   kChatMl,  // <|im_start|>role\n...<|im_end|>\n
   kLlama3,  // <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>
+  // Llama 3.1 and 3.2: Llama 3's, and a conversation always opens with a system header
+  // naming the knowledge cutoff and a date (3.1: the template's fixed "26 Jul 2024"; 3.2:
+  // today's, as its template writes when the renderer can tell the time).
+  kLlama31,
+  kLlama32,
 };
 
-std::string_view ChatFormatName(ChatFormat format);  // "none", "chatml", "llama3"
+// "none", "chatml", "llama3", "llama3.1", "llama3.2"
+std::string_view ChatFormatName(ChatFormat format);
 std::optional<ChatFormat> ChatFormatNamed(std::string_view name);
 
 // The format a Jinja chat_template writes, told by its markers; kNone for any other (or
@@ -41,8 +47,8 @@ struct ChatMessage {
 // of a conversation (Llama 3's <|begin_of_text|>); false continues a session whose last
 // reply ended on the format's end-of-turn token (ChatML then resumes with the newline its
 // template writes after <|im_end|>). Llama 3 trims each content's surrounding ASCII
-// whitespace, as its template does. Not reproduced: templates' default system prompts
-// (Qwen2.5's, Llama 3.1's knowledge-cutoff header) and tool turns.
+// whitespace, as its template does. Not reproduced: Qwen2.5's default system prompt and
+// tool turns.
 // INVALID_ARGUMENT naming the message for an unknown role or no messages;
 // FAILED_PRECONDITION when the format is kNone or the vocabulary lacks its markers.
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,

@@ -8,6 +8,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "tests/unit/tokenizer/chat_vocabulary.h"
 
 namespace ringserve::tokenizer {
@@ -68,6 +71,43 @@ TEST(ChatFormatTest, Llama3HeadersTrimmedContentsAndTheStartToken) {
   EXPECT_EQ(EndOfTurnId(*tok, ChatFormat::kLlama3), kEotId);
 }
 
+// Llama 3.1 and 3.2 always open with a system header naming the knowledge cutoff and a
+// date; a leading system message is folded into it, and an appended turn has none.
+TEST(ChatFormatTest, Llama31And32OpenWithTheDatedSystemHeader) {
+  const auto tok = Make();
+  const std::vector<ChatMessage> with_system = {{"system", " Be brief. "}, {"user", "Hi"}};
+  const std::vector<ChatMessage> without = {{"user", "Hi"}};
+  const std::vector<int32_t> user_turn = Join({{kStartHeader},
+                                               Bytes("user"),
+                                               {kEndHeader},
+                                               Bytes("\n\nHi"),
+                                               {kEotId},
+                                               {kStartHeader},
+                                               Bytes("assistant"),
+                                               {kEndHeader},
+                                               Bytes("\n\n")});
+  const auto header = [](std::string_view date, std::string_view system) {
+    return Join({{kBeginOfText, kStartHeader},
+                 Bytes("system"),
+                 {kEndHeader},
+                 Bytes(absl::StrCat("\n\nCutting Knowledge Date: December 2023\nToday Date: ",
+                                    std::string(date), "\n\n", std::string(system))),
+                 {kEotId}});
+  };
+  EXPECT_EQ(*EncodeChat(*tok, ChatFormat::kLlama31, with_system, true),
+            Join({header("26 Jul 2024", "Be brief."), user_turn}));
+  EXPECT_EQ(*EncodeChat(*tok, ChatFormat::kLlama31, without, true),
+            Join({header("26 Jul 2024", ""), user_turn}));
+  EXPECT_EQ(*EncodeChat(*tok, ChatFormat::kLlama31, without, false), user_turn);
+  // 3.2: today's date, as its template writes it (day, month, year; UTC).
+  const auto today = [] { return absl::FormatTime("%d %b %Y", absl::Now(), absl::UTCTimeZone()); };
+  const std::string before = today();
+  const std::vector<int32_t> got = *EncodeChat(*tok, ChatFormat::kLlama32, without, true);
+  const std::string after = today();
+  EXPECT_TRUE(got == Join({header(before, ""), user_turn}) ||
+              got == Join({header(after, ""), user_turn}));
+}
+
 // A content that spells a marker is text: it cannot end its turn or open another.
 TEST(ChatFormatTest, ContentsNeverBecomeControlTokens) {
   const auto tok = Make();
@@ -113,10 +153,18 @@ TEST(ChatFormatTest, TemplatesAreToldByTheirMarkers) {
                              "'<|end_header_id|>\\n\\n' + message['content'] | trim + "
                              "'<|eot_id|>' }}"),
             ChatFormat::kLlama3);
+  EXPECT_EQ(DetectChatFormat("{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
+                             "{{- 'Cutting Knowledge Date: December 2023\\n' }}"),
+            ChatFormat::kLlama31);
+  EXPECT_EQ(DetectChatFormat("{%- set date_string = strftime_now('%d %b %Y') %}"
+                             "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
+                             "{{- 'Cutting Knowledge Date: December 2023\\n' }}"),
+            ChatFormat::kLlama32);
   EXPECT_EQ(DetectChatFormat("{{ bos_token }}[INST] {{ message['content'] }} [/INST]"),
             ChatFormat::kNone);
   EXPECT_EQ(DetectChatFormat(""), ChatFormat::kNone);
-  for (const ChatFormat f : {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3}) {
+  for (const ChatFormat f : {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3,
+                             ChatFormat::kLlama31, ChatFormat::kLlama32}) {
     EXPECT_EQ(ChatFormatNamed(ChatFormatName(f)), f);
   }
   EXPECT_EQ(ChatFormatNamed("jinja"), std::nullopt);

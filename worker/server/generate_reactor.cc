@@ -25,9 +25,10 @@ GenerateReactor::GenerateReactor(const ServiceEnv& env, grpc::CallbackServerCont
 
 void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
   request_id_ = request.request_id();
-  absl::StatusOr<engine::JobRequest> job = ToJobRequest(
-      request, env_.tokenizer,
-      {env_.generator->vocab_size(), env_.generator->max_context_tokens(), env_.model.chat_format});
+  absl::StatusOr<engine::JobRequest> job =
+      ToJobRequest(request, env_.tokenizer,
+                   {env_.generator->vocab_size(), env_.generator->max_context_tokens(),
+                    env_.model.chat_format, env_.model.default_system_prompt});
   if (!job.ok()) {
     std::lock_guard lock(link_->mu);
     FinishWith(job.status());

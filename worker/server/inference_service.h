@@ -23,6 +23,7 @@ struct ModelDescription {
   std::string kv_dtype;
   std::string device;
   tokenizer::ChatFormat chat_format = tokenizer::ChatFormat::kNone;
+  std::string default_system_prompt;  // ModelLimits::default_system_prompt
 };
 
 // Everything the services share; owned by WorkerServer and outliving every call.

@@ -129,6 +129,10 @@ int Run(int argc, char** argv) {
       ringserve::server::ChatFormatFor(flags.chat_format, loaded->tokenizer.get());
   if (!chat_format.ok()) return fail(chat_format.status());
   options.model.chat_format = *chat_format;
+  if (*chat_format == ringserve::tokenizer::ChatFormat::kChatMl) {
+    options.model.default_system_prompt =
+        ringserve::tokenizer::DefaultSystemPrompt(loaded->tokenizer->vocab().chat_template);
+  }
   options.generator.max_seqs = flags.max_seqs;
   options.generator.max_sessions = flags.max_sessions;
   options.generator.session_ttl = absl::Seconds(flags.session_ttl_s);

@@ -19,6 +19,9 @@ struct ModelLimits {
   int32_t vocab_size = 0;
   int32_t context_length = 0;
   tokenizer::ChatFormat chat_format = tokenizer::ChatFormat::kNone;  // for chat input
+  // Opens a new conversation that brings no system message (tokenizer::DefaultSystemPrompt);
+  // owned by the caller, who outlives the conversion.
+  std::string_view default_system_prompt = {};
 };
 
 // Size limits of the API (inference.proto documents them).

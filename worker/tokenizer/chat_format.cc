@@ -125,6 +125,30 @@ std::optional<int32_t> EndOfTurnId(const Tokenizer& tokenizer, ChatFormat format
   return ControlId(tokenizer, MarkersOf(format).end_of_turn);
 }
 
+std::string DefaultSystemPrompt(std::string_view chat_template) {
+  constexpr std::string_view kOpen = "<|im_start|>system\\n";  // as the source spells it
+  constexpr std::string_view kClose = "<|im_end|>";
+  for (size_t at = chat_template.find(kOpen); at != std::string_view::npos;
+       at = chat_template.find(kOpen, at + 1)) {
+    const size_t begin = at + kOpen.size();
+    const size_t end = chat_template.find(kClose, begin);
+    if (end == std::string_view::npos) break;
+    const std::string_view literal = chat_template.substr(begin, end - begin);
+    if (literal.empty() || literal.find_first_of("'\"{}%+") != std::string_view::npos) continue;
+    std::string prompt;
+    for (size_t i = 0; i < literal.size(); ++i) {
+      if (literal[i] == '\\' && i + 1 < literal.size() && literal[i + 1] == 'n') {
+        prompt += '\n';
+        ++i;
+      } else {
+        prompt += literal[i];
+      }
+    }
+    return prompt;
+  }
+  return "";
+}
+
 bool CanRender(const Tokenizer& tokenizer, ChatFormat format) {
   return format != ChatFormat::kNone && !MissingMarker(tokenizer, format).has_value();
 }

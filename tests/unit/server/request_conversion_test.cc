@@ -69,6 +69,30 @@ TEST(RequestConversionTest, ChatIsRenderedAndStopsAtTheEndOfTurn) {
   EXPECT_EQ(job->stop_token_ids, std::vector<int32_t>{tokenizer::testing::kEotId});
 }
 
+// A template's default system prompt opens a new conversation that brings none.
+TEST(RequestConversionTest, TheDefaultSystemPromptOpensConversationsWithoutOne) {
+  const auto tok = ChatTokenizer();
+  const ModelLimits limits{.vocab_size = tok->vocab_size(),
+                           .context_length = 512,
+                           .chat_format = ChatFormat::kChatMl,
+                           .default_system_prompt = "Be kind."};
+  const auto render = [&](std::vector<tokenizer::ChatMessage> messages, bool start) {
+    return *tokenizer::EncodeChat(*tok, ChatFormat::kChatMl, messages, start);
+  };
+  auto job = ToJobRequest(ChatRequest({{"user", "Hi"}}), tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->tokens, render({{"system", "Be kind."}, {"user", "Hi"}}, true));
+  job = ToJobRequest(ChatRequest({{"system", "Be terse."}, {"user", "Hi"}}), tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->tokens, render({{"system", "Be terse."}, {"user", "Hi"}}, true));
+  pb::GenerateRequest next = ChatRequest({{"user", "And?"}});
+  next.set_session_id("s");
+  next.set_append(true);
+  job = ToJobRequest(next, tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->tokens, render({{"user", "And?"}}, false));
+}
+
 TEST(RequestConversionTest, BadChatRequestsNameTheirField) {
   const auto tok = ChatTokenizer();
   const ModelLimits limits{

@@ -145,6 +145,28 @@ TEST(ChatFormatTest, BadRequestsAndMissingMarkersAreRefused) {
   EXPECT_TRUE(EncodeChat(*chatml_only, ChatFormat::kChatMl, {{{"user", "a"}}}, true).ok());
 }
 
+// The default system prompt of a ChatML template: the plain literal after the system
+// header, past the branches that are expressions (as in Qwen2.5's, which has three).
+TEST(ChatFormatTest, DefaultSystemPromptIsTheTemplatesPlainLiteral) {
+  const std::string qwen25 =
+      "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- if messages[0]['role'] == 'system' %}"
+      "{{- messages[0]['content'] }}{%- endif %}{%- else %}"
+      "{%- if messages[0]['role'] == 'system' %}"
+      "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}{%- else %}"
+      "{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+      "assistant.<|im_end|>\\n' }}{%- endif %}{%- endif %}";
+  EXPECT_EQ(DefaultSystemPrompt(qwen25),
+            "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+  EXPECT_EQ(DefaultSystemPrompt("{% if loop.first and messages[0]['role'] != 'system' %}"
+                                "{{ '<|im_start|>system\\nBe kind.\\nBe brief.<|im_end|>\\n' }}"
+                                "{% endif %}"),
+            "Be kind.\nBe brief.");
+  EXPECT_EQ(DefaultSystemPrompt("{{'<|im_start|>' + message['role'] + '\\n' + "
+                                "message['content'] + '<|im_end|>' + '\\n'}}"),
+            "");
+  EXPECT_EQ(DefaultSystemPrompt(""), "");
+}
+
 TEST(ChatFormatTest, TemplatesAreToldByTheirMarkers) {
   EXPECT_EQ(DetectChatFormat("{% for message in messages %}{{'<|im_start|>' + message['role'] "
                              "+ '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"),

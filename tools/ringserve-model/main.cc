@@ -21,6 +21,7 @@
 #include "worker/model/presets.h"
 #include "worker/model/tiny_model.h"
 #include "worker/model/weight_source.h"
+#include "worker/tokenizer/chat_format.h"
 #include "worker/tokenizer/tokenizer.h"
 
 namespace ringserve::model {
@@ -46,6 +47,19 @@ std::string VocabSummary(const tokenizer::Vocabulary& v) {
       v.model == tokenizer::TokenizerModel::kSentencePiece ? "sentencepiece" : "byte-level-bpe",
       v.tokens.size(), v.merges.size(), v.pre_tokenizer, v.bos_id, v.eos_id, v.unk_id, v.pad_id,
       Bool(v.add_bos), Bool(v.add_eos), Bool(v.add_space_prefix));
+}
+
+// What a worker with --chat-format auto renders chats in, and the system prompt it adds.
+std::string ChatSummary(const tokenizer::Vocabulary& v) {
+  const tokenizer::ChatFormat format = tokenizer::DetectChatFormat(v.chat_template);
+  auto tok = tokenizer::Tokenizer::Create(v);
+  if (!tok.ok() || !tokenizer::CanRender(**tok, format)) return "none";
+  std::string out(tokenizer::ChatFormatName(format));
+  const std::string prompt = format == tokenizer::ChatFormat::kChatMl
+                                 ? tokenizer::DefaultSystemPrompt(v.chat_template)
+                                 : std::string();
+  if (!prompt.empty()) absl::StrAppend(&out, " (default system prompt: \"", prompt, "\")");
+  return out;
 }
 
 void PrintConfig(const ModelConfig& c) {
@@ -91,6 +105,7 @@ absl::Status Info(const std::string& path, const std::string& tokenizer_path) {
                c.config.architecture);
   PrintConfig(c.config);
   absl::PrintF("vocabulary: %s\n", c.vocabulary ? VocabSummary(*c.vocabulary) : "none");
+  absl::PrintF("chat_format: %s\n", c.vocabulary ? ChatSummary(*c.vocabulary) : "none");
   // What a CPU worker holds (serve.sh sizes its CPU workers from it).
   RS_ASSIGN_OR_RETURN(const std::unique_ptr<kernels::Backend> cpu,
                       kernels::CreateBackend("cpu", {.num_threads = 1}));
@@ -153,7 +168,9 @@ int Run(int argc, char** argv) {
     return 2;
   }
   const std::string command = argv[1];
-  std::string out, text, tokenizer_path;
+  std::string out;
+  std::string text;
+  std::string tokenizer_path;
   std::string preset;
   std::string dtype_name = "bf16";
   bool no_bos = false;

@@ -77,6 +77,7 @@ TEST(ModelToolTest, MakeRandomWritesAModelInTheDtypeAskedFor) {
   const ToolRun info = RunTool("ringserve-model", "info " + path);
   EXPECT_EQ(info.exit_code, 0) << info.err;
   EXPECT_THAT(info.out, HasSubstr("blk.0.attn_q.weight          bf16"));
+  EXPECT_THAT(info.out, HasSubstr("chat_format: none\n"));  // no chat template
   EXPECT_THAT(info.out, HasSubstr("cpu_weight_bytes: "));
   const ToolRun run =
       RunTool("ringserve-run", "run --model " + path + " --prompt-ids 1,2,3 --max-tokens 4");

@@ -51,9 +51,9 @@ std::string VocabSummary(const tokenizer::Vocabulary& v) {
 
 // What a worker with --chat-format auto renders chats in, and the system prompt it adds.
 std::string ChatSummary(const tokenizer::Vocabulary& v) {
-  const tokenizer::ChatFormat format = tokenizer::DetectChatFormat(v.chat_template);
   auto tok = tokenizer::Tokenizer::Create(v);
-  if (!tok.ok() || !tokenizer::CanRender(**tok, format)) return "none";
+  if (!tok.ok()) return "none";
+  const tokenizer::ChatFormat format = tokenizer::AutoChatFormat(**tok);
   std::string out(tokenizer::ChatFormatName(format));
   const std::string prompt = format == tokenizer::ChatFormat::kChatMl
                                  ? tokenizer::DefaultSystemPrompt(v.chat_template)

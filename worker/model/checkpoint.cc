@@ -100,6 +100,16 @@ absl::Status Checkpoint::ValidateTensors() const {
   return absl::OkStatus();
 }
 
+absl::Status CheckBiasIsServed(const std::string& file, const std::string& tensor) {
+  if (!tensor.ends_with(".bias")) return absl::OkStatus();
+  for (const char* served :
+       {"attn_q.bias", "attn_k.bias", "attn_v.bias", "q_proj.bias", "k_proj.bias", "v_proj.bias"}) {
+    if (tensor.ends_with(served)) return absl::OkStatus();
+  }
+  return absl::UnimplementedError(absl::StrCat(
+      file, ": tensor '", tensor, "': biases other than the Q/K/V projections' are not supported"));
+}
+
 absl::StatusOr<std::unique_ptr<Checkpoint>> OpenCheckpoint(const std::string& path,
                                                            const std::string& tokenizer_path) {
   struct stat st {};

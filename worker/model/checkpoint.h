@@ -73,6 +73,11 @@ class Checkpoint {
   absl::flat_hash_map<std::string, size_t> index_;
 };
 
+// OK unless `tensor` (a name in `file`) is a bias the model does not apply: all but the
+// Q/K/V projections' (attn_q.bias, ... or q_proj.bias, ...). Skipping one would run another
+// model than the file holds, so it is UNIMPLEMENTED, naming both.
+absl::Status CheckBiasIsServed(const std::string& file, const std::string& tensor);
+
 // Opens a checkpoint of any supported format: a .gguf file, a llama2.c .bin (tokenizer
 // from `tokenizer_path`, or tokenizer.bin / tok512.bin beside it when empty), or a
 // Hugging Face directory (config.json + model.safetensors or an index of shards,

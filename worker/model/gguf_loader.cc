@@ -128,14 +128,7 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> CheckpointFromGguf(GgufFile& file) {
   ckpt->format = "gguf";
   RS_ASSIGN_OR_RETURN(ckpt->config, ModelConfigFromGguf(file));
   for (const GgufTensorInfo& info : file.tensors()) {
-    const bool qkv_bias = info.name.ends_with("attn_q.bias") ||
-                          info.name.ends_with("attn_k.bias") || info.name.ends_with("attn_v.bias");
-    if (info.name.ends_with(".bias") && !qkv_bias) {
-      // Ignoring it would run a different model than the file holds.
-      return absl::UnimplementedError(
-          absl::StrCat(file.name(), ": tensor '", info.name,
-                       "': biases other than the Q/K/V projections' are not supported"));
-    }
+    RS_RETURN_IF_ERROR(CheckBiasIsServed(file.name(), info.name));
     if (!info.supported) {
       return absl::InvalidArgumentError(
           absl::StrCat(file.name(), ": tensor '", info.name, "' has unsupported type ",

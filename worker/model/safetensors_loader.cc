@@ -130,12 +130,7 @@ absl::Status AddShard(const std::string& path, int num_layers, bool tied, Checkp
   for (SafetensorsEntry& e : entries) {
     int layer = -1;
     const std::string canonical = CanonicalTensorName(e.tensor.name, &layer);
-    if (canonical.empty() && absl::EndsWith(e.tensor.name, ".bias")) {
-      // Skipping it would run a different model than the file holds.
-      return Error(path, absl::StrCat("tensor '", e.tensor.name,
-                                      "': biases other than the Q/K/V projections' are not "
-                                      "supported"));
-    }
+    RS_RETURN_IF_ERROR(CheckBiasIsServed(path, e.tensor.name));
     if (canonical.empty() || (tied && canonical == "output.weight")) continue;
     if (layer >= num_layers) {
       return Error(path, absl::StrCat("tensor '", e.tensor.name, "' is in layer ", layer,

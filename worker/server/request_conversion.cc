@@ -102,11 +102,6 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
         return Invalid("chat", "this model has no tokenizer; send token ids");
       }
       std::vector<tokenizer::ChatMessage> messages;
-      const auto& given = request.chat().messages();
-      if (!job.append && !limits.default_system_prompt.empty() && !given.empty() &&
-          given[0].role() != "system") {
-        messages.push_back({"system", std::string(limits.default_system_prompt)});
-      }
       size_t bytes = 0;
       for (int i = 0; i < request.chat().messages_size(); ++i) {
         const pb::ChatMessage& m = request.chat().messages(i);
@@ -120,8 +115,9 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
         return Invalid(
             "chat", absl::StrCat(bytes, " bytes of content is over the limit of ", kMaxTextBytes));
       }
-      RS_ASSIGN_OR_RETURN(job.tokens, tokenizer::EncodeChat(*tokenizer, limits.chat_format,
-                                                            messages, /*start=*/!job.append));
+      RS_ASSIGN_OR_RETURN(
+          job.tokens, tokenizer::EncodeChat(*tokenizer, limits.chat_format, messages,
+                                            /*start=*/!job.append, limits.default_system_prompt));
       break;
     }
     case pb::GenerateRequest::INPUT_NOT_SET:

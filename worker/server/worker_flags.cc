@@ -72,11 +72,8 @@ absl::StatusOr<engine::KvMemory> ParseKvMemory(absl::string_view text) {
 absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
                                                     const tokenizer::Tokenizer* tokenizer) {
   if (flag == "auto") {
-    if (tokenizer == nullptr) return tokenizer::ChatFormat::kNone;
-    const tokenizer::ChatFormat detected =
-        tokenizer::DetectChatFormat(tokenizer->vocab().chat_template);
-    // A template that names the markers of a vocabulary without them renders nothing.
-    return tokenizer::CanRender(*tokenizer, detected) ? detected : tokenizer::ChatFormat::kNone;
+    return tokenizer != nullptr ? tokenizer::AutoChatFormat(*tokenizer)
+                                : tokenizer::ChatFormat::kNone;
   }
   const std::optional<tokenizer::ChatFormat> named = tokenizer::ChatFormatNamed(flag);
   if (!named.has_value()) {

@@ -149,12 +149,18 @@ std::string DefaultSystemPrompt(std::string_view chat_template) {
   return "";
 }
 
+ChatFormat AutoChatFormat(const Tokenizer& tokenizer) {
+  const ChatFormat detected = DetectChatFormat(tokenizer.vocab().chat_template);
+  return CanRender(tokenizer, detected) ? detected : ChatFormat::kNone;
+}
+
 bool CanRender(const Tokenizer& tokenizer, ChatFormat format) {
   return format != ChatFormat::kNone && !MissingMarker(tokenizer, format).has_value();
 }
 
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
-                                                std::span<const ChatMessage> messages, bool start) {
+                                                std::span<const ChatMessage> messages, bool start,
+                                                std::string_view default_system) {
   if (format == ChatFormat::kNone) {
     return absl::FailedPreconditionError(
         "this model has no chat format (its checkpoint names none that ringserve renders; "
@@ -169,10 +175,18 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
   }
   std::vector<int32_t> out;
   Append(tokenizer, start ? m.start : m.resume, true, &out);
+  const auto turn = [&](std::string_view role, std::string_view content) {
+    Append(tokenizer,
+           absl::StrCat(std::string(m.open), std::string(role), std::string(m.after_role)), true,
+           &out);
+    Append(tokenizer, m.trim_content ? Trimmed(content) : content, false, &out);
+    Append(tokenizer, m.close, true, &out);
+  };
+  const bool brings_system = messages[0].role == "system";
   size_t first = 0;
   if (start && (format == ChatFormat::kLlama31 || format == ChatFormat::kLlama32)) {
     // The header Llama 3.1 and 3.2's templates always open with; a leading system message
-    // is folded into it.
+    // (or the default) is folded into it.
     const std::string date = format == ChatFormat::kLlama31
                                  ? std::string("26 Jul 2024")
                                  : absl::FormatTime("%d %b %Y", absl::Now(), absl::UTCTimeZone());
@@ -181,11 +195,11 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
     Append(tokenizer,
            absl::StrCat("Cutting Knowledge Date: December 2023\nToday Date: ", date, "\n\n"), false,
            &out);
-    if (messages[0].role == "system") {
-      Append(tokenizer, Trimmed(messages[0].content), false, &out);
-      first = 1;
-    }
+    Append(tokenizer, Trimmed(brings_system ? messages[0].content : default_system), false, &out);
+    first = brings_system ? 1 : 0;
     Append(tokenizer, m.close, true, &out);
+  } else if (start && !brings_system && !default_system.empty()) {
+    turn("system", default_system);
   }
   for (size_t i = first; i < messages.size(); ++i) {
     const ChatMessage& message = messages[i];
@@ -197,10 +211,7 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
           "chat.messages[", i, "].role: '", message.role.substr(0, kShown),
           message.role.size() > kShown ? "...'" : "'", " is not system, user or assistant"));
     }
-    Append(tokenizer, absl::StrCat(std::string(m.open), message.role, std::string(m.after_role)),
-           true, &out);
-    Append(tokenizer, m.trim_content ? Trimmed(message.content) : message.content, false, &out);
-    Append(tokenizer, m.close, true, &out);
+    turn(message.role, message.content);
   }
   Append(tokenizer, absl::StrCat(std::string(m.open), "assistant", std::string(m.after_role)), true,
          &out);

@@ -47,12 +47,14 @@ struct ChatMessage {
 // of a conversation (Llama 3's <|begin_of_text|>); false continues a session whose last
 // reply ended on the format's end-of-turn token (ChatML then resumes with the newline its
 // template writes after <|im_end|>). Llama 3 trims each content's surrounding ASCII
-// whitespace, as its template does. Tool turns are not rendered; a template's default
-// system prompt is the caller's to add (DefaultSystemPrompt).
+// whitespace, as its template does. Tool turns are not rendered.
 // INVALID_ARGUMENT naming the message for an unknown role or no messages;
 // FAILED_PRECONDITION when the format is kNone or the vocabulary lacks its markers.
+// `default_system`: the system message a conversation opens with when it brings none (only
+// with `start`; DefaultSystemPrompt).
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
-                                                std::span<const ChatMessage> messages, bool start);
+                                                std::span<const ChatMessage> messages, bool start,
+                                                std::string_view default_system = {});
 
 // The system prompt a ChatML template writes when a conversation has none (Qwen2's "You are
 // a helpful assistant.", Qwen2.5's "You are Qwen, created by Alibaba Cloud. ..."): the
@@ -60,6 +62,10 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
 // when that text is a plain string (no quotes or braces, so not an expression); its
 // "\n" escapes become newlines. Empty when the template has none.
 std::string DefaultSystemPrompt(std::string_view chat_template);
+
+// The format the vocabulary's own chat template writes, if the vocabulary has its markers;
+// kNone otherwise.
+ChatFormat AutoChatFormat(const Tokenizer& tokenizer);
 
 // Whether the vocabulary has every control token `format` needs (false for kNone).
 bool CanRender(const Tokenizer& tokenizer, ChatFormat format);

@@ -91,6 +91,9 @@ TEST(RequestConversionTest, TheDefaultSystemPromptOpensConversationsWithoutOne) 
   job = ToJobRequest(next, tok.get(), limits);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->tokens, render({{"user", "And?"}}, false));
+  // Errors count the client's messages, not the default one.
+  auto role = ToJobRequest(ChatRequest({{"user", "a"}, {"bot", "b"}}), tok.get(), limits);
+  EXPECT_THAT(role.status().message(), HasSubstr("chat.messages[1].role"));
 }
 
 TEST(RequestConversionTest, BadChatRequestsNameTheirField) {

@@ -236,12 +236,20 @@ class Backend {
   virtual void Synchronize() = 0;
   virtual void Fill(void* dst, size_t bytes, uint8_t value) = 0;
 
-  // Uploads a [rows, cols] host matrix of `dtype` (f32, f16, bf16 or q8_0) into the
-  // backend's MatMul layout. Unsupported dtypes are an error, never a crash.
+  // Uploads a [rows, cols] host matrix of `dtype` (f32, f16, bf16, q8_0, or what else
+  // TakesWeightDType allows) into the backend's MatMul layout. Unsupported dtypes are an
+  // error, never a crash.
   virtual absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                               const void* host_data) = 0;
+  // Whether UploadWeight takes matrices of `dtype`: loaders give a backend that does not
+  // take a checkpoint's format the nearest one it does (kQ4Affine: Q8_0).
+  virtual bool TakesWeightDType(DType dtype) const {
+    return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16 ||
+           dtype == DType::kQ8_0;
+  }
   // The bytes UploadWeight takes for such a matrix: the activation dtype's by default (every
-  // weight is stored in it); the CPU keeps bf16 and f16 matrices as they are, else f32.
+  // weight is stored in it); the CPU keeps bf16, f16 and quantized matrices as they are,
+  // else f32.
   virtual size_t WeightBytes(DType dtype, int64_t rows, int64_t cols) const {
     return DTypeBytes(activation_dtype(), static_cast<size_t>(rows * cols));
   }

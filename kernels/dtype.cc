@@ -18,6 +18,8 @@ std::string_view DTypeName(DType dtype) {
       return "q8_0";
     case DType::kI32:
       return "i32";
+    case DType::kQ4Affine:
+      return "q4_affine";
   }
   return "unknown";
 }
@@ -39,6 +41,8 @@ size_t DTypeBytes(DType dtype, size_t count) {
       return count * 2;
     case DType::kQ8_0:
       return count / kQ8_0BlockValues * kQ8_0BlockBytes;
+    case DType::kQ4Affine:
+      return count / kQ4AffineBlockValues * kQ4AffineBlockBytes;
   }
   return 0;
 }
@@ -121,6 +125,21 @@ void ConvertToFloat(DType dtype, const void* src, size_t count, float* dst) {
         const auto* q = reinterpret_cast<const int8_t*>(p + 2);
         for (int i = 0; i < kQ8_0BlockValues; ++i) *dst++ = scale * static_cast<float>(q[i]);
         p += kQ8_0BlockBytes;
+      }
+      return;
+    }
+    case DType::kQ4Affine: {
+      RS_CHECK(count % kQ4AffineBlockValues == 0);
+      const auto* p = static_cast<const uint8_t*>(src);
+      for (size_t block = 0; block < count / kQ4AffineBlockValues; ++block) {
+        float scale = 0;
+        float offset = 0;
+        std::memcpy(&scale, p, 4);
+        std::memcpy(&offset, p + 4, 4);
+        for (int i = 0; i < kQ4AffineBlockValues; ++i) {
+          *dst++ = std::fma(static_cast<float>(Q4AffineQuant(p + 8, i)), scale, offset);
+        }
+        p += kQ4AffineBlockBytes;
       }
       return;
     }

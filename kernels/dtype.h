@@ -17,16 +17,29 @@ enum class DType : uint8_t {
   // GGUF Q8_0: blocks of 32 values, each an f16 scale followed by 32 int8 quants.
   kQ8_0,
   kI32,
+  // 4-bit quants with an affine map per 32 values: blocks of an f32 scale d, an f32 offset
+  // m and 16 bytes of quants q (byte i: value i in its low nibble, value i + 16 in its high
+  // one); value = fma(q, d, m). GGUF's Q4_0, Q4_1 and Q4_K all take this form exactly
+  // (gguf_blocks.h), so the CPU serves them at 0.75 bytes a value without re-rounding.
+  kQ4Affine,
 };
 
 inline constexpr int kQ8_0BlockValues = 32;
 inline constexpr int kQ8_0BlockBytes = 34;
+inline constexpr int kQ4AffineBlockValues = 32;
+inline constexpr int kQ4AffineBlockBytes = 24;
+
+// The 4-bit quant of value i (< 32) of a kQ4Affine block's 16 quant bytes.
+inline int Q4AffineQuant(const uint8_t* quants, int i) {
+  return i < 16 ? quants[i] & 0x0F : quants[i - 16] >> 4;
+}
 
 std::string_view DTypeName(DType dtype);
 // The float dtype (f32, f16 or bf16) DTypeName spells `name`; nullopt for anything else.
 std::optional<DType> FloatDTypeNamed(std::string_view name);
 
-// Bytes taken by `count` values of `dtype`. For kQ8_0, `count` must be a multiple of 32.
+// Bytes taken by `count` values of `dtype`. For kQ8_0 and kQ4Affine, `count` must be a
+// multiple of 32.
 size_t DTypeBytes(DType dtype, size_t count);
 
 // Scalar conversions (IEEE half and bfloat16, round to nearest even).
@@ -40,8 +53,8 @@ inline float BFloat16ToFloat(uint16_t b) {
 }
 uint16_t FloatToBFloat16(float f);
 
-// Converts `count` values of `dtype` at `src` to float32. For kQ8_0 `count` is a multiple
-// of 32. Used by loaders for backends that compute in f32 and by tests.
+// Converts `count` values of `dtype` at `src` to float32. For kQ8_0 and kQ4Affine `count`
+// is a multiple of 32. Used by loaders for backends that compute in f32 and by tests.
 void ConvertToFloat(DType dtype, const void* src, size_t count, float* dst);
 
 }  // namespace ringserve::kernels

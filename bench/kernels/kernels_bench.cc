@@ -7,6 +7,7 @@
 // the last-level cache, as in a real decode step that streams the whole model.
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -108,10 +109,42 @@ void BM_MatMulBlasBackend(benchmark::State& state) { RunMatMul(state, true); }
 // One decode step's matrices of the whole 110M model (12 layers + classifier, 438 MB of
 // f32) for a batch of n sequences: at n = 1 the figure to hold against BM_ReadBandwidth,
 // at larger n the weights still stream once per step while the FLOPs grow n-fold.
-// bits:16 uploads them as a bf16 checkpoint's (kept bf16: half the bytes, the same products).
+// bits:16 uploads them as a bf16 checkpoint's (kept bf16: half the bytes, the same products),
+// bits:8 as Q8_0 blocks (1.125 bytes a value), bits:4 as kQ4Affine ones (0.75: a Q4_0,
+// Q4_1 or Q4_K file's).
+std::vector<uint8_t> Blocks(DType dtype, const std::vector<float>& values) {
+  std::vector<uint8_t> out(DTypeBytes(dtype, values.size()));
+  const bool q8 = dtype == DType::kQ8_0;
+  uint8_t* block = out.data();
+  for (size_t b = 0; b < values.size() / 32; ++b) {
+    const float* v = values.data() + b * 32;
+    const auto [lo, hi] = std::minmax_element(v, v + 32);
+    if (q8) {
+      const float d = std::max(std::fabs(*lo), std::fabs(*hi)) / 127;
+      const uint16_t half = FloatToHalf(d);
+      std::memcpy(block, &half, 2);
+      for (int i = 0; i < 32; ++i) {
+        block[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(d > 0 ? std::lround(v[i] / d) : 0));
+      }
+      block += kQ8_0BlockBytes;
+      continue;
+    }
+    const float d = (*hi - *lo) / 15;
+    std::memcpy(block, &d, 4);
+    std::memcpy(block + 4, &*lo, 4);
+    std::memset(block + 8, 0, 16);
+    for (int i = 0; i < 32; ++i) {
+      const auto q = static_cast<int>(d > 0 ? std::lround((v[i] - *lo) / d) : 0);
+      block[8 + i % 16] |= static_cast<uint8_t>(q << (i < 16 ? 0 : 4));
+    }
+    block += kQ4AffineBlockBytes;
+  }
+  return out;
+}
+
 void BM_DecodeStep110M(benchmark::State& state) {
   const int64_t n = state.range(0);
-  const bool bf16 = state.range(1) == 16;
+  const int64_t bits = state.range(1);
   auto backend = MakeCpu();
   std::vector<std::pair<int64_t, int64_t>> shapes;
   for (int layer = 0; layer < 12; ++layer) {
@@ -120,18 +153,22 @@ void BM_DecodeStep110M(benchmark::State& state) {
   shapes.emplace_back(32000, 768);
   std::vector<Weight> weights;
   double bytes = 0;
+  double params = 0;
   for (auto [m, k] : shapes) {
     const std::vector<float> host = Random(m * k, 1);
-    if (bf16) {
+    if (bits == 16) {
       std::vector<uint16_t> half(host.size());
       for (size_t i = 0; i < host.size(); ++i) half[i] = FloatToBFloat16(host[i]);
       weights.push_back(*backend->UploadWeight(DType::kBF16, m, k, half.data()));
-    } else {
+    } else if (bits == 32) {
       weights.push_back(*backend->UploadWeight(DType::kF32, m, k, host.data()));
+    } else {
+      const DType dtype = bits == 8 ? DType::kQ8_0 : DType::kQ4Affine;
+      weights.push_back(*backend->UploadWeight(dtype, m, k, Blocks(dtype, host).data()));
     }
     bytes += static_cast<double>(weights.back().buffer.bytes());
+    params += static_cast<double>(m * k);
   }
-  const double params = bytes / (bf16 ? 2 : 4);
   DeviceBuffer x = *backend->Allocate(n * 2048 * sizeof(float));
   DeviceBuffer y = *backend->Allocate(n * 32000 * sizeof(float));
   backend->Fill(x.data(), x.bytes(), 0);
@@ -303,7 +340,7 @@ void Shapes(benchmark::internal::Benchmark* bench, int64_t n) {
 
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeStep110M)
-    ->ArgsProduct({{1, 2, 4, 8, 16, 32}, {32, 16}})
+    ->ArgsProduct({{1, 2, 4, 8, 16, 32}, {32, 16, 8, 4}})
     ->ArgNames({"n", "bits"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

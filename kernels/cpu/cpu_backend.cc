@@ -91,8 +91,7 @@ void CpuBackend::Fill(void* dst, size_t bytes, uint8_t value) {
 
 absl::StatusOr<Weight> CpuBackend::UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                                 const void* host_data) {
-  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16 &&
-      dtype != DType::kQ8_0) {
+  if (!TakesWeightDType(dtype)) {
     return absl::InvalidArgumentError(absl::StrCat("cpu backend: cannot upload a weight of dtype ",
                                                    std::string(DTypeName(dtype))));
   }
@@ -100,13 +99,16 @@ absl::StatusOr<Weight> CpuBackend::UploadWeight(DType dtype, int64_t rows, int64
     return absl::InvalidArgumentError(
         absl::StrCat("cpu backend: bad weight shape [", rows, ", ", cols, "]"));
   }
-  if (dtype == DType::kQ8_0 && cols % kQ8_0BlockValues != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cpu backend: q8_0 weight rows must be a multiple of 32 values, got ", cols));
+  if ((dtype == DType::kQ8_0 || dtype == DType::kQ4Affine) && cols % kQuantBlock != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cpu backend: ", std::string(DTypeName(dtype)),
+                                                   " weight rows must be a multiple of ",
+                                                   kQuantBlock, " values, got ", cols));
   }
   const auto* src = static_cast<const uint8_t*>(host_data);
   const DType stored = StoredDType(dtype, rows);
-  if (stored == DType::kQ8_0) return PackQ8_0Weight(rows, cols, src);
+  if (stored == DType::kQ8_0 || stored == DType::kQ4Affine) {
+    return PackBlockWeight(stored, rows, cols, src);
+  }
   return PackWeight(rows, cols, stored, [&](int64_t r0, int64_t width, float* rows_f32) {
     ConvertToFloat(dtype, src + DTypeBytes(dtype, static_cast<size_t>(r0 * cols)),
                    static_cast<size_t>(width * cols), rows_f32);
@@ -126,35 +128,40 @@ size_t CpuBackend::WeightBytes(DType dtype, int64_t rows, int64_t cols) const {
 }
 
 DType CpuBackend::StoredDType(DType file_dtype, int64_t rows) const {
-  const bool compact =
-      file_dtype == DType::kBF16 || file_dtype == DType::kF16 || file_dtype == DType::kQ8_0;
+  const bool compact = file_dtype == DType::kBF16 || file_dtype == DType::kF16 ||
+                       file_dtype == DType::kQ8_0 || file_dtype == DType::kQ4Affine;
   return compact && rows > 1 && !use_blas_ ? file_dtype : DType::kF32;
 }
 
-absl::StatusOr<Weight> CpuBackend::PackQ8_0Weight(int64_t rows, int64_t cols,
-                                                  const uint8_t* blocks) {
+bool CpuBackend::TakesWeightDType(DType dtype) const {
+  return dtype == DType::kQ4Affine || Backend::TakesWeightDType(dtype);
+}
+
+absl::StatusOr<Weight> CpuBackend::PackBlockWeight(DType dtype, int64_t rows, int64_t cols,
+                                                   const uint8_t* blocks) {
   Weight w;
-  w.dtype = DType::kQ8_0;
+  w.dtype = dtype;
   w.rows = rows;
   w.cols = cols;
   RS_ASSIGN_OR_RETURN(w.buffer,
-                      Allocate(static_cast<size_t>(PanelBytes(PanelType::kQ8_0, rows, cols))));
+                      Allocate(static_cast<size_t>(PanelBytes(PanelTypeOf(w), rows, cols))));
   const PanelLayout layout = LayoutOf(w);
-  const size_t row_bytes = DTypeBytes(DType::kQ8_0, static_cast<size_t>(cols));
+  const size_t row_bytes = DTypeBytes(dtype, static_cast<size_t>(cols));
   pool_.ParallelFor(layout.num_panels(), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t r0 = p * kPanelWidth;
-      PackQ8_0Rows(layout, blocks + static_cast<size_t>(r0) * row_bytes, r0, layout.width(p),
-                   w.buffer.as<int8_t>(), Q8_0Scales(w));
+      PackBlockRows(layout, PanelTypeOf(w), blocks + static_cast<size_t>(r0) * row_bytes, r0,
+                    layout.width(p), w.buffer.data(), BlockParamsOf(w));
     }
   });
   return w;
 }
 
-float* CpuBackend::Q8_0Scales(const Weight& w) {
-  if (w.dtype != DType::kQ8_0) return nullptr;
+float* CpuBackend::BlockParamsOf(const Weight& w) {
+  const PanelType type = PanelTypeOf(w);
+  if (type != PanelType::kQ8_0 && type != PanelType::kQ4Affine) return nullptr;
   return reinterpret_cast<float*>(static_cast<char*>(w.buffer.data()) +
-                                  Q8_0QuantBytes(w.rows, w.cols));
+                                  QuantBytes(type, w.rows, w.cols));
 }
 
 absl::StatusOr<Weight> CpuBackend::PackWeight(
@@ -190,7 +197,7 @@ void CpuBackend::EmbeddingGather(const Weight& table, const int32_t* ids, Tensor
         for (int64_t i = begin; i < end; ++i) {
           RS_DCHECK(ids[i] >= 0 && ids[i] < table.rows);
           UnpackRow(layout, PanelTypeOf(table), table.buffer.data(), ids[i],
-                    static_cast<float*>(out.data) + i * out.row_stride, Q8_0Scales(table));
+                    static_cast<float*>(out.data) + i * out.row_stride, BlockParamsOf(table));
         }
       },
       8);
@@ -217,7 +224,7 @@ void CpuBackend::MatMul(Tensor x, const Weight& w, Tensor y) {
                         .y = static_cast<float*>(y.data),
                         .ldy = y.row_stride,
                         .w_type = PanelTypeOf(w),
-                        .w_scales = Q8_0Scales(w)};
+                        .w_params = BlockParamsOf(w)};
   if (use_blas_ && x.rows >= kBlasMinRows) {
     MatMulBlas(args);
   } else {

@@ -37,6 +37,7 @@ class CpuBackend final : public Backend {
   void CopyOnDevice(void* dst, const void* src, size_t bytes) override;
   void Synchronize() override {}
   void Fill(void* dst, size_t bytes, uint8_t value) override;
+  bool TakesWeightDType(DType dtype) const override;
   absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                       const void* host_data) override;
   absl::StatusOr<Weight> RandomWeight(std::span<const RandomPart> parts, int64_t cols,
@@ -83,14 +84,17 @@ class CpuBackend final : public Backend {
         return PanelType::kF16;
       case DType::kQ8_0:
         return PanelType::kQ8_0;
+      case DType::kQ4Affine:
+        return PanelType::kQ4Affine;
       default:
         return PanelType::kF32;
     }
   }
-  // A Q8_0 weight's block scales (after its quants); null for any other.
-  static float* Q8_0Scales(const Weight& w);
-  // A [rows, cols] Q8_0 matrix from the checkpoint's blocks, in the packed Q8_0 layout.
-  absl::StatusOr<Weight> PackQ8_0Weight(int64_t rows, int64_t cols, const uint8_t* blocks);
+  // A quantized weight's block parameters (after its quants); null for any other.
+  static float* BlockParamsOf(const Weight& w);
+  // A [rows, cols] matrix of Q8_0 or kQ4Affine blocks, in its packed panel layout.
+  absl::StatusOr<Weight> PackBlockWeight(DType dtype, int64_t rows, int64_t cols,
+                                         const uint8_t* blocks);
   // A [rows, cols] weight in MatMul's layout, packed panel by panel across the pool:
   // fill_rows(r0, width, out) writes rows [r0, r0 + width) as f32, row-major, into out
   // (kPanelWidth rows of scratch per thread), from any thread. `stored` is the weight's
@@ -98,7 +102,7 @@ class CpuBackend final : public Backend {
   // allows), each value rounded to it (exact for values that came from it).
   absl::StatusOr<Weight> PackWeight(int64_t rows, int64_t cols, DType stored,
                                     absl::FunctionRef<void(int64_t, int64_t, float*)> fill_rows);
-  // The element type a weight of `file_dtype` is kept in: bf16, f16 and Q8_0 matrices as they
+  // The element type a weight of `file_dtype` is kept in: bf16, f16 and quantized matrices as they
   // are (less memory and bandwidth, the same products), everything else as f32 (norm gains,
   // the BLAS layout, which cblas_sgemm reads).
   DType StoredDType(DType file_dtype, int64_t rows) const;

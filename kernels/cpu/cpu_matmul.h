@@ -13,10 +13,12 @@
 // A [1, k] weight (a norm's gain) is row-major in both.
 //
 // Element types. Packed panels hold f32, or what a checkpoint stores: bf16 or f16 values,
-// or Q8_0's int8 quants with each 32-value block's scale in a second, [m, k / 32] packed
-// layout (as f32). Each element becomes f32 exactly as it is loaded (a quant times its f16
-// scale is exact in f32), so the same values in f32 panels give the same bits, from half
-// (a quarter plus 1/32) of the bytes. These panels run on the AVX2 kernels on every CPU
+// Q8_0's int8 quants with each 32-value block's scale, or kQ4Affine's 4-bit quants with
+// each block's scale and offset (the parameters in f32, in a second packed layout). Each
+// element becomes f32 exactly as it is loaded (a quant times its f16 scale is exact in f32;
+// a 4-bit quant's fma(q, d, m) is the f32 value the checkpoint's format defines), so the
+// same values in f32 panels give the same bits, from half (1/4 + 1/32, 1/8 + 1/16) of the
+// bytes. These panels run on the AVX2 kernels on every CPU
 // (the AVX-512 kernels take f32 only).
 //
 // Arithmetic. Every output y[i, j] is computed as acc = 0; for c = 0..k-1 in order:
@@ -56,24 +58,37 @@ struct PanelLayout {
   }
 };
 
-enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0 };
+enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0, kQ4Affine };
 
-// Bytes of the quants of a [rows, cols] Q8_0 weight, rounded up to a cache line: its block
-// scales follow them.
-inline int64_t Q8_0QuantBytes(int64_t rows, int64_t cols) { return (rows * cols + 63) / 64 * 64; }
+// The values one set of block parameters covers, in both quantized types.
+inline constexpr int kQuantBlock = 32;
+static_assert(kQ8_0BlockValues == kQuantBlock && kQ4AffineBlockValues == kQuantBlock);
 
-// Where a Q8_0 weight of `layout` keeps its block scales: one per 32 values of a row.
-inline PanelLayout Q8_0ScaleLayout(const PanelLayout& layout) {
-  return {false, layout.rows, layout.cols / kQ8_0BlockValues};
+// The quantized panels keep their quants first, then f32 block parameters, one row of them
+// per 32 values of a W row, in the packed layout of a [m, k / 32 * per-block] matrix:
+//  - kQ8_0: int8 quants in the panel layout; per block its scale.
+//  - kQ4Affine: per panel row c (16 features) 8 bytes, byte b holding feature b's quant in
+//    its low nibble and feature b + 8's in its high one (a last, narrower panel is padded
+//    to 16 features with zero quants); per block its scale and then its offset.
+inline int64_t QuantBytes(PanelType type, int64_t rows, int64_t cols) {
+  const int64_t bytes = type == PanelType::kQ4Affine
+                            ? PanelLayout{false, rows, cols}.num_panels() * 8 * cols
+                            : rows * cols;
+  return (bytes + 63) / 64 * 64;  // the parameters start on a cache line
+}
+inline int BlockParams(PanelType type) { return type == PanelType::kQ4Affine ? 2 : 1; }
+inline PanelLayout BlockParamLayout(PanelType type, const PanelLayout& layout) {
+  return {false, layout.rows, layout.cols / kQuantBlock * BlockParams(type)};
 }
 
-// Bytes of a [rows, cols] weight of `type` (Q8_0: quants and then f32 block scales).
+// Bytes of a [rows, cols] weight of `type`.
 inline int64_t PanelBytes(PanelType type, int64_t rows, int64_t cols) {
   switch (type) {
     case PanelType::kF32:
       return rows * cols * 4;
     case PanelType::kQ8_0:
-      return Q8_0QuantBytes(rows, cols) + rows * (cols / kQ8_0BlockValues) * 4;
+    case PanelType::kQ4Affine:
+      return QuantBytes(type, rows, cols) + rows * (cols / kQuantBlock) * BlockParams(type) * 4;
     default:
       return rows * cols * 2;
   }
@@ -86,15 +101,14 @@ void PackRows(const PanelLayout& layout, const float* src, int64_t first_row, in
               float* dst);
 void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64_t first_row,
               int64_t num_rows, void* dst);
-// The same for Q8_0 rows as a checkpoint stores them (blocks of an f16 scale and 32 int8
-// quants): the quants into `quants` ([m, k] layout), the scales as f32 into `scales` (the
-// [m, k / 32] layout).
-void PackQ8_0Rows(const PanelLayout& layout, const uint8_t* src, int64_t first_row,
-                  int64_t num_rows, int8_t* quants, float* scales);
+// The same for Q8_0 or kQ4Affine rows (DType blocks, as a checkpoint stores them): the
+// quants into `quants`, the block parameters as f32 into `params`, both laid out as above.
+void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src, int64_t first_row,
+                   int64_t num_rows, void* quants, float* params);
 
 // Copies W row r (cols values, as f32) out of the layout.
 void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r, float* dst,
-               const float* scales = nullptr);
+               const float* params = nullptr);
 
 struct MatMulArgs {
   const float* x = nullptr;
@@ -105,7 +119,7 @@ struct MatMulArgs {
   float* y = nullptr;
   int64_t ldy = 0;
   PanelType w_type = PanelType::kF32;  // all but f32 need the packed layout
-  const float* w_scales = nullptr;     // kQ8_0: the block scales ([m, k / 32] layout)
+  const float* w_params = nullptr;     // quantized types: the block parameters
 };
 
 // The batch-invariant product described above, parallel over output panels, on BestIsa().

@@ -300,8 +300,7 @@ void CudaBackend::Fill(void* dst, size_t bytes, uint8_t value) {
 absl::StatusOr<Weight> CudaBackend::UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                                  const void* host_data) {
   CheckNotCapturing("cuda: UploadWeight inside a graph capture");
-  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16 &&
-      dtype != DType::kQ8_0) {
+  if (!TakesWeightDType(dtype)) {
     return absl::InvalidArgumentError(
         absl::StrCat(name_, ": cannot upload a weight of dtype ", std::string(DTypeName(dtype))));
   }

@@ -109,14 +109,16 @@ absl::Status Info(const std::string& path, const std::string& tokenizer_path) {
   // What a CPU worker holds (serve.sh sizes its CPU workers from it).
   RS_ASSIGN_OR_RETURN(const std::unique_ptr<kernels::Backend> cpu,
                       kernels::CreateBackend("cpu", {.num_threads = 1}));
-  absl::PrintF("cpu_weight_bytes: %d\n", CheckpointWeightSource(c).BytesOn(*cpu).value_or(0));
+  const CheckpointWeightSource on_cpu(c, cpu->TakesWeightDType(kernels::DType::kQ4Affine));
+  absl::PrintF("cpu_weight_bytes: %d\n", on_cpu.BytesOn(*cpu).value_or(0));
   absl::PrintF("tensors: %d\n", c.tensors().size());
   for (const HostTensor& t : c.tensors()) {
     const std::string packed =
         t.packing == Packing::kAsStored
             ? ""
             : absl::StrCat(" (", std::string(InfoOf(t.packing).name), " in the file)");
-    absl::PrintF("  %-28s %-5s [%s]%s\n", t.name, std::string(kernels::DTypeName(t.dtype)),
+    absl::PrintF("  %-28s %-9s [%s]%s\n", t.name,
+                 std::string(kernels::DTypeName(on_cpu.ServedDType(t))),
                  absl::StrJoin(t.shape, ", "), packed);
   }
   return absl::OkStatus();

@@ -197,6 +197,53 @@ void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* ds
   }
 }
 
+bool HasQ4AffineForm(Packing packing) {
+  return packing == Packing::kQ4_0 || packing == Packing::kQ4_1 || packing == Packing::kQ4_K;
+}
+
+void ToQ4Affine(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst) {
+  RS_CHECK(HasQ4AffineForm(packing));
+  const PackingInfo& info = InfoOf(packing);
+  RS_CHECK(count % info.block_values == 0);
+  for (int64_t b = 0; b < count / info.block_values; ++b) {
+    const uint8_t* in = src + b * info.block_bytes;
+    uint8_t* out = dst + b * info.block_values / kBlock * kernels::kQ4AffineBlockBytes;
+    if (packing == Packing::kQ4_K) {
+      Q4KToQ4Affine(in, out);
+      continue;
+    }
+    const LegacyLayout layout = LayoutOf(packing);
+    const float d = LoadHalf(in);
+    const float m = layout.offset ? LoadHalf(in + 2) : -8.0F * d;  // exact: d is an f16
+    std::memcpy(out, &d, 4);
+    std::memcpy(out + 4, &m, 4);
+    std::memcpy(out + 8, in + layout.quants_at, 16);  // the same nibble order
+  }
+}
+
+void Q4AffineToQ8_0(const uint8_t* src, int64_t count, uint8_t* dst) {
+  RS_CHECK(count % kBlock == 0);
+  std::array<float, kBlock> values{};
+  for (int64_t b = 0; b < count / kBlock; ++b) {
+    const uint8_t* in = src + b * kernels::kQ4AffineBlockBytes;
+    uint8_t* out = dst + b * kernels::kQ8_0BlockBytes;
+    float d = 0;
+    float m = 0;
+    std::memcpy(&d, in, 4);
+    std::memcpy(&m, in + 4, 4);
+    if (m == -8.0F * d && kernels::HalfToFloat(kernels::FloatToHalf(d)) == d) {
+      StoreHalf(d, out);
+      for (int i = 0; i < kBlock; ++i) {
+        const auto q = static_cast<int8_t>(kernels::Q4AffineQuant(in + 8, i) - 8);
+        std::memcpy(out + 2 + i, &q, 1);
+      }
+      continue;
+    }
+    kernels::ConvertToFloat(kernels::DType::kQ4Affine, in, kBlock, values.data());
+    QuantizeQ8_0Block(values.data(), out);
+  }
+}
+
 void QuantizeQ8_0Block(const float* values, uint8_t* out) {
   float amax = 0;
   for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(values[i]));

@@ -1,7 +1,9 @@
 // GGUF block formats that ringserve serves as Q8_0, so that every backend's Q8_0 path runs
-// them unchanged (at 1.0625 bytes a value, where the file takes 0.33-0.82).
+// them unchanged (at 1.0625 bytes a value, where the file takes 0.33-0.82), or, on a backend
+// that takes kernels::DType::kQ4Affine (the CPU), Q4_0, Q4_1 and Q4_K as that: their own
+// values, fma(q, d, m) per 32-value block, at 0.75 bytes a value.
 //
-// Two kinds:
+// As Q8_0, two kinds:
 //  - exact: Q4_0 and Q5_0 blocks hold 32 values d * (q - 8) and d * (q - 16), with one f16
 //    scale d and 4- or 5-bit q. (q - 8) and (q - 16) fit int8, so a Q8_0 block with the
 //    same scale holds exactly the same values.
@@ -62,6 +64,18 @@ void Unpack(Packing packing, const uint8_t* src, int64_t count, float* dst);
 // Rewrites `count` packed values as Q8_0 blocks at `dst` (count / 32 * 34 bytes): exactly
 // for Q4_0 and Q5_0 (the same scale, each quant re-centred), re-rounded for the others.
 void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst);
+
+// Whether `packing`'s values all have kernels::DType::kQ4Affine's form, fma(q, d, m) with a
+// 4-bit q and f32 d and m per 32 values: Q4_0 (m = -8d), Q4_1 and Q4_K (d and m the
+// sub-block's scale and min). Backends that take that dtype serve them without re-rounding.
+bool HasQ4AffineForm(Packing packing);
+// Rewrites `count` values packed as such a `packing` as kQ4Affine blocks at `dst`
+// (count / 32 * 24 bytes), value for value.
+void ToQ4Affine(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst);
+// Rewrites `count` kQ4Affine values as Q8_0 blocks (for a matrix joined with Q8_0 parts):
+// exactly where a block is d * (q - 8) with an f16 d (Q4_0's blocks), re-rounded like
+// WidenToQ8_0's otherwise.
+void Q4AffineToQ8_0(const uint8_t* src, int64_t count, uint8_t* dst);
 
 // One Q8_0 block of 32 values, as ggml's reference quantizer makes it: d = the largest
 // magnitude / 127 (stored as f16), each quant the value / d rounded half away from zero.

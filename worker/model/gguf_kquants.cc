@@ -313,6 +313,27 @@ void UnpackKBlock(Packing packing, const uint8_t* block, float* values) {
   }
 }
 
+void Q4KToQ4Affine(const uint8_t* block, uint8_t* out) {
+  const float d = LoadHalf(block + q45k::kD);
+  const float dmin = LoadHalf(block + q45k::kDmin);
+  for (int j = 0; j < 8; ++j, out += kernels::kQ4AffineBlockBytes) {
+    int sc = 0;
+    int m = 0;
+    ScaleMinK4(block + q45k::kScales, j, &sc, &m);
+    const float scale = d * static_cast<float>(sc);
+    const float offset = -(dmin * static_cast<float>(m));
+    std::memcpy(out, &scale, 4);
+    std::memcpy(out + 4, &offset, 4);
+    // Sub-blocks 2i and 2i + 1 share 32 bytes: the low and the high nibbles.
+    const uint8_t* q = block + q45k::kQ4Quants + ptrdiff_t{32} * (j / 2);
+    const int shift = 4 * (j % 2);
+    for (int i = 0; i < 16; ++i) {
+      out[8 + i] =
+          static_cast<uint8_t>(((q[i] >> shift) & 0x0F) | ((q[i + 16] >> shift) & 0x0F) << 4);
+    }
+  }
+}
+
 void PackKBlock(Packing packing, const float* values, uint8_t* block) {
   std::memset(block, 0, static_cast<size_t>(BlockBytes(packing)));
   switch (packing) {

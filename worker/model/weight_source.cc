@@ -16,9 +16,11 @@ namespace ringserve::model {
 
 namespace {
 
-// WidenToQ8_0 split over the machine's cores by whole blocks: an 8B model's K-quants take
+// A packed tensor rewritten as `served` (Q8_0 or kQ4Affine) by `rewrite` (WidenToQ8_0 or
+// ToQ4Affine), split over the machine's cores by whole blocks: an 8B model's K-quants take
 // about 13 s to re-round on one core.
-void WidenInParallel(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst) {
+void RewriteInParallel(Packing packing, kernels::DType served, const uint8_t* src, int64_t count,
+                       uint8_t* dst, void (*rewrite)(Packing, const uint8_t*, int64_t, uint8_t*)) {
   const int64_t block = BlockValues(packing);
   const int64_t blocks = count / block;
   constexpr int64_t kMinValuesPerThread = int64_t{1} << 17;  // ~0.2 ms: a thread start is less
@@ -30,8 +32,8 @@ void WidenInParallel(Packing packing, const uint8_t* src, int64_t count, uint8_t
     const int64_t first = blocks * t / threads;
     const int64_t last = blocks * (t + 1) / threads;
     auto work = [=] {
-      WidenToQ8_0(packing, src + first * BlockBytes(packing), (last - first) * block,
-                  dst + first * block / kernels::kQ8_0BlockValues * kernels::kQ8_0BlockBytes);
+      rewrite(packing, src + first * BlockBytes(packing), (last - first) * block,
+              dst + kernels::DTypeBytes(served, static_cast<size_t>(first * block)));
     };
     if (t + 1 == threads) {
       work();  // this thread takes the last share
@@ -56,12 +58,21 @@ absl::StatusOr<HostMatrix> CheckpointWeightSource::Get(const std::string& name,
   m.cols = shape.back();
   m.data = t->data;
   if (t->packing != Packing::kAsStored) {
-    buffer_.resize(kernels::DTypeBytes(t->dtype, static_cast<size_t>(t->NumElements())));
-    WidenInParallel(t->packing, static_cast<const uint8_t*>(t->data), t->NumElements(),
-                    buffer_.data());
+    m.dtype = ServedDType(*t);
+    buffer_.resize(kernels::DTypeBytes(m.dtype, static_cast<size_t>(t->NumElements())));
+    RewriteInParallel(t->packing, m.dtype, static_cast<const uint8_t*>(t->data), t->NumElements(),
+                      buffer_.data(),
+                      m.dtype == kernels::DType::kQ4Affine ? &ToQ4Affine : &WidenToQ8_0);
     m.data = buffer_.data();
   }
   return m;
+}
+
+kernels::DType CheckpointWeightSource::ServedDType(const HostTensor& t) const {
+  if (q4_affine_ && t.packing != Packing::kAsStored && HasQ4AffineForm(t.packing)) {
+    return kernels::DType::kQ4Affine;
+  }
+  return t.dtype;
 }
 
 bool CheckpointWeightSource::Has(const std::string& name) const {
@@ -73,7 +84,7 @@ std::optional<size_t> CheckpointWeightSource::BytesOn(const kernels::Backend& ba
   for (const HostTensor& t : checkpoint_.tensors()) {
     if (t.shape.empty()) continue;
     const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1;
-    bytes += backend.WeightBytes(t.dtype, rows, t.NumElements() / rows);
+    bytes += backend.WeightBytes(ServedDType(t), rows, t.NumElements() / rows);
   }
   return bytes;
 }

@@ -48,18 +48,24 @@ class WeightSource {
 };
 
 // Serves tensors straight out of the checkpoint's memory map: no copy, except that packed
-// GGUF tensors (Q4_0, Q4_K, ...) are widened to Q8_0 into one buffer, a tensor at a time.
+// GGUF tensors (Q4_0, Q4_K, ...) are rewritten into one buffer, a tensor at a time: as
+// kQ4Affine where they have its form and `q4_affine` says the backend takes it
+// (Backend::TakesWeightDType), as Q8_0 otherwise.
 class CheckpointWeightSource final : public WeightSource {
  public:
-  explicit CheckpointWeightSource(const Checkpoint& checkpoint) : checkpoint_(checkpoint) {}
+  explicit CheckpointWeightSource(const Checkpoint& checkpoint, bool q4_affine = false)
+      : checkpoint_(checkpoint), q4_affine_(q4_affine) {}
   absl::StatusOr<HostMatrix> Get(const std::string& name,
                                  const std::vector<int64_t>& shape) override;
   bool Has(const std::string& name) const override;
   std::optional<size_t> BytesOn(const kernels::Backend& backend) const override;
+  // The dtype Get gives `t` in.
+  kernels::DType ServedDType(const HostTensor& t) const;
 
  private:
   const Checkpoint& checkpoint_;
-  std::vector<uint8_t> buffer_;  // the last widened tensor
+  const bool q4_affine_;
+  std::vector<uint8_t> buffer_;  // the last rewritten tensor
 };
 
 // Deterministic random weights: matrices ~ U(-a, a) with a = 1/sqrt(cols), norm weights 1.

@@ -3,11 +3,14 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "worker/model/gguf_blocks.h"
 
 namespace ringserve::model {
 namespace {
@@ -21,6 +24,34 @@ absl::StatusOr<kernels::Weight> Counted(absl::StatusOr<kernels::Weight> weight,
   }
   *total_bytes += weight->buffer.bytes();
   return weight;
+}
+
+// The dtype parts of dtypes `a` and `b` are joined in: theirs where they agree, Q8_0 for
+// 4-bit parts beside Q8_0 ones (a K-quant mix's Q4_K attn_q beside its Q6_K attn_v), else
+// f32.
+kernels::DType JoinedDType(kernels::DType a, kernels::DType b) {
+  using kernels::DType;
+  if (a == b) return a;
+  if ((a == DType::kQ4Affine && b == DType::kQ8_0) ||
+      (a == DType::kQ8_0 && b == DType::kQ4Affine)) {
+    return DType::kQ8_0;
+  }
+  return DType::kF32;
+}
+
+// `count` values of dtype `from` at `src` rewritten as `to` (a JoinedDType of `from`).
+void AppendAs(kernels::DType from, kernels::DType to, const void* src, size_t count,
+              std::vector<uint8_t>* joined) {
+  const size_t offset = joined->size();
+  joined->resize(offset + kernels::DTypeBytes(to, count));
+  uint8_t* dst = joined->data() + offset;
+  if (from == to) {
+    std::memcpy(dst, src, kernels::DTypeBytes(to, count));
+  } else if (to == kernels::DType::kQ8_0) {
+    Q4AffineToQ8_0(static_cast<const uint8_t*>(src), static_cast<int64_t>(count), dst);
+  } else {
+    kernels::ConvertToFloat(from, src, count, reinterpret_cast<float*>(dst));
+  }
 }
 
 }  // namespace
@@ -64,33 +95,24 @@ absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
   if (made.has_value()) return Counted(*std::move(made), what, total_bytes);
   // Each part is appended as it comes (a source may reuse one buffer for every tensor it
   // returns), in the first part's dtype until a part of another dtype turns the whole
-  // stack into f32.
+  // stack into their JoinedDType.
   std::vector<uint8_t> joined;
   kernels::DType dtype = kernels::DType::kF32;
   int64_t total_rows = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     RS_ASSIGN_OR_RETURN(const HostMatrix m, source.Get(names[i], {rows[i], cols}));
-    const auto count = static_cast<size_t>(m.rows * m.cols);
     if (i == 0) {
       dtype = m.dtype;
       int64_t all_rows = 0;
       for (int64_t r : rows) all_rows += r;
       joined.reserve(kernels::DTypeBytes(dtype, static_cast<size_t>(all_rows * cols)));
-    } else if (m.dtype != dtype && dtype != kernels::DType::kF32) {
-      const auto so_far = static_cast<size_t>(total_rows * cols);
-      std::vector<uint8_t> wide(kernels::DTypeBytes(kernels::DType::kF32, so_far));
-      kernels::ConvertToFloat(dtype, joined.data(), so_far, reinterpret_cast<float*>(wide.data()));
-      joined = std::move(wide);
-      dtype = kernels::DType::kF32;
+    } else if (const kernels::DType wider = JoinedDType(dtype, m.dtype); wider != dtype) {
+      std::vector<uint8_t> rewritten;
+      AppendAs(dtype, wider, joined.data(), static_cast<size_t>(total_rows * cols), &rewritten);
+      joined = std::move(rewritten);
+      dtype = wider;
     }
-    const size_t offset = joined.size();
-    joined.resize(offset + kernels::DTypeBytes(dtype, count));
-    if (m.dtype == dtype) {
-      std::memcpy(joined.data() + offset, m.data, kernels::DTypeBytes(dtype, count));
-    } else {
-      kernels::ConvertToFloat(m.dtype, m.data, count,
-                              reinterpret_cast<float*>(joined.data() + offset));
-    }
+    AppendAs(m.dtype, dtype, m.data, static_cast<size_t>(m.rows * m.cols), &joined);
     total_rows += m.rows;
   }
   return Counted(backend->UploadWeight(dtype, total_rows, cols, joined.data()), what, total_bytes);

@@ -57,6 +57,11 @@ void CheckMatMul(Backend& b, std::mt19937_64& rng, DType dtype, int64_t n, int64
                  int64_t pad, bool f32_out = false) {
   const DType act = b.activation_dtype();
   const std::vector<uint8_t> w_bytes = Encode(dtype, RandomFloats(rng, m * k));
+  if (!b.TakesWeightDType(dtype)) {  // loaders give it Q8_0 instead; it says no, it never crashes
+    EXPECT_EQ(b.UploadWeight(dtype, m, k, w_bytes.data()).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    return;
+  }
   // The backend stores weights in its activation dtype.
   const std::vector<float> w_ref = RoundTo(act, Decode(dtype, w_bytes, m * k));
   const std::vector<float> x = RoundTo(act, RandomFloats(rng, n * k));
@@ -97,6 +102,11 @@ DType StreamDtype(const Backend& b, bool wide) { return wide ? DType::kF32 : b.a
 void CheckEmbedding(Backend& b, std::mt19937_64& rng, DType dtype, int64_t rows, int64_t cols,
                     bool wide = false) {
   const std::vector<uint8_t> bytes = Encode(dtype, RandomFloats(rng, rows * cols));
+  if (!b.TakesWeightDType(dtype)) {
+    EXPECT_EQ(b.UploadWeight(dtype, rows, cols, bytes.data()).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    return;
+  }
   const std::vector<float> table = RoundTo(b.activation_dtype(), Decode(dtype, bytes, rows * cols));
   auto w = b.UploadWeight(dtype, rows, cols, bytes.data());
   ASSERT_TRUE(w.ok()) << w.status();
@@ -402,8 +412,9 @@ std::vector<OpCase> AllCases() {
                                  {37, 19, 45, 1},   {37, 100, 600, 0}, {6, 48, 32, 0},
                                  {64, 130, 257, 2}, {1, 1, 70, 0}};
   const std::vector<Mm> k32 = {{1, 33, 64, 0}, {37, 50, 96, 1}, {13, 64, 544, 0}, {5, 1, 32, 0}};
-  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
-    for (const Mm& s : dt == DType::kQ8_0 ? k32 : any_k) {
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4Affine}) {
+    const bool blocks = dt == DType::kQ8_0 || dt == DType::kQ4Affine;
+    for (const Mm& s : blocks ? k32 : any_k) {
       add(absl::StrCat("MatMul_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k", s.k),
           [=](Backend& b, std::mt19937_64& rng) { CheckMatMul(b, rng, dt, s.n, s.m, s.k, s.pad); });
     }
@@ -413,7 +424,7 @@ std::vector<OpCase> AllCases() {
         [=](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, dt, 50, 37); });
   }
   // The logits product: f32 out of f16/bf16 activations (on the CPU the same as above).
-  for (DType dt : {DType::kF32, DType::kBF16, DType::kQ8_0}) {
+  for (DType dt : {DType::kF32, DType::kBF16, DType::kQ8_0, DType::kQ4Affine}) {
     for (const Mm& s : std::vector<Mm>{{1, 160, 64, 0}, {19, 1000, 96, 2}}) {
       add(absl::StrCat("MatMulF32Out_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k",
                        s.k),
@@ -422,8 +433,10 @@ std::vector<OpCase> AllCases() {
           });
     }
   }
-  add("Embedding_q8_0_40x64",
-      [](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, DType::kQ8_0, 40, 64); });
+  for (DType dt : {DType::kQ8_0, DType::kQ4Affine}) {
+    add(absl::StrCat("Embedding_", std::string(DTypeName(dt)), "_40x64"),
+        [=](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, dt, 40, 64); });
+  }
   add("Embedding_f32_1x768",
       [](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, DType::kF32, 7, 768); });
   for (auto [rows, cols] :
@@ -523,9 +536,11 @@ TEST(UploadWeightTest, RejectsUnsupportedDtypeAndShape) {
     EXPECT_EQ(backend->UploadWeight(DType::kI32, 2, 32, data.data()).status().code(),
               absl::StatusCode::kInvalidArgument)
         << variant;
-    EXPECT_EQ(backend->UploadWeight(DType::kQ8_0, 1, 48, data.data()).status().code(),
-              absl::StatusCode::kInvalidArgument)
-        << variant;
+    for (const DType blocks : {DType::kQ8_0, DType::kQ4Affine}) {
+      EXPECT_EQ(backend->UploadWeight(blocks, 1, 48, data.data()).status().code(),
+                absl::StatusCode::kInvalidArgument)
+          << variant << " " << DTypeName(blocks);
+    }
     EXPECT_EQ(backend->UploadWeight(DType::kF32, 0, 8, data.data()).status().code(),
               absl::StatusCode::kInvalidArgument)
         << variant;

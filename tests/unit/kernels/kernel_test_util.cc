@@ -147,6 +147,21 @@ std::vector<uint8_t> Encode(DType dtype, const std::vector<float>& values) {
         }
       }
       break;
+    case DType::kQ4Affine:
+      for (size_t b = 0; b < values.size() / kQ4AffineBlockValues; ++b) {
+        const float* v = values.data() + b * kQ4AffineBlockValues;
+        const auto [lo, hi] = std::minmax_element(v, v + kQ4AffineBlockValues);
+        const float scale = (*hi - *lo) / 15.0F;
+        uint8_t* block = out.data() + b * kQ4AffineBlockBytes;
+        std::memcpy(block, &scale, 4);
+        std::memcpy(block + 4, &*lo, 4);
+        for (int i = 0; i < kQ4AffineBlockValues; ++i) {
+          const float q =
+              scale == 0 ? 0 : std::clamp(std::nearbyint((v[i] - *lo) / scale), 0.0F, 15.0F);
+          block[8 + i % 16] |= static_cast<uint8_t>(static_cast<int>(q) << (i < 16 ? 0 : 4));
+        }
+      }
+      break;
     case DType::kI32:
       break;
   }

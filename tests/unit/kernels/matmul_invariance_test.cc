@@ -152,35 +152,33 @@ INSTANTIATE_TEST_SUITE_P(
              (std::get<1>(info.param) == cpu::PanelType::kBF16 ? "_bf16" : "_f16");
     });
 
-// Q8_0 panels (int8 quants, f32 block scales) give the bits of f32 panels holding the
-// checkpoint's dequantised values, in batches and on any thread count.
-class Q8_0PanelTest : public ::testing::TestWithParam<Shape> {};
-
-TEST_P(Q8_0PanelTest, GiveTheBitsOfF32PanelsOfTheDequantisedValues) {
-  const auto [m, k] = GetParam();
+// Quantized panels give the bits of f32 panels holding the checkpoint's dequantised values
+// (ConvertToFloat of its blocks), unpacked row by row, in batches and on any thread count.
+void ExpectBitsOfF32Panels(const Shape& shape, DType dtype, const std::vector<uint8_t>& blocks,
+                           std::mt19937_64& rng) {
+  const auto [m, k] = shape;
   constexpr int64_t kRows = 40;
-  std::mt19937_64 rng(static_cast<uint64_t>(m * 17 + k));
-  const int64_t row_bytes = k / kQ8_0BlockValues * kQ8_0BlockBytes;
-  std::vector<uint8_t> blocks(static_cast<size_t>(m * row_bytes));
-  std::uniform_int_distribution<int> quant(-127, 127);
-  std::uniform_real_distribution<float> scale(1e-4F, 3e-2F);
-  for (size_t b = 0; b < blocks.size(); b += kQ8_0BlockBytes) {
-    const uint16_t d = FloatToHalf(scale(rng));
-    std::memcpy(&blocks[b], &d, sizeof(d));
-    for (int i = 0; i < kQ8_0BlockValues; ++i) blocks[b + 2 + i] = static_cast<uint8_t>(quant(rng));
-  }
+  const cpu::PanelType type =
+      dtype == DType::kQ8_0 ? cpu::PanelType::kQ8_0 : cpu::PanelType::kQ4Affine;
   std::vector<float> values(static_cast<size_t>(m * k));
-  ConvertToFloat(DType::kQ8_0, blocks.data(), values.size(), values.data());
+  ConvertToFloat(dtype, blocks.data(), values.size(), values.data());
   const std::vector<float> x = RandomFloats(rng, kRows * k);
   const cpu::PanelLayout layout{false, m, k};
   std::vector<float> w32(values.size());
   cpu::PackRows(layout, values.data(), 0, m, w32.data());
-  std::vector<int8_t> quants(values.size());
-  std::vector<float> scales(static_cast<size_t>(m * (k / kQ8_0BlockValues)));
-  cpu::PackQ8_0Rows(layout, blocks.data(), 0, m, quants.data(), scales.data());
+  // Panel by panel, as the backend packs them, into memory that starts out dirty.
+  std::vector<uint8_t> quants(static_cast<size_t>(cpu::QuantBytes(type, m, k)), 0xA5);
+  std::vector<float> params(static_cast<size_t>(cpu::BlockParamLayout(type, layout).rows *
+                                                cpu::BlockParamLayout(type, layout).cols));
+  for (int64_t p = 0; p < layout.num_panels(); ++p) {
+    const int64_t r0 = p * cpu::kPanelWidth;
+    cpu::PackBlockRows(layout, type, blocks.data() + DTypeBytes(dtype, static_cast<size_t>(r0 * k)),
+                       r0, layout.width(p), quants.data(), params.data());
+  }
   std::vector<float> row(static_cast<size_t>(k));
-  for (const int64_t r : {int64_t{0}, m / 2, m - 1}) {
-    cpu::UnpackRow(layout, cpu::PanelType::kQ8_0, quants.data(), r, row.data(), scales.data());
+  for (const int64_t r : {int64_t{0}, int64_t{9}, m / 2, m - 1}) {
+    if (r >= m) continue;
+    cpu::UnpackRow(layout, type, quants.data(), r, row.data(), params.data());
     EXPECT_EQ(std::memcmp(row.data(), values.data() + r * k, row.size() * sizeof(float)), 0)
         << "row " << r << " unpacked";
   }
@@ -191,13 +189,55 @@ TEST_P(Q8_0PanelTest, GiveTheBitsOfF32PanelsOfTheDequantisedValues) {
       std::vector<float> want(static_cast<size_t>(size * m)), got(want.size());
       cpu::MatMul(*pool, {x.data() + first * k, k, size, w32.data(), layout, want.data(), m},
                   cpu::Isa::kAvx2);
-      cpu::MatMul(*pool, {x.data() + first * k, k, size, quants.data(), layout, got.data(), m,
-                          cpu::PanelType::kQ8_0, scales.data()});
+      cpu::MatMul(*pool, {x.data() + first * k, k, size, quants.data(), layout, got.data(), m, type,
+                          params.data()});
       EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
           << size << " rows at " << first << " on " << pool->num_threads() << " threads";
     }
   }
 }
+
+class Q8_0PanelTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(Q8_0PanelTest, GiveTheBitsOfF32PanelsOfTheDequantisedValues) {
+  const auto [m, k] = GetParam();
+  std::mt19937_64 rng(static_cast<uint64_t>(m * 17 + k));
+  std::vector<uint8_t> blocks(DTypeBytes(DType::kQ8_0, static_cast<size_t>(m * k)));
+  std::uniform_int_distribution<int> quant(-127, 127);
+  std::uniform_real_distribution<float> scale(1e-4F, 3e-2F);
+  for (size_t b = 0; b < blocks.size(); b += kQ8_0BlockBytes) {
+    const uint16_t d = FloatToHalf(scale(rng));
+    std::memcpy(&blocks[b], &d, sizeof(d));
+    for (int i = 0; i < kQ8_0BlockValues; ++i) blocks[b + 2 + i] = static_cast<uint8_t>(quant(rng));
+  }
+  ExpectBitsOfF32Panels(GetParam(), DType::kQ8_0, blocks, rng);
+}
+
+// kQ4Affine panels (4-bit quants, f32 scales and offsets): scales and offsets of any f32
+// bits, so that fma(q, d, m) rounds (as Q4_K's do) and a product of its own would not match.
+class Q4AffinePanelTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(Q4AffinePanelTest, GiveTheBitsOfF32PanelsOfTheDequantisedValues) {
+  const auto [m, k] = GetParam();
+  std::mt19937_64 rng(static_cast<uint64_t>(m * 31 + k));
+  std::vector<uint8_t> blocks(DTypeBytes(DType::kQ4Affine, static_cast<size_t>(m * k)));
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(1e-4F, 3e-2F), offset(-0.2F, 0.05F);
+  for (size_t b = 0; b < blocks.size(); b += kQ4AffineBlockBytes) {
+    const float d = scale(rng), o = offset(rng);
+    std::memcpy(&blocks[b], &d, 4);
+    std::memcpy(&blocks[b + 4], &o, 4);
+    for (int i = 0; i < 16; ++i) blocks[b + 8 + i] = static_cast<uint8_t>(byte(rng));
+  }
+  ExpectBitsOfF32Panels(GetParam(), DType::kQ4Affine, blocks, rng);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Q4AffinePanelTest,
+                         ::testing::Values(Shape{768, 768}, Shape{100, 608}, Shape{37, 1024},
+                                           Shape{1001, 96}, Shape{5, 1120}, Shape{24, 2048}),
+                         [](const ::testing::TestParamInfo<Shape>& info) {
+                           return std::to_string(info.param.m) + "x" + std::to_string(info.param.k);
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Q8_0PanelTest,
                          ::testing::Values(Shape{768, 768}, Shape{100, 608}, Shape{37, 1024},

@@ -25,9 +25,41 @@
 namespace ringserve::model {
 namespace {
 
+// The parts a model stacks into one matrix with `name`: Q, K and V; gate and up.
+std::vector<std::string> StackOf(const std::string& name) {
+  for (const std::vector<std::string>& stack :
+       {std::vector<std::string>{"attn_q", "attn_k", "attn_v"},
+        std::vector<std::string>{"ffn_gate", "ffn_up"}}) {
+    for (const std::string& part : stack) {
+      const std::string suffix = "." + part + ".weight";
+      if (!name.ends_with(suffix)) continue;
+      const std::string prefix = name.substr(0, name.size() - suffix.size());
+      std::vector<std::string> names;
+      for (const std::string& other : stack) names.push_back(prefix + "." + other + ".weight");
+      return names;
+    }
+  }
+  return {name};
+}
+
+// Whether the CPU serves packed tensor `t` as the file's own values (kQ4Affine): it has that
+// form and so has every part stacked with it; else it serves the Q8_0 blocks it widens to.
+bool ServedAsFileValues(const Checkpoint& c, const HostTensor& t) {
+  for (const std::string& name : StackOf(t.name)) {
+    const absl::StatusOr<const HostTensor*> part = c.Find(name);
+    if (!part.ok() || (*part)->packing == Packing::kAsStored ||
+        !HasQ4AffineForm((*part)->packing)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+enum class Values { kAsServedOnCpu, kInTheFile };
+
 // `half` with every tensor converted to f32 (the data owned by the copy): packed tensors
-// as the Q8_0 blocks they are served as, or with `file_values` as the file's own values.
-std::unique_ptr<Checkpoint> ToF32(const Checkpoint& half, bool file_values = false) {
+// with the values the CPU serves, or the file's own values.
+std::unique_ptr<Checkpoint> ToF32(const Checkpoint& half, Values values = Values::kAsServedOnCpu) {
   auto f32 = std::make_unique<Checkpoint>();
   f32->config = half.config;
   f32->format = half.format;
@@ -36,17 +68,15 @@ std::unique_ptr<Checkpoint> ToF32(const Checkpoint& half, bool file_values = fal
     HostTensor wide = t;
     const auto count = static_cast<size_t>(t.NumElements());
     auto* data = static_cast<float*>(f32->AllocateOwned(count * sizeof(float)));
-    const void* stored = t.data;
-    std::vector<uint8_t> widened;
-    if (t.packing != Packing::kAsStored && file_values) {
-      Unpack(t.packing, static_cast<const uint8_t*>(t.data), t.NumElements(), data);
-    } else if (t.packing != Packing::kAsStored) {
-      widened.resize(kernels::DTypeBytes(t.dtype, count));
-      WidenToQ8_0(t.packing, static_cast<const uint8_t*>(t.data), t.NumElements(), widened.data());
-      stored = widened.data();
-    }
-    if (t.packing == Packing::kAsStored || !file_values) {
-      kernels::ConvertToFloat(t.dtype, stored, count, data);
+    const auto* packed = static_cast<const uint8_t*>(t.data);
+    if (t.packing == Packing::kAsStored) {
+      kernels::ConvertToFloat(t.dtype, t.data, count, data);
+    } else if (values == Values::kInTheFile || ServedAsFileValues(half, t)) {
+      Unpack(t.packing, packed, t.NumElements(), data);
+    } else {
+      std::vector<uint8_t> widened(kernels::DTypeBytes(t.dtype, count));
+      WidenToQ8_0(t.packing, packed, t.NumElements(), widened.data());
+      kernels::ConvertToFloat(t.dtype, widened.data(), count, data);
     }
     wide.packing = Packing::kAsStored;
     wide.dtype = kernels::DType::kF32;
@@ -123,7 +153,8 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, HalfWeightsTest,
                          });
 
 // GGUF files of Q4_0 or Q5_0 matrices (ringserve-model make-random --dtype q4_0) load as
-// such, a model holds them as Q8_0, and its logits are those of the file's f32 conversion.
+// such, a CPU model holds them as kQ4Affine (0.75 bytes a value) or Q8_0, and its logits are
+// those of the file's f32 conversion.
 TEST(PackedWeightsTest, Q4_0AndQ5_0FilesGiveTheLogitsOfTheirF32Conversion) {
   absl::StatusOr<ModelConfig> config = PresetConfig("tiny");
   ASSERT_TRUE(config.ok());
@@ -144,13 +175,14 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0FilesGiveTheLogitsOfTheirF32Conversion) {
     const std::unique_ptr<Checkpoint> f32 = ToF32(**packed);
     const auto [packed_bytes, f32_bytes] =
         ExpectSameLogits(**packed, *f32, **backend, config->vocab_size);
-    EXPECT_LT(packed_bytes, f32_bytes * 29 / 100);
+    EXPECT_LT(packed_bytes, f32_bytes * (packing == Packing::kQ4_0 ? 20 : 29) / 100);
   }
 }
 
 // A checkpoint whose matrices are Q4_0 or Q5_0 blocks (GGUF's packings) gives the logits of
-// the same values held as f32, bit for bit: each block is served as a Q8_0 block of the same
-// values, and the backends' Q8_0 products are those of f32 panels holding them.
+// the same values held as f32, bit for bit: each block is served as a kQ4Affine (on the CPU)
+// or Q8_0 block of the same values, and the backends' products are those of f32 panels
+// holding them.
 TEST(PackedWeightsTest, Q4_0AndQ5_0GiveTheLogitsOfTheirValuesInF32) {
   const std::string path = ::testing::TempDir() + "packed_base.gguf";
   absl::StatusOr<ModelConfig> config = PresetConfig("tiny");
@@ -205,16 +237,19 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0GiveTheLogitsOfTheirValuesInF32) {
     }
     const auto [packed_bytes, wide_bytes] =
         ExpectSameLogits(packed, wide, **backend, config->vocab_size);
-    EXPECT_EQ(CheckpointWeightSource(packed).BytesOn(**backend), packed_bytes);  // as Q8_0
-    EXPECT_LT(packed_bytes, wide_bytes * 29 / 100);
+    const bool q4 = (*backend)->TakesWeightDType(kernels::DType::kQ4Affine);
+    EXPECT_TRUE(q4);
+    EXPECT_EQ(CheckpointWeightSource(packed, q4).BytesOn(**backend), packed_bytes);
+    EXPECT_LT(packed_bytes, wide_bytes * (packing == Packing::kQ4_0 ? 20 : 29) / 100);
   }
 }
 
 // Files of K-quants, as llama.cpp's Q4_K_M and Q5_K_M mix them (ringserve-model make-random
-// --dtype q4_k_m: Q4_K matrices, Q6_K for output, attn_v and ffn_down), load; a model holds
-// them as Q8_0 and gives the logits of those Q8_0 values in f32, bit for bit. Re-rounding
-// the file's values to Q8_0 moves the logits by a fraction of what quantizing the f32
-// weights to the file's format did.
+// --dtype q4_k_m: Q4_K matrices, Q6_K for output, attn_v and ffn_down), load; a CPU model
+// holds Q4_K matrices as kQ4Affine, the file's own values (but Q and K, stacked with a Q6_K
+// V), the others as Q8_0, and gives the logits of those values in f32, bit for bit.
+// Re-rounding to Q8_0 moves the logits by a fraction of what quantizing the f32 weights to
+// the file's format did.
 TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
   absl::StatusOr<ModelConfig> config = PresetConfig("tiny");
   ASSERT_TRUE(config.ok());
@@ -234,6 +269,7 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
   ASSERT_TRUE(original.ok()) << original.status();
   size_t bytes = 0;
   const std::vector<float> exact = Logits(**original, **backend, &bytes);
+  std::vector<size_t> mix_bytes;
   for (const MatrixPacking mix : {MatrixPacking{Packing::kQ4_K, Packing::kQ6_K},
                                   MatrixPacking{Packing::kQ5_K, Packing::kQ6_K}}) {
     const std::string name(InfoOf(mix.packing).name);
@@ -247,8 +283,10 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
     const auto [packed_bytes, f32_bytes] =
         ExpectSameLogits(**packed, *ToF32(**packed), **backend, config->vocab_size);
     EXPECT_LT(packed_bytes, f32_bytes * 29 / 100);
+    mix_bytes.push_back(packed_bytes);
 
-    const std::vector<float> in_file = Logits(*ToF32(**packed, true), **backend, &bytes);
+    const std::vector<float> in_file =
+        Logits(*ToF32(**packed, Values::kInTheFile), **backend, &bytes);
     const std::vector<float> served = Logits(**packed, **backend, &bytes);
     ASSERT_EQ(in_file.size(), exact.size());
     ASSERT_EQ(served.size(), exact.size());
@@ -263,6 +301,9 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
     std::cout << name << "_m: largest logit change from re-rounding to Q8_0 " << requantized
               << ", from quantizing f32 to the file " << quantized << "\n";
   }
+  // Q4_K_M's 4-bit matrices take 0.75 bytes a value, Q5_K_M's (as Q8_0) 1.125.
+  ASSERT_EQ(mix_bytes.size(), 2U);
+  EXPECT_LT(mix_bytes[0], mix_bytes[1] * 85 / 100);
 }
 
 // Rows that are not whole 256-value super-blocks fall back as llama.cpp's quantizer does

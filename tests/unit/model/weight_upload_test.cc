@@ -3,9 +3,11 @@
 // hands every tensor out of one reused buffer.
 #include "worker/model/weight_upload.h"
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -27,6 +29,11 @@ class ReusedBufferSource final : public WeightSource {
   void Add(const std::string& name, DType dtype, int64_t rows, int64_t cols,
            const std::vector<float>& values) {
     std::vector<uint8_t> bytes(kernels::DTypeBytes(dtype, values.size()));
+    if (dtype == DType::kQ8_0 || dtype == DType::kQ4Affine) {
+      EncodeBlocks(dtype, values, bytes.data());
+      tensors_[name] = {dtype, rows, cols, std::move(bytes)};
+      return;
+    }
     for (size_t i = 0; i < values.size(); ++i) {
       if (dtype == DType::kF32) {
         reinterpret_cast<float*>(bytes.data())[i] = values[i];
@@ -50,6 +57,33 @@ class ReusedBufferSource final : public WeightSource {
   bool Has(const std::string& name) const override { return tensors_.contains(name); }
 
  private:
+  // Blocks of step 0.25 (f16-exact): Q8_0's quants v / 0.25; kQ4Affine's (v + 2) / 0.25
+  // under offset -2, the form of Q4_0's blocks. Exact for multiples of 0.25 in range.
+  static void EncodeBlocks(DType dtype, const std::vector<float>& values, uint8_t* out) {
+    constexpr float kStep = 0.25F;
+    const bool q8 = dtype == DType::kQ8_0;
+    const int block_bytes = q8 ? kernels::kQ8_0BlockBytes : kernels::kQ4AffineBlockBytes;
+    for (size_t b = 0; b < values.size() / 32; ++b, out += block_bytes) {
+      const float* v = values.data() + b * 32;
+      if (q8) {
+        const uint16_t d = kernels::FloatToHalf(kStep);
+        std::memcpy(out, &d, 2);
+        for (int i = 0; i < 32; ++i)
+          out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(v[i] / kStep));
+        continue;
+      }
+      const float offset = -8 * kStep;
+      std::memcpy(out, &kStep, 4);
+      std::memcpy(out + 4, &offset, 4);
+      std::memset(out + 8, 0, 16);
+      for (int i = 0; i < 32; ++i) {
+        const auto q = static_cast<int>((v[i] - offset) / kStep);
+        EXPECT_TRUE(q >= 0 && q < 16) << v[i];
+        out[8 + i % 16] |= static_cast<uint8_t>(q << (i < 16 ? 0 : 4));
+      }
+    }
+  }
+
   struct Stored {
     DType dtype;
     int64_t rows, cols;
@@ -125,6 +159,33 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"f32_first", DType::kF32, DType::kBF16, DType::kF16},
                       Case{"last_differs", DType::kF16, DType::kF16, DType::kBF16}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// 4-bit parts stack as kQ4Affine; beside Q8_0 parts (a K-quant mix's Q4_K attn_q and its
+// Q6_K attn_v) the stack is Q8_0, in whichever order they come; beside a float part, f32.
+// Each keeps its values: these 4-bit blocks have Q4_0's form, which Q8_0 holds exactly.
+TEST(StackedUploadTest, FourBitPartsJoinAsTheirCommonDtype) {
+  constexpr int64_t kCols = 32;
+  const std::vector<float> q = Values(4 * kCols, -2.0F);
+  const std::vector<float> k = Values(2 * kCols, -1.5F);
+  std::vector<float> want = q;
+  want.insert(want.end(), k.begin(), k.end());
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok());
+  for (const auto& [first, second, joined] : std::vector<std::tuple<DType, DType, DType>>{
+           {DType::kQ4Affine, DType::kQ4Affine, DType::kQ4Affine},
+           {DType::kQ4Affine, DType::kQ8_0, DType::kQ8_0},
+           {DType::kQ8_0, DType::kQ4Affine, DType::kQ8_0},
+           {DType::kQ4Affine, DType::kF16, DType::kF32}}) {
+    ReusedBufferSource source;
+    source.Add("q", first, 4, kCols, q);
+    source.Add("k", second, 2, kCols, k);
+    size_t bytes = 0;
+    auto w = UploadStackedMatrices(source, backend->get(), {"q", "k"}, {4, 2}, kCols, &bytes);
+    ASSERT_TRUE(w.ok()) << w.status();
+    EXPECT_EQ(w->dtype, joined) << DTypeName(first) << " + " << DTypeName(second);
+    EXPECT_EQ(ReadBack(**backend, *w), want) << DTypeName(first) << " + " << DTypeName(second);
+  }
+}
 
 TEST(StackedUploadTest, AMissingOrMisshapedPartIsAnErrorNamingIt) {
   ReusedBufferSource source;

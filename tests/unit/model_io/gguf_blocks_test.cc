@@ -184,6 +184,48 @@ TEST(GgufBlocksTest, WideningToQ8_0KeepsOrReRoundsEachValue) {
   }
 }
 
+// Q4_0, Q4_1 and Q4_K rewritten as kQ4Affine hold each value of the layout (Reference), and
+// no other packing claims that form. Rewritten on to Q8_0 (a matrix joined with Q8_0 parts)
+// they give WidenToQ8_0's blocks (re-rounded alike), or blocks holding the values exactly
+// where they have Q4_0's form (all of Q4_0's; the rare K block with a scale and min that
+// happen to fit it, such as an all-zero one).
+TEST(GgufBlocksTest, FourBitPackingsRewriteAsQ4AffineValueForValue) {
+  std::mt19937 rng(10);
+  for (const Packing packing : kAll) {
+    const bool four_bit =
+        packing == Packing::kQ4_0 || packing == Packing::kQ4_1 || packing == Packing::kQ4_K;
+    EXPECT_EQ(HasQ4AffineForm(packing), four_bit) << Name(packing);
+    if (!four_bit) continue;
+    const int64_t count = int64_t{256} * 29;
+    const std::vector<uint8_t> blocks = RandomBlocks(packing, count, rng);
+    std::vector<uint8_t> q4(kernels::DTypeBytes(kernels::DType::kQ4Affine, count));
+    ToQ4Affine(packing, blocks.data(), count, q4.data());
+    std::vector<float> got(static_cast<size_t>(count));
+    kernels::ConvertToFloat(kernels::DType::kQ4Affine, q4.data(), count, got.data());
+    const std::vector<float> want = Reference(packing, blocks, count);
+    for (int64_t i = 0; i < count; ++i) {
+      ASSERT_EQ(got[i], want[i]) << Name(packing) << " value " << i;
+    }
+    std::vector<uint8_t> via_q4(kernels::DTypeBytes(kernels::DType::kQ8_0, count));
+    std::vector<uint8_t> direct(via_q4.size());
+    Q4AffineToQ8_0(q4.data(), count, via_q4.data());
+    WidenToQ8_0(packing, blocks.data(), count, direct.data());
+    std::vector<float> via_q4_values(static_cast<size_t>(count));
+    kernels::ConvertToFloat(kernels::DType::kQ8_0, via_q4.data(), count, via_q4_values.data());
+    for (int64_t b = 0; b < count / 32; ++b) {
+      const size_t at = static_cast<size_t>(b) * kernels::kQ8_0BlockBytes;
+      const bool widened = std::equal(
+          direct.begin() + at, direct.begin() + at + kernels::kQ8_0BlockBytes, via_q4.begin() + at);
+      const bool exact = std::equal(want.begin() + b * 32, want.begin() + b * 32 + 32,
+                                    via_q4_values.begin() + b * 32);
+      ASSERT_TRUE(widened || exact) << Name(packing) << " block " << b;
+      if (packing == Packing::kQ4_0) {
+        ASSERT_TRUE(widened) << "block " << b;
+      }
+    }
+  }
+}
+
 // ggml's quantize_row_q8_0_ref: d = amax / 127 as f16, quants roundf(x / d), ties away from
 // zero (the quotients here are exact, so every tie is one).
 TEST(GgufBlocksTest, Q8_0BlocksRoundAsGgmlDoes) {

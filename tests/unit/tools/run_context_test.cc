@@ -98,7 +98,8 @@ TEST(ModelToolTest, MakeRandomWritesAModelInTheDtypeAskedFor) {
   // Its 64-value rows fall back to Q5_0 (and ffn_down's Q6_K to Q8_0), but 172-value
   // rows fit no block format.
   EXPECT_THAT(k_tiny.err, HasSubstr("'blk.0.ffn_down.weight': Q8_0 rows must be a multiple of 32"));
-  // Q4_0: rows of whole blocks too; read back as Q8_0, marked in `info`, and it runs.
+  // Q4_0: rows of whole blocks too; served on the CPU as kQ4Affine (0.75 bytes a value),
+  // marked in `info`, and it runs.
   const ToolRun q4_tiny =
       RunTool("ringserve-model", "make-random --preset tiny --dtype q4_0 --out " + path);
   EXPECT_EQ(q4_tiny.exit_code, 1);
@@ -109,7 +110,9 @@ TEST(ModelToolTest, MakeRandomWritesAModelInTheDtypeAskedFor) {
   ASSERT_EQ(q4_made.exit_code, 0) << q4_made.err;
   const ToolRun q4_info = RunTool("ringserve-model", "info " + q4);
   EXPECT_THAT(q4_info.out,
-              HasSubstr("blk.0.attn_q.weight          q8_0  [768, 768] (q4_0 in the file)"));
+              HasSubstr("blk.0.attn_q.weight          q4_affine [768, 768] (q4_0 in the file)"));
+  // 110M values at 0.75 bytes, norms in f32, against about 1.125 as Q8_0.
+  EXPECT_THAT(q4_info.out, HasSubstr("cpu_weight_bytes: 82209792\n"));
   const ToolRun q4_run =
       RunTool("ringserve-run", "run --model " + q4 + " --prompt-ids 1,2,3 --max-tokens 2");
   EXPECT_EQ(q4_run.exit_code, 0) << q4_run.err;

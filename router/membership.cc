@@ -226,6 +226,7 @@ void Membership::Publish(const std::vector<std::shared_ptr<const WorkerConn>>& h
     snapshot_.swap(swapped);
   }
   // `swapped` now holds the previous snapshot: released here, outside the lock.
+  if (options_.on_publish) options_.on_publish(static_cast<int>(published_addresses_.size()));
 }
 
 }  // namespace ringserve::router

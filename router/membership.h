@@ -5,6 +5,7 @@
 #define RINGSERVE_ROUTER_MEMBERSHIP_H_
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -57,6 +58,9 @@ struct MembershipOptions {
   bool check_health = true;
   // How often a dns: source is re-resolved.
   absl::Duration dns_interval = absl::Seconds(5);
+  // Called with the number of workers in the ring after each new snapshot is published:
+  // on the Membership thread, or in Create for the first round. Must not block.
+  std::function<void(int)> on_publish;
   // How the router connects to workers, for calls and health checks alike (TLS, with a
   // client certificate for workers that require one); null: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> worker_credentials;

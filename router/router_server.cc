@@ -25,6 +25,9 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
   RS_RETURN_IF_ERROR(CheckListenAddress(options.listen_address));
   std::unique_ptr<RouterServer> router(new RouterServer());
   if (registry != nullptr) router->metrics_ = std::make_unique<RouterMetrics>(*registry);
+  options.membership.on_publish = [r = router.get()](int /*workers*/) {
+    r->UpdateInferenceHealth();
+  };
   auto membership = Membership::Create(std::move(options.membership), router->metrics_.get());
   if (!membership.ok()) return membership.status();
   router->membership_ = std::move(*membership);
@@ -53,9 +56,12 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
         "cannot listen on ", options.listen_address,
         tls ? " (or gRPC rejected the TLS certificate or key; its log says which)" : ""));
   }
-  grpc::HealthCheckServiceInterface* health = router->server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus(kInferenceServiceName, true);
+  {
+    std::lock_guard lock(router->health_mu_);
+    router->health_ = router->server_->GetHealthCheckService();
+    router->health_->SetServingStatus(true);
+  }
+  router->UpdateInferenceHealth();
   Log(LogLevel::kInfo, "router", "serving",
       {{"address", options.listen_address},
        {"port", absl::StrCat(router->port_)},
@@ -64,12 +70,25 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
   return router;
 }
 
-RouterServer::~RouterServer() { Shutdown(absl::ZeroDuration()); }
+RouterServer::~RouterServer() {
+  Shutdown(absl::ZeroDuration());
+  std::lock_guard lock(health_mu_);
+  health_ = nullptr;  // the server goes before Membership's thread stops
+}
+
+void RouterServer::UpdateInferenceHealth() {
+  std::lock_guard lock(health_mu_);
+  if (health_ == nullptr) return;  // not serving yet: Create sets it once it is
+  const bool serving = !draining_ && membership_->snapshot()->ring->num_endpoints() > 0;
+  health_->SetServingStatus(kInferenceServiceName, serving);
+}
 
 int64_t RouterServer::BeginDrain() {
   if (!draining_.exchange(true)) {
-    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-    health->SetServingStatus(false);
+    {
+      std::lock_guard lock(health_mu_);
+      if (health_ != nullptr) health_->SetServingStatus(false);
+    }
     Log(LogLevel::kInfo, "router", "draining: health NOT_SERVING, new calls refused");
   }
   int64_t in_flight = 0;

@@ -5,10 +5,12 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "prometheus/registry.h"
@@ -49,6 +51,8 @@ class RouterServer {
   const Membership& membership() const { return *membership_; }
   const CallPolicy& policy() const { return *policy_; }
 
+  // Health: the server ("") is SERVING from start to drain (docs/design.md says why,
+  // workers or not); ringserve.v1.Inference only while the ring also has a worker.
   // Health turns NOT_SERVING and new calls get UNAVAILABLE; calls in flight go on.
   // Returns how many proxied calls are in flight. Idempotent.
   int64_t BeginDrain();
@@ -58,7 +62,13 @@ class RouterServer {
 
  private:
   RouterServer() = default;
+  // Sets ringserve.v1.Inference's health from the ring and the drain flag.
+  void UpdateInferenceHealth();
 
+  // The server's health service once it serves, null again before it is destroyed.
+  // Membership's thread updates it, so these outlive membership_ (declared before it).
+  std::mutex health_mu_;
+  grpc::HealthCheckServiceInterface* health_ = nullptr;  // guarded by health_mu_
   std::unique_ptr<RouterMetrics> metrics_;
   std::unique_ptr<Membership> membership_;
   std::atomic<bool> draining_{false};

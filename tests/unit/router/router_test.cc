@@ -341,6 +341,46 @@ TEST_F(RouterTest, DrainTurnsHealthNotServingAndRefusesNewCalls) {
   EXPECT_THAT(r.status.error_message(), HasSubstr("draining"));
 }
 
+// The router itself stays SERVING (what Kubernetes probes); ringserve.v1.Inference follows
+// the ring, for monitoring and clients that check by service name.
+TEST_F(RouterTest, InferenceHealthFollowsTheRing) {
+  Start(1);
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  const auto status_of = [&](const std::string& service) {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    EXPECT_TRUE(health->Check(&context, request, &response).ok()) << service;
+    return response.status();
+  };
+  constexpr auto kServing = grpc::health::v1::HealthCheckResponse::SERVING;
+  constexpr auto kNotServing = grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+  EXPECT_EQ(status_of("ringserve.v1.Inference"), kServing);
+  workers_[0]->SetServing(false);
+  ASSERT_TRUE(
+      Eventually([&] { return status_of("ringserve.v1.Inference") == kNotServing; }, kSlowWait));
+  EXPECT_EQ(status_of(""), kServing);
+  workers_[0]->SetServing(true);
+  ASSERT_TRUE(
+      Eventually([&] { return status_of("ringserve.v1.Inference") == kServing; }, kSlowWait));
+  router_->BeginDrain();
+  EXPECT_EQ(status_of("ringserve.v1.Inference"), kNotServing);
+  EXPECT_EQ(status_of(""), kNotServing);
+}
+
+// A router whose workers are all unreachable from the start has no Inference to offer.
+TEST_F(RouterTest, InferenceHealthIsNotServingWithoutWorkers) {
+  StartRouter("127.0.0.1:1", /*check_health=*/true);
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service("ringserve.v1.Inference");
+  grpc::health::v1::HealthCheckResponse response;
+  ASSERT_TRUE(health->Check(&context, request, &response).ok());
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+}
+
 TEST_F(RouterTest, MetricsCountRequestsByMethodAndCode) {
   Start(2);
   ASSERT_TRUE(Generate("m").status.ok());

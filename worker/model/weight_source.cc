@@ -49,6 +49,30 @@ void RewriteInParallel(Packing packing, kernels::DType served, const uint8_t* sr
 
 }  // namespace
 
+kernels::DType JoinedDType(kernels::DType a, kernels::DType b) {
+  using kernels::DType;
+  if (a == b) return a;
+  const auto is = [&](DType x, DType y) { return (a == x && b == y) || (a == y && b == x); };
+  return is(DType::kQ4Affine, DType::kQ8_0) ? DType::kQ8_0 : DType::kF32;
+}
+
+std::vector<std::string> StackedWith(const std::string& name) {
+  static const std::vector<std::vector<std::string>> kStacks = {{"attn_q", "attn_k", "attn_v"},
+                                                                {"ffn_gate", "ffn_up"}};
+  for (const std::vector<std::string>& stack : kStacks) {
+    for (const std::string& part : stack) {
+      const std::string suffix = absl::StrCat(".", part, ".weight");
+      if (!name.ends_with(suffix)) continue;
+      const std::string prefix = name.substr(0, name.size() - suffix.size());
+      std::vector<std::string> names;
+      for (const std::string& other : stack)
+        names.push_back(absl::StrCat(prefix, ".", other, ".weight"));
+      return names;
+    }
+  }
+  return {name};
+}
+
 absl::StatusOr<HostMatrix> CheckpointWeightSource::Get(const std::string& name,
                                                        const std::vector<int64_t>& shape) {
   RS_ASSIGN_OR_RETURN(const HostTensor* t, checkpoint_.FindWithShape(name, shape));
@@ -84,7 +108,14 @@ std::optional<size_t> CheckpointWeightSource::BytesOn(const kernels::Backend& ba
   for (const HostTensor& t : checkpoint_.tensors()) {
     if (t.shape.empty()) continue;
     const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1;
-    bytes += backend.WeightBytes(ServedDType(t), rows, t.NumElements() / rows);
+    // As the model holds it: in the dtype of its whole stack.
+    kernels::DType dtype = ServedDType(t);
+    for (const std::string& name : StackedWith(t.name)) {
+      if (const auto part = checkpoint_.Find(name); part.ok()) {
+        dtype = JoinedDType(dtype, ServedDType(**part));
+      }
+    }
+    bytes += backend.WeightBytes(dtype, rows, t.NumElements() / rows);
   }
   return bytes;
 }

@@ -25,6 +25,15 @@ struct HostMatrix {
   const void* data = nullptr;
 };
 
+// The dtype parts of dtypes `a` and `b` are held in when stacked into one matrix: theirs
+// where they agree, Q8_0 for 4-bit parts beside Q8_0 ones (a K-quant mix's Q4_K attn_q
+// beside its Q6_K attn_v), else f32.
+kernels::DType JoinedDType(kernels::DType a, kernels::DType b);
+
+// The matrices a model stacks with `name` into one (Q, K and V; gate and up), `name` among
+// them; just `name` for any other.
+std::vector<std::string> StackedWith(const std::string& name);
+
 class WeightSource {
  public:
   virtual ~WeightSource() = default;

@@ -26,19 +26,6 @@ absl::StatusOr<kernels::Weight> Counted(absl::StatusOr<kernels::Weight> weight,
   return weight;
 }
 
-// The dtype parts of dtypes `a` and `b` are joined in: theirs where they agree, Q8_0 for
-// 4-bit parts beside Q8_0 ones (a K-quant mix's Q4_K attn_q beside its Q6_K attn_v), else
-// f32.
-kernels::DType JoinedDType(kernels::DType a, kernels::DType b) {
-  using kernels::DType;
-  if (a == b) return a;
-  if ((a == DType::kQ4Affine && b == DType::kQ8_0) ||
-      (a == DType::kQ8_0 && b == DType::kQ4Affine)) {
-    return DType::kQ8_0;
-  }
-  return DType::kF32;
-}
-
 // `count` values of dtype `from` at `src` rewritten as `to` (a JoinedDType of `from`).
 void AppendAs(kernels::DType from, kernels::DType to, const void* src, size_t count,
               std::vector<uint8_t>* joined) {

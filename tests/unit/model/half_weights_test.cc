@@ -25,27 +25,10 @@
 namespace ringserve::model {
 namespace {
 
-// The parts a model stacks into one matrix with `name`: Q, K and V; gate and up.
-std::vector<std::string> StackOf(const std::string& name) {
-  for (const std::vector<std::string>& stack :
-       {std::vector<std::string>{"attn_q", "attn_k", "attn_v"},
-        std::vector<std::string>{"ffn_gate", "ffn_up"}}) {
-    for (const std::string& part : stack) {
-      const std::string suffix = "." + part + ".weight";
-      if (!name.ends_with(suffix)) continue;
-      const std::string prefix = name.substr(0, name.size() - suffix.size());
-      std::vector<std::string> names;
-      for (const std::string& other : stack) names.push_back(prefix + "." + other + ".weight");
-      return names;
-    }
-  }
-  return {name};
-}
-
 // Whether the CPU serves packed tensor `t` as the file's own values (kQ4Affine): it has that
 // form and so has every part stacked with it; else it serves the Q8_0 blocks it widens to.
 bool ServedAsFileValues(const Checkpoint& c, const HostTensor& t) {
-  for (const std::string& name : StackOf(t.name)) {
+  for (const std::string& name : StackedWith(t.name)) {
     const absl::StatusOr<const HostTensor*> part = c.Find(name);
     if (!part.ok() || (*part)->packing == Packing::kAsStored ||
         !HasQ4AffineForm((*part)->packing)) {
@@ -284,6 +267,8 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
         ExpectSameLogits(**packed, *ToF32(**packed), **backend, config->vocab_size);
     EXPECT_LT(packed_bytes, f32_bytes * 29 / 100);
     mix_bytes.push_back(packed_bytes);
+    // What `ringserve-model info` and the memory check before the upload count.
+    EXPECT_EQ(CheckpointWeightSource(**packed, true).BytesOn(**backend), packed_bytes) << name;
 
     const std::vector<float> in_file =
         Logits(*ToF32(**packed, Values::kInTheFile), **backend, &bytes);

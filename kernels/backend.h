@@ -242,7 +242,8 @@ class Backend {
   virtual absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                               const void* host_data) = 0;
   // Whether UploadWeight takes matrices of `dtype`: loaders give a backend that does not
-  // take a checkpoint's format the nearest one it does (kQ4Affine: Q8_0).
+  // take a checkpoint's format the nearest one it does (kQ4Affine: Q8_0). The CPU and CUDA
+  // backends both take kQ4Affine.
   virtual bool TakesWeightDType(DType dtype) const {
     return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16 ||
            dtype == DType::kQ8_0;

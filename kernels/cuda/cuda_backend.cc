@@ -308,9 +308,10 @@ absl::StatusOr<Weight> CudaBackend::UploadWeight(DType dtype, int64_t rows, int6
     return absl::InvalidArgumentError(
         absl::StrCat(name_, ": bad weight shape [", rows, ", ", cols, "]"));
   }
-  if (dtype == DType::kQ8_0 && cols % kQ8_0BlockValues != 0) {
+  if ((dtype == DType::kQ8_0 || dtype == DType::kQ4Affine) && cols % kQ8_0BlockValues != 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name_, ": q8_0 weight rows must be a multiple of 32 values, got ", cols));
+        absl::StrCat(name_, ": ", std::string(DTypeName(dtype)),
+                     " weight rows must be a multiple of 32 values, got ", cols));
   }
   SetDevice();
   const auto count = static_cast<size_t>(rows) * static_cast<size_t>(cols);
@@ -324,7 +325,7 @@ absl::StatusOr<Weight> CudaBackend::UploadWeight(DType dtype, int64_t rows, int6
     CopyToDevice(w.buffer.data(), host_data, source_bytes);
     return w;
   }
-  // Other dtypes (and q8_0) go up as they are and are converted on the device.
+  // Other dtypes (and the quantized ones) go up as they are and are converted on the device.
   RS_ASSIGN_OR_RETURN(void* staging, DeviceMalloc(source_bytes));
   CopyToDevice(staging, host_data, source_bytes);
   LaunchConvert(stream_, dtype, staging, dtype_, w.buffer.data(), static_cast<int64_t>(count));

@@ -50,6 +50,18 @@ __global__ void ConvertKernel(DType src_dtype, const void* src, Dst* dst, int64_
         v = Mul(scale, static_cast<float>(q));
         break;
       }
+      case DType::kQ4Affine: {
+        // f32 scale and offset, then 16 bytes of nibbles (value j in byte j % 16's low
+        // nibble for j < 16, high for the rest). 24-byte blocks keep the floats aligned.
+        const auto* block =
+            static_cast<const uint8_t*>(src) + (i / kQ4AffineBlockValues) * kQ4AffineBlockBytes;
+        const auto* params = reinterpret_cast<const float*>(block);
+        const int j = static_cast<int>(i % kQ4AffineBlockValues);
+        const int byte = block[8 + j % 16];
+        const int q = j < 16 ? byte & 0x0F : byte >> 4;
+        v = Fma(static_cast<float>(q), params[0], params[1]);
+        break;
+      }
       default:
         __trap();
     }
@@ -199,9 +211,9 @@ bool IsActivationDtype(DType dtype) {
 void LaunchConvert(cudaStream_t stream, DType src_dtype, const void* src, DType dst_dtype,
                    void* dst, int64_t count) {
   RS_CHECK(count >= 0);
-  RS_CHECK(src_dtype != DType::kQ8_0 || count % kQ8_0BlockValues == 0);
-  RS_CHECK(src_dtype == DType::kF32 || src_dtype == DType::kF16 || src_dtype == DType::kBF16 ||
-           src_dtype == DType::kQ8_0);
+  const bool blocks = src_dtype == DType::kQ8_0 || src_dtype == DType::kQ4Affine;
+  RS_CHECK(!blocks || count % kQ8_0BlockValues == 0);
+  RS_CHECK(IsActivationDtype(src_dtype) || blocks);
   if (count == 0) return;
   RS_DISPATCH_ACTIVATION(dst_dtype, T,
                          RS_LAUNCH(ConvertKernel<T>, ElementBlocks(count), kThreads, 0, stream,

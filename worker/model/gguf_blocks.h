@@ -1,7 +1,8 @@
 // GGUF block formats that ringserve serves as Q8_0, so that every backend's Q8_0 path runs
 // them unchanged (at 1.0625 bytes a value, where the file takes 0.33-0.82), or, on a backend
-// that takes kernels::DType::kQ4Affine (the CPU), Q4_0, Q4_1 and Q4_K as that: their own
-// values, fma(q, d, m) per 32-value block, at 0.75 bytes a value.
+// that takes kernels::DType::kQ4Affine (the CPU, at 0.75 bytes a value; CUDA, which converts
+// it on the device), Q4_0, Q4_1 and Q4_K as that: their own values, fma(q, d, m) per
+// 32-value block.
 //
 // As Q8_0, two kinds:
 //  - exact: Q4_0 and Q5_0 blocks hold 32 values d * (q - 8) and d * (q - 16), with one f16

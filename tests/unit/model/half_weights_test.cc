@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "kernels/dtype.h"
+#include "tests/unit/model/test_devices.h"
 #include "worker/model/checkpoint.h"
 #include "worker/model/gguf_blocks.h"
 #include "worker/model/llama_model.h"
@@ -227,6 +228,22 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0GiveTheLogitsOfTheirValuesInF32) {
   }
 }
 
+// A small model whose matrices' rows are whole 256-value K-quant super-blocks; vocab 0 keeps
+// the preset's.
+absl::StatusOr<ModelConfig> KQuantConfig(int layers, int vocab) {
+  absl::StatusOr<ModelConfig> config = PresetConfig("tiny");
+  if (!config.ok()) return config;
+  config->dim = 256;
+  config->hidden_dim = 512;
+  config->num_heads = 4;
+  config->num_kv_heads = 2;
+  config->head_dim = 64;
+  config->num_layers = layers;
+  if (vocab > 0) config->vocab_size = vocab;
+  config->tied_embeddings = false;
+  return config;
+}
+
 // Files of K-quants, as llama.cpp's Q4_K_M and Q5_K_M mix them (ringserve-model make-random
 // --dtype q4_k_m: Q4_K matrices, Q6_K for output, attn_v and ffn_down), load; a CPU model
 // holds Q4_K matrices as kQ4Affine, the file's own values (but Q and K, stacked with a Q6_K
@@ -234,16 +251,9 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0GiveTheLogitsOfTheirValuesInF32) {
 // Re-rounding to Q8_0 moves the logits by a fraction of what quantizing the f32 weights to
 // the file's format did.
 TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
-  absl::StatusOr<ModelConfig> config = PresetConfig("tiny");
+  // 2^18 values a head: widened on two threads or more.
+  const absl::StatusOr<ModelConfig> config = KQuantConfig(/*layers=*/2, /*vocab=*/1024);
   ASSERT_TRUE(config.ok());
-  config->dim = 256;  // rows of whole 256-value super-blocks
-  config->hidden_dim = 512;
-  config->num_heads = 4;
-  config->num_kv_heads = 2;
-  config->head_dim = 64;
-  config->num_layers = 2;
-  config->vocab_size = 1024;  // 2^18 values a head: widened on two threads or more
-  config->tied_embeddings = false;
   auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
   ASSERT_TRUE(backend.ok());
   const std::string f32_path = ::testing::TempDir() + "kquant_f32.gguf";
@@ -294,15 +304,10 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
 // Rows that are not whole 256-value super-blocks fall back as llama.cpp's quantizer does
 // (Q4_K to Q5_0, Q6_K to Q8_0), and the file still gives its Q8_0 values' logits.
 TEST(PackedWeightsTest, KQuantRowsOfPartialSuperBlocksFallBack) {
-  absl::StatusOr<ModelConfig> config = PresetConfig("tiny");
+  absl::StatusOr<ModelConfig> config = KQuantConfig(/*layers=*/1, /*vocab=*/0);
   ASSERT_TRUE(config.ok());
   config->dim = 288;  // 9 blocks of 32, not a whole super-block
-  config->num_heads = 4;
-  config->num_kv_heads = 2;
   config->head_dim = 72;
-  config->hidden_dim = 512;
-  config->num_layers = 1;
-  config->tied_embeddings = false;
   const std::string path = ::testing::TempDir() + "kquant_fallback.gguf";
   ASSERT_TRUE(
       WriteRandomModel(path, *config, kernels::DType::kQ8_0, {Packing::kQ4_K, Packing::kQ6_K})
@@ -316,6 +321,35 @@ TEST(PackedWeightsTest, KQuantRowsOfPartialSuperBlocksFallBack) {
   ASSERT_TRUE(backend.ok());
   ExpectSameLogits(**packed, *ToF32(**packed), **backend, config->vocab_size);
 }
+
+// Every device serves a K-quant mix's values alike: the CPU keeps 4-bit matrices as they
+// are and CUDA converts them (kQ4Affine) to its activation dtype on the device, each with
+// the stacks the CPU joins as Q8_0. So every device gives the logits of the values the CPU
+// serves, within its tolerance; a device given re-rounded 4-bit values would miss f32's.
+class PackedDeviceTest : public ::testing::TestWithParam<testing::TestDevice> {};
+
+TEST_P(PackedDeviceTest, KQuantMixGivesTheLogitsOfTheServedValues) {
+  auto backend = GetParam().create();
+  if (!backend.ok()) GTEST_SKIP() << backend.status();
+  EXPECT_TRUE((*backend)->TakesWeightDType(kernels::DType::kQ4Affine));
+  const absl::StatusOr<ModelConfig> config = KQuantConfig(/*layers=*/1, /*vocab=*/512);
+  ASSERT_TRUE(config.ok());
+  const std::string path = ::testing::TempDir() + "kquant_device_" + GetParam().name + ".gguf";
+  ASSERT_TRUE(
+      WriteRandomModel(path, *config, kernels::DType::kQ8_0, {Packing::kQ4_K, Packing::kQ6_K})
+          .ok());
+  auto packed = OpenCheckpoint(path);
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  auto cpu = kernels::CreateBackend("cpu", {.num_threads = 2});
+  ASSERT_TRUE(cpu.ok());
+  size_t bytes = 0;
+  const std::vector<float> want = Logits(*ToF32(**packed), **cpu, &bytes);
+  const std::vector<float> got = Logits(**packed, **backend, &bytes);
+  EXPECT_LE(testing::LogitsError(got, want), GetParam().logits_tolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, PackedDeviceTest, ::testing::ValuesIn(testing::TestDevices()),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace ringserve::model

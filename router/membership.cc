@@ -192,7 +192,7 @@ std::vector<bool> Membership::CheckHealth(
   for (size_t i = 0; i < workers.size(); ++i) {
     calls[i].context.set_deadline(deadline);
     workers[i]->health->async()->Check(
-        &calls[i].context, &calls[i].request, &calls[i].response, [&, i](grpc::Status status) {
+        &calls[i].context, &calls[i].request, &calls[i].response, [&, i](const grpc::Status& status) {
           std::lock_guard lock(mu);
           healthy[i] = status.ok() && calls[i].response.status() == HealthCheckResponse::SERVING;
           // Notified under mu: once it is released the round may return and destroy `done`.
@@ -206,6 +206,7 @@ std::vector<bool> Membership::CheckHealth(
 
 void Membership::Publish(const std::vector<std::shared_ptr<const WorkerConn>>& healthy) {
   std::vector<std::string> addresses;
+  addresses.reserve(healthy.size());
   for (const auto& conn : healthy) addresses.push_back(conn->endpoint->address());
   // The constructor published the empty ring, so an unchanged set needs nothing.
   if (addresses == published_addresses_) return;

@@ -155,9 +155,9 @@ template <int MR, int NP, typename T>
 void Kernel(const float* x, int64_t ldx, const Cursor<T>& w, int64_t kc, float* y, int64_t ldy,
             bool accumulate, const T* pf = nullptr, int64_t pf_every = 1) {
   __m256 acc[MR][NP][2];
-  for (int i = 0; i < MR; ++i) {
-    for (int p = 0; p < NP; ++p) {
-      for (int v = 0; v < 2; ++v) {
+  for (int64_t i = 0; i < MR; ++i) {
+    for (int64_t p = 0; p < NP; ++p) {
+      for (int64_t v = 0; v < 2; ++v) {
         acc[i][p][v] =
             accumulate ? _mm256_loadu_ps(y + i * ldy + p * 16 + v * 8) : _mm256_setzero_ps();
       }
@@ -184,8 +184,8 @@ void Kernel(const float* x, int64_t ldx, const Cursor<T>& w, int64_t kc, float* 
       }
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    for (int p = 0; p < NP; ++p) {
+  for (int64_t i = 0; i < MR; ++i) {
+    for (int64_t p = 0; p < NP; ++p) {
       _mm256_storeu_ps(y + i * ldy + p * 16, acc[i][p][0]);
       _mm256_storeu_ps(y + i * ldy + p * 16 + 8, acc[i][p][1]);
     }

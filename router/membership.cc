@@ -192,7 +192,8 @@ std::vector<bool> Membership::CheckHealth(
   for (size_t i = 0; i < workers.size(); ++i) {
     calls[i].context.set_deadline(deadline);
     workers[i]->health->async()->Check(
-        &calls[i].context, &calls[i].request, &calls[i].response, [&, i](const grpc::Status& status) {
+        &calls[i].context, &calls[i].request, &calls[i].response,
+        [&, i](const grpc::Status& status) {
           std::lock_guard lock(mu);
           healthy[i] = status.ok() && calls[i].response.status() == HealthCheckResponse::SERVING;
           // Notified under mu: once it is released the round may return and destroy `done`.

@@ -20,7 +20,9 @@ enum class DType : uint8_t {
   // 4-bit quants with an affine map per 32 values: blocks of an f32 scale d, an f32 offset
   // m and 16 bytes of quants q (byte i: value i in its low nibble, value i + 16 in its high
   // one); value = fma(q, d, m). GGUF's Q4_0, Q4_1 and Q4_K all take this form exactly
-  // (gguf_blocks.h), so the CPU serves them at 0.75 bytes a value without re-rounding.
+  // (gguf_blocks.h), so the CPU serves them at 0.75 bytes a value without re-rounding. (A
+  // zero may take the other sign: Q4_0's d * 0 is -0 for a negative d, fma(8, d, -8d) +0;
+  // the same value in every sum.)
   kQ4Affine,
 };
 

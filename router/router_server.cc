@@ -25,8 +25,10 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
   RS_RETURN_IF_ERROR(CheckListenAddress(options.listen_address));
   std::unique_ptr<RouterServer> router(new RouterServer());
   if (registry != nullptr) router->metrics_ = std::make_unique<RouterMetrics>(*registry);
-  options.membership.on_publish = [r = router.get()](int /*workers*/) {
+  options.membership.on_publish = [r = router.get(),
+                                   caller = std::move(options.membership.on_publish)](int workers) {
     r->UpdateInferenceHealth();
+    if (caller) caller(workers);
   };
   auto membership = Membership::Create(std::move(options.membership), router->metrics_.get());
   if (!membership.ok()) return membership.status();

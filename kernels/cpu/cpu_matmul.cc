@@ -390,6 +390,8 @@ void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src
   const int block_bytes = q4 ? kQ4AffineBlockBytes : kQ8_0BlockBytes;
   const PanelLayout params_layout = BlockParamLayout(type, layout);
   const int64_t p = first_row / kPanelWidth;
+  // One whole panel a call: a 4-bit panel's bytes are cleared and shared by its rows.
+  RS_CHECK(first_row == p * kPanelWidth && num_rows == layout.width(p));
   constexpr int64_t kRowBytes = kPanelWidth / 2;  // of a kQ4Affine panel
   uint8_t* panel_bytes = static_cast<uint8_t*>(quants) + p * kRowBytes * layout.cols;
   // Nibble pairs are filled in by two rows, and a narrow last panel's padding must be zero.

@@ -31,6 +31,10 @@ inline constexpr int kQ8_0BlockBytes = 34;
 inline constexpr int kQ4AffineBlockValues = 32;
 inline constexpr int kQ4AffineBlockBytes = 24;
 
+// Whether `dtype` stores values in 32-value blocks (Q8_0, kQ4Affine): a row of such a
+// matrix must be whole blocks.
+inline bool IsBlockDType(DType dtype) { return dtype == DType::kQ8_0 || dtype == DType::kQ4Affine; }
+
 // The 4-bit quant of value i (< 32) of a kQ4Affine block's 16 quant bytes.
 inline int Q4AffineQuant(const uint8_t* quants, int i) {
   return i < 16 ? quants[i] & 0x0F : quants[i - 16] >> 4;

@@ -99,14 +99,14 @@ absl::StatusOr<Weight> CpuBackend::UploadWeight(DType dtype, int64_t rows, int64
     return absl::InvalidArgumentError(
         absl::StrCat("cpu backend: bad weight shape [", rows, ", ", cols, "]"));
   }
-  if ((dtype == DType::kQ8_0 || dtype == DType::kQ4Affine) && cols % kQuantBlock != 0) {
+  if (IsBlockDType(dtype) && cols % kQuantBlock != 0) {
     return absl::InvalidArgumentError(absl::StrCat("cpu backend: ", std::string(DTypeName(dtype)),
                                                    " weight rows must be a multiple of ",
                                                    kQuantBlock, " values, got ", cols));
   }
   const auto* src = static_cast<const uint8_t*>(host_data);
   const DType stored = StoredDType(dtype, rows);
-  if (stored == DType::kQ8_0 || stored == DType::kQ4Affine) {
+  if (IsBlockDType(stored)) {
     return PackBlockWeight(stored, rows, cols, src);
   }
   return PackWeight(rows, cols, stored, [&](int64_t r0, int64_t width, float* rows_f32) {
@@ -128,8 +128,8 @@ size_t CpuBackend::WeightBytes(DType dtype, int64_t rows, int64_t cols) const {
 }
 
 DType CpuBackend::StoredDType(DType file_dtype, int64_t rows) const {
-  const bool compact = file_dtype == DType::kBF16 || file_dtype == DType::kF16 ||
-                       file_dtype == DType::kQ8_0 || file_dtype == DType::kQ4Affine;
+  const bool compact =
+      file_dtype == DType::kBF16 || file_dtype == DType::kF16 || IsBlockDType(file_dtype);
   return compact && rows > 1 && !use_blas_ ? file_dtype : DType::kF32;
 }
 

@@ -308,7 +308,7 @@ absl::StatusOr<Weight> CudaBackend::UploadWeight(DType dtype, int64_t rows, int6
     return absl::InvalidArgumentError(
         absl::StrCat(name_, ": bad weight shape [", rows, ", ", cols, "]"));
   }
-  if ((dtype == DType::kQ8_0 || dtype == DType::kQ4Affine) && cols % kQ8_0BlockValues != 0) {
+  if (IsBlockDType(dtype) && cols % kQ8_0BlockValues != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(name_, ": ", std::string(DTypeName(dtype)),
                      " weight rows must be a multiple of 32 values, got ", cols));

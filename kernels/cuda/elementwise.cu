@@ -211,7 +211,7 @@ bool IsActivationDtype(DType dtype) {
 void LaunchConvert(cudaStream_t stream, DType src_dtype, const void* src, DType dst_dtype,
                    void* dst, int64_t count) {
   RS_CHECK(count >= 0);
-  const bool blocks = src_dtype == DType::kQ8_0 || src_dtype == DType::kQ4Affine;
+  const bool blocks = IsBlockDType(src_dtype);
   RS_CHECK(!blocks || count % kQ8_0BlockValues == 0);
   RS_CHECK(IsActivationDtype(src_dtype) || blocks);
   if (count == 0) return;

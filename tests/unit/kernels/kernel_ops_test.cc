@@ -413,8 +413,7 @@ std::vector<OpCase> AllCases() {
                                  {64, 130, 257, 2}, {1, 1, 70, 0}};
   const std::vector<Mm> k32 = {{1, 33, 64, 0}, {37, 50, 96, 1}, {13, 64, 544, 0}, {5, 1, 32, 0}};
   for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4Affine}) {
-    const bool blocks = dt == DType::kQ8_0 || dt == DType::kQ4Affine;
-    for (const Mm& s : blocks ? k32 : any_k) {
+    for (const Mm& s : IsBlockDType(dt) ? k32 : any_k) {
       add(absl::StrCat("MatMul_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k", s.k),
           [=](Backend& b, std::mt19937_64& rng) { CheckMatMul(b, rng, dt, s.n, s.m, s.k, s.pad); });
     }

@@ -29,7 +29,7 @@ class ReusedBufferSource final : public WeightSource {
   void Add(const std::string& name, DType dtype, int64_t rows, int64_t cols,
            const std::vector<float>& values) {
     std::vector<uint8_t> bytes(kernels::DTypeBytes(dtype, values.size()));
-    if (dtype == DType::kQ8_0 || dtype == DType::kQ4Affine) {
+    if (kernels::IsBlockDType(dtype)) {
       EncodeBlocks(dtype, values, bytes.data());
       tensors_[name] = {dtype, rows, cols, std::move(bytes)};
       return;

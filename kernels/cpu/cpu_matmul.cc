@@ -5,12 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <type_traits>
-#include <vector>
 
 #include "common/check.h"
 #include "kernels/cpu/cpu_matmul_avx512.h"
+#include "kernels/cpu/quant_matmul.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/dtype.h"
 
@@ -28,121 +26,38 @@ constexpr int kMaxRowTile = 6;
 // on it. Groups are then halved so that both fit in L2 (2 x 192 KiB of f32).
 constexpr int64_t kPanelGroupAhead = 12;
 
-// A byte of a kQ4Affine panel: two features' 4-bit quants (cpu_matmul.h).
-struct Nibbles {
-  uint8_t bits;
-};
-
-template <typename T>
-inline constexpr bool kQuantized = std::is_same_v<T, int8_t> || std::is_same_v<T, Nibbles>;
-// Block parameters per 32 values: Q8_0's scale; kQ4Affine's scale and offset.
-template <typename T>
-inline constexpr int kParams = std::is_same_v<T, Nibbles> ? 2 : 1;
-
 // Where a kernel reads W: element (c, j) of the panel `dp` after the first at
-// w + dp * panel_step + c * RowStep() + j (a kQ4Affine panel: in byte j % 8's nibble j / 8).
-// Quantized panels hold the quants there, and the f32 parameters of each 32-value block at
-// s + dp * s_panel_step + (c / 32) * kParams * ldw + j (the offset ldw after the scale).
-// The product of an int8 and an f16-exact scale has at most 19 significant bits, so it is
-// the exact value the f32 conversion of the block holds; fma(q, d, m) is the one rounding
-// kQ4Affine defines.
+// w + dp * panel_step + c * ldw + j.
 template <typename T>
 struct Cursor {
   const T* w = nullptr;
   int64_t ldw = 0;  // the panel's width
   int64_t panel_step = 0;
-  const float* s = nullptr;
-  int64_t s_panel_step = 0;
 
   // Elements of w from one k row to the next.
-  int64_t RowStep() const {
-    if constexpr (std::is_same_v<T, Nibbles>) {
-      return kPanelWidth / 2;
-    } else {
-      return ldw;
-    }
-  }
-  const float* Params(int64_t dp, int64_t c, int64_t j) const {
-    return s + dp * s_panel_step + (c >> 5) * kParams<T> * ldw + j;
-  }
+  int64_t RowStep() const { return ldw; }
   // Features 0-7 and 8-15 of k row c of panel dp (a full panel).
   void Load16(int64_t dp, int64_t c, __m256 (&out)[2]) const {
     const T* at = w + dp * panel_step + c * RowStep();
-    if constexpr (std::is_same_v<T, Nibbles>) {
-      const __m256i bytes =
-          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(at)));
-      const __m256i low = _mm256_and_si256(bytes, _mm256_set1_epi32(0x0F));
-      const __m256i high = _mm256_srli_epi32(bytes, 4);
-      const float* p = Params(dp, c, 0);
-      out[0] =
-          _mm256_fmadd_ps(_mm256_cvtepi32_ps(low), _mm256_loadu_ps(p), _mm256_loadu_ps(p + ldw));
-      out[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(high), _mm256_loadu_ps(p + 8),
-                               _mm256_loadu_ps(p + ldw + 8));
-    } else if constexpr (std::is_same_v<T, int8_t>) {
-      const float* scale = Params(dp, c, 0);
-      for (int64_t h = 0; h < 2; ++h) {
-        const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(at + 8 * h));
-        out[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)),
-                               _mm256_loadu_ps(scale + 8 * h));
-      }
-    } else {
-      out[0] = Load8(at);
-      out[1] = Load8(at + 8);
-    }
+    out[0] = Load8(at);
+    out[1] = Load8(at + 8);
   }
-  float Get(int64_t c, int64_t j) const {
-    if constexpr (std::is_same_v<T, Nibbles>) {
-      const uint8_t byte = w[c * RowStep() + j % 8].bits;
-      const int q = j < 8 ? byte & 0x0F : byte >> 4;
-      const float* p = Params(0, c, j);
-      return std::fma(static_cast<float>(q), p[0], p[ldw]);
-    } else if constexpr (std::is_same_v<T, int8_t>) {
-      return static_cast<float>(w[c * ldw + j]) * *Params(0, c, j);
-    } else {
-      return ToFloat(w[c * ldw + j]);
-    }
-  }
-  // The same cursor `rows` k rows further on (a multiple of 32 for quantized panels).
+  float Get(int64_t c, int64_t j) const { return ToFloat(w[c * ldw + j]); }
+  // The same cursor `rows` k rows further on.
   Cursor Advanced(int64_t rows) const {
     Cursor next = *this;
     next.w += rows * RowStep();
-    if constexpr (kQuantized<T>) next.s += (rows >> 5) * kParams<T> * ldw;
     return next;
   }
 };
 
-template <typename T>
-constexpr PanelType PanelTypeOf() {
-  if constexpr (std::is_same_v<T, Nibbles>) {
-    return PanelType::kQ4Affine;
-  } else if constexpr (std::is_same_v<T, int8_t>) {
-    return PanelType::kQ8_0;
-  } else if constexpr (std::is_same_v<T, Bf16>) {
-    return PanelType::kBF16;
-  } else if constexpr (std::is_same_v<T, F16>) {
-    return PanelType::kF16;
-  } else {
-    return PanelType::kF32;
-  }
-}
-
 // Panel p of a weight, from k row 0.
 template <typename T>
-Cursor<T> PanelCursor(const PanelLayout& l, const void* w, const float* params, int64_t p) {
+Cursor<T> PanelCursor(const PanelLayout& l, const void* w, int64_t p) {
   Cursor<T> at;
   at.ldw = l.ldw(p);
-  if constexpr (std::is_same_v<T, Nibbles>) {
-    at.panel_step = kPanelWidth / 2 * l.cols;
-    at.w = static_cast<const T*>(w) + p * at.panel_step;
-  } else {
-    at.panel_step = l.base(1);
-    at.w = static_cast<const T*>(w) + l.base(p);
-  }
-  if constexpr (kQuantized<T>) {
-    const PanelLayout params_layout = BlockParamLayout(PanelTypeOf<T>(), l);
-    at.s = params + params_layout.base(p);
-    at.s_panel_step = params_layout.base(1);
-  }
+  at.panel_step = l.base(1);
+  at.w = static_cast<const T*>(w) + l.base(p);
   return at;
 }
 
@@ -205,11 +120,10 @@ void ScalarKernel(int64_t mr, int64_t width, const float* x, int64_t ldx, const 
   }
 }
 
-// W of panel p from k row k0 on (a multiple of 32 for quantized panels), adjacent full
-// panels after it.
+// W of panel p from k row k0 on, adjacent full panels after it.
 template <typename T>
 Cursor<T> PanelAt(const MatMulArgs& a, int64_t p, int64_t k0) {
-  return PanelCursor<T>(a.layout, a.w, a.w_params, p).Advanced(k0);
+  return PanelCursor<T>(a.layout, a.w, p).Advanced(k0);
 }
 
 // What a row tile prefetches while it sweeps a group (Kernel's pf): panel p's rows of the
@@ -269,26 +183,6 @@ void RowTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc
   }
 }
 
-// Quantized panels [g0, g1), k rows [k0, k0 + kc), dequantized into f32 panels (kc x 16
-// each, one after another) in this thread's scratch: the values the kernels make as they
-// load them, made once for every row tile instead of once per tile.
-template <typename T>
-const float* DequantizeGroup(const MatMulArgs& a, int64_t g0, int64_t g1, int64_t k0, int64_t kc) {
-  thread_local std::vector<float> scratch;
-  scratch.resize(static_cast<size_t>(kPanelGroup * kKBlock * kPanelWidth));  // once a thread
-  for (int64_t p = g0; p < g1; ++p) {
-    const Cursor<T> src = PanelAt<T>(a, p, k0);
-    float* dst = scratch.data() + (p - g0) * kc * kPanelWidth;
-    for (int64_t c = 0; c < kc; ++c) {
-      __m256 v[2];
-      src.Load16(0, c, v);
-      _mm256_storeu_ps(dst + c * kPanelWidth, v[0]);
-      _mm256_storeu_ps(dst + c * kPanelWidth + 8, v[1]);
-    }
-  }
-  return scratch.data();
-}
-
 // One thread's share: output panels [p0, p1), every row of x.
 template <typename T>
 void MatMulPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
@@ -299,31 +193,12 @@ void MatMulPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
   const bool has_tail = p1 == l.num_panels() && l.width(p1 - 1) < kPanelWidth;
   const int64_t full_end = has_tail ? p1 - 1 : p1;
   const int64_t tiles = (a.n + kMaxRowTile - 1) / kMaxRowTile;
-  // Quantized panels cost more to load than f32 ones (decoding, not bandwidth, bounds
-  // batched products on few cores), so with several row tiles they are decoded once into
-  // f32 panels: from 2 tiles for 4-bit ones, from 3 for Q8_0's cheaper int8 (with 2, its
-  // tiles decoding twice beat one decode plus reading 4 times the bytes).
-  const bool dequantize = kQuantized<T> && tiles >= (std::is_same_v<T, Nibbles> ? 2 : 3);
-  const bool prefetch = tiles > 1 && !l.transposed && !dequantize;
+  const bool prefetch = tiles > 1 && !l.transposed;
   const int64_t group = prefetch ? kPanelGroupAhead : kPanelGroup;
   for (int64_t k0 = 0; k0 < k; k0 += k_block) {
     const int64_t kc = std::min(k_block, k - k0);
     for (int64_t g0 = p0; g0 < full_end; g0 += group) {
       const int64_t g1 = std::min(full_end, g0 + group);
-      if (dequantize) {
-        MatMulArgs f32 = a;
-        f32.x = a.x + k0;
-        f32.w = DequantizeGroup<T>(a, g0, g1, k0, kc);
-        f32.layout = {false, (g1 - g0) * kPanelWidth, kc};
-        f32.y = a.y + g0 * kPanelWidth;
-        f32.w_type = PanelType::kF32;
-        f32.w_params = nullptr;
-        for (int64_t i0 = 0; i0 < a.n; i0 += kMaxRowTile) {
-          RowTile<float>(f32, i0, std::min<int64_t>(kMaxRowTile, a.n - i0), 0, kc, 0, g1 - g0,
-                         Ahead{}, k0 > 0);
-        }
-        continue;
-      }
       // Next: the following group of this k block, else this thread's first group of the
       // next k block.
       Ahead ahead{.end = full_end, .tiles = tiles};
@@ -380,51 +255,6 @@ void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64
   }
 }
 
-void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src, int64_t first_row,
-                   int64_t num_rows, void* quants, float* params) {
-  RS_CHECK(!layout.transposed && layout.cols % kQuantBlock == 0 &&
-           (type == PanelType::kQ8_0 || type == PanelType::kQ4Affine));
-  const bool q4 = type == PanelType::kQ4Affine;
-  const DType dtype = q4 ? DType::kQ4Affine : DType::kQ8_0;
-  const int64_t blocks = layout.cols / kQuantBlock;
-  const int block_bytes = q4 ? kQ4AffineBlockBytes : kQ8_0BlockBytes;
-  const PanelLayout params_layout = BlockParamLayout(type, layout);
-  const int64_t p = first_row / kPanelWidth;
-  // One whole panel a call: a 4-bit panel's bytes are cleared and shared by its rows.
-  RS_CHECK(first_row == p * kPanelWidth && num_rows == layout.width(p));
-  constexpr int64_t kRowBytes = kPanelWidth / 2;  // of a kQ4Affine panel
-  uint8_t* panel_bytes = static_cast<uint8_t*>(quants) + p * kRowBytes * layout.cols;
-  // Nibble pairs are filled in by two rows, and a narrow last panel's padding must be zero.
-  if (q4) std::memset(panel_bytes, 0, static_cast<size_t>(kRowBytes * layout.cols));
-  for (int64_t r = first_row; r < first_row + num_rows; ++r) {
-    const uint8_t* row =
-        src + DTypeBytes(dtype, static_cast<size_t>((r - first_row) * layout.cols));
-    const int64_t ldw = layout.ldw(p);
-    const int64_t j = r - p * kPanelWidth;
-    float* p_out = params + params_layout.Offset(r, 0);
-    for (int64_t b = 0; b < blocks; ++b) {
-      const uint8_t* block = row + b * block_bytes;
-      if (!q4) {
-        uint16_t scale_bits = 0;
-        std::memcpy(&scale_bits, block, sizeof(scale_bits));
-        p_out[b * ldw] = HalfToFloat(scale_bits);
-        int8_t* q_out = static_cast<int8_t*>(quants) + layout.Offset(r, b * kQuantBlock);
-        for (int64_t i = 0; i < kQuantBlock; ++i) {
-          q_out[i * ldw] = static_cast<int8_t>(block[2 + i]);
-        }
-        continue;
-      }
-      std::memcpy(&p_out[2 * b * ldw], block, 4);
-      std::memcpy(&p_out[(2 * b + 1) * ldw], block + 4, 4);
-      for (int i = 0; i < kQuantBlock; ++i) {
-        const int q = Q4AffineQuant(block + 8, i);
-        panel_bytes[(b * kQuantBlock + i) * kRowBytes + j % 8] |=
-            static_cast<uint8_t>(j < 8 ? q : q << 4);
-      }
-    }
-  }
-}
-
 namespace {
 
 template <typename T>
@@ -440,17 +270,14 @@ void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t
   const int64_t j = r - p * kPanelWidth;
   switch (type) {
     case PanelType::kF32:
-      return UnpackTyped(layout, PanelCursor<float>(layout, w, params, p), j, dst);
+      return UnpackTyped(layout, PanelCursor<float>(layout, w, p), j, dst);
     case PanelType::kBF16:
-      return UnpackTyped(layout, PanelCursor<Bf16>(layout, w, params, p), j, dst);
+      return UnpackTyped(layout, PanelCursor<Bf16>(layout, w, p), j, dst);
     case PanelType::kF16:
-      return UnpackTyped(layout, PanelCursor<F16>(layout, w, params, p), j, dst);
+      return UnpackTyped(layout, PanelCursor<F16>(layout, w, p), j, dst);
     case PanelType::kQ8_0:
-      RS_CHECK(params != nullptr);
-      return UnpackTyped(layout, PanelCursor<int8_t>(layout, w, params, p), j, dst);
     case PanelType::kQ4Affine:
-      RS_CHECK(params != nullptr);
-      return UnpackTyped(layout, PanelCursor<Nibbles>(layout, w, params, p), j, dst);
+      return UnpackQuantizedRow(layout, type, w, r, dst, params);
   }
 }
 
@@ -483,12 +310,7 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
       return run([&](int64_t p0, int64_t p1) { MatMulPanels<F16>(args, p0, p1); });
     case PanelType::kQ8_0:
     case PanelType::kQ4Affine:
-      RS_CHECK(!args.layout.transposed && args.w_params != nullptr &&
-               args.layout.cols % kQuantBlock == 0);
-      if (args.w_type == PanelType::kQ4Affine) {
-        return run([&](int64_t p0, int64_t p1) { MatMulPanels<Nibbles>(args, p0, p1); });
-      }
-      return run([&](int64_t p0, int64_t p1) { MatMulPanels<int8_t>(args, p0, p1); });
+      return MatMulQuantized(pool, args);
   }
 }
 

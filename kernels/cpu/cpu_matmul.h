@@ -13,20 +13,18 @@
 // A [1, k] weight (a norm's gain) is row-major in both.
 //
 // Element types. Packed panels hold f32, or what a checkpoint stores: bf16 or f16 values,
-// Q8_0's int8 quants with each 32-value block's scale, or kQ4Affine's 4-bit quants with
-// each block's scale and offset (the parameters in f32, in a second packed layout). Each
-// element becomes f32 exactly as it is loaded (a quant times its f16 scale is exact in f32;
-// a 4-bit quant's fma(q, d, m) is the f32 value the checkpoint's format defines), so the
-// same values in f32 panels give the same bits, from half (1/4 + 1/32, 1/8 + 1/16) of the
-// bytes. These panels run on the AVX2 kernels on every CPU
-// (the AVX-512 kernels take f32 only).
+// which become f32 exactly as they are loaded, so the same values in f32 panels give the same
+// bits from half the bytes (these run on the AVX2 kernels on every CPU; the AVX-512 kernels
+// take f32 only); or Q8_0's int8 quants with each 32-value block's scale, or kQ4Affine's
+// 4-bit quants with each block's scale and offset, which quant_matmul.h multiplies as
+// integers against activations quantized to int8 (its own arithmetic, described there).
 //
-// Arithmetic. Every output y[i, j] is computed as acc = 0; for c = 0..k-1 in order:
-// acc = fma(x[i, c], W[j, c], acc); whatever the path (register tile size, k blocking,
-// vector width or ISA, thread split, scalar tail). FMA is correctly rounded, so a vector lane and
-// a scalar std::fma agree, and storing acc between k blocks is exact. Hence y[i, j] is
-// bit-identical whatever n is and wherever row i sits in the batch (batch invariance). Work
-// is split across threads over output panels only, never over k.
+// Arithmetic of the float panels. Every output y[i, j] is computed as acc = 0; for c = 0..k-1
+// in order: acc = fma(x[i, c], W[j, c], acc); whatever the path (register tile size, k
+// blocking, vector width or ISA, thread split, scalar tail). FMA is correctly rounded, so a
+// vector lane and a scalar std::fma agree, and storing acc between k blocks is exact. Hence
+// y[i, j] is bit-identical whatever n is and wherever row i sits in the batch (batch
+// invariance). Work is split across threads over output panels only, never over k.
 #ifndef RINGSERVE_KERNELS_CPU_CPU_MATMUL_H_
 #define RINGSERVE_KERNELS_CPU_CPU_MATMUL_H_
 
@@ -64,21 +62,23 @@ enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0, kQ4Affine };
 inline constexpr int kQuantBlock = 32;
 static_assert(kQ8_0BlockValues == kQuantBlock && kQ4AffineBlockValues == kQuantBlock);
 
-// The quantized panels keep their quants first, then f32 block parameters, one row of them
-// per 32 values of a W row, in the packed layout of a [m, k / 32 * per-block] matrix:
-//  - kQ8_0: int8 quants in the panel layout; per block its scale.
-//  - kQ4Affine: per panel row c (16 features) 8 bytes, byte b holding feature b's quant in
-//    its low nibble and feature b + 8's in its high one (a last, narrower panel is padded
-//    to 16 features with zero quants); per block its scale and then its offset.
+// The quantized panels keep their quants first, every panel 16 features wide (a narrower
+// last one padded with zero quants), k rows in groups of 4 so that one 32-bit lane holds 4
+// consecutive values of one feature (what the integer dot products consume):
+//  - kQ8_0: 64 bytes a group, feature j's 4 int8 quants at bytes 4j..4j+3;
+//  - kQ4Affine: 32 bytes a group, byte 4 (j % 8) + r holding k row r of feature j in its low
+//    nibble when j < 8, its high one otherwise.
+// Then the f32 block parameters, one row of them per 32 values of a W row, in the packed
+// layout of a [m rounded up to 16, k / 32 * per-block] matrix (padding features zero):
+// kQ8_0's scale; kQ4Affine's scale, then its offset.
 inline int64_t QuantBytes(PanelType type, int64_t rows, int64_t cols) {
-  const int64_t bytes = type == PanelType::kQ4Affine
-                            ? PanelLayout{false, rows, cols}.num_panels() * 8 * cols
-                            : rows * cols;
+  const int64_t panel_row_bytes = type == PanelType::kQ4Affine ? kPanelWidth / 2 : kPanelWidth;
+  const int64_t bytes = PanelLayout{false, rows, cols}.num_panels() * panel_row_bytes * cols;
   return (bytes + 63) / 64 * 64;  // the parameters start on a cache line
 }
 inline int BlockParams(PanelType type) { return type == PanelType::kQ4Affine ? 2 : 1; }
 inline PanelLayout BlockParamLayout(PanelType type, const PanelLayout& layout) {
-  return {false, layout.rows, layout.cols / kQuantBlock * BlockParams(type)};
+  return {false, layout.num_panels() * kPanelWidth, layout.cols / kQuantBlock * BlockParams(type)};
 }
 
 // Bytes of a [rows, cols] weight of `type`.
@@ -87,8 +87,10 @@ inline int64_t PanelBytes(PanelType type, int64_t rows, int64_t cols) {
     case PanelType::kF32:
       return rows * cols * 4;
     case PanelType::kQ8_0:
-    case PanelType::kQ4Affine:
-      return QuantBytes(type, rows, cols) + rows * (cols / kQuantBlock) * BlockParams(type) * 4;
+    case PanelType::kQ4Affine: {
+      const PanelLayout params = BlockParamLayout(type, {false, rows, cols});
+      return QuantBytes(type, rows, cols) + params.rows * params.cols * 4;
+    }
     default:
       return rows * cols * 2;
   }

@@ -1,0 +1,311 @@
+// The CPU's products on quantized weights (kernels/cpu/quant_matmul.h) against a scalar model
+// of the arithmetic that header defines, written here from the checkpoint's blocks (not the
+// panels): bit for bit, alone and in batches, on any thread count, at shapes with partial
+// panels and with k blocked; quantized x's special blocks (zero, tiny, infinite, NaN); and
+// the distance to the exact product, which x's quantization bounds.
+#include "kernels/cpu/quant_matmul.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kernels/cpu/cpu_matmul.h"
+#include "kernels/cpu/thread_pool.h"
+#include "kernels/dtype.h"
+#include "tests/unit/kernels/kernel_test_util.h"
+
+namespace ringserve::kernels::testing {
+namespace {
+
+constexpr int kBlock = 32;
+
+// One weight block's quants and parameters, read from the checkpoint's bytes.
+struct WeightBlock {
+  int q[kBlock];
+  float d = 0;
+  float m = 0;
+};
+
+WeightBlock ReadBlock(DType dtype, const uint8_t* block) {
+  WeightBlock out;
+  if (dtype == DType::kQ8_0) {
+    uint16_t half = 0;
+    std::memcpy(&half, block, 2);
+    out.d = HalfToFloat(half);
+    for (int i = 0; i < kBlock; ++i) {
+      out.q[i] = block[2 + i] < 128 ? block[2 + i] : block[2 + i] - 256;  // int8
+    }
+  } else {
+    std::memcpy(&out.d, block, 4);
+    std::memcpy(&out.m, block + 4, 4);
+    for (int i = 0; i < kBlock; ++i) out.q[i] = Q4AffineQuant(block + 8, i);
+  }
+  return out;
+}
+
+// x's 32-value block, quantized as the header says.
+struct ActivationBlock {
+  int q[kBlock] = {};
+  float scale = 0;
+  int sum = 0;
+};
+
+ActivationBlock Quantize(const float* x) {
+  ActivationBlock out;
+  float largest = 0;
+  bool finite = true;
+  for (int i = 0; i < kBlock; ++i) {
+    const float a = std::fabs(x[i]);
+    finite = finite && a < std::numeric_limits<float>::infinity();
+    largest = std::max(largest, a);
+  }
+  if (!finite) {
+    out.scale = std::numeric_limits<float>::quiet_NaN();
+    return out;
+  }
+  if (!(largest >= 1e-30F)) return out;
+  const float inverse = 127.0F / largest;
+  for (int i = 0; i < kBlock; ++i) {
+    out.q[i] = static_cast<int>(std::nearbyint(x[i] * inverse));
+    out.sum += out.q[i];
+  }
+  out.scale = largest / 127.0F;
+  return out;
+}
+
+// y = x W^T by the header's arithmetic, from the blocks as the checkpoint stores them.
+std::vector<float> ModelProduct(DType dtype, const std::vector<uint8_t>& w, int64_t m, int64_t k,
+                                const std::vector<float>& x, int64_t n) {
+  const int64_t blocks = k / kBlock;
+  const size_t block_bytes = DTypeBytes(dtype, kBlock);
+  std::vector<float> y(static_cast<size_t>(n * m));
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<ActivationBlock> xq(static_cast<size_t>(blocks));
+    for (int64_t b = 0; b < blocks; ++b) xq[b] = Quantize(&x[i * k + b * kBlock]);
+    for (int64_t j = 0; j < m; ++j) {
+      float acc = 0;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const WeightBlock wb = ReadBlock(dtype, &w[(j * blocks + b) * block_bytes]);
+        int dot = 0;
+        for (int c = 0; c < kBlock; ++c) dot += wb.q[c] * xq[b].q[c];
+        const float t = dtype == DType::kQ8_0 ? wb.d * static_cast<float>(dot)
+                                              : std::fma(wb.m, static_cast<float>(xq[b].sum),
+                                                         wb.d * static_cast<float>(dot));
+        acc = std::fma(t, xq[b].scale, acc);
+      }
+      y[i * m + j] = acc;
+    }
+  }
+  return y;
+}
+
+cpu::PanelType PanelTypeOf(DType dtype) {
+  return dtype == DType::kQ8_0 ? cpu::PanelType::kQ8_0 : cpu::PanelType::kQ4Affine;
+}
+
+// Random blocks: Q8_0 quants over the whole int8 range (-128 included, which no quantizer
+// writes but a file may hold); kQ4Affine scales and offsets of any f32 bits.
+std::vector<uint8_t> RandomBlocks(DType dtype, int64_t count, std::mt19937_64& rng) {
+  std::vector<uint8_t> blocks(DTypeBytes(dtype, static_cast<size_t>(count)));
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(1e-4F, 3e-2F);
+  std::uniform_real_distribution<float> offset(-0.2F, 0.05F);
+  const size_t block_bytes = DTypeBytes(dtype, kBlock);
+  for (size_t b = 0; b < blocks.size(); b += block_bytes) {
+    for (size_t i = 0; i < block_bytes; ++i) blocks[b + i] = static_cast<uint8_t>(byte(rng));
+    if (dtype == DType::kQ8_0) {
+      const uint16_t d = FloatToHalf(scale(rng));
+      std::memcpy(&blocks[b], &d, 2);
+    } else {
+      const float d = scale(rng);
+      const float m = offset(rng);
+      std::memcpy(&blocks[b], &d, 4);
+      std::memcpy(&blocks[b + 4], &m, 4);
+    }
+  }
+  return blocks;
+}
+
+// A weight packed panel by panel, as the backend packs it, into memory that starts dirty.
+struct Packed {
+  cpu::PanelLayout layout;
+  std::vector<uint8_t> quants;
+  std::vector<float> params;
+};
+
+Packed Pack(DType dtype, const std::vector<uint8_t>& blocks, int64_t m, int64_t k) {
+  const cpu::PanelType type = PanelTypeOf(dtype);
+  Packed out{{false, m, k}, {}, {}};
+  out.quants.assign(static_cast<size_t>(cpu::QuantBytes(type, m, k)), 0xA5);
+  const cpu::PanelLayout params = cpu::BlockParamLayout(type, out.layout);
+  out.params.assign(static_cast<size_t>(params.rows * params.cols), -7.0F);
+  for (int64_t p = 0; p < out.layout.num_panels(); ++p) {
+    const int64_t r0 = p * cpu::kPanelWidth;
+    cpu::PackBlockRows(out.layout, type,
+                       blocks.data() + DTypeBytes(dtype, static_cast<size_t>(r0 * k)), r0,
+                       out.layout.width(p), out.quants.data(), out.params.data());
+  }
+  return out;
+}
+
+// A random [m, k] weight's blocks, and the same packed.
+std::pair<std::vector<uint8_t>, Packed> RandomWeight(DType dtype, int64_t m, int64_t k,
+                                                     std::mt19937_64& rng) {
+  std::vector<uint8_t> blocks = RandomBlocks(dtype, m * k, rng);
+  Packed packed = Pack(dtype, blocks, m, k);
+  return {std::move(blocks), std::move(packed)};
+}
+
+std::vector<float> Product(cpu::ThreadPool& pool, DType dtype, const Packed& w,
+                           const std::vector<float>& x, int64_t first, int64_t rows) {
+  const int64_t m = w.layout.rows;
+  const int64_t k = w.layout.cols;
+  std::vector<float> y(static_cast<size_t>(rows * m), 5.0F);
+  cpu::MatMul(pool, {x.data() + first * k, k, rows, w.quants.data(), w.layout, y.data(), m,
+                     PanelTypeOf(dtype), w.params.data()});
+  return y;
+}
+
+struct Shape {
+  int64_t m, k;
+};
+
+class QuantMatMulTest : public ::testing::TestWithParam<std::tuple<Shape, DType>> {};
+
+TEST_P(QuantMatMulTest, GivesTheBitsOfTheArithmeticAloneAndInEveryBatch) {
+  const auto [shape, dtype] = GetParam();
+  const auto [m, k] = shape;
+  constexpr int64_t kRows = 40;
+  std::mt19937_64 rng(static_cast<uint64_t>(m * 31 + k));
+  const auto [blocks, w] = RandomWeight(dtype, m, k, rng);
+  std::vector<float> values(static_cast<size_t>(m * k));
+  ConvertToFloat(dtype, blocks.data(), values.size(), values.data());
+  std::vector<float> row(static_cast<size_t>(k));
+  for (const int64_t r : {int64_t{0}, int64_t{9}, m / 2, m - 1}) {
+    if (r >= m) continue;
+    cpu::UnpackRow(w.layout, PanelTypeOf(dtype), w.quants.data(), r, row.data(), w.params.data());
+    EXPECT_EQ(std::memcmp(row.data(), values.data() + r * k, row.size() * sizeof(float)), 0)
+        << "row " << r << " unpacked";
+  }
+
+  const std::vector<float> x = RandomFloats(rng, kRows * k);
+  const std::vector<float> want = ModelProduct(dtype, blocks, m, k, x, kRows);
+  cpu::ThreadPool one(1);
+  cpu::ThreadPool two(2);
+  cpu::ThreadPool three(3);
+  for (const auto& [first, size] : std::vector<std::pair<int64_t, int64_t>>{
+           {0, kRows}, {0, 1}, {7, 1}, {3, 2}, {3, 3}, {3, 5}, {9, 16}, {1, 33}}) {
+    for (cpu::ThreadPool* pool : {&one, &two, &three}) {
+      const std::vector<float> got = Product(*pool, dtype, w, x, first, size);
+      EXPECT_EQ(std::memcmp(got.data(), want.data() + first * m, got.size() * sizeof(float)), 0)
+          << size << " rows at " << first << " on " << pool->num_threads() << " threads";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, QuantMatMulTest,
+                         ::testing::Combine(::testing::Values(Shape{768, 768}, Shape{100, 608},
+                                                              Shape{37, 1024}, Shape{1001, 96},
+                                                              Shape{5, 1120}, Shape{24, 2048},
+                                                              Shape{16, 32}),
+                                            ::testing::Values(DType::kQ8_0, DType::kQ4Affine)),
+                         [](const auto& info) {
+                           const Shape& shape = std::get<0>(info.param);
+                           return std::to_string(shape.m) + "x" + std::to_string(shape.k) + "_" +
+                                  std::string(DTypeName(std::get<1>(info.param)));
+                         });
+
+// Blocks of x that are all zero or too small to scale contribute nothing; one holding an
+// infinity or a NaN makes the outputs it reaches NaN (as an f32 product would make them
+// non-finite) and leaves the other rows alone.
+TEST(QuantMatMulSpecialBlocksTest, ZeroTinyAndNonFiniteBlocks) {
+  const int64_t m = 20;
+  const int64_t k = 128;
+  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
+    std::mt19937_64 rng(3);
+    const auto [blocks, w] = RandomWeight(dtype, m, k, rng);
+    std::vector<float> x = RandomFloats(rng, 6 * k);
+    std::fill_n(&x[0 * k + 32], 32, 0.0F);    // row 0: a zero block
+    std::fill_n(&x[1 * k + 64], 32, 1e-35F);  // row 1: a tiny block
+    x[2 * k + 5] = std::numeric_limits<float>::infinity();
+    x[3 * k + 100] = -std::numeric_limits<float>::infinity();
+    x[4 * k + 127] = std::numeric_limits<float>::quiet_NaN();
+    cpu::ThreadPool two(2);
+    const std::vector<float> got = Product(two, dtype, w, x, 0, 6);
+    const std::vector<float> want = ModelProduct(dtype, blocks, m, k, x, 6);
+    for (int64_t i = 0; i < 6; ++i) {
+      for (int64_t j = 0; j < m; ++j) {
+        const float g = got[i * m + j];
+        if (i >= 2 && i <= 4) {
+          EXPECT_TRUE(std::isnan(g))
+              << DTypeName(dtype) << " row " << i << " col " << j << ": " << g;
+        } else {
+          EXPECT_EQ(g, want[i * m + j]) << DTypeName(dtype) << " row " << i << " col " << j;
+          EXPECT_TRUE(std::isfinite(g));
+        }
+      }
+    }
+    // Dropping the zero and tiny blocks changes nothing.
+    std::vector<float> without = x;
+    std::fill_n(&without[1 * k + 64], 32, 0.0F);
+    const std::vector<float> again = Product(two, dtype, w, without, 0, 2);
+    EXPECT_EQ(std::memcmp(again.data(), got.data(), again.size() * sizeof(float)), 0);
+  }
+}
+
+// Against the exact product of the weights' values, each output is off by at most x's
+// quantization error: half a block's scale per value, times that block's |w|.
+TEST(QuantMatMulErrorTest, WithinTheQuantizationBoundOfTheExactProduct) {
+  const int64_t m = 64;
+  const int64_t k = 512;
+  const int64_t n = 8;
+  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
+    std::mt19937_64 rng(11);
+    const auto [blocks, w] = RandomWeight(dtype, m, k, rng);
+    std::vector<float> values(static_cast<size_t>(m * k));
+    ConvertToFloat(dtype, blocks.data(), values.size(), values.data());
+    const std::vector<float> x = RandomFloats(rng, n * k, -3, 3);
+    cpu::ThreadPool two(2);
+    const std::vector<float> got = Product(two, dtype, w, x, 0, n);
+    double worst = 0;  // the largest error as a fraction of its bound
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < m; ++j) {
+        // magnitude: of the terms the f32 steps add (q d and m apart), for their rounding.
+        double exact = 0;
+        double bound = 0;
+        double magnitude = 0;
+        for (int64_t b = 0; b < k / kBlock; ++b) {
+          const WeightBlock wb =
+              ReadBlock(dtype, &blocks[(j * (k / kBlock) + b) * DTypeBytes(dtype, kBlock)]);
+          double largest = 0;
+          double w_abs = 0;
+          for (int64_t c = b * kBlock; c < (b + 1) * kBlock; ++c) {
+            const double xc = x[i * k + c];
+            exact += xc * values[j * k + c];
+            magnitude += std::fabs(xc) *
+                         (std::fabs(double{wb.d} * wb.q[c % kBlock]) + std::fabs(double{wb.m}));
+            largest = std::max(largest, std::fabs(xc));
+            w_abs += std::fabs(double{values[j * k + c]});
+          }
+          bound += largest / 127 / 2 * w_abs;
+        }
+        const double error = std::fabs(got[i * m + j] - exact);
+        ASSERT_LE(error, bound + 1e-6 * magnitude) << DTypeName(dtype) << " " << i << "," << j;
+        worst = std::max(worst, error / bound);
+      }
+    }
+    // The bound is not vacuous: errors reach a good part of it.
+    EXPECT_GT(worst, 0.05) << DTypeName(dtype);
+  }
+}
+
+}  // namespace
+}  // namespace ringserve::kernels::testing

@@ -134,8 +134,9 @@ std::string FinishReasonName(ringserve::v1::FinishReason reason) {
 
 nlohmann::json LogprobJson(const ringserve::v1::PositionLogprobs& position) {
   nlohmann::json top = nlohmann::json::array();
-  for (const auto& t : position.top())
+  for (const auto& t : position.top()) {
     top.push_back({{"token_id", t.token_id()}, {"logprob", t.logprob()}});
+  }
   return {{"token_id", position.chosen().token_id()},
           {"logprob", position.chosen().logprob()},
           {"top", std::move(top)}};

@@ -110,8 +110,9 @@ absl::StatusOr<std::vector<std::string>> ShardsFromIndex(const std::string& path
   std::vector<std::string> shards;
   absl::flat_hash_set<std::string> seen;
   for (const auto& [tensor, file] : index["weight_map"].items()) {
-    if (!file.is_string())
+    if (!file.is_string()) {
       return Error(path, absl::StrCat("weight_map['", tensor, "'] is not a string"));
+    }
     const auto& f = file.get_ref<const std::string&>();
     if (f.empty() || absl::StrContains(f, "/") || f == "..") {
       return Error(path, absl::StrCat("shard name '", f, "' must be a plain file name"));
@@ -400,7 +401,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> LoadSafetensorsCheckpoint(const std:
   }
   const ModelConfig& c = ckpt->config;
   for (const std::string& shard : shards) {
-    RS_RETURN_IF_ERROR(AddShard(dir + "/" + shard, c.num_layers, c.tied_embeddings, ckpt.get()));
+    RS_RETURN_IF_ERROR(
+        AddShard(absl::StrCat(dir, "/", shard), c.num_layers, c.tied_embeddings, ckpt.get()));
   }
   if (!c.tied_embeddings && !ckpt->Find("output.weight").ok()) {
     return Error(dir, "missing tensor 'lm_head.weight' (tie_word_embeddings is false)");

@@ -146,7 +146,9 @@ absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, MatrixPackin
                  ? w->AddPackedTensor(name, shape, p, values)
                  : w->AddTensor(name, shape, norm ? kernels::DType::kF32 : dtype, values);
   };
-  const int64_t hd = c.dim / c.num_heads, q = c.num_heads * hd, kv = c.num_kv_heads * hd;
+  const int64_t hd = c.dim / c.num_heads;
+  const int64_t q = c.num_heads * hd;
+  const int64_t kv = c.num_kv_heads * hd;
   add("token_embd.weight", {c.vocab_size, c.dim}, false);
   add("output_norm.weight", {c.dim}, true);
   for (int l = 0; l < c.num_layers; ++l) {

@@ -112,7 +112,7 @@ cpu::PanelType PanelTypeOf(DType dtype) {
 }
 
 // Random blocks: Q8_0 quants over the whole int8 range (-128 included, which no quantizer
-// writes but a file may hold); kQ4Affine scales and offsets of any f32 bits.
+// writes but a file may hold); kQ4Affine scales and offsets that make fma(q, d, m) round.
 std::vector<uint8_t> RandomBlocks(DType dtype, int64_t count, std::mt19937_64& rng) {
   std::vector<uint8_t> blocks(DTypeBytes(dtype, static_cast<size_t>(count)));
   std::uniform_int_distribution<int> byte(0, 255);
@@ -164,13 +164,29 @@ std::pair<std::vector<uint8_t>, Packed> RandomWeight(DType dtype, int64_t m, int
   return {std::move(blocks), std::move(packed)};
 }
 
+// Rows [first, first + rows) of x through cpu::MatMul, x and y each with rows wider than
+// their values (the strides the kernels must honour), y's margin filled in advance and
+// checked untouched.
 std::vector<float> Product(cpu::ThreadPool& pool, DType dtype, const Packed& w,
                            const std::vector<float>& x, int64_t first, int64_t rows) {
+  constexpr int64_t kPad = 3;
+  constexpr float kMargin = 5.0F;
   const int64_t m = w.layout.rows;
   const int64_t k = w.layout.cols;
-  std::vector<float> y(static_cast<size_t>(rows * m), 5.0F);
-  cpu::MatMul(pool, {x.data() + first * k, k, rows, w.quants.data(), w.layout, y.data(), m,
-                     PanelTypeOf(dtype), w.params.data()});
+  std::vector<float> x_wide(static_cast<size_t>(rows * (k + kPad)), -9.0F);
+  for (int64_t i = 0; i < rows; ++i) {
+    std::copy_n(&x[(first + i) * k], k, &x_wide[i * (k + kPad)]);
+  }
+  std::vector<float> y_wide(static_cast<size_t>(rows * (m + kPad)), kMargin);
+  cpu::MatMul(pool, {x_wide.data(), k + kPad, rows, w.quants.data(), w.layout, y_wide.data(),
+                     m + kPad, PanelTypeOf(dtype), w.params.data()});
+  std::vector<float> y(static_cast<size_t>(rows * m));
+  for (int64_t i = 0; i < rows; ++i) {
+    std::copy_n(&y_wide[i * (m + kPad)], m, &y[i * m]);
+    for (int64_t j = m; j < m + kPad; ++j) {
+      EXPECT_EQ(y_wide[i * (m + kPad) + j], kMargin) << "wrote past row " << i;
+    }
+  }
   return y;
 }
 
@@ -202,7 +218,7 @@ TEST_P(QuantMatMulTest, GivesTheBitsOfTheArithmeticAloneAndInEveryBatch) {
   cpu::ThreadPool two(2);
   cpu::ThreadPool three(3);
   for (const auto& [first, size] : std::vector<std::pair<int64_t, int64_t>>{
-           {0, kRows}, {0, 1}, {7, 1}, {3, 2}, {3, 3}, {3, 5}, {9, 16}, {1, 33}}) {
+           {0, kRows}, {0, 1}, {7, 1}, {3, 2}, {3, 3}, {3, 4}, {3, 5}, {9, 16}, {1, 33}}) {
     for (cpu::ThreadPool* pool : {&one, &two, &three}) {
       const std::vector<float> got = Product(*pool, dtype, w, x, first, size);
       EXPECT_EQ(std::memcmp(got.data(), want.data() + first * m, got.size() * sizeof(float)), 0)
@@ -258,6 +274,38 @@ TEST(QuantMatMulSpecialBlocksTest, ZeroTinyAndNonFiniteBlocks) {
     std::fill_n(&without[1 * k + 64], 32, 0.0F);
     const std::vector<float> again = Product(two, dtype, w, without, 0, 2);
     EXPECT_EQ(std::memcmp(again.data(), got.data(), again.size() * sizeof(float)), 0);
+  }
+}
+
+// The integer sums at their extremes: every quant at the end of its range against every
+// activation at +-127 (a block of equal magnitudes), where a wider int16 accumulation or a
+// lost sign would saturate or wrap.
+TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
+  const int64_t m = 16;
+  const int64_t k = 64;
+  cpu::ThreadPool two(2);
+  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
+    for (const int quant :
+         dtype == DType::kQ8_0 ? std::vector<int>{-128, 127, -127} : std::vector<int>{15, 0}) {
+      std::mt19937_64 rng(5);
+      std::vector<uint8_t> blocks = RandomBlocks(dtype, m * k, rng);
+      const size_t block_bytes = DTypeBytes(dtype, kBlock);
+      for (size_t b = 0; b < blocks.size(); b += block_bytes) {
+        if (dtype == DType::kQ8_0) {
+          std::fill_n(&blocks[b + 2], kBlock, static_cast<uint8_t>(quant & 0xFF));
+        } else {
+          std::fill_n(&blocks[b + 8], kBlock / 2, static_cast<uint8_t>(quant | quant << 4));
+        }
+      }
+      const Packed w = Pack(dtype, blocks, m, k);
+      for (const float sign : {1.0F, -1.0F}) {
+        const std::vector<float> x(static_cast<size_t>(2 * k), sign * 0.75F);
+        const std::vector<float> got = Product(two, dtype, w, x, 0, 2);
+        const std::vector<float> want = ModelProduct(dtype, blocks, m, k, x, 2);
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+            << DTypeName(dtype) << " quants " << quant << " against x " << sign * 0.75F;
+      }
+    }
   }
 }
 

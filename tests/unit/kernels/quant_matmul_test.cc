@@ -12,6 +12,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -307,6 +308,25 @@ TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
       }
     }
   }
+}
+
+// Each calling thread quantizes x into a buffer of its own, which the pool's threads read:
+// products called from another thread give the same bits, before and after this one's.
+TEST(QuantMatMulThreadsTest, CallersOnOtherThreadsGetTheSameBits) {
+  const int64_t m = 48;
+  const int64_t k = 256;
+  std::mt19937_64 rng(21);
+  const Packed w = RandomWeight(DType::kQ4Affine, m, k, rng).second;
+  const std::vector<float> x = RandomFloats(rng, 9 * k);
+  cpu::ThreadPool two(2);
+  const std::vector<float> here = Product(two, DType::kQ4Affine, w, x, 0, 9);
+  std::vector<float> there;
+  std::thread caller([&] { there = Product(two, DType::kQ4Affine, w, x, 0, 9); });
+  caller.join();
+  const std::vector<float> again = Product(two, DType::kQ4Affine, w, x, 0, 1);
+  ASSERT_EQ(there.size(), here.size());
+  EXPECT_EQ(std::memcmp(there.data(), here.data(), here.size() * sizeof(float)), 0);
+  EXPECT_EQ(std::memcmp(again.data(), here.data(), again.size() * sizeof(float)), 0);
 }
 
 // Against the exact product of the weights' values, each output is off by at most x's

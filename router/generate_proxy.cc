@@ -143,7 +143,8 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
     if (first) {
       // Only now is the serving worker certain (a retry can no longer happen), so the
       // initial metadata goes out with the first message rather than earlier.
-      AddWorkerMetadata(context_, WorkerId(*upstream->context, Address(*upstream)),
+      AddWorkerMetadata(context_,
+                        WorkerId(*upstream->context, Address(*upstream), /*call_done=*/false),
                         Address(*upstream), /*initial=*/true);
       if (env_.metrics != nullptr) env_.metrics->ObserveTimeToFirstToken(absl::Now() - start_);
     }
@@ -157,7 +158,9 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
     {
       std::lock_guard lock(mu_);
       upstream->target.in_flight.Reset();
-      cancelled = client_cancelled_;
+      // The worker call's CANCELLED can arrive before OnCancel: a client that went away is
+      // not a worker failure either way.
+      cancelled = client_cancelled_ || context_->IsCancelled();
       relayed = messages_relayed_;
       if (!cancelled && planner_.MayRetry(status, relayed > 0)) retry = planner_.Retry();
     }
@@ -171,7 +174,8 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
       StartAttempt(std::move(retry));
       return;
     }
-    AddWorkerMetadata(context_, WorkerId(*upstream->context, Address(*upstream)),
+    AddWorkerMetadata(context_,
+                      WorkerId(*upstream->context, Address(*upstream), /*call_done=*/true),
                       Address(*upstream), /*initial=*/false);
     FinishCall(ClientStatus(status, Address(*upstream), relayed, cancelled));
   }

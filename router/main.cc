@@ -133,7 +133,7 @@ int Run(int argc, char** argv) {
   args.AddInt("health-timeout-ms", &flags.health_timeout_ms, "health-check deadline (500)");
   args.AddInt("dns-interval-s", &flags.dns_interval_s, "dns: re-resolution period (5)");
   args.AddInt("drain-timeout-s", &flags.drain_timeout_s,
-              "on SIGTERM, how long in-flight calls may take (30)");
+              "on SIGTERM, how long in-flight calls may take (30)", {.min = 0});
   AddSecurityFlags(args, flags);
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {

@@ -30,8 +30,11 @@ uint64_t RandomBits() {
   return rng();
 }
 
-std::string WorkerId(const grpc::ClientContext& context, const std::string& address) {
-  std::string id = Find(context.GetServerTrailingMetadata());
+std::string WorkerId(const grpc::ClientContext& context, const std::string& address,
+                     bool call_done) {
+  // Trailing metadata is complete only once the call is done; reading it earlier races
+  // with gRPC filling it in and freezes the map empty for the later read.
+  std::string id = call_done ? Find(context.GetServerTrailingMetadata()) : std::string();
   if (id.empty()) id = Find(context.GetServerInitialMetadata());
   return id.empty() ? address : id;
 }

@@ -41,8 +41,10 @@ grpc::Status FirstTarget(const ProxyEnv& env, RoutePlanner& planner, Target* tar
 // Random bits for power-of-two choices (per thread, no shared state).
 uint64_t RandomBits();
 
-// The worker's id from its metadata (trailing, then initial), else its address.
-std::string WorkerId(const grpc::ClientContext& context, const std::string& address);
+// The worker's id from its metadata (trailing, once the call is done, then initial), else
+// its address.
+std::string WorkerId(const grpc::ClientContext& context, const std::string& address,
+                     bool call_done);
 
 // Names the worker to the client: x-ringserve-worker and x-ringserve-worker-address.
 void AddWorkerMetadata(grpc::CallbackServerContext* context, const std::string& worker_id,

@@ -121,7 +121,7 @@ class UnaryProxy final : public grpc::ServerUnaryReactor, public SharedReactorSt
       StartAttempt(std::move(retry));
       return;
     }
-    const std::string worker_id = WorkerId(*upstream->context, address);
+    const std::string worker_id = WorkerId(*upstream->context, address, /*call_done=*/true);
     AddWorkerMetadata(context_, worker_id, address, /*initial=*/true);
     AddWorkerMetadata(context_, worker_id, address, /*initial=*/false);
     FinishCall(ClientStatus(status, address, 0, cancelled));

@@ -95,11 +95,16 @@ void Generator::Shutdown() {
 
 absl::StatusOr<JobHandle> Generator::Submit(JobRequest request) {
   RS_RETURN_IF_ERROR(Validate(request));
-  if (draining_.load()) return absl::UnavailableError("the worker is draining; retry elsewhere");
+  // Counted before draining_ is read: Drain sets draining_ and then waits for no open job,
+  // so a job that finds draining_ unset is one that Drain waits for.
   if (num_open_jobs_.fetch_add(1) >= options_.max_jobs) {
-    num_open_jobs_.fetch_sub(1);
+    CloseOpenJob();
     return absl::ResourceExhaustedError(
         absl::StrCat("the worker's queue is full (", options_.max_jobs, " jobs); retry later"));
+  }
+  if (draining_.load()) {
+    CloseOpenJob();
+    return absl::UnavailableError("the worker is draining; retry elsewhere");
   }
   num_submitted_.fetch_add(1);
   auto job = std::make_unique<Job>();
@@ -125,7 +130,7 @@ absl::StatusOr<JobHandle> Generator::Submit(JobRequest request) {
     if (!stopped) inbox_->submitted.push_back(std::move(job));
   }
   if (stopped) {
-    num_open_jobs_.fetch_sub(1);
+    CloseOpenJob();
     return absl::UnavailableError("the worker is shutting down; retry elsewhere");
   }
   inbox_->wake.notify_all();
@@ -165,6 +170,15 @@ GeneratorStats Generator::Stats() const {
   GeneratorStats stats = published_stats_;
   stats.num_jobs_submitted = num_submitted_.load();
   return stats;
+}
+
+void Generator::CloseOpenJob() {
+  {
+    // Under the lock Drain waits with, so its check and this decrement cannot interleave.
+    std::lock_guard lock(stats_mu_);
+    num_open_jobs_.fetch_sub(1);
+  }
+  idle_.notify_all();
 }
 
 bool Generator::Drain(absl::Duration timeout) {
@@ -329,6 +343,15 @@ absl::StatusOr<std::vector<std::string>> Generator::ForkOnEngine(std::string_vie
   if (n < 1 || n > kMaxForks) {
     return absl::InvalidArgumentError(
         absl::StrCat("num_forks must be in [1, ", kMaxForks, "] (got ", n, ")"));
+  }
+  // Refused before anything is made: forks whose ids pass the limit could never be named.
+  if (RoutingKey(session_id).size() + kForkSuffixBytes > kMaxSessionIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("session_id: a session whose id (up to its first '#') is longer than ",
+                     kMaxSessionIdBytes - kForkSuffixBytes,
+                     " bytes cannot be forked: its forks' ids would be "
+                     "longer than ",
+                     kMaxSessionIdBytes, " bytes"));
   }
   Session* parent = sessions_.Find(session_id);
   if (parent == nullptr) {

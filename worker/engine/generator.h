@@ -176,6 +176,9 @@ class Generator {
   // Publishes the stats, then runs after_publish_ (final events, finished session calls).
   void PublishAndDeliver();
   absl::StatusOr<std::vector<std::string>> ForkOnEngine(std::string_view session_id, int32_t n);
+  // One fewer open job (a refused Submit's, or a job's after its final event), and wakes
+  // Drain; any thread.
+  void CloseOpenJob();
   absl::StatusOr<int32_t> CloseOnEngine(std::string_view session_id);
 
   const GeneratorOptions options_;

@@ -310,11 +310,7 @@ void Generator::FinishJob(Job& job, absl::Status status, JobEvent last) {
   // sees the blocks it released.
   after_publish_.push_back([this, channel = job.channel, last = std::move(last)]() mutable {
     channel->Finish(std::move(last));
-    {
-      std::lock_guard lock(stats_mu_);
-      num_open_jobs_.fetch_sub(1);
-    }
-    idle_.notify_all();
+    CloseOpenJob();
   });
   jobs_.erase(job.id);  // destroys `job`
 }

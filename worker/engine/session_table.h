@@ -7,6 +7,7 @@
 #ifndef RINGSERVE_WORKER_ENGINE_SESSION_TABLE_H_
 #define RINGSERVE_WORKER_ENGINE_SESSION_TABLE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -20,6 +21,12 @@
 #include "kvcache/kv_cache_manager.h"
 
 namespace ringserve::engine {
+
+// The longest session id a worker takes (inference.proto documents the limit).
+inline constexpr size_t kMaxSessionIdBytes = 256;
+// A fork's id is its parent's routing key (the id up to its first '#'), "#f" and a 64-bit
+// decimal counter: at most this many bytes longer than the key.
+inline constexpr size_t kForkSuffixBytes = 22;
 
 struct Session {
   std::string id;

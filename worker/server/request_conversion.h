@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "ringserve/v1/inference.pb.h"
 #include "worker/engine/job.h"
+#include "worker/engine/session_table.h"
 #include "worker/tokenizer/chat_format.h"
 #include "worker/tokenizer/tokenizer.h"
 
@@ -26,7 +27,7 @@ struct ModelLimits {
 
 // Size limits of the API (inference.proto documents them).
 inline constexpr size_t kMaxTextBytes = size_t{4} << 20;
-inline constexpr size_t kMaxSessionIdBytes = 256;
+inline constexpr size_t kMaxSessionIdBytes = engine::kMaxSessionIdBytes;
 inline constexpr size_t kMaxRequestIdBytes = 128;
 
 // INVALID_ARGUMENT naming the field for a malformed request. `tokenizer` may be null (then

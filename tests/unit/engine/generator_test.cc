@@ -550,6 +550,30 @@ TEST(GeneratorTest, SessionErrorsArriveAsTheFinalEvent) {
   EXPECT_EQ(*closed, 5 + 3 + 1 + 50);
 }
 
+// Forks are named "<routing key>#f<counter>"; a parent whose key leaves no room for that
+// under the 256-byte limit is refused before any fork is made (they could never be named).
+TEST(GeneratorTest, ForksOfSessionsWithTooLongIdsAreRefused) {
+  Fixture f(Rule());
+  const std::string longest_forkable(kMaxSessionIdBytes - kForkSuffixBytes, 'a');
+  const std::string too_long = longest_forkable + "b";
+  for (const std::string& id : {longest_forkable, too_long, too_long + "#x"}) {
+    ASSERT_TRUE(f.Run(Turn(id, Prompt(5, 1), 2, false)).status.ok()) << id.size();
+  }
+  const int32_t sessions = f.generator->Stats().num_sessions;
+  for (const std::string& id : {too_long, too_long + "#x"}) {
+    const absl::Status refused = f.generator->Fork(id, 2).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+    EXPECT_NE(refused.message().find("cannot be forked"), std::string_view::npos) << refused;
+  }
+  EXPECT_EQ(f.generator->Stats().num_sessions, sessions);
+  absl::StatusOr<std::vector<std::string>> forks = f.generator->Fork(longest_forkable, 3);
+  ASSERT_TRUE(forks.ok()) << forks.status();
+  for (const std::string& id : *forks) {
+    EXPECT_LE(id.size(), kMaxSessionIdBytes);
+    EXPECT_TRUE(f.Run(Turn(id, {7}, 1, true)).status.ok()) << id;
+  }
+}
+
 TEST(GeneratorTest, ForksShareBlocksCopyOnWriteAndSampleIndependently) {
   FakeModelRunnerOptions fake;  // hashed logits: each branch's sampler matters
   Fixture f(fake);

@@ -178,10 +178,14 @@ absl::Status Generator::PrepareJob(Job& job) {
   if (tokenizer_ != nullptr) job.decoder.emplace(*tokenizer_, context.back());
   job.stop.emplace(r.stop_strings);
 
-  // A session whose history is a prefix of the context continues its pinned sequence.
+  // A session whose history is a prefix of the context continues its pinned sequence, when
+  // that takes a free seat and jumps no queued job. Otherwise it queues like any other job:
+  // its pin is released and admission finds its full blocks in the prefix cache (only the
+  // last, partial block is computed again, to the same bits).
   const bool continues_pin =
       session != nullptr && session->pin().active() && session->tokens.size() <= context.size() &&
-      std::equal(session->tokens.begin(), session->tokens.end(), context.begin());
+      std::equal(session->tokens.begin(), session->tokens.end(), context.begin()) &&
+      scheduler_->CanSkipQueue();
   if (continues_pin) {
     const kvcache::SeqId seq_id = session->pin().seq_id();
     kv_->AppendTokens(seq_id, std::span(context).subspan(session->tokens.size()));

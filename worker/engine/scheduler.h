@@ -67,7 +67,12 @@ class Scheduler {
   // A sequence that holds no blocks (seq->lease inactive) and has tokens to compute.
   void Enqueue(SchedSeq* seq);
   // A sequence already live in the cache (a session's pinned sequence taking a new turn).
+  // Only while CanSkipQueue(): otherwise the turn would take a seat past max_seqs or go
+  // ahead of queued work, and must be enqueued instead.
   void AddRunning(SchedSeq* seq);
+  bool CanSkipQueue() const {
+    return waiting_.empty() && static_cast<int32_t>(running_.size()) < limits_.max_seqs;
+  }
   // Unregisters seq (finished or cancelled); its lease is left to the caller.
   void Remove(SchedSeq* seq);
 

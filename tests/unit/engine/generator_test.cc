@@ -550,6 +550,51 @@ TEST(GeneratorTest, SessionErrorsArriveAsTheFinalEvent) {
   EXPECT_EQ(*closed, 5 + 3 + 1 + 50);
 }
 
+// A session's next turn continues its pinned sequence only into a free seat with nothing
+// queued: with every seat taken it queues behind the jobs already waiting (its full blocks
+// come back from the prefix cache), instead of running past max_seqs ahead of them.
+TEST(GeneratorTest, SessionTurnsQueueWhenEverySeatIsTaken) {
+  std::atomic<bool> slow{false};
+  FakeModelRunnerOptions fake = Rule();
+  fake.max_seqs = 1;
+  fake.on_forward = [&] {
+    if (slow.load()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  };
+  Fixture f(fake);
+  const JobEvent first = f.Run(Turn("s", Prompt(9, 1), 2, false));
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  ASSERT_EQ(f.generator->Stats().num_pinned_sessions, 1);
+
+  slow = true;
+  absl::StatusOr<JobHandle> long_job = f.generator->Submit(Request(Prompt(4, 2), 40));
+  ASSERT_TRUE(long_job.ok());
+  while (f.generator->Stats().num_running == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  absl::StatusOr<JobHandle> waiting = f.generator->Submit(Request(Prompt(4, 3), 2));
+  ASSERT_TRUE(waiting.ok());
+  absl::StatusOr<JobHandle> turn = f.generator->Submit(Turn("s", {7}, 2, true));
+  ASSERT_TRUE(turn.ok());
+  GeneratorStats stats = f.generator->Stats();
+  while (stats.num_running + stats.num_waiting < 3 && stats.num_jobs_finished == 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    stats = f.generator->Stats();
+  }
+  EXPECT_EQ(stats.num_running, 1) << "the session turn took a seat past max_seqs";
+  EXPECT_EQ(stats.num_waiting, 2);
+  slow = false;
+  const JobEvent long_done = long_job->Collect();
+  const JobEvent waiting_done = waiting->Collect();
+  const JobEvent turn_done = turn->Collect();
+  EXPECT_TRUE(long_done.status.ok()) << long_done.status;
+  EXPECT_TRUE(waiting_done.status.ok()) << waiting_done.status;
+  ASSERT_TRUE(turn_done.status.ok()) << turn_done.status;
+  // The queued turn still continued the session: same tokens as a turn that kept its pin.
+  Fixture again(Rule());
+  ASSERT_TRUE(again.Run(Turn("s", Prompt(9, 1), 2, false)).status.ok());
+  EXPECT_EQ(Ids(again.Run(Turn("s", {7}, 2, true))), Ids(turn_done));
+}
+
 // Forks are named "<routing key>#f<counter>"; a parent whose key leaves no room for that
 // under the 256-byte limit is refused before any fork is made (they could never be named).
 TEST(GeneratorTest, ForksOfSessionsWithTooLongIdsAreRefused) {

@@ -129,13 +129,20 @@ StepPlan Scheduler::Schedule() {
   // burst of requests with one system prompt computes it once, not once per request.
   const int32_t block_size = kv_->block_size_tokens();
   absl::flat_hash_set<uint64_t> first_blocks_in_flight;
-  for (size_t i = 0; i < waiting_.size() && budget > 0 &&
-                     static_cast<int32_t>(plan.chunks.size()) < limits_.max_seqs &&
-                     static_cast<int32_t>(running_.size()) < limits_.max_seqs;) {
+  // (A plan holds at most one chunk per running sequence, so the seat count bounds its
+  // chunks too.)
+  for (size_t i = 0; i < waiting_.size() && budget > 0;) {
     SchedSeq* seq = waiting_[i];
     const std::optional<uint64_t> first_block = FirstBlockKey(*seq, block_size);
     if (first_block.has_value() && first_blocks_in_flight.contains(*first_block)) {
       ++i;
+      continue;
+    }
+    // Every seat taken: a sequence that outranks the lowest running one takes its seat (the
+    // rule MakeRoom applies to blocks); otherwise admission stops.
+    if (static_cast<int32_t>(running_.size()) >= limits_.max_seqs) {
+      if (running_.back()->priority >= seq->priority) break;
+      Preempt(running_.back(), plan, budget);  // re-queued behind seq, which stays at i
       continue;
     }
     std::optional<kvcache::Admission> admission;

@@ -213,6 +213,44 @@ TEST_F(SchedulerTest, AdmissionPreemptsOnlyStrictlyLowerPriority) {
   EXPECT_EQ(plan.chunks[0].seq, urgent);
 }
 
+// With every seat taken and blocks to spare, a waiting sequence of strictly higher
+// priority takes the seat of the lowest running one (the newest of those); equal priority
+// waits for a seat to free.
+TEST_F(SchedulerTest, HigherPriorityTakesASeatWhenEveryOneIsTaken) {
+  Make(64, {.max_batch_tokens = 64, .max_seqs = 2});
+  SchedSeq* low = NewSeq(5, 100, /*priority=*/-1);
+  SchedSeq* normal = NewSeq(5, 200);
+  scheduler_->Enqueue(low);
+  scheduler_->Enqueue(normal);
+  Step();
+  ASSERT_EQ(scheduler_->num_running(), 2U);
+  SchedSeq* same = NewSeq(3, 300);
+  scheduler_->Enqueue(same);
+  StepPlan plan = Step();
+  EXPECT_EQ(plan.num_preempted, 1) << "only the lower-priority one gives up its seat";
+  EXPECT_EQ(low->num_preemptions, 1);
+  EXPECT_EQ(normal->num_preemptions, 0);
+  EXPECT_EQ(scheduler_->num_running(), 2U);
+  EXPECT_EQ(scheduler_->num_waiting(), 1U);  // low, behind nothing of its rank
+
+  SchedSeq* another = NewSeq(3, 400);  // equal to both running ones: waits
+  scheduler_->Enqueue(another);
+  plan = Step();
+  EXPECT_EQ(plan.num_preempted, 0);
+  EXPECT_EQ(scheduler_->num_running(), 2U);
+  EXPECT_EQ(plan.chunks.size(), 2U);
+  for (const ScheduledChunk& c : plan.chunks) EXPECT_TRUE(c.seq == normal || c.seq == same);
+
+  Finish(same);
+  plan = Step();  // the freed seat goes to the waiting normal-priority one before low
+  EXPECT_EQ(scheduler_->num_running(), 2U);
+  EXPECT_EQ(another->num_preemptions, 0);
+  bool another_ran = false;
+  for (const ScheduledChunk& c : plan.chunks) another_ran = another_ran || c.seq == another;
+  EXPECT_TRUE(another_ran);
+  EXPECT_EQ(low->num_preemptions, 1);
+}
+
 TEST_F(SchedulerTest, IdleKvIsGivenBackBeforeAnyPreemption) {
   std::vector<kvcache::SequenceLease> idle;
   int released = 0;

@@ -169,7 +169,7 @@ class Generator {
   // work in parallel on sampling_pool_), then hands each job its token in row order.
   void FinishSamples(const model::SampledPass& pass);
   void HandleSample(Job& job, const SampledToken& sampled);
-  void FinishJob(Job& job, absl::Status status, JobEvent last = {});
+  void FinishJob(Job& job, const absl::Status& status, JobEvent last = {});
   void CancelJob(uint64_t job_id, const absl::Status& why);
   bool IsEos(int32_t token) const;
   void PublishStats();

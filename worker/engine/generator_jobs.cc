@@ -104,8 +104,8 @@ void Generator::StartJob(std::unique_ptr<Job> job_ptr) {
     FinishJob(job, absl::CancelledError("cancelled by the client"));
     return;
   }
-  absl::Status prepared = PrepareJob(job);
-  if (!prepared.ok()) FinishJob(job, std::move(prepared));
+  const absl::Status prepared = PrepareJob(job);
+  if (!prepared.ok()) FinishJob(job, prepared);
 }
 
 absl::Status Generator::PrepareJob(Job& job) {
@@ -277,7 +277,7 @@ void Generator::CancelJob(uint64_t job_id, const absl::Status& why) {
   FinishJob(*it->second, why);
 }
 
-void Generator::FinishJob(Job& job, absl::Status status, JobEvent last) {
+void Generator::FinishJob(Job& job, const absl::Status& status, JobEvent last) {
   const absl::Time now = absl::Now();
   if (job.registered) scheduler_->Remove(&job.seq);
   if (job.session != nullptr) {

@@ -94,7 +94,8 @@ class Scheduler {
   bool MakeRoom(TryAlloc try_alloc, SchedSeq* self, bool admitting, StepPlan& plan,
                 int32_t& budget);
   void Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget);
-  void PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan, int32_t& budget);
+  static void PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
+                        int32_t& budget);
 
   kvcache::KvCacheManager* kv_;
   const SchedulerLimits limits_;

@@ -69,8 +69,13 @@ absl::StatusOr<std::unique_ptr<Membership>> Membership::Create(MembershipOptions
     }
   }
   std::unique_ptr<Membership> membership(new Membership(std::move(options), metrics));
+  membership->Resolve();
   membership->Tick();
-  membership->thread_ = std::thread([m = membership.get()] { m->Run(); });
+  Membership* m = membership.get();
+  m->thread_ = std::thread([m] { m->Every(m->options_.health_interval, [m] { m->Tick(); }); });
+  if (m->options_.source.is_dns()) {
+    m->resolver_ = std::thread([m] { m->Every(m->options_.dns_interval, [m] { m->Resolve(); }); });
+  }
   return membership;
 }
 
@@ -87,6 +92,7 @@ Membership::~Membership() {
   }
   stop_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (resolver_.joinable()) resolver_.join();
 }
 
 std::shared_ptr<const MembershipSnapshot> Membership::snapshot() const {
@@ -104,30 +110,29 @@ std::vector<std::shared_ptr<const WorkerConn>> Membership::known() const {
   return workers;
 }
 
-void Membership::Run() {
+void Membership::Every(absl::Duration period, const std::function<void()>& round) {
   std::unique_lock lock(mu_);
   while (true) {
-    const auto wake =
-        std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(options_.health_interval);
+    const auto wake = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(period);
     if (stop_cv_.wait_until(lock, wake, [this] { return stop_; })) return;
     lock.unlock();
-    Tick();
+    round();
     lock.lock();
   }
 }
 
-void Membership::Tick() {
-  if (absl::Now() >= next_resolve_) {
-    next_resolve_ =
-        options_.source.is_dns() ? absl::Now() + options_.dns_interval : absl::InfiniteFuture();
-    auto addresses = options_.source.Resolve();
-    if (addresses.ok()) {
-      UpdateAddresses(*addresses);
-    } else {
-      Log(LogLevel::kWarning, "router", "worker resolution failed; keeping the last list",
-          {{"error", addresses.status().ToString()}});
-    }
+void Membership::Resolve() {
+  absl::StatusOr<std::vector<std::string>> addresses =
+      options_.resolve && options_.source.is_dns() ? options_.resolve() : options_.source.Resolve();
+  if (addresses.ok()) {
+    UpdateAddresses(*addresses);
+  } else {
+    Log(LogLevel::kWarning, "router", "worker resolution failed; keeping the last list",
+        {{"error", addresses.status().ToString()}});
   }
+}
+
+void Membership::Tick() {
   const std::vector<std::shared_ptr<const WorkerConn>> workers = known();
   std::vector<bool> healthy(workers.size(), true);
   if (options_.check_health) healthy = CheckHealth(workers);
@@ -137,7 +142,7 @@ void Membership::Tick() {
     std::lock_guard lock(mu_);
     for (size_t i = 0; i < workers.size(); ++i) {
       auto it = known_.find(workers[i]->endpoint->address());
-      if (it == known_.end()) continue;  // dropped by a concurrent resolve: cannot happen
+      if (it == known_.end()) continue;  // dropped by a resolve since known() was read
       if (it->second.healthy != healthy[i]) {
         Log(healthy[i] ? LogLevel::kInfo : LogLevel::kWarning, "router",
             healthy[i] ? "worker healthy; joins the ring" : "worker unhealthy; leaves the ring",
@@ -161,7 +166,7 @@ void Membership::UpdateAddresses(const std::vector<std::string>& addresses) {
     } else {
       Log(LogLevel::kInfo, "router", "worker discovered", {{"worker", address}});
       // Without health checks a worker is trusted from the start; with them it joins the
-      // ring when its first check passes (in this same round).
+      // ring when its first check passes (the next health round).
       next.emplace(address, Known{Connect(address, options_), !options_.check_health});
     }
   }

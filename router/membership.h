@@ -58,6 +58,10 @@ struct MembershipOptions {
   bool check_health = true;
   // How often a dns: source is re-resolved.
   absl::Duration dns_interval = absl::Seconds(5);
+  // Resolves a dns: source; empty: the system resolver (WorkerSource::Resolve). It runs on
+  // a thread of its own, so a resolver that hangs holds back new addresses, never the
+  // health checks that take dead workers out of the ring (tests hang one here).
+  std::function<absl::StatusOr<std::vector<std::string>>()> resolve;
   // Called with the number of workers in the ring after each new snapshot is published:
   // on the Membership thread, or in Create for the first round. Must not block.
   std::function<void(int)> on_publish;
@@ -69,8 +73,9 @@ struct MembershipOptions {
   std::string worker_server_name;
 };
 
-// Owner: RouterServer. Thread: one background thread of its own resolves, health-checks
-// and rebuilds the snapshot; snapshot() is safe from any thread and never waits for it.
+// Owner: RouterServer. Threads: one of its own health-checks and rebuilds the snapshot,
+// and for a dns: source another re-resolves; snapshot() is safe from any thread and never
+// waits for either.
 // Invariant: the published ring holds exactly the known workers whose last health check
 // passed (all known workers without health checks), each once.
 class Membership {
@@ -98,8 +103,12 @@ class Membership {
 
   Membership(MembershipOptions options, RouterMetrics* metrics);
 
-  void Run();
-  // One round: re-resolve if due, health-check, republish if the healthy set changed.
+  // Runs `round` every `period` until destruction: the health thread's loop (Tick), and
+  // for dns: sources the resolver thread's (Resolve).
+  void Every(absl::Duration period, const std::function<void()>& round);
+  // Resolves the source once and takes its addresses (a failure keeps the last list).
+  void Resolve();
+  // One health round: check every known worker, republish if the healthy set changed.
   void Tick();
   void UpdateAddresses(const std::vector<std::string>& addresses);
   // Health of each worker in `workers`, checked in parallel with one deadline.
@@ -123,11 +132,11 @@ class Membership {
   absl::flat_hash_map<std::string, Known> known_;  // guarded by mu_
   bool stop_ = false;                              // guarded by mu_
 
-  // Touched by the Membership thread only (and Create, before the thread starts).
-  absl::Time next_resolve_ = absl::InfinitePast();
+  // Touched by the health thread only (and Create, before the thread starts).
   std::vector<std::string> published_addresses_;
 
   std::thread thread_;
+  std::thread resolver_;
 };
 
 }  // namespace ringserve::router

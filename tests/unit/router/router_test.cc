@@ -1,7 +1,10 @@
 // The router end to end, in process: a RouterServer in front of FakeWorkers on loopback
 // ports, driven through the public Inference and Admin stubs.
+#include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -15,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
+#include "router/membership.h"
 #include "router/router_server.h"
 #include "router/session_key.h"
 #include "tests/support/reuse_port_listener.h"
@@ -162,6 +166,48 @@ TEST(RouterOptionsTest, PeriodsAndDeadlinesMustBePositive) {
       EXPECT_THAT(router.status().message(), HasSubstr(std::string(field) + " must be positive"));
     }
   }
+}
+
+// A dns: source re-resolves on a thread of its own: a resolver that hangs (glibc can block
+// for tens of seconds) holds back new addresses, not the health checks that take a dead
+// worker out of the ring.
+TEST(MembershipTest, AHangingResolverHoldsBackNoHealthCheck) {
+  FakeWorker worker("w0");
+  std::mutex mu;
+  std::condition_variable released_cv;
+  bool released = false;
+  std::atomic<int> calls{0};
+  MembershipOptions options;
+  options.source = *WorkerSource::Parse("dns:workers.invalid:1");
+  options.health_interval = absl::Milliseconds(50);
+  options.health_timeout = absl::Milliseconds(500);
+  options.dns_interval = absl::Milliseconds(10);
+  options.resolve = [&]() -> absl::StatusOr<std::vector<std::string>> {
+    if (calls.fetch_add(1) > 0) {  // every re-resolution hangs until the test lets it go
+      std::unique_lock lock(mu);
+      released_cv.wait(lock, [&] { return released; });
+    }
+    return std::vector<std::string>{worker.address()};
+  };
+  auto membership = Membership::Create(options, nullptr);
+  ASSERT_TRUE(membership.ok()) << membership.status();
+  EXPECT_EQ((*membership)->snapshot()->ring->num_endpoints(), 1);
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (calls.load() < 2 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_GE(calls.load(), 2) << "the resolver thread never re-resolved";
+
+  worker.SetServing(false);  // while the resolver hangs
+  while ((*membership)->snapshot()->ring->num_endpoints() > 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ((*membership)->snapshot()->ring->num_endpoints(), 0)
+      << "the unhealthy worker stayed in the ring while the resolver hung";
+  {
+    std::lock_guard lock(mu);
+    released = true;
+  }
+  released_cv.notify_all();
+  membership->reset();  // joins both threads
 }
 
 // gRPC binds with SO_REUSEPORT unless told otherwise: a second router on a port in use

@@ -243,10 +243,10 @@ class Backend {
                                               const void* host_data) = 0;
   // Whether UploadWeight takes matrices of `dtype`: loaders give a backend that does not
   // take a checkpoint's format the nearest one it does (kQ4Affine: Q8_0). The CPU and CUDA
-  // backends both take kQ4Affine.
+  // backends take all of these.
   virtual bool TakesWeightDType(DType dtype) const {
     return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16 ||
-           dtype == DType::kQ8_0;
+           IsBlockDType(dtype);
   }
   // The bytes UploadWeight takes for such a matrix: the activation dtype's by default (every
   // weight is stored in it); the CPU keeps bf16, f16 and quantized matrices as they are,

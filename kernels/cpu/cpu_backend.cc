@@ -133,10 +133,6 @@ DType CpuBackend::StoredDType(DType file_dtype, int64_t rows) const {
   return compact && rows > 1 && !use_blas_ ? file_dtype : DType::kF32;
 }
 
-bool CpuBackend::TakesWeightDType(DType dtype) const {
-  return dtype == DType::kQ4Affine || Backend::TakesWeightDType(dtype);
-}
-
 absl::StatusOr<Weight> CpuBackend::PackBlockWeight(DType dtype, int64_t rows, int64_t cols,
                                                    const uint8_t* blocks) {
   Weight w;

@@ -37,7 +37,6 @@ class CpuBackend final : public Backend {
   void CopyOnDevice(void* dst, const void* src, size_t bytes) override;
   void Synchronize() override {}
   void Fill(void* dst, size_t bytes, uint8_t value) override;
-  bool TakesWeightDType(DType dtype) const override;
   absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                       const void* host_data) override;
   absl::StatusOr<Weight> RandomWeight(std::span<const RandomPart> parts, int64_t cols,

@@ -290,11 +290,8 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
     for (int64_t i = 0; i < args.n; ++i) std::fill_n(args.y + i * args.ldy, args.layout.rows, 0.0F);
     return;
   }
-  // Below ~64k multiply-adds per thread a wake-up costs more than it saves (tiny models).
-  const int64_t macs_per_panel = kPanelWidth * args.layout.cols * args.n;
-  const int64_t min_chunk = std::max<int64_t>(1, (int64_t{1} << 16) / macs_per_panel);
   const auto run = [&](auto panels) {
-    pool.ParallelFor(args.layout.num_panels(), panels, min_chunk);
+    pool.ParallelFor(args.layout.num_panels(), panels, MinPanelsPerChunk(args));
   };
   switch (args.w_type) {
     case PanelType::kF32:

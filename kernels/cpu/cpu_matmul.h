@@ -76,7 +76,7 @@ inline int64_t QuantBytes(PanelType type, int64_t rows, int64_t cols) {
   const int64_t bytes = PanelLayout{false, rows, cols}.num_panels() * panel_row_bytes * cols;
   return (bytes + 63) / 64 * 64;  // the parameters start on a cache line
 }
-inline int BlockParams(PanelType type) { return type == PanelType::kQ4Affine ? 2 : 1; }
+constexpr int BlockParams(PanelType type) { return type == PanelType::kQ4Affine ? 2 : 1; }
 inline PanelLayout BlockParamLayout(PanelType type, const PanelLayout& layout) {
   return {false, layout.num_panels() * kPanelWidth, layout.cols / kQuantBlock * BlockParams(type)};
 }
@@ -124,6 +124,13 @@ struct MatMulArgs {
   PanelType w_type = PanelType::kF32;  // all but f32 need the packed layout
   const float* w_params = nullptr;     // quantized types: the block parameters
 };
+
+// The fewest output panels a thread takes of a product: below ~64k multiply-adds a thread's
+// wake-up costs more than it saves (tiny models).
+inline int64_t MinPanelsPerChunk(const MatMulArgs& args) {
+  const int64_t macs_per_panel = kPanelWidth * args.layout.cols * args.n;
+  return macs_per_panel >= (int64_t{1} << 16) ? 1 : (int64_t{1} << 16) / macs_per_panel;
+}
 
 // The batch-invariant product described above, parallel over output panels, on BestIsa().
 void MatMul(ThreadPool& pool, const MatMulArgs& args);

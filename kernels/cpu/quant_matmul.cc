@@ -27,6 +27,10 @@ constexpr int64_t kKBlock = 256;
 constexpr int64_t kPanelGroup = 32;
 constexpr int kMaxRowTile = 4;
 
+// The panel type a kernel instance runs on.
+template <bool kQ4>
+constexpr PanelType kPanelType = kQ4 ? PanelType::kQ4Affine : PanelType::kQ8_0;
+
 constexpr int64_t GroupBytes(bool q4) { return kPanelWidth * kGroupRows / (q4 ? 2 : 1); }
 constexpr int64_t PanelQuantBytes(bool q4, int64_t cols) {
   return cols / kGroupRows * GroupBytes(q4);
@@ -89,7 +93,7 @@ void Kernel(const QuantizedRows& x, int64_t i0, int64_t b0, int64_t blocks, cons
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
   const int64_t row_blocks = x.k / kQuantBlock;
-  constexpr int64_t kParamStep = int64_t{kQ4 ? 2 : 1} * kPanelWidth;
+  constexpr int64_t kParamStep = int64_t{BlockParams(kPanelType<kQ4>)} * kPanelWidth;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* wb = wq + b * kGroupsPerBlock * GroupBytes(kQ4);
     const int8_t* xb = x.quants.data() + i0 * x.k + (b0 + b) * kQuantBlock;
@@ -168,8 +172,7 @@ template <bool kQ4>
 void MatMulPanels(const MatMulArgs& a, const QuantizedRows& x, int64_t p0, int64_t p1) {
   const PanelLayout& l = a.layout;
   const int64_t k = l.cols;
-  const PanelLayout params_layout =
-      BlockParamLayout(kQ4 ? PanelType::kQ4Affine : PanelType::kQ8_0, l);
+  const PanelLayout params_layout = BlockParamLayout(kPanelType<kQ4>, l);
   const auto* quants = static_cast<const uint8_t*>(a.w);
   // Decode rows reuse nothing, so stream each panel whole; prefill blocks k for the caches.
   const int64_t k_block = a.n <= kMaxRowTile ? k : kKBlock;
@@ -183,8 +186,7 @@ void MatMulPanels(const MatMulArgs& a, const QuantizedRows& x, int64_t p0, int64
         for (int64_t p = g0; p < g1; ++p) {
           const uint8_t* wq = quants + p * PanelQuantBytes(kQ4, k) + QuantOffset(kQ4, k0, 0);
           const float* params =
-              a.w_params + params_layout.base(p) +
-              b0 * BlockParams(kQ4 ? PanelType::kQ4Affine : PanelType::kQ8_0) * kPanelWidth;
+              a.w_params + params_layout.base(p) + b0 * BlockParams(kPanelType<kQ4>) * kPanelWidth;
           float* y = a.y + i0 * a.ldy + p * kPanelWidth;
           const int64_t width = l.width(p);
           if (width == kPanelWidth) {
@@ -233,9 +235,6 @@ void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args) {
   thread_local QuantizedRows calling_thread_rows;
   QuantizedRows& x = calling_thread_rows;
   QuantizeRows(pool, args.x, args.ldx, args.n, l.cols, x);
-  // Below ~64k multiply-adds per thread a wake-up costs more than it saves (tiny models).
-  const int64_t min_chunk =
-      std::max<int64_t>(1, (int64_t{1} << 16) / (kPanelWidth * l.cols * args.n));
   const bool q4 = args.w_type == PanelType::kQ4Affine;
   pool.ParallelFor(
       l.num_panels(),
@@ -246,7 +245,7 @@ void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args) {
           MatMulPanels<false>(args, x, p0, p1);
         }
       },
-      min_chunk);
+      MinPanelsPerChunk(args));
 }
 
 void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src, int64_t first_row,

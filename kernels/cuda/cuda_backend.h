@@ -56,10 +56,6 @@ class CudaBackend final : public Backend {
   void CopyOnDevice(void* dst, const void* src, size_t bytes) override;
   void Synchronize() override;
   void Fill(void* dst, size_t bytes, uint8_t value) override;
-  // Also kQ4Affine: its exact values, converted on the device like the others.
-  bool TakesWeightDType(DType dtype) const override {
-    return dtype == DType::kQ4Affine || Backend::TakesWeightDType(dtype);
-  }
   absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                       const void* host_data) override;
   // Made on the device in the activation dtype: no host values, no staging.

@@ -52,27 +52,6 @@ std::function<double(size_t)> RelTol(const std::vector<double>& want, double rel
 }
 
 // ---- MatMul: x [n, k] (row stride k + pad) times W^T into a column slice of y ----
-// The CPU multiplies quantized weights by x quantized to int8 per 32 values
-// (kernels/cpu/quant_matmul.h): each value of x is off by up to half its block's scale
-// (largest |x| / 127), which moves y[i, j] by at most that times the block's sum of |w|.
-std::vector<double> ActivationQuantizationBound(const std::vector<float>& x,
-                                                const std::vector<float>& w, int64_t n, int64_t m,
-                                                int64_t k) {
-  std::vector<double> bound(static_cast<size_t>(n * m), 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t b = 0; b < k; b += 32) {
-      double largest = 0;
-      for (int64_t c = b; c < b + 32; ++c)
-        largest = std::max(largest, std::fabs(double{x[i * k + c]}));
-      for (int64_t j = 0; j < m; ++j) {
-        double w_abs = 0;
-        for (int64_t c = b; c < b + 32; ++c) w_abs += std::fabs(double{w[j * k + c]});
-        bound[i * m + j] += largest / 127 / 2 * w_abs;
-      }
-    }
-  }
-  return bound;
-}
 
 // `f32_out`: y is f32 whatever the activation dtype (the logits product).
 void CheckMatMul(Backend& b, std::mt19937_64& rng, DType dtype, int64_t n, int64_t m, int64_t k,

@@ -174,6 +174,26 @@ std::vector<float> Decode(DType dtype, const std::vector<uint8_t>& bytes, size_t
   return out;
 }
 
+std::vector<double> ActivationQuantizationBound(const std::vector<float>& x,
+                                                const std::vector<float>& w, int64_t n, int64_t m,
+                                                int64_t k) {
+  std::vector<double> bound(static_cast<size_t>(n * m), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t b = 0; b < k; b += 32) {
+      double largest = 0;
+      for (int64_t c = b; c < b + 32; ++c) {
+        largest = std::max(largest, std::fabs(double{x[i * k + c]}));
+      }
+      for (int64_t j = 0; j < m; ++j) {
+        double w_abs = 0;
+        for (int64_t c = b; c < b + 32; ++c) w_abs += std::fabs(double{w[j * k + c]});
+        bound[i * m + j] += largest / 127 / 2 * w_abs;
+      }
+    }
+  }
+  return bound;
+}
+
 void ReferenceMatMul(const std::vector<float>& x, const std::vector<float>& w, int64_t n, int64_t m,
                      int64_t k, std::vector<double>* y, std::vector<double>* mag) {
   y->assign(static_cast<size_t>(n * m), 0.0);

@@ -96,6 +96,13 @@ std::vector<float> Decode(DType dtype, const std::vector<uint8_t>& bytes, size_t
 
 // y[n, m] = x[n, k] w[m, k]^T in float64, plus the per-element magnitude sum |x||w| that
 // scales the tolerance.
+// How far x's quantization to int8 per 32 values (kernels/cpu/quant_matmul.h) may move each
+// y[i, j] of x [n, k] times W^T [m, k]: half a block's scale (largest |x| / 127) per value,
+// times the block's sum of |w|.
+std::vector<double> ActivationQuantizationBound(const std::vector<float>& x,
+                                                const std::vector<float>& w, int64_t n, int64_t m,
+                                                int64_t k);
+
 void ReferenceMatMul(const std::vector<float>& x, const std::vector<float>& w, int64_t n, int64_t m,
                      int64_t k, std::vector<double>* y, std::vector<double>* mag);
 

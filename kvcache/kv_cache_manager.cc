@@ -10,8 +10,9 @@ namespace ringserve::kvcache {
 
 absl::StatusOr<std::unique_ptr<KvCacheManager>> KvCacheManager::Create(
     const KvCacheOptions& options) {
-  if (options.num_blocks <= 0)
+  if (options.num_blocks <= 0) {
     return absl::InvalidArgumentError("kv cache: num_blocks must be > 0");
+  }
   if (options.block_size_tokens <= 0) {
     return absl::InvalidArgumentError("kv cache: block_size_tokens must be > 0");
   }
@@ -117,6 +118,13 @@ void KvCacheManager::AppendTokens(SeqId seq_id, std::span<const int32_t> tokens)
   Sequence& seq = Get(seq_id);
   RS_CHECK(seq.tokens.size() + tokens.size() <= static_cast<size_t>(INT32_MAX));
   seq.tokens.insert(seq.tokens.end(), tokens.begin(), tokens.end());
+}
+
+void KvCacheManager::DropTokens(SeqId seq_id, int32_t num_tokens) {
+  Sequence& seq = Get(seq_id);
+  RS_CHECK(num_tokens >= 0 &&
+           static_cast<int64_t>(seq.tokens.size()) - num_tokens >= seq.num_computed_tokens);
+  seq.tokens.resize(seq.tokens.size() - static_cast<size_t>(num_tokens));
 }
 
 bool KvCacheManager::NeedsCopyOnWrite(const Sequence& seq, int32_t num_new_tokens) const {

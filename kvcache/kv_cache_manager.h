@@ -116,6 +116,10 @@ class KvCacheManager {
 
   // Appends token ids (e.g. a sampled token) whose KV is not computed yet. No blocks move.
   void AppendTokens(SeqId seq_id, std::span<const int32_t> tokens);
+  // Forgets the last num_tokens tokens, none of them computed (the draft tokens of a
+  // speculative step, before the accepted ones are appended again). Blocks reserved for them
+  // stay in the table, to be written by the tokens that take their positions.
+  void DropTokens(SeqId seq_id, int32_t num_tokens);
 
   // Makes room to compute the next num_new_tokens tokens (which must be known:
   // NumComputedTokens + num_new_tokens <= NumTokens): grows the table and, when the first

@@ -13,7 +13,9 @@
 #include "kernels/backend.h"
 #include "nlohmann/json.hpp"
 #include "tools/common/model_setup.h"
+#include "tools/common/speculation_flags.h"
 #include "tools/ringserve-run/step_bench.h"
+#include "worker/engine/generator.h"
 #include "worker/model/llama_model.h"
 
 namespace ringserve::tools {
@@ -34,7 +36,8 @@ struct BenchFlags {
   // row counts (comma-separated; CUDA), into report["products_by_algo_rows"].
   std::string product_algo_rows;
   std::vector<int> product_algo_rows_list;  // parsed
-  double kv_fraction = 0;  // > 0: size the KV pool as the worker does, from free memory
+  double kv_fraction = 0;        // > 0: size the KV pool as the worker does, from free memory
+  SpeculationFlags speculation;  // the generator runs' drafts
   // Every request's and decode step's sampling (greedy by default).
   double temperature = 0;
   int top_k = 0;
@@ -55,6 +58,9 @@ void PrintStepBenches(const nlohmann::json& report);
 // The generator runs into report["runs"]: a warm-up at P = 1, one run per parallelism, and
 // on the CPU (unless --roofline=false) the machine's limits beside a P = 1 run into
 // report["roofline"].
+// The generator options the flags ask for (its drafts).
+engine::GeneratorOptions GeneratorOptionsFor(const BenchFlags& flags);
+
 absl::Status RunGeneratorRuns(std::unique_ptr<model::LlamaModel> model, const BenchFlags& flags,
                               const std::vector<int>& parallel, nlohmann::json& report);
 // The generator runs' table and roofline lines of the text output.

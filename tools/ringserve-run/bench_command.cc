@@ -73,6 +73,7 @@ void RegisterFlags(ArgParser& parser, BenchFlags& flags) {
   parser.AddFloat("top-p", &flags.top_p, "top-p of every request and decode step");
   parser.AddInt("logprobs", &flags.logprobs,
                 "logprobs (and this many alternatives) for every request and decode step");
+  flags.speculation.Register(parser);
   parser.AddFloat("kv-fraction", &flags.kv_fraction,
                   "size the KV pool as this share of the memory free after the weights, as the "
                   "worker does (0 = just what the runs need)");
@@ -89,6 +90,8 @@ model::ModelOptions BenchModelOptions(const BenchFlags& flags, const std::vector
   int max_batch = 1;
   for (int b : flags.steps.decode_batches) max_batch = std::max(max_batch, b);
   options.max_seqs = std::max({1, max_parallel, max_batch});
+  options.max_sampled_rows = engine::SampledRowsFor(GeneratorOptionsFor(flags), options.max_seqs,
+                                                    flags.model.max_batch_tokens);
   if (flags.kv_fraction > 0) {
     options.size_kv_pool = [&backend, kv_free_bytes,
                             fraction = flags.kv_fraction](size_t bytes_per_block) {
@@ -161,6 +164,7 @@ absl::Status RunBench(int argc, char** argv) {
   if (flags.kv_fraction < 0 || flags.kv_fraction > 1) {
     return absl::InvalidArgumentError("--kv-fraction must be in [0, 1]");
   }
+  RS_RETURN_IF_ERROR(flags.speculation.Validate());
   RS_RETURN_IF_ERROR(
       engine::ValidateSamplingParams({.temperature = static_cast<float>(flags.temperature),
                                       .top_k = flags.top_k,

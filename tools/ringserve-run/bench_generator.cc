@@ -97,9 +97,9 @@ class StepLog {
 };
 
 // Runs P sequences together through the generator. Steps that carry prompt tokens count
-// as prefill; the rest (one token per sequence) as decode, timed wall-clock from the first
-// decode step's start to the last one's end, so the engine's own work between steps
-// counts as overhead.
+// as prefill; the rest (each sequence's last token, and its drafts with --speculate) as decode,
+// timed wall-clock from the first decode step's start to the last one's end, so the engine's own
+// work between steps counts as overhead.
 nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
                       const BenchFlags& flags, uint64_t run, absl::Status* status) {
   const auto requests = MakeRequests(parallel, flags, generator.vocab_size(), run);
@@ -128,12 +128,14 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   const std::vector<engine::StepRecord> steps = log.Take();
   double prefill_s = 0, decode_forward_s = 0, decode_step_s = 0;
-  int64_t prefill_tokens = 0, decode_tokens = 0, decode_steps = 0;
+  int64_t prefill_tokens = 0, decode_tokens = 0, decode_steps = 0, drafts = 0, accepted = 0;
   int32_t peak_blocks = 0;
   absl::Time decode_start = absl::InfiniteFuture(), decode_end = absl::InfinitePast();
   for (const engine::StepRecord& s : steps) {
     peak_blocks = std::max(peak_blocks, s.kv_used_blocks);
-    const int32_t prompt_tokens = s.num_tokens - s.num_decode_seqs;
+    drafts += s.num_drafts;
+    accepted += s.num_accepted;
+    const int32_t prompt_tokens = s.num_tokens - s.num_decode_seqs - s.num_drafts;
     if (prompt_tokens > 0) {
       prefill_s += s.step_seconds;
       prefill_tokens += prompt_tokens;
@@ -143,7 +145,7 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
     decode_end = std::max(decode_end, s.start + absl::Seconds(s.step_seconds));
     decode_forward_s += s.forward_seconds;
     decode_step_s += s.step_seconds;
-    decode_tokens += s.num_decode_seqs;
+    decode_tokens += s.num_sampled;  // with drafts, more than one a sequence
     ++decode_steps;
   }
   const double decode_s = decode_steps > 0 ? absl::ToDoubleSeconds(decode_end - decode_start) : 0;
@@ -165,10 +167,18 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
       {"overhead_fraction", decode_s > 0 ? std::max(0.0, 1.0 - decode_forward_s / decode_s) : 0},
       {"in_step_overhead_fraction",
        decode_step_s > 0 ? std::max(0.0, 1.0 - decode_forward_s / decode_step_s) : 0},
-      {"kv_blocks_used", peak_blocks}};
+      {"kv_blocks_used", peak_blocks},
+      {"draft_tokens", drafts},
+      {"accepted_draft_tokens", accepted}};
 }
 
 }  // namespace
+
+engine::GeneratorOptions GeneratorOptionsFor(const BenchFlags& flags) {
+  engine::GeneratorOptions options;
+  flags.speculation.Apply(options);
+  return options;
+}
 
 absl::Status RunGeneratorRuns(std::unique_ptr<model::LlamaModel> model, const BenchFlags& flags,
                               const std::vector<int>& parallel, nlohmann::json& report) {
@@ -177,7 +187,8 @@ absl::Status RunGeneratorRuns(std::unique_ptr<model::LlamaModel> model, const Be
   RS_ASSIGN_OR_RETURN(
       std::unique_ptr<engine::Generator> generator,
       engine::Generator::Create(std::make_unique<engine::LlamaRunner>(std::move(model)), nullptr,
-                                {}, [&log](const engine::StepRecord& r) { log.Add(r); }));
+                                GeneratorOptionsFor(flags),
+                                [&log](const engine::StepRecord& r) { log.Add(r); }));
   uint64_t run = 0;
   absl::Status warm_up;  // first-touch of weights and KV pages out of the measurement
   RunOne(*generator, log, 1, flags, run++, &warm_up);
@@ -209,15 +220,18 @@ absl::Status RunGeneratorRuns(std::unique_ptr<model::LlamaModel> model, const Be
 
 void PrintGeneratorRuns(const nlohmann::json& report) {
   if (report["runs"].empty()) return;
-  std::printf("%8s %10s %8s %12s %12s %12s %10s %9s %10s\n", "parallel", "prefill_s", "cached",
-              "prefill_t/s", "decode_t/s", "total_t/s", "step_ms", "overhead", "kv_blocks");
+  std::printf("%8s %10s %8s %12s %12s %12s %10s %9s %10s %15s\n", "parallel", "prefill_s", "cached",
+              "prefill_t/s", "decode_t/s", "total_t/s", "step_ms", "overhead", "kv_blocks",
+              "drafts_accepted");
   for (const auto& r : report["runs"]) {
-    std::printf("%8d %10.3f %8lld %12.1f %12.1f %12.1f %10.2f %8.1f%% %10d\n",
+    std::printf("%8d %10.3f %8lld %12.1f %12.1f %12.1f %10.2f %8.1f%% %10d %7lld/%-7lld\n",
                 r["parallel"].get<int>(), r["prefill_s"].get<double>(),
                 static_cast<long long>(r["cached_prompt_tokens"].get<int64_t>()),
                 r["prefill_tokens_per_s"].get<double>(), r["decode_tokens_per_s"].get<double>(),
                 r["total_tokens_per_s"].get<double>(), r["step_ms"].get<double>(),
-                100 * r["overhead_fraction"].get<double>(), r["kv_blocks_used"].get<int>());
+                100 * r["overhead_fraction"].get<double>(), r["kv_blocks_used"].get<int>(),
+                static_cast<long long>(r["accepted_draft_tokens"].get<int64_t>()),
+                static_cast<long long>(r["draft_tokens"].get<int64_t>()));
   }
   if (report.contains("roofline")) {
     const auto& l = report["roofline"];

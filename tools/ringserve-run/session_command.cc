@@ -21,6 +21,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "tools/common/model_setup.h"
+#include "tools/common/speculation_flags.h"
 #include "tools/ringserve-run/commands.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/llama_runner.h"
@@ -147,11 +148,14 @@ absl::StatusOr<json> RunLine(engine::Generator& generator, const json& line,
 
 absl::Status RunSession(int argc, char** argv) {
   ModelFlags model_flags;
+  SpeculationFlags speculation;
   std::string script;
   ArgParser parser;
   model_flags.Register(parser);
+  speculation.Register(parser);
   parser.AddString("script", &script, "file of JSON lines: turns, forks, closes");
   RS_RETURN_IF_ERROR(parser.Parse(argc, argv));
+  RS_RETURN_IF_ERROR(speculation.Validate());
   if (script.empty()) return absl::InvalidArgumentError("--script FILE is required");
   std::ifstream in(script);
   if (!in) return absl::NotFoundError(absl::StrCat(script, ": cannot open"));
@@ -160,15 +164,19 @@ absl::Status RunSession(int argc, char** argv) {
   if (loaded.tokenizer == nullptr) {
     return absl::FailedPreconditionError("the model has no tokenizer; give --tokenizer");
   }
+  engine::GeneratorOptions generator_options;
+  speculation.Apply(generator_options);
   engine::LlamaRunnerOptions runner_options;
   runner_options.kv_memory = {.bytes = size_t{256} << 20};
+  runner_options.max_sampled_rows = engine::SampledRowsFor(
+      generator_options, runner_options.max_seqs, model_flags.max_batch_tokens);
   RS_ASSIGN_OR_RETURN(
       auto model,
       CreateModel(loaded, model_flags, engine::ToModelOptions(runner_options, *loaded.backend)));
   RS_ASSIGN_OR_RETURN(
       std::unique_ptr<engine::Generator> generator,
       engine::Generator::Create(std::make_unique<engine::LlamaRunner>(std::move(model)),
-                                loaded.tokenizer.get(), {}));
+                                loaded.tokenizer.get(), generator_options));
   std::string text;
   int line_number = 0;
   while (std::getline(in, text)) {

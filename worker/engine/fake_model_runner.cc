@@ -60,9 +60,16 @@ absl::Status FakeModelRunner::Validate(std::span<const model::SequenceChunk> chu
         return absl::InvalidArgumentError(absl::StrCat("fake forward: token ", token));
       }
     }
+    if (c.num_drafts < 0 || (c.num_drafts > 0 && !c.sample) ||
+        static_cast<size_t>(c.num_drafts) >= c.tokens.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("fake forward: ", c.num_drafts, " drafts"));
+    }
   }
   if (num_tokens > options_.max_batch_tokens) {
     return absl::InvalidArgumentError(absl::StrCat("fake forward: ", num_tokens, " tokens"));
+  }
+  if (model::SampledRows(chunks) > static_cast<size_t>(max_sampled_rows())) {
+    return absl::InvalidArgumentError("fake forward: too many sampled rows");
   }
   return absl::OkStatus();
 }
@@ -85,8 +92,7 @@ absl::Status FakeModelRunner::ReadHistory(const model::SequenceChunk& chunk,
 
 absl::StatusOr<model::SampledPass> FakeModelRunner::ForwardSampled(
     std::span<const model::SequenceChunk> chunks, const model::StepSampling& step) {
-  size_t num_sampled = 0;
-  for (const model::SequenceChunk& c : chunks) num_sampled += c.sample ? 1 : 0;
+  const size_t num_sampled = model::SampledRows(chunks);
   RS_RETURN_IF_ERROR(model::ValidateStepSampling(step, num_sampled, options_.max_penalty_entries));
   RS_ASSIGN_OR_RETURN(const std::span<const float> logits, Forward(chunks));
   const auto vocab = static_cast<size_t>(options_.vocab_size);
@@ -131,16 +137,20 @@ absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(
       const int32_t position = c.start_position + static_cast<int32_t>(i);
       slots_[Slot(c.block_table, position)] = c.tokens[i];
     }
-    step.chunks.push_back(
-        {c.start_position, static_cast<int32_t>(c.tokens.size()), c.sample, c.tokens.front()});
+    step.chunks.push_back({c.start_position, static_cast<int32_t>(c.tokens.size()), c.sample,
+                           c.tokens.front(), c.num_drafts});
   }
   logits_.clear();
   std::vector<int32_t> history;
   for (const model::SequenceChunk& c : chunks) {
     if (!c.sample) continue;
     RS_RETURN_IF_ERROR(ReadHistory(c, &history));
-    const std::vector<float> row = LogitsAfter(history);
-    logits_.insert(logits_.end(), row.begin(), row.end());
+    // Row r of the chunk's sampled rows follows the history up to its token.
+    for (int32_t r = c.num_drafts; r >= 0; --r) {
+      const std::vector<float> row =
+          LogitsAfter(std::span(history).first(history.size() - static_cast<size_t>(r)));
+      logits_.insert(logits_.end(), row.begin(), row.end());
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   step.num_copies_before = std::exchange(num_pending_copies_, 0);

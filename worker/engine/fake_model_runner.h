@@ -6,6 +6,7 @@
 #ifndef RINGSERVE_WORKER_ENGINE_FAKE_MODEL_RUNNER_H_
 #define RINGSERVE_WORKER_ENGINE_FAKE_MODEL_RUNNER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -23,6 +24,7 @@ struct FakeModelRunnerOptions {
   int32_t num_kv_blocks = 64;
   int32_t max_batch_tokens = 64;
   int32_t max_seqs = 8;
+  int32_t max_sampled_rows = 0;  // 0 = max_seqs
   int32_t max_context_tokens = 256;
   int64_t max_penalty_entries = 1 << 16;
   // The token the logits favour after `history` (a strong peak: greedy picks it, sampling
@@ -39,6 +41,7 @@ struct FakeChunk {
   int32_t num_tokens = 0;
   bool sample = false;
   int32_t first_token = 0;
+  int32_t num_drafts = 0;
 };
 
 // Everything one pass was asked to do, for tests to inspect.
@@ -61,6 +64,9 @@ class FakeModelRunner final : public ModelRunner {
   int32_t num_kv_blocks() const override { return options_.num_kv_blocks; }
   int32_t max_batch_tokens() const override { return options_.max_batch_tokens; }
   int32_t max_seqs() const override { return options_.max_seqs; }
+  int32_t max_sampled_rows() const override {
+    return std::max(options_.max_sampled_rows, options_.max_seqs);
+  }
   int32_t max_context_tokens() const override { return options_.max_context_tokens; }
 
   // Picks each row's token with the CPU backend's code (kernels::cpu::PenalizeRow, SampleRow).

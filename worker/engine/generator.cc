@@ -11,6 +11,7 @@
 #include "common/check.h"
 #include "common/status_macros.h"
 #include "worker/engine/generator_job.h"
+#include "worker/engine/ngram_draft.h"
 
 namespace ringserve::engine {
 namespace {
@@ -26,6 +27,14 @@ std::string_view RoutingKey(std::string_view session_id) {
 
 }  // namespace
 
+int32_t SampledRowsFor(const GeneratorOptions& options, int32_t max_seqs,
+                       int32_t max_batch_tokens) {
+  const int64_t drafts = std::min<int64_t>(
+      int64_t{options.speculate_tokens} * std::min(options.speculate_max_seqs, max_seqs),
+      max_batch_tokens);
+  return static_cast<int32_t>(max_seqs + drafts);
+}
+
 absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(
     std::unique_ptr<ModelRunner> runner, const tokenizer::Tokenizer* tokenizer,
     const GeneratorOptions& options, std::function<void(const StepRecord&)> on_step) {
@@ -38,6 +47,15 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(
   auto clamp = [](int32_t wanted, int32_t cap) { return wanted > 0 ? std::min(wanted, cap) : cap; };
   limits.max_batch_tokens = clamp(options.max_batch_tokens, runner->max_batch_tokens());
   limits.max_seqs = clamp(options.max_seqs, runner->max_seqs());
+  if (options.speculate_tokens < 0 || options.speculate_ngram_min < 1 ||
+      options.speculate_ngram_max < options.speculate_ngram_min || options.speculate_max_seqs < 0) {
+    return absl::InvalidArgumentError(
+        "generator: speculate_tokens and speculate_max_seqs must be >= 0, and 1 <= "
+        "speculate_ngram_min <= speculate_ngram_max");
+  }
+  if (options.speculate_tokens > 0) {
+    limits.max_drafts = std::max(0, runner->max_sampled_rows() - limits.max_seqs);
+  }
   if (limits.vocab_size <= 0 || limits.max_context_tokens <= 0 || limits.num_kv_blocks <= 0 ||
       limits.max_batch_tokens <= 0 || limits.max_seqs <= 0) {
     return absl::InvalidArgumentError("generator: the model runner reports a non-positive limit");
@@ -65,9 +83,12 @@ Generator::Generator(std::unique_ptr<ModelRunner> runner, const tokenizer::Token
   if (eos_ids_.empty() && tokenizer_ != nullptr) eos_ids_ = tokenizer_->EndOfGenerationIds();
   kv_ = std::make_unique<kvcache::KvCacheManager>(kvcache::KvCacheOptions{
       .num_blocks = limits_.num_kv_blocks, .block_size_tokens = limits_.block_size_tokens});
-  scheduler_ = std::make_unique<Scheduler>(
-      kv_.get(), SchedulerLimits{limits_.max_batch_tokens, limits_.max_seqs},
-      [this] { return sessions_.ReleaseOneIdlePin(); });
+  scheduler_ =
+      std::make_unique<Scheduler>(kv_.get(),
+                                  SchedulerLimits{.max_batch_tokens = limits_.max_batch_tokens,
+                                                  .max_seqs = limits_.max_seqs,
+                                                  .max_drafts = limits_.max_drafts},
+                                  [this] { return sessions_.ReleaseOneIdlePin(); });
   const int32_t sampling_threads =
       options_.sampling_threads > 0
           ? options_.sampling_threads
@@ -247,6 +268,7 @@ void Generator::Loop() {
 
 bool Generator::Step() {
   const absl::Time start = absl::Now();
+  if (limits_.max_drafts > 0) ProposeDrafts();
   StepPlan plan = scheduler_->Schedule();
   if (plan.empty()) return false;
   for (const auto& [seq, cached] : plan.first_admissions) {
@@ -262,18 +284,20 @@ bool Generator::Step() {
     chunks.push_back({.tokens = std::span(c.seq->tokens).subspan(c.start, c.num_tokens),
                       .start_position = c.start,
                       .block_table = kv_->BlockTable(c.seq->seq_id),
-                      .sample = c.sample});
+                      .sample = c.sample,
+                      .num_drafts = c.num_drafts});
   }
   // Every sampled row's penalties and chain go to the device with the pass, so only its
   // token comes back; the logits cross the bus only for the rows the host must see
   // (logprobs, and penalties beyond the pass's room).
-  sampling_jobs_.clear();
+  sampled_chunks_.clear();
   chains_.Clear(static_cast<size_t>(runner_->max_penalty_entries()));
   for (const ScheduledChunk& c : plan.chunks) {
     if (!c.sample) continue;
     Job* job = jobs_.at(c.seq->job_id).get();
-    chains_.Add(*job->sampler);
-    sampling_jobs_.push_back(job);
+    sampled_chunks_.push_back(
+        {.job = job, .first_row = chains_.size(), .num_drafts = c.num_drafts});
+    for (int32_t ahead = 0; ahead <= c.num_drafts; ++ahead) chains_.Add(*job->sampler, ahead);
   }
   const absl::Time forward_start = absl::Now();
   if (!plan.copies.empty()) runner_->CopyBlocks(plan.copies);
@@ -287,20 +311,22 @@ bool Generator::Step() {
     return true;
   }
   scheduler_->Commit(plan);
-  FinishSamples(*pass);
-  const size_t row = sampling_jobs_.size();
   StepRecord record;
+  record.num_accepted = FinishSamples(*pass);
   record.start = start;
   record.kv_used_blocks = kv_->Stats().num_used_blocks;
   record.num_seqs = static_cast<int32_t>(plan.chunks.size());
   record.num_tokens = plan.num_tokens;
   record.num_decode_seqs = plan.num_decode_seqs;
   record.num_preempted = plan.num_preempted;
-  record.num_sampled = static_cast<int32_t>(row);
+  record.num_drafts = plan.num_drafts;
+  record.num_sampled = static_cast<int32_t>(sampled_chunks_.size()) + record.num_accepted;
   record.forward_seconds = forward_seconds;
   record.step_seconds = Seconds(absl::Now() - start);
   ++engine_stats_.num_steps;
   engine_stats_.num_computed_tokens += plan.num_tokens;
+  engine_stats_.num_draft_tokens += plan.num_drafts;
+  engine_stats_.num_accepted_tokens += record.num_accepted;
   engine_stats_.step_seconds += record.step_seconds;
   engine_stats_.forward_seconds += record.forward_seconds;
   engine_stats_.last_step = record;
@@ -310,32 +336,74 @@ bool Generator::Step() {
   return true;
 }
 
-void Generator::FinishSamples(const model::SampledPass& pass) {
-  const auto vocab = static_cast<size_t>(limits_.vocab_size);
-  const std::span<Job* const> jobs = sampling_jobs_;
-  sampled_.resize(jobs.size());
-  auto finish_row = [&](size_t i) {
-    sampled_[i] = chains_.Finish(*jobs[i]->sampler, pass, i, vocab);
-  };
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    if (!chains_.has_host_work(i)) finish_row(i);
+void Generator::ProposeDrafts() {
+  const NgramDraftOptions lookup{.max_tokens = options_.speculate_tokens,
+                                 .max_ngram = options_.speculate_ngram_max,
+                                 .min_ngram = options_.speculate_ngram_min};
+  const bool propose =
+      static_cast<int32_t>(scheduler_->num_running()) <= options_.speculate_max_seqs;
+  for (auto& [id, job] : jobs_) {
+    SchedSeq& seq = job->seq;
+    seq.draft.clear();
+    if (!propose) continue;
+    const auto num_tokens = static_cast<int32_t>(seq.tokens.size());
+    // Decoding: only the last token's K/V is left to compute.
+    if (!job->registered || !seq.lease.active() ||
+        kv_->NumComputedTokens(seq.seq_id) != num_tokens - 1 || !job->sampler->CanPlanAhead()) {
+      continue;
+    }
+    // A step generates at most 1 + drafts tokens; none past max_tokens or the context.
+    const int32_t room =
+        std::min(job->max_new_tokens - job->generated, limits_.max_context_tokens - num_tokens + 1);
+    NgramDraftOptions options = lookup;
+    options.max_tokens = std::min(options.max_tokens, room - 1);
+    ProposeNgramDraft(seq.tokens, options, &seq.draft);
   }
-  // The rows with host work (penalties left to the host re-run the chain over the
-  // vocabulary) in parallel.
-  const std::span<const int32_t> host = chains_.logits_rows();
+}
+
+int32_t Generator::FinishSamples(const model::SampledPass& pass) {
+  const auto vocab = static_cast<size_t>(limits_.vocab_size);
+  const std::span<const SampledChunk> chunks = sampled_chunks_;
+  sampled_.resize(chunks.size());
+  auto finish_first = [&](size_t k) {
+    sampled_[k] = chains_.Finish(*chunks[k].job->sampler, pass, chunks[k].first_row, vocab);
+  };
+  // The first rows with host work (penalties left to the host re-run the chain over the
+  // vocabulary) in parallel, each job's on one thread.
+  host_chunks_.clear();
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    if (chains_.has_host_work(chunks[k].first_row)) {
+      host_chunks_.push_back(k);
+    } else {
+      finish_first(k);
+    }
+  }
   auto finish = [&](int64_t begin, int64_t end) {
-    for (auto k = static_cast<size_t>(begin); k < static_cast<size_t>(end); ++k) {
-      finish_row(static_cast<size_t>(host[k]));
+    for (auto i = static_cast<size_t>(begin); i < static_cast<size_t>(end); ++i) {
+      finish_first(host_chunks_[i]);
     }
   };
-  const auto host_rows = static_cast<int64_t>(host.size());
+  const auto host_rows = static_cast<int64_t>(host_chunks_.size());
   if (sampling_pool_ != nullptr && host_rows > 1) {
     sampling_pool_->ParallelFor(host_rows, finish);
   } else {
     finish(0, host_rows);
   }
-  // In row order: delivery, stop checks and finishing touch shared engine state.
-  for (size_t i = 0; i < jobs.size(); ++i) HandleSample(*jobs[i], sampled_[i]);
+  // In row order: delivery, stop checks and finishing touch shared engine state. A row
+  // after the first counts only while every draft before it was accepted: its logits
+  // follow those drafts.
+  int32_t accepted = 0;
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    const SampledChunk& c = chunks[k];
+    SampledToken token = std::move(sampled_[k]);
+    for (int32_t i = 0;; ++i) {
+      const bool is_draft = i < c.num_drafts && token.id == c.job->seq.draft[i];
+      accepted += is_draft ? 1 : 0;
+      if (!HandleSample(*c.job, token, is_draft) || !is_draft) break;
+      token = chains_.Finish(*c.job->sampler, pass, c.first_row + i + 1, vocab);
+    }
+  }
+  return accepted;
 }
 
 absl::StatusOr<std::vector<std::string>> Generator::ForkOnEngine(std::string_view session_id,

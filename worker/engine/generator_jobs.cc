@@ -217,9 +217,9 @@ bool Generator::IsEos(int32_t token) const {
   return std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
 }
 
-void Generator::HandleSample(Job& job, const SampledToken& sampled) {
+bool Generator::HandleSample(Job& job, const SampledToken& sampled, bool kv_computed) {
   const JobRequest& r = job.request;
-  scheduler_->AppendToken(&job.seq, sampled.id);
+  scheduler_->AppendToken(&job.seq, sampled.id, kv_computed);
   ++job.generated;
   ++engine_stats_.num_generated_tokens;
   if (!job.first_token) job.first_token = absl::Now();
@@ -251,12 +251,11 @@ void Generator::HandleSample(Job& job, const SampledToken& sampled) {
                  : FinishReason::kMaxTokens;
   }
   if (!reason) {
-    if (!job.channel->Push(std::move(event))) {
-      FinishJob(job, absl::ResourceExhaustedError(
-                         absl::StrCat("the client read too slowly (", options_.max_pending_tokens,
-                                      " tokens unread); the request was cancelled")));
-    }
-    return;
+    if (job.channel->Push(std::move(event))) return true;
+    FinishJob(job, absl::ResourceExhaustedError(
+                       absl::StrCat("the client read too slowly (", options_.max_pending_tokens,
+                                    " tokens unread); the request was cancelled")));
+    return false;
   }
   if (*reason != FinishReason::kStopString && job.decoder) {
     event.text += job.stop->Push(job.decoder->Flush());
@@ -269,6 +268,7 @@ void Generator::HandleSample(Job& job, const SampledToken& sampled) {
   event.result.finish_reason = *reason;
   event.result.stop_match = std::move(stop_match);
   FinishJob(job, absl::OkStatus(), std::move(event));
+  return false;
 }
 
 void Generator::CancelJob(uint64_t job_id, const absl::Status& why) {

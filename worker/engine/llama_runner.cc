@@ -41,6 +41,7 @@ model::ModelOptions ToModelOptions(const LlamaRunnerOptions& options,
   model_options.num_kv_blocks = options.num_kv_blocks;
   model_options.max_batch_tokens = options.max_batch_tokens;
   model_options.max_seqs = options.max_seqs;
+  model_options.max_sampled_rows = options.max_sampled_rows;
   if (options.num_kv_blocks <= 0) {
     model_options.size_kv_pool = [memory = options.kv_memory, &backend](size_t bytes_per_block) {
       return KvBlocksForMemory(memory, backend, bytes_per_block);

@@ -26,6 +26,7 @@ struct LlamaRunnerOptions {
   int32_t block_size_tokens = 16;
   int32_t max_batch_tokens = 2048;  // the step's token budget (and the workspace's size)
   int32_t max_seqs = 256;           // most sequences per step
+  int32_t max_sampled_rows = 0;     // most sampled rows per step; 0 = max_seqs
   int32_t num_kv_blocks = 0;        // > 0: exactly this many blocks, kv_memory ignored
   KvMemory kv_memory = {.fraction_of_free = 0.9};
 };
@@ -57,6 +58,7 @@ class LlamaRunner final : public ModelRunner {
   int32_t num_kv_blocks() const override { return model_->options().num_kv_blocks; }
   int32_t max_batch_tokens() const override { return model_->options().max_batch_tokens; }
   int32_t max_seqs() const override { return model_->options().max_seqs; }
+  int32_t max_sampled_rows() const override { return model_->options().max_sampled_rows; }
   int32_t max_context_tokens() const override { return model_->config().max_seq_len; }
 
   absl::StatusOr<model::SampledPass> ForwardSampled(std::span<const model::SequenceChunk> chunks,

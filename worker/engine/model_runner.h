@@ -27,13 +27,16 @@ class ModelRunner {
   // Most tokens and sequences one Forward() may carry.
   virtual int32_t max_batch_tokens() const = 0;
   virtual int32_t max_seqs() const = 0;
+  // Most rows one Forward() may sample (>= max_seqs): a chunk verifying drafts samples 1 +
+  // SequenceChunk::num_drafts.
+  virtual int32_t max_sampled_rows() const { return max_seqs(); }
   // Most tokens one sequence may hold (the model's context length).
   virtual int32_t max_context_tokens() const = 0;
 
-  // Runs one pass over `chunks` (see model::SequenceChunk) and picks a token for every chunk
-  // with sample=true, in chunk order: row i's penalties, then its chain step.chains[i]
-  // (kernels/row_sampling.h, the same token on every backend). Also returns the raw logits
-  // of the sampled rows listed in step.logits_rows ([logits_rows.size(), vocab_size]), for
+  // Runs one pass over `chunks` (see model::SequenceChunk) and picks a token for every
+  // sampled row (model::SampledRows), in chunk order: row i's penalties, then its chain
+  // step.chains[i] (kernels/row_sampling.h, the same token on every backend). Also returns the raw
+  // logits of the sampled rows listed in step.logits_rows ([logits_rows.size(), vocab_size]), for
   // the rows the host must see. Both in the runner's own memory, valid until the next pass.
   virtual absl::StatusOr<model::SampledPass> ForwardSampled(
       std::span<const model::SequenceChunk> chunks, const model::StepSampling& step) = 0;

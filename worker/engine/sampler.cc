@@ -120,40 +120,55 @@ void Sampler::Remember(int32_t id) {
   entry.count = std::max(entry.count, 0) + 1;  // a bias-only token is now seen
 }
 
-kernels::RowSampling Sampler::Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity) {
-  planned_ = {.temperature = params_.temperature,
-              .top_k = params_.top_k,
-              .top_p = params_.top_p,
-              .min_p = params_.min_p,
-              .repetition_penalty = params_.repetition_penalty,
-              .presence_penalty = params_.presence_penalty,
-              .frequency_penalty = params_.frequency_penalty,
-              .uniform = params_.temperature > 0.0F ? NextUniform() : 0.0};
-  host_penalties_ = false;
+kernels::RowSampling Sampler::Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity,
+                                   int32_t ahead) {
+  if (ahead == 0) {
+    planned_.clear();
+    num_planned_finished_ = 0;
+  }
+  RS_CHECK(ahead >= 0 && static_cast<size_t>(ahead) == planned_.size() &&
+           num_planned_finished_ == 0 && (ahead == 0 || CanPlanAhead()));
+  double uniform = 0.0;
+  if (params_.temperature > 0.0F) {
+    while (draws_.size() <= static_cast<size_t>(ahead)) draws_.push_back(NextUniform());
+    uniform = draws_[static_cast<size_t>(ahead)];
+  }
+  PlannedRow& row = planned_.emplace_back();
+  row.chain = {.temperature = params_.temperature,
+               .top_k = params_.top_k,
+               .top_p = params_.top_p,
+               .min_p = params_.min_p,
+               .repetition_penalty = params_.repetition_penalty,
+               .presence_penalty = params_.presence_penalty,
+               .frequency_penalty = params_.frequency_penalty,
+               .uniform = uniform};
   if (!penalties_.empty()) {
     if (penalties.size() + penalties_.size() <= capacity) {
-      planned_.penalty_begin = static_cast<int32_t>(penalties.size());
+      row.chain.penalty_begin = static_cast<int32_t>(penalties.size());
       penalties.insert(penalties.end(), penalties_.begin(), penalties_.end());
-      planned_.penalty_end = static_cast<int32_t>(penalties.size());
+      row.chain.penalty_end = static_cast<int32_t>(penalties.size());
     } else {
-      host_penalties_ = true;
+      row.host_penalties = true;
     }
   }
-  return planned_;
+  return row.chain;
 }
 
 SampledToken Sampler::Finish(int32_t device_id, std::span<const float> logits,
                              const kernels::RowLogprobs* logprobs) {
+  RS_CHECK(num_planned_finished_ < planned_.size());
+  const PlannedRow& row = planned_[num_planned_finished_++];
+  if (params_.temperature > 0.0F) draws_.pop_front();
   SampledToken out;
   out.id = device_id;
-  if (host_penalties_) {
+  if (row.host_penalties) {
     scratch_.assign(logits.begin(), logits.end());
-    kernels::cpu::PenalizeRow(scratch_, planned_, penalties_);
-    out.id = kernels::cpu::SampleRow(scratch_, planned_);
+    kernels::cpu::PenalizeRow(scratch_, row.chain, penalties_);
+    out.id = kernels::cpu::SampleRow(scratch_, row.chain);
   }
   if (params_.num_logprobs > 0) {
     RS_CHECK(logprobs != nullptr);
-    FillLogprobs(*logprobs, logits, &out);
+    FillLogprobs(*logprobs, logits, row.host_penalties, &out);
   }
   Remember(out.id);
   return out;
@@ -162,17 +177,16 @@ SampledToken Sampler::Finish(int32_t device_id, std::span<const float> logits,
 SampledToken Sampler::Sample(std::span<const float> logits) {
   std::vector<kernels::PenaltyEntry> none;
   const kernels::RowSampling chain = Plan(none, 0);  // penalties, if any, on the host
-  const int32_t id = host_penalties_ ? -1 : kernels::cpu::SampleRow(logits, chain);
+  const int32_t id = needs_logits() ? -1 : kernels::cpu::SampleRow(logits, chain);
   kernels::RowLogprobs logprobs;
   if (params_.num_logprobs > 0) logprobs = kernels::cpu::LogprobRow(logits, id);
   return Finish(id, logits, &logprobs);
 }
 
 void Sampler::FillLogprobs(const kernels::RowLogprobs& logprobs, std::span<const float> logits,
-                           SampledToken* out) const {
+                           bool host_picked, SampledToken* out) const {
   // A token the host picked (penalties left to it) is not the one the device scored.
-  out->logprob =
-      host_penalties_ ? kernels::Sub(logits[out->id], logprobs.log_total) : logprobs.chosen;
+  out->logprob = host_picked ? kernels::Sub(logits[out->id], logprobs.log_total) : logprobs.chosen;
   for (int k = 0; k < std::min(params_.num_logprobs, kernels::kMaxTopLogprobs); ++k) {
     if (logprobs.top_ids[k] < 0) break;
     out->top_logprobs.emplace_back(logprobs.top_ids[k], logprobs.top_logprobs[k]);

@@ -13,6 +13,7 @@
 #define RINGSERVE_WORKER_ENGINE_SAMPLER_H_
 
 #include <cstdint>
+#include <deque>
 #include <random>
 #include <span>
 #include <utility>
@@ -59,20 +60,31 @@ class Sampler {
  public:
   Sampler(const SamplingParams& params, std::span<const int32_t> prompt_tokens);
 
-  // The next token's chain for Backend::SampleRows. Appends the penalised tokens to the
-  // step's `penalties` (the chain's penalty range) when they fit in `capacity` entries;
-  // otherwise the host applies them (needs_logits). Takes the job's next draw when it
-  // samples (temperature > 0), so every sampled token uses exactly one.
-  kernels::RowSampling Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity);
-  // Whether Finish reads the planned row's raw logits: for penalties the step had no room
-  // for.
-  bool needs_logits() const { return host_penalties_; }
+  // The chain for Backend::SampleRows of the token `ahead` tokens after the next one (0: the
+  // next token). Appends the penalised tokens to the step's `penalties` (the chain's penalty
+  // range) when they fit in `capacity` entries; otherwise the host applies them
+  // (needs_logits). A sampled token (temperature > 0) takes the job's draw of its place in
+  // the output, so a token's draw is the same however many tokens were planned ahead of it.
+  // Plan(ahead = 0) starts a step's plans; each ahead > 0 follows ahead - 1 in the same step
+  // and needs CanPlanAhead(): the step verifies draft tokens, and row `ahead` is the chain of
+  // the token after the first `ahead` drafts.
+  kernels::RowSampling Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity,
+                            int32_t ahead = 0);
+  // Whether the chains of tokens after the next one are known before it is: no penalty
+  // counts the output, and no min_tokens suppression is still to end.
+  bool CanPlanAhead() const { return !penalised() && num_finished_ >= suppress_until_; }
+  // Whether Finish reads the last planned row's raw logits: for penalties the step had no
+  // room for.
+  bool needs_logits() const { return !planned_.empty() && planned_.back().host_penalties; }
   // Whether Finish reads the row's logprobs.
   bool wants_logprobs() const { return params_.num_logprobs > 0; }
-  // The planned token: `device_id` (the device's pick), or, with penalties left to the host,
-  // the pick from `logits` penalised here under the planned chain; with its logprobs from
-  // `logprobs` (the device's, for its pick) when asked for. `logits` may be empty when
-  // needs_logits() is false, `logprobs` null when wants_logprobs() is. Records the token.
+  // The oldest planned and unfinished token (plans finish in order; those a step leaves
+  // unfinished, rejected drafts' rows, are dropped by the next Plan(ahead = 0) and their draws
+  // kept for the tokens that take their places): `device_id` (the device's pick), or, with
+  // penalties left to the host, the pick from `logits` penalised here under the planned
+  // chain; with its logprobs from `logprobs` (the device's, for its pick) when asked for.
+  // `logits` may be empty when the row needed none, `logprobs` null when wants_logprobs() is
+  // false. Records the token.
   SampledToken Finish(int32_t device_id, std::span<const float> logits,
                       const kernels::RowLogprobs* logprobs);
   // Plan and Finish with the pick made on the host from `logits` (tests and tools).
@@ -91,8 +103,13 @@ class Sampler {
   kernels::PenaltyEntry& Biased(int32_t id);
   void EndSuppression();
   void FillLogprobs(const kernels::RowLogprobs& logprobs, std::span<const float> logits,
-                    SampledToken* out) const;
+                    bool host_picked, SampledToken* out) const;
   double NextUniform();
+
+  struct PlannedRow {
+    kernels::RowSampling chain;
+    bool host_penalties = false;  // the token's penalties are applied by Finish
+  };
 
   SamplingParams params_;
   std::mt19937_64 rng_;
@@ -103,9 +120,11 @@ class Sampler {
   std::vector<std::pair<int32_t, float>> suppressed_;
   int32_t suppress_until_ = 0;
   int32_t num_finished_ = 0;
-  kernels::RowSampling planned_;
-  bool host_penalties_ = false;  // the planned token's penalties are applied by Finish
-  std::vector<float> scratch_;   // the penalised logits
+  // The draws of the tokens planned and not yet finished, in output order.
+  std::deque<double> draws_;
+  std::vector<PlannedRow> planned_;  // this step's plans, from the next token on
+  size_t num_planned_finished_ = 0;  // of planned_
+  std::vector<float> scratch_;       // the penalised logits
 };
 
 }  // namespace ringserve::engine

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <span>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -56,9 +57,36 @@ void Scheduler::Remove(SchedSeq* seq) {
   Erase(waiting_, seq);
 }
 
-void Scheduler::AppendToken(SchedSeq* seq, int32_t token) {
+void Scheduler::AppendToken(SchedSeq* seq, int32_t token, bool kv_computed) {
   seq->tokens.push_back(token);
-  if (seq->lease.active()) kv_->AppendTokens(seq->seq_id, {&token, 1});
+  if (!seq->lease.active()) return;
+  kv_->AppendTokens(seq->seq_id, {&token, 1});
+  if (kv_computed) kv_->Commit(seq->seq_id, 1);
+}
+
+void Scheduler::DropPlannedDrafts(SchedSeq* seq) {
+  if (seq->planned_drafts == 0) return;
+  seq->tokens.resize(seq->tokens.size() - static_cast<size_t>(seq->planned_drafts));
+  if (seq->lease.active()) kv_->DropTokens(seq->seq_id, seq->planned_drafts);
+  seq->planned_drafts = 0;
+}
+
+bool Scheduler::PlanWithDrafts(SchedSeq* seq, int32_t computed, StepPlan& plan, int32_t& budget,
+                               int32_t& drafts_left) {
+  const int32_t d = std::min({static_cast<int32_t>(seq->draft.size()), budget - 1, drafts_left});
+  if (d <= 0) return false;
+  const std::span<const int32_t> drafts = std::span(seq->draft).first(static_cast<size_t>(d));
+  seq->tokens.insert(seq->tokens.end(), drafts.begin(), drafts.end());
+  kv_->AppendTokens(seq->seq_id, drafts);
+  seq->planned_drafts = d;
+  if (!kv_->Reserve(seq->seq_id, 1 + d)) {
+    DropPlannedDrafts(seq);
+    return false;
+  }
+  PlanChunk(seq, computed, 1 + d, plan, budget);
+  plan.chunks.back().num_drafts = d;
+  drafts_left -= d;
+  return true;
 }
 
 void Scheduler::PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
@@ -70,6 +98,7 @@ void Scheduler::PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, Step
 }
 
 void Scheduler::Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget) {
+  DropPlannedDrafts(victim);
   if (victim->planned_tokens > 0) {
     budget += victim->planned_tokens;
     victim->planned_tokens = 0;
@@ -100,6 +129,7 @@ bool Scheduler::MakeRoom(TryAlloc try_alloc, SchedSeq* self, bool admitting, Ste
 StepPlan Scheduler::Schedule() {
   StepPlan plan;
   int32_t budget = limits_.max_batch_tokens;
+  int32_t drafts_left = limits_.max_drafts;
   for (SchedSeq* seq : running_) seq->planned_tokens = 0;
   for (SchedSeq* seq : waiting_) seq->planned_tokens = 0;
 
@@ -114,6 +144,10 @@ StepPlan Scheduler::Schedule() {
       RS_CHECK(need > 0);
       if ((need == 1) != decode_phase) continue;
       if (budget == 0 || static_cast<int32_t>(plan.chunks.size()) >= limits_.max_seqs) break;
+      if (need == 1 && !seq->draft.empty() &&
+          PlanWithDrafts(seq, computed, plan, budget, drafts_left)) {
+        continue;
+      }
       const int32_t n = std::min(need, budget);
       if (!MakeRoom([&] { return kv_->Reserve(seq->seq_id, n); }, seq, /*admitting=*/false, plan,
                     budget)) {
@@ -167,7 +201,8 @@ StepPlan Scheduler::Schedule() {
 
   for (const ScheduledChunk& chunk : plan.chunks) {
     plan.num_tokens += chunk.num_tokens;
-    if (chunk.num_tokens == 1 && chunk.sample) ++plan.num_decode_seqs;
+    plan.num_drafts += chunk.num_drafts;
+    if (chunk.num_tokens == 1 + chunk.num_drafts && chunk.sample) ++plan.num_decode_seqs;
   }
   plan.copies = kv_->TakePendingCopies();
   return plan;
@@ -175,7 +210,8 @@ StepPlan Scheduler::Schedule() {
 
 void Scheduler::Commit(const StepPlan& plan) {
   for (const ScheduledChunk& chunk : plan.chunks) {
-    kv_->Commit(chunk.seq->seq_id, chunk.num_tokens);
+    DropPlannedDrafts(chunk.seq);
+    kv_->Commit(chunk.seq->seq_id, chunk.num_tokens - chunk.num_drafts);
     chunk.seq->planned_tokens = 0;
   }
 }

@@ -30,7 +30,12 @@ struct SchedSeq {
   kvcache::SequenceLease lease;  // active while the sequence holds KV blocks
   int32_t num_preemptions = 0;
   bool ever_admitted = false;
+  // Draft tokens to verify in the next step (speculative decoding), set by the owner while
+  // the sequence decodes: the step computes its last token and as many drafts as the budget
+  // and free blocks allow, and samples a token after each.
+  std::vector<int32_t> draft;
   int32_t planned_tokens = 0;  // in the plan being built; scheduler-internal
+  int32_t planned_drafts = 0;  // of those, drafts appended to `tokens`; scheduler-internal
 };
 
 struct ScheduledChunk {
@@ -38,6 +43,9 @@ struct ScheduledChunk {
   int32_t start = 0;  // first position computed
   int32_t num_tokens = 0;
   bool sample = false;  // the chunk reaches the last known token: sample the next one
+  // The chunk's last num_drafts tokens are seq->draft's first ones, appended to seq->tokens
+  // for the pass; Commit takes them off again.
+  int32_t num_drafts = 0;
 };
 
 struct StepPlan {
@@ -46,7 +54,8 @@ struct StepPlan {
   // Sequences admitted for the first time this step, with the tokens found cached.
   std::vector<std::pair<SchedSeq*, int32_t>> first_admissions;
   int32_t num_tokens = 0;
-  int32_t num_decode_seqs = 0;
+  int32_t num_decode_seqs = 0;  // sequences computing their last token (and drafts)
+  int32_t num_drafts = 0;
   int32_t num_preempted = 0;
   bool empty() const { return chunks.empty(); }
 };
@@ -54,6 +63,7 @@ struct StepPlan {
 struct SchedulerLimits {
   int32_t max_batch_tokens = 2048;
   int32_t max_seqs = 256;  // most sequences per step, and most holding blocks at once
+  int32_t max_drafts = 0;  // most draft tokens per step (the runner's sampled rows beyond max_seqs)
 };
 
 // Thread: the engine thread only.
@@ -77,10 +87,13 @@ class Scheduler {
   void Remove(SchedSeq* seq);
 
   StepPlan Schedule();
-  // After the forward pass: the plan's K/V is computed.
+  // After the forward pass: the plan's K/V is computed, except its drafts', which leave the
+  // sequences' tokens until the owner appends the accepted ones (AppendToken, kv_computed).
   void Commit(const StepPlan& plan);
-  // A sampled token joins the sequence (its K/V is computed by a later step).
-  void AppendToken(SchedSeq* seq, int32_t token);
+  // A sampled token joins the sequence. Its K/V is computed by a later step, or, with
+  // kv_computed, was by this one: the token equals the draft the pass computed at its
+  // position (the sequence's draft tokens up to it all accepted).
+  void AppendToken(SchedSeq* seq, int32_t token, bool kv_computed = false);
 
   size_t num_running() const { return running_.size(); }
   size_t num_waiting() const { return waiting_.size(); }
@@ -96,6 +109,13 @@ class Scheduler {
   void Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget);
   static void PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
                         int32_t& budget);
+  // Plans a decoding sequence's last token with as many of its drafts as the budget, the
+  // step's draft limit and the free blocks allow (never preempting for a draft); false, with
+  // nothing planned, when none fits.
+  bool PlanWithDrafts(SchedSeq* seq, int32_t computed, StepPlan& plan, int32_t& budget,
+                      int32_t& drafts_left);
+  // Takes a sequence's planned drafts off its tokens again.
+  void DropPlannedDrafts(SchedSeq* seq);
 
   kvcache::KvCacheManager* kv_;
   const SchedulerLimits limits_;

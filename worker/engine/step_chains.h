@@ -20,8 +20,9 @@ class StepChains {
  public:
   // Starts a pass whose penalties may take `penalty_room` entries; keeps the memory.
   void Clear(size_t penalty_room);
-  // Plans `sampler`'s next token as the pass's next sampled row.
-  void Add(Sampler& sampler);
+  // Plans `sampler`'s token `ahead` tokens after its next one (Sampler::Plan) as the pass's
+  // next sampled row.
+  void Add(Sampler& sampler, int32_t ahead = 0);
 
   model::StepSampling view() const {
     return {.chains = chains_,
@@ -35,7 +36,8 @@ class StepChains {
   std::span<const int32_t> logits_rows() const { return logits_rows_; }
   // Whether row `row` has host work (is among logits_rows()).
   bool has_host_work(size_t row) const { return logits_index_[row] >= 0; }
-  // sampler.Finish for row `row` of `pass` (the sampler Add planned that row with).
+  // sampler.Finish for row `row` of `pass` (the sampler Add planned that row with; a
+  // sampler's rows finish in the order they were added).
   SampledToken Finish(Sampler& sampler, const model::SampledPass& pass, size_t row,
                       size_t vocab) const;
 

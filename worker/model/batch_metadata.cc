@@ -15,7 +15,9 @@ PackedBatch PackBatch(std::span<const SequenceChunk> chunks, int padded_size, in
   const bool padded = padded_size > 0;
   const int num_tokens = padded ? padded_size : real_tokens;
   const int num_seqs = padded ? padded_size : num_chunks;
-  PackedBatch packed{.layout = MetaLayout(num_tokens, num_seqs, blocks_per_seq)};
+  const int sampled_rows = static_cast<int>(SampledRows(chunks));
+  const int head_rows = padded ? padded_size : sampled_rows;
+  PackedBatch packed{.layout = MetaLayout(num_tokens, num_seqs, head_rows, blocks_per_seq)};
   packed.num_tokens = num_tokens;
   packed.num_seqs = num_seqs;
   const MetaLayout& layout = packed.layout;
@@ -42,7 +44,7 @@ PackedBatch PackBatch(std::span<const SequenceChunk> chunks, int padded_size, in
     packed.max_context_len = std::max(packed.max_context_len, context_lens[s]);
     std::copy(c.block_table.begin(), c.block_table.end(),
               meta + layout.block_tables + static_cast<int64_t>(s) * blocks_per_seq);
-    if (c.sample) sample_rows[packed.num_sampled++] = t - 1;
+    for (int32_t r = SampledRows(c); r > 0; --r) sample_rows[packed.num_sampled++] = t - r;
   }
   for (; t < packed.num_tokens; ++t) {
     ids[t] = 0;
@@ -52,7 +54,8 @@ PackedBatch PackBatch(std::span<const SequenceChunk> chunks, int padded_size, in
   }
   for (int s = num_chunks; s <= packed.num_seqs; ++s) query_start[s] = real_tokens;
   std::fill(context_lens + num_chunks, context_lens + packed.num_seqs, 0);
-  packed.head_rows = padded ? padded_size : packed.num_sampled;
+  RS_CHECK(packed.num_sampled == sampled_rows);
+  packed.head_rows = head_rows;
   std::fill(sample_rows + packed.num_sampled, sample_rows + packed.head_rows, 0);
   return packed;
 }

@@ -15,14 +15,14 @@ namespace ringserve::model {
 // sequences: ids, positions, slots, token_seq [tokens each], query_start [seqs + 1],
 // context_lens, sample_rows [seqs each], block_tables [seqs, blocks_per_seq].
 struct MetaLayout {
-  MetaLayout(int64_t tokens, int64_t seqs, int64_t blocks_per_seq)
+  MetaLayout(int64_t tokens, int64_t seqs, int64_t sampled_rows, int64_t blocks_per_seq)
       : positions(tokens),
         slots(2 * tokens),
         token_seq(3 * tokens),
         query_start(4 * tokens),
         context_lens(query_start + seqs + 1),
         sample_rows(context_lens + seqs),
-        block_tables(sample_rows + seqs),
+        block_tables(sample_rows + sampled_rows),
         size(block_tables + seqs * blocks_per_seq) {}
 
   int64_t ids = 0, positions, slots, token_seq, query_start, context_lens, sample_rows,
@@ -34,13 +34,13 @@ struct PackedBatch {
   int num_tokens = 0;       // token rows, padding included
   int num_seqs = 0;         // sequences, padding included
   int max_context_len = 0;  // of the real sequences
-  int num_sampled = 0;      // chunks with sample=true: sample_rows[0, num_sampled)
+  int num_sampled = 0;      // rows that sample (SampledRows): sample_rows[0, num_sampled)
   int head_rows = 0;        // rows sample_rows lists: num_sampled, or padded_size
 };
 
 // Packs validated `chunks` into `meta` (room for MetaLayout(max tokens, max seqs,
-// blocks_per_seq).size ints). With padded_size > 0 (>= the chunks' tokens and count) the
-// pass is padded to padded_size token rows and sequences, as kernels::AttentionBatch
+// max sampled rows, blocks_per_seq).size ints). With padded_size > 0 (>= the chunks' tokens and
+// count) the pass is padded to padded_size token rows and sequences, as kernels::AttentionBatch
 // describes: padding tokens have id 0, position 0, slot -1 and sequence -1, padding
 // sequences no tokens and context 0, and the head's padding rows repeat row 0. Rows of
 // block_tables past a sequence's own blocks keep whatever they held (never read).

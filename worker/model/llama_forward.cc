@@ -26,7 +26,7 @@ struct LlamaModel::PassBatch {
   const int32_t* ids = nullptr;          // [attention.num_tokens]
   const int32_t* sample_rows = nullptr;  // [head_rows]: the sampled rows first, in chunk order
   int head_rows = 0;    // rows through the output head: the sampled ones, or a whole bucket
-  int num_sampled = 0;  // chunks with sample=true
+  int num_sampled = 0;  // rows that sample (SampledRows)
 };
 
 absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) const {
@@ -67,11 +67,22 @@ absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) co
             "forward: token id ", token, " outside the vocabulary of ", config_.vocab_size));
       }
     }
+    if (c.num_drafts < 0 || (c.num_drafts > 0 && !c.sample) ||
+        static_cast<size_t>(c.num_drafts) >= c.tokens.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", i, " has ", c.num_drafts,
+                                                     " drafts among ", c.tokens.size(),
+                                                     " tokens (sample: ", c.sample, ")"));
+    }
     num_tokens += static_cast<int64_t>(c.tokens.size());
   }
   if (num_tokens > options_.max_batch_tokens) {
     return absl::InvalidArgumentError(absl::StrCat(
         "forward: ", num_tokens, " tokens exceed max_batch_tokens ", options_.max_batch_tokens));
+  }
+  if (const size_t rows = SampledRows(chunks);
+      rows > static_cast<size_t>(options_.max_sampled_rows)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("forward: ", rows, " sampled rows exceed ", options_.max_sampled_rows));
   }
   return absl::OkStatus();
 }
@@ -139,7 +150,7 @@ absl::StatusOr<std::span<const float>> LlamaModel::Forward(std::span<const Seque
 
 int64_t LlamaModel::max_penalty_entries() const {
   return options_.max_penalty_entries > 0 ? options_.max_penalty_entries
-                                          : int64_t{4096} * options_.max_seqs;
+                                          : int64_t{4096} * options_.max_sampled_rows;
 }
 
 absl::Status ValidateStepSampling(const StepSampling& step, size_t num_sampled,
@@ -178,8 +189,7 @@ absl::Status ValidateStepSampling(const StepSampling& step, size_t num_sampled,
 
 absl::StatusOr<SampledPass> LlamaModel::ForwardSampled(std::span<const SequenceChunk> chunks,
                                                        const StepSampling& step) {
-  size_t num_sampled = 0;
-  for (const SequenceChunk& c : chunks) num_sampled += c.sample ? 1 : 0;
+  const size_t num_sampled = SampledRows(chunks);
   RS_RETURN_IF_ERROR(ValidateStepSampling(step, num_sampled, max_penalty_entries()));
   RS_RETURN_IF_ERROR(EnqueueForward(chunks).status());
   SampledPass out;

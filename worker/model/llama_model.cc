@@ -107,6 +107,8 @@ absl::Status LlamaModel::Init() {
     return absl::InvalidArgumentError(
         "model options: max_batch_tokens and max_seqs must be positive");
   }
+  // Every pass may sample one row a sequence (padded decode buckets included).
+  options_.max_sampled_rows = std::max(options_.max_sampled_rows, options_.max_seqs);
   // Before a pool sized from free memory, so that it leaves room for the scratch; such a
   // pool cannot cap the context the scratch is reserved for (LongestContext).
   RS_RETURN_IF_ERROR(ReserveAttention());
@@ -192,6 +194,7 @@ absl::Status LlamaModel::AllocateWorkspace() {
   w.vocab = c.vocab_size;
   const int64_t t = options_.max_batch_tokens;
   const int64_t s = options_.max_seqs;
+  const int64_t rows = options_.max_sampled_rows;
   // The Workspace's accessors say which buffers are f32 (Wide) and which are w.dtype (Make).
   auto alloc = [&](kernels::DeviceBuffer* b, kernels::DType dtype,
                    int64_t elements) -> absl::Status {
@@ -206,23 +209,23 @@ absl::Status LlamaModel::AllocateWorkspace() {
   RS_RETURN_IF_ERROR(alloc(&w.delta, kF32, t * w.dim));
   RS_RETURN_IF_ERROR(alloc(&w.gate_up, w.dtype, t * 2 * w.hidden));
   RS_RETURN_IF_ERROR(alloc(&w.act, w.dtype, t * w.hidden));
-  RS_RETURN_IF_ERROR(alloc(&w.sampled, w.dtype, s * w.dim));
-  RS_RETURN_IF_ERROR(alloc(&w.logits, kF32, s * w.vocab));
-  const int64_t meta_ints = MetaLayout(t, s, options_.max_blocks_per_seq).size;
+  RS_RETURN_IF_ERROR(alloc(&w.sampled, w.dtype, rows * w.dim));
+  RS_RETURN_IF_ERROR(alloc(&w.logits, kF32, rows * w.vocab));
+  const int64_t meta_ints = MetaLayout(t, s, rows, options_.max_blocks_per_seq).size;
   RS_ASSIGN_OR_RETURN(host_meta_, backend_->AllocateHost(meta_ints * sizeof(int32_t)));
   RS_ASSIGN_OR_RETURN(w.meta, backend_->Allocate(meta_ints * sizeof(int32_t)));
   RS_ASSIGN_OR_RETURN(host_logits_, backend_->AllocateHost(w.logits.bytes()));
-  RS_ASSIGN_OR_RETURN(w.ids, backend_->Allocate(s * sizeof(int32_t)));
-  RS_ASSIGN_OR_RETURN(host_ids_, backend_->AllocateHost(s * sizeof(int32_t)));
-  RS_ASSIGN_OR_RETURN(w.sampling, backend_->Allocate(s * sizeof(kernels::RowSampling)));
-  RS_ASSIGN_OR_RETURN(host_sampling_, backend_->AllocateHost(s * sizeof(kernels::RowSampling)));
+  RS_ASSIGN_OR_RETURN(w.ids, backend_->Allocate(rows * sizeof(int32_t)));
+  RS_ASSIGN_OR_RETURN(host_ids_, backend_->AllocateHost(rows * sizeof(int32_t)));
+  RS_ASSIGN_OR_RETURN(w.sampling, backend_->Allocate(rows * sizeof(kernels::RowSampling)));
+  RS_ASSIGN_OR_RETURN(host_sampling_, backend_->AllocateHost(rows * sizeof(kernels::RowSampling)));
   const size_t penalty_bytes = max_penalty_entries() * sizeof(kernels::PenaltyEntry);
   RS_ASSIGN_OR_RETURN(w.penalties, backend_->Allocate(penalty_bytes));
   RS_ASSIGN_OR_RETURN(host_penalties_, backend_->AllocateHost(penalty_bytes));
-  RS_ASSIGN_OR_RETURN(w.logprob_rows, backend_->Allocate(s * sizeof(int32_t)));
-  RS_ASSIGN_OR_RETURN(host_logprob_rows_, backend_->AllocateHost(s * sizeof(int32_t)));
-  RS_ASSIGN_OR_RETURN(w.logprobs, backend_->Allocate(s * sizeof(kernels::RowLogprobs)));
-  RS_ASSIGN_OR_RETURN(host_logprobs_, backend_->AllocateHost(s * sizeof(kernels::RowLogprobs)));
+  RS_ASSIGN_OR_RETURN(w.logprob_rows, backend_->Allocate(rows * sizeof(int32_t)));
+  RS_ASSIGN_OR_RETURN(host_logprob_rows_, backend_->AllocateHost(rows * sizeof(int32_t)));
+  RS_ASSIGN_OR_RETURN(w.logprobs, backend_->Allocate(rows * sizeof(kernels::RowLogprobs)));
+  RS_ASSIGN_OR_RETURN(host_logprobs_, backend_->AllocateHost(rows * sizeof(kernels::RowLogprobs)));
   return absl::OkStatus();
 }
 

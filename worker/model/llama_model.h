@@ -34,7 +34,22 @@ struct SequenceChunk {
   int32_t start_position = 0;
   std::span<const int32_t> block_table;
   bool sample = false;  // produce logits for the last token of this chunk
+  // With sample: the chunk's last num_drafts tokens are draft tokens to verify (speculative
+  // decoding), so the rows before the last one sample too: the last 1 + num_drafts rows, in
+  // position order. < tokens.size().
+  int32_t num_drafts = 0;
 };
+
+// The rows `chunk` samples.
+inline int32_t SampledRows(const SequenceChunk& chunk) {
+  return chunk.sample ? 1 + chunk.num_drafts : 0;
+}
+// The rows a pass over `chunks` samples.
+inline size_t SampledRows(std::span<const SequenceChunk> chunks) {
+  size_t rows = 0;
+  for (const SequenceChunk& c : chunks) rows += static_cast<size_t>(SampledRows(c));
+  return rows;
+}
 
 // How a pass's sampled rows pick their tokens (LlamaModel::ForwardSampled).
 struct StepSampling {
@@ -69,7 +84,10 @@ struct ModelOptions {
   std::function<absl::StatusOr<int>(size_t bytes_per_block)> size_kv_pool;
   int max_batch_tokens = 2048;  // most tokens one forward pass may carry
   int max_seqs = 256;           // most sequences one forward pass may carry
-  int max_blocks_per_seq = 0;   // 0 = enough for config.max_seq_len
+  // Most rows one pass samples; 0 = max_seqs (one a sequence). Passes that verify draft
+  // tokens sample 1 + num_drafts rows a sequence.
+  int max_sampled_rows = 0;
+  int max_blocks_per_seq = 0;  // 0 = enough for config.max_seq_len
   // Most penalty entries (penalised tokens over all rows) one pass takes; 0 = 4096 a
   // sequence. The engine runs rows beyond it on the host.
   int max_penalty_entries = 0;
@@ -106,7 +124,7 @@ class LlamaModel {
   // (num_kv_blocks * block_size) and a block table (max_blocks_per_seq * block_size).
   int max_context_len() const { return max_context_len_; }
 
-  // Runs one pass over `chunks` and returns the logits of every chunk with sample=true, in
+  // Runs one pass over `chunks` and returns the logits of every sampled row (SampledRows), in
   // chunk order ([num_sampled, vocab_size]), in the model's own host buffer: valid until the
   // next Forward. The buffer is the backend's fastest to copy into (page-locked on a GPU),
   // so the logits come back at bus speed and are never copied again. INVALID_ARGUMENT when

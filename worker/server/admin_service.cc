@@ -33,6 +33,8 @@ grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* co
   w->set_requests_total(stats.num_jobs_finished + stats.num_jobs_cancelled + stats.num_jobs_failed);
   w->set_generated_tokens_total(stats.num_generated_tokens);
   w->set_preemptions_total(stats.num_preemptions);
+  w->set_draft_tokens_total(stats.num_draft_tokens);
+  w->set_accepted_draft_tokens_total(stats.num_accepted_tokens);
   context->AddTrailingMetadata("x-ringserve-worker", env_.service->worker_id);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);

@@ -64,6 +64,10 @@ int Run(int argc, char** argv) {
     std::cerr << "ringserve-worker: " << kv_memory.status().message() << "\n";
     return 2;
   }
+  if (absl::Status s = flags.speculation.Validate(); !s.ok()) {
+    std::cerr << "ringserve-worker: " << s.message() << "\n";
+    return 2;
+  }
   auto credentials = ringserve::LoadServerCredentials(flags.tls);
   if (!credentials.ok()) {
     std::cerr << "ringserve-worker: " << credentials.status().message() << "\n";
@@ -101,6 +105,10 @@ int Run(int argc, char** argv) {
   runner_options.block_size_tokens = flags.block_size;
   runner_options.max_batch_tokens = flags.model.max_batch_tokens;
   runner_options.max_seqs = flags.max_seqs;
+  ringserve::engine::GeneratorOptions speculation;
+  flags.speculation.Apply(speculation);
+  runner_options.max_sampled_rows =
+      ringserve::engine::SampledRowsFor(speculation, flags.max_seqs, flags.model.max_batch_tokens);
   runner_options.num_kv_blocks = flags.kv_blocks;
   runner_options.kv_memory = *kv_memory;
   auto model = ringserve::tools::CreateModel(
@@ -134,6 +142,7 @@ int Run(int argc, char** argv) {
         ringserve::tokenizer::DefaultSystemPrompt(loaded->tokenizer->vocab().chat_template);
   }
   options.generator.max_seqs = flags.max_seqs;
+  flags.speculation.Apply(options.generator);
   options.generator.max_sessions = flags.max_sessions;
   options.generator.session_ttl = absl::Seconds(flags.session_ttl_s);
   options.generator.max_jobs = flags.max_queue;

@@ -27,7 +27,7 @@ void StepWindow::Summarize(absl::Time now, ringserve::v1::BatchStats* out) {
     seqs += s.num_seqs;
     tokens += s.num_tokens;
     seconds += s.step_seconds;
-    prefill += s.num_tokens - s.num_decode_seqs;
+    prefill += s.num_tokens - s.num_decode_seqs - s.num_drafts;
     decode += s.num_sampled;
     max_seqs = std::max(max_seqs, s.num_seqs);
   }

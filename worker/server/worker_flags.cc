@@ -48,6 +48,7 @@ void WorkerFlags::Register(tools::ArgParser& args) {
                  "how chat requests are rendered: auto (the default: the checkpoint's chat "
                  "template, if it is ChatML or Llama 3's), chatml, llama3, llama3.1, llama3.2 or "
                  "none");
+  speculation.Register(args);
   args.AddString("tls-cert", &tls.cert_path, "PEM certificate chain: serve TLS");
   args.AddString("tls-key", &tls.key_path, "PEM private key of --tls-cert");
   args.AddString("tls-client-ca", &tls.client_ca_path,

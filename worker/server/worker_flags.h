@@ -11,6 +11,7 @@
 #include "common/grpc/tls_credentials.h"
 #include "tools/common/arg_parser.h"
 #include "tools/common/model_setup.h"
+#include "tools/common/speculation_flags.h"
 #include "worker/engine/llama_runner.h"
 #include "worker/tokenizer/chat_format.h"
 #include "worker/tokenizer/tokenizer.h"
@@ -35,6 +36,7 @@ struct WorkerFlags {
   int drain_timeout_s = 30;
   int min_step_ms = 0;
   std::string chat_format = "auto";  // auto (the checkpoint's) or a ChatFormatName
+  tools::SpeculationFlags speculation;
   ServerTlsFiles tls;
 
   // One rule for the numbers: none may be negative, and 0 is refused too unless the

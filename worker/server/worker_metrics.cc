@@ -48,6 +48,11 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
       generated_tokens_(Counter(r, "ringserve_worker_generated_tokens_total", "Tokens generated")),
       preemptions_(Counter(r, "ringserve_worker_preemptions_total",
                            "Sequences that gave their KV blocks back and were recomputed")),
+      draft_tokens_(Counter(r, "ringserve_worker_draft_tokens_total",
+                            "Draft tokens verified by speculative decoding (--speculate)")),
+      accepted_draft_tokens_(Counter(r, "ringserve_worker_accepted_draft_tokens_total",
+                                     "Draft tokens accepted: generated tokens that took no step "
+                                     "of their own")),
       ttft_(Hist(r, "ringserve_worker_time_to_first_token_seconds",
                  "Request arrival to first token", metrics::LatencyBucketsSeconds())),
       inter_token_(Hist(r, "ringserve_worker_inter_token_latency_seconds",
@@ -95,6 +100,10 @@ void WorkerMetrics::RecordStep(const engine::StepRecord& step) {
   batch_tokens_.Observe(step.num_tokens);
   step_seconds_.Observe(step.step_seconds);
   if (step.num_preempted > 0) preemptions_.Increment(step.num_preempted);
+  if (step.num_drafts > 0) {
+    draft_tokens_.Increment(step.num_drafts);
+    accepted_draft_tokens_.Increment(step.num_accepted);
+  }
 }
 
 void WorkerMetrics::Refresh(const engine::GeneratorStats& stats) {

@@ -34,6 +34,8 @@ class WorkerMetrics {
   prometheus::Counter& cached_tokens_;
   prometheus::Counter& generated_tokens_;
   prometheus::Counter& preemptions_;
+  prometheus::Counter& draft_tokens_;
+  prometheus::Counter& accepted_draft_tokens_;
   prometheus::Histogram& ttft_;
   prometheus::Histogram& inter_token_;
   prometheus::Histogram& e2e_;

@@ -71,16 +71,21 @@ class GeneratorModelTest : public ::testing::TestWithParam<TestDevice> {
     tokenizer_ = *std::move(tok);
   }
 
-  std::unique_ptr<Generator> Make(int32_t num_kv_blocks, int32_t max_batch_tokens = 64) {
+  // speculate > 0: that many draft tokens a step (GeneratorOptions::speculate_tokens).
+  std::unique_ptr<Generator> Make(int32_t num_kv_blocks, int32_t max_batch_tokens = 64,
+                                  int32_t speculate = 0) {
     LlamaRunnerOptions options;
     options.block_size_tokens = 16;
     options.max_batch_tokens = max_batch_tokens;  // small: forces chunked prefill
     options.max_seqs = 16;
+    options.max_sampled_rows = options.max_seqs * (1 + speculate);
     options.num_kv_blocks = num_kv_blocks;
     auto runner = LlamaRunner::Create(*checkpoint_, backend_.get(), options);
     EXPECT_TRUE(runner.ok()) << runner.status();
     if (!runner.ok()) return nullptr;
-    auto generator = Generator::Create(*std::move(runner), tokenizer_.get(), {});
+    GeneratorOptions generator_options;
+    generator_options.speculate_tokens = speculate;
+    auto generator = Generator::Create(*std::move(runner), tokenizer_.get(), generator_options);
     EXPECT_TRUE(generator.ok()) << generator.status();
     return generator.ok() ? *std::move(generator) : nullptr;
   }
@@ -248,6 +253,37 @@ TEST_P(GeneratorModelTest, StopStringsEndTheTextBeforeTheMatch) {
   EXPECT_LT(e.tokens.size(), full.tokens.size());
 }
 
+// Drafts are verified in chunks that hold a sequence's last token and the drafts after it;
+// a backend whose rows keep their bits in any chunk gives every token, greedy or sampled,
+// exactly as plain decoding does, alone and in a batch that changes while it decodes.
+TEST_P(GeneratorModelTest, SpeculativeDecodingGivesTheSameTokens) {
+  std::vector<JobRequest> requests = Requests(/*sampled=*/false);
+  const std::vector<JobRequest> sampled = Requests(/*sampled=*/true);
+  requests.insert(requests.end(), sampled.begin(), sampled.end());
+  auto plain = Make(BlocksFor(requests));
+  auto fast = Make(BlocksFor(requests), /*max_batch_tokens=*/64, /*speculate=*/4);
+  ASSERT_NE(plain, nullptr);
+  ASSERT_NE(fast, nullptr);
+  const std::vector<JobEvent> expected = RunAlone(*plain, requests);
+  const std::vector<JobEvent> alone = RunAlone(*fast, requests);
+  const GeneratorStats alone_stats = fast->Stats();
+  const std::vector<JobEvent> together = RunStaggered(*fast, requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(alone[i].status.ok()) << alone[i].status;
+    ASSERT_TRUE(together[i].status.ok()) << together[i].status;
+    EXPECT_EQ(Ids(alone[i]), Ids(expected[i])) << "request " << i;
+    EXPECT_EQ(Ids(together[i]), Ids(expected[i])) << "request " << i;
+    EXPECT_EQ(together[i].text, expected[i].text) << "request " << i;
+  }
+  EXPECT_GT(alone_stats.num_accepted_tokens, 0);
+  EXPECT_LT(alone_stats.num_steps, plain->Stats().num_steps);
+  EXPECT_EQ(fast->Stats().kv.num_used_blocks, 0);
+  std::cout << GetParam().name << ", alone: " << alone_stats.num_accepted_tokens << " of "
+            << alone_stats.num_draft_tokens << " drafts accepted, "
+            << alone_stats.num_generated_tokens << " tokens in " << alone_stats.num_steps
+            << " steps (plain: " << plain->Stats().num_steps << ")\n";
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, GeneratorModelTest,
                          ::testing::ValuesIn(ringserve::testing::TestDevicesWhere(
                              [](const TestDevice& d) { return !d.emulated; })),
@@ -264,6 +300,26 @@ TEST_P(GeneratorEmulatedTest, SampledTokensDoNotDependOnTheBatch) {
   const std::vector<JobEvent> alone = RunAloneAndBatched(requests);
   ASSERT_EQ(alone.size(), requests.size());
   for (const JobEvent& e : alone) EXPECT_EQ(e.tokens.size(), 8U);
+}
+
+// The CUDA sources' rows verifying drafts (a chunk of the last token and the drafts after it)
+// against their decode rows, on the emulation: the same tokens with and without drafts.
+TEST_P(GeneratorEmulatedTest, SpeculativeDecodingGivesTheSameTokens) {
+  std::vector<JobRequest> requests = Requests(/*sampled=*/false);
+  requests.resize(2);
+  for (JobRequest& r : requests) r.max_tokens = 24;
+  requests[1].sampling.temperature = 0.8F;
+  auto plain = Make(BlocksFor(requests));
+  auto fast = Make(BlocksFor(requests), /*max_batch_tokens=*/64, /*speculate=*/4);
+  ASSERT_NE(plain, nullptr);
+  ASSERT_NE(fast, nullptr);
+  const std::vector<JobEvent> expected = RunAlone(*plain, requests);
+  const std::vector<JobEvent> got = RunAlone(*fast, requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(got[i].status.ok()) << got[i].status;
+    EXPECT_EQ(Ids(got[i]), Ids(expected[i])) << "request " << i;
+  }
+  EXPECT_GT(fast->Stats().num_draft_tokens, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, GeneratorEmulatedTest,

@@ -172,6 +172,49 @@ TEST(SamplerTest, CutsRestrictTheDistributionToWhatTheyKeep) {
 
 // Plan hands the device the request's chain and one draw per sampled token; Finish takes the
 // device's pick.
+// A step that verifies drafts plans tokens ahead of the next one and keeps as many as were
+// accepted; each token's draw is still the one of its place in the output, as if every token
+// had been planned alone, so drafts never change what a seed samples.
+TEST(SamplerTest, TokensPlannedAheadTakeTheDrawsOfTheirPlaces) {
+  const SamplingParams params{.temperature = 0.7F, .seed = 99};
+  std::vector<kernels::PenaltyEntry> none;
+  Sampler alone(params, {});
+  std::vector<double> expected;
+  for (int i = 0; i < 12; ++i) {
+    expected.push_back(alone.Plan(none, 0).uniform);
+    alone.Finish(5, {}, nullptr);
+  }
+  Sampler ahead(params, {});
+  ASSERT_TRUE(ahead.CanPlanAhead());
+  size_t next = 0;
+  for (const auto& [rows, kept] : {std::pair{3, 2}, {4, 1}, {1, 1}, {5, 5}, {2, 1}}) {
+    for (int a = 0; a < rows; ++a) {
+      EXPECT_EQ(ahead.Plan(none, 0, a).uniform, expected[next + static_cast<size_t>(a)])
+          << "token " << next + static_cast<size_t>(a) << " planned " << a << " ahead";
+    }
+    for (int k = 0; k < kept; ++k) ahead.Finish(5, {}, nullptr);
+    next += static_cast<size_t>(kept);
+  }
+}
+
+TEST(SamplerTest, OnlyOutputIndependentChainsArePlannedAhead) {
+  EXPECT_TRUE(Sampler({.temperature = 0.0F}, {}).CanPlanAhead());
+  EXPECT_TRUE(Sampler({.logit_bias = {{3, -5.0F}}}, {}).CanPlanAhead());
+  EXPECT_TRUE(Sampler({.repetition_penalty = 1.0F}, std::vector<int32_t>{1, 2}).CanPlanAhead());
+  EXPECT_FALSE(Sampler({.repetition_penalty = 1.2F}, {}).CanPlanAhead());
+  EXPECT_FALSE(Sampler({.presence_penalty = 0.5F}, {}).CanPlanAhead());
+  EXPECT_FALSE(Sampler({.frequency_penalty = -0.5F}, {}).CanPlanAhead());
+  Sampler suppressed({.temperature = 0.0F}, {});
+  suppressed.SuppressUntil(std::vector<int32_t>{0}, 2);
+  std::vector<kernels::PenaltyEntry> entries;
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_FALSE(suppressed.CanPlanAhead()) << "after " << i << " tokens";
+    suppressed.Plan(entries, 100);
+    suppressed.Finish(4, {}, nullptr);
+  }
+  EXPECT_TRUE(suppressed.CanPlanAhead());
+}
+
 TEST(SamplerTest, FinishTakesTheDevicePick) {
   const SamplingParams params = {.temperature = 0.9F, .top_k = 7, .top_p = 0.8F, .seed = 9};
   Sampler device(params, {});

@@ -285,5 +285,31 @@ TEST(KvCacheManagerTest, LeaseReleasesOnceAndIgnoresAReadmission) {
   EXPECT_TRUE(m->Validate().ok());
 }
 
+// A speculative step: a sequence reserves room for its last token and three drafts, computes
+// them, keeps one draft and drops the rest; only kept tokens' blocks are ever keyed.
+TEST(KvCacheManagerTest, DroppedDraftTokensLeaveTheirBlocksReservedAndUnkeyed) {
+  auto m = MakeManager(8);
+  Prefill(*m, 1, Iota(6, 100));         // positions 0..5 computed
+  m->AppendTokens(1, {{7, 8, 9, 10}});  // the sampled token, then three drafts
+  ASSERT_TRUE(m->Reserve(1, 4));        // positions 6..9: block 2 joins the table
+  EXPECT_EQ(Table(*m, 1).size(), 3U);
+  m->DropTokens(1, 3);  // the pass computed all four; the drafts leave first
+  m->Commit(1, 1);      // the sampled token at position 6
+  EXPECT_EQ(m->NumTokens(1), 7);
+  m->AppendTokens(1, {{8}});  // the first draft was accepted: its K/V at 7 is computed
+  m->Commit(1, 1);
+  EXPECT_EQ(m->NumComputedTokens(1), 8);
+  EXPECT_EQ(Table(*m, 1).size(), 3U);  // the rejected drafts' block stays for later tokens
+  EXPECT_TRUE(m->Validate().ok()) << m->Validate();
+  // Blocks 0 and 1 (tokens 100..105, 7, 8) are full and findable; the dropped drafts never
+  // made a key.
+  EXPECT_EQ(m->Match(Concat(Iota(6, 100), {7, 8, 1})).num_cached_tokens, 8);
+  EXPECT_EQ(m->Match(Concat(Iota(6, 100), {7, 8, 9, 10, 1})).num_cached_tokens, 8);
+  m->AppendTokens(1, {{20, 21}});
+  EXPECT_TRUE(m->Reserve(1, 2));  // positions 8, 9: already in the table
+  EXPECT_EQ(Table(*m, 1).size(), 3U);
+  EXPECT_EQ(m->Stats().num_used_blocks, 3);
+}
+
 }  // namespace
 }  // namespace ringserve::kvcache

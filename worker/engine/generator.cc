@@ -356,9 +356,18 @@ void Generator::ProposeDrafts() {
     const int32_t room =
         std::min(job->max_new_tokens - job->generated, limits_.max_context_tokens - num_tokens + 1);
     NgramDraftOptions options = lookup;
-    options.max_tokens = std::min(options.max_tokens, room - 1);
+    options.max_tokens = std::min({options.max_tokens, job->draft_limit, room - 1});
     ProposeNgramDraft(seq.tokens, options, &seq.draft);
   }
+}
+
+// Rows of drafts that are rejected cost a step as much as accepted ones, so each job drafts
+// as far as its drafts have lately been right: twice as far after a step that accepted them
+// all, one past the accepted run after one that did not.
+void Generator::AdaptDraftLimit(Job& job, int32_t num_drafts, int32_t num_accepted) {
+  job.draft_limit = num_accepted == num_drafts
+                        ? std::min(options_.speculate_tokens, 2 * job.draft_limit)
+                        : std::clamp(num_accepted + 1, 1, options_.speculate_tokens);
 }
 
 int32_t Generator::FinishSamples(const model::SampledPass& pass) {
@@ -399,7 +408,11 @@ int32_t Generator::FinishSamples(const model::SampledPass& pass) {
     for (int32_t i = 0;; ++i) {
       const bool is_draft = i < c.num_drafts && token.id == c.job->seq.draft[i];
       accepted += is_draft ? 1 : 0;
-      if (!HandleSample(*c.job, token, is_draft) || !is_draft) break;
+      if (!HandleSample(*c.job, token, is_draft)) break;  // the job ended
+      if (!is_draft) {
+        if (c.num_drafts > 0) AdaptDraftLimit(*c.job, c.num_drafts, i);
+        break;
+      }
       token = chains_.Finish(*c.job->sampler, pass, c.first_row + i + 1, vocab);
     }
   }

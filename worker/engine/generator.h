@@ -195,6 +195,9 @@ class Generator {
   // row order: each row after the first only while the previous token equalled its draft.
   // Returns the drafts accepted.
   int32_t FinishSamples(const model::SampledPass& pass);
+  // After a step that verified `num_drafts` of the job's drafts and accepted the first
+  // `num_accepted`: how many it may propose next.
+  void AdaptDraftLimit(Job& job, int32_t num_drafts, int32_t num_accepted);
   // Returns false when the token finished the job (`job` is then destroyed). kv_computed:
   // the token was the draft at its position, so its K/V is computed.
   bool HandleSample(Job& job, const SampledToken& sampled, bool kv_computed);

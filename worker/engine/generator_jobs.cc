@@ -166,6 +166,7 @@ absl::Status Generator::PrepareJob(Job& job) {
   }
 
   job.prompt_tokens = prompt;
+  job.draft_limit = options_.speculate_tokens;
   job.seq.job_id = job.id;
   job.seq.priority = r.priority;
   job.seq.arrival = next_arrival_++;

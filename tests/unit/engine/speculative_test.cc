@@ -4,9 +4,11 @@
 // sampled, with logprobs, stops, sessions and preemption, are exactly those it gets without
 // drafts, in fewer steps.
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -178,7 +180,8 @@ std::vector<int32_t> Prompt(int n, int32_t salt) {
 }
 
 struct Engine {
-  Engine(int32_t speculate, FakeModelRunnerOptions fake = {}) {
+  explicit Engine(int32_t speculate, FakeModelRunnerOptions fake = {},
+                  std::function<void(const StepRecord&)> on_step = {}) {
     fake.vocab_size = kVocab;
     if (!fake.next_token) fake.next_token = Repetitive;
     if (fake.max_sampled_rows == 0) fake.max_sampled_rows = 64;
@@ -186,7 +189,7 @@ struct Engine {
     this->fake = runner.get();
     GeneratorOptions options;
     options.speculate_tokens = speculate;
-    auto created = Generator::Create(std::move(runner), nullptr, options);
+    auto created = Generator::Create(std::move(runner), nullptr, options, std::move(on_step));
     EXPECT_TRUE(created.ok()) << created.status();
     generator = *std::move(created);
   }
@@ -325,6 +328,29 @@ TEST(SpeculativeGeneratorTest, UnderMemoryPressureEveryRequestStillGetsItsTokens
   EXPECT_GT(stats.num_preemptions, 0);
   EXPECT_GT(stats.num_accepted_tokens, 0);
   EXPECT_EQ(stats.kv.num_used_blocks, 0);
+}
+
+// A job drafts as far as its drafts have lately been right: after a step that rejected one,
+// one past the accepted run; after one that accepted all, twice as far (up to --speculate).
+TEST(SpeculativeGeneratorTest, EachJobDraftsAsFarAsItsDraftsHaveBeenRight) {
+  std::vector<std::pair<int32_t, int32_t>> verified;  // (drafts, accepted) of each step
+  Engine engine(6, {}, [&](const StepRecord& step) {
+    if (step.num_drafts > 0) verified.emplace_back(step.num_drafts, step.num_accepted);
+  });
+  JobRequest r;
+  r.tokens = Prompt(11, 5);
+  r.max_tokens = 120;
+  r.sampling.temperature = 0;
+  ASSERT_TRUE(engine.Run({r})[0].status.ok());
+  ASSERT_GT(verified.size(), 5U);
+  int32_t limit = 6;
+  bool shortened = false;
+  for (const auto& [drafts, accepted] : verified) {
+    EXPECT_LE(drafts, limit);
+    shortened |= limit < 6 && drafts == limit;
+    limit = accepted == drafts ? std::min(6, 2 * limit) : std::clamp(accepted + 1, 1, 6);
+  }
+  EXPECT_TRUE(shortened);
 }
 
 TEST(SpeculativeGeneratorTest, OutputCountingPenaltiesAndSpareRowsDecideWhoDrafts) {

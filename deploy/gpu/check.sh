@@ -80,6 +80,7 @@ STAGES=(
   "serve 90 deploy/local/serve.sh --no-build: one worker per GPU (--device cuda:i), a generate through the router"
   "algo_rows 120 when the bench's product sweep favours another cuBLASLt algorithm row count than the default: decode B=1, B=64@1024 and prefill 2048 again with --matmul-algo-rows it"
   "sampling 90 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 greedy, then temperature 0.8 top_p 0.95 (tokens picked on the device either way)"
+  "speculate 90 ringserve-run bench llama-3-8b bf16: generator runs P=1 and 8 of 256/128 tokens, without drafts and with --speculate 4"
 )
 
 wanted() {
@@ -442,6 +443,19 @@ stage_sampling() {
   cat "$work/sampling_greedy.json" "$work/sampling_top_p.json" "$work/sampling_logprobs.json"
 }
 
+# What speculative decoding's verifying passes cost and give at small batches: the generator
+# runs without drafts and with --speculate 4. With random weights how often drafts are right
+# says nothing of real text; the decode rate at a given acceptance does.
+stage_speculate() {
+  "$bin/ringserve-run" bench --help 2>&1 | grep -q -- --speculate ||
+    { echo "speculate: ringserve-run has no --speculate"; return 77; }
+  local common=(--device "$device" --dtype bf16 --dummy-weights --preset llama-3-8b
+    --parallel 1,8 --prompt-tokens 256 --gen-tokens 128 --json)
+  "$bin/ringserve-run" bench "${common[@]}" >"$work/speculate_off.json" || return 1
+  "$bin/ringserve-run" bench "${common[@]}" --speculate 4 >"$work/speculate_on.json" || return 1
+  cat "$work/speculate_off.json" "$work/speculate_on.json"
+}
+
 # The step bench again with the algorithm row count the bench's product sweep favours, when
 # that is not the configured one: the decode and prefill figures a change of default would
 # give, measured in this call (skipped, 77, when the default is best or nothing was swept).
@@ -542,6 +556,7 @@ if [[ -x $bin/ringserve-run ]] && stage serve_build; then
 fi
 [[ -x $bin/ringserve-run ]] && stage algo_rows
 [[ -x $bin/ringserve-run ]] && stage sampling
+[[ -x $bin/ringserve-run ]] && stage speculate
 grep -P '^(hf_prepare|sanitize)\t' "$work/stages.tsv" |
   awk -F'\t' '{printf "== %-12s %-18s %4ss (background)\n", $1, $2, $3}'
 

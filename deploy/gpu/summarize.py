@@ -260,6 +260,24 @@ def sampling_rows(greedy, top_p, logprobs=None):
     return rows
 
 
+def speculate_rows(off, on):
+    """(info) rows: generator runs with --speculate 4 against the same runs without drafts."""
+    if not off or not on:
+        return [("(info) speculative decoding: --speculate 4 vs none", "not run", "", True)]
+    rows = []
+    plain = {r["parallel"]: r for r in off.get("runs", [])}
+    for r in on.get("runs", []):
+        p = plain.get(r["parallel"])
+        if not p or not p.get("decode_tokens_per_s"):
+            continue
+        rows.append((f"(info) speculative decoding P={r['parallel']}: decode "
+                     f"{r['decode_tokens_per_s']:.1f} t/s with --speculate 4 "
+                     f"({r.get('accepted_draft_tokens', 0)}/{r.get('draft_tokens', 0)} drafts "
+                     f"accepted, random weights), {p['decode_tokens_per_s']:.1f} without",
+                     f"{r['decode_tokens_per_s'] / p['decode_tokens_per_s']:.3f}x", "", True))
+    return rows
+
+
 def compute(work):
     bench = load(work, "bench.json")
     roofline = load(work, "roofline.json")
@@ -384,6 +402,8 @@ def compute(work):
         row(*r)
     for r in sampling_rows(load(work, "sampling_greedy.json"), load(work, "sampling_top_p.json"),
                            load(work, "sampling_logprobs.json")):
+        row(*r)
+    for r in speculate_rows(load(work, "speculate_off.json"), load(work, "speculate_on.json")):
         row(*r)
     sanitize = st.get("sanitize", {}).get("status", "not run")
     row("compute-sanitizer memcheck + racecheck + synccheck on the CUDA kernel tests", sanitize, "ok",

@@ -212,6 +212,11 @@ def summary_checks(work):
            "on a tie the configured row count stays (nothing to rerun)")
     # stage algo_rows's rerun with the picked row count: (info) rows, not gated.
     json.dump(dict(b, matmul_algo_rows=32), open(os.path.join(work, "bench_algo_rows.json"), "w"))
+    # stage speculate's generator runs, without drafts and with them: (info) rows.
+    json.dump({"runs": b["runs"]}, open(os.path.join(work, "speculate_off.json"), "w"))
+    json.dump({"runs": [dict(x, decode_tokens_per_s=2 * x["decode_tokens_per_s"], draft_tokens=40,
+                             accepted_draft_tokens=30) for x in b["runs"]]},
+              open(os.path.join(work, "speculate_on.json"), "w"))
     out = os.path.join(work, "out")
     p = run([sys.executable, os.path.join(ROOT, "deploy/gpu/summarize.py"), "--work", work,
              "--out", out, "--elapsed-s", "42"])
@@ -231,6 +236,8 @@ def summary_checks(work):
            and "| (info) prefill" in md and "[tensor-core attention]" in md,
            "the served attention kernel's (simt's) step rows are gated, the other kernel's "
            "are information", md)
+    expect("(info) speculative decoding P=" in md and "30/40 drafts accepted" in md
+           and "| 2.000x |" in md, "check.md compares the runs with drafts to those without", md)
     expect("(info) decode product w_down" in md and "(info) prefill product w_down" in md,
            "check.md lists the products at batch 1 and at the prefill length")
     expect("cuBLASLt's algorithm for 32 rows [best]" in md

@@ -31,6 +31,9 @@ constexpr int kMaxRowTile = 4;
 template <bool kQ4>
 constexpr PanelType kPanelType = kQ4 ? PanelType::kQ4Affine : PanelType::kQ8_0;
 
+// Rows of x quantized and multiplied at a time (MatMulQuantized).
+constexpr int64_t kRowSlab = 1024;
+
 constexpr int64_t GroupBytes(bool q4) { return kPanelWidth * kGroupRows / (q4 ? 2 : 1); }
 constexpr int64_t PanelQuantBytes(bool q4, int64_t cols) {
   return cols / kGroupRows * GroupBytes(q4);
@@ -229,23 +232,32 @@ void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args) {
   const PanelLayout& l = args.layout;
   RS_CHECK(!l.transposed && args.w_params != nullptr && l.cols % kQuantBlock == 0 &&
            (args.w_type == PanelType::kQ8_0 || args.w_type == PanelType::kQ4Affine));
-  // Reused across calls on this thread: no allocation once it has seen the largest batch.
-  // (The pool's threads read it through `x`: a lambda naming the thread_local itself would
-  // reach each thread's own.)
+  // Reused across calls on this thread: no allocation once it has seen a full slab. (The
+  // pool's threads read it through `x`: a lambda naming the thread_local itself would reach
+  // each thread's own.)
   thread_local QuantizedRows calling_thread_rows;
   QuantizedRows& x = calling_thread_rows;
-  QuantizeRows(pool, args.x, args.ldx, args.n, l.cols, x);
   const bool q4 = args.w_type == PanelType::kQ4Affine;
-  pool.ParallelFor(
-      l.num_panels(),
-      [&](int64_t p0, int64_t p1) {
-        if (q4) {
-          MatMulPanels<true>(args, x, p0, p1);
-        } else {
-          MatMulPanels<false>(args, x, p0, p1);
-        }
-      },
-      MinPanelsPerChunk(args));
+  // A slab of rows at a time, so the quantized copy stays a few MiB (1024 rows at k = 14336:
+  // 18 MiB) whatever the batch; rows are independent, so the bits are the same, and W is
+  // streamed once a slab, a small share of a prefill this long.
+  for (int64_t r0 = 0; r0 < args.n; r0 += kRowSlab) {
+    MatMulArgs slab = args;
+    slab.x = args.x + r0 * args.ldx;
+    slab.n = std::min(kRowSlab, args.n - r0);
+    slab.y = args.y + r0 * args.ldy;
+    QuantizeRows(pool, slab.x, slab.ldx, slab.n, l.cols, x);
+    pool.ParallelFor(
+        l.num_panels(),
+        [&](int64_t p0, int64_t p1) {
+          if (q4) {
+            MatMulPanels<true>(slab, x, p0, p1);
+          } else {
+            MatMulPanels<false>(slab, x, p0, p1);
+          }
+        },
+        MinPanelsPerChunk(slab));
+  }
 }
 
 void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src, int64_t first_row,

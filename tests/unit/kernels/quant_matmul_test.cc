@@ -240,6 +240,24 @@ INSTANTIATE_TEST_SUITE_P(Shapes, QuantMatMulTest,
                                   std::string(DTypeName(std::get<1>(info.param)));
                          });
 
+// A batch of more rows than one slab (MatMulQuantized quantizes and multiplies 1024 rows at a
+// time): every row keeps the bits of the arithmetic, the slab edges included.
+TEST(QuantMatMulSlabsTest, RowsPastASlabKeepTheirBits) {
+  constexpr int64_t kM = 40, kK = 64, kRows = 2100;
+  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
+    std::mt19937_64 rng(2100);
+    const auto [blocks, w] = RandomWeight(dtype, kM, kK, rng);
+    const std::vector<float> x = RandomFloats(rng, kRows * kK);
+    const std::vector<float> want = ModelProduct(dtype, blocks, kM, kK, x, kRows);
+    cpu::ThreadPool two(2);
+    const std::vector<float> got = Product(two, dtype, w, x, 0, kRows);
+    for (int64_t i = 0; i < kRows; ++i) {
+      ASSERT_EQ(std::memcmp(&got[i * kM], &want[i * kM], kM * sizeof(float)), 0)
+          << DTypeName(dtype) << " row " << i;
+    }
+  }
+}
+
 // Blocks of x that are all zero or too small to scale contribute nothing; one holding an
 // infinity or a NaN makes the outputs it reaches NaN (as an f32 product would make them
 // non-finite) and leaves the other rows alone.

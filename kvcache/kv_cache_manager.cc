@@ -127,6 +127,17 @@ void KvCacheManager::DropTokens(SeqId seq_id, int32_t num_tokens) {
   seq.tokens.resize(seq.tokens.size() - static_cast<size_t>(num_tokens));
 }
 
+void KvCacheManager::ReleaseBlocksPastTokens(SeqId seq_id) {
+  Sequence& seq = Get(seq_id);
+  const auto keep = static_cast<size_t>(
+      NumBlocksForTokens(static_cast<int64_t>(seq.tokens.size()), block_size_tokens()));
+  while (seq.block_table.size() > keep) {
+    RS_DCHECK(pool_.RefCount(seq.block_table.back()) == 1);
+    pool_.Release(seq.block_table.back());
+    seq.block_table.pop_back();
+  }
+}
+
 bool KvCacheManager::NeedsCopyOnWrite(const Sequence& seq, int32_t num_new_tokens) const {
   // Only a partially computed block can be shared and still written: full blocks are never
   // written again, and Fork() shares no block beyond the computed tokens.

@@ -120,6 +120,9 @@ class KvCacheManager {
   // speculative step, before the accepted ones are appended again). Blocks reserved for them
   // stay in the table, to be written by the tokens that take their positions.
   void DropTokens(SeqId seq_id, int32_t num_tokens);
+  // Releases the blocks at the end of the table that hold no token of the sequence (reserved
+  // for draft tokens that were dropped). They are private and unkeyed, so they go back free.
+  void ReleaseBlocksPastTokens(SeqId seq_id);
 
   // Makes room to compute the next num_new_tokens tokens (which must be known:
   // NumComputedTokens + num_new_tokens <= NumTokens): grows the table and, when the first

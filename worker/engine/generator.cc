@@ -410,7 +410,10 @@ int32_t Generator::FinishSamples(const model::SampledPass& pass) {
       accepted += is_draft ? 1 : 0;
       if (!HandleSample(*c.job, token, is_draft)) break;  // the job ended
       if (!is_draft) {
-        if (c.num_drafts > 0) AdaptDraftLimit(*c.job, c.num_drafts, i);
+        if (c.num_drafts > 0) {
+          AdaptDraftLimit(*c.job, c.num_drafts, i);
+          scheduler_->ReleaseDraftBlocks(&c.job->seq);
+        }
         break;
       }
       token = chains_.Finish(*c.job->sampler, pass, c.first_row + i + 1, vocab);

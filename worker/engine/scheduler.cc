@@ -55,6 +55,11 @@ void Scheduler::AddRunning(SchedSeq* seq) {
 void Scheduler::Remove(SchedSeq* seq) {
   Erase(running_, seq);
   Erase(waiting_, seq);
+  ReleaseDraftBlocks(seq);
+}
+
+void Scheduler::ReleaseDraftBlocks(SchedSeq* seq) {
+  if (seq->lease.active()) kv_->ReleaseBlocksPastTokens(seq->seq_id);
 }
 
 void Scheduler::AppendToken(SchedSeq* seq, int32_t token, bool kv_computed) {
@@ -71,30 +76,35 @@ void Scheduler::DropPlannedDrafts(SchedSeq* seq) {
   seq->planned_drafts = 0;
 }
 
-bool Scheduler::PlanWithDrafts(SchedSeq* seq, int32_t computed, StepPlan& plan, int32_t& budget,
-                               int32_t& drafts_left) {
-  const int32_t d = std::min({static_cast<int32_t>(seq->draft.size()), budget - 1, drafts_left});
-  if (d <= 0) return false;
-  const std::span<const int32_t> drafts = std::span(seq->draft).first(static_cast<size_t>(d));
-  seq->tokens.insert(seq->tokens.end(), drafts.begin(), drafts.end());
-  kv_->AppendTokens(seq->seq_id, drafts);
-  seq->planned_drafts = d;
-  if (!kv_->Reserve(seq->seq_id, 1 + d)) {
-    DropPlannedDrafts(seq);
-    return false;
-  }
-  PlanChunk(seq, computed, 1 + d, plan, budget);
-  plan.chunks.back().num_drafts = d;
-  drafts_left -= d;
-  return true;
-}
-
 void Scheduler::PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
                           int32_t& budget) {
   const bool sample = start + num_tokens == static_cast<int32_t>(seq->tokens.size());
   plan.chunks.push_back({seq, start, num_tokens, sample});
   seq->planned_tokens = num_tokens;
   budget -= num_tokens;
+}
+
+void Scheduler::PlanDrafts(StepPlan& plan, int32_t& budget) {
+  int32_t drafts_left = limits_.max_drafts;
+  for (ScheduledChunk& chunk : plan.chunks) {
+    SchedSeq* seq = chunk.seq;
+    if (!chunk.sample || chunk.num_tokens != 1 || seq->draft.empty()) continue;
+    const int32_t d = std::min({static_cast<int32_t>(seq->draft.size()), budget, drafts_left});
+    if (d <= 0) break;
+    const std::span<const int32_t> drafts = std::span(seq->draft).first(static_cast<size_t>(d));
+    seq->tokens.insert(seq->tokens.end(), drafts.begin(), drafts.end());
+    kv_->AppendTokens(seq->seq_id, drafts);
+    seq->planned_drafts = d;
+    if (!kv_->Reserve(seq->seq_id, 1 + d)) {  // only blocks no one else needs this step
+      DropPlannedDrafts(seq);
+      continue;
+    }
+    chunk.num_tokens += d;
+    chunk.num_drafts = d;
+    seq->planned_tokens += d;
+    budget -= d;
+    drafts_left -= d;
+  }
 }
 
 void Scheduler::Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget) {
@@ -129,7 +139,6 @@ bool Scheduler::MakeRoom(TryAlloc try_alloc, SchedSeq* self, bool admitting, Ste
 StepPlan Scheduler::Schedule() {
   StepPlan plan;
   int32_t budget = limits_.max_batch_tokens;
-  int32_t drafts_left = limits_.max_drafts;
   for (SchedSeq* seq : running_) seq->planned_tokens = 0;
   for (SchedSeq* seq : waiting_) seq->planned_tokens = 0;
 
@@ -144,10 +153,6 @@ StepPlan Scheduler::Schedule() {
       RS_CHECK(need > 0);
       if ((need == 1) != decode_phase) continue;
       if (budget == 0 || static_cast<int32_t>(plan.chunks.size()) >= limits_.max_seqs) break;
-      if (need == 1 && !seq->draft.empty() &&
-          PlanWithDrafts(seq, computed, plan, budget, drafts_left)) {
-        continue;
-      }
       const int32_t n = std::min(need, budget);
       if (!MakeRoom([&] { return kv_->Reserve(seq->seq_id, n); }, seq, /*admitting=*/false, plan,
                     budget)) {
@@ -198,6 +203,10 @@ StepPlan Scheduler::Schedule() {
     }
     PlanChunk(seq, admission->num_cached_tokens, admission->num_new_tokens, plan, budget);
   }
+
+  // Last: drafts take only the budget and blocks the step leaves, so they never delay or
+  // preempt anything.
+  if (limits_.max_drafts > 0) PlanDrafts(plan, budget);
 
   for (const ScheduledChunk& chunk : plan.chunks) {
     plan.num_tokens += chunk.num_tokens;

@@ -83,8 +83,12 @@ class Scheduler {
   bool CanSkipQueue() const {
     return waiting_.empty() && static_cast<int32_t>(running_.size()) < limits_.max_seqs;
   }
-  // Unregisters seq (finished or cancelled); its lease is left to the caller.
+  // Unregisters seq (finished or cancelled); its lease is left to the caller, without the
+  // blocks reserved for rejected drafts.
   void Remove(SchedSeq* seq);
+  // Gives back a live sequence's blocks that hold none of its tokens: after a step that
+  // verified drafts and accepted fewer than it reserved for.
+  void ReleaseDraftBlocks(SchedSeq* seq);
 
   StepPlan Schedule();
   // After the forward pass: the plan's K/V is computed, except its drafts', which leave the
@@ -109,11 +113,9 @@ class Scheduler {
   void Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget);
   static void PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
                         int32_t& budget);
-  // Plans a decoding sequence's last token with as many of its drafts as the budget, the
-  // step's draft limit and the free blocks allow (never preempting for a draft); false, with
-  // nothing planned, when none fits.
-  bool PlanWithDrafts(SchedSeq* seq, int32_t computed, StepPlan& plan, int32_t& budget,
-                      int32_t& drafts_left);
+  // Adds to each planned chunk of a sequence's last token as many of its drafts as the
+  // budget, the step's draft limit and the free blocks left allow, in plan order.
+  void PlanDrafts(StepPlan& plan, int32_t& budget);
   // Takes a sequence's planned drafts off its tokens again.
   void DropPlannedDrafts(SchedSeq* seq);
 

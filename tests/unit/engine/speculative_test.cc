@@ -84,6 +84,47 @@ TEST_F(SpeculativeSchedulerTest, DraftsRideWithTheLastTokenAndLeaveAtCommit) {
   scheduler_->AppendToken(a, 30);                       // the token after it
   EXPECT_EQ(kv_->NumComputedTokens(a->seq_id), 7);
   EXPECT_EQ(kv_->NumTokens(a->seq_id), 8);
+  // Positions 8 and 9 held the rejected drafts: their block goes back.
+  EXPECT_EQ(kv_->BlockTable(a->seq_id).size(), 3U);
+  scheduler_->ReleaseDraftBlocks(a);
+  EXPECT_EQ(kv_->BlockTable(a->seq_id).size(), 2U);
+  EXPECT_EQ(kv_->Stats().num_used_blocks, 2);
+  EXPECT_TRUE(kv_->Validate().ok()) << kv_->Validate();
+}
+
+// Drafts come last: every decoding sequence gets its token, and the blocks and budget it
+// needs, before any draft; drafts take what is left.
+TEST_F(SpeculativeSchedulerTest, DraftsTakeOnlyWhatTheStepLeaves) {
+  // 4 blocks of 4 tokens: a holds 2 (7 computed + 1 sampled), b holds 1 and its next token
+  // (position 4) needs the last free block, which a's drafts (positions 8..11) would take.
+  Make(4, {.max_batch_tokens = 16, .max_seqs = 4, .max_drafts = 8});
+  SchedSeq* a = New(7);
+  SchedSeq* b = New(4);
+  b->tokens[0] = 7;  // not a's prefix
+  Prefill();
+  a->draft = {5, 6, 7, 8};
+  StepPlan plan = scheduler_->Schedule();
+  EXPECT_EQ(plan.num_preempted, 0);
+  ASSERT_EQ(plan.chunks.size(), 2U);
+  EXPECT_EQ(plan.chunks[0].num_drafts, 0);
+  EXPECT_EQ(plan.chunks[1].seq, b);
+  scheduler_->Commit(plan);
+
+  // A budget of 4: both decode, and a's drafts get the 2 tokens left, every step.
+  Make(32, {.max_batch_tokens = 4, .max_seqs = 4, .max_drafts = 16});
+  a = New(2);
+  b = New(2);
+  Prefill();
+  for (int step = 0; step < 3; ++step) {
+    a->draft = {1, 2, 3, 4, 5};
+    plan = scheduler_->Schedule();
+    ASSERT_EQ(plan.chunks.size(), 2U) << "step " << step;
+    EXPECT_EQ(plan.chunks[0].num_drafts, 2);
+    EXPECT_EQ(plan.chunks[1].seq, b);
+    EXPECT_EQ(plan.num_tokens, 4);
+    scheduler_->Commit(plan);
+    for (SchedSeq* s : {a, b}) scheduler_->AppendToken(s, 9);
+  }
   EXPECT_TRUE(kv_->Validate().ok()) << kv_->Validate();
 }
 
@@ -115,7 +156,7 @@ TEST_F(SpeculativeSchedulerTest, DraftsFitTheBudgetAndTheStepsDraftLimit) {
   scheduler_->Commit(plan);
 }
 
-TEST_F(SpeculativeSchedulerTest, ADraftNeverPreemptsAndAPreemptedSequenceLosesItsDrafts) {
+TEST_F(SpeculativeSchedulerTest, DraftsUseFreeBlocksOnlyAndAPreemptedSequenceLosesThem) {
   // 4 blocks of 4 tokens. a holds 2 (7 computed + 1 sampled); b holds 1.
   Make(4, {.max_batch_tokens = 16, .max_seqs = 4, .max_drafts = 8});
   SchedSeq* a = New(7);
@@ -305,6 +346,9 @@ TEST(SpeculativeGeneratorTest, StopsInsideAcceptedDraftsEndTheOutputWhereTheyWou
     first.max_tokens = 12;
     ASSERT_TRUE(engine->Run({first})[0].status.ok());
   }
+  // The pinned session holds the blocks of its tokens, none reserved for rejected drafts.
+  EXPECT_EQ(fast.generator->Stats().kv.num_used_blocks,
+            plain.generator->Stats().kv.num_used_blocks);
   JobRequest second;
   second.session_id = "s";
   second.append = true;

@@ -309,6 +309,22 @@ TEST(KvCacheManagerTest, DroppedDraftTokensLeaveTheirBlocksReservedAndUnkeyed) {
   EXPECT_TRUE(m->Reserve(1, 2));  // positions 8, 9: already in the table
   EXPECT_EQ(Table(*m, 1).size(), 3U);
   EXPECT_EQ(m->Stats().num_used_blocks, 3);
+
+  // Drafts all rejected: the block reserved only for them goes back free and unkeyed.
+  Prefill(*m, 2, Iota(4, 200));
+  m->AppendTokens(2, {{1, 2, 3, 4, 5}});
+  ASSERT_TRUE(m->Reserve(2, 5));  // positions 4..8: blocks 1 and 2 of its table
+  m->DropTokens(2, 4);
+  m->Commit(2, 1);
+  EXPECT_EQ(Table(*m, 2).size(), 3U);
+  const int32_t used = m->Stats().num_used_blocks;
+  m->ReleaseBlocksPastTokens(2);
+  EXPECT_EQ(Table(*m, 2).size(), 2U);
+  EXPECT_EQ(m->Stats().num_used_blocks, used - 1);
+  EXPECT_EQ(m->Stats().num_cached_blocks, 0);
+  m->ReleaseBlocksPastTokens(1);  // nothing past its tokens
+  EXPECT_EQ(Table(*m, 1).size(), 3U);
+  EXPECT_TRUE(m->Validate().ok()) << m->Validate();
 }
 
 }  // namespace

@@ -64,8 +64,10 @@ class Metrics(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.worker_metrics, cls.router_metrics = free_port(), free_port()
+        # With drafts: tokens are the same either way, and their counters get checked.
         cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "m", 1,
-                                    worker_extra=["--metrics-port", str(cls.worker_metrics)],
+                                    worker_extra=["--metrics-port", str(cls.worker_metrics),
+                                                  "--speculate", "4"],
                                     router_extra=["--metrics-port", str(cls.router_metrics)])
 
     @classmethod
@@ -102,6 +104,19 @@ class Metrics(unittest.TestCase):
         self.assertEqual(delta(r, before_r, "ringserve_router_requests_total", ok), 3)
         self.assertEqual(delta(r, before_r, "ringserve_router_requests_total", invalid), 1)
         self.assertEqual(r[("ringserve_router_ring_healthy_workers", "")], 1)
+
+    def test_speculative_drafts_are_counted_alike_in_metrics_and_stats(self):
+        before = scrape(self.worker_metrics)
+        self.run_requests(["drafts"], [1, 2, 3, 4], 48)
+        stats = self.cluster.worker_stats(0)
+        w = scrape(self.worker_metrics)
+        drafts = w[("ringserve_worker_draft_tokens_total", "")]
+        accepted = w[("ringserve_worker_accepted_draft_tokens_total", "")]
+        self.assertEqual(drafts, stats.draft_tokens_total)
+        self.assertEqual(accepted, stats.accepted_draft_tokens_total)
+        # Its own tokens recur within 48 (how many drafts are right depends on the text).
+        self.assertGreater(drafts - before.get(("ringserve_worker_draft_tokens_total", ""), 0), 0)
+        self.assertLessEqual(accepted, drafts)
 
     def test_state_gauges_match_the_workers_own_stats(self):
         self.run_requests([f"gauge{i}" for i in range(4)], [9, 10, 11], 3)

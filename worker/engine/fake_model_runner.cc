@@ -17,7 +17,7 @@ std::vector<float> FakeModelRunner::LogitsAfter(std::span<const int32_t> history
   std::vector<float> row(static_cast<size_t>(options_.vocab_size));
   if (options_.next_token) {
     // A peak of 20 nats: greedy always picks it, temperature 1 almost always.
-    row[static_cast<size_t>(options_.next_token(history))] = 20.0F;
+    row[static_cast<size_t>(options_.next_token(history))] = options_.next_token_logit;
     return row;
   }
   const uint64_t seed = Hash64(history.data(), history.size_bytes());

@@ -30,6 +30,9 @@ struct FakeModelRunnerOptions {
   // The token the logits favour after `history` (a strong peak: greedy picks it, sampling
   // almost always does). Unset: every logit is a hash of (history, token id).
   std::function<int32_t(std::span<const int32_t> history)> next_token;
+  // The peak's logit (every other logit is 0): 20 nats by default; a low one lets penalties
+  // move the pick.
+  float next_token_logit = 20.0F;
   // Runs at the start of every pass on the engine thread (tests slow steps down or
   // block them here).
   std::function<void()> on_forward;

@@ -297,7 +297,10 @@ bool Generator::Step() {
     Job* job = jobs_.at(c.seq->job_id).get();
     sampled_chunks_.push_back(
         {.job = job, .first_row = chains_.size(), .num_drafts = c.num_drafts});
-    for (int32_t ahead = 0; ahead <= c.num_drafts; ++ahead) chains_.Add(*job->sampler, ahead);
+    chains_.Add(*job->sampler);
+    for (int32_t ahead = 1; ahead <= c.num_drafts; ++ahead) {
+      chains_.Add(*job->sampler, ahead, c.seq->draft[static_cast<size_t>(ahead - 1)]);
+    }
   }
   const absl::Time forward_start = absl::Now();
   if (!plan.copies.empty()) runner_->CopyBlocks(plan.copies);
@@ -349,7 +352,7 @@ void Generator::ProposeDrafts() {
     const auto num_tokens = static_cast<int32_t>(seq.tokens.size());
     // Decoding: only the last token's K/V is left to compute.
     if (!job->registered || !seq.lease.active() ||
-        kv_->NumComputedTokens(seq.seq_id) != num_tokens - 1 || !job->sampler->CanPlanAhead()) {
+        kv_->NumComputedTokens(seq.seq_id) != num_tokens - 1) {
       continue;
     }
     // A step generates at most 1 + drafts tokens; none past max_tokens or the context.

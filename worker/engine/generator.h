@@ -59,7 +59,8 @@ struct GeneratorOptions {
   // up to speculate_tokens draft tokens a step, copied from where its last tokens occurred
   // earlier in its context, and the pass computes them with its last token and samples
   // after each; the tokens up to the first sample that differs from its draft are kept.
-  // Only requests whose penalties do not count the output speculate. A token's draw is
+  // Each row's penalties and min_tokens suppression are those that hold once the drafts
+  // before it are the output, and its draw is
   // that of its place in the output, so on a backend whose rows keep their bits in any
   // batch and chunk (the CPU's) the tokens are exactly those generated without drafts.
   // 0 = off. A step verifies at most the drafts its runner has spare sampled rows for

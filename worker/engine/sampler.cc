@@ -54,13 +54,49 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
   return absl::OkStatus();
 }
 
+kernels::PenaltyEntry& Sampler::PenaltyBook::Penalised(int32_t id) {
+  const auto [it, added] = index.try_emplace(id, static_cast<int32_t>(entries.size()));
+  if (added) entries.push_back({.token = id, .count = 0});
+  return entries[static_cast<size_t>(it->second)];
+}
+
+kernels::PenaltyEntry& Sampler::PenaltyBook::Biased(int32_t id) {
+  const bool seen = index.contains(id);
+  kernels::PenaltyEntry& entry = Penalised(id);
+  if (!seen) entry.count = kernels::kBiasOnly;
+  return entry;
+}
+
+// Gives the suppressed tokens their own bias back, and drops the entries left with nothing
+// to apply (seen nowhere, no bias), which every later step would otherwise upload.
+void Sampler::PenaltyBook::EndSuppression() {
+  for (const auto& [token, bias] : suppressed) Penalised(token).bias = bias;
+  suppressed.clear();
+  std::erase_if(entries, [](const kernels::PenaltyEntry& e) {
+    return e.count == kernels::kBiasOnly && e.bias == 0.0F;
+  });
+  index.clear();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    index[entries[i].token] = static_cast<int32_t>(i);
+  }
+}
+
+void Sampler::PenaltyBook::Remember(int32_t id) {
+  if (++num_finished == suppress_until) EndSuppression();
+  if (!counts_output) return;
+  kernels::PenaltyEntry& entry = Penalised(id);
+  entry.count = std::max(entry.count, 0) + 1;  // a bias-only token is now seen
+}
+
 Sampler::Sampler(const SamplingParams& params, std::span<const int32_t> prompt_tokens)
     : params_(params), rng_(params.seed) {
+  book_.counts_output = params_.repetition_penalty != 1.0F || params_.presence_penalty != 0.0F ||
+                        params_.frequency_penalty != 0.0F;
   if (params_.repetition_penalty != 1.0F) {
-    for (const int32_t id : prompt_tokens) Penalised(id);
+    for (const int32_t id : prompt_tokens) book_.Penalised(id);
   }
   for (const auto& [token, bias] : params_.logit_bias) {
-    if (bias != 0.0F) Biased(token).bias = bias;
+    if (bias != 0.0F) book_.Biased(token).bias = bias;
   }
 }
 
@@ -69,65 +105,32 @@ double Sampler::NextUniform() {
   return static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
 }
 
-bool Sampler::penalised() const {
-  return params_.repetition_penalty != 1.0F || params_.presence_penalty != 0.0F ||
-         params_.frequency_penalty != 0.0F;
-}
-
-kernels::PenaltyEntry& Sampler::Biased(int32_t id) {
-  const bool seen = penalty_index_.contains(id);
-  kernels::PenaltyEntry& entry = Penalised(id);
-  if (!seen) entry.count = kernels::kBiasOnly;
-  return entry;
-}
-
-kernels::PenaltyEntry& Sampler::Penalised(int32_t id) {
-  const auto [it, added] = penalty_index_.try_emplace(id, static_cast<int32_t>(penalties_.size()));
-  if (added) penalties_.push_back({.token = id, .count = 0});
-  return penalties_[static_cast<size_t>(it->second)];
-}
-
 void Sampler::SuppressUntil(std::span<const int32_t> ids, int32_t num_tokens) {
-  RS_CHECK(suppress_until_ == 0);
-  if (num_tokens <= num_finished_) return;
-  suppress_until_ = num_tokens;
+  RS_CHECK(book_.suppress_until == 0);
+  if (num_tokens <= book_.num_finished) return;
+  book_.suppress_until = num_tokens;
   for (const int32_t id : ids) {
-    kernels::PenaltyEntry& entry = Biased(id);
+    kernels::PenaltyEntry& entry = book_.Biased(id);
     if (entry.bias == -std::numeric_limits<float>::infinity()) continue;  // listed twice
-    suppressed_.emplace_back(id, entry.bias);
+    book_.suppressed.emplace_back(id, entry.bias);
     entry.bias = -std::numeric_limits<float>::infinity();
   }
 }
 
-// Gives the suppressed tokens their own bias back, and drops the entries left with nothing
-// to apply (seen nowhere, no bias), which every later step would otherwise upload.
-void Sampler::EndSuppression() {
-  for (const auto& [token, bias] : suppressed_) Penalised(token).bias = bias;
-  suppressed_.clear();
-  std::erase_if(penalties_, [](const kernels::PenaltyEntry& e) {
-    return e.count == kernels::kBiasOnly && e.bias == 0.0F;
-  });
-  penalty_index_.clear();
-  for (size_t i = 0; i < penalties_.size(); ++i) {
-    penalty_index_[penalties_[i].token] = static_cast<int32_t>(i);
-  }
-}
-
-void Sampler::Remember(int32_t id) {
-  if (++num_finished_ == suppress_until_) EndSuppression();
-  if (!penalised()) return;
-  kernels::PenaltyEntry& entry = Penalised(id);
-  entry.count = std::max(entry.count, 0) + 1;  // a bias-only token is now seen
-}
-
 kernels::RowSampling Sampler::Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity,
-                                   int32_t ahead) {
+                                   int32_t ahead, int32_t assumed) {
   if (ahead == 0) {
     planned_.clear();
     num_planned_finished_ = 0;
   }
   RS_CHECK(ahead >= 0 && static_cast<size_t>(ahead) == planned_.size() &&
-           num_planned_finished_ == 0 && (ahead == 0 || CanPlanAhead()));
+           num_planned_finished_ == 0);
+  // The penalties of a token planned ahead are those the book will hold once the tokens
+  // before it are the drafts assumed for them.
+  if (ahead == 1) ahead_book_ = book_;
+  if (ahead >= 1) ahead_book_.Remember(assumed);
+  const std::vector<kernels::PenaltyEntry>& entries =
+      ahead == 0 ? book_.entries : ahead_book_.entries;
   double uniform = 0.0;
   if (params_.temperature > 0.0F) {
     while (draws_.size() <= static_cast<size_t>(ahead)) draws_.push_back(NextUniform());
@@ -142,10 +145,10 @@ kernels::RowSampling Sampler::Plan(std::vector<kernels::PenaltyEntry>& penalties
                .presence_penalty = params_.presence_penalty,
                .frequency_penalty = params_.frequency_penalty,
                .uniform = uniform};
-  if (!penalties_.empty()) {
-    if (penalties.size() + penalties_.size() <= capacity) {
+  if (!entries.empty()) {
+    if (penalties.size() + entries.size() <= capacity) {
       row.chain.penalty_begin = static_cast<int32_t>(penalties.size());
-      penalties.insert(penalties.end(), penalties_.begin(), penalties_.end());
+      penalties.insert(penalties.end(), entries.begin(), entries.end());
       row.chain.penalty_end = static_cast<int32_t>(penalties.size());
     } else {
       row.host_penalties = true;
@@ -163,14 +166,14 @@ SampledToken Sampler::Finish(int32_t device_id, std::span<const float> logits,
   out.id = device_id;
   if (row.host_penalties) {
     scratch_.assign(logits.begin(), logits.end());
-    kernels::cpu::PenalizeRow(scratch_, row.chain, penalties_);
+    kernels::cpu::PenalizeRow(scratch_, row.chain, book_.entries);
     out.id = kernels::cpu::SampleRow(scratch_, row.chain);
   }
   if (params_.num_logprobs > 0) {
     RS_CHECK(logprobs != nullptr);
     FillLogprobs(*logprobs, logits, row.host_penalties, &out);
   }
-  Remember(out.id);
+  book_.Remember(out.id);
   return out;
 }
 

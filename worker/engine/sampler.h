@@ -65,14 +65,12 @@ class Sampler {
   // range) when they fit in `capacity` entries; otherwise the host applies them
   // (needs_logits). A sampled token (temperature > 0) takes the job's draw of its place in
   // the output, so a token's draw is the same however many tokens were planned ahead of it.
-  // Plan(ahead = 0) starts a step's plans; each ahead > 0 follows ahead - 1 in the same step
-  // and needs CanPlanAhead(): the step verifies draft tokens, and row `ahead` is the chain of
-  // the token after the first `ahead` drafts.
+  // Plan(ahead = 0) starts a step's plans; each ahead > 0 follows ahead - 1 in the same step,
+  // for a step that verifies drafts: row `ahead` is the chain of the token after the first
+  // `ahead` drafts, `assumed` the last of those, and its penalties and min_tokens suppression
+  // are those that hold once they are the output.
   kernels::RowSampling Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity,
-                            int32_t ahead = 0);
-  // Whether the chains of tokens after the next one are known before it is: no penalty
-  // counts the output, and no min_tokens suppression is still to end.
-  bool CanPlanAhead() const { return !penalised() && num_finished_ >= suppress_until_; }
+                            int32_t ahead = 0, int32_t assumed = -1);
   // Whether Finish reads the last planned row's raw logits: for penalties the step had no
   // room for.
   bool needs_logits() const { return !planned_.empty() && planned_.back().host_penalties; }
@@ -95,13 +93,25 @@ class Sampler {
   void SuppressUntil(std::span<const int32_t> ids, int32_t num_tokens);
 
  private:
-  // Whether the repetition, presence or frequency penalties apply (tokens are then counted).
-  bool penalised() const;
-  void Remember(int32_t id);  // for the penalties
-  kernels::PenaltyEntry& Penalised(int32_t id);
-  // Penalised, with a new entry marked kBiasOnly: a token only a bias touches so far.
-  kernels::PenaltyEntry& Biased(int32_t id);
-  void EndSuppression();
+  // The tokens the penalties touch, each once with its output count, and the min_tokens
+  // suppression: what Remember changes as tokens are finished. Copied to plan ahead.
+  struct PenaltyBook {
+    kernels::PenaltyEntry& Penalised(int32_t id);
+    // Penalised, with a new entry marked kBiasOnly: a token only a bias touches so far.
+    kernels::PenaltyEntry& Biased(int32_t id);
+    void EndSuppression();
+    void Remember(int32_t id);
+
+    // Whether the repetition, presence or frequency penalties apply (tokens are counted).
+    bool counts_output = false;
+    std::vector<kernels::PenaltyEntry> entries;
+    absl::flat_hash_map<int32_t, int32_t> index;  // token -> its entry
+    // SuppressUntil's tokens, with the bias each has once the suppression ends.
+    std::vector<std::pair<int32_t, float>> suppressed;
+    int32_t suppress_until = 0;
+    int32_t num_finished = 0;
+  };
+
   void FillLogprobs(const kernels::RowLogprobs& logprobs, std::span<const float> logits,
                     bool host_picked, SampledToken* out) const;
   double NextUniform();
@@ -113,13 +123,8 @@ class Sampler {
 
   SamplingParams params_;
   std::mt19937_64 rng_;
-  // The tokens the penalties touch, each once with its output count, and where each is.
-  std::vector<kernels::PenaltyEntry> penalties_;
-  absl::flat_hash_map<int32_t, int32_t> penalty_index_;
-  // SuppressUntil's tokens, with the bias each has once the suppression ends.
-  std::vector<std::pair<int32_t, float>> suppressed_;
-  int32_t suppress_until_ = 0;
-  int32_t num_finished_ = 0;
+  PenaltyBook book_;        // as of the tokens finished
+  PenaltyBook ahead_book_;  // as of the drafts assumed by this step's plans ahead
   // The draws of the tokens planned and not yet finished, in output order.
   std::deque<double> draws_;
   std::vector<PlannedRow> planned_;  // this step's plans, from the next token on

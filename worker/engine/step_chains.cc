@@ -12,9 +12,9 @@ void StepChains::Clear(size_t penalty_room) {
   logprob_index_.clear();
 }
 
-void StepChains::Add(Sampler& sampler, int32_t ahead) {
+void StepChains::Add(Sampler& sampler, int32_t ahead, int32_t assumed) {
   const auto row = static_cast<int32_t>(chains_.size());
-  chains_.push_back(sampler.Plan(penalties_, penalty_room_, ahead));
+  chains_.push_back(sampler.Plan(penalties_, penalty_room_, ahead, assumed));
   auto list = [row](bool wanted, std::vector<int32_t>& rows, std::vector<int32_t>& index) {
     index.push_back(wanted ? static_cast<int32_t>(rows.size()) : -1);
     if (wanted) rows.push_back(row);

@@ -20,9 +20,9 @@ class StepChains {
  public:
   // Starts a pass whose penalties may take `penalty_room` entries; keeps the memory.
   void Clear(size_t penalty_room);
-  // Plans `sampler`'s token `ahead` tokens after its next one (Sampler::Plan) as the pass's
-  // next sampled row.
-  void Add(Sampler& sampler, int32_t ahead = 0);
+  // Plans `sampler`'s token `ahead` tokens after its next one, the token before it assumed
+  // to be `assumed` (Sampler::Plan), as the pass's next sampled row.
+  void Add(Sampler& sampler, int32_t ahead = 0, int32_t assumed = -1);
 
   model::StepSampling view() const {
     return {.chains = chains_,

@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -185,11 +186,10 @@ TEST(SamplerTest, TokensPlannedAheadTakeTheDrawsOfTheirPlaces) {
     alone.Finish(5, {}, nullptr);
   }
   Sampler ahead(params, {});
-  ASSERT_TRUE(ahead.CanPlanAhead());
   size_t next = 0;
   for (const auto& [rows, kept] : {std::pair{3, 2}, {4, 1}, {1, 1}, {5, 5}, {2, 1}}) {
     for (int a = 0; a < rows; ++a) {
-      EXPECT_EQ(ahead.Plan(none, 0, a).uniform, expected[next + static_cast<size_t>(a)])
+      EXPECT_EQ(ahead.Plan(none, 0, a, 5).uniform, expected[next + static_cast<size_t>(a)])
           << "token " << next + static_cast<size_t>(a) << " planned " << a << " ahead";
     }
     for (int k = 0; k < kept; ++k) ahead.Finish(5, {}, nullptr);
@@ -197,22 +197,52 @@ TEST(SamplerTest, TokensPlannedAheadTakeTheDrawsOfTheirPlaces) {
   }
 }
 
-TEST(SamplerTest, OnlyOutputIndependentChainsArePlannedAhead) {
-  EXPECT_TRUE(Sampler({.temperature = 0.0F}, {}).CanPlanAhead());
-  EXPECT_TRUE(Sampler({.logit_bias = {{3, -5.0F}}}, {}).CanPlanAhead());
-  EXPECT_TRUE(Sampler({.repetition_penalty = 1.0F}, std::vector<int32_t>{1, 2}).CanPlanAhead());
-  EXPECT_FALSE(Sampler({.repetition_penalty = 1.2F}, {}).CanPlanAhead());
-  EXPECT_FALSE(Sampler({.presence_penalty = 0.5F}, {}).CanPlanAhead());
-  EXPECT_FALSE(Sampler({.frequency_penalty = -0.5F}, {}).CanPlanAhead());
-  Sampler suppressed({.temperature = 0.0F}, {});
-  suppressed.SuppressUntil(std::vector<int32_t>{0}, 2);
-  std::vector<kernels::PenaltyEntry> entries;
-  for (int i = 0; i < 2; ++i) {
-    EXPECT_FALSE(suppressed.CanPlanAhead()) << "after " << i << " tokens";
-    suppressed.Plan(entries, 100);
-    suppressed.Finish(4, {}, nullptr);
+// A row planned ahead carries the penalties, bias and min_tokens suppression that hold once
+// the drafts before it are the output: the entries a sampler planning one token at a time
+// has at that token (compared as sets: the entries' order does not change a logit).
+TEST(SamplerTest, RowsPlannedAheadCarryThePenaltiesOfTheDraftsBeforeThem) {
+  const SamplingParams params{.temperature = 0.0F,
+                              .repetition_penalty = 1.3F,
+                              .presence_penalty = 0.5F,
+                              .frequency_penalty = 0.25F,
+                              .logit_bias = {{3, -2.0F}, {40, 1.5F}}};
+  const std::vector<int32_t> prompt = {5, 6, 7};
+  const std::vector<int32_t> output = {6, 9, 9, 3, 41, 9, 5, 2};
+  auto as_set = [](std::span<const kernels::PenaltyEntry> entries) {
+    std::map<int32_t, std::pair<int32_t, float>> set;
+    for (const kernels::PenaltyEntry& e : entries) set[e.token] = {e.count, e.bias};
+    return set;
+  };
+  // One token at a time: the entries of each place.
+  Sampler alone(params, prompt);
+  alone.SuppressUntil(std::vector<int32_t>{2, 3}, 3);
+  std::vector<std::map<int32_t, std::pair<int32_t, float>>> want;
+  for (const int32_t id : output) {
+    std::vector<kernels::PenaltyEntry> entries;
+    const kernels::RowSampling chain = alone.Plan(entries, 1000);
+    want.push_back(as_set(std::span(entries).subspan(
+        chain.penalty_begin, static_cast<size_t>(chain.penalty_end - chain.penalty_begin))));
+    alone.Finish(id, {}, nullptr);
   }
-  EXPECT_TRUE(suppressed.CanPlanAhead());
+  // Steps planning 4, 3 and 3 rows ahead with the output as drafts, keeping 3, 2 and 3.
+  Sampler ahead(params, prompt);
+  ahead.SuppressUntil(std::vector<int32_t>{2, 3}, 3);
+  size_t next = 0;
+  for (const auto& [rows, kept] : {std::pair{4, 3}, {3, 2}, {3, 3}}) {
+    std::vector<kernels::PenaltyEntry> entries;
+    for (int a = 0; a < rows; ++a) {
+      const size_t place = next + static_cast<size_t>(a);
+      const kernels::RowSampling chain =
+          ahead.Plan(entries, 1000, a, a == 0 ? -1 : output[place - 1]);
+      EXPECT_EQ(
+          as_set(std::span(entries).subspan(
+              chain.penalty_begin, static_cast<size_t>(chain.penalty_end - chain.penalty_begin))),
+          want[place])
+          << "token " << place << " planned " << a << " ahead";
+    }
+    for (int k = 0; k < kept; ++k) ahead.Finish(output[next + static_cast<size_t>(k)], {}, nullptr);
+    next += static_cast<size_t>(kept);
+  }
 }
 
 TEST(SamplerTest, FinishTakesTheDevicePick) {

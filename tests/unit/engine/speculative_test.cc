@@ -5,6 +5,7 @@
 // drafts, in fewer steps.
 #include <algorithm>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <numeric>
 #include <span>
@@ -262,7 +263,7 @@ struct Engine {
 
 std::vector<JobRequest> Mixed() {
   std::vector<JobRequest> requests;
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < 8; ++i) {
     JobRequest r;
     r.tokens = Prompt(7 + 3 * i, i + 1);
     r.max_tokens = 30 + 7 * i;
@@ -271,6 +272,16 @@ std::vector<JobRequest> Mixed() {
     r.sampling.seed = 40 + static_cast<uint64_t>(i);
     r.sampling.num_logprobs = i % 3 == 0 ? 3 : 0;
     if (i == 5) r.sampling.logit_bias = {{7, 2.0F}, {9, -100.0F}};
+    // Penalties that count the output, and a min_tokens that suppresses enders for a while.
+    if (i == 6) {
+      r.sampling.repetition_penalty = 1.2F;
+      r.sampling.frequency_penalty = 0.4F;
+    }
+    if (i == 7) {
+      r.sampling.presence_penalty = 0.6F;
+      r.stop_token_ids = {Repetitive(r.tokens), 11, 12};
+      r.min_tokens = 9;
+    }
     requests.push_back(r);
   }
   return requests;
@@ -397,22 +408,56 @@ TEST(SpeculativeGeneratorTest, EachJobDraftsAsFarAsItsDraftsHaveBeenRight) {
   EXPECT_TRUE(shortened);
 }
 
-TEST(SpeculativeGeneratorTest, OutputCountingPenaltiesAndSpareRowsDecideWhoDrafts) {
-  JobRequest penalised;
-  penalised.tokens = Prompt(9, 4);
-  penalised.max_tokens = 30;
-  penalised.sampling.temperature = 0;
-  penalised.sampling.presence_penalty = 0.5F;
-  Engine engine(4);
-  ASSERT_TRUE(engine.Run({penalised})[0].status.ok());
-  EXPECT_EQ(engine.MaxDraftsInAStep(), 0);
+// Penalties that count the output, strong enough to change the picks: each row verifying a
+// draft is penalised as if the drafts before it were already the output, so the tokens are
+// still those of decoding without drafts.
+TEST(SpeculativeGeneratorTest, PenaltiesThatCountTheOutputKeepTheirTokens) {
+  FakeModelRunnerOptions weak;
+  weak.next_token = Repetitive;
+  weak.next_token_logit = 1.0F;  // a repeat or two and the penalties take the peak down
+  std::vector<JobRequest> requests;
+  for (int i = 0; i < 12; ++i) {
+    JobRequest r;
+    r.tokens = Prompt(12, 20 + i);
+    r.max_tokens = 100;
+    r.sampling.temperature = i % 3 == 2 ? 0.7F : 0.0F;
+    r.sampling.seed = 9 + static_cast<uint64_t>(i);
+    // Small steps of penalty, so that a count off by one moves some pick.
+    r.sampling.frequency_penalty = i % 2 == 0 ? 0.05F * static_cast<float>(1 + i % 5) : 0.0F;
+    r.sampling.presence_penalty = i % 2 == 1 ? 0.1F * static_cast<float>(1 + i % 4) : 0.0F;
+    r.sampling.repetition_penalty = i % 4 == 3 ? 1.1F : 1.0F;
+    r.sampling.num_logprobs = i % 2;
+    requests.push_back(r);
+  }
+  Engine plain(0, weak);
+  const std::vector<JobEvent> want = plain.Run(requests);
+  Engine fast(6, weak);
+  ExpectSameEvents(fast.Run(requests), want);
+  // The penalties changed the picks: the output is not the rule's.
+  int off_rule = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    std::vector<int32_t> history = requests[i].tokens;
+    for (const GeneratedToken& t : want[i].tokens) {
+      off_rule += t.id != Repetitive(history) ? 1 : 0;
+      history.push_back(t.id);
+    }
+  }
+  EXPECT_GT(off_rule, 0);
+  EXPECT_GT(fast.generator->Stats().num_accepted_tokens, 0);
+  std::cout << "penalised: " << fast.generator->Stats().num_accepted_tokens << " of "
+            << fast.generator->Stats().num_draft_tokens << " drafts accepted; " << off_rule
+            << " tokens off the rule\n";
+}
 
-  JobRequest free = penalised;
-  free.sampling.presence_penalty = 0;
+TEST(SpeculativeGeneratorTest, WithoutSampledRowsToSpareNothingIsDrafted) {
+  JobRequest r;
+  r.tokens = Prompt(9, 4);
+  r.max_tokens = 30;
+  r.sampling.temperature = 0;
   FakeModelRunnerOptions no_rows;
   no_rows.max_sampled_rows = 8;  // = max_seqs: no row to spare for a draft
   Engine narrow(4, no_rows);
-  ASSERT_TRUE(narrow.Run({free})[0].status.ok());
+  ASSERT_TRUE(narrow.Run({r})[0].status.ok());
   EXPECT_EQ(narrow.MaxDraftsInAStep(), 0);
   EXPECT_EQ(narrow.generator->Stats().num_draft_tokens, 0);
 }

@@ -34,11 +34,9 @@ struct Cursor {
   int64_t ldw = 0;  // the panel's width
   int64_t panel_step = 0;
 
-  // Elements of w from one k row to the next.
-  int64_t RowStep() const { return ldw; }
   // Features 0-7 and 8-15 of k row c of panel dp (a full panel).
   void Load16(int64_t dp, int64_t c, __m256 (&out)[2]) const {
-    const T* at = w + dp * panel_step + c * RowStep();
+    const T* at = w + dp * panel_step + c * ldw;
     out[0] = Load8(at);
     out[1] = Load8(at + 8);
   }
@@ -46,7 +44,7 @@ struct Cursor {
   // The same cursor `rows` k rows further on.
   Cursor Advanced(int64_t rows) const {
     Cursor next = *this;
-    next.w += rows * RowStep();
+    next.w += rows * ldw;
     return next;
   }
 };
@@ -85,7 +83,7 @@ void Kernel(const float* x, int64_t ldx, const Cursor<T>& w, int64_t kc, float* 
         for (int p = 0; p < NP; ++p) {
           _mm_prefetch(reinterpret_cast<const char*>(pf + p * w.panel_step), _MM_HINT_T1);
         }
-        pf += w.RowStep();
+        pf += w.ldw;
       }
       if (++phase == pf_every) phase = 0;
     }
@@ -149,7 +147,7 @@ void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_
     const int64_t q = p + ahead.shift;
     if (ahead.shift == 0 || q + np > ahead.end) return nullptr;
     const Cursor<T> next = PanelAt<T>(a, q, ahead.k0);
-    return next.w + std::min(ahead.tile * slice, ahead.kc - 1) * next.RowStep();
+    return next.w + std::min(ahead.tile * slice, ahead.kc - 1) * next.ldw;
   };
   int64_t p = p0;
   for (; p + NP <= p1; p += NP) {

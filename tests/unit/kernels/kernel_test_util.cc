@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <numeric>
@@ -227,7 +228,7 @@ PagedBatchHost BuildBatch(const std::vector<SeqSpec>& seqs, int block_size, int 
   std::iota(pool.begin(), pool.end(), 0);
   std::shuffle(pool.begin(), pool.end(), rng);
   size_t next = 0;
-  b.block_tables.assign(static_cast<size_t>(b.num_seqs * b.max_blocks_per_seq), -1);
+  b.block_tables.assign(static_cast<size_t>(b.num_seqs) * b.max_blocks_per_seq, -1);
   b.query_start.push_back(0);
   for (int s = 0; s < b.num_seqs; ++s) {
     const int blocks = (seqs[s].context_len + block_size - 1) / block_size;
@@ -249,8 +250,9 @@ PagedBatchHost SliceBatch(const PagedBatchHost& batch, int seq, int first, int c
   PagedBatchHost b;
   b.num_seqs = 1;
   b.max_blocks_per_seq = batch.max_blocks_per_seq;
-  b.block_tables.assign(batch.block_tables.begin() + seq * batch.max_blocks_per_seq,
-                        batch.block_tables.begin() + (seq + 1) * batch.max_blocks_per_seq);
+  const auto table = static_cast<ptrdiff_t>(seq) * batch.max_blocks_per_seq;
+  b.block_tables.assign(batch.block_tables.begin() + table,
+                        batch.block_tables.begin() + table + batch.max_blocks_per_seq);
   const int begin = batch.query_start[seq] + first;
   for (int t = begin; t < begin + count; ++t) {
     b.positions.push_back(batch.positions[t]);

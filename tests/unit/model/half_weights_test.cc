@@ -97,19 +97,23 @@ std::vector<float> Logits(const Checkpoint& checkpoint, kernels::Backend& backen
 // in the wrong place, misses by far more.
 constexpr double kQuantizedActivations = 5e-2;
 
-// Runs both checkpoints (the same model's values, stored two ways) and requires the same
-// logits: bit for bit, or (a's matrices quantized) within kQuantizedActivations; returns
-// each one's weight bytes on `backend`.
+// How close two checkpoints' logits must be.
+enum class Match {
+  kBitForBit,          // a's matrices hold b's values in another type (bf16, f16)
+  kWithinQuantization  // a's matrices are quantized: x is too (kQuantizedActivations)
+};
+
+// Runs both checkpoints (the same model's values, stored two ways) and requires the logits
+// `match` names; returns each one's weight bytes on `backend`.
 std::pair<size_t, size_t> ExpectSameLogits(const Checkpoint& a, const Checkpoint& b,
-                                           kernels::Backend& backend, int32_t vocab,
-                                           bool quantized = true) {
+                                           kernels::Backend& backend, int32_t vocab, Match match) {
   std::pair<size_t, size_t> bytes;
   const std::vector<float> from_a = Logits(a, backend, &bytes.first);
   const std::vector<float> from_b = Logits(b, backend, &bytes.second);
   EXPECT_EQ(from_a.size(), static_cast<size_t>(vocab));
   EXPECT_EQ(from_a.size(), from_b.size());
   if (from_a.size() != from_b.size()) return bytes;
-  if (!quantized) {
+  if (match == Match::kBitForBit) {
     EXPECT_EQ(std::memcmp(from_a.data(), from_b.data(), from_a.size() * sizeof(float)), 0)
         << a.source_path << " against " << b.source_path;
     return bytes;
@@ -137,8 +141,9 @@ TEST_P(HalfWeightsTest, GiveTheLogitsOfTheirF32Conversion) {
   auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
   ASSERT_TRUE(backend.ok());
 
-  const auto [half_bytes, f32_bytes] = ExpectSameLogits(**half, *f32, **backend, config->vocab_size,
-                                                        kernels::IsBlockDType(GetParam()));
+  const auto [half_bytes, f32_bytes] = ExpectSameLogits(
+      **half, *f32, **backend, config->vocab_size,
+      kernels::IsBlockDType(GetParam()) ? Match::kWithinQuantization : Match::kBitForBit);
   // Norm gains stay f32; every matrix is half (Q8_0: a byte and 1/8 of a scale a value).
   const size_t most =
       GetParam() == kernels::DType::kQ8_0 ? f32_bytes * 29 / 100 : f32_bytes * 51 / 100;
@@ -175,7 +180,7 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0FilesGiveTheLogitsOfTheirF32Conversion) {
     EXPECT_EQ(q->bytes, static_cast<size_t>(PackedBytes(packing, q->NumElements())));
     const std::unique_ptr<Checkpoint> f32 = ToF32(**packed);
     const auto [packed_bytes, f32_bytes] =
-        ExpectSameLogits(**packed, *f32, **backend, config->vocab_size);
+        ExpectSameLogits(**packed, *f32, **backend, config->vocab_size, Match::kWithinQuantization);
     EXPECT_LT(packed_bytes, f32_bytes * (packing == Packing::kQ4_0 ? 20 : 29) / 100);
   }
 }
@@ -236,7 +241,7 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0GiveTheLogitsOfTheirValuesInF32) {
       wide.AddTensor(w);
     }
     const auto [packed_bytes, wide_bytes] =
-        ExpectSameLogits(packed, wide, **backend, config->vocab_size);
+        ExpectSameLogits(packed, wide, **backend, config->vocab_size, Match::kWithinQuantization);
     const bool q4 = (*backend)->TakesWeightDType(kernels::DType::kQ4Affine);
     EXPECT_TRUE(q4);
     EXPECT_EQ(CheckpointWeightSource(packed, q4).BytesOn(**backend), packed_bytes);
@@ -289,8 +294,8 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
     EXPECT_EQ((*(*packed)->Find("blk.1.attn_q.weight"))->packing, mix.packing);
     EXPECT_EQ((*(*packed)->Find("blk.1.ffn_down.weight"))->packing, Packing::kQ6_K);
     EXPECT_EQ((*(*packed)->Find("output.weight"))->packing, Packing::kQ6_K);
-    const auto [packed_bytes, f32_bytes] =
-        ExpectSameLogits(**packed, *ToF32(**packed), **backend, config->vocab_size);
+    const auto [packed_bytes, f32_bytes] = ExpectSameLogits(
+        **packed, *ToF32(**packed), **backend, config->vocab_size, Match::kWithinQuantization);
     EXPECT_LT(packed_bytes, f32_bytes * 29 / 100);
     mix_bytes.push_back(packed_bytes);
     // What `ringserve-model info` and the memory check before the upload count.
@@ -335,7 +340,8 @@ TEST(PackedWeightsTest, KQuantRowsOfPartialSuperBlocksFallBack) {
   EXPECT_EQ((*(*packed)->Find("blk.0.ffn_down.weight"))->packing, Packing::kQ6_K);    // 512 cols
   auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
   ASSERT_TRUE(backend.ok());
-  ExpectSameLogits(**packed, *ToF32(**packed), **backend, config->vocab_size);
+  ExpectSameLogits(**packed, *ToF32(**packed), **backend, config->vocab_size,
+                   Match::kWithinQuantization);
 }
 
 // Every device serves a K-quant mix's values alike: the CPU keeps 4-bit matrices as they

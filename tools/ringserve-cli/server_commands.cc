@@ -58,6 +58,13 @@ void PrintWorkerStats(const ringserve::v1::WorkerStats& w) {
       "generated, %d preemptions\n",
       w.running_requests(), w.waiting_requests(), w.queue_capacity(), w.sessions(),
       w.requests_total(), w.generated_tokens_total(), w.preemptions_total());
+  if (w.draft_tokens_total() > 0) {
+    std::cout << absl::StrFormat(
+        "  speculative decoding: %d of %d draft tokens accepted (%.1f%%)\n",
+        w.accepted_draft_tokens_total(), w.draft_tokens_total(),
+        100.0 * static_cast<double>(w.accepted_draft_tokens_total()) /
+            static_cast<double>(w.draft_tokens_total()));
+  }
   std::cout << absl::StrFormat(
       "  last %.0f s: %d steps, %.1f seqs and %.1f tokens per step, %.2f ms per step, prefill "
       "%.0f tok/s, generate %.0f tok/s\n",

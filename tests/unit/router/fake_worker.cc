@@ -159,6 +159,8 @@ grpc::Status FakeWorker::GetStats(grpc::ServerContext* context, const GetStatsRe
   WorkerStats* stats = response->add_workers();
   stats->set_worker_id(id_);
   stats->set_draining(unavailable_);
+  stats->set_draft_tokens_total(10);  // fixed, for the CLI's speculative decoding line
+  stats->set_accepted_draft_tokens_total(4);
   std::lock_guard lock(mu_);
   stats->set_sessions(static_cast<int64_t>(history_.size()));
   return grpc::Status::OK;

@@ -93,6 +93,11 @@ TEST_F(CliTest, TokenizeInfoStatsHealthDrain) {
   EXPECT_EQ(info["worker_id"], "fake-w1");
   const nlohmann::json stats = CliJson("stats");
   EXPECT_EQ(stats["workers"][0]["worker_id"], "fake-w1");
+  const ToolRun text = Cli("stats");
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("speculative decoding: 4 of 10 draft tokens accepted (40.0%)"),
+            std::string::npos)
+      << text.out;
   EXPECT_EQ(CliJson("health")["status"], "SERVING");
   EXPECT_EQ(CliJson("drain")["remaining_requests"], 0);
   const ToolRun drained = Cli("health");

@@ -99,6 +99,9 @@ class KvCacheManager {
   int32_t block_size_tokens() const { return pool_.block_size_tokens(); }
   // Free blocks, cached ones included: what Admit()/Reserve() may hand out.
   int32_t NumFreeBlocksForAdmission() const { return pool_.NumFreeBlocks(); }
+  // Free blocks that hold no cached prefix: what a growth may take without evicting one
+  // (free blocks are handed out unkeyed first).
+  int32_t NumUnkeyedFreeBlocks() const { return pool_.NumFreeBlocks() - pool_.NumCachedBlocks(); }
   // False when a sequence of num_tokens tokens would not fit even in an empty pool: the
   // scheduler refuses it (RESOURCE_EXHAUSTED) instead of preempting for it.
   bool CanEverFit(int64_t num_tokens) const;

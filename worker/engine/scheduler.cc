@@ -89,13 +89,21 @@ void Scheduler::PlanDrafts(StepPlan& plan, int32_t& budget) {
   for (ScheduledChunk& chunk : plan.chunks) {
     SchedSeq* seq = chunk.seq;
     if (!chunk.sample || chunk.num_tokens != 1 || seq->draft.empty()) continue;
-    const int32_t d = std::min({static_cast<int32_t>(seq->draft.size()), budget, drafts_left});
-    if (d <= 0) break;
+    if (budget <= 0 || drafts_left <= 0) break;
+    // Positions the table already covers past the last token, and those the blocks that
+    // cache nothing would add: a draft never evicts a cached prefix.
+    const int64_t room =
+        (static_cast<int64_t>(kv_->BlockTable(seq->seq_id).size()) + kv_->NumUnkeyedFreeBlocks()) *
+            kv_->block_size_tokens() -
+        chunk.start - 1;
+    const auto d = static_cast<int32_t>(
+        std::min<int64_t>({static_cast<int64_t>(seq->draft.size()), budget, drafts_left, room}));
+    if (d <= 0) continue;
     const std::span<const int32_t> drafts = std::span(seq->draft).first(static_cast<size_t>(d));
     seq->tokens.insert(seq->tokens.end(), drafts.begin(), drafts.end());
     kv_->AppendTokens(seq->seq_id, drafts);
     seq->planned_drafts = d;
-    if (!kv_->Reserve(seq->seq_id, 1 + d)) {  // only blocks no one else needs this step
+    if (!kv_->Reserve(seq->seq_id, 1 + d)) {
       DropPlannedDrafts(seq);
       continue;
     }

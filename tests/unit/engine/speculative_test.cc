@@ -129,6 +129,29 @@ TEST_F(SpeculativeSchedulerTest, DraftsTakeOnlyWhatTheStepLeaves) {
   EXPECT_TRUE(kv_->Validate().ok()) << kv_->Validate();
 }
 
+// Drafts never evict a cached prefix: they take the room left in the sequence's own blocks
+// and blocks that cache nothing, as many drafts as fit rather than none.
+TEST_F(SpeculativeSchedulerTest, DraftsLeaveCachedPrefixesAlone) {
+  Make(6, {.max_batch_tokens = 32, .max_seqs = 4, .max_drafts = 8});
+  SchedSeq* p = New(9);  // two full blocks to cache
+  Prefill();
+  scheduler_->Remove(p);
+  p->lease.Reset();
+  ASSERT_EQ(kv_->Stats().num_cached_blocks, 2);
+  SchedSeq* a = New(13);  // a prompt of its own: its 4 blocks take every uncached one
+  a->tokens[0] = 7;
+  Prefill();
+  ASSERT_EQ(kv_->NumUnkeyedFreeBlocks(), 0);
+  a->draft = {1, 2, 3, 4, 5};
+  const StepPlan plan = scheduler_->Schedule();
+  ASSERT_EQ(plan.chunks.size(), 1U);
+  EXPECT_EQ(plan.chunks[0].num_drafts, 2);  // positions 14 and 15, the rest of its last block
+  EXPECT_EQ(kv_->Stats().num_cached_blocks, 2);
+  EXPECT_EQ(kv_->Stats().num_evictions, 0);
+  scheduler_->Commit(plan);
+  EXPECT_TRUE(kv_->Validate().ok()) << kv_->Validate();
+}
+
 TEST_F(SpeculativeSchedulerTest, DraftsFitTheBudgetAndTheStepsDraftLimit) {
   Make(32, {.max_batch_tokens = 12, .max_seqs = 4, .max_drafts = 6});
   SchedSeq* a = New(4);
@@ -157,24 +180,24 @@ TEST_F(SpeculativeSchedulerTest, DraftsFitTheBudgetAndTheStepsDraftLimit) {
   scheduler_->Commit(plan);
 }
 
-TEST_F(SpeculativeSchedulerTest, DraftsUseFreeBlocksOnlyAndAPreemptedSequenceLosesThem) {
+TEST_F(SpeculativeSchedulerTest, DraftsFitTheBlocksLeftAndAPreemptedSequenceHasNone) {
   // 4 blocks of 4 tokens. a holds 2 (7 computed + 1 sampled); b holds 1.
   Make(4, {.max_batch_tokens = 16, .max_seqs = 4, .max_drafts = 8});
   SchedSeq* a = New(7);
   SchedSeq* b = New(2);
   Prefill();
-  b->draft = {5, 6, 7, 8, 9, 10};  // would need a second block for b...
+  b->draft = {5, 6, 7, 8, 9, 10};  // all would need a second block for b...
   a->draft = {5, 6, 7, 8};         // ... and a third one for a
   StepPlan plan = scheduler_->Schedule();
   ASSERT_EQ(plan.chunks.size(), 2U);
   EXPECT_EQ(plan.num_preempted, 0);
   EXPECT_EQ(plan.chunks[0].num_drafts, 4);  // a takes the last free block: positions 8..11
-  EXPECT_EQ(plan.chunks[1].num_drafts, 0);  // none left for b's drafts: b decodes alone
+  EXPECT_EQ(plan.chunks[1].num_drafts, 1);  // b: only what its own block has left (position 3)
   scheduler_->Commit(plan);
   for (SchedSeq* s : {a, b}) scheduler_->AppendToken(s, 2);
 
-  // A higher-priority request takes every block (b's, then a's) while a has drafts planned:
-  // a's tokens are its own again when it waits.
+  // A higher-priority request takes every block (b's, then a's) though a has a draft: a
+  // waits with its own tokens only, and no draft is planned for a sequence not in the plan.
   SchedSeq* c = nullptr;
   {
     auto seq = std::make_unique<SchedSeq>();

@@ -60,8 +60,7 @@ absl::Status FakeModelRunner::Validate(std::span<const model::SequenceChunk> chu
         return absl::InvalidArgumentError(absl::StrCat("fake forward: token ", token));
       }
     }
-    if (c.num_drafts < 0 || (c.num_drafts > 0 && !c.sample) ||
-        static_cast<size_t>(c.num_drafts) >= c.tokens.size()) {
+    if (!model::DraftsFit(c)) {
       return absl::InvalidArgumentError(absl::StrCat("fake forward: ", c.num_drafts, " drafts"));
     }
   }

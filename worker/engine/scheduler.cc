@@ -69,11 +69,10 @@ void Scheduler::AppendToken(SchedSeq* seq, int32_t token, bool kv_computed) {
   if (kv_computed) kv_->Commit(seq->seq_id, 1);
 }
 
-void Scheduler::DropPlannedDrafts(SchedSeq* seq) {
-  if (seq->planned_drafts == 0) return;
-  seq->tokens.resize(seq->tokens.size() - static_cast<size_t>(seq->planned_drafts));
-  if (seq->lease.active()) kv_->DropTokens(seq->seq_id, seq->planned_drafts);
-  seq->planned_drafts = 0;
+void Scheduler::DropDrafts(SchedSeq* seq, int32_t num_drafts) {
+  if (num_drafts == 0) return;
+  seq->tokens.resize(seq->tokens.size() - static_cast<size_t>(num_drafts));
+  kv_->DropTokens(seq->seq_id, num_drafts);
 }
 
 void Scheduler::PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
@@ -102,9 +101,8 @@ void Scheduler::PlanDrafts(StepPlan& plan, int32_t& budget) {
     const std::span<const int32_t> drafts = std::span(seq->draft).first(static_cast<size_t>(d));
     seq->tokens.insert(seq->tokens.end(), drafts.begin(), drafts.end());
     kv_->AppendTokens(seq->seq_id, drafts);
-    seq->planned_drafts = d;
     if (!kv_->Reserve(seq->seq_id, 1 + d)) {
-      DropPlannedDrafts(seq);
+      DropDrafts(seq, d);
       continue;
     }
     chunk.num_tokens += d;
@@ -116,7 +114,6 @@ void Scheduler::PlanDrafts(StepPlan& plan, int32_t& budget) {
 }
 
 void Scheduler::Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget) {
-  DropPlannedDrafts(victim);
   if (victim->planned_tokens > 0) {
     budget += victim->planned_tokens;
     victim->planned_tokens = 0;
@@ -227,7 +224,7 @@ StepPlan Scheduler::Schedule() {
 
 void Scheduler::Commit(const StepPlan& plan) {
   for (const ScheduledChunk& chunk : plan.chunks) {
-    DropPlannedDrafts(chunk.seq);
+    DropDrafts(chunk.seq, chunk.num_drafts);
     kv_->Commit(chunk.seq->seq_id, chunk.num_tokens - chunk.num_drafts);
     chunk.seq->planned_tokens = 0;
   }

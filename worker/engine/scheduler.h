@@ -35,7 +35,6 @@ struct SchedSeq {
   // and free blocks allow, and samples a token after each.
   std::vector<int32_t> draft;
   int32_t planned_tokens = 0;  // in the plan being built; scheduler-internal
-  int32_t planned_drafts = 0;  // of those, drafts appended to `tokens`; scheduler-internal
 };
 
 struct ScheduledChunk {
@@ -116,8 +115,8 @@ class Scheduler {
   // Adds to each planned chunk of a sequence's last token as many of its drafts as the
   // budget, the step's draft limit and the free blocks left allow, in plan order.
   void PlanDrafts(StepPlan& plan, int32_t& budget);
-  // Takes a sequence's planned drafts off its tokens again.
-  void DropPlannedDrafts(SchedSeq* seq);
+  // Takes the last num_drafts tokens (drafts appended for a plan) off a live sequence again.
+  void DropDrafts(SchedSeq* seq, int32_t num_drafts);
 
   kvcache::KvCacheManager* kv_;
   const SchedulerLimits limits_;

@@ -67,8 +67,7 @@ absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) co
             "forward: token id ", token, " outside the vocabulary of ", config_.vocab_size));
       }
     }
-    if (c.num_drafts < 0 || (c.num_drafts > 0 && !c.sample) ||
-        static_cast<size_t>(c.num_drafts) >= c.tokens.size()) {
+    if (!DraftsFit(c)) {
       return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", i, " has ", c.num_drafts,
                                                      " drafts among ", c.tokens.size(),
                                                      " tokens (sample: ", c.sample, ")"));

@@ -40,6 +40,12 @@ struct SequenceChunk {
   int32_t num_drafts = 0;
 };
 
+// Whether `chunk`'s drafts fit it: none without sample, and fewer than its tokens.
+inline bool DraftsFit(const SequenceChunk& chunk) {
+  return chunk.num_drafts >= 0 && (chunk.num_drafts == 0 || chunk.sample) &&
+         static_cast<size_t>(chunk.num_drafts) < chunk.tokens.size();
+}
+
 // The rows `chunk` samples.
 inline int32_t SampledRows(const SequenceChunk& chunk) {
   return chunk.sample ? 1 + chunk.num_drafts : 0;

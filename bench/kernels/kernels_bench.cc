@@ -142,19 +142,33 @@ std::vector<uint8_t> Blocks(DType dtype, const std::vector<float>& values) {
   return out;
 }
 
-void BM_DecodeStep110M(benchmark::State& state) {
-  const int64_t n = state.range(0);
-  const int64_t bits = state.range(1);
-  auto backend = MakeCpu();
+// The [m, k] matrices of one 110M decode step: 12 layers' QKV, output, gate-up and down
+// projections, and the classifier.
+std::vector<std::pair<int64_t, int64_t>> DecodeStepShapes110M() {
   std::vector<std::pair<int64_t, int64_t>> shapes;
   for (int layer = 0; layer < 12; ++layer) {
     shapes.insert(shapes.end(), {{2304, 768}, {768, 768}, {4096, 768}, {768, 2048}});
   }
   shapes.emplace_back(32000, 768);
+  return shapes;
+}
+
+void SetDecodeStepCounters(benchmark::State& state, int64_t n, double bytes, double params) {
+  const double iters = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(iters * bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(iters * params * 2 * n / 1e9, benchmark::Counter::kIsRate);
+  state.counters["tok/s"] = benchmark::Counter(iters * n, benchmark::Counter::kIsRate);
+}
+
+void BM_DecodeStep110M(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  const int64_t bits = state.range(1);
+  auto backend = MakeCpu();
   std::vector<Weight> weights;
   double bytes = 0;
   double params = 0;
-  for (auto [m, k] : shapes) {
+  for (auto [m, k] : DecodeStepShapes110M()) {
     const std::vector<float> host = Random(m * k, 1);
     if (bits == 16) {
       std::vector<uint16_t> half(host.size());
@@ -181,11 +195,54 @@ void BM_DecodeStep110M(benchmark::State& state) {
     }
     benchmark::ClobberMemory();
   }
-  const double iters = static_cast<double>(state.iterations());
-  state.counters["GB/s"] = benchmark::Counter(iters * bytes / 1e9, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(iters * params * 2 * n / 1e9, benchmark::Counter::kIsRate);
-  state.counters["tok/s"] = benchmark::Counter(iters * n, benchmark::Counter::kIsRate);
+  SetDecodeStepCounters(state, n, bytes, params);
+}
+
+// The quantized products of BM_DecodeStep110M (bits 8: Q8_0, 4: kQ4Affine) on one ISA:
+// isa 0 is AVX2, 1 the best this CPU has (avx512-vnni where it has VNNI), in one run.
+void BM_QuantDecodeStep110M(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  const DType dtype = state.range(1) == 8 ? DType::kQ8_0 : DType::kQ4Affine;
+  const cpu::Isa isa = state.range(2) == 0 ? cpu::Isa::kAvx2 : cpu::BestIsa();
+  const cpu::PanelType type =
+      dtype == DType::kQ8_0 ? cpu::PanelType::kQ8_0 : cpu::PanelType::kQ4Affine;
+  auto backend = MakeCpu();
+  cpu::ThreadPool& pool = static_cast<cpu::CpuBackend&>(*backend).pool();
+  struct Packed {
+    cpu::PanelLayout layout;
+    std::vector<uint8_t> quants;
+    std::vector<float> params;
+  };
+  std::vector<Packed> weights;
+  double bytes = 0;
+  double params = 0;
+  for (auto [m, k] : DecodeStepShapes110M()) {
+    const std::vector<uint8_t> blocks = Blocks(dtype, Random(m * k, 1));
+    Packed w{{false, m, k}, std::vector<uint8_t>(cpu::QuantBytes(type, m, k)), {}};
+    const cpu::PanelLayout params_layout = cpu::BlockParamLayout(type, w.layout);
+    w.params.resize(static_cast<size_t>(params_layout.rows * params_layout.cols));
+    for (int64_t p = 0; p < w.layout.num_panels(); ++p) {
+      const int64_t r0 = p * cpu::kPanelWidth;
+      cpu::PackBlockRows(w.layout, type, blocks.data() + DTypeBytes(dtype, r0 * k), r0,
+                         w.layout.width(p), w.quants.data(), w.params.data());
+    }
+    bytes += static_cast<double>(cpu::PanelBytes(type, m, k));
+    params += static_cast<double>(m * k);
+    weights.push_back(std::move(w));
+  }
+  const std::vector<float> x = Random(n * 2048, 2);
+  std::vector<float> y(n * 32000);
+  for (auto _ : state) {
+    for (const Packed& w : weights) {
+      cpu::MatMul(pool,
+                  {x.data(), w.layout.cols, n, w.quants.data(), w.layout, y.data(), w.layout.rows,
+                   type, w.params.data()},
+                  isa);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(cpu::IsaName(isa));
+  SetDecodeStepCounters(state, n, bytes, params);
 }
 
 // Raw cblas_sgemm, y = x W^T with W row-major [m, k], as the baseline.
@@ -344,6 +401,11 @@ BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeStep110M)
     ->ArgsProduct({{1, 2, 4, 8, 16, 32, 128}, {32, 16, 8, 4}})
     ->ArgNames({"n", "bits"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_QuantDecodeStep110M)
+    ->ArgsProduct({{1, 4, 8, 16, 64, 512}, {8, 4}, {0, 1}})
+    ->ArgNames({"n", "bits", "isa"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MatMul)->Apply([](auto* b) { Shapes(b, 1); });

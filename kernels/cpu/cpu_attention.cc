@@ -190,7 +190,7 @@ void RunTile(const AttentionCall& c, const WorkItem& item, Isa isa, std::vector<
   tile.head_dim = hd;
   tile.scale = c.shape.scale;
   scratch.resize(static_cast<size_t>(TileScratchFloats(hd, n_end)));
-  if (isa == Isa::kAvx512) {
+  if (HasAvx512(isa)) {
     AttendTileAvx512(tile, scratch.data());
   } else {
     AttendTileAvx2(tile, scratch.data());
@@ -213,7 +213,7 @@ int RowHeadRanges(const AttentionCall& c, const AttentionOptions& options, int t
 // the rest (decode tokens).
 std::vector<WorkItem> PlanWork(const AttentionCall& c, const AttentionOptions& options,
                                int threads) {
-  const int lanes = options.isa == Isa::kAvx512 ? 16 : 8;
+  const int lanes = HasAvx512(options.isa) ? 16 : 8;
   const int num_kv_heads = c.shape.num_kv_heads;
   const int ranges = RowHeadRanges(c, options, threads);
   std::vector<WorkItem> items;

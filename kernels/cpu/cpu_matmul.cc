@@ -293,7 +293,7 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
   };
   switch (args.w_type) {
     case PanelType::kF32:
-      if (isa == Isa::kAvx512) {
+      if (HasAvx512(isa)) {
         return run([&](int64_t p0, int64_t p1) { MatMulPanelsAvx512(args, p0, p1); });
       }
       return run([&](int64_t p0, int64_t p1) { MatMulPanels<float>(args, p0, p1); });
@@ -305,7 +305,7 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
       return run([&](int64_t p0, int64_t p1) { MatMulPanels<F16>(args, p0, p1); });
     case PanelType::kQ8_0:
     case PanelType::kQ4Affine:
-      return MatMulQuantized(pool, args);
+      return MatMulQuantized(pool, args, isa);
   }
 }
 

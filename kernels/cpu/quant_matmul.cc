@@ -8,40 +8,21 @@
 #include <limits>
 
 #include "common/check.h"
+#include "kernels/cpu/quant_matmul_vnni.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/dtype.h"
 
 namespace ringserve::kernels::cpu {
 namespace {
 
-// k rows whose quants share one 32-bit lane of a panel (cpu_matmul.h).
-constexpr int64_t kGroupRows = 4;
-constexpr int64_t kGroupsPerBlock = kQuantBlock / kGroupRows;
 // A block of x whose largest magnitude is below this quantizes to zero: 127 / a would
 // overflow, and its products are below anything f32 outputs resolve.
 constexpr float kMinBlockMax = 1e-30F;
-// Prefill blocks k so that a 4-row tile of quantized x (4 x 256 bytes) stays in L1 while it
-// sweeps a group of panels, whose k block (32 x 256 x 16 bytes of Q8_0) stays in L2 across
-// the row tiles.
-constexpr int64_t kKBlock = 256;
-constexpr int64_t kPanelGroup = 32;
-constexpr int kMaxRowTile = 4;
-
-// The panel type a kernel instance runs on.
-template <bool kQ4>
-constexpr PanelType kPanelType = kQ4 ? PanelType::kQ4Affine : PanelType::kQ8_0;
 
 // Rows of x quantized and multiplied at a time (MatMulQuantized).
 constexpr int64_t kRowSlab = 1024;
 
-constexpr int64_t GroupBytes(bool q4) { return kPanelWidth * kGroupRows / (q4 ? 2 : 1); }
-constexpr int64_t PanelQuantBytes(bool q4, int64_t cols) {
-  return cols / kGroupRows * GroupBytes(q4);
-}
-// Where k row c of feature j sits in its panel (kQ4Affine: in the nibble j / 8 picks).
-constexpr int64_t QuantOffset(bool q4, int64_t c, int64_t j) {
-  return c / kGroupRows * GroupBytes(q4) + (q4 ? j % 8 : j) * kGroupRows + c % kGroupRows;
-}
+#include "kernels/cpu/quant_matmul_panels.inc"
 
 // One row of x, k / 32 blocks.
 void QuantizeRow(const float* x, int64_t k, int8_t* quants, float* scales, float* sums) {
@@ -87,125 +68,67 @@ void QuantizeRow(const float* x, int64_t k, int8_t* quants, float* scales, float
   }
 }
 
-// Rows [i0, i0 + MR) of x against one panel (16 features), blocks [b0, b0 + blocks) of k:
-// the panel's quants from block b0 on at `wq`, its block parameters from block b0 on at
-// `params`; writes y (16 wide), adding to what it holds when `accumulate`.
-template <int MR, bool kQ4>
-void Kernel(const QuantizedRows& x, int64_t i0, int64_t b0, int64_t blocks, const uint8_t* wq,
-            const float* params, float* y, int64_t ldy, bool accumulate) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
-  const int64_t row_blocks = x.k / kQuantBlock;
-  constexpr int64_t kParamStep = int64_t{BlockParams(kPanelType<kQ4>)} * kPanelWidth;
-  for (int64_t b = 0; b < blocks; ++b) {
-    const uint8_t* wb = wq + b * kGroupsPerBlock * GroupBytes(kQ4);
-    const int8_t* xb = x.quants.data() + i0 * x.k + (b0 + b) * kQuantBlock;
-    // kQ4Affine: int16 sums of the block's 8 groups (|q x| <= 15 * 127, 16 terms: no
-    // overflow); Q8_0: int32 sums.
-    __m256i acc[MR][2];
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
-    for (int64_t g = 0; g < kGroupsPerBlock; ++g) {
-      // maddubs multiplies unsigned by signed bytes: 4-bit quants by x; Q8_0's |w| by x
-      // carrying w's sign.
-      __m256i w[2];
-      __m256i magnitude[2];
-      if constexpr (kQ4) {
-        const __m256i raw =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + g * GroupBytes(true)));
-        w[0] = _mm256_and_si256(raw, low_nibbles);
-        w[1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibbles);
-      } else {
-        for (int64_t h = 0; h < 2; ++h) {
-          w[h] = _mm256_loadu_si256(
-              reinterpret_cast<const __m256i*>(wb + g * GroupBytes(false) + 32 * h));
-          magnitude[h] = _mm256_abs_epi8(w[h]);
-        }
-      }
-      for (int i = 0; i < MR; ++i) {
-        int32_t four = 0;
-        std::memcpy(&four, xb + i * x.k + g * kGroupRows, sizeof(four));
-        const __m256i xs = _mm256_set1_epi32(four);
-        for (int64_t h = 0; h < 2; ++h) {
-          if constexpr (kQ4) {
-            acc[i][h] = _mm256_add_epi16(acc[i][h], _mm256_maddubs_epi16(w[h], xs));
-          } else {
-            const __m256i pairs = _mm256_maddubs_epi16(magnitude[h], _mm256_sign_epi8(xs, w[h]));
-            acc[i][h] = _mm256_add_epi32(acc[i][h], _mm256_madd_epi16(pairs, ones));
-          }
-        }
-      }
-    }
-    const float* p = params + b * kParamStep;
-    for (int i = 0; i < MR; ++i) {
-      const int64_t at = (i0 + i) * row_blocks + b0 + b;
-      const __m256 scale = _mm256_set1_ps(x.scales[at]);
-      float* yi = y + i * ldy;
-      for (int64_t h = 0; h < 2; ++h) {
-        const __m256i sum = kQ4 ? _mm256_madd_epi16(acc[i][h], ones) : acc[i][h];
-        __m256 t = _mm256_mul_ps(_mm256_loadu_ps(p + 8 * h), _mm256_cvtepi32_ps(sum));
-        if constexpr (kQ4) {
-          t = _mm256_fmadd_ps(_mm256_loadu_ps(p + kPanelWidth + 8 * h), _mm256_set1_ps(x.sums[at]),
-                              t);
-        }
-        const __m256 before =
-            accumulate || b > 0 ? _mm256_loadu_ps(yi + 8 * h) : _mm256_setzero_ps();
-        _mm256_storeu_ps(yi + 8 * h, _mm256_fmadd_ps(t, scale, before));
-      }
-    }
-  }
-}
+// The integer dot products on AVX2: maddubs multiplies unsigned by signed bytes, so 4-bit
+// quants multiply x directly, and Q8_0's |w| multiplies x carrying w's sign. Each
+// accumulator covers 8 features.
+struct Avx2 {
+  static constexpr int kLanes = 8;
+  static constexpr int kMaxRowTile = 4;
+  using Acc = __m256i;
+  using F = __m256;
 
-template <bool kQ4>
-void RowTile(int mr, const QuantizedRows& x, int64_t i0, int64_t b0, int64_t blocks,
-             const uint8_t* wq, const float* params, float* y, int64_t ldy, bool accumulate) {
-  switch (mr) {
-    case 1:
-      return Kernel<1, kQ4>(x, i0, b0, blocks, wq, params, y, ldy, accumulate);
-    case 2:
-      return Kernel<2, kQ4>(x, i0, b0, blocks, wq, params, y, ldy, accumulate);
-    case 3:
-      return Kernel<3, kQ4>(x, i0, b0, blocks, wq, params, y, ldy, accumulate);
-    default:
-      return Kernel<4, kQ4>(x, i0, b0, blocks, wq, params, y, ldy, accumulate);
-  }
-}
+  template <bool kQ4>
+  struct Block;
 
-// One thread's share: output panels [p0, p1), every row of x.
-template <bool kQ4>
-void MatMulPanels(const MatMulArgs& a, const QuantizedRows& x, int64_t p0, int64_t p1) {
-  const PanelLayout& l = a.layout;
-  const int64_t k = l.cols;
-  const PanelLayout params_layout = BlockParamLayout(kPanelType<kQ4>, l);
-  const auto* quants = static_cast<const uint8_t*>(a.w);
-  // Decode rows reuse nothing, so stream each panel whole; prefill blocks k for the caches.
-  const int64_t k_block = a.n <= kMaxRowTile ? k : kKBlock;
-  for (int64_t k0 = 0; k0 < k; k0 += k_block) {
-    const int64_t b0 = k0 / kQuantBlock;
-    const int64_t blocks = std::min(k_block, k - k0) / kQuantBlock;
-    for (int64_t g0 = p0; g0 < p1; g0 += kPanelGroup) {
-      const int64_t g1 = std::min(p1, g0 + kPanelGroup);
-      for (int64_t i0 = 0; i0 < a.n; i0 += kMaxRowTile) {
-        const int mr = static_cast<int>(std::min<int64_t>(kMaxRowTile, a.n - i0));
-        for (int64_t p = g0; p < g1; ++p) {
-          const uint8_t* wq = quants + p * PanelQuantBytes(kQ4, k) + QuantOffset(kQ4, k0, 0);
-          const float* params =
-              a.w_params + params_layout.base(p) + b0 * BlockParams(kPanelType<kQ4>) * kPanelWidth;
-          float* y = a.y + i0 * a.ldy + p * kPanelWidth;
-          const int64_t width = l.width(p);
-          if (width == kPanelWidth) {
-            RowTile<kQ4>(mr, x, i0, b0, blocks, wq, params, y, a.ldy, k0 > 0);
-            continue;
-          }
-          // The narrow last panel computes its zero padding features into scratch.
-          float tail[kMaxRowTile][kPanelWidth] = {};
-          for (int i = 0; i < mr && k0 > 0; ++i) std::copy_n(y + i * a.ldy, width, tail[i]);
-          RowTile<kQ4>(mr, x, i0, b0, blocks, wq, params, tail[0], kPanelWidth, k0 > 0);
-          for (int i = 0; i < mr; ++i) std::copy_n(tail[i], width, y + i * a.ldy);
-        }
-      }
+  static Acc ZeroAcc() { return _mm256_setzero_si256(); }
+  static F Zero() { return _mm256_setzero_ps(); }
+  static F Set1(float v) { return _mm256_set1_ps(v); }
+  static F Load(const float* p) { return _mm256_loadu_ps(p); }
+  static void Store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+};
+
+// kQ4Affine: int16 sums over the block's 8 groups (|q x| <= 15 * 127, 16 terms: no
+// overflow), widened once at the end.
+template <>
+struct Avx2::Block<true> {
+  __m256i w[2];
+  void Load(const uint8_t* group) {
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group));
+    w[0] = _mm256_and_si256(raw, low_nibbles);
+    w[1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibbles);
+  }
+  void Multiply(__m256i (&acc)[2], int32_t four) const {
+    const __m256i xs = _mm256_set1_epi32(four);
+    for (int h = 0; h < 2; ++h) acc[h] = _mm256_add_epi16(acc[h], _mm256_maddubs_epi16(w[h], xs));
+  }
+  static __m256 Sums(const __m256i (&acc)[2], int h) {
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h], _mm256_set1_epi16(1)));
+  }
+};
+
+// Q8_0: int32 sums (a pair of products, at most 2 x 128 x 127, fits maddubs' int16).
+template <>
+struct Avx2::Block<false> {
+  __m256i w[2];
+  __m256i magnitude[2];
+  void Load(const uint8_t* group) {
+    for (int64_t h = 0; h < 2; ++h) {
+      w[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 32 * h));
+      magnitude[h] = _mm256_abs_epi8(w[h]);
     }
   }
-}
+  void Multiply(__m256i (&acc)[2], int32_t four) const {
+    const __m256i xs = _mm256_set1_epi32(four);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i pairs = _mm256_maddubs_epi16(magnitude[h], _mm256_sign_epi8(xs, w[h]));
+      acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    }
+  }
+  static __m256 Sums(const __m256i (&acc)[2], int h) { return _mm256_cvtepi32_ps(acc[h]); }
+};
 
 }  // namespace
 
@@ -228,7 +151,7 @@ void QuantizeRows(ThreadPool& pool, const float* x, int64_t ldx, int64_t n, int6
       std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(k, 1)));
 }
 
-void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args) {
+void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
   const PanelLayout& l = args.layout;
   RS_CHECK(!l.transposed && args.w_params != nullptr && l.cols % kQuantBlock == 0 &&
            (args.w_type == PanelType::kQ8_0 || args.w_type == PanelType::kQ4Affine));
@@ -237,7 +160,6 @@ void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args) {
   // each thread's own.)
   thread_local QuantizedRows calling_thread_rows;
   QuantizedRows& x = calling_thread_rows;
-  const bool q4 = args.w_type == PanelType::kQ4Affine;
   // A slab of rows at a time, so the quantized copy stays a few MiB (1024 rows at k = 14336:
   // 18 MiB) whatever the batch; rows are independent, so the bits are the same, and W is
   // streamed once a slab, a small share of a prefill this long.
@@ -250,10 +172,10 @@ void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args) {
     pool.ParallelFor(
         l.num_panels(),
         [&](int64_t p0, int64_t p1) {
-          if (q4) {
-            MatMulPanels<true>(slab, x, p0, p1);
+          if (isa == Isa::kAvx512Vnni) {
+            MatMulQuantizedPanelsVnni(slab, x, p0, p1);
           } else {
-            MatMulPanels<false>(slab, x, p0, p1);
+            MatMulQuantizedPanels<Avx2>(slab, x, p0, p1);
           }
         },
         MinPanelsPerChunk(slab));

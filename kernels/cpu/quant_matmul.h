@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_matmul.h"
 #include "kernels/cpu/thread_pool.h"
 
@@ -40,8 +41,9 @@ struct QuantizedRows {
 void QuantizeRows(ThreadPool& pool, const float* x, int64_t ldx, int64_t n, int64_t k,
                   QuantizedRows& out);
 
-// y = x * W^T for a Q8_0 or kQ4Affine weight, parallel over output panels.
-void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args);
+// y = x * W^T for a Q8_0 or kQ4Affine weight, parallel over output panels: on kAvx512Vnni
+// with its byte dot products, on every other ISA with AVX2's (the same bits either way).
+void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args, Isa isa);
 
 // Copies W row r of a quantized weight out as f32: q * d, or fma(q, d, m).
 void UnpackQuantizedRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r,

@@ -27,12 +27,6 @@ bool BitEqual(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-std::vector<Isa> SupportedIsas() {
-  std::vector<Isa> isas = {Isa::kAvx2};
-  if (cpu::IsaSupported(Isa::kAvx512)) isas.push_back(Isa::kAvx512);
-  return isas;
-}
-
 // y = x W^T through cpu::MatMul on `isa`, W packed in `layout`, x and y with padded strides.
 std::vector<float> RunMatMul(cpu::ThreadPool& pool, Isa isa, const cpu::PanelLayout& layout,
                              const std::vector<float>& w, const std::vector<float>& x, int64_t n) {

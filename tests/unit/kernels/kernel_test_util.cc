@@ -112,6 +112,14 @@ std::vector<float> ActivationArray::Download() const {
   return Decode(dtype_, bytes, host_.size());
 }
 
+std::vector<cpu::Isa> SupportedIsas() {
+  std::vector<cpu::Isa> isas;
+  for (const cpu::Isa isa : {cpu::Isa::kAvx2, cpu::Isa::kAvx512, cpu::Isa::kAvx512Vnni}) {
+    if (cpu::IsaSupported(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
 std::vector<float> RandomFloats(std::mt19937_64& rng, size_t count, float lo, float hi) {
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(count);

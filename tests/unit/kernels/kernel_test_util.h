@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace ringserve::kernels::testing {
 
@@ -50,6 +51,10 @@ class DeviceArray {
 };
 
 std::vector<float> RandomFloats(std::mt19937_64& rng, size_t count, float lo = -1, float hi = 1);
+
+// Every CPU ISA this machine runs (cpu_isa.h), the baseline first: the CPU kernels' tests
+// hold each to the same bits.
+std::vector<cpu::Isa> SupportedIsas();
 
 // The values a tensor of activation dtype `dtype` holds for `values` (f16/bf16: rounded to
 // nearest even, as the devices round).

@@ -123,8 +123,7 @@ TEST_P(HalfPanelTest, GiveTheBitsOfF32PanelsWithTheSameValues) {
         << "row " << r << " unpacked";
   }
   cpu::ThreadPool one(1), two(2), three(3);
-  for (const cpu::Isa isa : {cpu::Isa::kAvx2, cpu::Isa::kAvx512}) {
-    if (!cpu::IsaSupported(isa)) continue;
+  for (const cpu::Isa isa : SupportedIsas()) {
     for (const auto& [first, size] : std::vector<std::pair<int64_t, int64_t>>{
              {0, kRows}, {0, 1}, {7, 1}, {3, 5}, {9, 16}, {1, 33}}) {
       for (cpu::ThreadPool* pool : {&one, &two, &three}) {
@@ -135,7 +134,7 @@ TEST_P(HalfPanelTest, GiveTheBitsOfF32PanelsWithTheSameValues) {
                     {x.data() + first * k, k, size, w16.data(), layout, got.data(), m, type});
         EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
             << size << " rows at " << first << " on " << pool->num_threads()
-            << " threads, against f32 panels on " << (isa == cpu::Isa::kAvx2 ? "avx2" : "avx512");
+            << " threads, against f32 panels on " << cpu::IsaName(isa);
       }
     }
   }

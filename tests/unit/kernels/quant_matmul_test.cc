@@ -165,11 +165,12 @@ std::pair<std::vector<uint8_t>, Packed> RandomWeight(DType dtype, int64_t m, int
   return {std::move(blocks), std::move(packed)};
 }
 
-// Rows [first, first + rows) of x through cpu::MatMul, x and y each with rows wider than
-// their values (the strides the kernels must honour), y's margin filled in advance and
+// Rows [first, first + rows) of x through cpu::MatMul on `isa`, x and y each with rows wider
+// than their values (the strides the kernels must honour), y's margin filled in advance and
 // checked untouched.
 std::vector<float> Product(cpu::ThreadPool& pool, DType dtype, const Packed& w,
-                           const std::vector<float>& x, int64_t first, int64_t rows) {
+                           const std::vector<float>& x, int64_t first, int64_t rows,
+                           cpu::Isa isa = cpu::BestIsa()) {
   constexpr int64_t kPad = 3;
   constexpr float kMargin = 5.0F;
   const int64_t m = w.layout.rows;
@@ -179,8 +180,10 @@ std::vector<float> Product(cpu::ThreadPool& pool, DType dtype, const Packed& w,
     std::copy_n(&x[(first + i) * k], k, &x_wide[i * (k + kPad)]);
   }
   std::vector<float> y_wide(static_cast<size_t>(rows * (m + kPad)), kMargin);
-  cpu::MatMul(pool, {x_wide.data(), k + kPad, rows, w.quants.data(), w.layout, y_wide.data(),
-                     m + kPad, PanelTypeOf(dtype), w.params.data()});
+  cpu::MatMul(pool,
+              {x_wide.data(), k + kPad, rows, w.quants.data(), w.layout, y_wide.data(), m + kPad,
+               PanelTypeOf(dtype), w.params.data()},
+              isa);
   std::vector<float> y(static_cast<size_t>(rows * m));
   for (int64_t i = 0; i < rows; ++i) {
     std::copy_n(&y_wide[i * (m + kPad)], m, &y[i * m]);
@@ -221,9 +224,12 @@ TEST_P(QuantMatMulTest, GivesTheBitsOfTheArithmeticAloneAndInEveryBatch) {
   for (const auto& [first, size] : std::vector<std::pair<int64_t, int64_t>>{
            {0, kRows}, {0, 1}, {7, 1}, {3, 2}, {3, 3}, {3, 4}, {3, 5}, {9, 16}, {1, 33}}) {
     for (cpu::ThreadPool* pool : {&one, &two, &three}) {
-      const std::vector<float> got = Product(*pool, dtype, w, x, first, size);
-      EXPECT_EQ(std::memcmp(got.data(), want.data() + first * m, got.size() * sizeof(float)), 0)
-          << size << " rows at " << first << " on " << pool->num_threads() << " threads";
+      for (const cpu::Isa isa : SupportedIsas()) {
+        const std::vector<float> got = Product(*pool, dtype, w, x, first, size, isa);
+        EXPECT_EQ(std::memcmp(got.data(), want.data() + first * m, got.size() * sizeof(float)), 0)
+            << size << " rows at " << first << " on " << pool->num_threads() << " threads, "
+            << cpu::IsaName(isa);
+      }
     }
   }
 }
@@ -241,19 +247,25 @@ INSTANTIATE_TEST_SUITE_P(Shapes, QuantMatMulTest,
                          });
 
 // A batch of more rows than one slab (MatMulQuantized quantizes and multiplies 1024 rows at a
-// time): every row keeps the bits of the arithmetic, the slab edges included.
+// time): every row keeps the bits of the arithmetic, the slab edges included. The full slabs
+// are too big to stream (quant_matmul_panels.inc) and block k, with a partial last k block;
+// the last slab streams.
 TEST(QuantMatMulSlabsTest, RowsPastASlabKeepTheirBits) {
-  constexpr int64_t kM = 40, kK = 64, kRows = 2100;
+  constexpr int64_t kM = 40;
+  constexpr int64_t kK = 288;
+  constexpr int64_t kRows = 2100;
   for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
     std::mt19937_64 rng(2100);
     const auto [blocks, w] = RandomWeight(dtype, kM, kK, rng);
     const std::vector<float> x = RandomFloats(rng, kRows * kK);
     const std::vector<float> want = ModelProduct(dtype, blocks, kM, kK, x, kRows);
     cpu::ThreadPool two(2);
-    const std::vector<float> got = Product(two, dtype, w, x, 0, kRows);
-    for (int64_t i = 0; i < kRows; ++i) {
-      ASSERT_EQ(std::memcmp(&got[i * kM], &want[i * kM], kM * sizeof(float)), 0)
-          << DTypeName(dtype) << " row " << i;
+    for (const cpu::Isa isa : SupportedIsas()) {
+      const std::vector<float> got = Product(two, dtype, w, x, 0, kRows, isa);
+      for (int64_t i = 0; i < kRows; ++i) {
+        ASSERT_EQ(std::memcmp(&got[i * kM], &want[i * kM], kM * sizeof(float)), 0)
+            << DTypeName(dtype) << " row " << i << ", " << cpu::IsaName(isa);
+      }
     }
   }
 }
@@ -274,31 +286,34 @@ TEST(QuantMatMulSpecialBlocksTest, ZeroTinyAndNonFiniteBlocks) {
     x[3 * k + 100] = -std::numeric_limits<float>::infinity();
     x[4 * k + 127] = std::numeric_limits<float>::quiet_NaN();
     cpu::ThreadPool two(2);
-    const std::vector<float> got = Product(two, dtype, w, x, 0, 6);
     const std::vector<float> want = ModelProduct(dtype, blocks, m, k, x, 6);
-    for (int64_t i = 0; i < 6; ++i) {
-      for (int64_t j = 0; j < m; ++j) {
-        const float g = got[i * m + j];
-        if (i >= 2 && i <= 4) {
-          EXPECT_TRUE(std::isnan(g))
-              << DTypeName(dtype) << " row " << i << " col " << j << ": " << g;
-        } else {
-          EXPECT_EQ(g, want[i * m + j]) << DTypeName(dtype) << " row " << i << " col " << j;
-          EXPECT_TRUE(std::isfinite(g));
+    for (const cpu::Isa isa : SupportedIsas()) {
+      const std::vector<float> got = Product(two, dtype, w, x, 0, 6, isa);
+      for (int64_t i = 0; i < 6; ++i) {
+        for (int64_t j = 0; j < m; ++j) {
+          const float g = got[i * m + j];
+          if (i >= 2 && i <= 4) {
+            EXPECT_TRUE(std::isnan(g)) << DTypeName(dtype) << " row " << i << " col " << j << ", "
+                                       << cpu::IsaName(isa) << ": " << g;
+          } else {
+            EXPECT_EQ(g, want[i * m + j])
+                << DTypeName(dtype) << " row " << i << " col " << j << ", " << cpu::IsaName(isa);
+            EXPECT_TRUE(std::isfinite(g));
+          }
         }
       }
+      // Dropping the zero and tiny blocks changes nothing.
+      std::vector<float> without = x;
+      std::fill_n(&without[1 * k + 64], 32, 0.0F);
+      const std::vector<float> again = Product(two, dtype, w, without, 0, 2, isa);
+      EXPECT_EQ(std::memcmp(again.data(), got.data(), again.size() * sizeof(float)), 0);
     }
-    // Dropping the zero and tiny blocks changes nothing.
-    std::vector<float> without = x;
-    std::fill_n(&without[1 * k + 64], 32, 0.0F);
-    const std::vector<float> again = Product(two, dtype, w, without, 0, 2);
-    EXPECT_EQ(std::memcmp(again.data(), got.data(), again.size() * sizeof(float)), 0);
   }
 }
 
 // The integer sums at their extremes: every quant at the end of its range against every
-// activation at +-127 (a block of equal magnitudes), where a wider int16 accumulation or a
-// lost sign would saturate or wrap.
+// activation at +-127 (a block of equal magnitudes), where a wider int16 accumulation, a
+// lost sign or a wrong bias (VNNI's Q8_0 path multiplies x + 128) would saturate or wrap.
 TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
   const int64_t m = 16;
   const int64_t k = 64;
@@ -319,10 +334,13 @@ TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
       const Packed w = Pack(dtype, blocks, m, k);
       for (const float sign : {1.0F, -1.0F}) {
         const std::vector<float> x(static_cast<size_t>(2 * k), sign * 0.75F);
-        const std::vector<float> got = Product(two, dtype, w, x, 0, 2);
         const std::vector<float> want = ModelProduct(dtype, blocks, m, k, x, 2);
-        EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
-            << DTypeName(dtype) << " quants " << quant << " against x " << sign * 0.75F;
+        for (const cpu::Isa isa : SupportedIsas()) {
+          const std::vector<float> got = Product(two, dtype, w, x, 0, 2, isa);
+          EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+              << DTypeName(dtype) << " quants " << quant << " against x " << sign * 0.75F << ", "
+              << cpu::IsaName(isa);
+        }
       }
     }
   }

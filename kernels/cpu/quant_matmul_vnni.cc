@@ -1,0 +1,104 @@
+// The quantized products on AVX-512 VNNI: one vpdpbusd adds four byte products per 32-bit
+// lane, so a zmm accumulator covers a panel's 16 features and each group of 4 k rows costs
+// one instruction per row of x, where AVX2 spends two to four per 8 features.
+#include "kernels/cpu/quant_matmul_vnni.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/cpu_matmul.h"
+#include "kernels/cpu/quant_matmul.h"
+
+namespace ringserve::kernels::cpu {
+
+RS_BEGIN_AVX512_VNNI
+// GCC 12 reports the pass-through operand of its own AVX-512 intrinsics (cvtepi32_ps,
+// set1) as maybe-uninitialized (a known false positive).
+#if !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace {
+
+struct Vnni {
+  static constexpr int kLanes = 16;
+  // 8 accumulators of the 32 zmm registers; more rows a weight load would leave the decode
+  // path (which streams panels whole up to this many rows) for the k-blocked one sooner.
+  static constexpr int kMaxRowTile = 8;
+  using Acc = __m512i;
+  using F = __m512;
+
+  template <bool kQ4>
+  struct Block;
+
+  static Acc ZeroAcc() { return _mm512_setzero_si512(); }
+  static F Zero() { return _mm512_setzero_ps(); }
+  static F Set1(float v) { return _mm512_set1_ps(v); }
+  static F Load(const float* p) { return _mm512_loadu_ps(p); }
+  static void Store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+};
+
+// kQ4Affine: the unsigned nibbles times x's signed quants. The group's 32 bytes hold
+// features 0-7 in their low nibbles and 8-15 in their high ones: side by side in one zmm,
+// lane j is feature j.
+template <>
+struct Vnni::Block<true> {
+  __m512i w;
+  void Load(const uint8_t* group) {
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group));
+    const __m512i both =
+        _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1);
+    w = _mm512_and_si512(both, _mm512_set1_epi8(0x0F));
+  }
+  void Multiply(__m512i (&acc)[1], int32_t four) const {
+    acc[0] = _mm512_dpbusd_epi32(acc[0], w, _mm512_set1_epi32(four));
+  }
+  static __m512 Sums(const __m512i (&acc)[1], int /*h*/) { return _mm512_cvtepi32_ps(acc[0]); }
+};
+
+// Q8_0: both sides are signed, and vpdpbusd wants one unsigned. x + 128 is (flipping each
+// quant's top bit), so each row multiplies that by w and the block subtracts 128 * sum(w),
+// which one more vpdpbusd a group gathers for every row at once. The integers are exact:
+// |sum (x + 128) w| <= 32 * 255 * 128.
+template <>
+struct Vnni::Block<false> {
+  // (A constructor, not member initializers: the target attribute reaches only functions
+  // written out.)
+  Block() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
+  __m512i w;
+  __m512i bias;  // 128 * the sum of the block's quants so far
+  void Load(const uint8_t* group) {
+    w = _mm512_loadu_si512(group);
+    bias = _mm512_dpbusd_epi32(bias, _mm512_set1_epi8(static_cast<char>(0x80)), w);
+  }
+  void Multiply(__m512i (&acc)[1], int32_t four) const {
+    const auto biased = static_cast<int32_t>(static_cast<uint32_t>(four) ^ 0x80808080U);
+    acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_set1_epi32(biased), w);
+  }
+  __m512 Sums(const __m512i (&acc)[1], int /*h*/) const {
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], bias));
+  }
+};
+
+#include "kernels/cpu/quant_matmul_panels.inc"
+
+}  // namespace
+
+void MatMulQuantizedPanelsVnni(const MatMulArgs& args, const QuantizedRows& x, int64_t p0,
+                               int64_t p1) {
+  MatMulQuantizedPanels<Vnni>(args, x, p0, p1);
+}
+
+#if !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+RS_END_AVX512
+
+}  // namespace ringserve::kernels::cpu

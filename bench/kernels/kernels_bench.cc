@@ -1,7 +1,9 @@
 // CPU kernel benchmarks at the shapes of a 110M Llama (dim 768, hidden 2048, vocab 32000,
 // 12 heads of 64): MatMul at decode (n = 1, reported as GB/s of weights streamed) and
 // prefill (n = 512, GFLOP/s) beside cblas_sgemm on the same shapes and the machine's
-// threaded read bandwidth; paged attention decode at 1k and 4k contexts.
+// threaded read bandwidth; a whole decode step's matrices in each weight type, and its
+// quantized products on AVX2 beside the best ISA; paged attention decode at 1k and 4k
+// contexts.
 //
 // Weights are cold: each iteration uses the next of several copies that together exceed
 // the last-level cache, as in a real decode step that streams the whole model.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/simd.h"
@@ -114,7 +115,8 @@ void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s) {
 }  // namespace
 
 int64_t TileScratchFloats(int head_dim, int64_t max_context) {
-  return (head_dim + (max_context + 7) / 8 * 8 + 1) * int64_t{kMaxTileLanes};
+  return (head_dim + (max_context + 7) / 8 * 8 + 1) * int64_t{kMaxTileLanes} +
+         int64_t{kMaxScoreKeys} * head_dim;
 }
 
 void AttendTileAvx2(const AttentionTile& tile, float* scratch) {

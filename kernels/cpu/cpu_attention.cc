@@ -281,9 +281,7 @@ void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
   RS_CHECK(CpuKvDtypeSupported(kv.dtype) && shape.num_q_heads % shape.num_kv_heads == 0);
   RS_CHECK(IsaSupported(options.isa));
   const AttentionCall call{qkv, shape, batch, kv, out, shape.num_q_heads / shape.num_kv_heads};
-  AttentionOptions run = options;
-  if (kv.dtype != DType::kF32) run.isa = Isa::kAvx2;  // the AVX-512 tiles read f32 only
-  std::vector<WorkItem> items = PlanWork(call, run, pool.num_threads());
+  std::vector<WorkItem> items = PlanWork(call, options, pool.num_threads());
   if (items.empty()) return;
   // Causal prefill work grows with position, so contiguous chunks would leave a thread idle.
   const int workers = static_cast<int>(std::min<size_t>(pool.num_threads(), items.size()));
@@ -296,7 +294,7 @@ void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
         if (items[i].count == 0) {
           RunRow(call, items[i], scratch);
         } else {
-          RunTile(call, items[i], run.isa, scratch, key_offsets);
+          RunTile(call, items[i], options.isa, scratch, key_offsets);
         }
       }
     }

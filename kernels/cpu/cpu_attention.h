@@ -17,8 +17,7 @@
 //   out[d] = fma(p_j, v_j[d], out[d]) for j = 0..n-1 in order from +0; out[d] *= inv.
 // So a query's result depends on nothing but its q and its keys, whichever path, tile
 // shape, ISA or batch computed it. A 16-bit cache (f16 or bf16, KvLayerView::dtype) is
-// widened to f32 exactly as it is loaded, so the same holds for it; its tiles run on AVX2
-// on every machine (the AVX-512 tiles read f32 caches only).
+// widened to f32 exactly as it is loaded, so the same holds for it, on either ISA.
 #ifndef RINGSERVE_KERNELS_CPU_CPU_ATTENTION_H_
 #define RINGSERVE_KERNELS_CPU_CPU_ATTENTION_H_
 
@@ -65,6 +64,8 @@ void AttendRow(const AttentionRow& row, const AttentionShape& shape, const KvLay
                std::vector<float>& scratch);
 
 inline constexpr int kMaxTileLanes = 16;
+// The most keys a tile scores at once (its ISA's kScoreKeys).
+inline constexpr int kMaxScoreKeys = 4;
 
 // One tile: up to the ISA's vector width of query vectors that share a kv head's keys.
 struct AttentionTile {
@@ -74,7 +75,7 @@ struct AttentionTile {
   int32_t context[kMaxTileLanes] = {};   // lane i attends to keys 0..context[i]-1 (>= 1)
   const void* k = nullptr;               // the kv head's K in the first key's row ...
   const void* v = nullptr;               // ... and its V, elements of kv_dtype
-  DType kv_dtype = DType::kF32;          // f32, or f16 / bf16 (AVX2 tiles only)
+  DType kv_dtype = DType::kF32;          // f32, f16 or bf16
   const int64_t* key_offsets = nullptr;  // key j's row starts at k + key_offsets[j] elements
   int head_dim = 0;
   float scale = 0;

@@ -298,10 +298,14 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
       }
       return run([&](int64_t p0, int64_t p1) { MatMulPanels<float>(args, p0, p1); });
     case PanelType::kBF16:
-      RS_CHECK(!args.layout.transposed);
-      return run([&](int64_t p0, int64_t p1) { MatMulPanels<Bf16>(args, p0, p1); });
     case PanelType::kF16:
       RS_CHECK(!args.layout.transposed);
+      if (HasAvx512(isa)) {
+        return run([&](int64_t p0, int64_t p1) { MatMulPanelsAvx512(args, p0, p1); });
+      }
+      if (args.w_type == PanelType::kBF16) {
+        return run([&](int64_t p0, int64_t p1) { MatMulPanels<Bf16>(args, p0, p1); });
+      }
       return run([&](int64_t p0, int64_t p1) { MatMulPanels<F16>(args, p0, p1); });
     case PanelType::kQ8_0:
     case PanelType::kQ4Affine:

@@ -14,8 +14,8 @@
 //
 // Element types. Packed panels hold f32, or what a checkpoint stores: bf16 or f16 values,
 // which become f32 exactly as they are loaded, so the same values in f32 panels give the same
-// bits from half the bytes (these run on the AVX2 kernels on every CPU; the AVX-512 kernels
-// take f32 only); or Q8_0's int8 quants with each 32-value block's scale, or kQ4Affine's
+// bits from half the bytes, on either ISA's kernels; or Q8_0's int8 quants with each
+// 32-value block's scale, or kQ4Affine's
 // 4-bit quants with each block's scale and offset, which quant_matmul.h multiplies as
 // integers against activations quantized to int8 (its own arithmetic, described there).
 //

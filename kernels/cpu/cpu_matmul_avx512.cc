@@ -6,12 +6,20 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/check.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_matmul.h"
+#include "kernels/cpu/simd.h"
 
 namespace ringserve::kernels::cpu {
 
 RS_BEGIN_AVX512
+// GCC 12 reports the pass-through operand of its own cvtph_ps and cvtepu16_epi32
+// intrinsics as maybe-uninitialized (a known false positive).
+#if !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace {
 
@@ -49,22 +57,39 @@ enum class Mode { kStream, kAhead, kBlocked };
 
 int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 
+// A panel row of 16 weights as f32 (16-bit panels widened exactly, as simd.h's Load8), or
+// its first lanes under `mask` (the rest zero, reading nothing past them).
+__m512 LoadPanelRow(const float* p) { return _mm512_loadu_ps(p); }
+__m512 LoadPanelRow(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
+__m512 Widen(const F16* /*type*/, __m256i halves) { return _mm512_cvtph_ps(halves); }
+__m512 Widen(const Bf16* /*type*/, __m256i halves) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
+}
+template <class Half>
+__m512 LoadPanelRow(const Half* p) {
+  return Widen(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+template <class Half>
+__m512 LoadPanelRow(const Half* p, __mmask16 mask) {
+  return Widen(p, _mm256_maskz_loadu_epi16(mask, p));
+}
+
 // y[0..MR) x [NP panels] (+)= x[0..MR) x [k0, k0 + kc) * W block: one zmm accumulator per
 // (row, panel), so each output keeps its own in-order FMA chain over c, exactly as the AVX2
 // kernel's two ymm halves do. kTail: the single panel is the last, partial one; `mask`
 // covers its columns and no load or store touches the rest. kMode: see Mode; with kAhead,
 // every `pf_every` k steps one row of each of the NP panels at `pf` is prefetched, pf
 // advancing a row at a time.
-template <int MR, int NP, bool kTail, Mode kMode>
-void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t panel_step,
-            int64_t kc, float* y, int64_t ldy, bool accumulate, __mmask16 mask,
-            const float* pf = nullptr, int64_t pf_every = 1) {
+template <class T, int MR, int NP, bool kTail, Mode kMode>
+void Kernel(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t panel_step, int64_t kc,
+            float* y, int64_t ldy, bool accumulate, __mmask16 mask, const T* pf = nullptr,
+            int64_t pf_every = 1) {
   static_assert(!kTail || NP == 1);
   constexpr bool kBlocked = kMode == Mode::kBlocked;
   const int64_t x_stride = kBlocked ? kKBlock : ldx;
   __m512 acc[MR][NP] = {};  // (all set below; the braces silence a GCC 12 false positive)
-  for (int i = 0; i < MR; ++i) {
-    for (int p = 0; p < NP; ++p) {
+  for (int64_t i = 0; i < MR; ++i) {
+    for (int64_t p = 0; p < NP; ++p) {
       const float* out = y + i * ldy + p * kPanelWidth;
       acc[i][p] = !accumulate ? _mm512_setzero_ps()
                   : kTail     ? _mm512_maskz_loadu_ps(mask, out)
@@ -75,28 +100,30 @@ void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t pa
   for (int64_t c = 0; c < kc; ++c) {
     if (kMode == Mode::kAhead) {
       if (phase == 0) {
-        for (int p = 0; p < NP; ++p)
+        for (int p = 0; p < NP; ++p) {
           _mm_prefetch(reinterpret_cast<const char*>(pf + p * panel_step), _MM_HINT_T1);
+        }
         pf += ldw;
       }
       if (++phase == pf_every) phase = 0;
     }
     __m512 wv[NP];
     for (int p = 0; p < NP; ++p) {
-      const float* src = w + p * panel_step + c * ldw;
+      const T* src = w + p * panel_step + c * ldw;
       // Past the block this touches the panel's next rows or the next panel; a prefetch of
       // an address past the weight cannot fault.
-      if (kBlocked)
+      if (kBlocked) {
         _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetchRows * ldw), _MM_HINT_T0);
-      wv[p] = kTail ? _mm512_maskz_loadu_ps(mask, src) : _mm512_loadu_ps(src);
+      }
+      wv[p] = kTail ? LoadPanelRow(src, mask) : LoadPanelRow(src);
     }
     for (int i = 0; i < MR; ++i) {
       const __m512 xb = _mm512_set1_ps(x[i * x_stride + c]);
       for (int p = 0; p < NP; ++p) acc[i][p] = _mm512_fmadd_ps(xb, wv[p], acc[i][p]);
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    for (int p = 0; p < NP; ++p) {
+  for (int64_t i = 0; i < MR; ++i) {
+    for (int64_t p = 0; p < NP; ++p) {
       float* out = y + i * ldy + p * kPanelWidth;
       if (kTail) {
         _mm512_mask_storeu_ps(out, mask, acc[i][p]);
@@ -111,7 +138,7 @@ void Kernel(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t pa
 // full panels last. With kAhead, [p0, p1) is one full group, the row tile is number
 // `ahead_tile` of `num_tiles` and prefetches its slice of the next group's rows
 // (StreamPanels).
-template <int MR, int NP, Mode kMode>
+template <class T, int MR, int NP, Mode kMode>
 void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_t p0, int64_t p1,
                  int64_t ahead_tile = 0, int64_t num_tiles = 1) {
   constexpr bool kBlocked = kMode == Mode::kBlocked;
@@ -124,67 +151,69 @@ void SweepPanels(const MatMulArgs& a, int64_t i0, int64_t k0, int64_t kc, int64_
     x = tile;
   }
   float* y = a.y + i0 * a.ldy;
-  const auto* wf = static_cast<const float*>(a.w);  // f32 panels only (cpu_matmul.h)
-  const int64_t step = l.base(1);                   // distance between adjacent full panels
+  const auto* wf = static_cast<const T*>(a.w);
+  const int64_t step = l.base(1);  // distance between adjacent full panels
   const bool accumulate = k0 > 0;
   const int64_t last_width = l.width(p1 - 1);
   const int64_t full_end = last_width < kPanelWidth ? p1 - 1 : p1;
   int64_t p = p0;
   for (; p + NP <= full_end; p += NP) {
-    const float* w = wf + l.base(p) + k0 * l.ldw(p);
+    const T* w = wf + l.base(p) + k0 * l.ldw(p);
     const int64_t slice = (kc + num_tiles - 1) / num_tiles;  // rows each tile prefetches
-    Kernel<MR, NP, false, kMode>(x, a.ldx, w, l.ldw(p), step, kc, y + p * kPanelWidth, a.ldy,
-                                 accumulate, 0xFFFF, w + NP * step + ahead_tile * slice * l.ldw(p),
-                                 num_tiles);
+    Kernel<T, MR, NP, false, kMode>(x, a.ldx, w, l.ldw(p), step, kc, y + p * kPanelWidth, a.ldy,
+                                    accumulate, 0xFFFF,
+                                    w + NP * step + ahead_tile * slice * l.ldw(p), num_tiles);
   }
   for (; p < full_end; ++p) {
-    Kernel<MR, 1, false, kRest>(x, a.ldx, wf + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
-                                y + p * kPanelWidth, a.ldy, accumulate, 0xFFFF);
+    Kernel<T, MR, 1, false, kRest>(x, a.ldx, wf + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
+                                   y + p * kPanelWidth, a.ldy, accumulate, 0xFFFF);
   }
   if (full_end < p1) {
     const auto mask = static_cast<__mmask16>((1U << last_width) - 1);
-    Kernel<MR, 1, true, kRest>(x, a.ldx, wf + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
-                               y + p * kPanelWidth, a.ldy, accumulate, mask);
+    Kernel<T, MR, 1, true, kRest>(x, a.ldx, wf + l.base(p) + k0 * l.ldw(p), l.ldw(p), step, kc,
+                                  y + p * kPanelWidth, a.ldy, accumulate, mask);
   }
 }
 
 // k-blocked register tiles per row count: MR x NP accumulators plus NP W vectors in the 32
 // zmm registers (a short last tile gets more panels).
+template <class T>
 void BlockedTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, int64_t p0,
                  int64_t p1) {
   constexpr Mode kP = Mode::kBlocked;
   switch (mr) {
     case 1:
-      return SweepPanels<1, 4, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 1, 4, kP>(a, i0, k0, kc, p0, p1);
     case 2:
-      return SweepPanels<2, 4, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 2, 4, kP>(a, i0, k0, kc, p0, p1);
     case 3:
-      return SweepPanels<3, 4, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 3, 4, kP>(a, i0, k0, kc, p0, p1);
     case 4:
-      return SweepPanels<4, 4, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 4, 4, kP>(a, i0, k0, kc, p0, p1);
     case 5:
-      return SweepPanels<5, 4, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 5, 4, kP>(a, i0, k0, kc, p0, p1);
     case 6:
-      return SweepPanels<6, 3, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 6, 3, kP>(a, i0, k0, kc, p0, p1);
     case 7:
-      return SweepPanels<7, 3, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 7, 3, kP>(a, i0, k0, kc, p0, p1);
     case 8:
-      return SweepPanels<8, 3, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 8, 3, kP>(a, i0, k0, kc, p0, p1);
     case 9:
-      return SweepPanels<9, 2, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 9, 2, kP>(a, i0, k0, kc, p0, p1);
     case 10:
-      return SweepPanels<10, 2, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 10, 2, kP>(a, i0, k0, kc, p0, p1);
     case 11:
-      return SweepPanels<11, 2, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 11, 2, kP>(a, i0, k0, kc, p0, p1);
     case 12:
-      return SweepPanels<12, 2, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 12, 2, kP>(a, i0, k0, kc, p0, p1);
     case 13:
-      return SweepPanels<13, 2, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 13, 2, kP>(a, i0, k0, kc, p0, p1);
     default:
-      return SweepPanels<14, 2, kP>(a, i0, k0, kc, p0, p1);
+      return SweepPanels<T, 14, 2, kP>(a, i0, k0, kc, p0, p1);
   }
 }
 
+template <class T>
 void BlockedPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
   const int64_t k = a.layout.cols;
   for (int64_t k0 = 0; k0 < k; k0 += kKBlock) {
@@ -192,7 +221,7 @@ void BlockedPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
     for (int64_t g0 = p0; g0 < p1; g0 += kPanelGroup) {
       const int64_t g1 = Min(p1, g0 + kPanelGroup);
       for (int64_t i0 = 0; i0 < a.n; i0 += kRowTile) {
-        BlockedTile(a, i0, Min(kRowTile, a.n - i0), k0, kc, g0, g1);
+        BlockedTile<T>(a, i0, Min(kRowTile, a.n - i0), k0, kc, g0, g1);
       }
     }
   }
@@ -200,28 +229,28 @@ void BlockedPanels(const MatMulArgs& a, int64_t p0, int64_t p1) {
 
 // One stream row tile of mr rows (NP = 4 takes 1..5 rows, NP = 3 takes 5..8) over panels
 // [p0, p1), whole k.
-template <int NP, Mode kMode>
+template <class T, int NP, Mode kMode>
 void StreamTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t p0, int64_t p1, int64_t t,
                 int64_t nt) {
   constexpr int kMaxRows = NP == 4 ? 5 : 8;  // larger tiles would spill accumulators
   const int64_t k = a.layout.cols;
   switch (mr) {
     case 1:
-      return SweepPanels<1, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
+      return SweepPanels<T, 1, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
     case 2:
-      return SweepPanels<2, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
+      return SweepPanels<T, 2, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
     case 3:
-      return SweepPanels<3, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
+      return SweepPanels<T, 3, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
     case 4:
-      return SweepPanels<4, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
+      return SweepPanels<T, 4, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
     case 5:
-      return SweepPanels<5, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
+      return SweepPanels<T, 5, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
     case 6:
-      return SweepPanels<std::min(6, kMaxRows), NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
+      return SweepPanels<T, std::min(6, kMaxRows), NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
     case 7:
-      return SweepPanels<std::min(7, kMaxRows), NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
+      return SweepPanels<T, std::min(7, kMaxRows), NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
     default:
-      return SweepPanels<kMaxRows, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
+      return SweepPanels<T, kMaxRows, NP, kMode>(a, i0, 0, k, p0, p1, t, nt);
   }
 }
 
@@ -231,36 +260,54 @@ void StreamTile(const MatMulArgs& a, int64_t i0, int64_t mr, int64_t p0, int64_t
 // into L2, NP lines every T k steps. Memory thus streams at an even rate under all the FMAs:
 // measured on the 110M decode step at n = 16, letting the first tile alone prefetch left it waiting
 // on memory while the second ran from L2 with the memory idle.
-template <int NP>
+template <class T, int NP>
 void StreamPanels(const MatMulArgs& a, int64_t p0, int64_t p1, int64_t num_tiles) {
-  const int64_t rows = a.n / num_tiles, extra = a.n % num_tiles;
+  const int64_t rows = a.n / num_tiles;
+  const int64_t extra = a.n % num_tiles;
   for (int64_t g0 = p0; g0 < p1; g0 += NP) {
     const int64_t g1 = Min(p1, g0 + NP);
     int64_t i0 = 0;
     for (int64_t t = 0; t < num_tiles; ++t) {
       const int64_t mr = rows + (t < extra ? 1 : 0);
       if (g1 < p1 && a.n >= kMinAheadRows) {
-        StreamTile<NP, Mode::kAhead>(a, i0, mr, g0, g1, t, num_tiles);
+        StreamTile<T, NP, Mode::kAhead>(a, i0, mr, g0, g1, t, num_tiles);
       } else {
-        StreamTile<NP, Mode::kStream>(a, i0, mr, g0, g1, t, num_tiles);
+        StreamTile<T, NP, Mode::kStream>(a, i0, mr, g0, g1, t, num_tiles);
       }
       i0 += mr;
     }
   }
 }
 
-}  // namespace
-
-void MatMulPanelsAvx512(const MatMulArgs& a, int64_t p0, int64_t p1) {
+template <class T>
+void MatMulPanelsOf(const MatMulArgs& a, int64_t p0, int64_t p1) {
   if (a.n * a.layout.cols * static_cast<int64_t>(sizeof(float)) > kMaxStreamXBytes) {
-    return BlockedPanels(a, p0, p1);
+    return BlockedPanels<T>(a, p0, p1);
   }
   const int64_t num_tiles = (a.n + kStreamRowTile - 1) / kStreamRowTile;
   // Tiles differ by at most one row, so four panels fit (<= 5 rows) for all or for none.
-  if ((a.n + num_tiles - 1) / num_tiles <= 5) return StreamPanels<4>(a, p0, p1, num_tiles);
-  return StreamPanels<3>(a, p0, p1, num_tiles);
+  if ((a.n + num_tiles - 1) / num_tiles <= 5) return StreamPanels<T, 4>(a, p0, p1, num_tiles);
+  return StreamPanels<T, 3>(a, p0, p1, num_tiles);
 }
 
+}  // namespace
+
+void MatMulPanelsAvx512(const MatMulArgs& a, int64_t p0, int64_t p1) {
+  switch (a.w_type) {
+    case PanelType::kF32:
+      return MatMulPanelsOf<float>(a, p0, p1);
+    case PanelType::kBF16:
+      return MatMulPanelsOf<Bf16>(a, p0, p1);
+    case PanelType::kF16:
+      return MatMulPanelsOf<F16>(a, p0, p1);
+    default:
+      RS_CHECK_MSG(false, "the AVX-512 kernels take f32, bf16 or f16 panels");
+  }
+}
+
+#if !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 RS_END_AVX512
 
 }  // namespace ringserve::kernels::cpu

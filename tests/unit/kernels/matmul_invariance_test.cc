@@ -96,8 +96,8 @@ TEST(MatMulInvarianceTest, KBlockedRowsMatchStreamedRows) {
 }
 
 // Panels kept in a checkpoint's bf16 or f16 give the bits of f32 panels holding the same
-// values, on every ISA the f32 panels run on, alone and in batches, on any thread count: the
-// half type changes the bytes read, never the products.
+// values, on every ISA, alone and in batches, on any thread count: the half type changes
+// the bytes read, never the products.
 class HalfPanelTest : public ::testing::TestWithParam<std::tuple<Shape, cpu::PanelType>> {};
 
 TEST_P(HalfPanelTest, GiveTheBitsOfF32PanelsWithTheSameValues) {
@@ -130,11 +130,11 @@ TEST_P(HalfPanelTest, GiveTheBitsOfF32PanelsWithTheSameValues) {
         std::vector<float> want(static_cast<size_t>(size * m)), got(want.size());
         cpu::MatMul(*pool, {x.data() + first * k, k, size, w32.data(), layout, want.data(), m},
                     isa);
-        cpu::MatMul(*pool,
-                    {x.data() + first * k, k, size, w16.data(), layout, got.data(), m, type});
+        cpu::MatMul(*pool, {x.data() + first * k, k, size, w16.data(), layout, got.data(), m, type},
+                    isa);
         EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
-            << size << " rows at " << first << " on " << pool->num_threads()
-            << " threads, against f32 panels on " << cpu::IsaName(isa);
+            << size << " rows at " << first << " on " << pool->num_threads() << " threads, "
+            << cpu::IsaName(isa);
       }
     }
   }
@@ -150,6 +150,33 @@ INSTANTIATE_TEST_SUITE_P(
       return std::to_string(shape.m) + "x" + std::to_string(shape.k) +
              (std::get<1>(info.param) == cpu::PanelType::kBF16 ? "_bf16" : "_f16");
     });
+
+// The same on the AVX-512 path's k-blocked tiles, which only an x over 32 MiB reaches.
+TEST(HalfPanelKBlockedTest, GiveTheBitsOfF32PanelsWithTheSameValues) {
+  const int64_t m = 20, k = 2100, n = 4100;
+  std::mt19937_64 rng(6);
+  const std::vector<float> x = RandomFloats(rng, n * k);
+  const cpu::PanelLayout layout{false, m, k};
+  cpu::ThreadPool two(2);
+  for (const cpu::PanelType type : {cpu::PanelType::kBF16, cpu::PanelType::kF16}) {
+    std::vector<float> w_rows = RandomFloats(rng, m * k);
+    for (float& v : w_rows) {
+      v = type == cpu::PanelType::kBF16 ? BFloat16ToFloat(FloatToBFloat16(v))
+                                        : HalfToFloat(FloatToHalf(v));
+    }
+    std::vector<float> w32(static_cast<size_t>(m * k));
+    cpu::PackRows(layout, w_rows.data(), 0, m, w32.data());
+    std::vector<uint16_t> w16(static_cast<size_t>(m * k));
+    cpu::PackRows(layout, type, w_rows.data(), 0, m, w16.data());
+    for (const cpu::Isa isa : SupportedIsas()) {
+      std::vector<float> want(static_cast<size_t>(n * m)), got(want.size());
+      cpu::MatMul(two, {x.data(), k, n, w32.data(), layout, want.data(), m}, isa);
+      cpu::MatMul(two, {x.data(), k, n, w16.data(), layout, got.data(), m, type}, isa);
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+          << (type == cpu::PanelType::kBF16 ? "bf16" : "f16") << " on " << cpu::IsaName(isa);
+    }
+  }
+}
 
 // The 110M model's products (QKV, wo, gate/up, down, output head) and awkward sizes:
 // partial panels, k below a vector, k not a multiple of the prefill k block.

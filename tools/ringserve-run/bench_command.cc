@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kvcache/sizing.h"
 #include "tools/ringserve-run/bench.h"
 #include "tools/ringserve-run/commands.h"
@@ -209,6 +210,8 @@ absl::Status RunBench(int argc, char** argv) {
       {"kv_pool", KvPoolReport(*model, kv_free_bytes)},
       {"free_after_model_bytes", loaded.backend->FreeMemoryBytes()},
       {"runs", nlohmann::json::array()}};
+  if (flags.model.device == "cpu")
+    report["cpu_isa"] = kernels::cpu::IsaName(kernels::cpu::BestIsa());
   if (step_bench) RS_RETURN_IF_ERROR(RunStepBenches(*model, *loaded.backend, flags, report));
   if (!parallel.empty()) {
     RS_RETURN_IF_ERROR(RunGeneratorRuns(std::move(model), flags, parallel, report));

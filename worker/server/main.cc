@@ -16,6 +16,7 @@
 #include "common/metrics/metrics_server.h"
 #include "common/tcp_bind.h"
 #include "common/termination_signals.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/dtype.h"
 #include "tools/common/arg_parser.h"
 #include "tools/common/model_setup.h"
@@ -158,10 +159,15 @@ int Run(int argc, char** argv) {
       std::move(loaded->tokenizer), metrics->get());
   if (!server.ok()) return fail(server.status());
   starting.reset();  // from here a signal drains
-  std::printf("ringserve-worker %s listening on %s:%d (%d KV blocks of %d tokens, %s)\n",
+  // A CPU worker names the instruction set its kernels run on (RINGSERVE_CPU_ISA caps it).
+  const std::string isa =
+      flags.model.device == "cpu"
+          ? std::string(", ") + ringserve::kernels::cpu::IsaName(ringserve::kernels::cpu::BestIsa())
+          : std::string();
+  std::printf("ringserve-worker %s listening on %s:%d (%d KV blocks of %d tokens, %s%s)\n",
               flags.id.c_str(), flags.host.c_str(), (*server)->port(),
               (*server)->generator().num_kv_blocks(), flags.block_size,
-              std::string(ringserve::kernels::DTypeName(loaded->kv_dtype)).c_str());
+              std::string(ringserve::kernels::DTypeName(loaded->kv_dtype)).c_str(), isa.c_str());
   std::fflush(stdout);
 
   const std::string signal = ringserve::WaitForTerminationSignal();

@@ -2,6 +2,7 @@
 // fits runs, up to the last position; work beyond it is refused before the model runs, with
 // a message naming the limit (it used to fail inside the forward pass with a message about
 // KV blocks, and `logits` refused a sequence that filled the context exactly).
+#include <cstdlib>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -64,6 +65,26 @@ TEST(RunBenchFlagsTest, ASharedPrefixLongerThanThePromptIsRefused) {
                                  "--gen-tokens 2 --shared-prefix 17");
   EXPECT_EQ(over.exit_code, 2);
   EXPECT_THAT(over.err, HasSubstr("--shared-prefix must be in [0, --prompt-tokens]"));
+}
+
+// RINGSERVE_CPU_ISA caps the CPU kernels' instruction set for the process (the bench report
+// names the one in use); a name it does not know leaves the best one, with a line saying so.
+TEST(CpuIsaOverrideTest, TheEnvironmentCapsTheIsaTheReportNames) {
+  const std::string args = "--roofline=false --parallel 1 --prompt-tokens 8 --gen-tokens 2 --json";
+  ::setenv("RINGSERVE_CPU_ISA", "avx2", 1);
+  const ToolRun avx2 = RunOnTiny("bench", args);
+  ::setenv("RINGSERVE_CPU_ISA", "avx3", 1);
+  const ToolRun unknown = RunOnTiny("bench", args);
+  ::unsetenv("RINGSERVE_CPU_ISA");
+  const ToolRun best = RunOnTiny("bench", args);
+  ASSERT_EQ(avx2.exit_code, 0) << avx2.err;
+  EXPECT_EQ(nlohmann::json::parse(avx2.out)["cpu_isa"], "avx2");
+  ASSERT_EQ(best.exit_code, 0) << best.err;
+  ASSERT_EQ(unknown.exit_code, 0) << unknown.err;
+  EXPECT_EQ(nlohmann::json::parse(unknown.out)["cpu_isa"],
+            nlohmann::json::parse(best.out)["cpu_isa"]);
+  EXPECT_THAT(unknown.err,
+              HasSubstr("RINGSERVE_CPU_ISA=avx3: not one of avx2, avx512, avx512-vnni"));
 }
 
 // make-random writes a checkpoint in the dtype asked for that ringserve-run serves and

@@ -25,8 +25,10 @@ enum class Isa : uint8_t {
   kAvx512Vnni,
 };
 
-// Whether `isa` runs the AVX-512 kernels (each ISA above includes the ones before it).
+// Whether `isa` runs the AVX-512 kernels, or the VNNI ones (each ISA above includes the ones
+// before it).
 constexpr bool HasAvx512(Isa isa) { return isa >= Isa::kAvx512; }
+constexpr bool HasAvx512Vnni(Isa isa) { return isa >= Isa::kAvx512Vnni; }
 
 // Whether this CPU and OS can run `isa`. Cheap after the first call.
 bool IsaSupported(Isa isa);

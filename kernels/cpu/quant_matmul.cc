@@ -155,6 +155,7 @@ void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
   const PanelLayout& l = args.layout;
   RS_CHECK(!l.transposed && args.w_params != nullptr && l.cols % kQuantBlock == 0 &&
            (args.w_type == PanelType::kQ8_0 || args.w_type == PanelType::kQ4Affine));
+  RS_CHECK(IsaSupported(isa));
   // Reused across calls on this thread: no allocation once it has seen a full slab. (The
   // pool's threads read it through `x`: a lambda naming the thread_local itself would reach
   // each thread's own.)
@@ -172,7 +173,7 @@ void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
     pool.ParallelFor(
         l.num_panels(),
         [&](int64_t p0, int64_t p1) {
-          if (isa == Isa::kAvx512Vnni) {
+          if (HasAvx512Vnni(isa)) {
             MatMulQuantizedPanelsVnni(slab, x, p0, p1);
           } else {
             MatMulQuantizedPanels<Avx2>(slab, x, p0, p1);

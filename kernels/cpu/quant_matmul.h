@@ -29,6 +29,10 @@
 
 namespace ringserve::kernels::cpu {
 
+// A product whose quantized x (n * k bytes) is at most this streams each panel of W whole
+// through every row tile of x; a bigger one blocks k (quant_matmul_panels.inc says why).
+inline constexpr int64_t kQuantStreamXBytes = int64_t{256} << 10;
+
 // Rows of x quantized as above.
 struct QuantizedRows {
   int64_t k = 0;

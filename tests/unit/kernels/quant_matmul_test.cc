@@ -87,6 +87,10 @@ std::vector<float> ModelProduct(DType dtype, const std::vector<uint8_t>& w, int6
                                 const std::vector<float>& x, int64_t n) {
   const int64_t blocks = k / kBlock;
   const size_t block_bytes = DTypeBytes(dtype, kBlock);
+  std::vector<WeightBlock> weight_blocks(static_cast<size_t>(m * blocks));
+  for (size_t b = 0; b < weight_blocks.size(); ++b) {
+    weight_blocks[b] = ReadBlock(dtype, &w[b * block_bytes]);
+  }
   std::vector<float> y(static_cast<size_t>(n * m));
   for (int64_t i = 0; i < n; ++i) {
     std::vector<ActivationBlock> xq(static_cast<size_t>(blocks));
@@ -94,7 +98,7 @@ std::vector<float> ModelProduct(DType dtype, const std::vector<uint8_t>& w, int6
     for (int64_t j = 0; j < m; ++j) {
       float acc = 0;
       for (int64_t b = 0; b < blocks; ++b) {
-        const WeightBlock wb = ReadBlock(dtype, &w[(j * blocks + b) * block_bytes]);
+        const WeightBlock& wb = weight_blocks[static_cast<size_t>(j * blocks + b)];
         int dot = 0;
         for (int c = 0; c < kBlock; ++c) dot += wb.q[c] * xq[b].q[c];
         const float t = dtype == DType::kQ8_0 ? wb.d * static_cast<float>(dot)
@@ -221,8 +225,17 @@ TEST_P(QuantMatMulTest, GivesTheBitsOfTheArithmeticAloneAndInEveryBatch) {
   cpu::ThreadPool one(1);
   cpu::ThreadPool two(2);
   cpu::ThreadPool three(3);
-  for (const auto& [first, size] : std::vector<std::pair<int64_t, int64_t>>{
-           {0, kRows}, {0, 1}, {7, 1}, {3, 2}, {3, 3}, {3, 4}, {3, 5}, {9, 16}, {1, 33}}) {
+  for (const auto& [first, size] : std::vector<std::pair<int64_t, int64_t>>{{0, kRows},
+                                                                            {0, 1},
+                                                                            {7, 1},
+                                                                            {3, 2},
+                                                                            {3, 3},
+                                                                            {3, 4},
+                                                                            {3, 5},
+                                                                            {5, 6},
+                                                                            {2, 7},
+                                                                            {9, 16},
+                                                                            {1, 33}}) {
     for (cpu::ThreadPool* pool : {&one, &two, &three}) {
       for (const cpu::Isa isa : SupportedIsas()) {
         const std::vector<float> got = Product(*pool, dtype, w, x, first, size, isa);
@@ -265,6 +278,37 @@ TEST(QuantMatMulSlabsTest, RowsPastASlabKeepTheirBits) {
       for (int64_t i = 0; i < kRows; ++i) {
         ASSERT_EQ(std::memcmp(&got[i * kM], &want[i * kM], kM * sizeof(float)), 0)
             << DTypeName(dtype) << " row " << i << ", " << cpu::IsaName(isa);
+      }
+    }
+  }
+}
+
+// A batch whose quantized x is over kQuantStreamXBytes blocks k: more than one 32-panel
+// group, several full k blocks and a partial one, row tiles of every height, and thread
+// shares that split a group. Every row keeps the bits of the arithmetic on every ISA, and
+// so do the first rows alone, which stream.
+TEST(QuantMatMulKBlockedTest, RowsOfABigBatchKeepTheirBits) {
+  constexpr int64_t kM = 600;  // 38 panels
+  constexpr int64_t kK = 800;  // 3 blocks of 256 and 32 more
+  constexpr int64_t kRows = 399;
+  constexpr int64_t kStreamedRows = 300;
+  static_assert(kRows * kK > cpu::kQuantStreamXBytes &&
+                kStreamedRows * kK <= cpu::kQuantStreamXBytes);
+  cpu::ThreadPool one(1);
+  cpu::ThreadPool three(3);
+  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
+    std::mt19937_64 rng(399);
+    const auto [blocks, w] = RandomWeight(dtype, kM, kK, rng);
+    const std::vector<float> x = RandomFloats(rng, kRows * kK);
+    const std::vector<float> want = ModelProduct(dtype, blocks, kM, kK, x, kRows);
+    for (const cpu::Isa isa : SupportedIsas()) {
+      for (cpu::ThreadPool* pool : {&one, &three}) {
+        for (const int64_t rows : {kRows, kStreamedRows}) {
+          const std::vector<float> got = Product(*pool, dtype, w, x, 0, rows, isa);
+          EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+              << DTypeName(dtype) << ", " << rows << " rows on " << pool->num_threads()
+              << " threads, " << cpu::IsaName(isa);
+        }
       }
     }
   }

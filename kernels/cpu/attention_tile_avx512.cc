@@ -9,6 +9,7 @@
 #include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/simd.h"
+#include "kernels/cpu/simd_avx512.h"
 
 namespace ringserve::kernels::cpu {
 
@@ -40,23 +41,14 @@ struct Avx512 {
   static void Store(float* p, F v) { _mm512_storeu_ps(p, v); }
   static F LoadN(const float* p, int n) { return _mm512_maskz_loadu_ps(FirstLanes(n), p); }
   static void StoreN(float* p, int n, F v) { _mm512_mask_storeu_ps(p, FirstLanes(n), v); }
-  // Cache elements widened exactly (simd.h's Load8, sixteen at a time).
-  static F LoadKv(const float* p) { return Load(p); }
-  static F LoadKv(const F16* p) { return _mm512_cvtph_ps(LoadHalves(p)); }
-  static F LoadKv(const Bf16* p) { return WidenBf16(LoadHalves(p)); }
-  static F LoadKvN(const float* p, int n) { return LoadN(p, n); }
-  static F LoadKvN(const F16* p, int n) { return _mm512_cvtph_ps(LoadHalvesN(p, n)); }
-  static F LoadKvN(const Bf16* p, int n) { return WidenBf16(LoadHalvesN(p, n)); }
+  // Cache elements widened exactly (simd_avx512.h).
   template <class T>
-  static __m256i LoadHalves(const T* p) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  static F LoadKv(const T* p) {
+    return Load16(p);
   }
   template <class T>
-  static __m256i LoadHalvesN(const T* p, int n) {
-    return _mm256_maskz_loadu_epi16(FirstLanes(n), p);
-  }
-  static F WidenBf16(__m256i halves) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
+  static F LoadKvN(const T* p, int n) {
+    return Load16(p, FirstLanes(n));
   }
   static F Gather(const float* base, I idx, int n) {
     return _mm512_mask_i32gather_ps(Zero(), FirstLanes(n), idx, base, 4);

@@ -9,7 +9,7 @@
 #include "common/check.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_matmul.h"
-#include "kernels/cpu/simd.h"
+#include "kernels/cpu/simd_avx512.h"
 
 namespace ringserve::kernels::cpu {
 
@@ -57,23 +57,6 @@ enum class Mode { kStream, kAhead, kBlocked };
 
 int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// A panel row of 16 weights as f32 (16-bit panels widened exactly, as simd.h's Load8), or
-// its first lanes under `mask` (the rest zero, reading nothing past them).
-__m512 LoadPanelRow(const float* p) { return _mm512_loadu_ps(p); }
-__m512 LoadPanelRow(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
-__m512 Widen(const F16* /*type*/, __m256i halves) { return _mm512_cvtph_ps(halves); }
-__m512 Widen(const Bf16* /*type*/, __m256i halves) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
-}
-template <class Half>
-__m512 LoadPanelRow(const Half* p) {
-  return Widen(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-template <class Half>
-__m512 LoadPanelRow(const Half* p, __mmask16 mask) {
-  return Widen(p, _mm256_maskz_loadu_epi16(mask, p));
-}
-
 // y[0..MR) x [NP panels] (+)= x[0..MR) x [k0, k0 + kc) * W block: one zmm accumulator per
 // (row, panel), so each output keeps its own in-order FMA chain over c, exactly as the AVX2
 // kernel's two ymm halves do. kTail: the single panel is the last, partial one; `mask`
@@ -115,7 +98,7 @@ void Kernel(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t panel_
       if (kBlocked) {
         _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetchRows * ldw), _MM_HINT_T0);
       }
-      wv[p] = kTail ? LoadPanelRow(src, mask) : LoadPanelRow(src);
+      wv[p] = kTail ? Load16(src, mask) : Load16(src);
     }
     for (int i = 0; i < MR; ++i) {
       const __m512 xb = _mm512_set1_ps(x[i * x_stride + c]);

@@ -20,6 +20,8 @@ std::string_view DTypeName(DType dtype) {
       return "i32";
     case DType::kQ4Affine:
       return "q4_affine";
+    case DType::kQ5Affine:
+      return "q5_affine";
   }
   return "unknown";
 }
@@ -43,6 +45,8 @@ size_t DTypeBytes(DType dtype, size_t count) {
       return count / kQ8_0BlockValues * kQ8_0BlockBytes;
     case DType::kQ4Affine:
       return count / kQ4AffineBlockValues * kQ4AffineBlockBytes;
+    case DType::kQ5Affine:
+      return count / kQ5AffineBlockValues * kQ5AffineBlockBytes;
   }
   return 0;
 }
@@ -128,18 +132,20 @@ void ConvertToFloat(DType dtype, const void* src, size_t count, float* dst) {
       }
       return;
     }
-    case DType::kQ4Affine: {
+    case DType::kQ4Affine:
+    case DType::kQ5Affine: {
       RS_CHECK(count % kQ4AffineBlockValues == 0);
       const auto* p = static_cast<const uint8_t*>(src);
+      const size_t block_bytes = DTypeBytes(dtype, kQ4AffineBlockValues);
       for (size_t block = 0; block < count / kQ4AffineBlockValues; ++block) {
         float scale = 0;
         float offset = 0;
         std::memcpy(&scale, p, 4);
         std::memcpy(&offset, p + 4, 4);
         for (int i = 0; i < kQ4AffineBlockValues; ++i) {
-          *dst++ = std::fma(static_cast<float>(Q4AffineQuant(p + 8, i)), scale, offset);
+          *dst++ = std::fma(static_cast<float>(AffineQuant(dtype, p, i)), scale, offset);
         }
-        p += kQ4AffineBlockBytes;
+        p += block_bytes;
       }
       return;
     }

@@ -24,27 +24,46 @@ enum class DType : uint8_t {
   // zero may take the other sign: Q4_0's d * 0 is -0 for a negative d, fma(8, d, -8d) +0;
   // the same value in every sum.)
   kQ4Affine,
+  // 5-bit quants with the same affine map: kQ4Affine's block (d, m, the low 4 bits of each
+  // quant in its 16 nibble bytes) followed by 4 bytes, bit i of their little-endian uint32
+  // the fifth bit of value i. GGUF's Q5_0, Q5_1 and Q5_K take this form exactly, at 0.875
+  // bytes a value.
+  kQ5Affine,
 };
 
 inline constexpr int kQ8_0BlockValues = 32;
 inline constexpr int kQ8_0BlockBytes = 34;
 inline constexpr int kQ4AffineBlockValues = 32;
 inline constexpr int kQ4AffineBlockBytes = 24;
+inline constexpr int kQ5AffineBlockValues = 32;
+inline constexpr int kQ5AffineBlockBytes = 28;
 
-// Whether `dtype` stores values in 32-value blocks (Q8_0, kQ4Affine): a row of such a
-// matrix must be whole blocks.
-inline bool IsBlockDType(DType dtype) { return dtype == DType::kQ8_0 || dtype == DType::kQ4Affine; }
+// Whether `dtype` holds fma(q, d, m) blocks (kQ4Affine, kQ5Affine).
+inline bool IsAffineDType(DType dtype) {
+  return dtype == DType::kQ4Affine || dtype == DType::kQ5Affine;
+}
+// Whether `dtype` stores values in 32-value blocks (Q8_0 and the affine ones): a row of such
+// a matrix must be whole blocks.
+inline bool IsBlockDType(DType dtype) { return dtype == DType::kQ8_0 || IsAffineDType(dtype); }
 
 // The 4-bit quant of value i (< 32) of a kQ4Affine block's 16 quant bytes.
 inline int Q4AffineQuant(const uint8_t* quants, int i) {
   return i < 16 ? quants[i] & 0x0F : quants[i - 16] >> 4;
+}
+// The quant of value i (< 32) of an affine block of `dtype` (IsAffineDType) at `block`.
+inline int AffineQuant(DType dtype, const uint8_t* block, int i) {
+  const int low = Q4AffineQuant(block + 8, i);
+  if (dtype == DType::kQ4Affine) return low;
+  uint32_t high = 0;
+  std::memcpy(&high, block + 24, sizeof(high));
+  return low | static_cast<int>((high >> i) & 1U) << 4;
 }
 
 std::string_view DTypeName(DType dtype);
 // The float dtype (f32, f16 or bf16) DTypeName spells `name`; nullopt for anything else.
 std::optional<DType> FloatDTypeNamed(std::string_view name);
 
-// Bytes taken by `count` values of `dtype`. For kQ8_0 and kQ4Affine, `count` must be a
+// Bytes taken by `count` values of `dtype`. For the block dtypes, `count` must be a
 // multiple of 32.
 size_t DTypeBytes(DType dtype, size_t count);
 
@@ -59,8 +78,8 @@ inline float BFloat16ToFloat(uint16_t b) {
 }
 uint16_t FloatToBFloat16(float f);
 
-// Converts `count` values of `dtype` at `src` to float32. For kQ8_0 and kQ4Affine `count`
-// is a multiple of 32. Used by loaders for backends that compute in f32 and by tests.
+// Converts `count` values of `dtype` at `src` to float32. For the block dtypes `count` is a
+// multiple of 32. Used by loaders for backends that compute in f32 and by tests.
 void ConvertToFloat(DType dtype, const void* src, size_t count, float* dst);
 
 }  // namespace ringserve::kernels

@@ -112,8 +112,8 @@ void BM_MatMulBlasBackend(benchmark::State& state) { RunMatMul(state, true); }
 // f32) for a batch of n sequences: at n = 1 the figure to hold against BM_ReadBandwidth,
 // at larger n the weights still stream once per step while the FLOPs grow n-fold.
 // bits:16 uploads them as a bf16 checkpoint's (kept bf16: half the bytes, the same products),
-// bits:8 as Q8_0 blocks (1.125 bytes a value), bits:4 as kQ4Affine ones (0.75: a Q4_0,
-// Q4_1 or Q4_K file's).
+// bits:8 as Q8_0 blocks (1.125 bytes a value), bits:5 as kQ5Affine ones (0.875: a Q5_0,
+// Q5_1 or Q5_K file's), bits:4 as kQ4Affine ones (0.75: a Q4_0, Q4_1 or Q4_K file's).
 std::vector<uint8_t> Blocks(DType dtype, const std::vector<float>& values) {
   std::vector<uint8_t> out(DTypeBytes(dtype, values.size()));
   const bool q8 = dtype == DType::kQ8_0;
@@ -131,17 +131,26 @@ std::vector<uint8_t> Blocks(DType dtype, const std::vector<float>& values) {
       block += kQ8_0BlockBytes;
       continue;
     }
-    const float d = (*hi - *lo) / 15;
+    const bool five = dtype == DType::kQ5Affine;
+    const float d = (*hi - *lo) / (five ? 31 : 15);
     std::memcpy(block, &d, 4);
     std::memcpy(block + 4, &*lo, 4);
-    std::memset(block + 8, 0, 16);
+    std::memset(block + 8, 0, 20);
+    uint32_t high = 0;
     for (int i = 0; i < 32; ++i) {
       const auto q = static_cast<int>(d > 0 ? std::lround((v[i] - *lo) / d) : 0);
-      block[8 + i % 16] |= static_cast<uint8_t>(q << (i < 16 ? 0 : 4));
+      block[8 + i % 16] |= static_cast<uint8_t>((q & 0x0F) << (i < 16 ? 0 : 4));
+      high |= static_cast<uint32_t>(q >> 4) << i;
     }
-    block += kQ4AffineBlockBytes;
+    if (five) std::memcpy(block + 24, &high, 4);
+    block += DTypeBytes(dtype, 32);
   }
   return out;
+}
+
+// The quantized dtype BM_DecodeStep110M's `bits` names.
+DType QuantDTypeOfBits(int64_t bits) {
+  return bits == 8 ? DType::kQ8_0 : bits == 5 ? DType::kQ5Affine : DType::kQ4Affine;
 }
 
 // The [m, k] matrices of one 110M decode step: 12 layers' QKV, output, gate-up and down
@@ -179,7 +188,7 @@ void BM_DecodeStep110M(benchmark::State& state) {
     } else if (bits == 32) {
       weights.push_back(*backend->UploadWeight(DType::kF32, m, k, host.data()));
     } else {
-      const DType dtype = bits == 8 ? DType::kQ8_0 : DType::kQ4Affine;
+      const DType dtype = QuantDTypeOfBits(bits);
       weights.push_back(*backend->UploadWeight(dtype, m, k, Blocks(dtype, host).data()));
     }
     bytes += static_cast<double>(weights.back().buffer.bytes());
@@ -200,14 +209,15 @@ void BM_DecodeStep110M(benchmark::State& state) {
   SetDecodeStepCounters(state, n, bytes, params);
 }
 
-// The quantized products of BM_DecodeStep110M (bits 8: Q8_0, 4: kQ4Affine) on one ISA:
-// isa 0 is AVX2, 1 the best this CPU has (avx512-vnni where it has VNNI), in one run.
+// The quantized products of BM_DecodeStep110M (bits 8: Q8_0, 5: kQ5Affine, 4: kQ4Affine) on
+// one ISA: isa 0 is AVX2, 1 the best this CPU has (avx512-vnni where it has VNNI), in one run.
 void BM_QuantDecodeStep110M(benchmark::State& state) {
   const int64_t n = state.range(0);
-  const DType dtype = state.range(1) == 8 ? DType::kQ8_0 : DType::kQ4Affine;
+  const DType dtype = QuantDTypeOfBits(state.range(1));
   const cpu::Isa isa = state.range(2) == 0 ? cpu::Isa::kAvx2 : cpu::BestIsa();
-  const cpu::PanelType type =
-      dtype == DType::kQ8_0 ? cpu::PanelType::kQ8_0 : cpu::PanelType::kQ4Affine;
+  const cpu::PanelType type = dtype == DType::kQ8_0       ? cpu::PanelType::kQ8_0
+                              : dtype == DType::kQ5Affine ? cpu::PanelType::kQ5Affine
+                                                          : cpu::PanelType::kQ4Affine;
   auto backend = MakeCpu();
   cpu::ThreadPool& pool = static_cast<cpu::CpuBackend&>(*backend).pool();
   struct Packed {
@@ -401,12 +411,12 @@ void Shapes(benchmark::internal::Benchmark* bench, int64_t n) {
 
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeStep110M)
-    ->ArgsProduct({{1, 2, 4, 8, 16, 32, 128}, {32, 16, 8, 4}})
+    ->ArgsProduct({{1, 2, 4, 8, 16, 32, 128}, {32, 16, 8, 5, 4}})
     ->ArgNames({"n", "bits"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_QuantDecodeStep110M)
-    ->ArgsProduct({{1, 4, 8, 16, 64, 512}, {8, 4}, {0, 1}})
+    ->ArgsProduct({{1, 4, 8, 16, 64, 512}, {8, 5, 4}, {0, 1}})
     ->ArgNames({"n", "bits", "isa"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

@@ -155,7 +155,7 @@ absl::StatusOr<Weight> CpuBackend::PackBlockWeight(DType dtype, int64_t rows, in
 
 float* CpuBackend::BlockParamsOf(const Weight& w) {
   const PanelType type = PanelTypeOf(w);
-  if (type != PanelType::kQ8_0 && type != PanelType::kQ4Affine) return nullptr;
+  if (!IsQuantized(type)) return nullptr;
   return reinterpret_cast<float*>(static_cast<char*>(w.buffer.data()) +
                                   QuantBytes(type, w.rows, w.cols));
 }

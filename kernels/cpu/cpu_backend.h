@@ -85,13 +85,15 @@ class CpuBackend final : public Backend {
         return PanelType::kQ8_0;
       case DType::kQ4Affine:
         return PanelType::kQ4Affine;
+      case DType::kQ5Affine:
+        return PanelType::kQ5Affine;
       default:
         return PanelType::kF32;
     }
   }
   // A quantized weight's block parameters (after its quants); null for any other.
   static float* BlockParamsOf(const Weight& w);
-  // A [rows, cols] matrix of Q8_0 or kQ4Affine blocks, in its packed panel layout.
+  // A [rows, cols] matrix of Q8_0 or affine blocks, in its packed panel layout.
   absl::StatusOr<Weight> PackBlockWeight(DType dtype, int64_t rows, int64_t cols,
                                          const uint8_t* blocks);
   // A [rows, cols] weight in MatMul's layout, packed panel by panel across the pool:

@@ -239,8 +239,7 @@ void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64
   if (type == PanelType::kF32) {
     return PackRows(layout, src, first_row, num_rows, static_cast<float*>(dst));
   }
-  RS_CHECK(!layout.transposed && type != PanelType::kQ8_0 &&
-           type != PanelType::kQ4Affine);  // those: PackBlockRows
+  RS_CHECK(!layout.transposed && !IsQuantized(type));  // those: PackBlockRows
   auto* out = static_cast<uint16_t*>(dst);
   for (int64_t r = first_row; r < first_row + num_rows; ++r) {
     const float* row = src + (r - first_row) * layout.cols;
@@ -275,6 +274,7 @@ void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t
       return UnpackTyped(layout, PanelCursor<F16>(layout, w, p), j, dst);
     case PanelType::kQ8_0:
     case PanelType::kQ4Affine:
+    case PanelType::kQ5Affine:
       return UnpackQuantizedRow(layout, type, w, r, dst, params);
   }
 }
@@ -309,6 +309,7 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
       return run([&](int64_t p0, int64_t p1) { MatMulPanels<F16>(args, p0, p1); });
     case PanelType::kQ8_0:
     case PanelType::kQ4Affine:
+    case PanelType::kQ5Affine:
       return MatMulQuantized(pool, args, isa);
   }
 }

@@ -15,9 +15,9 @@
 // Element types. Packed panels hold f32, or what a checkpoint stores: bf16 or f16 values,
 // which become f32 exactly as they are loaded, so the same values in f32 panels give the same
 // bits from half the bytes, on either ISA's kernels; or Q8_0's int8 quants with each
-// 32-value block's scale, or kQ4Affine's
-// 4-bit quants with each block's scale and offset, which quant_matmul.h multiplies as
-// integers against activations quantized to int8 (its own arithmetic, described there).
+// 32-value block's scale, or kQ4Affine's 4-bit or kQ5Affine's 5-bit quants with each block's
+// scale and offset, which quant_matmul.h multiplies as integers against activations
+// quantized to int8 (its own arithmetic, described there).
 //
 // Arithmetic of the float panels. Every output y[i, j] is computed as acc = 0; for c = 0..k-1
 // in order: acc = fma(x[i, c], W[j, c], acc); whatever the path (register tile size, k
@@ -56,27 +56,49 @@ struct PanelLayout {
   }
 };
 
-enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0, kQ4Affine };
+enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0, kQ4Affine, kQ5Affine };
 
-// The values one set of block parameters covers, in both quantized types.
+// The values one set of block parameters covers, in every quantized type.
 inline constexpr int kQuantBlock = 32;
-static_assert(kQ8_0BlockValues == kQuantBlock && kQ4AffineBlockValues == kQuantBlock);
+static_assert(kQ8_0BlockValues == kQuantBlock && kQ4AffineBlockValues == kQuantBlock &&
+              kQ5AffineBlockValues == kQuantBlock);
+
+constexpr bool IsQuantized(PanelType type) {
+  return type == PanelType::kQ8_0 || type == PanelType::kQ4Affine || type == PanelType::kQ5Affine;
+}
+// Whether `type`'s blocks are fma(q, d, m): a scale and an offset each.
+constexpr bool IsAffine(PanelType type) {
+  return type == PanelType::kQ4Affine || type == PanelType::kQ5Affine;
+}
 
 // The quantized panels keep their quants first, every panel 16 features wide (a narrower
 // last one padded with zero quants), k rows in groups of 4 so that one 32-bit lane holds 4
-// consecutive values of one feature (what the integer dot products consume):
+// consecutive values of one feature (what the integer dot products consume), a 32-value
+// block of k after another:
 //  - kQ8_0: 64 bytes a group, feature j's 4 int8 quants at bytes 4j..4j+3;
 //  - kQ4Affine: 32 bytes a group, byte 4 (j % 8) + r holding k row r of feature j in its low
-//    nibble when j < 8, its high one otherwise.
+//    nibble when j < 8, its high one otherwise;
+//  - kQ5Affine: the block's 8 groups of nibbles as kQ4Affine's (the quants' low 4 bits),
+//    then 8 bytes a group of fifth bits: with e = 4j + r (the byte k row r of feature j
+//    takes when the nibbles are spread out as bytes, features 0-7 then 8-15), bit e / 8 of
+//    byte e % 8. Shifting 64-bit lane L of those 8 bytes left by 4 - L puts each quant's
+//    fifth bit at bit 4 of its own byte.
 // Then the f32 block parameters, one row of them per 32 values of a W row, in the packed
 // layout of a [m rounded up to 16, k / 32 * per-block] matrix (padding features zero):
-// kQ8_0's scale; kQ4Affine's scale, then its offset.
+// kQ8_0's scale; an affine type's scale, then its offset.
+constexpr int QuantBits(PanelType type) {
+  return type == PanelType::kQ4Affine ? 4 : type == PanelType::kQ5Affine ? 5 : 8;
+}
+// Bytes of one panel's 32-value block of k.
+constexpr int64_t PanelBlockBytes(PanelType type) {
+  return int64_t{kPanelWidth} * kQuantBlock * QuantBits(type) / 8;
+}
 inline int64_t QuantBytes(PanelType type, int64_t rows, int64_t cols) {
-  const int64_t panel_row_bytes = type == PanelType::kQ4Affine ? kPanelWidth / 2 : kPanelWidth;
-  const int64_t bytes = PanelLayout{false, rows, cols}.num_panels() * panel_row_bytes * cols;
+  const int64_t bytes =
+      PanelLayout{false, rows, cols}.num_panels() * (cols / kQuantBlock) * PanelBlockBytes(type);
   return (bytes + 63) / 64 * 64;  // the parameters start on a cache line
 }
-constexpr int BlockParams(PanelType type) { return type == PanelType::kQ4Affine ? 2 : 1; }
+constexpr int BlockParams(PanelType type) { return IsAffine(type) ? 2 : 1; }
 inline PanelLayout BlockParamLayout(PanelType type, const PanelLayout& layout) {
   return {false, layout.num_panels() * kPanelWidth, layout.cols / kQuantBlock * BlockParams(type)};
 }
@@ -87,7 +109,8 @@ inline int64_t PanelBytes(PanelType type, int64_t rows, int64_t cols) {
     case PanelType::kF32:
       return rows * cols * 4;
     case PanelType::kQ8_0:
-    case PanelType::kQ4Affine: {
+    case PanelType::kQ4Affine:
+    case PanelType::kQ5Affine: {
       const PanelLayout params = BlockParamLayout(type, {false, rows, cols});
       return QuantBytes(type, rows, cols) + params.rows * params.cols * 4;
     }
@@ -103,7 +126,7 @@ void PackRows(const PanelLayout& layout, const float* src, int64_t first_row, in
               float* dst);
 void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64_t first_row,
               int64_t num_rows, void* dst);
-// The same for Q8_0 or kQ4Affine rows (DType blocks, as a checkpoint stores them): the
+// The same for Q8_0 or affine rows (DType blocks, as a checkpoint stores them): the
 // quants into `quants`, the block parameters as f32 into `params`, both laid out as above.
 // One whole panel a call (first_row a multiple of 16, num_rows its width).
 void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src, int64_t first_row,

@@ -68,16 +68,16 @@ void QuantizeRow(const float* x, int64_t k, int8_t* quants, float* scales, float
   }
 }
 
-// The integer dot products on AVX2: maddubs multiplies unsigned by signed bytes, so 4-bit
-// quants multiply x directly, and Q8_0's |w| multiplies x carrying w's sign. Each
-// accumulator covers 8 features.
+// The integer dot products on AVX2: maddubs multiplies unsigned by signed bytes, so the
+// affine types' quants multiply x directly, and Q8_0's |w| multiplies x carrying w's sign.
+// Each accumulator covers 8 features.
 struct Avx2 {
   static constexpr int kLanes = 8;
   static constexpr int kMaxRowTile = 4;
   using Acc = __m256i;
   using F = __m256;
 
-  template <bool kQ4>
+  template <PanelType T>
   struct Block;
 
   static Acc ZeroAcc() { return _mm256_setzero_si256(); }
@@ -89,17 +89,21 @@ struct Avx2 {
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
 };
 
+// Group g's nibbles: features 0-7 into w[0], 8-15 into w[1], a quant's 4 bits a byte.
+void LoadNibbles(const uint8_t* block, int64_t g, __m256i (&w)[2]) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+  const __m256i raw = _mm256_loadu_si256(
+      reinterpret_cast<const __m256i*>(block + g * GroupBytes(PanelType::kQ4Affine)));
+  w[0] = _mm256_and_si256(raw, low_nibbles);
+  w[1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibbles);
+}
+
 // kQ4Affine: int16 sums over the block's 8 groups (|q x| <= 15 * 127, 16 terms: no
 // overflow), widened once at the end.
 template <>
-struct Avx2::Block<true> {
+struct Avx2::Block<PanelType::kQ4Affine> {
   __m256i w[2];
-  void Load(const uint8_t* group) {
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
-    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group));
-    w[0] = _mm256_and_si256(raw, low_nibbles);
-    w[1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibbles);
-  }
+  void Load(const uint8_t* block, int64_t g) { LoadNibbles(block, g, w); }
   void Multiply(__m256i (&acc)[2], int32_t four) const {
     const __m256i xs = _mm256_set1_epi32(four);
     for (int h = 0; h < 2; ++h) acc[h] = _mm256_add_epi16(acc[h], _mm256_maddubs_epi16(w[h], xs));
@@ -109,14 +113,42 @@ struct Avx2::Block<true> {
   }
 };
 
+// kQ5Affine: the nibbles with each fifth bit added as 16 (64-bit lane L of w[h] shifted by
+// 4 - 4h - L moves them to bit 4 of their bytes, cpu_matmul.h), then int32 sums (a maddubs
+// pair is at most 2 x 31 x 127; 16 terms would overflow int16).
+template <>
+struct Avx2::Block<PanelType::kQ5Affine> {
+  __m256i w[2];
+  void Load(const uint8_t* block, int64_t g) {
+    LoadNibbles(block, g, w);
+    int64_t bits = 0;
+    std::memcpy(&bits, block + kHighBitsAt + g * 8, sizeof(bits));
+    const __m256i all = _mm256_set1_epi64x(bits);
+    const __m256i fifth = _mm256_set1_epi8(0x10);
+    w[0] = _mm256_or_si256(
+        w[0], _mm256_and_si256(_mm256_sllv_epi64(all, _mm256_setr_epi64x(4, 3, 2, 1)), fifth));
+    w[1] = _mm256_or_si256(
+        w[1], _mm256_and_si256(_mm256_srlv_epi64(all, _mm256_setr_epi64x(0, 1, 2, 3)), fifth));
+  }
+  void Multiply(__m256i (&acc)[2], int32_t four) const {
+    const __m256i xs = _mm256_set1_epi32(four);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i pairs = _mm256_maddubs_epi16(w[h], xs);
+      acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    }
+  }
+  static __m256 Sums(const __m256i (&acc)[2], int h) { return _mm256_cvtepi32_ps(acc[h]); }
+};
+
 // Q8_0: int32 sums (a pair of products, at most 2 x 128 x 127, fits maddubs' int16).
 template <>
-struct Avx2::Block<false> {
+struct Avx2::Block<PanelType::kQ8_0> {
   __m256i w[2];
   __m256i magnitude[2];
-  void Load(const uint8_t* group) {
+  void Load(const uint8_t* block, int64_t g) {
     for (int64_t h = 0; h < 2; ++h) {
-      w[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group + 32 * h));
+      w[h] = _mm256_loadu_si256(
+          reinterpret_cast<const __m256i*>(block + g * GroupBytes(PanelType::kQ8_0) + 32 * h));
       magnitude[h] = _mm256_abs_epi8(w[h]);
     }
   }
@@ -154,7 +186,7 @@ void QuantizeRows(ThreadPool& pool, const float* x, int64_t ldx, int64_t n, int6
 void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
   const PanelLayout& l = args.layout;
   RS_CHECK(!l.transposed && args.w_params != nullptr && l.cols % kQuantBlock == 0 &&
-           (args.w_type == PanelType::kQ8_0 || args.w_type == PanelType::kQ4Affine));
+           IsQuantized(args.w_type));
   RS_CHECK(IsaSupported(isa));
   // Reused across calls on this thread: no allocation once it has seen a full slab. (The
   // pool's threads read it through `x`: a lambda naming the thread_local itself would reach
@@ -183,43 +215,60 @@ void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
   }
 }
 
+namespace {
+
+// The DType of a quantized panel type's rows as a checkpoint stores them.
+DType BlockDTypeOf(PanelType type) {
+  switch (type) {
+    case PanelType::kQ4Affine:
+      return DType::kQ4Affine;
+    case PanelType::kQ5Affine:
+      return DType::kQ5Affine;
+    default:
+      return DType::kQ8_0;
+  }
+}
+
+}  // namespace
+
 void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src, int64_t first_row,
                    int64_t num_rows, void* quants, float* params) {
-  RS_CHECK(!layout.transposed && layout.cols % kQuantBlock == 0 &&
-           (type == PanelType::kQ8_0 || type == PanelType::kQ4Affine));
-  const bool q4 = type == PanelType::kQ4Affine;
-  const DType dtype = q4 ? DType::kQ4Affine : DType::kQ8_0;
+  RS_CHECK(!layout.transposed && layout.cols % kQuantBlock == 0 && IsQuantized(type));
+  const DType dtype = BlockDTypeOf(type);
   const int64_t blocks = layout.cols / kQuantBlock;
-  const int block_bytes = q4 ? kQ4AffineBlockBytes : kQ8_0BlockBytes;
+  const auto block_bytes = static_cast<int64_t>(DTypeBytes(dtype, kQuantBlock));
   const PanelLayout params_layout = BlockParamLayout(type, layout);
   const int64_t p = first_row / kPanelWidth;
   // One whole panel a call: its bytes are shared by its rows (a 4-bit byte holds two), and a
   // narrow last panel's padding features must be zero.
   RS_CHECK(first_row == p * kPanelWidth && num_rows == layout.width(p));
-  uint8_t* panel = static_cast<uint8_t*>(quants) + p * PanelQuantBytes(q4, layout.cols);
-  std::memset(panel, 0, static_cast<size_t>(PanelQuantBytes(q4, layout.cols)));
+  uint8_t* panel = static_cast<uint8_t*>(quants) + p * PanelQuantBytes(type, layout.cols);
+  std::memset(panel, 0, static_cast<size_t>(PanelQuantBytes(type, layout.cols)));
   std::fill_n(params + params_layout.base(p), kPanelWidth * params_layout.cols, 0.0F);
   for (int64_t r = first_row; r < first_row + num_rows; ++r) {
-    const uint8_t* row =
-        src + DTypeBytes(dtype, static_cast<size_t>((r - first_row) * layout.cols));
+    const uint8_t* row = src + (r - first_row) * blocks * block_bytes;
     const int64_t j = r - first_row;
     for (int64_t b = 0; b < blocks; ++b) {
       const uint8_t* block = row + b * block_bytes;
-      if (!q4) {
+      if (type == PanelType::kQ8_0) {
         uint16_t scale_bits = 0;
         std::memcpy(&scale_bits, block, sizeof(scale_bits));
         params[params_layout.Offset(r, b)] = HalfToFloat(scale_bits);
         for (int64_t i = 0; i < kQuantBlock; ++i) {
-          panel[QuantOffset(false, b * kQuantBlock + i, j)] = block[2 + i];
+          panel[QuantOffset(type, b * kQuantBlock + i, j)] = block[2 + i];
         }
         continue;
       }
       std::memcpy(&params[params_layout.Offset(r, 2 * b)], block, 4);
       std::memcpy(&params[params_layout.Offset(r, 2 * b + 1)], block + 4, 4);
       for (int i = 0; i < kQuantBlock; ++i) {
-        const int q = Q4AffineQuant(block + 8, i);
-        panel[QuantOffset(true, b * kQuantBlock + i, j)] |=
-            static_cast<uint8_t>(j < 8 ? q : q << 4);
+        const int q = AffineQuant(dtype, block, i);
+        const int64_t c = b * kQuantBlock + i;
+        panel[QuantOffset(type, c, j)] |= static_cast<uint8_t>(j < 8 ? q & 0x0F : (q & 0x0F) << 4);
+        if (q > 0x0F) {
+          const HighBit high = HighBitOf(c, j);
+          panel[high.byte] |= static_cast<uint8_t>(1U << high.bit);
+        }
       }
     }
   }
@@ -227,22 +276,25 @@ void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src
 
 void UnpackQuantizedRow(const PanelLayout& layout, PanelType type, const void* w, int64_t r,
                         float* dst, const float* params) {
-  RS_CHECK(params != nullptr && (type == PanelType::kQ8_0 || type == PanelType::kQ4Affine));
-  const bool q4 = type == PanelType::kQ4Affine;
+  RS_CHECK(params != nullptr && IsQuantized(type));
   const PanelLayout params_layout = BlockParamLayout(type, layout);
   const int64_t p = r / kPanelWidth;
   const int64_t j = r - p * kPanelWidth;
-  const auto* panel = static_cast<const uint8_t*>(w) + p * PanelQuantBytes(q4, layout.cols);
+  const auto* panel = static_cast<const uint8_t*>(w) + p * PanelQuantBytes(type, layout.cols);
   for (int64_t c = 0; c < layout.cols; ++c) {
-    const uint8_t byte = panel[QuantOffset(q4, c, j)];
+    const uint8_t byte = panel[QuantOffset(type, c, j)];
     const int64_t b = c / kQuantBlock;
-    if (q4) {
-      const int q = j < 8 ? byte & 0x0F : byte >> 4;
-      dst[c] = std::fma(static_cast<float>(q), params[params_layout.Offset(r, 2 * b)],
-                        params[params_layout.Offset(r, 2 * b + 1)]);
-    } else {
+    if (type == PanelType::kQ8_0) {
       dst[c] = static_cast<float>(static_cast<int8_t>(byte)) * params[params_layout.Offset(r, b)];
+      continue;
     }
+    int q = j < 8 ? byte & 0x0F : byte >> 4;
+    if (type == PanelType::kQ5Affine) {
+      const HighBit high = HighBitOf(c, j);
+      q |= (panel[high.byte] >> high.bit & 1) << 4;
+    }
+    dst[c] = std::fma(static_cast<float>(q), params[params_layout.Offset(r, 2 * b)],
+                      params[params_layout.Offset(r, 2 * b + 1)]);
   }
 }
 

@@ -25,6 +25,8 @@ RS_BEGIN_AVX512_VNNI
 
 namespace {
 
+#include "kernels/cpu/quant_matmul_panels.inc"
+
 struct Vnni {
   static constexpr int kLanes = 16;
   // 8 accumulators of the 32 zmm registers; more rows a weight load would leave the decode
@@ -33,7 +35,7 @@ struct Vnni {
   using Acc = __m512i;
   using F = __m512;
 
-  template <bool kQ4>
+  template <PanelType T>
   struct Block;
 
   static Acc ZeroAcc() { return _mm512_setzero_si512(); }
@@ -45,37 +47,55 @@ struct Vnni {
   static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
 };
 
-// kQ4Affine: the unsigned nibbles times x's signed quants. The group's 32 bytes hold
-// features 0-7 in their low nibbles and 8-15 in their high ones: side by side in one zmm,
-// lane j is feature j.
-template <>
-struct Vnni::Block<true> {
+// Group g's nibbles: the group's 32 bytes hold features 0-7 in their low nibbles and 8-15 in
+// their high ones: side by side in one zmm, lane j is feature j.
+__m512i LoadNibbles(const uint8_t* block, int64_t g) {
+  const __m256i raw = _mm256_loadu_si256(
+      reinterpret_cast<const __m256i*>(block + g * GroupBytes(PanelType::kQ4Affine)));
+  const __m512i both =
+      _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1);
+  return _mm512_and_si512(both, _mm512_set1_epi8(0x0F));
+}
+
+// The affine types: the unsigned quants times x's signed ones. kQ5Affine's fifth bits, 64-bit
+// lane L rotated left by 4 - L, land on bit 4 of their bytes (cpu_matmul.h).
+template <PanelType T>
+struct AffineBlock {
+  AffineBlock() : w(_mm512_setzero_si512()) {}
   __m512i w;
-  void Load(const uint8_t* group) {
-    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group));
-    const __m512i both =
-        _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1);
-    w = _mm512_and_si512(both, _mm512_set1_epi8(0x0F));
+  void Load(const uint8_t* block, int64_t g) {
+    w = LoadNibbles(block, g);
+    if constexpr (T == PanelType::kQ5Affine) {
+      int64_t bits = 0;
+      std::memcpy(&bits, block + kHighBitsAt + g * 8, sizeof(bits));
+      const __m512i moved =
+          _mm512_rolv_epi64(_mm512_set1_epi64(bits), _mm512_setr_epi64(4, 3, 2, 1, 0, 63, 62, 61));
+      w = _mm512_or_si512(w, _mm512_and_si512(moved, _mm512_set1_epi8(0x10)));
+    }
   }
   void Multiply(__m512i (&acc)[1], int32_t four) const {
     acc[0] = _mm512_dpbusd_epi32(acc[0], w, _mm512_set1_epi32(four));
   }
   static __m512 Sums(const __m512i (&acc)[1], int /*h*/) { return _mm512_cvtepi32_ps(acc[0]); }
 };
+template <>
+struct Vnni::Block<PanelType::kQ4Affine> : AffineBlock<PanelType::kQ4Affine> {};
+template <>
+struct Vnni::Block<PanelType::kQ5Affine> : AffineBlock<PanelType::kQ5Affine> {};
 
 // Q8_0: both sides are signed, and vpdpbusd wants one unsigned. x + 128 is (flipping each
 // quant's top bit), so each row multiplies that by w and the block subtracts 128 * sum(w),
 // which one more vpdpbusd a group gathers for every row at once. The integers are exact:
 // |sum (x + 128) w| <= 32 * 255 * 128.
 template <>
-struct Vnni::Block<false> {
+struct Vnni::Block<PanelType::kQ8_0> {
   // (A constructor, not member initializers: the target attribute reaches only functions
   // written out.)
   Block() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
   __m512i w;
   __m512i bias;  // 128 * the sum of the block's quants so far
-  void Load(const uint8_t* group) {
-    w = _mm512_loadu_si512(group);
+  void Load(const uint8_t* block, int64_t g) {
+    w = _mm512_loadu_si512(block + g * GroupBytes(PanelType::kQ8_0));
     bias = _mm512_dpbusd_epi32(bias, _mm512_set1_epi8(static_cast<char>(0x80)), w);
   }
   void Multiply(__m512i (&acc)[1], int32_t four) const {
@@ -86,8 +106,6 @@ struct Vnni::Block<false> {
     return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], bias));
   }
 };
-
-#include "kernels/cpu/quant_matmul_panels.inc"
 
 }  // namespace
 

@@ -50,15 +50,21 @@ __global__ void ConvertKernel(DType src_dtype, const void* src, Dst* dst, int64_
         v = Mul(scale, static_cast<float>(q));
         break;
       }
-      case DType::kQ4Affine: {
+      case DType::kQ4Affine:
+      case DType::kQ5Affine: {
         // f32 scale and offset, then 16 bytes of nibbles (value j in byte j % 16's low
-        // nibble for j < 16, high for the rest). 24-byte blocks keep the floats aligned.
+        // nibble for j < 16, high for the rest), and for kQ5Affine a uint32 of fifth bits.
+        // 24- and 28-byte blocks keep the floats aligned.
+        const bool five = src_dtype == DType::kQ5Affine;
         const auto* block =
-            static_cast<const uint8_t*>(src) + (i / kQ4AffineBlockValues) * kQ4AffineBlockBytes;
+            static_cast<const uint8_t*>(src) +
+            (i / kQ4AffineBlockValues) * (five ? kQ5AffineBlockBytes : kQ4AffineBlockBytes);
         const auto* params = reinterpret_cast<const float*>(block);
         const int j = static_cast<int>(i % kQ4AffineBlockValues);
         const int byte = block[8 + j % 16];
-        const int q = j < 16 ? byte & 0x0F : byte >> 4;
+        int q = j < 16 ? byte & 0x0F : byte >> 4;
+        if (five)
+          q |= static_cast<int>((reinterpret_cast<const uint32_t*>(block)[6] >> j) & 1U) << 4;
         v = Fma(static_cast<float>(q), params[0], params[1]);
         break;
       }

@@ -109,7 +109,7 @@ absl::Status Info(const std::string& path, const std::string& tokenizer_path) {
   // What a CPU worker holds (serve.sh sizes its CPU workers from it).
   RS_ASSIGN_OR_RETURN(const std::unique_ptr<kernels::Backend> cpu,
                       kernels::CreateBackend("cpu", {.num_threads = 1}));
-  const CheckpointWeightSource on_cpu(c, cpu->TakesWeightDType(kernels::DType::kQ4Affine));
+  const CheckpointWeightSource on_cpu(c, cpu->TakesAffineWeights());
   absl::PrintF("cpu_weight_bytes: %d\n", on_cpu.BytesOn(*cpu).value_or(0));
   absl::PrintF("tensors: %d\n", c.tensors().size());
   for (const HostTensor& t : c.tensors()) {

@@ -29,7 +29,7 @@ struct HostTensor {
   const void* data = nullptr;  // points into a MappedFile owned by the Checkpoint
   size_t bytes = 0;
   // Blocks of another format that reading widens to `dtype` (GGUF Q4_0 ... Q6_K as Q8_0;
-  // gguf_blocks.h), or Q4_0, Q4_1 and Q4_K to kQ4Affine for a backend that takes it:
+  // gguf_blocks.h), or Q4_0 ... Q5_K to their affine dtype for a backend that takes those:
   // CheckpointWeightSource does it one tensor at a time.
   Packing packing = Packing::kAsStored;
 

@@ -197,49 +197,78 @@ void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* ds
   }
 }
 
-bool HasQ4AffineForm(Packing packing) {
-  return packing == Packing::kQ4_0 || packing == Packing::kQ4_1 || packing == Packing::kQ4_K;
+std::optional<kernels::DType> AffineDTypeOf(Packing packing) {
+  switch (packing) {
+    case Packing::kQ4_0:
+    case Packing::kQ4_1:
+    case Packing::kQ4_K:
+      return kernels::DType::kQ4Affine;
+    case Packing::kQ5_0:
+    case Packing::kQ5_1:
+    case Packing::kQ5_K:
+      return kernels::DType::kQ5Affine;
+    default:
+      return std::nullopt;
+  }
 }
 
-void ToQ4Affine(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst) {
-  RS_CHECK(HasQ4AffineForm(packing));
+void ToAffine(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst) {
+  const std::optional<kernels::DType> affine = AffineDTypeOf(packing);
+  RS_CHECK(affine.has_value());
   const PackingInfo& info = InfoOf(packing);
   RS_CHECK(count % info.block_values == 0);
+  const auto out_bytes = static_cast<int64_t>(kernels::DTypeBytes(*affine, kBlock));
   for (int64_t b = 0; b < count / info.block_values; ++b) {
     const uint8_t* in = src + b * info.block_bytes;
-    uint8_t* out = dst + b * info.block_values / kBlock * kernels::kQ4AffineBlockBytes;
-    if (packing == Packing::kQ4_K) {
-      Q4KToQ4Affine(in, out);
+    uint8_t* out = dst + b * info.block_values / kBlock * out_bytes;
+    if (packing == Packing::kQ4_K || packing == Packing::kQ5_K) {
+      KBlockToAffine(packing == Packing::kQ5_K, in, out);
       continue;
     }
     const LegacyLayout layout = LayoutOf(packing);
     const float d = LoadHalf(in);
-    const float m = layout.offset ? LoadHalf(in + 2) : -8.0F * d;  // exact: d is an f16
+    // Exact: d is an f16, and 8 and 16 are powers of two.
+    const float m = layout.offset ? LoadHalf(in + 2) : -static_cast<float>(CentreOf(layout)) * d;
     std::memcpy(out, &d, 4);
     std::memcpy(out + 4, &m, 4);
-    std::memcpy(out + 8, in + layout.quants_at, 16);  // the same nibble order
+    std::memcpy(out + 8, in + layout.quants_at, 16);                     // the same nibble order
+    if (layout.five_bit) std::memcpy(out + 24, in + layout.high_at, 4);  // and bit order
   }
 }
 
-void Q4AffineToQ8_0(const uint8_t* src, int64_t count, uint8_t* dst) {
-  RS_CHECK(count % kBlock == 0);
+void ConvertAffine(kernels::DType from, kernels::DType to, const uint8_t* src, int64_t count,
+                   uint8_t* dst) {
+  RS_CHECK(kernels::IsAffineDType(from) && count % kBlock == 0);
+  const auto in_bytes = static_cast<int64_t>(kernels::DTypeBytes(from, kBlock));
+  if (to == kernels::DType::kQ5Affine) {
+    RS_CHECK(from == kernels::DType::kQ4Affine);
+    for (int64_t b = 0; b < count / kBlock; ++b) {
+      uint8_t* out = dst + b * kernels::kQ5AffineBlockBytes;
+      std::memcpy(out, src + b * in_bytes, kernels::kQ4AffineBlockBytes);
+      std::memset(out + kernels::kQ4AffineBlockBytes, 0, 4);  // no fifth bits
+    }
+    return;
+  }
+  RS_CHECK(to == kernels::DType::kQ8_0);
+  const int centre = from == kernels::DType::kQ4Affine ? 8 : 16;
   std::array<float, kBlock> values{};
   for (int64_t b = 0; b < count / kBlock; ++b) {
-    const uint8_t* in = src + b * kernels::kQ4AffineBlockBytes;
+    const uint8_t* in = src + b * in_bytes;
     uint8_t* out = dst + b * kernels::kQ8_0BlockBytes;
     float d = 0;
     float m = 0;
     std::memcpy(&d, in, 4);
     std::memcpy(&m, in + 4, 4);
-    if (m == -8.0F * d && kernels::HalfToFloat(kernels::FloatToHalf(d)) == d) {
+    if (m == -static_cast<float>(centre) * d &&
+        kernels::HalfToFloat(kernels::FloatToHalf(d)) == d) {
       StoreHalf(d, out);
       for (int i = 0; i < kBlock; ++i) {
-        const auto q = static_cast<int8_t>(kernels::Q4AffineQuant(in + 8, i) - 8);
+        const auto q = static_cast<int8_t>(kernels::AffineQuant(from, in, i) - centre);
         std::memcpy(out + 2 + i, &q, 1);
       }
       continue;
     }
-    kernels::ConvertToFloat(kernels::DType::kQ4Affine, in, kBlock, values.data());
+    kernels::ConvertToFloat(from, in, kBlock, values.data());
     QuantizeQ8_0Block(values.data(), out);
   }
 }

@@ -313,10 +313,12 @@ void UnpackKBlock(Packing packing, const uint8_t* block, float* values) {
   }
 }
 
-void Q4KToQ4Affine(const uint8_t* block, uint8_t* out) {
+void KBlockToAffine(bool five_bit, const uint8_t* block, uint8_t* out) {
   const float d = LoadHalf(block + q45k::kD);
   const float dmin = LoadHalf(block + q45k::kDmin);
-  for (int j = 0; j < 8; ++j, out += kernels::kQ4AffineBlockBytes) {
+  const int out_bytes = five_bit ? kernels::kQ5AffineBlockBytes : kernels::kQ4AffineBlockBytes;
+  const uint8_t* high = block + q45k::kQ5High;
+  for (int j = 0; j < 8; ++j, out += out_bytes) {
     int sc = 0;
     int m = 0;
     ScaleMinK4(block + q45k::kScales, j, &sc, &m);
@@ -324,13 +326,19 @@ void Q4KToQ4Affine(const uint8_t* block, uint8_t* out) {
     const float offset = -(dmin * static_cast<float>(m));
     std::memcpy(out, &scale, 4);
     std::memcpy(out + 4, &offset, 4);
-    // Sub-blocks 2i and 2i + 1 share 32 bytes: the low and the high nibbles.
-    const uint8_t* q = block + q45k::kQ4Quants + ptrdiff_t{32} * (j / 2);
+    // Sub-blocks 2i and 2i + 1 share 32 bytes: the low and the high nibbles; value l of
+    // sub-block j keeps its fifth bit in bit j of high[l].
+    const uint8_t* q =
+        block + (five_bit ? q45k::kQ5Quants : q45k::kQ4Quants) + ptrdiff_t{32} * (j / 2);
     const int shift = 4 * (j % 2);
     for (int i = 0; i < 16; ++i) {
       out[8 + i] =
           static_cast<uint8_t>(((q[i] >> shift) & 0x0F) | ((q[i + 16] >> shift) & 0x0F) << 4);
     }
+    if (!five_bit) continue;
+    uint32_t fifth = 0;
+    for (int l = 0; l < 32; ++l) fifth |= static_cast<uint32_t>((high[l] >> j) & 1) << l;
+    std::memcpy(out + 24, &fifth, 4);
   }
 }
 

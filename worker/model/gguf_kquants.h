@@ -32,10 +32,11 @@ inline constexpr int kKQuantBlockValues = 256;
 // dequantize_row_q*_K computes them.
 void UnpackKBlock(Packing packing, const uint8_t* block, float* values);
 
-// A Q4_K block's 8 sub-blocks of 32 values as 8 kQ4Affine blocks (192 bytes at `out`):
-// scale d * sc, offset -(dmin * m), the same 4-bit quants. fma(q, d * sc, -(dmin * m)) is
-// ggml's d * sc * q - dmin * m exactly: both products are exact in f32.
-void Q4KToQ4Affine(const uint8_t* block, uint8_t* out);
+// A Q4_K (Q5_K when `five_bit`) block's 8 sub-blocks of 32 values as 8 kQ4Affine
+// (kQ5Affine) blocks (192 or 224 bytes at `out`): scale d * sc, offset -(dmin * m), the same
+// quants. fma(q, d * sc, -(dmin * m)) is ggml's d * sc * q - dmin * m exactly: both products
+// are exact in f32 (at most 11 + 6 + 5 significant bits).
+void KBlockToAffine(bool five_bit, const uint8_t* block, uint8_t* out);
 
 // One `packing` block of 256 values: each sub-block's scale (and min) fitted to its range,
 // the sub-block scales quantized against the super-block's, each value rounded to the

@@ -67,7 +67,7 @@ struct GgufTensorInfo {
   std::string name;
   uint32_t ggml_type = 0;                // raw ggml_type number from the file
   kernels::DType dtype;                  // mapped when supported (F32, F16, BF16, Q8_0)
-  Packing packing = Packing::kAsStored;  // Q4_0, Q4_K, ...: as Q8_0 or kQ4Affine (gguf_blocks.h)
+  Packing packing = Packing::kAsStored;  // Q4_0, Q4_K, ...: as Q8_0 or affine (gguf_blocks.h)
   bool supported = false;
   std::vector<int64_t> shape;  // row-major (ne[] reversed)
   uint64_t offset = 0;         // from the start of the file

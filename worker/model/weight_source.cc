@@ -16,8 +16,8 @@ namespace ringserve::model {
 
 namespace {
 
-// A packed tensor rewritten as `served` (Q8_0 or kQ4Affine) by `rewrite` (WidenToQ8_0 or
-// ToQ4Affine), split over the machine's cores by whole blocks: an 8B model's K-quants take
+// A packed tensor rewritten as `served` (Q8_0 or an affine dtype) by `rewrite` (WidenToQ8_0
+// or ToAffine), split over the machine's cores by whole blocks: an 8B model's K-quants take
 // about 13 s to re-round on one core.
 void RewriteInParallel(Packing packing, kernels::DType served, const uint8_t* src, int64_t count,
                        uint8_t* dst, void (*rewrite)(Packing, const uint8_t*, int64_t, uint8_t*)) {
@@ -53,7 +53,11 @@ kernels::DType JoinedDType(kernels::DType a, kernels::DType b) {
   using kernels::DType;
   if (a == b) return a;
   const auto is = [&](DType x, DType y) { return (a == x && b == y) || (a == y && b == x); };
-  return is(DType::kQ4Affine, DType::kQ8_0) ? DType::kQ8_0 : DType::kF32;
+  if (is(DType::kQ4Affine, DType::kQ5Affine)) return DType::kQ5Affine;
+  if (is(DType::kQ4Affine, DType::kQ8_0) || is(DType::kQ5Affine, DType::kQ8_0)) {
+    return DType::kQ8_0;
+  }
+  return DType::kF32;
 }
 
 std::vector<std::string> StackedWith(const std::string& name) {
@@ -85,16 +89,15 @@ absl::StatusOr<HostMatrix> CheckpointWeightSource::Get(const std::string& name,
     m.dtype = ServedDType(*t);
     buffer_.resize(kernels::DTypeBytes(m.dtype, static_cast<size_t>(t->NumElements())));
     RewriteInParallel(t->packing, m.dtype, static_cast<const uint8_t*>(t->data), t->NumElements(),
-                      buffer_.data(),
-                      m.dtype == kernels::DType::kQ4Affine ? &ToQ4Affine : &WidenToQ8_0);
+                      buffer_.data(), kernels::IsAffineDType(m.dtype) ? &ToAffine : &WidenToQ8_0);
     m.data = buffer_.data();
   }
   return m;
 }
 
 kernels::DType CheckpointWeightSource::ServedDType(const HostTensor& t) const {
-  if (q4_affine_ && t.packing != Packing::kAsStored && HasQ4AffineForm(t.packing)) {
-    return kernels::DType::kQ4Affine;
+  if (affine_ && t.packing != Packing::kAsStored) {
+    return AffineDTypeOf(t.packing).value_or(t.dtype);
   }
   return t.dtype;
 }

@@ -419,7 +419,8 @@ std::vector<OpCase> AllCases() {
                                  {37, 19, 45, 1},   {37, 100, 600, 0}, {6, 48, 32, 0},
                                  {64, 130, 257, 2}, {1, 1, 70, 0}};
   const std::vector<Mm> k32 = {{1, 33, 64, 0}, {37, 50, 96, 1}, {13, 64, 544, 0}, {5, 1, 32, 0}};
-  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4Affine}) {
+  for (DType dt :
+       {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine}) {
     for (const Mm& s : IsBlockDType(dt) ? k32 : any_k) {
       add(absl::StrCat("MatMul_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k", s.k),
           [=](Backend& b, std::mt19937_64& rng) { CheckMatMul(b, rng, dt, s.n, s.m, s.k, s.pad); });
@@ -430,7 +431,7 @@ std::vector<OpCase> AllCases() {
         [=](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, dt, 50, 37); });
   }
   // The logits product: f32 out of f16/bf16 activations (on the CPU the same as above).
-  for (DType dt : {DType::kF32, DType::kBF16, DType::kQ8_0, DType::kQ4Affine}) {
+  for (DType dt : {DType::kF32, DType::kBF16, DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine}) {
     for (const Mm& s : std::vector<Mm>{{1, 160, 64, 0}, {19, 1000, 96, 2}}) {
       add(absl::StrCat("MatMulF32Out_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k",
                        s.k),
@@ -439,7 +440,7 @@ std::vector<OpCase> AllCases() {
           });
     }
   }
-  for (DType dt : {DType::kQ8_0, DType::kQ4Affine}) {
+  for (DType dt : {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine}) {
     add(absl::StrCat("Embedding_", std::string(DTypeName(dt)), "_40x64"),
         [=](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, dt, 40, 64); });
   }
@@ -542,7 +543,7 @@ TEST(UploadWeightTest, RejectsUnsupportedDtypeAndShape) {
     EXPECT_EQ(backend->UploadWeight(DType::kI32, 2, 32, data.data()).status().code(),
               absl::StatusCode::kInvalidArgument)
         << variant;
-    for (const DType blocks : {DType::kQ8_0, DType::kQ4Affine}) {
+    for (const DType blocks : {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine}) {
       EXPECT_EQ(backend->UploadWeight(blocks, 1, 48, data.data()).status().code(),
                 absl::StatusCode::kInvalidArgument)
           << variant << " " << DTypeName(blocks);

@@ -157,20 +157,27 @@ std::vector<uint8_t> Encode(DType dtype, const std::vector<float>& values) {
       }
       break;
     case DType::kQ4Affine:
+    case DType::kQ5Affine: {
+      const float top = dtype == DType::kQ4Affine ? 15.0F : 31.0F;
+      const size_t block_bytes = DTypeBytes(dtype, kQ4AffineBlockValues);
       for (size_t b = 0; b < values.size() / kQ4AffineBlockValues; ++b) {
         const float* v = values.data() + b * kQ4AffineBlockValues;
         const auto [lo, hi] = std::minmax_element(v, v + kQ4AffineBlockValues);
-        const float scale = (*hi - *lo) / 15.0F;
-        uint8_t* block = out.data() + b * kQ4AffineBlockBytes;
+        const float scale = (*hi - *lo) / top;
+        uint8_t* block = out.data() + b * block_bytes;
         std::memcpy(block, &scale, 4);
         std::memcpy(block + 4, &*lo, 4);
+        uint32_t high = 0;
         for (int i = 0; i < kQ4AffineBlockValues; ++i) {
-          const float q =
-              scale == 0 ? 0 : std::clamp(std::nearbyint((v[i] - *lo) / scale), 0.0F, 15.0F);
-          block[8 + i % 16] |= static_cast<uint8_t>(static_cast<int>(q) << (i < 16 ? 0 : 4));
+          const auto q = static_cast<int>(
+              scale == 0 ? 0 : std::clamp(std::nearbyint((v[i] - *lo) / scale), 0.0F, top));
+          block[8 + i % 16] |= static_cast<uint8_t>((q & 0x0F) << (i < 16 ? 0 : 4));
+          high |= static_cast<uint32_t>(q >> 4) << i;
         }
+        if (dtype == DType::kQ5Affine) std::memcpy(block + 24, &high, 4);
       }
       break;
+    }
     case DType::kI32:
       break;
   }

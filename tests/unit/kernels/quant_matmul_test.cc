@@ -47,7 +47,7 @@ WeightBlock ReadBlock(DType dtype, const uint8_t* block) {
   } else {
     std::memcpy(&out.d, block, 4);
     std::memcpy(&out.m, block + 4, 4);
-    for (int i = 0; i < kBlock; ++i) out.q[i] = Q4AffineQuant(block + 8, i);
+    for (int i = 0; i < kBlock; ++i) out.q[i] = AffineQuant(dtype, block, i);
   }
   return out;
 }
@@ -113,11 +113,22 @@ std::vector<float> ModelProduct(DType dtype, const std::vector<uint8_t>& w, int6
 }
 
 cpu::PanelType PanelTypeOf(DType dtype) {
-  return dtype == DType::kQ8_0 ? cpu::PanelType::kQ8_0 : cpu::PanelType::kQ4Affine;
+  switch (dtype) {
+    case DType::kQ4Affine:
+      return cpu::PanelType::kQ4Affine;
+    case DType::kQ5Affine:
+      return cpu::PanelType::kQ5Affine;
+    default:
+      return cpu::PanelType::kQ8_0;
+  }
 }
 
+// Every quantized dtype the products take.
+const std::vector<DType> kQuantDTypes = {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine};
+
 // Random blocks: Q8_0 quants over the whole int8 range (-128 included, which no quantizer
-// writes but a file may hold); kQ4Affine scales and offsets that make fma(q, d, m) round.
+// writes but a file may hold); affine scales and offsets that make fma(q, d, m) round, and
+// quants over the whole 4- or 5-bit range.
 std::vector<uint8_t> RandomBlocks(DType dtype, int64_t count, std::mt19937_64& rng) {
   std::vector<uint8_t> blocks(DTypeBytes(dtype, static_cast<size_t>(count)));
   std::uniform_int_distribution<int> byte(0, 255);
@@ -252,7 +263,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, QuantMatMulTest,
                                                               Shape{37, 1024}, Shape{1001, 96},
                                                               Shape{5, 1120}, Shape{24, 2048},
                                                               Shape{16, 32}),
-                                            ::testing::Values(DType::kQ8_0, DType::kQ4Affine)),
+                                            ::testing::ValuesIn(kQuantDTypes)),
                          [](const auto& info) {
                            const Shape& shape = std::get<0>(info.param);
                            return std::to_string(shape.m) + "x" + std::to_string(shape.k) + "_" +
@@ -267,7 +278,7 @@ TEST(QuantMatMulSlabsTest, RowsPastASlabKeepTheirBits) {
   constexpr int64_t kM = 40;
   constexpr int64_t kK = 288;
   constexpr int64_t kRows = 2100;
-  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
+  for (const DType dtype : kQuantDTypes) {
     std::mt19937_64 rng(2100);
     const auto [blocks, w] = RandomWeight(dtype, kM, kK, rng);
     const std::vector<float> x = RandomFloats(rng, kRows * kK);
@@ -296,7 +307,7 @@ TEST(QuantMatMulKBlockedTest, RowsOfABigBatchKeepTheirBits) {
                 kStreamedRows * kK <= cpu::kQuantStreamXBytes);
   cpu::ThreadPool one(1);
   cpu::ThreadPool three(3);
-  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
+  for (const DType dtype : kQuantDTypes) {
     std::mt19937_64 rng(399);
     const auto [blocks, w] = RandomWeight(dtype, kM, kK, rng);
     const std::vector<float> x = RandomFloats(rng, kRows * kK);
@@ -320,7 +331,7 @@ TEST(QuantMatMulKBlockedTest, RowsOfABigBatchKeepTheirBits) {
 TEST(QuantMatMulSpecialBlocksTest, ZeroTinyAndNonFiniteBlocks) {
   const int64_t m = 20;
   const int64_t k = 128;
-  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
+  for (const DType dtype : kQuantDTypes) {
     std::mt19937_64 rng(3);
     const auto [blocks, w] = RandomWeight(dtype, m, k, rng);
     std::vector<float> x = RandomFloats(rng, 6 * k);
@@ -362,9 +373,10 @@ TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
   const int64_t m = 16;
   const int64_t k = 64;
   cpu::ThreadPool two(2);
-  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
-    for (const int quant :
-         dtype == DType::kQ8_0 ? std::vector<int>{-128, 127, -127} : std::vector<int>{15, 0}) {
+  for (const DType dtype : kQuantDTypes) {
+    std::vector<int> extremes = {-128, 127, -127};
+    if (dtype != DType::kQ8_0) extremes = {dtype == DType::kQ4Affine ? 15 : 31, 0};
+    for (const int quant : extremes) {
       std::mt19937_64 rng(5);
       std::vector<uint8_t> blocks = RandomBlocks(dtype, m * k, rng);
       const size_t block_bytes = DTypeBytes(dtype, kBlock);
@@ -372,7 +384,11 @@ TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
         if (dtype == DType::kQ8_0) {
           std::fill_n(&blocks[b + 2], kBlock, static_cast<uint8_t>(quant & 0xFF));
         } else {
-          std::fill_n(&blocks[b + 8], kBlock / 2, static_cast<uint8_t>(quant | quant << 4));
+          const int low = quant & 0x0F;
+          std::fill_n(&blocks[b + 8], kBlock / 2, static_cast<uint8_t>(low | low << 4));
+          if (dtype == DType::kQ5Affine) {
+            std::fill_n(&blocks[b + 24], 4, static_cast<uint8_t>(quant > 0x0F ? 0xFF : 0));
+          }
         }
       }
       const Packed w = Pack(dtype, blocks, m, k);
@@ -415,7 +431,7 @@ TEST(QuantMatMulErrorTest, WithinTheQuantizationBoundOfTheExactProduct) {
   const int64_t m = 64;
   const int64_t k = 512;
   const int64_t n = 8;
-  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine}) {
+  for (const DType dtype : kQuantDTypes) {
     std::mt19937_64 rng(11);
     const auto [blocks, w] = RandomWeight(dtype, m, k, rng);
     std::vector<float> values(static_cast<size_t>(m * k));

@@ -62,7 +62,8 @@ class ReusedBufferSource final : public WeightSource {
   static void EncodeBlocks(DType dtype, const std::vector<float>& values, uint8_t* out) {
     constexpr float kStep = 0.25F;
     const bool q8 = dtype == DType::kQ8_0;
-    const int block_bytes = q8 ? kernels::kQ8_0BlockBytes : kernels::kQ4AffineBlockBytes;
+    const bool five = dtype == DType::kQ5Affine;
+    const auto block_bytes = static_cast<int>(kernels::DTypeBytes(dtype, 32));
     for (size_t b = 0; b < values.size() / 32; ++b, out += block_bytes) {
       const float* v = values.data() + b * 32;
       if (q8) {
@@ -72,15 +73,18 @@ class ReusedBufferSource final : public WeightSource {
           out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(v[i] / kStep));
         continue;
       }
-      const float offset = -8 * kStep;
+      const float offset = (five ? -16 : -8) * kStep;  // Q5_0's or Q4_0's form
       std::memcpy(out, &kStep, 4);
       std::memcpy(out + 4, &offset, 4);
-      std::memset(out + 8, 0, 16);
+      std::memset(out + 8, 0, block_bytes - 8);
+      uint32_t high = 0;
       for (int i = 0; i < 32; ++i) {
         const auto q = static_cast<int>((v[i] - offset) / kStep);
-        EXPECT_TRUE(q >= 0 && q < 16) << v[i];
-        out[8 + i % 16] |= static_cast<uint8_t>(q << (i < 16 ? 0 : 4));
+        EXPECT_TRUE(q >= 0 && q < (five ? 32 : 16)) << v[i];
+        out[8 + i % 16] |= static_cast<uint8_t>((q & 0x0F) << (i < 16 ? 0 : 4));
+        high |= static_cast<uint32_t>(q >> 4) << i;
       }
+      if (five) std::memcpy(out + 24, &high, 4);
     }
   }
 
@@ -160,9 +164,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"last_differs", DType::kF16, DType::kF16, DType::kBF16}),
     [](const auto& info) { return std::string(info.param.name); });
 
-// 4-bit parts stack as kQ4Affine; beside Q8_0 parts (a K-quant mix's Q4_K attn_q and its
-// Q6_K attn_v) the stack is Q8_0, in whichever order they come; beside a float part, f32.
-// Each keeps its values: these 4-bit blocks have Q4_0's form, which Q8_0 holds exactly.
+// 4-bit parts stack as kQ4Affine, 5-bit ones (or both) as kQ5Affine; beside Q8_0 parts (a
+// K-quant mix's Q4_K attn_q and its Q6_K attn_v) the stack is Q8_0, in whichever order they
+// come; beside a float part, f32. Each keeps its values: these blocks have Q4_0's or Q5_0's
+// form, which Q8_0 holds exactly, and the 5-bit ones use their fifth bits.
 TEST(StackedUploadTest, FourBitPartsJoinAsTheirCommonDtype) {
   constexpr int64_t kCols = 32;
   const std::vector<float> q = Values(4 * kCols, -2.0F);
@@ -175,6 +180,11 @@ TEST(StackedUploadTest, FourBitPartsJoinAsTheirCommonDtype) {
            {DType::kQ4Affine, DType::kQ4Affine, DType::kQ4Affine},
            {DType::kQ4Affine, DType::kQ8_0, DType::kQ8_0},
            {DType::kQ8_0, DType::kQ4Affine, DType::kQ8_0},
+           {DType::kQ5Affine, DType::kQ5Affine, DType::kQ5Affine},
+           {DType::kQ4Affine, DType::kQ5Affine, DType::kQ5Affine},
+           {DType::kQ5Affine, DType::kQ4Affine, DType::kQ5Affine},
+           {DType::kQ8_0, DType::kQ5Affine, DType::kQ8_0},
+           {DType::kQ5Affine, DType::kF16, DType::kF32},
            {DType::kQ4Affine, DType::kF16, DType::kF32}}) {
     ReusedBufferSource source;
     source.Add("q", first, 4, kCols, q);

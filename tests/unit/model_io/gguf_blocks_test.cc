@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -184,43 +185,54 @@ TEST(GgufBlocksTest, WideningToQ8_0KeepsOrReRoundsEachValue) {
   }
 }
 
-// Q4_0, Q4_1 and Q4_K rewritten as kQ4Affine hold each value of the layout (Reference), and
-// no other packing claims that form. Rewritten on to Q8_0 (a matrix joined with Q8_0 parts)
-// they give WidenToQ8_0's blocks (re-rounded alike), or blocks holding the values exactly
-// where they have Q4_0's form (all of Q4_0's; the rare K block with a scale and min that
-// happen to fit it, such as an all-zero one).
-TEST(GgufBlocksTest, FourBitPackingsRewriteAsQ4AffineValueForValue) {
+// Q4_0 ... Q5_K rewritten as their affine dtype hold each value of the layout (Reference),
+// and no other packing claims an affine form. Rewritten on to Q8_0 (a matrix joined with
+// Q8_0 parts) they give WidenToQ8_0's blocks (re-rounded alike), or blocks holding the
+// values exactly where they have Q4_0's or Q5_0's form (all of those files' blocks; the rare
+// K block with a scale and min that happen to fit it, such as an all-zero one). The 4-bit
+// blocks rewritten as kQ5Affine (a matrix joined with 5-bit parts) keep their values too.
+TEST(GgufBlocksTest, FourAndFiveBitPackingsRewriteAsAffineValueForValue) {
   std::mt19937 rng(10);
   for (const Packing packing : kAll) {
-    const bool four_bit =
-        packing == Packing::kQ4_0 || packing == Packing::kQ4_1 || packing == Packing::kQ4_K;
-    EXPECT_EQ(HasQ4AffineForm(packing), four_bit) << Name(packing);
-    if (!four_bit) continue;
+    const std::string name(InfoOf(packing).name);
+    const bool four_bit = name == "q4_0" || name == "q4_1" || name == "q4_k";
+    const bool five_bit = name == "q5_0" || name == "q5_1" || name == "q5_k";
+    const std::optional<kernels::DType> affine = AffineDTypeOf(packing);
+    if (!four_bit && !five_bit) {
+      EXPECT_FALSE(affine.has_value()) << name;
+      continue;
+    }
+    ASSERT_EQ(affine, four_bit ? kernels::DType::kQ4Affine : kernels::DType::kQ5Affine) << name;
     const int64_t count = int64_t{256} * 29;
     const std::vector<uint8_t> blocks = RandomBlocks(packing, count, rng);
-    std::vector<uint8_t> q4(kernels::DTypeBytes(kernels::DType::kQ4Affine, count));
-    ToQ4Affine(packing, blocks.data(), count, q4.data());
-    std::vector<float> got(static_cast<size_t>(count));
-    kernels::ConvertToFloat(kernels::DType::kQ4Affine, q4.data(), count, got.data());
+    std::vector<uint8_t> rewritten(kernels::DTypeBytes(*affine, count));
+    ToAffine(packing, blocks.data(), count, rewritten.data());
     const std::vector<float> want = Reference(packing, blocks, count);
-    for (int64_t i = 0; i < count; ++i) {
-      ASSERT_EQ(got[i], want[i]) << Name(packing) << " value " << i;
+    std::vector<float> got(static_cast<size_t>(count));
+    kernels::ConvertToFloat(*affine, rewritten.data(), count, got.data());
+    for (int64_t i = 0; i < count; ++i) ASSERT_EQ(got[i], want[i]) << name << " value " << i;
+    if (four_bit) {
+      std::vector<uint8_t> as_five(kernels::DTypeBytes(kernels::DType::kQ5Affine, count));
+      ConvertAffine(*affine, kernels::DType::kQ5Affine, rewritten.data(), count, as_five.data());
+      kernels::ConvertToFloat(kernels::DType::kQ5Affine, as_five.data(), count, got.data());
+      for (int64_t i = 0; i < count; ++i) ASSERT_EQ(got[i], want[i]) << name << " as q5 " << i;
     }
-    std::vector<uint8_t> via_q4(kernels::DTypeBytes(kernels::DType::kQ8_0, count));
-    std::vector<uint8_t> direct(via_q4.size());
-    Q4AffineToQ8_0(q4.data(), count, via_q4.data());
+    std::vector<uint8_t> via_affine(kernels::DTypeBytes(kernels::DType::kQ8_0, count));
+    std::vector<uint8_t> direct(via_affine.size());
+    ConvertAffine(*affine, kernels::DType::kQ8_0, rewritten.data(), count, via_affine.data());
     WidenToQ8_0(packing, blocks.data(), count, direct.data());
-    std::vector<float> via_q4_values(static_cast<size_t>(count));
-    kernels::ConvertToFloat(kernels::DType::kQ8_0, via_q4.data(), count, via_q4_values.data());
+    std::vector<float> via_values(static_cast<size_t>(count));
+    kernels::ConvertToFloat(kernels::DType::kQ8_0, via_affine.data(), count, via_values.data());
     for (int64_t b = 0; b < count / 32; ++b) {
       const size_t at = static_cast<size_t>(b) * kernels::kQ8_0BlockBytes;
-      const bool widened = std::equal(
-          direct.begin() + at, direct.begin() + at + kernels::kQ8_0BlockBytes, via_q4.begin() + at);
+      const bool widened =
+          std::equal(direct.begin() + at, direct.begin() + at + kernels::kQ8_0BlockBytes,
+                     via_affine.begin() + at);
       const bool exact = std::equal(want.begin() + b * 32, want.begin() + b * 32 + 32,
-                                    via_q4_values.begin() + b * 32);
-      ASSERT_TRUE(widened || exact) << Name(packing) << " block " << b;
-      if (packing == Packing::kQ4_0) {
-        ASSERT_TRUE(widened) << "block " << b;
+                                    via_values.begin() + b * 32);
+      ASSERT_TRUE(widened || exact) << name << " block " << b;
+      if (packing == Packing::kQ4_0 || packing == Packing::kQ5_0) {
+        ASSERT_TRUE(widened) << name << " block " << b;
       }
     }
   }

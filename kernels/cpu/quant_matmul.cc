@@ -261,13 +261,18 @@ void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src
       }
       std::memcpy(&params[params_layout.Offset(r, 2 * b)], block, 4);
       std::memcpy(&params[params_layout.Offset(r, 2 * b + 1)], block + 4, 4);
-      for (int i = 0; i < kQuantBlock; ++i) {
-        const int q = AffineQuant(dtype, block, i);
-        const int64_t c = b * kQuantBlock + i;
-        panel[QuantOffset(type, c, j)] |= static_cast<uint8_t>(j < 8 ? q & 0x0F : (q & 0x0F) << 4);
-        if (q > 0x0F) {
-          const HighBit high = HighBitOf(c, j);
-          panel[high.byte] |= static_cast<uint8_t>(1U << high.bit);
+      // A group at a time: its 4 k rows of feature j take 4 consecutive nibbles (and fifth
+      // bits), so the offsets are the group's, without a branch on the quants' random bits.
+      const int nibble_shift = j < 8 ? 0 : 4;
+      const int high_bit = static_cast<int>(j / 2);
+      uint8_t* wb = panel + b * PanelBlockBytes(type);
+      for (int64_t g = 0; g < kGroupsPerBlock; ++g) {
+        uint8_t* nibbles = wb + QuantOffset(type, g * kGroupRows, j);
+        uint8_t* fifth = wb + kHighBitsAt + g * 8 + 4 * (j % 2);
+        for (int i = 0; i < kGroupRows; ++i) {
+          const int q = AffineQuant(dtype, block, static_cast<int>(g * kGroupRows + i));
+          nibbles[i] |= static_cast<uint8_t>((q & 0x0F) << nibble_shift);
+          if (type == PanelType::kQ5Affine) fifth[i] |= static_cast<uint8_t>((q >> 4) << high_bit);
         }
       }
     }

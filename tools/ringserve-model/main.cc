@@ -31,12 +31,14 @@ constexpr char kUsage[] =
     "usage: ringserve-model info PATH [--tokenizer FILE]\n"
     "       ringserve-model make-tiny --out PATH\n"
     "       ringserve-model make-random --preset NAME [--dtype DTYPE] --out PATH\n"
-    "         DTYPE: f32, f16, bf16 (default), q8_0, or a GGUF packing read as q8_0:\n"
-    "         q4_0, q5_0, q4_1, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m, q5_k_m\n"
+    "         DTYPE: f32, f16, bf16 (default), q8_0, or a GGUF packing:\n"
+    "         q4_0, q5_0, q4_1, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, q4_k_m,\n"
+    "         q5_k_m\n"
     "       ringserve-model tokenize PATH --text TEXT [--no-bos]\n";
 
 constexpr char kDtypeNames[] =
-    "f32, f16, bf16, q8_0, q4_0, q5_0, q4_1, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m or q5_k_m";
+    "f32, f16, bf16, q8_0, q4_0, q5_0, q4_1, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, "
+    "q4_k_m or q5_k_m";
 
 const char* Bool(bool b) { return b ? "true" : "false"; }
 

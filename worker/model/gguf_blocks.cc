@@ -8,6 +8,7 @@
 
 #include "common/check.h"
 #include "kernels/dtype.h"
+#include "worker/model/gguf_iquants.h"
 #include "worker/model/gguf_kquants.h"
 
 namespace ringserve::model {
@@ -16,7 +17,7 @@ namespace {
 constexpr int kBlock = kernels::kQ8_0BlockValues;
 
 // Indexed by Packing; the ggml type numbers and block sizes are ggml.h's and ggml.c's.
-constexpr std::array<PackingInfo, 10> kPackings = {{
+constexpr std::array<PackingInfo, 12> kPackings = {{
     {"", 0, 1, 1, true},  // kAsStored: not a packing
     {"q4_0", 2, 32, 18, true},
     {"q5_0", 6, 32, 22, true},
@@ -27,6 +28,8 @@ constexpr std::array<PackingInfo, 10> kPackings = {{
     {"q4_k", 12, 256, 144, false},
     {"q5_k", 13, 256, 176, false},
     {"q6_k", 14, 256, 210, false},
+    {"iq4_nl", 20, 32, kIq4NlBlockBytes, true},
+    {"iq4_xs", 23, 256, kIq4XsBlockBytes, false},
 }};
 
 // Where the parts of a 32-value block of the first four formats sit: an f16 scale d at 0,
@@ -59,7 +62,13 @@ int CentreOf(const LegacyLayout& layout) {
   return layout.five_bit ? 16 : 8;
 }
 
-bool IsLegacy(Packing packing) { return BlockValues(packing) == kBlock; }
+// Q4_0, Q5_0, Q4_1 and Q5_1: a scale (and offset) and 4- or 5-bit quants per 32 values.
+bool IsLegacy(Packing packing) {
+  return packing == Packing::kQ4_0 || packing == Packing::kQ5_0 || packing == Packing::kQ4_1 ||
+         packing == Packing::kQ5_1;
+}
+
+bool IsIq4(Packing packing) { return packing == Packing::kIQ4_NL || packing == Packing::kIQ4_XS; }
 
 // std::lround for |v| < 2^23 (half away from zero), without the library call that made it
 // most of the time a model took to load: v - trunc(v) is exact in that range.
@@ -164,6 +173,8 @@ void Unpack(Packing packing, const uint8_t* src, int64_t count, float* dst) {
     float* y = dst + b * info.block_values;
     if (IsLegacy(packing)) {
       UnpackLegacy(packing, block, y);
+    } else if (IsIq4(packing)) {
+      UnpackIq4(packing == Packing::kIQ4_XS, block, y);
     } else {
       UnpackKBlock(packing, block, y);
     }
@@ -181,6 +192,12 @@ void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* ds
         QuantizeQ8_0Block(values.data() + static_cast<ptrdiff_t>(i) * kBlock,
                           dst + (b * info.block_values / kBlock + i) * kernels::kQ8_0BlockBytes);
       }
+    }
+    return;
+  }
+  if (packing == Packing::kIQ4_NL) {
+    for (int64_t b = 0; b < count / kBlock; ++b) {
+      Iq4NlToQ8_0(src + b * info.block_bytes, dst + b * kernels::kQ8_0BlockBytes);
     }
     return;
   }
@@ -292,6 +309,8 @@ void Pack(Packing packing, const float* values, int64_t count, uint8_t* dst) {
     uint8_t* out = dst + b * info.block_bytes;
     if (IsLegacy(packing)) {
       PackLegacy(packing, x, out);
+    } else if (IsIq4(packing)) {
+      PackIq4(packing == Packing::kIQ4_XS, x, out);
     } else {
       PackKBlock(packing, x, out);
     }

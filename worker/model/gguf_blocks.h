@@ -7,10 +7,11 @@
 // As Q8_0, two kinds:
 //  - exact: Q4_0 and Q5_0 blocks hold 32 values d * (q - 8) and d * (q - 16), with one f16
 //    scale d and 4- or 5-bit q. (q - 8) and (q - 16) fit int8, so a Q8_0 block with the
-//    same scale holds exactly the same values.
+//    same scale holds exactly the same values; so does IQ4_NL's d * level, each of its 16
+//    levels an int8 (gguf_iquants.h).
 //  - re-rounded: Q4_1 and Q5_1 (an offset per 32 values), and the K-quants Q2_K to Q6_K
-//    (super-blocks of 256 values with 4- to 8-bit sub-block scales and mins) have no Q8_0
-//    form. Their values, computed in f32 as ggml's dequantization does, are rounded to Q8_0
+//    and IQ4_XS (super-blocks of 256 values with 4- to 8-bit sub-block scales and mins) have
+//    no Q8_0 form. Their values, computed in f32 as ggml's dequantization does, are rounded to Q8_0
 //    as ggml's reference quantizer does: each lands within half a Q8_0 step (1/254 of its
 //    32-value block's largest magnitude) plus the f16 rounding of the step. A 4-bit file's
 //    own steps are about 16 times as coarse, Q6_K's about 4 times.
@@ -37,6 +38,8 @@ enum class Packing : uint8_t {
   kQ4_K,
   kQ5_K,
   kQ6_K,
+  kIQ4_NL,
+  kIQ4_XS,
 };
 
 struct PackingInfo {

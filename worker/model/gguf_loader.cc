@@ -133,8 +133,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> CheckpointFromGguf(GgufFile& file) {
       return absl::InvalidArgumentError(
           absl::StrCat(file.name(), ": tensor '", info.name, "' has unsupported type ",
                        GgmlTypeName(info.ggml_type), " (", info.ggml_type,
-                       "); ringserve reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and "
-                       "Q2_K to Q6_K"));
+                       "); ringserve reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
+                       "Q2_K to Q6_K, IQ4_NL and IQ4_XS"));
     }
     ckpt->AddTensor({info.name, info.dtype, info.shape, file.bytes().data() + info.offset,
                      static_cast<size_t>(info.bytes), info.packing});

@@ -119,6 +119,8 @@ Packing FitRows(Packing packing, int64_t cols) {
       return Packing::kQ5_0;
     case Packing::kQ5_K:
       return Packing::kQ5_1;
+    case Packing::kIQ4_XS:
+      return Packing::kIQ4_NL;
     default:  // Q6_K: as Q8_0 blocks
       return Packing::kAsStored;
   }

@@ -32,7 +32,7 @@ absl::Status WriteTinyModel(const std::string& path);
 // With a packing (dtype must then be Q8_0, the type they are served as) the matrices are
 // written as such blocks; a K-quant matrix whose rows are not whole 256-value super-blocks
 // falls back as llama.cpp's quantizer does (Q2_K, Q3_K to Q4_0; Q4_K to Q5_0; Q5_K to
-// Q5_1; Q6_K to Q8_0).
+// Q5_1; Q6_K to Q8_0; IQ4_XS to IQ4_NL).
 struct MatrixPacking {
   Packing packing = Packing::kAsStored;
   // When set, output.weight, attn_v and ffn_down take it, as in llama.cpp's _M mixes.

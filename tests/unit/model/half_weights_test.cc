@@ -327,6 +327,29 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
   EXPECT_EQ(static_cast<int64_t>(mix_bytes[1] - mix_bytes[0]), affine_values / 8);
 }
 
+// IQ4_NL and IQ4_XS files (ringserve-model make-random --dtype iq4_nl, iq4_xs) load; a CPU
+// model holds their matrices as Q8_0 (IQ4_NL's values exactly, IQ4_XS's re-rounded) and
+// gives the logits of those values in f32.
+TEST(PackedWeightsTest, Iq4FilesGiveTheLogitsOfTheirServedValues) {
+  const absl::StatusOr<ModelConfig> config = KQuantConfig(/*layers=*/1, /*vocab=*/512);
+  ASSERT_TRUE(config.ok());
+  auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
+  ASSERT_TRUE(backend.ok());
+  for (const Packing packing : {Packing::kIQ4_NL, Packing::kIQ4_XS}) {
+    const std::string name(InfoOf(packing).name);
+    const std::string path = ::testing::TempDir() + "packed_" + name + ".gguf";
+    ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kQ8_0, {packing}).ok());
+    auto packed = OpenCheckpoint(path);
+    ASSERT_TRUE(packed.ok()) << packed.status();
+    const HostTensor* q = *(*packed)->Find("blk.0.attn_q.weight");
+    EXPECT_EQ(q->packing, packing) << name;
+    EXPECT_EQ(q->bytes, static_cast<size_t>(PackedBytes(packing, q->NumElements()))) << name;
+    const auto [packed_bytes, f32_bytes] = ExpectSameLogits(
+        **packed, *ToF32(**packed), **backend, config->vocab_size, Match::kWithinQuantization);
+    EXPECT_LT(packed_bytes, f32_bytes * 29 / 100) << name;
+  }
+}
+
 // Rows that are not whole 256-value super-blocks fall back as llama.cpp's quantizer does
 // (Q4_K to Q5_0, Q6_K to Q8_0), and the file still gives its Q8_0 values' logits.
 TEST(PackedWeightsTest, KQuantRowsOfPartialSuperBlocksFallBack) {

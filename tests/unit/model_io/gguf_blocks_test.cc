@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <iostream>
+#include <limits>
 #include <optional>
 #include <random>
 #include <string>
@@ -22,9 +24,9 @@
 namespace ringserve::model {
 namespace {
 
-constexpr Packing kAll[] = {Packing::kQ4_0, Packing::kQ5_0, Packing::kQ4_1,
-                            Packing::kQ5_1, Packing::kQ2_K, Packing::kQ3_K,
-                            Packing::kQ4_K, Packing::kQ5_K, Packing::kQ6_K};
+constexpr Packing kAll[] = {Packing::kQ4_0, Packing::kQ5_0,   Packing::kQ4_1,  Packing::kQ5_1,
+                            Packing::kQ2_K, Packing::kQ3_K,   Packing::kQ4_K,  Packing::kQ5_K,
+                            Packing::kQ6_K, Packing::kIQ4_NL, Packing::kIQ4_XS};
 
 std::string Name(Packing packing) { return std::string(InfoOf(packing).name); }
 
@@ -39,6 +41,8 @@ std::vector<int> HalfFields(Packing packing) {
   switch (packing) {
     case Packing::kQ4_0:
     case Packing::kQ5_0:
+    case Packing::kIQ4_NL:
+    case Packing::kIQ4_XS:
       return {0};
     case Packing::kQ4_1:
     case Packing::kQ5_1:
@@ -126,6 +130,22 @@ float ReferenceValue(Packing packing, const uint8_t* b, int e) {
       if (five) q += bit(b + 16 + l, j) * 16;
       return Half(b) * static_cast<float>(sc) * static_cast<float>(q) -
              Half(b + 2) * static_cast<float>(m);
+    }
+    case Packing::kIQ4_NL:
+    case Packing::kIQ4_XS: {  // d (scales_h scales_l[4]) qs[16 per 32 values]
+      static constexpr int kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                          1,    13,   25,  38,  53,  69,  89,  113};
+      const bool xs = packing == Packing::kIQ4_XS;
+      const int j = e / 32;  // sub-block
+      const uint8_t* qs = b + (xs ? 8 : 2) + 16 * j;
+      const int index = l < 16 ? qs[l] & 15 : qs[l - 16] >> 4;
+      float scale = Half(b);
+      if (xs) {
+        const int ls =
+            ((b[4 + j / 2] >> (4 * (j % 2))) & 15) | (((b[2 + j / 4] >> (2 * (j % 4))) & 3) << 4);
+        scale *= static_cast<float>(ls - 32);
+      }
+      return scale * static_cast<float>(kLevels[index]);
     }
     default: {  // Q6_K: ql[128] qh[64] scales[16] d
       const int low = (b[64 * n + 32 * (k % 2) + l] >> (4 * (k / 2))) & 15;
@@ -270,7 +290,7 @@ TEST(GgufBlocksTest, EveryPackingReadsAsQ8_0) {
     w.AddRawTensor(Name(packing), InfoOf(packing).ggml_type, {256, 3},
                    RandomBlocks(packing, 768, rng));
   }
-  w.AddRawTensor("iq4_xs", 23, {256}, std::vector<uint8_t>(136));
+  w.AddRawTensor("iq2_xxs", 16, {256}, std::vector<uint8_t>(66));
   const std::vector<uint8_t> bytes = w.Build();
   auto file = GgufFile::Parse(bytes, "mem.gguf");
   ASSERT_TRUE(file.ok()) << file.status();
@@ -282,7 +302,7 @@ TEST(GgufBlocksTest, EveryPackingReadsAsQ8_0) {
     EXPECT_EQ(t[i].packing, kAll[i]) << t[i].name;
     EXPECT_EQ(t[i].bytes, static_cast<uint64_t>(PackedBytes(kAll[i], 768))) << t[i].name;
   }
-  EXPECT_FALSE(t.back().supported);  // the i-quants' grids are not read
+  EXPECT_FALSE(t.back().supported);  // the grid i-quants (IQ1_S ... IQ3_S) are not read
   EXPECT_EQ(PackingNamed("q6_k"), Packing::kQ6_K);
   EXPECT_EQ(PackingNamed("q8_0"), std::nullopt);  // a dtype, not a packing
   EXPECT_EQ(PackingOfGgmlType(8), std::nullopt);
@@ -397,6 +417,49 @@ TEST(GgufBlocksTest, PackedValuesRoundTripWithinAStep) {
     // Rounding to the nearest quant: a mean square error near step^2 / 12, far from the
     // step^2 a misplaced quant would give.
     EXPECT_LT(squares / steps, 0.2) << Name(packing);
+  }
+}
+
+// IQ4_NL and IQ4_XS files the tools write: each value takes the level nearest it under its
+// 32 values' stored scale (ties either way), and the scales fit the values, so the error
+// stays a small part of them.
+TEST(GgufBlocksTest, Iq4PacksEachValueToItsNearestLevel) {
+  static constexpr float kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                        1,    13,   25,  38,  53,  69,  89,  113};
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal(0.0F, 1.0F);
+  for (const Packing packing : {Packing::kIQ4_NL, Packing::kIQ4_XS}) {
+    const int64_t count = int64_t{256} * 16;
+    std::vector<float> values(static_cast<size_t>(count));
+    for (float& v : values) v = normal(rng);
+    std::fill_n(values.begin() + 256, 256, 0.0F);  // all-zero blocks
+    std::fill_n(values.begin() + 512, 32, 1e-3F);  // 32 values far below the others
+    std::vector<uint8_t> blocks(static_cast<size_t>(PackedBytes(packing, count)));
+    Pack(packing, values.data(), count, blocks.data());
+    std::vector<float> back(static_cast<size_t>(count));
+    Unpack(packing, blocks.data(), count, back.data());
+    double squares = 0;
+    double total = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      // The scale of value i's 32 values, from the value any level gives under it.
+      const int values_per_block = BlockValues(packing);
+      std::vector<uint8_t> probe(blocks.begin() + i / values_per_block * BlockBytes(packing),
+                                 blocks.begin() + (i / values_per_block + 1) * BlockBytes(packing));
+      const float scale =
+          ReferenceValue(packing, probe.data(), static_cast<int>(i % values_per_block)) /
+          kLevels[packing == Packing::kIQ4_XS
+                      ? (probe[8 + 16 * (i % 256 / 32) + i % 32 % 16] >> (i % 32 < 16 ? 0 : 4)) & 15
+                      : (probe[2 + i % 32 % 16] >> (i % 32 < 16 ? 0 : 4)) & 15];
+      float nearest = std::numeric_limits<float>::infinity();
+      for (const float level : kLevels)
+        nearest = std::min(nearest, std::fabs(values[i] - scale * level));
+      ASSERT_LE(std::fabs(values[i] - back[i]), nearest * 1.0001F + 1e-7F)
+          << Name(packing) << " value " << i;
+      squares += double{values[i] - back[i]} * (values[i] - back[i]);
+      total += double{values[i]} * values[i];
+    }
+    EXPECT_LT(squares / total, 0.02) << Name(packing);
+    std::cout << Name(packing) << ": relative mean square error " << squares / total << "\n";
   }
 }
 

@@ -239,8 +239,8 @@ TEST(MalformedGguf, MissingTensorShapeMismatchUnsupportedType) {
                   "missing tensor 'blk.1.ffn_up.weight'");
   ExpectGgufError(ModelWithTensor("blk.0.attn_k.weight", {32, 32}, 0),
                   "tensor 'blk.0.attn_k.weight' has shape [32, 32], expected [16, 32]");
-  ExpectGgufError(ModelWithTensor("blk.0.ffn_gate.weight", {64, 256}, 23),
-                  "tensor 'blk.0.ffn_gate.weight' has unsupported type IQ4_XS (23); ringserve "
+  ExpectGgufError(ModelWithTensor("blk.0.ffn_gate.weight", {64, 256}, 16),
+                  "tensor 'blk.0.ffn_gate.weight' has unsupported type IQ2_XXS (16); ringserve "
                   "reads F32");
   ExpectGgufError(ModelWithTensor("token_embd.weight", {40}, 0),
                   "'token_embd.weight' is not a [vocab, dim] matrix");

@@ -242,16 +242,17 @@ class Backend {
   virtual absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,
                                               const void* host_data) = 0;
   // Whether UploadWeight takes matrices of `dtype`: loaders give a backend that does not
-  // take a checkpoint's format the nearest one it does (the affine dtypes: Q8_0). The CPU
+  // take a checkpoint's format the nearest one it does (the compact dtypes: Q8_0). The CPU
   // and CUDA backends take all of these.
   virtual bool TakesWeightDType(DType dtype) const {
     return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16 ||
            IsBlockDType(dtype);
   }
-  // Whether it takes both affine dtypes, which loaders then serve GGUF's 4- and 5-bit
-  // formats as (model/gguf_blocks.h).
-  bool TakesAffineWeights() const {
-    return TakesWeightDType(DType::kQ4Affine) && TakesWeightDType(DType::kQ5Affine);
+  // Whether it takes the compact block dtypes (kQ4Affine, kQ5Affine, kIQ4), which loaders
+  // then serve GGUF's 4- and 5-bit formats as, with the file's values (model/gguf_blocks.h).
+  bool TakesCompactWeights() const {
+    return TakesWeightDType(DType::kQ4Affine) && TakesWeightDType(DType::kQ5Affine) &&
+           TakesWeightDType(DType::kIQ4);
   }
   // The bytes UploadWeight takes for such a matrix: the activation dtype's by default (every
   // weight is stored in it); the CPU keeps bf16, f16 and quantized matrices as they are,

@@ -22,6 +22,8 @@ std::string_view DTypeName(DType dtype) {
       return "q4_affine";
     case DType::kQ5Affine:
       return "q5_affine";
+    case DType::kIQ4:
+      return "iq4";
   }
   return "unknown";
 }
@@ -47,6 +49,8 @@ size_t DTypeBytes(DType dtype, size_t count) {
       return count / kQ4AffineBlockValues * kQ4AffineBlockBytes;
     case DType::kQ5Affine:
       return count / kQ5AffineBlockValues * kQ5AffineBlockBytes;
+    case DType::kIQ4:
+      return count / kIq4BlockValues * kIq4BlockBytes;
   }
   return 0;
 }
@@ -146,6 +150,19 @@ void ConvertToFloat(DType dtype, const void* src, size_t count, float* dst) {
           *dst++ = std::fma(static_cast<float>(AffineQuant(dtype, p, i)), scale, offset);
         }
         p += block_bytes;
+      }
+      return;
+    }
+    case DType::kIQ4: {
+      RS_CHECK(count % kIq4BlockValues == 0);
+      const auto* p = static_cast<const uint8_t*>(src);
+      for (size_t block = 0; block < count / kIq4BlockValues; ++block) {
+        float scale = 0;
+        std::memcpy(&scale, p, 4);
+        for (int i = 0; i < kIq4BlockValues; ++i) {
+          *dst++ = scale * static_cast<float>(kIq4Levels[Q4AffineQuant(p + 4, i)]);
+        }
+        p += kIq4BlockBytes;
       }
       return;
     }

@@ -29,6 +29,11 @@ enum class DType : uint8_t {
   // the fifth bit of value i. GGUF's Q5_0, Q5_1 and Q5_K take this form exactly, at 0.875
   // bytes a value.
   kQ5Affine,
+  // 4-bit indices into kIq4Levels with an f32 scale per 32 values: blocks of the scale d
+  // followed by kQ4Affine's 16 bytes of nibbles; value = d * level (exact in f32: a level
+  // has 7 significant bits). GGUF's IQ4_NL and IQ4_XS take this form exactly, at 0.625
+  // bytes a value.
+  kIQ4,
 };
 
 inline constexpr int kQ8_0BlockValues = 32;
@@ -37,14 +42,22 @@ inline constexpr int kQ4AffineBlockValues = 32;
 inline constexpr int kQ4AffineBlockBytes = 24;
 inline constexpr int kQ5AffineBlockValues = 32;
 inline constexpr int kQ5AffineBlockBytes = 28;
+inline constexpr int kIq4BlockValues = 32;
+inline constexpr int kIq4BlockBytes = 20;
+// GGUF's IQ4 levels (ggml's kvalues_iq4nl): non-linear, so that the common small magnitudes
+// get finer steps than a uniform grid would give them.
+inline constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                          1,    13,   25,  38,  53,  69,  89,  113};
 
 // Whether `dtype` holds fma(q, d, m) blocks (kQ4Affine, kQ5Affine).
 inline bool IsAffineDType(DType dtype) {
   return dtype == DType::kQ4Affine || dtype == DType::kQ5Affine;
 }
-// Whether `dtype` stores values in 32-value blocks (Q8_0 and the affine ones): a row of such
-// a matrix must be whole blocks.
-inline bool IsBlockDType(DType dtype) { return dtype == DType::kQ8_0 || IsAffineDType(dtype); }
+// Whether `dtype` stores values in 32-value blocks (Q8_0, the affine ones, kIQ4): a row of
+// such a matrix must be whole blocks.
+inline bool IsBlockDType(DType dtype) {
+  return dtype == DType::kQ8_0 || IsAffineDType(dtype) || dtype == DType::kIQ4;
+}
 
 // The 4-bit quant of value i (< 32) of a kQ4Affine block's 16 quant bytes.
 inline int Q4AffineQuant(const uint8_t* quants, int i) {

@@ -113,7 +113,8 @@ void BM_MatMulBlasBackend(benchmark::State& state) { RunMatMul(state, true); }
 // at larger n the weights still stream once per step while the FLOPs grow n-fold.
 // bits:16 uploads them as a bf16 checkpoint's (kept bf16: half the bytes, the same products),
 // bits:8 as Q8_0 blocks (1.125 bytes a value), bits:5 as kQ5Affine ones (0.875: a Q5_0,
-// Q5_1 or Q5_K file's), bits:4 as kQ4Affine ones (0.75: a Q4_0, Q4_1 or Q4_K file's).
+// Q5_1 or Q5_K file's), bits:4 as kQ4Affine ones (0.75: a Q4_0, Q4_1 or Q4_K file's),
+// bits:-4 as kIQ4 ones (0.625: an IQ4_NL or IQ4_XS file's).
 std::vector<uint8_t> Blocks(DType dtype, const std::vector<float>& values) {
   std::vector<uint8_t> out(DTypeBytes(dtype, values.size()));
   const bool q8 = dtype == DType::kQ8_0;
@@ -129,6 +130,21 @@ std::vector<uint8_t> Blocks(DType dtype, const std::vector<float>& values) {
         block[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(d > 0 ? std::lround(v[i] / d) : 0));
       }
       block += kQ8_0BlockBytes;
+      continue;
+    }
+    if (dtype == DType::kIQ4) {  // the scale that maps the largest magnitude to level -127
+      const float d = std::max(std::fabs(*lo), std::fabs(*hi)) / -127;
+      std::memcpy(block, &d, 4);
+      std::memset(block + 4, 0, 16);
+      for (int i = 0; i < 32; ++i) {
+        int best = 0;
+        for (int l = 1; l < 16; ++l) {
+          if (std::fabs(v[i] - d * kIq4Levels[l]) < std::fabs(v[i] - d * kIq4Levels[best]))
+            best = l;
+        }
+        block[4 + i % 16] |= static_cast<uint8_t>(best << (i < 16 ? 0 : 4));
+      }
+      block += kIq4BlockBytes;
       continue;
     }
     const bool five = dtype == DType::kQ5Affine;
@@ -150,7 +166,16 @@ std::vector<uint8_t> Blocks(DType dtype, const std::vector<float>& values) {
 
 // The quantized dtype BM_DecodeStep110M's `bits` names.
 DType QuantDTypeOfBits(int64_t bits) {
-  return bits == 8 ? DType::kQ8_0 : bits == 5 ? DType::kQ5Affine : DType::kQ4Affine;
+  switch (bits) {
+    case 8:
+      return DType::kQ8_0;
+    case 5:
+      return DType::kQ5Affine;
+    case -4:
+      return DType::kIQ4;
+    default:
+      return DType::kQ4Affine;
+  }
 }
 
 // The [m, k] matrices of one 110M decode step: 12 layers' QKV, output, gate-up and down
@@ -209,8 +234,9 @@ void BM_DecodeStep110M(benchmark::State& state) {
   SetDecodeStepCounters(state, n, bytes, params);
 }
 
-// The quantized products of BM_DecodeStep110M (bits 8: Q8_0, 5: kQ5Affine, 4: kQ4Affine) on
-// one ISA: isa 0 is AVX2, 1 the best this CPU has (avx512-vnni where it has VNNI), in one run.
+// The quantized products of BM_DecodeStep110M (bits 8: Q8_0, 5: kQ5Affine, 4: kQ4Affine,
+// -4: kIQ4) on one ISA: isa 0 is AVX2, 1 the best this CPU has (avx512-vnni where it has
+// VNNI), in one run.
 void BM_QuantDecodeStep110M(benchmark::State& state) {
   const int64_t n = state.range(0);
   const DType dtype = QuantDTypeOfBits(state.range(1));
@@ -411,12 +437,12 @@ void Shapes(benchmark::internal::Benchmark* bench, int64_t n) {
 
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeStep110M)
-    ->ArgsProduct({{1, 2, 4, 8, 16, 32, 128}, {32, 16, 8, 5, 4}})
+    ->ArgsProduct({{1, 2, 4, 8, 16, 32, 128}, {32, 16, 8, 5, 4, -4}})
     ->ArgNames({"n", "bits"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_QuantDecodeStep110M)
-    ->ArgsProduct({{1, 4, 8, 16, 64, 512}, {8, 5, 4}, {0, 1}})
+    ->ArgsProduct({{1, 4, 8, 16, 64, 512}, {8, 5, 4, -4}, {0, 1}})
     ->ArgNames({"n", "bits", "isa"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

@@ -87,6 +87,8 @@ class CpuBackend final : public Backend {
         return PanelType::kQ4Affine;
       case DType::kQ5Affine:
         return PanelType::kQ5Affine;
+      case DType::kIQ4:
+        return PanelType::kIQ4;
       default:
         return PanelType::kF32;
     }

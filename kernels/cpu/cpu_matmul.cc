@@ -275,6 +275,7 @@ void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t
     case PanelType::kQ8_0:
     case PanelType::kQ4Affine:
     case PanelType::kQ5Affine:
+    case PanelType::kIQ4:
       return UnpackQuantizedRow(layout, type, w, r, dst, params);
   }
 }
@@ -310,6 +311,7 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
     case PanelType::kQ8_0:
     case PanelType::kQ4Affine:
     case PanelType::kQ5Affine:
+    case PanelType::kIQ4:
       return MatMulQuantized(pool, args, isa);
   }
 }

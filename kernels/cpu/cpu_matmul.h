@@ -15,9 +15,10 @@
 // Element types. Packed panels hold f32, or what a checkpoint stores: bf16 or f16 values,
 // which become f32 exactly as they are loaded, so the same values in f32 panels give the same
 // bits from half the bytes, on either ISA's kernels; or Q8_0's int8 quants with each
-// 32-value block's scale, or kQ4Affine's 4-bit or kQ5Affine's 5-bit quants with each block's
-// scale and offset, which quant_matmul.h multiplies as integers against activations
-// quantized to int8 (its own arithmetic, described there).
+// 32-value block's scale, kQ4Affine's 4-bit or kQ5Affine's 5-bit quants with each block's
+// scale and offset, or kIQ4's 4-bit indices of int8 levels with each block's scale, which
+// quant_matmul.h multiplies as integers against activations quantized to int8 (its own
+// arithmetic, described there).
 //
 // Arithmetic of the float panels. Every output y[i, j] is computed as acc = 0; for c = 0..k-1
 // in order: acc = fma(x[i, c], W[j, c], acc); whatever the path (register tile size, k
@@ -56,15 +57,16 @@ struct PanelLayout {
   }
 };
 
-enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0, kQ4Affine, kQ5Affine };
+enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0, kQ4Affine, kQ5Affine, kIQ4 };
 
 // The values one set of block parameters covers, in every quantized type.
 inline constexpr int kQuantBlock = 32;
 static_assert(kQ8_0BlockValues == kQuantBlock && kQ4AffineBlockValues == kQuantBlock &&
-              kQ5AffineBlockValues == kQuantBlock);
+              kQ5AffineBlockValues == kQuantBlock && kIq4BlockValues == kQuantBlock);
 
 constexpr bool IsQuantized(PanelType type) {
-  return type == PanelType::kQ8_0 || type == PanelType::kQ4Affine || type == PanelType::kQ5Affine;
+  return type == PanelType::kQ8_0 || type == PanelType::kQ4Affine || type == PanelType::kQ5Affine ||
+         type == PanelType::kIQ4;
 }
 // Whether `type`'s blocks are fma(q, d, m): a scale and an offset each.
 constexpr bool IsAffine(PanelType type) {
@@ -82,12 +84,21 @@ constexpr bool IsAffine(PanelType type) {
 //    then 8 bytes a group of fifth bits: with e = 4j + r (the byte k row r of feature j
 //    takes when the nibbles are spread out as bytes, features 0-7 then 8-15), bit e / 8 of
 //    byte e % 8. Shifting 64-bit lane L of those 8 bytes left by 4 - L puts each quant's
-//    fifth bit at bit 4 of its own byte.
+//    fifth bit at bit 4 of its own byte;
+//  - kIQ4: kQ4Affine's layout, each nibble an index into kIq4Levels.
 // Then the f32 block parameters, one row of them per 32 values of a W row, in the packed
 // layout of a [m rounded up to 16, k / 32 * per-block] matrix (padding features zero):
-// kQ8_0's scale; an affine type's scale, then its offset.
+// kQ8_0's and kIQ4's scale; an affine type's scale, then its offset.
 constexpr int QuantBits(PanelType type) {
-  return type == PanelType::kQ4Affine ? 4 : type == PanelType::kQ5Affine ? 5 : 8;
+  switch (type) {
+    case PanelType::kQ4Affine:
+    case PanelType::kIQ4:
+      return 4;
+    case PanelType::kQ5Affine:
+      return 5;
+    default:
+      return 8;
+  }
 }
 // Bytes of one panel's 32-value block of k.
 constexpr int64_t PanelBlockBytes(PanelType type) {
@@ -110,7 +121,8 @@ inline int64_t PanelBytes(PanelType type, int64_t rows, int64_t cols) {
       return rows * cols * 4;
     case PanelType::kQ8_0:
     case PanelType::kQ4Affine:
-    case PanelType::kQ5Affine: {
+    case PanelType::kQ5Affine:
+    case PanelType::kIQ4: {
       const PanelLayout params = BlockParamLayout(type, {false, rows, cols});
       return QuantBytes(type, rows, cols) + params.rows * params.cols * 4;
     }

@@ -140,17 +140,25 @@ struct Avx2::Block<PanelType::kQ5Affine> {
   static __m256 Sums(const __m256i (&acc)[2], int h) { return _mm256_cvtepi32_ps(acc[h]); }
 };
 
-// Q8_0: int32 sums (a pair of products, at most 2 x 128 x 127, fits maddubs' int16).
-template <>
-struct Avx2::Block<PanelType::kQ8_0> {
+// Q8_0 and kIQ4 (its indices looked up as their int8 levels): int32 sums (a pair of
+// products, at most 2 x 128 x 127, fits maddubs' int16).
+template <PanelType T>
+struct SignedBlock {
   __m256i w[2];
   __m256i magnitude[2];
   void Load(const uint8_t* block, int64_t g) {
-    for (int64_t h = 0; h < 2; ++h) {
-      w[h] = _mm256_loadu_si256(
-          reinterpret_cast<const __m256i*>(block + g * GroupBytes(PanelType::kQ8_0) + 32 * h));
-      magnitude[h] = _mm256_abs_epi8(w[h]);
+    if constexpr (T == PanelType::kIQ4) {
+      const __m256i levels = _mm256_broadcastsi128_si256(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)));
+      LoadNibbles(block, g, w);
+      for (__m256i& half : w) half = _mm256_shuffle_epi8(levels, half);
+    } else {
+      for (int64_t h = 0; h < 2; ++h) {
+        w[h] = _mm256_loadu_si256(
+            reinterpret_cast<const __m256i*>(block + g * GroupBytes(T) + 32 * h));
+      }
     }
+    for (int h = 0; h < 2; ++h) magnitude[h] = _mm256_abs_epi8(w[h]);
   }
   void Multiply(__m256i (&acc)[2], int32_t four) const {
     const __m256i xs = _mm256_set1_epi32(four);
@@ -161,6 +169,10 @@ struct Avx2::Block<PanelType::kQ8_0> {
   }
   static __m256 Sums(const __m256i (&acc)[2], int h) { return _mm256_cvtepi32_ps(acc[h]); }
 };
+template <>
+struct Avx2::Block<PanelType::kQ8_0> : SignedBlock<PanelType::kQ8_0> {};
+template <>
+struct Avx2::Block<PanelType::kIQ4> : SignedBlock<PanelType::kIQ4> {};
 
 }  // namespace
 
@@ -224,6 +236,8 @@ DType BlockDTypeOf(PanelType type) {
       return DType::kQ4Affine;
     case PanelType::kQ5Affine:
       return DType::kQ5Affine;
+    case PanelType::kIQ4:
+      return DType::kIQ4;
     default:
       return DType::kQ8_0;
   }
@@ -259,8 +273,13 @@ void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src
         }
         continue;
       }
-      std::memcpy(&params[params_layout.Offset(r, 2 * b)], block, 4);
-      std::memcpy(&params[params_layout.Offset(r, 2 * b + 1)], block + 4, 4);
+      const uint8_t* indices = block + 4;  // kIQ4: after its scale
+      if (type == PanelType::kIQ4) {
+        std::memcpy(&params[params_layout.Offset(r, b)], block, 4);
+      } else {
+        std::memcpy(&params[params_layout.Offset(r, 2 * b)], block, 4);
+        std::memcpy(&params[params_layout.Offset(r, 2 * b + 1)], block + 4, 4);
+      }
       // A group at a time: its 4 k rows of feature j take 4 consecutive nibbles (and fifth
       // bits), so the offsets are the group's, without a branch on the quants' random bits.
       const int nibble_shift = j < 8 ? 0 : 4;
@@ -270,7 +289,9 @@ void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src
         uint8_t* nibbles = wb + QuantOffset(type, g * kGroupRows, j);
         uint8_t* fifth = wb + kHighBitsAt + g * 8 + 4 * (j % 2);
         for (int i = 0; i < kGroupRows; ++i) {
-          const int q = AffineQuant(dtype, block, static_cast<int>(g * kGroupRows + i));
+          const int v = static_cast<int>(g * kGroupRows + i);
+          const int q =
+              type == PanelType::kIQ4 ? Q4AffineQuant(indices, v) : AffineQuant(dtype, block, v);
           nibbles[i] |= static_cast<uint8_t>((q & 0x0F) << nibble_shift);
           if (type == PanelType::kQ5Affine) fifth[i] |= static_cast<uint8_t>((q >> 4) << high_bit);
         }
@@ -294,6 +315,10 @@ void UnpackQuantizedRow(const PanelLayout& layout, PanelType type, const void* w
       continue;
     }
     int q = j < 8 ? byte & 0x0F : byte >> 4;
+    if (type == PanelType::kIQ4) {
+      dst[c] = static_cast<float>(kIq4Levels[q]) * params[params_layout.Offset(r, b)];
+      continue;
+    }
     if (type == PanelType::kQ5Affine) {
       const HighBit high = HighBitOf(c, j);
       q |= (panel[high.byte] >> high.bit & 1) << 4;

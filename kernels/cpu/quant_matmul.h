@@ -1,4 +1,4 @@
-// The CPU's products on quantized weights (Q8_0 and kQ4Affine panels, cpu_matmul.h):
+// The CPU's products on quantized weights (Q8_0, affine and kIQ4 panels, cpu_matmul.h):
 // integer dot products, as llama.cpp's CPU backend computes them. Decoding a quant to f32 for
 // an FMA costs more than reading its byte, so a product that loaded each weight as f32 ran
 // at about two thirds of the memory's bandwidth on one sequence, and 4-bit weights ran no
@@ -10,8 +10,8 @@
 // holding an infinity or a NaN gets the scale NaN, so the output is NaN). Then for every
 // output y[i, j]: acc = 0; for each block b in order, with the weight block's scale d (and
 // kQ4Affine's offset m):
-//   t = d * float(sum q * x_q)                       (Q8_0)
-//   t = fma(m, float(sum x_q), d * float(sum q * x_q)) (kQ4Affine: sum (q d + m) x_q)
+//   t = d * float(sum q * x_q)                       (Q8_0; kIQ4 with q its index's level)
+//   t = fma(m, float(sum x_q), d * float(sum q * x_q)) (affine: sum (q d + m) x_q)
 //   acc = fma(t, s_b, acc)
 // The integer sums are exact and the float steps are fixed, so y[i, j] is bit-identical
 // whatever n is and wherever row i sits in the batch (batch invariance), on any thread count.
@@ -45,7 +45,7 @@ struct QuantizedRows {
 void QuantizeRows(ThreadPool& pool, const float* x, int64_t ldx, int64_t n, int64_t k,
                   QuantizedRows& out);
 
-// y = x * W^T for a Q8_0 or kQ4Affine weight, parallel over output panels: on kAvx512Vnni
+// y = x * W^T for a quantized weight, parallel over output panels: on kAvx512Vnni
 // with its byte dot products, on every other ISA with AVX2's (the same bits either way).
 void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args, Isa isa);
 

@@ -83,19 +83,25 @@ struct Vnni::Block<PanelType::kQ4Affine> : AffineBlock<PanelType::kQ4Affine> {};
 template <>
 struct Vnni::Block<PanelType::kQ5Affine> : AffineBlock<PanelType::kQ5Affine> {};
 
-// Q8_0: both sides are signed, and vpdpbusd wants one unsigned. x + 128 is (flipping each
-// quant's top bit), so each row multiplies that by w and the block subtracts 128 * sum(w),
-// which one more vpdpbusd a group gathers for every row at once. The integers are exact:
-// |sum (x + 128) w| <= 32 * 255 * 128.
-template <>
-struct Vnni::Block<PanelType::kQ8_0> {
+// Q8_0 and kIQ4 (its indices looked up as their int8 levels): both sides are signed, and
+// vpdpbusd wants one unsigned. x + 128 is (flipping each quant's top bit), so each row
+// multiplies that by w and the block subtracts 128 * sum(w), which one more vpdpbusd a group
+// gathers for every row at once. The integers are exact: |sum (x + 128) w| <= 32 * 255 * 128.
+template <PanelType T>
+struct SignedBlock {
   // (A constructor, not member initializers: the target attribute reaches only functions
   // written out.)
-  Block() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
+  SignedBlock() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
   __m512i w;
   __m512i bias;  // 128 * the sum of the block's quants so far
   void Load(const uint8_t* block, int64_t g) {
-    w = _mm512_loadu_si512(block + g * GroupBytes(PanelType::kQ8_0));
+    if constexpr (T == PanelType::kIQ4) {
+      const __m512i levels =
+          _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)));
+      w = _mm512_shuffle_epi8(levels, LoadNibbles(block, g));
+    } else {
+      w = _mm512_loadu_si512(block + g * GroupBytes(T));
+    }
     bias = _mm512_dpbusd_epi32(bias, _mm512_set1_epi8(static_cast<char>(0x80)), w);
   }
   void Multiply(__m512i (&acc)[1], int32_t four) const {
@@ -106,6 +112,10 @@ struct Vnni::Block<PanelType::kQ8_0> {
     return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], bias));
   }
 };
+template <>
+struct Vnni::Block<PanelType::kQ8_0> : SignedBlock<PanelType::kQ8_0> {};
+template <>
+struct Vnni::Block<PanelType::kIQ4> : SignedBlock<PanelType::kIQ4> {};
 
 }  // namespace
 

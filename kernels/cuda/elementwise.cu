@@ -68,6 +68,19 @@ __global__ void ConvertKernel(DType src_dtype, const void* src, Dst* dst, int64_
         v = Fma(static_cast<float>(q), params[0], params[1]);
         break;
       }
+      case DType::kIQ4: {
+        // An f32 scale, then 16 bytes of indices (as kQ4Affine's nibbles) into IQ4's int8
+        // levels (dtype.h's kIq4Levels).
+        constexpr int8_t kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                        1,    13,   25,  38,  53,  69,  89,  113};
+        const auto* block =
+            static_cast<const uint8_t*>(src) + (i / kIq4BlockValues) * kIq4BlockBytes;
+        const int j = static_cast<int>(i % kIq4BlockValues);
+        const int byte = block[4 + j % 16];
+        const int index = j < 16 ? byte & 0x0F : byte >> 4;
+        v = Mul(*reinterpret_cast<const float*>(block), static_cast<float>(kLevels[index]));
+        break;
+      }
       default:
         __trap();
     }

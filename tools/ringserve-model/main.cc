@@ -111,7 +111,7 @@ absl::Status Info(const std::string& path, const std::string& tokenizer_path) {
   // What a CPU worker holds (serve.sh sizes its CPU workers from it).
   RS_ASSIGN_OR_RETURN(const std::unique_ptr<kernels::Backend> cpu,
                       kernels::CreateBackend("cpu", {.num_threads = 1}));
-  const CheckpointWeightSource on_cpu(c, cpu->TakesAffineWeights());
+  const CheckpointWeightSource on_cpu(c, cpu->TakesCompactWeights());
   absl::PrintF("cpu_weight_bytes: %d\n", on_cpu.BytesOn(*cpu).value_or(0));
   absl::PrintF("tensors: %d\n", c.tensors().size());
   for (const HostTensor& t : c.tensors()) {

@@ -214,7 +214,7 @@ void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* ds
   }
 }
 
-std::optional<kernels::DType> AffineDTypeOf(Packing packing) {
+std::optional<kernels::DType> CompactDTypeOf(Packing packing) {
   switch (packing) {
     case Packing::kQ4_0:
     case Packing::kQ4_1:
@@ -224,20 +224,27 @@ std::optional<kernels::DType> AffineDTypeOf(Packing packing) {
     case Packing::kQ5_1:
     case Packing::kQ5_K:
       return kernels::DType::kQ5Affine;
+    case Packing::kIQ4_NL:
+    case Packing::kIQ4_XS:
+      return kernels::DType::kIQ4;
     default:
       return std::nullopt;
   }
 }
 
-void ToAffine(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst) {
-  const std::optional<kernels::DType> affine = AffineDTypeOf(packing);
-  RS_CHECK(affine.has_value());
+void ToCompact(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst) {
+  const std::optional<kernels::DType> compact = CompactDTypeOf(packing);
+  RS_CHECK(compact.has_value());
   const PackingInfo& info = InfoOf(packing);
   RS_CHECK(count % info.block_values == 0);
-  const auto out_bytes = static_cast<int64_t>(kernels::DTypeBytes(*affine, kBlock));
+  const auto out_bytes = static_cast<int64_t>(kernels::DTypeBytes(*compact, kBlock));
   for (int64_t b = 0; b < count / info.block_values; ++b) {
     const uint8_t* in = src + b * info.block_bytes;
     uint8_t* out = dst + b * info.block_values / kBlock * out_bytes;
+    if (IsIq4(packing)) {
+      Iq4ToBlocks(packing == Packing::kIQ4_XS, in, out);
+      continue;
+    }
     if (packing == Packing::kQ4_K || packing == Packing::kQ5_K) {
       KBlockToAffine(packing == Packing::kQ5_K, in, out);
       continue;
@@ -253,9 +260,9 @@ void ToAffine(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst) 
   }
 }
 
-void ConvertAffine(kernels::DType from, kernels::DType to, const uint8_t* src, int64_t count,
-                   uint8_t* dst) {
-  RS_CHECK(kernels::IsAffineDType(from) && count % kBlock == 0);
+void ConvertCompact(kernels::DType from, kernels::DType to, const uint8_t* src, int64_t count,
+                    uint8_t* dst) {
+  RS_CHECK((kernels::IsAffineDType(from) || from == kernels::DType::kIQ4) && count % kBlock == 0);
   const auto in_bytes = static_cast<int64_t>(kernels::DTypeBytes(from, kBlock));
   if (to == kernels::DType::kQ5Affine) {
     RS_CHECK(from == kernels::DType::kQ4Affine);
@@ -267,6 +274,7 @@ void ConvertAffine(kernels::DType from, kernels::DType to, const uint8_t* src, i
     return;
   }
   RS_CHECK(to == kernels::DType::kQ8_0);
+  const bool levels = from == kernels::DType::kIQ4;
   const int centre = from == kernels::DType::kQ4Affine ? 8 : 16;
   std::array<float, kBlock> values{};
   for (int64_t b = 0; b < count / kBlock; ++b) {
@@ -275,12 +283,14 @@ void ConvertAffine(kernels::DType from, kernels::DType to, const uint8_t* src, i
     float d = 0;
     float m = 0;
     std::memcpy(&d, in, 4);
-    std::memcpy(&m, in + 4, 4);
-    if (m == -static_cast<float>(centre) * d &&
+    if (!levels) std::memcpy(&m, in + 4, 4);
+    if ((levels || m == -static_cast<float>(centre) * d) &&
         kernels::HalfToFloat(kernels::FloatToHalf(d)) == d) {
       StoreHalf(d, out);
       for (int i = 0; i < kBlock; ++i) {
-        const auto q = static_cast<int8_t>(kernels::AffineQuant(from, in, i) - centre);
+        const auto q =
+            static_cast<int8_t>(levels ? kernels::kIq4Levels[kernels::Q4AffineQuant(in + 4, i)]
+                                       : kernels::AffineQuant(from, in, i) - centre);
         std::memcpy(out + 2 + i, &q, 1);
       }
       continue;

@@ -1,8 +1,9 @@
 // GGUF block formats that ringserve serves as Q8_0, so that every backend's Q8_0 path runs
 // them unchanged (at 1.0625 bytes a value, where the file takes 0.33-0.82), or, on a backend
-// that takes the affine dtypes (the CPU; CUDA, which converts them on the device), Q4_0,
-// Q4_1 and Q4_K as kernels::DType::kQ4Affine (0.75 bytes a value on the CPU) and Q5_0, Q5_1
-// and Q5_K as kQ5Affine (0.875): their own values, fma(q, d, m) per 32-value block.
+// that takes the compact dtypes (the CPU; CUDA, which converts them on the device), Q4_0,
+// Q4_1 and Q4_K as kernels::DType::kQ4Affine (0.75 bytes a value on the CPU), Q5_0, Q5_1
+// and Q5_K as kQ5Affine (0.875), both fma(q, d, m) per 32-value block, and IQ4_NL and
+// IQ4_XS as kIQ4 (0.625): their own values.
 //
 // As Q8_0, two kinds:
 //  - exact: Q4_0 and Q5_0 blocks hold 32 values d * (q - 8) and d * (q - 16), with one f16
@@ -71,20 +72,21 @@ void Unpack(Packing packing, const uint8_t* src, int64_t count, float* dst);
 // for Q4_0 and Q5_0 (the same scale, each quant re-centred), re-rounded for the others.
 void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst);
 
-// The affine dtype whose form all of `packing`'s values have, fma(q, d, m) with f32 d and m
-// per 32 values: kQ4Affine (4-bit q) for Q4_0 (m = -8d), Q4_1 and Q4_K (d and m the
-// sub-block's scale and min), kQ5Affine (5-bit q) for Q5_0 (m = -16d), Q5_1 and Q5_K;
-// nullopt for the others. Backends that take those dtypes serve them without re-rounding.
-std::optional<kernels::DType> AffineDTypeOf(Packing packing);
-// Rewrites `count` values packed as such a `packing` as blocks of its AffineDTypeOf at
-// `dst` (count / 32 * 24 or 28 bytes), value for value.
-void ToAffine(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst);
-// Rewrites `count` values of affine dtype `from` as `to`: as kQ5Affine blocks (from
-// kQ4Affine, exactly), or as Q8_0 blocks (for a matrix joined with Q8_0 parts): exactly
-// where a block is d * (q - 8) or d * (q - 16) with an f16 d (Q4_0's and Q5_0's blocks),
-// re-rounded like WidenToQ8_0's otherwise.
-void ConvertAffine(kernels::DType from, kernels::DType to, const uint8_t* src, int64_t count,
-                   uint8_t* dst);
+// The compact block dtype that holds `packing`'s values exactly: an affine one, fma(q, d, m)
+// with f32 d and m per 32 values: kQ4Affine (4-bit q) for Q4_0 (m = -8d), Q4_1 and Q4_K (d
+// and m the sub-block's scale and min), kQ5Affine (5-bit q) for Q5_0 (m = -16d), Q5_1 and
+// Q5_K; or kIQ4 (d * level, an f32 d per 32 values) for IQ4_NL and IQ4_XS; nullopt for the
+// others. Backends that take those dtypes serve them without re-rounding.
+std::optional<kernels::DType> CompactDTypeOf(Packing packing);
+// Rewrites `count` values packed as such a `packing` as blocks of its CompactDTypeOf at
+// `dst` (count / 32 * 24, 28 or 20 bytes), value for value.
+void ToCompact(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst);
+// Rewrites `count` values of compact dtype `from` as `to`: as kQ5Affine blocks (from
+// kQ4Affine, exactly), or as Q8_0 blocks (for a matrix joined with Q8_0 or other parts):
+// exactly where a block is d * (q - 8), d * (q - 16) or d * level with an f16 d (Q4_0's,
+// Q5_0's and IQ4_NL's blocks), re-rounded like WidenToQ8_0's otherwise.
+void ConvertCompact(kernels::DType from, kernels::DType to, const uint8_t* src, int64_t count,
+                    uint8_t* dst);
 
 // One Q8_0 block of 32 values, as ggml's reference quantizer makes it: d = the largest
 // magnitude / 127 (stored as f16), each quant the value / d rounded half away from zero.

@@ -16,10 +16,7 @@ constexpr ptrdiff_t kSub = 32;  // values under one scale
 constexpr ptrdiff_t kIndexBytes = kSub / 2;
 constexpr int kXsSubs = 8;  // an IQ4_XS block's 256 values
 
-// ggml's kvalues_iq4nl: the levels an index stands for, non-linear so that the common
-// small magnitudes get finer steps than a uniform grid would give them.
-constexpr std::array<int8_t, 16> kLevels = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                            1,    13,   25,  38,  53,  69,  89,  113};
+constexpr const int8_t (&kLevels)[16] = kernels::kIq4Levels;
 
 int IndexOf(const uint8_t* indices, int i) {
   return i < 16 ? indices[i] & 0x0F : indices[i - 16] >> 4;
@@ -77,6 +74,16 @@ void Iq4NlToQ8_0(const uint8_t* block, uint8_t* out) {
   std::memcpy(out, block, 2);  // the f16 scale
   for (int i = 0; i < static_cast<int>(kSub); ++i) {
     std::memcpy(out + 2 + i, &kLevels[IndexOf(block + 2, i)], 1);
+  }
+}
+
+void Iq4ToBlocks(bool xs, const uint8_t* block, uint8_t* out) {
+  const float d = LoadHalf(block);
+  for (int j = 0; j < (xs ? kXsSubs : 1); ++j, out += kernels::kIq4BlockBytes) {
+    // Exact: an f16 times a 6-bit integer.
+    const float scale = xs ? d * static_cast<float>(XsScale(block, j) - 32) : d;
+    std::memcpy(out, &scale, 4);
+    std::memcpy(out + 4, block + (xs ? 8 + kIndexBytes * j : 2), kIndexBytes);
   }
 }
 

@@ -1,8 +1,9 @@
 // GGUF's non-linear 4-bit formats: IQ4_NL (blocks of 32 values, an f16 scale d and 4-bit
 // indices into a fixed table of 16 int8 levels, value = d * level) and IQ4_XS (super-blocks
 // of 256 under one f16 scale d, each 32-value sub-block with a 6-bit scale ls, value =
-// d * (ls - 32) * level). gguf_blocks.cc serves them: IQ4_NL exactly as Q8_0 (its levels are
-// int8 quants under its own f16 scale), IQ4_XS re-rounded to Q8_0 like the K-quants.
+// d * (ls - 32) * level). gguf_blocks.cc serves both as kernels::DType::kIQ4, value for value,
+// on a backend that takes it; else IQ4_NL exactly as Q8_0 (its levels are int8 quants under
+// its own f16 scale), IQ4_XS re-rounded to Q8_0 like the K-quants.
 #ifndef RINGSERVE_WORKER_MODEL_GGUF_IQUANTS_H_
 #define RINGSERVE_WORKER_MODEL_GGUF_IQUANTS_H_
 
@@ -21,6 +22,10 @@ void UnpackIq4(bool xs, const uint8_t* block, float* values);
 // An IQ4_NL block as the Q8_0 block of the same values (34 bytes at `out`): the same f16
 // scale, each quant its index's level.
 void Iq4NlToQ8_0(const uint8_t* block, uint8_t* out);
+
+// An IQ4_NL block as one kernels::DType::kIQ4 block (20 bytes at `out`), an IQ4_XS block as
+// 8 (160 bytes): each 32 values' scale (IQ4_XS: d * (ls - 32), exact in f32) and indices.
+void Iq4ToBlocks(bool xs, const uint8_t* block, uint8_t* out);
 
 // One IQ4_NL block of 32 values or IQ4_XS block of 256, for files the tools write: each
 // 32 values' scale maps their largest magnitude to the table's end level of the same sign

@@ -62,7 +62,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const Checkpoint&
   auto model = std::unique_ptr<LlamaModel>(new LlamaModel(checkpoint.config, backend, options));
   RS_RETURN_IF_ERROR(model->config_.Validate());
   RS_RETURN_IF_ERROR(model->ResolveKvDtype());
-  CheckpointWeightSource source(checkpoint, backend->TakesAffineWeights());
+  CheckpointWeightSource source(checkpoint, backend->TakesCompactWeights());
   RS_RETURN_IF_ERROR(model->UploadWeights(source));
   RS_RETURN_IF_ERROR(model->Init());
   return model;

@@ -16,8 +16,8 @@ namespace ringserve::model {
 
 namespace {
 
-// A packed tensor rewritten as `served` (Q8_0 or an affine dtype) by `rewrite` (WidenToQ8_0
-// or ToAffine), split over the machine's cores by whole blocks: an 8B model's K-quants take
+// A packed tensor rewritten as `served` (Q8_0 or a compact dtype) by `rewrite` (WidenToQ8_0
+// or ToCompact), split over the machine's cores by whole blocks: an 8B model's K-quants take
 // about 13 s to re-round on one core.
 void RewriteInParallel(Packing packing, kernels::DType served, const uint8_t* src, int64_t count,
                        uint8_t* dst, void (*rewrite)(Packing, const uint8_t*, int64_t, uint8_t*)) {
@@ -54,10 +54,7 @@ kernels::DType JoinedDType(kernels::DType a, kernels::DType b) {
   if (a == b) return a;
   const auto is = [&](DType x, DType y) { return (a == x && b == y) || (a == y && b == x); };
   if (is(DType::kQ4Affine, DType::kQ5Affine)) return DType::kQ5Affine;
-  if (is(DType::kQ4Affine, DType::kQ8_0) || is(DType::kQ5Affine, DType::kQ8_0)) {
-    return DType::kQ8_0;
-  }
-  return DType::kF32;
+  return IsBlockDType(a) && IsBlockDType(b) ? DType::kQ8_0 : DType::kF32;
 }
 
 std::vector<std::string> StackedWith(const std::string& name) {
@@ -89,15 +86,15 @@ absl::StatusOr<HostMatrix> CheckpointWeightSource::Get(const std::string& name,
     m.dtype = ServedDType(*t);
     buffer_.resize(kernels::DTypeBytes(m.dtype, static_cast<size_t>(t->NumElements())));
     RewriteInParallel(t->packing, m.dtype, static_cast<const uint8_t*>(t->data), t->NumElements(),
-                      buffer_.data(), kernels::IsAffineDType(m.dtype) ? &ToAffine : &WidenToQ8_0);
+                      buffer_.data(), m.dtype != kernels::DType::kQ8_0 ? &ToCompact : &WidenToQ8_0);
     m.data = buffer_.data();
   }
   return m;
 }
 
 kernels::DType CheckpointWeightSource::ServedDType(const HostTensor& t) const {
-  if (affine_ && t.packing != Packing::kAsStored) {
-    return AffineDTypeOf(t.packing).value_or(t.dtype);
+  if (compact_ && t.packing != Packing::kAsStored) {
+    return CompactDTypeOf(t.packing).value_or(t.dtype);
   }
   return t.dtype;
 }

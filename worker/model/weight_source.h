@@ -26,8 +26,8 @@ struct HostMatrix {
 };
 
 // The dtype parts of dtypes `a` and `b` are held in when stacked into one matrix: theirs
-// where they agree, kQ5Affine for 4-bit parts beside 5-bit ones (exact), Q8_0 for either
-// beside Q8_0 ones (a K-quant mix's Q4_K attn_q beside its Q6_K attn_v), else f32.
+// where they agree, kQ5Affine for 4-bit affine parts beside 5-bit ones (exact), Q8_0 for
+// other quantized pairs (a K-quant mix's Q4_K attn_q beside its Q6_K attn_v), else f32.
 kernels::DType JoinedDType(kernels::DType a, kernels::DType b);
 
 // The matrices a model stacks with `name` into one (Q, K and V; gate and up), `name` among
@@ -58,12 +58,12 @@ class WeightSource {
 
 // Serves tensors straight out of the checkpoint's memory map: no copy, except that packed
 // GGUF tensors (Q4_0, Q4_K, ...) are rewritten into one buffer, a tensor at a time: as
-// their AffineDTypeOf where they have one and `affine` says the backend takes those
-// (Backend::TakesAffineWeights), as Q8_0 otherwise.
+// their CompactDTypeOf where they have one and `compact` says the backend takes those
+// (Backend::TakesCompactWeights), as Q8_0 otherwise.
 class CheckpointWeightSource final : public WeightSource {
  public:
-  explicit CheckpointWeightSource(const Checkpoint& checkpoint, bool affine = false)
-      : checkpoint_(checkpoint), affine_(affine) {}
+  explicit CheckpointWeightSource(const Checkpoint& checkpoint, bool compact = false)
+      : checkpoint_(checkpoint), compact_(compact) {}
   absl::StatusOr<HostMatrix> Get(const std::string& name,
                                  const std::vector<int64_t>& shape) override;
   bool Has(const std::string& name) const override;
@@ -73,7 +73,7 @@ class CheckpointWeightSource final : public WeightSource {
 
  private:
   const Checkpoint& checkpoint_;
-  const bool affine_;
+  const bool compact_;
   std::vector<uint8_t> buffer_;  // the last rewritten tensor
 };
 

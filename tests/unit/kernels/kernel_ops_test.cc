@@ -431,7 +431,8 @@ std::vector<OpCase> AllCases() {
         [=](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, dt, 50, 37); });
   }
   // The logits product: f32 out of f16/bf16 activations (on the CPU the same as above).
-  for (DType dt : {DType::kF32, DType::kBF16, DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine}) {
+  for (DType dt :
+       {DType::kF32, DType::kBF16, DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine, DType::kIQ4}) {
     for (const Mm& s : std::vector<Mm>{{1, 160, 64, 0}, {19, 1000, 96, 2}}) {
       add(absl::StrCat("MatMulF32Out_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k",
                        s.k),
@@ -440,7 +441,7 @@ std::vector<OpCase> AllCases() {
           });
     }
   }
-  for (DType dt : {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine}) {
+  for (DType dt : {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine, DType::kIQ4}) {
     add(absl::StrCat("Embedding_", std::string(DTypeName(dt)), "_40x64"),
         [=](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, dt, 40, 64); });
   }
@@ -543,7 +544,7 @@ TEST(UploadWeightTest, RejectsUnsupportedDtypeAndShape) {
     EXPECT_EQ(backend->UploadWeight(DType::kI32, 2, 32, data.data()).status().code(),
               absl::StatusCode::kInvalidArgument)
         << variant;
-    for (const DType blocks : {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine}) {
+    for (const DType blocks : {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine, DType::kIQ4}) {
       EXPECT_EQ(backend->UploadWeight(blocks, 1, 48, data.data()).status().code(),
                 absl::StatusCode::kInvalidArgument)
           << variant << " " << DTypeName(blocks);

@@ -178,6 +178,28 @@ std::vector<uint8_t> Encode(DType dtype, const std::vector<float>& values) {
       }
       break;
     }
+    case DType::kIQ4:
+      for (size_t b = 0; b < values.size() / kIq4BlockValues; ++b) {
+        const float* v = values.data() + b * kIq4BlockValues;
+        float extreme = 0;
+        for (int i = 0; i < kIq4BlockValues; ++i) {
+          if (std::fabs(v[i]) > std::fabs(extreme)) extreme = v[i];
+        }
+        const float scale = extreme / (extreme < 0 ? -127.0F : 113.0F);
+        uint8_t* block = out.data() + b * kIq4BlockBytes;
+        std::memcpy(block, &scale, 4);
+        for (int i = 0; i < kIq4BlockValues; ++i) {
+          int best = 0;
+          for (int l = 1; l < 16; ++l) {
+            if (std::fabs(v[i] - scale * kIq4Levels[l]) <
+                std::fabs(v[i] - scale * kIq4Levels[best])) {
+              best = l;
+            }
+          }
+          block[4 + i % 16] |= static_cast<uint8_t>(best << (i < 16 ? 0 : 4));
+        }
+      }
+      break;
     case DType::kI32:
       break;
   }

@@ -44,6 +44,9 @@ WeightBlock ReadBlock(DType dtype, const uint8_t* block) {
     for (int i = 0; i < kBlock; ++i) {
       out.q[i] = block[2 + i] < 128 ? block[2 + i] : block[2 + i] - 256;  // int8
     }
+  } else if (dtype == DType::kIQ4) {
+    std::memcpy(&out.d, block, 4);
+    for (int i = 0; i < kBlock; ++i) out.q[i] = kIq4Levels[Q4AffineQuant(block + 4, i)];
   } else {
     std::memcpy(&out.d, block, 4);
     std::memcpy(&out.m, block + 4, 4);
@@ -101,7 +104,7 @@ std::vector<float> ModelProduct(DType dtype, const std::vector<uint8_t>& w, int6
         const WeightBlock& wb = weight_blocks[static_cast<size_t>(j * blocks + b)];
         int dot = 0;
         for (int c = 0; c < kBlock; ++c) dot += wb.q[c] * xq[b].q[c];
-        const float t = dtype == DType::kQ8_0 ? wb.d * static_cast<float>(dot)
+        const float t = !IsAffineDType(dtype) ? wb.d * static_cast<float>(dot)
                                               : std::fma(wb.m, static_cast<float>(xq[b].sum),
                                                          wb.d * static_cast<float>(dot));
         acc = std::fma(t, xq[b].scale, acc);
@@ -118,17 +121,20 @@ cpu::PanelType PanelTypeOf(DType dtype) {
       return cpu::PanelType::kQ4Affine;
     case DType::kQ5Affine:
       return cpu::PanelType::kQ5Affine;
+    case DType::kIQ4:
+      return cpu::PanelType::kIQ4;
     default:
       return cpu::PanelType::kQ8_0;
   }
 }
 
 // Every quantized dtype the products take.
-const std::vector<DType> kQuantDTypes = {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine};
+const std::vector<DType> kQuantDTypes = {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine,
+                                         DType::kIQ4};
 
 // Random blocks: Q8_0 quants over the whole int8 range (-128 included, which no quantizer
 // writes but a file may hold); affine scales and offsets that make fma(q, d, m) round, and
-// quants over the whole 4- or 5-bit range.
+// quants over the whole 4- or 5-bit range; kIQ4 indices of every level.
 std::vector<uint8_t> RandomBlocks(DType dtype, int64_t count, std::mt19937_64& rng) {
   std::vector<uint8_t> blocks(DTypeBytes(dtype, static_cast<size_t>(count)));
   std::uniform_int_distribution<int> byte(0, 255);
@@ -144,7 +150,7 @@ std::vector<uint8_t> RandomBlocks(DType dtype, int64_t count, std::mt19937_64& r
       const float d = scale(rng);
       const float m = offset(rng);
       std::memcpy(&blocks[b], &d, 4);
-      std::memcpy(&blocks[b + 4], &m, 4);
+      if (dtype != DType::kIQ4) std::memcpy(&blocks[b + 4], &m, 4);
     }
   }
   return blocks;
@@ -375,7 +381,7 @@ TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
   cpu::ThreadPool two(2);
   for (const DType dtype : kQuantDTypes) {
     std::vector<int> extremes = {-128, 127, -127};
-    if (dtype != DType::kQ8_0) extremes = {dtype == DType::kQ4Affine ? 15 : 31, 0};
+    if (dtype != DType::kQ8_0) extremes = {dtype == DType::kQ5Affine ? 31 : 15, 0};
     for (const int quant : extremes) {
       std::mt19937_64 rng(5);
       std::vector<uint8_t> blocks = RandomBlocks(dtype, m * k, rng);
@@ -383,6 +389,8 @@ TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
       for (size_t b = 0; b < blocks.size(); b += block_bytes) {
         if (dtype == DType::kQ8_0) {
           std::fill_n(&blocks[b + 2], kBlock, static_cast<uint8_t>(quant & 0xFF));
+        } else if (dtype == DType::kIQ4) {  // indices 15 and 0: levels 113 and -127
+          std::fill_n(&blocks[b + 4], kBlock / 2, static_cast<uint8_t>(quant | quant << 4));
         } else {
           const int low = quant & 0x0F;
           std::fill_n(&blocks[b + 8], kBlock / 2, static_cast<uint8_t>(low | low << 4));

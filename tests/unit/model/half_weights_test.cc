@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <random>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,18 +28,20 @@
 namespace ringserve::model {
 namespace {
 
-// Whether the CPU serves packed tensor `t` as the file's own values (an affine dtype): it has
-// that form and so has every part stacked with it; else it serves the Q8_0 blocks it widens
-// to.
+// Whether the CPU serves packed tensor `t` as the file's own values (a compact dtype): it
+// and every part stacked with it have one, and those join as one; else it serves the Q8_0
+// blocks it widens to.
 bool ServedAsFileValues(const Checkpoint& c, const HostTensor& t) {
+  std::optional<kernels::DType> joined;
   for (const std::string& name : StackedWith(t.name)) {
     const absl::StatusOr<const HostTensor*> part = c.Find(name);
-    if (!part.ok() || (*part)->packing == Packing::kAsStored ||
-        !AffineDTypeOf((*part)->packing).has_value()) {
-      return false;
-    }
+    if (!part.ok()) continue;  // a stack the model does not make
+    const std::optional<kernels::DType> compact =
+        (*part)->packing == Packing::kAsStored ? std::nullopt : CompactDTypeOf((*part)->packing);
+    if (!compact.has_value()) return false;
+    joined = joined.has_value() ? JoinedDType(*joined, *compact) : *compact;
   }
-  return true;
+  return joined.has_value() && *joined != kernels::DType::kQ8_0;
 }
 
 enum class Values { kAsServedOnCpu, kInTheFile };
@@ -242,7 +245,7 @@ TEST(PackedWeightsTest, Q4_0AndQ5_0GiveTheLogitsOfTheirValuesInF32) {
     }
     const auto [packed_bytes, wide_bytes] =
         ExpectSameLogits(packed, wide, **backend, config->vocab_size, Match::kWithinQuantization);
-    const bool affine = (*backend)->TakesAffineWeights();
+    const bool affine = (*backend)->TakesCompactWeights();
     EXPECT_TRUE(affine);
     EXPECT_EQ(CheckpointWeightSource(packed, affine).BytesOn(**backend), packed_bytes);
     EXPECT_LT(packed_bytes, wide_bytes * (packing == Packing::kQ4_0 ? 20 : 29) / 100);
@@ -328,7 +331,7 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
 }
 
 // IQ4_NL and IQ4_XS files (ringserve-model make-random --dtype iq4_nl, iq4_xs) load; a CPU
-// model holds their matrices as Q8_0 (IQ4_NL's values exactly, IQ4_XS's re-rounded) and
+// model holds their matrices as kIQ4, the file's own values at 0.625 bytes a value, and
 // gives the logits of those values in f32.
 TEST(PackedWeightsTest, Iq4FilesGiveTheLogitsOfTheirServedValues) {
   const absl::StatusOr<ModelConfig> config = KQuantConfig(/*layers=*/1, /*vocab=*/512);
@@ -346,7 +349,8 @@ TEST(PackedWeightsTest, Iq4FilesGiveTheLogitsOfTheirServedValues) {
     EXPECT_EQ(q->bytes, static_cast<size_t>(PackedBytes(packing, q->NumElements()))) << name;
     const auto [packed_bytes, f32_bytes] = ExpectSameLogits(
         **packed, *ToF32(**packed), **backend, config->vocab_size, Match::kWithinQuantization);
-    EXPECT_LT(packed_bytes, f32_bytes * 29 / 100) << name;
+    EXPECT_LT(packed_bytes, f32_bytes * 17 / 100) << name;
+    EXPECT_EQ(CheckpointWeightSource(**packed, true).BytesOn(**backend), packed_bytes) << name;
   }
 }
 

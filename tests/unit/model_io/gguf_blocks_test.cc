@@ -205,41 +205,46 @@ TEST(GgufBlocksTest, WideningToQ8_0KeepsOrReRoundsEachValue) {
   }
 }
 
-// Q4_0 ... Q5_K rewritten as their affine dtype hold each value of the layout (Reference),
-// and no other packing claims an affine form. Rewritten on to Q8_0 (a matrix joined with
-// Q8_0 parts) they give WidenToQ8_0's blocks (re-rounded alike), or blocks holding the
-// values exactly where they have Q4_0's or Q5_0's form (all of those files' blocks; the rare
-// K block with a scale and min that happen to fit it, such as an all-zero one). The 4-bit
-// blocks rewritten as kQ5Affine (a matrix joined with 5-bit parts) keep their values too.
-TEST(GgufBlocksTest, FourAndFiveBitPackingsRewriteAsAffineValueForValue) {
+// Q4_0 ... Q5_K rewritten as their affine dtype, and IQ4_NL and IQ4_XS as kIQ4, hold each
+// value of the layout (Reference), and no other packing claims a compact form. Rewritten on
+// to Q8_0 (a matrix joined with Q8_0 parts) they give WidenToQ8_0's blocks (re-rounded
+// alike), or blocks holding the values exactly where they have Q4_0's, Q5_0's or IQ4_NL's
+// form (all of those files' blocks; the rare K or IQ4_XS block with a scale that happens to
+// fit it, such as an all-zero one). The 4-bit affine blocks rewritten as kQ5Affine (a
+// matrix joined with 5-bit parts) keep their values too.
+TEST(GgufBlocksTest, CompactPackingsRewriteValueForValue) {
   std::mt19937 rng(10);
   for (const Packing packing : kAll) {
     const std::string name(InfoOf(packing).name);
     const bool four_bit = name == "q4_0" || name == "q4_1" || name == "q4_k";
     const bool five_bit = name == "q5_0" || name == "q5_1" || name == "q5_k";
-    const std::optional<kernels::DType> affine = AffineDTypeOf(packing);
-    if (!four_bit && !five_bit) {
+    const bool levels = name == "iq4_nl" || name == "iq4_xs";
+    const std::optional<kernels::DType> affine = CompactDTypeOf(packing);
+    if (!four_bit && !five_bit && !levels) {
       EXPECT_FALSE(affine.has_value()) << name;
       continue;
     }
-    ASSERT_EQ(affine, four_bit ? kernels::DType::kQ4Affine : kernels::DType::kQ5Affine) << name;
+    ASSERT_EQ(affine, four_bit   ? kernels::DType::kQ4Affine
+                      : five_bit ? kernels::DType::kQ5Affine
+                                 : kernels::DType::kIQ4)
+        << name;
     const int64_t count = int64_t{256} * 29;
     const std::vector<uint8_t> blocks = RandomBlocks(packing, count, rng);
     std::vector<uint8_t> rewritten(kernels::DTypeBytes(*affine, count));
-    ToAffine(packing, blocks.data(), count, rewritten.data());
+    ToCompact(packing, blocks.data(), count, rewritten.data());
     const std::vector<float> want = Reference(packing, blocks, count);
     std::vector<float> got(static_cast<size_t>(count));
     kernels::ConvertToFloat(*affine, rewritten.data(), count, got.data());
     for (int64_t i = 0; i < count; ++i) ASSERT_EQ(got[i], want[i]) << name << " value " << i;
     if (four_bit) {
       std::vector<uint8_t> as_five(kernels::DTypeBytes(kernels::DType::kQ5Affine, count));
-      ConvertAffine(*affine, kernels::DType::kQ5Affine, rewritten.data(), count, as_five.data());
+      ConvertCompact(*affine, kernels::DType::kQ5Affine, rewritten.data(), count, as_five.data());
       kernels::ConvertToFloat(kernels::DType::kQ5Affine, as_five.data(), count, got.data());
       for (int64_t i = 0; i < count; ++i) ASSERT_EQ(got[i], want[i]) << name << " as q5 " << i;
     }
     std::vector<uint8_t> via_affine(kernels::DTypeBytes(kernels::DType::kQ8_0, count));
     std::vector<uint8_t> direct(via_affine.size());
-    ConvertAffine(*affine, kernels::DType::kQ8_0, rewritten.data(), count, via_affine.data());
+    ConvertCompact(*affine, kernels::DType::kQ8_0, rewritten.data(), count, via_affine.data());
     WidenToQ8_0(packing, blocks.data(), count, direct.data());
     std::vector<float> via_values(static_cast<size_t>(count));
     kernels::ConvertToFloat(kernels::DType::kQ8_0, via_affine.data(), count, via_values.data());
@@ -251,7 +256,7 @@ TEST(GgufBlocksTest, FourAndFiveBitPackingsRewriteAsAffineValueForValue) {
       const bool exact = std::equal(want.begin() + b * 32, want.begin() + b * 32 + 32,
                                     via_values.begin() + b * 32);
       ASSERT_TRUE(widened || exact) << name << " block " << b;
-      if (packing == Packing::kQ4_0 || packing == Packing::kQ5_0) {
+      if (packing == Packing::kQ4_0 || packing == Packing::kQ5_0 || packing == Packing::kIQ4_NL) {
         ASSERT_TRUE(widened) << name << " block " << b;
       }
     }

@@ -34,7 +34,7 @@ void AppendAs(kernels::DType from, kernels::DType to, const void* src, size_t co
   uint8_t* dst = joined->data() + offset;
   if (from == to) {
     std::memcpy(dst, src, kernels::DTypeBytes(to, count));
-  } else if (kernels::IsBlockDType(from) && to != kernels::DType::kF32) {  // not Q8_0: from != to
+  } else if (to != kernels::DType::kF32) {  // a compact part joined as kQ5Affine or Q8_0
     ConvertCompact(from, to, static_cast<const uint8_t*>(src), static_cast<int64_t>(count), dst);
   } else {
     kernels::ConvertToFloat(from, src, count, reinterpret_cast<float*>(dst));

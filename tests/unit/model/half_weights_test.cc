@@ -8,8 +8,8 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
-#include <random>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -376,34 +376,39 @@ TEST(PackedWeightsTest, KQuantRowsOfPartialSuperBlocksFallBack) {
                    Match::kWithinQuantization);
 }
 
-// Every device serves a K-quant mix's values alike: the CPU keeps 4-bit matrices as they
-// are and CUDA converts them (kQ4Affine) to its activation dtype on the device, each with
-// the stacks the CPU joins as Q8_0. So every device gives the logits of those values in f32,
-// within its tolerance (the CPU's: kQuantizedActivations); a GPU given re-rounded 4-bit
-// values would miss them.
+// Every device serves a packed file's values alike: the CPU keeps the compact matrices as
+// they are and CUDA converts them (kQ4Affine, kQ5Affine, kIQ4) to its activation dtype on
+// the device, each with the stacks the CPU joins as Q8_0. So every device gives the logits
+// of those values in f32, within its tolerance (the CPU's: kQuantizedActivations); a GPU
+// given re-rounded 4- or 5-bit values, or misreading a format, would miss them.
 class PackedDeviceTest : public ::testing::TestWithParam<testing::TestDevice> {};
 
-TEST_P(PackedDeviceTest, KQuantMixGivesTheLogitsOfTheServedValues) {
+TEST_P(PackedDeviceTest, PackedFilesGiveTheLogitsOfTheServedValues) {
   auto backend = GetParam().create();
   if (!backend.ok()) GTEST_SKIP() << backend.status();
-  EXPECT_TRUE((*backend)->TakesWeightDType(kernels::DType::kQ4Affine));
+  EXPECT_TRUE((*backend)->TakesCompactWeights());
   const absl::StatusOr<ModelConfig> config = KQuantConfig(/*layers=*/1, /*vocab=*/512);
   ASSERT_TRUE(config.ok());
-  const std::string path = ::testing::TempDir() + "kquant_device_" + GetParam().name + ".gguf";
-  ASSERT_TRUE(
-      WriteRandomModel(path, *config, kernels::DType::kQ8_0, {Packing::kQ4_K, Packing::kQ6_K})
-          .ok());
-  auto packed = OpenCheckpoint(path);
-  ASSERT_TRUE(packed.ok()) << packed.status();
   auto cpu = kernels::CreateBackend("cpu", {.num_threads = 2});
   ASSERT_TRUE(cpu.ok());
-  size_t bytes = 0;
-  const std::vector<float> want = Logits(*ToF32(**packed), **cpu, &bytes);
-  const std::vector<float> got = Logits(**packed, **backend, &bytes);
-  // The CPU's products quantize activations; the GPU's convert the weights instead.
-  const bool quantizes = (*backend)->name() == "cpu";
-  EXPECT_LE(testing::LogitsError(got, want),
-            quantizes ? kQuantizedActivations : GetParam().logits_tolerance);
+  for (const MatrixPacking mix :
+       {MatrixPacking{Packing::kQ4_K, Packing::kQ6_K},
+        MatrixPacking{Packing::kQ5_K, Packing::kQ6_K}, MatrixPacking{Packing::kIQ4_XS}}) {
+    const std::string name(InfoOf(mix.packing).name);
+    const std::string path =
+        ::testing::TempDir() + "packed_device_" + name + "_" + GetParam().name + ".gguf";
+    ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kQ8_0, mix).ok());
+    auto packed = OpenCheckpoint(path);
+    ASSERT_TRUE(packed.ok()) << packed.status();
+    size_t bytes = 0;
+    const std::vector<float> want = Logits(*ToF32(**packed), **cpu, &bytes);
+    const std::vector<float> got = Logits(**packed, **backend, &bytes);
+    // The CPU's products quantize activations; the GPU's convert the weights instead.
+    const bool quantizes = (*backend)->name() == "cpu";
+    EXPECT_LE(testing::LogitsError(got, want),
+              quantizes ? kQuantizedActivations : GetParam().logits_tolerance)
+        << name;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, PackedDeviceTest, ::testing::ValuesIn(testing::TestDevices()),

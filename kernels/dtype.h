@@ -30,9 +30,9 @@ enum class DType : uint8_t {
   // bytes a value.
   kQ5Affine,
   // 4-bit indices into kIq4Levels with an f32 scale per 32 values: blocks of the scale d
-  // followed by kQ4Affine's 16 bytes of nibbles; value = d * level (exact in f32: a level
-  // has 7 significant bits). GGUF's IQ4_NL and IQ4_XS take this form exactly, at 0.625
-  // bytes a value.
+  // followed by kQ4Affine's 16 bytes of nibbles; value = d * level. GGUF's IQ4_NL and
+  // IQ4_XS take this form exactly, at 0.625 bytes a value: their d (an f16, times a 6-bit
+  // integer for IQ4_XS) has at most 17 significant bits, a level 7, so d * level is exact.
   kIQ4,
 };
 

@@ -138,7 +138,7 @@ void PackRows(const PanelLayout& layout, const float* src, int64_t first_row, in
               float* dst);
 void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64_t first_row,
               int64_t num_rows, void* dst);
-// The same for Q8_0 or affine rows (DType blocks, as a checkpoint stores them): the
+// The same for quantized rows (DType blocks: Q8_0, affine, kIQ4, as a checkpoint stores them): the
 // quants into `quants`, the block parameters as f32 into `params`, both laid out as above.
 // One whole panel a call (first_row a multiple of 16, num_rows its width).
 void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src, int64_t first_row,

@@ -108,7 +108,7 @@ struct Avx2::Block<PanelType::kQ4Affine> {
     const __m256i xs = _mm256_set1_epi32(four);
     for (int h = 0; h < 2; ++h) acc[h] = _mm256_add_epi16(acc[h], _mm256_maddubs_epi16(w[h], xs));
   }
-  static __m256 Sums(const __m256i (&acc)[2], int h) {
+  static __m256 Sums(const __m256i (&acc)[2], int h, float /*x_sum*/) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h], _mm256_set1_epi16(1)));
   }
 };
@@ -137,7 +137,9 @@ struct Avx2::Block<PanelType::kQ5Affine> {
       acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
     }
   }
-  static __m256 Sums(const __m256i (&acc)[2], int h) { return _mm256_cvtepi32_ps(acc[h]); }
+  static __m256 Sums(const __m256i (&acc)[2], int h, float /*x_sum*/) {
+    return _mm256_cvtepi32_ps(acc[h]);
+  }
 };
 
 // Q8_0 and kIQ4 (its indices looked up as their int8 levels): int32 sums (a pair of
@@ -167,7 +169,9 @@ struct SignedBlock {
       acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
     }
   }
-  static __m256 Sums(const __m256i (&acc)[2], int h) { return _mm256_cvtepi32_ps(acc[h]); }
+  static __m256 Sums(const __m256i (&acc)[2], int h, float /*x_sum*/) {
+    return _mm256_cvtepi32_ps(acc[h]);
+  }
 };
 template <>
 struct Avx2::Block<PanelType::kQ8_0> : SignedBlock<PanelType::kQ8_0> {};
@@ -287,13 +291,16 @@ void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src
       uint8_t* wb = panel + b * PanelBlockBytes(type);
       for (int64_t g = 0; g < kGroupsPerBlock; ++g) {
         uint8_t* nibbles = wb + QuantOffset(type, g * kGroupRows, j);
-        uint8_t* fifth = wb + kHighBitsAt + g * 8 + 4 * (j % 2);
+        // (Only kQ5Affine's panels have fifth bits.)
+        const int64_t fifth = kHighBitsAt + g * 8 + 4 * (j % 2);
         for (int i = 0; i < kGroupRows; ++i) {
           const int v = static_cast<int>(g * kGroupRows + i);
           const int q =
               type == PanelType::kIQ4 ? Q4AffineQuant(indices, v) : AffineQuant(dtype, block, v);
           nibbles[i] |= static_cast<uint8_t>((q & 0x0F) << nibble_shift);
-          if (type == PanelType::kQ5Affine) fifth[i] |= static_cast<uint8_t>((q >> 4) << high_bit);
+          if (type == PanelType::kQ5Affine) {
+            wb[fifth + i] |= static_cast<uint8_t>((q >> 4) << high_bit);
+          }
         }
       }
     }

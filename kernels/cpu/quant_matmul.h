@@ -9,7 +9,7 @@
 // [-127, 127], each step one f32 operation (a block with a < 1e-30 quantizes to zero; one
 // holding an infinity or a NaN gets the scale NaN, so the output is NaN). Then for every
 // output y[i, j]: acc = 0; for each block b in order, with the weight block's scale d (and
-// kQ4Affine's offset m):
+// an affine type's offset m):
 //   t = d * float(sum q * x_q)                       (Q8_0; kIQ4 with q its index's level)
 //   t = fma(m, float(sum x_q), d * float(sum q * x_q)) (affine: sum (q d + m) x_q)
 //   acc = fma(t, s_b, acc)

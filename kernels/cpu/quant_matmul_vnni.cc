@@ -76,46 +76,60 @@ struct AffineBlock {
   void Multiply(__m512i (&acc)[1], int32_t four) const {
     acc[0] = _mm512_dpbusd_epi32(acc[0], w, _mm512_set1_epi32(four));
   }
-  static __m512 Sums(const __m512i (&acc)[1], int /*h*/) { return _mm512_cvtepi32_ps(acc[0]); }
+  static __m512 Sums(const __m512i (&acc)[1], int /*h*/, float /*x_sum*/) {
+    return _mm512_cvtepi32_ps(acc[0]);
+  }
 };
 template <>
 struct Vnni::Block<PanelType::kQ4Affine> : AffineBlock<PanelType::kQ4Affine> {};
 template <>
 struct Vnni::Block<PanelType::kQ5Affine> : AffineBlock<PanelType::kQ5Affine> {};
 
-// Q8_0 and kIQ4 (its indices looked up as their int8 levels): both sides are signed, and
-// vpdpbusd wants one unsigned. x + 128 is (flipping each quant's top bit), so each row
-// multiplies that by w and the block subtracts 128 * sum(w), which one more vpdpbusd a group
-// gathers for every row at once. The integers are exact: |sum (x + 128) w| <= 32 * 255 * 128.
-template <PanelType T>
-struct SignedBlock {
+// Q8_0: both sides are signed, and vpdpbusd wants one unsigned. x + 128 is (flipping each
+// quant's top bit), so each row multiplies that by w and the block subtracts 128 * sum(w),
+// which one more vpdpbusd a group gathers for every row at once. The integers are exact:
+// |sum (x + 128) w| <= 32 * 255 * 128.
+template <>
+struct Vnni::Block<PanelType::kQ8_0> {
   // (A constructor, not member initializers: the target attribute reaches only functions
   // written out.)
-  SignedBlock() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
+  Block() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
   __m512i w;
   __m512i bias;  // 128 * the sum of the block's quants so far
   void Load(const uint8_t* block, int64_t g) {
-    if constexpr (T == PanelType::kIQ4) {
-      const __m512i levels =
-          _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)));
-      w = _mm512_shuffle_epi8(levels, LoadNibbles(block, g));
-    } else {
-      w = _mm512_loadu_si512(block + g * GroupBytes(T));
-    }
+    w = _mm512_loadu_si512(block + g * GroupBytes(PanelType::kQ8_0));
     bias = _mm512_dpbusd_epi32(bias, _mm512_set1_epi8(static_cast<char>(0x80)), w);
   }
   void Multiply(__m512i (&acc)[1], int32_t four) const {
     const auto biased = static_cast<int32_t>(static_cast<uint32_t>(four) ^ 0x80808080U);
     acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_set1_epi32(biased), w);
   }
-  __m512 Sums(const __m512i (&acc)[1], int /*h*/) const {
+  __m512 Sums(const __m512i (&acc)[1], int /*h*/, float /*x_sum*/) const {
     return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], bias));
   }
 };
+
+// kIQ4: the indices looked up as their levels plus 128 (1-241, unsigned), so each row's
+// vpdpbusd needs no bias of its own; the row's sum of x quants times 128 comes off at the
+// end. sum((level + 128) x) - 128 sum(x) is sum(level x) exactly.
 template <>
-struct Vnni::Block<PanelType::kQ8_0> : SignedBlock<PanelType::kQ8_0> {};
-template <>
-struct Vnni::Block<PanelType::kIQ4> : SignedBlock<PanelType::kIQ4> {};
+struct Vnni::Block<PanelType::kIQ4> {
+  Block() : w(_mm512_setzero_si512()) {}
+  __m512i w;
+  void Load(const uint8_t* block, int64_t g) {
+    const __m512i lifted = _mm512_add_epi8(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels))),
+        _mm512_set1_epi8(static_cast<char>(0x80)));
+    w = _mm512_shuffle_epi8(lifted, LoadNibbles(block, g));
+  }
+  void Multiply(__m512i (&acc)[1], int32_t four) const {
+    acc[0] = _mm512_dpbusd_epi32(acc[0], w, _mm512_set1_epi32(four));
+  }
+  static __m512 Sums(const __m512i (&acc)[1], int /*h*/, float x_sum) {
+    const __m512i lift = _mm512_set1_epi32(128 * static_cast<int32_t>(x_sum));
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], lift));
+  }
+};
 
 }  // namespace
 

@@ -11,9 +11,10 @@
 //    same scale holds exactly the same values; so does IQ4_NL's d * level, each of its 16
 //    levels an int8 (gguf_iquants.h).
 //  - re-rounded: Q4_1 and Q5_1 (an offset per 32 values), and the K-quants Q2_K to Q6_K
-//    and IQ4_XS (super-blocks of 256 values with 4- to 8-bit sub-block scales and mins) have
-//    no Q8_0 form. Their values, computed in f32 as ggml's dequantization does, are rounded to Q8_0
-//    as ggml's reference quantizer does: each lands within half a Q8_0 step (1/254 of its
+//    (super-blocks of 256 values with 4- to 8-bit sub-block scales and mins), and IQ4_XS
+//    (6-bit sub-block scales of a super-block's) have no Q8_0 form. Their values, computed
+//    in f32 as ggml's dequantization does, are rounded to Q8_0 as ggml's reference
+//    quantizer does: each lands within half a Q8_0 step (1/254 of its
 //    32-value block's largest magnitude) plus the f16 rounding of the step. A 4-bit file's
 //    own steps are about 16 times as coarse, Q6_K's about 4 times.
 #ifndef RINGSERVE_WORKER_MODEL_GGUF_BLOCKS_H_
@@ -69,7 +70,8 @@ int64_t PackedBytes(Packing packing, int64_t count);
 void Unpack(Packing packing, const uint8_t* src, int64_t count, float* dst);
 
 // Rewrites `count` packed values as Q8_0 blocks at `dst` (count / 32 * 34 bytes): exactly
-// for Q4_0 and Q5_0 (the same scale, each quant re-centred), re-rounded for the others.
+// for Q4_0 and Q5_0 (the same scale, each quant re-centred) and IQ4_NL (the same scale, each
+// index its level), re-rounded for the others.
 void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst);
 
 // The compact block dtype that holds `packing`'s values exactly: an affine one, fma(q, d, m)

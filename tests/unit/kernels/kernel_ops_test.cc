@@ -419,8 +419,8 @@ std::vector<OpCase> AllCases() {
                                  {37, 19, 45, 1},   {37, 100, 600, 0}, {6, 48, 32, 0},
                                  {64, 130, 257, 2}, {1, 1, 70, 0}};
   const std::vector<Mm> k32 = {{1, 33, 64, 0}, {37, 50, 96, 1}, {13, 64, 544, 0}, {5, 1, 32, 0}};
-  for (DType dt :
-       {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine}) {
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4Affine,
+                   DType::kQ5Affine, DType::kIQ4}) {
     for (const Mm& s : IsBlockDType(dt) ? k32 : any_k) {
       add(absl::StrCat("MatMul_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k", s.k),
           [=](Backend& b, std::mt19937_64& rng) { CheckMatMul(b, rng, dt, s.n, s.m, s.k, s.pad); });

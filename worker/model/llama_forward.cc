@@ -256,6 +256,15 @@ void LlamaModel::EnqueuePass(const PassBatch& pass) {
   backend_->MatMul(w.Sampled(pass.head_rows), head, w.Logits(pass.head_rows));
 }
 
+void LlamaModel::MatMulStack(const Tensor& x, const std::vector<kernels::Weight>& stack,
+                             const Tensor& y) {
+  int64_t column = 0;
+  for (const kernels::Weight& part : stack) {
+    backend_->MatMul(x, part, y.Columns(column, part.rows));
+    column += part.rows;
+  }
+}
+
 // Expects the layer's attention input already normalised in `normed`; leaves the FFN output
 // in `delta` and, for all but the last layer, the next layer's normalised input in `normed`.
 void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch) {
@@ -263,7 +272,7 @@ void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch
   const LayerWeights& lw = layers_[layer];
   const ModelConfig& c = config_;
   const Tensor qkv = w.Qkv(n);
-  backend_->MatMul(w.Normed(n), lw.wqkv, qkv);
+  MatMulStack(w.Normed(n), lw.wqkv, qkv);
   if (c.attention_bias) backend_->AddBias(qkv, lw.qkv_bias);
 
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim,
@@ -279,7 +288,7 @@ void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch
 
   backend_->AddRmsNorm(w.Residual(n), w.Delta(n), lw.ffn_norm, c.rms_eps, w.Normed(n));
   const Tensor gate_up = w.GateUp(n);
-  backend_->MatMul(w.Normed(n), lw.w_gate_up, gate_up);
+  MatMulStack(w.Normed(n), lw.w_gate_up, gate_up);
   backend_->SiluMul(gate_up, w.Act(n));
   backend_->MatMul(w.Act(n), lw.w_down, w.Delta(n));
   if (layer + 1 < c.num_layers) {

@@ -264,8 +264,8 @@ absl::Status LlamaModel::UploadWeights(WeightSource& source) {
     LayerWeights& w = layers_[l];
     RS_ASSIGN_OR_RETURN(w.attn_norm,
                         UploadMatrix(source, backend_, p + "attn_norm.weight", {c.dim}, bytes));
-    RS_ASSIGN_OR_RETURN(w.wqkv, UploadStackedMatrices(
-                                    source, backend_,
+    RS_ASSIGN_OR_RETURN(w.wqkv,
+                        UploadStack(source, backend_,
                                     {p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight"},
                                     {q_dim, kv_dim, kv_dim}, c.dim, bytes));
     if (c.attention_bias) {
@@ -278,10 +278,9 @@ absl::Status LlamaModel::UploadWeights(WeightSource& source) {
         w.wo, UploadMatrix(source, backend_, p + "attn_output.weight", {c.dim, q_dim}, bytes));
     RS_ASSIGN_OR_RETURN(w.ffn_norm,
                         UploadMatrix(source, backend_, p + "ffn_norm.weight", {c.dim}, bytes));
-    RS_ASSIGN_OR_RETURN(
-        w.w_gate_up,
-        UploadStackedMatrices(source, backend_, {p + "ffn_gate.weight", p + "ffn_up.weight"},
-                              {c.hidden_dim, c.hidden_dim}, c.dim, bytes));
+    RS_ASSIGN_OR_RETURN(w.w_gate_up,
+                        UploadStack(source, backend_, {p + "ffn_gate.weight", p + "ffn_up.weight"},
+                                    {c.hidden_dim, c.hidden_dim}, c.dim, bytes));
     RS_ASSIGN_OR_RETURN(w.w_down, UploadMatrix(source, backend_, p + "ffn_down.weight",
                                                {c.dim, c.hidden_dim}, bytes));
   }

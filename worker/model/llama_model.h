@@ -191,6 +191,9 @@ class LlamaModel {
   // returns how many rows sample.
   absl::StatusOr<int> EnqueueForward(std::span<const SequenceChunk> chunks);
   void RunLayer(int layer, int num_tokens, const kernels::AttentionBatch& batch);
+  // y = x times a stack's parts, their outputs side by side (LayerWeights).
+  void MatMulStack(const kernels::Tensor& x, const std::vector<kernels::Weight>& stack,
+                   const kernels::Tensor& y);
 
   ModelConfig config_;
   kernels::Backend* backend_;

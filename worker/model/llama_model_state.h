@@ -5,6 +5,7 @@
 #define RINGSERVE_WORKER_MODEL_LLAMA_MODEL_STATE_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/backend.h"
 #include "worker/model/llama_model.h"
@@ -14,9 +15,12 @@ namespace ringserve::model {
 // Q, K and V are one matrix (rows stacked), and so are gate and up: one product each
 // instead of three and two, which halves the launches and lets small K/V products ride on
 // the large Q one (decode at batch 1 is all weight reads; a product per matrix costs a
-// launch and a partly idle device each).
+// launch and a partly idle device each). A stack whose join would re-round a file's compact
+// parts is kept one weight a part instead (StackKeptApart), their products filling adjacent
+// columns.
 struct LlamaModel::LayerWeights {
-  kernels::Weight attn_norm, wqkv, wo, ffn_norm, w_gate_up, w_down;
+  kernels::Weight attn_norm, wo, ffn_norm, w_down;
+  std::vector<kernels::Weight> wqkv, w_gate_up;
   kernels::Weight qkv_bias;  // [1, q + 2 kv] when the model has attention biases
 };
 

@@ -57,6 +57,17 @@ kernels::DType JoinedDType(kernels::DType a, kernels::DType b) {
   return IsBlockDType(a) && IsBlockDType(b) ? DType::kQ8_0 : DType::kF32;
 }
 
+bool StackKeptApart(std::span<const kernels::DType> dtypes) {
+  if (dtypes.empty()) return false;
+  kernels::DType joined = dtypes.front();
+  bool compact = false;
+  for (const kernels::DType dtype : dtypes) {
+    joined = JoinedDType(joined, dtype);
+    compact = compact || (kernels::IsBlockDType(dtype) && dtype != kernels::DType::kQ8_0);
+  }
+  return compact && joined == kernels::DType::kQ8_0;
+}
+
 std::vector<std::string> StackedWith(const std::string& name) {
   static const std::vector<std::vector<std::string>> kStacks = {{"attn_q", "attn_k", "attn_v"},
                                                                 {"ffn_gate", "ffn_up"}};
@@ -66,8 +77,10 @@ std::vector<std::string> StackedWith(const std::string& name) {
       if (!name.ends_with(suffix)) continue;
       const std::string prefix = name.substr(0, name.size() - suffix.size());
       std::vector<std::string> names;
-      for (const std::string& other : stack)
+      names.reserve(stack.size());
+      for (const std::string& other : stack) {
         names.push_back(absl::StrCat(prefix, ".", other, ".weight"));
+      }
       return names;
     }
   }
@@ -103,17 +116,26 @@ bool CheckpointWeightSource::Has(const std::string& name) const {
   return checkpoint_.Find(name).ok();
 }
 
+std::optional<kernels::DType> CheckpointWeightSource::ServedDTypeOf(const std::string& name) const {
+  const absl::StatusOr<const HostTensor*> t = checkpoint_.Find(name);
+  if (!t.ok()) return std::nullopt;
+  return ServedDType(**t);
+}
+
 std::optional<size_t> CheckpointWeightSource::BytesOn(const kernels::Backend& backend) const {
   size_t bytes = 0;
   for (const HostTensor& t : checkpoint_.tensors()) {
     if (t.shape.empty()) continue;
     const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1;
-    // As the model holds it: in the dtype of its whole stack.
-    kernels::DType dtype = ServedDType(t);
+    // As the model holds it: in the dtype of its whole stack, or its own where the stack is
+    // kept apart.
+    std::vector<kernels::DType> stack;
     for (const std::string& name : StackedWith(t.name)) {
-      if (const auto part = checkpoint_.Find(name); part.ok()) {
-        dtype = JoinedDType(dtype, ServedDType(**part));
-      }
+      if (const auto part = checkpoint_.Find(name); part.ok()) stack.push_back(ServedDType(**part));
+    }
+    kernels::DType dtype = ServedDType(t);
+    if (!StackKeptApart(stack)) {
+      for (const kernels::DType part : stack) dtype = JoinedDType(dtype, part);
     }
     bytes += backend.WeightBytes(dtype, rows, t.NumElements() / rows);
   }

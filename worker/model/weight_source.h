@@ -30,6 +30,12 @@ struct HostMatrix {
 // other quantized pairs (a K-quant mix's Q4_K attn_q beside its Q6_K attn_v), else f32.
 kernels::DType JoinedDType(kernels::DType a, kernels::DType b);
 
+// Whether a stack of matrices served in `dtypes` is held one matrix a part (its products
+// filling adjacent columns) rather than joined: where joining would re-round compact parts
+// (kQ4Affine, kQ5Affine, kIQ4) to Q8_0, as a Q4_K_M file's Q4_K attn_q and attn_k beside a
+// Q6_K attn_v would be. Apart, each keeps the file's values and its own bytes.
+bool StackKeptApart(std::span<const kernels::DType> dtypes);
+
 // The matrices a model stacks with `name` into one (Q, K and V; gate and up), `name` among
 // them; just `name` for any other.
 std::vector<std::string> StackedWith(const std::string& name);
@@ -41,6 +47,10 @@ class WeightSource {
   virtual absl::StatusOr<HostMatrix> Get(const std::string& name,
                                          const std::vector<int64_t>& shape) = 0;
   virtual bool Has(const std::string& name) const = 0;
+  // The dtype Get would give `name` in, where the source knows it without fetching it.
+  virtual std::optional<kernels::DType> ServedDTypeOf(const std::string& /*name*/) const {
+    return std::nullopt;
+  }
   // The bytes `backend` will hold for these weights (Backend::WeightBytes of each tensor),
   // checked against its free memory before anything is uploaded; nullopt: unknown here.
   virtual std::optional<size_t> BytesOn(const kernels::Backend& /*backend*/) const {
@@ -67,6 +77,7 @@ class CheckpointWeightSource final : public WeightSource {
   absl::StatusOr<HostMatrix> Get(const std::string& name,
                                  const std::vector<int64_t>& shape) override;
   bool Has(const std::string& name) const override;
+  std::optional<kernels::DType> ServedDTypeOf(const std::string& name) const override;
   std::optional<size_t> BytesOn(const kernels::Backend& backend) const override;
   // The dtype Get gives `t` in.
   kernels::DType ServedDType(const HostTensor& t) const;

@@ -105,4 +105,30 @@ absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
   return Counted(backend->UploadWeight(dtype, total_rows, cols, joined.data()), what, total_bytes);
 }
 
+absl::StatusOr<std::vector<kernels::Weight>> UploadStack(WeightSource& source,
+                                                         kernels::Backend* backend,
+                                                         const std::vector<std::string>& names,
+                                                         const std::vector<int64_t>& rows,
+                                                         int64_t cols, size_t* total_bytes) {
+  std::vector<kernels::DType> dtypes;
+  for (const std::string& name : names) {
+    const std::optional<kernels::DType> dtype = source.ServedDTypeOf(name);
+    if (!dtype.has_value()) break;
+    dtypes.push_back(*dtype);
+  }
+  std::vector<kernels::Weight> parts;
+  if (dtypes.size() == names.size() && StackKeptApart(dtypes)) {
+    for (size_t i = 0; i < names.size(); ++i) {
+      RS_ASSIGN_OR_RETURN(kernels::Weight part,
+                          UploadMatrix(source, backend, names[i], {rows[i], cols}, total_bytes));
+      parts.push_back(std::move(part));
+    }
+    return parts;
+  }
+  RS_ASSIGN_OR_RETURN(kernels::Weight joined,
+                      UploadStackedMatrices(source, backend, names, rows, cols, total_bytes));
+  parts.push_back(std::move(joined));
+  return parts;
+}
+
 }  // namespace ringserve::model

@@ -31,6 +31,15 @@ absl::StatusOr<kernels::Weight> UploadJoinedVectors(WeightSource& source, kernel
                                                     const std::vector<int64_t>& lengths,
                                                     size_t* total_bytes);
 
+// The named [rows[i], cols] matrices as the model multiplies them: one stacked weight
+// (UploadStackedMatrices), or one weight a matrix where the source's dtypes keep the stack
+// apart (StackKeptApart).
+absl::StatusOr<std::vector<kernels::Weight>> UploadStack(WeightSource& source,
+                                                         kernels::Backend* backend,
+                                                         const std::vector<std::string>& names,
+                                                         const std::vector<int64_t>& rows,
+                                                         int64_t cols, size_t* total_bytes);
+
 absl::StatusOr<kernels::Weight> UploadStackedMatrices(WeightSource& source,
                                                       kernels::Backend* backend,
                                                       const std::vector<std::string>& names,

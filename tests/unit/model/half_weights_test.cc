@@ -28,20 +28,25 @@
 namespace ringserve::model {
 namespace {
 
-// Whether the CPU serves packed tensor `t` as the file's own values (a compact dtype): it
-// and every part stacked with it have one, and those join as one; else it serves the Q8_0
-// blocks it widens to.
+// Whether every device serves packed tensor `t` as the file's own values: it has a compact
+// dtype, and its stack is kept apart (StackKeptApart) or joins as a compact dtype; else the
+// Q8_0 blocks it widens to.
 bool ServedAsFileValues(const Checkpoint& c, const HostTensor& t) {
-  std::optional<kernels::DType> joined;
+  const auto compact = [](const HostTensor& part) {
+    return part.packing == Packing::kAsStored ? std::nullopt : CompactDTypeOf(part.packing);
+  };
+  if (!compact(t).has_value()) return false;
+  std::vector<kernels::DType> stack;
   for (const std::string& name : StackedWith(t.name)) {
     const absl::StatusOr<const HostTensor*> part = c.Find(name);
     if (!part.ok()) continue;  // a stack the model does not make
-    const std::optional<kernels::DType> compact =
-        (*part)->packing == Packing::kAsStored ? std::nullopt : CompactDTypeOf((*part)->packing);
-    if (!compact.has_value()) return false;
-    joined = joined.has_value() ? JoinedDType(*joined, *compact) : *compact;
+    const std::optional<kernels::DType> dtype = compact(**part);
+    stack.push_back(dtype.value_or((*part)->dtype));
   }
-  return joined.has_value() && *joined != kernels::DType::kQ8_0;
+  if (StackKeptApart(stack)) return true;
+  kernels::DType joined = stack.front();
+  for (const kernels::DType dtype : stack) joined = JoinedDType(joined, dtype);
+  return joined != kernels::DType::kQ8_0 && kernels::IsBlockDType(joined);
 }
 
 enum class Values { kAsServedOnCpu, kInTheFile };
@@ -270,10 +275,11 @@ absl::StatusOr<ModelConfig> KQuantConfig(int layers, int vocab) {
 
 // Files of K-quants, as llama.cpp's Q4_K_M and Q5_K_M mix them (ringserve-model make-random
 // --dtype q4_k_m: Q4_K matrices, Q6_K for output, attn_v and ffn_down), load; a CPU model
-// holds Q4_K and Q5_K matrices as their affine dtype, the file's own values (but Q and K, stacked
-// with a Q6_K V), the others as Q8_0, and gives the logits of those values in f32. Serving them
-// (some re-rounded to Q8_0, all multiplied by quantized activations) moves the logits by a fraction
-// of what quantizing the f32 weights to the file's format did.
+// holds Q4_K and Q5_K matrices as their affine dtype, the file's own values (Q and K too:
+// their stack with a Q6_K V is kept apart), the Q6_K ones as Q8_0, and gives the logits of
+// those values in f32. Serving them (Q6_K re-rounded to Q8_0, all multiplied by quantized
+// activations) moves the logits by a fraction of what quantizing the f32 weights to the
+// file's format did.
 TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
   // 2^18 values a head: widened on two threads or more.
   const absl::StatusOr<ModelConfig> config = KQuantConfig(/*layers=*/2, /*vocab=*/1024);
@@ -324,9 +330,14 @@ TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
   // differ by an eighth of a byte for each value of the matrices held affine (not re-rounded
   // to Q8_0's 1.0625), and by nothing else.
   ASSERT_EQ(mix_bytes.size(), 2U);
+  // attn_q and attn_k (kept apart from the Q6_K attn_v), attn_output, ffn_gate, ffn_up;
+  // token_embd.
+  const int64_t q_dim = int64_t{config->num_heads} * config->head_dim;
+  const int64_t kv_dim = int64_t{config->num_kv_heads} * config->head_dim;
   const int64_t affine_values =
-      config->num_layers * (config->dim * config->dim + 2 * config->hidden_dim * config->dim) +
-      int64_t{config->vocab_size} * config->dim;  // attn_output, ffn_gate, ffn_up; token_embd
+      config->num_layers * ((q_dim + kv_dim) * config->dim + config->dim * q_dim +
+                            2 * config->hidden_dim * config->dim) +
+      int64_t{config->vocab_size} * config->dim;
   EXPECT_EQ(static_cast<int64_t>(mix_bytes[1] - mix_bytes[0]), affine_values / 8);
 }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -55,6 +56,12 @@ class ReusedBufferSource final : public WeightSource {
     return HostMatrix{t.dtype, t.rows, t.cols, buffer_.data()};
   }
   bool Has(const std::string& name) const override { return tensors_.contains(name); }
+  std::optional<DType> ServedDTypeOf(const std::string& name) const override {
+    if (!tell_dtypes_) return std::nullopt;
+    const auto it = tensors_.find(name);
+    return it == tensors_.end() ? std::nullopt : std::optional<DType>(it->second.dtype);
+  }
+  bool tell_dtypes_ = false;
 
  private:
   // Blocks of step 0.25 (f16-exact): Q8_0's quants v / 0.25; kQ4Affine's (v + 2) / 0.25
@@ -194,6 +201,65 @@ TEST(StackedUploadTest, FourBitPartsJoinAsTheirCommonDtype) {
     ASSERT_TRUE(w.ok()) << w.status();
     EXPECT_EQ(w->dtype, joined) << DTypeName(first) << " + " << DTypeName(second);
     EXPECT_EQ(ReadBack(**backend, *w), want) << DTypeName(first) << " + " << DTypeName(second);
+  }
+}
+
+// A stack whose join would re-round compact parts to Q8_0 (a Q4_K_M file's Q4_K attn_q and
+// attn_k beside a Q6_K attn_v) is uploaded one weight a part, each in its own dtype and with
+// its own values; every other stack is one weight, as UploadStackedMatrices joins it. A
+// source that cannot tell its dtypes without fetching gets the join.
+TEST(StackedUploadTest, CompactPartsBesideOthersAreKeptApart) {
+  constexpr int64_t kCols = 32;
+  const std::vector<float> q = Values(4 * kCols, -2.0F);
+  const std::vector<float> k = Values(2 * kCols, -1.5F);
+  const std::vector<float> v = Values(2 * kCols, -1.0F);
+  auto backend = kernels::CreateBackend("cpu");
+  ASSERT_TRUE(backend.ok());
+  struct Case {
+    DType q, k, v;
+    std::vector<DType> held;  // the weights' dtypes
+  };
+  for (const Case& c :
+       std::vector<Case>{{DType::kQ4Affine,
+                          DType::kQ4Affine,
+                          DType::kQ8_0,
+                          {DType::kQ4Affine, DType::kQ4Affine, DType::kQ8_0}},
+                         {DType::kQ5Affine,
+                          DType::kQ5Affine,
+                          DType::kQ8_0,
+                          {DType::kQ5Affine, DType::kQ5Affine, DType::kQ8_0}},
+                         {DType::kQ4Affine, DType::kQ4Affine, DType::kQ5Affine, {DType::kQ5Affine}},
+                         {DType::kQ8_0, DType::kQ8_0, DType::kQ8_0, {DType::kQ8_0}},
+                         {DType::kQ4Affine, DType::kQ4Affine, DType::kF16, {DType::kF32}}}) {
+    for (const bool tell : {true, false}) {
+      ReusedBufferSource source;
+      source.tell_dtypes_ = tell;
+      source.Add("q", c.q, 4, kCols, q);
+      source.Add("k", c.k, 2, kCols, k);
+      source.Add("v", c.v, 2, kCols, v);
+      size_t bytes = 0;
+      auto stack = UploadStack(source, backend->get(), {"q", "k", "v"}, {4, 2, 2}, kCols, &bytes);
+      ASSERT_TRUE(stack.ok()) << stack.status();
+      const std::string what =
+          absl::StrCat(std::string(DTypeName(c.q)), " + ", std::string(DTypeName(c.k)), " + ",
+                       std::string(DTypeName(c.v)), tell ? "" : ", dtypes untold");
+      const std::vector<DType> held =
+          tell ? c.held : std::vector<DType>{c.held.size() > 1 ? DType::kQ8_0 : c.held[0]};
+      ASSERT_EQ(stack->size(), held.size()) << what;
+      std::vector<float> got;
+      size_t weight_bytes = 0;
+      for (size_t i = 0; i < held.size(); ++i) {
+        EXPECT_EQ((*stack)[i].dtype, held[i]) << what << ", part " << i;
+        const std::vector<float> rows = ReadBack(**backend, (*stack)[i]);
+        got.insert(got.end(), rows.begin(), rows.end());
+        weight_bytes += (*stack)[i].buffer.bytes();
+      }
+      std::vector<float> want = q;
+      want.insert(want.end(), k.begin(), k.end());
+      want.insert(want.end(), v.begin(), v.end());
+      EXPECT_EQ(got, want) << what;
+      EXPECT_EQ(bytes, weight_bytes) << what;
+    }
   }
 }
 

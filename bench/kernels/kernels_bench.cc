@@ -241,20 +241,7 @@ void BM_QuantDecodeStep110M(benchmark::State& state) {
   const int64_t n = state.range(0);
   const DType dtype = QuantDTypeOfBits(state.range(1));
   const cpu::Isa isa = state.range(2) == 0 ? cpu::Isa::kAvx2 : cpu::BestIsa();
-  cpu::PanelType type = cpu::PanelType::kQ4Affine;
-  switch (dtype) {
-    case DType::kQ8_0:
-      type = cpu::PanelType::kQ8_0;
-      break;
-    case DType::kQ5Affine:
-      type = cpu::PanelType::kQ5Affine;
-      break;
-    case DType::kIQ4:
-      type = cpu::PanelType::kIQ4;
-      break;
-    default:
-      break;
-  }
+  const cpu::PanelType type = cpu::PanelTypeOf(dtype);
   auto backend = MakeCpu();
   cpu::ThreadPool& pool = static_cast<cpu::CpuBackend&>(*backend).pool();
   struct Packed {

@@ -124,7 +124,7 @@ absl::StatusOr<Weight> CpuBackend::RandomWeight(std::span<const RandomPart> part
 }
 
 size_t CpuBackend::WeightBytes(DType dtype, int64_t rows, int64_t cols) const {
-  return static_cast<size_t>(PanelBytes(PanelTypeOf(StoredDType(dtype, rows)), rows, cols));
+  return static_cast<size_t>(PanelBytes(cpu::PanelTypeOf(StoredDType(dtype, rows)), rows, cols));
 }
 
 DType CpuBackend::StoredDType(DType file_dtype, int64_t rows) const {

@@ -74,25 +74,7 @@ class CpuBackend final : public Backend {
 
  private:
   PanelLayout LayoutOf(const Weight& w) const { return {use_blas_, w.rows, w.cols}; }
-  static PanelType PanelTypeOf(const Weight& w) { return PanelTypeOf(w.dtype); }
-  static PanelType PanelTypeOf(DType stored) {
-    switch (stored) {
-      case DType::kBF16:
-        return PanelType::kBF16;
-      case DType::kF16:
-        return PanelType::kF16;
-      case DType::kQ8_0:
-        return PanelType::kQ8_0;
-      case DType::kQ4Affine:
-        return PanelType::kQ4Affine;
-      case DType::kQ5Affine:
-        return PanelType::kQ5Affine;
-      case DType::kIQ4:
-        return PanelType::kIQ4;
-      default:
-        return PanelType::kF32;
-    }
-  }
+  static PanelType PanelTypeOf(const Weight& w) { return cpu::PanelTypeOf(w.dtype); }
   // A quantized weight's block parameters (after its quants); null for any other.
   static float* BlockParamsOf(const Weight& w);
   // A [rows, cols] matrix of quantized blocks (Q8_0, affine, kIQ4), in its packed panel layout.

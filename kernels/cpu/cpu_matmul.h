@@ -110,6 +110,26 @@ inline int64_t QuantBytes(PanelType type, int64_t rows, int64_t cols) {
   return (bytes + 63) / 64 * 64;  // the parameters start on a cache line
 }
 constexpr int BlockParams(PanelType type) { return IsAffine(type) ? 2 : 1; }
+
+// The panel type a matrix stored as `dtype` is packed in (f32 for any dtype without one).
+constexpr PanelType PanelTypeOf(DType dtype) {
+  switch (dtype) {
+    case DType::kBF16:
+      return PanelType::kBF16;
+    case DType::kF16:
+      return PanelType::kF16;
+    case DType::kQ8_0:
+      return PanelType::kQ8_0;
+    case DType::kQ4Affine:
+      return PanelType::kQ4Affine;
+    case DType::kQ5Affine:
+      return PanelType::kQ5Affine;
+    case DType::kIQ4:
+      return PanelType::kIQ4;
+    default:
+      return PanelType::kF32;
+  }
+}
 inline PanelLayout BlockParamLayout(PanelType type, const PanelLayout& layout) {
   return {false, layout.num_panels() * kPanelWidth, layout.cols / kQuantBlock * BlockParams(type)};
 }

@@ -235,16 +235,11 @@ namespace {
 
 // The DType of a quantized panel type's rows as a checkpoint stores them.
 DType BlockDTypeOf(PanelType type) {
-  switch (type) {
-    case PanelType::kQ4Affine:
-      return DType::kQ4Affine;
-    case PanelType::kQ5Affine:
-      return DType::kQ5Affine;
-    case PanelType::kIQ4:
-      return DType::kIQ4;
-    default:
-      return DType::kQ8_0;
+  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine, DType::kIQ4}) {
+    if (PanelTypeOf(dtype) == type) return dtype;
   }
+  RS_CHECK_MSG(false, "not a quantized panel type");
+  return DType::kQ8_0;
 }
 
 }  // namespace

@@ -115,19 +115,6 @@ std::vector<float> ModelProduct(DType dtype, const std::vector<uint8_t>& w, int6
   return y;
 }
 
-cpu::PanelType PanelTypeOf(DType dtype) {
-  switch (dtype) {
-    case DType::kQ4Affine:
-      return cpu::PanelType::kQ4Affine;
-    case DType::kQ5Affine:
-      return cpu::PanelType::kQ5Affine;
-    case DType::kIQ4:
-      return cpu::PanelType::kIQ4;
-    default:
-      return cpu::PanelType::kQ8_0;
-  }
-}
-
 // Every quantized dtype the products take.
 const std::vector<DType> kQuantDTypes = {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine,
                                          DType::kIQ4};
@@ -164,7 +151,7 @@ struct Packed {
 };
 
 Packed Pack(DType dtype, const std::vector<uint8_t>& blocks, int64_t m, int64_t k) {
-  const cpu::PanelType type = PanelTypeOf(dtype);
+  const cpu::PanelType type = cpu::PanelTypeOf(dtype);
   Packed out{{false, m, k}, {}, {}};
   out.quants.assign(static_cast<size_t>(cpu::QuantBytes(type, m, k)), 0xA5);
   const cpu::PanelLayout params = cpu::BlockParamLayout(type, out.layout);
@@ -203,7 +190,7 @@ std::vector<float> Product(cpu::ThreadPool& pool, DType dtype, const Packed& w,
   std::vector<float> y_wide(static_cast<size_t>(rows * (m + kPad)), kMargin);
   cpu::MatMul(pool,
               {x_wide.data(), k + kPad, rows, w.quants.data(), w.layout, y_wide.data(), m + kPad,
-               PanelTypeOf(dtype), w.params.data()},
+               cpu::PanelTypeOf(dtype), w.params.data()},
               isa);
   std::vector<float> y(static_cast<size_t>(rows * m));
   for (int64_t i = 0; i < rows; ++i) {
@@ -232,7 +219,8 @@ TEST_P(QuantMatMulTest, GivesTheBitsOfTheArithmeticAloneAndInEveryBatch) {
   std::vector<float> row(static_cast<size_t>(k));
   for (const int64_t r : {int64_t{0}, int64_t{9}, m / 2, m - 1}) {
     if (r >= m) continue;
-    cpu::UnpackRow(w.layout, PanelTypeOf(dtype), w.quants.data(), r, row.data(), w.params.data());
+    cpu::UnpackRow(w.layout, cpu::PanelTypeOf(dtype), w.quants.data(), r, row.data(),
+                   w.params.data());
     EXPECT_EQ(std::memcmp(row.data(), values.data() + r * k, row.size() * sizeof(float)), 0)
         << "row " << r << " unpacked";
   }

@@ -79,6 +79,19 @@ std::vector<uint8_t> RandomBlocks(Packing packing, int64_t count, std::mt19937& 
 // the low nibble of byte e % 16 for e < 16, else its high nibble; the fifth bit is bit e of
 // the 32-bit qh. K-quants (256 values) split e as 128n + 32k + l (16-value sub-blocks) or
 // 64p + 32h + l (32-value sub-blocks).
+// ggml's kvalues_iq4nl, written here from ggml rather than taken from the code under test.
+constexpr int kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                1,    13,   25,  38,  53,  69,  89,  113};
+
+// The scale of sub-block j (32 values) of an IQ4_NL or IQ4_XS block: d (scales_h scales_l[4])
+// qs[16 per 32 values].
+float Iq4Scale(Packing packing, const uint8_t* b, int j) {
+  if (packing == Packing::kIQ4_NL) return Half(b);
+  const int ls =
+      ((b[4 + j / 2] >> (4 * (j % 2))) & 15) | (((b[2 + j / 4] >> (2 * (j % 4))) & 3) << 4);
+  return Half(b) * static_cast<float>(ls - 32);
+}
+
 float ReferenceValue(Packing packing, const uint8_t* b, int e) {
   auto bit = [](const uint8_t* bytes, int i) { return (bytes[i / 8] >> (i % 8)) & 1; };
   const int n = e / 128;  // e = 128n + 32k + l
@@ -132,20 +145,11 @@ float ReferenceValue(Packing packing, const uint8_t* b, int e) {
              Half(b + 2) * static_cast<float>(m);
     }
     case Packing::kIQ4_NL:
-    case Packing::kIQ4_XS: {  // d (scales_h scales_l[4]) qs[16 per 32 values]
-      static constexpr int kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                          1,    13,   25,  38,  53,  69,  89,  113};
-      const bool xs = packing == Packing::kIQ4_XS;
+    case Packing::kIQ4_XS: {
       const int j = e / 32;  // sub-block
-      const uint8_t* qs = b + (xs ? 8 : 2) + 16 * j;
+      const uint8_t* qs = b + (packing == Packing::kIQ4_XS ? 8 : 2) + 16 * j;
       const int index = l < 16 ? qs[l] & 15 : qs[l - 16] >> 4;
-      float scale = Half(b);
-      if (xs) {
-        const int ls =
-            ((b[4 + j / 2] >> (4 * (j % 2))) & 15) | (((b[2 + j / 4] >> (2 * (j % 4))) & 3) << 4);
-        scale *= static_cast<float>(ls - 32);
-      }
-      return scale * static_cast<float>(kLevels[index]);
+      return Iq4Scale(packing, b, j) * static_cast<float>(kIq4Levels[index]);
     }
     default: {  // Q6_K: ql[128] qh[64] scales[16] d
       const int low = (b[64 * n + 32 * (k % 2) + l] >> (4 * (k / 2))) & 15;
@@ -429,8 +433,6 @@ TEST(GgufBlocksTest, PackedValuesRoundTripWithinAStep) {
 // 32 values' stored scale (ties either way), and the scales fit the values, so the error
 // stays a small part of them.
 TEST(GgufBlocksTest, Iq4PacksEachValueToItsNearestLevel) {
-  static constexpr float kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                        1,    13,   25,  38,  53,  69,  89,  113};
   std::mt19937 rng(12);
   std::normal_distribution<float> normal(0.0F, 1.0F);
   for (const Packing packing : {Packing::kIQ4_NL, Packing::kIQ4_XS}) {
@@ -446,18 +448,14 @@ TEST(GgufBlocksTest, Iq4PacksEachValueToItsNearestLevel) {
     double squares = 0;
     double total = 0;
     for (int64_t i = 0; i < count; ++i) {
-      // The scale of value i's 32 values, from the value any level gives under it.
       const int values_per_block = BlockValues(packing);
-      std::vector<uint8_t> probe(blocks.begin() + i / values_per_block * BlockBytes(packing),
-                                 blocks.begin() + (i / values_per_block + 1) * BlockBytes(packing));
       const float scale =
-          ReferenceValue(packing, probe.data(), static_cast<int>(i % values_per_block)) /
-          kLevels[packing == Packing::kIQ4_XS
-                      ? (probe[8 + 16 * (i % 256 / 32) + i % 32 % 16] >> (i % 32 < 16 ? 0 : 4)) & 15
-                      : (probe[2 + i % 32 % 16] >> (i % 32 < 16 ? 0 : 4)) & 15];
+          Iq4Scale(packing, blocks.data() + i / values_per_block * BlockBytes(packing),
+                   static_cast<int>(i % values_per_block / 32));
       float nearest = std::numeric_limits<float>::infinity();
-      for (const float level : kLevels)
-        nearest = std::min(nearest, std::fabs(values[i] - scale * level));
+      for (const int level : kIq4Levels) {
+        nearest = std::min(nearest, std::fabs(values[i] - scale * static_cast<float>(level)));
+      }
       ASSERT_LE(std::fabs(values[i] - back[i]), nearest * 1.0001F + 1e-7F)
           << Name(packing) << " value " << i;
       squares += double{values[i] - back[i]} * (values[i] - back[i]);

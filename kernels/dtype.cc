@@ -24,6 +24,8 @@ std::string_view DTypeName(DType dtype) {
       return "q5_affine";
     case DType::kIQ4:
       return "iq4";
+    case DType::kQ6:
+      return "q6";
   }
   return "unknown";
 }
@@ -33,6 +35,12 @@ std::optional<DType> FloatDTypeNamed(std::string_view name) {
     if (DTypeName(dtype) == name) return dtype;
   }
   return std::nullopt;
+}
+
+float Q6Scale(const uint8_t* block, int i) {
+  uint16_t d = 0;
+  std::memcpy(&d, block + 2, sizeof(d));
+  return HalfToFloat(d) * static_cast<float>(static_cast<int8_t>(block[i / 16]));
 }
 
 size_t DTypeBytes(DType dtype, size_t count) {
@@ -51,6 +59,8 @@ size_t DTypeBytes(DType dtype, size_t count) {
       return count / kQ5AffineBlockValues * kQ5AffineBlockBytes;
     case DType::kIQ4:
       return count / kIq4BlockValues * kIq4BlockBytes;
+    case DType::kQ6:
+      return count / kQ6BlockValues * kQ6BlockBytes;
   }
   return 0;
 }
@@ -163,6 +173,17 @@ void ConvertToFloat(DType dtype, const void* src, size_t count, float* dst) {
           *dst++ = scale * static_cast<float>(kIq4Levels[Q4AffineQuant(p + 4, i)]);
         }
         p += kIq4BlockBytes;
+      }
+      return;
+    }
+    case DType::kQ6: {
+      RS_CHECK(count % kQ6BlockValues == 0);
+      const auto* p = static_cast<const uint8_t*>(src);
+      for (size_t block = 0; block < count / kQ6BlockValues; ++block) {
+        for (int i = 0; i < kQ6BlockValues; ++i) {
+          *dst++ = Q6Scale(p, i) * static_cast<float>(Q6Quant(p, i) - 32);
+        }
+        p += kQ6BlockBytes;
       }
       return;
     }

@@ -34,6 +34,13 @@ enum class DType : uint8_t {
   // IQ4_XS take this form exactly, at 0.625 bytes a value: their d (an f16, times a 6-bit
   // integer for IQ4_XS) has at most 17 significant bits, a level 7, so d * level is exact.
   kIQ4,
+  // 6-bit quants under an int8 scale per 16 values and an f16 one per block: blocks of the
+  // int8 scales s0 and s1 (values 0-15, 16-31), the f16 d, kQ4Affine's 16 bytes of nibbles
+  // (each quant's low 4 bits), then 8 bytes holding quant i's top two bits at bit 2 (i % 4)
+  // of byte i / 4; value i = d * s_(i / 16) * (q_i - 32). GGUF's Q6_K takes this form
+  // exactly, at 0.875 bytes a value: d * s has at most 11 + 7 significant bits, so it and
+  // its product with q - 32 (6 bits) are exact in f32.
+  kQ6,
 };
 
 inline constexpr int kQ8_0BlockValues = 32;
@@ -44,19 +51,26 @@ inline constexpr int kQ5AffineBlockValues = 32;
 inline constexpr int kQ5AffineBlockBytes = 28;
 inline constexpr int kIq4BlockValues = 32;
 inline constexpr int kIq4BlockBytes = 20;
+inline constexpr int kQ6BlockValues = 32;
+inline constexpr int kQ6BlockBytes = 28;
 // GGUF's IQ4 levels (ggml's kvalues_iq4nl): non-linear, so that the common small magnitudes
 // get finer steps than a uniform grid would give them.
 inline constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                           1,    13,   25,  38,  53,  69,  89,  113};
 
+// Every dtype of 32-value blocks (IsBlockDType).
+inline constexpr DType kBlockDTypes[] = {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine,
+                                         DType::kIQ4, DType::kQ6};
+
 // Whether `dtype` holds fma(q, d, m) blocks (kQ4Affine, kQ5Affine).
 inline bool IsAffineDType(DType dtype) {
   return dtype == DType::kQ4Affine || dtype == DType::kQ5Affine;
 }
-// Whether `dtype` stores values in 32-value blocks (Q8_0, the affine ones, kIQ4): a row of
-// such a matrix must be whole blocks.
+// Whether `dtype` stores values in 32-value blocks (Q8_0, the affine ones, kIQ4, kQ6): a row
+// of such a matrix must be whole blocks.
 inline bool IsBlockDType(DType dtype) {
-  return dtype == DType::kQ8_0 || IsAffineDType(dtype) || dtype == DType::kIQ4;
+  return dtype == DType::kQ8_0 || IsAffineDType(dtype) || dtype == DType::kIQ4 ||
+         dtype == DType::kQ6;
 }
 
 // The 4-bit quant of value i (< 32) of a kQ4Affine block's 16 quant bytes.
@@ -71,6 +85,13 @@ inline int AffineQuant(DType dtype, const uint8_t* block, int i) {
   std::memcpy(&high, block + 24, sizeof(high));
   return low | static_cast<int>((high >> i) & 1U) << 4;
 }
+
+// The 6-bit quant (0-63, standing for q - 32) of value i (< 32) of a kQ6 block at `block`.
+inline int Q6Quant(const uint8_t* block, int i) {
+  return Q4AffineQuant(block + 4, i) | (block[20 + i / 4] >> (2 * (i % 4)) & 3) << 4;
+}
+// The scale d * s of value i (< 32) of a kQ6 block at `block`.
+float Q6Scale(const uint8_t* block, int i);
 
 std::string_view DTypeName(DType dtype);
 // The float dtype (f32, f16 or bf16) DTypeName spells `name`; nullopt for anything else.

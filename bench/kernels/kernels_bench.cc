@@ -25,9 +25,12 @@
 #include "kernels/cpu/cpu_matmul.h"
 #include "kernels/cpu/roofline.h"
 #include "kernels/dtype.h"
+#include "tests/support/block_encoding.h"
 
 namespace ringserve::kernels {
 namespace {
+
+using ::ringserve::testing::EncodeBlocks;
 
 constexpr size_t kColdBytes = size_t{256} << 20;  // > 8x a 32 MiB L3
 // Products with at most this many rows are decode steps: they stream cold weights.
@@ -114,61 +117,15 @@ void BM_MatMulBlasBackend(benchmark::State& state) { RunMatMul(state, true); }
 // bits:16 uploads them as a bf16 checkpoint's (kept bf16: half the bytes, the same products),
 // bits:8 as Q8_0 blocks (1.125 bytes a value), bits:5 as kQ5Affine ones (0.875: a Q5_0,
 // Q5_1 or Q5_K file's), bits:4 as kQ4Affine ones (0.75: a Q4_0, Q4_1 or Q4_K file's),
-// bits:-4 as kIQ4 ones (0.625: an IQ4_NL or IQ4_XS file's).
-std::vector<uint8_t> Blocks(DType dtype, const std::vector<float>& values) {
-  std::vector<uint8_t> out(DTypeBytes(dtype, values.size()));
-  const bool q8 = dtype == DType::kQ8_0;
-  uint8_t* block = out.data();
-  for (size_t b = 0; b < values.size() / 32; ++b) {
-    const float* v = values.data() + b * 32;
-    const auto [lo, hi] = std::minmax_element(v, v + 32);
-    if (q8) {
-      const float d = std::max(std::fabs(*lo), std::fabs(*hi)) / 127;
-      const uint16_t half = FloatToHalf(d);
-      std::memcpy(block, &half, 2);
-      for (int i = 0; i < 32; ++i) {
-        block[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(d > 0 ? std::lround(v[i] / d) : 0));
-      }
-      block += kQ8_0BlockBytes;
-      continue;
-    }
-    if (dtype == DType::kIQ4) {  // the scale that maps the largest magnitude to level -127
-      const float d = std::max(std::fabs(*lo), std::fabs(*hi)) / -127;
-      std::memcpy(block, &d, 4);
-      std::memset(block + 4, 0, 16);
-      for (int i = 0; i < 32; ++i) {
-        int best = 0;
-        for (int l = 1; l < 16; ++l) {
-          if (std::fabs(v[i] - d * kIq4Levels[l]) < std::fabs(v[i] - d * kIq4Levels[best]))
-            best = l;
-        }
-        block[4 + i % 16] |= static_cast<uint8_t>(best << (i < 16 ? 0 : 4));
-      }
-      block += kIq4BlockBytes;
-      continue;
-    }
-    const bool five = dtype == DType::kQ5Affine;
-    const float d = (*hi - *lo) / (five ? 31 : 15);
-    std::memcpy(block, &d, 4);
-    std::memcpy(block + 4, &*lo, 4);
-    std::memset(block + 8, 0, 20);
-    uint32_t high = 0;
-    for (int i = 0; i < 32; ++i) {
-      const auto q = static_cast<int>(d > 0 ? std::lround((v[i] - *lo) / d) : 0);
-      block[8 + i % 16] |= static_cast<uint8_t>((q & 0x0F) << (i < 16 ? 0 : 4));
-      high |= static_cast<uint32_t>(q >> 4) << i;
-    }
-    if (five) std::memcpy(block + 24, &high, 4);
-    block += DTypeBytes(dtype, 32);
-  }
-  return out;
-}
-
+// bits:-4 as kIQ4 ones (0.625: an IQ4_NL or IQ4_XS file's), bits:6 as kQ6 ones (0.875: a
+// Q6_K file's), each written by tests/support/block_encoding.h.
 // The quantized dtype BM_DecodeStep110M's `bits` names.
 DType QuantDTypeOfBits(int64_t bits) {
   switch (bits) {
     case 8:
       return DType::kQ8_0;
+    case 6:
+      return DType::kQ6;
     case 5:
       return DType::kQ5Affine;
     case -4:
@@ -214,7 +171,7 @@ void BM_DecodeStep110M(benchmark::State& state) {
       weights.push_back(*backend->UploadWeight(DType::kF32, m, k, host.data()));
     } else {
       const DType dtype = QuantDTypeOfBits(bits);
-      weights.push_back(*backend->UploadWeight(dtype, m, k, Blocks(dtype, host).data()));
+      weights.push_back(*backend->UploadWeight(dtype, m, k, EncodeBlocks(dtype, host).data()));
     }
     bytes += static_cast<double>(weights.back().buffer.bytes());
     params += static_cast<double>(m * k);
@@ -234,9 +191,9 @@ void BM_DecodeStep110M(benchmark::State& state) {
   SetDecodeStepCounters(state, n, bytes, params);
 }
 
-// The quantized products of BM_DecodeStep110M (bits 8: Q8_0, 5: kQ5Affine, 4: kQ4Affine,
-// -4: kIQ4) on one ISA: isa 0 is AVX2, 1 the best this CPU has (avx512-vnni where it has
-// VNNI), in one run.
+// The quantized products of BM_DecodeStep110M (bits 8: Q8_0, 6: kQ6, 5: kQ5Affine,
+// 4: kQ4Affine, -4: kIQ4) on one ISA: isa 0 is AVX2, 1 the best this CPU has (avx512-vnni where it
+// has VNNI), in one run.
 void BM_QuantDecodeStep110M(benchmark::State& state) {
   const int64_t n = state.range(0);
   const DType dtype = QuantDTypeOfBits(state.range(1));
@@ -253,7 +210,7 @@ void BM_QuantDecodeStep110M(benchmark::State& state) {
   double bytes = 0;
   double params = 0;
   for (auto [m, k] : DecodeStepShapes110M()) {
-    const std::vector<uint8_t> blocks = Blocks(dtype, Random(m * k, 1));
+    const std::vector<uint8_t> blocks = EncodeBlocks(dtype, Random(m * k, 1));
     Packed w{{false, m, k}, std::vector<uint8_t>(cpu::QuantBytes(type, m, k)), {}};
     const cpu::PanelLayout params_layout = cpu::BlockParamLayout(type, w.layout);
     w.params.resize(static_cast<size_t>(params_layout.rows * params_layout.cols));
@@ -435,12 +392,12 @@ void Shapes(benchmark::internal::Benchmark* bench, int64_t n) {
 
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeStep110M)
-    ->ArgsProduct({{1, 2, 4, 8, 16, 32, 128}, {32, 16, 8, 5, 4, -4}})
+    ->ArgsProduct({{1, 2, 4, 8, 16, 32, 128}, {32, 16, 8, 6, 5, 4, -4}})
     ->ArgNames({"n", "bits"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_QuantDecodeStep110M)
-    ->ArgsProduct({{1, 4, 8, 16, 64, 512}, {8, 5, 4, -4}, {0, 1}})
+    ->ArgsProduct({{1, 4, 8, 16, 64, 512}, {8, 6, 5, 4, -4}, {0, 1}})
     ->ArgNames({"n", "bits", "isa"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

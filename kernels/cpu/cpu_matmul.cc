@@ -276,6 +276,7 @@ void UnpackRow(const PanelLayout& layout, PanelType type, const void* w, int64_t
     case PanelType::kQ4Affine:
     case PanelType::kQ5Affine:
     case PanelType::kIQ4:
+    case PanelType::kQ6:
       return UnpackQuantizedRow(layout, type, w, r, dst, params);
   }
 }
@@ -312,6 +313,7 @@ void MatMul(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
     case PanelType::kQ4Affine:
     case PanelType::kQ5Affine:
     case PanelType::kIQ4:
+    case PanelType::kQ6:
       return MatMulQuantized(pool, args, isa);
   }
 }

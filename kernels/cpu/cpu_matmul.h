@@ -16,8 +16,9 @@
 // which become f32 exactly as they are loaded, so the same values in f32 panels give the same
 // bits from half the bytes, on either ISA's kernels; or Q8_0's int8 quants with each
 // 32-value block's scale, kQ4Affine's 4-bit or kQ5Affine's 5-bit quants with each block's
-// scale and offset, or kIQ4's 4-bit indices of int8 levels with each block's scale, which
-// quant_matmul.h multiplies as integers against activations quantized to int8 (its own
+// scale and offset, kIQ4's 4-bit indices of int8 levels with each block's scale, or kQ6's
+// 6-bit quants with each block's f16 scale and int8 half-block scales, which quant_matmul.h
+// multiplies as integers against activations quantized to int8 (its own
 // arithmetic, described there).
 //
 // Arithmetic of the float panels. Every output y[i, j] is computed as acc = 0; for c = 0..k-1
@@ -57,16 +58,17 @@ struct PanelLayout {
   }
 };
 
-enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0, kQ4Affine, kQ5Affine, kIQ4 };
+enum class PanelType : uint8_t { kF32, kBF16, kF16, kQ8_0, kQ4Affine, kQ5Affine, kIQ4, kQ6 };
 
 // The values one set of block parameters covers, in every quantized type.
 inline constexpr int kQuantBlock = 32;
 static_assert(kQ8_0BlockValues == kQuantBlock && kQ4AffineBlockValues == kQuantBlock &&
-              kQ5AffineBlockValues == kQuantBlock && kIq4BlockValues == kQuantBlock);
+              kQ5AffineBlockValues == kQuantBlock && kIq4BlockValues == kQuantBlock &&
+              kQ6BlockValues == kQuantBlock);
 
 constexpr bool IsQuantized(PanelType type) {
   return type == PanelType::kQ8_0 || type == PanelType::kQ4Affine || type == PanelType::kQ5Affine ||
-         type == PanelType::kIQ4;
+         type == PanelType::kIQ4 || type == PanelType::kQ6;
 }
 // Whether `type`'s blocks are fma(q, d, m): a scale and an offset each.
 constexpr bool IsAffine(PanelType type) {
@@ -85,10 +87,16 @@ constexpr bool IsAffine(PanelType type) {
 //    takes when the nibbles are spread out as bytes, features 0-7 then 8-15), bit e / 8 of
 //    byte e % 8. Shifting 64-bit lane L of those 8 bytes left by 4 - L puts each quant's
 //    fifth bit at bit 4 of its own byte;
-//  - kIQ4: kQ4Affine's layout, each nibble an index into kIq4Levels.
-// Then the f32 block parameters, one row of them per 32 values of a W row, in the packed
-// layout of a [m rounded up to 16, k / 32 * per-block] matrix (padding features zero):
-// kQ8_0's and kIQ4's scale; an affine type's scale, then its offset.
+//  - kIQ4: kQ4Affine's layout, each nibble an index into kIq4Levels;
+//  - kQ6: the block's 8 groups of nibbles as kQ4Affine's (the quants' low 4 bits), then 16
+//    bytes a group of top bit pairs, 8 for features 0-7, 8 for 8-15: with e = 4 (j % 8) + r,
+//    bits 2 (e / 8) and up of byte e % 8 of its half. Shifting 64-bit lane L of a half's 8
+//    bytes left by 4 - 2L (right by 2 for L = 3) puts each quant's pair at bits 4-5 of its
+//    own byte.
+// Then the block parameters, 32 bits a feature per 32 values of a W row, in the packed
+// layout of a [m rounded up to 16, k / 32 * per-block] matrix of f32 (padding features
+// zero): kQ8_0's and kIQ4's scale; an affine type's scale, then its offset; kQ6's block
+// header as its dtype stores it (int8 s0, int8 s1, f16 d: not an f32).
 constexpr int QuantBits(PanelType type) {
   switch (type) {
     case PanelType::kQ4Affine:
@@ -96,6 +104,8 @@ constexpr int QuantBits(PanelType type) {
       return 4;
     case PanelType::kQ5Affine:
       return 5;
+    case PanelType::kQ6:
+      return 6;
     default:
       return 8;
   }
@@ -126,6 +136,8 @@ constexpr PanelType PanelTypeOf(DType dtype) {
       return PanelType::kQ5Affine;
     case DType::kIQ4:
       return PanelType::kIQ4;
+    case DType::kQ6:
+      return PanelType::kQ6;
     default:
       return PanelType::kF32;
   }
@@ -142,7 +154,8 @@ inline int64_t PanelBytes(PanelType type, int64_t rows, int64_t cols) {
     case PanelType::kQ8_0:
     case PanelType::kQ4Affine:
     case PanelType::kQ5Affine:
-    case PanelType::kIQ4: {
+    case PanelType::kIQ4:
+    case PanelType::kQ6: {
       const PanelLayout params = BlockParamLayout(type, {false, rows, cols});
       return QuantBytes(type, rows, cols) + params.rows * params.cols * 4;
     }
@@ -158,8 +171,8 @@ void PackRows(const PanelLayout& layout, const float* src, int64_t first_row, in
               float* dst);
 void PackRows(const PanelLayout& layout, PanelType type, const float* src, int64_t first_row,
               int64_t num_rows, void* dst);
-// The same for quantized rows (DType blocks: Q8_0, affine, kIQ4, as a checkpoint stores them): the
-// quants into `quants`, the block parameters as f32 into `params`, both laid out as above.
+// The same for quantized rows (DType blocks: Q8_0, affine, kIQ4, kQ6, as a checkpoint stores
+// them): the quants into `quants`, the block parameters into `params`, both laid out as above.
 // One whole panel a call (first_row a multiple of 16, num_rows its width).
 void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src, int64_t first_row,
                    int64_t num_rows, void* quants, float* params);

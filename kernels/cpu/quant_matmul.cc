@@ -87,6 +87,15 @@ struct Avx2 {
   static void Store(float* p, F v) { _mm256_storeu_ps(p, v); }
   static F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F Q6Scales(const float* params, int64_t half, int64_t h) {
+    const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(params + 8 * h));
+    // s_half is the word's byte `half`, d its top 16 bits (packed to 8 halves for cvtph).
+    const __m256i s = _mm256_srai_epi32(
+        _mm256_sll_epi32(words, _mm_cvtsi32_si128(static_cast<int>(24 - 8 * half))), 24);
+    const __m256i d16 = _mm256_packus_epi32(_mm256_srli_epi32(words, 16), _mm256_setzero_si256());
+    const __m256 d = _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(d16, 0x08)));
+    return _mm256_mul_ps(d, _mm256_cvtepi32_ps(s));
+  }
 };
 
 // Group g's nibbles: features 0-7 into w[0], 8-15 into w[1], a quant's 4 bits a byte.
@@ -142,8 +151,8 @@ struct Avx2::Block<PanelType::kQ5Affine> {
   }
 };
 
-// Q8_0 and kIQ4 (its indices looked up as their int8 levels): int32 sums (a pair of
-// products, at most 2 x 128 x 127, fits maddubs' int16).
+// Q8_0, kIQ4 (its indices looked up as their int8 levels) and kQ6 (its quants less 32, in
+// [-32, 31]): int32 sums (a pair of products, at most 2 x 128 x 127, fits maddubs' int16).
 template <PanelType T>
 struct SignedBlock {
   __m256i w[2];
@@ -154,6 +163,21 @@ struct SignedBlock {
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)));
       LoadNibbles(block, g, w);
       for (__m256i& half : w) half = _mm256_shuffle_epi8(levels, half);
+    } else if constexpr (T == PanelType::kQ6) {
+      // Each half's 8 bytes of pairs, 64-bit lane L shifted left by 4 - 2L (right by 2 for
+      // L = 3: a shift past 63 gives 0), put every pair at bits 4-5 of its quant's byte.
+      LoadNibbles(block, g, w);
+      for (int64_t h = 0; h < 2; ++h) {
+        int64_t pairs = 0;
+        std::memcpy(&pairs, block + kHighBitsAt + g * HighBytes(T) + 8 * h, sizeof(pairs));
+        const __m256i all = _mm256_set1_epi64x(pairs);
+        const __m256i moved =
+            _mm256_or_si256(_mm256_sllv_epi64(all, _mm256_setr_epi64x(4, 2, 0, 64)),
+                            _mm256_srlv_epi64(all, _mm256_setr_epi64x(64, 64, 64, 2)));
+        w[h] =
+            _mm256_sub_epi8(_mm256_or_si256(w[h], _mm256_and_si256(moved, _mm256_set1_epi8(0x30))),
+                            _mm256_set1_epi8(32));
+      }
     } else {
       for (int64_t h = 0; h < 2; ++h) {
         w[h] = _mm256_loadu_si256(
@@ -177,6 +201,8 @@ template <>
 struct Avx2::Block<PanelType::kQ8_0> : SignedBlock<PanelType::kQ8_0> {};
 template <>
 struct Avx2::Block<PanelType::kIQ4> : SignedBlock<PanelType::kIQ4> {};
+template <>
+struct Avx2::Block<PanelType::kQ6> : SignedBlock<PanelType::kQ6> {};
 
 }  // namespace
 
@@ -235,7 +261,7 @@ namespace {
 
 // The DType of a quantized panel type's rows as a checkpoint stores them.
 DType BlockDTypeOf(PanelType type) {
-  for (const DType dtype : {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine, DType::kIQ4}) {
+  for (const DType dtype : kBlockDTypes) {
     if (PanelTypeOf(dtype) == type) return dtype;
   }
   RS_CHECK_MSG(false, "not a quantized panel type");
@@ -272,29 +298,35 @@ void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src
         }
         continue;
       }
-      const uint8_t* indices = block + 4;  // kIQ4: after its scale
-      if (type == PanelType::kIQ4) {
+      const uint8_t* nibbles_at = block + 4;  // kIQ4's and kQ6's: after their header
+      if (type == PanelType::kIQ4 || type == PanelType::kQ6) {
         std::memcpy(&params[params_layout.Offset(r, b)], block, 4);
       } else {
         std::memcpy(&params[params_layout.Offset(r, 2 * b)], block, 4);
         std::memcpy(&params[params_layout.Offset(r, 2 * b + 1)], block + 4, 4);
       }
-      // A group at a time: its 4 k rows of feature j take 4 consecutive nibbles (and fifth
+      // A group at a time: its 4 k rows of feature j take 4 consecutive nibbles (and high
       // bits), so the offsets are the group's, without a branch on the quants' random bits.
       const int nibble_shift = j < 8 ? 0 : 4;
-      const int high_bit = static_cast<int>(j / 2);
       uint8_t* wb = panel + b * PanelBlockBytes(type);
       for (int64_t g = 0; g < kGroupsPerBlock; ++g) {
         uint8_t* nibbles = wb + QuantOffset(type, g * kGroupRows, j);
-        // (Only kQ5Affine's panels have fifth bits.)
-        const int64_t fifth = kHighBitsAt + g * 8 + 4 * (j % 2);
+        // (Only kQ5Affine's and kQ6's panels have high bits.)
+        const HighBit high =
+            type == PanelType::kQ6 ? HighPairOf(g * kGroupRows, j) : HighBitOf(g * kGroupRows, j);
         for (int i = 0; i < kGroupRows; ++i) {
           const int v = static_cast<int>(g * kGroupRows + i);
-          const int q =
-              type == PanelType::kIQ4 ? Q4AffineQuant(indices, v) : AffineQuant(dtype, block, v);
+          int q = 0;
+          if (type == PanelType::kIQ4) {
+            q = Q4AffineQuant(nibbles_at, v);
+          } else if (type == PanelType::kQ6) {
+            q = Q6Quant(block, v);
+          } else {
+            q = AffineQuant(dtype, block, v);
+          }
           nibbles[i] |= static_cast<uint8_t>((q & 0x0F) << nibble_shift);
-          if (type == PanelType::kQ5Affine) {
-            wb[fifth + i] |= static_cast<uint8_t>((q >> 4) << high_bit);
+          if (type == PanelType::kQ5Affine || type == PanelType::kQ6) {
+            wb[high.byte + i] |= static_cast<uint8_t>((q >> 4) << high.bit);
           }
         }
       }
@@ -319,6 +351,15 @@ void UnpackQuantizedRow(const PanelLayout& layout, PanelType type, const void* w
     int q = j < 8 ? byte & 0x0F : byte >> 4;
     if (type == PanelType::kIQ4) {
       dst[c] = static_cast<float>(kIq4Levels[q]) * params[params_layout.Offset(r, b)];
+      continue;
+    }
+    if (type == PanelType::kQ6) {
+      const HighBit high = HighPairOf(c, j);
+      q |= (panel[high.byte] >> high.bit & 3) << 4;
+      // The block's header, as the parameter word holds it, gives the scale.
+      uint8_t header[4];
+      std::memcpy(header, &params[params_layout.Offset(r, b)], sizeof(header));
+      dst[c] = Q6Scale(header, static_cast<int>(c % kQuantBlock)) * static_cast<float>(q - 32);
       continue;
     }
     if (type == PanelType::kQ5Affine) {

@@ -1,4 +1,4 @@
-// The CPU's products on quantized weights (Q8_0, affine and kIQ4 panels, cpu_matmul.h):
+// The CPU's products on quantized weights (Q8_0, affine, kIQ4 and kQ6 panels, cpu_matmul.h):
 // integer dot products, as llama.cpp's CPU backend computes them. Decoding a quant to f32 for
 // an FMA costs more than reading its byte, so a product that loaded each weight as f32 ran
 // at about two thirds of the memory's bandwidth on one sequence, and 4-bit weights ran no
@@ -13,6 +13,9 @@
 //   t = d * float(sum q * x_q)                       (Q8_0; kIQ4 with q its index's level)
 //   t = fma(m, float(sum x_q), d * float(sum q * x_q)) (affine: sum (q d + m) x_q)
 //   acc = fma(t, s_b, acc)
+// except that kQ6, whose halves have scales of their own, takes the two steps per half h
+// (its sums over the half's 16 values, its scale d * s_h, exact, for d):
+//   acc = fma((d * s_h) * float(sum (q - 32) * x_q), s_b, acc)
 // The integer sums are exact and the float steps are fixed, so y[i, j] is bit-identical
 // whatever n is and wherever row i sits in the batch (batch invariance), on any thread count.
 // The result differs from the product of the weights' f32 values by x's quantization error,

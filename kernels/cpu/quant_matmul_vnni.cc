@@ -45,6 +45,14 @@ struct Vnni {
   static void Store(float* p, F v) { _mm512_storeu_ps(p, v); }
   static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F Q6Scales(const float* params, int64_t half, int64_t /*h*/) {
+    const __m512i words = _mm512_loadu_si512(params);
+    // s_half is the word's byte `half`, d its top 16 bits.
+    const __m512i s = _mm512_srai_epi32(
+        _mm512_sll_epi32(words, _mm_cvtsi32_si128(static_cast<int>(24 - 8 * half))), 24);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16)));
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(s));
+  }
 };
 
 // Group g's nibbles: the group's 32 bytes hold features 0-7 in their low nibbles and 8-15 in
@@ -85,19 +93,32 @@ struct Vnni::Block<PanelType::kQ4Affine> : AffineBlock<PanelType::kQ4Affine> {};
 template <>
 struct Vnni::Block<PanelType::kQ5Affine> : AffineBlock<PanelType::kQ5Affine> {};
 
-// Q8_0: both sides are signed, and vpdpbusd wants one unsigned. x + 128 is (flipping each
-// quant's top bit), so each row multiplies that by w and the block subtracts 128 * sum(w),
-// which one more vpdpbusd a group gathers for every row at once. The integers are exact:
-// |sum (x + 128) w| <= 32 * 255 * 128.
-template <>
-struct Vnni::Block<PanelType::kQ8_0> {
+// Q8_0 and kQ6 (its quants less 32): both sides are signed, and vpdpbusd wants one
+// unsigned. x + 128 is (flipping each quant's top bit), so each row multiplies that by w and
+// the block subtracts 128 * sum(w), which one more vpdpbusd a group gathers for every row at
+// once. The integers are exact: |sum (x + 128) w| <= 32 * 255 * 128.
+template <PanelType T>
+struct SignedBlock {
   // (A constructor, not member initializers: the target attribute reaches only functions
   // written out.)
-  Block() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
+  SignedBlock() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
   __m512i w;
   __m512i bias;  // 128 * the sum of the block's quants so far
   void Load(const uint8_t* block, int64_t g) {
-    w = _mm512_loadu_si512(block + g * GroupBytes(PanelType::kQ8_0));
+    if constexpr (T == PanelType::kQ6) {
+      // Each half's 8 bytes of pairs (features 0-7 in lanes 0-3, 8-15 in 4-7), 64-bit lane
+      // L of it rotated left by 4 - 2L, put every pair at bits 4-5 of its quant's byte.
+      const __m512i pairs = _mm512_permutexvar_epi64(
+          _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1),
+          _mm512_zextsi128_si512(_mm_loadu_si128(
+              reinterpret_cast<const __m128i*>(block + kHighBitsAt + g * HighBytes(T)))));
+      const __m512i moved = _mm512_rolv_epi64(pairs, _mm512_setr_epi64(4, 2, 0, 62, 4, 2, 0, 62));
+      w = _mm512_sub_epi8(
+          _mm512_or_si512(LoadNibbles(block, g), _mm512_and_si512(moved, _mm512_set1_epi8(0x30))),
+          _mm512_set1_epi8(32));
+    } else {
+      w = _mm512_loadu_si512(block + g * GroupBytes(T));
+    }
     bias = _mm512_dpbusd_epi32(bias, _mm512_set1_epi8(static_cast<char>(0x80)), w);
   }
   void Multiply(__m512i (&acc)[1], int32_t four) const {
@@ -108,6 +129,10 @@ struct Vnni::Block<PanelType::kQ8_0> {
     return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], bias));
   }
 };
+template <>
+struct Vnni::Block<PanelType::kQ8_0> : SignedBlock<PanelType::kQ8_0> {};
+template <>
+struct Vnni::Block<PanelType::kQ6> : SignedBlock<PanelType::kQ6> {};
 
 // kIQ4: the indices looked up as their levels plus 128 (1-241, unsigned), so each row's
 // vpdpbusd needs no bias of its own; the row's sum of x quants times 128 comes off at the

@@ -81,6 +81,20 @@ __global__ void ConvertKernel(DType src_dtype, const void* src, Dst* dst, int64_
         v = Mul(*reinterpret_cast<const float*>(block), static_cast<float>(kLevels[index]));
         break;
       }
+      case DType::kQ6: {
+        // int8 scales for values 0-15 and 16-31, an f16 scale, 16 bytes of low nibbles (as
+        // kQ4Affine's), then value j's top two bits at bit 2 (j % 4) of byte 20 + j / 4.
+        // d * s and its product with q - 32 are exact, in either order.
+        const auto* block = static_cast<const uint8_t*>(src) + (i / kQ6BlockValues) * kQ6BlockBytes;
+        const int j = static_cast<int>(i % kQ6BlockValues);
+        const int byte = block[4 + j % 16];
+        const int low = j < 16 ? byte & 0x0F : byte >> 4;
+        const int q = low | ((block[20 + j / 4] >> (2 * (j % 4))) & 3) << 4;
+        const float scale = Mul(__half2float(*reinterpret_cast<const __half*>(block + 2)),
+                                static_cast<float>(static_cast<int8_t>(block[j / 16])));
+        v = Mul(scale, static_cast<float>(q - 32));
+        break;
+      }
       default:
         __trap();
     }

@@ -227,6 +227,8 @@ std::optional<kernels::DType> CompactDTypeOf(Packing packing) {
     case Packing::kIQ4_NL:
     case Packing::kIQ4_XS:
       return kernels::DType::kIQ4;
+    case Packing::kQ6_K:
+      return kernels::DType::kQ6;
     default:
       return std::nullopt;
   }
@@ -249,6 +251,10 @@ void ToCompact(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst)
       KBlockToAffine(packing == Packing::kQ5_K, in, out);
       continue;
     }
+    if (packing == Packing::kQ6_K) {
+      KBlockToQ6(in, out);
+      continue;
+    }
     const LegacyLayout layout = LayoutOf(packing);
     const float d = LoadHalf(in);
     // Exact: d is an f16, and 8 and 16 are powers of two.
@@ -262,7 +268,7 @@ void ToCompact(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst)
 
 void ConvertCompact(kernels::DType from, kernels::DType to, const uint8_t* src, int64_t count,
                     uint8_t* dst) {
-  RS_CHECK((kernels::IsAffineDType(from) || from == kernels::DType::kIQ4) && count % kBlock == 0);
+  RS_CHECK(kernels::IsBlockDType(from) && from != kernels::DType::kQ8_0 && count % kBlock == 0);
   const auto in_bytes = static_cast<int64_t>(kernels::DTypeBytes(from, kBlock));
   if (to == kernels::DType::kQ5Affine) {
     RS_CHECK(from == kernels::DType::kQ4Affine);
@@ -284,7 +290,8 @@ void ConvertCompact(kernels::DType from, kernels::DType to, const uint8_t* src, 
     float m = 0;
     std::memcpy(&d, in, 4);
     if (!levels) std::memcpy(&m, in + 4, 4);
-    if ((levels || m == -static_cast<float>(centre) * d) &&
+    // (kQ6's blocks have no Q8_0 form: two scales.)
+    if (from != kernels::DType::kQ6 && (levels || m == -static_cast<float>(centre) * d) &&
         kernels::HalfToFloat(kernels::FloatToHalf(d)) == d) {
       StoreHalf(d, out);
       for (int i = 0; i < kBlock; ++i) {

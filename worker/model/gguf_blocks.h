@@ -2,8 +2,8 @@
 // them unchanged (at 1.0625 bytes a value, where the file takes 0.33-0.82), or, on a backend
 // that takes the compact dtypes (the CPU; CUDA, which converts them on the device), Q4_0,
 // Q4_1 and Q4_K as kernels::DType::kQ4Affine (0.75 bytes a value on the CPU), Q5_0, Q5_1
-// and Q5_K as kQ5Affine (0.875), both fma(q, d, m) per 32-value block, and IQ4_NL and
-// IQ4_XS as kIQ4 (0.625): their own values.
+// and Q5_K as kQ5Affine (0.875), both fma(q, d, m) per 32-value block, IQ4_NL and IQ4_XS
+// as kIQ4 (0.625), and Q6_K as kQ6 (0.875): their own values.
 //
 // As Q8_0, two kinds:
 //  - exact: Q4_0 and Q5_0 blocks hold 32 values d * (q - 8) and d * (q - 16), with one f16
@@ -77,8 +77,9 @@ void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* ds
 // The compact block dtype that holds `packing`'s values exactly: an affine one, fma(q, d, m)
 // with f32 d and m per 32 values: kQ4Affine (4-bit q) for Q4_0 (m = -8d), Q4_1 and Q4_K (d
 // and m the sub-block's scale and min), kQ5Affine (5-bit q) for Q5_0 (m = -16d), Q5_1 and
-// Q5_K; or kIQ4 (d * level, an f32 d per 32 values) for IQ4_NL and IQ4_XS; nullopt for the
-// others. Backends that take those dtypes serve them without re-rounding.
+// Q5_K; kIQ4 (d * level, an f32 d per 32 values) for IQ4_NL and IQ4_XS; or kQ6 (d * s *
+// (q - 32), Q6_K's own block scale d, sub-block scales s and quants q) for Q6_K; nullopt for
+// the others. Backends that take those dtypes serve them without re-rounding.
 std::optional<kernels::DType> CompactDTypeOf(Packing packing);
 // Rewrites `count` values packed as such a `packing` as blocks of its CompactDTypeOf at
 // `dst` (count / 32 * 24, 28 or 20 bytes), value for value.
@@ -86,7 +87,7 @@ void ToCompact(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst)
 // Rewrites `count` values of compact dtype `from` as `to`: as kQ5Affine blocks (from
 // kQ4Affine, exactly), or as Q8_0 blocks (for a matrix joined with Q8_0 or other parts):
 // exactly where a block is d * (q - 8), d * (q - 16) or d * level with an f16 d (Q4_0's,
-// Q5_0's and IQ4_NL's blocks), re-rounded like WidenToQ8_0's otherwise.
+// Q5_0's and IQ4_NL's blocks), re-rounded like WidenToQ8_0's otherwise (kQ6's always).
 void ConvertCompact(kernels::DType from, kernels::DType to, const uint8_t* src, int64_t count,
                     uint8_t* dst);
 

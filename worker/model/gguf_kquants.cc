@@ -342,6 +342,24 @@ void KBlockToAffine(bool five_bit, const uint8_t* block, uint8_t* out) {
   }
 }
 
+void KBlockToQ6(const uint8_t* block, uint8_t* out) {
+  for (int t = 0; t < 8; ++t, out += kernels::kQ6BlockBytes) {
+    std::memset(out, 0, kernels::kQ6BlockBytes);
+    // Values 32t + l are 128n + 32pair + l (PlaceOf); their scales are sub-blocks 2t, 2t + 1.
+    const int n = t / 4;
+    const int pair = t % 4;
+    out[0] = block[q6k::kScales + 2 * t];
+    out[1] = block[q6k::kScales + 2 * t + 1];
+    std::memcpy(out + 2, block + q6k::kD, 2);
+    for (int l = 0; l < 32; ++l) {
+      const int low = (block[q6k::kLow + 64 * n + 32 * (pair & 1) + l] >> (4 * (pair / 2))) & 0x0F;
+      const int top = (block[q6k::kHigh + 32 * n + l] >> (2 * pair)) & 3;
+      out[4 + l % 16] |= static_cast<uint8_t>(low << (l < 16 ? 0 : 4));
+      out[20 + l / 4] |= static_cast<uint8_t>(top << (2 * (l % 4)));
+    }
+  }
+}
+
 void PackKBlock(Packing packing, const float* values, uint8_t* block) {
   std::memset(block, 0, static_cast<size_t>(BlockBytes(packing)));
   switch (packing) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <numeric>
 #include <ostream>
@@ -419,8 +420,9 @@ std::vector<OpCase> AllCases() {
                                  {37, 19, 45, 1},   {37, 100, 600, 0}, {6, 48, 32, 0},
                                  {64, 130, 257, 2}, {1, 1, 70, 0}};
   const std::vector<Mm> k32 = {{1, 33, 64, 0}, {37, 50, 96, 1}, {13, 64, 544, 0}, {5, 1, 32, 0}};
-  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4Affine,
-                   DType::kQ5Affine, DType::kIQ4}) {
+  std::vector<DType> matmul_dtypes = {DType::kF32, DType::kF16, DType::kBF16};
+  matmul_dtypes.insert(matmul_dtypes.end(), std::begin(kBlockDTypes), std::end(kBlockDTypes));
+  for (DType dt : matmul_dtypes) {
     for (const Mm& s : IsBlockDType(dt) ? k32 : any_k) {
       add(absl::StrCat("MatMul_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k", s.k),
           [=](Backend& b, std::mt19937_64& rng) { CheckMatMul(b, rng, dt, s.n, s.m, s.k, s.pad); });
@@ -431,8 +433,8 @@ std::vector<OpCase> AllCases() {
         [=](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, dt, 50, 37); });
   }
   // The logits product: f32 out of f16/bf16 activations (on the CPU the same as above).
-  for (DType dt :
-       {DType::kF32, DType::kBF16, DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine, DType::kIQ4}) {
+  for (DType dt : matmul_dtypes) {
+    if (dt == DType::kF16) continue;
     for (const Mm& s : std::vector<Mm>{{1, 160, 64, 0}, {19, 1000, 96, 2}}) {
       add(absl::StrCat("MatMulF32Out_", std::string(DTypeName(dt)), "_n", s.n, "_m", s.m, "_k",
                        s.k),
@@ -441,7 +443,7 @@ std::vector<OpCase> AllCases() {
           });
     }
   }
-  for (DType dt : {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine, DType::kIQ4}) {
+  for (DType dt : kBlockDTypes) {
     add(absl::StrCat("Embedding_", std::string(DTypeName(dt)), "_40x64"),
         [=](Backend& b, std::mt19937_64& rng) { CheckEmbedding(b, rng, dt, 40, 64); });
   }
@@ -544,7 +546,7 @@ TEST(UploadWeightTest, RejectsUnsupportedDtypeAndShape) {
     EXPECT_EQ(backend->UploadWeight(DType::kI32, 2, 32, data.data()).status().code(),
               absl::StatusCode::kInvalidArgument)
         << variant;
-    for (const DType blocks : {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine, DType::kIQ4}) {
+    for (const DType blocks : kBlockDTypes) {
       EXPECT_EQ(backend->UploadWeight(blocks, 1, 48, data.data()).status().code(),
                 absl::StatusCode::kInvalidArgument)
           << variant << " " << DTypeName(blocks);

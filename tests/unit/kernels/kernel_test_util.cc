@@ -9,6 +9,8 @@
 #include <set>
 #include <string>
 
+#include "tests/support/block_encoding.h"
+
 #ifdef RINGSERVE_HAVE_CUDA
 #include "tests/unit/kernels/cuda_emu/cuda_emu_backend.h"
 #endif
@@ -142,64 +144,11 @@ std::vector<uint8_t> Encode(DType dtype, const std::vector<float>& values) {
       }
       break;
     case DType::kQ8_0:
-      for (size_t b = 0; b < values.size() / kQ8_0BlockValues; ++b) {
-        const float* v = values.data() + b * kQ8_0BlockValues;
-        float amax = 0;
-        for (int i = 0; i < kQ8_0BlockValues; ++i) amax = std::max(amax, std::fabs(v[i]));
-        const float scale = amax / 127.0F;
-        uint8_t* block = out.data() + b * kQ8_0BlockBytes;
-        const uint16_t h = FloatToHalf(scale);
-        std::memcpy(block, &h, 2);
-        for (int i = 0; i < kQ8_0BlockValues; ++i) {
-          const float q = scale == 0 ? 0 : std::nearbyint(v[i] / scale);
-          block[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(q, -127.0F, 127.0F)));
-        }
-      }
-      break;
     case DType::kQ4Affine:
-    case DType::kQ5Affine: {
-      const float top = dtype == DType::kQ4Affine ? 15.0F : 31.0F;
-      const size_t block_bytes = DTypeBytes(dtype, kQ4AffineBlockValues);
-      for (size_t b = 0; b < values.size() / kQ4AffineBlockValues; ++b) {
-        const float* v = values.data() + b * kQ4AffineBlockValues;
-        const auto [lo, hi] = std::minmax_element(v, v + kQ4AffineBlockValues);
-        const float scale = (*hi - *lo) / top;
-        uint8_t* block = out.data() + b * block_bytes;
-        std::memcpy(block, &scale, 4);
-        std::memcpy(block + 4, &*lo, 4);
-        uint32_t high = 0;
-        for (int i = 0; i < kQ4AffineBlockValues; ++i) {
-          const auto q = static_cast<int>(
-              scale == 0 ? 0 : std::clamp(std::nearbyint((v[i] - *lo) / scale), 0.0F, top));
-          block[8 + i % 16] |= static_cast<uint8_t>((q & 0x0F) << (i < 16 ? 0 : 4));
-          high |= static_cast<uint32_t>(q >> 4) << i;
-        }
-        if (dtype == DType::kQ5Affine) std::memcpy(block + 24, &high, 4);
-      }
-      break;
-    }
+    case DType::kQ5Affine:
     case DType::kIQ4:
-      for (size_t b = 0; b < values.size() / kIq4BlockValues; ++b) {
-        const float* v = values.data() + b * kIq4BlockValues;
-        float extreme = 0;
-        for (int i = 0; i < kIq4BlockValues; ++i) {
-          if (std::fabs(v[i]) > std::fabs(extreme)) extreme = v[i];
-        }
-        const float scale = extreme / (extreme < 0 ? -127.0F : 113.0F);
-        uint8_t* block = out.data() + b * kIq4BlockBytes;
-        std::memcpy(block, &scale, 4);
-        for (int i = 0; i < kIq4BlockValues; ++i) {
-          int best = 0;
-          for (int l = 1; l < 16; ++l) {
-            if (std::fabs(v[i] - scale * kIq4Levels[l]) <
-                std::fabs(v[i] - scale * kIq4Levels[best])) {
-              best = l;
-            }
-          }
-          block[4 + i % 16] |= static_cast<uint8_t>(best << (i < 16 ? 0 : 4));
-        }
-      }
-      break;
+    case DType::kQ6:
+      return ringserve::testing::EncodeBlocks(dtype, values);
     case DType::kI32:
       break;
   }

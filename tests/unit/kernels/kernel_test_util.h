@@ -94,8 +94,8 @@ class ActivationArray {
   DeviceBuffer buffer_;
 };
 
-// Encodes f32 values as `dtype` (f32, f16, bf16, q8_0 with per-32 absmax scales, the affine
-// types with per-32 ranges).
+// Encodes f32 values as `dtype` (f32, f16, bf16, or a block dtype as
+// tests/support/block_encoding.h writes it).
 std::vector<uint8_t> Encode(DType dtype, const std::vector<float>& values);
 // The values a weight of `dtype` really holds (what a reference must use).
 std::vector<float> Decode(DType dtype, const std::vector<uint8_t>& bytes, size_t count);

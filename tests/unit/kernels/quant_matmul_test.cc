@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -28,10 +29,11 @@ namespace {
 
 constexpr int kBlock = 32;
 
-// One weight block's quants and parameters, read from the checkpoint's bytes.
+// One weight block's quants and parameters, read from the checkpoint's bytes: the scale of
+// each 16-value half (kQ6's own, the block's for the others), and an affine type's offset.
 struct WeightBlock {
   int q[kBlock];
-  float d = 0;
+  float d[2] = {};
   float m = 0;
 };
 
@@ -40,18 +42,30 @@ WeightBlock ReadBlock(DType dtype, const uint8_t* block) {
   if (dtype == DType::kQ8_0) {
     uint16_t half = 0;
     std::memcpy(&half, block, 2);
-    out.d = HalfToFloat(half);
+    out.d[0] = HalfToFloat(half);
     for (int i = 0; i < kBlock; ++i) {
       out.q[i] = block[2 + i] < 128 ? block[2 + i] : block[2 + i] - 256;  // int8
     }
   } else if (dtype == DType::kIQ4) {
-    std::memcpy(&out.d, block, 4);
+    std::memcpy(&out.d[0], block, 4);
     for (int i = 0; i < kBlock; ++i) out.q[i] = kIq4Levels[Q4AffineQuant(block + 4, i)];
+  } else if (dtype == DType::kQ6) {
+    // s0 and s1 are int8, d the f16 after them.
+    uint16_t half = 0;
+    std::memcpy(&half, block + 2, 2);
+    for (int h = 0; h < 2; ++h) {
+      out.d[h] = HalfToFloat(half) * static_cast<float>(static_cast<int8_t>(block[h]));
+    }
+    for (int i = 0; i < kBlock; ++i) {
+      const int low = i < 16 ? block[4 + i] & 0x0F : block[4 + i - 16] >> 4;
+      out.q[i] = (low | ((block[20 + i / 4] >> (2 * (i % 4))) & 3) << 4) - 32;
+    }
   } else {
-    std::memcpy(&out.d, block, 4);
+    std::memcpy(&out.d[0], block, 4);
     std::memcpy(&out.m, block + 4, 4);
     for (int i = 0; i < kBlock; ++i) out.q[i] = AffineQuant(dtype, block, i);
   }
+  if (dtype != DType::kQ6) out.d[1] = out.d[0];
   return out;
 }
 
@@ -102,11 +116,19 @@ std::vector<float> ModelProduct(DType dtype, const std::vector<uint8_t>& w, int6
       float acc = 0;
       for (int64_t b = 0; b < blocks; ++b) {
         const WeightBlock& wb = weight_blocks[static_cast<size_t>(j * blocks + b)];
+        if (dtype == DType::kQ6) {  // a step per half
+          for (int h = 0; h < 2; ++h) {
+            int dot = 0;
+            for (int c = 16 * h; c < 16 * h + 16; ++c) dot += wb.q[c] * xq[b].q[c];
+            acc = std::fma(wb.d[h] * static_cast<float>(dot), xq[b].scale, acc);
+          }
+          continue;
+        }
         int dot = 0;
         for (int c = 0; c < kBlock; ++c) dot += wb.q[c] * xq[b].q[c];
-        const float t = !IsAffineDType(dtype) ? wb.d * static_cast<float>(dot)
+        const float t = !IsAffineDType(dtype) ? wb.d[0] * static_cast<float>(dot)
                                               : std::fma(wb.m, static_cast<float>(xq[b].sum),
-                                                         wb.d * static_cast<float>(dot));
+                                                         wb.d[0] * static_cast<float>(dot));
         acc = std::fma(t, xq[b].scale, acc);
       }
       y[i * m + j] = acc;
@@ -116,12 +138,12 @@ std::vector<float> ModelProduct(DType dtype, const std::vector<uint8_t>& w, int6
 }
 
 // Every quantized dtype the products take.
-const std::vector<DType> kQuantDTypes = {DType::kQ8_0, DType::kQ4Affine, DType::kQ5Affine,
-                                         DType::kIQ4};
+const std::vector<DType> kQuantDTypes(std::begin(kBlockDTypes), std::end(kBlockDTypes));
 
 // Random blocks: Q8_0 quants over the whole int8 range (-128 included, which no quantizer
 // writes but a file may hold); affine scales and offsets that make fma(q, d, m) round, and
-// quants over the whole 4- or 5-bit range; kIQ4 indices of every level.
+// quants over the whole 4- or 5-bit range; kIQ4 indices of every level; kQ6 quants over the
+// whole 6-bit range under int8 scales of either sign (-128 included) and an f16 scale.
 std::vector<uint8_t> RandomBlocks(DType dtype, int64_t count, std::mt19937_64& rng) {
   std::vector<uint8_t> blocks(DTypeBytes(dtype, static_cast<size_t>(count)));
   std::uniform_int_distribution<int> byte(0, 255);
@@ -130,9 +152,9 @@ std::vector<uint8_t> RandomBlocks(DType dtype, int64_t count, std::mt19937_64& r
   const size_t block_bytes = DTypeBytes(dtype, kBlock);
   for (size_t b = 0; b < blocks.size(); b += block_bytes) {
     for (size_t i = 0; i < block_bytes; ++i) blocks[b + i] = static_cast<uint8_t>(byte(rng));
-    if (dtype == DType::kQ8_0) {
-      const uint16_t d = FloatToHalf(scale(rng));
-      std::memcpy(&blocks[b], &d, 2);
+    if (dtype == DType::kQ8_0 || dtype == DType::kQ6) {
+      const uint16_t d = FloatToHalf(scale(rng) / (dtype == DType::kQ6 ? 32 : 1));
+      std::memcpy(&blocks[b + (dtype == DType::kQ6 ? 2 : 0)], &d, 2);
     } else {
       const float d = scale(rng);
       const float m = offset(rng);
@@ -369,7 +391,9 @@ TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
   cpu::ThreadPool two(2);
   for (const DType dtype : kQuantDTypes) {
     std::vector<int> extremes = {-128, 127, -127};
-    if (dtype != DType::kQ8_0) extremes = {dtype == DType::kQ5Affine ? 31 : 15, 0};
+    if (dtype == DType::kQ5Affine) extremes = {31, 0};
+    if (dtype == DType::kQ4Affine || dtype == DType::kIQ4) extremes = {15, 0};
+    if (dtype == DType::kQ6) extremes = {63, 0};  // 31 and -32
     for (const int quant : extremes) {
       std::mt19937_64 rng(5);
       std::vector<uint8_t> blocks = RandomBlocks(dtype, m * k, rng);
@@ -379,6 +403,9 @@ TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
           std::fill_n(&blocks[b + 2], kBlock, static_cast<uint8_t>(quant & 0xFF));
         } else if (dtype == DType::kIQ4) {  // indices 15 and 0: levels 113 and -127
           std::fill_n(&blocks[b + 4], kBlock / 2, static_cast<uint8_t>(quant | quant << 4));
+        } else if (dtype == DType::kQ6) {
+          const uint8_t fill = quant == 0 ? 0 : 0xFF;
+          std::fill_n(&blocks[b + 4], 24, fill);
         } else {
           const int low = quant & 0x0F;
           std::fill_n(&blocks[b + 8], kBlock / 2, static_cast<uint8_t>(low | low << 4));
@@ -449,7 +476,8 @@ TEST(QuantMatMulErrorTest, WithinTheQuantizationBoundOfTheExactProduct) {
               ReadBlock(dtype, &blocks[(j * (k / kBlock) + b) * DTypeBytes(dtype, kBlock)]);
           for (int64_t c = b * kBlock; c < (b + 1) * kBlock; ++c) {
             magnitude += std::fabs(double{x[i * k + c]}) *
-                         (std::fabs(double{wb.d} * wb.q[c % kBlock]) + std::fabs(double{wb.m}));
+                         (std::fabs(double{wb.d[c % kBlock / 16]} * wb.q[c % kBlock]) +
+                          std::fabs(double{wb.m}));
           }
         }
         const size_t at = static_cast<size_t>(i * m + j);

@@ -209,13 +209,13 @@ TEST(GgufBlocksTest, WideningToQ8_0KeepsOrReRoundsEachValue) {
   }
 }
 
-// Q4_0 ... Q5_K rewritten as their affine dtype, and IQ4_NL and IQ4_XS as kIQ4, hold each
-// value of the layout (Reference), and no other packing claims a compact form. Rewritten on
-// to Q8_0 (a matrix joined with Q8_0 parts) they give WidenToQ8_0's blocks (re-rounded
-// alike), or blocks holding the values exactly where they have Q4_0's, Q5_0's or IQ4_NL's
-// form (all of those files' blocks; the rare K or IQ4_XS block with a scale that happens to
-// fit it, such as an all-zero one). The 4-bit affine blocks rewritten as kQ5Affine (a
-// matrix joined with 5-bit parts) keep their values too.
+// Q4_0 ... Q5_K rewritten as their affine dtype, IQ4_NL and IQ4_XS as kIQ4, and Q6_K as kQ6, hold
+// each value of the layout (Reference), and no other packing claims a compact form. Rewritten on to
+// Q8_0 (a matrix joined with Q8_0 parts) they give WidenToQ8_0's blocks (re-rounded alike), or
+// blocks holding the values exactly where they have Q4_0's, Q5_0's or IQ4_NL's form (all of those
+// files' blocks; the rare K or IQ4_XS block with a scale that happens to fit it, such as an
+// all-zero one). The 4-bit affine blocks rewritten as kQ5Affine (a matrix joined with 5-bit parts)
+// keep their values too.
 TEST(GgufBlocksTest, CompactPackingsRewriteValueForValue) {
   std::mt19937 rng(10);
   for (const Packing packing : kAll) {
@@ -223,13 +223,15 @@ TEST(GgufBlocksTest, CompactPackingsRewriteValueForValue) {
     const bool four_bit = name == "q4_0" || name == "q4_1" || name == "q4_k";
     const bool five_bit = name == "q5_0" || name == "q5_1" || name == "q5_k";
     const bool levels = name == "iq4_nl" || name == "iq4_xs";
+    const bool six_bit = name == "q6_k";
     const std::optional<kernels::DType> affine = CompactDTypeOf(packing);
-    if (!four_bit && !five_bit && !levels) {
+    if (!four_bit && !five_bit && !levels && !six_bit) {
       EXPECT_FALSE(affine.has_value()) << name;
       continue;
     }
     ASSERT_EQ(affine, four_bit   ? kernels::DType::kQ4Affine
                       : five_bit ? kernels::DType::kQ5Affine
+                      : six_bit  ? kernels::DType::kQ6
                                  : kernels::DType::kIQ4)
         << name;
     const int64_t count = int64_t{256} * 29;

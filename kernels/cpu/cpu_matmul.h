@@ -89,10 +89,10 @@ constexpr bool IsAffine(PanelType type) {
 //    fifth bit at bit 4 of its own byte;
 //  - kIQ4: kQ4Affine's layout, each nibble an index into kIq4Levels;
 //  - kQ6: the block's 8 groups of nibbles as kQ4Affine's (the quants' low 4 bits), then 16
-//    bytes a group of top bit pairs, 8 for features 0-7, 8 for 8-15: with e = 4 (j % 8) + r,
-//    bits 2 (e / 8) and up of byte e % 8 of its half. Shifting 64-bit lane L of a half's 8
-//    bytes left by 4 - 2L (right by 2 for L = 3) puts each quant's pair at bits 4-5 of its
-//    own byte.
+//    bytes a group of top bit pairs: with e = 4j + r (the byte k row r of feature j takes
+//    when the nibbles are spread out as bytes), bits 2 (e / 16) and up of byte e % 16.
+//    Those 16 bytes broadcast to each 128-bit lane L of the spread bytes, shifted left by
+//    4 - 2L (right by 2 for L = 3), put each quant's pair at bits 4-5 of its own byte.
 // Then the block parameters, 32 bits a feature per 32 values of a W row, in the packed
 // layout of a [m rounded up to 16, k / 32 * per-block] matrix of f32 (padding features
 // zero): kQ8_0's and kIQ4's scale; an affine type's scale, then its offset; kQ6's block

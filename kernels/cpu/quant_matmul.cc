@@ -87,14 +87,15 @@ struct Avx2 {
   static void Store(float* p, F v) { _mm256_storeu_ps(p, v); }
   static F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F Fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
-  static F Q6Scales(const float* params, int64_t half, int64_t h) {
+  template <PanelType>
+  static constexpr int Accs() {
+    return 2;
+  }
+  // kQ6's d: the top 16 bits of each parameter word, packed to 8 halves for cvtph.
+  static F Q6Scale(const float* params, int64_t h) {
     const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(params + 8 * h));
-    // s_half is the word's byte `half`, d its top 16 bits (packed to 8 halves for cvtph).
-    const __m256i s = _mm256_srai_epi32(
-        _mm256_sll_epi32(words, _mm_cvtsi32_si128(static_cast<int>(24 - 8 * half))), 24);
     const __m256i d16 = _mm256_packus_epi32(_mm256_srli_epi32(words, 16), _mm256_setzero_si256());
-    const __m256 d = _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(d16, 0x08)));
-    return _mm256_mul_ps(d, _mm256_cvtepi32_ps(s));
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(d16, 0x08)));
   }
 };
 
@@ -152,11 +153,14 @@ struct Avx2::Block<PanelType::kQ5Affine> {
 };
 
 // Q8_0, kIQ4 (its indices looked up as their int8 levels) and kQ6 (its quants less 32, in
-// [-32, 31]): int32 sums (a pair of products, at most 2 x 128 x 127, fits maddubs' int16).
+// [-32, 31]): int32 sums (a pair of products, at most 2 x 128 x 127, fits maddubs' int16),
+// the pairs widened by a multiply-add with `weights`: 1, or kQ6's int8 scale of the group's
+// half, which so weighs its sums for free (at most 2 x 2 x 32 x 127 x 128 a group).
 template <PanelType T>
 struct SignedBlock {
   __m256i w[2];
   __m256i magnitude[2];
+  __m256i weights[2] = {_mm256_set1_epi16(1), _mm256_set1_epi16(1)};
   void Load(const uint8_t* block, int64_t g) {
     if constexpr (T == PanelType::kIQ4) {
       const __m256i levels = _mm256_broadcastsi128_si256(
@@ -164,20 +168,20 @@ struct SignedBlock {
       LoadNibbles(block, g, w);
       for (__m256i& half : w) half = _mm256_shuffle_epi8(levels, half);
     } else if constexpr (T == PanelType::kQ6) {
-      // Each half's 8 bytes of pairs, 64-bit lane L shifted left by 4 - 2L (right by 2 for
-      // L = 3: a shift past 63 gives 0), put every pair at bits 4-5 of its quant's byte.
+      // The group's 16 bytes of pairs in both 128-bit lanes; lane L of the spread bytes
+      // (features 4L to 4L + 3) shifted left by 4 - 2L (right by 2 for L = 3) puts every
+      // pair at bits 4-5 of its quant's byte.
       LoadNibbles(block, g, w);
-      for (int64_t h = 0; h < 2; ++h) {
-        int64_t pairs = 0;
-        std::memcpy(&pairs, block + kHighBitsAt + g * HighBytes(T) + 8 * h, sizeof(pairs));
-        const __m256i all = _mm256_set1_epi64x(pairs);
-        const __m256i moved =
-            _mm256_or_si256(_mm256_sllv_epi64(all, _mm256_setr_epi64x(4, 2, 0, 64)),
-                            _mm256_srlv_epi64(all, _mm256_setr_epi64x(64, 64, 64, 2)));
-        w[h] =
-            _mm256_sub_epi8(_mm256_or_si256(w[h], _mm256_and_si256(moved, _mm256_set1_epi8(0x30))),
-                            _mm256_set1_epi8(32));
+      const __m256i pairs = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(block + kHighBitsAt + g * HighBytes(T))));
+      const __m256i top = _mm256_set1_epi8(0x30);
+      const __m256i moved[2] = {_mm256_sllv_epi64(pairs, _mm256_setr_epi64x(4, 4, 2, 2)),
+                                _mm256_srlv_epi64(pairs, _mm256_setr_epi64x(0, 0, 2, 2))};
+      for (int h = 0; h < 2; ++h) {
+        w[h] = _mm256_sub_epi8(_mm256_or_si256(w[h], _mm256_and_si256(moved[h], top)),
+                               _mm256_set1_epi8(32));
       }
+      if (g == kGroupsPerBlock / 2) std::copy_n(second_half, 2, weights);
     } else {
       for (int64_t h = 0; h < 2; ++h) {
         w[h] = _mm256_loadu_si256(
@@ -190,11 +194,27 @@ struct SignedBlock {
     const __m256i xs = _mm256_set1_epi32(four);
     for (int h = 0; h < 2; ++h) {
       const __m256i pairs = _mm256_maddubs_epi16(magnitude[h], _mm256_sign_epi8(xs, w[h]));
-      acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+      acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(pairs, weights[h]));
     }
   }
   static __m256 Sums(const __m256i (&acc)[2], int h, float /*x_sum*/) {
     return _mm256_cvtepi32_ps(acc[h]);
+  }
+  // kQ6: each feature's int8 scales s0 and s1 (bytes 0 and 1 of its parameter word), each
+  // in both int16s of the feature's lane: s0 weighs the first half's groups, s1 the second's.
+  __m256i second_half[2];
+  void Begin(const float* params) {
+    // Byte 4k (4k + 1) of each 128-bit lane into the high byte of both int16s of lane k,
+    // then sign-extended by the arithmetic shift.
+    const __m256i first =
+        _mm256_setr_epi8(-128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12,
+                         -128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12);
+    const __m256i second = _mm256_add_epi8(first, _mm256_set1_epi16(0x0100));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(params + 8 * h));
+      weights[h] = _mm256_srai_epi16(_mm256_shuffle_epi8(words, first), 8);
+      second_half[h] = _mm256_srai_epi16(_mm256_shuffle_epi8(words, second), 8);
+    }
   }
 };
 template <>

@@ -13,9 +13,9 @@
 //   t = d * float(sum q * x_q)                       (Q8_0; kIQ4 with q its index's level)
 //   t = fma(m, float(sum x_q), d * float(sum q * x_q)) (affine: sum (q d + m) x_q)
 //   acc = fma(t, s_b, acc)
-// except that kQ6, whose halves have scales of their own, takes the two steps per half h
-// (its sums over the half's 16 values, its scale d * s_h, exact, for d):
-//   acc = fma((d * s_h) * float(sum (q - 32) * x_q), s_b, acc)
+// where kQ6 weighs each 16-value half's integer sum by its int8 scale s_h before the one
+// float step, with d its f16 block scale (the sum stays below 2^24, so float() is exact):
+//   t = d * float(sum_h s_h * sum (q - 32) * x_q)
 // The integer sums are exact and the float steps are fixed, so y[i, j] is bit-identical
 // whatever n is and wherever row i sits in the batch (batch invariance), on any thread count.
 // The result differs from the product of the weights' f32 values by x's quantization error,

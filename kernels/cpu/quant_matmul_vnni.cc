@@ -45,13 +45,15 @@ struct Vnni {
   static void Store(float* p, F v) { _mm512_storeu_ps(p, v); }
   static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F Fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
-  static F Q6Scales(const float* params, int64_t half, int64_t /*h*/) {
-    const __m512i words = _mm512_loadu_si512(params);
-    // s_half is the word's byte `half`, d its top 16 bits.
-    const __m512i s = _mm512_srai_epi32(
-        _mm512_sll_epi32(words, _mm_cvtsi32_si128(static_cast<int>(24 - 8 * half))), 24);
-    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16)));
-    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(s));
+  // kQ6 sums its halves apart, to weigh each by its int8 scale.
+  template <PanelType T>
+  static constexpr int Accs() {
+    return T == PanelType::kQ6 ? 2 : 1;
+  }
+  // kQ6's d: the top 16 bits of each parameter word.
+  static F Q6Scale(const float* params, int64_t /*h*/) {
+    return _mm512_cvtph_ps(
+        _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(params), 16)));
   }
 };
 
@@ -96,37 +98,67 @@ struct Vnni::Block<PanelType::kQ5Affine> : AffineBlock<PanelType::kQ5Affine> {};
 // Q8_0 and kQ6 (its quants less 32): both sides are signed, and vpdpbusd wants one
 // unsigned. x + 128 is (flipping each quant's top bit), so each row multiplies that by w and
 // the block subtracts 128 * sum(w), which one more vpdpbusd a group gathers for every row at
-// once. The integers are exact: |sum (x + 128) w| <= 32 * 255 * 128.
+// once. The integers are exact: |sum (x + 128) w| <= 32 * 255 * 128. kQ6 keeps each half's
+// sums apart (acc[0], acc[1]) and weighs them by its int8 scales at the end: at most
+// 2 x 16 x 32 x 127 x 128 (below 2^24, exact as f32).
 template <PanelType T>
 struct SignedBlock {
   // (A constructor, not member initializers: the target attribute reaches only functions
   // written out.)
-  SignedBlock() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
+  SignedBlock() : w(_mm512_setzero_si512()) {
+    for (__m512i& b : bias) b = _mm512_setzero_si512();
+    for (__m512i& s : scales) s = _mm512_set1_epi32(1);
+  }
   __m512i w;
-  __m512i bias;  // 128 * the sum of the block's quants so far
+  __m512i bias[2];    // 128 * the sum of each half's quants so far
+  __m512i scales[2];  // kQ6's s0 and s1
+  int half = 0;       // which half of the block the loaded group is in (kQ6)
+  void Begin(const float* params) {
+    const __m512i words = _mm512_loadu_si512(params);
+    scales[0] = _mm512_srai_epi32(_mm512_slli_epi32(words, 24), 24);
+    scales[1] = _mm512_srai_epi32(_mm512_slli_epi32(words, 16), 24);
+  }
   void Load(const uint8_t* block, int64_t g) {
     if constexpr (T == PanelType::kQ6) {
-      // Each half's 8 bytes of pairs (features 0-7 in lanes 0-3, 8-15 in 4-7), 64-bit lane
-      // L of it rotated left by 4 - 2L, put every pair at bits 4-5 of its quant's byte.
-      const __m512i pairs = _mm512_permutexvar_epi64(
-          _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1),
-          _mm512_zextsi128_si512(_mm_loadu_si128(
-              reinterpret_cast<const __m128i*>(block + kHighBitsAt + g * HighBytes(T)))));
-      const __m512i moved = _mm512_rolv_epi64(pairs, _mm512_setr_epi64(4, 2, 0, 62, 4, 2, 0, 62));
+      // The group's 16 bytes of pairs in every 128-bit lane; lane L (features 4L to 4L + 3)
+      // rotated left by 4 - 2L puts every pair at bits 4-5 of its quant's byte.
+      const __m512i pairs = _mm512_broadcast_i32x4(_mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(block + kHighBitsAt + g * HighBytes(T))));
+      const __m512i moved = _mm512_rolv_epi64(pairs, _mm512_setr_epi64(4, 4, 2, 2, 0, 0, 62, 62));
       w = _mm512_sub_epi8(
           _mm512_or_si512(LoadNibbles(block, g), _mm512_and_si512(moved, _mm512_set1_epi8(0x30))),
           _mm512_set1_epi8(32));
+      half = g < kGroupsPerBlock / 2 ? 0 : 1;
     } else {
       w = _mm512_loadu_si512(block + g * GroupBytes(T));
     }
-    bias = _mm512_dpbusd_epi32(bias, _mm512_set1_epi8(static_cast<char>(0x80)), w);
+    const __m512i lift = _mm512_set1_epi8(static_cast<char>(0x80));
+    // (Branches, not indices: an indexed array would live in memory, not registers.)
+    if (half == 0) {
+      bias[0] = _mm512_dpbusd_epi32(bias[0], lift, w);
+    } else {
+      bias[1] = _mm512_dpbusd_epi32(bias[1], lift, w);
+    }
   }
-  void Multiply(__m512i (&acc)[1], int32_t four) const {
-    const auto biased = static_cast<int32_t>(static_cast<uint32_t>(four) ^ 0x80808080U);
-    acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_set1_epi32(biased), w);
+  void Multiply(__m512i (&acc)[Vnni::Accs<T>()], int32_t four) const {
+    const __m512i x =
+        _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(four) ^ 0x80808080U));
+    if constexpr (T == PanelType::kQ6) {
+      if (half != 0) {
+        acc[1] = _mm512_dpbusd_epi32(acc[1], x, w);
+        return;
+      }
+    }
+    acc[0] = _mm512_dpbusd_epi32(acc[0], x, w);
   }
-  __m512 Sums(const __m512i (&acc)[1], int /*h*/, float /*x_sum*/) const {
-    return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], bias));
+  __m512 Sums(const __m512i (&acc)[Vnni::Accs<T>()], int /*h*/, float /*x_sum*/) const {
+    if constexpr (T == PanelType::kQ6) {
+      const __m512i first = _mm512_mullo_epi32(_mm512_sub_epi32(acc[0], bias[0]), scales[0]);
+      return _mm512_cvtepi32_ps(_mm512_add_epi32(
+          first, _mm512_mullo_epi32(_mm512_sub_epi32(acc[1], bias[1]), scales[1])));
+    } else {
+      return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], bias[0]));
+    }
   }
 };
 template <>

@@ -29,11 +29,13 @@ namespace {
 
 constexpr int kBlock = 32;
 
-// One weight block's quants and parameters, read from the checkpoint's bytes: the scale of
-// each 16-value half (kQ6's own, the block's for the others), and an affine type's offset.
+// One weight block's quants and parameters, read from the checkpoint's bytes: its scale d,
+// the integer weight of each 16-value half's sum (kQ6's int8 scales, 1 for the others), and
+// an affine type's offset.
 struct WeightBlock {
   int q[kBlock];
-  float d[2] = {};
+  float d = 0;
+  int s[2] = {1, 1};
   float m = 0;
 };
 
@@ -42,30 +44,28 @@ WeightBlock ReadBlock(DType dtype, const uint8_t* block) {
   if (dtype == DType::kQ8_0) {
     uint16_t half = 0;
     std::memcpy(&half, block, 2);
-    out.d[0] = HalfToFloat(half);
+    out.d = HalfToFloat(half);
     for (int i = 0; i < kBlock; ++i) {
       out.q[i] = block[2 + i] < 128 ? block[2 + i] : block[2 + i] - 256;  // int8
     }
   } else if (dtype == DType::kIQ4) {
-    std::memcpy(&out.d[0], block, 4);
+    std::memcpy(&out.d, block, 4);
     for (int i = 0; i < kBlock; ++i) out.q[i] = kIq4Levels[Q4AffineQuant(block + 4, i)];
   } else if (dtype == DType::kQ6) {
     // s0 and s1 are int8, d the f16 after them.
     uint16_t half = 0;
     std::memcpy(&half, block + 2, 2);
-    for (int h = 0; h < 2; ++h) {
-      out.d[h] = HalfToFloat(half) * static_cast<float>(static_cast<int8_t>(block[h]));
-    }
+    out.d = HalfToFloat(half);
+    for (int h = 0; h < 2; ++h) out.s[h] = static_cast<int8_t>(block[h]);
     for (int i = 0; i < kBlock; ++i) {
       const int low = i < 16 ? block[4 + i] & 0x0F : block[4 + i - 16] >> 4;
       out.q[i] = (low | ((block[20 + i / 4] >> (2 * (i % 4))) & 3) << 4) - 32;
     }
   } else {
-    std::memcpy(&out.d[0], block, 4);
+    std::memcpy(&out.d, block, 4);
     std::memcpy(&out.m, block + 4, 4);
     for (int i = 0; i < kBlock; ++i) out.q[i] = AffineQuant(dtype, block, i);
   }
-  if (dtype != DType::kQ6) out.d[1] = out.d[0];
   return out;
 }
 
@@ -116,19 +116,11 @@ std::vector<float> ModelProduct(DType dtype, const std::vector<uint8_t>& w, int6
       float acc = 0;
       for (int64_t b = 0; b < blocks; ++b) {
         const WeightBlock& wb = weight_blocks[static_cast<size_t>(j * blocks + b)];
-        if (dtype == DType::kQ6) {  // a step per half
-          for (int h = 0; h < 2; ++h) {
-            int dot = 0;
-            for (int c = 16 * h; c < 16 * h + 16; ++c) dot += wb.q[c] * xq[b].q[c];
-            acc = std::fma(wb.d[h] * static_cast<float>(dot), xq[b].scale, acc);
-          }
-          continue;
-        }
         int dot = 0;
-        for (int c = 0; c < kBlock; ++c) dot += wb.q[c] * xq[b].q[c];
-        const float t = !IsAffineDType(dtype) ? wb.d[0] * static_cast<float>(dot)
+        for (int c = 0; c < kBlock; ++c) dot += wb.s[c / 16] * wb.q[c] * xq[b].q[c];
+        const float t = !IsAffineDType(dtype) ? wb.d * static_cast<float>(dot)
                                               : std::fma(wb.m, static_cast<float>(xq[b].sum),
-                                                         wb.d[0] * static_cast<float>(dot));
+                                                         wb.d * static_cast<float>(dot));
         acc = std::fma(t, xq[b].scale, acc);
       }
       y[i * m + j] = acc;
@@ -476,7 +468,7 @@ TEST(QuantMatMulErrorTest, WithinTheQuantizationBoundOfTheExactProduct) {
               ReadBlock(dtype, &blocks[(j * (k / kBlock) + b) * DTypeBytes(dtype, kBlock)]);
           for (int64_t c = b * kBlock; c < (b + 1) * kBlock; ++c) {
             magnitude += std::fabs(double{x[i * k + c]}) *
-                         (std::fabs(double{wb.d[c % kBlock / 16]} * wb.q[c % kBlock]) +
+                         (std::fabs(double{wb.d} * wb.s[c % kBlock / 16] * wb.q[c % kBlock]) +
                           std::fabs(double{wb.m}));
           }
         }

@@ -125,9 +125,17 @@ struct SignedBlock {
       const __m512i pairs = _mm512_broadcast_i32x4(_mm_loadu_si128(
           reinterpret_cast<const __m128i*>(block + kHighBitsAt + g * HighBytes(T))));
       const __m512i moved = _mm512_rolv_epi64(pairs, _mm512_setr_epi64(4, 4, 2, 2, 0, 0, 62, 62));
-      w = _mm512_sub_epi8(
-          _mm512_or_si512(LoadNibbles(block, g), _mm512_and_si512(moved, _mm512_set1_epi8(0x30))),
-          _mm512_set1_epi8(32));
+      // The nibbles (features 0-7 low, 8-15 high in both 256-bit halves, the upper half
+      // shifted down by 4), then (nibbles & 0x0F) | (moved & 0x30) in one ternary op: 0xD8
+      // takes the nibbles (B) where the mask (C) is set, else the pairs (A).
+      const __m512i nibbles = _mm512_srlv_epi64(
+          _mm512_broadcast_i64x4(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + g * GroupBytes(T)))),
+          _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4));
+      const __m512i low = _mm512_set1_epi8(0x0F);
+      w = _mm512_sub_epi8(_mm512_ternarylogic_epi32(_mm512_and_si512(moved, _mm512_set1_epi8(0x30)),
+                                                    nibbles, low, 0xD8),
+                          _mm512_set1_epi8(32));
       half = g < kGroupsPerBlock / 2 ? 0 : 1;
     } else {
       w = _mm512_loadu_si512(block + g * GroupBytes(T));

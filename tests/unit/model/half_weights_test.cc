@@ -275,11 +275,10 @@ absl::StatusOr<ModelConfig> KQuantConfig(int layers, int vocab) {
 
 // Files of K-quants, as llama.cpp's Q4_K_M and Q5_K_M mix them (ringserve-model make-random
 // --dtype q4_k_m: Q4_K matrices, Q6_K for output, attn_v and ffn_down), load; a CPU model
-// holds Q4_K and Q5_K matrices as their affine dtype, the file's own values (Q and K too:
-// their stack with a Q6_K V is kept apart), the Q6_K ones as Q8_0, and gives the logits of
-// those values in f32. Serving them (Q6_K re-rounded to Q8_0, all multiplied by quantized
-// activations) moves the logits by a fraction of what quantizing the f32 weights to the
-// file's format did.
+// holds Q4_K and Q5_K matrices as their affine dtype and the Q6_K ones as kQ6, the file's
+// own values (Q and K too: their stack with a Q6_K V is kept apart), and gives the logits of
+// those values in f32. Serving them (multiplied by quantized activations) moves the logits
+// by a fraction of what quantizing the f32 weights to the file's format did.
 TEST(PackedWeightsTest, KQuantMixesStayCloseToTheFileValues) {
   // 2^18 values a head: widened on two threads or more.
   const absl::StatusOr<ModelConfig> config = KQuantConfig(/*layers=*/2, /*vocab=*/1024);

@@ -31,6 +31,7 @@
 #define RINGSERVE_KERNELS_CPU_CPU_MATMUL_H_
 
 #include <cstdint>
+#include <iterator>
 
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/thread_pool.h"
@@ -66,14 +67,33 @@ static_assert(kQ8_0BlockValues == kQuantBlock && kQ4AffineBlockValues == kQuantB
               kQ5AffineBlockValues == kQuantBlock && kIq4BlockValues == kQuantBlock &&
               kQ6BlockValues == kQuantBlock);
 
-constexpr bool IsQuantized(PanelType type) {
-  return type == PanelType::kQ8_0 || type == PanelType::kQ4Affine || type == PanelType::kQ5Affine ||
-         type == PanelType::kIQ4 || type == PanelType::kQ6;
+// What each panel type holds: the dtype a checkpoint stores its rows in (f32 for kF32), the
+// bits of each quant (0: a float type) and its parameter words a 32-value block (below).
+struct PanelTypeInfo {
+  PanelType type;
+  DType dtype;
+  int quant_bits;
+  int block_params;
+};
+inline constexpr PanelTypeInfo kPanelTypes[] = {
+    {PanelType::kF32, DType::kF32, 0, 0},           {PanelType::kBF16, DType::kBF16, 0, 0},
+    {PanelType::kF16, DType::kF16, 0, 0},           {PanelType::kQ8_0, DType::kQ8_0, 8, 1},
+    {PanelType::kQ4Affine, DType::kQ4Affine, 4, 2}, {PanelType::kQ5Affine, DType::kQ5Affine, 5, 2},
+    {PanelType::kIQ4, DType::kIQ4, 4, 1},           {PanelType::kQ6, DType::kQ6, 6, 1},
+};
+constexpr const PanelTypeInfo& InfoOf(PanelType type) {
+  return kPanelTypes[static_cast<int>(type)];
 }
+static_assert([] {
+  for (int i = 0; i < static_cast<int>(std::size(kPanelTypes)); ++i) {
+    if (static_cast<int>(kPanelTypes[i].type) != i) return false;
+  }
+  return true;
+}());
+
+constexpr bool IsQuantized(PanelType type) { return InfoOf(type).quant_bits > 0; }
 // Whether `type`'s blocks are fma(q, d, m): a scale and an offset each.
-constexpr bool IsAffine(PanelType type) {
-  return type == PanelType::kQ4Affine || type == PanelType::kQ5Affine;
-}
+constexpr bool IsAffine(PanelType type) { return InfoOf(type).block_params == 2; }
 
 // The quantized panels keep their quants first, every panel 16 features wide (a narrower
 // last one padded with zero quants), k rows in groups of 4 so that one 32-bit lane holds 4
@@ -97,19 +117,7 @@ constexpr bool IsAffine(PanelType type) {
 // layout of a [m rounded up to 16, k / 32 * per-block] matrix of f32 (padding features
 // zero): kQ8_0's and kIQ4's scale; an affine type's scale, then its offset; kQ6's block
 // header as its dtype stores it (int8 s0, int8 s1, f16 d: not an f32).
-constexpr int QuantBits(PanelType type) {
-  switch (type) {
-    case PanelType::kQ4Affine:
-    case PanelType::kIQ4:
-      return 4;
-    case PanelType::kQ5Affine:
-      return 5;
-    case PanelType::kQ6:
-      return 6;
-    default:
-      return 8;
-  }
-}
+constexpr int QuantBits(PanelType type) { return InfoOf(type).quant_bits; }
 // Bytes of one panel's 32-value block of k.
 constexpr int64_t PanelBlockBytes(PanelType type) {
   return int64_t{kPanelWidth} * kQuantBlock * QuantBits(type) / 8;
@@ -119,28 +127,14 @@ inline int64_t QuantBytes(PanelType type, int64_t rows, int64_t cols) {
       PanelLayout{false, rows, cols}.num_panels() * (cols / kQuantBlock) * PanelBlockBytes(type);
   return (bytes + 63) / 64 * 64;  // the parameters start on a cache line
 }
-constexpr int BlockParams(PanelType type) { return IsAffine(type) ? 2 : 1; }
+constexpr int BlockParams(PanelType type) { return InfoOf(type).block_params; }
 
 // The panel type a matrix stored as `dtype` is packed in (f32 for any dtype without one).
 constexpr PanelType PanelTypeOf(DType dtype) {
-  switch (dtype) {
-    case DType::kBF16:
-      return PanelType::kBF16;
-    case DType::kF16:
-      return PanelType::kF16;
-    case DType::kQ8_0:
-      return PanelType::kQ8_0;
-    case DType::kQ4Affine:
-      return PanelType::kQ4Affine;
-    case DType::kQ5Affine:
-      return PanelType::kQ5Affine;
-    case DType::kIQ4:
-      return PanelType::kIQ4;
-    case DType::kQ6:
-      return PanelType::kQ6;
-    default:
-      return PanelType::kF32;
+  for (const PanelTypeInfo& info : kPanelTypes) {
+    if (info.dtype == dtype) return info.type;
   }
+  return PanelType::kF32;
 }
 inline PanelLayout BlockParamLayout(PanelType type, const PanelLayout& layout) {
   return {false, layout.num_panels() * kPanelWidth, layout.cols / kQuantBlock * BlockParams(type)};
@@ -148,20 +142,9 @@ inline PanelLayout BlockParamLayout(PanelType type, const PanelLayout& layout) {
 
 // Bytes of a [rows, cols] weight of `type`.
 inline int64_t PanelBytes(PanelType type, int64_t rows, int64_t cols) {
-  switch (type) {
-    case PanelType::kF32:
-      return rows * cols * 4;
-    case PanelType::kQ8_0:
-    case PanelType::kQ4Affine:
-    case PanelType::kQ5Affine:
-    case PanelType::kIQ4:
-    case PanelType::kQ6: {
-      const PanelLayout params = BlockParamLayout(type, {false, rows, cols});
-      return QuantBytes(type, rows, cols) + params.rows * params.cols * 4;
-    }
-    default:
-      return rows * cols * 2;
-  }
+  if (!IsQuantized(type)) return rows * cols * (type == PanelType::kF32 ? 4 : 2);
+  const PanelLayout params = BlockParamLayout(type, {false, rows, cols});
+  return QuantBytes(type, rows, cols) + params.rows * params.cols * 4;
 }
 
 // Writes `num_rows` row-major rows starting at W row `first_row` into their place in `dst`

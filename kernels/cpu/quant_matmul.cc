@@ -211,7 +211,8 @@ struct SignedBlock {
                          -128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12);
     const __m256i second = _mm256_add_epi8(first, _mm256_set1_epi16(0x0100));
     for (int h = 0; h < 2; ++h) {
-      const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(params + 8 * h));
+      const __m256i words =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(params + ptrdiff_t{8} * h));
       weights[h] = _mm256_srai_epi16(_mm256_shuffle_epi8(words, first), 8);
       second_half[h] = _mm256_srai_epi16(_mm256_shuffle_epi8(words, second), 8);
     }
@@ -277,23 +278,10 @@ void MatMulQuantized(ThreadPool& pool, const MatMulArgs& args, Isa isa) {
   }
 }
 
-namespace {
-
-// The DType of a quantized panel type's rows as a checkpoint stores them.
-DType BlockDTypeOf(PanelType type) {
-  for (const DType dtype : kBlockDTypes) {
-    if (PanelTypeOf(dtype) == type) return dtype;
-  }
-  RS_CHECK_MSG(false, "not a quantized panel type");
-  return DType::kQ8_0;
-}
-
-}  // namespace
-
 void PackBlockRows(const PanelLayout& layout, PanelType type, const uint8_t* src, int64_t first_row,
                    int64_t num_rows, void* quants, float* params) {
   RS_CHECK(!layout.transposed && layout.cols % kQuantBlock == 0 && IsQuantized(type));
-  const DType dtype = BlockDTypeOf(type);
+  const DType dtype = InfoOf(type).dtype;
   const int64_t blocks = layout.cols / kQuantBlock;
   const auto block_bytes = static_cast<int64_t>(DTypeBytes(dtype, kQuantBlock));
   const PanelLayout params_layout = BlockParamLayout(type, layout);

@@ -98,81 +98,97 @@ struct Vnni::Block<PanelType::kQ5Affine> : AffineBlock<PanelType::kQ5Affine> {};
 // Q8_0 and kQ6 (its quants less 32): both sides are signed, and vpdpbusd wants one
 // unsigned. x + 128 is (flipping each quant's top bit), so each row multiplies that by w and
 // the block subtracts 128 * sum(w), which one more vpdpbusd a group gathers for every row at
-// once. The integers are exact: |sum (x + 128) w| <= 32 * 255 * 128. kQ6 keeps each half's
-// sums apart (acc[0], acc[1]) and weighs them by its int8 scales at the end: at most
-// 2 x 16 x 32 x 127 x 128 (below 2^24, exact as f32).
-template <PanelType T>
-struct SignedBlock {
+// once. The integers are exact: |sum (x + 128) w| <= 32 * 255 * 128.
+__m512i Lifted(int32_t four) {
+  return _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(four) ^ 0x80808080U));
+}
+__m512i AddLiftOf(__m512i bias, __m512i w) {
+  return _mm512_dpbusd_epi32(bias, _mm512_set1_epi8(static_cast<char>(0x80)), w);
+}
+
+template <>
+struct Vnni::Block<PanelType::kQ8_0> {
   // (A constructor, not member initializers: the target attribute reaches only functions
   // written out.)
-  SignedBlock() : w(_mm512_setzero_si512()) {
-    for (__m512i& b : bias) b = _mm512_setzero_si512();
-    for (__m512i& s : scales) s = _mm512_set1_epi32(1);
-  }
+  Block() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
   __m512i w;
-  __m512i bias[2];    // 128 * the sum of each half's quants so far
-  __m512i scales[2];  // kQ6's s0 and s1
-  int half = 0;       // which half of the block the loaded group is in (kQ6)
+  __m512i bias;  // 128 * the sum of the block's quants so far
+  void Load(const uint8_t* block, int64_t g) {
+    w = _mm512_loadu_si512(block + g * GroupBytes(PanelType::kQ8_0));
+    bias = AddLiftOf(bias, w);
+  }
+  void Multiply(__m512i (&acc)[1], int32_t four) const {
+    acc[0] = _mm512_dpbusd_epi32(acc[0], Lifted(four), w);
+  }
+  __m512 Sums(const __m512i (&acc)[1], int /*h*/, float /*x_sum*/) const {
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], bias));
+  }
+};
+
+// kQ6 keeps each half's sums apart (acc[0], acc[1]) and weighs them by its int8 scales s0,
+// s1 at the end: s0 (A0 - B0) + s1 (A1 - B1), at most 2 x 16 x 32 x 127 x 128 (below 2^24,
+// exact as f32), with the biases' part s0 B0 + s1 B1 formed once a block, not once a row.
+template <>
+struct Vnni::Block<PanelType::kQ6> {
+  Block()
+      : w(_mm512_setzero_si512()),
+        bias{_mm512_setzero_si512(), _mm512_setzero_si512()},
+        scales{_mm512_setzero_si512(), _mm512_setzero_si512()},
+        weighted_bias(_mm512_setzero_si512()) {}
+  __m512i w;
+  __m512i bias[2];  // 128 * the sum of each half's quants so far
+  __m512i scales[2];
+  __m512i weighted_bias;  // s0 B0 + s1 B1, once the last group is loaded
+  int half = 0;           // which half of the block the loaded group is in
   void Begin(const float* params) {
     const __m512i words = _mm512_loadu_si512(params);
     scales[0] = _mm512_srai_epi32(_mm512_slli_epi32(words, 24), 24);
     scales[1] = _mm512_srai_epi32(_mm512_slli_epi32(words, 16), 24);
   }
   void Load(const uint8_t* block, int64_t g) {
-    if constexpr (T == PanelType::kQ6) {
-      // The group's 16 bytes of pairs in every 128-bit lane; lane L (features 4L to 4L + 3)
-      // rotated left by 4 - 2L puts every pair at bits 4-5 of its quant's byte.
-      const __m512i pairs = _mm512_broadcast_i32x4(_mm_loadu_si128(
-          reinterpret_cast<const __m128i*>(block + kHighBitsAt + g * HighBytes(T))));
-      const __m512i moved = _mm512_rolv_epi64(pairs, _mm512_setr_epi64(4, 4, 2, 2, 0, 0, 62, 62));
-      // The nibbles (features 0-7 low, 8-15 high in both 256-bit halves, the upper half
-      // shifted down by 4), then (nibbles & 0x0F) | (moved & 0x30) in one ternary op: 0xD8
-      // takes the nibbles (B) where the mask (C) is set, else the pairs (A).
-      const __m512i nibbles = _mm512_srlv_epi64(
-          _mm512_broadcast_i64x4(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + g * GroupBytes(T)))),
-          _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4));
-      const __m512i low = _mm512_set1_epi8(0x0F);
-      w = _mm512_sub_epi8(_mm512_ternarylogic_epi32(_mm512_and_si512(moved, _mm512_set1_epi8(0x30)),
-                                                    nibbles, low, 0xD8),
-                          _mm512_set1_epi8(32));
-      half = g < kGroupsPerBlock / 2 ? 0 : 1;
-    } else {
-      w = _mm512_loadu_si512(block + g * GroupBytes(T));
-    }
-    const __m512i lift = _mm512_set1_epi8(static_cast<char>(0x80));
-    // (Branches, not indices: an indexed array would live in memory, not registers.)
+    constexpr PanelType kT = PanelType::kQ6;
+    // The group's 16 bytes of pairs in every 128-bit lane; lane L (features 4L to 4L + 3)
+    // rotated left by 4 - 2L puts every pair at bits 4-5 of its quant's byte.
+    const __m512i pairs = _mm512_broadcast_i32x4(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kHighBitsAt + g * HighBytes(kT))));
+    const __m512i moved = _mm512_rolv_epi64(pairs, _mm512_setr_epi64(4, 4, 2, 2, 0, 0, 62, 62));
+    // The nibbles (features 0-7 low, 8-15 high in both 256-bit halves, the upper half
+    // shifted down by 4), then (nibbles & 0x0F) | (moved & 0x30) in one ternary op: 0xD8
+    // takes the nibbles (B) where the mask (C) is set, else the pairs (A).
+    const __m512i nibbles = _mm512_srlv_epi64(
+        _mm512_broadcast_i64x4(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + g * GroupBytes(kT)))),
+        _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4));
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    w = _mm512_sub_epi8(_mm512_ternarylogic_epi32(_mm512_and_si512(moved, _mm512_set1_epi8(0x30)),
+                                                  nibbles, low, 0xD8),
+                        _mm512_set1_epi8(32));
+    // (Branches, not indices: an indexed array would live in memory, not registers. The
+    // group loop is unrolled, so g is known here.)
+    half = g < kGroupsPerBlock / 2 ? 0 : 1;
     if (half == 0) {
-      bias[0] = _mm512_dpbusd_epi32(bias[0], lift, w);
+      bias[0] = AddLiftOf(bias[0], w);
     } else {
-      bias[1] = _mm512_dpbusd_epi32(bias[1], lift, w);
+      bias[1] = AddLiftOf(bias[1], w);
+    }
+    if (g == kGroupsPerBlock - 1) {
+      weighted_bias = _mm512_add_epi32(_mm512_mullo_epi32(bias[0], scales[0]),
+                                       _mm512_mullo_epi32(bias[1], scales[1]));
     }
   }
-  void Multiply(__m512i (&acc)[Vnni::Accs<T>()], int32_t four) const {
-    const __m512i x =
-        _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(four) ^ 0x80808080U));
-    if constexpr (T == PanelType::kQ6) {
-      if (half != 0) {
-        acc[1] = _mm512_dpbusd_epi32(acc[1], x, w);
-        return;
-      }
-    }
-    acc[0] = _mm512_dpbusd_epi32(acc[0], x, w);
-  }
-  __m512 Sums(const __m512i (&acc)[Vnni::Accs<T>()], int /*h*/, float /*x_sum*/) const {
-    if constexpr (T == PanelType::kQ6) {
-      const __m512i first = _mm512_mullo_epi32(_mm512_sub_epi32(acc[0], bias[0]), scales[0]);
-      return _mm512_cvtepi32_ps(_mm512_add_epi32(
-          first, _mm512_mullo_epi32(_mm512_sub_epi32(acc[1], bias[1]), scales[1])));
+  void Multiply(__m512i (&acc)[2], int32_t four) const {
+    if (half == 0) {
+      acc[0] = _mm512_dpbusd_epi32(acc[0], Lifted(four), w);
     } else {
-      return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], bias[0]));
+      acc[1] = _mm512_dpbusd_epi32(acc[1], Lifted(four), w);
     }
+  }
+  __m512 Sums(const __m512i (&acc)[2], int /*h*/, float /*x_sum*/) const {
+    const __m512i weighed = _mm512_add_epi32(_mm512_mullo_epi32(acc[0], scales[0]),
+                                             _mm512_mullo_epi32(acc[1], scales[1]));
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(weighed, weighted_bias));
   }
 };
-template <>
-struct Vnni::Block<PanelType::kQ8_0> : SignedBlock<PanelType::kQ8_0> {};
-template <>
-struct Vnni::Block<PanelType::kQ6> : SignedBlock<PanelType::kQ6> {};
 
 // kIQ4: the indices looked up as their levels plus 128 (1-241, unsigned), so each row's
 // vpdpbusd needs no bias of its own; the row's sum of x quants times 128 comes off at the

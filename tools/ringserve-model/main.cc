@@ -8,6 +8,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -32,13 +33,23 @@ constexpr char kUsage[] =
     "       ringserve-model make-tiny --out PATH\n"
     "       ringserve-model make-random --preset NAME [--dtype DTYPE] --out PATH\n"
     "         DTYPE: f32, f16, bf16 (default), q8_0, or a GGUF packing:\n"
-    "         q4_0, q5_0, q4_1, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, q4_k_m,\n"
-    "         q5_k_m\n"
+    "         q4_0, q5_0, q4_1, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, or a mix\n"
+    "         like llama.cpp's: q3_k_m, q4_k_m, q5_k_m\n"
     "       ringserve-model tokenize PATH --text TEXT [--no-bos]\n";
 
 constexpr char kDtypeNames[] =
     "f32, f16, bf16, q8_0, q4_0, q5_0, q4_1, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, "
-    "q4_k_m or q5_k_m";
+    "q3_k_m, q4_k_m or q5_k_m";
+
+// The K-quant mixes make-random writes: most matrices in the first packing, the output,
+// attn_v and ffn_down (which llama.cpp's _M mixes keep finer) in the second.
+struct Mix {
+  std::string_view name;
+  MatrixPacking packing;
+};
+constexpr Mix kMixes[] = {{"q3_k_m", {Packing::kQ3_K, Packing::kQ4_K}},
+                          {"q4_k_m", {Packing::kQ4_K, Packing::kQ6_K}},
+                          {"q5_k_m", {Packing::kQ5_K, Packing::kQ6_K}}};
 
 const char* Bool(bool b) { return b ? "true" : "false"; }
 
@@ -154,10 +165,10 @@ absl::Status MakeRandom(const std::string& preset, const std::string& dtype_name
        {kernels::DType::kF32, kernels::DType::kF16, kernels::DType::kBF16, kernels::DType::kQ8_0}) {
     if (kernels::DTypeName(dtype) == dtype_name) return WriteRandomModel(out, config, dtype);
   }
-  if (dtype_name == "q4_k_m" || dtype_name == "q5_k_m") {
-    return WriteRandomModel(
-        out, config, kernels::DType::kQ8_0,
-        {dtype_name == "q4_k_m" ? Packing::kQ4_K : Packing::kQ5_K, Packing::kQ6_K});
+  for (const Mix& mix : kMixes) {
+    if (mix.name == dtype_name) {
+      return WriteRandomModel(out, config, kernels::DType::kQ8_0, mix.packing);
+    }
   }
   if (const std::optional<Packing> packing = PackingNamed(dtype_name)) {
     return WriteRandomModel(out, config, kernels::DType::kQ8_0, {*packing});

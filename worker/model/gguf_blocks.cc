@@ -138,6 +138,30 @@ void PackLegacy(Packing packing, const float* x, uint8_t* out) {
   if (layout.five_bit) std::memcpy(out + layout.high_at, &high, sizeof(high));
 }
 
+// Writes the Q8_0 block of a kQ4Affine, kQ5Affine or kIQ4 block `in` at `out` where it has
+// one (d * (q - 8), d * (q - 16) or d * level under an f16 d: Q4_0's, Q5_0's and IQ4_NL's
+// blocks), and says whether it did.
+bool ExactQ8_0(kernels::DType from, const uint8_t* in, uint8_t* out) {
+  const bool levels = from == kernels::DType::kIQ4;
+  const int centre = from == kernels::DType::kQ4Affine ? 8 : 16;
+  float d = 0;
+  float m = 0;
+  std::memcpy(&d, in, 4);
+  if (!levels) std::memcpy(&m, in + 4, 4);
+  if ((!levels && m != -static_cast<float>(centre) * d) ||
+      kernels::HalfToFloat(kernels::FloatToHalf(d)) != d) {
+    return false;
+  }
+  StoreHalf(d, out);
+  for (int i = 0; i < kBlock; ++i) {
+    const auto q =
+        static_cast<int8_t>(levels ? kernels::kIq4Levels[kernels::Q4AffineQuant(in + 4, i)]
+                                   : kernels::AffineQuant(from, in, i) - centre);
+    std::memcpy(out + 2 + i, &q, 1);
+  }
+  return true;
+}
+
 }  // namespace
 
 const PackingInfo& InfoOf(Packing packing) {
@@ -227,6 +251,7 @@ std::optional<kernels::DType> CompactDTypeOf(Packing packing) {
     case Packing::kIQ4_NL:
     case Packing::kIQ4_XS:
       return kernels::DType::kIQ4;
+    case Packing::kQ3_K:
     case Packing::kQ6_K:
       return kernels::DType::kQ6;
     default:
@@ -251,8 +276,8 @@ void ToCompact(Packing packing, const uint8_t* src, int64_t count, uint8_t* dst)
       KBlockToAffine(packing == Packing::kQ5_K, in, out);
       continue;
     }
-    if (packing == Packing::kQ6_K) {
-      KBlockToQ6(in, out);
+    if (packing == Packing::kQ3_K || packing == Packing::kQ6_K) {
+      KBlockToQ6(packing, in, out);
       continue;
     }
     const LegacyLayout layout = LayoutOf(packing);
@@ -280,28 +305,12 @@ void ConvertCompact(kernels::DType from, kernels::DType to, const uint8_t* src, 
     return;
   }
   RS_CHECK(to == kernels::DType::kQ8_0);
-  const bool levels = from == kernels::DType::kIQ4;
-  const int centre = from == kernels::DType::kQ4Affine ? 8 : 16;
   std::array<float, kBlock> values{};
   for (int64_t b = 0; b < count / kBlock; ++b) {
     const uint8_t* in = src + b * in_bytes;
     uint8_t* out = dst + b * kernels::kQ8_0BlockBytes;
-    float d = 0;
-    float m = 0;
-    std::memcpy(&d, in, 4);
-    if (!levels) std::memcpy(&m, in + 4, 4);
     // (kQ6's blocks have no Q8_0 form: two scales.)
-    if (from != kernels::DType::kQ6 && (levels || m == -static_cast<float>(centre) * d) &&
-        kernels::HalfToFloat(kernels::FloatToHalf(d)) == d) {
-      StoreHalf(d, out);
-      for (int i = 0; i < kBlock; ++i) {
-        const auto q =
-            static_cast<int8_t>(levels ? kernels::kIq4Levels[kernels::Q4AffineQuant(in + 4, i)]
-                                       : kernels::AffineQuant(from, in, i) - centre);
-        std::memcpy(out + 2 + i, &q, 1);
-      }
-      continue;
-    }
+    if (from != kernels::DType::kQ6 && ExactQ8_0(from, in, out)) continue;
     kernels::ConvertToFloat(from, in, kBlock, values.data());
     QuantizeQ8_0Block(values.data(), out);
   }

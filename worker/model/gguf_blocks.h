@@ -78,8 +78,8 @@ void WidenToQ8_0(Packing packing, const uint8_t* src, int64_t count, uint8_t* ds
 // with f32 d and m per 32 values: kQ4Affine (4-bit q) for Q4_0 (m = -8d), Q4_1 and Q4_K (d
 // and m the sub-block's scale and min), kQ5Affine (5-bit q) for Q5_0 (m = -16d), Q5_1 and
 // Q5_K; kIQ4 (d * level, an f32 d per 32 values) for IQ4_NL and IQ4_XS; or kQ6 (d * s *
-// (q - 32), Q6_K's own block scale d, sub-block scales s and quants q) for Q6_K; nullopt for
-// the others. Backends that take those dtypes serve them without re-rounding.
+// (q - 32), the file's own block scale d and sub-block scales s, its quants as q) for Q3_K
+// and Q6_K; nullopt for the others. Backends that take those dtypes serve them without re-rounding.
 std::optional<kernels::DType> CompactDTypeOf(Packing packing);
 // Rewrites `count` values packed as such a `packing` as blocks of its CompactDTypeOf at
 // `dst` (count / 32 * 24, 28 or 20 bytes), value for value.

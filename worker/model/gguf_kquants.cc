@@ -342,20 +342,29 @@ void KBlockToAffine(bool five_bit, const uint8_t* block, uint8_t* out) {
   }
 }
 
-void KBlockToQ6(const uint8_t* block, uint8_t* out) {
+void KBlockToQ6(Packing packing, const uint8_t* block, uint8_t* out) {
+  RS_CHECK(packing == Packing::kQ3_K || packing == Packing::kQ6_K);
+  const bool q3 = packing == Packing::kQ3_K;
   for (int t = 0; t < 8; ++t, out += kernels::kQ6BlockBytes) {
     std::memset(out, 0, kernels::kQ6BlockBytes);
     // Values 32t + l are 128n + 32pair + l (PlaceOf); their scales are sub-blocks 2t, 2t + 1.
     const int n = t / 4;
     const int pair = t % 4;
-    out[0] = block[q6k::kScales + 2 * t];
-    out[1] = block[q6k::kScales + 2 * t + 1];
-    std::memcpy(out + 2, block + q6k::kD, 2);
+    for (int half = 0; half < 2; ++half) {  // int8, stored as its two's complement byte
+      const int scale = q3 ? ScaleQ3K(block + q3k::kScales, 2 * t + half)
+                           : static_cast<int8_t>(block[q6k::kScales + 2 * t + half]);
+      out[half] = static_cast<uint8_t>(scale);
+    }
+    std::memcpy(out + 2, block + (q3 ? q3k::kD : q6k::kD), 2);
     for (int l = 0; l < 32; ++l) {
-      const int low = (block[q6k::kLow + 64 * n + 32 * (pair & 1) + l] >> (4 * (pair / 2))) & 0x0F;
-      const int top = (block[q6k::kHigh + 32 * n + l] >> (2 * pair)) & 3;
-      out[4 + l % 16] |= static_cast<uint8_t>(low << (l < 16 ? 0 : 4));
-      out[20 + l / 4] |= static_cast<uint8_t>(top << (2 * (l % 4)));
+      // Q3_K's quant, low2 - (high bit clear ? 4 : 0), is 6-bit q - 32 at q = 28 + low2 + 4 high.
+      const int q =
+          q3 ? 28 + ((block[q3k::kQuants + 32 * n + l] >> (2 * pair)) & 3) +
+                   4 * ((block[q3k::kHighMask + l] >> (4 * n + pair)) & 1)
+             : ((block[q6k::kLow + 64 * n + 32 * (pair & 1) + l] >> (4 * (pair / 2))) & 0x0F) |
+                   ((block[q6k::kHigh + 32 * n + l] >> (2 * pair)) & 3) << 4;
+      out[4 + l % 16] |= static_cast<uint8_t>((q & 0x0F) << (l < 16 ? 0 : 4));
+      out[20 + l / 4] |= static_cast<uint8_t>((q >> 4) << (2 * (l % 4)));
     }
   }
 }

@@ -38,10 +38,11 @@ void UnpackKBlock(Packing packing, const uint8_t* block, float* values);
 // are exact in f32 (at most 11 + 6 + 5 significant bits).
 void KBlockToAffine(bool five_bit, const uint8_t* block, uint8_t* out);
 
-// A Q6_K block's 256 values as 8 kernels::DType::kQ6 blocks (224 bytes at `out`): each takes
-// its 32 values' two sub-block scales, the super-block's d and the same 6-bit quants, so
-// every value is ggml's d * sc * (q - 32), exactly.
-void KBlockToQ6(const uint8_t* block, uint8_t* out);
+// A Q3_K or Q6_K (`packing`) block's 256 values as 8 kernels::DType::kQ6 blocks (224 bytes
+// at `out`): each takes its 32 values' two sub-block scales, the super-block's d and the
+// quants as 6-bit q (Q6_K's own; Q3_K's quant plus 32), so every value is ggml's
+// d * sc * quant, exactly.
+void KBlockToQ6(Packing packing, const uint8_t* block, uint8_t* out);
 
 // One `packing` block of 256 values: each sub-block's scale (and min) fitted to its range,
 // the sub-block scales quantized against the super-block's, each value rounded to the

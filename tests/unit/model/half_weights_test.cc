@@ -349,7 +349,8 @@ TEST(PackedWeightsTest, CompactFilesGiveTheLogitsOfTheirServedValues) {
   ASSERT_TRUE(config.ok());
   auto backend = kernels::CreateBackend("cpu", {.num_threads = 2});
   ASSERT_TRUE(backend.ok());
-  for (const Packing packing : {Packing::kIQ4_NL, Packing::kIQ4_XS, Packing::kQ6_K}) {
+  for (const Packing packing :
+       {Packing::kIQ4_NL, Packing::kIQ4_XS, Packing::kQ3_K, Packing::kQ6_K}) {
     const std::string name(InfoOf(packing).name);
     const std::string path = ::testing::TempDir() + "packed_" + name + ".gguf";
     ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kQ8_0, {packing}).ok());
@@ -360,7 +361,8 @@ TEST(PackedWeightsTest, CompactFilesGiveTheLogitsOfTheirServedValues) {
     EXPECT_EQ(q->bytes, static_cast<size_t>(PackedBytes(packing, q->NumElements()))) << name;
     const auto [packed_bytes, f32_bytes] = ExpectSameLogits(
         **packed, *ToF32(**packed), **backend, config->vocab_size, Match::kWithinQuantization);
-    EXPECT_LT(packed_bytes, f32_bytes * (packing == Packing::kQ6_K ? 23 : 17) / 100) << name;
+    const bool six_bit = packing == Packing::kQ3_K || packing == Packing::kQ6_K;
+    EXPECT_LT(packed_bytes, f32_bytes * (six_bit ? 23 : 17) / 100) << name;
     EXPECT_EQ(CheckpointWeightSource(**packed, true).BytesOn(**backend), packed_bytes) << name;
   }
 }
@@ -404,7 +406,8 @@ TEST_P(PackedDeviceTest, PackedFilesGiveTheLogitsOfTheServedValues) {
   ASSERT_TRUE(cpu.ok());
   for (const MatrixPacking mix :
        {MatrixPacking{Packing::kQ4_K, Packing::kQ6_K},
-        MatrixPacking{Packing::kQ5_K, Packing::kQ6_K}, MatrixPacking{Packing::kIQ4_XS}}) {
+        MatrixPacking{Packing::kQ5_K, Packing::kQ6_K},
+        MatrixPacking{Packing::kQ3_K, Packing::kQ4_K}, MatrixPacking{Packing::kIQ4_XS}}) {
     const std::string name(InfoOf(mix.packing).name);
     const std::string path =
         ::testing::TempDir() + "packed_device_" + name + "_" + GetParam().name + ".gguf";

@@ -223,7 +223,7 @@ TEST(GgufBlocksTest, CompactPackingsRewriteValueForValue) {
     const bool four_bit = name == "q4_0" || name == "q4_1" || name == "q4_k";
     const bool five_bit = name == "q5_0" || name == "q5_1" || name == "q5_k";
     const bool levels = name == "iq4_nl" || name == "iq4_xs";
-    const bool six_bit = name == "q6_k";
+    const bool six_bit = name == "q3_k" || name == "q6_k";
     const std::optional<kernels::DType> affine = CompactDTypeOf(packing);
     if (!four_bit && !five_bit && !levels && !six_bit) {
       EXPECT_FALSE(affine.has_value()) << name;

@@ -110,9 +110,9 @@ TEST(ModelToolTest, MakeRandomWritesAModelInTheDtypeAskedFor) {
   const ToolRun bad =
       RunTool("ringserve-model", "make-random --preset tiny --dtype int4 --out " + path);
   EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_THAT(bad.err,
-              HasSubstr("--dtype: expected f32, f16, bf16, q8_0, q4_0, q5_0, q4_1, "
-                        "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, q4_k_m or q5_k_m, got 'int4'"));
+  EXPECT_THAT(bad.err, HasSubstr("--dtype: expected f32, f16, bf16, q8_0, q4_0, q5_0, q4_1, "
+                                 "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, q3_k_m, "
+                                 "q4_k_m or q5_k_m, got 'int4'"));
   const ToolRun k_tiny =
       RunTool("ringserve-model", "make-random --preset tiny --dtype q4_k_m --out " + path);
   EXPECT_EQ(k_tiny.exit_code, 1);

@@ -24,8 +24,17 @@ constexpr int64_t kRowSlab = 1024;
 
 #include "kernels/cpu/quant_matmul_panels.inc"
 
+// The sum of a vector's 8 int32 lanes.
+int32_t SumLanes(__m256i v) {
+  __m128i four = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  four = _mm_add_epi32(four, _mm_shuffle_epi32(four, 0x4E));
+  four = _mm_add_epi32(four, _mm_shuffle_epi32(four, 0xB1));
+  return _mm_cvtsi128_si32(four);
+}
+
 // One row of x, k / 32 blocks.
-void QuantizeRow(const float* x, int64_t k, int8_t* quants, float* scales, float* sums) {
+void QuantizeRow(const float* x, int64_t k, int8_t* quants, float* scales, float* sums,
+                 float* first_sums) {
   const __m256 sign_bit = _mm256_set1_ps(-0.0F);
   const __m256 infinity = _mm256_set1_ps(std::numeric_limits<float>::infinity());
   for (int64_t b = 0; b < k / kQuantBlock; ++b) {
@@ -45,6 +54,7 @@ void QuantizeRow(const float* x, int64_t k, int8_t* quants, float* scales, float
       std::memset(qb, 0, kQuantBlock);
       scales[b] = not_finite != 0 ? std::numeric_limits<float>::quiet_NaN() : 0.0F;
       sums[b] = 0;
+      first_sums[b] = 0;
       continue;
     }
     const __m256 inverse = _mm256_set1_ps(127.0F / block_max);
@@ -57,14 +67,10 @@ void QuantizeRow(const float* x, int64_t k, int8_t* quants, float* scales, float
     _mm256_storeu_si256(
         reinterpret_cast<__m256i*>(qb),
         _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-    const __m256i total8 =
-        _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-    __m128i total4 =
-        _mm_add_epi32(_mm256_castsi256_si128(total8), _mm256_extracti128_si256(total8, 1));
-    total4 = _mm_add_epi32(total4, _mm_shuffle_epi32(total4, 0x4E));
-    total4 = _mm_add_epi32(total4, _mm_shuffle_epi32(total4, 0xB1));
+    const __m256i first8 = _mm256_add_epi32(q[0], q[1]);
     scales[b] = block_max / 127.0F;
-    sums[b] = static_cast<float>(_mm_cvtsi128_si32(total4));
+    sums[b] = static_cast<float>(SumLanes(_mm256_add_epi32(first8, _mm256_add_epi32(q[2], q[3]))));
+    first_sums[b] = static_cast<float>(SumLanes(first8));
   }
 }
 
@@ -118,7 +124,7 @@ struct Avx2::Block<PanelType::kQ4Affine> {
     const __m256i xs = _mm256_set1_epi32(four);
     for (int h = 0; h < 2; ++h) acc[h] = _mm256_add_epi16(acc[h], _mm256_maddubs_epi16(w[h], xs));
   }
-  static __m256 Sums(const __m256i (&acc)[2], int h, float /*x_sum*/) {
+  static __m256 Sums(const __m256i (&acc)[2], int h, const XSums& /*x*/) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h], _mm256_set1_epi16(1)));
   }
 };
@@ -147,7 +153,7 @@ struct Avx2::Block<PanelType::kQ5Affine> {
       acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
     }
   }
-  static __m256 Sums(const __m256i (&acc)[2], int h, float /*x_sum*/) {
+  static __m256 Sums(const __m256i (&acc)[2], int h, const XSums& /*x*/) {
     return _mm256_cvtepi32_ps(acc[h]);
   }
 };
@@ -197,7 +203,7 @@ struct SignedBlock {
       acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(pairs, weights[h]));
     }
   }
-  static __m256 Sums(const __m256i (&acc)[2], int h, float /*x_sum*/) {
+  static __m256 Sums(const __m256i (&acc)[2], int h, const XSums& /*x*/) {
     return _mm256_cvtepi32_ps(acc[h]);
   }
   // kQ6: each feature's int8 scales s0 and s1 (bytes 0 and 1 of its parameter word), each
@@ -234,13 +240,15 @@ void QuantizeRows(ThreadPool& pool, const float* x, int64_t ldx, int64_t n, int6
   out.quants.resize(static_cast<size_t>(n * k));
   out.scales.resize(static_cast<size_t>(n * (k / kQuantBlock)));
   out.sums.resize(out.scales.size());
+  out.first_sums.resize(out.scales.size());
   pool.ParallelFor(
       n,
       [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           QuantizeRow(x + r * ldx, k, out.quants.data() + r * k,
                       out.scales.data() + r * (k / kQuantBlock),
-                      out.sums.data() + r * (k / kQuantBlock));
+                      out.sums.data() + r * (k / kQuantBlock),
+                      out.first_sums.data() + r * (k / kQuantBlock));
         }
       },
       std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(k, 1)));

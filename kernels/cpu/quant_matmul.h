@@ -39,9 +39,10 @@ inline constexpr int64_t kQuantStreamXBytes = int64_t{256} << 10;
 // Rows of x quantized as above.
 struct QuantizedRows {
   int64_t k = 0;
-  std::vector<int8_t> quants;  // [n][k]
-  std::vector<float> scales;   // [n][k / 32]: s_b
-  std::vector<float> sums;     // [n][k / 32]: sum of the block's quants, as f32 (exact)
+  std::vector<int8_t> quants;     // [n][k]
+  std::vector<float> scales;      // [n][k / 32]: s_b
+  std::vector<float> sums;        // [n][k / 32]: sum of the block's quants, as f32 (exact)
+  std::vector<float> first_sums;  // [n][k / 32]: sum of its first 16 quants (kQ6's half), too
 };
 
 // Quantizes rows [0, n) of x (k a multiple of 32) into `out`, across the pool.

@@ -67,12 +67,22 @@ __m512i LoadNibbles(const uint8_t* block, int64_t g) {
   return _mm512_and_si512(both, _mm512_set1_epi8(0x0F));
 }
 
-// The affine types: the unsigned quants times x's signed ones. kQ5Affine's fifth bits, 64-bit
-// lane L rotated left by 4 - L, land on bit 4 of their bytes (cpu_matmul.h).
-template <PanelType T>
-struct AffineBlock {
-  AffineBlock() : w(_mm512_setzero_si512()) {}
+// Every type's quants are vpdpbusd's unsigned operand and x's its signed one, broadcast
+// from memory: one instruction a row a group, nothing to compute on x's side.
+struct UnsignedBlock {
+  // (A constructor, not member initializers: the target attribute reaches only functions
+  // written out.)
+  UnsignedBlock() : w(_mm512_setzero_si512()) {}
   __m512i w;
+  void Multiply(__m512i (&acc)[1], int32_t four) const {
+    acc[0] = _mm512_dpbusd_epi32(acc[0], w, _mm512_set1_epi32(four));
+  }
+};
+
+// The affine types: their unsigned quants as they are. kQ5Affine's fifth bits, 64-bit lane L
+// rotated left by 4 - L, land on bit 4 of their bytes (cpu_matmul.h).
+template <PanelType T>
+struct AffineBlock : UnsignedBlock {
   void Load(const uint8_t* block, int64_t g) {
     w = LoadNibbles(block, g);
     if constexpr (T == PanelType::kQ5Affine) {
@@ -83,10 +93,7 @@ struct AffineBlock {
       w = _mm512_or_si512(w, _mm512_and_si512(moved, _mm512_set1_epi8(0x10)));
     }
   }
-  void Multiply(__m512i (&acc)[1], int32_t four) const {
-    acc[0] = _mm512_dpbusd_epi32(acc[0], w, _mm512_set1_epi32(four));
-  }
-  static __m512 Sums(const __m512i (&acc)[1], int /*h*/, float /*x_sum*/) {
+  static __m512 Sums(const __m512i (&acc)[1], int /*h*/, const XSums& /*x*/) {
     return _mm512_cvtepi32_ps(acc[0]);
   }
 };
@@ -95,51 +102,48 @@ struct Vnni::Block<PanelType::kQ4Affine> : AffineBlock<PanelType::kQ4Affine> {};
 template <>
 struct Vnni::Block<PanelType::kQ5Affine> : AffineBlock<PanelType::kQ5Affine> {};
 
-// Q8_0 and kQ6 (its quants less 32): both sides are signed, and vpdpbusd wants one
-// unsigned. x + 128 is (flipping each quant's top bit), so each row multiplies that by w and
-// the block subtracts 128 * sum(w), which one more vpdpbusd a group gathers for every row at
-// once. The integers are exact: |sum (x + 128) w| <= 32 * 255 * 128.
-__m512i Lifted(int32_t four) {
-  return _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(four) ^ 0x80808080U));
-}
-__m512i AddLiftOf(__m512i bias, __m512i w) {
-  return _mm512_dpbusd_epi32(bias, _mm512_set1_epi8(static_cast<char>(0x80)), w);
+// Q8_0 and kIQ4 (its indices looked up as their int8 levels) have signed quants: lifted by
+// 128 (1-255), unsigned, each row's sum gains 128 * the sum of its x quants, which comes off
+// at the end: sum((w + 128) x) - 128 sum(x) is sum(w x) exactly (at most 32 * 255 * 127).
+__m512 UnliftedSums(const __m512i (&acc)[1], const XSums& x) {
+  return _mm512_cvtepi32_ps(
+      _mm512_sub_epi32(acc[0], _mm512_set1_epi32(128 * static_cast<int32_t>(x.all))));
 }
 
 template <>
-struct Vnni::Block<PanelType::kQ8_0> {
-  // (A constructor, not member initializers: the target attribute reaches only functions
-  // written out.)
-  Block() : w(_mm512_setzero_si512()), bias(_mm512_setzero_si512()) {}
-  __m512i w;
-  __m512i bias;  // 128 * the sum of the block's quants so far
-  void Load(const uint8_t* block, int64_t g) {
-    w = _mm512_loadu_si512(block + g * GroupBytes(PanelType::kQ8_0));
-    bias = AddLiftOf(bias, w);
+struct Vnni::Block<PanelType::kQ8_0> : UnsignedBlock {
+  void Load(const uint8_t* block, int64_t g) {  // w + 128: each quant's top bit flipped
+    w = _mm512_xor_si512(_mm512_loadu_si512(block + g * GroupBytes(PanelType::kQ8_0)),
+                         _mm512_set1_epi8(static_cast<char>(0x80)));
   }
-  void Multiply(__m512i (&acc)[1], int32_t four) const {
-    acc[0] = _mm512_dpbusd_epi32(acc[0], Lifted(four), w);
-  }
-  __m512 Sums(const __m512i (&acc)[1], int /*h*/, float /*x_sum*/) const {
-    return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], bias));
+  static __m512 Sums(const __m512i (&acc)[1], int /*h*/, const XSums& x) {
+    return UnliftedSums(acc, x);
   }
 };
 
-// kQ6 keeps each half's sums apart (acc[0], acc[1]) and weighs them by its int8 scales s0,
-// s1 at the end: s0 (A0 - B0) + s1 (A1 - B1), at most 2 x 16 x 32 x 127 x 128 (below 2^24,
-// exact as f32), with the biases' part s0 B0 + s1 B1 formed once a block, not once a row.
+template <>
+struct Vnni::Block<PanelType::kIQ4> : UnsignedBlock {
+  void Load(const uint8_t* block, int64_t g) {
+    const __m512i lifted = _mm512_add_epi8(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels))),
+        _mm512_set1_epi8(static_cast<char>(0x80)));
+    w = _mm512_shuffle_epi8(lifted, LoadNibbles(block, g));
+  }
+  static __m512 Sums(const __m512i (&acc)[1], int /*h*/, const XSums& x) {
+    return UnliftedSums(acc, x);
+  }
+};
+
+// kQ6: its unsigned 6-bit quants q, each half's sums apart (acc[0], acc[1]), weighed by the
+// half's int8 scale at the end less 32 times the half's x sum:
+// s0 (sum_0 q x - 32 X0) + s1 (sum_1 q x - 32 X1) is sum s (q - 32) x, at most
+// 2 x 16 x 32 x 127 x 128 (below 2^24, exact as f32; the int32 steps wrap to it exactly).
 template <>
 struct Vnni::Block<PanelType::kQ6> {
-  Block()
-      : w(_mm512_setzero_si512()),
-        bias{_mm512_setzero_si512(), _mm512_setzero_si512()},
-        scales{_mm512_setzero_si512(), _mm512_setzero_si512()},
-        weighted_bias(_mm512_setzero_si512()) {}
+  Block() : w(_mm512_setzero_si512()), scales{_mm512_setzero_si512(), _mm512_setzero_si512()} {}
   __m512i w;
-  __m512i bias[2];  // 128 * the sum of each half's quants so far
   __m512i scales[2];
-  __m512i weighted_bias;  // s0 B0 + s1 B1, once the last group is loaded
-  int half = 0;           // which half of the block the loaded group is in
+  int half = 0;  // which half of the block the loaded group is in
   void Begin(const float* params) {
     const __m512i words = _mm512_loadu_si512(params);
     scales[0] = _mm512_srai_epi32(_mm512_slli_epi32(words, 24), 24);
@@ -159,56 +163,26 @@ struct Vnni::Block<PanelType::kQ6> {
         _mm512_broadcast_i64x4(
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + g * GroupBytes(kT)))),
         _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4));
-    const __m512i low = _mm512_set1_epi8(0x0F);
-    w = _mm512_sub_epi8(_mm512_ternarylogic_epi32(_mm512_and_si512(moved, _mm512_set1_epi8(0x30)),
-                                                  nibbles, low, 0xD8),
-                        _mm512_set1_epi8(32));
-    // (Branches, not indices: an indexed array would live in memory, not registers. The
-    // group loop is unrolled, so g is known here.)
+    w = _mm512_ternarylogic_epi32(_mm512_and_si512(moved, _mm512_set1_epi8(0x30)), nibbles,
+                                  _mm512_set1_epi8(0x0F), 0xD8);
     half = g < kGroupsPerBlock / 2 ? 0 : 1;
-    if (half == 0) {
-      bias[0] = AddLiftOf(bias[0], w);
-    } else {
-      bias[1] = AddLiftOf(bias[1], w);
-    }
-    if (g == kGroupsPerBlock - 1) {
-      weighted_bias = _mm512_add_epi32(_mm512_mullo_epi32(bias[0], scales[0]),
-                                       _mm512_mullo_epi32(bias[1], scales[1]));
-    }
   }
+  // (Branches, not indices: an indexed array would live in memory, not registers. The group
+  // loop is unrolled, so `half` is known here.)
   void Multiply(__m512i (&acc)[2], int32_t four) const {
     if (half == 0) {
-      acc[0] = _mm512_dpbusd_epi32(acc[0], Lifted(four), w);
+      acc[0] = _mm512_dpbusd_epi32(acc[0], w, _mm512_set1_epi32(four));
     } else {
-      acc[1] = _mm512_dpbusd_epi32(acc[1], Lifted(four), w);
+      acc[1] = _mm512_dpbusd_epi32(acc[1], w, _mm512_set1_epi32(four));
     }
   }
-  __m512 Sums(const __m512i (&acc)[2], int /*h*/, float /*x_sum*/) const {
-    const __m512i weighed = _mm512_add_epi32(_mm512_mullo_epi32(acc[0], scales[0]),
-                                             _mm512_mullo_epi32(acc[1], scales[1]));
-    return _mm512_cvtepi32_ps(_mm512_sub_epi32(weighed, weighted_bias));
-  }
-};
-
-// kIQ4: the indices looked up as their levels plus 128 (1-241, unsigned), so each row's
-// vpdpbusd needs no bias of its own; the row's sum of x quants times 128 comes off at the
-// end. sum((level + 128) x) - 128 sum(x) is sum(level x) exactly.
-template <>
-struct Vnni::Block<PanelType::kIQ4> {
-  Block() : w(_mm512_setzero_si512()) {}
-  __m512i w;
-  void Load(const uint8_t* block, int64_t g) {
-    const __m512i lifted = _mm512_add_epi8(
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels))),
-        _mm512_set1_epi8(static_cast<char>(0x80)));
-    w = _mm512_shuffle_epi8(lifted, LoadNibbles(block, g));
-  }
-  void Multiply(__m512i (&acc)[1], int32_t four) const {
-    acc[0] = _mm512_dpbusd_epi32(acc[0], w, _mm512_set1_epi32(four));
-  }
-  static __m512 Sums(const __m512i (&acc)[1], int /*h*/, float x_sum) {
-    const __m512i lift = _mm512_set1_epi32(128 * static_cast<int32_t>(x_sum));
-    return _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[0], lift));
+  __m512 Sums(const __m512i (&acc)[2], int /*h*/, const XSums& x) const {
+    const auto first = static_cast<int32_t>(x.first);
+    const auto second = static_cast<int32_t>(x.all) - first;
+    const __m512i weighed = _mm512_add_epi32(
+        _mm512_mullo_epi32(_mm512_sub_epi32(acc[0], _mm512_set1_epi32(32 * first)), scales[0]),
+        _mm512_mullo_epi32(_mm512_sub_epi32(acc[1], _mm512_set1_epi32(32 * second)), scales[1]));
+    return _mm512_cvtepi32_ps(weighed);
   }
 };
 

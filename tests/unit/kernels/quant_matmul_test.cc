@@ -376,7 +376,7 @@ TEST(QuantMatMulSpecialBlocksTest, ZeroTinyAndNonFiniteBlocks) {
 
 // The integer sums at their extremes: every quant at the end of its range against every
 // activation at +-127 (a block of equal magnitudes), where a wider int16 accumulation, a
-// lost sign or a wrong bias (VNNI's Q8_0 path multiplies x + 128) would saturate or wrap.
+// lost sign or a wrong lift (VNNI multiplies Q8_0 quants + 128) would saturate or wrap.
 TEST(QuantMatMulSpecialBlocksTest, ExtremeQuantsAndActivations) {
   const int64_t m = 16;
   const int64_t k = 64;

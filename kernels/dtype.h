@@ -37,8 +37,8 @@ enum class DType : uint8_t {
   // 6-bit quants under an int8 scale per 16 values and an f16 one per block: blocks of the
   // int8 scales s0 and s1 (values 0-15, 16-31), the f16 d, kQ4Affine's 16 bytes of nibbles
   // (each quant's low 4 bits), then 8 bytes holding quant i's top two bits at bit 2 (i % 4)
-  // of byte i / 4; value i = d * s_(i / 16) * (q_i - 32). GGUF's Q6_K takes this form
-  // exactly, at 0.875 bytes a value: d * s has at most 11 + 7 significant bits, so it and
+  // of byte i / 4; value i = d * s_(i / 16) * (q_i - 32). GGUF's Q6_K and Q3_K take this
+  // form exactly, at 0.875 bytes a value: d * s has at most 11 + 7 significant bits, so it and
   // its product with q - 32 (6 bits) are exact in f32.
   kQ6,
 };
@@ -69,8 +69,10 @@ inline bool IsAffineDType(DType dtype) {
 // Whether `dtype` stores values in 32-value blocks (Q8_0, the affine ones, kIQ4, kQ6): a row
 // of such a matrix must be whole blocks.
 inline bool IsBlockDType(DType dtype) {
-  return dtype == DType::kQ8_0 || IsAffineDType(dtype) || dtype == DType::kIQ4 ||
-         dtype == DType::kQ6;
+  for (const DType block_dtype : kBlockDTypes) {
+    if (dtype == block_dtype) return true;
+  }
+  return false;
 }
 
 // The 4-bit quant of value i (< 32) of a kQ4Affine block's 16 quant bytes.

@@ -77,7 +77,7 @@ class CpuBackend final : public Backend {
   static PanelType PanelTypeOf(const Weight& w) { return cpu::PanelTypeOf(w.dtype); }
   // A quantized weight's block parameters (after its quants); null for any other.
   static float* BlockParamsOf(const Weight& w);
-  // A [rows, cols] matrix of quantized blocks (Q8_0, affine, kIQ4), in its packed panel layout.
+  // A [rows, cols] matrix of quantized blocks (kBlockDTypes), in its packed panel layout.
   absl::StatusOr<Weight> PackBlockWeight(DType dtype, int64_t rows, int64_t cols,
                                          const uint8_t* blocks);
   // A [rows, cols] weight in MatMul's layout, packed panel by panel across the pool:

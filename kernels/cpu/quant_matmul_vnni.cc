@@ -105,32 +105,28 @@ struct Vnni::Block<PanelType::kQ5Affine> : AffineBlock<PanelType::kQ5Affine> {};
 // Q8_0 and kIQ4 (its indices looked up as their int8 levels) have signed quants: lifted by
 // 128 (1-255), unsigned, each row's sum gains 128 * the sum of its x quants, which comes off
 // at the end: sum((w + 128) x) - 128 sum(x) is sum(w x) exactly (at most 32 * 255 * 127).
-__m512 UnliftedSums(const __m512i (&acc)[1], const XSums& x) {
-  return _mm512_cvtepi32_ps(
-      _mm512_sub_epi32(acc[0], _mm512_set1_epi32(128 * static_cast<int32_t>(x.all))));
-}
-
-template <>
-struct Vnni::Block<PanelType::kQ8_0> : UnsignedBlock {
-  void Load(const uint8_t* block, int64_t g) {  // w + 128: each quant's top bit flipped
-    w = _mm512_xor_si512(_mm512_loadu_si512(block + g * GroupBytes(PanelType::kQ8_0)),
-                         _mm512_set1_epi8(static_cast<char>(0x80)));
-  }
+struct LiftedBlock : UnsignedBlock {
   static __m512 Sums(const __m512i (&acc)[1], int /*h*/, const XSums& x) {
-    return UnliftedSums(acc, x);
+    return _mm512_cvtepi32_ps(
+        _mm512_sub_epi32(acc[0], _mm512_set1_epi32(128 * static_cast<int32_t>(x.all))));
   }
 };
 
 template <>
-struct Vnni::Block<PanelType::kIQ4> : UnsignedBlock {
+struct Vnni::Block<PanelType::kQ8_0> : LiftedBlock {
+  void Load(const uint8_t* block, int64_t g) {  // w + 128: each quant's top bit flipped
+    w = _mm512_xor_si512(_mm512_loadu_si512(block + g * GroupBytes(PanelType::kQ8_0)),
+                         _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+};
+
+template <>
+struct Vnni::Block<PanelType::kIQ4> : LiftedBlock {
   void Load(const uint8_t* block, int64_t g) {
     const __m512i lifted = _mm512_add_epi8(
         _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels))),
         _mm512_set1_epi8(static_cast<char>(0x80)));
     w = _mm512_shuffle_epi8(lifted, LoadNibbles(block, g));
-  }
-  static __m512 Sums(const __m512i (&acc)[1], int /*h*/, const XSums& x) {
-    return UnliftedSums(acc, x);
   }
 };
 

@@ -3,7 +3,7 @@
 // that takes the compact dtypes (the CPU; CUDA, which converts them on the device), Q4_0,
 // Q4_1 and Q4_K as kernels::DType::kQ4Affine (0.75 bytes a value on the CPU), Q5_0, Q5_1
 // and Q5_K as kQ5Affine (0.875), both fma(q, d, m) per 32-value block, IQ4_NL and IQ4_XS
-// as kIQ4 (0.625), and Q6_K as kQ6 (0.875): their own values.
+// as kIQ4 (0.625), and Q3_K and Q6_K as kQ6 (0.875): their own values.
 //
 // As Q8_0, two kinds:
 //  - exact: Q4_0 and Q5_0 blocks hold 32 values d * (q - 8) and d * (q - 16), with one f16

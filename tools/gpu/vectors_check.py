@@ -2,7 +2,7 @@
 """ringserve on a device against the reference vectors in ../shared/vectors.
 
   tokens_f32   every case of stories260K-greedy.json, all prompts in one batch through
-               `ringserve-run --json` (the offline batch loop) in f32 on --device, for the
+               `ringserve-run --json` (through the generator) in f32 on --device, for the
                llama2.c file and the GGUF file: the 64 greedy tokens must match exactly.
   first_step   the logits after each case's prompt (`ringserve-run logits`), on --device in
                bf16 against the CPU in f32: max |a - b| / max |b| <= 2e-2 for every case

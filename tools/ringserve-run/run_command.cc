@@ -1,31 +1,33 @@
-// `ringserve-run --model PATH --prompt TEXT ...`: generate for every prompt in one batch
-// (or one at a time with --sequential) and print the results. --prompt-ids gives a prompt
-// as token ids (no tokenizer needed; without one, no text is printed).
+// `ringserve-run --model PATH --prompt TEXT ...`: generate for every prompt through the
+// generator in process (continuous batching, as a worker serves them) and print the results
+// in prompt order. --prompt-ids gives a prompt as token ids (no tokenizer needed; without
+// one, no text is printed); --chat sends each text prompt as a user message in the model's
+// chat format.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <sstream>
+#include <span>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "tools/common/chat_format_flag.h"
 #include "tools/common/model_setup.h"
+#include "tools/common/speculation_flags.h"
 #include "tools/ringserve-run/commands.h"
-#include "worker/engine/offline_batch.h"
-#include "worker/tokenizer/stream_decoder.h"
+#include "tools/ringserve-run/run_requests.h"
+#include "worker/engine/generator.h"
+#include "worker/engine/llama_runner.h"
 
 namespace ringserve::tools {
 namespace {
 
-using engine::OfflineKvBlocks;
-using engine::OfflineRequest;
-using engine::OfflineResult;
-using engine::OfflineTimings;
-using engine::RunOfflineBatch;
-
 struct RunFlags {
   ModelFlags model;
+  SpeculationFlags speculation;
   std::vector<std::string> prompts;
   std::vector<std::string> prompt_ids;  // after the text prompts, in order
   std::string prompts_file;
@@ -34,10 +36,59 @@ struct RunFlags {
   int top_k = 0;
   double top_p = 1.0;
   double min_p = 0.0;
+  double repetition_penalty = 1.0;
+  double presence_penalty = 0.0;
+  double frequency_penalty = 0.0;
+  std::vector<std::string> stop;
+  bool chat = false;
+  std::string system;
+  std::string chat_format = "auto";
+  int max_seqs = 64;
+  int logprobs = 0;
   bool json = false;
   bool sequential = false;
   bool ignore_eos = false;
 };
+
+void Register(ArgParser& parser, RunFlags& flags) {
+  flags.model.Register(parser);
+  flags.speculation.Register(parser);
+  parser.AddRepeated("prompt", &flags.prompts, "prompt text (repeatable)");
+  parser.AddString("prompts-file", &flags.prompts_file, "file with one prompt per line");
+  parser.AddRepeated("prompt-ids", &flags.prompt_ids,
+                     "prompt as token ids, e.g. 1,450 (repeatable)");
+  parser.AddInt("max-tokens", &flags.max_tokens, "tokens to generate per prompt (64)",
+                IntRange{.min = 1});
+  parser.AddFloat("temperature", &flags.temperature, "0 = greedy");
+  parser.AddInt("top-k", &flags.top_k, "0 = off");
+  parser.AddFloat("top-p", &flags.top_p, "nucleus mass in (0, 1]");
+  parser.AddFloat("min-p", &flags.min_p, "min probability relative to the top token");
+  parser.AddFloat("repetition-penalty", &flags.repetition_penalty,
+                  "divides the logits of tokens already in the context (1 = off)");
+  parser.AddFloat("presence-penalty", &flags.presence_penalty,
+                  "subtracted once from generated tokens' logits, in [-2, 2]");
+  parser.AddFloat("frequency-penalty", &flags.frequency_penalty,
+                  "subtracted per occurrence from generated tokens' logits, in [-2, 2]");
+  parser.AddRepeated("stop", &flags.stop,
+                     "stop when the generated text contains this string (repeatable; the "
+                     "string is not printed)");
+  parser.AddBool("chat", &flags.chat,
+                 "send each text prompt as the user's message in the model's chat format; the "
+                 "reply ends at the assistant's end of turn");
+  parser.AddString("system", &flags.system, "with --chat: the system message");
+  parser.AddString("chat-format", &flags.chat_format,
+                   "auto (the checkpoint's), chatml, llama3, llama3.1, llama3.2 or none");
+  parser.AddInt("max-seqs", &flags.max_seqs,
+                "most prompts generating at once; the rest wait their turn (64)",
+                IntRange{.min = 1, .max = 4096});
+  parser.AddInt("logprobs", &flags.logprobs,
+                "with --json: each generated token's log-probability and this many most likely "
+                "alternatives (0 = none)",
+                IntRange{.min = 0, .max = kernels::kMaxTopLogprobs});
+  parser.AddBool("json", &flags.json, "one JSON object per prompt");
+  parser.AddBool("sequential", &flags.sequential, "run prompts one at a time");
+  parser.AddBool("ignore-eos", &flags.ignore_eos, "do not stop at end-of-generation tokens");
+}
 
 absl::Status ReadPromptsFile(const std::string& path, std::vector<std::string>* prompts) {
   std::ifstream in(path);
@@ -47,50 +98,77 @@ absl::Status ReadPromptsFile(const std::string& path, std::vector<std::string>* 
   return absl::OkStatus();
 }
 
-std::string DecodeGenerated(const tokenizer::Tokenizer& tok, int32_t previous,
-                            const std::vector<int32_t>& ids) {
-  tokenizer::StreamDecoder decoder(tok, previous);
-  std::string text;
-  for (int32_t id : ids) text += decoder.Push(id);
-  return text + decoder.Flush();
+absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel& loaded) {
+  RunSettings s;
+  s.sampling.temperature = static_cast<float>(flags.temperature);
+  s.sampling.top_k = flags.top_k;
+  s.sampling.top_p = static_cast<float>(flags.top_p);
+  s.sampling.min_p = static_cast<float>(flags.min_p);
+  s.sampling.repetition_penalty = static_cast<float>(flags.repetition_penalty);
+  s.sampling.presence_penalty = static_cast<float>(flags.presence_penalty);
+  s.sampling.frequency_penalty = static_cast<float>(flags.frequency_penalty);
+  s.sampling.seed = static_cast<uint64_t>(flags.model.seed);
+  s.sampling.num_logprobs = flags.logprobs;
+  RS_RETURN_IF_ERROR(engine::ValidateSamplingParams(s.sampling));
+  s.max_tokens = flags.max_tokens;
+  s.stop_strings = flags.stop;
+  s.ignore_eos = flags.ignore_eos;
+  s.chat = flags.chat;
+  if (flags.chat) {
+    RS_ASSIGN_OR_RETURN(s.chat_format, ChatFormatFor(flags.chat_format, loaded.tokenizer.get()));
+    s.system = flags.system;
+    s.default_system = DefaultSystemFor(s.chat_format, loaded.tokenizer.get());
+  }
+  return s;
 }
 
-absl::StatusOr<std::vector<OfflineRequest>> BuildRequests(const RunFlags& flags,
-                                                          const LoadedModel& loaded) {
-  if (loaded.tokenizer == nullptr && !flags.prompts.empty()) {
-    return absl::FailedPreconditionError(
-        "the model has no tokenizer; pass --tokenizer PATH or give --prompt-ids");
+absl::StatusOr<std::unique_ptr<engine::Generator>> MakeGenerator(
+    const RunFlags& flags, const LoadedModel& loaded,
+    std::span<const engine::JobRequest> requests) {
+  engine::GeneratorOptions options;
+  flags.speculation.Apply(options);
+  const auto num_requests = static_cast<int32_t>(requests.size());
+  options.max_jobs = std::max(options.max_jobs, num_requests);
+  // Results are read in prompt order, so a later job may finish long before it is read.
+  options.max_pending_tokens =
+      std::max(options.max_pending_tokens, flags.max_tokens + flags.speculation.tokens + 1);
+  model::ModelOptions model_options;
+  model_options.max_seqs = flags.sequential ? 1 : std::min(flags.max_seqs, num_requests);
+  model_options.max_sampled_rows =
+      engine::SampledRowsFor(options, model_options.max_seqs, flags.model.max_batch_tokens);
+  model_options.num_kv_blocks = static_cast<int>(RunKvBlocks(
+      requests, model_options.max_seqs, model_options.block_size, flags.speculation.tokens));
+  RS_ASSIGN_OR_RETURN(auto model, CreateModel(loaded, flags.model, model_options));
+  return engine::Generator::Create(std::make_unique<engine::LlamaRunner>(std::move(model)),
+                                   loaded.tokenizer.get(), options);
+}
+
+void Print(const RunFlags& flags, const std::string& prompt, const engine::JobRequest& request,
+           const engine::JobEvent& event) {
+  if (!flags.json) {
+    std::cout << (flags.chat ? "" : prompt) << event.text << "\n";
+    return;
   }
-  engine::SamplingParams sampling;
-  sampling.temperature = static_cast<float>(flags.temperature);
-  sampling.top_k = flags.top_k;
-  sampling.top_p = static_cast<float>(flags.top_p);
-  sampling.min_p = static_cast<float>(flags.min_p);
-  sampling.seed = static_cast<uint64_t>(flags.model.seed);
-  RS_RETURN_IF_ERROR(engine::ValidateSamplingParams(sampling));
-  std::vector<OfflineRequest> requests;
-  for (const std::string& prompt : flags.prompts) {
-    OfflineRequest r;
-    r.prompt_ids = loaded.tokenizer->Encode(prompt, {});
-    if (r.prompt_ids.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("prompt '", prompt, "' encodes to no tokens and the model adds no BOS"));
+  std::vector<int32_t> ids;
+  nlohmann::json logprobs = nlohmann::json::array();
+  for (const engine::GeneratedToken& t : event.tokens) {
+    ids.push_back(t.id);
+    if (flags.logprobs > 0) {
+      logprobs.push_back({{"id", t.id}, {"logprob", t.logprob}, {"top", t.top_logprobs}});
     }
-    requests.push_back(std::move(r));
   }
-  for (const std::string& text : flags.prompt_ids) {
-    OfflineRequest r;
-    RS_ASSIGN_OR_RETURN(r.prompt_ids, ParseTokenIds(text, loaded.config.vocab_size));
-    requests.push_back(std::move(r));
-  }
-  for (OfflineRequest& r : requests) {
-    r.sampling = sampling;
-    r.max_tokens = flags.max_tokens;
-    if (!flags.ignore_eos && loaded.tokenizer != nullptr) {
-      r.stop_ids = loaded.tokenizer->EndOfGenerationIds();
-    }
-  }
-  return requests;
+  const engine::JobUsage& usage = event.result.usage;
+  nlohmann::json j = {{"prompt", prompt},
+                      {"prompt_ids", request.tokens},
+                      {"generated_ids", ids},
+                      {"text", event.text},
+                      {"finish_reason", engine::FinishReasonName(event.result.finish_reason)},
+                      {"usage",
+                       {{"prompt_tokens", usage.prompt_tokens},
+                        {"cached_tokens", usage.cached_tokens},
+                        {"completion_tokens", usage.completion_tokens}}}};
+  if (flags.logprobs > 0) j["logprobs"] = std::move(logprobs);
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
 }  // namespace
@@ -98,61 +176,62 @@ absl::StatusOr<std::vector<OfflineRequest>> BuildRequests(const RunFlags& flags,
 absl::Status RunGenerate(int argc, char** argv) {
   RunFlags flags;
   ArgParser parser;
-  flags.model.Register(parser);
-  parser.AddRepeated("prompt", &flags.prompts, "prompt text (repeatable)");
-  parser.AddString("prompts-file", &flags.prompts_file, "file with one prompt per line");
-  parser.AddRepeated("prompt-ids", &flags.prompt_ids,
-                     "prompt as token ids, e.g. 1,450 (repeatable)");
-  parser.AddInt("max-tokens", &flags.max_tokens, "tokens to generate per prompt");
-  parser.AddFloat("temperature", &flags.temperature, "0 = greedy");
-  parser.AddInt("top-k", &flags.top_k, "0 = off");
-  parser.AddFloat("top-p", &flags.top_p, "nucleus mass in (0, 1]");
-  parser.AddFloat("min-p", &flags.min_p, "min probability relative to the top token");
-  parser.AddBool("json", &flags.json, "one JSON object per prompt");
-  parser.AddBool("sequential", &flags.sequential, "run prompts one at a time");
-  parser.AddBool("ignore-eos", &flags.ignore_eos, "do not stop at end-of-generation tokens");
+  Register(parser, flags);
   RS_RETURN_IF_ERROR(parser.Parse(argc, argv));
-  if (!flags.prompts_file.empty())
+  RS_RETURN_IF_ERROR(flags.speculation.Validate());
+  if (!flags.prompts_file.empty()) {
     RS_RETURN_IF_ERROR(ReadPromptsFile(flags.prompts_file, &flags.prompts));
+  }
   if (flags.prompts.empty() && flags.prompt_ids.empty()) {
     return absl::InvalidArgumentError("give at least one --prompt or --prompt-ids");
   }
-  if (flags.max_tokens < 0) return absl::InvalidArgumentError("--max-tokens must be >= 0");
+  if (flags.chat && !flags.prompt_ids.empty()) {
+    return absl::InvalidArgumentError("--chat takes text prompts, not --prompt-ids");
+  }
 
   RS_ASSIGN_OR_RETURN(LoadedModel loaded, OpenModel(flags.model));
-  RS_ASSIGN_OR_RETURN(std::vector<OfflineRequest> requests, BuildRequests(flags, loaded));
-  model::ModelOptions options;
-  options.num_kv_blocks = static_cast<int>(OfflineKvBlocks(requests, options.block_size));
-  options.max_seqs = static_cast<int>(requests.size());
-  RS_ASSIGN_OR_RETURN(auto model, CreateModel(loaded, flags.model, options));
-
-  std::vector<OfflineResult> results;
-  if (flags.sequential) {
-    for (const OfflineRequest& r : requests) {
-      RS_ASSIGN_OR_RETURN(auto one, RunOfflineBatch(*model, std::span(&r, 1)));
-      results.push_back(std::move(one[0]));
-    }
-  } else {
-    RS_ASSIGN_OR_RETURN(results, RunOfflineBatch(*model, requests));
+  std::vector<std::vector<int32_t>> ids;
+  for (const std::string& text : flags.prompt_ids) {
+    RS_ASSIGN_OR_RETURN(ids.emplace_back(), ParseTokenIds(text, loaded.config.vocab_size));
   }
-  for (size_t i = 0; i < results.size(); ++i) {
-    const std::string text = loaded.tokenizer == nullptr
-                                 ? ""
-                                 : DecodeGenerated(*loaded.tokenizer, requests[i].prompt_ids.back(),
-                                                   results[i].generated_ids);
+  RS_ASSIGN_OR_RETURN(const RunSettings settings, SettingsFor(flags, loaded));
+  RS_ASSIGN_OR_RETURN(const std::vector<engine::JobRequest> requests,
+                      BuildJobRequests(flags.prompts, ids, settings, loaded.tokenizer.get(),
+                                       loaded.config.max_seq_len));
+  RS_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> generator,
+                      MakeGenerator(flags, loaded, requests));
+
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<engine::JobHandle> handles;
+  int64_t prompt_tokens = 0;
+  int64_t generated = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    // Every job is queued at once; the generator runs max_seqs of them at a time.
+    const size_t last = flags.sequential ? i : requests.size() - 1;
+    for (size_t j = handles.size(); j <= last; ++j) {
+      absl::StatusOr<engine::JobHandle> handle = generator->Submit(requests[j]);
+      if (!handle.ok()) return handle.status();
+      handles.push_back(*std::move(handle));
+    }
+    const engine::JobEvent event = handles[i].Collect();
+    if (!event.status.ok()) {
+      return absl::Status(event.status.code(),
+                          absl::StrCat("prompt ", i + 1, ": ", event.status.message()));
+    }
+    prompt_tokens += event.result.usage.prompt_tokens;
+    generated += event.result.usage.completion_tokens;
     const std::string& prompt =
         i < flags.prompts.size() ? flags.prompts[i] : flags.prompt_ids[i - flags.prompts.size()];
-    if (flags.json) {
-      nlohmann::json j = {{"prompt", prompt},
-                          {"prompt_ids", requests[i].prompt_ids},
-                          {"generated_ids", results[i].generated_ids},
-                          {"text", text},
-                          {"finish_reason", results[i].finish_reason}};
-      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    } else {
-      std::cout << prompt << text << "\n";
-    }
+    Print(flags, prompt, requests[i], event);
   }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr,
+               "%zu prompt%s: %lld prompt tokens, %lld generated in %.2f s (%.1f generated "
+               "tokens/s)\n",
+               requests.size(), requests.size() == 1 ? "" : "s",
+               static_cast<long long>(prompt_tokens), static_cast<long long>(generated), seconds,
+               seconds > 0 ? generated / seconds : 0);
   return absl::OkStatus();
 }
 

@@ -1,7 +1,7 @@
 // One pass's sampling input, built row by row from the samplers of its sampled rows: their
 // chains, their penalised tokens (as far as the pass has room), the rows whose raw logits
 // the host needs and those whose logprobs it wants (model::StepSampling). The generator and
-// the offline batch loop build their passes with it and finish each row through it.
+// the golden tests' own batch loop build their passes with it and finish each row through it.
 #ifndef RINGSERVE_WORKER_ENGINE_STEP_CHAINS_H_
 #define RINGSERVE_WORKER_ENGINE_STEP_CHAINS_H_
 

@@ -19,6 +19,7 @@
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/dtype.h"
 #include "tools/common/arg_parser.h"
+#include "tools/common/chat_format_flag.h"
 #include "tools/common/model_setup.h"
 #include "worker/engine/llama_runner.h"
 #include "worker/server/worker_flags.h"
@@ -135,13 +136,11 @@ int Run(int argc, char** argv) {
   options.model.kv_dtype = std::string(ringserve::kernels::DTypeName(loaded->kv_dtype));
   options.model.device = flags.model.device;
   absl::StatusOr<ringserve::tokenizer::ChatFormat> chat_format =
-      ringserve::server::ChatFormatFor(flags.chat_format, loaded->tokenizer.get());
+      ringserve::tools::ChatFormatFor(flags.chat_format, loaded->tokenizer.get());
   if (!chat_format.ok()) return fail(chat_format.status());
   options.model.chat_format = *chat_format;
-  if (*chat_format == ringserve::tokenizer::ChatFormat::kChatMl) {
-    options.model.default_system_prompt =
-        ringserve::tokenizer::DefaultSystemPrompt(loaded->tokenizer->vocab().chat_template);
-  }
+  options.model.default_system_prompt =
+      ringserve::tools::DefaultSystemFor(*chat_format, loaded->tokenizer.get());
   options.generator.max_seqs = flags.max_seqs;
   flags.speculation.Apply(options.generator);
   options.generator.max_sessions = flags.max_sessions;

@@ -70,25 +70,6 @@ absl::StatusOr<engine::KvMemory> ParseKvMemory(absl::string_view text) {
   return engine::KvMemory{.bytes = static_cast<size_t>(bytes)};
 }
 
-absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
-                                                    const tokenizer::Tokenizer* tokenizer) {
-  if (flag == "auto") {
-    return tokenizer != nullptr ? tokenizer::AutoChatFormat(*tokenizer)
-                                : tokenizer::ChatFormat::kNone;
-  }
-  const std::optional<tokenizer::ChatFormat> named = tokenizer::ChatFormatNamed(flag);
-  if (!named.has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--chat-format: '", flag, "' is not auto, chatml, llama3, llama3.1, llama3.2 or none"));
-  }
-  if (*named != tokenizer::ChatFormat::kNone &&
-      (tokenizer == nullptr || !tokenizer::CanRender(*tokenizer, *named))) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--chat-format ", flag, ": the model's vocabulary lacks the format's control tokens"));
-  }
-  return *named;
-}
-
 absl::StatusOr<engine::KvMemory> KvMemoryFor(const WorkerFlags& flags) {
   if (!flags.kv_memory.empty()) return ParseKvMemory(flags.kv_memory);
   return flags.model.device == "cpu" ? engine::KvMemory{.bytes = size_t{1} << 30}

@@ -13,8 +13,6 @@
 #include "tools/common/model_setup.h"
 #include "tools/common/speculation_flags.h"
 #include "worker/engine/llama_runner.h"
-#include "worker/tokenizer/chat_format.h"
-#include "worker/tokenizer/tokenizer.h"
 
 namespace ringserve::server {
 
@@ -47,12 +45,6 @@ struct WorkerFlags {
 // --kv-memory: a bare number in (0, 1] is a share of the memory free after the weights,
 // anything else a size (tools::ParseByteSize). INVALID_ARGUMENT naming the flag and text.
 absl::StatusOr<engine::KvMemory> ParseKvMemory(absl::string_view text);
-
-// The chat format --chat-format names, or with "auto" the one the checkpoint's chat template
-// writes (none without a tokenizer). INVALID_ARGUMENT for an unknown name;
-// FAILED_PRECONDITION when a named format's markers are not in the vocabulary.
-absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
-                                                    const tokenizer::Tokenizer* tokenizer);
 
 // --kv-memory, or its default for --device: 1GiB on the CPU, 0.9 of free memory on a GPU.
 absl::StatusOr<engine::KvMemory> KvMemoryFor(const WorkerFlags& flags);

@@ -19,9 +19,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/unit/model/offline_batch.h"
 #include "tests/unit/model/test_devices.h"
 #include "tests/unit/shared_dir.h"
-#include "worker/engine/offline_batch.h"
 #include "worker/model/checkpoint.h"
 #include "worker/model/gguf_blocks.h"
 #include "worker/model/llama_model.h"
@@ -108,10 +108,10 @@ class GoldenTest : public ::testing::TestWithParam<std::tuple<ModelFile, TestDev
     tokenizer_ = *std::move(tok);
   }
 
-  std::vector<engine::OfflineRequest> Requests() const {
-    std::vector<engine::OfflineRequest> requests;
+  std::vector<testing::OfflineRequest> Requests() const {
+    std::vector<testing::OfflineRequest> requests;
     for (const GoldenCase& c : cases_) {
-      engine::OfflineRequest r;
+      testing::OfflineRequest r;
       r.prompt_ids = c.prompt_ids;
       r.max_tokens = static_cast<int>(c.generated_ids.size());
       r.sampling.temperature = 0;
@@ -123,17 +123,17 @@ class GoldenTest : public ::testing::TestWithParam<std::tuple<ModelFile, TestDev
   // 64 tokens a pass force chunked prefill of the longer prompts.
   static std::unique_ptr<LlamaModel> MakeModel(const Checkpoint& checkpoint,
                                                kernels::Backend& backend,
-                                               const std::vector<engine::OfflineRequest>& requests,
+                                               const std::vector<testing::OfflineRequest>& requests,
                                                int max_batch_tokens = 64) {
     ModelOptions options;
-    options.num_kv_blocks = static_cast<int>(engine::OfflineKvBlocks(requests, 16));
+    options.num_kv_blocks = static_cast<int>(testing::OfflineKvBlocks(requests, 16));
     options.max_seqs = static_cast<int>(requests.size());
     options.max_batch_tokens = max_batch_tokens;
     auto model = LlamaModel::Create(checkpoint, &backend, options);
     EXPECT_TRUE(model.ok()) << model.status();
     return model.ok() ? *std::move(model) : nullptr;
   }
-  std::unique_ptr<LlamaModel> MakeModel(const std::vector<engine::OfflineRequest>& requests) {
+  std::unique_ptr<LlamaModel> MakeModel(const std::vector<testing::OfflineRequest>& requests) {
     return MakeModel(*checkpoint_, *backend_, requests);
   }
 
@@ -170,7 +170,7 @@ TEST_P(GoldenTokensOneAtATimeTest, GreedyTokensMatchOneAtATime) {
   auto model = MakeModel(requests);
   ASSERT_NE(model, nullptr);
   for (size_t i = 0; i < requests.size(); ++i) {
-    auto result = engine::RunOfflineBatch(*model, std::span(&requests[i], 1));
+    auto result = testing::RunOfflineBatch(*model, std::span(&requests[i], 1));
     ASSERT_TRUE(result.ok()) << result.status();
     EXPECT_EQ((*result)[0].generated_ids, cases_[i].generated_ids)
         << "prompt: " << cases_[i].prompt;
@@ -181,7 +181,7 @@ TEST_P(GoldenTokensTest, GreedyTokensAndTextMatchAllInOneBatch) {
   const auto requests = Requests();
   auto model = MakeModel(requests);
   ASSERT_NE(model, nullptr);
-  auto results = engine::RunOfflineBatch(*model, requests);
+  auto results = testing::RunOfflineBatch(*model, requests);
   ASSERT_TRUE(results.ok()) << results.status();
   for (size_t i = 0; i < requests.size(); ++i) {
     EXPECT_EQ((*results)[i].generated_ids, cases_[i].generated_ids)

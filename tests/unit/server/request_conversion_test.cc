@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "tests/unit/tokenizer/chat_vocabulary.h"
-#include "worker/server/worker_flags.h"
+#include "tools/common/chat_format_flag.h"
 
 namespace ringserve::server {
 namespace {
@@ -19,6 +19,7 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using tokenizer::ChatFormat;
+using tools::ChatFormatFor;
 
 std::unique_ptr<tokenizer::Tokenizer> ChatTokenizer() {
   auto tok = tokenizer::Tokenizer::Create(tokenizer::testing::ChatVocabulary());

@@ -1,7 +1,6 @@
-#include "worker/engine/offline_batch.h"
+#include "tests/unit/model/offline_batch.h"
 
 #include <algorithm>
-#include <chrono>
 #include <numeric>
 
 #include "absl/status/status.h"
@@ -9,14 +8,11 @@
 #include "common/status_macros.h"
 #include "worker/engine/step_chains.h"
 
-namespace ringserve::engine {
+namespace ringserve::model::testing {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using engine::Sampler;
+using engine::StepChains;
 
 int BlocksFor(const OfflineRequest& r, int block_size) {
   const size_t tokens = r.prompt_ids.size() + static_cast<size_t>(r.max_tokens);
@@ -40,36 +36,33 @@ int64_t OfflineKvBlocks(std::span<const OfflineRequest> requests, int block_size
   return total;
 }
 
-absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& model,
-                                                           std::span<const OfflineRequest> requests,
-                                                           OfflineTimings* timings) {
-  const model::ModelOptions& opts = model.options();
+absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(
+    LlamaModel& model, std::span<const OfflineRequest> requests) {
+  const ModelOptions& opts = model.options();
   for (size_t i = 0; i < requests.size(); ++i) {
     const OfflineRequest& r = requests[i];
     if (static_cast<int64_t>(r.prompt_ids.size()) + r.max_tokens > model.max_context_len()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "offline batch: request ", i, " has ", r.prompt_ids.size(), " prompt tokens + ",
+          "RunOfflineBatch: request ", i, " has ", r.prompt_ids.size(), " prompt tokens + ",
           r.max_tokens, " to generate, beyond the model's context of ", model.max_context_len(),
           " tokens"));
     }
   }
   if (OfflineKvBlocks(requests, opts.block_size) > opts.num_kv_blocks) {
-    return absl::InvalidArgumentError("offline batch: the model's KV pool is too small");
+    return absl::InvalidArgumentError("RunOfflineBatch: the model's KV pool is too small");
   }
   std::vector<Sequence> seqs;
   std::vector<OfflineResult> results(requests.size());
   int32_t next_block = 0;
   for (const OfflineRequest& r : requests) {
-    if (r.prompt_ids.empty()) return absl::InvalidArgumentError("offline batch: empty prompt");
+    if (r.prompt_ids.empty()) return absl::InvalidArgumentError("RunOfflineBatch: empty prompt");
     Sequence s{r.prompt_ids, {}, 0, r.max_tokens <= 0, Sampler(r.sampling, r.prompt_ids)};
     s.block_table.resize(BlocksFor(r, opts.block_size));
     std::iota(s.block_table.begin(), s.block_table.end(), next_block);
     next_block += static_cast<int32_t>(s.block_table.size());
     seqs.push_back(std::move(s));
   }
-  OfflineTimings local;
-  OfflineTimings& t = timings != nullptr ? *timings : local;
-  std::vector<model::SequenceChunk> chunks;
+  std::vector<SequenceChunk> chunks;
   std::vector<size_t> owners;
   StepChains chains;
   const auto vocab = static_cast<size_t>(model.config().vocab_size);
@@ -78,14 +71,12 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
     chunks.clear();
     owners.clear();
     int budget = opts.max_batch_tokens;
-    bool prefill_step = false;
     for (size_t i = 0; i < seqs.size() && budget > 0; ++i) {
       Sequence& s = seqs[i];
       if (s.done || static_cast<int>(chunks.size()) == opts.max_seqs) continue;
       const int pending = static_cast<int>(s.tokens.size()) - s.computed;
       const int take = std::min(pending, budget);
       const bool finishes = take == pending;
-      prefill_step |= pending > 1;
       chunks.push_back(
           {std::span(s.tokens).subspan(s.computed, take), s.computed, s.block_table, finishes});
       owners.push_back(i);
@@ -97,15 +88,11 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
     for (size_t c = 0; c < chunks.size(); ++c) {
       if (chunks[c].sample) chains.Add(seqs[owners[c]].sampler);
     }
-    const auto start = Clock::now();
-    RS_ASSIGN_OR_RETURN(const model::SampledPass pass, model.ForwardSampled(chunks, chains.view()));
-    t.forward_seconds += SecondsSince(start);
+    RS_ASSIGN_OR_RETURN(const SampledPass pass, model.ForwardSampled(chunks, chains.view()));
     size_t row = 0;
-    int64_t tokens_in_step = 0;
     for (size_t c = 0; c < chunks.size(); ++c) {
       Sequence& s = seqs[owners[c]];
       s.computed += static_cast<int>(chunks[c].tokens.size());
-      tokens_in_step += static_cast<int64_t>(chunks[c].tokens.size());
       if (!chunks[c].sample) continue;
       const OfflineRequest& r = requests[owners[c]];
       OfflineResult& out = results[owners[c]];
@@ -121,17 +108,8 @@ absl::StatusOr<std::vector<OfflineResult>> RunOfflineBatch(model::LlamaModel& mo
         s.done = true;
       }
     }
-    const double seconds = SecondsSince(start);
-    if (prefill_step) {
-      t.prefill_seconds += seconds;
-      t.prefill_tokens += tokens_in_step;
-    } else {
-      t.decode_seconds += seconds;
-      t.decode_tokens += tokens_in_step;
-      ++t.decode_steps;
-    }
   }
   return results;
 }
 
-}  // namespace ringserve::engine
+}  // namespace ringserve::model::testing

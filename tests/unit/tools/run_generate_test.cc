@@ -1,0 +1,105 @@
+// ringserve-run's generate command as a process on the shared stories260K checkpoint: the
+// prompts go through the generator, so batching them (at any --max-seqs), running them one
+// at a time, and verifying drafts with --speculate all give the same greedy tokens, and
+// --stop cuts the text where the string first appears. Skips without ../shared.
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/unit/shared_dir.h"
+#include "tests/unit/tools/run_tool.h"
+
+namespace ringserve::tools::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class RunGenerateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const fs::path models = fs::path(SharedDataDir()) / "models";
+    if (!fs::exists(models / "stories260K.bin") || !fs::exists(models / "tok512.bin")) {
+      GTEST_SKIP() << "no stories260K checkpoint under " << models;
+    }
+    model_args_ = "--model " + (models / "stories260K.bin").string() + " --tokenizer " +
+                  (models / "tok512.bin").string() + " --threads 1 --json ";
+  }
+
+  // One JSON object per prompt, in prompt order.
+  std::vector<json> Run(const std::string& args) {
+    const ToolRun run = RunTool("ringserve-run", model_args_ + kPrompts + args);
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    EXPECT_THAT(run.err, ::testing::HasSubstr("3 prompts:"));
+    std::vector<json> lines;
+    std::istringstream out(run.out);
+    for (std::string line; std::getline(out, line);) lines.push_back(json::parse(line));
+    return lines;
+  }
+
+  static std::vector<std::vector<int>> Ids(const std::vector<json>& lines) {
+    std::vector<std::vector<int>> ids;
+    for (const json& j : lines) ids.push_back(j["generated_ids"].get<std::vector<int>>());
+    return ids;
+  }
+
+  static constexpr const char* kPrompts =
+      "--prompt 'Once upon a time' --prompt 'Lily wanted to' --prompt 'The little dog' "
+      "--max-tokens 48 --ignore-eos ";
+  std::string model_args_;
+};
+
+TEST_F(RunGenerateTest, BatchedSequentialAndSpeculativeRunsGiveTheSameTokens) {
+  const std::vector<json> batched = Run("");
+  ASSERT_EQ(batched.size(), 3u);
+  for (const json& j : batched) {
+    EXPECT_EQ(j["generated_ids"].size(), 48u);
+    EXPECT_EQ(j["finish_reason"], "max_tokens");
+    EXPECT_FALSE(j["text"].get<std::string>().empty());
+  }
+  EXPECT_EQ(batched[1]["prompt"], "Lily wanted to");
+  const auto expected = Ids(batched);
+  EXPECT_EQ(Ids(Run("--sequential")), expected);
+  EXPECT_EQ(Ids(Run("--max-seqs 2")), expected);  // the third waits for a slot
+  EXPECT_EQ(Ids(Run("--speculate 4")), expected);
+
+  const std::vector<json> with_logprobs = Run("--logprobs 2");
+  EXPECT_EQ(Ids(with_logprobs), expected);
+  for (const json& j : with_logprobs) {
+    EXPECT_EQ(j["usage"]["completion_tokens"], 48);
+    EXPECT_EQ(j["usage"]["prompt_tokens"], j["prompt_ids"].size());
+    ASSERT_EQ(j["logprobs"].size(), 48u);
+    for (size_t i = 0; i < 48; ++i) {
+      const json& token = j["logprobs"][i];
+      EXPECT_EQ(token["id"], j["generated_ids"][i]);
+      EXPECT_LE(token["logprob"].get<double>(), 0.0);
+      ASSERT_EQ(token["top"].size(), 2u);
+      // Greedy: the token is the most likely one.
+      EXPECT_EQ(token["top"][0][0], token["id"]);
+    }
+  }
+}
+
+TEST_F(RunGenerateTest, StopStringsCutTheTextWhereTheyFirstAppear) {
+  const std::vector<json> full = Run("");
+  ASSERT_EQ(full.size(), 3u);
+  const std::string text = full[0]["text"];
+  ASSERT_GE(text.size(), 24u) << text;
+  // A few characters in (wherever they first appear), none that the shell would read.
+  size_t at = 16;
+  while (at + 3 < text.size() && text.substr(at, 3).find_first_of("'\\") != std::string::npos) {
+    ++at;
+  }
+  const std::string stop = text.substr(at, 3);
+  const std::vector<json> cut = Run("--stop '" + stop + "'");
+  ASSERT_EQ(cut.size(), 3u);
+  EXPECT_EQ(cut[0]["text"], text.substr(0, text.find(stop)));
+  EXPECT_EQ(cut[0]["finish_reason"], "stop_string");
+}
+
+}  // namespace
+}  // namespace ringserve::tools::testing

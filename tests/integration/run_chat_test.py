@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ringserve-run --chat on a Hugging Face directory written here (Qwen2 layout, ChatML
+"""ringserve-run --chat on chat_checkpoint.py's Hugging Face directory (Qwen2 layout, ChatML
 template with a default system prompt, byte-level vocabulary: byte b is token b):
 
 - the prompt is rendered as the template writes it, with the default system message when
@@ -15,112 +15,11 @@ Usage: run_chat_test.py BIN_DIR. Standard library only.
 """
 import json
 import os
-import random
-import struct
 import subprocess
 import sys
 import tempfile
 
-END_OF_TEXT, IM_START, IM_END = 256, 257, 258
-VOCAB, DIM, HEADS, KV_HEADS, HIDDEN, LAYERS = 260, 64, 4, 2, 128, 2
-DEFAULT_SYSTEM = "You are a tiny test model."
-
-
-def byte_to_unicode():
-    """GPT-2's printable stand-ins for the 256 bytes."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1))
-                 + list(range(ord("\xae"), ord("\xff") + 1)))
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[b] = chr(b)
-        else:
-            chars[b] = chr(256 + extra)
-            extra += 1
-    return chars
-
-
-def write_tokenizer(path, with_template):
-    chars = byte_to_unicode()
-    vocab = {chars[b]: b for b in range(256)}
-    vocab["~~"] = 259  # one merge, which no prompt here meets
-    tokenizer = {
-        "model": {"type": "BPE", "vocab": vocab, "merges": ["~ ~"]},
-        "added_tokens": [{"id": i, "content": c, "special": True}
-                         for i, c in ((END_OF_TEXT, "<|endoftext|>"), (IM_START, "<|im_start|>"),
-                                      (IM_END, "<|im_end|>"))],
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
-        "decoder": {"type": "ByteLevel"},
-    }
-    with open(os.path.join(path, "tokenizer.json"), "w") as f:
-        json.dump(tokenizer, f)
-    config = {}
-    if with_template:
-        config["chat_template"] = (
-            "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-            "{{ '<|im_start|>system\\n" + DEFAULT_SYSTEM + "<|im_end|>\\n' }}{% endif %}"
-            "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
-            "'\\n'}}{% endfor %}")
-    with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
-        json.dump(config, f)
-
-
-def write_model(path):
-    """Every layer's output projections are zero, so the last hidden state is the last
-    token's embedding; each embedding's first value is 1 and the output head reads only that
-    value, most for <|im_end|>: greedy decoding picks <|im_end|> after any context."""
-    head_dim = DIM // HEADS
-    config = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": DIM,
-              "intermediate_size": HIDDEN, "num_attention_heads": HEADS,
-              "num_key_value_heads": KV_HEADS, "num_hidden_layers": LAYERS, "vocab_size": VOCAB,
-              "max_position_embeddings": 512, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
-              "tie_word_embeddings": False, "torch_dtype": "float32",
-              "bos_token_id": END_OF_TEXT, "eos_token_id": END_OF_TEXT}
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(config, f)
-    rng = random.Random(0)
-    tensors = {}
-
-    def add(name, shape, fill=None):
-        count = 1
-        for s in shape:
-            count *= s
-        tensors[name] = (shape, [fill] * count if fill is not None
-                         else [rng.gauss(0, 0.05) for _ in range(count)])
-
-    add("model.embed_tokens.weight", [VOCAB, DIM])
-    for t in range(VOCAB):
-        tensors["model.embed_tokens.weight"][1][t * DIM] = 1.0
-    add("model.norm.weight", [DIM], 1.0)
-    add("lm_head.weight", [VOCAB, DIM], 0.0)
-    tensors["lm_head.weight"][1][IM_END * DIM] = 10.0
-    tensors["lm_head.weight"][1][ord("a") * DIM] = 5.0  # the runner-up
-    for i in range(LAYERS):
-        p = f"model.layers.{i}."
-        add(p + "input_layernorm.weight", [DIM], 1.0)
-        add(p + "post_attention_layernorm.weight", [DIM], 1.0)
-        for name, rows in (("q", HEADS), ("k", KV_HEADS), ("v", KV_HEADS)):
-            add(p + f"self_attn.{name}_proj.weight", [rows * head_dim, DIM])
-            add(p + f"self_attn.{name}_proj.bias", [rows * head_dim])
-        add(p + "self_attn.o_proj.weight", [DIM, HEADS * head_dim], 0.0)
-        add(p + "mlp.gate_proj.weight", [HIDDEN, DIM])
-        add(p + "mlp.up_proj.weight", [HIDDEN, DIM])
-        add(p + "mlp.down_proj.weight", [DIM, HIDDEN], 0.0)
-    header, data = {}, bytearray()
-    for name, (shape, values) in tensors.items():
-        raw = struct.pack(f"<{len(values)}f", *values)
-        header[name] = {"dtype": "F32", "shape": shape,
-                        "data_offsets": [len(data), len(data) + len(raw)]}
-        data += raw
-    head = json.dumps(header).encode()
-    head += b" " * (-len(head) % 8)
-    with open(os.path.join(path, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(head)) + head + data)
-
-
-def turn(role, text):
-    return [IM_START] + list(f"{role}\n{text}".encode()) + [IM_END] + list(b"\n")
-
+from chat_checkpoint import DEFAULT_SYSTEM, HEADER, IM_END, turn, write_checkpoint
 
 def run(bin_dir, args):
     return subprocess.run([os.path.join(bin_dir, "ringserve-run")] + args + ["--threads", "1"],
@@ -138,16 +37,13 @@ def main():
     bin_dir = sys.argv[1]
     with tempfile.TemporaryDirectory() as tmp:
         chat_dir, plain_dir = os.path.join(tmp, "chat"), os.path.join(tmp, "plain")
-        for path, with_template in ((chat_dir, True), (plain_dir, False)):
-            os.mkdir(path)
-            write_tokenizer(path, with_template)
-            write_model(path)
-        header = [IM_START] + list(b"assistant\n")
+        write_checkpoint(chat_dir)
+        write_checkpoint(plain_dir, with_template=False)
 
         out = run(bin_dir, ["--model", chat_dir, "--chat", "--prompt", "Hi there", "--json"])
         check(out.returncode == 0, "--chat runs", out.stderr)
         got = json.loads(out.stdout)
-        check(got["prompt_ids"] == turn("system", DEFAULT_SYSTEM) + turn("user", "Hi there") + header,
+        check(got["prompt_ids"] == turn("system", DEFAULT_SYSTEM) + turn("user", "Hi there") + HEADER,
               "the template's default system message opens the conversation", got["prompt_ids"])
         check(got["generated_ids"] == [IM_END] and got["finish_reason"] == "eos"
               and got["text"] == "", "the reply ends at <|im_end|>, whose text is not printed",
@@ -158,7 +54,7 @@ def main():
         check(out.returncode == 0, "--chat --system runs", out.stderr)
         lines = [json.loads(line) for line in out.stdout.splitlines()]
         check([l["prompt_ids"] for l in lines] ==
-              [turn("system", "Be brief.") + turn("user", text) + header for text in ("Hi", "Bye")],
+              [turn("system", "Be brief.") + turn("user", text) + HEADER for text in ("Hi", "Bye")],
               "--system replaces the default", out.stdout)
         check(all(l["generated_ids"] == [IM_END] * 3 and l["finish_reason"] == "max_tokens"
                   for l in lines), "--ignore-eos generates past the end of the turn", out.stdout)

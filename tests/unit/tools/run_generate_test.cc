@@ -43,6 +43,7 @@ class RunGenerateTest : public ::testing::Test {
 
   static std::vector<std::vector<int>> Ids(const std::vector<json>& lines) {
     std::vector<std::vector<int>> ids;
+    ids.reserve(lines.size());
     for (const json& j : lines) ids.push_back(j["generated_ids"].get<std::vector<int>>());
     return ids;
   }

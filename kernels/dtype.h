@@ -2,9 +2,11 @@
 #ifndef RINGSERVE_KERNELS_DTYPE_H_
 #define RINGSERVE_KERNELS_DTYPE_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <string_view>
 
@@ -69,10 +71,8 @@ inline bool IsAffineDType(DType dtype) {
 // Whether `dtype` stores values in 32-value blocks (Q8_0, the affine ones, kIQ4, kQ6): a row
 // of such a matrix must be whole blocks.
 inline bool IsBlockDType(DType dtype) {
-  for (const DType block_dtype : kBlockDTypes) {
-    if (dtype == block_dtype) return true;
-  }
-  return false;
+  return std::find(std::begin(kBlockDTypes), std::end(kBlockDTypes), dtype) !=
+         std::end(kBlockDTypes);
 }
 
 // The 4-bit quant of value i (< 32) of a kQ4Affine block's 16 quant bytes.

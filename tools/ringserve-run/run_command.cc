@@ -77,7 +77,8 @@ void Register(ArgParser& parser, RunFlags& flags) {
                  "reply ends at the assistant's end of turn");
   parser.AddString("system", &flags.system, "with --chat: the system message");
   parser.AddString("chat-format", &flags.chat_format,
-                   "auto (the checkpoint's), chatml, llama3, llama3.1, llama3.2 or none");
+                   "auto (the checkpoint's), chatml, llama3, llama3.1, llama3.2, llama2, mistral "
+                   "or none");
   parser.AddInt("max-seqs", &flags.max_seqs,
                 "most prompts generating at once; the rest wait their turn (64)",
                 IntRange{.min = 1, .max = 4096});

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/status_macros.h"
 
 namespace ringserve::tokenizer {
 namespace {
@@ -14,7 +15,11 @@ namespace {
 // header, Qwen2.5's <tool_response> inside a user turn).
 constexpr std::array<std::string_view, 3> kRoles = {"system", "user", "assistant"};
 
-// What each format wraps a message in.
+bool IsInstFormat(ChatFormat format) {
+  return format == ChatFormat::kLlama2 || format == ChatFormat::kMistral;
+}
+
+// What each format wraps a message in (the [INST] formats have their own renderer).
 struct Markers {
   std::string_view start;  // once, at the start of a conversation (may be empty)
   // Before the first message of an appended turn: what the template writes after the
@@ -29,7 +34,7 @@ struct Markers {
 };
 
 Markers MarkersOf(ChatFormat format) {
-  if (format != ChatFormat::kChatMl) {  // the Llama 3 family
+  if (format != ChatFormat::kChatMl) {  // the Llama 3 family (kNone and [INST]: unused)
     return {.start = "<|begin_of_text|>",
             .resume = "",
             .open = "<|start_header_id|>",
@@ -76,11 +81,99 @@ void Append(const Tokenizer& tokenizer, std::string_view text, bool markers,
 
 // The first control token of `format` the vocabulary lacks, if any.
 std::optional<std::string_view> MissingMarker(const Tokenizer& tokenizer, ChatFormat format) {
+  if (IsInstFormat(format)) {
+    if (tokenizer.vocab().bos_id < 0) return "<s>";
+    if (tokenizer.vocab().eos_id < 0) return "</s>";
+    return std::nullopt;
+  }
   const Markers m = MarkersOf(format);
   for (const std::string_view marker : {m.start, m.open, m.end_of_turn, m.header_end}) {
     if (!marker.empty() && !ControlId(tokenizer, marker).has_value()) return marker;
   }
   return std::nullopt;
+}
+
+// Text that is a piece of its own (SentencePiece's dummy prefix applies, as at the start of
+// a template's text between special tokens), or that continues the text before it. Never
+// control tokens: a message spelling "</s>" stays text.
+void AppendText(const Tokenizer& tokenizer, std::string_view text, bool continues,
+                std::vector<int32_t>* out) {
+  const std::vector<int32_t> ids = tokenizer.Encode(
+      text,
+      {.add_bos = false, .add_eos = false, .parse_special = false, .continues_text = continues});
+  out->insert(out->end(), ids.begin(), ids.end());
+}
+
+// The [INST] formats' conversation shape: an optional system message, then user and
+// assistant messages alternating, starting and ending with a user message.
+absl::Status CheckInstRoles(ChatFormat format, std::span<const ChatMessage> messages) {
+  const size_t first = messages[0].role == "system" ? 1 : 0;
+  const auto refuse = [&](size_t i) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chat.messages[", i, "]: the ", std::string(ChatFormatName(format)),
+                     " chat format takes an optional system message, then user and assistant "
+                     "messages in turn, starting and ending with a user message"));
+  };
+  // An odd count of turns after the system message ends on a user message.
+  if ((messages.size() - first) % 2 == 0) return refuse(messages.size() - 1);
+  for (size_t i = first; i < messages.size(); ++i) {
+    if (messages[i].role != ((i - first) % 2 == 0 ? "user" : "assistant")) return refuse(i);
+  }
+  return absl::OkStatus();
+}
+
+// Llama 2 chat and Mistral Instruct (chat_format.h). `system` joins the user message at
+// index `system_at` (or none when empty).
+std::vector<int32_t> EncodeInstChat(const Tokenizer& tokenizer, ChatFormat format,
+                                    std::span<const ChatMessage> messages, bool start,
+                                    std::string_view system, size_t system_at) {
+  const int32_t bos = tokenizer.vocab().bos_id;
+  const int32_t eos = tokenizer.vocab().eos_id;
+  std::vector<int32_t> out;
+  if (format == ChatFormat::kLlama2) {
+    for (size_t i = 0; i < messages.size(); ++i) {
+      const ChatMessage& m = messages[i];
+      if (m.role == "user") {
+        // <s>[INST] ... [/INST] opens every user turn; the reply continues its text.
+        out.push_back(bos);
+        const std::string sys =
+            i == system_at && !system.empty()
+                ? absl::StrCat("<<SYS>>\n", std::string(Trimmed(system)), "\n<</SYS>>\n\n")
+                : std::string();
+        AppendText(tokenizer,
+                   absl::StrCat("[INST] ", sys, std::string(Trimmed(m.content)), " [/INST]"), false,
+                   &out);
+      } else if (m.role == "assistant") {
+        AppendText(tokenizer, absl::StrCat(" ", std::string(Trimmed(m.content)), " "), true, &out);
+        out.push_back(eos);
+      }
+    }
+    return out;
+  }
+  // Mistral: tokenizer v3 has [INST] and [/INST] as control tokens, v1 spells them as text.
+  const std::optional<int32_t> open = ControlId(tokenizer, "[INST]");
+  const std::optional<int32_t> close = ControlId(tokenizer, "[/INST]");
+  const bool v3 = open.has_value() && close.has_value();
+  if (start) out.push_back(bos);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    if (m.role == "user") {
+      const std::string content = i == system_at && !system.empty()
+                                      ? absl::StrCat(std::string(system), "\n\n", m.content)
+                                      : std::string(m.content);
+      if (v3) {
+        out.push_back(*open);
+        AppendText(tokenizer, content, false, &out);
+        out.push_back(*close);
+      } else {
+        AppendText(tokenizer, absl::StrCat("[INST] ", content, " [/INST]"), false, &out);
+      }
+    } else if (m.role == "assistant") {
+      AppendText(tokenizer, m.content, false, &out);
+      out.push_back(eos);
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -95,14 +188,19 @@ std::string_view ChatFormatName(ChatFormat format) {
       return "llama3.1";
     case ChatFormat::kLlama32:
       return "llama3.2";
+    case ChatFormat::kLlama2:
+      return "llama2";
+    case ChatFormat::kMistral:
+      return "mistral";
     default:
       return "none";
   }
 }
 
 std::optional<ChatFormat> ChatFormatNamed(std::string_view name) {
-  for (const ChatFormat f : {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3,
-                             ChatFormat::kLlama31, ChatFormat::kLlama32}) {
+  for (const ChatFormat f :
+       {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3, ChatFormat::kLlama31,
+        ChatFormat::kLlama32, ChatFormat::kLlama2, ChatFormat::kMistral}) {
     if (ChatFormatName(f) == name) return f;
   }
   return std::nullopt;
@@ -117,11 +215,17 @@ ChatFormat DetectChatFormat(std::string_view chat_template) {
     return has("strftime_now") ? ChatFormat::kLlama32 : ChatFormat::kLlama31;
   }
   if (has("<|im_start|>")) return ChatFormat::kChatMl;
+  if (has("<<SYS>>")) return ChatFormat::kLlama2;
+  if (has("[INST]")) return ChatFormat::kMistral;
   return ChatFormat::kNone;
 }
 
 std::optional<int32_t> EndOfTurnId(const Tokenizer& tokenizer, ChatFormat format) {
   if (format == ChatFormat::kNone) return std::nullopt;
+  if (IsInstFormat(format)) {
+    const int32_t eos = tokenizer.vocab().eos_id;
+    return eos >= 0 ? std::optional<int32_t>(eos) : std::nullopt;
+  }
   return ControlId(tokenizer, MarkersOf(format).end_of_turn);
 }
 
@@ -172,6 +276,16 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
     return absl::FailedPreconditionError(
         absl::StrCat("the model's vocabulary has no ", std::string(*missing), " token, which the ",
                      std::string(ChatFormatName(format)), " chat format needs"));
+  }
+  if (IsInstFormat(format)) {
+    RS_RETURN_IF_ERROR(CheckInstRoles(format, messages));
+    const bool brings_system = messages[0].role == "system";
+    const std::string_view system =
+        brings_system ? std::string_view(messages[0].content) : (start ? default_system : "");
+    const std::span<const ChatMessage> turns = messages.subspan(brings_system ? 1 : 0);
+    // Llama 2 and Mistral v1 put the system message in the first user turn, v3 in the last.
+    const bool last = format == ChatFormat::kMistral && ControlId(tokenizer, "[INST]").has_value();
+    return EncodeInstChat(tokenizer, format, turns, start, system, last ? turns.size() - 1 : 0);
   }
   std::vector<int32_t> out;
   Append(tokenizer, start ? m.start : m.resume, true, &out);

@@ -1,7 +1,8 @@
 // Chat requests: a conversation of role-tagged messages rendered in the format the model
-// was tuned on, then encoded. ringserve renders the two formats most open checkpoints use
-// (ChatML: Qwen2, many fine-tunes; Llama 3's headers) without a template engine: the
-// checkpoint's Jinja chat_template only picks which.
+// was tuned on, then encoded. ringserve renders the formats most open checkpoints use
+// (ChatML: Qwen2, many fine-tunes; Llama 3's headers; the [INST] turns of Llama 2 chat and
+// Mistral Instruct) without a template engine: the checkpoint's Jinja chat_template only
+// picks which.
 #ifndef RINGSERVE_WORKER_TOKENIZER_CHAT_FORMAT_H_
 #define RINGSERVE_WORKER_TOKENIZER_CHAT_FORMAT_H_
 
@@ -26,9 +27,17 @@ enum class ChatFormat : uint8_t {
   // today's, as its template writes when the renderer can tell the time).
   kLlama31,
   kLlama32,
+  // Llama 2 chat: every user turn <s>[INST] ... [/INST], the first with the system message
+  // in <<SYS>> ... <</SYS>>; a reply ends with </s>.
+  kLlama2,
+  // Mistral Instruct, as mistral-common writes it: <s>[INST] user [/INST] reply</s>, each a
+  // piece of text of its own; [INST] and [/INST] are control tokens where the vocabulary has
+  // them (tokenizer v3: Mistral 7B v0.3, Mixtral 8x22B), with no space inside them then. A
+  // system message joins the first user message (v1) or the last (v3), two newlines apart.
+  kMistral,
 };
 
-// "none", "chatml", "llama3", "llama3.1", "llama3.2"
+// "none", "chatml", "llama3", "llama3.1", "llama3.2", "llama2", "mistral"
 std::string_view ChatFormatName(ChatFormat format);
 std::optional<ChatFormat> ChatFormatNamed(std::string_view name);
 
@@ -46,8 +55,10 @@ struct ChatMessage {
 // text, so a message spelling "<|im_end|>" cannot close its turn. `start`: the beginning
 // of a conversation (Llama 3's <|begin_of_text|>); false continues a session whose last
 // reply ended on the format's end-of-turn token (ChatML then resumes with the newline its
-// template writes after <|im_end|>). Llama 3 trims each content's surrounding ASCII
-// whitespace, as its template does. Tool turns are not rendered.
+// template writes after <|im_end|>). Llama 3 and Llama 2 trim each content's surrounding
+// ASCII whitespace, as their templates do. The [INST] formats need user and assistant
+// messages to alternate, starting and ending with a user message, after an optional system
+// message. Tool turns are not rendered.
 // INVALID_ARGUMENT naming the message for an unknown role or no messages;
 // FAILED_PRECONDITION when the format is kNone or the vocabulary lacks its markers.
 // `default_system`: the system message a conversation opens with when it brings none (only

@@ -183,10 +183,13 @@ TEST(ChatFormatTest, TemplatesAreToldByTheirMarkers) {
                              "{{- 'Cutting Knowledge Date: December 2023\\n' }}"),
             ChatFormat::kLlama32);
   EXPECT_EQ(DetectChatFormat("{{ bos_token }}[INST] {{ message['content'] }} [/INST]"),
+            ChatFormat::kMistral);
+  EXPECT_EQ(DetectChatFormat("{{ '<|user|>\\n' + message['content'] + '<|end|>' }}"),
             ChatFormat::kNone);
   EXPECT_EQ(DetectChatFormat(""), ChatFormat::kNone);
-  for (const ChatFormat f : {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3,
-                             ChatFormat::kLlama31, ChatFormat::kLlama32}) {
+  for (const ChatFormat f :
+       {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3, ChatFormat::kLlama31,
+        ChatFormat::kLlama32, ChatFormat::kLlama2, ChatFormat::kMistral}) {
     EXPECT_EQ(ChatFormatNamed(ChatFormatName(f)), f);
   }
   EXPECT_EQ(ChatFormatNamed("jinja"), std::nullopt);

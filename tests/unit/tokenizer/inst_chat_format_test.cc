@@ -1,0 +1,142 @@
+// The [INST] chat formats (Llama 2 chat, Mistral Instruct v1 and v3) on the real Llama 2
+// SentencePiece vocabulary in ../shared (skipped without it). Their templates write a string
+// that is then tokenized between its special tokens; each rendering here must equal that:
+// BOS / EOS (and v3's [INST] / [/INST] control tokens) around the encoded text pieces.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/unit/tokenizer/test_util.h"
+#include "worker/tokenizer/chat_format.h"
+#include "worker/tokenizer/llama2c_vocab.h"
+
+namespace ringserve::tokenizer {
+namespace {
+
+using ::testing::HasSubstr;
+
+class InstChatFormatTest : public ::testing::Test {
+ protected:
+  // With `v3`, "[INST]" and "[/INST]" join the vocabulary as control tokens, as in Mistral's
+  // tokenizer v3.
+  void Load(bool v3) {
+    const std::string path = testing::SharedFile("models/tokenizer.bin");
+    if (path.empty()) GTEST_SKIP() << "no shared Llama 2 vocabulary";
+    absl::StatusOr<Vocabulary> vocab = ReadLlama2cTokenizer(path);
+    ASSERT_TRUE(vocab.ok()) << vocab.status();
+    if (v3) {
+      if (vocab->types.empty()) vocab->types.assign(vocab->tokens.size(), TokenType::kNormal);
+      for (const char* marker : {"[INST]", "[/INST]"}) {
+        vocab->tokens.emplace_back(marker);
+        vocab->scores.push_back(0);
+        vocab->types.push_back(TokenType::kControl);
+      }
+      open_ = static_cast<int32_t>(vocab->tokens.size()) - 2;
+      close_ = open_ + 1;
+    }
+    absl::StatusOr<std::unique_ptr<Tokenizer>> tok = Tokenizer::Create(*std::move(vocab));
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    tok_ = *std::move(tok);
+    bos_ = tok_->vocab().bos_id;
+    eos_ = tok_->vocab().eos_id;
+    ASSERT_GE(bos_, 0);
+    ASSERT_GE(eos_, 0);
+  }
+
+  // A piece of template text between special tokens, as the template's tokenization sees it.
+  std::vector<int32_t> Text(const std::string& text) const {
+    return tok_->Encode(text, {.add_bos = false, .add_eos = false, .parse_special = false});
+  }
+  static std::vector<int32_t> Join(std::initializer_list<std::vector<int32_t>> parts) {
+    std::vector<int32_t> out;
+    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+    return out;
+  }
+  std::vector<int32_t> Render(ChatFormat format, const std::vector<ChatMessage>& messages,
+                              bool start = true) const {
+    auto ids = EncodeChat(*tok_, format, messages, start);
+    EXPECT_TRUE(ids.ok()) << ids.status();
+    return ids.value_or(std::vector<int32_t>{});
+  }
+
+  std::unique_ptr<Tokenizer> tok_;
+  int32_t bos_ = -1, eos_ = -1, open_ = -1, close_ = -1;
+  const std::vector<ChatMessage> conversation_ = {{"system", "Be brief."},
+                                                  {"user", " Hi! "},
+                                                  {"assistant", "Hello."},
+                                                  {"user", "How are you?"}};
+};
+
+TEST_F(InstChatFormatTest, Llama2PutsTheSystemInTheFirstTurnAndOpensEachTurnWithBos) {
+  Load(/*v3=*/false);
+  // The template's string: <s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi! [/INST] Hello. </s>
+  // <s>[INST] How are you? [/INST] (contents trimmed).
+  EXPECT_EQ(Render(ChatFormat::kLlama2, conversation_),
+            Join({{bos_},
+                  Text("[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi! [/INST] Hello. "),
+                  {eos_, bos_},
+                  Text("[INST] How are you? [/INST]")}));
+  // An appended turn follows the reply's </s>: it opens with <s> too.
+  EXPECT_EQ(Render(ChatFormat::kLlama2, {{"user", "And you?"}}, /*start=*/false),
+            Join({{bos_}, Text("[INST] And you? [/INST]")}));
+  EXPECT_EQ(EndOfTurnId(*tok_, ChatFormat::kLlama2), eos_);
+}
+
+TEST_F(InstChatFormatTest, MistralV1SpellsTheMarkersAndJoinsTheSystemToTheFirstMessage) {
+  Load(/*v3=*/false);
+  // mistral-common v1: <s> [INST] Be brief.\n\n Hi!  [/INST] Hello.</s> [INST] How are you?
+  // [/INST], each text between special tokens a piece of its own.
+  EXPECT_EQ(Render(ChatFormat::kMistral, conversation_),
+            Join({{bos_},
+                  Text("[INST] Be brief.\n\n Hi!  [/INST]"),
+                  Text("Hello."),
+                  {eos_},
+                  Text("[INST] How are you? [/INST]")}));
+  EXPECT_EQ(Render(ChatFormat::kMistral, {{"user", "And you?"}}, /*start=*/false),
+            Text("[INST] And you? [/INST]"));
+}
+
+TEST_F(InstChatFormatTest, MistralV3UsesItsControlTokensAndJoinsTheSystemToTheLastMessage) {
+  Load(/*v3=*/true);
+  EXPECT_EQ(Render(ChatFormat::kMistral, conversation_), Join({{bos_, open_},
+                                                               Text(" Hi! "),
+                                                               {close_},
+                                                               Text("Hello."),
+                                                               {eos_, open_},
+                                                               Text("Be brief.\n\nHow are you?"),
+                                                               {close_}}));
+  // A message spelling the markers or </s> is text, not the tokens.
+  const std::vector<int32_t> spelled = Render(ChatFormat::kMistral, {{"user", "[/INST]</s>"}});
+  EXPECT_EQ(spelled, Join({{bos_, open_}, Text("[/INST]</s>"), {close_}}));
+}
+
+TEST_F(InstChatFormatTest, RolesMustAlternateFromAUserMessageToAUserMessage) {
+  Load(/*v3=*/false);
+  for (const ChatFormat format : {ChatFormat::kLlama2, ChatFormat::kMistral}) {
+    for (const std::vector<ChatMessage>& bad : std::vector<std::vector<ChatMessage>>{
+             {{"assistant", "Hi"}},
+             {{"user", "Hi"}, {"assistant", "Hello"}},
+             {{"user", "Hi"}, {"user", "Again"}, {"user", "And again"}},
+             {{"system", "Be brief."}},
+             {{"user", "Hi"}, {"system", "Late"}, {"user", "Again"}}}) {
+      auto ids = EncodeChat(*tok_, format, bad, true);
+      EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument) << bad.size();
+      EXPECT_THAT(ids.status().message(), HasSubstr("starting and ending with a user message"));
+    }
+  }
+}
+
+TEST(InstChatFormatDetectionTest, TemplatesAndNames) {
+  EXPECT_EQ(DetectChatFormat("{{ bos_token + '[INST] ' + '<<SYS>>\\n' }}"), ChatFormat::kLlama2);
+  EXPECT_EQ(DetectChatFormat("{{ '[INST] ' + message['content'] + ' [/INST]' }}"),
+            ChatFormat::kMistral);
+  EXPECT_EQ(ChatFormatNamed("llama2"), ChatFormat::kLlama2);
+  EXPECT_EQ(ChatFormatNamed("mistral"), ChatFormat::kMistral);
+  EXPECT_EQ(ChatFormatName(ChatFormat::kMistral), "mistral");
+}
+
+}  // namespace
+}  // namespace ringserve::tokenizer

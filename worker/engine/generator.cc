@@ -345,10 +345,16 @@ void Generator::ProposeDrafts() {
                                  .min_ngram = options_.speculate_ngram_min};
   const bool propose =
       static_cast<int32_t>(scheduler_->num_running()) <= options_.speculate_max_seqs;
-  for (auto& [id, job] : jobs_) {
-    SchedSeq& seq = job->seq;
+  // Only running sequences decode (a waiting one holds no blocks, and Scheduler::Preempt
+  // drops the drafts of one that stops running), so the waiting queue, which may hold
+  // thousands of jobs, is not walked.
+  for (SchedSeq* running : scheduler_->running()) {
+    SchedSeq& seq = *running;
     seq.draft.clear();
     if (!propose) continue;
+    const auto it = jobs_.find(seq.job_id);
+    if (it == jobs_.end()) continue;
+    const Job* job = it->second.get();
     const auto num_tokens = static_cast<int32_t>(seq.tokens.size());
     // Decoding: only the last token's K/V is left to compute.
     if (!job->registered || !seq.lease.active() ||

@@ -120,6 +120,8 @@ void Scheduler::Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget) {
     std::erase_if(plan.chunks, [&](const ScheduledChunk& c) { return c.seq == victim; });
   }
   victim->lease.Reset();
+  // Drafts are proposed for running sequences only; a stale one must not outlive the seat.
+  victim->draft.clear();
   Erase(running_, victim);
   InsertSorted(waiting_, victim);
   ++victim->num_preemptions;

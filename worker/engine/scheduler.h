@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "kvcache/kv_cache_manager.h"
@@ -99,6 +100,8 @@ class Scheduler {
   void AppendToken(SchedSeq* seq, int32_t token, bool kv_computed = false);
 
   size_t num_running() const { return running_.size(); }
+  // The sequences holding KV blocks for work, served first to last.
+  std::span<SchedSeq* const> running() const { return running_; }
   size_t num_waiting() const { return waiting_.size(); }
   int64_t num_preemptions() const { return num_preemptions_; }
 

@@ -153,11 +153,16 @@ TEST_F(SchedulerTest, PreemptsTheNewestAndResumesItByRecompute) {
   scheduler_->Enqueue(newer);
   Step();  // prefill 7 each: 2 blocks each; both sample (8 tokens known)
   Step();  // decode position 7: still in block 1
+  newer->draft = {5, 6};  // as the generator proposes for a decoding sequence
   // Position 8 needs a fifth block: the newer sequence gives its blocks back.
   StepPlan plan = Step();
   EXPECT_EQ(plan.num_preempted, 1);
   ASSERT_EQ(plan.chunks.size(), 1U);
   EXPECT_EQ(plan.chunks[0].seq, older);
+  ASSERT_EQ(scheduler_->running().size(), 1U);
+  EXPECT_EQ(scheduler_->running()[0], older);
+  // The generator proposes drafts for running sequences only: a waiting one keeps none.
+  EXPECT_TRUE(newer->draft.empty());
   EXPECT_EQ(newer->num_preemptions, 1);
   EXPECT_FALSE(newer->lease.active());
   EXPECT_EQ(newer->tokens.size(), 9U);  // its tokens are kept

@@ -26,8 +26,21 @@ def byte_to_unicode():
     return chars
 
 
-def write_tokenizer(path, with_template):
-    """tokenizer.json, and tokenizer_config.json with the ChatML template when asked."""
+# The checkpoint's chat template by default: ChatML with a default system prompt.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\n" + DEFAULT_SYSTEM + "<|im_end|>\\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
+    "'\\n'}}{% endfor %}")
+# Mistral Instruct's shape: its [INST] markers are plain text in this vocabulary (v1).
+MISTRAL_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}"
+    "{{ message['content'] + eos_token }}{% endif %}{% endfor %}")
+
+
+def write_tokenizer(path, template):
+    """tokenizer.json, and tokenizer_config.json with `template` (none when None)."""
     chars = byte_to_unicode()
     vocab = {chars[b]: b for b in range(256)}
     vocab["~~"] = 259  # one merge, which no prompt here meets
@@ -41,13 +54,7 @@ def write_tokenizer(path, with_template):
     }
     with open(os.path.join(path, "tokenizer.json"), "w") as f:
         json.dump(tokenizer, f)
-    config = {}
-    if with_template:
-        config["chat_template"] = (
-            "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-            "{{ '<|im_start|>system\\n" + DEFAULT_SYSTEM + "<|im_end|>\\n' }}{% endif %}"
-            "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
-            "'\\n'}}{% endfor %}")
+    config = {} if template is None else {"chat_template": template}
     with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
         json.dump(config, f)
 
@@ -114,7 +121,7 @@ def turn(role, text):
 HEADER = [IM_START] + list(b"assistant\n")  # the generation prompt
 
 
-def write_checkpoint(path, with_template=True):
+def write_checkpoint(path, template=CHATML_TEMPLATE):
     os.makedirs(path, exist_ok=True)
-    write_tokenizer(path, with_template)
+    write_tokenizer(path, template)
     write_model(path)

@@ -7,7 +7,10 @@ the router, driven through the public API.
   conversation brings none), and the reply ends at <|im_end|> (the checkpoint's greedy pick);
 - an appended turn continues the session after the reply's <|im_end|> with the newline the
   template writes, reusing the history's K/V;
-- a message that spells a control token is text: it cannot close its turn.
+- a message that spells a control token is text: it cannot close its turn;
+- a checkpoint whose template is Mistral Instruct's is served in the [INST] format, talking
+  to the worker directly: the system message joins the first user message, and a
+  conversation that does not alternate from a user message to a user message is refused.
 
 usage: chat_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args] (SHARED_DIR unused: the
 checkpoint is written here)
@@ -18,7 +21,8 @@ import tempfile
 import unittest
 
 import fleet
-from chat_checkpoint import DEFAULT_SYSTEM, HEADER, IM_END, turn, write_checkpoint
+from chat_checkpoint import (DEFAULT_SYSTEM, END_OF_TEXT, HEADER, IM_END, MISTRAL_TEMPLATE, turn,
+                             write_checkpoint)
 
 BIN_DIR, PROTO_DIR = sys.argv[1:3]
 fleet.import_grpc_or_skip()
@@ -107,6 +111,47 @@ class ChatTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as error:
             self.generate(chat("c4", [("robot", "Hi")]))
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+
+class MistralChatTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.model_dir = tempfile.mkdtemp(prefix="ringserve-mistral-")
+        write_checkpoint(cls.model_dir, template=MISTRAL_TEMPLATE)
+        cls.worker = fleet.Process(
+            [os.path.join(BIN_DIR, "ringserve-worker"), "--model", cls.model_dir, "--port", "0",
+             "--host", "127.0.0.1", "--id", "mistral0", "--kv-memory", "64MiB", "--threads", "1"],
+            "mistral0")
+        cls.channel = grpc.insecure_channel(cls.worker.address)
+        cls.stub = rpc.InferenceStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.worker.terminate()
+
+    def prompt_tokens(self, messages):
+        final = None
+        for message in self.stub.Generate(chat("", messages), timeout=30):
+            if message.HasField("final"):
+                final = message.final
+        return final.usage.prompt_tokens
+
+    def test_the_inst_format_renders_and_refuses_what_its_template_would(self):
+        info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual(info.chat_format, "mistral")
+        self.assertEqual(info.bos_token_id, END_OF_TEXT)
+        # <s>, then "[INST] ... [/INST]" as text (one token a byte in this vocabulary).
+        self.assertEqual(self.prompt_tokens([("user", "Hi")]), 1 + len(b"[INST] Hi [/INST]"))
+        self.assertEqual(self.prompt_tokens([("system", "Be brief."), ("user", "Hi")]),
+                         1 + len(b"[INST] Be brief.\n\nHi [/INST]"))
+        self.assertEqual(
+            self.prompt_tokens([("user", "Hi"), ("assistant", "Hello."), ("user", "Bye")]),
+            1 + len(b"[INST] Hi [/INST]") + len(b"Hello.") + 1 + len(b"[INST] Bye [/INST]"))
+        with self.assertRaises(grpc.RpcError) as error:
+            self.prompt_tokens([("user", "Hi"), ("assistant", "Hello.")])
+        self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("starting and ending with a user message", error.exception.details())
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         chat_dir, plain_dir = os.path.join(tmp, "chat"), os.path.join(tmp, "plain")
         write_checkpoint(chat_dir)
-        write_checkpoint(plain_dir, with_template=False)
+        write_checkpoint(plain_dir, template=None)
 
         out = run(bin_dir, ["--model", chat_dir, "--chat", "--prompt", "Hi there", "--json"])
         check(out.returncode == 0, "--chat runs", out.stderr)

@@ -27,9 +27,4 @@ absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
   return *named;
 }
 
-std::string DefaultSystemFor(tokenizer::ChatFormat format, const tokenizer::Tokenizer* tokenizer) {
-  if (format != tokenizer::ChatFormat::kChatMl || tokenizer == nullptr) return "";
-  return tokenizer::DefaultSystemPrompt(tokenizer->vocab().chat_template);
-}
-
 }  // namespace ringserve::tools

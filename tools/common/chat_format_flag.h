@@ -1,5 +1,5 @@
 // --chat-format, shared by ringserve-worker and ringserve-run: which chat format a
-// conversation is rendered in, and the system message it opens with when it brings none.
+// conversation is rendered in.
 #ifndef RINGSERVE_TOOLS_COMMON_CHAT_FORMAT_FLAG_H_
 #define RINGSERVE_TOOLS_COMMON_CHAT_FORMAT_FLAG_H_
 
@@ -16,10 +16,6 @@ namespace ringserve::tools {
 // FAILED_PRECONDITION when a named format's markers are not in the vocabulary.
 absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
                                                     const tokenizer::Tokenizer* tokenizer);
-
-// The system message a new conversation in `format` opens with when it brings none: the
-// default a ChatML checkpoint's template writes (tokenizer::DefaultSystemPrompt), else empty.
-std::string DefaultSystemFor(tokenizer::ChatFormat format, const tokenizer::Tokenizer* tokenizer);
 
 }  // namespace ringserve::tools
 

@@ -68,9 +68,7 @@ std::string ChatSummary(const tokenizer::Vocabulary& v) {
   if (!tok.ok()) return "none";
   const tokenizer::ChatFormat format = tokenizer::AutoChatFormat(**tok);
   std::string out(tokenizer::ChatFormatName(format));
-  const std::string prompt = format == tokenizer::ChatFormat::kChatMl
-                                 ? tokenizer::DefaultSystemPrompt(v.chat_template)
-                                 : std::string();
+  const std::string prompt = tokenizer::DefaultSystemPromptOf(**tok, format);
   if (!prompt.empty()) absl::StrAppend(&out, " (default system prompt: \"", prompt, "\")");
   return out;
 }

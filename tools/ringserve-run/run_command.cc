@@ -118,7 +118,9 @@ absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel
   if (flags.chat) {
     RS_ASSIGN_OR_RETURN(s.chat_format, ChatFormatFor(flags.chat_format, loaded.tokenizer.get()));
     s.system = flags.system;
-    s.default_system = DefaultSystemFor(s.chat_format, loaded.tokenizer.get());
+    if (loaded.tokenizer != nullptr) {
+      s.default_system = tokenizer::DefaultSystemPromptOf(*loaded.tokenizer, s.chat_format);
+    }
   }
   return s;
 }

@@ -45,9 +45,8 @@ absl::StatusOr<std::vector<engine::JobRequest>> BuildJobRequests(
           absl::StrCat("prompt '", text, "' encodes to no tokens and the model adds no BOS"));
     }
     if (settings.chat && !settings.ignore_eos) {
-      // Instruction-tuned files usually make the end of a turn their EOS; not all do.
-      const std::optional<int32_t> end = tokenizer::EndOfTurnId(*tokenizer, settings.chat_format);
-      if (end.has_value() && !tokenizer->IsEndOfGeneration(*end)) r.stop_token_ids.push_back(*end);
+      const std::optional<int32_t> end = tokenizer::ChatStopId(*tokenizer, settings.chat_format);
+      if (end.has_value()) r.stop_token_ids.push_back(*end);
     }
     requests.push_back(std::move(r));
   }

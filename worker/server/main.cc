@@ -139,8 +139,10 @@ int Run(int argc, char** argv) {
       ringserve::tools::ChatFormatFor(flags.chat_format, loaded->tokenizer.get());
   if (!chat_format.ok()) return fail(chat_format.status());
   options.model.chat_format = *chat_format;
-  options.model.default_system_prompt =
-      ringserve::tools::DefaultSystemFor(*chat_format, loaded->tokenizer.get());
+  if (loaded->tokenizer != nullptr) {
+    options.model.default_system_prompt =
+        ringserve::tokenizer::DefaultSystemPromptOf(*loaded->tokenizer, *chat_format);
+  }
   options.generator.max_seqs = flags.max_seqs;
   flags.speculation.Apply(options.generator);
   options.generator.max_sessions = flags.max_sessions;

@@ -170,11 +170,9 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   job.stop_token_ids.assign(stop.stop_token_ids().begin(), stop.stop_token_ids().end());
   job.ignore_eos = stop.ignore_eos();
   if (request.has_chat() && !job.ignore_eos) {
-    // Instruction-tuned files usually make the end of a turn their EOS; not all do.
-    const std::optional<int32_t> end = tokenizer::EndOfTurnId(*tokenizer, limits.chat_format);
-    if (end.has_value() && !tokenizer->IsEndOfGeneration(*end) &&
-        std::find(job.stop_token_ids.begin(), job.stop_token_ids.end(), *end) ==
-            job.stop_token_ids.end()) {
+    const std::optional<int32_t> end = tokenizer::ChatStopId(*tokenizer, limits.chat_format);
+    if (end.has_value() && std::find(job.stop_token_ids.begin(), job.stop_token_ids.end(), *end) ==
+                               job.stop_token_ids.end()) {
       job.stop_token_ids.push_back(*end);
     }
   }

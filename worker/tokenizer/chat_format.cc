@@ -122,11 +122,12 @@ absl::Status CheckInstRoles(ChatFormat format, std::span<const ChatMessage> mess
   return absl::OkStatus();
 }
 
-// Llama 2 chat and Mistral Instruct (chat_format.h). `system` joins the user message at
-// index `system_at` (or none when empty).
+// Llama 2 chat and Mistral Instruct (chat_format.h): `messages` are the turns after the
+// system message; `system` (none when empty) joins the first user message (Llama 2, Mistral
+// v1) or the last (Mistral v3).
 std::vector<int32_t> EncodeInstChat(const Tokenizer& tokenizer, ChatFormat format,
                                     std::span<const ChatMessage> messages, bool start,
-                                    std::string_view system, size_t system_at) {
+                                    std::string_view system) {
   const int32_t bos = tokenizer.vocab().bos_id;
   const int32_t eos = tokenizer.vocab().eos_id;
   std::vector<int32_t> out;
@@ -137,7 +138,7 @@ std::vector<int32_t> EncodeInstChat(const Tokenizer& tokenizer, ChatFormat forma
         // <s>[INST] ... [/INST] opens every user turn; the reply continues its text.
         out.push_back(bos);
         const std::string sys =
-            i == system_at && !system.empty()
+            i == 0 && !system.empty()
                 ? absl::StrCat("<<SYS>>\n", std::string(Trimmed(system)), "\n<</SYS>>\n\n")
                 : std::string();
         AppendText(tokenizer,
@@ -154,6 +155,7 @@ std::vector<int32_t> EncodeInstChat(const Tokenizer& tokenizer, ChatFormat forma
   const std::optional<int32_t> open = ControlId(tokenizer, "[INST]");
   const std::optional<int32_t> close = ControlId(tokenizer, "[/INST]");
   const bool v3 = open.has_value() && close.has_value();
+  const size_t system_at = v3 ? messages.size() - 1 : 0;
   if (start) out.push_back(bos);
   for (size_t i = 0; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
@@ -229,6 +231,17 @@ std::optional<int32_t> EndOfTurnId(const Tokenizer& tokenizer, ChatFormat format
   return ControlId(tokenizer, MarkersOf(format).end_of_turn);
 }
 
+std::optional<int32_t> ChatStopId(const Tokenizer& tokenizer, ChatFormat format) {
+  const std::optional<int32_t> end = EndOfTurnId(tokenizer, format);
+  if (!end.has_value() || tokenizer.IsEndOfGeneration(*end)) return std::nullopt;
+  return end;
+}
+
+std::string DefaultSystemPromptOf(const Tokenizer& tokenizer, ChatFormat format) {
+  if (format != ChatFormat::kChatMl) return "";
+  return DefaultSystemPrompt(tokenizer.vocab().chat_template);
+}
+
 std::string DefaultSystemPrompt(std::string_view chat_template) {
   constexpr std::string_view kOpen = "<|im_start|>system\\n";  // as the source spells it
   constexpr std::string_view kClose = "<|im_end|>";
@@ -282,10 +295,8 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
     const bool brings_system = messages[0].role == "system";
     const std::string_view system =
         brings_system ? std::string_view(messages[0].content) : (start ? default_system : "");
-    const std::span<const ChatMessage> turns = messages.subspan(brings_system ? 1 : 0);
-    // Llama 2 and Mistral v1 put the system message in the first user turn, v3 in the last.
-    const bool last = format == ChatFormat::kMistral && ControlId(tokenizer, "[INST]").has_value();
-    return EncodeInstChat(tokenizer, format, turns, start, system, last ? turns.size() - 1 : 0);
+    return EncodeInstChat(tokenizer, format, messages.subspan(brings_system ? 1 : 0), start,
+                          system);
   }
   std::vector<int32_t> out;
   Append(tokenizer, start ? m.start : m.resume, true, &out);

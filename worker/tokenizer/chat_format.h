@@ -86,6 +86,16 @@ bool CanRender(const Tokenizer& tokenizer, ChatFormat format);
 // or when the vocabulary lacks it.
 std::optional<int32_t> EndOfTurnId(const Tokenizer& tokenizer, ChatFormat format);
 
+// The token a chat reply must stop at beyond the vocabulary's ends of generation: the
+// format's end of turn when those lack it (instruction-tuned files usually make it their
+// EOS; not all do). nullopt when they have it, or for kNone.
+std::optional<int32_t> ChatStopId(const Tokenizer& tokenizer, ChatFormat format);
+
+// The system message a new conversation in `format` opens with when it brings none: for
+// ChatML, the default its template writes (DefaultSystemPrompt of the vocabulary's template);
+// empty for the other formats.
+std::string DefaultSystemPromptOf(const Tokenizer& tokenizer, ChatFormat format);
+
 }  // namespace ringserve::tokenizer
 
 #endif  // RINGSERVE_WORKER_TOKENIZER_CHAT_FORMAT_H_

@@ -52,6 +52,30 @@ TEST(ChatFormatTest, ChatMlWrapsEachMessageAndEndsWithTheAssistantHeader) {
   EXPECT_EQ(EndOfTurnId(*tok, ChatFormat::kChatMl), kImEnd);
 }
 
+// A chat reply stops at the end of its turn: as an extra stop token only where the
+// vocabulary's ends of generation lack it (this one's EOS is <|endoftext|>).
+TEST(ChatFormatTest, TheEndOfTurnIsAnExtraStopOnlyWhereItIsNotAnEos) {
+  auto tok = Make();
+  ASSERT_FALSE(tok->IsEndOfGeneration(kImEnd));
+  EXPECT_EQ(ChatStopId(*tok, ChatFormat::kChatMl), kImEnd);
+  EXPECT_EQ(ChatStopId(*tok, ChatFormat::kNone), std::nullopt);
+  Vocabulary v = ChatVocabulary();
+  v.eot_ids.push_back(kImEnd);
+  auto eot = Tokenizer::Create(v);
+  ASSERT_TRUE(eot.ok()) << eot.status();
+  EXPECT_EQ(ChatStopId(**eot, ChatFormat::kChatMl), std::nullopt);
+}
+
+// A ChatML template's default system prompt is the format's; other formats have none.
+TEST(ChatFormatTest, OnlyChatMlTakesItsTemplatesDefaultSystemPrompt) {
+  Vocabulary v = ChatVocabulary();
+  v.chat_template = "{{ '<|im_start|>system\\nYou are terse.<|im_end|>\\n' }}";
+  auto tok = Tokenizer::Create(v);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ(DefaultSystemPromptOf(**tok, ChatFormat::kChatMl), "You are terse.");
+  EXPECT_EQ(DefaultSystemPromptOf(**tok, ChatFormat::kLlama3), "");
+}
+
 TEST(ChatFormatTest, Llama3HeadersTrimmedContentsAndTheStartToken) {
   const auto tok = Make();
   const std::vector<ChatMessage> messages = {{"user", "  What is 2+2? \n"}};

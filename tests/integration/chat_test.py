@@ -8,6 +8,8 @@ the router, driven through the public API.
 - an appended turn continues the session after the reply's <|im_end|> with the newline the
   template writes, reusing the history's K/V;
 - a message that spells a control token is text: it cannot close its turn;
+- a reply under a JSON Schema response format is a value of the schema, ended when the value
+  closes, and a schema with a keyword the worker cannot enforce is refused;
 - a checkpoint whose template is Mistral Instruct's is served in the [INST] format, talking
   to the worker directly: the system message joins the first user message, and a
   conversation that does not alternate from a user message to a user message is refused.
@@ -15,6 +17,7 @@ the router, driven through the public API.
 usage: chat_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args] (SHARED_DIR unused: the
 checkpoint is written here)
 """
+import json
 import os
 import sys
 import tempfile
@@ -111,6 +114,30 @@ class ChatTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as error:
             self.generate(chat("c4", [("robot", "Hi")]))
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+
+    def test_a_json_schema_reply_is_a_value_of_the_schema(self):
+        # <|im_end|>, the checkpoint's greedy pick after any context, ends the turn: the format
+        # holds it back until the value is complete, and the value's close ends the request.
+        # Every other byte ties, so greedy takes the lowest, '\t': the reply indents as deep as
+        # the layout rule allows (a newline and 24 tabs) at each of its six gaps.
+        schema = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}},
+                  "required": ["answer"]}
+        request = chat("c5", [("user", "Yes or no?")], max_tokens=256)
+        request.response_format.json_schema.schema = json.dumps(schema).encode()
+        text, final = "", None
+        for message in self.stub.Generate(request, timeout=30):
+            text += message.text
+            if message.HasField("final"):
+                final = message.final
+        self.assertEqual(final.finish_reason, pb.FINISH_REASON_RESPONSE_COMPLETE, text)
+        self.assertIn(json.loads(text)["answer"], ("yes", "no"))
+
+        request.response_format.json_schema.schema = b'{"type": "integer", "minimum": 0}'
+        with self.assertRaises(grpc.RpcError) as error:
+            self.generate(request)
+        self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("minimum", error.exception.details())
 
 
 class MistralChatTest(unittest.TestCase):

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <iostream>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -12,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "common/text_file.h"
 #include "ringserve/v1/inference.grpc.pb.h"
 #include "tools/grpc_client/grpc_client.h"
 #include "tools/ringserve-cli/cli.h"
@@ -28,7 +31,7 @@ constexpr char kUsage[] =
     "       (--text T | --tokens 1,2,3 | --message ROLE:TEXT...)\n"
     "       [--append] [--max-tokens N] [--min-tokens N] [--temperature X] [--top-p P]\n"
     "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
-    "       [--logprobs N] [--timeout-s S] [--json]";
+    "       [--logprobs N] [--json-object | --json-schema FILE] [--timeout-s S] [--json]";
 
 struct GenerateFlags {
   std::string session;
@@ -47,6 +50,8 @@ struct GenerateFlags {
   bool ignore_eos = false;
   std::string logit_bias;
   int logprobs = 0;
+  bool json_object = false;
+  std::string json_schema;  // a file
 };
 
 absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
@@ -121,6 +126,15 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   for (const std::string& s : flags.stop) stop->add_stop(s);
   stop->set_ignore_eos(flags.ignore_eos);
   request.set_logprobs(flags.logprobs);
+  if (flags.json_object && !flags.json_schema.empty()) {
+    return absl::InvalidArgumentError("give one of --json-object and --json-schema");
+  }
+  if (flags.json_object) request.mutable_response_format()->mutable_json_object();
+  if (!flags.json_schema.empty()) {
+    // The worker checks the schema; the client only sends it.
+    RS_ASSIGN_OR_RETURN(std::string schema, ReadTextFile(flags.json_schema, "JSON Schema"));
+    request.mutable_response_format()->mutable_json_schema()->set_schema(std::move(schema));
+  }
   return request;
 }
 
@@ -204,6 +218,11 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddString("logit-bias", &flags.logit_bias,
                    "ID:BIAS,... added to those tokens' logits, each bias in [-100, 100]");
   parser.AddInt("logprobs", &flags.logprobs, "N alternatives per token (JSON output only)");
+  parser.AddBool("json-object", &flags.json_object,
+                 "structured output: the reply is a JSON object");
+  parser.AddString("json-schema", &flags.json_schema,
+                   "structured output: the reply is JSON that satisfies the JSON Schema in this "
+                   "file");
   RS_RETURN_IF_ERROR(ParseCommand(kUsage, args, parser));
   absl::StatusOr<GenerateRequest> request = BuildRequest(flags, parser);
   if (!request.ok()) return UsageError(request.status());

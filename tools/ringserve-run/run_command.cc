@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <span>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/text_file.h"
 #include "nlohmann/json.hpp"
 #include "tools/common/chat_format_flag.h"
 #include "tools/common/model_setup.h"
@@ -45,6 +47,8 @@ struct RunFlags {
   std::string chat_format = "auto";
   int max_seqs = 64;
   int logprobs = 0;
+  bool json_object = false;
+  std::string json_schema;
   bool json = false;
   bool sequential = false;
   bool ignore_eos = false;
@@ -79,6 +83,11 @@ void Register(ArgParser& parser, RunFlags& flags) {
   parser.AddString("chat-format", &flags.chat_format,
                    "auto (the checkpoint's), chatml, llama3, llama3.1, llama3.2, llama2, mistral "
                    "or none");
+  parser.AddBool("json-object", &flags.json_object,
+                 "structured output: every reply is a JSON object");
+  parser.AddString("json-schema", &flags.json_schema,
+                   "structured output: every reply is JSON that satisfies the JSON Schema in "
+                   "this file");
   parser.AddInt("max-seqs", &flags.max_seqs,
                 "most prompts generating at once; the rest wait their turn (64)",
                 IntRange{.min = 1, .max = 4096});
@@ -99,6 +108,23 @@ absl::Status ReadPromptsFile(const std::string& path, std::vector<std::string>* 
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ResponseFormatFor(
+    const RunFlags& flags) {
+  if (flags.json_object && !flags.json_schema.empty()) {
+    return absl::InvalidArgumentError("--json-object and --json-schema: give one of them");
+  }
+  if (flags.json_object) return grammar::JsonGrammar::AnyObject();
+  if (flags.json_schema.empty()) return nullptr;
+  RS_ASSIGN_OR_RETURN(const std::string schema, ReadTextFile(flags.json_schema, "JSON Schema"));
+  absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
+      grammar::JsonGrammar::FromSchema(schema);
+  if (!grammar.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--json-schema ", flags.json_schema, ": ", grammar.status().message()));
+  }
+  return grammar;
+}
+
 absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel& loaded) {
   RunSettings s;
   s.sampling.temperature = static_cast<float>(flags.temperature);
@@ -114,6 +140,7 @@ absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel
   s.max_tokens = flags.max_tokens;
   s.stop_strings = flags.stop;
   s.ignore_eos = flags.ignore_eos;
+  RS_ASSIGN_OR_RETURN(s.response_format, ResponseFormatFor(flags));
   s.chat = flags.chat;
   if (flags.chat) {
     RS_ASSIGN_OR_RETURN(s.chat_format, ChatFormatFor(flags.chat_format, loaded.tokenizer.get()));

@@ -66,6 +66,7 @@ absl::StatusOr<std::vector<engine::JobRequest>> BuildJobRequests(
     r.max_tokens = settings.max_tokens;
     r.stop_strings = settings.stop_strings;
     r.ignore_eos = settings.ignore_eos;
+    r.response_format = settings.response_format;
   }
   return requests;
 }

@@ -6,6 +6,7 @@
 #define RINGSERVE_TOOLS_RINGSERVE_RUN_RUN_REQUESTS_H_
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@ struct RunSettings {
   int32_t max_tokens = 64;
   std::vector<std::string> stop_strings;
   bool ignore_eos = false;
+  // Structured output (null: free text).
+  std::shared_ptr<const grammar::JsonGrammar> response_format;
   // Chat: each text prompt is a user message, after `system` (when not empty) or else the
   // format's default system message; the reply also stops at the format's end of turn.
   bool chat = false;

@@ -355,6 +355,7 @@ void Generator::ProposeDrafts() {
     const auto it = jobs_.find(seq.job_id);
     if (it == jobs_.end()) continue;
     const Job* job = it->second.get();
+    if (job->sampler && job->sampler->constrained()) continue;  // each mask needs the last pick
     const auto num_tokens = static_cast<int32_t>(seq.tokens.size());
     // Decoding: only the last token's K/V is left to compute.
     if (!job->registered || !seq.lease.active() ||

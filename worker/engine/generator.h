@@ -32,6 +32,7 @@
 #include "worker/engine/scheduler.h"
 #include "worker/engine/session_table.h"
 #include "worker/engine/step_chains.h"
+#include "worker/grammar/token_trie.h"
 #include "worker/tokenizer/tokenizer.h"
 
 namespace ringserve::engine {
@@ -205,6 +206,8 @@ class Generator {
   void FinishJob(Job& job, const absl::Status& status, JobEvent last = {});
   void CancelJob(uint64_t job_id, const absl::Status& why);
   bool IsEos(int32_t token) const;
+  // The vocabulary's byte trie for response formats, built by the first job that has one.
+  const grammar::TokenTrie& TokenTrieOnEngine();
   void PublishStats();
   // Publishes the stats, then runs after_publish_ (final events, finished session calls).
   void PublishAndDeliver();
@@ -243,6 +246,7 @@ class Generator {
   StepChains chains_;                  // their chains, reused
   std::vector<SampledToken> sampled_;  // the first row's token of each sampled chunk, reused
   std::vector<size_t> host_chunks_;    // the sampled chunks whose first row has host work
+  std::unique_ptr<grammar::TokenTrie> token_trie_;  // null until a job needs it
 
   std::shared_ptr<Inbox> inbox_;  // made in the constructor, where Job is complete
   std::atomic<uint64_t> next_job_id_{1};

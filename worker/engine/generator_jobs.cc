@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/generator_job.h"
+#include "worker/grammar/token_constraint.h"
 
 namespace ringserve::engine {
 namespace {
@@ -85,6 +86,11 @@ absl::Status Generator::Validate(const JobRequest& r) const {
       return absl::InvalidArgumentError(
           absl::StrCat("stop.stop_token_ids: id ", id, " is outside the vocabulary"));
     }
+  }
+  if (r.response_format != nullptr && tokenizer_ == nullptr) {
+    return absl::InvalidArgumentError(
+        "response_format: needs the model's tokenizer to know each token's text, and this "
+        "model has none");
   }
   if (r.append && r.session_id.empty()) {
     return absl::InvalidArgumentError("append: needs a session_id");
@@ -176,6 +182,14 @@ absl::Status Generator::PrepareJob(Job& job) {
     if (!r.ignore_eos) enders.insert(enders.end(), eos_ids_.begin(), eos_ids_.end());
     job.sampler->SuppressUntil(enders, r.min_tokens);
   }
+  if (r.response_format != nullptr) {
+    // Once the value is complete, whatever ends the job may come: a chat's end of turn is
+    // among the stop tokens.
+    std::vector<int32_t> enders = r.stop_token_ids;
+    if (!r.ignore_eos) enders.insert(enders.end(), eos_ids_.begin(), eos_ids_.end());
+    job.sampler->Constrain(grammar::TokenConstraint(grammar::JsonMatcher(r.response_format),
+                                                    &TokenTrieOnEngine(), std::move(enders)));
+  }
   if (tokenizer_ != nullptr) job.decoder.emplace(*tokenizer_, context.back());
   job.stop.emplace(r.stop_strings);
 
@@ -214,6 +228,19 @@ absl::Status Generator::PrepareJob(Job& job) {
   return absl::OkStatus();
 }
 
+const grammar::TokenTrie& Generator::TokenTrieOnEngine() {
+  if (token_trie_ == nullptr) {
+    // Each token's bytes as they follow other text (no after-BOS space rule): the text a
+    // constrained job adds.
+    std::vector<std::string> bytes(static_cast<size_t>(tokenizer_->vocab_size()));
+    for (int32_t id = 0; id < tokenizer_->vocab_size(); ++id) {
+      if (!tokenizer_->IsSpecial(id)) tokenizer_->AppendTokenBytes(id, -1, &bytes[id]);
+    }
+    token_trie_ = std::make_unique<grammar::TokenTrie>(std::move(bytes));
+  }
+  return *token_trie_;
+}
+
 bool Generator::IsEos(int32_t token) const {
   return std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
 }
@@ -246,6 +273,7 @@ bool Generator::HandleSample(Job& job, const SampledToken& sampled, bool kv_comp
       stop_match = *job.stop->matched();
     }
   }
+  if (!reason && job.sampler->response_complete()) reason = FinishReason::kResponseComplete;
   if (!reason && job.generated >= job.max_new_tokens) {
     reason = static_cast<int32_t>(job.seq.tokens.size()) >= limits_.max_context_tokens
                  ? FinishReason::kContextLength

@@ -4,6 +4,7 @@
 #define RINGSERVE_WORKER_ENGINE_JOB_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "worker/engine/sampler.h"
+#include "worker/grammar/json_matcher.h"
 
 namespace ringserve::engine {
 
@@ -34,6 +36,10 @@ struct JobRequest {
   // before this many tokens are generated; stop strings still end the job. <= max_tokens.
   int32_t min_tokens = 0;
   int32_t priority = 0;  // higher is admitted first and preempted last
+  // Null: free text. Else every token keeps the text a prefix of a value this grammar
+  // accepts; the job ends once the value is complete and nothing may follow it
+  // (kResponseComplete), and may end on an end-of-sequence token once it is complete.
+  std::shared_ptr<const grammar::JsonGrammar> response_format;
 };
 
 enum class FinishReason {
@@ -42,6 +48,7 @@ enum class FinishReason {
   kStopString,
   kStopToken,
   kContextLength,
+  kResponseComplete,  // the response_format's value is complete and nothing may follow
 };
 
 const char* FinishReasonName(FinishReason reason);

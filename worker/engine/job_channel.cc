@@ -31,6 +31,8 @@ const char* FinishReasonName(FinishReason reason) {
       return "stop_token";
     case FinishReason::kContextLength:
       return "context_length";
+    case FinishReason::kResponseComplete:
+      return "response_complete";
   }
   return "unknown";
 }

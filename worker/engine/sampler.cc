@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <string_view>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -105,6 +106,11 @@ double Sampler::NextUniform() {
   return static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
 }
 
+void Sampler::Constrain(grammar::TokenConstraint constraint) {
+  RS_CHECK(!constraint_ && book_.num_finished == 0);
+  constraint_.emplace(std::move(constraint));
+}
+
 void Sampler::SuppressUntil(std::span<const int32_t> ids, int32_t num_tokens) {
   RS_CHECK(book_.suppress_until == 0);
   if (num_tokens <= book_.num_finished) return;
@@ -125,6 +131,7 @@ kernels::RowSampling Sampler::Plan(std::vector<kernels::PenaltyEntry>& penalties
   }
   RS_CHECK(ahead >= 0 && static_cast<size_t>(ahead) == planned_.size() &&
            num_planned_finished_ == 0);
+  RS_CHECK(ahead == 0 || !constraint_);
   // The penalties of a token planned ahead are those the book will hold once the tokens
   // before it are the drafts assumed for them.
   if (ahead == 1) ahead_book_ = book_;
@@ -145,13 +152,15 @@ kernels::RowSampling Sampler::Plan(std::vector<kernels::PenaltyEntry>& penalties
                .presence_penalty = params_.presence_penalty,
                .frequency_penalty = params_.frequency_penalty,
                .uniform = uniform};
-  if (!entries.empty()) {
+  if (constraint_) {
+    row.host_pick = true;  // the mask needs the text so far, which only the host has
+  } else if (!entries.empty()) {
     if (penalties.size() + entries.size() <= capacity) {
       row.chain.penalty_begin = static_cast<int32_t>(penalties.size());
       penalties.insert(penalties.end(), entries.begin(), entries.end());
       row.chain.penalty_end = static_cast<int32_t>(penalties.size());
     } else {
-      row.host_penalties = true;
+      row.host_pick = true;
     }
   }
   return row.chain;
@@ -164,16 +173,18 @@ SampledToken Sampler::Finish(int32_t device_id, std::span<const float> logits,
   if (params_.temperature > 0.0F) draws_.pop_front();
   SampledToken out;
   out.id = device_id;
-  if (row.host_penalties) {
+  if (row.host_pick) {
     scratch_.assign(logits.begin(), logits.end());
     kernels::cpu::PenalizeRow(scratch_, row.chain, book_.entries);
+    if (constraint_) constraint_->Mask(scratch_);
     out.id = kernels::cpu::SampleRow(scratch_, row.chain);
   }
   if (params_.num_logprobs > 0) {
     RS_CHECK(logprobs != nullptr);
-    FillLogprobs(*logprobs, logits, row.host_penalties, &out);
+    FillLogprobs(*logprobs, logits, row.host_pick, &out);
   }
   book_.Remember(out.id);
+  if (constraint_) constraint_->Accept(out.id);
   return out;
 }
 

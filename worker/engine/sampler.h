@@ -8,12 +8,15 @@
 // tokens and draw, and finishes it: the device's pick, or, when the step had no room left
 // for its penalties, the same penalties and chain run here on the row's logits
 // (kernels::cpu: the same token a device would pick). Logprobs come from the device too
-// (Backend::LogprobRows). Owned by one job; used by one thread at a time.
+// (Backend::LogprobRows). A job with a response format (Constrain) picks every token on the
+// host: after the penalties, the tokens its grammar refuses get -inf, then the chain runs.
+// Owned by one job; used by one thread at a time.
 #ifndef RINGSERVE_WORKER_ENGINE_SAMPLER_H_
 #define RINGSERVE_WORKER_ENGINE_SAMPLER_H_
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <random>
 #include <span>
 #include <utility>
@@ -23,6 +26,7 @@
 #include "absl/status/status.h"
 #include "kernels/row_logprobs.h"
 #include "kernels/row_sampling.h"
+#include "worker/grammar/token_constraint.h"
 
 namespace ringserve::engine {
 
@@ -72,8 +76,8 @@ class Sampler {
   kernels::RowSampling Plan(std::vector<kernels::PenaltyEntry>& penalties, size_t capacity,
                             int32_t ahead = 0, int32_t assumed = -1);
   // Whether Finish reads the last planned row's raw logits: for penalties the step had no
-  // room for.
-  bool needs_logits() const { return !planned_.empty() && planned_.back().host_penalties; }
+  // room for, or for the response format's mask.
+  bool needs_logits() const { return !planned_.empty() && planned_.back().host_pick; }
   // Whether Finish reads the row's logprobs.
   bool wants_logprobs() const { return params_.num_logprobs > 0; }
   // The oldest planned and unfinished token (plans finish in order; those a step leaves
@@ -91,6 +95,13 @@ class Sampler {
   // sampler has finished `num_tokens` tokens: a request's min_tokens over its end-of-sequence
   // and stop tokens. Called at most once, before the first token.
   void SuppressUntil(std::span<const int32_t> ids, int32_t num_tokens);
+  // Picks every token from those `constraint` allows, and records each pick in it. Called
+  // at most once, before the first token. A constrained sampler plans no token ahead
+  // (drafts): each mask depends on the tokens before it.
+  void Constrain(grammar::TokenConstraint constraint);
+  bool constrained() const { return constraint_.has_value(); }
+  // The response is complete and nothing may follow it: the job ends here.
+  bool response_complete() const { return constraint_ && constraint_->finished(); }
 
  private:
   // The tokens the penalties touch, each once with its output count, and the min_tokens
@@ -118,7 +129,7 @@ class Sampler {
 
   struct PlannedRow {
     kernels::RowSampling chain;
-    bool host_penalties = false;  // the token's penalties are applied by Finish
+    bool host_pick = false;  // Finish picks the token: penalties or a mask the step left
   };
 
   SamplingParams params_;
@@ -130,6 +141,7 @@ class Sampler {
   std::vector<PlannedRow> planned_;  // this step's plans, from the next token on
   size_t num_planned_finished_ = 0;  // of planned_
   std::vector<float> scratch_;       // the penalised logits
+  std::optional<grammar::TokenConstraint> constraint_;
 };
 
 }  // namespace ringserve::engine

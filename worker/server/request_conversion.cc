@@ -1,6 +1,7 @@
 #include "worker/server/request_conversion.h"
 
 #include <algorithm>
+#include <memory>
 #include <random>
 
 #include "absl/status/status.h"
@@ -34,6 +35,8 @@ pb::FinishReason ToProto(engine::FinishReason reason) {
       return pb::FINISH_REASON_STOP_TOKEN;
     case engine::FinishReason::kContextLength:
       return pb::FINISH_REASON_CONTEXT_LENGTH;
+    case engine::FinishReason::kResponseComplete:
+      return pb::FINISH_REASON_RESPONSE_COMPLETE;
   }
   return pb::FINISH_REASON_UNSPECIFIED;
 }
@@ -50,6 +53,30 @@ absl::Status CheckSessionIdLength(const std::string& session_id) {
 absl::Status CheckExistingSessionId(const std::string& session_id) {
   if (session_id.empty()) return Invalid("session_id", "empty; name the session to act on");
   return CheckSessionIdLength(session_id);
+}
+
+absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ToResponseFormat(
+    const pb::ResponseFormat& format) {
+  switch (format.format_case()) {
+    case pb::ResponseFormat::kJsonObject:
+      return grammar::JsonGrammar::AnyObject();
+    case pb::ResponseFormat::kJsonSchema: {
+      const std::string& schema = format.json_schema().schema();
+      constexpr std::string_view kField = "response_format.json_schema.schema";
+      if (schema.size() > kMaxSchemaBytes) {
+        return Invalid(
+            kField, absl::StrCat(schema.size(), " bytes is over the limit of ", kMaxSchemaBytes));
+      }
+      if (!tokenizer::IsValidUtf8(schema)) return Invalid(kField, "not valid UTF-8");
+      absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
+          grammar::JsonGrammar::FromSchema(schema);
+      if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
+      return grammar;
+    }
+    case pb::ResponseFormat::FORMAT_NOT_SET:
+      break;
+  }
+  return Invalid("response_format", "set json_object or json_schema");
 }
 
 absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& request,
@@ -183,6 +210,9 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   }
   job.min_tokens = stop.min_tokens();
   job.priority = request.priority();
+  if (request.has_response_format()) {
+    RS_ASSIGN_OR_RETURN(job.response_format, ToResponseFormat(request.response_format()));
+  }
   return job;
 }
 

@@ -27,6 +27,7 @@ struct ModelLimits {
 
 // Size limits of the API (inference.proto documents them).
 inline constexpr size_t kMaxTextBytes = size_t{4} << 20;
+inline constexpr size_t kMaxSchemaBytes = size_t{64} << 10;
 inline constexpr size_t kMaxSessionIdBytes = engine::kMaxSessionIdBytes;
 inline constexpr size_t kMaxRequestIdBytes = 128;
 

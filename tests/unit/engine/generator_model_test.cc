@@ -18,6 +18,7 @@
 #include "tests/unit/shared_dir.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/llama_runner.h"
+#include "worker/grammar/json_matcher.h"
 #include "worker/model/checkpoint.h"
 #include "worker/tokenizer/tokenizer.h"
 
@@ -271,6 +272,58 @@ TEST_P(GeneratorModelTest, StopStringsEndTheTextBeforeTheMatch) {
   EXPECT_EQ(e.result.stop_match, stop);
   EXPECT_EQ(e.text, full.text.substr(0, full.text.find(stop)));
   EXPECT_LT(e.tokens.size(), full.tokens.size());
+}
+
+// Structured output on a model that knows no JSON: every text is a prefix of a value its
+// schema accepts, one that ends complete parses and has its required properties, the tokens
+// are the same alone, batched and on a generator that drafts (constrained jobs never do),
+// and a free-text job in the same batch is unaffected.
+TEST_P(GeneratorModelTest, ResponseFormatsKeepEveryTextInTheirGrammar) {
+  auto schema = grammar::JsonGrammar::FromSchema(
+      R"({"type":"object","properties":{"mood":{"enum":["happy","sad"]},)"
+      R"("name":{"type":"string","maxLength":8},"friends":{"type":"integer"}},)"
+      R"("required":["mood","name"]})");
+  ASSERT_TRUE(schema.ok()) << schema.status();
+  const std::vector<std::shared_ptr<const grammar::JsonGrammar>> formats = {
+      *schema, grammar::JsonGrammar::AnyObject(), nullptr};
+  std::vector<JobRequest> requests;
+  for (size_t i = 0; i < cases_.size(); ++i) {
+    JobRequest r;
+    r.tokens = cases_[i].prompt_ids;
+    r.max_tokens = 160;
+    r.sampling.temperature = i % 2 == 0 ? 0.0F : 0.8F;
+    r.sampling.seed = 77 + i;
+    r.response_format = formats[i % formats.size()];
+    requests.push_back(r);
+  }
+  std::unique_ptr<Generator> plain, fast;
+  const std::vector<JobEvent> alone = RunAloneWithAndWithoutDrafts(requests, &plain, &fast);
+  ASSERT_FALSE(HasFailure());
+  const std::vector<JobEvent> together = RunStaggered(*plain, requests);
+  int num_complete = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(together[i].status.ok()) << together[i].status;
+    EXPECT_EQ(Ids(together[i]), Ids(alone[i])) << "request " << i;
+    if (requests[i].response_format == nullptr) continue;
+    const std::string& text = alone[i].text;
+    grammar::JsonMatcher matcher(requests[i].response_format);
+    EXPECT_TRUE(matcher.Advance(text)) << "request " << i << ": " << text;
+    if (alone[i].result.finish_reason != FinishReason::kResponseComplete) {
+      EXPECT_EQ(alone[i].result.finish_reason, FinishReason::kMaxTokens) << text;
+      continue;
+    }
+    ++num_complete;
+    EXPECT_TRUE(matcher.IsFinished()) << text;
+    const auto value = nlohmann::json::parse(text, nullptr, false);
+    ASSERT_TRUE(value.is_object()) << text;
+    if (requests[i].response_format == *schema) {
+      EXPECT_TRUE(value.contains("mood") && value.contains("name")) << text;
+      ASSERT_TRUE(value["name"].is_string()) << text;
+      EXPECT_LE(value["name"].get<std::string>().size(), 8U * 4) << text;  // <= 8 code points
+    }
+  }
+  EXPECT_GT(num_complete, 0) << "no constrained reply completed within 160 tokens";
+  EXPECT_EQ(plain->Stats().kv.num_used_blocks, 0);
 }
 
 // Drafts are verified in chunks that hold a sequence's last token and the drafts after it;

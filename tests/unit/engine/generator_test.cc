@@ -200,6 +200,11 @@ TEST(GeneratorTest, BadRequestsAreRefusedNamingTheField) {
   stop_id.stop_token_ids = {kVocab};
   s = code(stop_id);
   EXPECT_TRUE(absl::StartsWith(s.message(), "stop.stop_token_ids: ")) << s;
+  JobRequest format = Request({1, 2}, 4);
+  format.response_format = grammar::JsonGrammar::AnyObject();  // needs token bytes
+  s = code(format);
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_TRUE(absl::StartsWith(s.message(), "response_format: ")) << s;
   // A negative count can never match a history: a malformed request, not a stale session.
   JobRequest history = Request({1, 2}, 4);
   history.append = true;

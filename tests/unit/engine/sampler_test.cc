@@ -10,10 +10,13 @@
 #include <map>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_sampling.h"
+#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/token_trie.h"
 
 namespace ringserve::engine {
 namespace {
@@ -394,6 +397,35 @@ TEST(SamplerTest, OutOfRangeParametersAreRefusedByName) {
   for (int32_t t = 0; t <= kMaxLogitBias; ++t) many.emplace_back(t, 1.0F);
   EXPECT_NE(ValidateSamplingParams({.logit_bias = many}).message().find("at most 1024"),
             std::string::npos);
+}
+
+// A response format moves the pick to the host (the mask needs the text so far), whatever
+// the device picked, and only tokens that keep the text in the grammar are ever chosen.
+TEST(SamplerTest, AConstrainedSamplerPicksOnlyWhatTheGrammarAllows) {
+  // 0: end of sequence; "x" has the highest logit and never fits.
+  const grammar::TokenTrie trie(std::vector<std::string>{"", "{", "}", "x", "\"a\":1"});
+  const std::vector<float> logits = {0, 1, 1, 9, 2};
+  for (const float temperature : {0.0F, 1.0F}) {
+    for (uint64_t seed = 0; seed < 8; ++seed) {
+      Sampler sampler({.temperature = temperature, .seed = seed}, {});
+      sampler.Constrain(grammar::TokenConstraint(
+          grammar::JsonMatcher(grammar::JsonGrammar::AnyObject()), &trie, {0}));
+      std::string text;
+      for (int step = 0; step < 3 && !sampler.response_complete(); ++step) {
+        std::vector<kernels::PenaltyEntry> penalties;
+        sampler.Plan(penalties, 1024);
+        EXPECT_TRUE(sampler.needs_logits());
+        const SampledToken token = sampler.Finish(/*device_id=*/3, logits, nullptr);
+        ASSERT_NE(token.id, 3);
+        text += trie.Bytes(token.id);
+      }
+      EXPECT_TRUE(sampler.response_complete()) << text;
+      EXPECT_TRUE(text == "{}" || text == "{\"a\":1}") << text;
+      if (temperature == 0.0F) {
+        EXPECT_EQ(text, "{\"a\":1}");
+      }
+    }
+  }
 }
 
 }  // namespace

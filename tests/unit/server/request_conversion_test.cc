@@ -121,6 +121,49 @@ TEST(RequestConversionTest, BadChatRequestsNameTheirField) {
   EXPECT_THAT(long_chat.status().message(), HasSubstr("do not fit the context"));
 }
 
+TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
+  const auto tok = ChatTokenizer();
+  const ModelLimits limits{.vocab_size = tok->vocab_size(), .context_length = 64};
+  pb::GenerateRequest request;
+  request.set_text("hi");
+  auto plain = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->response_format, nullptr);
+
+  request.mutable_response_format()->mutable_json_object();
+  auto object = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(object.ok()) << object.status();
+  ASSERT_NE(object->response_format, nullptr);
+  grammar::JsonMatcher matcher(object->response_format);
+  EXPECT_TRUE(matcher.Advance(R"({"any": [1, "thing"]})"));
+  EXPECT_TRUE(matcher.IsFinished());
+
+  request.mutable_response_format()->mutable_json_schema()->set_schema(
+      R"({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})");
+  auto schema = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(schema.ok()) << schema.status();
+  grammar::JsonMatcher strict(schema->response_format);
+  EXPECT_FALSE(strict.Advance("{}"));
+  EXPECT_TRUE(strict.Advance(R"({"n": 12})"));
+
+  const std::string field = "response_format.json_schema.schema: ";
+  for (const auto& [bad, why] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"type": "string", "pattern": "a+"})", "pattern"},
+           {R"({"type": "strin"})", "strin"},
+           {"{", ""},
+           {"\xC3", "not valid UTF-8"},
+           {std::string(kMaxSchemaBytes + 1, ' '), "over the limit"}}) {
+    request.mutable_response_format()->mutable_json_schema()->set_schema(bad);
+    auto refused = ToJobRequest(request, tok.get(), limits);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr(field)) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr(why)) << bad;
+  }
+  request.mutable_response_format()->Clear();
+  auto unset = ToJobRequest(request, tok.get(), limits);
+  EXPECT_THAT(unset.status().message(), HasSubstr("response_format: set json_object or"));
+}
+
 // --chat-format: auto reads the checkpoint's template (and falls back to none when the
 // vocabulary lacks the markers it names); a named format must have its markers.
 TEST(ChatFormatFlagTest, AutoDetectsAndNamedFormatsNeedTheirMarkers) {

@@ -1,8 +1,10 @@
 // ringserve-run's generate command as a process on the shared stories260K checkpoint: the
 // prompts go through the generator, so batching them (at any --max-seqs), running them one
 // at a time, and verifying drafts with --speculate all give the same greedy tokens, and
-// --stop cuts the text where the string first appears. Skips without ../shared.
+// --stop cuts the text where the string first appears, and --json-schema keeps every reply a
+// value of its schema. Skips without ../shared.
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -100,6 +102,40 @@ TEST_F(RunGenerateTest, StopStringsCutTheTextWhereTheyFirstAppear) {
   ASSERT_EQ(cut.size(), 3u);
   EXPECT_EQ(cut[0]["text"], text.substr(0, text.find(stop)));
   EXPECT_EQ(cut[0]["finish_reason"], "stop_string");
+}
+
+// Structured output from the command line: a schema whose values are few ends every reply
+// with one of them, and a bad schema is refused before the model loads.
+TEST_F(RunGenerateTest, JsonSchemaRepliesAreValuesOfTheSchema) {
+  const fs::path schema = fs::path(::testing::TempDir()) / "run_generate_schema.json";
+  {
+    std::ofstream out(schema);
+    out << R"({"type": "object", "properties": {"pet": {"enum": ["cat", "dog", "bird"]}},)"
+        << R"( "required": ["pet"]})";
+  }
+  for (const std::string sampling : {"", "--temperature 0.9 --seed 3 "}) {
+    const std::vector<json> replies = Run(sampling + "--json-schema " + schema.string());
+    ASSERT_EQ(replies.size(), 3u);
+    for (const json& j : replies) {
+      EXPECT_EQ(j["finish_reason"], "response_complete") << j;
+      const json value = json::parse(j["text"].get<std::string>(), nullptr, false);
+      ASSERT_TRUE(value.is_object()) << j;
+      EXPECT_EQ(value.size(), 1u) << j;
+      EXPECT_THAT(value["pet"].get<std::string>(), ::testing::AnyOf("cat", "dog", "bird")) << j;
+    }
+  }
+  const ToolRun bad = RunTool("ringserve-run", model_args_ + kPrompts + "--json-object " +
+                                                   "--json-schema " + schema.string());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.err, ::testing::HasSubstr("give one of them"));
+  {
+    std::ofstream out(schema);
+    out << R"({"type": "integer", "minimum": 3})";
+  }
+  const ToolRun unsupported =
+      RunTool("ringserve-run", model_args_ + kPrompts + "--json-schema " + schema.string());
+  EXPECT_NE(unsupported.exit_code, 0);
+  EXPECT_THAT(unsupported.err, ::testing::HasSubstr("minimum"));
 }
 
 }  // namespace

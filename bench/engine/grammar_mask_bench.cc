@@ -1,0 +1,154 @@
+// The structured-output mask: what one constrained row's mask costs the sampling thread that
+// finishes it, per step, on real vocabularies (../shared/tokenizers: DeepSeek LLM's 102400
+// byte-level tokens, Llama's 32000 SentencePiece tokens), in the states a JSON reply spends
+// its tokens in. The trie is built once per model (BM_BuildTrie).
+//
+// usage: ringserve-grammar-mask-bench [--shared DIR] [benchmark flags]
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/token_constraint.h"
+#include "worker/grammar/token_trie.h"
+#include "worker/model/gguf_reader.h"
+#include "worker/model/gguf_vocab.h"
+#include "worker/tokenizer/tokenizer.h"
+
+namespace ringserve::grammar {
+namespace {
+
+std::string g_shared = RINGSERVE_SHARED_DIR;
+
+// Each token's bytes, as the generator gives them to the trie; empty when the vocabulary
+// cannot be read.
+std::vector<std::string> TokenBytes(const std::string& vocabulary) {
+  auto file = model::GgufFile::Open(g_shared + "/tokenizers/" + vocabulary);
+  if (!file.ok()) return {};
+  auto vocab = model::VocabularyFromGguf(**file);
+  if (!vocab.ok()) return {};
+  auto tok = tokenizer::Tokenizer::Create(*std::move(vocab));
+  if (!tok.ok()) return {};
+  std::vector<std::string> bytes(static_cast<size_t>((*tok)->vocab_size()));
+  for (int32_t id = 0; id < (*tok)->vocab_size(); ++id) {
+    if (!(*tok)->IsSpecial(id)) (*tok)->AppendTokenBytes(id, -1, &bytes[id]);
+  }
+  return bytes;
+}
+
+const char* VocabularyOf(int64_t index) {
+  return index == 0 ? "ggml-vocab-deepseek-llm.gguf" : "ggml-vocab-llama-spm.gguf";
+}
+
+std::shared_ptr<const JsonGrammar> Person() {
+  static const auto grammar = JsonGrammar::FromSchema(
+      R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},)"
+      R"("tags":{"type":"array","items":{"type":"string"}},"address":{"type":"object",)"
+      R"("properties":{"city":{"type":"string"},"zip":{"type":"string"}}}},)"
+      R"("required":["name","age"]})");
+  return grammar.ok() ? *grammar : nullptr;
+}
+
+struct Setup {
+  std::unique_ptr<TokenTrie> trie;  // null: the benchmark is skipped
+  std::optional<JsonMatcher> matcher;
+};
+
+// The trie of range(0)'s vocabulary and Person()'s matcher after `text`.
+Setup Prepare(benchmark::State& state, const char* text) {
+  std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
+  if (bytes.empty() || Person() == nullptr) {
+    state.SkipWithError("no vocabulary under --shared (or the schema did not compile)");
+    return {};
+  }
+  Setup setup{.trie = std::make_unique<TokenTrie>(std::move(bytes)),
+              .matcher = JsonMatcher(Person())};
+  if (!setup.matcher->Advance(text)) {
+    state.SkipWithError("the state's text is not a prefix of the schema's values");
+    return {};
+  }
+  return setup;
+}
+
+// range(0): the vocabulary; range(1): the state (the text so far).
+void BM_Mask(benchmark::State& state) {
+  static const char* const kStates[] = {
+      "",                                      // before the value
+      "{\"name\": \"Ada Lovel",                // inside a string: nearly every token fits
+      "{\"name\": \"Ada\", ",                  // before a key: the remaining property names
+      "{\"name\": \"Ada\", \"age\": 3",        // inside a number
+      "{\"name\": \"Ada\", \"tags\": [\"x\"",  // after an array element
+  };
+  const Setup setup = Prepare(state, kStates[state.range(1)]);
+  if (setup.trie == nullptr) return;
+  const TokenTrie& trie = *setup.trie;
+  const JsonMatcher& matcher = *setup.matcher;
+  std::vector<JsonMatcher> scratch;
+  TokenBits allowed;
+  int32_t num_allowed = 0;
+  for (auto _ : state) {
+    num_allowed = trie.Allowed(matcher, scratch, &allowed);
+    benchmark::DoNotOptimize(allowed.data());
+  }
+  state.counters["allowed"] = num_allowed;
+  state.counters["trie_nodes"] = trie.num_nodes();
+  state.SetLabel(std::string(VocabularyOf(state.range(0))) + " after '" + kStates[state.range(1)] +
+                 "'");
+}
+BENCHMARK(BM_Mask)->ArgsProduct({{0, 1}, {0, 1, 2, 3, 4}})->Unit(benchmark::kMillisecond);
+
+// A constrained row's whole mask inside a long string, as the sampler runs it each step: the
+// state recurs, so after the first step the mask comes from the cache and the cost is
+// setting the refused logits to -inf.
+void BM_MaskRowInAString(benchmark::State& state) {
+  const Setup setup = Prepare(state, "{\"name\": \"Ada Lovel");
+  if (setup.trie == nullptr) return;
+  TokenConstraint constraint(*setup.matcher, setup.trie.get(), {});
+  std::vector<float> logits(static_cast<size_t>(setup.trie->vocab_size()));
+  for (auto _ : state) {
+    std::fill(logits.begin(), logits.end(), 1.0F);
+    constraint.Mask(logits);
+    benchmark::DoNotOptimize(logits.data());
+  }
+  state.counters["walks"] = static_cast<double>(constraint.num_walks());
+  state.SetLabel(VocabularyOf(state.range(0)));
+}
+BENCHMARK(BM_MaskRowInAString)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+void BM_BuildTrie(benchmark::State& state) {
+  const std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
+  if (bytes.empty()) {
+    state.SkipWithError("no vocabulary under --shared");
+    return;
+  }
+  for (auto _ : state) {
+    const TokenTrie trie(bytes);
+    benchmark::DoNotOptimize(trie.num_nodes());
+  }
+}
+BENCHMARK(BM_BuildTrie)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace ringserve::grammar
+
+int main(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--shared") == 0) {
+      ringserve::grammar::g_shared = argv[i + 1];
+      for (int j = i; j + 2 <= argc; ++j) argv[j] = argv[j + 2];
+      argc -= 2;
+      break;
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,782 @@
+#include "worker/grammar/json_matcher.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace ringserve::grammar {
+namespace {
+
+using json = nlohmann::json;
+using Grammar = std::shared_ptr<const JsonGrammar>;
+
+Grammar Schema(std::string_view schema) {
+  auto grammar = JsonGrammar::FromSchema(schema);
+  if (!grammar.ok()) {
+    ADD_FAILURE() << grammar.status() << " for " << schema;
+    return JsonGrammar::AnyObject();
+  }
+  return *grammar;
+}
+
+bool Prefix(const Grammar& grammar, std::string_view text) {
+  JsonMatcher matcher(grammar);
+  return matcher.Advance(text);
+}
+
+bool Accepts(const Grammar& grammar, std::string_view text) {
+  JsonMatcher matcher(grammar);
+  return matcher.Advance(text) && matcher.IsComplete();
+}
+
+// The index of the first byte the matcher refuses; -1 when it takes them all.
+int FirstRefused(const Grammar& grammar, std::string_view text) {
+  JsonMatcher matcher(grammar);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (!matcher.Advance(static_cast<uint8_t>(text[i]))) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+enum Expect { kAccept, kPrefix, kReject };
+
+struct Case {
+  std::string text;
+  Expect expect;
+  int refused_at = -1;  // kReject: where, when the test pins it
+};
+
+void ExpectCases(const Grammar& grammar, const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    switch (c.expect) {
+      case kAccept:
+        EXPECT_TRUE(Accepts(grammar, c.text));
+        break;
+      case kPrefix:
+        EXPECT_TRUE(Prefix(grammar, c.text));
+        EXPECT_FALSE(Accepts(grammar, c.text));
+        break;
+      case kReject:
+        EXPECT_FALSE(Prefix(grammar, c.text));
+        if (c.refused_at >= 0) {
+          EXPECT_EQ(FirstRefused(grammar, c.text), c.refused_at);
+        }
+        break;
+    }
+  }
+}
+
+// --- Any object -----------------------------------------------------------------------------
+
+TEST(AnyObjectTest, AcceptsValidObjects) {
+  const std::vector<std::string> texts = {
+      "{}",
+      "{ }",
+      R"({"a":1})",
+      R"({"a":[1,2,{"b":null}],"c":{"d":true,"e":false}})",
+      R"({"s":"esc \" \\ \/ \b \f \n \r \t \u00e9 \uD83D\uDE00 \u0000"})",
+      "{\"u\":\"\xC3\xA9 \xE6\x97\xA5 \xF0\x9F\x98\x80 \xED\x9F\xBF \xF4\x8F\xBF\xBF\"}",
+      R"({"n":[0,-0,1.5,-0.5e+10,1E5,2e-3,10.25E+0,123456789012345678901234567890]})",
+      R"({"e":{},"f":[],"g":[[]],"h":[{}],"i":[[],{}]})",
+      "\n\t {\n \"a\" : [ 1 , 2 ] , \"b\" : { }\n}",
+      "{\n  \"a\": [\n    1,\n    2\n  ],\n\t\"b\": {}\n}",
+      R"({"":""})",
+      R"({"a":1,"a":2})",
+      "\n" + std::string(kMaxIndent, ' ') + "{}",
+      "{\"a\":\n" + std::string(kMaxIndent, '\t') + "1}",
+  };
+  const Grammar grammar = JsonGrammar::AnyObject();
+  for (const std::string& text : texts) {
+    SCOPED_TRACE(text);
+    ASSERT_TRUE(json::accept(text));  // the table itself is valid JSON
+    JsonMatcher matcher(grammar);
+    EXPECT_TRUE(matcher.Advance(text));
+    EXPECT_TRUE(matcher.IsComplete());
+    EXPECT_TRUE(matcher.IsFinished());
+  }
+}
+
+TEST(AnyObjectTest, RefusesInvalidTextAtTheRightByte) {
+  const std::vector<Case> cases = {
+      {R"({"a":1,})", kReject, 7},
+      {R"({'a':1})", kReject, 1},
+      {R"({"a":01})", kReject, 6},
+      {R"({"a":-01})", kReject, 7},
+      {"[1]", kReject, 0},
+      {R"("str")", kReject, 0},
+      {"1", kReject, 0},
+      {"{\"a\":\"x\ny\"}", kReject, 7},
+      {"{\"a\":\"\xC0\xAF\"}", kReject, 6},
+      {"{\"a\":\"\xC1\xBF\"}", kReject, 6},
+      {"{\"a\":\"\xED\xA0\x80\"}", kReject, 7},
+      {"{\"a\":\"\xE0\x80\x80\"}", kReject, 7},
+      {"{\"a\":\"\xF0\x80\x80\x80\"}", kReject, 7},
+      {"{\"a\":\"\xF4\x90\x80\x80\"}", kReject, 7},
+      {"{\"a\":\"\xF5\x80\x80\x80\"}", kReject, 6},
+      {"{\"a\":\"\xFF\"}", kReject, 6},
+      {"{\"a\":\"\x80\"}", kReject, 6},
+      {"{\"a\":\"\xC3\"}", kReject, 7},
+      {"{\"a\":\"\xE6\x97\"}", kReject, 8},
+      {"{\"\x01\":1}", kReject, 2},
+      {R"({"a":"\x"})", kReject, 7},
+      {R"({"a":"\u12G4"})", kReject, 10},
+      {R"({"a":"\u12"})", kReject, 10},
+      {R"({"a":"\uDC00"})", kReject, 9},
+      {R"({"a":"\uD800"})", kReject, 12},
+      {R"({"a":"\uD800\u0041"})", kReject, 14},
+      {R"({"a":"\uD800\uDBFF"})", kReject, 15},
+      {"{} ", kReject, 2},
+      {"{}{}", kReject, 2},
+      {"{}\n", kReject, 2},
+      {R"({"a":1 2})", kReject, 7},
+      {R"({"a" 1})", kReject, 5},
+      {R"({"a":tru})", kReject, 8},
+      {R"({"a":True})", kReject, 5},
+      {R"({"a":nul})", kReject, 8},
+      {R"({"a":1.})", kReject, 7},
+      {R"({"a":1.e5})", kReject, 7},
+      {R"({"a":1e})", kReject, 7},
+      {R"({"a":1e+})", kReject, 8},
+      {R"({"a":-})", kReject, 6},
+      {R"({"a":+1})", kReject, 5},
+      {R"({"a":.5})", kReject, 5},
+      {R"({"a":NaN})", kReject, 5},
+      {R"({"a":Infinity})", kReject, 5},
+      {"{,}", kReject, 1},
+      {R"({"a"})", kReject, 4},
+      {R"({"a":1}})", kReject, 7},
+      {R"({"a":[1,]})", kReject, 8},
+      {R"({"a":[,1]})", kReject, 6},
+      {R"({"a":[1 2]})", kReject, 8},
+      {R"({"a":{"b":1]})", kReject, 11},
+      {R"({a:1})", kReject, 1},
+      {R"({"a":1)", kPrefix},
+      {R"({"a":[1,{"b":"c)", kPrefix},
+      {"{", kPrefix},
+      {" ", kPrefix},
+      {"", kPrefix},
+  };
+  const Grammar grammar = JsonGrammar::AnyObject();
+  ExpectCases(grammar, cases);
+  for (const Case& c : cases) {
+    if (c.expect == kReject) {
+      EXPECT_FALSE(json::accept(c.text) && c.text.front() == '{' && c.text.back() == '}')
+          << "the table rejects valid JSON: " << c.text;
+    }
+  }
+}
+
+// Valid JSON that the layout rule refuses: one space, or a newline and indentation, between
+// tokens, so a model cannot pad its reply with whitespace.
+TEST(AnyObjectTest, WhitespaceIsOneSpaceOrANewlineAndIndentation) {
+  const std::vector<Case> cases = {
+      {"\n" + std::string(kMaxIndent + 1, ' ') + "{}", kReject, 1 + kMaxIndent},
+      {"{\"a\":\n" + std::string(kMaxIndent + 1, '\t') + "1}", kReject, 6 + kMaxIndent},
+      {"  {}", kReject, 1},
+      {" \n{}", kReject, 1},
+      {"\t{}", kReject, 0},
+      {"\r\n{}", kReject, 0},
+      {"{\"a\"  :1}", kReject, 5},
+      {"{\"a\":\n\n1}", kReject, 6},
+      {"{\"a\":1,\n \n\"b\":2}", kReject, 9},
+      {"{\"a\": [1, \n 2]}", kReject, 10},
+  };
+  ExpectCases(JsonGrammar::AnyObject(), cases);
+  for (const Case& c : cases) EXPECT_TRUE(json::accept(c.text)) << c.text;
+}
+
+TEST(AnyObjectTest, FailedAdvanceLeavesTheStateUnchanged) {
+  JsonMatcher matcher(JsonGrammar::AnyObject());
+  ASSERT_TRUE(matcher.Advance(R"({"a":)"));
+  const JsonMatcher before = matcher;
+  EXPECT_FALSE(matcher.Advance('}'));
+  EXPECT_FALSE(matcher.Advance(static_cast<uint8_t>(0xC0)));
+  EXPECT_TRUE(matcher == before);
+  // A multi-byte Advance takes all bytes or none.
+  EXPECT_FALSE(matcher.Advance("12,}"));
+  EXPECT_TRUE(matcher == before);
+  EXPECT_TRUE(matcher.Advance("12"));
+  EXPECT_FALSE(matcher == before);
+  EXPECT_FALSE(matcher.IsComplete());
+  EXPECT_TRUE(matcher.Advance('}'));
+  EXPECT_TRUE(matcher.IsComplete());
+  EXPECT_TRUE(matcher.IsFinished());
+  for (int byte = 0; byte < 256; ++byte) {
+    JsonMatcher copy = matcher;
+    EXPECT_FALSE(copy.Advance(static_cast<uint8_t>(byte))) << byte;
+  }
+}
+
+TEST(AnyObjectTest, CompleteAndFinished) {
+  JsonMatcher matcher(JsonGrammar::AnyObject());
+  EXPECT_FALSE(matcher.IsComplete());
+  EXPECT_FALSE(matcher.IsFinished());
+  ASSERT_TRUE(matcher.Advance(R"({"a":[1,2],"b":"x"})"));
+  EXPECT_TRUE(matcher.IsComplete());
+  EXPECT_TRUE(matcher.IsFinished());
+}
+
+TEST(AnyObjectTest, NestsAtMost64Levels) {
+  const Grammar grammar = JsonGrammar::AnyObject();
+  const std::string deepest = R"({"a":)" + std::string(63, '[') + std::string(63, ']') + "}";
+  EXPECT_TRUE(Accepts(grammar, deepest));
+  const std::string too_deep = R"({"a":)" + std::string(64, '[');
+  EXPECT_EQ(FirstRefused(grammar, too_deep), 5 + 63);
+  // At the limit a scalar still fits, so the text can always be completed.
+  EXPECT_TRUE(
+      Accepts(grammar, R"({"a":)" + std::string(63, '[') + "1" + std::string(63, ']') + "}"));
+}
+
+TEST(AnyObjectTest, CopiesAndEquality) {
+  const Grammar grammar = JsonGrammar::AnyObject();
+  JsonMatcher a(grammar);
+  JsonMatcher b(grammar);
+  EXPECT_TRUE(a == b);
+  ASSERT_TRUE(a.Advance(R"({"k":[true,)"));
+  EXPECT_FALSE(a == b);
+  b = a;
+  EXPECT_TRUE(a == b);
+  ASSERT_TRUE(b.Advance("null]}"));
+  EXPECT_TRUE(b.IsFinished());
+  EXPECT_FALSE(a.IsComplete());  // the copy is independent
+  JsonMatcher moved(std::move(b));
+  EXPECT_TRUE(moved.IsFinished());
+  b = std::move(a);
+  EXPECT_TRUE(b.Advance("false]}"));
+  // Another grammar object: never equal, even in the same state.
+  const Grammar other = Schema("{}");
+  EXPECT_FALSE(JsonMatcher(grammar) == JsonMatcher(other));
+  // Same bytes reached two ways (whitespace budget aside) compare equal.
+  JsonMatcher c(grammar);
+  JsonMatcher d(grammar);
+  ASSERT_TRUE(c.Advance(R"({"a":1)"));
+  ASSERT_TRUE(d.Advance(R"({"a":2)"));
+  EXPECT_TRUE(c == d);
+}
+
+// --- Schemas: objects -----------------------------------------------------------------------
+
+constexpr std::string_view kPerson = R"({
+  "type": "object",
+  "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+  "required": ["name", "age"]
+})";
+
+TEST(SchemaObjectTest, RequiredPropertiesAndNoExtras) {
+  ExpectCases(Schema(kPerson), {
+                                   {R"({"name":"Al","age":3})", kAccept},
+                                   {R"({"age":3,"name":"Al"})", kAccept},
+                                   {R"( { "name" : "x" , "age" : -0 })", kAccept},
+                                   {R"({"name":"Al"})", kReject, 12},
+                                   {"{}", kReject, 1},
+                                   {R"({"name":"Al","name":"B")", kReject, 14},
+                                   {R"({"nam":1})", kReject, 5},
+                                   {R"({"names":1})", kReject, 6},
+                                   {R"({"extra":1})", kReject, 2},
+                                   {R"({"age":1.5})", kReject, 8},
+                                   {R"({"age":"1"})", kReject, 7},
+                                   {R"({"age":1,"name":"x",)", kReject, 19},
+                                   {R"({"name":"Al",)", kPrefix},
+                                   {R"({"a)", kPrefix},
+                               });
+}
+
+TEST(SchemaObjectTest, OptionalPropertiesWithoutExtras) {
+  const Grammar grammar = Schema(R"({"properties": {"a": {"type": "boolean"},
+                                                    "ab": {"type": "null"}}})");
+  ExpectCases(grammar, {
+                           {"{}", kAccept},
+                           {R"({"a":true})", kAccept},
+                           {R"({"ab":null})", kAccept},
+                           {R"({"ab":null,"a":false})", kAccept},
+                           {R"({"a":true,"ab":null,)", kReject, 19},
+                           {R"({"a":true,"a":)", kReject, 12},
+                           {R"({"abc":1})", kReject, 4},
+                           {R"({"b":1})", kReject, 2},
+                       });
+}
+
+TEST(SchemaObjectTest, AdditionalPropertiesTrue) {
+  const Grammar grammar = Schema(R"({"properties": {"a": {"type": "integer"}},
+                                     "additionalProperties": true, "required": ["a"]})");
+  ExpectCases(grammar, {
+                           {R"({"b":"x","a":1})", kAccept},
+                           {R"({"ab":"x","a":1,"c":[{}]})", kAccept},
+                           {R"({"":null,"a":1})", kAccept},
+                           {R"({"a":"x"})", kReject, 5},
+                           {R"({"a":1,"a":2})", kReject, 9},
+                           {R"({"b":1})", kReject, 6},
+                           {R"({"a":1,"b":2,"c":3,)", kPrefix},
+                       });
+}
+
+TEST(SchemaObjectTest, AdditionalPropertiesSchema) {
+  const Grammar grammar =
+      Schema(R"({"type": "object", "additionalProperties": {"type": "number"}})");
+  ExpectCases(grammar, {
+                           {"{}", kAccept},
+                           {R"({"x":1,"y":2.5e3})", kAccept},
+                           {R"({"x":"s"})", kReject, 5},
+                           {R"({"x":1,"x":2})", kAccept},
+                       });
+}
+
+TEST(SchemaObjectTest, RequiredNameOutsidePropertiesUsesAdditionalSchema) {
+  const Grammar grammar =
+      Schema(R"({"required": ["id"], "additionalProperties": {"type": "integer"}})");
+  ExpectCases(grammar, {
+                           {R"({"id":1})", kAccept},
+                           {R"({"x":2,"id":1})", kAccept},
+                           {R"({"x":2})", kReject, 6},
+                           {R"({"id":"a"})", kReject, 6},
+                       });
+}
+
+TEST(SchemaObjectTest, KeysAreSpelledAsCompactJson) {
+  const Grammar grammar = Schema(
+      "{\"properties\": {\"q\\\"uote\": {\"type\": \"null\"}, \"\xC3\xBC\": {\"type\": "
+      "\"null\"}}}");
+  ExpectCases(grammar, {
+                           {R"({"q\"uote":null})", kAccept},
+                           {"{\"\xC3\xBC\":null}", kAccept},
+                           {R"({"\u00fc":null})", kReject, 2},
+                       });
+}
+
+// --- Schemas: values ------------------------------------------------------------------------
+
+TEST(SchemaValueTest, EnumAndConst) {
+  const Grammar grammar =
+      Schema(R"({"enum": ["red", "green", 1, 10, null, {"k": [1, 2]}, 2.5, true]})");
+  ExpectCases(grammar, {
+                           {R"("red")", kAccept},
+                           {R"("green")", kAccept},
+                           {"1", kAccept},
+                           {"10", kAccept},
+                           {"2.5", kAccept},
+                           {"null", kAccept},
+                           {"true", kAccept},
+                           {R"({"k":[1,2]})", kAccept},
+                           {R"("blue")", kReject, 1},
+                           {R"("re")", kReject, 3},
+                           {R"({"k": [1,2]})", kReject, 5},
+                           {"100", kReject, 2},
+                           {"2", kPrefix},
+                           {"false", kReject, 0},
+                       });
+  JsonMatcher one(grammar);
+  ASSERT_TRUE(one.Advance("1"));
+  EXPECT_TRUE(one.IsComplete());
+  EXPECT_FALSE(one.IsFinished());  // "10" may still follow
+  ASSERT_TRUE(one.Advance("0"));
+  EXPECT_TRUE(one.IsFinished());
+
+  ExpectCases(Schema(R"({"const": "x"})"), {{R"("x")", kAccept}, {R"("y")", kReject, 1}});
+  ExpectCases(Schema(R"({"type": "string", "enum": ["a", 1]})"),
+              {{R"("a")", kAccept}, {"1", kReject, 0}});
+  ExpectCases(Schema(R"({"properties": {"c": {"enum": ["x", "y"]}}, "required": ["c"]})"),
+              {{R"({"c":"y"})", kAccept}, {R"({"c":"z"})", kReject, 6}, {"{}", kReject, 1}});
+}
+
+TEST(SchemaValueTest, AnyOfTypeArraysAndAnyValue) {
+  ExpectCases(Schema(R"({"anyOf": [{"type": "string"}, {"type": "null"}]})"),
+              {{R"("x")", kAccept}, {"null", kAccept}, {"1", kReject, 0}, {"nul", kPrefix}});
+  ExpectCases(Schema(R"({"oneOf": [{"type": "object", "properties": {"a": {"type": "integer"}},
+                                    "required": ["a"]},
+                                   {"type": "object", "properties": {"b": {"type": "string"}},
+                                    "required": ["b"]}]})"),
+              {{R"({"a":1})", kAccept},
+               {R"({"b":"x"})", kAccept},
+               {R"({"a":1,"b":"x"})", kReject, 6},
+               {"{}", kReject, 1}});
+  ExpectCases(Schema(R"({"type": ["integer", "string"]})"),
+              {{"12", kAccept}, {R"("a")", kAccept}, {"1.5", kReject, 1}, {"null", kReject, 0}});
+  ExpectCases(Schema(R"({"type": ["number", "integer"]})"), {{"1.5", kAccept}, {"7", kAccept}});
+  ExpectCases(Schema(R"({"type": ["boolean", "null"]})"),
+              {{"true", kAccept}, {"false", kAccept}, {"null", kAccept}, {"0", kReject, 0}});
+  for (const char* any : {"true", "{}", R"({"title": "anything"})"}) {
+    SCOPED_TRACE(any);
+    ExpectCases(Schema(any), {{"1", kAccept},
+                              {R"("x")", kAccept},
+                              {"[1,{}]", kAccept},
+                              {R"({"a":null})", kAccept},
+                              {" false", kAccept},
+                              {"nan", kReject, 1}});
+  }
+}
+
+TEST(SchemaValueTest, IntegerAndNumber) {
+  const Grammar integer = Schema(R"({"type": "integer"})");
+  ExpectCases(integer, {{"-12", kAccept},
+                        {"0", kAccept},
+                        {"1.0", kReject, 1},
+                        {"1e3", kReject, 1},
+                        {"01", kReject, 1},
+                        {"-", kPrefix}});
+  JsonMatcher zero(integer);
+  ASSERT_TRUE(zero.Advance("0"));
+  EXPECT_TRUE(zero.IsFinished());
+  JsonMatcher twelve(integer);
+  ASSERT_TRUE(twelve.Advance("12"));
+  EXPECT_TRUE(twelve.IsComplete());
+  EXPECT_FALSE(twelve.IsFinished());
+
+  const Grammar number = Schema(R"({"type": "number"})");
+  ExpectCases(number, {{"1.0", kAccept},
+                       {"-0.5e+10", kAccept},
+                       {"3E-7", kAccept},
+                       {"0", kAccept},
+                       {"1.", kPrefix},
+                       {"1e+", kPrefix},
+                       {"1 ", kReject, 1},
+                       {"00", kReject, 1}});
+  JsonMatcher number_zero(number);
+  ASSERT_TRUE(number_zero.Advance("0"));
+  EXPECT_TRUE(number_zero.IsComplete());
+  EXPECT_FALSE(number_zero.IsFinished());  // "0.5" may follow
+}
+
+TEST(SchemaValueTest, ArrayBounds) {
+  ExpectCases(Schema(R"({"type": "array", "items": {"type": "integer"},
+                         "minItems": 2, "maxItems": 3})"),
+              {{"[1,2]", kAccept},
+               {"[ 1 , 2 , 3 ]", kAccept},
+               {"[1]", kReject, 2},
+               {"[]", kReject, 1},
+               {"[1,2,3,4]", kReject, 6},
+               {"[1,\"a\"]", kReject, 3}});
+  ExpectCases(Schema(R"({"type": "array", "maxItems": 0})"),
+              {{"[]", kAccept}, {"[ ]", kAccept}, {"[1]", kReject, 1}});
+  ExpectCases(Schema(R"({"type": "array", "items": false})"),
+              {{"[]", kAccept}, {"[1]", kReject, 1}});
+  ExpectCases(Schema(R"({"type": "array"})"), {{R"([1,"a",{"b":[]},null])", kAccept}});
+}
+
+TEST(SchemaValueTest, StringLengthsCountCodePoints) {
+  const Grammar grammar = Schema(R"({"type": "string", "minLength": 2, "maxLength": 3})");
+  ExpectCases(grammar,
+              {
+                  {R"("ab")", kAccept},
+                  {"\"\xE6\x97\xA5\xE6\x9C\xAC\"", kAccept},
+                  {R"("\u00e9\n")", kAccept},
+                  {R"("\uD83D\uDE00\t")", kAccept},  // a pair is one code point
+                  {"\"\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80\"", kAccept},
+                  {R"("a")", kReject, 2},
+                  {"\"\xE6\x97\xA5\"", kReject, 4},
+                  {R"("abcd")", kReject, 4},
+                  {R"("ab\n\t")", kReject, 5},
+                  {"\"\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\"", kReject, 13},
+              });
+}
+
+// --- Schemas: references --------------------------------------------------------------------
+
+TEST(SchemaRefTest, DefsAndDefinitions) {
+  ExpectCases(Schema(R"({"$defs": {"Color": {"enum": ["red", "blue"]}},
+                         "type": "object", "properties": {"c": {"$ref": "#/$defs/Color"},
+                                                          "d": {"$ref": "#/$defs/Color"}},
+                         "required": ["c"]})"),
+              {{R"({"c":"red"})", kAccept},
+               {R"({"d":"blue","c":"red"})", kAccept},
+               {R"({"c":"green"})", kReject, 6}});
+  ExpectCases(Schema(R"({"definitions": {"a/b": {"type": "integer"}, "t~": {"type": "null"}},
+                         "properties": {"x": {"$ref": "#/definitions/a~1b"},
+                                        "y": {"$ref": "#/definitions/t~0"}}})"),
+              {{R"({"x":5,"y":null})", kAccept}, {R"({"x":"5"})", kReject, 5}});
+}
+
+TEST(SchemaRefTest, RecursiveTree) {
+  const Grammar grammar = Schema(R"({
+    "$defs": {"Node": {"type": "object",
+                       "properties": {"value": {"type": "integer"},
+                                      "children": {"type": "array",
+                                                   "items": {"$ref": "#/$defs/Node"}}},
+                       "required": ["value"]}},
+    "$ref": "#/$defs/Node"})");
+  ExpectCases(grammar,
+              {{R"({"value":1,"children":[{"value":2},{"value":3,"children":[]}]})", kAccept},
+               {R"({"children":[{"value":2,"children":[{"value":4}]}],"value":1})", kAccept},
+               {R"({"value":1,"children":[{"children":[]}]})", kReject, 37},
+               {R"({"value":1,"children":[1]})", kReject, 23}});
+  ExpectCases(Schema(R"({"type": "object",
+                         "properties": {"next": {"anyOf": [{"$ref": "#"}, {"type": "null"}]}}})"),
+              {{R"({"next":{"next":{"next":null}}})", kAccept},
+               {"{}", kAccept},
+               {R"({"next":1})", kReject, 8}});
+}
+
+TEST(SchemaRefTest, PydanticStyle) {
+  const Grammar grammar = Schema(R"({
+    "$defs": {"Color": {"enum": ["red", "green"], "title": "Color", "type": "string"},
+              "Pet": {"properties": {"name": {"title": "Name", "type": "string"}},
+                      "required": ["name"], "title": "Pet", "type": "object"}},
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "description": "A user of the shop.",
+    "properties": {
+      "name": {"title": "Name", "type": "string", "description": "full name"},
+      "age": {"title": "Age", "type": "integer", "default": 0, "examples": [1]},
+      "nickname": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": null,
+                   "title": "Nickname"},
+      "color": {"$ref": "#/$defs/Color"},
+      "pets": {"items": {"$ref": "#/$defs/Pet"}, "title": "Pets", "type": "array",
+               "default": [], "deprecated": false}
+    },
+    "required": ["name", "color"],
+    "title": "User", "type": "object"})");
+  ExpectCases(
+      grammar,
+      {{R"({"name":"Ann","color":"green"})", kAccept},
+       {R"({"pets":[{"name":"Rex"}],"nickname":null,"color":"red","age":30,"name":"A"})", kAccept},
+       {R"({"name":"Ann","color":"blue"})", kReject, 23},
+       {R"({"name":"Ann","color":"red","pets":[{}]})", kReject, 37}});
+}
+
+// --- Schema errors --------------------------------------------------------------------------
+
+TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
+  std::string many_properties = R"({"properties": {)";
+  for (int i = 0; i <= JsonGrammar::kMaxProperties; ++i) {
+    if (i > 0) many_properties += ',';
+    many_properties += absl::StrCat("\"p", i, "\": {}");
+  }
+  many_properties += "}}";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{", "not valid JSON"},
+      {"", "not valid JSON"},
+      {R"({"type":"object","properties":{"age":{"type":"integer","minimum":0}}})",
+       R"(schema /properties/age: unsupported keyword "minimum")"},
+      {R"({"pattern":"x"})", R"(schema (root): unsupported keyword "pattern")"},
+      {R"({"allOf":[{}]})", R"(unsupported keyword "allOf")"},
+      {R"({"type":"string","format":"date"})", R"(unsupported keyword "format")"},
+      {R"({"if":{}})", R"(unsupported keyword "if")"},
+      {R"({"type":"strin"})", R"(unknown type "strin")"},
+      {R"({"type":[]})", "empty array"},
+      {R"({"type":3})", "\"type\" must be"},
+      {R"({"items":{"type":"nope"}})", R"(schema /items: unknown type "nope")"},
+      {R"({"properties":{"a":{}},"required":["b"]})", R"(required property "b")"},
+      {R"({"properties":{"a":{}},"required":["b"],"additionalProperties":false})",
+       R"(required property "b")"},
+      {R"({"required":"a"})", "\"required\" must be an array of strings"},
+      {R"({"type":"array","minItems":3,"maxItems":2})", R"("minItems" exceeds "maxItems")"},
+      {R"({"minLength":3,"maxLength":2})", R"("minLength" exceeds "maxLength")"},
+      {R"({"minItems":-1})", "\"minItems\" must be a non-negative integer"},
+      {R"({"maxLength":1.5})", "\"maxLength\" must be a non-negative integer"},
+      {R"({"$ref":"#/$defs/missing"})", R"(unresolved "$ref" "#/$defs/missing")"},
+      {R"({"$ref":"http://example.com/s.json"})", "unresolved \"$ref\""},
+      {R"({"$defs":{"A":{"properties":{}}},"$ref":"#/$defs/A/properties"})", "unresolved"},
+      {R"({"$ref":5})", "\"$ref\" must be a string"},
+      {R"({"$defs":{"A":{"$ref":"#/$defs/A"}},"$ref":"#/$defs/A"})", "cycle"},
+      {R"({"$defs":{"A":{"$ref":"#/$defs/B"},"B":{"anyOf":[{"$ref":"#/$defs/A"}]}},
+           "$ref":"#/$defs/A"})",
+       "cycle"},
+      {R"({"$ref":"#"})", "cycle"},
+      {R"({"anyOf":[{"$ref":"#"},{"type":"null"}]})", "cycle"},
+      {"false", "no text could match"},
+      {R"({"properties":{"a":false}})", "schema /properties/a: false"},
+      {R"({"enum":[]})", "\"enum\" must be a non-empty array"},
+      {R"({"anyOf":[]})", "\"anyOf\" must be a non-empty array"},
+      {R"({"anyOf":{}})", "\"anyOf\" must be a non-empty array"},
+      {R"({"type":"string","enum":[1]})", "no value of \"enum\""},
+      {R"({"properties":[]})", "\"properties\" must be an object"},
+      {R"({"additionalProperties":1})", "\"additionalProperties\" must be a schema"},
+      {R"({"items":[{}]})", "\"items\" must be a schema"},
+      {"[1]", "a schema must be an object or a boolean"},
+      {"1", "a schema must be an object or a boolean"},
+      {R"({"anyOf":[{}],"type":"string"})", "alongside \"type\""},
+      {R"({"anyOf":[{}],"oneOf":[{}]})", "alongside"},
+      {R"({"$ref":"#","type":"string"})", "alongside \"type\""},
+      {R"({"anyOf":[{"type":"string"},{"maximum":1}]})",
+       R"(schema /anyOf/1: unsupported keyword "maximum")"},
+      {R"({"$defs":{"A":{"type":"object","properties":{"x/y":{"format":"email"}}}},
+           "$ref":"#/$defs/A"})",
+       R"(schema /$defs/A/properties/x~1y: unsupported keyword "format")"},
+      {R"({"type":"array","items":false,"minItems":1})", "\"items\" is false"},
+      {many_properties, "more than 64"},
+  };
+  for (const auto& [schema, message] : cases) {
+    SCOPED_TRACE(schema);
+    const auto grammar = JsonGrammar::FromSchema(schema);
+    ASSERT_FALSE(grammar.ok());
+    EXPECT_EQ(grammar.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(grammar.status().message().find(message), std::string_view::npos)
+        << grammar.status().message();
+  }
+}
+
+TEST(SchemaErrorTest, DeeplyNestedSchemaIsAnErrorNotACrash) {
+  std::string schema;
+  for (int i = 0; i < 1000; ++i) schema += R"({"items":)";
+  schema += "{}";
+  schema += std::string(1000, '}');
+  const auto grammar = JsonGrammar::FromSchema(schema);
+  ASSERT_FALSE(grammar.ok());
+  EXPECT_NE(grammar.status().message().find("nested deeper"), std::string_view::npos);
+}
+
+TEST(SchemaErrorTest, IgnoresKeywordsOfTypesNotInPlay) {
+  ExpectCases(Schema(R"({"type": "string", "minItems": 1, "properties": {"a": {}}})"),
+              {{R"("x")", kAccept}, {"[]", kReject, 0}});
+}
+
+// --- Random walks: viability ----------------------------------------------------------------
+
+// Tracks whether the walk is inside a string, to steer it away from number exponents
+// (nlohmann refuses numbers that overflow a double, which JSON allows).
+struct Lexer {
+  bool in_string = false;
+  bool escaped = false;
+  void Take(uint8_t byte) {
+    if (escaped) {
+      escaped = false;
+    } else if (in_string && byte == '\\') {
+      escaped = true;
+    } else if (byte == '"') {
+      in_string = !in_string;
+    }
+  }
+};
+
+using Check = void (*)(const std::string& text);
+
+// Walks random byte paths the matcher takes; every step must offer at least one byte
+// unless the matcher is finished, and every complete text must pass `check`. With
+// `complete_iff_valid`, a text must be complete exactly when it is valid JSON.
+int RandomWalks(const Grammar& grammar, Check check, uint32_t seed, bool complete_iff_valid) {
+  std::mt19937 rng(seed);
+  const std::string_view preferred = "{}[]\":,0123456789-.truefalsn \\u";
+  const std::string_view closers = "\"}]";
+  int completions = 0;
+  for (int walk = 0; walk < 200; ++walk) {
+    JsonMatcher matcher(grammar);
+    std::string text;
+    Lexer lexer;
+    while (text.size() < 300) {
+      std::vector<uint8_t> taken;
+      for (int byte = 0; byte < 256; ++byte) {
+        JsonMatcher copy = matcher;
+        if (copy.Advance(static_cast<uint8_t>(byte))) taken.push_back(static_cast<uint8_t>(byte));
+      }
+      EXPECT_EQ(taken.empty(), matcher.IsFinished()) << text;
+      if (taken.empty()) break;
+      const bool after_digit =
+          !lexer.in_string && !text.empty() && text.back() >= '0' && text.back() <= '9';
+      std::erase_if(taken, [&](uint8_t b) { return after_digit && (b == 'e' || b == 'E'); });
+      EXPECT_FALSE(taken.empty()) << text;
+      if (taken.empty()) break;
+      std::vector<uint8_t> choice;
+      const std::string_view wanted = text.size() > 150 ? closers : preferred;
+      for (const uint8_t b : taken) {
+        if (wanted.find(static_cast<char>(b)) != std::string_view::npos) choice.push_back(b);
+      }
+      if (choice.empty() || rng() % 5 == 0) choice = taken;
+      const uint8_t byte = choice[rng() % choice.size()];
+      EXPECT_TRUE(matcher.Advance(byte));
+      text += static_cast<char>(byte);
+      lexer.Take(byte);
+      if (complete_iff_valid) {
+        EXPECT_EQ(matcher.IsComplete(), json::accept(text)) << text;
+      }
+      if (matcher.IsComplete()) {
+        ++completions;
+        check(text);
+      }
+      if (::testing::Test::HasFailure()) return completions;
+    }
+  }
+  return completions;
+}
+
+TEST(RandomWalkTest, AnyObject) {
+  const int completions = RandomWalks(
+      JsonGrammar::AnyObject(),
+      [](const std::string& text) {
+        const json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+        ASSERT_FALSE(value.is_discarded()) << text;
+        EXPECT_TRUE(value.is_object()) << text;
+      },
+      1234, /*complete_iff_valid=*/true);
+  EXPECT_GT(completions, 50);
+}
+
+TEST(RandomWalkTest, SchemaWithRequiredProperties) {
+  const Grammar grammar = Schema(R"({
+    "type": "object",
+    "properties": {
+      "name": {"type": "string", "maxLength": 8},
+      "age": {"type": "integer"},
+      "tags": {"type": "array", "items": {"enum": ["a", "b", 1, 10]}, "maxItems": 3},
+      "kind": {"anyOf": [{"type": "null"},
+                         {"type": "object", "properties": {"x": {"type": "number"}},
+                          "required": ["x"]}]}
+    },
+    "required": ["name", "age"]})");
+  const int completions = RandomWalks(
+      grammar,
+      [](const std::string& text) {
+        const json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+        ASSERT_FALSE(value.is_discarded()) << text;
+        ASSERT_TRUE(value.is_object()) << text;
+        ASSERT_TRUE(value.contains("name") && value["name"].is_string()) << text;
+        ASSERT_LE(value["name"].get<std::string>().size(), 8 * 4u) << text;
+        ASSERT_TRUE(value.contains("age") && value["age"].is_number()) << text;
+        // Past 64 bits nlohmann reads an integer as a double: integral, then.
+        const double age = value["age"].get<double>();
+        ASSERT_TRUE(value["age"].is_number_integer() || std::floor(age) == age) << text;
+        for (const auto& [key, item] : value.items()) {
+          if (key == "tags") {
+            ASSERT_TRUE(item.is_array() && item.size() <= 3) << text;
+            for (const json& tag : item) {
+              ASSERT_TRUE(tag == "a" || tag == "b" || tag == 1 || tag == 10) << text;
+            }
+          } else if (key == "kind") {
+            ASSERT_TRUE(item.is_null() || (item.is_object() && item.size() == 1 &&
+                                           item.contains("x") && item["x"].is_number()))
+                << text;
+          } else {
+            ASSERT_TRUE(key == "name" || key == "age") << text;
+          }
+        }
+      },
+      99, /*complete_iff_valid=*/false);
+  EXPECT_GT(completions, 50);
+}
+
+TEST(RandomWalkTest, SchemaWithExtraKeys) {
+  const Grammar grammar = Schema(R"({
+    "properties": {"n": {"type": "array", "minItems": 1, "items": {"type": "string",
+                                                                    "minLength": 1}}},
+    "additionalProperties": {"type": ["boolean", "null"]}})");
+  const int completions = RandomWalks(
+      grammar,
+      [](const std::string& text) {
+        const json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+        ASSERT_FALSE(value.is_discarded()) << text;
+        ASSERT_TRUE(value.is_object()) << text;
+        for (const auto& [key, item] : value.items()) {
+          if (key == "n") {
+            ASSERT_TRUE(item.is_array() && !item.empty()) << text;
+            for (const json& s : item) {
+              ASSERT_TRUE(s.is_string() && !s.empty()) << text;
+            }
+          } else {
+            ASSERT_TRUE(item.is_boolean() || item.is_null()) << text;
+          }
+        }
+      },
+      7, /*complete_iff_valid=*/false);
+  EXPECT_GT(completions, 20);
+}
+
+}  // namespace
+}  // namespace ringserve::grammar

@@ -1,0 +1,55 @@
+// The compiled form of a JsonGrammar: what the schema compiler (json_schema.cc) hands the
+// matcher (json_matcher.cc). Private to worker/grammar.
+#ifndef RINGSERVE_WORKER_GRAMMAR_JSON_GRAMMAR_NODES_H_
+#define RINGSERVE_WORKER_GRAMMAR_JSON_GRAMMAR_NODES_H_
+
+#include <bitset>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "worker/grammar/json_matcher.h"
+
+namespace ringserve::grammar {
+
+inline constexpr int32_t kUnbounded = std::numeric_limits<int32_t>::max();
+
+enum class NodeKind : uint8_t {
+  // Concrete nodes: a value of one is matched by one matcher frame.
+  kObject,
+  kArray,
+  kString,
+  kNumber,
+  kInteger,
+  kLiterals,  // one of a set of exact texts (enum, const, true, false, null)
+  // A value is one of `members` (anyOf, type arrays, $ref); never matched directly, the
+  // matcher starts one frame per concrete alternative.
+  kChoice,
+};
+
+struct JsonGrammar::Node {
+  struct Property {
+    std::string key{};   // the name as compact JSON text, quotes included
+    int32_t value = -1;  // the node of its value
+  };
+
+  NodeKind kind = NodeKind::kChoice;
+  std::vector<Property> properties{};   // kObject, at most kMaxProperties
+  uint64_t required = 0;                // kObject: bit i set: properties[i] must be present
+  int32_t additional = -1;              // kObject: node of values under other keys, -1: none
+  int32_t items = -1;                   // kArray: node of each element
+  int32_t min = 0;                      // kArray: elements; kString: code points
+  int32_t max = kUnbounded;             // likewise
+  std::vector<std::string> literals{};  // kLiterals: sorted, unique
+  std::vector<int32_t> members{};       // kChoice
+
+  // The concrete nodes a value of this node may be (itself when concrete), merged so that
+  // at most one is kLiterals, and the bytes such a value may start with.
+  std::vector<int32_t> alternatives{};
+  std::bitset<256> first_bytes{};
+};
+
+}  // namespace ringserve::grammar
+
+#endif  // RINGSERVE_WORKER_GRAMMAR_JSON_GRAMMAR_NODES_H_

@@ -1,0 +1,674 @@
+// The matcher: a set of pushdown stacks over the grammar nodes, one per alternative still
+// alive, advanced byte by byte. Every stack is kept viable (it can still be completed), so
+// "some stack survives the byte" is exactly "the bytes are a prefix of an accepted text".
+//
+// Speed matters more than elsewhere: the token mask runs Advance once per vocabulary trie
+// node at every decoding step. Frames are small trivially copyable values, a stack is a
+// vector of them, and both the stacks and Advance's scratch keep their storage, so that in
+// steady state neither copying a matcher nor advancing it allocates.
+#include "worker/grammar/json_matcher.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "common/check.h"
+#include "worker/grammar/json_grammar_nodes.h"
+
+namespace ringserve::grammar {
+namespace {
+
+using Node = JsonGrammar::Node;
+
+// Containers nest at most this deep: a stack holds at most kMaxNesting + 1 frames, and the
+// bracket that would open one more level is refused (deeper output is never needed from a
+// model, and the bound keeps copies of the matcher cheap).
+constexpr size_t kMaxNesting = 64;
+// Alternatives kept at once. anyOf branches that parse alike (objects under objects) can
+// multiply; past this many the extra ones are dropped, which keeps every text the matcher
+// takes completable but may refuse a text only a dropped branch would accept.
+constexpr size_t kMaxStacks = 256;
+
+enum State : uint8_t {
+  kPending,  // a value of `node` comes next (only whitespace so far)
+  // Objects: before '{'; after '{'; before ':'; after a value; after ','.
+  kObjOpen,
+  kObjFirst,
+  kObjColon,
+  kObjAfterValue,
+  kObjNext,
+  // Arrays: before '['; after '['; after an element.
+  kArrOpen,
+  kArrFirst,
+  kArrAfterValue,
+  // Strings, then object keys; both run the string machine below (kStringBody... order).
+  kStrOpen,
+  kStrBody,
+  kStrEscape,
+  kStrHex,
+  kStrUtf8,
+  kStrPairSlash,
+  kStrPairU,
+  kKeyBody,
+  kKeyEscape,
+  kKeyHex,
+  kKeyUtf8,
+  kKeyPairSlash,
+  kKeyPairU,
+  // Numbers, named after the last byte taken.
+  kNumStart,
+  kNumMinus,
+  kNumZero,
+  kNumInt,
+  kNumDot,
+  kNumFrac,
+  kNumE,
+  kNumESign,
+  kNumExp,
+  kLiteral,
+};
+
+// The string machine's states, relative to kStrBody / kKeyBody. After a \u escape of a
+// high surrogate the low one must follow (kPairSlash, kPairU), so that the text decodes.
+enum StringState : uint8_t { kBody, kEscape, kHex, kUtf8, kPairSlash, kPairU };
+
+// kHex's aux: the digits still to come, and what the escape has shown so far.
+constexpr uint16_t kHexLeft = 7;
+constexpr uint16_t kLowHalf = 8;    // the second escape of a surrogate pair
+constexpr uint16_t kFirstD = 16;    // the first digit was D: maybe a surrogate
+constexpr uint16_t kHighHalf = 32;  // a high surrogate: its low half must follow
+
+enum class Outcome : uint8_t {
+  kTake,    // the byte is taken
+  kReject,  // this stack dies
+  kAgain,   // the top frame changed (value ended or started): feed the byte again
+};
+
+}  // namespace
+
+struct JsonMatcher::Frame {
+  int32_t node = 0;  // the grammar node this frame matches
+  uint8_t state = kPending;
+  uint8_t ws = 0;    // the whitespace before the next token (kNoSpace, kOneSpace, kNewline + n)
+  uint16_t aux = 0;  // strings and keys: \u digits or UTF-8 continuation bytes to come
+  // Arrays: elements so far; strings: code points so far; literals and keys: bytes taken;
+  // objects: after a key, the node of its value.
+  int32_t count = 0;
+  // Objects: properties present; keys: properties whose key text matches so far;
+  // literals: the range [low 32 bits, high 32 bits) of literals that match so far.
+  uint64_t bits = 0;
+
+  friend bool operator==(const Frame&, const Frame&) = default;
+};
+
+struct JsonMatcher::Stack {
+  std::vector<Frame> frames;
+  bool dead = false;  // Advance's scratch only: this alternative did not survive the byte
+};
+
+namespace {
+
+using Frame = JsonMatcher::Frame;
+using Stack = JsonMatcher::Stack;
+using Frames = std::vector<Frame>;
+
+bool IsSpace(uint8_t byte) { return byte == ' ' || byte == '\n' || byte == '\r' || byte == '\t'; }
+
+// Frame::ws between two tokens of the JSON text: nothing yet, one space (all there may be),
+// or a newline and then 0..kMaxIndent indentation bytes (kNewline + their count).
+constexpr uint8_t kNoSpace = 0;
+constexpr uint8_t kOneSpace = 1;
+constexpr uint8_t kNewline = 2;
+static_assert(kNewline + kMaxIndent <= 255);
+bool IsDigit(uint8_t byte) { return byte >= '0' && byte <= '9'; }
+
+Outcome TakeSpace(Frame& frame, uint8_t byte) {
+  if (frame.ws == kNoSpace) {
+    if (byte != ' ' && byte != '\n') return Outcome::kReject;
+    frame.ws = byte == ' ' ? kOneSpace : kNewline;
+    return Outcome::kTake;
+  }
+  const bool indents = byte == ' ' || byte == '\t';
+  if (frame.ws == kOneSpace || !indents || frame.ws >= kNewline + kMaxIndent) {
+    return Outcome::kReject;
+  }
+  ++frame.ws;
+  return Outcome::kTake;
+}
+
+Frame Fresh(const std::vector<Node>& nodes, int32_t node) {
+  Frame frame{.node = node};
+  switch (nodes[node].kind) {
+    case NodeKind::kObject:
+      frame.state = kObjOpen;
+      break;
+    case NodeKind::kArray:
+      frame.state = kArrOpen;
+      break;
+    case NodeKind::kString:
+      frame.state = kStrOpen;
+      break;
+    case NodeKind::kNumber:
+    case NodeKind::kInteger:
+      frame.state = kNumStart;
+      break;
+    case NodeKind::kLiterals:
+      frame.state = kLiteral;
+      frame.bits = uint64_t{nodes[node].literals.size()} << 32;
+      break;
+    case NodeKind::kChoice:
+      frame.state = kPending;
+      break;
+  }
+  return frame;
+}
+
+uint64_t AllProperties(const Node& node) {
+  const size_t n = node.properties.size();
+  return n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
+}
+
+// Another key may follow: an extra key, or a listed property not yet present.
+bool MayAddKey(const Node& node, uint64_t present) {
+  return node.additional >= 0 || (AllProperties(node) & ~present) != 0;
+}
+
+enum class StringStep : uint8_t { kReject, kCodePoint, kMore, kClose };
+
+// A byte that starts a code point (or ends the string) inside a string body.
+StringStep StringBodyByte(uint8_t& state, uint16_t& aux, uint8_t byte) {
+  // UTF-8 lead bytes: continuation bytes to come, and which range the first one must be
+  // in (index into kContinuation) so that no overlong form or surrogate gets through.
+  int remaining = 0;
+  int range = 0;
+  if (byte == '"') return StringStep::kClose;
+  if (byte == '\\') {
+    state = kEscape;
+    return StringStep::kCodePoint;
+  }
+  if (byte < 0x20) return StringStep::kReject;
+  if (byte < 0x80) return StringStep::kCodePoint;
+  if (byte >= 0xC2 && byte <= 0xDF) {
+    remaining = 1;
+  } else if (byte >= 0xE0 && byte <= 0xEF) {
+    remaining = 2;
+    range = byte == 0xE0 ? 1 : (byte == 0xED ? 2 : 0);
+  } else if (byte >= 0xF0 && byte <= 0xF4) {
+    remaining = 3;
+    range = byte == 0xF0 ? 3 : (byte == 0xF4 ? 4 : 0);
+  } else {
+    return StringStep::kReject;  // a continuation byte, C0, C1 or F5..FF
+  }
+  state = kUtf8;
+  aux = static_cast<uint16_t>(remaining | (range << 4));
+  return StringStep::kCodePoint;
+}
+
+StringStep HexByte(uint8_t& state, uint16_t& aux, uint8_t byte) {
+  if (!absl::ascii_isxdigit(byte)) return StringStep::kReject;
+  const int digit = byte <= '9' ? byte - '0' : (byte | 0x20) - 'a' + 10;
+  const bool low_half = (aux & kLowHalf) != 0;
+  if ((aux & kHexLeft) == 4) {
+    if (digit == 0xD) {
+      aux |= kFirstD;
+    } else if (low_half) {
+      return StringStep::kReject;
+    }
+  } else if ((aux & kHexLeft) == 3 && (aux & kFirstD) != 0) {
+    // D8..DB: a high surrogate, DC..DF: a low one; only a pair is a code point.
+    const bool low = digit >= 0xC;
+    if (low != low_half) return StringStep::kReject;
+    if (digit >= 0x8 && !low) aux |= kHighHalf;
+  }
+  --aux;
+  if ((aux & kHexLeft) == 0) state = (aux & kHighHalf) != 0 ? kPairSlash : kBody;
+  return StringStep::kMore;
+}
+
+StringStep StringByte(uint8_t& state, uint16_t& aux, uint8_t byte) {
+  static constexpr uint8_t kContinuation[5][2] = {
+      {0x80, 0xBF}, {0xA0, 0xBF}, {0x80, 0x9F}, {0x90, 0xBF}, {0x80, 0x8F}};
+  switch (state) {
+    case kBody:
+      return StringBodyByte(state, aux, byte);
+    case kEscape:
+      if (byte == 'u') {
+        state = kHex;
+        aux = 4;
+        return StringStep::kMore;
+      }
+      if (std::string_view("\"\\/bfnrt").find(static_cast<char>(byte)) == std::string_view::npos) {
+        return StringStep::kReject;
+      }
+      state = kBody;
+      return StringStep::kMore;
+    case kHex:
+      return HexByte(state, aux, byte);
+    case kPairSlash:
+      if (byte != '\\') return StringStep::kReject;
+      state = kPairU;
+      return StringStep::kMore;
+    case kPairU:
+      if (byte != 'u') return StringStep::kReject;
+      state = kHex;
+      aux = 4 | kLowHalf;
+      return StringStep::kMore;
+    default: {
+      const uint8_t* range = kContinuation[aux >> 4];
+      if (byte < range[0] || byte > range[1]) return StringStep::kReject;
+      aux = static_cast<uint16_t>((aux & 0xF) - 1);
+      if (aux == 0) state = kBody;
+      return StringStep::kMore;
+    }
+  }
+}
+
+Outcome StringFrameByte(const Node& node, Frames& frames, uint8_t byte) {
+  Frame& frame = frames.back();
+  if (frame.state == kStrOpen) {
+    if (byte != '"') return Outcome::kReject;
+    frame.state = kStrBody;
+    return Outcome::kTake;
+  }
+  uint8_t state = frame.state - kStrBody;
+  switch (StringByte(state, frame.aux, byte)) {
+    case StringStep::kReject:
+      return Outcome::kReject;
+    case StringStep::kCodePoint:
+      if (frame.count >= node.max) return Outcome::kReject;
+      // Only the comparisons with min and max read the count, so without a max it stops at
+      // min: every later code point leaves the same state, and a long string's steps share
+      // one mask (TokenConstraint caches masks by state).
+      if (node.max != kUnbounded || frame.count < node.min) ++frame.count;
+      break;
+    case StringStep::kMore:
+      break;
+    case StringStep::kClose:
+      if (frame.count < node.min) return Outcome::kReject;
+      frames.pop_back();
+      return Outcome::kTake;
+  }
+  frame.state = kStrBody + state;
+  return Outcome::kTake;
+}
+
+// An object key: the exact text of a listed property not yet present, or, where extra keys
+// are allowed, any other string. Both are tracked at once (no alternatives to fork).
+Outcome KeyByte(const Node& node, Frames& frames, uint8_t byte) {
+  Frame& key = frames.back();
+  Frame& object = frames[frames.size() - 2];
+  const size_t at = static_cast<size_t>(key.count) + 1;  // the key texts start with '"'
+  uint64_t matching = 0;
+  int completed = -1;
+  for (uint64_t bits = key.bits; bits != 0; bits &= bits - 1) {
+    const int i = std::countr_zero(bits);
+    const std::string& text = node.properties[i].key;
+    if (at < text.size() && static_cast<uint8_t>(text[at]) == byte) {
+      matching |= uint64_t{1} << i;
+      if (at + 1 == text.size()) completed = i;
+    }
+  }
+  if (completed >= 0) {
+    if ((object.bits >> completed & 1) != 0) return Outcome::kReject;  // at most once
+    object.bits |= uint64_t{1} << completed;
+    object.count = node.properties[completed].value;
+    frames.pop_back();
+    return Outcome::kTake;
+  }
+  if (node.additional < 0) {
+    if ((matching & ~object.bits) == 0) return Outcome::kReject;
+  } else {
+    uint8_t state = key.state - kKeyBody;
+    const StringStep step = StringByte(state, key.aux, byte);
+    if (step == StringStep::kReject) return Outcome::kReject;
+    if (step == StringStep::kClose) {  // not a listed name (that completed above)
+      object.count = node.additional;
+      frames.pop_back();
+      return Outcome::kTake;
+    }
+    key.state = kKeyBody + state;
+  }
+  key.bits = matching;
+  ++key.count;
+  return Outcome::kTake;
+}
+
+Outcome ObjectByte(const Node& node, Frames& frames, uint8_t byte) {
+  Frame& frame = frames.back();
+  if (frame.state == kObjOpen) {
+    if (byte != '{' || frames.size() > kMaxNesting) return Outcome::kReject;
+    frame.state = kObjFirst;
+    return Outcome::kTake;
+  }
+  if (IsSpace(byte)) return TakeSpace(frame, byte);
+  frame.ws = 0;
+  const bool may_close = (node.required & ~frame.bits) == 0;
+  switch (frame.state) {
+    case kObjFirst:
+    case kObjNext:
+      if (byte == '}' && frame.state == kObjFirst && may_close) break;
+      if (byte != '"' || !MayAddKey(node, frame.bits)) return Outcome::kReject;
+      frame.state = kObjColon;
+      frames.push_back(Frame{.node = frame.node, .state = kKeyBody, .bits = AllProperties(node)});
+      return Outcome::kTake;
+    case kObjColon: {
+      if (byte != ':') return Outcome::kReject;
+      frame.state = kObjAfterValue;
+      const int32_t value = frame.count;
+      frames.push_back(Frame{.node = value});
+      return Outcome::kTake;
+    }
+    default:  // kObjAfterValue
+      if (byte == ',' && MayAddKey(node, frame.bits)) {
+        frame.state = kObjNext;
+        return Outcome::kTake;
+      }
+      if (byte != '}' || !may_close) return Outcome::kReject;
+      break;
+  }
+  frames.pop_back();  // the '}'
+  return Outcome::kTake;
+}
+
+Outcome ArrayByte(const Node& node, Frames& frames, uint8_t byte) {
+  Frame& frame = frames.back();
+  if (frame.state == kArrOpen) {
+    if (byte != '[' || frames.size() > kMaxNesting) return Outcome::kReject;
+    frame.state = kArrFirst;
+    return Outcome::kTake;
+  }
+  if (IsSpace(byte)) return TakeSpace(frame, byte);
+  frame.ws = 0;
+  if (byte == ']') {
+    if (frame.count < node.min) return Outcome::kReject;
+    frames.pop_back();
+    return Outcome::kTake;
+  }
+  if (frame.state == kArrFirst) {  // the first element starts with this byte
+    if (node.max == 0) return Outcome::kReject;
+    frame.state = kArrAfterValue;
+    frame.count = 1;
+    frames.push_back(Frame{.node = node.items});
+    return Outcome::kAgain;
+  }
+  if (byte != ',' || frame.count >= node.max) return Outcome::kReject;
+  ++frame.count;
+  frames.push_back(Frame{.node = node.items});
+  return Outcome::kTake;
+}
+
+// JSON numbers; integers stop before a fraction or an exponent. A number ends at the first
+// byte that cannot continue it, which then goes to the enclosing container.
+Outcome NumberByte(const Node& node, Frames& frames, uint8_t byte) {
+  Frame& frame = frames.back();
+  const bool digit = IsDigit(byte);
+  const bool real = node.kind == NodeKind::kNumber;
+  const auto go = [&](State state) {
+    frame.state = state;
+    return Outcome::kTake;
+  };
+  switch (frame.state) {
+    case kNumStart:
+      if (byte == '-') return go(kNumMinus);
+      [[fallthrough]];
+    case kNumMinus:
+      if (byte == '0') return go(kNumZero);
+      return digit ? go(kNumInt) : Outcome::kReject;
+    case kNumInt:
+      if (digit) return Outcome::kTake;
+      [[fallthrough]];
+    case kNumZero:
+      if (real && byte == '.') return go(kNumDot);
+      if (real && (byte == 'e' || byte == 'E')) return go(kNumE);
+      break;
+    case kNumDot:
+      return digit ? go(kNumFrac) : Outcome::kReject;
+    case kNumFrac:
+      if (digit) return Outcome::kTake;
+      if (byte == 'e' || byte == 'E') return go(kNumE);
+      break;
+    case kNumE:
+      if (byte == '+' || byte == '-') return go(kNumESign);
+      [[fallthrough]];
+    case kNumESign:
+      return digit ? go(kNumExp) : Outcome::kReject;
+    default:  // kNumExp
+      if (digit) return Outcome::kTake;
+      break;
+  }
+  frames.pop_back();
+  return Outcome::kAgain;
+}
+
+Outcome FrameByte(const std::vector<Node>& nodes, Frames& frames, uint8_t byte) {
+  const Frame& top = frames.back();
+  const Node& node = nodes[top.node];
+  if (top.state <= kObjNext) return ObjectByte(node, frames, byte);
+  if (top.state <= kArrAfterValue) return ArrayByte(node, frames, byte);
+  if (top.state <= kStrPairU) return StringFrameByte(node, frames, byte);
+  if (top.state <= kKeyPairU) return KeyByte(node, frames, byte);
+  return NumberByte(node, frames, byte);
+}
+
+bool IsCompleteStack(const Stack& stack) {
+  if (stack.frames.empty()) return true;
+  if (stack.frames.size() != 1) return false;
+  const uint8_t state = stack.frames[0].state;  // a top-level number may end here
+  return state == kNumZero || state == kNumInt || state == kNumFrac || state == kNumExp;
+}
+
+// Feeds one byte to stacks, writing the survivors (and the alternatives they fork) into a
+// scratch vector whose stacks keep their storage from byte to byte.
+class Stepper {
+ public:
+  Stepper(const std::vector<Node>& nodes, std::vector<Stack>& out) : nodes_(nodes), out_(out) {}
+
+  void Feed(const Stack& from, uint8_t byte) {
+    const size_t slot = AddSlot();
+    if (slot == kNoSlot) return;
+    out_[slot].frames.assign(from.frames.begin(), from.frames.end());
+    if (!Run(slot, byte)) out_[slot].dead = true;
+  }
+
+  // Drops the dead and the duplicate stacks; returns how many are left, at the front.
+  size_t Compact() {
+    size_t kept = 0;
+    for (size_t i = 0; i < used_; ++i) {
+      if (out_[i].dead) continue;
+      const bool duplicate = std::any_of(out_.begin(), out_.begin() + kept, [&](const Stack& s) {
+        return s.frames == out_[i].frames;
+      });
+      if (duplicate) continue;
+      if (i != kept) std::swap(out_[i], out_[kept]);
+      ++kept;
+    }
+    return kept;
+  }
+
+ private:
+  static constexpr size_t kNoSlot = ~size_t{0};
+
+  size_t AddSlot() {
+    if (used_ == kMaxStacks) return kNoSlot;
+    if (used_ == out_.size()) out_.emplace_back();
+    out_[used_].dead = false;
+    return used_++;
+  }
+
+  size_t Fork(size_t slot) {
+    const size_t fork = AddSlot();
+    if (fork != kNoSlot) out_[fork].frames = out_[slot].frames;
+    return fork;
+  }
+
+  bool Run(size_t slot, uint8_t byte);
+  Outcome Pending(size_t slot, uint8_t byte);
+  Outcome Literal(size_t slot, uint8_t byte);
+
+  const std::vector<Node>& nodes_;
+  std::vector<Stack>& out_;
+  size_t used_ = 0;
+};
+
+bool Stepper::Run(size_t slot, uint8_t byte) {
+  for (;;) {
+    Frames& frames = out_[slot].frames;
+    if (frames.empty()) return false;  // the value has ended: nothing may follow it
+    Outcome outcome;
+    const uint8_t state = frames.back().state;
+    if (state == kPending) {
+      outcome = Pending(slot, byte);
+    } else if (state == kLiteral) {
+      outcome = Literal(slot, byte);
+    } else {
+      outcome = FrameByte(nodes_, frames, byte);
+    }
+    if (outcome != Outcome::kAgain) return outcome == Outcome::kTake;
+  }
+}
+
+// A value starts: one frame per concrete alternative that may start with this byte, the
+// first in this stack, the others in forks.
+Outcome Stepper::Pending(size_t slot, uint8_t byte) {
+  if (IsSpace(byte)) return TakeSpace(out_[slot].frames.back(), byte);
+  const Node& node = nodes_[out_[slot].frames.back().node];
+  if (!node.first_bytes[byte]) return Outcome::kReject;
+  int32_t own = -1;
+  for (const int32_t alternative : node.alternatives) {
+    if (!nodes_[alternative].first_bytes[byte]) continue;
+    if (own < 0) {
+      own = alternative;
+      continue;
+    }
+    const size_t fork = Fork(slot);
+    if (fork == kNoSlot) break;
+    out_[fork].frames.back() = Fresh(nodes_, alternative);
+    if (!Run(fork, byte)) out_[fork].dead = true;
+  }
+  out_[slot].frames.back() = Fresh(nodes_, own);
+  return Outcome::kAgain;
+}
+
+// Literal texts are sorted, so those that match the bytes so far are a contiguous range.
+Outcome Stepper::Literal(size_t slot, uint8_t byte) {
+  Frame& frame = out_[slot].frames.back();
+  const std::vector<std::string>& texts = nodes_[frame.node].literals;
+  const auto at = static_cast<size_t>(frame.count);
+  const auto lo = static_cast<uint32_t>(frame.bits);
+  const auto hi = static_cast<uint32_t>(frame.bits >> 32);
+  uint32_t first = hi;
+  uint32_t last = hi;
+  for (uint32_t i = lo; i < hi; ++i) {
+    if (at < texts[i].size() && static_cast<uint8_t>(texts[i][at]) == byte) {
+      if (first == hi) first = i;
+      last = i + 1;
+    }
+  }
+  if (first == hi) return Outcome::kReject;
+  frame.count = static_cast<int32_t>(at + 1);
+  const bool ends = texts[first].size() == at + 1;  // the shortest sorts first
+  frame.bits = (uint64_t{last} << 32) | (ends ? first + 1 : first);
+  if (!ends) return Outcome::kTake;
+  // One literal ends here; longer ones (enum [1, 10]) go on as another alternative.
+  if (last - first > 1) Fork(slot);
+  out_[slot].frames.pop_back();
+  return Outcome::kTake;
+}
+
+}  // namespace
+
+JsonMatcher::JsonMatcher(std::shared_ptr<const JsonGrammar> grammar)
+    : grammar_(std::move(grammar)) {
+  RS_CHECK(grammar_ != nullptr && !grammar_->nodes().empty());
+  stacks_.push_back(Stack{.frames = {Frame{.node = 0}}});
+  live_ = 1;
+}
+
+JsonMatcher::JsonMatcher(const JsonMatcher& other)
+    : grammar_(other.grammar_),
+      stacks_(other.stacks_.begin(), other.stacks_.begin() + static_cast<ptrdiff_t>(other.live_)),
+      live_(other.live_) {}
+
+JsonMatcher& JsonMatcher::operator=(const JsonMatcher& other) {
+  if (this == &other) return *this;
+  if (grammar_ != other.grammar_) grammar_ = other.grammar_;
+  if (stacks_.size() < other.live_) stacks_.resize(other.live_);
+  for (size_t i = 0; i < other.live_; ++i) {
+    stacks_[i].frames.assign(other.stacks_[i].frames.begin(), other.stacks_[i].frames.end());
+  }
+  live_ = other.live_;
+  return *this;
+}
+
+JsonMatcher::JsonMatcher(JsonMatcher&& other) noexcept
+    : grammar_(std::move(other.grammar_)),
+      stacks_(std::move(other.stacks_)),
+      live_(std::exchange(other.live_, 0)),
+      next_(std::move(other.next_)) {}
+
+JsonMatcher& JsonMatcher::operator=(JsonMatcher&& other) noexcept {
+  if (this == &other) return *this;
+  grammar_ = std::move(other.grammar_);
+  stacks_.swap(other.stacks_);
+  live_ = std::exchange(other.live_, 0);
+  next_.swap(other.next_);
+  return *this;
+}
+
+JsonMatcher::~JsonMatcher() = default;
+
+bool JsonMatcher::Advance(uint8_t byte) {
+  Stepper stepper(grammar_->nodes(), next_);
+  for (size_t i = 0; i < live_; ++i) stepper.Feed(stacks_[i], byte);
+  const size_t kept = stepper.Compact();
+  if (kept == 0) return false;
+  stacks_.swap(next_);
+  live_ = kept;
+  return true;
+}
+
+bool JsonMatcher::Advance(std::string_view bytes) {
+  JsonMatcher trial(*this);
+  for (const char c : bytes) {
+    if (!trial.Advance(static_cast<uint8_t>(c))) return false;
+  }
+  *this = std::move(trial);
+  return true;
+}
+
+bool JsonMatcher::IsComplete() const {
+  return std::any_of(stacks_.begin(), stacks_.begin() + static_cast<ptrdiff_t>(live_),
+                     IsCompleteStack);
+}
+
+bool JsonMatcher::IsFinished() const {
+  // Every live stack can be completed, so one that is not empty may take another byte;
+  // the exception is a top-level integer "0" or "-0", complete with nothing to follow.
+  const auto& nodes = grammar_->nodes();
+  const auto done = [&](const Stack& stack) {
+    return stack.frames.empty() || (stack.frames.size() == 1 && stack.frames[0].state == kNumZero &&
+                                    nodes[stack.frames[0].node].kind == NodeKind::kInteger);
+  };
+  return live_ > 0 &&
+         std::all_of(stacks_.begin(), stacks_.begin() + static_cast<ptrdiff_t>(live_), done);
+}
+
+bool operator==(const JsonMatcher& a, const JsonMatcher& b) {
+  if (a.grammar_ != b.grammar_ || a.live_ != b.live_) return false;
+  const auto b_end = b.stacks_.begin() + static_cast<ptrdiff_t>(b.live_);
+  // Both sets are deduplicated: equal sizes and a ⊆ b make them equal.
+  return std::all_of(a.stacks_.begin(), a.stacks_.begin() + static_cast<ptrdiff_t>(a.live_),
+                     [&](const JsonMatcher::Stack& s) {
+                       return std::any_of(
+                           b.stacks_.begin(), b_end,
+                           [&](const JsonMatcher::Stack& t) { return t.frames == s.frames; });
+                     });
+}
+
+}  // namespace ringserve::grammar

@@ -1,0 +1,120 @@
+// Structured output: JSON text constrained by a grammar, one byte at a time.
+//
+// JsonGrammar is a compiled constraint: any JSON object (response_format "json_object") or a
+// JSON Schema (a subset, listed on FromSchema). JsonMatcher walks the bytes a model emits and
+// says which next bytes keep them a prefix of some text the grammar accepts; the token mask
+// (token_trie.h, token_constraint.h) runs it over every vocabulary token's bytes to pick what may
+// be sampled.
+//
+// The accepted texts are JSON (RFC 8259) with these choices, so that generation terminates
+// and the output needs no cleanup:
+// - whitespace may go before the value and around structural characters ({ } [ ] : ,) in
+//   the two layouts models write, compact ({"a": 1, "b": 2}: one space) and pretty-printed
+//   (a newline, then at most kMaxIndent spaces or tabs), and never after the value ends: a
+//   model that favours whitespace (small ones do) cannot pad its reply out to max_tokens;
+// - strings hold valid UTF-8 (no overlong forms, no surrogates) and no raw control bytes;
+//   every JSON escape is accepted, \u with exactly four hex digits;
+// - numbers follow the JSON grammar (no leading zeros, no '+', no NaN/Infinity).
+//
+// Ownership and threads: a JsonGrammar is immutable and shared (shared_ptr<const>) by any
+// number of matchers on any threads; a JsonMatcher is a value owned by one job, used by one
+// thread at a time, and cheap to copy (the token mask copies it per vocabulary trie node).
+#ifndef RINGSERVE_WORKER_GRAMMAR_JSON_MATCHER_H_
+#define RINGSERVE_WORKER_GRAMMAR_JSON_MATCHER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace ringserve::grammar {
+
+inline constexpr int kMaxIndent = 24;
+
+class JsonGrammar {
+ public:
+  // Any JSON object, with any values inside.
+  static std::shared_ptr<const JsonGrammar> AnyObject();
+
+  // Compiles a JSON Schema (draft 2020-12 / draft-07 spelling) given as JSON text. Supported:
+  // - true / {}: any JSON value; false: nothing (INVALID_ARGUMENT: no text could match);
+  // - "type": one name or an array of them ("object", "array", "string", "number",
+  //   "integer", "boolean", "null");
+  // - objects: "properties", "required", "additionalProperties" (false, true or a schema;
+  //   absent means false: only the listed properties, as strict structured-output APIs do);
+  //   each property at most once, in any order; the object closes only once every required
+  //   property is present; at most kMaxProperties properties per object schema;
+  // - arrays: "items" (a schema; absent: any value), "minItems", "maxItems";
+  // - strings: "minLength", "maxLength" (in code points; an escape counts as one);
+  // - "enum" (a non-empty array of JSON values) and "const": the value's compact JSON text
+  //   (nlohmann::json::dump() spelling), exactly;
+  // - "anyOf" and "oneOf" (oneOf is matched as anyOf), combined with nothing else but
+  //   annotations;
+  // - "$ref" to "#", "#/$defs/<name>" or "#/definitions/<name>" (recursion allowed);
+  // - annotations, ignored: "title", "description", "default", "examples", "$schema",
+  //   "$id", "$comment", "$defs", "definitions", "deprecated", "readOnly", "writeOnly".
+  // Anything else ("pattern", "minimum", "format", "allOf", "if", ...) is INVALID_ARGUMENT
+  // naming the keyword and where it is (a JSON pointer such as "/properties/age"), as are
+  // malformed JSON, wrong keyword types, unknown type names, a required property that the
+  // object cannot hold, minItems > maxItems, minLength > maxLength, and unresolved refs.
+  static absl::StatusOr<std::shared_ptr<const JsonGrammar>> FromSchema(std::string_view schema);
+
+  static constexpr int kMaxProperties = 64;
+
+  // Private to the implementation (json_grammar_nodes.h): the compiled schema nodes.
+  struct Node;
+  const std::vector<Node>& nodes() const { return nodes_; }
+
+  JsonGrammar();
+  ~JsonGrammar();
+
+ private:
+  friend class JsonGrammarBuilder;
+  std::vector<Node> nodes_;  // nodes_[0] is the root
+};
+
+class JsonMatcher {
+ public:
+  explicit JsonMatcher(std::shared_ptr<const JsonGrammar> grammar);
+  // Out of line: Stack is complete only in json_matcher.cc. Copy-assignment reuses the
+  // target's storage, so the token mask's per-depth copies allocate only while warming up.
+  JsonMatcher(const JsonMatcher& other);
+  JsonMatcher& operator=(const JsonMatcher& other);
+  JsonMatcher(JsonMatcher&& other) noexcept;
+  JsonMatcher& operator=(JsonMatcher&& other) noexcept;
+  ~JsonMatcher();
+
+  // Takes `byte` when the bytes so far followed by it are a prefix of a text the grammar
+  // accepts (so the text can always still be completed); otherwise returns false and the
+  // matcher is unchanged.
+  bool Advance(uint8_t byte);
+  // Takes all of `bytes` or, returning false, none of them.
+  bool Advance(std::string_view bytes);
+
+  // The bytes so far are a whole accepted text (generation may end here).
+  bool IsComplete() const;
+  // Complete, and no byte may follow (generation must end here).
+  bool IsFinished() const;
+
+  // Same state (same grammar, same bytes so far up to equivalence of what may follow).
+  friend bool operator==(const JsonMatcher& a, const JsonMatcher& b);
+
+  // Implementation state, private to json_matcher.cc; copyable values.
+  struct Frame;
+  struct Stack;
+
+ private:
+  std::shared_ptr<const JsonGrammar> grammar_;
+  // stacks_[0, live_) are the alternatives still alive (anyOf, enum), deduplicated; the
+  // stacks past live_ are spare storage, kept so that copies and Advance reuse it.
+  std::vector<Stack> stacks_;
+  size_t live_ = 0;
+  std::vector<Stack> next_;  // Advance's scratch: the stacks after the byte
+};
+
+}  // namespace ringserve::grammar
+
+#endif  // RINGSERVE_WORKER_GRAMMAR_JSON_MATCHER_H_

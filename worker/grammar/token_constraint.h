@@ -1,0 +1,71 @@
+// One job's structured-output constraint over tokens: which tokens may come next, given the
+// text generated so far, and the text's progress as tokens are picked.
+//
+// The sampler masks a row's logits before its chain (Mask), then records the pick
+// (Accept). End-of-sequence tokens are allowed once the value is complete; once nothing may
+// follow it (finished()), the generator ends the job. A reply spends most of its tokens in
+// a few recurring states (inside a string, between an array's elements), so the masks of
+// the last kCachedMasks states are kept and a recurring state's mask costs no trie walk.
+//
+// Ownership and threads: owned by the job's sampler and used by one thread at a time; the
+// trie is shared and must outlive it.
+#ifndef RINGSERVE_WORKER_GRAMMAR_TOKEN_CONSTRAINT_H_
+#define RINGSERVE_WORKER_GRAMMAR_TOKEN_CONSTRAINT_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/token_trie.h"
+
+namespace ringserve::grammar {
+
+class TokenConstraint {
+ public:
+  static constexpr int kCachedMasks = 4;
+
+  // end_ids: the tokens that end generation (allowed once the value is complete).
+  TokenConstraint(JsonMatcher matcher, const TokenTrie* trie, std::vector<int32_t> end_ids);
+
+  // Sets every logit whose token may not come next to -inf. When no token can spell a
+  // continuation (a vocabulary that lacks a byte the grammar needs next) the end tokens
+  // are allowed instead, so the job ends rather than break the format; the row keeps its
+  // logits only when the model has no end tokens either.
+  void Mask(std::span<float> logits);
+  // Records the picked token (its bytes advance the text; an end token leaves it as is).
+  // A token Mask refused is ignored.
+  void Accept(int32_t id);
+
+  // The value is complete and nothing may follow it.
+  bool finished() const { return matcher_.IsFinished(); }
+  const JsonMatcher& matcher() const { return matcher_; }
+  // Masks computed by a trie walk, and masks found cached.
+  int64_t num_walks() const { return num_walks_; }
+  int64_t num_cache_hits() const { return num_cache_hits_; }
+
+ private:
+  struct CachedMask {
+    std::optional<JsonMatcher> state;
+    TokenBits allowed;  // the end tokens included where the state allows them
+    int32_t num_allowed = 0;
+    int64_t last_used = 0;
+  };
+
+  // The mask of the current state, from the cache or a walk (then cached).
+  const CachedMask& MaskOfState();
+
+  JsonMatcher matcher_;
+  const TokenTrie* trie_;
+  std::vector<int32_t> end_ids_;
+  std::array<CachedMask, kCachedMasks> cache_;
+  std::vector<JsonMatcher> scratch_;  // the trie walk's matchers, reused
+  int64_t num_walks_ = 0;
+  int64_t num_cache_hits_ = 0;
+};
+
+}  // namespace ringserve::grammar
+
+#endif  // RINGSERVE_WORKER_GRAMMAR_TOKEN_CONSTRAINT_H_

@@ -659,6 +659,28 @@ bool JsonMatcher::IsFinished() const {
          std::all_of(stacks_.begin(), stacks_.begin() + static_cast<ptrdiff_t>(live_), done);
 }
 
+JsonMatcher JsonMatcher::MaskKey(int32_t lookahead) const {
+  // Negative counts: no real count equals a class.
+  constexpr int32_t kMinMet = -1;  // min reached; max beyond the lookahead
+  constexpr int32_t kMinFar = -2;  // min beyond the lookahead; so is max
+  JsonMatcher key = *this;
+  for (size_t i = 0; i < key.live_; ++i) {
+    Frames& frames = key.stacks_[i].frames;
+    if (frames.empty()) continue;
+    Frame& top = frames.back();
+    if (top.state < kStrBody || top.state > kStrPairU) continue;  // not inside a string value
+    const Node& node = grammar_->nodes()[static_cast<size_t>(top.node)];
+    const int64_t reach = int64_t{top.count} + lookahead;
+    if (reach > node.max) continue;
+    if (top.count >= node.min) {
+      top.count = kMinMet;
+    } else if (reach < node.min) {
+      top.count = kMinFar;
+    }
+  }
+  return key;
+}
+
 bool operator==(const JsonMatcher& a, const JsonMatcher& b) {
   if (a.grammar_ != b.grammar_ || a.live_ != b.live_) return false;
   const auto b_end = b.stacks_.begin() + static_cast<ptrdiff_t>(b.live_);

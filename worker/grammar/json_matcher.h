@@ -99,6 +99,14 @@ class JsonMatcher {
   // Complete, and no byte may follow (generation must end here).
   bool IsFinished() const;
 
+  // A key for caching what may follow within the next `lookahead` bytes: this state with
+  // each open string's code-point count replaced by its class when no text of that many
+  // bytes can reach a bound that depends on it (below minLength with no way to reach it,
+  // or at minLength or past it with maxLength out of reach). Two states with equal keys
+  // take exactly the same byte strings of up to `lookahead` bytes, so a string with a
+  // length bound shares one mask over most of its length. Not a state to advance.
+  JsonMatcher MaskKey(int32_t lookahead) const;
+
   // Same state (same grammar, same bytes so far up to equivalence of what may follow).
   friend bool operator==(const JsonMatcher& a, const JsonMatcher& b);
 

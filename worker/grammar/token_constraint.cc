@@ -14,8 +14,11 @@ TokenConstraint::TokenConstraint(JsonMatcher matcher, const TokenTrie* trie,
 
 const TokenConstraint::CachedMask& TokenConstraint::MaskOfState() {
   const int64_t now = num_walks_ + num_cache_hits_ + 1;
+  // One token moves the text at most max_token_bytes(), so states whose keys for that far
+  // are equal allow the same tokens.
+  JsonMatcher key = matcher_.MaskKey(trie_->max_token_bytes());
   for (CachedMask& entry : cache_) {
-    if (entry.state.has_value() && *entry.state == matcher_) {
+    if (entry.state.has_value() && *entry.state == key) {
       ++num_cache_hits_;
       entry.last_used = now;
       return entry;
@@ -25,7 +28,7 @@ const TokenConstraint::CachedMask& TokenConstraint::MaskOfState() {
   CachedMask& entry = *std::min_element(
       cache_.begin(), cache_.end(),
       [](const CachedMask& a, const CachedMask& b) { return a.last_used < b.last_used; });
-  entry.state = matcher_;
+  entry.state = std::move(key);
   entry.last_used = now;
   entry.num_allowed = trie_->Allowed(matcher_, scratch_, &entry.allowed);
   if (matcher_.IsComplete() || entry.num_allowed == 0) {  // the end tokens may come now

@@ -5,7 +5,8 @@
 // (Accept). End-of-sequence tokens are allowed once the value is complete; once nothing may
 // follow it (finished()), the generator ends the job. A reply spends most of its tokens in
 // a few recurring states (inside a string, between an array's elements), so the masks of
-// the last kCachedMasks states are kept and a recurring state's mask costs no trie walk.
+// the last kCachedMasks states (by JsonMatcher::MaskKey) are kept and a recurring state's
+// mask costs no trie walk.
 //
 // Ownership and threads: owned by the job's sampler and used by one thread at a time; the
 // trie is shared and must outlive it.
@@ -48,8 +49,8 @@ class TokenConstraint {
 
  private:
   struct CachedMask {
-    std::optional<JsonMatcher> state;
-    TokenBits allowed;  // the end tokens included where the state allows them
+    std::optional<JsonMatcher> state;  // its MaskKey
+    TokenBits allowed;                 // the end tokens included where the state allows them
     int32_t num_allowed = 0;
     int64_t last_used = 0;
   };

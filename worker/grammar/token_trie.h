@@ -44,6 +44,8 @@ class TokenTrie {
                   TokenBits* allowed) const;
 
   int32_t num_nodes() const { return static_cast<int32_t>(nodes_.size()); }
+  // The most bytes a token in the trie has: how far one token can move a matcher.
+  int32_t max_token_bytes() const { return max_depth_; }
 
  private:
   struct Node {

@@ -162,6 +162,35 @@ TEST(TokenConstraintTest, ARecurringStateReusesItsMask) {
   EXPECT_TRUE(constraint.finished());
 }
 
+// With minLength and maxLength, a count no token can carry to a bound is one class: the
+// mask is walked once below reach of minLength, once per count within a token of it, and
+// once between the bounds; each cached mask equals a fresh walk's.
+TEST(TokenConstraintTest, StringLengthsFarFromTheirBoundsShareAMask) {
+  const TokenTrie trie(std::vector<std::string>{"", "{\"a\": \"", "z", "zz", "\"}", "\xC3\xA9"});
+  ASSERT_EQ(trie.max_token_bytes(), 7);
+  auto grammar = JsonGrammar::FromSchema(
+      R"({"type":"object","properties":{"a":{"type":"string","minLength":100,"maxLength":200}},)"
+      R"("required":["a"]})");
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  TokenConstraint constraint(JsonMatcher(*grammar), &trie, {0});
+  std::vector<float> logits(6, 0.0F);
+  constraint.Mask(logits);
+  constraint.Accept(1);
+  for (int count = 0; count < 150; ++count) {
+    logits.assign(6, 0.0F);
+    constraint.Mask(logits);
+    TokenConstraint fresh(constraint.matcher(), &trie, {0});
+    std::vector<float> walked(6, 0.0F);
+    fresh.Mask(walked);
+    ASSERT_EQ(logits, walked) << "after " << count << " code points";
+    EXPECT_EQ(logits[4] == 0.0F, count >= 100) << count;  // the close
+    constraint.Accept(2);
+  }
+  // The start, counts 0-92 (7 bytes cannot reach 100), 93-99 one by one, 100-149.
+  EXPECT_EQ(constraint.num_walks(), 1 + 1 + 7 + 1);
+  EXPECT_EQ(constraint.num_cache_hits(), 92 + 49);
+}
+
 TEST(TokenConstraintTest, AnOpenNumberAllowsTheEndTokenAndMoreDigits) {
   const TokenTrie trie(std::vector<std::string>{"", "1", "a"});
   auto grammar = JsonGrammar::FromSchema(R"({"type":"integer"})");

@@ -122,7 +122,9 @@ TEST(CliErrorsTest, UsageErrorsExitTwo) {
         "generate --text a --max-tokens many", "info --bogus", "fork", "generate --tokens 1,x",
         "generate --text a --logit-bias 5", "generate --text a --logit-bias 5:x,6:1",
         "generate --text a --logit-bias 5:1:2", "generate --text a --logit-bias 5:1,5:2",
-        "generate --message user", "generate --text a --message user:hi"}) {
+        "generate --message user", "generate --text a --message user:hi",
+        "generate --text a --json-object --json-schema /dev/null",
+        "generate --text a --json-schema /nonexistent/schema.json"}) {
     const ToolRun run = RunTool("ringserve-cli", std::string("--target 127.0.0.1:1 ") + args);
     EXPECT_EQ(run.exit_code, 2) << args << ": " << run.err;
   }

@@ -1,0 +1,86 @@
+// libFuzzer target for structured output: schemas come from any client, so compiling one
+// must never crash or hang, and the matcher must keep its promises on any bytes. The first
+// input byte picks the mode:
+//   0: the rest is a JSON Schema: FromSchema answers OK or INVALID_ARGUMENT;
+//   1: a schema, a NUL, then text: each byte the matcher refuses leaves it unchanged, and
+//      after each byte it takes, some byte can follow unless the value is finished;
+//   2: text for the any-object grammar: the same, and a complete text is valid JSON.
+// Every property failure aborts, so the fuzzer reports it as a crash.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "nlohmann/json.hpp"
+#include "worker/grammar/json_matcher.h"
+
+namespace ringserve::grammar {
+namespace {
+
+// Bytes checked for viability, each costing up to 256 trial copies.
+constexpr size_t kMaxCheckedBytes = 256;
+
+void Require(bool condition, const char* property) {
+  if (condition) return;
+  std::fprintf(stderr, "grammar_fuzzer: property failed: %s\n", property);
+  std::abort();
+}
+
+bool CanContinue(const JsonMatcher& matcher) {
+  for (int byte = 0; byte < 256; ++byte) {
+    JsonMatcher copy = matcher;
+    if (copy.Advance(static_cast<uint8_t>(byte))) return true;
+  }
+  return false;
+}
+
+void Walk(const std::shared_ptr<const JsonGrammar>& grammar, std::string_view text) {
+  JsonMatcher matcher(grammar);
+  for (size_t i = 0; i < text.size() && i < kMaxCheckedBytes; ++i) {
+    const JsonMatcher before = matcher;
+    if (!matcher.Advance(static_cast<uint8_t>(text[i]))) {
+      Require(matcher == before, "a refused byte leaves the matcher unchanged");
+      continue;
+    }
+    Require(matcher.IsFinished() || CanContinue(matcher), "every prefix can be completed");
+    Require(!matcher.IsFinished() || matcher.IsComplete(), "a finished value is complete");
+    Require(matcher.MaskKey(16) == matcher.MaskKey(16), "mask keys are deterministic");
+  }
+}
+
+}  // namespace
+}  // namespace ringserve::grammar
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using ringserve::grammar::JsonGrammar;
+  using ringserve::grammar::JsonMatcher;
+  if (size == 0) return 0;
+  const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 3) {
+    case 0: {
+      auto grammar = JsonGrammar::FromSchema(body);
+      ringserve::grammar::Require(grammar.ok() || absl::IsInvalidArgument(grammar.status()),
+                                  "a bad schema is INVALID_ARGUMENT");
+      break;
+    }
+    case 1: {
+      const size_t nul = body.find('\0');
+      if (nul == std::string_view::npos) return 0;
+      auto grammar = JsonGrammar::FromSchema(body.substr(0, nul));
+      if (grammar.ok()) ringserve::grammar::Walk(*grammar, body.substr(nul + 1));
+      break;
+    }
+    default: {
+      ringserve::grammar::Walk(JsonGrammar::AnyObject(), body);
+      JsonMatcher matcher(JsonGrammar::AnyObject());
+      if (matcher.Advance(body) && matcher.IsComplete()) {
+        ringserve::grammar::Require(nlohmann::json::accept(body), "a complete text is JSON");
+      }
+      break;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,31 @@
+// Writes the grammar_fuzzer seed corpus into argv[1]: schemas that use every supported
+// keyword (alone, and followed by a text of theirs), and any-object texts.
+#include <optional>
+#include <string>
+
+#include "tests/fuzz/seed_corpus.h"
+
+int main(int argc, char** argv) {
+  std::optional<ringserve::fuzz::SeedCorpus> corpus =
+      ringserve::fuzz::SeedCorpus::FromArgs(argc, argv);
+  if (!corpus) return 2;
+  const std::string person =
+      R"({"type":"object","properties":{"name":{"type":"string","minLength":1,"maxLength":8},)"
+      R"("age":{"type":"integer"},"tags":{"type":"array","items":{"enum":["a","b",1,null]},)"
+      R"("minItems":1,"maxItems":3},"pet":{"anyOf":[{"type":"string"},{"type":"null"}]},)"
+      R"("kind":{"const":"x"}},"required":["name","age"],"additionalProperties":false})";
+  const std::string tree =
+      R"({"$defs":{"node":{"type":"object","properties":{"v":{"type":"number"},)"
+      R"("kids":{"type":"array","items":{"$ref":"#/$defs/node"}}},"required":["v"]}},)"
+      R"("$ref":"#/$defs/node"})";
+  corpus->Add("person.json", 0, person);
+  corpus->Add("tree.json", 0, tree);
+  corpus->Add("person_text", 1,
+              person + std::string(1, '\0') +
+                  R"({"name": "Ada", "age": 36, "tags": ["a", 1], "pet": null, "kind": "x"})");
+  corpus->Add("tree_text", 1,
+              tree + std::string(1, '\0') + "{\n  \"v\": -1.5e3,\n  \"kids\": [{\"v\": 0}]\n}");
+  corpus->Add("object.txt", 2,
+              "{\"s\": \"esc \\\" \\u00e9 \xC3\xA9\", \"n\": [0, -0.5e+10, true, null, {}]}");
+  return corpus->ExitCode();
+}

@@ -122,6 +122,34 @@ void BM_MaskRowInAString(benchmark::State& state) {
 }
 BENCHMARK(BM_MaskRowInAString)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
+// The worst a schema can make a walk: anyOf over range(1) strings of different maxLength
+// keeps that many alternatives alive inside a string (at most the matcher's 16), each fed
+// every trie node's byte.
+void BM_MaskManyAlternatives(benchmark::State& state) {
+  std::string schema = R"({"anyOf":[)";
+  for (int64_t k = 0; k < state.range(1); ++k) {
+    schema += (k == 0 ? "" : ",") + std::string(R"({"type":"string","maxLength":)") +
+              std::to_string(1000 + k) + "}";
+  }
+  schema += "]}";
+  auto grammar = JsonGrammar::FromSchema(schema);
+  const std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
+  if (bytes.empty() || !grammar.ok()) {
+    state.SkipWithError("no vocabulary under --shared (or the schema did not compile)");
+    return;
+  }
+  const TokenTrie trie(bytes);
+  JsonMatcher matcher(*grammar);
+  matcher.Advance("\"ab");
+  std::vector<JsonMatcher> scratch;
+  TokenBits allowed;
+  for (auto _ : state) benchmark::DoNotOptimize(trie.Allowed(matcher, scratch, &allowed));
+  state.SetLabel(VocabularyOf(state.range(0)));
+}
+BENCHMARK(BM_MaskManyAlternatives)
+    ->ArgsProduct({{1}, {1, 8, 16, 32}})
+    ->Unit(benchmark::kMillisecond);
+
 void BM_BuildTrie(benchmark::State& state) {
   const std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
   if (bytes.empty()) {

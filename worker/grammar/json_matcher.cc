@@ -32,8 +32,11 @@ using Node = JsonGrammar::Node;
 constexpr size_t kMaxNesting = 64;
 // Alternatives kept at once. anyOf branches that parse alike (objects under objects) can
 // multiply; past this many the extra ones are dropped, which keeps every text the matcher
-// takes completable but may refuse a text only a dropped branch would accept.
-constexpr size_t kMaxStacks = 256;
+// takes completable but may refuse a text only a dropped branch would accept. Every byte of
+// a mask's trie walk feeds each alternative, so this also bounds what one request's schema
+// can make a step cost: 16 alternatives walk a 32k vocabulary in about 30 ms, where one
+// takes 2 ms (ringserve-grammar-mask-bench, BM_MaskManyAlternatives).
+constexpr size_t kMaxStacks = 16;
 
 enum State : uint8_t {
   kPending,  // a value of `node` comes next (only whitespace so far)

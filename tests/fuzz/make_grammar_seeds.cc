@@ -11,8 +11,9 @@ int main(int argc, char** argv) {
   if (!corpus) return 2;
   const std::string person =
       R"({"type":"object","properties":{"name":{"type":"string","minLength":1,"maxLength":8},)"
-      R"("age":{"type":"integer"},"tags":{"type":"array","items":{"enum":["a","b",1,null]},)"
-      R"("minItems":1,"maxItems":3},"pet":{"anyOf":[{"type":"string"},{"type":"null"}]},)"
+      R"("age":{"type":"integer","minimum":0,"exclusiveMaximum":150},)"
+      R"("tags":{"type":"array","items":{"enum":["a","b",1,null]},"minItems":1,"maxItems":3},)"
+      R"("pet":{"anyOf":[{"type":"string"},{"type":"null"}]},)"
       R"("kind":{"const":"x"}},"required":["name","age"],"additionalProperties":false})";
   const std::string tree =
       R"({"$defs":{"node":{"type":"object","properties":{"v":{"type":"number"},)"

@@ -133,11 +133,11 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(final.finish_reason, pb.FINISH_REASON_RESPONSE_COMPLETE, text)
         self.assertIn(json.loads(text)["answer"], ("yes", "no"))
 
-        request.response_format.json_schema.schema = b'{"type": "integer", "minimum": 0}'
+        request.response_format.json_schema.schema = b'{"type": "integer", "multipleOf": 2}'
         with self.assertRaises(grpc.RpcError) as error:
             self.generate(request)
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
-        self.assertIn("minimum", error.exception.details())
+        self.assertIn("multipleOf", error.exception.details())
 
 
 class MistralChatTest(unittest.TestCase):

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -406,9 +407,70 @@ Outcome ArrayByte(const Node& node, Frames& frames, uint8_t byte) {
   return Outcome::kTake;
 }
 
+// Integers with a range: the frame keeps the digits' value in `bits` and a '-' in `aux`.
+// A digit is taken only while some integer in the range still starts with the digits so far
+// (the digits followed by k more, for some k), and the number may end only in the range.
+using Int128 = __int128;
+
+bool IntegerReachable(const Node& node, bool negative, uint64_t magnitude, bool zero) {
+  Int128 scale = 1;  // 10^k
+  for (int k = 0; k <= 19 && (k == 0 || !zero); ++k, scale *= 10) {
+    const Int128 low = Int128{magnitude} * scale;
+    const Int128 high = low + scale - 1;
+    if (low > Int128{std::numeric_limits<int64_t>::max()} + 1) break;
+    const Int128 from = negative ? -high : low;
+    const Int128 to = negative ? -low : high;
+    if (from <= node.int_max && to >= node.int_min) return true;
+  }
+  return false;
+}
+
+bool IntegerInRange(const Node& node, const Frame& frame) {
+  const Int128 value = frame.aux != 0 ? -Int128{frame.bits} : Int128{frame.bits};
+  return value >= node.int_min && value <= node.int_max;
+}
+
+// Whether one more digit can follow the integer's digits so far.
+bool IntegerCanGrow(const Node& node, const Frame& frame) {
+  if (frame.state != kNumInt) return false;  // "0" and "-0" take no more digits
+  if (!node.bounded) return true;
+  for (uint64_t digit = 0; digit <= 9; ++digit) {
+    if (frame.bits > (std::numeric_limits<uint64_t>::max() - digit) / 10) return false;
+    if (IntegerReachable(node, frame.aux != 0, frame.bits * 10 + digit, false)) return true;
+  }
+  return false;
+}
+
+Outcome BoundedIntegerByte(const Node& node, Frames& frames, uint8_t byte) {
+  Frame& frame = frames.back();
+  const bool first = frame.state == kNumStart || frame.state == kNumMinus;
+  if (frame.state == kNumStart && byte == '-') {
+    if (node.int_min >= 0) return Outcome::kReject;
+    frame.aux = 1;
+    frame.state = kNumMinus;
+    return Outcome::kTake;
+  }
+  if (IsDigit(byte) && frame.state != kNumZero) {
+    const uint64_t digit = byte - '0';
+    if (!first && frame.bits > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
+      return Outcome::kReject;
+    }
+    const uint64_t magnitude = first ? digit : frame.bits * 10 + digit;
+    const bool zero = first && digit == 0;
+    if (!IntegerReachable(node, frame.aux != 0, magnitude, zero)) return Outcome::kReject;
+    frame.bits = magnitude;
+    frame.state = zero ? kNumZero : kNumInt;
+    return Outcome::kTake;
+  }
+  if (first || !IntegerInRange(node, frame)) return Outcome::kReject;
+  frames.pop_back();
+  return Outcome::kAgain;
+}
+
 // JSON numbers; integers stop before a fraction or an exponent. A number ends at the first
 // byte that cannot continue it, which then goes to the enclosing container.
 Outcome NumberByte(const Node& node, Frames& frames, uint8_t byte) {
+  if (node.bounded) return BoundedIntegerByte(node, frames, byte);
   Frame& frame = frames.back();
   const bool digit = IsDigit(byte);
   const bool real = node.kind == NodeKind::kNumber;
@@ -459,11 +521,14 @@ Outcome FrameByte(const std::vector<Node>& nodes, Frames& frames, uint8_t byte) 
   return NumberByte(node, frames, byte);
 }
 
-bool IsCompleteStack(const Stack& stack) {
+bool IsCompleteStack(const std::vector<Node>& nodes, const Stack& stack) {
   if (stack.frames.empty()) return true;
   if (stack.frames.size() != 1) return false;
-  const uint8_t state = stack.frames[0].state;  // a top-level number may end here
-  return state == kNumZero || state == kNumInt || state == kNumFrac || state == kNumExp;
+  const Frame& frame = stack.frames[0];  // a top-level number may end here
+  const uint8_t state = frame.state;
+  const bool ends = state == kNumZero || state == kNumInt || state == kNumFrac || state == kNumExp;
+  const Node& node = nodes[static_cast<size_t>(frame.node)];
+  return ends && (!node.bounded || IntegerInRange(node, frame));
 }
 
 // Feeds one byte to stacks, writing the survivors (and the alternatives they fork) into a
@@ -646,17 +711,23 @@ bool JsonMatcher::Advance(std::string_view bytes) {
 }
 
 bool JsonMatcher::IsComplete() const {
+  const auto& nodes = grammar_->nodes();
   return std::any_of(stacks_.begin(), stacks_.begin() + static_cast<ptrdiff_t>(live_),
-                     IsCompleteStack);
+                     [&](const Stack& stack) { return IsCompleteStack(nodes, stack); });
 }
 
 bool JsonMatcher::IsFinished() const {
   // Every live stack can be completed, so one that is not empty may take another byte;
-  // the exception is a top-level integer "0" or "-0", complete with nothing to follow.
+  // the exception is a complete top-level integer that no digit may extend: "0", "-0", or
+  // one at the edge of its range ("5" under "maximum": 9).
   const auto& nodes = grammar_->nodes();
   const auto done = [&](const Stack& stack) {
-    return stack.frames.empty() || (stack.frames.size() == 1 && stack.frames[0].state == kNumZero &&
-                                    nodes[stack.frames[0].node].kind == NodeKind::kInteger);
+    if (stack.frames.empty()) return true;
+    if (stack.frames.size() != 1) return false;
+    const Frame& frame = stack.frames[0];
+    const Node& node = nodes[static_cast<size_t>(frame.node)];
+    return node.kind == NodeKind::kInteger && (frame.state == kNumZero || frame.state == kNumInt) &&
+           IsCompleteStack(nodes, stack) && !IntegerCanGrow(node, frame);
   };
   return live_ > 0 &&
          std::all_of(stacks_.begin(), stacks_.begin() + static_cast<ptrdiff_t>(live_), done);

@@ -9,7 +9,9 @@
 //   additionalProperties schema when extra keys are allowed (else INVALID_ARGUMENT);
 // - "items": false means an empty array.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,11 +58,24 @@ bool IsAnnotation(std::string_view key) {
 }
 
 bool IsKeyword(std::string_view key) {
-  static constexpr std::string_view kKeywords[] = {
-      "type",      "properties", "required", "additionalProperties",
-      "items",     "minItems",   "maxItems", "minLength",
-      "maxLength", "enum",       "const",    "anyOf",
-      "oneOf",     "$ref"};
+  static constexpr std::string_view kKeywords[] = {"type",
+                                                   "properties",
+                                                   "required",
+                                                   "additionalProperties",
+                                                   "items",
+                                                   "minItems",
+                                                   "maxItems",
+                                                   "minLength",
+                                                   "maxLength",
+                                                   "enum",
+                                                   "const",
+                                                   "anyOf",
+                                                   "oneOf",
+                                                   "$ref",
+                                                   "minimum",
+                                                   "maximum",
+                                                   "exclusiveMinimum",
+                                                   "exclusiveMaximum"};
   return std::find(std::begin(kKeywords), std::end(kKeywords), key) != std::end(kKeywords);
 }
 
@@ -144,6 +159,9 @@ absl::StatusOr<uint32_t> Types(const json& schema, const std::string& pointer) {
     }
     for (const char* key : {"minLength", "maxLength"}) {
       if (schema.contains(key)) implied |= kStringType;
+    }
+    for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+      if (schema.contains(key)) implied |= kNumberType | kIntegerType;
     }
     return implied == 0 ? kAllTypes : implied;
   }
@@ -229,8 +247,65 @@ absl::Status CheckKeywords(const json& schema, const std::string& pointer) {
                            std::all_of(at("required").begin(), at("required").end(),
                                        [](const json& name) { return name.is_string(); });
   RS_RETURN_IF_ERROR(shape("required", required_ok, "an array of strings"));
+  for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+    RS_RETURN_IF_ERROR(shape(key, schema.contains(key) && at(key).is_number(), "a number"));
+  }
   RS_RETURN_IF_ERROR(CheckBounds(schema, "minItems", "maxItems", pointer));
   return CheckBounds(schema, "minLength", "maxLength", pointer);
+}
+
+bool HasRange(const json& schema) {
+  return schema.contains("minimum") || schema.contains("maximum") ||
+         schema.contains("exclusiveMinimum") || schema.contains("exclusiveMaximum");
+}
+
+// Ranges are matched within int64 (the matcher tracks an integer's value there): a bound
+// is clamped to it, or is none (nullopt) when no int64 satisfies it.
+using Int128 = __int128;
+constexpr Int128 kInt64Min = std::numeric_limits<int64_t>::min();
+constexpr Int128 kInt64Max = std::numeric_limits<int64_t>::max();
+
+// The bound's value rounded toward the integers it admits (up for a lower bound, down for
+// an upper one; strictly past it when exclusive), saturated just outside int64.
+Int128 IntegerBound(const json& value, bool lower, bool exclusive) {
+  const int step = lower ? 1 : -1;
+  if (value.is_number_unsigned()) {
+    const Int128 v = value.get<uint64_t>();
+    return exclusive ? v + step : v;
+  }
+  if (value.is_number_integer()) {
+    const Int128 v = value.get<int64_t>();
+    return exclusive ? v + step : v;
+  }
+  const double v = value.get<double>();
+  if (!(v > -1e19)) return kInt64Min - 1;  // also NaN: nlohmann parses none, but be safe
+  if (!(v < 1e19)) return kInt64Max + 1;
+  const double rounded = lower ? (exclusive ? std::floor(v) + 1 : std::ceil(v))
+                               : (exclusive ? std::ceil(v) - 1 : std::floor(v));
+  return static_cast<Int128>(rounded);
+}
+
+// "minimum", "maximum" and their exclusive forms as an integer node's inclusive range.
+absl::Status IntegerRange(const json& schema, const std::string& pointer, Node* node) {
+  Int128 low = kInt64Min;
+  Int128 high = kInt64Max;
+  for (const bool exclusive : {false, true}) {
+    if (const json* v = Find(schema, exclusive ? "exclusiveMinimum" : "minimum")) {
+      low = std::max(low, IntegerBound(*v, /*lower=*/true, exclusive));
+    }
+    if (const json* v = Find(schema, exclusive ? "exclusiveMaximum" : "maximum")) {
+      high = std::min(high, IntegerBound(*v, /*lower=*/false, exclusive));
+    }
+  }
+  if (low > high) {
+    return SchemaError(pointer,
+                       "no integer lies within \"minimum\" and \"maximum\" (ranges are matched "
+                       "within 64-bit integers)");
+  }
+  node->bounded = true;
+  node->int_min = static_cast<int64_t>(low);
+  node->int_max = static_cast<int64_t>(high);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -279,7 +354,7 @@ int32_t JsonGrammarBuilder::Add(Node node, std::string where) {
       break;
     case NodeKind::kNumber:
     case NodeKind::kInteger:
-      node.first_bytes.set('-');
+      if (!node.bounded || node.int_min < 0) node.first_bytes.set('-');
       for (char c = '0'; c <= '9'; ++c) node.first_bytes.set(static_cast<uint8_t>(c));
       break;
     case NodeKind::kLiterals:
@@ -433,7 +508,18 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::CompileTypes(const json& schema,
   if ((types & (kNumberType | kIntegerType)) != 0) {
     // Every integer is a number: one alternative rather than two that match alike.
     const NodeKind kind = (types & kNumberType) != 0 ? NodeKind::kNumber : NodeKind::kInteger;
-    members.push_back(Add(Node{.kind = kind}, pointer));
+    Node node{.kind = kind};
+    if (HasRange(schema)) {
+      if (kind == NodeKind::kNumber) {
+        // A digit-by-digit bound on fractions and exponents is not implemented; refusing
+        // keeps a range from being silently dropped.
+        return SchemaError(pointer,
+                           "\"minimum\"/\"maximum\" are supported on \"integer\" only, not "
+                           "\"number\"");
+      }
+      RS_RETURN_IF_ERROR(IntegerRange(schema, pointer, &node));
+    }
+    members.push_back(Add(std::move(node), pointer));
   }
   std::vector<std::string> literals;
   if ((types & kBooleanType) != 0) literals.insert(literals.end(), {"true", "false"});

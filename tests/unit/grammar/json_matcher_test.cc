@@ -416,6 +416,58 @@ TEST(SchemaValueTest, AnyOfTypeArraysAndAnyValue) {
   }
 }
 
+// minimum/maximum on integers, exclusive forms included: a digit is taken only while some
+// integer in the range starts with the digits so far, and the number ends only in range.
+TEST(SchemaValueTest, IntegerRanges) {
+  const Grammar percent = Schema(R"({"type": "integer", "minimum": 0, "maximum": 100})");
+  ExpectCases(percent, {{"0", kAccept},
+                        {"7", kAccept},
+                        {"100", kAccept},
+                        {"10", kAccept},
+                        {"101", kReject, 2},
+                        {"1000", kReject, 3},
+                        {"200", kReject, 2},
+                        {"-1", kReject, 0},
+                        {"00", kReject, 1}});
+  JsonMatcher edge(percent);
+  ASSERT_TRUE(edge.Advance("100"));
+  EXPECT_TRUE(edge.IsFinished());  // no digit may follow
+  JsonMatcher ten(percent);
+  ASSERT_TRUE(ten.Advance("10"));
+  EXPECT_TRUE(ten.IsComplete());
+  EXPECT_FALSE(ten.IsFinished());  // "100" is still ahead
+
+  const Grammar band =
+      Schema(R"({"type": "integer", "exclusiveMinimum": -20.5, "exclusiveMaximum": -3})");
+  ExpectCases(band, {{"-20", kAccept},
+                     {"-4", kAccept},
+                     {"-3", kReject, 1},  // only "-3x" could follow, and each is below -20.5
+                     {"-21", kReject, 2},
+                     {"-1", kPrefix},  // -10..-19 lie ahead
+                     {"5", kReject, 0},
+                     {"0", kReject, 0}});
+  JsonMatcher one(band);
+  ASSERT_TRUE(one.Advance("-1"));
+  EXPECT_FALSE(one.IsComplete());  // -1 is out of range; -10..-19 are not
+
+  // Inside an object the number must be in range before the next byte closes it.
+  const Grammar object = Schema(
+      R"({"type":"object","properties":{"n":{"type":"integer","minimum":10}},"required":["n"]})");
+  ExpectCases(object, {{R"({"n":10})", kAccept},
+                       {R"({"n":123456789012})", kAccept},
+                       {R"({"n":9})", kReject, 6},
+                       {R"({"n":9)", kPrefix}});
+  // Bounds at the edges of int64 and beyond.
+  const Grammar huge = Schema(R"({"type":"integer","minimum":9223372036854775800})");
+  ExpectCases(huge, {{"9223372036854775807", kAccept},
+                     {"9223372036854775808", kReject, 18},
+                     {"9223372036854775799", kReject, 16}});
+  EXPECT_FALSE(JsonGrammar::FromSchema(R"({"type":"integer","maximum":-1e300})").ok());
+  EXPECT_FALSE(JsonGrammar::FromSchema(R"({"type":"integer","minimum":1e19})").ok());
+  const Grammar floats = Schema(R"({"type":"integer","maximum":1e300,"minimum":-2.5})");
+  ExpectCases(floats, {{"9223372036854775807", kAccept}, {"-2", kAccept}, {"-3", kReject, 1}});
+}
+
 TEST(SchemaValueTest, IntegerAndNumber) {
   const Grammar integer = Schema(R"({"type": "integer"})");
   ExpectCases(integer, {{"-12", kAccept},
@@ -554,8 +606,11 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{", "not valid JSON"},
       {"", "not valid JSON"},
-      {R"({"type":"object","properties":{"age":{"type":"integer","minimum":0}}})",
-       R"(schema /properties/age: unsupported keyword "minimum")"},
+      {R"({"type":"object","properties":{"age":{"type":"number","minimum":0}}})",
+       R"(schema /properties/age: "minimum"/"maximum" are supported on "integer" only)"},
+      {R"({"type":"integer","minimum":5,"exclusiveMaximum":5})",
+       R"(schema (root): no integer lies within "minimum" and "maximum")"},
+      {R"({"type":"integer","maximum":"9"})", R"(schema (root): "maximum" must be a number)"},
       {R"({"pattern":"x"})", R"(schema (root): unsupported keyword "pattern")"},
       {R"({"allOf":[{}]})", R"(unsupported keyword "allOf")"},
       {R"({"type":"string","format":"date"})", R"(unsupported keyword "format")"},
@@ -597,7 +652,9 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
       {R"({"anyOf":[{}],"oneOf":[{}]})", "alongside"},
       {R"({"$ref":"#","type":"string"})", "alongside \"type\""},
       {R"({"anyOf":[{"type":"string"},{"maximum":1}]})",
-       R"(schema /anyOf/1: unsupported keyword "maximum")"},
+       R"(schema /anyOf/1: "minimum"/"maximum" are supported on "integer" only)"},
+      {R"({"anyOf":[{"type":"string"},{"multipleOf":2}]})",
+       R"(schema /anyOf/1: unsupported keyword "multipleOf")"},
       {R"({"$defs":{"A":{"type":"object","properties":{"x/y":{"format":"email"}}}},
            "$ref":"#/$defs/A"})",
        R"(schema /$defs/A/properties/x~1y: unsupported keyword "format")"},
@@ -716,6 +773,7 @@ TEST(RandomWalkTest, SchemaWithRequiredProperties) {
       "name": {"type": "string", "maxLength": 8},
       "age": {"type": "integer"},
       "tags": {"type": "array", "items": {"enum": ["a", "b", 1, 10]}, "maxItems": 3},
+      "level": {"type": "integer", "minimum": -50, "exclusiveMaximum": 1235},
       "kind": {"anyOf": [{"type": "null"},
                          {"type": "object", "properties": {"x": {"type": "number"}},
                           "required": ["x"]}]}
@@ -739,6 +797,10 @@ TEST(RandomWalkTest, SchemaWithRequiredProperties) {
             for (const json& tag : item) {
               ASSERT_TRUE(tag == "a" || tag == "b" || tag == 1 || tag == 10) << text;
             }
+          } else if (key == "level") {
+            ASSERT_TRUE(item.is_number_integer()) << text;
+            ASSERT_GE(item.get<int64_t>(), -50) << text;
+            ASSERT_LE(item.get<int64_t>(), 1234) << text;
           } else if (key == "kind") {
             ASSERT_TRUE(item.is_null() || (item.is_object() && item.size() == 1 &&
                                            item.contains("x") && item["x"].is_number()))

@@ -3,8 +3,9 @@
 // Choices about what the header leaves open:
 // - keywords of a type that is not in play ("type": "string" with "minItems") are checked
 //   for their own shape and otherwise ignored, as JSON Schema itself does;
-// - with "enum" or "const", the value is one of those texts: "type" filters them, every
-//   other type keyword is ignored;
+// - with "enum" or "const", the value is one of those texts and "type" filters them; any
+//   other keyword beside them (a bound the texts would go unchecked against) is
+//   INVALID_ARGUMENT;
 // - a required property missing from "properties" becomes a listed property with the
 //   additionalProperties schema when extra keys are allowed (else INVALID_ARGUMENT);
 // - "items": false means an empty array.
@@ -414,6 +415,13 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::Compile(const json& schema, const st
   }
   RS_ASSIGN_OR_RETURN(const uint32_t types, Types(schema, pointer));
   if (schema.contains("enum") || schema.contains("const")) {
+    // The values are matched as exact texts; a bound beside them would go unchecked.
+    for (const auto& [key, value] : schema.items()) {
+      if (key != "enum" && key != "const" && key != "type" && !IsAnnotation(key)) {
+        return SchemaError(
+            pointer, absl::StrCat("\"", key, "\" alongside \"enum\"/\"const\" is not supported"));
+      }
+    }
     return CompileEnum(schema, pointer, types);
   }
   return CompileTypes(schema, pointer, types, depth);

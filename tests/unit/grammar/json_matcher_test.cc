@@ -418,6 +418,14 @@ TEST(SchemaValueTest, AnyOfTypeArraysAndAnyValue) {
 
 // minimum/maximum on integers, exclusive forms included: a digit is taken only while some
 // integer in the range starts with the digits so far, and the number ends only in range.
+// Beside enum/const only "type" (a filter) and annotations may stand.
+TEST(SchemaValueTest, ConstWithTypeAndTitle) {
+  ExpectCases(Schema(R"({"const": "x", "type": "string", "title": "Kind"})"),
+              {{R"("x")", kAccept}, {R"("y")", kReject, 1}});
+  ExpectCases(Schema(R"({"enum": ["a", 1, null], "type": ["string", "null"]})"),
+              {{R"("a")", kAccept}, {"null", kAccept}, {"1", kReject, 0}});
+}
+
 TEST(SchemaValueTest, IntegerRanges) {
   const Grammar percent = Schema(R"({"type": "integer", "minimum": 0, "maximum": 100})");
   ExpectCases(percent, {{"0", kAccept},
@@ -655,6 +663,8 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
        R"(schema /anyOf/1: "minimum"/"maximum" are supported on "integer" only)"},
       {R"({"anyOf":[{"type":"string"},{"multipleOf":2}]})",
        R"(schema /anyOf/1: unsupported keyword "multipleOf")"},
+      {R"({"enum":[1,2,300],"maximum":100})",
+       R"(schema (root): "maximum" alongside "enum"/"const" is not supported)"},
       {R"({"$defs":{"A":{"type":"object","properties":{"x/y":{"format":"email"}}}},
            "$ref":"#/$defs/A"})",
        R"(schema /$defs/A/properties/x~1y: unsupported keyword "format")"},

@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
       R"({"type":"object","properties":{"name":{"type":"string","minLength":1,"maxLength":8},)"
       R"("age":{"type":"integer","minimum":0,"exclusiveMaximum":150},)"
       R"("tags":{"type":"array","items":{"enum":["a","b",1,null]},"minItems":1,"maxItems":3},)"
-      R"("pet":{"anyOf":[{"type":"string"},{"type":"null"}]},)"
+      R"("pet":{"anyOf":[{"type":"string"},{"type":"null"}]},"born":{"format":"date-time"},)"
       R"("kind":{"const":"x"}},"required":["name","age"],"additionalProperties":false})";
   const std::string tree =
       R"({"$defs":{"node":{"type":"object","properties":{"v":{"type":"number"},)"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "worker/grammar/json_matcher.h"
+#include "worker/grammar/string_formats.h"
 
 namespace ringserve::grammar {
 
@@ -45,6 +46,8 @@ struct JsonGrammar::Node {
   bool bounded = false;
   int64_t int_min = std::numeric_limits<int64_t>::min();
   int64_t int_max = std::numeric_limits<int64_t>::max();
+  // kString with a "format" ringserve enforces (its text is ASCII, without escapes).
+  StringFormat format = StringFormat::kNone;
   std::vector<std::string> literals{};  // kLiterals: sorted, unique
   std::vector<int32_t> members{};       // kChoice
 

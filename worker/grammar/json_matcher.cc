@@ -273,6 +273,23 @@ StringStep StringByte(uint8_t& state, uint16_t& aux, uint8_t byte) {
   }
 }
 
+// A formatted string (string_formats.h) keeps its cursor in the frame: the position in
+// `count`, the date's digits in `bits`, the time's tail in `aux`.
+Outcome FormattedStringByte(const Node& node, Frames& frames, uint8_t byte) {
+  Frame& frame = frames.back();
+  FormatCursor cursor{.position = frame.count, .digits = frame.bits, .tail = frame.aux};
+  if (byte == '"') {
+    if (!FormatComplete(node.format, cursor)) return Outcome::kReject;
+    frames.pop_back();
+    return Outcome::kTake;
+  }
+  if (!FormatTakes(node.format, cursor, byte)) return Outcome::kReject;
+  frame.count = cursor.position;
+  frame.bits = cursor.digits;
+  frame.aux = cursor.tail;
+  return Outcome::kTake;
+}
+
 Outcome StringFrameByte(const Node& node, Frames& frames, uint8_t byte) {
   Frame& frame = frames.back();
   if (frame.state == kStrOpen) {
@@ -280,6 +297,7 @@ Outcome StringFrameByte(const Node& node, Frames& frames, uint8_t byte) {
     frame.state = kStrBody;
     return Outcome::kTake;
   }
+  if (node.format != StringFormat::kNone) return FormattedStringByte(node, frames, byte);
   uint8_t state = frame.state - kStrBody;
   switch (StringByte(state, frame.aux, byte)) {
     case StringStep::kReject:
@@ -744,6 +762,7 @@ JsonMatcher JsonMatcher::MaskKey(int32_t lookahead) const {
     Frame& top = frames.back();
     if (top.state < kStrBody || top.state > kStrPairU) continue;  // not inside a string value
     const Node& node = grammar_->nodes()[static_cast<size_t>(top.node)];
+    if (node.format != StringFormat::kNone) continue;  // its count is a position
     const int64_t reach = int64_t{top.count} + lookahead;
     if (reach > node.max) continue;
     if (top.count >= node.min) {

@@ -49,6 +49,8 @@ class JsonGrammar {
   //   property is present; at most kMaxProperties properties per object schema;
   // - arrays: "items" (a schema; absent: any value), "minItems", "maxItems";
   // - strings: "minLength", "maxLength" (in code points; an escape counts as one);
+  // - string "format": "uuid", "date", "time", "date-time" (string_formats.h); others are
+  //   INVALID_ARGUMENT, as are minLength/maxLength beside a format;
   // - integers: "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" (numbers;
   //   matched within 64-bit integers); on "number" they are INVALID_ARGUMENT;
   // - "enum" (a non-empty array of JSON values) and "const": the value's compact JSON text
@@ -58,7 +60,7 @@ class JsonGrammar {
   // - "$ref" to "#", "#/$defs/<name>" or "#/definitions/<name>" (recursion allowed);
   // - annotations, ignored: "title", "description", "default", "examples", "$schema",
   //   "$id", "$comment", "$defs", "definitions", "deprecated", "readOnly", "writeOnly".
-  // Anything else ("pattern", "multipleOf", "format", "allOf", "if", ...) is INVALID_ARGUMENT
+  // Anything else ("pattern", "multipleOf", "allOf", "if", ...) is INVALID_ARGUMENT
   // naming the keyword and where it is (a JSON pointer such as "/properties/age"), as are
   // malformed JSON, wrong keyword types, unknown type names, a required property that the
   // object cannot hold, minItems > maxItems, minLength > maxLength, and unresolved refs.

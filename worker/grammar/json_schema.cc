@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -76,7 +77,8 @@ bool IsKeyword(std::string_view key) {
                                                    "minimum",
                                                    "maximum",
                                                    "exclusiveMinimum",
-                                                   "exclusiveMaximum"};
+                                                   "exclusiveMaximum",
+                                                   "format"};
   return std::find(std::begin(kKeywords), std::end(kKeywords), key) != std::end(kKeywords);
 }
 
@@ -158,7 +160,7 @@ absl::StatusOr<uint32_t> Types(const json& schema, const std::string& pointer) {
     for (const char* key : {"items", "minItems", "maxItems"}) {
       if (schema.contains(key)) implied |= kArrayType;
     }
-    for (const char* key : {"minLength", "maxLength"}) {
+    for (const char* key : {"minLength", "maxLength", "format"}) {
       if (schema.contains(key)) implied |= kStringType;
     }
     for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
@@ -251,6 +253,8 @@ absl::Status CheckKeywords(const json& schema, const std::string& pointer) {
   for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
     RS_RETURN_IF_ERROR(shape(key, schema.contains(key) && at(key).is_number(), "a number"));
   }
+  RS_RETURN_IF_ERROR(
+      shape("format", schema.contains("format") && at("format").is_string(), "a string"));
   RS_RETURN_IF_ERROR(CheckBounds(schema, "minItems", "maxItems", pointer));
   return CheckBounds(schema, "minLength", "maxLength", pointer);
 }
@@ -511,6 +515,20 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::CompileTypes(const json& schema,
     Node node{.kind = NodeKind::kString};
     RS_ASSIGN_OR_RETURN(node.min, Count(schema, "minLength", 0, pointer));
     RS_ASSIGN_OR_RETURN(node.max, Count(schema, "maxLength", kUnbounded, pointer));
+    if (const json* format = Find(schema, "format")) {
+      const std::string& name = format->get_ref<const std::string&>();
+      const std::optional<StringFormat> known = StringFormatNamed(name);
+      if (!known.has_value()) {
+        return SchemaError(pointer, absl::StrCat("\"format\": \"", name,
+                                                 "\" is not supported (uuid, date, time and "
+                                                 "date-time are)"));
+      }
+      if (schema.contains("minLength") || schema.contains("maxLength")) {
+        return SchemaError(pointer,
+                           "\"minLength\"/\"maxLength\" alongside \"format\" is not supported");
+      }
+      node.format = *known;
+    }
     members.push_back(Add(std::move(node), pointer));
   }
   if ((types & (kNumberType | kIntegerType)) != 0) {

@@ -426,6 +426,49 @@ TEST(SchemaValueTest, ConstWithTypeAndTitle) {
               {{R"("a")", kAccept}, {"null", kAccept}, {"1", kReject, 0}});
 }
 
+// uuid, date, time and date-time as RFC 4122 and RFC 3339 write them, the calendar included.
+TEST(SchemaValueTest, StringFormats) {
+  ExpectCases(Schema(R"({"type": "string", "format": "uuid"})"),
+              {{R"("123e4567-e89b-12d3-A456-426614174000")", kAccept},
+               {R"("123e4567e89b)", kReject, 9},
+               {R"("123e4567-e89b-12d3-a456-42661417400")", kReject, 36},
+               {R"("123e4567-e89b-12d3-a456-4266141740001")", kReject, 37},
+               {R"("123g)", kReject, 4}});
+  ExpectCases(Schema(R"({"format": "date"})"),
+              {{R"("2024-02-29")", kAccept},
+               {R"("2000-02-29")", kAccept},
+               {R"("2024-12-31")", kAccept},
+               {R"("2023-02-29")", kReject, 10},  // not a leap year
+               {R"("1900-02-29")", kReject, 10},
+               {R"("2024-02-30")", kReject, 9},
+               {R"("2024-04-31")", kReject, 10},
+               {R"("2024-13-01")", kReject, 7},
+               {R"("2024-00-01")", kReject, 7},
+               {R"("2024-01-00")", kReject, 10},
+               {R"("2024-1-01")", kReject, 7},
+               {R"("2024-01-01T")", kReject, 11},
+               {R"("2024-01-0)", kPrefix}});
+  ExpectCases(Schema(R"({"type": "string", "format": "time"})"),
+              {{R"("23:59:59Z")", kAccept},
+               {R"("00:00:00.123+05:30")", kAccept},
+               {R"("12:30:00-23:00")", kAccept},
+               {R"("12:30:00")", kReject, 9},  // RFC 3339 wants an offset
+               {R"("24:00:00Z")", kReject, 2},
+               {R"("12:60:00Z")", kReject, 4},
+               {R"("12:30:00.Z")", kReject, 10},
+               {R"("12:30:00+24:00")", kReject, 11},
+               {R"("12:30:00Zx")", kReject, 10}});
+  ExpectCases(Schema(R"({"type": "string", "format": "date-time"})"),
+              {{R"("2024-06-01T08:15:30.5Z")", kAccept},
+               {R"("2024-06-01T08:15:30+01:00")", kAccept},
+               {R"("2024-06-01 08:15:30Z")", kReject, 11},
+               {R"("2024-06-31T08:15:30Z")", kReject, 10}});
+  // An escape would spell the same text, but formatted strings are ASCII without escapes.
+  ExpectCases(Schema(R"({"format": "date"})"), {{"\"\\u0032", kReject, 1}});
+  // "format" on a type not in play is ignored, as JSON Schema does.
+  ExpectCases(Schema(R"({"type": "integer", "format": "int32"})"), {{"12", kAccept}});
+}
+
 TEST(SchemaValueTest, IntegerRanges) {
   const Grammar percent = Schema(R"({"type": "integer", "minimum": 0, "maximum": 100})");
   ExpectCases(percent, {{"0", kAccept},
@@ -621,7 +664,11 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
       {R"({"type":"integer","maximum":"9"})", R"(schema (root): "maximum" must be a number)"},
       {R"({"pattern":"x"})", R"(schema (root): unsupported keyword "pattern")"},
       {R"({"allOf":[{}]})", R"(unsupported keyword "allOf")"},
-      {R"({"type":"string","format":"date"})", R"(unsupported keyword "format")"},
+      {R"({"type":"string","format":"email"})",
+       R"(schema (root): "format": "email" is not supported (uuid, date, time and date-time are))"},
+      {R"({"format":"uuid","maxLength":40})",
+       R"(schema (root): "minLength"/"maxLength" alongside "format" is not supported)"},
+      {R"({"type":"string","format":3})", R"(schema (root): "format" must be a string)"},
       {R"({"if":{}})", R"(unsupported keyword "if")"},
       {R"({"type":"strin"})", R"(unknown type "strin")"},
       {R"({"type":[]})", "empty array"},
@@ -667,7 +714,7 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
        R"(schema (root): "maximum" alongside "enum"/"const" is not supported)"},
       {R"({"$defs":{"A":{"type":"object","properties":{"x/y":{"format":"email"}}}},
            "$ref":"#/$defs/A"})",
-       R"(schema /$defs/A/properties/x~1y: unsupported keyword "format")"},
+       R"(schema /$defs/A/properties/x~1y: "format": "email" is not supported)"},
       {R"({"type":"array","items":false,"minItems":1})", "\"items\" is false"},
       {many_properties, "more than 64"},
   };
@@ -784,6 +831,8 @@ TEST(RandomWalkTest, SchemaWithRequiredProperties) {
       "age": {"type": "integer"},
       "tags": {"type": "array", "items": {"enum": ["a", "b", 1, 10]}, "maxItems": 3},
       "level": {"type": "integer", "minimum": -50, "exclusiveMaximum": 1235},
+      "when": {"type": "string", "format": "date-time"},
+      "id": {"format": "uuid"},
       "kind": {"anyOf": [{"type": "null"},
                          {"type": "object", "properties": {"x": {"type": "number"}},
                           "required": ["x"]}]}
@@ -807,6 +856,11 @@ TEST(RandomWalkTest, SchemaWithRequiredProperties) {
             for (const json& tag : item) {
               ASSERT_TRUE(tag == "a" || tag == "b" || tag == 1 || tag == 10) << text;
             }
+          } else if (key == "when") {
+            ASSERT_TRUE(item.is_string() && item.get<std::string>().size() >= 20) << text;
+            ASSERT_EQ(item.get<std::string>()[10], 'T') << text;
+          } else if (key == "id") {
+            ASSERT_TRUE(item.is_string() && item.get<std::string>().size() == 36) << text;
           } else if (key == "level") {
             ASSERT_TRUE(item.is_number_integer()) << text;
             ASSERT_GE(item.get<int64_t>(), -50) << text;

@@ -177,16 +177,12 @@ absl::Status Generator::PrepareJob(Job& job) {
   job.seq.priority = r.priority;
   job.seq.arrival = next_arrival_++;
   job.sampler.emplace(r.sampling, context);
-  if (r.min_tokens > 0) {
-    std::vector<int32_t> enders = r.stop_token_ids;
-    if (!r.ignore_eos) enders.insert(enders.end(), eos_ids_.begin(), eos_ids_.end());
-    job.sampler->SuppressUntil(enders, r.min_tokens);
-  }
+  // The tokens that end the job: held back until min_tokens, and under a response format
+  // until the value is complete (a chat's end of turn is among the stop tokens).
+  std::vector<int32_t> enders = r.stop_token_ids;
+  if (!r.ignore_eos) enders.insert(enders.end(), eos_ids_.begin(), eos_ids_.end());
+  if (r.min_tokens > 0) job.sampler->SuppressUntil(enders, r.min_tokens);
   if (r.response_format != nullptr) {
-    // Once the value is complete, whatever ends the job may come: a chat's end of turn is
-    // among the stop tokens.
-    std::vector<int32_t> enders = r.stop_token_ids;
-    if (!r.ignore_eos) enders.insert(enders.end(), eos_ids_.begin(), eos_ids_.end());
     job.sampler->Constrain(grammar::TokenConstraint(grammar::JsonMatcher(r.response_format),
                                                     &TokenTrieOnEngine(), std::move(enders)));
   }

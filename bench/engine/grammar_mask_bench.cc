@@ -36,11 +36,7 @@ std::vector<std::string> TokenBytes(const std::string& vocabulary) {
   if (!vocab.ok()) return {};
   auto tok = tokenizer::Tokenizer::Create(*std::move(vocab));
   if (!tok.ok()) return {};
-  std::vector<std::string> bytes(static_cast<size_t>((*tok)->vocab_size()));
-  for (int32_t id = 0; id < (*tok)->vocab_size(); ++id) {
-    if (!(*tok)->IsSpecial(id)) (*tok)->AppendTokenBytes(id, -1, &bytes[id]);
-  }
-  return bytes;
+  return (*tok)->ReplyBytesOfTokens();
 }
 
 const char* VocabularyOf(int64_t index) {

@@ -226,13 +226,7 @@ absl::Status Generator::PrepareJob(Job& job) {
 
 const grammar::TokenTrie& Generator::TokenTrieOnEngine() {
   if (token_trie_ == nullptr) {
-    // Each token's bytes as they follow other text (no after-BOS space rule): the text a
-    // constrained job adds.
-    std::vector<std::string> bytes(static_cast<size_t>(tokenizer_->vocab_size()));
-    for (int32_t id = 0; id < tokenizer_->vocab_size(); ++id) {
-      if (!tokenizer_->IsSpecial(id)) tokenizer_->AppendTokenBytes(id, -1, &bytes[id]);
-    }
-    token_trie_ = std::make_unique<grammar::TokenTrie>(std::move(bytes));
+    token_trie_ = std::make_unique<grammar::TokenTrie>(tokenizer_->ReplyBytesOfTokens());
   }
   return *token_trie_;
 }

@@ -214,6 +214,14 @@ void Tokenizer::AppendTokenBytes(int32_t id, int32_t previous, std::string* out)
   out->append(bytes);
 }
 
+std::vector<std::string> Tokenizer::ReplyBytesOfTokens() const {
+  std::vector<std::string> bytes(vocab_.tokens.size());
+  for (int32_t id = 0; id < vocab_size(); ++id) {
+    if (!IsSpecial(id)) AppendTokenBytes(id, -1, &bytes[static_cast<size_t>(id)]);
+  }
+  return bytes;
+}
+
 std::string Tokenizer::Decode(std::span<const int32_t> ids) const {
   std::string bytes;
   int32_t previous = -1;

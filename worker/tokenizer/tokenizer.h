@@ -56,6 +56,11 @@ class Tokenizer {
   // Out-of-range ids decode to nothing.
   void AppendTokenBytes(int32_t id, int32_t previous, std::string* out) const;
 
+  // Every token's bytes as it follows other text (AppendTokenBytes with no previous token),
+  // empty for control and unknown tokens: the text each token would add to a reply, indexed
+  // by id (structured output's vocabulary trie).
+  std::vector<std::string> ReplyBytesOfTokens() const;
+
   // The piece as stored (U+2581 for spaces, GPT-2 byte characters); empty if out of range.
   std::string_view Piece(int32_t id) const;
   int32_t vocab_size() const { return static_cast<int32_t>(vocab_.tokens.size()); }

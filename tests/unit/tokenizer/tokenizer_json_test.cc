@@ -105,6 +105,25 @@ TEST(TokenizerJsonTest, SentencePieceBpeFollowsMergeRanks) {
   EXPECT_EQ(tok->Decode(tok->Encode("ab b\xC3\xA9")), "ab b\xC3\xA9");
 }
 
+// What each token adds to a reply: a piece's dummy-prefix space kept (it follows other
+// text), byte tokens as their byte, and nothing for control and unknown tokens.
+TEST(TokenizerJsonTest, ReplyBytesOfTokens) {
+  std::unique_ptr<Tokenizer> tok = FromJson(SentencePieceFixture(), "rs_tok_spm_bytes.json");
+  ASSERT_NE(tok, nullptr);
+  const std::vector<std::string> bytes = tok->ReplyBytesOfTokens();
+  ASSERT_EQ(bytes.size(), static_cast<size_t>(tok->vocab_size()));
+  EXPECT_EQ(bytes[0], "");  // <unk>
+  EXPECT_EQ(bytes[1], "");  // <s>
+  EXPECT_EQ(bytes[2], "");  // </s>
+  EXPECT_EQ(bytes[3 + 'c'], "c");
+  EXPECT_EQ(bytes[264], " ab");
+  for (int32_t id = 3; id < tok->vocab_size(); ++id) {
+    std::string one;
+    tok->AppendTokenBytes(id, -1, &one);
+    EXPECT_EQ(bytes[static_cast<size_t>(id)], one) << id;
+  }
+}
+
 TEST(TokenizerJsonTest, RecognisesLlama3Pattern) {
   json j = ByteLevelFixture();
   j["pre_tokenizer"] = {

@@ -78,14 +78,18 @@ PrefixMatch KvCacheManager::Match(std::span<const int32_t> tokens) const {
 }
 
 std::optional<Admission> KvCacheManager::Admit(SeqId seq_id, std::span<const int32_t> tokens,
-                                               int32_t max_new_tokens) {
+                                               int32_t max_new_tokens, int32_t max_cached_tokens) {
   RS_CHECK_MSG(!Contains(seq_id), "sequence id is already live");
   RS_CHECK(!tokens.empty());
-  RS_CHECK(max_new_tokens >= 0);
+  RS_CHECK(max_new_tokens >= 0 && max_cached_tokens >= 0);
   RS_CHECK(tokens.size() <= static_cast<size_t>(INT32_MAX));
 
   Sequence seq;
-  const int32_t num_hit_blocks = MatchBlocks(tokens, &seq.block_table, &seq.block_keys);
+  // MatchBlocks leaves a token to compute, so matching one token past the cap keeps the hit
+  // within it.
+  const std::span<const int32_t> matchable =
+      tokens.first(std::min(tokens.size(), static_cast<size_t>(max_cached_tokens) + 1));
+  const int32_t num_hit_blocks = MatchBlocks(matchable, &seq.block_table, &seq.block_keys);
   const int32_t num_cached_tokens = num_hit_blocks * block_size_tokens();
   const int32_t num_new_tokens =
       std::min(max_new_tokens, static_cast<int32_t>(tokens.size()) - num_cached_tokens);

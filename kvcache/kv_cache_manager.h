@@ -14,6 +14,7 @@
 #ifndef RINGSERVE_KVCACHE_KV_CACHE_MANAGER_H_
 #define RINGSERVE_KVCACHE_KV_CACHE_MANAGER_H_
 
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -113,9 +114,12 @@ class KvCacheManager {
   // Starts sequence seq_id (not live) with tokens (non-empty): shares the cached prefix
   // blocks (see Match()) and reserves blocks for the next
   // min(max_new_tokens, tokens.size() - cached) tokens (a whole prompt or a first chunk of a
-  // chunked prefill). nullopt when the blocks do not fit; then nothing changed.
+  // chunked prefill). At most max_cached_tokens come from the cache: a sequence that needs
+  // the logits of earlier positions (prompt scoring) computes them again. nullopt when the
+  // blocks do not fit; then nothing changed.
   [[nodiscard]] std::optional<Admission> Admit(SeqId seq_id, std::span<const int32_t> tokens,
-                                               int32_t max_new_tokens);
+                                               int32_t max_new_tokens,
+                                               int32_t max_cached_tokens = INT32_MAX);
 
   // Appends token ids (e.g. a sampled token) whose KV is not computed yet. No blocks move.
   void AppendTokens(SeqId seq_id, std::span<const int32_t> tokens);

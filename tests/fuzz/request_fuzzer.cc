@@ -84,6 +84,8 @@ std::unique_ptr<World> MakeWorld(std::unique_ptr<tokenizer::Tokenizer> tok, int3
   engine::FakeModelRunnerOptions runner;
   runner.vocab_size = vocab_size;
   runner.max_context_tokens = context_tokens;
+  // The rows a worker keeps for scoring prompts, so prompt_logprobs requests pass Submit.
+  runner.max_sampled_rows = engine::SampledRowsFor({}, runner.max_seqs, runner.max_batch_tokens);
   auto generator = engine::Generator::Create(std::make_unique<engine::FakeModelRunner>(runner),
                                              world->tokenizer.get(), {});
   Require(generator.ok(), "generator builds");
@@ -155,8 +157,8 @@ void CheckConversionError(const absl::Status& status, const pb::GenerateRequest&
     return;
   }
   Require(NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "chat",
-                               "input", "logprobs", "stop.max_tokens", "stop.min_tokens",
-                               "stop.stop", "expected_history_tokens"}),
+                               "input", "logprobs", "prompt_logprobs", "stop.max_tokens",
+                               "stop.min_tokens", "stop.stop", "expected_history_tokens"}),
           "ToJobRequest: error names a field");
 }
 
@@ -211,6 +213,10 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
           "max_tokens in [1, context)");
   Require(job.max_tokens.has_value() == r.stop().has_max_tokens(), "max_tokens kept");
   CheckSampling(r.sampling(), job.sampling, r.logprobs());
+  Require(job.prompt_logprobs.has_value() == r.has_prompt_logprobs() &&
+              (!job.prompt_logprobs || (*job.prompt_logprobs == r.prompt_logprobs() &&
+                                        *job.prompt_logprobs >= 0 && *job.prompt_logprobs <= 20)),
+          "prompt_logprobs kept, in [0, 20]");
   Require(static_cast<int>(job.stop_strings.size()) == r.stop().stop_size(), "stop strings kept");
   for (const std::string& s : job.stop_strings) {
     Require(tokenizer::IsValidUtf8(s), "stop strings are UTF-8");

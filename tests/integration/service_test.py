@@ -195,6 +195,38 @@ class Fleet(unittest.TestCase):
             self.assertIn(words, caught.exception.details())
         self.assertEqual(first({}), plain)  # and the fleet keeps serving
 
+    def test_prompt_logprobs_score_the_input_as_generation_did(self):
+        rng = random.Random(11)
+        prompt = [1] + self.tokens(40, rng)
+        generated = list(self.stub.Generate(pb.GenerateRequest(
+            tokens=pb.TokenIds(ids=prompt), logprobs=3,
+            stop=pb.StopCriteria(max_tokens=6, ignore_eos=True),
+            sampling=pb.SamplingParams(temperature=0)), timeout=30))
+        ids = [i for m in generated for i in m.token_ids]
+        scores = [lp for m in generated for lp in m.logprobs]
+        context = prompt + ids
+        messages = list(self.stub.Generate(pb.GenerateRequest(
+            tokens=pb.TokenIds(ids=context), prompt_logprobs=3,
+            stop=pb.StopCriteria(max_tokens=1, ignore_eos=True),
+            sampling=pb.SamplingParams(temperature=0)), timeout=30))
+        scored = [lp for m in messages for lp in m.prompt_logprobs]
+        self.assertEqual([lp.chosen.token_id for lp in scored], context[1:])
+        self.assertTrue(all(len(lp.top) == 3 for lp in scored))
+        first_token = next(i for i, m in enumerate(messages) if m.token_ids)
+        # The message with the first tokens may carry the last scores; none comes later.
+        self.assertFalse(any(m.prompt_logprobs for m in messages[first_token + 1:]))
+        # The generated tokens' scores are the logprobs they were generated with.
+        for want, got in zip(scores, scored[len(prompt) - 1:]):
+            self.assertAlmostEqual(got.chosen.logprob, want.chosen.logprob, places=4)
+            self.assertEqual([t.token_id for t in got.top], [t.token_id for t in want.top])
+        final = messages[-1].final
+        self.assertEqual(final.usage.cached_tokens, 0)  # scored positions are computed again
+        with self.assertRaises(grpc.RpcError) as caught:
+            list(self.stub.Generate(pb.GenerateRequest(tokens=pb.TokenIds(ids=prompt),
+                                                       prompt_logprobs=21), timeout=30))
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("prompt_logprobs", caught.exception.details())
+
     def test_min_tokens_holds_back_a_stop_id(self):
         def run(stop_id, min_tokens):
             request = pb.GenerateRequest(
@@ -357,6 +389,34 @@ class Drain(unittest.TestCase):
             count += sum(len(m.token_ids) for m in call)  # finishes normally
             self.assertEqual(count, 200)
             self.assertEqual(worker.proc.wait(30), 0)
+        finally:
+            channel.close()
+            worker.terminate()
+
+
+class LongPromptScoring(unittest.TestCase):
+    def test_a_long_inputs_scores_come_in_messages_of_at_most_1024(self):
+        worker = fleet.Process([os.path.join(BIN_DIR, "ringserve-worker"), "--dummy-weights",
+                                "--preset", "tiny", "--port", "0", "--host", "127.0.0.1",
+                                "--id", "scoring", "--threads", "1", "--kv-memory", "64MiB"],
+                               "scoring")
+        channel = grpc.insecure_channel(worker.address)
+        try:
+            stub = rpc.InferenceStub(channel)
+            info = stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+            rng = random.Random(3)
+            n = min(1500, info.context_length - 2)
+            tokens = [rng.randrange(3, info.vocab_size) for _ in range(n)]
+            messages = list(stub.Generate(pb.GenerateRequest(
+                tokens=pb.TokenIds(ids=tokens), prompt_logprobs=20,
+                stop=pb.StopCriteria(max_tokens=2, ignore_eos=True)), timeout=120))
+            sizes = [len(m.prompt_logprobs) for m in messages if m.prompt_logprobs]
+            self.assertEqual(sum(sizes), n - 1)
+            self.assertGreaterEqual(len(sizes), 2)
+            self.assertLessEqual(max(sizes), 1024)
+            scored = [lp.chosen.token_id for m in messages for lp in m.prompt_logprobs]
+            self.assertEqual(scored, tokens[1:])
+            self.assertEqual(sum(len(m.token_ids) for m in messages), 2)
         finally:
             channel.close()
             worker.terminate()

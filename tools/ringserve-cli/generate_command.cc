@@ -31,7 +31,8 @@ constexpr char kUsage[] =
     "       (--text T | --tokens 1,2,3 | --message ROLE:TEXT...)\n"
     "       [--append] [--max-tokens N] [--min-tokens N] [--temperature X] [--top-p P]\n"
     "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
-    "       [--logprobs N] [--json-object | --json-schema FILE] [--timeout-s S] [--json]";
+    "       [--logprobs N] [--prompt-logprobs N] [--json-object | --json-schema FILE]\n"
+    "       [--timeout-s S] [--json]";
 
 struct GenerateFlags {
   std::string session;
@@ -50,6 +51,7 @@ struct GenerateFlags {
   bool ignore_eos = false;
   std::string logit_bias;
   int logprobs = 0;
+  int prompt_logprobs = 0;
   bool json_object = false;
   std::string json_schema;  // a file
 };
@@ -126,6 +128,7 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   for (const std::string& s : flags.stop) stop->add_stop(s);
   stop->set_ignore_eos(flags.ignore_eos);
   request.set_logprobs(flags.logprobs);
+  if (parser.IsSet("prompt-logprobs")) request.set_prompt_logprobs(flags.prompt_logprobs);
   if (flags.json_object && !flags.json_schema.empty()) {
     return absl::InvalidArgumentError("give one of --json-object and --json-schema");
   }
@@ -161,6 +164,8 @@ struct Completion {
   std::string text;
   std::vector<int32_t> token_ids;
   nlohmann::json logprobs = nlohmann::json::array();
+  nlohmann::json prompt_logprobs = nlohmann::json::array();
+  double prompt_logprob_sum = 0;  // of the scored input tokens
   GenerateFinal final;
   bool has_final = false;
 };
@@ -181,6 +186,7 @@ nlohmann::json CompletionJson(const Completion& c, const std::string& worker, bo
                         {"seed", c.final.seed()}};
   if (!c.final.stop_match().empty()) out["stop_match"] = c.final.stop_match();
   if (logprobs) out["logprobs"] = c.logprobs;
+  if (!c.prompt_logprobs.empty()) out["prompt_logprobs"] = c.prompt_logprobs;
   return out;
 }
 
@@ -191,6 +197,12 @@ void PrintSummary(const Completion& c, const std::string& worker) {
       FinishReasonName(c.final.finish_reason()), worker.empty() ? "?" : worker,
       usage.prompt_tokens(), usage.cached_tokens(), usage.completion_tokens(),
       usage.time_to_first_token_us() / 1e3, usage.total_time_us() / 1e3);
+  if (!c.prompt_logprobs.empty()) {
+    const auto scored = static_cast<double>(c.prompt_logprobs.size());
+    std::cerr << absl::StrFormat("[input: %zu tokens scored, logprob %.4f, perplexity %.4f]\n",
+                                 c.prompt_logprobs.size(), c.prompt_logprob_sum,
+                                 std::exp(-c.prompt_logprob_sum / scored));
+  }
 }
 
 }  // namespace
@@ -218,6 +230,10 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddString("logit-bias", &flags.logit_bias,
                    "ID:BIAS,... added to those tokens' logits, each bias in [-100, 100]");
   parser.AddInt("logprobs", &flags.logprobs, "N alternatives per token (JSON output only)");
+  parser.AddInt("prompt-logprobs", &flags.prompt_logprobs,
+                "score the input: each token's logprob and N alternatives (JSON output; the "
+                "summary gives the input's perplexity)",
+                IntRange{.min = 0, .max = 20});
   parser.AddBool("json-object", &flags.json_object,
                  "structured output: the reply is a JSON object");
   parser.AddString("json-schema", &flags.json_schema,
@@ -238,6 +254,10 @@ absl::Status RunGenerate(CommandArgs args) {
     c.token_ids.insert(c.token_ids.end(), response.token_ids().begin(), response.token_ids().end());
     c.text += response.text();
     for (const auto& position : response.logprobs()) c.logprobs.push_back(LogprobJson(position));
+    for (const auto& position : response.prompt_logprobs()) {
+      c.prompt_logprobs.push_back(LogprobJson(position));
+      c.prompt_logprob_sum += position.chosen().logprob();
+    }
     if (!args.common.json && !response.text().empty()) std::cout << response.text() << std::flush;
     if (response.has_final()) {
       c.final = response.final();

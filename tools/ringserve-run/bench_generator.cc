@@ -177,6 +177,7 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
 engine::GeneratorOptions GeneratorOptionsFor(const BenchFlags& flags) {
   engine::GeneratorOptions options;
   flags.speculation.Apply(options);
+  options.prompt_logprob_rows = 0;  // the benchmark scores no prompts: no rows kept for it
   return options;
 }
 

@@ -5,6 +5,7 @@
 // chat format.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -47,6 +48,7 @@ struct RunFlags {
   std::string chat_format = "auto";
   int max_seqs = 64;
   int logprobs = 0;
+  int prompt_logprobs = -1;  // off
   bool json_object = false;
   std::string json_schema;
   bool json = false;
@@ -95,6 +97,11 @@ void Register(ArgParser& parser, RunFlags& flags) {
                 "with --json: each generated token's log-probability and this many most likely "
                 "alternatives (0 = none)",
                 IntRange{.min = 0, .max = kernels::kMaxTopLogprobs});
+  parser.AddInt("prompt-logprobs", &flags.prompt_logprobs,
+                "score each prompt: every token's log-probability and this many most likely "
+                "alternatives (with --json; a summary line gives each prompt's perplexity "
+                "otherwise); -1, the default: off",
+                IntRange{.min = -1, .max = kernels::kMaxTopLogprobs});
   parser.AddBool("json", &flags.json, "one JSON object per prompt");
   parser.AddBool("sequential", &flags.sequential, "run prompts one at a time");
   parser.AddBool("ignore-eos", &flags.ignore_eos, "do not stop at end-of-generation tokens");
@@ -140,6 +147,7 @@ absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel
   s.max_tokens = flags.max_tokens;
   s.stop_strings = flags.stop;
   s.ignore_eos = flags.ignore_eos;
+  if (flags.prompt_logprobs >= 0) s.prompt_logprobs = flags.prompt_logprobs;
   RS_ASSIGN_OR_RETURN(s.response_format, ResponseFormatFor(flags));
   s.chat = flags.chat;
   if (flags.chat) {
@@ -177,6 +185,13 @@ void Print(const RunFlags& flags, const std::string& prompt, const engine::JobRe
            const engine::JobEvent& event) {
   if (!flags.json) {
     std::cout << (flags.chat ? "" : prompt) << event.text << "\n";
+    if (request.prompt_logprobs.has_value() && !event.prompt_logprobs.empty()) {
+      double sum = 0;
+      for (const engine::GeneratedToken& t : event.prompt_logprobs) sum += t.logprob;
+      const auto scored = static_cast<double>(event.prompt_logprobs.size());
+      std::cerr << "[prompt: " << event.prompt_logprobs.size() << " tokens scored, logprob " << sum
+                << ", perplexity " << std::exp(-sum / scored) << "]\n";
+    }
     return;
   }
   std::vector<int32_t> ids;
@@ -198,6 +213,13 @@ void Print(const RunFlags& flags, const std::string& prompt, const engine::JobRe
                         {"cached_tokens", usage.cached_tokens},
                         {"completion_tokens", usage.completion_tokens}}}};
   if (flags.logprobs > 0) j["logprobs"] = std::move(logprobs);
+  if (request.prompt_logprobs.has_value()) {
+    nlohmann::json scored = nlohmann::json::array();
+    for (const engine::GeneratedToken& t : event.prompt_logprobs) {
+      scored.push_back({{"id", t.id}, {"logprob", t.logprob}, {"top", t.top_logprobs}});
+    }
+    j["prompt_logprobs"] = std::move(scored);
+  }
   std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 

@@ -67,6 +67,7 @@ absl::StatusOr<std::vector<engine::JobRequest>> BuildJobRequests(
     r.stop_strings = settings.stop_strings;
     r.ignore_eos = settings.ignore_eos;
     r.response_format = settings.response_format;
+    r.prompt_logprobs = settings.prompt_logprobs;
   }
   return requests;
 }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@ struct RunSettings {
   bool ignore_eos = false;
   // Structured output (null: free text).
   std::shared_ptr<const grammar::JsonGrammar> response_format;
+  std::optional<int32_t> prompt_logprobs;  // JobRequest::prompt_logprobs
   // Chat: each text prompt is a user message, after `system` (when not empty) or else the
   // format's default system message; the reply also stops at the format's end of turn.
   bool chat = false;

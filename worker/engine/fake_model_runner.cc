@@ -61,7 +61,8 @@ absl::Status FakeModelRunner::Validate(std::span<const model::SequenceChunk> chu
       }
     }
     if (!model::DraftsFit(c)) {
-      return absl::InvalidArgumentError(absl::StrCat("fake forward: ", c.num_drafts, " drafts"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("fake forward: ", c.num_drafts, " drafts, ", c.num_scored, " scored rows"));
     }
   }
   if (num_tokens > options_.max_batch_tokens) {
@@ -116,7 +117,8 @@ absl::StatusOr<model::SampledPass> FakeModelRunner::ForwardSampled(
     entries.assign(step.penalties.begin() + chain.penalty_begin,
                    step.penalties.begin() + chain.penalty_end);
     kernels::cpu::PenalizeRow(row, chain, entries);
-    ids_.push_back(kernels::cpu::SampleRow(row, chain));
+    const bool scored = !step.scored_ids.empty() && step.scored_ids[r] >= 0;
+    ids_.push_back(scored ? step.scored_ids[r] : kernels::cpu::SampleRow(row, chain));
   }
   logprobs_.clear();
   for (const int32_t r : step.logprob_rows) {
@@ -137,15 +139,16 @@ absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(
       slots_[Slot(c.block_table, position)] = c.tokens[i];
     }
     step.chunks.push_back({c.start_position, static_cast<int32_t>(c.tokens.size()), c.sample,
-                           c.tokens.front(), c.num_drafts});
+                           c.tokens.front(), c.num_drafts, c.num_scored});
   }
   logits_.clear();
   std::vector<int32_t> history;
   for (const model::SequenceChunk& c : chunks) {
-    if (!c.sample) continue;
+    const int32_t rows = model::SampledRows(c);
+    if (rows == 0) continue;
     RS_RETURN_IF_ERROR(ReadHistory(c, &history));
-    // Row r of the chunk's sampled rows follows the history up to its token.
-    for (int32_t r = c.num_drafts; r >= 0; --r) {
+    // Each of the chunk's last `rows` positions gives the row that follows the history up to it.
+    for (int32_t r = rows - 1; r >= 0; --r) {
       const std::vector<float> row =
           LogitsAfter(std::span(history).first(history.size() - static_cast<size_t>(r)));
       logits_.insert(logits_.end(), row.begin(), row.end());

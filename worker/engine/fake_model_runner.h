@@ -45,6 +45,7 @@ struct FakeChunk {
   bool sample = false;
   int32_t first_token = 0;
   int32_t num_drafts = 0;
+  int32_t num_scored = 0;
 };
 
 // Everything one pass was asked to do, for tests to inspect.

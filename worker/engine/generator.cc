@@ -32,7 +32,9 @@ int32_t SampledRowsFor(const GeneratorOptions& options, int32_t max_seqs,
   const int64_t drafts = std::min<int64_t>(
       int64_t{options.speculate_tokens} * std::min(options.speculate_max_seqs, max_seqs),
       max_batch_tokens);
-  return static_cast<int32_t>(max_seqs + drafts);
+  const int64_t scored =
+      std::clamp<int64_t>(options.prompt_logprob_rows, 0, int64_t{max_batch_tokens});
+  return static_cast<int32_t>(max_seqs + drafts + scored);
 }
 
 absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(
@@ -53,9 +55,8 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(
         "generator: speculate_tokens and speculate_max_seqs must be >= 0, and 1 <= "
         "speculate_ngram_min <= speculate_ngram_max");
   }
-  if (options.speculate_tokens > 0) {
-    limits.max_drafts = std::max(0, runner->max_sampled_rows() - limits.max_seqs);
-  }
+  limits.max_extra_rows = std::max(0, runner->max_sampled_rows() - limits.max_seqs);
+  if (options.speculate_tokens > 0) limits.max_drafts = limits.max_extra_rows;
   if (limits.vocab_size <= 0 || limits.max_context_tokens <= 0 || limits.num_kv_blocks <= 0 ||
       limits.max_batch_tokens <= 0 || limits.max_seqs <= 0) {
     return absl::InvalidArgumentError("generator: the model runner reports a non-positive limit");
@@ -87,7 +88,8 @@ Generator::Generator(std::unique_ptr<ModelRunner> runner, const tokenizer::Token
       std::make_unique<Scheduler>(kv_.get(),
                                   SchedulerLimits{.max_batch_tokens = limits_.max_batch_tokens,
                                                   .max_seqs = limits_.max_seqs,
-                                                  .max_drafts = limits_.max_drafts},
+                                                  .max_drafts = limits_.max_drafts,
+                                                  .max_extra_rows = limits_.max_extra_rows},
                                   [this] { return sessions_.ReleaseOneIdlePin(); });
   const int32_t sampling_threads =
       options_.sampling_threads > 0
@@ -285,16 +287,26 @@ bool Generator::Step() {
                       .start_position = c.start,
                       .block_table = kv_->BlockTable(c.seq->seq_id),
                       .sample = c.sample,
-                      .num_drafts = c.num_drafts});
+                      .num_drafts = c.num_drafts,
+                      .num_scored = c.num_scored});
   }
   // Every sampled row's penalties and chain go to the device with the pass, so only its
   // token comes back; the logits cross the bus only for the rows the host must see
   // (logprobs, and penalties beyond the pass's room).
   sampled_chunks_.clear();
+  scored_chunks_.clear();
   chains_.Clear(static_cast<size_t>(runner_->max_penalty_entries()));
   for (const ScheduledChunk& c : plan.chunks) {
-    if (!c.sample) continue;
     Job* job = jobs_.at(c.seq->job_id).get();
+    if (c.num_scored > 0) {
+      // The chunk's rows are its last positions: the scored ones, then the sampled one.
+      const int32_t first = c.start + c.num_tokens - (c.sample ? 1 : 0) - c.num_scored;
+      scored_chunks_.push_back({.job = job, .first_row = chains_.size(), .num_rows = c.num_scored});
+      for (int32_t p = first; p < first + c.num_scored; ++p) {
+        chains_.AddScored(c.seq->tokens[static_cast<size_t>(p) + 1]);
+      }
+    }
+    if (!c.sample) continue;
     sampled_chunks_.push_back(
         {.job = job, .first_row = chains_.size(), .num_drafts = c.num_drafts});
     chains_.Add(*job->sampler);
@@ -314,6 +326,7 @@ bool Generator::Step() {
     return true;
   }
   scheduler_->Commit(plan);
+  DeliverScored(*pass);
   StepRecord record;
   record.num_accepted = FinishSamples(*pass);
   record.start = start;
@@ -368,6 +381,20 @@ void Generator::ProposeDrafts() {
     NgramDraftOptions options = lookup;
     options.max_tokens = std::min({options.max_tokens, job->draft_limit, room - 1});
     ProposeNgramDraft(seq.tokens, options, &seq.draft);
+  }
+}
+
+void Generator::DeliverScored(const model::SampledPass& pass) {
+  for (const ScoredChunk& c : scored_chunks_) {
+    JobEvent event;
+    event.prompt_logprobs.reserve(static_cast<size_t>(c.num_rows));
+    for (int32_t i = 0; i < c.num_rows; ++i) {
+      event.prompt_logprobs.push_back(chains_.Scored(pass, c.first_row + static_cast<size_t>(i),
+                                                     *c.job->request.prompt_logprobs));
+    }
+    // Scored entries do not count against the reader's backlog, so the push never fails.
+    const bool pushed = c.job->channel->Push(std::move(event));
+    RS_CHECK(pushed);
   }
 }
 

@@ -72,9 +72,17 @@ struct GeneratorOptions {
   // Drafts are proposed only while at most this many sequences run: a large batch keeps
   // the device busy without them, and drafts would take its compute.
   int32_t speculate_max_seqs = 16;
+  // Rows the runner keeps for scoring prompts (JobRequest::prompt_logprobs): each is a
+  // logits row beyond the one a sequence samples (vocabulary x 4 bytes on the device and in
+  // host memory). A step scores as many prompt positions as the runner's extra rows allow
+  // (these, and the draft rows its drafts leave unused), so a long prompt is scored over
+  // several steps' chunks. With no extra rows at all, such requests are refused
+  // (FAILED_PRECONDITION).
+  int32_t prompt_logprob_rows = 256;
 };
 
-// The sampled rows a runner needs for `options`' drafts on top of one row per sequence.
+// The sampled rows a runner needs for `options`' drafts and scored prompt positions on top of
+// one row per sequence.
 int32_t SampledRowsFor(const GeneratorOptions& options, int32_t max_seqs, int32_t max_batch_tokens);
 
 // One step, for metrics and benchmarks.
@@ -163,7 +171,8 @@ class Generator {
     int32_t num_kv_blocks = 0;
     int32_t max_batch_tokens = 0;
     int32_t max_seqs = 0;
-    int32_t max_drafts = 0;  // per step
+    int32_t max_drafts = 0;      // per step
+    int32_t max_extra_rows = 0;  // sampled rows per step beyond one a sequence
   };
   struct Job;
   // What other threads hand the engine thread; shared with every job's channel so a
@@ -246,6 +255,15 @@ class Generator {
   StepChains chains_;                  // their chains, reused
   std::vector<SampledToken> sampled_;  // the first row's token of each sampled chunk, reused
   std::vector<size_t> host_chunks_;    // the sampled chunks whose first row has host work
+  // This step's chunks that score prompt positions: the job, its first row, its positions.
+  struct ScoredChunk {
+    Job* job = nullptr;
+    size_t first_row = 0;
+    int32_t num_rows = 0;
+  };
+  std::vector<ScoredChunk> scored_chunks_;
+  // Hands each scored chunk's rows to its job's reader (before any of the step's tokens).
+  void DeliverScored(const model::SampledPass& pass);
   std::unique_ptr<grammar::TokenTrie> token_trie_;  // null until a job needs it
 
   std::shared_ptr<Inbox> inbox_;  // made in the constructor, where Job is complete

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "kernels/row_logprobs.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/generator_job.h"
 #include "worker/grammar/token_constraint.h"
@@ -91,6 +92,18 @@ absl::Status Generator::Validate(const JobRequest& r) const {
     return absl::InvalidArgumentError(
         "response_format: needs the model's tokenizer to know each token's text, and this "
         "model has none");
+  }
+  if (r.prompt_logprobs.has_value()) {
+    if (*r.prompt_logprobs < 0 || *r.prompt_logprobs > kernels::kMaxTopLogprobs) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt_logprobs: must be in [0, ",
+                                                     kernels::kMaxTopLogprobs, "] (got ",
+                                                     *r.prompt_logprobs, ")"));
+    }
+    if (limits_.max_extra_rows == 0) {
+      return absl::FailedPreconditionError(
+          "prompt_logprobs: this worker keeps no rows for scoring prompts "
+          "(--prompt-logprob-rows 0)");
+    }
   }
   if (r.append && r.session_id.empty()) {
     return absl::InvalidArgumentError("append: needs a session_id");
@@ -176,6 +189,12 @@ absl::Status Generator::PrepareJob(Job& job) {
   job.seq.job_id = job.id;
   job.seq.priority = r.priority;
   job.seq.arrival = next_arrival_++;
+  if (r.prompt_logprobs.has_value()) {
+    // Input token i of the context (i >= 1) is scored by position i - 1's logits.
+    const auto history = static_cast<int32_t>(context.size() - r.tokens.size());
+    job.seq.score_next = std::max(history, 1) - 1;
+    job.seq.score_end = prompt - 1;
+  }
   job.sampler.emplace(r.sampling, context);
   // The tokens that end the job: held back until min_tokens, and under a response format
   // until the value is complete (a chat's end of turn is among the stop tokens).
@@ -193,10 +212,12 @@ absl::Status Generator::PrepareJob(Job& job) {
   // that takes a free seat and jumps no queued job. Otherwise it queues like any other job:
   // its pin is released and admission finds its full blocks in the prefix cache (only the
   // last, partial block is computed again, to the same bits).
+  // A scoring job continues it only when the positions it scores are not computed yet.
   const bool continues_pin =
       session != nullptr && session->pin().active() && session->tokens.size() <= context.size() &&
       std::equal(session->tokens.begin(), session->tokens.end(), context.begin()) &&
-      scheduler_->CanSkipQueue();
+      scheduler_->CanSkipQueue() &&
+      (!job.seq.scoring() || kv_->NumComputedTokens(session->pin().seq_id()) <= job.seq.score_next);
   if (continues_pin) {
     const kvcache::SeqId seq_id = session->pin().seq_id();
     kv_->AppendTokens(seq_id, std::span(context).subspan(session->tokens.size()));

@@ -40,6 +40,12 @@ struct JobRequest {
   // accepts; the job ends once the value is complete and nothing may follow it
   // (kResponseComplete), and may end on an end-of-sequence token once it is complete.
   std::shared_ptr<const grammar::JsonGrammar> response_format;
+  // Set: score the input (prompt logprobs). Each input token that has a token before it in
+  // the context gets its log-probability given the context before it, with this many of the
+  // most likely tokens at its position (0..kernels::kMaxTopLogprobs), delivered before the
+  // first generated token (JobEvent::prompt_logprobs). Those positions are computed, never
+  // taken from the prefix cache.
+  std::optional<int32_t> prompt_logprobs;
 };
 
 enum class FinishReason {
@@ -81,6 +87,9 @@ struct JobResult {
 // text they complete (stop strings held back and never emitted), then, on the last event,
 // the outcome: an error status, or OK with the result.
 struct JobEvent {
+  // With JobRequest::prompt_logprobs: the next scored input tokens, in order (every one of
+  // them arrives before the first generated token).
+  std::vector<GeneratedToken> prompt_logprobs;
   std::vector<GeneratedToken> tokens;
   std::string text;
   bool finished = false;

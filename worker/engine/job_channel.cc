@@ -7,6 +7,9 @@ namespace ringserve::engine {
 namespace {
 
 void Merge(JobEvent& into, JobEvent&& more) {
+  into.prompt_logprobs.insert(into.prompt_logprobs.end(),
+                              std::make_move_iterator(more.prompt_logprobs.begin()),
+                              std::make_move_iterator(more.prompt_logprobs.end()));
   into.tokens.insert(into.tokens.end(), std::make_move_iterator(more.tokens.begin()),
                      std::make_move_iterator(more.tokens.end()));
   into.text += more.text;

@@ -1,7 +1,8 @@
 // The path from the engine thread to one job's reader. The engine never blocks on it:
 // events the reader has not taken yet are merged into one pending event, and a reader
 // that falls more than max_pending_tokens behind makes Push() fail so the engine ends the
-// job (a stalled client cannot hold KV blocks forever).
+// job (a stalled client cannot hold KV blocks forever). Scored prompt tokens do not count:
+// a job has at most its input's worth of them.
 #ifndef RINGSERVE_WORKER_ENGINE_JOB_CHANNEL_H_
 #define RINGSERVE_WORKER_ENGINE_JOB_CHANNEL_H_
 

@@ -1,6 +1,7 @@
 #include "worker/engine/scheduler.h"
 
 #include <algorithm>
+#include <climits>
 #include <optional>
 #include <span>
 #include <utility>
@@ -31,6 +32,21 @@ void Erase(std::vector<SchedSeq*>& list, SchedSeq* seq) {
 std::optional<uint64_t> FirstBlockKey(const SchedSeq& seq, int32_t block_size) {
   if (static_cast<int32_t>(seq.tokens.size()) <= block_size) return std::nullopt;
   return Hash64(seq.tokens.data(), sizeof(int32_t) * static_cast<size_t>(block_size));
+}
+
+// The positions of a chunk [start, end) of `seq` that score the prompt (one extra row each).
+int32_t ScoredRows(const SchedSeq& seq, int32_t start, int32_t end) {
+  if (!seq.scoring()) return 0;
+  return std::max(0, std::min(end, seq.score_end) - std::max(start, seq.score_next));
+}
+
+// The most tokens `seq`'s chunk from `start` may take when `extra_rows` rows are left for
+// its scored positions (INT32_MAX: no limit).
+int32_t ScoringCap(const SchedSeq& seq, int32_t start, int32_t extra_rows) {
+  if (!seq.scoring()) return INT32_MAX;
+  const int32_t first = std::max(start, seq.score_next);
+  if (static_cast<int64_t>(first) + extra_rows >= seq.score_end) return INT32_MAX;
+  return first + extra_rows - start;
 }
 
 }  // namespace
@@ -76,27 +92,36 @@ void Scheduler::DropDrafts(SchedSeq* seq, int32_t num_drafts) {
 }
 
 void Scheduler::PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
-                          int32_t& budget) {
+                          Room& room) {
+  RS_CHECK(!seq->scoring() || start <= seq->score_next);  // no scored position skipped
   const bool sample = start + num_tokens == static_cast<int32_t>(seq->tokens.size());
-  plan.chunks.push_back({seq, start, num_tokens, sample});
+  const int32_t scored = ScoredRows(*seq, start, start + num_tokens);
+  RS_CHECK(scored <= room.extra_rows);
+  plan.chunks.push_back({.seq = seq,
+                         .start = start,
+                         .num_tokens = num_tokens,
+                         .sample = sample,
+                         .num_scored = scored});
   seq->planned_tokens = num_tokens;
-  budget -= num_tokens;
+  room.tokens -= num_tokens;
+  room.extra_rows -= scored;
 }
 
-void Scheduler::PlanDrafts(StepPlan& plan, int32_t& budget) {
-  int32_t drafts_left = limits_.max_drafts;
+void Scheduler::PlanDrafts(StepPlan& plan, Room& room) {
+  int32_t drafts_left = std::min(limits_.max_drafts, room.extra_rows);
+  int32_t& budget = room.tokens;
   for (ScheduledChunk& chunk : plan.chunks) {
     SchedSeq* seq = chunk.seq;
     if (!chunk.sample || chunk.num_tokens != 1 || seq->draft.empty()) continue;
     if (budget <= 0 || drafts_left <= 0) break;
     // Positions the table already covers past the last token, and those the blocks that
     // cache nothing would add: a draft never evicts a cached prefix.
-    const int64_t room =
+    const int64_t positions =
         (static_cast<int64_t>(kv_->BlockTable(seq->seq_id).size()) + kv_->NumUnkeyedFreeBlocks()) *
             kv_->block_size_tokens() -
         chunk.start - 1;
-    const auto d = static_cast<int32_t>(
-        std::min<int64_t>({static_cast<int64_t>(seq->draft.size()), budget, drafts_left, room}));
+    const auto d = static_cast<int32_t>(std::min<int64_t>(
+        {static_cast<int64_t>(seq->draft.size()), budget, drafts_left, positions}));
     if (d <= 0) continue;
     const std::span<const int32_t> drafts = std::span(seq->draft).first(static_cast<size_t>(d));
     seq->tokens.insert(seq->tokens.end(), drafts.begin(), drafts.end());
@@ -110,14 +135,19 @@ void Scheduler::PlanDrafts(StepPlan& plan, int32_t& budget) {
     seq->planned_tokens += d;
     budget -= d;
     drafts_left -= d;
+    room.extra_rows -= d;
   }
 }
 
-void Scheduler::Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget) {
+void Scheduler::Preempt(SchedSeq* victim, StepPlan& plan, Room& room) {
   if (victim->planned_tokens > 0) {
-    budget += victim->planned_tokens;
+    room.tokens += victim->planned_tokens;
     victim->planned_tokens = 0;
-    std::erase_if(plan.chunks, [&](const ScheduledChunk& c) { return c.seq == victim; });
+    std::erase_if(plan.chunks, [&](const ScheduledChunk& c) {
+      if (c.seq != victim) return false;
+      room.extra_rows += c.num_scored;
+      return true;
+    });
   }
   victim->lease.Reset();
   // Drafts are proposed for running sequences only; a stale one must not outlive the seat.
@@ -131,13 +161,13 @@ void Scheduler::Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget) {
 
 template <typename TryAlloc>
 bool Scheduler::MakeRoom(TryAlloc try_alloc, SchedSeq* self, bool admitting, StepPlan& plan,
-                         int32_t& budget) {
+                         Room& room) {
   while (!try_alloc()) {
     if (release_idle_ && release_idle_()) continue;
     if (running_.empty()) return false;
     SchedSeq* victim = running_.back();
     if (admitting && victim->priority >= self->priority) return false;
-    Preempt(victim, plan, budget);
+    Preempt(victim, plan, room);
     if (victim == self) return false;
   }
   return true;
@@ -145,7 +175,8 @@ bool Scheduler::MakeRoom(TryAlloc try_alloc, SchedSeq* self, bool admitting, Ste
 
 StepPlan Scheduler::Schedule() {
   StepPlan plan;
-  int32_t budget = limits_.max_batch_tokens;
+  Room room{.tokens = limits_.max_batch_tokens, .extra_rows = limits_.max_extra_rows};
+  const int32_t& budget = room.tokens;
   for (SchedSeq* seq : running_) seq->planned_tokens = 0;
   for (SchedSeq* seq : waiting_) seq->planned_tokens = 0;
 
@@ -160,12 +191,13 @@ StepPlan Scheduler::Schedule() {
       RS_CHECK(need > 0);
       if ((need == 1) != decode_phase) continue;
       if (budget == 0 || static_cast<int32_t>(plan.chunks.size()) >= limits_.max_seqs) break;
-      const int32_t n = std::min(need, budget);
+      const int32_t n = std::min({need, budget, ScoringCap(*seq, computed, room.extra_rows)});
+      if (n == 0) continue;  // its scored positions wait for a step with rows left
       if (!MakeRoom([&] { return kv_->Reserve(seq->seq_id, n); }, seq, /*admitting=*/false, plan,
-                    budget)) {
+                    room)) {
         continue;
       }
-      PlanChunk(seq, computed, n, plan, budget);
+      PlanChunk(seq, computed, n, plan, room);
     }
   }
 
@@ -179,8 +211,13 @@ StepPlan Scheduler::Schedule() {
   // chunks too.)
   for (size_t i = 0; i < waiting_.size() && budget > 0;) {
     SchedSeq* seq = waiting_[i];
-    const std::optional<uint64_t> first_block = FirstBlockKey(*seq, block_size);
-    if (first_block.has_value() && first_blocks_in_flight.contains(*first_block)) {
+    // A scoring sequence computes its first block whatever the cache holds, and waits for
+    // a step with rows left for it.
+    const bool uses_first_block = !seq->scoring() || seq->score_next >= block_size;
+    const std::optional<uint64_t> first_block =
+        uses_first_block ? FirstBlockKey(*seq, block_size) : std::nullopt;
+    if ((first_block.has_value() && first_blocks_in_flight.contains(*first_block)) ||
+        (seq->scoring() && room.extra_rows == 0)) {
       ++i;
       continue;
     }
@@ -188,15 +225,23 @@ StepPlan Scheduler::Schedule() {
     // rule MakeRoom applies to blocks); otherwise admission stops.
     if (static_cast<int32_t>(running_.size()) >= limits_.max_seqs) {
       if (running_.back()->priority >= seq->priority) break;
-      Preempt(running_.back(), plan, budget);  // re-queued behind seq, which stays at i
+      Preempt(running_.back(), plan, room);  // re-queued behind seq, which stays at i
       continue;
     }
     std::optional<kvcache::Admission> admission;
     auto try_admit = [&] {
-      admission = kv_->Admit(seq->seq_id, seq->tokens, budget);
+      int32_t max_cached = INT32_MAX;
+      int32_t max_new = budget;
+      if (seq->scoring()) {
+        // Positions from score_next on must run to give their rows.
+        max_cached =
+            kv_->Match(std::span(seq->tokens).first(seq->score_next + 1)).num_cached_tokens;
+        max_new = std::min(max_new, ScoringCap(*seq, max_cached, room.extra_rows));
+      }
+      admission = kv_->Admit(seq->seq_id, seq->tokens, max_new, max_cached);
       return admission.has_value();
     };
-    if (!MakeRoom(try_admit, seq, /*admitting=*/true, plan, budget)) break;
+    if (!MakeRoom(try_admit, seq, /*admitting=*/true, plan, room)) break;
     Erase(waiting_, seq);  // still at i: preemption only re-queues lower priorities, behind it
     seq->lease = kvcache::SequenceLease(kv_, seq->seq_id);
     InsertSorted(running_, seq);
@@ -208,16 +253,17 @@ StepPlan Scheduler::Schedule() {
         admission->num_new_tokens >= block_size) {
       first_blocks_in_flight.insert(*first_block);
     }
-    PlanChunk(seq, admission->num_cached_tokens, admission->num_new_tokens, plan, budget);
+    PlanChunk(seq, admission->num_cached_tokens, admission->num_new_tokens, plan, room);
   }
 
-  // Last: drafts take only the budget and blocks the step leaves, so they never delay or
-  // preempt anything.
-  if (limits_.max_drafts > 0) PlanDrafts(plan, budget);
+  // Last: drafts take only the budget, rows and blocks the step leaves, so they never delay
+  // or preempt anything.
+  if (limits_.max_drafts > 0) PlanDrafts(plan, room);
 
   for (const ScheduledChunk& chunk : plan.chunks) {
     plan.num_tokens += chunk.num_tokens;
     plan.num_drafts += chunk.num_drafts;
+    plan.num_scored += chunk.num_scored;
     if (chunk.num_tokens == 1 + chunk.num_drafts && chunk.sample) ++plan.num_decode_seqs;
   }
   plan.copies = kv_->TakePendingCopies();
@@ -228,6 +274,9 @@ void Scheduler::Commit(const StepPlan& plan) {
   for (const ScheduledChunk& chunk : plan.chunks) {
     DropDrafts(chunk.seq, chunk.num_drafts);
     kv_->Commit(chunk.seq->seq_id, chunk.num_tokens - chunk.num_drafts);
+    if (chunk.num_scored > 0) {
+      chunk.seq->score_next = std::max(chunk.start, chunk.seq->score_next) + chunk.num_scored;
+    }
     chunk.seq->planned_tokens = 0;
   }
 }

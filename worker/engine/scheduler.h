@@ -35,6 +35,13 @@ struct SchedSeq {
   // the sequence decodes: the step computes its last token and as many drafts as the budget
   // and free blocks allow, and samples a token after each.
   std::vector<int32_t> draft;
+  // Prompt scoring (GenerateRequest.prompt_logprobs): positions [score_next, score_end) still
+  // owe a logits row each, scoring the token after them. Set by the owner before the sequence
+  // is registered; each step computes them in chunks that fit the step's extra rows, and
+  // Commit advances score_next. The cache never supplies them (Admit's max_cached_tokens).
+  int32_t score_next = 0;
+  int32_t score_end = 0;
+  bool scoring() const { return score_next < score_end; }
   int32_t planned_tokens = 0;  // in the plan being built; scheduler-internal
 };
 
@@ -46,6 +53,9 @@ struct ScheduledChunk {
   // The chunk's last num_drafts tokens are seq->draft's first ones, appended to seq->tokens
   // for the pass; Commit takes them off again.
   int32_t num_drafts = 0;
+  // Positions before the sampled one (or the chunk's last ones without sample) whose logits
+  // score the prompt token after them (model::SequenceChunk::num_scored).
+  int32_t num_scored = 0;
 };
 
 struct StepPlan {
@@ -56,6 +66,7 @@ struct StepPlan {
   int32_t num_tokens = 0;
   int32_t num_decode_seqs = 0;  // sequences computing their last token (and drafts)
   int32_t num_drafts = 0;
+  int32_t num_scored = 0;
   int32_t num_preempted = 0;
   bool empty() const { return chunks.empty(); }
 };
@@ -63,7 +74,10 @@ struct StepPlan {
 struct SchedulerLimits {
   int32_t max_batch_tokens = 2048;
   int32_t max_seqs = 256;  // most sequences per step, and most holding blocks at once
-  int32_t max_drafts = 0;  // most draft tokens per step (the runner's sampled rows beyond max_seqs)
+  int32_t max_drafts = 0;  // most draft tokens per step (0: no speculation)
+  // Rows a step may sample beyond one per sequence (the runner's sampled rows beyond
+  // max_seqs): scored prompt positions take them first, drafts what is left.
+  int32_t max_extra_rows = 0;
 };
 
 // Thread: the engine thread only.
@@ -109,15 +123,20 @@ class Scheduler {
   // Calls try_alloc until it succeeds, freeing blocks between tries; false when nothing
   // more may be freed for `self`. `admitting`: self is waiting, so it may only preempt
   // lower priorities.
+  // What the plan being built has left: tokens, and sampled rows beyond one a sequence.
+  struct Room {
+    int32_t tokens = 0;
+    int32_t extra_rows = 0;
+  };
   template <typename TryAlloc>
-  bool MakeRoom(TryAlloc try_alloc, SchedSeq* self, bool admitting, StepPlan& plan,
-                int32_t& budget);
-  void Preempt(SchedSeq* victim, StepPlan& plan, int32_t& budget);
+  bool MakeRoom(TryAlloc try_alloc, SchedSeq* self, bool admitting, StepPlan& plan, Room& room);
+  void Preempt(SchedSeq* victim, StepPlan& plan, Room& room);
   static void PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
-                        int32_t& budget);
+                        Room& room);
   // Adds to each planned chunk of a sequence's last token as many of its drafts as the
-  // budget, the step's draft limit and the free blocks left allow, in plan order.
-  void PlanDrafts(StepPlan& plan, int32_t& budget);
+  // budget, the step's draft limit, the extra rows and the free blocks left allow, in plan
+  // order.
+  void PlanDrafts(StepPlan& plan, Room& room);
   // Takes the last num_drafts tokens (drafts appended for a plan) off a live sequence again.
   void DropDrafts(SchedSeq* seq, int32_t num_drafts);
 

@@ -1,5 +1,7 @@
 #include "worker/engine/step_chains.h"
 
+#include <algorithm>
+
 namespace ringserve::engine {
 
 void StepChains::Clear(size_t penalty_room) {
@@ -10,6 +12,8 @@ void StepChains::Clear(size_t penalty_room) {
   logits_index_.clear();
   logprob_rows_.clear();
   logprob_index_.clear();
+  scored_ids_.clear();
+  any_scored_ = false;
 }
 
 void StepChains::Add(Sampler& sampler, int32_t ahead, int32_t assumed) {
@@ -21,6 +25,29 @@ void StepChains::Add(Sampler& sampler, int32_t ahead, int32_t assumed) {
   };
   list(sampler.needs_logits(), logits_rows_, logits_index_);
   list(sampler.wants_logprobs(), logprob_rows_, logprob_index_);
+  scored_ids_.push_back(-1);
+}
+
+void StepChains::AddScored(int32_t token) {
+  const auto row = static_cast<int32_t>(chains_.size());
+  chains_.push_back(kernels::RowSampling{});  // greedy, no penalties: the cheapest chain
+  logits_index_.push_back(-1);
+  logprob_index_.push_back(static_cast<int32_t>(logprob_rows_.size()));
+  logprob_rows_.push_back(row);
+  scored_ids_.push_back(token);
+  any_scored_ = true;
+}
+
+GeneratedToken StepChains::Scored(const model::SampledPass& pass, size_t row, int num_top) const {
+  const kernels::RowLogprobs& logprobs = pass.logprobs[logprob_index_[row]];
+  GeneratedToken out;
+  out.id = scored_ids_[row];
+  out.logprob = logprobs.chosen;
+  for (int k = 0; k < std::min(num_top, kernels::kMaxTopLogprobs); ++k) {
+    if (logprobs.top_ids[k] < 0) break;
+    out.top_logprobs.emplace_back(logprobs.top_ids[k], logprobs.top_logprobs[k]);
+  }
+  return out;
 }
 
 SampledToken StepChains::Finish(Sampler& sampler, const model::SampledPass& pass, size_t row,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/row_sampling.h"
+#include "worker/engine/job.h"
 #include "worker/engine/sampler.h"
 #include "worker/model/llama_model.h"
 
@@ -23,12 +24,17 @@ class StepChains {
   // Plans `sampler`'s token `ahead` tokens after its next one, the token before it assumed
   // to be `assumed` (Sampler::Plan), as the pass's next sampled row.
   void Add(Sampler& sampler, int32_t ahead = 0, int32_t assumed = -1);
+  // A row that scores `token` (prompt logprobs): its logprobs name the token as chosen,
+  // under the raw logits; nothing is sampled from it.
+  void AddScored(int32_t token);
 
   model::StepSampling view() const {
     return {.chains = chains_,
             .penalties = penalties_,
             .logits_rows = logits_rows_,
-            .logprob_rows = logprob_rows_};
+            .logprob_rows = logprob_rows_,
+            .scored_ids =
+                any_scored_ ? std::span<const int32_t>(scored_ids_) : std::span<const int32_t>()};
   }
   size_t size() const { return chains_.size(); }
   // The rows whose raw logits the host asked for (its work: penalties the pass had no room
@@ -40,6 +46,8 @@ class StepChains {
   // sampler's rows finish in the order they were added).
   SampledToken Finish(Sampler& sampler, const model::SampledPass& pass, size_t row,
                       size_t vocab) const;
+  // The logprobs of scored row `row` of `pass` with the `num_top` most likely tokens.
+  GeneratedToken Scored(const model::SampledPass& pass, size_t row, int num_top) const;
 
  private:
   size_t penalty_room_ = 0;
@@ -49,6 +57,8 @@ class StepChains {
   std::vector<int32_t> logits_index_;  // per row: its place in logits_rows_, or -1
   std::vector<int32_t> logprob_rows_;
   std::vector<int32_t> logprob_index_;  // per row: its place in logprob_rows_, or -1
+  std::vector<int32_t> scored_ids_;     // per row: the token it scores, or -1
+  bool any_scored_ = false;
 };
 
 }  // namespace ringserve::engine

@@ -68,9 +68,9 @@ absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) co
       }
     }
     if (!DraftsFit(c)) {
-      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", i, " has ", c.num_drafts,
-                                                     " drafts among ", c.tokens.size(),
-                                                     " tokens (sample: ", c.sample, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("forward: sequence ", i, " has ", c.num_drafts, " drafts and ", c.num_scored,
+                       " scored rows among ", c.tokens.size(), " tokens (sample: ", c.sample, ")"));
     }
     num_tokens += static_cast<int64_t>(c.tokens.size());
   }
@@ -183,6 +183,15 @@ absl::Status ValidateStepSampling(const StepSampling& step, size_t num_sampled,
       }
     }
   }
+  if (!step.scored_ids.empty()) {
+    if (step.scored_ids.size() != num_sampled) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "forward: ", step.scored_ids.size(), " scored ids for ", num_sampled, " sampled rows"));
+    }
+    for (const int32_t id : step.scored_ids) {
+      if (id < -1) return absl::InvalidArgumentError(absl::StrCat("forward: scored id ", id));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -216,6 +225,7 @@ absl::StatusOr<SampledPass> LlamaModel::ForwardSampled(std::span<const SequenceC
     backend_->PenalizeRows(logits, chains, penalties);
   }
   backend_->SampleRows(logits, chains, ws_->ids.as<int32_t>());
+  UploadScoredIds(step.scored_ids);
   const size_t num_logprobs = step.logprob_rows.size();
   if (num_logprobs > 0) {
     if (!step.penalties.empty()) backend_->UnpenalizeRows(logits, chains, penalties);
@@ -233,6 +243,23 @@ absl::StatusOr<SampledPass> LlamaModel::ForwardSampled(std::span<const SequenceC
   out.logits = {host_logits, step.logits_rows.size() * vocab};
   out.logprobs = {host_logprobs_.as<const kernels::RowLogprobs>(), num_logprobs};
   return out;
+}
+
+void LlamaModel::UploadScoredIds(std::span<const int32_t> scored_ids) {
+  auto* staged = host_scored_ids_.as<int32_t>();
+  std::copy(scored_ids.begin(), scored_ids.end(), staged);
+  auto* device_ids = ws_->ids.as<int32_t>();
+  // Scored rows come in runs (a chunk's prompt positions): one copy a run.
+  for (size_t begin = 0; begin < scored_ids.size();) {
+    if (scored_ids[begin] < 0) {
+      ++begin;
+      continue;
+    }
+    size_t end = begin + 1;
+    while (end < scored_ids.size() && scored_ids[end] >= 0) ++end;
+    backend_->CopyToDevice(device_ids + begin, staged + begin, (end - begin) * sizeof(int32_t));
+    begin = end;
+  }
 }
 
 absl::Status LlamaModel::Forward(std::span<const SequenceChunk> chunks,

@@ -217,6 +217,7 @@ absl::Status LlamaModel::AllocateWorkspace() {
   RS_ASSIGN_OR_RETURN(host_logits_, backend_->AllocateHost(w.logits.bytes()));
   RS_ASSIGN_OR_RETURN(w.ids, backend_->Allocate(rows * sizeof(int32_t)));
   RS_ASSIGN_OR_RETURN(host_ids_, backend_->AllocateHost(rows * sizeof(int32_t)));
+  RS_ASSIGN_OR_RETURN(host_scored_ids_, backend_->AllocateHost(rows * sizeof(int32_t)));
   RS_ASSIGN_OR_RETURN(w.sampling, backend_->Allocate(rows * sizeof(kernels::RowSampling)));
   RS_ASSIGN_OR_RETURN(host_sampling_, backend_->AllocateHost(rows * sizeof(kernels::RowSampling)));
   const size_t penalty_bytes = max_penalty_entries() * sizeof(kernels::PenaltyEntry);

@@ -38,17 +38,25 @@ struct SequenceChunk {
   // decoding), so the rows before the last one sample too: the last 1 + num_drafts rows, in
   // position order. < tokens.size().
   int32_t num_drafts = 0;
+  // Rows that score the prompt (GenerateRequest.prompt_logprobs): the num_scored positions
+  // just before the sampled ones (the chunk's last num_scored positions without sample) give
+  // logits rows too, in position order, each scoring the known token after it.
+  int32_t num_scored = 0;
 };
 
-// Whether `chunk`'s drafts fit it: none without sample, and fewer than its tokens.
+// Whether `chunk`'s extra rows fit it: no drafts without sample, no drafts beside scored
+// rows, and every row on one of its tokens.
 inline bool DraftsFit(const SequenceChunk& chunk) {
-  return chunk.num_drafts >= 0 && (chunk.num_drafts == 0 || chunk.sample) &&
+  const int64_t rows = int64_t{chunk.num_scored} + (chunk.sample ? 1 + chunk.num_drafts : 0);
+  return chunk.num_drafts >= 0 && chunk.num_scored >= 0 &&
+         (chunk.num_drafts == 0 || (chunk.sample && chunk.num_scored == 0)) &&
+         rows <= static_cast<int64_t>(chunk.tokens.size()) &&
          static_cast<size_t>(chunk.num_drafts) < chunk.tokens.size();
 }
 
-// The rows `chunk` samples.
+// The rows `chunk` samples (scored rows included: they run through the same head).
 inline int32_t SampledRows(const SequenceChunk& chunk) {
-  return chunk.sample ? 1 + chunk.num_drafts : 0;
+  return chunk.num_scored + (chunk.sample ? 1 + chunk.num_drafts : 0);
 }
 // The rows a pass over `chunks` samples.
 inline size_t SampledRows(std::span<const SequenceChunk> chunks) {
@@ -63,6 +71,9 @@ struct StepSampling {
   std::span<const kernels::PenaltyEntry> penalties = {};  // the chains' penalty ranges index it
   std::span<const int32_t> logits_rows = {};   // sampled rows whose raw logits the host wants
   std::span<const int32_t> logprob_rows = {};  // sampled rows whose logprobs the host wants
+  // Empty, or one per sampled row: >= 0 names the token a scored row scores (its logprobs'
+  // chosen token, and its id in SampledPass::ids); -1 for a row that samples.
+  std::span<const int32_t> scored_ids = {};
 };
 
 // INVALID_ARGUMENT unless `step` has one chain per sampled row, penalty ranges inside its
@@ -191,6 +202,9 @@ class LlamaModel {
   // returns how many rows sample.
   absl::StatusOr<int> EnqueueForward(std::span<const SequenceChunk> chunks);
   void RunLayer(int layer, int num_tokens, const kernels::AttentionBatch& batch);
+  // Overwrites the scored rows' picks with the tokens they score (StepSampling::scored_ids),
+  // so LogprobRows scores those tokens.
+  void UploadScoredIds(std::span<const int32_t> scored_ids);
   // y = x times a stack's parts, their outputs side by side (LayerWeights).
   void MatMulStack(const kernels::Tensor& x, const std::vector<kernels::Weight>& stack,
                    const kernels::Tensor& y);
@@ -208,7 +222,7 @@ class LlamaModel {
   // Host side of the per-pass copies: batch metadata and sampling chains up, logits and
   // tokens down.
   kernels::HostBuffer host_meta_, host_sampling_, host_penalties_, host_logits_, host_ids_;
-  kernels::HostBuffer host_logprob_rows_, host_logprobs_;
+  kernels::HostBuffer host_logprob_rows_, host_logprobs_, host_scored_ids_;
   std::unique_ptr<DecodeGraphs> decode_graphs_;  // null when the backend cannot capture
   size_t weight_bytes_ = 0;
   int max_context_len_ = 0;  // see max_context_len()

@@ -1,5 +1,6 @@
 #include "worker/server/generate_reactor.h"
 
+#include <span>
 #include <utility>
 
 #include "common/grpc/grpc_status.h"
@@ -57,14 +58,29 @@ void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
 
 void GenerateReactor::PumpLocked() {
   if (write_in_flight_ || finished_ || !handle_) return;
-  std::optional<engine::JobEvent> event = handle_->TryNext();
-  if (!event) return;
-  if (event->finished && !event->status.ok()) {
+  if (!held_) {
+    held_ = handle_->TryNext();
+    prompt_sent_ = 0;
+  }
+  if (!held_) return;
+  if (held_->finished && !held_->status.ok()) {
     // Tokens that came with an error (e.g. a slow reader's last batch) are dropped with it.
-    FinishWith(event->status);
+    FinishWith(held_->status);
     return;
   }
   response_.Clear();
+  const std::span<const engine::GeneratedToken> scored =
+      std::span(held_->prompt_logprobs).subspan(prompt_sent_);
+  if (scored.size() > kMaxPromptLogprobsPerMessage) {
+    FillPromptLogprobs(scored.first(kMaxPromptLogprobsPerMessage), &response_);
+    prompt_sent_ += kMaxPromptLogprobsPerMessage;
+    write_in_flight_ = true;
+    StartWrite(&response_);
+    return;
+  }
+  std::optional<engine::JobEvent> event = std::move(held_);
+  held_.reset();
+  FillPromptLogprobs(scored, &response_);
   FillResponse(*event, job_request_.sampling.num_logprobs > 0, &response_);
   const absl::Time now = absl::Now();
   if (env_.metrics != nullptr && !event->tokens.empty()) {

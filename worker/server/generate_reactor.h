@@ -1,8 +1,9 @@
 // One Generate stream: submits the job, then relays its events as they come. The engine
 // thread's notifier and gRPC's OnWriteDone both "pump": take the pending event (if no
-// write is in flight) and start writing it. Client cancellation cancels the job; the
-// stream ends only after the job's final event, so the engine never notifies a finished
-// reactor.
+// write is in flight) and start writing it; an event with more scored prompt tokens than
+// one message carries (kMaxPromptLogprobsPerMessage) goes out over several. Client cancellation
+// cancels the job; the stream ends only after the job's final event, so the engine never notifies a
+// finished reactor.
 #ifndef RINGSERVE_WORKER_SERVER_GENERATE_REACTOR_H_
 #define RINGSERVE_WORKER_SERVER_GENERATE_REACTOR_H_
 
@@ -49,6 +50,10 @@ class GenerateReactor final : public grpc::ServerWriteReactor<ringserve::v1::Gen
   std::string request_id_;
   std::optional<engine::JobHandle> handle_;
   ringserve::v1::GenerateResponse response_;
+  // The event being written when its scored prompt tokens take several messages, and how many
+  // of them went out. Link::mu.
+  std::optional<engine::JobEvent> held_;
+  size_t prompt_sent_ = 0;
   bool write_in_flight_ = false;  // Link::mu
   bool finished_ = false;         // Link::mu: Finish called
   absl::Time last_write_;

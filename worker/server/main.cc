@@ -107,10 +107,11 @@ int Run(int argc, char** argv) {
   runner_options.block_size_tokens = flags.block_size;
   runner_options.max_batch_tokens = flags.model.max_batch_tokens;
   runner_options.max_seqs = flags.max_seqs;
-  ringserve::engine::GeneratorOptions speculation;
-  flags.speculation.Apply(speculation);
+  ringserve::engine::GeneratorOptions extra_rows;
+  flags.speculation.Apply(extra_rows);
+  extra_rows.prompt_logprob_rows = flags.prompt_logprob_rows;
   runner_options.max_sampled_rows =
-      ringserve::engine::SampledRowsFor(speculation, flags.max_seqs, flags.model.max_batch_tokens);
+      ringserve::engine::SampledRowsFor(extra_rows, flags.max_seqs, flags.model.max_batch_tokens);
   runner_options.num_kv_blocks = flags.kv_blocks;
   runner_options.kv_memory = *kv_memory;
   auto model = ringserve::tools::CreateModel(
@@ -145,6 +146,7 @@ int Run(int argc, char** argv) {
   }
   options.generator.max_seqs = flags.max_seqs;
   flags.speculation.Apply(options.generator);
+  options.generator.prompt_logprob_rows = flags.prompt_logprob_rows;
   options.generator.max_sessions = flags.max_sessions;
   options.generator.session_ttl = absl::Seconds(flags.session_ttl_s);
   options.generator.max_jobs = flags.max_queue;

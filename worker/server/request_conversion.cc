@@ -210,28 +210,45 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   }
   job.min_tokens = stop.min_tokens();
   job.priority = request.priority();
+  if (request.has_prompt_logprobs()) {
+    if (request.prompt_logprobs() < 0 || request.prompt_logprobs() > 20) {
+      return Invalid("prompt_logprobs",
+                     absl::StrCat("must be in [0, 20] (got ", request.prompt_logprobs(), ")"));
+    }
+    job.prompt_logprobs = request.prompt_logprobs();
+  }
   if (request.has_response_format()) {
     RS_ASSIGN_OR_RETURN(job.response_format, ToResponseFormat(request.response_format()));
   }
   return job;
 }
 
+namespace {
+
+void FillPosition(const engine::GeneratedToken& t, pb::PositionLogprobs* lp) {
+  lp->mutable_chosen()->set_token_id(t.id);
+  lp->mutable_chosen()->set_logprob(t.logprob);
+  for (const auto& [id, logprob] : t.top_logprobs) {
+    pb::TokenLogprob* top = lp->add_top();
+    top->set_token_id(id);
+    top->set_logprob(logprob);
+  }
+}
+
+}  // namespace
+
 void FillResponse(const engine::JobEvent& event, bool with_logprobs,
                   pb::GenerateResponse* response) {
   for (const engine::GeneratedToken& t : event.tokens) {
     response->add_token_ids(t.id);
-    if (with_logprobs) {
-      pb::PositionLogprobs* lp = response->add_logprobs();
-      lp->mutable_chosen()->set_token_id(t.id);
-      lp->mutable_chosen()->set_logprob(t.logprob);
-      for (const auto& [id, logprob] : t.top_logprobs) {
-        pb::TokenLogprob* top = lp->add_top();
-        top->set_token_id(id);
-        top->set_logprob(logprob);
-      }
-    }
+    if (with_logprobs) FillPosition(t, response->add_logprobs());
   }
   response->set_text(event.text);
+}
+
+void FillPromptLogprobs(std::span<const engine::GeneratedToken> scored,
+                        pb::GenerateResponse* response) {
+  for (const engine::GeneratedToken& t : scored) FillPosition(t, response->add_prompt_logprobs());
 }
 
 void FillFinal(const engine::JobResult& result, const engine::JobRequest& request,

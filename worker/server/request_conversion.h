@@ -5,6 +5,7 @@
 #define RINGSERVE_WORKER_SERVER_REQUEST_CONVERSION_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -45,9 +46,16 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const ringserve::v1::GenerateReq
 // session has that id) or longer than kMaxSessionIdBytes.
 absl::Status CheckExistingSessionId(const std::string& session_id);
 
-// The streamed message for the tokens and text of `event` (logprobs when asked).
+// The streamed message for the tokens and text of `event` (logprobs when asked); its scored
+// prompt tokens go through FillPromptLogprobs.
 void FillResponse(const engine::JobEvent& event, bool with_logprobs,
                   ringserve::v1::GenerateResponse* response);
+
+// The most scored prompt tokens one message carries: 1024 entries with 20 alternatives each
+// are about 300 KB, well inside gRPC's 4 MiB default message limit.
+inline constexpr size_t kMaxPromptLogprobsPerMessage = 1024;
+void FillPromptLogprobs(std::span<const engine::GeneratedToken> scored,
+                        ringserve::v1::GenerateResponse* response);
 
 // The final summary of a successful job.
 void FillFinal(const engine::JobResult& result, const engine::JobRequest& request,

@@ -35,6 +35,12 @@ void WorkerFlags::Register(tools::ArgParser& args) {
               "threads that sample a step's rows, the engine's included (0, the default: one "
               "per core, at most 8, on a GPU; 1 on the CPU; up to 256)",
               tools::IntRange{.min = 0, .max = 256});
+  args.AddInt("prompt-logprob-rows", &prompt_logprob_rows,
+              "logits rows kept for scoring prompts (requests with prompt_logprobs), each the "
+              "vocabulary's size in f32 on the device and in host memory; a step scores as many "
+              "prompt tokens as these and the unused --speculate rows allow (256; 0 without "
+              "--speculate refuses such requests)",
+              tools::IntRange{.min = 0, .max = 65536});
   args.AddInt("metrics-port", &metrics_port, "Prometheus /metrics port (0, the default: off)",
               kPort);
   args.AddInt("drain-timeout-s", &drain_timeout_s,

@@ -29,7 +29,8 @@ struct WorkerFlags {
   int session_ttl_s = 1800;
   int max_queue = 4096;
   int max_pending_tokens = 4096;
-  int sampling_threads = 0;  // GeneratorOptions::sampling_threads
+  int sampling_threads = 0;       // GeneratorOptions::sampling_threads
+  int prompt_logprob_rows = 256;  // GeneratorOptions::prompt_logprob_rows
   int metrics_port = 0;
   int drain_timeout_s = 30;
   int min_step_ms = 0;

@@ -72,20 +72,22 @@ class GeneratorModelTest : public ::testing::TestWithParam<TestDevice> {
     tokenizer_ = *std::move(tok);
   }
 
-  // speculate > 0: that many draft tokens a step (GeneratorOptions::speculate_tokens).
+  // speculate > 0: that many draft tokens a step (GeneratorOptions::speculate_tokens);
+  // prompt_rows: scored prompt positions a step (GeneratorOptions::prompt_logprob_rows).
   std::unique_ptr<Generator> Make(int32_t num_kv_blocks, int32_t max_batch_tokens = 64,
-                                  int32_t speculate = 0) {
+                                  int32_t speculate = 0, int32_t prompt_rows = 0) {
     LlamaRunnerOptions options;
     options.block_size_tokens = 16;
     options.max_batch_tokens = max_batch_tokens;  // small: forces chunked prefill
     options.max_seqs = 16;
-    options.max_sampled_rows = options.max_seqs * (1 + speculate);
+    options.max_sampled_rows = options.max_seqs * (1 + speculate) + prompt_rows;
     options.num_kv_blocks = num_kv_blocks;
     auto runner = LlamaRunner::Create(*checkpoint_, backend_.get(), options);
     EXPECT_TRUE(runner.ok()) << runner.status();
     if (!runner.ok()) return nullptr;
     GeneratorOptions generator_options;
     generator_options.speculate_tokens = speculate;
+    generator_options.prompt_logprob_rows = prompt_rows;
     auto generator = Generator::Create(*std::move(runner), tokenizer_.get(), generator_options);
     EXPECT_TRUE(generator.ok()) << generator.status();
     return generator.ok() ? *std::move(generator) : nullptr;
@@ -350,6 +352,45 @@ TEST_P(GeneratorModelTest, SpeculativeDecodingGivesTheSameTokens) {
             << alone_stats.num_draft_tokens << " drafts accepted, "
             << alone_stats.num_generated_tokens << " tokens in " << alone_stats.num_steps
             << " steps (plain: " << plain->Stats().num_steps << ")\n";
+}
+
+// Scoring a text the model generated gives, at each generated token, the logprobs its
+// generation reported: the same logits, computed in a prefill chunk instead of a decode step.
+// The CPU's rows keep their bits in any chunk, so there they are equal bit for bit.
+TEST_P(GeneratorModelTest, PromptLogprobsOfAGeneratedTextAreThoseItWasGeneratedWith) {
+  std::vector<JobRequest> requests = Requests(/*sampled=*/true);
+  requests.resize(3);
+  auto g = Make(BlocksFor(requests) * 2, /*max_batch_tokens=*/64, /*speculate=*/0,
+                /*prompt_rows=*/24);
+  ASSERT_NE(g, nullptr);
+  const bool exact = GetParam().name.starts_with("cpu");
+  for (JobRequest& r : requests) {
+    r.sampling.num_logprobs = 4;
+    const JobEvent generated = g->Submit(r)->Collect();
+    ASSERT_TRUE(generated.status.ok()) << generated.status;
+    JobRequest scoring;
+    scoring.tokens = r.tokens;
+    for (const GeneratedToken& t : generated.tokens) scoring.tokens.push_back(t.id);
+    scoring.max_tokens = 1;
+    scoring.prompt_logprobs = 4;
+    const JobEvent scored = g->Submit(scoring)->Collect();
+    ASSERT_TRUE(scored.status.ok()) << scored.status;
+    ASSERT_EQ(scored.prompt_logprobs.size(), scoring.tokens.size() - 1);
+    EXPECT_EQ(scored.result.usage.cached_tokens, 0);  // the prompt's blocks were cached
+    for (size_t k = 0; k < generated.tokens.size(); ++k) {
+      const GeneratedToken& want = generated.tokens[k];
+      const GeneratedToken& got = scored.prompt_logprobs[r.tokens.size() - 1 + k];
+      EXPECT_EQ(got.id, want.id);
+      ASSERT_EQ(got.top_logprobs.size(), 4U);
+      if (exact) {
+        EXPECT_EQ(got.logprob, want.logprob) << "token " << k;
+        EXPECT_EQ(got.top_logprobs, want.top_logprobs) << "token " << k;
+      } else {
+        EXPECT_NEAR(got.logprob, want.logprob, 0.05) << "token " << k;
+      }
+    }
+  }
+  EXPECT_EQ(g->Stats().kv.num_used_blocks, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, GeneratorModelTest,

@@ -64,7 +64,7 @@ class SpeculativeSchedulerTest : public ::testing::Test {
 };
 
 TEST_F(SpeculativeSchedulerTest, DraftsRideWithTheLastTokenAndLeaveAtCommit) {
-  Make(16, {.max_batch_tokens = 16, .max_seqs = 4, .max_drafts = 8});
+  Make(16, {.max_batch_tokens = 16, .max_seqs = 4, .max_drafts = 8, .max_extra_rows = 8});
   SchedSeq* a = New(5);
   Prefill();
   a->draft = {7, 8, 9};
@@ -98,7 +98,7 @@ TEST_F(SpeculativeSchedulerTest, DraftsRideWithTheLastTokenAndLeaveAtCommit) {
 TEST_F(SpeculativeSchedulerTest, DraftsTakeOnlyWhatTheStepLeaves) {
   // 4 blocks of 4 tokens: a holds 2 (7 computed + 1 sampled), b holds 1 and its next token
   // (position 4) needs the last free block, which a's drafts (positions 8..11) would take.
-  Make(4, {.max_batch_tokens = 16, .max_seqs = 4, .max_drafts = 8});
+  Make(4, {.max_batch_tokens = 16, .max_seqs = 4, .max_drafts = 8, .max_extra_rows = 8});
   SchedSeq* a = New(7);
   SchedSeq* b = New(4);
   b->tokens[0] = 7;  // not a's prefix
@@ -112,7 +112,7 @@ TEST_F(SpeculativeSchedulerTest, DraftsTakeOnlyWhatTheStepLeaves) {
   scheduler_->Commit(plan);
 
   // A budget of 4: both decode, and a's drafts get the 2 tokens left, every step.
-  Make(32, {.max_batch_tokens = 4, .max_seqs = 4, .max_drafts = 16});
+  Make(32, {.max_batch_tokens = 4, .max_seqs = 4, .max_drafts = 16, .max_extra_rows = 16});
   a = New(2);
   b = New(2);
   Prefill();
@@ -132,7 +132,7 @@ TEST_F(SpeculativeSchedulerTest, DraftsTakeOnlyWhatTheStepLeaves) {
 // Drafts never evict a cached prefix: they take the room left in the sequence's own blocks
 // and blocks that cache nothing, as many drafts as fit rather than none.
 TEST_F(SpeculativeSchedulerTest, DraftsLeaveCachedPrefixesAlone) {
-  Make(6, {.max_batch_tokens = 32, .max_seqs = 4, .max_drafts = 8});
+  Make(6, {.max_batch_tokens = 32, .max_seqs = 4, .max_drafts = 8, .max_extra_rows = 8});
   SchedSeq* p = New(9);  // two full blocks to cache
   Prefill();
   scheduler_->Remove(p);
@@ -153,7 +153,7 @@ TEST_F(SpeculativeSchedulerTest, DraftsLeaveCachedPrefixesAlone) {
 }
 
 TEST_F(SpeculativeSchedulerTest, DraftsFitTheBudgetAndTheStepsDraftLimit) {
-  Make(32, {.max_batch_tokens = 12, .max_seqs = 4, .max_drafts = 6});
+  Make(32, {.max_batch_tokens = 12, .max_seqs = 4, .max_drafts = 6, .max_extra_rows = 6});
   SchedSeq* a = New(4);
   SchedSeq* b = New(4);
   SchedSeq* c = New(4);
@@ -170,7 +170,7 @@ TEST_F(SpeculativeSchedulerTest, DraftsFitTheBudgetAndTheStepsDraftLimit) {
   for (SchedSeq* s : {a, b, c}) EXPECT_EQ(s->tokens.size(), 5U);
   EXPECT_TRUE(kv_->Validate().ok()) << kv_->Validate();
 
-  Make(32, {.max_batch_tokens = 4, .max_seqs = 4, .max_drafts = 16});
+  Make(32, {.max_batch_tokens = 4, .max_seqs = 4, .max_drafts = 16, .max_extra_rows = 16});
   SchedSeq* d = New(4);
   Prefill();
   d->draft = {1, 2, 3, 4, 5};
@@ -182,7 +182,7 @@ TEST_F(SpeculativeSchedulerTest, DraftsFitTheBudgetAndTheStepsDraftLimit) {
 
 TEST_F(SpeculativeSchedulerTest, DraftsFitTheBlocksLeftAndAPreemptedSequenceHasNone) {
   // 4 blocks of 4 tokens. a holds 2 (7 computed + 1 sampled); b holds 1.
-  Make(4, {.max_batch_tokens = 16, .max_seqs = 4, .max_drafts = 8});
+  Make(4, {.max_batch_tokens = 16, .max_seqs = 4, .max_drafts = 8, .max_extra_rows = 8});
   SchedSeq* a = New(7);
   SchedSeq* b = New(2);
   Prefill();

@@ -164,6 +164,46 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
   EXPECT_THAT(unset.status().message(), HasSubstr("response_format: set json_object or"));
 }
 
+TEST(RequestConversionTest, PromptLogprobsAreOptionalAndBounded) {
+  const auto tok = ChatTokenizer();
+  const ModelLimits limits{.vocab_size = tok->vocab_size(), .context_length = 64};
+  pb::GenerateRequest request;
+  request.set_text("hi");
+  auto unset = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(unset.ok()) << unset.status();
+  EXPECT_FALSE(unset->prompt_logprobs.has_value());
+  for (const int32_t top : {0, 20}) {
+    request.set_prompt_logprobs(top);
+    auto set = ToJobRequest(request, tok.get(), limits);
+    ASSERT_TRUE(set.ok()) << set.status();
+    EXPECT_EQ(set->prompt_logprobs, top);
+  }
+  for (const int32_t bad : {-1, 21}) {
+    request.set_prompt_logprobs(bad);
+    auto refused = ToJobRequest(request, tok.get(), limits);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr("prompt_logprobs")) << bad;
+  }
+}
+
+// Scored input tokens go to prompt_logprobs, each with its token, logprob and alternatives.
+TEST(RequestConversionTest, PromptLogprobsFillTheirOwnField) {
+  std::vector<engine::GeneratedToken> scored(3);
+  for (int i = 0; i < 3; ++i) {
+    scored[i].id = 10 + i;
+    scored[i].logprob = -0.5F * static_cast<float>(i);
+    scored[i].top_logprobs = {{7, -0.1F}};
+  }
+  pb::GenerateResponse response;
+  FillPromptLogprobs(scored, &response);
+  ASSERT_EQ(response.prompt_logprobs_size(), 3);
+  EXPECT_EQ(response.prompt_logprobs(2).chosen().token_id(), 12);
+  EXPECT_EQ(response.prompt_logprobs(2).chosen().logprob(), -1.0F);
+  ASSERT_EQ(response.prompt_logprobs(0).top_size(), 1);
+  EXPECT_EQ(response.prompt_logprobs(0).top(0).token_id(), 7);
+  EXPECT_EQ(response.token_ids_size(), 0);
+}
+
 // --chat-format: auto reads the checkpoint's template (and falls back to none when the
 // vocabulary lacks the markers it names); a named format must have its markers.
 TEST(ChatFormatFlagTest, AutoDetectsAndNamedFormatsNeedTheirMarkers) {

@@ -178,6 +178,48 @@ class GeneratorModelTest : public ::testing::TestWithParam<TestDevice> {
     return expected;
   }
 
+  // Generates num_cases sampled texts (max_tokens > 0: that many tokens each, else the
+  // case's), then scores each prompt with its text, and expects every generated token's score
+  // to be the logprob it was generated with.
+  void CheckScoresOfGeneratedTexts(size_t num_cases, int32_t max_tokens) {
+    std::vector<JobRequest> requests = Requests(/*sampled=*/true);
+    requests.resize(num_cases);
+    if (max_tokens > 0) {
+      for (JobRequest& r : requests) r.max_tokens = max_tokens;
+    }
+    auto g = Make(BlocksFor(requests) * 2, /*max_batch_tokens=*/64, /*speculate=*/0,
+                  /*prompt_rows=*/24);
+    ASSERT_NE(g, nullptr);
+    const bool exact = GetParam().name.starts_with("cpu");
+    for (JobRequest& r : requests) {
+      r.sampling.num_logprobs = 4;
+      const JobEvent generated = g->Submit(r)->Collect();
+      ASSERT_TRUE(generated.status.ok()) << generated.status;
+      JobRequest scoring;
+      scoring.tokens = r.tokens;
+      for (const GeneratedToken& t : generated.tokens) scoring.tokens.push_back(t.id);
+      scoring.max_tokens = 1;
+      scoring.prompt_logprobs = 4;
+      const JobEvent scored = g->Submit(scoring)->Collect();
+      ASSERT_TRUE(scored.status.ok()) << scored.status;
+      ASSERT_EQ(scored.prompt_logprobs.size(), scoring.tokens.size() - 1);
+      EXPECT_EQ(scored.result.usage.cached_tokens, 0);  // the prompt's blocks were cached
+      for (size_t k = 0; k < generated.tokens.size(); ++k) {
+        const GeneratedToken& want = generated.tokens[k];
+        const GeneratedToken& got = scored.prompt_logprobs[r.tokens.size() - 1 + k];
+        EXPECT_EQ(got.id, want.id);
+        ASSERT_EQ(got.top_logprobs.size(), 4U);
+        if (exact) {
+          EXPECT_EQ(got.logprob, want.logprob) << "token " << k;
+          EXPECT_EQ(got.top_logprobs, want.top_logprobs) << "token " << k;
+        } else {
+          EXPECT_NEAR(got.logprob, want.logprob, 0.05) << "token " << k;
+        }
+      }
+    }
+    EXPECT_EQ(g->Stats().kv.num_used_blocks, 0);
+  }
+
   std::vector<Case> cases_;
   std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<model::Checkpoint> checkpoint_;
@@ -358,39 +400,7 @@ TEST_P(GeneratorModelTest, SpeculativeDecodingGivesTheSameTokens) {
 // generation reported: the same logits, computed in a prefill chunk instead of a decode step.
 // The CPU's rows keep their bits in any chunk, so there they are equal bit for bit.
 TEST_P(GeneratorModelTest, PromptLogprobsOfAGeneratedTextAreThoseItWasGeneratedWith) {
-  std::vector<JobRequest> requests = Requests(/*sampled=*/true);
-  requests.resize(3);
-  auto g = Make(BlocksFor(requests) * 2, /*max_batch_tokens=*/64, /*speculate=*/0,
-                /*prompt_rows=*/24);
-  ASSERT_NE(g, nullptr);
-  const bool exact = GetParam().name.starts_with("cpu");
-  for (JobRequest& r : requests) {
-    r.sampling.num_logprobs = 4;
-    const JobEvent generated = g->Submit(r)->Collect();
-    ASSERT_TRUE(generated.status.ok()) << generated.status;
-    JobRequest scoring;
-    scoring.tokens = r.tokens;
-    for (const GeneratedToken& t : generated.tokens) scoring.tokens.push_back(t.id);
-    scoring.max_tokens = 1;
-    scoring.prompt_logprobs = 4;
-    const JobEvent scored = g->Submit(scoring)->Collect();
-    ASSERT_TRUE(scored.status.ok()) << scored.status;
-    ASSERT_EQ(scored.prompt_logprobs.size(), scoring.tokens.size() - 1);
-    EXPECT_EQ(scored.result.usage.cached_tokens, 0);  // the prompt's blocks were cached
-    for (size_t k = 0; k < generated.tokens.size(); ++k) {
-      const GeneratedToken& want = generated.tokens[k];
-      const GeneratedToken& got = scored.prompt_logprobs[r.tokens.size() - 1 + k];
-      EXPECT_EQ(got.id, want.id);
-      ASSERT_EQ(got.top_logprobs.size(), 4U);
-      if (exact) {
-        EXPECT_EQ(got.logprob, want.logprob) << "token " << k;
-        EXPECT_EQ(got.top_logprobs, want.top_logprobs) << "token " << k;
-      } else {
-        EXPECT_NEAR(got.logprob, want.logprob, 0.05) << "token " << k;
-      }
-    }
-  }
-  EXPECT_EQ(g->Stats().kv.num_used_blocks, 0);
+  CheckScoresOfGeneratedTexts(/*num_cases=*/3, /*max_tokens=*/0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, GeneratorModelTest,
@@ -422,6 +432,12 @@ TEST_P(GeneratorEmulatedTest, SpeculativeDecodingGivesTheSameTokens) {
   RunAloneWithAndWithoutDrafts(requests, &plain, &fast);
   ASSERT_FALSE(HasFailure());
   EXPECT_GT(fast->Stats().num_draft_tokens, 0);
+}
+
+// The CUDA sources' scored rows (the tokens they score written over their picks before
+// LogprobRows) on the emulation.
+TEST_P(GeneratorEmulatedTest, PromptLogprobsOfAGeneratedTextAreThoseItWasGeneratedWith) {
+  CheckScoresOfGeneratedTexts(/*num_cases=*/1, /*max_tokens=*/4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, GeneratorEmulatedTest,

@@ -95,6 +95,7 @@ void BM_Mask(benchmark::State& state) {
   }
   state.counters["allowed"] = num_allowed;
   state.counters["trie_nodes"] = trie.num_nodes();
+  state.counters["special_nodes"] = trie.num_special_nodes();
   state.SetLabel(std::string(VocabularyOf(state.range(0))) + " after '" + kStates[state.range(1)] +
                  "'");
 }

@@ -774,6 +774,35 @@ JsonMatcher JsonMatcher::MaskKey(int32_t lookahead) const {
   return key;
 }
 
+bool IsPlainStringText(std::string_view bytes) {
+  uint8_t state = kBody;
+  uint16_t aux = 0;
+  for (const char c : bytes) {
+    const StringStep step = StringByte(state, aux, static_cast<uint8_t>(c));
+    if (step == StringStep::kReject || step == StringStep::kClose || state == kEscape) {
+      return false;
+    }
+  }
+  return !bytes.empty() && state == kBody;
+}
+
+std::optional<int32_t> JsonMatcher::PlainStringRoom() const {
+  if (live_ == 0) return std::nullopt;
+  // A token is taken when one alternative takes it: the room is the largest.
+  int32_t room = 0;
+  for (size_t i = 0; i < live_; ++i) {
+    const Frames& frames = stacks_[i].frames;
+    if (frames.empty()) return std::nullopt;
+    const Frame& top = frames.back();
+    if (top.state != kStrBody) return std::nullopt;  // not a string value, or mid-character
+    const Node& node = grammar_->nodes()[static_cast<size_t>(top.node)];
+    if (node.format != StringFormat::kNone) return std::nullopt;
+    // A code point is refused once the count reaches max (StringFrameByte).
+    room = std::max(room, node.max == kUnbounded ? kUnbounded : node.max - top.count);
+  }
+  return room;
+}
+
 bool operator==(const JsonMatcher& a, const JsonMatcher& b) {
   if (a.grammar_ != b.grammar_ || a.live_ != b.live_) return false;
   const auto b_end = b.stacks_.begin() + static_cast<ptrdiff_t>(b.live_);

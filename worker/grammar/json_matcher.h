@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -80,6 +81,11 @@ class JsonGrammar {
   std::vector<Node> nodes_;  // nodes_[0] is the root
 };
 
+// Bytes a JSON string's body takes as they are from one character boundary to another:
+// complete, valid UTF-8 (as the matcher defines it) with no quote, backslash or control
+// byte. Non-empty.
+bool IsPlainStringText(std::string_view bytes);
+
 class JsonMatcher {
  public:
   explicit JsonMatcher(std::shared_ptr<const JsonGrammar> grammar);
@@ -110,6 +116,14 @@ class JsonMatcher {
   // take exactly the same byte strings of up to `lookahead` bytes, so a string with a
   // length bound shares one mask over most of its length. Not a state to advance.
   JsonMatcher MaskKey(int32_t lookahead) const;
+
+  // When every alternative is inside a string value without a format, at a character
+  // boundary: the most code points that may still come before the string's maxLength
+  // (INT32_MAX without one), the largest over the alternatives. Then a plain string text
+  // (IsPlainStringText) is taken exactly when its code points fit in it, whatever else the
+  // state holds, so the token mask allows such tokens without testing them (token_trie.h).
+  // nullopt in every other state.
+  std::optional<int32_t> PlainStringRoom() const;
 
   // Same state (same grammar, same bytes so far up to equivalence of what may follow).
   friend bool operator==(const JsonMatcher& a, const JsonMatcher& b);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <numeric>
+#include <optional>
 #include <utility>
 
 #include "common/check.h"
@@ -17,56 +18,110 @@ constexpr size_t kMaxTokenBytes = 1024;
 }  // namespace
 
 TokenTrie::TokenTrie(std::vector<std::string> token_bytes) : token_bytes_(std::move(token_bytes)) {
-  std::vector<int32_t> order;
+  std::vector<int32_t> ids;
+  std::vector<int32_t> special;
+  std::vector<std::pair<int32_t, int32_t>> plain;  // (code points, id)
+  plain_.assign((token_bytes_.size() + 63) / 64, 0);
   for (size_t id = 0; id < token_bytes_.size(); ++id) {
-    const size_t size = token_bytes_[id].size();
-    if (size > 0 && size <= kMaxTokenBytes) order.push_back(static_cast<int32_t>(id));
+    const std::string_view bytes = token_bytes_[id];
+    if (bytes.empty() || bytes.size() > kMaxTokenBytes) continue;
+    ids.push_back(static_cast<int32_t>(id));
+    max_depth_ = std::max(max_depth_, static_cast<int32_t>(bytes.size()));
+    if (!IsPlainStringText(bytes)) {
+      special.push_back(static_cast<int32_t>(id));
+      continue;
+    }
+    plain_[id >> 6] |= uint64_t{1} << (id & 63);
+    // Code points: the bytes that are not UTF-8 continuation bytes.
+    plain.emplace_back(
+        std::count_if(bytes.begin(), bytes.end(), [](char c) { return (c & 0xC0) != 0x80; }),
+        static_cast<int32_t>(id));
   }
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+  all_ = Build(std::move(ids));
+  special_ = Build(std::move(special));
+  num_plain_ = static_cast<int32_t>(plain.size());
+  std::sort(plain.begin(), plain.end());
+  for (const auto& [length, id] : plain) {
+    plain_lengths_.push_back(length);
+    plain_by_length_.push_back(id);
+  }
+}
+
+int32_t TokenTrie::PlainWithin(int32_t room, TokenBits* allowed) const {
+  if (plain_lengths_.empty() || room >= plain_lengths_.back()) {
+    *allowed = plain_;
+    return num_plain_;
+  }
+  allowed->assign((token_bytes_.size() + 63) / 64, 0);
+  const auto fits =
+      static_cast<size_t>(std::upper_bound(plain_lengths_.begin(), plain_lengths_.end(), room) -
+                          plain_lengths_.begin());
+  for (size_t i = 0; i < fits; ++i) {
+    const auto id = static_cast<uint32_t>(plain_by_length_[i]);
+    (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
+  }
+  return static_cast<int32_t>(fits);
+}
+
+TokenTrie::Trie TokenTrie::Build(std::vector<int32_t> ids) const {
+  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
     return std::pair(std::string_view(token_bytes_[a]), a) <
            std::pair(std::string_view(token_bytes_[b]), b);
   });
   // Sorted bytes make the trie's preorder: each token shares with the previous one the
   // nodes of their common prefix and adds nodes for the rest of its bytes.
+  Trie trie;
   std::vector<int32_t> path;  // open nodes: path[d] is at depth d
   std::string_view previous;
-  for (const int32_t id : order) {
+  for (const int32_t id : ids) {
     const std::string_view bytes = token_bytes_[static_cast<size_t>(id)];
     const size_t common = static_cast<size_t>(
         std::mismatch(previous.begin(), previous.end(), bytes.begin(), bytes.end()).first -
         previous.begin());
     while (path.size() > common) {
-      nodes_[static_cast<size_t>(path.back())].subtree_end = static_cast<int32_t>(nodes_.size());
+      trie.nodes[static_cast<size_t>(path.back())].subtree_end =
+          static_cast<int32_t>(trie.nodes.size());
       path.pop_back();
     }
     for (size_t d = common; d < bytes.size(); ++d) {
-      path.push_back(static_cast<int32_t>(nodes_.size()));
-      nodes_.push_back({.byte = static_cast<uint8_t>(bytes[d]), .depth = static_cast<uint16_t>(d)});
-      nodes_.back().tokens_begin = nodes_.back().tokens_end =
-          static_cast<int32_t>(token_ids_.size());
+      path.push_back(static_cast<int32_t>(trie.nodes.size()));
+      trie.nodes.push_back(
+          {.byte = static_cast<uint8_t>(bytes[d]), .depth = static_cast<uint16_t>(d)});
+      trie.nodes.back().tokens_begin = trie.nodes.back().tokens_end =
+          static_cast<int32_t>(trie.token_ids.size());
     }
     // The token ends at the deepest open node; ids with the same bytes land together.
-    token_ids_.push_back(id);
-    nodes_[static_cast<size_t>(path.back())].tokens_end = static_cast<int32_t>(token_ids_.size());
-    max_depth_ = std::max(max_depth_, static_cast<int32_t>(bytes.size()));
+    trie.token_ids.push_back(id);
+    trie.nodes[static_cast<size_t>(path.back())].tokens_end =
+        static_cast<int32_t>(trie.token_ids.size());
     previous = bytes;
   }
   for (const int32_t open : path) {
-    nodes_[static_cast<size_t>(open)].subtree_end = static_cast<int32_t>(nodes_.size());
+    trie.nodes[static_cast<size_t>(open)].subtree_end = static_cast<int32_t>(trie.nodes.size());
   }
+  return trie;
 }
 
 int32_t TokenTrie::Allowed(const JsonMatcher& matcher, std::vector<JsonMatcher>& scratch,
                            TokenBits* allowed) const {
+  if (const std::optional<int32_t> room = matcher.PlainStringRoom()) {
+    const int32_t plain = PlainWithin(*room, allowed);
+    return plain + Walk(special_, matcher, scratch, allowed);
+  }
   allowed->assign((token_bytes_.size() + 63) / 64, 0);
+  return Walk(all_, matcher, scratch, allowed);
+}
+
+int32_t TokenTrie::Walk(const Trie& trie, const JsonMatcher& matcher,
+                        std::vector<JsonMatcher>& scratch, TokenBits* allowed) const {
   // scratch[d] is the matcher after the first d bytes of the current node's path.
   const size_t depths = static_cast<size_t>(max_depth_) + 1;
   if (scratch.size() < depths) scratch.resize(depths, matcher);
   scratch[0] = matcher;
   int32_t num_allowed = 0;
-  const auto n = static_cast<int32_t>(nodes_.size());
+  const auto n = static_cast<int32_t>(trie.nodes.size());
   for (int32_t i = 0; i < n;) {
-    const Node& node = nodes_[static_cast<size_t>(i)];
+    const Node& node = trie.nodes[static_cast<size_t>(i)];
     JsonMatcher& state = scratch[node.depth + 1U];
     state = scratch[node.depth];
     if (!state.Advance(node.byte)) {
@@ -74,7 +129,7 @@ int32_t TokenTrie::Allowed(const JsonMatcher& matcher, std::vector<JsonMatcher>&
       continue;
     }
     for (int32_t t = node.tokens_begin; t < node.tokens_end; ++t) {
-      const auto id = static_cast<uint32_t>(token_ids_[static_cast<size_t>(t)]);
+      const auto id = static_cast<uint32_t>(trie.token_ids[static_cast<size_t>(t)]);
       (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
     }
     num_allowed += node.tokens_end - node.tokens_begin;

@@ -7,6 +7,12 @@
 // loop over an array. Tokens without bytes (control tokens) are not in the trie: a grammar
 // never allows them.
 //
+// Inside a string most of a vocabulary is plain string text (IsPlainStringText: no quote,
+// backslash, control byte or partial UTF-8), which a plain string takes whenever its code
+// points fit before maxLength (JsonMatcher::PlainStringRoom). Those tokens are kept as a
+// ready mask and in order of length, and a second trie holds only the others, so a mask
+// inside such a string walks a few percent of the nodes.
+//
 // Ownership and threads: built once per model, immutable, shared by every job's
 // constraint on any thread.
 #ifndef RINGSERVE_WORKER_GRAMMAR_TOKEN_TRIE_H_
@@ -43,7 +49,10 @@ class TokenTrie {
   int32_t Allowed(const JsonMatcher& matcher, std::vector<JsonMatcher>& scratch,
                   TokenBits* allowed) const;
 
-  int32_t num_nodes() const { return static_cast<int32_t>(nodes_.size()); }
+  int32_t num_nodes() const { return static_cast<int32_t>(all_.nodes.size()); }
+  // The nodes a mask inside a plain string walks, and the tokens it allows without a walk.
+  int32_t num_special_nodes() const { return static_cast<int32_t>(special_.nodes.size()); }
+  int32_t num_plain_tokens() const { return num_plain_; }
   // The most bytes a token in the trie has: how far one token can move a matcher.
   int32_t max_token_bytes() const { return max_depth_; }
 
@@ -52,13 +61,31 @@ class TokenTrie {
     uint8_t byte = 0;
     uint16_t depth = 0;        // of the node's parent: the root's children have depth 0
     int32_t subtree_end = 0;   // index after the last node of this node's subtree
-    int32_t tokens_begin = 0;  // into token_ids_: the tokens whose bytes end here
+    int32_t tokens_begin = 0;  // into Trie::token_ids: the tokens whose bytes end here
     int32_t tokens_end = 0;
   };
+  struct Trie {
+    std::vector<Node> nodes;         // preorder
+    std::vector<int32_t> token_ids;  // grouped by the node they end at
+  };
+
+  // The trie of the tokens `ids` (non-empty, at most kMaxTokenBytes bytes each).
+  Trie Build(std::vector<int32_t> ids) const;
+  // Sets the bits of the tokens of `trie` that `matcher` takes; returns how many.
+  int32_t Walk(const Trie& trie, const JsonMatcher& matcher, std::vector<JsonMatcher>& scratch,
+               TokenBits* allowed) const;
+
+  // Sets the bits of the plain-text tokens of at most `room` code points; returns how many.
+  int32_t PlainWithin(int32_t room, TokenBits* allowed) const;
 
   std::vector<std::string> token_bytes_;
-  std::vector<Node> nodes_;         // preorder
-  std::vector<int32_t> token_ids_;  // grouped by the node they end at
+  Trie all_;         // every token with bytes
+  Trie special_;     // those that are not plain string text
+  TokenBits plain_;  // those that are
+  int32_t num_plain_ = 0;
+  // The plain-text tokens by code points, fewest first, and each one's count.
+  std::vector<int32_t> plain_by_length_;
+  std::vector<int32_t> plain_lengths_;
   int32_t max_depth_ = 0;
 };
 

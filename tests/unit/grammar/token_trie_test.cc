@@ -57,6 +57,27 @@ std::vector<uint8_t> Unpack(const TokenBits& bits, int32_t vocab_size) {
   return out;
 }
 
+using Cases = std::vector<std::pair<std::shared_ptr<const JsonGrammar>, std::string>>;
+
+// For each (grammar, text so far): the trie's mask is the definition's (a token is allowed
+// when the matcher takes all of its bytes), and only a finished text allows nothing.
+void ExpectTheDefinitionsMasks(const TokenTrie& trie, const std::vector<std::string>& vocab,
+                               const Cases& cases) {
+  std::vector<JsonMatcher> scratch;
+  TokenBits allowed;
+  for (const auto& [grammar, prefix] : cases) {
+    JsonMatcher matcher(grammar);
+    ASSERT_TRUE(matcher.Advance(prefix)) << prefix;
+    const int32_t num_allowed = trie.Allowed(matcher, scratch, &allowed);
+    const std::vector<uint8_t> expected = BruteForce(matcher, vocab);
+    ASSERT_EQ(Unpack(allowed, trie.vocab_size()), expected) << "after '" << prefix << "'";
+    int32_t count = 0;
+    for (const uint8_t a : expected) count += a;
+    EXPECT_EQ(num_allowed, count) << prefix;
+    EXPECT_EQ(num_allowed == 0, matcher.IsFinished()) << prefix;
+  }
+}
+
 TEST(TokenTrieTest, AllowsExactlyTheTokensTheMatcherTakesInAnyState) {
   const std::vector<std::string> vocab = JsonishVocabulary(7, 2000);
   const TokenTrie trie(vocab);
@@ -65,7 +86,7 @@ TEST(TokenTrieTest, AllowsExactlyTheTokensTheMatcherTakesInAnyState) {
       R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},)"
       R"("tags":{"type":"array","items":{"enum":["a","ab",true]}}},"required":["name"]})");
   ASSERT_TRUE(schema.ok()) << schema.status();
-  const std::vector<std::pair<std::shared_ptr<const JsonGrammar>, std::string>> cases = {
+  const Cases cases = {
       {JsonGrammar::AnyObject(), ""},
       {JsonGrammar::AnyObject(), " "},
       {JsonGrammar::AnyObject(), "{"},
@@ -82,19 +103,116 @@ TEST(TokenTrieTest, AllowsExactlyTheTokensTheMatcherTakesInAnyState) {
       {*schema, "{\"tags\": [\"a"},
       {*schema, "{\"name\":\"x\",\"tags\":[true,"},
   };
+  ExpectTheDefinitionsMasks(trie, vocab, cases);
+}
+
+// Inside a plain string the trie allows its plain-text tokens without walking them; the mask
+// must still be exactly the definition's, at and near every bound and in every state that
+// may not take the shortcut (mid-character, mid-escape, a format, an enum beside a string).
+TEST(TokenTrieTest, PlainStringTextIsAllowedExactlyWhereTheMatcherTakesIt) {
+  std::vector<std::string> vocab = JsonishVocabulary(11, 2000);
+  for (const char* piece : {"hello", "h\xC3\xA9llo", "\xE2\x82\xAC", "\xF0\x9F\x98\x80x",
+                            "\xE2\x82", "\x82\xAC", "tab\there", "a\"b", "longer piece"}) {
+    vocab.emplace_back(piece);
+  }
+  const TokenTrie trie(vocab);
+  EXPECT_GT(trie.num_plain_tokens(), 0);
+  EXPECT_LT(trie.num_special_nodes(), trie.num_nodes());
+  const auto grammar = [](const char* schema) {
+    auto compiled = JsonGrammar::FromSchema(schema);
+    EXPECT_TRUE(compiled.ok()) << compiled.status();
+    return *compiled;
+  };
+  const auto bounded = grammar(R"({"type":"string","minLength":2,"maxLength":40})");
+  const auto tight = grammar(R"({"type":"string","maxLength":4})");
+  const auto dated = grammar(R"({"type":"string","format":"date"})");
+  const auto mixed = grammar(R"({"anyOf":[{"type":"string"},{"enum":["abc","xyz"]}]})");
+  const auto two = grammar(R"({"anyOf":[{"type":"string","maxLength":30},{"type":"string"}]})");
+  const Cases cases = {
+      {JsonGrammar::AnyObject(), "{\"a\": \""},
+      {JsonGrammar::AnyObject(), "{\"a\": \"x y"},
+      {JsonGrammar::AnyObject(), "{\"a\": \"x\\"},
+      {JsonGrammar::AnyObject(), "{\"a\": \"x\\u00"},
+      {JsonGrammar::AnyObject(), "{\"a\": \"\xE2\x82"},
+      {JsonGrammar::AnyObject(), "{\"a"},
+      {bounded, "\""},
+      {bounded, "\"abcdefghijklmnopqrstuvwxyz01"},
+      {bounded, "\"abcdefghijklmnopqrstuvwxyz0123456789"},
+      {tight, "\""},
+      {tight, "\"abc"},
+      {dated, "\"2024-0"},
+      {mixed, "\"ab"},
+      {two, "\"ab"},
+      {two, "\"abcdefghijklmnopqrstuvwxyz"},
+  };
+  ExpectTheDefinitionsMasks(trie, vocab, cases);
+  int shortcuts = 0;
+  for (const auto& [compiled, prefix] : cases) {
+    JsonMatcher matcher(compiled);
+    ASSERT_TRUE(matcher.Advance(prefix)) << prefix;
+    shortcuts += matcher.PlainStringRoom().has_value() ? 1 : 0;
+  }
+  EXPECT_EQ(shortcuts, 9);  // every case at a plain string's character boundary
+}
+
+// Random replies under string-heavy schemas: at every token the mask is the definition's.
+TEST(TokenTrieTest, MasksAlongRandomRepliesAreTheDefinitions) {
+  std::vector<std::string> vocab = JsonishVocabulary(13, 1500);
+  std::mt19937_64 rng(17);
+  const std::vector<std::string> letters = {"a", "b", " ", "\xC3\xA9", "\xE2\x82\xAC", "z"};
+  for (int i = 0; i < 600; ++i) {  // plain pieces of 1 to 12 code points
+    std::string piece;
+    for (int k = 1 + static_cast<int>(rng() % 12); k > 0; --k) {
+      piece += letters[rng() % letters.size()];
+    }
+    vocab.push_back(piece);
+  }
+  const TokenTrie trie(vocab);
+  const std::vector<std::string> schemas = {
+      R"({"type":"object","properties":{"a":{"type":"string","maxLength":7},)"
+      R"("b":{"type":"string","minLength":3,"maxLength":20}},"required":["a","b"]})",
+      R"({"type":"array","items":{"anyOf":[{"type":"string","maxLength":3},)"
+      R"({"type":"string","maxLength":9},{"enum":["ab","abc"]}]},"maxItems":4})",
+      R"({"type":"object","additionalProperties":{"type":"string","maxLength":5}})",
+  };
   std::vector<JsonMatcher> scratch;
   TokenBits allowed;
-  for (const auto& [grammar, prefix] : cases) {
-    JsonMatcher matcher(grammar);
-    ASSERT_TRUE(matcher.Advance(prefix)) << prefix;
-    const int32_t num_allowed = trie.Allowed(matcher, scratch, &allowed);
-    const std::vector<uint8_t> expected = BruteForce(matcher, vocab);
-    ASSERT_EQ(Unpack(allowed, trie.vocab_size()), expected) << "after '" << prefix << "'";
-    int32_t count = 0;
-    for (const uint8_t a : expected) count += a;
-    EXPECT_EQ(num_allowed, count) << prefix;
-    EXPECT_EQ(num_allowed == 0, matcher.IsFinished()) << prefix;
+  for (const std::string& schema : schemas) {
+    auto grammar = JsonGrammar::FromSchema(schema);
+    ASSERT_TRUE(grammar.ok()) << grammar.status();
+    for (int reply = 0; reply < 12; ++reply) {
+      JsonMatcher matcher(*grammar);
+      std::string text;
+      for (int step = 0; step < 60 && !matcher.IsFinished(); ++step) {
+        trie.Allowed(matcher, scratch, &allowed);
+        const std::vector<uint8_t> expected = BruteForce(matcher, vocab);
+        ASSERT_EQ(Unpack(allowed, trie.vocab_size()), expected) << schema << " after " << text;
+        std::vector<int32_t> choices;
+        for (size_t id = 0; id < expected.size(); ++id) {
+          if (expected[id] != 0) choices.push_back(static_cast<int32_t>(id));
+        }
+        if (choices.empty()) break;
+        const int32_t pick = choices[rng() % choices.size()];
+        ASSERT_TRUE(matcher.Advance(vocab[static_cast<size_t>(pick)]));
+        text += vocab[static_cast<size_t>(pick)];
+      }
+    }
   }
+}
+
+TEST(TokenTrieTest, PlainStringTextIsCompleteUtf8WithoutQuotesEscapesOrControls) {
+  EXPECT_TRUE(IsPlainStringText("hello world"));
+  EXPECT_TRUE(IsPlainStringText("\xC3\xA9t\xC3\xA9"));
+  EXPECT_TRUE(IsPlainStringText("\xF0\x9F\x98\x80"));
+  EXPECT_FALSE(IsPlainStringText(""));
+  EXPECT_FALSE(IsPlainStringText("a\"b"));
+  EXPECT_FALSE(IsPlainStringText("a\\n"));
+  EXPECT_FALSE(IsPlainStringText("a\tb"));
+  EXPECT_FALSE(IsPlainStringText("\xC3"));              // cut short
+  EXPECT_FALSE(IsPlainStringText("\xA9"));              // a continuation first
+  EXPECT_FALSE(IsPlainStringText("\xC0\xAF"));          // overlong
+  EXPECT_FALSE(IsPlainStringText("\xED\xA0\x80"));      // a surrogate
+  EXPECT_FALSE(IsPlainStringText("\xF5\x80\x80\x80"));  // past U+10FFFF
 }
 
 TEST(TokenTrieTest, EmptyAndControlTokensAreNeverAllowed) {

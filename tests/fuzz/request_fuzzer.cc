@@ -157,7 +157,7 @@ void CheckConversionError(const absl::Status& status, const pb::GenerateRequest&
     return;
   }
   Require(NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "chat",
-                               "input", "logprobs", "prompt_logprobs", "stop.max_tokens",
+                               "input", "logprobs", "prompt_logprobs", "n", "stop.max_tokens",
                                "stop.min_tokens", "stop.stop", "expected_history_tokens"}),
           "ToJobRequest: error names a field");
 }

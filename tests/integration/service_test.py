@@ -227,6 +227,40 @@ class Fleet(unittest.TestCase):
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("prompt_logprobs", caught.exception.details())
 
+    def test_n_completions_are_the_requests_with_seeds_seed_to_seed_plus_n(self):
+        rng = random.Random(23)
+        prompt = [1] + self.tokens(45, rng)
+
+        def request(n, seed):
+            return pb.GenerateRequest(tokens=pb.TokenIds(ids=prompt), n=n,
+                                      stop=pb.StopCriteria(max_tokens=12, ignore_eos=True),
+                                      sampling=pb.SamplingParams(temperature=0.9, seed=seed))
+
+        call = self.stub.Generate(request(4, 100), timeout=30)
+        ids, finals = {}, {}
+        for m in call:
+            self.assertNotIn(m.index, finals)  # nothing follows a completion's final
+            ids.setdefault(m.index, []).extend(m.token_ids)
+            if m.HasField("final"):
+                finals[m.index] = m.final
+        self.assertEqual(sorted(finals), [0, 1, 2, 3])
+        self.assertEqual([finals[i].seed for i in range(4)], [100, 101, 102, 103])
+        self.assertEqual(len({f.usage.worker_id for f in finals.values()}), 1)  # one worker
+        # The input's full blocks are computed once: the others find them cached.
+        self.assertGreaterEqual(sum(f.usage.cached_tokens > 0 for f in finals.values()), 3)
+        for i in range(4):
+            alone = [t for m in self.stub.Generate(request(1, 100 + i), timeout=30)
+                     for t in m.token_ids]
+            self.assertEqual(ids[i], alone, f"completion {i}")
+        self.assertGreater(len({tuple(v) for v in ids.values()}), 1)
+        for bad, field in [(pb.GenerateRequest(tokens=pb.TokenIds(ids=prompt), n=65), "n: "),
+                           (pb.GenerateRequest(tokens=pb.TokenIds(ids=prompt), n=2,
+                                               session_id="s"), "Fork")]:
+            with self.assertRaises(grpc.RpcError) as caught:
+                list(self.stub.Generate(bad, timeout=30))
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn(field, caught.exception.details())
+
     def test_min_tokens_holds_back_a_stop_id(self):
         def run(stop_id, min_tokens):
             request = pb.GenerateRequest(

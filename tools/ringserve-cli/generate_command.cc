@@ -31,7 +31,7 @@ constexpr char kUsage[] =
     "       (--text T | --tokens 1,2,3 | --message ROLE:TEXT...)\n"
     "       [--append] [--max-tokens N] [--min-tokens N] [--temperature X] [--top-p P]\n"
     "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
-    "       [--logprobs N] [--prompt-logprobs N] [--json-object | --json-schema FILE]\n"
+    "       [--logprobs N] [--prompt-logprobs N] [--n N] [--json-object | --json-schema FILE]\n"
     "       [--timeout-s S] [--json]";
 
 struct GenerateFlags {
@@ -52,6 +52,7 @@ struct GenerateFlags {
   std::string logit_bias;
   int logprobs = 0;
   int prompt_logprobs = 0;
+  int n = 1;
   bool json_object = false;
   std::string json_schema;  // a file
 };
@@ -129,6 +130,7 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   stop->set_ignore_eos(flags.ignore_eos);
   request.set_logprobs(flags.logprobs);
   if (parser.IsSet("prompt-logprobs")) request.set_prompt_logprobs(flags.prompt_logprobs);
+  request.set_n(flags.n);
   if (flags.json_object && !flags.json_schema.empty()) {
     return absl::InvalidArgumentError("give one of --json-object and --json-schema");
   }
@@ -234,6 +236,10 @@ absl::Status RunGenerate(CommandArgs args) {
                 "score the input: each token's logprob and N alternatives (JSON output; the "
                 "summary gives the input's perplexity)",
                 IntRange{.min = 0, .max = 20});
+  parser.AddInt("n", &flags.n,
+                "completions of the input, sampled with seeds seed, seed + 1, ... on one worker "
+                "(1; with more, each is printed once it ends, or --json gives an array)",
+                IntRange{.min = 1, .max = 64});
   parser.AddBool("json-object", &flags.json_object,
                  "structured output: the reply is a JSON object");
   parser.AddString("json-schema", &flags.json_schema,
@@ -248,9 +254,15 @@ absl::Status RunGenerate(CommandArgs args) {
   grpc::ClientContext context;
   SetTimeout(&context, args.common.TimeoutOr(0));
   std::unique_ptr<grpc::ClientReader<GenerateResponse>> reader = stub->Generate(&context, *request);
-  Completion c;
+  std::vector<Completion> completions(static_cast<size_t>(flags.n));
+  const bool stream_text = !args.common.json && flags.n == 1;
   GenerateResponse response;
   while (reader->Read(&response)) {
+    if (response.index() < 0 || response.index() >= flags.n) {
+      return absl::DataLossError(
+          absl::StrCat("a message for completion ", response.index(), " of ", flags.n));
+    }
+    Completion& c = completions[static_cast<size_t>(response.index())];
     c.token_ids.insert(c.token_ids.end(), response.token_ids().begin(), response.token_ids().end());
     c.text += response.text();
     for (const auto& position : response.logprobs()) c.logprobs.push_back(LogprobJson(position));
@@ -258,22 +270,31 @@ absl::Status RunGenerate(CommandArgs args) {
       c.prompt_logprobs.push_back(LogprobJson(position));
       c.prompt_logprob_sum += position.chosen().logprob();
     }
-    if (!args.common.json && !response.text().empty()) std::cout << response.text() << std::flush;
+    if (stream_text && !response.text().empty()) std::cout << response.text() << std::flush;
     if (response.has_final()) {
       c.final = response.final();
       c.has_final = true;
+      if (!args.common.json && flags.n > 1) {
+        std::cout << "[" << response.index() << "] " << c.text << "\n" << std::flush;
+      }
     }
   }
   const grpc::Status status = reader->Finish();
-  if (!args.common.json && !c.text.empty()) std::cout << "\n";
+  if (stream_text && !completions[0].text.empty()) std::cout << "\n";
   if (!status.ok()) return FromGrpcStatus(status);
-  if (!c.has_final) return absl::DataLossError("the stream ended without a final message");
-  const std::string worker = ServingWorker(context, c.final.usage().worker_id());
-  if (args.common.json) {
-    PrintJson(CompletionJson(c, worker, flags.logprobs > 0));
-  } else {
+  nlohmann::json all = nlohmann::json::array();
+  for (size_t i = 0; i < completions.size(); ++i) {
+    const Completion& c = completions[i];
+    if (!c.has_final) return absl::DataLossError("the stream ended without a final message");
+    const std::string worker = ServingWorker(context, c.final.usage().worker_id());
+    if (args.common.json) {
+      all.push_back(CompletionJson(c, worker, flags.logprobs > 0));
+      continue;
+    }
+    if (flags.n > 1) std::cerr << "[" << i << "] ";
     PrintSummary(c, worker);
   }
+  if (args.common.json) PrintJson(flags.n == 1 ? all[0] : all);
   return absl::OkStatus();
 }
 

@@ -30,72 +30,109 @@ void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
       ToJobRequest(request, env_.tokenizer,
                    {env_.generator->vocab_size(), env_.generator->max_context_tokens(),
                     env_.model.chat_format, env_.model.default_system_prompt});
-  if (!job.ok()) {
-    std::lock_guard lock(link_->mu);
-    FinishWith(job.status());
-    return;
-  }
-  job_request_ = *job;
-  absl::StatusOr<engine::JobHandle> handle = env_.generator->Submit(*std::move(job));
   {
     std::lock_guard lock(link_->mu);
-    if (!handle.ok()) {
-      FinishWith(handle.status());
+    if (!job.ok()) {
+      FinishWith(job.status());
       return;
     }
-    handle_.emplace(*std::move(handle));
+    const std::vector<engine::JobRequest> jobs = CompletionJobs(*job, NumCompletions(request));
+    completions_.resize(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      completions_[i].request = jobs[i];
+      absl::StatusOr<engine::JobHandle> handle = env_.generator->Submit(jobs[i]);
+      if (!handle.ok()) {
+        // The jobs already submitted are cancelled as their handles go with the reactor.
+        FinishWith(handle.status());
+        return;
+      }
+      completions_[i].handle.emplace(*std::move(handle));
+    }
     last_write_ = absl::Now();
   }
-  // Outside the lock: SetNotifier calls the notifier at once when an event is pending.
+  // Outside the lock: SetNotifier calls the notifier at once when an event is pending. Until
+  // `starting_` is cleared no pump writes, so the call cannot finish (and free the
+  // completions) while this loop runs.
   std::weak_ptr<Link> weak = link_;
-  handle_->SetNotifier([weak] {
-    std::shared_ptr<Link> link = weak.lock();
-    if (link == nullptr) return;
-    std::lock_guard lock(link->mu);
-    if (link->reactor != nullptr) link->reactor->PumpLocked();
-  });
+  for (Completion& c : completions_) {
+    c.handle->SetNotifier([weak] {
+      std::shared_ptr<Link> link = weak.lock();
+      if (link == nullptr) return;
+      std::lock_guard lock(link->mu);
+      if (link->reactor != nullptr) link->reactor->PumpLocked();
+    });
+  }
+  std::lock_guard lock(link_->mu);
+  starting_ = false;
+  PumpLocked();
+}
+
+GenerateReactor::Completion* GenerateReactor::NextPending() {
+  for (size_t k = 0; k < completions_.size(); ++k) {
+    const size_t i = (next_ + k) % completions_.size();
+    Completion& c = completions_[i];
+    if (c.done || !c.handle) continue;
+    if (!c.held) {
+      c.held = c.handle->TryNext();
+      c.prompt_sent = 0;
+    }
+    if (c.held) {
+      next_ = i + 1;
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
+void GenerateReactor::CancelAll() {
+  for (Completion& c : completions_) {
+    if (c.handle) c.handle->Cancel();
+  }
 }
 
 void GenerateReactor::PumpLocked() {
-  if (write_in_flight_ || finished_ || !handle_) return;
-  if (!held_) {
-    held_ = handle_->TryNext();
-    prompt_sent_ = 0;
-  }
-  if (!held_) return;
-  if (held_->finished && !held_->status.ok()) {
-    // Tokens that came with an error (e.g. a slow reader's last batch) are dropped with it.
-    FinishWith(held_->status);
+  if (starting_ || write_in_flight_ || finished_) return;
+  Completion* c = NextPending();
+  if (c == nullptr) return;
+  if (c->held->finished && !c->held->status.ok()) {
+    // Tokens that came with an error (e.g. a slow reader's last batch) are dropped with it,
+    // and the other completions end with the call.
+    FinishWith(c->held->status);
+    CancelAll();
     return;
   }
   response_.Clear();
+  const auto index = static_cast<int32_t>(c - completions_.data());
+  response_.set_index(index);
   const std::span<const engine::GeneratedToken> scored =
-      std::span(held_->prompt_logprobs).subspan(prompt_sent_);
+      std::span(c->held->prompt_logprobs).subspan(c->prompt_sent);
   if (scored.size() > kMaxPromptLogprobsPerMessage) {
     FillPromptLogprobs(scored.first(kMaxPromptLogprobsPerMessage), &response_);
-    prompt_sent_ += kMaxPromptLogprobsPerMessage;
+    c->prompt_sent += kMaxPromptLogprobsPerMessage;
+    next_ = static_cast<size_t>(index);  // the rest of this event goes next
     write_in_flight_ = true;
     StartWrite(&response_);
     return;
   }
-  std::optional<engine::JobEvent> event = std::move(held_);
-  held_.reset();
+  std::optional<engine::JobEvent> event = std::move(c->held);
+  c->held.reset();
   FillPromptLogprobs(scored, &response_);
-  FillResponse(*event, job_request_.sampling.num_logprobs > 0, &response_);
+  FillResponse(*event, c->request.sampling.num_logprobs > 0, &response_);
   const absl::Time now = absl::Now();
   if (env_.metrics != nullptr && !event->tokens.empty()) {
     env_.metrics->RecordInterTokenLatency(now - last_write_);
   }
   last_write_ = now;
   if (event->finished) {
-    FillFinal(event->result, job_request_, request_id_, env_.worker_id, response_.mutable_final());
-    if (env_.metrics != nullptr) {
-      env_.metrics->RecordUsage(event->result.usage);
-      env_.metrics->RecordRequest("Generate", "OK");
+    FillFinal(event->result, c->request, request_id_, env_.worker_id, response_.mutable_final());
+    if (env_.metrics != nullptr) env_.metrics->RecordUsage(event->result.usage);
+    c->done = true;
+    if (++num_done_ == completions_.size()) {
+      if (env_.metrics != nullptr) env_.metrics->RecordRequest("Generate", "OK");
+      finished_ = true;
+      StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+      return;
     }
-    finished_ = true;
-    StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
-    return;
   }
   write_in_flight_ = true;
   StartWrite(&response_);
@@ -115,15 +152,15 @@ void GenerateReactor::OnWriteDone(bool ok) {
   std::lock_guard lock(link_->mu);
   write_in_flight_ = false;
   if (!ok) {
-    // The stream broke (client gone): end the job; its final event finishes the call.
-    if (handle_) handle_->Cancel();
+    // The stream broke (client gone): end the jobs; the first final event finishes the call.
+    CancelAll();
   }
   PumpLocked();
 }
 
 void GenerateReactor::OnCancel() {
   std::lock_guard lock(link_->mu);
-  if (handle_) handle_->Cancel();  // the final (CANCELLED) event arrives by the next step
+  CancelAll();  // the final (CANCELLED) events arrive by the next step
 }
 
 void GenerateReactor::OnDone() {

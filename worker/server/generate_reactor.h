@@ -1,9 +1,11 @@
-// One Generate stream: submits the job, then relays its events as they come. The engine
-// thread's notifier and gRPC's OnWriteDone both "pump": take the pending event (if no
-// write is in flight) and start writing it; an event with more scored prompt tokens than
-// one message carries (kMaxPromptLogprobsPerMessage) goes out over several. Client cancellation
-// cancels the job; the stream ends only after the job's final event, so the engine never notifies a
-// finished reactor.
+// One Generate stream: submits the request's jobs (one per completion, GenerateRequest.n),
+// then relays their events as they come. The engine thread's notifiers and gRPC's
+// OnWriteDone both "pump": take a pending event (if no write is in flight), from the
+// completions in turn, and start writing it; an event with more scored prompt tokens than
+// one message carries (kMaxPromptLogprobsPerMessage) goes out over several. Client
+// cancellation cancels every job; the stream ends after the last completion's final event
+// (or at the first error), and a notifier that fires after the reactor is gone finds it
+// unlinked.
 #ifndef RINGSERVE_WORKER_SERVER_GENERATE_REACTOR_H_
 #define RINGSERVE_WORKER_SERVER_GENERATE_REACTOR_H_
 
@@ -11,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "grpcpp/grpcpp.h"
 #include "ringserve/v1/inference.pb.h"
@@ -43,17 +46,30 @@ class GenerateReactor final : public grpc::ServerWriteReactor<ringserve::v1::Gen
   // Writes the next pending event unless a write is in flight. Link::mu held.
   void PumpLocked();
 
+  // One completion: its job and what of its events is left to write. Link::mu.
+  struct Completion {
+    engine::JobRequest request;
+    std::optional<engine::JobHandle> handle;
+    // The event being written when its scored prompt tokens take several messages, and how
+    // many of them went out.
+    std::optional<engine::JobEvent> held;
+    size_t prompt_sent = 0;
+    bool done = false;  // its final event was written
+  };
+
+  // The next completion with an event to write, from next_ on; null when none has one.
+  Completion* NextPending();
+  void CancelAll();
+
   const ServiceEnv& env_;
   grpc::CallbackServerContext* context_;
   std::shared_ptr<Link> link_ = std::make_shared<Link>();
-  engine::JobRequest job_request_;
   std::string request_id_;
-  std::optional<engine::JobHandle> handle_;
+  std::vector<Completion> completions_;  // sized once in Begin, before any notifier runs
+  size_t next_ = 0;                      // where NextPending starts: each in turn
+  size_t num_done_ = 0;
   ringserve::v1::GenerateResponse response_;
-  // The event being written when its scored prompt tokens take several messages, and how many
-  // of them went out. Link::mu.
-  std::optional<engine::JobEvent> held_;
-  size_t prompt_sent_ = 0;
+  bool starting_ = true;          // Link::mu: Begin is still setting the notifiers
   bool write_in_flight_ = false;  // Link::mu
   bool finished_ = false;         // Link::mu: Finish called
   absl::Time last_write_;

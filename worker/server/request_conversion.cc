@@ -210,6 +210,15 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   }
   job.min_tokens = stop.min_tokens();
   job.priority = request.priority();
+  if (request.n() < 0 || request.n() > kMaxCompletions) {
+    return Invalid("n",
+                   absl::StrCat("must be in [1, ", kMaxCompletions, "] (got ", request.n(), ")"));
+  }
+  if (request.n() > 1 && !request.session_id().empty()) {
+    return Invalid("n",
+                   "several completions cannot all continue one session; leave session_id "
+                   "empty, or Fork the session and continue each fork");
+  }
   if (request.has_prompt_logprobs()) {
     if (request.prompt_logprobs() < 0 || request.prompt_logprobs() > 20) {
       return Invalid("prompt_logprobs",
@@ -236,6 +245,18 @@ void FillPosition(const engine::GeneratedToken& t, pb::PositionLogprobs* lp) {
 }
 
 }  // namespace
+
+int32_t NumCompletions(const pb::GenerateRequest& request) { return std::max(1, request.n()); }
+
+std::vector<engine::JobRequest> CompletionJobs(const engine::JobRequest& job, int32_t n) {
+  std::vector<engine::JobRequest> jobs(static_cast<size_t>(n), job);
+  for (int32_t i = 1; i < n; ++i) {
+    engine::JobRequest& copy = jobs[static_cast<size_t>(i)];
+    copy.sampling.seed = job.sampling.seed + static_cast<uint64_t>(i);  // wraps
+    copy.prompt_logprobs.reset();
+  }
+  return jobs;
+}
 
 void FillResponse(const engine::JobEvent& event, bool with_logprobs,
                   pb::GenerateResponse* response) {

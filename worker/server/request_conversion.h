@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "ringserve/v1/inference.pb.h"
@@ -45,6 +46,15 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const ringserve::v1::GenerateReq
 // naming session_id when it is empty (Generate's one-off requests have no session, so no
 // session has that id) or longer than kMaxSessionIdBytes.
 absl::Status CheckExistingSessionId(const std::string& session_id);
+
+// The most completions one request may ask for (GenerateRequest.n).
+inline constexpr int32_t kMaxCompletions = 64;
+// GenerateRequest.n as ToJobRequest validated it: 1 when unset.
+int32_t NumCompletions(const ringserve::v1::GenerateRequest& request);
+// The jobs of a request's n completions: `job` with seed + i for completion i (so each is
+// the request with that seed, on any worker), and the input's scores asked of completion 0
+// only.
+std::vector<engine::JobRequest> CompletionJobs(const engine::JobRequest& job, int32_t n);
 
 // The streamed message for the tokens and text of `event` (logprobs when asked); its scored
 // prompt tokens go through FillPromptLogprobs.

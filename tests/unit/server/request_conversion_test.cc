@@ -6,7 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "tests/unit/tokenizer/chat_vocabulary.h"
 #include "tools/common/chat_format_flag.h"
@@ -184,6 +186,45 @@ TEST(RequestConversionTest, PromptLogprobsAreOptionalAndBounded) {
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(refused.status().message(), HasSubstr("prompt_logprobs")) << bad;
   }
+}
+
+TEST(RequestConversionTest, CompletionsAreBoundedAndEachHasItsOwnSeed) {
+  const auto tok = ChatTokenizer();
+  const ModelLimits limits{.vocab_size = tok->vocab_size(), .context_length = 64};
+  pb::GenerateRequest request;
+  request.set_text("hi");
+  request.mutable_sampling()->set_seed(~uint64_t{0} - 1);
+  request.set_prompt_logprobs(2);
+  EXPECT_EQ(NumCompletions(request), 1);
+  for (const int32_t n : {0, 1, 3, kMaxCompletions}) {
+    request.set_n(n);
+    auto job = ToJobRequest(request, tok.get(), limits);
+    ASSERT_TRUE(job.ok()) << n << ": " << job.status();
+    EXPECT_EQ(NumCompletions(request), std::max(1, n));
+  }
+  request.set_n(3);
+  auto job = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const std::vector<engine::JobRequest> jobs = CompletionJobs(*job, NumCompletions(request));
+  ASSERT_EQ(jobs.size(), 3U);
+  EXPECT_EQ(jobs[0].sampling.seed, ~uint64_t{0} - 1);
+  EXPECT_EQ(jobs[1].sampling.seed, ~uint64_t{0});
+  EXPECT_EQ(jobs[2].sampling.seed, 0U);   // wraps
+  EXPECT_EQ(jobs[0].prompt_logprobs, 2);  // the input is scored once
+  EXPECT_FALSE(jobs[1].prompt_logprobs.has_value());
+  EXPECT_EQ(jobs[2].tokens, jobs[0].tokens);
+
+  for (const int32_t bad : {-1, kMaxCompletions + 1}) {
+    request.set_n(bad);
+    auto refused = ToJobRequest(request, tok.get(), limits);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr("n: must be in [1, 64]")) << bad;
+  }
+  request.set_n(2);
+  request.set_session_id("s");
+  auto session = ToJobRequest(request, tok.get(), limits);
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(session.status().message(), HasSubstr("Fork the session"));
 }
 
 // Scored input tokens go to prompt_logprobs, each with its token, logprob and alternatives.

@@ -211,12 +211,12 @@ StepPlan Scheduler::Schedule() {
   // chunks too.)
   for (size_t i = 0; i < waiting_.size() && budget > 0;) {
     SchedSeq* seq = waiting_[i];
-    // A scoring sequence computes its first block whatever the cache holds, and waits for
-    // a step with rows left for it.
-    const bool uses_first_block = !seq->scoring() || seq->score_next >= block_size;
-    const std::optional<uint64_t> first_block =
-        uses_first_block ? FirstBlockKey(*seq, block_size) : std::nullopt;
-    if ((first_block.has_value() && first_blocks_in_flight.contains(*first_block)) ||
+    // A scoring sequence that must compute its first block anyway does not wait for
+    // another's; it waits for a step with rows left for its scored positions.
+    const std::optional<uint64_t> first_block = FirstBlockKey(*seq, block_size);
+    const bool uses_cached_first_block = !seq->scoring() || seq->score_next >= block_size;
+    if ((uses_cached_first_block && first_block.has_value() &&
+         first_blocks_in_flight.contains(*first_block)) ||
         (seq->scoring() && room.extra_rows == 0)) {
       ++i;
       continue;

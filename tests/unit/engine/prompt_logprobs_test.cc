@@ -216,6 +216,28 @@ TEST_F(PromptLogprobsTest, DraftsShareTheExtraRowsWithScoredPositions) {
   EXPECT_GT(most_scored, 4);
 }
 
+// A plain job admitted beside a scoring one with the same input waits for the input's first
+// block and reuses what the scoring job computed (n completions with prompt_logprobs).
+TEST_F(PromptLogprobsTest, PlainJobsBesideAScoringOneReuseTheInputItComputes) {
+  Make({.prompt_rows = 16});
+  const std::vector<int32_t> prompt = Prompt(30, 8);
+  JobHandle scoring = *generator_->Submit(Scoring(prompt, 1));
+  JobRequest plain = Scoring(prompt, 0);
+  plain.prompt_logprobs.reset();
+  JobHandle second = *generator_->Submit(plain);
+  JobHandle third = *generator_->Submit(plain);
+  const JobEvent scored = scoring.Collect();
+  ASSERT_TRUE(scored.status.ok()) << scored.status;
+  ExpectSame(scored.prompt_logprobs, Expected(prompt, 0, 1));
+  EXPECT_EQ(scored.result.usage.cached_tokens, 0);
+  for (JobHandle* h : {&second, &third}) {
+    const JobEvent e = h->Collect();
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    EXPECT_GT(e.result.usage.cached_tokens, 0);
+    EXPECT_EQ(e.tokens.size(), scored.tokens.size());
+  }
+}
+
 TEST_F(PromptLogprobsTest, BadRequestsAreRefused) {
   Make({.prompt_rows = 0});
   JobRequest r = Scoring(Prompt(5, 7), 1);

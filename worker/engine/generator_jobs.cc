@@ -224,6 +224,10 @@ absl::Status Generator::PrepareJob(Job& job) {
     if (kv_->NumComputedTokens(seq_id) >= prompt) sessions_.TakePin(session);  // nothing to run
   }
   if (session != nullptr && !continues_pin) sessions_.TakePin(session);
+  if (r.follows.has_value()) {
+    const auto lead = jobs_.find(*r.follows);
+    if (lead != jobs_.end() && lead->second->registered) job.seq.lead = &lead->second->seq;
+  }
   job.seq.tokens = std::move(context);
   if (session != nullptr && session->pin().active()) {
     job.seq.seq_id = session->pin().seq_id();

@@ -46,6 +46,11 @@ struct JobRequest {
   // first generated token (JobEvent::prompt_logprobs). Those positions are computed, never
   // taken from the prefix cache.
   std::optional<int32_t> prompt_logprobs;
+  // The id (JobHandle::id) of a job submitted before this one with the same input, whose
+  // prefill this one waits for before it is admitted, so that it finds the input's full
+  // blocks cached instead of computing them too (the completions of GenerateRequest.n). No
+  // wait when that job has ended or is unknown.
+  std::optional<uint64_t> follows;
 };
 
 enum class FinishReason {

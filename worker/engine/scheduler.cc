@@ -71,7 +71,15 @@ void Scheduler::AddRunning(SchedSeq* seq) {
 void Scheduler::Remove(SchedSeq* seq) {
   Erase(running_, seq);
   Erase(waiting_, seq);
+  for (SchedSeq* waiting : waiting_) {
+    if (waiting->lead == seq) waiting->lead = nullptr;
+  }
   ReleaseDraftBlocks(seq);
+}
+
+bool Scheduler::Prefilling(const SchedSeq& seq) const {
+  return !seq.lease.active() ||
+         static_cast<int64_t>(seq.tokens.size()) - kv_->NumComputedTokens(seq.seq_id) > 1;
 }
 
 void Scheduler::ReleaseDraftBlocks(SchedSeq* seq) {
@@ -217,7 +225,8 @@ StepPlan Scheduler::Schedule() {
     const bool uses_cached_first_block = !seq->scoring() || seq->score_next >= block_size;
     if ((uses_cached_first_block && first_block.has_value() &&
          first_blocks_in_flight.contains(*first_block)) ||
-        (seq->scoring() && room.extra_rows == 0)) {
+        (seq->scoring() && room.extra_rows == 0) ||
+        (seq->lead != nullptr && Prefilling(*seq->lead))) {
       ++i;
       continue;
     }
@@ -244,6 +253,7 @@ StepPlan Scheduler::Schedule() {
     if (!MakeRoom(try_admit, seq, /*admitting=*/true, plan, room)) break;
     Erase(waiting_, seq);  // still at i: preemption only re-queues lower priorities, behind it
     seq->lease = kvcache::SequenceLease(kv_, seq->seq_id);
+    seq->lead = nullptr;  // admitted: it waits for nothing again (the lead may end first)
     InsertSorted(running_, seq);
     if (!seq->ever_admitted) {
       seq->ever_admitted = true;

@@ -42,6 +42,9 @@ struct SchedSeq {
   int32_t score_next = 0;
   int32_t score_end = 0;
   bool scoring() const { return score_next < score_end; }
+  // A registered sequence whose prefill this one waits for before admission (JobRequest::
+  // follows); cleared once this one is admitted or that one is removed.
+  const SchedSeq* lead = nullptr;
   int32_t planned_tokens = 0;  // in the plan being built; scheduler-internal
 };
 
@@ -97,8 +100,8 @@ class Scheduler {
   bool CanSkipQueue() const {
     return waiting_.empty() && static_cast<int32_t>(running_.size()) < limits_.max_seqs;
   }
-  // Unregisters seq (finished or cancelled); its lease is left to the caller, without the
-  // blocks reserved for rejected drafts.
+  // Unregisters seq (finished or cancelled) and frees its followers (SchedSeq::lead); its
+  // lease is left to the caller, without the blocks reserved for rejected drafts.
   void Remove(SchedSeq* seq);
   // Gives back a live sequence's blocks that hold none of its tokens: after a step that
   // verified drafts and accepted fewer than it reserved for.
@@ -131,6 +134,8 @@ class Scheduler {
   template <typename TryAlloc>
   bool MakeRoom(TryAlloc try_alloc, SchedSeq* self, bool admitting, StepPlan& plan, Room& room);
   void Preempt(SchedSeq* victim, StepPlan& plan, Room& room);
+  // Whether `seq` still has input to compute (waiting, or more than its last token left).
+  bool Prefilling(const SchedSeq& seq) const;
   static void PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
                         Room& room);
   // Adds to each planned chunk of a sequence's last token as many of its drafts as the

@@ -36,9 +36,11 @@ void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
       FinishWith(job.status());
       return;
     }
-    const std::vector<engine::JobRequest> jobs = CompletionJobs(*job, NumCompletions(request));
+    std::vector<engine::JobRequest> jobs = CompletionJobs(*job, NumCompletions(request));
     completions_.resize(jobs.size());
     for (size_t i = 0; i < jobs.size(); ++i) {
+      // The others wait for the first one's prefill, then find the input's blocks cached.
+      if (i > 0) jobs[i].follows = completions_[0].handle->id();
       completions_[i].request = jobs[i];
       absl::StatusOr<engine::JobHandle> handle = env_.generator->Submit(jobs[i]);
       if (!handle.ok()) {

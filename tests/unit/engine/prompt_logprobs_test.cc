@@ -238,6 +238,32 @@ TEST_F(PromptLogprobsTest, PlainJobsBesideAScoringOneReuseTheInputItComputes) {
   }
 }
 
+// Jobs that follow another with the same input (GenerateRequest.n) wait for its whole
+// prefill, even one that takes several steps, and compute only the input's last block.
+TEST_F(PromptLogprobsTest, FollowersWaitForTheLeadsPrefillAndReuseItAll) {
+  Make({.prompt_rows = 0, .max_batch_tokens = 8});
+  const std::vector<int32_t> prompt = Prompt(41, 9);
+  JobRequest lead_request = Scoring(prompt, 0, 3);
+  lead_request.prompt_logprobs.reset();
+  lead_request.sampling.temperature = 1;
+  JobHandle lead = *generator_->Submit(lead_request);
+  std::vector<JobHandle> followers;
+  for (int i = 1; i <= 3; ++i) {
+    JobRequest r = lead_request;
+    r.sampling.seed = 7 + static_cast<uint64_t>(i);
+    r.follows = lead.id();
+    followers.push_back(*generator_->Submit(r));
+  }
+  ASSERT_TRUE(lead.Collect().status.ok());
+  for (JobHandle& h : followers) {
+    const JobEvent e = h.Collect();
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    EXPECT_EQ(e.result.usage.cached_tokens, 40);  // every full block of the 41 tokens
+  }
+  // The input once, then each follower's last token, and the generated tokens.
+  EXPECT_EQ(generator_->Stats().num_computed_tokens, 41 + 3 * 1 + 4 * 2);
+}
+
 TEST_F(PromptLogprobsTest, BadRequestsAreRefused) {
   Make({.prompt_rows = 0});
   JobRequest r = Scoring(Prompt(5, 7), 1);

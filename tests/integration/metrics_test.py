@@ -105,6 +105,16 @@ class Metrics(unittest.TestCase):
         self.assertEqual(delta(r, before_r, "ringserve_router_requests_total", invalid), 1)
         self.assertEqual(r[("ringserve_router_ring_healthy_workers", "")], 1)
 
+    def test_scored_input_tokens_are_counted(self):
+        before = scrape(self.worker_metrics)
+        r = fleet.generate_request("", [5, 6, 7, 8, 9, 10], 2, prompt_logprobs=0)
+        code, ids, _, _, details = fleet.stream(self.cluster.stub, r, 30)
+        self.assertEqual(code, "OK", details)
+        name = "ringserve_worker_scored_prompt_tokens_total"
+        self.assertTrue(fleet.wait_until(
+            lambda: scrape(self.worker_metrics).get((name, ""), 0) - before.get((name, ""), 0)
+            == 5, 5))
+
     def test_speculative_drafts_are_counted_alike_in_metrics_and_stats(self):
         before = scrape(self.worker_metrics)
         self.run_requests(["drafts"], [1, 2, 3, 4], 48)

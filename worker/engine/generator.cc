@@ -392,6 +392,7 @@ void Generator::DeliverScored(const model::SampledPass& pass) {
       event.prompt_logprobs.push_back(chains_.Scored(pass, c.first_row + static_cast<size_t>(i),
                                                      *c.job->request.prompt_logprobs));
     }
+    c.job->scored += c.num_rows;
     // Scored entries do not count against the reader's backlog, so the push never fails.
     const bool pushed = c.job->channel->Push(std::move(event));
     RS_CHECK(pushed);

@@ -33,6 +33,7 @@ struct Generator::Job {
   int32_t cached_tokens = 0;
   int32_t max_new_tokens = 0;
   int32_t generated = 0;
+  int32_t scored = 0;       // input tokens scored (prompt_logprobs) so far
   int32_t draft_limit = 0;  // most drafts the next step may verify (AdaptDraftLimit)
 };
 

@@ -341,6 +341,7 @@ void Generator::FinishJob(Job& job, const absl::Status& status, JobEvent last) {
     usage.prompt_tokens = job.prompt_tokens;
     usage.cached_tokens = job.cached_tokens;
     usage.completion_tokens = job.generated;
+    usage.scored_tokens = job.scored;
     usage.num_preemptions = job.seq.num_preemptions;
     usage.queue_time = job.first_scheduled.value_or(now) - job.submitted;
     usage.time_to_first_token = job.first_token.value_or(now) - job.submitted;

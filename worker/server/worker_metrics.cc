@@ -45,6 +45,8 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                              "Context tokens of finished requests")),
       cached_tokens_(Counter(r, "ringserve_worker_cached_prompt_tokens_total",
                              "Context tokens whose K/V was reused (prefix cache or session)")),
+      scored_tokens_(Counter(r, "ringserve_worker_scored_prompt_tokens_total",
+                             "Input tokens scored for requests with prompt_logprobs")),
       generated_tokens_(Counter(r, "ringserve_worker_generated_tokens_total", "Tokens generated")),
       preemptions_(Counter(r, "ringserve_worker_preemptions_total",
                            "Sequences that gave their KV blocks back and were recomputed")),
@@ -85,6 +87,7 @@ void WorkerMetrics::RecordRequest(const std::string& method, const std::string& 
 void WorkerMetrics::RecordUsage(const engine::JobUsage& usage) {
   prompt_tokens_.Increment(usage.prompt_tokens);
   cached_tokens_.Increment(usage.cached_tokens);
+  scored_tokens_.Increment(usage.scored_tokens);
   generated_tokens_.Increment(usage.completion_tokens);
   ttft_.Observe(absl::ToDoubleSeconds(usage.time_to_first_token));
   e2e_.Observe(absl::ToDoubleSeconds(usage.total_time));

@@ -32,6 +32,7 @@ class WorkerMetrics {
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Counter& prompt_tokens_;
   prometheus::Counter& cached_tokens_;
+  prometheus::Counter& scored_tokens_;
   prometheus::Counter& generated_tokens_;
   prometheus::Counter& preemptions_;
   prometheus::Counter& draft_tokens_;

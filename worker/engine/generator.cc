@@ -297,6 +297,7 @@ bool Generator::Step() {
   scored_chunks_.clear();
   chains_.Clear(static_cast<size_t>(runner_->max_penalty_entries()));
   for (const ScheduledChunk& c : plan.chunks) {
+    if (c.num_scored == 0 && !c.sample) continue;  // a prefill chunk: no rows
     Job* job = jobs_.at(c.seq->job_id).get();
     if (c.num_scored > 0) {
       // The chunk's rows are its last positions: the scored ones, then the sampled one.

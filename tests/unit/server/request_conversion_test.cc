@@ -123,26 +123,37 @@ TEST(RequestConversionTest, BadChatRequestsNameTheirField) {
   EXPECT_THAT(long_chat.status().message(), HasSubstr("do not fit the context"));
 }
 
+// A text request ("hi") over the chat vocabulary, with a 64-token context.
+struct TextCase {
+  std::unique_ptr<tokenizer::Tokenizer> tok = ChatTokenizer();
+  ModelLimits limits{.vocab_size = tok->vocab_size(), .context_length = 64};
+  pb::GenerateRequest request = [] {
+    pb::GenerateRequest r;
+    r.set_text("hi");
+    return r;
+  }();
+  absl::StatusOr<engine::JobRequest> Convert() const {
+    return ToJobRequest(request, tok.get(), limits);
+  }
+};
+
 TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
-  const auto tok = ChatTokenizer();
-  const ModelLimits limits{.vocab_size = tok->vocab_size(), .context_length = 64};
-  pb::GenerateRequest request;
-  request.set_text("hi");
-  auto plain = ToJobRequest(request, tok.get(), limits);
+  TextCase c;
+  auto plain = c.Convert();
   ASSERT_TRUE(plain.ok()) << plain.status();
   EXPECT_EQ(plain->response_format, nullptr);
 
-  request.mutable_response_format()->mutable_json_object();
-  auto object = ToJobRequest(request, tok.get(), limits);
+  c.request.mutable_response_format()->mutable_json_object();
+  auto object = c.Convert();
   ASSERT_TRUE(object.ok()) << object.status();
   ASSERT_NE(object->response_format, nullptr);
   grammar::JsonMatcher matcher(object->response_format);
   EXPECT_TRUE(matcher.Advance(R"({"any": [1, "thing"]})"));
   EXPECT_TRUE(matcher.IsFinished());
 
-  request.mutable_response_format()->mutable_json_schema()->set_schema(
+  c.request.mutable_response_format()->mutable_json_schema()->set_schema(
       R"({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})");
-  auto schema = ToJobRequest(request, tok.get(), limits);
+  auto schema = c.Convert();
   ASSERT_TRUE(schema.ok()) << schema.status();
   grammar::JsonMatcher strict(schema->response_format);
   EXPECT_FALSE(strict.Advance("{}"));
@@ -155,57 +166,51 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
            {"{", ""},
            {"\xC3", "not valid UTF-8"},
            {std::string(kMaxSchemaBytes + 1, ' '), "over the limit"}}) {
-    request.mutable_response_format()->mutable_json_schema()->set_schema(bad);
-    auto refused = ToJobRequest(request, tok.get(), limits);
+    c.request.mutable_response_format()->mutable_json_schema()->set_schema(bad);
+    auto refused = c.Convert();
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(refused.status().message(), HasSubstr(field)) << bad;
     EXPECT_THAT(refused.status().message(), HasSubstr(why)) << bad;
   }
-  request.mutable_response_format()->Clear();
-  auto unset = ToJobRequest(request, tok.get(), limits);
+  c.request.mutable_response_format()->Clear();
+  auto unset = c.Convert();
   EXPECT_THAT(unset.status().message(), HasSubstr("response_format: set json_object or"));
 }
 
 TEST(RequestConversionTest, PromptLogprobsAreOptionalAndBounded) {
-  const auto tok = ChatTokenizer();
-  const ModelLimits limits{.vocab_size = tok->vocab_size(), .context_length = 64};
-  pb::GenerateRequest request;
-  request.set_text("hi");
-  auto unset = ToJobRequest(request, tok.get(), limits);
+  TextCase c;
+  auto unset = c.Convert();
   ASSERT_TRUE(unset.ok()) << unset.status();
   EXPECT_FALSE(unset->prompt_logprobs.has_value());
   for (const int32_t top : {0, 20}) {
-    request.set_prompt_logprobs(top);
-    auto set = ToJobRequest(request, tok.get(), limits);
+    c.request.set_prompt_logprobs(top);
+    auto set = c.Convert();
     ASSERT_TRUE(set.ok()) << set.status();
     EXPECT_EQ(set->prompt_logprobs, top);
   }
   for (const int32_t bad : {-1, 21}) {
-    request.set_prompt_logprobs(bad);
-    auto refused = ToJobRequest(request, tok.get(), limits);
+    c.request.set_prompt_logprobs(bad);
+    auto refused = c.Convert();
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(refused.status().message(), HasSubstr("prompt_logprobs")) << bad;
   }
 }
 
 TEST(RequestConversionTest, CompletionsAreBoundedAndEachHasItsOwnSeed) {
-  const auto tok = ChatTokenizer();
-  const ModelLimits limits{.vocab_size = tok->vocab_size(), .context_length = 64};
-  pb::GenerateRequest request;
-  request.set_text("hi");
-  request.mutable_sampling()->set_seed(~uint64_t{0} - 1);
-  request.set_prompt_logprobs(2);
-  EXPECT_EQ(NumCompletions(request), 1);
+  TextCase c;
+  c.request.mutable_sampling()->set_seed(~uint64_t{0} - 1);
+  c.request.set_prompt_logprobs(2);
+  EXPECT_EQ(NumCompletions(c.request), 1);
   for (const int32_t n : {0, 1, 3, kMaxCompletions}) {
-    request.set_n(n);
-    auto job = ToJobRequest(request, tok.get(), limits);
+    c.request.set_n(n);
+    auto job = c.Convert();
     ASSERT_TRUE(job.ok()) << n << ": " << job.status();
-    EXPECT_EQ(NumCompletions(request), std::max(1, n));
+    EXPECT_EQ(NumCompletions(c.request), std::max(1, n));
   }
-  request.set_n(3);
-  auto job = ToJobRequest(request, tok.get(), limits);
+  c.request.set_n(3);
+  auto job = c.Convert();
   ASSERT_TRUE(job.ok()) << job.status();
-  const std::vector<engine::JobRequest> jobs = CompletionJobs(*job, NumCompletions(request));
+  const std::vector<engine::JobRequest> jobs = CompletionJobs(*job, NumCompletions(c.request));
   ASSERT_EQ(jobs.size(), 3U);
   EXPECT_EQ(jobs[0].sampling.seed, ~uint64_t{0} - 1);
   EXPECT_EQ(jobs[1].sampling.seed, ~uint64_t{0});
@@ -215,14 +220,14 @@ TEST(RequestConversionTest, CompletionsAreBoundedAndEachHasItsOwnSeed) {
   EXPECT_EQ(jobs[2].tokens, jobs[0].tokens);
 
   for (const int32_t bad : {-1, kMaxCompletions + 1}) {
-    request.set_n(bad);
-    auto refused = ToJobRequest(request, tok.get(), limits);
+    c.request.set_n(bad);
+    auto refused = c.Convert();
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(refused.status().message(), HasSubstr("n: must be in [1, 64]")) << bad;
   }
-  request.set_n(2);
-  request.set_session_id("s");
-  auto session = ToJobRequest(request, tok.get(), limits);
+  c.request.set_n(2);
+  c.request.set_session_id("s");
+  auto session = c.Convert();
   EXPECT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(session.status().message(), HasSubstr("Fork the session"));
 }

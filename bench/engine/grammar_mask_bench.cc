@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "worker/grammar/json_matcher.h"
 #include "worker/grammar/token_constraint.h"
 #include "worker/grammar/token_trie.h"
@@ -73,6 +74,18 @@ Setup Prepare(benchmark::State& state, const char* text) {
   return setup;
 }
 
+// Times the mask of `matcher`'s state, and counts the tokens it allows.
+void TimeMasks(benchmark::State& state, const TokenTrie& trie, const JsonMatcher& matcher) {
+  std::vector<JsonMatcher> scratch;
+  TokenBits allowed;
+  int32_t num_allowed = 0;
+  for (auto _ : state) {
+    num_allowed = trie.Allowed(matcher, scratch, &allowed);
+    benchmark::DoNotOptimize(allowed.data());
+  }
+  state.counters["allowed"] = num_allowed;
+}
+
 // range(0): the vocabulary; range(1): the state (the text so far).
 void BM_Mask(benchmark::State& state) {
   static const char* const kStates[] = {
@@ -85,15 +98,7 @@ void BM_Mask(benchmark::State& state) {
   const Setup setup = Prepare(state, kStates[state.range(1)]);
   if (setup.trie == nullptr) return;
   const TokenTrie& trie = *setup.trie;
-  const JsonMatcher& matcher = *setup.matcher;
-  std::vector<JsonMatcher> scratch;
-  TokenBits allowed;
-  int32_t num_allowed = 0;
-  for (auto _ : state) {
-    num_allowed = trie.Allowed(matcher, scratch, &allowed);
-    benchmark::DoNotOptimize(allowed.data());
-  }
-  state.counters["allowed"] = num_allowed;
+  TimeMasks(state, trie, *setup.matcher);
   state.counters["trie_nodes"] = trie.num_nodes();
   state.counters["special_nodes"] = trie.num_special_nodes();
   state.SetLabel(std::string(VocabularyOf(state.range(0))) + " after '" + kStates[state.range(1)] +
@@ -146,6 +151,53 @@ void BM_MaskManyAlternatives(benchmark::State& state) {
 BENCHMARK(BM_MaskManyAlternatives)
     ->ArgsProduct({{1}, {1, 8, 16, 32}})
     ->Unit(benchmark::kMillisecond);
+
+// Regex constraints: range(1) picks a grammar and the text so far. An unbounded repeat
+// recurs in one automaton state (its mask is cached after the first step); a counted one
+// is a new state at every character, so each step walks the trie.
+void BM_MaskRegex(benchmark::State& state) {
+  struct Case {
+    bool schema;  // the pattern is a JSON string's, else the whole reply's
+    const char* pattern;
+    const char* text;
+  };
+  static const Case kCases[] = {
+      {false, "[^\\n]*", "Hello, wor"},
+      {false, ".{0,200}", "Hello, wor"},
+      {false, "\\(\\d{3}\\) \\d{3}-\\d{4}", "(55"},
+      {true, R"({"pattern": "[A-Za-z ]{1,100}"})", "\"Ada Lo"},
+  };
+  const Case& c = kCases[state.range(1)];
+  auto grammar = c.schema ? JsonGrammar::FromSchema(c.pattern) : JsonGrammar::FromRegex(c.pattern);
+  std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
+  if (bytes.empty() || !grammar.ok()) {
+    state.SkipWithError("no vocabulary under --shared (or the pattern did not compile)");
+    return;
+  }
+  const TokenTrie trie(std::move(bytes));
+  JsonMatcher matcher(*grammar);
+  if (!matcher.Advance(c.text)) {
+    state.SkipWithError("the text does not match the pattern");
+    return;
+  }
+  TimeMasks(state, trie, matcher);
+  state.SetLabel(
+      absl::StrCat(VocabularyOf(state.range(0)), " ", c.pattern, " after '", c.text, "'"));
+}
+BENCHMARK(BM_MaskRegex)->ArgsProduct({{0, 1}, {0, 1, 2, 3}})->Unit(benchmark::kMillisecond);
+
+// Compiling a pattern, on the thread that takes the request.
+void BM_CompileRegex(benchmark::State& state) {
+  static const char* const kPatterns[] = {
+      "\\(\\d{3}\\) \\d{3}-\\d{4}",
+      "[\\w.+-]+@[\\w-]+(\\.[\\w-]+)+",
+      ".{0,1000}",
+  };
+  const char* pattern = kPatterns[state.range(0)];
+  for (auto _ : state) benchmark::DoNotOptimize(JsonGrammar::FromRegex(pattern).ok());
+  state.SetLabel(pattern);
+}
+BENCHMARK(BM_CompileRegex)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 
 void BM_BuildTrie(benchmark::State& state) {
   const std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));

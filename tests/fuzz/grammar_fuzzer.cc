@@ -4,7 +4,9 @@
 //   0: the rest is a JSON Schema: FromSchema answers OK or INVALID_ARGUMENT;
 //   1: a schema, a NUL, then text: each byte the matcher refuses leaves it unchanged, and
 //      after each byte it takes, some byte can follow unless the value is finished;
-//   2: text for the any-object grammar: the same, and a complete text is valid JSON.
+//   2: text for the any-object grammar: the same, and a complete text is valid JSON;
+//   3: a regex, a NUL, then text: FromRegex answers OK or INVALID_ARGUMENT, and the matcher
+//      keeps the same promises on the text.
 // Every property failure aborts, so the fuzzer reports it as a crash.
 #include <cstddef>
 #include <cstdint>
@@ -59,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using ringserve::grammar::JsonMatcher;
   if (size == 0) return 0;
   const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0: {
       auto grammar = JsonGrammar::FromSchema(body);
       ringserve::grammar::Require(grammar.ok() || absl::IsInvalidArgument(grammar.status()),
@@ -71,6 +73,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (nul == std::string_view::npos) return 0;
       auto grammar = JsonGrammar::FromSchema(body.substr(0, nul));
       if (grammar.ok()) ringserve::grammar::Walk(*grammar, body.substr(nul + 1));
+      break;
+    }
+    case 3: {
+      const size_t nul = body.find('\0');
+      auto grammar = JsonGrammar::FromRegex(body.substr(0, nul));
+      ringserve::grammar::Require(grammar.ok() || absl::IsInvalidArgument(grammar.status()),
+                                  "a bad regex is INVALID_ARGUMENT");
+      if (grammar.ok() && nul != std::string_view::npos) {
+        ringserve::grammar::Walk(*grammar, body.substr(nul + 1));
+      }
       break;
     }
     default: {

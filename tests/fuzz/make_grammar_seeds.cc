@@ -1,5 +1,6 @@
 // Writes the grammar_fuzzer seed corpus into argv[1]: schemas that use every supported
-// keyword (alone, and followed by a text of theirs), and any-object texts.
+// keyword (alone, and followed by a text of theirs), any-object texts, and regexes with
+// texts of theirs.
 #include <optional>
 #include <string>
 
@@ -14,7 +15,8 @@ int main(int argc, char** argv) {
       R"("age":{"type":"integer","minimum":0,"exclusiveMaximum":150},)"
       R"("tags":{"type":"array","items":{"enum":["a","b",1,null]},"minItems":1,"maxItems":3},)"
       R"("pet":{"anyOf":[{"type":"string"},{"type":"null"}]},"born":{"format":"date-time"},)"
-      R"("kind":{"const":"x"}},"required":["name","age"],"additionalProperties":false})";
+      R"("kind":{"const":"x"},"code":{"pattern":"^[A-Z]{2}-\\d+$"}},)"
+      R"("required":["name","age"],"additionalProperties":false})";
   const std::string tree =
       R"({"$defs":{"node":{"type":"object","properties":{"v":{"type":"number"},)"
       R"("kids":{"type":"array","items":{"$ref":"#/$defs/node"}}},"required":["v"]}},)"
@@ -28,5 +30,8 @@ int main(int argc, char** argv) {
               tree + std::string(1, '\0') + "{\n  \"v\": -1.5e3,\n  \"kids\": [{\"v\": 0}]\n}");
   corpus->Add("object.txt", 2,
               "{\"s\": \"esc \\\" \\u00e9 \xC3\xA9\", \"n\": [0, -0.5e+10, true, null, {}]}");
+  corpus->Add("regex_text", 3,
+              std::string(R"x((?:yes|no)(, [\w\s]{1,9}\.)?|\u00e9[^\n]*\d{2,}|[α-ω]+)x") +
+                  std::string(1, '\0') + "no, because.");
   return corpus->ExitCode();
 }

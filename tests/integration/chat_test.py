@@ -139,6 +139,40 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("multipleOf", error.exception.details())
 
+    def test_a_regex_reply_matches_the_whole_pattern(self):
+        # The pattern admits nothing after the period, so the reply ends with it, complete;
+        # a schema's "pattern" holds the same way inside a JSON string.
+        pattern = r"(yes|no), because [a-z]{2,8}\."
+        request = chat("c6", [("user", "Yes or no?")], max_tokens=64)
+        request.response_format.regex = pattern.encode()
+        text, final = self.generate_text(request)
+        self.assertEqual(final.finish_reason, pb.FINISH_REASON_RESPONSE_COMPLETE, text)
+        self.assertRegex(text, "^" + pattern + "$")
+
+        schema = {"type": "object", "properties": {"code": {"pattern": "^[A-Z]{3}-\\d{3}$"}},
+                  "required": ["code"]}
+        request = chat("c7", [("user", "A code?")], max_tokens=256)
+        request.response_format.json_schema.schema = json.dumps(schema).encode()
+        text, final = self.generate_text(request)
+        self.assertEqual(final.finish_reason, pb.FINISH_REASON_RESPONSE_COMPLETE, text)
+        self.assertRegex(json.loads(text)["code"], r"^[A-Z]{3}-\d{3}$")
+
+        request.ClearField("response_format")
+        request.response_format.regex = b"a(?=b)"
+        with self.assertRaises(grpc.RpcError) as error:
+            self.generate(request)
+        self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("response_format.regex", error.exception.details())
+        self.assertIn("lookaround", error.exception.details())
+
+    def generate_text(self, request):
+        text, final = "", None
+        for message in self.stub.Generate(request, timeout=30):
+            text += message.text
+            if message.HasField("final"):
+                final = message.final
+        return text, final
+
 
 class MistralChatTest(unittest.TestCase):
     @classmethod

@@ -55,6 +55,7 @@ struct GenerateFlags {
   int n = 1;
   bool json_object = false;
   std::string json_schema;  // a file
+  std::string regex;
 };
 
 absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
@@ -131,9 +132,12 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   request.set_logprobs(flags.logprobs);
   if (parser.IsSet("prompt-logprobs")) request.set_prompt_logprobs(flags.prompt_logprobs);
   request.set_n(flags.n);
-  if (flags.json_object && !flags.json_schema.empty()) {
-    return absl::InvalidArgumentError("give one of --json-object and --json-schema");
+  const int formats = (flags.json_object ? 1 : 0) + (flags.json_schema.empty() ? 0 : 1) +
+                      (flags.regex.empty() ? 0 : 1);
+  if (formats > 1) {
+    return absl::InvalidArgumentError("give one of --json-object, --json-schema and --regex");
   }
+  if (!flags.regex.empty()) request.mutable_response_format()->set_regex(flags.regex);
   if (flags.json_object) request.mutable_response_format()->mutable_json_object();
   if (!flags.json_schema.empty()) {
     // The worker checks the schema; the client only sends it.
@@ -245,6 +249,8 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddString("json-schema", &flags.json_schema,
                    "structured output: the reply is JSON that satisfies the JSON Schema in this "
                    "file");
+  parser.AddString("regex", &flags.regex,
+                   "structured output: the reply matches this regular expression as a whole");
   RS_RETURN_IF_ERROR(ParseCommand(kUsage, args, parser));
   absl::StatusOr<GenerateRequest> request = BuildRequest(flags, parser);
   if (!request.ok()) return UsageError(request.status());

@@ -51,6 +51,7 @@ struct RunFlags {
   int prompt_logprobs = -1;  // off
   bool json_object = false;
   std::string json_schema;
+  std::string regex;
   bool json = false;
   bool sequential = false;
   bool ignore_eos = false;
@@ -90,6 +91,8 @@ void Register(ArgParser& parser, RunFlags& flags) {
   parser.AddString("json-schema", &flags.json_schema,
                    "structured output: every reply is JSON that satisfies the JSON Schema in "
                    "this file");
+  parser.AddString("regex", &flags.regex,
+                   "structured output: every reply matches this regular expression as a whole");
   parser.AddInt("max-seqs", &flags.max_seqs,
                 "most prompts generating at once; the rest wait their turn (64)",
                 IntRange{.min = 1, .max = 4096});
@@ -117,10 +120,20 @@ absl::Status ReadPromptsFile(const std::string& path, std::vector<std::string>* 
 
 absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ResponseFormatFor(
     const RunFlags& flags) {
-  if (flags.json_object && !flags.json_schema.empty()) {
-    return absl::InvalidArgumentError("--json-object and --json-schema: give one of them");
+  const int formats = (flags.json_object ? 1 : 0) + (flags.json_schema.empty() ? 0 : 1) +
+                      (flags.regex.empty() ? 0 : 1);
+  if (formats > 1) {
+    return absl::InvalidArgumentError("--json-object, --json-schema and --regex: give one of them");
   }
   if (flags.json_object) return grammar::JsonGrammar::AnyObject();
+  if (!flags.regex.empty()) {
+    absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
+        grammar::JsonGrammar::FromRegex(flags.regex);
+    if (!grammar.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--regex: ", grammar.status().message()));
+    }
+    return grammar;
+  }
   if (flags.json_schema.empty()) return nullptr;
   RS_ASSIGN_OR_RETURN(const std::string schema, ReadTextFile(flags.json_schema, "JSON Schema"));
   absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =

@@ -6,10 +6,12 @@
 #include <bitset>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "worker/grammar/json_matcher.h"
+#include "worker/grammar/regex.h"
 #include "worker/grammar/string_formats.h"
 
 namespace ringserve::grammar {
@@ -24,6 +26,7 @@ enum class NodeKind : uint8_t {
   kNumber,
   kInteger,
   kLiterals,  // one of a set of exact texts (enum, const, true, false, null)
+  kText,      // raw text (not JSON) that matches `pattern`: a regex response format's root
   // A value is one of `members` (anyOf, type arrays, $ref); never matched directly, the
   // matcher starts one frame per concrete alternative.
   kChoice,
@@ -48,6 +51,9 @@ struct JsonGrammar::Node {
   int64_t int_max = std::numeric_limits<int64_t>::max();
   // kString with a "format" ringserve enforces (its text is ASCII, without escapes).
   StringFormat format = StringFormat::kNone;
+  // kString with a "pattern" (its text has no escapes; the automaton takes none of the
+  // bytes JSON would escape), and kText.
+  std::shared_ptr<const RegexDfa> pattern{};
   std::vector<std::string> literals{};  // kLiterals: sorted, unique
   std::vector<int32_t> members{};       // kChoice
 

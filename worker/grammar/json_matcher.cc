@@ -76,6 +76,7 @@ enum State : uint8_t {
   kNumESign,
   kNumExp,
   kLiteral,
+  kText,  // count: the regex automaton's state
 };
 
 // The string machine's states, relative to kStrBody / kKeyBody. After a \u escape of a
@@ -165,6 +166,10 @@ Frame Fresh(const std::vector<Node>& nodes, int32_t node) {
     case NodeKind::kLiterals:
       frame.state = kLiteral;
       frame.bits = uint64_t{nodes[node].literals.size()} << 32;
+      break;
+    case NodeKind::kText:
+      frame.state = kText;
+      frame.count = RegexDfa::kStart;
       break;
     case NodeKind::kChoice:
       frame.state = kPending;
@@ -290,6 +295,21 @@ Outcome FormattedStringByte(const Node& node, Frames& frames, uint8_t byte) {
   return Outcome::kTake;
 }
 
+// A string under a "pattern" keeps its automaton's state in `count`. The automaton takes no
+// quote, so a quote always closes the string, where the text so far matches.
+Outcome PatternStringByte(const Node& node, Frames& frames, uint8_t byte) {
+  Frame& frame = frames.back();
+  if (byte == '"') {
+    if (!node.pattern->Accepting(frame.count)) return Outcome::kReject;
+    frames.pop_back();
+    return Outcome::kTake;
+  }
+  const int32_t next = node.pattern->Next(frame.count, byte);
+  if (next == RegexDfa::kDead) return Outcome::kReject;
+  frame.count = next;
+  return Outcome::kTake;
+}
+
 Outcome StringFrameByte(const Node& node, Frames& frames, uint8_t byte) {
   Frame& frame = frames.back();
   if (frame.state == kStrOpen) {
@@ -298,6 +318,7 @@ Outcome StringFrameByte(const Node& node, Frames& frames, uint8_t byte) {
     return Outcome::kTake;
   }
   if (node.format != StringFormat::kNone) return FormattedStringByte(node, frames, byte);
+  if (node.pattern != nullptr) return PatternStringByte(node, frames, byte);
   uint8_t state = frame.state - kStrBody;
   switch (StringByte(state, frame.aux, byte)) {
     case StringStep::kReject:
@@ -542,8 +563,9 @@ Outcome FrameByte(const std::vector<Node>& nodes, Frames& frames, uint8_t byte) 
 bool IsCompleteStack(const std::vector<Node>& nodes, const Stack& stack) {
   if (stack.frames.empty()) return true;
   if (stack.frames.size() != 1) return false;
-  const Frame& frame = stack.frames[0];  // a top-level number may end here
+  const Frame& frame = stack.frames[0];  // a top-level number or text may end here
   const uint8_t state = frame.state;
+  if (state == kText) return nodes[static_cast<size_t>(frame.node)].pattern->Accepting(frame.count);
   const bool ends = state == kNumZero || state == kNumInt || state == kNumFrac || state == kNumExp;
   const Node& node = nodes[static_cast<size_t>(frame.node)];
   return ends && (!node.bounded || IntegerInRange(node, frame));
@@ -595,6 +617,12 @@ class Stepper {
 
   bool Run(size_t slot, uint8_t byte);
   Outcome Pending(size_t slot, uint8_t byte);
+  Outcome TextByte(Frame& frame, uint8_t byte) const {
+    const int32_t next = nodes_[frame.node].pattern->Next(frame.count, byte);
+    if (next == RegexDfa::kDead) return Outcome::kReject;
+    frame.count = next;
+    return Outcome::kTake;
+  }
   Outcome Literal(size_t slot, uint8_t byte);
 
   const std::vector<Node>& nodes_;
@@ -612,6 +640,8 @@ bool Stepper::Run(size_t slot, uint8_t byte) {
       outcome = Pending(slot, byte);
     } else if (state == kLiteral) {
       outcome = Literal(slot, byte);
+    } else if (state == kText) {
+      outcome = TextByte(frames.back(), byte);
     } else {
       outcome = FrameByte(nodes_, frames, byte);
     }
@@ -672,7 +702,9 @@ Outcome Stepper::Literal(size_t slot, uint8_t byte) {
 JsonMatcher::JsonMatcher(std::shared_ptr<const JsonGrammar> grammar)
     : grammar_(std::move(grammar)) {
   RS_CHECK(grammar_ != nullptr && !grammar_->nodes().empty());
-  stacks_.push_back(Stack{.frames = {Frame{.node = 0}}});
+  // A JSON value may follow whitespace; raw text starts at its first byte.
+  const bool text = grammar_->nodes()[0].kind == NodeKind::kText;
+  stacks_.push_back(Stack{.frames = {text ? Fresh(grammar_->nodes(), 0) : Frame{.node = 0}}});
   live_ = 1;
 }
 
@@ -736,14 +768,18 @@ bool JsonMatcher::IsComplete() const {
 
 bool JsonMatcher::IsFinished() const {
   // Every live stack can be completed, so one that is not empty may take another byte;
-  // the exception is a complete top-level integer that no digit may extend: "0", "-0", or
-  // one at the edge of its range ("5" under "maximum": 9).
+  // the exceptions are a complete top-level integer that no digit may extend: "0", "-0",
+  // or one at the edge of its range ("5" under "maximum": 9), and raw text that its
+  // pattern lets go no further.
   const auto& nodes = grammar_->nodes();
   const auto done = [&](const Stack& stack) {
     if (stack.frames.empty()) return true;
     if (stack.frames.size() != 1) return false;
     const Frame& frame = stack.frames[0];
     const Node& node = nodes[static_cast<size_t>(frame.node)];
+    if (frame.state == kText) {
+      return node.pattern->Accepting(frame.count) && !node.pattern->CanContinue(frame.count);
+    }
     return node.kind == NodeKind::kInteger && (frame.state == kNumZero || frame.state == kNumInt) &&
            IsCompleteStack(nodes, stack) && !IntegerCanGrow(node, frame);
   };
@@ -762,7 +798,8 @@ JsonMatcher JsonMatcher::MaskKey(int32_t lookahead) const {
     Frame& top = frames.back();
     if (top.state < kStrBody || top.state > kStrPairU) continue;  // not inside a string value
     const Node& node = grammar_->nodes()[static_cast<size_t>(top.node)];
-    if (node.format != StringFormat::kNone) continue;  // its count is a position
+    // Its count is a position or an automaton's state.
+    if (node.format != StringFormat::kNone || node.pattern != nullptr) continue;
     const int64_t reach = int64_t{top.count} + lookahead;
     if (reach > node.max) continue;
     if (top.count >= node.min) {
@@ -796,11 +833,22 @@ std::optional<int32_t> JsonMatcher::PlainStringRoom() const {
     const Frame& top = frames.back();
     if (top.state != kStrBody) return std::nullopt;  // not a string value, or mid-character
     const Node& node = grammar_->nodes()[static_cast<size_t>(top.node)];
-    if (node.format != StringFormat::kNone) return std::nullopt;
+    if (node.format != StringFormat::kNone || node.pattern != nullptr) return std::nullopt;
     // A code point is refused once the count reaches max (StringFrameByte).
     room = std::max(room, node.max == kUnbounded ? kUnbounded : node.max - top.count);
   }
   return room;
+}
+
+std::optional<JsonMatcher::AutomatonState> JsonMatcher::Automaton() const {
+  if (live_ != 1 || stacks_[0].frames.empty()) return std::nullopt;
+  const Frame& top = stacks_[0].frames.back();
+  const Node& node = grammar_->nodes()[static_cast<size_t>(top.node)];
+  if (top.state == kText) return AutomatonState{.dfa = node.pattern.get(), .state = top.count};
+  if (top.state == kStrBody && node.pattern != nullptr) {
+    return AutomatonState{.dfa = node.pattern.get(), .state = top.count, .in_string = true};
+  }
+  return std::nullopt;
 }
 
 bool operator==(const JsonMatcher& a, const JsonMatcher& b) {

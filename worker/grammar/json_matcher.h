@@ -1,7 +1,8 @@
 // Structured output: JSON text constrained by a grammar, one byte at a time.
 //
-// JsonGrammar is a compiled constraint: any JSON object (response_format "json_object") or a
-// JSON Schema (a subset, listed on FromSchema). JsonMatcher walks the bytes a model emits and
+// JsonGrammar is a compiled constraint: any JSON object (response_format "json_object"), a
+// JSON Schema (a subset, listed on FromSchema), or raw text matching a regular expression
+// (response_format "regex", FromRegex). JsonMatcher walks the bytes a model emits and
 // says which next bytes keep them a prefix of some text the grammar accepts; the token mask
 // (token_trie.h, token_constraint.h) runs it over every vocabulary token's bytes to pick what may
 // be sampled.
@@ -33,6 +34,8 @@
 
 namespace ringserve::grammar {
 
+class RegexDfa;
+
 inline constexpr int kMaxIndent = 24;
 
 class JsonGrammar {
@@ -52,6 +55,9 @@ class JsonGrammar {
   // - strings: "minLength", "maxLength" (in code points; an escape counts as one);
   // - string "format": "uuid", "date", "time", "date-time" (string_formats.h); others are
   //   INVALID_ARGUMENT, as are minLength/maxLength beside a format;
+  // - string "pattern" (regex.h's syntax): the whole string matches it, written without
+  //   escapes (no quote, backslash or control character: a pattern that needs one is
+  //   INVALID_ARGUMENT); not beside "format", "minLength" or "maxLength";
   // - integers: "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" (numbers;
   //   matched within 64-bit integers); on "number" they are INVALID_ARGUMENT;
   // - "enum" (a non-empty array of JSON values) and "const": the value's compact JSON text
@@ -61,11 +67,16 @@ class JsonGrammar {
   // - "$ref" to "#", "#/$defs/<name>" or "#/definitions/<name>" (recursion allowed);
   // - annotations, ignored: "title", "description", "default", "examples", "$schema",
   //   "$id", "$comment", "$defs", "definitions", "deprecated", "readOnly", "writeOnly".
-  // Anything else ("pattern", "multipleOf", "allOf", "if", ...) is INVALID_ARGUMENT
+  // Anything else ("multipleOf", "allOf", "if", ...) is INVALID_ARGUMENT
   // naming the keyword and where it is (a JSON pointer such as "/properties/age"), as are
   // malformed JSON, wrong keyword types, unknown type names, a required property that the
   // object cannot hold, minItems > maxItems, minLength > maxLength, and unresolved refs.
   static absl::StatusOr<std::shared_ptr<const JsonGrammar>> FromSchema(std::string_view schema);
+
+  // Raw text, not JSON, that matches a regular expression as a whole (regex.h lists the
+  // syntax): no whitespace is added around it, and the text is valid UTF-8.
+  // INVALID_ARGUMENT as RegexDfa::Compile answers.
+  static absl::StatusOr<std::shared_ptr<const JsonGrammar>> FromRegex(std::string_view regex);
 
   static constexpr int kMaxProperties = 64;
 
@@ -124,6 +135,19 @@ class JsonMatcher {
   // state holds, so the token mask allows such tokens without testing them (token_trie.h).
   // nullopt in every other state.
   std::optional<int32_t> PlainStringRoom() const;
+
+  // Where the text is inside one regex automaton, and only there: the whole reply of a
+  // regex grammar (in_string false), or the only alternative inside a string under a
+  // "pattern" (in_string true: a quote, where the automaton accepts, closes the string and
+  // hands the bytes after it back to the JSON grammar; no other byte leaves the
+  // automaton). The token mask then follows the automaton itself rather than copying the
+  // matcher per byte (token_trie.h). nullopt in every other state.
+  struct AutomatonState {
+    const RegexDfa* dfa = nullptr;
+    int32_t state = 0;
+    bool in_string = false;
+  };
+  std::optional<AutomatonState> Automaton() const;
 
   // Same state (same grammar, same bytes so far up to equivalence of what may follow).
   friend bool operator==(const JsonMatcher& a, const JsonMatcher& b);

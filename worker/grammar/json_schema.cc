@@ -10,6 +10,7 @@
 //   additionalProperties schema when extra keys are allowed (else INVALID_ARGUMENT);
 // - "items": false means an empty array.
 #include <algorithm>
+#include <bitset>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -30,6 +31,7 @@
 #include "nlohmann/json.hpp"
 #include "worker/grammar/json_grammar_nodes.h"
 #include "worker/grammar/json_matcher.h"
+#include "worker/grammar/regex.h"
 
 namespace ringserve::grammar {
 namespace {
@@ -78,7 +80,8 @@ bool IsKeyword(std::string_view key) {
                                                    "maximum",
                                                    "exclusiveMinimum",
                                                    "exclusiveMaximum",
-                                                   "format"};
+                                                   "format",
+                                                   "pattern"};
   return std::find(std::begin(kKeywords), std::end(kKeywords), key) != std::end(kKeywords);
 }
 
@@ -160,7 +163,7 @@ absl::StatusOr<uint32_t> Types(const json& schema, const std::string& pointer) {
     for (const char* key : {"items", "minItems", "maxItems"}) {
       if (schema.contains(key)) implied |= kArrayType;
     }
-    for (const char* key : {"minLength", "maxLength", "format"}) {
+    for (const char* key : {"minLength", "maxLength", "format", "pattern"}) {
       if (schema.contains(key)) implied |= kStringType;
     }
     for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
@@ -253,8 +256,9 @@ absl::Status CheckKeywords(const json& schema, const std::string& pointer) {
   for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
     RS_RETURN_IF_ERROR(shape(key, schema.contains(key) && at(key).is_number(), "a number"));
   }
-  RS_RETURN_IF_ERROR(
-      shape("format", schema.contains("format") && at("format").is_string(), "a string"));
+  for (const char* key : {"format", "pattern"}) {
+    RS_RETURN_IF_ERROR(shape(key, schema.contains(key) && at(key).is_string(), "a string"));
+  }
   RS_RETURN_IF_ERROR(CheckBounds(schema, "minItems", "maxItems", pointer));
   return CheckBounds(schema, "minLength", "maxLength", pointer);
 }
@@ -313,6 +317,55 @@ absl::Status IntegerRange(const json& schema, const std::string& pointer, Node* 
   return absl::OkStatus();
 }
 
+// A string node: a length range, a format, or a pattern (one of the three).
+absl::StatusOr<Node> CompileString(const json& schema, const std::string& pointer) {
+  Node node{.kind = NodeKind::kString};
+  RS_ASSIGN_OR_RETURN(node.min, Count(schema, "minLength", 0, pointer));
+  RS_ASSIGN_OR_RETURN(node.max, Count(schema, "maxLength", kUnbounded, pointer));
+  const bool has_length = schema.contains("minLength") || schema.contains("maxLength");
+  const json* format = Find(schema, "format");
+  const json* pattern = Find(schema, "pattern");
+  if (format != nullptr && pattern != nullptr) {
+    return SchemaError(pointer, "\"pattern\" alongside \"format\" is not supported");
+  }
+  if (has_length && (format != nullptr || pattern != nullptr)) {
+    return SchemaError(
+        pointer, absl::StrCat("\"minLength\"/\"maxLength\" alongside \"",
+                              format != nullptr ? "format" : "pattern", "\" is not supported"));
+  }
+  if (format != nullptr) {
+    const std::string& name = format->get_ref<const std::string&>();
+    const std::optional<StringFormat> known = StringFormatNamed(name);
+    if (!known.has_value()) {
+      return SchemaError(pointer, absl::StrCat("\"format\": \"", name,
+                                               "\" is not supported (uuid, date, time and "
+                                               "date-time are)"));
+    }
+    node.format = *known;
+  }
+  if (pattern != nullptr) {
+    // Pattern strings are written without escapes: the bytes JSON would escape (the
+    // quote, the backslash, control bytes) are left out of the automaton.
+    std::bitset<256> unescaped;
+    unescaped.set();
+    for (size_t b = 0; b < 0x20; ++b) unescaped.reset(b);
+    unescaped.reset('"');
+    unescaped.reset('\\');
+    absl::StatusOr<std::shared_ptr<const RegexDfa>> dfa =
+        RegexDfa::Compile(pattern->get_ref<const std::string&>(), unescaped);
+    if (!dfa.ok()) {
+      return SchemaError(
+          pointer, absl::StrCat("\"pattern\": ", std::string(dfa.status().message()),
+                                dfa.status().message().find("no text") != std::string_view::npos
+                                    ? " without quotes, backslashes or control "
+                                      "characters"
+                                    : ""));
+    }
+    node.pattern = *std::move(dfa);
+  }
+  return node;
+}
+
 }  // namespace
 
 class JsonGrammarBuilder {
@@ -321,6 +374,7 @@ class JsonGrammarBuilder {
 
   absl::StatusOr<std::shared_ptr<const JsonGrammar>> BuildSchema();
   std::shared_ptr<const JsonGrammar> BuildAnyObject();
+  std::shared_ptr<const JsonGrammar> BuildText(std::shared_ptr<const RegexDfa> pattern);
 
  private:
   int32_t Add(Node node, std::string where);
@@ -366,6 +420,9 @@ int32_t JsonGrammarBuilder::Add(Node node, std::string where) {
       for (const std::string& text : node.literals) {
         node.first_bytes.set(static_cast<uint8_t>(text[0]));
       }
+      break;
+    case NodeKind::kText:
+      node.first_bytes = node.pattern->FirstBytes();
       break;
     case NodeKind::kChoice:
       break;  // filled by Expand
@@ -512,23 +569,7 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::CompileTypes(const json& schema,
     members.push_back(node);
   }
   if ((types & kStringType) != 0) {
-    Node node{.kind = NodeKind::kString};
-    RS_ASSIGN_OR_RETURN(node.min, Count(schema, "minLength", 0, pointer));
-    RS_ASSIGN_OR_RETURN(node.max, Count(schema, "maxLength", kUnbounded, pointer));
-    if (const json* format = Find(schema, "format")) {
-      const std::string& name = format->get_ref<const std::string&>();
-      const std::optional<StringFormat> known = StringFormatNamed(name);
-      if (!known.has_value()) {
-        return SchemaError(pointer, absl::StrCat("\"format\": \"", name,
-                                                 "\" is not supported (uuid, date, time and "
-                                                 "date-time are)"));
-      }
-      if (schema.contains("minLength") || schema.contains("maxLength")) {
-        return SchemaError(pointer,
-                           "\"minLength\"/\"maxLength\" alongside \"format\" is not supported");
-      }
-      node.format = *known;
-    }
+    RS_ASSIGN_OR_RETURN(Node node, CompileString(schema, pointer));
     members.push_back(Add(std::move(node), pointer));
   }
   if ((types & (kNumberType | kIntegerType)) != 0) {
@@ -683,6 +724,14 @@ std::shared_ptr<const JsonGrammar> JsonGrammarBuilder::BuildAnyObject() {
   return *std::move(grammar);
 }
 
+std::shared_ptr<const JsonGrammar> JsonGrammarBuilder::BuildText(
+    std::shared_ptr<const RegexDfa> pattern) {
+  Add(Node{.kind = NodeKind::kText, .pattern = std::move(pattern)}, "");
+  auto grammar = Finish();
+  RS_CHECK(grammar.ok());
+  return *std::move(grammar);
+}
+
 JsonGrammar::JsonGrammar() = default;
 JsonGrammar::~JsonGrammar() = default;
 
@@ -700,6 +749,12 @@ absl::StatusOr<std::shared_ptr<const JsonGrammar>> JsonGrammar::FromSchema(
     return absl::InvalidArgumentError("schema: not valid JSON");
   }
   return JsonGrammarBuilder(document).BuildSchema();
+}
+
+absl::StatusOr<std::shared_ptr<const JsonGrammar>> JsonGrammar::FromRegex(std::string_view regex) {
+  RS_ASSIGN_OR_RETURN(std::shared_ptr<const RegexDfa> dfa,
+                      RegexDfa::Compile(regex, std::bitset<256>().set()));
+  return JsonGrammarBuilder(json()).BuildText(std::move(dfa));
 }
 
 }  // namespace ringserve::grammar

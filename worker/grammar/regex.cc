@@ -23,7 +23,7 @@ namespace regex_internal {
 constexpr size_t kMaxNfaStates = 200000;
 // NFA state visits the subset construction may spend, so that compiling one request's
 // pattern stays well under a second.
-constexpr int64_t kMaxWork = 50'000'000;
+constexpr int64_t kMaxWork = 20'000'000;
 
 absl::Status TooComplex(std::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("regex: too complex (", std::string(what),
@@ -100,16 +100,37 @@ absl::StatusOr<Fragment> NfaBuilder::Emit(const RegexNode& node) {
   return absl::InternalError("regex: unknown node");
 }
 
-// One path of byte edges per UTF-8 sequence of the set.
+// One path of byte edges per UTF-8 sequence of the set. Sequences that end in k bytes of
+// any continuation (80..BF) share those k states, so that a set such as '.' adds a few
+// states to the automaton rather than one per sequence and byte.
 absl::StatusOr<Fragment> NfaBuilder::EmitSet(const CodePointSet& set) {
+  constexpr ByteRange kAnyContinuation{.first = 0x80, .last = 0xBF};
   RS_ASSIGN_OR_RETURN(const int32_t start, New());
   RS_ASSIGN_OR_RETURN(const int32_t end, New());
+  std::vector<int32_t> tails = {end};  // tails[k]: k continuation bytes lead to end
+  const auto tail = [&](size_t k) -> absl::StatusOr<int32_t> {
+    while (tails.size() <= k) {
+      RS_ASSIGN_OR_RETURN(const int32_t state, New());
+      states_[static_cast<size_t>(state)].range = kAnyContinuation;
+      states_[static_cast<size_t>(state)].on_byte = tails.back();
+      tails.push_back(state);
+    }
+    return tails[k];
+  };
   for (const std::vector<ByteRange>& sequence : Utf8Sequences(set)) {
+    size_t shared = 0;  // trailing continuation ranges taken by a tail
+    while (shared + 1 < sequence.size()) {
+      const ByteRange& r = sequence[sequence.size() - 1 - shared];
+      if (r.first != kAnyContinuation.first || r.last != kAnyContinuation.last) break;
+      ++shared;
+    }
+    RS_ASSIGN_OR_RETURN(const int32_t after, tail(shared));
     RS_ASSIGN_OR_RETURN(int32_t at, New());
     Link(start, at);
-    for (size_t i = 0; i < sequence.size(); ++i) {
-      int32_t next = end;
-      if (i + 1 < sequence.size()) {
+    const size_t own = sequence.size() - shared;
+    for (size_t i = 0; i < own; ++i) {
+      int32_t next = after;
+      if (i + 1 < own) {
         RS_ASSIGN_OR_RETURN(next, New());
       }
       NfaState& state = states_[static_cast<size_t>(at)];
@@ -173,7 +194,7 @@ class DfaBuilder {
   std::vector<int32_t> Closure(const std::vector<int32_t>& roots);
   void ComputeClasses(RegexDfa& dfa) const;
   absl::StatusOr<int32_t> StateOf(std::vector<int32_t> key);
-  absl::Status Prune(RegexDfa& dfa) const;
+  static absl::Status Prune(RegexDfa& dfa);
 
   std::vector<NfaState>& nfa_;
   int32_t match_;
@@ -279,7 +300,7 @@ absl::StatusOr<std::shared_ptr<const RegexDfa>> DfaBuilder::Build(int32_t nfa_st
 }
 
 // Removes the edges into states from which no accepting state can be reached.
-absl::Status DfaBuilder::Prune(RegexDfa& dfa) const {
+absl::Status DfaBuilder::Prune(RegexDfa& dfa) {
   const size_t n = dfa.accepting_.size();
   const size_t classes = dfa.num_classes_;
   std::vector<std::vector<int32_t>> into(n);

@@ -44,10 +44,10 @@ class RegexDfa {
   static constexpr int32_t kDead = -1;
   static constexpr int32_t kStart = 0;
   // Patterns longer than this are refused.
-  static constexpr size_t kMaxPatternBytes = 16 * 1024;
+  static constexpr size_t kMaxPatternBytes = size_t{16} << 10;
   // A pattern whose automaton would need more states (nested counted repeats of
   // alternatives can need exponentially many) is refused rather than compiled for long.
-  static constexpr int32_t kMaxStates = 10000;
+  static constexpr int32_t kMaxStates = 32768;
 
   // Compiles `pattern` (the syntax above). Only bytes in `allowed` appear in the texts the
   // automaton takes: a JSON string's pattern leaves out the bytes JSON would have to

@@ -68,7 +68,7 @@ class Parser {
   }
 
  private:
-  absl::Status Error(size_t at, std::string_view message) const {
+  static absl::Status Error(size_t at, std::string_view message) {
     return absl::InvalidArgumentError(
         absl::StrCat("regex at byte ", at, ": ", std::string(message)));
   }
@@ -380,8 +380,9 @@ absl::StatusOr<CodePointSet> Parser::Escape(bool in_class, bool* single, uint32_
     }
     default: {
       if (absl::ascii_isdigit(c)) return Error(at, "backreferences are not supported");
-      if (absl::ascii_isalpha(c))
+      if (absl::ascii_isalpha(c)) {
         return Error(at, absl::StrCat("unknown escape \\", std::string(1, c)));
+      }
       // Any other character escapes to itself (\. \* \/ \- ...).
       RS_ASSIGN_OR_RETURN(*code_point, CodePoint());
       *single = true;

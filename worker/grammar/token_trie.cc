@@ -4,9 +4,12 @@
 #include <cstddef>
 #include <numeric>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "common/check.h"
+#include "worker/grammar/regex.h"
 
 namespace ringserve::grammar {
 namespace {
@@ -106,21 +109,71 @@ int32_t TokenTrie::Allowed(const JsonMatcher& matcher, std::vector<JsonMatcher>&
                            TokenBits* allowed) const {
   if (const std::optional<int32_t> room = matcher.PlainStringRoom()) {
     const int32_t plain = PlainWithin(*room, allowed);
-    return plain + Walk(special_, matcher, scratch, allowed);
+    return plain + Walk(special_, 0, static_cast<int32_t>(special_.nodes.size()), matcher, scratch,
+                        allowed);
   }
   allowed->assign((token_bytes_.size() + 63) / 64, 0);
-  return Walk(all_, matcher, scratch, allowed);
+  if (const std::optional<JsonMatcher::AutomatonState> automaton = matcher.Automaton()) {
+    return WalkAutomaton(all_, matcher, *automaton, scratch, allowed);
+  }
+  return Walk(all_, 0, static_cast<int32_t>(all_.nodes.size()), matcher, scratch, allowed);
 }
 
-int32_t TokenTrie::Walk(const Trie& trie, const JsonMatcher& matcher,
+int32_t TokenTrie::AllowTokensEndingAt(const Trie& trie, const Node& node, TokenBits* allowed) {
+  for (int32_t t = node.tokens_begin; t < node.tokens_end; ++t) {
+    const auto id = static_cast<uint32_t>(trie.token_ids[static_cast<size_t>(t)]);
+    (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
+  }
+  return node.tokens_end - node.tokens_begin;
+}
+
+int32_t TokenTrie::WalkAutomaton(const Trie& trie, const JsonMatcher& matcher,
+                                 const JsonMatcher::AutomatonState& automaton,
+                                 std::vector<JsonMatcher>& scratch, TokenBits* allowed) const {
+  const RegexDfa& dfa = *automaton.dfa;
+  // states[d] is the automaton's state after the first d bytes of the current node's path,
+  // and path[0, d) those bytes.
+  std::vector<int32_t> states(static_cast<size_t>(max_depth_) + 1);
+  std::string path(static_cast<size_t>(max_depth_), '\0');
+  states[0] = automaton.state;
+  int32_t num_allowed = 0;
+  const auto n = static_cast<int32_t>(trie.nodes.size());
+  for (int32_t i = 0; i < n;) {
+    const Node& node = trie.nodes[static_cast<size_t>(i)];
+    const int32_t from = states[node.depth];
+    if (automaton.in_string && node.byte == '"') {
+      // The string closes here when its text matches; what follows is the grammar's.
+      if (dfa.Accepting(from)) {
+        JsonMatcher at_quote = matcher;
+        const bool taken = at_quote.Advance(std::string_view(path.data(), node.depth));
+        RS_CHECK(taken);  // the automaton took these bytes, and the matcher follows it
+        num_allowed += Walk(trie, i, node.subtree_end, at_quote, scratch, allowed);
+      }
+      i = node.subtree_end;
+      continue;
+    }
+    const int32_t next = dfa.Next(from, node.byte);
+    if (next == RegexDfa::kDead) {
+      i = node.subtree_end;
+      continue;
+    }
+    states[node.depth + 1U] = next;
+    path[node.depth] = static_cast<char>(node.byte);
+    num_allowed += AllowTokensEndingAt(trie, node, allowed);
+    ++i;
+  }
+  return num_allowed;
+}
+
+int32_t TokenTrie::Walk(const Trie& trie, int32_t begin, int32_t end, const JsonMatcher& matcher,
                         std::vector<JsonMatcher>& scratch, TokenBits* allowed) const {
   // scratch[d] is the matcher after the first d bytes of the current node's path.
   const size_t depths = static_cast<size_t>(max_depth_) + 1;
   if (scratch.size() < depths) scratch.resize(depths, matcher);
-  scratch[0] = matcher;
+  if (begin >= end) return 0;
+  scratch[trie.nodes[static_cast<size_t>(begin)].depth] = matcher;
   int32_t num_allowed = 0;
-  const auto n = static_cast<int32_t>(trie.nodes.size());
-  for (int32_t i = 0; i < n;) {
+  for (int32_t i = begin; i < end;) {
     const Node& node = trie.nodes[static_cast<size_t>(i)];
     JsonMatcher& state = scratch[node.depth + 1U];
     state = scratch[node.depth];
@@ -128,11 +181,7 @@ int32_t TokenTrie::Walk(const Trie& trie, const JsonMatcher& matcher,
       i = node.subtree_end;  // no token under this prefix can follow
       continue;
     }
-    for (int32_t t = node.tokens_begin; t < node.tokens_end; ++t) {
-      const auto id = static_cast<uint32_t>(trie.token_ids[static_cast<size_t>(t)]);
-      (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
-    }
-    num_allowed += node.tokens_end - node.tokens_begin;
+    num_allowed += AllowTokensEndingAt(trie, node, allowed);
     ++i;
   }
   return num_allowed;

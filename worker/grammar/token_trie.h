@@ -13,6 +13,11 @@
 // ready mask and in order of length, and a second trie holds only the others, so a mask
 // inside such a string walks a few percent of the nodes.
 //
+// Where a regex automaton alone decides (JsonMatcher::Automaton: a regex reply, or a string
+// under a "pattern"), the walk follows the automaton, one table lookup per node, instead of
+// copying the matcher per node; inside a pattern string a quote hands the node's subtree
+// back to the matcher.
+//
 // Ownership and threads: built once per model, immutable, shared by every job's
 // constraint on any thread.
 #ifndef RINGSERVE_WORKER_GRAMMAR_TOKEN_TRIE_H_
@@ -71,9 +76,18 @@ class TokenTrie {
 
   // The trie of the tokens `ids` (non-empty, at most kMaxTokenBytes bytes each).
   Trie Build(std::vector<int32_t> ids) const;
-  // Sets the bits of the tokens of `trie` that `matcher` takes; returns how many.
-  int32_t Walk(const Trie& trie, const JsonMatcher& matcher, std::vector<JsonMatcher>& scratch,
-               TokenBits* allowed) const;
+  // Sets the bits of the tokens of nodes [begin, end) of `trie` that `matcher` takes, the
+  // nodes being whole subtrees whose roots are at the depth of `begin` and `matcher` the
+  // state after the bytes above them; returns how many.
+  int32_t Walk(const Trie& trie, int32_t begin, int32_t end, const JsonMatcher& matcher,
+               std::vector<JsonMatcher>& scratch, TokenBits* allowed) const;
+  // The same over the whole trie where `matcher` is inside an automaton.
+  int32_t WalkAutomaton(const Trie& trie, const JsonMatcher& matcher,
+                        const JsonMatcher::AutomatonState& automaton,
+                        std::vector<JsonMatcher>& scratch, TokenBits* allowed) const;
+
+  // Sets the bits of the tokens whose bytes end at `node`; returns how many.
+  static int32_t AllowTokensEndingAt(const Trie& trie, const Node& node, TokenBits* allowed);
 
   // Sets the bits of the plain-text tokens of at most `room` code points; returns how many.
   int32_t PlainWithin(int32_t room, TokenBits* allowed) const;

@@ -73,10 +73,19 @@ absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ToResponseFormat(
       if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
       return grammar;
     }
+    case pb::ResponseFormat::kRegex: {
+      const std::string& regex = format.regex();
+      constexpr std::string_view kField = "response_format.regex";
+      if (!tokenizer::IsValidUtf8(regex)) return Invalid(kField, "not valid UTF-8");
+      absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
+          grammar::JsonGrammar::FromRegex(regex);
+      if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
+      return grammar;
+    }
     case pb::ResponseFormat::FORMAT_NOT_SET:
       break;
   }
-  return Invalid("response_format", "set json_object or json_schema");
+  return Invalid("response_format", "set json_object, json_schema or regex");
 }
 
 absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& request,

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,8 +94,8 @@ TEST(AnyObjectTest, AcceptsValidObjects) {
       "{\n  \"a\": [\n    1,\n    2\n  ],\n\t\"b\": {}\n}",
       R"({"":""})",
       R"({"a":1,"a":2})",
-      "\n" + std::string(kMaxIndent, ' ') + "{}",
-      "{\"a\":\n" + std::string(kMaxIndent, '\t') + "1}",
+      absl::StrCat("\n", std::string(kMaxIndent, ' '), "{}"),
+      absl::StrCat("{\"a\":\n", std::string(kMaxIndent, '\t'), "1}"),
   };
   const Grammar grammar = JsonGrammar::AnyObject();
   for (const std::string& text : texts) {
@@ -469,6 +470,69 @@ TEST(SchemaValueTest, StringFormats) {
   ExpectCases(Schema(R"({"type": "integer", "format": "int32"})"), {{"12", kAccept}});
 }
 
+TEST(SchemaValueTest, StringPatterns) {
+  ExpectCases(Schema(R"({"type": "string", "pattern": "^[A-Z]{2}-\\d{3}$"})"),
+              {{R"("AB-123")", kAccept},
+               {R"("AB-12")", kReject, 6},
+               {R"("AB-1234")", kReject, 7},
+               {R"("ab-123")", kReject, 1},
+               {R"("AB-1)", kPrefix}});
+  // Written without escapes: an escape is refused even where it would spell a match, and
+  // a quote or backslash the pattern allows is left out.
+  ExpectCases(Schema(R"({"pattern": "[a-z\"\\\\]+"})"),
+              {{R"("ab")", kAccept}, {R"("\u0061")", kReject, 1}, {R"("a\")", kReject, 2}});
+  // Non-ASCII text, and "pattern" implying the string type.
+  ExpectCases(Schema(R"({"pattern": "(café|日本)+"})"),
+              {{R"("café日本")", kAccept}, {R"("cafe")", kReject, 4}, {"1", kReject, 0}});
+  // Patterns in alternatives and in properties.
+  ExpectCases(
+      Schema(R"({"anyOf": [{"pattern": "a+"}, {"pattern": "b+"}, {"type": "integer"}]})"),
+      {{R"("aaa")", kAccept}, {R"("bb")", kAccept}, {R"("ab")", kReject, 2}, {"12", kAccept}});
+  ExpectCases(Schema(R"({"properties": {"zip": {"pattern": "\\d{5}"}}, "required": ["zip"]})"),
+              {{R"({"zip": "12345"})", kAccept}, {R"({"zip": "1234"})", kReject, 13}});
+  // "pattern" on a type not in play is ignored.
+  ExpectCases(Schema(R"({"type": "integer", "pattern": "a"})"), {{"12", kAccept}});
+  // A string the pattern cannot extend must close now: the only byte left is the quote.
+  JsonMatcher matcher(Schema(R"({"pattern": "ab?"})"));
+  ASSERT_TRUE(matcher.Advance(std::string_view(R"("ab)")));
+  EXPECT_FALSE(JsonMatcher(matcher).Advance(static_cast<uint8_t>('b')));
+  EXPECT_TRUE(matcher.Advance(static_cast<uint8_t>('"')));
+  EXPECT_TRUE(matcher.IsFinished());
+}
+
+TEST(RegexTextTest, TheWholeReplyMatchesWithNothingAround) {
+  const auto grammar = JsonGrammar::FromRegex("(yes|no)(, because [a-z ]{1,20}\\.)?");
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  ExpectCases(*grammar, {{"yes", kAccept},
+                         {"no, because it rains.", kAccept},
+                         {"no, because", kPrefix},
+                         {" yes", kReject, 0},
+                         {"yes.", kReject, 3},
+                         {"\"yes\"", kReject, 0}});
+  JsonMatcher matcher(*grammar);
+  ASSERT_TRUE(matcher.Advance(std::string_view("yes")));
+  EXPECT_TRUE(matcher.IsComplete());
+  EXPECT_FALSE(matcher.IsFinished());  // ", because ..." may follow
+  ASSERT_TRUE(matcher.Advance(std::string_view(", because so.")));
+  EXPECT_TRUE(matcher.IsFinished());
+  // Newlines and any UTF-8 when the pattern says so.
+  const auto lines = JsonGrammar::FromRegex("(- [^\\n]+\\n){2}");
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  ExpectCases(*lines, {{"- 日本\n- b\n", kAccept}, {"- a\n", kPrefix}, {"- \n", kReject, 2}});
+  EXPECT_EQ(JsonGrammar::FromRegex("a(?=b)").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RegexTextTest, MaskKeysOfEqualStatesAreEqual) {
+  const auto grammar = JsonGrammar::FromRegex("(ab)*c");
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  JsonMatcher a(*grammar);
+  JsonMatcher b(*grammar);
+  ASSERT_TRUE(b.Advance(std::string_view("abab")));
+  EXPECT_TRUE(a.MaskKey(8) == b.MaskKey(8));
+  ASSERT_TRUE(b.Advance(static_cast<uint8_t>('a')));
+  EXPECT_FALSE(a.MaskKey(8) == b.MaskKey(8));
+}
+
 TEST(SchemaValueTest, IntegerRanges) {
   const Grammar percent = Schema(R"({"type": "integer", "minimum": 0, "maximum": 100})");
   ExpectCases(percent, {{"0", kAccept},
@@ -662,7 +726,16 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
       {R"({"type":"integer","minimum":5,"exclusiveMaximum":5})",
        R"(schema (root): no integer lies within "minimum" and "maximum")"},
       {R"({"type":"integer","maximum":"9"})", R"(schema (root): "maximum" must be a number)"},
-      {R"({"pattern":"x"})", R"(schema (root): unsupported keyword "pattern")"},
+      {R"({"propertyNames":{}})", R"(schema (root): unsupported keyword "propertyNames")"},
+      {R"({"pattern":"a","format":"date"})", R"("pattern" alongside "format" is not supported)"},
+      {R"({"pattern":"a","maxLength":3})",
+       R"("minLength"/"maxLength" alongside "pattern" is not supported)"},
+      {R"({"pattern":3})", R"(schema (root): "pattern" must be a string)"},
+      {R"x({"properties":{"x":{"pattern":"a(?=b)"}}})x",
+       R"(schema /properties/x: "pattern": regex at byte 1: lookaround is not supported)"},
+      {R"({"pattern":"a\"b"})",
+       R"("pattern": regex: matches no text without quotes, backslashes or control characters)"},
+      {R"({"pattern":"(a|b)*a(a|b){20}"})", R"("pattern": regex: too complex)"},
       {R"({"allOf":[{}]})", R"(unsupported keyword "allOf")"},
       {R"({"type":"string","format":"email"})",
        R"(schema (root): "format": "email" is not supported (uuid, date, time and date-time are))"},
@@ -876,6 +949,32 @@ TEST(RandomWalkTest, SchemaWithRequiredProperties) {
       },
       99, /*complete_iff_valid=*/false);
   EXPECT_GT(completions, 50);
+}
+
+constexpr char kSkuPattern[] = R"([A-Z]{3}-\d{2,4}(-[a-z]+)?)";
+constexpr char kPhonePattern[] = R"(\+?\d{1,3} \(\d{3}\) \d{3}-\d{4})";
+
+TEST(RandomWalkTest, PatternStringsMatchTheirPatterns) {
+  const std::string sku = kSkuPattern;
+  const std::string phone = kPhonePattern;
+  const Grammar grammar = Schema(json{
+      {"type", "object"},
+      {"properties",
+       {{"sku", {{"pattern", absl::StrCat("^", sku, "$")}}},
+        {"phone", {{"type", "string"}, {"pattern", phone}}}}},
+      {"required", {"sku", "phone"}}}.dump());
+  const int completions = RandomWalks(
+      grammar,
+      [](const std::string& text) {
+        static const std::regex sku_regex(kSkuPattern, std::regex::ECMAScript);
+        static const std::regex phone_regex(kPhonePattern, std::regex::ECMAScript);
+        const json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+        ASSERT_FALSE(value.is_discarded()) << text;
+        ASSERT_TRUE(std::regex_match(value["sku"].get<std::string>(), sku_regex)) << text;
+        ASSERT_TRUE(std::regex_match(value["phone"].get<std::string>(), phone_regex)) << text;
+      },
+      5, /*complete_iff_valid=*/false);
+  EXPECT_GT(completions, 20);
 }
 
 TEST(RandomWalkTest, SchemaWithExtraKeys) {

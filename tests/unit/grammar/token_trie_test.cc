@@ -200,6 +200,59 @@ TEST(TokenTrieTest, MasksAlongRandomRepliesAreTheDefinitions) {
   }
 }
 
+// Regex replies and pattern strings, where the walk follows the automaton and hands a
+// pattern string's closing quote back to the matcher: along random replies the mask is the
+// definition's.
+TEST(TokenTrieTest, AutomatonWalksAreTheDefinitions) {
+  std::vector<std::string> vocab = JsonishVocabulary(19, 1500);
+  for (const char* piece : {"ab\"", "a\"", "1\"}", "12\",", "\"}", "b\",\"", "!", "?", "a\"b",
+                            "ab\n", "\xC3\xA9", "\xC3\xA9\"", "c ", " c", "9"}) {
+    vocab.emplace_back(piece);
+  }
+  const TokenTrie trie(vocab);
+  std::vector<std::shared_ptr<const JsonGrammar>> grammars;
+  for (const char* regex : {"[a-c ]{0,12}(!|\\?)", "(ab|a\"b)+\n?", "(é|e)\\d{2,3}"}) {
+    auto grammar = JsonGrammar::FromRegex(regex);
+    ASSERT_TRUE(grammar.ok()) << grammar.status();
+    grammars.push_back(*grammar);
+  }
+  for (const char* schema :
+       {R"({"properties":{"p":{"pattern":"[ab]{1,6}"},"q":{"pattern":"\\d+"}},)"
+        R"("required":["p","q"]})",
+        R"({"type":"array","items":{"anyOf":[{"pattern":"a+"},{"pattern":"[ab]c?"}]}})",
+        R"({"type":"array","items":{"pattern":"é?[a-c]{0,3}"},"maxItems":3})"}) {
+    auto grammar = JsonGrammar::FromSchema(schema);
+    ASSERT_TRUE(grammar.ok()) << grammar.status();
+    grammars.push_back(*grammar);
+  }
+  std::mt19937_64 rng(23);
+  std::vector<JsonMatcher> scratch;
+  TokenBits allowed;
+  int automaton_steps = 0;
+  for (const auto& grammar : grammars) {
+    for (int reply = 0; reply < 12; ++reply) {
+      JsonMatcher matcher(grammar);
+      std::string text;
+      for (int step = 0; step < 40 && !matcher.IsFinished(); ++step) {
+        automaton_steps += matcher.Automaton().has_value() ? 1 : 0;
+        const int32_t num_allowed = trie.Allowed(matcher, scratch, &allowed);
+        const std::vector<uint8_t> expected = BruteForce(matcher, vocab);
+        ASSERT_EQ(Unpack(allowed, trie.vocab_size()), expected) << "after " << text;
+        std::vector<int32_t> choices;
+        for (size_t id = 0; id < expected.size(); ++id) {
+          if (expected[id] != 0) choices.push_back(static_cast<int32_t>(id));
+        }
+        ASSERT_EQ(num_allowed, static_cast<int32_t>(choices.size()));
+        if (choices.empty()) break;
+        const int32_t pick = choices[rng() % choices.size()];
+        ASSERT_TRUE(matcher.Advance(vocab[static_cast<size_t>(pick)]));
+        text += vocab[static_cast<size_t>(pick)];
+      }
+    }
+  }
+  EXPECT_GT(automaton_steps, 200);
+}
+
 TEST(TokenTrieTest, PlainStringTextIsCompleteUtf8WithoutQuotesEscapesOrControls) {
   EXPECT_TRUE(IsPlainStringText("hello world"));
   EXPECT_TRUE(IsPlainStringText("\xC3\xA9t\xC3\xA9"));

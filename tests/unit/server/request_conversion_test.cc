@@ -12,6 +12,7 @@
 
 #include "tests/unit/tokenizer/chat_vocabulary.h"
 #include "tools/common/chat_format_flag.h"
+#include "worker/grammar/regex.h"
 
 namespace ringserve::server {
 namespace {
@@ -161,7 +162,7 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
 
   const std::string field = "response_format.json_schema.schema: ";
   for (const auto& [bad, why] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"type": "string", "pattern": "a+"})", "pattern"},
+           {R"x({"type": "string", "pattern": "a(?=b)"})x", "lookaround"},
            {R"({"type": "strin"})", "strin"},
            {"{", ""},
            {"\xC3", "not valid UTF-8"},
@@ -172,9 +173,28 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
     EXPECT_THAT(refused.status().message(), HasSubstr(field)) << bad;
     EXPECT_THAT(refused.status().message(), HasSubstr(why)) << bad;
   }
+  c.request.mutable_response_format()->set_regex("(yes|no)!?");
+  auto regex = c.Convert();
+  ASSERT_TRUE(regex.ok()) << regex.status();
+  grammar::JsonMatcher text(regex->response_format);
+  EXPECT_FALSE(text.Advance(" "));
+  EXPECT_TRUE(text.Advance("no!"));
+  EXPECT_TRUE(text.IsFinished());
+  for (const auto& [bad, why] : std::vector<std::pair<std::string, std::string>>{
+           {"(a", "missing ')'"},
+           {"\\bword", "word boundaries"},
+           {"\xC3", "not valid UTF-8"},
+           {std::string(grammar::RegexDfa::kMaxPatternBytes + 1, 'a'), "over the limit"}}) {
+    c.request.mutable_response_format()->set_regex(bad);
+    auto refused = c.Convert();
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr("response_format.regex: ")) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr(why)) << bad;
+  }
   c.request.mutable_response_format()->Clear();
   auto unset = c.Convert();
-  EXPECT_THAT(unset.status().message(), HasSubstr("response_format: set json_object or"));
+  EXPECT_THAT(unset.status().message(),
+              HasSubstr("response_format: set json_object, json_schema or regex"));
 }
 
 TEST(RequestConversionTest, PromptLogprobsAreOptionalAndBounded) {

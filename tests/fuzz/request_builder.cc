@@ -160,6 +160,24 @@ void BuildStop(FuzzedDataProvider& in, pb::StopCriteria* s) {
   s->set_ignore_eos(in.ConsumeBool());
 }
 
+// Any format, with a schema or a regex of fuzzed text (mostly malformed: the compilers'
+// refusals must come back as INVALID_ARGUMENT through the request's conversion).
+void BuildResponseFormat(FuzzedDataProvider& in, pb::ResponseFormat* f) {
+  switch (in.ConsumeIntegralInRange(0, 3)) {
+    case 0:
+      f->mutable_json_object();
+      break;
+    case 1:
+      f->mutable_json_schema()->set_schema(PickText(in, 256));
+      break;
+    case 2:
+      f->set_regex(PickText(in, 128));
+      break;
+    default:
+      break;  // no format set: INVALID_ARGUMENT
+  }
+}
+
 }  // namespace
 
 pb::GenerateRequest BuildRequest(std::string_view bytes) {
@@ -173,6 +191,7 @@ pb::GenerateRequest BuildRequest(std::string_view bytes) {
   if (in.ConsumeBool()) BuildStop(in, r.mutable_stop());
   r.set_logprobs(PickInt(in, -1, 21, 21));
   r.set_priority(in.ConsumeIntegral<int32_t>());
+  if (in.ConsumeBool()) BuildResponseFormat(in, r.mutable_response_format());
   BuildInput(in, &r);  // last: the text takes what is left
   return r;
 }

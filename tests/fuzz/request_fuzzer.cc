@@ -156,10 +156,11 @@ void CheckConversionError(const absl::Status& status, const pb::GenerateRequest&
             "ToJobRequest: sampling error names a field");
     return;
   }
-  Require(NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "chat",
-                               "input", "logprobs", "prompt_logprobs", "n", "stop.max_tokens",
-                               "stop.min_tokens", "stop.stop", "expected_history_tokens"}),
-          "ToJobRequest: error names a field");
+  Require(
+      NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "chat", "input",
+                           "logprobs", "prompt_logprobs", "n", "stop.max_tokens", "stop.min_tokens",
+                           "stop.stop", "expected_history_tokens", "response_format"}),
+      "ToJobRequest: error names a field");
 }
 
 void CheckSampling(const pb::SamplingParams& s, const engine::SamplingParams& p, int32_t logprobs) {
@@ -239,9 +240,10 @@ void CheckSubmitted(const absl::StatusOr<engine::JobHandle>& handle, const engin
   const absl::Status& status = handle.status();
   if (status.code() != absl::StatusCode::kUnavailable) {
     Require(status.code() == absl::StatusCode::kInvalidArgument, "Submit: INVALID_ARGUMENT");
-    Require(NamesField(Message(status), {"input", "tokens", "stop.max_tokens", "stop.min_tokens",
-                                         "stop.stop", "stop.stop_token_ids", "append",
-                                         "expected_history_tokens", "sampling.logit_bias"}),
+    Require(NamesField(Message(status),
+                       {"input", "tokens", "stop.max_tokens", "stop.min_tokens", "stop.stop",
+                        "stop.stop_token_ids", "append", "expected_history_tokens",
+                        "sampling.logit_bias", "response_format"}),
             "Submit: error names a field");
     return;
   }

@@ -82,6 +82,9 @@ Generator::Generator(std::unique_ptr<ModelRunner> runner, const tokenizer::Token
       inbox_(std::make_shared<Inbox>()) {
   eos_ids_ = options.eos_token_ids;
   if (eos_ids_.empty() && tokenizer_ != nullptr) eos_ids_ = tokenizer_->EndOfGenerationIds();
+  if (tokenizer_ != nullptr) {
+    token_trie_ = std::make_unique<grammar::TokenTrie>(tokenizer_->ReplyBytesOfTokens());
+  }
   kv_ = std::make_unique<kvcache::KvCacheManager>(kvcache::KvCacheOptions{
       .num_blocks = limits_.num_kv_blocks, .block_size_tokens = limits_.block_size_tokens});
   scheduler_ =

@@ -203,7 +203,7 @@ absl::Status Generator::PrepareJob(Job& job) {
   if (r.min_tokens > 0) job.sampler->SuppressUntil(enders, r.min_tokens);
   if (r.response_format != nullptr) {
     job.sampler->Constrain(grammar::TokenConstraint(grammar::JsonMatcher(r.response_format),
-                                                    &TokenTrieOnEngine(), std::move(enders)));
+                                                    token_trie_.get(), std::move(enders)));
   }
   if (tokenizer_ != nullptr) job.decoder.emplace(*tokenizer_, context.back());
   job.stop.emplace(r.stop_strings);
@@ -247,13 +247,6 @@ absl::Status Generator::PrepareJob(Job& job) {
   engine_stats_.num_prompt_tokens += prompt;
   engine_stats_.num_cached_tokens += job.cached_tokens;
   return absl::OkStatus();
-}
-
-const grammar::TokenTrie& Generator::TokenTrieOnEngine() {
-  if (token_trie_ == nullptr) {
-    token_trie_ = std::make_unique<grammar::TokenTrie>(tokenizer_->ReplyBytesOfTokens());
-  }
-  return *token_trie_;
 }
 
 bool Generator::IsEos(int32_t token) const {

@@ -135,10 +135,15 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
   void Relay(Upstream* upstream) {
     upstream->AddHold();
     bool first = false;
+    bool first_token = false;
     {
       std::lock_guard lock(mu_);
       first = messages_relayed_ == 0;
       ++messages_relayed_;
+      // Time to first token counts generated tokens, not the prompt scores that may come
+      // in messages before them.
+      first_token = !token_relayed_ && response_.token_ids_size() > 0;
+      token_relayed_ = token_relayed_ || first_token;
     }
     if (first) {
       // Only now is the serving worker certain (a retry can no longer happen), so the
@@ -146,7 +151,9 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
       AddWorkerMetadata(context_,
                         WorkerId(*upstream->context, Address(*upstream), /*call_done=*/false),
                         Address(*upstream), /*initial=*/true);
-      if (env_.metrics != nullptr) env_.metrics->ObserveTimeToFirstToken(absl::Now() - start_);
+    }
+    if (first_token && env_.metrics != nullptr) {
+      env_.metrics->ObserveTimeToFirstToken(absl::Now() - start_);
     }
     StartWrite(&response_);
   }
@@ -210,6 +217,7 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
   Upstream* current_ = nullptr;                      // guarded by mu_
   bool client_cancelled_ = false;                    // guarded by mu_
   int64_t messages_relayed_ = 0;                     // guarded by mu_
+  bool token_relayed_ = false;                       // guarded by mu_; a message had tokens
 };
 
 }  // namespace

@@ -103,6 +103,8 @@ class Metrics(unittest.TestCase):
         self.assertGreaterEqual(delta(w, before_w, "ringserve_worker_step_seconds_count"), 6)
         self.assertEqual(delta(r, before_r, "ringserve_router_requests_total", ok), 3)
         self.assertEqual(delta(r, before_r, "ringserve_router_requests_total", invalid), 1)
+        # The refused request sent no token, so it has no time to first token.
+        self.assertEqual(delta(r, before_r, "ringserve_router_time_to_first_token_seconds_count"), 3)
         self.assertEqual(r[("ringserve_router_ring_healthy_workers", "")], 1)
 
     def test_scored_input_tokens_are_counted(self):

@@ -14,7 +14,7 @@
 // Properties (a failure aborts, so the fuzzer reports it as a crash):
 //   - every refusal is INVALID_ARGUMENT with a message that starts with a field's name;
 //   - an accepted request has ids in the vocabulary, fits the context with room to
-//     generate, has max_tokens in [1, context), sampling parameters in their documented
+//     generate, has max_tokens in [0, context), sampling parameters in their documented
 //     ranges, the request's own values carried over; one Submit accepts also obeys the
 //     limits inference.proto documents for stop strings and stop ids;
 //   - a session id's routing key is its prefix up to '#', and its forks hash alike;
@@ -210,8 +210,8 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
   Require(job.session_id == r.session_id() && job.session_id.size() <= server::kMaxSessionIdBytes,
           "session_id kept, within its limit");
   Require(!job.max_tokens.has_value() ||
-              (*job.max_tokens >= 1 && static_cast<size_t>(*job.max_tokens) < context),
-          "max_tokens in [1, context)");
+              (*job.max_tokens >= 0 && static_cast<size_t>(*job.max_tokens) < context),
+          "max_tokens in [0, context)");
   Require(job.max_tokens.has_value() == r.stop().has_max_tokens(), "max_tokens kept");
   CheckSampling(r.sampling(), job.sampling, r.logprobs());
   Require(job.prompt_logprobs.has_value() == r.has_prompt_logprobs() &&

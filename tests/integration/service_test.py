@@ -116,7 +116,7 @@ class Fleet(unittest.TestCase):
         invalid = grpc.StatusCode.INVALID_ARGUMENT
         hi = pb.TokenIds(ids=[5, 6])  # token ids: valid with or without a tokenizer
         cases = [
-            (pb.GenerateRequest(tokens=hi, stop=pb.StopCriteria(max_tokens=0)), invalid,
+            (pb.GenerateRequest(tokens=hi, stop=pb.StopCriteria(max_tokens=-1)), invalid,
              "stop.max_tokens: "),
             (pb.GenerateRequest(tokens=hi, stop=pb.StopCriteria(max_tokens=100000)), invalid,
              "stop.max_tokens: "),
@@ -221,6 +221,14 @@ class Fleet(unittest.TestCase):
             self.assertEqual([t.token_id for t in got.top], [t.token_id for t in want.top])
         final = messages[-1].final
         self.assertEqual(final.usage.cached_tokens, 0)  # scored positions are computed again
+        # max_tokens 0: the same scores, and nothing generated.
+        only = list(self.stub.Generate(pb.GenerateRequest(
+            tokens=pb.TokenIds(ids=context), prompt_logprobs=3,
+            stop=pb.StopCriteria(max_tokens=0)), timeout=30))
+        self.assertEqual([lp for m in only for lp in m.prompt_logprobs], scored)
+        self.assertFalse(any(m.token_ids for m in only))
+        self.assertEqual(only[-1].final.finish_reason, pb.FINISH_REASON_MAX_TOKENS)
+        self.assertEqual(only[-1].final.usage.completion_tokens, 0)
         with self.assertRaises(grpc.RpcError) as caught:
             list(self.stub.Generate(pb.GenerateRequest(tokens=pb.TokenIds(ids=prompt),
                                                        prompt_logprobs=21), timeout=30))

@@ -210,7 +210,6 @@ class Soak(unittest.TestCase):
 
         generate, fork, close = self.stub.Generate, self.stub.Fork, self.stub.CloseSession
         cases = [
-            (g(tokens=ids, stop=stop(max_tokens=0)), INVALID, "max_tokens"),
             (g(tokens=ids, stop=stop(max_tokens=-5)), INVALID, "max_tokens"),
             (g(tokens=ids, stop=stop(max_tokens=2**31 - 1)), INVALID, "max_tokens"),
             (g(tokens=ids, sampling=samp(temperature=-1)), INVALID, "temperature"),

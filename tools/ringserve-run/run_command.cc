@@ -64,8 +64,9 @@ void Register(ArgParser& parser, RunFlags& flags) {
   parser.AddString("prompts-file", &flags.prompts_file, "file with one prompt per line");
   parser.AddRepeated("prompt-ids", &flags.prompt_ids,
                      "prompt as token ids, e.g. 1,450 (repeatable)");
-  parser.AddInt("max-tokens", &flags.max_tokens, "tokens to generate per prompt (64)",
-                IntRange{.min = 1});
+  parser.AddInt("max-tokens", &flags.max_tokens,
+                "tokens to generate per prompt (64; 0: compute and score the prompt only)",
+                IntRange{.min = 0});
   parser.AddFloat("temperature", &flags.temperature, "0 = greedy");
   parser.AddInt("top-k", &flags.top_k, "0 = off");
   parser.AddFloat("top-p", &flags.top_p, "nucleus mass in (0, 1]");

@@ -45,9 +45,9 @@ absl::Status Generator::Validate(const JobRequest& r) const {
                                                      limits_.vocab_size, ")"));
     }
   }
-  if (r.max_tokens.has_value() && *r.max_tokens <= 0) {
+  if (r.max_tokens.has_value() && *r.max_tokens < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("stop.max_tokens: must be >= 1 (got ", *r.max_tokens, ")"));
+        absl::StrCat("stop.max_tokens: must be >= 0 (got ", *r.max_tokens, ")"));
   }
   if (r.min_tokens < 0 || (r.max_tokens.has_value() && r.min_tokens > *r.max_tokens)) {
     return absl::InvalidArgumentError(
@@ -255,6 +255,14 @@ bool Generator::IsEos(int32_t token) const {
 
 bool Generator::HandleSample(Job& job, const SampledToken& sampled, bool kv_computed) {
   const JobRequest& r = job.request;
+  if (job.max_new_tokens == 0) {
+    // The input is computed (and scored, and a session holds it); the token sampled after
+    // it is dropped, never part of the context.
+    JobEvent event;
+    event.result.finish_reason = FinishReason::kMaxTokens;
+    FinishJob(job, absl::OkStatus(), std::move(event));
+    return false;
+  }
   scheduler_->AppendToken(&job.seq, sampled.id, kv_computed);
   ++job.generated;
   ++engine_stats_.num_generated_tokens;

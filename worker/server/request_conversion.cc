@@ -189,8 +189,8 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
 
   const pb::StopCriteria& stop = request.stop();
   if (stop.has_max_tokens()) {
-    if (stop.max_tokens() <= 0) {
-      return Invalid("stop.max_tokens", absl::StrCat("must be >= 1 (got ", stop.max_tokens(), ")"));
+    if (stop.max_tokens() < 0) {
+      return Invalid("stop.max_tokens", absl::StrCat("must be >= 0 (got ", stop.max_tokens(), ")"));
     }
     if (stop.max_tokens() >= limits.context_length) {
       return Invalid("stop.max_tokens",

@@ -89,7 +89,8 @@ void WorkerMetrics::RecordUsage(const engine::JobUsage& usage) {
   cached_tokens_.Increment(usage.cached_tokens);
   scored_tokens_.Increment(usage.scored_tokens);
   generated_tokens_.Increment(usage.completion_tokens);
-  ttft_.Observe(absl::ToDoubleSeconds(usage.time_to_first_token));
+  // A request that generated nothing (max_tokens 0) has no first token.
+  if (usage.completion_tokens > 0) ttft_.Observe(absl::ToDoubleSeconds(usage.time_to_first_token));
   e2e_.Observe(absl::ToDoubleSeconds(usage.total_time));
   queue_time_.Observe(absl::ToDoubleSeconds(usage.queue_time));
 }

@@ -183,7 +183,7 @@ TEST(GeneratorTest, BadRequestsAreRefusedNamingTheField) {
   EXPECT_TRUE(absl::IsInvalidArgument(s));
   EXPECT_NE(s.message().find("tokens"), std::string::npos);
   // Errors name the field by its path in GenerateRequest, as the client sent it.
-  s = code(Request({1, 2}, 0));
+  s = code(Request({1, 2}, -1));
   EXPECT_TRUE(absl::StartsWith(s.message(), "stop.max_tokens: ")) << s;
   s = code(Request(Prompt(200, 1), 100));  // 200 + 100 > 256
   EXPECT_TRUE(absl::StartsWith(s.message(), "stop.max_tokens: ")) << s;
@@ -521,6 +521,38 @@ TEST(GeneratorTest, AppendedTurnsReuseTheSessionsKv) {
   EXPECT_EQ(t4.result.usage.cached_tokens, 16);
   EXPECT_EQ(Ids(t4), Expected(context, 2));
   ASSERT_TRUE(f.generator->CloseSession("s").ok());
+  EXPECT_EQ(f.UsedBlocks(), 0);
+}
+
+// max_tokens 0 computes the input and generates nothing: a session holds it ready, so
+// the next turn computes only what it appends.
+TEST(GeneratorTest, ZeroMaxTokensComputesTheInputAndGeneratesNothing) {
+  Fixture f(Rule());
+  const JobEvent plain = f.Run(Request(Prompt(10, 2), 0));
+  ASSERT_TRUE(plain.status.ok()) << plain.status;
+  EXPECT_TRUE(plain.tokens.empty());
+  EXPECT_EQ(plain.result.finish_reason, FinishReason::kMaxTokens);
+  EXPECT_EQ(plain.result.usage.prompt_tokens, 10);
+  EXPECT_EQ(plain.result.usage.completion_tokens, 0);
+  EXPECT_EQ(f.UsedBlocks(), 0);
+
+  const std::vector<int32_t> document = Prompt(21, 3);
+  const JobEvent warm = f.Run(Turn("doc", document, 0, false));
+  ASSERT_TRUE(warm.status.ok()) << warm.status;
+  EXPECT_TRUE(warm.tokens.empty());
+  EXPECT_EQ(warm.result.history_tokens, 21);
+  const std::vector<int32_t> question = {5, 6, 7};
+  JobRequest ask = Turn("doc", question, 4, true);
+  ask.expected_history_tokens = 21;
+  const JobEvent answer = f.Run(ask);
+  ASSERT_TRUE(answer.status.ok()) << answer.status;
+  std::vector<int32_t> context = document;
+  context.insert(context.end(), question.begin(), question.end());
+  EXPECT_EQ(Ids(answer), Expected(context, 4));
+  EXPECT_EQ(answer.result.usage.prompt_tokens, 24);
+  EXPECT_EQ(answer.result.usage.cached_tokens, 21);  // the whole document was computed
+  EXPECT_EQ(answer.result.history_tokens, 28);
+  ASSERT_TRUE(f.generator->CloseSession("doc").ok());
   EXPECT_EQ(f.UsedBlocks(), 0);
 }
 

@@ -106,6 +106,20 @@ TEST_F(PromptLogprobsTest, EveryTokenAfterTheFirstIsScoredInOrder) {
   EXPECT_EQ(generator_->Stats().kv.num_used_blocks, 0);
 }
 
+// max_tokens 0: the scores alone, as an evaluation harness asks for a text's likelihood.
+TEST_F(PromptLogprobsTest, ZeroMaxTokensScoresTheInputAndGeneratesNothing) {
+  Make({.prompt_rows = 5, .max_batch_tokens = 16});
+  const std::vector<int32_t> prompt = Prompt(30, 3);
+  const JobEvent e = Run(Scoring(prompt, 2, /*max_tokens=*/0));
+  ASSERT_TRUE(e.status.ok()) << e.status;
+  ExpectSame(e.prompt_logprobs, Expected(prompt, 0, 2));
+  EXPECT_TRUE(e.tokens.empty());
+  EXPECT_EQ(e.result.finish_reason, FinishReason::kMaxTokens);
+  EXPECT_EQ(e.result.usage.completion_tokens, 0);
+  EXPECT_EQ(e.result.usage.scored_tokens, 29);
+  EXPECT_EQ(generator_->Stats().kv.num_used_blocks, 0);
+}
+
 TEST_F(PromptLogprobsTest, ALongPromptIsScoredOverStepsWithinTheRowsOfEach) {
   Make({.prompt_rows = 5, .max_batch_tokens = 16});
   const std::vector<int32_t> prompt = Prompt(40, 2);

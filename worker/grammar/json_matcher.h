@@ -53,8 +53,9 @@ class JsonGrammar {
   //   property is present; at most kMaxProperties properties per object schema;
   // - arrays: "items" (a schema; absent: any value), "minItems", "maxItems";
   // - strings: "minLength", "maxLength" (in code points; an escape counts as one);
-  // - string "format": "uuid", "date", "time", "date-time" (string_formats.h); others are
-  //   INVALID_ARGUMENT, as are minLength/maxLength beside a format;
+  // - string "format": "uuid", "date", "time", "date-time", "duration", "email",
+  //   "hostname", "ipv4", "ipv6" (string_formats.h); others are INVALID_ARGUMENT, as are
+  //   minLength/maxLength beside a format;
   // - string "pattern" (regex.h's syntax): the whole string matches it, written without
   //   escapes (no quote, backslash or control character: a pattern that needs one is
   //   INVALID_ARGUMENT); not beside "format", "minLength" or "maxLength";

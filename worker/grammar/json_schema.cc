@@ -317,6 +317,34 @@ absl::Status IntegerRange(const json& schema, const std::string& pointer, Node* 
   return absl::OkStatus();
 }
 
+// Pattern strings are written without escapes: the bytes JSON would escape (the quote,
+// the backslash, control bytes) are left out of their automata.
+std::bitset<256> UnescapedStringBytes() {
+  std::bitset<256> bytes;
+  bytes.set();
+  for (size_t b = 0; b < 0x20; ++b) bytes.reset(b);
+  bytes.reset('"');
+  bytes.reset('\\');
+  return bytes;
+}
+
+// The automaton of a format given as a regex (string_formats.h), compiled once per process;
+// null for other names.
+std::shared_ptr<const RegexDfa> FormatAutomaton(std::string_view name) {
+  static const absl::flat_hash_map<std::string, std::shared_ptr<const RegexDfa>> kAutomata = [] {
+    absl::flat_hash_map<std::string, std::shared_ptr<const RegexDfa>> automata;
+    for (const char* format : {"ipv4", "ipv6", "hostname", "email", "duration"}) {
+      absl::StatusOr<std::shared_ptr<const RegexDfa>> dfa =
+          RegexDfa::Compile(*FormatRegex(format), UnescapedStringBytes());
+      RS_CHECK(dfa.ok());
+      automata.emplace(format, *std::move(dfa));
+    }
+    return automata;
+  }();
+  const auto it = kAutomata.find(std::string(name));
+  return it == kAutomata.end() ? nullptr : it->second;
+}
+
 // A string node: a length range, a format, or a pattern (one of the three).
 absl::StatusOr<Node> CompileString(const json& schema, const std::string& pointer) {
   Node node{.kind = NodeKind::kString};
@@ -335,24 +363,20 @@ absl::StatusOr<Node> CompileString(const json& schema, const std::string& pointe
   }
   if (format != nullptr) {
     const std::string& name = format->get_ref<const std::string&>();
-    const std::optional<StringFormat> known = StringFormatNamed(name);
-    if (!known.has_value()) {
+    if (const std::optional<StringFormat> known = StringFormatNamed(name)) {
+      node.format = *known;
+    } else if (std::shared_ptr<const RegexDfa> dfa = FormatAutomaton(name)) {
+      node.pattern = std::move(dfa);
+    } else {
       return SchemaError(pointer, absl::StrCat("\"format\": \"", name,
-                                               "\" is not supported (uuid, date, time and "
-                                               "date-time are)"));
+                                               "\" is not supported (uuid, date, time, "
+                                               "date-time, duration, email, hostname, ipv4 "
+                                               "and ipv6 are)"));
     }
-    node.format = *known;
   }
   if (pattern != nullptr) {
-    // Pattern strings are written without escapes: the bytes JSON would escape (the
-    // quote, the backslash, control bytes) are left out of the automaton.
-    std::bitset<256> unescaped;
-    unescaped.set();
-    for (size_t b = 0; b < 0x20; ++b) unescaped.reset(b);
-    unescaped.reset('"');
-    unescaped.reset('\\');
     absl::StatusOr<std::shared_ptr<const RegexDfa>> dfa =
-        RegexDfa::Compile(pattern->get_ref<const std::string&>(), unescaped);
+        RegexDfa::Compile(pattern->get_ref<const std::string&>(), UnescapedStringBytes());
     if (!dfa.ok()) {
       return SchemaError(
           pointer, absl::StrCat("\"pattern\": ", std::string(dfa.status().message()),

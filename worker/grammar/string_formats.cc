@@ -1,5 +1,11 @@
 #include "worker/grammar/string_formats.h"
 
+#include <array>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
 namespace ringserve::grammar {
 namespace {
 
@@ -117,6 +123,36 @@ std::optional<StringFormat> StringFormatNamed(std::string_view name) {
   if (name == "date") return StringFormat::kDate;
   if (name == "time") return StringFormat::kTime;
   if (name == "date-time") return StringFormat::kDateTime;
+  return std::nullopt;
+}
+
+std::optional<std::string_view> FormatRegex(std::string_view name) {
+  using Formats = std::array<std::pair<std::string_view, std::string>, 5>;
+  static const Formats kFormats = [] {
+    const std::string octet = R"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))";  // < 256, no leading 0
+    const std::string group = "[0-9a-fA-F]{1,4}";
+    const std::string label = "[A-Za-z0-9]([A-Za-z0-9-]{0,60}[A-Za-z0-9])?";
+    const std::string hostname = absl::StrCat(label, R"((\.)", label, "){0,3}");
+    const std::string atom = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}";
+    const std::string time = R"(T(\d+H(\d+M(\d+S)?)?|\d+M(\d+S)?|\d+S))";
+    // Eight groups, or fewer around one "::" (each alternative: k groups before it).
+    std::string ipv6 = absl::StrCat("(", group, ":){7}", group, "|(", group, ":){1,7}:");
+    for (int before = 6; before >= 1; --before) {
+      absl::StrAppend(&ipv6, "|(", group, ":){1,", before, "}(:", group, "){1,", 7 - before, "}");
+    }
+    absl::StrAppend(&ipv6, "|:((:", group, "){1,7}|:)");
+    return Formats{{
+        {"ipv4", absl::StrCat(octet, R"((\.)", octet, "){3}")},
+        {"ipv6", ipv6},
+        {"hostname", hostname},
+        {"email", absl::StrCat(atom, R"((\.)", atom, "){0,2}@", hostname)},
+        {"duration", absl::StrCat(R"(P((\d+D|\d+M(\d+D)?|\d+Y(\d+M(\d+D)?)?)()", time, ")?|", time,
+                                  R"(|\d+W))")},
+    }};
+  }();
+  for (const auto& [format, regex] : kFormats) {
+    if (format == name) return regex;
+  }
   return std::nullopt;
 }
 

@@ -1,7 +1,9 @@
 #include "worker/grammar/json_matcher.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -470,6 +472,48 @@ TEST(SchemaValueTest, StringFormats) {
   ExpectCases(Schema(R"({"type": "integer", "format": "int32"})"), {{"12", kAccept}});
 }
 
+TEST(SchemaValueTest, RegularFormats) {
+  ExpectCases(Schema(R"({"format": "ipv4"})"), {{R"("192.168.0.1")", kAccept},
+                                                {R"("255.255.255.255")", kAccept},
+                                                {R"("0.0.0.0")", kAccept},
+                                                {R"("256.1.1.1")", kReject, 3},
+                                                {R"("01.1.1.1")", kReject, 2},
+                                                {R"("1.2.3")", kReject, 6},
+                                                {R"("1.2.3.4.5")", kReject, 8}});
+  ExpectCases(Schema(R"({"format": "ipv6"})"), {{R"("2001:db8:0:0:0:0:2:1")", kAccept},
+                                                {R"("2001:db8::2:1")", kAccept},
+                                                {R"("::1")", kAccept},
+                                                {R"("::")", kAccept},
+                                                {R"("fe80::")", kAccept},
+                                                {R"("1:2:3:4:5:6:7::")", kAccept},
+                                                {R"("1::2::3")", kReject, 6},
+                                                {R"("12345::")", kReject, 5},
+                                                {R"("1:2:3:4:5:6:7:8:9")", kReject, 16}});
+  ExpectCases(Schema(R"({"format": "hostname"})"),
+              {{R"("example.com")", kAccept},
+               {R"("a-b.c")", kAccept},
+               {R"("-ab.c")", kReject, 1},
+               {R"("ab-.c")", kReject, 4},
+               {R"("a..b")", kReject, 3},
+               {"\"" + std::string(63, 'a') + "\"", kReject, 63},
+               {R"("a.b.c.d.e")", kReject, 8}});
+  ExpectCases(Schema(R"({"format": "email"})"), {{R"("ada.lovelace@example.com")", kAccept},
+                                                 {R"("o'neil+x@mail.example.org")", kAccept},
+                                                 {R"(".ada@example.com")", kReject, 1},
+                                                 {R"("ada@@example.com")", kReject, 5},
+                                                 {R"("ada lovelace@example.com")", kReject, 4},
+                                                 {R"("ada@")", kReject, 5}});
+  ExpectCases(Schema(R"({"format": "duration"})"),
+              {{R"("P1Y2M3DT4H5M6S")", kAccept},
+               {R"("P3W")", kAccept},
+               {R"("PT0S")", kAccept},
+               {R"("P1M")", kAccept},
+               {R"("PT1H1S")", kReject, 6},  // RFC 3339: seconds follow minutes
+               {R"("P")", kReject, 2},
+               {R"("PT")", kReject, 3},
+               {R"("P1W2D")", kReject, 4}});
+}
+
 TEST(SchemaValueTest, StringPatterns) {
   ExpectCases(Schema(R"({"type": "string", "pattern": "^[A-Z]{2}-\\d{3}$"})"),
               {{R"("AB-123")", kAccept},
@@ -737,8 +781,11 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
        R"("pattern": regex: matches no text without quotes, backslashes or control characters)"},
       {R"({"pattern":"(a|b)*a(a|b){20}"})", R"("pattern": regex: too complex)"},
       {R"({"allOf":[{}]})", R"(unsupported keyword "allOf")"},
-      {R"({"type":"string","format":"email"})",
-       R"(schema (root): "format": "email" is not supported (uuid, date, time and date-time are))"},
+      {R"({"type":"string","format":"uri"})",
+       R"(schema (root): "format": "uri" is not supported (uuid, date, time, date-time, )"
+       R"(duration, email, hostname, ipv4 and ipv6 are))"},
+      {R"({"format":"ipv4","minLength":7})",
+       R"(schema (root): "minLength"/"maxLength" alongside "format" is not supported)"},
       {R"({"format":"uuid","maxLength":40})",
        R"(schema (root): "minLength"/"maxLength" alongside "format" is not supported)"},
       {R"({"type":"string","format":3})", R"(schema (root): "format" must be a string)"},
@@ -785,9 +832,9 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
        R"(schema /anyOf/1: unsupported keyword "multipleOf")"},
       {R"({"enum":[1,2,300],"maximum":100})",
        R"(schema (root): "maximum" alongside "enum"/"const" is not supported)"},
-      {R"({"$defs":{"A":{"type":"object","properties":{"x/y":{"format":"email"}}}},
+      {R"({"$defs":{"A":{"type":"object","properties":{"x/y":{"format":"uri"}}}},
            "$ref":"#/$defs/A"})",
-       R"(schema /$defs/A/properties/x~1y: "format": "email" is not supported)"},
+       R"(schema /$defs/A/properties/x~1y: "format": "uri" is not supported)"},
       {R"({"type":"array","items":false,"minItems":1})", "\"items\" is false"},
       {many_properties, "more than 64"},
   };
@@ -949,6 +996,30 @@ TEST(RandomWalkTest, SchemaWithRequiredProperties) {
       },
       99, /*complete_iff_valid=*/false);
   EXPECT_GT(completions, 50);
+}
+
+// Independent checks of the formats: every address a random walk completes parses with
+// inet_pton.
+void ExpectAddresses(const std::string& text, int family) {
+  const json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(value.is_array()) << text;
+  for (const json& address : value) {
+    std::array<unsigned char, 16> out{};
+    ASSERT_EQ(inet_pton(family, address.get<std::string>().c_str(), out.data()), 1) << address;
+  }
+}
+
+TEST(RandomWalkTest, IpAddressesParse) {
+  const int ipv4 = RandomWalks(
+      Schema(R"({"type":"array","items":{"format":"ipv4"}})"),
+      [](const std::string& text) { ExpectAddresses(text, AF_INET); }, 31,
+      /*complete_iff_valid=*/false);
+  EXPECT_GT(ipv4, 20);
+  const int ipv6 = RandomWalks(
+      Schema(R"({"type":"array","items":{"format":"ipv6"}})"),
+      [](const std::string& text) { ExpectAddresses(text, AF_INET6); }, 37,
+      /*complete_iff_valid=*/false);
+  EXPECT_GT(ipv6, 20);
 }
 
 constexpr char kSkuPattern[] = R"([A-Z]{3}-\d{2,4}(-[a-z]+)?)";

@@ -27,11 +27,44 @@ void Erase(std::vector<SchedSeq*>& list, SchedSeq* seq) {
   if (it != list.end()) list.erase(it);
 }
 
-// Identifies a sequence's first KV block when it has one full block and a token after it
-// (only then can that block ever be found in the prefix cache for it).
-std::optional<uint64_t> FirstBlockKey(const SchedSeq& seq, int32_t block_size) {
-  if (static_cast<int32_t>(seq.tokens.size()) <= block_size) return std::nullopt;
-  return Hash64(seq.tokens.data(), sizeof(int32_t) * static_cast<size_t>(block_size));
+// Keys of a sequence's full blocks, each chained over every token before it, so two
+// sequences' block j have equal keys exactly when their first j + 1 blocks are equal (the
+// scheduler's own keys: they only ever meet each other).
+class BlockKeys {
+ public:
+  BlockKeys(const SchedSeq& seq, int32_t block_size) : seq_(seq), block_size_(block_size) {}
+
+  int32_t num_full_blocks() const { return static_cast<int32_t>(seq_.tokens.size()) / block_size_; }
+  // Block j's key (j < num_full_blocks()); walks forward from the last key asked for.
+  uint64_t Key(int32_t j) {
+    for (; next_ <= j; ++next_) {
+      key_ = Hash64(seq_.tokens.data() + static_cast<size_t>(next_) * block_size_,
+                    sizeof(int32_t) * static_cast<size_t>(block_size_), key_);
+    }
+    return key_;
+  }
+
+ private:
+  const SchedSeq& seq_;
+  int32_t block_size_;
+  int32_t next_ = 0;  // the block Key computes next
+  uint64_t key_ = 0;
+};
+
+// Adds the keys of the blocks of `seq` that computing positions [from, to) fills: they
+// enter the prefix cache as it does.
+void AddBlocksToCompute(const SchedSeq& seq, int32_t from, int32_t to, int32_t block_size,
+                        absl::flat_hash_set<uint64_t>& keys) {
+  BlockKeys blocks(seq, block_size);
+  const int32_t end = std::min(blocks.num_full_blocks(), to / block_size);
+  for (int32_t j = from / block_size; j < end; ++j) keys.insert(blocks.Key(j));
+}
+
+// The positions whose blocks another sequence may wait for: the rest of the prompt, or
+// for a scoring sequence, which advances only as fast as the rows left for its scores, this
+// step's chunk.
+int32_t ComputedSoon(const SchedSeq& seq, int32_t computed) {
+  return seq.scoring() ? computed + seq.planned_tokens : static_cast<int32_t>(seq.tokens.size());
 }
 
 // The positions of a chunk [start, end) of `seq` that score the prompt (one extra row each).
@@ -75,6 +108,30 @@ void Scheduler::Remove(SchedSeq* seq) {
     if (waiting->lead == seq) waiting->lead = nullptr;
   }
   ReleaseDraftBlocks(seq);
+}
+
+absl::flat_hash_set<uint64_t> Scheduler::BlocksInFlight() const {
+  absl::flat_hash_set<uint64_t> keys;
+  for (const SchedSeq* seq : running_) {
+    if (!Prefilling(*seq)) continue;
+    const int32_t computed = kv_->NumComputedTokens(seq->seq_id);
+    AddBlocksToCompute(*seq, computed, ComputedSoon(*seq, computed), kv_->block_size_tokens(),
+                       keys);
+  }
+  return keys;
+}
+
+bool Scheduler::WaitsForABlockInFlight(
+    const SchedSeq& seq, const absl::flat_hash_set<uint64_t>& blocks_in_flight) const {
+  if (blocks_in_flight.empty()) return false;
+  const int32_t block_size = kv_->block_size_tokens();
+  // The first block the sequence would compute, when it is full with a token after it (a
+  // block is reused only so). A scoring sequence computes the blocks it scores anyway.
+  const int32_t next = kv_->Match(seq.tokens).num_cached_blocks;
+  const int64_t end = static_cast<int64_t>(next + 1) * block_size;
+  if (end >= static_cast<int64_t>(seq.tokens.size())) return false;
+  if (seq.scoring() && end > seq.score_next) return false;
+  return blocks_in_flight.contains(BlockKeys(seq, block_size).Key(next));
 }
 
 bool Scheduler::Prefilling(const SchedSeq& seq) const {
@@ -210,21 +267,16 @@ StepPlan Scheduler::Schedule() {
   }
 
   // Waiting sequences, while the budget, max_seqs and the blocks allow. A sequence whose
-  // first block is being computed this step for another one it was admitted with waits one
-  // step, then finds that block (and the rest of a shared prompt) in the prefix cache: a
-  // burst of requests with one system prompt computes it once, not once per request.
+  // next block to compute is one that a running prefill (or one admitted this step) is
+  // computing waits, then finds it in the prefix cache: a burst of requests with one long
+  // system prompt computes it once, not once per request, however many steps it takes.
   const int32_t block_size = kv_->block_size_tokens();
-  absl::flat_hash_set<uint64_t> first_blocks_in_flight;
+  absl::flat_hash_set<uint64_t> blocks_in_flight = BlocksInFlight();
   // (A plan holds at most one chunk per running sequence, so the seat count bounds its
   // chunks too.)
   for (size_t i = 0; i < waiting_.size() && budget > 0;) {
     SchedSeq* seq = waiting_[i];
-    // A scoring sequence that must compute its first block anyway does not wait for
-    // another's; it waits for a step with rows left for its scored positions.
-    const std::optional<uint64_t> first_block = FirstBlockKey(*seq, block_size);
-    const bool uses_cached_first_block = !seq->scoring() || seq->score_next >= block_size;
-    if ((uses_cached_first_block && first_block.has_value() &&
-         first_blocks_in_flight.contains(*first_block)) ||
+    if (WaitsForABlockInFlight(*seq, blocks_in_flight) ||
         (seq->scoring() && room.extra_rows == 0) ||
         (seq->lead != nullptr && Prefilling(*seq->lead))) {
       ++i;
@@ -259,11 +311,10 @@ StepPlan Scheduler::Schedule() {
       seq->ever_admitted = true;
       plan.first_admissions.emplace_back(seq, admission->num_cached_tokens);
     }
-    if (first_block.has_value() && admission->num_cached_tokens == 0 &&
-        admission->num_new_tokens >= block_size) {
-      first_blocks_in_flight.insert(*first_block);
-    }
     PlanChunk(seq, admission->num_cached_tokens, admission->num_new_tokens, plan, room);
+    AddBlocksToCompute(*seq, admission->num_cached_tokens,
+                       ComputedSoon(*seq, admission->num_cached_tokens), block_size,
+                       blocks_in_flight);
   }
 
   // Last: drafts take only the budget, rows and blocks the step leaves, so they never delay

@@ -16,6 +16,7 @@
 #include <span>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "kvcache/kv_cache_manager.h"
 
 namespace ringserve::engine {
@@ -136,6 +137,12 @@ class Scheduler {
   void Preempt(SchedSeq* victim, StepPlan& plan, Room& room);
   // Whether `seq` still has input to compute (waiting, or more than its last token left).
   bool Prefilling(const SchedSeq& seq) const;
+  // Keys of the full blocks running prefills have yet to compute.
+  absl::flat_hash_set<uint64_t> BlocksInFlight() const;
+  // Whether waiting `seq` would compute a block that one of `blocks_in_flight` holds: it
+  // waits, and finds the block cached a step or a few later.
+  bool WaitsForABlockInFlight(const SchedSeq& seq,
+                              const absl::flat_hash_set<uint64_t>& blocks_in_flight) const;
   static void PlanChunk(SchedSeq* seq, int32_t start, int32_t num_tokens, StepPlan& plan,
                         Room& room);
   // Adds to each planned chunk of a sequence's last token as many of its drafts as the

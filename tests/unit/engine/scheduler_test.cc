@@ -137,6 +137,54 @@ TEST_F(SchedulerTest, ABurstSharingAPromptComputesItsFirstBlocksOnce) {
   EXPECT_EQ(scheduler_->num_waiting(), 0U);
 }
 
+TEST_F(SchedulerTest, ABurstSharingALongPromptComputesItOnceOverSeveralSteps) {
+  // A 16-token system prompt under an 8-token step budget takes its first request two
+  // steps; the others wait until it is cached instead of computing its second half too.
+  Make(64, {.max_batch_tokens = 8, .max_seqs = 8});
+  std::vector<SchedSeq*> burst;
+  for (int i = 0; i < 3; ++i) {
+    SchedSeq* seq = NewSeq(16, 100);
+    seq->tokens.push_back(500 + i);
+    seq->tokens.push_back(600 + i);
+    burst.push_back(seq);
+    scheduler_->Enqueue(seq);
+  }
+  int32_t computed = 0;  // prompt tokens the steps compute in all
+  std::vector<std::pair<SchedSeq*, int32_t>> admissions;
+  for (int step = 0; step < 6; ++step) {
+    const StepPlan plan = Step();
+    for (const ScheduledChunk& chunk : plan.chunks) {
+      if (chunk.start < 18) computed += chunk.num_tokens;
+    }
+    admissions.insert(admissions.end(), plan.first_admissions.begin(), plan.first_admissions.end());
+  }
+  ASSERT_EQ(admissions.size(), 3U);
+  EXPECT_EQ(admissions[0], std::make_pair(burst[0], 0));
+  EXPECT_EQ(admissions[1], std::make_pair(burst[1], 16));
+  EXPECT_EQ(admissions[2], std::make_pair(burst[2], 16));
+  EXPECT_EQ(computed, 18 + 2 + 2);
+}
+
+TEST_F(SchedulerTest, ASequenceWaitsOnlyForTheBlockItWouldComputeNext) {
+  Make(64, {.max_batch_tokens = 12, .max_seqs = 8});
+  SchedSeq* long_prompt = NewSeq(20, 100);
+  scheduler_->Enqueue(long_prompt);
+  Step();  // [0, 12) of the long prompt; [12, 20) comes next, leaving 4 tokens of budget
+  // Shares the first 8 tokens (cached) and then diverges: its next block is its own.
+  SchedSeq* diverging = NewSeq(8, 100);
+  for (int32_t t = 0; t < 8; ++t) diverging->tokens.push_back(900 + t);
+  diverging->tokens.push_back(1);
+  // Shares 16 tokens: its next block (tokens 12..15) is one being computed.
+  SchedSeq* sharing = NewSeq(16, 100);
+  sharing->tokens.push_back(2);
+  scheduler_->Enqueue(diverging);
+  scheduler_->Enqueue(sharing);
+  const StepPlan plan = Step();
+  ASSERT_EQ(plan.first_admissions.size(), 1U);
+  EXPECT_EQ(plan.first_admissions[0], std::make_pair(diverging, 8));
+  EXPECT_EQ(scheduler_->num_waiting(), 1U);
+}
+
 TEST_F(SchedulerTest, PromptsWithoutAFullSharedBlockAreNotHeldBack) {
   Make(64, {.max_batch_tokens = 64, .max_seqs = 8});
   // Identical 4-token prompts have no full block followed by a token: nothing to share.
@@ -151,8 +199,8 @@ TEST_F(SchedulerTest, PreemptsTheNewestAndResumesItByRecompute) {
   SchedSeq* newer = NewSeq(7, 200);
   scheduler_->Enqueue(older);
   scheduler_->Enqueue(newer);
-  Step();  // prefill 7 each: 2 blocks each; both sample (8 tokens known)
-  Step();  // decode position 7: still in block 1
+  Step();                 // prefill 7 each: 2 blocks each; both sample (8 tokens known)
+  Step();                 // decode position 7: still in block 1
   newer->draft = {5, 6};  // as the generator proposes for a decoding sequence
   // Position 8 needs a fifth block: the newer sequence gives its blocks back.
   StepPlan plan = Step();

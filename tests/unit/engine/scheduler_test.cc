@@ -43,6 +43,20 @@ class SchedulerTest : public ::testing::Test {
     return plan;
   }
 
+  // `n` sequences with the same `prompt_tokens`-token prompt and two tokens of their own
+  // after it, queued.
+  std::vector<SchedSeq*> EnqueueBurst(int n, int32_t prompt_tokens) {
+    std::vector<SchedSeq*> burst;
+    for (int i = 0; i < n; ++i) {
+      SchedSeq* seq = NewSeq(prompt_tokens, 100);
+      seq->tokens.push_back(500 + i);
+      seq->tokens.push_back(600 + i);
+      burst.push_back(seq);
+      scheduler_->Enqueue(seq);
+    }
+    return burst;
+  }
+
   void Finish(SchedSeq* seq) {
     scheduler_->Remove(seq);
     seq->lease.Reset();
@@ -108,14 +122,7 @@ TEST_F(SchedulerTest, ABurstSharingAPromptComputesItsFirstBlocksOnce) {
   Make(64, {.max_batch_tokens = 64, .max_seqs = 8});
   // Three requests arrive together with the same 8-token system prompt and their own
   // 2-token questions; a fourth one is unrelated.
-  std::vector<SchedSeq*> burst;
-  for (int i = 0; i < 3; ++i) {
-    SchedSeq* seq = NewSeq(8, 100);
-    seq->tokens.push_back(500 + i);
-    seq->tokens.push_back(600 + i);
-    burst.push_back(seq);
-    scheduler_->Enqueue(seq);
-  }
+  const std::vector<SchedSeq*> burst = EnqueueBurst(3, 8);
   SchedSeq* other = NewSeq(10, 300);
   scheduler_->Enqueue(other);
 
@@ -141,14 +148,7 @@ TEST_F(SchedulerTest, ABurstSharingALongPromptComputesItOnceOverSeveralSteps) {
   // A 16-token system prompt under an 8-token step budget takes its first request two
   // steps; the others wait until it is cached instead of computing its second half too.
   Make(64, {.max_batch_tokens = 8, .max_seqs = 8});
-  std::vector<SchedSeq*> burst;
-  for (int i = 0; i < 3; ++i) {
-    SchedSeq* seq = NewSeq(16, 100);
-    seq->tokens.push_back(500 + i);
-    seq->tokens.push_back(600 + i);
-    burst.push_back(seq);
-    scheduler_->Enqueue(seq);
-  }
+  const std::vector<SchedSeq*> burst = EnqueueBurst(3, 16);
   int32_t computed = 0;  // prompt tokens the steps compute in all
   std::vector<std::pair<SchedSeq*, int32_t>> admissions;
   for (int step = 0; step < 6; ++step) {

@@ -39,12 +39,13 @@ struct JsonGrammar::Node {
   };
 
   NodeKind kind = NodeKind::kChoice;
-  std::vector<Property> properties{};  // kObject, at most kMaxProperties
-  uint64_t required = 0;               // kObject: bit i set: properties[i] must be present
-  int32_t additional = -1;             // kObject: node of values under other keys, -1: none
-  int32_t items = -1;                  // kArray: node of each element
-  int32_t min = 0;                     // kArray: elements; kString: code points
-  int32_t max = kUnbounded;            // likewise
+  std::vector<Property> properties{};   // kObject, at most kMaxProperties
+  uint64_t required = 0;                // kObject: bit i set: properties[i] must be present
+  int32_t additional = -1;              // kObject: node of values under other keys, -1: none
+  int32_t items = -1;                   // kArray: node of each element after the prefix
+  std::vector<int32_t> prefix_items{};  // kArray: nodes of the first elements, in order
+  int32_t min = 0;                      // kArray: elements; kString: code points
+  int32_t max = kUnbounded;             // likewise
   // kInteger with "minimum"/"maximum" (or their exclusive forms): the inclusive range.
   bool bounded = false;
   int64_t int_min = std::numeric_limits<int64_t>::min();

@@ -419,6 +419,13 @@ Outcome ObjectByte(const Node& node, Frames& frames, uint8_t byte) {
   return Outcome::kTake;
 }
 
+// The node of element `index` (from 0) of an array.
+int32_t ElementNode(const Node& array, int32_t index) {
+  return index < static_cast<int32_t>(array.prefix_items.size())
+             ? array.prefix_items[static_cast<size_t>(index)]
+             : array.items;
+}
+
 Outcome ArrayByte(const Node& node, Frames& frames, uint8_t byte) {
   Frame& frame = frames.back();
   if (frame.state == kArrOpen) {
@@ -437,12 +444,12 @@ Outcome ArrayByte(const Node& node, Frames& frames, uint8_t byte) {
     if (node.max == 0) return Outcome::kReject;
     frame.state = kArrAfterValue;
     frame.count = 1;
-    frames.push_back(Frame{.node = node.items});
+    frames.push_back(Frame{.node = ElementNode(node, 0)});
     return Outcome::kAgain;
   }
   if (byte != ',' || frame.count >= node.max) return Outcome::kReject;
   ++frame.count;
-  frames.push_back(Frame{.node = node.items});
+  frames.push_back(Frame{.node = ElementNode(node, frame.count - 1)});
   return Outcome::kTake;
 }
 

@@ -51,7 +51,9 @@ class JsonGrammar {
   //   absent means false: only the listed properties, as strict structured-output APIs do);
   //   each property at most once, in any order; the object closes only once every required
   //   property is present; at most kMaxProperties properties per object schema;
-  // - arrays: "items" (a schema; absent: any value), "minItems", "maxItems";
+  // - arrays: "prefixItems" (the first elements' schemas, in order: tuples), "items" (a
+  //   schema for the elements after them; absent: any value; false: none), "minItems",
+  //   "maxItems";
   // - strings: "minLength", "maxLength" (in code points; an escape counts as one);
   // - string "format": "uuid", "date", "time", "date-time", "duration", "email",
   //   "hostname", "ipv4", "ipv6" (string_formats.h); others are INVALID_ARGUMENT, as are

@@ -8,7 +8,7 @@
 //   INVALID_ARGUMENT;
 // - a required property missing from "properties" becomes a listed property with the
 //   additionalProperties schema when extra keys are allowed (else INVALID_ARGUMENT);
-// - "items": false means an empty array.
+// - "items": false means no elements past "prefixItems" (none at all without it).
 #include <algorithm>
 #include <bitset>
 #include <cmath>
@@ -67,6 +67,7 @@ bool IsKeyword(std::string_view key) {
                                                    "required",
                                                    "additionalProperties",
                                                    "items",
+                                                   "prefixItems",
                                                    "minItems",
                                                    "maxItems",
                                                    "minLength",
@@ -160,7 +161,7 @@ absl::StatusOr<uint32_t> Types(const json& schema, const std::string& pointer) {
     for (const char* key : {"properties", "required", "additionalProperties"}) {
       if (schema.contains(key)) implied |= kObjectType;
     }
-    for (const char* key : {"items", "minItems", "maxItems"}) {
+    for (const char* key : {"items", "prefixItems", "minItems", "maxItems"}) {
       if (schema.contains(key)) implied |= kArrayType;
     }
     for (const char* key : {"minLength", "maxLength", "format", "pattern"}) {
@@ -239,7 +240,7 @@ absl::Status CheckKeywords(const json& schema, const std::string& pointer) {
   };
   const auto at = [&](const char* key) -> const json& { return schema.at(key); };
   RS_RETURN_IF_ERROR(shape("$ref", schema.contains("$ref") && at("$ref").is_string(), "a string"));
-  for (const char* key : {"anyOf", "oneOf", "enum"}) {
+  for (const char* key : {"anyOf", "oneOf", "enum", "prefixItems"}) {
     RS_RETURN_IF_ERROR(shape(key, schema.contains(key) && at(key).is_array() && !at(key).empty(),
                              "a non-empty array"));
   }
@@ -673,14 +674,27 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::CompileArray(const json& schema,
   Node node{.kind = NodeKind::kArray};
   RS_ASSIGN_OR_RETURN(node.min, Count(schema, "minItems", 0, pointer));
   RS_ASSIGN_OR_RETURN(node.max, Count(schema, "maxItems", kUnbounded, pointer));
+  if (const json* prefix = Find(schema, "prefixItems")) {
+    for (const json& item : *prefix) {
+      RS_ASSIGN_OR_RETURN(
+          const int32_t element,
+          Compile(item, absl::StrCat(pointer, "/prefixItems/", node.prefix_items.size()),
+                  depth + 1));
+      node.prefix_items.push_back(element);
+    }
+  }
+  const auto num_prefix = static_cast<int32_t>(node.prefix_items.size());
   const json* items = Find(schema, "items");
   if (items != nullptr && items->is_object()) {
     RS_ASSIGN_OR_RETURN(node.items, Compile(*items, pointer + "/items", depth + 1));
   } else {
     node.items = Any();
     if (items != nullptr && !items->get<bool>()) {
-      if (node.min > 0) return SchemaError(pointer, "\"minItems\" > 0 but \"items\" is false");
-      node.max = 0;
+      if (node.min > num_prefix) {
+        return SchemaError(pointer,
+                           absl::StrCat("\"minItems\" > ", num_prefix, " but \"items\" is false"));
+      }
+      node.max = std::min(node.max, num_prefix);
     }
   }
   return Add(std::move(node), pointer);

@@ -658,6 +658,27 @@ TEST(SchemaValueTest, IntegerAndNumber) {
   EXPECT_FALSE(number_zero.IsFinished());  // "0.5" may follow
 }
 
+TEST(SchemaValueTest, PrefixItemsAreTuples) {
+  // Pydantic's tuple[int, str]: exactly those two, in order.
+  ExpectCases(Schema(R"({"type": "array", "prefixItems": [{"type": "integer"},
+                          {"type": "string"}], "minItems": 2, "maxItems": 2})"),
+              {{R"([1, "a"])", kAccept},
+               {R"(["a", 1])", kReject, 1},
+               {R"([1])", kReject, 2},
+               {R"([1, "a", 2])", kReject, 7}});
+  // Variable tail after the prefix, and "items": false capping it.
+  ExpectCases(Schema(R"({"prefixItems": [{"const": "id"}], "items": {"type": "integer"}})"),
+              {{R"([])", kAccept},
+               {R"(["id"])", kAccept},
+               {R"(["id", 1, 2, 3])", kAccept},
+               {R"([1])", kReject, 1},
+               {R"(["id", "x"])", kReject, 7}});
+  ExpectCases(
+      Schema(R"({"prefixItems": [{"type": "boolean"}, {"type": "null"}],
+                          "items": false})"),
+      {{R"([true, null])", kAccept}, {R"([true])", kAccept}, {R"([true, null, 1])", kReject, 11}});
+}
+
 TEST(SchemaValueTest, ArrayBounds) {
   ExpectCases(Schema(R"({"type": "array", "items": {"type": "integer"},
                          "minItems": 2, "maxItems": 3})"),
@@ -836,6 +857,10 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
            "$ref":"#/$defs/A"})",
        R"(schema /$defs/A/properties/x~1y: "format": "uri" is not supported)"},
       {R"({"type":"array","items":false,"minItems":1})", "\"items\" is false"},
+      {R"({"prefixItems":[{},{}],"items":false,"minItems":3})",
+       R"(schema (root): "minItems" > 2 but "items" is false)"},
+      {R"({"prefixItems":[]})", "\"prefixItems\" must be a non-empty array"},
+      {R"({"prefixItems":[{"type":"nope"}]})", R"(schema /prefixItems/0: unknown type "nope")"},
       {many_properties, "more than 64"},
   };
   for (const auto& [schema, message] : cases) {

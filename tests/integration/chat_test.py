@@ -133,11 +133,11 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(final.finish_reason, pb.FINISH_REASON_RESPONSE_COMPLETE, text)
         self.assertIn(json.loads(text)["answer"], ("yes", "no"))
 
-        request.response_format.json_schema.schema = b'{"type": "integer", "multipleOf": 2}'
+        request.response_format.json_schema.schema = b'{"type": "array", "uniqueItems": true}'
         with self.assertRaises(grpc.RpcError) as error:
             self.generate(request)
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
-        self.assertIn("multipleOf", error.exception.details())
+        self.assertIn("uniqueItems", error.exception.details())
 
     def test_a_regex_reply_matches_the_whole_pattern(self):
         # The pattern admits nothing after the period, so the reply ends with it, complete;

@@ -50,6 +50,7 @@ struct JsonGrammar::Node {
   bool bounded = false;
   int64_t int_min = std::numeric_limits<int64_t>::min();
   int64_t int_max = std::numeric_limits<int64_t>::max();
+  int64_t multiple_of = 1;  // kInteger, bounded: the value is a multiple of it (> 0)
   // kString with a "format" ringserve enforces (its text is ASCII, without escapes).
   StringFormat format = StringFormat::kNone;
   // kString with a "pattern" (its text has no escapes; the automaton takes none of the

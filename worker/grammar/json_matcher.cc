@@ -454,9 +454,18 @@ Outcome ArrayByte(const Node& node, Frames& frames, uint8_t byte) {
 }
 
 // Integers with a range: the frame keeps the digits' value in `bits` and a '-' in `aux`.
-// A digit is taken only while some integer in the range still starts with the digits so far
-// (the digits followed by k more, for some k), and the number may end only in the range.
+// A digit is taken only while some integer in the range (and a multiple of multiple_of)
+// still starts with the digits so far (the digits followed by k more, for some k), and the
+// number may end only on such an integer.
 using Int128 = __int128;
+
+// Whether [low, high] holds a multiple of m (m > 0).
+bool HoldsMultiple(Int128 low, Int128 high, Int128 m) {
+  // The least multiple >= low; division truncates toward zero, which rounds a negative
+  // quotient up already.
+  const Int128 first = low > 0 ? (low + m - 1) / m * m : low / m * m;
+  return first <= high;
+}
 
 bool IntegerReachable(const Node& node, bool negative, uint64_t magnitude, bool zero) {
   Int128 scale = 1;  // 10^k
@@ -464,16 +473,16 @@ bool IntegerReachable(const Node& node, bool negative, uint64_t magnitude, bool 
     const Int128 low = Int128{magnitude} * scale;
     const Int128 high = low + scale - 1;
     if (low > Int128{std::numeric_limits<int64_t>::max()} + 1) break;
-    const Int128 from = negative ? -high : low;
-    const Int128 to = negative ? -low : high;
-    if (from <= node.int_max && to >= node.int_min) return true;
+    const Int128 from = std::max<Int128>(negative ? -high : low, node.int_min);
+    const Int128 to = std::min<Int128>(negative ? -low : high, node.int_max);
+    if (from <= to && HoldsMultiple(from, to, node.multiple_of)) return true;
   }
   return false;
 }
 
 bool IntegerInRange(const Node& node, const Frame& frame) {
   const Int128 value = frame.aux != 0 ? -Int128{frame.bits} : Int128{frame.bits};
-  return value >= node.int_min && value <= node.int_max;
+  return value >= node.int_min && value <= node.int_max && value % node.multiple_of == 0;
 }
 
 // Whether one more digit can follow the integer's digits so far.

@@ -61,8 +61,10 @@ class JsonGrammar {
   // - string "pattern" (regex.h's syntax): the whole string matches it, written without
   //   escapes (no quote, backslash or control character: a pattern that needs one is
   //   INVALID_ARGUMENT); not beside "format", "minLength" or "maxLength";
-  // - integers: "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" (numbers;
-  //   matched within 64-bit integers); on "number" they are INVALID_ARGUMENT;
+  // - integers: "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" (numbers)
+  //   and "multipleOf" (a whole number), matched within 64-bit integers: a digit is taken
+  //   only while some multiple in the range starts with the digits so far; on "number"
+  //   they are INVALID_ARGUMENT;
   // - "enum" (a non-empty array of JSON values) and "const": the value's compact JSON text
   //   (nlohmann::json::dump() spelling), exactly;
   // - "anyOf" and "oneOf" (oneOf is matched as anyOf), combined with nothing else but
@@ -70,7 +72,7 @@ class JsonGrammar {
   // - "$ref" to "#", "#/$defs/<name>" or "#/definitions/<name>" (recursion allowed);
   // - annotations, ignored: "title", "description", "default", "examples", "$schema",
   //   "$id", "$comment", "$defs", "definitions", "deprecated", "readOnly", "writeOnly".
-  // Anything else ("multipleOf", "allOf", "if", ...) is INVALID_ARGUMENT
+  // Anything else ("allOf", "uniqueItems", "if", ...) is INVALID_ARGUMENT
   // naming the keyword and where it is (a JSON pointer such as "/properties/age"), as are
   // malformed JSON, wrong keyword types, unknown type names, a required property that the
   // object cannot hold, minItems > maxItems, minLength > maxLength, and unresolved refs.

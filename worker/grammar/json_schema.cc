@@ -81,6 +81,7 @@ bool IsKeyword(std::string_view key) {
                                                    "maximum",
                                                    "exclusiveMinimum",
                                                    "exclusiveMaximum",
+                                                   "multipleOf",
                                                    "format",
                                                    "pattern"};
   return std::find(std::begin(kKeywords), std::end(kKeywords), key) != std::end(kKeywords);
@@ -167,7 +168,8 @@ absl::StatusOr<uint32_t> Types(const json& schema, const std::string& pointer) {
     for (const char* key : {"minLength", "maxLength", "format", "pattern"}) {
       if (schema.contains(key)) implied |= kStringType;
     }
-    for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+    for (const char* key :
+         {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}) {
       if (schema.contains(key)) implied |= kNumberType | kIntegerType;
     }
     return implied == 0 ? kAllTypes : implied;
@@ -254,7 +256,8 @@ absl::Status CheckKeywords(const json& schema, const std::string& pointer) {
                            std::all_of(at("required").begin(), at("required").end(),
                                        [](const json& name) { return name.is_string(); });
   RS_RETURN_IF_ERROR(shape("required", required_ok, "an array of strings"));
-  for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+  for (const char* key :
+       {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}) {
     RS_RETURN_IF_ERROR(shape(key, schema.contains(key) && at(key).is_number(), "a number"));
   }
   for (const char* key : {"format", "pattern"}) {
@@ -389,6 +392,41 @@ absl::StatusOr<Node> CompileString(const json& schema, const std::string& pointe
     node.pattern = *std::move(dfa);
   }
   return node;
+}
+
+// "multipleOf" on an integer: a whole number in [1, 2^63) (5.0 counts as 5).
+absl::Status IntegerMultiple(const json& value, const std::string& pointer, Node* node) {
+  if (value.is_number_unsigned()) {
+    if (value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return SchemaError(pointer, "\"multipleOf\" beyond 64-bit integers is not supported");
+    }
+    node->multiple_of = static_cast<int64_t>(value.get<uint64_t>());
+  } else if (value.is_number_integer()) {
+    node->multiple_of = value.get<int64_t>();
+  } else {
+    const double v = value.get<double>();
+    if (v > 0 && std::floor(v) != v) {
+      return SchemaError(pointer, "a fractional \"multipleOf\" is not supported");
+    }
+    if (v >= 9.2e18) {
+      return SchemaError(pointer, "\"multipleOf\" beyond 64-bit integers is not supported");
+    }
+    node->multiple_of = v > 0 ? static_cast<int64_t>(v) : 0;
+  }
+  if (node->multiple_of <= 0) {
+    return SchemaError(pointer, "\"multipleOf\" must be greater than 0");
+  }
+  // No multiple in the range: nothing could be generated. (The least multiple >= min;
+  // division truncates toward zero, which rounds a negative quotient up already.)
+  const Int128 m = node->multiple_of;
+  const Int128 low = node->int_min;
+  const Int128 first = low > 0 ? (low + m - 1) / m * m : low / m * m;
+  if (first > node->int_max) {
+    return SchemaError(pointer,
+                       "no multiple of \"multipleOf\" lies within \"minimum\" and "
+                       "\"maximum\"");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -601,15 +639,19 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::CompileTypes(const json& schema,
     // Every integer is a number: one alternative rather than two that match alike.
     const NodeKind kind = (types & kNumberType) != 0 ? NodeKind::kNumber : NodeKind::kInteger;
     Node node{.kind = kind};
-    if (HasRange(schema)) {
+    const json* multiple = Find(schema, "multipleOf");
+    if (HasRange(schema) || multiple != nullptr) {
       if (kind == NodeKind::kNumber) {
         // A digit-by-digit bound on fractions and exponents is not implemented; refusing
         // keeps a range from being silently dropped.
-        return SchemaError(pointer,
-                           "\"minimum\"/\"maximum\" are supported on \"integer\" only, not "
-                           "\"number\"");
+        return SchemaError(pointer, HasRange(schema)
+                                        ? "\"minimum\"/\"maximum\" are supported on "
+                                          "\"integer\" only, not \"number\""
+                                        : "\"multipleOf\" is supported on \"integer\" only, "
+                                          "not \"number\"");
       }
       RS_RETURN_IF_ERROR(IntegerRange(schema, pointer, &node));
+      if (multiple != nullptr) RS_RETURN_IF_ERROR(IntegerMultiple(*multiple, pointer, &node));
     }
     members.push_back(Add(std::move(node), pointer));
   }

@@ -627,6 +627,34 @@ TEST(SchemaValueTest, IntegerRanges) {
   ExpectCases(floats, {{"9223372036854775807", kAccept}, {"-2", kAccept}, {"-3", kReject, 1}});
 }
 
+TEST(SchemaValueTest, IntegerMultiples) {
+  ExpectCases(Schema(R"({"type": "integer", "multipleOf": 5})"),
+              {{"0", kAccept},
+               {"15", kAccept},
+               {"-20", kAccept},
+               {"1000000000000000000", kAccept},
+               {"12", kPrefix},  // 120 and 125 are multiples
+               {"-0", kAccept}});
+  JsonMatcher twelve(Schema(R"({"type": "integer", "multipleOf": 5})"));
+  ASSERT_TRUE(twelve.Advance(std::string_view("12")));
+  EXPECT_FALSE(twelve.IsComplete());
+  // With a range: only multiples inside it.
+  ExpectCases(Schema(R"({"type": "integer", "multipleOf": 7, "minimum": 10, "maximum": 30})"),
+              {{"14", kAccept},
+               {"28", kAccept},
+               {"7", kReject, 0},   // 7 itself is below 10, and 70.. beyond 30
+               {"35", kReject, 0},  // 3 leads to 3 and 30..39: only 30 is in range
+               {"20", kReject, 1},  // 2x: 21 and 28 are, 20 is not
+               {"4", kReject, 0}});
+  ExpectCases(Schema(R"({"type": "integer", "multipleOf": 4, "maximum": -1})"),
+              {{"-4", kAccept}, {"-12", kAccept}, {"0", kReject, 0}, {"-1", kPrefix}});
+  ExpectCases(Schema(R"({"type": "integer", "multipleOf": 3.0})"), {{"9", kAccept}});
+  // In an object: the number ends where the next byte goes to the object.
+  ExpectCases(Schema(R"({"properties": {"n": {"type": "integer", "multipleOf": 3}},
+                          "required": ["n"]})"),
+              {{R"({"n": 9})", kAccept}, {R"({"n": 10})", kReject, 8}});
+}
+
 TEST(SchemaValueTest, IntegerAndNumber) {
   const Grammar integer = Schema(R"({"type": "integer"})");
   ExpectCases(integer, {{"-12", kAccept},
@@ -850,7 +878,17 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
       {R"({"anyOf":[{"type":"string"},{"maximum":1}]})",
        R"(schema /anyOf/1: "minimum"/"maximum" are supported on "integer" only)"},
       {R"({"anyOf":[{"type":"string"},{"multipleOf":2}]})",
-       R"(schema /anyOf/1: unsupported keyword "multipleOf")"},
+       R"(schema /anyOf/1: "multipleOf" is supported on "integer" only, not "number")"},
+      {R"({"anyOf":[{"type":"string"},{"uniqueItems":true}]})",
+       R"(schema /anyOf/1: unsupported keyword "uniqueItems")"},
+      {R"({"type":"integer","multipleOf":0.5})", "a fractional \"multipleOf\" is not supported"},
+      {R"({"type":"integer","multipleOf":0})", "\"multipleOf\" must be greater than 0"},
+      {R"({"type":"integer","multipleOf":-3})", "\"multipleOf\" must be greater than 0"},
+      {R"({"type":"integer","multipleOf":"3"})", "\"multipleOf\" must be a number"},
+      {R"({"type":"integer","multipleOf":7,"minimum":1,"maximum":6})",
+       "no multiple of \"multipleOf\" lies within"},
+      {R"({"type":"integer","multipleOf":7,"minimum":-6,"maximum":-1})",
+       "no multiple of \"multipleOf\" lies within"},
       {R"({"enum":[1,2,300],"maximum":100})",
        R"(schema (root): "maximum" alongside "enum"/"const" is not supported)"},
       {R"({"$defs":{"A":{"type":"object","properties":{"x/y":{"format":"uri"}}}},
@@ -975,7 +1013,7 @@ TEST(RandomWalkTest, SchemaWithRequiredProperties) {
       "name": {"type": "string", "maxLength": 8},
       "age": {"type": "integer"},
       "tags": {"type": "array", "items": {"enum": ["a", "b", 1, 10]}, "maxItems": 3},
-      "level": {"type": "integer", "minimum": -50, "exclusiveMaximum": 1235},
+      "level": {"type": "integer", "minimum": -50, "exclusiveMaximum": 1235, "multipleOf": 3},
       "when": {"type": "string", "format": "date-time"},
       "id": {"format": "uuid"},
       "kind": {"anyOf": [{"type": "null"},
@@ -1010,6 +1048,7 @@ TEST(RandomWalkTest, SchemaWithRequiredProperties) {
             ASSERT_TRUE(item.is_number_integer()) << text;
             ASSERT_GE(item.get<int64_t>(), -50) << text;
             ASSERT_LE(item.get<int64_t>(), 1234) << text;
+            ASSERT_EQ(item.get<int64_t>() % 3, 0) << text;
           } else if (key == "kind") {
             ASSERT_TRUE(item.is_null() || (item.is_object() && item.size() == 1 &&
                                            item.contains("x") && item["x"].is_number()))

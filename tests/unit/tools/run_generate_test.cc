@@ -130,12 +130,12 @@ TEST_F(RunGenerateTest, JsonSchemaRepliesAreValuesOfTheSchema) {
   EXPECT_THAT(bad.err, ::testing::HasSubstr("give one of them"));
   {
     std::ofstream out(schema);
-    out << R"({"type": "integer", "multipleOf": 3})";
+    out << R"({"type": "array", "uniqueItems": true})";
   }
   const ToolRun unsupported =
       RunTool("ringserve-run", model_args_ + kPrompts + "--json-schema " + schema.string());
   EXPECT_NE(unsupported.exit_code, 0);
-  EXPECT_THAT(unsupported.err, ::testing::HasSubstr("multipleOf"));
+  EXPECT_THAT(unsupported.err, ::testing::HasSubstr("uniqueItems"));
 }
 
 }  // namespace

@@ -46,11 +46,14 @@ struct JsonGrammar::Node {
   std::vector<int32_t> prefix_items{};  // kArray: nodes of the first elements, in order
   int32_t min = 0;                      // kArray: elements; kString: code points
   int32_t max = kUnbounded;             // likewise
-  // kInteger with "minimum"/"maximum" (or their exclusive forms): the inclusive range.
+  // kInteger or kNumber with a range or a multiple: the inclusive range.
   bool bounded = false;
   int64_t int_min = std::numeric_limits<int64_t>::min();
   int64_t int_max = std::numeric_limits<int64_t>::max();
-  int64_t multiple_of = 1;  // kInteger, bounded: the value is a multiple of it (> 0)
+  // Bounded: the range and the multiple (> 0) in units of 10^-fraction_digits (an
+  // integer's: 0; a number's: kDecimalFractionDigits; number_range.h).
+  int64_t multiple_of = 1;
+  int32_t fraction_digits = 0;
   // kString with a "format" ringserve enforces (its text is ASCII, without escapes).
   StringFormat format = StringFormat::kNone;
   // kString with a "pattern" (its text has no escapes; the automaton takes none of the

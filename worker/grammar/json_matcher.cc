@@ -21,6 +21,7 @@
 #include "absl/strings/ascii.h"
 #include "common/check.h"
 #include "worker/grammar/json_grammar_nodes.h"
+#include "worker/grammar/number_range.h"
 
 namespace ringserve::grammar {
 namespace {
@@ -453,71 +454,87 @@ Outcome ArrayByte(const Node& node, Frames& frames, uint8_t byte) {
   return Outcome::kTake;
 }
 
-// Integers with a range: the frame keeps the digits' value in `bits` and a '-' in `aux`.
-// A digit is taken only while some integer in the range (and a multiple of multiple_of)
-// still starts with the digits so far (the digits followed by k more, for some k), and the
-// number may end only on such an integer.
-using Int128 = __int128;
-
-// Whether [low, high] holds a multiple of m (m > 0).
-bool HoldsMultiple(Int128 low, Int128 high, Int128 m) {
-  // The least multiple >= low; division truncates toward zero, which rounds a negative
-  // quotient up already.
-  const Int128 first = low > 0 ? (low + m - 1) / m * m : low / m * m;
-  return first <= high;
+// Numbers with a range (number_range.h): the frame keeps the digits' value in `bits`
+// (integer and fraction digits together), a '-' in `aux`, and in `count` the digits after
+// the point plus one (0: no point yet).
+NumberRange RangeOf(const Node& node) {
+  return {.min = node.int_min,
+          .max = node.int_max,
+          .multiple = node.multiple_of,
+          .fraction_digits = node.fraction_digits};
 }
 
-bool IntegerReachable(const Node& node, bool negative, uint64_t magnitude, bool zero) {
-  Int128 scale = 1;  // 10^k
-  for (int k = 0; k <= 19 && (k == 0 || !zero); ++k, scale *= 10) {
-    const Int128 low = Int128{magnitude} * scale;
-    const Int128 high = low + scale - 1;
-    if (low > Int128{std::numeric_limits<int64_t>::max()} + 1) break;
-    const Int128 from = std::max<Int128>(negative ? -high : low, node.int_min);
-    const Int128 to = std::min<Int128>(negative ? -low : high, node.int_max);
-    if (from <= to && HoldsMultiple(from, to, node.multiple_of)) return true;
+NumberPrefix PrefixOf(const Frame& frame) {
+  return {.negative = frame.aux != 0,
+          .digits = frame.bits,
+          .num_fraction = frame.count - 1,
+          .zero = frame.state == kNumZero};
+}
+
+bool IsNumberEnd(uint8_t state) {
+  return state == kNumZero || state == kNumInt || state == kNumFrac || state == kNumExp;
+}
+
+Outcome NumberByte(const Node& node, Frames& frames, uint8_t byte);
+
+// Whether a digit, a point or an exponent may extend the complete number `frame` holds.
+bool NumberCanGrow(const Node& node, const Frame& frame) {
+  Frames copy;
+  for (const uint8_t byte : std::string_view("0123456789.eE")) {
+    copy.assign(1, frame);
+    if (NumberByte(node, copy, byte) == Outcome::kTake) return true;
   }
   return false;
 }
 
-bool IntegerInRange(const Node& node, const Frame& frame) {
-  const Int128 value = frame.aux != 0 ? -Int128{frame.bits} : Int128{frame.bits};
-  return value >= node.int_min && value <= node.int_max && value % node.multiple_of == 0;
-}
-
-// Whether one more digit can follow the integer's digits so far.
-bool IntegerCanGrow(const Node& node, const Frame& frame) {
-  if (frame.state != kNumInt) return false;  // "0" and "-0" take no more digits
-  if (!node.bounded) return true;
-  for (uint64_t digit = 0; digit <= 9; ++digit) {
-    if (frame.bits > (std::numeric_limits<uint64_t>::max() - digit) / 10) return false;
-    if (IntegerReachable(node, frame.aux != 0, frame.bits * 10 + digit, false)) return true;
-  }
-  return false;
-}
-
-Outcome BoundedIntegerByte(const Node& node, Frames& frames, uint8_t byte) {
+Outcome BoundedNumberByte(const Node& node, Frames& frames, uint8_t byte) {
   Frame& frame = frames.back();
-  const bool first = frame.state == kNumStart || frame.state == kNumMinus;
-  if (frame.state == kNumStart && byte == '-') {
-    if (node.int_min >= 0) return Outcome::kReject;
-    frame.aux = 1;
-    frame.state = kNumMinus;
+  const NumberRange range = RangeOf(node);
+  NumberPrefix next = PrefixOf(frame);
+  const bool digit = IsDigit(byte);
+  const auto take_digit = [&](State state) {
+    if (frame.bits > (std::numeric_limits<uint64_t>::max() - 9) / 10) return Outcome::kReject;
+    next.digits = frame.bits * 10 + (byte - '0');
+    next.zero = state == kNumZero;
+    if (state == kNumFrac) next.num_fraction = frame.count;
+    if (!Reachable(range, next)) return Outcome::kReject;
+    frame.bits = next.digits;
+    frame.state = state;
+    if (state == kNumFrac) ++frame.count;
     return Outcome::kTake;
+  };
+  switch (frame.state) {
+    case kNumStart:
+      if (byte == '-') {
+        if (range.min >= 0) return Outcome::kReject;
+        frame.aux = 1;
+        frame.state = kNumMinus;
+        return Outcome::kTake;
+      }
+      [[fallthrough]];
+    case kNumMinus:
+      if (!digit) return Outcome::kReject;
+      return take_digit(byte == '0' ? kNumZero : kNumInt);
+    case kNumInt:
+      if (digit) return take_digit(kNumInt);
+      [[fallthrough]];
+    case kNumZero:
+      if (byte == '.' && range.fraction_digits > 0) {
+        next.num_fraction = 0;
+        if (!Reachable(range, next)) return Outcome::kReject;
+        frame.state = kNumDot;
+        frame.count = 1;
+        return Outcome::kTake;
+      }
+      break;
+    case kNumDot:
+      return digit ? take_digit(kNumFrac) : Outcome::kReject;
+    default:  // kNumFrac
+      if (digit) return take_digit(kNumFrac);
+      break;
   }
-  if (IsDigit(byte) && frame.state != kNumZero) {
-    const uint64_t digit = byte - '0';
-    if (!first && frame.bits > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
-      return Outcome::kReject;
-    }
-    const uint64_t magnitude = first ? digit : frame.bits * 10 + digit;
-    const bool zero = first && digit == 0;
-    if (!IntegerReachable(node, frame.aux != 0, magnitude, zero)) return Outcome::kReject;
-    frame.bits = magnitude;
-    frame.state = zero ? kNumZero : kNumInt;
-    return Outcome::kTake;
-  }
-  if (first || !IntegerInRange(node, frame)) return Outcome::kReject;
+  // The number ends before this byte, which goes to the enclosing container.
+  if (!InRange(range, PrefixOf(frame))) return Outcome::kReject;
   frames.pop_back();
   return Outcome::kAgain;
 }
@@ -525,7 +542,7 @@ Outcome BoundedIntegerByte(const Node& node, Frames& frames, uint8_t byte) {
 // JSON numbers; integers stop before a fraction or an exponent. A number ends at the first
 // byte that cannot continue it, which then goes to the enclosing container.
 Outcome NumberByte(const Node& node, Frames& frames, uint8_t byte) {
-  if (node.bounded) return BoundedIntegerByte(node, frames, byte);
+  if (node.bounded) return BoundedNumberByte(node, frames, byte);
   Frame& frame = frames.back();
   const bool digit = IsDigit(byte);
   const bool real = node.kind == NodeKind::kNumber;
@@ -582,9 +599,8 @@ bool IsCompleteStack(const std::vector<Node>& nodes, const Stack& stack) {
   const Frame& frame = stack.frames[0];  // a top-level number or text may end here
   const uint8_t state = frame.state;
   if (state == kText) return nodes[static_cast<size_t>(frame.node)].pattern->Accepting(frame.count);
-  const bool ends = state == kNumZero || state == kNumInt || state == kNumFrac || state == kNumExp;
   const Node& node = nodes[static_cast<size_t>(frame.node)];
-  return ends && (!node.bounded || IntegerInRange(node, frame));
+  return IsNumberEnd(state) && (!node.bounded || InRange(RangeOf(node), PrefixOf(frame)));
 }
 
 // Feeds one byte to stacks, writing the survivors (and the alternatives they fork) into a
@@ -784,9 +800,9 @@ bool JsonMatcher::IsComplete() const {
 
 bool JsonMatcher::IsFinished() const {
   // Every live stack can be completed, so one that is not empty may take another byte;
-  // the exceptions are a complete top-level integer that no digit may extend: "0", "-0",
-  // or one at the edge of its range ("5" under "maximum": 9), and raw text that its
-  // pattern lets go no further.
+  // the exceptions are a complete top-level number that nothing may extend: "0" or "-0"
+  // as an integer, one at the edge of its range ("5" under "maximum": 9) or its digits,
+  // and raw text that its pattern lets go no further.
   const auto& nodes = grammar_->nodes();
   const auto done = [&](const Stack& stack) {
     if (stack.frames.empty()) return true;
@@ -796,8 +812,7 @@ bool JsonMatcher::IsFinished() const {
     if (frame.state == kText) {
       return node.pattern->Accepting(frame.count) && !node.pattern->CanContinue(frame.count);
     }
-    return node.kind == NodeKind::kInteger && (frame.state == kNumZero || frame.state == kNumInt) &&
-           IsCompleteStack(nodes, stack) && !IntegerCanGrow(node, frame);
+    return IsNumberEnd(frame.state) && IsCompleteStack(nodes, stack) && !NumberCanGrow(node, frame);
   };
   return live_ > 0 &&
          std::all_of(stacks_.begin(), stacks_.begin() + static_cast<ptrdiff_t>(live_), done);

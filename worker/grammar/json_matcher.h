@@ -61,10 +61,12 @@ class JsonGrammar {
   // - string "pattern" (regex.h's syntax): the whole string matches it, written without
   //   escapes (no quote, backslash or control character: a pattern that needs one is
   //   INVALID_ARGUMENT); not beside "format", "minLength" or "maxLength";
-  // - integers: "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" (numbers)
-  //   and "multipleOf" (a whole number), matched within 64-bit integers: a digit is taken
-  //   only while some multiple in the range starts with the digits so far; on "number"
-  //   they are INVALID_ARGUMENT;
+  // - numbers: "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" and
+  //   "multipleOf", matched digit by digit (number_range.h): a digit is taken only while
+  //   some multiple in the range starts with the digits so far. On "integer" within 64-bit
+  //   integers (a whole multipleOf); on "number" the value is written as a plain decimal
+  //   with at most 6 digits after the point and 9 before it (a multipleOf of at most 6
+  //   decimals), and the bounds are the decimals their JSON text spells;
   // - "enum" (a non-empty array of JSON values) and "const": the value's compact JSON text
   //   (nlohmann::json::dump() spelling), exactly;
   // - "anyOf" and "oneOf" (oneOf is matched as anyOf), combined with nothing else but

@@ -31,6 +31,7 @@
 #include "nlohmann/json.hpp"
 #include "worker/grammar/json_grammar_nodes.h"
 #include "worker/grammar/json_matcher.h"
+#include "worker/grammar/number_range.h"
 #include "worker/grammar/regex.h"
 
 namespace ringserve::grammar {
@@ -394,6 +395,100 @@ absl::StatusOr<Node> CompileString(const json& schema, const std::string& pointe
   return node;
 }
 
+// A JSON number's exact decimal value times 10^shift, from its shortest text (what the
+// schema's author wrote, for a double): rounded up or down to an integer, with whether
+// that was exact; saturated at +-10^20.
+struct Scaled {
+  Int128 value = 0;
+  bool exact = true;
+};
+
+Scaled ScaleDecimal(const json& number, int32_t shift, bool round_up) {
+  const std::string text = Dump(number);
+  constexpr Int128 kSaturated = static_cast<Int128>(100'000'000'000'000'000) * 1000;  // 1e20
+  bool negative = false;
+  Int128 mantissa = 0;
+  int32_t exponent = 0;  // value = mantissa * 10^exponent
+  bool saturated = false;
+  size_t i = 0;
+  if (i < text.size() && text[i] == '-') {
+    negative = true;
+    ++i;
+  }
+  bool point = false;
+  for (; i < text.size() && text[i] != 'e' && text[i] != 'E'; ++i) {
+    if (text[i] == '.') {
+      point = true;
+      continue;
+    }
+    if (mantissa < kSaturated) {
+      mantissa = mantissa * 10 + (text[i] - '0');
+      if (point) --exponent;
+    } else if (!point) {
+      ++exponent;  // digits past 20 only scale the value
+    }
+  }
+  if (i < text.size()) exponent += std::stoi(text.substr(i + 1));
+  exponent += shift;
+  Scaled out;
+  for (; exponent > 0 && !saturated; --exponent) {
+    mantissa *= 10;
+    saturated = mantissa >= kSaturated;
+  }
+  if (saturated) {
+    out.value = negative ? -kSaturated : kSaturated;
+    out.exact = false;
+    return out;
+  }
+  Int128 divisor = 1;
+  for (; exponent < 0 && divisor < kSaturated * 10; ++exponent) divisor *= 10;
+  if (exponent < 0) divisor = kSaturated * 10;  // below 10^-21 of a unit: rounds to 0 or 1
+  Int128 quotient = mantissa / divisor;
+  const bool remainder = mantissa % divisor != 0;
+  out.exact = !remainder;
+  // Round the signed value up (toward +inf) or down.
+  if (remainder && (round_up != negative)) ++quotient;
+  out.value = negative ? -quotient : quotient;
+  return out;
+}
+
+// "minimum", "maximum", their exclusive forms and "multipleOf" on a "number": counted in
+// millionths (number_range.h), values below 10^9 in magnitude.
+absl::Status DecimalRange(const json& schema, const std::string& pointer, Node* node) {
+  constexpr Int128 kLimit = 999'999'999'999'999;  // (10^9 - 10^-6) in millionths
+  Int128 low = -kLimit;
+  Int128 high = kLimit;
+  for (const bool exclusive : {false, true}) {
+    if (const json* v = Find(schema, exclusive ? "exclusiveMinimum" : "minimum")) {
+      const Scaled bound = ScaleDecimal(*v, kDecimalFractionDigits, /*round_up=*/true);
+      low = std::max(low, bound.value + (exclusive && bound.exact ? 1 : 0));
+    }
+    if (const json* v = Find(schema, exclusive ? "exclusiveMaximum" : "maximum")) {
+      const Scaled bound = ScaleDecimal(*v, kDecimalFractionDigits, /*round_up=*/false);
+      high = std::min(high, bound.value - (exclusive && bound.exact ? 1 : 0));
+    }
+  }
+  node->bounded = true;
+  node->fraction_digits = kDecimalFractionDigits;
+  node->int_min = static_cast<int64_t>(std::max(low, -kLimit - 1));
+  node->int_max = static_cast<int64_t>(std::min(high, kLimit + 1));
+  if (const json* multiple = Find(schema, "multipleOf")) {
+    const Scaled m = ScaleDecimal(*multiple, kDecimalFractionDigits, /*round_up=*/true);
+    if (m.value <= 0 || !m.exact) {
+      return SchemaError(pointer, m.value <= 0 ? "\"multipleOf\" must be greater than 0"
+                                               : "a \"multipleOf\" with more than 6 decimals is "
+                                                 "not supported on \"number\"");
+    }
+    node->multiple_of = static_cast<int64_t>(std::min(m.value, kLimit * 2 + 2));
+  }
+  if (low > high || !HoldsMultiple(node->int_min, node->int_max, node->multiple_of)) {
+    return SchemaError(pointer,
+                       "no number lies within \"minimum\" and \"maximum\" (numbers with a "
+                       "range are matched with at most 6 decimals, below 10^9 in magnitude)");
+  }
+  return absl::OkStatus();
+}
+
 // "multipleOf" on an integer: a whole number in [1, 2^63) (5.0 counts as 5).
 absl::Status IntegerMultiple(const json& value, const std::string& pointer, Node* node) {
   if (value.is_number_unsigned()) {
@@ -416,12 +511,8 @@ absl::Status IntegerMultiple(const json& value, const std::string& pointer, Node
   if (node->multiple_of <= 0) {
     return SchemaError(pointer, "\"multipleOf\" must be greater than 0");
   }
-  // No multiple in the range: nothing could be generated. (The least multiple >= min;
-  // division truncates toward zero, which rounds a negative quotient up already.)
-  const Int128 m = node->multiple_of;
-  const Int128 low = node->int_min;
-  const Int128 first = low > 0 ? (low + m - 1) / m * m : low / m * m;
-  if (first > node->int_max) {
+  // No multiple in the range: nothing could be generated.
+  if (!HoldsMultiple(node->int_min, node->int_max, node->multiple_of)) {
     return SchemaError(pointer,
                        "no multiple of \"multipleOf\" lies within \"minimum\" and "
                        "\"maximum\"");
@@ -640,16 +731,9 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::CompileTypes(const json& schema,
     const NodeKind kind = (types & kNumberType) != 0 ? NodeKind::kNumber : NodeKind::kInteger;
     Node node{.kind = kind};
     const json* multiple = Find(schema, "multipleOf");
-    if (HasRange(schema) || multiple != nullptr) {
-      if (kind == NodeKind::kNumber) {
-        // A digit-by-digit bound on fractions and exponents is not implemented; refusing
-        // keeps a range from being silently dropped.
-        return SchemaError(pointer, HasRange(schema)
-                                        ? "\"minimum\"/\"maximum\" are supported on "
-                                          "\"integer\" only, not \"number\""
-                                        : "\"multipleOf\" is supported on \"integer\" only, "
-                                          "not \"number\"");
-      }
+    if (kind == NodeKind::kNumber && (HasRange(schema) || multiple != nullptr)) {
+      RS_RETURN_IF_ERROR(DecimalRange(schema, pointer, &node));
+    } else if (HasRange(schema) || multiple != nullptr) {
       RS_RETURN_IF_ERROR(IntegerRange(schema, pointer, &node));
       if (multiple != nullptr) RS_RETURN_IF_ERROR(IntegerMultiple(*multiple, pointer, &node));
     }

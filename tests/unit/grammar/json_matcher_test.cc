@@ -655,6 +655,45 @@ TEST(SchemaValueTest, IntegerMultiples) {
               {{R"({"n": 9})", kAccept}, {R"({"n": 10})", kReject, 8}});
 }
 
+TEST(SchemaValueTest, NumberRanges) {
+  // Plain decimals with at most 6 digits after the point, and their values in range.
+  ExpectCases(Schema(R"({"type": "number", "minimum": 0, "maximum": 5})"),
+              {{"0", kAccept},
+               {"5", kAccept},
+               {"4.5", kAccept},
+               {"0.000001", kAccept},
+               {"5.000000", kAccept},
+               {"5.1", kReject, 2},  // 5.x: only 5.0... is in range
+               {"-1", kReject, 0},
+               {"6", kReject, 0},
+               {"1e3", kReject, 1},
+               {"1.1234567", kReject, 8},
+               {"3.", kPrefix}});
+  ExpectCases(Schema(R"({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1})"),
+              {{"0.5", kAccept},
+               {"0.999999", kAccept},
+               {"0", kPrefix},
+               {"0.000000", kReject, 7},
+               {"1", kReject, 0}});
+  // Decimal bounds as written (0.1 is 0.1, not the double just above it).
+  ExpectCases(Schema(R"({"type": "number", "minimum": 0.1, "maximum": 0.3})"),
+              {{"0.1", kAccept}, {"0.3", kAccept}, {"0.30", kAccept}, {"0.300001", kReject, 7}});
+  ExpectCases(Schema(R"({"type": "number", "minimum": -2.5, "exclusiveMaximum": -1})"),
+              {{"-2.5", kAccept}, {"-1.000001", kAccept}, {"-1", kPrefix}, {"-2.6", kReject, 3}});
+  // multipleOf on numbers: money in cents.
+  ExpectCases(Schema(R"({"type": "number", "multipleOf": 0.01, "minimum": 0})"),
+              {{"19.99", kAccept}, {"0.5", kAccept}, {"19.999", kReject, 5}});
+  ExpectCases(Schema(R"({"type": "number", "multipleOf": 0.25, "maximum": 1})"),
+              {{"0.75", kAccept}, {"-0.5", kAccept}, {"0.3", kReject, 2}});
+  // Large magnitudes: at most 9 integer digits.
+  ExpectCases(Schema(R"({"type": "number", "minimum": 0})"),
+              {{"123456789.5", kAccept}, {"1234567890", kReject, 9}});
+  // A top-level number at the edge of everything it may be is finished.
+  JsonMatcher edge(Schema(R"({"type": "number", "minimum": 0, "maximum": 1})"));
+  ASSERT_TRUE(edge.Advance(std::string_view("1.000000")));
+  EXPECT_TRUE(edge.IsFinished());
+}
+
 TEST(SchemaValueTest, IntegerAndNumber) {
   const Grammar integer = Schema(R"({"type": "integer"})");
   ExpectCases(integer, {{"-12", kAccept},
@@ -814,8 +853,12 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{", "not valid JSON"},
       {"", "not valid JSON"},
-      {R"({"type":"object","properties":{"age":{"type":"number","minimum":0}}})",
-       R"(schema /properties/age: "minimum"/"maximum" are supported on "integer" only)"},
+      {R"({"type":"object","properties":{"w":{"type":"number","multipleOf":0.0000001}}})",
+       R"(schema /properties/w: a "multipleOf" with more than 6 decimals is not supported)"},
+      {R"({"type":"number","exclusiveMinimum":0,"exclusiveMaximum":0.000001})",
+       R"(schema (root): no number lies within "minimum" and "maximum")"},
+      {R"({"type":"number","minimum":2,"maximum":1})", "no number lies within"},
+      {R"({"type":"number","multipleOf":-0.5})", "\"multipleOf\" must be greater than 0"},
       {R"({"type":"integer","minimum":5,"exclusiveMaximum":5})",
        R"(schema (root): no integer lies within "minimum" and "maximum")"},
       {R"({"type":"integer","maximum":"9"})", R"(schema (root): "maximum" must be a number)"},
@@ -875,10 +918,6 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
       {R"({"anyOf":[{}],"type":"string"})", "alongside \"type\""},
       {R"({"anyOf":[{}],"oneOf":[{}]})", "alongside"},
       {R"({"$ref":"#","type":"string"})", "alongside \"type\""},
-      {R"({"anyOf":[{"type":"string"},{"maximum":1}]})",
-       R"(schema /anyOf/1: "minimum"/"maximum" are supported on "integer" only)"},
-      {R"({"anyOf":[{"type":"string"},{"multipleOf":2}]})",
-       R"(schema /anyOf/1: "multipleOf" is supported on "integer" only, not "number")"},
       {R"({"anyOf":[{"type":"string"},{"uniqueItems":true}]})",
        R"(schema /anyOf/1: unsupported keyword "uniqueItems")"},
       {R"({"type":"integer","multipleOf":0.5})", "a fractional \"multipleOf\" is not supported"},
@@ -1071,6 +1110,29 @@ void ExpectAddresses(const std::string& text, int family) {
     std::array<unsigned char, 16> out{};
     ASSERT_EQ(inet_pton(family, address.get<std::string>().c_str(), out.data()), 1) << address;
   }
+}
+
+// Numbers with ranges, parsed as doubles (as a validator would) and checked.
+TEST(RandomWalkTest, NumbersWithRangesAreInRange) {
+  const int completions = RandomWalks(
+      Schema(R"({"type": "object", "properties": {
+                   "rating": {"type": "number", "minimum": 0, "maximum": 5},
+                   "delta": {"type": "number", "exclusiveMinimum": -0.5, "exclusiveMaximum": 0.5},
+                   "price": {"type": "number", "multipleOf": 0.01, "minimum": 0.99}},
+                 "required": ["rating", "delta", "price"]})"),
+      [](const std::string& text) {
+        const json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+        ASSERT_TRUE(value.is_object()) << text;
+        const double rating = value["rating"].get<double>();
+        const double delta = value["delta"].get<double>();
+        const double price = value["price"].get<double>();
+        ASSERT_TRUE(rating >= 0 && rating <= 5) << text;
+        ASSERT_TRUE(delta > -0.5 && delta < 0.5) << text;
+        ASSERT_GE(price, 0.99) << text;
+        ASSERT_NEAR(price * 100, std::round(price * 100), 1e-6) << text;
+      },
+      41, /*complete_iff_valid=*/false);
+  EXPECT_GT(completions, 20);
 }
 
 TEST(RandomWalkTest, IpAddressesParse) {

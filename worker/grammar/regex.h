@@ -11,7 +11,7 @@
 //   ranges and escapes ([\b] is a backspace);
 // - groups (...), (?:...), (?<name>...), (?P<name>...); alternation |;
 // - quantifiers * + ? {n} {n,} {n,m} {,m}, their lazy forms (*? ...: the same texts);
-//   counts up to 1000;
+//   counts up to 10000 (the automaton's size bounds them further);
 // - ^ \A at the very start and $ \z \Z at the very end, which change nothing: the whole
 //   text always has to match (as Python's fullmatch), which also satisfies JSON Schema's
 //   unanchored test.

@@ -15,9 +15,11 @@ namespace {
 
 // Groups nest at most this deep, so a hostile pattern cannot exhaust the parser's stack.
 constexpr int kMaxDepth = 64;
-// The largest count a {n,m} may name (RE2 and Go draw the line at the same place): the
-// automaton holds one copy of the repeated part per count.
-constexpr int32_t kMaxRepeat = 1000;
+// The largest count a {n,m} may name. The automaton holds one copy of the repeated part
+// per count, so its own limits (regex.cc) bound what a count costs; this one only keeps a
+// count from being parsed past them (".{0,2000}" for a bounded free text is fine, where
+// RE2 would stop at 1000).
+constexpr int32_t kMaxRepeat = 10000;
 
 CodePointSet Ranges(std::initializer_list<CodePointRange> ranges) {
   CodePointSet set;

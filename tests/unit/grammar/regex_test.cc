@@ -123,7 +123,7 @@ TEST(RegexTest, RefusesWhatItDoesNotSupportByName) {
       {"[z-a]", "out of order"},
       {"[\\d-z]", "single characters"},
       {"a{3,2}", "minimum exceeds its maximum"},
-      {"a{1001}", "above 1000"},
+      {"a{10001}", "above 10000"},
       {"\\q", "unknown escape"},
       {"\\", "trailing backslash"},
       {"\\x4", "hexadecimal"},
@@ -162,6 +162,14 @@ TEST(RegexTest, RefusesPatternsWhoseAutomatonWouldBeTooLarge) {
   ASSERT_NE(counted, nullptr);
   EXPECT_TRUE(Matches(*counted, std::string(1000, 'e')));
   EXPECT_FALSE(Matches(*counted, std::string(999, 'e')));
+  const Dfa long_text = Compile(".{0,2000}");  // bounded free text
+  ASSERT_NE(long_text, nullptr);
+  EXPECT_TRUE(Matches(*long_text, std::string(2000, 'x')));
+  EXPECT_FALSE(Matches(*long_text, std::string(2001, 'x')));
+  // A count the parser takes but the automaton cannot hold.
+  auto huge = RegexDfa::Compile(".{0,9000}", AllBytes());
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("too complex"), std::string_view::npos);
 }
 
 TEST(RegexTest, LeavesOutBytesThatAreNotAllowed) {

@@ -273,55 +273,6 @@ bool HasRange(const json& schema) {
          schema.contains("exclusiveMinimum") || schema.contains("exclusiveMaximum");
 }
 
-// Ranges are matched within int64 (the matcher tracks an integer's value there): a bound
-// is clamped to it, or is none (nullopt) when no int64 satisfies it.
-using Int128 = __int128;
-constexpr Int128 kInt64Min = std::numeric_limits<int64_t>::min();
-constexpr Int128 kInt64Max = std::numeric_limits<int64_t>::max();
-
-// The bound's value rounded toward the integers it admits (up for a lower bound, down for
-// an upper one; strictly past it when exclusive), saturated just outside int64.
-Int128 IntegerBound(const json& value, bool lower, bool exclusive) {
-  const int step = lower ? 1 : -1;
-  if (value.is_number_unsigned()) {
-    const Int128 v = value.get<uint64_t>();
-    return exclusive ? v + step : v;
-  }
-  if (value.is_number_integer()) {
-    const Int128 v = value.get<int64_t>();
-    return exclusive ? v + step : v;
-  }
-  const double v = value.get<double>();
-  if (!(v > -1e19)) return kInt64Min - 1;  // also NaN: nlohmann parses none, but be safe
-  if (!(v < 1e19)) return kInt64Max + 1;
-  const double rounded = lower ? (exclusive ? std::floor(v) + 1 : std::ceil(v))
-                               : (exclusive ? std::ceil(v) - 1 : std::floor(v));
-  return static_cast<Int128>(rounded);
-}
-
-// "minimum", "maximum" and their exclusive forms as an integer node's inclusive range.
-absl::Status IntegerRange(const json& schema, const std::string& pointer, Node* node) {
-  Int128 low = kInt64Min;
-  Int128 high = kInt64Max;
-  for (const bool exclusive : {false, true}) {
-    if (const json* v = Find(schema, exclusive ? "exclusiveMinimum" : "minimum")) {
-      low = std::max(low, IntegerBound(*v, /*lower=*/true, exclusive));
-    }
-    if (const json* v = Find(schema, exclusive ? "exclusiveMaximum" : "maximum")) {
-      high = std::min(high, IntegerBound(*v, /*lower=*/false, exclusive));
-    }
-  }
-  if (low > high) {
-    return SchemaError(pointer,
-                       "no integer lies within \"minimum\" and \"maximum\" (ranges are matched "
-                       "within 64-bit integers)");
-  }
-  node->bounded = true;
-  node->int_min = static_cast<int64_t>(low);
-  node->int_max = static_cast<int64_t>(high);
-  return absl::OkStatus();
-}
-
 // Pattern strings are written without escapes: the bytes JSON would escape (the quote,
 // the backslash, control bytes) are left out of their automata.
 std::bitset<256> UnescapedStringBytes() {
@@ -398,6 +349,8 @@ absl::StatusOr<Node> CompileString(const json& schema, const std::string& pointe
 // A JSON number's exact decimal value times 10^shift, from its shortest text (what the
 // schema's author wrote, for a double): rounded up or down to an integer, with whether
 // that was exact; saturated at +-10^20.
+using Int128 = __int128;
+
 struct Scaled {
   Int128 value = 0;
   bool exact = true;
@@ -452,70 +405,58 @@ Scaled ScaleDecimal(const json& number, int32_t shift, bool round_up) {
   return out;
 }
 
-// "minimum", "maximum", their exclusive forms and "multipleOf" on a "number": counted in
-// millionths (number_range.h), values below 10^9 in magnitude.
-absl::Status DecimalRange(const json& schema, const std::string& pointer, Node* node) {
-  constexpr Int128 kLimit = 999'999'999'999'999;  // (10^9 - 10^-6) in millionths
-  Int128 low = -kLimit;
-  Int128 high = kLimit;
+// "minimum", "maximum", their exclusive forms and "multipleOf" as a bounded node's range,
+// in units of 10^-fraction_digits (number_range.h): an integer's (0) within int64, a
+// number's (kDecimalFractionDigits) below 10^9 in magnitude. Bounds are the decimals their
+// JSON text spells; a bound beyond the limits is the limit.
+absl::Status NumericRange(const json& schema, const std::string& pointer, int32_t fraction_digits,
+                          Node* node) {
+  constexpr Int128 kInt64Min = std::numeric_limits<int64_t>::min();
+  constexpr Int128 kInt64Max = std::numeric_limits<int64_t>::max();
+  constexpr Int128 kDecimalLimit = 999'999'999'999'999;  // (10^9 - 10^-6) in millionths
+  const bool decimal = fraction_digits > 0;
+  const Int128 low_limit = decimal ? -kDecimalLimit : kInt64Min;
+  const Int128 high_limit = decimal ? kDecimalLimit : kInt64Max;
+  Int128 low = low_limit;
+  Int128 high = high_limit;
   for (const bool exclusive : {false, true}) {
     if (const json* v = Find(schema, exclusive ? "exclusiveMinimum" : "minimum")) {
-      const Scaled bound = ScaleDecimal(*v, kDecimalFractionDigits, /*round_up=*/true);
+      const Scaled bound = ScaleDecimal(*v, fraction_digits, /*round_up=*/true);
       low = std::max(low, bound.value + (exclusive && bound.exact ? 1 : 0));
     }
     if (const json* v = Find(schema, exclusive ? "exclusiveMaximum" : "maximum")) {
-      const Scaled bound = ScaleDecimal(*v, kDecimalFractionDigits, /*round_up=*/false);
+      const Scaled bound = ScaleDecimal(*v, fraction_digits, /*round_up=*/false);
       high = std::min(high, bound.value - (exclusive && bound.exact ? 1 : 0));
     }
   }
+  const char* empty = decimal ? "no number lies within \"minimum\" and \"maximum\" (numbers with "
+                                "a range are matched with at most 6 decimals, below 10^9 in "
+                                "magnitude)"
+                              : "no integer lies within \"minimum\" and \"maximum\" (ranges are "
+                                "matched within 64-bit integers)";
+  if (low > high) return SchemaError(pointer, empty);
   node->bounded = true;
-  node->fraction_digits = kDecimalFractionDigits;
-  node->int_min = static_cast<int64_t>(std::max(low, -kLimit - 1));
-  node->int_max = static_cast<int64_t>(std::min(high, kLimit + 1));
-  if (const json* multiple = Find(schema, "multipleOf")) {
-    const Scaled m = ScaleDecimal(*multiple, kDecimalFractionDigits, /*round_up=*/true);
-    if (m.value <= 0 || !m.exact) {
-      return SchemaError(pointer, m.value <= 0 ? "\"multipleOf\" must be greater than 0"
-                                               : "a \"multipleOf\" with more than 6 decimals is "
-                                                 "not supported on \"number\"");
-    }
-    node->multiple_of = static_cast<int64_t>(std::min(m.value, kLimit * 2 + 2));
+  node->fraction_digits = fraction_digits;
+  node->int_min = static_cast<int64_t>(low);
+  node->int_max = static_cast<int64_t>(high);
+  const json* multiple = Find(schema, "multipleOf");
+  if (multiple == nullptr) return absl::OkStatus();
+  const Scaled m = ScaleDecimal(*multiple, fraction_digits, /*round_up=*/true);
+  if (m.value <= 0) return SchemaError(pointer, "\"multipleOf\" must be greater than 0");
+  if (m.value > kInt64Max && !decimal) {
+    return SchemaError(pointer, "\"multipleOf\" beyond 64-bit integers is not supported");
   }
-  if (low > high || !HoldsMultiple(node->int_min, node->int_max, node->multiple_of)) {
-    return SchemaError(pointer,
-                       "no number lies within \"minimum\" and \"maximum\" (numbers with a "
-                       "range are matched with at most 6 decimals, below 10^9 in magnitude)");
+  if (!m.exact && m.value <= kInt64Max) {
+    return SchemaError(pointer, decimal ? "a \"multipleOf\" with more than 6 decimals is not "
+                                          "supported on \"number\""
+                                        : "a fractional \"multipleOf\" is not supported");
   }
-  return absl::OkStatus();
-}
-
-// "multipleOf" on an integer: a whole number in [1, 2^63) (5.0 counts as 5).
-absl::Status IntegerMultiple(const json& value, const std::string& pointer, Node* node) {
-  if (value.is_number_unsigned()) {
-    if (value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return SchemaError(pointer, "\"multipleOf\" beyond 64-bit integers is not supported");
-    }
-    node->multiple_of = static_cast<int64_t>(value.get<uint64_t>());
-  } else if (value.is_number_integer()) {
-    node->multiple_of = value.get<int64_t>();
-  } else {
-    const double v = value.get<double>();
-    if (v > 0 && std::floor(v) != v) {
-      return SchemaError(pointer, "a fractional \"multipleOf\" is not supported");
-    }
-    if (v >= 9.2e18) {
-      return SchemaError(pointer, "\"multipleOf\" beyond 64-bit integers is not supported");
-    }
-    node->multiple_of = v > 0 ? static_cast<int64_t>(v) : 0;
-  }
-  if (node->multiple_of <= 0) {
-    return SchemaError(pointer, "\"multipleOf\" must be greater than 0");
-  }
-  // No multiple in the range: nothing could be generated.
+  // A multiple wider than the range leaves only 0 in it, as kInt64Max does.
+  node->multiple_of = static_cast<int64_t>(std::min(m.value, kInt64Max));
   if (!HoldsMultiple(node->int_min, node->int_max, node->multiple_of)) {
-    return SchemaError(pointer,
-                       "no multiple of \"multipleOf\" lies within \"minimum\" and "
-                       "\"maximum\"");
+    return SchemaError(pointer, decimal ? empty
+                                        : "no multiple of \"multipleOf\" lies within "
+                                          "\"minimum\" and \"maximum\"");
   }
   return absl::OkStatus();
 }
@@ -730,12 +671,9 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::CompileTypes(const json& schema,
     // Every integer is a number: one alternative rather than two that match alike.
     const NodeKind kind = (types & kNumberType) != 0 ? NodeKind::kNumber : NodeKind::kInteger;
     Node node{.kind = kind};
-    const json* multiple = Find(schema, "multipleOf");
-    if (kind == NodeKind::kNumber && (HasRange(schema) || multiple != nullptr)) {
-      RS_RETURN_IF_ERROR(DecimalRange(schema, pointer, &node));
-    } else if (HasRange(schema) || multiple != nullptr) {
-      RS_RETURN_IF_ERROR(IntegerRange(schema, pointer, &node));
-      if (multiple != nullptr) RS_RETURN_IF_ERROR(IntegerMultiple(*multiple, pointer, &node));
+    if (HasRange(schema) || schema.contains("multipleOf")) {
+      RS_RETURN_IF_ERROR(NumericRange(
+          schema, pointer, kind == NodeKind::kNumber ? kDecimalFractionDigits : 0, &node));
     }
     members.push_back(Add(std::move(node), pointer));
   }

@@ -155,6 +155,38 @@ TEST(TokenTrieTest, PlainStringTextIsAllowedExactlyWhereTheMatcherTakesIt) {
   EXPECT_EQ(shortcuts, 9);  // every case at a plain string's character boundary
 }
 
+// Random replies under `grammar`: at every token the trie's mask is the definition's, and
+// a pick among the allowed tokens advances the matcher. Returns the steps at which the
+// matcher was inside an automaton (JsonMatcher::Automaton).
+int RandomRepliesHaveTheDefinitionsMasks(const TokenTrie& trie,
+                                         const std::vector<std::string>& vocab,
+                                         const std::shared_ptr<const JsonGrammar>& grammar,
+                                         int num_steps, std::mt19937_64& rng) {
+  std::vector<JsonMatcher> scratch;
+  TokenBits allowed;
+  int automaton_steps = 0;
+  for (int reply = 0; reply < 12; ++reply) {
+    JsonMatcher matcher(grammar);
+    std::string text;
+    for (int step = 0; step < num_steps && !matcher.IsFinished(); ++step) {
+      automaton_steps += matcher.Automaton().has_value() ? 1 : 0;
+      const int32_t num_allowed = trie.Allowed(matcher, scratch, &allowed);
+      const std::vector<uint8_t> expected = BruteForce(matcher, vocab);
+      EXPECT_EQ(Unpack(allowed, trie.vocab_size()), expected) << "after " << text;
+      std::vector<int32_t> choices;
+      for (size_t id = 0; id < expected.size(); ++id) {
+        if (expected[id] != 0) choices.push_back(static_cast<int32_t>(id));
+      }
+      EXPECT_EQ(num_allowed, static_cast<int32_t>(choices.size()));
+      if (choices.empty() || ::testing::Test::HasFailure()) break;
+      const int32_t pick = choices[rng() % choices.size()];
+      EXPECT_TRUE(matcher.Advance(vocab[static_cast<size_t>(pick)]));
+      text += vocab[static_cast<size_t>(pick)];
+    }
+  }
+  return automaton_steps;
+}
+
 // Random replies under string-heavy schemas: at every token the mask is the definition's.
 TEST(TokenTrieTest, MasksAlongRandomRepliesAreTheDefinitions) {
   std::vector<std::string> vocab = JsonishVocabulary(13, 1500);
@@ -175,28 +207,11 @@ TEST(TokenTrieTest, MasksAlongRandomRepliesAreTheDefinitions) {
       R"({"type":"string","maxLength":9},{"enum":["ab","abc"]}]},"maxItems":4})",
       R"({"type":"object","additionalProperties":{"type":"string","maxLength":5}})",
   };
-  std::vector<JsonMatcher> scratch;
-  TokenBits allowed;
   for (const std::string& schema : schemas) {
     auto grammar = JsonGrammar::FromSchema(schema);
     ASSERT_TRUE(grammar.ok()) << grammar.status();
-    for (int reply = 0; reply < 12; ++reply) {
-      JsonMatcher matcher(*grammar);
-      std::string text;
-      for (int step = 0; step < 60 && !matcher.IsFinished(); ++step) {
-        trie.Allowed(matcher, scratch, &allowed);
-        const std::vector<uint8_t> expected = BruteForce(matcher, vocab);
-        ASSERT_EQ(Unpack(allowed, trie.vocab_size()), expected) << schema << " after " << text;
-        std::vector<int32_t> choices;
-        for (size_t id = 0; id < expected.size(); ++id) {
-          if (expected[id] != 0) choices.push_back(static_cast<int32_t>(id));
-        }
-        if (choices.empty()) break;
-        const int32_t pick = choices[rng() % choices.size()];
-        ASSERT_TRUE(matcher.Advance(vocab[static_cast<size_t>(pick)]));
-        text += vocab[static_cast<size_t>(pick)];
-      }
-    }
+    RandomRepliesHaveTheDefinitionsMasks(trie, vocab, *grammar, 60, rng);
+    ASSERT_FALSE(HasFailure()) << schema;
   }
 }
 
@@ -226,29 +241,10 @@ TEST(TokenTrieTest, AutomatonWalksAreTheDefinitions) {
     grammars.push_back(*grammar);
   }
   std::mt19937_64 rng(23);
-  std::vector<JsonMatcher> scratch;
-  TokenBits allowed;
   int automaton_steps = 0;
   for (const auto& grammar : grammars) {
-    for (int reply = 0; reply < 12; ++reply) {
-      JsonMatcher matcher(grammar);
-      std::string text;
-      for (int step = 0; step < 40 && !matcher.IsFinished(); ++step) {
-        automaton_steps += matcher.Automaton().has_value() ? 1 : 0;
-        const int32_t num_allowed = trie.Allowed(matcher, scratch, &allowed);
-        const std::vector<uint8_t> expected = BruteForce(matcher, vocab);
-        ASSERT_EQ(Unpack(allowed, trie.vocab_size()), expected) << "after " << text;
-        std::vector<int32_t> choices;
-        for (size_t id = 0; id < expected.size(); ++id) {
-          if (expected[id] != 0) choices.push_back(static_cast<int32_t>(id));
-        }
-        ASSERT_EQ(num_allowed, static_cast<int32_t>(choices.size()));
-        if (choices.empty()) break;
-        const int32_t pick = choices[rng() % choices.size()];
-        ASSERT_TRUE(matcher.Advance(vocab[static_cast<size_t>(pick)]));
-        text += vocab[static_cast<size_t>(pick)];
-      }
-    }
+    automaton_steps += RandomRepliesHaveTheDefinitionsMasks(trie, vocab, grammar, 40, rng);
+    ASSERT_FALSE(HasFailure());
   }
   EXPECT_GT(automaton_steps, 200);
 }

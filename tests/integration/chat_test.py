@@ -165,6 +165,24 @@ class ChatTest(unittest.TestCase):
         self.assertIn("response_format.regex", error.exception.details())
         self.assertIn("lookaround", error.exception.details())
 
+    def test_a_grammar_reply_derives_from_its_root(self):
+        # A recursive rule: the reply nests parentheses, at most 64 rules deep, and closes
+        # every one it opened; nothing may follow the outermost.
+        request = chat("c8", [("user", "Nest?")], max_tokens=256)
+        request.response_format.grammar = b'root ::= "(" root ")" | "x"\n'
+        text, final = self.generate_text(request)
+        self.assertEqual(final.finish_reason, pb.FINISH_REASON_RESPONSE_COMPLETE, text)
+        depth = text.index("x")
+        self.assertLessEqual(depth, 63)
+        self.assertEqual(text, "(" * depth + "x" + ")" * depth)
+
+        request.response_format.grammar = b'root ::= root "a" | "b"\n'
+        with self.assertRaises(grpc.RpcError) as error:
+            self.generate(request)
+        self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("response_format.grammar", error.exception.details())
+        self.assertIn("left recursion (root -> root)", error.exception.details())
+
     def generate_text(self, request):
         text, final = "", None
         for message in self.stub.Generate(request, timeout=30):

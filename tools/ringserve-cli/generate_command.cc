@@ -31,7 +31,8 @@ constexpr char kUsage[] =
     "       (--text T | --tokens 1,2,3 | --message ROLE:TEXT...)\n"
     "       [--append] [--max-tokens N] [--min-tokens N] [--temperature X] [--top-p P]\n"
     "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
-    "       [--logprobs N] [--prompt-logprobs N] [--n N] [--json-object | --json-schema FILE]\n"
+    "       [--logprobs N] [--prompt-logprobs N] [--n N]\n"
+    "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE]\n"
     "       [--timeout-s S] [--json]";
 
 struct GenerateFlags {
@@ -56,6 +57,7 @@ struct GenerateFlags {
   bool json_object = false;
   std::string json_schema;  // a file
   std::string regex;
+  std::string grammar_file;
 };
 
 absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
@@ -133,11 +135,16 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   if (parser.IsSet("prompt-logprobs")) request.set_prompt_logprobs(flags.prompt_logprobs);
   request.set_n(flags.n);
   const int formats = (flags.json_object ? 1 : 0) + (flags.json_schema.empty() ? 0 : 1) +
-                      (flags.regex.empty() ? 0 : 1);
+                      (flags.regex.empty() ? 0 : 1) + (flags.grammar_file.empty() ? 0 : 1);
   if (formats > 1) {
-    return absl::InvalidArgumentError("give one of --json-object, --json-schema and --regex");
+    return absl::InvalidArgumentError(
+        "give one of --json-object, --json-schema, --regex and --grammar-file");
   }
   if (!flags.regex.empty()) request.mutable_response_format()->set_regex(flags.regex);
+  if (!flags.grammar_file.empty()) {
+    RS_ASSIGN_OR_RETURN(std::string text, ReadTextFile(flags.grammar_file, "grammar"));
+    request.mutable_response_format()->set_grammar(std::move(text));
+  }
   if (flags.json_object) request.mutable_response_format()->mutable_json_object();
   if (!flags.json_schema.empty()) {
     // The worker checks the schema; the client only sends it.
@@ -251,6 +258,9 @@ absl::Status RunGenerate(CommandArgs args) {
                    "file");
   parser.AddString("regex", &flags.regex,
                    "structured output: the reply matches this regular expression as a whole");
+  parser.AddString("grammar-file", &flags.grammar_file,
+                   "structured output: the reply derives from the GBNF grammar in this file "
+                   "(its rule \"root\")");
   RS_RETURN_IF_ERROR(ParseCommand(kUsage, args, parser));
   absl::StatusOr<GenerateRequest> request = BuildRequest(flags, parser);
   if (!request.ok()) return UsageError(request.status());

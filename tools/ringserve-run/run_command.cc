@@ -52,6 +52,7 @@ struct RunFlags {
   bool json_object = false;
   std::string json_schema;
   std::string regex;
+  std::string grammar_file;
   bool json = false;
   bool sequential = false;
   bool ignore_eos = false;
@@ -94,6 +95,9 @@ void Register(ArgParser& parser, RunFlags& flags) {
                    "this file");
   parser.AddString("regex", &flags.regex,
                    "structured output: every reply matches this regular expression as a whole");
+  parser.AddString("grammar-file", &flags.grammar_file,
+                   "structured output: every reply derives from the GBNF grammar in this file "
+                   "(its rule \"root\")");
   parser.AddInt("max-seqs", &flags.max_seqs,
                 "most prompts generating at once; the rest wait their turn (64)",
                 IntRange{.min = 1, .max = 4096});
@@ -122,9 +126,10 @@ absl::Status ReadPromptsFile(const std::string& path, std::vector<std::string>* 
 absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ResponseFormatFor(
     const RunFlags& flags) {
   const int formats = (flags.json_object ? 1 : 0) + (flags.json_schema.empty() ? 0 : 1) +
-                      (flags.regex.empty() ? 0 : 1);
+                      (flags.regex.empty() ? 0 : 1) + (flags.grammar_file.empty() ? 0 : 1);
   if (formats > 1) {
-    return absl::InvalidArgumentError("--json-object, --json-schema and --regex: give one of them");
+    return absl::InvalidArgumentError(
+        "--json-object, --json-schema, --regex and --grammar-file: give one of them");
   }
   if (flags.json_object) return grammar::JsonGrammar::AnyObject();
   if (!flags.regex.empty()) {
@@ -132,6 +137,16 @@ absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ResponseFormatFor(
         grammar::JsonGrammar::FromRegex(flags.regex);
     if (!grammar.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--regex: ", grammar.status().message()));
+    }
+    return grammar;
+  }
+  if (!flags.grammar_file.empty()) {
+    RS_ASSIGN_OR_RETURN(const std::string text, ReadTextFile(flags.grammar_file, "grammar"));
+    absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
+        grammar::JsonGrammar::FromGbnf(text);
+    if (!grammar.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--grammar-file ", flags.grammar_file, ": ", grammar.status().message()));
     }
     return grammar;
   }

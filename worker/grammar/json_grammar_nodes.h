@@ -17,6 +17,9 @@
 namespace ringserve::grammar {
 
 inline constexpr int32_t kUnbounded = std::numeric_limits<int32_t>::max();
+// A grammar's rules (FromGbnf) nest at most this deep in the matcher: its stack holds at
+// most this many rule frames (a call in tail position replaces its caller's frame).
+inline constexpr int32_t kMaxRuleDepth = 64;
 
 enum class NodeKind : uint8_t {
   // Concrete nodes: a value of one is matched by one matcher frame.
@@ -26,7 +29,8 @@ enum class NodeKind : uint8_t {
   kNumber,
   kInteger,
   kLiterals,  // one of a set of exact texts (enum, const, true, false, null)
-  kText,      // raw text (not JSON) that matches `pattern`: a regex response format's root
+  kText,      // raw text (not JSON) that matches `pattern`: a regex response format's root,
+              // or a grammar's rule (its automaton calls other kText nodes by index)
   // A value is one of `members` (anyOf, type arrays, $ref); never matched directly, the
   // matcher starts one frame per concrete alternative.
   kChoice,
@@ -59,6 +63,11 @@ struct JsonGrammar::Node {
   // kString with a "pattern" (its text has no escapes; the automaton takes none of the
   // bytes JSON would escape), and kText.
   std::shared_ptr<const RegexDfa> pattern{};
+  // kText rules of a grammar: how many frames above this one finishing it takes at least,
+  // from each automaton state (empty: none from any state), and from its start once it has
+  // read a byte (a call stands for a non-empty text).
+  std::vector<int32_t> finish_depth{};
+  int32_t nonempty_finish_depth = 0;
   std::vector<std::string> literals{};  // kLiterals: sorted, unique
   std::vector<int32_t> members{};       // kChoice
 

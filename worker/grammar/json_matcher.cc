@@ -493,12 +493,20 @@ Outcome FrameByte(const std::vector<Node>& nodes, Frames& frames, uint8_t byte) 
   return NumberByte(node, frames, byte);
 }
 
+// Raw text whose every frame may end where it is (a rule's caller where the rule returns).
+bool IsCompleteText(const std::vector<Node>& nodes, const Frames& frames) {
+  return std::all_of(frames.begin(), frames.end(), [&](const Frame& frame) {
+    return frame.state == kText &&
+           nodes[static_cast<size_t>(frame.node)].pattern->Accepting(frame.count);
+  });
+}
+
 bool IsCompleteStack(const std::vector<Node>& nodes, const Stack& stack) {
   if (stack.frames.empty()) return true;
+  if (stack.frames[0].state == kText) return IsCompleteText(nodes, stack.frames);
   if (stack.frames.size() != 1) return false;
-  const Frame& frame = stack.frames[0];  // a top-level number or text may end here
+  const Frame& frame = stack.frames[0];  // a top-level number may end here
   const uint8_t state = frame.state;
-  if (state == kText) return nodes[static_cast<size_t>(frame.node)].pattern->Accepting(frame.count);
   const Node& node = nodes[static_cast<size_t>(frame.node)];
   return IsNumberEnd(state) && (!node.bounded || InRange(RangeOf(node), PrefixOf(frame)));
 }
@@ -541,6 +549,13 @@ class Stepper {
     return used_++;
   }
 
+  // A fork that did not survive the byte; its slot is reused when it is the last one, so
+  // that the forks a grammar tries and drops do not use up kMaxStacks.
+  void Drop(size_t slot) {
+    out_[slot].dead = true;
+    if (slot + 1 == used_) --used_;
+  }
+
   size_t Fork(size_t slot) {
     const size_t fork = AddSlot();
     if (fork != kNoSlot) out_[fork].frames = out_[slot].frames;
@@ -549,12 +564,8 @@ class Stepper {
 
   bool Run(size_t slot, uint8_t byte);
   Outcome Pending(size_t slot, uint8_t byte);
-  Outcome TextByte(Frame& frame, uint8_t byte) const {
-    const int32_t next = nodes_[frame.node].pattern->Next(frame.count, byte);
-    if (next == RegexDfa::kDead) return Outcome::kReject;
-    frame.count = next;
-    return Outcome::kTake;
-  }
+  Outcome RuleByte(size_t slot, uint8_t byte, bool may_return);
+  bool CallRule(size_t slot, const RegexDfa::Call& call, uint8_t byte);
   Outcome Literal(size_t slot, uint8_t byte);
 
   const std::vector<Node>& nodes_;
@@ -573,7 +584,7 @@ bool Stepper::Run(size_t slot, uint8_t byte) {
     } else if (state == kLiteral) {
       outcome = Literal(slot, byte);
     } else if (state == kText) {
-      outcome = TextByte(frames.back(), byte);
+      outcome = RuleByte(slot, byte, /*may_return=*/true);
     } else {
       outcome = FrameByte(nodes_, frames, byte);
     }
@@ -601,6 +612,69 @@ Outcome Stepper::Pending(size_t slot, uint8_t byte) {
   }
   out_[slot].frames.back() = Fresh(nodes_, own);
   return Outcome::kAgain;
+}
+
+// The frames above frame `depth` (from 1) that finishing `node` from `state` takes.
+int32_t FinishDepth(const Node& node, int32_t state) {
+  return node.finish_depth.empty() ? 0 : node.finish_depth[static_cast<size_t>(state)];
+}
+
+// Raw text: a regex's automaton, or a grammar rule's. The rule's automaton takes the byte
+// itself; or it calls a rule whose text starts with the byte (a fork per rule); or, where
+// its text may end, it returns to its caller, which takes the byte (another fork). A step
+// is refused where finishing the text would need more than kMaxRuleDepth frames, so every
+// stack kept can be completed. A call stands for a non-empty text (the compiler turned the
+// empty one into an epsilon edge), so a frame pushed for this byte cannot return before
+// taking it (may_return false), and the calls and returns one byte sets off are finite.
+Outcome Stepper::RuleByte(size_t slot, uint8_t byte, bool may_return) {
+  const Frame top = out_[slot].frames.back();
+  const Node& node = nodes_[static_cast<size_t>(top.node)];
+  const RegexDfa& dfa = *node.pattern;
+  for (const RegexDfa::Call& call : dfa.Calls(top.count)) {
+    if (!CallRule(slot, call, byte)) break;
+  }
+  if (may_return && out_[slot].frames.size() > 1 && dfa.Accepting(top.count)) {
+    const size_t fork = Fork(slot);
+    if (fork != kNoSlot) {
+      out_[fork].frames.pop_back();
+      if (RuleByte(fork, byte, true) != Outcome::kTake) Drop(fork);
+    }
+  }
+  const int32_t next = dfa.Next(top.count, byte);
+  const auto depth = static_cast<int32_t>(out_[slot].frames.size());
+  if (next == RegexDfa::kDead || depth + FinishDepth(node, next) > kMaxRuleDepth) {
+    return Outcome::kReject;
+  }
+  out_[slot].frames.back().count = next;
+  return Outcome::kTake;
+}
+
+// Forks `slot` into a stack that calls `call.rule` for `byte`; false when no slot is left.
+bool Stepper::CallRule(size_t slot, const RegexDfa::Call& call, uint8_t byte) {
+  const Node& callee = nodes_[static_cast<size_t>(call.rule)];
+  if (!callee.first_bytes[byte]) return true;
+  const Frame& caller = out_[slot].frames.back();
+  const Node& node = nodes_[static_cast<size_t>(caller.node)];
+  // A call that ends its caller's text replaces the caller's frame, so that a rule that
+  // recurses at its end (list ::= item list?) does not grow the stack.
+  const bool tail = node.pattern->IsFinal(call.next);
+  auto depth = static_cast<int32_t>(out_[slot].frames.size());
+  if (!tail) {
+    if (depth + FinishDepth(node, call.next) > kMaxRuleDepth) return true;
+    ++depth;
+  }
+  if (depth + callee.nonempty_finish_depth > kMaxRuleDepth) return true;
+  const size_t fork = Fork(slot);
+  if (fork == kNoSlot) return false;
+  Frames& frames = out_[fork].frames;
+  if (tail) {
+    frames.pop_back();
+  } else {
+    frames.back().count = call.next;
+  }
+  frames.push_back(Frame{.node = call.rule, .state = kText, .count = RegexDfa::kStart});
+  if (RuleByte(fork, byte, false) != Outcome::kTake) Drop(fork);
+  return true;
 }
 
 // Literal texts are sorted, so those that match the bytes so far are a contiguous range.
@@ -702,16 +776,18 @@ bool JsonMatcher::IsFinished() const {
   // Every live stack can be completed, so one that is not empty may take another byte;
   // the exceptions are a complete top-level number that nothing may extend: "0" or "-0"
   // as an integer, one at the edge of its range ("5" under "maximum": 9) or its digits,
-  // and raw text that its pattern lets go no further.
+  // and raw text that its pattern or grammar lets go no further.
   const auto& nodes = grammar_->nodes();
   const auto done = [&](const Stack& stack) {
     if (stack.frames.empty()) return true;
+    if (stack.frames[0].state == kText) {
+      return std::all_of(stack.frames.begin(), stack.frames.end(), [&](const Frame& frame) {
+        return nodes[static_cast<size_t>(frame.node)].pattern->IsFinal(frame.count);
+      });
+    }
     if (stack.frames.size() != 1) return false;
     const Frame& frame = stack.frames[0];
     const Node& node = nodes[static_cast<size_t>(frame.node)];
-    if (frame.state == kText) {
-      return node.pattern->Accepting(frame.count) && !node.pattern->CanContinue(frame.count);
-    }
     return IsNumberEnd(frame.state) && IsCompleteStack(nodes, stack) && !NumberCanGrow(node, frame);
   };
   return live_ > 0 &&
@@ -763,7 +839,10 @@ std::optional<JsonMatcher::AutomatonState> JsonMatcher::Automaton() const {
   if (live_ != 1 || stacks_[0].frames.empty()) return std::nullopt;
   const Frame& top = stacks_[0].frames.back();
   const Node& node = grammar_->nodes()[static_cast<size_t>(top.node)];
-  if (top.state == kText) return AutomatonState{.dfa = node.pattern.get(), .state = top.count};
+  // A grammar's rules call one another: the matcher follows the calls.
+  if (top.state == kText && stacks_[0].frames.size() == 1 && !node.pattern->has_calls()) {
+    return AutomatonState{.dfa = node.pattern.get(), .state = top.count};
+  }
   if (top.state == kStrBody && node.pattern != nullptr) {
     return AutomatonState{.dfa = node.pattern.get(), .state = top.count, .in_string = true};
   }

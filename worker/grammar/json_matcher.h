@@ -1,8 +1,9 @@
 // Structured output: JSON text constrained by a grammar, one byte at a time.
 //
 // JsonGrammar is a compiled constraint: any JSON object (response_format "json_object"), a
-// JSON Schema (a subset, listed on FromSchema), or raw text matching a regular expression
-// (response_format "regex", FromRegex). JsonMatcher walks the bytes a model emits and
+// JSON Schema (a subset, listed on FromSchema), raw text matching a regular expression
+// (response_format "regex", FromRegex), or raw text derived from a context-free grammar
+// (response_format "grammar", FromGbnf). JsonMatcher walks the bytes a model emits and
 // says which next bytes keep them a prefix of some text the grammar accepts; the token mask
 // (token_trie.h, token_constraint.h) runs it over every vocabulary token's bytes to pick what may
 // be sampled.
@@ -85,6 +86,15 @@ class JsonGrammar {
   // INVALID_ARGUMENT as RegexDfa::Compile answers.
   static absl::StatusOr<std::shared_ptr<const JsonGrammar>> FromRegex(std::string_view regex);
 
+  // Raw text derived from a context-free grammar in GBNF (gbnf_syntax.h lists the syntax;
+  // the rule named "root" is the whole text). Rules may recurse, except on the left (a rule
+  // that calls itself before reading a byte, such as expr ::= expr "+" term, is refused
+  // with the rules named), and nest at most kMaxRuleDepth (64) deep at once in the text; a
+  // call in tail position (list ::= item list?) costs no depth. INVALID_ARGUMENT naming the
+  // line and column of a syntax error, or the rule that is undefined, matches no text, or
+  // makes an automaton too large.
+  static absl::StatusOr<std::shared_ptr<const JsonGrammar>> FromGbnf(std::string_view text);
+
   static constexpr int kMaxProperties = 64;
 
   // Private to the implementation (json_grammar_nodes.h): the compiled schema nodes.
@@ -96,6 +106,7 @@ class JsonGrammar {
 
  private:
   friend class JsonGrammarBuilder;
+  friend class GrammarCompiler;
   std::vector<Node> nodes_;  // nodes_[0] is the root
 };
 

@@ -21,9 +21,6 @@ namespace regex_internal {
 
 // NFA states a pattern may expand to (counted repeats copy their operand).
 constexpr size_t kMaxNfaStates = 200000;
-// NFA state visits the subset construction may spend, so that compiling one request's
-// pattern stays well under a second.
-constexpr int64_t kMaxWork = 20'000'000;
 
 absl::Status TooComplex(std::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("regex: too complex (", std::string(what),
@@ -32,7 +29,8 @@ absl::Status TooComplex(std::string_view what) {
 
 struct NfaState {
   ByteRange range{.first = 1, .last = 0};  // empty (first > last): no byte edge
-  int32_t on_byte = -1;
+  int32_t call = -1;                       // a call edge of this rule instead
+  int32_t on_byte = -1;                    // where the byte edge or the call edge leads
   std::vector<int32_t> epsilon;
 };
 
@@ -96,6 +94,13 @@ absl::StatusOr<Fragment> NfaBuilder::Emit(const RegexNode& node) {
     }
     case RegexNode::Kind::kRepeat:
       return EmitRepeat(node);
+    case RegexNode::Kind::kCall: {
+      RS_ASSIGN_OR_RETURN(const int32_t call, New());
+      RS_ASSIGN_OR_RETURN(const int32_t end, New());
+      states_[static_cast<size_t>(call)].call = node.rule;
+      states_[static_cast<size_t>(call)].on_byte = end;
+      return Fragment{.start = call, .end = end};
+    }
   }
   return absl::InternalError("regex: unknown node");
 }
@@ -174,7 +179,6 @@ absl::StatusOr<Fragment> NfaBuilder::EmitRepeat(const RegexNode& node) {
 
 }  // namespace regex_internal
 
-using regex_internal::kMaxWork;
 using regex_internal::NfaBuilder;
 using regex_internal::NfaState;
 using regex_internal::TooComplex;
@@ -183,22 +187,27 @@ using regex_internal::TooComplex;
 // match.
 class DfaBuilder {
  public:
-  DfaBuilder(std::vector<NfaState>& nfa, int32_t match, const std::bitset<256>& allowed)
-      : nfa_(nfa), match_(match), allowed_(allowed), seen_(nfa.size(), 0) {}
+  DfaBuilder(std::vector<NfaState>& nfa, int32_t match, const std::bitset<256>& allowed,
+             int64_t max_work)
+      : nfa_(nfa), match_(match), allowed_(allowed), max_work_(max_work), seen_(nfa.size(), 0) {}
 
   absl::StatusOr<std::shared_ptr<const RegexDfa>> Build(int32_t nfa_start);
+  int64_t work() const { return work_; }  // what Build spent
 
  private:
-  // The NFA states with byte edges reachable from `roots` by epsilon edges, sorted, and -1
+  // The NFA states with byte or call edges reachable from `roots` by epsilon edges, sorted, and -1
   // at the end when the match state is reachable too: the key of a DFA state.
   std::vector<int32_t> Closure(const std::vector<int32_t>& roots);
   void ComputeClasses(RegexDfa& dfa) const;
   absl::StatusOr<int32_t> StateOf(std::vector<int32_t> key);
+  // The next DFA state's call edges: one per rule, to the closure of what follows its calls.
+  absl::Status AddCalls(RegexDfa& dfa, std::vector<std::pair<int32_t, int32_t>>& calls);
   static absl::Status Prune(RegexDfa& dfa);
 
   std::vector<NfaState>& nfa_;
   int32_t match_;
   std::bitset<256> allowed_;
+  int64_t max_work_;
   std::vector<uint32_t> seen_;  // Closure's visit marks, by generation
   uint32_t generation_ = 0;
   int64_t work_ = 0;
@@ -222,7 +231,7 @@ std::vector<int32_t> DfaBuilder::Closure(const std::vector<int32_t>& roots) {
     ++work_;
     const NfaState& state = nfa_[static_cast<size_t>(s)];
     if (s == match_) accepting = true;
-    if (state.range.first <= state.range.last) key.push_back(s);
+    if (state.range.first <= state.range.last || state.call >= 0) key.push_back(s);
     for (const int32_t next : state.epsilon) {
       if (seen_[static_cast<size_t>(next)] == generation_) continue;
       seen_[static_cast<size_t>(next)] = generation_;
@@ -273,13 +282,19 @@ absl::StatusOr<std::shared_ptr<const RegexDfa>> DfaBuilder::Build(int32_t nfa_st
   for (size_t b = 256; b-- > 0;) first_byte[dfa->class_of_[b]] = static_cast<uint8_t>(b);
   RS_RETURN_IF_ERROR(StateOf(Closure({nfa_start})).status());  // RegexDfa::kStart
   std::vector<std::vector<int32_t>> targets(classes);
-  for (size_t s = 0; s < keys_.size(); ++s) {  // StateOf appends the states to visit
+  std::vector<std::pair<int32_t, int32_t>> calls;  // (rule, NFA state after it)
+  for (size_t s = 0; s < keys_.size(); ++s) {      // StateOf appends the states to visit
     for (std::vector<int32_t>& t : targets) t.clear();
+    calls.clear();
     const std::vector<int32_t>& key = keys_[s];  // valid until the next StateOf
     dfa->accepting_.push_back(!key.empty() && key.back() < 0 ? 1 : 0);
     for (const int32_t n : key) {
       if (n < 0) continue;  // the accepting mark
       const NfaState& state = nfa_[static_cast<size_t>(n)];
+      if (state.call >= 0) {
+        calls.emplace_back(state.call, state.on_byte);
+        continue;
+      }
       for (size_t c = dfa->class_of_[state.range.first]; c <= dfa->class_of_[state.range.last];
            ++c) {
         targets[c].push_back(state.on_byte);
@@ -293,13 +308,30 @@ absl::StatusOr<std::shared_ptr<const RegexDfa>> DfaBuilder::Build(int32_t nfa_st
       }
       dfa->next_.push_back(next);
     }
-    if (work_ > kMaxWork) return TooComplex("the automaton takes too long to build");
+    RS_RETURN_IF_ERROR(AddCalls(*dfa, calls));
+    if (work_ > max_work_) return TooComplex("the automaton takes too long to build");
   }
   RS_RETURN_IF_ERROR(Prune(*dfa));
   return dfa;
 }
 
-// Removes the edges into states from which no accepting state can be reached.
+absl::Status DfaBuilder::AddCalls(RegexDfa& dfa, std::vector<std::pair<int32_t, int32_t>>& calls) {
+  if (dfa.call_begin_.empty()) dfa.call_begin_.push_back(0);
+  std::sort(calls.begin(), calls.end());
+  std::vector<int32_t> after;
+  for (size_t i = 0; i < calls.size();) {
+    after.clear();
+    const int32_t rule = calls[i].first;
+    for (; i < calls.size() && calls[i].first == rule; ++i) after.push_back(calls[i].second);
+    RS_ASSIGN_OR_RETURN(const int32_t next, StateOf(Closure(after)));
+    dfa.calls_.push_back(RegexDfa::Call{.rule = rule, .next = next});
+  }
+  dfa.call_begin_.push_back(static_cast<int32_t>(dfa.calls_.size()));
+  return absl::OkStatus();
+}
+
+// Removes the edges (bytes and calls) into states from which no accepting state can be
+// reached.
 absl::Status DfaBuilder::Prune(RegexDfa& dfa) {
   const size_t n = dfa.accepting_.size();
   const size_t classes = dfa.num_classes_;
@@ -308,6 +340,9 @@ absl::Status DfaBuilder::Prune(RegexDfa& dfa) {
     for (size_t c = 0; c < classes; ++c) {
       const int32_t t = dfa.next_[s * classes + c];
       if (t != RegexDfa::kDead) into[static_cast<size_t>(t)].push_back(static_cast<int32_t>(s));
+    }
+    for (const RegexDfa::Call& call : dfa.Calls(static_cast<int32_t>(s))) {
+      into[static_cast<size_t>(call.next)].push_back(static_cast<int32_t>(s));
     }
   }
   std::vector<uint8_t> live(dfa.accepting_);
@@ -335,6 +370,20 @@ absl::Status DfaBuilder::Prune(RegexDfa& dfa) {
       if (t != RegexDfa::kDead) dfa.continues_[s] = 1;
     }
   }
+  if (dfa.calls_.empty()) {
+    dfa.call_begin_.clear();  // Calls() answers from calls_ alone
+    return absl::OkStatus();
+  }
+  std::vector<RegexDfa::Call> kept;
+  std::vector<int32_t> begin = {0};
+  for (size_t s = 0; s < n; ++s) {
+    for (const RegexDfa::Call& call : dfa.Calls(static_cast<int32_t>(s))) {
+      if (live[static_cast<size_t>(call.next)] != 0) kept.push_back(call);
+    }
+    begin.push_back(static_cast<int32_t>(kept.size()));
+  }
+  dfa.calls_ = std::move(kept);
+  dfa.call_begin_ = std::move(begin);
   return absl::OkStatus();
 }
 
@@ -345,9 +394,18 @@ absl::StatusOr<std::shared_ptr<const RegexDfa>> RegexDfa::Compile(std::string_vi
         absl::StrCat("regex: ", pattern.size(), " bytes is over the limit of ", kMaxPatternBytes));
   }
   RS_ASSIGN_OR_RETURN(const RegexNode tree, ParseRegex(pattern));
+  return CompileTree(tree, allowed);
+}
+
+absl::StatusOr<std::shared_ptr<const RegexDfa>> RegexDfa::CompileTree(
+    const RegexNode& tree, const std::bitset<256>& allowed, int64_t* work_left) {
   NfaBuilder nfa;
   RS_ASSIGN_OR_RETURN(const int32_t start, nfa.Build(tree));
-  return DfaBuilder(nfa.states(), nfa.match(), allowed).Build(start);
+  DfaBuilder builder(nfa.states(), nfa.match(), allowed,
+                     work_left != nullptr ? std::min(*work_left, kMaxWork) : kMaxWork);
+  auto dfa = builder.Build(start);
+  if (work_left != nullptr) *work_left -= builder.work();
+  return dfa;
 }
 
 std::bitset<256> RegexDfa::FirstBytes() const {

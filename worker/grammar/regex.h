@@ -32,12 +32,15 @@
 #include <bitset>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 
 namespace ringserve::grammar {
+
+struct RegexNode;
 
 class RegexDfa {
  public:
@@ -55,6 +58,15 @@ class RegexDfa {
   // matches no text of the allowed bytes.
   static absl::StatusOr<std::shared_ptr<const RegexDfa>> Compile(std::string_view pattern,
                                                                  const std::bitset<256>& allowed);
+  // Compiles a parsed tree, which may call grammar rules (RegexNode::kCall): a call is an
+  // edge of its own, taken when the rule's text has been read (the grammar's matcher reads
+  // it), and counts as a way to reach a match. The caller answers for the rule's text.
+  // `work_left`, when given, is a budget shared by several compilations (a grammar's
+  // rules): this one spends from it, and is refused as too complex when it runs out.
+  static absl::StatusOr<std::shared_ptr<const RegexDfa>> CompileTree(
+      const RegexNode& tree, const std::bitset<256>& allowed, int64_t* work_left = nullptr);
+  // The work a compilation may spend (NFA state visits): well under a second.
+  static constexpr int64_t kMaxWork = 20'000'000;
 
   // The state after `byte`; kDead when no accepted text continues that way.
   int32_t Next(int32_t state, uint8_t byte) const {
@@ -64,6 +76,24 @@ class RegexDfa {
   bool Accepting(int32_t state) const { return accepting_[static_cast<size_t>(state)] != 0; }
   // Some byte may follow.
   bool CanContinue(int32_t state) const { return continues_[static_cast<size_t>(state)] != 0; }
+
+  // The rules this state may call, and the state after each one's text; sorted by rule.
+  struct Call {
+    int32_t rule = 0;
+    int32_t next = 0;
+  };
+  std::span<const Call> Calls(int32_t state) const {
+    if (calls_.empty()) return {};
+    const auto s = static_cast<size_t>(state);
+    return std::span<const Call>(calls_).subspan(
+        static_cast<size_t>(call_begin_[s]),
+        static_cast<size_t>(call_begin_[s + 1] - call_begin_[s]));
+  }
+  bool has_calls() const { return !calls_.empty(); }
+  // Accepting, and nothing (no byte, no call) may follow.
+  bool IsFinal(int32_t state) const {
+    return Accepting(state) && !CanContinue(state) && Calls(state).empty();
+  }
   // The bytes a text may start with.
   std::bitset<256> FirstBytes() const;
 
@@ -79,6 +109,8 @@ class RegexDfa {
   std::vector<int32_t> next_;  // [state * num_classes_ + class]
   std::vector<uint8_t> accepting_;
   std::vector<uint8_t> continues_;
+  std::vector<Call> calls_;          // every state's calls, in state order
+  std::vector<int32_t> call_begin_;  // [state]: its first call in calls_; one past the end last
 };
 
 }  // namespace ringserve::grammar

@@ -436,38 +436,11 @@ absl::StatusOr<uint32_t> Parser::UnicodeEscape() {
 
 // The UTF-8 character at pos_ (shortest form, no surrogates).
 absl::StatusOr<uint32_t> Parser::CodePoint() {
-  const size_t at = pos_;
-  const auto lead = static_cast<uint8_t>(Peek());
-  int length = 0;
+  if (AtEnd()) return Error(pos_, "the pattern ends early");
   uint32_t value = 0;
-  if (lead < 0x80) {
-    ++pos_;
-    return lead;
-  }
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-    value = lead & 0x1F;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    value = lead & 0x0F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    value = lead & 0x07;
-  } else {
-    return Error(at, "not valid UTF-8");
-  }
-  for (int i = 1; i < length; ++i) {
-    const auto byte = static_cast<uint8_t>(Peek(static_cast<size_t>(i)));
-    if (pos_ + static_cast<size_t>(i) >= p_.size() || (byte & 0xC0) != 0x80) {
-      return Error(at, "not valid UTF-8");
-    }
-    value = (value << 6) | (byte & 0x3F);
-  }
-  static constexpr uint32_t kShortest[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (value < kShortest[length] || value > kMaxCodePoint || (value >= 0xD800 && value <= 0xDFFF)) {
-    return Error(at, "not valid UTF-8");
-  }
-  pos_ += static_cast<size_t>(length);
+  const size_t length = DecodeUtf8(p_, pos_, &value);
+  if (length == 0) return Error(pos_, "not valid UTF-8");
+  pos_ += length;
   return value;
 }
 

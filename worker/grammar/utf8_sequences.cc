@@ -124,4 +124,38 @@ std::vector<std::vector<ByteRange>> Utf8Sequences(const CodePointSet& set) {
   return out;
 }
 
+size_t DecodeUtf8(std::string_view text, size_t pos, uint32_t* code_point) {
+  const auto lead = static_cast<uint8_t>(text[pos]);
+  size_t length = 0;
+  uint32_t value = 0;
+  if (lead < 0x80) {
+    *code_point = lead;
+    return 1;
+  }
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+    value = lead & 0x1F;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    value = lead & 0x0F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    value = lead & 0x07;
+  } else {
+    return 0;
+  }
+  if (pos + length > text.size()) return 0;
+  for (size_t i = 1; i < length; ++i) {
+    const auto byte = static_cast<uint8_t>(text[pos + i]);
+    if ((byte & 0xC0) != 0x80) return 0;
+    value = (value << 6) | (byte & 0x3F);
+  }
+  static constexpr uint32_t kShortest[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (value < kShortest[length] || value > kMaxCodePoint || (value >= 0xD800 && value <= 0xDFFF)) {
+    return 0;
+  }
+  *code_point = value;
+  return length;
+}
+
 }  // namespace ringserve::grammar

@@ -4,7 +4,9 @@
 #ifndef RINGSERVE_WORKER_GRAMMAR_UTF8_SEQUENCES_H_
 #define RINGSERVE_WORKER_GRAMMAR_UTF8_SEQUENCES_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 namespace ringserve::grammar {
@@ -51,6 +53,10 @@ struct ByteRange {
 // in that sequence's range at its position. The sequences are disjoint, and only valid
 // UTF-8 (shortest form, no surrogates) matches them.
 std::vector<std::vector<ByteRange>> Utf8Sequences(const CodePointSet& set);
+
+// The length of the UTF-8 character at text[pos] (pos < text.size(); shortest form, no
+// surrogates) and its code point; 0 when the bytes there are not one.
+size_t DecodeUtf8(std::string_view text, size_t pos, uint32_t* code_point);
 
 }  // namespace ringserve::grammar
 

@@ -82,10 +82,19 @@ absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ToResponseFormat(
       if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
       return grammar;
     }
+    case pb::ResponseFormat::kGrammar: {
+      const std::string& text = format.grammar();
+      constexpr std::string_view kField = "response_format.grammar";
+      if (!tokenizer::IsValidUtf8(text)) return Invalid(kField, "not valid UTF-8");
+      absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
+          grammar::JsonGrammar::FromGbnf(text);
+      if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
+      return grammar;
+    }
     case pb::ResponseFormat::FORMAT_NOT_SET:
       break;
   }
-  return Invalid("response_format", "set json_object, json_schema or regex");
+  return Invalid("response_format", "set json_object, json_schema, regex or grammar");
 }
 
 absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& request,

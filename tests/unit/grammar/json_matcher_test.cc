@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "tests/unit/grammar/matcher_checks.h"
 
 namespace ringserve::grammar {
 namespace {
@@ -30,16 +31,6 @@ Grammar Schema(std::string_view schema) {
     return JsonGrammar::AnyObject();
   }
   return *grammar;
-}
-
-bool Prefix(const Grammar& grammar, std::string_view text) {
-  JsonMatcher matcher(grammar);
-  return matcher.Advance(text);
-}
-
-bool Accepts(const Grammar& grammar, std::string_view text) {
-  JsonMatcher matcher(grammar);
-  return matcher.Advance(text) && matcher.IsComplete();
 }
 
 // The index of the first byte the matcher refuses; -1 when it takes them all.
@@ -998,11 +989,7 @@ int RandomWalks(const Grammar& grammar, Check check, uint32_t seed, bool complet
     std::string text;
     Lexer lexer;
     while (text.size() < 300) {
-      std::vector<uint8_t> taken;
-      for (int byte = 0; byte < 256; ++byte) {
-        JsonMatcher copy = matcher;
-        if (copy.Advance(static_cast<uint8_t>(byte))) taken.push_back(static_cast<uint8_t>(byte));
-      }
+      std::vector<uint8_t> taken = TakenBytes(matcher);
       EXPECT_EQ(taken.empty(), matcher.IsFinished()) << text;
       if (taken.empty()) break;
       const bool after_digit =

@@ -249,6 +249,27 @@ TEST(TokenTrieTest, AutomatonWalksAreTheDefinitions) {
   EXPECT_GT(automaton_steps, 200);
 }
 
+// Grammars whose rules call one another, where the walk copies the matcher per trie node:
+// along random replies the mask is the definition's.
+TEST(TokenTrieTest, GrammarWalksAreTheDefinitions) {
+  std::vector<std::string> vocab = JsonishVocabulary(29, 1500);
+  for (const char* piece : {"(", ")", "((", "))", "(1", "1)", "+", "*", "+(", ")*", "12+", "2*("}) {
+    vocab.emplace_back(piece);
+  }
+  const TokenTrie trie(vocab);
+  std::mt19937_64 rng(31);
+  for (const char* gbnf :
+       {"root ::= expr\nexpr ::= term ((\"+\" | \"-\") term)*\n"
+        "term ::= factor (\"*\" factor)*\nfactor ::= [0-9]+ | \"(\" expr \")\"\n",
+        "root ::= value\nvalue ::= \"[\" (value (\", \" value)*)? \"]\" | \"{\" "
+        "(\"\\\"\" [a-z]+ \"\\\": \" value)? \"}\" | [0-9]+ | \"true\"\n"}) {
+    auto grammar = JsonGrammar::FromGbnf(gbnf);
+    ASSERT_TRUE(grammar.ok()) << grammar.status();
+    RandomRepliesHaveTheDefinitionsMasks(trie, vocab, *grammar, 40, rng);
+    ASSERT_FALSE(HasFailure()) << gbnf;
+  }
+}
+
 TEST(TokenTrieTest, PlainStringTextIsCompleteUtf8WithoutQuotesEscapesOrControls) {
   EXPECT_TRUE(IsPlainStringText("hello world"));
   EXPECT_TRUE(IsPlainStringText("\xC3\xA9t\xC3\xA9"));

@@ -191,10 +191,29 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
     EXPECT_THAT(refused.status().message(), HasSubstr("response_format.regex: ")) << bad;
     EXPECT_THAT(refused.status().message(), HasSubstr(why)) << bad;
   }
+  c.request.mutable_response_format()->set_grammar(
+      "root ::= \"(\" list \")\"\nlist ::= [a-z]+ (\",\" list)?\n");
+  auto gbnf = c.Convert();
+  ASSERT_TRUE(gbnf.ok()) << gbnf.status();
+  grammar::JsonMatcher derived(gbnf->response_format);
+  EXPECT_FALSE(derived.Advance("a"));
+  EXPECT_TRUE(derived.Advance("(ab,c)"));
+  EXPECT_TRUE(derived.IsFinished());
+  for (const auto& [bad, why] : std::vector<std::pair<std::string, std::string>>{
+           {"root ::= (\"a\"", "line 1, column"},
+           {"root ::= root \"a\" | \"b\"", "left recursion"},
+           {"root ::= x", "undefined rule 'x'"},
+           {"root ::= \"\xC3\"", "not valid UTF-8"}}) {
+    c.request.mutable_response_format()->set_grammar(bad);
+    auto refused = c.Convert();
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr("response_format.grammar: ")) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr(why)) << bad;
+  }
   c.request.mutable_response_format()->Clear();
   auto unset = c.Convert();
   EXPECT_THAT(unset.status().message(),
-              HasSubstr("response_format: set json_object, json_schema or regex"));
+              HasSubstr("response_format: set json_object, json_schema, regex or grammar"));
 }
 
 TEST(RequestConversionTest, PromptLogprobsAreOptionalAndBounded) {

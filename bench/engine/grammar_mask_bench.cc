@@ -199,6 +199,68 @@ void BM_CompileRegex(benchmark::State& state) {
 }
 BENCHMARK(BM_CompileRegex)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 
+// GBNF grammars (ResponseFormat.grammar): range(1) picks a grammar and the text so far.
+// Where rules call one another the walk copies the matcher per trie node, as a JSON
+// Schema's does; a grammar without recursion is one automaton, walked as a regex's.
+constexpr const char* kJsonGbnf = R"g(
+root    ::= object
+value   ::= object | array | string | number | ("true" | "false" | "null")
+object  ::= "{" space (string ":" space value ("," space string ":" space value)*)? "}" space
+array   ::= "[" space (value ("," space value)*)? "]" space
+string  ::= "\"" (char | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4}))* "\"" space
+char    ::= [^"\\\x7F\x00-\x1F]
+number  ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]+)? ([eE] [-+]? [0-9]{1,3})? space
+space   ::= | " " | "\n" [ \t]{0,20}
+)g";
+constexpr const char* kArithmeticGbnf = R"g(
+root   ::= expr
+expr   ::= term (("+" | "-") term)*
+term   ::= factor (("*" | "/") factor)*
+factor ::= [0-9]+ | "(" expr ")" | "-" factor
+)g";
+constexpr const char* kGreetingGbnf = R"g(
+root     ::= greeting ", " name "!"
+greeting ::= "Hello" | "Hi" | "Good morning"
+name     ::= [A-Z] [a-z]{0,30}
+)g";
+
+void BM_MaskGbnf(benchmark::State& state) {
+  struct Case {
+    const char* grammar;
+    const char* text;
+  };
+  static const Case kCases[] = {
+      {kJsonGbnf, "{\"name\": \"Ada Lovel"},  // inside a string, nested in a rule
+      {kJsonGbnf, "{\"a\": [1, {\"b\": "},    // before a value: a call per kind of value
+      {kArithmeticGbnf, "(12+"},              // before a factor, two rules deep
+      {kGreetingGbnf, "Hello, Ad"},           // no recursion: one automaton
+  };
+  const Case& c = kCases[state.range(1)];
+  auto grammar = JsonGrammar::FromGbnf(c.grammar);
+  std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
+  if (bytes.empty() || !grammar.ok()) {
+    state.SkipWithError("no vocabulary under --shared (or the grammar did not compile)");
+    return;
+  }
+  const TokenTrie trie(std::move(bytes));
+  JsonMatcher matcher(*grammar);
+  if (!matcher.Advance(c.text)) {
+    state.SkipWithError("the text is not a prefix of the grammar's");
+    return;
+  }
+  TimeMasks(state, trie, matcher);
+  state.SetLabel(absl::StrCat(VocabularyOf(state.range(0)), " after '", c.text, "'"));
+}
+BENCHMARK(BM_MaskGbnf)->ArgsProduct({{0, 1}, {0, 1, 2, 3}})->Unit(benchmark::kMillisecond);
+
+// Compiling a grammar, on the thread that takes the request.
+void BM_CompileGbnf(benchmark::State& state) {
+  static const char* const kGrammars[] = {kJsonGbnf, kArithmeticGbnf, kGreetingGbnf};
+  const char* grammar = kGrammars[state.range(0)];
+  for (auto _ : state) benchmark::DoNotOptimize(JsonGrammar::FromGbnf(grammar).ok());
+}
+BENCHMARK(BM_CompileGbnf)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+
 void BM_BuildTrie(benchmark::State& state) {
   const std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
   if (bytes.empty()) {

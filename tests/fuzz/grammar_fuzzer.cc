@@ -6,7 +6,8 @@
 //      after each byte it takes, some byte can follow unless the value is finished;
 //   2: text for the any-object grammar: the same, and a complete text is valid JSON;
 //   3: a regex, a NUL, then text: FromRegex answers OK or INVALID_ARGUMENT, and the matcher
-//      keeps the same promises on the text.
+//      keeps the same promises on the text;
+//   4: a GBNF grammar, a NUL, then text: the same with FromGbnf.
 // Every property failure aborts, so the fuzzer reports it as a crash.
 #include <cstddef>
 #include <cstdint>
@@ -61,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using ringserve::grammar::JsonMatcher;
   if (size == 0) return 0;
   const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 4) {
+  switch (data[0] % 5) {
     case 0: {
       auto grammar = JsonGrammar::FromSchema(body);
       ringserve::grammar::Require(grammar.ok() || absl::IsInvalidArgument(grammar.status()),
@@ -75,11 +76,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (grammar.ok()) ringserve::grammar::Walk(*grammar, body.substr(nul + 1));
       break;
     }
-    case 3: {
+    case 3:
+    case 4: {
       const size_t nul = body.find('\0');
-      auto grammar = JsonGrammar::FromRegex(body.substr(0, nul));
+      auto grammar = data[0] % 5 == 3 ? JsonGrammar::FromRegex(body.substr(0, nul))
+                                      : JsonGrammar::FromGbnf(body.substr(0, nul));
       ringserve::grammar::Require(grammar.ok() || absl::IsInvalidArgument(grammar.status()),
-                                  "a bad regex is INVALID_ARGUMENT");
+                                  "a bad regex or grammar is INVALID_ARGUMENT");
       if (grammar.ok() && nul != std::string_view::npos) {
         ringserve::grammar::Walk(*grammar, body.substr(nul + 1));
       }

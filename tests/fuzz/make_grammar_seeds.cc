@@ -1,6 +1,6 @@
 // Writes the grammar_fuzzer seed corpus into argv[1]: schemas that use every supported
 // keyword (alone, and followed by a text of theirs), any-object texts, and regexes with
-// texts of theirs.
+// texts of theirs, and GBNF grammars with texts of theirs.
 #include <optional>
 #include <string>
 
@@ -33,5 +33,14 @@ int main(int argc, char** argv) {
   corpus->Add("regex_text", 3,
               std::string(R"x((?:yes|no)(, [\w\s]{1,9}\.)?|\u00e9[^\n]*\d{2,}|[α-ω]+)x") +
                   std::string(1, '\0') + "no, because.");
+  corpus->Add("gbnf_text", 4,
+              std::string("root ::= expr\nexpr ::= term ((\"+\" | \"-\") term)*\n"
+                          "term ::= [0-9]+ | \"(\" expr \")\" | \"-\" term  # signs\n"
+                          "list ::= [a-z\\x41-\\u00ff]{1,3} (\",\" list)? .?\n") +
+                  std::string(1, '\0') + "(1+2)-(-3)");
+  corpus->Add("gbnf_json", 4,
+              std::string("root ::= v\nv ::= \"[\" (v (\", \" v)*)? \"]\" | \"{\" (s \": \" v)? "
+                          "\"}\" | s | [0-9]+\ns ::= \"\\\"\" [^\"\\\\]* \"\\\"\"\n") +
+                  std::string(1, '\0') + "[{\"a\": [1, \"b\"]}]");
   return corpus->ExitCode();
 }

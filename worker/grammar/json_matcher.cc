@@ -837,11 +837,16 @@ std::optional<int32_t> JsonMatcher::PlainStringRoom() const {
 
 std::optional<JsonMatcher::AutomatonState> JsonMatcher::Automaton() const {
   if (live_ != 1 || stacks_[0].frames.empty()) return std::nullopt;
-  const Frame& top = stacks_[0].frames.back();
+  const Frames& frames = stacks_[0].frames;
+  const Frame& top = frames.back();
   const Node& node = grammar_->nodes()[static_cast<size_t>(top.node)];
-  // A grammar's rules call one another: the matcher follows the calls.
-  if (top.state == kText && stacks_[0].frames.size() == 1 && !node.pattern->has_calls()) {
-    return AutomatonState{.dfa = node.pattern.get(), .state = top.count};
+  if (top.state == kText) {
+    return AutomatonState{
+        .dfa = node.pattern.get(),
+        .state = top.count,
+        .may_return = frames.size() > 1,
+        .finish_depth = node.finish_depth.empty() ? nullptr : &node.finish_depth,
+        .depth_room = kMaxRuleDepth - static_cast<int32_t>(frames.size())};
   }
   if (top.state == kStrBody && node.pattern != nullptr) {
     return AutomatonState{.dfa = node.pattern.get(), .state = top.count, .in_string = true};

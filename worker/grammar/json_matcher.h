@@ -32,10 +32,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "worker/grammar/regex.h"
 
 namespace ringserve::grammar {
-
-class RegexDfa;
 
 inline constexpr int kMaxIndent = 24;
 
@@ -154,16 +153,36 @@ class JsonMatcher {
   // nullopt in every other state.
   std::optional<int32_t> PlainStringRoom() const;
 
-  // Where the text is inside one regex automaton, and only there: the whole reply of a
-  // regex grammar (in_string false), or the only alternative inside a string under a
-  // "pattern" (in_string true: a quote, where the automaton accepts, closes the string and
-  // hands the bytes after it back to the JSON grammar; no other byte leaves the
-  // automaton). The token mask then follows the automaton itself rather than copying the
-  // matcher per byte (token_trie.h). nullopt in every other state.
+  // Where the text is inside one automaton, and only there: the whole reply of a regex
+  // grammar, a grammar rule (the reply's only stack, its top frame a rule's), or the only
+  // alternative inside a string under a "pattern" (in_string true: a quote, where the
+  // automaton accepts, closes the string and hands the bytes after it back to the JSON
+  // grammar; no other byte leaves the automaton). The token mask then follows the
+  // automaton itself rather than copying the matcher per byte (token_trie.h), and hands
+  // back to the matcher where HandsBack says. nullopt in every other state.
   struct AutomatonState {
     const RegexDfa* dfa = nullptr;
     int32_t state = 0;
     bool in_string = false;
+    // A rule's frame: it may return to a caller where its automaton accepts; finishing
+    // from a state may take at most depth_room frames above it (finish_depth: per state,
+    // null when every state's is 0).
+    bool may_return = false;
+    const std::vector<int32_t>* finish_depth = nullptr;
+    int32_t depth_room = 0;
+
+    // Where more than the automaton's own bytes may follow (the rule may call another or
+    // return): the matcher walks on from there.
+    bool HandsBack(int32_t at) const {
+      return (may_return && dfa->Accepting(at)) || !dfa->Calls(at).empty();
+    }
+    // The automaton's next state after `byte`, RegexDfa::kDead where it cannot take it
+    // here (the matcher refuses a byte after which the rule could only finish too deep).
+    int32_t Next(int32_t at, uint8_t byte) const {
+      const int32_t next = dfa->Next(at, byte);
+      if (finish_depth == nullptr || next == RegexDfa::kDead) return next;
+      return (*finish_depth)[static_cast<size_t>(next)] > depth_room ? RegexDfa::kDead : next;
+    }
   };
   std::optional<AutomatonState> Automaton() const;
 

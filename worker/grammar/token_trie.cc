@@ -130,29 +130,46 @@ int32_t TokenTrie::AllowTokensEndingAt(const Trie& trie, const Node& node, Token
 int32_t TokenTrie::WalkAutomaton(const Trie& trie, const JsonMatcher& matcher,
                                  const JsonMatcher::AutomatonState& automaton,
                                  std::vector<JsonMatcher>& scratch, TokenBits* allowed) const {
+  if (automaton.HandsBack(automaton.state)) {
+    return Walk(trie, 0, static_cast<int32_t>(trie.nodes.size()), matcher, scratch, allowed);
+  }
+  const bool rule =
+      automaton.may_return || automaton.finish_depth != nullptr || automaton.dfa->has_calls();
+  return rule ? FollowAutomaton<true>(trie, matcher, automaton, scratch, allowed)
+              : FollowAutomaton<false>(trie, matcher, automaton, scratch, allowed);
+}
+
+template <bool kRule>
+int32_t TokenTrie::FollowAutomaton(const Trie& trie, const JsonMatcher& matcher,
+                                   const JsonMatcher::AutomatonState& automaton,
+                                   std::vector<JsonMatcher>& scratch, TokenBits* allowed) const {
   const RegexDfa& dfa = *automaton.dfa;
   // states[d] is the automaton's state after the first d bytes of the current node's path,
   // and path[0, d) those bytes.
   std::vector<int32_t> states(static_cast<size_t>(max_depth_) + 1);
   std::string path(static_cast<size_t>(max_depth_), '\0');
   states[0] = automaton.state;
+  // The matcher after the first `depth` bytes of the path, which the automaton took.
+  const auto matcher_after = [&](size_t depth) {
+    JsonMatcher after = matcher;
+    const bool taken = after.Advance(std::string_view(path.data(), depth));
+    RS_CHECK(taken);  // the automaton took these bytes, and the matcher follows it
+    return after;
+  };
   int32_t num_allowed = 0;
   const auto n = static_cast<int32_t>(trie.nodes.size());
   for (int32_t i = 0; i < n;) {
     const Node& node = trie.nodes[static_cast<size_t>(i)];
     const int32_t from = states[node.depth];
-    if (automaton.in_string && node.byte == '"') {
+    if (!kRule && automaton.in_string && node.byte == '"') {
       // The string closes here when its text matches; what follows is the grammar's.
       if (dfa.Accepting(from)) {
-        JsonMatcher at_quote = matcher;
-        const bool taken = at_quote.Advance(std::string_view(path.data(), node.depth));
-        RS_CHECK(taken);  // the automaton took these bytes, and the matcher follows it
-        num_allowed += Walk(trie, i, node.subtree_end, at_quote, scratch, allowed);
+        num_allowed += Walk(trie, i, node.subtree_end, matcher_after(node.depth), scratch, allowed);
       }
       i = node.subtree_end;
       continue;
     }
-    const int32_t next = dfa.Next(from, node.byte);
+    const int32_t next = kRule ? automaton.Next(from, node.byte) : dfa.Next(from, node.byte);
     if (next == RegexDfa::kDead) {
       i = node.subtree_end;
       continue;
@@ -160,6 +177,13 @@ int32_t TokenTrie::WalkAutomaton(const Trie& trie, const JsonMatcher& matcher,
     states[node.depth + 1U] = next;
     path[node.depth] = static_cast<char>(node.byte);
     num_allowed += AllowTokensEndingAt(trie, node, allowed);
+    if (kRule && automaton.HandsBack(next)) {
+      // A call or a return may follow: the matcher walks this node's subtree.
+      num_allowed +=
+          Walk(trie, i + 1, node.subtree_end, matcher_after(node.depth + 1U), scratch, allowed);
+      i = node.subtree_end;
+      continue;
+    }
     ++i;
   }
   return num_allowed;

@@ -85,6 +85,12 @@ class TokenTrie {
   int32_t WalkAutomaton(const Trie& trie, const JsonMatcher& matcher,
                         const JsonMatcher::AutomatonState& automaton,
                         std::vector<JsonMatcher>& scratch, TokenBits* allowed) const;
+  // WalkAutomaton's loop; kRule: a grammar rule's automaton, which hands subtrees back
+  // where it may call or return (a regex's, the common case, needs no such test per node).
+  template <bool kRule>
+  int32_t FollowAutomaton(const Trie& trie, const JsonMatcher& matcher,
+                          const JsonMatcher::AutomatonState& automaton,
+                          std::vector<JsonMatcher>& scratch, TokenBits* allowed) const;
 
   // Sets the bits of the tokens whose bytes end at `node`; returns how many.
   static int32_t AllowTokensEndingAt(const Trie& trie, const Node& node, TokenBits* allowed);

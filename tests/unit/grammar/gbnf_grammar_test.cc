@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/unit/grammar/matcher_checks.h"
 #include "worker/grammar/json_matcher.h"
+#include "worker/grammar/regex.h"
 
 namespace ringserve::grammar {
 namespace {
@@ -244,12 +246,19 @@ TEST(GbnfGrammarTest, RulesThatDoNotRecurseBecomeOneAutomaton) {
       "root ::= greeting \", \" name \"!\"\ngreeting ::= \"hello\" | \"hi\"\n"
       "name ::= [A-Z] [a-z]*\n");
   JsonMatcher matcher(flat);
-  EXPECT_TRUE(matcher.Automaton().has_value());
+  ASSERT_TRUE(matcher.Automaton().has_value());
+  EXPECT_FALSE(matcher.Automaton()->dfa->has_calls());
   EXPECT_TRUE(Accepts(flat, "hi, Ann!"));
   EXPECT_FALSE(Prefix(flat, "hi, ann"));
 
+  // Recursive rules call one another: the token mask hands back to the matcher where a
+  // rule calls or may return.
   JsonMatcher recursive(Gbnf(kArithmetic));
-  EXPECT_FALSE(recursive.Automaton().has_value());
+  ASSERT_TRUE(recursive.Advance("(1"));
+  const std::optional<JsonMatcher::AutomatonState> factor = recursive.Automaton();
+  ASSERT_TRUE(factor.has_value());
+  EXPECT_TRUE(factor->may_return);
+  EXPECT_TRUE(factor->HandsBack(factor->state));  // after a digit the factor may end
 }
 
 TEST(GbnfGrammarTest, Utf8AndAnyCharacter) {

@@ -249,8 +249,9 @@ TEST(TokenTrieTest, AutomatonWalksAreTheDefinitions) {
   EXPECT_GT(automaton_steps, 200);
 }
 
-// Grammars whose rules call one another, where the walk copies the matcher per trie node:
-// along random replies the mask is the definition's.
+// Grammars whose rules call one another: the walk follows a rule's automaton and hands its
+// subtree back to the matcher where the rule may call or return. Along random replies the
+// mask is the definition's.
 TEST(TokenTrieTest, GrammarWalksAreTheDefinitions) {
   std::vector<std::string> vocab = JsonishVocabulary(29, 1500);
   for (const char* piece : {"(", ")", "((", "))", "(1", "1)", "+", "*", "+(", ")*", "12+", "2*("}) {
@@ -258,6 +259,7 @@ TEST(TokenTrieTest, GrammarWalksAreTheDefinitions) {
   }
   const TokenTrie trie(vocab);
   std::mt19937_64 rng(31);
+  int automaton_steps = 0;
   for (const char* gbnf :
        {"root ::= expr\nexpr ::= term ((\"+\" | \"-\") term)*\n"
         "term ::= factor (\"*\" factor)*\nfactor ::= [0-9]+ | \"(\" expr \")\"\n",
@@ -265,9 +267,30 @@ TEST(TokenTrieTest, GrammarWalksAreTheDefinitions) {
         "(\"\\\"\" [a-z]+ \"\\\": \" value)? \"}\" | [0-9]+ | \"true\"\n"}) {
     auto grammar = JsonGrammar::FromGbnf(gbnf);
     ASSERT_TRUE(grammar.ok()) << grammar.status();
-    RandomRepliesHaveTheDefinitionsMasks(trie, vocab, *grammar, 40, rng);
+    automaton_steps += RandomRepliesHaveTheDefinitionsMasks(trie, vocab, *grammar, 40, rng);
     ASSERT_FALSE(HasFailure()) << gbnf;
   }
+  // Most steps follow a rule's automaton and hand back to the matcher at calls and returns.
+  EXPECT_GT(automaton_steps, 400);
+
+  // Near the nesting limit the automaton's own bytes stop where the matcher's do: a rule
+  // frame 64 deep takes "a" (it can end with "d") but not "ab" (that needs a 65th frame).
+  auto nest = JsonGrammar::FromGbnf("root ::= \"a\" (\"b\" root \"c\" | \"d\")\n");
+  ASSERT_TRUE(nest.ok()) << nest.status();
+  Cases cases;
+  for (const int levels : {0, 1, 62, 63}) {
+    std::string prefix;
+    for (int i = 0; i < levels; ++i) prefix += "ab";
+    cases.emplace_back(*nest, prefix);
+    cases.emplace_back(*nest, prefix + "a");
+  }
+  ExpectTheDefinitionsMasks(trie, vocab, cases);
+  JsonMatcher deepest(*nest);
+  for (int i = 0; i < 63; ++i) ASSERT_TRUE(deepest.Advance("ab"));
+  ASSERT_TRUE(deepest.Advance("a"));
+  EXPECT_FALSE(JsonMatcher(deepest).Advance('b'));
+  ASSERT_TRUE(deepest.Automaton().has_value());
+  EXPECT_EQ(deepest.Automaton()->depth_room, 0);
 }
 
 TEST(TokenTrieTest, PlainStringTextIsCompleteUtf8WithoutQuotesEscapesOrControls) {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/grammar/matcher_checks.h"
+#include "worker/grammar/json_grammar_nodes.h"
 #include "worker/grammar/json_matcher.h"
 #include "worker/grammar/regex.h"
 
@@ -250,6 +251,12 @@ TEST(GbnfGrammarTest, RulesThatDoNotRecurseBecomeOneAutomaton) {
   EXPECT_FALSE(matcher.Automaton()->dfa->has_calls());
   EXPECT_TRUE(Accepts(flat, "hi, Ann!"));
   EXPECT_FALSE(Prefix(flat, "hi, ann"));
+
+  // Only the root and the rules that reach themselves stay automata of their own: JSON's
+  // string, number and whitespace rules are inlined into the rules that recurse.
+  EXPECT_EQ(flat->nodes().size(), 1U);
+  EXPECT_EQ(Gbnf(kJson)->nodes().size(), 5U);  // root, value, object, member, array
+  EXPECT_EQ(Gbnf(kArithmetic)->nodes().size(), 4U);
 
   // Recursive rules call one another: the token mask hands back to the matcher where a
   // rule calls or may return.

@@ -89,7 +89,8 @@ class JsonGrammar {
   // the rule named "root" is the whole text). Rules may recurse, except on the left (a rule
   // that calls itself before reading a byte, such as expr ::= expr "+" term, is refused
   // with the rules named), and nest at most kMaxRuleDepth (64) deep at once in the text; a
-  // call in tail position (list ::= item list?) costs no depth. INVALID_ARGUMENT naming the
+  // call in tail position (list ::= item list?) costs no depth; at most 16 parses of an
+  // ambiguous grammar are followed at once (kMaxStacks). INVALID_ARGUMENT naming the
   // line and column of a syntax error, or the rule that is undefined, matches no text, or
   // makes an automaton too large.
   static absl::StatusOr<std::shared_ptr<const JsonGrammar>> FromGbnf(std::string_view text);

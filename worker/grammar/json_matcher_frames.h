@@ -73,7 +73,8 @@ struct JsonMatcher::Frame {
   uint8_t state = matcher_internal::kPending;
   uint8_t ws = 0;    // the whitespace before the next token (kNoSpace, kOneSpace, kNewline + n)
   uint16_t aux = 0;  // strings and keys: \u digits or UTF-8 continuation bytes to come
-  // Arrays: elements so far; strings: code points so far; literals and keys: bytes taken;
+  // Arrays: elements so far; strings: code points so far; literals: bytes taken; keys: bytes
+  // taken while a listed name still matches (else 0);
   // objects: after a key, the node of its value.
   int32_t count = 0;
   // Objects: properties present; keys: properties whose key text matches so far;

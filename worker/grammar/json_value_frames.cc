@@ -1,6 +1,4 @@
 // The byte machines of JSON value frames.
-#include "worker/grammar/json_matcher_frames.h"
-
 #include <bit>
 #include <cstdint>
 #include <limits>
@@ -9,6 +7,7 @@
 #include <vector>
 
 #include "worker/grammar/json_grammar_nodes.h"
+#include "worker/grammar/json_matcher_frames.h"
 #include "worker/grammar/json_string_machine.h"
 #include "worker/grammar/number_range.h"
 #include "worker/grammar/regex.h"
@@ -135,7 +134,9 @@ Outcome KeyByte(const Node& node, Frames& frames, uint8_t byte) {
     key.state = kKeyBody + state;
   }
   key.bits = matching;
-  ++key.count;
+  // Only the listed names still matching read the count; once none does, an extra key's
+  // text is free and each step's state is the same, so its masks come from the cache.
+  key.count = matching == 0 ? 0 : key.count + 1;
   return Outcome::kTake;
 }
 

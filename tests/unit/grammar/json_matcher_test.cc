@@ -956,6 +956,32 @@ TEST(SchemaErrorTest, IgnoresKeywordsOfTypesNotInPlay) {
               {{R"("x")", kAccept}, {"[]", kReject, 0}});
 }
 
+// A key that no listed name matches any more is free text: its state recurs from byte to
+// byte (so the token mask's cache serves it), while a key still spelling a listed name
+// counts its bytes.
+TEST(SchemaObjectTest, FreeKeysRecurAndListedNamesCount) {
+  JsonMatcher short_key(JsonGrammar::AnyObject());
+  JsonMatcher long_key(JsonGrammar::AnyObject());
+  ASSERT_TRUE(short_key.Advance("{\"ab"));
+  ASSERT_TRUE(long_key.Advance("{\"abcdefgh"));
+  EXPECT_TRUE(short_key == long_key);
+
+  const Grammar grammar = Schema(
+      R"({"properties": {"name": {"type": "string"}}, "additionalProperties": {"type": "integer"}})");
+  JsonMatcher na(grammar);
+  JsonMatcher nx(grammar);
+  JsonMatcher nxyz(grammar);
+  ASSERT_TRUE(na.Advance("{\"na"));
+  ASSERT_TRUE(nx.Advance("{\"nx"));
+  ASSERT_TRUE(nxyz.Advance("{\"nxyz"));
+  EXPECT_FALSE(na == nx);
+  EXPECT_TRUE(nx == nxyz);
+  // The listed name still completes and takes its own schema; a free key takes the other.
+  EXPECT_TRUE(Accepts(grammar, R"({"name": "Ada", "nxyz": 3})"));
+  EXPECT_FALSE(Prefix(grammar, R"({"nxyz": ")"));
+  EXPECT_FALSE(Prefix(grammar, R"({"name": 3)"));
+}
+
 // --- Random walks: viability ----------------------------------------------------------------
 
 // Tracks whether the walk is inside a string, to steer it away from number exponents

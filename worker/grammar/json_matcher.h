@@ -69,12 +69,12 @@ class JsonGrammar {
   //   decimals), and the bounds are the decimals their JSON text spells;
   // - "enum" (a non-empty array of JSON values) and "const": the value's compact JSON text
   //   (nlohmann::json::dump() spelling), exactly;
-  // - "anyOf" and "oneOf" (oneOf is matched as anyOf), combined with nothing else but
-  //   annotations;
+  // - "anyOf" and "oneOf" (oneOf is matched as anyOf), and "allOf" of one schema (that
+  //   schema: Pydantic's wrapping of a "$ref"), combined with nothing else but annotations;
   // - "$ref" to "#", "#/$defs/<name>" or "#/definitions/<name>" (recursion allowed);
   // - annotations, ignored: "title", "description", "default", "examples", "$schema",
   //   "$id", "$comment", "$defs", "definitions", "deprecated", "readOnly", "writeOnly".
-  // Anything else ("allOf", "uniqueItems", "if", ...) is INVALID_ARGUMENT
+  // Anything else ("allOf" of several, "uniqueItems", "if", ...) is INVALID_ARGUMENT
   // naming the keyword and where it is (a JSON pointer such as "/properties/age"), as are
   // malformed JSON, wrong keyword types, unknown type names, a required property that the
   // object cannot hold, minItems > maxItems, minLength > maxLength, and unresolved refs.

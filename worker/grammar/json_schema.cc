@@ -173,7 +173,7 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::Compile(const json& schema, const st
   if (const json* ref = Find(schema, "$ref")) {
     return CompileRef(ref->get<std::string>(), pointer, depth);
   }
-  if (schema.contains("anyOf") || schema.contains("oneOf")) {
+  if (schema.contains("anyOf") || schema.contains("oneOf") || schema.contains("allOf")) {
     return CompileChoice(schema, pointer, depth);
   }
   RS_ASSIGN_OR_RETURN(const uint32_t types, Types(schema, pointer));
@@ -223,7 +223,9 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::CompileRef(const std::string& ref,
 
 absl::StatusOr<int32_t> JsonGrammarBuilder::CompileChoice(const json& schema,
                                                           const std::string& pointer, int depth) {
-  const char* keyword = schema.contains("anyOf") ? "anyOf" : "oneOf";
+  const char* keyword = schema.contains("anyOf")   ? "anyOf"
+                        : schema.contains("oneOf") ? "oneOf"
+                                                   : "allOf";  // of one schema
   std::vector<int32_t> members;
   int index = 0;
   for (const json& member : schema.at(keyword)) {

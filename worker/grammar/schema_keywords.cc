@@ -37,6 +37,7 @@ bool IsKeyword(std::string_view key) {
                                                    "const",
                                                    "anyOf",
                                                    "oneOf",
+                                                   "allOf",
                                                    "$ref",
                                                    "minimum",
                                                    "maximum",
@@ -47,6 +48,8 @@ bool IsKeyword(std::string_view key) {
                                                    "pattern"};
   return std::find(std::begin(kKeywords), std::end(kKeywords), key) != std::end(kKeywords);
 }
+
+bool IsChoice(std::string_view key) { return key == "anyOf" || key == "oneOf" || key == "allOf"; }
 
 absl::StatusOr<uint32_t> TypeNamed(const json& name, const std::string& pointer) {
   static constexpr std::pair<std::string_view, uint32_t> kNames[] = {
@@ -264,14 +267,14 @@ absl::StatusOr<int32_t> Count(const json& schema, const char* key, int32_t fallb
 
 absl::Status CheckKeywords(const json& schema, const std::string& pointer) {
   bool has_ref = false;
-  bool has_choice = false;
+  int choices = 0;  // anyOf, oneOf, allOf
   for (const auto& [key, value] : schema.items()) {
     if (IsAnnotation(key)) continue;
     if (!IsKeyword(key)) {
       return SchemaError(pointer, absl::StrCat("unsupported keyword \"", key, "\""));
     }
     has_ref |= key == "$ref";
-    has_choice |= key == "anyOf" || key == "oneOf";
+    choices += IsChoice(key) ? 1 : 0;
   }
   for (const auto& [key, value] : schema.items()) {
     if (IsAnnotation(key)) continue;
@@ -279,13 +282,13 @@ absl::Status CheckKeywords(const json& schema, const std::string& pointer) {
       return SchemaError(pointer,
                          absl::StrCat("\"$ref\" alongside \"", key, "\" is not supported"));
     }
-    if (has_choice && key != "anyOf" && key != "oneOf") {
-      return SchemaError(
-          pointer, absl::StrCat("\"anyOf\"/\"oneOf\" alongside \"", key, "\" is not supported"));
+    if (choices > 0 && !IsChoice(key)) {
+      return SchemaError(pointer, absl::StrCat("\"anyOf\"/\"oneOf\"/\"allOf\" alongside \"", key,
+                                               "\" is not supported"));
     }
   }
-  if (schema.contains("anyOf") && schema.contains("oneOf")) {
-    return SchemaError(pointer, "\"anyOf\" alongside \"oneOf\" is not supported");
+  if (choices > 1) {
+    return SchemaError(pointer, "only one of \"anyOf\", \"oneOf\" and \"allOf\" is supported");
   }
   const auto shape = [&](const char* key, bool ok, std::string_view what) {
     return !schema.contains(key) || ok
@@ -298,6 +301,11 @@ absl::Status CheckKeywords(const json& schema, const std::string& pointer) {
     RS_RETURN_IF_ERROR(shape(key, schema.contains(key) && at(key).is_array() && !at(key).empty(),
                              "a non-empty array"));
   }
+  // One schema under "allOf" is that schema (Pydantic wraps a "$ref" so that a description
+  // or a default can sit beside it); the intersection of several is not compiled.
+  RS_RETURN_IF_ERROR(
+      shape("allOf", schema.contains("allOf") && at("allOf").is_array() && at("allOf").size() == 1,
+            "an array of one schema (an intersection of several is not supported)"));
   RS_RETURN_IF_ERROR(shape(
       "properties", schema.contains("properties") && at("properties").is_object(), "an object"));
   for (const char* key : {"additionalProperties", "items"}) {

@@ -820,7 +820,8 @@ TEST(SchemaRefTest, PydanticStyle) {
                    "title": "Nickname"},
       "color": {"$ref": "#/$defs/Color"},
       "pets": {"items": {"$ref": "#/$defs/Pet"}, "title": "Pets", "type": "array",
-               "default": [], "deprecated": false}
+               "default": [], "deprecated": false},
+      "best": {"allOf": [{"$ref": "#/$defs/Pet"}], "description": "the favourite"}
     },
     "required": ["name", "color"],
     "title": "User", "type": "object"})");
@@ -829,7 +830,9 @@ TEST(SchemaRefTest, PydanticStyle) {
       {{R"({"name":"Ann","color":"green"})", kAccept},
        {R"({"pets":[{"name":"Rex"}],"nickname":null,"color":"red","age":30,"name":"A"})", kAccept},
        {R"({"name":"Ann","color":"blue"})", kReject, 23},
-       {R"({"name":"Ann","color":"red","pets":[{}]})", kReject, 37}});
+       {R"({"name":"Ann","color":"red","pets":[{}]})", kReject, 37},
+       {R"({"name":"Ann","color":"red","best":{"name":"Rex"}})", kAccept},
+       {R"({"name":"Ann","color":"red","best":{}})", kReject, 36}});
 }
 
 // --- Schema errors --------------------------------------------------------------------------
@@ -863,7 +866,9 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
       {R"({"pattern":"a\"b"})",
        R"("pattern": regex: matches no text without quotes, backslashes or control characters)"},
       {R"({"pattern":"(a|b)*a(a|b){20}"})", R"("pattern": regex: too complex)"},
-      {R"({"allOf":[{}]})", R"(unsupported keyword "allOf")"},
+      {R"({"allOf":[{"type":"string"},{"maxLength":3}]})", "an intersection of several"},
+      {R"({"allOf":[{}],"anyOf":[{}]})", R"(only one of "anyOf", "oneOf" and "allOf")"},
+      {R"({"allOf":[{}],"type":"string"})", R"("allOf" alongside "type")"},
       {R"({"type":"string","format":"uri"})",
        R"(schema (root): "format": "uri" is not supported (uuid, date, time, date-time, )"
        R"(duration, email, hostname, ipv4 and ipv6 are))"},
@@ -907,7 +912,7 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
       {"[1]", "a schema must be an object or a boolean"},
       {"1", "a schema must be an object or a boolean"},
       {R"({"anyOf":[{}],"type":"string"})", "alongside \"type\""},
-      {R"({"anyOf":[{}],"oneOf":[{}]})", "alongside"},
+      {R"({"anyOf":[{}],"oneOf":[{}]})", "only one of"},
       {R"({"$ref":"#","type":"string"})", "alongside \"type\""},
       {R"({"anyOf":[{"type":"string"},{"uniqueItems":true}]})",
        R"(schema /anyOf/1: unsupported keyword "uniqueItems")"},

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 #include "worker/grammar/token_constraint.h"
 #include "worker/grammar/token_trie.h"
 #include "worker/model/gguf_reader.h"
@@ -44,8 +44,8 @@ const char* VocabularyOf(int64_t index) {
   return index == 0 ? "ggml-vocab-deepseek-llm.gguf" : "ggml-vocab-llama-spm.gguf";
 }
 
-std::shared_ptr<const JsonGrammar> Person() {
-  static const auto grammar = JsonGrammar::FromSchema(
+std::shared_ptr<const Grammar> Person() {
+  static const auto grammar = Grammar::FromSchema(
       R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},)"
       R"("tags":{"type":"array","items":{"type":"string"}},"address":{"type":"object",)"
       R"("properties":{"city":{"type":"string"},"zip":{"type":"string"}}}},)"
@@ -55,7 +55,7 @@ std::shared_ptr<const JsonGrammar> Person() {
 
 struct Setup {
   std::unique_ptr<TokenTrie> trie;  // null: the benchmark is skipped
-  std::optional<JsonMatcher> matcher;
+  std::optional<Matcher> matcher;
 };
 
 // The trie of range(0)'s vocabulary and Person()'s matcher after `text`.
@@ -65,8 +65,7 @@ Setup Prepare(benchmark::State& state, const char* text) {
     state.SkipWithError("no vocabulary under --shared (or the schema did not compile)");
     return {};
   }
-  Setup setup{.trie = std::make_unique<TokenTrie>(std::move(bytes)),
-              .matcher = JsonMatcher(Person())};
+  Setup setup{.trie = std::make_unique<TokenTrie>(std::move(bytes)), .matcher = Matcher(Person())};
   if (!setup.matcher->Advance(text)) {
     state.SkipWithError("the state's text is not a prefix of the schema's values");
     return {};
@@ -75,8 +74,8 @@ Setup Prepare(benchmark::State& state, const char* text) {
 }
 
 // Times the mask of `matcher`'s state, and counts the tokens it allows.
-void TimeMasks(benchmark::State& state, const TokenTrie& trie, const JsonMatcher& matcher) {
-  std::vector<JsonMatcher> scratch;
+void TimeMasks(benchmark::State& state, const TokenTrie& trie, const Matcher& matcher) {
+  std::vector<Matcher> scratch;
   TokenBits allowed;
   int32_t num_allowed = 0;
   for (auto _ : state) {
@@ -134,16 +133,16 @@ void BM_MaskManyAlternatives(benchmark::State& state) {
               std::to_string(1000 + k) + "}";
   }
   schema += "]}";
-  auto grammar = JsonGrammar::FromSchema(schema);
+  auto grammar = Grammar::FromSchema(schema);
   const std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
   if (bytes.empty() || !grammar.ok()) {
     state.SkipWithError("no vocabulary under --shared (or the schema did not compile)");
     return;
   }
   const TokenTrie trie(bytes);
-  JsonMatcher matcher(*grammar);
+  Matcher matcher(*grammar);
   matcher.Advance("\"ab");
-  std::vector<JsonMatcher> scratch;
+  std::vector<Matcher> scratch;
   TokenBits allowed;
   for (auto _ : state) benchmark::DoNotOptimize(trie.Allowed(matcher, scratch, &allowed));
   state.SetLabel(VocabularyOf(state.range(0)));
@@ -168,14 +167,14 @@ void BM_MaskRegex(benchmark::State& state) {
       {true, R"({"pattern": "[A-Za-z ]{1,100}"})", "\"Ada Lo"},
   };
   const Case& c = kCases[state.range(1)];
-  auto grammar = c.schema ? JsonGrammar::FromSchema(c.pattern) : JsonGrammar::FromRegex(c.pattern);
+  auto grammar = c.schema ? Grammar::FromSchema(c.pattern) : Grammar::FromRegex(c.pattern);
   std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
   if (bytes.empty() || !grammar.ok()) {
     state.SkipWithError("no vocabulary under --shared (or the pattern did not compile)");
     return;
   }
   const TokenTrie trie(std::move(bytes));
-  JsonMatcher matcher(*grammar);
+  Matcher matcher(*grammar);
   if (!matcher.Advance(c.text)) {
     state.SkipWithError("the text does not match the pattern");
     return;
@@ -194,7 +193,7 @@ void BM_CompileRegex(benchmark::State& state) {
       ".{0,1000}",
   };
   const char* pattern = kPatterns[state.range(0)];
-  for (auto _ : state) benchmark::DoNotOptimize(JsonGrammar::FromRegex(pattern).ok());
+  for (auto _ : state) benchmark::DoNotOptimize(Grammar::FromRegex(pattern).ok());
   state.SetLabel(pattern);
 }
 BENCHMARK(BM_CompileRegex)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
@@ -236,14 +235,14 @@ void BM_MaskGbnf(benchmark::State& state) {
       {kGreetingGbnf, "Hello, Ad"},           // no recursion: one automaton
   };
   const Case& c = kCases[state.range(1)];
-  auto grammar = JsonGrammar::FromGbnf(c.grammar);
+  auto grammar = Grammar::FromGbnf(c.grammar);
   std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
   if (bytes.empty() || !grammar.ok()) {
     state.SkipWithError("no vocabulary under --shared (or the grammar did not compile)");
     return;
   }
   const TokenTrie trie(std::move(bytes));
-  JsonMatcher matcher(*grammar);
+  Matcher matcher(*grammar);
   if (!matcher.Advance(c.text)) {
     state.SkipWithError("the text is not a prefix of the grammar's");
     return;
@@ -257,7 +256,7 @@ BENCHMARK(BM_MaskGbnf)->ArgsProduct({{0, 1}, {0, 1, 2, 3}})->Unit(benchmark::kMi
 void BM_CompileGbnf(benchmark::State& state) {
   static const char* const kGrammars[] = {kJsonGbnf, kArithmeticGbnf, kGreetingGbnf};
   const char* grammar = kGrammars[state.range(0)];
-  for (auto _ : state) benchmark::DoNotOptimize(JsonGrammar::FromGbnf(grammar).ok());
+  for (auto _ : state) benchmark::DoNotOptimize(Grammar::FromGbnf(grammar).ok());
 }
 BENCHMARK(BM_CompileGbnf)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
 

@@ -18,7 +18,7 @@
 
 #include "absl/status/status.h"
 #include "nlohmann/json.hpp"
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 
 namespace ringserve::grammar {
 namespace {
@@ -32,18 +32,18 @@ void Require(bool condition, const char* property) {
   std::abort();
 }
 
-bool CanContinue(const JsonMatcher& matcher) {
+bool CanContinue(const Matcher& matcher) {
   for (int byte = 0; byte < 256; ++byte) {
-    JsonMatcher copy = matcher;
+    Matcher copy = matcher;
     if (copy.Advance(static_cast<uint8_t>(byte))) return true;
   }
   return false;
 }
 
-void Walk(const std::shared_ptr<const JsonGrammar>& grammar, std::string_view text) {
-  JsonMatcher matcher(grammar);
+void Walk(const std::shared_ptr<const Grammar>& grammar, std::string_view text) {
+  Matcher matcher(grammar);
   for (size_t i = 0; i < text.size() && i < kMaxCheckedBytes; ++i) {
-    const JsonMatcher before = matcher;
+    const Matcher before = matcher;
     if (!matcher.Advance(static_cast<uint8_t>(text[i]))) {
       Require(matcher == before, "a refused byte leaves the matcher unchanged");
       continue;
@@ -58,13 +58,13 @@ void Walk(const std::shared_ptr<const JsonGrammar>& grammar, std::string_view te
 }  // namespace ringserve::grammar
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using ringserve::grammar::JsonGrammar;
-  using ringserve::grammar::JsonMatcher;
+  using ringserve::grammar::Grammar;
+  using ringserve::grammar::Matcher;
   if (size == 0) return 0;
   const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 5) {
     case 0: {
-      auto grammar = JsonGrammar::FromSchema(body);
+      auto grammar = Grammar::FromSchema(body);
       ringserve::grammar::Require(grammar.ok() || absl::IsInvalidArgument(grammar.status()),
                                   "a bad schema is INVALID_ARGUMENT");
       break;
@@ -72,15 +72,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 1: {
       const size_t nul = body.find('\0');
       if (nul == std::string_view::npos) return 0;
-      auto grammar = JsonGrammar::FromSchema(body.substr(0, nul));
+      auto grammar = Grammar::FromSchema(body.substr(0, nul));
       if (grammar.ok()) ringserve::grammar::Walk(*grammar, body.substr(nul + 1));
       break;
     }
     case 3:
     case 4: {
       const size_t nul = body.find('\0');
-      auto grammar = data[0] % 5 == 3 ? JsonGrammar::FromRegex(body.substr(0, nul))
-                                      : JsonGrammar::FromGbnf(body.substr(0, nul));
+      auto grammar = data[0] % 5 == 3 ? Grammar::FromRegex(body.substr(0, nul))
+                                      : Grammar::FromGbnf(body.substr(0, nul));
       ringserve::grammar::Require(grammar.ok() || absl::IsInvalidArgument(grammar.status()),
                                   "a bad regex or grammar is INVALID_ARGUMENT");
       if (grammar.ok() && nul != std::string_view::npos) {
@@ -89,8 +89,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     default: {
-      ringserve::grammar::Walk(JsonGrammar::AnyObject(), body);
-      JsonMatcher matcher(JsonGrammar::AnyObject());
+      ringserve::grammar::Walk(Grammar::AnyObject(), body);
+      Matcher matcher(Grammar::AnyObject());
       if (matcher.Advance(body) && matcher.IsComplete()) {
         ringserve::grammar::Require(nlohmann::json::accept(body), "a complete text is JSON");
       }

@@ -123,18 +123,17 @@ absl::Status ReadPromptsFile(const std::string& path, std::vector<std::string>* 
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ResponseFormatFor(
-    const RunFlags& flags) {
+absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ResponseFormatFor(const RunFlags& flags) {
   const int formats = (flags.json_object ? 1 : 0) + (flags.json_schema.empty() ? 0 : 1) +
                       (flags.regex.empty() ? 0 : 1) + (flags.grammar_file.empty() ? 0 : 1);
   if (formats > 1) {
     return absl::InvalidArgumentError(
         "--json-object, --json-schema, --regex and --grammar-file: give one of them");
   }
-  if (flags.json_object) return grammar::JsonGrammar::AnyObject();
+  if (flags.json_object) return grammar::Grammar::AnyObject();
   if (!flags.regex.empty()) {
-    absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
-        grammar::JsonGrammar::FromRegex(flags.regex);
+    absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
+        grammar::Grammar::FromRegex(flags.regex);
     if (!grammar.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--regex: ", grammar.status().message()));
     }
@@ -142,8 +141,8 @@ absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ResponseFormatFor(
   }
   if (!flags.grammar_file.empty()) {
     RS_ASSIGN_OR_RETURN(const std::string text, ReadTextFile(flags.grammar_file, "grammar"));
-    absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
-        grammar::JsonGrammar::FromGbnf(text);
+    absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
+        grammar::Grammar::FromGbnf(text);
     if (!grammar.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("--grammar-file ", flags.grammar_file, ": ", grammar.status().message()));
@@ -152,8 +151,8 @@ absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ResponseFormatFor(
   }
   if (flags.json_schema.empty()) return nullptr;
   RS_ASSIGN_OR_RETURN(const std::string schema, ReadTextFile(flags.json_schema, "JSON Schema"));
-  absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
-      grammar::JsonGrammar::FromSchema(schema);
+  absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
+      grammar::Grammar::FromSchema(schema);
   if (!grammar.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--json-schema ", flags.json_schema, ": ", grammar.status().message()));

@@ -26,7 +26,7 @@ struct RunSettings {
   std::vector<std::string> stop_strings;
   bool ignore_eos = false;
   // Structured output (null: free text).
-  std::shared_ptr<const grammar::JsonGrammar> response_format;
+  std::shared_ptr<const grammar::Grammar> response_format;
   std::optional<int32_t> prompt_logprobs;  // JobRequest::prompt_logprobs
   // Chat: each text prompt is a user message, after `system` (when not empty) or else the
   // format's default system message; the reply also stops at the format's end of turn.

@@ -202,7 +202,7 @@ absl::Status Generator::PrepareJob(Job& job) {
   if (!r.ignore_eos) enders.insert(enders.end(), eos_ids_.begin(), eos_ids_.end());
   if (r.min_tokens > 0) job.sampler->SuppressUntil(enders, r.min_tokens);
   if (r.response_format != nullptr) {
-    job.sampler->Constrain(grammar::TokenConstraint(grammar::JsonMatcher(r.response_format),
+    job.sampler->Constrain(grammar::TokenConstraint(grammar::Matcher(r.response_format),
                                                     token_trie_.get(), std::move(enders)));
   }
   if (tokenizer_ != nullptr) job.decoder.emplace(*tokenizer_, context.back());

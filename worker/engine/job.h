@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "worker/engine/sampler.h"
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 
 namespace ringserve::engine {
 
@@ -39,7 +39,7 @@ struct JobRequest {
   // Null: free text. Else every token keeps the text a prefix of a value this grammar
   // accepts; the job ends once the value is complete and nothing may follow it
   // (kResponseComplete), and may end on an end-of-sequence token once it is complete.
-  std::shared_ptr<const grammar::JsonGrammar> response_format;
+  std::shared_ptr<const grammar::Grammar> response_format;
   // Set: score the input (prompt logprobs). Each input token that has a token before it in
   // the context gets its log-probability given the context before it, with this many of the
   // most likely tokens at its position (0..kernels::kMaxTopLogprobs), delivered before the

@@ -1,7 +1,7 @@
 // Context-free grammars (GBNF, gbnf_syntax.h) compiled for the matcher. Every rule that is
 // not recursive is inlined into its callers, so that most of a grammar becomes one automaton
 // and the matcher forks only where the grammar recurses; each rule left is a kText node
-// whose automaton calls the others by node index (json_matcher.cc follows the calls).
+// whose automaton calls the others by node index (matcher.cc follows the calls).
 //
 // The compiler also settles, once, what the matcher relies on byte by byte:
 // - a call stands for a non-empty text: a rule that may be empty is called as "nothing, or
@@ -25,8 +25,8 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "worker/grammar/gbnf_syntax.h"
-#include "worker/grammar/json_grammar_nodes.h"
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/grammar_nodes.h"
+#include "worker/grammar/matcher.h"
 #include "worker/grammar/regex.h"
 #include "worker/grammar/regex_syntax.h"
 #include "worker/grammar/rule_depths.h"
@@ -34,7 +34,7 @@
 namespace ringserve::grammar {
 namespace {
 
-using Node = JsonGrammar::Node;
+using Node = Grammar::Node;
 using Kind = RegexNode::Kind;
 
 // A rule's tree grows by at most this many nodes from the rules inlined into it, and all
@@ -112,7 +112,7 @@ class GrammarCompiler {
  public:
   explicit GrammarCompiler(GbnfRules rules) : rules_(std::move(rules)) {}
 
-  absl::StatusOr<std::shared_ptr<const JsonGrammar>> Build();
+  absl::StatusOr<std::shared_ptr<const Grammar>> Build();
 
  private:
   void FindRecursiveRules();
@@ -317,7 +317,7 @@ const std::bitset<256>& GrammarCompiler::FirstBytes(int32_t node) {
   return nodes_[static_cast<size_t>(node)].first_bytes;
 }
 
-absl::StatusOr<std::shared_ptr<const JsonGrammar>> GrammarCompiler::Build() {
+absl::StatusOr<std::shared_ptr<const Grammar>> GrammarCompiler::Build() {
   FindRecursiveRules();
   expanded_.resize(rules_.bodies.size());
   ChooseCalledRules();
@@ -327,12 +327,12 @@ absl::StatusOr<std::shared_ptr<const JsonGrammar>> GrammarCompiler::Build() {
   first_done_.assign(nodes_.size(), 0);
   for (size_t node = 0; node < nodes_.size(); ++node) FirstBytes(static_cast<int32_t>(node));
   RS_RETURN_IF_ERROR(ComputeFinishDepths(nodes_));
-  auto grammar = std::make_shared<JsonGrammar>();
+  auto grammar = std::make_shared<Grammar>();
   grammar->nodes_ = std::move(nodes_);
   return grammar;
 }
 
-absl::StatusOr<std::shared_ptr<const JsonGrammar>> JsonGrammar::FromGbnf(std::string_view text) {
+absl::StatusOr<std::shared_ptr<const Grammar>> Grammar::FromGbnf(std::string_view text) {
   RS_ASSIGN_OR_RETURN(GbnfRules rules, ParseGbnf(text));
   return GrammarCompiler(std::move(rules)).Build();
 }

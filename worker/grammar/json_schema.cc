@@ -1,4 +1,4 @@
-// JSON Schema → JsonGrammar nodes (the subset listed on JsonGrammar::FromSchema).
+// JSON Schema → Grammar nodes (the subset listed on Grammar::FromSchema).
 //
 // Choices about what the header leaves open:
 // - keywords of a type that is not in play ("type": "string" with "minItems") are checked
@@ -29,8 +29,8 @@
 #include "common/check.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
-#include "worker/grammar/json_grammar_nodes.h"
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/grammar_nodes.h"
+#include "worker/grammar/matcher.h"
 #include "worker/grammar/number_range.h"
 #include "worker/grammar/regex.h"
 #include "worker/grammar/schema_keywords.h"
@@ -40,7 +40,7 @@ namespace {
 
 using json = nlohmann::json;
 
-using Node = JsonGrammar::Node;
+using Node = Grammar::Node;
 
 // Sub-schemas nest at most this deep (refs included), so a hostile schema cannot exhaust
 // the stack of the compiler.
@@ -74,9 +74,9 @@ class JsonGrammarBuilder {
  public:
   explicit JsonGrammarBuilder(const json& document) : document_(document) {}
 
-  absl::StatusOr<std::shared_ptr<const JsonGrammar>> BuildSchema();
-  std::shared_ptr<const JsonGrammar> BuildAnyObject();
-  std::shared_ptr<const JsonGrammar> BuildText(std::shared_ptr<const RegexDfa> pattern);
+  absl::StatusOr<std::shared_ptr<const Grammar>> BuildSchema();
+  std::shared_ptr<const Grammar> BuildAnyObject();
+  std::shared_ptr<const Grammar> BuildText(std::shared_ptr<const RegexDfa> pattern);
 
  private:
   int32_t Add(Node node, std::string where);
@@ -92,7 +92,7 @@ class JsonGrammarBuilder {
   absl::StatusOr<int32_t> CompileObject(const json& schema, const std::string& pointer, int depth);
   absl::StatusOr<int32_t> CompileArray(const json& schema, const std::string& pointer, int depth);
   absl::Status Expand(int32_t index, std::vector<uint8_t>& marks);
-  absl::StatusOr<std::shared_ptr<const JsonGrammar>> Finish();
+  absl::StatusOr<std::shared_ptr<const Grammar>> Finish();
 
   const json& document_;
   std::vector<Node> nodes_;
@@ -298,9 +298,9 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::CompileObject(const json& schema,
                                                           const std::string& pointer, int depth) {
   Node node{.kind = NodeKind::kObject};
   if (const json* properties = Find(schema, "properties")) {
-    if (properties->size() > static_cast<size_t>(JsonGrammar::kMaxProperties)) {
-      return SchemaError(
-          pointer, absl::StrCat("more than ", JsonGrammar::kMaxProperties, " \"properties\""));
+    if (properties->size() > static_cast<size_t>(Grammar::kMaxProperties)) {
+      return SchemaError(pointer,
+                         absl::StrCat("more than ", Grammar::kMaxProperties, " \"properties\""));
     }
     for (const auto& [name, value_schema] : properties->items()) {
       RS_ASSIGN_OR_RETURN(
@@ -330,9 +330,9 @@ absl::StatusOr<int32_t> JsonGrammarBuilder::CompileObject(const json& schema,
                                                  " is not in \"properties\" and "
                                                  "additionalProperties is false"));
       }
-      if (node.properties.size() == static_cast<size_t>(JsonGrammar::kMaxProperties)) {
+      if (node.properties.size() == static_cast<size_t>(Grammar::kMaxProperties)) {
         return SchemaError(pointer,
-                           absl::StrCat("more than ", JsonGrammar::kMaxProperties, " properties"));
+                           absl::StrCat("more than ", Grammar::kMaxProperties, " properties"));
       }
       node.properties.push_back({.key = key, .value = node.additional});
       it = node.properties.end() - 1;
@@ -409,25 +409,25 @@ absl::Status JsonGrammarBuilder::Expand(int32_t index, std::vector<uint8_t>& mar
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<const JsonGrammar>> JsonGrammarBuilder::Finish() {
+absl::StatusOr<std::shared_ptr<const Grammar>> JsonGrammarBuilder::Finish() {
   std::vector<uint8_t> marks(nodes_.size(), 0);
   for (size_t i = 0; i < nodes_.size(); ++i) {
     marks.resize(nodes_.size(), 0);
     RS_RETURN_IF_ERROR(Expand(static_cast<int32_t>(i), marks));
   }
-  auto grammar = std::make_shared<JsonGrammar>();
+  auto grammar = std::make_shared<Grammar>();
   grammar->nodes_ = std::move(nodes_);
   return grammar;
 }
 
-absl::StatusOr<std::shared_ptr<const JsonGrammar>> JsonGrammarBuilder::BuildSchema() {
+absl::StatusOr<std::shared_ptr<const Grammar>> JsonGrammarBuilder::BuildSchema() {
   const int32_t root = Add(Node{}, "");
   RS_ASSIGN_OR_RETURN(const int32_t compiled, Compile(document_, "", 0));
   nodes_[root].members = {compiled};
   return Finish();
 }
 
-std::shared_ptr<const JsonGrammar> JsonGrammarBuilder::BuildAnyObject() {
+std::shared_ptr<const Grammar> JsonGrammarBuilder::BuildAnyObject() {
   const int32_t root = Add(Node{}, "");
   nodes_[root].members = {nodes_[Any()].members[0]};  // Any()'s first member: any object
   auto grammar = Finish();
@@ -435,7 +435,7 @@ std::shared_ptr<const JsonGrammar> JsonGrammarBuilder::BuildAnyObject() {
   return *std::move(grammar);
 }
 
-std::shared_ptr<const JsonGrammar> JsonGrammarBuilder::BuildText(
+std::shared_ptr<const Grammar> JsonGrammarBuilder::BuildText(
     std::shared_ptr<const RegexDfa> pattern) {
   Add(Node{.kind = NodeKind::kText, .pattern = std::move(pattern)}, "");
   auto grammar = Finish();
@@ -443,17 +443,16 @@ std::shared_ptr<const JsonGrammar> JsonGrammarBuilder::BuildText(
   return *std::move(grammar);
 }
 
-JsonGrammar::JsonGrammar() = default;
-JsonGrammar::~JsonGrammar() = default;
+Grammar::Grammar() = default;
+Grammar::~Grammar() = default;
 
-std::shared_ptr<const JsonGrammar> JsonGrammar::AnyObject() {
-  static const std::shared_ptr<const JsonGrammar> kGrammar =
+std::shared_ptr<const Grammar> Grammar::AnyObject() {
+  static const std::shared_ptr<const Grammar> kGrammar =
       JsonGrammarBuilder(json()).BuildAnyObject();
   return kGrammar;
 }
 
-absl::StatusOr<std::shared_ptr<const JsonGrammar>> JsonGrammar::FromSchema(
-    std::string_view schema) {
+absl::StatusOr<std::shared_ptr<const Grammar>> Grammar::FromSchema(std::string_view schema) {
   const json document = json::parse(schema.begin(), schema.end(), nullptr,
                                     /*allow_exceptions=*/false);
   if (document.is_discarded()) {
@@ -462,7 +461,7 @@ absl::StatusOr<std::shared_ptr<const JsonGrammar>> JsonGrammar::FromSchema(
   return JsonGrammarBuilder(document).BuildSchema();
 }
 
-absl::StatusOr<std::shared_ptr<const JsonGrammar>> JsonGrammar::FromRegex(std::string_view regex) {
+absl::StatusOr<std::shared_ptr<const Grammar>> Grammar::FromRegex(std::string_view regex) {
   RS_ASSIGN_OR_RETURN(std::shared_ptr<const RegexDfa> dfa,
                       RegexDfa::Compile(regex, std::bitset<256>().set()));
   return JsonGrammarBuilder(json()).BuildText(std::move(dfa));

@@ -3,7 +3,7 @@
 #include <string_view>
 
 #include "absl/strings/ascii.h"
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 
 namespace ringserve::grammar {
 namespace {

@@ -6,9 +6,9 @@
 #include <string_view>
 #include <vector>
 
-#include "worker/grammar/json_grammar_nodes.h"
-#include "worker/grammar/json_matcher_frames.h"
+#include "worker/grammar/grammar_nodes.h"
 #include "worker/grammar/json_string_machine.h"
+#include "worker/grammar/matcher_frames.h"
 #include "worker/grammar/number_range.h"
 #include "worker/grammar/regex.h"
 #include "worker/grammar/string_formats.h"

@@ -26,7 +26,7 @@ constexpr int32_t kTooDeep = kMaxRuleDepth + 1;
 
 class DepthSolver {
  public:
-  explicit DepthSolver(const std::vector<JsonGrammar::Node>& rules) : rules_(rules) {}
+  explicit DepthSolver(const std::vector<Grammar::Node>& rules) : rules_(rules) {}
 
   void Solve();
   std::vector<std::vector<int32_t>>& depths() { return depth_; }
@@ -44,7 +44,7 @@ class DepthSolver {
   void Lower(int32_t rule, int32_t state);
   void LowerNonempty(int32_t rule);
 
-  const std::vector<JsonGrammar::Node>& rules_;
+  const std::vector<Grammar::Node>& rules_;
   std::vector<std::vector<std::vector<int32_t>>> successors_;  // [rule][state]: by bytes
   std::vector<std::vector<std::vector<int32_t>>> into_;        // [rule][state]: edges' sources
   std::vector<std::vector<StateRef>> callers_;                 // [rule]: states calling it
@@ -144,14 +144,14 @@ void DepthSolver::Solve() {
 
 }  // namespace
 
-absl::Status ComputeFinishDepths(std::vector<JsonGrammar::Node>& rules) {
+absl::Status ComputeFinishDepths(std::vector<Grammar::Node>& rules) {
   DepthSolver solver(rules);
   solver.Solve();
   if (1 + solver.depths()[0][RegexDfa::kStart] > kMaxRuleDepth) {
     return absl::InvalidArgumentError(
         absl::StrCat("grammar: every text of rule 'root' nests rules deeper than ", kMaxRuleDepth));
   }
-  const bool calls = std::any_of(rules.begin(), rules.end(), [](const JsonGrammar::Node& rule) {
+  const bool calls = std::any_of(rules.begin(), rules.end(), [](const Grammar::Node& rule) {
     return rule.pattern->has_calls();
   });
   if (!calls) return absl::OkStatus();  // every depth is 0

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "worker/grammar/json_grammar_nodes.h"
+#include "worker/grammar/grammar_nodes.h"
 
 namespace ringserve::grammar {
 
@@ -17,7 +17,7 @@ namespace ringserve::grammar {
 // A call in tail position (to a state where the caller may only end: RegexDfa::IsFinal)
 // replaces the caller's frame. INVALID_ARGUMENT when the root (node 0) needs more than
 // kMaxRuleDepth frames.
-absl::Status ComputeFinishDepths(std::vector<JsonGrammar::Node>& rules);
+absl::Status ComputeFinishDepths(std::vector<Grammar::Node>& rules);
 
 }  // namespace ringserve::grammar
 

@@ -11,12 +11,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
-#include "worker/grammar/json_grammar_nodes.h"
+#include "worker/grammar/grammar_nodes.h"
 
 namespace ringserve::grammar::schema_internal {
 
 using json = nlohmann::json;
-using Node = JsonGrammar::Node;
+using Node = Grammar::Node;
 
 // The JSON types a value may have, as bits.
 enum TypeBits : uint32_t {

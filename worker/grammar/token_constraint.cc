@@ -6,7 +6,7 @@
 
 namespace ringserve::grammar {
 
-TokenConstraint::TokenConstraint(JsonMatcher matcher, const TokenTrie* trie,
+TokenConstraint::TokenConstraint(Matcher matcher, const TokenTrie* trie,
                                  std::vector<int32_t> end_ids)
     : matcher_(std::move(matcher)), trie_(trie), end_ids_(std::move(end_ids)) {
   std::erase_if(end_ids_, [&](int32_t id) { return id < 0 || id >= trie_->vocab_size(); });
@@ -16,7 +16,7 @@ const TokenConstraint::CachedMask& TokenConstraint::MaskOfState() {
   const int64_t now = num_walks_ + num_cache_hits_ + 1;
   // One token moves the text at most max_token_bytes(), so states whose keys for that far
   // are equal allow the same tokens.
-  JsonMatcher key = matcher_.MaskKey(trie_->max_token_bytes());
+  Matcher key = matcher_.MaskKey(trie_->max_token_bytes());
   for (CachedMask& entry : cache_) {
     if (entry.state.has_value() && *entry.state == key) {
       ++num_cache_hits_;

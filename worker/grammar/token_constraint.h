@@ -5,7 +5,7 @@
 // (Accept). End-of-sequence tokens are allowed once the value is complete; once nothing may
 // follow it (finished()), the generator ends the job. A reply spends most of its tokens in
 // a few recurring states (inside a string, between an array's elements), so the masks of
-// the last kCachedMasks states (by JsonMatcher::MaskKey) are kept and a recurring state's
+// the last kCachedMasks states (by Matcher::MaskKey) are kept and a recurring state's
 // mask costs no trie walk.
 //
 // Ownership and threads: owned by the job's sampler and used by one thread at a time; the
@@ -19,7 +19,7 @@
 #include <span>
 #include <vector>
 
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 #include "worker/grammar/token_trie.h"
 
 namespace ringserve::grammar {
@@ -29,7 +29,7 @@ class TokenConstraint {
   static constexpr int kCachedMasks = 4;
 
   // end_ids: the tokens that end generation (allowed once the value is complete).
-  TokenConstraint(JsonMatcher matcher, const TokenTrie* trie, std::vector<int32_t> end_ids);
+  TokenConstraint(Matcher matcher, const TokenTrie* trie, std::vector<int32_t> end_ids);
 
   // Sets every logit whose token may not come next to -inf. When no token can spell a
   // continuation (a vocabulary that lacks a byte the grammar needs next) the end tokens
@@ -42,15 +42,15 @@ class TokenConstraint {
 
   // The value is complete and nothing may follow it.
   bool finished() const { return matcher_.IsFinished(); }
-  const JsonMatcher& matcher() const { return matcher_; }
+  const Matcher& matcher() const { return matcher_; }
   // Masks computed by a trie walk, and masks found cached.
   int64_t num_walks() const { return num_walks_; }
   int64_t num_cache_hits() const { return num_cache_hits_; }
 
  private:
   struct CachedMask {
-    std::optional<JsonMatcher> state;  // its MaskKey
-    TokenBits allowed;                 // the end tokens included where the state allows them
+    std::optional<Matcher> state;  // its MaskKey
+    TokenBits allowed;             // the end tokens included where the state allows them
     int32_t num_allowed = 0;
     int64_t last_used = 0;
   };
@@ -58,11 +58,11 @@ class TokenConstraint {
   // The mask of the current state, from the cache or a walk (then cached).
   const CachedMask& MaskOfState();
 
-  JsonMatcher matcher_;
+  Matcher matcher_;
   const TokenTrie* trie_;
   std::vector<int32_t> end_ids_;
   std::array<CachedMask, kCachedMasks> cache_;
-  std::vector<JsonMatcher> scratch_;  // the trie walk's matchers, reused
+  std::vector<Matcher> scratch_;  // the trie walk's matchers, reused
   int64_t num_walks_ = 0;
   int64_t num_cache_hits_ = 0;
 };

@@ -105,7 +105,7 @@ TokenTrie::Trie TokenTrie::Build(std::vector<int32_t> ids) const {
   return trie;
 }
 
-int32_t TokenTrie::Allowed(const JsonMatcher& matcher, std::vector<JsonMatcher>& scratch,
+int32_t TokenTrie::Allowed(const Matcher& matcher, std::vector<Matcher>& scratch,
                            TokenBits* allowed) const {
   if (const std::optional<int32_t> room = matcher.PlainStringRoom()) {
     const int32_t plain = PlainWithin(*room, allowed);
@@ -113,7 +113,7 @@ int32_t TokenTrie::Allowed(const JsonMatcher& matcher, std::vector<JsonMatcher>&
                         allowed);
   }
   allowed->assign((token_bytes_.size() + 63) / 64, 0);
-  if (const std::optional<JsonMatcher::AutomatonState> automaton = matcher.Automaton()) {
+  if (const std::optional<Matcher::AutomatonState> automaton = matcher.Automaton()) {
     return WalkAutomaton(all_, matcher, *automaton, scratch, allowed);
   }
   return Walk(all_, 0, static_cast<int32_t>(all_.nodes.size()), matcher, scratch, allowed);
@@ -127,9 +127,9 @@ int32_t TokenTrie::AllowTokensEndingAt(const Trie& trie, const Node& node, Token
   return node.tokens_end - node.tokens_begin;
 }
 
-int32_t TokenTrie::WalkAutomaton(const Trie& trie, const JsonMatcher& matcher,
-                                 const JsonMatcher::AutomatonState& automaton,
-                                 std::vector<JsonMatcher>& scratch, TokenBits* allowed) const {
+int32_t TokenTrie::WalkAutomaton(const Trie& trie, const Matcher& matcher,
+                                 const Matcher::AutomatonState& automaton,
+                                 std::vector<Matcher>& scratch, TokenBits* allowed) const {
   if (automaton.HandsBack(automaton.state)) {
     return Walk(trie, 0, static_cast<int32_t>(trie.nodes.size()), matcher, scratch, allowed);
   }
@@ -140,9 +140,9 @@ int32_t TokenTrie::WalkAutomaton(const Trie& trie, const JsonMatcher& matcher,
 }
 
 template <bool kRule>
-int32_t TokenTrie::FollowAutomaton(const Trie& trie, const JsonMatcher& matcher,
-                                   const JsonMatcher::AutomatonState& automaton,
-                                   std::vector<JsonMatcher>& scratch, TokenBits* allowed) const {
+int32_t TokenTrie::FollowAutomaton(const Trie& trie, const Matcher& matcher,
+                                   const Matcher::AutomatonState& automaton,
+                                   std::vector<Matcher>& scratch, TokenBits* allowed) const {
   const RegexDfa& dfa = *automaton.dfa;
   // states[d] is the automaton's state after the first d bytes of the current node's path,
   // and path[0, d) those bytes.
@@ -151,7 +151,7 @@ int32_t TokenTrie::FollowAutomaton(const Trie& trie, const JsonMatcher& matcher,
   states[0] = automaton.state;
   // The matcher after the first `depth` bytes of the path, which the automaton took.
   const auto matcher_after = [&](size_t depth) {
-    JsonMatcher after = matcher;
+    Matcher after = matcher;
     const bool taken = after.Advance(std::string_view(path.data(), depth));
     RS_CHECK(taken);  // the automaton took these bytes, and the matcher follows it
     return after;
@@ -189,8 +189,8 @@ int32_t TokenTrie::FollowAutomaton(const Trie& trie, const JsonMatcher& matcher,
   return num_allowed;
 }
 
-int32_t TokenTrie::Walk(const Trie& trie, int32_t begin, int32_t end, const JsonMatcher& matcher,
-                        std::vector<JsonMatcher>& scratch, TokenBits* allowed) const {
+int32_t TokenTrie::Walk(const Trie& trie, int32_t begin, int32_t end, const Matcher& matcher,
+                        std::vector<Matcher>& scratch, TokenBits* allowed) const {
   // scratch[d] is the matcher after the first d bytes of the current node's path.
   const size_t depths = static_cast<size_t>(max_depth_) + 1;
   if (scratch.size() < depths) scratch.resize(depths, matcher);
@@ -199,7 +199,7 @@ int32_t TokenTrie::Walk(const Trie& trie, int32_t begin, int32_t end, const Json
   int32_t num_allowed = 0;
   for (int32_t i = begin; i < end;) {
     const Node& node = trie.nodes[static_cast<size_t>(i)];
-    JsonMatcher& state = scratch[node.depth + 1U];
+    Matcher& state = scratch[node.depth + 1U];
     state = scratch[node.depth];
     if (!state.Advance(node.byte)) {
       i = node.subtree_end;  // no token under this prefix can follow

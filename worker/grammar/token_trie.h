@@ -1,6 +1,6 @@
 // The vocabulary as a byte trie, for computing which tokens a grammar allows next.
 //
-// A token may be sampled under a JsonMatcher when the matcher takes every byte of it.
+// A token may be sampled under a Matcher when the matcher takes every byte of it.
 // Tokens share prefixes ("{", "{\"", "{\"name"), so walking the trie in preorder and
 // skipping a node's whole subtree when the matcher refuses its byte tests each distinct
 // prefix once; the nodes are stored in preorder with each subtree's end, so the walk is a
@@ -9,11 +9,11 @@
 //
 // Inside a string most of a vocabulary is plain string text (IsPlainStringText: no quote,
 // backslash, control byte or partial UTF-8), which a plain string takes whenever its code
-// points fit before maxLength (JsonMatcher::PlainStringRoom). Those tokens are kept as a
+// points fit before maxLength (Matcher::PlainStringRoom). Those tokens are kept as a
 // ready mask and in order of length, and a second trie holds only the others, so a mask
 // inside such a string walks a few percent of the nodes.
 //
-// Where a regex automaton alone decides (JsonMatcher::Automaton: a regex reply, or a string
+// Where a regex automaton alone decides (Matcher::Automaton: a regex reply, or a string
 // under a "pattern"), the walk follows the automaton, one table lookup per node, instead of
 // copying the matcher per node; inside a pattern string a quote hands the node's subtree
 // back to the matcher.
@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 
 namespace ringserve::grammar {
 
@@ -51,8 +51,7 @@ class TokenTrie {
   // Sets bit id of `allowed` (id % 64 of word id / 64) for every token whose bytes `matcher`
   // takes in full and clears the others; returns how many are allowed. `scratch` holds one
   // matcher per trie depth between calls, so a job's steps reuse its storage.
-  int32_t Allowed(const JsonMatcher& matcher, std::vector<JsonMatcher>& scratch,
-                  TokenBits* allowed) const;
+  int32_t Allowed(const Matcher& matcher, std::vector<Matcher>& scratch, TokenBits* allowed) const;
 
   int32_t num_nodes() const { return static_cast<int32_t>(all_.nodes.size()); }
   // The nodes a mask inside a plain string walks, and the tokens it allows without a walk.
@@ -79,18 +78,18 @@ class TokenTrie {
   // Sets the bits of the tokens of nodes [begin, end) of `trie` that `matcher` takes, the
   // nodes being whole subtrees whose roots are at the depth of `begin` and `matcher` the
   // state after the bytes above them; returns how many.
-  int32_t Walk(const Trie& trie, int32_t begin, int32_t end, const JsonMatcher& matcher,
-               std::vector<JsonMatcher>& scratch, TokenBits* allowed) const;
+  int32_t Walk(const Trie& trie, int32_t begin, int32_t end, const Matcher& matcher,
+               std::vector<Matcher>& scratch, TokenBits* allowed) const;
   // The same over the whole trie where `matcher` is inside an automaton.
-  int32_t WalkAutomaton(const Trie& trie, const JsonMatcher& matcher,
-                        const JsonMatcher::AutomatonState& automaton,
-                        std::vector<JsonMatcher>& scratch, TokenBits* allowed) const;
+  int32_t WalkAutomaton(const Trie& trie, const Matcher& matcher,
+                        const Matcher::AutomatonState& automaton, std::vector<Matcher>& scratch,
+                        TokenBits* allowed) const;
   // WalkAutomaton's loop; kRule: a grammar rule's automaton, which hands subtrees back
   // where it may call or return (a regex's, the common case, needs no such test per node).
   template <bool kRule>
-  int32_t FollowAutomaton(const Trie& trie, const JsonMatcher& matcher,
-                          const JsonMatcher::AutomatonState& automaton,
-                          std::vector<JsonMatcher>& scratch, TokenBits* allowed) const;
+  int32_t FollowAutomaton(const Trie& trie, const Matcher& matcher,
+                          const Matcher::AutomatonState& automaton, std::vector<Matcher>& scratch,
+                          TokenBits* allowed) const;
 
   // Sets the bits of the tokens whose bytes end at `node`; returns how many.
   static int32_t AllowTokensEndingAt(const Trie& trie, const Node& node, TokenBits* allowed);

@@ -55,11 +55,11 @@ absl::Status CheckExistingSessionId(const std::string& session_id) {
   return CheckSessionIdLength(session_id);
 }
 
-absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ToResponseFormat(
+absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ToResponseFormat(
     const pb::ResponseFormat& format) {
   switch (format.format_case()) {
     case pb::ResponseFormat::kJsonObject:
-      return grammar::JsonGrammar::AnyObject();
+      return grammar::Grammar::AnyObject();
     case pb::ResponseFormat::kJsonSchema: {
       const std::string& schema = format.json_schema().schema();
       constexpr std::string_view kField = "response_format.json_schema.schema";
@@ -68,8 +68,8 @@ absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ToResponseFormat(
             kField, absl::StrCat(schema.size(), " bytes is over the limit of ", kMaxSchemaBytes));
       }
       if (!tokenizer::IsValidUtf8(schema)) return Invalid(kField, "not valid UTF-8");
-      absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
-          grammar::JsonGrammar::FromSchema(schema);
+      absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
+          grammar::Grammar::FromSchema(schema);
       if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
       return grammar;
     }
@@ -77,8 +77,8 @@ absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ToResponseFormat(
       const std::string& regex = format.regex();
       constexpr std::string_view kField = "response_format.regex";
       if (!tokenizer::IsValidUtf8(regex)) return Invalid(kField, "not valid UTF-8");
-      absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
-          grammar::JsonGrammar::FromRegex(regex);
+      absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
+          grammar::Grammar::FromRegex(regex);
       if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
       return grammar;
     }
@@ -86,8 +86,8 @@ absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> ToResponseFormat(
       const std::string& text = format.grammar();
       constexpr std::string_view kField = "response_format.grammar";
       if (!tokenizer::IsValidUtf8(text)) return Invalid(kField, "not valid UTF-8");
-      absl::StatusOr<std::shared_ptr<const grammar::JsonGrammar>> grammar =
-          grammar::JsonGrammar::FromGbnf(text);
+      absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
+          grammar::Grammar::FromGbnf(text);
       if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
       return grammar;
     }

@@ -18,7 +18,7 @@
 #include "tests/unit/shared_dir.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/llama_runner.h"
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 #include "worker/model/checkpoint.h"
 #include "worker/tokenizer/tokenizer.h"
 
@@ -323,13 +323,13 @@ TEST_P(GeneratorModelTest, StopStringsEndTheTextBeforeTheMatch) {
 // are the same alone, batched and on a generator that drafts (constrained jobs never do),
 // and a free-text job in the same batch is unaffected.
 TEST_P(GeneratorModelTest, ResponseFormatsKeepEveryTextInTheirGrammar) {
-  auto schema = grammar::JsonGrammar::FromSchema(
+  auto schema = grammar::Grammar::FromSchema(
       R"({"type":"object","properties":{"mood":{"enum":["happy","sad"]},)"
       R"("name":{"type":"string","maxLength":8},"friends":{"type":"integer"}},)"
       R"("required":["mood","name"]})");
   ASSERT_TRUE(schema.ok()) << schema.status();
-  const std::vector<std::shared_ptr<const grammar::JsonGrammar>> formats = {
-      *schema, grammar::JsonGrammar::AnyObject(), nullptr};
+  const std::vector<std::shared_ptr<const grammar::Grammar>> formats = {
+      *schema, grammar::Grammar::AnyObject(), nullptr};
   std::vector<JobRequest> requests;
   for (size_t i = 0; i < cases_.size(); ++i) {
     JobRequest r;
@@ -350,7 +350,7 @@ TEST_P(GeneratorModelTest, ResponseFormatsKeepEveryTextInTheirGrammar) {
     EXPECT_EQ(Ids(together[i]), Ids(alone[i])) << "request " << i;
     if (requests[i].response_format == nullptr) continue;
     const std::string& text = alone[i].text;
-    grammar::JsonMatcher matcher(requests[i].response_format);
+    grammar::Matcher matcher(requests[i].response_format);
     EXPECT_TRUE(matcher.Advance(text)) << "request " << i << ": " << text;
     if (alone[i].result.finish_reason != FinishReason::kResponseComplete) {
       EXPECT_EQ(alone[i].result.finish_reason, FinishReason::kMaxTokens) << text;

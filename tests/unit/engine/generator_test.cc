@@ -201,7 +201,7 @@ TEST(GeneratorTest, BadRequestsAreRefusedNamingTheField) {
   s = code(stop_id);
   EXPECT_TRUE(absl::StartsWith(s.message(), "stop.stop_token_ids: ")) << s;
   JobRequest format = Request({1, 2}, 4);
-  format.response_format = grammar::JsonGrammar::AnyObject();  // needs token bytes
+  format.response_format = grammar::Grammar::AnyObject();  // needs token bytes
   s = code(format);
   EXPECT_TRUE(absl::IsInvalidArgument(s));
   EXPECT_TRUE(absl::StartsWith(s.message(), "response_format: ")) << s;

@@ -15,7 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_sampling.h"
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 #include "worker/grammar/token_trie.h"
 
 namespace ringserve::engine {
@@ -408,8 +408,8 @@ TEST(SamplerTest, AConstrainedSamplerPicksOnlyWhatTheGrammarAllows) {
   for (const float temperature : {0.0F, 1.0F}) {
     for (uint64_t seed = 0; seed < 8; ++seed) {
       Sampler sampler({.temperature = temperature, .seed = seed}, {});
-      sampler.Constrain(grammar::TokenConstraint(
-          grammar::JsonMatcher(grammar::JsonGrammar::AnyObject()), &trie, {0}));
+      sampler.Constrain(
+          grammar::TokenConstraint(grammar::Matcher(grammar::Grammar::AnyObject()), &trie, {0}));
       std::string text;
       for (int step = 0; step < 3 && !sampler.response_complete(); ++step) {
         std::vector<kernels::PenaltyEntry> penalties;

@@ -1,4 +1,4 @@
-// Context-free grammars (JsonGrammar::FromGbnf) through the matcher: against independent
+// Context-free grammars (Grammar::FromGbnf) through the matcher: against independent
 // recognizers on exhaustive short texts, random walks that must always be completable, the
 // nesting limit, tail calls, nullable rules, and the grammars refused.
 #include <gtest/gtest.h>
@@ -16,26 +16,26 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/grammar/matcher_checks.h"
-#include "worker/grammar/json_grammar_nodes.h"
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/grammar_nodes.h"
+#include "worker/grammar/matcher.h"
 #include "worker/grammar/regex.h"
 
 namespace ringserve::grammar {
 namespace {
 
-using Grammar = std::shared_ptr<const JsonGrammar>;
+using GrammarPtr = std::shared_ptr<const Grammar>;
 
-Grammar Gbnf(std::string_view text) {
-  auto grammar = JsonGrammar::FromGbnf(text);
+GrammarPtr Gbnf(std::string_view text) {
+  auto grammar = Grammar::FromGbnf(text);
   if (!grammar.ok()) {
     ADD_FAILURE() << grammar.status() << " for " << text;
-    return *JsonGrammar::FromRegex("x");
+    return *Grammar::FromRegex("x");
   }
   return *grammar;
 }
 
 std::string Refusal(std::string_view text) {
-  auto grammar = JsonGrammar::FromGbnf(text);
+  auto grammar = Grammar::FromGbnf(text);
   if (grammar.ok()) return "accepted";
   EXPECT_EQ(grammar.status().code(), absl::StatusCode::kInvalidArgument);
   return std::string(grammar.status().message());
@@ -59,12 +59,12 @@ void ForAllTexts(std::string_view alphabet, size_t max_size,
 
 // Walks random byte paths the matcher takes: every step must offer a byte unless the
 // matcher is finished; `check` sees every complete text. Returns how many there were.
-int RandomWalks(const Grammar& grammar, uint32_t seed, size_t max_size,
+int RandomWalks(const GrammarPtr& grammar, uint32_t seed, size_t max_size,
                 const std::function<void(const std::string&)>& check) {
   std::mt19937 rng(seed);
   int completions = 0;
   for (int walk = 0; walk < 100; ++walk) {
-    JsonMatcher matcher(grammar);
+    Matcher matcher(grammar);
     std::string text;
     while (text.size() < max_size) {
       std::vector<uint8_t> taken = TakenBytes(matcher);
@@ -138,7 +138,7 @@ class ArithmeticParser {
 };
 
 TEST(GbnfGrammarTest, ArithmeticAgreesWithARecursiveDescentParserOnEveryShortText) {
-  const Grammar grammar = Gbnf(kArithmetic);
+  const GrammarPtr grammar = Gbnf(kArithmetic);
   int accepted = 0;
   ForAllTexts("1+-*()", 7, [&](const std::string& text) {
     const bool expected = ArithmeticParser(text).Whole();
@@ -149,7 +149,7 @@ TEST(GbnfGrammarTest, ArithmeticAgreesWithARecursiveDescentParserOnEveryShortTex
 }
 
 TEST(GbnfGrammarTest, ArithmeticRandomWalksParse) {
-  const Grammar grammar = Gbnf(kArithmetic);
+  const GrammarPtr grammar = Gbnf(kArithmetic);
   const int completions = RandomWalks(grammar, 3, 60, [](const std::string& text) {
     EXPECT_TRUE(ArithmeticParser(text).Whole()) << text;
   });
@@ -170,7 +170,7 @@ ws     ::= [ \n]?
 )g";
 
 TEST(GbnfGrammarTest, JsonGrammarWalksParseAsJson) {
-  const Grammar grammar = Gbnf(kJson);
+  const GrammarPtr grammar = Gbnf(kJson);
   const int completions = RandomWalks(grammar, 5, 200, [](const std::string& text) {
     EXPECT_TRUE(nlohmann::json::accept(text)) << text;
   });
@@ -184,14 +184,14 @@ TEST(GbnfGrammarTest, JsonGrammarWalksParseAsJson) {
 // --- Nullable rules, tail calls, nesting -------------------------------------------------
 
 TEST(GbnfGrammarTest, NullableRulesInLoopsAndRecursion) {
-  const Grammar loop = Gbnf("root ::= a* \"x\"\na ::= \"b\"?\n");
+  const GrammarPtr loop = Gbnf("root ::= a* \"x\"\na ::= \"b\"?\n");
   EXPECT_TRUE(Accepts(loop, "x"));
   EXPECT_TRUE(Accepts(loop, "bbbx"));
   EXPECT_FALSE(Accepts(loop, "bb"));
   EXPECT_FALSE(Prefix(loop, "xb"));
 
   // Balanced parentheses, a rule that is empty or recurses twice.
-  const Grammar balanced = Gbnf("root ::= e\ne ::= \"\" | \"(\" e \")\" e\n");
+  const GrammarPtr balanced = Gbnf("root ::= e\ne ::= \"\" | \"(\" e \")\" e\n");
   ForAllTexts("()", 12, [&](const std::string& text) {
     int open = 0;
     bool prefix = true;
@@ -205,7 +205,7 @@ TEST(GbnfGrammarTest, NullableRulesInLoopsAndRecursion) {
 }
 
 TEST(GbnfGrammarTest, TailCallsDoNotNest) {
-  const Grammar list = Gbnf("root ::= item (\",\" root)?\nitem ::= [a-z]+ | \"[\" root \"]\"\n");
+  const GrammarPtr list = Gbnf("root ::= item (\",\" root)?\nitem ::= [a-z]+ | \"[\" root \"]\"\n");
   std::string text = "a";
   for (int i = 0; i < 1000; ++i) text += ",b";
   EXPECT_TRUE(Accepts(list, text));
@@ -214,20 +214,20 @@ TEST(GbnfGrammarTest, TailCallsDoNotNest) {
 }
 
 TEST(GbnfGrammarTest, NestingStopsWhereTheTextCanStillBeFinished) {
-  const Grammar nest = Gbnf("root ::= \"(\" root \")\" | \"x\"\n");
+  const GrammarPtr nest = Gbnf("root ::= \"(\" root \")\" | \"x\"\n");
   const std::string deepest = std::string(63, '(') + "x" + std::string(63, ')');
   EXPECT_TRUE(Accepts(nest, deepest));
-  JsonMatcher matcher(nest);
+  Matcher matcher(nest);
   ASSERT_TRUE(matcher.Advance(std::string(63, '(')));
-  EXPECT_FALSE(JsonMatcher(matcher).Advance('('));  // a 64th would need a 65th frame
+  EXPECT_FALSE(Matcher(matcher).Advance('('));  // a 64th would need a 65th frame
   EXPECT_TRUE(matcher.Advance('x'));
   // Walks never reach a text they cannot finish.
   RandomWalks(nest, 9, 300, [](const std::string&) {});
 }
 
 TEST(GbnfGrammarTest, CompleteAndFinished) {
-  const Grammar grammar = Gbnf("root ::= \"(\" in \")\"\nin ::= \"a\" | \"(\" in \")\"\n");
-  JsonMatcher matcher(grammar);
+  const GrammarPtr grammar = Gbnf("root ::= \"(\" in \")\"\nin ::= \"a\" | \"(\" in \")\"\n");
+  Matcher matcher(grammar);
   ASSERT_TRUE(matcher.Advance("((a)"));
   EXPECT_FALSE(matcher.IsComplete());
   EXPECT_FALSE(matcher.IsFinished());
@@ -235,18 +235,18 @@ TEST(GbnfGrammarTest, CompleteAndFinished) {
   EXPECT_TRUE(matcher.IsComplete());
   EXPECT_TRUE(matcher.IsFinished());
 
-  const Grammar open = Gbnf("root ::= [0-9]+ (\".\" [0-9]+)?\n");
-  JsonMatcher number(open);
+  const GrammarPtr open = Gbnf("root ::= [0-9]+ (\".\" [0-9]+)?\n");
+  Matcher number(open);
   ASSERT_TRUE(number.Advance("12"));
   EXPECT_TRUE(number.IsComplete());
   EXPECT_FALSE(number.IsFinished());
 }
 
 TEST(GbnfGrammarTest, RulesThatDoNotRecurseBecomeOneAutomaton) {
-  const Grammar flat = Gbnf(
+  const GrammarPtr flat = Gbnf(
       "root ::= greeting \", \" name \"!\"\ngreeting ::= \"hello\" | \"hi\"\n"
       "name ::= [A-Z] [a-z]*\n");
-  JsonMatcher matcher(flat);
+  Matcher matcher(flat);
   ASSERT_TRUE(matcher.Automaton().has_value());
   EXPECT_FALSE(matcher.Automaton()->dfa->has_calls());
   EXPECT_TRUE(Accepts(flat, "hi, Ann!"));
@@ -260,16 +260,16 @@ TEST(GbnfGrammarTest, RulesThatDoNotRecurseBecomeOneAutomaton) {
 
   // Recursive rules call one another: the token mask hands back to the matcher where a
   // rule calls or may return.
-  JsonMatcher recursive(Gbnf(kArithmetic));
+  Matcher recursive(Gbnf(kArithmetic));
   ASSERT_TRUE(recursive.Advance("(1"));
-  const std::optional<JsonMatcher::AutomatonState> factor = recursive.Automaton();
+  const std::optional<Matcher::AutomatonState> factor = recursive.Automaton();
   ASSERT_TRUE(factor.has_value());
   EXPECT_TRUE(factor->may_return);
   EXPECT_TRUE(factor->HandsBack(factor->state));  // after a digit the factor may end
 }
 
 TEST(GbnfGrammarTest, Utf8AndAnyCharacter) {
-  const Grammar grammar = Gbnf("root ::= [à-ü]+ \" \" .\n");
+  const GrammarPtr grammar = Gbnf("root ::= [à-ü]+ \" \" .\n");
   EXPECT_TRUE(Accepts(grammar, "\xC3\xA9\xC3\xBC \xF0\x9F\x98\x80"));
   EXPECT_FALSE(Prefix(grammar, "e"));
   EXPECT_FALSE(Prefix(grammar, "\xC3\xA9 \xFF"));
@@ -277,7 +277,8 @@ TEST(GbnfGrammarTest, Utf8AndAnyCharacter) {
 
 // An ambiguous grammar keeps a bounded set of parses and stays completable.
 TEST(GbnfGrammarTest, AmbiguousGrammarsStayCompletable) {
-  const Grammar grammar = Gbnf("root ::= s\ns ::= \"a\" s | \"a\" s s | \"a\" | \"b\" s \"c\"\n");
+  const GrammarPtr grammar =
+      Gbnf("root ::= s\ns ::= \"a\" s | \"a\" s s | \"a\" | \"b\" s \"c\"\n");
   EXPECT_TRUE(Accepts(grammar, std::string(200, 'a')));
   RandomWalks(grammar, 13, 120, [](const std::string&) {});
 }

@@ -1,5 +1,3 @@
-#include "worker/grammar/json_matcher.h"
-
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
@@ -17,25 +15,26 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/grammar/matcher_checks.h"
+#include "worker/grammar/matcher.h"
 
 namespace ringserve::grammar {
 namespace {
 
 using json = nlohmann::json;
-using Grammar = std::shared_ptr<const JsonGrammar>;
+using GrammarPtr = std::shared_ptr<const Grammar>;
 
-Grammar Schema(std::string_view schema) {
-  auto grammar = JsonGrammar::FromSchema(schema);
+GrammarPtr Schema(std::string_view schema) {
+  auto grammar = Grammar::FromSchema(schema);
   if (!grammar.ok()) {
     ADD_FAILURE() << grammar.status() << " for " << schema;
-    return JsonGrammar::AnyObject();
+    return Grammar::AnyObject();
   }
   return *grammar;
 }
 
 // The index of the first byte the matcher refuses; -1 when it takes them all.
-int FirstRefused(const Grammar& grammar, std::string_view text) {
-  JsonMatcher matcher(grammar);
+int FirstRefused(const GrammarPtr& grammar, std::string_view text) {
+  Matcher matcher(grammar);
   for (size_t i = 0; i < text.size(); ++i) {
     if (!matcher.Advance(static_cast<uint8_t>(text[i]))) return static_cast<int>(i);
   }
@@ -50,7 +49,7 @@ struct Case {
   int refused_at = -1;  // kReject: where, when the test pins it
 };
 
-void ExpectCases(const Grammar& grammar, const std::vector<Case>& cases) {
+void ExpectCases(const GrammarPtr& grammar, const std::vector<Case>& cases) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
     switch (c.expect) {
@@ -90,11 +89,11 @@ TEST(AnyObjectTest, AcceptsValidObjects) {
       absl::StrCat("\n", std::string(kMaxIndent, ' '), "{}"),
       absl::StrCat("{\"a\":\n", std::string(kMaxIndent, '\t'), "1}"),
   };
-  const Grammar grammar = JsonGrammar::AnyObject();
+  const GrammarPtr grammar = Grammar::AnyObject();
   for (const std::string& text : texts) {
     SCOPED_TRACE(text);
     ASSERT_TRUE(json::accept(text));  // the table itself is valid JSON
-    JsonMatcher matcher(grammar);
+    Matcher matcher(grammar);
     EXPECT_TRUE(matcher.Advance(text));
     EXPECT_TRUE(matcher.IsComplete());
     EXPECT_TRUE(matcher.IsFinished());
@@ -161,7 +160,7 @@ TEST(AnyObjectTest, RefusesInvalidTextAtTheRightByte) {
       {" ", kPrefix},
       {"", kPrefix},
   };
-  const Grammar grammar = JsonGrammar::AnyObject();
+  const GrammarPtr grammar = Grammar::AnyObject();
   ExpectCases(grammar, cases);
   for (const Case& c : cases) {
     if (c.expect == kReject) {
@@ -186,14 +185,14 @@ TEST(AnyObjectTest, WhitespaceIsOneSpaceOrANewlineAndIndentation) {
       {"{\"a\":1,\n \n\"b\":2}", kReject, 9},
       {"{\"a\": [1, \n 2]}", kReject, 10},
   };
-  ExpectCases(JsonGrammar::AnyObject(), cases);
+  ExpectCases(Grammar::AnyObject(), cases);
   for (const Case& c : cases) EXPECT_TRUE(json::accept(c.text)) << c.text;
 }
 
 TEST(AnyObjectTest, FailedAdvanceLeavesTheStateUnchanged) {
-  JsonMatcher matcher(JsonGrammar::AnyObject());
+  Matcher matcher(Grammar::AnyObject());
   ASSERT_TRUE(matcher.Advance(R"({"a":)"));
-  const JsonMatcher before = matcher;
+  const Matcher before = matcher;
   EXPECT_FALSE(matcher.Advance('}'));
   EXPECT_FALSE(matcher.Advance(static_cast<uint8_t>(0xC0)));
   EXPECT_TRUE(matcher == before);
@@ -207,13 +206,13 @@ TEST(AnyObjectTest, FailedAdvanceLeavesTheStateUnchanged) {
   EXPECT_TRUE(matcher.IsComplete());
   EXPECT_TRUE(matcher.IsFinished());
   for (int byte = 0; byte < 256; ++byte) {
-    JsonMatcher copy = matcher;
+    Matcher copy = matcher;
     EXPECT_FALSE(copy.Advance(static_cast<uint8_t>(byte))) << byte;
   }
 }
 
 TEST(AnyObjectTest, CompleteAndFinished) {
-  JsonMatcher matcher(JsonGrammar::AnyObject());
+  Matcher matcher(Grammar::AnyObject());
   EXPECT_FALSE(matcher.IsComplete());
   EXPECT_FALSE(matcher.IsFinished());
   ASSERT_TRUE(matcher.Advance(R"({"a":[1,2],"b":"x"})"));
@@ -222,7 +221,7 @@ TEST(AnyObjectTest, CompleteAndFinished) {
 }
 
 TEST(AnyObjectTest, NestsAtMost64Levels) {
-  const Grammar grammar = JsonGrammar::AnyObject();
+  const GrammarPtr grammar = Grammar::AnyObject();
   const std::string deepest = R"({"a":)" + std::string(63, '[') + std::string(63, ']') + "}";
   EXPECT_TRUE(Accepts(grammar, deepest));
   const std::string too_deep = R"({"a":)" + std::string(64, '[');
@@ -233,9 +232,9 @@ TEST(AnyObjectTest, NestsAtMost64Levels) {
 }
 
 TEST(AnyObjectTest, CopiesAndEquality) {
-  const Grammar grammar = JsonGrammar::AnyObject();
-  JsonMatcher a(grammar);
-  JsonMatcher b(grammar);
+  const GrammarPtr grammar = Grammar::AnyObject();
+  Matcher a(grammar);
+  Matcher b(grammar);
   EXPECT_TRUE(a == b);
   ASSERT_TRUE(a.Advance(R"({"k":[true,)"));
   EXPECT_FALSE(a == b);
@@ -244,16 +243,16 @@ TEST(AnyObjectTest, CopiesAndEquality) {
   ASSERT_TRUE(b.Advance("null]}"));
   EXPECT_TRUE(b.IsFinished());
   EXPECT_FALSE(a.IsComplete());  // the copy is independent
-  JsonMatcher moved(std::move(b));
+  Matcher moved(std::move(b));
   EXPECT_TRUE(moved.IsFinished());
   b = std::move(a);
   EXPECT_TRUE(b.Advance("false]}"));
   // Another grammar object: never equal, even in the same state.
-  const Grammar other = Schema("{}");
-  EXPECT_FALSE(JsonMatcher(grammar) == JsonMatcher(other));
+  const GrammarPtr other = Schema("{}");
+  EXPECT_FALSE(Matcher(grammar) == Matcher(other));
   // Same bytes reached two ways (whitespace budget aside) compare equal.
-  JsonMatcher c(grammar);
-  JsonMatcher d(grammar);
+  Matcher c(grammar);
+  Matcher d(grammar);
   ASSERT_TRUE(c.Advance(R"({"a":1)"));
   ASSERT_TRUE(d.Advance(R"({"a":2)"));
   EXPECT_TRUE(c == d);
@@ -287,7 +286,7 @@ TEST(SchemaObjectTest, RequiredPropertiesAndNoExtras) {
 }
 
 TEST(SchemaObjectTest, OptionalPropertiesWithoutExtras) {
-  const Grammar grammar = Schema(R"({"properties": {"a": {"type": "boolean"},
+  const GrammarPtr grammar = Schema(R"({"properties": {"a": {"type": "boolean"},
                                                     "ab": {"type": "null"}}})");
   ExpectCases(grammar, {
                            {"{}", kAccept},
@@ -302,7 +301,7 @@ TEST(SchemaObjectTest, OptionalPropertiesWithoutExtras) {
 }
 
 TEST(SchemaObjectTest, AdditionalPropertiesTrue) {
-  const Grammar grammar = Schema(R"({"properties": {"a": {"type": "integer"}},
+  const GrammarPtr grammar = Schema(R"({"properties": {"a": {"type": "integer"}},
                                      "additionalProperties": true, "required": ["a"]})");
   ExpectCases(grammar, {
                            {R"({"b":"x","a":1})", kAccept},
@@ -316,7 +315,7 @@ TEST(SchemaObjectTest, AdditionalPropertiesTrue) {
 }
 
 TEST(SchemaObjectTest, AdditionalPropertiesSchema) {
-  const Grammar grammar =
+  const GrammarPtr grammar =
       Schema(R"({"type": "object", "additionalProperties": {"type": "number"}})");
   ExpectCases(grammar, {
                            {"{}", kAccept},
@@ -327,7 +326,7 @@ TEST(SchemaObjectTest, AdditionalPropertiesSchema) {
 }
 
 TEST(SchemaObjectTest, RequiredNameOutsidePropertiesUsesAdditionalSchema) {
-  const Grammar grammar =
+  const GrammarPtr grammar =
       Schema(R"({"required": ["id"], "additionalProperties": {"type": "integer"}})");
   ExpectCases(grammar, {
                            {R"({"id":1})", kAccept},
@@ -338,7 +337,7 @@ TEST(SchemaObjectTest, RequiredNameOutsidePropertiesUsesAdditionalSchema) {
 }
 
 TEST(SchemaObjectTest, KeysAreSpelledAsCompactJson) {
-  const Grammar grammar = Schema(
+  const GrammarPtr grammar = Schema(
       "{\"properties\": {\"q\\\"uote\": {\"type\": \"null\"}, \"\xC3\xBC\": {\"type\": "
       "\"null\"}}}");
   ExpectCases(grammar, {
@@ -351,7 +350,7 @@ TEST(SchemaObjectTest, KeysAreSpelledAsCompactJson) {
 // --- Schemas: values ------------------------------------------------------------------------
 
 TEST(SchemaValueTest, EnumAndConst) {
-  const Grammar grammar =
+  const GrammarPtr grammar =
       Schema(R"({"enum": ["red", "green", 1, 10, null, {"k": [1, 2]}, 2.5, true]})");
   ExpectCases(grammar, {
                            {R"("red")", kAccept},
@@ -369,7 +368,7 @@ TEST(SchemaValueTest, EnumAndConst) {
                            {"2", kPrefix},
                            {"false", kReject, 0},
                        });
-  JsonMatcher one(grammar);
+  Matcher one(grammar);
   ASSERT_TRUE(one.Advance("1"));
   EXPECT_TRUE(one.IsComplete());
   EXPECT_FALSE(one.IsFinished());  // "10" may still follow
@@ -528,15 +527,15 @@ TEST(SchemaValueTest, StringPatterns) {
   // "pattern" on a type not in play is ignored.
   ExpectCases(Schema(R"({"type": "integer", "pattern": "a"})"), {{"12", kAccept}});
   // A string the pattern cannot extend must close now: the only byte left is the quote.
-  JsonMatcher matcher(Schema(R"({"pattern": "ab?"})"));
+  Matcher matcher(Schema(R"({"pattern": "ab?"})"));
   ASSERT_TRUE(matcher.Advance(std::string_view(R"("ab)")));
-  EXPECT_FALSE(JsonMatcher(matcher).Advance(static_cast<uint8_t>('b')));
+  EXPECT_FALSE(Matcher(matcher).Advance(static_cast<uint8_t>('b')));
   EXPECT_TRUE(matcher.Advance(static_cast<uint8_t>('"')));
   EXPECT_TRUE(matcher.IsFinished());
 }
 
 TEST(RegexTextTest, TheWholeReplyMatchesWithNothingAround) {
-  const auto grammar = JsonGrammar::FromRegex("(yes|no)(, because [a-z ]{1,20}\\.)?");
+  const auto grammar = Grammar::FromRegex("(yes|no)(, because [a-z ]{1,20}\\.)?");
   ASSERT_TRUE(grammar.ok()) << grammar.status();
   ExpectCases(*grammar, {{"yes", kAccept},
                          {"no, because it rains.", kAccept},
@@ -544,24 +543,24 @@ TEST(RegexTextTest, TheWholeReplyMatchesWithNothingAround) {
                          {" yes", kReject, 0},
                          {"yes.", kReject, 3},
                          {"\"yes\"", kReject, 0}});
-  JsonMatcher matcher(*grammar);
+  Matcher matcher(*grammar);
   ASSERT_TRUE(matcher.Advance(std::string_view("yes")));
   EXPECT_TRUE(matcher.IsComplete());
   EXPECT_FALSE(matcher.IsFinished());  // ", because ..." may follow
   ASSERT_TRUE(matcher.Advance(std::string_view(", because so.")));
   EXPECT_TRUE(matcher.IsFinished());
   // Newlines and any UTF-8 when the pattern says so.
-  const auto lines = JsonGrammar::FromRegex("(- [^\\n]+\\n){2}");
+  const auto lines = Grammar::FromRegex("(- [^\\n]+\\n){2}");
   ASSERT_TRUE(lines.ok()) << lines.status();
   ExpectCases(*lines, {{"- 日本\n- b\n", kAccept}, {"- a\n", kPrefix}, {"- \n", kReject, 2}});
-  EXPECT_EQ(JsonGrammar::FromRegex("a(?=b)").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Grammar::FromRegex("a(?=b)").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(RegexTextTest, MaskKeysOfEqualStatesAreEqual) {
-  const auto grammar = JsonGrammar::FromRegex("(ab)*c");
+  const auto grammar = Grammar::FromRegex("(ab)*c");
   ASSERT_TRUE(grammar.ok()) << grammar.status();
-  JsonMatcher a(*grammar);
-  JsonMatcher b(*grammar);
+  Matcher a(*grammar);
+  Matcher b(*grammar);
   ASSERT_TRUE(b.Advance(std::string_view("abab")));
   EXPECT_TRUE(a.MaskKey(8) == b.MaskKey(8));
   ASSERT_TRUE(b.Advance(static_cast<uint8_t>('a')));
@@ -569,7 +568,7 @@ TEST(RegexTextTest, MaskKeysOfEqualStatesAreEqual) {
 }
 
 TEST(SchemaValueTest, IntegerRanges) {
-  const Grammar percent = Schema(R"({"type": "integer", "minimum": 0, "maximum": 100})");
+  const GrammarPtr percent = Schema(R"({"type": "integer", "minimum": 0, "maximum": 100})");
   ExpectCases(percent, {{"0", kAccept},
                         {"7", kAccept},
                         {"100", kAccept},
@@ -579,15 +578,15 @@ TEST(SchemaValueTest, IntegerRanges) {
                         {"200", kReject, 2},
                         {"-1", kReject, 0},
                         {"00", kReject, 1}});
-  JsonMatcher edge(percent);
+  Matcher edge(percent);
   ASSERT_TRUE(edge.Advance("100"));
   EXPECT_TRUE(edge.IsFinished());  // no digit may follow
-  JsonMatcher ten(percent);
+  Matcher ten(percent);
   ASSERT_TRUE(ten.Advance("10"));
   EXPECT_TRUE(ten.IsComplete());
   EXPECT_FALSE(ten.IsFinished());  // "100" is still ahead
 
-  const Grammar band =
+  const GrammarPtr band =
       Schema(R"({"type": "integer", "exclusiveMinimum": -20.5, "exclusiveMaximum": -3})");
   ExpectCases(band, {{"-20", kAccept},
                      {"-4", kAccept},
@@ -596,25 +595,25 @@ TEST(SchemaValueTest, IntegerRanges) {
                      {"-1", kPrefix},  // -10..-19 lie ahead
                      {"5", kReject, 0},
                      {"0", kReject, 0}});
-  JsonMatcher one(band);
+  Matcher one(band);
   ASSERT_TRUE(one.Advance("-1"));
   EXPECT_FALSE(one.IsComplete());  // -1 is out of range; -10..-19 are not
 
   // Inside an object the number must be in range before the next byte closes it.
-  const Grammar object = Schema(
+  const GrammarPtr object = Schema(
       R"({"type":"object","properties":{"n":{"type":"integer","minimum":10}},"required":["n"]})");
   ExpectCases(object, {{R"({"n":10})", kAccept},
                        {R"({"n":123456789012})", kAccept},
                        {R"({"n":9})", kReject, 6},
                        {R"({"n":9)", kPrefix}});
   // Bounds at the edges of int64 and beyond.
-  const Grammar huge = Schema(R"({"type":"integer","minimum":9223372036854775800})");
+  const GrammarPtr huge = Schema(R"({"type":"integer","minimum":9223372036854775800})");
   ExpectCases(huge, {{"9223372036854775807", kAccept},
                      {"9223372036854775808", kReject, 18},
                      {"9223372036854775799", kReject, 16}});
-  EXPECT_FALSE(JsonGrammar::FromSchema(R"({"type":"integer","maximum":-1e300})").ok());
-  EXPECT_FALSE(JsonGrammar::FromSchema(R"({"type":"integer","minimum":1e19})").ok());
-  const Grammar floats = Schema(R"({"type":"integer","maximum":1e300,"minimum":-2.5})");
+  EXPECT_FALSE(Grammar::FromSchema(R"({"type":"integer","maximum":-1e300})").ok());
+  EXPECT_FALSE(Grammar::FromSchema(R"({"type":"integer","minimum":1e19})").ok());
+  const GrammarPtr floats = Schema(R"({"type":"integer","maximum":1e300,"minimum":-2.5})");
   ExpectCases(floats, {{"9223372036854775807", kAccept}, {"-2", kAccept}, {"-3", kReject, 1}});
 }
 
@@ -626,7 +625,7 @@ TEST(SchemaValueTest, IntegerMultiples) {
                {"1000000000000000000", kAccept},
                {"12", kPrefix},  // 120 and 125 are multiples
                {"-0", kAccept}});
-  JsonMatcher twelve(Schema(R"({"type": "integer", "multipleOf": 5})"));
+  Matcher twelve(Schema(R"({"type": "integer", "multipleOf": 5})"));
   ASSERT_TRUE(twelve.Advance(std::string_view("12")));
   EXPECT_FALSE(twelve.IsComplete());
   // With a range: only multiples inside it.
@@ -680,28 +679,28 @@ TEST(SchemaValueTest, NumberRanges) {
   ExpectCases(Schema(R"({"type": "number", "minimum": 0})"),
               {{"123456789.5", kAccept}, {"1234567890", kReject, 9}});
   // A top-level number at the edge of everything it may be is finished.
-  JsonMatcher edge(Schema(R"({"type": "number", "minimum": 0, "maximum": 1})"));
+  Matcher edge(Schema(R"({"type": "number", "minimum": 0, "maximum": 1})"));
   ASSERT_TRUE(edge.Advance(std::string_view("1.000000")));
   EXPECT_TRUE(edge.IsFinished());
 }
 
 TEST(SchemaValueTest, IntegerAndNumber) {
-  const Grammar integer = Schema(R"({"type": "integer"})");
+  const GrammarPtr integer = Schema(R"({"type": "integer"})");
   ExpectCases(integer, {{"-12", kAccept},
                         {"0", kAccept},
                         {"1.0", kReject, 1},
                         {"1e3", kReject, 1},
                         {"01", kReject, 1},
                         {"-", kPrefix}});
-  JsonMatcher zero(integer);
+  Matcher zero(integer);
   ASSERT_TRUE(zero.Advance("0"));
   EXPECT_TRUE(zero.IsFinished());
-  JsonMatcher twelve(integer);
+  Matcher twelve(integer);
   ASSERT_TRUE(twelve.Advance("12"));
   EXPECT_TRUE(twelve.IsComplete());
   EXPECT_FALSE(twelve.IsFinished());
 
-  const Grammar number = Schema(R"({"type": "number"})");
+  const GrammarPtr number = Schema(R"({"type": "number"})");
   ExpectCases(number, {{"1.0", kAccept},
                        {"-0.5e+10", kAccept},
                        {"3E-7", kAccept},
@@ -710,7 +709,7 @@ TEST(SchemaValueTest, IntegerAndNumber) {
                        {"1e+", kPrefix},
                        {"1 ", kReject, 1},
                        {"00", kReject, 1}});
-  JsonMatcher number_zero(number);
+  Matcher number_zero(number);
   ASSERT_TRUE(number_zero.Advance("0"));
   EXPECT_TRUE(number_zero.IsComplete());
   EXPECT_FALSE(number_zero.IsFinished());  // "0.5" may follow
@@ -754,7 +753,7 @@ TEST(SchemaValueTest, ArrayBounds) {
 }
 
 TEST(SchemaValueTest, StringLengthsCountCodePoints) {
-  const Grammar grammar = Schema(R"({"type": "string", "minLength": 2, "maxLength": 3})");
+  const GrammarPtr grammar = Schema(R"({"type": "string", "minLength": 2, "maxLength": 3})");
   ExpectCases(grammar,
               {
                   {R"("ab")", kAccept},
@@ -787,7 +786,7 @@ TEST(SchemaRefTest, DefsAndDefinitions) {
 }
 
 TEST(SchemaRefTest, RecursiveTree) {
-  const Grammar grammar = Schema(R"({
+  const GrammarPtr grammar = Schema(R"({
     "$defs": {"Node": {"type": "object",
                        "properties": {"value": {"type": "integer"},
                                       "children": {"type": "array",
@@ -807,7 +806,7 @@ TEST(SchemaRefTest, RecursiveTree) {
 }
 
 TEST(SchemaRefTest, PydanticStyle) {
-  const Grammar grammar = Schema(R"({
+  const GrammarPtr grammar = Schema(R"({
     "$defs": {"Color": {"enum": ["red", "green"], "title": "Color", "type": "string"},
               "Pet": {"properties": {"name": {"title": "Name", "type": "string"}},
                       "required": ["name"], "title": "Pet", "type": "object"}},
@@ -839,7 +838,7 @@ TEST(SchemaRefTest, PydanticStyle) {
 
 TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
   std::string many_properties = R"({"properties": {)";
-  for (int i = 0; i <= JsonGrammar::kMaxProperties; ++i) {
+  for (int i = 0; i <= Grammar::kMaxProperties; ++i) {
     if (i > 0) many_properties += ',';
     many_properties += absl::StrCat("\"p", i, "\": {}");
   }
@@ -938,7 +937,7 @@ TEST(SchemaErrorTest, RejectsWhatItCannotHonour) {
   };
   for (const auto& [schema, message] : cases) {
     SCOPED_TRACE(schema);
-    const auto grammar = JsonGrammar::FromSchema(schema);
+    const auto grammar = Grammar::FromSchema(schema);
     ASSERT_FALSE(grammar.ok());
     EXPECT_EQ(grammar.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(grammar.status().message().find(message), std::string_view::npos)
@@ -951,7 +950,7 @@ TEST(SchemaErrorTest, DeeplyNestedSchemaIsAnErrorNotACrash) {
   for (int i = 0; i < 1000; ++i) schema += R"({"items":)";
   schema += "{}";
   schema += std::string(1000, '}');
-  const auto grammar = JsonGrammar::FromSchema(schema);
+  const auto grammar = Grammar::FromSchema(schema);
   ASSERT_FALSE(grammar.ok());
   EXPECT_NE(grammar.status().message().find("nested deeper"), std::string_view::npos);
 }
@@ -965,17 +964,17 @@ TEST(SchemaErrorTest, IgnoresKeywordsOfTypesNotInPlay) {
 // byte (so the token mask's cache serves it), while a key still spelling a listed name
 // counts its bytes.
 TEST(SchemaObjectTest, FreeKeysRecurAndListedNamesCount) {
-  JsonMatcher short_key(JsonGrammar::AnyObject());
-  JsonMatcher long_key(JsonGrammar::AnyObject());
+  Matcher short_key(Grammar::AnyObject());
+  Matcher long_key(Grammar::AnyObject());
   ASSERT_TRUE(short_key.Advance("{\"ab"));
   ASSERT_TRUE(long_key.Advance("{\"abcdefgh"));
   EXPECT_TRUE(short_key == long_key);
 
-  const Grammar grammar = Schema(
+  const GrammarPtr grammar = Schema(
       R"({"properties": {"name": {"type": "string"}}, "additionalProperties": {"type": "integer"}})");
-  JsonMatcher na(grammar);
-  JsonMatcher nx(grammar);
-  JsonMatcher nxyz(grammar);
+  Matcher na(grammar);
+  Matcher nx(grammar);
+  Matcher nxyz(grammar);
   ASSERT_TRUE(na.Advance("{\"na"));
   ASSERT_TRUE(nx.Advance("{\"nx"));
   ASSERT_TRUE(nxyz.Advance("{\"nxyz"));
@@ -1010,13 +1009,13 @@ using Check = void (*)(const std::string& text);
 // Walks random byte paths the matcher takes; every step must offer at least one byte
 // unless the matcher is finished, and every complete text must pass `check`. With
 // `complete_iff_valid`, a text must be complete exactly when it is valid JSON.
-int RandomWalks(const Grammar& grammar, Check check, uint32_t seed, bool complete_iff_valid) {
+int RandomWalks(const GrammarPtr& grammar, Check check, uint32_t seed, bool complete_iff_valid) {
   std::mt19937 rng(seed);
   const std::string_view preferred = "{}[]\":,0123456789-.truefalsn \\u";
   const std::string_view closers = "\"}]";
   int completions = 0;
   for (int walk = 0; walk < 200; ++walk) {
-    JsonMatcher matcher(grammar);
+    Matcher matcher(grammar);
     std::string text;
     Lexer lexer;
     while (text.size() < 300) {
@@ -1053,7 +1052,7 @@ int RandomWalks(const Grammar& grammar, Check check, uint32_t seed, bool complet
 
 TEST(RandomWalkTest, AnyObject) {
   const int completions = RandomWalks(
-      JsonGrammar::AnyObject(),
+      Grammar::AnyObject(),
       [](const std::string& text) {
         const json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
         ASSERT_FALSE(value.is_discarded()) << text;
@@ -1064,7 +1063,7 @@ TEST(RandomWalkTest, AnyObject) {
 }
 
 TEST(RandomWalkTest, SchemaWithRequiredProperties) {
-  const Grammar grammar = Schema(R"({
+  const GrammarPtr grammar = Schema(R"({
     "type": "object",
     "properties": {
       "name": {"type": "string", "maxLength": 8},
@@ -1172,7 +1171,7 @@ constexpr char kPhonePattern[] = R"(\+?\d{1,3} \(\d{3}\) \d{3}-\d{4})";
 TEST(RandomWalkTest, PatternStringsMatchTheirPatterns) {
   const std::string sku = kSkuPattern;
   const std::string phone = kPhonePattern;
-  const Grammar grammar = Schema(json{
+  const GrammarPtr grammar = Schema(json{
       {"type", "object"},
       {"properties",
        {{"sku", {{"pattern", absl::StrCat("^", sku, "$")}}},
@@ -1193,7 +1192,7 @@ TEST(RandomWalkTest, PatternStringsMatchTheirPatterns) {
 }
 
 TEST(RandomWalkTest, SchemaWithExtraKeys) {
-  const Grammar grammar = Schema(R"({
+  const GrammarPtr grammar = Schema(R"({
     "properties": {"n": {"type": "array", "minItems": 1, "items": {"type": "string",
                                                                     "minLength": 1}}},
     "additionalProperties": {"type": ["boolean", "null"]}})");

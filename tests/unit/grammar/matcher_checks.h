@@ -7,27 +7,27 @@
 #include <string_view>
 #include <vector>
 
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 
 namespace ringserve::grammar {
 
 // The text is a prefix of some text the grammar accepts.
-inline bool Prefix(const std::shared_ptr<const JsonGrammar>& grammar, std::string_view text) {
-  JsonMatcher matcher(grammar);
+inline bool Prefix(const std::shared_ptr<const Grammar>& grammar, std::string_view text) {
+  Matcher matcher(grammar);
   return matcher.Advance(text);
 }
 
 // The grammar accepts the text as a whole.
-inline bool Accepts(const std::shared_ptr<const JsonGrammar>& grammar, std::string_view text) {
-  JsonMatcher matcher(grammar);
+inline bool Accepts(const std::shared_ptr<const Grammar>& grammar, std::string_view text) {
+  Matcher matcher(grammar);
   return matcher.Advance(text) && matcher.IsComplete();
 }
 
 // The bytes the matcher would take next.
-inline std::vector<uint8_t> TakenBytes(const JsonMatcher& matcher) {
+inline std::vector<uint8_t> TakenBytes(const Matcher& matcher) {
   std::vector<uint8_t> taken;
   for (int byte = 0; byte < 256; ++byte) {
-    JsonMatcher copy = matcher;
+    Matcher copy = matcher;
     if (copy.Advance(static_cast<uint8_t>(byte))) taken.push_back(static_cast<uint8_t>(byte));
   }
   return taken;

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 #include "worker/grammar/token_constraint.h"
 
 namespace ringserve::grammar {
@@ -38,10 +38,10 @@ std::vector<std::string> JsonishVocabulary(uint64_t seed, int num_random) {
   return v;
 }
 
-std::vector<uint8_t> BruteForce(const JsonMatcher& matcher, const std::vector<std::string>& v) {
+std::vector<uint8_t> BruteForce(const Matcher& matcher, const std::vector<std::string>& v) {
   std::vector<uint8_t> allowed(v.size(), 0);
   for (size_t id = 0; id < v.size(); ++id) {
-    JsonMatcher copy = matcher;
+    Matcher copy = matcher;
     allowed[id] = !v[id].empty() && copy.Advance(v[id]) ? 1 : 0;
   }
   return allowed;
@@ -57,16 +57,16 @@ std::vector<uint8_t> Unpack(const TokenBits& bits, int32_t vocab_size) {
   return out;
 }
 
-using Cases = std::vector<std::pair<std::shared_ptr<const JsonGrammar>, std::string>>;
+using Cases = std::vector<std::pair<std::shared_ptr<const Grammar>, std::string>>;
 
 // For each (grammar, text so far): the trie's mask is the definition's (a token is allowed
 // when the matcher takes all of its bytes), and only a finished text allows nothing.
 void ExpectTheDefinitionsMasks(const TokenTrie& trie, const std::vector<std::string>& vocab,
                                const Cases& cases) {
-  std::vector<JsonMatcher> scratch;
+  std::vector<Matcher> scratch;
   TokenBits allowed;
   for (const auto& [grammar, prefix] : cases) {
-    JsonMatcher matcher(grammar);
+    Matcher matcher(grammar);
     ASSERT_TRUE(matcher.Advance(prefix)) << prefix;
     const int32_t num_allowed = trie.Allowed(matcher, scratch, &allowed);
     const std::vector<uint8_t> expected = BruteForce(matcher, vocab);
@@ -82,21 +82,21 @@ TEST(TokenTrieTest, AllowsExactlyTheTokensTheMatcherTakesInAnyState) {
   const std::vector<std::string> vocab = JsonishVocabulary(7, 2000);
   const TokenTrie trie(vocab);
   EXPECT_EQ(trie.vocab_size(), static_cast<int32_t>(vocab.size()));
-  auto schema = JsonGrammar::FromSchema(
+  auto schema = Grammar::FromSchema(
       R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},)"
       R"("tags":{"type":"array","items":{"enum":["a","ab",true]}}},"required":["name"]})");
   ASSERT_TRUE(schema.ok()) << schema.status();
   const Cases cases = {
-      {JsonGrammar::AnyObject(), ""},
-      {JsonGrammar::AnyObject(), " "},
-      {JsonGrammar::AnyObject(), "{"},
-      {JsonGrammar::AnyObject(), "{\"a"},
-      {JsonGrammar::AnyObject(), "{\"a\\"},
-      {JsonGrammar::AnyObject(), "{\"a\": 1"},
-      {JsonGrammar::AnyObject(), "{\"a\": [tr"},
-      {JsonGrammar::AnyObject(), "{\"a\": \"\xC3"},
-      {JsonGrammar::AnyObject(), "{\"a\": {}"},
-      {JsonGrammar::AnyObject(), "{\"a\": {}}"},
+      {Grammar::AnyObject(), ""},
+      {Grammar::AnyObject(), " "},
+      {Grammar::AnyObject(), "{"},
+      {Grammar::AnyObject(), "{\"a"},
+      {Grammar::AnyObject(), "{\"a\\"},
+      {Grammar::AnyObject(), "{\"a\": 1"},
+      {Grammar::AnyObject(), "{\"a\": [tr"},
+      {Grammar::AnyObject(), "{\"a\": \"\xC3"},
+      {Grammar::AnyObject(), "{\"a\": {}"},
+      {Grammar::AnyObject(), "{\"a\": {}}"},
       {*schema, "{"},
       {*schema, "{\"name\": \"ab"},
       {*schema, "{\"age\": 12"},
@@ -119,7 +119,7 @@ TEST(TokenTrieTest, PlainStringTextIsAllowedExactlyWhereTheMatcherTakesIt) {
   EXPECT_GT(trie.num_plain_tokens(), 0);
   EXPECT_LT(trie.num_special_nodes(), trie.num_nodes());
   const auto grammar = [](const char* schema) {
-    auto compiled = JsonGrammar::FromSchema(schema);
+    auto compiled = Grammar::FromSchema(schema);
     EXPECT_TRUE(compiled.ok()) << compiled.status();
     return *compiled;
   };
@@ -129,12 +129,12 @@ TEST(TokenTrieTest, PlainStringTextIsAllowedExactlyWhereTheMatcherTakesIt) {
   const auto mixed = grammar(R"({"anyOf":[{"type":"string"},{"enum":["abc","xyz"]}]})");
   const auto two = grammar(R"({"anyOf":[{"type":"string","maxLength":30},{"type":"string"}]})");
   const Cases cases = {
-      {JsonGrammar::AnyObject(), "{\"a\": \""},
-      {JsonGrammar::AnyObject(), "{\"a\": \"x y"},
-      {JsonGrammar::AnyObject(), "{\"a\": \"x\\"},
-      {JsonGrammar::AnyObject(), "{\"a\": \"x\\u00"},
-      {JsonGrammar::AnyObject(), "{\"a\": \"\xE2\x82"},
-      {JsonGrammar::AnyObject(), "{\"a"},
+      {Grammar::AnyObject(), "{\"a\": \""},
+      {Grammar::AnyObject(), "{\"a\": \"x y"},
+      {Grammar::AnyObject(), "{\"a\": \"x\\"},
+      {Grammar::AnyObject(), "{\"a\": \"x\\u00"},
+      {Grammar::AnyObject(), "{\"a\": \"\xE2\x82"},
+      {Grammar::AnyObject(), "{\"a"},
       {bounded, "\""},
       {bounded, "\"abcdefghijklmnopqrstuvwxyz01"},
       {bounded, "\"abcdefghijklmnopqrstuvwxyz0123456789"},
@@ -148,7 +148,7 @@ TEST(TokenTrieTest, PlainStringTextIsAllowedExactlyWhereTheMatcherTakesIt) {
   ExpectTheDefinitionsMasks(trie, vocab, cases);
   int shortcuts = 0;
   for (const auto& [compiled, prefix] : cases) {
-    JsonMatcher matcher(compiled);
+    Matcher matcher(compiled);
     ASSERT_TRUE(matcher.Advance(prefix)) << prefix;
     shortcuts += matcher.PlainStringRoom().has_value() ? 1 : 0;
   }
@@ -157,16 +157,16 @@ TEST(TokenTrieTest, PlainStringTextIsAllowedExactlyWhereTheMatcherTakesIt) {
 
 // Random replies under `grammar`: at every token the trie's mask is the definition's, and
 // a pick among the allowed tokens advances the matcher. Returns the steps at which the
-// matcher was inside an automaton (JsonMatcher::Automaton).
+// matcher was inside an automaton (Matcher::Automaton).
 int RandomRepliesHaveTheDefinitionsMasks(const TokenTrie& trie,
                                          const std::vector<std::string>& vocab,
-                                         const std::shared_ptr<const JsonGrammar>& grammar,
+                                         const std::shared_ptr<const Grammar>& grammar,
                                          int num_steps, std::mt19937_64& rng) {
-  std::vector<JsonMatcher> scratch;
+  std::vector<Matcher> scratch;
   TokenBits allowed;
   int automaton_steps = 0;
   for (int reply = 0; reply < 12; ++reply) {
-    JsonMatcher matcher(grammar);
+    Matcher matcher(grammar);
     std::string text;
     for (int step = 0; step < num_steps && !matcher.IsFinished(); ++step) {
       automaton_steps += matcher.Automaton().has_value() ? 1 : 0;
@@ -208,7 +208,7 @@ TEST(TokenTrieTest, MasksAlongRandomRepliesAreTheDefinitions) {
       R"({"type":"object","additionalProperties":{"type":"string","maxLength":5}})",
   };
   for (const std::string& schema : schemas) {
-    auto grammar = JsonGrammar::FromSchema(schema);
+    auto grammar = Grammar::FromSchema(schema);
     ASSERT_TRUE(grammar.ok()) << grammar.status();
     RandomRepliesHaveTheDefinitionsMasks(trie, vocab, *grammar, 60, rng);
     ASSERT_FALSE(HasFailure()) << schema;
@@ -225,9 +225,9 @@ TEST(TokenTrieTest, AutomatonWalksAreTheDefinitions) {
     vocab.emplace_back(piece);
   }
   const TokenTrie trie(vocab);
-  std::vector<std::shared_ptr<const JsonGrammar>> grammars;
+  std::vector<std::shared_ptr<const Grammar>> grammars;
   for (const char* regex : {"[a-c ]{0,12}(!|\\?)", "(ab|a\"b)+\n?", "(é|e)\\d{2,3}"}) {
-    auto grammar = JsonGrammar::FromRegex(regex);
+    auto grammar = Grammar::FromRegex(regex);
     ASSERT_TRUE(grammar.ok()) << grammar.status();
     grammars.push_back(*grammar);
   }
@@ -236,7 +236,7 @@ TEST(TokenTrieTest, AutomatonWalksAreTheDefinitions) {
         R"("required":["p","q"]})",
         R"({"type":"array","items":{"anyOf":[{"pattern":"a+"},{"pattern":"[ab]c?"}]}})",
         R"({"type":"array","items":{"pattern":"é?[a-c]{0,3}"},"maxItems":3})"}) {
-    auto grammar = JsonGrammar::FromSchema(schema);
+    auto grammar = Grammar::FromSchema(schema);
     ASSERT_TRUE(grammar.ok()) << grammar.status();
     grammars.push_back(*grammar);
   }
@@ -265,7 +265,7 @@ TEST(TokenTrieTest, GrammarWalksAreTheDefinitions) {
         "term ::= factor (\"*\" factor)*\nfactor ::= [0-9]+ | \"(\" expr \")\"\n",
         "root ::= value\nvalue ::= \"[\" (value (\", \" value)*)? \"]\" | \"{\" "
         "(\"\\\"\" [a-z]+ \"\\\": \" value)? \"}\" | [0-9]+ | \"true\"\n"}) {
-    auto grammar = JsonGrammar::FromGbnf(gbnf);
+    auto grammar = Grammar::FromGbnf(gbnf);
     ASSERT_TRUE(grammar.ok()) << grammar.status();
     automaton_steps += RandomRepliesHaveTheDefinitionsMasks(trie, vocab, *grammar, 40, rng);
     ASSERT_FALSE(HasFailure()) << gbnf;
@@ -275,7 +275,7 @@ TEST(TokenTrieTest, GrammarWalksAreTheDefinitions) {
 
   // Near the nesting limit the automaton's own bytes stop where the matcher's do: a rule
   // frame 64 deep takes "a" (it can end with "d") but not "ab" (that needs a 65th frame).
-  auto nest = JsonGrammar::FromGbnf("root ::= \"a\" (\"b\" root \"c\" | \"d\")\n");
+  auto nest = Grammar::FromGbnf("root ::= \"a\" (\"b\" root \"c\" | \"d\")\n");
   ASSERT_TRUE(nest.ok()) << nest.status();
   Cases cases;
   for (const int levels : {0, 1, 62, 63}) {
@@ -285,10 +285,10 @@ TEST(TokenTrieTest, GrammarWalksAreTheDefinitions) {
     cases.emplace_back(*nest, prefix + "a");
   }
   ExpectTheDefinitionsMasks(trie, vocab, cases);
-  JsonMatcher deepest(*nest);
+  Matcher deepest(*nest);
   for (int i = 0; i < 63; ++i) ASSERT_TRUE(deepest.Advance("ab"));
   ASSERT_TRUE(deepest.Advance("a"));
-  EXPECT_FALSE(JsonMatcher(deepest).Advance('b'));
+  EXPECT_FALSE(Matcher(deepest).Advance('b'));
   ASSERT_TRUE(deepest.Automaton().has_value());
   EXPECT_EQ(deepest.Automaton()->depth_room, 0);
 }
@@ -310,9 +310,9 @@ TEST(TokenTrieTest, PlainStringTextIsCompleteUtf8WithoutQuotesEscapesOrControls)
 
 TEST(TokenTrieTest, EmptyAndControlTokensAreNeverAllowed) {
   const TokenTrie trie(std::vector<std::string>{"", "{", "", "\"}"});
-  std::vector<JsonMatcher> scratch;
+  std::vector<Matcher> scratch;
   TokenBits allowed;
-  JsonMatcher matcher(JsonGrammar::AnyObject());
+  Matcher matcher(Grammar::AnyObject());
   EXPECT_EQ(trie.Allowed(matcher, scratch, &allowed), 1);
   EXPECT_EQ(Unpack(allowed, trie.vocab_size()), (std::vector<uint8_t>{0, 1, 0, 0}));
 }
@@ -322,9 +322,9 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 TEST(TokenConstraintTest, MasksRefusedTokensAndAllowsEndTokensOnceComplete) {
   // 0: end of sequence, 1 "{", 2 "}", 3 "\"k\":1", 4 "x".
   const TokenTrie trie(std::vector<std::string>{"", "{", "}", "\"k\":1", "x"});
-  auto grammar = JsonGrammar::FromSchema(R"({"type":"object","properties":{"k":{}}})");
+  auto grammar = Grammar::FromSchema(R"({"type":"object","properties":{"k":{}}})");
   ASSERT_TRUE(grammar.ok()) << grammar.status();
-  TokenConstraint constraint(JsonMatcher(*grammar), &trie, {0});
+  TokenConstraint constraint(Matcher(*grammar), &trie, {0});
   std::vector<float> logits = {1, 2, 3, 4, 5};
   constraint.Mask(logits);
   EXPECT_EQ(logits, (std::vector<float>{-kInf, 2, -kInf, -kInf, -kInf}));
@@ -346,10 +346,10 @@ TEST(TokenConstraintTest, MasksRefusedTokensAndAllowsEndTokensOnceComplete) {
 // walked once and then found cached, and gives what a walk gives.
 TEST(TokenConstraintTest, ARecurringStateReusesItsMask) {
   const TokenTrie trie(std::vector<std::string>{"", "{\"a\": \"", "xy", "z", "\"}", "\\"});
-  auto grammar = JsonGrammar::FromSchema(
+  auto grammar = Grammar::FromSchema(
       R"({"type":"object","properties":{"a":{"type":"string","minLength":2}},"required":["a"]})");
   ASSERT_TRUE(grammar.ok()) << grammar.status();
-  TokenConstraint constraint(JsonMatcher(*grammar), &trie, {0});
+  TokenConstraint constraint(Matcher(*grammar), &trie, {0});
   std::vector<float> logits(6);
   constraint.Mask(logits);
   constraint.Accept(1);
@@ -357,7 +357,7 @@ TEST(TokenConstraintTest, ARecurringStateReusesItsMask) {
   for (const int32_t pick : {3, 3, 2, 2, 3}) {
     logits.assign(6, 0.0F);
     constraint.Mask(logits);
-    const bool may_close = JsonMatcher(constraint.matcher()).Advance("\"}");
+    const bool may_close = Matcher(constraint.matcher()).Advance("\"}");
     EXPECT_EQ(logits[4] == 0.0F, may_close);
     EXPECT_EQ(logits[2], 0.0F);
     EXPECT_EQ(logits[0], -kInf);  // incomplete: no end yet
@@ -379,11 +379,11 @@ TEST(TokenConstraintTest, ARecurringStateReusesItsMask) {
 TEST(TokenConstraintTest, StringLengthsFarFromTheirBoundsShareAMask) {
   const TokenTrie trie(std::vector<std::string>{"", "{\"a\": \"", "z", "zz", "\"}", "\xC3\xA9"});
   ASSERT_EQ(trie.max_token_bytes(), 7);
-  auto grammar = JsonGrammar::FromSchema(
+  auto grammar = Grammar::FromSchema(
       R"({"type":"object","properties":{"a":{"type":"string","minLength":100,"maxLength":200}},)"
       R"("required":["a"]})");
   ASSERT_TRUE(grammar.ok()) << grammar.status();
-  TokenConstraint constraint(JsonMatcher(*grammar), &trie, {0});
+  TokenConstraint constraint(Matcher(*grammar), &trie, {0});
   std::vector<float> logits(6, 0.0F);
   constraint.Mask(logits);
   constraint.Accept(1);
@@ -404,9 +404,9 @@ TEST(TokenConstraintTest, StringLengthsFarFromTheirBoundsShareAMask) {
 
 TEST(TokenConstraintTest, AnOpenNumberAllowsTheEndTokenAndMoreDigits) {
   const TokenTrie trie(std::vector<std::string>{"", "1", "a"});
-  auto grammar = JsonGrammar::FromSchema(R"({"type":"integer"})");
+  auto grammar = Grammar::FromSchema(R"({"type":"integer"})");
   ASSERT_TRUE(grammar.ok()) << grammar.status();
-  TokenConstraint constraint(JsonMatcher(*grammar), &trie, {0});
+  TokenConstraint constraint(Matcher(*grammar), &trie, {0});
   std::vector<float> logits = {0, 0, 0};
   constraint.Mask(logits);
   EXPECT_EQ(logits, (std::vector<float>{-kInf, 0, -kInf}));
@@ -420,11 +420,11 @@ TEST(TokenConstraintTest, AnOpenNumberAllowsTheEndTokenAndMoreDigits) {
 TEST(TokenConstraintTest, AVocabularyThatCannotGoOnEndsTheJobInsteadOfBreakingTheFormat) {
   // No token spells '{': only the end token may come.
   const TokenTrie trie(std::vector<std::string>{"", "x", "}"});
-  TokenConstraint with_end(JsonMatcher(JsonGrammar::AnyObject()), &trie, {0});
+  TokenConstraint with_end(Matcher(Grammar::AnyObject()), &trie, {0});
   std::vector<float> logits = {0, 1, 2};
   with_end.Mask(logits);
   EXPECT_EQ(logits, (std::vector<float>{0, -kInf, -kInf}));
-  TokenConstraint without_end(JsonMatcher(JsonGrammar::AnyObject()), &trie, {});
+  TokenConstraint without_end(Matcher(Grammar::AnyObject()), &trie, {});
   logits = {0, 1, 2};
   without_end.Mask(logits);
   EXPECT_EQ(logits, (std::vector<float>{0, 1, 2}));

@@ -148,7 +148,7 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
   auto object = c.Convert();
   ASSERT_TRUE(object.ok()) << object.status();
   ASSERT_NE(object->response_format, nullptr);
-  grammar::JsonMatcher matcher(object->response_format);
+  grammar::Matcher matcher(object->response_format);
   EXPECT_TRUE(matcher.Advance(R"({"any": [1, "thing"]})"));
   EXPECT_TRUE(matcher.IsFinished());
 
@@ -156,7 +156,7 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
       R"({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})");
   auto schema = c.Convert();
   ASSERT_TRUE(schema.ok()) << schema.status();
-  grammar::JsonMatcher strict(schema->response_format);
+  grammar::Matcher strict(schema->response_format);
   EXPECT_FALSE(strict.Advance("{}"));
   EXPECT_TRUE(strict.Advance(R"({"n": 12})"));
 
@@ -176,7 +176,7 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
   c.request.mutable_response_format()->set_regex("(yes|no)!?");
   auto regex = c.Convert();
   ASSERT_TRUE(regex.ok()) << regex.status();
-  grammar::JsonMatcher text(regex->response_format);
+  grammar::Matcher text(regex->response_format);
   EXPECT_FALSE(text.Advance(" "));
   EXPECT_TRUE(text.Advance("no!"));
   EXPECT_TRUE(text.IsFinished());
@@ -195,7 +195,7 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
       "root ::= \"(\" list \")\"\nlist ::= [a-z]+ (\",\" list)?\n");
   auto gbnf = c.Convert();
   ASSERT_TRUE(gbnf.ok()) << gbnf.status();
-  grammar::JsonMatcher derived(gbnf->response_format);
+  grammar::Matcher derived(gbnf->response_format);
   EXPECT_FALSE(derived.Advance("a"));
   EXPECT_TRUE(derived.Advance("(ab,c)"));
   EXPECT_TRUE(derived.IsFinished());

@@ -1,7 +1,7 @@
-// The compiled form of a JsonGrammar: what the schema compiler (json_schema.cc) hands the
-// matcher (json_matcher.cc). Private to worker/grammar.
-#ifndef RINGSERVE_WORKER_GRAMMAR_JSON_GRAMMAR_NODES_H_
-#define RINGSERVE_WORKER_GRAMMAR_JSON_GRAMMAR_NODES_H_
+// The compiled form of a Grammar: what the compilers (json_schema.cc, gbnf_grammar.cc,
+// FromRegex) hand the matcher (matcher.cc). Private to worker/grammar.
+#ifndef RINGSERVE_WORKER_GRAMMAR_GRAMMAR_NODES_H_
+#define RINGSERVE_WORKER_GRAMMAR_GRAMMAR_NODES_H_
 
 #include <bitset>
 #include <cstdint>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 #include "worker/grammar/regex.h"
 #include "worker/grammar/string_formats.h"
 
@@ -36,7 +36,7 @@ enum class NodeKind : uint8_t {
   kChoice,
 };
 
-struct JsonGrammar::Node {
+struct Grammar::Node {
   struct Property {
     std::string key{};   // the name as compact JSON text, quotes included
     int32_t value = -1;  // the node of its value
@@ -79,4 +79,4 @@ struct JsonGrammar::Node {
 
 }  // namespace ringserve::grammar
 
-#endif  // RINGSERVE_WORKER_GRAMMAR_JSON_GRAMMAR_NODES_H_
+#endif  // RINGSERVE_WORKER_GRAMMAR_GRAMMAR_NODES_H_

@@ -1,16 +1,16 @@
 // The matcher's frames and the byte machines of JSON values (objects, arrays, strings, keys,
 // numbers): one frame matches one value, and a byte either advances the top frame, ends it
 // (the enclosing frame takes the byte again), or kills the stack. Private to worker/grammar:
-// json_matcher.cc runs these frames in its stacks, json_value_frames.cc implements them.
-#ifndef RINGSERVE_WORKER_GRAMMAR_JSON_MATCHER_FRAMES_H_
-#define RINGSERVE_WORKER_GRAMMAR_JSON_MATCHER_FRAMES_H_
+// matcher.cc runs these frames in its stacks, json_value_frames.cc implements them.
+#ifndef RINGSERVE_WORKER_GRAMMAR_MATCHER_FRAMES_H_
+#define RINGSERVE_WORKER_GRAMMAR_MATCHER_FRAMES_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-#include "worker/grammar/json_grammar_nodes.h"
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/grammar_nodes.h"
+#include "worker/grammar/matcher.h"
 
 namespace ringserve::grammar {
 namespace matcher_internal {
@@ -68,7 +68,7 @@ enum class Outcome : uint8_t {
 
 }  // namespace matcher_internal
 
-struct JsonMatcher::Frame {
+struct Matcher::Frame {
   int32_t node = 0;  // the grammar node this frame matches
   uint8_t state = matcher_internal::kPending;
   uint8_t ws = 0;    // the whitespace before the next token (kNoSpace, kOneSpace, kNewline + n)
@@ -84,16 +84,16 @@ struct JsonMatcher::Frame {
   friend bool operator==(const Frame&, const Frame&) = default;
 };
 
-struct JsonMatcher::Stack {
+struct Matcher::Stack {
   std::vector<Frame> frames;
   bool dead = false;  // Advance's scratch only: this alternative did not survive the byte
 };
 
 namespace matcher_internal {
 
-using Node = JsonGrammar::Node;
-using Frame = JsonMatcher::Frame;
-using Stack = JsonMatcher::Stack;
+using Node = Grammar::Node;
+using Frame = Matcher::Frame;
+using Stack = Matcher::Stack;
 using Frames = std::vector<Frame>;
 
 inline bool IsSpace(uint8_t byte) {
@@ -119,4 +119,4 @@ bool NumberCanGrow(const Node& node, const Frame& frame);
 }  // namespace matcher_internal
 }  // namespace ringserve::grammar
 
-#endif  // RINGSERVE_WORKER_GRAMMAR_JSON_MATCHER_FRAMES_H_
+#endif  // RINGSERVE_WORKER_GRAMMAR_MATCHER_FRAMES_H_

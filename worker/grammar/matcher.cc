@@ -6,7 +6,7 @@
 // node at every decoding step. Frames are small trivially copyable values, a stack is a
 // vector of them, and both the stacks and Advance's scratch keep their storage, so that in
 // steady state neither copying a matcher nor advancing it allocates.
-#include "worker/grammar/json_matcher.h"
+#include "worker/grammar/matcher.h"
 
 #include <algorithm>
 #include <bit>
@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "common/check.h"
-#include "worker/grammar/json_grammar_nodes.h"
-#include "worker/grammar/json_matcher_frames.h"
+#include "worker/grammar/grammar_nodes.h"
+#include "worker/grammar/matcher_frames.h"
 #include "worker/grammar/regex.h"
 
 namespace ringserve::grammar {
@@ -257,8 +257,7 @@ using matcher_internal::Node;
 using matcher_internal::NumberCanGrow;
 using matcher_internal::Stepper;
 
-JsonMatcher::JsonMatcher(std::shared_ptr<const JsonGrammar> grammar)
-    : grammar_(std::move(grammar)) {
+Matcher::Matcher(std::shared_ptr<const Grammar> grammar) : grammar_(std::move(grammar)) {
   RS_CHECK(grammar_ != nullptr && !grammar_->nodes().empty());
   // A JSON value may follow whitespace; raw text starts at its first byte.
   const bool text = grammar_->nodes()[0].kind == NodeKind::kText;
@@ -266,12 +265,12 @@ JsonMatcher::JsonMatcher(std::shared_ptr<const JsonGrammar> grammar)
   live_ = 1;
 }
 
-JsonMatcher::JsonMatcher(const JsonMatcher& other)
+Matcher::Matcher(const Matcher& other)
     : grammar_(other.grammar_),
       stacks_(other.stacks_.begin(), other.stacks_.begin() + static_cast<ptrdiff_t>(other.live_)),
       live_(other.live_) {}
 
-JsonMatcher& JsonMatcher::operator=(const JsonMatcher& other) {
+Matcher& Matcher::operator=(const Matcher& other) {
   if (this == &other) return *this;
   if (grammar_ != other.grammar_) grammar_ = other.grammar_;
   if (stacks_.size() < other.live_) stacks_.resize(other.live_);
@@ -282,13 +281,13 @@ JsonMatcher& JsonMatcher::operator=(const JsonMatcher& other) {
   return *this;
 }
 
-JsonMatcher::JsonMatcher(JsonMatcher&& other) noexcept
+Matcher::Matcher(Matcher&& other) noexcept
     : grammar_(std::move(other.grammar_)),
       stacks_(std::move(other.stacks_)),
       live_(std::exchange(other.live_, 0)),
       next_(std::move(other.next_)) {}
 
-JsonMatcher& JsonMatcher::operator=(JsonMatcher&& other) noexcept {
+Matcher& Matcher::operator=(Matcher&& other) noexcept {
   if (this == &other) return *this;
   grammar_ = std::move(other.grammar_);
   stacks_.swap(other.stacks_);
@@ -297,9 +296,9 @@ JsonMatcher& JsonMatcher::operator=(JsonMatcher&& other) noexcept {
   return *this;
 }
 
-JsonMatcher::~JsonMatcher() = default;
+Matcher::~Matcher() = default;
 
-bool JsonMatcher::Advance(uint8_t byte) {
+bool Matcher::Advance(uint8_t byte) {
   Stepper stepper(grammar_->nodes(), next_);
   for (size_t i = 0; i < live_; ++i) stepper.Feed(stacks_[i], byte);
   const size_t kept = stepper.Compact();
@@ -309,8 +308,8 @@ bool JsonMatcher::Advance(uint8_t byte) {
   return true;
 }
 
-bool JsonMatcher::Advance(std::string_view bytes) {
-  JsonMatcher trial(*this);
+bool Matcher::Advance(std::string_view bytes) {
+  Matcher trial(*this);
   for (const char c : bytes) {
     if (!trial.Advance(static_cast<uint8_t>(c))) return false;
   }
@@ -318,13 +317,13 @@ bool JsonMatcher::Advance(std::string_view bytes) {
   return true;
 }
 
-bool JsonMatcher::IsComplete() const {
+bool Matcher::IsComplete() const {
   const auto& nodes = grammar_->nodes();
   return std::any_of(stacks_.begin(), stacks_.begin() + static_cast<ptrdiff_t>(live_),
                      [&](const Stack& stack) { return IsCompleteStack(nodes, stack); });
 }
 
-bool JsonMatcher::IsFinished() const {
+bool Matcher::IsFinished() const {
   // Every live stack can be completed, so one that is not empty may take another byte;
   // the exceptions are a complete top-level number that nothing may extend: "0" or "-0"
   // as an integer, one at the edge of its range ("5" under "maximum": 9) or its digits,
@@ -346,11 +345,11 @@ bool JsonMatcher::IsFinished() const {
          std::all_of(stacks_.begin(), stacks_.begin() + static_cast<ptrdiff_t>(live_), done);
 }
 
-JsonMatcher JsonMatcher::MaskKey(int32_t lookahead) const {
+Matcher Matcher::MaskKey(int32_t lookahead) const {
   // Negative counts: no real count equals a class.
   constexpr int32_t kMinMet = -1;  // min reached; max beyond the lookahead
   constexpr int32_t kMinFar = -2;  // min beyond the lookahead; so is max
-  JsonMatcher key = *this;
+  Matcher key = *this;
   for (size_t i = 0; i < key.live_; ++i) {
     Frames& frames = key.stacks_[i].frames;
     if (frames.empty()) continue;
@@ -370,7 +369,7 @@ JsonMatcher JsonMatcher::MaskKey(int32_t lookahead) const {
   return key;
 }
 
-std::optional<int32_t> JsonMatcher::PlainStringRoom() const {
+std::optional<int32_t> Matcher::PlainStringRoom() const {
   if (live_ == 0) return std::nullopt;
   // A token is taken when one alternative takes it: the room is the largest.
   int32_t room = 0;
@@ -387,7 +386,7 @@ std::optional<int32_t> JsonMatcher::PlainStringRoom() const {
   return room;
 }
 
-std::optional<JsonMatcher::AutomatonState> JsonMatcher::Automaton() const {
+std::optional<Matcher::AutomatonState> Matcher::Automaton() const {
   if (live_ != 1 || stacks_[0].frames.empty()) return std::nullopt;
   const Frames& frames = stacks_[0].frames;
   const Frame& top = frames.back();
@@ -405,15 +404,15 @@ std::optional<JsonMatcher::AutomatonState> JsonMatcher::Automaton() const {
   return std::nullopt;
 }
 
-bool operator==(const JsonMatcher& a, const JsonMatcher& b) {
+bool operator==(const Matcher& a, const Matcher& b) {
   if (a.grammar_ != b.grammar_ || a.live_ != b.live_) return false;
   const auto b_end = b.stacks_.begin() + static_cast<ptrdiff_t>(b.live_);
   // Both sets are deduplicated: equal sizes and a ⊆ b make them equal.
   return std::all_of(a.stacks_.begin(), a.stacks_.begin() + static_cast<ptrdiff_t>(a.live_),
-                     [&](const JsonMatcher::Stack& s) {
-                       return std::any_of(
-                           b.stacks_.begin(), b_end,
-                           [&](const JsonMatcher::Stack& t) { return t.frames == s.frames; });
+                     [&](const Matcher::Stack& s) {
+                       return std::any_of(b.stacks_.begin(), b_end, [&](const Matcher::Stack& t) {
+                         return t.frames == s.frames;
+                       });
                      });
 }
 

@@ -1,14 +1,14 @@
-// Structured output: JSON text constrained by a grammar, one byte at a time.
+// Structured output: text constrained by a grammar, one byte at a time.
 //
-// JsonGrammar is a compiled constraint: any JSON object (response_format "json_object"), a
+// Grammar is a compiled constraint: any JSON object (response_format "json_object"), a
 // JSON Schema (a subset, listed on FromSchema), raw text matching a regular expression
 // (response_format "regex", FromRegex), or raw text derived from a context-free grammar
-// (response_format "grammar", FromGbnf). JsonMatcher walks the bytes a model emits and
-// says which next bytes keep them a prefix of some text the grammar accepts; the token mask
-// (token_trie.h, token_constraint.h) runs it over every vocabulary token's bytes to pick what may
-// be sampled.
+// (response_format "grammar", FromGbnf). Matcher walks the bytes a model emits and says
+// which next bytes keep them a prefix of some text the grammar accepts; the token mask
+// (token_trie.h, token_constraint.h) runs it over every vocabulary token's bytes to pick
+// what may be sampled.
 //
-// The accepted texts are JSON (RFC 8259) with these choices, so that generation terminates
+// JSON texts (RFC 8259) are accepted with these choices, so that generation terminates
 // and the output needs no cleanup:
 // - whitespace may go before the value and around structural characters ({ } [ ] : ,) in
 //   the two layouts models write, compact ({"a": 1, "b": 2}: one space) and pretty-printed
@@ -18,11 +18,11 @@
 //   every JSON escape is accepted, \u with exactly four hex digits;
 // - numbers follow the JSON grammar (no leading zeros, no '+', no NaN/Infinity).
 //
-// Ownership and threads: a JsonGrammar is immutable and shared (shared_ptr<const>) by any
-// number of matchers on any threads; a JsonMatcher is a value owned by one job, used by one
+// Ownership and threads: a Grammar is immutable and shared (shared_ptr<const>) by any
+// number of matchers on any threads; a Matcher is a value owned by one job, used by one
 // thread at a time, and cheap to copy (the token mask copies it per vocabulary trie node).
-#ifndef RINGSERVE_WORKER_GRAMMAR_JSON_MATCHER_H_
-#define RINGSERVE_WORKER_GRAMMAR_JSON_MATCHER_H_
+#ifndef RINGSERVE_WORKER_GRAMMAR_MATCHER_H_
+#define RINGSERVE_WORKER_GRAMMAR_MATCHER_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -38,10 +38,10 @@ namespace ringserve::grammar {
 
 inline constexpr int kMaxIndent = 24;
 
-class JsonGrammar {
+class Grammar {
  public:
   // Any JSON object, with any values inside.
-  static std::shared_ptr<const JsonGrammar> AnyObject();
+  static std::shared_ptr<const Grammar> AnyObject();
 
   // Compiles a JSON Schema (draft 2020-12 / draft-07 spelling) given as JSON text. Supported:
   // - true / {}: any JSON value; false: nothing (INVALID_ARGUMENT: no text could match);
@@ -78,12 +78,12 @@ class JsonGrammar {
   // naming the keyword and where it is (a JSON pointer such as "/properties/age"), as are
   // malformed JSON, wrong keyword types, unknown type names, a required property that the
   // object cannot hold, minItems > maxItems, minLength > maxLength, and unresolved refs.
-  static absl::StatusOr<std::shared_ptr<const JsonGrammar>> FromSchema(std::string_view schema);
+  static absl::StatusOr<std::shared_ptr<const Grammar>> FromSchema(std::string_view schema);
 
   // Raw text, not JSON, that matches a regular expression as a whole (regex.h lists the
   // syntax): no whitespace is added around it, and the text is valid UTF-8.
   // INVALID_ARGUMENT as RegexDfa::Compile answers.
-  static absl::StatusOr<std::shared_ptr<const JsonGrammar>> FromRegex(std::string_view regex);
+  static absl::StatusOr<std::shared_ptr<const Grammar>> FromRegex(std::string_view regex);
 
   // Raw text derived from a context-free grammar in GBNF (gbnf_syntax.h lists the syntax;
   // the rule named "root" is the whole text). Rules may recurse, except on the left (a rule
@@ -93,16 +93,16 @@ class JsonGrammar {
   // ambiguous grammar are followed at once (kMaxStacks). INVALID_ARGUMENT naming the
   // line and column of a syntax error, or the rule that is undefined, matches no text, or
   // makes an automaton too large.
-  static absl::StatusOr<std::shared_ptr<const JsonGrammar>> FromGbnf(std::string_view text);
+  static absl::StatusOr<std::shared_ptr<const Grammar>> FromGbnf(std::string_view text);
 
   static constexpr int kMaxProperties = 64;
 
-  // Private to the implementation (json_grammar_nodes.h): the compiled schema nodes.
+  // Private to the implementation (grammar_nodes.h): the compiled schema nodes.
   struct Node;
   const std::vector<Node>& nodes() const { return nodes_; }
 
-  JsonGrammar();
-  ~JsonGrammar();
+  Grammar();
+  ~Grammar();
 
  private:
   friend class JsonGrammarBuilder;
@@ -115,16 +115,16 @@ class JsonGrammar {
 // byte. Non-empty.
 bool IsPlainStringText(std::string_view bytes);
 
-class JsonMatcher {
+class Matcher {
  public:
-  explicit JsonMatcher(std::shared_ptr<const JsonGrammar> grammar);
-  // Out of line: Stack is complete only in json_matcher.cc. Copy-assignment reuses the
+  explicit Matcher(std::shared_ptr<const Grammar> grammar);
+  // Out of line: Stack is complete only in matcher.cc. Copy-assignment reuses the
   // target's storage, so the token mask's per-depth copies allocate only while warming up.
-  JsonMatcher(const JsonMatcher& other);
-  JsonMatcher& operator=(const JsonMatcher& other);
-  JsonMatcher(JsonMatcher&& other) noexcept;
-  JsonMatcher& operator=(JsonMatcher&& other) noexcept;
-  ~JsonMatcher();
+  Matcher(const Matcher& other);
+  Matcher& operator=(const Matcher& other);
+  Matcher(Matcher&& other) noexcept;
+  Matcher& operator=(Matcher&& other) noexcept;
+  ~Matcher();
 
   // Takes `byte` when the bytes so far followed by it are a prefix of a text the grammar
   // accepts (so the text can always still be completed); otherwise returns false and the
@@ -144,7 +144,7 @@ class JsonMatcher {
   // or at minLength or past it with maxLength out of reach). Two states with equal keys
   // take exactly the same byte strings of up to `lookahead` bytes, so a string with a
   // length bound shares one mask over most of its length. Not a state to advance.
-  JsonMatcher MaskKey(int32_t lookahead) const;
+  Matcher MaskKey(int32_t lookahead) const;
 
   // When every alternative is inside a string value without a format, at a character
   // boundary: the most code points that may still come before the string's maxLength
@@ -188,14 +188,14 @@ class JsonMatcher {
   std::optional<AutomatonState> Automaton() const;
 
   // Same state (same grammar, same bytes so far up to equivalence of what may follow).
-  friend bool operator==(const JsonMatcher& a, const JsonMatcher& b);
+  friend bool operator==(const Matcher& a, const Matcher& b);
 
-  // Implementation state, private to json_matcher.cc; copyable values.
+  // Implementation state, private to matcher.cc; copyable values.
   struct Frame;
   struct Stack;
 
  private:
-  std::shared_ptr<const JsonGrammar> grammar_;
+  std::shared_ptr<const Grammar> grammar_;
   // stacks_[0, live_) are the alternatives still alive (anyOf, enum), deduplicated; the
   // stacks past live_ are spare storage, kept so that copies and Advance reuse it.
   std::vector<Stack> stacks_;
@@ -205,4 +205,4 @@ class JsonMatcher {
 
 }  // namespace ringserve::grammar
 
-#endif  // RINGSERVE_WORKER_GRAMMAR_JSON_MATCHER_H_
+#endif  // RINGSERVE_WORKER_GRAMMAR_MATCHER_H_

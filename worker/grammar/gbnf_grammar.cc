@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/check.h"
 #include "common/status_macros.h"
 #include "worker/grammar/gbnf_syntax.h"
 #include "worker/grammar/grammar_nodes.h"
@@ -42,6 +43,8 @@ using Kind = RegexNode::Kind;
 // large rule used in many places).
 constexpr size_t kMaxInlinedNodes = 4096;
 constexpr size_t kMaxGrammarNodes = 262144;
+// Nor may inlining make a tree deeper than this: its compilers recurse over it.
+constexpr size_t kMaxInlinedDepth = 256;
 // Over all of a grammar's rules: their automata's states, and the work of building them
 // (RegexDfa::kMaxWork, shared), so that one request's grammar compiles in well under a
 // second and a few tens of MB.
@@ -51,6 +54,18 @@ size_t TreeSize(const RegexNode& node) {
   size_t size = 1;
   for (const RegexNode& child : node.children) size += TreeSize(child);
   return size;
+}
+
+size_t TreeDepth(const RegexNode& node) {
+  size_t depth = 0;
+  for (const RegexNode& child : node.children) depth = std::max(depth, TreeDepth(child));
+  return depth + 1;
+}
+
+// A node's own fields, for a copy whose children are rewritten one by one.
+RegexNode WithoutChildren(const RegexNode& node) {
+  return RegexNode{
+      .kind = node.kind, .set = node.set, .min = node.min, .max = node.max, .rule = node.rule};
 }
 
 void CollectCalls(const RegexNode& node, std::vector<int32_t>& calls) {
@@ -116,8 +131,10 @@ class GrammarCompiler {
 
  private:
   void FindRecursiveRules();
-  const RegexNode& Expanded(int32_t rule);
-  RegexNode Expand(const RegexNode& node, size_t& budget);
+  void ExpandReachableRules();
+  void ExpandRule(int32_t rule);
+  const RegexNode& Expanded(int32_t rule) const;
+  RegexNode Expand(const RegexNode& node, size_t& budget, size_t depth);
   void ChooseCalledRules();
   absl::Status CheckYields();
   RegexNode RewriteCalls(const RegexNode& node) const;
@@ -130,12 +147,14 @@ class GrammarCompiler {
   }
 
   GbnfRules rules_;
+  std::vector<std::vector<int32_t>> calls_;         // by rule: the rules it calls
   std::vector<uint8_t> recursive_;                  // by rule
   std::vector<std::optional<RegexNode>> expanded_;  // by rule: with what it inlines
+  std::vector<size_t> expanded_size_;               // by rule: its expanded tree's nodes
+  std::vector<size_t> expanded_depth_;              // and depth
   size_t expanded_nodes_ = 0;                       // copied by inlining, over all rules
   std::vector<int32_t> node_of_;                    // by rule: its node, -1 when inlined
   std::vector<int32_t> rule_of_;                    // by node
-  std::vector<RegexNode> trees_;                    // by node
   std::vector<Yield> yields_;                       // by rule
   std::vector<Node> nodes_;
   std::vector<uint8_t> first_done_;  // by node: FirstBytes computed
@@ -144,47 +163,106 @@ class GrammarCompiler {
 // A rule is recursive when it can reach itself through calls; those are never inlined.
 void GrammarCompiler::FindRecursiveRules() {
   const size_t n = rules_.bodies.size();
-  std::vector<std::vector<int32_t>> calls(n);
-  for (size_t r = 0; r < n; ++r) CollectCalls(rules_.bodies[r], calls[r]);
+  calls_.assign(n, {});
+  for (size_t r = 0; r < n; ++r) {
+    CollectCalls(rules_.bodies[r], calls_[r]);
+    std::sort(calls_[r].begin(), calls_[r].end());
+    calls_[r].erase(std::unique(calls_[r].begin(), calls_[r].end()), calls_[r].end());
+  }
   recursive_.assign(n, 0);
   std::vector<uint8_t> seen;
   std::vector<int32_t> stack;
   for (size_t r = 0; r < n; ++r) {
     seen.assign(n, 0);
-    stack.assign(calls[r].begin(), calls[r].end());
+    stack.assign(calls_[r].begin(), calls_[r].end());
     while (!stack.empty() && recursive_[r] == 0) {
       const auto q = static_cast<size_t>(stack.back());
       stack.pop_back();
       if (q == r) recursive_[r] = 1;
       if (seen[q] != 0) continue;
       seen[q] = 1;
-      stack.insert(stack.end(), calls[q].begin(), calls[q].end());
+      stack.insert(stack.end(), calls_[q].begin(), calls_[q].end());
     }
   }
 }
 
-const RegexNode& GrammarCompiler::Expanded(int32_t rule) {
-  std::optional<RegexNode>& slot = expanded_[static_cast<size_t>(rule)];
-  if (!slot.has_value()) {
-    size_t budget = kMaxInlinedNodes;
-    RegexNode tree = Expand(rules_.bodies[static_cast<size_t>(rule)], budget);
-    expanded_[static_cast<size_t>(rule)] = std::move(tree);
+// Expands the rules the root reaches, each rule that does not recurse after every such rule
+// it calls (they form a DAG), and the recursive ones last. No step recurses from one rule
+// into another, so a long chain of rules cannot exhaust the stack.
+void GrammarCompiler::ExpandReachableRules() {
+  const size_t n = rules_.bodies.size();
+  expanded_.assign(n, std::nullopt);
+  expanded_size_.assign(n, 0);
+  expanded_depth_.assign(n, 0);
+  std::vector<uint8_t> reachable(n, 0);
+  std::vector<int32_t> stack = {0};
+  reachable[0] = 1;
+  while (!stack.empty()) {
+    const auto r = static_cast<size_t>(stack.back());
+    stack.pop_back();
+    for (const int32_t q : calls_[r]) {
+      if (reachable[static_cast<size_t>(q)] != 0) continue;
+      reachable[static_cast<size_t>(q)] = 1;
+      stack.push_back(q);
+    }
   }
-  return *expanded_[static_cast<size_t>(rule)];
+  std::vector<int32_t> waiting(n, 0);  // callees not yet expanded
+  std::vector<std::vector<int32_t>> callers(n);
+  for (size_t r = 0; r < n; ++r) {
+    if (reachable[r] == 0 || recursive_[r] != 0) continue;
+    for (const int32_t q : calls_[r]) {
+      if (recursive_[static_cast<size_t>(q)] != 0) continue;
+      ++waiting[r];
+      callers[static_cast<size_t>(q)].push_back(static_cast<int32_t>(r));
+    }
+    if (waiting[r] == 0) stack.push_back(static_cast<int32_t>(r));
+  }
+  while (!stack.empty()) {
+    const int32_t r = stack.back();
+    stack.pop_back();
+    ExpandRule(r);
+    for (const int32_t c : callers[static_cast<size_t>(r)]) {
+      if (--waiting[static_cast<size_t>(c)] == 0) stack.push_back(c);
+    }
+  }
+  for (size_t r = 0; r < n; ++r) {
+    if (reachable[r] != 0 && recursive_[r] != 0) ExpandRule(static_cast<int32_t>(r));
+  }
 }
 
-RegexNode GrammarCompiler::Expand(const RegexNode& node, size_t& budget) {
+void GrammarCompiler::ExpandRule(int32_t rule) {
+  size_t budget = kMaxInlinedNodes;
+  const auto r = static_cast<size_t>(rule);
+  expanded_[r] = Expand(rules_.bodies[r], budget, 0);
+  expanded_size_[r] = TreeSize(*expanded_[r]);
+  expanded_depth_[r] = TreeDepth(*expanded_[r]);
+}
+
+const RegexNode& GrammarCompiler::Expanded(int32_t rule) const {
+  const std::optional<RegexNode>& tree = expanded_[static_cast<size_t>(rule)];
+  RS_CHECK(tree.has_value());  // every rule the root reaches is expanded
+  return *tree;
+}
+
+// `node` at `depth` in its rule's tree, with the rules it calls that do not recurse copied
+// in while they fit the rule's budget, the grammar's, and kMaxInlinedDepth.
+RegexNode GrammarCompiler::Expand(const RegexNode& node, size_t& budget, size_t depth) {
   if (node.kind == Kind::kCall) {
-    if (recursive_[static_cast<size_t>(node.rule)] != 0) return node;
-    const RegexNode& body = Expanded(node.rule);
-    const size_t size = TreeSize(body);
-    if (size > budget || expanded_nodes_ + size > kMaxGrammarNodes) return node;
+    const auto q = static_cast<size_t>(node.rule);
+    if (recursive_[q] != 0) return node;
+    const size_t size = expanded_size_[q];
+    if (size > budget || expanded_nodes_ + size > kMaxGrammarNodes ||
+        depth + expanded_depth_[q] > kMaxInlinedDepth) {
+      return node;
+    }
     budget -= size;
     expanded_nodes_ += size;
-    return body;
+    return Expanded(node.rule);
   }
-  RegexNode copy = node;
-  for (RegexNode& child : copy.children) child = Expand(child, budget);
+  RegexNode copy = WithoutChildren(node);
+  for (const RegexNode& child : node.children) {
+    copy.children.push_back(Expand(child, budget, depth + 1));
+  }
   return copy;
 }
 
@@ -208,18 +286,29 @@ void GrammarCompiler::ChooseCalledRules() {
   }
 }
 
+// The least solution of the called rules' yields: each starts at "nothing" and grows, and
+// a rule is looked at again only when a rule it calls has grown (a worklist: a pass over
+// every rule until nothing changes would take as many passes as the longest call chain).
 absl::Status GrammarCompiler::CheckYields() {
   yields_.assign(rules_.bodies.size(), Yield{});
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (const int32_t rule : rule_of_) {
-      const Yield y = YieldOf(Expanded(rule), yields_);
-      Yield& old = yields_[static_cast<size_t>(rule)];
-      if (y.empty != old.empty || y.any != old.any || y.nonempty != old.nonempty) {
-        old = y;
-        changed = true;
-      }
-    }
+  std::vector<std::vector<int32_t>> callers(rules_.bodies.size());
+  for (const int32_t rule : rule_of_) {
+    std::vector<int32_t> calls;
+    CollectCalls(Expanded(rule), calls);
+    std::sort(calls.begin(), calls.end());
+    calls.erase(std::unique(calls.begin(), calls.end()), calls.end());
+    for (const int32_t q : calls) callers[static_cast<size_t>(q)].push_back(rule);
+  }
+  std::vector<int32_t> pending(rule_of_.begin(), rule_of_.end());
+  while (!pending.empty()) {
+    const int32_t rule = pending.back();
+    pending.pop_back();
+    const Yield y = YieldOf(Expanded(rule), yields_);
+    Yield& old = yields_[static_cast<size_t>(rule)];
+    if (y.empty == old.empty && y.any == old.any && y.nonempty == old.nonempty) continue;
+    old = y;
+    const std::vector<int32_t>& again = callers[static_cast<size_t>(rule)];
+    pending.insert(pending.end(), again.begin(), again.end());
   }
   for (const int32_t rule : rule_of_) {
     if (!yields_[static_cast<size_t>(rule)].any) {
@@ -243,8 +332,8 @@ RegexNode GrammarCompiler::RewriteCalls(const RegexNode& node) const {
     either.children.push_back(std::move(call));
     return either;
   }
-  RegexNode copy = node;
-  for (RegexNode& child : copy.children) child = RewriteCalls(child);
+  RegexNode copy = WithoutChildren(node);
+  for (const RegexNode& child : node.children) copy.children.push_back(RewriteCalls(child));
   return copy;
 }
 
@@ -319,7 +408,7 @@ const std::bitset<256>& GrammarCompiler::FirstBytes(int32_t node) {
 
 absl::StatusOr<std::shared_ptr<const Grammar>> GrammarCompiler::Build() {
   FindRecursiveRules();
-  expanded_.resize(rules_.bodies.size());
+  ExpandReachableRules();
   ChooseCalledRules();
   RS_RETURN_IF_ERROR(CheckYields());
   RS_RETURN_IF_ERROR(CompileAutomata());

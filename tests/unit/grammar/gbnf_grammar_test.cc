@@ -2,6 +2,7 @@
 // recognizers on exhaustive short texts, random walks that must always be completable, the
 // nesting limit, tail calls, nullable rules, and the grammars refused.
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <cstdint>
 #include <functional>
@@ -281,6 +282,52 @@ TEST(GbnfGrammarTest, AmbiguousGrammarsStayCompletable) {
       Gbnf("root ::= s\ns ::= \"a\" s | \"a\" s s | \"a\" | \"b\" s \"c\"\n");
   EXPECT_TRUE(Accepts(grammar, std::string(200, 'a')));
   RandomWalks(grammar, 13, 120, [](const std::string&) {});
+}
+
+// A chain of rules, each nesting the next deep inside groups, compiles on a thread with a
+// small stack: inlining is bounded in depth and no step recurses from rule to rule. (Fully
+// inlined, the chain is a tree 10000 deep, which overflows this stack.) AddressSanitizer's
+// frames are several times larger.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kSmallStack = size_t{4} << 20;
+#else
+constexpr size_t kSmallStack = size_t{512} << 10;
+#endif
+
+TEST(GbnfGrammarTest, DeepChainsCompileOnASmallStack) {
+  std::string text = "root ::= r0\n";
+  for (int i = 0; i < 160; ++i) {
+    absl::StrAppend(&text, "r", i, " ::= ");
+    for (int d = 0; d < 63; ++d) text += "(\"b\" ";
+    absl::StrAppend(&text, "r", i + 1, std::string(63, ')'), "\n");
+  }
+  text += "r160 ::= \"z\"\n";
+  struct Job {
+    std::string text;
+    bool ok = false;
+    bool matched = false;
+  } job{.text = text};
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, kSmallStack), 0);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, &attr,
+                [](void* arg) -> void* {
+                  auto* job = static_cast<Job*>(arg);
+                  auto grammar = Grammar::FromGbnf(job->text);
+                  job->ok = grammar.ok();
+                  if (job->ok) {
+                    job->matched = Accepts(*grammar, std::string(160 * 63, 'b') + "z");
+                  }
+                  return nullptr;
+                },
+                &job),
+            0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  pthread_attr_destroy(&attr);
+  EXPECT_TRUE(job.ok);
+  EXPECT_TRUE(job.matched);
 }
 
 // --- Refusals ------------------------------------------------------------------------------

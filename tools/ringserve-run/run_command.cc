@@ -123,7 +123,15 @@ absl::Status ReadPromptsFile(const std::string& path, std::vector<std::string>* 
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ResponseFormatFor(const RunFlags& flags) {
+using GrammarOr = absl::StatusOr<std::shared_ptr<const grammar::Grammar>>;
+
+// A compiled response format, its error prefixed with the flag that gave it.
+GrammarOr Labelled(GrammarOr grammar, const std::string& label) {
+  if (grammar.ok()) return grammar;
+  return absl::InvalidArgumentError(absl::StrCat(label, ": ", grammar.status().message()));
+}
+
+GrammarOr ResponseFormatFor(const RunFlags& flags) {
   const int formats = (flags.json_object ? 1 : 0) + (flags.json_schema.empty() ? 0 : 1) +
                       (flags.regex.empty() ? 0 : 1) + (flags.grammar_file.empty() ? 0 : 1);
   if (formats > 1) {
@@ -131,33 +139,14 @@ absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ResponseFormatFor(const 
         "--json-object, --json-schema, --regex and --grammar-file: give one of them");
   }
   if (flags.json_object) return grammar::Grammar::AnyObject();
-  if (!flags.regex.empty()) {
-    absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
-        grammar::Grammar::FromRegex(flags.regex);
-    if (!grammar.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--regex: ", grammar.status().message()));
-    }
-    return grammar;
-  }
+  if (!flags.regex.empty()) return Labelled(grammar::Grammar::FromRegex(flags.regex), "--regex");
   if (!flags.grammar_file.empty()) {
     RS_ASSIGN_OR_RETURN(const std::string text, ReadTextFile(flags.grammar_file, "grammar"));
-    absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
-        grammar::Grammar::FromGbnf(text);
-    if (!grammar.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--grammar-file ", flags.grammar_file, ": ", grammar.status().message()));
-    }
-    return grammar;
+    return Labelled(grammar::Grammar::FromGbnf(text), "--grammar-file " + flags.grammar_file);
   }
   if (flags.json_schema.empty()) return nullptr;
   RS_ASSIGN_OR_RETURN(const std::string schema, ReadTextFile(flags.json_schema, "JSON Schema"));
-  absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
-      grammar::Grammar::FromSchema(schema);
-  if (!grammar.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--json-schema ", flags.json_schema, ": ", grammar.status().message()));
-  }
-  return grammar;
+  return Labelled(grammar::Grammar::FromSchema(schema), "--json-schema " + flags.json_schema);
 }
 
 absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel& loaded) {

@@ -149,11 +149,17 @@ int32_t TokenTrie::FollowAutomaton(const Trie& trie, const Matcher& matcher,
   std::vector<int32_t> states(static_cast<size_t>(max_depth_) + 1);
   std::string path(static_cast<size_t>(max_depth_), '\0');
   states[0] = automaton.state;
-  // The matcher after the first `depth` bytes of the path, which the automaton took.
-  const auto matcher_after = [&](size_t depth) {
-    Matcher after = matcher;
-    const bool taken = after.Advance(std::string_view(path.data(), depth));
-    RS_CHECK(taken);  // the automaton took these bytes, and the matcher follows it
+  // The matcher after the first `depth` bytes of the path, which the automaton took, in
+  // scratch[depth]: the walk handed that subtree starts there (Walk leaves it be), and its
+  // storage is reused from walk to walk.
+  if (scratch.size() < states.size()) scratch.resize(states.size(), matcher);
+  const auto matcher_after = [&](size_t depth) -> const Matcher& {
+    Matcher& after = scratch[depth];
+    after = matcher;
+    for (size_t d = 0; d < depth; ++d) {
+      const bool taken = after.Advance(static_cast<uint8_t>(path[d]));
+      RS_CHECK(taken);  // the automaton took these bytes, and the matcher follows it
+    }
     return after;
   };
   int32_t num_allowed = 0;

@@ -55,8 +55,21 @@ absl::Status CheckExistingSessionId(const std::string& session_id) {
   return CheckSessionIdLength(session_id);
 }
 
-absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ToResponseFormat(
-    const pb::ResponseFormat& format) {
+namespace {
+
+using GrammarOr = absl::StatusOr<std::shared_ptr<const grammar::Grammar>>;
+
+// A response format given as text (a schema, a regex, a grammar): UTF-8, compiled, its
+// errors naming the field.
+GrammarOr CompileFormat(std::string_view field, const std::string& text,
+                        GrammarOr (*compile)(std::string_view)) {
+  if (!tokenizer::IsValidUtf8(text)) return Invalid(field, "not valid UTF-8");
+  GrammarOr grammar = compile(text);
+  if (!grammar.ok()) return Invalid(field, std::string(grammar.status().message()));
+  return grammar;
+}
+
+GrammarOr ToResponseFormat(const pb::ResponseFormat& format) {
   switch (format.format_case()) {
     case pb::ResponseFormat::kJsonObject:
       return grammar::Grammar::AnyObject();
@@ -67,35 +80,20 @@ absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ToResponseFormat(
         return Invalid(
             kField, absl::StrCat(schema.size(), " bytes is over the limit of ", kMaxSchemaBytes));
       }
-      if (!tokenizer::IsValidUtf8(schema)) return Invalid(kField, "not valid UTF-8");
-      absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
-          grammar::Grammar::FromSchema(schema);
-      if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
-      return grammar;
+      return CompileFormat(kField, schema, &grammar::Grammar::FromSchema);
     }
-    case pb::ResponseFormat::kRegex: {
-      const std::string& regex = format.regex();
-      constexpr std::string_view kField = "response_format.regex";
-      if (!tokenizer::IsValidUtf8(regex)) return Invalid(kField, "not valid UTF-8");
-      absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
-          grammar::Grammar::FromRegex(regex);
-      if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
-      return grammar;
-    }
-    case pb::ResponseFormat::kGrammar: {
-      const std::string& text = format.grammar();
-      constexpr std::string_view kField = "response_format.grammar";
-      if (!tokenizer::IsValidUtf8(text)) return Invalid(kField, "not valid UTF-8");
-      absl::StatusOr<std::shared_ptr<const grammar::Grammar>> grammar =
-          grammar::Grammar::FromGbnf(text);
-      if (!grammar.ok()) return Invalid(kField, std::string(grammar.status().message()));
-      return grammar;
-    }
+    case pb::ResponseFormat::kRegex:
+      return CompileFormat("response_format.regex", format.regex(), &grammar::Grammar::FromRegex);
+    case pb::ResponseFormat::kGrammar:
+      return CompileFormat("response_format.grammar", format.grammar(),
+                           &grammar::Grammar::FromGbnf);
     case pb::ResponseFormat::FORMAT_NOT_SET:
       break;
   }
   return Invalid("response_format", "set json_object, json_schema, regex or grammar");
 }
+
+}  // namespace
 
 absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& request,
                                                 const tokenizer::Tokenizer* tokenizer,

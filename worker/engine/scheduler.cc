@@ -271,7 +271,9 @@ StepPlan Scheduler::Schedule() {
   // computing waits, then finds it in the prefix cache: a burst of requests with one long
   // system prompt computes it once, not once per request, however many steps it takes.
   const int32_t block_size = kv_->block_size_tokens();
-  absl::flat_hash_set<uint64_t> blocks_in_flight = BlocksInFlight();
+  // (Hashing the running prefills' prompts is needed only when something waits.)
+  absl::flat_hash_set<uint64_t> blocks_in_flight;
+  if (!waiting_.empty()) blocks_in_flight = BlocksInFlight();
   // (A plan holds at most one chunk per running sequence, so the seat count bounds its
   // chunks too.)
   for (size_t i = 0; i < waiting_.size() && budget > 0;) {

@@ -10,11 +10,15 @@
 // - every rule matches some finite text (a rule that cannot is refused by name);
 // - how deep finishing each state nests (finish_depth), so that the matcher never takes a
 //   byte after which the text could only be completed beyond kMaxRuleDepth frames.
+//
+// A JSON rule (FromGbnf's json_rules) is never inlined: its node is the JSON grammar's root,
+// its other nodes follow the rules', and the matcher runs JSON frames above the caller's.
 #include <algorithm>
 #include <bitset>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -125,7 +129,8 @@ Yield YieldOf(const RegexNode& node, const std::vector<Yield>& rules) {
 
 class GrammarCompiler {
  public:
-  explicit GrammarCompiler(GbnfRules rules) : rules_(std::move(rules)) {}
+  GrammarCompiler(GbnfRules rules, std::span<const Grammar::JsonRule> json_rules)
+      : rules_(std::move(rules)), json_rules_(json_rules) {}
 
   absl::StatusOr<std::shared_ptr<const Grammar>> Build();
 
@@ -139,14 +144,22 @@ class GrammarCompiler {
   absl::Status CheckYields();
   RegexNode RewriteCalls(const RegexNode& node) const;
   absl::Status CompileAutomata();
+  void GraftJsonRules();
   absl::Status CheckLeftRecursion();
   const std::bitset<256>& FirstBytes(int32_t node);
+
+  // Rules 1..json_rules_.size() are the JSON rules.
+  bool IsJson(size_t rule) const { return rule >= 1 && rule <= json_rules_.size(); }
+  bool IsText(int32_t node) const {
+    return nodes_[static_cast<size_t>(node)].kind == NodeKind::kText;
+  }
 
   std::string Name(int32_t node) const {
     return rules_.names[static_cast<size_t>(rule_of_[static_cast<size_t>(node)])];
   }
 
   GbnfRules rules_;
+  std::span<const Grammar::JsonRule> json_rules_;
   std::vector<std::vector<int32_t>> calls_;         // by rule: the rules it calls
   std::vector<uint8_t> recursive_;                  // by rule
   std::vector<std::optional<RegexNode>> expanded_;  // by rule: with what it inlines
@@ -249,7 +262,7 @@ const RegexNode& GrammarCompiler::Expanded(int32_t rule) const {
 RegexNode GrammarCompiler::Expand(const RegexNode& node, size_t& budget, size_t depth) {
   if (node.kind == Kind::kCall) {
     const auto q = static_cast<size_t>(node.rule);
-    if (recursive_[q] != 0) return node;
+    if (recursive_[q] != 0 || IsJson(q)) return node;
     const size_t size = expanded_size_[q];
     if (size > budget || expanded_nodes_ + size > kMaxGrammarNodes ||
         depth + expanded_depth_[q] > kMaxInlinedDepth) {
@@ -303,7 +316,9 @@ absl::Status GrammarCompiler::CheckYields() {
   while (!pending.empty()) {
     const int32_t rule = pending.back();
     pending.pop_back();
-    const Yield y = YieldOf(Expanded(rule), yields_);
+    // A JSON value is never empty.
+    const Yield y = IsJson(static_cast<size_t>(rule)) ? Yield{.any = true, .nonempty = true}
+                                                      : YieldOf(Expanded(rule), yields_);
     Yield& old = yields_[static_cast<size_t>(rule)];
     if (y.empty == old.empty && y.any == old.any && y.nonempty == old.nonempty) continue;
     old = y;
@@ -342,6 +357,7 @@ absl::Status GrammarCompiler::CompileAutomata() {
   int64_t work_left = RegexDfa::kMaxWork;
   nodes_.resize(rule_of_.size());
   for (size_t node = 0; node < rule_of_.size(); ++node) {
+    if (IsJson(static_cast<size_t>(rule_of_[node]))) continue;  // GraftJsonRules
     const RegexNode tree = RewriteCalls(Expanded(rule_of_[node]));
     auto dfa = RegexDfa::CompileTree(tree, std::bitset<256>().set(), &work_left);
     if (!dfa.ok()) {
@@ -371,6 +387,7 @@ absl::Status GrammarCompiler::CheckLeftRecursion() {
     path.push_back(node);
     for (const RegexDfa::Call& call :
          nodes_[static_cast<size_t>(node)].pattern->Calls(RegexDfa::kStart)) {
+      if (!IsText(call.rule)) continue;  // JSON calls no rule
       const uint8_t mark = marks[static_cast<size_t>(call.rule)];
       if (mark == kOnPath) {
         std::vector<std::string> names;
@@ -388,7 +405,9 @@ absl::Status GrammarCompiler::CheckLeftRecursion() {
     return absl::OkStatus();
   };
   for (size_t node = 0; node < nodes_.size(); ++node) {
-    if (marks[node] == kNew) RS_RETURN_IF_ERROR(visit(visit, static_cast<int32_t>(node)));
+    if (marks[node] == kNew && IsText(static_cast<int32_t>(node))) {
+      RS_RETURN_IF_ERROR(visit(visit, static_cast<int32_t>(node)));
+    }
   }
   return absl::OkStatus();
 }
@@ -396,7 +415,8 @@ absl::Status GrammarCompiler::CheckLeftRecursion() {
 // The bytes a rule's non-empty text may start with (its start state's calls form no cycle).
 const std::bitset<256>& GrammarCompiler::FirstBytes(int32_t node) {
   Node& rule = nodes_[static_cast<size_t>(node)];
-  if (first_done_[static_cast<size_t>(node)] != 0) return rule.first_bytes;
+  // A JSON node's bytes came with its grammar.
+  if (first_done_[static_cast<size_t>(node)] != 0 || !IsText(node)) return rule.first_bytes;
   std::bitset<256> bytes = rule.pattern->FirstBytes();
   for (const RegexDfa::Call& call : rule.pattern->Calls(RegexDfa::kStart)) {
     bytes |= FirstBytes(call.rule);
@@ -412,6 +432,7 @@ absl::StatusOr<std::shared_ptr<const Grammar>> GrammarCompiler::Build() {
   ChooseCalledRules();
   RS_RETURN_IF_ERROR(CheckYields());
   RS_RETURN_IF_ERROR(CompileAutomata());
+  GraftJsonRules();
   RS_RETURN_IF_ERROR(CheckLeftRecursion());
   first_done_.assign(nodes_.size(), 0);
   for (size_t node = 0; node < nodes_.size(); ++node) FirstBytes(static_cast<int32_t>(node));
@@ -421,9 +442,44 @@ absl::StatusOr<std::shared_ptr<const Grammar>> GrammarCompiler::Build() {
   return grammar;
 }
 
+// Each called JSON rule's grammar, its root at the rule's node and the rest appended, every
+// node index inside shifted to match.
+void GrammarCompiler::GraftJsonRules() {
+  for (size_t node = 0; node < rule_of_.size(); ++node) {
+    const auto rule = static_cast<size_t>(rule_of_[node]);
+    if (!IsJson(rule)) continue;
+    const std::vector<Node>& json = json_rules_[rule - 1].json->nodes();
+    const auto base = static_cast<int32_t>(nodes_.size()) - 1;  // JSON node i > 0 goes to base + i
+    const auto place = [&](int32_t& index) {
+      if (index >= 0) index = index == 0 ? static_cast<int32_t>(node) : base + index;
+    };
+    const auto graft = [&](Node copy) {
+      for (Node::Property& property : copy.properties) place(property.value);
+      place(copy.additional);
+      place(copy.items);
+      for (int32_t& index : copy.prefix_items) place(index);
+      for (int32_t& index : copy.members) place(index);
+      for (int32_t& index : copy.alternatives) place(index);
+      return copy;
+    };
+    nodes_[node] = graft(json[0]);
+    for (size_t i = 1; i < json.size(); ++i) nodes_.push_back(graft(json[i]));
+  }
+}
+
 absl::StatusOr<std::shared_ptr<const Grammar>> Grammar::FromGbnf(std::string_view text) {
-  RS_ASSIGN_OR_RETURN(GbnfRules rules, ParseGbnf(text));
-  return GrammarCompiler(std::move(rules)).Build();
+  return FromGbnf(text, {});
+}
+
+absl::StatusOr<std::shared_ptr<const Grammar>> Grammar::FromGbnf(
+    std::string_view text, std::span<const JsonRule> json_rules) {
+  std::vector<std::string> names;
+  for (const JsonRule& rule : json_rules) {
+    RS_CHECK(rule.json != nullptr && rule.json->nodes()[0].kind != NodeKind::kText);
+    names.push_back(rule.name);
+  }
+  RS_ASSIGN_OR_RETURN(GbnfRules rules, ParseGbnf(text, names));
+  return GrammarCompiler(std::move(rules), json_rules).Build();
 }
 
 }  // namespace ringserve::grammar

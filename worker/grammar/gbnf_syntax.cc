@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -57,9 +58,14 @@ RegexNode Combine(RegexNode::Kind kind, std::vector<RegexNode> children) {
 
 class Parser {
  public:
-  explicit Parser(std::string_view text) : text_(text) {
+  Parser(std::string_view text, std::span<const std::string> predefined)
+      : text_(text), num_predefined_(predefined.size()) {
     rules_.push_back(Rule{.name = "root", .body = {}});
     index_.emplace("root", 0);
+    for (const std::string& name : predefined) {
+      index_.emplace(name, static_cast<int32_t>(rules_.size()));
+      rules_.push_back(Rule{.name = name, .body = {}, .defined = true, .predefined = true});
+    }
   }
 
   absl::StatusOr<GbnfRules> Parse();
@@ -69,6 +75,7 @@ class Parser {
     std::string name;
     RegexNode body;
     bool defined = false;
+    bool predefined = false;
     size_t first_reference = std::string_view::npos;
   };
 
@@ -105,6 +112,7 @@ class Parser {
   absl::StatusOr<uint32_t> HexEscape(size_t at, char letter, size_t num_digits);
 
   std::string_view text_;
+  size_t num_predefined_ = 0;
   size_t pos_ = 0;
   std::vector<Rule> rules_;
   absl::flat_hash_map<std::string, int32_t> index_;  // rule name → index in rules_
@@ -167,6 +175,7 @@ absl::StatusOr<GbnfRules> Parser::Parse() {
   while (!AtEnd()) RS_RETURN_IF_ERROR(Definition());
   if (!rules_[0].defined) return absl::InvalidArgumentError("grammar: no rule named 'root'");
   GbnfRules result;
+  result.num_predefined = num_predefined_;
   for (Rule& rule : rules_) {
     // Rules are numbered on first appearance, so the first undefined one in this order is
     // the one referenced first.
@@ -197,6 +206,7 @@ absl::Status Parser::Definition() {
   pos_ += 3;
   RS_ASSIGN_OR_RETURN(const int32_t index, RuleIndex(name, at));
   Rule& rule = rules_[static_cast<size_t>(index)];
+  if (rule.predefined) return Error(at, absl::StrCat("rule '", name, "' is predefined"));
   if (rule.defined) return Error(at, absl::StrCat("rule '", name, "' is defined twice"));
   rule.defined = true;
   RS_ASSIGN_OR_RETURN(RegexNode body, Alternatives(/*depth=*/0));
@@ -423,6 +433,9 @@ absl::StatusOr<uint32_t> Parser::HexEscape(size_t at, char letter, size_t num_di
 
 }  // namespace
 
-absl::StatusOr<GbnfRules> ParseGbnf(std::string_view text) { return Parser(text).Parse(); }
+absl::StatusOr<GbnfRules> ParseGbnf(std::string_view text,
+                                    std::span<const std::string> predefined) {
+  return Parser(text, predefined).Parse();
+}
 
 }  // namespace ringserve::grammar

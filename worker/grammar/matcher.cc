@@ -35,9 +35,16 @@ namespace {
 // takes 2 ms (ringserve-grammar-mask-bench, BM_MaskManyAlternatives).
 constexpr size_t kMaxStacks = 16;
 
-// Raw text whose every frame may end where it is (a rule's caller where the rule returns).
+// Raw text whose every frame may end where it is (a rule's caller where the rule returns),
+// a JSON rule's number included: it ends where the next byte is not one of its own.
 bool IsCompleteText(const std::vector<Node>& nodes, const Frames& frames) {
-  return std::all_of(frames.begin(), frames.end(), [&](const Frame& frame) {
+  auto end = frames.end();
+  const Frame& top = frames.back();
+  if (top.state != kText) {
+    if (!NumberComplete(nodes[static_cast<size_t>(top.node)], top)) return false;
+    --end;
+  }
+  return std::all_of(frames.begin(), end, [&](const Frame& frame) {
     return frame.state == kText &&
            nodes[static_cast<size_t>(frame.node)].pattern->Accepting(frame.count);
   });
@@ -212,6 +219,13 @@ bool Stepper::CallRule(size_t slot, const RegexDfa::Call& call, uint8_t byte) {
   } else {
     frames.back().count = call.next;
   }
+  if (callee.kind != NodeKind::kText) {
+    // A JSON value (FromGbnf's json_rules): its frames run above the caller's, and the
+    // caller goes on once the value's last frame ends.
+    frames.push_back(Frame{.node = call.rule});
+    if (!Run(fork, byte)) Drop(fork);
+    return true;
+  }
   frames.push_back(Frame{.node = call.rule, .state = kText, .count = RegexDfa::kStart});
   if (RuleByte(fork, byte, false) != Outcome::kTake) Drop(fork);
   return true;
@@ -333,7 +347,8 @@ bool Matcher::IsFinished() const {
     if (stack.frames.empty()) return true;
     if (stack.frames[0].state == kText) {
       return std::all_of(stack.frames.begin(), stack.frames.end(), [&](const Frame& frame) {
-        return nodes[static_cast<size_t>(frame.node)].pattern->IsFinal(frame.count);
+        return frame.state == kText &&
+               nodes[static_cast<size_t>(frame.node)].pattern->IsFinal(frame.count);
       });
     }
     if (stack.frames.size() != 1) return false;

@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -94,6 +96,17 @@ class Grammar {
   // line and column of a syntax error, or the rule that is undefined, matches no text, or
   // makes an automaton too large.
   static absl::StatusOr<std::shared_ptr<const Grammar>> FromGbnf(std::string_view text);
+
+  // A grammar whose rule `name` is a JSON value that `json` (FromSchema, AnyObject) accepts,
+  // starting at its first byte (no whitespace before it): text with JSON inside, such as
+  // a tool call's tags around its arguments.
+  struct JsonRule {
+    std::string name;
+    std::shared_ptr<const Grammar> json;
+  };
+  // FromGbnf with `json_rules` defined outside the text (which may not define them too).
+  static absl::StatusOr<std::shared_ptr<const Grammar>> FromGbnf(
+      std::string_view text, std::span<const JsonRule> json_rules);
 
   static constexpr int kMaxProperties = 64;
 

@@ -4,6 +4,7 @@
 //     a call of q returning to t:  nonempty(q) where t is final (the call replaces r's frame),
 //                                  else max(depth(r, t), 1 + nonempty(q))
 //   nonempty(r) = the same least over the edges of r's start state, without the 0,
+// where a JSON value (a node that is not kText) calls no rule: its nonempty depth is 0.
 // found by lowering estimates from "unreachable" along reversed edges until nothing changes
 // (a worklist, so each edge is looked at again only when a value it reads has dropped).
 #include "worker/grammar/rule_depths.h"
@@ -39,6 +40,7 @@ class DepthSolver {
   };
 
   const RegexDfa& Dfa(int32_t rule) const { return *rules_[static_cast<size_t>(rule)].pattern; }
+  bool IsText(size_t rule) const { return rules_[rule].kind == NodeKind::kText; }
   void AddEdges(size_t r);
   int32_t EdgeDepth(int32_t rule, int32_t state, bool count_accepting) const;
   void Lower(int32_t rule, int32_t state);
@@ -118,8 +120,15 @@ void DepthSolver::Solve() {
   callers_.resize(n);
   depth_.resize(n);
   nonempty_.assign(n, kTooDeep);
-  for (size_t r = 0; r < n; ++r) AddEdges(r);
   for (size_t r = 0; r < n; ++r) {
+    if (IsText(r)) {
+      AddEdges(r);
+    } else {
+      nonempty_[r] = 0;
+    }
+  }
+  for (size_t r = 0; r < n; ++r) {
+    if (!IsText(r)) continue;
     const RegexDfa& dfa = *rules_[r].pattern;
     for (int32_t s = 0; s < dfa.num_states(); ++s) {
       if (dfa.Accepting(s)) Lower(static_cast<int32_t>(r), s);
@@ -152,10 +161,11 @@ absl::Status ComputeFinishDepths(std::vector<Grammar::Node>& rules) {
         absl::StrCat("grammar: every text of rule 'root' nests rules deeper than ", kMaxRuleDepth));
   }
   const bool calls = std::any_of(rules.begin(), rules.end(), [](const Grammar::Node& rule) {
-    return rule.pattern->has_calls();
+    return rule.kind == NodeKind::kText && rule.pattern->has_calls();
   });
   if (!calls) return absl::OkStatus();  // every depth is 0
   for (size_t r = 0; r < rules.size(); ++r) {
+    if (rules[r].kind != NodeKind::kText) continue;
     rules[r].finish_depth = std::move(solver.depths()[r]);
     rules[r].nonempty_finish_depth = solver.nonempty()[r];
   }

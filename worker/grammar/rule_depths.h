@@ -12,8 +12,9 @@
 
 namespace ringserve::grammar {
 
-// Sets finish_depth and nonempty_finish_depth of `rules`, a grammar's kText nodes (node i
-// is rule i; their automata call one another by node index, never before reading a byte).
+// Sets finish_depth and nonempty_finish_depth of the kText nodes of `rules`, a grammar's
+// nodes (their automata call one another, and JSON values, by node index, never before
+// reading a byte).
 // A call in tail position (to a state where the caller may only end: RegexDfa::IsFinal)
 // replaces the caller's frame. INVALID_ARGUMENT when the root (node 0) needs more than
 // kMaxRuleDepth frames.

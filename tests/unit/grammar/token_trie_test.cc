@@ -273,6 +273,18 @@ TEST(TokenTrieTest, GrammarWalksAreTheDefinitions) {
   // Most steps follow a rule's automaton and hand back to the matcher at calls and returns.
   EXPECT_GT(automaton_steps, 400);
 
+  // Tags around JSON values (a tool call's shape): the walk hands over to the value's frames
+  // and back to the rule's automaton after it.
+  auto arguments = Grammar::FromSchema(
+      R"({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string",
+          "maxLength": 3}}, "required": ["a"]})");
+  ASSERT_TRUE(arguments.ok()) << arguments.status();
+  const std::vector<Grammar::JsonRule> json_rules = {{"args", *arguments}};
+  auto tagged =
+      Grammar::FromGbnf("root ::= call (\"+\" call)*\ncall ::= \"((\" args \")\"\n", json_rules);
+  ASSERT_TRUE(tagged.ok()) << tagged.status();
+  RandomRepliesHaveTheDefinitionsMasks(trie, vocab, *tagged, 40, rng);
+
   // Near the nesting limit the automaton's own bytes stop where the matcher's do: a rule
   // frame 64 deep takes "a" (it can end with "d") but not "ab" (that needs a 65th frame).
   auto nest = Grammar::FromGbnf("root ::= \"a\" (\"b\" root \"c\" | \"d\")\n");

@@ -7,12 +7,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
+#include "worker/tokenizer/tool_calls.h"
 
 namespace ringserve::tokenizer {
 namespace {
 
-// Tool turns are left out: each family spells them differently (Llama 3.1's ipython
-// header, Qwen2.5's <tool_response> inside a user turn).
 constexpr std::array<std::string_view, 3> kRoles = {"system", "user", "assistant"};
 
 bool IsInstFormat(ChatFormat format) {
@@ -178,6 +177,38 @@ std::vector<int32_t> EncodeInstChat(const Tokenizer& tokenizer, ChatFormat forma
   return out;
 }
 
+// Every role known, and tools, tool results and calls only where the format has them.
+absl::Status CheckToolUse(ChatFormat format, std::span<const ChatMessage> messages,
+                          std::span<const ChatTool> tools) {
+  const bool tool_format = HasToolCalls(format);
+  const auto refuse = [&](std::string_view field) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        std::string(field), ": the ", std::string(ChatFormatName(format)),
+        " chat format has no tool calling in ringserve (chatml, llama3.1 and llama3.2 have)"));
+  };
+  if (!tools.empty() && !tool_format) return refuse("chat.tools");
+  RS_RETURN_IF_ERROR(CheckTools(tools));
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& message = messages[i];
+    bool known = tool_format && message.role == "tool";
+    for (const std::string_view role : kRoles) known = known || role == message.role;
+    if (!known) {
+      constexpr size_t kShown = 32;  // an error status must stay small
+      return absl::InvalidArgumentError(
+          absl::StrCat("chat.messages[", i, "].role: '", message.role.substr(0, kShown),
+                       message.role.size() > kShown ? "...'" : "'", " is not system, user",
+                       tool_format ? ", assistant or tool" : " or assistant"));
+    }
+    if (message.tool_calls.empty()) continue;
+    if (!tool_format) return refuse(absl::StrCat("chat.messages[", i, "].tool_calls"));
+    if (message.role != "assistant") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("chat.messages[", i, "].tool_calls: only assistant turns make calls"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string_view ChatFormatName(ChatFormat format) {
@@ -277,7 +308,8 @@ bool CanRender(const Tokenizer& tokenizer, ChatFormat format) {
 
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
                                                 std::span<const ChatMessage> messages, bool start,
-                                                std::string_view default_system) {
+                                                std::string_view default_system,
+                                                std::span<const ChatTool> tools) {
   if (format == ChatFormat::kNone) {
     return absl::FailedPreconditionError(
         "this model has no chat format (its checkpoint names none that ringserve renders; "
@@ -290,6 +322,7 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
         absl::StrCat("the model's vocabulary has no ", std::string(*missing), " token, which the ",
                      std::string(ChatFormatName(format)), " chat format needs"));
   }
+  RS_RETURN_IF_ERROR(CheckToolUse(format, messages, tools));
   if (IsInstFormat(format)) {
     RS_RETURN_IF_ERROR(CheckInstRoles(format, messages));
     const bool brings_system = messages[0].role == "system";
@@ -300,46 +333,84 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
   }
   std::vector<int32_t> out;
   Append(tokenizer, start ? m.start : m.resume, true, &out);
-  const auto turn = [&](std::string_view role, std::string_view content) {
+  const auto header = [&](std::string_view role) {
     Append(tokenizer,
            absl::StrCat(std::string(m.open), std::string(role), std::string(m.after_role)), true,
            &out);
-    Append(tokenizer, m.trim_content ? Trimmed(content) : content, false, &out);
-    Append(tokenizer, m.close, true, &out);
   };
+  const auto text = [&](std::string_view content) { Append(tokenizer, content, false, &out); };
+  const auto close = [&] { Append(tokenizer, m.close, true, &out); };
+  const auto turn = [&](std::string_view role, std::string_view content) {
+    header(role);
+    text(m.trim_content ? Trimmed(content) : content);
+    close();
+  };
+  const bool llama_tools = format == ChatFormat::kLlama31 || format == ChatFormat::kLlama32;
+  const bool offer_tools = start && !tools.empty();
+  const std::string tools_text = offer_tools ? ToolsText(format, tools) : std::string();
   const bool brings_system = messages[0].role == "system";
+  const std::string_view system = brings_system ? messages[0].content : default_system;
   size_t first = 0;
-  if (start && (format == ChatFormat::kLlama31 || format == ChatFormat::kLlama32)) {
+  if (start && llama_tools) {
     // The header Llama 3.1 and 3.2's templates always open with; a leading system message
     // (or the default) is folded into it.
     const std::string date = format == ChatFormat::kLlama31
                                  ? std::string("26 Jul 2024")
                                  : absl::FormatTime("%d %b %Y", absl::Now(), absl::UTCTimeZone());
-    Append(tokenizer, absl::StrCat(std::string(m.open), "system", std::string(m.after_role)), true,
-           &out);
-    Append(tokenizer,
-           absl::StrCat("Cutting Knowledge Date: December 2023\nToday Date: ", date, "\n\n"), false,
-           &out);
-    Append(tokenizer, Trimmed(brings_system ? messages[0].content : default_system), false, &out);
+    header("system");
+    text(absl::StrCat(offer_tools ? "Environment: ipython\n" : "",
+                      "Cutting Knowledge Date: December 2023\nToday Date: ", date, "\n\n"));
+    text(Trimmed(system));
+    close();
     first = brings_system ? 1 : 0;
-    Append(tokenizer, m.close, true, &out);
+  } else if (offer_tools) {  // ChatML: the tools follow the system message
+    turn("system",
+         system.empty() ? tools_text : absl::StrCat(std::string(system), "\n\n", tools_text));
+    first = brings_system ? 1 : 0;
   } else if (start && !brings_system && !default_system.empty()) {
     turn("system", default_system);
   }
+  bool tools_placed = !(offer_tools && llama_tools);  // Llama 3.x: in the first user message
   for (size_t i = first; i < messages.size(); ++i) {
     const ChatMessage& message = messages[i];
-    bool known = false;
-    for (const std::string_view role : kRoles) known = known || role == message.role;
-    if (!known) {
-      constexpr size_t kShown = 32;  // an error status must stay small
-      return absl::InvalidArgumentError(absl::StrCat(
-          "chat.messages[", i, "].role: '", message.role.substr(0, kShown),
-          message.role.size() > kShown ? "...'" : "'", " is not system, user or assistant"));
+    if (message.role == "tool") {
+      if (llama_tools) {
+        header("ipython");
+        text(message.content);
+        close();
+        continue;
+      }
+      // ChatML: a run of results shares one user turn.
+      if (i == first || messages[i - 1].role != "tool") header("user");
+      text(absl::StrCat(i == first || messages[i - 1].role != "tool" ? "" : "\n",
+                        "<tool_response>\n", message.content, "\n</tool_response>"));
+      if (i + 1 == messages.size() || messages[i + 1].role != "tool") close();
+      continue;
+    }
+    if (!message.tool_calls.empty()) {  // an assistant turn (CheckToolUse)
+      const bool after_content = !llama_tools && !message.content.empty();
+      RS_ASSIGN_OR_RETURN(const std::string calls,
+                          ToolCallsText(format, message.tool_calls, after_content,
+                                        absl::StrCat("chat.messages[", i, "].tool_calls")));
+      header("assistant");
+      // Llama 3.x writes a turn that calls a tool as the call alone.
+      text(llama_tools ? calls : absl::StrCat(message.content, calls));
+      close();
+      continue;
+    }
+    if (!tools_placed && message.role == "user") {
+      turn("user", absl::StrCat(tools_text, std::string(Trimmed(message.content))));
+      tools_placed = true;
+      continue;
     }
     turn(message.role, message.content);
   }
-  Append(tokenizer, absl::StrCat(std::string(m.open), "assistant", std::string(m.after_role)), true,
-         &out);
+  if (!tools_placed) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chat.tools: the ", std::string(ChatFormatName(format)),
+        " chat format offers tools in the first user message, and the conversation has none"));
+  }
+  header("assistant");
   return out;
 }
 

@@ -45,9 +45,23 @@ std::optional<ChatFormat> ChatFormatNamed(std::string_view name);
 // an empty template).
 ChatFormat DetectChatFormat(std::string_view chat_template);
 
+// A function the model may call (tool_calls.h).
+struct ChatTool {
+  std::string name;
+  std::string description{};
+  std::string parameters{};  // JSON Schema of the arguments object; empty: any object
+};
+
+struct ToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // a JSON object's text
+};
+
 struct ChatMessage {
-  std::string role;  // system, user or assistant
+  std::string role;  // system, user, assistant or tool (HasToolCalls formats)
   std::string content;
+  std::vector<ToolCall> tool_calls{};  // assistant turns that called tools
 };
 
 // `messages` in `format`, encoded, ending with the assistant's header (the generation
@@ -58,14 +72,17 @@ struct ChatMessage {
 // template writes after <|im_end|>). Llama 3 and Llama 2 trim each content's surrounding
 // ASCII whitespace, as their templates do. The [INST] formats need user and assistant
 // messages to alternate, starting and ending with a user message, after an optional system
-// message. Tool turns are not rendered.
-// INVALID_ARGUMENT naming the message for an unknown role or no messages;
+// message. The formats with tool calling (tool_calls.h) also render tool results and the
+// calls of assistant turns, and offer `tools` where a conversation starts (with `start`).
+// INVALID_ARGUMENT naming the message for an unknown role or no messages, or for tools,
+// tool results or calls in a format without tool calling;
 // FAILED_PRECONDITION when the format is kNone or the vocabulary lacks its markers.
 // `default_system`: the system message a conversation opens with when it brings none (only
 // with `start`; DefaultSystemPrompt).
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
                                                 std::span<const ChatMessage> messages, bool start,
-                                                std::string_view default_system = {});
+                                                std::string_view default_system = {},
+                                                std::span<const ChatTool> tools = {});
 
 // The system prompt a ChatML template writes when a conversation has none (Qwen2's "You are
 // a helpful assistant.", Qwen2.5's "You are Qwen, created by Alibaba Cloud. ..."): the

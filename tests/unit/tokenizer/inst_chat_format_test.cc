@@ -130,6 +130,16 @@ TEST_F(InstChatFormatTest, RolesMustAlternateFromAUserMessageToAUserMessage) {
       EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument) << bad.size();
       EXPECT_THAT(ids.status().message(), HasSubstr("starting and ending with a user message"));
     }
+    // No tool calling in these formats.
+    const std::vector<ChatTool> tools = {{.name = "now"}};
+    auto offered = EncodeChat(*tok_, format, {{{"user", "Hi"}}}, true, "", tools);
+    EXPECT_THAT(offered.status().message(), HasSubstr("chat.tools: the "));
+    auto result = EncodeChat(*tok_, format, {{{"user", "Hi"}, {"tool", "1"}}}, true);
+    EXPECT_THAT(result.status().message(), HasSubstr("chat.messages[1].role: 'tool'"));
+    auto call =
+        EncodeChat(*tok_, format,
+                   {{{"user", "a"}, {"assistant", "", {{"c", "now", "{}"}}}, {"user", "b"}}}, true);
+    EXPECT_THAT(call.status().message(), HasSubstr("chat.messages[1].tool_calls: the "));
   }
 }
 

@@ -1,0 +1,257 @@
+// Tool calling: how each format writes the tools, calls and results into a conversation (exact
+// ids on a vocabulary where plain text is one token per byte), what it refuses, and how calls
+// are taken back out of a streamed reply.
+#include "worker/tokenizer/tool_calls.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "tests/unit/tokenizer/chat_vocabulary.h"
+#include "worker/tokenizer/chat_format.h"
+
+namespace ringserve::tokenizer {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace testing;  // NOLINT(google-build-using-namespace): the ids and Bytes()
+
+std::unique_ptr<Tokenizer> Make() {
+  auto tok = Tokenizer::Create(ChatVocabulary());
+  EXPECT_TRUE(tok.ok()) << tok.status();
+  return tok.ok() ? *std::move(tok) : nullptr;
+}
+
+std::vector<int32_t> Join(std::initializer_list<std::vector<int32_t>> parts) {
+  std::vector<int32_t> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+const std::vector<ChatTool> kTools = {
+    {.name = "get_weather",
+     .description = "Current weather in a city.",
+     .parameters = R"({"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]})"},
+    {.name = "now", .description = "", .parameters = ""}};
+
+TEST(ToolCallsTest, ChatMlOffersTheToolsAfterTheSystemMessage) {
+  const auto tok = Make();
+  const std::string tools = ToolsText(ChatFormat::kChatMl, kTools);
+  // One tool a line, as the templates' tojson writes it; a tool without parameters takes
+  // any object.
+  EXPECT_THAT(tools, HasSubstr("<tools>\n{\"type\": \"function\", \"function\": {\"name\": "
+                               "\"get_weather\", \"description\": \"Current weather in a city.\", "
+                               "\"parameters\": {\"type\": \"object\", \"properties\": {\"city\": "
+                               "{\"type\": \"string\"}}, \"required\": [\"city\"]}}}\n{\"type\": "
+                               "\"function\", \"function\": {\"name\": \"now\", \"parameters\": "
+                               "{\"type\": \"object\"}}}\n</tools>"));
+  EXPECT_THAT(tools, HasSubstr("<tool_call>\n{\"name\": <function-name>, \"arguments\": "));
+  const std::vector<ChatMessage> messages = {{"system", "Be brief."}, {"user", "Hi"}};
+  auto ids = EncodeChat(*tok, ChatFormat::kChatMl, messages, true, "", kTools);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, Join({{kImStart},
+                        Bytes(absl::StrCat("system\nBe brief.\n\n", tools)),
+                        {kImEnd},
+                        Bytes("\n"),
+                        {kImStart},
+                        Bytes("user\nHi"),
+                        {kImEnd},
+                        Bytes("\n"),
+                        {kImStart},
+                        Bytes("assistant\n")}));
+  // Without a system message the default one leads; an appended turn offers nothing again.
+  auto fallback = EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, true, "Hi.", kTools);
+  ASSERT_TRUE(fallback.ok()) << fallback.status();
+  const std::vector<int32_t> opening = Join({{kImStart}, Bytes("system\nHi.\n\n# Tools")});
+  EXPECT_EQ(std::vector<int32_t>(fallback->begin(), fallback->begin() + opening.size()), opening);
+  EXPECT_EQ(*EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, false, "", kTools),
+            *EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, false));
+}
+
+TEST(ToolCallsTest, ChatMlWritesCallsAndGroupsResultsInOneUserTurn) {
+  const auto tok = Make();
+  const std::vector<ChatMessage> messages = {{"user", "Weather in Paris and Rome?"},
+                                             {"assistant",
+                                              "",
+                                              {{"call_1", "get_weather", R"({"city":"Paris"})"},
+                                               {"call_2", "get_weather", R"({"city": "Rome"})"}}},
+                                             {"tool", "18C"},
+                                             {"tool", "24C"},
+                                             {"assistant", "Checking.", {{"call_3", "now", "{}"}}},
+                                             {"tool", "noon"}};
+  auto ids = EncodeChat(*tok, ChatFormat::kChatMl, messages, true);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  const std::vector<int32_t> end = {kImEnd, '\n', kImStart};
+  EXPECT_EQ(*ids,
+            Join({{kImStart},
+                  Bytes("user\nWeather in Paris and Rome?"),
+                  end,
+                  Bytes("assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+                        "{\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": "
+                        "\"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call>"),
+                  end,
+                  Bytes("user\n<tool_response>\n18C\n</tool_response>\n<tool_response>\n24C\n"
+                        "</tool_response>"),
+                  end,
+                  Bytes("assistant\nChecking.\n<tool_call>\n{\"name\": \"now\", \"arguments\": "
+                        "{}}\n</tool_call>"),
+                  end,
+                  Bytes("user\n<tool_response>\nnoon\n</tool_response>"),
+                  end,
+                  Bytes("assistant\n")}));
+  auto bad = EncodeChat(*tok, ChatFormat::kChatMl,
+                        {{{"user", "a"}, {"assistant", "", {{"c", "now", "[1]"}}}}}, true);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("chat.messages[1].tool_calls[0].arguments: not a JSON object"));
+  auto from_user =
+      EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "a", {{"c", "now", "{}"}}}}}, true);
+  EXPECT_THAT(from_user.status().message(), HasSubstr("only assistant turns make calls"));
+}
+
+TEST(ToolCallsTest, Llama31OffersToolsInTheFirstUserMessageAndResultsAsIpython) {
+  const auto tok = Make();
+  const std::vector<ChatMessage> messages = {
+      {"user", " Weather in Paris? "},
+      {"assistant", "ignored", {{"c1", "get_weather", R"({"city":"Paris"})"}}},
+      {"tool", " 18C "}};
+  auto ids = EncodeChat(*tok, ChatFormat::kLlama31, messages, true, "", kTools);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  const std::string tools = ToolsText(ChatFormat::kLlama31, kTools);
+  EXPECT_THAT(tools, HasSubstr("\"parameters\": object of argument names and values}"));
+  EXPECT_THAT(tools, HasSubstr("{\n    \"type\": \"function\",\n    \"function\": {\n"));
+  const auto header = [](std::string_view role) {
+    return Join({{kStartHeader}, Bytes(role), {kEndHeader}, Bytes("\n\n")});
+  };
+  EXPECT_EQ(*ids, Join({{kBeginOfText},
+                        header("system"),
+                        Bytes("Environment: ipython\nCutting Knowledge Date: December 2023\n"
+                              "Today Date: 26 Jul 2024\n\n"),
+                        {kEotId},
+                        header("user"),
+                        Bytes(absl::StrCat(tools, "Weather in Paris?")),
+                        {kEotId},
+                        header("assistant"),
+                        Bytes(R"({"name": "get_weather", "parameters": {"city": "Paris"}})"),
+                        {kEotId},
+                        header("ipython"),
+                        Bytes(" 18C "),
+                        {kEotId},
+                        header("assistant")}));
+
+  auto two = EncodeChat(
+      *tok, ChatFormat::kLlama32,
+      {{{"user", "a"}, {"assistant", "", {{"a", "now", "{}"}, {"b", "now", "{}"}}}, {"user", "b"}}},
+      true);
+  EXPECT_THAT(two.status().message(), HasSubstr("writes one call a turn"));
+  auto no_user = EncodeChat(*tok, ChatFormat::kLlama31, {{{"system", "s"}}}, true, "", kTools);
+  EXPECT_THAT(no_user.status().message(), HasSubstr("offers tools in the first user message"));
+}
+
+TEST(ToolCallsTest, FormatsWithoutToolCallingAndBadToolsAreRefused) {
+  const auto tok = Make();
+  // (The [INST] formats refuse them alike: inst_chat_format_test.cc.)
+  for (const ChatFormat format : {ChatFormat::kLlama3}) {
+    auto tools = EncodeChat(*tok, format, {{{"user", "a"}}}, true, "", kTools);
+    EXPECT_EQ(tools.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(tools.status().message(), HasSubstr("chat.tools: the "));
+    EXPECT_THAT(tools.status().message(), HasSubstr("has no tool calling"));
+    auto result = EncodeChat(*tok, format, {{{"user", "a"}, {"tool", "b"}}}, true);
+    EXPECT_THAT(result.status().message(), HasSubstr("chat.messages[1].role: 'tool'"));
+  }
+  const auto refusal = [](std::vector<ChatTool> tools) {
+    return std::string(CheckTools(tools).message());
+  };
+  EXPECT_THAT(refusal({{.name = "a b"}}), HasSubstr("chat.tools[0].name: must be 1 to 64"));
+  EXPECT_THAT(refusal({{.name = ""}}), HasSubstr("chat.tools[0].name"));
+  EXPECT_THAT(refusal({{.name = std::string(65, 'a')}}), HasSubstr("chat.tools[0].name"));
+  EXPECT_THAT(refusal({{.name = "a"}, {.name = "a"}}), HasSubstr("'a' is named twice"));
+  EXPECT_THAT(refusal({{.name = "a", .parameters = "[]"}}),
+              HasSubstr("chat.tools[0].parameters: not a JSON object"));
+  EXPECT_THAT(refusal(std::vector<ChatTool>(129, ChatTool{.name = "a"})),
+              HasSubstr("129 tools is over the limit of 128"));
+  EXPECT_TRUE(CheckTools(kTools).ok());
+}
+
+// The parser's output for `reply` fed in two pieces split at `split`.
+ToolCallParser::Output Parse(ChatFormat format, std::string_view reply, size_t split) {
+  ToolCallParser parser(format, {"get_weather", "now"});
+  ToolCallParser::Output out = parser.Feed(reply.substr(0, split));
+  ToolCallParser::Output second = parser.Feed(reply.substr(split));
+  ToolCallParser::Output rest = parser.Finish();
+  for (ToolCallParser::Output* more : {&second, &rest}) {
+    out.text += more->text;
+    out.calls.insert(out.calls.end(), more->calls.begin(), more->calls.end());
+  }
+  return out;
+}
+
+// Every split of `reply` gives `text` and calls of these names and (compact) arguments.
+void ExpectParse(ChatFormat format, std::string_view reply, std::string_view text,
+                 const std::vector<std::pair<std::string, std::string>>& calls) {
+  for (size_t split = 0; split <= reply.size(); ++split) {
+    const ToolCallParser::Output out = Parse(format, reply, split);
+    ASSERT_EQ(out.text, text) << "split at " << split << " of " << reply;
+    ASSERT_EQ(out.calls.size(), calls.size()) << reply;
+    for (size_t i = 0; i < calls.size(); ++i) {
+      EXPECT_EQ(out.calls[i].name, calls[i].first);
+      EXPECT_EQ(out.calls[i].arguments, calls[i].second);
+      EXPECT_THAT(out.calls[i].id, ::testing::MatchesRegex("call_[A-Za-z0-9]{24}"));
+    }
+  }
+}
+
+TEST(ToolCallsTest, ChatMlCallsLeaveTheStreamedText) {
+  const std::string call =
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"n\": "
+      "[1, 2]}}\n</tool_call>";
+  const std::pair<std::string, std::string> parsed = {"get_weather",
+                                                      R"({"city":"Paris","n":[1,2]})"};
+  ExpectParse(ChatFormat::kChatMl, call, "", {parsed});
+  ExpectParse(ChatFormat::kChatMl, "Let me look.\n" + call + "\n" + call + "\n", "Let me look.",
+              {parsed, parsed});
+  // Arguments written as a string holding the object, as some fine-tunes do.
+  ExpectParse(ChatFormat::kChatMl,
+              "<tool_call>{\"name\": \"now\", \"arguments\": \"{\\\"tz\\\": \\\"UTC\\\"}\"}"
+              "</tool_call>",
+              "", {{"now", R"({"tz":"UTC"})"}});
+  // Not calls: they stay text as written.
+  ExpectParse(ChatFormat::kChatMl, "a < b <tool <\n", "a < b <tool <\n", {});
+  const std::string unknown = "<tool_call>{\"name\": \"rm\", \"arguments\": {}}</tool_call>";
+  ExpectParse(ChatFormat::kChatMl, "x " + unknown, "x" + unknown, {});
+  ExpectParse(ChatFormat::kChatMl, "<tool_call>{\"name\": \"now\"", "<tool_call>{\"name\": \"now\"",
+              {});
+  ExpectParse(ChatFormat::kChatMl, "<tool_call>{\"name\": \"now\", \"arguments\": 3}</tool_call>",
+              "<tool_call>{\"name\": \"now\", \"arguments\": 3}</tool_call>", {});
+
+  // Text streams as it comes; only what may be a tag's start is held.
+  ToolCallParser parser(ChatFormat::kChatMl, {"now"});
+  EXPECT_EQ(parser.Feed("Hello").text, "Hello");
+  EXPECT_EQ(parser.Feed(" there <tool").text, " there");
+  EXPECT_EQ(parser.Feed("box>").text, " <toolbox>");
+  EXPECT_FALSE(parser.made_calls());
+}
+
+TEST(ToolCallsTest, Llama3ReplyThatIsOneObjectIsACall) {
+  ExpectParse(ChatFormat::kLlama31,
+              " {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}", "",
+              {{"get_weather", R"({"city":"Oslo"})"}});
+  ExpectParse(ChatFormat::kLlama32, "{\"name\": \"now\", \"arguments\": {}}", "", {{"now", "{}"}});
+  ExpectParse(ChatFormat::kLlama31, "{\"name\": \"now\", \"parameters\": {}} and more",
+              "{\"name\": \"now\", \"parameters\": {}} and more", {});
+  ExpectParse(ChatFormat::kLlama31, "It is {sunny}.", "It is {sunny}.", {});
+  ExpectParse(ChatFormat::kLlama31, "  \n", "  \n", {});
+  // A reply that does not open with "{" streams at once.
+  ToolCallParser parser(ChatFormat::kLlama31, {"now"});
+  EXPECT_EQ(parser.Feed("  ").text, "");
+  EXPECT_EQ(parser.Feed("Hi {").text, "  Hi {");
+}
+
+}  // namespace
+}  // namespace ringserve::tokenizer

@@ -1,0 +1,284 @@
+#include "worker/tokenizer/tool_calls.h"
+
+#include <algorithm>
+#include <random>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace ringserve::tokenizer {
+namespace {
+
+using Json = nlohmann::ordered_json;  // keeps the order keys were written in
+
+constexpr std::string_view kCallOpen = "<tool_call>";
+constexpr std::string_view kCallClose = "</tool_call>";
+constexpr std::string_view kSpace = " \t\n\r";
+
+bool IsLlama(ChatFormat format) {
+  return format == ChatFormat::kLlama31 || format == ChatFormat::kLlama32;
+}
+
+// The key a call's arguments go under.
+std::string_view ArgumentsKey(ChatFormat format) {
+  return IsLlama(format) ? "parameters" : "arguments";
+}
+
+std::string Dump(const Json& value, int indent = -1) {
+  return value.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
+// JSON as the chat templates' tojson writes it: ", " and ": " between items, no newlines.
+void AppendTemplateJson(const Json& value, std::string& out) {
+  if (value.is_object()) {
+    out += '{';
+    bool first = true;
+    for (const auto& [key, member] : value.items()) {
+      if (!first) out += ", ";
+      first = false;
+      absl::StrAppend(&out, Dump(Json(key)), ": ");
+      AppendTemplateJson(member, out);
+    }
+    out += '}';
+  } else if (value.is_array()) {
+    out += '[';
+    for (size_t i = 0; i < value.size(); ++i) {
+      if (i > 0) out += ", ";
+      AppendTemplateJson(value[i], out);
+    }
+    out += ']';
+  } else {
+    out += Dump(value);
+  }
+}
+
+std::string TemplateJson(const Json& value) {
+  std::string out;
+  AppendTemplateJson(value, out);
+  return out;
+}
+
+Json ParametersOf(const ChatTool& tool) {
+  if (tool.parameters.empty()) return Json{{"type", "object"}};
+  return Json::parse(tool.parameters, nullptr, false);
+}
+
+Json FunctionOf(const ChatTool& tool) {
+  Json function = {{"name", tool.name}};
+  if (!tool.description.empty()) function["description"] = tool.description;
+  function["parameters"] = ParametersOf(tool);
+  return Json{{"type", "function"}, {"function", std::move(function)}};
+}
+
+std::string NewCallId() {
+  constexpr std::string_view kAlphabet =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id = "call_";
+  for (int i = 0; i < 24; ++i) id += kAlphabet[rng() % kAlphabet.size()];
+  return id;
+}
+
+std::string_view RightTrimmed(std::string_view s) {
+  const size_t end = s.find_last_not_of(kSpace);
+  return end == std::string_view::npos ? std::string_view() : s.substr(0, end + 1);
+}
+
+// How many of `text`'s last bytes are a proper prefix of `tag`.
+size_t PartialTagAtEnd(std::string_view text, std::string_view tag) {
+  for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
+    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool HasToolCalls(ChatFormat format) { return format == ChatFormat::kChatMl || IsLlama(format); }
+
+absl::Status CheckTools(std::span<const ChatTool> tools) {
+  if (tools.size() > kMaxTools) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chat.tools: ", tools.size(), " tools is over the limit of ", kMaxTools));
+  }
+  absl::flat_hash_set<std::string_view> names;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const ChatTool& tool = tools[i];
+    const std::string field = absl::StrCat("chat.tools[", i, "]");
+    const bool well_formed = !tool.name.empty() && tool.name.size() <= kMaxToolNameBytes &&
+                             std::all_of(tool.name.begin(), tool.name.end(), [](char c) {
+                               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                      (c >= '0' && c <= '9') || c == '_' || c == '-';
+                             });
+    if (!well_formed) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".name: must be 1 to ", kMaxToolNameBytes, " of [A-Za-z0-9_-]"));
+    }
+    if (!names.insert(tool.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".name: '", tool.name, "' is named twice"));
+    }
+    if (!ParametersOf(tool).is_object()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".parameters: not a JSON object (a JSON Schema)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string ToolsText(ChatFormat format, std::span<const ChatTool> tools) {
+  std::string out;
+  if (IsLlama(format)) {
+    out =
+        "You can call the functions below. To call one, reply with nothing but a JSON object "
+        "of the form {\"name\": function name, \"parameters\": object of argument names and "
+        "values}, using literal values rather than variables.\n\n";
+    for (const ChatTool& tool : tools) absl::StrAppend(&out, Dump(FunctionOf(tool), 4), "\n\n");
+    return out;
+  }
+  out =
+      "# Tools\n\nThese functions can be called to help answer. Each is described by a JSON "
+      "object, one per line, between <tools> and </tools>:\n<tools>";
+  for (const ChatTool& tool : tools) absl::StrAppend(&out, "\n", TemplateJson(FunctionOf(tool)));
+  absl::StrAppend(&out,
+                  "\n</tools>\n\nTo call functions, write each call as a JSON object with the "
+                  "function's name and its arguments, between <tool_call> and </tool_call> on "
+                  "lines of their own:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+                  "<args-json-object>}\n</tool_call>");
+  return out;
+}
+
+absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const ToolCall> calls,
+                                          bool after_content, std::string_view field) {
+  if (IsLlama(format) && calls.size() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(field), ": the ", std::string(ChatFormatName(format)),
+                     " chat format writes one call a turn; give each call a turn of its own"));
+  }
+  std::string out;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const Json arguments = Json::parse(calls[i].arguments, nullptr, false);
+    if (!arguments.is_object()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(std::string(field), "[", i, "].arguments: not a JSON object"));
+    }
+    const std::string object =
+        absl::StrCat("{\"name\": ", Dump(Json(calls[i].name)), ", \"",
+                     std::string(ArgumentsKey(format)), "\": ", TemplateJson(arguments), "}");
+    if (IsLlama(format)) return object;
+    absl::StrAppend(&out, i > 0 || after_content ? "\n" : "", std::string(kCallOpen), "\n", object,
+                    "\n", std::string(kCallClose));
+  }
+  return out;
+}
+
+std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools,
+                          std::string_view only) {
+  std::string body = "body ::=";
+  bool first = true;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    if (!only.empty() && tools[i].name != only) continue;
+    // Names are of [A-Za-z0-9_-]: nothing in them needs escaping.
+    absl::StrAppend(&body, first ? " " : "\n  | ", "\"{\\\"name\\\": \\\"", tools[i].name,
+                    "\\\", \\\"", std::string(ArgumentsKey(format)), "\\\": \" ",
+                    ToolArgumentsRule(i), " \"}\"");
+    first = false;
+  }
+  if (IsLlama(format)) return absl::StrCat("root ::= body\n", body, "\n");
+  return absl::StrCat("root ::= call (\"\\n\" call)*\ncall ::= \"<tool_call>\\n\" body ",
+                      "\"\\n</tool_call>\"\n", body, "\n");
+}
+
+std::string ToolArgumentsRule(size_t index) { return absl::StrCat("args-", index); }
+
+ToolCallParser::ToolCallParser(ChatFormat format, std::vector<std::string> tool_names)
+    : format_(format), tool_names_(std::move(tool_names)) {}
+
+ToolCallParser::Output ToolCallParser::Feed(std::string_view text) {
+  Output out;
+  pending_.append(text);
+  Step(out);
+  return out;
+}
+
+ToolCallParser::Output ToolCallParser::Finish() {
+  Output out;
+  if (state_ == State::kCall) {
+    if (IsLlama(format_)) {
+      if (!TakeCall(pending_, out)) out.text += pending_;
+    } else {
+      absl::StrAppend(&out.text, std::string(kCallOpen), pending_);  // never closed
+    }
+  } else {
+    out.text += made_calls_ ? RightTrimmed(pending_) : std::string_view(pending_);
+  }
+  pending_.clear();
+  state_ = State::kText;
+  return out;
+}
+
+void ToolCallParser::Step(Output& out) {
+  if (IsLlama(format_)) {
+    if (state_ == State::kStart) {
+      const size_t at = pending_.find_first_not_of(kSpace);
+      if (at == std::string::npos) return;  // only whitespace yet
+      state_ = pending_[at] == '{' ? State::kCall : State::kText;
+    }
+    if (state_ == State::kText) {
+      out.text += pending_;
+      pending_.clear();
+    }
+    return;  // a call is held to the end of the reply
+  }
+  for (;;) {
+    if (state_ == State::kCall) {
+      const size_t close = pending_.find(kCallClose);
+      if (close == std::string::npos) return;
+      const std::string_view body = std::string_view(pending_).substr(0, close);
+      if (!TakeCall(body, out)) {
+        absl::StrAppend(&out.text, std::string(kCallOpen), std::string(body),
+                        std::string(kCallClose));
+      }
+      pending_.erase(0, close + kCallClose.size());
+      state_ = State::kText;
+      continue;
+    }
+    const size_t open = pending_.find(kCallOpen);
+    if (open != std::string::npos) {
+      out.text += RightTrimmed(std::string_view(pending_).substr(0, open));
+      pending_.erase(0, open + kCallOpen.size());
+      state_ = State::kCall;
+      continue;
+    }
+    // Hold what may still be a tag's start, and the whitespace before it (dropped if a call
+    // follows).
+    size_t keep = pending_.size() - PartialTagAtEnd(pending_, kCallOpen);
+    while (keep > 0 && kSpace.find(pending_[keep - 1]) != std::string_view::npos) --keep;
+    out.text.append(pending_, 0, keep);
+    pending_.erase(0, keep);
+    return;
+  }
+}
+
+bool ToolCallParser::TakeCall(std::string_view body, Output& out) {
+  const Json call = Json::parse(body, nullptr, false);
+  if (!call.is_object()) return false;
+  const auto name = call.find("name");
+  if (name == call.end() || !name->is_string()) return false;
+  const std::string& tool = name->get_ref<const std::string&>();
+  if (std::find(tool_names_.begin(), tool_names_.end(), tool) == tool_names_.end()) return false;
+  auto arguments = call.find(ArgumentsKey(format_));
+  if (arguments == call.end()) arguments = call.find("arguments");  // Llama 3.x writes either
+  if (arguments == call.end()) return false;
+  Json object = *arguments;
+  if (object.is_string())
+    object = Json::parse(object.get_ref<const std::string&>(), nullptr, false);
+  if (!object.is_object()) return false;
+  out.calls.push_back(ToolCall{.id = NewCallId(), .name = tool, .arguments = Dump(object)});
+  made_calls_ = true;
+  return true;
+}
+
+}  // namespace ringserve::tokenizer

@@ -7,7 +7,9 @@
 //   2: text for the any-object grammar: the same, and a complete text is valid JSON;
 //   3: a regex, a NUL, then text: FromRegex answers OK or INVALID_ARGUMENT, and the matcher
 //      keeps the same promises on the text;
-//   4: a GBNF grammar, a NUL, then text: the same with FromGbnf.
+//   4: a GBNF grammar, a NUL, then text: the same with FromGbnf;
+//   5: a GBNF grammar, a NUL, a JSON Schema, a NUL, then text: the same with the schema as
+//      the grammar's JSON rule "v" (tool calls' tags around their arguments).
 // Every property failure aborts, so the fuzzer reports it as a crash.
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +17,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "nlohmann/json.hpp"
@@ -62,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using ringserve::grammar::Matcher;
   if (size == 0) return 0;
   const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 6) {
     case 0: {
       auto grammar = Grammar::FromSchema(body);
       ringserve::grammar::Require(grammar.ok() || absl::IsInvalidArgument(grammar.status()),
@@ -79,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 3:
     case 4: {
       const size_t nul = body.find('\0');
-      auto grammar = data[0] % 5 == 3 ? Grammar::FromRegex(body.substr(0, nul))
+      auto grammar = data[0] % 6 == 3 ? Grammar::FromRegex(body.substr(0, nul))
                                       : Grammar::FromGbnf(body.substr(0, nul));
       ringserve::grammar::Require(grammar.ok() || absl::IsInvalidArgument(grammar.status()),
                                   "a bad regex or grammar is INVALID_ARGUMENT");
@@ -88,7 +91,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       break;
     }
-    default: {
+    case 5: {
+      const size_t first = body.find('\0');
+      if (first == std::string_view::npos) return 0;
+      const std::string_view rest = body.substr(first + 1);
+      const size_t second = rest.find('\0');
+      auto value = Grammar::FromSchema(rest.substr(0, second));
+      if (!value.ok()) return 0;
+      const std::vector<Grammar::JsonRule> rules = {{"v", *value}};
+      auto grammar = Grammar::FromGbnf(body.substr(0, first), rules);
+      ringserve::grammar::Require(grammar.ok() || absl::IsInvalidArgument(grammar.status()),
+                                  "a bad grammar with JSON rules is INVALID_ARGUMENT");
+      if (grammar.ok() && second != std::string_view::npos) {
+        ringserve::grammar::Walk(*grammar, rest.substr(second + 1));
+      }
+      break;
+    }
+    case 2: {
       ringserve::grammar::Walk(Grammar::AnyObject(), body);
       Matcher matcher(Grammar::AnyObject());
       if (matcher.Advance(body) && matcher.IsComplete()) {

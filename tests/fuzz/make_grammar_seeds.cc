@@ -42,5 +42,12 @@ int main(int argc, char** argv) {
               std::string("root ::= v\nv ::= \"[\" (v (\", \" v)*)? \"]\" | \"{\" (s \": \" v)? "
                           "\"}\" | s | [0-9]+\ns ::= \"\\\"\" [^\"\\\\]* \"\\\"\"\n") +
                   std::string(1, '\0') + "[{\"a\": [1, \"b\"]}]");
+  const std::string nul(1, '\0');
+  corpus->Add("gbnf_json_rule", 5,
+              "root ::= call (\"\\n\" call)*\ncall ::= \"<tool_call>\\n{\\\"name\\\": "
+              "\\\"f\\\", \\\"arguments\\\": \" v \"}\\n</tool_call>\"\n" +
+                  nul + person + nul +
+                  "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"name\": \"Ada\", "
+                  "\"age\": 36}}\n</tool_call>");
   return corpus->ExitCode();
 }

@@ -67,7 +67,7 @@ def write_model(path):
     config = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": DIM,
               "intermediate_size": HIDDEN, "num_attention_heads": HEADS,
               "num_key_value_heads": KV_HEADS, "num_hidden_layers": LAYERS, "vocab_size": VOCAB,
-              "max_position_embeddings": 512, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+              "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
               "tie_word_embeddings": False, "torch_dtype": "float32",
               "bos_token_id": END_OF_TEXT, "eos_token_id": END_OF_TEXT}
     with open(os.path.join(path, "config.json"), "w") as f:

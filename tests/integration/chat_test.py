@@ -10,6 +10,8 @@ the router, driven through the public API.
 - a message that spells a control token is text: it cannot close its turn;
 - a reply under a JSON Schema response format is a value of the schema, ended when the value
   closes, and a schema with a keyword the worker cannot enforce is refused;
+- a reply that must call a tool is a call (not text) with arguments of the tool's schema, and
+  the tool's result appended to the session is a user turn holding it;
 - a checkpoint whose template is Mistral Instruct's is served in the [INST] format, talking
   to the worker directly: the system message joins the first user message, and a
   conversation that does not alternate from a user message to a user message is refused.
@@ -182,6 +184,47 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("response_format.grammar", error.exception.details())
         self.assertIn("left recursion (root -> root)", error.exception.details())
+
+    def test_a_reply_that_must_call_a_tool_is_a_call_whose_result_continues_the_session(self):
+        # MODE_REQUIRED holds <|im_end|> back until a whole call is written; the call leaves
+        # the text and arrives as a ToolCall, its arguments a value of the tool's schema.
+        params = {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
+                  "required": ["city"]}
+        request = chat("t1", [("user", "Weather in Paris?")], max_tokens=400)
+        request.chat.tools.add(name="get_weather", description="Current weather in a city.",
+                               parameters=json.dumps(params).encode())
+        request.chat.tools.add(name="now")
+        request.chat.tool_choice.mode = pb.ToolChoice.MODE_REQUIRED
+        text, calls, final = "", [], None
+        for message in self.stub.Generate(request, timeout=30):
+            text += message.text
+            calls.extend(message.tool_calls)
+            if message.HasField("final"):
+                final = message.final
+        self.assertEqual(final.finish_reason, pb.FINISH_REASON_TOOL_CALLS, text)
+        self.assertEqual(text, "")
+        self.assertEqual(len(calls), 1, calls)
+        self.assertIn(calls[0].name, ("get_weather", "now"))
+        if calls[0].name == "get_weather":
+            self.assertIn(json.loads(calls[0].arguments)["city"], ("Paris", "Rome"))
+        self.assertRegex(calls[0].id, r"^call_[A-Za-z0-9]{24}$")
+
+        # The result, appended to the session as a tool turn, is a user turn holding it.
+        second = list(b"\n") + turn("user", "<tool_response>\n18C\n</tool_response>") + HEADER
+        _, after = self.generate(chat("t1", [("tool", "18C")], append=True))
+        self.assertEqual(after.usage.prompt_tokens, final.history_tokens + len(second))
+        self.assertEqual(after.finish_reason, pb.FINISH_REASON_EOS)
+
+        # MODE_AUTO leaves the reply free: the checkpoint ends its turn at once.
+        request.session_id = "t2"
+        request.chat.tool_choice.mode = pb.ToolChoice.MODE_AUTO
+        ids, final = self.generate(request)
+        self.assertEqual((ids, final.finish_reason), ([IM_END], pb.FINISH_REASON_EOS))
+        request.chat.tool_choice.name = "now"
+        with self.assertRaises(grpc.RpcError) as error:
+            self.generate(request)
+        self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("chat.tool_choice.name", error.exception.details())
 
     def generate_text(self, request):
         text, final = "", None

@@ -17,6 +17,7 @@
 #include "common/text_file.h"
 #include "ringserve/v1/inference.grpc.pb.h"
 #include "tools/grpc_client/grpc_client.h"
+#include "tools/ringserve-cli/chat_tools.h"
 #include "tools/ringserve-cli/cli.h"
 
 namespace ringserve::tools::cli {
@@ -33,6 +34,7 @@ constexpr char kUsage[] =
     "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
     "       [--logprobs N] [--prompt-logprobs N] [--n N]\n"
     "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE]\n"
+    "       [--tools FILE] [--tool-choice auto|none|required|NAME]\n"
     "       [--timeout-s S] [--json]";
 
 struct GenerateFlags {
@@ -58,6 +60,8 @@ struct GenerateFlags {
   std::string json_schema;  // a file
   std::string regex;
   std::string grammar_file;
+  std::string tools;  // a file
+  std::string tool_choice;
 };
 
 absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
@@ -120,6 +124,12 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
     m->set_role(message.substr(0, colon));
     m->set_content(message.substr(colon + 1));
   }
+  if (!flags.tools.empty() || !flags.tool_choice.empty()) {
+    if (flags.messages.empty()) {
+      return absl::InvalidArgumentError("--tools and --tool-choice need a chat (--message)");
+    }
+    RS_RETURN_IF_ERROR(AddTools(flags.tools, flags.tool_choice, &request));
+  }
   auto* sampling = request.mutable_sampling();
   if (parser.IsSet("temperature")) sampling->set_temperature(static_cast<float>(flags.temperature));
   if (parser.IsSet("top-p")) sampling->set_top_p(static_cast<float>(flags.top_p));
@@ -178,6 +188,7 @@ struct Completion {
   std::vector<int32_t> token_ids;
   nlohmann::json logprobs = nlohmann::json::array();
   nlohmann::json prompt_logprobs = nlohmann::json::array();
+  nlohmann::json tool_calls = nlohmann::json::array();
   double prompt_logprob_sum = 0;  // of the scored input tokens
   GenerateFinal final;
   bool has_final = false;
@@ -200,6 +211,7 @@ nlohmann::json CompletionJson(const Completion& c, const std::string& worker, bo
   if (!c.final.stop_match().empty()) out["stop_match"] = c.final.stop_match();
   if (logprobs) out["logprobs"] = c.logprobs;
   if (!c.prompt_logprobs.empty()) out["prompt_logprobs"] = c.prompt_logprobs;
+  if (!c.tool_calls.empty()) out["tool_calls"] = c.tool_calls;
   return out;
 }
 
@@ -238,7 +250,7 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddRepeated("stop", &flags.stop, "stop string (repeatable)");
   parser.AddRepeated("message", &flags.messages,
                      "ROLE:TEXT, one message of a chat in order (repeatable; roles system, user, "
-                     "assistant); rendered in the model's chat format");
+                     "assistant, tool); rendered in the model's chat format");
   parser.AddBool("ignore-eos", &flags.ignore_eos, "generate past end-of-sequence tokens");
   parser.AddString("logit-bias", &flags.logit_bias,
                    "ID:BIAS,... added to those tokens' logits, each bias in [-100, 100]");
@@ -261,6 +273,11 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddString("grammar-file", &flags.grammar_file,
                    "structured output: the reply derives from the GBNF grammar in this file "
                    "(its rule \"root\")");
+  parser.AddString("tools", &flags.tools,
+                   "tool calling: a JSON file with an array of tools ({name, description, "
+                   "parameters}, or OpenAI's {type: function, function: {...}}) the chat offers");
+  parser.AddString("tool-choice", &flags.tool_choice,
+                   "auto (calls or text), none, required (one or more calls), or a tool's name");
   RS_RETURN_IF_ERROR(ParseCommand(kUsage, args, parser));
   absl::StatusOr<GenerateRequest> request = BuildRequest(flags, parser);
   if (!request.ok()) return UsageError(request.status());
@@ -287,6 +304,10 @@ absl::Status RunGenerate(CommandArgs args) {
       c.prompt_logprob_sum += position.chosen().logprob();
     }
     if (stream_text && !response.text().empty()) std::cout << response.text() << std::flush;
+    for (const auto& call : response.tool_calls()) {
+      c.tool_calls.push_back(ToolCallJson(call));
+      if (stream_text) std::cout << (c.text.empty() ? "" : "\n") << ToolCallLine(call) << "\n";
+    }
     if (response.has_final()) {
       c.final = response.final();
       c.has_final = true;

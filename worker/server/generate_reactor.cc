@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/grpc/grpc_status.h"
+#include "worker/server/tool_requests.h"
 
 namespace ringserve::server {
 
@@ -42,6 +43,7 @@ void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
       // The others wait for the first one's prefill, then find the input's blocks cached.
       if (i > 0) jobs[i].follows = completions_[0].handle->id();
       completions_[i].request = jobs[i];
+      completions_[i].reply_parser = ReplyParser(request, env_.model.chat_format);
       absl::StatusOr<engine::JobHandle> handle = env_.generator->Submit(jobs[i]);
       if (!handle.ok()) {
         // The jobs already submitted are cancelled as their handles go with the reactor.
@@ -120,13 +122,16 @@ void GenerateReactor::PumpLocked() {
   c->held.reset();
   FillPromptLogprobs(scored, &response_);
   FillResponse(*event, c->request.sampling.num_logprobs > 0, &response_);
+  if (event->finished) {
+    FillFinal(event->result, c->request, request_id_, env_.worker_id, response_.mutable_final());
+  }
+  if (c->reply_parser.has_value()) ParseToolCalls(*c->reply_parser, event->finished, &response_);
   const absl::Time now = absl::Now();
   if (env_.metrics != nullptr && !event->tokens.empty()) {
     env_.metrics->RecordInterTokenLatency(now - last_write_);
   }
   last_write_ = now;
   if (event->finished) {
-    FillFinal(event->result, c->request, request_id_, env_.worker_id, response_.mutable_final());
     if (env_.metrics != nullptr) env_.metrics->RecordUsage(event->result.usage);
     c->done = true;
     if (++num_done_ == completions_.size()) {

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <random>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/server/tool_requests.h"
 #include "worker/tokenizer/unicode.h"
 
 namespace ringserve::server {
@@ -115,6 +118,8 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     job.expected_history_tokens = request.expected_history_tokens();
   }
 
+  std::shared_ptr<const grammar::Grammar> tool_format;  // tool_choice MODE_REQUIRED
+  std::optional<int32_t> tool_stop;
   switch (request.input_case()) {
     case pb::GenerateRequest::kText: {
       const std::string& text = request.text();
@@ -149,18 +154,23 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
       for (int i = 0; i < request.chat().messages_size(); ++i) {
         const pb::ChatMessage& m = request.chat().messages(i);
         bytes += m.content().size();
+        for (const pb::ToolCall& call : m.tool_calls()) bytes += call.arguments().size();
         if (!tokenizer::IsValidUtf8(m.content())) {
           return Invalid(absl::StrCat("chat.messages[", i, "].content"), "not valid UTF-8");
         }
-        messages.push_back({m.role(), m.content()});
+        messages.push_back({m.role(), m.content(), MessageToolCalls(m)});
       }
       if (bytes > kMaxTextBytes) {
         return Invalid(
             "chat", absl::StrCat(bytes, " bytes of content is over the limit of ", kMaxTextBytes));
       }
-      RS_ASSIGN_OR_RETURN(
-          job.tokens, tokenizer::EncodeChat(*tokenizer, limits.chat_format, messages,
-                                            /*start=*/!job.append, limits.default_system_prompt));
+      RS_ASSIGN_OR_RETURN(const std::vector<tokenizer::ChatTool> tools,
+                          OfferedTools(request.chat()));
+      RS_ASSIGN_OR_RETURN(job.tokens, tokenizer::EncodeChat(*tokenizer, limits.chat_format,
+                                                            messages, /*start=*/!job.append,
+                                                            limits.default_system_prompt, tools));
+      RS_ASSIGN_OR_RETURN(tool_format, ToolChoiceFormat(request.chat(), tools, limits.chat_format));
+      if (!tools.empty()) tool_stop = tokenizer::ToolCallStopId(*tokenizer, limits.chat_format);
       break;
     }
     case pb::GenerateRequest::INPUT_NOT_SET:
@@ -213,10 +223,12 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   job.stop_token_ids.assign(stop.stop_token_ids().begin(), stop.stop_token_ids().end());
   job.ignore_eos = stop.ignore_eos();
   if (request.has_chat() && !job.ignore_eos) {
-    const std::optional<int32_t> end = tokenizer::ChatStopId(*tokenizer, limits.chat_format);
-    if (end.has_value() && std::find(job.stop_token_ids.begin(), job.stop_token_ids.end(), *end) ==
-                               job.stop_token_ids.end()) {
-      job.stop_token_ids.push_back(*end);
+    for (const std::optional<int32_t> end :
+         {tokenizer::ChatStopId(*tokenizer, limits.chat_format), tool_stop}) {
+      if (end.has_value() && std::find(job.stop_token_ids.begin(), job.stop_token_ids.end(),
+                                       *end) == job.stop_token_ids.end()) {
+        job.stop_token_ids.push_back(*end);
+      }
     }
   }
   if (stop.min_tokens() < 0 ||
@@ -243,8 +255,12 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     job.prompt_logprobs = request.prompt_logprobs();
   }
   if (request.has_response_format()) {
+    if (tool_format != nullptr) {
+      return Invalid("response_format", "a reply that must call tools has the calls' format");
+    }
     RS_ASSIGN_OR_RETURN(job.response_format, ToResponseFormat(request.response_format()));
   }
+  if (tool_format != nullptr) job.response_format = std::move(tool_format);
   return job;
 }
 

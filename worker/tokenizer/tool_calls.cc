@@ -193,6 +193,16 @@ std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools,
 
 std::string ToolArgumentsRule(size_t index) { return absl::StrCat("args-", index); }
 
+std::optional<int32_t> ToolCallStopId(const Tokenizer& tokenizer, ChatFormat format) {
+  if (!IsLlama(format)) return std::nullopt;
+  const std::vector<int32_t> ids = tokenizer.Encode(
+      "<|eom_id|>", {.add_bos = false, .add_eos = false, .parse_special = true});
+  if (ids.size() != 1 || !tokenizer.IsSpecial(ids[0]) || tokenizer.IsEndOfGeneration(ids[0])) {
+    return std::nullopt;
+  }
+  return ids[0];
+}
+
 ToolCallParser::ToolCallParser(ChatFormat format, std::vector<std::string> tool_names)
     : format_(format), tool_names_(std::move(tool_names)) {}
 
@@ -273,8 +283,9 @@ bool ToolCallParser::TakeCall(std::string_view body, Output& out) {
   if (arguments == call.end()) arguments = call.find("arguments");  // Llama 3.x writes either
   if (arguments == call.end()) return false;
   Json object = *arguments;
-  if (object.is_string())
+  if (object.is_string()) {  // the object's text as a string, as some fine-tunes write it
     object = Json::parse(object.get_ref<const std::string&>(), nullptr, false);
+  }
   if (!object.is_object()) return false;
   out.calls.push_back(ToolCall{.id = NewCallId(), .name = tool, .arguments = Dump(object)});
   made_calls_ = true;

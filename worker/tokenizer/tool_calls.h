@@ -16,6 +16,8 @@
 #define RINGSERVE_WORKER_TOKENIZER_TOOL_CALLS_H_
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "worker/tokenizer/chat_format.h"
+#include "worker/tokenizer/tokenizer.h"
 
 namespace ringserve::tokenizer {
 
@@ -58,6 +61,11 @@ absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const Too
 std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools,
                           std::string_view only);
 std::string ToolArgumentsRule(size_t index);
+
+// The token a reply that may call tools also stops at: Llama 3.x's <|eom_id|>, which ends a
+// turn that waits for a tool's result, where the vocabulary has it and does not already end
+// generation there. nullopt otherwise.
+std::optional<int32_t> ToolCallStopId(const Tokenizer& tokenizer, ChatFormat format);
 
 // Takes a reply's calls out of its text as it streams: Feed returns the text that is surely
 // not part of a call, and the calls completed so far; Finish returns the rest. A call that

@@ -91,6 +91,18 @@ grpc::Status FakeWorker::Generate(grpc::ServerContext* context, const GenerateRe
     }
   }
   last.mutable_final()->set_finish_reason(FINISH_REASON_MAX_TOKENS);
+  if (request->chat().tools_size() > 0) {
+    // A stand-in call of the first tool whose arguments tell what the request offered.
+    const auto& chat = request->chat();
+    ToolCall* call = last.add_tool_calls();
+    call->set_id("call_fake");
+    call->set_name(chat.tools(0).name());
+    call->set_arguments(absl::StrCat(
+        "{\"tools\": ", chat.tools_size(), ", \"mode\": ", chat.tool_choice().mode(),
+        ", \"only\": \"", chat.tool_choice().name(), "\", \"parameters\": ",
+        chat.tools(0).parameters().empty() ? "null" : chat.tools(0).parameters(), "}"));
+    last.mutable_final()->set_finish_reason(FINISH_REASON_TOOL_CALLS);
+  }
   writer->Write(last);
   return grpc::Status::OK;
 }

@@ -1,5 +1,6 @@
 // ringserve-cli end to end against an in-process fake worker: every command's JSON, the
 // streamed text, and the exit statuses (1 for a failed call, 2 for a bad command line).
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -69,6 +70,33 @@ TEST_F(CliTest, MessagesMakeOneChatRequest) {
       CliJson("generate --session c1 --message \"system:Be brief.\" --message user:hi:there");
   EXPECT_EQ(out["usage"]["prompt_tokens"], std::string("system:Be brief.user:hi:there").size());
   EXPECT_EQ(out["token_ids"], nlohmann::json({0, 1, 2, 3}));
+}
+
+// --tools FILE (plain or OpenAI-wrapped entries) and --tool-choice make the chat's tools; the
+// fake worker answers with a call whose arguments describe what it was offered.
+TEST_F(CliTest, ToolsAndToolChoiceGoWithTheChat) {
+  const std::string file = ::testing::TempDir() + "/cli_tools.json";
+  {
+    std::ofstream out(file);
+    out << R"([{"type": "function", "function": {"name": "get_weather", "description": "d",
+               "parameters": {"type": "object"}}}, {"name": "now"}])";
+  }
+  const nlohmann::json out =
+      CliJson("generate --message user:hi --tools " + file + " --tool-choice now");
+  EXPECT_EQ(out["finish_reason"], "tool_calls");
+  ASSERT_EQ(out["tool_calls"].size(), 1U);
+  EXPECT_EQ(out["tool_calls"][0]["name"], "get_weather");
+  EXPECT_EQ(nlohmann::json::parse(out["tool_calls"][0]["arguments"].get<std::string>()),
+            nlohmann::json::parse(
+                R"({"tools": 2, "mode": 2, "only": "now", "parameters": {"type": "object"}})"));
+  const ToolRun text = Cli("generate --message user:hi --max-tokens 1 --tools " + file);
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.out.find("[call call_fake] get_weather {\"tools\": 2, \"mode\": 0"),
+            std::string::npos)
+      << text.out;
+  EXPECT_EQ(Cli("generate --text hi --tools " + file).exit_code, 2);
+  std::ofstream(file) << R"({"name": "x"})";
+  EXPECT_EQ(Cli("generate --message user:hi --tools " + file).exit_code, 2);
 }
 
 TEST_F(CliTest, ForkAndClose) {

@@ -1,0 +1,172 @@
+// Chat requests with tools: what the worker renders, the constraint tool_choice MODE_REQUIRED
+// sets (its replies are calls of the offered tools with arguments of their schemas), the
+// errors, and the calls taken out of a streamed reply.
+#include "worker/server/tool_requests.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/unit/grammar/matcher_checks.h"
+#include "tests/unit/tokenizer/chat_vocabulary.h"
+#include "worker/server/request_conversion.h"
+
+namespace ringserve::server {
+namespace {
+
+namespace pb = ringserve::v1;
+using ::testing::HasSubstr;
+using tokenizer::ChatFormat;
+
+std::unique_ptr<tokenizer::Tokenizer> ChatTokenizer() {
+  auto tok = tokenizer::Tokenizer::Create(tokenizer::testing::ChatVocabulary());
+  EXPECT_TRUE(tok.ok()) << tok.status();
+  return tok.ok() ? *std::move(tok) : nullptr;
+}
+
+ModelLimits Limits(const tokenizer::Tokenizer& tok, ChatFormat format) {
+  return {.vocab_size = tok.vocab_size(), .context_length = 4096, .chat_format = format};
+}
+
+// "What is the weather in Paris?" with get_weather(city, unit?) and now().
+pb::GenerateRequest WeatherRequest(pb::ToolChoice::Mode mode, const std::string& name = "") {
+  pb::GenerateRequest request;
+  pb::ChatMessage* m = request.mutable_chat()->add_messages();
+  m->set_role("user");
+  m->set_content("What is the weather in Paris?");
+  pb::Tool* weather = request.mutable_chat()->add_tools();
+  weather->set_name("get_weather");
+  weather->set_description("Current weather in a city.");
+  weather->set_parameters(
+      R"({"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
+          "unit": {"enum": ["C", "F"]}}, "required": ["city"]})");
+  request.mutable_chat()->add_tools()->set_name("now");
+  request.mutable_chat()->mutable_tool_choice()->set_mode(mode);
+  request.mutable_chat()->mutable_tool_choice()->set_name(name);
+  return request;
+}
+
+TEST(ToolRequestsTest, AutoRendersTheToolsAndLeavesTheReplyFree) {
+  const auto tok = ChatTokenizer();
+  auto job = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_AUTO), tok.get(),
+                          Limits(*tok, ChatFormat::kChatMl));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->response_format, nullptr);
+  const std::string prompt = tok->Decode(job->tokens);
+  EXPECT_THAT(prompt, HasSubstr("<tools>\n{\"type\": \"function\", \"function\": {\"name\": "
+                                "\"get_weather\""));
+  // MODE_NONE: as if there were no tools.
+  pb::GenerateRequest plain = WeatherRequest(pb::ToolChoice::MODE_NONE);
+  auto none = ToJobRequest(plain, tok.get(), Limits(*tok, ChatFormat::kChatMl));
+  ASSERT_TRUE(none.ok()) << none.status();
+  plain.mutable_chat()->clear_tools();
+  EXPECT_EQ(none->tokens,
+            ToJobRequest(plain, tok.get(), Limits(*tok, ChatFormat::kChatMl))->tokens);
+  EXPECT_FALSE(ReplyParser(WeatherRequest(pb::ToolChoice::MODE_NONE), ChatFormat::kChatMl));
+  EXPECT_TRUE(ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), ChatFormat::kChatMl));
+  EXPECT_FALSE(ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), ChatFormat::kLlama3));
+}
+
+TEST(ToolRequestsTest, RequiredConstrainsTheReplyToCallsOfTheTools) {
+  const auto tok = ChatTokenizer();
+  auto job = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_REQUIRED), tok.get(),
+                          Limits(*tok, ChatFormat::kChatMl));
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_NE(job->response_format, nullptr);
+  const auto& format = job->response_format;
+  const std::string paris =
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+      "</tool_call>";
+  const std::string now = "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>";
+  EXPECT_TRUE(grammar::Accepts(format, paris));
+  EXPECT_TRUE(grammar::Accepts(format, paris + "\n" + now));
+  EXPECT_TRUE(
+      grammar::Accepts(format,
+                       "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"unit\": \"F\", "
+                       "\"city\": \"Rome\"}}\n</tool_call>"));
+  EXPECT_FALSE(grammar::Prefix(format, "Sure"));
+  EXPECT_FALSE(grammar::Prefix(format, "<tool_call>\n{\"name\": \"rm"));
+  EXPECT_FALSE(grammar::Accepts(
+      format, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(grammar::Prefix(
+      format, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"unit\": \"K"));
+
+  // A named tool only; Llama 3.x: one call object, its arguments under "parameters".
+  auto named = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_REQUIRED, "now"), tok.get(),
+                            Limits(*tok, ChatFormat::kLlama31));
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_TRUE(grammar::Accepts(named->response_format, "{\"name\": \"now\", \"parameters\": {}}"));
+  EXPECT_FALSE(grammar::Prefix(named->response_format, "{\"name\": \"get"));
+  EXPECT_FALSE(grammar::Prefix(named->response_format, "<tool_call>"));
+}
+
+TEST(ToolRequestsTest, BadToolRequestsNameTheirField) {
+  const auto tok = ChatTokenizer();
+  const ModelLimits chatml = Limits(*tok, ChatFormat::kChatMl);
+  const auto refusal = [&](const pb::GenerateRequest& request, const ModelLimits& limits) {
+    auto job = ToJobRequest(request, tok.get(), limits);
+    EXPECT_FALSE(job.ok());
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(job.status().message());
+  };
+  EXPECT_THAT(refusal(WeatherRequest(pb::ToolChoice::MODE_REQUIRED, "rm"), chatml),
+              HasSubstr("chat.tool_choice.name: no tool is named 'rm'"));
+  EXPECT_THAT(refusal(WeatherRequest(pb::ToolChoice::MODE_AUTO, "now"), chatml),
+              HasSubstr("chat.tool_choice.name: needs MODE_REQUIRED"));
+  pb::GenerateRequest no_tools = WeatherRequest(pb::ToolChoice::MODE_REQUIRED);
+  no_tools.mutable_chat()->clear_tools();
+  EXPECT_THAT(refusal(no_tools, chatml), HasSubstr("MODE_REQUIRED needs chat.tools"));
+  pb::GenerateRequest bad_schema = WeatherRequest(pb::ToolChoice::MODE_REQUIRED);
+  bad_schema.mutable_chat()->mutable_tools(0)->set_parameters(
+      R"({"type": "object", "uniqueItems": true})");
+  EXPECT_THAT(refusal(bad_schema, chatml), HasSubstr("chat.tools[0].parameters: "));
+  pb::GenerateRequest both = WeatherRequest(pb::ToolChoice::MODE_REQUIRED);
+  both.mutable_response_format()->mutable_json_object();
+  EXPECT_THAT(refusal(both, chatml), HasSubstr("response_format: "));
+  pb::GenerateRequest twice = WeatherRequest(pb::ToolChoice::MODE_AUTO);
+  twice.mutable_chat()->mutable_tools(1)->set_name("get_weather");
+  EXPECT_THAT(refusal(twice, chatml),
+              HasSubstr("chat.tools[1].name: 'get_weather' is named twice"));
+  EXPECT_THAT(refusal(WeatherRequest(pb::ToolChoice::MODE_AUTO), Limits(*tok, ChatFormat::kLlama3)),
+              HasSubstr("chat.tools: the llama3 chat format has no tool calling"));
+  pb::GenerateRequest utf8 = WeatherRequest(pb::ToolChoice::MODE_AUTO);
+  utf8.mutable_chat()->mutable_tools(0)->set_description("\xC3");
+  EXPECT_THAT(refusal(utf8, chatml), HasSubstr("chat.tools[0].description: not valid UTF-8"));
+  pb::GenerateRequest big = WeatherRequest(pb::ToolChoice::MODE_AUTO);
+  big.mutable_chat()->mutable_tools(0)->set_parameters(std::string(kMaxToolSchemaBytes + 1, ' '));
+  EXPECT_THAT(refusal(big, chatml), HasSubstr("bytes of parameters is over the limit"));
+}
+
+TEST(ToolRequestsTest, CallsLeaveTheStreamAndTheReplyEndsWithToolCalls) {
+  auto parser = ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), ChatFormat::kChatMl);
+  ASSERT_TRUE(parser.has_value());
+  pb::GenerateResponse first;
+  first.set_text("Checking.\n<tool_call>\n{\"name\": \"now\", ");
+  ParseToolCalls(*parser, false, &first);
+  EXPECT_EQ(first.text(), "Checking.");
+  EXPECT_EQ(first.tool_calls_size(), 0);
+  pb::GenerateResponse last;
+  last.set_text("\"arguments\": {}}\n</tool_call>");
+  last.mutable_final()->set_finish_reason(pb::FINISH_REASON_EOS);
+  ParseToolCalls(*parser, true, &last);
+  EXPECT_EQ(last.text(), "");
+  ASSERT_EQ(last.tool_calls_size(), 1);
+  EXPECT_EQ(last.tool_calls(0).name(), "now");
+  EXPECT_EQ(last.tool_calls(0).arguments(), "{}");
+  EXPECT_EQ(last.final().finish_reason(), pb::FINISH_REASON_TOOL_CALLS);
+
+  // A reply cut short keeps its reason, and its unfinished call stays text.
+  auto cut = ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), ChatFormat::kChatMl);
+  pb::GenerateResponse only;
+  only.set_text("<tool_call>\n{\"name\"");
+  only.mutable_final()->set_finish_reason(pb::FINISH_REASON_MAX_TOKENS);
+  ParseToolCalls(*cut, true, &only);
+  EXPECT_EQ(only.text(), "<tool_call>\n{\"name\"");
+  EXPECT_EQ(only.final().finish_reason(), pb::FINISH_REASON_MAX_TOKENS);
+}
+
+}  // namespace
+}  // namespace ringserve::server

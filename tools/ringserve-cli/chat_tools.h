@@ -1,0 +1,28 @@
+// ringserve-cli generate's tool calling: --tools FILE and --tool-choice into a chat request,
+// and the calls a reply made, for printing.
+#ifndef RINGSERVE_TOOLS_RINGSERVE_CLI_CHAT_TOOLS_H_
+#define RINGSERVE_TOOLS_RINGSERVE_CLI_CHAT_TOOLS_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "nlohmann/json.hpp"
+#include "ringserve/v1/inference.pb.h"
+
+namespace ringserve::tools::cli {
+
+// `tools_file`: a JSON array of tools, each {"name", "description", "parameters"} or wrapped
+// as OpenAI's API writes them ({"type": "function", "function": {...}}). `choice`: auto
+// (or empty), none, required, or a tool's name (required, that tool). INVALID_ARGUMENT for
+// a file that is not such an array; the worker checks the rest.
+absl::Status AddTools(const std::string& tools_file, const std::string& choice,
+                      ringserve::v1::GenerateRequest* request);
+
+// A call as --json prints it.
+nlohmann::json ToolCallJson(const ringserve::v1::ToolCall& call);
+// A call as a line of text: "[call ID] NAME ARGUMENTS".
+std::string ToolCallLine(const ringserve::v1::ToolCall& call);
+
+}  // namespace ringserve::tools::cli
+
+#endif  // RINGSERVE_TOOLS_RINGSERVE_CLI_CHAT_TOOLS_H_

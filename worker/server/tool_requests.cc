@@ -1,0 +1,121 @@
+#include "worker/server/tool_requests.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/tokenizer/unicode.h"
+
+namespace ringserve::server {
+namespace {
+
+namespace pb = ringserve::v1;
+
+absl::Status Invalid(std::string_view field, std::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(std::string(field), ": ", std::string(why)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<tokenizer::ChatTool>> OfferedTools(const pb::Chat& chat) {
+  std::vector<tokenizer::ChatTool> tools;
+  if (chat.tool_choice().mode() == pb::ToolChoice::MODE_NONE) return tools;
+  size_t schema_bytes = 0;
+  for (int i = 0; i < chat.tools_size(); ++i) {
+    const pb::Tool& tool = chat.tools(i);
+    schema_bytes += tool.parameters().size();
+    if (!tokenizer::IsValidUtf8(tool.parameters())) {
+      return Invalid(absl::StrCat("chat.tools[", i, "].parameters"), "not valid UTF-8");
+    }
+    if (!tokenizer::IsValidUtf8(tool.description())) {
+      return Invalid(absl::StrCat("chat.tools[", i, "].description"), "not valid UTF-8");
+    }
+    tools.push_back({tool.name(), tool.description(), tool.parameters()});
+  }
+  if (schema_bytes > kMaxToolSchemaBytes) {
+    return Invalid("chat.tools", absl::StrCat(schema_bytes,
+                                              " bytes of parameters is over the "
+                                              "limit of ",
+                                              kMaxToolSchemaBytes));
+  }
+  return tools;
+}
+
+std::vector<tokenizer::ToolCall> MessageToolCalls(const pb::ChatMessage& message) {
+  std::vector<tokenizer::ToolCall> calls;
+  for (const pb::ToolCall& call : message.tool_calls()) {
+    calls.push_back({call.id(), call.name(), call.arguments()});
+  }
+  return calls;
+}
+
+absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ToolChoiceFormat(
+    const pb::Chat& chat, std::span<const tokenizer::ChatTool> tools,
+    tokenizer::ChatFormat format) {
+  const pb::ToolChoice& choice = chat.tool_choice();
+  if (choice.mode() != pb::ToolChoice::MODE_REQUIRED) {
+    if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
+    return nullptr;
+  }
+  if (tools.empty()) return Invalid("chat.tool_choice", "MODE_REQUIRED needs chat.tools");
+  std::vector<grammar::Grammar::JsonRule> arguments;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    if (!choice.name().empty() && tools[i].name != choice.name()) continue;
+    std::shared_ptr<const grammar::Grammar> schema = grammar::Grammar::AnyObject();
+    if (!tools[i].parameters.empty()) {
+      auto compiled = grammar::Grammar::FromSchema(tools[i].parameters);
+      if (!compiled.ok()) {
+        return Invalid(absl::StrCat("chat.tools[", i, "].parameters"),
+                       std::string(compiled.status().message()));
+      }
+      schema = *std::move(compiled);
+    }
+    arguments.push_back({tokenizer::ToolArgumentsRule(i), std::move(schema)});
+  }
+  if (arguments.empty()) {
+    return Invalid("chat.tool_choice.name",
+                   absl::StrCat("no tool is named '", choice.name().substr(0, 64), "'"));
+  }
+  auto calls =
+      grammar::Grammar::FromGbnf(tokenizer::ToolCallsGbnf(format, tools, choice.name()), arguments);
+  if (!calls.ok()) return Invalid("chat.tools", std::string(calls.status().message()));
+  return calls;
+}
+
+std::optional<tokenizer::ToolCallParser> ReplyParser(const pb::GenerateRequest& request,
+                                                     tokenizer::ChatFormat format) {
+  if (!request.has_chat() || request.chat().tools_size() == 0 ||
+      request.chat().tool_choice().mode() == pb::ToolChoice::MODE_NONE ||
+      !tokenizer::HasToolCalls(format)) {
+    return std::nullopt;
+  }
+  std::vector<std::string> names;
+  for (const pb::Tool& tool : request.chat().tools()) names.push_back(tool.name());
+  return tokenizer::ToolCallParser(format, std::move(names));
+}
+
+void ParseToolCalls(tokenizer::ToolCallParser& parser, bool last, pb::GenerateResponse* response) {
+  tokenizer::ToolCallParser::Output out = parser.Feed(response->text());
+  if (last) {
+    tokenizer::ToolCallParser::Output rest = parser.Finish();
+    out.text += rest.text;
+    out.calls.insert(out.calls.end(), rest.calls.begin(), rest.calls.end());
+  }
+  response->set_text(std::move(out.text));
+  for (tokenizer::ToolCall& call : out.calls) {
+    pb::ToolCall* added = response->add_tool_calls();
+    added->set_id(std::move(call.id));
+    added->set_name(std::move(call.name));
+    added->set_arguments(std::move(call.arguments));
+  }
+  if (!last || !parser.made_calls() || !response->has_final()) return;
+  const pb::FinishReason reason = response->final().finish_reason();
+  if (reason == pb::FINISH_REASON_EOS || reason == pb::FINISH_REASON_STOP_TOKEN ||
+      reason == pb::FINISH_REASON_RESPONSE_COMPLETE) {
+    response->mutable_final()->set_finish_reason(pb::FINISH_REASON_TOOL_CALLS);
+  }
+}
+
+}  // namespace ringserve::server

@@ -1,0 +1,51 @@
+// Tool calling between the public API and the chat renderer: the tools a chat request offers,
+// the constraint its tool_choice sets, and the parsing of its replies into calls.
+#ifndef RINGSERVE_WORKER_SERVER_TOOL_REQUESTS_H_
+#define RINGSERVE_WORKER_SERVER_TOOL_REQUESTS_H_
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ringserve/v1/inference.pb.h"
+#include "worker/engine/job.h"
+#include "worker/grammar/matcher.h"
+#include "worker/tokenizer/chat_format.h"
+#include "worker/tokenizer/tool_calls.h"
+
+namespace ringserve::server {
+
+// The most bytes of tool parameter schemas one request may carry.
+inline constexpr size_t kMaxToolSchemaBytes = size_t{64} << 10;
+
+// The tools `chat` offers the model: none with tool_choice MODE_NONE. INVALID_ARGUMENT naming
+// the field for parameters over kMaxToolSchemaBytes in all or not valid UTF-8 (the renderer
+// checks names and shapes).
+absl::StatusOr<std::vector<tokenizer::ChatTool>> OfferedTools(const ringserve::v1::Chat& chat);
+
+// A message's calls as the renderer takes them.
+std::vector<tokenizer::ToolCall> MessageToolCalls(const ringserve::v1::ChatMessage& message);
+
+// What the reply must be under tool_choice MODE_REQUIRED (one or more calls of the offered
+// tools, or of the one it names, their arguments satisfying the tool's parameters); null
+// under MODE_AUTO and MODE_NONE. INVALID_ARGUMENT naming the field for a name that is no
+// offered tool (or a name without MODE_REQUIRED), no tools to require, or a schema that
+// does not compile.
+absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ToolChoiceFormat(
+    const ringserve::v1::Chat& chat, std::span<const tokenizer::ChatTool> tools,
+    tokenizer::ChatFormat format);
+
+// The parser of a chat request's replies when it offers tools; nullopt otherwise.
+std::optional<tokenizer::ToolCallParser> ReplyParser(const ringserve::v1::GenerateRequest& request,
+                                                     tokenizer::ChatFormat format);
+
+// Passes a message's text through `parser` (finishing it when `last`), moving any calls into
+// the message, and makes a reply that called tools end with FINISH_REASON_TOOL_CALLS.
+void ParseToolCalls(tokenizer::ToolCallParser& parser, bool last,
+                    ringserve::v1::GenerateResponse* response);
+
+}  // namespace ringserve::server
+
+#endif  // RINGSERVE_WORKER_SERVER_TOOL_REQUESTS_H_

@@ -22,6 +22,7 @@
 #include "worker/model/gguf_reader.h"
 #include "worker/model/gguf_vocab.h"
 #include "worker/tokenizer/tokenizer.h"
+#include "worker/tokenizer/tool_calls.h"
 
 namespace ringserve::grammar {
 namespace {
@@ -259,6 +260,63 @@ void BM_CompileGbnf(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(Grammar::FromGbnf(grammar).ok());
 }
 BENCHMARK(BM_CompileGbnf)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+
+// Tool calls (chat tool_choice MODE_REQUIRED, and a call begun under MODE_AUTO): ChatML's
+// tags around a call object whose arguments are each tool's JSON Schema, as the worker
+// compiles them. range(1) picks the text so far.
+constexpr const char* kToolParameters[] = {
+    R"({"type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["C",
+        "F"]}}, "required": ["city"]})",
+    R"({"type": "object", "properties": {"query": {"type": "string", "maxLength": 200},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 50}}, "required": ["query"]})",
+    R"({"type": "object", "properties": {"to": {"type": "string", "format": "email"},
+        "subject": {"type": "string"}, "body": {"type": "string"}},
+        "required": ["to", "subject", "body"]})"};
+
+absl::StatusOr<std::shared_ptr<const Grammar>> ToolCallGrammar() {
+  std::vector<tokenizer::ChatTool> tools;
+  std::vector<Grammar::JsonRule> rules;
+  const char* const names[] = {"get_weather", "search", "send_email"};
+  for (size_t i = 0; i < 3; ++i) {
+    tools.push_back({.name = names[i], .parameters = kToolParameters[i]});
+    auto schema = Grammar::FromSchema(kToolParameters[i]);
+    if (!schema.ok()) return schema.status();
+    rules.push_back({tokenizer::ToolArgumentsRule(i), *schema});
+  }
+  return Grammar::FromGbnf(tokenizer::ToolCallsGbnf(tokenizer::ChatFormat::kChatMl, tools, ""),
+                           rules);
+}
+
+void BM_MaskToolCall(benchmark::State& state) {
+  static const char* const kTexts[] = {
+      "",                                                                        // the opening tag
+      "<tool_call>\n{\"name\": \"",                                              // which tool
+      "<tool_call>\n{\"name\": \"search\", \"arguments\": {\"query\": \"best ",  // a string
+      "<tool_call>\n{\"name\": \"search\", \"arguments\": {\"query\": \"x\", ",  // a key
+  };
+  const char* text = kTexts[state.range(1)];
+  auto grammar = ToolCallGrammar();
+  std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
+  if (bytes.empty() || !grammar.ok()) {
+    state.SkipWithError("no vocabulary under --shared (or the grammar did not compile)");
+    return;
+  }
+  const TokenTrie trie(std::move(bytes));
+  Matcher matcher(*grammar);
+  if (!matcher.Advance(text)) {
+    state.SkipWithError("the text is not a prefix of the grammar's");
+    return;
+  }
+  TimeMasks(state, trie, matcher);
+  state.SetLabel(absl::StrCat(VocabularyOf(state.range(0)), " after '", text, "'"));
+}
+BENCHMARK(BM_MaskToolCall)->ArgsProduct({{0, 1}, {0, 1, 2, 3}})->Unit(benchmark::kMillisecond);
+
+// Compiling three tools' call grammar: per request with tools (MODE_AUTO and MODE_REQUIRED).
+void BM_CompileToolCalls(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(ToolCallGrammar().ok());
+}
+BENCHMARK(BM_CompileToolCalls)->Unit(benchmark::kMillisecond);
 
 void BM_BuildTrie(benchmark::State& state) {
   const std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));

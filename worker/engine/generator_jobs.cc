@@ -201,7 +201,11 @@ absl::Status Generator::PrepareJob(Job& job) {
   std::vector<int32_t> enders = r.stop_token_ids;
   if (!r.ignore_eos) enders.insert(enders.end(), eos_ids_.begin(), eos_ids_.end());
   if (r.min_tokens > 0) job.sampler->SuppressUntil(enders, r.min_tokens);
-  if (r.response_format != nullptr) {
+  if (r.response_format != nullptr && r.format_trigger.has_value()) {
+    job.sampler->Constrain(grammar::TokenConstraint(grammar::Matcher(r.response_format),
+                                                    token_trie_.get(), std::move(enders),
+                                                    *r.format_trigger));
+  } else if (r.response_format != nullptr) {
     job.sampler->Constrain(grammar::TokenConstraint(grammar::Matcher(r.response_format),
                                                     token_trie_.get(), std::move(enders)));
   }

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "worker/engine/sampler.h"
 #include "worker/grammar/matcher.h"
+#include "worker/grammar/token_constraint.h"
 
 namespace ringserve::engine {
 
@@ -40,6 +41,10 @@ struct JobRequest {
   // accepts; the job ends once the value is complete and nothing may follow it
   // (kResponseComplete), and may end on an end-of-sequence token once it is complete.
   std::shared_ptr<const grammar::Grammar> response_format;
+  // With response_format: it binds only from each appearance of this text, whose grammar's
+  // text starts with it, to where that text is finished (grammar::Trigger: a tool call in a
+  // reply that may also be text); the job never ends as kResponseComplete.
+  std::optional<grammar::Trigger> format_trigger;
   // Set: score the input (prompt logprobs). Each input token that has a token before it in
   // the context gets its log-probability given the context before it, with this many of the
   // most likely tokens at its position (0..kernels::kMaxTopLogprobs), delivered before the

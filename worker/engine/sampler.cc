@@ -152,7 +152,7 @@ kernels::RowSampling Sampler::Plan(std::vector<kernels::PenaltyEntry>& penalties
                .presence_penalty = params_.presence_penalty,
                .frequency_penalty = params_.frequency_penalty,
                .uniform = uniform};
-  if (constraint_) {
+  if (constraint_ && constraint_->active()) {
     row.host_pick = true;  // the mask needs the text so far, which only the host has
   } else if (!entries.empty()) {
     if (penalties.size() + entries.size() <= capacity) {

@@ -9,7 +9,8 @@
 // for its penalties, the same penalties and chain run here on the row's logits
 // (kernels::cpu: the same token a device would pick). Logprobs come from the device too
 // (Backend::LogprobRows). A job with a response format (Constrain) picks every token on the
-// host: after the penalties, the tokens its grammar refuses get -inf, then the chain runs.
+// host while the constraint is active: after the penalties, the tokens its grammar refuses
+// get -inf, then the chain runs (a triggered constraint is inactive until its trigger).
 // Owned by one job; used by one thread at a time.
 #ifndef RINGSERVE_WORKER_ENGINE_SAMPLER_H_
 #define RINGSERVE_WORKER_ENGINE_SAMPLER_H_

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
+#include <string_view>
 #include <utility>
 
 namespace ringserve::grammar {
@@ -10,6 +12,15 @@ TokenConstraint::TokenConstraint(Matcher matcher, const TokenTrie* trie,
                                  std::vector<int32_t> end_ids)
     : matcher_(std::move(matcher)), trie_(trie), end_ids_(std::move(end_ids)) {
   std::erase_if(end_ids_, [&](int32_t id) { return id < 0 || id >= trie_->vocab_size(); });
+}
+
+TokenConstraint::TokenConstraint(Matcher matcher, const TokenTrie* trie,
+                                 std::vector<int32_t> end_ids, Trigger trigger)
+    : TokenConstraint(std::move(matcher), trie, std::move(end_ids)) {
+  start_ = matcher_;
+  trigger_ = std::move(trigger);
+  active_ = false;
+  watching_ = true;
 }
 
 const TokenConstraint::CachedMask& TokenConstraint::MaskOfState() {
@@ -42,6 +53,7 @@ const TokenConstraint::CachedMask& TokenConstraint::MaskOfState() {
 }
 
 void TokenConstraint::Mask(std::span<float> logits) {
+  if (!active_) return;
   const CachedMask& mask = MaskOfState();
   if (mask.num_allowed == 0) return;
   constexpr float kRefused = -std::numeric_limits<float>::infinity();
@@ -59,7 +71,57 @@ void TokenConstraint::Mask(std::span<float> logits) {
 
 void TokenConstraint::Accept(int32_t id) {
   if (id < 0 || id >= trie_->vocab_size()) return;
+  if (!active_) {
+    Watch(trie_->Bytes(id));
+    return;
+  }
   matcher_.Advance(trie_->Bytes(id));  // all or nothing: an end token has no bytes
+  if (trigger_.has_value() && matcher_.IsFinished()) EndStretch();
+}
+
+// The bound stretch is over; the trigger's next appearance binds again (one that must open
+// the reply cannot appear again).
+void TokenConstraint::EndStretch() {
+  active_ = false;
+  watching_ = !trigger_->at_start;
+  matcher_ = *start_;
+}
+
+void TokenConstraint::Watch(std::string_view bytes) {
+  if (!watching_) return;
+  const std::string& trigger = trigger_->text;
+  seen_.append(bytes);
+  size_t at = std::string::npos;
+  if (trigger_->at_start) {
+    const size_t text = seen_.find_first_not_of(" \t\n\r");
+    if (text == std::string::npos) return;
+    const size_t n = std::min(trigger.size(), seen_.size() - text);
+    if (seen_.compare(text, n, trigger, 0, n) != 0) {
+      watching_ = false;  // the reply opened with something else
+      seen_.clear();
+      return;
+    }
+    if (n < trigger.size()) return;  // so far a prefix of it
+    at = text;
+  } else {
+    at = seen_.find(trigger);
+    if (at == std::string::npos) {
+      // Only the last bytes may still start it.
+      const size_t keep = std::min(seen_.size(), trigger.size() - 1);
+      seen_.erase(0, seen_.size() - keep);
+      return;
+    }
+  }
+  // The stretch starts at the trigger: the matcher takes it and what followed it in the
+  // token (up to a byte it refuses, which no mask could have kept out).
+  active_ = true;
+  watching_ = false;
+  matcher_ = *start_;
+  for (size_t i = at; i < seen_.size(); ++i) {
+    if (!matcher_.Advance(static_cast<uint8_t>(seen_[i]))) break;
+  }
+  seen_.clear();
+  if (matcher_.IsFinished()) EndStretch();
 }
 
 }  // namespace ringserve::grammar

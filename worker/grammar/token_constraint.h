@@ -8,6 +8,12 @@
 // the last kCachedMasks states (by Matcher::MaskKey) are kept and a recurring state's
 // mask costs no trie walk.
 //
+// A constraint with a trigger binds lazily: it masks nothing until the trigger's text
+// appears in the generated text (anywhere, or, `at_start`, after nothing but whitespace),
+// then holds the text from the trigger on (the grammar's text starts with it) until that text
+// is finished, and lets go again until the next appearance: a tool call's syntax in a reply
+// that may also be free text.
+//
 // Ownership and threads: owned by the job's sampler and used by one thread at a time; the
 // trie is shared and must outlive it.
 #ifndef RINGSERVE_WORKER_GRAMMAR_TOKEN_CONSTRAINT_H_
@@ -17,6 +23,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "worker/grammar/matcher.h"
@@ -24,12 +31,20 @@
 
 namespace ringserve::grammar {
 
+struct Trigger {
+  std::string text;  // non-empty
+  bool at_start = false;
+};
+
 class TokenConstraint {
  public:
   static constexpr int kCachedMasks = 4;
 
   // end_ids: the tokens that end generation (allowed once the value is complete).
   TokenConstraint(Matcher matcher, const TokenTrie* trie, std::vector<int32_t> end_ids);
+  // Binds only after `trigger` (above); `matcher` is where each bound stretch starts.
+  TokenConstraint(Matcher matcher, const TokenTrie* trie, std::vector<int32_t> end_ids,
+                  Trigger trigger);
 
   // Sets every logit whose token may not come next to -inf. When no token can spell a
   // continuation (a vocabulary that lacks a byte the grammar needs next) the end tokens
@@ -40,8 +55,12 @@ class TokenConstraint {
   // A token Mask refused is ignored.
   void Accept(int32_t id);
 
-  // The value is complete and nothing may follow it.
-  bool finished() const { return matcher_.IsFinished(); }
+  // The value is complete and nothing may follow it (never, with a trigger: the reply goes
+  // on after each bound stretch).
+  bool finished() const { return !trigger_.has_value() && matcher_.IsFinished(); }
+  // Masks apply now: always without a trigger; with one, from the trigger to the end of
+  // the grammar's text.
+  bool active() const { return active_; }
   const Matcher& matcher() const { return matcher_; }
   // Masks computed by a trie walk, and masks found cached.
   int64_t num_walks() const { return num_walks_; }
@@ -57,8 +76,16 @@ class TokenConstraint {
 
   // The mask of the current state, from the cache or a walk (then cached).
   const CachedMask& MaskOfState();
+  // Looks for the trigger in the text so far and the token's `bytes`.
+  void Watch(std::string_view bytes);
+  void EndStretch();
 
   Matcher matcher_;
+  std::optional<Matcher> start_;  // with a trigger: the state each bound stretch starts in
+  std::optional<Trigger> trigger_;
+  bool active_ = true;
+  bool watching_ = false;  // looking for the trigger
+  std::string seen_;       // the text's last bytes, where the trigger may be starting
   const TokenTrie* trie_;
   std::vector<int32_t> end_ids_;
   std::array<CachedMask, kCachedMasks> cache_;

@@ -118,7 +118,7 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     job.expected_history_tokens = request.expected_history_tokens();
   }
 
-  std::shared_ptr<const grammar::Grammar> tool_format;  // tool_choice MODE_REQUIRED
+  ToolFormat tool_format;  // what tool_choice holds the reply to
   std::optional<int32_t> tool_stop;
   switch (request.input_case()) {
     case pb::GenerateRequest::kText: {
@@ -255,12 +255,16 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     job.prompt_logprobs = request.prompt_logprobs();
   }
   if (request.has_response_format()) {
-    if (tool_format != nullptr) {
+    // Under a response format the reply is its value, not a call (MODE_AUTO's calls are
+    // then unconstrained).
+    if (tool_format.grammar != nullptr && !tool_format.trigger.has_value()) {
       return Invalid("response_format", "a reply that must call tools has the calls' format");
     }
     RS_ASSIGN_OR_RETURN(job.response_format, ToResponseFormat(request.response_format()));
+  } else if (tool_format.grammar != nullptr) {
+    job.response_format = std::move(tool_format.grammar);
+    job.format_trigger = std::move(tool_format.trigger);
   }
-  if (tool_format != nullptr) job.response_format = std::move(tool_format);
   return job;
 }
 

@@ -51,18 +51,15 @@ std::vector<tokenizer::ToolCall> MessageToolCalls(const pb::ChatMessage& message
   return calls;
 }
 
-absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ToolChoiceFormat(
-    const pb::Chat& chat, std::span<const tokenizer::ChatTool> tools,
-    tokenizer::ChatFormat format) {
-  const pb::ToolChoice& choice = chat.tool_choice();
-  if (choice.mode() != pb::ToolChoice::MODE_REQUIRED) {
-    if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
-    return nullptr;
-  }
-  if (tools.empty()) return Invalid("chat.tool_choice", "MODE_REQUIRED needs chat.tools");
+namespace {
+
+// The calls' grammar (ToolCallsGbnf), every tool's parameters compiled as its JSON rule.
+absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CallsGrammar(
+    std::span<const tokenizer::ChatTool> tools, tokenizer::ChatFormat format,
+    const std::string& only, bool one_call) {
   std::vector<grammar::Grammar::JsonRule> arguments;
   for (size_t i = 0; i < tools.size(); ++i) {
-    if (!choice.name().empty() && tools[i].name != choice.name()) continue;
+    if (!only.empty() && tools[i].name != only) continue;
     std::shared_ptr<const grammar::Grammar> schema = grammar::Grammar::AnyObject();
     if (!tools[i].parameters.empty()) {
       auto compiled = grammar::Grammar::FromSchema(tools[i].parameters);
@@ -76,12 +73,40 @@ absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ToolChoiceFormat(
   }
   if (arguments.empty()) {
     return Invalid("chat.tool_choice.name",
-                   absl::StrCat("no tool is named '", choice.name().substr(0, 64), "'"));
+                   absl::StrCat("no tool is named '", only.substr(0, 64), "'"));
   }
-  auto calls =
-      grammar::Grammar::FromGbnf(tokenizer::ToolCallsGbnf(format, tools, choice.name()), arguments);
+  auto calls = grammar::Grammar::FromGbnf(tokenizer::ToolCallsGbnf(format, tools, only, one_call),
+                                          arguments);
   if (!calls.ok()) return Invalid("chat.tools", std::string(calls.status().message()));
   return calls;
+}
+
+}  // namespace
+
+absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
+                                            std::span<const tokenizer::ChatTool> tools,
+                                            tokenizer::ChatFormat format) {
+  const pb::ToolChoice& choice = chat.tool_choice();
+  switch (choice.mode()) {
+    case pb::ToolChoice::MODE_REQUIRED: {
+      if (tools.empty()) return Invalid("chat.tool_choice", "MODE_REQUIRED needs chat.tools");
+      RS_ASSIGN_OR_RETURN(auto calls, CallsGrammar(tools, format, choice.name(), false));
+      return ToolFormat{.grammar = std::move(calls), .trigger = std::nullopt};
+    }
+    case pb::ToolChoice::MODE_AUTO: {
+      if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
+      if (tools.empty()) return ToolFormat{};
+      auto call = CallsGrammar(tools, format, "", true);
+      if (!call.ok()) return ToolFormat{};  // a schema it cannot enforce: the reply is free
+      return ToolFormat{
+          .grammar = *std::move(call),
+          .trigger = grammar::Trigger{.text = std::string(tokenizer::ToolCallOpening(format)),
+                                      .at_start = tokenizer::ToolCallOpensReply(format)}};
+    }
+    default:
+      if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
+      return ToolFormat{};
+  }
 }
 
 std::optional<tokenizer::ToolCallParser> ReplyParser(const pb::GenerateRequest& request,

@@ -12,6 +12,7 @@
 #include "ringserve/v1/inference.pb.h"
 #include "worker/engine/job.h"
 #include "worker/grammar/matcher.h"
+#include "worker/grammar/token_constraint.h"
 #include "worker/tokenizer/chat_format.h"
 #include "worker/tokenizer/tool_calls.h"
 
@@ -28,14 +29,21 @@ absl::StatusOr<std::vector<tokenizer::ChatTool>> OfferedTools(const ringserve::v
 // A message's calls as the renderer takes them.
 std::vector<tokenizer::ToolCall> MessageToolCalls(const ringserve::v1::ChatMessage& message);
 
-// What the reply must be under tool_choice MODE_REQUIRED (one or more calls of the offered
-// tools, or of the one it names, their arguments satisfying the tool's parameters); null
-// under MODE_AUTO and MODE_NONE. INVALID_ARGUMENT naming the field for a name that is no
-// offered tool (or a name without MODE_REQUIRED), no tools to require, or a schema that
-// does not compile.
-absl::StatusOr<std::shared_ptr<const grammar::Grammar>> ToolChoiceFormat(
-    const ringserve::v1::Chat& chat, std::span<const tokenizer::ChatTool> tools,
-    tokenizer::ChatFormat format);
+// The constraint tool_choice sets, if any: under MODE_REQUIRED the whole reply is one or
+// more calls of the offered tools, or of the one it names, their arguments satisfying the
+// tool's parameters (no trigger); under MODE_AUTO a call the reply begins is held to that
+// shape from its opening on (`trigger`: ToolCallOpening), which no tool schema the
+// compiler refuses turns into an error (the reply is then free); nothing under MODE_NONE.
+// INVALID_ARGUMENT naming the field for a name that is no offered tool (or a name without
+// MODE_REQUIRED), no tools to require, or, under MODE_REQUIRED, a schema that does not
+// compile.
+struct ToolFormat {
+  std::shared_ptr<const grammar::Grammar> grammar;
+  std::optional<grammar::Trigger> trigger;
+};
+absl::StatusOr<ToolFormat> ToolChoiceFormat(const ringserve::v1::Chat& chat,
+                                            std::span<const tokenizer::ChatTool> tools,
+                                            tokenizer::ChatFormat format);
 
 // The parser of a chat request's replies when it offers tools; nullopt otherwise.
 std::optional<tokenizer::ToolCallParser> ReplyParser(const ringserve::v1::GenerateRequest& request,

@@ -174,8 +174,8 @@ absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const Too
   return out;
 }
 
-std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools,
-                          std::string_view only) {
+std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, std::string_view only,
+                          bool one_call) {
   std::string body = "body ::=";
   bool first = true;
   for (size_t i = 0; i < tools.size(); ++i) {
@@ -187,16 +187,20 @@ std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools,
     first = false;
   }
   if (IsLlama(format)) return absl::StrCat("root ::= body\n", body, "\n");
-  return absl::StrCat("root ::= call (\"\\n\" call)*\ncall ::= \"<tool_call>\\n\" body ",
-                      "\"\\n</tool_call>\"\n", body, "\n");
+  return absl::StrCat(one_call ? "root ::= call\n" : "root ::= call (\"\\n\" call)*\n",
+                      "call ::= \"<tool_call>\\n\" body \"\\n</tool_call>\"\n", body, "\n");
 }
+
+std::string_view ToolCallOpening(ChatFormat format) { return IsLlama(format) ? "{" : kCallOpen; }
+
+bool ToolCallOpensReply(ChatFormat format) { return IsLlama(format); }
 
 std::string ToolArgumentsRule(size_t index) { return absl::StrCat("args-", index); }
 
 std::optional<int32_t> ToolCallStopId(const Tokenizer& tokenizer, ChatFormat format) {
   if (!IsLlama(format)) return std::nullopt;
-  const std::vector<int32_t> ids = tokenizer.Encode(
-      "<|eom_id|>", {.add_bos = false, .add_eos = false, .parse_special = true});
+  const std::vector<int32_t> ids =
+      tokenizer.Encode("<|eom_id|>", {.add_bos = false, .add_eos = false, .parse_special = true});
   if (ids.size() != 1 || !tokenizer.IsSpecial(ids[0]) || tokenizer.IsEndOfGeneration(ids[0])) {
     return std::nullopt;
   }

@@ -58,9 +58,16 @@ absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const Too
 // one call object) of `tools` (only the one named `only` when it is not empty), each call's
 // arguments being rule ToolArgumentsRule(i) for tools[i], which the caller defines as a JSON
 // rule of that tool's parameters (grammar::Grammar::FromGbnf's json_rules).
-std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools,
-                          std::string_view only);
+// `one_call`: a single call, the grammar of a call that a reply free to call tools or not has
+// begun (from ToolCallOpening on).
+std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, std::string_view only,
+                          bool one_call = false);
 std::string ToolArgumentsRule(size_t index);
+
+// The text a call starts with in `format` (ChatML's "<tool_call>", Llama 3.x's "{"), and
+// whether it counts only as the reply's first text (Llama 3.x: a reply that is a call).
+std::string_view ToolCallOpening(ChatFormat format);
+bool ToolCallOpensReply(ChatFormat format);
 
 // The token a reply that may call tools also stops at: Llama 3.x's <|eom_id|>, which ends a
 // turn that waits for a tool's result, where the vocabulary has it and does not already end

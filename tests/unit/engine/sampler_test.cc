@@ -428,5 +428,29 @@ TEST(SamplerTest, AConstrainedSamplerPicksOnlyWhatTheGrammarAllows) {
   }
 }
 
+// A triggered constraint leaves the pick to the device until the trigger appears, then moves
+// it to the host for the grammar's stretch, and back once the stretch is finished.
+TEST(SamplerTest, ATriggeredConstraintPicksOnTheHostOnlyWhileItBinds) {
+  // 0: end of sequence, 1 "go", 2 "x", 3 "1", 4 "!"; "x" has the highest logit, then "!".
+  const grammar::TokenTrie trie(std::vector<std::string>{"", "go", "x", "1", "!"});
+  auto stretch = grammar::Grammar::FromRegex("go1+!");
+  ASSERT_TRUE(stretch.ok()) << stretch.status();
+  const std::vector<float> logits = {0, 1, 9, 1, 2};
+  Sampler sampler({.temperature = 0.0F, .seed = 1}, {});
+  sampler.Constrain(grammar::TokenConstraint(grammar::Matcher(*stretch), &trie, {0},
+                                             grammar::Trigger{.text = "go"}));
+  std::string text;
+  // The device's picks stand while the constraint waits; "go" then binds "1+!".
+  for (const int32_t device_pick : {2, 1, 2, 2, 2, 2}) {
+    std::vector<kernels::PenaltyEntry> penalties;
+    sampler.Plan(penalties, 1024);
+    const bool binds = text.ends_with("go") || text.ends_with("go1");
+    EXPECT_EQ(sampler.needs_logits(), binds) << text;
+    text += trie.Bytes(sampler.Finish(device_pick, logits, nullptr).id);
+  }
+  EXPECT_EQ(text, "xgo1!xx");
+  EXPECT_FALSE(sampler.response_complete());
+}
+
 }  // namespace
 }  // namespace ringserve::engine

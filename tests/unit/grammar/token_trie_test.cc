@@ -354,6 +354,58 @@ TEST(TokenConstraintTest, MasksRefusedTokensAndAllowsEndTokensOnceComplete) {
   EXPECT_TRUE(constraint.finished());
 }
 
+// A triggered constraint masks nothing until its trigger appears (across tokens too), then
+// holds the text from the trigger to the end of the grammar's, then lets go until the next.
+TEST(TokenConstraintTest, ATriggerBindsFromEachAppearanceToTheEndOfTheGrammarsText) {
+  // 0: end, 1 "<t", 2 "ag>", 3 "x", 4 "1", 5 "2", 6 "</tag>", 7 "a<tag>1".
+  const TokenTrie trie(
+      std::vector<std::string>{"", "<t", "ag>", "x", "1", "2", "</tag>", "a<tag>1"});
+  auto grammar = Grammar::FromRegex("<tag>[12]+</tag>");
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  TokenConstraint constraint(Matcher(*grammar), &trie, {0}, Trigger{.text = "<tag>"});
+  const auto allowed = [&] {
+    std::vector<float> logits(8, 0.0F);
+    constraint.Mask(logits);
+    std::vector<int> ids;
+    for (int id = 0; id < 8; ++id) {
+      if (logits[static_cast<size_t>(id)] == 0.0F) ids.push_back(id);
+    }
+    return ids;
+  };
+  const std::vector<int> all = {0, 1, 2, 3, 4, 5, 6, 7};
+  EXPECT_FALSE(constraint.active());
+  EXPECT_EQ(allowed(), all);
+  for (const int32_t pick : {3, 1}) constraint.Accept(pick);  // "x<t": not yet
+  EXPECT_EQ(allowed(), all);
+  constraint.Accept(2);  // "ag>" completes it
+  EXPECT_TRUE(constraint.active());
+  EXPECT_EQ(allowed(), (std::vector<int>{4, 5}));
+  constraint.Accept(4);
+  EXPECT_EQ(allowed(), (std::vector<int>{4, 5, 6}));
+  constraint.Accept(6);
+  EXPECT_FALSE(constraint.active());
+  EXPECT_FALSE(constraint.finished());  // the reply goes on
+  EXPECT_EQ(allowed(), all);
+  // A token holding text, the whole trigger and the stretch's first byte.
+  constraint.Accept(7);
+  EXPECT_TRUE(constraint.active());
+  EXPECT_EQ(allowed(), (std::vector<int>{4, 5, 6}));
+
+  // At the start only: whitespace may come first, other text ends the watch.
+  auto object = Grammar::FromRegex("\\{[12]\\}");
+  ASSERT_TRUE(object.ok()) << object.status();
+  const TokenTrie braces(std::vector<std::string>{"", " ", "{", "1", "}", "x"});
+  TokenConstraint opening(Matcher(*object), &braces, {0}, Trigger{.text = "{", .at_start = true});
+  opening.Accept(1);
+  EXPECT_FALSE(opening.active());
+  opening.Accept(2);
+  EXPECT_TRUE(opening.active());
+  TokenConstraint late(Matcher(*object), &braces, {0}, Trigger{.text = "{", .at_start = true});
+  late.Accept(5);
+  late.Accept(2);
+  EXPECT_FALSE(late.active());
+}
+
 // Inside a string without a maxLength every character leaves the same state, so its mask is
 // walked once and then found cached, and gives what a walk gives.
 TEST(TokenConstraintTest, ARecurringStateReusesItsMask) {

@@ -49,12 +49,42 @@ pb::GenerateRequest WeatherRequest(pb::ToolChoice::Mode mode, const std::string&
   return request;
 }
 
-TEST(ToolRequestsTest, AutoRendersTheToolsAndLeavesTheReplyFree) {
+TEST(ToolRequestsTest, AutoRendersTheToolsAndHoldsOnlyACallToItsShape) {
   const auto tok = ChatTokenizer();
   auto job = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_AUTO), tok.get(),
                           Limits(*tok, ChatFormat::kChatMl));
   ASSERT_TRUE(job.ok()) << job.status();
-  EXPECT_EQ(job->response_format, nullptr);
+  // The reply is free until it opens a call; the call is then one call of a tool.
+  ASSERT_NE(job->response_format, nullptr);
+  ASSERT_TRUE(job->format_trigger.has_value());
+  EXPECT_EQ(job->format_trigger->text, "<tool_call>");
+  EXPECT_FALSE(job->format_trigger->at_start);
+  const std::string call = "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>";
+  EXPECT_TRUE(grammar::Accepts(job->response_format, call));
+  EXPECT_FALSE(grammar::Prefix(job->response_format, call + "\n"));
+  auto llama = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_AUTO), tok.get(),
+                            Limits(*tok, ChatFormat::kLlama32));
+  ASSERT_TRUE(llama.ok()) << llama.status();
+  ASSERT_TRUE(llama->format_trigger.has_value());
+  EXPECT_EQ(llama->format_trigger->text, "{");
+  EXPECT_TRUE(llama->format_trigger->at_start);
+  EXPECT_TRUE(grammar::Accepts(llama->response_format, "{\"name\": \"now\", \"parameters\": {}}"));
+
+  // A schema the compiler cannot enforce leaves the reply free rather than fail; a response
+  // format takes over the whole reply.
+  pb::GenerateRequest unenforced = WeatherRequest(pb::ToolChoice::MODE_AUTO);
+  unenforced.mutable_chat()->mutable_tools(0)->set_parameters(
+      R"({"type": "object", "uniqueItems": true})");
+  auto free = ToJobRequest(unenforced, tok.get(), Limits(*tok, ChatFormat::kChatMl));
+  ASSERT_TRUE(free.ok()) << free.status();
+  EXPECT_EQ(free->response_format, nullptr);
+  pb::GenerateRequest formatted = WeatherRequest(pb::ToolChoice::MODE_AUTO);
+  formatted.mutable_response_format()->set_regex("yes|no");
+  auto regex = ToJobRequest(formatted, tok.get(), Limits(*tok, ChatFormat::kChatMl));
+  ASSERT_TRUE(regex.ok()) << regex.status();
+  EXPECT_FALSE(regex->format_trigger.has_value());
+  EXPECT_TRUE(grammar::Accepts(regex->response_format, "yes"));
+
   const std::string prompt = tok->Decode(job->tokens);
   EXPECT_THAT(prompt, HasSubstr("<tools>\n{\"type\": \"function\", \"function\": {\"name\": "
                                 "\"get_weather\""));
@@ -76,6 +106,7 @@ TEST(ToolRequestsTest, RequiredConstrainsTheReplyToCallsOfTheTools) {
                           Limits(*tok, ChatFormat::kChatMl));
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_NE(job->response_format, nullptr);
+  EXPECT_FALSE(job->format_trigger.has_value());
   const auto& format = job->response_format;
   const std::string paris =
       "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"

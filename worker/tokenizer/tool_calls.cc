@@ -251,13 +251,21 @@ void ToolCallParser::Step(Output& out) {
       const size_t close = pending_.find(kCallClose);
       if (close == std::string::npos) return;
       const std::string_view body = std::string_view(pending_).substr(0, close);
-      if (!TakeCall(body, out)) {
+      if (TakeCall(body, out)) {
+        after_call_ = true;
+      } else {
         absl::StrAppend(&out.text, std::string(kCallOpen), std::string(body),
                         std::string(kCallClose));
       }
       pending_.erase(0, close + kCallClose.size());
       state_ = State::kText;
       continue;
+    }
+    if (after_call_) {  // the whitespace after a call goes with it
+      const size_t text = pending_.find_first_not_of(kSpace);
+      pending_.erase(0, std::min(text, pending_.size()));
+      if (pending_.empty()) return;
+      after_call_ = false;
     }
     const size_t open = pending_.find(kCallOpen);
     if (open != std::string::npos) {

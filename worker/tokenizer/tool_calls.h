@@ -107,6 +107,7 @@ class ToolCallParser {
   State state_ = State::kStart;
   std::string pending_;  // text received and not yet returned
   bool made_calls_ = false;
+  bool after_call_ = false;  // ChatML: since the last call, only whitespace
 };
 
 }  // namespace ringserve::tokenizer

@@ -216,6 +216,7 @@ TEST(ToolCallsTest, ChatMlCallsLeaveTheStreamedText) {
   ExpectParse(ChatFormat::kChatMl, call, "", {parsed});
   ExpectParse(ChatFormat::kChatMl, "Let me look.\n" + call + "\n" + call + "\n", "Let me look.",
               {parsed, parsed});
+  ExpectParse(ChatFormat::kChatMl, call + "\n\nDone. \n", "Done.", {parsed});
   // Arguments written as a string holding the object, as some fine-tunes do.
   ExpectParse(ChatFormat::kChatMl,
               "<tool_call>{\"name\": \"now\", \"arguments\": \"{\\\"tz\\\": \\\"UTC\\\"}\"}"

@@ -315,6 +315,10 @@ class Backend {
   // x[i, :] += bias[0, :] for every row of the f32 x: the Q/K/V projection biases of the
   // models that have them (Qwen2). bias is a [1, cols(x)] Weight.
   virtual void AddBias(Tensor x, const Weight& bias) = 0;
+  // In place, each group of head_dim columns of every row of the f32 x: group /= rms(group),
+  // times weight (a [1, head_dim] Weight): the per-head Q and K norms of the models that
+  // have them (Qwen3). cols(x) is a multiple of head_dim.
+  virtual void HeadRmsNorm(Tensor x, int64_t head_dim, const Weight& weight, float eps) = 0;
 
   // out[i, j] = silu(gate_up[i, j]) * gate_up[i, j + cols(out)]: the SwiGLU product of
   // the fused gate/up projection.

@@ -243,6 +243,12 @@ void CpuBackend::AddBias(Tensor x, const Weight& bias) {
   AddBiasRows(pool_, x, WeightData(bias));
 }
 
+void CpuBackend::HeadRmsNorm(Tensor x, int64_t head_dim, const Weight& weight, float eps) {
+  RS_CHECK(x.dtype == DType::kF32 && head_dim > 0 && x.cols % head_dim == 0 && weight.rows == 1 &&
+           weight.cols == head_dim);
+  HeadRmsNormRows(pool_, x, head_dim, WeightData(weight), eps);
+}
+
 void CpuBackend::SiluMul(Tensor gate_up, Tensor out) {
   RS_CHECK(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows);
   SiluMulRows(pool_, gate_up, out);

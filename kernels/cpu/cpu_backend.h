@@ -52,6 +52,7 @@ class CpuBackend final : public Backend {
   void PagedAttention(Tensor qkv, const AttentionShape& shape, const AttentionBatch& batch,
                       const KvLayerView& kv, Tensor out) override;
   void AddBias(Tensor x, const Weight& bias) override;
+  void HeadRmsNorm(Tensor x, int64_t head_dim, const Weight& weight, float eps) override;
   void SiluMul(Tensor gate_up, Tensor out) override;
   void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
   void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) override;

@@ -92,6 +92,22 @@ void AddBiasRows(ThreadPool& pool, const Tensor& x, const float* bias) {
       MinRows(x.cols));
 }
 
+void HeadRmsNormRows(ThreadPool& pool, const Tensor& x, int64_t head_dim, const float* weight,
+                     float eps) {
+  pool.ParallelFor(
+      x.rows,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          float* row = RowPtr(x, i);
+          // In place: NormalizeRow reads the whole group before it writes.
+          for (int64_t h = 0; h < x.cols; h += head_dim) {
+            NormalizeRow(row + h, weight, eps, head_dim, row + h);
+          }
+        }
+      },
+      MinRows(x.cols));
+}
+
 void SiluMulRows(ThreadPool& pool, const Tensor& gate_up, const Tensor& out) {
   const int64_t n = out.cols;
   pool.ParallelFor(

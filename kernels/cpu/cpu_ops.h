@@ -18,6 +18,8 @@ void RmsNormRows(ThreadPool& pool, const Tensor& x, const float* weight, float e
 void AddRmsNormRows(ThreadPool& pool, const Tensor& residual, const Tensor& delta,
                     const float* weight, float eps, const Tensor& out);
 void AddBiasRows(ThreadPool& pool, const Tensor& x, const float* bias);
+void HeadRmsNormRows(ThreadPool& pool, const Tensor& x, int64_t head_dim, const float* weight,
+                     float eps);
 void SiluMulRows(ThreadPool& pool, const Tensor& gate_up, const Tensor& out);
 void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const Tensor& out);
 // cpu_sampling.cc

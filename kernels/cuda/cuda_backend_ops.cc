@@ -127,6 +127,14 @@ void CudaBackend::AddBias(Tensor x, const Weight& bias) {
   AfterOp("AddBias");
 }
 
+void CudaBackend::HeadRmsNorm(Tensor x, int64_t head_dim, const Weight& weight, float eps) {
+  RS_CHECK(x.dtype == DType::kF32 && head_dim > 0 && x.cols % head_dim == 0 && weight.rows == 1 &&
+           weight.cols == head_dim);
+  SetDevice();
+  LaunchHeadRmsNorm(stream_, ToMat(x), head_dim, weight.buffer.data(), weight.dtype, eps);
+  AfterOp("HeadRmsNorm");
+}
+
 void CudaBackend::SiluMul(Tensor gate_up, Tensor out) {
   RS_CHECK(gate_up.dtype == dtype_);
   SetDevice();

@@ -55,6 +55,9 @@ void LaunchAddRmsNorm(cudaStream_t stream, const Mat& residual, const Mat& delta
 // x[i, j] += bias[j] for the f32 x; bias holds x.cols values of `bias_dtype` (an activation
 // dtype).
 void LaunchAddBias(cudaStream_t stream, const Mat& x, const void* bias, DType bias_dtype);
+// In place over the f32 x: each head_dim group of a row RMS-normalised, times weight.
+void LaunchHeadRmsNorm(cudaStream_t stream, const Mat& x, int64_t head_dim, const void* weight,
+                       DType weight_dtype, float eps);
 // out[i, j] = silu(g) * u, g = gate_up[i, j], u = gate_up[i, j + out.cols].
 void LaunchSiluMul(cudaStream_t stream, const Mat& gate_up, const Mat& out);
 // out[i, :] = x[rows[i], :].

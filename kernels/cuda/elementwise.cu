@@ -202,6 +202,20 @@ __global__ void AddBiasKernel(float* x, int64_t stride, const T* bias, int64_t c
   row[c] = Add(row[c], ToFloat(bias[c]));
 }
 
+// One block per (row, head): the group is read for its sum of squares, then each thread
+// rewrites the elements it read (in place: no thread writes what another reads).
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    HeadRmsNormKernel(float* x, int64_t stride, int64_t head_dim, const T* weight, float eps) {
+  float* group = x + blockIdx.x * stride + static_cast<int64_t>(blockIdx.y) * head_dim;
+  float ss = 0;
+  for (int64_t c = threadIdx.x; c < head_dim; c += kThreads) ss = Fma(group[c], group[c], ss);
+  const float scale = InverseRms(BlockSum(ss), head_dim, eps);
+  for (int64_t c = threadIdx.x; c < head_dim; c += kThreads) {
+    group[c] = Mul(Mul(group[c], scale), ToFloat(weight[c]));
+  }
+}
+
 // silu(g) * u = g * u / (1 + exp(-g)), as on the CPU.
 template <typename T>
 __global__ void SiluMulKernel(const T* gate_up, int64_t gu_stride, T* out, int64_t out_stride,
@@ -340,6 +354,20 @@ void LaunchAddBias(cudaStream_t stream, const Mat& x, const void* bias, DType bi
       bias_dtype, T,
       RS_LAUNCH(AddBiasKernel<T>, RowGrid(x.rows, x.cols), kThreads, 0, stream,
                 static_cast<float*>(x.data), x.stride, static_cast<const T*>(bias), x.cols));
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchHeadRmsNorm(cudaStream_t stream, const Mat& x, int64_t head_dim, const void* weight,
+                       DType weight_dtype, float eps) {
+  CheckRows(x);
+  RS_CHECK(x.dtype == DType::kF32 && weight != nullptr && head_dim > 0 && x.cols % head_dim == 0);
+  if (x.rows == 0 || x.cols == 0) return;
+  RS_CHECK(x.rows <= 0x7FFFFFFF && x.cols / head_dim <= 0xFFFF);
+  const dim3 grid(static_cast<unsigned>(x.rows), static_cast<unsigned>(x.cols / head_dim));
+  RS_DISPATCH_ACTIVATION(
+      weight_dtype, T,
+      RS_LAUNCH(HeadRmsNormKernel<T>, grid, kThreads, 0, stream, static_cast<float*>(x.data),
+                x.stride, head_dim, static_cast<const T*>(weight), eps));
   RS_CUDA_CHECK_LAUNCH();
 }
 

@@ -77,11 +77,11 @@ void PrintConfig(const ModelConfig& c) {
   absl::PrintF(
       "config: dim=%d hidden_dim=%d layers=%d heads=%d kv_heads=%d head_dim=%d vocab=%d "
       "max_seq_len=%d rms_eps=%g rope_theta=%g rotary_dim=%d rope_layout=%s tied=%s "
-      "attention_bias=%s\n",
+      "attention_bias=%s qk_norm=%s\n",
       c.dim, c.hidden_dim, c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size,
       c.max_seq_len, c.rms_eps, c.rope_theta, c.rotary_dim,
       c.rope_layout == kernels::RopeLayout::kHalves ? "halves" : "adjacent-pairs",
-      Bool(c.tied_embeddings), Bool(c.attention_bias));
+      Bool(c.tied_embeddings), Bool(c.attention_bias), Bool(c.qk_norm));
   if (c.rope_scaling.enabled) {
     absl::PrintF("rope_scaling: llama3 factor=%g low=%g high=%g original_max_position=%d\n",
                  c.rope_scaling.factor, c.rope_scaling.low_freq_factor,

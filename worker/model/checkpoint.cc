@@ -91,6 +91,10 @@ absl::Status Checkpoint::ValidateTensors() const {
       RS_RETURN_IF_ERROR(check(p + "attn_k.bias", {kv}));
       RS_RETURN_IF_ERROR(check(p + "attn_v.bias", {kv}));
     }
+    if (c.qk_norm) {
+      RS_RETURN_IF_ERROR(check(p + "attn_q_norm.weight", {c.head_dim}));
+      RS_RETURN_IF_ERROR(check(p + "attn_k_norm.weight", {c.head_dim}));
+    }
     RS_RETURN_IF_ERROR(check(p + "attn_output.weight", {c.dim, q}));
     RS_RETURN_IF_ERROR(check(p + "ffn_norm.weight", {c.dim}));
     RS_RETURN_IF_ERROR(check(p + "ffn_gate.weight", {c.hidden_dim, c.dim}));

@@ -87,9 +87,10 @@ absl::Status ReadRopeFreqs(const GgufFile& file, ModelConfig* c) {
 
 absl::StatusOr<ModelConfig> ModelConfigFromGguf(const GgufFile& file) {
   RS_ASSIGN_OR_RETURN(const std::string arch, file.GetString("general.architecture"));
-  if (arch != "llama" && arch != "mistral" && arch != "qwen2") {
-    return absl::UnimplementedError(absl::StrCat(file.name(), ": architecture '", arch,
-                                                 "' is not supported (llama, mistral, qwen2 are)"));
+  if (arch != "llama" && arch != "mistral" && arch != "qwen2" && arch != "qwen3") {
+    return absl::UnimplementedError(
+        absl::StrCat(file.name(), ": architecture '", arch,
+                     "' is not supported (llama, mistral, qwen2, qwen3 are)"));
   }
   const std::string p = arch + ".";
   ModelConfig c;
@@ -108,10 +109,11 @@ absl::StatusOr<ModelConfig> ModelConfigFromGguf(const GgufFile& file) {
   c.rms_eps = static_cast<float>(eps);
   c.rope_theta = static_cast<float>(theta);
   // llama.cpp permutes a Llama's Q and K rows so that rotated pairs sit side by side; a
-  // Qwen2's keep Hugging Face's order, which rotates the halves of each head (NeoX).
-  c.rope_layout =
-      arch == "qwen2" ? kernels::RopeLayout::kHalves : kernels::RopeLayout::kAdjacentPairs;
+  // Qwen2's or Qwen3's keep Hugging Face's order, which rotates the halves of each head (NeoX).
+  c.rope_layout = arch == "qwen2" || arch == "qwen3" ? kernels::RopeLayout::kHalves
+                                                     : kernels::RopeLayout::kAdjacentPairs;
   c.attention_bias = FindTensor(file, "blk.0.attn_q.bias") != nullptr;
+  c.qk_norm = FindTensor(file, "blk.0.attn_q_norm.weight") != nullptr;
   RS_RETURN_IF_ERROR(ReadRopeScaling(file, arch, &c));
   RS_ASSIGN_OR_RETURN(c.vocab_size, VocabSize(file, arch));
   c.tied_embeddings = FindTensor(file, "output.weight") == nullptr;

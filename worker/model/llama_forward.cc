@@ -301,6 +301,12 @@ void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch
   const Tensor qkv = w.Qkv(n);
   MatMulStack(w.Normed(n), lw.wqkv, qkv);
   if (c.attention_bias) backend_->AddBias(qkv, lw.qkv_bias);
+  if (c.qk_norm) {
+    const int64_t q_cols = int64_t{c.num_heads} * c.head_dim;
+    backend_->HeadRmsNorm(qkv.Columns(0, q_cols), c.head_dim, lw.q_norm, c.rms_eps);
+    backend_->HeadRmsNorm(qkv.Columns(q_cols, int64_t{c.num_kv_heads} * c.head_dim), c.head_dim,
+                          lw.k_norm, c.rms_eps);
+  }
 
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim,
                                       1.0F / std::sqrt(static_cast<float>(c.head_dim))};

@@ -275,6 +275,12 @@ absl::Status LlamaModel::UploadWeights(WeightSource& source) {
                                           {p + "attn_q.bias", p + "attn_k.bias", p + "attn_v.bias"},
                                           {q_dim, kv_dim, kv_dim}, bytes));
     }
+    if (c.qk_norm) {
+      RS_ASSIGN_OR_RETURN(
+          w.q_norm, UploadMatrix(source, backend_, p + "attn_q_norm.weight", {c.head_dim}, bytes));
+      RS_ASSIGN_OR_RETURN(
+          w.k_norm, UploadMatrix(source, backend_, p + "attn_k_norm.weight", {c.head_dim}, bytes));
+    }
     RS_ASSIGN_OR_RETURN(
         w.wo, UploadMatrix(source, backend_, p + "attn_output.weight", {c.dim, q_dim}, bytes));
     RS_ASSIGN_OR_RETURN(w.ffn_norm,

@@ -21,7 +21,8 @@ namespace ringserve::model {
 struct LlamaModel::LayerWeights {
   kernels::Weight attn_norm, wo, ffn_norm, w_down;
   std::vector<kernels::Weight> wqkv, w_gate_up;
-  kernels::Weight qkv_bias;  // [1, q + 2 kv] when the model has attention biases
+  kernels::Weight qkv_bias;        // [1, q + 2 kv] when the model has attention biases
+  kernels::Weight q_norm, k_norm;  // [1, head_dim] when the model norms Q and K heads
 };
 
 // Activation buffers for the largest batch the options allow, allocated once.

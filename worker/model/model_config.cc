@@ -65,7 +65,7 @@ int64_t ModelConfig::NumParameters() const {
                             + dim * q + 2 * kv * dim + q * dim  // attention
                             + 3 * int64_t{dim} * hidden_dim;    // SwiGLU FFN
   const int64_t embedding = int64_t{vocab_size} * dim;
-  const int64_t biases = attention_bias ? q + 2 * kv : 0;
+  const int64_t biases = (attention_bias ? q + 2 * kv : 0) + (qk_norm ? 2 * hd : 0);
   return embedding + num_layers * (per_layer + biases) + dim + (tied_embeddings ? 0 : embedding);
 }
 

@@ -44,6 +44,9 @@ struct ModelConfig {
   // The Q, K and V projections add a bias (blk.N.attn_{q,k,v}.bias): Qwen2, and Llama
   // checkpoints with "attention_bias": true.
   bool attention_bias = false;
+  // Each Q and K head is RMS-normalised (blk.N.attn_{q,k}_norm, head_dim wide) after the
+  // projection and before RoPE: Qwen3.
+  bool qk_norm = false;
 
   // Fills derived fields (head_dim, rotary_dim) and checks the shape is a Llama we can
   // run. Errors are INVALID_ARGUMENT naming the offending field.

@@ -41,10 +41,23 @@ ModelConfig Qwen2(ModelConfig c) {
   return c;
 }
 
+// Qwen3: Llama with per-head Q/K norms (no biases), NeoX rope, and heads of 128 whatever the
+// width.
+ModelConfig Qwen3(ModelConfig c) {
+  c.architecture = "qwen3";
+  c.qk_norm = true;
+  c.head_dim = 128;
+  c.rotary_dim = 128;
+  c.rope_layout = kernels::RopeLayout::kHalves;
+  c.rms_eps = 1e-6F;
+  return c;
+}
+
 }  // namespace
 
 std::vector<std::string> PresetNames() {
-  return {"tiny", "llama-110m", "llama-3.2-1b", "llama-3-8b", "qwen2.5-0.5b", "qwen2.5-7b"};
+  return {"tiny",         "llama-110m", "llama-3.2-1b", "llama-3-8b",
+          "qwen2.5-0.5b", "qwen2.5-7b", "qwen3-0.6b",   "qwen3-8b"};
 }
 
 absl::StatusOr<ModelConfig> PresetConfig(std::string_view name) {
@@ -58,6 +71,8 @@ absl::StatusOr<ModelConfig> PresetConfig(std::string_view name) {
   if (name == "llama-3-8b") return Make(4096, 14336, 32, 32, 8, 128256, 8192, 500000.0F, false);
   if (name == "qwen2.5-0.5b") return Qwen2(Make(896, 4864, 24, 14, 2, 151936, 8192, 1e6F, true));
   if (name == "qwen2.5-7b") return Qwen2(Make(3584, 18944, 28, 28, 4, 152064, 8192, 1e6F, false));
+  if (name == "qwen3-0.6b") return Qwen3(Make(1024, 3072, 28, 16, 8, 151936, 8192, 1e6F, true));
+  if (name == "qwen3-8b") return Qwen3(Make(4096, 12288, 36, 32, 8, 151936, 8192, 1e6F, false));
   return absl::NotFoundError(absl::StrCat("unknown preset '", std::string(name),
                                           "'; known: ", absl::StrJoin(PresetNames(), ", ")));
 }

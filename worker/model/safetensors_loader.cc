@@ -251,7 +251,8 @@ absl::Status ParseRopeScaling(const json* rope, const std::string& name, RopeSca
   return absl::OkStatus();
 }
 
-// "llama" (Llama and Mistral) or "qwen2" (Llama with Q/K/V biases).
+// "llama" (Llama and Mistral), "qwen2" (Llama with Q/K/V biases) or "qwen3" (Llama with
+// per-head Q and K norms).
 absl::StatusOr<std::string> ArchitectureOf(const json& j, const std::string& name) {
   std::string arch;
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
@@ -265,9 +266,11 @@ absl::StatusOr<std::string> ArchitectureOf(const json& j, const std::string& nam
     return std::string("llama");
   }
   if (arch == "Qwen2ForCausalLM" || arch == "qwen2") return std::string("qwen2");
-  return absl::UnimplementedError(absl::StrCat(
-      name, ": architecture '", arch,
-      "' is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM are)"));
+  if (arch == "Qwen3ForCausalLM" || arch == "qwen3") return std::string("qwen3");
+  return absl::UnimplementedError(
+      absl::StrCat(name, ": architecture '", arch,
+                   "' is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
+                   "Qwen3ForCausalLM are)"));
 }
 
 // A boolean config field, `fallback` when absent or null.
@@ -297,6 +300,7 @@ absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
         " is not supported"));
   }
   c.attention_bias = c.architecture == "qwen2";
+  c.qk_norm = c.architecture == "qwen3";
   RS_ASSIGN_OR_RETURN(c.dim, JsonDim(j, "hidden_size", name));
   RS_ASSIGN_OR_RETURN(c.hidden_dim, JsonDim(j, "intermediate_size", name));
   RS_ASSIGN_OR_RETURN(c.num_layers, JsonDim(j, "num_hidden_layers", name));
@@ -333,11 +337,17 @@ std::string CanonicalTensorName(const std::string& hf_name, int* layer) {
   int n = 0;
   if (index.empty() || index.size() > 6 || !absl::SimpleAtoi(index, &n) || n < 0) return "";
   static const std::pair<const char*, const char*> kMap[] = {
-      {"self_attn.q_proj.weight", "attn_q"},          {"self_attn.k_proj.weight", "attn_k"},
-      {"self_attn.v_proj.weight", "attn_v"},          {"self_attn.o_proj.weight", "attn_output"},
-      {"mlp.gate_proj.weight", "ffn_gate"},           {"mlp.up_proj.weight", "ffn_up"},
-      {"mlp.down_proj.weight", "ffn_down"},           {"input_layernorm.weight", "attn_norm"},
-      {"post_attention_layernorm.weight", "ffn_norm"}};
+      {"self_attn.q_proj.weight", "attn_q"},
+      {"self_attn.k_proj.weight", "attn_k"},
+      {"self_attn.v_proj.weight", "attn_v"},
+      {"self_attn.o_proj.weight", "attn_output"},
+      {"mlp.gate_proj.weight", "ffn_gate"},
+      {"mlp.up_proj.weight", "ffn_up"},
+      {"mlp.down_proj.weight", "ffn_down"},
+      {"input_layernorm.weight", "attn_norm"},
+      {"post_attention_layernorm.weight", "ffn_norm"},
+      {"self_attn.q_norm.weight", "attn_q_norm"},
+      {"self_attn.k_norm.weight", "attn_k_norm"}};
   static const std::pair<const char*, const char*> kBiases[] = {
       {"self_attn.q_proj.bias", "attn_q"},
       {"self_attn.k_proj.bias", "attn_k"},

@@ -86,9 +86,10 @@ void WriteVocabulary(const tokenizer::Vocabulary& v, GgufWriter* w) {
 }
 
 void WriteConfig(const ModelConfig& c, const std::string& name, GgufWriter* w) {
-  // A Qwen2 is a Llama with Q/K/V biases whose rope rotates the halves of each head: the
-  // architecture name tells a reader both.
-  const std::string arch = c.architecture == "qwen2" ? "qwen2" : "llama";
+  // A Qwen2 is a Llama with Q/K/V biases whose rope rotates the halves of each head, a Qwen3
+  // one with per-head Q/K norms instead of biases: the architecture name tells a reader.
+  const std::string arch =
+      c.architecture == "qwen2" || c.architecture == "qwen3" ? c.architecture : "llama";
   const std::string p = arch + ".";
   w->SetString("general.architecture", arch);
   w->SetString("general.name", name);
@@ -98,7 +99,9 @@ void WriteConfig(const ModelConfig& c, const std::string& name, GgufWriter* w) {
   w->SetUint32(p + "block_count", c.num_layers);
   w->SetUint32(p + "attention.head_count", c.num_heads);
   w->SetUint32(p + "attention.head_count_kv", c.num_kv_heads);
-  w->SetUint32(p + "rope.dimension_count", c.dim / c.num_heads);
+  w->SetUint32(p + "attention.key_length", c.head_dim);
+  w->SetUint32(p + "attention.value_length", c.head_dim);
+  w->SetUint32(p + "rope.dimension_count", c.head_dim);
   w->SetFloat32(p + "attention.layer_norm_rms_epsilon", c.rms_eps);
   w->SetFloat32(p + "rope.freq_base", c.rope_theta);
 }
@@ -148,7 +151,7 @@ absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, MatrixPackin
                  ? w->AddPackedTensor(name, shape, p, values)
                  : w->AddTensor(name, shape, norm ? kernels::DType::kF32 : dtype, values);
   };
-  const int64_t hd = c.dim / c.num_heads;
+  const int64_t hd = c.head_dim;
   const int64_t q = c.num_heads * hd;
   const int64_t kv = c.num_kv_heads * hd;
   add("token_embd.weight", {c.vocab_size, c.dim}, false);
@@ -163,6 +166,10 @@ absl::Status AddWeights(const ModelConfig& c, kernels::DType dtype, MatrixPackin
       add(p + "attn_q.bias", {q}, false);
       add(p + "attn_k.bias", {kv}, false);
       add(p + "attn_v.bias", {kv}, false);
+    }
+    if (c.qk_norm) {
+      add(p + "attn_q_norm.weight", {hd}, true);
+      add(p + "attn_k_norm.weight", {hd}, true);
     }
     add(p + "attn_output.weight", {c.dim, q}, false);
     add(p + "ffn_norm.weight", {c.dim}, true);
@@ -249,8 +256,11 @@ absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kerne
   if (config.attention_bias != (config.architecture == "qwen2")) {
     return absl::InvalidArgumentError("random model: attention biases come with qwen2 only");
   }
-  if (config.head_dim != config.dim / config.num_heads) {
-    return absl::InvalidArgumentError("random model: head_dim must be dim / num_heads");
+  if (config.qk_norm != (config.architecture == "qwen3")) {
+    return absl::InvalidArgumentError("random model: Q/K norms come with qwen3 only");
+  }
+  if (config.rotary_dim != config.head_dim) {
+    return absl::InvalidArgumentError("random model: the rope rotates whole heads");
   }
   tokenizer::Vocabulary vocab = TinyVocabulary();
   constexpr int kControlAndBytes = 3 + 256;

@@ -184,6 +184,23 @@ void CheckAddBias(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) 
   ExpectClose(xd.Download(), want, RelTol(want, 1e-7, 1e-7), "AddBias");
 }
 
+// ---- HeadRmsNorm: Qwen3's per-head Q/K norms, in place over the f32 projections ----
+void CheckHeadRmsNorm(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t heads,
+                      int64_t head_dim) {
+  const float eps = 1e-6F;
+  const int64_t cols = heads * head_dim;
+  const std::vector<float> x = RandomFloats(rng, rows * cols, -30, 30);
+  const std::vector<float> gain_f32 = RandomFloats(rng, head_dim, 0.5, 1.5);
+  const std::vector<float> gain = RoundTo(b.activation_dtype(), gain_f32);
+  auto w = b.UploadWeight(DType::kF32, 1, head_dim, gain_f32.data());
+  ASSERT_TRUE(w.ok()) << w.status();
+  ActivationArray xd(b, x, DType::kF32);
+  b.HeadRmsNorm(xd.AsTensor(rows, cols), head_dim, *w, eps);
+  // Each head is a row of its own to the plain norm.
+  const std::vector<double> want = ReferenceRmsNorm(x, gain, rows * heads, head_dim, eps);
+  ExpectClose(xd.Download(), want, RelTol(want, 1e-5, 1e-6), "HeadRmsNorm");
+}
+
 // ---- SiluMul / GatherRows ----
 void CheckSiluMul(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
   const DType act = b.activation_dtype();
@@ -460,6 +477,11 @@ std::vector<OpCase> AllCases() {
        std::vector<std::pair<int64_t, int64_t>>{{1, 13}, {37, 1152}, {300, 192}}) {
     add(absl::StrCat("AddBias_", rows, "x", cols),
         [=](Backend& b, std::mt19937_64& rng) { CheckAddBias(b, rng, rows, cols); });
+  }
+  for (auto [rows, heads, head_dim] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 8}, {37, 5, 64}, {3, 40, 128}}) {
+    add(absl::StrCat("HeadRmsNorm_", rows, "x", heads, "x", head_dim),
+        [=](Backend& b, std::mt19937_64& rng) { CheckHeadRmsNorm(b, rng, rows, heads, head_dim); });
   }
   for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{1, 13}, {37, 64}, {2, 2048}}) {
     add(absl::StrCat("SiluMul_", rows, "x", cols),

@@ -68,6 +68,10 @@ std::unique_ptr<Checkpoint> MakeCheckpoint(const ModelConfig& config) {
       r.Add(p + "attn_k.bias", {kv}, 2.0F);
       r.Add(p + "attn_v.bias", {kv}, 0.5F);
     }
+    if (c.qk_norm) {
+      r.Add(p + "attn_q_norm.weight", {c.head_dim}, 0.3F, 1.0F);
+      r.Add(p + "attn_k_norm.weight", {c.head_dim}, 0.3F, 1.0F);
+    }
     r.Add(p + "attn_output.weight", {c.dim, q}, 0.3F);
     r.Add(p + "ffn_norm.weight", {c.dim}, 0.2F, 1.0F);
     r.Add(p + "ffn_gate.weight", {c.hidden_dim, c.dim}, 0.3F);
@@ -185,6 +189,16 @@ class Reference {
             for (size_t i = 0; i < y->size(); ++i) (*y)[i] += bias[i];
           }
         }
+        if (c_.qk_norm) {  // each head on its own (Qwen3)
+          for (auto [y, name] :
+               {std::pair{&q, "attn_q_norm.weight"}, std::pair{&k, "attn_k_norm.weight"}}) {
+            for (size_t h0 = 0; h0 < y->size(); h0 += hd) {
+              const std::vector<double> head(y->begin() + h0, y->begin() + h0 + hd);
+              const std::vector<double> normed = Norm(head, W(p + name));
+              std::copy(normed.begin(), normed.end(), y->begin() + h0);
+            }
+          }
+        }
         for (int hh = 0; hh < c_.num_heads; ++hh) Rope(&q[hh * hd], static_cast<int>(t));
         for (int hh = 0; hh < c_.num_kv_heads; ++hh) Rope(&k[hh * hd], static_cast<int>(t));
         Store(&k);  // the KV cache
@@ -246,6 +260,8 @@ struct Variant {
   kernels::RopeLayout layout;
   bool llama3_scaling, tied;
   bool attention_bias = false;
+  bool qk_norm = false;
+  int dim = 0;  // 0: heads * head_dim
 };
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
@@ -254,7 +270,7 @@ ModelConfig ConfigFor(const Variant& v) {
   c.num_heads = v.heads;
   c.num_kv_heads = v.kv_heads;
   c.head_dim = v.head_dim;
-  c.dim = v.heads * v.head_dim;
+  c.dim = v.dim > 0 ? v.dim : v.heads * v.head_dim;
   c.hidden_dim = 3 * c.dim - 5;
   c.num_layers = 2;
   c.vocab_size = 97;
@@ -264,6 +280,7 @@ ModelConfig ConfigFor(const Variant& v) {
   c.rope_layout = v.layout;
   c.tied_embeddings = v.tied;
   c.attention_bias = v.attention_bias;
+  c.qk_norm = v.qk_norm;
   if (v.llama3_scaling) {
     c.rope_scaling = {true, 4.0F, 1.0F, 4.0F, 64};
   }
@@ -399,6 +416,9 @@ const Variant kVariants[] = {
     {"gqa4_llama3_halves", 8, 2, 8, 0, kernels::RopeLayout::kHalves, true, false},
     {"mqa_partial_rotary", 4, 1, 16, 8, kernels::RopeLayout::kAdjacentPairs, false, true},
     {"qwen2_biases_gqa2", 4, 2, 16, 0, kernels::RopeLayout::kHalves, false, true, true},
+    // Qwen3: per-head Q/K norms, heads wider than dim / num_heads.
+    {"qwen3_qknorm_wide_heads", 4, 2, 16, 0, kernels::RopeLayout::kHalves, false, true, false, true,
+     40},
 };
 
 INSTANTIATE_TEST_SUITE_P(Variants, ForwardReferenceTest,

@@ -107,6 +107,42 @@ TEST(GgufCheckpoint, OtherArchitectureIsUnimplemented) {
   EXPECT_THAT(ckpt.status().message(), HasSubstr("q.gguf"));
 }
 
+// A Qwen3 GGUF (ringserve-model make-random --preset qwen3-0.6b, here at a small size):
+// per-head Q/K norms, heads wider than dim / num_heads (attention.key_length), NeoX rope.
+TEST(GgufCheckpoint, Qwen3HasQkNormsAndItsOwnHeadDim) {
+  absl::StatusOr<ModelConfig> config = PresetConfig("qwen3-0.6b");
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->architecture, "qwen3");
+  config->dim = 64;
+  config->num_heads = 4;
+  config->num_kv_heads = 2;
+  config->head_dim = 32;
+  config->rotary_dim = 32;
+  config->hidden_dim = 96;
+  config->num_layers = 2;
+  config->vocab_size = 300;
+  const std::string path = ::testing::TempDir() + "qwen3_small.gguf";
+  ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kF32).ok());
+  auto ckpt = OpenCheckpoint(path);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  const ModelConfig& got = (*ckpt)->config;
+  EXPECT_EQ(got.architecture, "qwen3");
+  EXPECT_TRUE(got.qk_norm);
+  EXPECT_FALSE(got.attention_bias);
+  EXPECT_EQ(got.head_dim, 32);
+  EXPECT_EQ(got.rotary_dim, 32);
+  EXPECT_EQ(got.rope_layout, kernels::RopeLayout::kHalves);
+  EXPECT_TRUE((*ckpt)->FindWithShape("blk.1.attn_q_norm.weight", {32}).ok());
+  EXPECT_TRUE((*ckpt)->FindWithShape("blk.0.attn_q.weight", {128, 64}).ok());
+  EXPECT_TRUE((*ckpt)->FindWithShape("blk.0.attn_output.weight", {64, 128}).ok());
+
+  // The published shape: 0.6B parameters, 0.44B of them outside the (tied) embedding.
+  absl::StatusOr<ModelConfig> full = PresetConfig("qwen3-0.6b");
+  ASSERT_TRUE(full.ok() && full->Validate().ok());
+  EXPECT_EQ(full->NumParameters(), 596049920);
+  EXPECT_EQ(full->NumParameters() - int64_t{full->vocab_size} * full->dim, 440467456);
+}
+
 // A Qwen2 GGUF (ringserve-model make-random --preset qwen2.5-0.5b, here at a small size):
 // Q/K/V biases, NeoX rope (halves), its own metadata prefix. Every bias is required.
 TEST(GgufCheckpoint, Qwen2HasAttentionBiasesAndHalvesRope) {

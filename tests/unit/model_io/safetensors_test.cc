@@ -96,6 +96,30 @@ TEST(SafetensorsDir, Qwen2BiasesAreReadAndOthersRefused) {
   EXPECT_THAT(refused.status().message(), HasSubstr("o_proj.bias"));
 }
 
+// A Qwen3 directory: per-head Q/K norms (self_attn.{q,k}_norm, head_dim wide) and a
+// head_dim other than hidden_size / heads, with its "attention_bias": false spelled out.
+TEST(SafetensorsDir, Qwen3ReadsItsQkNormsAndHeadDim) {
+  ModelConfig c = testing::SmallConfig();
+  c.architecture = "qwen3";
+  c.qk_norm = true;
+  c.head_dim *= 2;
+  const std::string dir = testing::MakeTempDir();
+  testing::WriteText(
+      dir + "/config.json",
+      testing::HfConfigJson(c, R"(, "attention_bias": false, "model_type": "qwen3")"));
+  testing::WriteBytes(dir + "/model.safetensors",
+                      testing::SafetensorsImage(testing::HfTensors(c, "BF16"), 0));
+  auto ckpt = OpenCheckpoint(dir);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  EXPECT_EQ((*ckpt)->config.architecture, "qwen3");
+  EXPECT_TRUE((*ckpt)->config.qk_norm);
+  EXPECT_FALSE((*ckpt)->config.attention_bias);
+  EXPECT_EQ((*ckpt)->config.head_dim, c.head_dim);
+  EXPECT_EQ((*ckpt)->config.rope_layout, kernels::RopeLayout::kHalves);
+  EXPECT_TRUE((*ckpt)->FindWithShape("blk.1.attn_k_norm.weight", {c.head_dim}).ok());
+  ExpectValues(**ckpt, c, kernels::DType::kBF16);
+}
+
 TEST(SafetensorsDir, ShardedWithIndex) {
   ModelConfig c = testing::SmallConfig();
   c.tied_embeddings = false;

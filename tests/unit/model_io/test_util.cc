@@ -42,11 +42,17 @@ std::string HfName(const std::string& canonical) {
   if (canonical == "output_norm.weight") return "model.norm.weight";
   if (canonical == "output.weight") return "lm_head.weight";
   static const std::pair<const char*, const char*> kMap[] = {
-      {"attn_q", "self_attn.q_proj"},          {"attn_k", "self_attn.k_proj"},
-      {"attn_v", "self_attn.v_proj"},          {"attn_output", "self_attn.o_proj"},
-      {"ffn_gate", "mlp.gate_proj"},           {"ffn_up", "mlp.up_proj"},
-      {"ffn_down", "mlp.down_proj"},           {"attn_norm", "input_layernorm"},
-      {"ffn_norm", "post_attention_layernorm"}};
+      {"attn_q", "self_attn.q_proj"},
+      {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},
+      {"attn_output", "self_attn.o_proj"},
+      {"ffn_gate", "mlp.gate_proj"},
+      {"ffn_up", "mlp.up_proj"},
+      {"ffn_down", "mlp.down_proj"},
+      {"attn_norm", "input_layernorm"},
+      {"ffn_norm", "post_attention_layernorm"},
+      {"attn_q_norm", "self_attn.q_norm"},
+      {"attn_k_norm", "self_attn.k_norm"}};
   // blk.N.kind.weight or blk.N.kind.bias
   const size_t a = canonical.find('.', 4);
   const size_t b = canonical.rfind('.');
@@ -108,6 +114,10 @@ ShapeList CanonicalShapes(const ModelConfig& c) {
       out.push_back({p + "attn_q.bias", {q}});
       out.push_back({p + "attn_k.bias", {kv}});
       out.push_back({p + "attn_v.bias", {kv}});
+    }
+    if (c.qk_norm) {
+      out.push_back({p + "attn_q_norm.weight", {c.head_dim}});
+      out.push_back({p + "attn_k_norm.weight", {c.head_dim}});
     }
     out.push_back({p + "attn_output.weight", {c.dim, q}});
     out.push_back({p + "ffn_norm.weight", {c.dim}});
@@ -237,14 +247,16 @@ std::vector<StTensor> HfTensors(const ModelConfig& c, const std::string& dtype) 
 }
 
 std::string HfConfigJson(const ModelConfig& c, const std::string& extra) {
-  const char* arch = c.architecture == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-  return absl::StrCat(R"({"architectures": [")", arch, R"("], "hidden_size": )", c.dim,
-                      R"(, "intermediate_size": )", c.hidden_dim, R"(, "num_hidden_layers": )",
-                      c.num_layers, R"(, "num_attention_heads": )", c.num_heads,
-                      R"(, "num_key_value_heads": )", c.num_kv_heads, R"(, "vocab_size": )",
-                      c.vocab_size, R"(, "max_position_embeddings": )", c.max_seq_len,
-                      R"(, "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": )",
-                      c.tied_embeddings ? "true" : "false", extra, "}");
+  const char* arch = c.architecture == "qwen2"   ? "Qwen2ForCausalLM"
+                     : c.architecture == "qwen3" ? "Qwen3ForCausalLM"
+                                                 : "LlamaForCausalLM";
+  return absl::StrCat(
+      R"({"architectures": [")", arch, R"("], "hidden_size": )", c.dim, R"(, "head_dim": )",
+      c.head_dim, R"(, "intermediate_size": )", c.hidden_dim, R"(, "num_hidden_layers": )",
+      c.num_layers, R"(, "num_attention_heads": )", c.num_heads, R"(, "num_key_value_heads": )",
+      c.num_kv_heads, R"(, "vocab_size": )", c.vocab_size, R"(, "max_position_embeddings": )",
+      c.max_seq_len, R"(, "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": )",
+      c.tied_embeddings ? "true" : "false", extra, "}");
 }
 
 }  // namespace ringserve::model::testing

@@ -107,22 +107,31 @@ TEST(GgufCheckpoint, OtherArchitectureIsUnimplemented) {
   EXPECT_THAT(ckpt.status().message(), HasSubstr("q.gguf"));
 }
 
-// A Qwen3 GGUF (ringserve-model make-random --preset qwen3-0.6b, here at a small size):
-// per-head Q/K norms, heads wider than dim / num_heads (attention.key_length), NeoX rope.
-TEST(GgufCheckpoint, Qwen3HasQkNormsAndItsOwnHeadDim) {
-  absl::StatusOr<ModelConfig> config = PresetConfig("qwen3-0.6b");
-  ASSERT_TRUE(config.ok());
-  EXPECT_EQ(config->architecture, "qwen3");
+// A random GGUF of `preset`'s family at a small size (64 wide, 4 heads of `head_dim`, 2 KV
+// heads, 2 layers); its path, or empty after a failure.
+std::string SmallPresetGguf(const std::string& preset, int head_dim) {
+  absl::StatusOr<ModelConfig> config = PresetConfig(preset);
+  EXPECT_TRUE(config.ok()) << config.status();
+  if (!config.ok()) return "";
   config->dim = 64;
   config->num_heads = 4;
   config->num_kv_heads = 2;
-  config->head_dim = 32;
-  config->rotary_dim = 32;
+  config->head_dim = head_dim;
+  config->rotary_dim = head_dim;
   config->hidden_dim = 96;
   config->num_layers = 2;
   config->vocab_size = 300;
-  const std::string path = ::testing::TempDir() + "qwen3_small.gguf";
-  ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kF32).ok());
+  const std::string path = absl::StrCat(::testing::TempDir(), preset, "_small.gguf");
+  const absl::Status written = WriteRandomModel(path, *config, kernels::DType::kF32);
+  EXPECT_TRUE(written.ok()) << written;
+  return written.ok() ? path : "";
+}
+
+// A Qwen3 GGUF (ringserve-model make-random --preset qwen3-0.6b, here at a small size):
+// per-head Q/K norms, heads wider than dim / num_heads (attention.key_length), NeoX rope.
+TEST(GgufCheckpoint, Qwen3HasQkNormsAndItsOwnHeadDim) {
+  const std::string path = SmallPresetGguf("qwen3-0.6b", /*head_dim=*/32);
+  ASSERT_FALSE(path.empty());
   auto ckpt = OpenCheckpoint(path);
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
   const ModelConfig& got = (*ckpt)->config;
@@ -146,18 +155,8 @@ TEST(GgufCheckpoint, Qwen3HasQkNormsAndItsOwnHeadDim) {
 // A Qwen2 GGUF (ringserve-model make-random --preset qwen2.5-0.5b, here at a small size):
 // Q/K/V biases, NeoX rope (halves), its own metadata prefix. Every bias is required.
 TEST(GgufCheckpoint, Qwen2HasAttentionBiasesAndHalvesRope) {
-  absl::StatusOr<ModelConfig> config = PresetConfig("qwen2.5-0.5b");
-  ASSERT_TRUE(config.ok());
-  EXPECT_EQ(config->architecture, "qwen2");
-  config->dim = 64;
-  config->num_heads = 4;
-  config->num_kv_heads = 2;
-  config->head_dim = 16;
-  config->hidden_dim = 96;
-  config->num_layers = 2;
-  config->vocab_size = 300;
-  const std::string path = ::testing::TempDir() + "qwen2_small.gguf";
-  ASSERT_TRUE(WriteRandomModel(path, *config, kernels::DType::kF32).ok());
+  const std::string path = SmallPresetGguf("qwen2.5-0.5b", /*head_dim=*/16);
+  ASSERT_FALSE(path.empty());
   auto ckpt = OpenCheckpoint(path);
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
   EXPECT_EQ((*ckpt)->config.architecture, "qwen2");

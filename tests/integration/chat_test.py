@@ -12,6 +12,9 @@ the router, driven through the public API.
   closes, and a schema with a keyword the worker cannot enforce is refused;
 - a reply that must call a tool is a call (not text) with arguments of the tool's schema, and
   the tool's result appended to the session is a user turn holding it;
+- a checkpoint whose template thinks first (Qwen3's shape): ModelInfo says so,
+  enable_thinking false closes the thought in the generation prompt, and an earlier reply is
+  written back without its thought;
 - a checkpoint whose template is Mistral Instruct's is served in the [INST] format, talking
   to the worker directly: the system message joins the first user message, and a
   conversation that does not alternate from a user message to a user message is refused.
@@ -235,17 +238,68 @@ class ChatTest(unittest.TestCase):
         return text, final
 
 
+def serve_directly(template, worker_id):
+    """A worker on the checkpoint with `template`, talked to without a router: its process,
+    channel and stub."""
+    model_dir = tempfile.mkdtemp(prefix=f"ringserve-{worker_id}-")
+    write_checkpoint(model_dir, template=template)
+    worker = fleet.Process(
+        [os.path.join(BIN_DIR, "ringserve-worker"), "--model", model_dir, "--port", "0",
+         "--host", "127.0.0.1", "--id", worker_id, "--kv-memory", "64MiB", "--threads", "1"],
+        worker_id)
+    channel = grpc.insecure_channel(worker.address)
+    return worker, channel, rpc.InferenceStub(channel)
+
+
+# A ChatML template that thinks first and lets a request switch it off (Qwen3's shape).
+THINKING_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\\n' }}{% if enable_thinking is defined and enable_thinking is "
+    "false %}{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}")
+
+
+class ThinkingChatTest(unittest.TestCase):
+    """A model that thinks first: ModelInfo says so, enable_thinking false closes the thought
+    in the generation prompt, and an earlier reply goes back without its thought."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.worker, cls.channel, cls.stub = serve_directly(THINKING_TEMPLATE, "thinking0")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.worker.terminate()
+
+    def prompt_tokens(self, request):
+        final = None
+        for message in self.stub.Generate(request, timeout=30):
+            self.assertEqual(message.reasoning, "")  # the reply is one <|im_end|>
+            if message.HasField("final"):
+                final = message.final
+        return final.usage.prompt_tokens
+
+    def test_the_thought_is_switched_off_and_left_out_of_earlier_replies(self):
+        info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual((info.chat_format, info.thinking), ("chatml", "optional"))
+        thinks = turn("user", "Hi") + HEADER
+        self.assertEqual(self.prompt_tokens(chat("", [("user", "Hi")])), len(thinks))
+        off = chat("", [("user", "Hi")])
+        off.chat.enable_thinking = False
+        self.assertEqual(self.prompt_tokens(off),
+                         len(thinks) + len(b"<think>\n\n</think>\n\n"))
+        history = chat("", [("user", "Hi"), ("assistant", "<think>\nGreet.\n</think>\n\nHello!"),
+                            ("user", "Bye")])
+        self.assertEqual(self.prompt_tokens(history),
+                         len(turn("user", "Hi") + turn("assistant", "Hello!") + turn("user", "Bye")
+                             + HEADER))
+
+
 class MistralChatTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.model_dir = tempfile.mkdtemp(prefix="ringserve-mistral-")
-        write_checkpoint(cls.model_dir, template=MISTRAL_TEMPLATE)
-        cls.worker = fleet.Process(
-            [os.path.join(BIN_DIR, "ringserve-worker"), "--model", cls.model_dir, "--port", "0",
-             "--host", "127.0.0.1", "--id", "mistral0", "--kv-memory", "64MiB", "--threads", "1"],
-            "mistral0")
-        cls.channel = grpc.insecure_channel(cls.worker.address)
-        cls.stub = rpc.InferenceStub(cls.channel)
+        cls.worker, cls.channel, cls.stub = serve_directly(MISTRAL_TEMPLATE, "mistral0")
 
     @classmethod
     def tearDownClass(cls):

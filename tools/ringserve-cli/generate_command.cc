@@ -34,7 +34,7 @@ constexpr char kUsage[] =
     "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
     "       [--logprobs N] [--prompt-logprobs N] [--n N]\n"
     "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE]\n"
-    "       [--tools FILE] [--tool-choice auto|none|required|NAME]\n"
+    "       [--tools FILE] [--tool-choice auto|none|required|NAME] [--no-thinking]\n"
     "       [--timeout-s S] [--json]";
 
 struct GenerateFlags {
@@ -62,6 +62,7 @@ struct GenerateFlags {
   std::string grammar_file;
   std::string tools;  // a file
   std::string tool_choice;
+  bool no_thinking = false;
 };
 
 absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
@@ -130,6 +131,10 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
     }
     RS_RETURN_IF_ERROR(AddTools(flags.tools, flags.tool_choice, &request));
   }
+  if (flags.no_thinking) {
+    if (flags.messages.empty()) return absl::InvalidArgumentError("--no-thinking needs --message");
+    request.mutable_chat()->set_enable_thinking(false);
+  }
   auto* sampling = request.mutable_sampling();
   if (parser.IsSet("temperature")) sampling->set_temperature(static_cast<float>(flags.temperature));
   if (parser.IsSet("top-p")) sampling->set_top_p(static_cast<float>(flags.top_p));
@@ -189,6 +194,7 @@ struct Completion {
   nlohmann::json logprobs = nlohmann::json::array();
   nlohmann::json prompt_logprobs = nlohmann::json::array();
   nlohmann::json tool_calls = nlohmann::json::array();
+  std::string reasoning;          // a thinking model's thought
   double prompt_logprob_sum = 0;  // of the scored input tokens
   GenerateFinal final;
   bool has_final = false;
@@ -212,6 +218,7 @@ nlohmann::json CompletionJson(const Completion& c, const std::string& worker, bo
   if (logprobs) out["logprobs"] = c.logprobs;
   if (!c.prompt_logprobs.empty()) out["prompt_logprobs"] = c.prompt_logprobs;
   if (!c.tool_calls.empty()) out["tool_calls"] = c.tool_calls;
+  if (!c.reasoning.empty()) out["reasoning"] = c.reasoning;
   return out;
 }
 
@@ -278,6 +285,8 @@ absl::Status RunGenerate(CommandArgs args) {
                    "parameters}, or OpenAI's {type: function, function: {...}}) the chat offers");
   parser.AddString("tool-choice", &flags.tool_choice,
                    "auto (calls or text), none, required (one or more calls), or a tool's name");
+  parser.AddBool("no-thinking", &flags.no_thinking,
+                 "a model that thinks first (info: thinking) answers without its thought");
   RS_RETURN_IF_ERROR(ParseCommand(kUsage, args, parser));
   absl::StatusOr<GenerateRequest> request = BuildRequest(flags, parser);
   if (!request.ok()) return UsageError(request.status());
@@ -303,6 +312,9 @@ absl::Status RunGenerate(CommandArgs args) {
       c.prompt_logprobs.push_back(LogprobJson(position));
       c.prompt_logprob_sum += position.chosen().logprob();
     }
+    c.reasoning += response.reasoning();
+    // The thought goes to stderr, so that stdout holds the answer alone.
+    if (stream_text && !response.reasoning().empty()) std::cerr << response.reasoning();
     if (stream_text && !response.text().empty()) std::cout << response.text() << std::flush;
     for (const auto& call : response.tool_calls()) {
       c.tool_calls.push_back(ToolCallJson(call));

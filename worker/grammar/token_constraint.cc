@@ -21,6 +21,7 @@ TokenConstraint::TokenConstraint(Matcher matcher, const TokenTrie* trie,
   trigger_ = std::move(trigger);
   active_ = false;
   watching_ = true;
+  past_after_ = trigger_->after.empty();
 }
 
 const TokenConstraint::CachedMask& TokenConstraint::MaskOfState() {
@@ -91,6 +92,16 @@ void TokenConstraint::Watch(std::string_view bytes) {
   if (!watching_) return;
   const std::string& trigger = trigger_->text;
   seen_.append(bytes);
+  if (!past_after_) {
+    const std::string& after = trigger_->after;
+    const size_t gate = seen_.find(after);
+    if (gate == std::string::npos) {
+      seen_.erase(0, seen_.size() - std::min(seen_.size(), after.size() - 1));
+      return;
+    }
+    past_after_ = true;
+    seen_.erase(0, gate + after.size());  // the reply, for the trigger, starts here
+  }
   size_t at = std::string::npos;
   if (trigger_->at_start) {
     const size_t text = seen_.find_first_not_of(" \t\n\r");

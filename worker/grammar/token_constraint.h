@@ -34,6 +34,9 @@ namespace ringserve::grammar {
 struct Trigger {
   std::string text;  // non-empty
   bool at_start = false;
+  // Watching starts once this text has appeared (a thinking model's "</think>": a call
+  // written inside the thought is not bound); empty: from the reply's start.
+  std::string after{};
 };
 
 class TokenConstraint {
@@ -84,8 +87,9 @@ class TokenConstraint {
   std::optional<Matcher> start_;  // with a trigger: the state each bound stretch starts in
   std::optional<Trigger> trigger_;
   bool active_ = true;
-  bool watching_ = false;  // looking for the trigger
-  std::string seen_;       // the text's last bytes, where the trigger may be starting
+  bool watching_ = false;    // looking for the trigger
+  bool past_after_ = false;  // Trigger::after has appeared (or is empty)
+  std::string seen_;         // the text's last bytes, where the trigger may be starting
   const TokenTrie* trie_;
   std::vector<int32_t> end_ids_;
   std::array<CachedMask, kCachedMasks> cache_;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/grpc/grpc_status.h"
+#include "worker/server/chat_replies.h"
 #include "worker/server/tool_requests.h"
 
 namespace ringserve::server {
@@ -44,6 +45,7 @@ void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
       if (i > 0) jobs[i].follows = completions_[0].handle->id();
       completions_[i].request = jobs[i];
       completions_[i].reply_parser = ReplyParser(request, env_.model.chat_format);
+      completions_[i].thoughts = ReplyThoughts(request, env_.tokenizer, env_.model.chat_format);
       absl::StatusOr<engine::JobHandle> handle = env_.generator->Submit(jobs[i]);
       if (!handle.ok()) {
         // The jobs already submitted are cancelled as their handles go with the reactor.
@@ -125,6 +127,8 @@ void GenerateReactor::PumpLocked() {
   if (event->finished) {
     FillFinal(event->result, c->request, request_id_, env_.worker_id, response_.mutable_final());
   }
+  // The thought leaves the text first: a call written inside it is not a call.
+  if (c->thoughts.has_value()) SplitThought(*c->thoughts, event->finished, &response_);
   if (c->reply_parser.has_value()) ParseToolCalls(*c->reply_parser, event->finished, &response_);
   const absl::Time now = absl::Now();
   if (env_.metrics != nullptr && !event->tokens.empty()) {

@@ -19,6 +19,7 @@
 #include "ringserve/v1/inference.pb.h"
 #include "worker/engine/job_channel.h"
 #include "worker/server/inference_service.h"
+#include "worker/tokenizer/thought_splitter.h"
 #include "worker/tokenizer/tool_calls.h"
 
 namespace ringserve::server {
@@ -58,6 +59,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<ringserve::v1::Gen
     bool done = false;  // its final event was written
     // Chat requests with tools: takes the calls out of the reply's text.
     std::optional<tokenizer::ToolCallParser> reply_parser;
+    // Models that think first: takes the thought out of the reply's text.
+    std::optional<tokenizer::ThoughtSplitter> thoughts;
   };
 
   // The next completion with an event to write, from next_ on; null when none has one.

@@ -98,6 +98,12 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
   response->set_kv_num_blocks(g.num_kv_blocks());
   response->set_kv_dtype(env_.model.kv_dtype);
   response->set_chat_format(std::string(tokenizer::ChatFormatName(env_.model.chat_format)));
+  if (env_.tokenizer != nullptr) {
+    response->set_thinking(std::string(
+        tokenizer::ThinkingName(tokenizer::ThinkingOf(*env_.tokenizer, env_.model.chat_format))));
+  } else {
+    response->set_thinking("none");
+  }
   response->set_worker_id(env_.worker_id);
   return Done(context, "GetModelInfo", absl::OkStatus());
 }

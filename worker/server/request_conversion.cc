@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/server/chat_replies.h"
 #include "worker/server/tool_requests.h"
 #include "worker/tokenizer/unicode.h"
 
@@ -166,10 +167,15 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
       }
       RS_ASSIGN_OR_RETURN(const std::vector<tokenizer::ChatTool> tools,
                           OfferedTools(request.chat()));
-      RS_ASSIGN_OR_RETURN(job.tokens, tokenizer::EncodeChat(*tokenizer, limits.chat_format,
-                                                            messages, /*start=*/!job.append,
-                                                            limits.default_system_prompt, tools));
-      RS_ASSIGN_OR_RETURN(tool_format, ToolChoiceFormat(request.chat(), tools, limits.chat_format));
+      RS_ASSIGN_OR_RETURN(job.tokens,
+                          tokenizer::EncodeChat(*tokenizer, limits.chat_format, messages,
+                                                /*start=*/!job.append, limits.default_system_prompt,
+                                                tools, ReplyMayThink(request)));
+      const bool thought_first =
+          tokenizer::ThinkingOf(*tokenizer, limits.chat_format) != tokenizer::Thinking::kNone &&
+          ReplyMayThink(request);
+      RS_ASSIGN_OR_RETURN(
+          tool_format, ToolChoiceFormat(request.chat(), tools, limits.chat_format, thought_first));
       if (!tools.empty()) tool_stop = tokenizer::ToolCallStopId(*tokenizer, limits.chat_format);
       break;
     }

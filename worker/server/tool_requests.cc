@@ -85,7 +85,7 @@ absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CallsGrammar(
 
 absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
                                             std::span<const tokenizer::ChatTool> tools,
-                                            tokenizer::ChatFormat format) {
+                                            tokenizer::ChatFormat format, bool thought_first) {
   const pb::ToolChoice& choice = chat.tool_choice();
   switch (choice.mode()) {
     case pb::ToolChoice::MODE_REQUIRED: {
@@ -101,7 +101,8 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
       return ToolFormat{
           .grammar = *std::move(call),
           .trigger = grammar::Trigger{.text = std::string(tokenizer::ToolCallOpening(format)),
-                                      .at_start = tokenizer::ToolCallOpensReply(format)}};
+                                      .at_start = tokenizer::ToolCallOpensReply(format),
+                                      .after = thought_first ? "</think>" : ""}};
     }
     default:
       if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");

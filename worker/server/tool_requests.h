@@ -41,9 +41,12 @@ struct ToolFormat {
   std::shared_ptr<const grammar::Grammar> grammar;
   std::optional<grammar::Trigger> trigger;
 };
+// `thought_first`: the reply starts with a thought (ThinkingOf, ReplyMayThink), and MODE_AUTO
+// watches for a call only after it ("</think>").
 absl::StatusOr<ToolFormat> ToolChoiceFormat(const ringserve::v1::Chat& chat,
                                             std::span<const tokenizer::ChatTool> tools,
-                                            tokenizer::ChatFormat format);
+                                            tokenizer::ChatFormat format,
+                                            bool thought_first = false);
 
 // The parser of a chat request's replies when it offers tools; nullopt otherwise.
 std::optional<tokenizer::ToolCallParser> ReplyParser(const ringserve::v1::GenerateRequest& request,

@@ -13,6 +13,17 @@ namespace ringserve::tokenizer {
 namespace {
 
 constexpr std::array<std::string_view, 3> kRoles = {"system", "user", "assistant"};
+constexpr std::string_view kThoughtClose = "</think>";
+
+// A thinking model's earlier reply as its template writes it back: the answer after the
+// thought, without the newlines that open it.
+std::string_view AnswerOf(std::string_view reply) {
+  const size_t end = reply.rfind(kThoughtClose);
+  if (end == std::string_view::npos) return reply;
+  std::string_view answer = reply.substr(end + kThoughtClose.size());
+  while (!answer.empty() && answer.front() == '\n') answer.remove_prefix(1);
+  return answer;
+}
 
 bool IsInstFormat(ChatFormat format) {
   return format == ChatFormat::kLlama2 || format == ChatFormat::kMistral;
@@ -309,7 +320,7 @@ bool CanRender(const Tokenizer& tokenizer, ChatFormat format) {
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
                                                 std::span<const ChatMessage> messages, bool start,
                                                 std::string_view default_system,
-                                                std::span<const ChatTool> tools) {
+                                                std::span<const ChatTool> tools, bool think) {
   if (format == ChatFormat::kNone) {
     return absl::FailedPreconditionError(
         "this model has no chat format (its checkpoint names none that ringserve renders; "
@@ -346,6 +357,7 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
     close();
   };
   const bool llama_tools = format == ChatFormat::kLlama31 || format == ChatFormat::kLlama32;
+  const Thinking thinking = ThinkingOf(tokenizer, format);
   const bool offer_tools = start && !tools.empty();
   const std::string tools_text = offer_tools ? ToolsText(format, tools) : std::string();
   const bool brings_system = messages[0].role == "system";
@@ -387,14 +399,17 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
       if (i + 1 == messages.size() || messages[i + 1].role != "tool") close();
       continue;
     }
+    const std::string_view content = thinking != Thinking::kNone && message.role == "assistant"
+                                         ? AnswerOf(message.content)
+                                         : std::string_view(message.content);
     if (!message.tool_calls.empty()) {  // an assistant turn (CheckToolUse)
-      const bool after_content = !llama_tools && !message.content.empty();
+      const bool after_content = !llama_tools && !content.empty();
       RS_ASSIGN_OR_RETURN(const std::string calls,
                           ToolCallsText(format, message.tool_calls, after_content,
                                         absl::StrCat("chat.messages[", i, "].tool_calls")));
       header("assistant");
       // Llama 3.x writes a turn that calls a tool as the call alone.
-      text(llama_tools ? calls : absl::StrCat(message.content, calls));
+      text(llama_tools ? calls : absl::StrCat(std::string(content), calls));
       close();
       continue;
     }
@@ -403,7 +418,7 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
       tools_placed = true;
       continue;
     }
-    turn(message.role, message.content);
+    turn(message.role, content);
   }
   if (!tools_placed) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -411,7 +426,30 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
         " chat format offers tools in the first user message, and the conversation has none"));
   }
   header("assistant");
+  if (thinking == Thinking::kAlways || (thinking == Thinking::kOptional && !think)) {
+    text(think ? "<think>\n" : "<think>\n\n</think>\n\n");
+  }
   return out;
+}
+
+Thinking ThinkingOf(const Tokenizer& tokenizer, ChatFormat format) {
+  const std::string& chat_template = tokenizer.vocab().chat_template;
+  if (format != ChatFormat::kChatMl || chat_template.find("<think>") == std::string::npos) {
+    return Thinking::kNone;
+  }
+  return chat_template.find("enable_thinking") != std::string::npos ? Thinking::kOptional
+                                                                    : Thinking::kAlways;
+}
+
+std::string_view ThinkingName(Thinking thinking) {
+  switch (thinking) {
+    case Thinking::kOptional:
+      return "optional";
+    case Thinking::kAlways:
+      return "always";
+    default:
+      return "none";
+  }
 }
 
 }  // namespace ringserve::tokenizer

@@ -78,11 +78,23 @@ struct ChatMessage {
 // tool results or calls in a format without tool calling;
 // FAILED_PRECONDITION when the format is kNone or the vocabulary lacks its markers.
 // `default_system`: the system message a conversation opens with when it brings none (only
-// with `start`; DefaultSystemPrompt).
+// with `start`; DefaultSystemPrompt). A model that thinks first (ThinkingOf) has the thought
+// of each earlier assistant message left out, as its template does (the text through
+// "</think>"); `think` false closes the reply's thought before it starts (an empty
+// "<think>\n\n</think>\n\n" after the header), and a kAlways model's generation prompt
+// otherwise opens it ("<think>\n").
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
                                                 std::span<const ChatMessage> messages, bool start,
                                                 std::string_view default_system = {},
-                                                std::span<const ChatTool> tools = {});
+                                                std::span<const ChatTool> tools = {},
+                                                bool think = true);
+
+// How a model's template treats a thought before the answer (<think>...</think>, ChatML):
+// Qwen3's lets a request switch it off (enable_thinking), QwQ's always opens one in the
+// generation prompt. kNone for other templates, formats and vocabularies without one.
+enum class Thinking : uint8_t { kNone, kOptional, kAlways };
+Thinking ThinkingOf(const Tokenizer& tokenizer, ChatFormat format);
+std::string_view ThinkingName(Thinking thinking);  // "none", "optional", "always"
 
 // The system prompt a ChatML template writes when a conversation has none (Qwen2's "You are
 // a helpful assistant.", Qwen2.5's "You are Qwen, created by Alibaba Cloud. ..."): the

@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "worker/tokenizer/partial_tag.h"
 
 namespace ringserve::tokenizer {
 namespace {
@@ -84,14 +85,6 @@ std::string NewCallId() {
 std::string_view RightTrimmed(std::string_view s) {
   const size_t end = s.find_last_not_of(kSpace);
   return end == std::string_view::npos ? std::string_view() : s.substr(0, end + 1);
-}
-
-// How many of `text`'s last bytes are a proper prefix of `tag`.
-size_t PartialTagAtEnd(std::string_view text, std::string_view tag) {
-  for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
-    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
-  }
-  return 0;
 }
 
 }  // namespace

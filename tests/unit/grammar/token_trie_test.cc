@@ -404,6 +404,18 @@ TEST(TokenConstraintTest, ATriggerBindsFromEachAppearanceToTheEndOfTheGrammarsTe
   late.Accept(5);
   late.Accept(2);
   EXPECT_FALSE(late.active());
+
+  // With `after`, a trigger before that text does not count (a call inside a thought).
+  TokenConstraint gated(Matcher(*grammar), &trie, {0},
+                        Trigger{.text = "<tag>", .at_start = false, .after = "ag>x"});
+  gated.Accept(7);  // "a<tag>1": before the gate
+  EXPECT_FALSE(gated.active());
+  gated.Accept(1);
+  gated.Accept(2);  // "<tag>" completes the gate's "ag>", and "x" follows it
+  EXPECT_FALSE(gated.active());
+  gated.Accept(3);
+  for (const int32_t pick : {1, 2}) gated.Accept(pick);  // now it binds
+  EXPECT_TRUE(gated.active());
 }
 
 // Inside a string without a maxLength every character leaves the same state, so its mask is

@@ -24,11 +24,7 @@ using ::testing::Not;
 using tokenizer::ChatFormat;
 using tools::ChatFormatFor;
 
-std::unique_ptr<tokenizer::Tokenizer> ChatTokenizer() {
-  auto tok = tokenizer::Tokenizer::Create(tokenizer::testing::ChatVocabulary());
-  EXPECT_TRUE(tok.ok()) << tok.status();
-  return tok.ok() ? *std::move(tok) : nullptr;
-}
+using tokenizer::testing::ChatTokenizer;
 
 pb::GenerateRequest ChatRequest(std::initializer_list<std::pair<const char*, const char*>> turns) {
   pb::GenerateRequest request;

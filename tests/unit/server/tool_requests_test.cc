@@ -21,11 +21,7 @@ namespace pb = ringserve::v1;
 using ::testing::HasSubstr;
 using tokenizer::ChatFormat;
 
-std::unique_ptr<tokenizer::Tokenizer> ChatTokenizer() {
-  auto tok = tokenizer::Tokenizer::Create(tokenizer::testing::ChatVocabulary());
-  EXPECT_TRUE(tok.ok()) << tok.status();
-  return tok.ok() ? *std::move(tok) : nullptr;
-}
+using tokenizer::testing::ChatTokenizer;
 
 ModelLimits Limits(const tokenizer::Tokenizer& tok, ChatFormat format) {
   return {.vocab_size = tok.vocab_size(), .context_length = 4096, .chat_format = format};

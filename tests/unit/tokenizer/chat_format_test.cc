@@ -19,17 +19,7 @@ namespace {
 using ::testing::HasSubstr;
 using namespace testing;  // NOLINT(google-build-using-namespace): the ids and Bytes()
 
-std::unique_ptr<Tokenizer> Make(bool llama3 = true) {
-  auto tok = Tokenizer::Create(ChatVocabulary(llama3));
-  EXPECT_TRUE(tok.ok()) << tok.status();
-  return tok.ok() ? *std::move(tok) : nullptr;
-}
-
-std::vector<int32_t> Join(std::initializer_list<std::vector<int32_t>> parts) {
-  std::vector<int32_t> out;
-  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
+std::unique_ptr<Tokenizer> Make(bool llama3 = true) { return ChatTokenizer(llama3); }
 
 TEST(ChatFormatTest, ChatMlWrapsEachMessageAndEndsWithTheAssistantHeader) {
   const auto tok = Make();

@@ -1,6 +1,9 @@
 #include "tests/unit/tokenizer/chat_vocabulary.h"
 
+#include <gtest/gtest.h>
+
 #include <string>
+#include <utility>
 
 #include "worker/tokenizer/unicode.h"
 
@@ -38,6 +41,20 @@ std::vector<int32_t> Bytes(std::string_view text) {
   std::vector<int32_t> ids;
   for (const char c : text) ids.push_back(static_cast<uint8_t>(c));
   return ids;
+}
+
+std::unique_ptr<Tokenizer> ChatTokenizer(bool llama3, const std::string& chat_template) {
+  Vocabulary vocab = ChatVocabulary(llama3);
+  vocab.chat_template = chat_template;
+  auto tok = Tokenizer::Create(std::move(vocab));
+  EXPECT_TRUE(tok.ok()) << tok.status();
+  return tok.ok() ? *std::move(tok) : nullptr;
+}
+
+std::vector<int32_t> Join(std::initializer_list<std::vector<int32_t>> parts) {
+  std::vector<int32_t> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
 }
 
 }  // namespace ringserve::tokenizer::testing

@@ -4,9 +4,13 @@
 #define RINGSERVE_TESTS_UNIT_TOKENIZER_CHAT_VOCABULARY_H_
 
 #include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "worker/tokenizer/tokenizer.h"
 #include "worker/tokenizer/vocabulary.h"
 
 namespace ringserve::tokenizer::testing {
@@ -19,6 +23,13 @@ Vocabulary ChatVocabulary(bool llama3 = true);
 
 // The ids of plain text in that vocabulary: one per byte.
 std::vector<int32_t> Bytes(std::string_view text);
+
+// A tokenizer over ChatVocabulary(llama3) with `chat_template` as the vocabulary's template
+// (null after a failure, which the test has then reported).
+std::unique_ptr<Tokenizer> ChatTokenizer(bool llama3 = true, const std::string& chat_template = "");
+
+// The parts' ids one after another.
+std::vector<int32_t> Join(std::initializer_list<std::vector<int32_t>> parts);
 
 }  // namespace ringserve::tokenizer::testing
 

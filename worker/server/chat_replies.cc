@@ -1,0 +1,38 @@
+#include "worker/server/chat_replies.h"
+
+#include <utility>
+
+namespace ringserve::server {
+
+namespace pb = ringserve::v1;
+
+bool ReplyMayThink(const pb::GenerateRequest& request) {
+  const pb::Chat& chat = request.chat();
+  return !(chat.has_enable_thinking() && !chat.enable_thinking()) &&
+         !request.has_response_format() &&
+         chat.tool_choice().mode() != pb::ToolChoice::MODE_REQUIRED;
+}
+
+std::optional<tokenizer::ThoughtSplitter> ReplyThoughts(const pb::GenerateRequest& request,
+                                                        const tokenizer::Tokenizer* tokenizer,
+                                                        tokenizer::ChatFormat format) {
+  if (!request.has_chat() || tokenizer == nullptr) return std::nullopt;
+  const tokenizer::Thinking thinking = tokenizer::ThinkingOf(*tokenizer, format);
+  if (thinking == tokenizer::Thinking::kNone) return std::nullopt;
+  // A kAlways model's prompt opens the thought unless the request closed it.
+  return tokenizer::ThoughtSplitter(thinking == tokenizer::Thinking::kAlways &&
+                                    ReplyMayThink(request));
+}
+
+void SplitThought(tokenizer::ThoughtSplitter& splitter, bool last, pb::GenerateResponse* response) {
+  tokenizer::ThoughtSplitter::Output out = splitter.Feed(response->text());
+  if (last) {
+    tokenizer::ThoughtSplitter::Output rest = splitter.Finish();
+    out.thought += rest.thought;
+    out.answer += rest.answer;
+  }
+  response->set_text(std::move(out.answer));
+  response->set_reasoning(std::move(out.thought));
+}
+
+}  // namespace ringserve::server

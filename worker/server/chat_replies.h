@@ -1,0 +1,32 @@
+// Chat replies of models that think first (tokenizer::Thinking): whether a request lets the
+// model think, and the thought split out of the streamed text into GenerateResponse.reasoning.
+#ifndef RINGSERVE_WORKER_SERVER_CHAT_REPLIES_H_
+#define RINGSERVE_WORKER_SERVER_CHAT_REPLIES_H_
+
+#include <optional>
+
+#include "ringserve/v1/inference.pb.h"
+#include "worker/tokenizer/chat_format.h"
+#include "worker/tokenizer/thought_splitter.h"
+#include "worker/tokenizer/tokenizer.h"
+
+namespace ringserve::server {
+
+// The reply may think: not switched off (Chat.enable_thinking false), and no response_format
+// or tool_choice MODE_REQUIRED, whose constraint binds from the first token.
+bool ReplyMayThink(const ringserve::v1::GenerateRequest& request);
+
+// The splitter of a chat request's replies when the model thinks; nullopt otherwise (no chat,
+// no tokenizer, or a model that does not think).
+std::optional<tokenizer::ThoughtSplitter> ReplyThoughts(
+    const ringserve::v1::GenerateRequest& request, const tokenizer::Tokenizer* tokenizer,
+    tokenizer::ChatFormat format);
+
+// Moves the thought in a message's text into its `reasoning` (finishing the splitter when
+// `last`), leaving the answer in `text`.
+void SplitThought(tokenizer::ThoughtSplitter& splitter, bool last,
+                  ringserve::v1::GenerateResponse* response);
+
+}  // namespace ringserve::server
+
+#endif  // RINGSERVE_WORKER_SERVER_CHAT_REPLIES_H_

@@ -1,0 +1,99 @@
+#include "worker/tokenizer/thought_splitter.h"
+
+#include <algorithm>
+
+#include "worker/tokenizer/partial_tag.h"
+
+namespace ringserve::tokenizer {
+namespace {
+
+constexpr std::string_view kOpen = "<think>";
+constexpr std::string_view kClose = "</think>";
+constexpr std::string_view kSpace = " \t\n\r";
+
+}  // namespace
+
+ThoughtSplitter::Output ThoughtSplitter::Feed(std::string_view text) {
+  Output out;
+  pending_.append(text);
+  Step(out);
+  return out;
+}
+
+ThoughtSplitter::Output ThoughtSplitter::Finish() {
+  Output out;
+  Step(out);
+  switch (state_) {
+    case State::kStart:
+    case State::kAnswer:
+      out.answer += pending_;  // a reply that never opened a thought, or a partial tag
+      break;
+    case State::kThought: {  // cut short inside the thought
+      const size_t end = pending_.find_last_not_of(kSpace);
+      if (end != std::string::npos) out.thought.append(pending_, 0, end + 1);
+      break;
+    }
+    case State::kAfterThought:
+      break;  // only the whitespace after the thought
+  }
+  pending_.clear();
+  return out;
+}
+
+void ThoughtSplitter::Step(Output& out) {
+  for (;;) {
+    switch (state_) {
+      case State::kStart: {
+        const size_t text = pending_.find_first_not_of(kSpace);
+        if (text == std::string::npos) return;
+        const std::string_view rest = std::string_view(pending_).substr(text);
+        if (rest.starts_with(kOpen)) {
+          pending_.erase(0, text + kOpen.size());
+          state_ = State::kThought;
+          continue;
+        }
+        if (kOpen.starts_with(rest)) return;  // may still be the tag
+        state_ = State::kAnswer;
+        continue;
+      }
+      case State::kThought: {
+        if (!thought_started_) {  // the newlines that open the thought go with the tag
+          const size_t text = pending_.find_first_not_of(kSpace);
+          pending_.erase(0, std::min(text, pending_.size()));
+          if (pending_.empty()) return;
+        }
+        const size_t close = pending_.find(kClose);
+        if (close != std::string::npos) {
+          const size_t end = pending_.find_last_not_of(kSpace, close == 0 ? 0 : close - 1);
+          if (close > 0 && end != std::string::npos) out.thought.append(pending_, 0, end + 1);
+          pending_.erase(0, close + kClose.size());
+          state_ = State::kAfterThought;
+          continue;
+        }
+        // Hold a partial closing tag and the whitespace before it.
+        size_t keep = pending_.size() - PartialTagAtEnd(pending_, kClose);
+        while (keep > 0 && kSpace.find(pending_[keep - 1]) != std::string_view::npos) --keep;
+        out.thought.append(pending_, 0, keep);
+        thought_started_ = thought_started_ || keep > 0;
+        pending_.erase(0, keep);
+        return;
+      }
+      case State::kAfterThought: {
+        const size_t text = pending_.find_first_not_of(kSpace);
+        if (text == std::string::npos) {
+          pending_.clear();
+          return;
+        }
+        pending_.erase(0, text);
+        state_ = State::kAnswer;
+        continue;
+      }
+      case State::kAnswer:
+        out.answer += pending_;
+        pending_.clear();
+        return;
+    }
+  }
+}
+
+}  // namespace ringserve::tokenizer

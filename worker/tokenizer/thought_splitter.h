@@ -1,0 +1,43 @@
+// A thinking model's reply (chat_format.h, Thinking) split into its thought and its answer as
+// it streams: the text between "<think>" (which the model writes, or which the generation
+// prompt already opened) and "</think>" is the thought; what follows, past the newlines that
+// open it, is the answer. A reply that does not open with a thought is all answer; one cut
+// short inside its thought is all thought.
+#ifndef RINGSERVE_WORKER_TOKENIZER_THOUGHT_SPLITTER_H_
+#define RINGSERVE_WORKER_TOKENIZER_THOUGHT_SPLITTER_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ringserve::tokenizer {
+
+class ThoughtSplitter {
+ public:
+  struct Output {
+    std::string thought;
+    std::string answer;
+  };
+
+  // `opened`: the generation prompt ended with "<think>\n", so the reply starts inside the
+  // thought.
+  explicit ThoughtSplitter(bool opened) : state_(opened ? State::kThought : State::kStart) {}
+
+  // Text is held only while it may still be a tag ("<think>" at the start, "</think>" in the
+  // thought) or the whitespace around the thought, which is dropped.
+  Output Feed(std::string_view text);
+  Output Finish();
+
+ private:
+  enum class State : uint8_t { kStart, kThought, kAfterThought, kAnswer };
+
+  void Step(Output& out);
+
+  State state_;
+  std::string pending_;
+  bool thought_started_ = false;  // some thought text was returned
+};
+
+}  // namespace ringserve::tokenizer
+
+#endif  // RINGSERVE_WORKER_TOKENIZER_THOUGHT_SPLITTER_H_

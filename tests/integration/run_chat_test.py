@@ -7,6 +7,8 @@ template with a default system prompt, byte-level vocabulary: byte b is token b)
 - the reply stops at <|im_end|> (the model is built to pick it first; the vocabulary loader
   counts it among the ends of generation, as for every ChatML vocabulary), and runs on past
   it with --ignore-eos;
+- a template that always thinks first opens the thought in the generation prompt, and
+  --no-thinking closes it there;
 - a format whose markers the vocabulary lacks, and a checkpoint with no chat template,
   are refused (exit status 1: the flags are well formed, the checkpoint cannot serve them)
   with a message naming the problem.
@@ -20,6 +22,13 @@ import sys
 import tempfile
 
 from chat_checkpoint import DEFAULT_SYSTEM, HEADER, IM_END, turn, write_checkpoint
+
+# ChatML whose generation prompt always opens a thought (no system message by default).
+THINKS_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+    "{{ '<|im_start|>assistant\\n<think>\\n' }}")
+
 
 def run(bin_dir, args):
     return subprocess.run([os.path.join(bin_dir, "ringserve-run")] + args + ["--threads", "1"],
@@ -58,6 +67,18 @@ def main():
               "--system replaces the default", out.stdout)
         check(all(l["generated_ids"] == [IM_END] * 3 and l["finish_reason"] == "max_tokens"
                   for l in lines), "--ignore-eos generates past the end of the turn", out.stdout)
+
+        # A template that always thinks first (QwQ's shape) opens the thought in the
+        # generation prompt; --no-thinking closes it there instead.
+        think_dir = os.path.join(tmp, "think")
+        write_checkpoint(think_dir, template=THINKS_TEMPLATE)
+        for flags, tail in (([], b"<think>\n"), (["--no-thinking"], b"<think>\n\n</think>\n\n")):
+            out = run(bin_dir, ["--model", think_dir, "--chat", "--prompt", "Hi", "--json"] + flags)
+            check(out.returncode == 0, f"--chat {flags} on a thinking model runs", out.stderr)
+            got = json.loads(out.stdout)
+            check(got["prompt_ids"] == turn("user", "Hi") + HEADER + list(tail),
+                  f"the generation prompt {'closes' if flags else 'opens'} the thought",
+                  got["prompt_ids"])
 
         out = run(bin_dir, ["--model", chat_dir, "--chat", "--chat-format", "llama3", "--prompt", "Hi"])
         check(out.returncode == 1 and "lacks the format's control tokens" in out.stderr,

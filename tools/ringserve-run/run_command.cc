@@ -24,6 +24,7 @@
 #include "tools/ringserve-run/run_requests.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/llama_runner.h"
+#include "worker/tokenizer/thought_splitter.h"
 
 namespace ringserve::tools {
 namespace {
@@ -45,6 +46,7 @@ struct RunFlags {
   std::vector<std::string> stop;
   bool chat = false;
   std::string system;
+  bool no_thinking = false;
   std::string chat_format = "auto";
   int max_seqs = 64;
   int logprobs = 0;
@@ -85,6 +87,8 @@ void Register(ArgParser& parser, RunFlags& flags) {
                  "send each text prompt as the user's message in the model's chat format; the "
                  "reply ends at the assistant's end of turn");
   parser.AddString("system", &flags.system, "with --chat: the system message");
+  parser.AddBool("no-thinking", &flags.no_thinking,
+                 "with --chat, a model that thinks first (Qwen3) answers without its thought");
   parser.AddString("chat-format", &flags.chat_format,
                    "auto (the checkpoint's), chatml, llama3, llama3.1, llama3.2, llama2, mistral "
                    "or none");
@@ -170,8 +174,11 @@ absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel
   if (flags.chat) {
     RS_ASSIGN_OR_RETURN(s.chat_format, ChatFormatFor(flags.chat_format, loaded.tokenizer.get()));
     s.system = flags.system;
+    // A response format binds from the first token: no room for a thought.
+    s.think = !flags.no_thinking && s.response_format == nullptr;
     if (loaded.tokenizer != nullptr) {
       s.default_system = tokenizer::DefaultSystemPromptOf(*loaded.tokenizer, s.chat_format);
+      s.thinking = tokenizer::ThinkingOf(*loaded.tokenizer, s.chat_format);
     }
   }
   return s;
@@ -198,10 +205,21 @@ absl::StatusOr<std::unique_ptr<engine::Generator>> MakeGenerator(
                                    loaded.tokenizer.get(), options);
 }
 
-void Print(const RunFlags& flags, const std::string& prompt, const engine::JobRequest& request,
-           const engine::JobEvent& event) {
+void Print(const RunFlags& flags, const RunSettings& settings, const std::string& prompt,
+           const engine::JobRequest& request, const engine::JobEvent& event) {
+  // A thinking model's chat reply: the thought apart from the answer.
+  tokenizer::ThoughtSplitter::Output reply{.thought = "", .answer = event.text};
+  if (flags.chat && settings.thinking != tokenizer::Thinking::kNone) {
+    tokenizer::ThoughtSplitter splitter(settings.thinking == tokenizer::Thinking::kAlways &&
+                                        settings.think);
+    reply = splitter.Feed(event.text);
+    const tokenizer::ThoughtSplitter::Output rest = splitter.Finish();
+    reply.thought += rest.thought;
+    reply.answer += rest.answer;
+  }
   if (!flags.json) {
-    std::cout << (flags.chat ? "" : prompt) << event.text << "\n";
+    if (!reply.thought.empty()) std::cerr << "[thought] " << reply.thought << "\n";
+    std::cout << (flags.chat ? "" : prompt) << reply.answer << "\n";
     if (request.prompt_logprobs.has_value() && !event.prompt_logprobs.empty()) {
       double sum = 0;
       for (const engine::GeneratedToken& t : event.prompt_logprobs) sum += t.logprob;
@@ -223,13 +241,14 @@ void Print(const RunFlags& flags, const std::string& prompt, const engine::JobRe
   nlohmann::json j = {{"prompt", prompt},
                       {"prompt_ids", request.tokens},
                       {"generated_ids", ids},
-                      {"text", event.text},
+                      {"text", reply.answer},
                       {"finish_reason", engine::FinishReasonName(event.result.finish_reason)},
                       {"usage",
                        {{"prompt_tokens", usage.prompt_tokens},
                         {"cached_tokens", usage.cached_tokens},
                         {"completion_tokens", usage.completion_tokens}}}};
   if (flags.logprobs > 0) j["logprobs"] = std::move(logprobs);
+  if (!reply.thought.empty()) j["reasoning"] = reply.thought;
   if (request.prompt_logprobs.has_value()) {
     nlohmann::json scored = nlohmann::json::array();
     for (const engine::GeneratedToken& t : event.prompt_logprobs) {
@@ -291,7 +310,7 @@ absl::Status RunGenerate(int argc, char** argv) {
     generated += event.result.usage.completion_tokens;
     const std::string& prompt =
         i < flags.prompts.size() ? flags.prompts[i] : flags.prompt_ids[i - flags.prompts.size()];
-    Print(flags, prompt, requests[i], event);
+    Print(flags, settings, prompt, requests[i], event);
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

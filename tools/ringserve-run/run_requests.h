@@ -34,6 +34,10 @@ struct RunSettings {
   tokenizer::ChatFormat chat_format = tokenizer::ChatFormat::kNone;
   std::string system;
   std::string default_system;
+  // A model that thinks first (tokenizer::ThinkingOf): false closes the reply's thought in
+  // the generation prompt. The thought is split from the answer when printed.
+  bool think = true;
+  tokenizer::Thinking thinking = tokenizer::Thinking::kNone;
 };
 
 // One job per text prompt, then one per id list, in that order. `tokenizer` may be null

@@ -35,10 +35,9 @@ absl::StatusOr<std::vector<tokenizer::ChatTool>> OfferedTools(const pb::Chat& ch
     tools.push_back({tool.name(), tool.description(), tool.parameters()});
   }
   if (schema_bytes > kMaxToolSchemaBytes) {
-    return Invalid("chat.tools", absl::StrCat(schema_bytes,
-                                              " bytes of parameters is over the "
-                                              "limit of ",
-                                              kMaxToolSchemaBytes));
+    return Invalid("chat.tools",
+                   absl::StrCat(schema_bytes, " bytes of parameters is over the limit of ",
+                                kMaxToolSchemaBytes));
   }
   return tools;
 }

@@ -50,7 +50,12 @@ def generate(stub, request, timeout_s, metadata=()):
     final = None
     call = stub.Generate(request, timeout=timeout_s, metadata=metadata)
     for response in call:
+        if response.reasoning:  # a thinking model's thought, apart from its answer
+            sys.stderr.write(response.reasoning)
         sys.stdout.write(response.text)
+        for tool_call in response.tool_calls:  # chat requests that offered tools
+            sys.stdout.write(f"\n[call {tool_call.id}] {tool_call.name} "
+                             f"{tool_call.arguments.decode()}\n")
         sys.stdout.flush()
         if response.HasField("final"):
             final = response.final

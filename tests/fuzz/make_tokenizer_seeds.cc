@@ -41,5 +41,9 @@ int main(int argc, char** argv) {
   corpus->Add("text.txt", 2, text);
   corpus->Add("text_special.txt", 2 | 4, text + "<|endoftext|><s>");
   corpus->Add("ids.bin", 3, std::string("\x01\x00\x04\x01\xff\x00\x03\x00\xc3\x00\xa9\x00", 12));
+  corpus->Add("reply.txt", 3 | 8,
+              "<think>\nCall f.\n</think>\n\nSure.\n<tool_call>\n{\"name\": \"f\", "
+              "\"arguments\": {\"x\": [1, \"<\"]}}\n</tool_call>\n<tool_call>{\"name\": 1}"
+              "</tool_call> <tool");
   return corpus->ExitCode();
 }

@@ -4,8 +4,12 @@
 //   2: text for the byte-level and SentencePiece fixtures: ids stay in the vocabulary,
 //      Decode is valid UTF-8, valid UTF-8 round-trips exactly, streaming equals Decode;
 //   3: token ids (two bytes each) for the fixtures: streaming equals Decode and never
-//      emits invalid UTF-8.
+//      emits invalid UTF-8; with bit 3 of the first byte set, a reply for the chat reply
+//      parsers instead: the tool-call parser (ChatML and Llama 3.1) and the thought splitter
+//      give the same text, calls and thought however the reply is cut into pieces, and
+//      leave a reply without their tags as it is.
 // Every property failure aborts, so the fuzzer reports it as a crash.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -14,13 +18,16 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tests/unit/tokenizer/json_fixtures.h"
 #include "worker/tokenizer/llama2c_vocab.h"
 #include "worker/tokenizer/stream_decoder.h"
+#include "worker/tokenizer/thought_splitter.h"
 #include "worker/tokenizer/tokenizer.h"
 #include "worker/tokenizer/tokenizer_json.h"
+#include "worker/tokenizer/tool_calls.h"
 #include "worker/tokenizer/unicode.h"
 
 namespace ringserve::tokenizer {
@@ -101,6 +108,63 @@ void CheckIds(std::span<const uint8_t> bytes) {
   }
 }
 
+// `text` fed whole, then in pieces whose sizes come from the text's own bytes.
+template <typename Parser, typename Output, typename Merge>
+std::pair<Output, Output> WholeAndPieces(std::string_view text, const Parser& fresh,
+                                         const Merge& merge) {
+  Parser whole = fresh;
+  Output one = whole.Feed(text);
+  merge(one, whole.Finish());
+  Parser cut = fresh;
+  Output pieces;
+  uint32_t state = 2166136261U;
+  for (size_t at = 0; at < text.size();) {
+    state = (state ^ static_cast<uint8_t>(text[at])) * 16777619U;
+    const size_t n = std::min<size_t>(text.size() - at, 1 + state % 7);
+    merge(pieces, cut.Feed(text.substr(at, n)));
+    at += n;
+  }
+  merge(pieces, cut.Finish());
+  return {one, pieces};
+}
+
+void CheckReplyParsers(std::string_view text) {
+  using Calls = ToolCallParser::Output;
+  const auto merge_calls = [](Calls& into, const Calls& more) {
+    into.text += more.text;
+    into.calls.insert(into.calls.end(), more.calls.begin(), more.calls.end());
+  };
+  for (const ChatFormat format : {ChatFormat::kChatMl, ChatFormat::kLlama31}) {
+    const auto [one, pieces] = WholeAndPieces<ToolCallParser, Calls>(
+        text, ToolCallParser(format, {"f", "get_weather"}), merge_calls);
+    Require(one.text == pieces.text, "tool-call text does not depend on the pieces");
+    Require(one.calls.size() == pieces.calls.size(), "calls do not depend on the pieces");
+    for (size_t i = 0; i < one.calls.size(); ++i) {
+      Require(one.calls[i].name == pieces.calls[i].name &&
+                  one.calls[i].arguments == pieces.calls[i].arguments,
+              "each call does not depend on the pieces");
+    }
+    if (format == ChatFormat::kChatMl && text.find("<tool_call>") == std::string_view::npos) {
+      Require(one.text == text && one.calls.empty(), "a reply without a call tag stays as it is");
+    }
+  }
+  using Split = ThoughtSplitter::Output;
+  const auto merge_split = [](Split& into, const Split& more) {
+    into.thought += more.thought;
+    into.answer += more.answer;
+  };
+  for (const bool opened : {false, true}) {
+    const auto [one, pieces] =
+        WholeAndPieces<ThoughtSplitter, Split>(text, ThoughtSplitter(opened), merge_split);
+    Require(one.thought == pieces.thought && one.answer == pieces.answer,
+            "the thought and answer do not depend on the pieces");
+    if (!opened && text.find("<think>") == std::string_view::npos) {
+      Require(one.answer == text && one.thought.empty(),
+              "a reply without a thought stays as it is");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ringserve::tokenizer
 
@@ -120,7 +184,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       tk::CheckText(text, (data[0] & 4) != 0);
       break;
     default:
-      tk::CheckIds(rest);
+      if ((data[0] & 8) != 0) {
+        tk::CheckReplyParsers(text);
+      } else {
+        tk::CheckIds(rest);
+      }
       break;
   }
   return 0;

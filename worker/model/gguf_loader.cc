@@ -40,11 +40,14 @@ const GgufTensorInfo* FindTensor(const GgufFile& file, const std::string& name) 
 absl::Status ReadRopeScaling(const GgufFile& file, const std::string& arch, ModelConfig* c) {
   const std::string key = arch + ".rope.scaling.type";
   if (file.Find(key) == nullptr) return absl::OkStatus();
-  RS_ASSIGN_OR_RETURN(const std::string type, file.GetString(key));
-  if (type == "none") return absl::OkStatus();
-  if (type != "llama3") {
+  // Read in place: GCC's -O2 -fsanitize=thread build misreads a moved-out string as maybe
+  // uninitialized.
+  const absl::StatusOr<std::string> type = file.GetString(key);
+  if (!type.ok()) return type.status();
+  if (*type == "none") return absl::OkStatus();
+  if (*type != "llama3") {
     return absl::UnimplementedError(
-        absl::StrCat(file.name(), ": ", key, " '", type, "' is not supported (llama3 is)"));
+        absl::StrCat(file.name(), ": ", key, " '", *type, "' is not supported (llama3 is)"));
   }
   c->rope_scaling.enabled = true;
   RS_ASSIGN_OR_RETURN(const double factor,

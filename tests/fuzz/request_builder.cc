@@ -100,8 +100,49 @@ std::string PickId(FuzzedDataProvider& in, size_t limit) {
   }
 }
 
+// A chat of a few messages in any roles (tool results and calls among them), with tools
+// whose names and schemas are valid or not, any tool_choice and thinking switch.
+void BuildChat(FuzzedDataProvider& in, pb::Chat* chat) {
+  static constexpr const char* kRoles[] = {"system", "user", "assistant", "tool", "bot", ""};
+  static const std::string kNames[] = {"f", "get_weather", "", "a b", std::string(65, 'n')};
+  static constexpr const char* kSchemas[] = {
+      "",
+      R"({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]})",
+      R"({"type": "object", "properties": {"s": {"$ref": "#/$defs/s"}}, "$defs": {"s":
+          {"type": "string", "maxLength": 3}}})",
+      "[]",
+      R"({"uniqueItems": true})",
+      R"({"type": "object", "additionalProperties": true})"};
+  static constexpr const char* kArguments[] = {"{}", R"({"a": 1})", "[1]", "{"};
+  const int num_messages = PickCount(in, 4, 9);
+  for (int i = 0; i < num_messages && in.remaining_bytes() > 0; ++i) {
+    pb::ChatMessage* m = chat->add_messages();
+    m->set_role(in.PickValueInArray(kRoles));
+    m->set_content(PickText(in, 64));
+    const int num_calls = in.ConsumeIntegralInRange(0, in.ConsumeBool() ? 0 : 2);
+    for (int c = 0; c < num_calls; ++c) {
+      pb::ToolCall* call = m->add_tool_calls();
+      call->set_name(in.PickValueInArray(kNames));
+      call->set_arguments(in.ConsumeBool() ? std::string(in.PickValueInArray(kArguments))
+                                           : PickText(in, 32));
+    }
+  }
+  const int num_tools = PickCount(in, 3, 129);
+  for (int i = 0; i < num_tools; ++i) {
+    pb::Tool* tool = chat->add_tools();
+    tool->set_name(in.PickValueInArray(kNames));
+    tool->set_description(PickText(in, 16));
+    tool->set_parameters(in.ConsumeBool() ? std::string(in.PickValueInArray(kSchemas))
+                                          : PickText(in, 64));
+  }
+  chat->mutable_tool_choice()->set_mode(
+      static_cast<pb::ToolChoice::Mode>(in.ConsumeIntegralInRange(0, 3)));
+  if (in.ConsumeBool()) chat->mutable_tool_choice()->set_name(in.PickValueInArray(kNames));
+  if (in.ConsumeBool()) chat->set_enable_thinking(in.ConsumeBool());
+}
+
 void BuildInput(FuzzedDataProvider& in, pb::GenerateRequest* r) {
-  switch (in.ConsumeIntegralInRange(0, 7)) {
+  switch (in.ConsumeIntegralInRange(0, 8)) {
     case 0:
     case 1:
     case 2:
@@ -121,6 +162,9 @@ void BuildInput(FuzzedDataProvider& in, pb::GenerateRequest* r) {
     }
     case 6:
       break;  // no input: valid only with append
+    case 7:
+      BuildChat(in, r->mutable_chat());
+      break;
     default:
       // One byte over the API's limit (the fuzzer's -max_len cannot reach it).
       r->set_text(std::string(server::kMaxTextBytes + 1, 'a'));

@@ -9,10 +9,13 @@
 // Each request takes the worker's two validation steps (GenerateReactor::Begin):
 // ToJobRequest, then Generator::Submit, in three worlds: no tokenizer; the built-in tiny
 // model's SentencePiece vocabulary at its own limits; a byte-level BPE fixture under a
-// padded vocabulary and a 16-token context. The generators are drained, so Submit
+// padded vocabulary and a 16-token context; a byte-level vocabulary with ChatML's markers
+// and a template that thinks first (chat, tools, thoughts). The generators are drained, so Submit
 // validates and then answers UNAVAILABLE without queueing anything.
 // Properties (a failure aborts, so the fuzzer reports it as a crash):
 //   - every refusal is INVALID_ARGUMENT with a message that starts with a field's name;
+//   - a chat that must call tools has the calls' format and no trigger; one that offers no
+//     tools (or MODE_NONE) has no trigger;
 //   - an accepted request has ids in the vocabulary, fits the context with room to
 //     generate, has max_tokens in [0, context), sampling parameters in their documented
 //     ranges, the request's own values carried over; one Submit accepts also obeys the
@@ -44,6 +47,7 @@
 #include "router/session_key.h"
 #include "router/worker_source.h"
 #include "tests/fuzz/request_builder.h"
+#include "tests/unit/tokenizer/chat_vocabulary.h"
 #include "tests/unit/tokenizer/json_fixtures.h"
 #include "worker/engine/fake_model_runner.h"
 #include "worker/engine/generator.h"
@@ -78,7 +82,8 @@ struct World {
 };
 
 std::unique_ptr<World> MakeWorld(std::unique_ptr<tokenizer::Tokenizer> tok, int32_t vocab_size,
-                                 int32_t context_tokens) {
+                                 int32_t context_tokens,
+                                 tokenizer::ChatFormat chat = tokenizer::ChatFormat::kChatMl) {
   auto world = std::make_unique<World>();
   world->tokenizer = std::move(tok);
   engine::FakeModelRunnerOptions runner;
@@ -93,9 +98,8 @@ std::unique_ptr<World> MakeWorld(std::unique_ptr<tokenizer::Tokenizer> tok, int3
   Require(world->generator->Drain(absl::ZeroDuration()), "an idle generator drains at once");
   // What GenerateReactor::Begin passes. A chat format whose markers the vocabulary lacks
   // (--chat-format refuses one at start; the conversion must still say so cleanly).
-  world->limits = {
-      world->generator->vocab_size(), world->generator->max_context_tokens(),
-      world->tokenizer != nullptr ? tokenizer::ChatFormat::kChatMl : tokenizer::ChatFormat::kNone};
+  world->limits = {world->generator->vocab_size(), world->generator->max_context_tokens(),
+                   world->tokenizer != nullptr ? chat : tokenizer::ChatFormat::kNone};
   return world;
 }
 
@@ -118,6 +122,10 @@ const std::vector<std::unique_ptr<World>>& Worlds() {
         tokenizer::testing::ByteLevelFixture().dump(), "byte_level.json"));
     const int32_t padded_vocab = byte_level->vocab_size() + 7;
     list->push_back(MakeWorld(std::move(byte_level), padded_vocab, 16));
+    auto chat = tokenizer::testing::ChatTokenizer(
+        /*llama3=*/true, "<|im_start|> <think> {% if enable_thinking is false %}{% endif %}");
+    const int32_t chat_vocab = chat->vocab_size();
+    list->push_back(MakeWorld(std::move(chat), chat_vocab, 4096));
     return list;
   }();
   return *worlds;
@@ -222,8 +230,14 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
   for (const std::string& s : job.stop_strings) {
     Require(tokenizer::IsValidUtf8(s), "stop strings are UTF-8");
   }
-  Require(static_cast<int>(job.stop_token_ids.size()) == r.stop().stop_token_ids_size(),
+  // A chat also stops at its format's end of turn (and Llama 3.x with tools at <|eom_id|>).
+  const auto given = static_cast<size_t>(r.stop().stop_token_ids_size());
+  Require(job.stop_token_ids.size() == given ||
+              (r.has_chat() && job.stop_token_ids.size() <= given + 2),
           "stop ids kept");
+  Require(std::equal(r.stop().stop_token_ids().begin(), r.stop().stop_token_ids().end(),
+                     job.stop_token_ids.begin()),
+          "the request's stop ids come first");
   Require(job.priority == r.priority() && job.ignore_eos == r.stop().ignore_eos(),
           "priority, ignore_eos kept");
   Require(job.min_tokens == r.stop().min_tokens() && job.min_tokens >= 0 &&
@@ -231,6 +245,14 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
           "min_tokens kept, in [0, max_tokens]");
   Require(job.expected_history_tokens.has_value() == r.has_expected_history_tokens(),
           "expected_history_tokens kept");
+  const pb::ToolChoice& choice = r.chat().tool_choice();
+  if (r.has_chat() && choice.mode() == pb::ToolChoice::MODE_REQUIRED) {
+    Require(job.response_format != nullptr && !job.format_trigger.has_value(),
+            "a chat that must call tools has the calls' format");
+  }
+  if (r.chat().tools_size() == 0 || choice.mode() == pb::ToolChoice::MODE_NONE) {
+    Require(!job.format_trigger.has_value(), "no tools offered: no trigger");
+  }
 }
 
 // Submit on a drained generator: UNAVAILABLE once everything validated, else a refusal.

@@ -1,10 +1,9 @@
 #include "tests/unit/tokenizer/chat_vocabulary.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
 #include <utility>
 
+#include "common/check.h"
 #include "worker/tokenizer/unicode.h"
 
 namespace ringserve::tokenizer::testing {
@@ -47,8 +46,8 @@ std::unique_ptr<Tokenizer> ChatTokenizer(bool llama3, const std::string& chat_te
   Vocabulary vocab = ChatVocabulary(llama3);
   vocab.chat_template = chat_template;
   auto tok = Tokenizer::Create(std::move(vocab));
-  EXPECT_TRUE(tok.ok()) << tok.status();
-  return tok.ok() ? *std::move(tok) : nullptr;
+  RS_CHECK(tok.ok());  // the fixture is well formed
+  return *std::move(tok);
 }
 
 std::vector<int32_t> Join(std::initializer_list<std::vector<int32_t>> parts) {

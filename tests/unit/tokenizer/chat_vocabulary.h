@@ -24,8 +24,7 @@ Vocabulary ChatVocabulary(bool llama3 = true);
 // The ids of plain text in that vocabulary: one per byte.
 std::vector<int32_t> Bytes(std::string_view text);
 
-// A tokenizer over ChatVocabulary(llama3) with `chat_template` as the vocabulary's template
-// (null after a failure, which the test has then reported).
+// A tokenizer over ChatVocabulary(llama3) with `chat_template` as the vocabulary's template.
 std::unique_ptr<Tokenizer> ChatTokenizer(bool llama3 = true, const std::string& chat_template = "");
 
 // The parts' ids one after another.

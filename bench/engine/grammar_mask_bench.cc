@@ -12,9 +12,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "worker/grammar/matcher.h"
 #include "worker/grammar/token_constraint.h"
@@ -84,6 +86,28 @@ void TimeMasks(benchmark::State& state, const TokenTrie& trie, const Matcher& ma
     benchmark::DoNotOptimize(allowed.data());
   }
   state.counters["allowed"] = num_allowed;
+}
+
+// TimeMasks for `grammar` after `text` on the vocabulary range(0) names; skipped when the
+// vocabulary is missing, the grammar did not compile or the text does not fit it. The label
+// names the vocabulary, `what` (when not empty) and the text.
+void TimeMasksAfter(benchmark::State& state,
+                    const absl::StatusOr<std::shared_ptr<const Grammar>>& grammar,
+                    std::string_view text, std::string_view what) {
+  std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
+  if (bytes.empty() || !grammar.ok()) {
+    state.SkipWithError("no vocabulary under --shared (or the grammar did not compile)");
+    return;
+  }
+  const TokenTrie trie(std::move(bytes));
+  Matcher matcher(*grammar);
+  if (!matcher.Advance(text)) {
+    state.SkipWithError("the text is not a prefix of the grammar's");
+    return;
+  }
+  TimeMasks(state, trie, matcher);
+  state.SetLabel(absl::StrCat(VocabularyOf(state.range(0)), what.empty() ? "" : " ",
+                              std::string(what), " after '", std::string(text), "'"));
 }
 
 // range(0): the vocabulary; range(1): the state (the text so far).
@@ -168,21 +192,8 @@ void BM_MaskRegex(benchmark::State& state) {
       {true, R"({"pattern": "[A-Za-z ]{1,100}"})", "\"Ada Lo"},
   };
   const Case& c = kCases[state.range(1)];
-  auto grammar = c.schema ? Grammar::FromSchema(c.pattern) : Grammar::FromRegex(c.pattern);
-  std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
-  if (bytes.empty() || !grammar.ok()) {
-    state.SkipWithError("no vocabulary under --shared (or the pattern did not compile)");
-    return;
-  }
-  const TokenTrie trie(std::move(bytes));
-  Matcher matcher(*grammar);
-  if (!matcher.Advance(c.text)) {
-    state.SkipWithError("the text does not match the pattern");
-    return;
-  }
-  TimeMasks(state, trie, matcher);
-  state.SetLabel(
-      absl::StrCat(VocabularyOf(state.range(0)), " ", c.pattern, " after '", c.text, "'"));
+  TimeMasksAfter(state, c.schema ? Grammar::FromSchema(c.pattern) : Grammar::FromRegex(c.pattern),
+                 c.text, c.pattern);
 }
 BENCHMARK(BM_MaskRegex)->ArgsProduct({{0, 1}, {0, 1, 2, 3}})->Unit(benchmark::kMillisecond);
 
@@ -236,20 +247,7 @@ void BM_MaskGbnf(benchmark::State& state) {
       {kGreetingGbnf, "Hello, Ad"},           // no recursion: one automaton
   };
   const Case& c = kCases[state.range(1)];
-  auto grammar = Grammar::FromGbnf(c.grammar);
-  std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
-  if (bytes.empty() || !grammar.ok()) {
-    state.SkipWithError("no vocabulary under --shared (or the grammar did not compile)");
-    return;
-  }
-  const TokenTrie trie(std::move(bytes));
-  Matcher matcher(*grammar);
-  if (!matcher.Advance(c.text)) {
-    state.SkipWithError("the text is not a prefix of the grammar's");
-    return;
-  }
-  TimeMasks(state, trie, matcher);
-  state.SetLabel(absl::StrCat(VocabularyOf(state.range(0)), " after '", c.text, "'"));
+  TimeMasksAfter(state, Grammar::FromGbnf(c.grammar), c.text, "");
 }
 BENCHMARK(BM_MaskGbnf)->ArgsProduct({{0, 1}, {0, 1, 2, 3}})->Unit(benchmark::kMillisecond);
 
@@ -294,21 +292,7 @@ void BM_MaskToolCall(benchmark::State& state) {
       "<tool_call>\n{\"name\": \"search\", \"arguments\": {\"query\": \"best ",  // a string
       "<tool_call>\n{\"name\": \"search\", \"arguments\": {\"query\": \"x\", ",  // a key
   };
-  const char* text = kTexts[state.range(1)];
-  auto grammar = ToolCallGrammar();
-  std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));
-  if (bytes.empty() || !grammar.ok()) {
-    state.SkipWithError("no vocabulary under --shared (or the grammar did not compile)");
-    return;
-  }
-  const TokenTrie trie(std::move(bytes));
-  Matcher matcher(*grammar);
-  if (!matcher.Advance(text)) {
-    state.SkipWithError("the text is not a prefix of the grammar's");
-    return;
-  }
-  TimeMasks(state, trie, matcher);
-  state.SetLabel(absl::StrCat(VocabularyOf(state.range(0)), " after '", text, "'"));
+  TimeMasksAfter(state, ToolCallGrammar(), kTexts[state.range(1)], "");
 }
 BENCHMARK(BM_MaskToolCall)->ArgsProduct({{0, 1}, {0, 1, 2, 3}})->Unit(benchmark::kMillisecond);
 

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "worker/grammar/grammar_cache.h"
 #include "worker/grammar/matcher.h"
 #include "worker/grammar/token_constraint.h"
 #include "worker/grammar/token_trie.h"
@@ -301,6 +302,22 @@ void BM_CompileToolCalls(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(ToolCallGrammar().ok());
 }
 BENCHMARK(BM_CompileToolCalls)->Unit(benchmark::kMillisecond);
+
+// The same grammar found in the worker's cache (a request that offers the tools an earlier
+// one did): the key is built from the tools' names and parameters, then looked up.
+void BM_CachedToolCalls(benchmark::State& state) {
+  GrammarCache cache(256, size_t{16} << 20);
+  const char* const names[] = {"get_weather", "search", "send_email"};
+  const auto key = [&] {
+    GrammarKey key("tool_calls");
+    for (size_t i = 0; i < 3; ++i) key.Add(names[i]).Add(kToolParameters[i]);
+    return key.key();
+  };
+  if (!cache.Get(key(), ToolCallGrammar).ok()) state.SkipWithError("tools do not compile");
+  for (auto _ : state) benchmark::DoNotOptimize(cache.Get(key(), ToolCallGrammar).ok());
+  if (cache.counts().misses != 1) state.SkipWithError("the cache missed");
+}
+BENCHMARK(BM_CachedToolCalls)->Unit(benchmark::kMicrosecond);
 
 void BM_BuildTrie(benchmark::State& state) {
   const std::vector<std::string> bytes = TokenBytes(VocabularyOf(state.range(0)));

@@ -139,6 +139,7 @@ void BuildChat(FuzzedDataProvider& in, pb::Chat* chat) {
       static_cast<pb::ToolChoice::Mode>(in.ConsumeIntegralInRange(0, 3)));
   if (in.ConsumeBool()) chat->mutable_tool_choice()->set_name(in.PickValueInArray(kNames));
   if (in.ConsumeBool()) chat->set_enable_thinking(in.ConsumeBool());
+  if (in.ConsumeBool()) chat->set_parallel_tool_calls(in.ConsumeBool());
 }
 
 void BuildInput(FuzzedDataProvider& in, pb::GenerateRequest* r) {

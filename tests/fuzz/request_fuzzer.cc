@@ -52,6 +52,7 @@
 #include "worker/engine/fake_model_runner.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/sampler.h"
+#include "worker/grammar/grammar_cache.h"
 #include "worker/model/tiny_model.h"
 #include "worker/server/request_conversion.h"
 #include "worker/tokenizer/tokenizer.h"
@@ -79,6 +80,10 @@ struct World {
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   std::unique_ptr<engine::Generator> generator;
   server::ModelLimits limits;
+  // `limits` with a small grammar cache, which must answer as compiling each time does.
+  std::unique_ptr<grammar::GrammarCache> grammars =
+      std::make_unique<grammar::GrammarCache>(4, size_t{64} << 10);
+  server::ModelLimits cached_limits;
 };
 
 std::unique_ptr<World> MakeWorld(std::unique_ptr<tokenizer::Tokenizer> tok, int32_t vocab_size,
@@ -100,6 +105,8 @@ std::unique_ptr<World> MakeWorld(std::unique_ptr<tokenizer::Tokenizer> tok, int3
   // (--chat-format refuses one at start; the conversion must still say so cleanly).
   world->limits = {world->generator->vocab_size(), world->generator->max_context_tokens(),
                    world->tokenizer != nullptr ? chat : tokenizer::ChatFormat::kNone};
+  world->cached_limits = world->limits;
+  world->cached_limits.grammars = world->grammars.get();
   return world;
 }
 
@@ -252,6 +259,12 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
   }
   if (r.chat().tools_size() == 0 || choice.mode() == pb::ToolChoice::MODE_NONE) {
     Require(!job.format_trigger.has_value(), "no tools offered: no trigger");
+  } else if (choice.mode() == pb::ToolChoice::MODE_AUTO && !r.has_response_format()) {
+    // Every accepted tool set compiles into a watched call, refused schemas as any object.
+    Require(job.format_trigger.has_value(), "offered tools: a call is watched for");
+    Require(job.format_trigger->once ==
+                (r.chat().has_parallel_tool_calls() && !r.chat().parallel_tool_calls()),
+            "parallel_tool_calls false binds the call once");
   }
 }
 
@@ -296,11 +309,24 @@ void CheckSessionKey(std::string_view session_id) {
           "forks hash with their parent");
 }
 
+// A conversion whose grammars may come from the cache answers as one that compiles them.
+void CheckCachedConversion(const absl::StatusOr<engine::JobRequest>& compiled,
+                           const absl::StatusOr<engine::JobRequest>& cached) {
+  Require(compiled.status() == cached.status(), "the grammar cache answers as a compile does");
+  if (!compiled.ok()) return;
+  Require(compiled->tokens == cached->tokens &&
+              (compiled->response_format == nullptr) == (cached->response_format == nullptr) &&
+              compiled->format_trigger.has_value() == cached->format_trigger.has_value(),
+          "the grammar cache converts as a compile does");
+}
+
 void CheckRequest(const pb::GenerateRequest& request) {
   CheckSessionKey(request.session_id());
   for (const auto& world : Worlds()) {
     absl::StatusOr<engine::JobRequest> job =
         server::ToJobRequest(request, world->tokenizer.get(), world->limits);
+    CheckCachedConversion(
+        job, server::ToJobRequest(request, world->tokenizer.get(), world->cached_limits));
     if (!job.ok()) {
       CheckConversionError(job.status(), request);
       continue;

@@ -198,12 +198,7 @@ class ChatTest(unittest.TestCase):
                                parameters=json.dumps(params).encode())
         request.chat.tools.add(name="now")
         request.chat.tool_choice.mode = pb.ToolChoice.MODE_REQUIRED
-        text, calls, final = "", [], None
-        for message in self.stub.Generate(request, timeout=30):
-            text += message.text
-            calls.extend(message.tool_calls)
-            if message.HasField("final"):
-                final = message.final
+        text, calls, final = self.generate_calls(request)
         self.assertEqual(final.finish_reason, pb.FINISH_REASON_TOOL_CALLS, text)
         self.assertEqual(text, "")
         self.assertEqual(len(calls), 1, calls)
@@ -218,6 +213,14 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(after.usage.prompt_tokens, final.history_tokens + len(second))
         self.assertEqual(after.finish_reason, pb.FINISH_REASON_EOS)
 
+        # Without parallel calls the call is the whole reply: it ends where the call does.
+        request.session_id = "t3"
+        request.chat.parallel_tool_calls = False
+        text, calls, final = self.generate_calls(request)
+        self.assertEqual((text, len(calls)), ("", 1), calls)
+        self.assertEqual(final.finish_reason, pb.FINISH_REASON_TOOL_CALLS)
+        request.chat.ClearField("parallel_tool_calls")
+
         # MODE_AUTO leaves the reply free: the checkpoint ends its turn at once.
         request.session_id = "t2"
         request.chat.tool_choice.mode = pb.ToolChoice.MODE_AUTO
@@ -229,14 +232,18 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("chat.tool_choice.name", error.exception.details())
 
-    def generate_text(self, request):
-        text, final = "", None
+    def generate_calls(self, request):
+        text, calls, final = "", [], None
         for message in self.stub.Generate(request, timeout=30):
             text += message.text
+            calls.extend(message.tool_calls)
             if message.HasField("final"):
                 final = message.final
-        return text, final
+        return text, calls, final
 
+    def generate_text(self, request):
+        text, _, final = self.generate_calls(request)
+        return text, final
 
 def serve_directly(template, worker_id):
     """A worker on the checkpoint with `template`, talked to without a router: its process,

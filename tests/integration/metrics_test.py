@@ -117,6 +117,20 @@ class Metrics(unittest.TestCase):
             lambda: scrape(self.worker_metrics).get((name, ""), 0) - before.get((name, ""), 0)
             == 5, 5))
 
+    def test_a_repeated_response_format_is_found_among_the_compiled_grammars(self):
+        lookups = "ringserve_worker_grammar_cache_lookups_total"
+        before = scrape(self.worker_metrics)
+        fmt = pb.ResponseFormat(regex=b"[a-z]{1,4}( [a-z]{1,4}){0,3} metrics")
+        for _ in range(2):
+            r = fleet.generate_request("", [5, 6, 7], 4, response_format=fmt)
+            code, _, _, _, details = fleet.stream(self.cluster.stub, r, 30)
+            self.assertEqual(code, "OK", details)
+        w = scrape(self.worker_metrics)
+        for result in ("miss", "hit"):
+            key = (lookups, f'{{result="{result}"}}')
+            self.assertEqual(w.get(key, 0) - before.get(key, 0), 1, result)
+        self.assertGreaterEqual(w[("ringserve_worker_grammar_cache_entries", "")], 1)
+
     def test_speculative_drafts_are_counted_alike_in_metrics_and_stats(self):
         before = scrape(self.worker_metrics)
         self.run_requests(["drafts"], [1, 2, 3, 4], 48)

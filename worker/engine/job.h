@@ -43,7 +43,8 @@ struct JobRequest {
   std::shared_ptr<const grammar::Grammar> response_format;
   // With response_format: it binds only from each appearance of this text, whose grammar's
   // text starts with it, to where that text is finished (grammar::Trigger: a tool call in a
-  // reply that may also be text); the job never ends as kResponseComplete.
+  // reply that may also be text); the job ends as kResponseComplete only after the stretch
+  // of a trigger that binds once (Trigger::once).
   std::optional<grammar::Trigger> format_trigger;
   // Set: score the input (prompt logprobs). Each input token that has a token before it in
   // the context gets its log-probability given the context before it, with this many of the

@@ -81,10 +81,11 @@ void TokenConstraint::Accept(int32_t id) {
 }
 
 // The bound stretch is over; the trigger's next appearance binds again (one that must open
-// the reply cannot appear again).
+// the reply cannot appear again, and one that binds once is done).
 void TokenConstraint::EndStretch() {
   active_ = false;
-  watching_ = !trigger_->at_start;
+  done_ = trigger_->once;
+  watching_ = !trigger_->at_start && !done_;
   matcher_ = *start_;
 }
 

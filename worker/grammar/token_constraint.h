@@ -11,8 +11,8 @@
 // A constraint with a trigger binds lazily: it masks nothing until the trigger's text
 // appears in the generated text (anywhere, or, `at_start`, after nothing but whitespace),
 // then holds the text from the trigger on (the grammar's text starts with it) until that text
-// is finished, and lets go again until the next appearance: a tool call's syntax in a reply
-// that may also be free text.
+// is finished, and lets go again until the next appearance (or, Trigger::once, ends the
+// reply): a tool call's syntax in a reply that may also be free text.
 //
 // Ownership and threads: owned by the job's sampler and used by one thread at a time; the
 // trie is shared and must outlive it.
@@ -37,6 +37,9 @@ struct Trigger {
   // Watching starts once this text has appeared (a thinking model's "</think>": a call
   // written inside the thought is not bound); empty: from the reply's start.
   std::string after{};
+  // The first bound stretch ends the reply (finished() once it is over): at most one tool
+  // call a reply.
+  bool once{};
 };
 
 class TokenConstraint {
@@ -58,9 +61,9 @@ class TokenConstraint {
   // A token Mask refused is ignored.
   void Accept(int32_t id);
 
-  // The value is complete and nothing may follow it (never, with a trigger: the reply goes
-  // on after each bound stretch).
-  bool finished() const { return !trigger_.has_value() && matcher_.IsFinished(); }
+  // The value is complete and nothing may follow it. With a trigger: only after a stretch
+  // of Trigger::once (otherwise the reply goes on after each bound stretch).
+  bool finished() const { return trigger_.has_value() ? done_ : matcher_.IsFinished(); }
   // Masks apply now: always without a trigger; with one, from the trigger to the end of
   // the grammar's text.
   bool active() const { return active_; }
@@ -89,6 +92,7 @@ class TokenConstraint {
   bool active_ = true;
   bool watching_ = false;    // looking for the trigger
   bool past_after_ = false;  // Trigger::after has appeared (or is empty)
+  bool done_ = false;        // the stretch of a Trigger::once is over
   std::string seen_;         // the text's last bytes, where the trigger may be starting
   const TokenTrie* trie_;
   std::vector<int32_t> end_ids_;

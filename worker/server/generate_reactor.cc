@@ -31,7 +31,7 @@ void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
   absl::StatusOr<engine::JobRequest> job =
       ToJobRequest(request, env_.tokenizer,
                    {env_.generator->vocab_size(), env_.generator->max_context_tokens(),
-                    env_.model.chat_format, env_.model.default_system_prompt});
+                    env_.model.chat_format, env_.model.default_system_prompt, env_.grammars});
   {
     std::lock_guard lock(link_->mu);
     if (!job.ok()) {

@@ -7,6 +7,7 @@
 
 #include "ringserve/v1/inference.grpc.pb.h"
 #include "worker/engine/generator.h"
+#include "worker/grammar/grammar_cache.h"
 #include "worker/server/request_conversion.h"
 #include "worker/server/worker_metrics.h"
 #include "worker/tokenizer/chat_format.h"
@@ -33,6 +34,7 @@ struct ServiceEnv {
   WorkerMetrics* metrics = nullptr;                 // may be null
   ModelDescription model;
   std::string worker_id;
+  grammar::GrammarCache* grammars = nullptr;  // ModelLimits::grammars; may be null
 };
 
 // Thread: gRPC callback threads and the engine thread (notifiers); state lives per call.

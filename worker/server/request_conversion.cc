@@ -61,19 +61,21 @@ absl::Status CheckExistingSessionId(const std::string& session_id) {
 
 namespace {
 
-using GrammarOr = absl::StatusOr<std::shared_ptr<const grammar::Grammar>>;
+using grammar::GrammarOr;
 
-// A response format given as text (a schema, a regex, a grammar): UTF-8, compiled, its
-// errors naming the field.
-GrammarOr CompileFormat(std::string_view field, const std::string& text,
-                        GrammarOr (*compile)(std::string_view)) {
+// A response format given as text (a schema, a regex, a grammar): UTF-8, compiled (or found
+// in `cache` under `kind`), its errors naming the field.
+GrammarOr CompileFormat(std::string_view field, const std::string& text, std::string_view kind,
+                        GrammarOr (*compile)(std::string_view), grammar::GrammarCache* cache) {
   if (!tokenizer::IsValidUtf8(text)) return Invalid(field, "not valid UTF-8");
-  GrammarOr grammar = compile(text);
-  if (!grammar.ok()) return Invalid(field, std::string(grammar.status().message()));
-  return grammar;
+  return grammar::CompileCached(cache, grammar::GrammarKey(kind).Add(text).key(), [&] {
+    GrammarOr grammar = compile(text);
+    if (!grammar.ok()) return GrammarOr(Invalid(field, std::string(grammar.status().message())));
+    return grammar;
+  });
 }
 
-GrammarOr ToResponseFormat(const pb::ResponseFormat& format) {
+GrammarOr ToResponseFormat(const pb::ResponseFormat& format, grammar::GrammarCache* cache) {
   switch (format.format_case()) {
     case pb::ResponseFormat::kJsonObject:
       return grammar::Grammar::AnyObject();
@@ -84,13 +86,14 @@ GrammarOr ToResponseFormat(const pb::ResponseFormat& format) {
         return Invalid(
             kField, absl::StrCat(schema.size(), " bytes is over the limit of ", kMaxSchemaBytes));
       }
-      return CompileFormat(kField, schema, &grammar::Grammar::FromSchema);
+      return CompileFormat(kField, schema, "json_schema", &grammar::Grammar::FromSchema, cache);
     }
     case pb::ResponseFormat::kRegex:
-      return CompileFormat("response_format.regex", format.regex(), &grammar::Grammar::FromRegex);
+      return CompileFormat("response_format.regex", format.regex(), "regex",
+                           &grammar::Grammar::FromRegex, cache);
     case pb::ResponseFormat::kGrammar:
-      return CompileFormat("response_format.grammar", format.grammar(),
-                           &grammar::Grammar::FromGbnf);
+      return CompileFormat("response_format.grammar", format.grammar(), "gbnf",
+                           &grammar::Grammar::FromGbnf, cache);
     case pb::ResponseFormat::FORMAT_NOT_SET:
       break;
   }
@@ -174,8 +177,8 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
       const bool thought_first =
           tokenizer::ThinkingOf(*tokenizer, limits.chat_format) != tokenizer::Thinking::kNone &&
           ReplyMayThink(request);
-      RS_ASSIGN_OR_RETURN(
-          tool_format, ToolChoiceFormat(request.chat(), tools, limits.chat_format, thought_first));
+      RS_ASSIGN_OR_RETURN(tool_format, ToolChoiceFormat(request.chat(), tools, limits.chat_format,
+                                                        thought_first, limits.grammars));
       if (!tools.empty()) tool_stop = tokenizer::ToolCallStopId(*tokenizer, limits.chat_format);
       break;
     }
@@ -266,7 +269,8 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     if (tool_format.grammar != nullptr && !tool_format.trigger.has_value()) {
       return Invalid("response_format", "a reply that must call tools has the calls' format");
     }
-    RS_ASSIGN_OR_RETURN(job.response_format, ToResponseFormat(request.response_format()));
+    RS_ASSIGN_OR_RETURN(job.response_format,
+                        ToResponseFormat(request.response_format(), limits.grammars));
   } else if (tool_format.grammar != nullptr) {
     job.response_format = std::move(tool_format.grammar);
     job.format_trigger = std::move(tool_format.trigger);

@@ -13,6 +13,7 @@
 #include "ringserve/v1/inference.pb.h"
 #include "worker/engine/job.h"
 #include "worker/engine/session_table.h"
+#include "worker/grammar/grammar_cache.h"
 #include "worker/tokenizer/chat_format.h"
 #include "worker/tokenizer/tokenizer.h"
 
@@ -25,6 +26,9 @@ struct ModelLimits {
   // Opens a new conversation that brings no system message (tokenizer::DefaultSystemPrompt);
   // owned by the caller, who outlives the conversion.
   std::string_view default_system_prompt = {};
+  // Compiled response formats and tool-call grammars kept between requests; null: each
+  // request compiles its own. Owned by the caller.
+  grammar::GrammarCache* grammars = nullptr;
 };
 
 // Size limits of the API (inference.proto documents them).

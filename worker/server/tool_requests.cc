@@ -53,20 +53,24 @@ std::vector<tokenizer::ToolCall> MessageToolCalls(const pb::ChatMessage& message
 namespace {
 
 // The calls' grammar (ToolCallsGbnf), every tool's parameters compiled as its JSON rule.
-absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CallsGrammar(
+// `lenient`: a tool whose schema does not compile takes any JSON object as its arguments
+// (a reply free to call tools keeps its calls' shape and names held), rather than refusing
+// the request.
+absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CompileCallsGrammar(
     std::span<const tokenizer::ChatTool> tools, tokenizer::ChatFormat format,
-    const std::string& only, bool one_call) {
+    const std::string& only, bool one_call, bool lenient) {
   std::vector<grammar::Grammar::JsonRule> arguments;
   for (size_t i = 0; i < tools.size(); ++i) {
     if (!only.empty() && tools[i].name != only) continue;
     std::shared_ptr<const grammar::Grammar> schema = grammar::Grammar::AnyObject();
     if (!tools[i].parameters.empty()) {
       auto compiled = grammar::Grammar::FromSchema(tools[i].parameters);
-      if (!compiled.ok()) {
+      if (compiled.ok()) {
+        schema = *std::move(compiled);
+      } else if (!lenient) {
         return Invalid(absl::StrCat("chat.tools[", i, "].parameters"),
                        std::string(compiled.status().message()));
       }
-      schema = *std::move(compiled);
     }
     arguments.push_back({tokenizer::ToolArgumentsRule(i), std::move(schema)});
   }
@@ -80,28 +84,46 @@ absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CallsGrammar(
   return calls;
 }
 
+// CompileCallsGrammar through `cache`: agents offer the same tools turn after turn.
+absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CallsGrammar(
+    std::span<const tokenizer::ChatTool> tools, tokenizer::ChatFormat format,
+    const std::string& only, bool one_call, bool lenient, grammar::GrammarCache* cache) {
+  grammar::GrammarKey key("tool_calls");
+  key.Add(static_cast<int64_t>(format)).Add(only).Add(one_call ? 1 : 0).Add(lenient ? 1 : 0);
+  // The grammar depends on the tools' names and parameters only (not their descriptions).
+  for (const tokenizer::ChatTool& tool : tools) key.Add(tool.name).Add(tool.parameters);
+  return grammar::CompileCached(cache, key.key(), [&] {
+    return CompileCallsGrammar(tools, format, only, one_call, lenient);
+  });
+}
+
 }  // namespace
 
 absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
                                             std::span<const tokenizer::ChatTool> tools,
-                                            tokenizer::ChatFormat format, bool thought_first) {
+                                            tokenizer::ChatFormat format, bool thought_first,
+                                            grammar::GrammarCache* cache) {
   const pb::ToolChoice& choice = chat.tool_choice();
+  const bool one_call = chat.has_parallel_tool_calls() && !chat.parallel_tool_calls();
   switch (choice.mode()) {
     case pb::ToolChoice::MODE_REQUIRED: {
       if (tools.empty()) return Invalid("chat.tool_choice", "MODE_REQUIRED needs chat.tools");
-      RS_ASSIGN_OR_RETURN(auto calls, CallsGrammar(tools, format, choice.name(), false));
+      RS_ASSIGN_OR_RETURN(auto calls,
+                          CallsGrammar(tools, format, choice.name(), one_call, false, cache));
       return ToolFormat{.grammar = std::move(calls), .trigger = std::nullopt};
     }
     case pb::ToolChoice::MODE_AUTO: {
       if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
       if (tools.empty()) return ToolFormat{};
-      auto call = CallsGrammar(tools, format, "", true);
-      if (!call.ok()) return ToolFormat{};  // a schema it cannot enforce: the reply is free
+      // Each stretch the trigger binds is one call; without parallel calls the first one
+      // ends the reply.
+      RS_ASSIGN_OR_RETURN(auto call, CallsGrammar(tools, format, "", true, true, cache));
       return ToolFormat{
-          .grammar = *std::move(call),
+          .grammar = std::move(call),
           .trigger = grammar::Trigger{.text = std::string(tokenizer::ToolCallOpening(format)),
                                       .at_start = tokenizer::ToolCallOpensReply(format),
-                                      .after = thought_first ? "</think>" : ""}};
+                                      .after = thought_first ? "</think>" : "",
+                                      .once = one_call}};
     }
     default:
       if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "ringserve/v1/inference.pb.h"
 #include "worker/engine/job.h"
+#include "worker/grammar/grammar_cache.h"
 #include "worker/grammar/matcher.h"
 #include "worker/grammar/token_constraint.h"
 #include "worker/tokenizer/chat_format.h"
@@ -32,21 +33,24 @@ std::vector<tokenizer::ToolCall> MessageToolCalls(const ringserve::v1::ChatMessa
 // The constraint tool_choice sets, if any: under MODE_REQUIRED the whole reply is one or
 // more calls of the offered tools, or of the one it names, their arguments satisfying the
 // tool's parameters (no trigger); under MODE_AUTO a call the reply begins is held to that
-// shape from its opening on (`trigger`: ToolCallOpening), which no tool schema the
-// compiler refuses turns into an error (the reply is then free); nothing under MODE_NONE.
-// INVALID_ARGUMENT naming the field for a name that is no offered tool (or a name without
-// MODE_REQUIRED), no tools to require, or, under MODE_REQUIRED, a schema that does not
-// compile.
+// shape from its opening on (`trigger`: ToolCallOpening), a tool whose schema the compiler
+// refuses taking any JSON object as arguments; nothing under MODE_NONE. With
+// chat.parallel_tool_calls false a reply makes at most one call: MODE_REQUIRED's grammar is
+// one call, MODE_AUTO's trigger binds once and its call ends the reply. INVALID_ARGUMENT
+// naming the field for a name that is no offered tool (or a name without MODE_REQUIRED), no
+// tools to require, or, under MODE_REQUIRED, a schema that does not compile.
 struct ToolFormat {
   std::shared_ptr<const grammar::Grammar> grammar;
   std::optional<grammar::Trigger> trigger;
 };
 // `thought_first`: the reply starts with a thought (ThinkingOf, ReplyMayThink), and MODE_AUTO
-// watches for a call only after it ("</think>").
+// watches for a call only after it ("</think>"). The grammars come from `cache` when it
+// holds them (may be null: compiled each time).
 absl::StatusOr<ToolFormat> ToolChoiceFormat(const ringserve::v1::Chat& chat,
                                             std::span<const tokenizer::ChatTool> tools,
                                             tokenizer::ChatFormat format,
-                                            bool thought_first = false);
+                                            bool thought_first = false,
+                                            grammar::GrammarCache* cache = nullptr);
 
 // The parser of a chat request's replies when it offers tools; nullopt otherwise.
 std::optional<tokenizer::ToolCallParser> ReplyParser(const ringserve::v1::GenerateRequest& request,

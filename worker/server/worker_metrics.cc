@@ -78,7 +78,16 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
       running_(Gauge(r, "ringserve_worker_running_requests", "Sequences in the running set")),
       waiting_(
           Gauge(r, "ringserve_worker_queue_depth", "Requests waiting for KV blocks or budget")),
-      sessions_(Gauge(r, "ringserve_worker_sessions", "Live sessions")) {}
+      sessions_(Gauge(r, "ringserve_worker_sessions", "Live sessions")),
+      grammar_lookups_(BuildCounter()
+                           .Name("ringserve_worker_grammar_cache_lookups_total")
+                           .Help("Response formats and tool-call grammars looked up among the "
+                                 "compiled ones, by result (a miss compiles)")
+                           .Register(r)),
+      grammar_hits_(grammar_lookups_.Add({{"result", "hit"}})),
+      grammar_misses_(grammar_lookups_.Add({{"result", "miss"}})),
+      grammar_entries_(Gauge(r, "ringserve_worker_grammar_cache_entries",
+                             "Compiled grammars kept for later requests")) {}
 
 void WorkerMetrics::RecordRequest(const std::string& method, const std::string& code) {
   requests_.Add({{"method", method}, {"code", code}}).Increment();
@@ -117,6 +126,13 @@ void WorkerMetrics::Refresh(const engine::GeneratorStats& stats) {
   running_.Set(stats.num_running);
   waiting_.Set(stats.num_waiting);
   sessions_.Set(stats.num_sessions);
+}
+
+void WorkerMetrics::RefreshGrammarCache(const grammar::GrammarCache::Counts& counts) {
+  grammar_hits_.Increment(static_cast<double>(counts.hits - grammar_counted_.hits));
+  grammar_misses_.Increment(static_cast<double>(counts.misses - grammar_counted_.misses));
+  grammar_entries_.Set(static_cast<double>(counts.entries));
+  grammar_counted_ = counts;
 }
 
 }  // namespace ringserve::server

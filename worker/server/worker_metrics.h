@@ -1,5 +1,6 @@
 // The worker's Prometheus metrics (ringserve_worker_*): requests by status, token counts,
-// latency histograms, batch shape and step time, KV blocks, queue depth, preemptions.
+// latency histograms, batch shape and step time, KV blocks, queue depth, preemptions, the
+// compiled-grammar cache.
 #ifndef RINGSERVE_WORKER_SERVER_WORKER_METRICS_H_
 #define RINGSERVE_WORKER_SERVER_WORKER_METRICS_H_
 
@@ -12,6 +13,7 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "worker/engine/generator.h"
+#include "worker/grammar/grammar_cache.h"
 
 namespace ringserve::server {
 
@@ -27,6 +29,8 @@ class WorkerMetrics {
   void RecordStep(const engine::StepRecord& step);
   // Copies the generator's gauges (KV blocks, queue depth, sessions).
   void Refresh(const engine::GeneratorStats& stats);
+  // Brings the cache's lookup counters up to `counts`. Called by scrapes, one at a time.
+  void RefreshGrammarCache(const grammar::GrammarCache::Counts& counts);
 
  private:
   prometheus::Family<prometheus::Counter>& requests_;
@@ -51,6 +55,11 @@ class WorkerMetrics {
   prometheus::Gauge& running_;
   prometheus::Gauge& waiting_;
   prometheus::Gauge& sessions_;
+  prometheus::Family<prometheus::Counter>& grammar_lookups_;
+  prometheus::Counter& grammar_hits_;
+  prometheus::Counter& grammar_misses_;
+  prometheus::Gauge& grammar_entries_;
+  grammar::GrammarCache::Counts grammar_counted_;  // what the counters hold so far
 };
 
 }  // namespace ringserve::server

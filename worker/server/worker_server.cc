@@ -17,6 +17,10 @@ namespace {
 // INVALID_ARGUMENT naming the field rather than gRPC's generic size error.
 constexpr int kMaxReceiveBytes = 16 << 20;
 constexpr absl::Duration kStatsWindow = absl::Seconds(60);
+// Compiled response formats and tool-call grammars: as many as the distinct schemas and tool
+// sets a busy worker sees recur; keys are the texts compiled (at most 64 KiB each).
+constexpr size_t kGrammarCacheEntries = 256;
+constexpr size_t kGrammarCacheKeyBytes = size_t{16} << 20;
 
 }  // namespace
 
@@ -39,12 +43,16 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
                                 });
   if (!generator.ok()) return generator.status();
   s->generator_ = *std::move(generator);
+  s->grammars_ =
+      std::make_unique<grammar::GrammarCache>(kGrammarCacheEntries, kGrammarCacheKeyBytes);
   if (metrics_server != nullptr) {
-    s->scrape_hook_ =
-        metrics_server->OnScrape([s] { s->metrics_->Refresh(s->generator_->Stats()); });
+    s->scrape_hook_ = metrics_server->OnScrape([s] {
+      s->metrics_->Refresh(s->generator_->Stats());
+      s->metrics_->RefreshGrammarCache(s->grammars_->counts());
+    });
   }
-  s->env_ = ServiceEnv{s->generator_.get(), s->tokenizer_.get(), s->metrics_.get(), options.model,
-                       options.worker_id};
+  s->env_ = ServiceEnv{s->generator_.get(), s->tokenizer_.get(), s->metrics_.get(),
+                       options.model,       options.worker_id,   s->grammars_.get()};
   s->inference_ = std::make_unique<InferenceService>(s->env_);
   s->admin_ = std::make_unique<AdminService>(AdminEnv{.service = &s->env_,
                                                       .steps = s->steps_.get(),

@@ -12,6 +12,7 @@
 #include "common/metrics/metrics_server.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
+#include "worker/grammar/grammar_cache.h"
 #include "worker/server/admin_service.h"
 #include "worker/server/inference_service.h"
 #include "worker/server/step_window.h"
@@ -58,6 +59,7 @@ class WorkerServer {
   std::unique_ptr<WorkerMetrics> metrics_;
   std::unique_ptr<StepWindow> steps_;
   std::unique_ptr<engine::Generator> generator_;
+  std::unique_ptr<grammar::GrammarCache> grammars_;
   ServiceEnv env_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<AdminService> admin_;

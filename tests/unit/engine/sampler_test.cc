@@ -450,6 +450,21 @@ TEST(SamplerTest, ATriggeredConstraintPicksOnTheHostOnlyWhileItBinds) {
   }
   EXPECT_EQ(text, "xgo1!xx");
   EXPECT_FALSE(sampler.response_complete());
+
+  // A trigger that binds once completes the response with its stretch (one tool call).
+  Sampler once({.temperature = 0.0F, .seed = 1}, {});
+  once.Constrain(grammar::TokenConstraint(
+      grammar::Matcher(*stretch), &trie, {0},
+      grammar::Trigger{.text = "go", .at_start = false, .after = "", .once = true}));
+  text.clear();
+  for (const int32_t device_pick : {2, 1, 2, 2}) {
+    EXPECT_FALSE(once.response_complete()) << text;
+    std::vector<kernels::PenaltyEntry> penalties;
+    once.Plan(penalties, 1024);
+    text += trie.Bytes(once.Finish(device_pick, logits, nullptr).id);
+  }
+  EXPECT_EQ(text, "xgo1!");
+  EXPECT_TRUE(once.response_complete());
 }
 
 }  // namespace

@@ -416,6 +416,18 @@ TEST(TokenConstraintTest, ATriggerBindsFromEachAppearanceToTheEndOfTheGrammarsTe
   gated.Accept(3);
   for (const int32_t pick : {1, 2}) gated.Accept(pick);  // now it binds
   EXPECT_TRUE(gated.active());
+
+  // Binding once: the first stretch's end finishes the reply.
+  TokenConstraint once(Matcher(*grammar), &trie, {0},
+                       Trigger{.text = "<tag>", .at_start = false, .after = "", .once = true});
+  for (const int32_t pick : {3, 1, 2, 4}) once.Accept(pick);  // "x<tag>1"
+  EXPECT_TRUE(once.active());
+  EXPECT_FALSE(once.finished());
+  once.Accept(6);
+  EXPECT_FALSE(once.active());
+  EXPECT_TRUE(once.finished());
+  once.Accept(7);  // nothing binds again
+  EXPECT_FALSE(once.active());
 }
 
 // Inside a string without a maxLength every character leaves the same state, so its mask is

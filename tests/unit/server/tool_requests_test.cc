@@ -66,14 +66,21 @@ TEST(ToolRequestsTest, AutoRendersTheToolsAndHoldsOnlyACallToItsShape) {
   EXPECT_TRUE(llama->format_trigger->at_start);
   EXPECT_TRUE(grammar::Accepts(llama->response_format, "{\"name\": \"now\", \"parameters\": {}}"));
 
-  // A schema the compiler cannot enforce leaves the reply free rather than fail; a response
-  // format takes over the whole reply.
+  // A schema the compiler cannot enforce takes any object as arguments rather than fail (the
+  // call's shape and the tool's name still hold); a response format takes over the whole
+  // reply.
   pb::GenerateRequest unenforced = WeatherRequest(pb::ToolChoice::MODE_AUTO);
   unenforced.mutable_chat()->mutable_tools(0)->set_parameters(
       R"({"type": "object", "uniqueItems": true})");
   auto free = ToJobRequest(unenforced, tok.get(), Limits(*tok, ChatFormat::kChatMl));
   ASSERT_TRUE(free.ok()) << free.status();
-  EXPECT_EQ(free->response_format, nullptr);
+  ASSERT_NE(free->response_format, nullptr);
+  EXPECT_TRUE(grammar::Accepts(
+      free->response_format,
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"x\": [1]}}\n</tool_call>"));
+  EXPECT_FALSE(grammar::Prefix(free->response_format, "<tool_call>\n{\"name\": \"rm"));
+  EXPECT_FALSE(grammar::Prefix(free->response_format,
+                               "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": ["));
   pb::GenerateRequest formatted = WeatherRequest(pb::ToolChoice::MODE_AUTO);
   formatted.mutable_response_format()->set_regex("yes|no");
   auto regex = ToJobRequest(formatted, tok.get(), Limits(*tok, ChatFormat::kChatMl));
@@ -128,6 +135,81 @@ TEST(ToolRequestsTest, RequiredConstrainsTheReplyToCallsOfTheTools) {
   EXPECT_TRUE(grammar::Accepts(named->response_format, "{\"name\": \"now\", \"parameters\": {}}"));
   EXPECT_FALSE(grammar::Prefix(named->response_format, "{\"name\": \"get"));
   EXPECT_FALSE(grammar::Prefix(named->response_format, "<tool_call>"));
+}
+
+// parallel_tool_calls false: one call a reply, under either mode.
+TEST(ToolRequestsTest, WithoutParallelCallsAReplyMakesOneCall) {
+  const auto tok = ChatTokenizer();
+  const std::string now = "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>";
+  pb::GenerateRequest required = WeatherRequest(pb::ToolChoice::MODE_REQUIRED);
+  required.mutable_chat()->set_parallel_tool_calls(false);
+  auto one = ToJobRequest(required, tok.get(), Limits(*tok, ChatFormat::kChatMl));
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_TRUE(grammar::Accepts(one->response_format, now));
+  EXPECT_FALSE(grammar::Prefix(one->response_format, now + "\n"));
+  required.mutable_chat()->set_parallel_tool_calls(true);
+  auto several = ToJobRequest(required, tok.get(), Limits(*tok, ChatFormat::kChatMl));
+  ASSERT_TRUE(several.ok()) << several.status();
+  EXPECT_TRUE(grammar::Accepts(several->response_format, now + "\n" + now));
+
+  // MODE_AUTO: the trigger binds once, and its call ends the reply.
+  pb::GenerateRequest automatic = WeatherRequest(pb::ToolChoice::MODE_AUTO);
+  auto parallel = ToJobRequest(automatic, tok.get(), Limits(*tok, ChatFormat::kChatMl));
+  ASSERT_TRUE(parallel.ok()) << parallel.status();
+  ASSERT_TRUE(parallel->format_trigger.has_value());
+  EXPECT_FALSE(parallel->format_trigger->once);
+  automatic.mutable_chat()->set_parallel_tool_calls(false);
+  auto single = ToJobRequest(automatic, tok.get(), Limits(*tok, ChatFormat::kChatMl));
+  ASSERT_TRUE(single.ok()) << single.status();
+  ASSERT_TRUE(single->format_trigger.has_value());
+  EXPECT_TRUE(single->format_trigger->once);
+  EXPECT_TRUE(grammar::Accepts(single->response_format, now));
+}
+
+// With a cache, a request that repeats an earlier one's tools or schema gets the grammar
+// compiled for it; anything the grammar depends on makes another.
+TEST(ToolRequestsTest, RepeatedToolsAndSchemasComeFromTheCache) {
+  const auto tok = ChatTokenizer();
+  grammar::GrammarCache cache(16, 1 << 20);
+  ModelLimits limits = Limits(*tok, ChatFormat::kChatMl);
+  limits.grammars = &cache;
+  const auto format = [&](const pb::GenerateRequest& request) {
+    auto job = ToJobRequest(request, tok.get(), limits);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? job->response_format : nullptr;
+  };
+  const pb::GenerateRequest automatic = WeatherRequest(pb::ToolChoice::MODE_AUTO);
+  const auto first = format(automatic);
+  ASSERT_NE(first, nullptr);
+  pb::GenerateRequest reworded = automatic;  // descriptions are not in the grammar
+  reworded.mutable_chat()->mutable_tools(0)->set_description("The weather.");
+  reworded.mutable_chat()->mutable_messages(0)->set_content("And in Rome?");
+  EXPECT_EQ(format(reworded), first);
+  EXPECT_EQ(cache.counts().hits, 1);
+  pb::GenerateRequest other_schema = automatic;
+  other_schema.mutable_chat()->mutable_tools(0)->set_parameters(R"({"type": "object"})");
+  EXPECT_NE(format(other_schema), first);
+  EXPECT_NE(format(WeatherRequest(pb::ToolChoice::MODE_REQUIRED)), first);
+  EXPECT_NE(format(WeatherRequest(pb::ToolChoice::MODE_REQUIRED, "now")), first);
+  EXPECT_EQ(cache.counts().misses, 4);
+
+  // Response formats: the same schema text is one grammar; a regex of the same text is not.
+  pb::GenerateRequest schema;
+  schema.set_text("A number:");
+  schema.mutable_response_format()->mutable_json_schema()->set_schema(R"({"type": "integer"})");
+  pb::GenerateRequest regex = schema;
+  regex.mutable_response_format()->set_regex(R"({"type": "integer"})");
+  const auto integer = format(schema);
+  EXPECT_EQ(format(schema), integer);
+  EXPECT_NE(format(regex), integer);
+  // A refused schema is refused again from the cache, naming its field.
+  pb::GenerateRequest refused = schema;
+  refused.mutable_response_format()->mutable_json_schema()->set_schema(R"({"uniqueItems": 1})");
+  for (int i = 0; i < 2; ++i) {
+    auto job = ToJobRequest(refused, tok.get(), limits);
+    EXPECT_THAT(job.status().message(), HasSubstr("response_format.json_schema.schema: "));
+  }
+  EXPECT_EQ(cache.counts().hits, 3);
 }
 
 TEST(ToolRequestsTest, BadToolRequestsNameTheirField) {

@@ -171,11 +171,11 @@ void CheckConversionError(const absl::Status& status, const pb::GenerateRequest&
             "ToJobRequest: sampling error names a field");
     return;
   }
-  Require(
-      NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "chat", "input",
-                           "logprobs", "prompt_logprobs", "n", "stop.max_tokens", "stop.min_tokens",
-                           "stop.stop", "expected_history_tokens", "response_format"}),
-      "ToJobRequest: error names a field");
+  Require(NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "chat",
+                               "input", "logprobs", "prompt_logprobs", "n", "stop.max_tokens",
+                               "stop.min_tokens", "stop.stop_token_ids", "stop.stop",
+                               "expected_history_tokens", "response_format"}),
+          "ToJobRequest: error names a field");
 }
 
 void CheckSampling(const pb::SamplingParams& s, const engine::SamplingParams& p, int32_t logprobs) {

@@ -23,7 +23,6 @@ namespace {
 
 constexpr int32_t kMaxStopStrings = 16;
 constexpr size_t kMaxStopStringBytes = 256;
-constexpr int32_t kMaxStopTokenIds = 64;
 
 }  // namespace
 

@@ -18,6 +18,12 @@
 
 namespace ringserve::engine {
 
+// The most stop ids a request names (inference.proto), and the most a job holds: a chat
+// request also stops at its format's end-of-turn id and, offering tools, Llama 3.x's
+// <|eom_id|>.
+inline constexpr int32_t kMaxRequestStopTokenIds = 64;
+inline constexpr int32_t kMaxStopTokenIds = kMaxRequestStopTokenIds + 2;
+
 struct JobRequest {
   std::string request_id;  // echoed in the result and in logs
   // Empty: a one-off job. Else the session's history is the context (with append) or is
@@ -31,7 +37,7 @@ struct JobRequest {
   // Unset: until a stop condition or the context is full.
   std::optional<int32_t> max_tokens;
   std::vector<std::string> stop_strings;
-  std::vector<int32_t> stop_token_ids;
+  std::vector<int32_t> stop_token_ids;  // at most kMaxStopTokenIds
   bool ignore_eos = false;
   // The end-of-sequence tokens (unless ignore_eos) and stop_token_ids cannot be picked
   // before this many tokens are generated; stop strings still end the job. <= max_tokens.

@@ -229,6 +229,11 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     if (!tokenizer::IsValidUtf8(s_bytes)) return Invalid("stop.stop", "not valid UTF-8");
     job.stop_strings.push_back(s_bytes);
   }
+  if (stop.stop_token_ids_size() > engine::kMaxRequestStopTokenIds) {
+    return Invalid("stop.stop_token_ids",
+                   absl::StrCat(stop.stop_token_ids_size(), " ids is over the limit of ",
+                                engine::kMaxRequestStopTokenIds));
+  }
   job.stop_token_ids.assign(stop.stop_token_ids().begin(), stop.stop_token_ids().end());
   job.ignore_eos = stop.ignore_eos();
   if (request.has_chat() && !job.ignore_eos) {

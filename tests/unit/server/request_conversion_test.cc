@@ -56,6 +56,18 @@ TEST(RequestConversionTest, ChatIsRenderedAndStopsAtTheEndOfTurn) {
   job = ToJobRequest(request, tok.get(), limits);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_THAT(job->stop_token_ids, Not(Contains(tokenizer::testing::kImEnd)));
+  // The end of turn comes on top of the 64 stop ids a request may name.
+  request.mutable_stop()->set_ignore_eos(false);
+  for (int32_t id = 0; id < engine::kMaxRequestStopTokenIds; ++id) {
+    request.mutable_stop()->add_stop_token_ids(id);
+  }
+  job = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->stop_token_ids.size(), engine::kMaxRequestStopTokenIds + 1);
+  request.mutable_stop()->add_stop_token_ids(engine::kMaxRequestStopTokenIds);
+  job = ToJobRequest(request, tok.get(), limits);
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("stop.stop_token_ids: 65 ids is over the limit"));
 
   // A session's next turn continues it: Llama 3's start token only begins a conversation.
   const ModelLimits llama3{

@@ -114,15 +114,18 @@ void BuildChat(FuzzedDataProvider& in, pb::Chat* chat) {
       R"({"uniqueItems": true})",
       R"({"type": "object", "additionalProperties": true})"};
   static constexpr const char* kArguments[] = {"{}", R"({"a": 1})", "[1]", "{"};
+  static constexpr const char* kCallIds[] = {"", "abcDEF123", "call_1", "abcDEF12_"};
   const int num_messages = PickCount(in, 4, 9);
   for (int i = 0; i < num_messages && in.remaining_bytes() > 0; ++i) {
     pb::ChatMessage* m = chat->add_messages();
     m->set_role(in.PickValueInArray(kRoles));
     m->set_content(PickText(in, 64));
+    if (in.ConsumeBool()) m->set_tool_call_id(in.PickValueInArray(kCallIds));
     const int num_calls = in.ConsumeIntegralInRange(0, in.ConsumeBool() ? 0 : 2);
     for (int c = 0; c < num_calls; ++c) {
       pb::ToolCall* call = m->add_tool_calls();
       call->set_name(in.PickValueInArray(kNames));
+      call->set_id(in.PickValueInArray(kCallIds));
       call->set_arguments(in.ConsumeBool() ? std::string(in.PickValueInArray(kArguments))
                                            : PickText(in, 32));
     }

@@ -7,10 +7,11 @@
 //   3: a router --workers spec, a newline, then a session id: WorkerSource::Parse, a ring
 //      over the parsed workers, and where the session and its forks land.
 // Each request takes the worker's two validation steps (GenerateReactor::Begin):
-// ToJobRequest, then Generator::Submit, in three worlds: no tokenizer; the built-in tiny
+// ToJobRequest, then Generator::Submit, in five worlds: no tokenizer; the built-in tiny
 // model's SentencePiece vocabulary at its own limits; a byte-level BPE fixture under a
 // padded vocabulary and a 16-token context; a byte-level vocabulary with ChatML's markers
-// and a template that thinks first (chat, tools, thoughts). The generators are drained, so Submit
+// and a template that thinks first (chat, tools, thoughts); one with Mistral's tokenizer v3
+// markers (tools, calls and results by control token). The generators are drained, so Submit
 // validates and then answers UNAVAILABLE without queueing anything.
 // Properties (a failure aborts, so the fuzzer reports it as a crash):
 //   - every refusal is INVALID_ARGUMENT with a message that starts with a field's name;
@@ -133,6 +134,10 @@ const std::vector<std::unique_ptr<World>>& Worlds() {
         /*llama3=*/true, "<|im_start|> <think> {% if enable_thinking is false %}{% endif %}");
     const int32_t chat_vocab = chat->vocab_size();
     list->push_back(MakeWorld(std::move(chat), chat_vocab, 4096));
+    auto mistral = tokenizer::testing::MistralTokenizer();  // tool calls by control token
+    const int32_t mistral_vocab = mistral->vocab_size();
+    list->push_back(
+        MakeWorld(std::move(mistral), mistral_vocab, 4096, tokenizer::ChatFormat::kMistral));
     return list;
   }();
   return *worlds;
@@ -256,15 +261,20 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
   if (r.has_chat() && choice.mode() == pb::ToolChoice::MODE_REQUIRED) {
     Require(job.response_format != nullptr && !job.format_trigger.has_value(),
             "a chat that must call tools has the calls' format");
+    Require((w.limits.chat_format == tokenizer::ChatFormat::kMistral) ==
+                (job.tokens.back() == tokenizer::testing::kToolCalls),
+            "a mistral prompt that must call tools ends with [TOOL_CALLS]");
   }
   if (r.chat().tools_size() == 0 || choice.mode() == pb::ToolChoice::MODE_NONE) {
     Require(!job.format_trigger.has_value(), "no tools offered: no trigger");
   } else if (choice.mode() == pb::ToolChoice::MODE_AUTO && !r.has_response_format()) {
     // Every accepted tool set compiles into a watched call, refused schemas as any object.
     Require(job.format_trigger.has_value(), "offered tools: a call is watched for");
-    Require(job.format_trigger->once ==
-                (r.chat().has_parallel_tool_calls() && !r.chat().parallel_tool_calls()),
-            "parallel_tool_calls false binds the call once");
+    const bool mistral = w.limits.chat_format == tokenizer::ChatFormat::kMistral;
+    Require(job.format_trigger->token.has_value() == mistral, "mistral's calls open by token");
+    Require(job.format_trigger->once == (mistral || (r.chat().has_parallel_tool_calls() &&
+                                                     !r.chat().parallel_tool_calls())),
+            "parallel_tool_calls false (or mistral's one array) binds the call once");
   }
 }
 

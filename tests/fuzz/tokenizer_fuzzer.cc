@@ -134,9 +134,16 @@ void CheckReplyParsers(std::string_view text) {
     into.text += more.text;
     into.calls.insert(into.calls.end(), more.calls.begin(), more.calls.end());
   };
-  for (const ChatFormat format : {ChatFormat::kChatMl, ChatFormat::kLlama31}) {
-    const auto [one, pieces] = WholeAndPieces<ToolCallParser, Calls>(
-        text, ToolCallParser(format, {"f", "get_weather"}), merge_calls);
+  // Mistral's reply after its [TOOL_CALLS] marker (calls_open), and after another first token.
+  ToolCallParser mistral_text(ChatFormat::kMistral, {"f", "get_weather"}, false, 1);
+  mistral_text.FirstToken(2);
+  const ToolCallParser parsers[] = {
+      ToolCallParser(ChatFormat::kChatMl, {"f", "get_weather"}),
+      ToolCallParser(ChatFormat::kLlama31, {"f", "get_weather"}),
+      ToolCallParser(ChatFormat::kMistral, {"f", "get_weather"}, /*calls_open=*/true, 1),
+      mistral_text};
+  for (const ToolCallParser& parser : parsers) {
+    const auto [one, pieces] = WholeAndPieces<ToolCallParser, Calls>(text, parser, merge_calls);
     Require(one.text == pieces.text, "tool-call text does not depend on the pieces");
     Require(one.calls.size() == pieces.calls.size(), "calls do not depend on the pieces");
     for (size_t i = 0; i < one.calls.size(); ++i) {
@@ -144,8 +151,14 @@ void CheckReplyParsers(std::string_view text) {
                   one.calls[i].arguments == pieces.calls[i].arguments,
               "each call does not depend on the pieces");
     }
-    if (format == ChatFormat::kChatMl && text.find("<tool_call>") == std::string_view::npos) {
+    if (&parser == &parsers[0] && text.find("<tool_call>") == std::string_view::npos) {
       Require(one.text == text && one.calls.empty(), "a reply without a call tag stays as it is");
+    }
+    if (&parser == &parsers[3]) {
+      Require(one.text == text && one.calls.empty(), "a Mistral reply without the marker is text");
+    }
+    if (!one.calls.empty()) {
+      Require(one.text.empty() || &parser == &parsers[0], "a reply that is calls has no text");
     }
   }
   using Split = ThoughtSplitter::Output;

@@ -37,18 +37,23 @@ MISTRAL_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
     "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}"
     "{{ message['content'] + eos_token }}{% endif %}{% endfor %}")
+# Mistral's tokenizer v3: its markers, tools' included, are control tokens after the bytes
+# (write_checkpoint's `extra_tokens`), with <s> and </s> as BOS and EOS.
+MISTRAL_V3_TOKENS = ("<s>", "</s>", "[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
+                     "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]")
 
 
-def write_tokenizer(path, template):
-    """tokenizer.json, and tokenizer_config.json with `template` (none when None)."""
+def write_tokenizer(path, template, extra_tokens=()):
+    """tokenizer.json, and tokenizer_config.json with `template` (none when None);
+    `extra_tokens` are special tokens from id VOCAB on."""
     chars = byte_to_unicode()
     vocab = {chars[b]: b for b in range(256)}
     vocab["~~"] = 259  # one merge, which no prompt here meets
+    added = ((END_OF_TEXT, "<|endoftext|>"), (IM_START, "<|im_start|>"), (IM_END, "<|im_end|>"))
+    added += tuple((VOCAB + i, c) for i, c in enumerate(extra_tokens))
     tokenizer = {
         "model": {"type": "BPE", "vocab": vocab, "merges": ["~ ~"]},
-        "added_tokens": [{"id": i, "content": c, "special": True}
-                         for i, c in ((END_OF_TEXT, "<|endoftext|>"), (IM_START, "<|im_start|>"),
-                                      (IM_END, "<|im_end|>"))],
+        "added_tokens": [{"id": i, "content": c, "special": True} for i, c in added],
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
         "decoder": {"type": "ByteLevel"},
     }
@@ -59,17 +64,17 @@ def write_tokenizer(path, template):
         json.dump(config, f)
 
 
-def write_model(path):
+def write_model(path, vocab=VOCAB, favourite=IM_END, bos=END_OF_TEXT, eos=END_OF_TEXT):
     """Every layer's output projections are zero, so the last hidden state is the last
     token's embedding; each embedding's first value is 1 and the output head reads only that
-    value, most for <|im_end|>: greedy decoding picks <|im_end|> after any context."""
+    value, most for `favourite` (<|im_end|>): greedy decoding picks it after any context."""
     head_dim = DIM // HEADS
     config = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": DIM,
               "intermediate_size": HIDDEN, "num_attention_heads": HEADS,
-              "num_key_value_heads": KV_HEADS, "num_hidden_layers": LAYERS, "vocab_size": VOCAB,
+              "num_key_value_heads": KV_HEADS, "num_hidden_layers": LAYERS, "vocab_size": vocab,
               "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
               "tie_word_embeddings": False, "torch_dtype": "float32",
-              "bos_token_id": END_OF_TEXT, "eos_token_id": END_OF_TEXT}
+              "bos_token_id": bos, "eos_token_id": eos}
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(config, f)
     rng = random.Random(0)
@@ -82,12 +87,12 @@ def write_model(path):
         tensors[name] = (shape, [fill] * count if fill is not None
                          else [rng.gauss(0, 0.05) for _ in range(count)])
 
-    add("model.embed_tokens.weight", [VOCAB, DIM])
-    for t in range(VOCAB):
+    add("model.embed_tokens.weight", [vocab, DIM])
+    for t in range(vocab):
         tensors["model.embed_tokens.weight"][1][t * DIM] = 1.0
     add("model.norm.weight", [DIM], 1.0)
-    add("lm_head.weight", [VOCAB, DIM], 0.0)
-    tensors["lm_head.weight"][1][IM_END * DIM] = 10.0
+    add("lm_head.weight", [vocab, DIM], 0.0)
+    tensors["lm_head.weight"][1][favourite * DIM] = 10.0
     tensors["lm_head.weight"][1][ord("a") * DIM] = 5.0  # the runner-up
     for i in range(LAYERS):
         p = f"model.layers.{i}."
@@ -121,7 +126,7 @@ def turn(role, text):
 HEADER = [IM_START] + list(b"assistant\n")  # the generation prompt
 
 
-def write_checkpoint(path, template=CHATML_TEMPLATE):
+def write_checkpoint(path, template=CHATML_TEMPLATE, extra_tokens=(), **model):
     os.makedirs(path, exist_ok=True)
-    write_tokenizer(path, template)
-    write_model(path)
+    write_tokenizer(path, template, extra_tokens)
+    write_model(path, vocab=VOCAB + len(extra_tokens), **model)

@@ -29,8 +29,8 @@ import tempfile
 import unittest
 
 import fleet
-from chat_checkpoint import (DEFAULT_SYSTEM, END_OF_TEXT, HEADER, IM_END, MISTRAL_TEMPLATE, turn,
-                             write_checkpoint)
+from chat_checkpoint import (DEFAULT_SYSTEM, END_OF_TEXT, HEADER, IM_END, MISTRAL_TEMPLATE,
+                             MISTRAL_V3_TOKENS, VOCAB, turn, write_checkpoint)
 
 BIN_DIR, PROTO_DIR = sys.argv[1:3]
 fleet.import_grpc_or_skip()
@@ -46,6 +46,18 @@ def chat(session, messages, append=False, max_tokens=8):
         session_id=session, append=append,
         chat=pb.Chat(messages=[pb.ChatMessage(role=r, content=c.encode()) for r, c in messages]),
         sampling=pb.SamplingParams(temperature=0), stop=pb.StopCriteria(max_tokens=max_tokens))
+
+
+def stream(stub, request):
+    """A Generate call's token ids, text, tool calls and final message."""
+    ids, text, calls, final = [], "", [], None
+    for message in stub.Generate(request, timeout=30):
+        ids.extend(message.token_ids)
+        text += message.text
+        calls.extend(message.tool_calls)
+        if message.HasField("final"):
+            final = message.final
+    return ids, text, calls, final
 
 
 class ChatTest(unittest.TestCase):
@@ -78,11 +90,7 @@ class ChatTest(unittest.TestCase):
         cls.worker.terminate()
 
     def generate(self, request):
-        ids, final = [], None
-        for message in self.stub.Generate(request, timeout=30):
-            ids.extend(message.token_ids)
-            if message.HasField("final"):
-                final = message.final
+        ids, _, _, final = stream(self.stub, request)
         return ids, final
 
     def test_model_info_names_the_templates_format(self):
@@ -233,23 +241,19 @@ class ChatTest(unittest.TestCase):
         self.assertIn("chat.tool_choice.name", error.exception.details())
 
     def generate_calls(self, request):
-        text, calls, final = "", [], None
-        for message in self.stub.Generate(request, timeout=30):
-            text += message.text
-            calls.extend(message.tool_calls)
-            if message.HasField("final"):
-                final = message.final
+        _, text, calls, final = stream(self.stub, request)
         return text, calls, final
 
     def generate_text(self, request):
         text, _, final = self.generate_calls(request)
         return text, final
 
-def serve_directly(template, worker_id):
-    """A worker on the checkpoint with `template`, talked to without a router: its process,
-    channel and stub."""
+
+def serve_directly(template, worker_id, **checkpoint):
+    """A worker on the checkpoint with `template` (and write_checkpoint's `checkpoint`
+    arguments), talked to without a router: its process, channel and stub."""
     model_dir = tempfile.mkdtemp(prefix=f"ringserve-{worker_id}-")
-    write_checkpoint(model_dir, template=template)
+    write_checkpoint(model_dir, template=template, **checkpoint)
     worker = fleet.Process(
         [os.path.join(BIN_DIR, "ringserve-worker"), "--model", model_dir, "--port", "0",
          "--host", "127.0.0.1", "--id", worker_id, "--kv-memory", "64MiB", "--threads", "1"],
@@ -314,11 +318,7 @@ class MistralChatTest(unittest.TestCase):
         cls.worker.terminate()
 
     def prompt_tokens(self, messages):
-        final = None
-        for message in self.stub.Generate(chat("", messages), timeout=30):
-            if message.HasField("final"):
-                final = message.final
-        return final.usage.prompt_tokens
+        return stream(self.stub, chat("", messages))[3].usage.prompt_tokens
 
     def test_the_inst_format_renders_and_refuses_what_its_template_would(self):
         info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
@@ -335,6 +335,99 @@ class MistralChatTest(unittest.TestCase):
             self.prompt_tokens([("user", "Hi"), ("assistant", "Hello.")])
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("starting and ending with a user message", error.exception.details())
+
+
+# Mistral v3's shape, its markers control tokens of the vocabulary (MISTRAL_V3_TOKENS).
+MISTRAL_V3_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{% if tools is not none and loop.last %}{{ '[AVAILABLE_TOOLS] ' + tools|tojson + "
+    "'[/AVAILABLE_TOOLS]' }}{% endif %}{{ '[INST] ' + message['content'] + '[/INST]' }}"
+    "{% elif message.tool_calls is defined %}{{ '[TOOL_CALLS] ' + message.tool_calls|tojson + "
+    "eos_token }}{% elif message['role'] == 'tool' %}{{ '[TOOL_RESULTS] ' + message['content'] "
+    "+ '[/TOOL_RESULTS]' }}{% else %}{{ message['content'] + eos_token }}{% endif %}{% endfor %}")
+(BOS3, EOS3, INST, INST_END, TOOL_CALLS, TOOLS, TOOLS_END, RESULTS,
+ RESULTS_END) = range(VOCAB, VOCAB + len(MISTRAL_V3_TOKENS))
+
+
+class MistralToolsTest(unittest.TestCase):
+    """Tool calls by control token, end to end: the checkpoint's greedy pick is </s>."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.worker, cls.channel, cls.stub = serve_directly(
+            MISTRAL_V3_TEMPLATE, "mistral3", extra_tokens=MISTRAL_V3_TOKENS, favourite=EOS3,
+            bos=BOS3, eos=EOS3)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.worker.terminate()
+
+    PARAMS = {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
+              "required": ["city"]}
+
+    def weather(self, session, mode, **sampling):
+        request = chat(session, [("user", "Weather in Paris?")], max_tokens=200)
+        request.chat.tools.add(name="get_weather", description="Current weather.",
+                               parameters=json.dumps(self.PARAMS).encode())
+        request.chat.tools.add(name="now")
+        request.chat.tool_choice.mode = mode
+        # Ties among the allowed tokens go to the lowest id: ", " would start call after call.
+        request.chat.parallel_tool_calls = False
+        for token, bias in sampling.items():
+            request.sampling.logit_bias[int(token)] = bias
+        _, text, calls, final = stream(self.stub, request)
+        return text, calls, final
+
+    def test_calls_open_with_the_marker_and_results_continue_the_session(self):
+        self.assertEqual(self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10).chat_format,
+                         "mistral")
+        # MODE_REQUIRED: the prompt opens the calls; the reply is the array after the marker.
+        text, calls, final = self.weather("m1", pb.ToolChoice.MODE_REQUIRED)
+        self.assertEqual((text, len(calls)), ("", 1), calls)
+        self.assertEqual(final.finish_reason, pb.FINISH_REASON_TOOL_CALLS)
+        self.assertEqual((calls[0].name, json.loads(calls[0].arguments)),
+                         ("get_weather", {"city": "Paris"}))
+        self.assertRegex(calls[0].id, r"^[A-Za-z0-9]{9}$")
+        tools = [{"type": "function", "function": {"name": "get_weather",
+                                                   "description": "Current weather.",
+                                                   "parameters": self.PARAMS}},
+                 {"type": "function", "function": {"name": "now",
+                                                   "parameters": {"type": "object"}}}]
+        prompt = ([BOS3, TOOLS] + list(json.dumps(tools).encode()) + [TOOLS_END, INST]
+                  + list(b"Weather in Paris?") + [INST_END, TOOL_CALLS])
+        self.assertEqual(final.usage.prompt_tokens, len(prompt))
+
+        # The result, appended with the call's id, goes between the result markers.
+        result = pb.GenerateRequest(
+            session_id="m1", append=True,
+            chat=pb.Chat(messages=[pb.ChatMessage(role="tool", content=b"18C",
+                                                  tool_call_id=calls[0].id)]),
+            sampling=pb.SamplingParams(temperature=0), stop=pb.StopCriteria(max_tokens=8))
+        _, after = self.generate(result)
+        written = json.dumps({"content": "18C", "call_id": calls[0].id}).encode()
+        self.assertEqual(after.usage.prompt_tokens,
+                         final.history_tokens + 1 + len(written) + 1)
+        self.assertEqual(after.finish_reason, pb.FINISH_REASON_EOS)
+
+        # MODE_AUTO: free text, which ends at once here; a reply the marker opens is calls.
+        text, calls, final = self.weather("m2", pb.ToolChoice.MODE_AUTO)
+        self.assertEqual((text, calls, final.finish_reason), ("", [], pb.FINISH_REASON_EOS))
+        text, calls, final = self.weather("m3", pb.ToolChoice.MODE_AUTO, **{str(TOOL_CALLS): 100})
+        self.assertEqual((text, len(calls)), ("", 1), calls)
+        self.assertEqual(final.finish_reason, pb.FINISH_REASON_TOOL_CALLS)
+
+        # Another model's call id cannot be written in this format.
+        result.session_id = "m3"
+        result.chat.messages[0].tool_call_id = "call_abc"
+        with self.assertRaises(grpc.RpcError) as error:
+            self.generate(result)
+        self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("chat.messages[0].tool_call_id", error.exception.details())
+
+    def generate(self, request):
+        ids, _, _, final = stream(self.stub, request)
+        return ids, final
 
 
 if __name__ == "__main__":

@@ -73,7 +73,11 @@ void TokenConstraint::Mask(std::span<float> logits) {
 void TokenConstraint::Accept(int32_t id) {
   if (id < 0 || id >= trie_->vocab_size()) return;
   if (!active_) {
-    Watch(trie_->Bytes(id));
+    if (trigger_->token.has_value()) {
+      WatchToken(id);
+    } else {
+      Watch(trie_->Bytes(id));
+    }
     return;
   }
   matcher_.Advance(trie_->Bytes(id));  // all or nothing: an end token has no bytes
@@ -86,6 +90,17 @@ void TokenConstraint::EndStretch() {
   active_ = false;
   done_ = trigger_->once;
   watching_ = !trigger_->at_start && !done_;
+  matcher_ = *start_;
+}
+
+void TokenConstraint::WatchToken(int32_t id) {
+  if (!watching_) return;
+  if (id != *trigger_->token) {
+    watching_ = !trigger_->at_start;  // the reply opened with another token
+    return;
+  }
+  active_ = true;
+  watching_ = false;
   matcher_ = *start_;
 }
 

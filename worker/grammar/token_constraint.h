@@ -9,7 +9,8 @@
 // mask costs no trie walk.
 //
 // A constraint with a trigger binds lazily: it masks nothing until the trigger's text
-// appears in the generated text (anywhere, or, `at_start`, after nothing but whitespace),
+// appears in the generated text (anywhere, or, `at_start`, after nothing but whitespace), or
+// its token is picked,
 // then holds the text from the trigger on (the grammar's text starts with it) until that text
 // is finished, and lets go again until the next appearance (or, Trigger::once, ends the
 // reply): a tool call's syntax in a reply that may also be free text.
@@ -32,7 +33,9 @@
 namespace ringserve::grammar {
 
 struct Trigger {
-  std::string text;  // non-empty
+  // Binds where this text appears; empty with `token`.
+  std::string text;
+  // With `token`: as the reply's first token only; with `text`: after nothing but whitespace.
   bool at_start = false;
   // Watching starts once this text has appeared (a thinking model's "</think>": a call
   // written inside the thought is not bound); empty: from the reply's start.
@@ -40,6 +43,9 @@ struct Trigger {
   // The first bound stretch ends the reply (finished() once it is over): at most one tool
   // call a reply.
   bool once{};
+  // Binds when this token is picked instead: a control token with no text (Mistral's
+  // [TOOL_CALLS]), the grammar's text being what follows it. `after` does not apply.
+  std::optional<int32_t> token{};
 };
 
 class TokenConstraint {
@@ -84,6 +90,8 @@ class TokenConstraint {
   const CachedMask& MaskOfState();
   // Looks for the trigger in the text so far and the token's `bytes`.
   void Watch(std::string_view bytes);
+  // Looks for the trigger's token (Trigger::token).
+  void WatchToken(int32_t id);
   void EndStretch();
 
   Matcher matcher_;

@@ -162,7 +162,7 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
         if (!tokenizer::IsValidUtf8(m.content())) {
           return Invalid(absl::StrCat("chat.messages[", i, "].content"), "not valid UTF-8");
         }
-        messages.push_back({m.role(), m.content(), MessageToolCalls(m)});
+        messages.push_back({m.role(), m.content(), MessageToolCalls(m), m.tool_call_id()});
       }
       if (bytes > kMaxTextBytes) {
         return Invalid(
@@ -177,8 +177,12 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
       const bool thought_first =
           tokenizer::ThinkingOf(*tokenizer, limits.chat_format) != tokenizer::Thinking::kNone &&
           ReplyMayThink(request);
-      RS_ASSIGN_OR_RETURN(tool_format, ToolChoiceFormat(request.chat(), tools, limits.chat_format,
-                                                        thought_first, limits.grammars));
+      RS_ASSIGN_OR_RETURN(tool_format,
+                          ToolChoiceFormat(request.chat(), tools, *tokenizer, limits.chat_format,
+                                           thought_first, limits.grammars));
+      if (tool_format.prompt_suffix.has_value()) {
+        job.tokens.push_back(*tool_format.prompt_suffix);
+      }
       if (!tools.empty()) tool_stop = tokenizer::ToolCallStopId(*tokenizer, limits.chat_format);
       break;
     }

@@ -101,29 +101,40 @@ absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CallsGrammar(
 
 absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
                                             std::span<const tokenizer::ChatTool> tools,
+                                            const tokenizer::Tokenizer& tokenizer,
                                             tokenizer::ChatFormat format, bool thought_first,
                                             grammar::GrammarCache* cache) {
   const pb::ToolChoice& choice = chat.tool_choice();
   const bool one_call = chat.has_parallel_tool_calls() && !chat.parallel_tool_calls();
+  // Mistral's calls open with a control token (the renderer refused tools without it).
+  std::optional<int32_t> marker;
+  if (format == tokenizer::ChatFormat::kMistral && !tools.empty()) {
+    const auto markers = tokenizer::MistralToolMarkersOf(tokenizer);
+    if (markers.has_value()) marker = markers->tool_calls;
+  }
   switch (choice.mode()) {
     case pb::ToolChoice::MODE_REQUIRED: {
       if (tools.empty()) return Invalid("chat.tool_choice", "MODE_REQUIRED needs chat.tools");
       RS_ASSIGN_OR_RETURN(auto calls,
                           CallsGrammar(tools, format, choice.name(), one_call, false, cache));
-      return ToolFormat{.grammar = std::move(calls), .trigger = std::nullopt};
+      return ToolFormat{
+          .grammar = std::move(calls), .trigger = std::nullopt, .prompt_suffix = marker};
     }
     case pb::ToolChoice::MODE_AUTO: {
       if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
       if (tools.empty()) return ToolFormat{};
-      // Each stretch the trigger binds is one call; without parallel calls the first one
-      // ends the reply.
-      RS_ASSIGN_OR_RETURN(auto call, CallsGrammar(tools, format, "", true, true, cache));
+      // Each stretch the trigger binds is one call (Mistral: the reply's array of calls);
+      // without parallel calls the first one ends the reply.
+      RS_ASSIGN_OR_RETURN(auto call,
+                          CallsGrammar(tools, format, "", !marker || one_call, true, cache));
       return ToolFormat{
           .grammar = std::move(call),
           .trigger = grammar::Trigger{.text = std::string(tokenizer::ToolCallOpening(format)),
                                       .at_start = tokenizer::ToolCallOpensReply(format),
                                       .after = thought_first ? "</think>" : "",
-                                      .once = one_call}};
+                                      .once = one_call || marker.has_value(),
+                                      .token = marker},
+          .prompt_suffix = std::nullopt};
     }
     default:
       if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
@@ -132,18 +143,28 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
 }
 
 std::optional<tokenizer::ToolCallParser> ReplyParser(const pb::GenerateRequest& request,
+                                                     const tokenizer::Tokenizer* tokenizer,
                                                      tokenizer::ChatFormat format) {
   if (!request.has_chat() || request.chat().tools_size() == 0 ||
       request.chat().tool_choice().mode() == pb::ToolChoice::MODE_NONE ||
-      !tokenizer::HasToolCalls(format)) {
+      !tokenizer::HasToolCalls(format) || tokenizer == nullptr) {
     return std::nullopt;
   }
   std::vector<std::string> names;
   for (const pb::Tool& tool : request.chat().tools()) names.push_back(tool.name());
-  return tokenizer::ToolCallParser(format, std::move(names));
+  int32_t marker = -1;
+  if (format == tokenizer::ChatFormat::kMistral) {
+    const auto markers = tokenizer::MistralToolMarkersOf(*tokenizer);
+    if (markers.has_value()) marker = markers->tool_calls;
+  }
+  // Under MODE_REQUIRED Mistral's prompt opened the calls (ToolFormat::prompt_suffix).
+  const bool calls_open =
+      marker >= 0 && request.chat().tool_choice().mode() == pb::ToolChoice::MODE_REQUIRED;
+  return tokenizer::ToolCallParser(format, std::move(names), calls_open, marker);
 }
 
 void ParseToolCalls(tokenizer::ToolCallParser& parser, bool last, pb::GenerateResponse* response) {
+  if (response->token_ids_size() > 0) parser.FirstToken(response->token_ids(0));
   tokenizer::ToolCallParser::Output out = parser.Feed(response->text());
   if (last) {
     tokenizer::ToolCallParser::Output rest = parser.Finish();

@@ -42,22 +42,29 @@ std::vector<tokenizer::ToolCall> MessageToolCalls(const ringserve::v1::ChatMessa
 struct ToolFormat {
   std::shared_ptr<const grammar::Grammar> grammar;
   std::optional<grammar::Trigger> trigger;
+  // A token the generation prompt ends with: Mistral's [TOOL_CALLS] under MODE_REQUIRED, a
+  // control token no grammar can ask for, so the prompt opens the calls and the grammar is
+  // the text after it.
+  std::optional<int32_t> prompt_suffix{};
 };
 // `thought_first`: the reply starts with a thought (ThinkingOf, ReplyMayThink), and MODE_AUTO
 // watches for a call only after it ("</think>"). The grammars come from `cache` when it
 // holds them (may be null: compiled each time).
 absl::StatusOr<ToolFormat> ToolChoiceFormat(const ringserve::v1::Chat& chat,
                                             std::span<const tokenizer::ChatTool> tools,
+                                            const tokenizer::Tokenizer& tokenizer,
                                             tokenizer::ChatFormat format,
                                             bool thought_first = false,
                                             grammar::GrammarCache* cache = nullptr);
 
 // The parser of a chat request's replies when it offers tools; nullopt otherwise.
 std::optional<tokenizer::ToolCallParser> ReplyParser(const ringserve::v1::GenerateRequest& request,
+                                                     const tokenizer::Tokenizer* tokenizer,
                                                      tokenizer::ChatFormat format);
 
-// Passes a message's text through `parser` (finishing it when `last`), moving any calls into
-// the message, and makes a reply that called tools end with FINISH_REASON_TOOL_CALLS.
+// Passes a message's first token and text through `parser` (finishing it when `last`),
+// moving any calls into the message, and makes a reply that called tools end with
+// FINISH_REASON_TOOL_CALLS.
 void ParseToolCalls(tokenizer::ToolCallParser& parser, bool last,
                     ringserve::v1::GenerateResponse* response);
 

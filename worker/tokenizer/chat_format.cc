@@ -1,5 +1,6 @@
 #include "worker/tokenizer/chat_format.h"
 
+#include <algorithm>
 #include <array>
 
 #include "absl/status/status.h"
@@ -64,14 +65,6 @@ Markers MarkersOf(ChatFormat format) {
           .trim_content = false};
 }
 
-// The id of control token `marker`, if the vocabulary has it as one token.
-std::optional<int32_t> ControlId(const Tokenizer& tokenizer, std::string_view marker) {
-  const std::vector<int32_t> ids =
-      tokenizer.Encode(marker, {.add_bos = false, .add_eos = false, .parse_special = true});
-  if (ids.size() != 1 || !tokenizer.IsSpecial(ids[0])) return std::nullopt;
-  return ids[0];
-}
-
 // Without leading and trailing ASCII whitespace (Jinja's trim).
 std::string_view Trimmed(std::string_view s) {
   const size_t begin = s.find_first_not_of(" \t\n\r\f\v");
@@ -132,12 +125,67 @@ absl::Status CheckInstRoles(ChatFormat format, std::span<const ChatMessage> mess
   return absl::OkStatus();
 }
 
+// Mistral's conversation shape with tool turns: an optional system message, then user
+// messages each answered by the assistant, where an assistant turn that calls tools is
+// answered by one or more tool results before the assistant goes on; it ends with a user
+// message or results, which the reply follows. An appended turn may open with results.
+absl::Status CheckMistralToolRoles(std::span<const ChatMessage> messages, bool start) {
+  const size_t first = messages[0].role == "system" ? 1 : 0;
+  std::string_view expected = start ? "user" : "user or tool";
+  for (size_t i = first; i <= messages.size(); ++i) {
+    const std::string_view role = i < messages.size() ? std::string_view(messages[i].role) : "";
+    // The reply follows a user message or results: the assistant is expected next.
+    const std::string_view wanted = i == messages.size() ? "assistant" : role;
+    const bool fits = !wanted.empty() && expected.find(wanted) != std::string_view::npos;
+    if (!fits) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "chat.messages[", std::min(i, messages.size() - 1), "]: the mistral chat format ",
+          i == messages.size() ? "cannot end here"
+                               : absl::StrCat("expects ", std::string(expected)),
+          " (an optional system message, then user and assistant turns in turn, an assistant "
+          "turn that calls tools answered by tool results, ending with a user message or "
+          "results)"));
+    }
+    if (i == messages.size()) break;
+    if (role == "user") {
+      expected = "assistant";
+    } else if (role == "assistant") {
+      expected = messages[i].tool_calls.empty() ? "user" : "tool";
+    } else {
+      expected = "tool or assistant";
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Mistral's tool turns (tokenizer v3's markers): the calls of an assistant turn, or a result.
+absl::Status AppendMistralToolTurn(const Tokenizer& tokenizer, const MistralToolMarkers& markers,
+                                   const ChatMessage& m, size_t i, std::vector<int32_t>* out) {
+  if (m.role == "tool") {
+    RS_RETURN_IF_ERROR(CheckCallId(ChatFormat::kMistral, m.tool_call_id,
+                                   absl::StrCat("chat.messages[", i, "].tool_call_id")));
+    out->push_back(markers.tool_results);
+    AppendText(tokenizer, MistralToolResult(m.content, m.tool_call_id), false, out);
+    out->push_back(markers.tool_results_end);
+    return absl::OkStatus();
+  }
+  RS_ASSIGN_OR_RETURN(const std::string calls,
+                      ToolCallsText(ChatFormat::kMistral, m.tool_calls, false,
+                                    absl::StrCat("chat.messages[", i, "].tool_calls")));
+  if (!m.content.empty()) AppendText(tokenizer, m.content, false, out);
+  out->push_back(markers.tool_calls);
+  AppendText(tokenizer, calls, false, out);
+  out->push_back(tokenizer.vocab().eos_id);
+  return absl::OkStatus();
+}
+
 // Llama 2 chat and Mistral Instruct (chat_format.h): `messages` are the turns after the
 // system message; `system` (none when empty) joins the first user message (Llama 2, Mistral
-// v1) or the last (Mistral v3).
-std::vector<int32_t> EncodeInstChat(const Tokenizer& tokenizer, ChatFormat format,
-                                    std::span<const ChatMessage> messages, bool start,
-                                    std::string_view system) {
+// v1) or the last (Mistral v3). Mistral v3 offers `tools` before the last user message.
+absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, ChatFormat format,
+                                                    std::span<const ChatMessage> messages,
+                                                    bool start, std::string_view system,
+                                                    std::span<const ChatTool> tools) {
   const int32_t bos = tokenizer.vocab().bos_id;
   const int32_t eos = tokenizer.vocab().eos_id;
   std::vector<int32_t> out;
@@ -165,10 +213,33 @@ std::vector<int32_t> EncodeInstChat(const Tokenizer& tokenizer, ChatFormat forma
   const std::optional<int32_t> open = ControlId(tokenizer, "[INST]");
   const std::optional<int32_t> close = ControlId(tokenizer, "[/INST]");
   const bool v3 = open.has_value() && close.has_value();
-  const size_t system_at = v3 ? messages.size() - 1 : 0;
+  const bool tool_use =
+      !tools.empty() || std::any_of(messages.begin(), messages.end(), [](const ChatMessage& m) {
+        return m.role == "tool" || !m.tool_calls.empty();
+      });
+  const std::optional<MistralToolMarkers> markers = MistralToolMarkersOf(tokenizer);
+  if (tool_use && !(v3 && markers.has_value())) {  // EncodeChat refused a vocabulary without
+    return absl::InvalidArgumentError(             // the tool markers
+        "chat.tools: this mistral vocabulary spells [INST] as text; tool calling needs "
+        "Mistral's tokenizer v3 or later");
+  }
+  size_t last_user = 0;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role == "user") last_user = i;
+  }
+  const size_t system_at = v3 ? last_user : 0;
   if (start) out.push_back(bos);
   for (size_t i = 0; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
+    if (m.role == "tool" || !m.tool_calls.empty()) {
+      RS_RETURN_IF_ERROR(AppendMistralToolTurn(tokenizer, *markers, m, i, &out));
+      continue;
+    }
+    if (m.role == "user" && i == last_user && !tools.empty()) {
+      out.push_back(markers->available_tools);
+      AppendText(tokenizer, ToolsText(format, tools), false, &out);
+      out.push_back(markers->available_tools_end);
+    }
     if (m.role == "user") {
       const std::string content = i == system_at && !system.empty()
                                       ? absl::StrCat(std::string(system), "\n\n", m.content)
@@ -195,7 +266,8 @@ absl::Status CheckToolUse(ChatFormat format, std::span<const ChatMessage> messag
   const auto refuse = [&](std::string_view field) {
     return absl::InvalidArgumentError(absl::StrCat(
         std::string(field), ": the ", std::string(ChatFormatName(format)),
-        " chat format has no tool calling in ringserve (chatml, llama3.1 and llama3.2 have)"));
+        " chat format has no tool calling in ringserve (chatml, llama3.1, llama3.2 and "
+        "mistral have)"));
   };
   if (!tools.empty() && !tool_format) return refuse("chat.tools");
   RS_RETURN_IF_ERROR(CheckTools(tools));
@@ -335,12 +407,24 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
   }
   RS_RETURN_IF_ERROR(CheckToolUse(format, messages, tools));
   if (IsInstFormat(format)) {
-    RS_RETURN_IF_ERROR(CheckInstRoles(format, messages));
+    const auto tool_turn = std::find_if(messages.begin(), messages.end(), [](const ChatMessage& m) {
+      return m.role == "tool" || !m.tool_calls.empty();
+    });
+    const bool tool_turns = tool_turn != messages.end();
+    if ((tool_turns || !tools.empty()) && !MistralToolMarkersOf(tokenizer).has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          tool_turns ? absl::StrCat("chat.messages[", tool_turn - messages.begin(), "]")
+                     : std::string("chat.tools"),
+          ": this mistral vocabulary has no [TOOL_CALLS] and [TOOL_RESULTS] control tokens; "
+          "tool calling needs Mistral's tokenizer v3 or later"));
+    }
+    RS_RETURN_IF_ERROR(tool_turns ? CheckMistralToolRoles(messages, start)
+                                  : CheckInstRoles(format, messages));
     const bool brings_system = messages[0].role == "system";
     const std::string_view system =
         brings_system ? std::string_view(messages[0].content) : (start ? default_system : "");
-    return EncodeInstChat(tokenizer, format, messages.subspan(brings_system ? 1 : 0), start,
-                          system);
+    return EncodeInstChat(tokenizer, format, messages.subspan(brings_system ? 1 : 0), start, system,
+                          tools);
   }
   std::vector<int32_t> out;
   Append(tokenizer, start ? m.start : m.resume, true, &out);
@@ -450,6 +534,13 @@ std::string_view ThinkingName(Thinking thinking) {
     default:
       return "none";
   }
+}
+
+std::optional<int32_t> ControlId(const Tokenizer& tokenizer, std::string_view marker) {
+  const std::vector<int32_t> ids =
+      tokenizer.Encode(marker, {.add_bos = false, .add_eos = false, .parse_special = true});
+  if (ids.size() != 1 || !tokenizer.IsSpecial(ids[0])) return std::nullopt;
+  return ids[0];
 }
 
 }  // namespace ringserve::tokenizer

@@ -62,6 +62,7 @@ struct ChatMessage {
   std::string role;  // system, user, assistant or tool (HasToolCalls formats)
   std::string content;
   std::vector<ToolCall> tool_calls{};  // assistant turns that called tools
+  std::string tool_call_id{};          // tool results: the call answered (Mistral writes it)
 };
 
 // `messages` in `format`, encoded, ending with the assistant's header (the generation
@@ -106,6 +107,10 @@ std::string DefaultSystemPrompt(std::string_view chat_template);
 // The format the vocabulary's own chat template writes, if the vocabulary has its markers;
 // kNone otherwise.
 ChatFormat AutoChatFormat(const Tokenizer& tokenizer);
+
+// The id of control token `marker` ("<|im_end|>", "[TOOL_CALLS]"), if the vocabulary has it
+// as one token.
+std::optional<int32_t> ControlId(const Tokenizer& tokenizer, std::string_view marker);
 
 // Whether the vocabulary has every control token `format` needs (false for kNone).
 bool CanRender(const Tokenizer& tokenizer, ChatFormat format);

@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "worker/tokenizer/partial_tag.h"
 
@@ -21,6 +22,8 @@ constexpr std::string_view kSpace = " \t\n\r";
 bool IsLlama(ChatFormat format) {
   return format == ChatFormat::kLlama31 || format == ChatFormat::kLlama32;
 }
+
+bool IsMistral(ChatFormat format) { return format == ChatFormat::kMistral; }
 
 // The key a call's arguments go under.
 std::string_view ArgumentsKey(ChatFormat format) {
@@ -73,23 +76,79 @@ Json FunctionOf(const ChatTool& tool) {
   return Json{{"type", "function"}, {"function", std::move(function)}};
 }
 
-std::string NewCallId() {
-  constexpr std::string_view kAlphabet =
-      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string id = "call_";
-  for (int i = 0; i < 24; ++i) id += kAlphabet[rng() % kAlphabet.size()];
-  return id;
-}
+constexpr std::string_view kIdAlphabet =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+constexpr size_t kMistralIdLength = 9;
 
 std::string_view RightTrimmed(std::string_view s) {
   const size_t end = s.find_last_not_of(kSpace);
   return end == std::string_view::npos ? std::string_view() : s.substr(0, end + 1);
 }
 
+// The call `call` (a parsed JSON object) stands for, if it is one: a name among
+// `tool_names` and an object of arguments (or its text as a string, as some fine-tunes write
+// it).
+std::optional<ToolCall> CallOf(const Json& call, ChatFormat format,
+                               std::span<const std::string> tool_names) {
+  if (!call.is_object()) return std::nullopt;
+  const auto name = call.find("name");
+  if (name == call.end() || !name->is_string()) return std::nullopt;
+  const std::string& tool = name->get_ref<const std::string&>();
+  if (std::find(tool_names.begin(), tool_names.end(), tool) == tool_names.end()) {
+    return std::nullopt;
+  }
+  auto arguments = call.find(ArgumentsKey(format));
+  if (arguments == call.end()) arguments = call.find("arguments");  // Llama 3.x writes either
+  if (arguments == call.end()) return std::nullopt;
+  Json object = *arguments;
+  if (object.is_string()) {
+    object = Json::parse(object.get_ref<const std::string&>(), nullptr, false);
+  }
+  if (!object.is_object()) return std::nullopt;
+  return ToolCall{.id = NewCallId(format), .name = tool, .arguments = Dump(object)};
+}
+
 }  // namespace
 
-bool HasToolCalls(ChatFormat format) { return format == ChatFormat::kChatMl || IsLlama(format); }
+bool HasToolCalls(ChatFormat format) {
+  return format == ChatFormat::kChatMl || IsLlama(format) || IsMistral(format);
+}
+
+std::optional<MistralToolMarkers> MistralToolMarkersOf(const Tokenizer& tokenizer) {
+  const std::optional<int32_t> ids[] = {
+      ControlId(tokenizer, "[AVAILABLE_TOOLS]"), ControlId(tokenizer, "[/AVAILABLE_TOOLS]"),
+      ControlId(tokenizer, "[TOOL_CALLS]"), ControlId(tokenizer, "[TOOL_RESULTS]"),
+      ControlId(tokenizer, "[/TOOL_RESULTS]")};
+  for (const std::optional<int32_t>& id : ids) {
+    if (!id.has_value()) return std::nullopt;
+  }
+  return MistralToolMarkers{.available_tools = *ids[0],
+                            .available_tools_end = *ids[1],
+                            .tool_calls = *ids[2],
+                            .tool_results = *ids[3],
+                            .tool_results_end = *ids[4]};
+}
+
+std::string NewCallId(ChatFormat format) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const bool mistral = IsMistral(format);
+  std::string id = mistral ? "" : "call_";
+  for (size_t i = 0; i < (mistral ? kMistralIdLength : 24); ++i) {
+    id += kIdAlphabet[rng() % kIdAlphabet.size()];
+  }
+  return id;
+}
+
+absl::Status CheckCallId(ChatFormat format, std::string_view id, std::string_view field) {
+  if (!IsMistral(format)) return absl::OkStatus();
+  if (id.size() == kMistralIdLength && id.find_first_not_of(kIdAlphabet) == std::string::npos) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(std::string(field),
+                   ": the mistral chat format writes call ids of exactly 9 letters and digits "
+                   "(as its replies' calls have)"));
+}
 
 absl::Status CheckTools(std::span<const ChatTool> tools) {
   if (tools.size() > kMaxTools) {
@@ -123,6 +182,11 @@ absl::Status CheckTools(std::span<const ChatTool> tools) {
 
 std::string ToolsText(ChatFormat format, std::span<const ChatTool> tools) {
   std::string out;
+  if (IsMistral(format)) {
+    Json functions = Json::array();
+    for (const ChatTool& tool : tools) functions.push_back(FunctionOf(tool));
+    return TemplateJson(functions);
+  }
   if (IsLlama(format)) {
     out =
         "You can call the functions below. To call one, reply with nothing but a JSON object "
@@ -151,11 +215,19 @@ absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const Too
                      " chat format writes one call a turn; give each call a turn of its own"));
   }
   std::string out;
+  Json mistral_calls = Json::array();
   for (size_t i = 0; i < calls.size(); ++i) {
     const Json arguments = Json::parse(calls[i].arguments, nullptr, false);
     if (!arguments.is_object()) {
       return absl::InvalidArgumentError(
           absl::StrCat(std::string(field), "[", i, "].arguments: not a JSON object"));
+    }
+    if (IsMistral(format)) {
+      RS_RETURN_IF_ERROR(
+          CheckCallId(format, calls[i].id, absl::StrCat(std::string(field), "[", i, "].id")));
+      mistral_calls.push_back(
+          Json{{"name", calls[i].name}, {"arguments", arguments}, {"id", calls[i].id}});
+      continue;
     }
     const std::string object =
         absl::StrCat("{\"name\": ", Dump(Json(calls[i].name)), ", \"",
@@ -164,7 +236,13 @@ absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const Too
     absl::StrAppend(&out, i > 0 || after_content ? "\n" : "", std::string(kCallOpen), "\n", object,
                     "\n", std::string(kCallClose));
   }
-  return out;
+  return IsMistral(format) ? TemplateJson(mistral_calls) : out;
+}
+
+std::string MistralToolResult(std::string_view content, std::string_view call_id) {
+  Json value = Json::parse(content, nullptr, false);
+  if (value.is_discarded()) value = std::string(content);
+  return TemplateJson(Json{{"content", std::move(value)}, {"call_id", std::string(call_id)}});
 }
 
 std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, std::string_view only,
@@ -180,28 +258,42 @@ std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, st
     first = false;
   }
   if (IsLlama(format)) return absl::StrCat("root ::= body\n", body, "\n");
+  if (IsMistral(format)) {  // the array after [TOOL_CALLS], its first piece " ["
+    return absl::StrCat(one_call ? "root ::= \" \"? \"[\" body \"]\"\n"
+                                 : "root ::= \" \"? \"[\" body (\", \" body)* \"]\"\n",
+                        body, "\n");
+  }
   return absl::StrCat(one_call ? "root ::= call\n" : "root ::= call (\"\\n\" call)*\n",
                       "call ::= \"<tool_call>\\n\" body \"\\n</tool_call>\"\n", body, "\n");
 }
 
-std::string_view ToolCallOpening(ChatFormat format) { return IsLlama(format) ? "{" : kCallOpen; }
+std::string_view ToolCallOpening(ChatFormat format) {
+  if (IsMistral(format)) return "";
+  return IsLlama(format) ? "{" : kCallOpen;
+}
 
-bool ToolCallOpensReply(ChatFormat format) { return IsLlama(format); }
+bool ToolCallOpensReply(ChatFormat format) { return IsLlama(format) || IsMistral(format); }
 
 std::string ToolArgumentsRule(size_t index) { return absl::StrCat("args-", index); }
 
 std::optional<int32_t> ToolCallStopId(const Tokenizer& tokenizer, ChatFormat format) {
   if (!IsLlama(format)) return std::nullopt;
-  const std::vector<int32_t> ids =
-      tokenizer.Encode("<|eom_id|>", {.add_bos = false, .add_eos = false, .parse_special = true});
-  if (ids.size() != 1 || !tokenizer.IsSpecial(ids[0]) || tokenizer.IsEndOfGeneration(ids[0])) {
-    return std::nullopt;
-  }
-  return ids[0];
+  const std::optional<int32_t> eom = ControlId(tokenizer, "<|eom_id|>");
+  if (!eom.has_value() || tokenizer.IsEndOfGeneration(*eom)) return std::nullopt;
+  return eom;
 }
 
-ToolCallParser::ToolCallParser(ChatFormat format, std::vector<std::string> tool_names)
-    : format_(format), tool_names_(std::move(tool_names)) {}
+ToolCallParser::ToolCallParser(ChatFormat format, std::vector<std::string> tool_names,
+                               bool calls_open, int32_t marker_id)
+    : format_(format),
+      tool_names_(std::move(tool_names)),
+      marker_id_(marker_id),
+      state_(calls_open ? State::kCall : State::kStart) {}
+
+void ToolCallParser::FirstToken(int32_t id) {
+  if (!IsMistral(format_) || state_ != State::kStart) return;
+  state_ = id == marker_id_ ? State::kCall : State::kText;
+}
 
 ToolCallParser::Output ToolCallParser::Feed(std::string_view text) {
   Output out;
@@ -215,6 +307,8 @@ ToolCallParser::Output ToolCallParser::Finish() {
   if (state_ == State::kCall) {
     if (IsLlama(format_)) {
       if (!TakeCall(pending_, out)) out.text += pending_;
+    } else if (IsMistral(format_)) {
+      if (!TakeCallArray(pending_, out)) out.text += pending_;
     } else {
       absl::StrAppend(&out.text, std::string(kCallOpen), pending_);  // never closed
     }
@@ -227,6 +321,14 @@ ToolCallParser::Output ToolCallParser::Finish() {
 }
 
 void ToolCallParser::Step(Output& out) {
+  if (IsMistral(format_)) {
+    if (state_ == State::kStart && !pending_.empty()) state_ = State::kText;  // no marker
+    if (state_ == State::kText) {
+      out.text += pending_;
+      pending_.clear();
+    }
+    return;  // calls are held to the end of the reply
+  }
   if (IsLlama(format_)) {
     if (state_ == State::kStart) {
       const size_t at = pending_.find_first_not_of(kSpace);
@@ -278,21 +380,23 @@ void ToolCallParser::Step(Output& out) {
 }
 
 bool ToolCallParser::TakeCall(std::string_view body, Output& out) {
-  const Json call = Json::parse(body, nullptr, false);
-  if (!call.is_object()) return false;
-  const auto name = call.find("name");
-  if (name == call.end() || !name->is_string()) return false;
-  const std::string& tool = name->get_ref<const std::string&>();
-  if (std::find(tool_names_.begin(), tool_names_.end(), tool) == tool_names_.end()) return false;
-  auto arguments = call.find(ArgumentsKey(format_));
-  if (arguments == call.end()) arguments = call.find("arguments");  // Llama 3.x writes either
-  if (arguments == call.end()) return false;
-  Json object = *arguments;
-  if (object.is_string()) {  // the object's text as a string, as some fine-tunes write it
-    object = Json::parse(object.get_ref<const std::string&>(), nullptr, false);
+  std::optional<ToolCall> call = CallOf(Json::parse(body, nullptr, false), format_, tool_names_);
+  if (!call.has_value()) return false;
+  out.calls.push_back(*std::move(call));
+  made_calls_ = true;
+  return true;
+}
+
+bool ToolCallParser::TakeCallArray(std::string_view body, Output& out) {
+  const Json array = Json::parse(body, nullptr, false);
+  if (!array.is_array() || array.empty()) return false;
+  std::vector<ToolCall> calls;
+  for (const Json& element : array) {
+    std::optional<ToolCall> call = CallOf(element, format_, tool_names_);
+    if (!call.has_value()) return false;
+    calls.push_back(*std::move(call));
   }
-  if (!object.is_object()) return false;
-  out.calls.push_back(ToolCall{.id = NewCallId(), .name = tool, .arguments = Dump(object)});
+  out.calls.insert(out.calls.end(), calls.begin(), calls.end());
   made_calls_ = true;
   return true;
 }

@@ -10,6 +10,11 @@
 // - Llama 3.1 and 3.2: the system header says "Environment: ipython"; the tools open the
 //   first user message; a call is a reply that is one JSON object {"name": ...,
 //   "parameters": {...}}; a result is an ipython turn.
+// - Mistral (tokenizer v3, as mistral-common writes it): [AVAILABLE_TOOLS] [tools as JSON]
+//   [/AVAILABLE_TOOLS] before the last user message; a reply that calls tools is the
+//   [TOOL_CALLS] control token, then a JSON array of {"name", "arguments"} objects; a result
+//   is [TOOL_RESULTS] {"content": ..., "call_id": ...}[/TOOL_RESULTS]. Call ids are nine
+//   letters and digits.
 // The instructions around the tools are ringserve's wording; the tags, roles and JSON
 // shapes are the models' protocol.
 #ifndef RINGSERVE_WORKER_TOKENIZER_TOOL_CALLS_H_
@@ -33,8 +38,27 @@ namespace ringserve::tokenizer {
 inline constexpr size_t kMaxTools = 128;
 inline constexpr size_t kMaxToolNameBytes = 64;
 
-// ChatML, Llama 3.1 and Llama 3.2.
+// ChatML, Llama 3.1, Llama 3.2 and Mistral (whose vocabulary must have the tool markers:
+// MistralToolMarkers).
 bool HasToolCalls(ChatFormat format);
+
+// Mistral's tool markers, control tokens of tokenizer v3; nullopt for a vocabulary without
+// them (tokenizer v1).
+struct MistralToolMarkers {
+  int32_t available_tools;
+  int32_t available_tools_end;
+  int32_t tool_calls;
+  int32_t tool_results;
+  int32_t tool_results_end;
+};
+std::optional<MistralToolMarkers> MistralToolMarkersOf(const Tokenizer& tokenizer);
+
+// A tool call id as `format` needs it: Mistral's nine letters and digits, else "call_" and 24
+// letters and digits.
+std::string NewCallId(ChatFormat format);
+// INVALID_ARGUMENT naming `field` for an id the format cannot write (Mistral: anything but
+// nine letters and digits).
+absl::Status CheckCallId(ChatFormat format, std::string_view id, std::string_view field);
 
 // INVALID_ARGUMENT naming chat.tools[i] for a name that is empty, too long or not of
 // [A-Za-z0-9_-], a name given twice, or parameters that are not a JSON object; also for
@@ -43,19 +67,26 @@ absl::Status CheckTools(std::span<const ChatTool> tools);
 
 // The text that offers `tools` to the model in `format`: ChatML's section after the system
 // message (the caller joins the two with a blank line), Llama 3.x's preamble to the first
-// user message (ending in a blank line).
+// user message (ending in a blank line), Mistral's JSON array (between its markers).
 std::string ToolsText(ChatFormat format, std::span<const ChatTool> tools);
 
 // An assistant turn's calls as `format` writes them: ChatML's tags, each on lines of its own
-// after the turn's content (`after_content`: there is some), or Llama 3.x's one JSON object.
-// INVALID_ARGUMENT naming `field` for arguments that are not a JSON object, or more than one
-// call in Llama 3.x.
+// after the turn's content (`after_content`: there is some), Llama 3.x's one JSON object, or
+// Mistral's JSON array (after its [TOOL_CALLS] marker), ids included. INVALID_ARGUMENT naming
+// `field` for arguments that are not a JSON object, more than one call in Llama 3.x, or an
+// id Mistral cannot write (CheckCallId).
 absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const ToolCall> calls,
                                           bool after_content, std::string_view field);
 
+// A tool's result as Mistral writes it between [TOOL_RESULTS] and [/TOOL_RESULTS]:
+// {"content": ..., "call_id": ...}, the content as the JSON value it spells if it is JSON,
+// else as a string.
+std::string MistralToolResult(std::string_view content, std::string_view call_id);
+
 // What a reply that must call tools is, for the structured-output constraint: a GBNF
 // grammar of the format's calls (ChatML: one or more tagged calls, a line apart; Llama 3.x:
-// one call object) of `tools` (only the one named `only` when it is not empty), each call's
+// one call object; Mistral: the array of calls after the [TOOL_CALLS] marker, which is no
+// text of the grammar's) of `tools` (only the one named `only` when it is not empty), each call's
 // arguments being rule ToolArgumentsRule(i) for tools[i], which the caller defines as a JSON
 // rule of that tool's parameters (grammar::Grammar::FromGbnf's json_rules).
 // `one_call`: a single call, the grammar of a call that a reply free to call tools or not has
@@ -64,8 +95,9 @@ std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, st
                           bool one_call = false);
 std::string ToolArgumentsRule(size_t index);
 
-// The text a call starts with in `format` (ChatML's "<tool_call>", Llama 3.x's "{"), and
-// whether it counts only as the reply's first text (Llama 3.x: a reply that is a call).
+// The text a call starts with in `format` (ChatML's "<tool_call>", Llama 3.x's "{"; empty for
+// Mistral, whose calls open with a control token), and whether it counts only as the reply's
+// start (Llama 3.x and Mistral: a reply that is calls).
 std::string_view ToolCallOpening(ChatFormat format);
 bool ToolCallOpensReply(ChatFormat format);
 
@@ -80,7 +112,9 @@ std::optional<int32_t> ToolCallStopId(const Tokenizer& tokenizer, ChatFormat for
 // object) stays text as it was written. Whitespace between calls, and around them, is
 // dropped. Held text waits only while it may still turn out to be a call: ChatML holds a
 // partial "<tool_call>" tag and each call until its closing tag; Llama 3.x holds a reply
-// that starts with "{" to its end.
+// that starts with "{" to its end; Mistral holds a reply that opened with the [TOOL_CALLS]
+// token (which has no text: the caller says so, FirstToken) to its end, and takes its calls
+// only if the whole array parses.
 class ToolCallParser {
  public:
   struct Output {
@@ -88,8 +122,15 @@ class ToolCallParser {
     std::vector<ToolCall> calls;
   };
 
-  ToolCallParser(ChatFormat format, std::vector<std::string> tool_names);
+  // `calls_open`: the prompt already opened the calls (Mistral's [TOOL_CALLS] written into
+  // a reply that must call tools), so the reply is the calls' text. `marker_id`: Mistral's
+  // [TOOL_CALLS] (MistralToolMarkers::tool_calls).
+  ToolCallParser(ChatFormat format, std::vector<std::string> tool_names, bool calls_open = false,
+                 int32_t marker_id = -1);
 
+  // Each message's first token, before its text is fed: a Mistral reply whose first token is
+  // the marker is calls. Other formats, and later tokens, change nothing.
+  void FirstToken(int32_t id);
   Output Feed(std::string_view text);
   Output Finish();
   // Whether any call has been returned.
@@ -101,9 +142,12 @@ class ToolCallParser {
   void Step(Output& out);
   // The call `body` (the JSON between the tags, or the whole reply) stands for, if it is one.
   bool TakeCall(std::string_view body, Output& out);
+  // The calls of Mistral's array `body`, all or none.
+  bool TakeCallArray(std::string_view body, Output& out);
 
   ChatFormat format_;
   std::vector<std::string> tool_names_;
+  int32_t marker_id_;
   State state_ = State::kStart;
   std::string pending_;  // text received and not yet returned
   bool made_calls_ = false;

@@ -428,6 +428,24 @@ TEST(TokenConstraintTest, ATriggerBindsFromEachAppearanceToTheEndOfTheGrammarsTe
   EXPECT_TRUE(once.finished());
   once.Accept(7);  // nothing binds again
   EXPECT_FALSE(once.active());
+
+  // A token trigger (a control token with no text) binds when that token is the first pick.
+  const TokenTrie marked(std::vector<std::string>{"", "", "{", "1", "}", "x"});  // 1: marker
+  TokenConstraint token(
+      Matcher(*object), &marked, {0},
+      Trigger{.text = "", .at_start = true, .after = "", .once = true, .token = 1});
+  EXPECT_FALSE(token.active());
+  token.Accept(1);
+  EXPECT_TRUE(token.active());
+  for (const int32_t pick : {2, 3, 4}) token.Accept(pick);
+  EXPECT_TRUE(token.finished());
+  TokenConstraint late_token(
+      Matcher(*object), &marked, {0},
+      Trigger{.text = "", .at_start = true, .after = "", .once = true, .token = 1});
+  late_token.Accept(5);
+  late_token.Accept(1);  // not the first token: the reply is text
+  EXPECT_FALSE(late_token.active());
+  EXPECT_FALSE(late_token.finished());
 }
 
 // Inside a string without a maxLength every character leaves the same state, so its mask is

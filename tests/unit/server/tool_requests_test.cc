@@ -98,9 +98,12 @@ TEST(ToolRequestsTest, AutoRendersTheToolsAndHoldsOnlyACallToItsShape) {
   plain.mutable_chat()->clear_tools();
   EXPECT_EQ(none->tokens,
             ToJobRequest(plain, tok.get(), Limits(*tok, ChatFormat::kChatMl))->tokens);
-  EXPECT_FALSE(ReplyParser(WeatherRequest(pb::ToolChoice::MODE_NONE), ChatFormat::kChatMl));
-  EXPECT_TRUE(ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), ChatFormat::kChatMl));
-  EXPECT_FALSE(ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), ChatFormat::kLlama3));
+  EXPECT_FALSE(
+      ReplyParser(WeatherRequest(pb::ToolChoice::MODE_NONE), tok.get(), ChatFormat::kChatMl));
+  EXPECT_TRUE(
+      ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), tok.get(), ChatFormat::kChatMl));
+  EXPECT_FALSE(
+      ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), tok.get(), ChatFormat::kLlama3));
 }
 
 TEST(ToolRequestsTest, RequiredConstrainsTheReplyToCallsOfTheTools) {
@@ -250,7 +253,9 @@ TEST(ToolRequestsTest, BadToolRequestsNameTheirField) {
 }
 
 TEST(ToolRequestsTest, CallsLeaveTheStreamAndTheReplyEndsWithToolCalls) {
-  auto parser = ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), ChatFormat::kChatMl);
+  const auto tok = ChatTokenizer();
+  auto parser =
+      ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), tok.get(), ChatFormat::kChatMl);
   ASSERT_TRUE(parser.has_value());
   pb::GenerateResponse first;
   first.set_text("Checking.\n<tool_call>\n{\"name\": \"now\", ");
@@ -268,13 +273,69 @@ TEST(ToolRequestsTest, CallsLeaveTheStreamAndTheReplyEndsWithToolCalls) {
   EXPECT_EQ(last.final().finish_reason(), pb::FINISH_REASON_TOOL_CALLS);
 
   // A reply cut short keeps its reason, and its unfinished call stays text.
-  auto cut = ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), ChatFormat::kChatMl);
+  auto cut = ReplyParser(WeatherRequest(pb::ToolChoice::MODE_AUTO), tok.get(), ChatFormat::kChatMl);
   pb::GenerateResponse only;
   only.set_text("<tool_call>\n{\"name\"");
   only.mutable_final()->set_finish_reason(pb::FINISH_REASON_MAX_TOKENS);
   ParseToolCalls(*cut, true, &only);
   EXPECT_EQ(only.text(), "<tool_call>\n{\"name\"");
   EXPECT_EQ(only.final().finish_reason(), pb::FINISH_REASON_MAX_TOKENS);
+}
+
+// Mistral's calls open with the [TOOL_CALLS] control token: MODE_REQUIRED writes it into the
+// prompt and holds the reply to the array of calls; MODE_AUTO binds when the model picks it
+// as its first token; the parser learns of it from the reply's first token id.
+TEST(ToolRequestsTest, MistralCallsOpenWithTheirControlToken) {
+  const auto tok = tokenizer::testing::MistralTokenizer();
+  const ModelLimits limits = Limits(*tok, ChatFormat::kMistral);
+  const std::string two =
+      R"( [{"name": "now", "arguments": {}}, {"name": "get_weather", "arguments": )"
+      R"({"city": "Oslo"}}])";
+  auto required = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_REQUIRED), tok.get(), limits);
+  ASSERT_TRUE(required.ok()) << required.status();
+  EXPECT_EQ(required->tokens.back(), tokenizer::testing::kToolCalls);
+  EXPECT_FALSE(required->format_trigger.has_value());
+  EXPECT_TRUE(grammar::Accepts(required->response_format, two));
+  EXPECT_TRUE(grammar::Accepts(required->response_format, R"([{"name": "now", "arguments": {}}])"));
+  EXPECT_FALSE(grammar::Prefix(required->response_format, "Sure"));
+  EXPECT_FALSE(grammar::Prefix(required->response_format, R"( [{"name": "get_weather", )"
+                                                          R"("arguments": {}})"));
+  pb::GenerateRequest one = WeatherRequest(pb::ToolChoice::MODE_REQUIRED);
+  one.mutable_chat()->set_parallel_tool_calls(false);
+  auto single = ToJobRequest(one, tok.get(), limits);
+  ASSERT_TRUE(single.ok()) << single.status();
+  EXPECT_FALSE(grammar::Prefix(single->response_format, R"( [{"name": "now", "arguments": {}}, )"));
+
+  auto automatic = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_AUTO), tok.get(), limits);
+  ASSERT_TRUE(automatic.ok()) << automatic.status();
+  EXPECT_NE(automatic->tokens.back(), tokenizer::testing::kToolCalls);
+  ASSERT_TRUE(automatic->format_trigger.has_value());
+  EXPECT_EQ(automatic->format_trigger->token, tokenizer::testing::kToolCalls);
+  EXPECT_TRUE(automatic->format_trigger->at_start);
+  EXPECT_TRUE(automatic->format_trigger->once);  // nothing follows the calls
+  EXPECT_TRUE(grammar::Accepts(automatic->response_format, two));
+
+  // The parser: opened by the prompt under MODE_REQUIRED, by the first token under MODE_AUTO.
+  const auto parse = [&](pb::ToolChoice::Mode mode, std::vector<int32_t> first_ids) {
+    auto parser = ReplyParser(WeatherRequest(mode), tok.get(), ChatFormat::kMistral);
+    EXPECT_TRUE(parser.has_value());
+    pb::GenerateResponse response;
+    for (const int32_t id : first_ids) response.add_token_ids(id);
+    response.set_text(two);
+    response.mutable_final()->set_finish_reason(pb::FINISH_REASON_EOS);
+    ParseToolCalls(*parser, true, &response);
+    return response;
+  };
+  const pb::GenerateResponse called =
+      parse(pb::ToolChoice::MODE_AUTO, {tokenizer::testing::kToolCalls, ' '});
+  EXPECT_EQ(called.text(), "");
+  ASSERT_EQ(called.tool_calls_size(), 2);
+  EXPECT_EQ(called.tool_calls(1).arguments(), R"({"city":"Oslo"})");
+  EXPECT_EQ(called.final().finish_reason(), pb::FINISH_REASON_TOOL_CALLS);
+  EXPECT_EQ(parse(pb::ToolChoice::MODE_REQUIRED, {' '}).tool_calls_size(), 2);
+  const pb::GenerateResponse text = parse(pb::ToolChoice::MODE_AUTO, {' '});
+  EXPECT_EQ(text.text(), two);
+  EXPECT_EQ(text.final().finish_reason(), pb::FINISH_REASON_EOS);
 }
 
 }  // namespace

@@ -50,6 +50,22 @@ std::unique_ptr<Tokenizer> ChatTokenizer(bool llama3, const std::string& chat_te
   return *std::move(tok);
 }
 
+std::unique_ptr<Tokenizer> MistralTokenizer() {
+  Vocabulary vocab = ChatVocabulary(/*llama3=*/false);
+  for (const char* m : {"<s>", "</s>", "[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
+                        "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]"}) {
+    vocab.tokens.emplace_back(m);
+    vocab.types.push_back(TokenType::kControl);
+    vocab.scores.push_back(0.0F);
+  }
+  RS_CHECK(static_cast<int32_t>(vocab.tokens.size()) == kToolResultsEnd + 1);
+  vocab.bos_id = kMistralBos;
+  vocab.eos_id = kMistralEos;
+  auto tok = Tokenizer::Create(std::move(vocab));
+  RS_CHECK(tok.ok());
+  return *std::move(tok);
+}
+
 std::vector<int32_t> Join(std::initializer_list<std::vector<int32_t>> parts) {
   std::vector<int32_t> out;
   for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());

@@ -1,5 +1,6 @@
 // A byte-level vocabulary whose one merge ("~~") the tests never meet, so byte b is token b, plus
-// the ChatML and Llama 3 control tokens, so that a rendered chat's ids can be written down by hand.
+// the ChatML and Llama 3 control tokens (or Mistral's), so that a rendered chat's ids can be
+// written down by hand.
 #ifndef RINGSERVE_TESTS_UNIT_TOKENIZER_CHAT_VOCABULARY_H_
 #define RINGSERVE_TESTS_UNIT_TOKENIZER_CHAT_VOCABULARY_H_
 
@@ -20,6 +21,15 @@ inline constexpr int32_t kImStart = 256, kImEnd = 257, kBeginOfText = 258, kStar
 
 // With `llama3` false, only the ChatML markers (and <|endoftext|>, the EOS) are tokens.
 Vocabulary ChatVocabulary(bool llama3 = true);
+
+// MistralTokenizer's control tokens, after ChatVocabulary's.
+inline constexpr int32_t kMistralBos = 264, kMistralEos = 265, kInst = 266, kInstEnd = 267,
+                         kToolCalls = 268, kAvailableTools = 269, kAvailableToolsEnd = 270,
+                         kToolResults = 271, kToolResultsEnd = 272;
+
+// ChatVocabulary with Mistral's tokenizer v3 markers as control tokens and <s> / </s> as BOS
+// and EOS: the mistral chat format with tool calling, its text one id per byte.
+std::unique_ptr<Tokenizer> MistralTokenizer();
 
 // The ids of plain text in that vocabulary: one per byte.
 std::vector<int32_t> Bytes(std::string_view text);

@@ -29,13 +29,19 @@ class InstChatFormatTest : public ::testing::Test {
     ASSERT_TRUE(vocab.ok()) << vocab.status();
     if (v3) {
       if (vocab->types.empty()) vocab->types.assign(vocab->tokens.size(), TokenType::kNormal);
-      for (const char* marker : {"[INST]", "[/INST]"}) {
+      for (const char* marker : {"[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
+                                 "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]"}) {
         vocab->tokens.emplace_back(marker);
         vocab->scores.push_back(0);
         vocab->types.push_back(TokenType::kControl);
       }
-      open_ = static_cast<int32_t>(vocab->tokens.size()) - 2;
+      open_ = static_cast<int32_t>(vocab->tokens.size()) - 7;
       close_ = open_ + 1;
+      calls_ = open_ + 2;
+      tools_ = open_ + 3;
+      tools_end_ = open_ + 4;
+      results_ = open_ + 5;
+      results_end_ = open_ + 6;
     }
     absl::StatusOr<std::unique_ptr<Tokenizer>> tok = Tokenizer::Create(*std::move(vocab));
     ASSERT_TRUE(tok.ok()) << tok.status();
@@ -64,6 +70,7 @@ class InstChatFormatTest : public ::testing::Test {
 
   std::unique_ptr<Tokenizer> tok_;
   int32_t bos_ = -1, eos_ = -1, open_ = -1, close_ = -1;
+  int32_t calls_ = -1, tools_ = -1, tools_end_ = -1, results_ = -1, results_end_ = -1;
   const std::vector<ChatMessage> conversation_ = {{"system", "Be brief."},
                                                   {"user", " Hi! "},
                                                   {"assistant", "Hello."},
@@ -130,17 +137,93 @@ TEST_F(InstChatFormatTest, RolesMustAlternateFromAUserMessageToAUserMessage) {
       EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument) << bad.size();
       EXPECT_THAT(ids.status().message(), HasSubstr("starting and ending with a user message"));
     }
-    // No tool calling in these formats.
+    // No tool calling in Llama 2, nor in Mistral's tokenizer v1 (no tool markers).
+    const bool mistral = format == ChatFormat::kMistral;
     const std::vector<ChatTool> tools = {{.name = "now"}};
     auto offered = EncodeChat(*tok_, format, {{{"user", "Hi"}}}, true, "", tools);
-    EXPECT_THAT(offered.status().message(), HasSubstr("chat.tools: the "));
+    EXPECT_THAT(offered.status().message(),
+                HasSubstr(mistral ? "chat.tools: this mistral vocabulary has no [TOOL_CALLS]"
+                                  : "chat.tools: the "));
     auto result = EncodeChat(*tok_, format, {{{"user", "Hi"}, {"tool", "1"}}}, true);
-    EXPECT_THAT(result.status().message(), HasSubstr("chat.messages[1].role: 'tool'"));
+    EXPECT_THAT(result.status().message(),
+                HasSubstr(mistral ? "chat.messages[1]: this mistral vocabulary"
+                                  : "chat.messages[1].role: 'tool'"));
     auto call =
         EncodeChat(*tok_, format,
                    {{{"user", "a"}, {"assistant", "", {{"c", "now", "{}"}}}, {"user", "b"}}}, true);
-    EXPECT_THAT(call.status().message(), HasSubstr("chat.messages[1].tool_calls: the "));
+    EXPECT_THAT(call.status().message(),
+                HasSubstr(mistral ? "chat.messages[1]: this mistral vocabulary"
+                                  : "chat.messages[1].tool_calls: the "));
   }
+}
+
+// Mistral's tokenizer v3 as mistral-common writes tools: the tools before the last user
+// message, a reply's calls after [TOOL_CALLS] (ids included) and before </s>, each result
+// between [TOOL_RESULTS] and [/TOOL_RESULTS], every text piece with its dummy prefix.
+TEST_F(InstChatFormatTest, MistralV3WritesToolsCallsAndResultsBetweenItsMarkers) {
+  Load(/*v3=*/true);
+  if (tok_ == nullptr) return;
+  const std::vector<ChatTool> tools = {
+      {.name = "get_weather",
+       .description = "Current weather.",
+       .parameters = R"({"type": "object", "properties": {"city": {"type": "string"}}})"}};
+  const std::vector<ChatMessage> conversation = {
+      {"system", "Be brief."},
+      {"user", "Hi"},
+      {"assistant", "Hello."},
+      {"user", "Weather in Paris?"},
+      {"assistant", "", {{"abcDEF123", "get_weather", R"({"city":"Paris"})"}}},
+      {"tool", "18C", {}, "abcDEF123"}};
+  auto ids = EncodeChat(*tok_, ChatFormat::kMistral, conversation, true, "", tools);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, Join({{bos_, open_},
+                        Text("Hi"),
+                        {close_},
+                        Text("Hello."),
+                        {eos_, tools_},
+                        Text(R"([{"type": "function", "function": {"name": "get_weather", )"
+                             R"("description": "Current weather.", "parameters": {"type": )"
+                             R"("object", "properties": {"city": {"type": "string"}}}}}])"),
+                        {tools_end_, open_},
+                        Text("Be brief.\n\nWeather in Paris?"),
+                        {close_, calls_},
+                        Text(R"([{"name": "get_weather", "arguments": {"city": "Paris"}, )"
+                             R"("id": "abcDEF123"}])"),
+                        {eos_, results_},
+                        Text(R"({"content": "18C", "call_id": "abcDEF123"})"),
+                        {results_end_}}));
+  // A result that is JSON goes in as its value; a session's next turn may open with results.
+  const std::vector<ChatMessage> result = {{"tool", R"({"temp": 18})", {}, "abcDEF123"}};
+  auto appended = EncodeChat(*tok_, ChatFormat::kMistral, result, false);
+  ASSERT_TRUE(appended.ok()) << appended.status();
+  EXPECT_EQ(*appended, Join({{results_},
+                             Text(R"({"content": {"temp": 18}, "call_id": "abcDEF123"})"),
+                             {results_end_}}));
+
+  // Ids are nine letters and digits; calls are answered by results; the conversation ends
+  // where the reply may follow.
+  const auto refusal = [&](std::vector<ChatMessage> messages) {
+    auto refused = EncodeChat(*tok_, ChatFormat::kMistral, messages, true, "", tools);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(refused.status().message());
+  };
+  EXPECT_THAT(refusal({{"user", "a"},
+                       {"assistant", "", {{"call_1", "get_weather", "{}"}}},
+                       {"tool", "1", {}, "call_1"}}),
+              HasSubstr("chat.messages[1].tool_calls[0].id: the mistral chat format writes call "
+                        "ids of exactly 9 letters and digits"));
+  EXPECT_THAT(refusal({{"user", "a"},
+                       {"assistant", "", {{"abcDEF123", "get_weather", "{}"}}},
+                       {"tool", "1", {}, "x"}}),
+              HasSubstr("chat.messages[2].tool_call_id: "));
+  EXPECT_THAT(
+      refusal(
+          {{"user", "a"}, {"assistant", "", {{"abcDEF123", "get_weather", "{}"}}}, {"user", "b"}}),
+      HasSubstr("chat.messages[2]: the mistral chat format expects tool"));
+  EXPECT_THAT(refusal({{"user", "a"}, {"assistant", "", {{"abcDEF123", "get_weather", "{}"}}}}),
+              HasSubstr("chat.messages[1]: the mistral chat format cannot end here"));
+  EXPECT_THAT(refusal({{"tool", "1", {}, "abcDEF123"}}),
+              HasSubstr("chat.messages[0]: the mistral chat format expects user"));
 }
 
 TEST(InstChatFormatDetectionTest, TemplatesAndNames) {

@@ -244,5 +244,73 @@ TEST(ToolCallsTest, Llama3ReplyThatIsOneObjectIsACall) {
   EXPECT_EQ(parser.Feed("Hi {").text, "  Hi {");
 }
 
+// Mistral (tokenizer v3): the tools before the last user message, calls after [TOOL_CALLS],
+// results between [TOOL_RESULTS] markers, all as JSON arrays and objects.
+TEST(ToolCallsTest, MistralWritesToolsCallsAndResultsBetweenItsMarkers) {
+  const auto tok = MistralTokenizer();
+  const std::vector<ChatTool> now = {kTools[1]};
+  auto ids = EncodeChat(*tok, ChatFormat::kMistral,
+                        {{{"user", "Time?"},
+                          {"assistant", "", {{"A1b2C3d4E", "now", "{}"}}},
+                          {"tool", "12:00", {}, "A1b2C3d4E"}}},
+                        true, "", now);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, Join({{kMistralBos, kAvailableTools},
+                        Bytes(R"([{"type": "function", "function": {"name": "now", "parameters": )"
+                              R"({"type": "object"}}}])"),
+                        {kAvailableToolsEnd, kInst},
+                        Bytes("Time?"),
+                        {kInstEnd, kToolCalls},
+                        Bytes(R"([{"name": "now", "arguments": {}, "id": "A1b2C3d4E"}])"),
+                        {kMistralEos, kToolResults},
+                        Bytes(R"({"content": "12:00", "call_id": "A1b2C3d4E"})"),
+                        {kToolResultsEnd}}));
+  EXPECT_TRUE(HasToolCalls(ChatFormat::kMistral));
+  EXPECT_EQ(MistralToolMarkersOf(*tok)->tool_calls, kToolCalls);
+  EXPECT_FALSE(MistralToolMarkersOf(*ChatTokenizer()).has_value());
+  EXPECT_THAT(NewCallId(ChatFormat::kMistral), ::testing::MatchesRegex("[A-Za-z0-9]{9}"));
+  EXPECT_TRUE(CheckCallId(ChatFormat::kChatMl, "anything", "f").ok());
+}
+
+// The Mistral reply's first token says whether it is calls; the array is taken whole, or
+// left as text.
+TEST(ToolCallsTest, MistralRepliesOpenedByTheMarkerAreCalls) {
+  const std::string reply =
+      R"( [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "now", )"
+      R"("arguments": {}}])";
+  const auto parse = [&](std::string_view text, size_t split, bool marker, bool open = false) {
+    ToolCallParser parser(ChatFormat::kMistral, {"get_weather", "now"}, open, kToolCalls);
+    if (!open) parser.FirstToken(marker ? kToolCalls : 'x');
+    parser.FirstToken(kToolCalls);  // a later message's first token changes nothing
+    ToolCallParser::Output out = parser.Feed(text.substr(0, split));
+    for (ToolCallParser::Output more : {parser.Feed(text.substr(split)), parser.Finish()}) {
+      out.text += more.text;
+      out.calls.insert(out.calls.end(), more.calls.begin(), more.calls.end());
+    }
+    return out;
+  };
+  for (size_t split = 0; split <= reply.size(); ++split) {
+    for (const bool open : {false, true}) {
+      const ToolCallParser::Output out = parse(reply, split, true, open);
+      ASSERT_EQ(out.text, "") << split;
+      ASSERT_EQ(out.calls.size(), 2U) << split;
+      EXPECT_EQ(out.calls[0].name, "get_weather");
+      EXPECT_EQ(out.calls[0].arguments, R"({"city":"Paris"})");
+      EXPECT_EQ(out.calls[1].name, "now");
+      EXPECT_THAT(out.calls[1].id, ::testing::MatchesRegex("[A-Za-z0-9]{9}"));
+    }
+    // Without the marker the same text is text; an array that is not all calls stays text.
+    EXPECT_EQ(parse(reply, split, false).text, reply);
+    EXPECT_TRUE(parse(reply, split, false).calls.empty());
+  }
+  const std::string unknown = R"( [{"name": "now", "arguments": {}}, {"name": "rm"}])";
+  EXPECT_EQ(parse(unknown, 3, true).text, unknown);
+  EXPECT_EQ(parse(R"({"name": "now", "arguments": {}})", 3, true).calls.size(), 0U);
+  // Text streams at once once the first token was another.
+  ToolCallParser parser(ChatFormat::kMistral, {"now"}, false, kToolCalls);
+  parser.FirstToken('I');
+  EXPECT_EQ(parser.Feed("It is [noon]").text, "It is [noon]");
+}
+
 }  // namespace
 }  // namespace ringserve::tokenizer

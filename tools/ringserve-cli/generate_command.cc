@@ -34,7 +34,8 @@ constexpr char kUsage[] =
     "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
     "       [--logprobs N] [--prompt-logprobs N] [--n N]\n"
     "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE]\n"
-    "       [--tools FILE] [--tool-choice auto|none|required|NAME] [--no-thinking]\n"
+    "       [--tools FILE] [--tool-choice auto|none|required|NAME] [--no-parallel-tool-calls]\n"
+    "       [--no-thinking]\n"
     "       [--timeout-s S] [--json]";
 
 struct GenerateFlags {
@@ -63,6 +64,7 @@ struct GenerateFlags {
   std::string tools;  // a file
   std::string tool_choice;
   bool no_thinking = false;
+  bool no_parallel_tool_calls = false;
 };
 
 absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
@@ -122,14 +124,20 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
           absl::StrCat("--message: '", message, "' is not ROLE:TEXT (user:Hello)"));
     }
     ringserve::v1::ChatMessage* m = request.mutable_chat()->add_messages();
-    m->set_role(message.substr(0, colon));
+    // ROLE@ID: a tool result naming the call it answers (tool@abcDEF123:18C).
+    const std::string role = message.substr(0, colon);
+    const size_t at = role.find('@');
+    m->set_role(role.substr(0, at));
+    if (at != std::string::npos) m->set_tool_call_id(role.substr(at + 1));
     m->set_content(message.substr(colon + 1));
   }
-  if (!flags.tools.empty() || !flags.tool_choice.empty()) {
+  if (!flags.tools.empty() || !flags.tool_choice.empty() || flags.no_parallel_tool_calls) {
     if (flags.messages.empty()) {
-      return absl::InvalidArgumentError("--tools and --tool-choice need a chat (--message)");
+      return absl::InvalidArgumentError(
+          "--tools, --tool-choice and --no-parallel-tool-calls need a chat (--message)");
     }
     RS_RETURN_IF_ERROR(AddTools(flags.tools, flags.tool_choice, &request));
+    if (flags.no_parallel_tool_calls) request.mutable_chat()->set_parallel_tool_calls(false);
   }
   if (flags.no_thinking) {
     if (flags.messages.empty()) return absl::InvalidArgumentError("--no-thinking needs --message");
@@ -257,7 +265,8 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddRepeated("stop", &flags.stop, "stop string (repeatable)");
   parser.AddRepeated("message", &flags.messages,
                      "ROLE:TEXT, one message of a chat in order (repeatable; roles system, user, "
-                     "assistant, tool); rendered in the model's chat format");
+                     "assistant, tool); rendered in the model's chat format; tool@ID:TEXT "
+                     "names the call a result answers (the mistral format writes it)");
   parser.AddBool("ignore-eos", &flags.ignore_eos, "generate past end-of-sequence tokens");
   parser.AddString("logit-bias", &flags.logit_bias,
                    "ID:BIAS,... added to those tokens' logits, each bias in [-100, 100]");
@@ -285,6 +294,8 @@ absl::Status RunGenerate(CommandArgs args) {
                    "parameters}, or OpenAI's {type: function, function: {...}}) the chat offers");
   parser.AddString("tool-choice", &flags.tool_choice,
                    "auto (calls or text), none, required (one or more calls), or a tool's name");
+  parser.AddBool("no-parallel-tool-calls", &flags.no_parallel_tool_calls,
+                 "a reply makes at most one tool call");
   parser.AddBool("no-thinking", &flags.no_thinking,
                  "a model that thinks first (info: thinking) answers without its thought");
   RS_RETURN_IF_ERROR(ParseCommand(kUsage, args, parser));

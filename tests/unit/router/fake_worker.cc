@@ -99,6 +99,8 @@ grpc::Status FakeWorker::Generate(grpc::ServerContext* context, const GenerateRe
     call->set_name(chat.tools(0).name());
     call->set_arguments(absl::StrCat(
         "{\"tools\": ", chat.tools_size(), ", \"mode\": ", chat.tool_choice().mode(),
+        chat.has_parallel_tool_calls() ? ", \"parallel\": " : "",
+        chat.has_parallel_tool_calls() ? (chat.parallel_tool_calls() ? "true" : "false") : "",
         ", \"only\": \"", chat.tool_choice().name(), "\", \"parameters\": ",
         chat.tools(0).parameters().empty() ? "null" : chat.tools(0).parameters(), "}"));
     last.mutable_final()->set_finish_reason(FINISH_REASON_TOOL_CALLS);
@@ -191,7 +193,7 @@ grpc::Status FakeWorker::Account(const GenerateRequest& request, int num_tokens,
   // A chat's stand-in rendering: "role:content" per message, a token a byte, as text is.
   int chat = 0;
   for (const auto& m : request.chat().messages()) {
-    chat += static_cast<int>(m.role().size() + 1 + m.content().size());
+    chat += static_cast<int>(m.role().size() + 1 + m.content().size() + m.tool_call_id().size());
   }
   const int input = request.has_tokens() ? request.tokens().ids_size()
                     : request.has_chat() ? chat

@@ -70,6 +70,9 @@ TEST_F(CliTest, MessagesMakeOneChatRequest) {
       CliJson("generate --session c1 --message \"system:Be brief.\" --message user:hi:there");
   EXPECT_EQ(out["usage"]["prompt_tokens"], std::string("system:Be brief.user:hi:there").size());
   EXPECT_EQ(out["token_ids"], nlohmann::json({0, 1, 2, 3}));
+  // tool@ID: a result naming the call it answers (the fake worker counts the id's bytes).
+  const nlohmann::json result = CliJson("generate --message tool@abcDEF123:18C");
+  EXPECT_EQ(result["usage"]["prompt_tokens"], std::string("tool:18CabcDEF123").size());
 }
 
 // --tools FILE (plain or OpenAI-wrapped entries) and --tool-choice make the chat's tools; the
@@ -94,7 +97,13 @@ TEST_F(CliTest, ToolsAndToolChoiceGoWithTheChat) {
   EXPECT_NE(text.out.find("[call call_fake] get_weather {\"tools\": 2, \"mode\": 0"),
             std::string::npos)
       << text.out;
+  const nlohmann::json single =
+      CliJson("generate --message user:hi --tools " + file + " --no-parallel-tool-calls");
+  EXPECT_EQ(
+      nlohmann::json::parse(single["tool_calls"][0]["arguments"].get<std::string>())["parallel"],
+      false);
   EXPECT_EQ(Cli("generate --text hi --tools " + file).exit_code, 2);
+  EXPECT_EQ(Cli("generate --text hi --no-parallel-tool-calls").exit_code, 2);
   std::ofstream(file) << R"({"name": "x"})";
   EXPECT_EQ(Cli("generate --message user:hi --tools " + file).exit_code, 2);
 }

@@ -7,11 +7,12 @@
 //   3: a router --workers spec, a newline, then a session id: WorkerSource::Parse, a ring
 //      over the parsed workers, and where the session and its forks land.
 // Each request takes the worker's two validation steps (GenerateReactor::Begin):
-// ToJobRequest, then Generator::Submit, in five worlds: no tokenizer; the built-in tiny
+// ToJobRequest, then Generator::Submit, in six worlds: no tokenizer; the built-in tiny
 // model's SentencePiece vocabulary at its own limits; a byte-level BPE fixture under a
 // padded vocabulary and a 16-token context; a byte-level vocabulary with ChatML's markers
 // and a template that thinks first (chat, tools, thoughts); one with Mistral's tokenizer v3
-// markers (tools, calls and results by control token). The generators are drained, so Submit
+// markers (tools, calls and results by control token); one with DeepSeek R1's markers as
+// user-defined tokens and a thought the prompt opens. The generators are drained, so Submit
 // validates and then answers UNAVAILABLE without queueing anything.
 // Properties (a failure aborts, so the fuzzer reports it as a crash):
 //   - every refusal is INVALID_ARGUMENT with a message that starts with a field's name;
@@ -138,6 +139,10 @@ const std::vector<std::unique_ptr<World>>& Worlds() {
     const int32_t mistral_vocab = mistral->vocab_size();
     list->push_back(
         MakeWorld(std::move(mistral), mistral_vocab, 4096, tokenizer::ChatFormat::kMistral));
+    auto deepseek = tokenizer::testing::DeepSeekTokenizer("<｜Assistant｜><think>\n");
+    const int32_t deepseek_vocab = deepseek->vocab_size();
+    list->push_back(
+        MakeWorld(std::move(deepseek), deepseek_vocab, 4096, tokenizer::ChatFormat::kDeepSeek));
     return list;
   }();
   return *worlds;

@@ -39,21 +39,27 @@ MISTRAL_TEMPLATE = (
     "{{ message['content'] + eos_token }}{% endif %}{% endfor %}")
 # Mistral's tokenizer v3: its markers, tools' included, are control tokens after the bytes
 # (write_checkpoint's `extra_tokens`), with <s> and </s> as BOS and EOS.
+# DeepSeek R1's distills: BOS and EOS special, the role markers and thought tags not.
+DEEPSEEK_TOKENS = ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", ("<｜User｜>", False),
+                   ("<｜Assistant｜>", False), ("<think>", False), ("</think>", False))
 MISTRAL_V3_TOKENS = ("<s>", "</s>", "[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
                      "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]")
 
 
 def write_tokenizer(path, template, extra_tokens=()):
     """tokenizer.json, and tokenizer_config.json with `template` (none when None);
-    `extra_tokens` are special tokens from id VOCAB on."""
+    `extra_tokens` are added tokens from id VOCAB on: special ones, or (content, False) for
+    one that is not."""
     chars = byte_to_unicode()
     vocab = {chars[b]: b for b in range(256)}
     vocab["~~"] = 259  # one merge, which no prompt here meets
-    added = ((END_OF_TEXT, "<|endoftext|>"), (IM_START, "<|im_start|>"), (IM_END, "<|im_end|>"))
-    added += tuple((VOCAB + i, c) for i, c in enumerate(extra_tokens))
+    added = ((END_OF_TEXT, "<|endoftext|>", True), (IM_START, "<|im_start|>", True),
+             (IM_END, "<|im_end|>", True))
+    added += tuple((VOCAB + i,) + (t if isinstance(t, tuple) else (t, True))
+                   for i, t in enumerate(extra_tokens))
     tokenizer = {
         "model": {"type": "BPE", "vocab": vocab, "merges": ["~ ~"]},
-        "added_tokens": [{"id": i, "content": c, "special": True} for i, c in added],
+        "added_tokens": [{"id": i, "content": c, "special": special} for i, c, special in added],
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
         "decoder": {"type": "ByteLevel"},
     }

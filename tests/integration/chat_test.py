@@ -29,8 +29,8 @@ import tempfile
 import unittest
 
 import fleet
-from chat_checkpoint import (DEFAULT_SYSTEM, END_OF_TEXT, HEADER, IM_END, MISTRAL_TEMPLATE,
-                             MISTRAL_V3_TOKENS, VOCAB, turn, write_checkpoint)
+from chat_checkpoint import (DEEPSEEK_TOKENS, DEFAULT_SYSTEM, END_OF_TEXT, HEADER, IM_END,
+                             MISTRAL_TEMPLATE, MISTRAL_V3_TOKENS, VOCAB, turn, write_checkpoint)
 
 BIN_DIR, PROTO_DIR = sys.argv[1:3]
 fleet.import_grpc_or_skip()
@@ -262,6 +262,23 @@ def serve_directly(template, worker_id, **checkpoint):
     return worker, channel, rpc.InferenceStub(channel)
 
 
+class DirectWorkerTest(unittest.TestCase):
+    """Tests against a worker of their own (serve_directly) on a checkpoint with TEMPLATE and
+    write_checkpoint's CHECKPOINT arguments."""
+    TEMPLATE, WORKER_ID, CHECKPOINT = None, None, {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.worker, cls.channel, cls.stub = serve_directly(cls.TEMPLATE, cls.WORKER_ID,
+                                                           **cls.CHECKPOINT)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.worker.terminate()
+
+
+
 # A ChatML template that thinks first and lets a request switch it off (Qwen3's shape).
 THINKING_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
@@ -270,18 +287,11 @@ THINKING_TEMPLATE = (
     "false %}{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}")
 
 
-class ThinkingChatTest(unittest.TestCase):
+class ThinkingChatTest(DirectWorkerTest):
     """A model that thinks first: ModelInfo says so, enable_thinking false closes the thought
     in the generation prompt, and an earlier reply goes back without its thought."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.worker, cls.channel, cls.stub = serve_directly(THINKING_TEMPLATE, "thinking0")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        cls.worker.terminate()
+    TEMPLATE, WORKER_ID = THINKING_TEMPLATE, "thinking0"
 
     def prompt_tokens(self, request):
         final = None
@@ -307,15 +317,8 @@ class ThinkingChatTest(unittest.TestCase):
                              + HEADER))
 
 
-class MistralChatTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.worker, cls.channel, cls.stub = serve_directly(MISTRAL_TEMPLATE, "mistral0")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        cls.worker.terminate()
+class MistralChatTest(DirectWorkerTest):
+    TEMPLATE, WORKER_ID = MISTRAL_TEMPLATE, "mistral0"
 
     def prompt_tokens(self, messages):
         return stream(self.stub, chat("", messages))[3].usage.prompt_tokens
@@ -337,6 +340,44 @@ class MistralChatTest(unittest.TestCase):
         self.assertIn("starting and ending with a user message", error.exception.details())
 
 
+# DeepSeek R1's later template: earlier thoughts dropped, the generation prompt opens one.
+DEEPSEEK_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{{ '<｜User｜>' + message['content'] }}{% elif message['role'] == 'assistant' %}"
+    "{{ '<｜Assistant｜>' + message['content'].split('</think>')[-1] + '<｜end▁of▁sentence｜>' }}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<｜Assistant｜><think>\\n' }}"
+    "{% endif %}")
+DS_BOS, DS_EOS, DS_USER, DS_ASSISTANT, DS_THINK, DS_THINK_END = range(
+    VOCAB, VOCAB + len(DEEPSEEK_TOKENS))
+
+
+class DeepSeekChatTest(DirectWorkerTest):
+    """R1's distills end to end: their markers added as tokens that are not special, the
+    thought opened in the prompt, or closed at once without thinking."""
+    TEMPLATE, WORKER_ID = DEEPSEEK_TEMPLATE, "deepseek0"
+    CHECKPOINT = {"extra_tokens": DEEPSEEK_TOKENS, "favourite": DS_EOS, "bos": DS_BOS,
+                  "eos": DS_EOS}
+
+    def test_the_format_and_its_thought_are_found_and_written(self):
+        info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual((info.chat_format, info.thinking), ("deepseek", "always"))
+        history = [("user", "Hi"), ("assistant", "<think>\nGreet.\n</think>\n\nHello!"),
+                   ("user", "Bye")]
+        # This vocabulary's EOS is <|endoftext|>: the reply ends on the end of turn as a stop.
+        ids, text, _, final = stream(self.stub, chat("", history))
+        self.assertEqual((ids, text, final.finish_reason),
+                         ([DS_EOS], "", pb.FINISH_REASON_STOP_TOKEN))
+        prompt = ([DS_BOS, DS_USER] + list(b"Hi") + [DS_ASSISTANT] + list(b"\n\nHello!")
+                  + [DS_EOS, DS_USER] + list(b"Bye") + [DS_ASSISTANT, DS_THINK] + list(b"\n"))
+        self.assertEqual(final.usage.prompt_tokens, len(prompt))
+        closed = chat("", [("user", "Hi")])
+        closed.chat.enable_thinking = False
+        _, _, _, final = stream(self.stub, closed)
+        self.assertEqual(final.usage.prompt_tokens,
+                         len([DS_BOS, DS_USER, 0, 0, DS_ASSISTANT, DS_THINK, 0, 0, DS_THINK_END,
+                              0, 0]))
+
+
 # Mistral v3's shape, its markers control tokens of the vocabulary (MISTRAL_V3_TOKENS).
 MISTRAL_V3_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
@@ -349,19 +390,10 @@ MISTRAL_V3_TEMPLATE = (
  RESULTS_END) = range(VOCAB, VOCAB + len(MISTRAL_V3_TOKENS))
 
 
-class MistralToolsTest(unittest.TestCase):
+class MistralToolsTest(DirectWorkerTest):
     """Tool calls by control token, end to end: the checkpoint's greedy pick is </s>."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.worker, cls.channel, cls.stub = serve_directly(
-            MISTRAL_V3_TEMPLATE, "mistral3", extra_tokens=MISTRAL_V3_TOKENS, favourite=EOS3,
-            bos=BOS3, eos=EOS3)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        cls.worker.terminate()
+    TEMPLATE, WORKER_ID = MISTRAL_V3_TEMPLATE, "mistral3"
+    CHECKPOINT = {"extra_tokens": MISTRAL_V3_TOKENS, "favourite": EOS3, "bos": BOS3, "eos": EOS3}
 
     PARAMS = {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
               "required": ["city"]}

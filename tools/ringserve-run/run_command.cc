@@ -89,9 +89,10 @@ void Register(ArgParser& parser, RunFlags& flags) {
   parser.AddString("system", &flags.system, "with --chat: the system message");
   parser.AddBool("no-thinking", &flags.no_thinking,
                  "with --chat, a model that thinks first (Qwen3) answers without its thought");
-  parser.AddString("chat-format", &flags.chat_format,
-                   "auto (the checkpoint's), chatml, llama3, llama3.1, llama3.2, llama2, mistral "
-                   "or none");
+  parser.AddString(
+      "chat-format", &flags.chat_format,
+      "auto (the checkpoint's), chatml, llama3, llama3.1, llama3.2, llama2, mistral, deepseek "
+      "or none");
   parser.AddBool("json-object", &flags.json_object,
                  "structured output: every reply is a JSON object");
   parser.AddString("json-schema", &flags.json_schema,

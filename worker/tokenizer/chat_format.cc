@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
+#include "worker/tokenizer/deepseek_chat.h"
 #include "worker/tokenizer/tool_calls.h"
 
 namespace ringserve::tokenizer {
@@ -84,6 +85,7 @@ void Append(const Tokenizer& tokenizer, std::string_view text, bool markers,
 
 // The first control token of `format` the vocabulary lacks, if any.
 std::optional<std::string_view> MissingMarker(const Tokenizer& tokenizer, ChatFormat format) {
+  if (format == ChatFormat::kDeepSeek) return MissingDeepSeekMarker(tokenizer);
   if (IsInstFormat(format)) {
     if (tokenizer.vocab().bos_id < 0) return "<s>";
     if (tokenizer.vocab().eos_id < 0) return "</s>";
@@ -308,6 +310,8 @@ std::string_view ChatFormatName(ChatFormat format) {
       return "llama2";
     case ChatFormat::kMistral:
       return "mistral";
+    case ChatFormat::kDeepSeek:
+      return "deepseek";
     default:
       return "none";
   }
@@ -316,7 +320,7 @@ std::string_view ChatFormatName(ChatFormat format) {
 std::optional<ChatFormat> ChatFormatNamed(std::string_view name) {
   for (const ChatFormat f :
        {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3, ChatFormat::kLlama31,
-        ChatFormat::kLlama32, ChatFormat::kLlama2, ChatFormat::kMistral}) {
+        ChatFormat::kLlama32, ChatFormat::kLlama2, ChatFormat::kMistral, ChatFormat::kDeepSeek}) {
     if (ChatFormatName(f) == name) return f;
   }
   return std::nullopt;
@@ -326,6 +330,7 @@ ChatFormat DetectChatFormat(std::string_view chat_template) {
   const auto has = [&](std::string_view marker) {
     return chat_template.find(marker) != std::string_view::npos;
   };
+  if (has(kDeepSeekAssistant)) return ChatFormat::kDeepSeek;
   if (has("<|start_header_id|>")) {
     if (!has("Cutting Knowledge Date")) return ChatFormat::kLlama3;
     return has("strftime_now") ? ChatFormat::kLlama32 : ChatFormat::kLlama31;
@@ -338,6 +343,7 @@ ChatFormat DetectChatFormat(std::string_view chat_template) {
 
 std::optional<int32_t> EndOfTurnId(const Tokenizer& tokenizer, ChatFormat format) {
   if (format == ChatFormat::kNone) return std::nullopt;
+  if (format == ChatFormat::kDeepSeek) return DeepSeekEndOfTurnId(tokenizer);
   if (IsInstFormat(format)) {
     const int32_t eos = tokenizer.vocab().eos_id;
     return eos >= 0 ? std::optional<int32_t>(eos) : std::nullopt;
@@ -406,6 +412,10 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
                      std::string(ChatFormatName(format)), " chat format needs"));
   }
   RS_RETURN_IF_ERROR(CheckToolUse(format, messages, tools));
+  if (format == ChatFormat::kDeepSeek) {
+    return EncodeDeepSeekChat(tokenizer, messages, start, default_system,
+                              ThinkingOf(tokenizer, format), think);
+  }
   if (IsInstFormat(format)) {
     const auto tool_turn = std::find_if(messages.begin(), messages.end(), [](const ChatMessage& m) {
       return m.role == "tool" || !m.tool_calls.empty();
@@ -518,6 +528,11 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
 
 Thinking ThinkingOf(const Tokenizer& tokenizer, ChatFormat format) {
   const std::string& chat_template = tokenizer.vocab().chat_template;
+  if (format == ChatFormat::kDeepSeek) {
+    if (chat_template.find("<think>") != std::string::npos) return Thinking::kAlways;
+    return chat_template.find(kThoughtClose) != std::string::npos ? Thinking::kOptional
+                                                                  : Thinking::kNone;
+  }
   if (format != ChatFormat::kChatMl || chat_template.find("<think>") == std::string::npos) {
     return Thinking::kNone;
   }

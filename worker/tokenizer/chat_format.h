@@ -35,9 +35,12 @@ enum class ChatFormat : uint8_t {
   // them (tokenizer v3: Mistral 7B v0.3, Mixtral 8x22B), with no space inside them then. A
   // system message joins the first user message (v1) or the last (v3), two newlines apart.
   kMistral,
+  // DeepSeek R1's distills and V3 (deepseek_chat.h): <｜begin▁of▁sentence｜>system<｜User｜>...
+  // <｜Assistant｜>...<｜end▁of▁sentence｜>.
+  kDeepSeek,
 };
 
-// "none", "chatml", "llama3", "llama3.1", "llama3.2", "llama2", "mistral"
+// "none", "chatml", "llama3", "llama3.1", "llama3.2", "llama2", "mistral", "deepseek"
 std::string_view ChatFormatName(ChatFormat format);
 std::optional<ChatFormat> ChatFormatNamed(std::string_view name);
 
@@ -90,9 +93,11 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
                                                 std::span<const ChatTool> tools = {},
                                                 bool think = true);
 
-// How a model's template treats a thought before the answer (<think>...</think>, ChatML):
-// Qwen3's lets a request switch it off (enable_thinking), QwQ's always opens one in the
-// generation prompt. kNone for other templates, formats and vocabularies without one.
+// How a model's template treats a thought before the answer (<think>...</think>, ChatML and
+// DeepSeek): Qwen3's lets a request switch it off (enable_thinking), QwQ's and DeepSeek R1's
+// always open one in the generation prompt; an R1 template that only strips thoughts from
+// earlier replies leaves the model to open its own, and a request may close it (kOptional).
+// kNone for other templates, formats and vocabularies without one.
 enum class Thinking : uint8_t { kNone, kOptional, kAlways };
 Thinking ThinkingOf(const Tokenizer& tokenizer, ChatFormat format);
 std::string_view ThinkingName(Thinking thinking);  // "none", "optional", "always"

@@ -66,6 +66,29 @@ std::unique_ptr<Tokenizer> MistralTokenizer() {
   return *std::move(tok);
 }
 
+std::unique_ptr<Tokenizer> DeepSeekTokenizer(const std::string& chat_template) {
+  Vocabulary vocab = ChatVocabulary(/*llama3=*/false);
+  const std::pair<const char*, TokenType> markers[] = {
+      {"<｜begin▁of▁sentence｜>", TokenType::kControl},
+      {"<｜end▁of▁sentence｜>", TokenType::kControl},
+      {"<｜User｜>", TokenType::kUserDefined},
+      {"<｜Assistant｜>", TokenType::kUserDefined},
+      {"<think>", TokenType::kUserDefined},
+      {"</think>", TokenType::kUserDefined}};
+  for (const auto& [marker, type] : markers) {
+    vocab.tokens.emplace_back(marker);
+    vocab.types.push_back(type);
+    vocab.scores.push_back(0.0F);
+  }
+  RS_CHECK(static_cast<int32_t>(vocab.tokens.size()) == kThinkEnd + 1);
+  vocab.bos_id = kDeepSeekBos;
+  vocab.eos_id = kDeepSeekEos;
+  vocab.chat_template = chat_template;
+  auto tok = Tokenizer::Create(std::move(vocab));
+  RS_CHECK(tok.ok());
+  return *std::move(tok);
+}
+
 std::vector<int32_t> Join(std::initializer_list<std::vector<int32_t>> parts) {
   std::vector<int32_t> out;
   for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());

@@ -31,6 +31,14 @@ inline constexpr int32_t kMistralBos = 264, kMistralEos = 265, kInst = 266, kIns
 // and EOS: the mistral chat format with tool calling, its text one id per byte.
 std::unique_ptr<Tokenizer> MistralTokenizer();
 
+// DeepSeekTokenizer's markers after ChatVocabulary's tokens: BOS and EOS control tokens, the
+// role markers and thought tags user-defined, as R1's distills add them.
+inline constexpr int32_t kDeepSeekBos = 264, kDeepSeekEos = 265, kDeepSeekUserId = 266,
+                         kDeepSeekAssistantId = 267, kThink = 268, kThinkEnd = 269;
+
+// ChatVocabulary with DeepSeek's markers, and `chat_template` as the vocabulary's template.
+std::unique_ptr<Tokenizer> DeepSeekTokenizer(const std::string& chat_template);
+
 // The ids of plain text in that vocabulary: one per byte.
 std::vector<int32_t> Bytes(std::string_view text);
 

@@ -95,7 +95,7 @@ class ChatTest(unittest.TestCase):
 
     def test_model_info_names_the_templates_format(self):
         info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
-        self.assertEqual(info.chat_format, "chatml")
+        self.assertEqual((info.chat_format, info.tool_calling), ("chatml", True))
 
     def test_a_conversation_renders_as_its_template_and_appends_after_the_reply(self):
         first = turn("system", DEFAULT_SYSTEM) + turn("user", "Hi there") + HEADER
@@ -325,7 +325,7 @@ class MistralChatTest(DirectWorkerTest):
 
     def test_the_inst_format_renders_and_refuses_what_its_template_would(self):
         info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
-        self.assertEqual(info.chat_format, "mistral")
+        self.assertEqual((info.chat_format, info.tool_calling), ("mistral", False))  # v1
         self.assertEqual(info.bos_token_id, END_OF_TEXT)
         # <s>, then "[INST] ... [/INST]" as text (one token a byte in this vocabulary).
         self.assertEqual(self.prompt_tokens([("user", "Hi")]), 1 + len(b"[INST] Hi [/INST]"))
@@ -360,7 +360,8 @@ class DeepSeekChatTest(DirectWorkerTest):
 
     def test_the_format_and_its_thought_are_found_and_written(self):
         info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
-        self.assertEqual((info.chat_format, info.thinking), ("deepseek", "always"))
+        self.assertEqual((info.chat_format, info.thinking, info.tool_calling),
+                         ("deepseek", "always", False))
         history = [("user", "Hi"), ("assistant", "<think>\nGreet.\n</think>\n\nHello!"),
                    ("user", "Bye")]
         # This vocabulary's EOS is <|endoftext|>: the reply ends on the end of turn as a stop.
@@ -412,8 +413,8 @@ class MistralToolsTest(DirectWorkerTest):
         return text, calls, final
 
     def test_calls_open_with_the_marker_and_results_continue_the_session(self):
-        self.assertEqual(self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10).chat_format,
-                         "mistral")
+        info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual((info.chat_format, info.tool_calling), ("mistral", True))
         # MODE_REQUIRED: the prompt opens the calls; the reply is the array after the marker.
         text, calls, final = self.weather("m1", pb.ToolChoice.MODE_REQUIRED)
         self.assertEqual((text, len(calls)), ("", 1), calls)

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc/grpc_status.h"
 #include "worker/server/generate_reactor.h"
+#include "worker/tokenizer/tool_calls.h"
 #include "worker/tokenizer/unicode.h"
 
 namespace ringserve::server {
@@ -101,6 +102,8 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
   if (env_.tokenizer != nullptr) {
     response->set_thinking(std::string(
         tokenizer::ThinkingName(tokenizer::ThinkingOf(*env_.tokenizer, env_.model.chat_format))));
+    response->set_tool_calling(
+        tokenizer::OffersToolCalls(*env_.tokenizer, env_.model.chat_format));
   } else {
     response->set_thinking("none");
   }

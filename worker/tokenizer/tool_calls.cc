@@ -114,6 +114,11 @@ bool HasToolCalls(ChatFormat format) {
   return format == ChatFormat::kChatMl || IsLlama(format) || IsMistral(format);
 }
 
+bool OffersToolCalls(const Tokenizer& tokenizer, ChatFormat format) {
+  return HasToolCalls(format) && CanRender(tokenizer, format) &&
+         (!IsMistral(format) || MistralToolMarkersOf(tokenizer).has_value());
+}
+
 std::optional<MistralToolMarkers> MistralToolMarkersOf(const Tokenizer& tokenizer) {
   const std::optional<int32_t> ids[] = {
       ControlId(tokenizer, "[AVAILABLE_TOOLS]"), ControlId(tokenizer, "[/AVAILABLE_TOOLS]"),

@@ -42,6 +42,10 @@ inline constexpr size_t kMaxToolNameBytes = 64;
 // MistralToolMarkers).
 bool HasToolCalls(ChatFormat format);
 
+// Whether chat requests to this model may offer tools: the format has a tool protocol, the
+// vocabulary renders the format, and (Mistral) has the tool markers.
+bool OffersToolCalls(const Tokenizer& tokenizer, ChatFormat format);
+
 // Mistral's tool markers, control tokens of tokenizer v3; nullopt for a vocabulary without
 // them (tokenizer v1).
 struct MistralToolMarkers {

@@ -266,6 +266,12 @@ TEST(ToolCallsTest, MistralWritesToolsCallsAndResultsBetweenItsMarkers) {
                         Bytes(R"({"content": "12:00", "call_id": "A1b2C3d4E"})"),
                         {kToolResultsEnd}}));
   EXPECT_TRUE(HasToolCalls(ChatFormat::kMistral));
+  EXPECT_TRUE(OffersToolCalls(*tok, ChatFormat::kMistral));
+  EXPECT_FALSE(OffersToolCalls(*DeepSeekTokenizer(""), ChatFormat::kDeepSeek));
+  EXPECT_TRUE(OffersToolCalls(*ChatTokenizer(), ChatFormat::kChatMl));
+  EXPECT_TRUE(OffersToolCalls(*ChatTokenizer(), ChatFormat::kLlama31));
+  EXPECT_FALSE(OffersToolCalls(*ChatTokenizer(), ChatFormat::kLlama3));
+  EXPECT_FALSE(OffersToolCalls(*ChatTokenizer(), ChatFormat::kMistral));  // no markers
   EXPECT_EQ(MistralToolMarkersOf(*tok)->tool_calls, kToolCalls);
   EXPECT_FALSE(MistralToolMarkersOf(*ChatTokenizer()).has_value());
   EXPECT_THAT(NewCallId(ChatFormat::kMistral), ::testing::MatchesRegex("[A-Za-z0-9]{9}"));

@@ -272,9 +272,9 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
   }
   if (r.chat().tools_size() == 0 || choice.mode() == pb::ToolChoice::MODE_NONE) {
     Require(!job.format_trigger.has_value(), "no tools offered: no trigger");
-  } else if (choice.mode() == pb::ToolChoice::MODE_AUTO && !r.has_response_format()) {
-    // Every accepted tool set compiles into a watched call, refused schemas as any object.
-    Require(job.format_trigger.has_value(), "offered tools: a call is watched for");
+  } else if (choice.mode() == pb::ToolChoice::MODE_AUTO && !r.has_response_format() &&
+             job.format_trigger.has_value()) {
+    // (A call grammar that does not compile leaves calls parsed only, without a trigger.)
     const bool mistral = w.limits.chat_format == tokenizer::ChatFormat::kMistral;
     Require(job.format_trigger->token.has_value() == mistral, "mistral's calls open by token");
     Require(job.format_trigger->once == (mistral || (r.chat().has_parallel_tool_calls() &&

@@ -125,10 +125,10 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
       if (tools.empty()) return ToolFormat{};
       // Each stretch the trigger binds is one call (Mistral: the reply's array of calls);
       // without parallel calls the first one ends the reply.
-      RS_ASSIGN_OR_RETURN(auto call,
-                          CallsGrammar(tools, format, "", !marker || one_call, true, cache));
+      auto call = CallsGrammar(tools, format, "", !marker || one_call, true, cache);
+      if (!call.ok()) return ToolFormat{};  // calls it cannot compile are only parsed
       return ToolFormat{
-          .grammar = std::move(call),
+          .grammar = *std::move(call),
           .trigger = grammar::Trigger{.text = std::string(tokenizer::ToolCallOpening(format)),
                                       .at_start = tokenizer::ToolCallOpensReply(format),
                                       .after = thought_first ? "</think>" : "",

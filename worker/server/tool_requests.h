@@ -34,11 +34,12 @@ std::vector<tokenizer::ToolCall> MessageToolCalls(const ringserve::v1::ChatMessa
 // more calls of the offered tools, or of the one it names, their arguments satisfying the
 // tool's parameters (no trigger); under MODE_AUTO a call the reply begins is held to that
 // shape from its opening on (`trigger`: ToolCallOpening), a tool whose schema the compiler
-// refuses taking any JSON object as arguments; nothing under MODE_NONE. With
-// chat.parallel_tool_calls false a reply makes at most one call: MODE_REQUIRED's grammar is
-// one call, MODE_AUTO's trigger binds once and its call ends the reply. INVALID_ARGUMENT
-// naming the field for a name that is no offered tool (or a name without MODE_REQUIRED), no
-// tools to require, or, under MODE_REQUIRED, a schema that does not compile.
+// refuses taking any JSON object as arguments (calls whose grammar still does not compile
+// are only parsed); nothing under MODE_NONE. With chat.parallel_tool_calls false a reply
+// makes at most one call: MODE_REQUIRED's grammar is one call, MODE_AUTO's trigger binds
+// once and its call ends the reply. INVALID_ARGUMENT naming the field for a name that is no
+// offered tool (or a name without MODE_REQUIRED), no tools to require, or, under
+// MODE_REQUIRED, a schema that does not compile.
 struct ToolFormat {
   std::shared_ptr<const grammar::Grammar> grammar;
   std::optional<grammar::Trigger> trigger;

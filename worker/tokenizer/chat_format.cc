@@ -220,8 +220,10 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
         return m.role == "tool" || !m.tool_calls.empty();
       });
   const std::optional<MistralToolMarkers> markers = MistralToolMarkersOf(tokenizer);
-  if (tool_use && !(v3 && markers.has_value())) {  // EncodeChat refused a vocabulary without
-    return absl::InvalidArgumentError(             // the tool markers
+  // EncodeChat refused a vocabulary without the tool markers; this one has them, but not
+  // [INST] as a control token.
+  if (tool_use && !(v3 && markers.has_value())) {
+    return absl::InvalidArgumentError(
         "chat.tools: this mistral vocabulary spells [INST] as text; tool calling needs "
         "Mistral's tokenizer v3 or later");
   }

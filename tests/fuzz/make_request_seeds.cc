@@ -2,7 +2,8 @@
 // request below in binary (mode 0) and text format (mode 1), a few builder inputs (mode 2)
 // and --workers specs with session ids (mode 3). Valid requests cover text and token
 // input, a session's first turn, an append with and without new input, a fork's session
-// id, every sampler field and stop strings; invalid ones break one rule each.
+// id, every sampler field and stop strings, chats with tool turns and earlier thoughts;
+// invalid ones break one rule each.
 #include <cmath>
 #include <functional>
 #include <optional>
@@ -95,6 +96,44 @@ std::vector<std::pair<std::string, pb::GenerateRequest>> Requests() {
            m->set_role(role);
            m->set_content(content);
          }
+       })},
+      // Tool turns as Mistral writes them (a nine-character call id, a result naming it),
+      // tools offered and a required single call; another world's format refuses or
+      // renders them its own way.
+      {"tool_turns", Request([](pb::GenerateRequest& r) {
+         r.clear_text();
+         pb::Chat* chat = r.mutable_chat();
+         chat->add_messages()->set_role("user");
+         chat->mutable_messages(0)->set_content("Weather in Paris?");
+         pb::ChatMessage* call = chat->add_messages();
+         call->set_role("assistant");
+         pb::ToolCall* made = call->add_tool_calls();
+         made->set_id("abcDEF123");
+         made->set_name("get_weather");
+         made->set_arguments(R"({"city": "Paris"})");
+         pb::ChatMessage* result = chat->add_messages();
+         result->set_role("tool");
+         result->set_content(R"({"temp": 18})");
+         result->set_tool_call_id("abcDEF123");
+         pb::Tool* tool = chat->add_tools();
+         tool->set_name("get_weather");
+         tool->set_parameters(R"({"type": "object", "properties": {"city": {"type": "string"}}})");
+         chat->mutable_tool_choice()->set_mode(pb::ToolChoice::MODE_REQUIRED);
+         chat->set_parallel_tool_calls(false);
+       })},
+      // An earlier reply with its thought, as a thinking model's conversation sends it back.
+      {"thought_history", Request([](pb::GenerateRequest& r) {
+         r.clear_text();
+         r.clear_session_id();
+         for (const auto& [role, content] :
+              {std::pair{"system", "Be brief."}, std::pair{"user", "Hi"},
+               std::pair{"assistant", "<think>\nGreet.\n</think>\n\nHello."},
+               std::pair{"user", "2+2?"}}) {
+           pb::ChatMessage* m = r.mutable_chat()->add_messages();
+           m->set_role(role);
+           m->set_content(content);
+         }
+         r.mutable_chat()->set_enable_thinking(false);
        })},
       {"long_request_id",
        Request([](pb::GenerateRequest& r) { r.set_request_id(std::string(129, 'r')); })},

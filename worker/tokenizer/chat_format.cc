@@ -231,8 +231,18 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
   for (size_t i = 0; i < messages.size(); ++i) {
     if (messages[i].role == "user") last_user = i;
   }
-  const size_t system_at = v3 ? last_user : 0;
+  // Tokenizer v7 (Mistral Small 3) writes the system message between control tokens of its
+  // own, first, rather than joining it to a user message.
+  const std::optional<int32_t> system_open = ControlId(tokenizer, "[SYSTEM_PROMPT]");
+  const std::optional<int32_t> system_close = ControlId(tokenizer, "[/SYSTEM_PROMPT]");
+  const bool v7 = v3 && system_open.has_value() && system_close.has_value();
+  const size_t system_at = v7 ? messages.size() : (v3 ? last_user : 0);  // v7: no user's
   if (start) out.push_back(bos);
+  if (v7 && !system.empty()) {
+    out.push_back(*system_open);
+    AppendText(tokenizer, system, false, &out);
+    out.push_back(*system_close);
+  }
   for (size_t i = 0; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     if (m.role == "tool" || !m.tool_calls.empty()) {

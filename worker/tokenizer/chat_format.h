@@ -33,7 +33,9 @@ enum class ChatFormat : uint8_t {
   // Mistral Instruct, as mistral-common writes it: <s>[INST] user [/INST] reply</s>, each a
   // piece of text of its own; [INST] and [/INST] are control tokens where the vocabulary has
   // them (tokenizer v3: Mistral 7B v0.3, Mixtral 8x22B), with no space inside them then. A
-  // system message joins the first user message (v1) or the last (v3), two newlines apart.
+  // system message joins the first user message (v1) or the last (v3), two newlines apart,
+  // or, where the vocabulary has [SYSTEM_PROMPT] and [/SYSTEM_PROMPT] (v7: Mistral Small 3),
+  // goes between those first.
   kMistral,
   // DeepSeek R1's distills and V3 (deepseek_chat.h): <｜begin▁of▁sentence｜>system<｜User｜>...
   // <｜Assistant｜>...<｜end▁of▁sentence｜>.

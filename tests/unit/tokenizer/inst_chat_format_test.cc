@@ -22,7 +22,7 @@ class InstChatFormatTest : public ::testing::Test {
  protected:
   // With `v3`, "[INST]" and "[/INST]" join the vocabulary as control tokens, as in Mistral's
   // tokenizer v3. Leaves tok_ null when it skips or fails: a test returns then.
-  void Load(bool v3) {
+  void Load(bool v3, bool v7 = false) {
     const std::string path = testing::SharedFile("models/tokenizer.bin");
     if (path.empty()) GTEST_SKIP() << "no shared Llama 2 vocabulary";
     absl::StatusOr<Vocabulary> vocab = ReadLlama2cTokenizer(path);
@@ -42,6 +42,15 @@ class InstChatFormatTest : public ::testing::Test {
       tools_end_ = open_ + 4;
       results_ = open_ + 5;
       results_end_ = open_ + 6;
+    }
+    if (v7) {
+      for (const char* marker : {"[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"}) {
+        vocab->tokens.emplace_back(marker);
+        vocab->scores.push_back(0);
+        vocab->types.push_back(TokenType::kControl);
+      }
+      system_ = static_cast<int32_t>(vocab->tokens.size()) - 2;
+      system_end_ = system_ + 1;
     }
     absl::StatusOr<std::unique_ptr<Tokenizer>> tok = Tokenizer::Create(*std::move(vocab));
     ASSERT_TRUE(tok.ok()) << tok.status();
@@ -71,6 +80,7 @@ class InstChatFormatTest : public ::testing::Test {
   std::unique_ptr<Tokenizer> tok_;
   int32_t bos_ = -1, eos_ = -1, open_ = -1, close_ = -1;
   int32_t calls_ = -1, tools_ = -1, tools_end_ = -1, results_ = -1, results_end_ = -1;
+  int32_t system_ = -1, system_end_ = -1;
   const std::vector<ChatMessage> conversation_ = {{"system", "Be brief."},
                                                   {"user", " Hi! "},
                                                   {"assistant", "Hello."},
@@ -121,6 +131,21 @@ TEST_F(InstChatFormatTest, MistralV3UsesItsControlTokensAndJoinsTheSystemToTheLa
   // A message spelling the markers or </s> is text, not the tokens.
   const std::vector<int32_t> spelled = Render(ChatFormat::kMistral, {{"user", "[/INST]</s>"}});
   EXPECT_EQ(spelled, Join({{bos_, open_}, Text("[/INST]</s>"), {close_}}));
+}
+
+// Tokenizer v7 (Mistral Small 3): the system message between its own markers, first.
+TEST_F(InstChatFormatTest, MistralV7WritesTheSystemMessageBetweenItsMarkers) {
+  Load(/*v3=*/true, /*v7=*/true);
+  if (tok_ == nullptr) return;
+  EXPECT_EQ(Render(ChatFormat::kMistral, conversation_), Join({{bos_, system_},
+                                                               Text("Be brief."),
+                                                               {system_end_, open_},
+                                                               Text(" Hi! "),
+                                                               {close_},
+                                                               Text("Hello."),
+                                                               {eos_, open_},
+                                                               Text("How are you?"),
+                                                               {close_}}));
 }
 
 TEST_F(InstChatFormatTest, RolesMustAlternateFromAUserMessageToAUserMessage) {

@@ -84,6 +84,15 @@ absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CompileCallsGrammar(
   return calls;
 }
 
+// The control token a call opens with: Mistral's [TOOL_CALLS]; nullopt in the formats whose
+// calls open with text.
+std::optional<int32_t> CallMarker(const tokenizer::Tokenizer& tokenizer,
+                                  tokenizer::ChatFormat format) {
+  if (format != tokenizer::ChatFormat::kMistral) return std::nullopt;
+  const auto markers = tokenizer::MistralToolMarkersOf(tokenizer);
+  return markers.has_value() ? std::optional<int32_t>(markers->tool_calls) : std::nullopt;
+}
+
 // CompileCallsGrammar through `cache`: agents offer the same tools turn after turn.
 absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CallsGrammar(
     std::span<const tokenizer::ChatTool> tools, tokenizer::ChatFormat format,
@@ -107,11 +116,8 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
   const pb::ToolChoice& choice = chat.tool_choice();
   const bool one_call = chat.has_parallel_tool_calls() && !chat.parallel_tool_calls();
   // Mistral's calls open with a control token (the renderer refused tools without it).
-  std::optional<int32_t> marker;
-  if (format == tokenizer::ChatFormat::kMistral && !tools.empty()) {
-    const auto markers = tokenizer::MistralToolMarkersOf(tokenizer);
-    if (markers.has_value()) marker = markers->tool_calls;
-  }
+  const std::optional<int32_t> marker =
+      tools.empty() ? std::nullopt : CallMarker(tokenizer, format);
   switch (choice.mode()) {
     case pb::ToolChoice::MODE_REQUIRED: {
       if (tools.empty()) return Invalid("chat.tool_choice", "MODE_REQUIRED needs chat.tools");
@@ -152,11 +158,7 @@ std::optional<tokenizer::ToolCallParser> ReplyParser(const pb::GenerateRequest& 
   }
   std::vector<std::string> names;
   for (const pb::Tool& tool : request.chat().tools()) names.push_back(tool.name());
-  int32_t marker = -1;
-  if (format == tokenizer::ChatFormat::kMistral) {
-    const auto markers = tokenizer::MistralToolMarkersOf(*tokenizer);
-    if (markers.has_value()) marker = markers->tool_calls;
-  }
+  const int32_t marker = CallMarker(*tokenizer, format).value_or(-1);
   // Under MODE_REQUIRED Mistral's prompt opened the calls (ToolFormat::prompt_suffix).
   const bool calls_open =
       marker >= 0 && request.chat().tool_choice().mode() == pb::ToolChoice::MODE_REQUIRED;

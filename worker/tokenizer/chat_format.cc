@@ -183,11 +183,13 @@ absl::Status AppendMistralToolTurn(const Tokenizer& tokenizer, const MistralTool
 
 // Llama 2 chat and Mistral Instruct (chat_format.h): `messages` are the turns after the
 // system message; `system` (none when empty) joins the first user message (Llama 2, Mistral
-// v1) or the last (Mistral v3). Mistral v3 offers `tools` before the last user message.
+// v1) or the last (Mistral v3). Mistral v3 offers `tools` before the last user message;
+// `markers`: its tool markers where the conversation uses tools (else null).
 absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, ChatFormat format,
                                                     std::span<const ChatMessage> messages,
                                                     bool start, std::string_view system,
-                                                    std::span<const ChatTool> tools) {
+                                                    std::span<const ChatTool> tools,
+                                                    const MistralToolMarkers* markers) {
   const int32_t bos = tokenizer.vocab().bos_id;
   const int32_t eos = tokenizer.vocab().eos_id;
   std::vector<int32_t> out;
@@ -215,14 +217,8 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
   const std::optional<int32_t> open = ControlId(tokenizer, "[INST]");
   const std::optional<int32_t> close = ControlId(tokenizer, "[/INST]");
   const bool v3 = open.has_value() && close.has_value();
-  const bool tool_use =
-      !tools.empty() || std::any_of(messages.begin(), messages.end(), [](const ChatMessage& m) {
-        return m.role == "tool" || !m.tool_calls.empty();
-      });
-  const std::optional<MistralToolMarkers> markers = MistralToolMarkersOf(tokenizer);
-  // EncodeChat refused a vocabulary without the tool markers; this one has them, but not
-  // [INST] as a control token.
-  if (tool_use && !(v3 && markers.has_value())) {
+  // A vocabulary with the tool markers but [INST] spelled as text.
+  if (markers != nullptr && !v3) {
     return absl::InvalidArgumentError(
         "chat.tools: this mistral vocabulary spells [INST] as text; tool calling needs "
         "Mistral's tokenizer v3 or later");
@@ -433,7 +429,9 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
       return m.role == "tool" || !m.tool_calls.empty();
     });
     const bool tool_turns = tool_turn != messages.end();
-    if ((tool_turns || !tools.empty()) && !MistralToolMarkersOf(tokenizer).has_value()) {
+    std::optional<MistralToolMarkers> markers;
+    if (tool_turns || !tools.empty()) markers = MistralToolMarkersOf(tokenizer);
+    if ((tool_turns || !tools.empty()) && !markers.has_value()) {
       return absl::InvalidArgumentError(absl::StrCat(
           tool_turns ? absl::StrCat("chat.messages[", tool_turn - messages.begin(), "]")
                      : std::string("chat.tools"),
@@ -446,7 +444,7 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
     const std::string_view system =
         brings_system ? std::string_view(messages[0].content) : (start ? default_system : "");
     return EncodeInstChat(tokenizer, format, messages.subspan(brings_system ? 1 : 0), start, system,
-                          tools);
+                          tools, markers.has_value() ? &*markers : nullptr);
   }
   std::vector<int32_t> out;
   Append(tokenizer, start ? m.start : m.resume, true, &out);
@@ -563,11 +561,17 @@ std::string_view ThinkingName(Thinking thinking) {
   }
 }
 
-std::optional<int32_t> ControlId(const Tokenizer& tokenizer, std::string_view marker) {
+std::optional<int32_t> MarkerId(const Tokenizer& tokenizer, std::string_view marker) {
   const std::vector<int32_t> ids =
       tokenizer.Encode(marker, {.add_bos = false, .add_eos = false, .parse_special = true});
-  if (ids.size() != 1 || !tokenizer.IsSpecial(ids[0])) return std::nullopt;
+  if (ids.size() != 1) return std::nullopt;
   return ids[0];
+}
+
+std::optional<int32_t> ControlId(const Tokenizer& tokenizer, std::string_view marker) {
+  const std::optional<int32_t> id = MarkerId(tokenizer, marker);
+  if (!id.has_value() || !tokenizer.IsSpecial(*id)) return std::nullopt;
+  return id;
 }
 
 }  // namespace ringserve::tokenizer

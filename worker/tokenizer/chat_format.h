@@ -115,6 +115,9 @@ std::string DefaultSystemPrompt(std::string_view chat_template);
 // kNone otherwise.
 ChatFormat AutoChatFormat(const Tokenizer& tokenizer);
 
+// The id of `marker` if the vocabulary has it as one token, control or user-defined (DeepSeek
+// R1's distills add their role markers as the latter).
+std::optional<int32_t> MarkerId(const Tokenizer& tokenizer, std::string_view marker);
 // The id of control token `marker` ("<|im_end|>", "[TOOL_CALLS]"), if the vocabulary has it
 // as one token.
 std::optional<int32_t> ControlId(const Tokenizer& tokenizer, std::string_view marker);

@@ -8,14 +8,6 @@
 namespace ringserve::tokenizer {
 namespace {
 
-// The marker as one token, control or user-defined.
-std::optional<int32_t> MarkerId(const Tokenizer& tokenizer, std::string_view marker) {
-  const std::vector<int32_t> ids =
-      tokenizer.Encode(marker, {.add_bos = false, .add_eos = false, .parse_special = true});
-  if (ids.size() != 1) return std::nullopt;
-  return ids[0];
-}
-
 // A message's content as the template writes it: plain text continuing the marker before it.
 void AppendContent(const Tokenizer& tokenizer, std::string_view text, std::vector<int32_t>* out) {
   const std::vector<int32_t> ids = tokenizer.Encode(

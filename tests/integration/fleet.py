@@ -77,16 +77,32 @@ class Process:
         return self.proc.returncode
 
 
-def model_args(shared_dir):
-    """The real tiny checkpoint when ../shared has it, else the built-in tiny preset."""
+_tiny_dir = None
+
+
+def tiny_model(bin_dir):
+    """A tiny Llama GGUF with a SentencePiece vocabulary, written once per test process by
+    `ringserve-model make-tiny` (what serve.sh serves when no model is named)."""
+    global _tiny_dir
+    if _tiny_dir is None:
+        _tiny_dir = tempfile.TemporaryDirectory(prefix="ringserve-tiny-")
+        path = os.path.join(_tiny_dir.name, "tiny.gguf")
+        subprocess.run([os.path.join(bin_dir, "ringserve-model"), "make-tiny", "--out", path],
+                       check=True, capture_output=True)
+    return os.path.join(_tiny_dir.name, "tiny.gguf")
+
+
+def model_args(bin_dir, shared_dir):
+    """The real tiny checkpoint when ../shared has it, else make-tiny's model: either way a
+    model with a tokenizer and no chat format."""
     model = os.path.join(shared_dir, "models", "stories260K.bin")
     if os.path.exists(model):
         return ["--model", model, "--tokenizer", os.path.join(shared_dir, "models", "tok512.bin")]
-    return ["--dummy-weights", "--preset", "tiny"]
+    return ["--model", tiny_model(bin_dir)]
 
 
 def start_worker(bin_dir, shared_dir, worker_id, port=0, extra=()):
-    return Process([os.path.join(bin_dir, "ringserve-worker"), *model_args(shared_dir),
+    return Process([os.path.join(bin_dir, "ringserve-worker"), *model_args(bin_dir, shared_dir),
                     "--port", str(port), "--host", "127.0.0.1", "--id", worker_id,
                     "--kv-memory", "64MiB", "--threads", "1", "--drain-timeout-s", "5", *extra],
                    worker_id)

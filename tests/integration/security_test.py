@@ -308,8 +308,6 @@ class SecureFleet(unittest.TestCase):
         args = [sys.executable, EXAMPLE, "--target", self.router.address, "--tls-ca",
                 self.pki.ca[0], "--tls-cert", self.pki.client[0], "--tls-key", self.pki.client[1],
                 "--token", self.tokens[0], "--max-tokens", "3"]
-        if fleet.model_args(SHARED_DIR)[0] != "--model":  # no tokenizer: token ids
-            args += ["--tokens", "5,6,7"]
         out = subprocess.run(args, env=dict(os.environ, PYTHONPATH=MODULES_DIR),
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)
@@ -345,7 +343,7 @@ class StartupErrors(unittest.TestCase):
                 ("ringserve-router", [*router, "--worker-tls-ca", missing], missing),
                 ("ringserve-router", [*router, "--auth-token-file", missing], missing),
                 ("ringserve-router", [*router, "--auth-token-file", comments], "no token"),
-                ("ringserve-worker", [*fleet.model_args(SHARED_DIR), "--port", "0",
+                ("ringserve-worker", [*fleet.model_args(BIN_DIR, SHARED_DIR), "--port", "0",
                                       "--tls-cert", missing, "--tls-key", missing], missing),
                 ("ringserve-cli", ["--tls-ca", missing, "info"], missing),
             ]

@@ -139,12 +139,9 @@ class Fleet(unittest.TestCase):
         ]
         chat = pb.GenerateRequest(chat=pb.Chat(messages=[pb.ChatMessage(role="user",
                                                                          content=b"hi")]))
-        if fleet.model_args(SHARED_DIR)[0] == "--model":  # a model with a tokenizer
-            cases.append((pb.GenerateRequest(text=b"\xc3\x28 bad"), invalid, "text"))
-            # Its checkpoint names no chat format, and the workers were given none.
-            cases.append((chat, grpc.StatusCode.FAILED_PRECONDITION, "no chat format"))
-        else:
-            cases.append((chat, invalid, "chat: this model has no tokenizer"))
+        cases.append((pb.GenerateRequest(text=b"\xc3\x28 bad"), invalid, "text"))
+        # Its checkpoint names no chat format, and the workers were given none.
+        cases.append((chat, grpc.StatusCode.FAILED_PRECONDITION, "no chat format"))
         for request, code, field in cases:
             got, details = code_of(request)
             self.assertEqual(got, code, f"{request}: {details}")
@@ -309,8 +306,6 @@ class Fleet(unittest.TestCase):
 
     def test_the_python_client_example_talks_to_the_real_fleet(self):
         args = [sys.executable, EXAMPLE, "--target", self.router.address, "--session", "py-example"]
-        if fleet.model_args(SHARED_DIR)[0] != "--model":  # no tokenizer: token ids
-            args += ["--tokens", "5,6,7"]
         env = dict(os.environ, PYTHONPATH=MODULES_DIR)
         out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)

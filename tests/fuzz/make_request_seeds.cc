@@ -135,6 +135,18 @@ std::vector<std::pair<std::string, pb::GenerateRequest>> Requests() {
          }
          r.mutable_chat()->set_enable_thinking(false);
        })},
+      // A prefilled reply start the model continues.
+      {"continued_reply", Request([](pb::GenerateRequest& r) {
+         r.clear_text();
+         for (const auto& [role, content] :
+              {std::pair{"user", "Name a colour."}, std::pair{"assistant", "<think>\nRed"}}) {
+           pb::ChatMessage* m = r.mutable_chat()->add_messages();
+           m->set_role(role);
+           m->set_content(content);
+         }
+         r.mutable_chat()->set_continue_final_message(true);
+         r.mutable_chat()->add_tools()->set_name("now");
+       })},
       {"long_request_id",
        Request([](pb::GenerateRequest& r) { r.set_request_id(std::string(129, 'r')); })},
       {"empty_stop", Request([](pb::GenerateRequest& r) { r.mutable_stop()->add_stop(""); })},

@@ -143,6 +143,7 @@ void BuildChat(FuzzedDataProvider& in, pb::Chat* chat) {
   if (in.ConsumeBool()) chat->mutable_tool_choice()->set_name(in.PickValueInArray(kNames));
   if (in.ConsumeBool()) chat->set_enable_thinking(in.ConsumeBool());
   if (in.ConsumeBool()) chat->set_parallel_tool_calls(in.ConsumeBool());
+  chat->set_continue_final_message(in.ConsumeBool());
 }
 
 void BuildInput(FuzzedDataProvider& in, pb::GenerateRequest* r) {

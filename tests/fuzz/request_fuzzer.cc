@@ -263,6 +263,11 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
   Require(job.expected_history_tokens.has_value() == r.has_expected_history_tokens(),
           "expected_history_tokens kept");
   const pb::ToolChoice& choice = r.chat().tool_choice();
+  if (r.has_chat() && r.chat().continue_final_message()) {
+    Require(job.response_format == nullptr && !job.format_trigger.has_value() &&
+                choice.mode() != pb::ToolChoice::MODE_REQUIRED,
+            "a continued reply is held to no format");
+  }
   if (r.has_chat() && choice.mode() == pb::ToolChoice::MODE_REQUIRED) {
     Require(job.response_format != nullptr && !job.format_trigger.has_value(),
             "a chat that must call tools has the calls' format");

@@ -129,6 +129,27 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
 
+    def test_a_continued_reply_ends_the_prompt_unclosed_and_the_session_goes_on(self):
+        request = chat("c6", [("user", "Hi"), ("assistant", "Sure, ")])
+        request.chat.continue_final_message = True
+        ids, final = self.generate(request)
+        prompt = turn("system", DEFAULT_SYSTEM) + turn("user", "Hi") + HEADER + list(b"Sure, ")
+        self.assertEqual(ids, [IM_END])
+        self.assertEqual(final.usage.prompt_tokens, len(prompt))
+        self.assertEqual(final.history_tokens, len(prompt) + 1)
+        _, final = self.generate(chat("c6", [("user", "Again")], append=True))
+        self.assertEqual(final.usage.cached_tokens, len(prompt))
+        for messages, field in (([("user", "Hi")], "chat.messages[0]"),
+                                ([("user", "Hi"), ("assistant", "{")], "response_format")):
+            bad = chat("", messages)
+            bad.chat.continue_final_message = True
+            if field == "response_format":
+                bad.response_format.json_object.SetInParent()
+            with self.assertRaises(grpc.RpcError) as error:
+                self.generate(bad)
+            self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn(field, error.exception.details())
+
     def test_a_json_schema_reply_is_a_value_of_the_schema(self):
         # <|im_end|>, the checkpoint's greedy pick after any context, ends the turn: the format
         # holds it back until the value is complete, and the value's close ends the request.

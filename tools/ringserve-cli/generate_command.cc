@@ -35,7 +35,7 @@ constexpr char kUsage[] =
     "       [--logprobs N] [--prompt-logprobs N] [--n N]\n"
     "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE]\n"
     "       [--tools FILE] [--tool-choice auto|none|required|NAME] [--no-parallel-tool-calls]\n"
-    "       [--no-thinking]\n"
+    "       [--no-thinking] [--continue]\n"
     "       [--timeout-s S] [--json]";
 
 struct GenerateFlags {
@@ -65,6 +65,7 @@ struct GenerateFlags {
   std::string tool_choice;
   bool no_thinking = false;
   bool no_parallel_tool_calls = false;
+  bool continue_final = false;  // the last --message is the reply's start
 };
 
 absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
@@ -142,6 +143,10 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   if (flags.no_thinking) {
     if (flags.messages.empty()) return absl::InvalidArgumentError("--no-thinking needs --message");
     request.mutable_chat()->set_enable_thinking(false);
+  }
+  if (flags.continue_final) {
+    if (flags.messages.empty()) return absl::InvalidArgumentError("--continue needs --message");
+    request.mutable_chat()->set_continue_final_message(true);
   }
   auto* sampling = request.mutable_sampling();
   if (parser.IsSet("temperature")) sampling->set_temperature(static_cast<float>(flags.temperature));
@@ -298,6 +303,9 @@ absl::Status RunGenerate(CommandArgs args) {
                  "a reply makes at most one tool call");
   parser.AddBool("no-thinking", &flags.no_thinking,
                  "a model that thinks first (info: thinking) answers without its thought");
+  parser.AddBool("continue", &flags.continue_final,
+                 "the last --message is assistant:TEXT, the start of the reply, which the model "
+                 "continues (its text is not printed again)");
   RS_RETURN_IF_ERROR(ParseCommand(kUsage, args, parser));
   absl::StatusOr<GenerateRequest> request = BuildRequest(flags, parser);
   if (!request.ok()) return UsageError(request.status());

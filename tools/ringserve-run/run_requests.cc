@@ -19,8 +19,9 @@ absl::StatusOr<std::vector<int32_t>> EncodeText(const std::string& text,
   std::vector<tokenizer::ChatMessage> messages;
   if (!settings.system.empty()) messages.push_back({"system", settings.system});
   messages.push_back({"user", text});
-  return tokenizer::EncodeChat(tok, settings.chat_format, messages, /*start=*/true,
-                               settings.default_system, {}, settings.think);
+  return tokenizer::EncodeChat(
+      tok, settings.chat_format, messages,
+      {.start = true, .default_system = settings.default_system, .think = settings.think});
 }
 
 }  // namespace

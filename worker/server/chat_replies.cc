@@ -20,8 +20,14 @@ std::optional<tokenizer::ThoughtSplitter> ReplyThoughts(const pb::GenerateReques
   const tokenizer::Thinking thinking = tokenizer::ThinkingOf(*tokenizer, format);
   if (thinking == tokenizer::Thinking::kNone) return std::nullopt;
   // A kAlways model's prompt opens the thought unless the request closed it.
-  return tokenizer::ThoughtSplitter(thinking == tokenizer::Thinking::kAlways &&
-                                    ReplyMayThink(request));
+  tokenizer::ThoughtSplitter splitter(thinking == tokenizer::Thinking::kAlways &&
+                                      ReplyMayThink(request));
+  // A continued reply's start was the client's: it only sets where the reply stands.
+  const pb::Chat& chat = request.chat();
+  if (chat.continue_final_message() && chat.messages_size() > 0) {
+    splitter.Resume(chat.messages(chat.messages_size() - 1).content());
+  }
+  return splitter;
 }
 
 void SplitThought(tokenizer::ThoughtSplitter& splitter, bool last, pb::GenerateResponse* response) {

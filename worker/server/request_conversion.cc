@@ -168,12 +168,24 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
         return Invalid(
             "chat", absl::StrCat(bytes, " bytes of content is over the limit of ", kMaxTextBytes));
       }
+      const bool continues = request.chat().continue_final_message();
+      if (continues && (request.has_response_format() ||
+                        request.chat().tool_choice().mode() == pb::ToolChoice::MODE_REQUIRED)) {
+        return Invalid("chat.continue_final_message",
+                       absl::StrCat("a continued reply cannot be held to ",
+                                    request.has_response_format() ? "a response_format"
+                                                                  : "tool_choice MODE_REQUIRED",
+                                    ", whose constraint binds from the reply's first token"));
+      }
       RS_ASSIGN_OR_RETURN(const std::vector<tokenizer::ChatTool> tools,
                           OfferedTools(request.chat()));
       RS_ASSIGN_OR_RETURN(job.tokens,
                           tokenizer::EncodeChat(*tokenizer, limits.chat_format, messages,
-                                                /*start=*/!job.append, limits.default_system_prompt,
-                                                tools, ReplyMayThink(request)));
+                                                {.start = !job.append,
+                                                 .default_system = limits.default_system_prompt,
+                                                 .tools = tools,
+                                                 .think = ReplyMayThink(request),
+                                                 .continue_final = continues}));
       const bool thought_first =
           tokenizer::ThinkingOf(*tokenizer, limits.chat_format) != tokenizer::Thinking::kNone &&
           ReplyMayThink(request);

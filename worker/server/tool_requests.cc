@@ -128,7 +128,8 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
     }
     case pb::ToolChoice::MODE_AUTO: {
       if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
-      if (tools.empty()) return ToolFormat{};
+      // A continued reply is text: its start, the client's, was never watched for a call.
+      if (tools.empty() || chat.continue_final_message()) return ToolFormat{};
       // Each stretch the trigger binds is one call (Mistral: the reply's array of calls);
       // without parallel calls the first one ends the reply.
       auto call = CallsGrammar(tools, format, "", !marker || one_call, true, cache);
@@ -153,7 +154,8 @@ std::optional<tokenizer::ToolCallParser> ReplyParser(const pb::GenerateRequest& 
                                                      tokenizer::ChatFormat format) {
   if (!request.has_chat() || request.chat().tools_size() == 0 ||
       request.chat().tool_choice().mode() == pb::ToolChoice::MODE_NONE ||
-      !tokenizer::HasToolCalls(format) || tokenizer == nullptr) {
+      request.chat().continue_final_message() || !tokenizer::HasToolCalls(format) ||
+      tokenizer == nullptr) {
     return std::nullopt;
   }
   std::vector<std::string> names;

@@ -403,16 +403,16 @@ bool CanRender(const Tokenizer& tokenizer, ChatFormat format) {
   return format != ChatFormat::kNone && !MissingMarker(tokenizer, format).has_value();
 }
 
-absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
-                                                std::span<const ChatMessage> messages, bool start,
-                                                std::string_view default_system,
-                                                std::span<const ChatTool> tools, bool think) {
-  if (format == ChatFormat::kNone) {
-    return absl::FailedPreconditionError(
-        "this model has no chat format (its checkpoint names none that ringserve renders; "
-        "the worker's --chat-format sets one); send text or token ids");
-  }
-  if (messages.empty()) return absl::InvalidArgumentError("chat.messages: empty");
+namespace {
+
+// EncodeChat without a continued message: the conversation and the generation prompt.
+absl::StatusOr<std::vector<int32_t>> RenderChat(const Tokenizer& tokenizer, ChatFormat format,
+                                                std::span<const ChatMessage> messages,
+                                                const ChatOptions& options) {
+  const bool start = options.start;
+  const std::string_view default_system = options.default_system;
+  const std::span<const ChatTool> tools = options.tools;
+  const bool think = options.think;
   const Markers m = MarkersOf(format);
   if (const std::optional<std::string_view> missing = MissingMarker(tokenizer, format)) {
     return absl::FailedPreconditionError(
@@ -533,6 +533,45 @@ absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, Chat
   if (thinking == Thinking::kAlways || (thinking == Thinking::kOptional && !think)) {
     text(think ? "<think>\n" : "<think>\n\n</think>\n\n");
   }
+  return out;
+}
+
+// The start of a reply, written where the generation prompt ends as the reply's own text
+// would be: Llama 2 puts a space after [/INST], Mistral encodes a reply as a piece of text
+// of its own, the others continue the header's text.
+void AppendReplyStart(const Tokenizer& tokenizer, ChatFormat format, std::string_view reply,
+                      std::vector<int32_t>* out) {
+  if (reply.empty()) return;
+  if (format == ChatFormat::kLlama2) {
+    AppendText(tokenizer, absl::StrCat(" ", std::string(reply)), true, out);
+  } else {
+    AppendText(tokenizer, reply, format != ChatFormat::kMistral, out);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
+                                                std::span<const ChatMessage> messages,
+                                                const ChatOptions& options) {
+  if (format == ChatFormat::kNone) {
+    return absl::FailedPreconditionError(
+        "this model has no chat format (its checkpoint names none that ringserve renders; "
+        "the worker's --chat-format sets one); send text or token ids");
+  }
+  if (messages.empty()) return absl::InvalidArgumentError("chat.messages: empty");
+  if (!options.continue_final) return RenderChat(tokenizer, format, messages, options);
+  const size_t last = messages.size() - 1;
+  const ChatMessage& reply = messages[last];
+  if (reply.role != "assistant" || !reply.tool_calls.empty() || last == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chat.messages[", last,
+        "]: continue_final_message needs the last message to be the "
+        "assistant's reply so far (text, no tool calls), after the conversation it answers"));
+  }
+  RS_ASSIGN_OR_RETURN(std::vector<int32_t> out,
+                      RenderChat(tokenizer, format, messages.first(last), options));
+  AppendReplyStart(tokenizer, format, reply.content, &out);
   return out;
 }
 

@@ -70,30 +70,43 @@ struct ChatMessage {
   std::string tool_call_id{};          // tool results: the call answered (Mistral writes it)
 };
 
+// How EncodeChat renders a conversation.
+struct ChatOptions {
+  // The beginning of a conversation (Llama 3's <|begin_of_text|>); false continues a session
+  // whose last reply ended on the format's end-of-turn token (ChatML then resumes with the
+  // newline its template writes after <|im_end|>).
+  bool start = true;
+  // The system message a conversation opens with when it brings none (only with `start`;
+  // DefaultSystemPrompt).
+  std::string_view default_system{};
+  // Offered where a conversation starts (with `start`) in the formats with tool calling.
+  std::span<const ChatTool> tools{};
+  // false closes the reply's thought before it starts, for a model that thinks first.
+  bool think = true;
+  // The last message is an assistant message, the reply so far: it is written after the
+  // generation prompt, unclosed, so the model continues it (a prefilled reply start).
+  bool continue_final = false;
+};
+
 // `messages` in `format`, encoded, ending with the assistant's header (the generation
 // prompt). The format's markers become their control tokens; message contents are plain
-// text, so a message spelling "<|im_end|>" cannot close its turn. `start`: the beginning
-// of a conversation (Llama 3's <|begin_of_text|>); false continues a session whose last
-// reply ended on the format's end-of-turn token (ChatML then resumes with the newline its
-// template writes after <|im_end|>). Llama 3 and Llama 2 trim each content's surrounding
-// ASCII whitespace, as their templates do. The [INST] formats need user and assistant
-// messages to alternate, starting and ending with a user message, after an optional system
-// message. The formats with tool calling (tool_calls.h) also render tool results and the
-// calls of assistant turns, and offer `tools` where a conversation starts (with `start`).
+// text, so a message spelling "<|im_end|>" cannot close its turn. Llama 3 and Llama 2 trim
+// each content's surrounding ASCII whitespace, as their templates do. The [INST] formats
+// need user and assistant messages to alternate, starting and ending with a user message,
+// after an optional system message. The formats with tool calling (tool_calls.h) also render
+// tool results and the calls of assistant turns.
 // INVALID_ARGUMENT naming the message for an unknown role or no messages, or for tools,
-// tool results or calls in a format without tool calling;
-// FAILED_PRECONDITION when the format is kNone or the vocabulary lacks its markers.
-// `default_system`: the system message a conversation opens with when it brings none (only
-// with `start`; DefaultSystemPrompt). A model that thinks first (ThinkingOf) has the thought
+// tool results or calls in a format without tool calling, or, with continue_final, a last
+// message that is not an assistant's text; FAILED_PRECONDITION when the format is kNone or
+// the vocabulary lacks its markers. A model that thinks first (ThinkingOf) has the thought
 // of each earlier assistant message left out, as its template does (the text through
 // "</think>"); `think` false closes the reply's thought before it starts (an empty
 // "<think>\n\n</think>\n\n" after the header), and a kAlways model's generation prompt
-// otherwise opens it ("<think>\n").
+// otherwise opens it ("<think>\n"). A continued message follows all of that verbatim (its
+// thought kept), as the reply's text would have.
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, ChatFormat format,
-                                                std::span<const ChatMessage> messages, bool start,
-                                                std::string_view default_system = {},
-                                                std::span<const ChatTool> tools = {},
-                                                bool think = true);
+                                                std::span<const ChatMessage> messages,
+                                                const ChatOptions& options);
 
 // How a model's template treats a thought before the answer (<think>...</think>, ChatML and
 // DeepSeek): Qwen3's lets a request switch it off (enable_thinking), QwQ's and DeepSeek R1's

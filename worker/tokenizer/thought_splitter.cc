@@ -26,18 +26,36 @@ ThoughtSplitter::Output ThoughtSplitter::Finish() {
   switch (state_) {
     case State::kStart:
     case State::kAnswer:
-      out.answer += pending_;  // a reply that never opened a thought, or a partial tag
+      Emit(out.answer, pending_.size());  // a reply that never opened a thought, or a partial tag
       break;
     case State::kThought: {  // cut short inside the thought
       const size_t end = pending_.find_last_not_of(kSpace);
-      if (end != std::string::npos) out.thought.append(pending_, 0, end + 1);
+      if (end != std::string::npos) Emit(out.thought, end + 1);
       break;
     }
     case State::kAfterThought:
       break;  // only the whitespace after the thought
   }
-  pending_.clear();
+  Drop(pending_.size());
   return out;
+}
+
+void ThoughtSplitter::Resume(std::string_view reply_start) {
+  Output ignored;
+  pending_.append(reply_start);
+  Step(ignored);
+  resumed_ = pending_.size();
+}
+
+void ThoughtSplitter::Emit(std::string& to, size_t count) {
+  const size_t skipped = std::min(resumed_, count);
+  to.append(pending_, skipped, count - skipped);
+  Drop(count);
+}
+
+void ThoughtSplitter::Drop(size_t count) {
+  resumed_ -= std::min(resumed_, count);
+  pending_.erase(0, count);
 }
 
 void ThoughtSplitter::Step(Output& out) {
@@ -48,7 +66,7 @@ void ThoughtSplitter::Step(Output& out) {
         if (text == std::string::npos) return;
         const std::string_view rest = std::string_view(pending_).substr(text);
         if (rest.starts_with(kOpen)) {
-          pending_.erase(0, text + kOpen.size());
+          Drop(text + kOpen.size());
           state_ = State::kThought;
           continue;
         }
@@ -59,38 +77,40 @@ void ThoughtSplitter::Step(Output& out) {
       case State::kThought: {
         if (!thought_started_) {  // the newlines that open the thought go with the tag
           const size_t text = pending_.find_first_not_of(kSpace);
-          pending_.erase(0, std::min(text, pending_.size()));
+          Drop(std::min(text, pending_.size()));
           if (pending_.empty()) return;
         }
         const size_t close = pending_.find(kClose);
         if (close != std::string::npos) {
           const size_t end = pending_.find_last_not_of(kSpace, close == 0 ? 0 : close - 1);
-          if (close > 0 && end != std::string::npos) out.thought.append(pending_, 0, end + 1);
-          pending_.erase(0, close + kClose.size());
+          size_t emitted = 0;
+          if (close > 0 && end != std::string::npos) {
+            emitted = end + 1;
+            Emit(out.thought, emitted);
+          }
+          Drop(close + kClose.size() - emitted);
           state_ = State::kAfterThought;
           continue;
         }
         // Hold a partial closing tag and the whitespace before it.
         size_t keep = pending_.size() - PartialTagAtEnd(pending_, kClose);
         while (keep > 0 && kSpace.find(pending_[keep - 1]) != std::string_view::npos) --keep;
-        out.thought.append(pending_, 0, keep);
         thought_started_ = thought_started_ || keep > 0;
-        pending_.erase(0, keep);
+        Emit(out.thought, keep);
         return;
       }
       case State::kAfterThought: {
         const size_t text = pending_.find_first_not_of(kSpace);
         if (text == std::string::npos) {
-          pending_.clear();
+          Drop(pending_.size());
           return;
         }
-        pending_.erase(0, text);
+        Drop(text);
         state_ = State::kAnswer;
         continue;
       }
       case State::kAnswer:
-        out.answer += pending_;
-        pending_.clear();
+        Emit(out.answer, pending_.size());
         return;
     }
   }

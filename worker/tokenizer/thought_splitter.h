@@ -27,15 +27,23 @@ class ThoughtSplitter {
   // thought) or the whitespace around the thought, which is dropped.
   Output Feed(std::string_view text);
   Output Finish();
+  // The reply so far when the client wrote it (a continued reply): it sets where the reply
+  // stands, and none of it is returned by later calls. Before the first Feed.
+  void Resume(std::string_view reply_start);
 
  private:
   enum class State : uint8_t { kStart, kThought, kAfterThought, kAnswer };
 
   void Step(Output& out);
+  // Moves the first `count` bytes of pending_ to `to` (those of the client's reply start
+  // excepted), or drops them.
+  void Emit(std::string& to, size_t count);
+  void Drop(size_t count);
 
   State state_;
   std::string pending_;
   bool thought_started_ = false;  // some thought text was returned
+  size_t resumed_ = 0;            // the leading bytes of pending_ that Resume gave
 };
 
 }  // namespace ringserve::tokenizer

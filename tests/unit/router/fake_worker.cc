@@ -190,10 +190,14 @@ grpc::Status FakeWorker::Drain(grpc::ServerContext* context, const DrainRequest*
 grpc::Status FakeWorker::Account(const GenerateRequest& request, int num_tokens,
                                  GenerateFinal* final) {
   const std::string& session = request.session_id();
-  // A chat's stand-in rendering: "role:content" per message, a token a byte, as text is.
+  // A chat's stand-in rendering: "role:content" per message, a token a byte, as text is; a
+  // continued reply's start is its content alone.
   int chat = 0;
   for (const auto& m : request.chat().messages()) {
     chat += static_cast<int>(m.role().size() + 1 + m.content().size() + m.tool_call_id().size());
+  }
+  if (request.chat().continue_final_message() && request.chat().messages_size() > 0) {
+    chat -= static_cast<int>(request.chat().messages().rbegin()->role().size() + 1);
   }
   const int input = request.has_tokens() ? request.tokens().ids_size()
                     : request.has_chat() ? chat

@@ -3,6 +3,7 @@
 // text for GenerateResponse.reasoning.
 #include "worker/server/chat_replies.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -10,6 +11,7 @@
 
 #include "tests/unit/tokenizer/chat_vocabulary.h"
 #include "worker/server/request_conversion.h"
+#include "worker/server/tool_requests.h"
 
 namespace ringserve::server {
 namespace {
@@ -89,6 +91,54 @@ TEST(ChatRepliesTest, TheThoughtLeavesTheTextForReasoning) {
   SplitThought(*splitter, true, &last);
   EXPECT_EQ(last.reasoning(), "");
   EXPECT_EQ(last.text(), "Hello!");
+}
+
+// A continued reply: the prompt ends with the client's start, nothing may constrain or parse
+// what follows it as a reply of its own, and its thought picks up where the start stands.
+TEST(ChatRepliesTest, AContinuedReplyEndsThePromptAndOnlyItsContinuationIsSplit) {
+  const auto tok = Qwen3LikeTokenizer();
+  const ModelLimits limits{
+      .vocab_size = tok->vocab_size(), .context_length = 4096, .chat_format = ChatFormat::kChatMl};
+  pb::GenerateRequest request = Hi();
+  pb::ChatMessage* start = request.mutable_chat()->add_messages();
+  start->set_role("assistant");
+  start->set_content("<think>\nGreet");
+  request.mutable_chat()->set_continue_final_message(true);
+  request.mutable_chat()->add_tools()->set_name("now");
+  auto job = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(tok->Decode(job->tokens).ends_with("assistant\n<think>\nGreet"))
+      << tok->Decode(job->tokens);
+  // Tools are offered, but the continuation is text: no call trigger, no parser.
+  EXPECT_EQ(job->response_format, nullptr);
+  EXPECT_FALSE(job->format_trigger.has_value());
+  EXPECT_FALSE(ReplyParser(request, tok.get(), ChatFormat::kChatMl).has_value());
+  auto splitter = ReplyThoughts(request, tok.get(), ChatFormat::kChatMl);
+  ASSERT_TRUE(splitter.has_value());
+  tokenizer::ThoughtSplitter::Output out = splitter->Feed(" back.</think>\n\nHello");
+  EXPECT_EQ(out.thought, " back.");
+  EXPECT_EQ(out.answer, "Hello");
+
+  // Constraints that bind from the reply's first token are refused.
+  pb::GenerateRequest json = request;
+  json.mutable_chat()->clear_tools();
+  json.mutable_response_format()->mutable_json_object();
+  auto refused = ToJobRequest(json, tok.get(), limits);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("chat.continue_final_message: a continued reply cannot be "
+                                   "held to a response_format"));
+  pb::GenerateRequest required = request;
+  required.mutable_chat()->mutable_tool_choice()->set_mode(pb::ToolChoice::MODE_REQUIRED);
+  refused = ToJobRequest(required, tok.get(), limits);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("tool_choice MODE_REQUIRED"));
+  // The last message must be the assistant's.
+  pb::GenerateRequest user_last = Hi();
+  user_last.mutable_chat()->set_continue_final_message(true);
+  refused = ToJobRequest(user_last, tok.get(), limits);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("chat.messages[0]: continue_final_message needs"));
 }
 
 }  // namespace

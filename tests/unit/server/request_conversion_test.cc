@@ -43,7 +43,7 @@ TEST(RequestConversionTest, ChatIsRenderedAndStopsAtTheEndOfTurn) {
   auto job = ToJobRequest(ChatRequest({{"user", "Hi"}}), tok.get(), limits);
   ASSERT_TRUE(job.ok()) << job.status();
   const auto want =
-      tokenizer::EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, /*start=*/true);
+      tokenizer::EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, {.start = true});
   EXPECT_EQ(job->tokens, *want);
   // <|im_end|> is not this vocabulary's EOS (<|endoftext|> is): it joins the stop ids once.
   pb::GenerateRequest request = ChatRequest({{"user", "Hi"}});
@@ -89,7 +89,7 @@ TEST(RequestConversionTest, TheDefaultSystemPromptOpensConversationsWithoutOne) 
                            .chat_format = ChatFormat::kChatMl,
                            .default_system_prompt = "Be kind."};
   const auto render = [&](std::vector<tokenizer::ChatMessage> messages, bool start) {
-    return *tokenizer::EncodeChat(*tok, ChatFormat::kChatMl, messages, start);
+    return *tokenizer::EncodeChat(*tok, ChatFormat::kChatMl, messages, {.start = start});
   };
   auto job = ToJobRequest(ChatRequest({{"user", "Hi"}}), tok.get(), limits);
   ASSERT_TRUE(job.ok()) << job.status();

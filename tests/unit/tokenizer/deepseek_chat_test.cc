@@ -52,7 +52,7 @@ TEST(DeepSeekChatTest, TurnsFollowTheirMarkersAndEarlierThoughtsAreDropped) {
       {"user", "Hi"},
       {"assistant", "<think>\nGreet back.\n</think>\n\nHello."},
       {"user", "2+2?"}};
-  auto ids = EncodeChat(*tok, ChatFormat::kDeepSeek, conversation, /*start=*/true);
+  auto ids = EncodeChat(*tok, ChatFormat::kDeepSeek, conversation, {.start = true});
   ASSERT_TRUE(ids.ok()) << ids.status();
   EXPECT_EQ(*ids, Join({{kDeepSeekBos},
                         Bytes("Be brief."),
@@ -65,8 +65,8 @@ TEST(DeepSeekChatTest, TurnsFollowTheirMarkersAndEarlierThoughtsAreDropped) {
                         {kDeepSeekAssistantId, kThink},
                         Bytes("\n")}));
   // A thought switched off is closed at once; an appended turn follows the reply's EOS.
-  auto closed = EncodeChat(*tok, ChatFormat::kDeepSeek, {{{"user", "Hi"}}}, /*start=*/false, "", {},
-                           /*think=*/false);
+  auto closed =
+      EncodeChat(*tok, ChatFormat::kDeepSeek, {{{"user", "Hi"}}}, {.start = false, .think = false});
   ASSERT_TRUE(closed.ok()) << closed.status();
   EXPECT_EQ(*closed, Join({{kDeepSeekUserId},
                            Bytes("Hi"),
@@ -74,9 +74,20 @@ TEST(DeepSeekChatTest, TurnsFollowTheirMarkersAndEarlierThoughtsAreDropped) {
                            Bytes("\n\n"),
                            {kThinkEnd},
                            Bytes("\n\n")}));
+  // A continued reply follows the opened thought, its own thought kept.
+  auto continued = EncodeChat(*tok, ChatFormat::kDeepSeek,
+                              {{{"user", "Hi"}, {"assistant", "Greet.\n</think>\n\nHel"}}},
+                              {.start = false, .continue_final = true});
+  ASSERT_TRUE(continued.ok()) << continued.status();
+  EXPECT_EQ(*continued, Join({{kDeepSeekUserId},
+                              Bytes("Hi"),
+                              {kDeepSeekAssistantId, kThink},
+                              Bytes("\nGreet.\n"),
+                              {kThinkEnd},
+                              Bytes("\n\nHel")}));
   // The first template leaves the thought to the model unless it is switched off.
   const auto first = DeepSeekTokenizer(kFirstR1Template);
-  EXPECT_EQ(*EncodeChat(*first, ChatFormat::kDeepSeek, {{{"user", "Hi"}}}, false),
+  EXPECT_EQ(*EncodeChat(*first, ChatFormat::kDeepSeek, {{{"user", "Hi"}}}, {.start = false}),
             Join({{kDeepSeekUserId}, Bytes("Hi"), {kDeepSeekAssistantId}}));
 }
 
@@ -84,7 +95,7 @@ TEST(DeepSeekChatTest, WhatTheFormatCannotWriteIsRefused) {
   const auto tok = DeepSeekTokenizer(kR1Template);
   const auto refusal = [&](const std::vector<ChatMessage>& messages, bool start,
                            const std::vector<ChatTool>& tools = {}) {
-    auto ids = EncodeChat(*tok, ChatFormat::kDeepSeek, messages, start, "", tools);
+    auto ids = EncodeChat(*tok, ChatFormat::kDeepSeek, messages, {.start = start, .tools = tools});
     EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument);
     return std::string(ids.status().message());
   };

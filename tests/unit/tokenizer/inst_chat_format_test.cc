@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/unit/tokenizer/test_util.h"
 #include "worker/tokenizer/chat_format.h"
 #include "worker/tokenizer/llama2c_vocab.h"
@@ -72,7 +73,7 @@ class InstChatFormatTest : public ::testing::Test {
   }
   std::vector<int32_t> Render(ChatFormat format, const std::vector<ChatMessage>& messages,
                               bool start = true) const {
-    auto ids = EncodeChat(*tok_, format, messages, start);
+    auto ids = EncodeChat(*tok_, format, messages, {.start = start});
     EXPECT_TRUE(ids.ok()) << ids.status();
     return ids.value_or(std::vector<int32_t>{});
   }
@@ -133,6 +134,29 @@ TEST_F(InstChatFormatTest, MistralV3UsesItsControlTokensAndJoinsTheSystemToTheLa
   EXPECT_EQ(spelled, Join({{bos_, open_}, Text("[/INST]</s>"), {close_}}));
 }
 
+// A continued reply is written as the reply's text would be, without the </s> that would
+// close it: after Llama 2's space, or as Mistral's piece of its own.
+TEST_F(InstChatFormatTest, AContinuedReplyIsTheReplysTextWithoutItsEnd) {
+  for (const bool v3 : {false, true}) {
+    Load(v3);
+    if (tok_ == nullptr) return;
+    std::vector<ChatMessage> prefilled = conversation_;
+    prefilled.push_back({"assistant", "Fine, and"});
+    for (const ChatFormat format : {ChatFormat::kLlama2, ChatFormat::kMistral}) {
+      SCOPED_TRACE(absl::StrCat(std::string(ChatFormatName(format)), v3 ? " v3" : ""));
+      auto ids = EncodeChat(*tok_, format, prefilled, {.continue_final = true});
+      ASSERT_TRUE(ids.ok()) << ids.status();
+      const std::vector<int32_t> reply = format == ChatFormat::kLlama2
+                                             ? tok_->Encode(" Fine, and", {.add_bos = false,
+                                                                           .add_eos = false,
+                                                                           .parse_special = false,
+                                                                           .continues_text = true})
+                                             : Text("Fine, and");
+      EXPECT_EQ(*ids, Join({Render(format, conversation_), reply}));
+    }
+  }
+}
+
 // Tokenizer v7 (Mistral Small 3): the system message between its own markers, first.
 TEST_F(InstChatFormatTest, MistralV7WritesTheSystemMessageBetweenItsMarkers) {
   Load(/*v3=*/true, /*v7=*/true);
@@ -158,24 +182,24 @@ TEST_F(InstChatFormatTest, RolesMustAlternateFromAUserMessageToAUserMessage) {
              {{"user", "Hi"}, {"user", "Again"}, {"user", "And again"}},
              {{"system", "Be brief."}},
              {{"user", "Hi"}, {"system", "Late"}, {"user", "Again"}}}) {
-      auto ids = EncodeChat(*tok_, format, bad, true);
+      auto ids = EncodeChat(*tok_, format, bad, {.start = true});
       EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument) << bad.size();
       EXPECT_THAT(ids.status().message(), HasSubstr("starting and ending with a user message"));
     }
     // No tool calling in Llama 2, nor in Mistral's tokenizer v1 (no tool markers).
     const bool mistral = format == ChatFormat::kMistral;
     const std::vector<ChatTool> tools = {{.name = "now"}};
-    auto offered = EncodeChat(*tok_, format, {{{"user", "Hi"}}}, true, "", tools);
+    auto offered = EncodeChat(*tok_, format, {{{"user", "Hi"}}}, {.start = true, .tools = tools});
     EXPECT_THAT(offered.status().message(),
                 HasSubstr(mistral ? "chat.tools: this mistral vocabulary has no [TOOL_CALLS]"
                                   : "chat.tools: the "));
-    auto result = EncodeChat(*tok_, format, {{{"user", "Hi"}, {"tool", "1"}}}, true);
+    auto result = EncodeChat(*tok_, format, {{{"user", "Hi"}, {"tool", "1"}}}, {.start = true});
     EXPECT_THAT(result.status().message(),
                 HasSubstr(mistral ? "chat.messages[1]: this mistral vocabulary"
                                   : "chat.messages[1].role: 'tool'"));
-    auto call =
-        EncodeChat(*tok_, format,
-                   {{{"user", "a"}, {"assistant", "", {{"c", "now", "{}"}}}, {"user", "b"}}}, true);
+    auto call = EncodeChat(
+        *tok_, format, {{{"user", "a"}, {"assistant", "", {{"c", "now", "{}"}}}, {"user", "b"}}},
+        {.start = true});
     EXPECT_THAT(call.status().message(),
                 HasSubstr(mistral ? "chat.messages[1]: this mistral vocabulary"
                                   : "chat.messages[1].tool_calls: the "));
@@ -199,7 +223,7 @@ TEST_F(InstChatFormatTest, MistralV3WritesToolsCallsAndResultsBetweenItsMarkers)
       {"user", "Weather in Paris?"},
       {"assistant", "", {{"abcDEF123", "get_weather", R"({"city":"Paris"})"}}},
       {"tool", "18C", {}, "abcDEF123"}};
-  auto ids = EncodeChat(*tok_, ChatFormat::kMistral, conversation, true, "", tools);
+  auto ids = EncodeChat(*tok_, ChatFormat::kMistral, conversation, {.start = true, .tools = tools});
   ASSERT_TRUE(ids.ok()) << ids.status();
   EXPECT_EQ(*ids, Join({{bos_, open_},
                         Text("Hi"),
@@ -219,7 +243,7 @@ TEST_F(InstChatFormatTest, MistralV3WritesToolsCallsAndResultsBetweenItsMarkers)
                         {results_end_}}));
   // A result that is JSON goes in as its value; a session's next turn may open with results.
   const std::vector<ChatMessage> result = {{"tool", R"({"temp": 18})", {}, "abcDEF123"}};
-  auto appended = EncodeChat(*tok_, ChatFormat::kMistral, result, false);
+  auto appended = EncodeChat(*tok_, ChatFormat::kMistral, result, {.start = false});
   ASSERT_TRUE(appended.ok()) << appended.status();
   EXPECT_EQ(*appended, Join({{results_},
                              Text(R"({"content": {"temp": 18}, "call_id": "abcDEF123"})"),
@@ -228,7 +252,8 @@ TEST_F(InstChatFormatTest, MistralV3WritesToolsCallsAndResultsBetweenItsMarkers)
   // Ids are nine letters and digits; calls are answered by results; the conversation ends
   // where the reply may follow.
   const auto refusal = [&](std::vector<ChatMessage> messages) {
-    auto refused = EncodeChat(*tok_, ChatFormat::kMistral, messages, true, "", tools);
+    auto refused =
+        EncodeChat(*tok_, ChatFormat::kMistral, messages, {.start = true, .tools = tools});
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
     return std::string(refused.status().message());
   };

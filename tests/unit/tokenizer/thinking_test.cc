@@ -39,18 +39,38 @@ TEST(ThinkingTest, TheGenerationPromptOpensOrClosesTheThought) {
   const std::vector<int32_t> user = Join({{kImStart}, Bytes("user\nHi"), {kImEnd}, Bytes("\n")});
   const std::vector<int32_t> header = Join({{kImStart}, Bytes("assistant\n")});
   const auto qwen3 = WithTemplate(kQwen3Like);
-  EXPECT_EQ(*EncodeChat(*qwen3, ChatFormat::kChatMl, messages, true), Join({user, header}));
-  EXPECT_EQ(*EncodeChat(*qwen3, ChatFormat::kChatMl, messages, true, "", {}, /*think=*/false),
+  EXPECT_EQ(*EncodeChat(*qwen3, ChatFormat::kChatMl, messages, {.start = true}),
+            Join({user, header}));
+  EXPECT_EQ(*EncodeChat(*qwen3, ChatFormat::kChatMl, messages, {.start = true, .think = false}),
             Join({user, header, Bytes("<think>\n\n</think>\n\n")}));
   const auto qwq = WithTemplate(kQwqLike);
-  EXPECT_EQ(*EncodeChat(*qwq, ChatFormat::kChatMl, messages, true),
+  EXPECT_EQ(*EncodeChat(*qwq, ChatFormat::kChatMl, messages, {.start = true}),
             Join({user, header, Bytes("<think>\n")}));
-  EXPECT_EQ(*EncodeChat(*qwq, ChatFormat::kChatMl, messages, true, "", {}, false),
+  EXPECT_EQ(*EncodeChat(*qwq, ChatFormat::kChatMl, messages, {.start = true, .think = false}),
             Join({user, header, Bytes("<think>\n\n</think>\n\n")}));
   // Other models: the flag changes nothing.
   const auto plain = WithTemplate("<|im_start|>");
-  EXPECT_EQ(*EncodeChat(*plain, ChatFormat::kChatMl, messages, true, "", {}, false),
+  EXPECT_EQ(*EncodeChat(*plain, ChatFormat::kChatMl, messages, {.start = true, .think = false}),
             Join({user, header}));
+}
+
+// A continued reply follows what the generation prompt writes of the thought, and keeps its
+// own thought: it is the reply so far, not an earlier one.
+TEST(ThinkingTest, AContinuedReplyFollowsTheThoughtsOpening) {
+  const std::vector<int32_t> prompt = Join(
+      {{kImStart}, Bytes("user\nHi"), {kImEnd}, Bytes("\n"), {kImStart}, Bytes("assistant\n")});
+  const auto continued = [](const Tokenizer& tok, std::string_view reply, bool think) {
+    const std::vector<ChatMessage> messages = {{"user", "Hi"}, {"assistant", std::string(reply)}};
+    return *EncodeChat(tok, ChatFormat::kChatMl, messages,
+                       {.start = true, .think = think, .continue_final = true});
+  };
+  const auto qwq = WithTemplate(kQwqLike);
+  EXPECT_EQ(continued(*qwq, "The user", true), Join({prompt, Bytes("<think>\nThe user")}));
+  const auto qwen3 = WithTemplate(kQwen3Like);
+  EXPECT_EQ(continued(*qwen3, "Answer:", false),
+            Join({prompt, Bytes("<think>\n\n</think>\n\nAnswer:")}));
+  EXPECT_EQ(continued(*qwen3, "<think>\nPlan.\n</think>\n\nHel", true),
+            Join({prompt, Bytes("<think>\nPlan.\n</think>\n\nHel")}));
 }
 
 TEST(ThinkingTest, EarlierRepliesAreWrittenBackWithoutTheirThought) {
@@ -58,7 +78,7 @@ TEST(ThinkingTest, EarlierRepliesAreWrittenBackWithoutTheirThought) {
   const std::vector<ChatMessage> messages = {
       {"user", "Hi"}, {"assistant", "<think>\nGreet.\n</think>\n\nHello!"}, {"user", "Bye"}};
   const std::vector<int32_t> end = {kImEnd, '\n', kImStart};
-  EXPECT_EQ(*EncodeChat(*qwen3, ChatFormat::kChatMl, messages, true),
+  EXPECT_EQ(*EncodeChat(*qwen3, ChatFormat::kChatMl, messages, {.start = true}),
             Join({{kImStart},
                   Bytes("user\nHi"),
                   end,
@@ -69,7 +89,7 @@ TEST(ThinkingTest, EarlierRepliesAreWrittenBackWithoutTheirThought) {
                   Bytes("assistant\n")}));
   // A model that does not think keeps the reply as it is.
   const auto plain = WithTemplate("<|im_start|>");
-  EXPECT_EQ(*EncodeChat(*plain, ChatFormat::kChatMl, messages, true),
+  EXPECT_EQ(*EncodeChat(*plain, ChatFormat::kChatMl, messages, {.start = true}),
             Join({{kImStart},
                   Bytes("user\nHi"),
                   end,
@@ -112,6 +132,37 @@ TEST(ThinkingTest, AStreamedReplySplitsIntoThoughtAndAnswer) {
   const ThoughtSplitter::Output end = splitter.Feed("nk>\n\nD");
   EXPECT_EQ(end.thought, "");
   EXPECT_EQ(end.answer, "D");
+}
+
+// A continued reply: the client's start sets where the reply stands, and only what follows
+// it comes out, however the continuation is cut.
+void ExpectResumed(bool opened, const std::string& start, const std::string& rest,
+                   const std::string& thought, const std::string& answer) {
+  for (size_t split = 0; split <= rest.size(); ++split) {
+    ThoughtSplitter splitter(opened);
+    splitter.Resume(start);
+    ThoughtSplitter::Output out = splitter.Feed(rest.substr(0, split));
+    for (ThoughtSplitter::Output more : {splitter.Feed(rest.substr(split)), splitter.Finish()}) {
+      out.thought += more.thought;
+      out.answer += more.answer;
+    }
+    ASSERT_EQ(out.thought, thought) << start << "|" << rest << " split at " << split;
+    ASSERT_EQ(out.answer, answer) << start << "|" << rest << " split at " << split;
+  }
+}
+
+TEST(ThinkingTest, AResumedReplyReturnsOnlyItsContinuation) {
+  // Whitespace the start ended on is the client's, though held back at the time.
+  ExpectResumed(true, "I think\n", "so.\n</think>\n\nYes", "so.", "Yes");
+  ExpectResumed(true, "I think", " so.</think>Yes", " so.", "Yes");
+  // A tag the start began is finished by the continuation, or turns out to be text.
+  ExpectResumed(false, "<thi", "nk>\nhm</think>ok", "hm", "ok");
+  ExpectResumed(false, "<thi", "ng>", "", "ng>");
+  ExpectResumed(false, "  ", "Hi", "", "Hi");
+  // A start past the thought, or with none.
+  ExpectResumed(true, "Done.</think>\n", "\nAnswer", "", "Answer");
+  ExpectResumed(false, "Sure", " thing", "", " thing");
+  ExpectResumed(false, "", "<think>a</think>b", "a", "b");
 }
 
 }  // namespace

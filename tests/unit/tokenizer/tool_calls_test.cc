@@ -43,7 +43,7 @@ TEST(ToolCallsTest, ChatMlOffersTheToolsAfterTheSystemMessage) {
                                "{\"type\": \"object\"}}}\n</tools>"));
   EXPECT_THAT(tools, HasSubstr("<tool_call>\n{\"name\": <function-name>, \"arguments\": "));
   const std::vector<ChatMessage> messages = {{"system", "Be brief."}, {"user", "Hi"}};
-  auto ids = EncodeChat(*tok, ChatFormat::kChatMl, messages, true, "", kTools);
+  auto ids = EncodeChat(*tok, ChatFormat::kChatMl, messages, {.start = true, .tools = kTools});
   ASSERT_TRUE(ids.ok()) << ids.status();
   EXPECT_EQ(*ids, Join({{kImStart},
                         Bytes(absl::StrCat("system\nBe brief.\n\n", tools)),
@@ -56,12 +56,14 @@ TEST(ToolCallsTest, ChatMlOffersTheToolsAfterTheSystemMessage) {
                         {kImStart},
                         Bytes("assistant\n")}));
   // Without a system message the default one leads; an appended turn offers nothing again.
-  auto fallback = EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, true, "Hi.", kTools);
+  auto fallback = EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}},
+                             {.start = true, .default_system = "Hi.", .tools = kTools});
   ASSERT_TRUE(fallback.ok()) << fallback.status();
   const std::vector<int32_t> opening = Join({{kImStart}, Bytes("system\nHi.\n\n# Tools")});
   EXPECT_EQ(std::vector<int32_t>(fallback->begin(), fallback->begin() + opening.size()), opening);
-  EXPECT_EQ(*EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, false, "", kTools),
-            *EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, false));
+  EXPECT_EQ(
+      *EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, {.start = false, .tools = kTools}),
+      *EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}}, {.start = false}));
 }
 
 TEST(ToolCallsTest, ChatMlWritesCallsAndGroupsResultsInOneUserTurn) {
@@ -75,7 +77,7 @@ TEST(ToolCallsTest, ChatMlWritesCallsAndGroupsResultsInOneUserTurn) {
                                              {"tool", "24C"},
                                              {"assistant", "Checking.", {{"call_3", "now", "{}"}}},
                                              {"tool", "noon"}};
-  auto ids = EncodeChat(*tok, ChatFormat::kChatMl, messages, true);
+  auto ids = EncodeChat(*tok, ChatFormat::kChatMl, messages, {.start = true});
   ASSERT_TRUE(ids.ok()) << ids.status();
   const std::vector<int32_t> end = {kImEnd, '\n', kImStart};
   EXPECT_EQ(*ids,
@@ -95,13 +97,14 @@ TEST(ToolCallsTest, ChatMlWritesCallsAndGroupsResultsInOneUserTurn) {
                   Bytes("user\n<tool_response>\nnoon\n</tool_response>"),
                   end,
                   Bytes("assistant\n")}));
-  auto bad = EncodeChat(*tok, ChatFormat::kChatMl,
-                        {{{"user", "a"}, {"assistant", "", {{"c", "now", "[1]"}}}}}, true);
+  auto bad =
+      EncodeChat(*tok, ChatFormat::kChatMl,
+                 {{{"user", "a"}, {"assistant", "", {{"c", "now", "[1]"}}}}}, {.start = true});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(),
               HasSubstr("chat.messages[1].tool_calls[0].arguments: not a JSON object"));
-  auto from_user =
-      EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "a", {{"c", "now", "{}"}}}}}, true);
+  auto from_user = EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "a", {{"c", "now", "{}"}}}}},
+                              {.start = true});
   EXPECT_THAT(from_user.status().message(), HasSubstr("only assistant turns make calls"));
 }
 
@@ -111,7 +114,7 @@ TEST(ToolCallsTest, Llama31OffersToolsInTheFirstUserMessageAndResultsAsIpython) 
       {"user", " Weather in Paris? "},
       {"assistant", "ignored", {{"c1", "get_weather", R"({"city":"Paris"})"}}},
       {"tool", " 18C "}};
-  auto ids = EncodeChat(*tok, ChatFormat::kLlama31, messages, true, "", kTools);
+  auto ids = EncodeChat(*tok, ChatFormat::kLlama31, messages, {.start = true, .tools = kTools});
   ASSERT_TRUE(ids.ok()) << ids.status();
   const std::string tools = ToolsText(ChatFormat::kLlama31, kTools);
   EXPECT_THAT(tools, HasSubstr("\"parameters\": object of argument names and values}"));
@@ -138,9 +141,10 @@ TEST(ToolCallsTest, Llama31OffersToolsInTheFirstUserMessageAndResultsAsIpython) 
   auto two = EncodeChat(
       *tok, ChatFormat::kLlama32,
       {{{"user", "a"}, {"assistant", "", {{"a", "now", "{}"}, {"b", "now", "{}"}}}, {"user", "b"}}},
-      true);
+      {.start = true});
   EXPECT_THAT(two.status().message(), HasSubstr("writes one call a turn"));
-  auto no_user = EncodeChat(*tok, ChatFormat::kLlama31, {{{"system", "s"}}}, true, "", kTools);
+  auto no_user =
+      EncodeChat(*tok, ChatFormat::kLlama31, {{{"system", "s"}}}, {.start = true, .tools = kTools});
   EXPECT_THAT(no_user.status().message(), HasSubstr("offers tools in the first user message"));
 }
 
@@ -148,11 +152,11 @@ TEST(ToolCallsTest, FormatsWithoutToolCallingAndBadToolsAreRefused) {
   const auto tok = Make();
   // (The [INST] formats refuse them alike: inst_chat_format_test.cc.)
   for (const ChatFormat format : {ChatFormat::kLlama3}) {
-    auto tools = EncodeChat(*tok, format, {{{"user", "a"}}}, true, "", kTools);
+    auto tools = EncodeChat(*tok, format, {{{"user", "a"}}}, {.start = true, .tools = kTools});
     EXPECT_EQ(tools.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(tools.status().message(), HasSubstr("chat.tools: the "));
     EXPECT_THAT(tools.status().message(), HasSubstr("has no tool calling"));
-    auto result = EncodeChat(*tok, format, {{{"user", "a"}, {"tool", "b"}}}, true);
+    auto result = EncodeChat(*tok, format, {{{"user", "a"}, {"tool", "b"}}}, {.start = true});
     EXPECT_THAT(result.status().message(), HasSubstr("chat.messages[1].role: 'tool'"));
   }
   const auto refusal = [](std::vector<ChatTool> tools) {
@@ -253,7 +257,7 @@ TEST(ToolCallsTest, MistralWritesToolsCallsAndResultsBetweenItsMarkers) {
                         {{{"user", "Time?"},
                           {"assistant", "", {{"A1b2C3d4E", "now", "{}"}}},
                           {"tool", "12:00", {}, "A1b2C3d4E"}}},
-                        true, "", now);
+                        {.start = true, .tools = now});
   ASSERT_TRUE(ids.ok()) << ids.status();
   EXPECT_EQ(*ids, Join({{kMistralBos, kAvailableTools},
                         Bytes(R"([{"type": "function", "function": {"name": "now", "parameters": )"

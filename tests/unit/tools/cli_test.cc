@@ -73,6 +73,11 @@ TEST_F(CliTest, MessagesMakeOneChatRequest) {
   // tool@ID: a result naming the call it answers (the fake worker counts the id's bytes).
   const nlohmann::json result = CliJson("generate --message tool@abcDEF123:18C");
   EXPECT_EQ(result["usage"]["prompt_tokens"], std::string("tool:18CabcDEF123").size());
+  // --continue: the last message is the start of the reply (the fake counts its content).
+  const nlohmann::json continued =
+      CliJson("generate --message user:hi --message \"assistant:Sure, \" --continue");
+  EXPECT_EQ(continued["usage"]["prompt_tokens"], std::string("user:hiSure, ").size());
+  EXPECT_EQ(Cli("generate --text hi --continue").exit_code, 2);
 }
 
 // --tools FILE (plain or OpenAI-wrapped entries) and --tool-choice make the chat's tools; the

@@ -29,7 +29,8 @@ std::unique_ptr<tokenizer::Tokenizer> ChatTokenizer() {
 std::vector<int32_t> Chat(const tokenizer::Tokenizer& tok,
                           const std::vector<tokenizer::ChatMessage>& messages,
                           std::string_view default_system = {}) {
-  auto ids = tokenizer::EncodeChat(tok, ChatFormat::kChatMl, messages, true, default_system);
+  auto ids = tokenizer::EncodeChat(tok, ChatFormat::kChatMl, messages,
+                                   {.start = true, .default_system = default_system});
   EXPECT_TRUE(ids.ok()) << ids.status();
   return ids.value_or(std::vector<int32_t>{});
 }

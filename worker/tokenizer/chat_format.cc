@@ -73,6 +73,12 @@ std::string_view Trimmed(std::string_view s) {
   return s.substr(begin, s.find_last_not_of(" \t\n\r\f\v") - begin + 1);
 }
 
+// Without trailing spaces: mistral-common's tokenizer v2 and later write a reply so.
+std::string_view WithoutTrailingSpaces(std::string_view s) {
+  const size_t end = s.find_last_not_of(' ');
+  return end == std::string_view::npos ? std::string_view() : s.substr(0, end + 1);
+}
+
 // Template text (markers parsed) or a message's content (plain text continuing the header
 // before it: no SentencePiece dummy prefix, as when the two are one piece of text).
 void Append(const Tokenizer& tokenizer, std::string_view text, bool markers,
@@ -167,14 +173,20 @@ absl::Status AppendMistralToolTurn(const Tokenizer& tokenizer, const MistralTool
     RS_RETURN_IF_ERROR(CheckCallId(ChatFormat::kMistral, m.tool_call_id,
                                    absl::StrCat("chat.messages[", i, "].tool_call_id")));
     out->push_back(markers.tool_results);
-    AppendText(tokenizer, MistralToolResult(m.content, m.tool_call_id), false, out);
+    if (markers.tool_content.has_value()) {
+      AppendText(tokenizer, m.tool_call_id, false, out);
+      out->push_back(*markers.tool_content);
+      AppendText(tokenizer, m.content, false, out);
+    } else {
+      AppendText(tokenizer, MistralToolResult(m.content, m.tool_call_id), false, out);
+    }
     out->push_back(markers.tool_results_end);
     return absl::OkStatus();
   }
   RS_ASSIGN_OR_RETURN(const std::string calls,
                       ToolCallsText(ChatFormat::kMistral, m.tool_calls, false,
                                     absl::StrCat("chat.messages[", i, "].tool_calls")));
-  if (!m.content.empty()) AppendText(tokenizer, m.content, false, out);
+  if (!m.content.empty()) AppendText(tokenizer, WithoutTrailingSpaces(m.content), false, out);
   out->push_back(markers.tool_calls);
   AppendText(tokenizer, calls, false, out);
   out->push_back(tokenizer.vocab().eos_id);
@@ -262,7 +274,8 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
         AppendText(tokenizer, absl::StrCat("[INST] ", content, " [/INST]"), false, &out);
       }
     } else if (m.role == "assistant") {
-      AppendText(tokenizer, m.content, false, &out);
+      AppendText(tokenizer, v3 ? WithoutTrailingSpaces(m.content) : std::string_view(m.content),
+                 false, &out);
       out.push_back(eos);
     }
   }
@@ -538,14 +551,17 @@ absl::StatusOr<std::vector<int32_t>> RenderChat(const Tokenizer& tokenizer, Chat
 
 // The start of a reply, written where the generation prompt ends as the reply's own text
 // would be: Llama 2 puts a space after [/INST], Mistral encodes a reply as a piece of text
-// of its own, the others continue the header's text.
+// of its own (v3 and later without trailing spaces), the others continue the header's text.
 void AppendReplyStart(const Tokenizer& tokenizer, ChatFormat format, std::string_view reply,
                       std::vector<int32_t>* out) {
   if (reply.empty()) return;
   if (format == ChatFormat::kLlama2) {
     AppendText(tokenizer, absl::StrCat(" ", std::string(reply)), true, out);
+  } else if (format == ChatFormat::kMistral) {
+    const bool v3 = ControlId(tokenizer, "[INST]").has_value();
+    AppendText(tokenizer, v3 ? WithoutTrailingSpaces(reply) : reply, false, out);
   } else {
-    AppendText(tokenizer, reply, format != ChatFormat::kMistral, out);
+    AppendText(tokenizer, reply, true, out);
   }
 }
 

@@ -131,7 +131,8 @@ std::optional<MistralToolMarkers> MistralToolMarkersOf(const Tokenizer& tokenize
                             .available_tools_end = *ids[1],
                             .tool_calls = *ids[2],
                             .tool_results = *ids[3],
-                            .tool_results_end = *ids[4]};
+                            .tool_results_end = *ids[4],
+                            .tool_content = ControlId(tokenizer, "[TOOL_CONTENT]")};
 }
 
 std::string NewCallId(ChatFormat format) {

@@ -54,6 +54,9 @@ struct MistralToolMarkers {
   int32_t tool_calls;
   int32_t tool_results;
   int32_t tool_results_end;
+  // Tokenizer v7 and later: a result is [TOOL_RESULTS] id [TOOL_CONTENT] content
+  // [/TOOL_RESULTS] rather than v3's JSON object.
+  std::optional<int32_t> tool_content{};
 };
 std::optional<MistralToolMarkers> MistralToolMarkersOf(const Tokenizer& tokenizer);
 

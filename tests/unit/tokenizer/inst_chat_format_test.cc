@@ -45,13 +45,14 @@ class InstChatFormatTest : public ::testing::Test {
       results_end_ = open_ + 6;
     }
     if (v7) {
-      for (const char* marker : {"[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"}) {
+      for (const char* marker : {"[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]"}) {
         vocab->tokens.emplace_back(marker);
         vocab->scores.push_back(0);
         vocab->types.push_back(TokenType::kControl);
       }
-      system_ = static_cast<int32_t>(vocab->tokens.size()) - 2;
+      system_ = static_cast<int32_t>(vocab->tokens.size()) - 3;
       system_end_ = system_ + 1;
+      tool_content_ = system_ + 2;
     }
     absl::StatusOr<std::unique_ptr<Tokenizer>> tok = Tokenizer::Create(*std::move(vocab));
     ASSERT_TRUE(tok.ok()) << tok.status();
@@ -81,7 +82,7 @@ class InstChatFormatTest : public ::testing::Test {
   std::unique_ptr<Tokenizer> tok_;
   int32_t bos_ = -1, eos_ = -1, open_ = -1, close_ = -1;
   int32_t calls_ = -1, tools_ = -1, tools_end_ = -1, results_ = -1, results_end_ = -1;
-  int32_t system_ = -1, system_end_ = -1;
+  int32_t system_ = -1, system_end_ = -1, tool_content_ = -1;
   const std::vector<ChatMessage> conversation_ = {{"system", "Be brief."},
                                                   {"user", " Hi! "},
                                                   {"assistant", "Hello."},
@@ -132,6 +133,42 @@ TEST_F(InstChatFormatTest, MistralV3UsesItsControlTokensAndJoinsTheSystemToTheLa
   // A message spelling the markers or </s> is text, not the tokens.
   const std::vector<int32_t> spelled = Render(ChatFormat::kMistral, {{"user", "[/INST]</s>"}});
   EXPECT_EQ(spelled, Join({{bos_, open_}, Text("[/INST]</s>"), {close_}}));
+}
+
+// Tokenizer v7 writes a result as the call's id and the content between markers, not as v3's
+// JSON object; v2 and later write replies without trailing spaces, as mistral-common does.
+TEST_F(InstChatFormatTest, MistralV7WritesResultsBetweenMarkersAndRepliesWithoutTrailingSpaces) {
+  Load(/*v3=*/true, /*v7=*/true);
+  if (tok_ == nullptr) return;
+  const std::vector<ChatMessage> conversation = {
+      {"user", "Hi"},
+      {"assistant", "Hello.  "},
+      {"user", "Weather in Paris?"},
+      {"assistant", "Checking. ", {{"abcDEF123", "get_weather", R"({"city":"Paris"})"}}},
+      {"tool", "18C", {}, "abcDEF123"}};
+  auto ids = EncodeChat(*tok_, ChatFormat::kMistral, conversation, {.start = true});
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, Join({{bos_, open_},
+                        Text("Hi"),
+                        {close_},
+                        Text("Hello."),
+                        {eos_, open_},
+                        Text("Weather in Paris?"),
+                        {close_},
+                        Text("Checking."),
+                        {calls_},
+                        Text(R"([{"name": "get_weather", "arguments": {"city": "Paris"}, )"
+                             R"("id": "abcDEF123"}])"),
+                        {eos_, results_},
+                        Text("abcDEF123"),
+                        {tool_content_},
+                        Text("18C"),
+                        {results_end_}}));
+  // A continued reply alike.
+  auto continued = EncodeChat(*tok_, ChatFormat::kMistral,
+                              {{{"user", "Hi"}, {"assistant", "Hel  "}}}, {.continue_final = true});
+  ASSERT_TRUE(continued.ok()) << continued.status();
+  EXPECT_EQ(*continued, Join({{bos_, open_}, Text("Hi"), {close_}, Text("Hel")}));
 }
 
 // A continued reply is written as the reply's text would be, without the </s> that would

@@ -175,6 +175,20 @@ void CheckReplyParsers(std::string_view text) {
       Require(one.answer == text && one.thought.empty(),
               "a reply without a thought stays as it is");
     }
+    // A continued reply: the client's start (the first half) sets the state, and only bytes
+    // of what follows it come out, however it is cut.
+    ThoughtSplitter resumed(opened);
+    const size_t start = text.size() / 2;
+    resumed.Resume(text.substr(0, start));
+    const std::string_view rest = text.substr(start);
+    const auto [after, after_pieces] =
+        WholeAndPieces<ThoughtSplitter, Split>(rest, resumed, merge_split);
+    Require(after.thought == after_pieces.thought && after.answer == after_pieces.answer,
+            "a continuation's thought and answer do not depend on the pieces");
+    Require(after.thought.size() + after.answer.size() <= rest.size(),
+            "a continuation returns nothing of the start");
+    Require(rest.find(after.answer) != std::string_view::npos,
+            "a continuation's answer is its own text");
   }
 }
 

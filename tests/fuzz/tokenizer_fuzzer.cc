@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -133,6 +134,7 @@ void CheckReplyParsers(std::string_view text) {
   const auto merge_calls = [](Calls& into, const Calls& more) {
     into.text += more.text;
     into.calls.insert(into.calls.end(), more.calls.begin(), more.calls.end());
+    into.deltas.insert(into.deltas.end(), more.deltas.begin(), more.deltas.end());
   };
   // Mistral's reply after its [TOOL_CALLS] marker (calls_open), and after another first token.
   ToolCallParser mistral_text(ChatFormat::kMistral, {"f", "get_weather"}, false, 1);
@@ -141,10 +143,27 @@ void CheckReplyParsers(std::string_view text) {
       ToolCallParser(ChatFormat::kChatMl, {"f", "get_weather"}),
       ToolCallParser(ChatFormat::kLlama31, {"f", "get_weather"}),
       ToolCallParser(ChatFormat::kMistral, {"f", "get_weather"}, /*calls_open=*/true, 1),
-      mistral_text};
+      mistral_text,
+      ToolCallParser(ChatFormat::kChatMl, {"f", "get_weather"}, false, -1, /*stream=*/true),
+      ToolCallParser(ChatFormat::kLlama31, {"f", "get_weather"}, false, -1, /*stream=*/true),
+      ToolCallParser(ChatFormat::kMistral, {"f", "get_weather"}, true, 1, /*stream=*/true)};
+  // A client's view of the deltas: each call's name and arguments by index.
+  const auto assemble = [](const std::vector<ToolCallDelta>& deltas) {
+    std::map<int, std::pair<std::string, std::string>> calls;
+    for (const ToolCallDelta& delta : deltas) {
+      Require(delta.id.empty() == delta.name.empty(), "a call's first delta has its id and name");
+      Require(!delta.id.empty() || calls.contains(delta.index),
+              "arguments come after the call's name");
+      calls[delta.index].first += delta.name;
+      calls[delta.index].second += delta.arguments;
+    }
+    return calls;
+  };
   for (const ToolCallParser& parser : parsers) {
     const auto [one, pieces] = WholeAndPieces<ToolCallParser, Calls>(text, parser, merge_calls);
     Require(one.text == pieces.text, "tool-call text does not depend on the pieces");
+    Require(assemble(one.deltas) == assemble(pieces.deltas),
+            "streamed calls do not depend on the pieces");
     Require(one.calls.size() == pieces.calls.size(), "calls do not depend on the pieces");
     for (size_t i = 0; i < one.calls.size(); ++i) {
       Require(one.calls[i].name == pieces.calls[i].name &&
@@ -158,7 +177,8 @@ void CheckReplyParsers(std::string_view text) {
       Require(one.text == text && one.calls.empty(), "a Mistral reply without the marker is text");
     }
     if (!one.calls.empty()) {
-      Require(one.text.empty() || &parser == &parsers[0], "a reply that is calls has no text");
+      Require(one.text.empty() || &parser == &parsers[0] || &parser == &parsers[4],
+              "a reply that is calls has no text");
     }
   }
   using Split = ThoughtSplitter::Output;

@@ -250,6 +250,25 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(final.finish_reason, pb.FINISH_REASON_TOOL_CALLS)
         request.chat.ClearField("parallel_tool_calls")
 
+        # Streamed, each call's name comes first and its arguments in pieces as they are
+        # generated; put together they are the whole call.
+        request.session_id = "t4"
+        request.chat.stream_tool_calls = True
+        assembled, whole, messages_with_deltas = {}, [], 0
+        for message in self.stub.Generate(request, timeout=30):
+            messages_with_deltas += bool(message.tool_call_deltas)
+            for delta in message.tool_call_deltas:
+                if delta.id:
+                    self.assertNotIn(delta.index, assembled)
+                    assembled[delta.index] = [delta.id, delta.name, b""]
+                assembled[delta.index][2] += delta.arguments
+            whole.extend(message.tool_calls)
+        self.assertGreater(len(whole), 0)
+        self.assertEqual([[c.id, c.name, c.arguments] for c in whole],
+                         [assembled[i] for i in range(len(whole))])
+        self.assertGreater(messages_with_deltas, 1)
+        request.chat.ClearField("stream_tool_calls")
+
         # MODE_AUTO leaves the reply free: the checkpoint ends its turn at once.
         request.session_id = "t2"
         request.chat.tool_choice.mode = pb.ToolChoice.MODE_AUTO

@@ -35,6 +35,7 @@ constexpr char kUsage[] =
     "       [--logprobs N] [--prompt-logprobs N] [--n N]\n"
     "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE]\n"
     "       [--tools FILE] [--tool-choice auto|none|required|NAME] [--no-parallel-tool-calls]\n"
+    "       [--stream-tool-calls]\n"
     "       [--no-thinking] [--continue]\n"
     "       [--timeout-s S] [--json]";
 
@@ -65,6 +66,7 @@ struct GenerateFlags {
   std::string tool_choice;
   bool no_thinking = false;
   bool no_parallel_tool_calls = false;
+  bool stream_tool_calls = false;
   bool continue_final = false;  // the last --message is the reply's start
 };
 
@@ -132,13 +134,16 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
     if (at != std::string::npos) m->set_tool_call_id(role.substr(at + 1));
     m->set_content(message.substr(colon + 1));
   }
-  if (!flags.tools.empty() || !flags.tool_choice.empty() || flags.no_parallel_tool_calls) {
+  if (!flags.tools.empty() || !flags.tool_choice.empty() || flags.no_parallel_tool_calls ||
+      flags.stream_tool_calls) {
     if (flags.messages.empty()) {
       return absl::InvalidArgumentError(
-          "--tools, --tool-choice and --no-parallel-tool-calls need a chat (--message)");
+          "--tools, --tool-choice, --no-parallel-tool-calls and --stream-tool-calls need a chat "
+          "(--message)");
     }
     RS_RETURN_IF_ERROR(AddTools(flags.tools, flags.tool_choice, &request));
     if (flags.no_parallel_tool_calls) request.mutable_chat()->set_parallel_tool_calls(false);
+    if (flags.stream_tool_calls) request.mutable_chat()->set_stream_tool_calls(true);
   }
   if (flags.no_thinking) {
     if (flags.messages.empty()) return absl::InvalidArgumentError("--no-thinking needs --message");
@@ -209,6 +214,7 @@ struct Completion {
   nlohmann::json tool_calls = nlohmann::json::array();
   std::string reasoning;          // a thinking model's thought
   double prompt_logprob_sum = 0;  // of the scored input tokens
+  int streamed_calls = 0;         // calls whose deltas were printed as they came
   GenerateFinal final;
   bool has_final = false;
 };
@@ -301,6 +307,8 @@ absl::Status RunGenerate(CommandArgs args) {
                    "auto (calls or text), none, required (one or more calls), or a tool's name");
   parser.AddBool("no-parallel-tool-calls", &flags.no_parallel_tool_calls,
                  "a reply makes at most one tool call");
+  parser.AddBool("stream-tool-calls", &flags.stream_tool_calls,
+                 "print each tool call's arguments as they are generated");
   parser.AddBool("no-thinking", &flags.no_thinking,
                  "a model that thinks first (info: thinking) answers without its thought");
   parser.AddBool("continue", &flags.continue_final,
@@ -335,9 +343,24 @@ absl::Status RunGenerate(CommandArgs args) {
     // The thought goes to stderr, so that stdout holds the answer alone.
     if (stream_text && !response.reasoning().empty()) std::cerr << response.reasoning();
     if (stream_text && !response.text().empty()) std::cout << response.text() << std::flush;
+    for (const auto& delta : response.tool_call_deltas()) {
+      if (!stream_text) continue;
+      if (!delta.id().empty()) {  // a call begins: its line fills as the arguments come
+        std::cout << (c.text.empty() ? "" : "\n") << "[call " << delta.id() << "] " << delta.name()
+                  << " ";
+        ++c.streamed_calls;
+      }
+      std::cout << delta.arguments() << std::flush;
+    }
     for (const auto& call : response.tool_calls()) {
+      const bool streamed = c.streamed_calls > static_cast<int>(c.tool_calls.size());
       c.tool_calls.push_back(ToolCallJson(call));
-      if (stream_text) std::cout << (c.text.empty() ? "" : "\n") << ToolCallLine(call) << "\n";
+      if (!stream_text) continue;
+      if (streamed) {
+        std::cout << "\n";
+      } else {
+        std::cout << (c.text.empty() ? "" : "\n") << ToolCallLine(call) << "\n";
+      }
     }
     if (response.has_final()) {
       c.final = response.final();

@@ -44,7 +44,10 @@ void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
       // The others wait for the first one's prefill, then find the input's blocks cached.
       if (i > 0) jobs[i].follows = completions_[0].handle->id();
       completions_[i].request = jobs[i];
-      completions_[i].reply_parser = ReplyParser(request, env_.tokenizer, env_.model.chat_format);
+      completions_[i].reply_parser =
+          ReplyParser(request, env_.tokenizer, env_.model.chat_format,
+                      /*calls_constrained=*/jobs[i].response_format != nullptr &&
+                          !request.has_response_format());
       completions_[i].thoughts = ReplyThoughts(request, env_.tokenizer, env_.model.chat_format);
       absl::StatusOr<engine::JobHandle> handle = env_.generator->Submit(jobs[i]);
       if (!handle.ok()) {

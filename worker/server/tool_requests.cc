@@ -151,7 +151,8 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
 
 std::optional<tokenizer::ToolCallParser> ReplyParser(const pb::GenerateRequest& request,
                                                      const tokenizer::Tokenizer* tokenizer,
-                                                     tokenizer::ChatFormat format) {
+                                                     tokenizer::ChatFormat format,
+                                                     bool calls_constrained) {
   if (!request.has_chat() || request.chat().tools_size() == 0 ||
       request.chat().tool_choice().mode() == pb::ToolChoice::MODE_NONE ||
       request.chat().continue_final_message() || !tokenizer::HasToolCalls(format) ||
@@ -164,7 +165,8 @@ std::optional<tokenizer::ToolCallParser> ReplyParser(const pb::GenerateRequest& 
   // Under MODE_REQUIRED Mistral's prompt opened the calls (ToolFormat::prompt_suffix).
   const bool calls_open =
       marker >= 0 && request.chat().tool_choice().mode() == pb::ToolChoice::MODE_REQUIRED;
-  return tokenizer::ToolCallParser(format, std::move(names), calls_open, marker);
+  return tokenizer::ToolCallParser(format, std::move(names), calls_open, marker,
+                                   request.chat().stream_tool_calls() && calls_constrained);
 }
 
 void ParseToolCalls(tokenizer::ToolCallParser& parser, bool last, pb::GenerateResponse* response) {
@@ -176,6 +178,13 @@ void ParseToolCalls(tokenizer::ToolCallParser& parser, bool last, pb::GenerateRe
     out.calls.insert(out.calls.end(), rest.calls.begin(), rest.calls.end());
   }
   response->set_text(std::move(out.text));
+  for (tokenizer::ToolCallDelta& delta : out.deltas) {
+    pb::ToolCallDelta* added = response->add_tool_call_deltas();
+    added->set_index(delta.index);
+    added->set_id(std::move(delta.id));
+    added->set_name(std::move(delta.name));
+    added->set_arguments(std::move(delta.arguments));
+  }
   for (tokenizer::ToolCall& call : out.calls) {
     pb::ToolCall* added = response->add_tool_calls();
     added->set_id(std::move(call.id));

@@ -58,14 +58,17 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const ringserve::v1::Chat& chat,
                                             bool thought_first = false,
                                             grammar::GrammarCache* cache = nullptr);
 
-// The parser of a chat request's replies when it offers tools; nullopt otherwise.
+// The parser of a chat request's replies when it offers tools; nullopt otherwise. Calls
+// stream as deltas with chat.stream_tool_calls where `calls_constrained` (the job holds them
+// to the tool-call grammar: ToolChoiceFormat gave one and no response_format replaced it).
 std::optional<tokenizer::ToolCallParser> ReplyParser(const ringserve::v1::GenerateRequest& request,
                                                      const tokenizer::Tokenizer* tokenizer,
-                                                     tokenizer::ChatFormat format);
+                                                     tokenizer::ChatFormat format,
+                                                     bool calls_constrained = false);
 
 // Passes a message's first token and text through `parser` (finishing it when `last`),
-// moving any calls into the message, and makes a reply that called tools end with
-// FINISH_REASON_TOOL_CALLS.
+// moving any calls (and their deltas) into the message, and makes a reply that called tools
+// end with FINISH_REASON_TOOL_CALLS.
 void ParseToolCalls(tokenizer::ToolCallParser& parser, bool last,
                     ringserve::v1::GenerateResponse* response);
 

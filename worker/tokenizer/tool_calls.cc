@@ -25,11 +25,6 @@ bool IsLlama(ChatFormat format) {
 
 bool IsMistral(ChatFormat format) { return format == ChatFormat::kMistral; }
 
-// The key a call's arguments go under.
-std::string_view ArgumentsKey(ChatFormat format) {
-  return IsLlama(format) ? "parameters" : "arguments";
-}
-
 std::string Dump(const Json& value, int indent = -1) {
   return value.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
@@ -97,7 +92,7 @@ std::optional<ToolCall> CallOf(const Json& call, ChatFormat format,
   if (std::find(tool_names.begin(), tool_names.end(), tool) == tool_names.end()) {
     return std::nullopt;
   }
-  auto arguments = call.find(ArgumentsKey(format));
+  auto arguments = call.find(ToolArgumentsKey(format));
   if (arguments == call.end()) arguments = call.find("arguments");  // Llama 3.x writes either
   if (arguments == call.end()) return std::nullopt;
   Json object = *arguments;
@@ -237,7 +232,7 @@ absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const Too
     }
     const std::string object =
         absl::StrCat("{\"name\": ", Dump(Json(calls[i].name)), ", \"",
-                     std::string(ArgumentsKey(format)), "\": ", TemplateJson(arguments), "}");
+                     std::string(ToolArgumentsKey(format)), "\": ", TemplateJson(arguments), "}");
     if (IsLlama(format)) return object;
     absl::StrAppend(&out, i > 0 || after_content ? "\n" : "", std::string(kCallOpen), "\n", object,
                     "\n", std::string(kCallClose));
@@ -259,7 +254,7 @@ std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, st
     if (!only.empty() && tools[i].name != only) continue;
     // Names are of [A-Za-z0-9_-]: nothing in them needs escaping.
     absl::StrAppend(&body, first ? " " : "\n  | ", "\"{\\\"name\\\": \\\"", tools[i].name,
-                    "\\\", \\\"", std::string(ArgumentsKey(format)), "\\\": \" ",
+                    "\\\", \\\"", std::string(ToolArgumentsKey(format)), "\\\": \" ",
                     ToolArgumentsRule(i), " \"}\"");
     first = false;
   }
@@ -282,6 +277,10 @@ bool ToolCallOpensReply(ChatFormat format) { return IsLlama(format) || IsMistral
 
 std::string ToolArgumentsRule(size_t index) { return absl::StrCat("args-", index); }
 
+std::string_view ToolArgumentsKey(ChatFormat format) {
+  return IsLlama(format) ? "parameters" : "arguments";
+}
+
 std::optional<int32_t> ToolCallStopId(const Tokenizer& tokenizer, ChatFormat format) {
   if (!IsLlama(format)) return std::nullopt;
   const std::optional<int32_t> eom = ControlId(tokenizer, "<|eom_id|>");
@@ -290,11 +289,13 @@ std::optional<int32_t> ToolCallStopId(const Tokenizer& tokenizer, ChatFormat for
 }
 
 ToolCallParser::ToolCallParser(ChatFormat format, std::vector<std::string> tool_names,
-                               bool calls_open, int32_t marker_id)
+                               bool calls_open, int32_t marker_id, bool stream)
     : format_(format),
       tool_names_(std::move(tool_names)),
       marker_id_(marker_id),
-      state_(calls_open ? State::kCall : State::kStart) {}
+      state_(calls_open ? State::kCall : State::kStart) {
+  if (stream) streamer_.emplace(format_, tool_names_);
+}
 
 void ToolCallParser::FirstToken(int32_t id) {
   if (!IsMistral(format_) || state_ != State::kStart) return;
@@ -333,6 +334,7 @@ void ToolCallParser::Step(Output& out) {
       out.text += pending_;
       pending_.clear();
     }
+    if (state_ == State::kCall && streamer_.has_value()) streamer_->Scan(pending_, out.deltas);
     return;  // calls are held to the end of the reply
   }
   if (IsLlama(format_)) {
@@ -345,11 +347,19 @@ void ToolCallParser::Step(Output& out) {
       out.text += pending_;
       pending_.clear();
     }
+    if (state_ == State::kCall && streamer_.has_value()) streamer_->Scan(pending_, out.deltas);
     return;  // a call is held to the end of the reply
   }
   for (;;) {
     if (state_ == State::kCall) {
       const size_t close = pending_.find(kCallClose);
+      if (streamer_.has_value()) {  // the call's text: up to its tag, or what may start it
+        streamer_->Scan(std::string_view(pending_).substr(
+                            0, close != std::string::npos
+                                   ? close
+                                   : pending_.size() - PartialTagAtEnd(pending_, kCallClose)),
+                        out.deltas);
+      }
       if (close == std::string::npos) return;
       const std::string_view body = std::string_view(pending_).substr(0, close);
       if (TakeCall(body, out)) {
@@ -373,6 +383,7 @@ void ToolCallParser::Step(Output& out) {
       out.text += RightTrimmed(std::string_view(pending_).substr(0, open));
       pending_.erase(0, open + kCallOpen.size());
       state_ = State::kCall;
+      if (streamer_.has_value()) streamer_->Restart();
       continue;
     }
     // Hold what may still be a tag's start, and the whitespace before it (dropped if a call
@@ -388,7 +399,9 @@ void ToolCallParser::Step(Output& out) {
 bool ToolCallParser::TakeCall(std::string_view body, Output& out) {
   std::optional<ToolCall> call = CallOf(Json::parse(body, nullptr, false), format_, tool_names_);
   if (!call.has_value()) return false;
-  out.calls.push_back(*std::move(call));
+  std::vector<ToolCall> calls = {*std::move(call)};
+  AsStreamed(calls);
+  out.calls.push_back(std::move(calls[0]));
   made_calls_ = true;
   return true;
 }
@@ -402,9 +415,23 @@ bool ToolCallParser::TakeCallArray(std::string_view body, Output& out) {
     if (!call.has_value()) return false;
     calls.push_back(*std::move(call));
   }
+  AsStreamed(calls);
   out.calls.insert(out.calls.end(), calls.begin(), calls.end());
   made_calls_ = true;
   return true;
+}
+
+void ToolCallParser::AsStreamed(std::vector<ToolCall>& calls) const {
+  if (!streamer_.has_value()) return;
+  const std::span<const CallStreamer::Streamed> streamed = streamer_->stretch();
+  if (streamed.size() != calls.size()) return;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (!streamed[i].complete || streamed[i].name != calls[i].name) return;
+  }
+  for (size_t i = 0; i < calls.size(); ++i) {
+    calls[i].id = streamed[i].id;
+    calls[i].arguments = streamed[i].arguments;
+  }
 }
 
 }  // namespace ringserve::tokenizer

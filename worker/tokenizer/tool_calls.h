@@ -30,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "worker/tokenizer/call_streamer.h"
 #include "worker/tokenizer/chat_format.h"
 #include "worker/tokenizer/tokenizer.h"
 
@@ -101,6 +102,9 @@ std::string MistralToolResult(std::string_view content, std::string_view call_id
 std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, std::string_view only,
                           bool one_call = false);
 std::string ToolArgumentsRule(size_t index);
+// The key a call's arguments go under in `format`'s calls ("parameters" in Llama 3.x's,
+// "arguments" in the others').
+std::string_view ToolArgumentsKey(ChatFormat format);
 
 // The text a call starts with in `format` (ChatML's "<tool_call>", Llama 3.x's "{"; empty for
 // Mistral, whose calls open with a control token), and whether it counts only as the reply's
@@ -127,13 +131,16 @@ class ToolCallParser {
   struct Output {
     std::string text;
     std::vector<ToolCall> calls;
+    std::vector<ToolCallDelta> deltas{};  // with `stream`: the calls as they arrive
   };
 
   // `calls_open`: the prompt already opened the calls (Mistral's [TOOL_CALLS] written into
   // a reply that must call tools), so the reply is the calls' text. `marker_id`: Mistral's
-  // [TOOL_CALLS] (MistralToolMarkers::tool_calls).
+  // [TOOL_CALLS] (MistralToolMarkers::tool_calls). `stream`: the calls are held to their
+  // grammar and stream as deltas (CallStreamer); a whole call then has the id its deltas had
+  // and its arguments as written.
   ToolCallParser(ChatFormat format, std::vector<std::string> tool_names, bool calls_open = false,
-                 int32_t marker_id = -1);
+                 int32_t marker_id = -1, bool stream = false);
 
   // Each message's first token, before its text is fed: a Mistral reply whose first token is
   // the marker is calls. Other formats, and later tokens, change nothing.
@@ -151,6 +158,9 @@ class ToolCallParser {
   bool TakeCall(std::string_view body, Output& out);
   // The calls of Mistral's array `body`, all or none.
   bool TakeCallArray(std::string_view body, Output& out);
+  // With `stream`: `calls` (a stretch's, all parsed) get the ids and argument texts their
+  // deltas had, where the streamer followed each of them to its end.
+  void AsStreamed(std::vector<ToolCall>& calls) const;
 
   ChatFormat format_;
   std::vector<std::string> tool_names_;
@@ -159,6 +169,7 @@ class ToolCallParser {
   std::string pending_;  // text received and not yet returned
   bool made_calls_ = false;
   bool after_call_ = false;  // ChatML: since the last call, only whitespace
+  std::optional<CallStreamer> streamer_;
 };
 
 }  // namespace ringserve::tokenizer

@@ -104,6 +104,19 @@ grpc::Status FakeWorker::Generate(grpc::ServerContext* context, const GenerateRe
         ", \"only\": \"", chat.tool_choice().name(), "\", \"parameters\": ",
         chat.tools(0).parameters().empty() ? "null" : chat.tools(0).parameters(), "}"));
     last.mutable_final()->set_finish_reason(FINISH_REASON_TOOL_CALLS);
+    if (chat.stream_tool_calls()) {  // the call's name, then its arguments in two pieces
+      const std::string& arguments = call->arguments();
+      for (const size_t at : {size_t{0}, size_t{5}}) {
+        GenerateResponse streamed;
+        ToolCallDelta* delta = streamed.add_tool_call_deltas();
+        if (at == 0) {
+          delta->set_id(call->id());
+          delta->set_name(call->name());
+        }
+        delta->set_arguments(arguments.substr(at, at == 0 ? 5 : std::string::npos));
+        writer->Write(streamed);
+      }
+    }
   }
   writer->Write(last);
   return grpc::Status::OK;

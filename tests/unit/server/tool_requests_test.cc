@@ -282,6 +282,39 @@ TEST(ToolRequestsTest, CallsLeaveTheStreamAndTheReplyEndsWithToolCalls) {
   EXPECT_EQ(only.final().finish_reason(), pb::FINISH_REASON_MAX_TOKENS);
 }
 
+// With stream_tool_calls a constrained reply's call streams as deltas; an unconstrained one
+// (under a response_format) arrives whole only.
+TEST(ToolRequestsTest, ConstrainedCallsStreamAsDeltas) {
+  const auto tok = ChatTokenizer();
+  pb::GenerateRequest request = WeatherRequest(pb::ToolChoice::MODE_AUTO);
+  request.mutable_chat()->set_stream_tool_calls(true);
+  auto parser = ReplyParser(request, tok.get(), ChatFormat::kChatMl, /*calls_constrained=*/true);
+  ASSERT_TRUE(parser.has_value());
+  pb::GenerateResponse first;
+  first.set_text("<tool_call>\n{\"name\": \"now\", \"arguments\": {\"tz\"");
+  ParseToolCalls(*parser, false, &first);
+  ASSERT_EQ(first.tool_call_deltas_size(), 1);
+  EXPECT_EQ(first.tool_call_deltas(0).index(), 0);
+  EXPECT_EQ(first.tool_call_deltas(0).name(), "now");
+  EXPECT_EQ(first.tool_call_deltas(0).arguments(), "{\"tz\"");
+  pb::GenerateResponse last;
+  last.set_text(": \"UTC\"}}\n</tool_call>");
+  ParseToolCalls(*parser, true, &last);
+  ASSERT_EQ(last.tool_call_deltas_size(), 1);
+  EXPECT_EQ(last.tool_call_deltas(0).id(), "");
+  EXPECT_EQ(last.tool_call_deltas(0).arguments(), ": \"UTC\"}");
+  ASSERT_EQ(last.tool_calls_size(), 1);
+  EXPECT_EQ(last.tool_calls(0).id(), first.tool_call_deltas(0).id());
+  EXPECT_EQ(last.tool_calls(0).arguments(), "{\"tz\": \"UTC\"}");
+
+  auto whole = ReplyParser(request, tok.get(), ChatFormat::kChatMl, /*calls_constrained=*/false);
+  pb::GenerateResponse all;
+  all.set_text("<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>");
+  ParseToolCalls(*whole, true, &all);
+  EXPECT_EQ(all.tool_call_deltas_size(), 0);
+  EXPECT_EQ(all.tool_calls_size(), 1);
+}
+
 // Mistral's calls open with the [TOOL_CALLS] control token: MODE_REQUIRED writes it into the
 // prompt and holds the reply to the array of calls; MODE_AUTO binds when the model picks it
 // as its first token; the parser learns of it from the reply's first token id.

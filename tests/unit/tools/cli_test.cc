@@ -107,7 +107,15 @@ TEST_F(CliTest, ToolsAndToolChoiceGoWithTheChat) {
   EXPECT_EQ(
       nlohmann::json::parse(single["tool_calls"][0]["arguments"].get<std::string>())["parallel"],
       false);
+  // Streamed, the call's line fills as its arguments come, and is printed once.
+  const ToolRun streamed =
+      Cli("generate --message user:hi --max-tokens 1 --stream-tool-calls --tools " + file);
+  EXPECT_EQ(streamed.exit_code, 0);
+  const size_t line = streamed.out.find("[call call_fake] get_weather {\"tools\": 2");
+  EXPECT_NE(line, std::string::npos) << streamed.out;
+  EXPECT_EQ(streamed.out.find("[call", line + 1), std::string::npos) << streamed.out;
   EXPECT_EQ(Cli("generate --text hi --tools " + file).exit_code, 2);
+  EXPECT_EQ(Cli("generate --text hi --stream-tool-calls").exit_code, 2);
   EXPECT_EQ(Cli("generate --text hi --no-parallel-tool-calls").exit_code, 2);
   std::ofstream(file) << R"({"name": "x"})";
   EXPECT_EQ(Cli("generate --message user:hi --tools " + file).exit_code, 2);

@@ -143,6 +143,9 @@ const std::vector<std::unique_ptr<World>>& Worlds() {
     const int32_t deepseek_vocab = deepseek->vocab_size();
     list->push_back(
         MakeWorld(std::move(deepseek), deepseek_vocab, 4096, tokenizer::ChatFormat::kDeepSeek));
+    // Zephyr's text markers on a SentencePiece vocabulary.
+    list->push_back(MakeWorld(MakeTokenizer(model::TinyVocabulary()), tiny.vocab_size,
+                              tiny.max_seq_len, tokenizer::ChatFormat::kZephyr));
     return list;
   }();
   return *worlds;

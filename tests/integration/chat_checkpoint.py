@@ -42,6 +42,7 @@ MISTRAL_TEMPLATE = (
 # DeepSeek R1's distills: BOS and EOS special, the role markers and thought tags not.
 DEEPSEEK_TOKENS = ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", ("<｜User｜>", False),
                    ("<｜Assistant｜>", False), ("<think>", False), ("</think>", False))
+ZEPHYR_TOKENS = ("<s>", "</s>")
 MISTRAL_V3_TOKENS = ("<s>", "</s>", "[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
                      "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]")
 

@@ -29,7 +29,7 @@ import tempfile
 import unittest
 
 import fleet
-from chat_checkpoint import (DEEPSEEK_TOKENS, DEFAULT_SYSTEM, END_OF_TEXT, HEADER, IM_END,
+from chat_checkpoint import (ZEPHYR_TOKENS, DEEPSEEK_TOKENS, DEFAULT_SYSTEM, END_OF_TEXT, HEADER, IM_END,
                              MISTRAL_TEMPLATE, MISTRAL_V3_TOKENS, VOCAB, turn, write_checkpoint)
 
 BIN_DIR, PROTO_DIR = sys.argv[1:3]
@@ -417,6 +417,38 @@ class DeepSeekChatTest(DirectWorkerTest):
         self.assertEqual(final.usage.prompt_tokens,
                          len([DS_BOS, DS_USER, 0, 0, DS_ASSISTANT, DS_THINK, 0, 0, DS_THINK_END,
                               0, 0]))
+
+
+# zephyr-7b-beta's and TinyLlama-1.1B-Chat's template.
+ZEPHYR_TEMPLATE = (
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + "
+    "message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ "
+    "'<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == "
+    "'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif "
+    "%}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n"
+    "{% endfor %}")
+Z_BOS, Z_EOS = VOCAB, VOCAB + 1
+
+
+class ZephyrChatTest(DirectWorkerTest):
+    """Zephyr's format (TinyLlama-1.1B-Chat): role markers as text, turns ended by EOS."""
+    TEMPLATE, WORKER_ID = ZEPHYR_TEMPLATE, "zephyr0"
+    CHECKPOINT = {"extra_tokens": ZEPHYR_TOKENS, "favourite": Z_EOS, "bos": Z_BOS, "eos": Z_EOS}
+
+    def test_turns_are_text_between_eos_tokens_and_a_session_goes_on(self):
+        info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual((info.chat_format, info.thinking, info.tool_calling),
+                         ("zephyr", "none", False))
+        ids, text, _, final = stream(self.stub, chat("z1", [("system", "Be brief."),
+                                                            ("user", "Hi")]))
+        self.assertEqual((ids, text, final.finish_reason), ([Z_EOS], "", pb.FINISH_REASON_EOS))
+        first = ([Z_BOS] + list(b"<|system|>\nBe brief.") + [Z_EOS] + list(b"\n<|user|>\nHi")
+                 + [Z_EOS] + list(b"\n<|assistant|>\n"))
+        self.assertEqual(final.usage.prompt_tokens, len(first))
+        _, _, _, final = stream(self.stub, chat("z1", [("user", "Bye")], append=True))
+        second = list(b"\n<|user|>\nBye") + [Z_EOS] + list(b"\n<|assistant|>\n")
+        self.assertEqual(final.usage.prompt_tokens, len(first) + 1 + len(second))
+        self.assertEqual(final.usage.cached_tokens, len(first))
 
 
 # Mistral v3's shape, its markers control tokens of the vocabulary (MISTRAL_V3_TOKENS).

@@ -17,7 +17,7 @@ absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
   if (!named.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--chat-format: '", flag,
-        "' is not auto, chatml, llama3, llama3.1, llama3.2, llama2, mistral, deepseek or none"));
+        "' is not auto, chatml, llama3, llama3.1, llama3.2, llama2, mistral, deepseek, zephyr or none"));
   }
   if (*named != tokenizer::ChatFormat::kNone &&
       (tokenizer == nullptr || !tokenizer::CanRender(*tokenizer, *named))) {

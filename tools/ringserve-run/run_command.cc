@@ -91,8 +91,8 @@ void Register(ArgParser& parser, RunFlags& flags) {
                  "with --chat, a model that thinks first (Qwen3) answers without its thought");
   parser.AddString(
       "chat-format", &flags.chat_format,
-      "auto (the checkpoint's), chatml, llama3, llama3.1, llama3.2, llama2, mistral, deepseek "
-      "or none");
+      "auto (the checkpoint's), chatml, llama3, llama3.1, llama3.2, llama2, mistral, deepseek, "
+      "zephyr or none");
   parser.AddBool("json-object", &flags.json_object,
                  "structured output: every reply is a JSON object");
   parser.AddString("json-schema", &flags.json_schema,

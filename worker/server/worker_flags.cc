@@ -53,7 +53,7 @@ void WorkerFlags::Register(tools::ArgParser& args) {
   args.AddString("chat-format", &chat_format,
                  "how chat requests are rendered: auto (the default: the checkpoint's chat "
                  "template, if it is ChatML, Llama 3's, Llama 2's, Mistral's or DeepSeek's), "
-                 "chatml, llama3, llama3.1, llama3.2, llama2, mistral, deepseek or none");
+                 "chatml, llama3, llama3.1, llama3.2, llama2, mistral, deepseek, zephyr or none");
   speculation.Register(args);
   args.AddString("tls-cert", &tls.cert_path, "PEM certificate chain: serve TLS");
   args.AddString("tls-key", &tls.key_path, "PEM private key of --tls-cert");

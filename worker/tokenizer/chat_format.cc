@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "worker/tokenizer/deepseek_chat.h"
 #include "worker/tokenizer/tool_calls.h"
+#include "worker/tokenizer/zephyr_chat.h"
 
 namespace ringserve::tokenizer {
 namespace {
@@ -29,6 +30,11 @@ std::string_view AnswerOf(std::string_view reply) {
 
 bool IsInstFormat(ChatFormat format) {
   return format == ChatFormat::kLlama2 || format == ChatFormat::kMistral;
+}
+
+// The formats whose markers are text, ending turns with the vocabulary's EOS.
+bool EndsTurnsWithEos(ChatFormat format) {
+  return IsInstFormat(format) || format == ChatFormat::kZephyr;
 }
 
 // What each format wraps a message in (the [INST] formats have their own renderer).
@@ -92,7 +98,7 @@ void Append(const Tokenizer& tokenizer, std::string_view text, bool markers,
 // The first control token of `format` the vocabulary lacks, if any.
 std::optional<std::string_view> MissingMarker(const Tokenizer& tokenizer, ChatFormat format) {
   if (format == ChatFormat::kDeepSeek) return MissingDeepSeekMarker(tokenizer);
-  if (IsInstFormat(format)) {
+  if (EndsTurnsWithEos(format)) {
     if (tokenizer.vocab().bos_id < 0) return "<s>";
     if (tokenizer.vocab().eos_id < 0) return "</s>";
     return std::nullopt;
@@ -333,15 +339,17 @@ std::string_view ChatFormatName(ChatFormat format) {
       return "mistral";
     case ChatFormat::kDeepSeek:
       return "deepseek";
+    case ChatFormat::kZephyr:
+      return "zephyr";
     default:
       return "none";
   }
 }
 
 std::optional<ChatFormat> ChatFormatNamed(std::string_view name) {
-  for (const ChatFormat f :
-       {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3, ChatFormat::kLlama31,
-        ChatFormat::kLlama32, ChatFormat::kLlama2, ChatFormat::kMistral, ChatFormat::kDeepSeek}) {
+  for (const ChatFormat f : {ChatFormat::kNone, ChatFormat::kChatMl, ChatFormat::kLlama3,
+                             ChatFormat::kLlama31, ChatFormat::kLlama32, ChatFormat::kLlama2,
+                             ChatFormat::kMistral, ChatFormat::kDeepSeek, ChatFormat::kZephyr}) {
     if (ChatFormatName(f) == name) return f;
   }
   return std::nullopt;
@@ -359,13 +367,14 @@ ChatFormat DetectChatFormat(std::string_view chat_template) {
   if (has("<|im_start|>")) return ChatFormat::kChatMl;
   if (has("<<SYS>>")) return ChatFormat::kLlama2;
   if (has("[INST]")) return ChatFormat::kMistral;
+  if (IsZephyrTemplate(chat_template)) return ChatFormat::kZephyr;
   return ChatFormat::kNone;
 }
 
 std::optional<int32_t> EndOfTurnId(const Tokenizer& tokenizer, ChatFormat format) {
   if (format == ChatFormat::kNone) return std::nullopt;
   if (format == ChatFormat::kDeepSeek) return DeepSeekEndOfTurnId(tokenizer);
-  if (IsInstFormat(format)) {
+  if (EndsTurnsWithEos(format)) {
     const int32_t eos = tokenizer.vocab().eos_id;
     return eos >= 0 ? std::optional<int32_t>(eos) : std::nullopt;
   }
@@ -436,6 +445,9 @@ absl::StatusOr<std::vector<int32_t>> RenderChat(const Tokenizer& tokenizer, Chat
   if (format == ChatFormat::kDeepSeek) {
     return EncodeDeepSeekChat(tokenizer, messages, start, default_system,
                               ThinkingOf(tokenizer, format), think);
+  }
+  if (format == ChatFormat::kZephyr) {
+    return EncodeZephyrChat(tokenizer, messages, start, default_system);
   }
   if (IsInstFormat(format)) {
     const auto tool_turn = std::find_if(messages.begin(), messages.end(), [](const ChatMessage& m) {

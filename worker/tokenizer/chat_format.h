@@ -40,9 +40,13 @@ enum class ChatFormat : uint8_t {
   // DeepSeek R1's distills and V3 (deepseek_chat.h): <｜begin▁of▁sentence｜>system<｜User｜>...
   // <｜Assistant｜>...<｜end▁of▁sentence｜>.
   kDeepSeek,
+  // Zephyr's (zephyr_chat.h; TinyLlama-1.1B-Chat): <|role|>\n content </s>\n each, the role
+  // markers plain text, then <|assistant|>\n.
+  kZephyr,
 };
 
-// "none", "chatml", "llama3", "llama3.1", "llama3.2", "llama2", "mistral", "deepseek"
+// "none", "chatml", "llama3", "llama3.1", "llama3.2", "llama2", "mistral", "deepseek",
+// "zephyr"
 std::string_view ChatFormatName(ChatFormat format);
 std::optional<ChatFormat> ChatFormatNamed(std::string_view name);
 

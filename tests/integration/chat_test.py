@@ -113,6 +113,21 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(final.usage.prompt_tokens, len(first) + 1 + len(second))
         self.assertEqual(final.usage.cached_tokens, len(first))
 
+    def test_tokenize_renders_a_chat_as_generate_would(self):
+        messages = [("system", "Be brief."), ("user", "Hi")]
+        request = pb.TokenizeRequest(chat=chat("", messages).chat)
+        ids = list(self.stub.Tokenize(request, timeout=10).token_ids)
+        self.assertEqual(ids, turn("system", "Be brief.") + turn("user", "Hi") + HEADER)
+        _, final = self.generate(chat("", messages))
+        self.assertEqual(final.usage.prompt_tokens, len(ids))
+        # A session's next turn; text and chat together are refused.
+        appended = pb.TokenizeRequest(chat=chat("", [("user", "Again")]).chat, append=True)
+        self.assertEqual(list(self.stub.Tokenize(appended, timeout=10).token_ids),
+                         list(b"\n") + turn("user", "Again") + HEADER)
+        with self.assertRaises(grpc.RpcError) as error:
+            self.stub.Tokenize(pb.TokenizeRequest(text=b"x", chat=request.chat), timeout=10)
+        self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
     def test_a_system_message_replaces_the_default(self):
         _, final = self.generate(chat("c2", [("system", "Be brief."), ("user", "Hi")]))
         self.assertEqual(final.usage.prompt_tokens,

@@ -17,9 +17,26 @@ absl::Status BadTools(const std::string& file, const std::string& why) {
 
 }  // namespace
 
-absl::Status AddTools(const std::string& tools_file, const std::string& choice,
-                      pb::GenerateRequest* request) {
-  pb::ToolChoice* tool_choice = request->mutable_chat()->mutable_tool_choice();
+absl::Status AddMessages(const std::vector<std::string>& messages, pb::Chat* chat) {
+  for (const std::string& message : messages) {
+    const size_t colon = message.find(':');
+    if (colon == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--message: '", message, "' is not ROLE:TEXT (user:Hello)"));
+    }
+    pb::ChatMessage* m = chat->add_messages();
+    // ROLE@ID: a tool result naming the call it answers (tool@abcDEF123:18C).
+    const std::string role = message.substr(0, colon);
+    const size_t at = role.find('@');
+    m->set_role(role.substr(0, at));
+    if (at != std::string::npos) m->set_tool_call_id(role.substr(at + 1));
+    m->set_content(message.substr(colon + 1));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddTools(const std::string& tools_file, const std::string& choice, pb::Chat* chat) {
+  pb::ToolChoice* tool_choice = chat->mutable_tool_choice();
   if (choice == "none") {
     tool_choice->set_mode(pb::ToolChoice::MODE_NONE);
   } else if (choice == "required") {
@@ -39,7 +56,7 @@ absl::Status AddTools(const std::string& tools_file, const std::string& choice,
     if (!tool.is_object() || !tool.contains("name") || !tool["name"].is_string()) {
       return BadTools(tools_file, absl::StrCat("tool ", i, " has no \"name\""));
     }
-    pb::Tool* added = request->mutable_chat()->add_tools();
+    pb::Tool* added = chat->add_tools();
     added->set_name(tool["name"].get<std::string>());
     if (tool.contains("description") && tool["description"].is_string()) {
       added->set_description(tool["description"].get<std::string>());

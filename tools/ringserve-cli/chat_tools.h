@@ -1,9 +1,10 @@
-// ringserve-cli generate's tool calling: --tools FILE and --tool-choice into a chat request,
-// and the calls a reply made, for printing.
+// ringserve-cli's chats: --message flags and tool calling (--tools FILE, --tool-choice) into a
+// chat request, and the calls a reply made, for printing.
 #ifndef RINGSERVE_TOOLS_RINGSERVE_CLI_CHAT_TOOLS_H_
 #define RINGSERVE_TOOLS_RINGSERVE_CLI_CHAT_TOOLS_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "nlohmann/json.hpp"
@@ -11,12 +12,16 @@
 
 namespace ringserve::tools::cli {
 
+// --message ROLE:TEXT flags (ROLE@ID: a tool result answering call ID) as `chat`'s messages.
+// INVALID_ARGUMENT for one without a colon.
+absl::Status AddMessages(const std::vector<std::string>& messages, ringserve::v1::Chat* chat);
+
 // `tools_file`: a JSON array of tools, each {"name", "description", "parameters"} or wrapped
 // as OpenAI's API writes them ({"type": "function", "function": {...}}). `choice`: auto
 // (or empty), none, required, or a tool's name (required, that tool). INVALID_ARGUMENT for
 // a file that is not such an array; the worker checks the rest.
 absl::Status AddTools(const std::string& tools_file, const std::string& choice,
-                      ringserve::v1::GenerateRequest* request);
+                      ringserve::v1::Chat* chat);
 
 // A call as --json prints it.
 nlohmann::json ToolCallJson(const ringserve::v1::ToolCall& call);

@@ -120,19 +120,8 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   } else if (parser.IsSet("tokens")) {
     RS_RETURN_IF_ERROR(ParseTokenIds(flags.tokens, &request));
   }
-  for (const std::string& message : flags.messages) {
-    const size_t colon = message.find(':');
-    if (colon == std::string::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--message: '", message, "' is not ROLE:TEXT (user:Hello)"));
-    }
-    ringserve::v1::ChatMessage* m = request.mutable_chat()->add_messages();
-    // ROLE@ID: a tool result naming the call it answers (tool@abcDEF123:18C).
-    const std::string role = message.substr(0, colon);
-    const size_t at = role.find('@');
-    m->set_role(role.substr(0, at));
-    if (at != std::string::npos) m->set_tool_call_id(role.substr(at + 1));
-    m->set_content(message.substr(colon + 1));
+  if (!flags.messages.empty()) {
+    RS_RETURN_IF_ERROR(AddMessages(flags.messages, request.mutable_chat()));
   }
   if (!flags.tools.empty() || !flags.tool_choice.empty() || flags.no_parallel_tool_calls ||
       flags.stream_tool_calls) {
@@ -141,7 +130,7 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
           "--tools, --tool-choice, --no-parallel-tool-calls and --stream-tool-calls need a chat "
           "(--message)");
     }
-    RS_RETURN_IF_ERROR(AddTools(flags.tools, flags.tool_choice, &request));
+    RS_RETURN_IF_ERROR(AddTools(flags.tools, flags.tool_choice, request.mutable_chat()));
     if (flags.no_parallel_tool_calls) request.mutable_chat()->set_parallel_tool_calls(false);
     if (flags.stream_tool_calls) request.mutable_chat()->set_stream_tool_calls(true);
   }

@@ -1,6 +1,8 @@
 // `ringserve-cli tokenize`, `info`, `stats`, `drain` and `health`: calls about the server
 // rather than a session.
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
@@ -9,6 +11,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "ringserve/v1/admin.grpc.pb.h"
 #include "ringserve/v1/inference.grpc.pb.h"
+#include "tools/ringserve-cli/chat_tools.h"
 #include "tools/ringserve-cli/cli.h"
 
 namespace ringserve::tools::cli {
@@ -78,14 +81,39 @@ absl::Status RunTokenize(CommandArgs args) {
   ringserve::v1::TokenizeRequest request;
   std::string text;
   bool add_special = false;
+  std::vector<std::string> messages;
+  std::string tools;
+  bool append = false;
+  bool continue_final = false;
   ArgParser parser;
   parser.AddString("text", &text, "the text to tokenize");
   parser.AddBool("add-special-tokens", &add_special, "prepend BOS as a new context would");
-  RS_RETURN_IF_ERROR(ParseCommand(
-      "usage: ringserve-cli tokenize --text T [--add-special-tokens] [--json]", args, parser));
-  if (!parser.IsSet("text")) return UsageError(absl::InvalidArgumentError("--text is required"));
+  parser.AddRepeated("message", &messages,
+                     "ROLE:TEXT, repeated: a conversation, rendered as a chat request's prompt");
+  parser.AddString("tools", &tools, "with --message: the tools the chat offers (a JSON file)");
+  parser.AddBool("append", &append, "with --message: render a session's next turn");
+  parser.AddBool("continue", &continue_final,
+                 "with --message: the last message is the start of the reply");
+  RS_RETURN_IF_ERROR(
+      ParseCommand("usage: ringserve-cli tokenize (--text T [--add-special-tokens] |\n"
+                   "       --message ROLE:TEXT... [--tools FILE] [--append] [--continue]) [--json]",
+                   args, parser));
+  if (parser.IsSet("text") == !messages.empty()) {
+    return UsageError(absl::InvalidArgumentError("give one of --text and --message"));
+  }
+  if (messages.empty() && (!tools.empty() || append || continue_final)) {
+    return UsageError(
+        absl::InvalidArgumentError("--tools, --append and --continue need --message"));
+  }
   request.set_text(text);
   request.set_add_special_tokens(add_special);
+  if (!messages.empty()) {
+    absl::Status chat = AddMessages(messages, request.mutable_chat());
+    if (chat.ok() && !tools.empty()) chat = AddTools(tools, "", request.mutable_chat());
+    if (!chat.ok()) return UsageError(chat);
+    request.mutable_chat()->set_continue_final_message(continue_final);
+    request.set_append(append);
+  }
   RS_ASSIGN_OR_RETURN(auto response,
                       Unary<Inference>(args.common, &Inference::Stub::Tokenize, request));
   if (args.common.json) {

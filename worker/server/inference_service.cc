@@ -63,6 +63,19 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
   absl::Status status;
   if (env_.tokenizer == nullptr) {
     status = absl::FailedPreconditionError("this model has no tokenizer");
+  } else if (request->has_chat()) {
+    absl::StatusOr<std::vector<int32_t>> ids =
+        request->text().empty()
+            ? ChatPromptTokens(
+                  request->chat(), request->append(), env_.tokenizer,
+                  {env_.generator->vocab_size(), env_.generator->max_context_tokens(),
+                   env_.model.chat_format, env_.model.default_system_prompt, env_.grammars})
+            : absl::InvalidArgumentError("text: set text or chat, not both");
+    status = ids.status();
+    for (int32_t id : ids.value_or(std::vector<int32_t>{})) {
+      response->add_token_ids(id);
+      response->add_pieces(std::string(env_.tokenizer->Piece(id)));
+    }
   } else if (request->text().size() > kMaxTextBytes) {
     status = absl::InvalidArgumentError(absl::StrCat(
         "text: ", request->text().size(), " bytes is over the limit of ", kMaxTextBytes));
@@ -102,8 +115,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
   if (env_.tokenizer != nullptr) {
     response->set_thinking(std::string(
         tokenizer::ThinkingName(tokenizer::ThinkingOf(*env_.tokenizer, env_.model.chat_format))));
-    response->set_tool_calling(
-        tokenizer::OffersToolCalls(*env_.tokenizer, env_.model.chat_format));
+    response->set_tool_calling(tokenizer::OffersToolCalls(*env_.tokenizer, env_.model.chat_format));
   } else {
     response->set_thinking("none");
   }

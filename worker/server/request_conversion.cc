@@ -1,6 +1,7 @@
 #include "worker/server/request_conversion.h"
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -297,6 +298,20 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     job.format_trigger = std::move(tool_format.trigger);
   }
   return job;
+}
+
+absl::StatusOr<std::vector<int32_t>> ChatPromptTokens(const pb::Chat& chat, bool append,
+                                                      const tokenizer::Tokenizer* tokenizer,
+                                                      ModelLimits limits) {
+  pb::GenerateRequest request;
+  *request.mutable_chat() = chat;
+  if (append) {
+    request.set_append(true);
+    request.set_session_id("tokenize");  // append needs a session id; none is looked up
+  }
+  limits.context_length = std::numeric_limits<int32_t>::max();
+  RS_ASSIGN_OR_RETURN(engine::JobRequest job, ToJobRequest(request, tokenizer, limits));
+  return std::move(job.tokens);
 }
 
 namespace {

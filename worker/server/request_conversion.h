@@ -46,6 +46,13 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const ringserve::v1::GenerateReq
                                                 const tokenizer::Tokenizer* tokenizer,
                                                 const ModelLimits& limits);
 
+// The tokens a Generate call with `chat` would start from (TokenizeRequest.chat): the
+// conversation rendered as ToJobRequest renders GenerateRequest.chat, as a new conversation
+// or, with `append`, a session's next turn, and not held to the context length.
+absl::StatusOr<std::vector<int32_t>> ChatPromptTokens(const ringserve::v1::Chat& chat, bool append,
+                                                      const tokenizer::Tokenizer* tokenizer,
+                                                      ModelLimits limits);
+
 // OK when `session_id` can name a session Fork or CloseSession acts on; INVALID_ARGUMENT
 // naming session_id when it is empty (Generate's one-off requests have no session, so no
 // session has that id) or longer than kMaxSessionIdBytes.

@@ -12,6 +12,22 @@ namespace ringserve::router::testing {
 
 using namespace ringserve::v1;  // NOLINT(build/namespaces): message types, test-only
 
+namespace {
+
+// A chat's stand-in rendering, a token a byte as text is: "role:content" per message (and a
+// tool result's call id), a continued reply's start its content alone.
+std::string StandInChat(const Chat& chat) {
+  std::string text;
+  for (int i = 0; i < chat.messages_size(); ++i) {
+    const ChatMessage& m = chat.messages(i);
+    const bool continued = chat.continue_final_message() && i + 1 == chat.messages_size();
+    absl::StrAppend(&text, continued ? "" : m.role() + ":", m.content(), m.tool_call_id());
+  }
+  return text;
+}
+
+}  // namespace
+
 // What GetModelInfo reports: enough for clients that draw random token ids.
 constexpr int kVocabSize = 32000;
 constexpr int kContextLength = 4096;
@@ -161,7 +177,7 @@ grpc::Status FakeWorker::Tokenize(grpc::ServerContext* context, const TokenizeRe
                                   TokenizeResponse* response) {
   Tag(context);
   if (unavailable_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
-  for (char c : request->text()) {
+  for (char c : request->has_chat() ? StandInChat(request->chat()) : request->text()) {
     response->add_token_ids(static_cast<unsigned char>(c));
     response->add_pieces(std::string(1, c));
   }
@@ -203,17 +219,8 @@ grpc::Status FakeWorker::Drain(grpc::ServerContext* context, const DrainRequest*
 grpc::Status FakeWorker::Account(const GenerateRequest& request, int num_tokens,
                                  GenerateFinal* final) {
   const std::string& session = request.session_id();
-  // A chat's stand-in rendering: "role:content" per message, a token a byte, as text is; a
-  // continued reply's start is its content alone.
-  int chat = 0;
-  for (const auto& m : request.chat().messages()) {
-    chat += static_cast<int>(m.role().size() + 1 + m.content().size() + m.tool_call_id().size());
-  }
-  if (request.chat().continue_final_message() && request.chat().messages_size() > 0) {
-    chat -= static_cast<int>(request.chat().messages().rbegin()->role().size() + 1);
-  }
   const int input = request.has_tokens() ? request.tokens().ids_size()
-                    : request.has_chat() ? chat
+                    : request.has_chat() ? static_cast<int>(StandInChat(request.chat()).size())
                                          : static_cast<int>(request.text().size());
   int history = 0;
   if (request.append() && !session.empty()) {

@@ -81,6 +81,28 @@ TEST(RequestConversionTest, ChatIsRenderedAndStopsAtTheEndOfTurn) {
   EXPECT_EQ(job->stop_token_ids, std::vector<int32_t>{tokenizer::testing::kEotId});
 }
 
+// Tokenize's chats: the prompt a Generate call would start from, however long.
+TEST(RequestConversionTest, ChatPromptTokensAreGeneratesPromptWithoutTheContextLimit) {
+  const auto tok = ChatTokenizer();
+  const ModelLimits limits{
+      .vocab_size = tok->vocab_size(), .context_length = 16, .chat_format = ChatFormat::kChatMl};
+  pb::GenerateRequest request = ChatRequest({{"user", "A question longer than the context."}});
+  auto ids = ChatPromptTokens(request.chat(), /*append=*/false, tok.get(), limits);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, *tokenizer::EncodeChat(*tok, ChatFormat::kChatMl,
+                                         {{{"user", "A question longer than the context."}}},
+                                         {.start = true}));
+  EXPECT_EQ(ToJobRequest(request, tok.get(), limits).status().code(),
+            absl::StatusCode::kInvalidArgument);  // Generate refuses it
+  auto next =
+      ChatPromptTokens(ChatRequest({{"user", "Hi"}}).chat(), /*append=*/true, tok.get(), limits);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, *tokenizer::EncodeChat(*tok, ChatFormat::kChatMl, {{{"user", "Hi"}}},
+                                          {.start = false}));
+  auto bad = ChatPromptTokens(ChatRequest({{"bot", "Hi"}}).chat(), false, tok.get(), limits);
+  EXPECT_THAT(bad.status().message(), HasSubstr("chat.messages[0].role"));
+}
+
 // A template's default system prompt opens a new conversation that brings none.
 TEST(RequestConversionTest, TheDefaultSystemPromptOpensConversationsWithoutOne) {
   const auto tok = ChatTokenizer();

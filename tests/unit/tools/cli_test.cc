@@ -138,6 +138,12 @@ TEST_F(CliTest, TokenizeInfoStatsHealthDrain) {
   const nlohmann::json tokens = CliJson("tokenize --text hi");
   EXPECT_EQ(tokens["token_ids"], nlohmann::json({'h', 'i'}));
   EXPECT_EQ(tokens["pieces"], nlohmann::json({"h", "i"}));
+  // A conversation: the fake worker's stand-in rendering, "role:content" a byte a token.
+  const nlohmann::json chat =
+      CliJson("tokenize --message user:hi --message assistant:Su --continue");
+  EXPECT_EQ(chat["token_ids"].size(), std::string("user:hiSu").size());
+  EXPECT_EQ(Cli("tokenize --text hi --message user:hi").exit_code, 2);
+  EXPECT_EQ(Cli("tokenize --text hi --append").exit_code, 2);
   const nlohmann::json info = CliJson("info");
   EXPECT_EQ(info["vocab_size"], 32000);
   EXPECT_EQ(info["worker_id"], "fake-w1");

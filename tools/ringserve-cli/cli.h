@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/client_context.h"
 #include "nlohmann/json.hpp"
+#include "ringserve/v1/inference.pb.h"
 #include "tools/common/arg_parser.h"
 #include "tools/grpc_client/grpc_client.h"
 
@@ -74,7 +75,11 @@ absl::StatusOr<Response> Unary(const CommonFlags& common,
   return response;
 }
 
+// "FINISH_REASON_MAX_TOKENS" -> "max_tokens".
+std::string FinishReasonName(ringserve::v1::FinishReason reason);
+
 absl::Status RunGenerate(CommandArgs args);
+absl::Status RunChat(CommandArgs args);
 absl::Status RunFork(CommandArgs args);
 absl::Status RunClose(CommandArgs args);
 absl::Status RunTokenize(CommandArgs args);

@@ -176,14 +176,6 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   return request;
 }
 
-// "FINISH_REASON_MAX_TOKENS" -> "max_tokens".
-std::string FinishReasonName(ringserve::v1::FinishReason reason) {
-  std::string name = ringserve::v1::FinishReason_Name(reason);
-  constexpr absl::string_view kPrefix = "FINISH_REASON_";
-  if (absl::StartsWith(name, kPrefix)) name = name.substr(kPrefix.size());
-  return absl::AsciiStrToLower(name);
-}
-
 nlohmann::json LogprobJson(const ringserve::v1::PositionLogprobs& position) {
   nlohmann::json top = nlohmann::json::array();
   for (const auto& t : position.top()) {
@@ -246,6 +238,13 @@ void PrintSummary(const Completion& c, const std::string& worker) {
 }
 
 }  // namespace
+
+std::string FinishReasonName(ringserve::v1::FinishReason reason) {
+  std::string name = ringserve::v1::FinishReason_Name(reason);
+  constexpr absl::string_view kPrefix = "FINISH_REASON_";
+  if (absl::StartsWith(name, kPrefix)) name = name.substr(kPrefix.size());
+  return absl::AsciiStrToLower(name);
+}
 
 absl::Status RunGenerate(CommandArgs args) {
   GenerateFlags flags;

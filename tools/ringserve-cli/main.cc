@@ -22,6 +22,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"generate", "stream a completion for a session", RunGenerate},
+    {"chat", "talk with the model: a line from stdin a turn, replies streamed", RunChat},
     {"fork", "copy a session into new ones that share its KV blocks", RunFork},
     {"close", "forget a session", RunClose},
     {"tokenize", "tokenize text with the model's tokenizer", RunTokenize},

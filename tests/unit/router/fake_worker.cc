@@ -216,6 +216,11 @@ grpc::Status FakeWorker::Drain(grpc::ServerContext* context, const DrainRequest*
   return grpc::Status::OK;
 }
 
+bool FakeWorker::HasHistory(const std::string& session) const {
+  std::lock_guard lock(mu_);
+  return history_.contains(session);
+}
+
 grpc::Status FakeWorker::Account(const GenerateRequest& request, int num_tokens,
                                  GenerateFinal* final) {
   const std::string& session = request.session_id();
@@ -242,6 +247,7 @@ grpc::Status FakeWorker::Account(const GenerateRequest& request, int num_tokens,
   if (!session.empty()) {
     history_[session] = history + input + num_tokens;
     final->set_history_tokens(history + input + num_tokens);
+    if (forget_sessions_) history_.erase(session);
   }
   return grpc::Status::OK;
 }

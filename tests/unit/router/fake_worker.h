@@ -41,11 +41,15 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   }
   // Every Inference call answers UNAVAILABLE at once (a draining worker).
   void set_unavailable(bool unavailable) { unavailable_ = unavailable; }
+  // Each Generate leaves no session behind, as if the worker restarted after every reply.
+  void set_forget_sessions(bool forget) { forget_sessions_ = forget; }
   // The grpc.health.v1 status of the whole server.
   void SetServing(bool serving);
   // Stops the server at once: calls in flight are cancelled, new ones cannot connect.
   void Kill();
 
+  // Whether the worker holds a history for `session` (made and not closed or forgotten).
+  bool HasHistory(const std::string& session) const;
   int generate_calls() const { return generate_calls_.load(); }
   int cancellations() const { return cancellations_.load(); }
   // The time left to the deadline of the last Generate, as the worker saw it on arrival
@@ -85,6 +89,7 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   std::atomic<int> num_tokens_{3};
   std::atomic<int64_t> token_delay_ms_{0};
   std::atomic<bool> unavailable_{false};
+  std::atomic<bool> forget_sessions_{false};
   std::atomic<int> generate_calls_{0};
   std::atomic<int> cancellations_{0};
   std::atomic<bool> killed_{false};

@@ -3,7 +3,9 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/router/fake_worker.h"
@@ -78,6 +80,39 @@ TEST_F(CliTest, MessagesMakeOneChatRequest) {
       CliJson("generate --message user:hi --message \"assistant:Sure, \" --continue");
   EXPECT_EQ(continued["usage"]["prompt_tokens"], std::string("user:hiSure, ").size());
   EXPECT_EQ(Cli("generate --text hi --continue").exit_code, 2);
+}
+
+// chat: a line of stdin a turn, each appended to one session, which is closed at the end; a
+// session the worker lost is recovered by resending the conversation.
+TEST_F(CliTest, ChatTurnsAppendToOneSessionAndSurviveItsLoss) {
+  const std::string input = ::testing::TempDir() + "/cli_chat.txt";
+  std::ofstream(input) << "hi\n\nagain\n";
+  const auto turns = [&](const std::string& flags) {
+    const ToolRun run = Cli("chat --max-tokens 2 --json " + flags + " < " + input);
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    std::vector<nlohmann::json> out;
+    for (const std::string& line :
+         std::vector<std::string>(absl::StrSplit(run.out, '\n', absl::SkipEmpty()))) {
+      out.push_back(nlohmann::json::parse(line));
+    }
+    return out;
+  };
+  std::vector<nlohmann::json> out = turns("--session c1 --system Be");
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[0]["usage"]["prompt_tokens"], std::string("system:Beuser:hi").size());
+  EXPECT_EQ(out[0]["text"], "t0 t1 ");
+  EXPECT_EQ(out[1]["usage"]["cached_tokens"], out[0]["history_tokens"]);
+  EXPECT_EQ(out[1]["usage"]["prompt_tokens"],
+            out[0]["history_tokens"].get<int>() + std::string("user:again").size());
+  EXPECT_FALSE(worker_->HasHistory("c1"));  // closed
+
+  // Lost after each reply: the next turn resends the whole conversation, reply included.
+  worker_->set_forget_sessions(true);
+  out = turns("--session c2");
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[1]["usage"]["cached_tokens"], 0);
+  EXPECT_EQ(out[1]["usage"]["prompt_tokens"],
+            std::string("user:hiassistant:t0 t1 user:again").size());
 }
 
 // --tools FILE (plain or OpenAI-wrapped entries) and --tool-choice make the chat's tools; the

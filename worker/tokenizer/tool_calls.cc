@@ -426,7 +426,12 @@ void ToolCallParser::AsStreamed(std::vector<ToolCall>& calls) const {
   const std::span<const CallStreamer::Streamed> streamed = streamer_->stretch();
   if (streamed.size() != calls.size()) return;
   for (size_t i = 0; i < calls.size(); ++i) {
-    if (!streamed[i].complete || streamed[i].name != calls[i].name) return;
+    // (Arguments written as a string holding the object's text, which only a call outside
+    // the grammar can have, keep the parser's object.)
+    if (!streamed[i].complete || streamed[i].name != calls[i].name ||
+        !streamed[i].arguments.starts_with('{')) {
+      return;
+    }
   }
   for (size_t i = 0; i < calls.size(); ++i) {
     calls[i].id = streamed[i].id;

@@ -107,6 +107,15 @@ TEST(CallStreamerTest, TextOutsideTheShapeStreamsNothing) {
     const Assembled got = Stream(ChatFormat::kChatMl, "<tool_call>\n" + body + "\n</tool_call>", 3);
     EXPECT_TRUE(got.calls.empty()) << body;
   }
+  // Arguments written as a string holding an object: streamed as written, but the whole call
+  // has the object the parser read from it.
+  const Assembled quoted = Stream(ChatFormat::kChatMl,
+                                  "<tool_call>\n{\"name\": \"now\", \"arguments\": "
+                                  "\"{\\\"tz\\\": 1}\"}\n</tool_call>",
+                                  4);
+  ASSERT_EQ(quoted.whole.size(), 1U);
+  EXPECT_EQ(quoted.calls.at(0).arguments, R"("{\"tz\": 1}")");
+  EXPECT_EQ(quoted.whole[0].arguments, R"({"tz":1})");
   // The second, parsed though not streamed, keeps the parser's re-serialized arguments.
   const Assembled unordered = Stream(
       ChatFormat::kChatMl, "<tool_call>\n{\"arguments\": {}, \"name\": \"now\"}\n</tool_call>", 4);

@@ -119,6 +119,7 @@ class LoadDriver::State {
     request.set_request_id(absl::StrCat("bench-", planned.index));
     request.mutable_stop()->set_max_tokens(options_.output_tokens);
     request.mutable_stop()->set_ignore_eos(true);
+    if (!options_.regex.empty()) request.mutable_response_format()->set_regex(options_.regex);
     const std::vector<int32_t> prompt = workload_.PromptTokens(planned);
     if (planned.turn == 1) {
       c.context.clear();

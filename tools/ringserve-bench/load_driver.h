@@ -27,6 +27,9 @@ struct DriverOptions {
   // Sent as max_tokens with ignore_eos, so every completion has exactly this length.
   int output_tokens = 128;
   double timeout_s = 0;
+  // Not empty: every request's reply is held to this regular expression (response_format
+  // regex), to measure structured output under load.
+  std::string regex;
   // HTTP/2 connections the streams are spread over.
   int connections = 4;
   // Called about ten times a second from the driving thread with (finished, failed).

@@ -21,7 +21,8 @@ namespace {
 constexpr char kUsage[] =
     "usage: ringserve-bench --target HOST:PORT [--concurrency C | --rate R] [--requests N]\n"
     "       [--sessions S --turns T] [--prompt-tokens P] [--output-tokens O]\n"
-    "       [--shared-prefix K] [--seed N] [--timeout-s S] [--connections N] [--json]\n"
+    "       [--shared-prefix K] [--regex RE] [--seed N] [--timeout-s S] [--connections N]\n"
+    "       [--json]\n"
     "       [--tls-ca PEM [--tls-cert PEM --tls-key PEM]] [--token T (or env RINGSERVE_TOKEN)]";
 
 struct BenchFlags {
@@ -48,6 +49,9 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
                 "tokens per completion (max_tokens with ignore_eos)");
   parser.AddInt("shared-prefix", &flags.workload.shared_prefix_tokens,
                 "leading tokens every first-turn prompt shares");
+  parser.AddString("regex", &flags.driver.regex,
+                   "hold every reply to this regular expression (structured output; the model "
+                   "needs a tokenizer)");
   parser.AddInt("seed", &flags.seed, "workload seed");
   parser.AddFloat("timeout-s", &flags.driver.timeout_s, "per-request deadline; 0 = none");
   parser.AddInt("connections", &flags.driver.connections, "HTTP/2 connections to spread over");
@@ -117,6 +121,7 @@ absl::Status Run(BenchFlags flags) {
                    {"prompt_tokens", flags.workload.prompt_tokens},
                    {"output_tokens", flags.driver.output_tokens},
                    {"shared_prefix", flags.workload.shared_prefix_tokens},
+                   {"regex", flags.driver.regex},
                    {"seed", flags.workload.seed}};
   std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return absl::OkStatus();

@@ -74,6 +74,7 @@ void FakeWorker::Tag(grpc::ServerContext* context) const {
 grpc::Status FakeWorker::Generate(grpc::ServerContext* context, const GenerateRequest* request,
                                   grpc::ServerWriter<GenerateResponse>* writer) {
   ++generate_calls_;
+  if (request->has_response_format()) ++formatted_calls_;
   if (unavailable_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
   const int num_tokens =
       request->stop().has_max_tokens() ? request->stop().max_tokens() : num_tokens_.load();

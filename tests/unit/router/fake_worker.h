@@ -51,6 +51,8 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   // Whether the worker holds a history for `session` (made and not closed or forgotten).
   bool HasHistory(const std::string& session) const;
   int generate_calls() const { return generate_calls_.load(); }
+  // Generate calls that carried a response_format.
+  int formatted_calls() const { return formatted_calls_.load(); }
   int cancellations() const { return cancellations_.load(); }
   // The time left to the deadline of the last Generate, as the worker saw it on arrival
   // (InfiniteDuration when it had none).
@@ -91,6 +93,7 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   std::atomic<bool> unavailable_{false};
   std::atomic<bool> forget_sessions_{false};
   std::atomic<int> generate_calls_{0};
+  std::atomic<int> formatted_calls_{0};
   std::atomic<int> cancellations_{0};
   std::atomic<bool> killed_{false};
 

@@ -60,6 +60,14 @@ TEST_F(BenchTest, ClosedLoopCompletesEveryRequest) {
   EXPECT_EQ(out["cache_hit_ratio"], 0);
 }
 
+// --regex: every request carries the structured-output format.
+TEST_F(BenchTest, RegexHoldsEveryReplyToTheFormat) {
+  const nlohmann::json out = Bench("--requests 6 --concurrency 2 --output-tokens 2 --regex 'a+'");
+  EXPECT_EQ(out["requests_ok"], 6);
+  EXPECT_EQ(out["config"]["regex"], "a+");
+  EXPECT_EQ(worker_->formatted_calls(), 6);
+}
+
 TEST_F(BenchTest, SessionsAppendTheirTurnsInOrder) {
   const nlohmann::json out = Bench(
       "--sessions 5 --turns 3 --concurrency 8 --prompt-tokens 16 --output-tokens 4 "

@@ -135,6 +135,16 @@ std::vector<std::pair<std::string, pb::GenerateRequest>> Requests() {
          }
          r.mutable_chat()->set_enable_thinking(false);
        })},
+      // A thinking model asked to think before a JSON value.
+      {"thought_before_json", Request([](pb::GenerateRequest& r) {
+         r.clear_text();
+         pb::ChatMessage* m = r.mutable_chat()->add_messages();
+         m->set_role("user");
+         m->set_content("How many?");
+         r.mutable_chat()->set_enable_thinking(true);
+         r.mutable_response_format()->mutable_json_schema()->set_schema(
+             R"({"type": "object", "properties": {"n": {"type": "integer"}}})");
+       })},
       // A prefilled reply start the model continues.
       {"continued_reply", Request([](pb::GenerateRequest& r) {
          r.clear_text();

@@ -278,7 +278,13 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
                 (job.tokens.back() == tokenizer::testing::kToolCalls),
             "a mistral prompt that must call tools ends with [TOOL_CALLS]");
   }
-  if (r.chat().tools_size() == 0 || choice.mode() == pb::ToolChoice::MODE_NONE) {
+  const bool after_thought = job.format_trigger.has_value() &&
+                             job.format_trigger->text == "</think>" && r.has_response_format();
+  if (after_thought) {
+    Require(r.chat().has_enable_thinking() && r.chat().enable_thinking() &&
+                (r.response_format().has_json_object() || r.response_format().has_json_schema()),
+            "a format binds after the thought only when asked, and only a JSON one");
+  } else if (r.chat().tools_size() == 0 || choice.mode() == pb::ToolChoice::MODE_NONE) {
     Require(!job.format_trigger.has_value(), "no tools offered: no trigger");
   } else if (choice.mode() == pb::ToolChoice::MODE_AUTO && !r.has_response_format() &&
              job.format_trigger.has_value()) {

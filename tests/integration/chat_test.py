@@ -365,6 +365,13 @@ class ThinkingChatTest(DirectWorkerTest):
         off.chat.enable_thinking = False
         self.assertEqual(self.prompt_tokens(off),
                          len(thinks) + len(b"<think>\n\n</think>\n\n"))
+        # A JSON format closes the thought unless it is asked for: then the prompt opens it.
+        json_reply = chat("", [("user", "Hi")])
+        json_reply.response_format.json_object.SetInParent()
+        self.assertEqual(self.prompt_tokens(json_reply),
+                         len(thinks) + len(b"<think>\n\n</think>\n\n"))
+        json_reply.chat.enable_thinking = True
+        self.assertEqual(self.prompt_tokens(json_reply), len(thinks) + len(b"<think>\n"))
         history = chat("", [("user", "Hi"), ("assistant", "<think>\nGreet.\n</think>\n\nHello!"),
                             ("user", "Bye")])
         self.assertEqual(self.prompt_tokens(history),

@@ -8,9 +8,10 @@ namespace pb = ringserve::v1;
 
 bool ReplyMayThink(const pb::GenerateRequest& request) {
   const pb::Chat& chat = request.chat();
-  return !(chat.has_enable_thinking() && !chat.enable_thinking()) &&
-         !request.has_response_format() &&
-         chat.tool_choice().mode() != pb::ToolChoice::MODE_REQUIRED;
+  if (chat.tool_choice().mode() == pb::ToolChoice::MODE_REQUIRED) return false;
+  // Asked for explicitly, the thought comes before a response format's value.
+  if (chat.has_enable_thinking()) return chat.enable_thinking();
+  return !request.has_response_format();
 }
 
 std::optional<tokenizer::ThoughtSplitter> ReplyThoughts(const pb::GenerateRequest& request,
@@ -19,9 +20,11 @@ std::optional<tokenizer::ThoughtSplitter> ReplyThoughts(const pb::GenerateReques
   if (!request.has_chat() || tokenizer == nullptr) return std::nullopt;
   const tokenizer::Thinking thinking = tokenizer::ThinkingOf(*tokenizer, format);
   if (thinking == tokenizer::Thinking::kNone) return std::nullopt;
-  // A kAlways model's prompt opens the thought unless the request closed it.
-  tokenizer::ThoughtSplitter splitter(thinking == tokenizer::Thinking::kAlways &&
-                                      ReplyMayThink(request));
+  // A kAlways model's prompt opens the thought unless the request closed it, and so does
+  // any thinking model's before a response format's value.
+  tokenizer::ThoughtSplitter splitter(
+      (thinking == tokenizer::Thinking::kAlways || request.has_response_format()) &&
+      ReplyMayThink(request));
   // A continued reply's start was the client's: it only sets where the reply stands.
   const pb::Chat& chat = request.chat();
   if (chat.continue_final_message() && chat.messages_size() > 0) {

@@ -76,6 +76,13 @@ GrammarOr CompileFormat(std::string_view field, const std::string& text, std::st
   });
 }
 
+// A thinking model's reply to a response format it thinks before: the thought's close, a
+// little whitespace, then the value (`value`, a JSON grammar).
+GrammarOr AfterThought(std::shared_ptr<const grammar::Grammar> value) {
+  const grammar::Grammar::JsonRule rules[] = {{"value", std::move(value)}};
+  return grammar::Grammar::FromGbnf("root ::= \"</think>\" [ \\t\\r\\n]{0,8} value\n", rules);
+}
+
 GrammarOr ToResponseFormat(const pb::ResponseFormat& format, grammar::GrammarCache* cache) {
   switch (format.format_case()) {
     case pb::ResponseFormat::kJsonObject:
@@ -123,7 +130,8 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     job.expected_history_tokens = request.expected_history_tokens();
   }
 
-  ToolFormat tool_format;  // what tool_choice holds the reply to
+  ToolFormat tool_format;             // what tool_choice holds the reply to
+  bool format_after_thought = false;  // a thinking model thinks before the format's value
   std::optional<int32_t> tool_stop;
   switch (request.input_case()) {
     case pb::GenerateRequest::kText: {
@@ -193,6 +201,15 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
       RS_ASSIGN_OR_RETURN(tool_format,
                           ToolChoiceFormat(request.chat(), tools, *tokenizer, limits.chat_format,
                                            thought_first, limits.grammars));
+      format_after_thought = thought_first && request.has_response_format();
+      if (format_after_thought &&
+          tokenizer::ThinkingOf(*tokenizer, limits.chat_format) == tokenizer::Thinking::kOptional) {
+        // The model must think for the format to bind after the thought: open it.
+        const std::vector<int32_t> open = tokenizer->Encode(
+            "<think>\n",
+            {.add_bos = false, .add_eos = false, .parse_special = false, .continues_text = true});
+        job.tokens.insert(job.tokens.end(), open.begin(), open.end());
+      }
       if (tool_format.prompt_suffix.has_value()) {
         job.tokens.push_back(*tool_format.prompt_suffix);
       }
@@ -291,8 +308,18 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     if (tool_format.grammar != nullptr && !tool_format.trigger.has_value()) {
       return Invalid("response_format", "a reply that must call tools has the calls' format");
     }
+    if (format_after_thought && !request.response_format().has_json_object() &&
+        !request.response_format().has_json_schema()) {
+      return Invalid("chat.enable_thinking",
+                     "a thought before a regex or grammar format is not supported; use a JSON "
+                     "format, or set enable_thinking false");
+    }
     RS_ASSIGN_OR_RETURN(job.response_format,
                         ToResponseFormat(request.response_format(), limits.grammars));
+    if (format_after_thought) {
+      RS_ASSIGN_OR_RETURN(job.response_format, AfterThought(std::move(job.response_format)));
+      job.format_trigger = grammar::Trigger{.text = "</think>", .once = true};
+    }
   } else if (tool_format.grammar != nullptr) {
     job.response_format = std::move(tool_format.grammar);
     job.format_trigger = std::move(tool_format.trigger);

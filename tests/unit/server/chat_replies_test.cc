@@ -10,6 +10,7 @@
 #include <string>
 
 #include "tests/unit/tokenizer/chat_vocabulary.h"
+#include "worker/grammar/matcher.h"
 #include "worker/server/request_conversion.h"
 #include "worker/server/tool_requests.h"
 
@@ -54,6 +55,52 @@ TEST(ChatRepliesTest, TheThoughtIsClosedWhenSwitchedOffOrTheReplyIsConstrained) 
   EXPECT_EQ(prompt(json), thinks + "<think>\n\n</think>\n\n");
   EXPECT_TRUE(ReplyMayThink(Hi()));
   EXPECT_FALSE(ReplyMayThink(json));
+}
+
+// Asked for explicitly, a thinking model thinks before a JSON format's value: the prompt
+// opens the thought, and the format binds once "</think>" is written.
+TEST(ChatRepliesTest, AnExplicitThoughtComesBeforeAJsonFormat) {
+  const auto tok = Qwen3LikeTokenizer();
+  const ModelLimits limits{
+      .vocab_size = tok->vocab_size(), .context_length = 512, .chat_format = ChatFormat::kChatMl};
+  pb::GenerateRequest request = Hi();
+  request.mutable_response_format()->mutable_json_schema()->set_schema(
+      R"({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})");
+  request.mutable_chat()->set_enable_thinking(true);
+  EXPECT_TRUE(ReplyMayThink(request));
+  auto job = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(tok->Decode(job->tokens).ends_with("assistant\n<think>\n"))
+      << tok->Decode(job->tokens);
+  ASSERT_TRUE(job->format_trigger.has_value());
+  EXPECT_EQ(job->format_trigger->text, "</think>");
+  EXPECT_TRUE(job->format_trigger->once);
+  // The bound text: the thought's close, a little whitespace, then the value.
+  grammar::Matcher value(job->response_format);
+  EXPECT_TRUE(value.Advance(std::string_view("</think>\n\n{\"n\": 4}")));
+  EXPECT_TRUE(value.IsFinished());
+  grammar::Matcher prose(job->response_format);
+  EXPECT_FALSE(prose.Advance(std::string_view("</think>\n\nThe answer")));
+  // The reply's thought is split from the value that follows it.
+  auto splitter = ReplyThoughts(request, tok.get(), ChatFormat::kChatMl);
+  ASSERT_TRUE(splitter.has_value());
+  tokenizer::ThoughtSplitter::Output out = splitter->Feed("Count.\n</think>\n\n{\"n\": 4}");
+  EXPECT_EQ(out.thought, "Count.");
+  EXPECT_EQ(out.answer, "{\"n\": 4}");
+
+  // A regex or grammar format cannot follow a thought; unasked, the thought stays closed.
+  pb::GenerateRequest regex = request;
+  regex.mutable_response_format()->set_regex("[0-9]+");
+  auto refused = ToJobRequest(regex, tok.get(), limits);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("chat.enable_thinking"));
+  pb::GenerateRequest unasked = request;
+  unasked.mutable_chat()->clear_enable_thinking();
+  job = ToJobRequest(unasked, tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_FALSE(job->format_trigger.has_value());
+  EXPECT_TRUE(tok->Decode(job->tokens).ends_with("<think>\n\n</think>\n\n"));
 }
 
 // A call the reply begins is bound only after the thought: one written inside it is prose.

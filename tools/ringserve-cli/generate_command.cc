@@ -36,7 +36,7 @@ constexpr char kUsage[] =
     "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE]\n"
     "       [--tools FILE] [--tool-choice auto|none|required|NAME] [--no-parallel-tool-calls]\n"
     "       [--stream-tool-calls]\n"
-    "       [--no-thinking] [--continue]\n"
+    "       [--thinking | --no-thinking] [--continue]\n"
     "       [--timeout-s S] [--json]";
 
 struct GenerateFlags {
@@ -65,6 +65,7 @@ struct GenerateFlags {
   std::string tools;  // a file
   std::string tool_choice;
   bool no_thinking = false;
+  bool thinking = false;  // enable_thinking true: think even before a JSON format
   bool no_parallel_tool_calls = false;
   bool stream_tool_calls = false;
   bool continue_final = false;  // the last --message is the reply's start
@@ -134,9 +135,14 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
     if (flags.no_parallel_tool_calls) request.mutable_chat()->set_parallel_tool_calls(false);
     if (flags.stream_tool_calls) request.mutable_chat()->set_stream_tool_calls(true);
   }
-  if (flags.no_thinking) {
-    if (flags.messages.empty()) return absl::InvalidArgumentError("--no-thinking needs --message");
-    request.mutable_chat()->set_enable_thinking(false);
+  if (flags.no_thinking || flags.thinking) {
+    if (flags.messages.empty()) {
+      return absl::InvalidArgumentError("--thinking and --no-thinking need --message");
+    }
+    if (flags.no_thinking && flags.thinking) {
+      return absl::InvalidArgumentError("give one of --thinking and --no-thinking");
+    }
+    request.mutable_chat()->set_enable_thinking(flags.thinking);
   }
   if (flags.continue_final) {
     if (flags.messages.empty()) return absl::InvalidArgumentError("--continue needs --message");
@@ -297,6 +303,8 @@ absl::Status RunGenerate(CommandArgs args) {
                  "a reply makes at most one tool call");
   parser.AddBool("stream-tool-calls", &flags.stream_tool_calls,
                  "print each tool call's arguments as they are generated");
+  parser.AddBool("thinking", &flags.thinking,
+                 "a model that thinks first thinks even before a JSON format's value");
   parser.AddBool("no-thinking", &flags.no_thinking,
                  "a model that thinks first (info: thinking) answers without its thought");
   parser.AddBool("continue", &flags.continue_final,

@@ -214,6 +214,7 @@ TEST(CliErrorsTest, UsageErrorsExitTwo) {
         "generate --text a --logit-bias 5", "generate --text a --logit-bias 5:x,6:1",
         "generate --text a --logit-bias 5:1:2", "generate --text a --logit-bias 5:1,5:2",
         "generate --message user", "generate --text a --message user:hi",
+        "generate --text a --thinking", "generate --message user:hi --thinking --no-thinking",
         "generate --text a --json-object --json-schema /dev/null",
         "generate --text a --json-schema /nonexistent/schema.json"}) {
     const ToolRun run = RunTool("ringserve-cli", std::string("--target 127.0.0.1:1 ") + args);

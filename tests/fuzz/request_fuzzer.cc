@@ -272,7 +272,10 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
             "a continued reply is held to no format");
   }
   if (r.has_chat() && choice.mode() == pb::ToolChoice::MODE_REQUIRED) {
-    Require(job.response_format != nullptr && !job.format_trigger.has_value(),
+    // (Bound after the thought when the request asks for one.)
+    Require(job.response_format != nullptr &&
+                (!job.format_trigger.has_value() ||
+                 (job.format_trigger->text == "</think>" && r.chat().enable_thinking())),
             "a chat that must call tools has the calls' format");
     Require((w.limits.chat_format == tokenizer::ChatFormat::kMistral) ==
                 (job.tokens.back() == tokenizer::testing::kToolCalls),

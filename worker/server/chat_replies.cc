@@ -6,12 +6,18 @@ namespace ringserve::server {
 
 namespace pb = ringserve::v1;
 
+bool ThoughtBeforeConstraint(const pb::GenerateRequest& request) {
+  return request.has_response_format() ||
+         request.chat().tool_choice().mode() == pb::ToolChoice::MODE_REQUIRED;
+}
+
 bool ReplyMayThink(const pb::GenerateRequest& request) {
   const pb::Chat& chat = request.chat();
-  if (chat.tool_choice().mode() == pb::ToolChoice::MODE_REQUIRED) return false;
-  // Asked for explicitly, the thought comes before a response format's value.
+  // Asked for explicitly, the thought comes before a response format's value or the calls
+  // a reply must make.
   if (chat.has_enable_thinking()) return chat.enable_thinking();
-  return !request.has_response_format();
+  return !request.has_response_format() &&
+         chat.tool_choice().mode() != pb::ToolChoice::MODE_REQUIRED;
 }
 
 std::optional<tokenizer::ThoughtSplitter> ReplyThoughts(const pb::GenerateRequest& request,
@@ -23,7 +29,7 @@ std::optional<tokenizer::ThoughtSplitter> ReplyThoughts(const pb::GenerateReques
   // A kAlways model's prompt opens the thought unless the request closed it, and so does
   // any thinking model's before a response format's value.
   tokenizer::ThoughtSplitter splitter(
-      (thinking == tokenizer::Thinking::kAlways || request.has_response_format()) &&
+      (thinking == tokenizer::Thinking::kAlways || ThoughtBeforeConstraint(request)) &&
       ReplyMayThink(request));
   // A continued reply's start was the client's: it only sets where the reply stands.
   const pb::Chat& chat = request.chat();

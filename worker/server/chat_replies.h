@@ -12,9 +12,14 @@
 
 namespace ringserve::server {
 
-// The reply may think: not switched off (Chat.enable_thinking false), and no response_format
-// or tool_choice MODE_REQUIRED, whose constraint binds from the first token.
+// The reply may think: Chat.enable_thinking true, or, unset, no response_format or
+// tool_choice MODE_REQUIRED (ThoughtBeforeConstraint), whose constraint binds from the first
+// token unless the thought was asked for; never with enable_thinking false.
 bool ReplyMayThink(const ringserve::v1::GenerateRequest& request);
+// The request holds its whole reply to a constraint (a response_format, or MODE_REQUIRED's
+// calls), which a thought asked for comes before: the generation prompt then opens the thought
+// and the constraint binds on "</think>".
+bool ThoughtBeforeConstraint(const ringserve::v1::GenerateRequest& request);
 
 // The splitter of a chat request's replies when the model thinks; nullopt otherwise (no chat,
 // no tokenizer, or a model that does not think).

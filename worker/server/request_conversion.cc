@@ -202,9 +202,9 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
                           ToolChoiceFormat(request.chat(), tools, *tokenizer, limits.chat_format,
                                            thought_first, limits.grammars));
       format_after_thought = thought_first && request.has_response_format();
-      if (format_after_thought &&
+      if (thought_first && ThoughtBeforeConstraint(request) &&
           tokenizer::ThinkingOf(*tokenizer, limits.chat_format) == tokenizer::Thinking::kOptional) {
-        // The model must think for the format to bind after the thought: open it.
+        // The model must think for the constraint to bind after the thought: open it.
         const std::vector<int32_t> open = tokenizer->Encode(
             "<think>\n",
             {.add_bos = false, .add_eos = false, .parse_special = false, .continues_text = true});
@@ -305,7 +305,7 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   if (request.has_response_format()) {
     // Under a response format the reply is its value, not a call (MODE_AUTO's calls are
     // then unconstrained).
-    if (tool_format.grammar != nullptr && !tool_format.trigger.has_value()) {
+    if (request.chat().tool_choice().mode() == pb::ToolChoice::MODE_REQUIRED) {
       return Invalid("response_format", "a reply that must call tools has the calls' format");
     }
     if (format_after_thought && !request.response_format().has_json_object() &&

@@ -58,7 +58,7 @@ namespace {
 // the request.
 absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CompileCallsGrammar(
     std::span<const tokenizer::ChatTool> tools, tokenizer::ChatFormat format,
-    const std::string& only, bool one_call, bool lenient) {
+    const std::string& only, bool one_call, bool lenient, bool after_thought) {
   std::vector<grammar::Grammar::JsonRule> arguments;
   for (size_t i = 0; i < tools.size(); ++i) {
     if (!only.empty() && tools[i].name != only) continue;
@@ -78,8 +78,8 @@ absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CompileCallsGrammar(
     return Invalid("chat.tool_choice.name",
                    absl::StrCat("no tool is named '", only.substr(0, 64), "'"));
   }
-  auto calls = grammar::Grammar::FromGbnf(tokenizer::ToolCallsGbnf(format, tools, only, one_call),
-                                          arguments);
+  auto calls = grammar::Grammar::FromGbnf(
+      tokenizer::ToolCallsGbnf(format, tools, only, one_call, after_thought), arguments);
   if (!calls.ok()) return Invalid("chat.tools", std::string(calls.status().message()));
   return calls;
 }
@@ -96,13 +96,15 @@ std::optional<int32_t> CallMarker(const tokenizer::Tokenizer& tokenizer,
 // CompileCallsGrammar through `cache`: agents offer the same tools turn after turn.
 absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CallsGrammar(
     std::span<const tokenizer::ChatTool> tools, tokenizer::ChatFormat format,
-    const std::string& only, bool one_call, bool lenient, grammar::GrammarCache* cache) {
+    const std::string& only, bool one_call, bool lenient, grammar::GrammarCache* cache,
+    bool after_thought = false) {
   grammar::GrammarKey key("tool_calls");
   key.Add(static_cast<int64_t>(format)).Add(only).Add(one_call ? 1 : 0).Add(lenient ? 1 : 0);
+  key.Add(after_thought ? 1 : 0);
   // The grammar depends on the tools' names and parameters only (not their descriptions).
   for (const tokenizer::ChatTool& tool : tools) key.Add(tool.name).Add(tool.parameters);
   return grammar::CompileCached(cache, key.key(), [&] {
-    return CompileCallsGrammar(tools, format, only, one_call, lenient);
+    return CompileCallsGrammar(tools, format, only, one_call, lenient, after_thought);
   });
 }
 
@@ -121,10 +123,14 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
   switch (choice.mode()) {
     case pb::ToolChoice::MODE_REQUIRED: {
       if (tools.empty()) return Invalid("chat.tool_choice", "MODE_REQUIRED needs chat.tools");
-      RS_ASSIGN_OR_RETURN(auto calls,
-                          CallsGrammar(tools, format, choice.name(), one_call, false, cache));
+      // Asked to think first (ChatML's thinking models), the calls bind after the thought.
+      const bool after_thought = thought_first && format == tokenizer::ChatFormat::kChatMl;
+      RS_ASSIGN_OR_RETURN(auto calls, CallsGrammar(tools, format, choice.name(), one_call, false,
+                                                   cache, after_thought));
+      std::optional<grammar::Trigger> trigger;
+      if (after_thought) trigger = grammar::Trigger{.text = "</think>", .once = true};
       return ToolFormat{
-          .grammar = std::move(calls), .trigger = std::nullopt, .prompt_suffix = marker};
+          .grammar = std::move(calls), .trigger = std::move(trigger), .prompt_suffix = marker};
     }
     case pb::ToolChoice::MODE_AUTO: {
       if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");

@@ -247,7 +247,7 @@ std::string MistralToolResult(std::string_view content, std::string_view call_id
 }
 
 std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, std::string_view only,
-                          bool one_call) {
+                          bool one_call, bool after_thought) {
   std::string body = "body ::=";
   bool first = true;
   for (size_t i = 0; i < tools.size(); ++i) {
@@ -264,7 +264,8 @@ std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, st
                                  : "root ::= \" \"? \"[\" body (\", \" body)* \"]\"\n",
                         body, "\n");
   }
-  return absl::StrCat(one_call ? "root ::= call\n" : "root ::= call (\"\\n\" call)*\n",
+  return absl::StrCat("root ::= ", after_thought ? "\"</think>\" [ \\t\\r\\n]{0,8} " : "",
+                      one_call ? "call\n" : "call (\"\\n\" call)*\n",
                       "call ::= \"<tool_call>\\n\" body \"\\n</tool_call>\"\n", body, "\n");
 }
 

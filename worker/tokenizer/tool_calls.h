@@ -98,9 +98,10 @@ std::string MistralToolResult(std::string_view content, std::string_view call_id
 // arguments being rule ToolArgumentsRule(i) for tools[i], which the caller defines as a JSON
 // rule of that tool's parameters (grammar::Grammar::FromGbnf's json_rules).
 // `one_call`: a single call, the grammar of a call that a reply free to call tools or not has
-// begun (from ToolCallOpening on).
+// begun (from ToolCallOpening on). `after_thought` (ChatML): the calls follow a thought's
+// "</think>" and a little whitespace, which the grammar's text starts with.
 std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, std::string_view only,
-                          bool one_call = false);
+                          bool one_call = false, bool after_thought = false);
 std::string ToolArgumentsRule(size_t index);
 // The key a call's arguments go under in `format`'s calls ("parameters" in Llama 3.x's,
 // "arguments" in the others').

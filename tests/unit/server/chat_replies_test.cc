@@ -103,6 +103,37 @@ TEST(ChatRepliesTest, AnExplicitThoughtComesBeforeAJsonFormat) {
   EXPECT_TRUE(tok->Decode(job->tokens).ends_with("<think>\n\n</think>\n\n"));
 }
 
+// Asked for explicitly, the thought also comes before the calls MODE_REQUIRED holds the reply
+// to.
+TEST(ChatRepliesTest, AnExplicitThoughtComesBeforeRequiredCalls) {
+  const auto tok = Qwen3LikeTokenizer();
+  const ModelLimits limits{
+      .vocab_size = tok->vocab_size(), .context_length = 4096, .chat_format = ChatFormat::kChatMl};
+  pb::GenerateRequest request = Hi();
+  request.mutable_chat()->add_tools()->set_name("now");
+  request.mutable_chat()->mutable_tool_choice()->set_mode(pb::ToolChoice::MODE_REQUIRED);
+  auto closed = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_FALSE(closed->format_trigger.has_value());
+  EXPECT_TRUE(tok->Decode(closed->tokens).ends_with("<think>\n\n</think>\n\n"));
+  request.mutable_chat()->set_enable_thinking(true);
+  auto job = ToJobRequest(request, tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(tok->Decode(job->tokens).ends_with("assistant\n<think>\n"));
+  ASSERT_TRUE(job->format_trigger.has_value());
+  EXPECT_EQ(job->format_trigger->text, "</think>");
+  grammar::Matcher calls(job->response_format);
+  EXPECT_TRUE(calls.Advance(std::string_view(
+      "</think>\n\n<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>")));
+  EXPECT_TRUE(calls.IsComplete());
+  grammar::Matcher prose(job->response_format);
+  EXPECT_FALSE(prose.Advance(std::string_view("</think>\n\nIt is noon.")));
+  // A response format beside required calls is refused, thought or not.
+  request.mutable_response_format()->mutable_json_object();
+  EXPECT_THAT(std::string(ToJobRequest(request, tok.get(), limits).status().message()),
+              ::testing::HasSubstr("a reply that must call tools has the calls' format"));
+}
+
 // A call the reply begins is bound only after the thought: one written inside it is prose.
 TEST(ChatRepliesTest, AutoToolCallsAreWatchedForAfterTheThought) {
   const auto tok = Qwen3LikeTokenizer();

@@ -110,17 +110,6 @@ std::optional<std::string_view> MissingMarker(const Tokenizer& tokenizer, ChatFo
   return std::nullopt;
 }
 
-// Text that is a piece of its own (SentencePiece's dummy prefix applies, as at the start of
-// a template's text between special tokens), or that continues the text before it. Never
-// control tokens: a message spelling "</s>" stays text.
-void AppendText(const Tokenizer& tokenizer, std::string_view text, bool continues,
-                std::vector<int32_t>* out) {
-  const std::vector<int32_t> ids = tokenizer.Encode(
-      text,
-      {.add_bos = false, .add_eos = false, .parse_special = false, .continues_text = continues});
-  out->insert(out->end(), ids.begin(), ids.end());
-}
-
 // The [INST] formats' conversation shape: an optional system message, then user and
 // assistant messages alternating, starting and ending with a user message.
 absl::Status CheckInstRoles(ChatFormat format, std::span<const ChatMessage> messages) {
@@ -180,11 +169,11 @@ absl::Status AppendMistralToolTurn(const Tokenizer& tokenizer, const MistralTool
                                    absl::StrCat("chat.messages[", i, "].tool_call_id")));
     out->push_back(markers.tool_results);
     if (markers.tool_content.has_value()) {
-      AppendText(tokenizer, m.tool_call_id, false, out);
+      AppendChatText(tokenizer, m.tool_call_id, false, out);
       out->push_back(*markers.tool_content);
-      AppendText(tokenizer, m.content, false, out);
+      AppendChatText(tokenizer, m.content, false, out);
     } else {
-      AppendText(tokenizer, MistralToolResult(m.content, m.tool_call_id), false, out);
+      AppendChatText(tokenizer, MistralToolResult(m.content, m.tool_call_id), false, out);
     }
     out->push_back(markers.tool_results_end);
     return absl::OkStatus();
@@ -192,9 +181,9 @@ absl::Status AppendMistralToolTurn(const Tokenizer& tokenizer, const MistralTool
   RS_ASSIGN_OR_RETURN(const std::string calls,
                       ToolCallsText(ChatFormat::kMistral, m.tool_calls, false,
                                     absl::StrCat("chat.messages[", i, "].tool_calls")));
-  if (!m.content.empty()) AppendText(tokenizer, WithoutTrailingSpaces(m.content), false, out);
+  if (!m.content.empty()) AppendChatText(tokenizer, WithoutTrailingSpaces(m.content), false, out);
   out->push_back(markers.tool_calls);
-  AppendText(tokenizer, calls, false, out);
+  AppendChatText(tokenizer, calls, false, out);
   out->push_back(tokenizer.vocab().eos_id);
   return absl::OkStatus();
 }
@@ -221,11 +210,12 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
             i == 0 && !system.empty()
                 ? absl::StrCat("<<SYS>>\n", std::string(Trimmed(system)), "\n<</SYS>>\n\n")
                 : std::string();
-        AppendText(tokenizer,
-                   absl::StrCat("[INST] ", sys, std::string(Trimmed(m.content)), " [/INST]"), false,
-                   &out);
+        AppendChatText(tokenizer,
+                       absl::StrCat("[INST] ", sys, std::string(Trimmed(m.content)), " [/INST]"),
+                       false, &out);
       } else if (m.role == "assistant") {
-        AppendText(tokenizer, absl::StrCat(" ", std::string(Trimmed(m.content)), " "), true, &out);
+        AppendChatText(tokenizer, absl::StrCat(" ", std::string(Trimmed(m.content)), " "), true,
+                       &out);
         out.push_back(eos);
       }
     }
@@ -254,7 +244,7 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
   if (start) out.push_back(bos);
   if (v7 && !system.empty()) {
     out.push_back(*system_open);
-    AppendText(tokenizer, system, false, &out);
+    AppendChatText(tokenizer, system, false, &out);
     out.push_back(*system_close);
   }
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -265,7 +255,7 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
     }
     if (m.role == "user" && i == last_user && !tools.empty()) {
       out.push_back(markers->available_tools);
-      AppendText(tokenizer, ToolsText(format, tools), false, &out);
+      AppendChatText(tokenizer, ToolsText(format, tools), false, &out);
       out.push_back(markers->available_tools_end);
     }
     if (m.role == "user") {
@@ -274,14 +264,14 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
                                       : std::string(m.content);
       if (v3) {
         out.push_back(*open);
-        AppendText(tokenizer, content, false, &out);
+        AppendChatText(tokenizer, content, false, &out);
         out.push_back(*close);
       } else {
-        AppendText(tokenizer, absl::StrCat("[INST] ", content, " [/INST]"), false, &out);
+        AppendChatText(tokenizer, absl::StrCat("[INST] ", content, " [/INST]"), false, &out);
       }
     } else if (m.role == "assistant") {
-      AppendText(tokenizer, v3 ? WithoutTrailingSpaces(m.content) : std::string_view(m.content),
-                 false, &out);
+      AppendChatText(tokenizer, v3 ? WithoutTrailingSpaces(m.content) : std::string_view(m.content),
+                     false, &out);
       out.push_back(eos);
     }
   }
@@ -568,12 +558,12 @@ void AppendReplyStart(const Tokenizer& tokenizer, ChatFormat format, std::string
                       std::vector<int32_t>* out) {
   if (reply.empty()) return;
   if (format == ChatFormat::kLlama2) {
-    AppendText(tokenizer, absl::StrCat(" ", std::string(reply)), true, out);
+    AppendChatText(tokenizer, absl::StrCat(" ", std::string(reply)), true, out);
   } else if (format == ChatFormat::kMistral) {
     const bool v3 = ControlId(tokenizer, "[INST]").has_value();
-    AppendText(tokenizer, v3 ? WithoutTrailingSpaces(reply) : reply, false, out);
+    AppendChatText(tokenizer, v3 ? WithoutTrailingSpaces(reply) : reply, false, out);
   } else {
-    AppendText(tokenizer, reply, true, out);
+    AppendChatText(tokenizer, reply, true, out);
   }
 }
 
@@ -626,6 +616,14 @@ std::string_view ThinkingName(Thinking thinking) {
     default:
       return "none";
   }
+}
+
+void AppendChatText(const Tokenizer& tokenizer, std::string_view text, bool continues,
+                    std::vector<int32_t>* out) {
+  const std::vector<int32_t> ids = tokenizer.Encode(
+      text,
+      {.add_bos = false, .add_eos = false, .parse_special = false, .continues_text = continues});
+  out->insert(out->end(), ids.begin(), ids.end());
 }
 
 std::optional<int32_t> MarkerId(const Tokenizer& tokenizer, std::string_view marker) {

@@ -132,6 +132,13 @@ std::string DefaultSystemPrompt(std::string_view chat_template);
 // kNone otherwise.
 ChatFormat AutoChatFormat(const Tokenizer& tokenizer);
 
+// Appends a turn's text as the templates' tokenisation sees it: a piece of its own
+// (SentencePiece's dummy prefix applies, as at the start of a template's text between special
+// tokens) or, with `continues`, continuing the text before it. Never control tokens: a
+// message spelling "</s>" stays text.
+void AppendChatText(const Tokenizer& tokenizer, std::string_view text, bool continues,
+                    std::vector<int32_t>* out);
+
 // The id of `marker` if the vocabulary has it as one token, control or user-defined (DeepSeek
 // R1's distills add their role markers as the latter).
 std::optional<int32_t> MarkerId(const Tokenizer& tokenizer, std::string_view marker);

@@ -10,9 +10,7 @@ namespace {
 
 // A message's content as the template writes it: plain text continuing the marker before it.
 void AppendContent(const Tokenizer& tokenizer, std::string_view text, std::vector<int32_t>* out) {
-  const std::vector<int32_t> ids = tokenizer.Encode(
-      text, {.add_bos = false, .add_eos = false, .parse_special = false, .continues_text = true});
-  out->insert(out->end(), ids.begin(), ids.end());
+  AppendChatText(tokenizer, text, /*continues=*/true, out);
 }
 
 constexpr std::string_view kThoughtClose = "</think>";

@@ -18,10 +18,7 @@ std::vector<int32_t> EncodeZephyrChat(const Tokenizer& tokenizer,
                                       std::string_view default_system) {
   std::vector<int32_t> out;
   const auto piece = [&](std::string_view text) {
-    const std::vector<int32_t> ids = tokenizer.Encode(
-        text,
-        {.add_bos = false, .add_eos = false, .parse_special = false, .continues_text = false});
-    out.insert(out.end(), ids.begin(), ids.end());
+    AppendChatText(tokenizer, text, /*continues=*/false, &out);
   };
   // The first stretch of a conversation has no newline before it: nothing ended before it.
   bool first = start;

@@ -188,28 +188,22 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
       }
       RS_ASSIGN_OR_RETURN(const std::vector<tokenizer::ChatTool> tools,
                           OfferedTools(request.chat()));
+      const bool thought_first =
+          tokenizer::ThinkingOf(*tokenizer, limits.chat_format) != tokenizer::Thinking::kNone &&
+          ReplyMayThink(request);
+      // A constraint that binds after the thought needs the thought written: open it.
       RS_ASSIGN_OR_RETURN(job.tokens,
                           tokenizer::EncodeChat(*tokenizer, limits.chat_format, messages,
                                                 {.start = !job.append,
                                                  .default_system = limits.default_system_prompt,
                                                  .tools = tools,
                                                  .think = ReplyMayThink(request),
+                                                 .open_thought = ThoughtBeforeConstraint(request),
                                                  .continue_final = continues}));
-      const bool thought_first =
-          tokenizer::ThinkingOf(*tokenizer, limits.chat_format) != tokenizer::Thinking::kNone &&
-          ReplyMayThink(request);
       RS_ASSIGN_OR_RETURN(tool_format,
                           ToolChoiceFormat(request.chat(), tools, *tokenizer, limits.chat_format,
                                            thought_first, limits.grammars));
       format_after_thought = thought_first && request.has_response_format();
-      if (thought_first && ThoughtBeforeConstraint(request) &&
-          tokenizer::ThinkingOf(*tokenizer, limits.chat_format) == tokenizer::Thinking::kOptional) {
-        // The model must think for the constraint to bind after the thought: open it.
-        const std::vector<int32_t> open = tokenizer->Encode(
-            "<think>\n",
-            {.add_bos = false, .add_eos = false, .parse_special = false, .continues_text = true});
-        job.tokens.insert(job.tokens.end(), open.begin(), open.end());
-      }
       if (tool_format.prompt_suffix.has_value()) {
         job.tokens.push_back(*tool_format.prompt_suffix);
       }

@@ -417,6 +417,14 @@ bool CanRender(const Tokenizer& tokenizer, ChatFormat format) {
 
 namespace {
 
+// How the generation prompt treats the thought: the model's kind, kOptional opened as kAlways
+// is where the request asks (ChatOptions::open_thought).
+Thinking ThinkingOfReply(const Tokenizer& tokenizer, ChatFormat format,
+                         const ChatOptions& options) {
+  const Thinking thinking = ThinkingOf(tokenizer, format);
+  return thinking == Thinking::kOptional && options.open_thought ? Thinking::kAlways : thinking;
+}
+
 // EncodeChat without a continued message: the conversation and the generation prompt.
 absl::StatusOr<std::vector<int32_t>> RenderChat(const Tokenizer& tokenizer, ChatFormat format,
                                                 std::span<const ChatMessage> messages,
@@ -434,7 +442,7 @@ absl::StatusOr<std::vector<int32_t>> RenderChat(const Tokenizer& tokenizer, Chat
   RS_RETURN_IF_ERROR(CheckToolUse(format, messages, tools));
   if (format == ChatFormat::kDeepSeek) {
     return EncodeDeepSeekChat(tokenizer, messages, start, default_system,
-                              ThinkingOf(tokenizer, format), think);
+                              ThinkingOfReply(tokenizer, format, options), think);
   }
   if (format == ChatFormat::kZephyr) {
     return EncodeZephyrChat(tokenizer, messages, start, default_system);
@@ -476,7 +484,7 @@ absl::StatusOr<std::vector<int32_t>> RenderChat(const Tokenizer& tokenizer, Chat
     close();
   };
   const bool llama_tools = format == ChatFormat::kLlama31 || format == ChatFormat::kLlama32;
-  const Thinking thinking = ThinkingOf(tokenizer, format);
+  const Thinking thinking = ThinkingOfReply(tokenizer, format, options);
   const bool offer_tools = start && !tools.empty();
   const std::string tools_text = offer_tools ? ToolsText(format, tools) : std::string();
   const bool brings_system = messages[0].role == "system";

@@ -87,6 +87,10 @@ struct ChatOptions {
   std::span<const ChatTool> tools{};
   // false closes the reply's thought before it starts, for a model that thinks first.
   bool think = true;
+  // With `think`: the generation prompt opens the thought even for a model whose template
+  // leaves that to the model (kOptional), as it does for kAlways: a constraint that binds
+  // after "</think>" needs the thought written.
+  bool open_thought = false;
   // The last message is an assistant message, the reply so far: it is written after the
   // generation prompt, unclosed, so the model continues it (a prefilled reply start).
   bool continue_final = false;

@@ -43,6 +43,10 @@ TEST(ThinkingTest, TheGenerationPromptOpensOrClosesTheThought) {
             Join({user, header}));
   EXPECT_EQ(*EncodeChat(*qwen3, ChatFormat::kChatMl, messages, {.start = true, .think = false}),
             Join({user, header, Bytes("<think>\n\n</think>\n\n")}));
+  // Asked to open it (a constraint binds after it), Qwen3's prompt opens the thought as QwQ's.
+  EXPECT_EQ(
+      *EncodeChat(*qwen3, ChatFormat::kChatMl, messages, {.start = true, .open_thought = true}),
+      Join({user, header, Bytes("<think>\n")}));
   const auto qwq = WithTemplate(kQwqLike);
   EXPECT_EQ(*EncodeChat(*qwq, ChatFormat::kChatMl, messages, {.start = true}),
             Join({user, header, Bytes("<think>\n")}));

@@ -106,13 +106,13 @@ def l2_note(err):
 
 
 def hf_rows(hf):
-    """check.md's rows for hf_compare.json: each gated pair at its worst model, with the
-    limit the check carried; the no-worse-than-transformers'-bf16 gate as the ratio of the
+    """check.md's rows for hf_compare.json: each gated pair at its worst model of those
+    held to the same limit, with that limit; the no-worse-than-transformers'-bf16 gate as the ratio of the
     two errors; the ungated bf16 pairs for information."""
     worst = {}
     for m in hf.get("models", []):
         for c in m["checks"]:
-            key = (c["a"], c["b"], c.get("gate", ""), "limit" in c)
+            key = (c["a"], c["b"], c.get("gate", ""), "limit" in c, c.get("limit", 0.0))
             w = worst.setdefault(key, {"err": 0.0, "l2": 0.0, "limit": 0.0, "ok": True,
                                        "ratio": 0.0})
             w["err"] = max(w["err"], c["max_rel_err"])
@@ -122,7 +122,7 @@ def hf_rows(hf):
             w["limit"] = max(w["limit"], c.get("limit", 0.0))
             w["ok"] = w["ok"] and c.get("ok", True)
     rows = []
-    for (a, b, gate, gated), w in sorted(worst.items()):
+    for (a, b, gate, gated, _), w in sorted(worst.items()):
         if gate == "no_worse_than_reference_bf16":
             rows.append((f"transformers: {a} vs {b}, over reference bf16 vs {b}",
                          f"{w['ratio']:.2f}x (worst model)", "<= 1x", w["ok"],

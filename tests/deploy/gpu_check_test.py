@@ -4,9 +4,9 @@
 - check.sh and prepare.sh parse (bash -n); check.sh --dry-run prints every stage and exits
   0, and so does a plain run on a machine with no GPU visible;
 - the CPU halves of the GPU tools run against the built ringserve-run: hf_compare.py with
-  its pure-Python reference (ringserve's CPU f32 logits within 1e-3 of float64, on a GQA
-  model with Llama 3 rope scaling written the way transformers 5 writes it, and one
-  without; with ringserve-emu-logits built, the CUDA sources' f32 and bf16 logits too, bf16
+  its pure-Python reference (ringserve's CPU f32 logits within 1e-3 of float64, on GQA
+  models with Llama 3 and YaRN rope scaling written the way transformers 5 writes them,
+  and one without; with ringserve-emu-logits built, the CUDA sources' f32 and bf16 logits too, bf16
   within 1e-2), vectors_check.py on the CPU, and `ringserve-run bench` in its step-bench
   mode;
 - summarize.py turns those real outputs (plus stand-ins for the GPU-only ones) into
@@ -96,12 +96,14 @@ def tool_checks(work):
     report = json.load(open(os.path.join(work, "hf_compare.json")))
     checks = [c for m in report["models"] for c in m["checks"]]
     errs = [c["max_rel_err"] for c in checks if "bf16" not in c["a"]]
-    expect(len(report["models"]) == 2 and errs and max(errs) < 1e-4,
+    expect(len(report["models"]) == 3 and errs and max(errs) < 1e-4,
            f"ringserve f32 (CPU, emulated CUDA) matches the float64 reference: {errs}")
     if emulated:  # the CUDA sources' bf16 paths against an independent float64 forward pass
-        bf16 = [c for c in checks if "bf16" in c["a"] and c.get("limit") == 1e-2]
-        expect(len(bf16) == 4 and all(c["ok"] for c in bf16),
-               "emulated CUDA bf16 (SIMT and tensor-core attention) within 1e-2 of float64",
+        bf16 = [c for c in checks if "bf16" in c["a"] and c.get("limit") in (1e-2, 2e-2)]
+        expect(len(bf16) == 6 and all(c["ok"] for c in bf16) and
+               sum(c["limit"] == 1e-2 for c in bf16) == 4,
+               "emulated CUDA bf16 (SIMT and tensor-core attention) within 1e-2 of float64 "
+               "(2e-2 with YaRN)",
                str(bf16))
     if os.path.exists(os.path.join(SHARED, "vectors", "stories260K-greedy.json")):
         v = run([py, os.path.join(ROOT, "tools/gpu/vectors_check.py"), "--bin", BIN, "--shared",

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "worker/model/presets.h"
 #include "worker/tokenizer/llama2c_vocab.h"
@@ -41,6 +42,16 @@ void ModelFlags::Register(ArgParser& parser) {
                 "CUDA: the row count cuBLASLt picks each product's one algorithm for (0, the "
                 "default: 128); fewer favours decode, more prefill",
                 {.min = 0, .max = 1 << 16});
+  parser.AddString("rope-scaling", &rope_scaling,
+                   "JSON replacing the model's rope scaling, as config.json's rope_scaling "
+                   "writes it: e.g. {\"rope_type\":\"yarn\",\"factor\":4,"
+                   "\"original_max_position_embeddings\":32768} (the context becomes factor "
+                   "times the original), {\"rope_type\":\"linear\",\"factor\":2}, or "
+                   "{\"rope_type\":\"default\"} for none");
+  parser.AddInt("context-length", &context_length,
+                "the longest context (prompt and output) a sequence may reach (0: the model's, "
+                "rope scaling included); longer than the model's is allowed, with a warning",
+                {.min = 0, .max = 1 << 30});
 }
 
 namespace {
@@ -78,6 +89,33 @@ absl::StatusOr<kernels::DType> KvDtypeFlag(const ModelFlags& flags, const kernel
         " (its activation dtype) only, not ", std::string(kernels::DTypeName(dtype))));
   }
   return dtype;
+}
+
+// --rope-scaling and --context-length, on a checkpoint's or a preset's config.
+absl::Status ApplyContextFlags(const ModelFlags& flags, model::ModelConfig* config) {
+  if (!flags.rope_scaling.empty()) {
+    RS_ASSIGN_OR_RETURN(
+        config->rope_scaling,
+        model::RopeScalingFromJsonText(flags.rope_scaling, config->max_seq_len, "--rope-scaling"));
+    // A file's rope_freqs.weight is its Llama 3 scaling, which the flag replaces.
+    config->rope_freq_divisors.clear();
+    config->max_seq_len = model::ScaledContextLength(config->rope_scaling, config->max_seq_len);
+  }
+  if (flags.context_length > 0) {
+    if (flags.context_length > config->max_seq_len) {
+      Log(LogLevel::kWarning, "model",
+          "--context-length is longer than the model's context: positions past it are ones "
+          "the model was not trained on (rope scaling such as yarn extends the context)",
+          {{"context_length", absl::StrCat(flags.context_length)},
+           {"model_context", absl::StrCat(config->max_seq_len)}});
+    }
+    config->max_seq_len = flags.context_length;
+  }
+  absl::Status valid = config->Validate();
+  if (!valid.ok() && !flags.rope_scaling.empty()) {
+    return absl::Status(valid.code(), absl::StrCat("--rope-scaling: ", valid.message()));
+  }
+  return valid;
 }
 
 absl::Status CheckSameTokens(const tokenizer::Vocabulary& own, const tokenizer::Vocabulary& named,
@@ -128,6 +166,7 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
     if (flags.preset.empty()) return absl::InvalidArgumentError("--dummy-weights needs --preset");
     RS_ASSIGN_OR_RETURN(loaded.config, model::PresetConfig(flags.preset));
     RS_RETURN_IF_ERROR(loaded.config.Validate());
+    RS_RETURN_IF_ERROR(ApplyContextFlags(flags, &loaded.config));
   } else {
     if (flags.model_path.empty()) {
       return absl::InvalidArgumentError(
@@ -135,6 +174,7 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
     }
     RS_ASSIGN_OR_RETURN(loaded.checkpoint,
                         model::OpenCheckpoint(flags.model_path, flags.tokenizer_path));
+    RS_RETURN_IF_ERROR(ApplyContextFlags(flags, &loaded.checkpoint->config));
     loaded.config = loaded.checkpoint->config;
     vocab = loaded.checkpoint->vocabulary;
   }

@@ -36,6 +36,8 @@ struct ModelFlags {
   int max_batch_tokens = 2048;
   bool cuda_graphs = true;   // ModelOptions::decode_graphs
   int matmul_algo_rows = 0;  // Backend::SetMatMulAlgoRows; 0 keeps the backend's choice
+  std::string rope_scaling;  // JSON replacing the model's rope scaling; empty keeps it
+  int context_length = 0;    // the longest context served; 0: the model's
   // Not a flag: the CUDA emulation's logits tool sets it (tests/unit/kernels/cuda_emu).
   BackendFactory make_backend;
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """ringserve's logits against an independent Llama implementation, on random models.
 
-Two small configs with grouped-query attention (4 query heads, 2 KV heads): one with Llama 3
-rope scaling (factor 8, low/high freq factor 1/4, original context 8192), one without. The
-weights are random and bf16-exact, so every side computes from the same numbers.
+Three small configs with grouped-query attention (4 query heads, 2 KV heads): one with Llama 3
+rope scaling (factor 8, low/high freq factor 1/4, original context 8192), one with YaRN
+(factor 4 over an original context of 1024), one without. The weights are random and
+bf16-exact, so every side computes from the same numbers.
 
   prepare   writes each model as a Hugging Face directory (config.json + model.safetensors)
             and the reference logits. With PyTorch and transformers (the GPU machine):
@@ -21,8 +22,9 @@ weights are random and bf16-exact, so every side computes from the same numbers.
 
 Prints one JSON object (also written to --out); exits 1 when a check fails.
 Gates, on max |a - b| / max |b| per row: ringserve f32 (CPU or GPU) vs the reference's f32
-<= 1e-3; ringserve bf16 (GPU) vs the reference's f64 <= 1e-2 (the issue's bound) and no
-larger than transformers' own bf16 error against its f64. ringserve bf16 vs transformers
+<= 1e-3; ringserve bf16 (GPU) vs the reference's f64 <= 1e-2 (the issue's bound; 2e-2 for
+the YaRN model, see BF16_LIMITS) and no larger than transformers' own bf16 error against
+its f64. ringserve bf16 vs transformers
 bf16 is reported beside them (see logits_checks for why it is not a gate).
 """
 
@@ -42,6 +44,12 @@ import logits_error  # noqa: E402
 
 F32_LIMIT = 1e-3
 BF16_LIMIT = 1e-2
+# YaRN multiplies every attention logit by its attention factor squared (1.30 at factor 4),
+# and the error bf16 puts in q.k with it: on hf_compare's models that takes bf16 attention
+# from 5-9e-3 to 0.9-1.2e-2 of the f64 logits, transformers' own bf16 error on the others.
+# Its bf16 is held to the unit tests' bf16 bound and, where transformers runs, to being no
+# further from f64 than transformers' bf16.
+BF16_LIMITS = {"gqa_yarn_rope": 2e-2}
 DECODE_STEPS = 4  # the last tokens of each sequence go through decode steps
 
 
@@ -57,7 +65,10 @@ def configs(reference):
         base.update(hidden_size=64, intermediate_size=128, head_dim=16, vocab_size=256)
     scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
-    return [("gqa_llama3_rope", dict(base, rope_scaling=scaling)), ("gqa_plain_rope", dict(base))]
+    # YaRN as Qwen2.5 and Qwen3 use it past their original context, here 1024 positions.
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 1024}
+    return [("gqa_llama3_rope", dict(base, rope_scaling=scaling)), ("gqa_plain_rope", dict(base)),
+            ("gqa_yarn_rope", dict(base, rope_scaling=yarn))]
 
 
 def sequences(reference, vocab, seed):
@@ -280,13 +291,13 @@ def run_ringserve(program, model_dir, seqs, device, dtype, out_path, extra=()):
     return rows, round(time.time() - start, 2)
 
 
-def logits_checks(runs, got, refs):
+def logits_checks(runs, got, refs, bf16_limit=BF16_LIMIT):
     """The checks of one model. runs: (label, device, dtype, extra) as compare() ran them;
     got: label -> ringserve's rows; refs: the reference's rows by precision ("f64", "f32",
     and "bf16" when transformers made them).
 
     f32 is gated at F32_LIMIT against the reference's f32 (else f64). bf16 is gated at
-    BF16_LIMIT against the reference's f64, the exact logits of the independent
+    bf16_limit against the reference's f64, the exact logits of the independent
     implementation. Against transformers' own bf16 run it is reported, not gated: that run is
     itself about 1e-2 away from its f64 (bench/RESULTS.md, "bf16 error budget"), so two
     correct bf16 implementations can differ by more than the bound. What is gated instead is
@@ -310,7 +321,7 @@ def logits_checks(runs, got, refs):
         if dtype != "bf16":
             check(f"ringserve {label}", got[label], f"reference {f32_ref}", refs[f32_ref], F32_LIMIT)
             continue
-        check(f"ringserve {label}", got[label], "reference f64", refs["f64"], BF16_LIMIT)
+        check(f"ringserve {label}", got[label], "reference f64", refs["f64"], bf16_limit)
         if floor is not None:
             check(f"ringserve {label}", got[label], "reference f64", refs["f64"],
                   floor["max_rel_err"], gate="no_worse_than_reference_bf16")
@@ -359,7 +370,8 @@ def compare(args):
                 entry.setdefault("ringserve_s", {})[label] = seconds
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 entry["errors"].append(f"{label}: {e}")
-        entry["checks"] = logits_checks(runs, got, ref["logits"])
+        entry["checks"] = logits_checks(runs, got, ref["logits"],
+                                        BF16_LIMITS.get(name, BF16_LIMIT))
         ok = not entry["errors"] and all(c.get("ok", True) for c in entry["checks"])
         entry["pass"] = ok
         report["pass"] = report["pass"] and ok

@@ -77,13 +77,38 @@ def write_safetensors(path, weights):
             f.write(blob)
 
 
-def inverse_frequencies(cfg):
-    """transformers' default and llama3 rope initialisation."""
+def _rope_settings(cfg):
     rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
+    return rope, rope.get("rope_type", rope.get("type", "default"))
+
+
+def inverse_frequencies(cfg):
+    """transformers' default, linear, llama3 and yarn rope initialisation."""
+    rope, kind = _rope_settings(cfg)
     theta = rope.get("rope_theta", cfg.get("rope_theta", 10000.0))
     hd = cfg["head_dim"]
     inv = [1.0 / theta ** (i / hd) for i in range(0, hd, 2)]
-    if rope.get("rope_type", rope.get("type")) != "llama3":
+    if kind == "linear":
+        return [f / rope["factor"] for f in inv]
+    if kind == "yarn":
+        factor = rope["factor"]
+        original = (rope.get("original_max_position_embeddings")
+                    or cfg["max_position_embeddings"])
+
+        def turning_dim(turns):  # the pair index turning `turns` times over the original
+            return hd * math.log(original / (turns * 2 * math.pi)) / (2 * math.log(theta))
+        low, high = turning_dim(rope.get("beta_fast") or 32), turning_dim(rope.get("beta_slow") or 1)
+        if rope.get("truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, hd - 1)
+        if low == high:
+            high += 0.001
+        out = []
+        for i, f in enumerate(inv):
+            ramp = min(max((i - low) / (high - low), 0.0), 1.0)
+            out.append(f * (1 - ramp) + f / factor * ramp)
+        return out
+    if kind != "llama3":
         return inv
     factor, low, high = rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"]
     old = rope["original_max_position_embeddings"]
@@ -101,6 +126,17 @@ def inverse_frequencies(cfg):
     return out
 
 
+def attention_factor(cfg):
+    """What transformers multiplies cos and sin by: yarn's attention factor, else 1."""
+    rope, kind = _rope_settings(cfg)
+    if kind != "yarn":
+        return 1.0
+    if rope.get("attention_factor"):
+        return rope["attention_factor"]
+    factor = rope["factor"]
+    return 1.0 if factor <= 1 else 0.1 * math.log(factor) + 1.0
+
+
 def _matvec(w, cols, x):
     return [sum(wr * xv for wr, xv in zip(w[r * cols:(r + 1) * cols], x))
             for r in range(len(w) // cols)]
@@ -111,13 +147,13 @@ def _rmsnorm(x, weight, eps):
     return [v * scale * g for v, g in zip(x, weight)]
 
 
-def _rope(vec, heads, hd, position, inv):
+def _rope(vec, heads, hd, position, inv, scale):
     out = list(vec)
     half = hd // 2
     for h in range(heads):
         base = h * hd
         for i in range(half):
-            c, s = math.cos(position * inv[i]), math.sin(position * inv[i])
+            c, s = scale * math.cos(position * inv[i]), scale * math.sin(position * inv[i])
             a, b = vec[base + i], vec[base + i + half]
             out[base + i] = a * c - b * s
             out[base + i + half] = b * c + a * s
@@ -129,7 +165,7 @@ def forward(cfg, weights, ids, first_row):
     d, hd = cfg["hidden_size"], cfg["head_dim"]
     nq, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     eps = cfg["rms_norm_eps"]
-    inv = inverse_frequencies(cfg)
+    inv, scale = inverse_frequencies(cfg), attention_factor(cfg)
     w = {k: v[1] for k, v in weights.items()}
     emb = w["model.embed_tokens.weight"]
     xs = [emb[t * d:(t + 1) * d] for t in ids]
@@ -138,8 +174,9 @@ def forward(cfg, weights, ids, first_row):
         keys, values, new_xs = [], [], []
         for pos, x in enumerate(xs):
             h = _rmsnorm(x, w[p + "input_layernorm.weight"], eps)
-            q = _rope(_matvec(w[p + "self_attn.q_proj.weight"], d, h), nq, hd, pos, inv)
-            keys.append(_rope(_matvec(w[p + "self_attn.k_proj.weight"], d, h), nkv, hd, pos, inv))
+            q = _rope(_matvec(w[p + "self_attn.q_proj.weight"], d, h), nq, hd, pos, inv, scale)
+            keys.append(_rope(_matvec(w[p + "self_attn.k_proj.weight"], d, h), nkv, hd, pos, inv,
+                              scale))
             values.append(_matvec(w[p + "self_attn.v_proj.weight"], d, h))
             att = []
             for head in range(nq):

@@ -62,7 +62,8 @@ def forward(cfg, weights, ids, first_row, dtype):
     inv = torch.tensor(llama_reference.inverse_frequencies(cfg), dtype=norm_dtype)
     angles = torch.outer(torch.arange(n, dtype=norm_dtype), inv)
     angles = torch.cat([angles, angles], -1)
-    cos, sin = angles.cos().to(dtype), angles.sin().to(dtype)
+    scale = llama_reference.attention_factor(cfg)  # transformers' attention_scaling
+    cos, sin = (angles.cos() * scale).to(dtype), (angles.sin() * scale).to(dtype)
 
     def rmsnorm(x, gain):
         xf = x.to(norm_dtype)

@@ -82,10 +82,23 @@ void PrintConfig(const ModelConfig& c) {
       c.max_seq_len, c.rms_eps, c.rope_theta, c.rotary_dim,
       c.rope_layout == kernels::RopeLayout::kHalves ? "halves" : "adjacent-pairs",
       Bool(c.tied_embeddings), Bool(c.attention_bias), Bool(c.qk_norm));
-  if (c.rope_scaling.enabled) {
-    absl::PrintF("rope_scaling: llama3 factor=%g low=%g high=%g original_max_position=%d\n",
-                 c.rope_scaling.factor, c.rope_scaling.low_freq_factor,
-                 c.rope_scaling.high_freq_factor, c.rope_scaling.original_max_position);
+  const model::RopeScaling& s = c.rope_scaling;
+  switch (s.type) {
+    case model::RopeType::kDefault:
+      break;
+    case model::RopeType::kLinear:
+      absl::PrintF("rope_scaling: linear factor=%g\n", s.factor);
+      break;
+    case model::RopeType::kLlama3:
+      absl::PrintF("rope_scaling: llama3 factor=%g low=%g high=%g original_max_position=%d\n",
+                   s.factor, s.low_freq_factor, s.high_freq_factor, s.original_max_position);
+      break;
+    case model::RopeType::kYarn:
+      absl::PrintF(
+          "rope_scaling: yarn factor=%g original_max_position=%d beta_fast=%g beta_slow=%g "
+          "attention_factor=%g\n",
+          s.factor, s.original_max_position, s.beta_fast, s.beta_slow, RopeAttentionFactor(s));
+      break;
   }
   if (!c.rope_freq_divisors.empty()) {
     absl::PrintF("rope_freq_divisors: %d values\n", c.rope_freq_divisors.size());

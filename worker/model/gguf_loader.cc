@@ -35,27 +35,51 @@ const GgufTensorInfo* FindTensor(const GgufFile& file, const std::string& name) 
   return nullptr;
 }
 
-// Llama 3 scaling when the file names it; llama.cpp files usually carry rope_freqs.weight
-// instead (read in CheckpointFromGguf).
+// The rope scaling a file names, as llama.cpp reads it: rope.scaling.type (none, linear,
+// yarn; llama3 as ringserve writes it), its factor (or the older rope.scale_linear), and
+// linear when a factor comes without a type. Llama 3 files from llama.cpp usually carry
+// rope_freqs.weight instead (read in CheckpointFromGguf). A yarn attn_factor is the whole
+// attention factor, as the config.json it was converted from says.
 absl::Status ReadRopeScaling(const GgufFile& file, const std::string& arch, ModelConfig* c) {
-  const std::string key = arch + ".rope.scaling.type";
-  if (file.Find(key) == nullptr) return absl::OkStatus();
-  // Read in place: GCC's -O2 -fsanitize=thread build misreads a moved-out string as maybe
-  // uninitialized.
-  const absl::StatusOr<std::string> type = file.GetString(key);
-  if (!type.ok()) return type.status();
-  if (*type == "none") return absl::OkStatus();
-  if (*type != "llama3") {
-    return absl::UnimplementedError(
-        absl::StrCat(file.name(), ": ", key, " '", *type, "' is not supported (llama3 is)"));
+  const std::string p = arch + ".rope.";
+  std::string type = "linear";
+  if (file.Find(p + "scaling.type") != nullptr) {
+    // Read in place: GCC's -O2 -fsanitize=thread build misreads a moved-out string as maybe
+    // uninitialized.
+    const absl::StatusOr<std::string> named = file.GetString(p + "scaling.type");
+    if (!named.ok()) return named.status();
+    type = *named;
   }
-  c->rope_scaling.enabled = true;
-  RS_ASSIGN_OR_RETURN(const double factor,
-                      GetFloatOr(file, arch + ".rope.scaling.factor", c->rope_scaling.factor));
-  c->rope_scaling.factor = static_cast<float>(factor);
-  RS_ASSIGN_OR_RETURN(c->rope_scaling.original_max_position,
-                      GetDim(file, arch + ".rope.scaling.original_context_length",
-                             c->rope_scaling.original_max_position));
+  RopeScaling& s = c->rope_scaling;
+  const double default_factor = type == "llama3" ? s.factor : 1.0;
+  RS_ASSIGN_OR_RETURN(const double linear, GetFloatOr(file, p + "scale_linear", default_factor));
+  RS_ASSIGN_OR_RETURN(const double factor, GetFloatOr(file, p + "scaling.factor", linear));
+  if (type == "none" || (type == "linear" && (factor == 1.0 || factor == 0.0))) {
+    return absl::OkStatus();  // (llama.cpp reads a factor of 0 as none)
+  }
+  s.factor = static_cast<float>(factor);
+  if (type == "linear") {
+    s.type = RopeType::kLinear;
+    return absl::OkStatus();
+  }
+  if (type != "llama3" && type != "yarn") {
+    return absl::UnimplementedError(
+        absl::StrCat(file.name(), ": ", p, "scaling.type '", type,
+                     "' is not supported (linear, llama3 and yarn are)"));
+  }
+  s.type = type == "yarn" ? RopeType::kYarn : RopeType::kLlama3;
+  RS_ASSIGN_OR_RETURN(s.original_max_position,
+                      GetDim(file, p + "scaling.original_context_length",
+                             s.type == RopeType::kYarn ? c->max_seq_len : s.original_max_position));
+  if (s.type == RopeType::kYarn) {
+    RS_ASSIGN_OR_RETURN(const double fast, GetFloatOr(file, p + "scaling.yarn_beta_fast", 0));
+    RS_ASSIGN_OR_RETURN(const double slow, GetFloatOr(file, p + "scaling.yarn_beta_slow", 0));
+    RS_ASSIGN_OR_RETURN(const double attention, GetFloatOr(file, p + "scaling.attn_factor", 0));
+    if (fast != 0) s.beta_fast = static_cast<float>(fast);
+    if (slow != 0) s.beta_slow = static_cast<float>(slow);
+    s.attention_factor = static_cast<float>(attention);
+    c->max_seq_len = ScaledContextLength(s, c->max_seq_len);
+  }
   return absl::OkStatus();
 }
 
@@ -82,7 +106,8 @@ absl::Status ReadRopeFreqs(const GgufFile& file, ModelConfig* c) {
   }
   c->rope_freq_divisors.resize(t->shape[0]);
   std::memcpy(c->rope_freq_divisors.data(), file.bytes().data() + t->offset, t->bytes);
-  c->rope_scaling.enabled = false;  // the factors already encode the scaling
+  // The divisors already encode Llama 3's scaling.
+  if (c->rope_scaling.type == RopeType::kLlama3) c->rope_scaling.type = RopeType::kDefault;
   return absl::OkStatus();
 }
 
@@ -153,8 +178,9 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> CheckpointFromGguf(GgufFile& file) {
     }
   }
   RS_RETURN_IF_ERROR(ckpt->ValidateTensors());
-  if (auto mapping = file.ReleaseMapping(); mapping != nullptr)
+  if (auto mapping = file.ReleaseMapping(); mapping != nullptr) {
     ckpt->KeepMapped(std::move(mapping));
+  }
   return ckpt;
 }
 

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
-#include <numbers>
 #include <string>
 #include <vector>
 
@@ -32,28 +31,20 @@ LlamaModel::~LlamaModel() = default;
 
 std::vector<float> RopeInverseFrequencies(const ModelConfig& config) {
   const int rotary_dim = config.rotary_dim > 0 ? config.rotary_dim : config.head_dim;
-  const RopeScaling& s = config.rope_scaling;
-  std::vector<float> inv_freq(rotary_dim / 2);
-  for (int i = 0; i < rotary_dim / 2; ++i) {
-    double f = 1.0 / std::pow(static_cast<double>(config.rope_theta), 2.0 * i / rotary_dim);
-    if (s.enabled) {  // Llama 3.1 "llama3" rope_type
-      const double wavelen = 2.0 * std::numbers::pi / f;
-      const double low_wavelen = s.original_max_position / s.low_freq_factor;
-      const double high_wavelen = s.original_max_position / s.high_freq_factor;
-      if (wavelen > low_wavelen) {
-        f /= s.factor;
-      } else if (wavelen >= high_wavelen) {
-        const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
-                              (s.high_freq_factor - s.low_freq_factor);
-        f = (1.0 - smooth) * f / s.factor + smooth * f;
-      }
-    }
-    if (i < static_cast<int>(config.rope_freq_divisors.size())) {
-      f /= config.rope_freq_divisors[i];
-    }
+  const std::vector<double> scaled =
+      ScaledInverseFrequencies(config.rope_scaling, config.rope_theta, rotary_dim);
+  std::vector<float> inv_freq(scaled.size());
+  for (size_t i = 0; i < scaled.size(); ++i) {
+    double f = scaled[i];
+    if (i < config.rope_freq_divisors.size()) f /= config.rope_freq_divisors[i];
     inv_freq[i] = static_cast<float>(f);
   }
   return inv_freq;
+}
+
+float AttentionScale(const ModelConfig& config) {
+  const double factor = RopeAttentionFactor(config.rope_scaling);
+  return static_cast<float>(factor * factor / std::sqrt(static_cast<double>(config.head_dim)));
 }
 
 absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const Checkpoint& checkpoint,
@@ -129,6 +120,7 @@ absl::Status LlamaModel::Init() {
   RS_RETURN_IF_ERROR(CheckKvPoolFitsMemory());
   max_context_len_ = LongestContext();
   const std::vector<float> inv_freq = RopeInverseFrequencies(c);
+  attention_scale_ = AttentionScale(c);
   RS_ASSIGN_OR_RETURN(inv_freq_, backend_->Allocate(inv_freq.size() * sizeof(float)));
   backend_->CopyToDevice(inv_freq_.data(), inv_freq.data(), inv_freq.size() * sizeof(float));
   RS_ASSIGN_OR_RETURN(kv_, KvStorage::Create(c, backend_, *options_.kv_dtype,

@@ -217,6 +217,7 @@ class LlamaModel {
   kernels::Weight output_norm_;
   kernels::Weight output_;  // empty when tied to token_embedding_
   kernels::DeviceBuffer inv_freq_;
+  float attention_scale_ = 0;  // AttentionScale(config_)
   std::unique_ptr<KvStorage> kv_;
   std::unique_ptr<Workspace> ws_;
   // Host side of the per-pass copies: batch metadata and sampling chains up, logits and
@@ -228,8 +229,13 @@ class LlamaModel {
   int max_context_len_ = 0;  // see max_context_len()
 };
 
-// Rotary inverse frequencies for `config` (rotary_dim / 2 values), Llama 3 scaling applied.
+// Rotary inverse frequencies for `config` (rotary_dim / 2 values), its rope scaling and
+// rope_freq_divisors applied.
 std::vector<float> RopeInverseFrequencies(const ModelConfig& config);
+
+// The softmax scale: 1 / sqrt(head_dim), times the square of the rope scaling's attention
+// factor (yarn's), which multiplies every rotated q and k and so their products.
+float AttentionScale(const ModelConfig& config);
 
 }  // namespace ringserve::model
 

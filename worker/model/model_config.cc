@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/status_macros.h"
 
 namespace ringserve::model {
 namespace {
@@ -42,13 +43,7 @@ absl::Status ModelConfig::Validate() {
   if (!(rope_theta > 0)) {
     return absl::InvalidArgumentError("model config: rope_theta must be positive");
   }
-  if (rope_scaling.enabled && (!(rope_scaling.factor > 0) ||
-                               !(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor) ||
-                               rope_scaling.original_max_position <= 0)) {
-    return absl::InvalidArgumentError(
-        "model config: rope_scaling needs factor > 0, high_freq_factor > low_freq_factor and "
-        "original_max_position > 0");
-  }
+  RS_RETURN_IF_ERROR(ValidateRopeScaling(rope_scaling, rotary_dim, head_dim));
   if (!rope_freq_divisors.empty() &&
       rope_freq_divisors.size() != static_cast<size_t>(rotary_dim / 2)) {
     return Invalid("rope_freq_divisors size", static_cast<int64_t>(rope_freq_divisors.size()),

@@ -8,19 +8,9 @@
 
 #include "absl/status/status.h"
 #include "kernels/backend.h"
+#include "worker/model/rope_scaling.h"
 
 namespace ringserve::model {
-
-// Llama 3 "rope_scaling" with rope_type "llama3": long wavelengths are divided by
-// `factor`, short ones kept, a smooth blend between (see Llama 3 reference code /
-// transformers' _compute_llama3_parameters).
-struct RopeScaling {
-  bool enabled = false;
-  float factor = 8.0F;
-  float low_freq_factor = 1.0F;
-  float high_freq_factor = 4.0F;
-  int original_max_position = 8192;
-};
 
 struct ModelConfig {
   std::string architecture = "llama";
@@ -37,7 +27,7 @@ struct ModelConfig {
   int rotary_dim = 0;  // 0 = head_dim
   kernels::RopeLayout rope_layout = kernels::RopeLayout::kAdjacentPairs;
   RopeScaling rope_scaling;
-  // Per-frequency divisors some GGUF files carry instead of scaling parameters
+  // Per-frequency divisors some GGUF files carry instead of Llama 3 scaling parameters
   // (llama.cpp's rope_freqs.weight); applied after rope_scaling. Empty = none.
   std::vector<float> rope_freq_divisors;
   bool tied_embeddings = false;

@@ -24,7 +24,7 @@ ModelConfig Make(int dim, int hidden, int layers, int heads, int kv_heads, int v
 
 ModelConfig Llama3Scaled(ModelConfig c, float factor) {
   c.rms_eps = 1e-5F;
-  c.rope_scaling.enabled = true;
+  c.rope_scaling.type = RopeType::kLlama3;
   c.rope_scaling.factor = factor;
   c.rope_scaling.low_freq_factor = 1.0F;
   c.rope_scaling.high_freq_factor = 4.0F;

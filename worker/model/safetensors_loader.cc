@@ -2,10 +2,8 @@
 
 #include <sys/stat.h>
 
-#include <climits>
 #include <cstring>
 #include <fstream>
-#include <optional>
 #include <sstream>
 
 #include "absl/container/flat_hash_set.h"
@@ -14,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "worker/model/json_fields.h"
+#include "worker/model/rope_scaling.h"
 #include "worker/tokenizer/tokenizer_json.h"
 
 namespace ringserve::model {
@@ -24,7 +24,7 @@ using json = nlohmann::json;
 constexpr uint64_t kMaxHeaderBytes = uint64_t{100} << 20;  // the reference reader's limit
 
 absl::Status Error(const std::string& name, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(name, ": ", what));
+  return JsonFieldError(name, what);
 }
 
 // Element size of a safetensors dtype; 0 when unknown.
@@ -194,24 +194,6 @@ absl::Status LoadVocabulary(const std::string& dir, const std::string& config_te
   return absl::OkStatus();
 }
 
-// A positive int field; `fallback` when absent or null (nullopt = required).
-absl::StatusOr<int> JsonDim(const json& j, const char* key, const std::string& name,
-                            std::optional<int> fallback = std::nullopt) {
-  if ((!j.contains(key) || j[key].is_null()) && fallback.has_value()) return *fallback;
-  if (!j.contains(key) || !j[key].is_number_unsigned() || j[key].get<uint64_t>() == 0 ||
-      j[key].get<uint64_t>() > INT_MAX) {
-    return Error(name, absl::StrCat("'", key, "' must be a positive integer"));
-  }
-  return j[key].get<int>();
-}
-
-absl::StatusOr<double> JsonNumber(const json& j, const char* key, const std::string& name,
-                                  double fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (!j[key].is_number()) return Error(name, absl::StrCat("'", key, "' must be a number"));
-  return j[key].get<double>();
-}
-
 // The object holding the rotary settings: transformers >= 5 writes all of them (rope_theta
 // and rope_type included) under "rope_parameters"; earlier versions wrote "rope_theta" at
 // the top and the scaling under "rope_scaling". Null when neither is there.
@@ -222,33 +204,6 @@ absl::StatusOr<const json*> RopeObject(const json& j, const std::string& name) {
     return &j[key];
   }
   return nullptr;
-}
-
-absl::Status ParseRopeScaling(const json* rope, const std::string& name, RopeScaling* out) {
-  if (rope == nullptr) return absl::OkStatus();
-  const json& r = *rope;
-  const char* type_key = r.contains("rope_type") ? "rope_type" : "type";
-  if (!r.contains(type_key) || !r[type_key].is_string()) {
-    return Error(name, "the rope settings have no rope_type");
-  }
-  const auto& type = r[type_key].get_ref<const std::string&>();
-  if (type == "default") return absl::OkStatus();
-  if (type != "llama3") {
-    return absl::UnimplementedError(
-        absl::StrCat(name, ": rope type '", type, "' is not supported (llama3 is)"));
-  }
-  out->enabled = true;
-  RS_ASSIGN_OR_RETURN(const double factor, JsonNumber(r, "factor", name, out->factor));
-  RS_ASSIGN_OR_RETURN(const double low,
-                      JsonNumber(r, "low_freq_factor", name, out->low_freq_factor));
-  RS_ASSIGN_OR_RETURN(const double high,
-                      JsonNumber(r, "high_freq_factor", name, out->high_freq_factor));
-  out->factor = static_cast<float>(factor);
-  out->low_freq_factor = static_cast<float>(low);
-  out->high_freq_factor = static_cast<float>(high);
-  RS_ASSIGN_OR_RETURN(out->original_max_position, JsonDim(r, "original_max_position_embeddings",
-                                                          name, out->original_max_position));
-  return absl::OkStatus();
 }
 
 // "llama" (Llama and Mistral), "qwen2" (Llama with Q/K/V biases) or "qwen3" (Llama with
@@ -271,14 +226,6 @@ absl::StatusOr<std::string> ArchitectureOf(const json& j, const std::string& nam
       absl::StrCat(name, ": architecture '", arch,
                    "' is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
                    "Qwen3ForCausalLM are)"));
-}
-
-// A boolean config field, `fallback` when absent or null.
-absl::StatusOr<bool> JsonBool(const json& j, const char* key, const std::string& name,
-                              bool fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (!j[key].is_boolean()) return Error(name, absl::StrCat("'", key, "' must be a bool"));
-  return j[key].get<bool>();
 }
 
 }  // namespace
@@ -318,7 +265,10 @@ absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
   c.rms_eps = static_cast<float>(eps);
   c.rope_theta = static_cast<float>(theta);
   c.rope_layout = kernels::RopeLayout::kHalves;
-  RS_RETURN_IF_ERROR(ParseRopeScaling(rope, name, &c.rope_scaling));
+  if (rope != nullptr) {
+    RS_ASSIGN_OR_RETURN(c.rope_scaling, RopeScalingFromJson(*rope, c.max_seq_len, name));
+    c.max_seq_len = ScaledContextLength(c.rope_scaling, c.max_seq_len);
+  }
   RS_ASSIGN_OR_RETURN(c.tied_embeddings, JsonBool(j, "tie_word_embeddings", name, false));
   if (absl::Status s = c.Validate(); !s.ok()) return Error(name, s.message());
   return c;

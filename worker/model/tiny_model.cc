@@ -85,6 +85,20 @@ void WriteVocabulary(const tokenizer::Vocabulary& v, GgufWriter* w) {
   w->SetBool("tokenizer.ggml.add_space_prefix", true);
 }
 
+// The keys ReadRopeScaling reads back (llama.cpp's, and "llama3" as ringserve names it).
+void WriteRopeScaling(const RopeScaling& s, const std::string& p, GgufWriter* w) {
+  if (s.type == RopeType::kDefault) return;
+  w->SetString(p + "rope.scaling.type", std::string(RopeTypeName(s.type)));
+  w->SetFloat32(p + "rope.scaling.factor", s.factor);
+  if (s.type == RopeType::kLinear) return;
+  w->SetUint32(p + "rope.scaling.original_context_length", s.original_max_position);
+  if (s.type == RopeType::kYarn) {
+    w->SetFloat32(p + "rope.scaling.yarn_beta_fast", s.beta_fast);
+    w->SetFloat32(p + "rope.scaling.yarn_beta_slow", s.beta_slow);
+    w->SetFloat32(p + "rope.scaling.attn_factor", static_cast<float>(RopeAttentionFactor(s)));
+  }
+}
+
 void WriteConfig(const ModelConfig& c, const std::string& name, GgufWriter* w) {
   // A Qwen2 is a Llama with Q/K/V biases whose rope rotates the halves of each head, a Qwen3
   // one with per-head Q/K norms instead of biases: the architecture name tells a reader.
@@ -104,6 +118,7 @@ void WriteConfig(const ModelConfig& c, const std::string& name, GgufWriter* w) {
   w->SetUint32(p + "rope.dimension_count", c.head_dim);
   w->SetFloat32(p + "attention.layer_norm_rms_epsilon", c.rms_eps);
   w->SetFloat32(p + "rope.freq_base", c.rope_theta);
+  WriteRopeScaling(c.rope_scaling, p, w);
 }
 
 // A K-quant needs rows of whole 256-value super-blocks; for other rows llama.cpp's

@@ -141,27 +141,54 @@ class Reference {
 
   double InvFreq(int i) const {
     const int rd = c_.rotary_dim > 0 ? c_.rotary_dim : c_.head_dim;
-    double f = std::pow(static_cast<double>(c_.rope_theta), -2.0 * i / rd);
+    const double f = std::pow(static_cast<double>(c_.rope_theta), -2.0 * i / rd);
     const RopeScaling& s = c_.rope_scaling;
-    if (!s.enabled) return f;
-    const double wavelen = 2 * std::numbers::pi / f;
-    if (wavelen < s.original_max_position / s.high_freq_factor) return f;
-    if (wavelen > s.original_max_position / s.low_freq_factor) return f / s.factor;
-    const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
-                          (s.high_freq_factor - s.low_freq_factor);
-    return (1 - smooth) * f / s.factor + smooth * f;
+    switch (s.type) {
+      case RopeType::kDefault:
+        return f;
+      case RopeType::kLinear:
+        return f / s.factor;
+      case RopeType::kLlama3: {
+        const double wavelen = 2 * std::numbers::pi / f;
+        if (wavelen < s.original_max_position / s.high_freq_factor) return f;
+        if (wavelen > s.original_max_position / s.low_freq_factor) return f / s.factor;
+        const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
+                              (s.high_freq_factor - s.low_freq_factor);
+        return (1 - smooth) * f / s.factor + smooth * f;
+      }
+      case RopeType::kYarn: {
+        // The pair index at which a frequency turns `turns` times over the original context.
+        auto dim_of = [&](double turns) {
+          return rd * std::log(s.original_max_position / (turns * 2 * std::numbers::pi)) /
+                 (2 * std::log(static_cast<double>(c_.rope_theta)));
+        };
+        const double lo = std::max(std::floor(dim_of(s.beta_fast)), 0.0);
+        double hi = std::min(std::ceil(dim_of(s.beta_slow)), rd - 1.0);
+        if (hi == lo) hi += 0.001;
+        const double ramp = std::clamp((i - lo) / (hi - lo), 0.0, 1.0);
+        return (1 - ramp) * f + ramp * f / s.factor;
+      }
+    }
+    return f;
+  }
+
+  // transformers multiplies cos and sin by yarn's attention factor, so every rotated value.
+  double RopeMagnitude() const {
+    const RopeScaling& s = c_.rope_scaling;
+    return s.type == RopeType::kYarn ? 0.1 * std::log(s.factor) + 1 : 1.0;
   }
 
   void Rope(double* head, int pos) const {
     const int rd = c_.rotary_dim > 0 ? c_.rotary_dim : c_.head_dim;
+    const double m = RopeMagnitude();
     for (int i = 0; i < rd / 2; ++i) {
       const double a = pos * InvFreq(i);
       const int i0 = c_.rope_layout == kernels::RopeLayout::kAdjacentPairs ? 2 * i : i;
       const int i1 = c_.rope_layout == kernels::RopeLayout::kAdjacentPairs ? 2 * i + 1 : i + rd / 2;
       const double x0 = head[i0];
       const double x1 = head[i1];
-      head[i0] = x0 * std::cos(a) - x1 * std::sin(a);
-      head[i1] = x0 * std::sin(a) + x1 * std::cos(a);
+      head[i0] = m * (x0 * std::cos(a) - x1 * std::sin(a));
+      head[i1] = m * (x0 * std::sin(a) + x1 * std::cos(a));
     }
   }
 
@@ -258,7 +285,8 @@ struct Variant {
   std::string name;
   int heads, kv_heads, head_dim, rotary_dim;
   kernels::RopeLayout layout;
-  bool llama3_scaling, tied;
+  RopeType rope;
+  bool tied;
   bool attention_bias = false;
   bool qk_norm = false;
   int dim = 0;  // 0: heads * head_dim
@@ -281,9 +309,9 @@ ModelConfig ConfigFor(const Variant& v) {
   c.tied_embeddings = v.tied;
   c.attention_bias = v.attention_bias;
   c.qk_norm = v.qk_norm;
-  if (v.llama3_scaling) {
-    c.rope_scaling = {true, 4.0F, 1.0F, 4.0F, 64};
-  }
+  c.rope_scaling.type = v.rope;
+  c.rope_scaling.factor = 4.0F;
+  c.rope_scaling.original_max_position = 64;  // llama3: low 1, high 4; yarn: beta 32 and 1
   return c;
 }
 
@@ -411,14 +439,23 @@ TEST_P(ForwardReferenceTest, PrefillDecodeAndMixedBatchesMatchReference) {
 }
 
 const Variant kVariants[] = {
-    {"mha_adjacent_tied", 4, 4, 8, 0, kernels::RopeLayout::kAdjacentPairs, false, true},
-    {"gqa2_halves_untied", 4, 2, 16, 0, kernels::RopeLayout::kHalves, false, false},
-    {"gqa4_llama3_halves", 8, 2, 8, 0, kernels::RopeLayout::kHalves, true, false},
-    {"mqa_partial_rotary", 4, 1, 16, 8, kernels::RopeLayout::kAdjacentPairs, false, true},
-    {"qwen2_biases_gqa2", 4, 2, 16, 0, kernels::RopeLayout::kHalves, false, true, true},
+    {"mha_adjacent_tied", 4, 4, 8, 0, kernels::RopeLayout::kAdjacentPairs, RopeType::kDefault,
+     true},
+    {"gqa2_halves_untied", 4, 2, 16, 0, kernels::RopeLayout::kHalves, RopeType::kDefault, false},
+    {"gqa4_llama3_halves", 8, 2, 8, 0, kernels::RopeLayout::kHalves, RopeType::kLlama3, false},
+    {"mqa_partial_rotary", 4, 1, 16, 8, kernels::RopeLayout::kAdjacentPairs, RopeType::kDefault,
+     true},
+    {"qwen2_biases_gqa2", 4, 2, 16, 0, kernels::RopeLayout::kHalves, RopeType::kDefault, true,
+     true},
     // Qwen3: per-head Q/K norms, heads wider than dim / num_heads.
-    {"qwen3_qknorm_wide_heads", 4, 2, 16, 0, kernels::RopeLayout::kHalves, false, true, false, true,
-     40},
+    {"qwen3_qknorm_wide_heads", 4, 2, 16, 0, kernels::RopeLayout::kHalves, RopeType::kDefault, true,
+     false, true, 40},
+    // YaRN (Qwen2.5 / Qwen3 past 32k): the reference scales rotated q and k, ringserve the
+    // softmax.
+    {"qwen3_yarn_gqa2", 4, 2, 16, 0, kernels::RopeLayout::kHalves, RopeType::kYarn, true, false,
+     true},
+    {"mha_linear_adjacent", 4, 4, 8, 0, kernels::RopeLayout::kAdjacentPairs, RopeType::kLinear,
+     false},
 };
 
 INSTANTIATE_TEST_SUITE_P(Variants, ForwardReferenceTest,

@@ -1,13 +1,16 @@
 // Loading checkpoints of every format into the same canonical Checkpoint.
 #include "worker/model/checkpoint.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/model_io/test_util.h"
@@ -79,7 +82,7 @@ TEST(GgufCheckpoint, RopeFreqsTensorAndLlama3Keys) {
   auto config = ModelConfigFromGguf(**file);
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->rope_freq_divisors, divisors);
-  EXPECT_FALSE(config->rope_scaling.enabled);
+  EXPECT_EQ(config->rope_scaling.type, RopeType::kDefault);
 
   GgufWriter w3 = testing::SmallGgufWriter(c, kernels::DType::kF32);
   w3.SetString("llama.rope.scaling.type", "llama3");
@@ -90,9 +93,86 @@ TEST(GgufCheckpoint, RopeFreqsTensorAndLlama3Keys) {
   ASSERT_TRUE(file.ok()) << file.status();
   config = ModelConfigFromGguf(**file);
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_TRUE(config->rope_scaling.enabled);
+  EXPECT_EQ(config->rope_scaling.type, RopeType::kLlama3);
   EXPECT_FLOAT_EQ(config->rope_scaling.factor, 32.0F);
   EXPECT_EQ(config->rope_scaling.original_max_position, 4096);
+}
+
+absl::StatusOr<ModelConfig> ConfigWithKeys(const std::function<void(GgufWriter&)>& keys) {
+  const ModelConfig c = testing::SmallConfig();
+  GgufWriter w = testing::SmallGgufWriter(c, kernels::DType::kF32);
+  keys(w);
+  const std::vector<uint8_t> bytes = w.Build();
+  RS_ASSIGN_OR_RETURN(auto file, GgufFile::Parse(bytes, "mem.gguf"));
+  return ModelConfigFromGguf(*file);
+}
+
+// Qwen2.5's GGUF with YaRN: type, factor and the original context as convert_hf_to_gguf
+// writes them; the context served becomes factor times the original.
+TEST(GgufCheckpoint, YarnKeysExtendTheContext) {
+  auto config = ConfigWithKeys([](GgufWriter& w) {
+    w.SetString("llama.rope.scaling.type", "yarn");
+    w.SetFloat32("llama.rope.scaling.factor", 4.0F);
+    w.SetUint32("llama.rope.scaling.original_context_length", 16);
+  });
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->rope_scaling.type, RopeType::kYarn);
+  EXPECT_FLOAT_EQ(config->rope_scaling.factor, 4.0F);
+  EXPECT_EQ(config->rope_scaling.original_max_position, 16);
+  EXPECT_FLOAT_EQ(config->rope_scaling.beta_fast, 32.0F);
+  EXPECT_FLOAT_EQ(config->rope_scaling.beta_slow, 1.0F);
+  EXPECT_EQ(config->max_seq_len, 64);
+  EXPECT_NEAR(RopeAttentionFactor(config->rope_scaling), 0.1 * std::log(4.0) + 1, 1e-12);
+
+  // Without an original context the file's own is the original; betas and an attention
+  // factor when the file names them.
+  config = ConfigWithKeys([](GgufWriter& w) {
+    w.SetString("llama.rope.scaling.type", "yarn");
+    w.SetFloat32("llama.rope.scaling.factor", 2.0F);
+    w.SetFloat32("llama.rope.scaling.yarn_beta_fast", 16.0F);
+    w.SetFloat32("llama.rope.scaling.yarn_beta_slow", 2.0F);
+    w.SetFloat32("llama.rope.scaling.attn_factor", 1.5F);
+  });
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->rope_scaling.original_max_position, 16);
+  EXPECT_EQ(config->max_seq_len, 32);
+  EXPECT_FLOAT_EQ(config->rope_scaling.beta_fast, 16.0F);
+  EXPECT_FLOAT_EQ(config->rope_scaling.beta_slow, 2.0F);
+  EXPECT_DOUBLE_EQ(RopeAttentionFactor(config->rope_scaling), 1.5);
+}
+
+// llama.cpp's reading: a factor without a type is linear, under either key name; "none"
+// and a factor of 1 are no scaling.
+TEST(GgufCheckpoint, LinearScalingKeys) {
+  for (const char* key : {"llama.rope.scaling.factor", "llama.rope.scale_linear"}) {
+    auto config = ConfigWithKeys([&](GgufWriter& w) { w.SetFloat32(key, 4.0F); });
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->rope_scaling.type, RopeType::kLinear) << key;
+    EXPECT_FLOAT_EQ(config->rope_scaling.factor, 4.0F) << key;
+    EXPECT_EQ(config->max_seq_len, 16) << "linear keeps the file's context";
+  }
+  auto typed = ConfigWithKeys([](GgufWriter& w) {
+    w.SetString("llama.rope.scaling.type", "linear");
+    w.SetFloat32("llama.rope.scaling.factor", 2.0F);
+  });
+  ASSERT_TRUE(typed.ok()) << typed.status();
+  EXPECT_EQ(typed->rope_scaling.type, RopeType::kLinear);
+  for (auto keys : std::vector<std::function<void(GgufWriter&)>>{
+           [](GgufWriter& w) { w.SetFloat32("llama.rope.scaling.factor", 1.0F); },
+           [](GgufWriter& w) {
+             w.SetString("llama.rope.scaling.type", "none");
+             w.SetFloat32("llama.rope.scaling.factor", 4.0F);
+           }}) {
+    auto config = ConfigWithKeys(keys);
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->rope_scaling.type, RopeType::kDefault);
+  }
+  auto longrope = ConfigWithKeys([](GgufWriter& w) {
+    w.SetString("llama.rope.scaling.type", "longrope");
+    w.SetFloat32("llama.rope.scaling.factor", 4.0F);
+  });
+  EXPECT_EQ(longrope.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(longrope.status().message(), HasSubstr("'longrope'"));
 }
 
 TEST(GgufCheckpoint, OtherArchitectureIsUnimplemented) {
@@ -125,6 +205,43 @@ std::string SmallPresetGguf(const std::string& preset, int head_dim) {
   const absl::Status written = WriteRandomModel(path, *config, kernels::DType::kF32);
   EXPECT_TRUE(written.ok()) << written;
   return written.ok() ? path : "";
+}
+
+// ringserve-model make-random writes a preset's rope scaling, and it reads back the same:
+// Llama 3.2's llama3 scaling, and YaRN with the context it extends.
+TEST(GgufCheckpoint, RandomModelsKeepTheirRopeScaling) {
+  const std::string llama = SmallPresetGguf("llama-3.2-1b", /*head_dim=*/16);
+  ASSERT_FALSE(llama.empty());
+  auto ckpt = OpenCheckpoint(llama);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  absl::StatusOr<ModelConfig> preset = PresetConfig("llama-3.2-1b");
+  ASSERT_TRUE(preset.ok());
+  const RopeScaling& got = (*ckpt)->config.rope_scaling;
+  EXPECT_EQ(got.type, RopeType::kLlama3);
+  EXPECT_EQ(got.factor, preset->rope_scaling.factor);
+  EXPECT_EQ(got.original_max_position, preset->rope_scaling.original_max_position);
+
+  ModelConfig yarn = testing::SmallConfig();
+  yarn.architecture = "qwen3";
+  yarn.qk_norm = true;
+  yarn.rope_scaling.type = RopeType::kYarn;
+  yarn.rope_scaling.factor = 4;
+  yarn.rope_scaling.original_max_position = 16;
+  yarn.rope_scaling.beta_fast = 24;
+  yarn.max_seq_len = 64;
+  ASSERT_TRUE(yarn.Validate().ok());
+  yarn.vocab_size = 300;
+  const std::string path = absl::StrCat(::testing::TempDir(), "yarn_small.gguf");
+  ASSERT_TRUE(WriteRandomModel(path, yarn, kernels::DType::kF32).ok());
+  ckpt = OpenCheckpoint(path);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  const ModelConfig& read = (*ckpt)->config;
+  EXPECT_EQ(read.rope_scaling.type, RopeType::kYarn);
+  EXPECT_EQ(read.rope_scaling.factor, 4.0F);
+  EXPECT_EQ(read.rope_scaling.original_max_position, 16);
+  EXPECT_EQ(read.rope_scaling.beta_fast, 24.0F);
+  EXPECT_NEAR(RopeAttentionFactor(read.rope_scaling), RopeAttentionFactor(yarn.rope_scaling), 1e-6);
+  EXPECT_EQ(read.max_seq_len, 64);
 }
 
 // A Qwen3 GGUF (ringserve-model make-random --preset qwen3-0.6b, here at a small size):

@@ -60,7 +60,7 @@ TEST_P(SafetensorsDir, SingleFile) {
   EXPECT_FLOAT_EQ(got.rope_theta, 500000.0F);
   EXPECT_FLOAT_EQ(got.rms_eps, 1e-5F);
   EXPECT_EQ(got.tied_embeddings, c.tied_embeddings);
-  EXPECT_FALSE(got.rope_scaling.enabled);
+  EXPECT_EQ(got.rope_scaling.type, RopeType::kDefault);
   ExpectValues(**ckpt, c, GetParam().kind);
   EXPECT_FALSE((*ckpt)->Find("output.weight").ok() && c.tied_embeddings);
 }
@@ -151,7 +151,7 @@ TEST(SafetensorsConfig, Llama3RopeScalingAndHeadDim) {
         "original_max_position_embeddings": 8192}, "bos_token_id": 1, "eos_token_id": [2, 3])"),
       "config.json");
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_TRUE(got->rope_scaling.enabled);
+  EXPECT_EQ(got->rope_scaling.type, RopeType::kLlama3);
   EXPECT_FLOAT_EQ(got->rope_scaling.factor, 32.0F);
   EXPECT_FLOAT_EQ(got->rope_scaling.low_freq_factor, 1.0F);
   EXPECT_FLOAT_EQ(got->rope_scaling.high_freq_factor, 4.0F);
@@ -162,12 +162,69 @@ TEST(SafetensorsConfig, Llama3RopeScalingAndHeadDim) {
   auto old_key = ModelConfigFromHfJson(
       testing::HfConfigJson(c, R"(, "rope_scaling": {"type": "llama3", "factor": 8.0})"), "c");
   ASSERT_TRUE(old_key.ok()) << old_key.status();
-  EXPECT_TRUE(old_key->rope_scaling.enabled);
+  EXPECT_EQ(old_key->rope_scaling.type, RopeType::kLlama3);
+}
 
+// Qwen2.5's documented YaRN setting: max_position_embeddings stays at the original context,
+// and the context served is factor times it.
+TEST(SafetensorsConfig, YarnRopeScalingExtendsTheContext) {
+  const ModelConfig c = testing::SmallConfig();  // max_position_embeddings 16
   auto yarn = ModelConfigFromHfJson(
-      testing::HfConfigJson(c, R"(, "rope_scaling": {"rope_type": "yarn", "factor": 4.0})"), "c");
-  EXPECT_EQ(yarn.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(yarn.status().message(), HasSubstr("yarn"));
+      testing::HfConfigJson(c, R"(, "rope_scaling": {"type": "yarn", "factor": 4.0,
+        "original_max_position_embeddings": 16})"),
+      "c");
+  ASSERT_TRUE(yarn.ok()) << yarn.status();
+  EXPECT_EQ(yarn->rope_scaling.type, RopeType::kYarn);
+  EXPECT_FLOAT_EQ(yarn->rope_scaling.factor, 4.0F);
+  EXPECT_EQ(yarn->rope_scaling.original_max_position, 16);
+  EXPECT_FLOAT_EQ(yarn->rope_scaling.beta_fast, 32.0F);
+  EXPECT_FLOAT_EQ(yarn->rope_scaling.beta_slow, 1.0F);
+  EXPECT_TRUE(yarn->rope_scaling.truncate);
+  EXPECT_EQ(yarn->max_seq_len, 64);
+
+  // A config whose max_position_embeddings is already the extended one keeps it.
+  auto extended = ModelConfigFromHfJson(
+      testing::HfConfigJson(c, R"(, "rope_scaling": {"rope_type": "yarn", "factor": 2.0,
+        "original_max_position_embeddings": 4, "beta_fast": 8, "beta_slow": 0.5,
+        "truncate": false, "attention_factor": 1.25})"),
+      "c");
+  ASSERT_TRUE(extended.ok()) << extended.status();
+  EXPECT_EQ(extended->max_seq_len, 16);
+  EXPECT_FLOAT_EQ(extended->rope_scaling.beta_fast, 8.0F);
+  EXPECT_FLOAT_EQ(extended->rope_scaling.beta_slow, 0.5F);
+  EXPECT_FALSE(extended->rope_scaling.truncate);
+  EXPECT_DOUBLE_EQ(RopeAttentionFactor(extended->rope_scaling), 1.25);
+
+  auto linear = ModelConfigFromHfJson(
+      testing::HfConfigJson(c, R"(, "rope_scaling": {"type": "linear", "factor": 4.0})"), "c");
+  ASSERT_TRUE(linear.ok()) << linear.status();
+  EXPECT_EQ(linear->rope_scaling.type, RopeType::kLinear);
+  EXPECT_EQ(linear->max_seq_len, 16);
+
+  // Refused, each saying why.
+  struct Refused {
+    const char* rope;
+    absl::StatusCode code;
+    const char* says;
+  };
+  for (const Refused& r : {
+           Refused{R"({"rope_type": "dynamic", "factor": 2.0})", absl::StatusCode::kUnimplemented,
+                   "'dynamic'"},
+           Refused{R"({"rope_type": "longrope", "factor": 2.0})", absl::StatusCode::kUnimplemented,
+                   "'longrope'"},
+           Refused{R"({"rope_type": "yarn"})", absl::StatusCode::kInvalidArgument, "'factor'"},
+           Refused{R"({"rope_type": "linear", "factor": "2"})", absl::StatusCode::kInvalidArgument,
+                   "'factor'"},
+           Refused{R"({"rope_type": "yarn", "factor": -1.0})", absl::StatusCode::kInvalidArgument,
+                   "factor > 0"},
+           Refused{R"({"rope_type": "yarn", "factor": 2.0, "truncate": 1})",
+                   absl::StatusCode::kInvalidArgument, "'truncate'"},
+       }) {
+    auto got = ModelConfigFromHfJson(
+        testing::HfConfigJson(c, absl::StrCat(R"(, "rope_scaling": )", r.rope)), "c");
+    EXPECT_EQ(got.status().code(), r.code) << r.rope;
+    EXPECT_THAT(got.status().message(), HasSubstr(r.says)) << r.rope;
+  }
 }
 
 // transformers >= 5 writes rope_theta and the scaling under "rope_parameters" and neither
@@ -186,7 +243,7 @@ TEST(SafetensorsConfig, RopeParametersOfTransformers5) {
       "config.json");
   ASSERT_TRUE(scaled.ok()) << scaled.status();
   EXPECT_FLOAT_EQ(scaled->rope_theta, 250000.0F);
-  EXPECT_TRUE(scaled->rope_scaling.enabled);
+  EXPECT_EQ(scaled->rope_scaling.type, RopeType::kLlama3);
   EXPECT_FLOAT_EQ(scaled->rope_scaling.factor, 8.0F);
   EXPECT_EQ(scaled->rope_scaling.original_max_position, 8192);
 
@@ -194,7 +251,7 @@ TEST(SafetensorsConfig, RopeParametersOfTransformers5) {
       with_extra(R"(, "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0})"), "c");
   ASSERT_TRUE(plain.ok()) << plain.status();
   EXPECT_FLOAT_EQ(plain->rope_theta, 500000.0F);
-  EXPECT_FALSE(plain->rope_scaling.enabled);
+  EXPECT_EQ(plain->rope_scaling.type, RopeType::kDefault);
 
   auto bad = ModelConfigFromHfJson(with_extra(R"(, "rope_parameters": 3)"), "c");
   EXPECT_THAT(bad.status().message(), HasSubstr("rope_parameters"));

@@ -1,5 +1,5 @@
-// tools/common/model_setup: the --attention and --step-attention values, and which
-// tokenizer --tokenizer may name.
+// tools/common/model_setup: the --attention and --step-attention values, which tokenizer
+// --tokenizer may name, and --rope-scaling / --context-length.
 #include "tools/common/model_setup.h"
 
 #include <cstdint>
@@ -127,6 +127,68 @@ TEST(OpenModelTest, KvDtypeNamesTheCacheTypeOrIsRefused) {
     EXPECT_THAT(
         refused.status().message(),
         HasSubstr("--kv-dtype: expected auto, f32, f16 or bf16, got '" + std::string(name) + "'"));
+  }
+}
+
+// --rope-scaling replaces a checkpoint's scaling and --context-length its context, in the
+// config the model is built from: YaRN serves factor times the original context.
+TEST(OpenModelTest, RopeScalingAndContextLengthFlags) {
+  ringserve::testing::ScopedTempDir dir;
+  ModelFlags flags;
+  flags.model_path = dir.File("tiny.gguf");
+  ASSERT_TRUE(model::WriteTinyModel(flags.model_path).ok());
+  const auto plain = OpenModel(flags);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  const int trained = plain->config.max_seq_len;
+
+  flags.rope_scaling = R"({"rope_type": "yarn", "factor": 4})";
+  const auto yarn = OpenModel(flags);
+  ASSERT_TRUE(yarn.ok()) << yarn.status();
+  EXPECT_EQ(yarn->config.rope_scaling.type, model::RopeType::kYarn);
+  EXPECT_EQ(yarn->config.rope_scaling.original_max_position, trained);
+  EXPECT_EQ(yarn->config.max_seq_len, 4 * trained);
+  model::ModelOptions options;
+  options.num_kv_blocks = 4 * trained / options.block_size;
+  const auto model = CreateModel(*yarn, flags, options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->config().rope_scaling.type, model::RopeType::kYarn);
+  EXPECT_EQ((*model)->max_context_len(), 4 * trained);
+
+  flags.context_length = trained / 2;
+  const auto capped = OpenModel(flags);
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  EXPECT_EQ(capped->config.max_seq_len, trained / 2);
+  const auto capped_model = CreateModel(*capped, flags, options);
+  ASSERT_TRUE(capped_model.ok()) << capped_model.status();
+  EXPECT_EQ((*capped_model)->max_context_len(), trained / 2);
+
+  // Longer than the model's: allowed (a warning on stderr). Dummy weights take both too.
+  flags.rope_scaling.clear();
+  flags.context_length = 3 * trained;
+  EXPECT_EQ(OpenModel(flags)->config.max_seq_len, 3 * trained);
+  ModelFlags dummy;
+  dummy.dummy_weights = true;
+  dummy.preset = "tiny";
+  dummy.rope_scaling = R"({"rope_type": "linear", "factor": 2})";
+  const auto linear = OpenModel(dummy);
+  ASSERT_TRUE(linear.ok()) << linear.status();
+  EXPECT_EQ(linear->config.rope_scaling.type, model::RopeType::kLinear);
+
+  struct Refused {
+    const char* json;
+    absl::StatusCode code;
+    const char* says;
+  };
+  for (const Refused& r :
+       {Refused{"yarn", absl::StatusCode::kInvalidArgument, "--rope-scaling: not JSON"},
+        Refused{R"({"rope_type": "dynamic", "factor": 2})", absl::StatusCode::kUnimplemented,
+                "--rope-scaling: rope type 'dynamic' is not supported"},
+        Refused{R"({"rope_type": "yarn", "factor": -2})", absl::StatusCode::kInvalidArgument,
+                "--rope-scaling: model config: rope scaling 'yarn' needs a factor > 0"}}) {
+    flags.rope_scaling = r.json;
+    const auto refused = OpenModel(flags);
+    EXPECT_EQ(refused.status().code(), r.code) << r.json;
+    EXPECT_THAT(refused.status().message(), HasSubstr(r.says)) << r.json;
   }
 }
 

@@ -38,6 +38,7 @@ struct Flags {
   int metrics_port = 0;
   int vnodes = 160;
   double load_factor = 1.25;
+  int prefix_affinity_bytes = 256;
   int health_interval_ms = 1000;
   int health_timeout_ms = 500;
   int dns_interval_s = 5;
@@ -129,6 +130,11 @@ int Run(int argc, char** argv) {
   args.AddInt("vnodes", &flags.vnodes, "ring points per worker (default 160)");
   args.AddFloat("load-factor", &flags.load_factor,
                 "bounded loads c: skip a worker above ceil(c * mean) in flight (default 1.25)");
+  args.AddInt("prefix-affinity-bytes", &flags.prefix_affinity_bytes,
+              "requests without a session go to the ring owner of their input's first N bytes "
+              "(bounded loads apply), so those sharing a prompt's start share a worker's prefix "
+              "cache (default 256; 0: the less loaded of two random workers)",
+              {.min = 0, .max = 1 << 20});
   args.AddInt("health-interval-ms", &flags.health_interval_ms, "health-check period (1000)");
   args.AddInt("health-timeout-ms", &flags.health_timeout_ms, "health-check deadline (500)");
   args.AddInt("dns-interval-s", &flags.dns_interval_s, "dns: re-resolution period (5)");
@@ -176,6 +182,7 @@ int Run(int argc, char** argv) {
   options.membership.source = *std::move(source);
   options.membership.ring.points_per_endpoint = flags.vnodes;
   options.membership.ring.load_factor = flags.load_factor;
+  options.prefix_affinity_bytes = flags.prefix_affinity_bytes;
   options.membership.health_interval = absl::Milliseconds(flags.health_interval_ms);
   options.membership.health_timeout = absl::Milliseconds(flags.health_timeout_ms);
   options.membership.dns_interval = absl::Seconds(flags.dns_interval_s);

@@ -31,6 +31,9 @@ struct ProxyEnv {
   CallPolicy& policy;
   // Set when the router drains: new calls get UNAVAILABLE.
   const std::atomic<bool>& draining;
+  // Generate without a session: placed by this many leading bytes of its input (0: the
+  // less loaded of two random workers). RouterOptions::prefix_affinity_bytes.
+  int prefix_affinity_bytes = 0;
 };
 
 // The first attempt's worker into *target, or the status that refuses the call

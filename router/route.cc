@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "router/prefix_key.h"
 #include "router/session_key.h"
 
 namespace ringserve::router {
@@ -9,6 +10,16 @@ namespace ringserve::router {
 Route Route::ForSession(const std::string& session_id, Placement session_placement) {
   if (session_id.empty()) return Route{Placement::kAnyWorker, 0};
   return Route{session_placement, SessionHash(session_id)};
+}
+
+Route Route::ForGenerate(const v1::GenerateRequest& request, int prefix_affinity_bytes) {
+  if (!request.session_id().empty()) {
+    return ForSession(request.session_id(),
+                      request.append() ? Placement::kSessionOwner : Placement::kSessionBounded);
+  }
+  const std::optional<uint64_t> prefix = PrefixHash(request, prefix_affinity_bytes);
+  if (!prefix.has_value()) return Route{Placement::kAnyWorker, 0};
+  return Route{Placement::kSessionBounded, *prefix};
 }
 
 Target RoutePlanner::First() {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "grpcpp/support/status.h"
+#include "ringserve/v1/inference.pb.h"
 #include "router/endpoint.h"
 #include "router/membership.h"
 
@@ -18,8 +19,9 @@ namespace ringserve::router {
 enum class Placement {
   // No session: the less loaded of two random workers (power of two choices).
   kAnyWorker,
-  // A session's new context (Generate without append): the ring owner, or the next worker
-  // clockwise when the owner is over its load bound (bounded loads).
+  // A session's new context (Generate without append), or a Generate without a session
+  // placed by its input's prefix (prefix affinity): the ring owner of the key, or the next
+  // worker clockwise when the owner is over its load bound (bounded loads).
   kSessionBounded,
   // A call on a session's existing state (append, Fork, CloseSession): the ring owner,
   // whatever its load, then the next owner, where a spilled session lives.
@@ -28,10 +30,14 @@ enum class Placement {
 
 struct Route {
   Placement placement = Placement::kAnyWorker;
-  uint64_t key_hash = 0;  // SessionHash of the session id; unused for kAnyWorker
+  uint64_t key_hash = 0;  // SessionHash or PrefixHash; unused for kAnyWorker
 
   // kAnyWorker for an empty session id, else `session_placement` keyed by its hash.
   static Route ForSession(const std::string& session_id, Placement session_placement);
+  // A Generate: by its session as ForSession says (the owner with append, else bounded);
+  // without a session, kSessionBounded keyed by the first `prefix_affinity_bytes` of its
+  // input (PrefixHash), or kAnyWorker when that is 0.
+  static Route ForGenerate(const v1::GenerateRequest& request, int prefix_affinity_bytes);
 };
 
 // The worker one attempt goes to, counted in flight against it while this lives.

@@ -33,6 +33,10 @@ struct RouterOptions {
   int max_request_bytes = 16 << 20;
   CallPolicyOptions policy;
   MembershipOptions membership;
+  // Requests without a session go to the ring owner of their input's first this many
+  // bytes (bounded loads apply), so those that share a prompt's beginning share one
+  // worker's prefix cache; 0: the less loaded of two random workers.
+  int prefix_affinity_bytes = 256;
 };
 
 // Owner: main or a test. Thread: any; Drain and Shutdown may be called from a signal-

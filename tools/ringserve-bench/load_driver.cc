@@ -113,7 +113,8 @@ class LoadDriver::State {
   GenerateRequest BuildRequest(const PlannedRequest& planned, Conversation& c) {
     GenerateRequest request;
     if (planned.turn == 1) ++c.round;
-    const std::string session = workload_.SessionId(planned.session);
+    const std::string session =
+        options_.stateless ? std::string() : workload_.SessionId(planned.session);
     request.set_session_id(session.empty() || c.round <= 1 ? session
                                                            : absl::StrCat(session, ".", c.round));
     request.set_request_id(absl::StrCat("bench-", planned.index));

@@ -30,6 +30,9 @@ struct DriverOptions {
   // Not empty: every request's reply is held to this regular expression (response_format
   // regex), to measure structured output under load.
   std::string regex;
+  // Conversations without session ids: every turn resends the whole context, as clients of
+  // stateless APIs do (where the router's prefix affinity matters).
+  bool stateless = false;
   // HTTP/2 connections the streams are spread over.
   int connections = 4;
   // Called about ten times a second from the driving thread with (finished, failed).

@@ -22,6 +22,7 @@ constexpr char kUsage[] =
     "usage: ringserve-bench --target HOST:PORT [--concurrency C | --rate R] [--requests N]\n"
     "       [--sessions S --turns T] [--prompt-tokens P] [--output-tokens O]\n"
     "       [--shared-prefix K] [--regex RE] [--seed N] [--timeout-s S] [--connections N]\n"
+    "       [--stateless]\n"
     "       [--json]\n"
     "       [--tls-ca PEM [--tls-cert PEM --tls-key PEM]] [--token T (or env RINGSERVE_TOKEN)]";
 
@@ -55,6 +56,8 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
   parser.AddInt("seed", &flags.seed, "workload seed");
   parser.AddFloat("timeout-s", &flags.driver.timeout_s, "per-request deadline; 0 = none");
   parser.AddInt("connections", &flags.driver.connections, "HTTP/2 connections to spread over");
+  parser.AddBool("stateless", &flags.driver.stateless,
+                 "conversations without session ids: each turn resends the whole context");
   parser.AddString("session-prefix", &flags.workload.session_prefix, "session ids' prefix");
   parser.AddBool("json", &flags.json, "print one JSON object");
   flags.security.Register(parser);

@@ -5,6 +5,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 #include "router/membership.h"
+#include "router/prefix_key.h"
 #include "router/router_server.h"
 #include "router/session_key.h"
 #include "tests/support/reuse_port_listener.h"
@@ -118,14 +121,19 @@ class RouterTest : public ::testing::Test {
 
   Result Generate(const std::string& session, grpc::ClientContext* context = nullptr,
                   int stop_after_messages = -1) {
+    GenerateRequest request;
+    request.set_session_id(session);
+    request.set_text("hello");
+    return Send(request, context, stop_after_messages);
+  }
+
+  Result Send(const GenerateRequest& request, grpc::ClientContext* context = nullptr,
+              int stop_after_messages = -1) {
     grpc::ClientContext own;
     if (context == nullptr) {
       context = &own;
       context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
     }
-    GenerateRequest request;
-    request.set_session_id(session);
-    request.set_text("hello");
     auto reader = stub_->Generate(context, request);
     Result result;
     GenerateResponse response;
@@ -244,6 +252,93 @@ TEST_F(RouterTest, EverySessionStaysOnItsRingOwnerAndResponsesNameTheWorker) {
   for (const auto& w : workers_) {
     for (const std::string& session : w->sessions()) EXPECT_EQ(OwnerOf(session), w->address());
   }
+}
+
+// Without a session, a request goes to the ring owner of its input's first 256 bytes:
+// requests that share them (a long system prompt, a conversation resent whole each turn)
+// meet on one worker, whose prefix cache holds their common blocks; other prefixes spread.
+TEST_F(RouterTest, RequestsWithoutASessionMeetByTheirInputsPrefix) {
+  Start(3);
+  ASSERT_EQ(NumHealthy(), 3);
+  const std::string system(300, 's');
+  std::set<std::string> shared_workers;
+  for (int i = 0; i < 12; ++i) {
+    GenerateRequest request;
+    ChatMessage* message = request.mutable_chat()->add_messages();
+    message->set_role("system");
+    message->set_content(system);
+    message = request.mutable_chat()->add_messages();
+    message->set_role("user");
+    message->set_content(absl::StrCat("question ", i));
+    const std::string owner = router_->membership()
+                                  .snapshot()
+                                  ->ring->Owner(*router::PrefixHash(request, 256), 0)
+                                  ->address();
+    const Result r = Send(request);
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_EQ(r.final_worker, WorkerAt(owner)->id()) << i;
+    shared_workers.insert(r.final_worker);
+  }
+  EXPECT_EQ(shared_workers.size(), 1u) << "one shared prefix, one worker";
+
+  std::set<std::string> spread;
+  for (int i = 0; i < 30; ++i) {
+    GenerateRequest request;
+    request.set_text(absl::StrCat("prompt ", i, " of its own"));
+    const Result r = Send(request);
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    spread.insert(r.final_worker);
+  }
+  EXPECT_EQ(spread.size(), 3u) << "30 prefixes spread over all three workers";
+}
+
+TEST(PrefixKeyTest, TheFirstBytesOfEachKindOfInput) {
+  GenerateRequest text;
+  text.set_text("abcdef");
+  EXPECT_EQ(router::PrefixKey(text, 4), "tabcd");
+  EXPECT_EQ(router::PrefixKey(text, 100), "tabcdef");
+  EXPECT_EQ(router::PrefixHash(text, 0), std::nullopt);
+  GenerateRequest longer = text;
+  longer.set_text("abcdXYZ");
+  EXPECT_EQ(router::PrefixHash(text, 4), router::PrefixHash(longer, 4));
+  EXPECT_NE(router::PrefixHash(text, 5), router::PrefixHash(longer, 5));
+
+  GenerateRequest ids;
+  ids.mutable_tokens()->add_ids(0x64636261);  // "abcd" little-endian
+  ids.mutable_tokens()->add_ids(-1);
+  EXPECT_EQ(router::PrefixKey(ids, 6), std::string("iabcd\xff\xff", 7));
+  EXPECT_NE(router::PrefixHash(ids, 4), router::PrefixHash(text, 4)) << "kinds are tagged";
+
+  GenerateRequest chat;
+  Tool* tool = chat.mutable_chat()->add_tools();
+  tool->set_name("f");
+  tool->set_parameters("{}");
+  ChatMessage* message = chat.mutable_chat()->add_messages();
+  message->set_role("user");
+  message->set_content("hi");
+  EXPECT_EQ(router::PrefixKey(chat, 100), std::string("cf\0\0{}\0user\0hi\0", 15));
+  EXPECT_EQ(router::PrefixKey(chat, 3), std::string("cf\0\0", 4));
+
+  EXPECT_EQ(router::PrefixHash(GenerateRequest(), 1024), std::nullopt) << "no input";
+
+  // A conversation resent whole keeps its key turn after turn: the key ends with the first
+  // user message. Another first question is another conversation.
+  auto conversation = [](const std::vector<std::pair<std::string, std::string>>& messages) {
+    GenerateRequest request;
+    for (const auto& [role, content] : messages) {
+      ChatMessage* m = request.mutable_chat()->add_messages();
+      m->set_role(role);
+      m->set_content(content);
+    }
+    return request;
+  };
+  const GenerateRequest turn1 = conversation({{"system", "Be brief."}, {"user", "Why?"}});
+  const GenerateRequest turn2 = conversation(
+      {{"system", "Be brief."}, {"user", "Why?"}, {"assistant", "Because."}, {"user", "Sure?"}});
+  const GenerateRequest other = conversation({{"system", "Be brief."}, {"user", "How?"}});
+  EXPECT_EQ(router::PrefixKey(turn2, 256), std::string("csystem\0Be brief.\0user\0Why?\0", 28));
+  EXPECT_EQ(router::PrefixHash(turn1, 256), router::PrefixHash(turn2, 256));
+  EXPECT_NE(router::PrefixHash(turn1, 256), router::PrefixHash(other, 256));
 }
 
 TEST_F(RouterTest, UnreachableOwnerIsRetriedOnTheNextBeforeTheFirstToken) {

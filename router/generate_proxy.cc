@@ -47,6 +47,9 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
     if (grpc::Status refused = FirstTarget(env_, planner_, &target); !refused.ok()) {
       return FinishCall(refused);
     }
+    if (env_.metrics != nullptr) {
+      env_.metrics->CountPlacement(planner_.route().key_kind, planner_.first_spilled());
+    }
     StartAttempt(std::move(target));
   }
 

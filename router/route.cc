@@ -8,8 +8,8 @@
 namespace ringserve::router {
 
 Route Route::ForSession(const std::string& session_id, Placement session_placement) {
-  if (session_id.empty()) return Route{Placement::kAnyWorker, 0};
-  return Route{session_placement, SessionHash(session_id)};
+  if (session_id.empty()) return Route{};
+  return Route{session_placement, SessionHash(session_id), "session"};
 }
 
 Route Route::ForGenerate(const v1::GenerateRequest& request, int prefix_affinity_bytes) {
@@ -18,8 +18,8 @@ Route Route::ForGenerate(const v1::GenerateRequest& request, int prefix_affinity
                       request.append() ? Placement::kSessionOwner : Placement::kSessionBounded);
   }
   const std::optional<uint64_t> prefix = PrefixHash(request, prefix_affinity_bytes);
-  if (!prefix.has_value()) return Route{Placement::kAnyWorker, 0};
-  return Route{Placement::kSessionBounded, *prefix};
+  if (!prefix.has_value()) return Route{};
+  return Route{Placement::kSessionBounded, *prefix, "prefix"};
 }
 
 Target RoutePlanner::First() {
@@ -77,6 +77,9 @@ Target RoutePlanner::Choose(int attempt) {
         chosen = ring.Pick(route_.key_hash, a);
         if (attempt == 0 || chosen->address() != failed_address_) break;
         chosen = nullptr;
+      }
+      if (attempt == 0 && chosen != nullptr) {
+        first_spilled_ = chosen != ring.Owner(route_.key_hash, 0);
       }
       break;
   }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "grpcpp/support/status.h"
@@ -31,6 +32,8 @@ enum class Placement {
 struct Route {
   Placement placement = Placement::kAnyWorker;
   uint64_t key_hash = 0;  // SessionHash or PrefixHash; unused for kAnyWorker
+  // What placed the call, for the router's metrics: "session", "prefix" or "random".
+  std::string_view key_kind = "random";
 
   // kAnyWorker for an empty session id, else `session_placement` keyed by its hash.
   static Route ForSession(const std::string& session_id, Placement session_placement);
@@ -66,6 +69,9 @@ class RoutePlanner {
   Target Retry();
 
   int attempts() const { return attempts_; }
+  const Route& route() const { return route_; }
+  // Whether bounded loads sent the first attempt past its key's ring owner.
+  bool first_spilled() const { return first_spilled_; }
 
  private:
   Target Choose(int attempt);
@@ -74,6 +80,7 @@ class RoutePlanner {
   const Route route_;
   const uint64_t random_bits_;
   int attempts_ = 0;
+  bool first_spilled_ = false;
   std::string failed_address_;      // the first attempt's worker
   std::vector<std::string> tried_;  // kSessionOwner: every worker asked so far
 };

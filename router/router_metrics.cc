@@ -26,6 +26,11 @@ RouterMetrics::RouterMetrics(prometheus::Registry& registry)
                    .Name("ringserve_router_retries_total")
                    .Help("Calls retried on the next worker after an unreachable one, by method")
                    .Register(registry)),
+      placements_(prometheus::BuildCounter()
+                      .Name("ringserve_router_generate_placements_total")
+                      .Help("Generate calls by what placed them (session, prefix or random) and "
+                            "whether bounded loads sent them past their key's ring owner")
+                      .Register(registry)),
       in_flight_(prometheus::BuildGauge()
                      .Name("ringserve_router_worker_in_flight")
                      .Help("Calls this router has in flight to each known worker")
@@ -54,6 +59,11 @@ void RouterMetrics::ObserveTimeToFirstToken(absl::Duration ttft) {
 
 void RouterMetrics::CountRetry(const std::string& method) {
   retries_.Add({{"method", method}}).Increment();
+}
+
+void RouterMetrics::CountPlacement(std::string_view key_kind, bool spilled) {
+  placements_.Add({{"key", std::string(key_kind)}, {"spilled", spilled ? "true" : "false"}})
+      .Increment();
 }
 
 void RouterMetrics::ObserveMembership(const std::vector<std::shared_ptr<const WorkerConn>>& known,

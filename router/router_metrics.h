@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -34,6 +35,9 @@ class RouterMetrics {
   void ObserveTimeToFirstToken(absl::Duration ttft);
   // A call retried on the next worker.
   void CountRetry(const std::string& method);
+  // A Generate placed by `key_kind` (Route::key_kind); `spilled`: bounded loads sent it past
+  // its key's ring owner.
+  void CountPlacement(std::string_view key_kind, bool spilled);
   // Every known worker's in-flight count, and how many are healthy (in the ring).
   void ObserveMembership(const std::vector<std::shared_ptr<const WorkerConn>>& known,
                          size_t num_healthy);
@@ -43,6 +47,7 @@ class RouterMetrics {
   prometheus::Family<prometheus::Histogram>& latency_;
   prometheus::Histogram& ttft_;
   prometheus::Family<prometheus::Counter>& retries_;
+  prometheus::Family<prometheus::Counter>& placements_;
   prometheus::Family<prometheus::Gauge>& in_flight_;
   prometheus::Gauge& healthy_workers_;
   prometheus::Gauge& known_workers_;

@@ -290,6 +290,10 @@ TEST_F(RouterTest, RequestsWithoutASessionMeetByTheirInputsPrefix) {
     spread.insert(r.final_worker);
   }
   EXPECT_EQ(spread.size(), 3u) << "30 prefixes spread over all three workers";
+  const std::string text = prometheus::TextSerializer().Serialize(registry_.Collect());
+  EXPECT_THAT(text, HasSubstr("ringserve_router_generate_placements_total{key=\"prefix\","
+                              "spilled=\"false\"} 42"))
+      << "one at a time, no request exceeds a load bound";
 }
 
 TEST(PrefixKeyTest, TheFirstBytesOfEachKindOfInput) {

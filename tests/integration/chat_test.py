@@ -214,6 +214,24 @@ class ChatTest(unittest.TestCase):
         self.assertIn("response_format.regex", error.exception.details())
         self.assertIn("lookaround", error.exception.details())
 
+    def test_a_choice_reply_is_one_of_the_choices(self):
+        # Taken literally (the regex syntax's characters too); a reply that reaches the end
+        # of the longest choice is complete.
+        choices = ["positive (+)", "negative (-)", "neutral [0]"]
+        for seed in range(3):
+            request = chat(f"c8-{seed}", [("user", "Sentiment of: great!")], max_tokens=32)
+            request.sampling.temperature = 1.0
+            request.sampling.seed = seed
+            request.response_format.choice.choices.extend(c.encode() for c in choices)
+            text, final = self.generate_text(request)
+            self.assertIn(text, choices)
+            self.assertEqual(final.finish_reason, pb.FINISH_REASON_RESPONSE_COMPLETE, text)
+        request.response_format.choice.ClearField("choices")
+        with self.assertRaises(grpc.RpcError) as error:
+            self.generate(request)
+        self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("response_format.choice.choices", error.exception.details())
+
     def test_a_grammar_reply_derives_from_its_root(self):
         # A recursive rule: the reply nests parentheses, at most 64 rules deep, and closes
         # every one it opened; nothing may follow the outermost.

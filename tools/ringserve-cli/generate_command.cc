@@ -33,7 +33,8 @@ constexpr char kUsage[] =
     "       [--append] [--max-tokens N] [--min-tokens N] [--temperature X] [--top-p P]\n"
     "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
     "       [--logprobs N] [--prompt-logprobs N] [--n N]\n"
-    "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE]\n"
+    "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE |\n"
+    "        --choice TEXT...]\n"
     "       [--tools FILE] [--tool-choice auto|none|required|NAME] [--no-parallel-tool-calls]\n"
     "       [--stream-tool-calls]\n"
     "       [--thinking | --no-thinking] [--continue]\n"
@@ -61,6 +62,7 @@ struct GenerateFlags {
   bool json_object = false;
   std::string json_schema;  // a file
   std::string regex;
+  std::vector<std::string> choices;  // --choice, repeated
   std::string grammar_file;
   std::string tools;  // a file
   std::string tool_choice;
@@ -163,12 +165,16 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   if (parser.IsSet("prompt-logprobs")) request.set_prompt_logprobs(flags.prompt_logprobs);
   request.set_n(flags.n);
   const int formats = (flags.json_object ? 1 : 0) + (flags.json_schema.empty() ? 0 : 1) +
-                      (flags.regex.empty() ? 0 : 1) + (flags.grammar_file.empty() ? 0 : 1);
+                      (flags.regex.empty() ? 0 : 1) + (flags.grammar_file.empty() ? 0 : 1) +
+                      (flags.choices.empty() ? 0 : 1);
   if (formats > 1) {
     return absl::InvalidArgumentError(
-        "give one of --json-object, --json-schema, --regex and --grammar-file");
+        "give one of --json-object, --json-schema, --regex, --grammar-file and --choice");
   }
   if (!flags.regex.empty()) request.mutable_response_format()->set_regex(flags.regex);
+  for (const std::string& choice : flags.choices) {
+    request.mutable_response_format()->mutable_choice()->add_choices(choice);
+  }
   if (!flags.grammar_file.empty()) {
     RS_ASSIGN_OR_RETURN(std::string text, ReadTextFile(flags.grammar_file, "grammar"));
     request.mutable_response_format()->set_grammar(std::move(text));
@@ -291,6 +297,8 @@ absl::Status RunGenerate(CommandArgs args) {
                    "file");
   parser.AddString("regex", &flags.regex,
                    "structured output: the reply matches this regular expression as a whole");
+  parser.AddRepeated("choice", &flags.choices,
+                     "structured output: the reply is exactly one of these strings (repeatable)");
   parser.AddString("grammar-file", &flags.grammar_file,
                    "structured output: the reply derives from the GBNF grammar in this file "
                    "(its rule \"root\")");

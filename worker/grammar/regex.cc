@@ -416,4 +416,23 @@ std::bitset<256> RegexDfa::FirstBytes() const {
   return bytes;
 }
 
+std::string EscapeRegexLiteral(std::string_view text) {
+  constexpr std::string_view kSyntax = "\\^$.|?*+()[]{}/-";
+  std::string out;
+  out.reserve(text.size() * 2);
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7F) {
+      constexpr std::string_view kHex = "0123456789ABCDEF";
+      out += "\\x";
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xF]);
+    } else {
+      if (kSyntax.find(c) != std::string_view::npos) out.push_back('\\');
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 }  // namespace ringserve::grammar

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -112,6 +113,10 @@ class RegexDfa {
   std::vector<Call> calls_;          // every state's calls, in state order
   std::vector<int32_t> call_begin_;  // [state]: its first call in calls_; one past the end last
 };
+
+// `text` as a pattern that matches it and nothing else: the characters the syntax above
+// gives a meaning escaped, control characters written as \xHH, the rest as they are.
+std::string EscapeRegexLiteral(std::string_view text);
 
 }  // namespace ringserve::grammar
 

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/grammar/regex.h"
 #include "worker/server/chat_replies.h"
 #include "worker/server/tool_requests.h"
 #include "worker/tokenizer/unicode.h"
@@ -83,6 +84,32 @@ GrammarOr AfterThought(std::shared_ptr<const grammar::Grammar> value) {
   return grammar::Grammar::FromGbnf("root ::= \"</think>\" [ \\t\\r\\n]{0,8} value\n", rules);
 }
 
+// A choice format as the regex that matches each choice literally: (?:a|b|...).
+absl::StatusOr<std::string> ChoicePattern(const pb::ChoiceFormat& choice) {
+  constexpr int kMaxChoices = 256;
+  constexpr size_t kMaxChoiceBytes = 1024;
+  constexpr std::string_view kField = "response_format.choice.choices";
+  if (choice.choices_size() < 1 || choice.choices_size() > kMaxChoices) {
+    return Invalid(kField, absl::StrCat("must hold 1 to ", kMaxChoices, " strings (got ",
+                                        choice.choices_size(), ")"));
+  }
+  std::string pattern = "(?:";
+  for (int i = 0; i < choice.choices_size(); ++i) {
+    const std::string& text = choice.choices(i);
+    if (text.empty() || text.size() > kMaxChoiceBytes) {
+      return Invalid(kField, absl::StrCat("choice ", i, " has ", text.size(),
+                                          " bytes; each needs 1 to ", kMaxChoiceBytes));
+    }
+    if (!tokenizer::IsValidUtf8(text)) {
+      return Invalid(kField, absl::StrCat("choice ", i, " is not valid UTF-8"));
+    }
+    if (i > 0) pattern += '|';
+    pattern += grammar::EscapeRegexLiteral(text);
+  }
+  pattern += ')';
+  return pattern;
+}
+
 GrammarOr ToResponseFormat(const pb::ResponseFormat& format, grammar::GrammarCache* cache) {
   switch (format.format_case()) {
     case pb::ResponseFormat::kJsonObject:
@@ -102,10 +129,15 @@ GrammarOr ToResponseFormat(const pb::ResponseFormat& format, grammar::GrammarCac
     case pb::ResponseFormat::kGrammar:
       return CompileFormat("response_format.grammar", format.grammar(), "gbnf",
                            &grammar::Grammar::FromGbnf, cache);
+    case pb::ResponseFormat::kChoice: {
+      RS_ASSIGN_OR_RETURN(const std::string pattern, ChoicePattern(format.choice()));
+      return CompileFormat("response_format.choice", pattern, "regex", &grammar::Grammar::FromRegex,
+                           cache);
+    }
     case pb::ResponseFormat::FORMAT_NOT_SET:
       break;
   }
-  return Invalid("response_format", "set json_object, json_schema, regex or grammar");
+  return Invalid("response_format", "set json_object, json_schema, regex, grammar or choice");
 }
 
 }  // namespace
@@ -305,7 +337,8 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     if (format_after_thought && !request.response_format().has_json_object() &&
         !request.response_format().has_json_schema()) {
       return Invalid("chat.enable_thinking",
-                     "a thought before a regex or grammar format is not supported; use a JSON "
+                     "a thought before a regex, grammar or choice format is not supported; use a "
+                     "JSON "
                      "format, or set enable_thinking false");
     }
     RS_ASSIGN_OR_RETURN(job.response_format,

@@ -221,6 +221,44 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
     EXPECT_THAT(refused.status().message(), HasSubstr("response_format.regex: ")) << bad;
     EXPECT_THAT(refused.status().message(), HasSubstr(why)) << bad;
   }
+  // A choice is taken literally, the regex syntax's characters included; one that starts
+  // another may end there or go on.
+  const std::vector<std::string> choices = {"yes",       "yes, a.b*", "(no)",       "[x]|{1}",
+                                            "tab\there", "\\n/-$^?+", "caf\xC3\xA9"};
+  for (const std::string& choice : choices) {
+    c.request.mutable_response_format()->mutable_choice()->add_choices(choice);
+  }
+  auto choice = c.Convert();
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  for (const std::string& each : choices) {
+    grammar::Matcher m(choice->response_format);
+    EXPECT_TRUE(m.Advance(each)) << each;
+    EXPECT_TRUE(m.IsComplete()) << each;
+  }
+  grammar::Matcher yes(choice->response_format);
+  EXPECT_TRUE(yes.Advance("yes"));
+  EXPECT_FALSE(yes.IsFinished()) << "\"yes, a.b*\" goes on";
+  EXPECT_TRUE(yes.Advance(", a.b*"));
+  EXPECT_TRUE(yes.IsFinished());
+  for (const char* other : {"ye", "no", "(no", "yes, aXb*", "[x]", "tab here"}) {
+    grammar::Matcher m(choice->response_format);
+    EXPECT_FALSE(m.Advance(other) && m.IsComplete()) << other;
+  }
+  for (const auto& [bad, why] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{}, "1 to 256 strings (got 0)"},
+           {std::vector<std::string>(257, "a"), "(got 257)"},
+           {{"a", ""}, "choice 1 has 0 bytes"},
+           {{std::string(1025, 'a')}, "choice 0 has 1025 bytes"},
+           {{"a", "\xC3"}, "choice 1 is not valid UTF-8"}}) {
+    c.request.mutable_response_format()->mutable_choice()->clear_choices();
+    for (const std::string& each : bad) {
+      c.request.mutable_response_format()->mutable_choice()->add_choices(each);
+    }
+    auto refused = c.Convert();
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << why;
+    EXPECT_THAT(refused.status().message(), HasSubstr("response_format.choice.choices: ")) << why;
+    EXPECT_THAT(refused.status().message(), HasSubstr(why));
+  }
   c.request.mutable_response_format()->set_grammar(
       "root ::= \"(\" list \")\"\nlist ::= [a-z]+ (\",\" list)?\n");
   auto gbnf = c.Convert();
@@ -243,7 +281,7 @@ TEST(RequestConversionTest, ResponseFormatsCompileAndBadSchemasNameTheirField) {
   c.request.mutable_response_format()->Clear();
   auto unset = c.Convert();
   EXPECT_THAT(unset.status().message(),
-              HasSubstr("response_format: set json_object, json_schema, regex or grammar"));
+              HasSubstr("response_format: set json_object, json_schema, regex, grammar or choice"));
 }
 
 TEST(RequestConversionTest, PromptLogprobsAreOptionalAndBounded) {

@@ -32,7 +32,7 @@ constexpr char kUsage[] =
     "       (--text T | --tokens 1,2,3 | --message ROLE:TEXT...)\n"
     "       [--append] [--max-tokens N] [--min-tokens N] [--temperature X] [--top-p P]\n"
     "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
-    "       [--logprobs N] [--prompt-logprobs N] [--n N]\n"
+    "       [--logprobs N] [--prompt-logprobs N] [--n N] [--truncate-prompt-tokens N]\n"
     "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE |\n"
     "        --choice TEXT...]\n"
     "       [--tools FILE] [--tool-choice auto|none|required|NAME] [--no-parallel-tool-calls]\n"
@@ -58,6 +58,7 @@ struct GenerateFlags {
   std::string logit_bias;
   int logprobs = 0;
   int prompt_logprobs = 0;
+  int truncate_prompt_tokens = 0;
   int n = 1;
   bool json_object = false;
   std::string json_schema;  // a file
@@ -163,6 +164,9 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   stop->set_ignore_eos(flags.ignore_eos);
   request.set_logprobs(flags.logprobs);
   if (parser.IsSet("prompt-logprobs")) request.set_prompt_logprobs(flags.prompt_logprobs);
+  if (parser.IsSet("truncate-prompt-tokens")) {
+    request.set_truncate_prompt_tokens(flags.truncate_prompt_tokens);
+  }
   request.set_n(flags.n);
   const int formats = (flags.json_object ? 1 : 0) + (flags.json_schema.empty() ? 0 : 1) +
                       (flags.regex.empty() ? 0 : 1) + (flags.grammar_file.empty() ? 0 : 1) +
@@ -221,6 +225,7 @@ nlohmann::json CompletionJson(const Completion& c, const std::string& worker, bo
                         {"usage",
                          {{"prompt_tokens", usage.prompt_tokens()},
                           {"cached_tokens", usage.cached_tokens()},
+                          {"truncated_tokens", usage.truncated_tokens()},
                           {"completion_tokens", usage.completion_tokens()},
                           {"queue_time_us", usage.queue_time_us()},
                           {"time_to_first_token_us", usage.time_to_first_token_us()}}},
@@ -241,6 +246,10 @@ void PrintSummary(const Completion& c, const std::string& worker) {
       FinishReasonName(c.final.finish_reason()), worker.empty() ? "?" : worker,
       usage.prompt_tokens(), usage.cached_tokens(), usage.completion_tokens(),
       usage.time_to_first_token_us() / 1e3, usage.total_time_us() / 1e3);
+  if (usage.truncated_tokens() > 0) {
+    std::cerr << absl::StrFormat("[input: its first %d tokens dropped (truncate_prompt_tokens)]\n",
+                                 usage.truncated_tokens());
+  }
   if (!c.prompt_logprobs.empty()) {
     const auto scored = static_cast<double>(c.prompt_logprobs.size());
     std::cerr << absl::StrFormat("[input: %zu tokens scored, logprob %.4f, perplexity %.4f]\n",
@@ -286,6 +295,9 @@ absl::Status RunGenerate(CommandArgs args) {
                 "score the input: each token's logprob and N alternatives (JSON output; the "
                 "summary gives the input's perplexity)",
                 IntRange{.min = 0, .max = 20});
+  parser.AddInt("truncate-prompt-tokens", &flags.truncate_prompt_tokens,
+                "use only the input's last N tokens (-1: as many as fit with room for "
+                "--max-tokens)");
   parser.AddInt("n", &flags.n,
                 "completions of the input, sampled with seeds seed, seed + 1, ... on one worker "
                 "(1; with more, each is printed once it ends, or --json gives an array)",

@@ -63,6 +63,9 @@ struct JobRequest {
   // blocks cached instead of computing them too (the completions of GenerateRequest.n). No
   // wait when that job has ended or is unknown.
   std::optional<uint64_t> follows;
+  // Input tokens the request's truncate_prompt_tokens dropped before `tokens` (reported in
+  // the final usage; the engine never sees them).
+  int32_t truncated_tokens = 0;
 };
 
 enum class FinishReason {

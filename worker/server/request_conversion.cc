@@ -110,6 +110,30 @@ absl::StatusOr<std::string> ChoicePattern(const pb::ChoiceFormat& choice) {
   return pattern;
 }
 
+// truncate_prompt_tokens: keeps the input's last N tokens.
+absl::Status TruncatePrompt(const pb::GenerateRequest& request, const ModelLimits& limits,
+                            engine::JobRequest* job) {
+  constexpr std::string_view kField = "truncate_prompt_tokens";
+  if (job->append) {
+    return Invalid(kField,
+                   "a session's history cannot lose its start; send the whole context without "
+                   "append");
+  }
+  int64_t keep = request.truncate_prompt_tokens();
+  if (keep == -1) {
+    const int64_t room = request.stop().has_max_tokens() ? request.stop().max_tokens() : 1;
+    keep = std::max<int64_t>(1, limits.context_length - std::max<int64_t>(1, room));
+  } else if (keep < 1) {
+    return Invalid(kField, absl::StrCat("must be >= 1, or -1 (got ", keep, ")"));
+  }
+  const auto size = static_cast<int64_t>(job->tokens.size());
+  if (size > keep) {
+    job->tokens.erase(job->tokens.begin(), job->tokens.begin() + (size - keep));
+    job->truncated_tokens = static_cast<int32_t>(size - keep);
+  }
+  return absl::OkStatus();
+}
+
 GrammarOr ToResponseFormat(const pb::ResponseFormat& format, grammar::GrammarCache* cache) {
   switch (format.format_case()) {
     case pb::ResponseFormat::kJsonObject:
@@ -245,6 +269,9 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     case pb::GenerateRequest::INPUT_NOT_SET:
       if (!job.append) return Invalid("input", "set text or tokens");
       break;
+  }
+  if (request.has_truncate_prompt_tokens()) {
+    RS_RETURN_IF_ERROR(TruncatePrompt(request, limits, &job));
   }
   if (static_cast<int64_t>(job.tokens.size()) >= limits.context_length) {
     return Invalid("input", absl::StrCat(job.tokens.size(), " tokens do not fit the context of ",
@@ -424,6 +451,7 @@ void FillFinal(const engine::JobResult& result, const engine::JobRequest& reques
   usage->set_time_to_first_token_us(absl::ToInt64Microseconds(result.usage.time_to_first_token));
   usage->set_total_time_us(absl::ToInt64Microseconds(result.usage.total_time));
   usage->set_worker_id(worker_id);
+  usage->set_truncated_tokens(request.truncated_tokens);
 }
 
 }  // namespace ringserve::server

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "tests/unit/tokenizer/chat_vocabulary.h"
@@ -301,6 +302,57 @@ TEST(RequestConversionTest, PromptLogprobsAreOptionalAndBounded) {
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(refused.status().message(), HasSubstr("prompt_logprobs")) << bad;
   }
+}
+
+// Left truncation keeps the input's last tokens: N of them, or with -1 as many as leave
+// room for max_tokens in the 64-token context; the final usage reports what was dropped.
+TEST(RequestConversionTest, TruncatePromptTokensKeepsTheInputsEnd) {
+  TextCase c;
+  std::vector<int32_t> ids(100);
+  for (int i = 0; i < 100; ++i) ids[i] = 3 + i;
+  c.request.mutable_tokens()->mutable_ids()->Add(ids.begin(), ids.end());
+  EXPECT_THAT(c.Convert().status().message(), HasSubstr("do not fit the context"));
+
+  struct Case {
+    int32_t truncate;
+    std::optional<int32_t> max_tokens;
+    size_t kept;
+  };
+  for (const Case& k : {Case{10, std::nullopt, 10}, Case{-1, 4, 60}, Case{-1, std::nullopt, 63},
+                        Case{-1, 0, 63}, Case{200, 8, 100}}) {
+    c.request.set_truncate_prompt_tokens(k.truncate);
+    if (k.max_tokens.has_value()) {
+      c.request.mutable_stop()->set_max_tokens(*k.max_tokens);
+    } else {
+      c.request.clear_stop();
+    }
+    if (k.kept == 100) c.request.mutable_tokens()->mutable_ids()->Truncate(40);
+    auto job = c.Convert();
+    const size_t input = c.request.tokens().ids_size();
+    ASSERT_TRUE(job.ok()) << k.truncate << ": " << job.status();
+    const size_t kept = std::min(k.kept, input);
+    ASSERT_EQ(job->tokens.size(), kept) << k.truncate;
+    EXPECT_TRUE(std::equal(job->tokens.begin(), job->tokens.end(), ids.begin() + (input - kept)))
+        << "the last tokens, in order";
+    EXPECT_EQ(job->truncated_tokens, static_cast<int32_t>(input - kept)) << k.truncate;
+    engine::JobResult result;
+    pb::GenerateFinal final;
+    FillFinal(result, *job, "r", "w", &final);
+    EXPECT_EQ(final.usage().truncated_tokens(), static_cast<int32_t>(input - kept));
+  }
+
+  for (const int32_t bad : {0, -2}) {
+    c.request.set_truncate_prompt_tokens(bad);
+    auto refused = c.Convert();
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr("truncate_prompt_tokens: must be >= 1"));
+  }
+  c.request.set_truncate_prompt_tokens(8);
+  c.request.set_session_id("s");
+  c.request.set_append(true);
+  auto refused = c.Convert();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("truncate_prompt_tokens: a session's history"));
 }
 
 TEST(RequestConversionTest, CompletionsAreBoundedAndEachHasItsOwnSeed) {

@@ -145,6 +145,13 @@ std::vector<std::pair<std::string, pb::GenerateRequest>> Requests() {
          r.mutable_response_format()->mutable_json_schema()->set_schema(
              R"({"type": "object", "properties": {"n": {"type": "integer"}}})");
        })},
+      // A reply that is one of a few strings, from an input cut to its last tokens.
+      {"choice_truncated", Request([](pb::GenerateRequest& r) {
+         for (const char* choice : {"yes", "no (-)", "[maybe]"}) {
+           r.mutable_response_format()->mutable_choice()->add_choices(choice);
+         }
+         r.set_truncate_prompt_tokens(2);
+       })},
       // A prefilled reply start the model continues.
       {"continued_reply", Request([](pb::GenerateRequest& r) {
          r.clear_text();

@@ -212,7 +212,7 @@ void BuildStop(FuzzedDataProvider& in, pb::StopCriteria* s) {
 // Any format, with a schema or a regex of fuzzed text (mostly malformed: the compilers'
 // refusals must come back as INVALID_ARGUMENT through the request's conversion).
 void BuildResponseFormat(FuzzedDataProvider& in, pb::ResponseFormat* f) {
-  switch (in.ConsumeIntegralInRange(0, 3)) {
+  switch (in.ConsumeIntegralInRange(0, 4)) {
     case 0:
       f->mutable_json_object();
       break;
@@ -221,6 +221,11 @@ void BuildResponseFormat(FuzzedDataProvider& in, pb::ResponseFormat* f) {
       break;
     case 2:
       f->set_regex(PickText(in, 128));
+      break;
+    case 3:  // none, empty, repeated, escaped and malformed choices
+      for (int i = PickCount(in, 3, 4); i > 0; --i) {
+        f->mutable_choice()->add_choices(PickText(in, 24));
+      }
       break;
     default:
       break;  // no format set: INVALID_ARGUMENT
@@ -241,6 +246,7 @@ pb::GenerateRequest BuildRequest(std::string_view bytes) {
   r.set_logprobs(PickInt(in, -1, 21, 21));
   r.set_priority(in.ConsumeIntegral<int32_t>());
   if (in.ConsumeBool()) BuildResponseFormat(in, r.mutable_response_format());
+  if (in.ConsumeBool()) r.set_truncate_prompt_tokens(PickInt(in, -2, 40, 5000));
   BuildInput(in, &r);  // last: the text takes what is left
   return r;
 }

@@ -184,11 +184,12 @@ void CheckConversionError(const absl::Status& status, const pb::GenerateRequest&
             "ToJobRequest: sampling error names a field");
     return;
   }
-  Require(NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "chat",
-                               "input", "logprobs", "prompt_logprobs", "n", "stop.max_tokens",
-                               "stop.min_tokens", "stop.stop_token_ids", "stop.stop",
-                               "expected_history_tokens", "response_format"}),
-          "ToJobRequest: error names a field");
+  Require(
+      NamesField(message, {"request_id", "session_id", "append", "text", "tokens", "chat", "input",
+                           "logprobs", "prompt_logprobs", "n", "stop.max_tokens", "stop.min_tokens",
+                           "stop.stop_token_ids", "stop.stop", "expected_history_tokens",
+                           "response_format", "truncate_prompt_tokens"}),
+      "ToJobRequest: error names a field");
 }
 
 void CheckSampling(const pb::SamplingParams& s, const engine::SamplingParams& p, int32_t logprobs) {
@@ -226,10 +227,18 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
   Require(r.input_case() != pb::GenerateRequest::kText || w.tokenizer != nullptr,
           "text needs a tokenizer");
   if (r.input_case() == pb::GenerateRequest::kTokens) {
-    Require(std::equal(job.tokens.begin(), job.tokens.end(), r.tokens().ids().begin(),
-                       r.tokens().ids().end()),
-            "token input used as given");
+    // As given, or its last tokens under truncate_prompt_tokens.
+    const int dropped = job.truncated_tokens;
+    Require(dropped >= 0 && dropped <= r.tokens().ids_size() &&
+                std::equal(job.tokens.begin(), job.tokens.end(), r.tokens().ids().begin() + dropped,
+                           r.tokens().ids().end()),
+            "token input used as given, or its last tokens");
   }
+  Require(job.truncated_tokens == 0 ||
+              (r.has_truncate_prompt_tokens() && !job.append &&
+               (r.truncate_prompt_tokens() == -1 ||
+                job.tokens.size() == static_cast<size_t>(r.truncate_prompt_tokens()))),
+          "only truncate_prompt_tokens drops input, down to its N");
   Require(r.input_case() != pb::GenerateRequest::INPUT_NOT_SET || job.append,
           "no input only with append");
   Require(!job.append || !job.session_id.empty(), "append has a session");

@@ -1,8 +1,8 @@
 #include "tests/unit/model_io/test_util.h"
 
-#include <atomic>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -67,12 +67,14 @@ std::string HfName(const std::string& canonical) {
 }  // namespace
 
 std::string MakeTempDir() {
-  static std::atomic<int> counter{0};
+  // mkdtemp: a new directory every time. A name from the pid could be one an earlier run
+  // left behind (pids are reused), files and all.
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string dir =
-      absl::StrCat(::testing::TempDir(), "/model_io_", info != nullptr ? info->name() : "x", "_",
-                   ::getpid(), "_", counter++);
-  std::filesystem::create_directories(dir);
+  std::string dir = absl::StrCat(::testing::TempDir(), "/model_io_",
+                                 info != nullptr ? info->name() : "x", "_XXXXXX");
+  if (::mkdtemp(dir.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp " << dir << ": " << std::strerror(errno);
+  }
   return dir;
 }
 

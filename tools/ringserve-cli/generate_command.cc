@@ -31,7 +31,8 @@ constexpr char kUsage[] =
     "usage: ringserve-cli [--target HOST:PORT] generate --session S\n"
     "       (--text T | --tokens 1,2,3 | --message ROLE:TEXT...)\n"
     "       [--append] [--max-tokens N] [--min-tokens N] [--temperature X] [--top-p P]\n"
-    "       [--top-k K] [--seed N] [--stop STR]... [--ignore-eos] [--logit-bias ID:BIAS,...]\n"
+    "       [--top-k K] [--seed N] [--stop STR]... [--include-stop] [--ignore-eos]\n"
+    "       [--logit-bias ID:BIAS,...]\n"
     "       [--logprobs N] [--prompt-logprobs N] [--n N] [--truncate-prompt-tokens N]\n"
     "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE |\n"
     "        --choice TEXT...]\n"
@@ -55,6 +56,7 @@ struct GenerateFlags {
   std::vector<std::string> stop;
   std::vector<std::string> messages;  // ROLE:TEXT, a chat request
   bool ignore_eos = false;
+  bool include_stop = false;  // --include-stop
   std::string logit_bias;
   int logprobs = 0;
   int prompt_logprobs = 0;
@@ -162,6 +164,7 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   stop->set_min_tokens(flags.min_tokens);
   for (const std::string& s : flags.stop) stop->add_stop(s);
   stop->set_ignore_eos(flags.ignore_eos);
+  stop->set_include_stop_str_in_output(flags.include_stop);
   request.set_logprobs(flags.logprobs);
   if (parser.IsSet("prompt-logprobs")) request.set_prompt_logprobs(flags.prompt_logprobs);
   if (parser.IsSet("truncate-prompt-tokens")) {
@@ -283,6 +286,8 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddInt("top-k", &flags.top_k, "0 = off");
   parser.AddInt("seed", &flags.seed, "sampler seed (server picks one when unset)");
   parser.AddRepeated("stop", &flags.stop, "stop string (repeatable)");
+  parser.AddBool("include-stop", &flags.include_stop,
+                 "the matched stop string ends the text (include_stop_str_in_output)");
   parser.AddRepeated("message", &flags.messages,
                      "ROLE:TEXT, one message of a chat in order (repeatable; roles system, user, "
                      "assistant, tool); rendered in the model's chat format; tool@ID:TEXT "

@@ -209,7 +209,7 @@ absl::Status Generator::PrepareJob(Job& job) {
                                                     token_trie_.get(), std::move(enders)));
   }
   if (tokenizer_ != nullptr) job.decoder.emplace(*tokenizer_, context.back());
-  job.stop.emplace(r.stop_strings);
+  job.stop.emplace(r.stop_strings, r.include_stop_string);
 
   // A session whose history is a prefix of the context continues its pinned sequence, when
   // that takes a free seat and jumps no queued job. Otherwise it queues like any other job:

@@ -37,6 +37,7 @@ struct JobRequest {
   // Unset: until a stop condition or the context is full.
   std::optional<int32_t> max_tokens;
   std::vector<std::string> stop_strings;
+  bool include_stop_string = false;     // the matched stop string ends the text
   std::vector<int32_t> stop_token_ids;  // at most kMaxStopTokenIds
   bool ignore_eos = false;
   // The end-of-sequence tokens (unless ignore_eos) and stop_token_ids cannot be picked

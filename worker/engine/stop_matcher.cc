@@ -5,7 +5,8 @@
 
 namespace ringserve::engine {
 
-StopMatcher::StopMatcher(std::vector<std::string> stops) {
+StopMatcher::StopMatcher(std::vector<std::string> stops, bool include_match)
+    : include_match_(include_match) {
   for (std::string& stop : stops) {
     if (!stop.empty()) stops_.push_back(std::move(stop));
   }
@@ -28,7 +29,7 @@ std::string StopMatcher::Push(std::string_view text) {
   }
   if (best_stop != nullptr) {
     matched_ = *best_stop;
-    std::string out = held_.substr(0, best);
+    std::string out = held_.substr(0, best + (include_match_ ? best_stop->size() : 0));
     held_.clear();
     return out;
   }

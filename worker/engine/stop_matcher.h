@@ -1,6 +1,7 @@
 // Stop strings over streamed text. A stop string may span several tokens, so text that
 // could be the start of one is held back until it either completes the match (generation
-// stops; the match and everything after it are never emitted) or cannot (it is released).
+// stops; everything after the match, and unless asked the match itself, is never emitted)
+// or cannot (it is released).
 #ifndef RINGSERVE_WORKER_ENGINE_STOP_MATCHER_H_
 #define RINGSERVE_WORKER_ENGINE_STOP_MATCHER_H_
 
@@ -13,8 +14,9 @@ namespace ringserve::engine {
 
 class StopMatcher {
  public:
-  // Empty stop strings are ignored.
-  explicit StopMatcher(std::vector<std::string> stops);
+  // Empty stop strings are ignored. `include_match`: the matched string ends the emitted
+  // text.
+  explicit StopMatcher(std::vector<std::string> stops, bool include_match = false);
 
   // Adds `text` and returns what may be emitted now. After a match, matched() names the
   // stop string and later calls return nothing.
@@ -28,6 +30,7 @@ class StopMatcher {
   size_t PartialMatchLength() const;
 
   std::vector<std::string> stops_;
+  bool include_match_ = false;
   std::string held_;
   std::optional<std::string> matched_;
 };

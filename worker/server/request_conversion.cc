@@ -316,6 +316,7 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
     if (!tokenizer::IsValidUtf8(s_bytes)) return Invalid("stop.stop", "not valid UTF-8");
     job.stop_strings.push_back(s_bytes);
   }
+  job.include_stop_string = stop.include_stop_str_in_output();
   if (stop.stop_token_ids_size() > engine::kMaxRequestStopTokenIds) {
     return Invalid("stop.stop_token_ids",
                    absl::StrCat(stop.stop_token_ids_size(), " ids is over the limit of ",

@@ -316,6 +316,13 @@ TEST_P(GeneratorModelTest, StopStringsEndTheTextBeforeTheMatch) {
   EXPECT_EQ(e.result.stop_match, stop);
   EXPECT_EQ(e.text, full.text.substr(0, full.text.find(stop)));
   EXPECT_LT(e.tokens.size(), full.tokens.size());
+  // Included, the match ends the text; the tokens are the same.
+  r.include_stop_string = true;
+  const JobEvent included = g->Submit(r)->Collect();
+  ASSERT_TRUE(included.status.ok()) << included.status;
+  EXPECT_EQ(included.result.finish_reason, FinishReason::kStopString);
+  EXPECT_EQ(included.text, full.text.substr(0, full.text.find(stop) + stop.size()));
+  EXPECT_EQ(Ids(included), Ids(e));
 }
 
 // Structured output on a model that knows no JSON: every text is a prefix of a value its

@@ -33,6 +33,18 @@ TEST(StopMatcherTest, MatchAcrossTokenBoundariesIsNotEmitted) {
   EXPECT_EQ(m.Push("more"), "");
 }
 
+TEST(StopMatcherTest, AnIncludedMatchEndsTheText) {
+  StopMatcher m({"</a>", "##"}, /*include_match=*/true);
+  EXPECT_EQ(m.Push("x<"), "x");        // "<" may start "</a>"
+  EXPECT_EQ(m.Push("/a"), "");         // held
+  EXPECT_EQ(m.Push(">tail"), "</a>");  // the match, not what follows it
+  ASSERT_TRUE(m.matched());
+  EXPECT_EQ(m.Push("more"), "");
+  EXPECT_EQ(m.Flush(), "");
+  StopMatcher whole({"ab"}, /*include_match=*/true);
+  EXPECT_EQ(whole.Push("xaby"), "xab");  // within one push
+}
+
 TEST(StopMatcherTest, HeldTextIsReleasedWhenItCannotMatch) {
   StopMatcher m({"END"});
   EXPECT_EQ(m.Push("the E"), "the ");

@@ -304,6 +304,19 @@ TEST(RequestConversionTest, PromptLogprobsAreOptionalAndBounded) {
   }
 }
 
+TEST(RequestConversionTest, StopStringsAndWhetherTheMatchIsStreamed) {
+  TextCase c;
+  c.request.mutable_stop()->add_stop("</a>");
+  auto left_out = c.Convert();
+  ASSERT_TRUE(left_out.ok()) << left_out.status();
+  EXPECT_EQ(left_out->stop_strings, std::vector<std::string>{"</a>"});
+  EXPECT_FALSE(left_out->include_stop_string);
+  c.request.mutable_stop()->set_include_stop_str_in_output(true);
+  auto included = c.Convert();
+  ASSERT_TRUE(included.ok()) << included.status();
+  EXPECT_TRUE(included->include_stop_string);
+}
+
 // Left truncation keeps the input's last tokens: N of them, or with -1 as many as leave
 // room for max_tokens in the 64-token context; the final usage reports what was dropped.
 TEST(RequestConversionTest, TruncatePromptTokensKeepsTheInputsEnd) {

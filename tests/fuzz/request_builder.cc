@@ -207,6 +207,7 @@ void BuildStop(FuzzedDataProvider& in, pb::StopCriteria* s) {
   const int num_ids = PickCount(in, 3, 65);
   for (int i = 0; i < num_ids; ++i) s->add_stop_token_ids(PickInt(in, -1, 63, 1100));
   s->set_ignore_eos(in.ConsumeBool());
+  s->set_include_stop_str_in_output(in.ConsumeBool());
 }
 
 // Any format, with a schema or a regex of fuzzed text (mostly malformed: the compilers'

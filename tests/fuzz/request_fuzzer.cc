@@ -267,8 +267,9 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
   Require(std::equal(r.stop().stop_token_ids().begin(), r.stop().stop_token_ids().end(),
                      job.stop_token_ids.begin()),
           "the request's stop ids come first");
-  Require(job.priority == r.priority() && job.ignore_eos == r.stop().ignore_eos(),
-          "priority, ignore_eos kept");
+  Require(job.priority == r.priority() && job.ignore_eos == r.stop().ignore_eos() &&
+              job.include_stop_string == r.stop().include_stop_str_in_output(),
+          "priority, ignore_eos, include_stop_str_in_output kept");
   Require(job.min_tokens == r.stop().min_tokens() && job.min_tokens >= 0 &&
               (!job.max_tokens.has_value() || job.min_tokens <= *job.max_tokens),
           "min_tokens kept, in [0, max_tokens]");

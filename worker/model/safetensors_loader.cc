@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -228,6 +229,23 @@ absl::StatusOr<std::string> ArchitectureOf(const json& j, const std::string& nam
                    "Qwen3ForCausalLM are)"));
 }
 
+// Mistral 7B v0.1 attends over a sliding window of 4096 tokens ("sliding_window"), which
+// ringserve's attention does not implement. Within the window the two are the same, so the
+// context stops there (--context-length may go past it, knowingly). Later Mistrals write
+// null; Qwen2's window applies only with use_sliding_window, refused above.
+absl::Status CapAtMistralWindow(const json& j, const std::string& name, ModelConfig* c) {
+  const bool mistral =
+      (j.contains("model_type") && j["model_type"] == "mistral") ||
+      (j.contains("architectures") && j["architectures"].is_array() &&
+       !j["architectures"].empty() && j["architectures"][0] == "MistralForCausalLM");
+  if (!mistral || !j.contains("sliding_window") || j["sliding_window"].is_null()) {
+    return absl::OkStatus();
+  }
+  RS_ASSIGN_OR_RETURN(const int window, JsonDim(j, "sliding_window", name));
+  c->max_seq_len = std::min(c->max_seq_len, window);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
@@ -269,6 +287,7 @@ absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
     RS_ASSIGN_OR_RETURN(c.rope_scaling, RopeScalingFromJson(*rope, c.max_seq_len, name));
     c.max_seq_len = ScaledContextLength(c.rope_scaling, c.max_seq_len);
   }
+  RS_RETURN_IF_ERROR(CapAtMistralWindow(j, name, &c));
   RS_ASSIGN_OR_RETURN(c.tied_embeddings, JsonBool(j, "tie_word_embeddings", name, false));
   if (absl::Status s = c.Validate(); !s.ok()) return Error(name, s.message());
   return c;

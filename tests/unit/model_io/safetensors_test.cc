@@ -227,6 +227,29 @@ TEST(SafetensorsConfig, YarnRopeScalingExtendsTheContext) {
   }
 }
 
+// Mistral 7B v0.1's sliding window caps the context (within it, full attention is the
+// same); a null window (v0.2 and later) and a Llama's or Qwen2's key do not.
+TEST(SafetensorsConfig, MistralsSlidingWindowCapsTheContext) {
+  ModelConfig c = testing::SmallConfig();
+  c.max_seq_len = 64;
+  std::string mistral = testing::HfConfigJson(c, R"(, "sliding_window": 16)");
+  mistral.replace(mistral.find("LlamaForCausalLM"), 16, "MistralForCausalLM");
+  auto v01 = ModelConfigFromHfJson(mistral, "c");
+  ASSERT_TRUE(v01.ok()) << v01.status();
+  EXPECT_EQ(v01->max_seq_len, 16);
+  std::string v02_text = testing::HfConfigJson(c, R"(, "sliding_window": null)");
+  v02_text.replace(v02_text.find("LlamaForCausalLM"), 16, "MistralForCausalLM");
+  auto v02 = ModelConfigFromHfJson(v02_text, "c");
+  ASSERT_TRUE(v02.ok()) << v02.status();
+  EXPECT_EQ(v02->max_seq_len, 64);
+  auto llama = ModelConfigFromHfJson(testing::HfConfigJson(c, R"(, "sliding_window": 16)"), "c");
+  ASSERT_TRUE(llama.ok()) << llama.status();
+  EXPECT_EQ(llama->max_seq_len, 64);
+  std::string bad = testing::HfConfigJson(c, R"(, "sliding_window": -3)");
+  bad.replace(bad.find("LlamaForCausalLM"), 16, "MistralForCausalLM");
+  EXPECT_THAT(ModelConfigFromHfJson(bad, "c").status().message(), HasSubstr("sliding_window"));
+}
+
 // transformers >= 5 writes rope_theta and the scaling under "rope_parameters" and neither
 // at the top level.
 TEST(SafetensorsConfig, RopeParametersOfTransformers5) {

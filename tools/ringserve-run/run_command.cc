@@ -24,6 +24,7 @@
 #include "tools/ringserve-run/run_requests.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/llama_runner.h"
+#include "worker/grammar/regex.h"
 #include "worker/tokenizer/thought_splitter.h"
 
 namespace ringserve::tools {
@@ -54,6 +55,7 @@ struct RunFlags {
   bool json_object = false;
   std::string json_schema;
   std::string regex;
+  std::vector<std::string> choices;  // --choice, repeated
   std::string grammar_file;
   bool json = false;
   bool sequential = false;
@@ -98,6 +100,8 @@ void Register(ArgParser& parser, RunFlags& flags) {
   parser.AddString("json-schema", &flags.json_schema,
                    "structured output: every reply is JSON that satisfies the JSON Schema in "
                    "this file");
+  parser.AddRepeated("choice", &flags.choices,
+                     "structured output: the reply is exactly one of these strings (repeatable)");
   parser.AddString("regex", &flags.regex,
                    "structured output: every reply matches this regular expression as a whole");
   parser.AddString("grammar-file", &flags.grammar_file,
@@ -138,12 +142,18 @@ GrammarOr Labelled(GrammarOr grammar, const std::string& label) {
 
 GrammarOr ResponseFormatFor(const RunFlags& flags) {
   const int formats = (flags.json_object ? 1 : 0) + (flags.json_schema.empty() ? 0 : 1) +
-                      (flags.regex.empty() ? 0 : 1) + (flags.grammar_file.empty() ? 0 : 1);
+                      (flags.regex.empty() ? 0 : 1) + (flags.grammar_file.empty() ? 0 : 1) +
+                      (flags.choices.empty() ? 0 : 1);
   if (formats > 1) {
     return absl::InvalidArgumentError(
-        "--json-object, --json-schema, --regex and --grammar-file: give one of them");
+        "--json-object, --json-schema, --regex, --grammar-file and --choice: give one of them");
   }
   if (flags.json_object) return grammar::Grammar::AnyObject();
+  if (!flags.choices.empty()) {
+    absl::StatusOr<std::string> pattern = grammar::ChoicePattern(flags.choices);
+    if (!pattern.ok()) return Labelled(pattern.status(), "--choice");
+    return Labelled(grammar::Grammar::FromRegex(*pattern), "--choice");
+  }
   if (!flags.regex.empty()) return Labelled(grammar::Grammar::FromRegex(flags.regex), "--regex");
   if (!flags.grammar_file.empty()) {
     RS_ASSIGN_OR_RETURN(const std::string text, ReadTextFile(flags.grammar_file, "grammar"));

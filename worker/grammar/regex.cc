@@ -435,4 +435,22 @@ std::string EscapeRegexLiteral(std::string_view text) {
   return out;
 }
 
+absl::StatusOr<std::string> ChoicePattern(std::span<const std::string> choices) {
+  if (choices.empty() || choices.size() > static_cast<size_t>(kMaxChoices)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("must hold 1 to ", kMaxChoices, " strings (got ", choices.size(), ")"));
+  }
+  std::string pattern = "(?:";
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (choices[i].empty() || choices[i].size() > kMaxChoiceBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("choice ", i, " has ", choices[i].size(),
+                                                     " bytes; each needs 1 to ", kMaxChoiceBytes));
+    }
+    if (i > 0) pattern += '|';
+    pattern += EscapeRegexLiteral(choices[i]);
+  }
+  pattern += ')';
+  return pattern;
+}
+
 }  // namespace ringserve::grammar

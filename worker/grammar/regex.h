@@ -118,6 +118,14 @@ class RegexDfa {
 // gives a meaning escaped, control characters written as \xHH, the rest as they are.
 std::string EscapeRegexLiteral(std::string_view text);
 
+// A choice format (response_format.choice, ringserve-run --choice): the pattern that matches
+// exactly one of `choices`, each taken literally, (?:a|b|...). INVALID_ARGUMENT, its message
+// naming no field, for no choices or more than kMaxChoices, or a choice that is empty or
+// longer than kMaxChoiceBytes. UTF-8 is the caller's to check (the compile refuses it too).
+inline constexpr int kMaxChoices = 256;
+inline constexpr size_t kMaxChoiceBytes = 1024;
+absl::StatusOr<std::string> ChoicePattern(std::span<const std::string> choices);
+
 }  // namespace ringserve::grammar
 
 #endif  // RINGSERVE_WORKER_GRAMMAR_REGEX_H_

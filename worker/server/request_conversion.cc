@@ -86,27 +86,15 @@ GrammarOr AfterThought(std::shared_ptr<const grammar::Grammar> value) {
 
 // A choice format as the regex that matches each choice literally: (?:a|b|...).
 absl::StatusOr<std::string> ChoicePattern(const pb::ChoiceFormat& choice) {
-  constexpr int kMaxChoices = 256;
-  constexpr size_t kMaxChoiceBytes = 1024;
   constexpr std::string_view kField = "response_format.choice.choices";
-  if (choice.choices_size() < 1 || choice.choices_size() > kMaxChoices) {
-    return Invalid(kField, absl::StrCat("must hold 1 to ", kMaxChoices, " strings (got ",
-                                        choice.choices_size(), ")"));
-  }
-  std::string pattern = "(?:";
   for (int i = 0; i < choice.choices_size(); ++i) {
-    const std::string& text = choice.choices(i);
-    if (text.empty() || text.size() > kMaxChoiceBytes) {
-      return Invalid(kField, absl::StrCat("choice ", i, " has ", text.size(),
-                                          " bytes; each needs 1 to ", kMaxChoiceBytes));
-    }
-    if (!tokenizer::IsValidUtf8(text)) {
+    if (!tokenizer::IsValidUtf8(choice.choices(i))) {
       return Invalid(kField, absl::StrCat("choice ", i, " is not valid UTF-8"));
     }
-    if (i > 0) pattern += '|';
-    pattern += grammar::EscapeRegexLiteral(text);
   }
-  pattern += ')';
+  const std::vector<std::string> choices(choice.choices().begin(), choice.choices().end());
+  absl::StatusOr<std::string> pattern = grammar::ChoicePattern(choices);
+  if (!pattern.ok()) return Invalid(kField, std::string(pattern.status().message()));
   return pattern;
 }
 

@@ -104,6 +104,23 @@ TEST_F(RunGenerateTest, StopStringsCutTheTextWhereTheyFirstAppear) {
   EXPECT_EQ(cut[0]["finish_reason"], "stop_string");
 }
 
+// --choice: every reply, greedy or sampled, is one of the strings, taken literally; an empty
+// one is refused naming the flag.
+TEST_F(RunGenerateTest, ChoiceRepliesAreOneOfTheChoices) {
+  for (const std::string sampling : {"", "--temperature 1 --seed 5 "}) {
+    const std::vector<json> replies =
+        Run(sampling + "--choice 'yes (+)' --choice no --choice '[maybe]'");
+    ASSERT_EQ(replies.size(), 3u);
+    for (const json& j : replies) {
+      EXPECT_EQ(j["finish_reason"], "response_complete") << j;
+      EXPECT_THAT(j["text"].get<std::string>(), ::testing::AnyOf("yes (+)", "no", "[maybe]")) << j;
+    }
+  }
+  const ToolRun empty = RunTool("ringserve-run", model_args_ + kPrompts + "--choice ''");
+  EXPECT_NE(empty.exit_code, 0);
+  EXPECT_THAT(empty.err, ::testing::HasSubstr("--choice: choice 0 has 0 bytes"));
+}
+
 // Structured output from the command line: a schema whose values are few ends every reply
 // with one of them, and a bad schema is refused before the model loads.
 TEST_F(RunGenerateTest, JsonSchemaRepliesAreValuesOfTheSchema) {

@@ -91,7 +91,8 @@ absl::StatusOr<kernels::DType> KvDtypeFlag(const ModelFlags& flags, const kernel
   return dtype;
 }
 
-// --rope-scaling and --context-length, on a checkpoint's or a preset's config.
+// --rope-scaling and --context-length, on a checkpoint's or a preset's config; then the
+// config's Validate (which also fills its derived fields).
 absl::Status ApplyContextFlags(const ModelFlags& flags, model::ModelConfig* config) {
   if (!flags.rope_scaling.empty()) {
     RS_ASSIGN_OR_RETURN(
@@ -165,8 +166,7 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
   if (flags.dummy_weights) {
     if (flags.preset.empty()) return absl::InvalidArgumentError("--dummy-weights needs --preset");
     RS_ASSIGN_OR_RETURN(loaded.config, model::PresetConfig(flags.preset));
-    RS_RETURN_IF_ERROR(loaded.config.Validate());
-    RS_RETURN_IF_ERROR(ApplyContextFlags(flags, &loaded.config));
+    RS_RETURN_IF_ERROR(ApplyContextFlags(flags, &loaded.config));  // validates the config
   } else {
     if (flags.model_path.empty()) {
       return absl::InvalidArgumentError(

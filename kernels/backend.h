@@ -164,7 +164,15 @@ struct AttentionShape {
   int num_kv_heads = 0;
   int head_dim = 0;
   float scale = 0;  // softmax scale, usually 1/sqrt(head_dim)
+  // Sliding-window attention (Mistral 7B v0.1): > 0, a query at position p attends to its
+  // last `window` keys only, positions FirstAttendedKey(p, window)..p; 0 attends to all.
+  int window = 0;
 };
+
+// The first key position a query at `position` attends to (AttentionShape::window).
+inline int32_t FirstAttendedKey(int32_t position, int window) {
+  return window > 0 && position >= window ? position - window + 1 : 0;
+}
 
 // The attention kernels behind PagedAttention. Both are batch invariant; they differ in the
 // last bits, so a backend switches only between generations.
@@ -298,9 +306,9 @@ class Backend {
                               const AttentionBatch& batch, const KvLayerView& kv) = 0;
 
   // Causal attention of every query row over its own sequence's paged KV (positions
-  // 0..position inclusive), grouped-query aware: query head h reads KV head
-  // h / (Hq / Hkv). Covers prefill chunks and decode alike. Reads the queries from the
-  // first Hq * head_dim columns of qkv; writes out [num_tokens, Hq * head_dim].
+  // 0..position inclusive, or its window: AttentionShape::window), grouped-query aware: query head
+  // h reads KV head h / (Hq / Hkv). Covers prefill chunks and decode alike. Reads the queries from
+  // the first Hq * head_dim columns of qkv; writes out [num_tokens, Hq * head_dim].
   virtual void PagedAttention(Tensor qkv, const AttentionShape& shape, const AttentionBatch& batch,
                               const KvLayerView& kv, Tensor out) = 0;
 

@@ -285,8 +285,9 @@ DType KvDtype(int bits) { return bits == 32 ? DType::kF32 : DType::kF16; }
 
 // Decode attention: `seqs` sequences each with one token at position ctx - 1, over `layers`
 // layers' KV (one decode step of the 110M model has 12: the cache is then read cold), in an
-// f32 or f16 cache (`kv_bits`).
-void BM_AttentionDecode(benchmark::State& state) {
+// f32 or f16 cache (`kv_bits`), attending to the last `window` keys (0: all of them).
+// KV GB/s counts the keys read.
+void AttentionDecode(benchmark::State& state, int window) {
   const int ctx = static_cast<int>(state.range(0)), seqs = static_cast<int>(state.range(1)),
             layers = static_cast<int>(state.range(2)), kv_bits = static_cast<int>(state.range(3));
   const int hq = 12, hkv = 12, hd = 64, block_size = 16;
@@ -322,7 +323,8 @@ void BM_AttentionDecode(benchmark::State& state) {
                        query_start.data(),
                        lens.data(),
                        tables.data()};
-  const AttentionShape shape{hq, hkv, hd, 0.125F};
+  const AttentionShape shape{hq, hkv, hd, 0.125F, window};
+  const int64_t keys = ctx - FirstAttendedKey(ctx - 1, window);
   for (auto _ : state) {
     for (int l = 0; l < layers; ++l) {
       const KvLayerView kv{k[l].data(), v[l].data(), KvDtype(kv_bits), num_blocks, block_size,
@@ -333,14 +335,19 @@ void BM_AttentionDecode(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.counters["KV GB/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * layers * seqs * ctx * hkv * hd * kv_bits / 4 / 1e9,
+      static_cast<double>(state.iterations()) * layers * seqs * keys * hkv * hd * kv_bits / 4 / 1e9,
       benchmark::Counter::kIsRate);
+}
+void BM_AttentionDecode(benchmark::State& state) { AttentionDecode(state, 0); }
+// The same with a sliding window of range(4) keys (Mistral 7B v0.1's 4096).
+void BM_SlidingWindowDecode(benchmark::State& state) {
+  AttentionDecode(state, static_cast<int>(state.range(4)));
 }
 
 // Causal prefill attention of one `ctx`-token prompt (the 110M model's 12 heads of 64), on
-// AVX2 (isa 0) or the best ISA (isa 1), over an f32 or f16 cache (`kv_bits`). GFLOP/s counts
-// the QK and PV products.
-void BM_AttentionPrefill(benchmark::State& state) {
+// AVX2 (isa 0) or the best ISA (isa 1), over an f32 or f16 cache (`kv_bits`), each query
+// attending to its last `window` keys (0: all). GFLOP/s counts the QK and PV products done.
+void AttentionPrefill(benchmark::State& state, int window) {
   const int ctx = static_cast<int>(state.range(0)), kv_bits = static_cast<int>(state.range(2));
   const cpu::Isa isa = state.range(1) == 0 ? cpu::Isa::kAvx2 : cpu::BestIsa();
   const int hq = 12, hkv = 12, hd = 64, block_size = 16;
@@ -369,16 +376,22 @@ void BM_AttentionPrefill(benchmark::State& state) {
                              lens.data(),
                              tables.data()};
   const KvLayerView kv{k.data(), v.data(), KvDtype(kv_bits), num_blocks, block_size, hkv, hd};
-  const AttentionShape shape{hq, hkv, hd, 0.125F};
+  const AttentionShape shape{hq, hkv, hd, 0.125F, window};
   cpu::ThreadPool& pool = static_cast<cpu::CpuBackend&>(*b).pool();
   for (auto _ : state) {
     cpu::PagedAttentionOp(pool, Tensor::Of(qkv.data(), DType::kF32, ctx, width), shape, batch, kv,
                           Tensor::Of(out.data(), DType::kF32, ctx, hq * hd), {isa});
     benchmark::ClobberMemory();
   }
-  const double flops = 4.0 * hq * hd * ctx * (ctx + 1.0) / 2;
+  double pairs = 0;  // (query, key) products
+  for (int p = 0; p < ctx; ++p) pairs += p + 1 - FirstAttendedKey(p, window);
+  const double flops = 4.0 * hq * hd * pairs;
   state.counters["GFLOP/s"] = benchmark::Counter(
       static_cast<double>(state.iterations()) * flops / 1e9, benchmark::Counter::kIsRate);
+}
+void BM_AttentionPrefill(benchmark::State& state) { AttentionPrefill(state, 0); }
+void BM_SlidingWindowPrefill(benchmark::State& state) {
+  AttentionPrefill(state, static_cast<int>(state.range(3)));
 }
 
 // {n, m, k}: the 110M model's fused QKV, attention output, fused gate/up, down, classifier.
@@ -441,6 +454,20 @@ BENCHMARK(BM_AttentionPrefill)
     ->ArgNames({"ctx", "best_isa", "kv_bits"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+// A window costs the keys it covers: 16k contexts, Mistral's 4096-key window against none.
+BENCHMARK(BM_SlidingWindowDecode)
+    ->Args({16384, 1, 1, 16, 4096})
+    ->Args({16384, 1, 1, 16, 0})
+    ->Args({16384, 8, 1, 16, 4096})
+    ->Args({16384, 8, 1, 16, 0})
+    ->ArgNames({"ctx", "seqs", "layers", "kv_bits", "window"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SlidingWindowPrefill)
+    ->ArgsProduct({{8192}, {1}, {16}, {0, 1024}})
+    ->ArgNames({"ctx", "best_isa", "kv_bits", "window"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace ringserve::kernels

@@ -145,21 +145,29 @@ void AttendRowOf(const AttentionRow& row, const AttentionShape& shape, const KvL
             j % kv.block_size) *
            token_stride;
   };
-  const int64_t n = row.context;
+  // Keys run from `first` (a sliding window's start) to n - 1; the scores start at `base`,
+  // `first` rounded down to 8, the keys below `first` scoring -inf (weights of exactly 0), so
+  // every key lands in the running sum of its absolute position mod 8 (cpu_attention.h).
+  const int64_t first = row.first_key;
+  const int64_t base = first / 8 * 8;
+  const int64_t n = row.context - base;  // scores of keys base..context-1
   const int g = row.group;
   const int heads = g * row.num_kv_heads;  // query heads, hd apart in q and out
   // Scores of query head h at scratch[h * n ..], then 1 / sum of each at scratch[heads * n + h].
   scratch.resize(static_cast<size_t>(heads * (n + 1)));
   float* scores = scratch.data();
-  int64_t j = 0;
+  for (int h = 0; h < heads; ++h) std::fill_n(scores + h * n, first - base, -INFINITY);
+  int64_t j = first - base;
   const int64_t range_bytes = static_cast<int64_t>(row.num_kv_heads) * hd * sizeof(T);
-  const bool v_to_l2 = n * range_bytes <= kL2PrefetchBytes;
+  const bool v_to_l2 = (n - j) * range_bytes <= kL2PrefetchBytes;
   for (; j + 4 <= n; j += 4) {
-    const T* keys[4] = {k_base + slot(j), k_base + slot(j + 1), k_base + slot(j + 2),
-                        k_base + slot(j + 3)};
+    const T* keys[4] = {k_base + slot(base + j), k_base + slot(base + j + 1),
+                        k_base + slot(base + j + 2), k_base + slot(base + j + 3)};
     for (int64_t i = j; i < j + 4; ++i) {
-      if (i + kKeysAhead < n) PrefetchRange(k_base + slot(i + kKeysAhead), range_bytes, false);
-      if (v_to_l2) PrefetchRange(v_base + slot(i), range_bytes, true);
+      if (i + kKeysAhead < n) {
+        PrefetchRange(k_base + slot(base + i + kKeysAhead), range_bytes, false);
+      }
+      if (v_to_l2) PrefetchRange(v_base + slot(base + i), range_bytes, true);
     }
     for (int kh = 0; kh < row.num_kv_heads; ++kh) {
       const int64_t off = static_cast<int64_t>(kh) * hd;
@@ -170,7 +178,7 @@ void AttendRowOf(const AttentionRow& row, const AttentionShape& shape, const KvL
     }
   }
   for (; j < n; ++j) {
-    const T* key = k_base + slot(j);
+    const T* key = k_base + slot(base + j);
     for (int h = 0; h < heads; ++h) {
       scores[h * n + j] =
           Dot1(row.q + static_cast<int64_t>(h) * hd, key + static_cast<int64_t>(h / g) * hd, hd);
@@ -178,17 +186,18 @@ void AttendRowOf(const AttentionRow& row, const AttentionShape& shape, const KvL
   }
   for (int h = 0; h < heads; ++h) {
     float* s = scores + h * n;
-    for (j = 0; j < n; ++j) s[j] *= shape.scale;
+    for (j = first - base; j < n; ++j) s[j] *= shape.scale;
     scratch[heads * n + h] = 1.0F / SoftmaxNumerators(s, n);
   }
   std::fill_n(row.out, static_cast<int64_t>(heads) * hd, 0.0F);
-  for (j = 0; j < n; j += kPvChunk) {
+  // Keys before `first` weigh nothing and are skipped, not weighted by zero.
+  for (j = first - base; j < n; j += kPvChunk) {
     const int count = static_cast<int>(std::min<int64_t>(kPvChunk, n - j));
     for (int64_t i = j + kPvChunk; i < std::min(n, j + int64_t{2} * kPvChunk); ++i) {
-      PrefetchRange(v_base + slot(i), range_bytes, false);
+      PrefetchRange(v_base + slot(base + i), range_bytes, false);
     }
     const T* rows[kPvChunk];
-    for (int i = 0; i < count; ++i) rows[i] = v_base + slot(j + i);
+    for (int i = 0; i < count; ++i) rows[i] = v_base + slot(base + j + i);
     for (int kh = 0; kh < row.num_kv_heads; ++kh) {
       const T* values[kPvChunk];
       for (int i = 0; i < count; ++i) values[i] = rows[i] + static_cast<int64_t>(kh) * hd;

@@ -15,7 +15,7 @@ namespace {
 
 // Defined after the shared tile code, whose key prefetch it uses.
 template <class T>
-void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s);
+void ScoresFromRows(const AttentionTile& t, int64_t first, int64_t n_end, float* s);
 
 struct Avx2 {
   using F = __m256;
@@ -56,20 +56,24 @@ struct Avx2 {
   static M Less(int32_t j, I n) {
     return _mm256_castsi256_ps(_mm256_cmpgt_epi32(n, _mm256_set1_epi32(j)));
   }
+  static M InWindow(int32_t j, I first, I n) {
+    return _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_cmpgt_epi32(first, _mm256_set1_epi32(j)),
+                                                   _mm256_cmpgt_epi32(n, _mm256_set1_epi32(j))));
+  }
   static F Select(M m, F a, F b) { return _mm256_blendv_ps(b, a, m); }
   // Without embedded broadcasts every score FMA needs a load either way.
   static void KeepInRegister(F& /*v*/) {}
   // Scores come from the queries' rows (ScoresFromRows), not from transposed queries.
   static constexpr bool kScoresFromRows = true;
   template <class T>
-  static void RowScores(const AttentionTile& t, int64_t n_end, float* s) {
-    ScoresFromRows<T>(t, n_end, s);
+  static void RowScores(const AttentionTile& t, int64_t first, int64_t n_end, float* s) {
+    ScoresFromRows<T>(t, first, n_end, s);
   }
 };
 
 #include "kernels/cpu/attention_tile.inc"
 
-// Scores of keys [0, n_end) into S (S[j * 8 + lane]), from the queries' own rows: every
+// Scores of keys [first, n_end) into S (S[j * 8 + lane]), from the queries' own rows: every
 // (query, key) is Dot1's arithmetic in attention_row.cc (lane l of an accumulator chains
 // d = l mod 8, HorizontalSum's tree, the remaining d in order, then the scale), so a tile's
 // scores are the decode path's bits. All eight queries against one key at a time: nine
@@ -77,7 +81,7 @@ struct Avx2 {
 // transposed queries needs two loads an FMA, each key is read once a tile, and one shuffle
 // tree reduces the eight accumulators straight into the key's row of S.
 template <class T>
-void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s) {
+void ScoresFromRows(const AttentionTile& t, int64_t first, int64_t n_end, float* s) {
   constexpr int kLanes = 8;
   const int hd = t.head_dim;
   const int full = hd / 8 * 8;
@@ -87,7 +91,7 @@ void ScoresFromRows(const AttentionTile& t, int64_t n_end, float* s) {
   const auto lane_of = [](int a) { return a % 2 == 0 ? a / 2 : 4 + a / 2; };
   const float* q[kLanes];
   for (int a = 0; a < kLanes; ++a) q[a] = t.q[std::min(lane_of(a), t.num_lanes - 1)];
-  for (int64_t j = 0; j < n_end; ++j) {
+  for (int64_t j = first; j < n_end; ++j) {
     const T* key = KeysOf<T>(t) + t.key_offsets[j];
     if (j + kPrefetchKeys < n_end) PrefetchRow(KeysOf<T>(t) + t.key_offsets[j + kPrefetchKeys], hd);
     __m256 acc[kLanes];

@@ -57,9 +57,15 @@ struct Avx512 {
   static F Add(F a, F b) { return _mm512_add_ps(a, b); }
   static F Sub(F a, F b) { return _mm512_sub_ps(a, b); }
   static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
-  static F Max(F a, F b) { return _mm512_max_ps(a, b); }
+  // The same vmaxps as _mm512_max_ps, whose "undefined" pass-through operand GCC 12 reports
+  // as uninitialized once inlined into the softmax.
+  static F Max(F a, F b) { return _mm512_mask_max_ps(a, static_cast<__mmask16>(0xFFFF), a, b); }
   static I LoadInts(const int32_t* p) { return _mm512_loadu_si512(p); }
   static M Less(int32_t j, I n) { return _mm512_cmpgt_epi32_mask(n, _mm512_set1_epi32(j)); }
+  static M InWindow(int32_t j, I first, I n) {
+    const __m512i jv = _mm512_set1_epi32(j);
+    return _mm512_cmpgt_epi32_mask(n, jv) & _mm512_cmple_epi32_mask(first, jv);
+  }
   static F Select(M m, F a, F b) { return _mm512_mask_blend_ps(m, b, a); }
   // Left alone, GCC folds the query vector's load into each of the kScoreKeys FMAs that use
   // it and broadcasts the key values into registers: two loads per FMA, which starve the

@@ -3,9 +3,9 @@
 // threads and run by the row path (attention_row.cc) or the tile path (attention_tile.inc).
 //
 // Batch invariance: a query row's result depends only on its own q, its position and the
-// K/V stored for positions 0..position. Both paths do the same operations per query
-// (cpu_attention.h spells them out), so neither batch-mates, the plan nor the prefill
-// chunking change a single bit.
+// K/V stored for positions 0..position (its window's, with a sliding window). Both paths do the
+// same operations per query (cpu_attention.h spells them out), so neither batch-mates, the plan nor
+// the prefill chunking change a single bit.
 #include "kernels/cpu/cpu_attention.h"
 
 #include <immintrin.h>
@@ -144,14 +144,16 @@ struct AttentionCall {
 void RunRow(const AttentionCall& c, const WorkItem& item, std::vector<float>& scratch) {
   const int64_t t = item.token;
   const int64_t q_offset = static_cast<int64_t>(item.kv_head) * c.group * c.shape.head_dim;
+  const int32_t position = c.batch.positions[t];
   const AttentionRow row{
       RowPtr(c.qkv, t) + q_offset,
       RowPtr(c.out, t) + q_offset,
       c.group,
       item.kv_head,
       item.num_kv_heads,
-      static_cast<int64_t>(c.batch.positions[t]) + 1,
-      c.batch.block_tables + static_cast<int64_t>(item.seq) * c.batch.max_blocks_per_seq};
+      static_cast<int64_t>(position) + 1,
+      c.batch.block_tables + static_cast<int64_t>(item.seq) * c.batch.max_blocks_per_seq,
+      FirstAttendedKey(position, c.shape.window)};
   AttendRow(row, c.shape, c.kv, scratch);
 }
 
@@ -162,6 +164,7 @@ void RunTile(const AttentionCall& c, const WorkItem& item, Isa isa, std::vector<
   AttentionTile tile;
   tile.num_lanes = item.count;
   int64_t n_end = 0;
+  int64_t first_min = INT32_MAX;
   for (int i = 0; i < item.count; ++i) {
     const int vec = item.first + i;
     const int64_t t = first_token + vec / c.group;
@@ -169,16 +172,18 @@ void RunTile(const AttentionCall& c, const WorkItem& item, Isa isa, std::vector<
     tile.q[i] = RowPtr(c.qkv, t) + q_offset;
     tile.out[i] = RowPtr(c.out, t) + q_offset;
     tile.context[i] = c.batch.positions[t] + 1;
+    tile.first_key[i] = FirstAttendedKey(c.batch.positions[t], c.shape.window);
     n_end = std::max<int64_t>(n_end, tile.context[i]);
+    first_min = std::min<int64_t>(first_min, tile.first_key[i]);
   }
   const int64_t token_stride = static_cast<int64_t>(c.kv.num_kv_heads) * hd;
   const int32_t* blocks =
       c.batch.block_tables + static_cast<int64_t>(item.seq) * c.batch.max_blocks_per_seq;
   key_offsets.resize(static_cast<size_t>(n_end));
   const int bs = c.kv.block_size;
-  for (int64_t b = 0; b * bs < n_end; ++b) {
+  for (int64_t b = first_min / bs; b * bs < n_end; ++b) {
     const int64_t base = static_cast<int64_t>(blocks[b]) * bs * token_stride;
-    for (int64_t j = b * bs; j < std::min<int64_t>(n_end, (b + 1) * bs); ++j) {
+    for (int64_t j = std::max(first_min, b * bs); j < std::min<int64_t>(n_end, (b + 1) * bs); ++j) {
       key_offsets[j] = base + (j - b * bs) * token_stride;
     }
   }
@@ -224,15 +229,19 @@ std::vector<WorkItem> PlanWork(const AttentionCall& c, const AttentionOptions& o
     if (vectors >= options.min_tile_vectors) {
       for (int first = 0; first < vectors; first += lanes) {
         const int count = std::min(lanes, vectors - first);
-        // Tokens are in position order, so the tile's last token has the longest context.
-        const int64_t keys = c.batch.positions[begin + (first + count - 1) / c.group] + 1;
+        // Tokens are in position order: the tile's keys run from its first token's window
+        // to its last token.
+        const int32_t last = c.batch.positions[begin + (first + count - 1) / c.group];
+        const int64_t keys =
+            last + 1 - FirstAttendedKey(c.batch.positions[begin + first / c.group], c.shape.window);
         for (int h = 0; h < num_kv_heads; ++h) {
           items.push_back({keys * kTileKeyCost, s, begin, h, first, count});
         }
       }
     } else {
       for (int32_t t = begin; t < end; ++t) {
-        const int64_t keys = c.batch.positions[t] + 1;
+        const int64_t keys =
+            c.batch.positions[t] + 1 - FirstAttendedKey(c.batch.positions[t], c.shape.window);
         for (int r = 0; r < ranges; ++r) {
           const int h0 = num_kv_heads * r / ranges;
           const int h1 = num_kv_heads * (r + 1) / ranges;

@@ -8,16 +8,19 @@
 //    prefill chunk and/or the group's heads), one per vector lane. Each K and V row is then
 //    loaded once per tile instead of once per token, the scores need no horizontal sums and
 //    the output accumulators stay in registers across keys.
-// Per query vector both paths compute, in this order (hd = head_dim, n = its context):
+// Per query vector both paths compute, in this order (hd = head_dim, keys f..n-1: n its
+// context, f its first attended key, 0 without a sliding window):
 //   score_j = HorizontalSum tree (simd.h) of 8 FMA chains a_l over d = l, l + 8, ... below
 //             hd rounded down to 8, then fma over the remaining d; score_j *= scale.
-//   max = max over j < n; p_j = Exp(score_j - max) (simd.h's polynomial, lane-wise).
-//   sum = HorizontalSum tree of 8 running sums, lane l over j = l, l + 8, ... below n
-//         rounded down to 8, then += p_j for the rest in order; inv = 1 / sum.
-//   out[d] = fma(p_j, v_j[d], out[d]) for j = 0..n-1 in order from +0; out[d] *= inv.
-// So a query's result depends on nothing but its q and its keys, whichever path, tile
-// shape, ISA or batch computed it. A 16-bit cache (f16 or bf16, KvLayerView::dtype) is
-// widened to f32 exactly as it is loaded, so the same holds for it, on either ISA.
+//   max = max over f <= j < n; p_j = Exp(score_j - max) (simd.h's polynomial, lane-wise).
+//   sum = HorizontalSum tree of 8 running sums, lane l over the keys j = l (mod 8) from f
+//         below n rounded down to 8, then += p_j for the rest in order; inv = 1 / sum.
+//   out[d] = fma(p_j, v_j[d], out[d]) for j = f..n-1 in order from +0; out[d] *= inv.
+// (Keys before f are left out, which is what adding exact zeros to the running sums from
+// key 0 on would give: f moves no key to another sum.) So a query's result depends on
+// nothing but its q and its keys, whichever path, tile shape, ISA or batch computed it. A 16-bit
+// cache (f16 or bf16, KvLayerView::dtype) is widened to f32 exactly as it is loaded, so the same
+// holds for it, on either ISA.
 #ifndef RINGSERVE_KERNELS_CPU_CPU_ATTENTION_H_
 #define RINGSERVE_KERNELS_CPU_CPU_ATTENTION_H_
 
@@ -48,15 +51,17 @@ void PagedAttentionOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape&
 // rounded to nearest even; f16 saturates at +-65504 instead of overflowing to infinity.
 void StoreKvRow(DType dtype, const float* src, int64_t count, void* dst);
 
-// One token's query heads of a range of kv heads, against keys 0..context-1 of its sequence.
+// One token's query heads of a range of kv heads, against keys first_key..context-1 of its
+// sequence.
 struct AttentionRow {
   const float* q;         // first query head of the range; heads hd apart
   float* out;             // same layout as q
   int group;              // query heads sharing each kv head
   int kv_head;            // first kv head of the range ...
   int num_kv_heads;       // ... and how many
-  int64_t context;        // keys 0..context-1
+  int64_t context;        // keys first_key..context-1
   const int32_t* blocks;  // the sequence's block table
+  int64_t first_key = 0;  // FirstAttendedKey of the token's position
 };
 
 // The row path; `scratch` is resized to what the row needs.
@@ -70,13 +75,14 @@ inline constexpr int kMaxScoreKeys = 4;
 // One tile: up to the ISA's vector width of query vectors that share a kv head's keys.
 struct AttentionTile {
   int num_lanes = 0;
-  const float* q[kMaxTileLanes] = {};    // each lane's query head, head_dim values
-  float* out[kMaxTileLanes] = {};        // where its output head goes
-  int32_t context[kMaxTileLanes] = {};   // lane i attends to keys 0..context[i]-1 (>= 1)
-  const void* k = nullptr;               // the kv head's K in the first key's row ...
-  const void* v = nullptr;               // ... and its V, elements of kv_dtype
-  DType kv_dtype = DType::kF32;          // f32, f16 or bf16
-  const int64_t* key_offsets = nullptr;  // key j's row starts at k + key_offsets[j] elements
+  const float* q[kMaxTileLanes] = {};     // each lane's query head, head_dim values
+  float* out[kMaxTileLanes] = {};         // where its output head goes
+  int32_t context[kMaxTileLanes] = {};    // lane i attends to keys first_key[i]..context[i]-1
+  int32_t first_key[kMaxTileLanes] = {};  // (first_key[i] < context[i])
+  const void* k = nullptr;                // the kv head's K in the first key's row ...
+  const void* v = nullptr;                // ... and its V, elements of kv_dtype
+  DType kv_dtype = DType::kF32;           // f32, f16 or bf16
+  const int64_t* key_offsets = nullptr;   // key j's row starts at k + key_offsets[j] elements
   int head_dim = 0;
   float scale = 0;
 };

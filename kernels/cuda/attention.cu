@@ -2,10 +2,11 @@
 // alike. attention_launch.cu plans its work items, launches it and merges split-parallel rows.
 //
 // Arithmetic (the definition every path reproduces bit for bit). A query row (token, query
-// head) at position p attends to keys 0..p of its sequence. Keys are cut into splits of
-// kAttentionSplitKeys and each split into tiles of kAttentionTileKeys, both aligned to
-// absolute key positions. Per split, from (m, l, acc) = (-inf, 0, 0), tile by tile:
-//   score_j = dot(q, k_j) * scale  (one FMA chain over d; -inf for j > p)
+// head) at position p attends to keys f..p of its sequence: f = 0, or with a sliding window
+// FirstKey(p, window). Keys are cut into splits of kAttentionSplitKeys and each split into
+// tiles of kAttentionTileKeys, both aligned to absolute key positions. Per split that holds
+// one of the row's keys, from (m, l, acc) = (-inf, 0, 0), tile by tile:
+//   score_j = dot(q, k_j) * scale  (one FMA chain over d; -inf for j < f and j > p)
 //   m' = max(m, max_j score_j); alpha = RescaleFactor(m, m'); p_j = Exp(score_j - m')
 //   l = l * alpha + WarpSum(p_j);  acc[d] = acc[d] * alpha, then += p_j v_j[d] for j in order
 // then the split states are merged left to right into (M, L, O) with
@@ -14,8 +15,9 @@
 // cuda_index.h; K and V are converted from the activation dtype exactly.
 //
 // Batch invariance. The definition depends only on the row's own q, p and keys, never on
-// which rows share a thread block: keys past p inside a tile, and whole tiles past p, add
-// exact zeros (alpha is exactly 1 when the max does not move, p_j = 0 terms are skipped).
+// which rows share a thread block: keys outside f..p inside a tile, and whole tiles outside,
+// add exact zeros (alpha is exactly 1 when the max does not move, p_j = 0 terms are skipped;
+// before the row's first key its max is still -inf and the tile is skipped outright).
 // So a token gives the same bits alone, among other sequences, or inside any prefill chunk.
 //
 // Two places run the merge: a thread block that walks all of a row's splits merges them as
@@ -78,12 +80,12 @@ struct SharedLayout {
 // One tile of keys [k0, k0 + 32) for one row, by one warp (lane j owns key k0 + j).
 // `q`, `acc`, `state` are the row's slices of shared memory.
 __device__ void RowTileStep(const float* q, const float* k_tile, const float* v_tile, float* acc,
-                            float* state, float* warp_probs, int head_dim, int k0, int position,
-                            float scale) {
+                            float* state, float* warp_probs, int head_dim, int k0, int first_key,
+                            int position, float scale) {
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const float m = state[0];
   const float l = state[1];
-  const bool valid = k0 + lane <= position;
+  const bool valid = k0 + lane >= first_key && k0 + lane <= position;
   const float* key = k_tile + lane * (head_dim + 1);
   float dot = 0;
   for (int d = 0; d < head_dim; ++d) dot = Fma(q[d], key[d], dot);
@@ -219,20 +221,26 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p)
     st[3] = 0;
   }
   __syncthreads();
-  int max_position = 0;
-  for (int i = 0; i < num_tokens; ++i) max_position = max(max_position, pos_s[i]);
-  const int context = max_position + 1;  // keys the block loads: 0..max_position
+  int max_position = 0, min_position = pos_s[0];
+  for (int i = 0; i < num_tokens; ++i) {
+    max_position = max(max_position, pos_s[i]);
+    min_position = min(min_position, pos_s[i]);
+  }
+  const int context = max_position + 1;  // keys the block loads: first_min..max_position
+  const int first_min = FirstKey(min_position, p.window);
+  const int first_split = first_min / kAttentionSplitKeys;
 
   const T* k_cache = static_cast<const T*>(p.k);
   const T* v_cache = static_cast<const T*>(p.v);
   const int32_t* table = p.block_tables + static_cast<int64_t>(seq) * p.max_blocks_per_seq;
-  // Split-parallel: slot z runs the row's splits z, z + gridDim.z, ..., each from a fresh
-  // state, so a split's partial has the same bits however many slots the grid has.
-  const int split_begin = split_parallel ? slot : 0;
+  // Split-parallel: slot z runs the row's splits first_split + z, + gridDim.z, ..., each from
+  // a fresh state, so a split's partial has the same bits however many slots the grid has.
+  const int split_begin = first_split + (split_parallel ? slot : 0);
   const int split_step = split_parallel ? static_cast<int>(gridDim.z) : 1;
   for (int s = split_begin; s < NumSplits(context); s += split_step) {
     const int key_end = min(context, (s + 1) * kAttentionSplitKeys);
-    for (int k0 = s * kAttentionSplitKeys; k0 < key_end; k0 += kTile) {
+    for (int k0 = max(s * kAttentionSplitKeys, first_min / kTile * kTile); k0 < key_end;
+         k0 += kTile) {
       __syncthreads();  // every warp is done with the previous tile
       if (p.vector_loads) {
         LoadTileVectorized(k_cache, v_cache, table, p, kv_head, k0, key_end, k_s, v_s);
@@ -241,17 +249,21 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p)
       }
       __syncthreads();
       for (int r = warp; r < rows; r += kWarps) {
+        const int position = pos_s[r / p.group];
         RowTileStep(q_s + r * hd, k_s, v_s, acc_s + r * hd, state_s + kStateFloats * r,
-                    probs_s[warp], hd, k0, pos_s[r / p.group], p.scale);
+                    probs_s[warp], hd, k0, FirstKey(position, p.window), position, p.scale);
       }
     }
     // The same warp owns a row through its tiles, merge and output: no block barrier needed.
     for (int r = warp; r < rows; r += kWarps) {
-      if (s * kAttentionSplitKeys > pos_s[r / p.group]) continue;  // not one of the row's splits
+      const int position = pos_s[r / p.group];
+      if (s * kAttentionSplitKeys > position || s < FirstSplit(position, p.window)) {
+        continue;  // not one of the row's splits
+      }
       float* st = state_s + kStateFloats * r;
       if (split_parallel) {
         const int64_t head = static_cast<int64_t>(kv_head) * p.group + r % p.group;
-        float* dst = SplitPartial(p, seq, head, s);
+        float* dst = SplitPartial(p, seq, head, s - first_split);
         const int lane = tid % 32;
         for (int d = lane; d < hd; d += 32) {
           dst[2 + d] = acc_s[r * hd + d];

@@ -29,6 +29,7 @@ struct AttentionParams {
   int head_dim;
   int group;  // query heads per kv head
   float scale;
+  int window;  // AttentionShape::window: 0, or a sliding window (SIMT kernel only)
   int block_size;
   int max_blocks_per_seq;
   const int32_t* positions;
@@ -37,7 +38,8 @@ struct AttentionParams {
   const int2* items;
   const int* num_items;
   int tokens_per_item;
-  float* partials;    // [num_seqs, num_q_heads, grid_splits, head_dim + 2]
+  // [num_seqs, num_q_heads, grid_splits, head_dim + 2]; a row's splits from its FirstSplit on
+  float* partials;
   int grid_splits;    // split slots of the launch (grid z); 1 = no split-parallel rows
   bool vector_loads;  // K/V rows load as 16-byte vectors
 };
@@ -72,12 +74,13 @@ __device__ __forceinline__ bool FindAttentionBlockWork(const AttentionParams& p,
   work->slot = static_cast<int>(blockIdx.z);
   const int first_position = p.positions[item.y];
   const int seq_tokens = p.query_start[item.x + 1] - p.query_start[item.x];
-  work->split_parallel = SplitParallel(seq_tokens, first_position, p.grid_splits);
-  return work->slot == 0 || (work->split_parallel && work->slot < NumSplits(first_position + 1));
+  work->split_parallel = SplitParallel(seq_tokens, first_position, p.window, p.grid_splits);
+  return work->slot == 0 ||
+         (work->split_parallel && work->slot < RowSplits(first_position, p.window));
 }
 
-// The (max, sum, acc[head_dim]) state of split `split` of row (seq, head), as the
-// split-parallel blocks write it and MergeSplitsKernel reads it.
+// The (max, sum, acc[head_dim]) state of the row's split FirstSplit + `split` of row (seq,
+// head), as the split-parallel blocks write it and MergeSplitsKernel reads it.
 __device__ __forceinline__ float* SplitPartial(const AttentionParams& p, int seq, int64_t head,
                                                int split) {
   return p.partials + ((static_cast<int64_t>(seq) * p.num_q_heads + head) * p.grid_splits + split) *

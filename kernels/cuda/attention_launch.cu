@@ -72,8 +72,8 @@ __global__ void __launch_bounds__(32) MergeSplitsKernel(const Params p) {
   const int seq_tokens = p.query_start[seq + 1] - first;
   if (seq_tokens != 1) return;
   const int position = p.positions[first];
-  if (!SplitParallel(seq_tokens, position, p.grid_splits)) return;
-  const int splits = NumSplits(position + 1);
+  if (!SplitParallel(seq_tokens, position, p.window, p.grid_splits)) return;
+  const int splits = RowSplits(position, p.window);
   const int hd = p.head_dim;
   T* out = static_cast<T*>(p.out) + first * p.out_stride + static_cast<int64_t>(head) * hd;
   for (int d0 = 0; d0 < hd; d0 += 32) {
@@ -151,8 +151,10 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
   RS_CHECK(batch.num_seqs > 0 && batch.max_context_len > 0 && batch.max_blocks_per_seq > 0);
   const int group = heads.num_q_heads / heads.num_kv_heads;
   // The path depends on the model and the option only, never on the batch (see
-  // attention_mma.cu): every row of a model takes the same arithmetic.
-  const bool mma = tensor_cores && MmaAttentionSupports(out.dtype, group, heads.head_dim);
+  // attention_mma.cu): every row of a layer takes the same arithmetic. Sliding-window layers
+  // run on the SIMT kernel.
+  const bool mma =
+      tensor_cores && heads.window == 0 && MmaAttentionSupports(out.dtype, group, heads.head_dim);
   // A pass of one token a sequence (decode) shares no K/V tile between tokens: one token an
   // item sizes the SIMT kernel's shared memory for its rows only (39 instead of 58 KB at
   // Llama-3-8B's heads, 5 blocks an SM instead of 3 on an H100), with the same bits (a row's
@@ -175,7 +177,7 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
   // a slot for every split of the longest row, or as many as the partials scratch holds;
   // rows with more splits than slots merge inside their block (same bits).
   const int splits = static_cast<int>(std::min<int64_t>(
-      {NumSplits(batch.max_context_len),
+      {MaxRowSplits(batch.max_context_len, heads.window),
        scratch.partial_floats / PartialFloatsPerSplit(batch.num_seqs, heads), kMaxSplitSlots}));
   bool parallel = splits > 1;
   if (split_mode == SplitMode::kNever) parallel = false;
@@ -197,6 +199,7 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
   p.head_dim = heads.head_dim;
   p.group = group;
   p.scale = heads.scale;
+  p.window = heads.window;
   p.block_size = kv.block_size;
   p.max_blocks_per_seq = batch.max_blocks_per_seq;
   p.positions = batch.positions;

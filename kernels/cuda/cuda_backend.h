@@ -164,6 +164,7 @@ class CudaBackend final : public Backend {
     int num_q_heads = 0;
     int num_kv_heads = 0;
     AttentionKernel kernel = AttentionKernel::kSimt;
+    int window = 0;  // a sliding-window layer runs the SIMT kernel whatever `kernel` says
     const void* items = nullptr;
     bool operator==(const AttentionPlanKey&) const = default;
   };

@@ -22,7 +22,7 @@ BatchArgs ToBatchArgs(const AttentionBatch& b) {
 }
 
 HeadArgs ToHeadArgs(const AttentionShape& s) {
-  return HeadArgs{s.num_q_heads, s.num_kv_heads, s.head_dim, s.scale};
+  return HeadArgs{s.num_q_heads, s.num_kv_heads, s.head_dim, s.scale, s.window};
 }
 
 // The residual stream, the projections that feed it and qkv may be f32 under f16/bf16
@@ -98,7 +98,7 @@ void CudaBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
   // pass's later layers keep the first one's (a one-block plan kernel fewer per layer).
   const AttentionPlanKey plan{batch.query_start, batch.num_seqs,     batch.num_tokens,
                               shape.num_q_heads, shape.num_kv_heads, attention_kernel_,
-                              attention_items_};
+                              shape.window,      attention_items_};
   BatchArgs batch_args = ToBatchArgs(batch);
   batch_args.reuse_plan = batch.plan_reused && plan == last_attention_plan_;
   last_attention_plan_ = plan;

@@ -82,6 +82,26 @@ RS_HD int NumSplits(int context) {
   return (context + kAttentionSplitKeys - 1) / kAttentionSplitKeys;
 }
 
+// Sliding-window attention (AttentionShape::window > 0): a query at `position` attends to
+// keys FirstKey(position, window)..position. Its splits are those that hold them, split
+// FirstSplit(...) to NumSplits(position + 1) - 1: RowSplits of them.
+RS_HD int FirstKey(int position, int window) {
+  return window > 0 && position >= window ? position - window + 1 : 0;
+}
+RS_HD int FirstSplit(int position, int window) {
+  return FirstKey(position, window) / kAttentionSplitKeys;
+}
+RS_HD int RowSplits(int position, int window) {
+  return NumSplits(position + 1) - FirstSplit(position, window);
+}
+// The most splits a row of `context` keys at most has under `window`.
+RS_HD int MaxRowSplits(int context, int window) {
+  const int all = NumSplits(context);
+  if (window <= 0) return all;
+  const int windowed = (window - 1 + kAttentionSplitKeys - 1) / kAttentionSplitKeys + 1;
+  return windowed < all ? windowed : all;
+}
+
 // Query tokens of one sequence are grouped into work items of up to `tokens_per_item`
 // consecutive tokens (one thread block each per kv head).
 RS_HD int ItemsOfSequence(int num_query_tokens, int tokens_per_item) {
@@ -100,8 +120,8 @@ RS_HD int64_t MaxAttentionItems(int num_tokens, int num_seqs, int tokens_per_ite
 // partials are indexed by sequence) and more than one split, and only when the launch has a
 // grid slot for every split. Either way the bits are the same; this only decides where the
 // merge runs.
-RS_HD bool SplitParallel(int sequence_query_tokens, int position, int grid_splits) {
-  const int splits = NumSplits(position + 1);
+RS_HD bool SplitParallel(int sequence_query_tokens, int position, int window, int grid_splits) {
+  const int splits = RowSplits(position, window);
   return grid_splits > 1 && sequence_query_tokens == 1 && splits > 1 && splits <= grid_splits;
 }
 

@@ -96,6 +96,7 @@ struct HeadArgs {
   int num_kv_heads = 0;
   int head_dim = 0;
   float scale = 0;
+  int window = 0;  // AttentionShape::window
 };
 struct KvArgs {
   void* k = nullptr;

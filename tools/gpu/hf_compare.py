@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """ringserve's logits against an independent Llama implementation, on random models.
 
-Three small configs with grouped-query attention (4 query heads, 2 KV heads): one with Llama 3
+Four small configs with grouped-query attention (4 query heads, 2 KV heads): one with Llama 3
 rope scaling (factor 8, low/high freq factor 1/4, original context 8192), one with YaRN
-(factor 4 over an original context of 1024), one without. The weights are random and
-bf16-exact, so every side computes from the same numbers.
+(factor 4 over an original context of 1024), one without, and a Mistral with a sliding
+window (128 keys; 8 for the Python reference) shorter than its longer sequences. The weights
+are random and bf16-exact, so every side computes from the same numbers.
 
   prepare   writes each model as a Hugging Face directory (config.json + model.safetensors)
             and the reference logits. With PyTorch and transformers (the GPU machine):
-            LlamaForCausalLM builds the config, saves itself with save_pretrained, and gives
+            LlamaForCausalLM (MistralForCausalLM) builds the config, saves itself with
+            save_pretrained, and gives
             logits in float64 and float32 on the CPU and in bf16 on the GPU (eager
             attention); also the logits without rope scaling on the same weights, to show
             how much scaling moves them. Without them (--reference python, or auto when
@@ -67,8 +69,12 @@ def configs(reference):
                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
     # YaRN as Qwen2.5 and Qwen3 use it past their original context, here 1024 positions.
     yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 1024}
+    # Mistral 7B v0.1's sliding window, shorter than the longer sequences (see sequences).
+    mistral = dict(base, architectures=["MistralForCausalLM"], model_type="mistral",
+                   sliding_window=8 if reference == "python" else 128)
     return [("gqa_llama3_rope", dict(base, rope_scaling=scaling)), ("gqa_plain_rope", dict(base)),
-            ("gqa_yarn_rope", dict(base, rope_scaling=yarn))]
+            ("gqa_yarn_rope", dict(base, rope_scaling=yarn)),
+            ("gqa_sliding_window", mistral)]
 
 
 def sequences(reference, vocab, seed):
@@ -148,18 +154,23 @@ def hf_logits(model, seqs, device, dtype, inv_freq=None):
     return out
 
 
+def is_mistral(cfg):
+    return cfg.get("model_type") == "mistral"
+
+
 def hf_config(transformers, cfg):
-    """A LlamaConfig for cfg: transformers >= 5 takes the rotary settings as one
-    rope_parameters object, earlier versions as rope_theta and rope_scaling."""
+    """A LlamaConfig (MistralConfig) for cfg: transformers >= 5 takes the rotary settings as
+    one rope_parameters object, earlier versions as rope_theta and rope_scaling."""
     import inspect
     kwargs = {k: v for k, v in cfg.items()
               if k not in ("architectures", "model_type", "rope_theta", "rope_scaling")}
-    if "rope_parameters" in inspect.signature(transformers.LlamaConfig.__init__).parameters:
+    config_class = transformers.MistralConfig if is_mistral(cfg) else transformers.LlamaConfig
+    if "rope_parameters" in inspect.signature(config_class.__init__).parameters:
         kwargs["rope_parameters"] = dict(cfg.get("rope_scaling") or {"rope_type": "default"},
                                          rope_theta=cfg["rope_theta"])
     else:
         kwargs.update(rope_theta=cfg["rope_theta"], rope_scaling=cfg.get("rope_scaling"))
-    config = transformers.LlamaConfig(attn_implementation="eager", **kwargs)
+    config = config_class(attn_implementation="eager", **kwargs)
     try:
         config._attn_implementation = "eager"
     except AttributeError:
@@ -186,7 +197,9 @@ def prepare_transformers(name, cfg, seqs, model_dir, device):
     torch.backends.cudnn.allow_tf32 = False
     config = hf_config(transformers, cfg)
     torch.manual_seed(sum(map(ord, name)))
-    model = transformers.LlamaForCausalLM(config).eval()
+    model_class = (transformers.MistralForCausalLM if is_mistral(cfg)
+                   else transformers.LlamaForCausalLM)
+    model = model_class(config).eval()
     inv_freq = rotary_frequencies(model)
     rope_error = check_inverse_frequencies(inv_freq, cfg)
     with torch.no_grad():  # the same scheme as llama_reference.random_weights
@@ -214,7 +227,7 @@ def prepare_transformers(name, cfg, seqs, model_dir, device):
             "f32": hf_logits(model, seqs, "cpu", torch.float32, inv_freq),
             "bf16": hf_logits(model, seqs, device if device != "cpu" else "cpu", torch.bfloat16,
                               inv_freq)}
-    info = {"implementation": f"transformers {transformers.__version__} LlamaForCausalLM "
+    info = {"implementation": f"transformers {transformers.__version__} {model_class.__name__} "
                               f"(torch {torch.__version__}), eager attention",
             "bf16_device": device,
             "saved_rope_keys": sorted(k for k in saved if k.startswith("rope"))}
@@ -227,6 +240,14 @@ def prepare_transformers(name, cfg, seqs, model_dir, device):
         unscaled = hf_logits(plain, seqs, "cpu", torch.float64, rotary_frequencies(plain))
         moved = compare_sequences(unscaled, refs["f64"])
         info["rope_scaling_moves_logits_by"] = moved["max_rel_err"]
+    if is_mistral(cfg):  # a transformers that ignored the window would compare nothing
+        full = model_class(hf_config(transformers, dict(cfg, sliding_window=None))).eval()
+        full.load_state_dict(model.state_dict())
+        unwindowed = hf_logits(full, seqs, "cpu", torch.float64, rotary_frequencies(full))
+        moved = compare_sequences(unwindowed, refs["f64"])["max_rel_err"]
+        info["sliding_window_moves_logits_by"] = moved
+        if moved < 1e-6:
+            info["window_check"] = "transformers' logits do not change with the sliding window"
     return refs, info
 
 
@@ -357,6 +378,8 @@ def compare(args):
         entry = {"name": name, "info": ref["info"], "checks": [], "errors": []}
         if "differ" in ref["info"].get("rope_check", ""):
             entry["errors"].append(ref["info"]["rope_check"])
+        if "window_check" in ref["info"]:
+            entry["errors"].append(ref["info"]["window_check"])
         got = {}
         for label, device, dtype, extra in runs:
             if dtype and not dtype_flag:

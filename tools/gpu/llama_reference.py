@@ -137,6 +137,12 @@ def attention_factor(cfg):
     return 1.0 if factor <= 1 else 0.1 * math.log(factor) + 1.0
 
 
+def sliding_window(cfg):
+    """Mistral's sliding window (every layer; each query sees its last `window` keys), or
+    None: what transformers' MistralConfig reads from config.json."""
+    return cfg.get("sliding_window") if cfg.get("model_type") == "mistral" else None
+
+
 def _matvec(w, cols, x):
     return [sum(wr * xv for wr, xv in zip(w[r * cols:(r + 1) * cols], x))
             for r in range(len(w) // cols)]
@@ -166,6 +172,7 @@ def forward(cfg, weights, ids, first_row):
     nq, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     eps = cfg["rms_norm_eps"]
     inv, scale = inverse_frequencies(cfg), attention_factor(cfg)
+    window = sliding_window(cfg)
     w = {k: v[1] for k, v in weights.items()}
     emb = w["model.embed_tokens.weight"]
     xs = [emb[t * d:(t + 1) * d] for t in ids]
@@ -178,16 +185,17 @@ def forward(cfg, weights, ids, first_row):
             keys.append(_rope(_matvec(w[p + "self_attn.k_proj.weight"], d, h), nkv, hd, pos, inv,
                               scale))
             values.append(_matvec(w[p + "self_attn.v_proj.weight"], d, h))
+            first = max(0, pos - window + 1) if window else 0  # the keys this query sees
             att = []
             for head in range(nq):
                 kvh = head // (nq // nkv)
                 qh = q[head * hd:(head + 1) * hd]
                 scores = [sum(a * b for a, b in zip(qh, k[kvh * hd:(kvh + 1) * hd])) / math.sqrt(hd)
-                          for k in keys]
+                          for k in keys[first:]]
                 top = max(scores)
                 probs = [math.exp(s - top) for s in scores]
                 total = sum(probs)
-                att += [sum(pr * v[kvh * hd + i] for pr, v in zip(probs, values)) / total
+                att += [sum(pr * v[kvh * hd + i] for pr, v in zip(probs, values[first:])) / total
                         for i in range(hd)]
             x = [a + b for a, b in zip(x, _matvec(w[p + "self_attn.o_proj.weight"], nq * hd, att))]
             h = _rmsnorm(x, w[p + "post_attention_layernorm.weight"], eps)

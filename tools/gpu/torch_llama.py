@@ -78,7 +78,12 @@ def forward(cfg, weights, ids, first_row, dtype):
         return x.view(n, count, hd).transpose(0, 1)
 
     x = w["model.embed_tokens.weight"][torch.tensor(ids)]
-    mask = torch.full((n, n), torch.finfo(dtype).min, dtype=dtype).triu(1)
+    position = torch.arange(n)
+    blocked = position[None, :] > position[:, None]  # causal: no key after the query
+    window = llama_reference.sliding_window(cfg)
+    if window:  # nor one more than `window` - 1 before it
+        blocked |= position[None, :] <= position[:, None] - window
+    mask = torch.zeros((n, n), dtype=dtype).masked_fill(blocked, torch.finfo(dtype).min)
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         h = rmsnorm(x, w[p + "input_layernorm.weight"])

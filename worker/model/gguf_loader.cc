@@ -143,6 +143,8 @@ absl::StatusOr<ModelConfig> ModelConfigFromGguf(const GgufFile& file) {
   c.attention_bias = FindTensor(file, "blk.0.attn_q.bias") != nullptr;
   c.qk_norm = FindTensor(file, "blk.0.attn_q_norm.weight") != nullptr;
   RS_RETURN_IF_ERROR(ReadRopeScaling(file, arch, &c));
+  // llama.cpp's key for a window over every layer (converted Llama-family files seldom have it).
+  RS_ASSIGN_OR_RETURN(c.sliding_window, GetDim(file, p + "attention.sliding_window", 0));
   RS_ASSIGN_OR_RETURN(c.vocab_size, VocabSize(file, arch));
   c.tied_embeddings = FindTensor(file, "output.weight") == nullptr;
   if (absl::Status s = c.Validate(); !s.ok()) {

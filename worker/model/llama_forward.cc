@@ -308,7 +308,8 @@ void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch
                           lw.k_norm, c.rms_eps);
   }
 
-  const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, attention_scale_};
+  const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, attention_scale_,
+                                      c.LayerWindow(layer)};
   const kernels::RopeParams rope{inv_freq_.as<float>(),
                                  c.rotary_dim > 0 ? c.rotary_dim : c.head_dim, c.rope_layout};
   const kernels::KvLayerView kv = kv_->Layer(layer);

@@ -44,6 +44,11 @@ absl::Status ModelConfig::Validate() {
     return absl::InvalidArgumentError("model config: rope_theta must be positive");
   }
   RS_RETURN_IF_ERROR(ValidateRopeScaling(rope_scaling, rotary_dim, head_dim));
+  if (sliding_window < 0) return Invalid("sliding_window", sliding_window, "must be >= 0");
+  if (!sliding_layers.empty() && sliding_layers.size() != static_cast<size_t>(num_layers)) {
+    return Invalid("sliding_layers size", static_cast<int64_t>(sliding_layers.size()),
+                   absl::StrCat("must be num_layers (", num_layers, ")"));
+  }
   if (!rope_freq_divisors.empty() &&
       rope_freq_divisors.size() != static_cast<size_t>(rotary_dim / 2)) {
     return Invalid("rope_freq_divisors size", static_cast<int64_t>(rope_freq_divisors.size()),

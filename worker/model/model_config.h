@@ -37,6 +37,17 @@ struct ModelConfig {
   // Each Q and K head is RMS-normalised (blk.N.attn_{q,k}_norm, head_dim wide) after the
   // projection and before RoPE: Qwen3.
   bool qk_norm = false;
+  // Sliding-window attention: > 0, the layers marked in sliding_layers (every layer while it
+  // is empty: Mistral 7B v0.1) attend to each query's last sliding_window keys only; the
+  // others, and every layer at 0, to the whole context.
+  int sliding_window = 0;
+  std::vector<bool> sliding_layers;  // empty, or one per layer
+
+  // AttentionShape::window of `layer`.
+  int LayerWindow(int layer) const {
+    return sliding_layers.empty() || sliding_layers[static_cast<size_t>(layer)] ? sliding_window
+                                                                                : 0;
+  }
 
   // Fills derived fields (head_dim, rotary_dim) and checks the shape is a Llama we can
   // run. Errors are INVALID_ARGUMENT naming the offending field.

@@ -56,7 +56,7 @@ ModelConfig Qwen3(ModelConfig c) {
 }  // namespace
 
 std::vector<std::string> PresetNames() {
-  return {"tiny",         "llama-110m", "llama-3.2-1b", "llama-3-8b",
+  return {"tiny",         "llama-110m", "llama-3.2-1b", "llama-3-8b", "mistral-7b",
           "qwen2.5-0.5b", "qwen2.5-7b", "qwen3-0.6b",   "qwen3-8b"};
 }
 
@@ -69,6 +69,11 @@ absl::StatusOr<ModelConfig> PresetConfig(std::string_view name) {
     return Llama3Scaled(Make(2048, 8192, 16, 32, 8, 128256, 8192, 500000.0F, true), 32.0F);
   }
   if (name == "llama-3-8b") return Make(4096, 14336, 32, 32, 8, 128256, 8192, 500000.0F, false);
+  if (name == "mistral-7b") {  // v0.1: a 4096-token sliding window over a 32k context
+    ModelConfig c = Make(4096, 14336, 32, 32, 8, 32000, 32768, 10000.0F, false);
+    c.sliding_window = 4096;
+    return c;
+  }
   if (name == "qwen2.5-0.5b") return Qwen2(Make(896, 4864, 24, 14, 2, 151936, 8192, 1e6F, true));
   if (name == "qwen2.5-7b") return Qwen2(Make(3584, 18944, 28, 28, 4, 152064, 8192, 1e6F, false));
   if (name == "qwen3-0.6b") return Qwen3(Make(1024, 3072, 28, 16, 8, 151936, 8192, 1e6F, true));

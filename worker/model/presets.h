@@ -11,7 +11,8 @@
 
 namespace ringserve::model {
 
-// "tiny", "llama-110m", "llama-3.2-1b", "llama-3-8b". NOT_FOUND lists the known names.
+// "tiny", "llama-110m", "llama-3.2-1b", "llama-3-8b", "mistral-7b", "qwen2.5-0.5b",
+// "qwen2.5-7b", "qwen3-0.6b", "qwen3-8b". NOT_FOUND lists the known names.
 absl::StatusOr<ModelConfig> PresetConfig(std::string_view name);
 std::vector<std::string> PresetNames();
 

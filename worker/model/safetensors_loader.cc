@@ -15,6 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "worker/model/json_fields.h"
 #include "worker/model/rope_scaling.h"
+#include "worker/model/sliding_window.h"
 #include "worker/tokenizer/tokenizer_json.h"
 
 namespace ringserve::model {
@@ -229,23 +230,6 @@ absl::StatusOr<std::string> ArchitectureOf(const json& j, const std::string& nam
                    "Qwen3ForCausalLM are)"));
 }
 
-// Mistral 7B v0.1 attends over a sliding window of 4096 tokens ("sliding_window"), which
-// ringserve's attention does not implement. Within the window the two are the same, so the
-// context stops there (--context-length may go past it, knowingly). Later Mistrals write
-// null; Qwen2's window applies only with use_sliding_window, refused above.
-absl::Status CapAtMistralWindow(const json& j, const std::string& name, ModelConfig* c) {
-  const bool mistral =
-      (j.contains("model_type") && j["model_type"] == "mistral") ||
-      (j.contains("architectures") && j["architectures"].is_array() &&
-       !j["architectures"].empty() && j["architectures"][0] == "MistralForCausalLM");
-  if (!mistral || !j.contains("sliding_window") || j["sliding_window"].is_null()) {
-    return absl::OkStatus();
-  }
-  RS_ASSIGN_OR_RETURN(const int window, JsonDim(j, "sliding_window", name));
-  c->max_seq_len = std::min(c->max_seq_len, window);
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
@@ -257,12 +241,9 @@ absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
   // Qwen2's Q/K/V projections always carry biases; a Llama's o_proj would carry one too.
   RS_ASSIGN_OR_RETURN(const bool llama_biases, JsonBool(j, "attention_bias", name, false));
   RS_ASSIGN_OR_RETURN(const bool mlp_bias, JsonBool(j, "mlp_bias", name, false));
-  RS_ASSIGN_OR_RETURN(const bool sliding_window, JsonBool(j, "use_sliding_window", name, false));
-  if (llama_biases || mlp_bias || sliding_window) {
+  if (llama_biases || mlp_bias) {
     return absl::UnimplementedError(absl::StrCat(
-        name, ": ",
-        llama_biases ? "attention_bias" : (mlp_bias ? "mlp_bias" : "use_sliding_window"),
-        " is not supported"));
+        name, ": ", llama_biases ? "attention_bias" : "mlp_bias", " is not supported"));
   }
   c.attention_bias = c.architecture == "qwen2";
   c.qk_norm = c.architecture == "qwen3";
@@ -287,7 +268,7 @@ absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
     RS_ASSIGN_OR_RETURN(c.rope_scaling, RopeScalingFromJson(*rope, c.max_seq_len, name));
     c.max_seq_len = ScaledContextLength(c.rope_scaling, c.max_seq_len);
   }
-  RS_RETURN_IF_ERROR(CapAtMistralWindow(j, name, &c));
+  RS_RETURN_IF_ERROR(SlidingWindowFromJson(j, name, &c));
   RS_ASSIGN_OR_RETURN(c.tied_embeddings, JsonBool(j, "tie_word_embeddings", name, false));
   if (absl::Status s = c.Validate(); !s.ok()) return Error(name, s.message());
   return c;

@@ -119,6 +119,7 @@ void WriteConfig(const ModelConfig& c, const std::string& name, GgufWriter* w) {
   w->SetFloat32(p + "attention.layer_norm_rms_epsilon", c.rms_eps);
   w->SetFloat32(p + "rope.freq_base", c.rope_theta);
   WriteRopeScaling(c.rope_scaling, p, w);
+  if (c.sliding_window > 0) w->SetUint32(p + "attention.sliding_window", c.sliding_window);
 }
 
 // A K-quant needs rows of whole 256-value super-blocks; for other rows llama.cpp's
@@ -273,6 +274,10 @@ absl::Status WriteRandomModel(const std::string& path, ModelConfig config, kerne
   }
   if (config.qk_norm != (config.architecture == "qwen3")) {
     return absl::InvalidArgumentError("random model: Q/K norms come with qwen3 only");
+  }
+  if (!config.sliding_layers.empty()) {
+    return absl::InvalidArgumentError(
+        "random model: GGUF holds a sliding window over every layer only");
   }
   if (config.rotary_dim != config.head_dim) {
     return absl::InvalidArgumentError("random model: the rope rotates whole heads");

@@ -57,13 +57,14 @@ void TileStep(const EmulatedRow& row, int k0, int key_end, SplitState& st) {
     } else {
       for (int d = 0; d < hd; ++d) dot = Fma(row.q[d], 0.0F, dot);
     }
-    score[j] = key <= row.position ? Mul(dot, row.scale) : kNegInf;
+    const bool valid = key >= row.first_key && key <= row.position;
+    score[j] = valid ? Mul(dot, row.scale) : kNegInf;
   }
   const float m_new = MaxF(st.m, Butterfly(score, [](float a, float b) { return MaxF(a, b); }));
   if (m_new == kNegInf) return;
   const float alpha = RescaleFactor(st.m, m_new);
   for (int j = 0; j < kLanes; ++j) {
-    prob[j] = k0 + j <= row.position ? Exp(Sub(score[j], m_new)) : 0.0F;
+    prob[j] = k0 + j >= row.first_key && k0 + j <= row.position ? Exp(Sub(score[j], m_new)) : 0.0F;
   }
   const float l_new =
       Add(Mul(st.l, alpha), Butterfly(prob, [](float a, float b) { return Add(a, b); }));
@@ -88,7 +89,8 @@ std::vector<float> EmulateAttentionRow(const EmulatedRow& row, const EmulatedSch
   std::vector<SplitState> partials;
   float big_m = kNegInf, big_l = 0;
   std::vector<float> o(hd, 0.0F);
-  for (int s = 0; s < splits; ++s) {
+  // Splits before the one of the row's first key hold none of its keys: the kernel skips them.
+  for (int s = row.first_key / kAttentionSplitKeys; s < splits; ++s) {
     SplitState st;
     st.acc.assign(hd, 0.0F);
     const int key_end = std::min(context, (s + 1) * kAttentionSplitKeys);

@@ -15,7 +15,8 @@ struct EmulatedRow {
   const float* q = nullptr;  // head_dim values
   int head_dim = 0;
   float scale = 0;
-  int position = 0;                           // attends to keys 0..position
+  int position = 0;                           // attends to keys first_key..position
+  int first_key = 0;                          // cuda::FirstKey(position, window)
   std::function<const float*(int key)> k, v;  // head_dim values of key `key` of its kv head
 };
 

@@ -79,7 +79,7 @@ std::vector<float> Rows(const std::vector<float>& v, int width, int first, int c
 // and in `chunks`; sequence `decode` is a decode token, run with its batch-mates and alone.
 void CheckAttentionInvariance(Backend& b, const std::vector<SeqSpec>& seqs, int prefill,
                               const std::vector<int>& chunks, int decode, int num_blocks,
-                              DType kv_dtype) {
+                              DType kv_dtype, int window = 0) {
   std::mt19937_64 rng(11);
   const int hq = 8, hkv = 2, hd = 64, block_size = 16;
   const int width = (hq + 2 * hkv) * hd;
@@ -93,7 +93,7 @@ void CheckAttentionInvariance(Backend& b, const std::vector<SeqSpec>& seqs, int 
   ActivationArray k(b, RandomFloats(rng, kv_count), kv_dtype),
       v(b, RandomFloats(rng, kv_count), kv_dtype);
   DeviceArray<float> freq(b, inv_freq);
-  const AttentionShape shape{hq, hkv, hd, 0.125F};
+  const AttentionShape shape{hq, hkv, hd, 0.125F, window};
   const RopeParams rope{freq.data(), hd, RopeLayout::kHalves};
   const KvLayerView kv{k.data(), v.data(), kv_dtype, num_blocks, block_size, hkv, hd};
   const int out_width = hq * hd;
@@ -141,6 +141,16 @@ TEST_P(BatchInvarianceTest, AttentionOverA16BitCacheAloneWithOthersAndChunked) {
 TEST_P(BatchInvarianceTest, AttentionPastOneSplitChunked) {
   CheckAttentionInvariance(*backend_, {{700, 1}, {420, 420}, {5, 5}, {1200, 1}}, 1,
                            {100, 156, 1, 63, 100}, 3, 160, backend_->activation_dtype());
+}
+
+// Sliding windows (Mistral 7B v0.1) that start mid-block, mid-tile and mid-split, chunks
+// whose tokens' windows start in different splits, and a long decode token.
+TEST_P(BatchInvarianceTest, SlidingWindowAttentionAloneWithOthersAndChunked) {
+  for (const int window : {37, 300}) {
+    SCOPED_TRACE(window);
+    CheckAttentionInvariance(*backend_, {{700, 1}, {420, 420}, {5, 5}, {1200, 1}}, 1,
+                             {100, 156, 1, 63, 100}, 3, 160, backend_->activation_dtype(), window);
+  }
 }
 
 // `batch` padded as a replayed decode graph pads it (kernels::AttentionBatch): token rows

@@ -5,6 +5,7 @@
 // same bits, and the bits are within f32 error of float64.
 #include "kernels/cuda/cuda_index.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -79,11 +80,36 @@ TEST(CudaIndexTest, SplitsAndItems) {
   EXPECT_EQ(cuda::ItemsOfSequence(4, 4), 1);
   EXPECT_EQ(cuda::ItemsOfSequence(5, 4), 2);
   // Decode only, and only with room for every split in the launch.
-  EXPECT_FALSE(cuda::SplitParallel(1, 100, 8));  // one split
-  EXPECT_TRUE(cuda::SplitParallel(1, 300, 2));   // two splits, two slots
-  EXPECT_FALSE(cuda::SplitParallel(1, 600, 2));  // three splits, two slots
-  EXPECT_FALSE(cuda::SplitParallel(2, 300, 8));  // a prefill chunk
-  EXPECT_FALSE(cuda::SplitParallel(1, 300, 1));  // launch without split slots
+  EXPECT_FALSE(cuda::SplitParallel(1, 100, 0, 8));  // one split
+  EXPECT_TRUE(cuda::SplitParallel(1, 300, 0, 2));   // two splits, two slots
+  EXPECT_FALSE(cuda::SplitParallel(1, 600, 0, 2));  // three splits, two slots
+  EXPECT_FALSE(cuda::SplitParallel(2, 300, 0, 8));  // a prefill chunk
+  EXPECT_FALSE(cuda::SplitParallel(1, 300, 0, 1));  // launch without split slots
+  // A window of 300 keys at position 2000 (keys 1701..2000) spans splits 6 and 7 only.
+  EXPECT_TRUE(cuda::SplitParallel(1, 2000, 300, 2));
+  EXPECT_FALSE(cuda::SplitParallel(1, 2000, 0, 2));
+  EXPECT_FALSE(cuda::SplitParallel(1, 2000, 1, 8));  // one key, one split
+}
+
+// Every row under a window has at most MaxRowSplits splits, and some row reaches it; its
+// splits hold all of its keys and no split outside holds one.
+TEST(CudaIndexTest, WindowedRowsStayWithinMaxRowSplits) {
+  const int s = cuda::kAttentionSplitKeys;
+  for (const int window : {1, 2, s - 1, s, s + 1, 2 * s, 4096}) {
+    int most = 0;
+    for (int position = 0; position < 3 * window + 2 * s; ++position) {
+      const int first = cuda::FirstKey(position, window);
+      EXPECT_EQ(position - first + 1, std::min(position + 1, window));
+      EXPECT_EQ(cuda::FirstSplit(position, window), first / s);
+      const int splits = cuda::RowSplits(position, window);
+      EXPECT_EQ(cuda::FirstSplit(position, window) + splits, position / s + 1);
+      EXPECT_LE(splits, cuda::MaxRowSplits(position + 1, window)) << window << " " << position;
+      most = std::max(most, splits);
+    }
+    EXPECT_EQ(most, cuda::MaxRowSplits(1 << 20, window)) << window;
+  }
+  EXPECT_EQ(cuda::MaxRowSplits(1000, 0), cuda::NumSplits(1000));
+  EXPECT_EQ(cuda::FirstKey(5000, 0), 0);
 }
 
 TEST(CudaIndexTest, MaxItemsBoundsEveryBatch) {

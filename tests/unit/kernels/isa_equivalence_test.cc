@@ -77,10 +77,12 @@ TEST(IsaEquivalenceTest, MatMulMatchesScalarContractOnEveryIsa) {
 struct AttentionCase {
   int hq, hkv, hd, block_size;
   std::vector<SeqSpec> seqs;
+  int window = 0;
 };
 
-// PagedAttention over KV that is NaN everywhere but the slots of each sequence's context,
-// so reading a key past a query's position would show; in f32, f16 and bf16 caches.
+// PagedAttention over KV that is NaN everywhere but the slots of each sequence's keys (from
+// the first query's window on), so reading a key past a query's position, or one before
+// every window of its sequence, would show; in f32, f16 and bf16 caches.
 TEST(IsaEquivalenceTest, AttentionTilesMatchRowsOnEveryIsaAndCacheType) {
   const std::vector<AttentionCase> cases = {
       {12, 12, 64, 16, {{512, 512}, {37, 1}}},
@@ -90,6 +92,13 @@ TEST(IsaEquivalenceTest, AttentionTilesMatchRowsOnEveryIsaAndCacheType) {
       {3, 3, 72, 8, {{61, 61}, {17, 2}}},
       {2, 1, 5, 4, {{45, 45}, {9, 4}}},
       {32, 1, 16, 16, {{20, 20}}},
+      // Sliding windows: shorter than a block and than 8 keys, windows of a chunk's tokens
+      // that start in different blocks, a decode row's window.
+      {8, 2, 64, 16, {{150, 150}, {40, 1}, {300, 3}}, 33},
+      {6, 2, 12, 8, {{70, 9}, {29, 29}, {1, 1}}, 5},
+      {2, 1, 5, 4, {{45, 45}, {9, 4}}, 1},
+      {12, 12, 64, 16, {{512, 512}, {37, 1}}, 200},
+      {4, 1, 8, 16, {{100, 23}}, 8},
   };
   std::mt19937_64 rng(5);
   cpu::ThreadPool pool(3);
@@ -100,7 +109,8 @@ TEST(IsaEquivalenceTest, AttentionTilesMatchRowsOnEveryIsaAndCacheType) {
     const int64_t kv_width = static_cast<int64_t>(c.hkv) * c.hd;
     std::vector<float> k(num_blocks * c.block_size * kv_width, NAN), v(k);
     for (int s = 0; s < host.num_seqs; ++s) {
-      for (int p = 0; p < host.context_lens[s]; ++p) {
+      const int first_query = host.context_lens[s] - c.seqs[s].query_len;
+      for (int p = FirstAttendedKey(first_query, c.window); p < host.context_lens[s]; ++p) {
         const int64_t slot =
             static_cast<int64_t>(
                 host.block_tables[s * host.max_blocks_per_seq + p / c.block_size]) *
@@ -119,7 +129,8 @@ TEST(IsaEquivalenceTest, AttentionTilesMatchRowsOnEveryIsaAndCacheType) {
                                host.positions.data(),    host.slots.data(),
                                host.token_seq.data(),    host.query_start.data(),
                                host.context_lens.data(), host.block_tables.data()};
-    const AttentionShape shape{c.hq, c.hkv, c.hd, 1.0F / std::sqrt(static_cast<float>(c.hd))};
+    const AttentionShape shape{c.hq, c.hkv, c.hd, 1.0F / std::sqrt(static_cast<float>(c.hd)),
+                               c.window};
     auto run = [&](const KvLayerView& kv, Isa isa, int min_tile_vectors) {
       std::vector<float> out(host.num_tokens * out_width, NAN);
       cpu::PagedAttentionOp(
@@ -144,7 +155,8 @@ TEST(IsaEquivalenceTest, AttentionTilesMatchRowsOnEveryIsaAndCacheType) {
         for (const int min_tile_vectors : {1, 4, INT_MAX}) {
           EXPECT_TRUE(BitEqual(run(kv, isa, min_tile_vectors), want))
               << DTypeName(kv_dtype) << " cache, " << cpu::IsaName(isa) << " hq " << c.hq << " hkv "
-              << c.hkv << " hd " << c.hd << " min_tile_vectors " << min_tile_vectors;
+              << c.hkv << " hd " << c.hd << " window " << c.window << " min_tile_vectors "
+              << min_tile_vectors;
         }
       }
     }

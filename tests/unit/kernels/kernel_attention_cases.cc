@@ -106,7 +106,8 @@ void CheckRope(Backend& b, std::mt19937_64& rng, AttnShape s, int rotary_dim, Ro
   }
 }
 
-// softmax(q k^T * scale) v over positions 0..pos of the token's sequence, float64. With
+// softmax(q k^T * scale) v over positions 0..pos of the token's sequence (the last `window`
+// of them with a sliding window), float64. With
 // `weight_bound`, also how far rounding each weight p_j (before V and the sum) can move an
 // output: out~ - out = sum_j (p~_j - p_j)(v_j - out) / sum_j p~_j, and sum_j p_j >= 1 (the
 // largest is 1), so |out~ - out| <= (relative sum_j w_j |v_j - out| + absolute
@@ -115,32 +116,36 @@ std::vector<double> ReferenceAttention(const PagedBatchHost& batch, AttnShape s,
                                        const std::vector<float>& qkv, const std::vector<float>& k,
                                        const std::vector<float>& v,
                                        const SoftmaxWeightRounding& rounding = {},
-                                       std::vector<double>* weight_bound = nullptr) {
+                                       std::vector<double>* weight_bound = nullptr,
+                                       int window = 0) {
   const int width = RowWidth(s), kv_width = s.hkv * s.hd;
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.hd));
   std::vector<double> out(static_cast<size_t>(batch.num_tokens) * s.hq * s.hd);
   for (int t = 0; t < batch.num_tokens; ++t) {
     const int32_t* table = &batch.block_tables[batch.token_seq[t] * batch.max_blocks_per_seq];
-    const int n = batch.positions[t] + 1;
+    const int first = FirstAttendedKey(batch.positions[t], window);
+    const int n = batch.positions[t] + 1 - first;  // keys first..position, j counts from first
     for (int h = 0; h < s.hq; ++h) {
       const int g = h / (s.hq / s.hkv);
       std::vector<double> score(n);
       double max = -INFINITY;
-      for (int j = 0; j < n; ++j) {
+      for (int jj = 0; jj < n; ++jj) {
+        const int j = first + jj;
         const size_t base =
             static_cast<size_t>(table[j / block_size] * block_size + j % block_size) * kv_width +
             g * s.hd;
         double dot = 0;
         for (int d = 0; d < s.hd; ++d)
           dot += static_cast<double>(qkv[t * width + h * s.hd + d]) * k[base + d];
-        score[j] = dot * scale;
-        max = std::max(max, score[j]);
+        score[jj] = dot * scale;
+        max = std::max(max, score[jj]);
       }
       double sum = 0;
       for (double& x : score) sum += (x = std::exp(x - max));
       std::vector<const float*> value(n);
-      for (int j = 0; j < n; ++j) {
-        value[j] =
+      for (int jj = 0; jj < n; ++jj) {
+        const int j = first + jj;
+        value[jj] =
             &v[static_cast<size_t>(table[j / block_size] * block_size + j % block_size) * kv_width +
                g * s.hd];
       }
@@ -172,7 +177,7 @@ std::vector<double> ReferenceAttention(const PagedBatchHost& batch, AttnShape s,
 // it to the activation dtype for its products, the SIMT one reads it as it is.
 void CheckAttention(Backend& b, std::mt19937_64& rng, AttnShape s, int block_size,
                     const std::vector<SeqSpec>& seqs, bool wide_q = false,
-                    std::optional<DType> kv_dtype = std::nullopt) {
+                    std::optional<DType> kv_dtype = std::nullopt, int window = 0) {
   const DType kv_type = kv_dtype.value_or(b.activation_dtype());
   SkipUnlessKept(b, kv_type);
   if (::testing::Test::IsSkipped()) return;
@@ -188,8 +193,8 @@ void CheckAttention(Backend& b, std::mt19937_64& rng, AttnShape s, int block_siz
             wide_q ? DType::kF32 : act),
       out_d(b, std::vector<float>(batch.num_tokens * s.hq * s.hd));
   DeviceBatch batch_d(b, batch);
-  const AttentionShape shape{s.hq, s.hkv, s.hd,
-                             static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.hd)))};
+  const AttentionShape shape{
+      s.hq, s.hkv, s.hd, static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.hd))), window};
   const KvLayerView kv{k_d.data(), v_d.data(), kv_type, num_blocks, block_size, s.hkv, s.hd};
   b.PagedAttention(qkv_d.AsTensor(batch.num_tokens, RowWidth(s)), shape, batch_d.view(), kv,
                    out_d.AsTensor(batch.num_tokens, s.hq * s.hd));
@@ -198,9 +203,9 @@ void CheckAttention(Backend& b, std::mt19937_64& rng, AttnShape s, int block_siz
   const std::vector<float> q = b.attention_kernel() == AttentionKernel::kTensorCore
                                    ? RoundTo(act, qkv_d.host())
                                    : qkv_d.host();
-  const std::vector<double> want =
-      ReferenceAttention(batch, s, block_size, q, k_d.host(), v_d.host(), rounding,
-                         rounding.relative > 0 || rounding.absolute > 0 ? &weight_bound : nullptr);
+  const std::vector<double> want = ReferenceAttention(
+      batch, s, block_size, q, k_d.host(), v_d.host(), rounding,
+      rounding.relative > 0 || rounding.absolute > 0 ? &weight_bound : nullptr, window);
   ExpectNear(out_d.Download(), want, 2e-5, "attention", 2 * StoreRoundingError(act), weight_bound);
 }
 
@@ -262,6 +267,30 @@ std::vector<std::pair<std::string, Check>> AttentionCases() {
                      [](Backend& b, std::mt19937_64& rng) {
                        CheckAttention(b, rng, {8, 1, 128}, 16, {{700, 300}, {513, 1}}, true);
                      });
+  // Sliding windows (Mistral 7B v0.1): shorter than a block, than a tile of 8 or 32 keys,
+  // than a GPU split and longer, over decode rows (one long enough to run split-parallel) and
+  // prefill chunks whose rows' windows start in different blocks, tiles and splits; a window
+  // longer than every context changes nothing.
+  struct WindowCase {
+    AttnShape s;
+    int block_size, window;
+    std::vector<SeqSpec> seqs;
+  };
+  for (const WindowCase& c : std::vector<WindowCase>{
+           {{4, 2, 64}, 16, 1, {{37, 1}, {20, 20}}},
+           {{4, 2, 64}, 16, 5, {{37, 1}, {64, 20}, {3, 3}}},
+           {{8, 2, 64}, 16, 40, {{300, 1}, {100, 100}, {41, 1}}},
+           {{4, 1, 128}, 16, 300, {{1500, 1}, {700, 300}, {257, 1}}},
+           {{2, 2, 12}, 8, 256, {{900, 1}, {600, 600}}},
+           {{4, 2, 64}, 16, 4096, {{300, 1}, {64, 20}}},
+       }) {
+    std::string name = absl::StrCat("Attention_Window", c.window, "_hq", c.s.hq, "_hkv", c.s.hkv,
+                                    "_hd", c.s.hd, "_ctx");
+    for (const SeqSpec& q : c.seqs) absl::StrAppend(&name, "_", q.context_len, "q", q.query_len);
+    cases.emplace_back(name, [c](Backend& b, std::mt19937_64& rng) {
+      CheckAttention(b, rng, c.s, c.block_size, c.seqs, true, std::nullopt, c.window);
+    });
+  }
   // 16-bit caches under f32 activations (the CPU): K and V rounded once as they are written,
   // and read back widened; odd head dims take the partial loads.
   for (const DType kv : {DType::kF16, DType::kBF16}) {
@@ -285,6 +314,10 @@ std::vector<std::pair<std::string, Check>> AttentionCases() {
         CheckAttention(b, rng, c.s, c.block_size, c.seqs, true, kv);
       });
     }
+    cases.emplace_back(absl::StrCat("Attention_Kv", dt, "_Window40_hq6_hkv2_hd68_ctx_300q1_90q90"),
+                       [kv](Backend& b, std::mt19937_64& rng) {
+                         CheckAttention(b, rng, {6, 2, 68}, 16, {{300, 1}, {90, 90}}, true, kv, 40);
+                       });
   }
   return cases;
 }

@@ -89,8 +89,9 @@ TEST(AttentionLimitsTest, PassesAtTheBatchLimitsRunWithoutAllocating) {
 // 32 sequences decode at context 2048 (8 splits of 256 keys) with 8 query heads of 32 dims:
 // 32 x 8 x 8 x (32 + 2) floats of partials, more than the backend's 65536 before the reserve
 // (7 split slots). The KV pool (159 blocks, 2544 keys) caps the longest context below
-// max_seq_len; the sequences share their first 127 blocks, as after a fork.
-TEST(AttentionLimitsTest, LongDecodesStaySplitParallelWithTheSameBits) {
+// max_seq_len; the sequences share their first 127 blocks, as after a fork. With a sliding
+// `window`, the launch has slots for the splits a window spans only: `expected_slots`.
+void CheckLongDecodesSplitParallel(int window, int expected_slots) {
   constexpr int kSeqs = 32;
   constexpr int kHeads = 8;
   constexpr int kHeadDim = 32;
@@ -104,8 +105,9 @@ TEST(AttentionLimitsTest, LongDecodesStaySplitParallelWithTheSameBits) {
   options.max_seqs = kSeqs;
   options.num_kv_blocks = kSharedBlocks + kSeqs;
   options.decode_graphs = false;  // a graph keeps the split schedule of its capture
-  auto created = LlamaModel::CreateWithRandomWeights(OneLayer(kHeads, 1, kHeadDim, 4096), 7,
-                                                     backend.get(), options);
+  ModelConfig config = OneLayer(kHeads, 1, kHeadDim, 4096);
+  config.sliding_window = window;
+  auto created = LlamaModel::CreateWithRandomWeights(config, 7, backend.get(), options);
   ASSERT_TRUE(created.ok()) << created.status();
   LlamaModel& model = **created;
   EXPECT_EQ(model.max_context_len(), (kSharedBlocks + kSeqs) * kBlockSize) << "the pool's";
@@ -134,7 +136,8 @@ TEST(AttentionLimitsTest, LongDecodesStaySplitParallelWithTheSameBits) {
   std::vector<float> merged;
   kernels::testing::SetEmulatedSplitMode(*backend, 2);  // always
   ASSERT_TRUE(model.Forward(chunks, &split).ok());
-  EXPECT_EQ(EmulatedAttention(*backend).last_split_slots, 8) << "a slot for every split";
+  EXPECT_EQ(EmulatedAttention(*backend).last_split_slots, expected_slots)
+      << "a slot for every split";
   kernels::testing::SetEmulatedSplitMode(*backend, 1);  // never
   ASSERT_TRUE(model.Forward(chunks, &merged).ok());
   EXPECT_EQ(EmulatedAttention(*backend).last_split_slots, 1);
@@ -143,6 +146,16 @@ TEST(AttentionLimitsTest, LongDecodesStaySplitParallelWithTheSameBits) {
   EXPECT_EQ(std::memcmp(split.data(), merged.data(), split.size() * sizeof(float)), 0)
       << "split-parallel vs merged in the block";
   EXPECT_EQ(backend->num_allocations(), allocations);
+}
+
+TEST(AttentionLimitsTest, LongDecodesStaySplitParallelWithTheSameBits) {
+  CheckLongDecodesSplitParallel(0, 8);
+}
+
+// A window of 700 keys (1348..2047 at the last position: splits 5 to 7) spans at most 4
+// splits anywhere.
+TEST(AttentionLimitsTest, SlidingWindowDecodesSplitOverTheirWindowOnly) {
+  CheckLongDecodesSplitParallel(700, 4);
 }
 
 // A pool sized from free memory comes after the reserve, so that it leaves room for the

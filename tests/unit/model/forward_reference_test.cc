@@ -1,6 +1,7 @@
 // The Llama forward pass against a naive float64 implementation written here from the
 // architecture's definition: random small models covering GQA, both RoPE layouts, Llama 3
-// rope scaling, partial rotary dims, tied and untied output; prefill, decode and mixed
+// rope scaling, partial rotary dims, tied and untied output, sliding-window attention on every
+// layer or on some; prefill, decode and mixed
 // batches; on every test device (test_devices.h), including the CUDA sources on the CPU
 // emulation (about 0.25 s a case there).
 #include <algorithm>
@@ -236,9 +237,13 @@ class Reference {
         const int group = c_.num_heads / c_.num_kv_heads;
         for (int hh = 0; hh < c_.num_heads; ++hh) {
           const int kvh = hh / group;
-          std::vector<double> s(t + 1);
+          // A sliding window keeps the last sliding_window keys (transformers' mask: key j
+          // with t - window < j <= t).
+          const int window = c_.LayerWindow(l);
+          const size_t first = window > 0 && t >= static_cast<size_t>(window) ? t - window + 1 : 0;
+          std::vector<double> s(t + 1, -INFINITY);
           double mx = -1e300;
-          for (size_t j = 0; j <= t; ++j) {
+          for (size_t j = first; j <= t; ++j) {
             double dot = 0;
             for (int d = 0; d < hd; ++d) dot += q[hh * hd + d] * keys[l][j * kv_dim + kvh * hd + d];
             s[j] = dot / std::sqrt(static_cast<double>(hd));
@@ -246,7 +251,7 @@ class Reference {
           }
           double sum = 0;
           for (double& e : s) sum += (e = std::exp(e - mx));
-          for (size_t j = 0; j <= t; ++j) {
+          for (size_t j = first; j <= t; ++j) {
             for (int d = 0; d < hd; ++d) {
               attn[hh * hd + d] += s[j] / sum * values[l][j * kv_dim + kvh * hd + d];
             }
@@ -290,6 +295,8 @@ struct Variant {
   bool attention_bias = false;
   bool qk_norm = false;
   int dim = 0;  // 0: heads * head_dim
+  int sliding_window = 0;
+  bool window_on_last_layer_only = false;  // Qwen2's max_window_layers
 };
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
@@ -312,6 +319,8 @@ ModelConfig ConfigFor(const Variant& v) {
   c.rope_scaling.type = v.rope;
   c.rope_scaling.factor = 4.0F;
   c.rope_scaling.original_max_position = 64;  // llama3: low 1, high 4; yarn: beta 32 and 1
+  c.sliding_window = v.sliding_window;
+  if (v.window_on_last_layer_only) c.sliding_layers = {false, true};
   return c;
 }
 
@@ -456,6 +465,12 @@ const Variant kVariants[] = {
      true},
     {"mha_linear_adjacent", 4, 4, 8, 0, kernels::RopeLayout::kAdjacentPairs, RopeType::kLinear,
      false},
+    // Mistral 7B v0.1's sliding window (here 7 keys) on every layer; Qwen2's on the layers from
+    // max_window_layers on (here 13 keys on the second).
+    {"mistral_window7_gqa2", 4, 2, 16, 0, kernels::RopeLayout::kHalves, RopeType::kDefault, false,
+     false, false, 0, 7},
+    {"qwen2_window13_last_layer", 4, 2, 16, 0, kernels::RopeLayout::kHalves, RopeType::kDefault,
+     true, true, false, 0, 13, true},
 };
 
 INSTANTIATE_TEST_SUITE_P(Variants, ForwardReferenceTest,

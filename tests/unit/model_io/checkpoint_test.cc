@@ -107,6 +107,18 @@ absl::StatusOr<ModelConfig> ConfigWithKeys(const std::function<void(GgufWriter&)
   return ModelConfigFromGguf(*file);
 }
 
+// llama.cpp's attention.sliding_window key: a window over every layer.
+TEST(GgufCheckpoint, SlidingWindowKeyAppliesToEveryLayer) {
+  auto config =
+      ConfigWithKeys([](GgufWriter& w) { w.SetUint32("llama.attention.sliding_window", 8); });
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->sliding_window, 8);
+  EXPECT_EQ(config->LayerWindow(1), 8);
+  config = ConfigWithKeys([](GgufWriter&) {});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->sliding_window, 0);
+}
+
 // Qwen2.5's GGUF with YaRN: type, factor and the original context as convert_hf_to_gguf
 // writes them; the context served becomes factor times the original.
 TEST(GgufCheckpoint, YarnKeysExtendTheContext) {
@@ -242,6 +254,26 @@ TEST(GgufCheckpoint, RandomModelsKeepTheirRopeScaling) {
   EXPECT_EQ(read.rope_scaling.beta_fast, 24.0F);
   EXPECT_NEAR(RopeAttentionFactor(read.rope_scaling), RopeAttentionFactor(yarn.rope_scaling), 1e-6);
   EXPECT_EQ(read.max_seq_len, 64);
+}
+
+// make-random --preset mistral-7b keeps its sliding window; a window on some layers only has
+// no GGUF key and is refused rather than written as a window on all.
+TEST(GgufCheckpoint, RandomModelsKeepTheirSlidingWindow) {
+  const std::string mistral = SmallPresetGguf("mistral-7b", /*head_dim=*/16);
+  ASSERT_FALSE(mistral.empty());
+  auto ckpt = OpenCheckpoint(mistral);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  EXPECT_EQ((*ckpt)->config.sliding_window, 4096);
+  EXPECT_TRUE((*ckpt)->config.sliding_layers.empty());
+
+  ModelConfig some = testing::SmallConfig();
+  some.vocab_size = 300;
+  some.sliding_window = 4;
+  some.sliding_layers = {false, true};
+  const absl::Status refused = WriteRandomModel(
+      absl::StrCat(::testing::TempDir(), "some_layers.gguf"), some, kernels::DType::kF32);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("sliding window"));
 }
 
 // A Qwen3 GGUF (ringserve-model make-random --preset qwen3-0.6b, here at a small size):

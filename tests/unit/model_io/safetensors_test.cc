@@ -227,27 +227,67 @@ TEST(SafetensorsConfig, YarnRopeScalingExtendsTheContext) {
   }
 }
 
-// Mistral 7B v0.1's sliding window caps the context (within it, full attention is the
-// same); a null window (v0.2 and later) and a Llama's or Qwen2's key do not.
-TEST(SafetensorsConfig, MistralsSlidingWindowCapsTheContext) {
-  ModelConfig c = testing::SmallConfig();
+// Sliding windows as transformers reads them: Mistral's on every layer (null from v0.2 on),
+// Qwen2's only with use_sliding_window and from max_window_layers on, "layer_types" where the
+// file lists them; a Llama has none. The context stays the file's.
+TEST(SafetensorsConfig, SlidingWindowsAsTransformersReadsThem) {
+  ModelConfig c = testing::SmallConfig();  // 2 layers
   c.max_seq_len = 64;
-  std::string mistral = testing::HfConfigJson(c, R"(, "sliding_window": 16)");
-  mistral.replace(mistral.find("LlamaForCausalLM"), 16, "MistralForCausalLM");
-  auto v01 = ModelConfigFromHfJson(mistral, "c");
+  const auto as = [&](const char* architecture, const std::string& extra) {
+    std::string text = testing::HfConfigJson(c, extra);
+    text.replace(text.find("LlamaForCausalLM"), 16, architecture);
+    return ModelConfigFromHfJson(text, "c");
+  };
+  auto v01 = as("MistralForCausalLM", R"(, "sliding_window": 16)");
   ASSERT_TRUE(v01.ok()) << v01.status();
-  EXPECT_EQ(v01->max_seq_len, 16);
-  std::string v02_text = testing::HfConfigJson(c, R"(, "sliding_window": null)");
-  v02_text.replace(v02_text.find("LlamaForCausalLM"), 16, "MistralForCausalLM");
-  auto v02 = ModelConfigFromHfJson(v02_text, "c");
+  EXPECT_EQ(v01->sliding_window, 16);
+  EXPECT_TRUE(v01->sliding_layers.empty());
+  EXPECT_EQ(v01->LayerWindow(0), 16);
+  EXPECT_EQ(v01->LayerWindow(1), 16);
+  EXPECT_EQ(v01->max_seq_len, 64);
+  auto v02 = as("MistralForCausalLM", R"(, "sliding_window": null)");
   ASSERT_TRUE(v02.ok()) << v02.status();
-  EXPECT_EQ(v02->max_seq_len, 64);
-  auto llama = ModelConfigFromHfJson(testing::HfConfigJson(c, R"(, "sliding_window": 16)"), "c");
+  EXPECT_EQ(v02->sliding_window, 0);
+  auto llama = as("LlamaForCausalLM", R"(, "sliding_window": 16, "use_sliding_window": true)");
   ASSERT_TRUE(llama.ok()) << llama.status();
-  EXPECT_EQ(llama->max_seq_len, 64);
-  std::string bad = testing::HfConfigJson(c, R"(, "sliding_window": -3)");
-  bad.replace(bad.find("LlamaForCausalLM"), 16, "MistralForCausalLM");
-  EXPECT_THAT(ModelConfigFromHfJson(bad, "c").status().message(), HasSubstr("sliding_window"));
+  EXPECT_EQ(llama->sliding_window, 0);
+  EXPECT_THAT(as("MistralForCausalLM", R"(, "sliding_window": -3)").status().message(),
+              HasSubstr("sliding_window"));
+
+  auto qwen_off =
+      as("Qwen2ForCausalLM", R"(, "sliding_window": 4096, "use_sliding_window": false)");
+  ASSERT_TRUE(qwen_off.ok()) << qwen_off.status();
+  EXPECT_EQ(qwen_off->sliding_window, 0);
+  auto qwen_on = as("Qwen2ForCausalLM",
+                    R"(, "sliding_window": 8, "use_sliding_window": true, "max_window_layers": 1)");
+  ASSERT_TRUE(qwen_on.ok()) << qwen_on.status();
+  EXPECT_EQ(qwen_on->sliding_window, 8);
+  EXPECT_EQ(qwen_on->LayerWindow(0), 0);
+  EXPECT_EQ(qwen_on->LayerWindow(1), 8);
+  // transformers' default max_window_layers (28) leaves a 2-layer model without a window.
+  auto qwen_default =
+      as("Qwen3ForCausalLM", R"(, "sliding_window": 8, "use_sliding_window": true)");
+  ASSERT_TRUE(qwen_default.ok()) << qwen_default.status();
+  EXPECT_EQ(qwen_default->LayerWindow(1), 0);
+  EXPECT_THAT(as("Qwen2ForCausalLM", R"(, "use_sliding_window": true, "sliding_window": null)")
+                  .status()
+                  .message(),
+              HasSubstr("sliding_window"));
+
+  auto listed =
+      as("MistralForCausalLM",
+         R"(, "sliding_window": 16, "layer_types": ["sliding_attention", "full_attention"])");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->LayerWindow(0), 16);
+  EXPECT_EQ(listed->LayerWindow(1), 0);
+  for (const char* bad :
+       {R"(, "sliding_window": 16, "layer_types": ["full_attention"])",
+        R"(, "sliding_window": 16, "layer_types": ["chunked_attention", "full_attention"])",
+        R"(, "sliding_window": 16, "layer_types": "sliding_attention")"}) {
+    auto refused = as("MistralForCausalLM", bad);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr("layer_types")) << bad;
+  }
 }
 
 // transformers >= 5 writes rope_theta and the scaling under "rope_parameters" and neither
@@ -286,7 +326,7 @@ TEST(SafetensorsConfig, BadConfigsNameTheField) {
                                      "dir/config.json");
   EXPECT_EQ(gemma.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_THAT(gemma.status().message(), HasSubstr("GemmaForCausalLM"));
-  for (const char* unsupported : {"attention_bias", "mlp_bias", "use_sliding_window"}) {
+  for (const char* unsupported : {"attention_bias", "mlp_bias"}) {
     auto biased = ModelConfigFromHfJson(
         testing::HfConfigJson(c).insert(1, absl::StrCat("\"", unsupported, "\": true, ")),
         "dir/config.json");

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "worker/model/presets.h"
@@ -29,7 +30,7 @@ void ModelFlags::Register(ArgParser& parser) {
                    "CUDA attention: simt (f32 FMA) or tensor-core (mma.sync, f16/bf16 only; "
                    "other bits than simt, batch invariant all the same)");
   parser.AddBool("dummy-weights", &dummy_weights, "random weights of --preset's shape");
-  parser.AddString("preset", &preset, "tiny, llama-110m, llama-3.2-1b, llama-3-8b");
+  parser.AddString("preset", &preset, absl::StrJoin(model::PresetNames(), ", "));
   parser.AddInt("seed", &seed,
                 "dummy-weight seed (ringserve-run: also sampling and bench prompts)");
   parser.AddInt("threads", &threads, "CPU threads (0 = one per core)", {.min = 0});

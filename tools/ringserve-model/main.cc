@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -102,6 +103,15 @@ void PrintConfig(const ModelConfig& c) {
   }
   if (!c.rope_freq_divisors.empty()) {
     absl::PrintF("rope_freq_divisors: %d values\n", c.rope_freq_divisors.size());
+  }
+  if (c.sliding_window > 0) {
+    std::vector<int> layers;
+    for (int l = 0; l < c.num_layers; ++l) {
+      if (c.LayerWindow(l) > 0) layers.push_back(l);
+    }
+    absl::PrintF("sliding_window: %d keys on %s\n", c.sliding_window,
+                 c.sliding_layers.empty() ? std::string("every layer")
+                                          : absl::StrCat("layers ", absl::StrJoin(layers, ",")));
   }
   absl::PrintF("parameters: %d\n", c.NumParameters());
 }

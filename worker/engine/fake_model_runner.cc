@@ -124,7 +124,15 @@ absl::StatusOr<model::SampledPass> FakeModelRunner::ForwardSampled(
   for (const int32_t r : step.logprob_rows) {
     logprobs_.push_back(kernels::cpu::LogprobRow(logits.subspan(r * vocab, vocab), ids_[r]));
   }
-  return model::SampledPass{.ids = ids_, .logits = asked_logits_, .logprobs = logprobs_};
+  // A row's "hidden state": the first values of its logits, a function of its history.
+  hidden_.clear();
+  const size_t width = std::min<size_t>(kHiddenSize, vocab);
+  for (const int32_t r : step.hidden_rows) {
+    const auto from = logits.subspan(static_cast<size_t>(r) * vocab, width);
+    hidden_.insert(hidden_.end(), from.begin(), from.end());
+  }
+  return model::SampledPass{
+      .ids = ids_, .logits = asked_logits_, .logprobs = logprobs_, .hidden = hidden_};
 }
 
 absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(

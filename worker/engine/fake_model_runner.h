@@ -61,6 +61,9 @@ struct FakeStep {
 // from any thread (a mutex guards the records).
 class FakeModelRunner final : public ModelRunner {
  public:
+  // Values of a row's fake hidden state (StepSampling::hidden_rows): the first ones of its
+  // logits, so a function of its history (fewer with a smaller vocabulary).
+  static constexpr int32_t kHiddenSize = 8;
   explicit FakeModelRunner(FakeModelRunnerOptions options);
 
   int32_t vocab_size() const override { return options_.vocab_size; }
@@ -94,6 +97,7 @@ class FakeModelRunner final : public ModelRunner {
   std::vector<float> asked_logits_;             // the rows ForwardSampled was asked for
   std::vector<int32_t> ids_;                    // the last ForwardSampled's tokens
   std::vector<kernels::RowLogprobs> logprobs_;  // and its logprobs
+  std::vector<float> hidden_;                   // and its hidden rows
   // KV slot of `position` under `block_table`.
   size_t Slot(std::span<const int32_t> block_table, int32_t position) const;
   absl::Status Validate(std::span<const model::SequenceChunk> chunks) const;

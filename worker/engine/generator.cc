@@ -314,6 +314,7 @@ bool Generator::Step() {
     sampled_chunks_.push_back(
         {.job = job, .first_row = chains_.size(), .num_drafts = c.num_drafts});
     chains_.Add(*job->sampler);
+    if (job->request.embed) chains_.WantHidden();
     for (int32_t ahead = 1; ahead <= c.num_drafts; ++ahead) {
       chains_.Add(*job->sampler, ahead, c.seq->draft[static_cast<size_t>(ahead - 1)]);
     }
@@ -447,6 +448,7 @@ int32_t Generator::FinishSamples(const model::SampledPass& pass) {
   for (size_t k = 0; k < chunks.size(); ++k) {
     const SampledChunk& c = chunks[k];
     SampledToken token = std::move(sampled_[k]);
+    if (c.job->request.embed) c.job->embedding = chains_.Hidden(pass, c.first_row);
     for (int32_t i = 0;; ++i) {
       const bool is_draft = i < c.num_drafts && token.id == c.job->seq.draft[i];
       accepted += is_draft ? 1 : 0;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "worker/engine/generator.h"
@@ -33,8 +34,9 @@ struct Generator::Job {
   int32_t cached_tokens = 0;
   int32_t max_new_tokens = 0;
   int32_t generated = 0;
-  int32_t scored = 0;       // input tokens scored (prompt_logprobs) so far
-  int32_t draft_limit = 0;  // most drafts the next step may verify (AdaptDraftLimit)
+  int32_t scored = 0;            // input tokens scored (prompt_logprobs) so far
+  int32_t draft_limit = 0;       // most drafts the next step may verify (AdaptDraftLimit)
+  std::vector<float> embedding;  // JobRequest::embed: set by the pass that samples its input
 };
 
 }  // namespace ringserve::engine

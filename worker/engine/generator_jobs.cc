@@ -44,6 +44,12 @@ absl::Status Generator::Validate(const JobRequest& r) const {
                                                      limits_.vocab_size, ")"));
     }
   }
+  if (r.embed && (r.max_tokens != 0 || !r.session_id.empty() || r.prompt_logprobs.has_value() ||
+                  r.response_format != nullptr)) {
+    return absl::InvalidArgumentError(
+        "embed: an embedding takes max_tokens 0 and no session, prompt_logprobs or "
+        "response_format");
+  }
   if (r.max_tokens.has_value() && *r.max_tokens < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("stop.max_tokens: must be >= 0 (got ", *r.max_tokens, ")"));
@@ -263,6 +269,7 @@ bool Generator::HandleSample(Job& job, const SampledToken& sampled, bool kv_comp
     // it is dropped, never part of the context.
     JobEvent event;
     event.result.finish_reason = FinishReason::kMaxTokens;
+    event.result.embedding = std::move(job.embedding);
     FinishJob(job, absl::OkStatus(), std::move(event));
     return false;
   }

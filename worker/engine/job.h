@@ -67,6 +67,10 @@ struct JobRequest {
   // Input tokens the request's truncate_prompt_tokens dropped before `tokens` (reported in
   // the final usage; the engine never sees them).
   int32_t truncated_tokens = 0;
+  // An embedding: the input is computed and the job ends with the final hidden state of its
+  // last token (JobResult::embedding), generating nothing. Needs max_tokens = 0 and no
+  // session, prompt_logprobs or response_format.
+  bool embed = false;
 };
 
 enum class FinishReason {
@@ -103,6 +107,10 @@ struct JobResult {
   std::string stop_match;  // the stop string, or the stop token id in decimal
   JobUsage usage;
   int32_t history_tokens = 0;  // the session's history after the job; 0 without a session
+  // With JobRequest::embed: the output norm's output at the input's last token (the model's
+  // width of values; what a last-token-pooling embedding model returns, before any
+  // normalisation).
+  std::vector<float> embedding;
 };
 
 // One delivery to the job's reader: the tokens sampled since the previous event and the

@@ -1,6 +1,9 @@
 #include "worker/engine/step_chains.h"
 
 #include <algorithm>
+#include <vector>
+
+#include "common/check.h"
 
 namespace ringserve::engine {
 
@@ -13,7 +16,18 @@ void StepChains::Clear(size_t penalty_room) {
   logprob_rows_.clear();
   logprob_index_.clear();
   scored_ids_.clear();
+  hidden_rows_.clear();
   any_scored_ = false;
+}
+
+void StepChains::WantHidden() { hidden_rows_.push_back(static_cast<int32_t>(chains_.size()) - 1); }
+
+std::vector<float> StepChains::Hidden(const model::SampledPass& pass, size_t row) const {
+  const auto it = std::find(hidden_rows_.begin(), hidden_rows_.end(), static_cast<int32_t>(row));
+  RS_CHECK(it != hidden_rows_.end() && !pass.hidden.empty());
+  const size_t dim = pass.hidden.size() / hidden_rows_.size();
+  const auto from = pass.hidden.subspan(static_cast<size_t>(it - hidden_rows_.begin()) * dim, dim);
+  return {from.begin(), from.end()};
 }
 
 void StepChains::Add(Sampler& sampler, int32_t ahead, int32_t assumed) {

@@ -27,6 +27,8 @@ class StepChains {
   // A row that scores `token` (prompt logprobs): its logprobs name the token as chosen,
   // under the raw logits; nothing is sampled from it.
   void AddScored(int32_t token);
+  // The host wants the final hidden state of the row added last (an embedding).
+  void WantHidden();
 
   model::StepSampling view() const {
     return {.chains = chains_,
@@ -34,7 +36,8 @@ class StepChains {
             .logits_rows = logits_rows_,
             .logprob_rows = logprob_rows_,
             .scored_ids =
-                any_scored_ ? std::span<const int32_t>(scored_ids_) : std::span<const int32_t>()};
+                any_scored_ ? std::span<const int32_t>(scored_ids_) : std::span<const int32_t>(),
+            .hidden_rows = hidden_rows_};
   }
   size_t size() const { return chains_.size(); }
   // The rows whose raw logits the host asked for (its work: penalties the pass had no room
@@ -48,6 +51,8 @@ class StepChains {
                       size_t vocab) const;
   // The logprobs of scored row `row` of `pass` with the `num_top` most likely tokens.
   GeneratedToken Scored(const model::SampledPass& pass, size_t row, int num_top) const;
+  // The hidden state of row `row` of `pass`, which WantHidden asked for.
+  std::vector<float> Hidden(const model::SampledPass& pass, size_t row) const;
 
  private:
   size_t penalty_room_ = 0;
@@ -58,6 +63,7 @@ class StepChains {
   std::vector<int32_t> logprob_rows_;
   std::vector<int32_t> logprob_index_;  // per row: its place in logprob_rows_, or -1
   std::vector<int32_t> scored_ids_;     // per row: the token it scores, or -1
+  std::vector<int32_t> hidden_rows_;    // rows whose hidden state the host wants, in order
   bool any_scored_ = false;
 };
 

@@ -171,7 +171,8 @@ absl::Status ValidateStepSampling(const StepSampling& step, size_t num_sampled,
     }
   }
   for (const auto& [rows, what] :
-       {std::pair{step.logits_rows, "logits"}, std::pair{step.logprob_rows, "logprob"}}) {
+       {std::pair{step.logits_rows, "logits"}, std::pair{step.logprob_rows, "logprob"},
+        std::pair{step.hidden_rows, "hidden"}}) {
     if (rows.size() > num_sampled) {
       return absl::InvalidArgumentError(
           absl::StrCat("forward: more ", what, " rows than sampled rows"));
@@ -242,7 +243,22 @@ absl::StatusOr<SampledPass> LlamaModel::ForwardSampled(std::span<const SequenceC
   out.ids = {host_ids_.as<const int32_t>(), num_sampled};
   out.logits = {host_logits, step.logits_rows.size() * vocab};
   out.logprobs = {host_logprobs_.as<const kernels::RowLogprobs>(), num_logprobs};
+  out.hidden = DownloadHidden(step.hidden_rows);
   return out;
+}
+
+std::span<const float> LlamaModel::DownloadHidden(std::span<const int32_t> rows) {
+  const auto dim = static_cast<size_t>(config_.dim);
+  const size_t row_bytes = kernels::DTypeBytes(ws_->dtype, dim);
+  auto* raw = static_cast<char*>(host_hidden_raw_.data());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    backend_->CopyToHost(raw + i * row_bytes,
+                         static_cast<const char*>(ws_->sampled.data()) + rows[i] * row_bytes,
+                         row_bytes);
+  }
+  float* hidden = host_hidden_.as<float>();
+  kernels::ConvertToFloat(ws_->dtype, raw, rows.size() * dim, hidden);
+  return {hidden, rows.size() * dim};
 }
 
 void LlamaModel::UploadScoredIds(std::span<const int32_t> scored_ids) {

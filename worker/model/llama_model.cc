@@ -219,6 +219,9 @@ absl::Status LlamaModel::AllocateWorkspace() {
   RS_ASSIGN_OR_RETURN(host_logprob_rows_, backend_->AllocateHost(rows * sizeof(int32_t)));
   RS_ASSIGN_OR_RETURN(w.logprobs, backend_->Allocate(rows * sizeof(kernels::RowLogprobs)));
   RS_ASSIGN_OR_RETURN(host_logprobs_, backend_->AllocateHost(rows * sizeof(kernels::RowLogprobs)));
+  RS_ASSIGN_OR_RETURN(host_hidden_raw_, backend_->AllocateHost(w.sampled.bytes()));
+  RS_ASSIGN_OR_RETURN(host_hidden_,
+                      backend_->AllocateHost(kernels::DTypeBytes(kF32, rows * w.dim)));
   return absl::OkStatus();
 }
 

@@ -74,6 +74,9 @@ struct StepSampling {
   // Empty, or one per sampled row: >= 0 names the token a scored row scores (its logprobs'
   // chosen token, and its id in SampledPass::ids); -1 for a row that samples.
   std::span<const int32_t> scored_ids = {};
+  // Sampled rows whose final hidden state (the output norm's, what the head multiplies) the
+  // host wants: the embeddings of inputs that end on them.
+  std::span<const int32_t> hidden_rows = {};
 };
 
 // INVALID_ARGUMENT unless `step` has one chain per sampled row, penalty ranges inside its
@@ -89,6 +92,8 @@ struct SampledPass {
   // One per logprob_rows entry, in order: under the raw logits, with the row's device pick as
   // the chosen token.
   std::span<const kernels::RowLogprobs> logprobs;
+  // [hidden_rows.size(), dim] in f32: the rows asked for, in order.
+  std::span<const float> hidden;
 };
 
 struct ModelOptions {
@@ -205,6 +210,8 @@ class LlamaModel {
   // Overwrites the scored rows' picks with the tokens they score (StepSampling::scored_ids),
   // so LogprobRows scores those tokens.
   void UploadScoredIds(std::span<const int32_t> scored_ids);
+  // The final hidden states of `rows` (sampled rows of the last pass), in f32.
+  std::span<const float> DownloadHidden(std::span<const int32_t> rows);
   // y = x times a stack's parts, their outputs side by side (LayerWeights).
   void MatMulStack(const kernels::Tensor& x, const std::vector<kernels::Weight>& stack,
                    const kernels::Tensor& y);
@@ -224,6 +231,8 @@ class LlamaModel {
   // tokens down.
   kernels::HostBuffer host_meta_, host_sampling_, host_penalties_, host_logits_, host_ids_;
   kernels::HostBuffer host_logprob_rows_, host_logprobs_, host_scored_ids_;
+  // Hidden rows (StepSampling::hidden_rows) as the activations hold them, then in f32.
+  kernels::HostBuffer host_hidden_raw_, host_hidden_;
   std::unique_ptr<DecodeGraphs> decode_graphs_;  // null when the backend cannot capture
   size_t weight_bytes_ = 0;
   int max_context_len_ = 0;  // see max_context_len()

@@ -220,6 +220,45 @@ class GeneratorModelTest : public ::testing::TestWithParam<TestDevice> {
     EXPECT_EQ(g->Stats().kv.num_used_blocks, 0);
   }
 
+  // Embeds each of the first num_cases prompts and a one-token input alone, then the same
+  // beside generating requests that join at different steps: the same bits both ways, one
+  // value per model dimension, and every block back.
+  void CheckEmbeddingsAloneAndBatched(size_t num_cases) {
+    std::vector<JobRequest> requests = Requests(/*sampled=*/true);
+    requests.resize(num_cases);
+    std::vector<JobRequest> embeds;
+    for (const JobRequest& r : requests) {
+      JobRequest e;
+      e.tokens = r.tokens;
+      e.max_tokens = 0;
+      e.embed = true;
+      embeds.push_back(e);
+    }
+    embeds.push_back(embeds.back());
+    embeds.back().tokens.resize(1);
+    auto g = Make(BlocksFor(requests) + BlocksFor(embeds));
+    ASSERT_NE(g, nullptr);
+    const std::vector<JobEvent> alone = RunAlone(*g, embeds);
+    std::vector<JobRequest> mixed;
+    for (size_t i = 0; i < embeds.size(); ++i) {
+      if (i < requests.size()) mixed.push_back(requests[i]);
+      mixed.push_back(embeds[i]);
+    }
+    const std::vector<JobEvent> together = RunStaggered(*g, mixed);
+    size_t k = 0;
+    for (size_t i = 0; i < mixed.size(); ++i) {
+      ASSERT_TRUE(together[i].status.ok()) << together[i].status;
+      if (!mixed[i].embed) continue;
+      ASSERT_TRUE(alone[k].status.ok()) << alone[k].status;
+      EXPECT_EQ(alone[k].result.embedding.size(), static_cast<size_t>(checkpoint_->config.dim));
+      EXPECT_TRUE(alone[k].tokens.empty());
+      EXPECT_EQ(together[i].result.embedding, alone[k].result.embedding) << "embedding " << k;
+      ++k;
+    }
+    EXPECT_EQ(k, embeds.size());
+    EXPECT_EQ(g->Stats().kv.num_used_blocks, 0);
+  }
+
   std::vector<Case> cases_;
   std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<model::Checkpoint> checkpoint_;
@@ -410,6 +449,9 @@ TEST_P(GeneratorModelTest, PromptLogprobsOfAGeneratedTextAreThoseItWasGeneratedW
   CheckScoresOfGeneratedTexts(/*num_cases=*/3, /*max_tokens=*/0);
 }
 
+// An embedding is the same alone and beside generating requests, on every device.
+TEST_P(GeneratorModelTest, EmbeddingsDoNotDependOnTheBatch) { CheckEmbeddingsAloneAndBatched(4); }
+
 INSTANTIATE_TEST_SUITE_P(Devices, GeneratorModelTest,
                          ::testing::ValuesIn(ringserve::testing::TestDevicesWhere(
                              [](const TestDevice& d) { return !d.emulated; })),
@@ -445,6 +487,10 @@ TEST_P(GeneratorEmulatedTest, SpeculativeDecodingGivesTheSameTokens) {
 // LogprobRows) on the emulation.
 TEST_P(GeneratorEmulatedTest, PromptLogprobsOfAGeneratedTextAreThoseItWasGeneratedWith) {
   CheckScoresOfGeneratedTexts(/*num_cases=*/1, /*max_tokens=*/4);
+}
+
+TEST_P(GeneratorEmulatedTest, EmbeddingsDoNotDependOnTheBatch) {
+  CheckEmbeddingsAloneAndBatched(2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, GeneratorEmulatedTest,

@@ -11,11 +11,14 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/engine/fake_model_runner.h"
 
 namespace ringserve::engine {
 namespace {
+
+using ::testing::HasSubstr;
 
 constexpr int32_t kVocab = 64;
 
@@ -554,6 +557,66 @@ TEST(GeneratorTest, ZeroMaxTokensComputesTheInputAndGeneratesNothing) {
   EXPECT_EQ(answer.result.history_tokens, 28);
   ASSERT_TRUE(f.generator->CloseSession("doc").ok());
   EXPECT_EQ(f.UsedBlocks(), 0);
+}
+
+// An embedding job computes its input and ends with the hidden state of its last token
+// (the fake's: the first values of the logits after the input), generating nothing; the
+// prefix cache serves the same input again, and a batch changes no embedding.
+TEST(GeneratorTest, EmbeddingsAreTheLastTokensHiddenStateAloneAndInABatch) {
+  FakeModelRunnerOptions fake;  // hashed logits: every input has its own
+  fake.max_seqs = 6;
+  fake.max_batch_tokens = 24;
+  Fixture f(fake);
+  const auto embed = [](std::vector<int32_t> tokens) {
+    JobRequest r = Request(std::move(tokens), 0);
+    r.embed = true;
+    return r;
+  };
+  const auto hidden_after = [&](const std::vector<int32_t>& tokens) {
+    const std::vector<float> logits = f.fake->LogitsAfter(tokens);
+    return std::vector<float>(logits.begin(), logits.begin() + FakeModelRunner::kHiddenSize);
+  };
+  const std::vector<int32_t> text = Prompt(37, 4);
+  const JobEvent first = f.Run(embed(text));
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  EXPECT_TRUE(first.tokens.empty());
+  EXPECT_EQ(first.result.finish_reason, FinishReason::kMaxTokens);
+  EXPECT_EQ(first.result.usage.prompt_tokens, 37);
+  EXPECT_EQ(first.result.usage.completion_tokens, 0);
+  EXPECT_EQ(first.result.embedding, hidden_after(text));
+  const JobEvent again = f.Run(embed(text));
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_EQ(again.result.embedding, first.result.embedding);
+  EXPECT_GT(again.result.usage.cached_tokens, 0) << "the input's full blocks were cached";
+
+  std::vector<JobRequest> requests;
+  for (int i = 0; i < 10; ++i) {
+    requests.push_back(i % 3 == 2 ? Request(Prompt(5 + 3 * i, i), 6, 0.7F)
+                                  : embed(Prompt(4 + 7 * i % 29, 10 + i)));
+  }
+  const std::vector<JobEvent> together = RunConcurrently(f, requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(together[i].status.ok()) << together[i].status;
+    if (requests[i].embed) {
+      EXPECT_EQ(together[i].result.embedding, hidden_after(requests[i].tokens)) << i;
+    } else {
+      EXPECT_TRUE(together[i].result.embedding.empty()) << i;
+      EXPECT_EQ(together[i].tokens.size(), 6U) << i;
+    }
+  }
+  EXPECT_EQ(f.UsedBlocks(), 0);
+
+  JobRequest generating = embed(text);
+  generating.max_tokens = 3;
+  JobRequest in_session = embed(text);
+  in_session.session_id = "s";
+  JobRequest scored = embed(text);
+  scored.prompt_logprobs = 1;
+  for (const JobRequest& bad : {generating, in_session, scored}) {
+    const JobEvent refused = f.Run(bad);
+    EXPECT_EQ(refused.status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(refused.status.message(), HasSubstr("embed"));
+  }
 }
 
 TEST(GeneratorTest, SessionErrorsArriveAsTheFinalEvent) {

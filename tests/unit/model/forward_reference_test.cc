@@ -193,8 +193,10 @@ class Reference {
     }
   }
 
-  // Logits after each position of `tokens`.
-  std::vector<std::vector<double>> Run(const std::vector<int32_t>& tokens) const {
+  // Logits after each position of `tokens`; with `hidden`, also the output norm's output at
+  // each position (what an embedding returns).
+  std::vector<std::vector<double>> Run(const std::vector<int32_t>& tokens,
+                                       std::vector<std::vector<double>>* hidden = nullptr) const {
     const int hd = c_.head_dim;
     const int64_t q_dim = static_cast<int64_t>(c_.num_heads) * hd;
     const int64_t kv_dim = static_cast<int64_t>(c_.num_kv_heads) * hd;
@@ -273,6 +275,7 @@ class Reference {
       }
       auto h = Norm(x, W("output_norm.weight"));
       Store(&h);
+      if (hidden != nullptr) hidden->push_back(h);
       const char* head = c_.tied_embeddings ? "token_embd.weight" : "output.weight";
       out.push_back(MatVec(W(head), c_.vocab_size, c_.dim, h));
     }
@@ -363,8 +366,9 @@ TEST_P(ForwardReferenceTest, PrefillDecodeAndMixedBatchesMatchReference) {
   for (auto& t : a) t = static_cast<int32_t>(rng() % config.vocab_size);
   for (auto& t : b) t = static_cast<int32_t>(rng() % config.vocab_size);
   const Reference ref(*checkpoint, device.activation_dtype);
-  const auto ref_a = ref.Run(a);
-  const auto ref_b = ref.Run(b);
+  std::vector<std::vector<double>> hidden_a, hidden_b;
+  const auto ref_a = ref.Run(a, &hidden_a);
+  const auto ref_b = ref.Run(b, &hidden_b);
 
   // Sequence a: blocks scattered (not contiguous, not in order); b: others.
   const std::vector<int32_t> table_a = {9, 2, 30};
@@ -408,15 +412,26 @@ TEST_P(ForwardReferenceTest, PrefillDecodeAndMixedBatchesMatchReference) {
     }
     const std::vector<int32_t> logprob_rows =
         take_b > 0 ? std::vector<int32_t>{1, 0} : std::vector<int32_t>{0};
+    // The final hidden states too (embeddings), in the order asked.
+    const std::vector<int32_t>& hidden_rows = logprob_rows;
     const absl::StatusOr<SampledPass> sampled =
         (*model)->ForwardSampled(pass, {.chains = chains,
                                         .penalties = penalties,
                                         .logits_rows = logits_rows,
-                                        .logprob_rows = logprob_rows});
+                                        .logprob_rows = logprob_rows,
+                                        .hidden_rows = hidden_rows});
     ASSERT_TRUE(sampled.ok()) << sampled.status();
     ASSERT_EQ(sampled->ids.size(), pass.size());
     ASSERT_EQ(sampled->logits.size(), logits_rows.size() * vocab);
     ASSERT_EQ(sampled->logprobs.size(), logprob_rows.size());
+    const auto dim = static_cast<size_t>(config.dim);
+    ASSERT_EQ(sampled->hidden.size(), hidden_rows.size() * dim);
+    for (size_t i = 0; i < hidden_rows.size(); ++i) {
+      const std::vector<double>& want =
+          hidden_rows[i] == 0 ? hidden_a[pos_a] : hidden_b[pos_b + take_b - 1];
+      ExpectClose(sampled->hidden.subspan(i * dim, dim), want,
+                  absl::StrCat("hidden of row ", hidden_rows[i], " at a@", pos_a));
+    }
     for (size_t i = 0; i < logprob_rows.size(); ++i) {
       const int r = logprob_rows[i];
       const kernels::RowLogprobs want = kernels::cpu::LogprobRow(row(r), sampled->ids[r]);

@@ -59,4 +59,14 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
       Route{}, context, request, response);
 }
 
+grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* context,
+                                                  const EmbedRequest* request,
+                                                  EmbedResponse* response) {
+  return UnaryProxy<EmbedRequest, EmbedResponse>::Start(
+      env_, "Embed",
+      [](const WorkerConn& w, grpc::ClientContext* c, const EmbedRequest* q, EmbedResponse* r,
+         grpc::ClientUnaryReactor* reactor) { w.inference->async()->Embed(c, q, r, reactor); },
+      Route::ForEmbed(*request, env_.prefix_affinity_bytes), context, request, response);
+}
+
 }  // namespace ringserve::router

@@ -11,7 +11,8 @@ namespace ringserve::router {
 // router keeps no session state: placement comes from the session id alone).
 // Placement per method (route.h): Generate with append, Fork and CloseSession go to the
 // session's ring owner; Generate without append is placed with bounded loads; calls
-// without a session (and Tokenize, GetModelInfo) go to the less loaded of two workers.
+// without a session (and Tokenize, GetModelInfo) go to the less loaded of two workers;
+// Embed by its first input's prefix, as a Generate without a session.
 class InferenceService final : public ringserve::v1::Inference::CallbackService {
  public:
   explicit InferenceService(const ProxyEnv& env) : env_(env) {}
@@ -30,6 +31,9 @@ class InferenceService final : public ringserve::v1::Inference::CallbackService 
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
                                          const ringserve::v1::GetModelInfoRequest* request,
                                          ringserve::v1::ModelInfo* response) override;
+  grpc::ServerUnaryReactor* Embed(grpc::CallbackServerContext* context,
+                                  const ringserve::v1::EmbedRequest* request,
+                                  ringserve::v1::EmbedResponse* response) override;
 
  private:
   const ProxyEnv& env_;

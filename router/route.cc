@@ -22,6 +22,18 @@ Route Route::ForGenerate(const v1::GenerateRequest& request, int prefix_affinity
   return Route{Placement::kSessionBounded, *prefix, "prefix"};
 }
 
+Route Route::ForEmbed(const v1::EmbedRequest& request, int prefix_affinity_bytes) {
+  if (request.inputs_size() == 0) return Route{};
+  v1::GenerateRequest first;
+  const v1::EmbedInput& input = request.inputs(0);
+  if (input.has_tokens()) {
+    *first.mutable_tokens() = input.tokens();
+  } else {
+    first.set_text(input.text());
+  }
+  return ForGenerate(first, prefix_affinity_bytes);
+}
+
 Target RoutePlanner::First() {
   Target target = Choose(0);
   if (target.conn != nullptr) {

@@ -41,6 +41,9 @@ struct Route {
   // without a session, kSessionBounded keyed by the first `prefix_affinity_bytes` of its
   // input (PrefixHash), or kAnyWorker when that is 0.
   static Route ForGenerate(const v1::GenerateRequest& request, int prefix_affinity_bytes);
+  // An Embed: keyed as a Generate without a session whose input is its first input, so an
+  // input embedded again finds its blocks in the same worker's prefix cache.
+  static Route ForEmbed(const v1::EmbedRequest& request, int prefix_affinity_bytes);
 };
 
 // The worker one attempt goes to, counted in flight against it while this lives.

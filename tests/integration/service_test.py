@@ -232,6 +232,68 @@ class Fleet(unittest.TestCase):
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("prompt_logprobs", caught.exception.details())
 
+    def test_embeddings_are_unit_vectors_of_the_models_width_and_bad_ones_are_refused(self):
+        info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        width = info.embedding_size
+        self.assertGreater(width, 0)
+        story = ("Once upon a time there was a little girl who loved to play outside in the "
+                 "park with her friends and her big brown dog.").encode()
+        request = pb.EmbedRequest(request_id="e1", inputs=[
+            pb.EmbedInput(text=story), pb.EmbedInput(text=b"The cat sat."),
+            pb.EmbedInput(tokens=pb.TokenIds(ids=[1, 5, 9, 12])), pb.EmbedInput(text=story)])
+        response, call = self.stub.Embed.with_call(request, timeout=30)
+        self.assertEqual(response.request_id, "e1")
+        vectors = [list(e.values) for e in response.embeddings]
+        self.assertEqual([len(v) for v in vectors], [width] * 4)
+        for v in vectors:
+            self.assertAlmostEqual(sum(x * x for x in v), 1.0, places=4)
+        self.assertEqual(vectors[0], vectors[3])  # the same input, the same bits
+        self.assertNotEqual(vectors[0], vectors[1])
+        self.assertEqual(response.embeddings[2].prompt_tokens, 4)
+        # Again: the router sends it where its blocks are cached.
+        again = self.stub.Embed(request, timeout=30)
+        self.assertEqual([list(e.values) for e in again.embeddings], vectors)
+        self.assertGreater(again.embeddings[0].cached_tokens, 0)
+        # Raw, and cut to 16 values (normalized after the cut).
+        raw = self.stub.Embed(pb.EmbedRequest(inputs=[pb.EmbedInput(text=story)],
+                                              normalize=False), timeout=30).embeddings[0].values
+        norm = sum(x * x for x in raw) ** 0.5
+        self.assertNotAlmostEqual(norm, 1.0, places=2)
+        for got, want in zip([x / norm for x in raw], vectors[0]):
+            self.assertAlmostEqual(got, want, places=5)
+        cut = self.stub.Embed(pb.EmbedRequest(inputs=[pb.EmbedInput(text=story)], dimensions=16),
+                              timeout=30).embeddings[0].values
+        self.assertEqual(len(cut), 16)
+        head = sum(x * x for x in raw[:16]) ** 0.5
+        for got, want in zip(cut, raw[:16]):
+            self.assertAlmostEqual(got, want / head, places=5)
+        truncated = self.stub.Embed(pb.EmbedRequest(
+            inputs=[pb.EmbedInput(tokens=pb.TokenIds(ids=[1, 5, 9, 12]))],
+            truncate_prompt_tokens=2), timeout=30).embeddings[0]
+        self.assertEqual((truncated.prompt_tokens, truncated.truncated_tokens), (2, 2))
+
+        for bad, field in [(pb.EmbedRequest(), "inputs"),
+                           (pb.EmbedRequest(inputs=[pb.EmbedInput(text=b"x")],
+                                            dimensions=width + 1), "dimensions"),
+                           (pb.EmbedRequest(inputs=[pb.EmbedInput(text=b"x"), pb.EmbedInput(
+                               tokens=pb.TokenIds(ids=[self.vocab]))]), "inputs[1]"),
+                           (pb.EmbedRequest(inputs=[pb.EmbedInput()]), "inputs[0]"),
+                           (pb.EmbedRequest(inputs=[pb.EmbedInput(text=b"\xff")]), "inputs[0]")]:
+            with self.assertRaises(grpc.RpcError) as caught:
+                self.stub.Embed(bad, timeout=30)
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, field)
+            self.assertIn(field, caught.exception.details())
+        # ringserve-cli embed: one line of values an input.
+        out = subprocess.run([os.path.join(BIN_DIR, "ringserve-cli"), "--target",
+                              self.router.address, "embed", "--text", story.decode(),
+                              "--dimensions", "8"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        values = [float(x) for x in out.stdout.split()]
+        self.assertEqual(len(values), 8)
+        self.assertAlmostEqual(sum(x * x for x in values), 1.0, places=4)
+        # The fleet still serves.
+        self.assertEqual(len(self.stub.Embed(request, timeout=30).embeddings), 4)
+
     def test_n_completions_are_the_requests_with_seeds_seed_to_seed_plus_n(self):
         rng = random.Random(23)
         prompt = [1] + self.tokens(45, rng)

@@ -75,6 +75,9 @@ absl::StatusOr<Response> Unary(const CommonFlags& common,
   return response;
 }
 
+// "1,2,3" (a --tokens flag) into `ids`; INVALID_ARGUMENT naming the piece that is not an id.
+absl::Status ParseTokenIds(const std::string& list, ringserve::v1::TokenIds* ids);
+
 // "FINISH_REASON_MAX_TOKENS" -> "max_tokens".
 std::string FinishReasonName(ringserve::v1::FinishReason reason);
 
@@ -84,6 +87,7 @@ absl::Status RunFork(CommandArgs args);
 absl::Status RunClose(CommandArgs args);
 absl::Status RunTokenize(CommandArgs args);
 absl::Status RunInfo(CommandArgs args);
+absl::Status RunEmbed(CommandArgs args);
 absl::Status RunStats(CommandArgs args);
 absl::Status RunDrain(CommandArgs args);
 absl::Status RunHealth(CommandArgs args);

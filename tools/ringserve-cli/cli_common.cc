@@ -1,6 +1,9 @@
 #include <iostream>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tools/ringserve-cli/cli.h"
 
 namespace ringserve::tools::cli {
@@ -47,6 +50,19 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(const CommonFlags& co
 
 void PrintJson(const nlohmann::json& value) {
   std::cout << value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+absl::Status ParseTokenIds(const std::string& list, ringserve::v1::TokenIds* ids) {
+  for (absl::string_view piece : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+    int32_t id = 0;
+    if (!absl::SimpleAtoi(piece, &id)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tokens: '", std::string(piece), "' is not a token id"));
+    }
+    ids->add_ids(id);
+  }
+  if (ids->ids().empty()) return absl::InvalidArgumentError("--tokens: no ids");
+  return absl::OkStatus();
 }
 
 }  // namespace ringserve::tools::cli

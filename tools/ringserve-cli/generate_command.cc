@@ -76,19 +76,6 @@ struct GenerateFlags {
   bool continue_final = false;  // the last --message is the reply's start
 };
 
-absl::Status ParseTokenIds(const std::string& list, GenerateRequest* request) {
-  for (absl::string_view piece : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
-    int32_t id = 0;
-    if (!absl::SimpleAtoi(piece, &id)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--tokens: '", std::string(piece), "' is not a token id"));
-    }
-    request->mutable_tokens()->add_ids(id);
-  }
-  if (request->tokens().ids().empty()) return absl::InvalidArgumentError("--tokens: no ids");
-  return absl::OkStatus();
-}
-
 // "42:-100,7:2.5" into the request's logit_bias.
 absl::Status ParseLogitBias(const std::string& list, GenerateRequest* request) {
   auto* bias = request->mutable_sampling()->mutable_logit_bias();
@@ -124,7 +111,7 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
   if (parser.IsSet("text")) {
     request.set_text(flags.text);
   } else if (parser.IsSet("tokens")) {
-    RS_RETURN_IF_ERROR(ParseTokenIds(flags.tokens, &request));
+    RS_RETURN_IF_ERROR(ParseTokenIds(flags.tokens, request.mutable_tokens()));
   }
   if (!flags.messages.empty()) {
     RS_RETURN_IF_ERROR(AddMessages(flags.messages, request.mutable_chat()));

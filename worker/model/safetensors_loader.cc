@@ -208,22 +208,39 @@ absl::StatusOr<const json*> RopeObject(const json& j, const std::string& name) {
   return nullptr;
 }
 
+// The file's first "architectures" entry, else its "model_type".
+std::string ArchitectureName(const json& j) {
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string()) {
+    return j["architectures"][0].get<std::string>();
+  }
+  if (j.contains("model_type") && j["model_type"].is_string()) {
+    return j["model_type"].get<std::string>();
+  }
+  return "";
+}
+
+// A model without its language-model head (e5-mistral's MistralModel, embedding models saved
+// from the base model): its tensor names lack "model." and there is no lm_head.
+bool IsBaseModel(const std::string& arch) {
+  return arch == "LlamaModel" || arch == "MistralModel" || arch == "Qwen2Model" ||
+         arch == "Qwen3Model";
+}
+
 // "llama" (Llama and Mistral), "qwen2" (Llama with Q/K/V biases) or "qwen3" (Llama with
 // per-head Q and K norms).
 absl::StatusOr<std::string> ArchitectureOf(const json& j, const std::string& name) {
-  std::string arch;
-  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
-      j["architectures"][0].is_string()) {
-    arch = j["architectures"][0].get<std::string>();
-  } else if (j.contains("model_type") && j["model_type"].is_string()) {
-    arch = j["model_type"].get<std::string>();
-  }
+  const std::string arch = ArchitectureName(j);
   if (arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "llama" ||
-      arch == "mistral") {
+      arch == "mistral" || arch == "LlamaModel" || arch == "MistralModel") {
     return std::string("llama");
   }
-  if (arch == "Qwen2ForCausalLM" || arch == "qwen2") return std::string("qwen2");
-  if (arch == "Qwen3ForCausalLM" || arch == "qwen3") return std::string("qwen3");
+  if (arch == "Qwen2ForCausalLM" || arch == "qwen2" || arch == "Qwen2Model") {
+    return std::string("qwen2");
+  }
+  if (arch == "Qwen3ForCausalLM" || arch == "qwen3" || arch == "Qwen3Model") {
+    return std::string("qwen3");
+  }
   return absl::UnimplementedError(
       absl::StrCat(name, ": architecture '", arch,
                    "' is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
@@ -270,16 +287,24 @@ absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text,
   }
   RS_RETURN_IF_ERROR(SlidingWindowFromJson(j, name, &c));
   RS_ASSIGN_OR_RETURN(c.tied_embeddings, JsonBool(j, "tie_word_embeddings", name, false));
+  // A base model has no head of its own: the embedding matrix stands in for it, so that the
+  // pass runs, and only its embeddings (Inference.Embed) mean anything.
+  if (IsBaseModel(ArchitectureName(j))) c.tied_embeddings = true;
   if (absl::Status s = c.Validate(); !s.ok()) return Error(name, s.message());
   return c;
 }
 
-std::string CanonicalTensorName(const std::string& hf_name, int* layer) {
+std::string CanonicalTensorName(const std::string& name_in_file, int* layer) {
   *layer = -1;
-  if (hf_name == "model.embed_tokens.weight") return "token_embd.weight";
-  if (hf_name == "model.norm.weight") return "output_norm.weight";
-  if (hf_name == "lm_head.weight") return "output.weight";
-  constexpr absl::string_view kPrefix = "model.layers.";
+  if (name_in_file == "lm_head.weight") return "output.weight";
+  // A base model's names (LlamaModel, Qwen3Model: embedding models) lack the "model." of a
+  // ForCausalLM's.
+  const std::string hf_name = absl::StartsWith(name_in_file, "model.")
+                                  ? name_in_file.substr(std::string_view("model.").size())
+                                  : name_in_file;
+  if (hf_name == "embed_tokens.weight") return "token_embd.weight";
+  if (hf_name == "norm.weight") return "output_norm.weight";
+  constexpr absl::string_view kPrefix = "layers.";
   if (!absl::StartsWith(hf_name, kPrefix)) return "";
   const size_t dot = hf_name.find('.', kPrefix.size());
   if (dot == std::string::npos) return "";

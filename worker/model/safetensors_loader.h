@@ -32,9 +32,10 @@ absl::StatusOr<std::vector<SafetensorsEntry>> ParseSafetensors(std::span<const u
 // config.json -> ModelConfig (Validate()d); `name` is used in errors.
 absl::StatusOr<ModelConfig> ModelConfigFromHfJson(const std::string& text, const std::string& name);
 
-// The canonical name of a Hugging Face Llama tensor ("" for tensors the model does not use,
-// e.g. rotary_emb.inv_freq); `layer` is set to the block index or -1.
-std::string CanonicalTensorName(const std::string& hf_name, int* layer);
+// The canonical name of a Hugging Face Llama tensor, a ForCausalLM's ("model.layers.0...")
+// or a base model's ("layers.0..."); "" for tensors the model does not use (e.g.
+// rotary_emb.inv_freq). `layer` is set to the block index or -1.
+std::string CanonicalTensorName(const std::string& name_in_file, int* layer);
 
 }  // namespace ringserve::model
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc/grpc_status.h"
+#include "worker/server/embed_reactor.h"
 #include "worker/server/generate_reactor.h"
 #include "worker/tokenizer/tool_calls.h"
 #include "worker/tokenizer/unicode.h"
@@ -84,6 +85,7 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
   } else {
     tokenizer::EncodeOptions options;
     options.add_bos = request->add_special_tokens();
+    if (!request->add_special_tokens()) options.add_eos = false;
     for (int32_t id : env_.tokenizer->Encode(request->text(), options)) {
       response->add_token_ids(id);
       response->add_pieces(std::string(env_.tokenizer->Piece(id)));
@@ -120,7 +122,14 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
     response->set_thinking("none");
   }
   response->set_worker_id(env_.worker_id);
+  response->set_embedding_size(env_.model.embedding_size);
   return Done(context, "GetModelInfo", absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* context,
+                                                  const pb::EmbedRequest* request,
+                                                  pb::EmbedResponse* response) {
+  return EmbedReactor::Start(env_, context, *request, response);
 }
 
 }  // namespace ringserve::server

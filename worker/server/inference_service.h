@@ -25,6 +25,7 @@ struct ModelDescription {
   std::string device;
   tokenizer::ChatFormat chat_format = tokenizer::ChatFormat::kNone;
   std::string default_system_prompt;  // ModelLimits::default_system_prompt
+  int32_t embedding_size = 0;         // the model's width (ModelInfo.embedding_size)
 };
 
 // Everything the services share; owned by WorkerServer and outliving every call.
@@ -56,6 +57,9 @@ class InferenceService final : public ringserve::v1::Inference::CallbackService 
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
                                          const ringserve::v1::GetModelInfoRequest* request,
                                          ringserve::v1::ModelInfo* response) override;
+  grpc::ServerUnaryReactor* Embed(grpc::CallbackServerContext* context,
+                                  const ringserve::v1::EmbedRequest* request,
+                                  ringserve::v1::EmbedResponse* response) override;
 
  private:
   // Finishes a unary call with `status`, counting it.

@@ -126,6 +126,7 @@ int Run(int argc, char** argv) {
       flags.model.dummy_weights ? flags.model.preset
                                 : std::filesystem::path(flags.model.model_path).filename().string();
   options.model.num_parameters = loaded->config.NumParameters();
+  options.model.embedding_size = loaded->config.dim;
   if (loaded->tokenizer != nullptr) {
     options.model.tokenizer_kind =
         loaded->tokenizer->vocab().model == ringserve::tokenizer::TokenizerModel::kByteLevelBpe

@@ -222,6 +222,23 @@ int32_t TemplateBos(const std::vector<const json*>& components, const Pieces& p)
   return -1;
 }
 
+// The special token a TemplateProcessing post-processor puts after the text ("$A <tok>":
+// Qwen3-Embedding's end-of-text, the token its embedding is read at); -1 for none.
+int32_t TemplateEos(const std::vector<const json*>& components, const Pieces& p) {
+  for (const json* c : components) {
+    if (StringMember(*c, "type") != "TemplateProcessing") continue;
+    const json* single = Member(*c, "single");
+    if (single == nullptr || !single->is_array() || single->size() < 2) continue;
+    const json* special = Member(single->back(), "SpecialToken");
+    if (special == nullptr || Member((*single)[single->size() - 2], "Sequence") == nullptr) {
+      continue;
+    }
+    const std::optional<std::string> id = StringMember(*special, "id");
+    if (id) return FirstPresent(p, {*id});
+  }
+  return -1;
+}
+
 // SentencePiece scores that reproduce HF's merge order under score-driven merging: a
 // piece made by merge rank r scores -r; pieces no merge makes come after all merges.
 std::vector<float> SentencePieceScores(const Pieces& p, const std::vector<std::string>& merges) {
@@ -307,12 +324,17 @@ absl::StatusOr<Vocabulary> ParseTokenizerJson(std::string_view json_text, const 
     if (id >= 0 && id != v.eos_id) v.eot_ids.push_back(id);
   }
   v.pad_id = FirstPresent(pieces, {"<pad>", "[PAD]", "<|pad|>"});
+  // A template that ends the text with a token appends it to every new context, as
+  // transformers' tokenizer does; ringserve appends the end-of-sequence id, so only that one.
+  const int32_t template_eos = TemplateEos(components, pieces);
+  const bool eos_appended = template_eos >= 0 && template_eos == v.eos_id;
   v.tokens = std::move(pieces.tokens);
   v.types = std::move(pieces.types);
   if (HasType(components, "ByteLevel")) {
     v.model = TokenizerModel::kByteLevelBpe;
     RS_ASSIGN_OR_RETURN(v.pre_tokenizer, PreTokenizerName(components, name));
     v.add_bos = template_bos >= 0;
+    v.add_eos = eos_appended;
     v.add_space_prefix = false;
     if (v.merges.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(name, ": byte-level BPE without merges"));
@@ -322,6 +344,7 @@ absl::StatusOr<Vocabulary> ParseTokenizerJson(std::string_view json_text, const 
   if (BoolMember(*model, "byte_fallback", false) || UsesSpaceMarker(components)) {
     v.model = TokenizerModel::kSentencePiece;
     v.add_bos = template_bos >= 0 || (!Member(root, "post_processor") && v.bos_id >= 0);
+    v.add_eos = eos_appended;
     RS_RETURN_IF_ERROR(FillSentencePiece(*model, components, &v));
     return v;
   }

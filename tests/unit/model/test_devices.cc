@@ -24,10 +24,6 @@ constexpr double kF32LogitsTolerance = 2e-4;
 // relative), which compounds over the layers; the GPU acceptance criterion.
 constexpr double kBF16LogitsTolerance = 2e-2;
 
-double ToleranceFor(DType dtype) {
-  return dtype == DType::kF32 ? kF32LogitsTolerance : kBF16LogitsTolerance;
-}
-
 TestDevice Cpu() {
   return {"cpu_f32",
           DType::kF32,
@@ -43,6 +39,10 @@ TestDevice Cpu() {
 constexpr double kF16KvLogitsTolerance = kBF16LogitsTolerance / 4;
 
 #ifdef RINGSERVE_HAVE_CUDA
+double ToleranceFor(DType dtype) {
+  return dtype == DType::kF32 ? kF32LogitsTolerance : kBF16LogitsTolerance;
+}
+
 TestDevice Cuda(DType dtype, std::string name) {
   return {std::move(name),
           dtype,

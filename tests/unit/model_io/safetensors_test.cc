@@ -96,6 +96,30 @@ TEST(SafetensorsDir, Qwen2BiasesAreReadAndOthersRefused) {
   EXPECT_THAT(refused.status().message(), HasSubstr("o_proj.bias"));
 }
 
+// A base model's directory (an embedding model saved without its head: e5-mistral's
+// MistralModel): names without "model.", no lm_head; the embeddings stand in for the head.
+TEST(SafetensorsDir, ABaseModelLoadsWithItsEmbeddingsAsTheHead) {
+  ModelConfig c = testing::SmallConfig();
+  c.tied_embeddings = false;
+  const std::string dir = testing::MakeTempDir();
+  std::string config = testing::HfConfigJson(c);
+  config.replace(config.find("LlamaForCausalLM"), 16, "MistralModel");
+  testing::WriteText(dir + "/config.json", config);
+  std::vector<testing::StTensor> tensors;
+  for (testing::StTensor& t : testing::HfTensors(c, "F32")) {
+    if (t.name == "lm_head.weight") continue;
+    if (t.name.starts_with("model.")) t.name = t.name.substr(6);
+    tensors.push_back(std::move(t));
+  }
+  testing::WriteBytes(dir + "/model.safetensors", testing::SafetensorsImage(tensors, 0));
+  auto ckpt = OpenCheckpoint(dir);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  EXPECT_EQ((*ckpt)->config.architecture, "llama");
+  EXPECT_TRUE((*ckpt)->config.tied_embeddings);
+  c.tied_embeddings = true;
+  ExpectValues(**ckpt, c, kernels::DType::kF32);
+}
+
 // A Qwen3 directory: per-head Q/K norms (self_attn.{q,k}_norm, head_dim wide) and a
 // head_dim other than hidden_size / heads, with its "attention_bias": false spelled out.
 TEST(SafetensorsDir, Qwen3ReadsItsQkNormsAndHeadDim) {
@@ -355,6 +379,12 @@ TEST(SafetensorsNames, MapToCanonical) {
   EXPECT_EQ(CanonicalTensorName("model.layers.3.self_attn.k_proj.bias", &layer),
             "blk.3.attn_k.bias");
   EXPECT_EQ(CanonicalTensorName("model.layers.3.self_attn.o_proj.bias", &layer), "");
+  // A base model's (no "model." prefix).
+  EXPECT_EQ(CanonicalTensorName("layers.2.self_attn.q_proj.weight", &layer), "blk.2.attn_q.weight");
+  EXPECT_EQ(layer, 2);
+  EXPECT_EQ(CanonicalTensorName("embed_tokens.weight", &layer), "token_embd.weight");
+  EXPECT_EQ(CanonicalTensorName("norm.weight", &layer), "output_norm.weight");
+  EXPECT_EQ(CanonicalTensorName("model.lm_head.weight", &layer), "");
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "prometheus/text_serializer.h"
 #include "router/membership.h"
 #include "router/prefix_key.h"
+#include "router/route.h"
 #include "router/router_server.h"
 #include "router/session_key.h"
 #include "tests/support/reuse_port_listener.h"
@@ -343,6 +344,27 @@ TEST(PrefixKeyTest, TheFirstBytesOfEachKindOfInput) {
   EXPECT_EQ(router::PrefixKey(turn2, 256), std::string("csystem\0Be brief.\0user\0Why?\0", 28));
   EXPECT_EQ(router::PrefixHash(turn1, 256), router::PrefixHash(turn2, 256));
   EXPECT_NE(router::PrefixHash(turn1, 256), router::PrefixHash(other, 256));
+}
+
+// An Embed goes where a Generate of its first input would: the same document embedded
+// again, or generated from, meets its cached blocks.
+TEST(PrefixKeyTest, AnEmbedIsPlacedByItsFirstInput) {
+  EmbedRequest embed;
+  embed.add_inputs()->set_text("abcdef");
+  embed.add_inputs()->set_text("other");
+  GenerateRequest text;
+  text.set_text("abcdef");
+  const router::Route route = router::Route::ForEmbed(embed, 256);
+  EXPECT_EQ(route.placement, router::Placement::kSessionBounded);
+  EXPECT_EQ(route.key_hash, router::PrefixHash(text, 256));
+  EXPECT_EQ(route.key_kind, "prefix");
+  EmbedRequest ids;
+  ids.add_inputs()->mutable_tokens()->add_ids(7);
+  GenerateRequest tokens;
+  tokens.mutable_tokens()->add_ids(7);
+  EXPECT_EQ(router::Route::ForEmbed(ids, 256).key_hash, router::PrefixHash(tokens, 256));
+  EXPECT_EQ(router::Route::ForEmbed(EmbedRequest(), 256).placement, router::Placement::kAnyWorker);
+  EXPECT_EQ(router::Route::ForEmbed(embed, 0).placement, router::Placement::kAnyWorker);
 }
 
 TEST_F(RouterTest, UnreachableOwnerIsRetriedOnTheNextBeforeTheFirstToken) {

@@ -70,6 +70,27 @@ TEST(TokenizerJsonTest, ByteLevelBpe) {
   EXPECT_EQ(tok->Decode(tok->Encode(bad)), "a\xEF\xBF\xBD\xEF\xBF\xBD b");
 }
 
+// Qwen3-Embedding's post-processor ends every text with <|endoftext|>: a new context gets it
+// appended (its embedding is read there), a chat's text or an explicit add_eos = false not.
+TEST(TokenizerJsonTest, ATemplatesEndOfTextIsAppended) {
+  json j = ByteLevelFixture();
+  j["post_processor"] = {
+      {"type", "TemplateProcessing"},
+      {"single", json::array({{{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                              {{"SpecialToken", {{"id", "<|endoftext|>"}, {"type_id", 0}}}}})}};
+  std::unique_ptr<Tokenizer> tok = FromJson(j, "rs_tok_bl_eos.json");
+  ASSERT_NE(tok, nullptr);
+  EXPECT_TRUE(tok->vocab().add_eos);
+  EXPECT_FALSE(tok->vocab().add_bos);
+  EXPECT_THAT(tok->Encode(" the"), ElementsAre(258, 259));
+  EXPECT_THAT(tok->Encode(" the", {.add_bos = std::nullopt, .add_eos = false}), ElementsAre(258));
+  // Without the template, nothing is appended.
+  std::unique_ptr<Tokenizer> plain = FromJson(ByteLevelFixture(), "rs_tok_bl_plain.json");
+  ASSERT_NE(plain, nullptr);
+  EXPECT_FALSE(plain->vocab().add_eos);
+  EXPECT_THAT(plain->Encode(" the"), ElementsAre(258));
+}
+
 TEST(TokenizerJsonTest, ByteLevelStreamMatchesDecode) {
   std::unique_ptr<Tokenizer> tok = FromJson(ByteLevelFixture(), "rs_tok_bl2.json");
   ASSERT_NE(tok, nullptr);

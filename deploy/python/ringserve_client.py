@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""A ringserve client in Python: a two-turn conversation over one session.
+"""A ringserve client in Python: a two-turn conversation over one session, then embeddings.
 
 Turn 1 sends the whole prompt; turn 2 appends to the session, so the worker reuses the
 KV cache of turn 1 (usage.cached_tokens > 0) and checks, through expected_history_tokens,
-that it still holds the history this client saw.
+that it still holds the history this client saw. Last, Embed returns both turns' inputs
+as unit vectors, whose dot product is their cosine similarity.
 
 Needs python3-grpcio and python3-protobuf (Debian) and the generated modules, which the
 build writes to <build>/python (target ringserve_python_proto):
@@ -114,6 +115,12 @@ def main():
                 expected_history_tokens=first.history_tokens, sampling=sampling, stop=stop,
                 **inputs[1]), args.timeout_s, metadata)
             print_usage(2, second, worker)
+            embedded = stub.Embed(inference_pb2.EmbedRequest(
+                inputs=[inference_pb2.EmbedInput(**i) for i in inputs]),
+                timeout=args.timeout_s, metadata=metadata)
+            a, b = (list(e.values) for e in embedded.embeddings)
+            print(f"embeddings: {len(embedded.embeddings)} of {len(a)} values, "
+                  f"cosine similarity {sum(x * y for x, y in zip(a, b)):.4f}")
         except grpc.RpcError as error:
             print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
             return 1

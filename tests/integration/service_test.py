@@ -374,6 +374,7 @@ class Fleet(unittest.TestCase):
         turns = [line for line in out.stdout.splitlines() if line.startswith("turn ")]
         self.assertEqual(len(turns), 2, out.stdout)
         self.assertNotIn("cached_tokens=0", turns[1])
+        self.assertIn("embeddings: 2 of ", out.stdout)
 
     def test_cancelling_mid_stream_frees_the_jobs_blocks(self):
         stub, admin = self.worker_stub(self.workers[0])

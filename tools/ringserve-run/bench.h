@@ -43,6 +43,9 @@ struct BenchFlags {
   int top_k = 0;
   double top_p = 1;
   int logprobs = 0;  // alternatives every request and decode step reports (0 = none)
+  // The generator runs embed their prompts instead (JobRequest::embed): nothing decodes, and
+  // each run reports embeddings_per_s.
+  bool embed = false;
 };
 
 // The step bench into report["steps"], or with --step-attention once per kernel listed into

@@ -46,6 +46,9 @@ void RegisterFlags(ArgParser& parser, BenchFlags& flags) {
                    "comma-separated parallelisms of generator runs, or none");
   parser.AddInt("prompt-tokens", &flags.prompt_tokens, "prompt tokens per sequence");
   parser.AddInt("gen-tokens", &flags.gen_tokens, "generated tokens per sequence");
+  parser.AddBool("embed", &flags.embed,
+                 "generator runs embed each prompt (Inference.Embed's work) instead of "
+                 "generating; reports embeddings/s");
   parser.AddBool("json", &flags.json, "print one JSON object");
   parser.AddBool("roofline", &flags.roofline, "measure the CPU's limits (default true)");
   parser.AddInt("shared-prefix", &flags.shared_prefix,

@@ -75,6 +75,10 @@ std::vector<JobRequest> MakeRequests(int parallel, const BenchFlags& flags, int 
     r.sampling.top_p = static_cast<float>(flags.top_p);
     r.sampling.num_logprobs = flags.logprobs;
     r.sampling.seed = static_cast<uint64_t>(&r - requests.data());
+    if (flags.embed) {
+      r.embed = true;
+      r.max_tokens = 0;
+    }
   }
   return requests;
 }
@@ -169,7 +173,8 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
        decode_step_s > 0 ? std::max(0.0, 1.0 - decode_forward_s / decode_step_s) : 0},
       {"kv_blocks_used", peak_blocks},
       {"draft_tokens", drafts},
-      {"accepted_draft_tokens", accepted}};
+      {"accepted_draft_tokens", accepted},
+      {"embeddings_per_s", flags.embed && wall_s > 0 ? parallel / wall_s : 0}};
 }
 
 }  // namespace
@@ -233,6 +238,12 @@ void PrintGeneratorRuns(const nlohmann::json& report) {
                 100 * r["overhead_fraction"].get<double>(), r["kv_blocks_used"].get<int>(),
                 static_cast<long long>(r["accepted_draft_tokens"].get<int64_t>()),
                 static_cast<long long>(r["draft_tokens"].get<int64_t>()));
+  }
+  for (const auto& r : report["runs"]) {
+    if (r["embeddings_per_s"].get<double>() > 0) {
+      std::printf("parallel %d: %.1f embeddings/s\n", r["parallel"].get<int>(),
+                  r["embeddings_per_s"].get<double>());
+    }
   }
   if (report.contains("roofline")) {
     const auto& l = report["roofline"];

@@ -67,6 +67,21 @@ TEST(RunBenchFlagsTest, ASharedPrefixLongerThanThePromptIsRefused) {
   EXPECT_THAT(over.err, HasSubstr("--shared-prefix must be in [0, --prompt-tokens]"));
 }
 
+// --embed: the generator runs embed their prompts; nothing decodes, and each run reports its
+// embeddings per second.
+TEST(RunBenchFlagsTest, EmbedRunsReportEmbeddingsPerSecond) {
+  const ToolRun run =
+      RunOnTiny("bench", "--roofline=false --parallel 1,4 --prompt-tokens 16 --embed --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json report = nlohmann::json::parse(run.out);
+  ASSERT_EQ(report["runs"].size(), 2u);
+  for (const nlohmann::json& r : report["runs"]) {
+    EXPECT_GT(r["embeddings_per_s"].get<double>(), 0);
+    EXPECT_EQ(r["generated_tokens"].get<int64_t>(), 0);
+    EXPECT_EQ(r["prefill_tokens"].get<int64_t>(), 16 * r["parallel"].get<int64_t>());
+  }
+}
+
 // RINGSERVE_CPU_ISA caps the CPU kernels' instruction set for the process (the bench report
 // names the one in use); a name it does not know leaves the best one, with a line saying so.
 TEST(CpuIsaOverrideTest, TheEnvironmentCapsTheIsaTheReportNames) {

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/text_file.h"
 #include "nlohmann/json.hpp"
@@ -22,6 +23,7 @@
 #include "tools/common/speculation_flags.h"
 #include "tools/ringserve-run/commands.h"
 #include "tools/ringserve-run/run_requests.h"
+#include "worker/engine/embedding.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/llama_runner.h"
 #include "worker/grammar/regex.h"
@@ -37,6 +39,9 @@ struct RunFlags {
   std::vector<std::string> prompt_ids;  // after the text prompts, in order
   std::string prompts_file;
   int max_tokens = 64;
+  bool embed = false;  // --embed, with --dimensions and --raw
+  int dimensions = 0;
+  bool raw = false;
   double temperature = 0.0;
   int top_k = 0;
   double top_p = 1.0;
@@ -72,6 +77,12 @@ void Register(ArgParser& parser, RunFlags& flags) {
   parser.AddInt("max-tokens", &flags.max_tokens,
                 "tokens to generate per prompt (64; 0: compute and score the prompt only)",
                 IntRange{.min = 0});
+  parser.AddBool("embed", &flags.embed,
+                 "embed each prompt instead of generating: its last token's final hidden state, "
+                 "scaled to unit length (Inference.Embed's)");
+  parser.AddInt("dimensions", &flags.dimensions, "with --embed: keep the first N values (0: all)",
+                IntRange{.min = 0});
+  parser.AddBool("raw", &flags.raw, "with --embed: the hidden state not scaled to unit length");
   parser.AddFloat("temperature", &flags.temperature, "0 = greedy");
   parser.AddInt("top-k", &flags.top_k, "0 = off");
   parser.AddFloat("top-p", &flags.top_p, "nucleus mass in (0, 1]");
@@ -176,7 +187,8 @@ absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel
   s.sampling.seed = static_cast<uint64_t>(flags.model.seed);
   s.sampling.num_logprobs = flags.logprobs;
   RS_RETURN_IF_ERROR(engine::ValidateSamplingParams(s.sampling));
-  s.max_tokens = flags.max_tokens;
+  s.max_tokens = flags.embed ? 0 : flags.max_tokens;
+  s.embed = flags.embed;
   s.stop_strings = flags.stop;
   s.ignore_eos = flags.ignore_eos;
   if (flags.prompt_logprobs >= 0) s.prompt_logprobs = flags.prompt_logprobs;
@@ -214,6 +226,24 @@ absl::StatusOr<std::unique_ptr<engine::Generator>> MakeGenerator(
   RS_ASSIGN_OR_RETURN(auto model, CreateModel(loaded, flags.model, model_options));
   return engine::Generator::Create(std::make_unique<engine::LlamaRunner>(std::move(model)),
                                    loaded.tokenizer.get(), options);
+}
+
+// One line an embedded prompt: its values, or with --json the prompt, its ids and usage too.
+void PrintEmbedding(const RunFlags& flags, const std::string& prompt,
+                    const engine::JobRequest& request, engine::JobEvent event) {
+  std::vector<float>& values = event.result.embedding;
+  engine::FinishEmbedding(values, flags.dimensions, !flags.raw);
+  if (!flags.json) {
+    std::cout << absl::StrJoin(values, " ") << "\n";
+    return;
+  }
+  const engine::JobUsage& usage = event.result.usage;
+  const nlohmann::json j = {
+      {"prompt", prompt},
+      {"prompt_ids", request.tokens},
+      {"embedding", values},
+      {"usage", {{"prompt_tokens", usage.prompt_tokens}, {"cached_tokens", usage.cached_tokens}}}};
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
 void Print(const RunFlags& flags, const RunSettings& settings, const std::string& prompt,
@@ -287,6 +317,16 @@ absl::Status RunGenerate(int argc, char** argv) {
   if (flags.chat && !flags.prompt_ids.empty()) {
     return absl::InvalidArgumentError("--chat takes text prompts, not --prompt-ids");
   }
+  if (flags.embed && (flags.chat || flags.prompt_logprobs >= 0 || flags.speculation.tokens > 0 ||
+                      flags.json_object || !flags.json_schema.empty() || !flags.choices.empty() ||
+                      !flags.regex.empty() || !flags.grammar_file.empty())) {
+    return absl::InvalidArgumentError(
+        "--embed computes each prompt and generates nothing: no --chat, --prompt-logprobs, "
+        "--speculate or structured output with it");
+  }
+  if (!flags.embed && (flags.dimensions > 0 || flags.raw)) {
+    return absl::InvalidArgumentError("--dimensions and --raw go with --embed");
+  }
 
   RS_ASSIGN_OR_RETURN(LoadedModel loaded, OpenModel(flags.model));
   std::vector<std::vector<int32_t>> ids;
@@ -321,7 +361,11 @@ absl::Status RunGenerate(int argc, char** argv) {
     generated += event.result.usage.completion_tokens;
     const std::string& prompt =
         i < flags.prompts.size() ? flags.prompts[i] : flags.prompt_ids[i - flags.prompts.size()];
-    Print(flags, settings, prompt, requests[i], event);
+    if (flags.embed) {
+      PrintEmbedding(flags, prompt, requests[i], event);
+    } else {
+      Print(flags, settings, prompt, requests[i], event);
+    }
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -69,6 +69,7 @@ absl::StatusOr<std::vector<engine::JobRequest>> BuildJobRequests(
     r.ignore_eos = settings.ignore_eos;
     r.response_format = settings.response_format;
     r.prompt_logprobs = settings.prompt_logprobs;
+    r.embed = settings.embed;
   }
   return requests;
 }

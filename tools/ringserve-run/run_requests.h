@@ -38,6 +38,8 @@ struct RunSettings {
   // the generation prompt. The thought is split from the answer when printed.
   bool think = true;
   tokenizer::Thinking thinking = tokenizer::Thinking::kNone;
+  // Every prompt is embedded (JobRequest::embed) rather than generated from; max_tokens 0.
+  bool embed = false;
 };
 
 // One job per text prompt, then one per id list, in that order. `tokenizer` may be null

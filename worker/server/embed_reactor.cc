@@ -1,23 +1,15 @@
 #include "worker/server/embed_reactor.h"
 
-#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc/grpc_status.h"
+#include "worker/engine/embedding.h"
 #include "worker/server/request_conversion.h"
 
 namespace ringserve::server {
 
 namespace pb = ringserve::v1;
-
-void NormalizeEmbedding(std::vector<float>& values) {
-  double sum = 0;
-  for (const float v : values) sum += static_cast<double>(v) * v;
-  if (sum == 0) return;
-  const double scale = 1.0 / std::sqrt(sum);
-  for (float& v : values) v = static_cast<float>(v * scale);
-}
 
 EmbedReactor* EmbedReactor::Start(const ServiceEnv& env, grpc::CallbackServerContext* context,
                                   const pb::EmbedRequest& request, pb::EmbedResponse* response) {
@@ -165,10 +157,7 @@ void EmbedReactor::CollectLocked() {
     }
     if (env_.metrics != nullptr) env_.metrics->RecordUsage(event->result.usage);
     std::vector<float>& values = event->result.embedding;
-    if (dimensions_ > 0 && static_cast<size_t>(dimensions_) < values.size()) {
-      values.resize(static_cast<size_t>(dimensions_));
-    }
-    if (normalize_) NormalizeEmbedding(values);
+    engine::FinishEmbedding(values, dimensions_, normalize_);
     pb::Embedding* out = response_->mutable_embeddings(static_cast<int>(i));
     out->mutable_values()->Assign(values.begin(), values.end());
     const engine::JobUsage& usage = event->result.usage;

@@ -22,9 +22,6 @@ namespace ringserve::server {
 // The most inputs one Embed call takes.
 inline constexpr int kMaxEmbedInputs = 64;
 
-// Scales `values` to unit L2 norm (left as they are when all zero), summing in double.
-void NormalizeEmbedding(std::vector<float>& values);
-
 class EmbedReactor final : public grpc::ServerUnaryReactor {
  public:
   // Starts the call; the reactor owns itself from here and is destroyed in OnDone().

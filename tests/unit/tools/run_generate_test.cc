@@ -3,6 +3,7 @@
 // at a time, and verifying drafts with --speculate all give the same greedy tokens, and
 // --stop cuts the text where the string first appears, and --json-schema keeps every reply a
 // value of its schema. Skips without ../shared.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -85,6 +86,44 @@ TEST_F(RunGenerateTest, BatchedSequentialAndSpeculativeRunsGiveTheSameTokens) {
       EXPECT_EQ(token["top"][0][0], token["id"]);
     }
   }
+}
+
+// --embed: a unit vector of the model's width per prompt, the same batched or one at a time;
+// --dimensions cuts it (then scales the cut), --raw leaves it unscaled.
+TEST_F(RunGenerateTest, EmbeddingsAreUnitVectorsBatchedOrNot) {
+  const auto norm = [](const json& values) {
+    double sum = 0;
+    for (const json& v : values) sum += v.get<double>() * v.get<double>();
+    return std::sqrt(sum);
+  };
+  const std::vector<json> batched = Run("--embed");
+  ASSERT_EQ(batched.size(), 3u);
+  for (const json& j : batched) {
+    EXPECT_EQ(j["embedding"].size(), 64u);  // stories260K's width
+    EXPECT_NEAR(norm(j["embedding"]), 1.0, 1e-5);
+    EXPECT_EQ(j["usage"]["prompt_tokens"], j["prompt_ids"].size());
+  }
+  EXPECT_NE(batched[0]["embedding"], batched[1]["embedding"]);
+  const std::vector<json> sequential = Run("--embed --sequential");
+  for (size_t i = 0; i < batched.size(); ++i) {
+    EXPECT_EQ(sequential[i]["embedding"], batched[i]["embedding"]) << i;
+  }
+  const std::vector<json> raw = Run("--embed --raw");
+  const std::vector<json> cut = Run("--embed --dimensions 8");
+  const double raw_norm = norm(raw[0]["embedding"]);
+  EXPECT_GT(std::fabs(raw_norm - 1.0), 1e-3);
+  ASSERT_EQ(cut[0]["embedding"].size(), 8u);
+  json head = json::array();
+  for (size_t d = 0; d < 8; ++d) head.push_back(raw[0]["embedding"][d]);
+  for (size_t d = 0; d < 8; ++d) {
+    EXPECT_NEAR(cut[0]["embedding"][d].get<double>(),
+                raw[0]["embedding"][d].get<double>() / norm(head), 1e-6);
+    EXPECT_NEAR(batched[0]["embedding"][d].get<double>(),
+                raw[0]["embedding"][d].get<double>() / raw_norm, 1e-6);
+  }
+  const ToolRun refused = RunTool("ringserve-run", model_args_ + kPrompts + "--embed --chat");
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.err, ::testing::HasSubstr("--embed"));
 }
 
 TEST_F(RunGenerateTest, StopStringsCutTheTextWhereTheyFirstAppear) {

@@ -98,6 +98,10 @@ def tool_checks(work):
     errs = [c["max_rel_err"] for c in checks if "bf16" not in c["a"]]
     expect(len(report["models"]) == 4 and errs and max(errs) < 1e-4,
            f"ringserve f32 (CPU, emulated CUDA) matches the float64 reference: {errs}")
+    embeddings = [c for c in checks if c["a"].startswith("embedding")]
+    expect(len(embeddings) == 4 and all(c["ok"] for c in embeddings),
+           "ringserve-run --embed on the CPU matches the reference's final hidden states",
+           str(embeddings))
     if emulated:  # the CUDA sources' bf16 paths against an independent float64 forward pass
         bf16 = [c for c in checks if "bf16" in c["a"] and c.get("limit") in (1e-2, 2e-2)]
         expect(len(bf16) == 8 and all(c["ok"] for c in bf16) and

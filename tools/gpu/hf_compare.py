@@ -19,7 +19,9 @@ are random and bf16-exact, so every side computes from the same numbers.
   compare   runs `ringserve-run logits` on each model (CPU f32; with --device cuda:N also
             --dtype f32, --dtype bf16 and --dtype bf16 --attention tensor-core) and compares
             rows by max |a - b| / max |b| (logits_error.py, the unit tests' measure), the
-            L2 ratio ||a - b|| / ||b|| reported beside it.
+            L2 ratio ||a - b|| / ||b|| reported beside it; and `ringserve-run --embed --raw`
+            (CPU f32, the device's f32 and bf16) against the reference's final hidden state
+            at each sequence's last token (the embedding), under the same limits.
   all       both.
 
 Prints one JSON object (also written to --out); exits 1 when a check fails.
@@ -99,9 +101,12 @@ def prepare_python(name, cfg, seqs, model_dir):
     weights = llama_reference.random_weights(cfg, seed=sum(map(ord, name)))
     llama_reference.write_safetensors(os.path.join(model_dir, "model.safetensors"), weights)
     write_config(cfg, model_dir)
-    refs = {"f64": [llama_reference.forward(cfg, weights, ids, len(ids) - DECODE_STEPS - 1)
+    hidden = []
+    refs = {"f64": [llama_reference.forward(cfg, weights, ids, len(ids) - DECODE_STEPS - 1,
+                                            hidden)
                     for ids in seqs]}
-    return refs, {"implementation": "tools/gpu/llama_reference.py (float64)"}
+    return refs, {"implementation": "tools/gpu/llama_reference.py (float64)",
+                  "hidden": {"f64": hidden}}
 
 
 def write_config(cfg, model_dir):
@@ -121,12 +126,15 @@ def prepare_torch(name, cfg, seqs, model_dir):
     llama_reference.write_safetensors(os.path.join(model_dir, "model.safetensors"),
                                       torch_llama.as_lists(weights))
     write_config(cfg, model_dir)
-    refs = {label: [torch_llama.forward(cfg, weights, ids, len(ids) - DECODE_STEPS - 1, dtype)
+    hidden = []
+    refs = {label: [torch_llama.forward(cfg, weights, ids, len(ids) - DECODE_STEPS - 1, dtype,
+                                        hidden if label == "f64" else None)
                     for ids in seqs]
             for label, dtype in (("f64", torch.float64), ("f32", torch.float32),
                                  ("bf16", torch.bfloat16))}
     return refs, {"implementation": f"tools/gpu/torch_llama.py (torch {torch.__version__}, CPU): "
-                                    "transformers' eager forward op for op"}
+                                    "transformers' eager forward op for op",
+                  "hidden": {"f64": hidden}}
 
 
 def rotary_frequencies(model):
@@ -156,6 +164,19 @@ def hf_logits(model, seqs, device, dtype, inv_freq=None):
 
 def is_mistral(cfg):
     return cfg.get("model_type") == "mistral"
+
+
+def hf_hidden(model, seqs):
+    """The final hidden state (the base model's last_hidden_state, after the output norm) at
+    each sequence's last token, in float64 on the CPU."""
+    import torch
+    m = model.to(device="cpu", dtype=torch.float64)
+    out = []
+    with torch.no_grad():
+        for ids in seqs:
+            state = m.model(input_ids=torch.tensor([ids]), use_cache=False).last_hidden_state
+            out.append(state[0][-1].tolist())
+    return out
 
 
 def hf_config(transformers, cfg):
@@ -223,6 +244,7 @@ def prepare_transformers(name, cfg, seqs, model_dir, device):
     del on_disk
     with open(os.path.join(model_dir, "config.json")) as f:
         saved = json.load(f)
+    hidden = hf_hidden(model, seqs)
     refs = {"f64": hf_logits(model, seqs, "cpu", torch.float64, inv_freq),
             "f32": hf_logits(model, seqs, "cpu", torch.float32, inv_freq),
             "bf16": hf_logits(model, seqs, device if device != "cpu" else "cpu", torch.bfloat16,
@@ -230,7 +252,8 @@ def prepare_transformers(name, cfg, seqs, model_dir, device):
     info = {"implementation": f"transformers {transformers.__version__} {model_class.__name__} "
                               f"(torch {torch.__version__}), eager attention",
             "bf16_device": device,
-            "saved_rope_keys": sorted(k for k in saved if k.startswith("rope"))}
+            "saved_rope_keys": sorted(k for k in saved if k.startswith("rope")),
+            "hidden": {"f64": hidden}}
     if rope_error:
         info["rope_check"] = rope_error
     if cfg.get("rope_scaling"):
@@ -310,6 +333,44 @@ def run_ringserve(program, model_dir, seqs, device, dtype, out_path, extra=()):
         for line in f:
             rows.append(json.loads(line)["logits"])
     return rows, round(time.time() - start, 2)
+
+
+def run_embeddings(program, model_dir, seqs, device, dtype):
+    """`ringserve-run --embed --raw` of every sequence: its final hidden state at the last
+    token, one vector per sequence. The CPU keeps its KV cache in f32, as for the logits."""
+    cmd = program + ["--model", model_dir, "--device", device, "--embed", "--raw", "--json"]
+    if dtype:
+        cmd += ["--dtype", dtype]
+    if device == "cpu":
+        cmd += ["--kv-dtype", "f32"]
+    for ids in seqs:
+        cmd += ["--prompt-ids", ",".join(map(str, ids))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])} ...: exit {proc.returncode}: "
+                           f"{proc.stderr.strip()[-500:]}")
+    return [json.loads(line)["embedding"] for line in proc.stdout.splitlines()]
+
+
+def embedding_checks(program, model_dir, ref, devices, bf16_limit, errors):
+    """ringserve's embeddings (CPU f32; each real device in f32 and bf16) against the
+    reference's f64 final hidden states, under the logits' limits."""
+    want = ref["info"].get("hidden", {}).get("f64")
+    if not want:
+        return []
+    runs = [("cpu", "cpu", None)] + [(f"{d} {t}", d, t) for d in devices if d != "cuda-emu"
+                                     for t in ("f32", "bf16")]
+    checks = []
+    for label, device, dtype in runs:
+        try:
+            got = run_embeddings(program, model_dir, ref["sequences"], device, dtype)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            errors.append(f"embedding {label}: {e}")
+            continue
+        limit = bf16_limit if dtype == "bf16" else F32_LIMIT
+        checks.append({"a": f"embedding ringserve {label}", "b": "reference f64 hidden",
+                       **logits_error.compare_rows(got, want, limit)})
+    return checks
 
 
 def logits_checks(runs, got, refs, bf16_limit=BF16_LIMIT):
@@ -395,6 +456,9 @@ def compare(args):
                 entry["errors"].append(f"{label}: {e}")
         entry["checks"] = logits_checks(runs, got, ref["logits"],
                                         BF16_LIMITS.get(name, BF16_LIMIT))
+        entry["checks"] += embedding_checks([os.path.join(args.bin, "ringserve-run")], model_dir,
+                                            ref, devices, BF16_LIMITS.get(name, BF16_LIMIT),
+                                            entry["errors"])
         ok = not entry["errors"] and all(c.get("ok", True) for c in entry["checks"])
         entry["pass"] = ok
         report["pass"] = report["pass"] and ok

@@ -166,8 +166,10 @@ def _rope(vec, heads, hd, position, inv, scale):
     return out
 
 
-def forward(cfg, weights, ids, first_row):
-    """Logits (float64 lists) at positions first_row .. len(ids) - 1."""
+def forward(cfg, weights, ids, first_row, out_hidden=None):
+    """Logits (float64 lists) at positions first_row .. len(ids) - 1. With a list `out_hidden`,
+    also appends the last position's final hidden state (the output norm's output: what a
+    last-token-pooling embedding is)."""
     d, hd = cfg["hidden_size"], cfg["head_dim"]
     nq, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     eps = cfg["rms_norm_eps"]
@@ -206,5 +208,7 @@ def forward(cfg, weights, ids, first_row):
             new_xs.append([a + b for a, b in
                            zip(x, _matvec(w[p + "mlp.down_proj.weight"], hidden, act))])
         xs = new_xs
-    return [_matvec(w["lm_head.weight"], d, _rmsnorm(x, w["model.norm.weight"], eps))
-            for x in xs[first_row:]]
+    normed = [_rmsnorm(x, w["model.norm.weight"], eps) for x in xs[first_row:]]
+    if out_hidden is not None:
+        out_hidden.append(normed[-1])
+    return [_matvec(w["lm_head.weight"], d, h) for h in normed]

@@ -51,8 +51,10 @@ def as_lists(weights):
     return {k: (list(t.shape), t.flatten().tolist()) for k, t in weights.items()}
 
 
-def forward(cfg, weights, ids, first_row, dtype):
-    """Logits (float64 lists) at positions first_row .. len(ids) - 1, computed in dtype."""
+def forward(cfg, weights, ids, first_row, dtype, hidden=None):
+    """Logits (float64 lists) at positions first_row .. len(ids) - 1, computed in dtype. With
+    a list `hidden`, also appends the last position's final hidden state (the output norm's
+    output)."""
     exact = dtype == torch.float64
     norm_dtype = torch.float64 if exact else torch.float32
     w = {k: t.to(dtype) for k, t in weights.items()}
@@ -102,5 +104,8 @@ def forward(cfg, weights, ids, first_row, dtype):
         act = torch.nn.functional.silu(h @ w[p + "mlp.gate_proj.weight"].T) * (
             h @ w[p + "mlp.up_proj.weight"].T)
         x = x + act @ w[p + "mlp.down_proj.weight"].T
-    logits = rmsnorm(x, w["model.norm.weight"]) @ w["lm_head.weight"].T
+    normed = rmsnorm(x, w["model.norm.weight"])
+    if hidden is not None:
+        hidden.append(normed[-1].double().tolist())
+    logits = normed @ w["lm_head.weight"].T
     return logits[first_row:].double().tolist()

@@ -43,6 +43,9 @@ enum class DType : uint8_t {
   // form exactly, at 0.875 bytes a value: d * s has at most 11 + 7 significant bits, so it and
   // its product with q - 32 (6 bits) are exact in f32.
   kQ6,
+  // 8-bit floats, OCP E4M3 (sign, 4 exponent bits biased by 7, 3 mantissa bits; no
+  // infinities, S.1111.111 is NaN, the largest is 448): a KV cache of one byte a value.
+  kF8E4M3,
 };
 
 inline constexpr int kQ8_0BlockValues = 32;
@@ -98,6 +101,8 @@ float Q6Scale(const uint8_t* block, int i);
 std::string_view DTypeName(DType dtype);
 // The float dtype (f32, f16 or bf16) DTypeName spells `name`; nullopt for anything else.
 std::optional<DType> FloatDTypeNamed(std::string_view name);
+// The same, and fp8_e4m3 (also spelled fp8): the element types a KV cache may take.
+std::optional<DType> KvDTypeNamed(std::string_view name);
 
 // Bytes taken by `count` values of `dtype`. For the block dtypes, `count` must be a
 // multiple of 32.
@@ -113,6 +118,10 @@ inline float BFloat16ToFloat(uint16_t b) {
   return f;
 }
 uint16_t FloatToBFloat16(float f);
+// E4M3 (DType::kF8E4M3): exact widening; narrowing rounds to nearest even and saturates at
+// +-448 (there is no infinity to overflow to), NaN to NaN.
+float Float8E4M3ToFloat(uint8_t b);
+uint8_t FloatToFloat8E4M3(float f);
 
 // Converts `count` values of `dtype` at `src` to float32. For the block dtypes `count` is a
 // multiple of 32. Used by loaders for backends that compute in f32 and by tests.

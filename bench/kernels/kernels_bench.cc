@@ -267,11 +267,15 @@ void BM_ReadBandwidth(benchmark::State& state) {
   state.counters["GB/s"] = best / 1e9;
 }
 
-// `values` as a KV cache of `bits` (32: f32, 16: f16) holds them.
+// `values` as a KV cache of `bits` (32: f32, 16: f16, 8: fp8 E4M3) holds them.
 std::vector<uint8_t> KvBytes(const std::vector<float>& values, int bits) {
   std::vector<uint8_t> bytes(values.size() * bits / 8);
   if (bits == 32) {
     std::memcpy(bytes.data(), values.data(), bytes.size());
+    return bytes;
+  }
+  if (bits == 8) {
+    for (size_t i = 0; i < values.size(); ++i) bytes[i] = FloatToFloat8E4M3(values[i]);
     return bytes;
   }
   for (size_t i = 0; i < values.size(); ++i) {
@@ -281,11 +285,13 @@ std::vector<uint8_t> KvBytes(const std::vector<float>& values, int bits) {
   return bytes;
 }
 
-DType KvDtype(int bits) { return bits == 32 ? DType::kF32 : DType::kF16; }
+DType KvDtype(int bits) {
+  return bits == 32 ? DType::kF32 : (bits == 16 ? DType::kF16 : DType::kF8E4M3);
+}
 
 // Decode attention: `seqs` sequences each with one token at position ctx - 1, over `layers`
 // layers' KV (one decode step of the 110M model has 12: the cache is then read cold), in an
-// f32 or f16 cache (`kv_bits`), attending to the last `window` keys (0: all of them).
+// f32, f16 or fp8 cache (`kv_bits`), attending to the last `window` keys (0: all of them).
 // KV GB/s counts the keys read.
 void AttentionDecode(benchmark::State& state, int window) {
   const int ctx = static_cast<int>(state.range(0)), seqs = static_cast<int>(state.range(1)),
@@ -345,7 +351,7 @@ void BM_SlidingWindowDecode(benchmark::State& state) {
 }
 
 // Causal prefill attention of one `ctx`-token prompt (the 110M model's 12 heads of 64), on
-// AVX2 (isa 0) or the best ISA (isa 1), over an f32 or f16 cache (`kv_bits`), each query
+// AVX2 (isa 0) or the best ISA (isa 1), over an f32, f16 or fp8 cache (`kv_bits`), each query
 // attending to its last `window` keys (0: all). GFLOP/s counts the QK and PV products done.
 void AttentionPrefill(benchmark::State& state, int window) {
   const int ctx = static_cast<int>(state.range(0)), kv_bits = static_cast<int>(state.range(2));
@@ -446,11 +452,15 @@ BENCHMARK(BM_AttentionDecode)
     ->Args({4096, 1, 1, 16})
     ->Args({1024, 8, 1, 16})
     ->Args({96, 32, 12, 16})
+    ->Args({1024, 1, 1, 8})
+    ->Args({4096, 1, 1, 8})
+    ->Args({1024, 8, 1, 8})
+    ->Args({96, 32, 12, 8})
     ->ArgNames({"ctx", "seqs", "layers", "kv_bits"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_AttentionPrefill)
-    ->ArgsProduct({{512, 2048}, {0, 1}, {32, 16}})
+    ->ArgsProduct({{512, 2048}, {0, 1}, {32, 16, 8}})
     ->ArgNames({"ctx", "best_isa", "kv_bits"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);

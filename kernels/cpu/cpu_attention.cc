@@ -76,7 +76,8 @@ void StoreKvRow(DType dtype, const float* src, int64_t count, void* dst) {
 }
 
 bool CpuKvDtypeSupported(DType dtype) {
-  return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;
+  return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16 ||
+         dtype == DType::kF8E4M3;
 }
 
 void RopeAndWriteKvOp(ThreadPool& pool, const Tensor& qkv, const AttentionShape& shape,

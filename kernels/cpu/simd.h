@@ -106,6 +106,10 @@ struct Bf16 {
 struct F16 {
   uint16_t bits;
 };
+// One byte of E4M3 (DType::kF8E4M3), a KV cache element.
+struct F8 {
+  uint8_t bits;
+};
 
 // Eight elements widened to f32, exactly.
 inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
@@ -115,6 +119,23 @@ inline __m256 Load8(const Bf16* p) {
 }
 inline __m256 Load8(const F16* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+// Eight E4M3 bytes (the low 8 of `bytes`) to f32, exactly as Float8E4M3ToFloat: as f16 bits
+// with the same exponent field (so 2^-8 times the value: f16's bias is 8 more), widened by
+// F16C, which takes subnormals exactly whatever the FTZ/DAZ modes, then times 2^8; S.1111.111
+// gets f16's all-ones exponent, so NaN.
+inline __m256 WidenE4M3(__m128i bytes) {
+  const __m128i w = _mm_cvtepu8_epi16(bytes);
+  // w << 7 puts the magnitude in place and the sign at bit 14; adding bit 14 to itself
+  // carries it to bit 15.
+  const __m128i shifted = _mm_slli_epi16(w, 7);
+  __m128i half = _mm_add_epi16(shifted, _mm_and_si128(shifted, _mm_set1_epi16(0x4000)));
+  const __m128i nan = _mm_cmpeq_epi16(_mm_and_si128(w, _mm_set1_epi16(0x7F)), _mm_set1_epi16(0x7F));
+  half = _mm_or_si128(half, _mm_and_si128(nan, _mm_set1_epi16(0x7C00)));
+  return _mm256_mul_ps(_mm256_cvtph_ps(half), _mm256_set1_ps(256.0F));
+}
+inline __m256 Load8(const F8* p) {
+  return WidenE4M3(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
 // The first `count` < 8 elements widened (the rest zero), reading nothing past them.
 inline __m256 Load8Partial(const float* p, int count) { return LoadPartial(p, count); }
@@ -128,6 +149,11 @@ __m256 Load8Partial(const Half* p, int count) {
 // Eight floats stored rounded to nearest even: the bits FromFloat below gives each (NaNs
 // stay NaN; their payloads may differ).
 inline void Store8(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+inline void Store8(F8* p, __m256 v) {
+  alignas(32) float values[8];
+  _mm256_store_ps(values, v);
+  for (int i = 0; i < 8; ++i) p[i].bits = FloatToFloat8E4M3(values[i]);
+}
 inline void Store8(F16* p, __m256 v) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
                    _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
@@ -150,12 +176,15 @@ inline void Store8(Bf16* p, __m256 v) {
 inline float ToFloat(float v) { return v; }
 inline float ToFloat(Bf16 v) { return BFloat16ToFloat(v.bits); }
 inline float ToFloat(F16 v) { return HalfToFloat(v.bits); }
+inline float ToFloat(F8 v) { return Float8E4M3ToFloat(v.bits); }
 
 // Calls f with a null `const T*` of the element type a KV cache of `dtype` holds (float,
-// F16 or Bf16), so that each kernel maps the dtype to its template in one place.
+// F16, Bf16 or F8), so that each kernel maps the dtype to its template in one place.
 template <class Fn>
 decltype(auto) WithKvElement(DType dtype, Fn&& f) {
   switch (dtype) {
+    case DType::kF8E4M3:
+      return f(static_cast<const F8*>(nullptr));
     case DType::kF16:
       return f(static_cast<const F16*>(nullptr));
     case DType::kBF16:
@@ -179,6 +208,10 @@ inline Bf16 FromFloat<Bf16>(float v) {
 template <>
 inline F16 FromFloat<F16>(float v) {
   return {FloatToHalf(v)};
+}
+template <>
+inline F8 FromFloat<F8>(float v) {
+  return {FloatToFloat8E4M3(v)};
 }
 
 }  // namespace ringserve::kernels::cpu

@@ -19,7 +19,24 @@ inline __m512 Widen16(const Bf16* /*type*/, __m256i halves) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
 }
 
+// simd.h's WidenE4M3 on sixteen bytes.
+inline __m512 WidenE4M3x16(__m128i bytes) {
+  const __m256i w = _mm256_cvtepu8_epi16(bytes);
+  const __m256i shifted = _mm256_slli_epi16(w, 7);
+  __m256i half = _mm256_add_epi16(shifted, _mm256_and_si256(shifted, _mm256_set1_epi16(0x4000)));
+  const __mmask16 nan = _mm256_cmpeq_epi16_mask(_mm256_and_si256(w, _mm256_set1_epi16(0x7F)),
+                                                _mm256_set1_epi16(0x7F));
+  half = _mm256_mask_mov_epi16(half, nan, _mm256_or_si256(half, _mm256_set1_epi16(0x7C00)));
+  return _mm512_mul_ps(_mm512_cvtph_ps(half), _mm512_set1_ps(256.0F));
+}
+
 inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 Load16(const F8* p) {
+  return WidenE4M3x16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m512 Load16(const F8* p, __mmask16 mask) {
+  return WidenE4M3x16(_mm_maskz_loadu_epi8(mask, p));
+}
 template <class Half>
 __m512 Load16(const Half* p) {
   return Widen16(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));

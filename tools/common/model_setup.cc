@@ -24,8 +24,9 @@ void ModelFlags::Register(ArgParser& parser) {
                    "see --kv-dtype)");
   parser.AddString("kv-dtype", &kv_dtype,
                    "KV cache: auto (the activation dtype; on the CPU f16 for a bf16, f16 or q8_0 "
-                   "checkpoint, else f32), or on the CPU f32, f16 or bf16 (16 bits: twice the "
-                   "tokens in the same memory, and faster long-context decode)");
+                   "checkpoint, else f32), or on the CPU f32, f16, bf16 (16 bits: twice the "
+                   "tokens in the same memory, and faster long-context decode) or fp8 (E4M3: "
+                   "four times the tokens of f32, at 3 mantissa bits)");
   parser.AddString("attention", &attention,
                    "CUDA attention: simt (f32 FMA) or tensor-core (mma.sync, f16/bf16 only; "
                    "other bits than simt, batch invariant all the same)");
@@ -77,11 +78,11 @@ absl::StatusOr<kernels::DType> KvDtypeFlag(const ModelFlags& flags, const kernel
         HasNarrowMatrices(checkpoint)) {
       dtype = kernels::DType::kF16;
     }
-  } else if (const std::optional<kernels::DType> named = kernels::FloatDTypeNamed(flags.kv_dtype)) {
+  } else if (const std::optional<kernels::DType> named = kernels::KvDTypeNamed(flags.kv_dtype)) {
     dtype = *named;
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--kv-dtype: expected auto, f32, f16 or bf16, got '", flags.kv_dtype, "'"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--kv-dtype: expected auto, f32, f16, bf16 or fp8, got '", flags.kv_dtype, "'"));
   }
   if (!backend.SupportsKvDtype(dtype)) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -128,7 +128,7 @@ TEST_P(BatchInvarianceTest, AttentionAloneWithOthersAndChunked) {
 
 // The same with a 16-bit cache where the backend keeps one (the CPU).
 TEST_P(BatchInvarianceTest, AttentionOverA16BitCacheAloneWithOthersAndChunked) {
-  for (const DType kv : {DType::kF16, DType::kBF16}) {
+  for (const DType kv : {DType::kF16, DType::kBF16, DType::kF8E4M3}) {
     if (!backend_->SupportsKvDtype(kv)) GTEST_SKIP() << "no 16-bit KV cache on this backend";
     SCOPED_TRACE(DTypeName(kv));
     CheckAttentionInvariance(*backend_, {{40, 1}, {150, 150}, {7, 7}, {300, 1}}, 1,

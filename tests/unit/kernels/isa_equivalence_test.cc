@@ -140,7 +140,7 @@ TEST(IsaEquivalenceTest, AttentionTilesMatchRowsOnEveryIsaAndCacheType) {
     };
     // A 16-bit cache is widened exactly as it is read: every path over it must give the
     // bits of the f32 rows over the widened values.
-    for (const DType kv_dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (const DType kv_dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3}) {
       std::vector<uint8_t> k_stored = Encode(kv_dtype, k), v_stored = Encode(kv_dtype, v);
       std::vector<float> k_wide = Decode(kv_dtype, k_stored, k.size()),
                          v_wide = Decode(kv_dtype, v_stored, v.size());

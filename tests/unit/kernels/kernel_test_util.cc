@@ -91,6 +91,8 @@ double StoreRoundingError(DType dtype) {
       return 1.0 / 2048;
     case DType::kBF16:
       return 1.0 / 256;
+    case DType::kF8E4M3:
+      return 1.0 / 16;
     default:
       return 0;
   }
@@ -142,6 +144,9 @@ std::vector<uint8_t> Encode(DType dtype, const std::vector<float>& values) {
             dtype == DType::kF16 ? FloatToHalf(values[i]) : FloatToBFloat16(values[i]);
         std::memcpy(out.data() + 2 * i, &h, 2);
       }
+      break;
+    case DType::kF8E4M3:
+      for (size_t i = 0; i < values.size(); ++i) out[i] = FloatToFloat8E4M3(values[i]);
       break;
     case DType::kQ8_0:
     case DType::kQ4Affine:

@@ -1,4 +1,4 @@
-// simd.h's 16-bit loads and stores against dtype.h's scalar conversions, which the tests'
+// simd.h's 16-bit and E4M3 loads and stores against dtype.h's scalar conversions, which the tests'
 // references and the weight loaders use: a KV cache written eight values at a time must hold
 // exactly what the scalar rounding gives, and read back exactly what it widens to.
 #include <bit>
@@ -62,8 +62,8 @@ std::vector<float> Values() {
   return v;
 }
 
-template <class T>
-void ExpectStoresMatchScalar(uint16_t (*scalar)(float), float (*widen)(uint16_t)) {
+template <class T, class Bits>
+void ExpectStoresMatchScalar(Bits (*scalar)(float), float (*widen)(Bits)) {
   const std::vector<float> values = Values();
   std::vector<T> stored(values.size());
   for (size_t i = 0; i < values.size(); i += 8) Store8(&stored[i], _mm256_loadu_ps(&values[i]));
@@ -94,6 +94,50 @@ TEST(SimdConvertTest, HalfStoresAndLoadsMatchTheScalarConversions) {
 
 TEST(SimdConvertTest, BFloat16StoresAndLoadsMatchTheScalarConversions) {
   ExpectStoresMatchScalar<Bf16>(FloatToBFloat16, BFloat16ToFloat);
+}
+
+TEST(SimdConvertTest, E4M3StoresAndLoadsMatchTheScalarConversions) {
+  ExpectStoresMatchScalar<F8>(FloatToFloat8E4M3, Float8E4M3ToFloat);
+}
+
+// The scalar E4M3 conversions against the format's definition: every code widens to
+// (-1)^s 2^(e-7) (1 + m/8), or m 2^-9 for e = 0, S.1111.111 being NaN; narrowing takes every
+// value back to its code, rounds a point halfway between two codes to the even one, and
+// saturates past 448.
+TEST(SimdConvertTest, E4M3FollowsTheFormat) {
+  std::vector<float> values;
+  for (int code = 0; code < 256; ++code) {
+    const int e = (code >> 3) & 15, m = code & 7;
+    const float sign = code & 0x80 ? -1.0F : 1.0F;
+    const float want = e == 0 ? sign * std::ldexp(static_cast<float>(m), -9)
+                              : sign * std::ldexp(1.0F + m / 8.0F, e - 7);
+    const float got = Float8E4M3ToFloat(static_cast<uint8_t>(code));
+    if ((code & 0x7F) == 0x7F) {
+      EXPECT_TRUE(std::isnan(got)) << code;
+      continue;
+    }
+    EXPECT_EQ(got, want) << code;
+    EXPECT_EQ(FloatToFloat8E4M3(got), code) << code;
+    values.push_back(got);
+  }
+  // Halfway between neighbours (same sign, magnitude below 448): the even code.
+  for (int code = 0; code + 1 < 0x7F; ++code) {
+    const float lo = Float8E4M3ToFloat(static_cast<uint8_t>(code));
+    const float hi = Float8E4M3ToFloat(static_cast<uint8_t>(code + 1));
+    const float mid = (lo + hi) / 2;
+    EXPECT_EQ(FloatToFloat8E4M3(mid), code % 2 == 0 ? code : code + 1) << mid;
+    EXPECT_EQ(FloatToFloat8E4M3(std::nextafter(mid, hi)), code + 1) << mid;
+    EXPECT_EQ(FloatToFloat8E4M3(-std::nextafter(mid, lo)), 0x80 | code) << mid;
+  }
+  for (const float big : {448.5F, 464.0F, 1e6F, std::numeric_limits<float>::infinity()}) {
+    EXPECT_EQ(FloatToFloat8E4M3(big), 0x7E) << big;
+    EXPECT_EQ(FloatToFloat8E4M3(-big), 0xFE) << big;
+  }
+  EXPECT_EQ(FloatToFloat8E4M3(std::ldexp(1.0F, -11)), 0);  // below half the least subnormal
+  EXPECT_EQ(FloatToFloat8E4M3(std::ldexp(1.0F, -10)), 0);  // half of it: to even (zero)
+  EXPECT_EQ(FloatToFloat8E4M3(std::ldexp(3.0F, -10)), 2);  // 1.5 steps: to even (2)
+  EXPECT_EQ(FloatToFloat8E4M3(std::ldexp(3.0F, -11)), 1);  // 0.75 steps: to 1
+  EXPECT_TRUE(std::isnan(Float8E4M3ToFloat(FloatToFloat8E4M3(std::nanf("")))));
 }
 
 TEST(SimdConvertTest, NaNStaysNaN) {

@@ -93,7 +93,9 @@ TEST(OpenModelTest, KvDtypeNamesTheCacheTypeOrIsRefused) {
        std::vector<std::pair<std::string, kernels::DType>>{{"auto", kernels::DType::kF32},
                                                            {"f32", kernels::DType::kF32},
                                                            {"f16", kernels::DType::kF16},
-                                                           {"bf16", kernels::DType::kBF16}}) {
+                                                           {"bf16", kernels::DType::kBF16},
+                                                           {"fp8", kernels::DType::kF8E4M3},
+                                                           {"fp8_e4m3", kernels::DType::kF8E4M3}}) {
     flags.kv_dtype = name;
     const auto opened = OpenModel(flags);
     ASSERT_TRUE(opened.ok()) << name << ": " << opened.status();
@@ -120,13 +122,13 @@ TEST(OpenModelTest, KvDtypeNamesTheCacheTypeOrIsRefused) {
               weights == kernels::DType::kF32 ? kernels::DType::kF32 : kernels::DType::kF16)
         << kernels::DTypeName(weights);
   }
-  for (const char* name : {"q8_0", "F16", "fp8", ""}) {
+  for (const char* name : {"q8_0", "F16", "fp8_e5m2", ""}) {
     flags.kv_dtype = name;
     const auto refused = OpenModel(flags);
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << name;
-    EXPECT_THAT(
-        refused.status().message(),
-        HasSubstr("--kv-dtype: expected auto, f32, f16 or bf16, got '" + std::string(name) + "'"));
+    EXPECT_THAT(refused.status().message(),
+                HasSubstr("--kv-dtype: expected auto, f32, f16, bf16 or fp8, got '" +
+                          std::string(name) + "'"));
   }
 }
 

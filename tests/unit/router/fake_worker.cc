@@ -1,6 +1,8 @@
 #include "tests/unit/router/fake_worker.h"
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -31,6 +33,7 @@ std::string StandInChat(const Chat& chat) {
 // What GetModelInfo reports: enough for clients that draw random token ids.
 constexpr int kVocabSize = 32000;
 constexpr int kContextLength = 4096;
+constexpr int kEmbeddingSize = 4;
 
 FakeWorker::FakeWorker(std::string id) : id_(std::move(id)) {
   grpc::EnableDefaultHealthCheckService(true);
@@ -195,6 +198,27 @@ grpc::Status FakeWorker::GetModelInfo(grpc::ServerContext* context,
   response->set_context_length(kContextLength);
   response->set_bos_token_id(1);
   response->add_eos_token_ids(2);
+  response->set_embedding_size(kEmbeddingSize);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeWorker::Embed(grpc::ServerContext* context, const EmbedRequest* request,
+                               EmbedResponse* response) {
+  Tag(context);
+  if (unavailable_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
+  response->set_request_id(request->request_id());
+  for (const EmbedInput& input : request->inputs()) {
+    std::vector<double> values(kEmbeddingSize, 1.0);
+    int tokens = 0;
+    const auto add = [&](int x) { values[static_cast<size_t>(tokens++ % kEmbeddingSize)] += x; };
+    for (const char c : input.text()) add(static_cast<unsigned char>(c));
+    for (const int32_t id : input.tokens().ids()) add(id);
+    double norm = 0;
+    for (const double v : values) norm += v * v;
+    Embedding* out = response->add_embeddings();
+    for (const double v : values) out->add_values(static_cast<float>(v / std::sqrt(norm)));
+    out->set_prompt_tokens(tokens);
+  }
   return grpc::Status::OK;
 }
 

@@ -71,6 +71,9 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   grpc::Status GetModelInfo(grpc::ServerContext* context,
                             const ringserve::v1::GetModelInfoRequest* request,
                             ringserve::v1::ModelInfo* response) override;
+  // A stand-in embedding per input: kEmbeddingSize values from its bytes, unit length.
+  grpc::Status Embed(grpc::ServerContext* context, const ringserve::v1::EmbedRequest* request,
+                     ringserve::v1::EmbedResponse* response) override;
   grpc::Status GetStats(grpc::ServerContext* context, const ringserve::v1::GetStatsRequest* request,
                         ringserve::v1::GetStatsResponse* response) override;
   // Turns health NOT_SERVING and every later Inference call UNAVAILABLE.

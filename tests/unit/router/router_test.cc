@@ -485,6 +485,25 @@ TEST_F(RouterTest, UnaryCallsFollowTheirPlacement) {
   ASSERT_TRUE(stub_->Tokenize(&tokenize_context, tokenize, &tokens).ok());
   EXPECT_EQ(tokens.token_ids_size(), 3);
 
+  // Embed: placed by its first input's prefix, so the same input meets the same worker.
+  EmbedRequest embed;
+  embed.set_request_id("e");
+  embed.add_inputs()->set_text("a document");
+  embed.add_inputs()->mutable_tokens()->add_ids(7);
+  std::string first_worker;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    grpc::ClientContext embed_context;
+    EmbedResponse embedded;
+    ASSERT_TRUE(stub_->Embed(&embed_context, embed, &embedded).ok());
+    EXPECT_EQ(embedded.request_id(), "e");
+    ASSERT_EQ(embedded.embeddings_size(), 2);
+    EXPECT_EQ(embedded.embeddings(0).prompt_tokens(), 10);
+    const std::string worker =
+        Metadata(embed_context.GetServerTrailingMetadata(), "x-ringserve-worker");
+    if (attempt == 0) first_worker = worker;
+    EXPECT_EQ(worker, first_worker) << "attempt " << attempt;
+  }
+
   auto admin = Admin::NewStub(channel_);
   grpc::ClientContext stats_context;
   GetStatsResponse stats;

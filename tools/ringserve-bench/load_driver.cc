@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tools/grpc_client/grpc_client.h"
+#include "tools/ringserve-bench/embed_call.h"
 
 namespace ringserve::tools::bench {
 
@@ -101,9 +102,14 @@ class LoadDriver::State {
       const int index = c.released.front();
       c.released.pop_front();
       c.busy = true;
-      calls_[index] =
-          std::make_unique<StreamCall>(index, BuildRequest(workload_.requests()[index], c),
-                                       options_.timeout_s, [this](int done) { OnCallDone(done); });
+      auto on_done = [this](int done) { OnCallDone(done); };
+      if (options_.embed_inputs > 0) {
+        calls_[index] = std::make_unique<EmbedCall>(
+            index, BuildEmbedRequest(workload_.requests()[index]), options_.timeout_s, on_done);
+      } else {
+        calls_[index] = std::make_unique<StreamCall>(
+            index, BuildRequest(workload_.requests()[index], c), options_.timeout_s, on_done);
+      }
       ++in_flight_;
       // Started without mu_ held: a reaction may run inline on this thread.
       calls_[index]->Start(stubs_[index % stubs_.size()].get());
@@ -137,6 +143,21 @@ class LoadDriver::State {
     ids->Add(prompt.begin(), prompt.end());
     c.context_before_turn = c.context.size();
     c.context.insert(c.context.end(), prompt.begin(), prompt.end());
+    return request;
+  }
+
+  // The request's prompt and embed_inputs - 1 variants of it (each id shifted by the input's
+  // index, within the ids the workload draws from), so no input repeats another.
+  ringserve::v1::EmbedRequest BuildEmbedRequest(const PlannedRequest& planned) const {
+    ringserve::v1::EmbedRequest request;
+    request.set_request_id(absl::StrCat("bench-", planned.index));
+    const std::vector<int32_t> prompt = workload_.PromptTokens(planned);
+    const int32_t first = Workload::kFirstTokenId;
+    const int32_t span = std::max(1, workload_.options().vocab_size - first);
+    for (int i = 0; i < options_.embed_inputs; ++i) {
+      auto* ids = request.add_inputs()->mutable_tokens()->mutable_ids();
+      for (const int32_t id : prompt) ids->Add(first + (id - first + i) % span);
+    }
     return request;
   }
 
@@ -181,7 +202,7 @@ class LoadDriver::State {
   // Conversations that are idle and have a released request, in the order they became so.
   std::deque<int> ready_;
   // By request index; a call lives from its start until it is harvested.
-  std::vector<std::unique_ptr<StreamCall>> calls_;
+  std::vector<std::unique_ptr<BenchCall>> calls_;
   std::vector<RequestResult> results_;
   int in_flight_ = 0;
   int finished_ = 0;

@@ -35,6 +35,9 @@ struct DriverOptions {
   bool stateless = false;
   // HTTP/2 connections the streams are spread over.
   int connections = 4;
+  // > 0: every request is an Embed of this many inputs (the request's prompt and variants
+  // of it), not a Generate; one-off requests only.
+  int embed_inputs = 0;
   // Called about ten times a second from the driving thread with (finished, failed).
   std::function<void(int, int)> progress;
 };

@@ -22,7 +22,7 @@ constexpr char kUsage[] =
     "usage: ringserve-bench --target HOST:PORT [--concurrency C | --rate R] [--requests N]\n"
     "       [--sessions S --turns T] [--prompt-tokens P] [--output-tokens O]\n"
     "       [--shared-prefix K] [--regex RE] [--seed N] [--timeout-s S] [--connections N]\n"
-    "       [--stateless]\n"
+    "       [--stateless] [--embed K]\n"
     "       [--json]\n"
     "       [--tls-ca PEM [--tls-cert PEM --tls-key PEM]] [--token T (or env RINGSERVE_TOKEN)]";
 
@@ -59,6 +59,9 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
   parser.AddBool("stateless", &flags.driver.stateless,
                  "conversations without session ids: each turn resends the whole context");
   parser.AddString("session-prefix", &flags.workload.session_prefix, "session ids' prefix");
+  parser.AddInt("embed", &flags.driver.embed_inputs,
+                "send Embed calls of K inputs (--prompt-tokens each) instead of Generate streams",
+                {.min = 0});
   parser.AddBool("json", &flags.json, "print one JSON object");
   flags.security.Register(parser);
   RS_RETURN_IF_ERROR(parser.Parse(argc, argv));
@@ -70,6 +73,15 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
   }
   if (flags.driver.output_tokens < 1) {
     return absl::InvalidArgumentError("--output-tokens must be >= 1");
+  }
+  if (flags.driver.embed_inputs > 0 &&
+      (flags.workload.num_sessions > 0 || !flags.driver.regex.empty() ||
+       parser.IsSet("output-tokens"))) {
+    return absl::InvalidArgumentError(
+        "--embed sends one-off Embed calls: no --sessions, --regex or --output-tokens");
+  }
+  if (flags.driver.embed_inputs > 64) {
+    return absl::InvalidArgumentError("--embed: at most 64 inputs a call");
   }
   if (!parser.IsSet("requests")) {
     flags.workload.num_requests =
@@ -96,7 +108,8 @@ absl::Status Run(BenchFlags flags) {
   flags.workload.vocab_size = info.vocab_size();
   RS_RETURN_IF_ERROR(flags.workload.Validate());
   const int64_t longest = static_cast<int64_t>(flags.workload.turns) *
-                          (flags.workload.prompt_tokens + flags.driver.output_tokens);
+                          (flags.workload.prompt_tokens +
+                           (flags.driver.embed_inputs > 0 ? 1 : flags.driver.output_tokens));
   if (info.context_length() > 0 && longest > info.context_length()) {
     return absl::FailedPreconditionError(
         absl::StrCat("a conversation grows to ", longest, " tokens, beyond the model's context of ",
@@ -125,6 +138,7 @@ absl::Status Run(BenchFlags flags) {
                    {"output_tokens", flags.driver.output_tokens},
                    {"shared_prefix", flags.workload.shared_prefix_tokens},
                    {"regex", flags.driver.regex},
+                   {"embed_inputs", flags.driver.embed_inputs},
                    {"seed", flags.workload.seed}};
   std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return absl::OkStatus();

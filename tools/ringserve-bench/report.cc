@@ -39,6 +39,7 @@ BenchReport BuildReport(const DriverRun& run) {
     report.output_tokens += output;
     report.prompt_tokens += r.prompt_tokens;
     report.cached_tokens += r.cached_tokens;
+    report.embeddings += r.embeddings;
     e2e.push_back(r.e2e_ms);
     if (r.ttft_ms >= 0) ttft.push_back(r.ttft_ms);
     if (output > 1) tpot.push_back((r.e2e_ms - r.ttft_ms) / (output - 1));
@@ -48,6 +49,7 @@ BenchReport BuildReport(const DriverRun& run) {
   report.output_tokens_per_s = PerSecond(static_cast<double>(report.output_tokens), run.duration_s);
   report.total_tokens_per_s =
       PerSecond(static_cast<double>(report.input_tokens + report.output_tokens), run.duration_s);
+  report.embeddings_per_s = PerSecond(static_cast<double>(report.embeddings), run.duration_s);
   report.cache_hit_ratio = report.prompt_tokens > 0 ? static_cast<double>(report.cached_tokens) /
                                                           static_cast<double>(report.prompt_tokens)
                                                     : 0;
@@ -71,6 +73,10 @@ void PrintReport(const BenchReport& r, std::ostream& out) {
                          r.input_tokens + r.output_tokens, r.total_tokens_per_s);
   out << absl::StrFormat("cache hit ratio:       %.3f (%d of %d prompt tokens cached)\n",
                          r.cache_hit_ratio, r.cached_tokens, r.prompt_tokens);
+  if (r.embeddings > 0) {
+    out << absl::StrFormat("embeddings:            %d (%.1f/s)\n", r.embeddings,
+                           r.embeddings_per_s);
+  }
   out << absl::StrFormat("%-22s %10s %10s %10s %10s\n", "latency (ms)", "mean", "p50", "p95",
                          "p99");
   PrintLatency("time to first token", r.ttft_ms, out);
@@ -93,6 +99,8 @@ nlohmann::json ReportJson(const BenchReport& r) {
           {"output_tokens_per_s", r.output_tokens_per_s},
           {"total_tokens_per_s", r.total_tokens_per_s},
           {"cache_hit_ratio", r.cache_hit_ratio},
+          {"embeddings", r.embeddings},
+          {"embeddings_per_s", r.embeddings_per_s},
           {"ttft_ms", SummaryJson(r.ttft_ms)},
           {"tpot_ms", SummaryJson(r.tpot_ms)},
           {"itl_ms", SummaryJson(r.itl_ms)},

@@ -35,6 +35,9 @@ struct BenchReport {
   double total_tokens_per_s = 0;
   // cached_tokens / prompt_tokens; 0 when nothing was prompted.
   double cache_hit_ratio = 0;
+  // Embeddings received (--embed), and per second.
+  int64_t embeddings = 0;
+  double embeddings_per_s = 0;
   // Time to the first token; time per output token after the first ((e2e - ttft) /
   // (output - 1), per request); the gaps between token messages; the whole request.
   LatencySummary ttft_ms;

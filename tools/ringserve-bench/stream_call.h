@@ -37,22 +37,32 @@ struct RequestResult {
   double e2e_ms = 0;
   // Gaps between consecutive token-carrying messages after the first.
   std::vector<double> itl_ms;
+  // Embeddings returned (an Embed request's; 0 for a Generate).
+  int embeddings = 0;
 
   bool ok() const { return code == grpc::StatusCode::OK; }
+};
+
+// One request in flight, whichever call it makes (StreamCall, EmbedCall).
+class BenchCall {
+ public:
+  virtual ~BenchCall() = default;
+  virtual void Start(ringserve::v1::Inference::Stub* stub) = 0;
+  virtual RequestResult& result() = 0;
 };
 
 // Owner: LoadDriver, which destroys it only after `on_done` ran (its last act).
 // Thread: Start() on the driver's thread; the reactions on gRPC's callback threads, one
 // at a time (a new read starts only after the last one was handled).
-class StreamCall final : public grpc::ClientReadReactor<ringserve::v1::GenerateResponse> {
+class StreamCall final : public grpc::ClientReadReactor<ringserve::v1::GenerateResponse>,
+                         public BenchCall {
  public:
   // `on_done(index)` is called once, from OnDone, when result() is complete.
   StreamCall(int index, ringserve::v1::GenerateRequest request, double timeout_s,
              std::function<void(int)> on_done);
 
-  void Start(ringserve::v1::Inference::Stub* stub);
-  const RequestResult& result() const { return result_; }
-  RequestResult& result() { return result_; }
+  void Start(ringserve::v1::Inference::Stub* stub) override;
+  RequestResult& result() override { return result_; }
 
   void OnReadDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;

@@ -46,6 +46,23 @@ class BenchTest : public ::testing::Test {
   std::unique_ptr<FakeWorker> worker_;
 };
 
+// --embed K: Embed calls of K inputs each; every input comes back as an embedding.
+TEST_F(BenchTest, EmbedCallsReportEmbeddingsPerSecond) {
+  const nlohmann::json out = Bench("--requests 20 --concurrency 4 --prompt-tokens 16 --embed 3");
+  ExpectEveryKey(out);
+  EXPECT_EQ(out["requests_ok"], 20);
+  EXPECT_EQ(out["requests_failed"], 0) << out["errors"];
+  EXPECT_EQ(out["embeddings"], 60);
+  EXPECT_GT(out["embeddings_per_s"].get<double>(), 0);
+  EXPECT_EQ(out["input_tokens"], 20 * 3 * 16);
+  EXPECT_EQ(out["prompt_tokens"], 20 * 3 * 16);  // the fake worker counts every id
+  EXPECT_EQ(out["output_tokens"], 0);
+  EXPECT_EQ(out["config"]["embed_inputs"], 3);
+  const ToolRun refused =
+      RunTool("ringserve-bench", "--target " + worker_->address() + " --embed 2 --sessions 3");
+  EXPECT_EQ(refused.exit_code, 2);
+}
+
 TEST_F(BenchTest, ClosedLoopCompletesEveryRequest) {
   const nlohmann::json out =
       Bench("--requests 50 --concurrency 8 --prompt-tokens 32 --output-tokens 4");

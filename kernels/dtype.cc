@@ -1,10 +1,9 @@
 #include "kernels/dtype.h"
 
-#include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "common/check.h"
+#include "kernels/exact_float.h"
 
 namespace ringserve::kernels {
 
@@ -129,37 +128,9 @@ uint16_t FloatToBFloat16(float f) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
-float Float8E4M3ToFloat(uint8_t b) {
-  const uint32_t magnitude = b & 0x7FU;
-  float value;
-  if (magnitude == 0x7FU) {
-    value = std::numeric_limits<float>::quiet_NaN();
-  } else if (magnitude < 0x08U) {
-    value = std::ldexp(static_cast<float>(magnitude), -9);  // subnormal: m * 2^-9
-  } else {
-    const uint32_t bits = (magnitude << 20) + (120U << 23);  // exponent - 7 + 127
-    std::memcpy(&value, &bits, sizeof(value));
-  }
-  return (b & 0x80U) != 0 ? -value : value;
-}
+float Float8E4M3ToFloat(uint8_t b) { return E4M3ToFloat(b); }
 
-uint8_t FloatToFloat8E4M3(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof(bits));
-  const uint8_t sign = static_cast<uint8_t>((bits >> 24) & 0x80U);
-  const float magnitude = std::fabs(f);
-  if (std::isnan(f)) return static_cast<uint8_t>(sign | 0x7FU);
-  constexpr uint8_t kMax = 0x7E;  // 448
-  if (!(magnitude <= 448.0F)) return static_cast<uint8_t>(sign | kMax);
-  if (magnitude < 0.015625F) {  // below 2^-6: subnormal steps of 2^-9 (a 2^-6 is code 8)
-    return static_cast<uint8_t>(sign | static_cast<uint8_t>(std::nearbyint(magnitude * 512.0F)));
-  }
-  uint32_t m;
-  std::memcpy(&m, &magnitude, sizeof(m));
-  m += 0x7FFFFU + ((m >> 20) & 1U);  // round the 23-bit mantissa to 3, to nearest even
-  const uint32_t code = ((m >> 20) - (120U << 3)) & 0xFFU;
-  return static_cast<uint8_t>(sign | std::min<uint32_t>(code, kMax));
-}
+uint8_t FloatToFloat8E4M3(float f) { return static_cast<uint8_t>(FloatToE4M3(f)); }
 
 void ConvertToFloat(DType dtype, const void* src, size_t count, float* dst) {
   switch (dtype) {

@@ -84,6 +84,38 @@ RS_HD float Exp(float x) {
   return ExpInRange(x);
 }
 
+// OCP E4M3 (DType::kF8E4M3), the same bits on the host and every device: `byte` widened
+// exactly (S.1111.111 is NaN), and f32 narrowed to nearest even, saturated at +-448, NaN to
+// S.1111.111.
+RS_HD float E4M3ToFloat(uint32_t byte) {
+  const uint32_t magnitude = byte & 0x7FU;
+  float value;
+  if (magnitude == 0x7FU) {
+    value = AsFloat(0x7FC00000U);
+  } else if (magnitude < 0x08U) {
+    value = Mul(static_cast<float>(magnitude), 1.0F / 512);  // subnormal: m * 2^-9, exact
+  } else {
+    value = AsFloat((magnitude << 20) + (120U << 23));  // exponent - 7 + 127
+  }
+  return (byte & 0x80U) != 0 ? -value : value;
+}
+RS_HD uint32_t FloatToE4M3(float f) {
+  const uint32_t bits = AsBits(f);
+  const uint32_t sign = (bits >> 24) & 0x80U;
+  const uint32_t magnitude_bits = bits & 0x7FFFFFFFU;
+  if (magnitude_bits > 0x7F800000U) return sign | 0x7FU;            // NaN
+  if (magnitude_bits > 0x43E00000U) return sign | 0x7EU;            // past 448: saturated
+  if (magnitude_bits < 0x3C800000U) {                               // below 2^-6: subnormal
+    const float steps = Mul(AsFloat(magnitude_bits), 512.0F);       // exact, in [0, 8)
+    const float rounded = Sub(Add(steps, 8388608.0F), 8388608.0F);  // to nearest even
+    return sign | static_cast<uint32_t>(rounded);                   // 8 is 2^-6's code
+  }
+  // The 23-bit mantissa to 3, to nearest even; a carry moves the exponent, as it should.
+  const uint32_t rounded = magnitude_bits + 0x7FFFFU + ((magnitude_bits >> 20) & 1U);
+  const uint32_t code = ((rounded >> 20) - (120U << 3)) & 0xFFU;
+  return sign | (code < 0x7EU ? code : 0x7EU);
+}
+
 }  // namespace ringserve::kernels
 
 #endif  // RINGSERVE_KERNELS_EXACT_FLOAT_H_

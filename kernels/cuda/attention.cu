@@ -181,7 +181,8 @@ __device__ void LoadTileVectorized(const T* k_cache, const T* v_cache, const int
   }
 }
 
-template <typename T>
+// T: the activation dtype of q (unless q_f32) and out; KvT: the cache's, T or Fp8.
+template <typename T, typename KvT>
 __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p) {
   AttentionBlockWork work;
   if (!FindAttentionBlockWork(p, &work)) return;
@@ -230,8 +231,8 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const Params p)
   const int first_min = FirstKey(min_position, p.window);
   const int first_split = first_min / kAttentionSplitKeys;
 
-  const T* k_cache = static_cast<const T*>(p.k);
-  const T* v_cache = static_cast<const T*>(p.v);
+  const KvT* k_cache = static_cast<const KvT*>(p.k);
+  const KvT* v_cache = static_cast<const KvT*>(p.v);
   const int32_t* table = p.block_tables + static_cast<int64_t>(seq) * p.max_blocks_per_seq;
   // Split-parallel: slot z runs the row's splits first_split + z, + gridDim.z, ..., each from
   // a fresh state, so a split's partial has the same bits however many slots the grid has.
@@ -303,15 +304,26 @@ int64_t SimtAttentionSharedBytes(int group, int head_dim, int tokens_per_item) {
 }
 
 void LaunchSimtAttentionKernel(cudaStream_t stream, dim3 grid, int64_t shared_bytes,
-                               const AttentionParams& p, DType dtype) {
-  RS_DISPATCH_ACTIVATION(
-      dtype, T, RS_LAUNCH(PagedAttentionKernel<T>, grid, kThreads, shared_bytes, stream, p));
+                               const AttentionParams& p, DType dtype, DType kv_dtype) {
+  const auto launch = [&](auto activation, auto cache) {
+    const auto kernel = &PagedAttentionKernel<decltype(activation), decltype(cache)>;
+    RS_LAUNCH(kernel, grid, kThreads, shared_bytes, stream, p);
+  };
+  if (kv_dtype == DType::kF8E4M3) {
+    RS_DISPATCH_ACTIVATION(dtype, T, launch(T{}, Fp8{}));
+  } else {
+    RS_DISPATCH_ACTIVATION(dtype, T, launch(T{}, T{}));
+  }
 }
 
 cudaError_t ConfigureSimtAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes) {
-  for (const void* kernel : {reinterpret_cast<const void*>(PagedAttentionKernel<float>),
-                             reinterpret_cast<const void*>(PagedAttentionKernel<__half>),
-                             reinterpret_cast<const void*>(PagedAttentionKernel<__nv_bfloat16>)}) {
+  for (const void* kernel :
+       {reinterpret_cast<const void*>(PagedAttentionKernel<float, float>),
+        reinterpret_cast<const void*>(PagedAttentionKernel<__half, __half>),
+        reinterpret_cast<const void*>(PagedAttentionKernel<__nv_bfloat16, __nv_bfloat16>),
+        reinterpret_cast<const void*>(PagedAttentionKernel<float, Fp8>),
+        reinterpret_cast<const void*>(PagedAttentionKernel<__half, Fp8>),
+        reinterpret_cast<const void*>(PagedAttentionKernel<__nv_bfloat16, Fp8>)}) {
     const cudaError_t error = RaiseDynamicSharedLimit(kernel, optin_bytes, max_dynamic_bytes);
     if (error != cudaSuccess) return error;
   }

@@ -19,9 +19,10 @@ namespace ringserve::kernels::RS_CUDA_NS {
 int SimtTokensPerItem(int group);
 // Dynamic shared memory of one thread block.
 int64_t SimtAttentionSharedBytes(int group, int head_dim, int tokens_per_item);
-// Runs the kernel over `grid` (items, kv heads, split slots) in activation dtype `dtype`.
+// Runs the kernel over `grid` (items, kv heads, split slots) in activation dtype `dtype`
+// over a cache of `kv_dtype` (`dtype`, or kF8E4M3).
 void LaunchSimtAttentionKernel(cudaStream_t stream, dim3 grid, int64_t shared_bytes,
-                               const AttentionParams& p, DType dtype);
+                               const AttentionParams& p, DType dtype, DType kv_dtype);
 // RaiseDynamicSharedLimit for every instance of the kernel.
 cudaError_t ConfigureSimtAttentionKernels(size_t optin_bytes, size_t* max_dynamic_bytes);
 

@@ -152,9 +152,9 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
   const int group = heads.num_q_heads / heads.num_kv_heads;
   // The path depends on the model and the option only, never on the batch (see
   // attention_mma.cu): every row of a layer takes the same arithmetic. Sliding-window layers
-  // run on the SIMT kernel.
-  const bool mma =
-      tensor_cores && heads.window == 0 && MmaAttentionSupports(out.dtype, group, heads.head_dim);
+  // and fp8 caches run on the SIMT kernel.
+  const bool mma = tensor_cores && heads.window == 0 && kv.dtype == out.dtype &&
+                   MmaAttentionSupports(out.dtype, group, heads.head_dim);
   // A pass of one token a sequence (decode) shares no K/V tile between tokens: one token an
   // item sizes the SIMT kernel's shared memory for its rows only (39 instead of 58 KB at
   // Llama-3-8B's heads, 5 blocks an SM instead of 3 on an H100), with the same bits (a row's
@@ -210,7 +210,7 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
   p.tokens_per_item = tokens_per_item;
   p.partials = scratch.partials;
   p.grid_splits = parallel ? splits : 1;
-  const int64_t element_bytes = static_cast<int64_t>(DTypeBytes(out.dtype, 1));
+  const int64_t element_bytes = static_cast<int64_t>(DTypeBytes(kv.dtype, 1));
   p.vector_loads = heads.head_dim * element_bytes % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(kv.k) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(kv.v) % 16 == 0;
@@ -233,7 +233,7 @@ int LaunchPagedAttention(cudaStream_t stream, const Mat& qkv, const HeadArgs& he
   if (mma) {
     LaunchMmaAttentionKernel(stream, grid, shared_bytes, p, out.dtype);
   } else {
-    LaunchSimtAttentionKernel(stream, grid, shared_bytes, p, out.dtype);
+    LaunchSimtAttentionKernel(stream, grid, shared_bytes, p, out.dtype, kv.dtype);
   }
   RS_CUDA_CHECK_LAUNCH();
   if (parallel) {

@@ -43,6 +43,11 @@ class CudaBackend final : public Backend {
 
   std::string_view name() const override { return name_; }
   DType activation_dtype() const override { return dtype_; }
+  // The activation dtype, or fp8 (E4M3): half a bf16 cache's bytes, read by the SIMT
+  // attention kernel (the tensor-core option keeps SIMT for it).
+  bool SupportsKvDtype(DType dtype) const override {
+    return dtype == dtype_ || dtype == DType::kF8E4M3;
+  }
   size_t FreeMemoryBytes() const override;
   // CUDA loads modules (ours, cuBLASLt's) on first launch and instantiates decode graphs
   // after start-up.
@@ -165,6 +170,7 @@ class CudaBackend final : public Backend {
     int num_kv_heads = 0;
     AttentionKernel kernel = AttentionKernel::kSimt;
     int window = 0;  // a sliding-window layer runs the SIMT kernel whatever `kernel` says
+    DType kv_dtype = DType::kF32;  // and so does an fp8 cache
     const void* items = nullptr;
     bool operator==(const AttentionPlanKey&) const = default;
   };

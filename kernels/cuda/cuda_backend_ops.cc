@@ -72,18 +72,18 @@ void CudaBackend::MatMul(Tensor x, const Weight& w, Tensor y) {
 
 void CudaBackend::RopeAndWriteKv(Tensor qkv, const AttentionShape& shape, const RopeParams& rope,
                                  const AttentionBatch& batch, const KvLayerView& kv) {
-  RS_CHECK(ActivationOrF32(qkv.dtype, dtype_) && kv.dtype == dtype_);
+  RS_CHECK(ActivationOrF32(qkv.dtype, dtype_) && SupportsKvDtype(kv.dtype));
   RS_CHECK(kv.num_kv_heads == shape.num_kv_heads && kv.head_dim == shape.head_dim);
   SetDevice();
   LaunchRopeAndWriteKv(stream_, ToMat(qkv), ToHeadArgs(shape), rope.inv_freq, rope.rotary_dim,
                        rope.layout == RopeLayout::kHalves, ToBatchArgs(batch), kv.dtype,
-                       KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks});
+                       KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks, kv.dtype});
   AfterOp("RopeAndWriteKv");
 }
 
 void CudaBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
                                  const AttentionBatch& batch, const KvLayerView& kv, Tensor out) {
-  RS_CHECK(ActivationOrF32(qkv.dtype, dtype_) && kv.dtype == dtype_ && out.dtype == dtype_);
+  RS_CHECK(ActivationOrF32(qkv.dtype, dtype_) && SupportsKvDtype(kv.dtype) && out.dtype == dtype_);
   RS_CHECK(kv.num_kv_heads == shape.num_kv_heads && kv.head_dim == shape.head_dim);
   SetDevice();
   auto* items = static_cast<int32_t*>(attention_items_);
@@ -98,14 +98,14 @@ void CudaBackend::PagedAttention(Tensor qkv, const AttentionShape& shape,
   // pass's later layers keep the first one's (a one-block plan kernel fewer per layer).
   const AttentionPlanKey plan{batch.query_start, batch.num_seqs,     batch.num_tokens,
                               shape.num_q_heads, shape.num_kv_heads, attention_kernel_,
-                              shape.window,      attention_items_};
+                              shape.window,      kv.dtype,           attention_items_};
   BatchArgs batch_args = ToBatchArgs(batch);
   batch_args.reuse_plan = batch.plan_reused && plan == last_attention_plan_;
   last_attention_plan_ = plan;
-  last_attention_split_slots_ =
-      LaunchPagedAttention(stream_, ToMat(qkv), ToHeadArgs(shape), batch_args,
-                           KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks}, scratch, split_mode_,
-                           attention_kernel_ == AttentionKernel::kTensorCore, ToMat(out));
+  last_attention_split_slots_ = LaunchPagedAttention(
+      stream_, ToMat(qkv), ToHeadArgs(shape), batch_args,
+      KvArgs{kv.k, kv.v, kv.block_size, kv.num_blocks, kv.dtype}, scratch, split_mode_,
+      attention_kernel_ == AttentionKernel::kTensorCore, ToMat(out));
   AfterOp("PagedAttention");
 }
 

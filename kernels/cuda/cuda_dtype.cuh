@@ -14,7 +14,14 @@
 
 namespace ringserve::kernels::RS_CUDA_NS {
 
+// One byte of an E4M3 KV cache (DType::kF8E4M3), converted as exact_float.h's E4M3 helpers
+// convert it on the host: the same bits.
+struct Fp8 {
+  uint8_t bits;
+};
+
 __device__ __forceinline__ float ToFloat(float v) { return v; }
+__device__ __forceinline__ float ToFloat(Fp8 v) { return E4M3ToFloat(v.bits); }
 __device__ __forceinline__ float ToFloat(__half v) { return __half2float(v); }
 __device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
 
@@ -31,6 +38,10 @@ __device__ __forceinline__ __half FromFloat<__half>(float v) {
 template <>
 __device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ Fp8 FromFloat<Fp8>(float v) {
+  return Fp8{static_cast<uint8_t>(FloatToE4M3(v))};
 }
 
 inline constexpr unsigned kFullMask = 0xFFFFFFFFU;

@@ -103,6 +103,7 @@ struct KvArgs {
   void* v = nullptr;
   int block_size = 0;
   int num_blocks = 0;
+  DType dtype = DType::kF32;  // the activation dtype, or kF8E4M3
 };
 
 // Rotates the q and k heads of qkv in place (angles pos * inv_freq[i] in float64) and

@@ -69,7 +69,7 @@ void LaunchRopeAndWriteKv(cudaStream_t stream, const Mat& qkv, const HeadArgs& h
   const size_t shared = static_cast<size_t>(rotary_dim / 2) * sizeof(float2);
   RS_CHECK(shared <= 48 * 1024);
   const int64_t num_slots = static_cast<int64_t>(kv.num_blocks) * kv.block_size;
-  RS_CHECK(qkv.dtype == kv_dtype || qkv.dtype == DType::kF32);
+  RS_CHECK(qkv.dtype == kv_dtype || qkv.dtype == DType::kF32 || kv_dtype == DType::kF8E4M3);
   const auto launch = [&](auto q_type, auto kv_type) {
     using Q = decltype(q_type);
     using T = decltype(kv_type);
@@ -79,8 +79,12 @@ void LaunchRopeAndWriteKv(cudaStream_t stream, const Mat& qkv, const HeadArgs& h
               heads.head_dim, inv_freq, rotary_dim, layout_halves, batch.positions, batch.slots,
               static_cast<T*>(kv.k), static_cast<T*>(kv.v), num_slots);
   };
-  RS_DISPATCH_ACTIVATION(kv_dtype, T,
-                         qkv.dtype == DType::kF32 ? launch(float{}, T{}) : launch(T{}, T{}));
+  if (kv_dtype == DType::kF8E4M3) {
+    RS_DISPATCH_ACTIVATION(qkv.dtype, Q, launch(Q{}, Fp8{}));
+  } else {
+    RS_DISPATCH_ACTIVATION(kv_dtype, T,
+                           qkv.dtype == DType::kF32 ? launch(float{}, T{}) : launch(T{}, T{}));
+  }
   RS_CUDA_CHECK_LAUNCH();
 }
 

@@ -498,7 +498,7 @@ INSTANTIATE_TEST_SUITE_P(Variants, ForwardReferenceTest,
 INSTANTIATE_TEST_SUITE_P(
     SixteenBitKvCaches, ForwardReferenceTest,
     ::testing::Combine(::testing::ValuesIn(kVariants),
-                       ::testing::ValuesIn(ringserve::testing::CpuWithNarrowKvCaches())),
+                       ::testing::ValuesIn(ringserve::testing::NarrowKvCacheDevices())),
     [](const auto& info) {
       return std::get<0>(info.param).name + "_" + std::get<1>(info.param).name;
     });

@@ -30,7 +30,7 @@ struct TestDevice {
   // The backend, or why this build or machine cannot run it (the test then skips).
   std::function<absl::StatusOr<std::unique_ptr<kernels::Backend>>()> create;
   // The models' KV cache type (ModelOptions::kv_dtype); unset = the activation dtype. Only
-  // the suites that take CpuWithNarrowKvCaches() read it.
+  // the suites that take NarrowKvCacheDevices() read it.
   std::optional<kernels::DType> kv_dtype;
 
   // f32 activations: greedy tokens must equal the f32 references'; in bf16 a near-tie
@@ -39,9 +39,9 @@ struct TestDevice {
 };
 
 std::vector<TestDevice> TestDevices();
-// The CPU with its KV cache in f16, bf16 and fp8 (E4M3) (K and V rounded once as they are
-// written).
-std::vector<TestDevice> CpuWithNarrowKvCaches();
+// The CPU with its KV cache in f16, bf16 and fp8 (E4M3), and the CUDA emulation in bf16 with
+// an fp8 cache (K and V rounded once as they are written).
+std::vector<TestDevice> NarrowKvCacheDevices();
 // The TestDevices for which keep(device) holds.
 std::vector<TestDevice> TestDevicesWhere(const std::function<bool(const TestDevice&)>& keep);
 

@@ -81,6 +81,7 @@ STAGES=(
   "algo_rows 120 when the bench's product sweep favours another cuBLASLt algorithm row count than the default: decode B=1, B=64@1024 and prefill 2048 again with --matmul-algo-rows it"
   "sampling 90 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 greedy, then temperature 0.8 top_p 0.95 (tokens picked on the device either way)"
   "speculate 90 ringserve-run bench llama-3-8b bf16: generator runs P=1 and 8 of 256/128 tokens, without drafts and with --speculate 4"
+  "kv_fp8 60 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 over a bf16 and an fp8 (E4M3) KV cache"
 )
 
 wanted() {
@@ -443,6 +444,18 @@ stage_sampling() {
   cat "$work/sampling_greedy.json" "$work/sampling_top_p.json" "$work/sampling_logprobs.json"
 }
 
+# What an fp8 KV cache gives decode: the same steps over a bf16 cache and an fp8 one (half
+# the KV bytes, widened in the SIMT attention's tile loads).
+stage_kv_fp8() {
+  "$bin/ringserve-run" bench --help 2>&1 | grep -q -- "--kv-dtype" ||
+    { echo "kv_fp8: ringserve-run has no --kv-dtype"; return 77; }
+  local common=(--device "$device" --dtype bf16 --dummy-weights --preset llama-3-8b --parallel none
+    --decode-batch 64,256 --context 1024 --decode-steps 16 --json)
+  "$bin/ringserve-run" bench "${common[@]}" >"$work/kv_bf16.json" || return 1
+  "$bin/ringserve-run" bench "${common[@]}" --kv-dtype fp8 >"$work/kv_fp8.json" || return 1
+  cat "$work/kv_bf16.json" "$work/kv_fp8.json"
+}
+
 # What speculative decoding's verifying passes cost and give at small batches: the generator
 # runs without drafts and with --speculate 4. With random weights how often drafts are right
 # says nothing of real text; the decode rate at a given acceptance does.
@@ -557,6 +570,7 @@ fi
 [[ -x $bin/ringserve-run ]] && stage algo_rows
 [[ -x $bin/ringserve-run ]] && stage sampling
 [[ -x $bin/ringserve-run ]] && stage speculate
+[[ -x $bin/ringserve-run ]] && stage kv_fp8
 grep -P '^(hf_prepare|sanitize)\t' "$work/stages.tsv" |
   awk -F'\t' '{printf "== %-12s %-18s %4ss (background)\n", $1, $2, $3}'
 

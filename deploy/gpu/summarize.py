@@ -260,6 +260,22 @@ def sampling_rows(greedy, top_p, logprobs=None):
     return rows
 
 
+def kv_fp8_rows(bf16, fp8):
+    """(info) rows: decode steps over an fp8 KV cache against the same steps over bf16."""
+    if not bf16 or not fp8:
+        return [("(info) fp8 KV cache: decode vs bf16", "not run", "", True)]
+    rows = []
+    by_batch = {d["batch"]: d for d in (bf16.get("steps") or {}).get("decode", [])}
+    for d in (fp8.get("steps") or {}).get("decode", []):
+        b = by_batch.get(d["batch"])
+        if not b:
+            continue
+        rows.append((f"(info) decode B={d['batch']} ctx={d['context']}: fp8 KV "
+                     f"{d['step_ms_median']:.2f} ms/step, bf16 KV {b['step_ms_median']:.2f}",
+                     f"{d['step_ms_median'] / b['step_ms_median']:.3f}x bf16", "", True))
+    return rows
+
+
 def speculate_rows(off, on):
     """(info) rows: generator runs with --speculate 4 against the same runs without drafts."""
     if not off or not on:
@@ -404,6 +420,8 @@ def compute(work):
                            load(work, "sampling_logprobs.json")):
         row(*r)
     for r in speculate_rows(load(work, "speculate_off.json"), load(work, "speculate_on.json")):
+        row(*r)
+    for r in kv_fp8_rows(load(work, "kv_bf16.json"), load(work, "kv_fp8.json")):
         row(*r)
     sanitize = st.get("sanitize", {}).get("status", "not run")
     row("compute-sanitizer memcheck + racecheck + synccheck on the CUDA kernel tests", sanitize, "ok",

@@ -242,38 +242,35 @@ def algo_rows_rows(bench, copy, roofline=None):
     return rows
 
 
+def decode_vs_base_rows(base, base_name, run, what):
+    """(info) rows: each decode step of `run` (a step bench's JSON) against the step of the
+    same batch in `base`."""
+    by_batch = {d["batch"]: d for d in ((base or {}).get("steps") or {}).get("decode", [])}
+    rows = []
+    for d in ((run or {}).get("steps") or {}).get("decode", []):
+        b = by_batch.get(d["batch"])
+        if not b:
+            continue
+        rows.append((f"(info) decode B={d['batch']} ctx={d['context']}: {what} "
+                     f"{d['step_ms_median']:.2f} ms/step, {base_name} {b['step_ms_median']:.2f}",
+                     f"{d['step_ms_median'] / b['step_ms_median']:.3f}x {base_name}", "", True))
+    return rows
+
+
 def sampling_rows(greedy, top_p, logprobs=None):
     """(info) rows: decode steps sampled on the device (top_p, then top_p with logprobs)
     against the same greedy step."""
     if not greedy or not top_p:
         return [("(info) device sampling: decode greedy vs top_p", "not run", "", True)]
-    rows = []
-    by_batch = {d["batch"]: d for d in (greedy.get("steps") or {}).get("decode", [])}
-    for run, what in ((top_p, "top_p 0.95 T=0.8"), (logprobs, "top_p 0.95 T=0.8 + logprobs 5")):
-        for d in ((run or {}).get("steps") or {}).get("decode", []):
-            g = by_batch.get(d["batch"])
-            if not g:
-                continue
-            rows.append((f"(info) decode B={d['batch']} ctx={d['context']}: {what} "
-                         f"{d['step_ms_median']:.2f} ms/step, greedy {g['step_ms_median']:.2f}",
-                         f"{d['step_ms_median'] / g['step_ms_median']:.3f}x greedy", "", True))
-    return rows
+    return (decode_vs_base_rows(greedy, "greedy", top_p, "top_p 0.95 T=0.8") +
+            decode_vs_base_rows(greedy, "greedy", logprobs, "top_p 0.95 T=0.8 + logprobs 5"))
 
 
 def kv_fp8_rows(bf16, fp8):
     """(info) rows: decode steps over an fp8 KV cache against the same steps over bf16."""
     if not bf16 or not fp8:
         return [("(info) fp8 KV cache: decode vs bf16", "not run", "", True)]
-    rows = []
-    by_batch = {d["batch"]: d for d in (bf16.get("steps") or {}).get("decode", [])}
-    for d in (fp8.get("steps") or {}).get("decode", []):
-        b = by_batch.get(d["batch"])
-        if not b:
-            continue
-        rows.append((f"(info) decode B={d['batch']} ctx={d['context']}: fp8 KV "
-                     f"{d['step_ms_median']:.2f} ms/step, bf16 KV {b['step_ms_median']:.2f}",
-                     f"{d['step_ms_median'] / b['step_ms_median']:.3f}x bf16", "", True))
-    return rows
+    return decode_vs_base_rows(bf16, "bf16 KV", fp8, "fp8 KV")
 
 
 def speculate_rows(off, on):

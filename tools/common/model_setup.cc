@@ -25,8 +25,8 @@ void ModelFlags::Register(ArgParser& parser) {
   parser.AddString("kv-dtype", &kv_dtype,
                    "KV cache: auto (the activation dtype; on the CPU f16 for a bf16, f16 or q8_0 "
                    "checkpoint, else f32), or on the CPU f32, f16, bf16 (16 bits: twice the "
-                   "tokens in the same memory, and faster long-context decode) or fp8 (E4M3: "
-                   "four times the tokens of f32, at 3 mantissa bits)");
+                   "tokens in the same memory, and faster long-context decode), or fp8 on the "
+                   "CPU and CUDA (E4M3: four times the tokens of f32, at 3 mantissa bits)");
   parser.AddString("attention", &attention,
                    "CUDA attention: simt (f32 FMA) or tensor-core (mma.sync, f16/bf16 only; "
                    "other bits than simt, batch invariant all the same)");

@@ -314,20 +314,27 @@ def logits_flags(program):
     return subprocess.run(program + ["--help"], capture_output=True, text=True).stdout
 
 
-def run_ringserve(program, model_dir, seqs, device, dtype, out_path, extra=()):
-    """program: the argv that starts `ringserve-run logits` (or the emulation's tool)."""
-    cmd = program + ["--model", model_dir, "--device", device,
-           "--decode-steps", str(DECODE_STEPS), "--out", out_path]
+def run_tool(program, model_dir, seqs, device, dtype, extra):
+    """Runs `program` on the model with every sequence as --prompt-ids; its stdout, or
+    RuntimeError naming the exit status and the end of stderr."""
+    cmd = program + ["--model", model_dir, "--device", device]
     if dtype:
         cmd += ["--dtype", dtype]
     cmd += list(extra)
     for ids in seqs:
         cmd += ["--prompt-ids", ",".join(map(str, ids))]
-    start = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:6])} ...: exit {proc.returncode}: "
                            f"{proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+def run_ringserve(program, model_dir, seqs, device, dtype, out_path, extra=()):
+    """program: the argv that starts `ringserve-run logits` (or the emulation's tool)."""
+    start = time.time()
+    run_tool(program, model_dir, seqs, device, dtype,
+             ["--decode-steps", str(DECODE_STEPS), "--out", out_path] + list(extra))
     rows = []
     with open(out_path) as f:
         for line in f:
@@ -338,18 +345,9 @@ def run_ringserve(program, model_dir, seqs, device, dtype, out_path, extra=()):
 def run_embeddings(program, model_dir, seqs, device, dtype):
     """`ringserve-run --embed --raw` of every sequence: its final hidden state at the last
     token, one vector per sequence. The CPU keeps its KV cache in f32, as for the logits."""
-    cmd = program + ["--model", model_dir, "--device", device, "--embed", "--raw", "--json"]
-    if dtype:
-        cmd += ["--dtype", dtype]
-    if device == "cpu":
-        cmd += ["--kv-dtype", "f32"]
-    for ids in seqs:
-        cmd += ["--prompt-ids", ",".join(map(str, ids))]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:6])} ...: exit {proc.returncode}: "
-                           f"{proc.stderr.strip()[-500:]}")
-    return [json.loads(line)["embedding"] for line in proc.stdout.splitlines()]
+    extra = ["--embed", "--raw", "--json"] + (["--kv-dtype", "f32"] if device == "cpu" else [])
+    out = run_tool(program, model_dir, seqs, device, dtype, extra)
+    return [json.loads(line)["embedding"] for line in out.splitlines()]
 
 
 def embedding_checks(program, model_dir, ref, devices, bf16_limit, errors):

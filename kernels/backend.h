@@ -169,6 +169,20 @@ struct AttentionShape {
   int window = 0;
 };
 
+// Low-rank adapters (LoRA) of one projection y = x W^T, W [out, in]: one adapter a slot,
+// stacked so that every row of a batch may use its own. Slot s adds (x A_s^T) B_s^T with
+// A_s [rank, in] at a + s * rank * in and B_s^T [rank, out] (B transposed) at
+// b_t + s * rank * out, both device memory in the activation dtype; the adapter's scale
+// (alpha / r) is folded into B, and an adapter of lower rank is zero-padded to `rank`.
+struct LoraStack {
+  const void* a = nullptr;
+  const void* b_t = nullptr;
+  int num_slots = 0;
+  int rank = 0;
+  int64_t in = 0;
+  int64_t out = 0;
+};
+
 // The first key position a query at `position` attends to (AttentionShape::window).
 inline int32_t FirstAttendedKey(int32_t position, int window) {
   return window > 0 && position >= window ? position - window + 1 : 0;
@@ -320,6 +334,13 @@ class Backend {
   // memory is short. The default (CPU) has nothing to reserve.
   virtual absl::Status ReserveAttention(const AttentionLimits& limits);
 
+  // y[i, :] += (x[i, :] A_s^T) B_s^T for every row i whose slot s = row_slots[i] (device
+  // int32 [rows(x)]) is >= 0; rows with a negative slot keep y as it is. x [rows, lora.in] is in
+  // the activation dtype, y [rows, lora.out] in it or f32 (a column slice of a projection's
+  // output); `scratch` is device memory for rows(x) * lora.rank floats. Each row's sums run
+  // in f32 in a fixed order (batch invariant) and round once into y.
+  virtual void AddLora(Tensor x, const LoraStack& lora, const int32_t* row_slots, float* scratch,
+                       Tensor y) = 0;
   // x[i, :] += bias[0, :] for every row of the f32 x: the Q/K/V projection biases of the
   // models that have them (Qwen2). bias is a [1, cols(x)] Weight.
   virtual void AddBias(Tensor x, const Weight& bias) = 0;

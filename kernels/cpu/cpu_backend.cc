@@ -259,6 +259,16 @@ void CpuBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
   GatherRowsOp(pool_, x, rows, out);
 }
 
+void CpuBackend::AddLora(Tensor x, const LoraStack& lora, const int32_t* row_slots, float* scratch,
+                         Tensor y) {
+  RS_CHECK(x.dtype == DType::kF32 && y.dtype == DType::kF32);
+  RS_CHECK(x.cols == lora.in && y.cols == lora.out && x.rows == y.rows);
+  RS_CHECK(lora.rank > 0 && lora.num_slots > 0 && lora.a != nullptr && lora.b_t != nullptr);
+  if (x.rows == 0) return;
+  RS_CHECK(row_slots != nullptr && scratch != nullptr);
+  AddLoraRows(pool_, x, lora, row_slots, scratch, y);
+}
+
 void CpuBackend::PenalizeRows(Tensor x, const RowSampling* params, PenaltyEntry* entries) {
   RS_CHECK(x.dtype == DType::kF32 && x.cols <= INT32_MAX);
   PenalizeRowsOp(pool_, x, params, entries);

@@ -55,6 +55,8 @@ class CpuBackend final : public Backend {
   void HeadRmsNorm(Tensor x, int64_t head_dim, const Weight& weight, float eps) override;
   void SiluMul(Tensor gate_up, Tensor out) override;
   void GatherRows(Tensor x, const int32_t* rows, Tensor out) override;
+  void AddLora(Tensor x, const LoraStack& lora, const int32_t* row_slots, float* scratch,
+               Tensor y) override;
   void SampleRows(Tensor x, const RowSampling* params, int32_t* ids) override;
   void PenalizeRows(Tensor x, const RowSampling* params, PenaltyEntry* entries) override;
   void UnpenalizeRows(Tensor x, const RowSampling* params, const PenaltyEntry* entries) override;

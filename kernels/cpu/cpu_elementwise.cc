@@ -1,11 +1,12 @@
 // Row-wise ops of the CPU backend: RMSNorm (plain and fused with the residual add),
-// SwiGLU's SiLU-mul and row gathers. Each row runs the same fixed instruction sequence
-// whatever the batch, so results are batch invariant.
+// SwiGLU's SiLU-mul, row gathers and LoRA adapters' deltas. Each row runs the same fixed
+// instruction sequence whatever the batch, so results are batch invariant.
 #include <immintrin.h>
 
 #include <cmath>
 #include <cstring>
 
+#include "common/check.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/simd.h"
 
@@ -30,6 +31,17 @@ float SumOfSquares(const float* x, int64_t n) {
   }
   float sum = HorizontalSum(acc);
   for (; c < n; ++c) sum = std::fma(x[c], x[c], sum);
+  return sum;
+}
+
+float Dot(const float* a, const float* b, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), acc);
+  }
+  float sum = HorizontalSum(acc);
+  for (; c < n; ++c) sum = std::fma(a[c], b[c], sum);
   return sum;
 }
 
@@ -139,6 +151,38 @@ void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const 
         }
       },
       MinRows(out.cols));
+}
+
+void AddLoraRows(ThreadPool& pool, const Tensor& x, const LoraStack& lora, const int32_t* row_slots,
+                 float* scratch, const Tensor& y) {
+  const int64_t rank = lora.rank;
+  const int64_t out = lora.out;
+  pool.ParallelFor(
+      x.rows,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const int32_t slot = row_slots[i];
+          if (slot < 0) continue;
+          RS_CHECK(slot < lora.num_slots);
+          const auto* a = static_cast<const float*>(lora.a) + slot * rank * lora.in;
+          const auto* b_t = static_cast<const float*>(lora.b_t) + slot * rank * out;
+          float* t = scratch + i * rank;
+          for (int64_t r = 0; r < rank; ++r) t[r] = Dot(RowPtr(x, i), a + r * lora.in, lora.in);
+          float* row = RowPtr(y, i);
+          int64_t c = 0;
+          for (; c + 8 <= out; c += 8) {
+            __m256 acc = _mm256_loadu_ps(row + c);
+            for (int64_t r = 0; r < rank; ++r) {
+              acc = _mm256_fmadd_ps(_mm256_set1_ps(t[r]), _mm256_loadu_ps(b_t + r * out + c), acc);
+            }
+            _mm256_storeu_ps(row + c, acc);
+          }
+          for (; c < out; ++c) {
+            for (int64_t r = 0; r < rank; ++r) row[c] = std::fma(t[r], b_t[r * out + c], row[c]);
+          }
+        }
+      },
+      MinRows(rank * (lora.in + out)));
 }
 
 }  // namespace ringserve::kernels::cpu

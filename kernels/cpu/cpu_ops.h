@@ -22,6 +22,8 @@ void HeadRmsNormRows(ThreadPool& pool, const Tensor& x, int64_t head_dim, const 
                      float eps);
 void SiluMulRows(ThreadPool& pool, const Tensor& gate_up, const Tensor& out);
 void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const Tensor& out);
+void AddLoraRows(ThreadPool& pool, const Tensor& x, const LoraStack& lora, const int32_t* row_slots,
+                 float* scratch, const Tensor& y);
 // cpu_sampling.cc
 void SampleRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params, int32_t* ids);
 void PenalizeRowsOp(ThreadPool& pool, const Tensor& x, const RowSampling* params,

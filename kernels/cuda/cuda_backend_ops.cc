@@ -149,6 +149,16 @@ void CudaBackend::GatherRows(Tensor x, const int32_t* rows, Tensor out) {
   AfterOp("GatherRows");
 }
 
+void CudaBackend::AddLora(Tensor x, const LoraStack& lora, const int32_t* row_slots, float* scratch,
+                          Tensor y) {
+  RS_CHECK(x.dtype == dtype_);
+  SetDevice();
+  LaunchAddLora(stream_, ToMat(x),
+                LoraMats{lora.a, lora.b_t, lora.num_slots, lora.rank, lora.in, lora.out}, row_slots,
+                scratch, ToMat(y));
+  AfterOp("AddLora");
+}
+
 void CudaBackend::PenalizeRows(Tensor x, const RowSampling* params, PenaltyEntry* entries) {
   RS_CHECK(x.dtype == DType::kF32);
   SetDevice();

@@ -1,5 +1,6 @@
 // Row-wise ops of the CUDA backend: weight conversion and random fill, embedding gather,
-// RMSNorm (plain and fused with the residual add), SwiGLU's SiLU-mul and row gathers.
+// RMSNorm (plain and fused with the residual add), SwiGLU's SiLU-mul, row gathers and LoRA
+// adapters' deltas.
 //
 // Batch invariance: one thread block per row with a fixed size (kThreads), so a row's
 // reduction order depends only on its length; element-wise ops have no reduction at all.
@@ -228,6 +229,39 @@ __global__ void SiluMulKernel(const T* gate_up, int64_t gu_stride, T* out, int64
   out[blockIdx.x * out_stride + c] = FromFloat<T>(Div(Mul(g, u), Add(1.0F, Exp(-g))));
 }
 
+// LoRA's shrink: scratch[row, r] = x[row, :] . A_s[r, :], one block per (row, r).
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    LoraShrinkKernel(const T* x, int64_t x_stride, const T* a, int64_t in, int rank, int num_slots,
+                     const int32_t* row_slots, float* scratch) {
+  const int32_t slot = row_slots[blockIdx.x];
+  if (slot < 0) return;  // the whole block: BlockSum is never reached by part of it
+  if (slot >= num_slots) __trap();
+  const T* row = x + blockIdx.x * x_stride;
+  const T* a_row = a + (static_cast<int64_t>(slot) * rank + blockIdx.y) * in;
+  float dot = 0;
+  for (int64_t k = threadIdx.x; k < in; k += kThreads) {
+    dot = Fma(ToFloat(row[k]), ToFloat(a_row[k]), dot);
+  }
+  dot = BlockSum(dot);
+  if (threadIdx.x == 0) scratch[blockIdx.x * rank + blockIdx.y] = dot;
+}
+
+// LoRA's expand: y[row, c] += sum over r of scratch[row, r] B_s^T[r, c], r in order.
+template <typename T, typename Y>
+__global__ void LoraExpandKernel(const float* scratch, const T* b_t, int64_t out, int rank,
+                                 const int32_t* row_slots, Y* y, int64_t y_stride) {
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  const int32_t slot = row_slots[blockIdx.x];
+  if (c >= out || slot < 0) return;
+  const float* t = scratch + static_cast<int64_t>(blockIdx.x) * rank;
+  const T* b = b_t + static_cast<int64_t>(slot) * rank * out + c;
+  float delta = 0;
+  for (int r = 0; r < rank; ++r) delta = Fma(t[r], ToFloat(b[r * out]), delta);
+  Y* dst = y + blockIdx.x * y_stride + c;
+  *dst = FromFloat<Y>(Add(ToFloat(*dst), delta));
+}
+
 __global__ void NoOpKernel() {}
 
 void CheckRows(const Mat& m) {
@@ -303,6 +337,31 @@ void LaunchGatherRows(cudaStream_t stream, const Mat& x, const int32_t* rows, co
                          RS_LAUNCH(GatherRowsKernel<T>, RowGrid(out.rows, out.cols), kThreads, 0,
                                    stream, static_cast<const T*>(x.data), x.rows, x.stride, rows,
                                    static_cast<T*>(out.data), out.stride, out.cols));
+  RS_CUDA_CHECK_LAUNCH();
+}
+
+void LaunchAddLora(cudaStream_t stream, const Mat& x, const LoraMats& lora,
+                   const int32_t* row_slots, float* scratch, const Mat& y) {
+  CheckRows(x);
+  CheckRows(y);
+  RS_CHECK(x.cols == lora.in && y.cols == lora.out && x.rows == y.rows);
+  RS_CHECK(lora.rank > 0 && lora.rank <= 65535 && lora.num_slots > 0);
+  RS_CHECK(lora.a != nullptr && lora.b_t != nullptr);
+  if (x.rows == 0) return;
+  RS_CHECK(x.rows <= 0x7FFFFFFF && row_slots != nullptr && scratch != nullptr);
+  const dim3 shrink_grid(static_cast<unsigned>(x.rows), static_cast<unsigned>(lora.rank));
+  RS_DISPATCH_ACTIVATION(x.dtype, T, {
+    RS_LAUNCH(LoraShrinkKernel<T>, shrink_grid, kThreads, 0, stream, static_cast<const T*>(x.data),
+              x.stride, static_cast<const T*>(lora.a), lora.in, lora.rank, lora.num_slots,
+              row_slots, scratch);
+    WithWide<T>(x.dtype, y.dtype, [&](auto wide) {
+      using Y = decltype(wide);
+      const auto kernel = &LoraExpandKernel<T, Y>;
+      RS_LAUNCH(kernel, RowGrid(y.rows, y.cols), kThreads, 0, stream, scratch,
+                static_cast<const T*>(lora.b_t), lora.out, lora.rank, row_slots,
+                static_cast<Y*>(y.data), y.stride);
+    });
+  });
   RS_CUDA_CHECK_LAUNCH();
 }
 

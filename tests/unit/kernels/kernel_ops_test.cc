@@ -201,6 +201,77 @@ void CheckHeadRmsNorm(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t he
   ExpectClose(xd.Download(), want, RelTol(want, 1e-5, 1e-6), "HeadRmsNorm");
 }
 
+// ---- AddLora: each row's adapter slot (or none) adds (x A^T) B^T into a column slice ----
+// `wide`: y is f32 (the q/k/v and down projections' outputs) whatever the activation dtype.
+void CheckAddLora(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t in, int64_t out, int rank,
+                  int slots, bool wide) {
+  const DType act = b.activation_dtype();
+  const std::vector<float> x = RoundTo(act, RandomFloats(rng, rows * in));
+  const std::vector<float> a = RoundTo(act, RandomFloats(rng, int64_t{slots} * rank * in));
+  const std::vector<float> b_t = RoundTo(act, RandomFloats(rng, int64_t{slots} * rank * out));
+  std::vector<int32_t> row_slots(rows);
+  std::uniform_int_distribution<int32_t> pick(-1, slots - 1);
+  for (int32_t& s : row_slots) s = pick(rng);
+  row_slots[0] = slots - 1;
+  const int64_t y_width = out + 3;  // the op writes a column slice
+  const std::vector<float> y0 =
+      RoundTo(wide ? DType::kF32 : act, RandomFloats(rng, rows * y_width, -4, 4));
+  ActivationArray xd(b, x), ad(b, a), bd(b, b_t), yd(b, y0, StreamDtype(b, wide));
+  DeviceArray<int32_t> slots_d(b, row_slots);
+  DeviceArray<float> scratch(b, std::vector<float>(rows * rank));
+  const LoraStack lora{ad.data(), bd.data(), slots, rank, in, out};
+  b.AddLora(xd.AsTensor(rows, in), lora, slots_d.data(), scratch.data(),
+            yd.AsTensor(rows, y_width).Columns(2, out));
+  const std::vector<float> got_all = yd.Download();
+  std::vector<float> got(rows * out);
+  std::vector<double> want(rows * out), mag(rows * out);
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t c = 0; c < y_width; ++c) {
+      if (c < 2 || c >= 2 + out) {
+        ASSERT_EQ(got_all[i * y_width + c], y0[i * y_width + c]) << "wrote outside y";
+      }
+    }
+    const int32_t s = row_slots[i];
+    std::vector<double> t(rank), t_mag(rank);
+    for (int r = 0; r < rank && s >= 0; ++r) {
+      for (int64_t k = 0; k < in; ++k) {
+        const double p = double{x[i * in + k]} * a[(int64_t{s} * rank + r) * in + k];
+        t[r] += p;
+        t_mag[r] += std::fabs(p);
+      }
+    }
+    for (int64_t c = 0; c < out; ++c) {
+      double delta = 0, delta_mag = 0;
+      for (int r = 0; r < rank && s >= 0; ++r) {
+        const double bv = b_t[(int64_t{s} * rank + r) * out + c];
+        delta += t[r] * bv;
+        delta_mag += t_mag[r] * std::fabs(bv);
+      }
+      const double y_in = y0[i * y_width + 2 + c];
+      want[i * out + c] = y_in + delta;
+      mag[i * out + c] = std::fabs(y_in) + delta_mag;
+      got[i * out + c] = got_all[i * y_width + 2 + c];
+    }
+  }
+  const double store = wide ? 0 : 2 * StoreRoundingError(act);
+  ExpectClose(
+      got, want, [&](size_t i) { return 1e-5 * mag[i] + store * std::fabs(want[i]) + 1e-6; },
+      "AddLora");
+  // Batch invariance: each row alone gives the same bits.
+  for (const int64_t i : {int64_t{0}, rows - 1}) {
+    ActivationArray x1(b, std::vector<float>(x.begin() + i * in, x.begin() + (i + 1) * in));
+    ActivationArray y1(
+        b, std::vector<float>(y0.begin() + i * y_width + 2, y0.begin() + i * y_width + 2 + out),
+        StreamDtype(b, wide));
+    DeviceArray<int32_t> slot1(b, {row_slots[i]});
+    b.AddLora(x1.AsTensor(1, in), lora, slot1.data(), scratch.data(), y1.AsTensor(1, out));
+    const std::vector<float> alone = y1.Download();
+    for (int64_t c = 0; c < out; ++c) {
+      ASSERT_EQ(alone[c], got[i * out + c]) << "row " << i << " column " << c;
+    }
+  }
+}
+
 // ---- SiluMul / GatherRows ----
 void CheckSiluMul(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t cols) {
   const DType act = b.activation_dtype();
@@ -511,6 +582,17 @@ std::vector<OpCase> AllCases() {
         [=](Backend& b, std::mt19937_64& rng) { CheckPenalizeRows(b, rng, rows, cols); });
     add(absl::StrCat("SampleRows_", rows, "x", cols),
         [=](Backend& b, std::mt19937_64& rng) { CheckSampleRows(b, rng, rows, cols); });
+  }
+  for (auto [rows, in, out, rank, slots] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t, int, int>>{
+           {1, 64, 96, 8, 1}, {37, 129, 45, 16, 3}, {5, 768, 1000, 4, 2}, {300, 40, 24, 64, 4}}) {
+    for (const bool wide : {false, true}) {
+      add(absl::StrCat("AddLora_", rows, "x", in, "x", out, "_r", rank, "_s", slots,
+                       wide ? "_f32out" : ""),
+          [=](Backend& b, std::mt19937_64& rng) {
+            CheckAddLora(b, rng, rows, in, out, rank, slots, wide);
+          });
+    }
   }
   add("GatherRows_37x50",
       [](Backend& b, std::mt19937_64& rng) { CheckGatherRows(b, rng, 37, 50); });

@@ -215,27 +215,6 @@ std::vector<uint8_t> Llama2cImage(const ModelConfig& c, bool version1, bool rope
   return out;
 }
 
-std::vector<uint8_t> SafetensorsImage(const std::vector<StTensor>& tensors,
-                                      int extra_header_bytes) {
-  std::string header = "{\"__metadata__\":{\"format\":\"pt\"}";
-  uint64_t offset = 0;
-  for (const auto& t : tensors) {
-    std::string shape;
-    for (size_t i = 0; i < t.shape.size(); ++i) absl::StrAppend(&shape, i ? "," : "", t.shape[i]);
-    absl::StrAppend(&header, ",\"", t.name, "\":{\"dtype\":\"", t.dtype, "\",\"shape\":[", shape,
-                    "],\"data_offsets\":[", offset, ",", offset + t.data.size(), "]}");
-    offset += t.data.size();
-  }
-  header += "}";
-  while (header.size() % 8 != 0) header += ' ';
-  header.append(extra_header_bytes, ' ');
-  std::vector<uint8_t> out;
-  Put<uint64_t>(&out, header.size());
-  Append(&out, header.data(), header.size());
-  for (const auto& t : tensors) Append(&out, t.data.data(), t.data.size());
-  return out;
-}
-
 std::vector<StTensor> HfTensors(const ModelConfig& c, const std::string& dtype) {
   std::vector<StTensor> out;
   const kernels::DType d = dtype == "F16"    ? kernels::DType::kF16

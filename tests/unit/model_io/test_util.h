@@ -11,11 +11,14 @@
 #include <vector>
 
 #include "kernels/dtype.h"
+#include "tests/support/safetensors_image.h"
 #include "worker/model/gguf_writer.h"
 #include "worker/model/model_config.h"
 
 namespace ringserve::model::testing {
 
+using ::ringserve::testing::SafetensorsImage;
+using ::ringserve::testing::StTensor;
 using ShapeList = std::vector<std::pair<std::string, std::vector<int64_t>>>;
 
 // A fresh directory under the test temp dir, unique per call.
@@ -36,15 +39,6 @@ GgufWriter SmallGgufWriter(const ModelConfig& c, kernels::DType dtype);
 // llama.c legacy (v0) or v1 ("ak42") image of `c` (untied when !c.tied_embeddings).
 std::vector<uint8_t> Llama2cImage(const ModelConfig& c, bool version1, bool rope_tables = true);
 
-struct StTensor {
-  std::string name;
-  std::string dtype;  // "F32", "F16", "BF16", or anything for malformed cases
-  std::vector<int64_t> shape;
-  std::vector<uint8_t> data;
-};
-// A safetensors image; `extra_header_bytes` pads the header (misaligns data when odd).
-std::vector<uint8_t> SafetensorsImage(const std::vector<StTensor>& tensors,
-                                      int extra_header_bytes = 0);
 // The HF tensors of `c` (canonical test values), in `dtype` ("F32", "F16" or "BF16").
 std::vector<StTensor> HfTensors(const ModelConfig& c, const std::string& dtype);
 std::string HfConfigJson(const ModelConfig& c, const std::string& extra = "");

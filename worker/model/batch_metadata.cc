@@ -25,6 +25,7 @@ PackedBatch PackBatch(std::span<const SequenceChunk> chunks, int padded_size, in
   int32_t* positions = meta + layout.positions;
   int32_t* slots = meta + layout.slots;
   int32_t* token_seq = meta + layout.token_seq;
+  int32_t* lora_slots = meta + layout.lora_slots;
   int32_t* query_start = meta + layout.query_start;
   int32_t* context_lens = meta + layout.context_lens;
   int32_t* sample_rows = meta + layout.sample_rows;
@@ -39,6 +40,7 @@ PackedBatch PackBatch(std::span<const SequenceChunk> chunks, int padded_size, in
       positions[t] = pos;
       slots[t] = c.block_table[pos / block_size] * block_size + pos % block_size;
       token_seq[t] = s;
+      lora_slots[t] = c.adapter;
     }
     context_lens[s] = c.start_position + static_cast<int32_t>(c.tokens.size());
     packed.max_context_len = std::max(packed.max_context_len, context_lens[s]);
@@ -51,6 +53,7 @@ PackedBatch PackBatch(std::span<const SequenceChunk> chunks, int padded_size, in
     positions[t] = 0;
     slots[t] = -1;
     token_seq[t] = -1;
+    lora_slots[t] = -1;
   }
   for (int s = num_chunks; s <= packed.num_seqs; ++s) query_start[s] = real_tokens;
   std::fill(context_lens + num_chunks, context_lens + packed.num_seqs, 0);

@@ -25,6 +25,7 @@ struct LlamaModel::PassBatch {
   kernels::AttentionBatch attention;
   const int32_t* ids = nullptr;          // [attention.num_tokens]
   const int32_t* sample_rows = nullptr;  // [head_rows]: the sampled rows first, in chunk order
+  const int32_t* lora_slots = nullptr;   // [attention.num_tokens]: each row's adapter or -1
   int head_rows = 0;    // rows through the output head: the sampled ones, or a whole bucket
   int num_sampled = 0;  // rows that sample (SampledRows)
 };
@@ -66,6 +67,11 @@ absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) co
         return absl::InvalidArgumentError(absl::StrCat(
             "forward: token id ", token, " outside the vocabulary of ", config_.vocab_size));
       }
+    }
+    if (c.adapter < -1 || c.adapter >= static_cast<int32_t>(options_.lora_adapters.size())) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", i,
+                                                     " names LoRA adapter ", c.adapter, " of ",
+                                                     options_.lora_adapters.size()));
     }
     if (!DraftsFit(c)) {
       return absl::InvalidArgumentError(
@@ -117,6 +123,7 @@ LlamaModel::PassBatch LlamaModel::UploadBatch(std::span<const SequenceChunk> chu
   batch.block_tables = dev + layout.block_tables;
   pass.ids = dev + layout.ids;
   pass.sample_rows = dev + layout.sample_rows;
+  pass.lora_slots = dev + layout.lora_slots;
   pass.head_rows = packed.head_rows;
   pass.num_sampled = packed.num_sampled;
   return pass;
@@ -290,7 +297,7 @@ void LlamaModel::EnqueuePass(const PassBatch& pass) {
   const Workspace& w = *ws_;
   backend_->EmbeddingGather(token_embedding_, pass.ids, w.Residual(n));
   backend_->RmsNorm(w.Residual(n), layers_[0].attn_norm, config_.rms_eps, w.Normed(n));
-  for (int layer = 0; layer < config_.num_layers; ++layer) RunLayer(layer, n, pass.attention);
+  for (int layer = 0; layer < config_.num_layers; ++layer) RunLayer(layer, pass);
   if (pass.head_rows == 0) return;
   // The last layer left its FFN output in delta; only sampled rows go through the head.
   backend_->AddRmsNorm(w.Residual(n), w.Delta(n), output_norm_, config_.rms_eps, w.Normed(n));
@@ -308,20 +315,32 @@ void LlamaModel::MatMulStack(const Tensor& x, const std::vector<kernels::Weight>
   }
 }
 
+void LlamaModel::AddLora(int layer, LoraTarget target, const Tensor& x, const Tensor& y,
+                         const PassBatch& pass) {
+  const kernels::LoraStack& stack = layers_[layer].lora[static_cast<size_t>(target)].stack;
+  if (stack.rank == 0) return;
+  backend_->AddLora(x, stack, pass.lora_slots, ws_->lora_scratch.as<float>(), y);
+}
+
 // Expects the layer's attention input already normalised in `normed`; leaves the FFN output
 // in `delta` and, for all but the last layer, the next layer's normalised input in `normed`.
-void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch) {
+void LlamaModel::RunLayer(int layer, const PassBatch& pass) {
+  const int n = pass.attention.num_tokens;
+  const kernels::AttentionBatch& batch = pass.attention;
   const Workspace& w = *ws_;
   const LayerWeights& lw = layers_[layer];
   const ModelConfig& c = config_;
   const Tensor qkv = w.Qkv(n);
   MatMulStack(w.Normed(n), lw.wqkv, qkv);
+  const int64_t q_cols = int64_t{c.num_heads} * c.head_dim;
+  const int64_t kv_cols = int64_t{c.num_kv_heads} * c.head_dim;
+  AddLora(layer, LoraTarget::kQ, w.Normed(n), qkv.Columns(0, q_cols), pass);
+  AddLora(layer, LoraTarget::kK, w.Normed(n), qkv.Columns(q_cols, kv_cols), pass);
+  AddLora(layer, LoraTarget::kV, w.Normed(n), qkv.Columns(q_cols + kv_cols, kv_cols), pass);
   if (c.attention_bias) backend_->AddBias(qkv, lw.qkv_bias);
   if (c.qk_norm) {
-    const int64_t q_cols = int64_t{c.num_heads} * c.head_dim;
     backend_->HeadRmsNorm(qkv.Columns(0, q_cols), c.head_dim, lw.q_norm, c.rms_eps);
-    backend_->HeadRmsNorm(qkv.Columns(q_cols, int64_t{c.num_kv_heads} * c.head_dim), c.head_dim,
-                          lw.k_norm, c.rms_eps);
+    backend_->HeadRmsNorm(qkv.Columns(q_cols, kv_cols), c.head_dim, lw.k_norm, c.rms_eps);
   }
 
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, attention_scale_,
@@ -334,12 +353,16 @@ void LlamaModel::RunLayer(int layer, int n, const kernels::AttentionBatch& batch
   layer_batch.plan_reused = layer > 0;  // the same sequences as layer 0's
   backend_->PagedAttention(qkv, shape, layer_batch, kv, w.Attn(n));
   backend_->MatMul(w.Attn(n), lw.wo, w.Delta(n));
+  AddLora(layer, LoraTarget::kO, w.Attn(n), w.Delta(n), pass);
 
   backend_->AddRmsNorm(w.Residual(n), w.Delta(n), lw.ffn_norm, c.rms_eps, w.Normed(n));
   const Tensor gate_up = w.GateUp(n);
   MatMulStack(w.Normed(n), lw.w_gate_up, gate_up);
+  AddLora(layer, LoraTarget::kGate, w.Normed(n), gate_up.Columns(0, c.hidden_dim), pass);
+  AddLora(layer, LoraTarget::kUp, w.Normed(n), gate_up.Columns(c.hidden_dim, c.hidden_dim), pass);
   backend_->SiluMul(gate_up, w.Act(n));
   backend_->MatMul(w.Act(n), lw.w_down, w.Delta(n));
+  AddLora(layer, LoraTarget::kDown, w.Act(n), w.Delta(n), pass);
   if (layer + 1 < c.num_layers) {
     backend_->AddRmsNorm(w.Residual(n), w.Delta(n), layers_[layer + 1].attn_norm, c.rms_eps,
                          w.Normed(n));

@@ -20,6 +20,7 @@
 #include "worker/model/checkpoint.h"
 #include "worker/model/decode_graphs.h"
 #include "worker/model/kv_storage.h"
+#include "worker/model/lora_adapter.h"
 #include "worker/model/model_config.h"
 
 namespace ringserve::model {
@@ -38,6 +39,9 @@ struct SequenceChunk {
   // decoding), so the rows before the last one sample too: the last 1 + num_drafts rows, in
   // position order. < tokens.size().
   int32_t num_drafts = 0;
+  // The LoRA adapter the chunk's rows run with: a slot of ModelOptions::lora_adapters, or -1
+  // for the model's own weights.
+  int32_t adapter = -1;
   // Rows that score the prompt (GenerateRequest.prompt_logprobs): the num_scored positions
   // just before the sampled ones (the chunk's last num_scored positions without sample) give
   // logits rows too, in position order, each scoring the known token after it.
@@ -120,6 +124,10 @@ struct ModelOptions {
   // Element type of the KV cache; unset = the backend's activation dtype. Others only where
   // Backend::SupportsKvDtype accepts them (the CPU keeps f16 or bf16: half the memory).
   std::optional<kernels::DType> kv_dtype;
+  // LoRA adapters served beside the model's own weights, each read for this model's config
+  // (lora_adapter.h); a chunk names one by its index here (SequenceChunk::adapter). All stay
+  // on the device; a pass adds each row's adapter to the projections it changes.
+  std::vector<std::shared_ptr<const LoraAdapter>> lora_adapters;
 };
 
 class LlamaModel {
@@ -182,6 +190,9 @@ class LlamaModel {
 
   LlamaModel(const ModelConfig& config, kernels::Backend* backend, const ModelOptions& options);
   absl::Status UploadWeights(WeightSource& source);
+  // Stacks options_.lora_adapters on the device, one LoraStack per projection any of them
+  // changes (LayerWeights::lora).
+  absl::Status UploadLoraAdapters();
   // Sets options_.kv_dtype (the backend's activation dtype when unset); INVALID_ARGUMENT when
   // the backend cannot keep the cache in it.
   absl::Status ResolveKvDtype();
@@ -206,7 +217,11 @@ class LlamaModel {
   // Validates, uploads and enqueues a pass (replaying a decode graph where one fits);
   // returns how many rows sample.
   absl::StatusOr<int> EnqueueForward(std::span<const SequenceChunk> chunks);
-  void RunLayer(int layer, int num_tokens, const kernels::AttentionBatch& batch);
+  void RunLayer(int layer, const PassBatch& pass);
+  // y += the LoRA adapters' terms of `target` for the rows that use one (no-op when no
+  // adapter changes it).
+  void AddLora(int layer, LoraTarget target, const kernels::Tensor& x, const kernels::Tensor& y,
+               const PassBatch& pass);
   // Overwrites the scored rows' picks with the tokens they score (StepSampling::scored_ids),
   // so LogprobRows scores those tokens.
   void UploadScoredIds(std::span<const int32_t> scored_ids);

@@ -4,6 +4,7 @@
 #ifndef RINGSERVE_WORKER_MODEL_LLAMA_MODEL_STATE_H_
 #define RINGSERVE_WORKER_MODEL_LLAMA_MODEL_STATE_H_
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -23,6 +24,14 @@ struct LlamaModel::LayerWeights {
   std::vector<kernels::Weight> wqkv, w_gate_up;
   kernels::Weight qkv_bias;        // [1, q + 2 kv] when the model has attention biases
   kernels::Weight q_norm, k_norm;  // [1, head_dim] when the model norms Q and K heads
+  // The LoRA adapters' matrices of each projection (lora_adapter.h's order), slot i holding
+  // ModelOptions::lora_adapters[i]'s (zeros where it leaves the projection alone); rank 0
+  // where no adapter changes it.
+  struct Lora {
+    kernels::LoraStack stack;
+    kernels::DeviceBuffer a, b_t;
+  };
+  std::array<Lora, kNumLoraTargets> lora;
 };
 
 // Activation buffers for the largest batch the options allow, allocated once.
@@ -37,6 +46,7 @@ struct LlamaModel::LayerWeights {
 struct LlamaModel::Workspace {
   kernels::DeviceBuffer residual, normed, qkv, attn, delta, gate_up, act, sampled, logits, ids,
       sampling, penalties, logprob_rows, logprobs, meta;
+  kernels::DeviceBuffer lora_scratch;  // [max_batch_tokens, largest adapter rank] f32
   kernels::Tensor Residual(int n) const { return Wide(residual, n, dim); }
   kernels::Tensor Normed(int n) const { return Make(normed, n, dim); }
   kernels::Tensor Qkv(int n) const { return Wide(qkv, n, qkv_cols); }

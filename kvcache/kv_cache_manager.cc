@@ -50,13 +50,14 @@ std::span<const int32_t> KvCacheManager::BlockTokens(const Sequence& seq,
                static_cast<size_t>(block_size_tokens()));
 }
 
-int32_t KvCacheManager::MatchBlocks(std::span<const int32_t> tokens, std::vector<BlockId>* blocks,
+int32_t KvCacheManager::MatchBlocks(std::span<const int32_t> tokens, BlockKey root_key,
+                                    std::vector<BlockId>* blocks,
                                     std::vector<BlockKey>* keys) const {
   if (tokens.empty()) return 0;
   const size_t block_size = static_cast<size_t>(block_size_tokens());
   // Leave at least one token to compute: the model must run on it to produce logits.
   const size_t max_blocks = (tokens.size() - 1) / block_size;
-  BlockKey parent_key = kRootBlockKey;
+  BlockKey parent_key = root_key;
   int32_t num_matched = 0;
   for (size_t i = 0; i < max_blocks; ++i) {
     const std::span<const int32_t> block_tokens = tokens.subspan(i * block_size, block_size);
@@ -71,25 +72,28 @@ int32_t KvCacheManager::MatchBlocks(std::span<const int32_t> tokens, std::vector
   return num_matched;
 }
 
-PrefixMatch KvCacheManager::Match(std::span<const int32_t> tokens) const {
-  const int32_t num_blocks_matched = MatchBlocks(tokens, nullptr, nullptr);
+PrefixMatch KvCacheManager::Match(std::span<const int32_t> tokens, BlockKey root_key) const {
+  const int32_t num_blocks_matched = MatchBlocks(tokens, root_key, nullptr, nullptr);
   return PrefixMatch{.num_cached_blocks = num_blocks_matched,
                      .num_cached_tokens = num_blocks_matched * block_size_tokens()};
 }
 
 std::optional<Admission> KvCacheManager::Admit(SeqId seq_id, std::span<const int32_t> tokens,
-                                               int32_t max_new_tokens, int32_t max_cached_tokens) {
+                                               int32_t max_new_tokens, int32_t max_cached_tokens,
+                                               BlockKey root_key) {
   RS_CHECK_MSG(!Contains(seq_id), "sequence id is already live");
   RS_CHECK(!tokens.empty());
   RS_CHECK(max_new_tokens >= 0 && max_cached_tokens >= 0);
   RS_CHECK(tokens.size() <= static_cast<size_t>(INT32_MAX));
 
   Sequence seq;
+  seq.root_key = root_key;
   // MatchBlocks leaves a token to compute, so matching one token past the cap keeps the hit
   // within it.
   const std::span<const int32_t> matchable =
       tokens.first(std::min(tokens.size(), static_cast<size_t>(max_cached_tokens) + 1));
-  const int32_t num_hit_blocks = MatchBlocks(matchable, &seq.block_table, &seq.block_keys);
+  const int32_t num_hit_blocks =
+      MatchBlocks(matchable, root_key, &seq.block_table, &seq.block_keys);
   const int32_t num_cached_tokens = num_hit_blocks * block_size_tokens();
   const int32_t num_new_tokens =
       std::min(max_new_tokens, static_cast<int32_t>(tokens.size()) - num_cached_tokens);
@@ -192,7 +196,7 @@ void KvCacheManager::Commit(SeqId seq_id, int32_t num_new_tokens) {
   const size_t num_full = static_cast<size_t>(num_computed / block_size_tokens());
   while (seq.block_keys.size() < num_full) {
     const size_t i = seq.block_keys.size();
-    const BlockKey parent_key = i == 0 ? kRootBlockKey : seq.block_keys[i - 1];
+    const BlockKey parent_key = i == 0 ? seq.root_key : seq.block_keys[i - 1];
     const std::span<const int32_t> block_tokens = BlockTokens(seq, i);
     const BlockKey key = hasher_(parent_key, block_tokens);
     seq.block_keys.push_back(key);
@@ -207,6 +211,7 @@ void KvCacheManager::Fork(SeqId src_seq_id, SeqId dst_seq_id) {
   dst.tokens = src.tokens;
   dst.num_computed_tokens = src.num_computed_tokens;
   dst.block_keys = src.block_keys;
+  dst.root_key = src.root_key;
   const size_t num_shared =
       static_cast<size_t>(NumBlocksForTokens(src.num_computed_tokens, block_size_tokens()));
   dst.block_table.assign(src.block_table.begin(),

@@ -109,17 +109,21 @@ class KvCacheManager {
 
   // The cached prefix of tokens, in whole blocks, capped so that at least one token is left
   // to compute (the model must run on it to produce logits). Changes nothing, counts nothing.
-  PrefixMatch Match(std::span<const int32_t> tokens) const;
+  // `root_key` starts the chain of keys (RootKeyFor: K/V computed with a LoRA adapter are
+  // found only by sequences with the same adapter).
+  PrefixMatch Match(std::span<const int32_t> tokens, BlockKey root_key = kRootBlockKey) const;
 
   // Starts sequence seq_id (not live) with tokens (non-empty): shares the cached prefix
   // blocks (see Match()) and reserves blocks for the next
   // min(max_new_tokens, tokens.size() - cached) tokens (a whole prompt or a first chunk of a
   // chunked prefill). At most max_cached_tokens come from the cache: a sequence that needs
-  // the logits of earlier positions (prompt scoring) computes them again. nullopt when the
-  // blocks do not fit; then nothing changed.
+  // the logits of earlier positions (prompt scoring) computes them again. The sequence's
+  // blocks chain from `root_key` (see Match). nullopt when the blocks do not fit; then
+  // nothing changed.
   [[nodiscard]] std::optional<Admission> Admit(SeqId seq_id, std::span<const int32_t> tokens,
                                                int32_t max_new_tokens,
-                                               int32_t max_cached_tokens = INT32_MAX);
+                                               int32_t max_cached_tokens = INT32_MAX,
+                                               BlockKey root_key = kRootBlockKey);
 
   // Appends token ids (e.g. a sampled token) whose KV is not computed yet. No blocks move.
   void AppendTokens(SeqId seq_id, std::span<const int32_t> tokens);
@@ -176,14 +180,15 @@ class KvCacheManager {
   struct Sequence {
     std::vector<int32_t> tokens;
     std::vector<BlockId> block_table;
-    std::vector<BlockKey> block_keys;  // chained keys of the full computed blocks
+    std::vector<BlockKey> block_keys;   // chained keys of the full computed blocks
+    BlockKey root_key = kRootBlockKey;  // the parent key of block 0 (Admit)
     int32_t num_computed_tokens = 0;
     uint64_t epoch = 0;  // distinguishes re-admissions of one SeqId (for SequenceLease)
   };
 
   // Matched cached blocks and their keys; stops at the first miss.
-  int32_t MatchBlocks(std::span<const int32_t> tokens, std::vector<BlockId>* blocks,
-                      std::vector<BlockKey>* keys) const;
+  int32_t MatchBlocks(std::span<const int32_t> tokens, BlockKey root_key,
+                      std::vector<BlockId>* blocks, std::vector<BlockKey>* keys) const;
   std::span<const int32_t> BlockTokens(const Sequence& seq, size_t block_index) const;
   bool NeedsCopyOnWrite(const Sequence& seq, int32_t num_new_tokens) const;
   Sequence& Get(SeqId seq_id);

@@ -21,7 +21,7 @@ absl::Status KvCacheManager::ValidateSequence(SeqId seq_id, const Sequence& seq)
   if (seq.block_keys.size() != num_full) {
     return error(seq.block_keys.size(), " keys for ", num_full, " full blocks");
   }
-  BlockKey parent_key = kRootBlockKey;
+  BlockKey parent_key = seq.root_key;
   for (size_t i = 0; i < num_full; ++i) {
     const std::span<const int32_t> block_tokens = BlockTokens(seq, i);
     if (hasher_(parent_key, block_tokens) != seq.block_keys[i]) {

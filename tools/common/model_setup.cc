@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
@@ -54,9 +55,44 @@ void ModelFlags::Register(ArgParser& parser) {
                 "the longest context (prompt and output) a sequence may reach (0: the model's, "
                 "rope scaling included); longer than the model's is allowed, with a warning",
                 {.min = 0, .max = 1 << 30});
+  parser.AddRepeated("lora", &lora,
+                     "NAME=DIR: a LoRA adapter in PEFT's format (adapter_config.json and "
+                     "adapter_model.safetensors) served beside the model; requests name it "
+                     "(GenerateRequest.adapter). Repeat for more; all stay in device memory");
 }
 
 namespace {
+
+// --lora's NAME=DIR values, each adapter read for `config`. A name is what requests send:
+// letters, digits and ._- only, unique.
+absl::StatusOr<std::vector<std::shared_ptr<const model::LoraAdapter>>> LoadLoraFlags(
+    const std::vector<std::string>& values, const model::ModelConfig& config) {
+  std::vector<std::shared_ptr<const model::LoraAdapter>> adapters;
+  for (const std::string& value : values) {
+    const size_t eq = value.find('=');
+    const std::string name = value.substr(0, eq);
+    const bool name_ok = eq != std::string::npos && !name.empty() && name.size() <= 64 &&
+                         std::ranges::all_of(name, [](char c) {
+                           return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+                                  c == '_' || c == '-';
+                         });
+    if (!name_ok || eq + 1 >= value.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--lora: expected NAME=DIR with a name of letters, digits and ._- (at most 64), got '",
+          value, "'"));
+    }
+    for (const auto& earlier : adapters) {
+      if (earlier->name == name) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--lora: the name '", name, "' is given twice"));
+      }
+    }
+    RS_ASSIGN_OR_RETURN(model::LoraAdapter adapter,
+                        model::LoadLoraAdapter(name, value.substr(eq + 1), config));
+    adapters.push_back(std::make_shared<const model::LoraAdapter>(std::move(adapter)));
+  }
+  return adapters;
+}
 
 // Whether a checkpoint stores any matrix in fewer than 32 bits (bf16, f16, Q8_0).
 bool HasNarrowMatrices(const model::Checkpoint* checkpoint) {
@@ -200,6 +236,7 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
   }
   RS_ASSIGN_OR_RETURN(loaded.kv_dtype,
                       KvDtypeFlag(flags, *loaded.backend, loaded.checkpoint.get()));
+  RS_ASSIGN_OR_RETURN(loaded.lora_adapters, LoadLoraFlags(flags.lora, loaded.config));
   if (vocab.has_value()) {
     RS_ASSIGN_OR_RETURN(loaded.tokenizer, tokenizer::Tokenizer::Create(*std::move(vocab)));
   }
@@ -212,6 +249,7 @@ absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel
   options.max_batch_tokens = flags.max_batch_tokens;
   options.decode_graphs = flags.cuda_graphs;
   options.kv_dtype = loaded.kv_dtype;
+  options.lora_adapters = loaded.lora_adapters;
   if (loaded.checkpoint != nullptr) {
     return model::LlamaModel::Create(*loaded.checkpoint, loaded.backend.get(), options);
   }

@@ -7,12 +7,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "kernels/backend.h"
 #include "tools/common/arg_parser.h"
 #include "worker/model/checkpoint.h"
 #include "worker/model/llama_model.h"
+#include "worker/model/lora_adapter.h"
 #include "worker/tokenizer/tokenizer.h"
 
 namespace ringserve::tools {
@@ -34,10 +36,11 @@ struct ModelFlags {
   int threads = 0;
   bool use_blas = false;
   int max_batch_tokens = 2048;
-  bool cuda_graphs = true;   // ModelOptions::decode_graphs
-  int matmul_algo_rows = 0;  // Backend::SetMatMulAlgoRows; 0 keeps the backend's choice
-  std::string rope_scaling;  // JSON replacing the model's rope scaling; empty keeps it
-  int context_length = 0;    // the longest context served; 0: the model's
+  bool cuda_graphs = true;        // ModelOptions::decode_graphs
+  int matmul_algo_rows = 0;       // Backend::SetMatMulAlgoRows; 0 keeps the backend's choice
+  std::string rope_scaling;       // JSON replacing the model's rope scaling; empty keeps it
+  int context_length = 0;         // the longest context served; 0: the model's
+  std::vector<std::string> lora;  // NAME=DIR: LoRA adapters served beside the model
   // Not a flag: the CUDA emulation's logits tool sets it (tests/unit/kernels/cuda_emu).
   BackendFactory make_backend;
 
@@ -50,6 +53,8 @@ struct LoadedModel {
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when none is available
   model::ModelConfig config;
   kernels::DType kv_dtype = kernels::DType::kF32;  // --kv-dtype, resolved and accepted
+  // --lora's adapters in the order given: a request names adapter i by its name.
+  std::vector<std::shared_ptr<const model::LoraAdapter>> lora_adapters;
 };
 
 // Opens the backend, the checkpoint (or preset config) and the tokenizer; the model itself

@@ -13,17 +13,21 @@ FakeModelRunner::FakeModelRunner(FakeModelRunnerOptions options)
     : options_(std::move(options)),
       slots_(static_cast<size_t>(options_.num_kv_blocks) * options_.block_size_tokens, -1) {}
 
-std::vector<float> FakeModelRunner::LogitsAfter(std::span<const int32_t> history) const {
+std::vector<float> FakeModelRunner::LogitsAfter(std::span<const int32_t> history,
+                                                int32_t adapter) const {
   std::vector<float> row(static_cast<size_t>(options_.vocab_size));
   if (options_.next_token) {
     // A peak of 20 nats: greedy always picks it, temperature 1 almost always.
     row[static_cast<size_t>(options_.next_token(history))] = options_.next_token_logit;
-    return row;
+  } else {
+    const uint64_t seed = Hash64(history.data(), history.size_bytes());
+    for (int32_t id = 0; id < options_.vocab_size; ++id) {
+      const uint64_t h = Hash64(&id, sizeof(id), seed);
+      row[static_cast<size_t>(id)] = static_cast<float>(h % 1000) / 200.0F;  // [0, 5)
+    }
   }
-  const uint64_t seed = Hash64(history.data(), history.size_bytes());
-  for (int32_t id = 0; id < options_.vocab_size; ++id) {
-    const uint64_t h = Hash64(&id, sizeof(id), seed);
-    row[static_cast<size_t>(id)] = static_cast<float>(h % 1000) / 200.0F;  // [0, 5)
+  if (adapter >= 0) {
+    std::rotate(row.begin(), row.begin() + (adapter + 1) % options_.vocab_size, row.end());
   }
   return row;
 }
@@ -60,6 +64,9 @@ absl::Status FakeModelRunner::Validate(std::span<const model::SequenceChunk> chu
         return absl::InvalidArgumentError(absl::StrCat("fake forward: token ", token));
       }
     }
+    if (c.adapter < -1 || c.adapter >= options_.num_lora_adapters) {
+      return absl::InvalidArgumentError(absl::StrCat("fake forward: adapter ", c.adapter));
+    }
     if (!model::DraftsFit(c)) {
       return absl::InvalidArgumentError(
           absl::StrCat("fake forward: ", c.num_drafts, " drafts, ", c.num_scored, " scored rows"));
@@ -80,12 +87,18 @@ absl::Status FakeModelRunner::ReadHistory(const model::SequenceChunk& chunk,
   history->clear();
   for (int32_t position = 0; position < end; ++position) {
     const size_t slot = Slot(chunk.block_table, position);
-    const int32_t token = slots_[slot];
-    if (token < 0) {
+    const int32_t value = slots_[slot];
+    if (value < 0) {
       return absl::InternalError(absl::StrCat("fake forward: position ", position,
                                               " reads KV slot ", slot, " that nothing wrote"));
     }
-    history->push_back(token);
+    const int32_t adapter = value / options_.vocab_size - 1;
+    if (adapter != chunk.adapter) {
+      return absl::InternalError(absl::StrCat("fake forward: position ", position,
+                                              " under adapter ", chunk.adapter,
+                                              " reads K/V adapter ", adapter, " computed"));
+    }
+    history->push_back(value % options_.vocab_size);
   }
   return absl::OkStatus();
 }
@@ -144,7 +157,7 @@ absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(
   for (const model::SequenceChunk& c : chunks) {
     for (size_t i = 0; i < c.tokens.size(); ++i) {
       const int32_t position = c.start_position + static_cast<int32_t>(i);
-      slots_[Slot(c.block_table, position)] = c.tokens[i];
+      slots_[Slot(c.block_table, position)] = c.tokens[i] + options_.vocab_size * (c.adapter + 1);
     }
     step.chunks.push_back({c.start_position, static_cast<int32_t>(c.tokens.size()), c.sample,
                            c.tokens.front(), c.num_drafts, c.num_scored});
@@ -158,7 +171,7 @@ absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(
     // Each of the chunk's last `rows` positions gives the row that follows the history up to it.
     for (int32_t r = rows - 1; r >= 0; --r) {
       const std::vector<float> row =
-          LogitsAfter(std::span(history).first(history.size() - static_cast<size_t>(r)));
+          LogitsAfter(std::span(history).first(history.size() - static_cast<size_t>(r)), c.adapter);
       logits_.insert(logits_.end(), row.begin(), row.end());
     }
   }

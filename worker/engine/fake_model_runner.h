@@ -27,6 +27,10 @@ struct FakeModelRunnerOptions {
   int32_t max_sampled_rows = 0;  // 0 = max_seqs
   int32_t max_context_tokens = 256;
   int64_t max_penalty_entries = 1 << 16;
+  // LoRA adapters a chunk may name. Adapter a's logits are the base row rotated by a + 1
+  // places, and its K/V slots are marked with it: a pass that reads K/V another adapter
+  // computed (the prefix cache sharing blocks across adapters) fails.
+  int32_t num_lora_adapters = 0;
   // The token the logits favour after `history` (a strong peak: greedy picks it, sampling
   // almost always does). Unset: every logit is a hash of (history, token id).
   std::function<int32_t(std::span<const int32_t> history)> next_token;
@@ -75,6 +79,7 @@ class FakeModelRunner final : public ModelRunner {
     return std::max(options_.max_sampled_rows, options_.max_seqs);
   }
   int32_t max_context_tokens() const override { return options_.max_context_tokens; }
+  int32_t num_lora_adapters() const override { return options_.num_lora_adapters; }
 
   // Picks each row's token with the CPU backend's code (kernels::cpu::PenalizeRow, SampleRow).
   absl::StatusOr<model::SampledPass> ForwardSampled(std::span<const model::SequenceChunk> chunks,
@@ -86,8 +91,8 @@ class FakeModelRunner final : public ModelRunner {
   // the next pass: what ForwardSampled samples from.
   absl::StatusOr<std::span<const float>> Forward(std::span<const model::SequenceChunk> chunks);
 
-  // The logits row a pass produces after `history` (what a test expects).
-  std::vector<float> LogitsAfter(std::span<const int32_t> history) const;
+  // The logits row a pass produces after `history` under `adapter` (what a test expects).
+  std::vector<float> LogitsAfter(std::span<const int32_t> history, int32_t adapter = -1) const;
 
   std::vector<FakeStep> Steps() const;
   int64_t num_copies() const;
@@ -104,7 +109,8 @@ class FakeModelRunner final : public ModelRunner {
   absl::Status ReadHistory(const model::SequenceChunk& chunk, std::vector<int32_t>* history) const;
 
   const FakeModelRunnerOptions options_;
-  std::vector<int32_t> slots_;  // token id per KV slot; -1 = never written
+  // Per KV slot: token id + vocab_size * (adapter + 1); -1 = never written.
+  std::vector<int32_t> slots_;
   mutable std::mutex mu_;
   std::vector<FakeStep> steps_;
   int32_t num_pending_copies_ = 0;

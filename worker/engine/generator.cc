@@ -46,6 +46,7 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(
   limits.max_context_tokens = runner->max_context_tokens();
   limits.block_size_tokens = runner->block_size_tokens();
   limits.num_kv_blocks = runner->num_kv_blocks();
+  limits.num_lora_adapters = runner->num_lora_adapters();
   auto clamp = [](int32_t wanted, int32_t cap) { return wanted > 0 ? std::min(wanted, cap) : cap; };
   limits.max_batch_tokens = clamp(options.max_batch_tokens, runner->max_batch_tokens());
   limits.max_seqs = clamp(options.max_seqs, runner->max_seqs());
@@ -291,6 +292,7 @@ bool Generator::Step() {
                       .block_table = kv_->BlockTable(c.seq->seq_id),
                       .sample = c.sample,
                       .num_drafts = c.num_drafts,
+                      .adapter = c.seq->adapter,
                       .num_scored = c.num_scored});
   }
   // Every sampled row's penalties and chain go to the device with the pass, so only its
@@ -510,6 +512,7 @@ absl::StatusOr<std::vector<std::string>> Generator::ForkOnEngine(std::string_vie
       return child.status();
     }
     (*child)->tokens = parent->tokens;
+    (*child)->adapter = parent->adapter;
     if (parent->pin().active()) {
       const kvcache::SeqId child_seq = next_seq_id_++;
       kv_->Fork(parent->pin().seq_id(), child_seq);

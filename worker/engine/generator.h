@@ -173,6 +173,7 @@ class Generator {
     int32_t max_seqs = 0;
     int32_t max_drafts = 0;      // per step
     int32_t max_extra_rows = 0;  // sampled rows per step beyond one a sequence
+    int32_t num_lora_adapters = 0;
   };
   struct Job;
   // What other threads hand the engine thread; shared with every job's channel so a

@@ -44,6 +44,11 @@ absl::Status Generator::Validate(const JobRequest& r) const {
                                                      limits_.vocab_size, ")"));
     }
   }
+  if (r.adapter < -1 || r.adapter >= limits_.num_lora_adapters) {
+    return absl::InvalidArgumentError(absl::StrCat("adapter: ", r.adapter, " is not one of the ",
+                                                   limits_.num_lora_adapters,
+                                                   " LoRA adapters the model serves"));
+  }
   if (r.embed && (r.max_tokens != 0 || !r.session_id.empty() || r.prompt_logprobs.has_value() ||
                   r.response_format != nullptr)) {
     return absl::InvalidArgumentError(
@@ -193,6 +198,7 @@ absl::Status Generator::PrepareJob(Job& job) {
   job.draft_limit = options_.speculate_tokens;
   job.seq.job_id = job.id;
   job.seq.priority = r.priority;
+  job.seq.adapter = r.adapter;
   job.seq.arrival = next_arrival_++;
   if (r.prompt_logprobs.has_value()) {
     // Input token i of the context (i >= 1) is scored by position i - 1's logits.
@@ -223,7 +229,8 @@ absl::Status Generator::PrepareJob(Job& job) {
   // last, partial block is computed again, to the same bits).
   // A scoring job continues it only when the positions it scores are not computed yet.
   const bool continues_pin =
-      session != nullptr && session->pin().active() && session->tokens.size() <= context.size() &&
+      session != nullptr && session->pin().active() && session->adapter == r.adapter &&
+      session->tokens.size() <= context.size() &&
       std::equal(session->tokens.begin(), session->tokens.end(), context.begin()) &&
       scheduler_->CanSkipQueue() &&
       (!job.seq.scoring() || kv_->NumComputedTokens(session->pin().seq_id()) <= job.seq.score_next);
@@ -341,6 +348,7 @@ void Generator::FinishJob(Job& job, const absl::Status& status, JobEvent last) {
     sessions_.Touch(&session, now);
     if (status.ok()) {
       session.tokens = job.seq.tokens;
+      session.adapter = job.request.adapter;
       sessions_.SetPin(&session, std::move(job.seq.lease));  // inactive if it ended preempted
     }
   }

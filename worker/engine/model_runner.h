@@ -32,6 +32,8 @@ class ModelRunner {
   virtual int32_t max_sampled_rows() const { return max_seqs(); }
   // Most tokens one sequence may hold (the model's context length).
   virtual int32_t max_context_tokens() const = 0;
+  // LoRA adapters a chunk may name (model::SequenceChunk::adapter: 0 .. this - 1).
+  virtual int32_t num_lora_adapters() const { return 0; }
 
   // Runs one pass over `chunks` (see model::SequenceChunk) and picks a token for every
   // sampled row (model::SampledRows), in chunk order: row i's penalties, then its chain

@@ -32,7 +32,8 @@ void Erase(std::vector<SchedSeq*>& list, SchedSeq* seq) {
 // scheduler's own keys: they only ever meet each other).
 class BlockKeys {
  public:
-  BlockKeys(const SchedSeq& seq, int32_t block_size) : seq_(seq), block_size_(block_size) {}
+  BlockKeys(const SchedSeq& seq, int32_t block_size)
+      : seq_(seq), block_size_(block_size), key_(kvcache::RootKeyFor(seq.adapter)) {}
 
   int32_t num_full_blocks() const { return static_cast<int32_t>(seq_.tokens.size()) / block_size_; }
   // Block j's key (j < num_full_blocks()); walks forward from the last key asked for.
@@ -48,7 +49,7 @@ class BlockKeys {
   const SchedSeq& seq_;
   int32_t block_size_;
   int32_t next_ = 0;  // the block Key computes next
-  uint64_t key_ = 0;
+  uint64_t key_;
 };
 
 // Adds the keys of the blocks of `seq` that computing positions [from, to) fills: they
@@ -127,7 +128,7 @@ bool Scheduler::WaitsForABlockInFlight(
   const int32_t block_size = kv_->block_size_tokens();
   // The first block the sequence would compute, when it is full with a token after it (a
   // block is reused only so). A scoring sequence computes the blocks it scores anyway.
-  const int32_t next = kv_->Match(seq.tokens).num_cached_blocks;
+  const int32_t next = kv_->Match(seq.tokens, kvcache::RootKeyFor(seq.adapter)).num_cached_blocks;
   const int64_t end = static_cast<int64_t>(next + 1) * block_size;
   if (end >= static_cast<int64_t>(seq.tokens.size())) return false;
   if (seq.scoring() && end > seq.score_next) return false;
@@ -292,16 +293,17 @@ StepPlan Scheduler::Schedule() {
       continue;
     }
     std::optional<kvcache::Admission> admission;
+    const kvcache::BlockKey root_key = kvcache::RootKeyFor(seq->adapter);
     auto try_admit = [&] {
       int32_t max_cached = INT32_MAX;
       int32_t max_new = budget;
       if (seq->scoring()) {
         // Positions from score_next on must run to give their rows.
-        max_cached =
-            kv_->Match(std::span(seq->tokens).first(seq->score_next + 1)).num_cached_tokens;
+        max_cached = kv_->Match(std::span(seq->tokens).first(seq->score_next + 1), root_key)
+                         .num_cached_tokens;
         max_new = std::min(max_new, ScoringCap(*seq, max_cached, room.extra_rows));
       }
-      admission = kv_->Admit(seq->seq_id, seq->tokens, max_new, max_cached);
+      admission = kv_->Admit(seq->seq_id, seq->tokens, max_new, max_cached, root_key);
       return admission.has_value();
     };
     if (!MakeRoom(try_admit, seq, /*admitting=*/true, plan, room)) break;

@@ -31,7 +31,10 @@ inline constexpr size_t kForkSuffixBytes = 22;
 struct Session {
   std::string id;
   std::vector<int32_t> tokens;  // the history: every context and completion so far
-  bool busy = false;            // a job is running on it
+  // The LoRA adapter (JobRequest::adapter) that computed the pinned K/V: only a job with the
+  // same one continues the pin; another computes the history again under its own.
+  int32_t adapter = -1;
+  bool busy = false;  // a job is running on it
   absl::Time last_use;
   std::list<Session*>::iterator lru_position;
 

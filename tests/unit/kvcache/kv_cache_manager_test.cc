@@ -78,6 +78,33 @@ TEST(KvCacheManagerTest, PrefixHitSharesFullBlocksNeverThePartialOne) {
   EXPECT_TRUE(m->Validate().ok());
 }
 
+// Blocks a LoRA adapter computed chain from its own root key: the same tokens under another
+// adapter (or none) never hit them, and a fork keeps its parent's root.
+TEST(KvCacheManagerTest, RootKeysKeepAdaptersApart) {
+  auto m = MakeManager(16);
+  const std::vector<int32_t> prompt = Iota(10, 100);
+  const std::optional<Admission> first = m->Admit(1, prompt, 10, INT32_MAX, RootKeyFor(0));
+  ASSERT_TRUE(first.has_value());
+  m->Commit(1, first->num_new_tokens);
+  EXPECT_EQ(m->Match(prompt, RootKeyFor(0)).num_cached_tokens, 8);
+  EXPECT_EQ(m->Match(prompt, RootKeyFor(1)).num_cached_tokens, 0);
+  EXPECT_EQ(m->Match(prompt).num_cached_tokens, 0);
+  EXPECT_NE(RootKeyFor(0), kRootBlockKey);
+  EXPECT_EQ(RootKeyFor(-1), kRootBlockKey);
+
+  const std::optional<Admission> other = m->Admit(2, prompt, 10, INT32_MAX, RootKeyFor(1));
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->num_cached_tokens, 0);
+  m->Commit(2, other->num_new_tokens);
+  m->Fork(1, 3);
+  m->AppendTokens(3, Iota(6, 7));  // fills block 2 and one more: keyed under the fork's root
+  ASSERT_TRUE(m->Reserve(3, 6));
+  m->Commit(3, 6);
+  EXPECT_EQ(m->Match(Concat(prompt, Iota(7, 7)), RootKeyFor(0)).num_cached_tokens, 16);
+  EXPECT_EQ(m->Match(Concat(prompt, Iota(7, 7)), RootKeyFor(1)).num_cached_tokens, 8);
+  EXPECT_TRUE(m->Validate().ok());
+}
+
 TEST(KvCacheManagerTest, MatchLeavesAtLeastOneTokenToCompute) {
   auto m = MakeManager(10);
   const std::vector<int32_t> prompt = Iota(9, 0);

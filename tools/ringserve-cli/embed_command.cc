@@ -16,6 +16,7 @@ absl::Status RunEmbed(CommandArgs args) {
   int dimensions = 0;
   bool raw = false;
   int truncate = 0;
+  std::string adapter;
   ArgParser parser;
   parser.AddRepeated("text", &texts, "a text to embed (repeatable)");
   parser.AddRepeated("tokens", &token_lists, "token ids to embed, as 1,2,3 (repeatable)");
@@ -23,9 +24,10 @@ absl::Status RunEmbed(CommandArgs args) {
   parser.AddBool("raw", &raw, "the hidden state as it is, not scaled to unit length");
   parser.AddInt("truncate-prompt-tokens", &truncate,
                 "keep each input's last N tokens (-1: as many as the context holds)", {.min = -1});
+  parser.AddString("adapter", &adapter, "embed with this LoRA adapter of the worker's");
   RS_RETURN_IF_ERROR(ParseCommand(
       "usage: ringserve-cli embed (--text T | --tokens 1,2,3)... [--dimensions N] [--raw]\n"
-      "       [--truncate-prompt-tokens N] [--json]",
+      "       [--truncate-prompt-tokens N] [--adapter NAME] [--json]",
       args, parser));
   if (texts.empty() && token_lists.empty()) {
     return UsageError(absl::InvalidArgumentError("give --text or --tokens at least once"));
@@ -39,6 +41,7 @@ absl::Status RunEmbed(CommandArgs args) {
   request.set_dimensions(dimensions);
   if (raw) request.set_normalize(false);
   if (parser.IsSet("truncate-prompt-tokens")) request.set_truncate_prompt_tokens(truncate);
+  request.set_adapter(adapter);
   RS_ASSIGN_OR_RETURN(auto response,
                       Unary<ringserve::v1::Inference>(
                           args.common, &ringserve::v1::Inference::Stub::Embed, request));

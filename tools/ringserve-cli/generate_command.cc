@@ -34,6 +34,7 @@ constexpr char kUsage[] =
     "       [--top-k K] [--seed N] [--stop STR]... [--include-stop] [--ignore-eos]\n"
     "       [--logit-bias ID:BIAS,...]\n"
     "       [--logprobs N] [--prompt-logprobs N] [--n N] [--truncate-prompt-tokens N]\n"
+    "       [--adapter NAME]\n"
     "       [--json-object | --json-schema FILE | --regex RE | --grammar-file FILE |\n"
     "        --choice TEXT...]\n"
     "       [--tools FILE] [--tool-choice auto|none|required|NAME] [--no-parallel-tool-calls]\n"
@@ -61,6 +62,7 @@ struct GenerateFlags {
   int logprobs = 0;
   int prompt_logprobs = 0;
   int truncate_prompt_tokens = 0;
+  std::string adapter;  // a LoRA adapter the worker serves
   int n = 1;
   bool json_object = false;
   std::string json_schema;  // a file
@@ -158,6 +160,7 @@ absl::StatusOr<GenerateRequest> BuildRequest(const GenerateFlags& flags, const A
     request.set_truncate_prompt_tokens(flags.truncate_prompt_tokens);
   }
   request.set_n(flags.n);
+  request.set_adapter(flags.adapter);
   const int formats = (flags.json_object ? 1 : 0) + (flags.json_schema.empty() ? 0 : 1) +
                       (flags.regex.empty() ? 0 : 1) + (flags.grammar_file.empty() ? 0 : 1) +
                       (flags.choices.empty() ? 0 : 1);
@@ -290,6 +293,9 @@ absl::Status RunGenerate(CommandArgs args) {
   parser.AddInt("truncate-prompt-tokens", &flags.truncate_prompt_tokens,
                 "use only the input's last N tokens (-1: as many as fit with room for "
                 "--max-tokens)");
+  parser.AddString("adapter", &flags.adapter,
+                   "run with this LoRA adapter of the worker's (ModelInfo.adapters; `ringserve-cli "
+                   "info` lists them)");
   parser.AddInt("n", &flags.n,
                 "completions of the input, sampled with seeds seed, seed + 1, ... on one worker "
                 "(1; with more, each is printed once it ends, or --json gives an array)",

@@ -39,7 +39,8 @@ struct RunFlags {
   std::vector<std::string> prompt_ids;  // after the text prompts, in order
   std::string prompts_file;
   int max_tokens = 64;
-  bool embed = false;  // --embed, with --dimensions and --raw
+  bool embed = false;   // --embed, with --dimensions and --raw
+  std::string adapter;  // --adapter: one of --lora's names
   int dimensions = 0;
   bool raw = false;
   double temperature = 0.0;
@@ -77,6 +78,8 @@ void Register(ArgParser& parser, RunFlags& flags) {
   parser.AddInt("max-tokens", &flags.max_tokens,
                 "tokens to generate per prompt (64; 0: compute and score the prompt only)",
                 IntRange{.min = 0});
+  parser.AddString("adapter", &flags.adapter,
+                   "run every prompt with this LoRA adapter (a NAME of --lora)");
   parser.AddBool("embed", &flags.embed,
                  "embed each prompt instead of generating: its last token's final hidden state, "
                  "scaled to unit length (Inference.Embed's)");
@@ -189,6 +192,16 @@ absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel
   RS_RETURN_IF_ERROR(engine::ValidateSamplingParams(s.sampling));
   s.max_tokens = flags.embed ? 0 : flags.max_tokens;
   s.embed = flags.embed;
+  if (!flags.adapter.empty()) {
+    const auto& adapters = loaded.lora_adapters;
+    const auto it = std::find_if(adapters.begin(), adapters.end(),
+                                 [&](const auto& a) { return a->name == flags.adapter; });
+    if (it == adapters.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--adapter: no --lora adapter is named '", flags.adapter, "'"));
+    }
+    s.adapter = static_cast<int32_t>(it - adapters.begin());
+  }
   s.stop_strings = flags.stop;
   s.ignore_eos = flags.ignore_eos;
   if (flags.prompt_logprobs >= 0) s.prompt_logprobs = flags.prompt_logprobs;

@@ -70,6 +70,7 @@ absl::StatusOr<std::vector<engine::JobRequest>> BuildJobRequests(
     r.response_format = settings.response_format;
     r.prompt_logprobs = settings.prompt_logprobs;
     r.embed = settings.embed;
+    r.adapter = settings.adapter;
   }
   return requests;
 }

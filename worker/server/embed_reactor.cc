@@ -69,13 +69,14 @@ absl::StatusOr<engine::JobRequest> EmbedJob(const pb::EmbedRequest& request, int
   }
   generate.mutable_stop()->set_max_tokens(0);
   generate.set_priority(request.priority());
+  generate.set_adapter(request.adapter());
   if (request.has_truncate_prompt_tokens()) {
     generate.set_truncate_prompt_tokens(request.truncate_prompt_tokens());
   }
-  absl::StatusOr<engine::JobRequest> job =
-      ToJobRequest(generate, env.tokenizer,
-                   {env.generator->vocab_size(), env.generator->max_context_tokens(),
-                    env.model.chat_format, env.model.default_system_prompt, env.grammars});
+  absl::StatusOr<engine::JobRequest> job = ToJobRequest(
+      generate, env.tokenizer,
+      {env.generator->vocab_size(), env.generator->max_context_tokens(), env.model.chat_format,
+       env.model.default_system_prompt, env.grammars, env.model.adapters});
   if (!job.ok()) {
     return absl::Status(job.status().code(),
                         absl::StrCat("inputs[", i, "]: ", job.status().message()));

@@ -28,10 +28,10 @@ GenerateReactor::GenerateReactor(const ServiceEnv& env, grpc::CallbackServerCont
 
 void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
   request_id_ = request.request_id();
-  absl::StatusOr<engine::JobRequest> job =
-      ToJobRequest(request, env_.tokenizer,
-                   {env_.generator->vocab_size(), env_.generator->max_context_tokens(),
-                    env_.model.chat_format, env_.model.default_system_prompt, env_.grammars});
+  absl::StatusOr<engine::JobRequest> job = ToJobRequest(
+      request, env_.tokenizer,
+      {env_.generator->vocab_size(), env_.generator->max_context_tokens(), env_.model.chat_format,
+       env_.model.default_system_prompt, env_.grammars, env_.model.adapters});
   {
     std::lock_guard lock(link_->mu);
     if (!job.ok()) {

@@ -4,6 +4,7 @@
 #define RINGSERVE_WORKER_SERVER_INFERENCE_SERVICE_H_
 
 #include <string>
+#include <vector>
 
 #include "ringserve/v1/inference.grpc.pb.h"
 #include "worker/engine/generator.h"
@@ -26,6 +27,7 @@ struct ModelDescription {
   tokenizer::ChatFormat chat_format = tokenizer::ChatFormat::kNone;
   std::string default_system_prompt;  // ModelLimits::default_system_prompt
   int32_t embedding_size = 0;         // the model's width (ModelInfo.embedding_size)
+  std::vector<std::string> adapters;  // LoRA adapters' names in slot order (ModelInfo.adapters)
 };
 
 // Everything the services share; owned by WorkerServer and outliving every call.

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "worker/grammar/regex.h"
 #include "worker/server/chat_replies.h"
@@ -328,6 +329,18 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   }
   job.min_tokens = stop.min_tokens();
   job.priority = request.priority();
+  if (!request.adapter().empty()) {
+    const auto it = std::find(limits.adapters.begin(), limits.adapters.end(), request.adapter());
+    if (it == limits.adapters.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("adapter: '", request.adapter(), "' is not served by this worker (",
+                       limits.adapters.empty()
+                           ? "it serves none"
+                           : absl::StrCat("it serves ", absl::StrJoin(limits.adapters, ", ")),
+                       ")"));
+    }
+    job.adapter = static_cast<int32_t>(it - limits.adapters.begin());
+  }
   if (request.n() < 0 || request.n() > kMaxCompletions) {
     return Invalid("n",
                    absl::StrCat("must be in [1, ", kMaxCompletions, "] (got ", request.n(), ")"));

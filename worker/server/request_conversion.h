@@ -29,6 +29,9 @@ struct ModelLimits {
   // Compiled response formats and tool-call grammars kept between requests; null: each
   // request compiles its own. Owned by the caller.
   grammar::GrammarCache* grammars = nullptr;
+  // The LoRA adapters' names in slot order (GenerateRequest.adapter names one); owned by the
+  // caller.
+  std::span<const std::string> adapters = {};
 };
 
 // Size limits of the API (inference.proto documents them).
@@ -41,7 +44,8 @@ inline constexpr size_t kMaxRequestIdBytes = 128;
 // text and chat input are INVALID_ARGUMENT). A new context from text (no append) starts with
 // BOS the way the vocabulary asks; appended text never does. Chat input is rendered in
 // limits.chat_format (FAILED_PRECONDITION when none) and also stops at its end-of-turn
-// token. An unset seed is drawn at random.
+// token. An unset seed is drawn at random. An adapter not among limits.adapters is
+// NOT_FOUND.
 absl::StatusOr<engine::JobRequest> ToJobRequest(const ringserve::v1::GenerateRequest& request,
                                                 const tokenizer::Tokenizer* tokenizer,
                                                 const ModelLimits& limits);

@@ -1,0 +1,153 @@
+"""LoRA adapters served by real ringserve-worker processes behind a router: two PEFT adapters
+(--lora) beside the model, named per request (GenerateRequest.adapter, EmbedRequest.adapter):
+each changes the output, matches ringserve-run's offline result with the same adapter, keeps
+its bits when batched with other adapters, never shares cached K/V with another adapter, and
+an unknown name is NOT_FOUND while serving goes on.
+
+usage: lora_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+import fleet
+import peft_adapter
+
+BIN_DIR, PROTO_DIR, SHARED_DIR = sys.argv[1:4]
+fleet.import_grpc_or_skip()
+fleet.generate_modules(PROTO_DIR, tempfile.mkdtemp(prefix="ringserve-py-"))
+
+import grpc  # noqa: E402
+from ringserve.v1 import inference_pb2 as pb  # noqa: E402
+
+PROMPT = [1, 403, 407, 261, 378, 300, 301, 302, 303, 304, 305, 306, 307, 308, 309, 310, 311, 312,
+          313, 314]
+
+
+class LoraTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="ringserve-lora-")
+        cls.model_args = fleet.model_args(BIN_DIR, SHARED_DIR)
+        shape = peft_adapter.model_shape(BIN_DIR, cls.model_args)
+        # "a" changes every projection at rank 4; "b" only q and v, at rank 8.
+        a = peft_adapter.write_adapter(os.path.join(cls.tmp.name, "a"), shape, seed=1)
+        b = peft_adapter.write_adapter(os.path.join(cls.tmp.name, "b"), shape, rank=8,
+                                       targets=("q_proj", "v_proj"), seed=2)
+        cls.lora_flags = ["--lora", f"a={a}", "--lora", f"b={b}"]
+        cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "lora", 2, worker_extra=cls.lora_flags)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+        cls.tmp.cleanup()
+
+    def generate(self, adapter, tokens=PROMPT, max_tokens=12, session="", append=False):
+        code, ids, final, _, details = fleet.stream(
+            self.cluster.stub,
+            fleet.generate_request(session, tokens, max_tokens, append=append, adapter=adapter),
+            timeout=30)
+        self.assertEqual(code, "OK", details)
+        return ids, final
+
+    def offline(self, adapter):
+        """ringserve-run's greedy ids for PROMPT with `adapter` ("" for none)."""
+        args = [os.path.join(BIN_DIR, "ringserve-run"), *self.model_args, *self.lora_flags,
+                "--prompt-ids", ",".join(map(str, PROMPT)), "--max-tokens", "12", "--ignore-eos",
+                "--json"]
+        if adapter:
+            args += ["--adapter", adapter]
+        out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+        return json.loads(out.splitlines()[0])["generated_ids"]
+
+    def test_model_info_lists_the_adapters(self):
+        info = self.cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual(list(info.adapters), ["a", "b"])
+
+    def test_each_adapter_changes_the_output_as_it_does_offline(self):
+        outputs = {}
+        for adapter in ("", "a", "b"):
+            ids, final = self.generate(adapter)
+            self.assertEqual(len(ids), 12)
+            self.assertEqual(ids, self.offline(adapter), f"adapter {adapter!r}")
+            outputs[adapter] = ids
+        self.assertEqual(len({tuple(ids) for ids in outputs.values()}), 3, outputs)
+
+    def test_mixed_adapters_in_one_batch_keep_their_bits(self):
+        alone = {adapter: self.generate(adapter, max_tokens=16)[0] for adapter in ("", "a", "b")}
+        results, threads = [], []
+
+        def run(adapter):
+            results.append((adapter, self.generate(adapter, max_tokens=16)[0]))
+
+        for i in range(9):
+            threads.append(threading.Thread(target=run, args=(("", "a", "b")[i % 3],)))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(results), 9)
+        for adapter, ids in results:
+            self.assertEqual(ids, alone[adapter], f"adapter {adapter!r}")
+
+    def test_cached_blocks_are_never_shared_between_adapters(self):
+        long_prompt = [1] + list(range(100, 147))  # no other test's prefix
+        _, first = self.generate("a", tokens=long_prompt, max_tokens=2)
+        _, again = self.generate("a", tokens=long_prompt, max_tokens=2)
+        _, other = self.generate("b", tokens=long_prompt, max_tokens=2)
+        _, base = self.generate("", tokens=long_prompt, max_tokens=2)
+        self.assertEqual(first.usage.cached_tokens, 0)
+        self.assertGreater(again.usage.cached_tokens, 0)
+        self.assertEqual(other.usage.cached_tokens, 0)
+        self.assertEqual(base.usage.cached_tokens, 0)
+
+    def test_a_session_changing_adapter_computes_its_history_again(self):
+        _, first = self.generate("a", max_tokens=4, session="lora-s")
+        _, same = self.generate("a", tokens=[300, 301], max_tokens=4, session="lora-s", append=True)
+        self.assertEqual(same.usage.cached_tokens, len(PROMPT) + 4 - 1)
+        _, switched = self.generate("b", tokens=[302], max_tokens=4, session="lora-s", append=True)
+        self.assertEqual(switched.usage.cached_tokens, 0)
+        self.assertEqual(switched.usage.prompt_tokens, len(PROMPT) + 4 + 2 + 4 + 1)
+
+    def test_unknown_adapter_is_not_found_and_serving_goes_on(self):
+        code, ids, _, _, details = fleet.stream(
+            self.cluster.stub, fleet.generate_request("", PROMPT, 4, adapter="nope"), timeout=10)
+        self.assertEqual(code, "NOT_FOUND")
+        self.assertIn("adapter", details)
+        self.assertIn("a, b", details)
+        self.assertEqual(ids, [])
+        with self.assertRaises(grpc.RpcError) as embed_error:
+            self.cluster.stub.Embed(pb.EmbedRequest(inputs=[pb.EmbedInput(tokens=pb.TokenIds(
+                ids=PROMPT))], adapter="nope"), timeout=10)
+        self.assertEqual(embed_error.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(len(self.generate("a", max_tokens=3)[0]), 3)
+
+    def test_embeddings_follow_the_adapter(self):
+        vectors = {}
+        for adapter in ("", "a"):
+            response = self.cluster.stub.Embed(
+                pb.EmbedRequest(inputs=[pb.EmbedInput(tokens=pb.TokenIds(ids=PROMPT))],
+                                adapter=adapter), timeout=30)
+            values = list(response.embeddings[0].values)
+            self.assertAlmostEqual(math.sqrt(sum(v * v for v in values)), 1.0, places=4)
+            vectors[adapter] = values
+        self.assertNotEqual(vectors[""], vectors["a"])
+
+    def test_cli_names_the_adapter(self):
+        out = subprocess.run(
+            [os.path.join(BIN_DIR, "ringserve-cli"), "--target", self.cluster.router.address,
+             "generate", "--session", "", "--tokens", ",".join(map(str, PROMPT)),
+             "--max-tokens", "12", "--ignore-eos", "--temperature", "0", "--adapter", "b",
+             "--json"], check=True, capture_output=True, text=True).stdout
+        lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+        ids = [i for line in lines for i in line.get("tokenIds", line.get("token_ids", []))]
+        self.assertEqual(ids, self.generate("b")[0])
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1] + sys.argv[4:])

@@ -1,0 +1,71 @@
+"""Random LoRA adapters in PEFT's format (adapter_config.json, adapter_model.safetensors in
+F32) for a model ringserve serves, its shapes read from `ringserve-model info`. Plain Python:
+no numpy or safetensors package needed."""
+import json
+import os
+import random
+import re
+import struct
+import subprocess
+
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def model_shape(bin_dir, model_args):
+    """{dim, hidden_dim, layers, heads, kv_heads, head_dim} of the model `model_args` names
+    (--model PATH [--tokenizer PATH])."""
+    model = model_args[model_args.index("--model") + 1]
+    out = subprocess.run([os.path.join(bin_dir, "ringserve-model"), "info", model],
+                         check=True, capture_output=True, text=True).stdout
+    config = re.search(r"^config: (.*)$", out, re.M).group(1)
+    fields = dict(item.split("=", 1) for item in config.split())
+    return {k: int(fields[k]) for k in ("dim", "hidden_dim", "layers", "heads", "kv_heads",
+                                        "head_dim")}
+
+
+def target_shape(shape, target):
+    """(out, in) of a projection."""
+    q = shape["heads"] * shape["head_dim"]
+    kv = shape["kv_heads"] * shape["head_dim"]
+    return {"q_proj": (q, shape["dim"]), "k_proj": (kv, shape["dim"]),
+            "v_proj": (kv, shape["dim"]), "o_proj": (shape["dim"], q),
+            "gate_proj": (shape["hidden_dim"], shape["dim"]),
+            "up_proj": (shape["hidden_dim"], shape["dim"]),
+            "down_proj": (shape["dim"], shape["hidden_dim"])}[target]
+
+
+def safetensors_image(tensors):
+    """bytes of a safetensors file of [(name, shape, float values)] in F32."""
+    header, data, offset = {}, b"", 0
+    for name, shape, values in tensors:
+        blob = struct.pack(f"<{len(values)}f", *values)
+        header[name] = {"dtype": "F32", "shape": list(shape),
+                        "data_offsets": [offset, offset + len(blob)]}
+        data += blob
+        offset += len(blob)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def write_adapter(directory, shape, rank=4, alpha=8, targets=TARGETS, seed=1, scale=0.3):
+    """Writes a random adapter for a model of `shape` into `directory` (created)."""
+    os.makedirs(directory, exist_ok=True)
+    rng = random.Random(seed)
+    tensors = []
+    for layer in range(shape["layers"]):
+        for target in targets:
+            out, inp = target_shape(shape, target)
+            module = "self_attn" if target in TARGETS[:4] else "mlp"
+            prefix = f"base_model.model.model.layers.{layer}.{module}.{target}"
+            tensors.append((f"{prefix}.lora_A.weight", (rank, inp),
+                            [rng.uniform(-scale, scale) for _ in range(rank * inp)]))
+            tensors.append((f"{prefix}.lora_B.weight", (out, rank),
+                            [rng.uniform(-scale, scale) for _ in range(out * rank)]))
+    with open(os.path.join(directory, "adapter_model.safetensors"), "wb") as f:
+        f.write(safetensors_image(tensors))
+    with open(os.path.join(directory, "adapter_config.json"), "w") as f:
+        json.dump({"peft_type": "LORA", "r": rank, "lora_alpha": alpha,
+                   "target_modules": list(targets), "bias": "none", "lora_dropout": 0.0,
+                   "task_type": "CAUSAL_LM"}, f)
+    return directory

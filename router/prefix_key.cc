@@ -68,6 +68,9 @@ std::string PrefixKey(const v1::GenerateRequest& request, int max_bytes) {
 std::optional<uint64_t> PrefixHash(const v1::GenerateRequest& request, int max_bytes) {
   const std::string key = PrefixKey(request, max_bytes);
   if (key.empty()) return std::nullopt;
+  // No worker shares K/V between adapters, so the same prompt under another adapter may
+  // land anywhere: it spreads an adapter-heavy load instead of piling it on one worker.
+  if (!request.adapter().empty()) return Hash64(key, Hash64(request.adapter()));
   return Hash64(key);
 }
 

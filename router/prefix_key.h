@@ -20,8 +20,9 @@ namespace ringserve::router {
 // never shares a key with ids. Empty when the request has no input.
 std::string PrefixKey(const v1::GenerateRequest& request, int max_bytes);
 
-// The ring position of PrefixKey (xxHash64, the same in every router); nullopt when
-// `max_bytes` <= 0 or the request has no input.
+// The ring position of PrefixKey (xxHash64, the same in every router), seeded by the
+// request's LoRA adapter when it names one; nullopt when `max_bytes` <= 0 or the request has
+// no input.
 std::optional<uint64_t> PrefixHash(const v1::GenerateRequest& request, int max_bytes);
 
 }  // namespace ringserve::router

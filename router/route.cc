@@ -31,6 +31,7 @@ Route Route::ForEmbed(const v1::EmbedRequest& request, int prefix_affinity_bytes
   } else {
     first.set_text(input.text());
   }
+  first.set_adapter(request.adapter());
   return ForGenerate(first, prefix_affinity_bytes);
 }
 

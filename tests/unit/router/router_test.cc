@@ -314,6 +314,18 @@ TEST(PrefixKeyTest, TheFirstBytesOfEachKindOfInput) {
   EXPECT_EQ(router::PrefixKey(ids, 6), std::string("iabcd\xff\xff", 7));
   EXPECT_NE(router::PrefixHash(ids, 4), router::PrefixHash(text, 4)) << "kinds are tagged";
 
+  // Each LoRA adapter has its own positions: no worker shares K/V between adapters.
+  GenerateRequest adapted = text;
+  adapted.set_adapter("math");
+  EXPECT_EQ(router::PrefixKey(adapted, 4), "tabcd");
+  EXPECT_NE(router::PrefixHash(adapted, 4), router::PrefixHash(text, 4));
+  GenerateRequest elsewhere = adapted;
+  elsewhere.set_adapter("code");
+  EXPECT_NE(router::PrefixHash(adapted, 4), router::PrefixHash(elsewhere, 4));
+  elsewhere.set_text("abcdXYZ");
+  elsewhere.set_adapter("math");
+  EXPECT_EQ(router::PrefixHash(adapted, 4), router::PrefixHash(elsewhere, 4));
+
   GenerateRequest chat;
   Tool* tool = chat.mutable_chat()->add_tools();
   tool->set_name("f");

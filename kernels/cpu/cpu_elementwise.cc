@@ -3,6 +3,7 @@
 // instruction sequence whatever the batch, so results are batch invariant.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -34,13 +35,22 @@ float SumOfSquares(const float* x, int64_t n) {
   return sum;
 }
 
+// Four independent FMA chains, summed in a fixed order.
 float Dot(const float* a, const float* b, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
   int64_t c = 0;
-  for (; c + 8 <= n; c += 8) {
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), acc);
+  for (; c + 32 <= n; c += 32) {
+    for (int k = 0; k < 4; ++k) {
+      acc[k] =
+          _mm256_fmadd_ps(_mm256_loadu_ps(a + c + 8 * k), _mm256_loadu_ps(b + c + 8 * k), acc[k]);
+    }
   }
-  float sum = HorizontalSum(acc);
+  for (; c + 8 <= n; c += 8) {
+    acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), acc[0]);
+  }
+  float sum =
+      HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   for (; c < n; ++c) sum = std::fma(a[c], b[c], sum);
   return sum;
 }
@@ -153,36 +163,59 @@ void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const 
       MinRows(out.cols));
 }
 
+// Two passes, each split over rows and over its own outputs, so that one decoding row spreads
+// over the pool too: the shrink's dot products (one a row and rank), then the expand's
+// column blocks. Every value's arithmetic depends on its row alone.
 void AddLoraRows(ThreadPool& pool, const Tensor& x, const LoraStack& lora, const int32_t* row_slots,
                  float* scratch, const Tensor& y) {
   const int64_t rank = lora.rank;
   const int64_t out = lora.out;
+  for (int64_t i = 0; i < x.rows; ++i) RS_CHECK(row_slots[i] < lora.num_slots);
   pool.ParallelFor(
-      x.rows,
+      x.rows * rank,
       [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
+        for (int64_t item = begin; item < end; ++item) {
+          const int64_t i = item / rank;
           const int32_t slot = row_slots[i];
           if (slot < 0) continue;
-          RS_CHECK(slot < lora.num_slots);
-          const auto* a = static_cast<const float*>(lora.a) + slot * rank * lora.in;
+          const auto* a = static_cast<const float*>(lora.a) + (slot * rank + item % rank) * lora.in;
+          scratch[item] = Dot(RowPtr(x, i), a, lora.in);
+        }
+      },
+      MinRows(lora.in));
+  constexpr int64_t kBlock = 256;  // columns an expand item writes
+  const int64_t blocks = (out + kBlock - 1) / kBlock;
+  pool.ParallelFor(
+      x.rows * blocks,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t item = begin; item < end; ++item) {
+          const int64_t i = item / blocks;
+          const int32_t slot = row_slots[i];
+          if (slot < 0) continue;
+          const float* t = scratch + i * rank;
           const auto* b_t = static_cast<const float*>(lora.b_t) + slot * rank * out;
-          float* t = scratch + i * rank;
-          for (int64_t r = 0; r < rank; ++r) t[r] = Dot(RowPtr(x, i), a + r * lora.in, lora.in);
           float* row = RowPtr(y, i);
-          int64_t c = 0;
-          for (; c + 8 <= out; c += 8) {
-            __m256 acc = _mm256_loadu_ps(row + c);
+          const int64_t first = item % blocks * kBlock;
+          const int64_t last = std::min(out, first + kBlock);
+          int64_t c = first;
+          for (; c + 32 <= last; c += 32) {  // four independent FMA chains
+            __m256 acc[4];
+            for (int k = 0; k < 4; ++k) acc[k] = _mm256_loadu_ps(row + c + 8 * k);
             for (int64_t r = 0; r < rank; ++r) {
-              acc = _mm256_fmadd_ps(_mm256_set1_ps(t[r]), _mm256_loadu_ps(b_t + r * out + c), acc);
+              const __m256 tr = _mm256_set1_ps(t[r]);
+              const float* b = b_t + r * out + c;
+              for (int k = 0; k < 4; ++k) {
+                acc[k] = _mm256_fmadd_ps(tr, _mm256_loadu_ps(b + 8 * k), acc[k]);
+              }
             }
-            _mm256_storeu_ps(row + c, acc);
+            for (int k = 0; k < 4; ++k) _mm256_storeu_ps(row + c + 8 * k, acc[k]);
           }
-          for (; c < out; ++c) {
+          for (; c < last; ++c) {
             for (int64_t r = 0; r < rank; ++r) row[c] = std::fma(t[r], b_t[r * out + c], row[c]);
           }
         }
       },
-      MinRows(rank * (lora.in + out)));
+      MinRows(rank * kBlock));
 }
 
 }  // namespace ringserve::kernels::cpu

@@ -15,9 +15,10 @@ absl::StatusOr<tokenizer::ChatFormat> ChatFormatFor(const std::string& flag,
   }
   const std::optional<tokenizer::ChatFormat> named = tokenizer::ChatFormatNamed(flag);
   if (!named.has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--chat-format: '", flag,
-        "' is not auto, chatml, llama3, llama3.1, llama3.2, llama2, mistral, deepseek, zephyr or none"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--chat-format: '", flag,
+                     "' is not auto, chatml, llama3, llama3.1, llama3.2, llama2, mistral, "
+                     "deepseek, zephyr or none"));
   }
   if (*named != tokenizer::ChatFormat::kNone &&
       (tokenizer == nullptr || !tokenizer::CanRender(*tokenizer, *named))) {

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
@@ -58,7 +59,8 @@ void ModelFlags::Register(ArgParser& parser) {
   parser.AddRepeated("lora", &lora,
                      "NAME=DIR: a LoRA adapter in PEFT's format (adapter_config.json and "
                      "adapter_model.safetensors) served beside the model; requests name it "
-                     "(GenerateRequest.adapter). Repeat for more; all stay in device memory");
+                     "(GenerateRequest.adapter). Repeat for more; all stay in device memory. "
+                     "NAME=random:R: random values of rank R on every projection (benchmarks)");
 }
 
 namespace {
@@ -87,8 +89,18 @@ absl::StatusOr<std::vector<std::shared_ptr<const model::LoraAdapter>>> LoadLoraF
             absl::StrCat("--lora: the name '", name, "' is given twice"));
       }
     }
-    RS_ASSIGN_OR_RETURN(model::LoraAdapter adapter,
-                        model::LoadLoraAdapter(name, value.substr(eq + 1), config));
+    const std::string source = value.substr(eq + 1);
+    if (source.starts_with("random:")) {
+      int rank = 0;
+      if (!absl::SimpleAtoi(source.substr(7), &rank) || rank < 1 || rank > model::kMaxLoraRank) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--lora ", name, "=random:R: R must be a rank in [1, ", model::kMaxLoraRank, "]"));
+      }
+      adapters.push_back(std::make_shared<const model::LoraAdapter>(
+          model::RandomLoraAdapter(name, config, rank, adapters.size() + 1)));
+      continue;
+    }
+    RS_ASSIGN_OR_RETURN(model::LoraAdapter adapter, model::LoadLoraAdapter(name, source, config));
     adapters.push_back(std::make_shared<const model::LoraAdapter>(std::move(adapter)));
   }
   return adapters;

@@ -46,6 +46,8 @@ struct BenchFlags {
   // The generator runs embed their prompts instead (JobRequest::embed): nothing decodes, and
   // each run reports embeddings_per_s.
   bool embed = false;
+  // Request i of a run uses LoRA adapter i % adapters (the first --lora adapters); 0: none.
+  int adapters = 0;
 };
 
 // The step bench into report["steps"], or with --step-attention once per kernel listed into

@@ -49,6 +49,10 @@ void RegisterFlags(ArgParser& parser, BenchFlags& flags) {
   parser.AddBool("embed", &flags.embed,
                  "generator runs embed each prompt (Inference.Embed's work) instead of "
                  "generating; reports embeddings/s");
+  parser.AddInt("adapters", &flags.adapters,
+                "generator runs spread their requests over the first K --lora adapters (request "
+                "i uses adapter i mod K); 0: none",
+                {.min = 0});
   parser.AddBool("json", &flags.json, "print one JSON object");
   parser.AddBool("roofline", &flags.roofline, "measure the CPU's limits (default true)");
   parser.AddInt("shared-prefix", &flags.shared_prefix,
@@ -185,6 +189,11 @@ absl::Status RunBench(int argc, char** argv) {
   }
   const auto load_start = std::chrono::steady_clock::now();
   RS_ASSIGN_OR_RETURN(LoadedModel loaded, OpenModel(flags.model));
+  if (flags.adapters > static_cast<int>(loaded.lora_adapters.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("--adapters ", flags.adapters, ": only ",
+                                                   loaded.lora_adapters.size(),
+                                                   " --lora adapters are loaded"));
+  }
   size_t kv_free_bytes = 0;
   RS_ASSIGN_OR_RETURN(
       auto model, CreateModel(loaded, flags.model,

@@ -18,6 +18,7 @@
 #include "common/status_macros.h"
 #include "common/text_file.h"
 #include "kernels/dtype.h"
+#include "kernels/random_weights.h"
 #include "nlohmann/json.hpp"
 #include "worker/model/json_fields.h"
 #include "worker/model/safetensors_loader.h"
@@ -274,6 +275,30 @@ absl::StatusOr<LoraAdapter> LoadLoraAdapter(const std::string& name, const std::
   if (adapter.rank == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(weights_path, ": no LoRA matrices of the model's projections"));
+  }
+  return adapter;
+}
+
+LoraAdapter RandomLoraAdapter(const std::string& name, const ModelConfig& config, int rank,
+                              uint64_t seed) {
+  LoraAdapter adapter;
+  adapter.name = name;
+  adapter.path = absl::StrCat("random:", rank);
+  adapter.rank = rank;
+  adapter.layers.resize(config.num_layers);
+  uint64_t stream = seed;
+  for (auto& layer : adapter.layers) {
+    for (int t = 0; t < kNumLoraTargets; ++t) {
+      const auto [out, in] = LoraTargetShape(config, static_cast<LoraTarget>(t));
+      LoraMatrices& m = layer[t];
+      m.rank = rank;
+      m.a.resize(static_cast<size_t>(rank) * in);
+      m.b_t.resize(static_cast<size_t>(rank) * out);
+      // A as PEFT initialises it (Kaiming-uniform); B small, as training leaves it.
+      kernels::FillRandomUniform(++stream, 1.0F / std::sqrt(static_cast<float>(in)), m.a.data(),
+                                 static_cast<int64_t>(m.a.size()));
+      kernels::FillRandomUniform(++stream, 0.01F, m.b_t.data(), static_cast<int64_t>(m.b_t.size()));
+    }
   }
   return adapter;
 }

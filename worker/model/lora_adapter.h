@@ -56,6 +56,12 @@ inline constexpr int kMaxLoraRank = 512;
 absl::StatusOr<LoraAdapter> LoadLoraAdapter(const std::string& name, const std::string& dir,
                                             const ModelConfig& config);
 
+// An adapter of rank `rank` on every projection, with deterministic random values of a
+// trained adapter's scale: benchmarks of LoRA serving at a model's real shape (--lora
+// NAME=random:R) without an adapter file.
+LoraAdapter RandomLoraAdapter(const std::string& name, const ModelConfig& config, int rank,
+                              uint64_t seed);
+
 }  // namespace ringserve::model
 
 #endif  // RINGSERVE_WORKER_MODEL_LORA_ADAPTER_H_

@@ -85,7 +85,8 @@ Batch MakeBatch(int block_size) {
     std::vector<int32_t> t(lengths[s]);
     for (int i = 0; i < lengths[s]; ++i) t[i] = static_cast<int32_t>((s * 31 + i * 7 + 3) % 97);
     b.tokens.push_back(t);
-    std::vector<int32_t> table((lengths[s] + block_size - 1) / block_size);
+    // Room for one more token: a decode step.
+    std::vector<int32_t> table((lengths[s] + block_size) / block_size);
     std::iota(table.begin(), table.end(), next_block);
     next_block += static_cast<int>(table.size());
     b.tables.push_back(table);
@@ -94,14 +95,20 @@ Batch MakeBatch(int block_size) {
 }
 
 // The logits of `seqs` of `batch` run together in one pass, sequence i with adapter
-// adapters[i]; one vocabulary row per sequence.
+// adapters[i]; one vocabulary row per sequence. With `decode`, each sequence's pass is one
+// more token after its prompt (a decode step: a graph where the backend has them).
 std::vector<std::vector<float>> RunPass(LlamaModel& model, const Batch& batch,
                                         const std::vector<int>& seqs,
-                                        const std::vector<int32_t>& adapters) {
+                                        const std::vector<int32_t>& adapters, bool decode = false) {
+  static constexpr int32_t kNextToken[] = {11};
   std::vector<SequenceChunk> chunks;
   for (size_t i = 0; i < seqs.size(); ++i) {
     SequenceChunk c;
     c.tokens = batch.tokens[seqs[i]];
+    if (decode) {
+      c.start_position = static_cast<int32_t>(c.tokens.size());
+      c.tokens = kNextToken;
+    }
     c.block_table = batch.tables[seqs[i]];
     c.sample = true;
     c.adapter = adapters[i];
@@ -155,14 +162,18 @@ TEST_P(LoraForwardTest, AdapterRowsComputeTheMergedModelAndOthersTheBase) {
   auto with_adapters = LlamaModel::Create(*base, backend->get(), Options(adapters));
   ASSERT_TRUE(with_adapters.ok()) << with_adapters.status();
   const Batch batch = MakeBatch(8);
-  // Mixed: sequence 0 on "qv", 1 on the base weights, 2 on "all".
+  // Mixed: sequence 0 on "qv", 1 on the base weights, 2 on "all"; a prefill, then a decode
+  // step.
   const auto mixed = RunPass(**with_adapters, batch, {0, 1, 2}, {1, -1, 0});
+  const auto mixed_decode = RunPass(**with_adapters, batch, {0, 1, 2}, {1, -1, 0}, true);
 
   auto plain_backend = device.create();
   auto plain = LlamaModel::Create(*base, plain_backend->get(), Options({}));
   ASSERT_TRUE(plain.ok()) << plain.status();
   const auto base_rows = RunPass(**plain, batch, {0, 1, 2}, {-1, -1, -1});
+  const auto base_decode = RunPass(**plain, batch, {0, 1, 2}, {-1, -1, -1}, true);
   EXPECT_EQ(mixed[1], base_rows[1]) << "a row without an adapter must compute the base model";
+  EXPECT_EQ(mixed_decode[1], base_decode[1]);
 
   for (const auto& [seq, slot] : {std::pair{0, 1}, std::pair{2, 0}}) {
     const LoraAdapter& adapter = *adapters[slot];
@@ -172,6 +183,9 @@ TEST_P(LoraForwardTest, AdapterRowsComputeTheMergedModelAndOthersTheBase) {
     auto merged_model = LlamaModel::Create(*merged, merged_backend->get(), Options({}));
     ASSERT_TRUE(merged_model.ok()) << merged_model.status();
     const auto want = RunPass(**merged_model, batch, {seq}, {-1});
+    const auto want_decode = RunPass(**merged_model, batch, {seq}, {-1}, true);
+    EXPECT_LE(ringserve::testing::LogitsError(mixed_decode[seq], want_decode[0]),
+              device.logits_tolerance);
     const double error = ringserve::testing::LogitsError(mixed[seq], want[0]);
     const double moved = ringserve::testing::LogitsError(base_rows[seq], want[0]);
     std::cout << device.name << " " << adapter.name << ": logits error against the merged model "
@@ -182,6 +196,10 @@ TEST_P(LoraForwardTest, AdapterRowsComputeTheMergedModelAndOthersTheBase) {
     // Alone, the same bits as beside the other rows.
     const auto alone = RunPass(**with_adapters, batch, {seq}, {slot});
     EXPECT_EQ(alone[0], mixed[seq]);
+    EXPECT_EQ(RunPass(**with_adapters, batch, {seq}, {slot}, true)[0], mixed_decode[seq]);
+  }
+  if ((*backend)->can_capture_graphs()) {
+    EXPECT_GT((*with_adapters)->decode_graph_stats().replays, 0) << "decode steps ran as graphs";
   }
 }
 

@@ -104,11 +104,15 @@ def tool_checks(work):
            str(embeddings))
     if emulated:  # the CUDA sources' bf16 paths against an independent float64 forward pass
         bf16 = [c for c in checks if "bf16" in c["a"] and c.get("limit") in (1e-2, 2e-2)]
-        expect(len(bf16) == 8 and all(c["ok"] for c in bf16) and
-               sum(c["limit"] == 1e-2 for c in bf16) == 6,
-               "emulated CUDA bf16 (SIMT and tensor-core attention) within 1e-2 of float64 "
-               "(2e-2 with YaRN)",
+        expect(len(bf16) == 10 and all(c["ok"] for c in bf16) and
+               sum(c["limit"] == 1e-2 for c in bf16) == 8,
+               "emulated CUDA bf16 (SIMT and tensor-core attention; a LoRA adapter too) within "
+               "1e-2 of float64 (2e-2 with YaRN)",
                str(bf16))
+    lora = [c for c in checks if c["a"].startswith("lora") and "limit" in c]
+    expect(len(lora) == (4 if emulated else 1) and all(c["ok"] for c in lora),
+           "ringserve-run logits --lora matches the reference with the adapter merged into the "
+           "weights", str(lora))
     if os.path.exists(os.path.join(SHARED, "vectors", "stories260K-greedy.json")):
         v = run([py, os.path.join(ROOT, "tools/gpu/vectors_check.py"), "--bin", BIN, "--shared",
                  SHARED, "--work", os.path.join(work, "vectors"),

@@ -16,7 +16,10 @@ import threading
 import unittest
 
 import fleet
-import peft_adapter
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
+                                "gpu"))
+import peft_adapter  # noqa: E402
 
 BIN_DIR, PROTO_DIR, SHARED_DIR = sys.argv[1:4]
 fleet.import_grpc_or_skip()
@@ -36,9 +39,10 @@ class LoraTest(unittest.TestCase):
         cls.model_args = fleet.model_args(BIN_DIR, SHARED_DIR)
         shape = peft_adapter.model_shape(BIN_DIR, cls.model_args)
         # "a" changes every projection at rank 4; "b" only q and v, at rank 8.
-        a = peft_adapter.write_adapter(os.path.join(cls.tmp.name, "a"), shape, seed=1)
-        b = peft_adapter.write_adapter(os.path.join(cls.tmp.name, "b"), shape, rank=8,
-                                       targets=("q_proj", "v_proj"), seed=2)
+        a = os.path.join(cls.tmp.name, "a")
+        b = os.path.join(cls.tmp.name, "b")
+        peft_adapter.write_adapter(a, shape, seed=1)
+        peft_adapter.write_adapter(b, shape, rank=8, targets=("q_proj", "v_proj"), seed=2)
         cls.lora_flags = ["--lora", f"a={a}", "--lora", f"b={b}"]
         cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "lora", 2, worker_extra=cls.lora_flags)
 

@@ -255,6 +255,18 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
   return loaded;
 }
 
+absl::StatusOr<int32_t> AdapterIndex(const LoadedModel& loaded, const std::string& name) {
+  if (name.empty()) return -1;
+  const auto& adapters = loaded.lora_adapters;
+  const auto it = std::find_if(adapters.begin(), adapters.end(),
+                               [&](const auto& a) { return a->name == name; });
+  if (it == adapters.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--adapter: no --lora adapter is named '", name, "'"));
+  }
+  return static_cast<int32_t>(it - adapters.begin());
+}
+
 absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel& loaded,
                                                                const ModelFlags& flags,
                                                                model::ModelOptions options) {

@@ -61,6 +61,10 @@ struct LoadedModel {
 // is created by CreateModel once the KV pool size is known.
 absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags);
 
+// The slot of the --lora adapter called `name` (--adapter's value), -1 for ""; INVALID_ARGUMENT
+// naming --adapter when no adapter has that name.
+absl::StatusOr<int32_t> AdapterIndex(const LoadedModel& loaded, const std::string& name);
+
 absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel& loaded,
                                                                const ModelFlags& flags,
                                                                model::ModelOptions options);

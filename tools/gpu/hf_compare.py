@@ -24,6 +24,12 @@ are random and bf16-exact, so every side computes from the same numbers.
             at each sequence's last token (the embedding), under the same limits.
   all       both.
 
+LoRA: the gqa_plain_rope model also gets a random PEFT adapter (every projection, rank 8,
+bf16-exact values, tools/gpu/peft_adapter.py), and its reference logits are the model's with
+the adapter merged into the weights (W + alpha / r * B A); `ringserve-run logits --lora
+a=DIR --adapter a` is held to them under the same limits as the plain logits, and the
+adapter must move the reference logits (else the check would compare nothing).
+
 Prints one JSON object (also written to --out); exits 1 when a check fails.
 Gates, on max |a - b| / max |b| per row: ringserve f32 (CPU or GPU) vs the reference's f32
 <= 1e-3; ringserve bf16 (GPU) vs the reference's f64 <= 1e-2 (the issue's bound; 2e-2 for
@@ -45,6 +51,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_reference  # noqa: E402
 import logits_error  # noqa: E402
+import peft_adapter  # noqa: E402
 
 F32_LIMIT = 1e-3
 BF16_LIMIT = 1e-2
@@ -55,6 +62,8 @@ BF16_LIMIT = 1e-2
 # further from f64 than transformers' bf16.
 BF16_LIMITS = {"gqa_yarn_rope": 2e-2}
 DECODE_STEPS = 4  # the last tokens of each sequence go through decode steps
+LORA_MODEL = "gqa_plain_rope"  # the model the LoRA check adapts
+LORA_RANK = 8
 
 
 def configs(reference):
@@ -99,14 +108,43 @@ def have_transformers():
 
 def prepare_python(name, cfg, seqs, model_dir):
     weights = llama_reference.random_weights(cfg, seed=sum(map(ord, name)))
+    lora = prepare_lora_python(cfg, weights, seqs, model_dir) if name == LORA_MODEL else None
     llama_reference.write_safetensors(os.path.join(model_dir, "model.safetensors"), weights)
     write_config(cfg, model_dir)
     hidden = []
     refs = {"f64": [llama_reference.forward(cfg, weights, ids, len(ids) - DECODE_STEPS - 1,
                                             hidden)
                     for ids in seqs]}
-    return refs, {"implementation": "tools/gpu/llama_reference.py (float64)",
-                  "hidden": {"f64": hidden}}
+    info = {"implementation": "tools/gpu/llama_reference.py (float64)", "hidden": {"f64": hidden}}
+    if lora is not None:
+        info["lora"] = lora
+    return refs, info
+
+
+def write_lora(cfg, model_dir):
+    """Writes the LoRA check's adapter into model_dir/lora; {HF weight name: [out, in] delta
+    rows (scale * B A, float64)} of the projections it changes."""
+    shape = peft_adapter.shape_of_config(cfg)
+    modules, scale = peft_adapter.write_adapter(
+        os.path.join(model_dir, "lora"), shape, rank=LORA_RANK, alpha=2 * LORA_RANK, seed=11,
+        scale=0.1, rounding=llama_reference.bf16_round)
+    deltas = {}
+    for name, (a, b) in modules.items():
+        out, inp = len(b) // LORA_RANK, len(a) // LORA_RANK
+        deltas[name + ".weight"] = [
+            [scale * sum(b[o * LORA_RANK + r] * a[r * inp + k] for r in range(LORA_RANK))
+             for k in range(inp)] for o in range(out)]
+    return deltas
+
+
+def prepare_lora_python(cfg, weights, seqs, model_dir):
+    merged = dict(weights)
+    for name, delta in write_lora(cfg, model_dir).items():
+        shape, values = weights[name]
+        flat = [v for row in delta for v in row]
+        merged[name] = (shape, [w + d for w, d in zip(values, flat)])
+    return {"f64": [llama_reference.forward(cfg, merged, ids, len(ids) - DECODE_STEPS - 1)
+                    for ids in seqs]}
 
 
 def write_config(cfg, model_dir):
@@ -263,6 +301,17 @@ def prepare_transformers(name, cfg, seqs, model_dir, device):
         unscaled = hf_logits(plain, seqs, "cpu", torch.float64, rotary_frequencies(plain))
         moved = compare_sequences(unscaled, refs["f64"])
         info["rope_scaling_moves_logits_by"] = moved["max_rel_err"]
+    if name == LORA_MODEL:
+        merged = copy.deepcopy(model)
+        with torch.no_grad():
+            params = dict(merged.named_parameters())
+            for weight, delta in write_lora(cfg, model_dir).items():
+                params[weight].add_(torch.tensor(delta, dtype=torch.float64).to(torch.float32))
+        info["lora"] = {"f64": hf_logits(merged, seqs, "cpu", torch.float64, inv_freq),
+                        "f32": hf_logits(merged, seqs, "cpu", torch.float32, inv_freq),
+                        "bf16": hf_logits(merged, seqs, device if device != "cpu" else "cpu",
+                                          torch.bfloat16, inv_freq)}
+        del merged
     if is_mistral(cfg):  # a transformers that ignored the window would compare nothing
         full = model_class(hf_config(transformers, dict(cfg, sliding_window=None))).eval()
         full.load_state_dict(model.state_dict())
@@ -411,6 +460,33 @@ def logits_checks(runs, got, refs, bf16_limit=BF16_LIMIT):
     return checks
 
 
+def lora_checks(program, runs, model_dir, ref, dtype_flag, bf16_limit, entry):
+    """Every run again with the adapter (--lora a=DIR --adapter a), against the merged
+    model's logits; and the adapter must move the reference's logits."""
+    want = ref["info"].pop("lora")
+    moved = compare_sequences(want["f64"], ref["logits"]["f64"])["max_rel_err"]
+    entry["info"]["lora_moves_logits_by"] = moved
+    if moved < 1e-2:
+        entry["errors"].append(f"lora: the adapter moves the reference logits by only {moved}")
+    adapter = ("--lora", f"a={os.path.join(model_dir, 'lora')}", "--adapter", "a")
+    lora_runs, got = [], {}
+    for label, device, dtype, extra in runs:
+        if dtype and not dtype_flag:
+            continue
+        lora_runs.append((label, device, dtype, extra))
+        try:
+            got[label], _ = run_ringserve(
+                program.get(device, program["run"]), model_dir, ref["sequences"], device, dtype,
+                os.path.join(model_dir, f"lora-{label.replace(' ', '-').replace(':', '')}.jsonl"),
+                tuple(extra) + adapter)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            entry["errors"].append(f"lora {label}: {e}")
+    checks = logits_checks(lora_runs, got, want, bf16_limit)
+    for c in checks:
+        c["a"], c["b"] = f"lora {c['a']}", f"lora {c['b']}"
+    return checks
+
+
 def compare(args):
     with open(os.path.join(args.work, "manifest.json")) as f:
         manifest = json.load(f)
@@ -457,6 +533,9 @@ def compare(args):
         entry["checks"] += embedding_checks([os.path.join(args.bin, "ringserve-run")], model_dir,
                                             ref, devices, BF16_LIMITS.get(name, BF16_LIMIT),
                                             entry["errors"])
+        if "lora" in ref["info"]:
+            entry["checks"] += lora_checks(program, runs, model_dir, ref, dtype_flag,
+                                           BF16_LIMITS.get(name, BF16_LIMIT), entry)
         ok = not entry["errors"] and all(c.get("ok", True) for c in entry["checks"])
         entry["pass"] = ok
         report["pass"] = report["pass"] and ok

@@ -29,6 +29,7 @@ struct LogitsFlags {
   int decode_steps = 0;
   int generate = 0;
   std::string out = "-";
+  std::string adapter;  // a --lora adapter's name: its rows run with it
 };
 
 absl::StatusOr<std::vector<std::vector<int32_t>>> Sequences(const LogitsFlags& flags,
@@ -57,7 +58,7 @@ absl::StatusOr<std::vector<std::vector<int32_t>>> Sequences(const LogitsFlags& f
 // first, then greedy ones (each token the first maximum of the row before it). Appends one
 // row of logits per pass: K + G + 1 rows for K decode steps and G generated tokens.
 absl::Status RunSequence(model::LlamaModel& model, std::vector<int32_t>& ids, int decode_steps,
-                         int generate, std::span<const int32_t> blocks,
+                         int generate, std::span<const int32_t> blocks, int32_t adapter,
                          std::vector<std::vector<float>>* rows) {
   const int chunk_tokens = model.options().max_batch_tokens;
   const int input = static_cast<int>(ids.size());
@@ -65,8 +66,9 @@ absl::Status RunSequence(model::LlamaModel& model, std::vector<int32_t>& ids, in
   std::vector<float> logits;
   for (int start = 0; start < prefill; start += chunk_tokens) {
     const int n = std::min(chunk_tokens, prefill - start);
-    const model::SequenceChunk chunk = {std::span(ids).subspan(start, n), start, blocks,
-                                        start + n == prefill};
+    model::SequenceChunk chunk = {std::span(ids).subspan(start, n), start, blocks,
+                                  start + n == prefill};
+    chunk.adapter = adapter;
     RS_RETURN_IF_ERROR(model.Forward(std::span(&chunk, 1), &logits));
   }
   rows->push_back(logits);
@@ -75,8 +77,8 @@ absl::Status RunSequence(model::LlamaModel& model, std::vector<int32_t>& ids, in
       ids.push_back(
           static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
     }
-    const model::SequenceChunk chunk = {std::span(ids).subspan(position, 1), position, blocks,
-                                        true};
+    model::SequenceChunk chunk = {std::span(ids).subspan(position, 1), position, blocks, true};
+    chunk.adapter = adapter;
     RS_RETURN_IF_ERROR(model.Forward(std::span(&chunk, 1), &logits));
     rows->push_back(logits);
   }
@@ -113,6 +115,7 @@ absl::Status RunLogits(int argc, char** argv, const BackendFactory& make_backend
                 "feed the last K tokens one per pass, as decode steps");
   parser.AddInt("generate", &flags.generate, "greedy tokens to add after the input");
   parser.AddString("out", &flags.out, "output file (- = stdout)");
+  parser.AddString("adapter", &flags.adapter, "run with this LoRA adapter (a NAME of --lora)");
   RS_RETURN_IF_ERROR(parser.Parse(argc, argv));
   if (flags.decode_steps < 0 || flags.generate < 0) {
     return absl::InvalidArgumentError("--decode-steps and --generate must be >= 0");
@@ -132,6 +135,7 @@ absl::Status RunLogits(int argc, char** argv, const BackendFactory& make_backend
   options.max_seqs = 1;
   options.num_kv_blocks = static_cast<int>(kvcache::NumBlocksForTokens(tokens, options.block_size));
   RS_ASSIGN_OR_RETURN(auto model, CreateModel(loaded, flags.model, options));
+  RS_ASSIGN_OR_RETURN(const int32_t adapter, AdapterIndex(loaded, flags.adapter));
   std::vector<int32_t> blocks(static_cast<size_t>(options.num_kv_blocks));
   for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = static_cast<int32_t>(i);
 
@@ -144,7 +148,8 @@ absl::Status RunLogits(int argc, char** argv, const BackendFactory& make_backend
   for (size_t i = 0; i < seqs.size(); ++i) {
     std::vector<int32_t> ids = seqs[i];
     std::vector<std::vector<float>> rows;
-    RS_RETURN_IF_ERROR(RunSequence(*model, ids, flags.decode_steps, flags.generate, blocks, &rows));
+    RS_RETURN_IF_ERROR(
+        RunSequence(*model, ids, flags.decode_steps, flags.generate, blocks, adapter, &rows));
     const nlohmann::json line = {
         {"index", i},
         {"ids", ids},

@@ -192,16 +192,7 @@ absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel
   RS_RETURN_IF_ERROR(engine::ValidateSamplingParams(s.sampling));
   s.max_tokens = flags.embed ? 0 : flags.max_tokens;
   s.embed = flags.embed;
-  if (!flags.adapter.empty()) {
-    const auto& adapters = loaded.lora_adapters;
-    const auto it = std::find_if(adapters.begin(), adapters.end(),
-                                 [&](const auto& a) { return a->name == flags.adapter; });
-    if (it == adapters.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--adapter: no --lora adapter is named '", flags.adapter, "'"));
-    }
-    s.adapter = static_cast<int32_t>(it - adapters.begin());
-  }
+  RS_ASSIGN_OR_RETURN(s.adapter, AdapterIndex(loaded, flags.adapter));
   s.stop_strings = flags.stop;
   s.ignore_eos = flags.ignore_eos;
   if (flags.prompt_logprobs >= 0) s.prompt_logprobs = flags.prompt_logprobs;

@@ -1,6 +1,7 @@
 """Random LoRA adapters in PEFT's format (adapter_config.json, adapter_model.safetensors in
-F32) for a model ringserve serves, its shapes read from `ringserve-model info`. Plain Python:
-no numpy or safetensors package needed."""
+F32) for a model ringserve serves: hf_compare.py's LoRA check and the integration tests.
+Shapes come from a config.json's fields (shape_of_config) or from `ringserve-model info`
+(model_shape). Plain Python: no numpy or safetensors package needed."""
 import json
 import os
 import random
@@ -21,6 +22,14 @@ def model_shape(bin_dir, model_args):
     fields = dict(item.split("=", 1) for item in config.split())
     return {k: int(fields[k]) for k in ("dim", "hidden_dim", "layers", "heads", "kv_heads",
                                         "head_dim")}
+
+
+def shape_of_config(cfg):
+    """The shape dict of a Hugging Face config.json's fields."""
+    return {"dim": cfg["hidden_size"], "hidden_dim": cfg["intermediate_size"],
+            "layers": cfg["num_hidden_layers"], "heads": cfg["num_attention_heads"],
+            "kv_heads": cfg["num_key_value_heads"],
+            "head_dim": cfg.get("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"])}
 
 
 def target_shape(shape, target):
@@ -48,24 +57,33 @@ def safetensors_image(tensors):
     return struct.pack("<Q", len(text)) + text + data
 
 
-def write_adapter(directory, shape, rank=4, alpha=8, targets=TARGETS, seed=1, scale=0.3):
-    """Writes a random adapter for a model of `shape` into `directory` (created)."""
+def write_adapter(directory, shape, rank=4, alpha=8, targets=TARGETS, seed=1, scale=0.3,
+                  rounding=None):
+    """Writes a random adapter for a model of `shape` into `directory` (created); each value
+    passes through `rounding` when given (bf16-exact values for hf_compare). Returns
+    {module name ("model.layers.0.self_attn.q_proj"): (A rows, B rows)} as written, with the
+    scale alpha / rank."""
     os.makedirs(directory, exist_ok=True)
     rng = random.Random(seed)
-    tensors = []
+    tensors, modules = [], {}
+    rounding = rounding or (lambda v: v)
+
+    def draw(count):
+        return [rounding(rng.uniform(-scale, scale)) for _ in range(count)]
+
     for layer in range(shape["layers"]):
         for target in targets:
             out, inp = target_shape(shape, target)
             module = "self_attn" if target in TARGETS[:4] else "mlp"
-            prefix = f"base_model.model.model.layers.{layer}.{module}.{target}"
-            tensors.append((f"{prefix}.lora_A.weight", (rank, inp),
-                            [rng.uniform(-scale, scale) for _ in range(rank * inp)]))
-            tensors.append((f"{prefix}.lora_B.weight", (out, rank),
-                            [rng.uniform(-scale, scale) for _ in range(out * rank)]))
+            name = f"model.layers.{layer}.{module}.{target}"
+            a, b = draw(rank * inp), draw(out * rank)
+            tensors.append((f"base_model.model.{name}.lora_A.weight", (rank, inp), a))
+            tensors.append((f"base_model.model.{name}.lora_B.weight", (out, rank), b))
+            modules[name] = (a, b)
     with open(os.path.join(directory, "adapter_model.safetensors"), "wb") as f:
         f.write(safetensors_image(tensors))
     with open(os.path.join(directory, "adapter_config.json"), "w") as f:
         json.dump({"peft_type": "LORA", "r": rank, "lora_alpha": alpha,
                    "target_modules": list(targets), "bias": "none", "lora_dropout": 0.0,
                    "task_type": "CAUSAL_LM"}, f)
-    return directory
+    return modules, alpha / rank

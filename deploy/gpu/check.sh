@@ -82,6 +82,7 @@ STAGES=(
   "sampling 90 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 greedy, then temperature 0.8 top_p 0.95 (tokens picked on the device either way)"
   "speculate 90 ringserve-run bench llama-3-8b bf16: generator runs P=1 and 8 of 256/128 tokens, without drafts and with --speculate 4"
   "kv_fp8 60 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 over a bf16 and an fp8 (E4M3) KV cache"
+  "lora 60 ringserve-run bench llama-3-8b bf16: decode B=1, 64@1024 and prefill 2048, without adapters and with 4 random rank-16 LoRA adapters (sequence i on adapter i mod 4)"
 )
 
 wanted() {
@@ -454,6 +455,19 @@ stage_kv_fp8() {
   "$bin/ringserve-run" bench "${common[@]}" >"$work/kv_bf16.json" || return 1
   "$bin/ringserve-run" bench "${common[@]}" --kv-dtype fp8 >"$work/kv_fp8.json" || return 1
   cat "$work/kv_bf16.json" "$work/kv_fp8.json"
+}
+
+# What serving LoRA adapters costs: the same decode steps and prefill without adapters and
+# with four rank-16 adapters on every projection, the sequences spread over them.
+stage_lora() {
+  "$bin/ringserve-run" bench --help 2>&1 | grep -q -- "--adapters" ||
+    { echo "lora: ringserve-run has no --adapters"; return 77; }
+  local common=(--device "$device" --dtype bf16 --dummy-weights --preset llama-3-8b --parallel none
+    --decode-batch 1,64 --context 1024 --decode-steps 16 --prefill-tokens 2048 --json)
+  "$bin/ringserve-run" bench "${common[@]}" >"$work/lora_off.json" || return 1
+  "$bin/ringserve-run" bench "${common[@]}" --lora a=random:16 --lora b=random:16 \
+    --lora c=random:16 --lora d=random:16 --adapters 4 >"$work/lora_on.json" || return 1
+  cat "$work/lora_off.json" "$work/lora_on.json"
 }
 
 # What speculative decoding's verifying passes cost and give at small batches: the generator

@@ -273,6 +273,20 @@ def kv_fp8_rows(bf16, fp8):
     return decode_vs_base_rows(bf16, "bf16 KV", fp8, "fp8 KV")
 
 
+def lora_rows(off, on):
+    """(info) rows: decode steps and a prefill with four LoRA adapters against the same without."""
+    if not off or not on:
+        return [("(info) LoRA adapters: decode and prefill vs none", "not run", "", True)]
+    rows = decode_vs_base_rows(off, "no adapter", on, "4 rank-16 adapters")
+    p_off = ((off.get("steps") or {}).get("prefill") or {})
+    p_on = ((on.get("steps") or {}).get("prefill") or {})
+    if p_off.get("ms_median") and p_on.get("ms_median"):
+        rows.append((f"(info) prefill {p_on.get('tokens')} tokens: 4 rank-16 adapters "
+                     f"{p_on['ms_median']:.1f} ms, no adapter {p_off['ms_median']:.1f} ms",
+                     f"{p_on['ms_median'] / p_off['ms_median']:.3f}x no adapter", "", True))
+    return rows
+
+
 def speculate_rows(off, on):
     """(info) rows: generator runs with --speculate 4 against the same runs without drafts."""
     if not off or not on:
@@ -419,6 +433,8 @@ def compute(work):
     for r in speculate_rows(load(work, "speculate_off.json"), load(work, "speculate_on.json")):
         row(*r)
     for r in kv_fp8_rows(load(work, "kv_bf16.json"), load(work, "kv_fp8.json")):
+        row(*r)
+    for r in lora_rows(load(work, "lora_off.json"), load(work, "lora_on.json")):
         row(*r)
     sanitize = st.get("sanitize", {}).get("status", "not run")
     row("compute-sanitizer memcheck + racecheck + synccheck on the CUDA kernel tests", sanitize, "ok",

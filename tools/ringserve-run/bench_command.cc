@@ -50,8 +50,8 @@ void RegisterFlags(ArgParser& parser, BenchFlags& flags) {
                  "generator runs embed each prompt (Inference.Embed's work) instead of "
                  "generating; reports embeddings/s");
   parser.AddInt("adapters", &flags.adapters,
-                "generator runs spread their requests over the first K --lora adapters (request "
-                "i uses adapter i mod K); 0: none",
+                "generator runs and decode steps spread their sequences over the first K --lora "
+                "adapters (sequence i uses adapter i mod K); 0: none",
                 {.min = 0});
   parser.AddBool("json", &flags.json, "print one JSON object");
   parser.AddBool("roofline", &flags.roofline, "measure the CPU's limits (default true)");
@@ -182,6 +182,7 @@ absl::Status RunBench(int argc, char** argv) {
                           .top_k = flags.top_k,
                           .top_p = static_cast<float>(flags.top_p)};
   flags.steps.logprobs = flags.logprobs > 0;
+  flags.steps.adapters = flags.adapters;
   const bool step_bench = !flags.steps.decode_batches.empty() || flags.prefill_tokens > 0;
   if (parallel.empty() && !step_bench) {
     return absl::InvalidArgumentError(

@@ -85,7 +85,8 @@ std::vector<int32_t> BlockRange(int64_t first, int64_t count) {
 // each pass up to max_batch_tokens and max_seqs. Samples the last chunk of each sequence
 // only when `sample` (a prefill that ends in a decode samples; a context fill need not).
 absl::Status Prefill(LlamaModel& model, const std::vector<std::vector<int32_t>>& tokens,
-                     const std::vector<std::vector<int32_t>>& tables, bool sample, int* passes) {
+                     const std::vector<std::vector<int32_t>>& tables, bool sample, int adapters,
+                     int* passes) {
   const int budget_tokens = model.options().max_batch_tokens;
   const size_t max_seqs = static_cast<size_t>(model.options().max_seqs);
   std::vector<SequenceChunk> chunks;
@@ -100,6 +101,7 @@ absl::Status Prefill(LlamaModel& model, const std::vector<std::vector<int32_t>>&
       const int n = std::min(budget, len - offset);
       chunks.push_back({std::span(tokens[seq]).subspan(static_cast<size_t>(offset), n), offset,
                         tables[seq], sample && offset + n == len});
+      if (adapters > 0) chunks.back().adapter = static_cast<int32_t>(seq % adapters);
       budget -= n;
       offset += n;
       if (offset == len) {
@@ -135,6 +137,7 @@ absl::StatusOr<nlohmann::json> TimeDecode(LlamaModel& model, int batch,
     const int position = options.context_tokens + step;
     for (int b = 0; b < batch; ++b) {
       chunks[b] = {std::span(&tokens[b], 1), position, tables[b], true};
+      if (options.adapters > 0) chunks[b].adapter = b % options.adapters;
     }
     for (kernels::RowSampling& chain : chains) chain.uniform = uniform(rng);
     const Clock::time_point start = Clock::now();
@@ -187,7 +190,7 @@ absl::StatusOr<nlohmann::json> TimePrefill(LlamaModel& model, const StepBenchOpt
   for (int rep = 0; rep <= options.prefill_reps; ++rep) {  // rep 0 warms up
     const std::vector<std::vector<int32_t>> tokens = {RandomTokens(n, c.vocab_size, rng)};
     const Clock::time_point start = Clock::now();
-    RS_RETURN_IF_ERROR(Prefill(model, tokens, tables, /*sample=*/true, &passes));
+    RS_RETURN_IF_ERROR(Prefill(model, tokens, tables, /*sample=*/true, options.adapters, &passes));
     if (rep > 0) seconds.push_back(SecondsSince(start));
   }
   const Summary s = Summarize(seconds);
@@ -265,7 +268,7 @@ absl::StatusOr<nlohmann::json> RunStepBench(LlamaModel& model, const StepBenchOp
     const Clock::time_point start = Clock::now();
     int passes = 0;
     if (options.context_tokens > 0) {
-      RS_RETURN_IF_ERROR(Prefill(model, contexts, tables, /*sample=*/false, &passes));
+      RS_RETURN_IF_ERROR(Prefill(model, contexts, tables, /*sample=*/false, options.adapters, &passes));
     }
     report["context_fill_s"] = SecondsSince(start);
     for (int b : options.decode_batches) {

@@ -27,6 +27,8 @@ struct StepBenchOptions {
   // Every decode row's sampling chain (the draw varies by row and step); greedy by default.
   kernels::RowSampling sampling;
   bool logprobs = false;  // every decode row asks for its logprobs too
+  // Decode and prefill sequence i run with LoRA adapter i % adapters; 0: none.
+  int adapters = 0;
 };
 
 // KV blocks RunStepBench needs with `block_size`-token blocks.

@@ -4,7 +4,8 @@
 Turn 1 sends the whole prompt; turn 2 appends to the session, so the worker reuses the
 KV cache of turn 1 (usage.cached_tokens > 0) and checks, through expected_history_tokens,
 that it still holds the history this client saw. Last, Embed returns both turns' inputs
-as unit vectors, whose dot product is their cosine similarity.
+as unit vectors, whose dot product is their cosine similarity. --adapter runs all of it
+with one of the server's LoRA adapters.
 
 Needs python3-grpcio and python3-protobuf (Debian) and the generated modules, which the
 build writes to <build>/python (target ringserve_python_proto):
@@ -85,6 +86,8 @@ def main():
                         help="comma-separated token ids sent in both turns instead of text "
                              "(for a worker without a tokenizer, e.g. --dummy-weights)")
     parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--adapter", default="",
+                        help="a LoRA adapter the server serves (GetModelInfo's adapters)")
     parser.add_argument("--timeout-s", type=float, default=60)
     parser.add_argument("--tls-ca", help="PEM CA that signed the server's certificate: use TLS")
     parser.add_argument("--tls-cert", help="PEM client certificate (servers requiring mTLS)")
@@ -107,16 +110,17 @@ def main():
             inputs = [{"text": args.text.encode()}, {"text": args.follow_up.encode()}]
         try:
             first, worker = generate(stub, inference_pb2.GenerateRequest(
-                session_id=args.session, sampling=sampling, stop=stop, **inputs[0]),
+                session_id=args.session, sampling=sampling, stop=stop, adapter=args.adapter,
+                **inputs[0]),
                 args.timeout_s, metadata)
             print_usage(1, first, worker)
             second, worker = generate(stub, inference_pb2.GenerateRequest(
                 session_id=args.session, append=True,
                 expected_history_tokens=first.history_tokens, sampling=sampling, stop=stop,
-                **inputs[1]), args.timeout_s, metadata)
+                adapter=args.adapter, **inputs[1]), args.timeout_s, metadata)
             print_usage(2, second, worker)
             embedded = stub.Embed(inference_pb2.EmbedRequest(
-                inputs=[inference_pb2.EmbedInput(**i) for i in inputs]),
+                inputs=[inference_pb2.EmbedInput(**i) for i in inputs], adapter=args.adapter),
                 timeout=args.timeout_s, metadata=metadata)
             a, b = (list(e.values) for e in embedded.embeddings)
             print(f"embeddings: {len(embedded.embeddings)} of {len(a)} values, "

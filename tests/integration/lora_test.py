@@ -152,6 +152,17 @@ class LoraTest(unittest.TestCase):
         ids = [i for line in lines for i in line.get("tokenIds", line.get("token_ids", []))]
         self.assertEqual(ids, self.generate("b")[0])
 
+    def test_bench_spreads_conversations_over_adapters(self):
+        out = subprocess.run(
+            [os.path.join(BIN_DIR, "ringserve-bench"), "--target", self.cluster.router.address,
+             "--requests", "8", "--sessions", "4", "--turns", "2", "--prompt-tokens", "6",
+             "--output-tokens", "3", "--adapter", "a", "--adapter", "b", "--json"],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        report = json.loads(out.stdout)
+        self.assertEqual(report["requests_ok"], 8, out.stdout)
+        self.assertEqual(report["config"]["adapters"], ["a", "b"])
+
 
 if __name__ == "__main__":
     unittest.main(argv=sys.argv[:1] + sys.argv[4:])

@@ -127,6 +127,7 @@ class LoadDriver::State {
     request.mutable_stop()->set_max_tokens(options_.output_tokens);
     request.mutable_stop()->set_ignore_eos(true);
     if (!options_.regex.empty()) request.mutable_response_format()->set_regex(options_.regex);
+    request.set_adapter(AdapterOf(planned));
     const std::vector<int32_t> prompt = workload_.PromptTokens(planned);
     if (planned.turn == 1) {
       c.context.clear();
@@ -146,11 +147,18 @@ class LoadDriver::State {
     return request;
   }
 
+  // The conversation's adapter: every turn of one conversation keeps it.
+  std::string AdapterOf(const PlannedRequest& planned) const {
+    if (options_.adapters.empty()) return {};
+    return options_.adapters[static_cast<size_t>(planned.session) % options_.adapters.size()];
+  }
+
   // The request's prompt and embed_inputs - 1 variants of it (each id shifted by the input's
   // index, within the ids the workload draws from), so no input repeats another.
   ringserve::v1::EmbedRequest BuildEmbedRequest(const PlannedRequest& planned) const {
     ringserve::v1::EmbedRequest request;
     request.set_request_id(absl::StrCat("bench-", planned.index));
+    request.set_adapter(AdapterOf(planned));
     const std::vector<int32_t> prompt = workload_.PromptTokens(planned);
     const int32_t first = Workload::kFirstTokenId;
     const int32_t span = std::max(1, workload_.options().vocab_size - first);

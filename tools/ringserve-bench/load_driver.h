@@ -38,6 +38,9 @@ struct DriverOptions {
   // > 0: every request is an Embed of this many inputs (the request's prompt and variants
   // of it), not a Generate; one-off requests only.
   int embed_inputs = 0;
+  // Not empty: conversation i (or one-off request i) runs with LoRA adapter
+  // adapters[i % size] (GenerateRequest.adapter, EmbedRequest.adapter).
+  std::vector<std::string> adapters;
   // Called about ten times a second from the driving thread with (finished, failed).
   std::function<void(int, int)> progress;
 };

@@ -21,8 +21,8 @@ namespace {
 constexpr char kUsage[] =
     "usage: ringserve-bench --target HOST:PORT [--concurrency C | --rate R] [--requests N]\n"
     "       [--sessions S --turns T] [--prompt-tokens P] [--output-tokens O]\n"
-    "       [--shared-prefix K] [--regex RE] [--seed N] [--timeout-s S] [--connections N]\n"
-    "       [--stateless] [--embed K]\n"
+    "       [--shared-prefix K] [--regex RE] [--adapter NAME]... [--seed N] [--timeout-s S]\n"
+    "       [--connections N] [--stateless] [--embed K]\n"
     "       [--json]\n"
     "       [--tls-ca PEM [--tls-cert PEM --tls-key PEM]] [--token T (or env RINGSERVE_TOKEN)]";
 
@@ -53,6 +53,9 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
   parser.AddString("regex", &flags.driver.regex,
                    "hold every reply to this regular expression (structured output; the model "
                    "needs a tokenizer)");
+  parser.AddRepeated("adapter", &flags.driver.adapters,
+                     "a LoRA adapter of the server's; repeated, conversations take them in turn "
+                     "(conversation i the i-th mod their count)");
   parser.AddInt("seed", &flags.seed, "workload seed");
   parser.AddFloat("timeout-s", &flags.driver.timeout_s, "per-request deadline; 0 = none");
   parser.AddInt("connections", &flags.driver.connections, "HTTP/2 connections to spread over");
@@ -139,6 +142,7 @@ absl::Status Run(BenchFlags flags) {
                    {"shared_prefix", flags.workload.shared_prefix_tokens},
                    {"regex", flags.driver.regex},
                    {"embed_inputs", flags.driver.embed_inputs},
+                   {"adapters", flags.driver.adapters},
                    {"seed", flags.workload.seed}};
   std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return absl::OkStatus();

@@ -1,4 +1,4 @@
-"""LoRA adapters served by real ringserve-worker processes behind a router: two PEFT adapters
+"""LoRA adapters served by a real ringserve-worker process behind a router: two PEFT adapters
 (--lora) beside the model, named per request (GenerateRequest.adapter, EmbedRequest.adapter):
 each changes the output, matches ringserve-run's offline result with the same adapter, keeps
 its bits when batched with other adapters, never shares cached K/V with another adapter, and
@@ -9,6 +9,7 @@ usage: lora_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,12 @@ PROMPT = [1, 403, 407, 261, 378, 300, 301, 302, 303, 304, 305, 306, 307, 308, 30
           313, 314]
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class LoraTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -44,7 +51,11 @@ class LoraTest(unittest.TestCase):
         peft_adapter.write_adapter(a, shape, seed=1)
         peft_adapter.write_adapter(b, shape, rank=8, targets=("q_proj", "v_proj"), seed=2)
         cls.lora_flags = ["--lora", f"a={a}", "--lora", f"b={b}"]
-        cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "lora", 2, worker_extra=cls.lora_flags)
+        # One worker, so that concurrent requests with different adapters share its batches.
+        cls.metrics_port = free_port()
+        cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "lora", 1,
+                                    worker_extra=cls.lora_flags + ["--metrics-port",
+                                                                   str(cls.metrics_port)])
 
     @classmethod
     def tearDownClass(cls):
@@ -151,6 +162,25 @@ class LoraTest(unittest.TestCase):
         lines = [json.loads(line) for line in out.splitlines() if line.strip()]
         ids = [i for line in lines for i in line.get("tokenIds", line.get("token_ids", []))]
         self.assertEqual(ids, self.generate("b")[0])
+
+    def test_metrics_count_jobs_by_adapter(self):
+        before = self.adapter_jobs()
+        self.generate("b", max_tokens=5)
+        after = self.adapter_jobs()
+        self.assertEqual(after.get("b", 0) - before.get("b", 0), 1, (before, after))
+        self.assertEqual(after.get("a", 0), before.get("a", 0))
+
+    def adapter_jobs(self):
+        """{adapter: finished jobs} from the worker's /metrics."""
+        import urllib.request
+        jobs = {}
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=10) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("ringserve_worker_adapter_jobs_total{"):
+                    name = line.split('adapter="', 1)[1].split('"', 1)[0]
+                    jobs[name] = float(line.rsplit(" ", 1)[1])
+        return jobs
 
     def test_bench_spreads_conversations_over_adapters(self):
         out = subprocess.run(

@@ -91,6 +91,7 @@ void EmbedReactor::Begin(const pb::EmbedRequest& request) {
   response_->set_request_id(request.request_id());
   normalize_ = !request.has_normalize() || request.normalize();
   dimensions_ = request.dimensions();
+  adapter_ = request.adapter();
   std::vector<engine::JobRequest> jobs;
   absl::Status status = ValidateEmbedRequest(request, env_.model.embedding_size);
   for (int i = 0; status.ok() && i < request.inputs_size(); ++i) {
@@ -156,7 +157,7 @@ void EmbedReactor::CollectLocked() {
       }
       continue;
     }
-    if (env_.metrics != nullptr) env_.metrics->RecordUsage(event->result.usage);
+    if (env_.metrics != nullptr) env_.metrics->RecordUsage(event->result.usage, adapter_);
     std::vector<float>& values = event->result.embedding;
     engine::FinishEmbedding(values, dimensions_, normalize_);
     pb::Embedding* out = response_->mutable_embeddings(static_cast<int>(i));

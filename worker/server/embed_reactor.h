@@ -54,6 +54,7 @@ class EmbedReactor final : public grpc::ServerUnaryReactor {
   int dimensions_ = 0;
   // One per input, sized once in Begin; kept until the reactor goes (a handle dropped in
   // its own notifier would take the channel that is calling it). Link::mu.
+  std::string adapter_;  // EmbedRequest.adapter, for the per-adapter metrics
   std::vector<engine::JobHandle> handles_;
   std::vector<bool> done_;                 // Link::mu: its final event was taken
   std::vector<int32_t> truncated_tokens_;  // each input's truncate_prompt_tokens cut

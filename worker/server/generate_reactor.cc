@@ -28,6 +28,7 @@ GenerateReactor::GenerateReactor(const ServiceEnv& env, grpc::CallbackServerCont
 
 void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
   request_id_ = request.request_id();
+  adapter_ = request.adapter();
   absl::StatusOr<engine::JobRequest> job = ToJobRequest(
       request, env_.tokenizer,
       {env_.generator->vocab_size(), env_.generator->max_context_tokens(), env_.model.chat_format,
@@ -139,7 +140,7 @@ void GenerateReactor::PumpLocked() {
   }
   last_write_ = now;
   if (event->finished) {
-    if (env_.metrics != nullptr) env_.metrics->RecordUsage(event->result.usage);
+    if (env_.metrics != nullptr) env_.metrics->RecordUsage(event->result.usage, adapter_);
     c->done = true;
     if (++num_done_ == completions_.size()) {
       if (env_.metrics != nullptr) env_.metrics->RecordRequest("Generate", "OK");

@@ -71,6 +71,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<ringserve::v1::Gen
   grpc::CallbackServerContext* context_;
   std::shared_ptr<Link> link_ = std::make_shared<Link>();
   std::string request_id_;
+  std::string adapter_;                  // GenerateRequest.adapter, for the per-adapter metrics
   std::vector<Completion> completions_;  // sized once in Begin, before any notifier runs
   size_t next_ = 0;                      // where NextPending starts: each in turn
   size_t num_done_ = 0;

@@ -23,7 +23,9 @@ class WorkerMetrics {
   explicit WorkerMetrics(prometheus::Registry& registry);
 
   void RecordRequest(const std::string& method, const std::string& code);
-  void RecordUsage(const engine::JobUsage& usage);
+  // A finished job's tokens; with a LoRA adapter's name, its per-adapter counters too (only
+  // names the worker serves reach here, so the label's values are bounded by --lora).
+  void RecordUsage(const engine::JobUsage& usage, const std::string& adapter = "");
   void RecordInterTokenLatency(absl::Duration gap);
   // Called on the engine thread after every step.
   void RecordStep(const engine::StepRecord& step);
@@ -38,6 +40,9 @@ class WorkerMetrics {
   prometheus::Counter& cached_tokens_;
   prometheus::Counter& scored_tokens_;
   prometheus::Counter& generated_tokens_;
+  prometheus::Family<prometheus::Counter>& adapter_jobs_;
+  prometheus::Family<prometheus::Counter>& adapter_prompt_tokens_;
+  prometheus::Family<prometheus::Counter>& adapter_generated_tokens_;
   prometheus::Counter& preemptions_;
   prometheus::Counter& draft_tokens_;
   prometheus::Counter& accepted_draft_tokens_;

@@ -41,7 +41,7 @@ float Dot(const float* a, const float* b, int64_t n) {
                    _mm256_setzero_ps()};
   int64_t c = 0;
   for (; c + 32 <= n; c += 32) {
-    for (int k = 0; k < 4; ++k) {
+    for (int64_t k = 0; k < 4; ++k) {
       acc[k] =
           _mm256_fmadd_ps(_mm256_loadu_ps(a + c + 8 * k), _mm256_loadu_ps(b + c + 8 * k), acc[k]);
     }
@@ -200,15 +200,15 @@ void AddLoraRows(ThreadPool& pool, const Tensor& x, const LoraStack& lora, const
           int64_t c = first;
           for (; c + 32 <= last; c += 32) {  // four independent FMA chains
             __m256 acc[4];
-            for (int k = 0; k < 4; ++k) acc[k] = _mm256_loadu_ps(row + c + 8 * k);
+            for (int64_t k = 0; k < 4; ++k) acc[k] = _mm256_loadu_ps(row + c + 8 * k);
             for (int64_t r = 0; r < rank; ++r) {
               const __m256 tr = _mm256_set1_ps(t[r]);
               const float* b = b_t + r * out + c;
-              for (int k = 0; k < 4; ++k) {
+              for (int64_t k = 0; k < 4; ++k) {
                 acc[k] = _mm256_fmadd_ps(tr, _mm256_loadu_ps(b + 8 * k), acc[k]);
               }
             }
-            for (int k = 0; k < 4; ++k) _mm256_storeu_ps(row + c + 8 * k, acc[k]);
+            for (int64_t k = 0; k < 4; ++k) _mm256_storeu_ps(row + c + 8 * k, acc[k]);
           }
           for (; c < last; ++c) {
             for (int64_t r = 0; r < rank; ++r) row[c] = std::fma(t[r], b_t[r * out + c], row[c]);

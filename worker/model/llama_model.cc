@@ -208,8 +208,9 @@ absl::Status LlamaModel::AllocateWorkspace() {
   RS_RETURN_IF_ERROR(alloc(&w.sampled, w.dtype, rows * w.dim));
   RS_RETURN_IF_ERROR(alloc(&w.logits, kF32, rows * w.vocab));
   int max_lora_rank = 0;
-  for (const auto& adapter : options_.lora_adapters)
+  for (const auto& adapter : options_.lora_adapters) {
     max_lora_rank = std::max(max_lora_rank, adapter->rank);
+  }
   if (max_lora_rank > 0) RS_RETURN_IF_ERROR(alloc(&w.lora_scratch, kF32, t * max_lora_rank));
   const int64_t meta_ints = MetaLayout(t, s, rows, options_.max_blocks_per_seq).size;
   RS_ASSIGN_OR_RETURN(host_meta_, backend_->AllocateHost(meta_ints * sizeof(int32_t)));

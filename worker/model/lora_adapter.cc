@@ -161,12 +161,12 @@ absl::StatusOr<TensorRole> RoleOf(const std::string& name, const std::string& fi
 // adjacent pairs had its Q and K rows reordered so that row 2i + j holds HF row j * d/2 + i.
 void PermuteHeadsToAdjacentPairs(std::vector<float>* b_t, int rank, int64_t out, int head_dim) {
   std::vector<float> row(out);
-  const int half = head_dim / 2;
+  const int64_t half = head_dim / 2;
   for (int r = 0; r < rank; ++r) {
     float* values = b_t->data() + static_cast<int64_t>(r) * out;
     for (int64_t h = 0; h < out; h += head_dim) {
-      for (int i = 0; i < half; ++i) {
-        for (int j = 0; j < 2; ++j) row[h + 2 * i + j] = values[h + j * half + i];
+      for (int64_t i = 0; i < half; ++i) {
+        for (int64_t j = 0; j < 2; ++j) row[h + 2 * i + j] = values[h + j * half + i];
       }
     }
     std::copy(row.begin(), row.end(), values);

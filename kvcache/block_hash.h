@@ -22,10 +22,11 @@ using BlockKey = uint64_t;
 // Parent key of a sequence's first block.
 inline constexpr BlockKey kRootBlockKey = 0x9e3779b97f4a7c15ULL;
 
-// The root key of a sequence whose K/V a LoRA adapter computes (slot `adapter` of the model;
-// -1, the model's own weights: kRootBlockKey). The same tokens under another adapter have
-// other K/V, so their blocks must never be shared: every key of the chain differs.
-BlockKey RootKeyFor(int32_t adapter);
+// The root key of a sequence whose K/V a LoRA adapter computes: `adapter_key` names one
+// load of one adapter (the generator's, never reused; 0, the model's own weights:
+// kRootBlockKey). The same tokens under another adapter have other K/V, so their blocks must
+// never be shared: every key of the chain differs.
+BlockKey RootKeyFor(uint64_t adapter_key);
 
 // The production key function: xxHash64 of the block's token ids seeded with the parent key.
 BlockKey ChainedBlockKey(BlockKey parent_key, std::span<const int32_t> block_tokens);

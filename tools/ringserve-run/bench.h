@@ -48,6 +48,7 @@ struct BenchFlags {
   bool embed = false;
   // Request i of a run uses LoRA adapter i % adapters (the first --lora adapters); 0: none.
   int adapters = 0;
+  std::vector<std::string> adapter_names;  // --lora's names, set once the model is open
 };
 
 // The step bench into report["steps"], or with --step-attention once per kernel listed into

@@ -195,6 +195,7 @@ absl::Status RunBench(int argc, char** argv) {
                                                    loaded.lora_adapters.size(),
                                                    " --lora adapters are loaded"));
   }
+  for (const auto& adapter : loaded.lora_adapters) flags.adapter_names.push_back(adapter->name);
   size_t kv_free_bytes = 0;
   RS_ASSIGN_OR_RETURN(
       auto model, CreateModel(loaded, flags.model,

@@ -75,8 +75,9 @@ std::vector<JobRequest> MakeRequests(int parallel, const BenchFlags& flags, int 
     r.sampling.top_p = static_cast<float>(flags.top_p);
     r.sampling.num_logprobs = flags.logprobs;
     r.sampling.seed = static_cast<uint64_t>(&r - requests.data());
-    if (flags.adapters > 0)
-      r.adapter = static_cast<int32_t>((&r - requests.data()) % flags.adapters);
+    if (flags.adapters > 0) {
+      r.adapter = flags.adapter_names[static_cast<size_t>((&r - requests.data()) % flags.adapters)];
+    }
     if (flags.embed) {
       r.embed = true;
       r.max_tokens = 0;

@@ -192,7 +192,8 @@ absl::StatusOr<RunSettings> SettingsFor(const RunFlags& flags, const LoadedModel
   RS_RETURN_IF_ERROR(engine::ValidateSamplingParams(s.sampling));
   s.max_tokens = flags.embed ? 0 : flags.max_tokens;
   s.embed = flags.embed;
-  RS_ASSIGN_OR_RETURN(s.adapter, AdapterIndex(loaded, flags.adapter));
+  RS_RETURN_IF_ERROR(AdapterIndex(loaded, flags.adapter).status());  // a --lora name
+  s.adapter = flags.adapter;
   s.stop_strings = flags.stop;
   s.ignore_eos = flags.ignore_eos;
   if (flags.prompt_logprobs >= 0) s.prompt_logprobs = flags.prompt_logprobs;

@@ -40,7 +40,7 @@ struct RunSettings {
   tokenizer::Thinking thinking = tokenizer::Thinking::kNone;
   // Every prompt is embedded (JobRequest::embed) rather than generated from; max_tokens 0.
   bool embed = false;
-  int32_t adapter = -1;  // JobRequest::adapter
+  std::string adapter;  // JobRequest::adapter
 };
 
 // One job per text prompt, then one per id list, in that order. `tokenizer` may be null

@@ -268,7 +268,8 @@ absl::StatusOr<nlohmann::json> RunStepBench(LlamaModel& model, const StepBenchOp
     const Clock::time_point start = Clock::now();
     int passes = 0;
     if (options.context_tokens > 0) {
-      RS_RETURN_IF_ERROR(Prefill(model, contexts, tables, /*sample=*/false, options.adapters, &passes));
+      RS_RETURN_IF_ERROR(
+          Prefill(model, contexts, tables, /*sample=*/false, options.adapters, &passes));
     }
     report["context_fill_s"] = SecondsSince(start);
     for (int b : options.decode_batches) {

@@ -11,10 +11,27 @@ namespace ringserve::engine {
 
 FakeModelRunner::FakeModelRunner(FakeModelRunnerOptions options)
     : options_(std::move(options)),
-      slots_(static_cast<size_t>(options_.num_kv_blocks) * options_.block_size_tokens, -1) {}
+      slots_(static_cast<size_t>(options_.num_kv_blocks) * options_.block_size_tokens, -1) {
+  for (const std::string& name : options_.lora_adapters) {
+    slot_loads_.push_back(name.empty() ? 0 : ++num_loads_);
+  }
+}
+
+int32_t FakeModelRunner::LoadOf(const model::SequenceChunk& chunk) const {
+  return chunk.adapter >= 0 ? slot_loads_[static_cast<size_t>(chunk.adapter)] : 0;
+}
+
+absl::Status FakeModelRunner::SetLoraAdapter(int32_t slot,
+                                             std::shared_ptr<const model::LoraAdapter> adapter) {
+  if (slot < 0 || slot >= static_cast<int32_t>(slot_loads_.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("fake: LoRA slot ", slot));
+  }
+  slot_loads_[static_cast<size_t>(slot)] = adapter != nullptr ? ++num_loads_ : 0;
+  return absl::OkStatus();
+}
 
 std::vector<float> FakeModelRunner::LogitsAfter(std::span<const int32_t> history,
-                                                int32_t adapter) const {
+                                                int32_t load) const {
   std::vector<float> row(static_cast<size_t>(options_.vocab_size));
   if (options_.next_token) {
     // A peak of 20 nats: greedy always picks it, temperature 1 almost always.
@@ -26,9 +43,7 @@ std::vector<float> FakeModelRunner::LogitsAfter(std::span<const int32_t> history
       row[static_cast<size_t>(id)] = static_cast<float>(h % 1000) / 200.0F;  // [0, 5)
     }
   }
-  if (adapter >= 0) {
-    std::rotate(row.begin(), row.begin() + (adapter + 1) % options_.vocab_size, row.end());
-  }
+  if (load > 0) std::rotate(row.begin(), row.begin() + load % options_.vocab_size, row.end());
   return row;
 }
 
@@ -64,7 +79,7 @@ absl::Status FakeModelRunner::Validate(std::span<const model::SequenceChunk> chu
         return absl::InvalidArgumentError(absl::StrCat("fake forward: token ", token));
       }
     }
-    if (c.adapter < -1 || c.adapter >= options_.num_lora_adapters) {
+    if (c.adapter < -1 || c.adapter >= static_cast<int32_t>(slot_loads_.size())) {
       return absl::InvalidArgumentError(absl::StrCat("fake forward: adapter ", c.adapter));
     }
     if (!model::DraftsFit(c)) {
@@ -92,11 +107,11 @@ absl::Status FakeModelRunner::ReadHistory(const model::SequenceChunk& chunk,
       return absl::InternalError(absl::StrCat("fake forward: position ", position,
                                               " reads KV slot ", slot, " that nothing wrote"));
     }
-    const int32_t adapter = value / options_.vocab_size - 1;
-    if (adapter != chunk.adapter) {
+    const int32_t load = value / options_.vocab_size;
+    if (load != LoadOf(chunk)) {
       return absl::InternalError(absl::StrCat("fake forward: position ", position,
-                                              " under adapter ", chunk.adapter,
-                                              " reads K/V adapter ", adapter, " computed"));
+                                              " under adapter load ", LoadOf(chunk),
+                                              " reads K/V load ", load, " computed"));
     }
     history->push_back(value % options_.vocab_size);
   }
@@ -157,7 +172,7 @@ absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(
   for (const model::SequenceChunk& c : chunks) {
     for (size_t i = 0; i < c.tokens.size(); ++i) {
       const int32_t position = c.start_position + static_cast<int32_t>(i);
-      slots_[Slot(c.block_table, position)] = c.tokens[i] + options_.vocab_size * (c.adapter + 1);
+      slots_[Slot(c.block_table, position)] = c.tokens[i] + options_.vocab_size * LoadOf(c);
     }
     step.chunks.push_back({c.start_position, static_cast<int32_t>(c.tokens.size()), c.sample,
                            c.tokens.front(), c.num_drafts, c.num_scored});
@@ -171,7 +186,7 @@ absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(
     // Each of the chunk's last `rows` positions gives the row that follows the history up to it.
     for (int32_t r = rows - 1; r >= 0; --r) {
       const std::vector<float> row =
-          LogitsAfter(std::span(history).first(history.size() - static_cast<size_t>(r)), c.adapter);
+          LogitsAfter(std::span(history).first(history.size() - static_cast<size_t>(r)), LoadOf(c));
       logits_.insert(logits_.end(), row.begin(), row.end());
     }
   }

@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -27,10 +29,12 @@ struct FakeModelRunnerOptions {
   int32_t max_sampled_rows = 0;  // 0 = max_seqs
   int32_t max_context_tokens = 256;
   int64_t max_penalty_entries = 1 << 16;
-  // LoRA adapters a chunk may name. Adapter a's logits are the base row rotated by a + 1
-  // places, and its K/V slots are marked with it: a pass that reads K/V another adapter
-  // computed (the prefix cache sharing blocks across adapters) fails.
-  int32_t num_lora_adapters = 0;
+  // LoRA slots, each the name of the adapter it holds at creation ("" for an empty slot).
+  // Every adapter written into a slot (at creation or by SetLoraAdapter) is a new load
+  // (numbered from 1): its logits are the base row rotated by the load's number, and the K/V
+  // it writes is marked with it, so a pass that reads K/V another load computed (the prefix
+  // cache sharing blocks across adapters) fails.
+  std::vector<std::string> lora_adapters;
   // The token the logits favour after `history` (a strong peak: greedy picks it, sampling
   // almost always does). Unset: every logit is a hash of (history, token id).
   std::function<int32_t(std::span<const int32_t> history)> next_token;
@@ -79,7 +83,11 @@ class FakeModelRunner final : public ModelRunner {
     return std::max(options_.max_sampled_rows, options_.max_seqs);
   }
   int32_t max_context_tokens() const override { return options_.max_context_tokens; }
-  int32_t num_lora_adapters() const override { return options_.num_lora_adapters; }
+  std::vector<std::string> lora_adapter_names() const override { return options_.lora_adapters; }
+  absl::Status SetLoraAdapter(int32_t slot,
+                              std::shared_ptr<const model::LoraAdapter> adapter) override;
+  // The load slot `slot` holds (0: none): what LogitsAfter's `load` takes.
+  int32_t LoadIn(int32_t slot) const { return slot_loads_.at(static_cast<size_t>(slot)); }
 
   // Picks each row's token with the CPU backend's code (kernels::cpu::PenalizeRow, SampleRow).
   absl::StatusOr<model::SampledPass> ForwardSampled(std::span<const model::SequenceChunk> chunks,
@@ -91,8 +99,8 @@ class FakeModelRunner final : public ModelRunner {
   // the next pass: what ForwardSampled samples from.
   absl::StatusOr<std::span<const float>> Forward(std::span<const model::SequenceChunk> chunks);
 
-  // The logits row a pass produces after `history` under `adapter` (what a test expects).
-  std::vector<float> LogitsAfter(std::span<const int32_t> history, int32_t adapter = -1) const;
+  // The logits row a pass produces after `history` under adapter load `load` (0: none).
+  std::vector<float> LogitsAfter(std::span<const int32_t> history, int32_t load = 0) const;
 
   std::vector<FakeStep> Steps() const;
   int64_t num_copies() const;
@@ -109,8 +117,13 @@ class FakeModelRunner final : public ModelRunner {
   absl::Status ReadHistory(const model::SequenceChunk& chunk, std::vector<int32_t>* history) const;
 
   const FakeModelRunnerOptions options_;
-  // Per KV slot: token id + vocab_size * (adapter + 1); -1 = never written.
+  // The adapter load `chunk` runs under (0: none).
+  int32_t LoadOf(const model::SequenceChunk& chunk) const;
+
+  // Per KV slot: token id + vocab_size * the adapter load that wrote it; -1 = never written.
   std::vector<int32_t> slots_;
+  std::vector<int32_t> slot_loads_;  // per LoRA slot: the load it holds, 0 when empty
+  int32_t num_loads_ = 0;
   mutable std::mutex mu_;
   std::vector<FakeStep> steps_;
   int32_t num_pending_copies_ = 0;

@@ -46,7 +46,6 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(
   limits.max_context_tokens = runner->max_context_tokens();
   limits.block_size_tokens = runner->block_size_tokens();
   limits.num_kv_blocks = runner->num_kv_blocks();
-  limits.num_lora_adapters = runner->num_lora_adapters();
   auto clamp = [](int32_t wanted, int32_t cap) { return wanted > 0 ? std::min(wanted, cap) : cap; };
   limits.max_batch_tokens = clamp(options.max_batch_tokens, runner->max_batch_tokens());
   limits.max_seqs = clamp(options.max_seqs, runner->max_seqs());
@@ -102,6 +101,10 @@ Generator::Generator(std::unique_ptr<ModelRunner> runner, const tokenizer::Token
   if (sampling_threads > 1) {
     sampling_pool_ = std::make_unique<kernels::cpu::ThreadPool>(sampling_threads);
   }
+  for (const std::string& name : runner_->lora_adapter_names()) {
+    adapter_slots_.push_back({.name = name, .key = name.empty() ? 0 : next_adapter_key_++});
+  }
+  PublishAdapterNames();
   PublishStats();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -512,7 +515,7 @@ absl::StatusOr<std::vector<std::string>> Generator::ForkOnEngine(std::string_vie
       return child.status();
     }
     (*child)->tokens = parent->tokens;
-    (*child)->adapter = parent->adapter;
+    (*child)->adapter_key = parent->adapter_key;
     if (parent->pin().active()) {
       const kvcache::SeqId child_seq = next_seq_id_++;
       kv_->Fork(parent->pin().seq_id(), child_seq);

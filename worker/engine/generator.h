@@ -150,6 +150,19 @@ class Generator {
 
   GeneratorStats Stats() const;
 
+  // LoRA adapters (JobRequest::adapter): each slot's adapter name, "" where one is empty
+  // (ModelRunner::lora_adapter_names at creation, then loads and unloads).
+  std::vector<std::string> AdapterNames() const;
+  // Writes `adapter` (read for this model) into a free slot under `name`, for the jobs that
+  // start after it. ALREADY_EXISTS for a name in use, RESOURCE_EXHAUSTED when every slot
+  // holds an adapter, and the model's refusals (FAILED_PRECONDITION: no room for its
+  // projections or rank); nothing changes then.
+  absl::Status LoadAdapter(const std::string& name,
+                           std::shared_ptr<const model::LoraAdapter> adapter);
+  // Empties the slot of `name`. NOT_FOUND when no slot has it, FAILED_PRECONDITION while jobs
+  // that run with it have not ended.
+  absl::Status UnloadAdapter(const std::string& name);
+
   // Refuses new jobs (UNAVAILABLE), then waits until every submitted job has ended or
   // `timeout` passed; true when all ended.
   bool Drain(absl::Duration timeout = absl::InfiniteDuration());
@@ -173,7 +186,6 @@ class Generator {
     int32_t max_seqs = 0;
     int32_t max_drafts = 0;      // per step
     int32_t max_extra_rows = 0;  // sampled rows per step beyond one a sequence
-    int32_t num_lora_adapters = 0;
   };
   struct Job;
   // What other threads hand the engine thread; shared with every job's channel so a
@@ -217,6 +229,22 @@ class Generator {
   void CancelJob(uint64_t job_id, const absl::Status& why);
   bool IsEos(int32_t token) const;
   void PublishStats();
+  // LoRA slots on the engine thread (generator_adapters.cc). A load is keyed for the prefix
+  // cache by a number never used again (SchedSeq::adapter_key), so a slot loaded anew never
+  // meets the K/V its previous adapter left cached.
+  struct AdapterSlot {
+    std::string name;  // empty: a free slot
+    uint64_t key = 0;
+    int32_t jobs = 0;  // jobs bound to it and not ended
+  };
+  absl::Status LoadOnEngine(const std::string& name,
+                            std::shared_ptr<const model::LoraAdapter> adapter);
+  absl::Status UnloadOnEngine(const std::string& name);
+  // Resolves job.request.adapter into job.seq's slot and key and counts the job on the slot;
+  // NOT_FOUND when no slot holds that name.
+  absl::Status BindAdapter(Job& job);
+  void ReleaseAdapter(Job& job);  // undoes BindAdapter, once
+  void PublishAdapterNames();
   // Publishes the stats, then runs after_publish_ (final events, finished session calls).
   void PublishAndDeliver();
   absl::StatusOr<std::vector<std::string>> ForkOnEngine(std::string_view session_id, int32_t n);
@@ -274,7 +302,10 @@ class Generator {
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> num_submitted_{0};
 
+  std::vector<AdapterSlot> adapter_slots_;  // engine thread
+  uint64_t next_adapter_key_ = 1;
   mutable std::mutex stats_mu_;
+  std::vector<std::string> published_adapter_names_;  // stats_mu_
   std::condition_variable idle_;    // signalled when num_open_jobs_ may have reached 0
   GeneratorStats published_stats_;  // guarded by stats_mu_
 

@@ -44,11 +44,6 @@ absl::Status Generator::Validate(const JobRequest& r) const {
                                                      limits_.vocab_size, ")"));
     }
   }
-  if (r.adapter < -1 || r.adapter >= limits_.num_lora_adapters) {
-    return absl::InvalidArgumentError(absl::StrCat("adapter: ", r.adapter, " is not one of the ",
-                                                   limits_.num_lora_adapters,
-                                                   " LoRA adapters the model serves"));
-  }
   if (r.embed && (r.max_tokens != 0 || !r.session_id.empty() || r.prompt_logprobs.has_value() ||
                   r.response_format != nullptr)) {
     return absl::InvalidArgumentError(
@@ -140,6 +135,7 @@ void Generator::StartJob(std::unique_ptr<Job> job_ptr) {
 absl::Status Generator::PrepareJob(Job& job) {
   const JobRequest& r = job.request;
   const absl::Time now = absl::Now();
+  RS_RETURN_IF_ERROR(BindAdapter(job));
   std::vector<int32_t> context;
   Session* session = nullptr;
   if (!r.session_id.empty()) {
@@ -198,7 +194,6 @@ absl::Status Generator::PrepareJob(Job& job) {
   job.draft_limit = options_.speculate_tokens;
   job.seq.job_id = job.id;
   job.seq.priority = r.priority;
-  job.seq.adapter = r.adapter;
   job.seq.arrival = next_arrival_++;
   if (r.prompt_logprobs.has_value()) {
     // Input token i of the context (i >= 1) is scored by position i - 1's logits.
@@ -229,8 +224,8 @@ absl::Status Generator::PrepareJob(Job& job) {
   // last, partial block is computed again, to the same bits).
   // A scoring job continues it only when the positions it scores are not computed yet.
   const bool continues_pin =
-      session != nullptr && session->pin().active() && session->adapter == r.adapter &&
-      session->tokens.size() <= context.size() &&
+      session != nullptr && session->pin().active() &&
+      session->adapter_key == job.seq.adapter_key && session->tokens.size() <= context.size() &&
       std::equal(session->tokens.begin(), session->tokens.end(), context.begin()) &&
       scheduler_->CanSkipQueue() &&
       (!job.seq.scoring() || kv_->NumComputedTokens(session->pin().seq_id()) <= job.seq.score_next);
@@ -342,13 +337,14 @@ void Generator::CancelJob(uint64_t job_id, const absl::Status& why) {
 void Generator::FinishJob(Job& job, const absl::Status& status, JobEvent last) {
   const absl::Time now = absl::Now();
   if (job.registered) scheduler_->Remove(&job.seq);
+  ReleaseAdapter(job);
   if (job.session != nullptr) {
     Session& session = *job.session;
     session.busy = false;
     sessions_.Touch(&session, now);
     if (status.ok()) {
       session.tokens = job.seq.tokens;
-      session.adapter = job.request.adapter;
+      session.adapter_key = job.seq.adapter_key;
       sessions_.SetPin(&session, std::move(job.seq.lease));  // inactive if it ended preempted
     }
   }

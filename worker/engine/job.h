@@ -44,10 +44,11 @@ struct JobRequest {
   // before this many tokens are generated; stop strings still end the job. <= max_tokens.
   int32_t min_tokens = 0;
   int32_t priority = 0;  // higher is admitted first and preempted last
-  // The LoRA adapter to run with: a slot of the model's adapters (ModelRunner::
-  // num_lora_adapters), or -1 for the model's own weights. A session's pinned K/V is
-  // continued only by a job with the adapter that computed it.
-  int32_t adapter = -1;
+  // The LoRA adapter to run with, by name (Generator::AdapterNames; empty: the model's own
+  // weights); resolved when the job starts, NOT_FOUND then when no loaded adapter has the
+  // name. A session's pinned K/V is continued only by a job with the load of the adapter that
+  // computed it.
+  std::string adapter;
   // Null: free text. Else every token keeps the text a prefix of a value this grammar
   // accepts; the job ends once the value is complete and nothing may follow it
   // (kResponseComplete), and may end on an end-of-sequence token once it is complete.

@@ -56,8 +56,10 @@ class LlamaRunner final : public ModelRunner {
   int32_t vocab_size() const override { return model_->config().vocab_size; }
   int32_t block_size_tokens() const override { return model_->options().block_size; }
   int32_t num_kv_blocks() const override { return model_->options().num_kv_blocks; }
-  int32_t num_lora_adapters() const override {
-    return static_cast<int32_t>(model_->options().lora_adapters.size());
+  std::vector<std::string> lora_adapter_names() const override;
+  absl::Status SetLoraAdapter(int32_t slot,
+                              std::shared_ptr<const model::LoraAdapter> adapter) override {
+    return model_->SetLoraAdapter(slot, std::move(adapter));
   }
   int32_t max_batch_tokens() const override { return model_->options().max_batch_tokens; }
   int32_t max_seqs() const override { return model_->options().max_seqs; }

@@ -6,7 +6,9 @@
 #define RINGSERVE_WORKER_ENGINE_MODEL_RUNNER_H_
 
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -32,8 +34,15 @@ class ModelRunner {
   virtual int32_t max_sampled_rows() const { return max_seqs(); }
   // Most tokens one sequence may hold (the model's context length).
   virtual int32_t max_context_tokens() const = 0;
-  // LoRA adapters a chunk may name (model::SequenceChunk::adapter: 0 .. this - 1).
-  virtual int32_t num_lora_adapters() const { return 0; }
+  // The LoRA slots a chunk may name (model::SequenceChunk::adapter: an index here): each
+  // one's adapter name at creation, "" where a slot is empty.
+  virtual std::vector<std::string> lora_adapter_names() const { return {}; }
+  // Writes `adapter` into `slot` for the passes after this call (null empties it), as
+  // model::LlamaModel::SetLoraAdapter. Between passes, on the engine thread.
+  virtual absl::Status SetLoraAdapter(int32_t slot,
+                                      std::shared_ptr<const model::LoraAdapter> adapter) {
+    return absl::FailedPreconditionError("this model runner has no LoRA slots");
+  }
 
   // Runs one pass over `chunks` (see model::SequenceChunk) and picks a token for every
   // sampled row (model::SampledRows), in chunk order: row i's penalties, then its chain

@@ -33,7 +33,7 @@ void Erase(std::vector<SchedSeq*>& list, SchedSeq* seq) {
 class BlockKeys {
  public:
   BlockKeys(const SchedSeq& seq, int32_t block_size)
-      : seq_(seq), block_size_(block_size), key_(kvcache::RootKeyFor(seq.adapter)) {}
+      : seq_(seq), block_size_(block_size), key_(kvcache::RootKeyFor(seq.adapter_key)) {}
 
   int32_t num_full_blocks() const { return static_cast<int32_t>(seq_.tokens.size()) / block_size_; }
   // Block j's key (j < num_full_blocks()); walks forward from the last key asked for.
@@ -128,7 +128,8 @@ bool Scheduler::WaitsForABlockInFlight(
   const int32_t block_size = kv_->block_size_tokens();
   // The first block the sequence would compute, when it is full with a token after it (a
   // block is reused only so). A scoring sequence computes the blocks it scores anyway.
-  const int32_t next = kv_->Match(seq.tokens, kvcache::RootKeyFor(seq.adapter)).num_cached_blocks;
+  const int32_t next =
+      kv_->Match(seq.tokens, kvcache::RootKeyFor(seq.adapter_key)).num_cached_blocks;
   const int64_t end = static_cast<int64_t>(next + 1) * block_size;
   if (end >= static_cast<int64_t>(seq.tokens.size())) return false;
   if (seq.scoring() && end > seq.score_next) return false;
@@ -293,7 +294,7 @@ StepPlan Scheduler::Schedule() {
       continue;
     }
     std::optional<kvcache::Admission> admission;
-    const kvcache::BlockKey root_key = kvcache::RootKeyFor(seq->adapter);
+    const kvcache::BlockKey root_key = kvcache::RootKeyFor(seq->adapter_key);
     auto try_admit = [&] {
       int32_t max_cached = INT32_MAX;
       int32_t max_new = budget;

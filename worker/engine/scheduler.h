@@ -27,9 +27,11 @@ struct SchedSeq {
   uint64_t job_id = 0;  // the owner's id, for the caller's lookups
   kvcache::SeqId seq_id = 0;
   int32_t priority = 0;
-  // The LoRA adapter the sequence runs with (model::SequenceChunk::adapter): its K/V are found
-  // in the prefix cache only by sequences with the same one (kvcache::RootKeyFor).
+  // The LoRA adapter the sequence runs with: its slot in the model (model::SequenceChunk::
+  // adapter, -1 for none), and the key of that load of it, which roots its prefix-cache chain
+  // (kvcache::RootKeyFor: its K/V are found only by sequences with the same one).
   int32_t adapter = -1;
+  uint64_t adapter_key = 0;
   uint64_t arrival = 0;          // submission order; kept across preemptions
   std::vector<int32_t> tokens;   // every known token: context, then generated
   kvcache::SequenceLease lease;  // active while the sequence holds KV blocks

@@ -31,9 +31,10 @@ inline constexpr size_t kForkSuffixBytes = 22;
 struct Session {
   std::string id;
   std::vector<int32_t> tokens;  // the history: every context and completion so far
-  // The LoRA adapter (JobRequest::adapter) that computed the pinned K/V: only a job with the
-  // same one continues the pin; another computes the history again under its own.
-  int32_t adapter = -1;
+  // The load of the LoRA adapter that computed the pinned K/V (SchedSeq::adapter_key; 0 for
+  // none): only a job with the same one continues the pin; another computes the history
+  // again under its own.
+  uint64_t adapter_key = 0;
   bool busy = false;  // a job is running on it
   absl::Time last_use;
   std::list<Session*>::iterator lru_position;

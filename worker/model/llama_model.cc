@@ -207,9 +207,11 @@ absl::Status LlamaModel::AllocateWorkspace() {
   RS_RETURN_IF_ERROR(alloc(&w.act, w.dtype, t * w.hidden));
   RS_RETURN_IF_ERROR(alloc(&w.sampled, w.dtype, rows * w.dim));
   RS_RETURN_IF_ERROR(alloc(&w.logits, kF32, rows * w.vocab));
-  int max_lora_rank = 0;
-  for (const auto& adapter : options_.lora_adapters) {
-    max_lora_rank = std::max(max_lora_rank, adapter->rank);
+  int max_lora_rank = 0;  // of the LoRA slots' stacks (llama_lora.cc)
+  for (const LayerWeights& layer : layers_) {
+    for (const LayerWeights::Lora& lora : layer.lora) {
+      max_lora_rank = std::max(max_lora_rank, lora.stack.rank);
+    }
   }
   if (max_lora_rank > 0) RS_RETURN_IF_ERROR(alloc(&w.lora_scratch, kF32, t * max_lora_rank));
   const int64_t meta_ints = MetaLayout(t, s, rows, options_.max_blocks_per_seq).size;
@@ -294,79 +296,6 @@ absl::Status LlamaModel::UploadWeights(WeightSource& source) {
                                     {c.hidden_dim, c.hidden_dim}, c.dim, bytes));
     RS_ASSIGN_OR_RETURN(w.w_down, UploadMatrix(source, backend_, p + "ffn_down.weight",
                                                {c.dim, c.hidden_dim}, bytes));
-  }
-  return absl::OkStatus();
-}
-
-namespace {
-
-// `values` in `dtype` (an activation dtype), as the device stores them.
-std::vector<uint8_t> EncodeActivations(kernels::DType dtype, const std::vector<float>& values) {
-  std::vector<uint8_t> bytes(kernels::DTypeBytes(dtype, values.size()));
-  for (size_t i = 0; i < values.size(); ++i) {
-    switch (dtype) {
-      case kernels::DType::kBF16: {
-        const uint16_t v = kernels::FloatToBFloat16(values[i]);
-        std::memcpy(&bytes[2 * i], &v, 2);
-        break;
-      }
-      case kernels::DType::kF16: {
-        const uint16_t v = kernels::FloatToHalf(values[i]);
-        std::memcpy(&bytes[2 * i], &v, 2);
-        break;
-      }
-      default:
-        std::memcpy(&bytes[4 * i], &values[i], 4);
-    }
-  }
-  return bytes;
-}
-
-}  // namespace
-
-absl::Status LlamaModel::UploadLoraAdapters() {
-  const auto& adapters = options_.lora_adapters;
-  if (adapters.empty()) return absl::OkStatus();
-  const kernels::DType dtype = backend_->activation_dtype();
-  const int slots = static_cast<int>(adapters.size());
-  for (const auto& adapter : adapters) {
-    if (adapter == nullptr || adapter->layers.size() != static_cast<size_t>(config_.num_layers)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("LoRA adapter ", adapter == nullptr ? "(null)" : adapter->name, " has ",
-                       adapter == nullptr ? 0 : adapter->layers.size(), " layers; the model has ",
-                       config_.num_layers));
-    }
-  }
-  for (int layer = 0; layer < config_.num_layers; ++layer) {
-    for (int t = 0; t < kNumLoraTargets; ++t) {
-      int rank = 0;
-      for (const auto& adapter : adapters) rank = std::max(rank, adapter->layers[layer][t].rank);
-      if (rank == 0) continue;
-      const auto [out, in] = LoraTargetShape(config_, static_cast<LoraTarget>(t));
-      std::vector<float> a(static_cast<size_t>(slots) * rank * in);
-      std::vector<float> b_t(static_cast<size_t>(slots) * rank * out);
-      for (int slot = 0; slot < slots; ++slot) {
-        const LoraMatrices& m = adapters[slot]->layers[layer][t];
-        if (m.a.size() != static_cast<size_t>(m.rank * in) ||
-            m.b_t.size() != static_cast<size_t>(m.rank * out)) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "LoRA adapter ", adapters[slot]->name, ": layer ", layer, " ",
-              std::string(LoraTargetName(static_cast<LoraTarget>(t))), " does not fit the model"));
-        }
-        // Rows past the adapter's own rank stay zero: they add nothing.
-        std::copy(m.a.begin(), m.a.end(), a.begin() + static_cast<int64_t>(slot) * rank * in);
-        std::copy(m.b_t.begin(), m.b_t.end(),
-                  b_t.begin() + static_cast<int64_t>(slot) * rank * out);
-      }
-      LayerWeights::Lora& lora = layers_[layer].lora[t];
-      for (auto [buffer, values] : {std::pair{&lora.a, &a}, std::pair{&lora.b_t, &b_t}}) {
-        const std::vector<uint8_t> bytes = EncodeActivations(dtype, *values);
-        RS_ASSIGN_OR_RETURN(*buffer, backend_->Allocate(bytes.size()));
-        backend_->CopyToDevice(buffer->data(), bytes.data(), bytes.size());
-        weight_bytes_ += bytes.size();
-      }
-      lora.stack = {lora.a.data(), lora.b_t.data(), slots, rank, in, out};
-    }
   }
   return absl::OkStatus();
 }

@@ -125,9 +125,15 @@ struct ModelOptions {
   // Backend::SupportsKvDtype accepts them (the CPU keeps f16 or bf16: half the memory).
   std::optional<kernels::DType> kv_dtype;
   // LoRA adapters served beside the model's own weights, each read for this model's config
-  // (lora_adapter.h); a chunk names one by its index here (SequenceChunk::adapter). All stay
-  // on the device; a pass adds each row's adapter to the projections it changes.
+  // (lora_adapter.h); a chunk names one by its slot, its index here (SequenceChunk::adapter).
+  // All stay on the device; a pass adds each row's adapter to the projections it changes.
+  // After creation options().lora_adapters holds every slot, null where one is empty.
   std::vector<std::shared_ptr<const LoraAdapter>> lora_adapters;
+  // > 0: this many slots (at least lora_adapters.size()), with room on every projection for
+  // adapters of rank up to max_lora_rank (0: 16, or the largest given) loaded later
+  // (LlamaModel::SetLoraAdapter). 0: the slots and projections of lora_adapters only.
+  int max_loras = 0;
+  int max_lora_rank = 0;
 };
 
 class LlamaModel {
@@ -177,6 +183,13 @@ class LlamaModel {
   // Most penalty entries one ForwardSampled takes (ModelOptions::max_penalty_entries).
   int64_t max_penalty_entries() const;
 
+  // Writes `adapter` into LoRA slot `slot` (null empties it), for the passes enqueued after
+  // this call; captured decode graphs stay valid. Between passes only. INVALID_ARGUMENT for a
+  // slot out of range or an adapter of another model, FAILED_PRECONDITION for one that
+  // changes a projection the model keeps no room for or at a larger rank (ModelOptions::
+  // max_loras, max_lora_rank); the slot is unchanged then.
+  absl::Status SetLoraAdapter(int slot, std::shared_ptr<const LoraAdapter> adapter);
+
   // How decode passes have run: graphs captured, replays (all zero without graphs).
   DecodeGraphStats decode_graph_stats() const;
   // Turns decode graphs on or off from the next pass (A/B timing); graphs already captured
@@ -190,8 +203,8 @@ class LlamaModel {
 
   LlamaModel(const ModelConfig& config, kernels::Backend* backend, const ModelOptions& options);
   absl::Status UploadWeights(WeightSource& source);
-  // Stacks options_.lora_adapters on the device, one LoraStack per projection any of them
-  // changes (LayerWeights::lora).
+  // Allocates the LoRA slots (LayerWeights::lora) and writes options_.lora_adapters into
+  // them (llama_lora.cc).
   absl::Status UploadLoraAdapters();
   // Sets options_.kv_dtype (the backend's activation dtype when unset); INVALID_ARGUMENT when
   // the backend cannot keep the cache in it.

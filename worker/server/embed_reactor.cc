@@ -73,10 +73,10 @@ absl::StatusOr<engine::JobRequest> EmbedJob(const pb::EmbedRequest& request, int
   if (request.has_truncate_prompt_tokens()) {
     generate.set_truncate_prompt_tokens(request.truncate_prompt_tokens());
   }
-  absl::StatusOr<engine::JobRequest> job = ToJobRequest(
-      generate, env.tokenizer,
-      {env.generator->vocab_size(), env.generator->max_context_tokens(), env.model.chat_format,
-       env.model.default_system_prompt, env.grammars, env.model.adapters});
+  absl::StatusOr<engine::JobRequest> job =
+      ToJobRequest(generate, env.tokenizer,
+                   {env.generator->vocab_size(), env.generator->max_context_tokens(),
+                    env.model.chat_format, env.model.default_system_prompt, env.grammars});
   if (!job.ok()) {
     return absl::Status(job.status().code(),
                         absl::StrCat("inputs[", i, "]: ", job.status().message()));

@@ -29,10 +29,10 @@ GenerateReactor::GenerateReactor(const ServiceEnv& env, grpc::CallbackServerCont
 void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
   request_id_ = request.request_id();
   adapter_ = request.adapter();
-  absl::StatusOr<engine::JobRequest> job = ToJobRequest(
-      request, env_.tokenizer,
-      {env_.generator->vocab_size(), env_.generator->max_context_tokens(), env_.model.chat_format,
-       env_.model.default_system_prompt, env_.grammars, env_.model.adapters});
+  absl::StatusOr<engine::JobRequest> job =
+      ToJobRequest(request, env_.tokenizer,
+                   {env_.generator->vocab_size(), env_.generator->max_context_tokens(),
+                    env_.model.chat_format, env_.model.default_system_prompt, env_.grammars});
   {
     std::lock_guard lock(link_->mu);
     if (!job.ok()) {

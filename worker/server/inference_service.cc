@@ -123,7 +123,9 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
   }
   response->set_worker_id(env_.worker_id);
   response->set_embedding_size(env_.model.embedding_size);
-  for (const std::string& name : env_.model.adapters) response->add_adapters(name);
+  for (const std::string& name : env_.generator->AdapterNames()) {
+    if (!name.empty()) response->add_adapters(name);
+  }
   return Done(context, "GetModelInfo", absl::OkStatus());
 }
 

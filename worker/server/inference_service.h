@@ -27,7 +27,6 @@ struct ModelDescription {
   tokenizer::ChatFormat chat_format = tokenizer::ChatFormat::kNone;
   std::string default_system_prompt;  // ModelLimits::default_system_prompt
   int32_t embedding_size = 0;         // the model's width (ModelInfo.embedding_size)
-  std::vector<std::string> adapters;  // LoRA adapters' names in slot order (ModelInfo.adapters)
 };
 
 // Everything the services share; owned by WorkerServer and outliving every call.

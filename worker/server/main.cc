@@ -127,7 +127,6 @@ int Run(int argc, char** argv) {
                                 : std::filesystem::path(flags.model.model_path).filename().string();
   options.model.num_parameters = loaded->config.NumParameters();
   options.model.embedding_size = loaded->config.dim;
-  for (const auto& adapter : loaded->lora_adapters) options.model.adapters.push_back(adapter->name);
   if (loaded->tokenizer != nullptr) {
     options.model.tokenizer_kind =
         loaded->tokenizer->vocab().model == ringserve::tokenizer::TokenizerModel::kByteLevelBpe

@@ -329,18 +329,10 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   }
   job.min_tokens = stop.min_tokens();
   job.priority = request.priority();
-  if (!request.adapter().empty()) {
-    const auto it = std::find(limits.adapters.begin(), limits.adapters.end(), request.adapter());
-    if (it == limits.adapters.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("adapter: '", request.adapter(), "' is not served by this worker (",
-                       limits.adapters.empty()
-                           ? "it serves none"
-                           : absl::StrCat("it serves ", absl::StrJoin(limits.adapters, ", ")),
-                       ")"));
-    }
-    job.adapter = static_cast<int32_t>(it - limits.adapters.begin());
+  if (request.adapter().size() > kMaxAdapterNameBytes) {
+    return Invalid("adapter", absl::StrCat("longer than ", kMaxAdapterNameBytes, " bytes"));
   }
+  job.adapter = request.adapter();  // the generator resolves it (NOT_FOUND when not loaded)
   if (request.n() < 0 || request.n() > kMaxCompletions) {
     return Invalid("n",
                    absl::StrCat("must be in [1, ", kMaxCompletions, "] (got ", request.n(), ")"));

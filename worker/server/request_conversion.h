@@ -29,9 +29,6 @@ struct ModelLimits {
   // Compiled response formats and tool-call grammars kept between requests; null: each
   // request compiles its own. Owned by the caller.
   grammar::GrammarCache* grammars = nullptr;
-  // The LoRA adapters' names in slot order (GenerateRequest.adapter names one); owned by the
-  // caller.
-  std::span<const std::string> adapters = {};
 };
 
 // Size limits of the API (inference.proto documents them).
@@ -39,13 +36,13 @@ inline constexpr size_t kMaxTextBytes = size_t{4} << 20;
 inline constexpr size_t kMaxSchemaBytes = size_t{64} << 10;
 inline constexpr size_t kMaxSessionIdBytes = engine::kMaxSessionIdBytes;
 inline constexpr size_t kMaxRequestIdBytes = 128;
+inline constexpr size_t kMaxAdapterNameBytes = 64;  // GenerateRequest.adapter, --lora's NAME
 
 // INVALID_ARGUMENT naming the field for a malformed request. `tokenizer` may be null (then
 // text and chat input are INVALID_ARGUMENT). A new context from text (no append) starts with
 // BOS the way the vocabulary asks; appended text never does. Chat input is rendered in
 // limits.chat_format (FAILED_PRECONDITION when none) and also stops at its end-of-turn
-// token. An unset seed is drawn at random. An adapter not among limits.adapters is
-// NOT_FOUND.
+// token. An unset seed is drawn at random.
 absl::StatusOr<engine::JobRequest> ToJobRequest(const ringserve::v1::GenerateRequest& request,
                                                 const tokenizer::Tokenizer* tokenizer,
                                                 const ModelLimits& limits);

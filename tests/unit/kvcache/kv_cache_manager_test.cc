@@ -83,16 +83,16 @@ TEST(KvCacheManagerTest, PrefixHitSharesFullBlocksNeverThePartialOne) {
 TEST(KvCacheManagerTest, RootKeysKeepAdaptersApart) {
   auto m = MakeManager(16);
   const std::vector<int32_t> prompt = Iota(10, 100);
-  const std::optional<Admission> first = m->Admit(1, prompt, 10, INT32_MAX, RootKeyFor(0));
+  const std::optional<Admission> first = m->Admit(1, prompt, 10, INT32_MAX, RootKeyFor(1));
   ASSERT_TRUE(first.has_value());
   m->Commit(1, first->num_new_tokens);
-  EXPECT_EQ(m->Match(prompt, RootKeyFor(0)).num_cached_tokens, 8);
-  EXPECT_EQ(m->Match(prompt, RootKeyFor(1)).num_cached_tokens, 0);
+  EXPECT_EQ(m->Match(prompt, RootKeyFor(1)).num_cached_tokens, 8);
+  EXPECT_EQ(m->Match(prompt, RootKeyFor(2)).num_cached_tokens, 0);
   EXPECT_EQ(m->Match(prompt).num_cached_tokens, 0);
-  EXPECT_NE(RootKeyFor(0), kRootBlockKey);
-  EXPECT_EQ(RootKeyFor(-1), kRootBlockKey);
+  EXPECT_NE(RootKeyFor(1), kRootBlockKey);
+  EXPECT_EQ(RootKeyFor(0), kRootBlockKey);
 
-  const std::optional<Admission> other = m->Admit(2, prompt, 10, INT32_MAX, RootKeyFor(1));
+  const std::optional<Admission> other = m->Admit(2, prompt, 10, INT32_MAX, RootKeyFor(2));
   ASSERT_TRUE(other.has_value());
   EXPECT_EQ(other->num_cached_tokens, 0);
   m->Commit(2, other->num_new_tokens);
@@ -100,8 +100,8 @@ TEST(KvCacheManagerTest, RootKeysKeepAdaptersApart) {
   m->AppendTokens(3, Iota(6, 7));  // fills block 2 and one more: keyed under the fork's root
   ASSERT_TRUE(m->Reserve(3, 6));
   m->Commit(3, 6);
-  EXPECT_EQ(m->Match(Concat(prompt, Iota(7, 7)), RootKeyFor(0)).num_cached_tokens, 16);
-  EXPECT_EQ(m->Match(Concat(prompt, Iota(7, 7)), RootKeyFor(1)).num_cached_tokens, 8);
+  EXPECT_EQ(m->Match(Concat(prompt, Iota(7, 7)), RootKeyFor(1)).num_cached_tokens, 16);
+  EXPECT_EQ(m->Match(Concat(prompt, Iota(7, 7)), RootKeyFor(2)).num_cached_tokens, 8);
   EXPECT_TRUE(m->Validate().ok());
 }
 

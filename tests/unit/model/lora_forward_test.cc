@@ -260,6 +260,65 @@ TEST_P(LoraForwardTest, AdapterFollowsAConvertedCheckpointsQueryKeyPermutation) 
   }
 }
 
+// Slots with room (ModelOptions::max_loras, max_lora_rank) take adapters after creation:
+// the same bits as an adapter given at creation, none again once cleared, and a refusal for
+// an adapter past the room.
+TEST_P(LoraForwardTest, AdaptersLoadIntoSlotsBetweenPasses) {
+  const TestDevice& device = GetParam();
+  if (device.emulated) GTEST_SKIP() << "slot bookkeeping: the CPU covers it";
+  auto backend = device.create();
+  if (!backend.ok()) GTEST_SKIP() << device.name << ": " << backend.status();
+  const ModelConfig config = SmallConfig(kernels::RopeLayout::kHalves);
+  const std::unique_ptr<Checkpoint> base = MakeCheckpoint(config);
+  ringserve::testing::ScopedTempDir dir;
+  ringserve::testing::WritePeftAdapter(dir.path(), config, {});  // rank 4, every projection
+  auto read = LoadLoraAdapter("all", dir.path(), config);
+  ASSERT_TRUE(read.ok());
+  const auto adapter = std::make_shared<const LoraAdapter>(*read);
+
+  auto at_start_backend = device.create();
+  auto at_start = LlamaModel::Create(*base, at_start_backend->get(), Options({adapter}));
+  ModelOptions room = Options({});
+  room.max_loras = 2;
+  room.max_lora_rank = 8;
+  auto later = LlamaModel::Create(*base, backend->get(), room);
+  ASSERT_TRUE(at_start.ok() && later.ok());
+  EXPECT_EQ((*later)->options().lora_adapters.size(), 2U);
+  const Batch batch = MakeBatch(8);
+  const auto base_rows = RunPass(**later, batch, {0, 1}, {1, -1});  // an empty slot adds nothing
+  ASSERT_TRUE((*later)->SetLoraAdapter(1, adapter).ok());
+  const auto want = RunPass(**at_start, batch, {0, 1}, {0, -1});
+  const auto got = RunPass(**later, batch, {0, 1}, {1, -1});
+  EXPECT_EQ(got, want) << "rank 4 in a rank-8 slot: the same bits as at creation";
+  EXPECT_NE(got[0], base_rows[0]);
+  EXPECT_EQ(got[1], base_rows[1]);
+  ASSERT_TRUE((*later)->SetLoraAdapter(1, nullptr).ok());
+  EXPECT_EQ(RunPass(**later, batch, {0}, {1})[0], base_rows[0]);
+
+  ringserve::testing::ScopedTempDir big_dir;
+  ringserve::testing::PeftAdapterSpec big;
+  big.rank = 16;
+  ringserve::testing::WritePeftAdapter(big_dir.path(), config, big);
+  auto big_read = LoadLoraAdapter("big", big_dir.path(), config);
+  ASSERT_TRUE(big_read.ok());
+  EXPECT_EQ((*later)->SetLoraAdapter(0, std::make_shared<const LoraAdapter>(*big_read)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*later)->SetLoraAdapter(2, adapter).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunPass(**later, batch, {0}, {0})[0], base_rows[0]) << "a refusal changes nothing";
+  // Created with adapters of q and v only, a model keeps no room for the other projections.
+  ringserve::testing::ScopedTempDir qv_dir;
+  ringserve::testing::PeftAdapterSpec qv;
+  qv.targets = {"q_proj", "v_proj"};
+  ringserve::testing::WritePeftAdapter(qv_dir.path(), config, qv);
+  auto qv_read = LoadLoraAdapter("qv", qv_dir.path(), config);
+  ASSERT_TRUE(qv_read.ok());
+  auto qv_backend = device.create();
+  auto qv_model = LlamaModel::Create(*base, qv_backend->get(),
+                                     Options({std::make_shared<const LoraAdapter>(*qv_read)}));
+  ASSERT_TRUE(qv_model.ok());
+  EXPECT_EQ((*qv_model)->SetLoraAdapter(0, adapter).code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(LoraForwardValidationTest, UnknownSlotIsRefused) {
   auto backend = kernels::CreateBackend("cpu");
   ASSERT_TRUE(backend.ok());

@@ -1,5 +1,6 @@
 // AdminService: the router's ringserve.v1.Admin. GetStats fans out to every healthy
-// worker and returns one WorkerStats per reply; Drain drains the router itself.
+// worker and returns one WorkerStats per reply; LoadAdapter and UnloadAdapter act on every
+// healthy worker; Drain drains the router itself.
 #ifndef RINGSERVE_ROUTER_ADMIN_SERVICE_H_
 #define RINGSERVE_ROUTER_ADMIN_SERVICE_H_
 
@@ -25,6 +26,13 @@ class AdminService final : public ringserve::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* context,
                                   const ringserve::v1::DrainRequest* request,
                                   ringserve::v1::DrainResponse* response) override;
+  // On every healthy worker (admin.proto): OK when all of them did it.
+  grpc::ServerUnaryReactor* LoadAdapter(grpc::CallbackServerContext* context,
+                                        const ringserve::v1::LoadAdapterRequest* request,
+                                        ringserve::v1::AdapterResponse* response) override;
+  grpc::ServerUnaryReactor* UnloadAdapter(grpc::CallbackServerContext* context,
+                                          const ringserve::v1::UnloadAdapterRequest* request,
+                                          ringserve::v1::AdapterResponse* response) override;
 
  private:
   const ProxyEnv& env_;

@@ -193,6 +193,93 @@ class LoraTest(unittest.TestCase):
         self.assertEqual(report["requests_ok"], 8, out.stdout)
         self.assertEqual(report["config"]["adapters"], ["a", "b"])
 
+    def test_a_worker_without_slots_loads_nothing_while_serving(self):
+        from ringserve.v1 import admin_pb2, admin_pb2_grpc
+        admin = admin_pb2_grpc.AdminStub(self.cluster.channel)
+        with self.assertRaises(grpc.RpcError) as error:
+            admin.LoadAdapter(admin_pb2.LoadAdapterRequest(name="c", path=self.tmp.name),
+                              timeout=30)
+        self.assertEqual(error.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("--max-loras", error.exception.details())
+
+
+class RuntimeLoadingTest(unittest.TestCase):
+    """Two workers with two LoRA slots of rank 8 each, "a" loaded at start: adapters loaded
+    and unloaded through the router act on both workers, and a loaded one computes what the
+    same adapter given at start computes."""
+
+    @classmethod
+    def setUpClass(cls):
+        from ringserve.v1 import admin_pb2_grpc
+        cls.tmp = tempfile.TemporaryDirectory(prefix="ringserve-lora-")
+        cls.model_args = fleet.model_args(BIN_DIR, SHARED_DIR)
+        shape = peft_adapter.model_shape(BIN_DIR, cls.model_args)
+        cls.a = os.path.join(cls.tmp.name, "a")
+        cls.b = os.path.join(cls.tmp.name, "b")
+        peft_adapter.write_adapter(cls.a, shape, seed=1)
+        peft_adapter.write_adapter(cls.b, shape, rank=8, targets=("q_proj", "v_proj"), seed=2)
+        cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "dyn", 2, worker_extra=[
+            "--lora", f"a={cls.a}", "--max-loras", "2", "--max-lora-rank", "8"])
+        cls.admin = admin_pb2_grpc.AdminStub(cls.cluster.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+        cls.tmp.cleanup()
+
+    def generate(self, adapter):
+        return fleet.stream(self.cluster.stub,
+                            fleet.generate_request("", PROMPT, 12, adapter=adapter), timeout=30)
+
+    def code_of(self, call, request):
+        try:
+            call(request, timeout=60)
+            return "OK"
+        except grpc.RpcError as e:
+            return e.code().name
+
+    def test_load_serve_unload(self):
+        from ringserve.v1 import admin_pb2
+        info = self.cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual(list(info.adapters), ["a"])
+        self.assertEqual(self.generate("b")[0], "NOT_FOUND")
+        loaded = self.admin.LoadAdapter(admin_pb2.LoadAdapterRequest(name="b", path=self.b),
+                                        timeout=60)
+        self.assertEqual(sorted(loaded.worker_ids), ["dyn0", "dyn1"])
+        info = self.cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual(list(info.adapters), ["a", "b"])
+        code, ids, _, _, details = self.generate("b")
+        self.assertEqual(code, "OK", details)
+        offline = subprocess.run(
+            [os.path.join(BIN_DIR, "ringserve-run"), *self.model_args, "--lora", f"a={self.a}",
+             "--lora", f"b={self.b}", "--adapter", "b", "--prompt-ids",
+             ",".join(map(str, PROMPT)), "--max-tokens", "12", "--ignore-eos", "--json"],
+            check=True, capture_output=True, text=True).stdout
+        self.assertEqual(ids, json.loads(offline.splitlines()[0])["generated_ids"],
+                         "loaded while serving, the adapter computes what it does from the start")
+        for request, code in (
+                (admin_pb2.LoadAdapterRequest(name="c", path=self.b), "RESOURCE_EXHAUSTED"),
+                (admin_pb2.LoadAdapterRequest(name="b", path=self.b), "ALREADY_EXISTS"),
+                (admin_pb2.LoadAdapterRequest(name="bad name", path=self.b), "INVALID_ARGUMENT")):
+            self.assertEqual(self.code_of(self.admin.LoadAdapter, request), code, request.name)
+        cli = subprocess.run(
+            [os.path.join(BIN_DIR, "ringserve-cli"), "--target", self.cluster.router.address,
+             "unload-adapter", "--name", "b"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(cli.returncode, 0, cli.stderr)
+        self.assertEqual(self.generate("b")[0], "NOT_FOUND")
+        self.assertEqual(self.code_of(self.admin.UnloadAdapter,
+                                      admin_pb2.UnloadAdapterRequest(name="b")), "NOT_FOUND")
+        self.assertEqual(self.code_of(self.admin.LoadAdapter, admin_pb2.LoadAdapterRequest(
+            name="c", path=os.path.join(self.tmp.name, "missing"))), "NOT_FOUND")
+        cli = subprocess.run(
+            [os.path.join(BIN_DIR, "ringserve-cli"), "--target", self.cluster.router.address,
+             "load-adapter", "--name", "c", "--path", self.b], capture_output=True, text=True,
+            timeout=60)
+        self.assertEqual(cli.returncode, 0, cli.stderr)
+        code, c_ids, _, _, details = self.generate("c")
+        self.assertEqual((code, c_ids), ("OK", ids), "the same adapter again, under another name")
+        self.assertEqual(self.generate("a")[0], "OK")
+
 
 if __name__ == "__main__":
     unittest.main(argv=sys.argv[:1] + sys.argv[4:])

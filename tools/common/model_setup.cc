@@ -61,6 +61,15 @@ void ModelFlags::Register(ArgParser& parser) {
                      "adapter_model.safetensors) served beside the model; requests name it "
                      "(GenerateRequest.adapter). Repeat for more; all stay in device memory. "
                      "NAME=random:R: random values of rank R on every projection (benchmarks)");
+  parser.AddInt("max-loras", &max_loras,
+                "LoRA slots, at least the --lora adapters: the worker then loads and unloads "
+                "adapters while serving (Admin.LoadAdapter), every projection keeping room "
+                "for --max-lora-rank (0: a fixed set, the --lora adapters only)",
+                {.min = 0, .max = 1024});
+  parser.AddInt("max-lora-rank", &max_lora_rank,
+                "with --max-loras: the largest rank a loaded adapter may have (0: 16, or the "
+                "largest --lora rank)",
+                {.min = 0, .max = model::kMaxLoraRank});
 }
 
 namespace {
@@ -73,15 +82,12 @@ absl::StatusOr<std::vector<std::shared_ptr<const model::LoraAdapter>>> LoadLoraF
   for (const std::string& value : values) {
     const size_t eq = value.find('=');
     const std::string name = value.substr(0, eq);
-    const bool name_ok = eq != std::string::npos && !name.empty() && name.size() <= 64 &&
-                         std::ranges::all_of(name, [](char c) {
-                           return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-                                  c == '_' || c == '-';
-                         });
-    if (!name_ok || eq + 1 >= value.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--lora: expected NAME=DIR with a name of letters, digits and ._- (at most 64), got '",
-          value, "'"));
+    if (eq == std::string::npos || eq + 1 >= value.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--lora: expected NAME=DIR or NAME=random:R, got '", value, "'"));
+    }
+    if (absl::Status bad = model::CheckAdapterName(name); !bad.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--lora: ", bad.message()));
     }
     for (const auto& earlier : adapters) {
       if (earlier->name == name) {
@@ -274,6 +280,8 @@ absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel
   options.decode_graphs = flags.cuda_graphs;
   options.kv_dtype = loaded.kv_dtype;
   options.lora_adapters = loaded.lora_adapters;
+  options.max_loras = flags.max_loras;
+  options.max_lora_rank = flags.max_lora_rank;
   if (loaded.checkpoint != nullptr) {
     return model::LlamaModel::Create(*loaded.checkpoint, loaded.backend.get(), options);
   }

@@ -41,6 +41,8 @@ struct ModelFlags {
   std::string rope_scaling;       // JSON replacing the model's rope scaling; empty keeps it
   int context_length = 0;         // the longest context served; 0: the model's
   std::vector<std::string> lora;  // NAME=DIR: LoRA adapters served beside the model
+  int max_loras = 0;              // ModelOptions::max_loras: slots for adapters loaded later
+  int max_lora_rank = 0;          // ModelOptions::max_lora_rank
   // Not a flag: the CUDA emulation's logits tool sets it (tests/unit/kernels/cuda_emu).
   BackendFactory make_backend;
 

@@ -89,6 +89,8 @@ absl::Status RunTokenize(CommandArgs args);
 absl::Status RunInfo(CommandArgs args);
 absl::Status RunEmbed(CommandArgs args);
 absl::Status RunStats(CommandArgs args);
+absl::Status RunLoadAdapter(CommandArgs args);
+absl::Status RunUnloadAdapter(CommandArgs args);
 absl::Status RunDrain(CommandArgs args);
 absl::Status RunHealth(CommandArgs args);
 

@@ -30,6 +30,9 @@ constexpr Command kCommands[] = {
     {"info", "describe the model and the worker's limits", RunInfo},
     {"stats", "worker statistics (the router asks every worker)", RunStats},
     {"drain", "stop admitting work (Kubernetes preStop)", RunDrain},
+    {"load-adapter", "load a LoRA adapter while serving (the router: on every worker)",
+     RunLoadAdapter},
+    {"unload-adapter", "unload a LoRA adapter (the router: from every worker)", RunUnloadAdapter},
     {"health", "grpc.health.v1 check; exit 0 only when SERVING", RunHealth},
 };
 

@@ -138,6 +138,37 @@ absl::Status RunInfo(CommandArgs args) {
   return PrintMessage(info, args.common.json);
 }
 
+absl::Status RunLoadAdapter(CommandArgs args) {
+  ringserve::v1::LoadAdapterRequest request;
+  std::string name, path;
+  ArgParser parser;
+  parser.AddString("name", &name, "the name requests use (GenerateRequest.adapter)");
+  parser.AddString("path", &path, "the PEFT directory, on the workers' filesystem");
+  RS_RETURN_IF_ERROR(ParseCommand(
+      "usage: ringserve-cli load-adapter --name NAME --path DIR [--json]", args, parser));
+  if (name.empty() || path.empty()) {
+    return UsageError(absl::InvalidArgumentError("give --name and --path"));
+  }
+  request.set_name(name);
+  request.set_path(path);
+  RS_ASSIGN_OR_RETURN(auto response, Unary<Admin>(args.common, &Admin::Stub::LoadAdapter, request));
+  return PrintMessage(response, args.common.json);
+}
+
+absl::Status RunUnloadAdapter(CommandArgs args) {
+  ringserve::v1::UnloadAdapterRequest request;
+  std::string name;
+  ArgParser parser;
+  parser.AddString("name", &name, "the adapter's name");
+  RS_RETURN_IF_ERROR(
+      ParseCommand("usage: ringserve-cli unload-adapter --name NAME [--json]", args, parser));
+  if (name.empty()) return UsageError(absl::InvalidArgumentError("give --name"));
+  request.set_name(name);
+  RS_ASSIGN_OR_RETURN(auto response,
+                      Unary<Admin>(args.common, &Admin::Stub::UnloadAdapter, request));
+  return PrintMessage(response, args.common.json);
+}
+
 absl::Status RunStats(CommandArgs args) {
   ArgParser parser;
   RS_RETURN_IF_ERROR(ParseCommand("usage: ringserve-cli stats [--json]", args, parser));

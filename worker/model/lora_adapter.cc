@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/mapped_file.h"
@@ -174,6 +175,15 @@ void PermuteHeadsToAdjacentPairs(std::vector<float>* b_t, int rank, int64_t out,
 }
 
 }  // namespace
+
+absl::Status CheckAdapterName(std::string_view name) {
+  const bool ok = !name.empty() && name.size() <= 64 && std::ranges::all_of(name, [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("adapter name '", std::string(name.substr(0, 80)),
+                                                 "': 1 to 64 letters, digits and ._- only"));
+}
 
 std::string_view LoraTargetName(LoraTarget target) {
   return kTargetNames[static_cast<size_t>(target)];

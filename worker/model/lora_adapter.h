@@ -42,6 +42,10 @@ struct LoraAdapter {
   std::vector<std::array<LoraMatrices, kNumLoraTargets>> layers;
 };
 
+// OK when `name` may name an adapter in requests: 1 to 64 letters, digits, '.', '_' or '-';
+// else INVALID_ARGUMENT saying so.
+absl::Status CheckAdapterName(std::string_view name);
+
 // The most a rank may be (vLLM's largest --max-lora-rank).
 inline constexpr int kMaxLoraRank = 512;
 

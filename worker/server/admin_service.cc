@@ -70,4 +70,44 @@ grpc::ServerUnaryReactor* AdminService::Drain(grpc::CallbackServerContext* conte
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AdminService::LoadAdapter(grpc::CallbackServerContext* context,
+                                                    const pb::LoadAdapterRequest* request,
+                                                    pb::AdapterResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  context->AddTrailingMetadata("x-ringserve-worker", env_.service->worker_id);
+  if (!env_.read_adapter) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 "this worker loads no LoRA adapters while serving; start it "
+                                 "with --max-loras N"));
+    return reactor;
+  }
+  std::thread([this, reactor, response, name = request->name(), path = request->path()] {
+    absl::Status status = model::CheckAdapterName(name);
+    if (status.ok()) {
+      absl::StatusOr<std::shared_ptr<const model::LoraAdapter>> adapter =
+          env_.read_adapter(name, path);
+      status = adapter.ok() ? env_.service->generator->LoadAdapter(name, *std::move(adapter))
+                            : adapter.status();
+    }
+    if (status.ok()) response->add_worker_ids(env_.service->worker_id);
+    reactor->Finish(ToGrpcStatus(status));
+  }).detach();
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::UnloadAdapter(grpc::CallbackServerContext* context,
+                                                      const pb::UnloadAdapterRequest* request,
+                                                      pb::AdapterResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  context->AddTrailingMetadata("x-ringserve-worker", env_.service->worker_id);
+  absl::Status status = env_.read_adapter
+                            ? env_.service->generator->UnloadAdapter(request->name())
+                            : absl::FailedPreconditionError(
+                                  "this worker unloads no LoRA adapters while serving; start "
+                                  "it with --max-loras N");
+  if (status.ok()) response->add_worker_ids(env_.service->worker_id);
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
 }  // namespace ringserve::server

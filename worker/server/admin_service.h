@@ -3,9 +3,13 @@
 #define RINGSERVE_WORKER_SERVER_ADMIN_SERVICE_H_
 
 #include <functional>
+#include <memory>
+#include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ringserve/v1/admin.grpc.pb.h"
+#include "worker/model/lora_adapter.h"
 #include "worker/server/inference_service.h"
 #include "worker/server/step_window.h"
 
@@ -19,6 +23,11 @@ struct AdminEnv {
   // Turns health NOT_SERVING and stops admissions (WorkerServer::BeginDrain).
   std::function<void()> begin_drain;
   std::function<bool()> draining;
+  // Reads a LoRA adapter for the model (LoadAdapter); null when the worker loads none while
+  // serving (no --max-loras).
+  std::function<absl::StatusOr<std::shared_ptr<const model::LoraAdapter>>(const std::string& name,
+                                                                          const std::string& path)>
+      read_adapter;
 };
 
 // Thread: gRPC callback threads.
@@ -32,6 +41,14 @@ class AdminService final : public ringserve::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* context,
                                   const ringserve::v1::DrainRequest* request,
                                   ringserve::v1::DrainResponse* response) override;
+  // Reads the adapter and loads it on a short-lived thread: a large one takes seconds to
+  // read, which must not hold a gRPC callback thread.
+  grpc::ServerUnaryReactor* LoadAdapter(grpc::CallbackServerContext* context,
+                                        const ringserve::v1::LoadAdapterRequest* request,
+                                        ringserve::v1::AdapterResponse* response) override;
+  grpc::ServerUnaryReactor* UnloadAdapter(grpc::CallbackServerContext* context,
+                                          const ringserve::v1::UnloadAdapterRequest* request,
+                                          ringserve::v1::AdapterResponse* response) override;
 
  private:
   AdminEnv env_;

@@ -145,6 +145,16 @@ int Run(int argc, char** argv) {
     options.model.default_system_prompt =
         ringserve::tokenizer::DefaultSystemPromptOf(*loaded->tokenizer, *chat_format);
   }
+  if (flags.model.max_loras > 0) {
+    options.read_adapter = [config = loaded->config](const std::string& name,
+                                                     const std::string& path)
+        -> absl::StatusOr<std::shared_ptr<const ringserve::model::LoraAdapter>> {
+      absl::StatusOr<ringserve::model::LoraAdapter> adapter =
+          ringserve::model::LoadLoraAdapter(name, path, config);
+      if (!adapter.ok()) return adapter.status();
+      return std::make_shared<const ringserve::model::LoraAdapter>(*std::move(adapter));
+    };
+  }
   options.generator.max_seqs = flags.max_seqs;
   flags.speculation.Apply(options.generator);
   options.generator.prompt_logprob_rows = flags.prompt_logprob_rows;

@@ -59,7 +59,8 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
                                                       .started = absl::Now(),
                                                       .queue_capacity = options.generator.max_jobs,
                                                       .begin_drain = [s] { s->BeginDrain(); },
-                                                      .draining = [s] { return s->draining(); }});
+                                                      .draining = [s] { return s->draining(); },
+                                                      .read_adapter = options.read_adapter});
 
   // Process-wide switches of gRPC: they take effect for servers built afterwards.
   grpc::EnableDefaultHealthCheckService(true);

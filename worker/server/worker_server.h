@@ -4,6 +4,7 @@
 #define RINGSERVE_WORKER_SERVER_WORKER_SERVER_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,11 @@ struct WorkerServerOptions {
   std::string worker_id;
   ModelDescription model;
   engine::GeneratorOptions generator;
+  // Reads LoRA adapters for Admin.LoadAdapter (AdminEnv::read_adapter); null: none loaded
+  // while serving.
+  std::function<absl::StatusOr<std::shared_ptr<const model::LoraAdapter>>(const std::string& name,
+                                                                          const std::string& path)>
+      read_adapter;
 };
 
 // Owner: main or a test. Thread: any.

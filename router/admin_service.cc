@@ -93,8 +93,9 @@ class AdminFanOut final : public grpc::ServerUnaryReactor, public SharedReactorS
 
  private:
   struct WorkerCall final : public grpc::ClientUnaryReactor {
-    WorkerCall(AdminFanOut* fan_out, std::shared_ptr<const WorkerConn> worker) : fan_out(fan_out) {
-      reply.worker = std::move(worker);
+    WorkerCall(AdminFanOut* fan_out, const std::shared_ptr<const WorkerConn>& worker)
+        : fan_out(fan_out) {
+      reply.worker = worker;
     }
     void OnDone(const grpc::Status& final_status) override {
       reply.status = final_status;

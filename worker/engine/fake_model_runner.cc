@@ -21,8 +21,8 @@ int32_t FakeModelRunner::LoadOf(const model::SequenceChunk& chunk) const {
   return chunk.adapter >= 0 ? slot_loads_[static_cast<size_t>(chunk.adapter)] : 0;
 }
 
-absl::Status FakeModelRunner::SetLoraAdapter(int32_t slot,
-                                             std::shared_ptr<const model::LoraAdapter> adapter) {
+absl::Status FakeModelRunner::SetLoraAdapter(
+    int32_t slot, const std::shared_ptr<const model::LoraAdapter>& adapter) {
   if (slot < 0 || slot >= static_cast<int32_t>(slot_loads_.size())) {
     return absl::InvalidArgumentError(absl::StrCat("fake: LoRA slot ", slot));
   }

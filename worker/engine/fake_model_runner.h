@@ -85,7 +85,7 @@ class FakeModelRunner final : public ModelRunner {
   int32_t max_context_tokens() const override { return options_.max_context_tokens; }
   std::vector<std::string> lora_adapter_names() const override { return options_.lora_adapters; }
   absl::Status SetLoraAdapter(int32_t slot,
-                              std::shared_ptr<const model::LoraAdapter> adapter) override;
+                              const std::shared_ptr<const model::LoraAdapter>& adapter) override;
   // The load slot `slot` holds (0: none): what LogitsAfter's `load` takes.
   int32_t LoadIn(int32_t slot) const { return slot_loads_.at(static_cast<size_t>(slot)); }
 

@@ -158,7 +158,7 @@ class Generator {
   // holds an adapter, and the model's refusals (FAILED_PRECONDITION: no room for its
   // projections or rank); nothing changes then.
   absl::Status LoadAdapter(const std::string& name,
-                           std::shared_ptr<const model::LoraAdapter> adapter);
+                           const std::shared_ptr<const model::LoraAdapter>& adapter);
   // Empties the slot of `name`. NOT_FOUND when no slot has it, FAILED_PRECONDITION while jobs
   // that run with it have not ended.
   absl::Status UnloadAdapter(const std::string& name);
@@ -238,7 +238,7 @@ class Generator {
     int32_t jobs = 0;  // jobs bound to it and not ended
   };
   absl::Status LoadOnEngine(const std::string& name,
-                            std::shared_ptr<const model::LoraAdapter> adapter);
+                            const std::shared_ptr<const model::LoraAdapter>& adapter);
   absl::Status UnloadOnEngine(const std::string& name);
   // Resolves job.request.adapter into job.seq's slot and key and counts the job on the slot;
   // NOT_FOUND when no slot holds that name.

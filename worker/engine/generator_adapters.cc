@@ -22,12 +22,12 @@ std::vector<std::string> Generator::AdapterNames() const {
 }
 
 absl::Status Generator::LoadAdapter(const std::string& name,
-                                    std::shared_ptr<const model::LoraAdapter> adapter) {
+                                    const std::shared_ptr<const model::LoraAdapter>& adapter) {
   if (name.empty() || adapter == nullptr) {
     return absl::InvalidArgumentError("LoadAdapter: needs a name and an adapter");
   }
   absl::Status result;
-  RS_RETURN_IF_ERROR(RunOnEngine([&] { result = LoadOnEngine(name, std::move(adapter)); }));
+  RS_RETURN_IF_ERROR(RunOnEngine([&] { result = LoadOnEngine(name, adapter); }));
   return result;
 }
 
@@ -38,7 +38,7 @@ absl::Status Generator::UnloadAdapter(const std::string& name) {
 }
 
 absl::Status Generator::LoadOnEngine(const std::string& name,
-                                     std::shared_ptr<const model::LoraAdapter> adapter) {
+                                     const std::shared_ptr<const model::LoraAdapter>& adapter) {
   for (const AdapterSlot& slot : adapter_slots_) {
     if (slot.name == name) {
       return absl::AlreadyExistsError(absl::StrCat("adapter '", name, "' is loaded already"));
@@ -52,7 +52,7 @@ absl::Status Generator::LoadOnEngine(const std::string& name,
                      " LoRA slots hold adapters (--max-loras); unload one first"));
   }
   const auto slot = static_cast<int32_t>(free - adapter_slots_.begin());
-  RS_RETURN_IF_ERROR(runner_->SetLoraAdapter(slot, std::move(adapter)));
+  RS_RETURN_IF_ERROR(runner_->SetLoraAdapter(slot, adapter));
   free->name = name;
   free->key = next_adapter_key_++;
   PublishAdapterNames();

@@ -58,8 +58,8 @@ class LlamaRunner final : public ModelRunner {
   int32_t num_kv_blocks() const override { return model_->options().num_kv_blocks; }
   std::vector<std::string> lora_adapter_names() const override;
   absl::Status SetLoraAdapter(int32_t slot,
-                              std::shared_ptr<const model::LoraAdapter> adapter) override {
-    return model_->SetLoraAdapter(slot, std::move(adapter));
+                              const std::shared_ptr<const model::LoraAdapter>& adapter) override {
+    return model_->SetLoraAdapter(slot, adapter);
   }
   int32_t max_batch_tokens() const override { return model_->options().max_batch_tokens; }
   int32_t max_seqs() const override { return model_->options().max_seqs; }

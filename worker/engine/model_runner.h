@@ -39,8 +39,8 @@ class ModelRunner {
   virtual std::vector<std::string> lora_adapter_names() const { return {}; }
   // Writes `adapter` into `slot` for the passes after this call (null empties it), as
   // model::LlamaModel::SetLoraAdapter. Between passes, on the engine thread.
-  virtual absl::Status SetLoraAdapter(int32_t slot,
-                                      std::shared_ptr<const model::LoraAdapter> adapter) {
+  virtual absl::Status SetLoraAdapter(
+      int32_t /*slot*/, const std::shared_ptr<const model::LoraAdapter>& /*adapter*/) {
     return absl::FailedPreconditionError("this model runner has no LoRA slots");
   }
 

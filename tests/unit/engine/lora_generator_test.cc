@@ -3,11 +3,13 @@
 // batch together, the prefix cache and sessions never hand one adapter's K/V to another, and
 // an unknown adapter is refused.
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -194,15 +196,17 @@ TEST_F(LoraGeneratorTest, LoadAndUnloadWhileServing) {
   EXPECT_EQ(Ids(c), Expected(prompt, 4, 3));  // the third load
 
   // "a" is busy while a long request runs with it: its first pass signals, then the unload
-  // is tried between its steps.
+  // is tried between its steps. Each pass takes 2 ms, so the request runs for 240 ms after
+  // the signal, far longer than the unload takes to reach the engine thread.
   const JobEvent a_first = Run(Request(prompt, 2, 1));  // caches the prompt under "a"
   ASSERT_TRUE(a_first.status.ok()) << a_first.status;
   std::promise<void> running;
   std::atomic<bool> signalled = false;
   SetForwardHook([&] {
     if (!signalled.exchange(true)) running.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   });
-  absl::StatusOr<JobHandle> busy = generator_->Submit(Request(Prompt(5, 6), 40, 1));
+  absl::StatusOr<JobHandle> busy = generator_->Submit(Request(Prompt(5, 6), 120, 1));
   ASSERT_TRUE(busy.ok());
   running.get_future().wait();
   EXPECT_EQ(generator_->UnloadAdapter("a").code(), absl::StatusCode::kFailedPrecondition);

@@ -21,6 +21,7 @@
 #include "kernels/dtype.h"
 #include "kernels/random_weights.h"
 #include "nlohmann/json.hpp"
+#include "worker/model/gguf_reader.h"
 #include "worker/model/json_fields.h"
 #include "worker/model/safetensors_loader.h"
 
@@ -174,6 +175,113 @@ void PermuteHeadsToAdjacentPairs(std::vector<float>* b_t, int rank, int64_t out,
   }
 }
 
+// `m` from A [rank, in] and B [out, rank] as a file stores them: B times `scale`, kept
+// transposed, and with `permute_heads` its rows reordered as PermuteHeadsToAdjacentPairs does.
+void FillMatrices(LoraMatrices* m, int rank, int64_t out, int64_t in, kernels::DType a_dtype,
+                  const void* a_data, kernels::DType b_dtype, const void* b_data, double scale,
+                  bool permute_heads, int head_dim) {
+  m->rank = rank;
+  m->a.resize(static_cast<size_t>(rank) * in);
+  kernels::ConvertToFloat(a_dtype, a_data, m->a.size(), m->a.data());
+  std::vector<float> b_values(static_cast<size_t>(out) * rank);
+  kernels::ConvertToFloat(b_dtype, b_data, b_values.size(), b_values.data());
+  m->b_t.resize(static_cast<size_t>(rank) * out);
+  for (int64_t o = 0; o < out; ++o) {
+    for (int r = 0; r < rank; ++r) {
+      m->b_t[r * out + o] = static_cast<float>(scale * b_values[o * rank + r]);
+    }
+  }
+  if (permute_heads) PermuteHeadsToAdjacentPairs(&m->b_t, rank, out, head_dim);
+}
+
+// llama.cpp's LoRA GGUF (convert_lora_to_gguf.py): general.type "adapter", adapter.type
+// "lora", adapter.lora.alpha, and blk.N.<tensor>.weight.lora_a [r, in] / .lora_b [out, r]
+// beside the base model's names, B's Q/K rows already in the converted model's order.
+absl::StatusOr<LoraAdapter> LoadGgufLoraAdapter(const std::string& name, const std::string& path,
+                                                const ModelConfig& config) {
+  RS_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
+  const absl::StatusOr<std::string> type = file->GetString("general.type");
+  if (!type.ok() || *type != "adapter") {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not an adapter GGUF (general.type ",
+                                                   type.ok() ? *type : "missing", ")"));
+  }
+  const absl::StatusOr<std::string> kind = file->GetString("adapter.type");
+  if (!kind.ok() || *kind != "lora") {
+    return Unsupported(path, absl::StrCat("adapter.type ", kind.ok() ? *kind : "missing"));
+  }
+  const absl::StatusOr<double> alpha = file->GetFloat("adapter.lora.alpha");
+  if (!alpha.ok() && alpha.status().code() != absl::StatusCode::kNotFound) return alpha.status();
+  static constexpr std::array<std::string_view, kNumLoraTargets> kTensors = {
+      "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+  static const std::regex kPattern(R"(^blk\.(\d+)\.(\w+)\.weight\.lora_(a|b)$)");
+  std::vector<std::array<std::pair<const GgufTensorInfo*, const GgufTensorInfo*>, kNumLoraTargets>>
+      found(config.num_layers);
+  for (const GgufTensorInfo& t : file->tensors()) {
+    std::smatch m;
+    const auto* const at = std::regex_match(t.name, m, kPattern)
+                               ? std::find(kTensors.begin(), kTensors.end(), m[2].str())
+                               : kTensors.end();
+    if (at == kTensors.end()) {
+      if (t.name.find(".lora_") != std::string::npos &&
+          (t.name.starts_with("token_embd") || t.name.starts_with("output"))) {
+        return Unsupported(path,
+                           absl::StrCat("an adapted embedding or output head (", t.name, ")"));
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor ", t.name, " is not a LoRA matrix of a Llama projection"));
+    }
+    const int layer = std::stoi(m[1].str());
+    if (layer >= config.num_layers) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor ", t.name, " is in layer ",
+                                                     layer, " of a model of ", config.num_layers));
+    }
+    if (!t.supported || t.packing != Packing::kAsStored) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor ", t.name, " has type ",
+                                                     GgmlTypeName(t.ggml_type),
+                                                     " (F32, F16, BF16 or Q8_0)"));
+    }
+    auto& [a, b] = found[layer][static_cast<size_t>(at - kTensors.begin())];
+    (m[3].str() == "a" ? a : b) = &t;
+  }
+  LoraAdapter adapter;
+  adapter.name = name;
+  adapter.path = path;
+  adapter.layers.resize(config.num_layers);
+  for (int layer = 0; layer < config.num_layers; ++layer) {
+    for (int i = 0; i < kNumLoraTargets; ++i) {
+      const auto [a, b] = found[layer][i];
+      if (a == nullptr && b == nullptr) continue;
+      const std::string tensor =
+          absl::StrCat("blk.", layer, ".", std::string(kTensors[i]), ".weight");
+      if (a == nullptr || b == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": ", tensor, " has lora_",
+                                                       a == nullptr ? "b" : "a", " without lora_",
+                                                       a == nullptr ? "a" : "b"));
+      }
+      const auto [out, in] = LoraTargetShape(config, static_cast<LoraTarget>(i));
+      const int64_t rank = a->shape.empty() ? 0 : a->shape[0];
+      if (rank < 1 || rank > kMaxLoraRank || a->shape != std::vector<int64_t>{rank, in} ||
+          b->shape != std::vector<int64_t>{out, rank}) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": ", tensor, " has lora_a [", absl::StrJoin(a->shape, ", "), "] and lora_b [",
+            absl::StrJoin(b->shape, ", "), "]; this model needs [r, ", in, "] and [", out,
+            ", r] with r in [1, ", kMaxLoraRank, "]"));
+      }
+      // llama.cpp's scale: alpha / r, or 1 without an alpha.
+      const double scale = alpha.ok() && *alpha != 0 ? *alpha / static_cast<double>(rank) : 1.0;
+      const uint8_t* data = file->bytes().data();
+      FillMatrices(&adapter.layers[layer][i], static_cast<int>(rank), out, in, a->dtype,
+                   data + a->offset, b->dtype, data + b->offset, scale, false, config.head_dim);
+      adapter.rank = std::max(adapter.rank, static_cast<int>(rank));
+    }
+  }
+  if (adapter.rank == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": no LoRA matrices of the model's projections"));
+  }
+  return adapter;
+}
+
 }  // namespace
 
 absl::Status CheckAdapterName(std::string_view name) {
@@ -211,6 +319,7 @@ std::pair<int64_t, int64_t> LoraTargetShape(const ModelConfig& c, LoraTarget tar
 
 absl::StatusOr<LoraAdapter> LoadLoraAdapter(const std::string& name, const std::string& dir,
                                             const ModelConfig& config) {
+  if (dir.ends_with(".gguf")) return LoadGgufLoraAdapter(name, dir, config);
   const std::string config_path = dir + "/adapter_config.json";
   const std::string weights_path = dir + "/adapter_model.safetensors";
   RS_ASSIGN_OR_RETURN(const AdapterSettings settings, ReadSettings(config_path));
@@ -263,22 +372,11 @@ absl::StatusOr<LoraAdapter> LoadLoraAdapter(const std::string& name, const std::
             "] and lora_B [", absl::StrJoin(b->tensor.shape, ", "), "]; rank ", rank,
             " on this model needs [", rank, ", ", in, "] and [", out, ", ", rank, "]"));
       }
-      LoraMatrices& m = adapter.layers[layer][i];
-      m.rank = rank;
-      m.a.resize(rank * in);
-      kernels::ConvertToFloat(a->tensor.dtype, a->tensor.data, m.a.size(), m.a.data());
-      std::vector<float> b_values(out * rank);
-      kernels::ConvertToFloat(b->tensor.dtype, b->tensor.data, b_values.size(), b_values.data());
-      m.b_t.resize(rank * out);
-      for (int64_t o = 0; o < out; ++o) {
-        for (int r = 0; r < rank; ++r) {
-          m.b_t[r * out + o] = static_cast<float>(scale * b_values[o * rank + r]);
-        }
-      }
-      if (config.rope_layout == kernels::RopeLayout::kAdjacentPairs &&
-          (target == LoraTarget::kQ || target == LoraTarget::kK)) {
-        PermuteHeadsToAdjacentPairs(&m.b_t, rank, out, config.head_dim);
-      }
+      FillMatrices(&adapter.layers[layer][i], rank, out, in, a->tensor.dtype, a->tensor.data,
+                   b->tensor.dtype, b->tensor.data, scale,
+                   config.rope_layout == kernels::RopeLayout::kAdjacentPairs &&
+                       (target == LoraTarget::kQ || target == LoraTarget::kK),
+                   config.head_dim);
       adapter.rank = std::max(adapter.rank, rank);
     }
   }

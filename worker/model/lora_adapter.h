@@ -1,8 +1,8 @@
 // LoRA adapters in PEFT's format: a directory with adapter_config.json and
 // adapter_model.safetensors, as `PeftModel.save_pretrained` writes it (and as vLLM's
-// --lora-modules and TGI's LORA_ADAPTERS read it). An adapter changes some of a layer's
-// projections W [out, in] to W + scale * B A, A [r, in], B [out, r]; LlamaModel adds the
-// low-rank term for the rows of the requests that name the adapter (Backend::AddLora).
+// --lora-modules and TGI's LORA_ADAPTERS read it); or llama.cpp's LoRA GGUF. An adapter changes
+// some of a layer's projections W [out, in] to W + scale * B A, A [r, in], B [out, r]; LlamaModel
+// adds the low-rank term for the rows of the requests that name the adapter (Backend::AddLora).
 #ifndef RINGSERVE_WORKER_MODEL_LORA_ADAPTER_H_
 #define RINGSERVE_WORKER_MODEL_LORA_ADAPTER_H_
 
@@ -49,7 +49,9 @@ absl::Status CheckAdapterName(std::string_view name);
 // The most a rank may be (vLLM's largest --max-lora-rank).
 inline constexpr int kMaxLoraRank = 512;
 
-// Reads the adapter in `dir` for a model of `config`, calling it `name`. Its matrices are in
+// Reads the adapter in `dir` for a model of `config`, calling it `name`; a path ending in
+// .gguf is llama.cpp's LoRA GGUF instead (convert_lora_to_gguf.py: adapter.lora.alpha,
+// blk.N.*.weight.lora_a/lora_b, already in the converted model's Q/K order). Its matrices are in
 // Hugging Face's layout; for a checkpoint whose rope rotates adjacent pairs (GGUF "llama",
 // llama2.c: Q and K rows permuted when it was converted) B's Q and K rows are permuted
 // the same way. The scale is alpha / r (alpha / sqrt(r) with use_rslora), per module where

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/peft_adapter.h"
@@ -231,6 +232,69 @@ TEST(LoraAdapterTest, RefusesWhatItDoesNotApply) {
     EXPECT_EQ(adapter.status().code(), r.code) << adapter.status();
     EXPECT_THAT(adapter.status().message(), HasSubstr(r.message));
   }
+}
+
+// llama.cpp's LoRA GGUF: the same matrices as the PEFT files they were converted from, B
+// already in the converted model's Q/K order (so not permuted again), scale alpha / r.
+TEST(LoraAdapterTest, ReadsLlamaCppGgufAdapters) {
+  ModelConfig pairs = testing::SmallConfig();
+  pairs.rope_layout = kernels::RopeLayout::kAdjacentPairs;
+  const std::string dir = testing::MakeTempDir();
+  auto write = [&](const std::string& path, const std::string& type, const std::string& extra) {
+    GgufWriter w;
+    w.SetString("general.architecture", "llama");
+    w.SetString("general.type", type);
+    w.SetString("adapter.type", "lora");
+    w.SetFloat32("adapter.lora.alpha", 8.0F);
+    for (int layer = 0; layer < pairs.num_layers; ++layer) {
+      for (const auto& [tensor, target] :
+           {std::pair{"attn_q", LoraTarget::kQ}, std::pair{"ffn_down", LoraTarget::kDown}}) {
+        const auto [out, in] = LoraTargetShape(pairs, target);
+        const std::string base = absl::StrCat("blk.", layer, ".", tensor, ".weight");
+        EXPECT_TRUE(w.AddTensor(base + ".lora_a", {4, in}, kernels::DType::kF32,
+                                testing::TestValues(base + "a", 4 * in))
+                        .ok());
+        EXPECT_TRUE(w.AddTensor(base + ".lora_b", {out, 4}, kernels::DType::kF16,
+                                testing::TestValues(base + "b", out * 4))
+                        .ok());
+      }
+    }
+    if (!extra.empty()) {
+      EXPECT_TRUE(w.AddTensor(extra, {4, pairs.dim}, kernels::DType::kF32,
+                              std::vector<float>(4 * pairs.dim, 0.5F))
+                      .ok());
+    }
+    EXPECT_TRUE(w.WriteFile(path).ok());
+  };
+  const std::string path = dir + "/adapter.gguf";
+  write(path, "adapter", "");
+  auto adapter = LoadLoraAdapter("g", path, pairs);
+  ASSERT_TRUE(adapter.ok()) << adapter.status();
+  EXPECT_EQ(adapter->rank, 4);
+  const auto [out, in] = LoraTargetShape(pairs, LoraTarget::kQ);
+  const LoraMatrices& q = adapter->layers[1][static_cast<int>(LoraTarget::kQ)];
+  EXPECT_EQ(q.a, testing::TestValues("blk.1.attn_q.weighta", 4 * in));
+  const std::vector<float> b = testing::TestValues("blk.1.attn_q.weightb", out * 4);
+  for (int64_t o = 0; o < out; ++o) {
+    for (int r = 0; r < 4; ++r) {
+      // The file holds B in f16: the value as stored, times alpha / r = 2.
+      const float stored = kernels::HalfToFloat(kernels::FloatToHalf(b[o * 4 + r]));
+      ASSERT_EQ(q.b_t[r * out + o], 2.0F * stored) << o << " " << r;
+    }
+  }
+  EXPECT_EQ(adapter->layers[0][static_cast<int>(LoraTarget::kK)].rank, 0);
+
+  const std::string model = dir + "/model.gguf";
+  write(model, "model", "");
+  EXPECT_EQ(LoadLoraAdapter("g", model, pairs).status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string head = dir + "/head.gguf";
+  write(head, "adapter", "output.weight.lora_a");
+  EXPECT_EQ(LoadLoraAdapter("g", head, pairs).status().code(), absl::StatusCode::kUnimplemented);
+  const std::string stray = dir + "/stray.gguf";
+  write(stray, "adapter", "blk.0.attn_norm.weight");
+  EXPECT_EQ(LoadLoraAdapter("g", stray, pairs).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadLoraAdapter("g", dir + "/missing.gguf", pairs).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(LoraAdapterTest, MissingFilesAreNotFound) {

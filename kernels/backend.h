@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "kernels/dtype.h"
+#include "kernels/lora_stack.h"
 #include "kernels/random_weights.h"
 #include "kernels/row_logprobs.h"
 #include "kernels/row_sampling.h"
@@ -167,20 +168,6 @@ struct AttentionShape {
   // Sliding-window attention (Mistral 7B v0.1): > 0, a query at position p attends to its
   // last `window` keys only, positions FirstAttendedKey(p, window)..p; 0 attends to all.
   int window = 0;
-};
-
-// Low-rank adapters (LoRA) of one projection y = x W^T, W [out, in]: one adapter a slot,
-// stacked so that every row of a batch may use its own. Slot s adds (x A_s^T) B_s^T with
-// A_s [rank, in] at a + s * rank * in and B_s^T [rank, out] (B transposed) at
-// b_t + s * rank * out, both device memory in the activation dtype; the adapter's scale
-// (alpha / r) is folded into B, and an adapter of lower rank is zero-padded to `rank`.
-struct LoraStack {
-  const void* a = nullptr;
-  const void* b_t = nullptr;
-  int num_slots = 0;
-  int rank = 0;
-  int64_t in = 0;
-  int64_t out = 0;
 };
 
 // The first key position a query at `position` attends to (AttentionShape::window).

@@ -153,9 +153,7 @@ void CudaBackend::AddLora(Tensor x, const LoraStack& lora, const int32_t* row_sl
                           Tensor y) {
   RS_CHECK(x.dtype == dtype_);
   SetDevice();
-  LaunchAddLora(stream_, ToMat(x),
-                LoraMats{lora.a, lora.b_t, lora.num_slots, lora.rank, lora.in, lora.out}, row_slots,
-                scratch, ToMat(y));
+  LaunchAddLora(stream_, ToMat(x), lora, row_slots, scratch, ToMat(y));
   AfterOp("AddLora");
 }
 

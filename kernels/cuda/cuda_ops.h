@@ -14,6 +14,7 @@
 #include "kernels/cuda/cuda_index.h"
 #include "kernels/cuda/cuda_namespace.h"
 #include "kernels/dtype.h"
+#include "kernels/lora_stack.h"
 #include "kernels/row_logprobs.h"
 #include "kernels/row_sampling.h"
 
@@ -63,15 +64,7 @@ void LaunchSiluMul(cudaStream_t stream, const Mat& gate_up, const Mat& out);
 // out[i, :] = x[rows[i], :].
 void LaunchGatherRows(cudaStream_t stream, const Mat& x, const int32_t* rows, const Mat& out);
 // Backend::AddLora: x in the activation dtype, y in it or f32; A and B^T in x's dtype.
-struct LoraMats {
-  const void* a = nullptr;
-  const void* b_t = nullptr;
-  int num_slots = 0;
-  int rank = 0;
-  int64_t in = 0;
-  int64_t out = 0;
-};
-void LaunchAddLora(cudaStream_t stream, const Mat& x, const LoraMats& lora,
+void LaunchAddLora(cudaStream_t stream, const Mat& x, const LoraStack& lora,
                    const int32_t* row_slots, float* scratch, const Mat& y);
 // ids[i] = the token f32 row i picks under params[i] (device memory, [x.rows]): the chain of
 // kernels/row_sampling.h (sampling.cu).

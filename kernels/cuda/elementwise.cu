@@ -340,7 +340,7 @@ void LaunchGatherRows(cudaStream_t stream, const Mat& x, const int32_t* rows, co
   RS_CUDA_CHECK_LAUNCH();
 }
 
-void LaunchAddLora(cudaStream_t stream, const Mat& x, const LoraMats& lora,
+void LaunchAddLora(cudaStream_t stream, const Mat& x, const LoraStack& lora,
                    const int32_t* row_slots, float* scratch, const Mat& y) {
   CheckRows(x);
   CheckRows(y);

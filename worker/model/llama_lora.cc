@@ -3,9 +3,9 @@
 // (ModelOptions::lora_adapters, max_loras, max_lora_rank; SetLoraAdapter).
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -13,33 +13,12 @@
 #include "common/status_macros.h"
 #include "kernels/backend.h"
 #include "kernels/dtype.h"
+#include "worker/model/gguf_writer.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/llama_model_state.h"
 
 namespace ringserve::model {
 namespace {
-
-// `values` in `dtype` (an activation dtype), as the device stores them.
-std::vector<uint8_t> EncodeActivations(kernels::DType dtype, const std::vector<float>& values) {
-  std::vector<uint8_t> bytes(kernels::DTypeBytes(dtype, values.size()));
-  for (size_t i = 0; i < values.size(); ++i) {
-    switch (dtype) {
-      case kernels::DType::kBF16: {
-        const uint16_t v = kernels::FloatToBFloat16(values[i]);
-        std::memcpy(&bytes[2 * i], &v, 2);
-        break;
-      }
-      case kernels::DType::kF16: {
-        const uint16_t v = kernels::FloatToHalf(values[i]);
-        std::memcpy(&bytes[2 * i], &v, 2);
-        break;
-      }
-      default:
-        std::memcpy(&bytes[4 * i], &values[i], 4);
-    }
-  }
-  return bytes;
-}
 
 std::string TargetName(int target) {
   return std::string(LoraTargetName(static_cast<LoraTarget>(target)));
@@ -150,7 +129,8 @@ absl::Status LlamaModel::SetLoraAdapter(int slot, std::shared_ptr<const LoraAdap
             std::tuple{&lora.b_t, stack.out, m != nullptr ? &m->b_t : nullptr}}) {
         std::vector<float> rows(static_cast<size_t>(stack.rank) * cols);
         if (values != nullptr) std::copy(values->begin(), values->end(), rows.begin());
-        const std::vector<uint8_t> bytes = EncodeActivations(dtype, rows);
+        // The activation dtype's bytes, as GGUF stores f32, f16 and bf16 too.
+        const std::vector<uint8_t> bytes = EncodeTensorData(dtype, rows);
         backend_->CopyToDevice(static_cast<char*>(buffer->data()) + slot * bytes.size(),
                                bytes.data(), bytes.size());
       }

@@ -285,12 +285,15 @@ absl::StatusOr<LoraAdapter> LoadGgufLoraAdapter(const std::string& name, const s
 }  // namespace
 
 absl::Status CheckAdapterName(std::string_view name) {
-  const bool ok = !name.empty() && name.size() <= 64 && std::ranges::all_of(name, [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-  });
+  const bool ok =
+      !name.empty() && name.size() <= kMaxAdapterNameBytes && std::ranges::all_of(name, [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+               c == '-';
+      });
   if (ok) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("adapter name '", std::string(name.substr(0, 80)),
-                                                 "': 1 to 64 letters, digits and ._- only"));
+                                                 "': 1 to ", kMaxAdapterNameBytes,
+                                                 " letters, digits and ._- only"));
 }
 
 std::string_view LoraTargetName(LoraTarget target) {

@@ -7,6 +7,7 @@
 #define RINGSERVE_WORKER_MODEL_LORA_ADAPTER_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -42,8 +43,10 @@ struct LoraAdapter {
   std::vector<std::array<LoraMatrices, kNumLoraTargets>> layers;
 };
 
-// OK when `name` may name an adapter in requests: 1 to 64 letters, digits, '.', '_' or '-';
-// else INVALID_ARGUMENT saying so.
+// The longest adapter name (--lora's NAME, GenerateRequest.adapter).
+inline constexpr size_t kMaxAdapterNameBytes = 64;
+// OK when `name` may name an adapter in requests: 1 to kMaxAdapterNameBytes letters, digits,
+// '.', '_' or '-'; else INVALID_ARGUMENT saying so.
 absl::Status CheckAdapterName(std::string_view name);
 
 // The most a rank may be (vLLM's largest --max-lora-rank).

@@ -8,6 +8,17 @@ namespace ringserve::server {
 
 namespace pb = ringserve::v1;
 
+namespace {
+
+// LoadAdapter's and UnloadAdapter's answer on a worker without --max-loras.
+absl::Status NoAdaptersWhileServing() {
+  return absl::FailedPreconditionError(
+      "this worker loads and unloads no LoRA adapters while serving; start it with "
+      "--max-loras N");
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* context,
                                                  const pb::GetStatsRequest* request,
                                                  pb::GetStatsResponse* response) {
@@ -76,9 +87,7 @@ grpc::ServerUnaryReactor* AdminService::LoadAdapter(grpc::CallbackServerContext*
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   context->AddTrailingMetadata("x-ringserve-worker", env_.service->worker_id);
   if (!env_.read_adapter) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                 "this worker loads no LoRA adapters while serving; start it "
-                                 "with --max-loras N"));
+    reactor->Finish(ToGrpcStatus(NoAdaptersWhileServing()));
     return reactor;
   }
   std::thread([this, reactor, response, name = request->name(), path = request->path()] {
@@ -100,11 +109,8 @@ grpc::ServerUnaryReactor* AdminService::UnloadAdapter(grpc::CallbackServerContex
                                                       pb::AdapterResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   context->AddTrailingMetadata("x-ringserve-worker", env_.service->worker_id);
-  absl::Status status = env_.read_adapter
-                            ? env_.service->generator->UnloadAdapter(request->name())
-                            : absl::FailedPreconditionError(
-                                  "this worker unloads no LoRA adapters while serving; start "
-                                  "it with --max-loras N");
+  absl::Status status = env_.read_adapter ? env_.service->generator->UnloadAdapter(request->name())
+                                          : NoAdaptersWhileServing();
   if (status.ok()) response->add_worker_ids(env_.service->worker_id);
   reactor->Finish(ToGrpcStatus(status));
   return reactor;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "worker/grammar/regex.h"
+#include "worker/model/lora_adapter.h"
 #include "worker/server/chat_replies.h"
 #include "worker/server/tool_requests.h"
 #include "worker/tokenizer/unicode.h"
@@ -329,8 +330,8 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
   }
   job.min_tokens = stop.min_tokens();
   job.priority = request.priority();
-  if (request.adapter().size() > kMaxAdapterNameBytes) {
-    return Invalid("adapter", absl::StrCat("longer than ", kMaxAdapterNameBytes, " bytes"));
+  if (request.adapter().size() > model::kMaxAdapterNameBytes) {
+    return Invalid("adapter", absl::StrCat("longer than ", model::kMaxAdapterNameBytes, " bytes"));
   }
   job.adapter = request.adapter();  // the generator resolves it (NOT_FOUND when not loaded)
   if (request.n() < 0 || request.n() > kMaxCompletions) {

@@ -36,7 +36,6 @@ inline constexpr size_t kMaxTextBytes = size_t{4} << 20;
 inline constexpr size_t kMaxSchemaBytes = size_t{64} << 10;
 inline constexpr size_t kMaxSessionIdBytes = engine::kMaxSessionIdBytes;
 inline constexpr size_t kMaxRequestIdBytes = 128;
-inline constexpr size_t kMaxAdapterNameBytes = 64;  // GenerateRequest.adapter, --lora's NAME
 
 // INVALID_ARGUMENT naming the field for a malformed request. `tokenizer` may be null (then
 // text and chat input are INVALID_ARGUMENT). A new context from text (no append) starts with

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/engine/fake_rule.h"
 #include "worker/engine/fake_model_runner.h"
 
 namespace ringserve::engine {
@@ -20,14 +21,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr int32_t kVocab = 64;
+using testing::Ids;
+constexpr int32_t kVocab = testing::kRuleVocab;
 
 // The fake model's rule: the next token is a function of the whole history.
-int32_t NextToken(std::span<const int32_t> history) {
-  int64_t h = static_cast<int64_t>(history.size());
-  for (int32_t t : history) h = (h * 31 + t) % 1000003;
-  return static_cast<int32_t>(2 + h % (kVocab - 2));  // never 0 or 1
-}
+int32_t NextToken(std::span<const int32_t> history) { return testing::RuleNextToken(history); }
 
 std::vector<int32_t> Expected(std::vector<int32_t> history, int n) {
   std::vector<int32_t> out;
@@ -38,17 +36,7 @@ std::vector<int32_t> Expected(std::vector<int32_t> history, int n) {
   return out;
 }
 
-std::vector<int32_t> Ids(const JobEvent& e) {
-  std::vector<int32_t> ids;
-  for (const GeneratedToken& t : e.tokens) ids.push_back(t.id);
-  return ids;
-}
-
-std::vector<int32_t> Prompt(int n, int32_t salt) {
-  std::vector<int32_t> p(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) p[static_cast<size_t>(i)] = 2 + (salt * 13 + i * 7) % (kVocab - 2);
-  return p;
-}
+std::vector<int32_t> Prompt(int n, int32_t salt) { return testing::RulePrompt(n, salt); }
 
 JobRequest Request(std::vector<int32_t> tokens, int max_tokens, float temperature = 0) {
   JobRequest r;
@@ -68,16 +56,7 @@ struct Fixture {
     EXPECT_TRUE(created.ok()) << created.status();
     generator = *std::move(created);
   }
-  JobEvent Run(JobRequest request) {
-    absl::StatusOr<JobHandle> handle = generator->Submit(std::move(request));
-    if (!handle.ok()) {
-      JobEvent refused;
-      refused.finished = true;
-      refused.status = handle.status();
-      return refused;
-    }
-    return handle->Collect();
-  }
+  JobEvent Run(JobRequest request) { return testing::RunJob(*generator, std::move(request)); }
   int32_t UsedBlocks() const { return generator->Stats().kv.num_used_blocks; }
 
   FakeModelRunner* fake = nullptr;

@@ -14,6 +14,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/engine/fake_rule.h"
 #include "worker/engine/fake_model_runner.h"
 #include "worker/engine/generator.h"
 
@@ -22,13 +23,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr int32_t kVocab = 64;
-
-int32_t NextToken(std::span<const int32_t> history) {
-  int64_t h = static_cast<int64_t>(history.size());
-  for (int32_t t : history) h = (h * 31 + t) % 1000003;
-  return static_cast<int32_t>(2 + h % (kVocab - 2));
-}
+using testing::Ids;
+using testing::RulePrompt;
+constexpr int32_t kVocab = testing::kRuleVocab;
 
 // Greedy tokens after `history` under adapter load `load` (0: none): the fake rotates a
 // load's logits left by its number, which moves the peak down by as much. The fixture's "a"
@@ -36,24 +33,12 @@ int32_t NextToken(std::span<const int32_t> history) {
 std::vector<int32_t> Expected(std::vector<int32_t> history, int n, int32_t load) {
   std::vector<int32_t> out;
   for (int i = 0; i < n; ++i) {
-    int32_t next = NextToken(history);
+    int32_t next = testing::RuleNextToken(history);
     if (load > 0) next = (next - load + kVocab) % kVocab;
     out.push_back(next);
     history.push_back(next);
   }
   return out;
-}
-
-std::vector<int32_t> Prompt(int n, int32_t salt) {
-  std::vector<int32_t> p(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) p[static_cast<size_t>(i)] = 2 + (salt * 13 + i * 7) % (kVocab - 2);
-  return p;
-}
-
-std::vector<int32_t> Ids(const JobEvent& e) {
-  std::vector<int32_t> ids;
-  for (const GeneratedToken& t : e.tokens) ids.push_back(t.id);
-  return ids;
 }
 
 // A greedy request under the adapter of load `load` of the fixture's first ones: 0 none,
@@ -73,7 +58,7 @@ class LoraGeneratorTest : public ::testing::Test {
   LoraGeneratorTest() {
     FakeModelRunnerOptions fake;
     fake.vocab_size = kVocab;
-    fake.next_token = NextToken;
+    fake.next_token = testing::RuleNextToken;
     fake.lora_adapters = {"a", "b", ""};  // a free slot for loads
     fake.on_forward = [this] {
       std::lock_guard lock(hook_mu_);
@@ -84,16 +69,7 @@ class LoraGeneratorTest : public ::testing::Test {
     EXPECT_TRUE(created.ok()) << created.status();
     generator_ = *std::move(created);
   }
-  JobEvent Run(JobRequest request) {
-    absl::StatusOr<JobHandle> handle = generator_->Submit(std::move(request));
-    if (!handle.ok()) {
-      JobEvent refused;
-      refused.finished = true;
-      refused.status = handle.status();
-      return refused;
-    }
-    return handle->Collect();
-  }
+  JobEvent Run(JobRequest request) { return testing::RunJob(*generator_, std::move(request)); }
   void SetForwardHook(std::function<void()> hook) {
     std::lock_guard lock(hook_mu_);
     forward_hook_ = std::move(hook);
@@ -104,7 +80,7 @@ class LoraGeneratorTest : public ::testing::Test {
 };
 
 TEST_F(LoraGeneratorTest, AdaptersBatchTogetherEachWithItsOwnWeights) {
-  const std::vector<int32_t> prompt = Prompt(13, 1);
+  const std::vector<int32_t> prompt = RulePrompt(13, 1);
   std::vector<JobHandle> handles;
   for (const int32_t adapter : {0, 1, 2, 1}) {
     absl::StatusOr<JobHandle> h = generator_->Submit(Request(prompt, 10, adapter));
@@ -121,7 +97,7 @@ TEST_F(LoraGeneratorTest, AdaptersBatchTogetherEachWithItsOwnWeights) {
 }
 
 TEST_F(LoraGeneratorTest, PrefixCacheKeepsEachAdaptersBlocksApart) {
-  const std::vector<int32_t> prompt = Prompt(30, 2);
+  const std::vector<int32_t> prompt = RulePrompt(30, 2);
   const JobEvent first = Run(Request(prompt, 4, 1));
   ASSERT_TRUE(first.status.ok()) << first.status;
   EXPECT_EQ(first.result.usage.cached_tokens, 0);
@@ -140,7 +116,7 @@ TEST_F(LoraGeneratorTest, PrefixCacheKeepsEachAdaptersBlocksApart) {
 }
 
 TEST_F(LoraGeneratorTest, SessionContinuesItsPinOnlyUnderTheSameAdapter) {
-  const std::vector<int32_t> prompt = Prompt(10, 3);
+  const std::vector<int32_t> prompt = RulePrompt(10, 3);
   JobRequest turn1 = Request(prompt, 5, 1);
   turn1.session_id = "s";
   const JobEvent e1 = Run(turn1);
@@ -174,11 +150,11 @@ TEST_F(LoraGeneratorTest, SessionContinuesItsPinOnlyUnderTheSameAdapter) {
 }
 
 TEST_F(LoraGeneratorTest, UnknownAdapterIsNotFound) {
-  const JobEvent e = Run(Request(Prompt(4, 4), 2, 0, "c"));
+  const JobEvent e = Run(Request(RulePrompt(4, 4), 2, 0, "c"));
   EXPECT_EQ(e.status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(e.status.message(), HasSubstr("'c' is not loaded"));
   EXPECT_THAT(e.status.message(), HasSubstr("a, b"));
-  EXPECT_TRUE(Run(Request(Prompt(4, 4), 2, 1)).status.ok()) << "serving goes on";
+  EXPECT_TRUE(Run(Request(RulePrompt(4, 4), 2, 1)).status.ok()) << "serving goes on";
 }
 
 // Adapters loaded and unloaded while serving: a load takes a free slot and is a new adapter
@@ -190,7 +166,7 @@ TEST_F(LoraGeneratorTest, LoadAndUnloadWhileServing) {
   EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(generator_->LoadAdapter("d", adapter).code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(generator_->LoadAdapter("b", adapter).code(), absl::StatusCode::kAlreadyExists);
-  const std::vector<int32_t> prompt = Prompt(30, 5);
+  const std::vector<int32_t> prompt = RulePrompt(30, 5);
   const JobEvent c = Run(Request(prompt, 4, 0, "c"));
   ASSERT_TRUE(c.status.ok()) << c.status;
   EXPECT_EQ(Ids(c), Expected(prompt, 4, 3));  // the third load
@@ -206,7 +182,7 @@ TEST_F(LoraGeneratorTest, LoadAndUnloadWhileServing) {
     if (!signalled.exchange(true)) running.set_value();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   });
-  absl::StatusOr<JobHandle> busy = generator_->Submit(Request(Prompt(5, 6), 120, 1));
+  absl::StatusOr<JobHandle> busy = generator_->Submit(Request(RulePrompt(5, 6), 120, 1));
   ASSERT_TRUE(busy.ok());
   running.get_future().wait();
   EXPECT_EQ(generator_->UnloadAdapter("a").code(), absl::StatusCode::kFailedPrecondition);

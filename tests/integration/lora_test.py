@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import unittest
+import urllib.request
 
 import fleet
 
@@ -37,6 +38,18 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def at_once(generate, adapters):
+    """[(adapter, generate(adapter))] for every adapter listed, all called concurrently."""
+    results = []
+    threads = [threading.Thread(target=lambda a=a: results.append((a, generate(a))))
+               for a in adapters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 class LoraTest(unittest.TestCase):
@@ -95,17 +108,8 @@ class LoraTest(unittest.TestCase):
 
     def test_mixed_adapters_in_one_batch_keep_their_bits(self):
         alone = {adapter: self.generate(adapter, max_tokens=16)[0] for adapter in ("", "a", "b")}
-        results, threads = [], []
-
-        def run(adapter):
-            results.append((adapter, self.generate(adapter, max_tokens=16)[0]))
-
-        for i in range(9):
-            threads.append(threading.Thread(target=run, args=(("", "a", "b")[i % 3],)))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = at_once(lambda adapter: self.generate(adapter, max_tokens=16)[0],
+                          ["", "a", "b"] * 3)
         self.assertEqual(len(results), 9)
         for adapter, ids in results:
             self.assertEqual(ids, alone[adapter], f"adapter {adapter!r}")
@@ -172,7 +176,6 @@ class LoraTest(unittest.TestCase):
 
     def adapter_jobs(self):
         """{adapter: finished jobs} from the worker's /metrics."""
-        import urllib.request
         jobs = {}
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
                                     timeout=10) as response:
@@ -201,6 +204,92 @@ class LoraTest(unittest.TestCase):
                               timeout=30)
         self.assertEqual(error.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
         self.assertIn("--max-loras", error.exception.details())
+
+
+class SwappingTest(unittest.TestCase):
+    """One worker with one LoRA slot (--max-loras 1) and three --lora adapters: two wait in
+    host memory and take the slot when a request needs them. Concurrent requests over all
+    three compute what each computes alone, and what ringserve-run computes with every
+    adapter in a slot of its own."""
+
+    @classmethod
+    def setUpClass(cls):
+        from ringserve.v1 import admin_pb2_grpc
+        cls.tmp = tempfile.TemporaryDirectory(prefix="ringserve-lora-")
+        cls.model_args = fleet.model_args(BIN_DIR, SHARED_DIR)
+        shape = peft_adapter.model_shape(BIN_DIR, cls.model_args)
+        cls.lora_flags = []
+        for seed, name in enumerate(("a", "b", "c"), start=1):
+            path = os.path.join(cls.tmp.name, name)
+            peft_adapter.write_adapter(path, shape, seed=seed)
+            cls.lora_flags += ["--lora", f"{name}={path}"]
+        cls.metrics_port = free_port()
+        cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "swap", 1, worker_extra=[
+            *cls.lora_flags, "--max-loras", "1", "--max-cpu-loras", "4", "--metrics-port",
+            str(cls.metrics_port)])
+        cls.admin = admin_pb2_grpc.AdminStub(cls.cluster.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+        cls.tmp.cleanup()
+
+    def generate(self, adapter, max_tokens=12):
+        code, ids, _, _, details = fleet.stream(
+            self.cluster.stub, fleet.generate_request("", PROMPT, max_tokens, adapter=adapter),
+            timeout=60)
+        self.assertEqual(code, "OK", details)
+        return ids
+
+    def swaps(self):
+        from ringserve.v1 import admin_pb2
+        stats = self.admin.GetStats(admin_pb2.GetStatsRequest(), timeout=10)
+        return stats.workers[0].adapter_swaps_total
+
+    def test_adapters_in_host_memory_serve_and_mixed_requests_keep_their_bits(self):
+        info = self.cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual(list(info.adapters), ["a", "b", "c"])
+        offline = {}
+        for adapter in ("a", "b", "c"):
+            out = subprocess.run(
+                [os.path.join(BIN_DIR, "ringserve-run"), *self.model_args, *self.lora_flags,
+                 "--adapter", adapter, "--prompt-ids", ",".join(map(str, PROMPT)),
+                 "--max-tokens", "12", "--ignore-eos", "--json"],
+                check=True, capture_output=True, text=True).stdout
+            offline[adapter] = json.loads(out.splitlines()[0])["generated_ids"]
+        alone = {adapter: self.generate(adapter) for adapter in ("", "a", "b", "c")}
+        for adapter in ("a", "b", "c"):
+            self.assertEqual(alone[adapter], offline[adapter], f"adapter {adapter}")
+        self.assertEqual(len({tuple(ids) for ids in alone.values()}), 4, alone)
+        swaps = self.swaps()
+        self.assertGreaterEqual(swaps, 2, "b and c were written into the slot")
+
+        results = at_once(self.generate, ["a", "b", "c", ""] * 3)
+        self.assertEqual(len(results), 12)
+        for adapter, ids in results:
+            self.assertEqual(ids, alone[adapter], f"adapter {adapter!r}")
+        self.assertGreater(self.swaps(), swaps)
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        counted = [line for line in metrics.splitlines()
+                   if line.startswith("ringserve_worker_adapter_swaps_total")]
+        self.assertEqual(len(counted), 1, metrics)
+        self.assertGreaterEqual(float(counted[0].split()[-1]), swaps)
+
+    def test_loads_beyond_the_slots_go_to_host_memory_up_to_max_cpu_loras(self):
+        from ringserve.v1 import admin_pb2
+        path = os.path.join(self.tmp.name, "a")
+        self.admin.LoadAdapter(admin_pb2.LoadAdapterRequest(name="d", path=path), timeout=60)
+        try:
+            self.assertEqual(self.generate("d"), self.generate("a"), "the same weights as a")
+            with self.assertRaises(grpc.RpcError) as error:
+                self.admin.LoadAdapter(admin_pb2.LoadAdapterRequest(name="e", path=path),
+                                       timeout=60)
+            self.assertEqual(error.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("--max-cpu-loras", error.exception.details())
+        finally:
+            self.admin.UnloadAdapter(admin_pb2.UnloadAdapterRequest(name="d"), timeout=60)
 
 
 class RuntimeLoadingTest(unittest.TestCase):

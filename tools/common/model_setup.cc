@@ -59,17 +59,24 @@ void ModelFlags::Register(ArgParser& parser) {
   parser.AddRepeated("lora", &lora,
                      "NAME=DIR: a LoRA adapter in PEFT's format (adapter_config.json and "
                      "adapter_model.safetensors) served beside the model; requests name it "
-                     "(GenerateRequest.adapter). Repeat for more; all stay in device memory. "
-                     "NAME=random:R: random values of rank R on every projection (benchmarks)");
+                     "(GenerateRequest.adapter); a path ending in .gguf is llama.cpp's LoRA GGUF. "
+                     "Repeat for more. NAME=random:R: random values of rank R on every "
+                     "projection (benchmarks)");
   parser.AddInt("max-loras", &max_loras,
-                "LoRA slots, at least the --lora adapters: the worker then loads and unloads "
-                "adapters while serving (Admin.LoadAdapter), every projection keeping room "
-                "for --max-lora-rank (0: a fixed set, the --lora adapters only)",
+                "LoRA slots in device memory, every projection keeping room for "
+                "--max-lora-rank: --lora adapters beyond them wait in host memory and take an "
+                "idle slot when a request needs one, and the worker loads and unloads adapters "
+                "while serving (Admin.LoadAdapter). 0: a fixed set, every --lora adapter in a "
+                "slot of its own",
                 {.min = 0, .max = 1024});
   parser.AddInt("max-lora-rank", &max_lora_rank,
                 "with --max-loras: the largest rank a loaded adapter may have (0: 16, or the "
                 "largest --lora rank)",
                 {.min = 0, .max = model::kMaxLoraRank});
+  parser.AddInt("max-cpu-loras", &max_cpu_loras,
+                "with --max-loras: the most adapters held at once, in slots and in host memory "
+                "(0: --max-loras, or the number of --lora adapters if more)",
+                {.min = 0, .max = 1 << 16});
 }
 
 namespace {
@@ -254,6 +261,13 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags) {
   }
   RS_ASSIGN_OR_RETURN(loaded.kv_dtype,
                       KvDtypeFlag(flags, *loaded.backend, loaded.checkpoint.get()));
+  if (flags.max_cpu_loras > 0 &&
+      (flags.max_loras == 0 ||
+       flags.max_cpu_loras < std::max<int>(flags.max_loras, static_cast<int>(flags.lora.size())))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-cpu-loras ", flags.max_cpu_loras,
+                     ": needs --max-loras, and must hold its slots and every --lora adapter"));
+  }
   RS_ASSIGN_OR_RETURN(loaded.lora_adapters, LoadLoraFlags(flags.lora, loaded.config));
   if (vocab.has_value()) {
     RS_ASSIGN_OR_RETURN(loaded.tokenizer, tokenizer::Tokenizer::Create(*std::move(vocab)));
@@ -273,15 +287,36 @@ absl::StatusOr<int32_t> AdapterIndex(const LoadedModel& loaded, const std::strin
   return static_cast<int32_t>(it - adapters.begin());
 }
 
+size_t LoraAdaptersInSlots(const LoadedModel& loaded, const ModelFlags& flags) {
+  return flags.max_loras > 0
+             ? std::min(loaded.lora_adapters.size(), static_cast<size_t>(flags.max_loras))
+             : loaded.lora_adapters.size();
+}
+
+std::vector<std::shared_ptr<const model::LoraAdapter>> LoraAdaptersInHostMemory(
+    const LoadedModel& loaded, const ModelFlags& flags) {
+  return {loaded.lora_adapters.begin() + static_cast<ptrdiff_t>(LoraAdaptersInSlots(loaded, flags)),
+          loaded.lora_adapters.end()};
+}
+
 absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel& loaded,
                                                                const ModelFlags& flags,
                                                                model::ModelOptions options) {
   options.max_batch_tokens = flags.max_batch_tokens;
   options.decode_graphs = flags.cuda_graphs;
   options.kv_dtype = loaded.kv_dtype;
-  options.lora_adapters = loaded.lora_adapters;
+  const size_t in_slots = LoraAdaptersInSlots(loaded, flags);
+  options.lora_adapters.assign(loaded.lora_adapters.begin(),
+                               loaded.lora_adapters.begin() + static_cast<ptrdiff_t>(in_slots));
   options.max_loras = flags.max_loras;
   options.max_lora_rank = flags.max_lora_rank;
+  if (options.max_loras > 0 && options.max_lora_rank == 0) {
+    // Room for the adapters in host memory too, as the model keeps for those in its slots.
+    options.max_lora_rank = 16;
+    for (const auto& adapter : loaded.lora_adapters) {
+      options.max_lora_rank = std::max(options.max_lora_rank, adapter->rank);
+    }
+  }
   if (loaded.checkpoint != nullptr) {
     return model::LlamaModel::Create(*loaded.checkpoint, loaded.backend.get(), options);
   }

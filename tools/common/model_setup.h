@@ -41,8 +41,9 @@ struct ModelFlags {
   std::string rope_scaling;       // JSON replacing the model's rope scaling; empty keeps it
   int context_length = 0;         // the longest context served; 0: the model's
   std::vector<std::string> lora;  // NAME=DIR: LoRA adapters served beside the model
-  int max_loras = 0;              // ModelOptions::max_loras: slots for adapters loaded later
+  int max_loras = 0;              // ModelOptions::max_loras: LoRA slots in device memory
   int max_lora_rank = 0;          // ModelOptions::max_lora_rank
+  int max_cpu_loras = 0;          // GeneratorOptions::max_adapters
   // Not a flag: the CUDA emulation's logits tool sets it (tests/unit/kernels/cuda_emu).
   BackendFactory make_backend;
 
@@ -66,6 +67,14 @@ absl::StatusOr<LoadedModel> OpenModel(const ModelFlags& flags);
 // The slot of the --lora adapter called `name` (--adapter's value), -1 for ""; INVALID_ARGUMENT
 // naming --adapter when no adapter has that name.
 absl::StatusOr<int32_t> AdapterIndex(const LoadedModel& loaded, const std::string& name);
+
+// How many of --lora's adapters the model's slots hold at creation (CreateModel): with
+// --max-loras the first that many, else all of them.
+size_t LoraAdaptersInSlots(const LoadedModel& loaded, const ModelFlags& flags);
+// The rest, which the generator keeps in host memory and writes into a slot when a request
+// needs one (GeneratorOptions::lora_adapters).
+std::vector<std::shared_ptr<const model::LoraAdapter>> LoraAdaptersInHostMemory(
+    const LoadedModel& loaded, const ModelFlags& flags);
 
 absl::StatusOr<std::unique_ptr<model::LlamaModel>> CreateModel(const LoadedModel& loaded,
                                                                const ModelFlags& flags,

@@ -47,8 +47,11 @@ struct BenchFlags {
   // each run reports embeddings_per_s.
   bool embed = false;
   // Request i of a run uses LoRA adapter i % adapters (the first --lora adapters); 0: none.
+  // The step bench's sequences name slots, so it takes no more than the model has.
   int adapters = 0;
-  std::vector<std::string> adapter_names;  // --lora's names, set once the model is open
+  // Set once the model is open: --lora's names, and the adapters beyond the model's slots.
+  std::vector<std::string> adapter_names;
+  std::vector<std::shared_ptr<const model::LoraAdapter>> host_adapters;
 };
 
 // The step bench into report["steps"], or with --step-attention once per kernel listed into

@@ -195,7 +195,13 @@ absl::Status RunBench(int argc, char** argv) {
                                                    loaded.lora_adapters.size(),
                                                    " --lora adapters are loaded"));
   }
+  if (step_bench && flags.adapters > static_cast<int>(LoraAdaptersInSlots(loaded, flags.model))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--adapters ", flags.adapters, ": the step bench runs on the model's slots, and only ",
+        LoraAdaptersInSlots(loaded, flags.model), " adapters are in one (--max-loras)"));
+  }
   for (const auto& adapter : loaded.lora_adapters) flags.adapter_names.push_back(adapter->name);
+  flags.host_adapters = LoraAdaptersInHostMemory(loaded, flags.model);
   size_t kv_free_bytes = 0;
   RS_ASSIGN_OR_RETURN(
       auto model, CreateModel(loaded, flags.model,

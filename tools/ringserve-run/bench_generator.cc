@@ -186,6 +186,8 @@ engine::GeneratorOptions GeneratorOptionsFor(const BenchFlags& flags) {
   engine::GeneratorOptions options;
   flags.speculation.Apply(options);
   options.prompt_logprob_rows = 0;  // the benchmark scores no prompts: no rows kept for it
+  options.lora_adapters = flags.host_adapters;
+  options.max_adapters = flags.model.max_cpu_loras;
   return options;
 }
 

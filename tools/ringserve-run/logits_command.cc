@@ -135,7 +135,13 @@ absl::Status RunLogits(int argc, char** argv, const BackendFactory& make_backend
   options.max_seqs = 1;
   options.num_kv_blocks = static_cast<int>(kvcache::NumBlocksForTokens(tokens, options.block_size));
   RS_ASSIGN_OR_RETURN(auto model, CreateModel(loaded, flags.model, options));
-  RS_ASSIGN_OR_RETURN(const int32_t adapter, AdapterIndex(loaded, flags.adapter));
+  RS_ASSIGN_OR_RETURN(int32_t adapter, AdapterIndex(loaded, flags.adapter));
+  if (adapter >= static_cast<int32_t>(LoraAdaptersInSlots(loaded, flags.model))) {
+    // An adapter in host memory only (more --lora adapters than --max-loras): into slot 0.
+    RS_RETURN_IF_ERROR(
+        model->SetLoraAdapter(0, loaded.lora_adapters[static_cast<size_t>(adapter)]));
+    adapter = 0;
+  }
   std::vector<int32_t> blocks(static_cast<size_t>(options.num_kv_blocks));
   for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = static_cast<int32_t>(i);
 

@@ -217,6 +217,8 @@ absl::StatusOr<std::unique_ptr<engine::Generator>> MakeGenerator(
     std::span<const engine::JobRequest> requests) {
   engine::GeneratorOptions options;
   flags.speculation.Apply(options);
+  options.lora_adapters = LoraAdaptersInHostMemory(loaded, flags.model);
+  options.max_adapters = flags.model.max_cpu_loras;
   const auto num_requests = static_cast<int32_t>(requests.size());
   options.max_jobs = std::max(options.max_jobs, num_requests);
   // Results are read in prompt order, so a later job may finish long before it is read.

@@ -166,6 +166,8 @@ absl::Status RunSession(int argc, char** argv) {
   }
   engine::GeneratorOptions generator_options;
   speculation.Apply(generator_options);
+  generator_options.lora_adapters = LoraAdaptersInHostMemory(loaded, model_flags);
+  generator_options.max_adapters = model_flags.max_cpu_loras;
   engine::LlamaRunnerOptions runner_options;
   runner_options.kv_memory = {.bytes = size_t{256} << 20};
   runner_options.max_sampled_rows = engine::SampledRowsFor(

@@ -13,8 +13,21 @@ FakeModelRunner::FakeModelRunner(FakeModelRunnerOptions options)
     : options_(std::move(options)),
       slots_(static_cast<size_t>(options_.num_kv_blocks) * options_.block_size_tokens, -1) {
   for (const std::string& name : options_.lora_adapters) {
-    slot_loads_.push_back(name.empty() ? 0 : ++num_loads_);
+    std::shared_ptr<model::LoraAdapter> adapter;
+    if (!name.empty()) {
+      adapter = std::make_shared<model::LoraAdapter>();
+      adapter->name = name;
+    }
+    created_adapters_.push_back(adapter);
+    slot_loads_.push_back(LoadNumber(adapter));
   }
+}
+
+int32_t FakeModelRunner::LoadNumber(const std::shared_ptr<const model::LoraAdapter>& adapter) {
+  if (adapter == nullptr) return 0;
+  auto it = std::find(loads_.begin(), loads_.end(), adapter);
+  if (it == loads_.end()) it = loads_.insert(loads_.end(), adapter);
+  return static_cast<int32_t>(it - loads_.begin()) + 1;
 }
 
 int32_t FakeModelRunner::LoadOf(const model::SequenceChunk& chunk) const {
@@ -26,7 +39,7 @@ absl::Status FakeModelRunner::SetLoraAdapter(
   if (slot < 0 || slot >= static_cast<int32_t>(slot_loads_.size())) {
     return absl::InvalidArgumentError(absl::StrCat("fake: LoRA slot ", slot));
   }
-  slot_loads_[static_cast<size_t>(slot)] = adapter != nullptr ? ++num_loads_ : 0;
+  slot_loads_[static_cast<size_t>(slot)] = LoadNumber(adapter);
   return absl::OkStatus();
 }
 

@@ -66,13 +66,28 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(
     return absl::InvalidArgumentError(
         "generator: max_jobs, max_pending_tokens, max_sessions and session_ttl must be positive");
   }
-  return std::unique_ptr<Generator>(
-      new Generator(std::move(runner), tokenizer, options, limits, std::move(on_step)));
+  if (options.max_adapters < 0) {
+    return absl::InvalidArgumentError("generator: max_adapters must be >= 0");
+  }
+  // By default room for every adapter given (the table keeps room for its slots' too).
+  const std::vector<std::shared_ptr<const model::LoraAdapter>> in_slots = runner->lora_adapters();
+  const auto given =
+      static_cast<int32_t>(options.lora_adapters.size()) +
+      static_cast<int32_t>(std::count_if(in_slots.begin(), in_slots.end(),
+                                         [](const auto& adapter) { return adapter != nullptr; }));
+  auto adapters = std::make_unique<AdapterTable>(
+      runner.get(), options.max_adapters > 0 ? options.max_adapters : given);
+  for (const auto& adapter : options.lora_adapters) {
+    if (adapter == nullptr) return absl::InvalidArgumentError("generator: a null LoRA adapter");
+    RS_RETURN_IF_ERROR(adapters->Add(adapter->name, adapter));
+  }
+  return std::unique_ptr<Generator>(new Generator(std::move(runner), std::move(adapters), tokenizer,
+                                                  options, limits, std::move(on_step)));
 }
 
-Generator::Generator(std::unique_ptr<ModelRunner> runner, const tokenizer::Tokenizer* tokenizer,
-                     const GeneratorOptions& options, const Limits& limits,
-                     std::function<void(const StepRecord&)> on_step)
+Generator::Generator(std::unique_ptr<ModelRunner> runner, std::unique_ptr<AdapterTable> adapters,
+                     const tokenizer::Tokenizer* tokenizer, const GeneratorOptions& options,
+                     const Limits& limits, std::function<void(const StepRecord&)> on_step)
     : options_(options),
       limits_(limits),
       tokenizer_(tokenizer),
@@ -101,9 +116,7 @@ Generator::Generator(std::unique_ptr<ModelRunner> runner, const tokenizer::Token
   if (sampling_threads > 1) {
     sampling_pool_ = std::make_unique<kernels::cpu::ThreadPool>(sampling_threads);
   }
-  for (const std::string& name : runner_->lora_adapter_names()) {
-    adapter_slots_.push_back({.name = name, .key = name.empty() ? 0 : next_adapter_key_++});
-  }
+  adapters_ = std::move(adapters);
   PublishAdapterNames();
   PublishStats();
   thread_ = std::thread([this] { Loop(); });
@@ -237,7 +250,8 @@ void Generator::Loop() {
         return inbox_->stop || !inbox_->submitted.empty() || !inbox_->cancelled.empty() ||
                !inbox_->tasks.empty();
       };
-      const bool busy = scheduler_->num_running() + scheduler_->num_waiting() > 0;
+      const bool busy =
+          scheduler_->num_running() + scheduler_->num_waiting() + adapter_waiters_.size() > 0;
       if (busy && stalled) {
         inbox_->wake.wait_for(lock, std::chrono::milliseconds(10), has_input);
       } else if (!busy) {
@@ -258,6 +272,8 @@ void Generator::Loop() {
       stop = inbox_->stop;
     }
     for (uint64_t id : cancelled) CancelJob(id, absl::CancelledError("cancelled by the client"));
+    // Slots the last step's ended jobs left idle go to the jobs waiting longest first.
+    AdmitAdapterWaiters();
     for (std::unique_ptr<Job>& job : submitted) StartJob(std::move(job));
     for (std::function<void()>& task : tasks) task();
     sessions_.ExpireIdle(absl::Now());
@@ -553,7 +569,10 @@ void Generator::PublishStats() {
   GeneratorStats stats = engine_stats_;
   stats.kv = kv_->Stats();
   stats.num_running = static_cast<int32_t>(scheduler_->num_running());
-  stats.num_waiting = static_cast<int32_t>(scheduler_->num_waiting());
+  stats.num_waiting_for_adapter = static_cast<int32_t>(adapter_waiters_.size());
+  stats.num_waiting =
+      static_cast<int32_t>(scheduler_->num_waiting()) + stats.num_waiting_for_adapter;
+  stats.num_adapter_swaps = adapters_->num_swaps();
   stats.num_sessions = sessions_.size();
   stats.num_pinned_sessions = sessions_.num_pinned();
   stats.sessions = sessions_.counters();

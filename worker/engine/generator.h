@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,7 @@
 #include "absl/time/time.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kvcache/kv_cache_manager.h"
+#include "worker/engine/adapter_table.h"
 #include "worker/engine/job.h"
 #include "worker/engine/job_channel.h"
 #include "worker/engine/model_runner.h"
@@ -79,6 +81,13 @@ struct GeneratorOptions {
   // several steps' chunks. With no extra rows at all, such requests are refused
   // (FAILED_PRECONDITION).
   int32_t prompt_logprob_rows = 256;
+  // LoRA adapters served beyond those in the runner's slots at creation (ModelRunner::
+  // lora_adapters), each by its name: kept in host memory and written into a slot when a
+  // job needs one (AdapterTable).
+  std::vector<std::shared_ptr<const model::LoraAdapter>> lora_adapters;
+  // The most adapters registered at once, those and the runner's and the ones LoadAdapter
+  // adds (0: the runner's slots, or the adapters given if more).
+  int32_t max_adapters = 0;
 };
 
 // The sampled rows a runner needs for `options`' drafts and scored prompt positions on top of
@@ -119,7 +128,9 @@ struct GeneratorStats {
   int64_t num_draft_tokens = 0;     // verified by speculative steps
   int64_t num_accepted_tokens = 0;  // of those, accepted
   int64_t num_preemptions = 0;
-  double step_seconds = 0;  // cumulative
+  int32_t num_waiting_for_adapter = 0;  // of num_waiting: jobs waiting for a LoRA slot
+  int64_t num_adapter_swaps = 0;        // adapters written into a slot for a waiting job
+  double step_seconds = 0;              // cumulative
   double forward_seconds = 0;
   StepRecord last_step;
 };
@@ -150,17 +161,19 @@ class Generator {
 
   GeneratorStats Stats() const;
 
-  // LoRA adapters (JobRequest::adapter): each slot's adapter name, "" where one is empty
-  // (ModelRunner::lora_adapter_names at creation, then loads and unloads).
+  // LoRA adapters (JobRequest::adapter) a job may name, in registration order: the
+  // runner's at creation, GeneratorOptions::lora_adapters, then loads and unloads.
   std::vector<std::string> AdapterNames() const;
-  // Writes `adapter` (read for this model) into a free slot under `name`, for the jobs that
-  // start after it. ALREADY_EXISTS for a name in use, RESOURCE_EXHAUSTED when every slot
-  // holds an adapter, and the model's refusals (FAILED_PRECONDITION: no room for its
-  // projections or rank); nothing changes then.
+  // Each LoRA slot's adapter, "" where one is empty.
+  std::vector<std::string> AdapterSlotNames() const;
+  // Registers `adapter` (read for this model) under `name` for the jobs that start after
+  // it, written into a slot at once when one is empty. ALREADY_EXISTS for a name in use,
+  // RESOURCE_EXHAUSTED at GeneratorOptions::max_adapters, and the model's refusals
+  // (FAILED_PRECONDITION: no room for its projections or rank); nothing changes then.
   absl::Status LoadAdapter(const std::string& name,
                            const std::shared_ptr<const model::LoraAdapter>& adapter);
-  // Empties the slot of `name`. NOT_FOUND when no slot has it, FAILED_PRECONDITION while jobs
-  // that run with it have not ended.
+  // Forgets `name` and empties its slot. NOT_FOUND when unregistered, FAILED_PRECONDITION
+  // while jobs that run with it or wait for it have not ended.
   absl::Status UnloadAdapter(const std::string& name);
 
   // Refuses new jobs (UNAVAILABLE), then waits until every submitted job has ended or
@@ -199,9 +212,9 @@ class Generator {
     bool stop = false;
   };
 
-  Generator(std::unique_ptr<ModelRunner> runner, const tokenizer::Tokenizer* tokenizer,
-            const GeneratorOptions& options, const Limits& limits,
-            std::function<void(const StepRecord&)> on_step);
+  Generator(std::unique_ptr<ModelRunner> runner, std::unique_ptr<AdapterTable> adapters,
+            const tokenizer::Tokenizer* tokenizer, const GeneratorOptions& options,
+            const Limits& limits, std::function<void(const StepRecord&)> on_step);
 
   absl::Status Validate(const JobRequest& request) const;
   // Runs `task` on the engine thread and waits for it; UNAVAILABLE after shutdown.
@@ -229,21 +242,19 @@ class Generator {
   void CancelJob(uint64_t job_id, const absl::Status& why);
   bool IsEos(int32_t token) const;
   void PublishStats();
-  // LoRA slots on the engine thread (generator_adapters.cc). A load is keyed for the prefix
-  // cache by a number never used again (SchedSeq::adapter_key), so a slot loaded anew never
-  // meets the K/V its previous adapter left cached.
-  struct AdapterSlot {
-    std::string name;  // empty: a free slot
-    uint64_t key = 0;
-    int32_t jobs = 0;  // jobs bound to it and not ended
-  };
-  absl::Status LoadOnEngine(const std::string& name,
-                            const std::shared_ptr<const model::LoraAdapter>& adapter);
+  // LoRA adapters on the engine thread (generator_adapters.cc). A registration is keyed
+  // for the prefix cache by a number never used again (SchedSeq::adapter_key), so the K/V
+  // an adapter computed stays its own while it moves in and out of slots, and an adapter
+  // loaded anew under a name never meets the K/V of the one it replaced.
   absl::Status UnloadOnEngine(const std::string& name);
-  // Resolves job.request.adapter into job.seq's slot and key and counts the job on the slot;
-  // NOT_FOUND when no slot holds that name.
-  absl::Status BindAdapter(Job& job);
+  // Binds job.request.adapter's slot and key to job.seq (an adapter in no slot is written
+  // into an idle one when `may_swap`); false: the job waits (adapter_waiters_). NOT_FOUND
+  // for an unregistered name.
+  absl::StatusOr<bool> BindAdapter(Job& job, bool may_swap);
   void ReleaseAdapter(Job& job);  // undoes BindAdapter, once
+  // Starts the waiting jobs that can bind now, in arrival order, and drains slots for the
+  // adapters the others wait for (AdapterTable::DrainFor).
+  void AdmitAdapterWaiters();
   void PublishAdapterNames();
   // Publishes the stats, then runs after_publish_ (final events, finished session calls).
   void PublishAndDeliver();
@@ -302,10 +313,11 @@ class Generator {
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> num_submitted_{0};
 
-  std::vector<AdapterSlot> adapter_slots_;  // engine thread
-  uint64_t next_adapter_key_ = 1;
+  std::unique_ptr<AdapterTable> adapters_;  // engine thread
+  std::deque<uint64_t> adapter_waiters_;    // jobs waiting for a LoRA slot, by arrival
   mutable std::mutex stats_mu_;
-  std::vector<std::string> published_adapter_names_;  // stats_mu_
+  std::vector<std::string> published_adapter_names_;       // stats_mu_
+  std::vector<std::string> published_adapter_slot_names_;  // stats_mu_
   std::condition_variable idle_;    // signalled when num_open_jobs_ may have reached 0
   GeneratorStats published_stats_;  // guarded by stats_mu_
 

@@ -1,6 +1,7 @@
-// The generator's LoRA slots: names bound to the model's slots, loads and unloads run on the
-// engine thread between steps, and each job bound to its slot (and that load's prefix-cache
-// key) from the moment it starts until it ends.
+// The generator's LoRA adapters: loads and unloads run on the engine thread between steps;
+// each job is bound to its adapter's slot (and that registration's prefix-cache key) from
+// the moment it starts until it ends, and a job whose adapter is in no slot waits, in
+// arrival order, until one is idle.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -9,7 +10,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/generator_job.h"
@@ -21,13 +21,21 @@ std::vector<std::string> Generator::AdapterNames() const {
   return published_adapter_names_;
 }
 
+std::vector<std::string> Generator::AdapterSlotNames() const {
+  std::lock_guard lock(stats_mu_);
+  return published_adapter_slot_names_;
+}
+
 absl::Status Generator::LoadAdapter(const std::string& name,
                                     const std::shared_ptr<const model::LoraAdapter>& adapter) {
   if (name.empty() || adapter == nullptr) {
     return absl::InvalidArgumentError("LoadAdapter: needs a name and an adapter");
   }
   absl::Status result;
-  RS_RETURN_IF_ERROR(RunOnEngine([&] { result = LoadOnEngine(name, adapter); }));
+  RS_RETURN_IF_ERROR(RunOnEngine([&] {
+    result = adapters_->Add(name, adapter);
+    PublishAdapterNames();
+  }));
   return result;
 }
 
@@ -37,78 +45,68 @@ absl::Status Generator::UnloadAdapter(const std::string& name) {
   return result;
 }
 
-absl::Status Generator::LoadOnEngine(const std::string& name,
-                                     const std::shared_ptr<const model::LoraAdapter>& adapter) {
-  for (const AdapterSlot& slot : adapter_slots_) {
-    if (slot.name == name) {
-      return absl::AlreadyExistsError(absl::StrCat("adapter '", name, "' is loaded already"));
-    }
-  }
-  const auto free = std::find_if(adapter_slots_.begin(), adapter_slots_.end(),
-                                 [](const AdapterSlot& s) { return s.name.empty(); });
-  if (free == adapter_slots_.end()) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("all ", adapter_slots_.size(),
-                     " LoRA slots hold adapters (--max-loras); unload one first"));
-  }
-  const auto slot = static_cast<int32_t>(free - adapter_slots_.begin());
-  RS_RETURN_IF_ERROR(runner_->SetLoraAdapter(slot, adapter));
-  free->name = name;
-  free->key = next_adapter_key_++;
-  PublishAdapterNames();
-  return absl::OkStatus();
-}
-
 absl::Status Generator::UnloadOnEngine(const std::string& name) {
-  const auto it =
-      std::find_if(adapter_slots_.begin(), adapter_slots_.end(),
-                   [&](const AdapterSlot& s) { return !name.empty() && s.name == name; });
-  if (it == adapter_slots_.end()) {
-    return absl::NotFoundError(absl::StrCat("adapter '", name, "' is not loaded"));
-  }
-  if (it->jobs > 0) {
+  const auto waiting =
+      std::count_if(adapter_waiters_.begin(), adapter_waiters_.end(), [&](uint64_t id) {
+        const auto it = jobs_.find(id);
+        return it != jobs_.end() && it->second->request.adapter == name;
+      });
+  if (waiting > 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "adapter '", name, "' is in use by ", it->jobs, " requests; unload it once they end"));
+        "adapter '", name, "' is awaited by ", waiting, " requests; unload it once they end"));
   }
-  RS_RETURN_IF_ERROR(
-      runner_->SetLoraAdapter(static_cast<int32_t>(it - adapter_slots_.begin()), nullptr));
-  *it = AdapterSlot{};
+  RS_RETURN_IF_ERROR(adapters_->Remove(name));
   PublishAdapterNames();
   return absl::OkStatus();
 }
 
-absl::Status Generator::BindAdapter(Job& job) {
+absl::StatusOr<bool> Generator::BindAdapter(Job& job, bool may_swap) {
   const std::string& name = job.request.adapter;
-  if (name.empty()) return absl::OkStatus();
-  const auto it = std::find_if(adapter_slots_.begin(), adapter_slots_.end(),
-                               [&](const AdapterSlot& s) { return s.name == name; });
-  if (it == adapter_slots_.end()) {
-    std::vector<std::string> loaded;
-    for (const AdapterSlot& s : adapter_slots_) {
-      if (!s.name.empty()) loaded.push_back(s.name);
-    }
-    return absl::NotFoundError(absl::StrCat(
-        "adapter: '", name, "' is not loaded on this worker (",
-        loaded.empty() ? "it serves none" : absl::StrCat("it serves ", absl::StrJoin(loaded, ", ")),
-        ")"));
-  }
-  ++it->jobs;
-  job.seq.adapter = static_cast<int32_t>(it - adapter_slots_.begin());
-  job.seq.adapter_key = it->key;
-  return absl::OkStatus();
+  if (name.empty()) return true;
+  const int64_t swaps = adapters_->num_swaps();
+  RS_ASSIGN_OR_RETURN(const std::optional<AdapterTable::Binding> binding,
+                      adapters_->Acquire(name, may_swap));
+  if (adapters_->num_swaps() != swaps) PublishAdapterNames();
+  if (!binding.has_value()) return false;
+  job.seq.adapter = binding->slot;
+  job.seq.adapter_key = binding->key;
+  return true;
 }
 
 void Generator::ReleaseAdapter(Job& job) {
   if (job.seq.adapter < 0) return;
-  --adapter_slots_[static_cast<size_t>(job.seq.adapter)].jobs;
+  adapters_->Release(job.seq.adapter);
   job.seq.adapter = -1;
 }
 
+void Generator::AdmitAdapterWaiters() {
+  adapters_->BeginRound();
+  std::deque<uint64_t> waiting;
+  while (!adapter_waiters_.empty()) {
+    const uint64_t id = adapter_waiters_.front();
+    adapter_waiters_.pop_front();
+    const auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;  // cancelled while it waited
+    Job& job = *it->second;
+    const absl::StatusOr<bool> bound = BindAdapter(job, /*may_swap=*/true);
+    if (!bound.ok()) {
+      FinishJob(job, bound.status());
+    } else if (!*bound) {
+      if (!adapters_->Resident(job.request.adapter)) adapters_->DrainFor(job.request.adapter);
+      waiting.push_back(id);
+    } else if (const absl::Status prepared = PrepareJob(job); !prepared.ok()) {
+      FinishJob(job, prepared);
+    }
+  }
+  adapter_waiters_ = std::move(waiting);
+}
+
 void Generator::PublishAdapterNames() {
-  std::vector<std::string> names;
-  for (const AdapterSlot& slot : adapter_slots_) names.push_back(slot.name);
+  std::vector<std::string> names = adapters_->Names();
+  std::vector<std::string> slot_names = adapters_->SlotNames();
   std::lock_guard lock(stats_mu_);
   published_adapter_names_ = std::move(names);
+  published_adapter_slot_names_ = std::move(slot_names);
 }
 
 }  // namespace ringserve::engine

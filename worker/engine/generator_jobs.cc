@@ -128,6 +128,16 @@ void Generator::StartJob(std::unique_ptr<Job> job_ptr) {
     FinishJob(job, absl::CancelledError("cancelled by the client"));
     return;
   }
+  // Behind jobs that wait for a slot, a job only starts at once with an adapter in one.
+  const absl::StatusOr<bool> bound = BindAdapter(job, /*may_swap=*/adapter_waiters_.empty());
+  if (!bound.ok()) {
+    FinishJob(job, bound.status());
+    return;
+  }
+  if (!*bound) {
+    adapter_waiters_.push_back(id);
+    return;
+  }
   const absl::Status prepared = PrepareJob(job);
   if (!prepared.ok()) FinishJob(job, prepared);
 }
@@ -135,7 +145,6 @@ void Generator::StartJob(std::unique_ptr<Job> job_ptr) {
 absl::Status Generator::PrepareJob(Job& job) {
   const JobRequest& r = job.request;
   const absl::Time now = absl::Now();
-  RS_RETURN_IF_ERROR(BindAdapter(job));
   std::vector<int32_t> context;
   Session* session = nullptr;
   if (!r.session_id.empty()) {
@@ -336,7 +345,11 @@ void Generator::CancelJob(uint64_t job_id, const absl::Status& why) {
 
 void Generator::FinishJob(Job& job, const absl::Status& status, JobEvent last) {
   const absl::Time now = absl::Now();
-  if (job.registered) scheduler_->Remove(&job.seq);
+  if (job.registered) {
+    scheduler_->Remove(&job.seq);
+  } else {
+    std::erase(adapter_waiters_, job.id);  // if it waited for a LoRA slot
+  }
   ReleaseAdapter(job);
   if (job.session != nullptr) {
     Session& session = *job.session;

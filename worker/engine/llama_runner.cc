@@ -66,14 +66,6 @@ absl::StatusOr<std::unique_ptr<LlamaRunner>> LlamaRunner::CreateWithRandomWeight
   return std::make_unique<LlamaRunner>(std::move(model));
 }
 
-std::vector<std::string> LlamaRunner::lora_adapter_names() const {
-  std::vector<std::string> names;
-  for (const auto& adapter : model_->options().lora_adapters) {
-    names.push_back(adapter != nullptr ? adapter->name : std::string());
-  }
-  return names;
-}
-
 void LlamaRunner::CopyBlocks(std::span<const kvcache::BlockCopy> copies) {
   for (const kvcache::BlockCopy& copy : copies) {
     model_->kv_storage().CopyBlock(copy.src_block, copy.dst_block);

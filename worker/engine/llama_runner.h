@@ -56,7 +56,12 @@ class LlamaRunner final : public ModelRunner {
   int32_t vocab_size() const override { return model_->config().vocab_size; }
   int32_t block_size_tokens() const override { return model_->options().block_size; }
   int32_t num_kv_blocks() const override { return model_->options().num_kv_blocks; }
-  std::vector<std::string> lora_adapter_names() const override;
+  std::vector<std::shared_ptr<const model::LoraAdapter>> lora_adapters() const override {
+    return model_->options().lora_adapters;
+  }
+  absl::Status CheckLoraAdapter(const model::LoraAdapter& adapter) const override {
+    return model_->CheckLoraAdapter(adapter);
+  }
   absl::Status SetLoraAdapter(int32_t slot,
                               const std::shared_ptr<const model::LoraAdapter>& adapter) override {
     return model_->SetLoraAdapter(slot, adapter);

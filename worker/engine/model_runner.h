@@ -35,8 +35,14 @@ class ModelRunner {
   // Most tokens one sequence may hold (the model's context length).
   virtual int32_t max_context_tokens() const = 0;
   // The LoRA slots a chunk may name (model::SequenceChunk::adapter: an index here): each
-  // one's adapter name at creation, "" where a slot is empty.
-  virtual std::vector<std::string> lora_adapter_names() const { return {}; }
+  // one's adapter at creation, null where a slot is empty.
+  virtual std::vector<std::shared_ptr<const model::LoraAdapter>> lora_adapters() const {
+    return {};
+  }
+  // OK when `adapter` fits the slots (SetLoraAdapter would take it), else its refusal.
+  virtual absl::Status CheckLoraAdapter(const model::LoraAdapter& /*adapter*/) const {
+    return absl::FailedPreconditionError("this model runner has no LoRA slots");
+  }
   // Writes `adapter` into `slot` for the passes after this call (null empties it), as
   // model::LlamaModel::SetLoraAdapter. Between passes, on the engine thread.
   virtual absl::Status SetLoraAdapter(

@@ -82,40 +82,43 @@ absl::Status LlamaModel::UploadLoraAdapters() {
   return absl::OkStatus();
 }
 
+absl::Status LlamaModel::CheckLoraAdapter(const LoraAdapter& adapter) const {
+  if (adapter.layers.size() != static_cast<size_t>(config_.num_layers)) {
+    return absl::InvalidArgumentError(absl::StrCat("LoRA adapter ", adapter.name, " has ",
+                                                   adapter.layers.size(), " layers; the model has ",
+                                                   config_.num_layers));
+  }
+  for (int layer = 0; layer < config_.num_layers; ++layer) {
+    for (int t = 0; t < kNumLoraTargets; ++t) {
+      const LoraMatrices& m = adapter.layers[layer][t];
+      if (m.rank == 0) continue;
+      const kernels::LoraStack& stack = layers_[layer].lora[t].stack;
+      if (m.rank > stack.rank) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("LoRA adapter ", adapter.name, " has rank ", m.rank, " on layer ", layer,
+                         "'s ", TargetName(t), "; the model keeps room for rank ", stack.rank,
+                         " there (--max-lora-rank)"));
+      }
+      const auto [out, in] = LoraTargetShape(config_, static_cast<LoraTarget>(t));
+      if (m.a.size() != static_cast<size_t>(m.rank * in) ||
+          m.b_t.size() != static_cast<size_t>(m.rank * out)) {
+        return absl::InvalidArgumentError(absl::StrCat("LoRA adapter ", adapter.name, ": layer ",
+                                                       layer, " ", TargetName(t),
+                                                       " does not fit the model"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LlamaModel::SetLoraAdapter(int slot, std::shared_ptr<const LoraAdapter> adapter) {
   const int slots = static_cast<int>(options_.lora_adapters.size());
   if (slot < 0 || slot >= slots) {
     return absl::InvalidArgumentError(
         absl::StrCat("LoRA slot ", slot, " is not one of the model's ", slots));
   }
-  if (adapter != nullptr) {
-    if (adapter->layers.size() != static_cast<size_t>(config_.num_layers)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("LoRA adapter ", adapter->name, " has ", adapter->layers.size(),
-                       " layers; the model has ", config_.num_layers));
-    }
-    // Checked whole before anything is written: a refusal leaves the slot as it was.
-    for (int layer = 0; layer < config_.num_layers; ++layer) {
-      for (int t = 0; t < kNumLoraTargets; ++t) {
-        const LoraMatrices& m = adapter->layers[layer][t];
-        if (m.rank == 0) continue;
-        const kernels::LoraStack& stack = layers_[layer].lora[t].stack;
-        if (m.rank > stack.rank) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("LoRA adapter ", adapter->name, " has rank ", m.rank, " on layer ",
-                           layer, "'s ", TargetName(t), "; the model keeps room for rank ",
-                           stack.rank, " there (--max-lora-rank)"));
-        }
-        const auto [out, in] = LoraTargetShape(config_, static_cast<LoraTarget>(t));
-        if (m.a.size() != static_cast<size_t>(m.rank * in) ||
-            m.b_t.size() != static_cast<size_t>(m.rank * out)) {
-          return absl::InvalidArgumentError(absl::StrCat("LoRA adapter ", adapter->name, ": layer ",
-                                                         layer, " ", TargetName(t),
-                                                         " does not fit the model"));
-        }
-      }
-    }
-  }
+  // Checked whole before anything is written: a refusal leaves the slot as it was.
+  if (adapter != nullptr) RS_RETURN_IF_ERROR(CheckLoraAdapter(*adapter));
   const kernels::DType dtype = backend_->activation_dtype();
   for (int layer = 0; layer < config_.num_layers; ++layer) {
     for (int t = 0; t < kNumLoraTargets; ++t) {

@@ -189,6 +189,8 @@ class LlamaModel {
   // changes a projection the model keeps no room for or at a larger rank (ModelOptions::
   // max_loras, max_lora_rank); the slot is unchanged then.
   absl::Status SetLoraAdapter(int slot, std::shared_ptr<const LoraAdapter> adapter);
+  // SetLoraAdapter's refusals of `adapter` (OK: any slot takes it).
+  absl::Status CheckLoraAdapter(const LoraAdapter& adapter) const;
 
   // How decode passes have run: graphs captured, replays (all zero without graphs).
   DecodeGraphStats decode_graph_stats() const;

@@ -46,6 +46,8 @@ grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* co
   w->set_preemptions_total(stats.num_preemptions);
   w->set_draft_tokens_total(stats.num_draft_tokens);
   w->set_accepted_draft_tokens_total(stats.num_accepted_tokens);
+  w->set_waiting_for_adapter(stats.num_waiting_for_adapter);
+  w->set_adapter_swaps_total(stats.num_adapter_swaps);
   context->AddTrailingMetadata("x-ringserve-worker", env_.service->worker_id);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);

@@ -156,6 +156,9 @@ int Run(int argc, char** argv) {
     };
   }
   options.generator.max_seqs = flags.max_seqs;
+  options.generator.lora_adapters =
+      ringserve::tools::LoraAdaptersInHostMemory(*loaded, flags.model);
+  options.generator.max_adapters = flags.model.max_cpu_loras;
   flags.speculation.Apply(options.generator);
   options.generator.prompt_logprob_rows = flags.prompt_logprob_rows;
   options.generator.max_sessions = flags.max_sessions;

@@ -91,6 +91,12 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
       waiting_(
           Gauge(r, "ringserve_worker_queue_depth", "Requests waiting for KV blocks or budget")),
       sessions_(Gauge(r, "ringserve_worker_sessions", "Live sessions")),
+      waiting_for_adapter_(Gauge(r, "ringserve_worker_requests_waiting_for_adapter",
+                                 "Requests whose LoRA adapter waits in host memory for an idle "
+                                 "slot")),
+      adapter_swaps_(Counter(r, "ringserve_worker_adapter_swaps_total",
+                             "LoRA adapters written into a slot for a request that needed one "
+                             "in host memory")),
       grammar_lookups_(BuildCounter()
                            .Name("ringserve_worker_grammar_cache_lookups_total")
                            .Help("Response formats and tool-call grammars looked up among the "
@@ -143,6 +149,9 @@ void WorkerMetrics::Refresh(const engine::GeneratorStats& stats) {
   running_.Set(stats.num_running);
   waiting_.Set(stats.num_waiting);
   sessions_.Set(stats.num_sessions);
+  waiting_for_adapter_.Set(stats.num_waiting_for_adapter);
+  adapter_swaps_.Increment(static_cast<double>(stats.num_adapter_swaps - adapter_swaps_counted_));
+  adapter_swaps_counted_ = stats.num_adapter_swaps;
 }
 
 void WorkerMetrics::RefreshGrammarCache(const grammar::GrammarCache::Counts& counts) {

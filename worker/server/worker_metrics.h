@@ -29,7 +29,8 @@ class WorkerMetrics {
   void RecordInterTokenLatency(absl::Duration gap);
   // Called on the engine thread after every step.
   void RecordStep(const engine::StepRecord& step);
-  // Copies the generator's gauges (KV blocks, queue depth, sessions).
+  // Copies the generator's gauges (KV blocks, queue depth, sessions) and brings the
+  // adapter swaps counter up to its count. Called by scrapes, one at a time.
   void Refresh(const engine::GeneratorStats& stats);
   // Brings the cache's lookup counters up to `counts`. Called by scrapes, one at a time.
   void RefreshGrammarCache(const grammar::GrammarCache::Counts& counts);
@@ -60,6 +61,9 @@ class WorkerMetrics {
   prometheus::Gauge& running_;
   prometheus::Gauge& waiting_;
   prometheus::Gauge& sessions_;
+  prometheus::Gauge& waiting_for_adapter_;
+  prometheus::Counter& adapter_swaps_;
+  int64_t adapter_swaps_counted_ = 0;  // what adapter_swaps_ holds so far
   prometheus::Family<prometheus::Counter>& grammar_lookups_;
   prometheus::Counter& grammar_hits_;
   prometheus::Counter& grammar_misses_;

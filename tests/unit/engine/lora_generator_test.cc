@@ -53,20 +53,35 @@ JobRequest Request(std::vector<int32_t> tokens, int max_tokens, int32_t load,
   return r;
 }
 
+// An adapter for the fake model: only its name and identity matter.
+std::shared_ptr<const model::LoraAdapter> FakeAdapter(const std::string& name) {
+  auto adapter = std::make_shared<model::LoraAdapter>();
+  adapter->name = name;
+  return adapter;
+}
+
 class LoraGeneratorTest : public ::testing::Test {
  protected:
-  LoraGeneratorTest() {
+  void SetUp() override { Start({"a", "b", ""}, {}); }  // a free slot for loads
+
+  // A generator over the fake with these slots (adapter names at creation, "" empty) and
+  // these adapters in host memory (GeneratorOptions::lora_adapters).
+  void Start(std::vector<std::string> slots, const std::vector<std::string>& host,
+             int32_t max_adapters = 0) {
     FakeModelRunnerOptions fake;
     fake.vocab_size = kVocab;
     fake.next_token = testing::RuleNextToken;
-    fake.lora_adapters = {"a", "b", ""};  // a free slot for loads
+    fake.lora_adapters = std::move(slots);
     fake.on_forward = [this] {
       std::lock_guard lock(hook_mu_);
       if (forward_hook_) forward_hook_();
     };
-    auto created = Generator::Create(std::make_unique<FakeModelRunner>(std::move(fake)), nullptr,
-                                     GeneratorOptions{});
-    EXPECT_TRUE(created.ok()) << created.status();
+    GeneratorOptions options;
+    for (const std::string& name : host) options.lora_adapters.push_back(FakeAdapter(name));
+    options.max_adapters = max_adapters;
+    auto created =
+        Generator::Create(std::make_unique<FakeModelRunner>(std::move(fake)), nullptr, options);
+    ASSERT_TRUE(created.ok()) << created.status();
     generator_ = *std::move(created);
   }
   JobEvent Run(JobRequest request) { return testing::RunJob(*generator_, std::move(request)); }
@@ -160,12 +175,16 @@ TEST_F(LoraGeneratorTest, UnknownAdapterIsNotFound) {
 // Adapters loaded and unloaded while serving: a load takes a free slot and is a new adapter
 // to the prefix cache even in a slot another adapter held; an adapter in use is not unloaded.
 TEST_F(LoraGeneratorTest, LoadAndUnloadWhileServing) {
-  EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"a", "b", ""}));
-  const auto adapter = std::make_shared<const model::LoraAdapter>();
-  ASSERT_TRUE(generator_->LoadAdapter("c", adapter).ok());
+  EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(generator_->AdapterSlotNames(), (std::vector<std::string>{"a", "b", ""}));
+  ASSERT_TRUE(generator_->LoadAdapter("c", FakeAdapter("c")).ok());
   EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"a", "b", "c"}));
-  EXPECT_EQ(generator_->LoadAdapter("d", adapter).code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(generator_->LoadAdapter("b", adapter).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(generator_->AdapterSlotNames(), (std::vector<std::string>{"a", "b", "c"}));
+  // As many adapters as slots by default (GeneratorOptions::max_adapters).
+  EXPECT_EQ(generator_->LoadAdapter("d", FakeAdapter("d")).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(generator_->LoadAdapter("b", FakeAdapter("b")).code(),
+            absl::StatusCode::kAlreadyExists);
   const std::vector<int32_t> prompt = RulePrompt(30, 5);
   const JobEvent c = Run(Request(prompt, 4, 0, "c"));
   ASSERT_TRUE(c.status.ok()) << c.status;
@@ -194,12 +213,163 @@ TEST_F(LoraGeneratorTest, LoadAndUnloadWhileServing) {
 
   // A new adapter in "a"'s slot finds none of the blocks "a" left cached (the fake fails a
   // pass that reads them).
-  ASSERT_TRUE(generator_->LoadAdapter("a2", adapter).ok());
-  EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"a2", "b", "c"}));
+  ASSERT_TRUE(generator_->LoadAdapter("a2", FakeAdapter("a2")).ok());
+  EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"b", "c", "a2"}));
+  EXPECT_EQ(generator_->AdapterSlotNames(), (std::vector<std::string>{"a2", "b", "c"}));
   const JobEvent a2 = Run(Request(prompt, 4, 0, "a2"));
   ASSERT_TRUE(a2.status.ok()) << a2.status;
   EXPECT_EQ(a2.result.usage.cached_tokens, 0);
   EXPECT_EQ(Ids(a2), Expected(prompt, 4, 4));  // the fourth load
+}
+
+// More adapters than slots: "a" in slot 0 at creation, "b" written into the empty slot 1
+// when the generator registers it, "c" and "d" in host memory until a job needs one. Their
+// fake loads: a 1, b 2, and c and d numbered in the order they are first written.
+class LoraSwapTest : public LoraGeneratorTest {
+ protected:
+  void SetUp() override { Start({"a", ""}, {"b", "c", "d"}); }
+
+  // Waits until the engine reports `n` jobs waiting for a slot.
+  void AwaitWaitingForAdapter(int32_t n) {
+    for (int i = 0; i < 10000 && generator_->Stats().num_waiting_for_adapter != n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_EQ(generator_->Stats().num_waiting_for_adapter, n);
+  }
+};
+
+TEST_F(LoraSwapTest, AdaptersInHostMemoryServeAndMixedRunsEqualAlone) {
+  EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(generator_->AdapterSlotNames(), (std::vector<std::string>{"a", "b"}));
+  const std::vector<std::string> names = {"a", "b", "c", "d"};
+  const std::vector<int32_t> prompt = RulePrompt(9, 4);
+  // Alone, in turn: c takes the idle slot bound least recently (a's), then d takes b's.
+  for (size_t i = 0; i < names.size(); ++i) {
+    const JobEvent e = Run(Request(prompt, 6, 0, names[i]));
+    ASSERT_TRUE(e.status.ok()) << names[i] << ": " << e.status;
+    EXPECT_EQ(Ids(e), Expected(prompt, 6, static_cast<int32_t>(i) + 1)) << names[i];
+  }
+  EXPECT_EQ(generator_->AdapterSlotNames(), (std::vector<std::string>{"c", "d"}));
+  EXPECT_EQ(generator_->Stats().num_adapter_swaps, 2);
+
+  // Twelve at once over the four: each still runs under its own weights.
+  std::vector<JobHandle> handles;
+  for (int i = 0; i < 12; ++i) {
+    absl::StatusOr<JobHandle> h =
+        generator_->Submit(Request(RulePrompt(9 + i % 3, 5 + i), 8, 0, names[i % 4]));
+    ASSERT_TRUE(h.ok()) << h.status();
+    handles.push_back(*std::move(h));
+  }
+  for (int i = 0; i < 12; ++i) {
+    const JobEvent e = handles[static_cast<size_t>(i)].Collect();
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    EXPECT_EQ(Ids(e), Expected(RulePrompt(9 + i % 3, 5 + i), 8, i % 4 + 1)) << names[i % 4];
+  }
+  // a and b came back into slots at least once each.
+  EXPECT_GE(generator_->Stats().num_adapter_swaps, 4);
+  EXPECT_EQ(generator_->Stats().num_waiting_for_adapter, 0);
+}
+
+// An adapter's cached K/V is keyed by its registration, not by its stay in a slot: after
+// it was swapped out and back in, its prompt is found cached (the fake fails a pass that
+// reads K/V another adapter computed).
+TEST_F(LoraSwapTest, CachedPrefixOutlivesASwapOut) {
+  const std::vector<int32_t> prompt = RulePrompt(30, 6);
+  const JobEvent first = Run(Request(prompt, 4, 0, "c"));  // into a's slot: load 3
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  EXPECT_EQ(first.result.usage.cached_tokens, 0);
+  EXPECT_EQ(Ids(first), Expected(prompt, 4, 3));
+  ASSERT_TRUE(Run(Request(RulePrompt(5, 7), 2, 0, "d")).status.ok());  // into b's slot
+  ASSERT_TRUE(Run(Request(RulePrompt(5, 8), 2, 1)).status.ok());       // a into c's
+  EXPECT_EQ(generator_->AdapterSlotNames(), (std::vector<std::string>{"a", "d"}));
+
+  const JobEvent again = Run(Request(prompt, 4, 0, "c"));
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_GT(again.result.usage.cached_tokens, 0);
+  EXPECT_EQ(Ids(again), Expected(prompt, 4, 3));
+}
+
+// A job whose adapter is in host memory gets a slot even while requests for the adapters
+// in the slots keep arriving: the slot it will take binds no new job (draining), so it is
+// idle once the jobs it held end. Here "c" waits while "a" and "b" run long jobs; a second
+// "a" job arrives while "c" waits and would keep a's slot busy for 200 more steps (and "c"
+// would end after it); "c" runs as soon as the first "a" job ends instead.
+TEST_F(LoraSwapTest, WaitingAdapterTakesTheNextSlotItsJobsFree) {
+  SetForwardHook([] { std::this_thread::sleep_for(std::chrono::milliseconds(2)); });
+  std::mutex mu;
+  std::vector<std::string> finished;  // in order
+  std::vector<std::thread> readers;
+  auto submit = [&](const std::string& label, JobRequest request) {
+    absl::StatusOr<JobHandle> h = generator_->Submit(std::move(request));
+    ASSERT_TRUE(h.ok()) << h.status();
+    readers.emplace_back([&, label, handle = std::make_shared<JobHandle>(*std::move(h))] {
+      const JobEvent e = handle->Collect();
+      std::lock_guard lock(mu);
+      finished.push_back(e.status.ok() ? label : label + " failed: " + e.status.ToString());
+    });
+  };
+  submit("a1", Request(RulePrompt(5, 1), 60, 1));
+  submit("b1", Request(RulePrompt(5, 2), 240, 2));
+  const std::vector<int32_t> c_prompt = RulePrompt(5, 3);
+  absl::StatusOr<JobHandle> c = generator_->Submit(Request(c_prompt, 4, 0, "c"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  AwaitWaitingForAdapter(1);
+  submit("a2", Request(RulePrompt(5, 4), 200, 1));
+  const JobEvent c_event = c->Collect();
+  {
+    std::lock_guard lock(mu);
+    finished.push_back("c");
+  }
+  for (std::thread& t : readers) t.join();
+  SetForwardHook(nullptr);
+  ASSERT_TRUE(c_event.status.ok()) << c_event.status;
+  EXPECT_EQ(Ids(c_event), Expected(c_prompt, 4, 3));
+  // a2 waits too, for a's return to a slot (b's, draining for it, or c's once c ends).
+  EXPECT_EQ(finished, (std::vector<std::string>{"a1", "c", "b1", "a2"}));
+}
+
+TEST_F(LoraSwapTest, AnAwaitedAdapterStaysAndAWaitingJobCanBeCancelled) {
+  SetForwardHook([] { std::this_thread::sleep_for(std::chrono::milliseconds(2)); });
+  absl::StatusOr<JobHandle> a = generator_->Submit(Request(RulePrompt(5, 1), 100, 1));
+  absl::StatusOr<JobHandle> b = generator_->Submit(Request(RulePrompt(5, 2), 100, 2));
+  absl::StatusOr<JobHandle> c = generator_->Submit(Request(RulePrompt(5, 3), 4, 0, "c"));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  AwaitWaitingForAdapter(1);
+  EXPECT_GE(generator_->Stats().num_waiting, 1);
+  const absl::Status refused = generator_->UnloadAdapter("c");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.message(), HasSubstr("awaited by 1 requests"));
+  c->Cancel();
+  EXPECT_EQ(c->Collect().status.code(), absl::StatusCode::kCancelled);
+  AwaitWaitingForAdapter(0);
+  EXPECT_TRUE(generator_->UnloadAdapter("c").ok());
+  EXPECT_TRUE(generator_->UnloadAdapter("d").ok());  // in host memory only
+  EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"a", "b"}));
+  SetForwardHook(nullptr);
+  EXPECT_TRUE(a->Collect().status.ok());
+  EXPECT_TRUE(b->Collect().status.ok());
+  EXPECT_EQ(generator_->Stats().num_adapter_swaps, 0);
+}
+
+TEST_F(LoraSwapTest, MaxAdaptersBoundsTheAdaptersHeld) {
+  Start({"a", ""}, {"b"}, /*max_adapters=*/3);
+  ASSERT_TRUE(generator_->LoadAdapter("c", FakeAdapter("c")).ok());  // in host memory
+  EXPECT_EQ(generator_->AdapterSlotNames(), (std::vector<std::string>{"a", "b"}));
+  const absl::Status full = generator_->LoadAdapter("d", FakeAdapter("d"));
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(full.message(), HasSubstr("--max-cpu-loras"));
+  const JobEvent c = Run(Request(RulePrompt(6, 9), 3, 0, "c"));
+  ASSERT_TRUE(c.status.ok()) << c.status;
+
+  // Fewer than the adapters given is refused.
+  FakeModelRunnerOptions fake;
+  fake.lora_adapters = {"a", ""};
+  GeneratorOptions options;
+  options.lora_adapters = {FakeAdapter("b"), FakeAdapter("c")};
+  options.max_adapters = 2;
+  EXPECT_EQ(
+      Generator::Create(std::make_unique<FakeModelRunner>(fake), nullptr, options).status().code(),
+      absl::StatusCode::kResourceExhausted);
 }
 
 }  // namespace

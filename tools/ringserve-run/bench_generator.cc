@@ -111,6 +111,7 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
                       const BenchFlags& flags, uint64_t run, absl::Status* status) {
   const auto requests = MakeRequests(parallel, flags, generator.vocab_size(), run);
   log.Take();
+  const int64_t swaps_before = generator.Stats().num_adapter_swaps;
   const auto wall_start = std::chrono::steady_clock::now();
   std::vector<engine::JobHandle> handles;
   for (const JobRequest& r : requests) {
@@ -177,7 +178,8 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
       {"kv_blocks_used", peak_blocks},
       {"draft_tokens", drafts},
       {"accepted_draft_tokens", accepted},
-      {"embeddings_per_s", flags.embed && wall_s > 0 ? parallel / wall_s : 0}};
+      {"embeddings_per_s", flags.embed && wall_s > 0 ? parallel / wall_s : 0},
+      {"adapter_swaps", generator.Stats().num_adapter_swaps - swaps_before}};
 }
 
 }  // namespace

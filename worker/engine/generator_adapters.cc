@@ -81,24 +81,45 @@ void Generator::ReleaseAdapter(Job& job) {
 
 void Generator::AdmitAdapterWaiters() {
   adapters_->BeginRound();
-  std::deque<uint64_t> waiting;
-  while (!adapter_waiters_.empty()) {
-    const uint64_t id = adapter_waiters_.front();
-    adapter_waiters_.pop_front();
+  std::deque<uint64_t> queue;
+  queue.swap(adapter_waiters_);
+  // Starts waiting job `id` if it binds now (or fails it); false: it still waits.
+  auto admit = [&](uint64_t id) {
     const auto it = jobs_.find(id);
-    if (it == jobs_.end()) continue;  // cancelled while it waited
+    if (it == jobs_.end()) return true;
     Job& job = *it->second;
     const absl::StatusOr<bool> bound = BindAdapter(job, /*may_swap=*/true);
     if (!bound.ok()) {
       FinishJob(job, bound.status());
     } else if (!*bound) {
-      if (!adapters_->Resident(job.request.adapter)) adapters_->DrainFor(job.request.adapter);
-      waiting.push_back(id);
+      return false;
     } else if (const absl::Status prepared = PrepareJob(job); !prepared.ok()) {
       FinishJob(job, prepared);
     }
+    return true;
+  };
+  for (size_t i = 0; i < queue.size(); ++i) {
+    if (queue[i] == 0) continue;  // admitted with its adapter's first waiter
+    const auto it = jobs_.find(queue[i]);
+    if (it == jobs_.end()) continue;  // cancelled while it waited
+    const std::string adapter = it->second->request.adapter;
+    const int64_t swaps = adapters_->num_swaps();
+    if (!admit(queue[i])) {
+      // Drained in arrival order, so a job that came later cannot take the slot first.
+      if (!adapters_->Resident(adapter)) adapters_->DrainFor(adapter);
+      adapter_waiters_.push_back(queue[i]);
+      continue;
+    }
+    if (adapters_->num_swaps() == swaps) continue;
+    // The adapter came into a slot: every job waiting for it starts with it, batched
+    // together, before a later waiter drains the slot again.
+    for (size_t j = i + 1; j < queue.size(); ++j) {
+      const auto other = jobs_.find(queue[j]);
+      if (other != jobs_.end() && other->second->request.adapter == adapter && admit(queue[j])) {
+        queue[j] = 0;  // job ids start at 1
+      }
+    }
   }
-  adapter_waiters_ = std::move(waiting);
 }
 
 void Generator::PublishAdapterNames() {

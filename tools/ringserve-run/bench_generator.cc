@@ -111,7 +111,7 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
                       const BenchFlags& flags, uint64_t run, absl::Status* status) {
   const auto requests = MakeRequests(parallel, flags, generator.vocab_size(), run);
   log.Take();
-  const int64_t swaps_before = generator.Stats().num_adapter_swaps;
+  const engine::GeneratorStats before = generator.Stats();
   const auto wall_start = std::chrono::steady_clock::now();
   std::vector<engine::JobHandle> handles;
   for (const JobRequest& r : requests) {
@@ -134,6 +134,7 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
   }
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  const engine::GeneratorStats after = generator.Stats();
   const std::vector<engine::StepRecord> steps = log.Take();
   double prefill_s = 0, decode_forward_s = 0, decode_step_s = 0;
   int64_t prefill_tokens = 0, decode_tokens = 0, decode_steps = 0, drafts = 0, accepted = 0;
@@ -179,7 +180,8 @@ nlohmann::json RunOne(engine::Generator& generator, StepLog& log, int parallel,
       {"draft_tokens", drafts},
       {"accepted_draft_tokens", accepted},
       {"embeddings_per_s", flags.embed && wall_s > 0 ? parallel / wall_s : 0},
-      {"adapter_swaps", generator.Stats().num_adapter_swaps - swaps_before}};
+      {"adapter_swaps", after.num_adapter_swaps - before.num_adapter_swaps},
+      {"adapter_swap_s", after.adapter_swap_seconds - before.adapter_swap_seconds}};
 }
 
 }  // namespace

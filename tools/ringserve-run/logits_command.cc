@@ -138,8 +138,9 @@ absl::Status RunLogits(int argc, char** argv, const BackendFactory& make_backend
   RS_ASSIGN_OR_RETURN(int32_t adapter, AdapterIndex(loaded, flags.adapter));
   if (adapter >= static_cast<int32_t>(LoraAdaptersInSlots(loaded, flags.model))) {
     // An adapter in host memory only (more --lora adapters than --max-loras): into slot 0.
-    RS_RETURN_IF_ERROR(
-        model->SetLoraAdapter(0, loaded.lora_adapters[static_cast<size_t>(adapter)]));
+    RS_ASSIGN_OR_RETURN(auto prepared, model->PrepareLoraAdapter(
+                                           *loaded.lora_adapters[static_cast<size_t>(adapter)]));
+    RS_RETURN_IF_ERROR(model->SetLoraAdapter(0, std::move(prepared)));
     adapter = 0;
   }
   std::vector<int32_t> blocks(static_cast<size_t>(options.num_kv_blocks));

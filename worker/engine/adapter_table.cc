@@ -6,12 +6,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
 
 namespace ringserve::engine {
 
 AdapterTable::AdapterTable(ModelRunner* runner, int32_t capacity) : runner_(runner) {
-  const std::vector<std::shared_ptr<const model::LoraAdapter>> resident = runner_->lora_adapters();
+  const std::vector<std::shared_ptr<const model::PreparedLora>> resident = runner_->lora_adapters();
   slots_.resize(resident.size());
   for (size_t slot = 0; slot < resident.size(); ++slot) {
     if (resident[slot] == nullptr) continue;
@@ -53,7 +54,7 @@ std::vector<std::string> AdapterTable::SlotNames() const {
 }
 
 absl::Status AdapterTable::Add(const std::string& name,
-                               std::shared_ptr<const model::LoraAdapter> adapter) {
+                               std::shared_ptr<const model::PreparedLora> adapter) {
   if (name.empty() || adapter == nullptr) {
     return absl::InvalidArgumentError("LoRA adapter: needs a name and weights");
   }
@@ -67,7 +68,6 @@ absl::Status AdapterTable::Add(const std::string& name,
     return absl::ResourceExhaustedError(absl::StrCat(
         "this worker holds ", capacity_, " LoRA adapters already (--max-cpu-loras); unload one"));
   }
-  RS_RETURN_IF_ERROR(runner_->CheckLoraAdapter(*adapter));
   auto entry = std::make_unique<Entry>(Entry{name, std::move(adapter), next_key_++, -1});
   const auto empty =
       std::find_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.entry == nullptr; });
@@ -129,7 +129,9 @@ absl::StatusOr<std::optional<AdapterTable::Binding>> AdapterTable::Acquire(const
       if (best < 0 || rank(slot) < rank(slots_[static_cast<size_t>(best)])) best = s;
     }
     if (best < 0) return std::nullopt;
+    const absl::Time start = absl::Now();
     RS_RETURN_IF_ERROR(Write(best, *entry));
+    swap_seconds_ += absl::ToDoubleSeconds(absl::Now() - start);
     ++num_swaps_;
   } else if (!slots_[static_cast<size_t>(entry->slot)].draining_for.empty()) {
     return std::nullopt;

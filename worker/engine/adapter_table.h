@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "worker/engine/model_runner.h"
-#include "worker/model/lora_adapter.h"
+#include "worker/model/prepared_lora.h"
 
 namespace ringserve::engine {
 
@@ -30,10 +30,10 @@ class AdapterTable {
   // registered at once (0: the number of slots or of those, the larger).
   AdapterTable(ModelRunner* runner, int32_t capacity);
 
-  // Registers `adapter` under `name`, written into a slot at once when one is empty.
-  // ALREADY_EXISTS for a name registered, RESOURCE_EXHAUSTED at capacity, and the runner's
-  // refusals (an adapter that does not fit its slots); nothing changes then.
-  absl::Status Add(const std::string& name, std::shared_ptr<const model::LoraAdapter> adapter);
+  // Registers `adapter` (ModelRunner::PrepareLoraAdapter's) under `name`, written into a
+  // slot at once when one is empty. ALREADY_EXISTS for a name registered, RESOURCE_EXHAUSTED
+  // at capacity; nothing changes then.
+  absl::Status Add(const std::string& name, std::shared_ptr<const model::PreparedLora> adapter);
   // Forgets `name` and empties its slot. NOT_FOUND when unregistered, FAILED_PRECONDITION
   // while jobs hold its slot.
   absl::Status Remove(const std::string& name);
@@ -64,11 +64,12 @@ class AdapterTable {
   int32_t num_slots() const { return static_cast<int32_t>(slots_.size()); }
   // Adapters written into a slot for a job that needed one in no slot.
   int64_t num_swaps() const { return num_swaps_; }
+  double swap_seconds() const { return swap_seconds_; }  // spent writing them
 
  private:
   struct Entry {
     std::string name;
-    std::shared_ptr<const model::LoraAdapter> adapter;
+    std::shared_ptr<const model::PreparedLora> adapter;
     uint64_t key = 0;   // never reused: K/V cached under it is this registration's
     int32_t slot = -1;  // -1: in host memory only
   };
@@ -92,6 +93,7 @@ class AdapterTable {
   uint64_t next_key_ = 1;
   uint64_t clock_ = 0;
   int64_t num_swaps_ = 0;
+  double swap_seconds_ = 0;
 };
 
 }  // namespace ringserve::engine

@@ -13,9 +13,9 @@ FakeModelRunner::FakeModelRunner(FakeModelRunnerOptions options)
     : options_(std::move(options)),
       slots_(static_cast<size_t>(options_.num_kv_blocks) * options_.block_size_tokens, -1) {
   for (const std::string& name : options_.lora_adapters) {
-    std::shared_ptr<model::LoraAdapter> adapter;
+    std::shared_ptr<model::PreparedLora> adapter;
     if (!name.empty()) {
-      adapter = std::make_shared<model::LoraAdapter>();
+      adapter = std::make_shared<model::PreparedLora>();
       adapter->name = name;
     }
     created_adapters_.push_back(adapter);
@@ -23,7 +23,15 @@ FakeModelRunner::FakeModelRunner(FakeModelRunnerOptions options)
   }
 }
 
-int32_t FakeModelRunner::LoadNumber(const std::shared_ptr<const model::LoraAdapter>& adapter) {
+absl::StatusOr<std::shared_ptr<const model::PreparedLora>> FakeModelRunner::PrepareLoraAdapter(
+    const model::LoraAdapter& adapter) const {
+  if (slot_loads_.empty()) return absl::FailedPreconditionError("fake: no LoRA slots");
+  auto prepared = std::make_shared<model::PreparedLora>();
+  prepared->name = adapter.name;
+  return prepared;
+}
+
+int32_t FakeModelRunner::LoadNumber(const std::shared_ptr<const model::PreparedLora>& adapter) {
   if (adapter == nullptr) return 0;
   auto it = std::find(loads_.begin(), loads_.end(), adapter);
   if (it == loads_.end()) it = loads_.insert(loads_.end(), adapter);
@@ -35,7 +43,7 @@ int32_t FakeModelRunner::LoadOf(const model::SequenceChunk& chunk) const {
 }
 
 absl::Status FakeModelRunner::SetLoraAdapter(
-    int32_t slot, const std::shared_ptr<const model::LoraAdapter>& adapter) {
+    int32_t slot, const std::shared_ptr<const model::PreparedLora>& adapter) {
   if (slot < 0 || slot >= static_cast<int32_t>(slot_loads_.size())) {
     return absl::InvalidArgumentError(absl::StrCat("fake: LoRA slot ", slot));
   }

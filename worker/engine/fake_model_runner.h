@@ -30,7 +30,7 @@ struct FakeModelRunnerOptions {
   int32_t max_context_tokens = 256;
   int64_t max_penalty_entries = 1 << 16;
   // LoRA slots, each the name of the adapter it holds at creation ("" for an empty slot).
-  // Every adapter object written into a slot (at creation or by SetLoraAdapter) is a load,
+  // Every prepared adapter written into a slot (at creation or by SetLoraAdapter) is a load,
   // numbered from 1 in the order each is first written (the same object written again is
   // the same load): its logits are the base row rotated by the load's number, and the K/V it
   // writes is marked with it, so a pass that reads K/V another load computed (the prefix
@@ -84,14 +84,14 @@ class FakeModelRunner final : public ModelRunner {
     return std::max(options_.max_sampled_rows, options_.max_seqs);
   }
   int32_t max_context_tokens() const override { return options_.max_context_tokens; }
-  std::vector<std::shared_ptr<const model::LoraAdapter>> lora_adapters() const override {
+  std::vector<std::shared_ptr<const model::PreparedLora>> lora_adapters() const override {
     return created_adapters_;
   }
-  absl::Status CheckLoraAdapter(const model::LoraAdapter& /*adapter*/) const override {
-    return absl::OkStatus();
-  }
+  // A prepared adapter with the name only: each preparation is a load of its own.
+  absl::StatusOr<std::shared_ptr<const model::PreparedLora>> PrepareLoraAdapter(
+      const model::LoraAdapter& adapter) const override;
   absl::Status SetLoraAdapter(int32_t slot,
-                              const std::shared_ptr<const model::LoraAdapter>& adapter) override;
+                              const std::shared_ptr<const model::PreparedLora>& adapter) override;
   // The load slot `slot` holds (0: none): what LogitsAfter's `load` takes.
   int32_t LoadIn(int32_t slot) const { return slot_loads_.at(static_cast<size_t>(slot)); }
 
@@ -126,15 +126,15 @@ class FakeModelRunner final : public ModelRunner {
   // The adapter load `chunk` runs under (0: none).
   int32_t LoadOf(const model::SequenceChunk& chunk) const;
   // `adapter`'s load number (0 for null), numbering it when first seen.
-  int32_t LoadNumber(const std::shared_ptr<const model::LoraAdapter>& adapter);
+  int32_t LoadNumber(const std::shared_ptr<const model::PreparedLora>& adapter);
 
   // Per KV slot: token id + vocab_size * the adapter load that wrote it; -1 = never written.
   std::vector<int32_t> slots_;
   std::vector<int32_t> slot_loads_;  // per LoRA slot: the load it holds, 0 when empty
-  std::vector<std::shared_ptr<const model::LoraAdapter>> created_adapters_;
+  std::vector<std::shared_ptr<const model::PreparedLora>> created_adapters_;
   // Every adapter object written, kept alive so that no other takes its address; its index
   // + 1 is its load.
-  std::vector<std::shared_ptr<const model::LoraAdapter>> loads_;
+  std::vector<std::shared_ptr<const model::PreparedLora>> loads_;
   mutable std::mutex mu_;
   std::vector<FakeStep> steps_;
   int32_t num_pending_copies_ = 0;

@@ -70,7 +70,7 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(
     return absl::InvalidArgumentError("generator: max_adapters must be >= 0");
   }
   // By default room for every adapter given (the table keeps room for its slots' too).
-  const std::vector<std::shared_ptr<const model::LoraAdapter>> in_slots = runner->lora_adapters();
+  const std::vector<std::shared_ptr<const model::PreparedLora>> in_slots = runner->lora_adapters();
   const auto given =
       static_cast<int32_t>(options.lora_adapters.size()) +
       static_cast<int32_t>(std::count_if(in_slots.begin(), in_slots.end(),
@@ -79,10 +79,15 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(
       runner.get(), options.max_adapters > 0 ? options.max_adapters : given);
   for (const auto& adapter : options.lora_adapters) {
     if (adapter == nullptr) return absl::InvalidArgumentError("generator: a null LoRA adapter");
-    RS_RETURN_IF_ERROR(adapters->Add(adapter->name, adapter));
+    RS_ASSIGN_OR_RETURN(std::shared_ptr<const model::PreparedLora> prepared,
+                        runner->PrepareLoraAdapter(*adapter));
+    RS_RETURN_IF_ERROR(adapters->Add(adapter->name, std::move(prepared)));
   }
+  // The table holds them prepared; the options keep no second copy.
+  GeneratorOptions kept = options;
+  kept.lora_adapters.clear();
   return std::unique_ptr<Generator>(new Generator(std::move(runner), std::move(adapters), tokenizer,
-                                                  options, limits, std::move(on_step)));
+                                                  kept, limits, std::move(on_step)));
 }
 
 Generator::Generator(std::unique_ptr<ModelRunner> runner, std::unique_ptr<AdapterTable> adapters,
@@ -573,6 +578,7 @@ void Generator::PublishStats() {
   stats.num_waiting =
       static_cast<int32_t>(scheduler_->num_waiting()) + stats.num_waiting_for_adapter;
   stats.num_adapter_swaps = adapters_->num_swaps();
+  stats.adapter_swap_seconds = adapters_->swap_seconds();
   stats.num_sessions = sessions_.size();
   stats.num_pinned_sessions = sessions_.num_pinned();
   stats.sessions = sessions_.counters();

@@ -130,6 +130,7 @@ struct GeneratorStats {
   int64_t num_preemptions = 0;
   int32_t num_waiting_for_adapter = 0;  // of num_waiting: jobs waiting for a LoRA slot
   int64_t num_adapter_swaps = 0;        // adapters written into a slot for a waiting job
+  double adapter_swap_seconds = 0;      // the engine thread's time writing them (cumulative)
   double step_seconds = 0;              // cumulative
   double forward_seconds = 0;
   StepRecord last_step;

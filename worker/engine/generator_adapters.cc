@@ -31,9 +31,12 @@ absl::Status Generator::LoadAdapter(const std::string& name,
   if (name.empty() || adapter == nullptr) {
     return absl::InvalidArgumentError("LoadAdapter: needs a name and an adapter");
   }
+  // Encoded on the caller's thread: the engine thread only copies it into a slot.
+  RS_ASSIGN_OR_RETURN(std::shared_ptr<const model::PreparedLora> prepared,
+                      runner_->PrepareLoraAdapter(*adapter));
   absl::Status result;
   RS_RETURN_IF_ERROR(RunOnEngine([&] {
-    result = adapters_->Add(name, adapter);
+    result = adapters_->Add(name, std::move(prepared));
     PublishAdapterNames();
   }));
   return result;

@@ -56,14 +56,15 @@ class LlamaRunner final : public ModelRunner {
   int32_t vocab_size() const override { return model_->config().vocab_size; }
   int32_t block_size_tokens() const override { return model_->options().block_size; }
   int32_t num_kv_blocks() const override { return model_->options().num_kv_blocks; }
-  std::vector<std::shared_ptr<const model::LoraAdapter>> lora_adapters() const override {
-    return model_->options().lora_adapters;
+  std::vector<std::shared_ptr<const model::PreparedLora>> lora_adapters() const override {
+    return model_->lora_slots();
   }
-  absl::Status CheckLoraAdapter(const model::LoraAdapter& adapter) const override {
-    return model_->CheckLoraAdapter(adapter);
+  absl::StatusOr<std::shared_ptr<const model::PreparedLora>> PrepareLoraAdapter(
+      const model::LoraAdapter& adapter) const override {
+    return model_->PrepareLoraAdapter(adapter);
   }
   absl::Status SetLoraAdapter(int32_t slot,
-                              const std::shared_ptr<const model::LoraAdapter>& adapter) override {
+                              const std::shared_ptr<const model::PreparedLora>& adapter) override {
     return model_->SetLoraAdapter(slot, adapter);
   }
   int32_t max_batch_tokens() const override { return model_->options().max_batch_tokens; }

@@ -36,17 +36,19 @@ class ModelRunner {
   virtual int32_t max_context_tokens() const = 0;
   // The LoRA slots a chunk may name (model::SequenceChunk::adapter: an index here): each
   // one's adapter at creation, null where a slot is empty.
-  virtual std::vector<std::shared_ptr<const model::LoraAdapter>> lora_adapters() const {
+  virtual std::vector<std::shared_ptr<const model::PreparedLora>> lora_adapters() const {
     return {};
   }
-  // OK when `adapter` fits the slots (SetLoraAdapter would take it), else its refusal.
-  virtual absl::Status CheckLoraAdapter(const model::LoraAdapter& /*adapter*/) const {
+  // Encodes `adapter` for the slots, or refuses it, as model::LlamaModel::PrepareLoraAdapter.
+  // Any thread.
+  virtual absl::StatusOr<std::shared_ptr<const model::PreparedLora>> PrepareLoraAdapter(
+      const model::LoraAdapter& /*adapter*/) const {
     return absl::FailedPreconditionError("this model runner has no LoRA slots");
   }
-  // Writes `adapter` into `slot` for the passes after this call (null empties it), as
-  // model::LlamaModel::SetLoraAdapter. Between passes, on the engine thread.
+  // Writes a prepared adapter into `slot` for the passes after this call (null empties it),
+  // as model::LlamaModel::SetLoraAdapter. Between passes, on the engine thread.
   virtual absl::Status SetLoraAdapter(
-      int32_t /*slot*/, const std::shared_ptr<const model::LoraAdapter>& /*adapter*/) {
+      int32_t /*slot*/, const std::shared_ptr<const model::PreparedLora>& /*adapter*/) {
     return absl::FailedPreconditionError("this model runner has no LoRA slots");
   }
 

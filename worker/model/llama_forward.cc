@@ -68,10 +68,9 @@ absl::Status LlamaModel::ValidateBatch(std::span<const SequenceChunk> chunks) co
             "forward: token id ", token, " outside the vocabulary of ", config_.vocab_size));
       }
     }
-    if (c.adapter < -1 || c.adapter >= static_cast<int32_t>(options_.lora_adapters.size())) {
-      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", i,
-                                                     " names LoRA adapter ", c.adapter, " of ",
-                                                     options_.lora_adapters.size()));
+    if (c.adapter < -1 || c.adapter >= static_cast<int32_t>(lora_slots_.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "forward: sequence ", i, " names LoRA adapter ", c.adapter, " of ", lora_slots_.size()));
     }
     if (!DraftsFit(c)) {
       return absl::InvalidArgumentError(

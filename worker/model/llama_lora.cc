@@ -1,6 +1,7 @@
 // LlamaModel's LoRA slots: one kernels::LoraStack per projection, allocated at creation for
-// every slot, and adapters written into (or cleared from) a slot at start or between passes
-// (ModelOptions::lora_adapters, max_loras, max_lora_rank; SetLoraAdapter).
+// every slot; adapters prepared for them (encoded in the activation dtype, on any thread)
+// and written into (or cleared from) a slot at start or between passes
+// (ModelOptions::lora_adapters, max_loras, max_lora_rank; PrepareLoraAdapter, SetLoraAdapter).
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -76,18 +77,28 @@ absl::Status LlamaModel::UploadLoraAdapters() {
       lora.stack = {lora.a.data(), lora.b_t.data(), slots, rank, in, out};
     }
   }
+  lora_slots_.resize(static_cast<size_t>(slots));
   for (int slot = 0; slot < slots; ++slot) {
-    if (adapters[slot] != nullptr) RS_RETURN_IF_ERROR(SetLoraAdapter(slot, adapters[slot]));
+    if (adapters[slot] == nullptr) continue;
+    RS_ASSIGN_OR_RETURN(std::shared_ptr<const PreparedLora> prepared,
+                        PrepareLoraAdapter(*adapters[slot]));
+    RS_RETURN_IF_ERROR(SetLoraAdapter(slot, std::move(prepared)));
   }
+  adapters.clear();  // kept prepared in lora_slots_
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::CheckLoraAdapter(const LoraAdapter& adapter) const {
+absl::StatusOr<std::shared_ptr<const PreparedLora>> LlamaModel::PrepareLoraAdapter(
+    const LoraAdapter& adapter) const {
   if (adapter.layers.size() != static_cast<size_t>(config_.num_layers)) {
     return absl::InvalidArgumentError(absl::StrCat("LoRA adapter ", adapter.name, " has ",
                                                    adapter.layers.size(), " layers; the model has ",
                                                    config_.num_layers));
   }
+  auto prepared = std::make_shared<PreparedLora>();
+  prepared->name = adapter.name;
+  prepared->dtype = backend_->activation_dtype();
+  prepared->layers.resize(adapter.layers.size());
   for (int layer = 0; layer < config_.num_layers; ++layer) {
     for (int t = 0; t < kNumLoraTargets; ++t) {
       const LoraMatrices& m = adapter.layers[layer][t];
@@ -106,40 +117,67 @@ absl::Status LlamaModel::CheckLoraAdapter(const LoraAdapter& adapter) const {
                                                        layer, " ", TargetName(t),
                                                        " does not fit the model"));
       }
+      // The activation dtype's bytes, as GGUF stores f32, f16 and bf16 too.
+      PreparedLoraMatrices& p = prepared->layers[layer][t];
+      p.rank = m.rank;
+      p.a = EncodeTensorData(prepared->dtype, m.a);
+      p.b_t = EncodeTensorData(prepared->dtype, m.b_t);
     }
   }
-  return absl::OkStatus();
+  return prepared;
 }
 
-absl::Status LlamaModel::SetLoraAdapter(int slot, std::shared_ptr<const LoraAdapter> adapter) {
-  const int slots = static_cast<int>(options_.lora_adapters.size());
+absl::Status LlamaModel::SetLoraAdapter(int slot, std::shared_ptr<const PreparedLora> adapter) {
+  const int slots = static_cast<int>(lora_slots_.size());
   if (slot < 0 || slot >= slots) {
     return absl::InvalidArgumentError(
         absl::StrCat("LoRA slot ", slot, " is not one of the model's ", slots));
   }
-  // Checked whole before anything is written: a refusal leaves the slot as it was.
-  if (adapter != nullptr) RS_RETURN_IF_ERROR(CheckLoraAdapter(*adapter));
   const kernels::DType dtype = backend_->activation_dtype();
+  // Checked whole before anything is written: a refusal leaves the slot as it was.
+  if (adapter != nullptr) {
+    bool fits = adapter->dtype == dtype &&
+                adapter->layers.size() == static_cast<size_t>(config_.num_layers);
+    for (int layer = 0; fits && layer < config_.num_layers; ++layer) {
+      for (int t = 0; fits && t < kNumLoraTargets; ++t) {
+        const PreparedLoraMatrices& m = adapter->layers[layer][t];
+        const kernels::LoraStack& stack = layers_[layer].lora[t].stack;
+        fits = m.rank <= stack.rank &&
+               m.a.size() == kernels::DTypeBytes(dtype, static_cast<size_t>(m.rank) * stack.in) &&
+               m.b_t.size() == kernels::DTypeBytes(dtype, static_cast<size_t>(m.rank) * stack.out);
+      }
+    }
+    if (!fits) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("LoRA adapter ", adapter->name, " was prepared for another model's slots"));
+    }
+  }
+  const PreparedLora* previous = lora_slots_[static_cast<size_t>(slot)].get();
   for (int layer = 0; layer < config_.num_layers; ++layer) {
     for (int t = 0; t < kNumLoraTargets; ++t) {
       const LayerWeights::Lora& lora = layers_[layer].lora[t];
       const kernels::LoraStack& stack = lora.stack;
       if (stack.rank == 0) continue;
-      const LoraMatrices* m = adapter != nullptr ? &adapter->layers[layer][t] : nullptr;
-      // The slot's rows, the adapter's first and zeros past its rank (they add nothing).
-      for (auto [buffer, cols, values] :
+      const PreparedLoraMatrices* m = adapter != nullptr ? &adapter->layers[layer][t] : nullptr;
+      const int rank = m != nullptr ? m->rank : 0;
+      const int stale = previous != nullptr ? previous->layers[layer][t].rank : 0;
+      // The adapter's rows, then zeros over the previous adapter's rows past them (the slot's
+      // rows past both are zeros already): rows past an adapter's rank add nothing.
+      for (auto [buffer, cols, bytes] :
            {std::tuple{&lora.a, stack.in, m != nullptr ? &m->a : nullptr},
             std::tuple{&lora.b_t, stack.out, m != nullptr ? &m->b_t : nullptr}}) {
-        std::vector<float> rows(static_cast<size_t>(stack.rank) * cols);
-        if (values != nullptr) std::copy(values->begin(), values->end(), rows.begin());
-        // The activation dtype's bytes, as GGUF stores f32, f16 and bf16 too.
-        const std::vector<uint8_t> bytes = EncodeTensorData(dtype, rows);
-        backend_->CopyToDevice(static_cast<char*>(buffer->data()) + slot * bytes.size(),
-                               bytes.data(), bytes.size());
+        const size_t row_bytes = kernels::DTypeBytes(dtype, static_cast<size_t>(cols));
+        char* rows = static_cast<char*>(buffer->data()) +
+                     static_cast<size_t>(slot) * static_cast<size_t>(stack.rank) * row_bytes;
+        if (rank > 0) backend_->CopyToDevice(rows, bytes->data(), bytes->size());
+        if (stale > rank) {
+          backend_->Fill(rows + static_cast<size_t>(rank) * row_bytes,
+                         static_cast<size_t>(stale - rank) * row_bytes, 0);
+        }
       }
     }
   }
-  options_.lora_adapters[slot] = std::move(adapter);
+  lora_slots_[static_cast<size_t>(slot)] = std::move(adapter);
   return absl::OkStatus();
 }
 

@@ -22,6 +22,7 @@
 #include "worker/model/kv_storage.h"
 #include "worker/model/lora_adapter.h"
 #include "worker/model/model_config.h"
+#include "worker/model/prepared_lora.h"
 
 namespace ringserve::model {
 
@@ -127,7 +128,7 @@ struct ModelOptions {
   // LoRA adapters served beside the model's own weights, each read for this model's config
   // (lora_adapter.h); a chunk names one by its slot, its index here (SequenceChunk::adapter).
   // All stay on the device; a pass adds each row's adapter to the projections it changes.
-  // After creation options().lora_adapters holds every slot, null where one is empty.
+  // Creation prepares them (LlamaModel::lora_slots) and empties this list.
   std::vector<std::shared_ptr<const LoraAdapter>> lora_adapters;
   // > 0: this many slots (at least lora_adapters.size()), with room on every projection for
   // adapters of rank up to max_lora_rank (0: 16, or the largest given) loaded later
@@ -183,14 +184,20 @@ class LlamaModel {
   // Most penalty entries one ForwardSampled takes (ModelOptions::max_penalty_entries).
   int64_t max_penalty_entries() const;
 
-  // Writes `adapter` into LoRA slot `slot` (null empties it), for the passes enqueued after
-  // this call; captured decode graphs stay valid. Between passes only. INVALID_ARGUMENT for a
-  // slot out of range or an adapter of another model, FAILED_PRECONDITION for one that
-  // changes a projection the model keeps no room for or at a larger rank (ModelOptions::
-  // max_loras, max_lora_rank); the slot is unchanged then.
-  absl::Status SetLoraAdapter(int slot, std::shared_ptr<const LoraAdapter> adapter);
-  // SetLoraAdapter's refusals of `adapter` (OK: any slot takes it).
-  absl::Status CheckLoraAdapter(const LoraAdapter& adapter) const;
+  // Encodes `adapter` for this model's LoRA slots. INVALID_ARGUMENT for an adapter of another
+  // model, FAILED_PRECONDITION for one that changes a projection the model keeps no room for
+  // or at a larger rank (ModelOptions::max_loras, max_lora_rank). Any thread: it reads only
+  // what creation fixed.
+  absl::StatusOr<std::shared_ptr<const PreparedLora>> PrepareLoraAdapter(
+      const LoraAdapter& adapter) const;
+  // Writes a prepared adapter into LoRA slot `slot` (null empties it), for the passes
+  // enqueued after this call; captured decode graphs stay valid. Between passes only. Device
+  // copies of its rows, and zeros over the rows the slot's previous adapter had beyond them.
+  // INVALID_ARGUMENT for a slot out of range or an adapter prepared for another model; the
+  // slot is unchanged then.
+  absl::Status SetLoraAdapter(int slot, std::shared_ptr<const PreparedLora> adapter);
+  // Each LoRA slot's adapter, null where one is empty; a chunk names a slot by its index.
+  const std::vector<std::shared_ptr<const PreparedLora>>& lora_slots() const { return lora_slots_; }
 
   // How decode passes have run: graphs captured, replays (all zero without graphs).
   DecodeGraphStats decode_graph_stats() const;
@@ -265,6 +272,7 @@ class LlamaModel {
   kernels::HostBuffer host_hidden_raw_, host_hidden_;
   std::unique_ptr<DecodeGraphs> decode_graphs_;  // null when the backend cannot capture
   size_t weight_bytes_ = 0;
+  std::vector<std::shared_ptr<const PreparedLora>> lora_slots_;
   int max_context_len_ = 0;  // see max_context_len()
 };
 

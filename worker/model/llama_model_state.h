@@ -25,8 +25,8 @@ struct LlamaModel::LayerWeights {
   kernels::Weight qkv_bias;        // [1, q + 2 kv] when the model has attention biases
   kernels::Weight q_norm, k_norm;  // [1, head_dim] when the model norms Q and K heads
   // The LoRA adapters' matrices of each projection (lora_adapter.h's order), slot i holding
-  // ModelOptions::lora_adapters[i]'s (zeros where it leaves the projection alone); rank 0
-  // where no adapter changes it.
+  // lora_slots()[i]'s rows (zeros past its rank there, and where it leaves the projection
+  // alone); rank 0 where no adapter changes it.
   struct Lora {
     kernels::LoraStack stack;
     kernels::DeviceBuffer a, b_t;

@@ -16,8 +16,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::shared_ptr<const model::LoraAdapter> Adapter(const std::string& name) {
-  auto adapter = std::make_shared<model::LoraAdapter>();
+std::shared_ptr<const model::PreparedLora> Adapter(const std::string& name) {
+  auto adapter = std::make_shared<model::PreparedLora>();
   adapter->name = name;
   return adapter;
 }

@@ -2,9 +2,13 @@
 // token after the first position gets exactly the logprobs its history's logits give, in
 // order, once, however the prompt is chunked, cached, preempted or batched.
 #include <algorithm>
+#include <functional>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -43,6 +47,10 @@ class PromptLogprobsTest : public ::testing::Test {
     fake.num_kv_blocks = setup.num_kv_blocks;
     fake.max_seqs = setup.max_seqs;
     fake.max_sampled_rows = SampledRowsFor(options, setup.max_seqs, setup.max_batch_tokens);
+    fake.on_forward = [this] {
+      std::lock_guard lock(hook_mu_);
+      if (forward_hook_) std::exchange(forward_hook_, nullptr)();
+    };
     auto runner = std::make_unique<FakeModelRunner>(fake);
     fake_ = runner.get();
     auto created = Generator::Create(std::move(runner), nullptr, options);
@@ -88,6 +96,33 @@ class PromptLogprobsTest : public ::testing::Test {
 
   JobEvent Run(JobRequest r) { return generator_->Submit(std::move(r))->Collect(); }
 
+  // Submits `requests` so that the engine thread starts them together: a one-token job's
+  // pass holds the engine until all are submitted.
+  std::vector<JobHandle> SubmitTogether(const std::vector<JobRequest>& requests) {
+    std::promise<void> entered;
+    std::promise<void> submitted;
+    {
+      std::lock_guard lock(hook_mu_);
+      forward_hook_ = [&] {
+        entered.set_value();
+        submitted.get_future().wait();
+      };
+    }
+    JobRequest hold;
+    hold.tokens = {2};
+    hold.max_tokens = 1;
+    JobHandle holding = *generator_->Submit(hold);
+    entered.get_future().wait();
+    std::vector<JobHandle> handles;
+    handles.reserve(requests.size());
+    for (const JobRequest& r : requests) handles.push_back(*generator_->Submit(r));
+    submitted.set_value();
+    EXPECT_TRUE(holding.Collect().status.ok());
+    return handles;
+  }
+
+  std::mutex hook_mu_;
+  std::function<void()> forward_hook_;  // runs once, at the start of the next pass (hook_mu_)
   FakeModelRunner* fake_ = nullptr;
   std::unique_ptr<Generator> generator_;
 };
@@ -184,9 +219,7 @@ TEST_F(PromptLogprobsTest, ScoresDoNotDependOnTheBatchOrOnPreemption) {
     requests.back().priority = i % 2;
   }
   requests[3].prompt_logprobs.reset();  // a plain request shares the steps
-  std::vector<JobHandle> handles;
-  handles.reserve(requests.size());
-  for (const JobRequest& r : requests) handles.push_back(*generator_->Submit(r));
+  std::vector<JobHandle> handles = SubmitTogether(requests);
   for (size_t i = 0; i < requests.size(); ++i) {
     const JobEvent e = handles[i].Collect();
     ASSERT_TRUE(e.status.ok()) << e.status;

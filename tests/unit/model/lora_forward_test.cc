@@ -125,6 +125,17 @@ std::vector<std::vector<float>> RunPass(LlamaModel& model, const Batch& batch,
   return rows;
 }
 
+// An adapter written in PEFT's layout by `spec`, read back for `config`.
+std::shared_ptr<const LoraAdapter> ReadAdapter(const ModelConfig& config,
+                                               const ringserve::testing::PeftAdapterSpec& spec,
+                                               const std::string& name) {
+  ringserve::testing::ScopedTempDir dir;
+  ringserve::testing::WritePeftAdapter(dir.path(), config, spec);
+  auto read = LoadLoraAdapter(name, dir.path(), config);
+  EXPECT_TRUE(read.ok()) << read.status();
+  return std::make_shared<const LoraAdapter>(read.ok() ? *std::move(read) : LoraAdapter());
+}
+
 ModelOptions Options(std::vector<std::shared_ptr<const LoraAdapter>> adapters) {
   ModelOptions o;
   o.block_size = 8;
@@ -261,20 +272,16 @@ TEST_P(LoraForwardTest, AdapterFollowsAConvertedCheckpointsQueryKeyPermutation) 
 }
 
 // Slots with room (ModelOptions::max_loras, max_lora_rank) take adapters after creation:
-// the same bits as an adapter given at creation, none again once cleared, and a refusal for
-// an adapter past the room.
+// the same bits as an adapter given at creation (also over a larger adapter's rows), none
+// again once cleared, and a refusal for an adapter past the room. On the emulation too: the
+// prepared rows are in the activation dtype there.
 TEST_P(LoraForwardTest, AdaptersLoadIntoSlotsBetweenPasses) {
   const TestDevice& device = GetParam();
-  if (device.emulated) GTEST_SKIP() << "slot bookkeeping: the CPU covers it";
   auto backend = device.create();
   if (!backend.ok()) GTEST_SKIP() << device.name << ": " << backend.status();
   const ModelConfig config = SmallConfig(kernels::RopeLayout::kHalves);
   const std::unique_ptr<Checkpoint> base = MakeCheckpoint(config);
-  ringserve::testing::ScopedTempDir dir;
-  ringserve::testing::WritePeftAdapter(dir.path(), config, {});  // rank 4, every projection
-  auto read = LoadLoraAdapter("all", dir.path(), config);
-  ASSERT_TRUE(read.ok());
-  const auto adapter = std::make_shared<const LoraAdapter>(*read);
+  const auto adapter = ReadAdapter(config, {}, "all");  // rank 4, every projection
 
   auto at_start_backend = device.create();
   auto at_start = LlamaModel::Create(*base, at_start_backend->get(), Options({adapter}));
@@ -283,10 +290,19 @@ TEST_P(LoraForwardTest, AdaptersLoadIntoSlotsBetweenPasses) {
   room.max_lora_rank = 8;
   auto later = LlamaModel::Create(*base, backend->get(), room);
   ASSERT_TRUE(at_start.ok() && later.ok());
-  EXPECT_EQ((*later)->options().lora_adapters.size(), 2U);
+  EXPECT_EQ((*later)->lora_slots().size(), 2U);
   const Batch batch = MakeBatch(8);
   const auto base_rows = RunPass(**later, batch, {0, 1}, {1, -1});  // an empty slot adds nothing
-  ASSERT_TRUE((*later)->SetLoraAdapter(1, adapter).ok());
+  auto prepared = (*later)->PrepareLoraAdapter(*adapter);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  // A rank-8 adapter first: the rank-4 one written over it zeros the rows past its rank.
+  ringserve::testing::PeftAdapterSpec eight;
+  eight.rank = 8;
+  auto eight_prepared = (*later)->PrepareLoraAdapter(*ReadAdapter(config, eight, "eight"));
+  ASSERT_TRUE(eight_prepared.ok()) << eight_prepared.status();
+  ASSERT_TRUE((*later)->SetLoraAdapter(1, *eight_prepared).ok());
+  EXPECT_NE(RunPass(**later, batch, {0}, {1})[0], base_rows[0]);
+  ASSERT_TRUE((*later)->SetLoraAdapter(1, *prepared).ok());
   const auto want = RunPass(**at_start, batch, {0, 1}, {0, -1});
   const auto got = RunPass(**later, batch, {0, 1}, {1, -1});
   EXPECT_EQ(got, want) << "rank 4 in a rank-8 slot: the same bits as at creation";
@@ -295,28 +311,25 @@ TEST_P(LoraForwardTest, AdaptersLoadIntoSlotsBetweenPasses) {
   ASSERT_TRUE((*later)->SetLoraAdapter(1, nullptr).ok());
   EXPECT_EQ(RunPass(**later, batch, {0}, {1})[0], base_rows[0]);
 
-  ringserve::testing::ScopedTempDir big_dir;
   ringserve::testing::PeftAdapterSpec big;
   big.rank = 16;
-  ringserve::testing::WritePeftAdapter(big_dir.path(), config, big);
-  auto big_read = LoadLoraAdapter("big", big_dir.path(), config);
-  ASSERT_TRUE(big_read.ok());
-  EXPECT_EQ((*later)->SetLoraAdapter(0, std::make_shared<const LoraAdapter>(*big_read)).code(),
+  EXPECT_EQ((*later)->PrepareLoraAdapter(*ReadAdapter(config, big, "big")).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ((*later)->SetLoraAdapter(2, adapter).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*later)->SetLoraAdapter(2, *prepared).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(RunPass(**later, batch, {0}, {0})[0], base_rows[0]) << "a refusal changes nothing";
   // Created with adapters of q and v only, a model keeps no room for the other projections.
-  ringserve::testing::ScopedTempDir qv_dir;
   ringserve::testing::PeftAdapterSpec qv;
   qv.targets = {"q_proj", "v_proj"};
-  ringserve::testing::WritePeftAdapter(qv_dir.path(), config, qv);
-  auto qv_read = LoadLoraAdapter("qv", qv_dir.path(), config);
-  ASSERT_TRUE(qv_read.ok());
   auto qv_backend = device.create();
-  auto qv_model = LlamaModel::Create(*base, qv_backend->get(),
-                                     Options({std::make_shared<const LoraAdapter>(*qv_read)}));
+  auto qv_model =
+      LlamaModel::Create(*base, qv_backend->get(), Options({ReadAdapter(config, qv, "qv")}));
   ASSERT_TRUE(qv_model.ok());
-  EXPECT_EQ((*qv_model)->SetLoraAdapter(0, adapter).code(), absl::StatusCode::kFailedPrecondition);
+  const auto qv_rows = RunPass(**qv_model, batch, {0}, {0});
+  EXPECT_EQ((*qv_model)->PrepareLoraAdapter(*adapter).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*qv_model)->SetLoraAdapter(0, *prepared).code(), absl::StatusCode::kInvalidArgument)
+      << "prepared for another model's slots";
+  EXPECT_EQ(RunPass(**qv_model, batch, {0}, {0}), qv_rows) << "a refusal changes nothing";
 }
 
 TEST(LoraForwardValidationTest, UnknownSlotIsRefused) {

@@ -52,12 +52,32 @@ def at_once(generate, adapters):
     return results
 
 
-class LoraTest(unittest.TestCase):
+class AdapterCluster(unittest.TestCase):
+    """A class's cluster (cls.cluster) and temporary directory (cls.tmp), closed after it."""
+
     @classmethod
-    def setUpClass(cls):
+    def start_class(cls):
+        """Makes cls.tmp and cls.model_args; returns the model's shape for adapters."""
         cls.tmp = tempfile.TemporaryDirectory(prefix="ringserve-lora-")
         cls.model_args = fleet.model_args(BIN_DIR, SHARED_DIR)
-        shape = peft_adapter.model_shape(BIN_DIR, cls.model_args)
+        return peft_adapter.model_shape(BIN_DIR, cls.model_args)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+        cls.tmp.cleanup()
+
+    def stream(self, adapter, max_tokens=12):
+        """fleet.stream's (code, ids, final, ...) for PROMPT with `adapter`."""
+        return fleet.stream(self.cluster.stub,
+                            fleet.generate_request("", PROMPT, max_tokens, adapter=adapter),
+                            timeout=60)
+
+
+class LoraTest(AdapterCluster):
+    @classmethod
+    def setUpClass(cls):
+        shape = cls.start_class()
         # "a" changes every projection at rank 4; "b" only q and v, at rank 8.
         a = os.path.join(cls.tmp.name, "a")
         b = os.path.join(cls.tmp.name, "b")
@@ -69,11 +89,6 @@ class LoraTest(unittest.TestCase):
         cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "lora", 1,
                                     worker_extra=cls.lora_flags + ["--metrics-port",
                                                                    str(cls.metrics_port)])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-        cls.tmp.cleanup()
 
     def generate(self, adapter, tokens=PROMPT, max_tokens=12, session="", append=False):
         code, ids, final, _, details = fleet.stream(
@@ -206,7 +221,7 @@ class LoraTest(unittest.TestCase):
         self.assertIn("--max-loras", error.exception.details())
 
 
-class SwappingTest(unittest.TestCase):
+class SwappingTest(AdapterCluster):
     """One worker with one LoRA slot (--max-loras 1) and three --lora adapters: two wait in
     host memory and take the slot when a request needs them. Concurrent requests over all
     three compute what each computes alone, and what ringserve-run computes with every
@@ -215,9 +230,7 @@ class SwappingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         from ringserve.v1 import admin_pb2_grpc
-        cls.tmp = tempfile.TemporaryDirectory(prefix="ringserve-lora-")
-        cls.model_args = fleet.model_args(BIN_DIR, SHARED_DIR)
-        shape = peft_adapter.model_shape(BIN_DIR, cls.model_args)
+        shape = cls.start_class()
         cls.lora_flags = []
         for seed, name in enumerate(("a", "b", "c"), start=1):
             path = os.path.join(cls.tmp.name, name)
@@ -229,15 +242,8 @@ class SwappingTest(unittest.TestCase):
             str(cls.metrics_port)])
         cls.admin = admin_pb2_grpc.AdminStub(cls.cluster.channel)
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-        cls.tmp.cleanup()
-
-    def generate(self, adapter, max_tokens=12):
-        code, ids, _, _, details = fleet.stream(
-            self.cluster.stub, fleet.generate_request("", PROMPT, max_tokens, adapter=adapter),
-            timeout=60)
+    def generate(self, adapter):
+        code, ids, _, _, details = self.stream(adapter)
         self.assertEqual(code, "OK", details)
         return ids
 
@@ -292,7 +298,67 @@ class SwappingTest(unittest.TestCase):
             self.admin.UnloadAdapter(admin_pb2.UnloadAdapterRequest(name="d"), timeout=60)
 
 
-class RuntimeLoadingTest(unittest.TestCase):
+class LibraryTest(AdapterCluster):
+    """One worker with one LoRA slot and a directory of adapters (--lora-dir) it finds by
+    name when a request first names one, holding two at a time (--max-cpu-loras 2)."""
+
+    @classmethod
+    def setUpClass(cls):
+        shape = cls.start_class()
+        cls.library = os.path.join(cls.tmp.name, "library")
+        for seed, name in enumerate(("x", "y", "z"), start=1):
+            peft_adapter.write_adapter(os.path.join(cls.library, name), shape, seed=seed)
+        cls.metrics_port = free_port()
+        cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "library", 1, worker_extra=[
+            "--lora-dir", cls.library, "--max-loras", "1", "--max-cpu-loras", "2",
+            "--metrics-port", str(cls.metrics_port)])
+
+    def test_adapters_are_found_by_name_and_the_least_recently_used_makes_room(self):
+        info = self.cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual(list(info.adapters), [])
+        outputs = {}
+        for name in ("x", "y"):
+            code, ids, _, _, details = self.stream(name)
+            self.assertEqual(code, "OK", details)
+            offline = subprocess.run(
+                [os.path.join(BIN_DIR, "ringserve-run"), *self.model_args, "--lora",
+                 f"{name}={os.path.join(self.library, name)}", "--adapter", name,
+                 "--prompt-ids", ",".join(map(str, PROMPT)), "--max-tokens", "12",
+                 "--ignore-eos", "--json"], check=True, capture_output=True, text=True).stdout
+            self.assertEqual(ids, json.loads(offline.splitlines()[0])["generated_ids"], name)
+            outputs[name] = ids
+        self.assertNotEqual(outputs["x"], outputs["y"])
+        # Concurrent requests for an adapter not yet found share one find.
+        results = at_once(lambda name: self.stream(name)[:2], ["z"] * 4)
+        self.assertEqual({code for _, (code, _) in results}, {"OK"})
+        self.assertEqual(len({tuple(ids) for _, (_, ids) in results}), 1)
+        info = self.cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual(list(info.adapters), ["y", "z"], "x, used least recently, made room")
+        code, ids, _, _, details = self.stream("x")
+        self.assertEqual((code, ids), ("OK", outputs["x"]), details)
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
+            metrics = dict(line.rsplit(" ", 1) for line in response.read().decode().splitlines()
+                           if line.startswith("ringserve_worker_adapter"))
+        self.assertGreaterEqual(float(metrics["ringserve_worker_adapters_found_total"]), 4)
+        self.assertGreaterEqual(float(metrics["ringserve_worker_adapter_evictions_total"]), 2)
+
+    def test_names_outside_the_library_are_refused_and_serving_goes_on(self):
+        for name, code in (("missing", "NOT_FOUND"), ("..", "INVALID_ARGUMENT"),
+                           (".hidden", "INVALID_ARGUMENT")):
+            got, _, _, _, details = self.stream(name)
+            self.assertEqual(got, code, (name, details))
+        self.assertEqual(self.stream("y")[0], "OK")
+
+    def test_the_worker_refuses_a_library_without_slots(self):
+        run = subprocess.run(
+            [os.path.join(BIN_DIR, "ringserve-worker"), *self.model_args, "--lora-dir",
+             self.library, "--port", "0"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 2, run.stderr)
+        self.assertIn("--max-loras", run.stderr)
+
+
+class RuntimeLoadingTest(AdapterCluster):
     """Two workers with two LoRA slots of rank 8 each, "a" loaded at start: adapters loaded
     and unloaded through the router act on both workers, and a loaded one computes what the
     same adapter given at start computes."""
@@ -300,9 +366,7 @@ class RuntimeLoadingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         from ringserve.v1 import admin_pb2_grpc
-        cls.tmp = tempfile.TemporaryDirectory(prefix="ringserve-lora-")
-        cls.model_args = fleet.model_args(BIN_DIR, SHARED_DIR)
-        shape = peft_adapter.model_shape(BIN_DIR, cls.model_args)
+        shape = cls.start_class()
         cls.a = os.path.join(cls.tmp.name, "a")
         cls.b = os.path.join(cls.tmp.name, "b")
         peft_adapter.write_adapter(cls.a, shape, seed=1)
@@ -310,15 +374,6 @@ class RuntimeLoadingTest(unittest.TestCase):
         cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "dyn", 2, worker_extra=[
             "--lora", f"a={cls.a}", "--max-loras", "2", "--max-lora-rank", "8"])
         cls.admin = admin_pb2_grpc.AdminStub(cls.cluster.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-        cls.tmp.cleanup()
-
-    def generate(self, adapter):
-        return fleet.stream(self.cluster.stub,
-                            fleet.generate_request("", PROMPT, 12, adapter=adapter), timeout=30)
 
     def code_of(self, call, request):
         try:
@@ -331,13 +386,13 @@ class RuntimeLoadingTest(unittest.TestCase):
         from ringserve.v1 import admin_pb2
         info = self.cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
         self.assertEqual(list(info.adapters), ["a"])
-        self.assertEqual(self.generate("b")[0], "NOT_FOUND")
+        self.assertEqual(self.stream("b")[0], "NOT_FOUND")
         loaded = self.admin.LoadAdapter(admin_pb2.LoadAdapterRequest(name="b", path=self.b),
                                         timeout=60)
         self.assertEqual(sorted(loaded.worker_ids), ["dyn0", "dyn1"])
         info = self.cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
         self.assertEqual(list(info.adapters), ["a", "b"])
-        code, ids, _, _, details = self.generate("b")
+        code, ids, _, _, details = self.stream("b")
         self.assertEqual(code, "OK", details)
         offline = subprocess.run(
             [os.path.join(BIN_DIR, "ringserve-run"), *self.model_args, "--lora", f"a={self.a}",
@@ -355,7 +410,7 @@ class RuntimeLoadingTest(unittest.TestCase):
             [os.path.join(BIN_DIR, "ringserve-cli"), "--target", self.cluster.router.address,
              "unload-adapter", "--name", "b"], capture_output=True, text=True, timeout=60)
         self.assertEqual(cli.returncode, 0, cli.stderr)
-        self.assertEqual(self.generate("b")[0], "NOT_FOUND")
+        self.assertEqual(self.stream("b")[0], "NOT_FOUND")
         self.assertEqual(self.code_of(self.admin.UnloadAdapter,
                                       admin_pb2.UnloadAdapterRequest(name="b")), "NOT_FOUND")
         self.assertEqual(self.code_of(self.admin.LoadAdapter, admin_pb2.LoadAdapterRequest(
@@ -365,9 +420,9 @@ class RuntimeLoadingTest(unittest.TestCase):
              "load-adapter", "--name", "c", "--path", self.b], capture_output=True, text=True,
             timeout=60)
         self.assertEqual(cli.returncode, 0, cli.stderr)
-        code, c_ids, _, _, details = self.generate("c")
+        code, c_ids, _, _, details = self.stream("c")
         self.assertEqual((code, c_ids), ("OK", ids), "the same adapter again, under another name")
-        self.assertEqual(self.generate("a")[0], "OK")
+        self.assertEqual(self.stream("a")[0], "OK")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ std::vector<std::string> AdapterTable::SlotNames() const {
 }
 
 absl::Status AdapterTable::Add(const std::string& name,
-                               std::shared_ptr<const model::PreparedLora> adapter) {
+                               std::shared_ptr<const model::PreparedLora> adapter, bool found) {
   if (name.empty() || adapter == nullptr) {
     return absl::InvalidArgumentError("LoRA adapter: needs a name and weights");
   }
@@ -68,13 +68,32 @@ absl::Status AdapterTable::Add(const std::string& name,
     return absl::ResourceExhaustedError(absl::StrCat(
         "this worker holds ", capacity_, " LoRA adapters already (--max-cpu-loras); unload one"));
   }
-  auto entry = std::make_unique<Entry>(Entry{name, std::move(adapter), next_key_++, -1});
+  auto entry = std::make_unique<Entry>(
+      Entry{name, std::move(adapter), next_key_++, -1, found, /*last_used=*/++clock_});
   const auto empty =
       std::find_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.entry == nullptr; });
   if (empty != slots_.end()) {
     RS_RETURN_IF_ERROR(Write(static_cast<int32_t>(empty - slots_.begin()), *entry));
   }
   entries_.push_back(std::move(entry));
+  return absl::OkStatus();
+}
+
+absl::Status AdapterTable::MakeRoom(const std::function<bool(const std::string&)>& awaited) {
+  if (static_cast<int32_t>(entries_.size()) < capacity_) return absl::OkStatus();
+  const Entry* oldest = nullptr;
+  for (const auto& entry : entries_) {
+    const bool held = entry->slot >= 0 && slots_[static_cast<size_t>(entry->slot)].jobs > 0;
+    if (!entry->found || held || awaited(entry->name)) continue;
+    if (oldest == nullptr || entry->last_used < oldest->last_used) oldest = entry.get();
+  }
+  if (oldest == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("this worker holds ", capacity_,
+                     " LoRA adapters (--max-cpu-loras), all in use by requests"));
+  }
+  RS_RETURN_IF_ERROR(Remove(oldest->name));
+  ++num_evictions_;
   return absl::OkStatus();
 }
 
@@ -139,6 +158,7 @@ absl::StatusOr<std::optional<AdapterTable::Binding>> AdapterTable::Acquire(const
   Slot& slot = slots_[static_cast<size_t>(entry->slot)];
   ++slot.jobs;
   slot.last_bound = ++clock_;
+  entry->last_used = clock_;
   return Binding{.slot = entry->slot, .key = entry->key};
 }
 

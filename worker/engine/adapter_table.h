@@ -5,6 +5,7 @@
 #define RINGSERVE_WORKER_ENGINE_ADAPTER_TABLE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,8 +33,13 @@ class AdapterTable {
 
   // Registers `adapter` (ModelRunner::PrepareLoraAdapter's) under `name`, written into a
   // slot at once when one is empty. ALREADY_EXISTS for a name registered, RESOURCE_EXHAUSTED
-  // at capacity; nothing changes then.
-  absl::Status Add(const std::string& name, std::shared_ptr<const model::PreparedLora> adapter);
+  // at capacity; nothing changes then. A `found` adapter (GeneratorOptions::find_adapter's)
+  // may be forgotten again by MakeRoom; the others stay until Remove.
+  absl::Status Add(const std::string& name, std::shared_ptr<const model::PreparedLora> adapter,
+                   bool found = false);
+  // Room for one more adapter: at capacity, forgets the found adapter used least recently
+  // among those no job holds or `awaited` names. RESOURCE_EXHAUSTED when there is none.
+  absl::Status MakeRoom(const std::function<bool(const std::string&)>& awaited);
   // Forgets `name` and empties its slot. NOT_FOUND when unregistered, FAILED_PRECONDITION
   // while jobs hold its slot.
   absl::Status Remove(const std::string& name);
@@ -64,7 +70,8 @@ class AdapterTable {
   int32_t num_slots() const { return static_cast<int32_t>(slots_.size()); }
   // Adapters written into a slot for a job that needed one in no slot.
   int64_t num_swaps() const { return num_swaps_; }
-  double swap_seconds() const { return swap_seconds_; }  // spent writing them
+  int64_t num_evictions() const { return num_evictions_; }  // forgotten by MakeRoom
+  double swap_seconds() const { return swap_seconds_; }     // spent writing them
 
  private:
   struct Entry {
@@ -72,6 +79,8 @@ class AdapterTable {
     std::shared_ptr<const model::PreparedLora> adapter;
     uint64_t key = 0;   // never reused: K/V cached under it is this registration's
     int32_t slot = -1;  // -1: in host memory only
+    bool found = false;
+    uint64_t last_used = 0;  // the clock at its last binding (or registration)
   };
   struct Slot {
     Entry* entry = nullptr;  // null: empty
@@ -93,6 +102,7 @@ class AdapterTable {
   uint64_t next_key_ = 1;
   uint64_t clock_ = 0;
   int64_t num_swaps_ = 0;
+  int64_t num_evictions_ = 0;
   double swap_seconds_ = 0;
 };
 

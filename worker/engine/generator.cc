@@ -123,6 +123,7 @@ Generator::Generator(std::unique_ptr<ModelRunner> runner, std::unique_ptr<Adapte
   }
   adapters_ = std::move(adapters);
   PublishAdapterNames();
+  if (options_.find_adapter) finder_thread_ = std::thread([this] { FindAdapters(); });
   PublishStats();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -139,6 +140,14 @@ void Generator::Shutdown() {
   }
   inbox_->wake.notify_all();
   thread_.join();
+  if (finder_thread_.joinable()) {
+    {
+      std::lock_guard finder_lock(finder_.mu);
+      finder_.stop = true;
+    }
+    finder_.wake.notify_all();
+    finder_thread_.join();
+  }
 }
 
 absl::StatusOr<JobHandle> Generator::Submit(JobRequest request) {
@@ -255,8 +264,10 @@ void Generator::Loop() {
         return inbox_->stop || !inbox_->submitted.empty() || !inbox_->cancelled.empty() ||
                !inbox_->tasks.empty();
       };
-      const bool busy =
-          scheduler_->num_running() + scheduler_->num_waiting() + adapter_waiters_.size() > 0;
+      // Jobs waiting for an adapter being found make no work until the finder's result
+      // arrives, which wakes the loop.
+      const bool busy = scheduler_->num_running() + scheduler_->num_waiting() > 0 ||
+                        AnyWaiterForARegisteredAdapter();
       if (busy && stalled) {
         inbox_->wake.wait_for(lock, std::chrono::milliseconds(10), has_input);
       } else if (!busy) {
@@ -579,6 +590,8 @@ void Generator::PublishStats() {
       static_cast<int32_t>(scheduler_->num_waiting()) + stats.num_waiting_for_adapter;
   stats.num_adapter_swaps = adapters_->num_swaps();
   stats.adapter_swap_seconds = adapters_->swap_seconds();
+  stats.num_adapters_found = num_adapters_found_;
+  stats.num_adapter_evictions = adapters_->num_evictions();
   stats.num_sessions = sessions_.size();
   stats.num_pinned_sessions = sessions_.num_pinned();
   stats.sessions = sessions_.counters();

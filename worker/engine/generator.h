@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kernels/cpu/thread_pool.h"
@@ -88,6 +89,13 @@ struct GeneratorOptions {
   // The most adapters registered at once, those and the runner's and the ones LoadAdapter
   // adds (0: the runner's slots, or the adapters given if more).
   int32_t max_adapters = 0;
+  // Finds an adapter a job names that is not registered (--lora-dir): called on a thread of
+  // the generator's own, never the engine thread, once for all the jobs that wait for the
+  // name; NOT_FOUND and any other error end those jobs. A found adapter is registered like
+  // a loaded one, and forgotten again, least recently used first, when max_adapters are
+  // held and another must be found. Unset: such jobs end NOT_FOUND at once.
+  std::function<absl::StatusOr<std::shared_ptr<const model::LoraAdapter>>(const std::string& name)>
+      find_adapter;
 };
 
 // The sampled rows a runner needs for `options`' drafts and scored prompt positions on top of
@@ -130,6 +138,8 @@ struct GeneratorStats {
   int64_t num_preemptions = 0;
   int32_t num_waiting_for_adapter = 0;  // of num_waiting: jobs waiting for a LoRA slot
   int64_t num_adapter_swaps = 0;        // adapters written into a slot for a waiting job
+  int64_t num_adapters_found = 0;       // registered by GeneratorOptions::find_adapter
+  int64_t num_adapter_evictions = 0;    // found ones forgotten to make room
   double adapter_swap_seconds = 0;      // the engine thread's time writing them (cumulative)
   double step_seconds = 0;              // cumulative
   double forward_seconds = 0;
@@ -256,6 +266,14 @@ class Generator {
   // Starts the waiting jobs that can bind now, in arrival order, and drains slots for the
   // adapters the others wait for (AdapterTable::DrainFor).
   void AdmitAdapterWaiters();
+  // The finder thread: runs GeneratorOptions::find_adapter for each name queued, prepares
+  // what it finds, and hands the result to the engine thread (OnAdapterFound).
+  void FindAdapters();
+  // Registers a found adapter, or ends the jobs that wait for it with the finder's error.
+  void OnAdapterFound(const std::string& name,
+                      const absl::StatusOr<std::shared_ptr<const model::PreparedLora>>& found);
+  bool AwaitedAdapter(const std::string& name) const;  // a waiting job names it
+  bool AnyWaiterForARegisteredAdapter() const;
   void PublishAdapterNames();
   // Publishes the stats, then runs after_publish_ (final events, finished session calls).
   void PublishAndDeliver();
@@ -314,8 +332,19 @@ class Generator {
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> num_submitted_{0};
 
-  std::unique_ptr<AdapterTable> adapters_;  // engine thread
-  std::deque<uint64_t> adapter_waiters_;    // jobs waiting for a LoRA slot, by arrival
+  std::unique_ptr<AdapterTable> adapters_;             // engine thread
+  std::deque<uint64_t> adapter_waiters_;               // jobs waiting for a LoRA slot, by arrival
+  absl::flat_hash_set<std::string> adapters_finding_;  // engine thread: names being found
+  int64_t num_adapters_found_ = 0;                     // engine thread
+  // The finder thread's queue of names (find_adapter set only).
+  struct Finder {
+    std::mutex mu;
+    std::condition_variable wake;
+    std::deque<std::string> names;
+    bool stop = false;
+  };
+  Finder finder_;
+  std::thread finder_thread_;
   mutable std::mutex stats_mu_;
   std::vector<std::string> published_adapter_names_;       // stats_mu_
   std::vector<std::string> published_adapter_slot_names_;  // stats_mu_

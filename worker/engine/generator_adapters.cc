@@ -10,6 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "worker/engine/generator.h"
 #include "worker/engine/generator_job.h"
@@ -66,6 +68,16 @@ absl::Status Generator::UnloadOnEngine(const std::string& name) {
 absl::StatusOr<bool> Generator::BindAdapter(Job& job, bool may_swap) {
   const std::string& name = job.request.adapter;
   if (name.empty()) return true;
+  if (options_.find_adapter && !adapters_->Contains(name)) {
+    if (adapters_finding_.insert(name).second) {
+      {
+        std::lock_guard lock(finder_.mu);
+        finder_.names.push_back(name);
+      }
+      finder_.wake.notify_one();
+    }
+    return false;  // waits until it is found (OnAdapterFound)
+  }
   const int64_t swaps = adapters_->num_swaps();
   RS_ASSIGN_OR_RETURN(const std::optional<AdapterTable::Binding> binding,
                       adapters_->Acquire(name, may_swap));
@@ -109,7 +121,9 @@ void Generator::AdmitAdapterWaiters() {
     const int64_t swaps = adapters_->num_swaps();
     if (!admit(queue[i])) {
       // Drained in arrival order, so a job that came later cannot take the slot first.
-      if (!adapters_->Resident(adapter)) adapters_->DrainFor(adapter);
+      if (adapters_->Contains(adapter) && !adapters_->Resident(adapter)) {
+        adapters_->DrainFor(adapter);
+      }
       adapter_waiters_.push_back(queue[i]);
       continue;
     }
@@ -123,6 +137,72 @@ void Generator::AdmitAdapterWaiters() {
       }
     }
   }
+}
+
+bool Generator::AwaitedAdapter(const std::string& name) const {
+  return std::any_of(adapter_waiters_.begin(), adapter_waiters_.end(), [&](uint64_t id) {
+    const auto it = jobs_.find(id);
+    return it != jobs_.end() && it->second->request.adapter == name;
+  });
+}
+
+bool Generator::AnyWaiterForARegisteredAdapter() const {
+  return std::any_of(adapter_waiters_.begin(), adapter_waiters_.end(), [&](uint64_t id) {
+    const auto it = jobs_.find(id);
+    return it != jobs_.end() && adapters_->Contains(it->second->request.adapter);
+  });
+}
+
+void Generator::FindAdapters() {
+  while (true) {
+    std::string name;
+    {
+      std::unique_lock lock(finder_.mu);
+      finder_.wake.wait(lock, [&] { return finder_.stop || !finder_.names.empty(); });
+      if (finder_.stop) return;
+      name = std::move(finder_.names.front());
+      finder_.names.pop_front();
+    }
+    const absl::Time start = absl::Now();
+    absl::StatusOr<std::shared_ptr<const model::PreparedLora>> prepared;
+    absl::StatusOr<std::shared_ptr<const model::LoraAdapter>> found = options_.find_adapter(name);
+    if (found.ok() && *found == nullptr) found = absl::InternalError("find_adapter: no adapter");
+    prepared = found.ok() ? runner_->PrepareLoraAdapter(**found) : found.status();
+    if (prepared.ok()) {
+      Log(LogLevel::kInfo, "generator", "LoRA adapter found",
+          {{"adapter", name},
+           {"ms",
+            absl::StrCat(static_cast<int64_t>(absl::ToDoubleMilliseconds(absl::Now() - start)))}});
+    }
+    {
+      std::lock_guard lock(inbox_->mu);
+      if (inbox_->stop) return;
+      inbox_->tasks.push_back([this, name = std::move(name), prepared = std::move(prepared)] {
+        OnAdapterFound(name, prepared);
+      });
+    }
+    inbox_->wake.notify_all();
+  }
+}
+
+void Generator::OnAdapterFound(
+    const std::string& name,
+    const absl::StatusOr<std::shared_ptr<const model::PreparedLora>>& found) {
+  adapters_finding_.erase(name);
+  absl::Status status = found.status();
+  if (status.ok() && !adapters_->Contains(name)) {  // else LoadAdapter registered it meanwhile
+    status = adapters_->MakeRoom([this](const std::string& n) { return AwaitedAdapter(n); });
+    if (status.ok()) status = adapters_->Add(name, *found, /*found=*/true);
+    if (status.ok()) ++num_adapters_found_;
+    PublishAdapterNames();
+  }
+  if (status.ok()) return;  // its jobs start in the next round of AdmitAdapterWaiters
+  std::vector<uint64_t> failed;
+  for (const uint64_t id : adapter_waiters_) {
+    const auto it = jobs_.find(id);
+    if (it != jobs_.end() && it->second->request.adapter == name) failed.push_back(id);
+  }
+  for (const uint64_t id : failed) FinishJob(*jobs_.at(id), status);
 }
 
 void Generator::PublishAdapterNames() {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -294,6 +295,24 @@ absl::Status CheckAdapterName(std::string_view name) {
   return absl::InvalidArgumentError(absl::StrCat("adapter name '", std::string(name.substr(0, 80)),
                                                  "': 1 to ", kMaxAdapterNameBytes,
                                                  " letters, digits and ._- only"));
+}
+
+absl::StatusOr<LoraAdapter> FindLoraAdapter(const std::string& library, const std::string& name,
+                                            const ModelConfig& config) {
+  RS_RETURN_IF_ERROR(CheckAdapterName(name));
+  if (name.front() == '.') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("adapter name '", name, "': may not start with '.'"));
+  }
+  const std::filesystem::path dir = std::filesystem::path(library) / name;
+  std::error_code error;
+  if (std::filesystem::is_directory(dir, error)) return LoadLoraAdapter(name, dir.string(), config);
+  const std::filesystem::path gguf = std::filesystem::path(library) / (name + ".gguf");
+  if (std::filesystem::is_regular_file(gguf, error)) {
+    return LoadLoraAdapter(name, gguf.string(), config);
+  }
+  return absl::NotFoundError(absl::StrCat("adapter: no '", name, "' on this worker (nor ",
+                                          dir.string(), "/ or ", gguf.string(), ")"));
 }
 
 std::string_view LoraTargetName(LoraTarget target) {

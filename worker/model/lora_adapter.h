@@ -65,6 +65,12 @@ inline constexpr int kMaxLoraRank = 512;
 absl::StatusOr<LoraAdapter> LoadLoraAdapter(const std::string& name, const std::string& dir,
                                             const ModelConfig& config);
 
+// The adapter called `name` in the directory `library` (--lora-dir): library/NAME, a PEFT
+// directory, else library/NAME.gguf; read as LoadLoraAdapter reads it. INVALID_ARGUMENT for
+// a name CheckAdapterName refuses or one starting with '.', NOT_FOUND when neither exists.
+absl::StatusOr<LoraAdapter> FindLoraAdapter(const std::string& library, const std::string& name,
+                                            const ModelConfig& config);
+
 // An adapter of rank `rank` on every projection, with deterministic random values of a
 // trained adapter's scale: benchmarks of LoRA serving at a model's real shape (--lora
 // NAME=random:R) without an adapter file.

@@ -42,6 +42,13 @@ std::string DefaultId() {
   return absl::StrCat(host, "-", getpid());
 }
 
+// A read adapter as the generator and the admin service hold it.
+absl::StatusOr<std::shared_ptr<const ringserve::model::LoraAdapter>> Shared(
+    absl::StatusOr<ringserve::model::LoraAdapter> adapter) {
+  if (!adapter.ok()) return adapter.status();
+  return std::make_shared<const ringserve::model::LoraAdapter>(*std::move(adapter));
+}
+
 int Run(int argc, char** argv) {
   ringserve::server::WorkerFlags flags;
   ringserve::tools::ArgParser args;
@@ -66,9 +73,12 @@ int Run(int argc, char** argv) {
     std::cerr << "ringserve-worker: " << kv_memory.status().message() << "\n";
     return 2;
   }
-  if (absl::Status s = flags.speculation.Validate(); !s.ok()) {
-    std::cerr << "ringserve-worker: " << s.message() << "\n";
-    return 2;
+  for (const absl::Status& s :
+       {flags.speculation.Validate(), ringserve::server::CheckLoraDir(flags)}) {
+    if (!s.ok()) {
+      std::cerr << "ringserve-worker: " << s.message() << "\n";
+      return 2;
+    }
   }
   auto credentials = ringserve::LoadServerCredentials(flags.tls);
   if (!credentials.ok()) {
@@ -147,18 +157,20 @@ int Run(int argc, char** argv) {
   }
   if (flags.model.max_loras > 0) {
     options.read_adapter = [config = loaded->config](const std::string& name,
-                                                     const std::string& path)
-        -> absl::StatusOr<std::shared_ptr<const ringserve::model::LoraAdapter>> {
-      absl::StatusOr<ringserve::model::LoraAdapter> adapter =
-          ringserve::model::LoadLoraAdapter(name, path, config);
-      if (!adapter.ok()) return adapter.status();
-      return std::make_shared<const ringserve::model::LoraAdapter>(*std::move(adapter));
+                                                     const std::string& path) {
+      return Shared(ringserve::model::LoadLoraAdapter(name, path, config));
     };
   }
   options.generator.max_seqs = flags.max_seqs;
   options.generator.lora_adapters =
       ringserve::tools::LoraAdaptersInHostMemory(*loaded, flags.model);
   options.generator.max_adapters = flags.model.max_cpu_loras;
+  if (!flags.lora_dir.empty()) {
+    options.generator.find_adapter = [config = loaded->config,
+                                      dir = flags.lora_dir](const std::string& name) {
+      return Shared(ringserve::model::FindLoraAdapter(dir, name, config));
+    };
+  }
   flags.speculation.Apply(options.generator);
   options.generator.prompt_logprob_rows = flags.prompt_logprob_rows;
   options.generator.max_sessions = flags.max_sessions;

@@ -1,5 +1,8 @@
 #include "worker/server/worker_flags.h"
 
+#include <filesystem>
+#include <system_error>
+
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -54,6 +57,11 @@ void WorkerFlags::Register(tools::ArgParser& args) {
                  "how chat requests are rendered: auto (the default: the checkpoint's chat "
                  "template, if it is ChatML, Llama 3's, Llama 2's, Mistral's or DeepSeek's), "
                  "chatml, llama3, llama3.1, llama3.2, llama2, mistral, deepseek, zephyr or none");
+  args.AddString("lora-dir", &lora_dir,
+                 "with --max-loras: a directory of LoRA adapters, each found by the name a "
+                 "request gives (DIR/NAME, a PEFT directory, or DIR/NAME.gguf) the first time "
+                 "one asks for it, off the engine thread, and kept in host memory up to "
+                 "--max-cpu-loras (the least recently used found one makes room)");
   speculation.Register(args);
   args.AddString("tls-cert", &tls.cert_path, "PEM certificate chain: serve TLS");
   args.AddString("tls-key", &tls.key_path, "PEM private key of --tls-cert");
@@ -80,6 +88,19 @@ absl::StatusOr<engine::KvMemory> KvMemoryFor(const WorkerFlags& flags) {
   if (!flags.kv_memory.empty()) return ParseKvMemory(flags.kv_memory);
   return flags.model.device == "cpu" ? engine::KvMemory{.bytes = size_t{1} << 30}
                                      : engine::KvMemory{.fraction_of_free = 0.9};
+}
+
+absl::Status CheckLoraDir(const WorkerFlags& flags) {
+  if (flags.lora_dir.empty()) return absl::OkStatus();
+  if (flags.model.max_loras == 0) {
+    return absl::InvalidArgumentError(
+        "--lora-dir: needs --max-loras (slots with room for the adapters it holds)");
+  }
+  std::error_code error;
+  if (!std::filesystem::is_directory(flags.lora_dir, error)) {
+    return absl::NotFoundError(absl::StrCat("--lora-dir: ", flags.lora_dir, " is no directory"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace ringserve::server

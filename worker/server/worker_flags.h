@@ -35,6 +35,7 @@ struct WorkerFlags {
   int drain_timeout_s = 30;
   int min_step_ms = 0;
   std::string chat_format = "auto";  // auto (the checkpoint's) or a ChatFormatName
+  std::string lora_dir;  // GeneratorOptions::find_adapter looks here (model::FindLoraAdapter)
   tools::SpeculationFlags speculation;
   ServerTlsFiles tls;
 
@@ -49,6 +50,10 @@ absl::StatusOr<engine::KvMemory> ParseKvMemory(absl::string_view text);
 
 // --kv-memory, or its default for --device: 1GiB on the CPU, 0.9 of free memory on a GPU.
 absl::StatusOr<engine::KvMemory> KvMemoryFor(const WorkerFlags& flags);
+
+// --lora-dir needs --max-loras (slots with room for adapters found later) and a directory
+// that exists; INVALID_ARGUMENT or NOT_FOUND naming the flag.
+absl::Status CheckLoraDir(const WorkerFlags& flags);
 
 }  // namespace ringserve::server
 

@@ -94,9 +94,14 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
       waiting_for_adapter_(Gauge(r, "ringserve_worker_requests_waiting_for_adapter",
                                  "Requests whose LoRA adapter waits in host memory for an idle "
                                  "slot")),
-      adapter_swaps_(Counter(r, "ringserve_worker_adapter_swaps_total",
+      adapter_swaps_{Counter(r, "ringserve_worker_adapter_swaps_total",
                              "LoRA adapters written into a slot for a request that needed one "
-                             "in host memory")),
+                             "in host memory")},
+      adapters_found_{Counter(r, "ringserve_worker_adapters_found_total",
+                              "LoRA adapters found in --lora-dir for the requests naming them")},
+      adapter_evictions_{Counter(r, "ringserve_worker_adapter_evictions_total",
+                                 "Found LoRA adapters forgotten to make room for another "
+                                 "(--max-cpu-loras)")},
       grammar_lookups_(BuildCounter()
                            .Name("ringserve_worker_grammar_cache_lookups_total")
                            .Help("Response formats and tool-call grammars looked up among the "
@@ -150,8 +155,9 @@ void WorkerMetrics::Refresh(const engine::GeneratorStats& stats) {
   waiting_.Set(stats.num_waiting);
   sessions_.Set(stats.num_sessions);
   waiting_for_adapter_.Set(stats.num_waiting_for_adapter);
-  adapter_swaps_.Increment(static_cast<double>(stats.num_adapter_swaps - adapter_swaps_counted_));
-  adapter_swaps_counted_ = stats.num_adapter_swaps;
+  adapter_swaps_.Sync(stats.num_adapter_swaps);
+  adapters_found_.Sync(stats.num_adapters_found);
+  adapter_evictions_.Sync(stats.num_adapter_evictions);
 }
 
 void WorkerMetrics::RefreshGrammarCache(const grammar::GrammarCache::Counts& counts) {

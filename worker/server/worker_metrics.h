@@ -30,7 +30,7 @@ class WorkerMetrics {
   // Called on the engine thread after every step.
   void RecordStep(const engine::StepRecord& step);
   // Copies the generator's gauges (KV blocks, queue depth, sessions) and brings the
-  // adapter swaps counter up to its count. Called by scrapes, one at a time.
+  // adapter counters up to its totals. Called by scrapes, one at a time.
   void Refresh(const engine::GeneratorStats& stats);
   // Brings the cache's lookup counters up to `counts`. Called by scrapes, one at a time.
   void RefreshGrammarCache(const grammar::GrammarCache::Counts& counts);
@@ -62,8 +62,18 @@ class WorkerMetrics {
   prometheus::Gauge& waiting_;
   prometheus::Gauge& sessions_;
   prometheus::Gauge& waiting_for_adapter_;
-  prometheus::Counter& adapter_swaps_;
-  int64_t adapter_swaps_counted_ = 0;  // what adapter_swaps_ holds so far
+  // A counter kept up to a running total the generator reports.
+  struct TotalCounter {
+    prometheus::Counter& counter;
+    int64_t counted = 0;  // what `counter` holds so far
+    void Sync(int64_t total) {
+      counter.Increment(static_cast<double>(total - counted));
+      counted = total;
+    }
+  };
+  TotalCounter adapter_swaps_;
+  TotalCounter adapters_found_;
+  TotalCounter adapter_evictions_;
   prometheus::Family<prometheus::Counter>& grammar_lookups_;
   prometheus::Counter& grammar_hits_;
   prometheus::Counter& grammar_misses_;

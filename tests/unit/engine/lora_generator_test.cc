@@ -4,14 +4,17 @@
 // an unknown adapter is refused.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/engine/fake_rule.h"
@@ -54,7 +57,7 @@ JobRequest Request(std::vector<int32_t> tokens, int max_tokens, int32_t load,
 }
 
 // An adapter for the fake model: only its name and identity matter.
-std::shared_ptr<const model::LoraAdapter> FakeAdapter(const std::string& name) {
+std::shared_ptr<model::LoraAdapter> FakeAdapter(const std::string& name) {
   auto adapter = std::make_shared<model::LoraAdapter>();
   adapter->name = name;
   return adapter;
@@ -76,7 +79,7 @@ class LoraGeneratorTest : public ::testing::Test {
       std::lock_guard lock(hook_mu_);
       if (forward_hook_) forward_hook_();
     };
-    GeneratorOptions options;
+    GeneratorOptions options = options_;
     for (const std::string& name : host) options.lora_adapters.push_back(FakeAdapter(name));
     options.max_adapters = max_adapters;
     auto created =
@@ -89,6 +92,7 @@ class LoraGeneratorTest : public ::testing::Test {
     std::lock_guard lock(hook_mu_);
     forward_hook_ = std::move(hook);
   }
+  GeneratorOptions options_;  // Start's, before the adapters
   std::mutex hook_mu_;
   std::function<void()> forward_hook_;    // runs at the start of every pass (hook_mu_)
   std::unique_ptr<Generator> generator_;  // last: its engine thread stops before the hook goes
@@ -370,6 +374,108 @@ TEST_F(LoraSwapTest, MaxAdaptersBoundsTheAdaptersHeld) {
   EXPECT_EQ(
       Generator::Create(std::make_unique<FakeModelRunner>(fake), nullptr, options).status().code(),
       absl::StatusCode::kResourceExhausted);
+}
+
+// Adapters found by name when a job names one no one registered (GeneratorOptions::
+// find_adapter, --lora-dir): "x", "y" and "z" can be found, anything else cannot. Slots: "a"
+// and an empty one.
+class LoraFindTest : public LoraGeneratorTest {
+ protected:
+  void SetUp() override {}
+  void StartFinding(int32_t max_adapters = 0) {
+    options_.find_adapter =
+        [this](
+            const std::string& name) -> absl::StatusOr<std::shared_ptr<const model::LoraAdapter>> {
+      {
+        std::unique_lock lock(find_mu_);
+        ++finds_[name];
+        find_open_.wait(lock, [&] { return !find_closed_; });
+      }
+      if (name != "x" && name != "y" && name != "z") {
+        return absl::NotFoundError(absl::StrCat("adapter: no '", name, "' in the library"));
+      }
+      return FakeAdapter(name);
+    };
+    Start({"a", ""}, {}, max_adapters);
+  }
+  void CloseFinder(bool closed) {
+    {
+      std::lock_guard lock(find_mu_);
+      find_closed_ = closed;
+    }
+    find_open_.notify_all();
+  }
+  int Finds(const std::string& name) {
+    std::lock_guard lock(find_mu_);
+    return finds_[name];
+  }
+
+  std::mutex find_mu_;
+  std::condition_variable find_open_;
+  bool find_closed_ = false;
+  std::map<std::string, int> finds_;
+};
+
+TEST_F(LoraFindTest, AnAdapterIsFoundOnceForAllItsJobsWhileServingGoesOn) {
+  StartFinding();
+  CloseFinder(true);
+  const std::vector<int32_t> prompt = RulePrompt(7, 11);
+  std::vector<JobHandle> waiting;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<JobHandle> h = generator_->Submit(Request(prompt, 5, 0, "x"));
+    ASSERT_TRUE(h.ok()) << h.status();
+    waiting.push_back(*std::move(h));
+  }
+  // The finder is stuck on "x"; a job with an adapter in a slot runs meanwhile.
+  const JobEvent a = Run(Request(prompt, 5, 1));
+  ASSERT_TRUE(a.status.ok()) << a.status;
+  EXPECT_EQ(Ids(a), Expected(prompt, 5, 1));
+  EXPECT_EQ(generator_->Stats().num_waiting_for_adapter, 3);
+  CloseFinder(false);
+  std::vector<std::vector<int32_t>> outputs;
+  for (JobHandle& h : waiting) {
+    const JobEvent e = h.Collect();
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    outputs.push_back(Ids(e));
+  }
+  EXPECT_EQ(outputs[0], Expected(prompt, 5, 2));  // the fake's second load
+  EXPECT_EQ(outputs[1], outputs[0]);
+  EXPECT_EQ(outputs[2], outputs[0]);
+  EXPECT_EQ(Finds("x"), 1);
+  EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"a", "x"}));
+  EXPECT_EQ(generator_->Stats().num_adapters_found, 1);
+  // Found once, it is served like any other.
+  EXPECT_TRUE(Run(Request(prompt, 2, 0, "x")).status.ok());
+  EXPECT_EQ(Finds("x"), 1);
+}
+
+TEST_F(LoraFindTest, ANameTheFinderDoesNotKnowIsNotFound) {
+  StartFinding();
+  const JobEvent e = Run(Request(RulePrompt(4, 4), 2, 0, "nope"));
+  EXPECT_EQ(e.status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(e.status.message(), HasSubstr("no 'nope' in the library"));
+  EXPECT_TRUE(Run(Request(RulePrompt(4, 4), 2, 0, "y")).status.ok()) << "serving goes on";
+  // Not remembered as missing: asked again, the finder looks again.
+  EXPECT_EQ(Run(Request(RulePrompt(4, 4), 2, 0, "nope")).status.code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Finds("nope"), 2);
+}
+
+TEST_F(LoraFindTest, FoundAdaptersAreForgottenLeastRecentlyUsedFirst) {
+  StartFinding(/*max_adapters=*/3);
+  for (const std::string name : {"x", "y", "x", "z"}) {
+    const JobEvent e = Run(Request(RulePrompt(5, 2), 2, 0, name));
+    ASSERT_TRUE(e.status.ok()) << name << ": " << e.status;
+  }
+  // Room for three: "z" took the place of "y", used less recently than "x"; "a", given at
+  // creation, is never forgotten.
+  EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"a", "x", "z"}));
+  EXPECT_EQ(generator_->Stats().num_adapter_evictions, 1);
+  const JobEvent y = Run(Request(RulePrompt(5, 2), 2, 0, "y"));
+  ASSERT_TRUE(y.status.ok()) << y.status;
+  EXPECT_EQ(y.result.usage.cached_tokens, 0) << "found again: a new adapter to the cache";
+  EXPECT_EQ(Finds("y"), 2);
+  EXPECT_EQ(generator_->AdapterNames(), (std::vector<std::string>{"a", "z", "y"}));
 }
 
 }  // namespace

@@ -66,7 +66,8 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
       env_, "Embed",
       [](const WorkerConn& w, grpc::ClientContext* c, const EmbedRequest* q, EmbedResponse* r,
          grpc::ClientUnaryReactor* reactor) { w.inference->async()->Embed(c, q, r, reactor); },
-      Route::ForEmbed(*request, env_.prefix_affinity_bytes), context, request, response);
+      Route::ForEmbed(*request, env_.prefix_affinity_bytes, env_.adapter_affinity), context,
+      request, response);
 }
 
 }  // namespace ringserve::router

@@ -39,6 +39,7 @@ struct Flags {
   int vnodes = 160;
   double load_factor = 1.25;
   int prefix_affinity_bytes = 256;
+  bool adapter_affinity = false;
   int health_interval_ms = 1000;
   int health_timeout_ms = 500;
   int dns_interval_s = 5;
@@ -135,6 +136,10 @@ int Run(int argc, char** argv) {
               "(bounded loads apply), so those sharing a prompt's start share a worker's prefix "
               "cache (default 256; 0: the less loaded of two random workers)",
               {.min = 0, .max = 1 << 20});
+  args.AddBool("adapter-affinity", &flags.adapter_affinity,
+               "requests without a session that name a LoRA adapter go to the ring owner of "
+               "the adapter's name (bounded loads apply), so each worker swaps among fewer "
+               "adapters (default false: placed by their input's prefix like the others)");
   args.AddInt("health-interval-ms", &flags.health_interval_ms, "health-check period (1000)");
   args.AddInt("health-timeout-ms", &flags.health_timeout_ms, "health-check deadline (500)");
   args.AddInt("dns-interval-s", &flags.dns_interval_s, "dns: re-resolution period (5)");
@@ -183,6 +188,7 @@ int Run(int argc, char** argv) {
   options.membership.ring.points_per_endpoint = flags.vnodes;
   options.membership.ring.load_factor = flags.load_factor;
   options.prefix_affinity_bytes = flags.prefix_affinity_bytes;
+  options.adapter_affinity = flags.adapter_affinity;
   options.membership.health_interval = absl::Milliseconds(flags.health_interval_ms);
   options.membership.health_timeout = absl::Milliseconds(flags.health_timeout_ms);
   options.membership.dns_interval = absl::Seconds(flags.dns_interval_s);

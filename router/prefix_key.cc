@@ -74,4 +74,10 @@ std::optional<uint64_t> PrefixHash(const v1::GenerateRequest& request, int max_b
   return Hash64(key);
 }
 
+uint64_t AdapterHash(std::string_view adapter) {
+  // Seeded apart from session and prefix keys, which hash the same way.
+  constexpr uint64_t kAdapterSeed = 0x4c6f5241'41646170;  // "LoRAAdap"
+  return Hash64(adapter, kAdapterSeed);
+}
+
 }  // namespace ringserve::router

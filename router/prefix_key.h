@@ -25,6 +25,9 @@ std::string PrefixKey(const v1::GenerateRequest& request, int max_bytes);
 // no input.
 std::optional<uint64_t> PrefixHash(const v1::GenerateRequest& request, int max_bytes);
 
+// The ring key of a LoRA adapter's name (RouterOptions::adapter_affinity).
+uint64_t AdapterHash(std::string_view adapter);
+
 }  // namespace ringserve::router
 
 #endif  // RINGSERVE_ROUTER_PREFIX_KEY_H_

@@ -34,6 +34,9 @@ struct ProxyEnv {
   // Generate without a session: placed by this many leading bytes of its input (0: the
   // less loaded of two random workers). RouterOptions::prefix_affinity_bytes.
   int prefix_affinity_bytes = 0;
+  // Generate and Embed without a session but with a LoRA adapter: placed by the adapter's
+  // name instead. RouterOptions::adapter_affinity.
+  bool adapter_affinity = false;
 };
 
 // The first attempt's worker into *target, or the status that refuses the call

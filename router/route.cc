@@ -12,17 +12,22 @@ Route Route::ForSession(const std::string& session_id, Placement session_placeme
   return Route{session_placement, SessionHash(session_id), "session"};
 }
 
-Route Route::ForGenerate(const v1::GenerateRequest& request, int prefix_affinity_bytes) {
+Route Route::ForGenerate(const v1::GenerateRequest& request, int prefix_affinity_bytes,
+                         bool adapter_affinity) {
   if (!request.session_id().empty()) {
     return ForSession(request.session_id(),
                       request.append() ? Placement::kSessionOwner : Placement::kSessionBounded);
+  }
+  if (adapter_affinity && !request.adapter().empty()) {
+    return Route{Placement::kSessionBounded, AdapterHash(request.adapter()), "adapter"};
   }
   const std::optional<uint64_t> prefix = PrefixHash(request, prefix_affinity_bytes);
   if (!prefix.has_value()) return Route{};
   return Route{Placement::kSessionBounded, *prefix, "prefix"};
 }
 
-Route Route::ForEmbed(const v1::EmbedRequest& request, int prefix_affinity_bytes) {
+Route Route::ForEmbed(const v1::EmbedRequest& request, int prefix_affinity_bytes,
+                      bool adapter_affinity) {
   if (request.inputs_size() == 0) return Route{};
   v1::GenerateRequest first;
   const v1::EmbedInput& input = request.inputs(0);
@@ -32,7 +37,7 @@ Route Route::ForEmbed(const v1::EmbedRequest& request, int prefix_affinity_bytes
     first.set_text(input.text());
   }
   first.set_adapter(request.adapter());
-  return ForGenerate(first, prefix_affinity_bytes);
+  return ForGenerate(first, prefix_affinity_bytes, adapter_affinity);
 }
 
 Target RoutePlanner::First() {

@@ -38,12 +38,15 @@ struct Route {
   // kAnyWorker for an empty session id, else `session_placement` keyed by its hash.
   static Route ForSession(const std::string& session_id, Placement session_placement);
   // A Generate: by its session as ForSession says (the owner with append, else bounded);
-  // without a session, kSessionBounded keyed by the first `prefix_affinity_bytes` of its
+  // without a session, kSessionBounded keyed by its adapter's name (AdapterHash) when it
+  // names one and `adapter_affinity`, else by the first `prefix_affinity_bytes` of its
   // input (PrefixHash), or kAnyWorker when that is 0.
-  static Route ForGenerate(const v1::GenerateRequest& request, int prefix_affinity_bytes);
+  static Route ForGenerate(const v1::GenerateRequest& request, int prefix_affinity_bytes,
+                           bool adapter_affinity = false);
   // An Embed: keyed as a Generate without a session whose input is its first input, so an
   // input embedded again finds its blocks in the same worker's prefix cache.
-  static Route ForEmbed(const v1::EmbedRequest& request, int prefix_affinity_bytes);
+  static Route ForEmbed(const v1::EmbedRequest& request, int prefix_affinity_bytes,
+                        bool adapter_affinity = false);
 };
 
 // The worker one attempt goes to, counted in flight against it while this lives.

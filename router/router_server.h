@@ -37,6 +37,11 @@ struct RouterOptions {
   // bytes (bounded loads apply), so those that share a prompt's beginning share one
   // worker's prefix cache; 0: the less loaded of two random workers.
   int prefix_affinity_bytes = 256;
+  // Requests without a session that name a LoRA adapter go to the ring owner of the
+  // adapter's name instead (bounded loads apply): each worker serves fewer distinct
+  // adapters, so more find theirs in a slot (fewer swaps from host memory, fewer reads of
+  // --lora-dir) at the cost of prefix affinity across them.
+  bool adapter_affinity = false;
 };
 
 // Owner: main or a test. Thread: any; Drain and Shutdown may be called from a signal-

@@ -73,6 +73,7 @@ class RouterTest : public ::testing::Test {
     options.membership.check_health = check_health;
     options.membership.health_interval = absl::Milliseconds(100);
     options.membership.health_timeout = absl::Milliseconds(500);
+    options.adapter_affinity = adapter_affinity_;
     auto router = RouterServer::Create(std::move(options), &registry_);
     ASSERT_TRUE(router.ok()) << router.status();
     router_ = std::move(*router);
@@ -150,6 +151,7 @@ class RouterTest : public ::testing::Test {
     return result;
   }
 
+  bool adapter_affinity_ = false;  // RouterOptions::adapter_affinity for StartRouter
   prometheus::Registry registry_;
   std::vector<std::unique_ptr<FakeWorker>> workers_;
   std::unique_ptr<RouterServer> router_;
@@ -295,6 +297,43 @@ TEST_F(RouterTest, RequestsWithoutASessionMeetByTheirInputsPrefix) {
   EXPECT_THAT(text, HasSubstr("ringserve_router_generate_placements_total{key=\"prefix\","
                               "spilled=\"false\"} 42"))
       << "one at a time, no request exceeds a load bound";
+}
+
+// With adapter affinity, requests that name a LoRA adapter meet on its name's ring owner
+// whatever their input, so a worker swaps among fewer adapters; other adapters spread, and
+// requests without one are placed by their prefix as before.
+TEST_F(RouterTest, AdapterAffinityPlacesRequestsByTheirAdapter) {
+  adapter_affinity_ = true;
+  Start(3);
+  ASSERT_EQ(NumHealthy(), 3);
+  const std::string owner =
+      router_->membership().snapshot()->ring->Owner(router::AdapterHash("sql"), 0)->address();
+  for (int i = 0; i < 12; ++i) {
+    GenerateRequest request;
+    request.set_text(absl::StrCat("question ", i, " of its own"));
+    request.set_adapter("sql");
+    const Result r = Send(request);
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_EQ(r.final_worker, WorkerAt(owner)->id()) << i;
+  }
+  std::set<std::string> spread;
+  for (int i = 0; i < 30; ++i) {
+    GenerateRequest request;
+    request.set_text("the same question");
+    request.set_adapter(absl::StrCat("customer-", i));
+    const Result r = Send(request);
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    spread.insert(r.final_worker);
+  }
+  EXPECT_EQ(spread.size(), 3u) << "30 adapters spread over all three workers";
+  GenerateRequest plain;
+  plain.set_text("the same question");
+  ASSERT_TRUE(Send(plain).status.ok());
+  const std::string text = prometheus::TextSerializer().Serialize(registry_.Collect());
+  EXPECT_THAT(text, HasSubstr("ringserve_router_generate_placements_total{key=\"adapter\","
+                              "spilled=\"false\"} 42"));
+  EXPECT_THAT(text, HasSubstr("ringserve_router_generate_placements_total{key=\"prefix\","
+                              "spilled=\"false\"} 1"));
 }
 
 TEST(PrefixKeyTest, TheFirstBytesOfEachKindOfInput) {

@@ -21,7 +21,7 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 K8S = os.path.join(ROOT, "deploy", "k8s")
 BIN = os.environ.get("RINGSERVE_BIN_DIR", "")
-OVERLAYS = ("gpu", "gpu-tls", "cpu-demo")
+OVERLAYS = ("gpu", "gpu-tls", "gpu-lora", "cpu-demo")
 GRPC_PORT = 50051
 METRICS_PORT = 9090
 
@@ -320,6 +320,26 @@ class GpuTlsOverlayTest(GpuOverlayTest):
         self.assertEqual(probe["tls-cert"], worker["tls-cert"])
         drain = flags(c["lifecycle"]["preStop"]["exec"]["command"])
         self.assertEqual(drain["tls-ca"], worker["tls-client-ca"])
+
+
+class GpuLoraOverlayTest(GpuOverlayTest):
+    overlay = "gpu-lora"
+
+    def test_workers_find_adapters_on_a_read_only_volume_and_routers_group_them(self):
+        spec = self.worker_pod["spec"]
+        c = container(spec, "worker")
+        args = flags(c["args"])
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        self.assertEqual(mounts["adapters"]["mountPath"], args["lora-dir"])
+        self.assertTrue(mounts["adapters"]["readOnly"])
+        claim = volumes["adapters"]["persistentVolumeClaim"]
+        self.assertEqual(claim["claimName"], "ringserve-adapters")
+        self.assertTrue(claim["readOnly"])
+        # --lora-dir needs slots; host memory holds at least as many adapters as they do.
+        self.assertGreater(int(args["max-loras"]), 0)
+        self.assertGreaterEqual(int(args["max-cpu-loras"]), int(args["max-loras"]))
+        self.assertIn("adapter-affinity", flags(container(self.router_pod["spec"], "router")["args"]))
 
 
 class CpuDemoOverlayTest(OverlayTest):

@@ -275,6 +275,11 @@ class SwappingTest(AdapterCluster):
         for adapter, ids in results:
             self.assertEqual(ids, alone[adapter], f"adapter {adapter!r}")
         self.assertGreater(self.swaps(), swaps)
+        cli = subprocess.run(
+            [os.path.join(BIN_DIR, "ringserve-cli"), "--target", self.cluster.router.address,
+             "stats"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(cli.returncode, 0, cli.stderr)
+        self.assertRegex(cli.stdout, r"LoRA adapters: 0 requests waiting for a slot; \d+ written")
         with urllib.request.urlopen(
                 f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
             metrics = response.read().decode()

@@ -68,6 +68,12 @@ void PrintWorkerStats(const ringserve::v1::WorkerStats& w) {
         100.0 * static_cast<double>(w.accepted_draft_tokens_total()) /
             static_cast<double>(w.draft_tokens_total()));
   }
+  if (w.adapter_swaps_total() > 0 || w.waiting_for_adapter() > 0) {
+    std::cout << absl::StrFormat(
+        "  LoRA adapters: %d requests waiting for a slot; %d written into a slot from host "
+        "memory\n",
+        w.waiting_for_adapter(), w.adapter_swaps_total());
+  }
   std::cout << absl::StrFormat(
       "  last %.0f s: %d steps, %.1f seqs and %.1f tokens per step, %.2f ms per step, prefill "
       "%.0f tok/s, generate %.0f tok/s\n",

@@ -82,7 +82,7 @@ STAGES=(
   "sampling 90 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 greedy, then temperature 0.8 top_p 0.95 (tokens picked on the device either way)"
   "speculate 90 ringserve-run bench llama-3-8b bf16: generator runs P=1 and 8 of 256/128 tokens, without drafts and with --speculate 4"
   "kv_fp8 60 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 over a bf16 and an fp8 (E4M3) KV cache"
-  "lora 60 ringserve-run bench llama-3-8b bf16: decode B=1, 64@1024 and prefill 2048, without adapters and with 4 random rank-16 LoRA adapters (sequence i on adapter i mod 4)"
+  "lora 90 ringserve-run bench llama-3-8b bf16: decode B=1, 64@1024 and prefill 2048, without adapters and with 4 random rank-16 LoRA adapters (sequence i on adapter i mod 4); then 16 requests over the 4 with one slot: the engine's time per swap from host memory"
 )
 
 wanted() {
@@ -465,9 +465,14 @@ stage_lora() {
   local common=(--device "$device" --dtype bf16 --dummy-weights --preset llama-3-8b --parallel none
     --decode-batch 1,64 --context 1024 --decode-steps 16 --prefill-tokens 2048 --json)
   "$bin/ringserve-run" bench "${common[@]}" >"$work/lora_off.json" || return 1
-  "$bin/ringserve-run" bench "${common[@]}" --lora a=random:16 --lora b=random:16 \
-    --lora c=random:16 --lora d=random:16 --adapters 4 >"$work/lora_on.json" || return 1
-  cat "$work/lora_off.json" "$work/lora_on.json"
+  local adapters=(--lora a=random:16 --lora b=random:16 --lora c=random:16 --lora d=random:16
+    --adapters 4)
+  "$bin/ringserve-run" bench "${common[@]}" "${adapters[@]}" >"$work/lora_on.json" || return 1
+  # One slot for four adapters: requests take turns, each turn a swap from host memory.
+  "$bin/ringserve-run" bench --device "$device" --dtype bf16 --dummy-weights --preset llama-3-8b \
+    --parallel 16 --prompt-tokens 128 --gen-tokens 16 --json "${adapters[@]}" --max-loras 1 \
+    >"$work/lora_swap.json" || return 1
+  cat "$work/lora_off.json" "$work/lora_on.json" "$work/lora_swap.json"
 }
 
 # What speculative decoding's verifying passes cost and give at small batches: the generator

@@ -273,11 +273,20 @@ def kv_fp8_rows(bf16, fp8):
     return decode_vs_base_rows(bf16, "bf16 KV", fp8, "fp8 KV")
 
 
-def lora_rows(off, on):
-    """(info) rows: decode steps and a prefill with four LoRA adapters against the same without."""
+def lora_rows(off, on, swap=None):
+    """(info) rows: decode steps and a prefill with four LoRA adapters against the same without,
+    and the engine's time per swap when the four share one slot."""
+    rows = []
+    for r in (swap or {}).get("runs", []):
+        if r.get("adapter_swaps"):
+            rows.append((f"(info) LoRA 4 adapters on 1 slot, P={r['parallel']}: "
+                         f"{r['adapter_swaps']} swaps from host memory, "
+                         f"{r['output_tokens_per_s']:.1f} output t/s",
+                         f"{1e3 * r['adapter_swap_s'] / r['adapter_swaps']:.2f} ms a swap", "",
+                         True))
     if not off or not on:
-        return [("(info) LoRA adapters: decode and prefill vs none", "not run", "", True)]
-    rows = decode_vs_base_rows(off, "no adapter", on, "4 rank-16 adapters")
+        return rows + [("(info) LoRA adapters: decode and prefill vs none", "not run", "", True)]
+    rows += decode_vs_base_rows(off, "no adapter", on, "4 rank-16 adapters")
     p_off = ((off.get("steps") or {}).get("prefill") or {})
     p_on = ((on.get("steps") or {}).get("prefill") or {})
     if p_off.get("ms_median") and p_on.get("ms_median"):
@@ -434,7 +443,8 @@ def compute(work):
         row(*r)
     for r in kv_fp8_rows(load(work, "kv_bf16.json"), load(work, "kv_fp8.json")):
         row(*r)
-    for r in lora_rows(load(work, "lora_off.json"), load(work, "lora_on.json")):
+    for r in lora_rows(load(work, "lora_off.json"), load(work, "lora_on.json"),
+                       load(work, "lora_swap.json")):
         row(*r)
     sanitize = st.get("sanitize", {}).get("status", "not run")
     row("compute-sanitizer memcheck + racecheck + synccheck on the CUDA kernel tests", sanitize, "ok",

@@ -227,6 +227,10 @@ def summary_checks(work):
     json.dump({"runs": [dict(x, decode_tokens_per_s=2 * x["decode_tokens_per_s"], draft_tokens=40,
                              accepted_draft_tokens=30) for x in b["runs"]]},
               open(os.path.join(work, "speculate_on.json"), "w"))
+    # stage lora's run with four adapters on one slot: an (info) row per run that swapped.
+    json.dump({"runs": [dict(b["runs"][0], adapter_swaps=8, adapter_swap_s=0.04,
+                             output_tokens_per_s=123.0)]},
+              open(os.path.join(work, "lora_swap.json"), "w"))
     out = os.path.join(work, "out")
     p = run([sys.executable, os.path.join(ROOT, "deploy/gpu/summarize.py"), "--work", work,
              "--out", out, "--elapsed-s", "42"])
@@ -248,6 +252,8 @@ def summary_checks(work):
            "are information", md)
     expect("(info) speculative decoding P=" in md and "30/40 drafts accepted" in md
            and "| 2.000x |" in md, "check.md compares the runs with drafts to those without", md)
+    expect("8 swaps from host memory, 123.0 output t/s | 5.00 ms a swap |" in md,
+           "check.md reports the engine's time per LoRA swap", md)
     expect("(info) decode product w_down" in md and "(info) prefill product w_down" in md,
            "check.md lists the products at batch 1 and at the prefill length")
     expect("cuBLASLt's algorithm for 32 rows [best]" in md

@@ -409,7 +409,41 @@ void Shapes(benchmark::internal::Benchmark* bench, int64_t n) {
   bench->ArgNames({"n", "m", "k"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
+// One projection's LoRA term (Backend::AddLora) for `rows` rows all on one adapter of rank
+// `rank` (a prefill chunk: rows > 1), or spread over `slots` adapters (a decode batch), at
+// Llama-110M's 768 -> 768 shape and Llama-3-8B's 4096 -> 4096.
+void BM_AddLora(benchmark::State& state) {
+  const int64_t rows = state.range(0), rank = state.range(1), dim = state.range(2);
+  const int32_t slots = static_cast<int32_t>(state.range(3));
+  auto b = MakeCpu();
+  const std::vector<float> a = Random(static_cast<size_t>(slots * rank * dim), 6);
+  const std::vector<float> b_t = Random(static_cast<size_t>(slots * rank * dim), 7);
+  const std::vector<float> x = Random(static_cast<size_t>(rows * dim), 8);
+  std::vector<float> y(static_cast<size_t>(rows * dim));
+  std::vector<float> scratch(static_cast<size_t>(rows * rank));
+  std::vector<int32_t> row_slots(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) row_slots[i] = static_cast<int32_t>(i % slots);
+  const LoraStack stack{a.data(), b_t.data(), slots, static_cast<int>(rank), dim, dim};
+  for (auto _ : state) {
+    b->AddLora(Tensor::Of(const_cast<float*>(x.data()), DType::kF32, rows, dim), stack,
+               row_slots.data(), scratch.data(), Tensor::Of(y.data(), DType::kF32, rows, dim));
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * 4.0 * rows * rank * dim / 1e9,
+      benchmark::Counter::kIsRate);
+}
+
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AddLora)
+    ->ArgNames({"rows", "rank", "dim", "slots"})
+    ->Args({128, 16, 768, 1})
+    ->Args({128, 64, 768, 1})
+    ->Args({32, 16, 768, 4})
+    ->Args({512, 16, 4096, 1})
+    ->Args({512, 64, 4096, 1})
+    ->Args({64, 16, 4096, 4})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_DecodeStep110M)
     ->ArgsProduct({{1, 2, 4, 8, 16, 32, 128}, {32, 16, 8, 6, 5, 4, -4}})
     ->ArgNames({"n", "bits"})

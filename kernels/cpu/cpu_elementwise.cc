@@ -163,59 +163,122 @@ void GatherRowsOp(ThreadPool& pool, const Tensor& x, const int32_t* rows, const 
       MinRows(out.cols));
 }
 
-// Two passes, each split over rows and over its own outputs, so that one decoding row spreads
-// over the pool too: the shrink's dot products (one a row and rank), then the expand's
-// column blocks. Every value's arithmetic depends on its row alone.
+namespace {
+
+// Rows a LoRA pass takes together: in a prefill chunk they share an adapter, whose A and B
+// rows are then read once for all of them instead of once a row.
+constexpr int64_t kLoraRowGroup = 4;
+constexpr int64_t kLoraBlock = 256;  // columns an expand item writes
+
+// y[i, first..last) += t_i B for one row: four independent FMA chains of 8 columns, each
+// value's chain over the ranks in order.
+void ExpandRow(const float* t, const float* b_t, int64_t rank, int64_t out, int64_t first,
+               int64_t last, float* row) {
+  int64_t c = first;
+  for (; c + 32 <= last; c += 32) {
+    __m256 acc[4];
+    for (int64_t k = 0; k < 4; ++k) acc[k] = _mm256_loadu_ps(row + c + 8 * k);
+    for (int64_t r = 0; r < rank; ++r) {
+      const __m256 tr = _mm256_set1_ps(t[r]);
+      const float* b = b_t + r * out + c;
+      for (int64_t k = 0; k < 4; ++k) {
+        acc[k] = _mm256_fmadd_ps(tr, _mm256_loadu_ps(b + 8 * k), acc[k]);
+      }
+    }
+    for (int64_t k = 0; k < 4; ++k) _mm256_storeu_ps(row + c + 8 * k, acc[k]);
+  }
+  for (; c < last; ++c) {
+    for (int64_t r = 0; r < rank; ++r) row[c] = std::fma(t[r], b_t[r * out + c], row[c]);
+  }
+}
+
+// The same for kLoraRowGroup rows on one adapter, 16 columns at a time: each B load serves
+// every row. A value's chain is the one ExpandRow gives it, so its bits are too.
+void ExpandRowGroup(const float* t, const float* b_t, int64_t rank, int64_t out, int64_t first,
+                    int64_t last, float* const* rows) {
+  int64_t c = first;
+  for (; c + 16 <= last; c += 16) {
+    __m256 acc[kLoraRowGroup][2];
+    for (int64_t g = 0; g < kLoraRowGroup; ++g) {
+      for (int64_t k = 0; k < 2; ++k) acc[g][k] = _mm256_loadu_ps(rows[g] + c + 8 * k);
+    }
+    for (int64_t r = 0; r < rank; ++r) {
+      const float* b = b_t + r * out + c;
+      const __m256 b0 = _mm256_loadu_ps(b);
+      const __m256 b1 = _mm256_loadu_ps(b + 8);
+      for (int64_t g = 0; g < kLoraRowGroup; ++g) {
+        const __m256 tr = _mm256_set1_ps(t[g * rank + r]);
+        acc[g][0] = _mm256_fmadd_ps(tr, b0, acc[g][0]);
+        acc[g][1] = _mm256_fmadd_ps(tr, b1, acc[g][1]);
+      }
+    }
+    for (int64_t g = 0; g < kLoraRowGroup; ++g) {
+      for (int64_t k = 0; k < 2; ++k) _mm256_storeu_ps(rows[g] + c + 8 * k, acc[g][k]);
+    }
+  }
+  for (int64_t g = 0; g < kLoraRowGroup; ++g) {
+    ExpandRow(t + g * rank, b_t, rank, out, c, last, rows[g]);
+  }
+}
+
+}  // namespace
+
+// Two passes, each split over groups of rows and over its own outputs, so that one decoding
+// row spreads over the pool too: the shrink's dot products (one a row and rank, a group's
+// rows one after another so that the A row they share is read from L1), then the expand's
+// column blocks (a group whose rows share an adapter in registers, ExpandRowGroup). Every
+// value's arithmetic depends on its row alone: the same bits in any batch.
 void AddLoraRows(ThreadPool& pool, const Tensor& x, const LoraStack& lora, const int32_t* row_slots,
                  float* scratch, const Tensor& y) {
   const int64_t rank = lora.rank;
   const int64_t out = lora.out;
   for (int64_t i = 0; i < x.rows; ++i) RS_CHECK(row_slots[i] < lora.num_slots);
+  const int64_t groups = (x.rows + kLoraRowGroup - 1) / kLoraRowGroup;
   pool.ParallelFor(
-      x.rows * rank,
+      groups * rank,
       [&](int64_t begin, int64_t end) {
         for (int64_t item = begin; item < end; ++item) {
-          const int64_t i = item / rank;
-          const int32_t slot = row_slots[i];
-          if (slot < 0) continue;
-          const auto* a = static_cast<const float*>(lora.a) + (slot * rank + item % rank) * lora.in;
-          scratch[item] = Dot(RowPtr(x, i), a, lora.in);
-        }
-      },
-      MinRows(lora.in));
-  constexpr int64_t kBlock = 256;  // columns an expand item writes
-  const int64_t blocks = (out + kBlock - 1) / kBlock;
-  pool.ParallelFor(
-      x.rows * blocks,
-      [&](int64_t begin, int64_t end) {
-        for (int64_t item = begin; item < end; ++item) {
-          const int64_t i = item / blocks;
-          const int32_t slot = row_slots[i];
-          if (slot < 0) continue;
-          const float* t = scratch + i * rank;
-          const auto* b_t = static_cast<const float*>(lora.b_t) + slot * rank * out;
-          float* row = RowPtr(y, i);
-          const int64_t first = item % blocks * kBlock;
-          const int64_t last = std::min(out, first + kBlock);
-          int64_t c = first;
-          for (; c + 32 <= last; c += 32) {  // four independent FMA chains
-            __m256 acc[4];
-            for (int64_t k = 0; k < 4; ++k) acc[k] = _mm256_loadu_ps(row + c + 8 * k);
-            for (int64_t r = 0; r < rank; ++r) {
-              const __m256 tr = _mm256_set1_ps(t[r]);
-              const float* b = b_t + r * out + c;
-              for (int64_t k = 0; k < 4; ++k) {
-                acc[k] = _mm256_fmadd_ps(tr, _mm256_loadu_ps(b + 8 * k), acc[k]);
-              }
-            }
-            for (int64_t k = 0; k < 4; ++k) _mm256_storeu_ps(row + c + 8 * k, acc[k]);
-          }
-          for (; c < last; ++c) {
-            for (int64_t r = 0; r < rank; ++r) row[c] = std::fma(t[r], b_t[r * out + c], row[c]);
+          const int64_t r = item % rank;
+          const int64_t first = item / rank * kLoraRowGroup;
+          for (int64_t i = first; i < std::min(x.rows, first + kLoraRowGroup); ++i) {
+            const int32_t slot = row_slots[i];
+            if (slot < 0) continue;
+            const auto* a = static_cast<const float*>(lora.a) + (slot * rank + r) * lora.in;
+            scratch[i * rank + r] = Dot(RowPtr(x, i), a, lora.in);
           }
         }
       },
-      MinRows(rank * kBlock));
+      MinRows(lora.in * kLoraRowGroup));
+  const int64_t blocks = (out + kLoraBlock - 1) / kLoraBlock;
+  pool.ParallelFor(
+      groups * blocks,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t item = begin; item < end; ++item) {
+          const int64_t first_row = item / blocks * kLoraRowGroup;
+          const int64_t first = item % blocks * kLoraBlock;
+          const int64_t last = std::min(out, first + kLoraBlock);
+          const int64_t end_row = std::min(x.rows, first_row + kLoraRowGroup);
+          const int32_t slot = row_slots[first_row];
+          const bool shared = slot >= 0 && end_row - first_row == kLoraRowGroup &&
+                              std::all_of(row_slots + first_row, row_slots + end_row,
+                                          [&](int32_t s) { return s == slot; });
+          if (shared) {
+            float* rows[kLoraRowGroup];
+            for (int64_t g = 0; g < kLoraRowGroup; ++g) rows[g] = RowPtr(y, first_row + g);
+            ExpandRowGroup(scratch + first_row * rank,
+                           static_cast<const float*>(lora.b_t) + slot * rank * out, rank, out,
+                           first, last, rows);
+            continue;
+          }
+          for (int64_t i = first_row; i < end_row; ++i) {
+            if (row_slots[i] < 0) continue;
+            ExpandRow(scratch + i * rank,
+                      static_cast<const float*>(lora.b_t) + row_slots[i] * rank * out, rank, out,
+                      first, last, RowPtr(y, i));
+          }
+        }
+      },
+      MinRows(rank * kLoraBlock * kLoraRowGroup));
 }
 
 }  // namespace ringserve::kernels::cpu

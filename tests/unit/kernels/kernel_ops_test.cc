@@ -203,8 +203,10 @@ void CheckHeadRmsNorm(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t he
 
 // ---- AddLora: each row's adapter slot (or none) adds (x A^T) B^T into a column slice ----
 // `wide`: y is f32 (the q/k/v and down projections' outputs) whatever the activation dtype.
+// `run` > 0: rows take the slots (none first) in runs of that many, as prefill chunks do, so
+// that groups of neighbouring rows share an adapter, whole or in part; 0: each row its own.
 void CheckAddLora(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t in, int64_t out, int rank,
-                  int slots, bool wide) {
+                  int slots, bool wide, int run) {
   const DType act = b.activation_dtype();
   const std::vector<float> x = RoundTo(act, RandomFloats(rng, rows * in));
   const std::vector<float> a = RoundTo(act, RandomFloats(rng, int64_t{slots} * rank * in));
@@ -213,6 +215,9 @@ void CheckAddLora(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t in, in
   std::uniform_int_distribution<int32_t> pick(-1, slots - 1);
   for (int32_t& s : row_slots) s = pick(rng);
   row_slots[0] = slots - 1;
+  for (int64_t i = 0; run > 0 && i < rows; ++i) {
+    row_slots[i] = static_cast<int32_t>(slots - 1 - (i / run) % (slots + 1));
+  }
   const int64_t y_width = out + 3;  // the op writes a column slice
   const std::vector<float> y0 =
       RoundTo(wide ? DType::kF32 : act, RandomFloats(rng, rows * y_width, -4, 4));
@@ -258,7 +263,7 @@ void CheckAddLora(Backend& b, std::mt19937_64& rng, int64_t rows, int64_t in, in
       got, want, [&](size_t i) { return 1e-5 * mag[i] + store * std::fabs(want[i]) + 1e-6; },
       "AddLora");
   // Batch invariance: each row alone gives the same bits.
-  for (const int64_t i : {int64_t{0}, rows - 1}) {
+  for (const int64_t i : {int64_t{0}, std::min<int64_t>(9, rows - 1), rows - 1}) {
     ActivationArray x1(b, std::vector<float>(x.begin() + i * in, x.begin() + (i + 1) * in));
     ActivationArray y1(
         b, std::vector<float>(y0.begin() + i * y_width + 2, y0.begin() + i * y_width + 2 + out),
@@ -583,14 +588,19 @@ std::vector<OpCase> AllCases() {
     add(absl::StrCat("SampleRows_", rows, "x", cols),
         [=](Backend& b, std::mt19937_64& rng) { CheckSampleRows(b, rng, rows, cols); });
   }
-  for (auto [rows, in, out, rank, slots] :
-       std::vector<std::tuple<int64_t, int64_t, int64_t, int, int>>{
-           {1, 64, 96, 8, 1}, {37, 129, 45, 16, 3}, {5, 768, 1000, 4, 2}, {300, 40, 24, 64, 4}}) {
+  for (auto [rows, in, out, rank, slots, run] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t, int, int, int>>{{1, 64, 96, 8, 1, 0},
+                                                                         {37, 129, 45, 16, 3, 0},
+                                                                         {5, 768, 1000, 4, 2, 0},
+                                                                         {300, 40, 24, 64, 4, 0},
+                                                                         {37, 129, 45, 16, 3, 6},
+                                                                         {21, 768, 1000, 4, 2, 6},
+                                                                         {300, 40, 24, 64, 4, 6}}) {
     for (const bool wide : {false, true}) {
       add(absl::StrCat("AddLora_", rows, "x", in, "x", out, "_r", rank, "_s", slots,
-                       wide ? "_f32out" : ""),
+                       run > 0 ? absl::StrCat("_runs", run) : "", wide ? "_f32out" : ""),
           [=](Backend& b, std::mt19937_64& rng) {
-            CheckAddLora(b, rng, rows, in, out, rank, slots, wide);
+            CheckAddLora(b, rng, rows, in, out, rank, slots, wide, run);
           });
     }
   }

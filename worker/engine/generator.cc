@@ -266,8 +266,9 @@ void Generator::Loop() {
       };
       // Jobs waiting for an adapter being found make no work until the finder's result
       // arrives, which wakes the loop.
-      const bool busy = scheduler_->num_running() + scheduler_->num_waiting() > 0 ||
-                        AnyWaiterForARegisteredAdapter();
+      const bool busy =
+          scheduler_->num_running() + scheduler_->num_waiting() > 0 ||
+          AnyWaiter([&](const Job& job) { return adapters_->Contains(job.request.adapter); });
       if (busy && stalled) {
         inbox_->wake.wait_for(lock, std::chrono::milliseconds(10), has_input);
       } else if (!busy) {

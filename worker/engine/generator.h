@@ -272,8 +272,8 @@ class Generator {
   // Registers a found adapter, or ends the jobs that wait for it with the finder's error.
   void OnAdapterFound(const std::string& name,
                       const absl::StatusOr<std::shared_ptr<const model::PreparedLora>>& found);
-  bool AwaitedAdapter(const std::string& name) const;  // a waiting job names it
-  bool AnyWaiterForARegisteredAdapter() const;
+  // Whether a job waiting for its adapter (adapter_waiters_) `matches`.
+  bool AnyWaiter(const std::function<bool(const Job&)>& matches) const;
   void PublishAdapterNames();
   // Publishes the stats, then runs after_publish_ (final events, finished session calls).
   void PublishAndDeliver();

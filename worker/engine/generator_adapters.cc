@@ -139,17 +139,10 @@ void Generator::AdmitAdapterWaiters() {
   }
 }
 
-bool Generator::AwaitedAdapter(const std::string& name) const {
+bool Generator::AnyWaiter(const std::function<bool(const Job&)>& matches) const {
   return std::any_of(adapter_waiters_.begin(), adapter_waiters_.end(), [&](uint64_t id) {
     const auto it = jobs_.find(id);
-    return it != jobs_.end() && it->second->request.adapter == name;
-  });
-}
-
-bool Generator::AnyWaiterForARegisteredAdapter() const {
-  return std::any_of(adapter_waiters_.begin(), adapter_waiters_.end(), [&](uint64_t id) {
-    const auto it = jobs_.find(id);
-    return it != jobs_.end() && adapters_->Contains(it->second->request.adapter);
+    return it != jobs_.end() && matches(*it->second);
   });
 }
 
@@ -191,7 +184,9 @@ void Generator::OnAdapterFound(
   adapters_finding_.erase(name);
   absl::Status status = found.status();
   if (status.ok() && !adapters_->Contains(name)) {  // else LoadAdapter registered it meanwhile
-    status = adapters_->MakeRoom([this](const std::string& n) { return AwaitedAdapter(n); });
+    status = adapters_->MakeRoom([this](const std::string& n) {
+      return AnyWaiter([&](const Job& job) { return job.request.adapter == n; });
+    });
     if (status.ok()) status = adapters_->Add(name, *found, /*found=*/true);
     if (status.ok()) ++num_adapters_found_;
     PublishAdapterNames();

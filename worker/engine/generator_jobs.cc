@@ -128,6 +128,16 @@ void Generator::StartJob(std::unique_ptr<Job> job_ptr) {
     FinishJob(job, absl::CancelledError("cancelled by the client"));
     return;
   }
+  // A session's requests run in the order they came: one that waits for its adapter keeps
+  // the session busy, as a running one does.
+  const std::string& session_id = job.request.session_id;
+  if (!session_id.empty() &&
+      AnyWaiter([&](const Job& other) { return other.request.session_id == session_id; })) {
+    FinishJob(job, absl::FailedPreconditionError(absl::StrCat(
+                       "session_id: session '", session_id,
+                       "' is busy with another request (waiting for its LoRA adapter)")));
+    return;
+  }
   // Behind jobs that wait for a slot, a job only starts at once with an adapter in one.
   const absl::StatusOr<bool> bound = BindAdapter(job, /*may_swap=*/adapter_waiters_.empty());
   if (!bound.ok()) {

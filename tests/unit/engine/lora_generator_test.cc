@@ -355,6 +355,30 @@ TEST_F(LoraSwapTest, AnAwaitedAdapterStaysAndAWaitingJobCanBeCancelled) {
   EXPECT_EQ(generator_->Stats().num_adapter_swaps, 0);
 }
 
+// A session's request that waits for its adapter keeps the session busy: a later request
+// on the session is refused as it would be while the first runs, not run before it.
+TEST_F(LoraSwapTest, ARequestWaitingForItsAdapterKeepsItsSessionBusy) {
+  SetForwardHook([] { std::this_thread::sleep_for(std::chrono::milliseconds(2)); });
+  absl::StatusOr<JobHandle> a = generator_->Submit(Request(RulePrompt(5, 1), 60, 1));
+  absl::StatusOr<JobHandle> b = generator_->Submit(Request(RulePrompt(5, 2), 60, 2));
+  JobRequest first = Request(RulePrompt(5, 3), 3, 0, "c");
+  first.session_id = "s";
+  absl::StatusOr<JobHandle> waiting = generator_->Submit(first);
+  ASSERT_TRUE(a.ok() && b.ok() && waiting.ok());
+  AwaitWaitingForAdapter(1);
+  JobRequest second = Request(RulePrompt(5, 4), 3, 0);
+  second.session_id = "s";
+  const JobEvent refused = Run(second);
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status.message(), HasSubstr("waiting for its LoRA adapter"));
+  SetForwardHook(nullptr);
+  const JobEvent done = waiting->Collect();
+  ASSERT_TRUE(done.status.ok()) << done.status;
+  EXPECT_EQ(done.result.history_tokens, 8);
+  EXPECT_TRUE(a->Collect().status.ok());
+  EXPECT_TRUE(b->Collect().status.ok());
+}
+
 TEST_F(LoraSwapTest, MaxAdaptersBoundsTheAdaptersHeld) {
   Start({"a", ""}, {"b"}, /*max_adapters=*/3);
   ASSERT_TRUE(generator_->LoadAdapter("c", FakeAdapter("c")).ok());  // in host memory

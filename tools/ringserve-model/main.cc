@@ -1,5 +1,6 @@
 // ringserve-model: inspect checkpoints, write the built-in tiny model, tokenize text.
 //   ringserve-model info PATH [--tokenizer FILE]
+//   ringserve-model info --preset NAME
 //   ringserve-model make-tiny --out PATH
 //   ringserve-model make-random --preset NAME [--dtype bf16] --out PATH
 //   ringserve-model tokenize PATH --text T [--no-bos]
@@ -31,6 +32,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: ringserve-model info PATH [--tokenizer FILE]\n"
+    "       ringserve-model info --preset NAME   (a --dummy-weights shape)\n"
     "       ringserve-model make-tiny --out PATH\n"
     "       ringserve-model make-random --preset NAME [--dtype DTYPE] --out PATH\n"
     "         DTYPE: f32, f16, bf16 (default), q8_0, or a GGUF packing:\n"
@@ -158,6 +160,14 @@ absl::Status Info(const std::string& path, const std::string& tokenizer_path) {
   return absl::OkStatus();
 }
 
+// The shape --dummy-weights --preset NAME serves.
+absl::Status InfoPreset(const std::string& name) {
+  RS_ASSIGN_OR_RETURN(const ModelConfig config, PresetConfig(name));
+  absl::PrintF("preset: %s\narchitecture: %s\n", name, config.architecture);
+  PrintConfig(config);
+  return absl::OkStatus();
+}
+
 // Vocabulary of a checkpoint, or of a vocabulary-only GGUF file.
 absl::StatusOr<tokenizer::Vocabulary> LoadVocabulary(const std::string& path) {
   auto ckpt = OpenCheckpoint(path);
@@ -212,7 +222,7 @@ int Run(int argc, char** argv) {
   bool no_bos = false;
   tools::ArgParser args;
   args.AddString("out", &out, "make-tiny, make-random: output path");
-  args.AddString("preset", &preset, "make-random: the shape (tiny, llama-110m, ...)");
+  args.AddString("preset", &preset, "make-random, info: the shape (tiny, llama-110m, ...)");
   args.AddString("dtype", &dtype_name,
                  absl::StrCat("make-random: matrices' dtype (", kDtypeNames, ")"));
   args.AddString("text", &text, "tokenize: the text");
@@ -226,6 +236,8 @@ int Run(int argc, char** argv) {
   absl::Status status;
   if (command == "info" && pos.size() == 1) {
     status = Info(pos[0], tokenizer_path);
+  } else if (command == "info" && pos.empty() && !preset.empty()) {
+    status = InfoPreset(preset);
   } else if (command == "make-tiny" && pos.empty() && !out.empty()) {
     status = WriteTinyModel(out);
     if (status.ok()) absl::PrintF("wrote %s\n", out);

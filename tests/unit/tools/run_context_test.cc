@@ -102,6 +102,18 @@ TEST(CpuIsaOverrideTest, TheEnvironmentCapsTheIsaTheReportNames) {
               HasSubstr("RINGSERVE_CPU_ISA=avx3: not one of avx2, avx512, avx512-vnni"));
 }
 
+// info --preset prints the shape --dummy-weights --preset serves, with no file; an unknown
+// preset is refused by name.
+TEST(ModelToolTest, InfoPrintsAPresetsShape) {
+  const ToolRun info = RunTool("ringserve-model", "info --preset llama-110m");
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_THAT(info.out, HasSubstr("preset: llama-110m\n"));
+  EXPECT_THAT(info.out, HasSubstr("config: dim=768 hidden_dim=2048 layers=12 heads=12"));
+  const ToolRun unknown = RunTool("ringserve-model", "info --preset llama-9000");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_THAT(unknown.err, HasSubstr("llama-9000"));
+}
+
 // make-random writes a checkpoint in the dtype asked for that ringserve-run serves and
 // `info` sizes for a CPU worker (serve.sh reads cpu_weight_bytes); a dtype the shape cannot
 // take (Q8_0 needs rows of 32) or an unknown one is refused by name.

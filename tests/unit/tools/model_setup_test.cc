@@ -49,6 +49,45 @@ TEST(OpenModelTest, RefusesAnUnknownAttentionKernel) {
   EXPECT_THAT(loaded.status().message(), HasSubstr("--attention:"));
 }
 
+// --lora adapters beyond --max-loras wait in host memory (the generator's); --max-cpu-loras
+// needs --max-loras and room for its slots and every --lora adapter.
+TEST(OpenModelTest, LoraAdaptersBeyondTheSlotsGoToHostMemory) {
+  ModelFlags flags;
+  flags.dummy_weights = true;
+  flags.preset = "tiny";
+  flags.lora = {"a=random:4", "b=random:4", "c=random:32"};  // room 16 by default
+  flags.max_loras = 2;
+  auto loaded = OpenModel(flags);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(LoraAdaptersInSlots(*loaded, flags), 2U);
+  const auto host = LoraAdaptersInHostMemory(*loaded, flags);
+  ASSERT_EQ(host.size(), 1U);
+  EXPECT_EQ(host[0]->name, "c");
+  // The slots keep room for the largest rank of all, the one in host memory included.
+  {  // the model goes before the backend it runs on
+    model::ModelOptions options;
+    options.num_kv_blocks = 4;
+    auto model = CreateModel(*loaded, flags, options);
+    ASSERT_TRUE(model.ok()) << model.status();
+    EXPECT_EQ((*model)->lora_slots().size(), 2U);
+    EXPECT_TRUE((*model)->PrepareLoraAdapter(*host[0]).ok());
+  }
+
+  flags.max_loras = 0;  // a fixed set: every adapter in a slot of its own
+  loaded = OpenModel(flags);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(LoraAdaptersInSlots(*loaded, flags), 3U);
+  EXPECT_TRUE(LoraAdaptersInHostMemory(*loaded, flags).empty());
+
+  for (const auto& [max_loras, max_cpu_loras] : {std::pair{0, 4}, std::pair{2, 2}}) {
+    flags.max_loras = max_loras;
+    flags.max_cpu_loras = max_cpu_loras;
+    const auto refused = OpenModel(flags);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << max_cpu_loras;
+    EXPECT_THAT(refused.status().message(), HasSubstr("--max-cpu-loras"));
+  }
+}
+
 // A worker started with --attention tensor-core on the CPU must fail at start, not serve
 // with another kernel than the one asked for.
 TEST(OpenModelTest, RefusesAKernelTheBackendDoesNotHave) {

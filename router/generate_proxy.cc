@@ -28,7 +28,8 @@ class GenerateProxy final : public grpc::ServerWriteReactor<GenerateResponse>,
         context_(context),
         request_(request),
         start_(absl::Now()),
-        planner_(env.membership, Route::ForGenerate(*request, env.prefix_affinity_bytes, env.adapter_affinity),
+        planner_(env.membership,
+                 Route::ForGenerate(*request, env.prefix_affinity_bytes, env.adapter_affinity),
                  RandomBits()) {}
 
   // planner_, lease_ and request_ are set without mu_: no callback can run before the

@@ -34,10 +34,9 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
   if (!membership.ok()) return membership.status();
   router->membership_ = std::move(*membership);
   router->policy_ = std::make_unique<CallPolicy>(std::move(options.policy));
-  router->env_ = std::make_unique<ProxyEnv>(ProxyEnv{*router->membership_, router->metrics_.get(),
-                                                     *router->policy_, router->draining_,
-                                                     options.prefix_affinity_bytes,
-                                                     options.adapter_affinity});
+  router->env_ = std::make_unique<ProxyEnv>(
+      ProxyEnv{*router->membership_, router->metrics_.get(), *router->policy_, router->draining_,
+               options.prefix_affinity_bytes, options.adapter_affinity});
   router->inference_ = std::make_unique<InferenceService>(*router->env_);
   router->admin_ =
       std::make_unique<AdminService>(*router->env_, [r = router.get()] { return r->BeginDrain(); });

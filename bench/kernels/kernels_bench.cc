@@ -429,9 +429,9 @@ void BM_AddLora(benchmark::State& state) {
                row_slots.data(), scratch.data(), Tensor::Of(y.data(), DType::kF32, rows, dim));
     benchmark::ClobberMemory();
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * 4.0 * rows * rank * dim / 1e9,
-      benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * 4.0 * rows * rank * dim / 1e9,
+                         benchmark::Counter::kIsRate);
 }
 
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->Unit(benchmark::kMillisecond);

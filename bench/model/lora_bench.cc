@@ -37,8 +37,7 @@ void BM_EncodeLoraAdapter(benchmark::State& state, const std::string& preset,
     }
   }
   state.counters["MB"] = static_cast<double>(bytes) / 1e6;
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
-                          static_cast<int64_t>(bytes));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
 }
 
 BENCHMARK_CAPTURE(BM_EncodeLoraAdapter, llama_3_8b_bf16, "llama-3-8b", kernels::DType::kBF16)

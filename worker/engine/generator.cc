@@ -17,6 +17,7 @@ namespace ringserve::engine {
 namespace {
 
 constexpr int32_t kMaxForks = 64;
+constexpr int32_t kFinderThreads = 4;  // GeneratorOptions::find_adapter's
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
@@ -123,7 +124,11 @@ Generator::Generator(std::unique_ptr<ModelRunner> runner, std::unique_ptr<Adapte
   }
   adapters_ = std::move(adapters);
   PublishAdapterNames();
-  if (options_.find_adapter) finder_thread_ = std::thread([this] { FindAdapters(); });
+  // A few finders, so that one slow read (a large adapter, a network volume) does not hold
+  // up the others; each name is found by one of them.
+  for (int32_t i = 0; options_.find_adapter && i < kFinderThreads; ++i) {
+    finder_threads_.emplace_back([this] { FindAdapters(); });
+  }
   PublishStats();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -140,14 +145,13 @@ void Generator::Shutdown() {
   }
   inbox_->wake.notify_all();
   thread_.join();
-  if (finder_thread_.joinable()) {
-    {
-      std::lock_guard finder_lock(finder_.mu);
-      finder_.stop = true;
-    }
-    finder_.wake.notify_all();
-    finder_thread_.join();
+  {
+    std::lock_guard finder_lock(finder_.mu);
+    finder_.stop = true;
   }
+  finder_.wake.notify_all();
+  for (std::thread& finder : finder_threads_) finder.join();
+  finder_threads_.clear();
 }
 
 absl::StatusOr<JobHandle> Generator::Submit(JobRequest request) {

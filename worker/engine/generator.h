@@ -89,11 +89,12 @@ struct GeneratorOptions {
   // The most adapters registered at once, those and the runner's and the ones LoadAdapter
   // adds (0: the runner's slots, or the adapters given if more).
   int32_t max_adapters = 0;
-  // Finds an adapter a job names that is not registered (--lora-dir): called on a thread of
-  // the generator's own, never the engine thread, once for all the jobs that wait for the
-  // name; NOT_FOUND and any other error end those jobs. A found adapter is registered like
-  // a loaded one, and forgotten again, least recently used first, when max_adapters are
-  // held and another must be found. Unset: such jobs end NOT_FOUND at once.
+  // Finds an adapter a job names that is not registered (--lora-dir): called on one of the
+  // generator's finder threads (four), never the engine thread, once for all the jobs that wait for
+  // the name; NOT_FOUND and any other error end those jobs. A found adapter is registered like a
+  // loaded one, and forgotten again, least recently used first, when max_adapters are held and
+  // another must be found. Unset: such jobs end NOT_FOUND at once. It is called for several
+  // names at once, so it must be thread-safe.
   std::function<absl::StatusOr<std::shared_ptr<const model::LoraAdapter>>(const std::string& name)>
       find_adapter;
 };
@@ -344,7 +345,7 @@ class Generator {
     bool stop = false;
   };
   Finder finder_;
-  std::thread finder_thread_;
+  std::vector<std::thread> finder_threads_;
   mutable std::mutex stats_mu_;
   std::vector<std::string> published_adapter_names_;       // stats_mu_
   std::vector<std::string> published_adapter_slot_names_;  // stats_mu_

@@ -413,7 +413,8 @@ class LoraFindTest : public LoraGeneratorTest {
       {
         std::unique_lock lock(find_mu_);
         ++finds_[name];
-        find_open_.wait(lock, [&] { return !find_closed_; });
+        find_open_.wait(
+            lock, [&] { return !find_closed_ || (!closed_for_.empty() && name != closed_for_); });
       }
       if (name != "x" && name != "y" && name != "z") {
         return absl::NotFoundError(absl::StrCat("adapter: no '", name, "' in the library"));
@@ -422,10 +423,12 @@ class LoraFindTest : public LoraGeneratorTest {
     };
     Start({"a", ""}, {}, max_adapters);
   }
-  void CloseFinder(bool closed) {
+  // Finds wait while closed: every name's, or only `name`'s.
+  void CloseFinder(bool closed, const std::string& name = "") {
     {
       std::lock_guard lock(find_mu_);
       find_closed_ = closed;
+      closed_for_ = name;
     }
     find_open_.notify_all();
   }
@@ -437,6 +440,7 @@ class LoraFindTest : public LoraGeneratorTest {
   std::mutex find_mu_;
   std::condition_variable find_open_;
   bool find_closed_ = false;
+  std::string closed_for_;
   std::map<std::string, int> finds_;
 };
 
@@ -471,6 +475,19 @@ TEST_F(LoraFindTest, AnAdapterIsFoundOnceForAllItsJobsWhileServingGoesOn) {
   // Found once, it is served like any other.
   EXPECT_TRUE(Run(Request(prompt, 2, 0, "x")).status.ok());
   EXPECT_EQ(Finds("x"), 1);
+}
+
+// Finders work side by side: an adapter whose read is slow holds up no other's.
+TEST_F(LoraFindTest, ASlowFindHoldsUpNoOther) {
+  StartFinding();
+  CloseFinder(true, "x");
+  absl::StatusOr<JobHandle> x = generator_->Submit(Request(RulePrompt(6, 1), 3, 0, "x"));
+  ASSERT_TRUE(x.ok()) << x.status();
+  const JobEvent y = Run(Request(RulePrompt(6, 2), 3, 0, "y"));
+  ASSERT_TRUE(y.status.ok()) << y.status;
+  EXPECT_EQ(generator_->Stats().num_waiting_for_adapter, 1) << "x is still being found";
+  CloseFinder(false);
+  EXPECT_TRUE(x->Collect().status.ok());
 }
 
 TEST_F(LoraFindTest, ANameTheFinderDoesNotKnowIsNotFound) {

@@ -267,7 +267,7 @@ class Generator {
   // Starts the waiting jobs that can bind now, in arrival order, and drains slots for the
   // adapters the others wait for (AdapterTable::DrainFor).
   void AdmitAdapterWaiters();
-  // The finder thread: runs GeneratorOptions::find_adapter for each name queued, prepares
+  // A finder thread: runs GeneratorOptions::find_adapter for each name it takes, prepares
   // what it finds, and hands the result to the engine thread (OnAdapterFound).
   void FindAdapters();
   // Registers a found adapter, or ends the jobs that wait for it with the finder's error.
@@ -337,7 +337,7 @@ class Generator {
   std::deque<uint64_t> adapter_waiters_;               // jobs waiting for a LoRA slot, by arrival
   absl::flat_hash_set<std::string> adapters_finding_;  // engine thread: names being found
   int64_t num_adapters_found_ = 0;                     // engine thread
-  // The finder thread's queue of names (find_adapter set only).
+  // The finder threads' queue of names (find_adapter set only).
   struct Finder {
     std::mutex mu;
     std::condition_variable wake;

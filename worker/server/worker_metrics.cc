@@ -107,8 +107,8 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                            .Help("Response formats and tool-call grammars looked up among the "
                                  "compiled ones, by result (a miss compiles)")
                            .Register(r)),
-      grammar_hits_(grammar_lookups_.Add({{"result", "hit"}})),
-      grammar_misses_(grammar_lookups_.Add({{"result", "miss"}})),
+      grammar_hits_{grammar_lookups_.Add({{"result", "hit"}})},
+      grammar_misses_{grammar_lookups_.Add({{"result", "miss"}})},
       grammar_entries_(Gauge(r, "ringserve_worker_grammar_cache_entries",
                              "Compiled grammars kept for later requests")) {}
 
@@ -161,10 +161,9 @@ void WorkerMetrics::Refresh(const engine::GeneratorStats& stats) {
 }
 
 void WorkerMetrics::RefreshGrammarCache(const grammar::GrammarCache::Counts& counts) {
-  grammar_hits_.Increment(static_cast<double>(counts.hits - grammar_counted_.hits));
-  grammar_misses_.Increment(static_cast<double>(counts.misses - grammar_counted_.misses));
+  grammar_hits_.Sync(counts.hits);
+  grammar_misses_.Sync(counts.misses);
   grammar_entries_.Set(static_cast<double>(counts.entries));
-  grammar_counted_ = counts;
 }
 
 }  // namespace ringserve::server

@@ -62,7 +62,7 @@ class WorkerMetrics {
   prometheus::Gauge& waiting_;
   prometheus::Gauge& sessions_;
   prometheus::Gauge& waiting_for_adapter_;
-  // A counter kept up to a running total the generator reports.
+  // A counter kept up to a running total the generator or the grammar cache reports.
   struct TotalCounter {
     prometheus::Counter& counter;
     int64_t counted = 0;  // what `counter` holds so far
@@ -75,10 +75,9 @@ class WorkerMetrics {
   TotalCounter adapters_found_;
   TotalCounter adapter_evictions_;
   prometheus::Family<prometheus::Counter>& grammar_lookups_;
-  prometheus::Counter& grammar_hits_;
-  prometheus::Counter& grammar_misses_;
+  TotalCounter grammar_hits_;
+  TotalCounter grammar_misses_;
   prometheus::Gauge& grammar_entries_;
-  grammar::GrammarCache::Counts grammar_counted_;  // what the counters hold so far
 };
 
 }  // namespace ringserve::server

@@ -12,18 +12,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bin=${2:-$root/build/bin}
 library=$(mktemp -d /tmp/adapter-affinity.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$library"' EXIT
-shape=$("$bin/ringserve-model" info --preset llama-110m | sed -n 's/^config: //p')
-ROOT="$root" python3 - "$library" "$shape" <<'PY'
-import os, sys
-sys.path.insert(0, os.path.join(os.environ["ROOT"], "tools", "gpu"))
-import peft_adapter
-library, config = sys.argv[1], sys.argv[2]
-fields = dict(item.split("=", 1) for item in config.split())
-shape = {k: int(fields[k]) for k in ("dim", "hidden_dim", "layers", "heads", "kv_heads", "head_dim")}
-shape["head_dim"] = shape["head_dim"] or shape["dim"] // shape["heads"]  # 0: dim / heads
-for i in range(8):
-    peft_adapter.write_adapter(os.path.join(library, f"a{i}"), shape, rank=16, seed=i + 1)
-PY
+python3 "$root/tools/gpu/peft_adapter.py" library "$bin" llama-110m 16 "$library" \
+    a0 a1 a2 a3 a4 a5 a6 a7
 workers=""
 for i in 1 2; do
   port=$((51090 + i))

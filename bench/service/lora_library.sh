@@ -14,18 +14,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bin=${3:-$root/build/bin}
 library=$(mktemp -d /tmp/lora-library.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$library"' EXIT
-shape=$("$bin/ringserve-model" info --preset "$preset" | sed -n 's/^config: //p')
-ROOT="$root" python3 - "$library" "$rank" "$shape" <<'PY'
-import os, sys
-sys.path.insert(0, os.path.join(os.environ.get("ROOT", "."), "tools", "gpu"))
-import peft_adapter
-library, rank, config = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-fields = dict(item.split("=", 1) for item in config.split())
-shape = {k: int(fields[k]) for k in ("dim", "hidden_dim", "layers", "heads", "kv_heads", "head_dim")}
-shape["head_dim"] = shape["head_dim"] or shape["dim"] // shape["heads"]  # 0: dim / heads
-for seed, name in enumerate(("x", "y", "z"), start=1):
-    peft_adapter.write_adapter(os.path.join(library, name), shape, rank=rank, seed=seed)
-PY
+python3 "$root/tools/gpu/peft_adapter.py" library "$bin" "$preset" "$rank" "$library" x y z
 "$bin/ringserve-worker" --dummy-weights --preset "$preset" --port 51080 --id library \
     --kv-memory 256MiB --lora-dir "$library" --max-loras 1 > /tmp/lora-library-worker.log 2>&1 &
 for _ in $(seq 1 120); do

@@ -12,16 +12,22 @@ import subprocess
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def model_shape(bin_dir, model_args):
-    """{dim, hidden_dim, layers, heads, kv_heads, head_dim} of the model `model_args` names
-    (--model PATH [--tokenizer PATH])."""
-    model = model_args[model_args.index("--model") + 1]
-    out = subprocess.run([os.path.join(bin_dir, "ringserve-model"), "info", model],
+def info_shape(bin_dir, *info_args):
+    """{dim, hidden_dim, layers, heads, kv_heads, head_dim} from `ringserve-model info ARGS`'s
+    config line (a preset's head_dim 0 means dim / heads)."""
+    out = subprocess.run([os.path.join(bin_dir, "ringserve-model"), "info", *info_args],
                          check=True, capture_output=True, text=True).stdout
     config = re.search(r"^config: (.*)$", out, re.M).group(1)
     fields = dict(item.split("=", 1) for item in config.split())
-    return {k: int(fields[k]) for k in ("dim", "hidden_dim", "layers", "heads", "kv_heads",
-                                        "head_dim")}
+    shape = {k: int(fields[k]) for k in ("dim", "hidden_dim", "layers", "heads", "kv_heads",
+                                         "head_dim")}
+    shape["head_dim"] = shape["head_dim"] or shape["dim"] // shape["heads"]
+    return shape
+
+
+def model_shape(bin_dir, model_args):
+    """The shape of the model `model_args` names (--model PATH [--tokenizer PATH])."""
+    return info_shape(bin_dir, model_args[model_args.index("--model") + 1])
 
 
 def shape_of_config(cfg):
@@ -87,3 +93,20 @@ def write_adapter(directory, shape, rank=4, alpha=8, targets=TARGETS, seed=1, sc
                    "target_modules": list(targets), "bias": "none", "lora_dropout": 0.0,
                    "task_type": "CAUSAL_LM"}, f)
     return modules, alpha / rank
+
+
+def main(argv):
+    """peft_adapter.py library BIN_DIR PRESET RANK DIR NAME...: a random rank-RANK adapter at
+    --dummy-weights --preset PRESET's shape in DIR/NAME for each NAME (a --lora-dir library
+    for the bench/service scripts)."""
+    if len(argv) < 6 or argv[0] != "library":
+        raise SystemExit(main.__doc__)
+    bin_dir, preset, rank, library = argv[1], argv[2], int(argv[3]), argv[4]
+    shape = info_shape(bin_dir, "--preset", preset)
+    for seed, name in enumerate(argv[5:], start=1):
+        write_adapter(os.path.join(library, name), shape, rank=rank, seed=seed)
+
+
+if __name__ == "__main__":
+    import sys
+    main(sys.argv[1:])

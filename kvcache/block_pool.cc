@@ -8,12 +8,12 @@
 namespace ringserve::kvcache {
 
 BlockPool::BlockPool(int32_t num_blocks, int32_t block_size_tokens)
-    : block_size_tokens_(block_size_tokens) {
+    : block_size_tokens_(block_size_tokens), free_list_(num_blocks) {
   RS_CHECK(num_blocks > 0);
   RS_CHECK(block_size_tokens > 0);
   blocks_.resize(static_cast<size_t>(num_blocks));
   block_tokens_.resize(static_cast<size_t>(num_blocks) * static_cast<size_t>(block_size_tokens));
-  for (BlockId id = 0; id < num_blocks; ++id) PushBack(id);
+  for (BlockId id = 0; id < num_blocks; ++id) free_list_.PushBack(id);
 }
 
 void BlockPool::CheckId(BlockId block) const { RS_CHECK(block >= 0 && block < num_blocks()); }
@@ -35,13 +35,14 @@ std::span<const int32_t> BlockPool::TokensOf(BlockId block) const {
 
 bool BlockPool::Allocate(int32_t num_blocks, std::vector<BlockId>* out) {
   RS_CHECK(num_blocks >= 0);
-  if (num_blocks > num_free_blocks_) return false;
+  if (num_blocks > free_list_.size()) return false;
   out->reserve(out->size() + static_cast<size_t>(num_blocks));
   for (int32_t i = 0; i < num_blocks; ++i) {
-    const BlockId block = free_head_;
-    Unlink(block);
-    if (blocks_[block].has_key) {
+    const BlockId block = free_list_.front();
+    free_list_.Remove(block);
+    if (const Block& b = blocks_[block]; b.has_key) {
       --num_cached_blocks_;
+      if (on_evict_) on_evict_(block, b.key, b.parent_key, TokensOf(block));
       DropKey(block);
       ++num_evictions_;
     }
@@ -68,7 +69,7 @@ void BlockPool::Acquire(BlockId block) {
   CheckId(block);
   Block& b = blocks_[block];
   if (b.ref_count == 0) {
-    Unlink(block);
+    free_list_.Remove(block);
     if (b.has_key) --num_cached_blocks_;
   }
   ++b.ref_count;
@@ -80,10 +81,10 @@ void BlockPool::Release(BlockId block) {
   RS_CHECK(b.ref_count > 0);
   if (--b.ref_count > 0) return;
   if (b.has_key) {
-    PushBack(block);
+    free_list_.PushBack(block);
     ++num_cached_blocks_;
   } else {
-    PushFront(block);
+    free_list_.PushFront(block);
   }
 }
 
@@ -112,59 +113,12 @@ void BlockPool::DropKey(BlockId block) {
   b.parent_key = 0;
 }
 
-void BlockPool::PushFront(BlockId block) {
-  Block& b = blocks_[block];
-  b.prev_free = kNoBlock;
-  b.next_free = free_head_;
-  if (free_head_ != kNoBlock) blocks_[free_head_].prev_free = block;
-  free_head_ = block;
-  if (free_tail_ == kNoBlock) free_tail_ = block;
-  ++num_free_blocks_;
-}
-
-void BlockPool::PushBack(BlockId block) {
-  Block& b = blocks_[block];
-  b.next_free = kNoBlock;
-  b.prev_free = free_tail_;
-  if (free_tail_ != kNoBlock) blocks_[free_tail_].next_free = block;
-  free_tail_ = block;
-  if (free_head_ == kNoBlock) free_head_ = block;
-  ++num_free_blocks_;
-}
-
-void BlockPool::Unlink(BlockId block) {
-  Block& b = blocks_[block];
-  if (b.prev_free != kNoBlock) {
-    blocks_[b.prev_free].next_free = b.next_free;
-  } else {
-    free_head_ = b.next_free;
-  }
-  if (b.next_free != kNoBlock) {
-    blocks_[b.next_free].prev_free = b.prev_free;
-  } else {
-    free_tail_ = b.prev_free;
-  }
-  b.prev_free = kNoBlock;
-  b.next_free = kNoBlock;
-  --num_free_blocks_;
-}
-
-std::vector<BlockId> BlockPool::FreeBlocksInEvictionOrder() const {
-  std::vector<BlockId> order;
-  for (BlockId b = free_head_; b != kNoBlock && order.size() <= blocks_.size();
-       b = blocks_[b].next_free) {
-    order.push_back(b);
-  }
-  return order;
-}
+std::vector<BlockId> BlockPool::FreeBlocksInEvictionOrder() const { return free_list_.ToVector(); }
 
 // Walks the free list: each entry once, free, correctly linked, unkeyed before cached.
 absl::Status BlockPool::ValidateFreeList(std::vector<bool>* on_list) const {
+  if (absl::Status status = free_list_.Validate(); !status.ok()) return status;
   const std::vector<BlockId> order = FreeBlocksInEvictionOrder();
-  if (static_cast<int32_t>(order.size()) != num_free_blocks_) {
-    return absl::InternalError(absl::StrCat("free list has ", order.size(), " entries, count is ",
-                                            num_free_blocks_, " (or the list has a cycle)"));
-  }
   on_list->assign(blocks_.size(), false);
   bool seen_cached = false;
   int32_t num_cached = 0;
@@ -176,9 +130,6 @@ absl::Status BlockPool::ValidateFreeList(std::vector<bool>* on_list) const {
     if (b.ref_count != 0) {
       return absl::InternalError(absl::StrCat("free block ", id, " has refcount ", b.ref_count));
     }
-    if (b.prev_free != (i == 0 ? kNoBlock : order[i - 1])) {
-      return absl::InternalError(absl::StrCat("block ", id, " has a bad prev link"));
-    }
     if (b.has_key) {
       seen_cached = true;
       ++num_cached;
@@ -189,9 +140,6 @@ absl::Status BlockPool::ValidateFreeList(std::vector<bool>* on_list) const {
   if (num_cached != num_cached_blocks_) {
     return absl::InternalError(
         absl::StrCat("cached count ", num_cached_blocks_, " != ", num_cached));
-  }
-  if (free_tail_ != (order.empty() ? kNoBlock : order.back())) {
-    return absl::InternalError("free list tail is wrong");
   }
   return absl::OkStatus();
 }

@@ -4,6 +4,7 @@
 #define RINGSERVE_KVCACHE_BLOCK_POOL_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "kvcache/block_hash.h"
+#include "kvcache/id_list.h"
 
 namespace ringserve::kvcache {
 
@@ -41,13 +43,19 @@ class BlockPool {
 
   int32_t num_blocks() const { return static_cast<int32_t>(blocks_.size()); }
   int32_t block_size_tokens() const { return block_size_tokens_; }
-  int32_t NumFreeBlocks() const { return num_free_blocks_; }
-  int32_t NumUsedBlocks() const { return num_blocks() - num_free_blocks_; }
+  int32_t NumFreeBlocks() const { return free_list_.size(); }
+  int32_t NumUsedBlocks() const { return num_blocks() - free_list_.size(); }
   int32_t NumCachedBlocks() const { return num_cached_blocks_; }
   int64_t num_evictions() const { return num_evictions_; }
 
   int32_t RefCount(BlockId block) const;
   bool HasKey(BlockId block) const;
+
+  // Called with a cached block's key, parent key and tokens as Allocate() evicts it, while the
+  // block still holds that K/V: the host tier copies it out (KvCacheManager).
+  using EvictionListener = std::function<void(BlockId block, BlockKey key, BlockKey parent_key,
+                                              std::span<const int32_t> block_tokens)>;
+  void SetEvictionListener(EvictionListener listener) { on_evict_ = std::move(listener); }
 
   // Appends num_blocks blocks (refcount 1, no key) from the head of the free list to *out,
   // evicting the keys of cached blocks it hands out. All-or-nothing: when fewer than
@@ -82,8 +90,6 @@ class BlockPool {
  private:
   struct Block {
     int32_t ref_count = 0;
-    BlockId prev_free = kNoBlock;  // intrusive free list links, valid while ref_count == 0
-    BlockId next_free = kNoBlock;
     bool has_key = false;
     BlockKey key = 0;
     BlockKey parent_key = 0;
@@ -91,9 +97,6 @@ class BlockPool {
 
   std::span<const int32_t> TokensOf(BlockId block) const;
   void CheckId(BlockId block) const;
-  void PushFront(BlockId block);
-  void PushBack(BlockId block);
-  void Unlink(BlockId block);
   void DropKey(BlockId block);
   absl::Status ValidateFreeList(std::vector<bool>* on_list) const;
 
@@ -101,9 +104,8 @@ class BlockPool {
   std::vector<Block> blocks_;
   std::vector<int32_t> block_tokens_;  // num_blocks * block_size_tokens; valid while has_key
   absl::flat_hash_map<BlockKey, BlockId> index_;
-  BlockId free_head_ = kNoBlock;
-  BlockId free_tail_ = kNoBlock;
-  int32_t num_free_blocks_ = 0;
+  IdList free_list_;  // refcount-0 blocks in eviction order
+  EvictionListener on_evict_;
   int32_t num_cached_blocks_ = 0;  // free blocks with a key
   int64_t num_evictions_ = 0;
 };

@@ -16,6 +16,9 @@ absl::StatusOr<std::unique_ptr<KvCacheManager>> KvCacheManager::Create(
   if (options.block_size_tokens <= 0) {
     return absl::InvalidArgumentError("kv cache: block_size_tokens must be > 0");
   }
+  if (options.num_host_blocks < 0) {
+    return absl::InvalidArgumentError("kv cache: num_host_blocks must be >= 0");
+  }
   if (options.block_hasher == nullptr) {
     return absl::InvalidArgumentError("kv cache: block_hasher must not be null");
   }
@@ -25,6 +28,23 @@ absl::StatusOr<std::unique_ptr<KvCacheManager>> KvCacheManager::Create(
 KvCacheManager::KvCacheManager(const KvCacheOptions& options)
     : pool_(options.num_blocks, options.block_size_tokens), hasher_(options.block_hasher) {
   RS_CHECK(hasher_ != nullptr);
+  RS_CHECK(options.num_host_blocks >= 0);
+  if (options.num_host_blocks > 0) {
+    host_.emplace(options.num_host_blocks, options.block_size_tokens);
+    pool_.SetEvictionListener([this](BlockId block, BlockKey key, BlockKey parent_key,
+                                     std::span<const int32_t> block_tokens) {
+      Offload(block, key, parent_key, block_tokens);
+    });
+  }
+}
+
+void KvCacheManager::Offload(BlockId block, BlockKey key, BlockKey parent_key,
+                             std::span<const int32_t> block_tokens) {
+  const std::optional<HostSlot> slot = host_->Store(key, parent_key, block_tokens);
+  if (!slot.has_value()) return;
+  pending_copies_.push_back(
+      BlockCopy{.src_block = block, .dst_block = *slot, .kind = CopyKind::kToHost});
+  ++counters_.num_offloaded_blocks;
 }
 
 bool KvCacheManager::CanEverFit(int64_t num_tokens) const {
@@ -50,32 +70,43 @@ std::span<const int32_t> KvCacheManager::BlockTokens(const Sequence& seq,
                static_cast<size_t>(block_size_tokens()));
 }
 
-int32_t KvCacheManager::MatchBlocks(std::span<const int32_t> tokens, BlockKey root_key,
-                                    std::vector<BlockId>* blocks,
-                                    std::vector<BlockKey>* keys) const {
-  if (tokens.empty()) return 0;
+PrefixMatch KvCacheManager::MatchBlocks(std::span<const int32_t> tokens, BlockKey root_key,
+                                        std::vector<BlockId>* blocks, std::vector<BlockKey>* keys,
+                                        std::vector<HostSlot>* host_slots) const {
+  PrefixMatch match;
+  if (tokens.empty()) return match;
   const size_t block_size = static_cast<size_t>(block_size_tokens());
   // Leave at least one token to compute: the model must run on it to produce logits.
   const size_t max_blocks = (tokens.size() - 1) / block_size;
   BlockKey parent_key = root_key;
-  int32_t num_matched = 0;
+  bool on_device = true;  // the host tier continues where the device's chain ends
   for (size_t i = 0; i < max_blocks; ++i) {
     const std::span<const int32_t> block_tokens = tokens.subspan(i * block_size, block_size);
     const BlockKey key = hasher_(parent_key, block_tokens);
-    const std::optional<BlockId> block = pool_.Find(key, parent_key, block_tokens);
-    if (!block.has_value()) break;
-    if (blocks != nullptr) blocks->push_back(*block);
+    if (on_device) {
+      if (const std::optional<BlockId> block = pool_.Find(key, parent_key, block_tokens)) {
+        if (blocks != nullptr) blocks->push_back(*block);
+      } else {
+        on_device = false;
+      }
+    }
+    if (!on_device) {
+      const std::optional<HostSlot> slot =
+          host_.has_value() ? host_->Find(key, parent_key, block_tokens) : std::nullopt;
+      if (!slot.has_value()) break;
+      if (host_slots != nullptr) host_slots->push_back(*slot);
+      ++match.num_host_blocks;
+    }
     if (keys != nullptr) keys->push_back(key);
     parent_key = key;
-    ++num_matched;
+    ++match.num_cached_blocks;
   }
-  return num_matched;
+  match.num_cached_tokens = match.num_cached_blocks * block_size_tokens();
+  return match;
 }
 
 PrefixMatch KvCacheManager::Match(std::span<const int32_t> tokens, BlockKey root_key) const {
-  const int32_t num_blocks_matched = MatchBlocks(tokens, root_key, nullptr, nullptr);
-  return PrefixMatch{.num_cached_blocks = num_blocks_matched,
-                     .num_cached_tokens = num_blocks_matched * block_size_tokens()};
+  return MatchBlocks(tokens, root_key, nullptr, nullptr, nullptr);
 }
 
 std::optional<Admission> KvCacheManager::Admit(SeqId seq_id, std::span<const int32_t> tokens,
@@ -92,13 +123,16 @@ std::optional<Admission> KvCacheManager::Admit(SeqId seq_id, std::span<const int
   // within it.
   const std::span<const int32_t> matchable =
       tokens.first(std::min(tokens.size(), static_cast<size_t>(max_cached_tokens) + 1));
-  const int32_t num_hit_blocks =
-      MatchBlocks(matchable, root_key, &seq.block_table, &seq.block_keys);
-  const int32_t num_cached_tokens = num_hit_blocks * block_size_tokens();
+  std::vector<HostSlot> host_slots;
+  const PrefixMatch match =
+      MatchBlocks(matchable, root_key, &seq.block_table, &seq.block_keys, &host_slots);
+  const int32_t num_cached_tokens = match.num_cached_tokens;
   const int32_t num_new_tokens =
       std::min(max_new_tokens, static_cast<int32_t>(tokens.size()) - num_cached_tokens);
+  // Blocks found in the host tier need device blocks as fresh ones do.
   const int64_t num_fresh_blocks =
-      NumBlocksForTokens(num_cached_tokens + num_new_tokens, block_size_tokens()) - num_hit_blocks;
+      NumBlocksForTokens(num_cached_tokens + num_new_tokens, block_size_tokens()) -
+      static_cast<int64_t>(seq.block_table.size());
   // Hit blocks that are cached (refcount 0) sit on the free list: reviving them uses up free
   // blocks just as fresh allocations do.
   const int64_t num_revived =
@@ -106,10 +140,24 @@ std::optional<Admission> KvCacheManager::Admit(SeqId seq_id, std::span<const int
                     [this](BlockId block) { return pool_.RefCount(block) == 0; });
   if (num_fresh_blocks + num_revived > pool_.NumFreeBlocks()) return std::nullopt;
 
-  // Revive the hits first so that the allocation below cannot evict them.
+  // Revive the hits first so that the allocation below cannot evict them, and pin the host
+  // tier's so that the blocks it evicts cannot take their slots.
   for (const BlockId block : seq.block_table) pool_.Acquire(block);
+  for (const HostSlot slot : host_slots) host_->Pin(slot);
+  const size_t first_restored = seq.block_table.size();
   const bool allocated = pool_.Allocate(static_cast<int32_t>(num_fresh_blocks), &seq.block_table);
   RS_CHECK(allocated);
+  for (size_t i = 0; i < host_slots.size(); ++i) {
+    const size_t index = first_restored + i;
+    const BlockId block = seq.block_table[index];
+    pending_copies_.push_back(
+        BlockCopy{.src_block = host_slots[i], .dst_block = block, .kind = CopyKind::kFromHost});
+    host_->Unpin(host_slots[i]);
+    // Indexed now: the copy runs before any pass that could read the block.
+    pool_.Register(block, seq.block_keys[index], index == 0 ? root_key : seq.block_keys[index - 1],
+                   tokens.subspan(index * static_cast<size_t>(block_size_tokens()),
+                                  static_cast<size_t>(block_size_tokens())));
+  }
   seq.tokens.assign(tokens.begin(), tokens.end());
   seq.num_computed_tokens = num_cached_tokens;
   seq.epoch = next_epoch_++;
@@ -117,8 +165,10 @@ std::optional<Admission> KvCacheManager::Admit(SeqId seq_id, std::span<const int
 
   ++counters_.num_prefix_lookups;
   counters_.num_prefix_lookup_tokens += static_cast<int64_t>(tokens.size());
-  counters_.num_hit_blocks += num_hit_blocks;
+  counters_.num_hit_blocks += match.num_cached_blocks;
   counters_.num_hit_tokens += num_cached_tokens;
+  counters_.num_host_hit_blocks += match.num_host_blocks;
+  counters_.num_host_hit_tokens += int64_t{match.num_host_blocks} * block_size_tokens();
   return Admission{.num_cached_tokens = num_cached_tokens, .num_new_tokens = num_new_tokens};
 }
 
@@ -227,8 +277,11 @@ void KvCacheManager::Release(SeqId seq_id) {
   const std::vector<BlockId>& table = it->second.block_table;
   for (auto block = table.rbegin(); block != table.rend(); ++block) pool_.Release(*block);
   seqs_.erase(it);
-  std::erase_if(pending_copies_,
-                [this](const BlockCopy& copy) { return pool_.RefCount(copy.dst_block) == 0; });
+  // A copy-on-write copy into a block nobody holds is moot; copies to and from the host tier
+  // move keyed K/V that later prompts may find.
+  std::erase_if(pending_copies_, [this](const BlockCopy& copy) {
+    return copy.kind == CopyKind::kOnDevice && pool_.RefCount(copy.dst_block) == 0;
+  });
 }
 
 std::vector<BlockCopy> KvCacheManager::TakePendingCopies() {
@@ -262,6 +315,11 @@ KvCacheStats KvCacheManager::Stats() const {
   stats.num_cached_blocks = pool_.NumCachedBlocks();
   stats.num_free_blocks = pool_.NumFreeBlocks();
   stats.num_evictions = pool_.num_evictions();
+  if (host_.has_value()) {
+    stats.num_host_blocks = host_->num_slots();
+    stats.num_host_stored_blocks = host_->NumStoredBlocks();
+    stats.num_host_evictions = host_->num_evictions();
+  }
   return stats;
 }
 

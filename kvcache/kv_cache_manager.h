@@ -7,7 +7,7 @@
 //             Admit(id, prompt, chunk) -> cached + new tokens, or nullopt (preempt, retry);
 //             for a running one, Reserve(id, n) (n = 1 when decoding, a chunk when
 //             prefilling), or false (preempt: Release(id), keep its tokens, re-Admit later);
-//   execute:  run TakePendingCopies() on the device, then the forward pass, writing K/V of
+//   execute:  run TakePendingCopies() in order, then the forward pass, writing K/V of
 //             position p of sequence id at SlotOf(id, p) (block tables via BlockTable(id));
 //   update:   Commit(id, n) for every sequence that ran, AppendTokens(id, {sampled});
 //             Release(id) (or drop its SequenceLease) when a request finishes.
@@ -26,21 +26,26 @@
 #include "absl/status/statusor.h"
 #include "kvcache/block_hash.h"
 #include "kvcache/block_pool.h"
+#include "kvcache/host_block_index.h"
 
 namespace ringserve::kvcache {
 
 using SeqId = uint64_t;
 
 struct KvCacheOptions {
-  int32_t num_blocks = 0;                       // > 0; see NumBlocksForMemory() in kvcache/sizing.h
-  int32_t block_size_tokens = 16;               // > 0
+  int32_t num_blocks = 0;          // > 0; see NumBlocksForMemory() in kvcache/sizing.h
+  int32_t block_size_tokens = 16;  // > 0
+  // Blocks of host memory that keep what the pool evicts (0: none); see HostBlockIndex.
+  int32_t num_host_blocks = 0;
   BlockHasher block_hasher = &ChainedBlockKey;  // tests inject colliding hashers
 };
 
-// Leading tokens of a prompt whose KV is already cached, in whole blocks.
+// Leading tokens of a prompt whose KV is already cached, in whole blocks: on the device, then
+// (the blocks after those) in the host tier, to be copied back.
 struct PrefixMatch {
-  int32_t num_cached_blocks = 0;
+  int32_t num_cached_blocks = 0;  // device and host
   int32_t num_cached_tokens = 0;
+  int32_t num_host_blocks = 0;  // of num_cached_blocks
 };
 
 // Result of a successful Admit(): KV for tokens [0, num_cached_tokens) is already computed;
@@ -50,11 +55,18 @@ struct Admission {
   int32_t num_new_tokens = 0;
 };
 
-// A device copy the model runner must do before the step's forward pass: the whole block
-// src_block -> dst_block (copy-on-write of a shared, partially filled block).
+// Where a BlockCopy goes: between two device blocks (copy-on-write of a shared, partially
+// filled block), from a device block into a host slot (the pool evicts a cached block), or
+// from a host slot into a device block (a prefix found in the host tier).
+enum class CopyKind : uint8_t { kOnDevice, kToHost, kFromHost };
+
+// A copy of one whole block the model runner must do before the step's forward pass, in the
+// order given: src and dst are device block ids, except the host slot (HostSlot) that kind
+// names.
 struct BlockCopy {
-  BlockId src_block = kNoBlock;
-  BlockId dst_block = kNoBlock;
+  int32_t src_block = kNoBlock;
+  int32_t dst_block = kNoBlock;
+  CopyKind kind = CopyKind::kOnDevice;
   friend bool operator==(const BlockCopy&, const BlockCopy&) = default;
 };
 
@@ -69,6 +81,13 @@ struct KvCacheStats {
   int64_t num_hit_tokens = 0;  // prompt tokens served from the cache
   int64_t num_evictions = 0;   // cached blocks whose key was dropped on reuse
   int64_t num_cow_copies = 0;
+  // The host tier (KvCacheOptions::num_host_blocks).
+  int32_t num_host_blocks = 0;
+  int32_t num_host_stored_blocks = 0;  // slots holding a block
+  int64_t num_host_hit_blocks = 0;     // of num_hit_blocks: copied back from host memory
+  int64_t num_host_hit_tokens = 0;     // of num_hit_tokens
+  int64_t num_offloaded_blocks = 0;    // evicted blocks copied into host memory
+  int64_t num_host_evictions = 0;      // host slots reused for another block
 };
 
 // Owner: the generator (one per worker: "one model, one generator, one cache"); it must
@@ -107,14 +126,16 @@ class KvCacheManager {
   // scheduler refuses it (RESOURCE_EXHAUSTED) instead of preempting for it.
   bool CanEverFit(int64_t num_tokens) const;
 
-  // The cached prefix of tokens, in whole blocks, capped so that at least one token is left
-  // to compute (the model must run on it to produce logits). Changes nothing, counts nothing.
+  // The cached prefix of tokens (on the device, then in the host tier), in whole blocks,
+  // capped so that at least one token is left to compute (the model must run on it to
+  // produce logits). Changes nothing, counts nothing.
   // `root_key` starts the chain of keys (RootKeyFor: K/V computed with a LoRA adapter are
   // found only by sequences with the same adapter).
   PrefixMatch Match(std::span<const int32_t> tokens, BlockKey root_key = kRootBlockKey) const;
 
   // Starts sequence seq_id (not live) with tokens (non-empty): shares the cached prefix
-  // blocks (see Match()) and reserves blocks for the next
+  // blocks (see Match(); those in the host tier get device blocks and copies back, queued
+  // for TakePendingCopies()) and reserves blocks for the next
   // min(max_new_tokens, tokens.size() - cached) tokens (a whole prompt or a first chunk of a
   // chunked prefill). At most max_cached_tokens come from the cache: a sequence that needs
   // the logits of earlier positions (prompt scoring) computes them again. The sequence's
@@ -154,9 +175,10 @@ class KvCacheManager {
   // prefix is evicted before its head). Full keyed blocks stay cached; the rest are free.
   void Release(SeqId seq_id);
 
-  // Copies queued by Reserve() since the last call. Call once per step after scheduling and
-  // run them on the device before the forward pass. Copies into blocks that were freed
-  // before being taken are dropped.
+  // Copies queued since the last call: copy-on-write by Reserve(), evicted blocks into the
+  // host tier, found ones back. Call once per step after scheduling and run them in order
+  // before the forward pass (an eviction's copy out precedes the copy that reuses its
+  // block or slot). Copy-on-write copies into blocks freed before being taken are dropped.
   std::vector<BlockCopy> TakePendingCopies();
 
   bool Contains(SeqId seq_id) const { return seqs_.contains(seq_id); }
@@ -186,9 +208,14 @@ class KvCacheManager {
     uint64_t epoch = 0;  // distinguishes re-admissions of one SeqId (for SequenceLease)
   };
 
-  // Matched cached blocks and their keys; stops at the first miss.
-  int32_t MatchBlocks(std::span<const int32_t> tokens, BlockKey root_key,
-                      std::vector<BlockId>* blocks, std::vector<BlockKey>* keys) const;
+  // Matched cached blocks and their keys; stops at the first miss. The device's hits go to
+  // *blocks, then those of the host tier to *host_slots (each may be null).
+  PrefixMatch MatchBlocks(std::span<const int32_t> tokens, BlockKey root_key,
+                          std::vector<BlockId>* blocks, std::vector<BlockKey>* keys,
+                          std::vector<HostSlot>* host_slots) const;
+  // The pool's eviction listener: keeps the block in the host tier.
+  void Offload(BlockId block, BlockKey key, BlockKey parent_key,
+               std::span<const int32_t> block_tokens);
   std::span<const int32_t> BlockTokens(const Sequence& seq, size_t block_index) const;
   bool NeedsCopyOnWrite(const Sequence& seq, int32_t num_new_tokens) const;
   Sequence& Get(SeqId seq_id);
@@ -198,6 +225,7 @@ class KvCacheManager {
   absl::Status ValidateSequence(SeqId seq_id, const Sequence& seq) const;
 
   BlockPool pool_;
+  std::optional<HostBlockIndex> host_;  // with KvCacheOptions::num_host_blocks > 0
   BlockHasher hasher_;
   absl::flat_hash_map<SeqId, Sequence> seqs_;
   std::vector<BlockCopy> pending_copies_;

@@ -65,10 +65,11 @@ absl::Status KvCacheManager::Validate() const {
     }
   }
   for (const BlockCopy& copy : pending_copies_) {
-    if (pool_.RefCount(copy.dst_block) == 0) {
+    if (copy.kind == CopyKind::kOnDevice && pool_.RefCount(copy.dst_block) == 0) {
       return absl::InternalError(absl::StrCat("pending copy into free block ", copy.dst_block));
     }
   }
+  if (host_.has_value()) return host_->Validate();
   return absl::OkStatus();
 }
 

@@ -29,9 +29,12 @@ std::vector<int32_t> Concat(std::vector<int32_t> a, const std::vector<int32_t>& 
 }
 
 std::unique_ptr<KvCacheManager> MakeManager(int32_t num_blocks,
-                                            BlockHasher hasher = &ChainedBlockKey) {
-  auto manager = KvCacheManager::Create(
-      {.num_blocks = num_blocks, .block_size_tokens = kBlockSize, .block_hasher = hasher});
+                                            BlockHasher hasher = &ChainedBlockKey,
+                                            int32_t num_host_blocks = 0) {
+  auto manager = KvCacheManager::Create({.num_blocks = num_blocks,
+                                         .block_size_tokens = kBlockSize,
+                                         .num_host_blocks = num_host_blocks,
+                                         .block_hasher = hasher});
   EXPECT_TRUE(manager.ok());
   return *std::move(manager);
 }
@@ -53,6 +56,7 @@ TEST(KvCacheManagerTest, CreateRejectsBadOptions) {
   EXPECT_FALSE(KvCacheManager::Create({.num_blocks = 0}).ok());
   EXPECT_FALSE(KvCacheManager::Create({.num_blocks = 4, .block_size_tokens = 0}).ok());
   EXPECT_FALSE(KvCacheManager::Create({.num_blocks = 4, .block_hasher = nullptr}).ok());
+  EXPECT_FALSE(KvCacheManager::Create({.num_blocks = 4, .num_host_blocks = -1}).ok());
 }
 
 TEST(KvCacheManagerTest, PrefixHitSharesFullBlocksNeverThePartialOne) {
@@ -352,6 +356,107 @@ TEST(KvCacheManagerTest, DroppedDraftTokensLeaveTheirBlocksReservedAndUnkeyed) {
   m->ReleaseBlocksPastTokens(1);  // nothing past its tokens
   EXPECT_EQ(Table(*m, 1).size(), 3U);
   EXPECT_TRUE(m->Validate().ok()) << m->Validate();
+}
+
+// ---- the host tier ----
+
+BlockCopy ToHost(BlockId block, HostSlot slot) {
+  return {.src_block = block, .dst_block = slot, .kind = CopyKind::kToHost};
+}
+BlockCopy FromHost(HostSlot slot, BlockId block) {
+  return {.src_block = slot, .dst_block = block, .kind = CopyKind::kFromHost};
+}
+
+TEST(KvCacheManagerTest, EvictedBlocksGoToHostMemoryAndComeBack) {
+  auto m = MakeManager(4, &ChainedBlockKey, /*num_host_blocks=*/8);
+  const std::vector<int32_t> a = Iota(12, 0);
+  Prefill(*m, 1, a);  // blocks 0, 1, 2 keyed
+  m->Release(1);
+  EXPECT_THAT(m->TakePendingCopies(), IsEmpty());
+  // Another prompt takes the whole pool: the three cached blocks are copied out as they go.
+  Prefill(*m, 2, Iota(16, 500));
+  EXPECT_THAT(Table(*m, 2), ElementsAre(3, 2, 1, 0));
+  EXPECT_THAT(m->TakePendingCopies(), ElementsAre(ToHost(2, 0), ToHost(1, 1), ToHost(0, 2)));
+  EXPECT_EQ(m->Match(a).num_cached_tokens, 8);  // the last token is left to compute
+  EXPECT_EQ(m->Match(a).num_host_blocks, 2);
+  m->Release(2);
+
+  // The prompt again, with one more token: its first two blocks come back from host memory
+  // into the blocks the allocation frees, after that allocation's own copies out.
+  const std::vector<int32_t> a_longer = Iota(13, 0);
+  const std::optional<Admission> admission = m->Admit(3, a_longer, 13);
+  ASSERT_TRUE(admission.has_value());
+  EXPECT_EQ(admission->num_cached_tokens, 12);
+  EXPECT_EQ(admission->num_new_tokens, 1);
+  const std::vector<BlockCopy> copies = m->TakePendingCopies();
+  ASSERT_EQ(copies.size(), 7u);  // 4 of the second prompt's blocks out, 3 of a's back
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(copies[i].kind, CopyKind::kToHost) << i;
+  const std::vector<BlockId> table = Table(*m, 3);
+  ASSERT_EQ(table.size(), 4u);
+  EXPECT_EQ(copies[4], FromHost(2, table[0]));
+  EXPECT_EQ(copies[5], FromHost(1, table[1]));
+  EXPECT_EQ(copies[6], FromHost(0, table[2]));
+  const KvCacheStats stats = m->Stats();
+  EXPECT_EQ(stats.num_host_hit_blocks, 3);
+  EXPECT_EQ(stats.num_host_hit_tokens, 12);
+  EXPECT_EQ(stats.num_hit_tokens, 12);
+  EXPECT_EQ(stats.num_offloaded_blocks, 7);
+  EXPECT_EQ(stats.num_host_blocks, 8);
+  EXPECT_EQ(stats.num_host_stored_blocks, 7);
+  // Restored blocks are indexed on the device: once released they stay cached there.
+  m->Release(3);
+  ASSERT_TRUE(m->Admit(4, a_longer, 13).has_value());
+  EXPECT_THAT(Table(*m, 4), ElementsAre(table[0], table[1], table[2], ::testing::_));
+  EXPECT_EQ(m->Stats().num_host_hit_blocks, 3);
+  EXPECT_TRUE(m->Validate().ok()) << m->Validate();
+}
+
+TEST(KvCacheManagerTest, TheHostTierForgetsLeastRecentlyStoredBlocksFirst) {
+  auto m = MakeManager(2, &ChainedBlockKey, /*num_host_blocks=*/2);
+  for (SeqId seq = 1; seq <= 4; ++seq) {
+    Prefill(*m, seq, Iota(5, static_cast<int32_t>(seq) * 100));  // one full keyed block each
+    m->Release(seq);
+  }
+  // Each prompt evicted the one before it from the device; the host tier keeps two of them.
+  EXPECT_EQ(m->Match(Iota(5, 100)).num_cached_tokens, 0);
+  EXPECT_EQ(m->Match(Iota(5, 200)).num_host_blocks, 1);
+  EXPECT_EQ(m->Match(Iota(5, 300)).num_host_blocks, 1);
+  EXPECT_EQ(m->Match(Iota(5, 400)).num_host_blocks, 0);  // still on the device
+  EXPECT_EQ(m->Match(Iota(5, 400)).num_cached_tokens, 4);
+  EXPECT_EQ(m->Stats().num_host_evictions, 1);
+  EXPECT_TRUE(m->Validate().ok()) << m->Validate();
+}
+
+TEST(KvCacheManagerTest, BlocksFoundInHostMemoryKeepTheirSlotsWhileAdmitted) {
+  // The admission's own evictions would reuse the found slots (least recently used) if they
+  // were not pinned: the copies back would then read other blocks' K/V.
+  auto m = MakeManager(3, &ChainedBlockKey, /*num_host_blocks=*/2);
+  const std::vector<int32_t> a = Iota(9, 0);
+  Prefill(*m, 1, a);  // blocks 0, 1 keyed, 2 partial
+  m->Release(1);
+  // Evicts a's two blocks, tail first (the release order), into host slots 0 and 1.
+  Prefill(*m, 2, Iota(9, 500));
+  m->Release(2);
+  m->TakePendingCopies();
+  ASSERT_EQ(m->Match(a).num_host_blocks, 2);
+  // Admitting a needs all three device blocks: two of them hold the second prompt's keyed
+  // blocks, which have no free slot to go to.
+  ASSERT_TRUE(m->Admit(3, a, 9).has_value());
+  const std::vector<BlockCopy> copies = m->TakePendingCopies();
+  const std::vector<BlockId> table = Table(*m, 3);
+  EXPECT_THAT(copies, ElementsAre(FromHost(1, table[0]), FromHost(0, table[1])));
+  EXPECT_EQ(m->Stats().num_offloaded_blocks, 2);
+  EXPECT_TRUE(m->Validate().ok()) << m->Validate();
+}
+
+TEST(KvCacheManagerTest, WithoutAHostTierEvictedBlocksAreGone) {
+  auto m = MakeManager(2);
+  Prefill(*m, 1, Iota(5, 0));
+  m->Release(1);
+  Prefill(*m, 2, Iota(8, 100));
+  EXPECT_THAT(m->TakePendingCopies(), IsEmpty());
+  EXPECT_EQ(m->Match(Iota(5, 0)).num_cached_tokens, 0);
+  EXPECT_EQ(m->Stats().num_host_blocks, 0);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // Seeded random-operation test (TGI style): thousands of admit / append / reserve+commit /
 // fork / release operations on prompts that share prefixes, with every invariant checked
-// after every step. A fake device (one token id per KV slot) runs the pending copies and
-// the writes, so the test also proves that every computed position of every live sequence
-// holds that sequence's token, whatever was shared, copied or evicted.
+// after every step. A fake device (one token id per KV slot, and per slot of a host tier)
+// runs the pending copies and the writes, so the test also proves that every computed
+// position of every live sequence holds that sequence's token, whatever was shared, copied,
+// evicted, kept in host memory or copied back.
 #include <algorithm>
 #include <cstdint>
 #include <random>
@@ -21,11 +22,14 @@ constexpr int32_t kEmptySlot = -1;
 
 class RandomOpsHarness {
  public:
-  RandomOpsHarness(uint32_t seed, BlockHasher hasher)
+  RandomOpsHarness(uint32_t seed, BlockHasher hasher, int32_t num_host_blocks)
       : rng_(seed),
-        manager_(
-            {.num_blocks = kNumBlocks, .block_size_tokens = kBlockSize, .block_hasher = hasher}),
-        device_(static_cast<size_t>(kNumBlocks * kBlockSize), kEmptySlot) {
+        manager_({.num_blocks = kNumBlocks,
+                  .block_size_tokens = kBlockSize,
+                  .num_host_blocks = num_host_blocks,
+                  .block_hasher = hasher}),
+        device_(static_cast<size_t>(kNumBlocks * kBlockSize), kEmptySlot),
+        host_(static_cast<size_t>(num_host_blocks * kBlockSize), kEmptySlot) {
     for (auto& base : bases_) {
       base.resize(24);
       for (int32_t& token : base) token = Uniform(0, 1000);
@@ -43,6 +47,7 @@ class RandomOpsHarness {
     } else {
       Release(RandomLive());
     }
+    RunCopies();  // as the engine does before each pass
     CheckInvariants();
   }
 
@@ -56,6 +61,7 @@ class RandomOpsHarness {
   }
 
   int64_t num_hit_tokens() const { return manager_.Stats().num_hit_tokens; }
+  int64_t num_host_hit_tokens() const { return manager_.Stats().num_host_hit_tokens; }
   int64_t num_cow_copies() const { return manager_.Stats().num_cow_copies; }
 
  private:
@@ -103,14 +109,20 @@ class RandomOpsHarness {
     const int32_t num_new =
         std::min(Uniform(1, 8), static_cast<int32_t>(tokens.size()) - num_computed);
     if (!manager_.Reserve(seq, num_new)) return;  // refusal: next step may preempt
-    for (const BlockCopy& copy : manager_.TakePendingCopies()) {
-      std::copy_n(device_.begin() + ptrdiff_t{copy.src_block} * kBlockSize, kBlockSize,
-                  device_.begin() + ptrdiff_t{copy.dst_block} * kBlockSize);
-    }
+    RunCopies();
     for (int32_t pos = num_computed; pos < num_computed + num_new; ++pos) {
       device_[static_cast<size_t>(manager_.SlotOf(seq, pos))] = tokens[static_cast<size_t>(pos)];
     }
     manager_.Commit(seq, num_new);
+  }
+
+  void RunCopies() {
+    for (const BlockCopy& copy : manager_.TakePendingCopies()) {
+      std::vector<int32_t>& from = copy.kind == CopyKind::kFromHost ? host_ : device_;
+      std::vector<int32_t>& to = copy.kind == CopyKind::kToHost ? host_ : device_;
+      std::copy_n(from.begin() + ptrdiff_t{copy.src_block} * kBlockSize, kBlockSize,
+                  to.begin() + ptrdiff_t{copy.dst_block} * kBlockSize);
+    }
   }
 
   void Fork(SeqId src) {
@@ -150,6 +162,7 @@ class RandomOpsHarness {
   std::mt19937 rng_;
   KvCacheManager manager_;
   std::vector<int32_t> device_;  // the token whose KV each slot holds
+  std::vector<int32_t> host_;    // the same for the host tier's slots
   std::vector<int32_t> bases_[4];
   absl::flat_hash_map<SeqId, std::vector<int32_t>> tokens_;
   absl::flat_hash_map<SeqId, SequenceLease> leases_;  // declared last: released first
@@ -161,8 +174,8 @@ BlockKey ThreeBitHasher(BlockKey parent_key, std::span<const int32_t> tokens) {
   return ChainedBlockKey(parent_key, tokens) & 7;
 }
 
-void RunRandomOps(uint32_t seed, BlockHasher hasher) {
-  RandomOpsHarness harness(seed, hasher);
+void RunRandomOps(uint32_t seed, BlockHasher hasher, int32_t num_host_blocks = 0) {
+  RandomOpsHarness harness(seed, hasher, num_host_blocks);
   for (int step = 0; step < 2500; ++step) {
     harness.Step();
     if (::testing::Test::HasFatalFailure()) {
@@ -172,6 +185,9 @@ void RunRandomOps(uint32_t seed, BlockHasher hasher) {
   }
   EXPECT_GT(harness.num_hit_tokens(), 0) << "the prompts should share prefixes";
   EXPECT_GT(harness.num_cow_copies(), 0) << "forks should diverge";
+  if (num_host_blocks > 0) {
+    EXPECT_GT(harness.num_host_hit_tokens(), 0) << "evicted prefixes should come back from host";
+  }
   harness.ReleaseAllAndCheck();
 }
 
@@ -181,6 +197,15 @@ TEST(KvCacheRandomTest, InvariantsHoldAfterEveryOperation) {
 
 TEST(KvCacheRandomTest, CollidingKeysNeverCorruptSequences) {
   for (uint32_t seed = 11; seed <= 12; ++seed) RunRandomOps(seed, &ThreeBitHasher);
+}
+
+TEST(KvCacheRandomTest, InvariantsHoldWithAHostTier) {
+  for (uint32_t seed = 21; seed <= 23; ++seed)
+    RunRandomOps(seed, &ChainedBlockKey, seed == 21 ? 24 : 6);
+}
+
+TEST(KvCacheRandomTest, CollidingKeysNeverCorruptSequencesWithAHostTier) {
+  for (uint32_t seed = 31; seed <= 32; ++seed) RunRandomOps(seed, &ThreeBitHasher, 24);
 }
 
 }  // namespace

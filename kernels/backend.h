@@ -239,6 +239,13 @@ class Backend {
   virtual void CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
   // Waits for every queued op, then copies.
   virtual void CopyToHost(void* dst, const void* src, size_t bytes) = 0;
+  // A copy into a HostBuffer queued in stream order like an op, without waiting: the bytes
+  // are there for later copies on the stream (CopyToDevice from them) at once, and for host
+  // code after the next Synchronize or CopyToHost. The KV cache's host tier copies evicted
+  // blocks out so, between passes, without stalling on each one.
+  virtual void CopyToHostQueued(void* dst, const void* src, size_t bytes) {
+    CopyToHost(dst, src, bytes);
+  }
   // Device-to-device copy, enqueued on the stream like an op (copy-on-write of KV blocks).
   // The ranges must not overlap.
   virtual void CopyOnDevice(void* dst, const void* src, size_t bytes) = 0;

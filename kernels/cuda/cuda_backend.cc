@@ -279,6 +279,13 @@ void CudaBackend::CopyToHost(void* dst, const void* src, size_t bytes) {
   RS_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
+void CudaBackend::CopyToHostQueued(void* dst, const void* src, size_t bytes) {
+  CheckNotCapturing("cuda: CopyToHostQueued inside a graph capture");
+  if (bytes == 0) return;
+  SetDevice();
+  RS_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+}
+
 void CudaBackend::CopyOnDevice(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   SetDevice();

@@ -58,6 +58,7 @@ class CudaBackend final : public Backend {
   absl::StatusOr<HostBuffer> AllocateHost(size_t bytes) override;
   void CopyToDevice(void* dst, const void* src, size_t bytes) override;
   void CopyToHost(void* dst, const void* src, size_t bytes) override;
+  void CopyToHostQueued(void* dst, const void* src, size_t bytes) override;
   void CopyOnDevice(void* dst, const void* src, size_t bytes) override;
   void Synchronize() override;
   void Fill(void* dst, size_t bytes, uint8_t value) override;

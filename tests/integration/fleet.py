@@ -1,9 +1,11 @@
 """Starts ringserve processes on loopback for integration tests: workers, a router, and
 the Python modules of the public API generated from proto/ with protoc."""
 import collections
+import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -78,6 +80,46 @@ class Process:
 
 
 _tiny_dir = None
+
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fetch(port, method="GET", path="/metrics"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read().decode()
+    finally:
+        conn.close()
+
+
+def scrape(port):
+    """{(name, labels text): value} of one scrape, after checking the exposition format."""
+    status, content_type, body = fetch(port)
+    assert status == 200, (status, body)
+    assert content_type.startswith("text/plain; version=0.0.4"), content_type
+    samples, typed = {}, set()
+    for line in body.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if not line or line.startswith("#"):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not an exposition line: {line!r}"
+        name, labels, value = match.groups()
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in typed or base in typed, f"{name} has no # TYPE line"
+        samples[(name, labels or "")] = float(value)
+    return samples
 
 
 def tiny_model(bin_dir):

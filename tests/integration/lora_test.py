@@ -9,7 +9,6 @@ usage: lora_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,12 +31,6 @@ from ringserve.v1 import inference_pb2 as pb  # noqa: E402
 
 PROMPT = [1, 403, 407, 261, 378, 300, 301, 302, 303, 304, 305, 306, 307, 308, 309, 310, 311, 312,
           313, 314]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def at_once(generate, adapters):
@@ -85,7 +78,7 @@ class LoraTest(AdapterCluster):
         peft_adapter.write_adapter(b, shape, rank=8, targets=("q_proj", "v_proj"), seed=2)
         cls.lora_flags = ["--lora", f"a={a}", "--lora", f"b={b}"]
         # One worker, so that concurrent requests with different adapters share its batches.
-        cls.metrics_port = free_port()
+        cls.metrics_port = fleet.free_port()
         cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "lora", 1,
                                     worker_extra=cls.lora_flags + ["--metrics-port",
                                                                    str(cls.metrics_port)])
@@ -236,7 +229,7 @@ class SwappingTest(AdapterCluster):
             path = os.path.join(cls.tmp.name, name)
             peft_adapter.write_adapter(path, shape, seed=seed)
             cls.lora_flags += ["--lora", f"{name}={path}"]
-        cls.metrics_port = free_port()
+        cls.metrics_port = fleet.free_port()
         cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "swap", 1, worker_extra=[
             *cls.lora_flags, "--max-loras", "1", "--max-cpu-loras", "4", "--metrics-port",
             str(cls.metrics_port)])
@@ -313,7 +306,7 @@ class LibraryTest(AdapterCluster):
         cls.library = os.path.join(cls.tmp.name, "library")
         for seed, name in enumerate(("x", "y", "z"), start=1):
             peft_adapter.write_adapter(os.path.join(cls.library, name), shape, seed=seed)
-        cls.metrics_port = free_port()
+        cls.metrics_port = fleet.free_port()
         cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "library", 1, worker_extra=[
             "--lora-dir", cls.library, "--max-loras", "1", "--max-cpu-loras", "2",
             "--metrics-port", str(cls.metrics_port)])

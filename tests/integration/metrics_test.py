@@ -4,9 +4,6 @@ requests did, state gauges match Admin.GetStats, and scraping never disturbs ser
 
 usage: metrics_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
 """
-import http.client
-import re
-import socket
 import sys
 import tempfile
 import threading
@@ -20,44 +17,7 @@ fleet.generate_modules(PROTO_DIR, tempfile.mkdtemp(prefix="ringserve-py-"))
 
 from ringserve.v1 import inference_pb2 as pb  # noqa: E402
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fetch(port, method="GET", path="/metrics"):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path)
-        response = conn.getresponse()
-        return response.status, response.getheader("Content-Type"), response.read().decode()
-    finally:
-        conn.close()
-
-
-def scrape(port):
-    """{(name, labels text): value} of one scrape, after checking the exposition format."""
-    status, content_type, body = fetch(port)
-    assert status == 200, (status, body)
-    assert content_type.startswith("text/plain; version=0.0.4"), content_type
-    samples, typed = {}, set()
-    for line in body.splitlines():
-        if line.startswith("# TYPE "):
-            typed.add(line.split()[2])
-            continue
-        if not line or line.startswith("#"):
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"not an exposition line: {line!r}"
-        name, labels, value = match.groups()
-        base = re.sub(r"_(bucket|sum|count)$", "", name)
-        assert name in typed or base in typed, f"{name} has no # TYPE line"
-        samples[(name, labels or "")] = float(value)
-    return samples
+free_port, fetch, scrape = fleet.free_port, fleet.fetch, fleet.scrape
 
 
 class Metrics(unittest.TestCase):

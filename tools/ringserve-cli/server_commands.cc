@@ -56,6 +56,13 @@ void PrintWorkerStats(const ringserve::v1::WorkerStats& w) {
       "prompt tokens (%.1f%%)\n",
       kv.blocks_used(), kv.blocks_cached(), kv.blocks_free(), kv.blocks_total(),
       kv.block_size_tokens(), kv.cache_hit_tokens_total(), kv.prompt_tokens_total(), hit);
+  if (kv.host_blocks_total() > 0) {
+    std::cout << absl::StrFormat(
+        "  kv host tier: %d of %d blocks hold evicted K/V; %d copied out, %d prompt tokens "
+        "copied back\n",
+        kv.host_blocks_stored(), kv.host_blocks_total(), kv.offloaded_blocks_total(),
+        kv.host_hit_tokens_total());
+  }
   std::cout << absl::StrFormat(
       "  requests: %d running, %d waiting (queue %d); %d sessions; %d finished, %d tokens "
       "generated, %d preemptions\n",

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/check.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
 #include "kernels/cpu/cpu_sampling.h"
@@ -11,7 +12,9 @@ namespace ringserve::engine {
 
 FakeModelRunner::FakeModelRunner(FakeModelRunnerOptions options)
     : options_(std::move(options)),
-      slots_(static_cast<size_t>(options_.num_kv_blocks) * options_.block_size_tokens, -1) {
+      slots_(static_cast<size_t>(options_.num_kv_blocks) * options_.block_size_tokens, -1),
+      host_slots_(static_cast<size_t>(options_.num_host_kv_blocks) * options_.block_size_tokens,
+                  -1) {
   for (const std::string& name : options_.lora_adapters) {
     std::shared_ptr<model::PreparedLora> adapter;
     if (!name.empty()) {
@@ -220,8 +223,13 @@ absl::StatusOr<std::span<const float>> FakeModelRunner::Forward(
 void FakeModelRunner::CopyBlocks(std::span<const kvcache::BlockCopy> copies) {
   const auto block_size = static_cast<size_t>(options_.block_size_tokens);
   for (const kvcache::BlockCopy& copy : copies) {
-    std::copy_n(slots_.begin() + static_cast<ptrdiff_t>(copy.src_block * block_size), block_size,
-                slots_.begin() + static_cast<ptrdiff_t>(copy.dst_block * block_size));
+    const std::vector<int32_t>& from =
+        copy.kind == kvcache::CopyKind::kFromHost ? host_slots_ : slots_;
+    std::vector<int32_t>& to = copy.kind == kvcache::CopyKind::kToHost ? host_slots_ : slots_;
+    RS_CHECK(static_cast<size_t>(copy.src_block + 1) * block_size <= from.size());
+    RS_CHECK(static_cast<size_t>(copy.dst_block + 1) * block_size <= to.size());
+    std::copy_n(from.begin() + static_cast<ptrdiff_t>(copy.src_block * block_size), block_size,
+                to.begin() + static_cast<ptrdiff_t>(copy.dst_block * block_size));
   }
   std::lock_guard<std::mutex> lock(mu_);
   num_pending_copies_ += static_cast<int32_t>(copies.size());

@@ -24,6 +24,7 @@ struct FakeModelRunnerOptions {
   int32_t vocab_size = 64;
   int32_t block_size_tokens = 4;
   int32_t num_kv_blocks = 64;
+  int32_t num_host_kv_blocks = 0;  // the host tier's slots (one token id per position too)
   int32_t max_batch_tokens = 64;
   int32_t max_seqs = 8;
   int32_t max_sampled_rows = 0;  // 0 = max_seqs
@@ -78,6 +79,7 @@ class FakeModelRunner final : public ModelRunner {
   int32_t vocab_size() const override { return options_.vocab_size; }
   int32_t block_size_tokens() const override { return options_.block_size_tokens; }
   int32_t num_kv_blocks() const override { return options_.num_kv_blocks; }
+  int32_t num_host_kv_blocks() const override { return options_.num_host_kv_blocks; }
   int32_t max_batch_tokens() const override { return options_.max_batch_tokens; }
   int32_t max_seqs() const override { return options_.max_seqs; }
   int32_t max_sampled_rows() const override {
@@ -130,6 +132,7 @@ class FakeModelRunner final : public ModelRunner {
 
   // Per KV slot: token id + vocab_size * the adapter load that wrote it; -1 = never written.
   std::vector<int32_t> slots_;
+  std::vector<int32_t> host_slots_;  // the host tier, laid out as slots_
   std::vector<int32_t> slot_loads_;  // per LoRA slot: the load it holds, 0 when empty
   std::vector<std::shared_ptr<const model::PreparedLora>> created_adapters_;
   // Every adapter object written, kept alive so that no other takes its address; its index

@@ -47,6 +47,7 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(
   limits.max_context_tokens = runner->max_context_tokens();
   limits.block_size_tokens = runner->block_size_tokens();
   limits.num_kv_blocks = runner->num_kv_blocks();
+  limits.num_host_kv_blocks = runner->num_host_kv_blocks();
   auto clamp = [](int32_t wanted, int32_t cap) { return wanted > 0 ? std::min(wanted, cap) : cap; };
   limits.max_batch_tokens = clamp(options.max_batch_tokens, runner->max_batch_tokens());
   limits.max_seqs = clamp(options.max_seqs, runner->max_seqs());
@@ -106,8 +107,10 @@ Generator::Generator(std::unique_ptr<ModelRunner> runner, std::unique_ptr<Adapte
   if (tokenizer_ != nullptr) {
     token_trie_ = std::make_unique<grammar::TokenTrie>(tokenizer_->ReplyBytesOfTokens());
   }
-  kv_ = std::make_unique<kvcache::KvCacheManager>(kvcache::KvCacheOptions{
-      .num_blocks = limits_.num_kv_blocks, .block_size_tokens = limits_.block_size_tokens});
+  kv_ = std::make_unique<kvcache::KvCacheManager>(
+      kvcache::KvCacheOptions{.num_blocks = limits_.num_kv_blocks,
+                              .block_size_tokens = limits_.block_size_tokens,
+                              .num_host_blocks = limits_.num_host_kv_blocks});
   scheduler_ =
       std::make_unique<Scheduler>(kv_.get(),
                                   SchedulerLimits{.max_batch_tokens = limits_.max_batch_tokens,
@@ -316,7 +319,12 @@ bool Generator::Step() {
   const absl::Time start = absl::Now();
   if (limits_.max_drafts > 0) ProposeDrafts();
   StepPlan plan = scheduler_->Schedule();
-  if (plan.empty()) return false;
+  if (plan.empty()) {
+    // A schedule that admitted and then preempted may still have copied blocks out to the
+    // host tier, which now says it holds them.
+    if (!plan.copies.empty()) runner_->CopyBlocks(plan.copies);
+    return false;
+  }
   for (const auto& [seq, cached] : plan.first_admissions) {
     Job& job = *jobs_.at(seq->job_id);
     job.cached_tokens = cached;

@@ -198,6 +198,7 @@ class Generator {
   int32_t max_context_tokens() const { return limits_.max_context_tokens; }
   int32_t block_size_tokens() const { return limits_.block_size_tokens; }
   int32_t num_kv_blocks() const { return limits_.num_kv_blocks; }
+  int32_t num_host_kv_blocks() const { return limits_.num_host_kv_blocks; }
   int32_t max_batch_tokens() const { return limits_.max_batch_tokens; }
   int32_t max_seqs() const { return limits_.max_seqs; }
 
@@ -207,6 +208,7 @@ class Generator {
     int32_t max_context_tokens = 0;
     int32_t block_size_tokens = 0;
     int32_t num_kv_blocks = 0;
+    int32_t num_host_kv_blocks = 0;
     int32_t max_batch_tokens = 0;
     int32_t max_seqs = 0;
     int32_t max_drafts = 0;      // per step

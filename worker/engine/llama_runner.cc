@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/check.h"
 #include "common/status_macros.h"
 #include "kvcache/sizing.h"
 
@@ -55,7 +57,9 @@ absl::StatusOr<std::unique_ptr<LlamaRunner>> LlamaRunner::Create(
     const LlamaRunnerOptions& options) {
   RS_ASSIGN_OR_RETURN(auto model, model::LlamaModel::Create(checkpoint, backend,
                                                             ToModelOptions(options, *backend)));
-  return std::make_unique<LlamaRunner>(std::move(model));
+  auto runner = std::make_unique<LlamaRunner>(std::move(model));
+  RS_RETURN_IF_ERROR(runner->AllocateHostTier(options.kv_host_memory_bytes));
+  return runner;
 }
 
 absl::StatusOr<std::unique_ptr<LlamaRunner>> LlamaRunner::CreateWithRandomWeights(
@@ -63,12 +67,44 @@ absl::StatusOr<std::unique_ptr<LlamaRunner>> LlamaRunner::CreateWithRandomWeight
     const LlamaRunnerOptions& options) {
   RS_ASSIGN_OR_RETURN(auto model, model::LlamaModel::CreateWithRandomWeights(
                                       config, seed, backend, ToModelOptions(options, *backend)));
-  return std::make_unique<LlamaRunner>(std::move(model));
+  auto runner = std::make_unique<LlamaRunner>(std::move(model));
+  RS_RETURN_IF_ERROR(runner->AllocateHostTier(options.kv_host_memory_bytes));
+  return runner;
+}
+
+absl::Status LlamaRunner::AllocateHostTier(size_t bytes) {
+  RS_CHECK(num_host_blocks_ == 0);
+  if (bytes == 0) return absl::OkStatus();
+  const size_t block_bytes = model_->kv_storage().bytes_per_block();
+  const size_t blocks = std::min<size_t>(bytes / block_bytes, INT32_MAX);
+  if (blocks == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "kv host memory: ", bytes, " bytes hold no KV block of ", block_bytes, " bytes"));
+  }
+  RS_ASSIGN_OR_RETURN(host_tier_, model_->backend()->AllocateHost(blocks * block_bytes));
+  num_host_blocks_ = static_cast<int32_t>(blocks);
+  return absl::OkStatus();
 }
 
 void LlamaRunner::CopyBlocks(std::span<const kvcache::BlockCopy> copies) {
+  model::KvStorage& kv = model_->kv_storage();
+  const size_t block_bytes = kv.bytes_per_block();
+  const auto host_block = [&](int32_t slot) {
+    RS_CHECK(slot >= 0 && slot < num_host_blocks_);
+    return host_tier_.as<uint8_t>() + static_cast<size_t>(slot) * block_bytes;
+  };
   for (const kvcache::BlockCopy& copy : copies) {
-    model_->kv_storage().CopyBlock(copy.src_block, copy.dst_block);
+    switch (copy.kind) {
+      case kvcache::CopyKind::kOnDevice:
+        kv.CopyBlock(copy.src_block, copy.dst_block);
+        break;
+      case kvcache::CopyKind::kToHost:
+        kv.CopyBlockToHost(copy.src_block, host_block(copy.dst_block));
+        break;
+      case kvcache::CopyKind::kFromHost:
+        kv.CopyBlockFromHost(host_block(copy.src_block), copy.dst_block);
+        break;
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 // ModelRunner over the Llama forward pass: LlamaModel owns the weights and the K/V
-// tensors; this adapter sizes the KV pool from the engine's memory setting and copies
-// blocks for copy-on-write.
+// tensors; this adapter sizes the KV pool from the engine's memory setting, owns the host
+// tier's memory and copies blocks (copy-on-write, to and from the host tier).
 #ifndef RINGSERVE_WORKER_ENGINE_LLAMA_RUNNER_H_
 #define RINGSERVE_WORKER_ENGINE_LLAMA_RUNNER_H_
 
@@ -29,6 +29,9 @@ struct LlamaRunnerOptions {
   int32_t max_sampled_rows = 0;     // most sampled rows per step; 0 = max_seqs
   int32_t num_kv_blocks = 0;        // > 0: exactly this many blocks, kv_memory ignored
   KvMemory kv_memory = {.fraction_of_free = 0.9};
+  // Host memory for the KV cache's host tier (--kv-host-memory): blocks the pool evicts are
+  // kept there and copied back when a prompt needs them again. 0: none.
+  size_t kv_host_memory_bytes = 0;
 };
 
 // Blocks of bytes_per_block that `memory` holds on `backend` (a fraction is of the free
@@ -53,9 +56,14 @@ class LlamaRunner final : public ModelRunner {
       const LlamaRunnerOptions& options);
   explicit LlamaRunner(std::unique_ptr<model::LlamaModel> model) : model_(std::move(model)) {}
 
+  // Allocates the host tier: as many whole blocks as `bytes` hold (0: none), page-locked on a
+  // GPU. RESOURCE_EXHAUSTED when the memory cannot be had. Once, before the first pass.
+  absl::Status AllocateHostTier(size_t bytes);
+
   int32_t vocab_size() const override { return model_->config().vocab_size; }
   int32_t block_size_tokens() const override { return model_->options().block_size; }
   int32_t num_kv_blocks() const override { return model_->options().num_kv_blocks; }
+  int32_t num_host_kv_blocks() const override { return num_host_blocks_; }
   std::vector<std::shared_ptr<const model::PreparedLora>> lora_adapters() const override {
     return model_->lora_slots();
   }
@@ -83,6 +91,8 @@ class LlamaRunner final : public ModelRunner {
 
  private:
   std::unique_ptr<model::LlamaModel> model_;
+  kernels::HostBuffer host_tier_;  // num_host_blocks_ blocks of KvStorage::bytes_per_block()
+  int32_t num_host_blocks_ = 0;
 };
 
 }  // namespace ringserve::engine

@@ -26,6 +26,9 @@ class ModelRunner {
   virtual int32_t vocab_size() const = 0;
   virtual int32_t block_size_tokens() const = 0;
   virtual int32_t num_kv_blocks() const = 0;
+  // Blocks of host memory that keep K/V the device pool evicts (kvcache::HostBlockIndex);
+  // 0 without a host tier.
+  virtual int32_t num_host_kv_blocks() const { return 0; }
   // Most tokens and sequences one Forward() may carry.
   virtual int32_t max_batch_tokens() const = 0;
   virtual int32_t max_seqs() const = 0;
@@ -62,7 +65,8 @@ class ModelRunner {
   // Most penalty entries one pass takes.
   virtual int64_t max_penalty_entries() const = 0;
 
-  // Copies whole KV blocks (src -> dst) in order, before the next Forward() reads them.
+  // Copies whole KV blocks in order (kvcache::BlockCopy: on the device, or to and from the
+  // host tier's slots), before the next Forward() reads them.
   virtual void CopyBlocks(std::span<const kvcache::BlockCopy> copies) = 0;
 };
 

@@ -33,6 +33,8 @@ absl::StatusOr<std::unique_ptr<KvStorage>> KvStorage::Create(const ModelConfig& 
   }
   storage->shape_ = kernels::KvLayerView{
       nullptr, nullptr, dtype, num_blocks, block_size, config.num_kv_heads, config.head_dim};
+  storage->layer_block_bytes_ = kernels::DTypeBytes(
+      dtype, static_cast<size_t>(block_size) * config.num_kv_heads * config.head_dim);
   const size_t layer_bytes =
       kernels::DTypeBytes(storage->shape_.dtype, static_cast<size_t>(num_blocks) * block_size *
                                                      config.num_kv_heads * config.head_dim);
@@ -52,17 +54,39 @@ kernels::KvLayerView KvStorage::Layer(int layer) const {
   return view;
 }
 
-void KvStorage::CopyBlock(int src, int dst) {
-  RS_CHECK(src >= 0 && src < num_blocks_ && dst >= 0 && dst < num_blocks_);
-  const size_t block_bytes = kernels::DTypeBytes(
-      shape_.dtype, static_cast<size_t>(block_size_) * shape_.num_kv_heads * shape_.head_dim);
+template <typename CopyOne>
+void KvStorage::ForEachTensor(CopyOne copy_one) {
+  size_t index = 0;
   for (size_t layer = 0; layer < k_.size(); ++layer) {
     for (const kernels::DeviceBuffer* tensor : {&k_[layer], &v_[layer]}) {
-      auto* base = tensor->as<uint8_t>();
-      backend_->CopyOnDevice(base + static_cast<size_t>(dst) * block_bytes,
-                             base + static_cast<size_t>(src) * block_bytes, block_bytes);
+      copy_one(tensor->as<uint8_t>(), index++);
     }
   }
+}
+
+uint8_t* KvStorage::BlockIn(uint8_t* tensor, int block) const {
+  RS_CHECK(block >= 0 && block < num_blocks_);
+  return tensor + static_cast<size_t>(block) * layer_block_bytes_;
+}
+
+void KvStorage::CopyBlock(int src, int dst) {
+  ForEachTensor([&](uint8_t* tensor, size_t /*index*/) {
+    backend_->CopyOnDevice(BlockIn(tensor, dst), BlockIn(tensor, src), layer_block_bytes_);
+  });
+}
+
+void KvStorage::CopyBlockToHost(int block, uint8_t* dst) {
+  ForEachTensor([&](uint8_t* tensor, size_t index) {
+    backend_->CopyToHostQueued(dst + index * layer_block_bytes_, BlockIn(tensor, block),
+                               layer_block_bytes_);
+  });
+}
+
+void KvStorage::CopyBlockFromHost(const uint8_t* src, int block) {
+  ForEachTensor([&](uint8_t* tensor, size_t index) {
+    backend_->CopyToDevice(BlockIn(tensor, block), src + index * layer_block_bytes_,
+                           layer_block_bytes_);
+  });
 }
 
 }  // namespace ringserve::model

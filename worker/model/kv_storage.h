@@ -4,6 +4,7 @@
 #ifndef RINGSERVE_WORKER_MODEL_KV_STORAGE_H_
 #define RINGSERVE_WORKER_MODEL_KV_STORAGE_H_
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -26,16 +27,29 @@ class KvStorage {
   int num_blocks() const { return num_blocks_; }
   int block_size() const { return block_size_; }
   kernels::KvLayerView Layer(int layer) const;
+  // Bytes one block takes over all layers (K and V): BytesPerBlock for this storage.
+  size_t bytes_per_block() const { return 2 * layer_block_bytes_ * k_.size(); }
   // Copies block `src` into block `dst` in every layer's K and V, on the backend's stream
   // (copy-on-write of a shared partial block). Both ids must be in [0, num_blocks).
   void CopyBlock(int src, int dst);
+  // Copies block `block` of every layer's K and V to host memory at `dst`
+  // (bytes_per_block() bytes of a HostBuffer: layer by layer, K then V), queued on the
+  // backend's stream (Backend::CopyToHostQueued), and back: the KV cache's host tier.
+  void CopyBlockToHost(int block, uint8_t* dst);
+  void CopyBlockFromHost(const uint8_t* src, int block);
 
  private:
   KvStorage() = default;
+  // Calls copy_one(tensor's first byte, index) for each layer's K then V, index counting up.
+  template <typename CopyOne>
+  void ForEachTensor(CopyOne copy_one);
+  // The first byte of `block` in one layer's K or V tensor; block in [0, num_blocks) (checked).
+  uint8_t* BlockIn(uint8_t* tensor, int block) const;
   kernels::Backend* backend_ = nullptr;
   kernels::KvLayerView shape_;
   int num_blocks_ = 0;
   int block_size_ = 0;
+  size_t layer_block_bytes_ = 0;  // one block of one layer's K (or V)
   std::vector<kernels::DeviceBuffer> k_;
   std::vector<kernels::DeviceBuffer> v_;
 };

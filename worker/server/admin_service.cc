@@ -36,6 +36,10 @@ grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* co
   kv->set_block_size_tokens(env_.service->generator->block_size_tokens());
   kv->set_prompt_tokens_total(stats.num_prompt_tokens);
   kv->set_cache_hit_tokens_total(stats.num_cached_tokens);
+  kv->set_host_blocks_total(stats.kv.num_host_blocks);
+  kv->set_host_blocks_stored(stats.kv.num_host_stored_blocks);
+  kv->set_offloaded_blocks_total(stats.kv.num_offloaded_blocks);
+  kv->set_host_hit_tokens_total(stats.kv.num_host_hit_tokens);
   env_.steps->Summarize(now, w->mutable_batches());
   w->set_running_requests(stats.num_running);
   w->set_waiting_requests(stats.num_waiting);

@@ -69,9 +69,12 @@ int Run(int argc, char** argv) {
   // milliseconds, not after minutes of loading (the number flags' ranges already did at
   // parse time).
   absl::StatusOr<KvMemory> kv_memory = ringserve::server::KvMemoryFor(flags);
-  if (!kv_memory.ok()) {
-    std::cerr << "ringserve-worker: " << kv_memory.status().message() << "\n";
-    return 2;
+  absl::StatusOr<size_t> kv_host_memory = ringserve::server::KvHostMemoryFor(flags);
+  for (const absl::Status& s : {kv_memory.status(), kv_host_memory.status()}) {
+    if (!s.ok()) {
+      std::cerr << "ringserve-worker: " << s.message() << "\n";
+      return 2;
+    }
   }
   for (const absl::Status& s :
        {flags.speculation.Validate(), ringserve::server::CheckLoraDir(flags)}) {
@@ -183,9 +186,10 @@ int Run(int argc, char** argv) {
       flags.sampling_threads == 0 && flags.model.device == "cpu" ? 1 : flags.sampling_threads;
   options.generator.min_step_time = absl::Milliseconds(flags.min_step_ms);
 
+  auto runner = std::make_unique<ringserve::engine::LlamaRunner>(*std::move(model));
+  if (absl::Status s = runner->AllocateHostTier(*kv_host_memory); !s.ok()) return fail(s);
   auto server = ringserve::server::WorkerServer::Create(
-      std::move(options), std::make_unique<ringserve::engine::LlamaRunner>(*std::move(model)),
-      std::move(loaded->tokenizer), metrics->get());
+      std::move(options), std::move(runner), std::move(loaded->tokenizer), metrics->get());
   if (!server.ok()) return fail(server.status());
   starting.reset();  // from here a signal drains
   // A CPU worker names the instruction set its kernels run on (RINGSERVE_CPU_ISA caps it).
@@ -193,9 +197,12 @@ int Run(int argc, char** argv) {
       flags.model.device == "cpu"
           ? std::string(", ") + ringserve::kernels::cpu::IsaName(ringserve::kernels::cpu::BestIsa())
           : std::string();
-  std::printf("ringserve-worker %s listening on %s:%d (%d KV blocks of %d tokens, %s%s)\n",
+  const int32_t host_blocks = (*server)->generator().num_host_kv_blocks();
+  const std::string host_tier =
+      host_blocks > 0 ? absl::StrCat(" + ", host_blocks, " in host memory") : std::string();
+  std::printf("ringserve-worker %s listening on %s:%d (%d KV blocks%s of %d tokens, %s%s)\n",
               flags.id.c_str(), flags.host.c_str(), (*server)->port(),
-              (*server)->generator().num_kv_blocks(), flags.block_size,
+              (*server)->generator().num_kv_blocks(), host_tier.c_str(), flags.block_size,
               std::string(ringserve::kernels::DTypeName(loaded->kv_dtype)).c_str(), isa.c_str());
   std::fflush(stdout);
 

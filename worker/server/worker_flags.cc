@@ -25,6 +25,9 @@ void WorkerFlags::Register(tools::ArgParser& args) {
                  "free after the weights (0.9); default 1GiB on the CPU, 0.9 on a GPU");
   args.AddInt("kv-blocks", &kv_blocks, "KV pool in blocks (0, the default: sized by --kv-memory)",
               kZeroMeansSomething);
+  args.AddString("kv-host-memory", &kv_host_memory,
+                 "host memory that keeps KV blocks the pool evicts, copied back when a prompt "
+                 "needs them again (a size: 64GiB; default none)");
   args.AddInt("block-size", &block_size, "tokens per KV block (16)", kPositive);
   args.AddInt("max-seqs", &max_seqs, "most sequences per step (256)", kPositive);
   args.AddInt("max-sessions", &max_sessions, "most live sessions; LRU beyond (16384)", kPositive);
@@ -88,6 +91,13 @@ absl::StatusOr<engine::KvMemory> KvMemoryFor(const WorkerFlags& flags) {
   if (!flags.kv_memory.empty()) return ParseKvMemory(flags.kv_memory);
   return flags.model.device == "cpu" ? engine::KvMemory{.bytes = size_t{1} << 30}
                                      : engine::KvMemory{.fraction_of_free = 0.9};
+}
+
+absl::StatusOr<size_t> KvHostMemoryFor(const WorkerFlags& flags) {
+  if (flags.kv_host_memory.empty()) return 0;
+  RS_ASSIGN_OR_RETURN(const int64_t bytes,
+                      tools::ParseByteSize(flags.kv_host_memory, "kv-host-memory"));
+  return static_cast<size_t>(bytes);
 }
 
 absl::Status CheckLoraDir(const WorkerFlags& flags) {

@@ -23,6 +23,7 @@ struct WorkerFlags {
   std::string id;
   std::string kv_memory;  // empty: 1GiB on the CPU, 0.9 of free memory on a GPU
   int kv_blocks = 0;
+  std::string kv_host_memory;  // empty: no host tier (LlamaRunnerOptions::kv_host_memory_bytes)
   int block_size = 16;
   int max_seqs = 256;
   int max_sessions = 16384;
@@ -50,6 +51,9 @@ absl::StatusOr<engine::KvMemory> ParseKvMemory(absl::string_view text);
 
 // --kv-memory, or its default for --device: 1GiB on the CPU, 0.9 of free memory on a GPU.
 absl::StatusOr<engine::KvMemory> KvMemoryFor(const WorkerFlags& flags);
+
+// --kv-host-memory in bytes: 0 when unset; INVALID_ARGUMENT naming the flag for a bad size.
+absl::StatusOr<size_t> KvHostMemoryFor(const WorkerFlags& flags);
 
 // --lora-dir needs --max-loras (slots with room for adapters found later) and a directory
 // that exists; INVALID_ARGUMENT or NOT_FOUND naming the flag.

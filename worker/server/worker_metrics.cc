@@ -87,6 +87,12 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
       kv_used_(kv_blocks_.Add({{"state", "used"}})),
       kv_cached_(kv_blocks_.Add({{"state", "cached"}})),
       kv_free_(kv_blocks_.Add({{"state", "free"}})),
+      kv_host_blocks_(BuildGauge()
+                          .Name("ringserve_worker_kv_host_blocks")
+                          .Help("Blocks of the KV cache's host tier (--kv-host-memory) by state")
+                          .Register(r)),
+      kv_host_stored_(kv_host_blocks_.Add({{"state", "stored"}})),
+      kv_host_free_(kv_host_blocks_.Add({{"state", "free"}})),
       running_(Gauge(r, "ringserve_worker_running_requests", "Sequences in the running set")),
       waiting_(
           Gauge(r, "ringserve_worker_queue_depth", "Requests waiting for KV blocks or budget")),
@@ -102,6 +108,11 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
       adapter_evictions_{Counter(r, "ringserve_worker_adapter_evictions_total",
                                  "Found LoRA adapters forgotten to make room for another "
                                  "(--max-cpu-loras)")},
+      kv_offloaded_{Counter(r, "ringserve_worker_kv_offloaded_blocks_total",
+                            "Cached KV blocks the pool evicted and copied into the host tier")},
+      kv_host_hit_tokens_{Counter(r, "ringserve_worker_kv_host_hit_tokens_total",
+                                  "Prompt tokens whose K/V were copied back from the host tier "
+                                  "instead of computed (part of the cached prompt tokens)")},
       grammar_lookups_(BuildCounter()
                            .Name("ringserve_worker_grammar_cache_lookups_total")
                            .Help("Response formats and tool-call grammars looked up among the "
@@ -151,6 +162,10 @@ void WorkerMetrics::Refresh(const engine::GeneratorStats& stats) {
   kv_used_.Set(stats.kv.num_used_blocks);
   kv_cached_.Set(stats.kv.num_cached_blocks);
   kv_free_.Set(stats.kv.num_free_blocks - stats.kv.num_cached_blocks);
+  kv_host_stored_.Set(stats.kv.num_host_stored_blocks);
+  kv_host_free_.Set(stats.kv.num_host_blocks - stats.kv.num_host_stored_blocks);
+  kv_offloaded_.Sync(stats.kv.num_offloaded_blocks);
+  kv_host_hit_tokens_.Sync(stats.kv.num_host_hit_tokens);
   running_.Set(stats.num_running);
   waiting_.Set(stats.num_waiting);
   sessions_.Set(stats.num_sessions);

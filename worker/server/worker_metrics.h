@@ -58,6 +58,9 @@ class WorkerMetrics {
   prometheus::Gauge& kv_used_;
   prometheus::Gauge& kv_cached_;
   prometheus::Gauge& kv_free_;
+  prometheus::Family<prometheus::Gauge>& kv_host_blocks_;
+  prometheus::Gauge& kv_host_stored_;
+  prometheus::Gauge& kv_host_free_;
   prometheus::Gauge& running_;
   prometheus::Gauge& waiting_;
   prometheus::Gauge& sessions_;
@@ -74,6 +77,8 @@ class WorkerMetrics {
   TotalCounter adapter_swaps_;
   TotalCounter adapters_found_;
   TotalCounter adapter_evictions_;
+  TotalCounter kv_offloaded_;
+  TotalCounter kv_host_hit_tokens_;
   prometheus::Family<prometheus::Counter>& grammar_lookups_;
   TotalCounter grammar_hits_;
   TotalCounter grammar_misses_;

@@ -73,15 +73,18 @@ class GeneratorModelTest : public ::testing::TestWithParam<TestDevice> {
   }
 
   // speculate > 0: that many draft tokens a step (GeneratorOptions::speculate_tokens);
-  // prompt_rows: scored prompt positions a step (GeneratorOptions::prompt_logprob_rows).
+  // prompt_rows: scored prompt positions a step (GeneratorOptions::prompt_logprob_rows);
+  // host_bytes: the KV cache's host tier (LlamaRunnerOptions::kv_host_memory_bytes).
   std::unique_ptr<Generator> Make(int32_t num_kv_blocks, int32_t max_batch_tokens = 64,
-                                  int32_t speculate = 0, int32_t prompt_rows = 0) {
+                                  int32_t speculate = 0, int32_t prompt_rows = 0,
+                                  size_t host_bytes = 0) {
     LlamaRunnerOptions options;
     options.block_size_tokens = 16;
     options.max_batch_tokens = max_batch_tokens;  // small: forces chunked prefill
     options.max_seqs = 16;
     options.max_sampled_rows = options.max_seqs * (1 + speculate) + prompt_rows;
     options.num_kv_blocks = num_kv_blocks;
+    options.kv_host_memory_bytes = host_bytes;
     auto runner = LlamaRunner::Create(*checkpoint_, backend_.get(), options);
     EXPECT_TRUE(runner.ok()) << runner.status();
     if (!runner.ok()) return nullptr;
@@ -92,6 +95,9 @@ class GeneratorModelTest : public ::testing::TestWithParam<TestDevice> {
     EXPECT_TRUE(generator.ok()) << generator.status();
     return generator.ok() ? *std::move(generator) : nullptr;
   }
+
+  // See the definition.
+  void CheckAnEvictedPrefixComesBackFromTheHostTier(int32_t prefix_blocks);
 
   // Greedy for even cases, temperature 0.8 for odd ones; seeds fixed per case.
   std::vector<JobRequest> Requests(bool sampled) const {
@@ -335,6 +341,49 @@ TEST_P(GeneratorModelTest, ASharedPrefixOf256TokensIsServedFromTheCache) {
   EXPECT_EQ(g->Stats().kv.num_used_blocks, 0);
 }
 
+// A prompt whose blocks another prompt evicted: with a host tier they come back from host
+// memory (the chain's head still on the device, the rest copied back) and give the tokens
+// the prompt gave when it was computed; without one they are computed again.
+void GeneratorModelTest::CheckAnEvictedPrefixComesBackFromTheHostTier(int32_t prefix_blocks) {
+  const int32_t prefix_tokens = prefix_blocks * 16;
+  JobRequest first;
+  for (int i = 0; static_cast<int32_t>(first.tokens.size()) < prefix_tokens + 3; ++i) {
+    first.tokens.push_back(3 + (i * 37) % 500);
+  }
+  first.max_tokens = 4;
+  first.ignore_eos = true;
+  JobRequest other = first;
+  for (int32_t& t : other.tokens) t = 3 + (t * 11) % 500;
+  other.tokens.resize(static_cast<size_t>(prefix_tokens + 40));
+  // The other prompt needs all but one block of the pool: every cached block of the first
+  // but its head is evicted (a released prefix goes tail first).
+  const auto pool = static_cast<int32_t>(kvcache::NumBlocksForTokens(prefix_tokens + 44, 16)) + 1;
+  for (const size_t host_bytes : {size_t{0}, size_t{16} << 20}) {
+    SCOPED_TRACE(::testing::Message() << host_bytes << " bytes of host memory");
+    auto g = Make(pool, 64, 0, 0, host_bytes);
+    ASSERT_NE(g, nullptr);
+    const JobEvent a = g->Submit(first)->Collect();
+    ASSERT_TRUE(a.status.ok()) << a.status;
+    ASSERT_TRUE(g->Submit(other)->Collect().status.ok());
+    const JobEvent again = g->Submit(first)->Collect();
+    ASSERT_TRUE(again.status.ok()) << again.status;
+    EXPECT_EQ(Ids(again), Ids(a));
+    const GeneratorStats stats = g->Stats();
+    if (host_bytes == 0) {
+      EXPECT_EQ(again.result.usage.cached_tokens, 16);
+      EXPECT_EQ(stats.kv.num_host_blocks, 0);
+    } else {
+      EXPECT_EQ(again.result.usage.cached_tokens, prefix_tokens);
+      EXPECT_EQ(stats.kv.num_host_hit_tokens, prefix_tokens - 16);
+      EXPECT_GT(stats.kv.num_host_blocks, pool);
+    }
+  }
+}
+
+TEST_P(GeneratorModelTest, AnEvictedPrefixComesBackFromTheHostTier) {
+  CheckAnEvictedPrefixComesBackFromTheHostTier(16);
+}
+
 TEST_P(GeneratorModelTest, StopStringsEndTheTextBeforeTheMatch) {
   auto g = Make(64);
   ASSERT_NE(g, nullptr);
@@ -487,6 +536,12 @@ TEST_P(GeneratorEmulatedTest, SpeculativeDecodingGivesTheSameTokens) {
 // LogprobRows) on the emulation.
 TEST_P(GeneratorEmulatedTest, PromptLogprobsOfAGeneratedTextAreThoseItWasGeneratedWith) {
   CheckScoresOfGeneratedTexts(/*num_cases=*/1, /*max_tokens=*/4);
+}
+
+// The copies to and from host memory through the CUDA sources' stream (queued device-to-host
+// copies, then host-to-device ones).
+TEST_P(GeneratorEmulatedTest, AnEvictedPrefixComesBackFromTheHostTier) {
+  CheckAnEvictedPrefixComesBackFromTheHostTier(4);
 }
 
 TEST_P(GeneratorEmulatedTest, EmbeddingsDoNotDependOnTheBatch) {

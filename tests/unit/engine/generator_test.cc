@@ -772,5 +772,39 @@ TEST(GeneratorTest, PinnedSessionsGiveTheirBlocksBackUnderPressure) {
   EXPECT_EQ(e.result.usage.prompt_tokens, 13);
 }
 
+// Sessions unpinned under pressure lose their blocks to the next prompts; with a host tier
+// those blocks wait in host memory and the next turn copies them back (the fake model reads
+// every position's token through the block table, so a wrong copy changes the output).
+TEST(GeneratorTest, EvictedSessionHistoriesComeBackFromTheHostTier) {
+  for (const int32_t host_blocks : {0, 64}) {
+    SCOPED_TRACE(absl::StrCat(host_blocks, " host blocks"));
+    FakeModelRunnerOptions fake = Rule();
+    fake.num_kv_blocks = 16;
+    fake.num_host_kv_blocks = host_blocks;
+    Fixture f(fake);
+    std::vector<std::vector<int32_t>> histories;
+    for (int i = 0; i < 8; ++i) {  // 8 sessions x 4 blocks: the first ones are evicted
+      JobEvent e = f.Run(Turn(absl::StrCat("s", i), Prompt(14, i), 2, false));
+      ASSERT_TRUE(e.status.ok()) << e.status;
+      histories.push_back(Prompt(14, i));
+      for (const GeneratedToken& t : e.tokens) histories.back().push_back(t.id);
+    }
+    JobEvent e = f.Run(Turn("s0", {4}, 3, true));
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    histories[0].push_back(4);
+    EXPECT_EQ(Ids(e), Expected(histories[0], 3));
+    const GeneratorStats stats = f.generator->Stats();
+    if (host_blocks == 0) {
+      EXPECT_EQ(e.result.usage.cached_tokens, 0);
+      EXPECT_EQ(stats.kv.num_offloaded_blocks, 0);
+    } else {
+      // The history's three full blocks (its last sampled token was never computed).
+      EXPECT_EQ(e.result.usage.cached_tokens, 12);
+      EXPECT_EQ(stats.kv.num_host_hit_tokens, 12);
+      EXPECT_GT(stats.kv.num_offloaded_blocks, 0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ringserve::engine

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The KV cache's host tier under multi-turn sessions whose histories outgrow the pool:
-#   bench/service/kv_host_tier.sh HOST_MEMORY [BIN_DIR]      (HOST_MEMORY: 0 for none, 2GiB)
-# starts one CPU worker (llama-110m, random weights, a 256MiB KV pool, --kv-host-memory
+#   [KV_MEMORY=256MiB] bench/service/kv_host_tier.sh HOST_MEMORY [BIN_DIR]   (HOST_MEMORY: 0, 2GiB)
+# starts one CPU worker (llama-110m, random weights, a KV_MEMORY pool, --kv-host-memory
 # HOST_MEMORY unless 0) on port 51190, runs ringserve-bench with 32 sessions of 4 appended
 # turns (128 new tokens and 16 generated a turn) in round-robin order, 4 in flight, prints
 # its report and the worker's KV lines, and stops. Results: bench/RESULTS.md.
@@ -13,12 +13,12 @@ trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null' EXIT
 host=()
 [[ $host_memory != 0 ]] && host=(--kv-host-memory "$host_memory")
 "$bin/ringserve-worker" --dummy-weights --preset llama-110m --threads 1 --port 51190 --id w \
-    --kv-memory 256MiB "${host[@]}" > /tmp/kv-host-tier-worker.log 2>&1 &
+    --kv-memory "${KV_MEMORY:-256MiB}" "${host[@]}" > /tmp/kv-host-tier-worker.log 2>&1 &
 for _ in $(seq 1 120); do
   "$bin/ringserve-cli" --target 127.0.0.1:51190 stats > /dev/null 2>&1 && break
   sleep 0.5
 done
-head -1 /tmp/kv-host-tier-worker.log
+grep -m1 listening /tmp/kv-host-tier-worker.log
 "$bin/ringserve-bench" --target 127.0.0.1:51190 --sessions 32 --turns 4 --requests 128 \
     --concurrency 4 --prompt-tokens 128 --output-tokens 16 --seed 5 | tr '\r' '\n' | tail -12
 "$bin/ringserve-cli" --target 127.0.0.1:51190 stats | grep -E '^  kv|requests:'

@@ -82,6 +82,7 @@ STAGES=(
   "sampling 90 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 greedy, then temperature 0.8 top_p 0.95 (tokens picked on the device either way)"
   "speculate 90 ringserve-run bench llama-3-8b bf16: generator runs P=1 and 8 of 256/128 tokens, without drafts and with --speculate 4"
   "kv_fp8 60 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 over a bf16 and an fp8 (E4M3) KV cache"
+  "kv_host 45 ringserve-kv-copy-bench: Llama-3-8B bf16 KV blocks (2 MiB, 64 pieces each) to page-locked host memory and back, 1, 16 and 128 at a time (the --kv-host-memory tier's copies)"
   "lora 90 ringserve-run bench llama-3-8b bf16: decode B=1, 64@1024 and prefill 2048, without adapters and with 4 random rank-16 LoRA adapters (sequence i on adapter i mod 4); then 16 requests over the 4 with one slot: the engine's time per swap from host memory"
 )
 
@@ -475,6 +476,16 @@ stage_lora() {
   cat "$work/lora_off.json" "$work/lora_on.json" "$work/lora_swap.json"
 }
 
+# What the KV cache's host tier (--kv-host-memory) pays per block: KvStorage's copies of
+# whole blocks out to page-locked host memory and back, as the runner runs them before a pass.
+stage_kv_host() {
+  [[ -x $bin/ringserve-kv-copy-bench ]] ||
+    { echo "kv_host: ringserve-kv-copy-bench was not built"; return 77; }
+  RINGSERVE_BENCH_DEVICE=$device "$bin/ringserve-kv-copy-bench" --benchmark_format=json \
+    --benchmark_min_time=0.2 >"$work/kv_host.json" || return 1
+  cat "$work/kv_host.json"
+}
+
 # What speculative decoding's verifying passes cost and give at small batches: the generator
 # runs without drafts and with --speculate 4. With random weights how often drafts are right
 # says nothing of real text; the decode rate at a given acceptance does.
@@ -532,7 +543,7 @@ export root carry build work out sysroot device shared jobs python bin logs dead
 export -f stage_info native_deps stage_deps stage_hf_prepare cuda_arch unpack_prebuilt \
   stage_configure gpu_check_targets gpu_serve_targets gpu_build_digest stage_build stage_ctest stage_vectors stage_hf_compare wait_for_hf_prepare \
   stage_roofline stage_bench stage_baseline stage_serve_build stage_serve stage_sampling \
-  stage_algo_rows stage_sanitize
+  stage_algo_rows stage_sanitize stage_speculate stage_kv_fp8 stage_kv_host stage_lora
 
 # Starts stage $1 in the background under its time box; $work/$1.rc holds its exit status
 # once it has ended (77 at once when it is not wanted), and the stage table its row.
@@ -590,6 +601,8 @@ fi
 [[ -x $bin/ringserve-run ]] && stage sampling
 [[ -x $bin/ringserve-run ]] && stage speculate
 [[ -x $bin/ringserve-run ]] && stage kv_fp8
+[[ -x $bin/ringserve-kv-copy-bench ]] && stage kv_host
+[[ -x $bin/ringserve-run ]] && stage lora
 grep -P '^(hf_prepare|sanitize)\t' "$work/stages.tsv" |
   awk -F'\t' '{printf "== %-12s %-18s %4ss (background)\n", $1, $2, $3}'
 

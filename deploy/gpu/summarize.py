@@ -296,6 +296,21 @@ def lora_rows(off, on, swap=None):
     return rows
 
 
+def kv_host_rows(kv_host):
+    """(info) rows: the KV host tier's copies per block (ringserve-kv-copy-bench's JSON)."""
+    rows = []
+    for b in (kv_host or {}).get("benchmarks", []):
+        parts = b.get("name", "").split("/")
+        if len(parts) < 3 or "bytes_per_second" not in b or "us_per_block" not in b:
+            continue
+        direction = "to host" if parts[1].endswith("to_host") else "from host"
+        rows.append((f"(info) KV host tier: {parts[2]} Llama-3-8B bf16 block(s) of "
+                     f"{b.get('block_MiB', 0):.0f} MiB {direction}",
+                     f"{b['bytes_per_second'] / 1e9:.1f} GB/s, {b['us_per_block']:.0f} us a block",
+                     "", True))
+    return rows or [("(info) KV host tier: copies per block", "not run", "", True)]
+
+
 def speculate_rows(off, on):
     """(info) rows: generator runs with --speculate 4 against the same runs without drafts."""
     if not off or not on:
@@ -445,6 +460,8 @@ def compute(work):
         row(*r)
     for r in lora_rows(load(work, "lora_off.json"), load(work, "lora_on.json"),
                        load(work, "lora_swap.json")):
+        row(*r)
+    for r in kv_host_rows(load(work, "kv_host.json")):
         row(*r)
     sanitize = st.get("sanitize", {}).get("status", "not run")
     row("compute-sanitizer memcheck + racecheck + synccheck on the CUDA kernel tests", sanitize, "ok",

@@ -11,8 +11,9 @@ gpu_serve_targets() { echo ringserve-worker ringserve-router ringserve-cli rings
 # The test and bench targets of a configured Ninja build in $1: the device suites, plus the
 # CUDA backend's own tests and tools, whatever they are called.
 gpu_check_targets() {
-  local targets=(ringserve-run ringserve-gpu-roofline kernels_test model_forward_test
-                 model_golden_test model_decode_graph_test engine_test engine_model_test)
+  local targets=(ringserve-run ringserve-gpu-roofline ringserve-kv-copy-bench kernels_test
+                 model_forward_test model_golden_test model_decode_graph_test engine_test
+                 engine_model_test)
   mapfile -t -O ${#targets[@]} targets < <(ninja -C "$1" -t targets all 2>/dev/null |
     sed -n 's/^\([A-Za-z0-9_.+-]*\): phony$/\1/p' | grep -Ei 'cuda|gpu' |
     grep -v '^cmake_' | grep -v -x -e ringserve-gpu-roofline -e all | sort -u)

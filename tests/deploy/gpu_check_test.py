@@ -62,6 +62,27 @@ def script_checks():
            "check.sh without a GPU prints the plan and exits 0")
 
 
+def stage_wiring_checks():
+    """Every stage the plan lists is a function, exported to the bash each stage runs in,
+    and started by the run order: a stage missing one of the three would print in the plan
+    and then fail (command not found) or never run, only on the GPU machine."""
+    import re
+    with open(CHECK) as f:
+        text = f.read()
+    plan = text[text.index("STAGES=("):]
+    names = re.findall(r'^  "([a-z_0-9]+) \d+ ', plan[:plan.index("\n)\n")], re.MULTILINE)
+    exports = text[text.index("export -f "):]
+    exports = exports[:exports.index("\n\n")]
+    run_order = text[text.index("\nprint_plan\n"):]
+    for name in names:
+        expect(re.search(rf"^stage_{name}\(\) {{", text, re.MULTILINE) is not None,
+               f"check.sh defines stage_{name}")
+        expect(re.search(rf"\bstage_{name}\b", exports) is not None,
+               f"check.sh exports stage_{name}")
+        expect(re.search(rf"\b(background_)?stage {name}\b", run_order) is not None,
+               f"check.sh runs stage {name}")
+
+
 def target_checks():
     """Every test binary check.sh names is a target of this build (a renamed or new suite
     would otherwise be silently left out of the GPU run)."""
@@ -231,6 +252,14 @@ def summary_checks(work):
     json.dump({"runs": [dict(b["runs"][0], adapter_swaps=8, adapter_swap_s=0.04,
                              output_tokens_per_s=123.0)]},
               open(os.path.join(work, "lora_swap.json"), "w"))
+    # stage kv_host's benchmark, run here on the CPU (one block each way, briefly).
+    bench = os.path.join(BIN, "ringserve-kv-copy-bench")
+    if os.path.exists(bench):
+        p = run([bench, "--benchmark_format=json", "--benchmark_filter=/1/",
+                 "--benchmark_min_time=0.01"])
+        expect(p.returncode == 0, "ringserve-kv-copy-bench runs on the CPU", p.stderr[-1000:])
+        with open(os.path.join(work, "kv_host.json"), "w") as f:
+            f.write(p.stdout)
     out = os.path.join(work, "out")
     p = run([sys.executable, os.path.join(ROOT, "deploy/gpu/summarize.py"), "--work", work,
              "--out", out, "--elapsed-s", "42"])
@@ -254,6 +283,11 @@ def summary_checks(work):
            and "| 2.000x |" in md, "check.md compares the runs with drafts to those without", md)
     expect("8 swaps from host memory, 123.0 output t/s | 5.00 ms a swap |" in md,
            "check.md reports the engine's time per LoRA swap", md)
+    if os.path.exists(bench):
+        expect("| (info) KV host tier: 1 Llama-3-8B bf16 block(s) of 2 MiB to host |" in md
+               and "| (info) KV host tier: 1 Llama-3-8B bf16 block(s) of 2 MiB from host |" in md
+               and " us a block |" in md,
+               "check.md reports the host tier's copies per block", md)
     expect("(info) decode product w_down" in md and "(info) prefill product w_down" in md,
            "check.md lists the products at batch 1 and at the prefill length")
     expect("cuBLASLt's algorithm for 32 rows [best]" in md
@@ -419,6 +453,7 @@ def main():
     metric_checks()
     bf16_gate_checks()
     script_checks()
+    stage_wiring_checks()
     target_checks()
     with tempfile.TemporaryDirectory() as work:
         prebuilt_checks(work)

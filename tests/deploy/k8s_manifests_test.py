@@ -342,6 +342,27 @@ class GpuLoraOverlayTest(GpuOverlayTest):
         self.assertIn("adapter-affinity", flags(container(self.router_pod["spec"], "router")["args"]))
 
 
+def gibibytes(quantity):
+    """A Kubernetes memory quantity ("160Gi") or a ringserve size ("128GiB") in GiB."""
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Za-z]*)", quantity).groups()
+    scale = {"Gi": 1, "GiB": 1, "Mi": 1 / 1024, "MiB": 1 / 1024, "Ti": 1024, "TiB": 1024}[unit]
+    return float(number) * scale
+
+
+class GpuKvHostOverlayTest(GpuOverlayTest):
+    overlay = "gpu-kv-host"
+
+    def test_the_pods_memory_covers_the_page_locked_host_tier(self):
+        c = container(self.worker_pod["spec"], "worker")
+        tier = gibibytes(flags(c["args"])["kv-host-memory"])
+        self.assertGreaterEqual(tier, 64)
+        request = gibibytes(c["resources"]["requests"]["memory"])
+        limit = gibibytes(c["resources"]["limits"]["memory"])
+        # Page-locked memory is never reclaimed: the request holds it and the process beside.
+        self.assertGreaterEqual(request, tier + 16)
+        self.assertGreaterEqual(limit, request)
+
+
 class CpuDemoOverlayTest(OverlayTest):
     overlay = "cpu-demo"
 

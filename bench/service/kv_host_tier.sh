@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The KV cache's host tier under multi-turn sessions whose histories outgrow the pool:
-#   [KV_MEMORY=256MiB] bench/service/kv_host_tier.sh HOST_MEMORY [BIN_DIR]   (HOST_MEMORY: 0, 2GiB)
+#   [KV_MEMORY=256MiB] [STATELESS=1] bench/service/kv_host_tier.sh HOST_MEMORY [BIN_DIR]
+#   (HOST_MEMORY: 0 or a size such as 2GiB)
 # starts one CPU worker (llama-110m, random weights, a KV_MEMORY pool, --kv-host-memory
 # HOST_MEMORY unless 0) on port 51190, runs ringserve-bench with 32 sessions of 4 appended
 # turns (128 new tokens and 16 generated a turn) in round-robin order, 4 in flight, prints
-# its report and the worker's KV lines, and stops. Results: bench/RESULTS.md.
+# its report and the worker's KV lines, and stops. STATELESS=1: the client resends each whole
+# conversation without a session, as OpenAI-style clients do (ringserve-bench --stateless).
+# Results: bench/RESULTS.md.
 set -euo pipefail
 host_memory=${1:?host memory: 0 for none, or a size such as 2GiB}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -20,5 +23,6 @@ for _ in $(seq 1 120); do
 done
 grep -m1 listening /tmp/kv-host-tier-worker.log
 "$bin/ringserve-bench" --target 127.0.0.1:51190 --sessions 32 --turns 4 --requests 128 \
-    --concurrency 4 --prompt-tokens 128 --output-tokens 16 --seed 5 | tr '\r' '\n' | tail -12
+    --concurrency 4 --prompt-tokens 128 --output-tokens 16 --seed 5 \
+    ${STATELESS:+--stateless} | tr '\r' '\n' | tail -12
 "$bin/ringserve-cli" --target 127.0.0.1:51190 stats | grep -E '^  kv|requests:'

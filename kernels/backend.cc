@@ -28,6 +28,39 @@ absl::StatusOr<HostBuffer> Backend::AllocateHost(size_t bytes) {
 
 void Backend::FreeHost(void* data, size_t /*bytes*/) { std::free(data); }
 
+namespace {
+
+// Row r of a 2-D copy: `width` bytes from src + r * src_pitch to dst + r * dst_pitch.
+template <typename CopyRow>
+void CopyRows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+              size_t rows, CopyRow copy_row) {
+  RS_CHECK(dst_pitch >= width && src_pitch >= width);
+  for (size_t r = 0; r < rows; ++r) {
+    copy_row(static_cast<uint8_t*>(dst) + r * dst_pitch,
+             static_cast<const uint8_t*>(src) + r * src_pitch, width);
+  }
+}
+
+}  // namespace
+
+void Backend::CopyOnDevice2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                             size_t width, size_t rows) {
+  CopyRows(dst, dst_pitch, src, src_pitch, width, rows,
+           [this](void* d, const void* s, size_t n) { CopyOnDevice(d, s, n); });
+}
+
+void Backend::CopyToDevice2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                             size_t width, size_t rows) {
+  CopyRows(dst, dst_pitch, src, src_pitch, width, rows,
+           [this](void* d, const void* s, size_t n) { CopyToDevice(d, s, n); });
+}
+
+void Backend::CopyToHostQueued2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                                 size_t width, size_t rows) {
+  CopyRows(dst, dst_pitch, src, src_pitch, width, rows,
+           [this](void* d, const void* s, size_t n) { CopyToHostQueued(d, s, n); });
+}
+
 absl::Status Backend::ReserveAttention(const AttentionLimits& /*limits*/) {
   return absl::OkStatus();
 }

@@ -249,6 +249,15 @@ class Backend {
   // Device-to-device copy, enqueued on the stream like an op (copy-on-write of KV blocks).
   // The ranges must not overlap.
   virtual void CopyOnDevice(void* dst, const void* src, size_t bytes) = 0;
+  // The copies above for `rows` rows of `width` bytes each, `src_pitch` and `dst_pitch`
+  // bytes apart (>= width), in one call where a row each would take `rows`: a KV block in
+  // every layer's K and V (KvStorage). The defaults copy row by row.
+  virtual void CopyOnDevice2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                              size_t width, size_t rows);
+  virtual void CopyToDevice2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                              size_t width, size_t rows);
+  virtual void CopyToHostQueued2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                                  size_t width, size_t rows);
   virtual void Synchronize() = 0;
   virtual void Fill(void* dst, size_t bytes, uint8_t value) = 0;
 

@@ -1,8 +1,8 @@
 // What the KV cache's host tier costs per block (--kv-host-memory): KvStorage's copies of
 // whole blocks, every layer's K and V, to page-locked host memory and back, as
 // LlamaRunner::CopyBlocks runs them before a pass. At Llama-3-8B's shape in bf16 a block of
-// 16 tokens is 2 MiB in 64 pieces of 32 KiB (one per layer and tensor), so on a GPU the
-// figure says whether per-piece copies reach the bus's rate or a batched copy is needed.
+// 16 tokens is 2 MiB in 64 rows of 32 KiB (one per layer and tensor), one strided copy
+// (cudaMemcpy2DAsync on a GPU): the figure says whether that reaches the bus's rate.
 //
 // The backend comes from $RINGSERVE_BENCH_DEVICE ("cpu" by default, "cuda:0" on a GPU);
 // deploy/gpu/check.sh's kv_host stage runs it there.

@@ -82,7 +82,7 @@ STAGES=(
   "sampling 90 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 greedy, then temperature 0.8 top_p 0.95 (tokens picked on the device either way)"
   "speculate 90 ringserve-run bench llama-3-8b bf16: generator runs P=1 and 8 of 256/128 tokens, without drafts and with --speculate 4"
   "kv_fp8 60 ringserve-run bench llama-3-8b bf16: decode B=64 and 256@1024 over a bf16 and an fp8 (E4M3) KV cache"
-  "kv_host 45 ringserve-kv-copy-bench: Llama-3-8B bf16 KV blocks (2 MiB, 64 pieces each) to page-locked host memory and back, 1, 16 and 128 at a time (the --kv-host-memory tier's copies)"
+  "kv_host 45 ringserve-kv-copy-bench: Llama-3-8B bf16 KV blocks (2 MiB, 64 rows of one strided copy) to page-locked host memory and back, 1, 16 and 128 at a time (the --kv-host-memory tier's copies)"
   "lora 90 ringserve-run bench llama-3-8b bf16: decode B=1, 64@1024 and prefill 2048, without adapters and with 4 random rank-16 LoRA adapters (sequence i on adapter i mod 4); then 16 requests over the 4 with one slot: the engine's time per swap from host memory"
 )
 

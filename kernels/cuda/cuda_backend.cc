@@ -292,6 +292,49 @@ void CudaBackend::CopyOnDevice(void* dst, const void* src, size_t bytes) {
   RS_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
 }
 
+namespace {
+
+// One cudaMemcpy2DAsync on `stream`; false, and nothing queued, for a pitch beyond the
+// device's memPitch (2^31 - 1 bytes on every GPU ringserve runs on): the caller then copies
+// row by row (a KV pool whose layers lie further apart).
+bool TryCopy2D(cudaStream_t stream, void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+               size_t width, size_t rows, cudaMemcpyKind kind) {
+  constexpr size_t kMaxCopyPitch = 2147483647;
+  if (dst_pitch > kMaxCopyPitch || src_pitch > kMaxCopyPitch) return false;
+  if (width > 0 && rows > 0) {
+    RS_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, kind, stream));
+  }
+  return true;
+}
+
+}  // namespace
+
+void CudaBackend::CopyOnDevice2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                                 size_t width, size_t rows) {
+  SetDevice();
+  if (!TryCopy2D(stream_, dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDeviceToDevice)) {
+    Backend::CopyOnDevice2D(dst, dst_pitch, src, src_pitch, width, rows);
+  }
+}
+
+void CudaBackend::CopyToDevice2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                                 size_t width, size_t rows) {
+  CheckNotCapturing("cuda: CopyToDevice2D inside a graph capture");
+  SetDevice();
+  if (!TryCopy2D(stream_, dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyHostToDevice)) {
+    Backend::CopyToDevice2D(dst, dst_pitch, src, src_pitch, width, rows);
+  }
+}
+
+void CudaBackend::CopyToHostQueued2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                                     size_t width, size_t rows) {
+  CheckNotCapturing("cuda: CopyToHostQueued2D inside a graph capture");
+  SetDevice();
+  if (!TryCopy2D(stream_, dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDeviceToHost)) {
+    Backend::CopyToHostQueued2D(dst, dst_pitch, src, src_pitch, width, rows);
+  }
+}
+
 void CudaBackend::Synchronize() {
   CheckNotCapturing("cuda: Synchronize inside a graph capture");
   SetDevice();

@@ -60,6 +60,12 @@ class CudaBackend final : public Backend {
   void CopyToHost(void* dst, const void* src, size_t bytes) override;
   void CopyToHostQueued(void* dst, const void* src, size_t bytes) override;
   void CopyOnDevice(void* dst, const void* src, size_t bytes) override;
+  void CopyOnDevice2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                      size_t rows) override;
+  void CopyToDevice2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                      size_t rows) override;
+  void CopyToHostQueued2D(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                          size_t width, size_t rows) override;
   void Synchronize() override;
   void Fill(void* dst, size_t bytes, uint8_t value) override;
   absl::StatusOr<Weight> UploadWeight(DType dtype, int64_t rows, int64_t cols,

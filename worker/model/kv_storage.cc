@@ -35,58 +35,44 @@ absl::StatusOr<std::unique_ptr<KvStorage>> KvStorage::Create(const ModelConfig& 
       nullptr, nullptr, dtype, num_blocks, block_size, config.num_kv_heads, config.head_dim};
   storage->layer_block_bytes_ = kernels::DTypeBytes(
       dtype, static_cast<size_t>(block_size) * config.num_kv_heads * config.head_dim);
-  const size_t layer_bytes =
-      kernels::DTypeBytes(storage->shape_.dtype, static_cast<size_t>(num_blocks) * block_size *
-                                                     config.num_kv_heads * config.head_dim);
-  for (int layer = 0; layer < config.num_layers; ++layer) {
-    RS_ASSIGN_OR_RETURN(auto k, backend->Allocate(layer_bytes));
-    RS_ASSIGN_OR_RETURN(auto v, backend->Allocate(layer_bytes));
-    storage->k_.push_back(std::move(k));
-    storage->v_.push_back(std::move(v));
-  }
+  // Each tensor starts 256-byte aligned, as a buffer of its own would.
+  constexpr size_t kAlign = 256;
+  const size_t tensor_bytes = storage->layer_block_bytes_ * static_cast<size_t>(num_blocks);
+  storage->tensor_stride_ = (tensor_bytes + kAlign - 1) / kAlign * kAlign;
+  storage->num_tensors_ = 2 * config.num_layers;
+  RS_ASSIGN_OR_RETURN(
+      storage->tensors_,
+      backend->Allocate(storage->tensor_stride_ * static_cast<size_t>(storage->num_tensors_)));
   return storage;
 }
 
 kernels::KvLayerView KvStorage::Layer(int layer) const {
+  RS_CHECK(layer >= 0 && 2 * layer < num_tensors_);
   kernels::KvLayerView view = shape_;
-  view.k = k_[layer].data();
-  view.v = v_[layer].data();
+  auto* base = tensors_.as<uint8_t>();
+  view.k = base + tensor_stride_ * static_cast<size_t>(2 * layer);
+  view.v = base + tensor_stride_ * static_cast<size_t>(2 * layer + 1);
   return view;
 }
 
-template <typename CopyOne>
-void KvStorage::ForEachTensor(CopyOne copy_one) {
-  size_t index = 0;
-  for (size_t layer = 0; layer < k_.size(); ++layer) {
-    for (const kernels::DeviceBuffer* tensor : {&k_[layer], &v_[layer]}) {
-      copy_one(tensor->as<uint8_t>(), index++);
-    }
-  }
-}
-
-uint8_t* KvStorage::BlockIn(uint8_t* tensor, int block) const {
+uint8_t* KvStorage::BlockStart(int block) const {
   RS_CHECK(block >= 0 && block < num_blocks_);
-  return tensor + static_cast<size_t>(block) * layer_block_bytes_;
+  return tensors_.as<uint8_t>() + static_cast<size_t>(block) * layer_block_bytes_;
 }
 
 void KvStorage::CopyBlock(int src, int dst) {
-  ForEachTensor([&](uint8_t* tensor, size_t /*index*/) {
-    backend_->CopyOnDevice(BlockIn(tensor, dst), BlockIn(tensor, src), layer_block_bytes_);
-  });
+  backend_->CopyOnDevice2D(BlockStart(dst), tensor_stride_, BlockStart(src), tensor_stride_,
+                           layer_block_bytes_, static_cast<size_t>(num_tensors_));
 }
 
 void KvStorage::CopyBlockToHost(int block, uint8_t* dst) {
-  ForEachTensor([&](uint8_t* tensor, size_t index) {
-    backend_->CopyToHostQueued(dst + index * layer_block_bytes_, BlockIn(tensor, block),
-                               layer_block_bytes_);
-  });
+  backend_->CopyToHostQueued2D(dst, layer_block_bytes_, BlockStart(block), tensor_stride_,
+                               layer_block_bytes_, static_cast<size_t>(num_tensors_));
 }
 
 void KvStorage::CopyBlockFromHost(const uint8_t* src, int block) {
-  ForEachTensor([&](uint8_t* tensor, size_t index) {
-    backend_->CopyToDevice(BlockIn(tensor, block), src + index * layer_block_bytes_,
-                           layer_block_bytes_);
-  });
+  backend_->CopyToDevice2D(BlockStart(block), tensor_stride_, src, layer_block_bytes_,
+                           layer_block_bytes_, static_cast<size_t>(num_tensors_));
 }
 
 }  // namespace ringserve::model

@@ -97,6 +97,54 @@ TEST(CudaHostMemoryTest, HostBuffersArePageLockedAndRoundTrip) {
   if (ran == 0) GTEST_SKIP() << "no GPU and no CUDA emulation in this build";
 }
 
+// The strided copies a KV block in every layer takes (KvStorage): four rows of 96 bytes
+// between pitches of 256 (device) and 96 (host), each direction, and device to device; the
+// bytes between the rows stay as they were. On the CPU (the row-by-row defaults), the
+// emulation (cudaMemcpy2DAsync's) and a GPU.
+TEST(CudaHostMemoryTest, StridedCopiesMoveEveryRowAndNothingBetween) {
+  constexpr size_t kRows = 4, kWidth = 96, kDevicePitch = 256, kHostPitch = kWidth;
+  constexpr size_t kDeviceBytes = kRows * kDevicePitch;
+  int ran = 0;
+  for (const std::string kind : {"cpu", "emu", "cuda"}) {
+    SCOPED_TRACE(kind);
+    std::unique_ptr<Backend> backend;
+    if (kind == "cpu") backend = *CreateBackend("cpu");
+    if (kind == "emu") backend = MakeEmulatedCudaBackend(DType::kBF16);
+    if (kind == "cuda") backend = MakeCuda(DType::kBF16);
+    if (backend == nullptr) continue;
+    ++ran;
+    auto host = backend->AllocateHost(kRows * kHostPitch);
+    auto back = backend->AllocateHost(kDeviceBytes);
+    auto a = backend->Allocate(kDeviceBytes);
+    auto b = backend->Allocate(kDeviceBytes);
+    ASSERT_TRUE(host.ok() && back.ok() && a.ok() && b.ok());
+    auto* rows = host->as<uint8_t>();
+    for (size_t i = 0; i < kRows * kHostPitch; ++i) rows[i] = static_cast<uint8_t>(i * 7 + 1);
+    backend->Fill(a->data(), kDeviceBytes, 0xAB);
+    backend->Fill(b->data(), kDeviceBytes, 0xCD);
+    // Host rows into a's rows, a's rows into b's (offset by 16 bytes), back to the host.
+    backend->CopyToDevice2D(a->data(), kDevicePitch, host->data(), kHostPitch, kWidth, kRows);
+    backend->CopyOnDevice2D(b->as<uint8_t>() + 16, kDevicePitch, a->data(), kDevicePitch, kWidth,
+                            kRows);
+    std::vector<uint8_t> rows_back(kRows * kHostPitch, 0);
+    auto staging = backend->AllocateHost(kRows * kHostPitch);
+    ASSERT_TRUE(staging.ok());
+    backend->CopyToHostQueued2D(staging->data(), kHostPitch, b->as<uint8_t>() + 16, kDevicePitch,
+                                kWidth, kRows);
+    backend->CopyToHost(back->data(), b->data(), kDeviceBytes);  // waits for the queued copy
+    std::memcpy(rows_back.data(), staging->data(), rows_back.size());
+    EXPECT_EQ(std::memcmp(rows_back.data(), rows, rows_back.size()), 0);
+    const auto* b_bytes = back->as<uint8_t>();
+    for (size_t i = 0; i < kDeviceBytes; ++i) {
+      const size_t column = i % kDevicePitch;
+      const bool copied = column >= 16 && column < 16 + kWidth;
+      const uint8_t expected = copied ? rows[(i / kDevicePitch) * kHostPitch + column - 16] : 0xCD;
+      ASSERT_EQ(b_bytes[i], expected) << "byte " << i;
+    }
+  }
+  EXPECT_GT(ran, 0);
+}
+
 // On the GPU ("cuda") and on the CPU emulation of the same sources ("emu").
 class CudaDtypeTest : public ::testing::TestWithParam<std::tuple<std::string, DType>> {
  protected:

@@ -65,6 +65,7 @@
 #define cudaHostAlloc ::emu::cudaHostAlloc
 #define cudaFreeHost ::emu::cudaFreeHost
 #define cudaMemcpyAsync ::emu::cudaMemcpyAsync
+#define cudaMemcpy2DAsync ::emu::cudaMemcpy2DAsync
 #define cudaMemsetAsync ::emu::cudaMemsetAsync
 #define cudaMemGetInfo ::emu::cudaMemGetInfo
 #define cudaGetLastError ::emu::cudaGetLastError

@@ -159,6 +159,33 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   return Enqueue(stream, [dst, src, bytes] { std::memcpy(dst, src, bytes); });
 }
 
+cudaError_t cudaMemcpy2DAsync(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                              size_t width, size_t rows, cudaMemcpyKind kind, cudaStream_t stream) {
+  Stream* s = StreamOf(stream);
+  if (s == nullptr) return cudaErrorInvalidResourceHandle;
+  if (s->capture != nullptr && kind != cudaMemcpyDeviceToDevice) {
+    Invalidate(*s);
+    return cudaErrorStreamCaptureUnsupported;
+  }
+  // CUDA's own limits: a pitch below the width, or beyond memPitch (2^31 - 1), is an error.
+  constexpr size_t kMaxPitch = 2147483647;
+  if (dst_pitch < width || src_pitch < width || dst_pitch > kMaxPitch || src_pitch > kMaxPitch) {
+    return cudaErrorInvalidPitchValue;
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    CheckDeviceRange(static_cast<char*>(dst) + r * dst_pitch, width,
+                     "cudaMemcpy2DAsync (destination)");
+    CheckDeviceRange(static_cast<const char*>(src) + r * src_pitch, width,
+                     "cudaMemcpy2DAsync (source)");
+  }
+  return Enqueue(stream, [=] {
+    for (size_t r = 0; r < rows; ++r) {
+      std::memcpy(static_cast<char*>(dst) + r * dst_pitch,
+                  static_cast<const char*>(src) + r * src_pitch, width);
+    }
+  });
+}
+
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
   CheckDeviceRange(dst, bytes, "cudaMemsetAsync");
   return Enqueue(stream, [dst, value, bytes] { std::memset(dst, value, bytes); });

@@ -1,7 +1,8 @@
 """The KV cache's host tier (ringserve-worker --kv-host-memory) on a real worker behind the
 router: a prompt whose blocks another prompt evicted is served from host memory with the
 tokens it gave when computed, the worker's metrics and Admin.GetStats count it, and bad
-sizes are refused at start naming the flag.
+sizes (unparsable, too small for a block, more than the machine's memory) are refused at
+start naming the flag.
 
 usage: kv_host_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
 """
@@ -72,7 +73,8 @@ class HostTier(unittest.TestCase):
     def test_bad_sizes_are_refused_at_start(self):
         worker = os.path.join(BIN_DIR, "ringserve-worker")
         for size, code, words in (("1.5", 2, "--kv-host-memory"), ("0", 2, "--kv-host-memory"),
-                                  ("100", 1, "hold no KV block")):
+                                  ("100", 1, "hold no KV block"),
+                                  ("100TiB", 1, "make --kv-host-memory smaller")):
             with self.subTest(size=size):
                 done = subprocess.run(
                     [worker, *fleet.model_args(BIN_DIR, SHARED_DIR), "--port", "0",

@@ -6,8 +6,9 @@ conversations (append), forks, client cancellations mid-stream, slow readers (th
 router, where flow control absorbs them) and stalled readers (straight to a worker with a
 small receive window, so --max-pending-tokens cancels them), oversized prompts and malformed
 requests. Every call has a deadline. Every request must end with its complete output or the
-status the API documents for it; retriable statuses only around the kill. Afterwards, with
-every session closed, each worker holds no KV blocks and the surviving workers' RSS is within
+status the API documents for it; retriable statuses only around the kill. Workers keep a
+small KV host tier that cycles all along (the surviving ones must have used it). Afterwards,
+with every session closed, each worker holds no KV blocks and the surviving workers' RSS is within
 10% of its value at the kill, well past warm-up. Every worker grows once by about 7 MB and is
 flat after it (likely a thread's first malloc arena), sometimes only after the pool has
 cycled (8 s after a 20 s warm-up in one CI run); the later baseline leaves the last 60% of
@@ -37,8 +38,10 @@ from ringserve.v1 import inference_pb2_grpc as rpc  # noqa: E402
 SOAK_SECONDS = float(os.environ.get("RINGSERVE_SOAK_SECONDS", "60"))
 MAX_PENDING_TOKENS = 64
 # 128 blocks of 16 tokens: a small pool whose blocks are reused all the time, and which
-# warm-up goes through entirely, so that all its pages count in the RSS baseline.
-WORKER_FLAGS = ["--min-step-ms", "5", "--kv-blocks", "128",
+# warm-up goes through entirely, so that all its pages count in the RSS baseline. The same
+# for the KV cache's host tier: 1 MiB (some 50-65 blocks of the tiny models) keeps and
+# forgets evicted blocks all the time.
+WORKER_FLAGS = ["--min-step-ms", "5", "--kv-blocks", "128", "--kv-host-memory", "1MiB",
                 "--max-pending-tokens", str(MAX_PENDING_TOKENS)]
 STREAM_DEADLINE_S = 60
 UNARY_DEADLINE_S = 10
@@ -373,6 +376,11 @@ class Soak(unittest.TestCase):
         for s in stats:
             self.assertEqual(s.kv_cache.blocks_used, 0, f"{s.worker_id}: {s}")
             self.assertEqual(s.sessions, 0, f"{s.worker_id}: {s}")
+        # The host tier took evicted blocks all along (and gave some back) on the workers
+        # that served the whole run.
+        survivors = [s for s in stats if s.worker_id != "k2"]
+        self.assertTrue(all(s.kv_cache.offloaded_blocks_total > 0 for s in survivors),
+                        [s.kv_cache for s in survivors])
         for kind in {k for k, _ in kinds} - {"bad", "cancel"}:
             self.assertGreater(self.tally.total("complete", kind), 0, kind)
         self.assertGreater(self.tally.total("RESOURCE_EXHAUSTED", "stalled"), 0,
@@ -396,6 +404,11 @@ class Soak(unittest.TestCase):
         print("  KV blocks used after closing every session: "
               + ", ".join(f"{s.worker_id}={s.kv_cache.blocks_used} (sessions {s.sessions}, "
                           f"requests {s.requests_total}, preemptions {s.preemptions_total})"
+                          for s in stats))
+        print("  KV host tier: "
+              + ", ".join(f"{s.worker_id}: {s.kv_cache.offloaded_blocks_total} blocks out, "
+                          f"{s.kv_cache.host_hit_tokens_total} prompt tokens back, "
+                          f"{s.kv_cache.host_blocks_stored} of {s.kv_cache.host_blocks_total} held"
                           for s in stats))
         print("  RSS after warm-up, at the kill -> after the load (KiB): "
               + ", ".join(f"k{i}: {w}, {a} -> {b} ({(b - a) * 100 / a:+.1f}%)"

@@ -75,6 +75,8 @@ class LoraGeneratorTest : public ::testing::Test {
     fake.vocab_size = kVocab;
     fake.next_token = testing::RuleNextToken;
     fake.lora_adapters = std::move(slots);
+    fake.num_kv_blocks = num_kv_blocks_;
+    fake.num_host_kv_blocks = num_host_kv_blocks_;
     fake.on_forward = [this] {
       std::lock_guard lock(hook_mu_);
       if (forward_hook_) forward_hook_();
@@ -92,7 +94,9 @@ class LoraGeneratorTest : public ::testing::Test {
     std::lock_guard lock(hook_mu_);
     forward_hook_ = std::move(hook);
   }
-  GeneratorOptions options_;  // Start's, before the adapters
+  GeneratorOptions options_;    // Start's, before the adapters
+  int32_t num_kv_blocks_ = 64;  // Start's pool
+  int32_t num_host_kv_blocks_ = 0;
   std::mutex hook_mu_;
   std::function<void()> forward_hook_;    // runs at the start of every pass (hook_mu_)
   std::unique_ptr<Generator> generator_;  // last: its engine thread stops before the hook goes
@@ -132,6 +136,28 @@ TEST_F(LoraGeneratorTest, PrefixCacheKeepsEachAdaptersBlocksApart) {
   ASSERT_TRUE(again.status.ok()) << again.status;
   EXPECT_GT(again.result.usage.cached_tokens, 0);
   EXPECT_EQ(Ids(again), Expected(prompt, 4, 1));
+}
+
+// The host tier keeps each adapter's blocks under that adapter's keys: one prompt computed
+// under "a", "b" and no adapter, all evicted, comes back to each from host memory with that
+// adapter's K/V (the fake fails a pass that reads another load's).
+TEST_F(LoraGeneratorTest, EachAdaptersEvictedBlocksComeBackOnlyToItsOwnRequests) {
+  num_kv_blocks_ = 12;  // 4-token blocks: a 30-token prompt and its 4 tokens take 9
+  num_host_kv_blocks_ = 64;
+  Start({"a", "b", ""}, {});
+  const std::vector<int32_t> prompt = RulePrompt(30, 4);
+  for (const int32_t adapter : {1, 2, 0}) {
+    const JobEvent e = Run(Request(prompt, 4, adapter));
+    ASSERT_TRUE(e.status.ok()) << e.status;
+  }
+  ASSERT_TRUE(Run(Request(RulePrompt(40, 5), 4, 0)).status.ok());  // evicts all of them
+  for (const int32_t adapter : {2, 0, 1}) {
+    const JobEvent e = Run(Request(prompt, 4, adapter));
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    EXPECT_EQ(Ids(e), Expected(prompt, 4, adapter)) << "adapter " << adapter;
+    EXPECT_EQ(e.result.usage.cached_tokens, 28) << "adapter " << adapter;
+  }
+  EXPECT_GE(generator_->Stats().kv.num_host_hit_tokens, 2 * 28);
 }
 
 TEST_F(LoraGeneratorTest, SessionContinuesItsPinOnlyUnderTheSameAdapter) {

@@ -18,6 +18,8 @@ BIN_DIR, PROTO_DIR, SHARED_DIR = sys.argv[1:4]
 fleet.import_grpc_or_skip()
 fleet.generate_modules(PROTO_DIR, tempfile.mkdtemp(prefix="ringserve-py-"))
 
+from ringserve.v1 import inference_pb2 as pb  # noqa: E402
+
 BLOCK = 16
 POOL_BLOCKS = 24
 FIRST = [3 + (i * 37) % 240 for i in range(16 * BLOCK + 3)]  # 16 full blocks and 3 tokens
@@ -46,7 +48,10 @@ class HostTier(unittest.TestCase):
             run(cluster.stub, OTHER)
             again, usage = run(cluster.stub, FIRST)
             self.assertEqual(again, first)
-            return usage, cluster.worker_stats(0).kv_cache, fleet.scrape(metrics_port)
+            kv = cluster.worker_stats(0).kv_cache
+            info = cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=5)
+            self.assertEqual(info.kv_host_num_blocks, kv.host_blocks_total)
+            return usage, kv, fleet.scrape(metrics_port)
         finally:
             cluster.close()
 

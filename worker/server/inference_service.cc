@@ -112,6 +112,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
   response->set_device(env_.model.device);
   response->set_kv_block_size_tokens(g.block_size_tokens());
   response->set_kv_num_blocks(g.num_kv_blocks());
+  response->set_kv_host_num_blocks(g.num_host_kv_blocks());
   response->set_kv_dtype(env_.model.kv_dtype);
   response->set_chat_format(std::string(tokenizer::ChatFormatName(env_.model.chat_format)));
   if (env_.tokenizer != nullptr) {

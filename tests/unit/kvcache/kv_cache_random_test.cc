@@ -62,6 +62,7 @@ class RandomOpsHarness {
 
   int64_t num_hit_tokens() const { return manager_.Stats().num_hit_tokens; }
   int64_t num_host_hit_tokens() const { return manager_.Stats().num_host_hit_tokens; }
+  int64_t num_offloaded_blocks() const { return manager_.Stats().num_offloaded_blocks; }
   int64_t num_cow_copies() const { return manager_.Stats().num_cow_copies; }
 
  private:
@@ -186,7 +187,13 @@ void RunRandomOps(uint32_t seed, BlockHasher hasher, int32_t num_host_blocks = 0
   EXPECT_GT(harness.num_hit_tokens(), 0) << "the prompts should share prefixes";
   EXPECT_GT(harness.num_cow_copies(), 0) << "forks should diverge";
   if (num_host_blocks > 0) {
-    EXPECT_GT(harness.num_host_hit_tokens(), 0) << "evicted prefixes should come back from host";
+    EXPECT_GT(harness.num_offloaded_blocks(), 0) << "evicted blocks should go to the host tier";
+    // With 3-bit keys the tier holds at most 8 keys and a restore needs their content to
+    // match too: whether one happens depends on the operation order, which follows the
+    // process's hash seed (RandomLive walks a hash map).
+    if (hasher == &ChainedBlockKey) {
+      EXPECT_GT(harness.num_host_hit_tokens(), 0) << "evicted prefixes should come back";
+    }
   }
   harness.ReleaseAllAndCheck();
 }

@@ -9,10 +9,10 @@
 #include <span>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "kvcache/block_hash.h"
 #include "kvcache/id_list.h"
+#include "kvcache/keyed_blocks.h"
 
 namespace ringserve::kvcache {
 
@@ -41,7 +41,7 @@ class BlockPool {
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
 
-  int32_t num_blocks() const { return static_cast<int32_t>(blocks_.size()); }
+  int32_t num_blocks() const { return static_cast<int32_t>(ref_counts_.size()); }
   int32_t block_size_tokens() const { return block_size_tokens_; }
   int32_t NumFreeBlocks() const { return free_list_.size(); }
   int32_t NumUsedBlocks() const { return num_blocks() - free_list_.size(); }
@@ -88,22 +88,12 @@ class BlockPool {
   absl::Status Validate() const;
 
  private:
-  struct Block {
-    int32_t ref_count = 0;
-    bool has_key = false;
-    BlockKey key = 0;
-    BlockKey parent_key = 0;
-  };
-
-  std::span<const int32_t> TokensOf(BlockId block) const;
   void CheckId(BlockId block) const;
-  void DropKey(BlockId block);
   absl::Status ValidateFreeList(std::vector<bool>* on_list) const;
 
   int32_t block_size_tokens_;
-  std::vector<Block> blocks_;
-  std::vector<int32_t> block_tokens_;  // num_blocks * block_size_tokens; valid while has_key
-  absl::flat_hash_map<BlockKey, BlockId> index_;
+  std::vector<int32_t> ref_counts_;
+  KeyedBlocks keys_;  // the prefix index: full blocks' keys, parent keys and tokens
   IdList free_list_;  // refcount-0 blocks in eviction order
   EvictionListener on_evict_;
   int32_t num_cached_blocks_ = 0;  // free blocks with a key

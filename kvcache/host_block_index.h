@@ -11,10 +11,10 @@
 #include <span>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "kvcache/block_hash.h"
 #include "kvcache/id_list.h"
+#include "kvcache/keyed_blocks.h"
 
 namespace ringserve::kvcache {
 
@@ -32,8 +32,8 @@ class HostBlockIndex {
   HostBlockIndex(const HostBlockIndex&) = delete;
   HostBlockIndex& operator=(const HostBlockIndex&) = delete;
 
-  int32_t num_slots() const { return static_cast<int32_t>(slots_.size()); }
-  int32_t NumStoredBlocks() const { return static_cast<int32_t>(index_.size()); }
+  int32_t num_slots() const { return static_cast<int32_t>(pins_.size()); }
+  int32_t NumStoredBlocks() const { return keys_.num_keyed(); }
   int64_t num_stores() const { return num_stores_; }
   int64_t num_evictions() const { return num_evictions_; }
 
@@ -57,19 +57,10 @@ class HostBlockIndex {
   absl::Status Validate() const;
 
  private:
-  struct Slot {
-    bool has_key = false;
-    BlockKey key = 0;
-    BlockKey parent_key = 0;
-    int32_t pins = 0;
-  };
-  std::span<const int32_t> TokensOf(HostSlot slot) const;
   void CheckSlot(HostSlot slot) const;
 
-  int32_t block_size_tokens_;
-  std::vector<Slot> slots_;
-  std::vector<int32_t> slot_tokens_;  // num_slots * block_size_tokens; valid while has_key
-  absl::flat_hash_map<BlockKey, HostSlot> index_;
+  std::vector<int32_t> pins_;  // per slot
+  KeyedBlocks keys_;
   IdList lru_;  // unpinned slots: empty first, then keyed from least recently used
   int64_t num_stores_ = 0;
   int64_t num_evictions_ = 0;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
-#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -83,20 +82,8 @@ absl::Status LlamaRunner::AllocateHostTier(size_t bytes) {
         "kv host memory: ", bytes, " bytes hold no KV block of ", block_bytes, " bytes"));
   }
   // Where host memory is backed lazily (a CPU worker: the tier is plain memory) a tier that
-  // with the weights and the pool can never be backed would end in the process being killed
-  // once it fills; refuse it at start, as LlamaModel does the pool.
-  const kernels::Backend& backend = *model_->backend();
-  if (const size_t limit = backend.LazyMemoryLimitBytes(); limit > 0) {
-    const size_t pool = block_bytes * static_cast<size_t>(num_kv_blocks());
-    const size_t used = model_->weight_bytes() + pool;
-    if (used > limit || blocks * block_bytes > limit - used) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "kv host memory: ", (blocks * block_bytes) >> 20, " MiB beside the weights (",
-          model_->weight_bytes() >> 20, " MiB) and the KV pool (", pool >> 20,
-          " MiB) need more than the ", limit >> 20, " MiB this process may ever use (",
-          std::string(backend.name()), " backend); make --kv-host-memory smaller"));
-    }
-  }
+  // can never be backed would end in the process being killed once it fills.
+  RS_RETURN_IF_ERROR(model_->CheckFitsMemory(blocks * block_bytes, "--kv-host-memory"));
   RS_ASSIGN_OR_RETURN(host_tier_, model_->backend()->AllocateHost(blocks * block_bytes));
   num_host_blocks_ = static_cast<int32_t>(blocks);
   return absl::OkStatus();

@@ -121,7 +121,7 @@ absl::Status LlamaModel::Init() {
                                                    max_kv_blocks, "] (int32 KV slots), got ",
                                                    options_.num_kv_blocks));
   }
-  RS_RETURN_IF_ERROR(CheckKvPoolFitsMemory());
+  RS_RETURN_IF_ERROR(CheckFitsMemory());
   max_context_len_ = LongestContext();
   const std::vector<float> inv_freq = RopeInverseFrequencies(c);
   attention_scale_ = AttentionScale(c);
@@ -141,18 +141,26 @@ absl::Status LlamaModel::Init() {
 // On a device that backs memory lazily the pool's allocation succeeds at any size and the
 // process is killed once the pool fills; refuse at start a pool that, with the weights
 // already uploaded, can never be backed.
-absl::Status LlamaModel::CheckKvPoolFitsMemory() const {
+absl::Status LlamaModel::CheckFitsMemory(size_t extra_bytes, std::string_view extra) const {
   const size_t limit = backend_->LazyMemoryLimitBytes();
   if (limit == 0) return absl::OkStatus();
   const size_t kv_bytes =
       KvStorage::BytesPerBlock(config_, options_.block_size, *options_.kv_dtype) *
       static_cast<size_t>(options_.num_kv_blocks);
-  if (kv_bytes <= limit && weight_bytes_ <= limit - kv_bytes) return absl::OkStatus();
+  if (kv_bytes <= limit && weight_bytes_ <= limit - kv_bytes &&
+      extra_bytes <= limit - kv_bytes - weight_bytes_) {
+    return absl::OkStatus();
+  }
   return absl::ResourceExhaustedError(absl::StrCat(
       "the KV pool (", options_.num_kv_blocks, " blocks of ", options_.block_size, " tokens, ",
-      kv_bytes >> 20, " MiB) and the weights (", weight_bytes_ >> 20, " MiB) need more than the ",
-      limit >> 20, " MiB this process may ever use (physical memory, or its cgroup's limit; ",
-      std::string(backend_->name()), " backend); make the pool smaller"));
+      kv_bytes >> 20, " MiB) and the weights (", weight_bytes_ >> 20, " MiB)",
+      extra.empty() ? ""
+                    : absl::StrCat(" with ", std::string(extra), " (", extra_bytes >> 20, " MiB)"),
+      " need more than the ", limit >> 20,
+      " MiB this process may ever use (physical memory, "
+      "or its cgroup's limit; ",
+      std::string(backend_->name()), " backend); make ",
+      extra.empty() ? std::string("the pool") : std::string(extra), " smaller"));
 }
 
 // Positions past a block table's length or the pool's capacity have nowhere to live.

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -157,6 +158,10 @@ class LlamaModel {
   kernels::Backend* backend() const { return backend_; }
   KvStorage& kv_storage() { return *kv_; }
   size_t weight_bytes() const { return weight_bytes_; }
+  // RESOURCE_EXHAUSTED when the weights, the KV pool and `extra_bytes` more (`extra`, e.g. the
+  // flag that asks for them; none when empty) exceed what a backend that backs memory lazily
+  // can ever back, naming what to make smaller. OK on a backend that allocates eagerly.
+  absl::Status CheckFitsMemory(size_t extra_bytes = 0, std::string_view extra = {}) const;
   // The longest context a sequence can reach: max_seq_len, capped by the KV pool
   // (num_kv_blocks * block_size) and a block table (max_blocks_per_seq * block_size).
   int max_context_len() const { return max_context_len_; }
@@ -224,8 +229,6 @@ class LlamaModel {
   int LongestContext() const;
   // Backend::ReserveAttention for every pass the options allow.
   absl::Status ReserveAttention();
-  // RESOURCE_EXHAUSTED when the weights and the KV pool exceed what the backend can back.
-  absl::Status CheckKvPoolFitsMemory() const;
   absl::Status AllocateWorkspace();
   absl::Status ValidateBatch(std::span<const SequenceChunk> chunks) const;
   // The bucket a decode graph runs `chunks` in, or 0 to run them op by op.

@@ -117,7 +117,7 @@ void GenerateReactor::PumpLocked() {
   const std::span<const engine::GeneratedToken> scored =
       std::span(c->held->prompt_logprobs).subspan(c->prompt_sent);
   if (scored.size() > kMaxPromptLogprobsPerMessage) {
-    FillPromptLogprobs(scored.first(kMaxPromptLogprobsPerMessage), &response_);
+    FillPromptLogprobs(scored.first(kMaxPromptLogprobsPerMessage), env_.tokenizer, &response_);
     c->prompt_sent += kMaxPromptLogprobsPerMessage;
     next_ = static_cast<size_t>(index);  // the rest of this event goes next
     write_in_flight_ = true;
@@ -126,8 +126,8 @@ void GenerateReactor::PumpLocked() {
   }
   std::optional<engine::JobEvent> event = std::move(c->held);
   c->held.reset();
-  FillPromptLogprobs(scored, &response_);
-  FillResponse(*event, c->request.sampling.num_logprobs > 0, &response_);
+  FillPromptLogprobs(scored, env_.tokenizer, &response_);
+  FillResponse(*event, c->request.sampling.num_logprobs > 0, env_.tokenizer, &response_);
   if (event->finished) {
     FillFinal(event->result, c->request, request_id_, env_.worker_id, response_.mutable_final());
   }

@@ -392,13 +392,25 @@ absl::StatusOr<std::vector<int32_t>> ChatPromptTokens(const pb::Chat& chat, bool
 
 namespace {
 
-void FillPosition(const engine::GeneratedToken& t, pb::PositionLogprobs* lp) {
-  lp->mutable_chosen()->set_token_id(t.id);
-  lp->mutable_chosen()->set_logprob(t.logprob);
+void FillCandidate(int32_t id, float logprob, const tokenizer::Tokenizer* tokenizer,
+                   pb::TokenLogprob* candidate) {
+  candidate->set_token_id(id);
+  candidate->set_logprob(logprob);
+  if (tokenizer == nullptr) return;
+  std::string* text = candidate->mutable_token();
+  if (tokenizer->IsSpecial(id)) {
+    const std::string_view piece = tokenizer->Piece(id);
+    text->assign(piece.data(), piece.size());
+  } else {
+    tokenizer->AppendTokenBytes(id, /*previous=*/-1, text);
+  }
+}
+
+void FillPosition(const engine::GeneratedToken& t, const tokenizer::Tokenizer* tokenizer,
+                  pb::PositionLogprobs* lp) {
+  FillCandidate(t.id, t.logprob, tokenizer, lp->mutable_chosen());
   for (const auto& [id, logprob] : t.top_logprobs) {
-    pb::TokenLogprob* top = lp->add_top();
-    top->set_token_id(id);
-    top->set_logprob(logprob);
+    FillCandidate(id, logprob, tokenizer, lp->add_top());
   }
 }
 
@@ -417,17 +429,19 @@ std::vector<engine::JobRequest> CompletionJobs(const engine::JobRequest& job, in
 }
 
 void FillResponse(const engine::JobEvent& event, bool with_logprobs,
-                  pb::GenerateResponse* response) {
+                  const tokenizer::Tokenizer* tokenizer, pb::GenerateResponse* response) {
   for (const engine::GeneratedToken& t : event.tokens) {
     response->add_token_ids(t.id);
-    if (with_logprobs) FillPosition(t, response->add_logprobs());
+    if (with_logprobs) FillPosition(t, tokenizer, response->add_logprobs());
   }
   response->set_text(event.text);
 }
 
 void FillPromptLogprobs(std::span<const engine::GeneratedToken> scored,
-                        pb::GenerateResponse* response) {
-  for (const engine::GeneratedToken& t : scored) FillPosition(t, response->add_prompt_logprobs());
+                        const tokenizer::Tokenizer* tokenizer, pb::GenerateResponse* response) {
+  for (const engine::GeneratedToken& t : scored) {
+    FillPosition(t, tokenizer, response->add_prompt_logprobs());
+  }
 }
 
 void FillFinal(const engine::JobResult& result, const engine::JobRequest& request,

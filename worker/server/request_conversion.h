@@ -69,13 +69,15 @@ std::vector<engine::JobRequest> CompletionJobs(const engine::JobRequest& job, in
 
 // The streamed message for the tokens and text of `event` (logprobs when asked); its scored
 // prompt tokens go through FillPromptLogprobs.
+// Each logprob entry carries its token's text from `tokenizer` (none when null).
 void FillResponse(const engine::JobEvent& event, bool with_logprobs,
-                  ringserve::v1::GenerateResponse* response);
+                  const tokenizer::Tokenizer* tokenizer, ringserve::v1::GenerateResponse* response);
 
 // The most scored prompt tokens one message carries: 1024 entries with 20 alternatives each
 // are about 300 KB, well inside gRPC's 4 MiB default message limit.
 inline constexpr size_t kMaxPromptLogprobsPerMessage = 1024;
 void FillPromptLogprobs(std::span<const engine::GeneratedToken> scored,
+                        const tokenizer::Tokenizer* tokenizer,
                         ringserve::v1::GenerateResponse* response);
 
 // The final summary of a successful job.

@@ -413,13 +413,31 @@ TEST(RequestConversionTest, PromptLogprobsFillTheirOwnField) {
     scored[i].top_logprobs = {{7, -0.1F}};
   }
   pb::GenerateResponse response;
-  FillPromptLogprobs(scored, &response);
+  FillPromptLogprobs(scored, /*tokenizer=*/nullptr, &response);
   ASSERT_EQ(response.prompt_logprobs_size(), 3);
   EXPECT_EQ(response.prompt_logprobs(2).chosen().token_id(), 12);
   EXPECT_EQ(response.prompt_logprobs(2).chosen().logprob(), -1.0F);
+  EXPECT_EQ(response.prompt_logprobs(2).chosen().token(), "");
   ASSERT_EQ(response.prompt_logprobs(0).top_size(), 1);
   EXPECT_EQ(response.prompt_logprobs(0).top(0).token_id(), 7);
   EXPECT_EQ(response.token_ids_size(), 0);
+}
+
+// Every candidate carries its token's text: a byte token's byte, a control token's marker.
+TEST(RequestConversionTest, LogprobEntriesCarryTheirTokensText) {
+  const auto tokenizer = tokenizer::testing::ChatTokenizer(/*llama3=*/false, "");
+  engine::JobEvent event;
+  engine::GeneratedToken& a = event.tokens.emplace_back();
+  a.id = 'A';
+  a.logprob = -0.25F;
+  a.top_logprobs = {{'A', -0.25F}, {tokenizer::testing::kImEnd, -2.0F}, {0xC3, -3.0F}};
+  pb::GenerateResponse response;
+  FillResponse(event, /*with_logprobs=*/true, tokenizer.get(), &response);
+  ASSERT_EQ(response.logprobs_size(), 1);
+  EXPECT_EQ(response.logprobs(0).chosen().token(), "A");
+  ASSERT_EQ(response.logprobs(0).top_size(), 3);
+  EXPECT_EQ(response.logprobs(0).top(1).token(), "<|im_end|>");
+  EXPECT_EQ(response.logprobs(0).top(2).token(), "\xC3");  // half a character, as bytes
 }
 
 // --chat-format: auto reads the checkpoint's template (and falls back to none when the

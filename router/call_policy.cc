@@ -1,9 +1,12 @@
 #include "router/call_policy.h"
 
+#include <optional>
+#include <random>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
 
@@ -22,11 +25,39 @@ std::string PeerHost(absl::string_view peer) {
   return std::string(host);
 }
 
+namespace {
+
+std::string RandomKey() {
+  std::random_device device;
+  return absl::StrFormat("%08x%08x%08x%08x", device(), device(), device(), device());
+}
+
+std::optional<absl::string_view> Metadata(const grpc::ServerContextBase& context,
+                                          absl::string_view key) {
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  if (it == metadata.end()) return std::nullopt;
+  return absl::string_view(it->second.data(), it->second.size());
+}
+
+}  // namespace
+
 CallPolicy::CallPolicy(CallPolicyOptions options)
-    : options_(std::move(options)), limiter_(options_.max_concurrent_per_client) {}
+    : options_(std::move(options)),
+      in_process_key_(RandomKey()),
+      limiter_(options_.max_concurrent_per_client) {}
+
+std::string CallPolicy::ClientHost(const grpc::ServerContextBase& context) const {
+  const std::optional<absl::string_view> key = Metadata(context, kInProcessKey);
+  const std::optional<absl::string_view> address = Metadata(context, kClientAddressKey);
+  if (key.has_value() && address.has_value() && ConstantTimeEquals(*key, in_process_key_)) {
+    return std::string(*address);
+  }
+  return PeerHost(context.peer());
+}
 
 absl::StatusOr<std::string> CallPolicy::Identify(const grpc::ServerContextBase& context) const {
-  if (!requires_token()) return absl::StrCat("ip:", PeerHost(context.peer()));
+  if (!requires_token()) return absl::StrCat("ip:", ClientHost(context));
   const auto& metadata = context.client_metadata();
   const auto it = metadata.find(kAuthorizationKey);
   if (it == metadata.end()) {

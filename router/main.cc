@@ -12,9 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/grpc/tls_credentials.h"
+#include "common/http/http_server.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
 #include "common/termination_signals.h"
+#include "router/openai/openai_gateway.h"
 #include "router/router_server.h"
 #include "tools/common/arg_parser.h"
 
@@ -29,7 +31,10 @@ constexpr char kUsage[] =
     "Security: --tls-cert/--tls-key serve TLS, --tls-client-ca requires client certificates;\n"
     "--worker-tls-* secure the connections to workers; --auth-token-file (or the env\n"
     "RINGSERVE_AUTH_TOKEN) requires 'authorization: Bearer <token>' on every Inference and\n"
-    "Admin call (grpc.health stays open). A bad file is a startup error (exit 2).\n";
+    "Admin call (grpc.health stays open). A bad file is a startup error (exit 2).\n"
+    "OpenAI API: --http-port serves /v1/completions, /v1/chat/completions, /v1/embeddings\n"
+    "and /v1/models over HTTP (plain text: terminate TLS in front of it), each request\n"
+    "routed, authenticated and limited as a gRPC call is.\n";
 
 struct Flags {
   int port = 50050;
@@ -51,6 +56,8 @@ struct Flags {
   int max_request_bytes = 16 << 20;
   int max_tokens = 0;
   int max_concurrent_per_client = 0;
+  int http_port = 0;
+  std::string served_model_name;
 };
 
 constexpr char kAuthTokenEnv[] = "RINGSERVE_AUTH_TOKEN";
@@ -145,6 +152,13 @@ int Run(int argc, char** argv) {
   args.AddInt("dns-interval-s", &flags.dns_interval_s, "dns: re-resolution period (5)");
   args.AddInt("drain-timeout-s", &flags.drain_timeout_s,
               "on SIGTERM, how long in-flight calls may take (30)", {.min = 0});
+  args.AddInt("http-port", &flags.http_port,
+              "serve OpenAI's HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings, "
+              "/v1/models) on this port (0 = off)",
+              {.min = 0, .max = 65535});
+  args.AddString("served-model-name", &flags.served_model_name,
+                 "the model's name in the HTTP API's /v1/models and \"model\" (default: the "
+                 "name the workers report)");
   AddSecurityFlags(args, flags);
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
@@ -199,12 +213,49 @@ int Run(int argc, char** argv) {
     return 1;
   }
   std::printf("ringserve-router listening on %s:%d\n", flags.host.c_str(), (*router)->port());
+
+  // The HTTP front calls the router in-process, so it goes before the router at shutdown.
+  std::unique_ptr<ringserve::openai::OpenAiGateway> gateway;
+  std::unique_ptr<ringserve::http::HttpServer> http;
+  if (flags.http_port != 0) {
+    ringserve::openai::GatewayOptions gateway_options;
+    gateway_options.served_model_name = flags.served_model_name;
+    gateway = std::make_unique<ringserve::openai::OpenAiGateway>((*router)->InProcessChannel(),
+                                                                 std::move(gateway_options));
+    ringserve::http::HttpServerOptions http_options;
+    http_options.host = flags.host;
+    http_options.port = flags.http_port;
+    http_options.max_body_bytes = static_cast<size_t>(flags.max_request_bytes);
+    auto started = ringserve::http::HttpServer::Start(
+        std::move(http_options),
+        [g = gateway.get()](ringserve::http::HttpRequest request,
+                            std::shared_ptr<ringserve::http::ResponseWriter> writer) {
+          g->Handle(std::move(request), std::move(writer));
+        });
+    if (!started.ok()) {
+      std::cerr << "--http-port: " << started.status().message() << "\n";
+      return 1;
+    }
+    http = *std::move(started);
+    if (flags.tls.enabled()) {
+      ringserve::Log(ringserve::LogLevel::kWarning, "router",
+                     "--http-port serves plain HTTP although --tls-cert is set: terminate TLS "
+                     "in front of it");
+    }
+    std::printf("ringserve-router OpenAI API on http://%s:%d/v1\n", flags.host.c_str(),
+                http->port());
+  }
   std::fflush(stdout);
 
   const std::string signal = ringserve::WaitForTerminationSignal();
   ringserve::Log(ringserve::LogLevel::kInfo, "router", "signal received; draining",
                  {{"signal", signal}});
-  (*router)->Shutdown(absl::Seconds(flags.drain_timeout_s));
+  const absl::Duration grace = absl::Seconds(flags.drain_timeout_s);
+  if (http != nullptr) {
+    (*router)->BeginDrain();  // health NOT_SERVING first, as without the HTTP front
+    http->Shutdown(grace);
+  }
+  (*router)->Shutdown(grace);
   ringserve::Log(ringserve::LogLevel::kInfo, "router", "stopped");
   return 0;
 }

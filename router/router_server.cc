@@ -12,6 +12,8 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "grpcpp/support/client_interceptor.h"
 
 namespace ringserve::router {
 namespace {
@@ -71,6 +73,47 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
        {"tls", tls ? "on" : "off"},
        {"auth", router->policy_->requires_token() ? "bearer token" : "off"}});
   return router;
+}
+
+namespace {
+
+// Proves a call came through the in-process channel (CallPolicy::ClientHost).
+class InProcessKeyInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit InProcessKeyInterceptor(const std::string& key) : key_(key) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace(kInProcessKey, key_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string key_;
+};
+
+class InProcessKeyFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit InProcessKeyFactory(std::string key) : key_(std::move(key)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* /*info*/) override {
+    // gRPC's interface takes ownership as a raw pointer and deletes it when the call ends.
+    return std::make_unique<InProcessKeyInterceptor>(key_).release();
+  }
+
+ private:
+  const std::string key_;
+};
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> RouterServer::InProcessChannel() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // the router's own limit applies to requests
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
+  factories.push_back(std::make_unique<InProcessKeyFactory>(policy_->in_process_key()));
+  return server_->experimental().InProcessChannelWithInterceptors(args, std::move(factories));
 }
 
 RouterServer::~RouterServer() {

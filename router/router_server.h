@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/channel.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
@@ -57,6 +58,9 @@ class RouterServer {
   RouterServer& operator=(const RouterServer&) = delete;
 
   int port() const { return port_; }
+  // A channel to this server within the process (no socket, no TLS): the HTTP front's calls
+  // go through the same services, checks and metrics as any client's.
+  std::shared_ptr<grpc::Channel> InProcessChannel();
   const Membership& membership() const { return *membership_; }
   const CallPolicy& policy() const { return *policy_; }
 

@@ -5,7 +5,8 @@
 # the router dies on its own, the others are stopped too and serve.sh exits 1, naming it.
 #
 #   deploy/local/serve.sh [--model PATH [--tokenizer PATH]] [--port 50050] [--host 127.0.0.1]
-#                         [--metrics-port PORT] [--cpu-workers N] [--kv-memory SIZE] [--no-build]
+#                         [--metrics-port PORT] [--http-port PORT] [--cpu-workers N]
+#                         [--kv-memory SIZE] [--no-build]
 #                         [-- WORKER FLAGS...]
 #
 # Flags after -- go to every worker as they are (ringserve-worker --help lists them), e.g.
@@ -19,14 +20,17 @@
 #
 # Ports: the router listens on --host:--port (loopback by default; --host 0.0.0.0 exposes it),
 # worker i on 127.0.0.1:(port + 1 + i). /metrics: the router on --metrics-port (default
-# port + 1000), worker i on metrics-port + 1 + i; so a second instance needs only another
-# --port, with room for its workers (e.g. --port 50150).
+# port + 1000), worker i on metrics-port + 1 + i; OpenAI's HTTP API (/v1/chat/completions,
+# /v1/completions, /v1/embeddings, /v1/models) at the router on --http-port (default
+# port + 2000; 0 turns it off); so a second instance needs only another --port, with room
+# for its workers (e.g. --port 50150).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${RINGSERVE_BUILD_DIR:-$root/build}
 
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
-model="" tokenizer="" port=50050 host=127.0.0.1 metrics_port="" cpu_workers=auto kv_memory=""
+model="" tokenizer="" port=50050 host=127.0.0.1 metrics_port="" http_port="" cpu_workers=auto
+kv_memory=""
 do_build=1
 worker_extra=()
 while (($#)); do
@@ -47,6 +51,7 @@ while (($#)); do
     --port) port=$2; shift 2 ;;
     --host) host=$2; shift 2 ;;
     --metrics-port) metrics_port=$2; shift 2 ;;
+    --http-port) http_port=$2; shift 2 ;;
     --cpu-workers) cpu_workers=$2; shift 2 ;;
     --kv-memory) kv_memory=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
@@ -55,7 +60,8 @@ while (($#)); do
   esac
 done
 : "${metrics_port:=$((port + 1000))}"
-for name in port metrics_port cpu_workers; do
+: "${http_port:=$((port + 2000))}"
+for name in port metrics_port http_port cpu_workers; do
   [[ ${!name} =~ ^[0-9]+$ || ($name == cpu_workers && ${!name} == auto) ]] ||
     { echo "serve.sh: --${name//_/-} must be a number" >&2; exit 2; }
 done
@@ -186,7 +192,7 @@ for i in "${!devices[@]}"; do
   workers+=("127.0.0.1:$wport")
 done
 start router "$bin/ringserve-router" --host "$host" --port "$port" \
-  --workers "$(IFS=,; echo "${workers[*]}")" --metrics-port "$metrics_port"
+  --workers "$(IFS=,; echo "${workers[*]}")" --metrics-port "$metrics_port" --http-port "$http_port"
 
 # Where clients on this machine reach the router: a wildcard address is not a destination.
 target=$host
@@ -198,6 +204,12 @@ cat <<MSG
 
 ringserve is serving on $host:$port (router) with ${#workers[@]} workers (${devices[*]}).
 Logs: $state/logs   Metrics: http://$target:$metrics_port/metrics (router), 127.0.0.1:$((metrics_port + 1)).. (workers)
+MSG
+((http_port)) && cat <<MSG
+OpenAI API: http://$target:$http_port/v1 (/v1/completions, /v1/chat/completions, /v1/embeddings, /v1/models)
+  curl -s http://$target:$http_port/v1/completions -d '{"prompt": "Once upon a time", "max_tokens": 32}'
+MSG
+cat <<MSG
 Try:
   $bin/ringserve-cli --target $target:$port generate --session demo --text "Once upon a time" --max-tokens 32
   $bin/ringserve-cli --target $target:$port generate --session demo --append --text " The end." --json

@@ -127,6 +127,8 @@ class OverlayTest(unittest.TestCase):
             ports = {p["name"]: p["containerPort"] for p in c["ports"]}
             self.assertEqual(int(args["port"]), ports["grpc"])
             self.assertEqual(int(args["metrics-port"]), ports["metrics"])
+            if name == "router":  # OpenAI's HTTP API
+                self.assertEqual(int(args["http-port"]), ports["http"])
             for probe in ("readinessProbe", "livenessProbe"):
                 check = c[probe]
                 if "grpc" in check:

@@ -10,6 +10,7 @@ fit the memory available (the second used to fail its start and stop everything)
 
 Exit 77 (ctest SKIP_RETURN_CODE) when the binaries are absent.
 """
+import json
 import os
 import random
 import re
@@ -97,10 +98,18 @@ def metrics_answer(port):
         return response.status == 200
 
 
+def completion_answers(port):
+    body = json.dumps({"prompt": "Once upon a time", "max_tokens": 4}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status == 200 and json.load(response)["usage"]["completion_tokens"] == 4
+
+
 class ServeScript(unittest.TestCase):
     def test_two_instances_on_different_ports_serve_side_by_side_on_loopback(self):
         # Instance b's --port is a's + 100: its router, worker and /metrics ports follow.
-        base = free_base_port([0, 1, 100, 101, 1000, 1001, 1100, 1101])
+        base = free_base_port([0, 1, 100, 101, 1000, 1001, 1100, 1101, 2000, 2100])
         a = Serve("--port", str(base))
         b = Serve("--port", str(base + 100))
         try:
@@ -112,13 +121,16 @@ class ServeScript(unittest.TestCase):
                 self.assertIn(f"http://127.0.0.1:{port + 1000}/metrics", serve.out)
                 self.assertTrue(metrics_answer(port + 1000))  # the router's
                 self.assertTrue(metrics_answer(port + 1001))  # worker-0's
+                # OpenAI's HTTP API at the router, on --port + 2000.
+                self.assertIn(f"OpenAI API: http://127.0.0.1:{port + 2000}/v1", serve.out)
+                self.assertTrue(completion_answers(port + 2000))
         finally:
             statuses = [a.stop(), b.stop()]
         for status, err in statuses:
             self.assertEqual(status, 0, err)  # SIGTERM: drained, a normal stop
 
     def test_flags_after_a_double_dash_go_to_every_worker(self):
-        base = free_base_port([0, 1, 1000, 1001])
+        base = free_base_port([0, 1, 1000, 1001, 2000])
         serve = Serve("--port", str(base), "--", "--kv-dtype", "bf16")
         try:
             self.assertTrue(serve.serving(), serve.out)
@@ -135,7 +147,7 @@ class ServeScript(unittest.TestCase):
         self.assertIn("--port=1 is serve.sh's to set", err)
 
     def test_a_worker_that_dies_ends_serve_sh_with_its_name_and_status(self):
-        base = free_base_port([0, 1, 1000, 1001])
+        base = free_base_port([0, 1, 1000, 1001, 2000])
         serve = Serve("--port", str(base))
         try:
             self.assertTrue(serve.serving(), serve.out)
@@ -148,7 +160,7 @@ class ServeScript(unittest.TestCase):
         self.assertIn(f"worker-0 (pid {worker}) exited with status 137 (SIGKILL)", err)
 
     def test_a_worker_that_cannot_start_ends_serve_sh_with_its_status(self):
-        base = free_base_port([0, 1, 1000, 1001])
+        base = free_base_port([0, 1, 1000, 1001, 2000])
         serve = Serve("--port", str(base), "--kv-memory", "1.5")
         status, err = serve.finish()
         self.assertFalse(serve.serving())
@@ -162,7 +174,7 @@ class ServeScript(unittest.TestCase):
         for available, flags, want in (("629145600", (), 2), ("419430400", (), 1),
                                        ("419430400", ("--cpu-workers", "2"), 2)):
             with self.subTest(available=available, flags=flags):
-                base = free_base_port([0, 1, 2, 1000, 1001, 1002])
+                base = free_base_port([0, 1, 2, 1000, 1001, 1002, 2000])
                 serve = Serve("--port", str(base), workers=flags,
                               env_extra={"RINGSERVE_SERVE_AVAILABLE_BYTES": available})
                 try:

@@ -1,0 +1,156 @@
+#include "router/openai/generate_call.h"
+
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "grpcpp/support/client_callback.h"
+#include "router/openai/openai_error.h"
+
+namespace ringserve::openai {
+namespace {
+
+namespace pb = ringserve::v1;
+
+constexpr char kJson[] = "application/json";
+constexpr char kEventStream[] = "text/event-stream";
+// The worker that served the first stream, as the router names it to gRPC clients.
+constexpr char kWorkerKey[] = "x-ringserve-worker";
+
+// Owner: itself (through its streams, each holding it until its OnDone). Thread: gRPC's
+// callback threads, one mutex over the rendering and the writer's order.
+class Call : public std::enable_shared_from_this<Call> {
+ public:
+  Call(GenerateCall call, ResponseMeta meta, std::shared_ptr<http::ResponseWriter> writer)
+      : stream_(call.stream),
+        include_usage_(call.include_usage),
+        renderer_(std::move(meta), static_cast<int>(call.requests.size())),
+        writer_(std::move(writer)),
+        requests_(std::move(call.requests)),
+        streams_left_(static_cast<int>(requests_.size())) {}
+
+  void Start(const std::shared_ptr<pb::Inference::Stub>& stub, const HttpClient& client) {
+    for (size_t i = 0; i < requests_.size(); ++i) {
+      streams_.push_back(std::make_unique<Stream>(shared_from_this(), static_cast<int>(i)));
+      PrepareContext(client, streams_.back()->context);
+    }
+    // Registered before any stream starts: a client already gone cancels them at their start.
+    writer_->OnClientGone([weak = weak_from_this()] {
+      if (const std::shared_ptr<Call> call = weak.lock()) call->CancelAll();
+    });
+    for (size_t i = 0; i < streams_.size(); ++i) {
+      Stream* s = streams_[i].get();
+      stub->async()->Generate(&s->context, &requests_[i], s);
+      s->StartRead(&s->response);
+      s->StartCall();
+    }
+  }
+
+ private:
+  class Stream final : public grpc::ClientReadReactor<pb::GenerateResponse> {
+   public:
+    Stream(std::shared_ptr<Call> owner, int index) : owner_(std::move(owner)), index_(index) {}
+
+    void OnReadDone(bool ok) override {
+      if (!ok) return;  // the stream ended; OnDone follows
+      owner_->OnMessage(*this, response);
+      StartRead(&response);
+    }
+    void OnDone(const grpc::Status& status) override {
+      // The last stream's owner reference may be the call's last: it goes (and this stream
+      // with it) when `owner` leaves scope, after which nothing here is touched.
+      const std::shared_ptr<Call> owner = std::move(owner_);
+      owner->OnStreamDone(status);
+    }
+
+    grpc::ClientContext context;
+    pb::GenerateResponse response;
+
+   private:
+    std::shared_ptr<Call> owner_;
+    const int index_;
+    friend class Call;
+  };
+
+  void CancelAll() {
+    for (const auto& s : streams_) s->context.TryCancel();
+  }
+
+  void StartStreamLocked(const Stream& s) {
+    if (started_) return;
+    started_ = true;
+    http::Headers headers = {{"Cache-Control", "no-cache"}};
+    const auto& initial = s.context.GetServerInitialMetadata();
+    if (const auto it = initial.find(kWorkerKey); it != initial.end()) {
+      headers.emplace_back("X-Ringserve-Worker", std::string(it->second.data(), it->second.size()));
+    }
+    writer_->StartStream(200, kEventStream, std::move(headers));
+  }
+
+  void OnMessage(const Stream& s, const pb::GenerateResponse& message) {
+    std::lock_guard lock(mu_);
+    if (!first_error_.ok()) return;  // the response is an error now; the rest is dropped
+    if (!stream_) {
+      renderer_.Accumulate(s.index_, message);
+      return;
+    }
+    StartStreamLocked(s);
+    std::string events = renderer_.StreamEvents(s.index_, message);
+    if (!events.empty()) writer_->Write(std::move(events));
+  }
+
+  void OnStreamDone(const grpc::Status& status) {
+    bool cancel_others = false;
+    {
+      std::lock_guard lock(mu_);
+      if (!status.ok() && first_error_.ok()) {
+        first_error_ = FromGrpcStatus(status);
+        cancel_others = streams_left_ > 1;
+      }
+      if (--streams_left_ == 0) FinishLocked();
+    }
+    if (cancel_others) CancelAll();
+  }
+
+  void FinishLocked() {
+    if (!first_error_.ok() && !started_) {
+      writer_->Respond(HttpStatusOf(first_error_.code()), kJson, ErrorBody(first_error_));
+      return;
+    }
+    if (!stream_) {
+      writer_->Respond(200, kJson, renderer_.Body());
+      return;
+    }
+    if (!started_) {  // every stream ended without a message (n = 0 tokens and no final)
+      started_ = true;
+      writer_->StartStream(200, kEventStream, {{"Cache-Control", "no-cache"}});
+    }
+    // An error after the stream began travels as an event, as vLLM sends it.
+    if (!first_error_.ok()) writer_->Write(SseEvent(ErrorBody(first_error_)));
+    writer_->Write(renderer_.StreamEnd(include_usage_ && first_error_.ok()));
+    writer_->Finish();
+  }
+
+  const bool stream_;
+  const bool include_usage_;
+  std::mutex mu_;
+  ResponseRenderer renderer_;  // guarded by mu_
+  bool started_ = false;       // guarded by mu_: the streamed response's head went out
+  absl::Status first_error_;   // guarded by mu_
+  const std::shared_ptr<http::ResponseWriter> writer_;
+  const std::vector<pb::GenerateRequest> requests_;
+  std::vector<std::unique_ptr<Stream>> streams_;  // set before any starts, then fixed
+  int streams_left_;                              // guarded by mu_
+};
+
+}  // namespace
+
+void StartGenerateCall(const std::shared_ptr<pb::Inference::Stub>& stub, GenerateCall call,
+                       ResponseMeta meta, const HttpClient& client,
+                       std::shared_ptr<http::ResponseWriter> writer) {
+  auto state = std::make_shared<Call>(std::move(call), std::move(meta), std::move(writer));
+  state->Start(stub, client);
+}
+
+}  // namespace ringserve::openai

@@ -1,0 +1,67 @@
+#include "router/openai/model_catalog.h"
+
+#include <utility>
+
+namespace ringserve::openai {
+
+namespace pb = ringserve::v1;
+
+ModelCatalog::ModelCatalog(std::shared_ptr<pb::Inference::Stub> stub, absl::Duration ttl)
+    : stub_(std::move(stub)), ttl_(ttl) {}
+
+void ModelCatalog::Get(const HttpClient& client, Callback done) {
+  {
+    std::unique_lock lock(mu_);
+    if (cached_.has_value() && absl::Now() - fetched_at_ < ttl_) {
+      pb::ModelInfo info = *cached_;
+      lock.unlock();
+      done(std::move(info));
+      return;
+    }
+    waiting_.push_back(std::move(done));
+    if (waiting_.size() > 1) return;  // a fetch is already on its way
+  }
+  FetchModelInfo(*stub_, client, [self = shared_from_this()](absl::StatusOr<pb::ModelInfo> info) {
+    self->Finish(std::move(info));
+  });
+}
+
+void FetchModelInfo(pb::Inference::Stub& stub, const HttpClient& client,
+                    std::function<void(absl::StatusOr<pb::ModelInfo>)> done) {
+  struct Fetch {
+    grpc::ClientContext context;
+    pb::GetModelInfoRequest request;
+    pb::ModelInfo response;
+  };
+  auto fetch = std::make_shared<Fetch>();
+  PrepareContext(client, fetch->context);
+  stub.async()->GetModelInfo(&fetch->context, &fetch->request, &fetch->response,
+                             [fetch, done = std::move(done)](const grpc::Status& status) {
+                               if (status.ok()) {
+                                 done(std::move(fetch->response));
+                               } else {
+                                 done(FromGrpcStatus(status));
+                               }
+                             });
+}
+
+void ModelCatalog::Finish(absl::StatusOr<pb::ModelInfo> info) {
+  std::vector<Callback> waiting;
+  {
+    std::lock_guard lock(mu_);
+    if (info.ok()) {
+      cached_ = *info;
+      fetched_at_ = absl::Now();
+    }
+    waiting.swap(waiting_);
+  }
+  for (Callback& done : waiting) done(info);
+}
+
+std::string AdapterFor(const std::string& model, const pb::ModelInfo& info,
+                       const std::string& served_name) {
+  if (model.empty() || model == info.model_name() || model == served_name) return "";
+  return model;
+}
+
+}  // namespace ringserve::openai

@@ -1,0 +1,228 @@
+#include "router/openai/openai_gateway.h"
+
+#include <cstring>
+#include <random>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "grpcpp/support/client_callback.h"
+#include "router/openai/generate_call.h"
+#include "router/openai/openai_error.h"
+#include "router/openai/openai_request.h"
+#include "router/openai/openai_response.h"
+
+namespace ringserve::openai {
+namespace {
+
+namespace pb = ringserve::v1;
+
+constexpr char kJson[] = "application/json";
+// GenerateRequest.request_id's limit.
+constexpr size_t kMaxRequestIdBytes = 128;
+
+void RespondError(http::ResponseWriter& writer, const absl::Status& status) {
+  writer.Respond(HttpStatusOf(status.code()), kJson, ErrorBody(status));
+}
+
+// 24 random hex digits: the response ids OpenAI's clients show and log.
+std::string RandomId() {
+  thread_local std::mt19937_64 bits{std::random_device{}()};
+  return absl::StrFormat("%016x%08x", bits(), static_cast<uint32_t>(bits()));
+}
+
+std::string ServedName(const std::string& served_model_name, const pb::ModelInfo& info) {
+  return served_model_name.empty() ? info.model_name() : served_model_name;
+}
+
+// One model of /v1/models (vLLM's fields beside OpenAI's: root, parent, max_model_len).
+OrderedJson ModelEntry(const std::string& id, const std::string& root, const OrderedJson& parent,
+                       int64_t created, int32_t context_length) {
+  return OrderedJson{{"id", id},
+                     {"object", "model"},
+                     {"created", created},
+                     {"owned_by", "ringserve"},
+                     {"root", root},
+                     {"parent", parent},
+                     {"max_model_len", context_length}};
+}
+
+// /v1/models: the served model, then each LoRA adapter the workers list as its child.
+std::string ModelList(const pb::ModelInfo& info, const std::string& served_model_name,
+                      int64_t created) {
+  const std::string name = ServedName(served_model_name, info);
+  OrderedJson data = OrderedJson::array();
+  data.push_back(ModelEntry(name, info.model_name(), nullptr, created, info.context_length()));
+  for (const std::string& adapter : info.adapters()) {
+    data.push_back(ModelEntry(adapter, adapter, name, created, info.context_length()));
+  }
+  const OrderedJson body{{"object", "list"}, {"data", std::move(data)}};
+  return body.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+}
+
+std::string Base64Floats(const google::protobuf::RepeatedField<float>& values) {
+  std::string bytes(static_cast<size_t>(values.size()) * sizeof(float), '\0');
+  if (!bytes.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());  // little-endian
+  return absl::Base64Escape(bytes);
+}
+
+}  // namespace
+
+OpenAiGateway::OpenAiGateway(const std::shared_ptr<grpc::Channel>& channel, GatewayOptions options)
+    : options_(std::move(options)),
+      stub_(pb::Inference::NewStub(channel)),
+      catalog_(std::make_shared<ModelCatalog>(stub_, options_.model_info_ttl)),
+      started_(absl::ToUnixSeconds(absl::Now())) {}
+
+void OpenAiGateway::Handle(http::HttpRequest request,
+                           std::shared_ptr<http::ResponseWriter> writer) {
+  HttpClient client;
+  if (const std::string* authorization = request.Header("authorization")) {
+    client.authorization = *authorization;
+  }
+  client.address = request.peer;
+  const std::string& path = request.path;
+  const auto route = [&](absl::string_view method) -> bool {
+    if (request.method == method) return true;
+    writer->Respond(405, kJson,
+                    ErrorBody(absl::InvalidArgumentError(
+                        absl::StrCat(path, " takes ", method, ", not ", request.method))),
+                    {{"Allow", std::string(method)}});
+    return false;
+  };
+  if (path == "/health") {
+    if (route("GET")) writer->Respond(200, kJson, R"({"status":"ok"})");
+  } else if (path == "/v1/models") {
+    if (route("GET")) ListModels(client, std::move(writer));
+  } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
+    if (route("POST")) Generate(request, client, std::move(writer));
+  } else if (path == "/v1/embeddings") {
+    if (route("POST")) Embed(request, client, std::move(writer));
+  } else {
+    RespondError(*writer, absl::NotFoundError(
+                              absl::StrCat("no such endpoint: ", request.method, " ", path,
+                                           " (this server has /v1/models, /v1/completions, "
+                                           "/v1/chat/completions, /v1/embeddings and /health)")));
+  }
+}
+
+void OpenAiGateway::ListModels(const HttpClient& client,
+                               std::shared_ptr<http::ResponseWriter> writer) {
+  FetchModelInfo(*stub_, client,
+                 [writer = std::move(writer), served = options_.served_model_name,
+                  created = started_](absl::StatusOr<pb::ModelInfo> info) {
+                   if (!info.ok()) {
+                     RespondError(*writer, info.status());
+                     return;
+                   }
+                   writer->Respond(200, kJson, ModelList(*info, served, created));
+                 });
+}
+
+void OpenAiGateway::Generate(const http::HttpRequest& request, const HttpClient& client,
+                             std::shared_ptr<http::ResponseWriter> writer) {
+  const bool chat = request.path == "/v1/chat/completions";
+  absl::StatusOr<GenerateCall> call =
+      chat ? ParseChatRequest(request.body) : ParseCompletionRequest(request.body);
+  if (!call.ok()) {
+    RespondError(*writer, call.status());
+    return;
+  }
+  std::string request_id = RandomId();
+  if (const std::string* header = request.Header("x-request-id");
+      header != nullptr && !header->empty()) {
+    request_id = header->substr(0, kMaxRequestIdBytes);
+  }
+  ResponseMeta meta;
+  meta.kind = call->kind;
+  meta.id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", request_id);
+  meta.created = absl::ToUnixSeconds(absl::Now());
+  meta.n = call->n;
+  meta.logprobs = call->logprobs;
+  if (call->echo) {
+    for (const pb::GenerateRequest& r : call->requests) meta.echo.push_back(r.text());
+  }
+  catalog_->Get(
+      client, [call = *std::move(call), meta = std::move(meta), client, writer = std::move(writer),
+               request_id, stub = stub_,
+               served = options_.served_model_name](absl::StatusOr<pb::ModelInfo> info) mutable {
+        if (!info.ok()) {
+          RespondError(*writer, info.status());
+          return;
+        }
+        const std::string adapter = AdapterFor(call.model, *info, served);
+        for (pb::GenerateRequest& r : call.requests) {
+          r.set_adapter(adapter);
+          r.set_request_id(request_id);
+        }
+        meta.model = call.model.empty() ? ServedName(served, *info) : call.model;
+        StartGenerateCall(stub, std::move(call), std::move(meta), client, std::move(writer));
+      });
+}
+
+void OpenAiGateway::Embed(const http::HttpRequest& request, const HttpClient& client,
+                          std::shared_ptr<http::ResponseWriter> writer) {
+  absl::StatusOr<EmbedCall> call = ParseEmbeddingRequest(request.body);
+  if (!call.ok()) {
+    RespondError(*writer, call.status());
+    return;
+  }
+  catalog_->Get(
+      client, [call = *std::move(call), client, writer = std::move(writer), stub = stub_,
+               served = options_.served_model_name](absl::StatusOr<pb::ModelInfo> info) mutable {
+        if (!info.ok()) {
+          RespondError(*writer, info.status());
+          return;
+        }
+        struct Fetch {
+          grpc::ClientContext context;
+          pb::EmbedRequest request;
+          pb::EmbedResponse response;
+          bool base64 = false;
+          std::string model;
+        };
+        auto fetch = std::make_shared<Fetch>();
+        PrepareContext(client, fetch->context);
+        fetch->request = std::move(call.request);
+        fetch->request.set_adapter(AdapterFor(call.model, *info, served));
+        fetch->base64 = call.base64;
+        fetch->model = call.model.empty() ? ServedName(served, *info) : call.model;
+        writer->OnClientGone([weak = std::weak_ptr<Fetch>(fetch)] {
+          if (const auto f = weak.lock()) f->context.TryCancel();
+        });
+        stub->async()->Embed(
+            &fetch->context, &fetch->request, &fetch->response,
+            [fetch, writer](const grpc::Status& status) {
+              if (!status.ok()) {
+                RespondError(*writer, FromGrpcStatus(status));
+                return;
+              }
+              OrderedJson data = OrderedJson::array();
+              int64_t prompt_tokens = 0;
+              for (int i = 0; i < fetch->response.embeddings_size(); ++i) {
+                const pb::Embedding& e = fetch->response.embeddings(i);
+                prompt_tokens += e.prompt_tokens();
+                OrderedJson values;
+                if (fetch->base64) {
+                  values = Base64Floats(e.values());
+                } else {
+                  values = OrderedJson::array();
+                  for (const float v : e.values()) values.push_back(ShortestDouble(v));
+                }
+                data.push_back(
+                    {{"object", "embedding"}, {"index", i}, {"embedding", std::move(values)}});
+              }
+              const OrderedJson body{
+                  {"object", "list"},
+                  {"data", std::move(data)},
+                  {"model", fetch->model},
+                  {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
+              writer->Respond(200, kJson,
+                              body.dump(-1, ' ', false, OrderedJson::error_handler_t::replace));
+            });
+      });
+}
+
+}  // namespace ringserve::openai

@@ -1,0 +1,57 @@
+// OpenAiGateway: OpenAI's HTTP API in front of ringserve.v1.Inference. Each HTTP request
+// becomes gRPC calls on a channel to the router (in-process in ringserve-router --http-port),
+// so routing, authentication, limits, metrics and drain are the router's own:
+//   GET  /v1/models             the served model and the adapters the workers list
+//   POST /v1/completions        text completion (prompt: text, token ids, or a batch of them)
+//   POST /v1/chat/completions   chat, tools, structured output, reasoning_content
+//   POST /v1/embeddings         embeddings (float or base64)
+//   GET  /health                200 while the gateway serves
+// Both generation endpoints stream as Server-Sent Events with "stream": true.
+#ifndef RINGSERVE_ROUTER_OPENAI_OPENAI_GATEWAY_H_
+#define RINGSERVE_ROUTER_OPENAI_OPENAI_GATEWAY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/http/http_server.h"
+#include "grpcpp/channel.h"
+#include "ringserve/v1/inference.grpc.pb.h"
+#include "router/openai/model_catalog.h"
+
+namespace ringserve::openai {
+
+struct GatewayOptions {
+  // The model's name in /v1/models and in requests' "model" (besides the name the workers
+  // report, which is always accepted); empty: the workers' ModelInfo.model_name.
+  std::string served_model_name;
+  // How long the workers' ModelInfo is reused to resolve "model" before it is asked again.
+  absl::Duration model_info_ttl = absl::Seconds(30);
+};
+
+// Owner: the process (ringserve-router's main) or a test; calls in flight hold what they
+// need, so it may go before them. Thread: Handle runs on the HTTP server's thread; the
+// calls' callbacks on gRPC's.
+class OpenAiGateway {
+ public:
+  OpenAiGateway(const std::shared_ptr<grpc::Channel>& channel, GatewayOptions options);
+
+  // The HTTP server's handler. Never blocks: every answer comes from a gRPC callback.
+  void Handle(http::HttpRequest request, std::shared_ptr<http::ResponseWriter> writer);
+
+ private:
+  void ListModels(const HttpClient& client, std::shared_ptr<http::ResponseWriter> writer);
+  void Generate(const http::HttpRequest& request, const HttpClient& client,
+                std::shared_ptr<http::ResponseWriter> writer);
+  void Embed(const http::HttpRequest& request, const HttpClient& client,
+             std::shared_ptr<http::ResponseWriter> writer);
+
+  const GatewayOptions options_;
+  const std::shared_ptr<ringserve::v1::Inference::Stub> stub_;
+  const std::shared_ptr<ModelCatalog> catalog_;
+  const int64_t started_ = 0;  // Unix seconds: the models' "created"
+};
+
+}  // namespace ringserve::openai
+
+#endif  // RINGSERVE_ROUTER_OPENAI_OPENAI_GATEWAY_H_

@@ -1,0 +1,96 @@
+// ringserve.v1 Generate streams rendered as OpenAI's responses: a whole text_completion or
+// chat.completion object, or the stream of chunk objects as Server-Sent Events ending in
+// "data: [DONE]".
+#ifndef RINGSERVE_ROUTER_OPENAI_OPENAI_RESPONSE_H_
+#define RINGSERVE_ROUTER_OPENAI_OPENAI_RESPONSE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+#include "ringserve/v1/inference.pb.h"
+#include "router/openai/openai_request.h"
+
+namespace ringserve::openai {
+
+using OrderedJson = nlohmann::ordered_json;
+
+// What every object of one response repeats.
+struct ResponseMeta {
+  ApiKind kind = ApiKind::kCompletion;
+  std::string id;       // "cmpl-..." or "chatcmpl-..."
+  int64_t created = 0;  // Unix seconds
+  std::string model;    // as the client named it (or the served name)
+  int n = 1;            // completions per request
+  std::optional<int> logprobs;
+  // Per request: text that goes before each of its choices' text (completions' echo).
+  std::vector<std::string> echo;
+};
+
+// A float as the shortest decimal that reads back as it (-0.1f prints as -0.1, not as the
+// double -0.10000000149011612); infinities and NaN as -9999.0, vLLM's floor for logprobs
+// JSON cannot carry.
+double ShortestDouble(float value);
+
+// OpenAI's finish_reason for a GenerateFinal's.
+const char* FinishReasonName(ringserve::v1::FinishReason reason);
+
+// The longest prefix of `pending` that does not end inside a UTF-8 character; removed from it.
+std::string TakeCompleteUtf8(std::string& pending);
+
+// Thread: one at a time (the caller serializes the streams' messages).
+class ResponseRenderer {
+ public:
+  ResponseRenderer(ResponseMeta meta, int num_requests);
+
+  // Streaming: the events one message of request `request`'s stream adds ("" when none).
+  std::string StreamEvents(int request, const ringserve::v1::GenerateResponse& message);
+  // Streaming: the usage chunk when asked, then "data: [DONE]".
+  std::string StreamEnd(bool include_usage) const;
+
+  // Whole response: takes one message of request `request`'s stream.
+  void Accumulate(int request, const ringserve::v1::GenerateResponse& message);
+  // Whole response: the object's JSON text, once every stream has ended.
+  std::string Body() const;
+
+ private:
+  struct Choice {
+    std::string text;
+    std::string reasoning;
+    OrderedJson tool_calls = OrderedJson::array();
+    // chat: logprobs.content entries; completions: the four parallel arrays.
+    OrderedJson logprobs;
+    std::string finish_reason;
+    OrderedJson stop_reason;
+    bool started = false;     // streaming: the first chunk (role, echo) went out
+    int64_t text_offset = 0;  // completions' logprobs.text_offset of the next token
+    std::map<int, std::string> held_arguments;  // streamed call arguments' partial characters
+    std::vector<bool> calls_streamed;           // streamed call indices announced by a delta
+    int whole_calls = 0;                        // whole calls seen
+  };
+
+  Choice& ChoiceOf(int request, const ringserve::v1::GenerateResponse& message);
+  int ChoiceIndex(int request, const ringserve::v1::GenerateResponse& message) const;
+  void CountUsage(int request, const ringserve::v1::GenerateResponse& message);
+  // The message's logprobs in the response's format, appended to `into`.
+  void AddLogprobs(Choice& choice, const ringserve::v1::GenerateResponse& message,
+                   OrderedJson& into);
+  OrderedJson ChunkHead() const;
+  OrderedJson Usage() const;
+
+  const ResponseMeta meta_;
+  std::vector<Choice> choices_;
+  int64_t prompt_tokens_ = 0;
+  int64_t cached_tokens_ = 0;
+  int64_t completion_tokens_ = 0;
+};
+
+// One Server-Sent Event carrying `data`.
+std::string SseEvent(const std::string& data);
+
+}  // namespace ringserve::openai
+
+#endif  // RINGSERVE_ROUTER_OPENAI_OPENAI_RESPONSE_H_

@@ -1,0 +1,386 @@
+#!/usr/bin/env python3
+"""OpenAI's HTTP API at the router (ringserve-router --http-port), end to end through real
+workers, checked against the same requests over gRPC:
+
+- /v1/models names the served model; /health answers; unknown paths, wrong methods, bad JSON,
+  unknown models, oversized bodies and prompts are OpenAI-style errors and the router goes on;
+- /v1/completions: greedy text and usage equal Generate's; streaming gives the same text as
+  Server-Sent Events ending in [DONE] (with a usage chunk when asked); logprobs, n, a batch of
+  prompts, echo and stop strings;
+- a client that closes its stream cancels the generation on the worker;
+- /v1/embeddings equal Embed's values (float and base64);
+- /v1/chat/completions on a ChatML checkpoint: the reply and usage of the rendered
+  conversation, a required tool call (whole and streamed as tool_calls deltas) and a
+  json_schema response format;
+- with a bearer token required, HTTP requests need the same Authorization header.
+
+usage: openai_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
+"""
+import base64
+import http.client
+import json
+import os
+import struct
+import sys
+import tempfile
+import time
+import unittest
+
+import fleet
+from chat_checkpoint import write_checkpoint
+
+BIN_DIR, PROTO_DIR, SHARED_DIR = sys.argv[1:4]
+fleet.import_grpc_or_skip()
+fleet.generate_modules(PROTO_DIR, tempfile.mkdtemp(prefix="ringserve-py-"))
+
+from ringserve.v1 import inference_pb2 as pb  # noqa: E402
+
+PROMPT = "Once upon a time"
+
+
+def request(port, method, path, body=None, headers=None, raw=None, timeout=60):
+    """(status, headers, body text) of one HTTP exchange."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        conn.request(method, path, body=data,
+                     headers={"Content-Type": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode()
+    finally:
+        conn.close()
+
+
+def post(port, path, body, headers=None):
+    status, _, text = request(port, "POST", path, body, headers)
+    return status, json.loads(text)
+
+
+def events(text):
+    """The data of each Server-Sent Event, JSON-decoded but for the final [DONE]."""
+    out = []
+    for event in text.split("\n\n"):
+        if not event:
+            continue
+        assert event.startswith("data: "), event
+        data = event[len("data: "):]
+        out.append(data if data == "[DONE]" else json.loads(data))
+    return out
+
+
+def grpc_generate(stub, prompt, max_tokens, **sampling):
+    text, ids, final = "", [], None
+    request = pb.GenerateRequest(text=prompt.encode(), stop=pb.StopCriteria(max_tokens=max_tokens),
+                                 sampling=pb.SamplingParams(temperature=0, **sampling))
+    for message in stub.Generate(request, timeout=60):
+        text += message.text
+        ids.extend(message.token_ids)
+        if message.HasField("final"):
+            final = message.final
+    return text, ids, final
+
+
+class CompletionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.http_port = fleet.free_port()
+        cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "o", 1,
+                                    router_extra=["--http-port", str(cls.http_port)])
+        if not fleet.wait_until(lambda: cls.status("/health") == 200, 15):
+            raise RuntimeError("the HTTP port never answered")
+        cls.info = cls.cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+
+    @classmethod
+    def status(cls, path):
+        try:
+            return request(cls.http_port, "GET", path, timeout=2)[0]
+        except OSError:
+            return None
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+
+    def complete(self, **body):
+        status, response = post(self.http_port, "/v1/completions",
+                                {"model": self.info.model_name, **body})
+        self.assertEqual(status, 200, response)
+        return response
+
+    def test_models_lists_the_served_model(self):
+        status, headers, text = request(self.http_port, "GET", "/v1/models")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("application/json"))
+        models = json.loads(text)
+        self.assertEqual(models["object"], "list")
+        self.assertEqual(models["data"][0]["id"], self.info.model_name)
+        self.assertEqual(models["data"][0]["max_model_len"], self.info.context_length)
+
+    def test_a_greedy_completion_is_the_same_as_generate(self):
+        text, ids, final = grpc_generate(self.cluster.stub, PROMPT, 12)
+        response = self.complete(prompt=PROMPT, max_tokens=12, temperature=0)
+        self.assertEqual(response["object"], "text_completion")
+        self.assertTrue(response["id"].startswith("cmpl-"))
+        self.assertEqual(response["model"], self.info.model_name)
+        choice = response["choices"][0]
+        self.assertEqual(choice["text"], text)
+        self.assertEqual(choice["finish_reason"], "length")
+        usage = response["usage"]
+        self.assertEqual(usage["prompt_tokens"], final.usage.prompt_tokens)
+        self.assertEqual(usage["completion_tokens"], 12)
+        self.assertEqual(usage["total_tokens"], final.usage.prompt_tokens + 12)
+        # OpenAI's default max_tokens for completions is 16.
+        self.assertEqual(self.complete(prompt=PROMPT, temperature=0)["usage"]["completion_tokens"],
+                         16)
+
+    def test_a_streamed_completion_is_the_same_text_as_events(self):
+        whole = self.complete(prompt=PROMPT, max_tokens=20, temperature=0)
+        status, headers, text = request(self.http_port, "POST", "/v1/completions", {
+            "prompt": PROMPT, "max_tokens": 20, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}})
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/event-stream"))
+        self.assertEqual(headers.get("Transfer-Encoding"), "chunked")
+        self.assertTrue(headers.get("X-Ringserve-Worker", "").startswith("o"))
+        data = events(text)
+        self.assertEqual(data[-1], "[DONE]")
+        usage_chunk = data[-2]
+        self.assertEqual(usage_chunk["choices"], [])
+        self.assertEqual(usage_chunk["usage"], whole["usage"])
+        chunks = data[:-2]
+        self.assertGreater(len(chunks), 1)
+        self.assertEqual("".join(c["choices"][0]["text"] for c in chunks),
+                         whole["choices"][0]["text"])
+        self.assertTrue(all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1]))
+        self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "length")
+        self.assertTrue(all(c["id"] == chunks[0]["id"] for c in chunks))
+
+    def test_logprobs_n_batches_echo_and_stop(self):
+        response = self.complete(prompt=PROMPT, max_tokens=6, temperature=0, logprobs=3)
+        logprobs = response["choices"][0]["logprobs"]
+        self.assertEqual(len(logprobs["tokens"]), 6)
+        self.assertEqual("".join(logprobs["tokens"]), response["choices"][0]["text"])
+        self.assertTrue(all(lp <= 0 for lp in logprobs["token_logprobs"]))
+        self.assertTrue(all(len(top) <= 3 for top in logprobs["top_logprobs"]))
+        # Greedy: the chosen token is the most likely one.
+        for token, lp, top in zip(logprobs["tokens"], logprobs["token_logprobs"],
+                                  logprobs["top_logprobs"]):
+            self.assertAlmostEqual(max(top.values()), lp, places=4)
+
+        response = self.complete(prompt=PROMPT, max_tokens=8, temperature=1, n=2, seed=5)
+        self.assertEqual([c["index"] for c in response["choices"]], [0, 1])
+        alone = self.complete(prompt=PROMPT, max_tokens=8, temperature=1, seed=6)
+        self.assertEqual(response["choices"][1]["text"], alone["choices"][0]["text"])
+
+        batch = self.complete(prompt=[PROMPT, "The cat"], max_tokens=5, temperature=0)
+        self.assertEqual(len(batch["choices"]), 2)
+        cat = self.complete(prompt="The cat", max_tokens=5, temperature=0)
+        self.assertEqual(batch["choices"][1]["text"], cat["choices"][0]["text"])
+        self.assertEqual(batch["usage"]["prompt_tokens"],
+                         self.complete(prompt=PROMPT, max_tokens=5)["usage"]["prompt_tokens"]
+                         + cat["usage"]["prompt_tokens"])
+
+        echo = self.complete(prompt=PROMPT, max_tokens=5, temperature=0, echo=True)
+        self.assertEqual(echo["choices"][0]["text"], PROMPT + greedy_text(self, 5))
+
+        full = self.complete(prompt=PROMPT, max_tokens=30, temperature=0)["choices"][0]["text"]
+        stop = full[10:13]
+        stopped = self.complete(prompt=PROMPT, max_tokens=30, temperature=0, stop=[stop])
+        self.assertEqual(stopped["choices"][0]["text"], full[:full.index(stop)])
+        self.assertEqual(stopped["choices"][0]["finish_reason"], "stop")
+        self.assertEqual(stopped["choices"][0]["stop_reason"], stop)
+
+    def test_bad_requests_are_openai_errors_and_the_router_goes_on(self):
+        cases = [
+            ("POST", "/v1/completions", "{not json", 400, "not valid JSON"),
+            ("POST", "/v1/completions", json.dumps({"prompt": PROMPT, "temperature": "hot"}), 400,
+             "temperature"),
+            ("POST", "/v1/completions", json.dumps({"prompt": PROMPT, "model": "nope"}), 404,
+             "nope"),
+            ("POST", "/v1/completions", json.dumps({"prompt": "x " * 100000}), 400, ""),
+            ("GET", "/v1/completions", None, 405, "POST"),
+            ("POST", "/v1/nothing", "{}", 404, "/v1/nothing"),
+        ]
+        for method, path, raw, code, words in cases:
+            status, _, text = request(self.http_port, method, path, raw=raw)
+            self.assertEqual(status, code, (path, raw and raw[:80], text))
+            error = json.loads(text)["error"]
+            self.assertIn(words, error["message"])
+            self.assertIn("type", error)
+        # A body over the router's --max-request-bytes (16 MiB) is refused before it is read.
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        try:
+            conn.putrequest("POST", "/v1/completions")
+            conn.putheader("Content-Length", str(64 << 20))
+            conn.putheader("Expect", "100-continue")
+            conn.endheaders()
+            self.assertEqual(conn.getresponse().status, 413)
+        finally:
+            conn.close()
+        self.assertEqual(self.complete(prompt=PROMPT, max_tokens=2)["usage"]["completion_tokens"], 2)
+
+    def test_closing_a_stream_cancels_its_generation(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
+        conn.request("POST", "/v1/completions", body=json.dumps({
+            "prompt": PROMPT, "max_tokens": self.info.context_length - 16, "ignore_eos": True,
+            "stream": True}),
+            headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        self.assertEqual(response.status, 200)
+        self.assertEqual(response.read(6), b"data: ")
+        self.assertTrue(fleet.wait_until(
+            lambda: self.cluster.worker_stats(0).running_requests == 1, 10))
+        conn.sock.close()
+        conn.close()
+        self.assertTrue(fleet.wait_until(
+            lambda: self.cluster.worker_stats(0).running_requests == 0, 10),
+            "the worker still generates for a client that left")
+
+    def test_embeddings_are_embeds_values(self):
+        expected = self.cluster.stub.Embed(pb.EmbedRequest(inputs=[
+            pb.EmbedInput(text=PROMPT.encode()), pb.EmbedInput(text=b"The cat")]), timeout=30)
+        status, response = post(self.http_port, "/v1/embeddings",
+                                {"input": [PROMPT, "The cat"], "model": self.info.model_name})
+        self.assertEqual(status, 200, response)
+        self.assertEqual(response["object"], "list")
+        self.assertEqual([d["index"] for d in response["data"]], [0, 1])
+        for got, want in zip(response["data"], expected.embeddings):
+            self.assertEqual(len(got["embedding"]), len(want.values))
+            for a, b in zip(got["embedding"], want.values):
+                self.assertAlmostEqual(a, b, places=6)
+        self.assertEqual(response["usage"]["prompt_tokens"],
+                         sum(e.prompt_tokens for e in expected.embeddings))
+        status, packed = post(self.http_port, "/v1/embeddings",
+                              {"input": PROMPT, "encoding_format": "base64"})
+        self.assertEqual(status, 200, packed)
+        raw = base64.b64decode(packed["data"][0]["embedding"])
+        values = struct.unpack(f"<{len(raw) // 4}f", raw)
+        self.assertEqual(list(values), list(expected.embeddings[0].values))
+
+
+def greedy_text(test, max_tokens):
+    return test.complete(prompt=PROMPT, max_tokens=max_tokens, temperature=0)["choices"][0]["text"]
+
+
+class ChatTest(unittest.TestCase):
+    TOOLS = [{"type": "function", "function": {
+        "name": "get_weather", "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
+                       "required": ["city"]}}}]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.model_dir = tempfile.mkdtemp(prefix="ringserve-chat-")
+        write_checkpoint(cls.model_dir)
+        cls.worker = fleet.Process(
+            [os.path.join(BIN_DIR, "ringserve-worker"), "--model", cls.model_dir, "--port", "0",
+             "--host", "127.0.0.1", "--id", "chat0", "--kv-memory", "64MiB", "--threads", "1"],
+            "chat0")
+        cls.http_port = fleet.free_port()
+        cls.router = fleet.start_router(BIN_DIR, [cls.worker],
+                                        extra=["--http-port", str(cls.http_port),
+                                               "--served-model-name", "tiny-chat"])
+        ok = lambda: request(cls.http_port, "GET", "/v1/models", timeout=2)[0] == 200  # noqa
+        if not fleet.wait_until(lambda: _quiet(ok), 15):
+            raise RuntimeError("the router never reached the worker")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.router.terminate()
+        cls.worker.terminate()
+
+    def chat(self, **body):
+        status, response = post(self.http_port, "/v1/chat/completions",
+                                {"model": "tiny-chat", "temperature": 0, **body})
+        self.assertEqual(status, 200, response)
+        return response
+
+    def test_models_uses_the_served_name(self):
+        status, _, text = request(self.http_port, "GET", "/v1/models")
+        self.assertEqual(json.loads(text)["data"][0]["id"], "tiny-chat")
+
+    def test_a_reply_and_its_usage(self):
+        response = self.chat(messages=[{"role": "user", "content": "Hi there"}], max_tokens=8)
+        self.assertEqual(response["object"], "chat.completion")
+        choice = response["choices"][0]
+        self.assertEqual(choice["message"]["role"], "assistant")
+        # The checkpoint's greedy pick is <|im_end|>: an empty reply that stopped.
+        self.assertEqual(choice["message"]["content"], "")
+        self.assertEqual(choice["finish_reason"], "stop")
+        self.assertGreater(response["usage"]["prompt_tokens"], 10)
+        self.assertEqual(response["usage"]["completion_tokens"], 1)
+
+    def test_a_required_call_whole_and_streamed(self):
+        body = {"messages": [{"role": "user", "content": "Weather in Oslo?"}],
+                "tools": self.TOOLS, "tool_choice": "required", "max_tokens": 400}
+        response = self.chat(**body)
+        choice = response["choices"][0]
+        self.assertEqual(choice["finish_reason"], "tool_calls")
+        self.assertIsNone(choice["message"]["content"])
+        call = choice["message"]["tool_calls"][0]
+        self.assertEqual(call["type"], "function")
+        self.assertEqual(call["function"]["name"], "get_weather")
+        arguments = json.loads(call["function"]["arguments"])
+        self.assertIn(arguments["city"], ("Paris", "Rome"))
+
+        status, _, text = request(self.http_port, "POST", "/v1/chat/completions",
+                                  {"model": "tiny-chat", "temperature": 0, "stream": True, **body})
+        self.assertEqual(status, 200)
+        data = events(text)
+        self.assertEqual(data[-1], "[DONE]")
+        self.assertEqual(data[0]["choices"][0]["delta"]["role"], "assistant")
+        deltas = [d for c in data[:-1] for d in c["choices"][0]["delta"].get("tool_calls", [])]
+        self.assertEqual(deltas[0]["function"]["name"], "get_weather")
+        self.assertTrue(deltas[0]["id"].startswith("call_"))
+        # Streamed arguments are the text as generated; a whole call's are re-serialized.
+        self.assertEqual(json.loads("".join(d["function"]["arguments"] for d in deltas)),
+                         arguments)
+        self.assertEqual(data[-2]["choices"][0]["finish_reason"], "tool_calls")
+
+    def test_a_json_schema_reply(self):
+        # The checkpoint pads JSON with the most whitespace the layout allows (see chat_test.py):
+        # the value needs a few hundred tokens.
+        schema = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}},
+                  "required": ["answer"]}
+        response = self.chat(messages=[{"role": "user", "content": "Yes?"}], max_tokens=256,
+                             response_format={"type": "json_schema",
+                                              "json_schema": {"name": "a", "schema": schema}})
+        self.assertEqual(response["choices"][0]["finish_reason"], "stop")
+        value = json.loads(response["choices"][0]["message"]["content"])
+        self.assertIn(value["answer"], ("yes", "no"))
+
+
+def _quiet(predicate):
+    try:
+        return predicate()
+    except OSError:
+        return False
+
+
+class AuthTest(unittest.TestCase):
+    def test_http_requests_need_the_routers_token(self):
+        worker = fleet.start_worker(BIN_DIR, SHARED_DIR, "a0")
+        port = fleet.free_port()
+        os.environ["RINGSERVE_AUTH_TOKEN"] = "s3cret"
+        try:
+            router = fleet.start_router(BIN_DIR, [worker], extra=["--http-port", str(port)])
+        finally:
+            del os.environ["RINGSERVE_AUTH_TOKEN"]
+        try:
+            body = {"prompt": PROMPT, "max_tokens": 2}
+            good = {"Authorization": "Bearer s3cret"}
+            self.assertTrue(fleet.wait_until(
+                lambda: _quiet(lambda: post(port, "/v1/completions", body, good)[0] == 200), 15))
+            status, error = post(port, "/v1/completions", body)
+            self.assertEqual(status, 401, error)
+            self.assertIn("bearer token", error["error"]["message"])
+            self.assertEqual(post(port, "/v1/completions", body,
+                                  {"Authorization": "Bearer wrong"})[0], 401)
+            self.assertEqual(request(port, "GET", "/v1/models")[0], 401)
+        finally:
+            router.terminate()
+            worker.terminate()
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0]] + sys.argv[4:])

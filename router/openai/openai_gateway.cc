@@ -70,8 +70,10 @@ std::string Base64Floats(const google::protobuf::RepeatedField<float>& values) {
 
 }  // namespace
 
-OpenAiGateway::OpenAiGateway(const std::shared_ptr<grpc::Channel>& channel, GatewayOptions options)
+OpenAiGateway::OpenAiGateway(const std::shared_ptr<grpc::Channel>& channel, GatewayOptions options,
+                             HttpMetrics* metrics)
     : options_(std::move(options)),
+      metrics_(metrics),
       stub_(pb::Inference::NewStub(channel)),
       catalog_(std::make_shared<ModelCatalog>(stub_, options_.model_info_ttl)),
       started_(absl::ToUnixSeconds(absl::Now())) {}
@@ -83,6 +85,7 @@ void OpenAiGateway::Handle(http::HttpRequest request,
     client.authorization = *authorization;
   }
   client.address = request.peer;
+  if (metrics_ != nullptr) writer = metrics_->Counting(request.path, std::move(writer));
   const std::string& path = request.path;
   const auto route = [&](absl::string_view method) -> bool {
     if (request.method == method) return true;

@@ -17,6 +17,7 @@
 #include "common/http/http_server.h"
 #include "grpcpp/channel.h"
 #include "ringserve/v1/inference.grpc.pb.h"
+#include "router/openai/http_metrics.h"
 #include "router/openai/model_catalog.h"
 
 namespace ringserve::openai {
@@ -34,7 +35,9 @@ struct GatewayOptions {
 // calls' callbacks on gRPC's.
 class OpenAiGateway {
  public:
-  OpenAiGateway(const std::shared_ptr<grpc::Channel>& channel, GatewayOptions options);
+  // metrics: where responses are counted; null for none.
+  OpenAiGateway(const std::shared_ptr<grpc::Channel>& channel, GatewayOptions options,
+                HttpMetrics* metrics = nullptr);
 
   // The HTTP server's handler. Never blocks: every answer comes from a gRPC callback.
   void Handle(http::HttpRequest request, std::shared_ptr<http::ResponseWriter> writer);
@@ -47,6 +50,7 @@ class OpenAiGateway {
              std::shared_ptr<http::ResponseWriter> writer);
 
   const GatewayOptions options_;
+  HttpMetrics* const metrics_;
   const std::shared_ptr<ringserve::v1::Inference::Stub> stub_;
   const std::shared_ptr<ModelCatalog> catalog_;
   const int64_t started_ = 0;  // Unix seconds: the models' "created"

@@ -83,9 +83,10 @@ def grpc_generate(stub, prompt, max_tokens, **sampling):
 class CompletionsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.http_port = fleet.free_port()
+        cls.http_port, cls.metrics_port = fleet.free_port(), fleet.free_port()
         cls.cluster = fleet.Cluster(BIN_DIR, SHARED_DIR, "o", 1,
-                                    router_extra=["--http-port", str(cls.http_port)])
+                                    router_extra=["--http-port", str(cls.http_port),
+                                                  "--metrics-port", str(cls.metrics_port)])
         if not fleet.wait_until(lambda: cls.status("/health") == 200, 15):
             raise RuntimeError("the HTTP port never answered")
         cls.info = cls.cluster.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
@@ -190,7 +191,14 @@ class CompletionsTest(unittest.TestCase):
         self.assertEqual(stopped["choices"][0]["finish_reason"], "stop")
         self.assertEqual(stopped["choices"][0]["stop_reason"], stop)
 
+    def http_count(self, endpoint, code):
+        samples = fleet.scrape(self.metrics_port)
+        return samples.get(("ringserve_router_http_requests_total",
+                            f'{{code="{code}",endpoint="{endpoint}"}}'), 0)
+
     def test_bad_requests_are_openai_errors_and_the_router_goes_on(self):
+        bad_json_before = self.http_count("/v1/completions", 400)
+        other_before = self.http_count("other", 404)
         cases = [
             ("POST", "/v1/completions", "{not json", 400, "not valid JSON"),
             ("POST", "/v1/completions", json.dumps({"prompt": PROMPT, "temperature": "hot"}), 400,
@@ -218,6 +226,10 @@ class CompletionsTest(unittest.TestCase):
         finally:
             conn.close()
         self.assertEqual(self.complete(prompt=PROMPT, max_tokens=2)["usage"]["completion_tokens"], 2)
+        # The router's metrics count the HTTP API's answers, its own errors included.
+        self.assertEqual(self.http_count("/v1/completions", 400), bad_json_before + 3)
+        self.assertEqual(self.http_count("other", 404), other_before + 1)
+        self.assertGreater(self.http_count("/v1/completions", 200), 0)
 
     def test_closing_a_stream_cancels_its_generation(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)

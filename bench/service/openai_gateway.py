@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""What OpenAI's HTTP API costs the router, against the same requests over gRPC.
+
+One worker behind a router with --http-port. The same load (CONCURRENCY client threads,
+REQUESTS streamed completions of OUTPUT_TOKENS tokens each, greedy, ignore_eos) goes through
+the router's gRPC port and through its HTTP port, alternating (A B A B ...) in one run. For
+each pass: the router process's CPU time per 1000 streamed tokens (utime + stime from
+/proc, the gateway's JSON and SSE work and its in-process hop included), and the clients'
+p50 time to first token. The clients are the same Python harness both ways, so their own
+cost cancels out of the CPU figure.
+
+usage: bench/service/openai_gateway.py [--bin build/bin] [--shared ../shared] [--reps 3]
+       [--concurrency 8] [--requests 200] [--output-tokens 64]
+"""
+import argparse
+import http.client
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "integration"))
+import fleet  # noqa: E402
+
+PROMPT = "Once upon a time"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def grpc_once(stub, pb, tokens):
+    request = pb.GenerateRequest(text=PROMPT.encode(), sampling=pb.SamplingParams(temperature=0),
+                                 stop=pb.StopCriteria(max_tokens=tokens, ignore_eos=True))
+    start, first, count = time.monotonic(), None, 0
+    for message in stub.Generate(request, timeout=120):
+        if message.token_ids and first is None:
+            first = time.monotonic() - start
+        count += len(message.token_ids)
+    return first, count
+
+
+def http_once(port, tokens):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    body = json.dumps({"prompt": PROMPT, "max_tokens": tokens, "temperature": 0,
+                       "ignore_eos": True, "stream": True, "logprobs": None})
+    start, first, count = time.monotonic(), None, 0
+    conn.request("POST", "/v1/completions", body=body,
+                 headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.status == 200, response.read()
+    for line in response:
+        if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+            continue
+        if first is None:
+            first = time.monotonic() - start
+        count += 1  # one event a streamed message; tokens counted from usage below
+    conn.close()
+    return first, count
+
+
+def run_pass(router_pid, work, concurrency, requests):
+    ttfts, tokens, lock = [], [0], threading.Lock()
+    remaining = [requests]
+
+    def client():
+        while True:
+            with lock:
+                if remaining[0] == 0:
+                    return
+                remaining[0] -= 1
+            first, count = work()
+            with lock:
+                ttfts.append(first)
+                tokens[0] += count
+
+    cpu_before, start = cpu_seconds(router_pid), time.monotonic()
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"router_cpu_s": cpu_seconds(router_pid) - cpu_before,
+            "wall_s": time.monotonic() - start,
+            "ttft_p50_ms": 1000 * statistics.median(ttfts), "messages": tokens[0]}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default="build/bin")
+    parser.add_argument("--shared", default="../shared")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--output-tokens", type=int, default=64)
+    a = parser.parse_args()
+    fleet.import_grpc_or_skip()
+    fleet.generate_modules(os.path.join(os.path.dirname(__file__), "..", "..", "proto"),
+                           tempfile.mkdtemp(prefix="ringserve-py-"))
+    import grpc
+    from ringserve.v1 import inference_pb2 as pb
+    from ringserve.v1 import inference_pb2_grpc as rpc
+
+    worker = fleet.start_worker(a.bin, a.shared, "w0")
+    port = fleet.free_port()
+    router = fleet.start_router(a.bin, [worker], extra=["--http-port", str(port)])
+    channel = grpc.insecure_channel(router.address)
+    stub = rpc.InferenceStub(channel)
+    try:
+        fleet.wait_until(lambda: fleet.fetch(port, path="/health")[0] == 200, 15)
+        total = a.requests * a.output_tokens
+        modes = {"grpc": lambda: grpc_once(stub, pb, a.output_tokens),
+                 "http": lambda: http_once(port, a.output_tokens)}
+        for work in modes.values():  # first touch out of the measurement
+            run_pass(router.proc.pid, work, a.concurrency, a.concurrency)
+        rows = []
+        for rep in range(a.reps):
+            for mode, work in modes.items():
+                r = run_pass(router.proc.pid, work, a.concurrency, a.requests)
+                r.update(mode=mode, rep=rep + 1,
+                         cpu_ms_per_1k_tokens=1000 * 1000 * r["router_cpu_s"] / total,
+                         tokens_per_s=total / r["wall_s"])
+                rows.append(r)
+                print(f"{mode} {rep + 1}: router CPU {r['cpu_ms_per_1k_tokens']:.1f} ms / 1k tokens, "
+                      f"{r['tokens_per_s']:.0f} tok/s, TTFT p50 {r['ttft_p50_ms']:.2f} ms, "
+                      f"{r['messages']} messages", flush=True)
+        for mode in modes:
+            cpu = statistics.median(r["cpu_ms_per_1k_tokens"] for r in rows if r["mode"] == mode)
+            print(f"median {mode}: router CPU {cpu:.1f} ms / 1k tokens")
+    finally:
+        channel.close()
+        router.terminate()
+        worker.terminate()
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "grpcpp/support/client_callback.h"
@@ -20,6 +21,8 @@ namespace {
 namespace pb = ringserve::v1;
 
 constexpr char kJson[] = "application/json";
+// GET /v1/models/{id}: one model of the list.
+constexpr char kModelsPrefix[] = "/v1/models/";
 // GenerateRequest.request_id's limit.
 constexpr size_t kMaxRequestIdBytes = 128;
 
@@ -49,8 +52,12 @@ OrderedJson ModelEntry(const std::string& id, const std::string& root, const Ord
                      {"max_model_len", context_length}};
 }
 
+std::string Dump(const OrderedJson& json) {
+  return json.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+}
+
 // /v1/models: the served model, then each LoRA adapter the workers list as its child.
-std::string ModelList(const pb::ModelInfo& info, const std::string& served_model_name,
+OrderedJson ModelList(const pb::ModelInfo& info, const std::string& served_model_name,
                       int64_t created) {
   const std::string name = ServedName(served_model_name, info);
   OrderedJson data = OrderedJson::array();
@@ -58,8 +65,7 @@ std::string ModelList(const pb::ModelInfo& info, const std::string& served_model
   for (const std::string& adapter : info.adapters()) {
     data.push_back(ModelEntry(adapter, adapter, name, created, info.context_length()));
   }
-  const OrderedJson body{{"object", "list"}, {"data", std::move(data)}};
-  return body.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+  return OrderedJson{{"object", "list"}, {"data", std::move(data)}};
 }
 
 std::string Base64Floats(const google::protobuf::RepeatedField<float>& values) {
@@ -98,7 +104,10 @@ void OpenAiGateway::Handle(http::HttpRequest request,
   if (path == "/health") {
     if (route("GET")) writer->Respond(200, kJson, R"({"status":"ok"})");
   } else if (path == "/v1/models") {
-    if (route("GET")) ListModels(client, std::move(writer));
+    if (route("GET")) ListModels(client, "", std::move(writer));
+  } else if (absl::StartsWith(path, kModelsPrefix)) {
+    if (route("GET"))
+      ListModels(client, path.substr(std::strlen(kModelsPrefix)), std::move(writer));
   } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
     if (route("POST")) Generate(request, client, std::move(writer));
   } else if (path == "/v1/embeddings") {
@@ -111,16 +120,28 @@ void OpenAiGateway::Handle(http::HttpRequest request,
   }
 }
 
-void OpenAiGateway::ListModels(const HttpClient& client,
+void OpenAiGateway::ListModels(const HttpClient& client, std::string id,
                                std::shared_ptr<http::ResponseWriter> writer) {
   FetchModelInfo(*stub_, client,
                  [writer = std::move(writer), served = options_.served_model_name,
-                  created = started_](absl::StatusOr<pb::ModelInfo> info) {
+                  created = started_, id = std::move(id)](absl::StatusOr<pb::ModelInfo> info) {
                    if (!info.ok()) {
                      RespondError(*writer, info.status());
                      return;
                    }
-                   writer->Respond(200, kJson, ModelList(*info, served, created));
+                   OrderedJson list = ModelList(*info, served, created);
+                   if (id.empty()) {
+                     writer->Respond(200, kJson, Dump(list));
+                     return;
+                   }
+                   for (const OrderedJson& model : list["data"]) {
+                     if (model["id"] == id) {
+                       writer->Respond(200, kJson, Dump(model));
+                       return;
+                     }
+                   }
+                   RespondError(*writer, absl::NotFoundError(
+                                             absl::StrCat("the model '", id, "' does not exist")));
                  });
 }
 
@@ -222,8 +243,7 @@ void OpenAiGateway::Embed(const http::HttpRequest& request, const HttpClient& cl
                   {"data", std::move(data)},
                   {"model", fetch->model},
                   {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
-              writer->Respond(200, kJson,
-                              body.dump(-1, ' ', false, OrderedJson::error_handler_t::replace));
+              writer->Respond(200, kJson, Dump(body));
             });
       });
 }

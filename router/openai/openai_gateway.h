@@ -2,6 +2,7 @@
 // becomes gRPC calls on a channel to the router (in-process in ringserve-router --http-port),
 // so routing, authentication, limits, metrics and drain are the router's own:
 //   GET  /v1/models             the served model and the adapters the workers list
+//   GET  /v1/models/{id}        one of them
 //   POST /v1/completions        text completion (prompt: text, token ids, or a batch of them)
 //   POST /v1/chat/completions   chat, tools, structured output, reasoning_content
 //   POST /v1/embeddings         embeddings (float or base64)
@@ -43,7 +44,9 @@ class OpenAiGateway {
   void Handle(http::HttpRequest request, std::shared_ptr<http::ResponseWriter> writer);
 
  private:
-  void ListModels(const HttpClient& client, std::shared_ptr<http::ResponseWriter> writer);
+  // /v1/models, or with an id the one model it names (404 when none).
+  void ListModels(const HttpClient& client, std::string id,
+                  std::shared_ptr<http::ResponseWriter> writer);
   void Generate(const http::HttpRequest& request, const HttpClient& client,
                 std::shared_ptr<http::ResponseWriter> writer);
   void Embed(const http::HttpRequest& request, const HttpClient& client,

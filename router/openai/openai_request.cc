@@ -69,8 +69,10 @@ absl::Status ParseSampling(const JsonObject& body, pb::SamplingParams& sampling)
   if (presence.has_value()) sampling.set_presence_penalty(static_cast<float>(*presence));
   RS_ASSIGN_OR_RETURN(std::optional<double> frequency, body.Number("frequency_penalty"));
   if (frequency.has_value()) sampling.set_frequency_penalty(static_cast<float>(*frequency));
+  // Any 64-bit seed, negative ones as their two's complement (clients pass -1 too).
   RS_ASSIGN_OR_RETURN(std::optional<int64_t> seed,
-                      body.Integer("seed", 0, std::numeric_limits<int64_t>::max()));
+                      body.Integer("seed", std::numeric_limits<int64_t>::min(),
+                                   std::numeric_limits<int64_t>::max()));
   if (seed.has_value()) sampling.set_seed(static_cast<uint64_t>(*seed));
   RS_ASSIGN_OR_RETURN(const Json* bias, body.Object("logit_bias"));
   if (bias != nullptr) {

@@ -116,6 +116,10 @@ class CompletionsTest(unittest.TestCase):
         self.assertEqual(models["object"], "list")
         self.assertEqual(models["data"][0]["id"], self.info.model_name)
         self.assertEqual(models["data"][0]["max_model_len"], self.info.context_length)
+        status, _, text = request(self.http_port, "GET", f"/v1/models/{self.info.model_name}")
+        self.assertEqual((status, json.loads(text)["id"]), (200, self.info.model_name))
+        status, _, text = request(self.http_port, "GET", "/v1/models/nope")
+        self.assertEqual(status, 404, text)
 
     def test_a_greedy_completion_is_the_same_as_generate(self):
         text, ids, final = grpc_generate(self.cluster.stub, PROMPT, 12)

@@ -44,13 +44,13 @@ std::optional<absl::string_view> Metadata(const grpc::ServerContextBase& context
 
 CallPolicy::CallPolicy(CallPolicyOptions options)
     : options_(std::move(options)),
-      in_process_key_(RandomKey()),
+      local_call_key_(RandomKey()),
       limiter_(options_.max_concurrent_per_client) {}
 
 std::string CallPolicy::ClientHost(const grpc::ServerContextBase& context) const {
-  const std::optional<absl::string_view> key = Metadata(context, kInProcessKey);
+  const std::optional<absl::string_view> key = Metadata(context, kLocalCallKey);
   const std::optional<absl::string_view> address = Metadata(context, kClientAddressKey);
-  if (key.has_value() && address.has_value() && ConstantTimeEquals(*key, in_process_key_)) {
+  if (key.has_value() && address.has_value() && ConstantTimeEquals(*key, local_call_key_)) {
     return std::string(*address);
   }
   return PeerHost(context.peer());

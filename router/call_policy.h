@@ -60,11 +60,12 @@ class CallPolicy {
 
   const ClientLimiter& limiter() const { return limiter_; }
 
-  // 128 random bits, made at construction: what an in-process call carries as kInProcessKey.
-  const std::string& in_process_key() const { return in_process_key_; }
+  // 128 random bits, made at construction: what a call through RouterServer::LocalChannel
+  // carries as kLocalCallKey.
+  const std::string& local_call_key() const { return local_call_key_; }
 
   // The calling client's host: the HTTP client's address (kClientAddressKey) for a call
-  // that proves it came in-process, else PeerHost of the call's peer. A client over the
+  // that proves it came through LocalChannel, else PeerHost of the call's peer. A client over the
   // network cannot claim another's address: it does not know the key.
   std::string ClientHost(const grpc::ServerContextBase& context) const;
 
@@ -74,16 +75,16 @@ class CallPolicy {
   absl::StatusOr<std::string> Identify(const grpc::ServerContextBase& context) const;
 
   const CallPolicyOptions options_;
-  const std::string in_process_key_;
+  const std::string local_call_key_;
   ClientLimiter limiter_;
 };
 
-// The metadata key that carries an HTTP client's address on the router's in-process calls
-// (router/openai/call_context.h sets it), and the one that proves a call came through the
-// in-process channel: its value is CallPolicy::in_process_key(), which never leaves the
-// process (RouterServer::InProcessChannel adds it to every call).
+// The metadata key that carries an HTTP client's address on the router's local calls
+// (router/openai/call_context.h sets it), and the one that proves a call came through
+// RouterServer::LocalChannel: its value is CallPolicy::local_call_key(), which never leaves
+// the process (LocalChannel adds it to every call).
 inline constexpr char kClientAddressKey[] = "x-ringserve-client-address";
-inline constexpr char kInProcessKey[] = "x-ringserve-in-process";
+inline constexpr char kLocalCallKey[] = "x-ringserve-local-call";
 
 // The host part of a gRPC peer string: "ipv4:10.0.0.1:5000" -> "10.0.0.1",
 // "ipv6:[::1]:5000" -> "::1"; anything else is returned whole.

@@ -214,7 +214,7 @@ int Run(int argc, char** argv) {
   }
   std::printf("ringserve-router listening on %s:%d\n", flags.host.c_str(), (*router)->port());
 
-  // The HTTP front calls the router in-process, so it goes before the router at shutdown.
+  // The HTTP front calls the router (LocalChannel), so it goes before the router at shutdown.
   std::unique_ptr<ringserve::openai::HttpMetrics> http_metrics;
   std::unique_ptr<ringserve::openai::OpenAiGateway> gateway;
   std::unique_ptr<ringserve::http::HttpServer> http;
@@ -223,7 +223,7 @@ int Run(int argc, char** argv) {
     gateway_options.served_model_name = flags.served_model_name;
     http_metrics = std::make_unique<ringserve::openai::HttpMetrics>((*metrics)->registry());
     gateway = std::make_unique<ringserve::openai::OpenAiGateway>(
-        (*router)->InProcessChannel(), std::move(gateway_options), http_metrics.get());
+        (*router)->LocalChannel(), std::move(gateway_options), http_metrics.get());
     ringserve::http::HttpServerOptions http_options;
     http_options.host = flags.host;
     http_options.port = flags.http_port;

@@ -1,5 +1,7 @@
 #include "router/router_server.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <utility>
 
@@ -8,8 +10,10 @@
 #include "common/grpc/listen_address.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "grpcpp/create_channel.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -52,6 +56,13 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
                            tls ? options.credentials : grpc::InsecureServerCredentials(),
                            &router->port_);
   builder.SetMaxReceiveMessageSize(options.max_request_bytes);
+  // The HTTP front's calls (LocalChannel): a Unix socket in the abstract namespace (no file
+  // to create on a read-only root), named so no other router on the machine shares it.
+  // Not in-process: gRPC's in-process transport has no flow control, so a slow HTTP client
+  // would let the router buffer its worker's whole stream; HTTP/2 windows hold it back.
+  router->local_address_ = absl::StrCat("unix-abstract:ringserve-router-", ::getpid(), "-",
+                                        router->policy_->local_call_key());
+  builder.AddListeningPort(router->local_address_, grpc::InsecureServerCredentials());
   ListenExclusively(builder);
   builder.RegisterService(router->inference_.get());
   builder.RegisterService(router->admin_.get());
@@ -77,14 +88,14 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Create(RouterOptions
 
 namespace {
 
-// Proves a call came through the in-process channel (CallPolicy::ClientHost).
-class InProcessKeyInterceptor final : public grpc::experimental::Interceptor {
+// Proves a call came through LocalChannel (CallPolicy::ClientHost).
+class LocalCallKeyInterceptor final : public grpc::experimental::Interceptor {
  public:
-  explicit InProcessKeyInterceptor(const std::string& key) : key_(key) {}
+  explicit LocalCallKeyInterceptor(const std::string& key) : key_(key) {}
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
-      methods->GetSendInitialMetadata()->emplace(kInProcessKey, key_);
+      methods->GetSendInitialMetadata()->emplace(kLocalCallKey, key_);
     }
     methods->Proceed();
   }
@@ -93,13 +104,13 @@ class InProcessKeyInterceptor final : public grpc::experimental::Interceptor {
   const std::string key_;
 };
 
-class InProcessKeyFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+class LocalCallKeyFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
  public:
-  explicit InProcessKeyFactory(std::string key) : key_(std::move(key)) {}
+  explicit LocalCallKeyFactory(std::string key) : key_(std::move(key)) {}
   grpc::experimental::Interceptor* CreateClientInterceptor(
       grpc::experimental::ClientRpcInfo* /*info*/) override {
     // gRPC's interface takes ownership as a raw pointer and deletes it when the call ends.
-    return std::make_unique<InProcessKeyInterceptor>(key_).release();
+    return std::make_unique<LocalCallKeyInterceptor>(key_).release();
   }
 
  private:
@@ -108,12 +119,13 @@ class InProcessKeyFactory final : public grpc::experimental::ClientInterceptorFa
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> RouterServer::InProcessChannel() {
+std::shared_ptr<grpc::Channel> RouterServer::LocalChannel() {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // the router's own limit applies to requests
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
-  factories.push_back(std::make_unique<InProcessKeyFactory>(policy_->in_process_key()));
-  return server_->experimental().InProcessChannelWithInterceptors(args, std::move(factories));
+  factories.push_back(std::make_unique<LocalCallKeyFactory>(policy_->local_call_key()));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      local_address_, grpc::InsecureChannelCredentials(), args, std::move(factories));
 }
 
 RouterServer::~RouterServer() {

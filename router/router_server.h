@@ -58,9 +58,10 @@ class RouterServer {
   RouterServer& operator=(const RouterServer&) = delete;
 
   int port() const { return port_; }
-  // A channel to this server within the process (no socket, no TLS): the HTTP front's calls
-  // go through the same services, checks and metrics as any client's.
-  std::shared_ptr<grpc::Channel> InProcessChannel();
+  // A channel to this server over its private Unix socket (plaintext; calls carry the
+  // CallPolicy's local-call key): the HTTP front's calls go through the same services,
+  // checks and metrics as any client's, with HTTP/2 flow control between them.
+  std::shared_ptr<grpc::Channel> LocalChannel();
   const Membership& membership() const { return *membership_; }
   const CallPolicy& policy() const { return *policy_; }
 
@@ -91,6 +92,7 @@ class RouterServer {
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::string local_address_;  // "unix-abstract:..." (LocalChannel)
   std::atomic<bool> shut_down_{false};
 };
 

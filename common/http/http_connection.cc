@@ -83,9 +83,9 @@ void Connection::OnDeadline(absl::Time now) {
 
 void Connection::Close() {
   if (closed()) return;
-  std::function<void()> on_client_gone;
+  std::vector<std::function<void()>> callbacks;
   if (exchange_ != nullptr) {
-    on_client_gone = exchange_->Abandon();
+    callbacks = exchange_->Abandon();
   } else {
     channel_->MarkGone();
   }
@@ -95,7 +95,9 @@ void Connection::Close() {
   input_.clear();
   sending_.clear();
   sent_ = 0;
-  if (on_client_gone) on_client_gone();
+  for (const std::function<void()>& callback : callbacks) {
+    if (callback) callback();
+  }
 }
 
 void Connection::Read(short revents, absl::Time now) {
@@ -221,6 +223,7 @@ bool Connection::AdvanceHandling(absl::Time now) {
     response_finished_ = output.finished;
     close_after_ = output.close;
     if (!sending_.empty()) continue;
+    RunWritable();
     if (!response_finished_) return false;
     // The response is finished and all sent. While draining, a connection whose response
     // did not say "Connection: close" stays open: the client may send another request, which
@@ -235,9 +238,14 @@ bool Connection::AdvanceHandling(absl::Time now) {
     }
     return true;
   }
+  RunWritable();
   // A finished response waits only so long for a client that does not read it.
   if (response_finished_) deadline_ = now + server_.options->idle_timeout;
   return false;
+}
+
+void Connection::RunWritable() {
+  for (const std::function<void()>& callback : exchange_->TakeWritable()) callback();
 }
 
 void Connection::Reject(int status, absl::string_view message, absl::Time now) {

@@ -61,6 +61,8 @@ class Connection {
   void Advance(absl::Time now);
   // Each returns whether the phase changed, so Advance goes on.
   bool AdvanceReading(absl::Time now);
+  // Runs the response's OnWritable callbacks whose low water the socket has reached.
+  void RunWritable();
   bool AdvanceHandling(absl::Time now);
   void AdvanceClosing(absl::Time now);
   void Dispatch(absl::Time now);

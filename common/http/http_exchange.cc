@@ -211,8 +211,36 @@ void Exchange::OnClientGone(std::function<void()> callback) {
 
 size_t Exchange::pending_bytes() const {
   const std::lock_guard<std::mutex> lock(channel_->mu);
+  return PendingLocked();
+}
+
+size_t Exchange::PendingLocked() const {
   if (channel_->gone) return 0;
   return channel_->outbound.size() + channel_->unsent.load(std::memory_order_relaxed);
+}
+
+void Exchange::OnWritable(size_t low_water, std::function<void()> callback) {
+  {
+    const std::lock_guard<std::mutex> lock(channel_->mu);
+    if (PendingLocked() > low_water) {
+      writable_waiters_.push_back({low_water, std::move(callback)});
+      return;
+    }
+  }
+  if (callback) callback();
+}
+
+std::vector<std::function<void()>> Exchange::TakeWritable() {
+  std::vector<std::function<void()>> ready;
+  const std::lock_guard<std::mutex> lock(channel_->mu);
+  if (writable_waiters_.empty()) return ready;
+  const size_t pending = PendingLocked();
+  std::erase_if(writable_waiters_, [&](WritableWaiter& w) {
+    if (pending > w.low_water) return false;
+    ready.push_back(std::move(w.callback));
+    return true;
+  });
+  return ready;
 }
 
 void Exchange::WriterDropped() {
@@ -241,15 +269,20 @@ Exchange::Output Exchange::TakeOutput(std::string& sending) {
   return {.finished = phase_ == Phase::kFinished, .close = close_};
 }
 
-std::function<void()> Exchange::Abandon() {
+std::vector<std::function<void()>> Exchange::Abandon() {
+  std::vector<std::function<void()>> callbacks;
   const std::lock_guard<std::mutex> lock(channel_->mu);
   channel_->gone = true;
   channel_->outbound.clear();
-  if (phase_ == Phase::kFinished) return nullptr;
-  abandoned_ = true;
-  phase_ = Phase::kFinished;
-  channel_->link->active_requests.fetch_sub(1);
-  return std::exchange(on_client_gone_, nullptr);
+  if (phase_ != Phase::kFinished) {
+    abandoned_ = true;
+    phase_ = Phase::kFinished;
+    channel_->link->active_requests.fetch_sub(1);
+    if (on_client_gone_) callbacks.push_back(std::exchange(on_client_gone_, nullptr));
+  }
+  for (WritableWaiter& w : writable_waiters_) callbacks.push_back(std::move(w.callback));
+  writable_waiters_.clear();
+  return callbacks;
 }
 
 }  // namespace ringserve::http::internal

@@ -90,6 +90,10 @@ class Exchange {
   void Finish();
   void OnClientGone(std::function<void()> callback);
   size_t pending_bytes() const;
+  void OnWritable(size_t low_water, std::function<void()> callback);
+  // The server's thread, after sending: the OnWritable callbacks whose low water the
+  // pending bytes have reached, to run outside the lock.
+  std::vector<std::function<void()>> TakeWritable();
   // The handler let go of its writer: a request never answered gets 500, and a stream never
   // finished is cut off (the connection closes without its last chunk, so the client sees
   // it incomplete rather than a clean end).
@@ -102,8 +106,9 @@ class Exchange {
   // The server's thread, with `sending` empty: swaps in what the handler wrote.
   Output TakeOutput(std::string& sending);
   // The server's thread, as the connection closes: later calls are no-ops. Returns the
-  // OnClientGone callback to run (outside the lock) when the response was unfinished.
-  std::function<void()> Abandon();
+  // callbacks to run (outside the lock): OnClientGone's when the response was unfinished,
+  // then every OnWritable still waiting.
+  std::vector<std::function<void()>> Abandon();
 
  private:
   enum class Phase { kAwaiting, kStreaming, kFinished };
@@ -114,6 +119,7 @@ class Exchange {
                      const Headers& extra);
   // The response is finished; returns whether to post the channel.
   bool FinishLocked(std::function<void()>& unused_callback);
+  size_t PendingLocked() const;
   absl::string_view ConnectionValue() const;
   bool MarkPosted();
 
@@ -128,6 +134,11 @@ class Exchange {
   bool callback_set_ = false;  // OnClientGone was called
   bool misuse_logged_ = false;
   std::function<void()> on_client_gone_;
+  struct WritableWaiter {
+    size_t low_water;
+    std::function<void()> callback;
+  };
+  std::vector<WritableWaiter> writable_waiters_;
 };
 
 // What a handler holds. Forwards to the Exchange; the last copy going away without a
@@ -152,6 +163,9 @@ class Writer final : public ResponseWriter {
     exchange_->OnClientGone(std::move(callback));
   }
   size_t pending_bytes() const override { return exchange_->pending_bytes(); }
+  void OnWritable(size_t low_water, std::function<void()> callback) override {
+    exchange_->OnWritable(low_water, std::move(callback));
+  }
 
  private:
   const std::shared_ptr<Exchange> exchange_;

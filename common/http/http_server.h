@@ -55,6 +55,11 @@ class ResponseWriter {
   // Bytes written by the handler but not yet sent to the socket (for a handler that wants
   // to slow down for a slow client).
   virtual size_t pending_bytes() const = 0;
+  // `callback` runs once, when pending_bytes() is at most `low_water`: at once on the calling
+  // thread if it already is (or the client is gone), else on the server's thread, without its
+  // locks held, as soon as the socket has taken enough; also when the client goes away or the
+  // server stops, so a handler waiting on it is never left waiting. Any number may wait.
+  virtual void OnWritable(size_t low_water, std::function<void()> callback) = 0;
 };
 
 // Runs on the server's thread for each complete request; must not block (answer now, or

@@ -1,6 +1,6 @@
 // What each gRPC call made for an HTTP request carries from it: the bearer token (the
 // router's CallPolicy checks it as for any client) and the client's address, by which the
-// router counts per-client limits for calls arriving through the in-process channel.
+// router counts per-client limits for calls arriving through its local channel.
 #ifndef RINGSERVE_ROUTER_OPENAI_CALL_CONTEXT_H_
 #define RINGSERVE_ROUTER_OPENAI_CALL_CONTEXT_H_
 
@@ -12,8 +12,8 @@
 
 namespace ringserve::openai {
 
-// Metadata key of the HTTP client's address on in-process calls; router/call_policy.h
-// (kClientAddressKey, the same string) trusts it from the in-process channel only.
+// Metadata key of the HTTP client's address on local calls; router/call_policy.h
+// (kClientAddressKey, the same string) trusts it only beside the router's local-call key.
 inline constexpr char kClientAddressKey[] = "x-ringserve-client-address";
 
 struct HttpClient {

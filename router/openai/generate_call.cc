@@ -17,6 +17,11 @@ constexpr char kJson[] = "application/json";
 constexpr char kEventStream[] = "text/event-stream";
 // The worker that served the first stream, as the router names it to gRPC clients.
 constexpr char kWorkerKey[] = "x-ringserve-worker";
+// Flow control toward a slow HTTP client, as the gRPC proxy's one message in flight gives a
+// slow gRPC client: past this much unsent output a stream stops reading from the router (so
+// the worker's stream waits too) until the client has taken all but kResumeBytes.
+constexpr size_t kPauseBytes = 256 << 10;
+constexpr size_t kResumeBytes = 64 << 10;
 
 // Owner: itself (through its streams, each holding it until its OnDone). Thread: gRPC's
 // callback threads, one mutex over the rendering and the writer's order.
@@ -55,7 +60,17 @@ class Call : public std::enable_shared_from_this<Call> {
     void OnReadDone(bool ok) override {
       if (!ok) return;  // the stream ended; OnDone follows
       owner_->OnMessage(*this, response);
-      StartRead(&response);
+      if (owner_->writer_->pending_bytes() <= kPauseBytes) {
+        StartRead(&response);
+        return;
+      }
+      // The hold keeps OnDone (and this stream's end) from coming before the read resumes;
+      // the writer runs the callback once the client catches up, leaves, or the server stops.
+      AddHold();
+      owner_->writer_->OnWritable(kResumeBytes, [this] {
+        StartRead(&response);
+        RemoveHold();
+      });
     }
     void OnDone(const grpc::Status& status) override {
       // The last stream's owner reference may be the call's last: it goes (and this stream

@@ -42,6 +42,9 @@ class CountingWriter final : public http::ResponseWriter {
     inner_->OnClientGone(std::move(callback));
   }
   size_t pending_bytes() const override { return inner_->pending_bytes(); }
+  void OnWritable(size_t low_water, std::function<void()> callback) override {
+    inner_->OnWritable(low_water, std::move(callback));
+  }
 
  private:
   void CountOnce(int status) {

@@ -1,5 +1,6 @@
 // OpenAiGateway: OpenAI's HTTP API in front of ringserve.v1.Inference. Each HTTP request
-// becomes gRPC calls on a channel to the router (in-process in ringserve-router --http-port),
+// becomes gRPC calls on a channel to the router (its local Unix socket in ringserve-router
+// --http-port),
 // so routing, authentication, limits, metrics and drain are the router's own:
 //   GET  /v1/models             the served model and the adapters the workers list
 //   GET  /v1/models/{id}        one of them

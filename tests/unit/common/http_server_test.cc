@@ -622,26 +622,46 @@ TEST(HttpServerTest, TimeoutsForSlowAndIdleClientsButNotForSlowHandlers) {
   EXPECT_EQ(late->body, "worth the wait");
 }
 
-TEST(HttpServerTest, PendingBytesGrowForAClientThatDoesNotRead) {
-  Kept kept;
-  auto server = StartOrDie([&](const HttpRequest&, const std::shared_ptr<ResponseWriter>& writer) {
-    writer->StartStream(200, "application/octet-stream");
-    kept.Add(writer);
-  });
-  ASSERT_NE(server, nullptr);
-  Client client(server->port(), /*receive_buffer_bytes=*/64 << 10);
-  client.Get("/");
-  ASSERT_TRUE(WaitFor([&] { return kept.size() == 1; }));
-  const std::shared_ptr<ResponseWriter> writer = kept.at(0);
-  const std::string piece(64 << 10, 'p');
-  for (int i = 0; i < 256; ++i) writer->Write(piece);  // 16 MiB
-  writer->Finish();
-  EXPECT_GT(writer->pending_bytes(), 1u << 20);
-  const std::optional<Response> r = client.Read();
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->body.size(), 256 * piece.size());
-  // The server's thread notes the last send only after the client may have read it.
-  EXPECT_TRUE(WaitFor([&] { return writer->pending_bytes() == 0; }));
+// Pending bytes grow for a client that does not read. OnWritable waits while the client
+// lags, runs once the socket has taken the output down to its low water, and also runs for
+// a client that leaves, so a waiter is never stranded.
+TEST(HttpServerTest, OnWritableRunsWhenTheClientCatchesUpOrLeaves) {
+  for (const bool client_reads : {true, false}) {
+    Kept kept;
+    auto server =
+        StartOrDie([&](const HttpRequest&, const std::shared_ptr<ResponseWriter>& writer) {
+          writer->StartStream(200, "application/octet-stream");
+          kept.Add(writer);
+        });
+    ASSERT_NE(server, nullptr);
+    Client client(server->port(), /*receive_buffer_bytes=*/64 << 10);
+    client.Get("/");
+    ASSERT_TRUE(WaitFor([&] { return kept.size() == 1; }));
+    const std::shared_ptr<ResponseWriter> writer = kept.at(0);
+    std::atomic<int> now_runs{0};
+    writer->OnWritable(64 << 10, [&] { ++now_runs; });  // nothing pending yet: at once
+    EXPECT_EQ(now_runs.load(), 1);
+    const std::string piece(64 << 10, 'p');
+    for (int i = 0; i < 128; ++i) writer->Write(piece);  // 8 MiB
+    std::atomic<int> runs{0};
+    writer->OnWritable(64 << 10, [&] { ++runs; });
+    absl::SleepFor(absl::Milliseconds(100));
+    EXPECT_EQ(runs.load(), 0) << "the client has read nothing";
+    EXPECT_GT(writer->pending_bytes(), 64u << 10);
+    if (client_reads) {
+      writer->Finish();
+      const std::optional<Response> r = client.Read();
+      ASSERT_TRUE(r.has_value());
+      EXPECT_EQ(r->body.size(), 128 * piece.size());
+      // The server's thread notes the last send only after the client may have read it.
+      EXPECT_TRUE(WaitFor([&] { return writer->pending_bytes() == 0; }));
+    } else {
+      client.Close();
+    }
+    EXPECT_TRUE(WaitFor([&] { return runs.load() == 1; })) << client_reads;
+    absl::SleepFor(absl::Milliseconds(20));
+    EXPECT_EQ(runs.load(), 1);  // once
+  }
 }
 
 TEST(HttpServerTest, ShutdownLetsAStreamFinishAndRefusesNewRequests) {

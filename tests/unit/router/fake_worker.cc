@@ -109,6 +109,7 @@ grpc::Status FakeWorker::Generate(grpc::ServerContext* context, const GenerateRe
       ++cancellations_;
       return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
     }
+    ++messages_written_;
   }
   last.mutable_final()->set_finish_reason(FINISH_REASON_MAX_TOKENS);
   if (request->chat().tools_size() > 0) {

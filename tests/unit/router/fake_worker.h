@@ -54,6 +54,8 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   // Generate calls that carried a response_format.
   int formatted_calls() const { return formatted_calls_.load(); }
   int cancellations() const { return cancellations_.load(); }
+  // Generate messages written to callers so far (each token's).
+  int64_t messages_written() const { return messages_written_.load(); }
   // The time left to the deadline of the last Generate, as the worker saw it on arrival
   // (InfiniteDuration when it had none).
   absl::Duration last_deadline_left() const;
@@ -98,6 +100,7 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   std::atomic<int> generate_calls_{0};
   std::atomic<int> formatted_calls_{0};
   std::atomic<int> cancellations_{0};
+  std::atomic<int64_t> messages_written_{0};
   std::atomic<bool> killed_{false};
 
   // std::mutex, not Abseil's, so ThreadSanitizer sees it (see tests/tsan.supp).

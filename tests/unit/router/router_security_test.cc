@@ -168,35 +168,34 @@ TEST_F(RouterSecurityTest, StreamsPerClientAreLimitedAndGiveTheirSlotBackHowever
   EXPECT_TRUE(Eventually([&] { return router_->policy().limiter().num_clients() == 0; }));
 }
 
-// The HTTP front's calls come through the in-process channel carrying their HTTP client's
+// The HTTP front's calls come through the router's local channel carrying their HTTP client's
 // address, and each address is a client of its own; a client over TCP that sends the same
 // metadata (with a guessed key) is still counted by its own address.
-TEST_F(RouterSecurityTest, InProcessCallsAreCountedByTheHttpClientTheyCarry) {
+TEST_F(RouterSecurityTest, LocalCallsAreCountedByTheHttpClientTheyCarry) {
   RouterOptions options;
   options.policy.max_concurrent_per_client = 1;
   Start(std::move(options));
   worker_->set_tokens(400, absl::Milliseconds(10));
-  const std::unique_ptr<Inference::Stub> in_process =
-      Inference::NewStub(router_->InProcessChannel());
+  const std::unique_ptr<Inference::Stub> local = Inference::NewStub(router_->LocalChannel());
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientReader<GenerateResponse>>> streams;
   GenerateResponse response;
   for (const char* address : {"10.0.0.1", "10.0.0.2"}) {
     contexts.push_back(Context());
     contexts.back()->AddMetadata(kClientAddressKey, address);
-    streams.push_back(in_process->Generate(contexts.back().get(), Request()));
+    streams.push_back(local->Generate(contexts.back().get(), Request()));
     ASSERT_TRUE(streams.back()->Read(&response)) << address;
   }
   EXPECT_EQ(router_->policy().limiter().in_flight("ip:10.0.0.1"), 1);
   EXPECT_EQ(router_->policy().limiter().in_flight("ip:10.0.0.2"), 1);
   auto again = Context();
   again->AddMetadata(kClientAddressKey, "10.0.0.1");
-  auto refused = in_process->Generate(again.get(), Request(1));
+  auto refused = local->Generate(again.get(), Request(1));
   EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 
   auto spoofed = Context();
   spoofed->AddMetadata(kClientAddressKey, "10.0.0.9");
-  spoofed->AddMetadata(kInProcessKey, "00000000000000000000000000000000");
+  spoofed->AddMetadata(kLocalCallKey, "00000000000000000000000000000000");
   auto tcp = stub_->Generate(spoofed.get(), Request());
   ASSERT_TRUE(tcp->Read(&response));
   EXPECT_EQ(router_->policy().limiter().in_flight(kLoopbackClient), 1);

@@ -18,12 +18,14 @@ void ModelCatalog::Get(const HttpClient& client, Callback done) {
       done(std::move(info));
       return;
     }
-    waiting_.push_back(std::move(done));
-    if (waiting_.size() > 1) return;  // a fetch is already on its way
+    std::vector<Callback>& waiting = waiting_[client.authorization];
+    waiting.push_back(std::move(done));
+    if (waiting.size() > 1) return;  // a fetch with these credentials is on its way
   }
-  FetchModelInfo(*stub_, client, [self = shared_from_this()](absl::StatusOr<pb::ModelInfo> info) {
-    self->Finish(std::move(info));
-  });
+  FetchModelInfo(
+      *stub_, client,
+      [self = shared_from_this(), authorization = client.authorization](
+          absl::StatusOr<pb::ModelInfo> info) { self->Finish(authorization, std::move(info)); });
 }
 
 void FetchModelInfo(pb::Inference::Stub& stub, const HttpClient& client,
@@ -45,7 +47,7 @@ void FetchModelInfo(pb::Inference::Stub& stub, const HttpClient& client,
                              });
 }
 
-void ModelCatalog::Finish(absl::StatusOr<pb::ModelInfo> info) {
+void ModelCatalog::Finish(const std::string& authorization, absl::StatusOr<pb::ModelInfo> info) {
   std::vector<Callback> waiting;
   {
     std::lock_guard lock(mu_);
@@ -53,7 +55,9 @@ void ModelCatalog::Finish(absl::StatusOr<pb::ModelInfo> info) {
       cached_ = *info;
       fetched_at_ = absl::Now();
     }
-    waiting.swap(waiting_);
+    const auto it = waiting_.find(authorization);
+    waiting.swap(it->second);
+    waiting_.erase(it);
   }
   for (Callback& done : waiting) done(info);
 }

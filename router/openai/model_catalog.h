@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ringserve/v1/inference.grpc.pb.h"
@@ -26,19 +27,21 @@ class ModelCatalog : public std::enable_shared_from_this<ModelCatalog> {
   ModelCatalog(std::shared_ptr<ringserve::v1::Inference::Stub> stub, absl::Duration ttl);
 
   // Calls `done` with the ModelInfo: at once (on this thread) when the cached one is fresh,
-  // else once a GetModelInfo made with `client`'s credentials answers (callers waiting
-  // meanwhile share that call and its answer). A failure is not cached.
+  // else once a GetModelInfo made with `client`'s credentials answers (callers with the same
+  // credentials waiting meanwhile share that call and its answer; a client with a bad token
+  // never fails another's). A failure is not cached.
   void Get(const HttpClient& client, Callback done);
 
  private:
-  void Finish(absl::StatusOr<ringserve::v1::ModelInfo> info);
+  void Finish(const std::string& authorization, absl::StatusOr<ringserve::v1::ModelInfo> info);
 
   const std::shared_ptr<ringserve::v1::Inference::Stub> stub_;
   const absl::Duration ttl_;
   std::mutex mu_;
   std::optional<ringserve::v1::ModelInfo> cached_;  // guarded by mu_
   absl::Time fetched_at_ = absl::InfinitePast();    // guarded by mu_
-  std::vector<Callback> waiting_;                   // guarded by mu_; non-empty: a fetch runs
+  // Callbacks waiting on a fetch, by the Authorization header it was made with.
+  absl::flat_hash_map<std::string, std::vector<Callback>> waiting_;  // guarded by mu_
 };
 
 // One GetModelInfo with `client`'s credentials; `done` runs on a gRPC thread with its answer.

@@ -9,13 +9,16 @@
 
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/http/http_server.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
+#include "router/openai/model_catalog.h"
 #include "router/router_server.h"
 #include "tests/unit/router/fake_worker.h"
 
@@ -27,9 +30,11 @@ using ::ringserve::router::testing::FakeWorker;
 
 class OpenAiGatewayTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Start(router::RouterOptions()); }
+
+  void Start(router::RouterOptions options) {
+    TearDown();
     worker_ = std::make_unique<FakeWorker>("w0");
-    router::RouterOptions options;
     options.listen_address = "127.0.0.1:0";
     options.membership.source = *router::WorkerSource::Parse(worker_->address());
     options.membership.check_health = false;
@@ -139,6 +144,36 @@ TEST_F(OpenAiGatewayTest, AClientThatStopsReadingStopsTheWorkersStream) {
 #endif
   client.Reset();  // leaving cancels the generation
   EXPECT_TRUE(Eventually([&] { return worker_->cancellations() == 1; }));
+}
+
+// Clients asking the catalog at once share a fetch only with the same credentials: one with
+// a bad token does not fail another's request.
+TEST_F(OpenAiGatewayTest, ABadTokensModelInfoFetchDoesNotFailAnothers) {
+  router::RouterOptions options;
+  auto tokens = router::TokenSet::Parse("good", "test");
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  options.policy.tokens = *std::move(tokens);
+  Start(std::move(options));
+  auto catalog = std::make_shared<ModelCatalog>(
+      ringserve::v1::Inference::NewStub(router_->LocalChannel()), absl::Seconds(30));
+  std::mutex mu;
+  std::vector<absl::Status> results(2, absl::UnknownError("no answer"));
+  int answers = 0;
+  const HttpClient clients[] = {{.authorization = "Bearer bad", .address = "10.0.0.1"},
+                                {.authorization = "Bearer good", .address = "10.0.0.2"}};
+  for (int i = 0; i < 2; ++i) {  // the second asks while the first's fetch is on its way
+    catalog->Get(clients[i], [&, i](absl::StatusOr<ringserve::v1::ModelInfo> info) {
+      const std::lock_guard lock(mu);
+      results[i] = info.status();
+      ++answers;
+    });
+  }
+  ASSERT_TRUE(Eventually([&] {
+    const std::lock_guard lock(mu);
+    return answers == 2;
+  }));
+  EXPECT_EQ(results[0].code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(results[1].ok()) << results[1];
 }
 
 TEST_F(OpenAiGatewayTest, ASlowReaderGetsEveryEvent) {

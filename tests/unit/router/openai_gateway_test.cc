@@ -162,7 +162,7 @@ TEST_F(OpenAiGatewayTest, ABadTokensModelInfoFetchDoesNotFailAnothers) {
   const HttpClient clients[] = {{.authorization = "Bearer bad", .address = "10.0.0.1"},
                                 {.authorization = "Bearer good", .address = "10.0.0.2"}};
   for (int i = 0; i < 2; ++i) {  // the second asks while the first's fetch is on its way
-    catalog->Get(clients[i], [&, i](absl::StatusOr<ringserve::v1::ModelInfo> info) {
+    catalog->Get(clients[i], [&, i](const absl::StatusOr<ringserve::v1::ModelInfo>& info) {
       const std::lock_guard lock(mu);
       results[i] = info.status();
       ++answers;

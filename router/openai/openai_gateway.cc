@@ -167,6 +167,7 @@ void OpenAiGateway::Generate(const http::HttpRequest& request, const HttpClient&
   meta.logprobs = call->logprobs;
   if (call->echo) {
     for (const pb::GenerateRequest& r : call->requests) meta.echo.push_back(r.text());
+    meta.echo_logprobs = call->logprobs.has_value();
   }
   catalog_->Get(
       client, [call = *std::move(call), meta = std::move(meta), client, writer = std::move(writer),

@@ -149,6 +149,57 @@ void ResponseRenderer::AddLogprobs(Choice& choice, const pb::GenerateResponse& m
   }
 }
 
+const std::string* ResponseRenderer::EchoOf(int request) const {
+  if (meta_.echo.size() <= static_cast<size_t>(request)) return nullptr;
+  return &meta_.echo[static_cast<size_t>(request)];
+}
+
+bool ResponseRenderer::EchoReady(Choice& choice, const pb::GenerateResponse& message) {
+  if (!meta_.echo_logprobs) return true;
+  choice.prompt_scores.insert(choice.prompt_scores.end(), message.prompt_logprobs().begin(),
+                              message.prompt_logprobs().end());
+  return message.token_ids_size() > 0 || message.has_final();
+}
+
+void ResponseRenderer::AddPromptLogprobs(Choice& choice, const std::string& echo,
+                                         OrderedJson& into) {
+  if (!into.is_object()) {
+    into = OrderedJson{{"tokens", OrderedJson::array()},
+                       {"token_logprobs", OrderedJson::array()},
+                       {"top_logprobs", OrderedJson::array()},
+                       {"text_offset", OrderedJson::array()}};
+  }
+  int64_t scored_bytes = 0;
+  for (const pb::PositionLogprobs& p : choice.prompt_scores) {
+    scored_bytes += static_cast<int64_t>(p.chosen().token().size());
+  }
+  // The scored tokens end where the prompt does. Text before them is the first token, which
+  // has nothing before it to be scored by (a model without BOS): it leads with null. Scored
+  // text longer than the prompt starts with a SentencePiece dummy-prefix space the prompt
+  // lacks: offsets shift back by it, the first clamped at 0.
+  int64_t offset = static_cast<int64_t>(echo.size()) - scored_bytes;
+  if (offset > 0) {
+    into["tokens"].push_back(echo.substr(0, static_cast<size_t>(offset)));
+    into["token_logprobs"].push_back(nullptr);
+    into["top_logprobs"].push_back(nullptr);
+    into["text_offset"].push_back(0);
+  }
+  const int top = meta_.logprobs.value_or(0);
+  for (const pb::PositionLogprobs& p : choice.prompt_scores) {
+    into["tokens"].push_back(p.chosen().token());
+    into["token_logprobs"].push_back(ShortestDouble(p.chosen().logprob()));
+    OrderedJson alternatives = OrderedJson::object();
+    for (int i = 0; i < std::min(top, p.top_size()); ++i) {
+      alternatives[p.top(i).token()] = ShortestDouble(p.top(i).logprob());
+    }
+    into["top_logprobs"].push_back(std::move(alternatives));
+    into["text_offset"].push_back(std::max<int64_t>(0, offset));
+    offset += static_cast<int64_t>(p.chosen().token().size());
+  }
+  choice.prompt_scores.clear();
+  choice.text_offset = static_cast<int64_t>(echo.size());
+}
+
 OrderedJson ResponseRenderer::ChunkHead() const {
   const bool chat = meta_.kind == ApiKind::kChat;
   return OrderedJson{{"id", meta_.id},
@@ -214,19 +265,25 @@ std::string ResponseRenderer::StreamEvents(int request, const pb::GenerateRespon
     if (!calls.empty()) delta["tool_calls"] = std::move(calls);
     worth_sending = worth_sending || !delta.empty() || message.logprobs_size() > 0;
     out = OrderedJson{{"index", index}, {"delta", std::move(delta)}};
-  } else {
-    std::string text = message.text();
+  }
+  OrderedJson logprobs = nullptr;
+  if (meta_.kind == ApiKind::kCompletion) {
+    std::string text;
     if (!choice.started) {
+      const std::string* echo = EchoOf(request);
+      if (echo != nullptr && !EchoReady(choice, message)) return events;
       choice.started = true;
-      if (meta_.echo.size() > static_cast<size_t>(request)) {
-        text = absl::StrCat(meta_.echo[static_cast<size_t>(request)], text);
+      if (echo != nullptr) {
+        text = *echo;
+        if (meta_.echo_logprobs) AddPromptLogprobs(choice, *echo, logprobs);
       }
     }
-    worth_sending = worth_sending || !text.empty() || message.logprobs_size() > 0;
+    text += message.text();
+    worth_sending =
+        worth_sending || !text.empty() || message.logprobs_size() > 0 || logprobs.is_object();
     out = OrderedJson{{"index", index}, {"text", std::move(text)}};
   }
   if (!worth_sending) return events;
-  OrderedJson logprobs = nullptr;
   if (meta_.logprobs.has_value() && message.logprobs_size() > 0) {
     AddLogprobs(choice, message, logprobs);
   }
@@ -257,9 +314,12 @@ void ResponseRenderer::Accumulate(int request, const pb::GenerateResponse& messa
   CountUsage(request, message);
   Choice& choice = ChoiceOf(request, message);
   if (!choice.started) {
+    const std::string* echo = meta_.kind == ApiKind::kCompletion ? EchoOf(request) : nullptr;
+    if (echo != nullptr && !EchoReady(choice, message)) return;
     choice.started = true;
-    if (meta_.kind == ApiKind::kCompletion && meta_.echo.size() > static_cast<size_t>(request)) {
-      choice.text = meta_.echo[static_cast<size_t>(request)];
+    if (echo != nullptr) {
+      choice.text = *echo;
+      if (meta_.echo_logprobs) AddPromptLogprobs(choice, *echo, choice.logprobs);
     }
   }
   choice.text += message.text();

@@ -28,6 +28,10 @@ struct ResponseMeta {
   std::optional<int> logprobs;
   // Per request: text that goes before each of its choices' text (completions' echo).
   std::vector<std::string> echo;
+  // echo with logprobs: the echoed prompt's tokens lead the logprobs (GenerateRequest.
+  // prompt_logprobs scored them; the first, with nothing before it, has null), as
+  // evaluation harnesses read them to score a continuation.
+  bool echo_logprobs = false;
 };
 
 // A float as the shortest decimal that reads back as it (-0.1f prints as -0.1, not as the
@@ -70,11 +74,22 @@ class ResponseRenderer {
     std::map<int, std::string> held_arguments;  // streamed call arguments' partial characters
     std::vector<bool> calls_streamed;           // streamed call indices announced by a delta
     int whole_calls = 0;                        // whole calls seen
+    // echo_logprobs: the prompt's scores, held until the first generated token or the end,
+    // when they go out with the echoed text (their offsets need the whole prompt).
+    std::vector<ringserve::v1::PositionLogprobs> prompt_scores;
   };
 
   Choice& ChoiceOf(int request, const ringserve::v1::GenerateResponse& message);
   int ChoiceIndex(int request, const ringserve::v1::GenerateResponse& message) const;
   void CountUsage(int request, const ringserve::v1::GenerateResponse& message);
+  // The request's echoed prompt, or null without echo.
+  const std::string* EchoOf(int request) const;
+  // Takes the message's prompt scores; true once the echo may go out (the message carries
+  // generated tokens or ends the completion), or at once when scores are not wanted.
+  bool EchoReady(Choice& choice, const ringserve::v1::GenerateResponse& message);
+  // The echoed prompt's tokens in completions' logprobs format, appended to `into`; the
+  // generated tokens' offsets then continue after the prompt.
+  void AddPromptLogprobs(Choice& choice, const std::string& echo, OrderedJson& into);
   // The message's logprobs in the response's format, appended to `into`.
   void AddLogprobs(Choice& choice, const ringserve::v1::GenerateResponse& message,
                    OrderedJson& into);

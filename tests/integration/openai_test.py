@@ -6,7 +6,8 @@ workers, checked against the same requests over gRPC:
   unknown models, oversized bodies and prompts are OpenAI-style errors and the router goes on;
 - /v1/completions: greedy text and usage equal Generate's; streaming gives the same text as
   Server-Sent Events ending in [DONE] (with a usage chunk when asked); logprobs, n, a batch of
-  prompts, echo and stop strings;
+  prompts, echo and stop strings; echo with logprobs scores the prompt as Generate's
+  prompt_logprobs do, at offsets an evaluation harness can cut a continuation by;
 - a client that closes its stream cancels the generation on the worker;
 - /v1/embeddings equal Embed's values (float and base64);
 - /v1/chat/completions on a ChatML checkpoint: the reply and usage of the rendered
@@ -199,6 +200,33 @@ class CompletionsTest(unittest.TestCase):
         samples = fleet.scrape(self.metrics_port)
         return samples.get(("ringserve_router_http_requests_total",
                             f'{{code="{code}",endpoint="{endpoint}"}}'), 0)
+
+    def test_echo_with_logprobs_scores_a_prompt_as_evaluation_harnesses_read_it(self):
+        # lm-evaluation-harness's loglikelihood: the whole text echoed with max_tokens 0, the
+        # continuation's tokens found by their text_offset and their logprobs summed.
+        context, continuation = PROMPT, " there was a little girl"
+        text = context + continuation
+        response = self.complete(prompt=text, max_tokens=0, echo=True, logprobs=1)
+        choice = response["choices"][0]
+        self.assertEqual(choice["text"], text)
+        self.assertEqual(choice["finish_reason"], "length")
+        lp = choice["logprobs"]
+        scores = []
+        request = pb.GenerateRequest(text=text.encode(), prompt_logprobs=1,
+                                     stop=pb.StopCriteria(max_tokens=0))
+        for message in self.cluster.stub.Generate(request, timeout=30):
+            scores.extend(message.prompt_logprobs)
+        self.assertEqual(len(lp["tokens"]), len(scores))  # after BOS, every token is scored
+        for token, value, score in zip(lp["tokens"], lp["token_logprobs"], scores):
+            self.assertEqual(token, score.chosen.token.decode())
+            self.assertAlmostEqual(value, score.chosen.logprob, places=5)
+        for token, offset in zip(lp["tokens"], lp["text_offset"]):
+            # SentencePiece's first token brings a space the text lacks: it sits at 0.
+            self.assertTrue(text[offset:].startswith(token) or
+                            (offset == 0 and text.startswith(token.lstrip())), (token, offset))
+        start = next(i for i, offset in enumerate(lp["text_offset"]) if offset >= len(context))
+        self.assertEqual("".join(lp["tokens"][start:]), continuation)
+        self.assertLess(sum(lp["token_logprobs"][start:]), 0)
 
     def test_bad_requests_are_openai_errors_and_the_router_goes_on(self):
         bad_json_before = self.http_count("/v1/completions", 400)

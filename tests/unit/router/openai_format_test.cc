@@ -81,7 +81,8 @@ TEST(OpenAiCompletionRequestTest, BadBodiesNameTheField) {
       {R"({"prompt": "x", "max_tokens": -1})", "max_tokens: must be a whole number in [0,"},
       {R"({"prompt": "x", "n": 2, "best_of": 3})", "best_of"},
       {R"({"prompt": "x", "suffix": "y"})", "suffix: is not supported"},
-      {R"({"prompt": "x", "echo": true, "logprobs": 1})", "echo"},
+      {R"({"prompt": "x", "echo": true, "logprobs": 1, "n": 2})",
+       "echo: with logprobs takes n = 1"},
       {R"({"prompt": [1], "echo": true})", "echo: needs prompts given as text"},
       {R"({"prompt": "x", "logprobs": 21})", "logprobs: must be a whole number in [0, 20]"},
       {R"({"prompt": "x", "stop": [1]})", "stop[0]: must be a string"},
@@ -385,6 +386,96 @@ TEST(OpenAiResponseTest, AStreamedChatOpensWithTheRoleAndStreamsCallsWholeCharac
   EXPECT_EQ(usage["usage"]["total_tokens"], 5);
   EXPECT_EQ(data[1], "[DONE]");
   EXPECT_EQ(EventData(renderer.StreamEnd(false)), std::vector<std::string>{"[DONE]"});
+}
+
+TEST(OpenAiCompletionRequestTest, EchoWithLogprobsScoresThePrompt) {
+  auto call = ParseCompletionRequest(
+      R"({"prompt": "Hi there", "echo": true, "logprobs": 2, "max_tokens": 0})");
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->requests[0].prompt_logprobs(), 2);
+  EXPECT_EQ(call->requests[0].stop().max_tokens(), 0);
+}
+
+pb::PositionLogprobs Scored(const std::string& token, float logprob) {
+  pb::PositionLogprobs p;
+  p.mutable_chosen()->set_token(token);
+  p.mutable_chosen()->set_logprob(logprob);
+  pb::TokenLogprob* top = p.add_top();
+  top->set_token(token);
+  top->set_logprob(logprob);
+  return p;
+}
+
+// Evaluation harnesses send echo with logprobs (often max_tokens 0) and sum a continuation's
+// token_logprobs from the offset where it starts: the prompt's scores lead, aligned with the
+// echoed text whether the scored tokens cover it all (after a BOS), miss its first token (no
+// BOS: that token has nothing before it and leads with null), or begin with a SentencePiece
+// dummy-prefix space the text lacks.
+TEST(OpenAiResponseTest, EchoedPromptsLeadTheLogprobsAtTheirOffsets) {
+  struct Case {
+    std::vector<std::string> scored;
+    std::vector<std::string> tokens;
+    std::vector<int> offsets;
+  };
+  const Case cases[] = {
+      {{"ab", "c"}, {"ab", "c", "d"}, {0, 2, 3}},
+      {{"b", "c"}, {"a", "b", "c", "d"}, {0, 1, 2, 3}},
+      {{" abc"}, {" abc", "d"}, {0, 3}},
+  };
+  for (const Case& c : cases) {
+    for (const bool stream : {false, true}) {
+      ResponseMeta meta = Meta(ApiKind::kCompletion);
+      meta.logprobs = 1;
+      meta.echo = {"abc"};
+      meta.echo_logprobs = true;
+      ResponseRenderer renderer(meta, 1);
+      // The scores come over two messages, then the first generated token.
+      std::vector<pb::GenerateResponse> messages(3);
+      *messages[0].add_prompt_logprobs() = Scored(c.scored[0], -1.0F);
+      for (size_t i = 1; i < c.scored.size(); ++i) {
+        *messages[1].add_prompt_logprobs() = Scored(c.scored[i], -2.0F);
+      }
+      messages[2] = Message("d");
+      *messages[2].add_logprobs() = Scored("d", -0.5F);
+      messages.push_back(Final(pb::FINISH_REASON_MAX_TOKENS, 4, 1));
+      Json logprobs;
+      std::string text;
+      for (const pb::GenerateResponse& m : messages) {
+        if (!stream) {
+          renderer.Accumulate(0, m);
+          continue;
+        }
+        const std::string events = renderer.StreamEvents(0, m);
+        if (&m < &messages[2]) {
+          EXPECT_TRUE(events.empty()) << "the echo waits for its scores";
+        }
+        for (const std::string& data : EventData(events)) {
+          const Json choice = Json::parse(data)["choices"][0];
+          text += choice["text"].get<std::string>();
+          if (choice["logprobs"].is_null()) continue;
+          if (logprobs.is_null()) {
+            logprobs = choice["logprobs"];
+          } else {
+            for (const char* key : {"tokens", "token_logprobs", "top_logprobs", "text_offset"}) {
+              for (const Json& v : choice["logprobs"][key]) logprobs[key].push_back(v);
+            }
+          }
+        }
+      }
+      if (!stream) {
+        const Json choice = Json::parse(renderer.Body())["choices"][0];
+        text = choice["text"];
+        logprobs = choice["logprobs"];
+      }
+      EXPECT_EQ(text, "abcd");
+      EXPECT_EQ(logprobs["tokens"], Json(c.tokens)) << stream;
+      EXPECT_EQ(logprobs["text_offset"], Json(c.offsets)) << stream;
+      const Json& values = logprobs["token_logprobs"];
+      EXPECT_EQ(values.back(), -0.5);
+      EXPECT_EQ(values.front().is_null(), c.tokens.size() > c.scored.size() + 1);
+      EXPECT_EQ(logprobs["top_logprobs"].size(), c.tokens.size());
+    }
+  }
 }
 
 TEST(OpenAiResponseTest, AStreamedCompletionEchoesItsPromptFirst) {

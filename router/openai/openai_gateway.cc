@@ -106,17 +106,21 @@ void OpenAiGateway::Handle(http::HttpRequest request,
   } else if (path == "/v1/models") {
     if (route("GET")) ListModels(client, "", std::move(writer));
   } else if (absl::StartsWith(path, kModelsPrefix)) {
-    if (route("GET"))
+    if (route("GET")) {
       ListModels(client, path.substr(std::strlen(kModelsPrefix)), std::move(writer));
+    }
   } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
     if (route("POST")) Generate(request, client, std::move(writer));
   } else if (path == "/v1/embeddings") {
     if (route("POST")) Embed(request, client, std::move(writer));
+  } else if (path == "/tokenize") {
+    if (route("POST")) Tokenize(request, client, std::move(writer));
   } else {
-    RespondError(*writer, absl::NotFoundError(
-                              absl::StrCat("no such endpoint: ", request.method, " ", path,
-                                           " (this server has /v1/models, /v1/completions, "
-                                           "/v1/chat/completions, /v1/embeddings and /health)")));
+    RespondError(*writer,
+                 absl::NotFoundError(absl::StrCat("no such endpoint: ", request.method, " ", path,
+                                                  " (this server has /v1/models, /v1/completions, "
+                                                  "/v1/chat/completions, /v1/embeddings, /tokenize "
+                                                  "and /health)")));
   }
 }
 
@@ -145,6 +149,18 @@ void OpenAiGateway::ListModels(const HttpClient& client, std::string id,
                  });
 }
 
+void OpenAiGateway::WithModelInfo(const HttpClient& client,
+                                  std::shared_ptr<http::ResponseWriter> writer, WithInfo next) {
+  catalog_->Get(client, [writer = std::move(writer),
+                         next = std::move(next)](absl::StatusOr<pb::ModelInfo> info) mutable {
+    if (!info.ok()) {
+      RespondError(*writer, info.status());
+      return;
+    }
+    next(*info, writer);
+  });
+}
+
 void OpenAiGateway::Generate(const http::HttpRequest& request, const HttpClient& client,
                              std::shared_ptr<http::ResponseWriter> writer) {
   const bool chat = request.path == "/v1/chat/completions";
@@ -169,21 +185,18 @@ void OpenAiGateway::Generate(const http::HttpRequest& request, const HttpClient&
     for (const pb::GenerateRequest& r : call->requests) meta.echo.push_back(r.text());
     meta.echo_logprobs = call->logprobs.has_value();
   }
-  catalog_->Get(
-      client, [call = *std::move(call), meta = std::move(meta), client, writer = std::move(writer),
-               request_id, stub = stub_,
-               served = options_.served_model_name](absl::StatusOr<pb::ModelInfo> info) mutable {
-        if (!info.ok()) {
-          RespondError(*writer, info.status());
-          return;
-        }
-        const std::string adapter = AdapterFor(call.model, *info, served);
+  WithModelInfo(
+      client, std::move(writer),
+      [call = *std::move(call), meta = std::move(meta), client, request_id, stub = stub_,
+       served = options_.served_model_name](
+          const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
+        const std::string adapter = AdapterFor(call.model, info, served);
         for (pb::GenerateRequest& r : call.requests) {
           r.set_adapter(adapter);
           r.set_request_id(request_id);
         }
-        meta.model = call.model.empty() ? ServedName(served, *info) : call.model;
-        StartGenerateCall(stub, std::move(call), std::move(meta), client, std::move(writer));
+        meta.model = call.model.empty() ? ServedName(served, info) : call.model;
+        StartGenerateCall(stub, std::move(call), std::move(meta), client, writer);
       });
 }
 
@@ -194,13 +207,10 @@ void OpenAiGateway::Embed(const http::HttpRequest& request, const HttpClient& cl
     RespondError(*writer, call.status());
     return;
   }
-  catalog_->Get(
-      client, [call = *std::move(call), client, writer = std::move(writer), stub = stub_,
-               served = options_.served_model_name](absl::StatusOr<pb::ModelInfo> info) mutable {
-        if (!info.ok()) {
-          RespondError(*writer, info.status());
-          return;
-        }
+  WithModelInfo(
+      client, std::move(writer),
+      [call = *std::move(call), client, stub = stub_, served = options_.served_model_name](
+          const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
         struct Fetch {
           grpc::ClientContext context;
           pb::EmbedRequest request;
@@ -211,9 +221,9 @@ void OpenAiGateway::Embed(const http::HttpRequest& request, const HttpClient& cl
         auto fetch = std::make_shared<Fetch>();
         PrepareContext(client, fetch->context);
         fetch->request = std::move(call.request);
-        fetch->request.set_adapter(AdapterFor(call.model, *info, served));
+        fetch->request.set_adapter(AdapterFor(call.model, info, served));
         fetch->base64 = call.base64;
-        fetch->model = call.model.empty() ? ServedName(served, *info) : call.model;
+        fetch->model = call.model.empty() ? ServedName(served, info) : call.model;
         writer->OnClientGone([weak = std::weak_ptr<Fetch>(fetch)] {
           if (const auto f = weak.lock()) f->context.TryCancel();
         });
@@ -244,6 +254,57 @@ void OpenAiGateway::Embed(const http::HttpRequest& request, const HttpClient& cl
                   {"data", std::move(data)},
                   {"model", fetch->model},
                   {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
+              writer->Respond(200, kJson, Dump(body));
+            });
+      });
+}
+
+void OpenAiGateway::Tokenize(const http::HttpRequest& request, const HttpClient& client,
+                             std::shared_ptr<http::ResponseWriter> writer) {
+  absl::StatusOr<TokenizeCall> call = ParseTokenizeRequest(request.body);
+  if (!call.ok()) {
+    RespondError(*writer, call.status());
+    return;
+  }
+  // ModelInfo first: the reply carries max_model_len, and "model" is checked as elsewhere.
+  WithModelInfo(
+      client, std::move(writer),
+      [call = *std::move(call), client, stub = stub_, served = options_.served_model_name](
+          const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
+        if (!AdapterFor(call.model, info, served).empty()) {
+          RespondError(*writer,
+                       absl::NotFoundError(absl::StrCat("the model '", call.model,
+                                                        "' is not the served model; adapters "
+                                                        "share its tokenizer: name it or none")));
+          return;
+        }
+        struct Fetch {
+          grpc::ClientContext context;
+          pb::TokenizeRequest request;
+          pb::TokenizeResponse response;
+          bool token_strs = false;
+          int32_t max_model_len = 0;
+        };
+        auto fetch = std::make_shared<Fetch>();
+        PrepareContext(client, fetch->context);
+        fetch->request = std::move(call.request);
+        fetch->token_strs = call.token_strs;
+        fetch->max_model_len = info.context_length();
+        stub->async()->Tokenize(
+            &fetch->context, &fetch->request, &fetch->response,
+            [fetch, writer](const grpc::Status& status) {
+              if (!status.ok()) {
+                RespondError(*writer, FromGrpcStatus(status));
+                return;
+              }
+              const pb::TokenizeResponse& r = fetch->response;
+              const std::vector<int32_t> ids(r.token_ids().begin(), r.token_ids().end());
+              OrderedJson body{
+                  {"count", ids.size()}, {"max_model_len", fetch->max_model_len}, {"tokens", ids}};
+              body["token_strs"] = nullptr;
+              if (fetch->token_strs) {
+                body["token_strs"] = std::vector<std::string>(r.pieces().begin(), r.pieces().end());
+              }
               writer->Respond(200, kJson, Dump(body));
             });
       });

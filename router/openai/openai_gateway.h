@@ -7,6 +7,7 @@
 //   POST /v1/completions        text completion (prompt: text, token ids, or a batch of them)
 //   POST /v1/chat/completions   chat, tools, structured output, reasoning_content
 //   POST /v1/embeddings         embeddings (float or base64)
+//   POST /tokenize              a prompt's or a chat's token ids (vLLM's)
 //   GET  /health                200 while the gateway serves
 // Both generation endpoints stream as Server-Sent Events with "stream": true.
 #ifndef RINGSERVE_ROUTER_OPENAI_OPENAI_GATEWAY_H_
@@ -52,6 +53,14 @@ class OpenAiGateway {
                 std::shared_ptr<http::ResponseWriter> writer);
   void Embed(const http::HttpRequest& request, const HttpClient& client,
              std::shared_ptr<http::ResponseWriter> writer);
+  void Tokenize(const http::HttpRequest& request, const HttpClient& client,
+                std::shared_ptr<http::ResponseWriter> writer);
+  // Runs `next` with the served model's ModelInfo (ModelCatalog), or answers with the
+  // catalog's error.
+  using WithInfo = std::function<void(const ringserve::v1::ModelInfo& info,
+                                      const std::shared_ptr<http::ResponseWriter>& writer)>;
+  void WithModelInfo(const HttpClient& client, std::shared_ptr<http::ResponseWriter> writer,
+                     WithInfo next);
 
   const GatewayOptions options_;
   HttpMetrics* const metrics_;

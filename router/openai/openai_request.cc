@@ -542,4 +542,31 @@ absl::StatusOr<EmbedCall> ParseEmbeddingRequest(absl::string_view text) {
   return call;
 }
 
+absl::StatusOr<TokenizeCall> ParseTokenizeRequest(absl::string_view text) {
+  RS_ASSIGN_OR_RETURN(const Json parsed, ParseBody(text));
+  const JsonObject body(parsed, "");
+  TokenizeCall call;
+  RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
+  call.model = model.value_or("");
+  RS_ASSIGN_OR_RETURN(std::optional<bool> token_strs, body.Bool("return_token_strs"));
+  call.token_strs = token_strs.value_or(false);
+  RS_ASSIGN_OR_RETURN(std::optional<bool> special, body.Bool("add_special_tokens"));
+  const bool has_prompt = body.Find("prompt") != nullptr;
+  if (has_prompt == (body.Find("messages") != nullptr)) {
+    return absl::InvalidArgumentError("give one of prompt and messages");
+  }
+  if (has_prompt) {
+    RS_ASSIGN_OR_RETURN(std::optional<std::string> prompt, body.String("prompt"));
+    call.request.set_text(*std::move(prompt));
+    // vLLM's default for a prompt: the special tokens a new context gets.
+    call.request.set_add_special_tokens(special.value_or(true));
+    return call;
+  }
+  pb::Chat* chat = call.request.mutable_chat();
+  RS_RETURN_IF_ERROR(ParseMessages(body, *chat));
+  RS_RETURN_IF_ERROR(ParseTools(body, *chat));
+  RS_RETURN_IF_ERROR(ParseTemplateOptions(body, *chat));
+  return call;
+}
+
 }  // namespace ringserve::openai

@@ -51,6 +51,17 @@ struct EmbedCall {
 
 absl::StatusOr<EmbedCall> ParseEmbeddingRequest(absl::string_view text);
 
+// One /tokenize call (vLLM's): a "prompt" or a chat's "messages" (with its tools and template
+// options), rendered as generation would.
+struct TokenizeCall {
+  std::string model;
+  ringserve::v1::TokenizeRequest request;
+  // return_token_strs: each token's text beside its id.
+  bool token_strs = false;
+};
+
+absl::StatusOr<TokenizeCall> ParseTokenizeRequest(absl::string_view text);
+
 }  // namespace ringserve::openai
 
 #endif  // RINGSERVE_ROUTER_OPENAI_OPENAI_REQUEST_H_

@@ -9,7 +9,7 @@ workers, checked against the same requests over gRPC:
   prompts, echo and stop strings; echo with logprobs scores the prompt as Generate's
   prompt_logprobs do, at offsets an evaluation harness can cut a continuation by;
 - a client that closes its stream cancels the generation on the worker;
-- /v1/embeddings equal Embed's values (float and base64);
+- /v1/embeddings equal Embed's values (float and base64); /tokenize answers as Tokenize;
 - /v1/chat/completions on a ChatML checkpoint: the reply and usage of the rendered
   conversation, a required tool call (whole and streamed as tool_calls deltas) and a
   json_schema response format;
@@ -279,6 +279,19 @@ class CompletionsTest(unittest.TestCase):
         self.assertTrue(fleet.wait_until(
             lambda: self.cluster.worker_stats(0).running_requests == 0, 10),
             "the worker still generates for a client that left")
+
+    def test_tokenize_answers_as_the_tokenize_rpc(self):
+        expected = self.cluster.stub.Tokenize(
+            pb.TokenizeRequest(text=PROMPT.encode(), add_special_tokens=True), timeout=10)
+        status, response = post(self.http_port, "/tokenize",
+                                {"prompt": PROMPT, "return_token_strs": True})
+        self.assertEqual(status, 200, response)
+        self.assertEqual(response["tokens"], list(expected.token_ids))
+        self.assertEqual(response["count"], len(expected.token_ids))
+        self.assertEqual(response["max_model_len"], self.info.context_length)
+        self.assertEqual(response["token_strs"][1:], [p.decode() for p in expected.pieces[1:]])
+        status, error = post(self.http_port, "/tokenize", {"prompt": PROMPT, "model": "nope"})
+        self.assertEqual(status, 404, error)
 
     def test_embeddings_are_embeds_values(self):
         expected = self.cluster.stub.Embed(pb.EmbedRequest(inputs=[

@@ -194,6 +194,24 @@ TEST(OpenAiChatRequestTest, ChatHasNoDefaultMaxTokensAndRefusesWhatItCannotDo) {
   }
 }
 
+TEST(OpenAiTokenizeRequestTest, APromptOrAChat) {
+  auto prompt = ParseTokenizeRequest(R"({"prompt": "Hi", "return_token_strs": true})");
+  ASSERT_TRUE(prompt.ok()) << prompt.status();
+  EXPECT_EQ(prompt->request.text(), "Hi");
+  EXPECT_TRUE(prompt->request.add_special_tokens());  // vLLM's default for a prompt
+  EXPECT_TRUE(prompt->token_strs);
+  auto chat = ParseTokenizeRequest(
+      R"({"messages": [{"role": "user", "content": "Hi"}], "chat_template_kwargs": {"enable_thinking": false}})");
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  ASSERT_EQ(chat->request.chat().messages_size(), 1);
+  EXPECT_FALSE(chat->request.chat().enable_thinking());
+  for (const char* body : {R"({})", R"({"prompt": "a", "messages": []})"}) {
+    auto both = ParseTokenizeRequest(body);
+    ASSERT_FALSE(both.ok()) << body;
+    EXPECT_THAT(both.status().message(), HasSubstr("one of prompt and messages"));
+  }
+}
+
 TEST(OpenAiEmbeddingRequestTest, MapsInputsAndEncoding) {
   auto call = ParseEmbeddingRequest(
       R"({"model": "e", "input": ["a", [1, 2]], "dimensions": 8, "encoding_format": "base64"})");

@@ -146,6 +146,27 @@ TEST_F(OpenAiGatewayTest, AClientThatStopsReadingStopsTheWorkersStream) {
   EXPECT_TRUE(Eventually([&] { return worker_->cancellations() == 1; }));
 }
 
+// A worker lost after the stream began: the client gets an error event, then [DONE], and the
+// connection ends cleanly (the head, 200, is long gone).
+TEST_F(OpenAiGatewayTest, AWorkerLostMidStreamEndsItWithAnErrorEvent) {
+  worker_->set_tokens(0, absl::Milliseconds(20));
+  UniqueFd client = StartStream(1000);
+  std::string all;
+  char buffer[4096];
+  while (Count(all, R"("text":"t)") < 3) {
+    const ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
+    ASSERT_GT(n, 0);
+    all.append(buffer, static_cast<size_t>(n));
+  }
+  worker_->Kill();
+  all += ReadSlowly(client);
+  EXPECT_EQ(all.find("HTTP/1.1 200"), 0U);
+  const size_t error = all.find(R"(data: {"error":)");
+  ASSERT_NE(error, std::string::npos) << all.substr(all.size() - std::min<size_t>(all.size(), 400));
+  EXPECT_NE(all.find("UNAVAILABLE", error), std::string::npos);
+  EXPECT_NE(all.find("data: [DONE]", error), std::string::npos);
+}
+
 // Clients asking the catalog at once share a fetch only with the same credentials: one with
 // a bad token does not fail another's request.
 TEST_F(OpenAiGatewayTest, ABadTokensModelInfoFetchDoesNotFailAnothers) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/grpc/tls_credentials.h"
 #include "common/http/http_server.h"
@@ -58,6 +59,7 @@ struct Flags {
   int max_concurrent_per_client = 0;
   int http_port = 0;
   std::string served_model_name;
+  std::string http_allowed_origins;
 };
 
 constexpr char kAuthTokenEnv[] = "RINGSERVE_AUTH_TOKEN";
@@ -159,6 +161,9 @@ int Run(int argc, char** argv) {
   args.AddString("served-model-name", &flags.served_model_name,
                  "the model's name in the HTTP API's /v1/models and \"model\" (default: the "
                  "name the workers report)");
+  args.AddString("http-allowed-origins", &flags.http_allowed_origins,
+                 "web origins whose pages may call the HTTP API from a browser (CORS), comma-"
+                 "separated, e.g. https://app.example.com; * allows any (default: none)");
   AddSecurityFlags(args, flags);
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
@@ -221,6 +226,9 @@ int Run(int argc, char** argv) {
   if (flags.http_port != 0) {
     ringserve::openai::GatewayOptions gateway_options;
     gateway_options.served_model_name = flags.served_model_name;
+    if (!flags.http_allowed_origins.empty()) {
+      gateway_options.allowed_origins = absl::StrSplit(flags.http_allowed_origins, ',');
+    }
     http_metrics = std::make_unique<ringserve::openai::HttpMetrics>((*metrics)->registry());
     gateway = std::make_unique<ringserve::openai::OpenAiGateway>(
         (*router)->LocalChannel(), std::move(gateway_options), http_metrics.get());

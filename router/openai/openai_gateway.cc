@@ -79,6 +79,7 @@ std::string Base64Floats(const google::protobuf::RepeatedField<float>& values) {
 OpenAiGateway::OpenAiGateway(const std::shared_ptr<grpc::Channel>& channel, GatewayOptions options,
                              HttpMetrics* metrics)
     : options_(std::move(options)),
+      cors_(options_.allowed_origins),
       metrics_(metrics),
       stub_(pb::Inference::NewStub(channel)),
       catalog_(std::make_shared<ModelCatalog>(stub_, options_.model_info_ttl)),
@@ -92,6 +93,16 @@ void OpenAiGateway::Handle(http::HttpRequest request,
   }
   client.address = request.peer;
   if (metrics_ != nullptr) writer = metrics_->Counting(request.path, std::move(writer));
+  if (cors_.enabled()) {
+    const std::string* origin = request.Header("origin");
+    const std::optional<std::string> allow =
+        origin != nullptr ? cors_.AllowOrigin(*origin) : std::nullopt;
+    if (allow.has_value()) writer = CorsPolicy::Wrap(*allow, std::move(writer));
+    if (request.method == "OPTIONS") {
+      CorsPolicy::AnswerPreflight(allow, *writer);
+      return;
+    }
+  }
   const std::string& path = request.path;
   const auto route = [&](absl::string_view method) -> bool {
     if (request.method == method) return true;

@@ -15,11 +15,13 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "common/http/http_server.h"
 #include "grpcpp/channel.h"
 #include "ringserve/v1/inference.grpc.pb.h"
+#include "router/openai/cors.h"
 #include "router/openai/http_metrics.h"
 #include "router/openai/model_catalog.h"
 
@@ -31,6 +33,9 @@ struct GatewayOptions {
   std::string served_model_name;
   // How long the workers' ModelInfo is reused to resolve "model" before it is asked again.
   absl::Duration model_info_ttl = absl::Seconds(30);
+  // Web origins whose pages may call the API from a browser (CORS); "*" allows any; empty:
+  // none (no CORS headers, OPTIONS is 405).
+  std::vector<std::string> allowed_origins;
 };
 
 // Owner: the process (ringserve-router's main) or a test; calls in flight hold what they
@@ -63,6 +68,7 @@ class OpenAiGateway {
                      WithInfo next);
 
   const GatewayOptions options_;
+  const CorsPolicy cors_;
   HttpMetrics* const metrics_;
   const std::shared_ptr<ringserve::v1::Inference::Stub> stub_;
   const std::shared_ptr<ModelCatalog> catalog_;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/http/http_server.h"
 #include "common/unique_fd.h"
@@ -32,7 +33,7 @@ class OpenAiGatewayTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(router::RouterOptions()); }
 
-  void Start(router::RouterOptions options) {
+  void Start(router::RouterOptions options, GatewayOptions gateway_options = GatewayOptions()) {
     TearDown();
     worker_ = std::make_unique<FakeWorker>("w0");
     options.listen_address = "127.0.0.1:0";
@@ -41,7 +42,7 @@ class OpenAiGatewayTest : public ::testing::Test {
     auto router = router::RouterServer::Create(std::move(options), nullptr);
     ASSERT_TRUE(router.ok()) << router.status();
     router_ = std::move(*router);
-    gateway_ = std::make_unique<OpenAiGateway>(router_->LocalChannel(), GatewayOptions());
+    gateway_ = std::make_unique<OpenAiGateway>(router_->LocalChannel(), std::move(gateway_options));
     http::HttpServerOptions http_options;
     http_options.host = "127.0.0.1";
     auto http = http::HttpServer::Start(
@@ -101,6 +102,20 @@ class OpenAiGatewayTest : public ::testing::Test {
     int64_t resident = 0;
     statm >> size >> resident;
     return resident * ::sysconf(_SC_PAGESIZE);
+  }
+
+  // One request's whole exchange on a fresh connection ("Connection: close" is added).
+  std::string Exchange(const std::string& head) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(http_->port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    const std::string request = head + "Connection: close\r\n\r\n";
+    EXPECT_EQ(::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    return ReadSlowly(fd);
   }
 
   static int Count(const std::string& text, const std::string& needle) {
@@ -165,6 +180,37 @@ TEST_F(OpenAiGatewayTest, AWorkerLostMidStreamEndsItWithAnErrorEvent) {
   ASSERT_NE(error, std::string::npos) << all.substr(all.size() - std::min<size_t>(all.size(), 400));
   EXPECT_NE(all.find("UNAVAILABLE", error), std::string::npos);
   EXPECT_NE(all.find("data: [DONE]", error), std::string::npos);
+}
+
+// CORS: a permitted origin's preflight gets the methods and headers (Authorization named),
+// its responses the origin; another origin's preflight is refused and its responses carry
+// nothing a browser would let a page read.
+TEST_F(OpenAiGatewayTest, BrowsersFromAllowedOriginsOnly) {
+  GatewayOptions options;
+  options.allowed_origins = {"https://app.example"};
+  Start(router::RouterOptions(), std::move(options));
+  const std::string preflight =
+      "OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n"
+      "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization\r\n";
+  std::string answer = Exchange(preflight);
+  EXPECT_EQ(answer.find("HTTP/1.1 204"), 0U) << answer;
+  EXPECT_NE(answer.find("Access-Control-Allow-Origin: https://app.example\r\n"), std::string::npos);
+  EXPECT_NE(answer.find("Access-Control-Allow-Headers: Authorization"), std::string::npos);
+  answer = Exchange("GET /health HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n");
+  EXPECT_EQ(answer.find("HTTP/1.1 200"), 0U) << answer;
+  EXPECT_NE(answer.find("Access-Control-Allow-Origin: https://app.example\r\n"), std::string::npos);
+  EXPECT_NE(answer.find("Vary: Origin"), std::string::npos);
+
+  answer = Exchange(absl::StrReplaceAll(preflight, {{"app.example", "evil.example"}}));
+  EXPECT_EQ(answer.find("HTTP/1.1 403"), 0U) << answer;
+  answer = Exchange("GET /health HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n");
+  EXPECT_EQ(answer.find("HTTP/1.1 200"), 0U) << answer;
+  EXPECT_EQ(answer.find("Access-Control-Allow-Origin"), std::string::npos);
+
+  Start(router::RouterOptions());  // without allowed origins: no CORS at all
+  answer = Exchange(preflight);
+  EXPECT_EQ(answer.find("HTTP/1.1 405"), 0U) << answer;
+  EXPECT_EQ(answer.find("Access-Control-Allow-Origin"), std::string::npos);
 }
 
 // Clients asking the catalog at once share a fetch only with the same credentials: one with

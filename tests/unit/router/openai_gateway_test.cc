@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -211,6 +212,35 @@ TEST_F(OpenAiGatewayTest, BrowsersFromAllowedOriginsOnly) {
   answer = Exchange(preflight);
   EXPECT_EQ(answer.find("HTTP/1.1 405"), 0U) << answer;
   EXPECT_EQ(answer.find("Access-Control-Allow-Origin"), std::string::npos);
+}
+
+// ringserve-router's drain order (main.cc): health NOT_SERVING, then the HTTP server stops
+// taking requests and lets a stream in progress finish, then the router stops.
+TEST_F(OpenAiGatewayTest, DrainLetsAStreamInProgressFinish) {
+  worker_->set_tokens(0, absl::Milliseconds(10));
+  constexpr int kTokens = 50;
+  UniqueFd client = StartStream(kTokens);
+  std::string all;
+  char buffer[4096];
+  while (Count(all, R"("text":"t)") < 2) {
+    const ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
+    ASSERT_GT(n, 0);
+    all.append(buffer, static_cast<size_t>(n));
+  }
+  router_->BeginDrain();
+  std::thread shutdown([this] { http_->Shutdown(absl::Seconds(10)); });
+  all += ReadSlowly(client);
+  shutdown.join();
+  EXPECT_EQ(Count(all, R"("text":"t)"), kTokens);
+  EXPECT_EQ(Count(all, "data: [DONE]"), 1);
+  EXPECT_EQ(worker_->cancellations(), 0);
+  UniqueFd late(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(http_->port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_NE(::connect(late.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0)
+      << "a stopped server still accepts";
 }
 
 // Clients asking the catalog at once share a fetch only with the same credentials: one with

@@ -69,11 +69,7 @@ class OpenAiGatewayTest : public ::testing::Test {
     UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
     const int buffer = 256 << 10;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(http_->port()));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    EXPECT_EQ(Connect(fd), 0);
     const std::string body =
         absl::StrCat(R"({"prompt": "x", "stream": true, "max_tokens": )", max_tokens, "}");
     const std::string request = absl::StrCat(
@@ -105,14 +101,30 @@ class OpenAiGatewayTest : public ::testing::Test {
     return resident * ::sysconf(_SC_PAGESIZE);
   }
 
-  // One request's whole exchange on a fresh connection ("Connection: close" is added).
-  std::string Exchange(const std::string& head) {
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  // connect() of `fd` to the HTTP server: 0, or -1 with errno.
+  int Connect(const UniqueFd& fd) const {
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(static_cast<uint16_t>(http_->port()));
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  }
+
+  // Reads into `all` until it holds `events` token events; false if the connection ends first.
+  static bool ReadEvents(const UniqueFd& fd, int events, std::string& all) {
+    char buffer[4096];
+    while (Count(all, R"("text":"t)") < events) {
+      const ssize_t n = ::recv(fd.get(), buffer, sizeof(buffer), 0);
+      if (n <= 0) return false;
+      all.append(buffer, static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // One request's whole exchange on a fresh connection ("Connection: close" is added).
+  std::string Exchange(const std::string& head) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+    EXPECT_EQ(Connect(fd), 0);
     const std::string request = head + "Connection: close\r\n\r\n";
     EXPECT_EQ(::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(request.size()));
@@ -168,12 +180,7 @@ TEST_F(OpenAiGatewayTest, AWorkerLostMidStreamEndsItWithAnErrorEvent) {
   worker_->set_tokens(0, absl::Milliseconds(20));
   UniqueFd client = StartStream(1000);
   std::string all;
-  char buffer[4096];
-  while (Count(all, R"("text":"t)") < 3) {
-    const ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
-    ASSERT_GT(n, 0);
-    all.append(buffer, static_cast<size_t>(n));
-  }
+  ASSERT_TRUE(ReadEvents(client, 3, all));
   worker_->Kill();
   all += ReadSlowly(client);
   EXPECT_EQ(all.find("HTTP/1.1 200"), 0U);
@@ -221,12 +228,7 @@ TEST_F(OpenAiGatewayTest, DrainLetsAStreamInProgressFinish) {
   constexpr int kTokens = 50;
   UniqueFd client = StartStream(kTokens);
   std::string all;
-  char buffer[4096];
-  while (Count(all, R"("text":"t)") < 2) {
-    const ssize_t n = ::recv(client.get(), buffer, sizeof(buffer), 0);
-    ASSERT_GT(n, 0);
-    all.append(buffer, static_cast<size_t>(n));
-  }
+  ASSERT_TRUE(ReadEvents(client, 2, all));
   router_->BeginDrain();
   std::thread shutdown([this] { http_->Shutdown(absl::Seconds(10)); });
   all += ReadSlowly(client);
@@ -235,12 +237,7 @@ TEST_F(OpenAiGatewayTest, DrainLetsAStreamInProgressFinish) {
   EXPECT_EQ(Count(all, "data: [DONE]"), 1);
   EXPECT_EQ(worker_->cancellations(), 0);
   UniqueFd late(::socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(http_->port()));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_NE(::connect(late.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0)
-      << "a stopped server still accepts";
+  EXPECT_NE(Connect(late), 0) << "a stopped server still accepts";
 }
 
 // Clients asking the catalog at once share a fetch only with the same credentials: one with

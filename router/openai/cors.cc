@@ -6,27 +6,6 @@
 #include "router/openai/head_hook_writer.h"
 
 namespace ringserve::openai {
-namespace {
-
-constexpr char kAllowOrigin[] = "Access-Control-Allow-Origin";
-
-class CorsWriter final : public HeadHookWriter {
- public:
-  CorsWriter(std::string allow_origin, std::shared_ptr<http::ResponseWriter> inner)
-      : HeadHookWriter(std::move(inner)), allow_origin_(std::move(allow_origin)) {}
-
- private:
-  void OnHead(int /*status*/, http::Headers& headers) override {
-    headers.emplace_back(kAllowOrigin, allow_origin_);
-    // The answer depends on the Origin asked with, so caches must keep them apart.
-    if (allow_origin_ != "*") headers.emplace_back("Vary", "Origin");
-    headers.emplace_back("Access-Control-Expose-Headers", "X-Ringserve-Worker");
-  }
-
-  const std::string allow_origin_;
-};
-
-}  // namespace
 
 std::optional<std::string> CorsPolicy::AllowOrigin(const std::string& origin) const {
   if (std::find(allowed_.begin(), allowed_.end(), "*") != allowed_.end()) return "*";
@@ -36,7 +15,11 @@ std::optional<std::string> CorsPolicy::AllowOrigin(const std::string& origin) co
 
 std::shared_ptr<http::ResponseWriter> CorsPolicy::Wrap(
     std::string allow_origin, std::shared_ptr<http::ResponseWriter> writer) {
-  return std::make_shared<CorsWriter>(std::move(allow_origin), std::move(writer));
+  http::Headers headers = {{"Access-Control-Expose-Headers", "X-Ringserve-Worker, X-Request-Id"}};
+  // The answer depends on the Origin asked with, so caches must keep them apart.
+  if (allow_origin != "*") headers.emplace_back("Vary", "Origin");
+  headers.emplace_back("Access-Control-Allow-Origin", std::move(allow_origin));
+  return WithHeaders(std::move(headers), std::move(writer));
 }
 
 void CorsPolicy::AnswerPreflight(const std::optional<std::string>& allow_origin,

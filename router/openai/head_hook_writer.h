@@ -45,6 +45,10 @@ class HeadHookWriter : public http::ResponseWriter {
   const std::shared_ptr<http::ResponseWriter> inner_;
 };
 
+// `writer`, adding `headers` to every response's head.
+std::shared_ptr<http::ResponseWriter> WithHeaders(http::Headers headers,
+                                                  std::shared_ptr<http::ResponseWriter> writer);
+
 }  // namespace ringserve::openai
 
 #endif  // RINGSERVE_ROUTER_OPENAI_HEAD_HOOK_WRITER_H_

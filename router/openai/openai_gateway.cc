@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "grpcpp/support/client_callback.h"
 #include "router/openai/generate_call.h"
+#include "router/openai/head_hook_writer.h"
 #include "router/openai/openai_error.h"
 #include "router/openai/openai_request.h"
 #include "router/openai/openai_response.h"
@@ -186,6 +187,8 @@ void OpenAiGateway::Generate(const http::HttpRequest& request, const HttpClient&
       header != nullptr && !header->empty()) {
     request_id = header->substr(0, kMaxRequestIdBytes);
   }
+  // The id goes back in a header too, so a client can match its logs with the worker's.
+  writer = WithHeaders({{"X-Request-Id", request_id}}, std::move(writer));
   ResponseMeta meta;
   meta.kind = call->kind;
   meta.id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", request_id);

@@ -151,6 +151,7 @@ class CompletionsTest(unittest.TestCase):
         data = events(text)
         self.assertEqual(data[-1], "[DONE]")
         usage_chunk = data[-2]
+        self.assertEqual("cmpl-" + headers["X-Request-Id"], usage_chunk["id"])
         self.assertEqual(usage_chunk["choices"], [])
         self.assertEqual(usage_chunk["usage"], whole["usage"])
         chunks = data[:-2]
@@ -160,6 +161,14 @@ class CompletionsTest(unittest.TestCase):
         self.assertTrue(all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1]))
         self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "length")
         self.assertTrue(all(c["id"] == chunks[0]["id"] for c in chunks))
+
+    def test_a_clients_request_id_names_the_response(self):
+        status, headers, text = request(self.http_port, "POST", "/v1/completions",
+                                        {"prompt": PROMPT, "max_tokens": 2},
+                                        headers={"X-Request-Id": "trace-42"})
+        self.assertEqual(status, 200, text)
+        self.assertEqual(headers["X-Request-Id"], "trace-42")
+        self.assertEqual(json.loads(text)["id"], "cmpl-trace-42")
 
     def test_logprobs_n_batches_echo_and_stop(self):
         response = self.complete(prompt=PROMPT, max_tokens=6, temperature=0, logprobs=3)

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "router/openai/unary_call.h"
+
 namespace ringserve::openai {
 
 namespace pb = ringserve::v1;
@@ -30,21 +32,11 @@ void ModelCatalog::Get(const HttpClient& client, Callback done) {
 
 void FetchModelInfo(pb::Inference::Stub& stub, const HttpClient& client,
                     std::function<void(absl::StatusOr<pb::ModelInfo>)> done) {
-  struct Fetch {
-    grpc::ClientContext context;
-    pb::GetModelInfoRequest request;
-    pb::ModelInfo response;
-  };
-  auto fetch = std::make_shared<Fetch>();
-  PrepareContext(client, fetch->context);
-  stub.async()->GetModelInfo(&fetch->context, &fetch->request, &fetch->response,
-                             [fetch, done = std::move(done)](const grpc::Status& status) {
-                               if (status.ok()) {
-                                 done(std::move(fetch->response));
-                               } else {
-                                 done(FromGrpcStatus(status));
-                               }
-                             });
+  StartUnaryCall<pb::ModelInfo>(
+      [&stub](auto* context, auto* request, auto* response, auto callback) {
+        stub.async()->GetModelInfo(context, request, response, std::move(callback));
+      },
+      client, pb::GetModelInfoRequest(), /*cancel_with=*/nullptr, std::move(done));
 }
 
 void ModelCatalog::Finish(const std::string& authorization, absl::StatusOr<pb::ModelInfo> info) {

@@ -15,6 +15,7 @@
 #include "router/openai/openai_error.h"
 #include "router/openai/openai_request.h"
 #include "router/openai/openai_response.h"
+#include "router/openai/unary_call.h"
 
 namespace ringserve::openai {
 namespace {
@@ -73,6 +74,44 @@ std::string Base64Floats(const google::protobuf::RepeatedField<float>& values) {
   std::string bytes(static_cast<size_t>(values.size()) * sizeof(float), '\0');
   if (!bytes.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());  // little-endian
   return absl::Base64Escape(bytes);
+}
+
+// /v1/embeddings' answer: each embedding as floats or base64, and the tokens computed.
+std::string EmbeddingList(const pb::EmbedResponse& response, bool base64,
+                          const std::string& model) {
+  OrderedJson data = OrderedJson::array();
+  int64_t prompt_tokens = 0;
+  for (int i = 0; i < response.embeddings_size(); ++i) {
+    const pb::Embedding& e = response.embeddings(i);
+    prompt_tokens += e.prompt_tokens();
+    OrderedJson values;
+    if (base64) {
+      values = Base64Floats(e.values());
+    } else {
+      values = OrderedJson::array();
+      for (const float v : e.values()) values.push_back(ShortestDouble(v));
+    }
+    data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", std::move(values)}});
+  }
+  const OrderedJson body{
+      {"object", "list"},
+      {"data", std::move(data)},
+      {"model", model},
+      {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
+  return Dump(body);
+}
+
+// /tokenize's answer (vLLM's fields).
+std::string TokenList(const pb::TokenizeResponse& response, bool token_strs,
+                      int32_t max_model_len) {
+  const std::vector<int32_t> ids(response.token_ids().begin(), response.token_ids().end());
+  OrderedJson body{{"count", ids.size()}, {"max_model_len", max_model_len}, {"tokens", ids}};
+  body["token_strs"] = nullptr;
+  if (token_strs) {
+    body["token_strs"] =
+        std::vector<std::string>(response.pieces().begin(), response.pieces().end());
+  }
+  return Dump(body);
 }
 
 }  // namespace
@@ -225,50 +264,20 @@ void OpenAiGateway::Embed(const http::HttpRequest& request, const HttpClient& cl
       client, std::move(writer),
       [call = *std::move(call), client, stub = stub_, served = options_.served_model_name](
           const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
-        struct Fetch {
-          grpc::ClientContext context;
-          pb::EmbedRequest request;
-          pb::EmbedResponse response;
-          bool base64 = false;
-          std::string model;
-        };
-        auto fetch = std::make_shared<Fetch>();
-        PrepareContext(client, fetch->context);
-        fetch->request = std::move(call.request);
-        fetch->request.set_adapter(AdapterFor(call.model, info, served));
-        fetch->base64 = call.base64;
-        fetch->model = call.model.empty() ? ServedName(served, info) : call.model;
-        writer->OnClientGone([weak = std::weak_ptr<Fetch>(fetch)] {
-          if (const auto f = weak.lock()) f->context.TryCancel();
-        });
-        stub->async()->Embed(
-            &fetch->context, &fetch->request, &fetch->response,
-            [fetch, writer](const grpc::Status& status) {
-              if (!status.ok()) {
-                RespondError(*writer, FromGrpcStatus(status));
+        call.request.set_adapter(AdapterFor(call.model, info, served));
+        std::string model = call.model.empty() ? ServedName(served, info) : call.model;
+        StartUnaryCall<pb::EmbedResponse>(
+            [stub](auto* context, auto* request, auto* response, auto callback) {
+              stub->async()->Embed(context, request, response, std::move(callback));
+            },
+            client, std::move(call.request), writer.get(),
+            [writer, base64 = call.base64,
+             model = std::move(model)](absl::StatusOr<pb::EmbedResponse> response) {
+              if (!response.ok()) {
+                RespondError(*writer, response.status());
                 return;
               }
-              OrderedJson data = OrderedJson::array();
-              int64_t prompt_tokens = 0;
-              for (int i = 0; i < fetch->response.embeddings_size(); ++i) {
-                const pb::Embedding& e = fetch->response.embeddings(i);
-                prompt_tokens += e.prompt_tokens();
-                OrderedJson values;
-                if (fetch->base64) {
-                  values = Base64Floats(e.values());
-                } else {
-                  values = OrderedJson::array();
-                  for (const float v : e.values()) values.push_back(ShortestDouble(v));
-                }
-                data.push_back(
-                    {{"object", "embedding"}, {"index", i}, {"embedding", std::move(values)}});
-              }
-              const OrderedJson body{
-                  {"object", "list"},
-                  {"data", std::move(data)},
-                  {"model", fetch->model},
-                  {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
-              writer->Respond(200, kJson, Dump(body));
+              writer->Respond(200, kJson, EmbeddingList(*response, base64, model));
             });
       });
 }
@@ -292,34 +301,18 @@ void OpenAiGateway::Tokenize(const http::HttpRequest& request, const HttpClient&
                                                         "share its tokenizer: name it or none")));
           return;
         }
-        struct Fetch {
-          grpc::ClientContext context;
-          pb::TokenizeRequest request;
-          pb::TokenizeResponse response;
-          bool token_strs = false;
-          int32_t max_model_len = 0;
-        };
-        auto fetch = std::make_shared<Fetch>();
-        PrepareContext(client, fetch->context);
-        fetch->request = std::move(call.request);
-        fetch->token_strs = call.token_strs;
-        fetch->max_model_len = info.context_length();
-        stub->async()->Tokenize(
-            &fetch->context, &fetch->request, &fetch->response,
-            [fetch, writer](const grpc::Status& status) {
-              if (!status.ok()) {
-                RespondError(*writer, FromGrpcStatus(status));
+        StartUnaryCall<pb::TokenizeResponse>(
+            [stub](auto* context, auto* request, auto* response, auto callback) {
+              stub->async()->Tokenize(context, request, response, std::move(callback));
+            },
+            client, std::move(call.request), /*cancel_with=*/nullptr,
+            [writer, token_strs = call.token_strs,
+             max_model_len = info.context_length()](absl::StatusOr<pb::TokenizeResponse> response) {
+              if (!response.ok()) {
+                RespondError(*writer, response.status());
                 return;
               }
-              const pb::TokenizeResponse& r = fetch->response;
-              const std::vector<int32_t> ids(r.token_ids().begin(), r.token_ids().end());
-              OrderedJson body{
-                  {"count", ids.size()}, {"max_model_len", fetch->max_model_len}, {"tokens", ids}};
-              body["token_strs"] = nullptr;
-              if (fetch->token_strs) {
-                body["token_strs"] = std::vector<std::string>(r.pieces().begin(), r.pieces().end());
-              }
-              writer->Respond(200, kJson, Dump(body));
+              writer->Respond(200, kJson, TokenList(*response, token_strs, max_model_len));
             });
       });
 }

@@ -234,6 +234,7 @@ void OpenAiGateway::Generate(const http::HttpRequest& request, const HttpClient&
   meta.created = absl::ToUnixSeconds(absl::Now());
   meta.n = call->n;
   meta.logprobs = call->logprobs;
+  meta.token_ids = call->token_ids;
   if (call->echo) {
     for (const pb::GenerateRequest& r : call->requests) meta.echo.push_back(r.text());
     meta.echo_logprobs = call->logprobs.has_value();

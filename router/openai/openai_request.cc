@@ -212,6 +212,9 @@ absl::StatusOr<GenerateCall> ParseCommon(const JsonObject& body, ApiKind kind,
   RS_ASSIGN_OR_RETURN(std::optional<int64_t> expected,
                       body.Integer("expected_history_tokens", 0, kInt32Max));
   if (expected.has_value()) request.set_expected_history_tokens(static_cast<int32_t>(*expected));
+  RS_ASSIGN_OR_RETURN(std::optional<bool> token_ids, body.Bool("return_token_ids"));
+  call.token_ids = token_ids.value_or(false);
+  request.set_return_prompt_token_ids(call.token_ids);
   RS_RETURN_IF_ERROR(body.String("user").status());  // type-checked only
   return call;
 }

@@ -36,6 +36,9 @@ struct GenerateCall {
   std::optional<int> logprobs;
   // completions' echo: the prompt's text goes before each of its choices' text.
   bool echo = false;
+  // vLLM's return_token_ids: each choice carries the ids it generated ("token_ids") and the
+  // ids its prompt became ("prompt_token_ids"), so a client that sent text can go on in ids.
+  bool token_ids = false;
 };
 
 absl::StatusOr<GenerateCall> ParseCompletionRequest(absl::string_view text);

@@ -114,6 +114,26 @@ void ResponseRenderer::CountUsage(int /*request*/, const pb::GenerateResponse& m
   }
 }
 
+void ResponseRenderer::TakeIds(Choice& choice, const pb::GenerateResponse& message) const {
+  if (!meta_.token_ids) return;
+  choice.prompt_ids.insert(choice.prompt_ids.end(), message.prompt_token_ids().begin(),
+                           message.prompt_token_ids().end());
+  choice.token_ids.insert(choice.token_ids.end(), message.token_ids().begin(),
+                          message.token_ids().end());
+}
+
+void ResponseRenderer::SendIds(Choice& choice, OrderedJson& ids_into,
+                               OrderedJson& prompt_into) const {
+  if (!meta_.token_ids) return;
+  if (!choice.prompt_ids_sent) {
+    prompt_into["prompt_token_ids"] = std::move(choice.prompt_ids);
+    choice.prompt_ids_sent = true;
+  }
+  ids_into["token_ids"] = std::move(choice.token_ids);
+  choice.prompt_ids.clear();
+  choice.token_ids.clear();
+}
+
 void ResponseRenderer::AddLogprobs(Choice& choice, const pb::GenerateResponse& message,
                                    OrderedJson& into) {
   const int top = meta_.logprobs.value_or(0);
@@ -219,13 +239,20 @@ std::string ResponseRenderer::StreamEvents(int request, const pb::GenerateRespon
   CountUsage(request, message);
   Choice& choice = ChoiceOf(request, message);
   const int index = ChoiceIndex(request, message);
+  TakeIds(choice, message);
   std::string events;
   OrderedJson out = OrderedJson::object();
-  bool worth_sending = message.has_final();
+  // Every generated id goes out with the chunk of its message, text or none.
+  bool worth_sending = message.has_final() || (meta_.token_ids && !choice.token_ids.empty());
   if (meta_.kind == ApiKind::kChat) {
     if (!choice.started) {
       choice.started = true;
       OrderedJson first = ChunkHead();
+      if (meta_.token_ids) {
+        first["prompt_token_ids"] = std::move(choice.prompt_ids);
+        choice.prompt_ids.clear();
+        choice.prompt_ids_sent = true;
+      }
       first["choices"] =
           OrderedJson::array({OrderedJson{{"index", index},
                                           {"delta", {{"role", "assistant"}, {"content", ""}}},
@@ -292,6 +319,7 @@ std::string ResponseRenderer::StreamEvents(int request, const pb::GenerateRespon
                              ? OrderedJson(FinishReasonName(message.final().finish_reason()))
                              : nullptr;
   if (message.has_final()) out["stop_reason"] = StopReason(message.final());
+  SendIds(choice, out, out);
   OrderedJson chunk = ChunkHead();
   chunk["choices"] = OrderedJson::array({std::move(out)});
   events += SseEvent(Dump(chunk));
@@ -313,6 +341,7 @@ std::string ResponseRenderer::StreamEnd(bool include_usage) const {
 void ResponseRenderer::Accumulate(int request, const pb::GenerateResponse& message) {
   CountUsage(request, message);
   Choice& choice = ChoiceOf(request, message);
+  TakeIds(choice, message);
   if (!choice.started) {
     const std::string* echo = meta_.kind == ApiKind::kCompletion ? EchoOf(request) : nullptr;
     if (echo != nullptr && !EchoReady(choice, message)) return;
@@ -362,14 +391,22 @@ std::string ResponseRenderer::Body() const {
     choice["finish_reason"] =
         c.finish_reason.empty() ? OrderedJson(nullptr) : OrderedJson(c.finish_reason);
     choice["stop_reason"] = c.stop_reason;
+    if (meta_.token_ids) {
+      if (!chat) choice["prompt_token_ids"] = c.prompt_ids;
+      choice["token_ids"] = c.token_ids;
+    }
     choices.push_back(std::move(choice));
   }
   OrderedJson body{{"id", meta_.id},
                    {"object", chat ? "chat.completion" : "text_completion"},
                    {"created", meta_.created},
-                   {"model", meta_.model},
-                   {"choices", std::move(choices)},
-                   {"usage", Usage()}};
+                   {"model", meta_.model}};
+  // A chat has one prompt: its ids go beside the choices, as vLLM puts them.
+  if (chat && meta_.token_ids && !choices_.empty()) {
+    body["prompt_token_ids"] = choices_[0].prompt_ids;
+  }
+  body["choices"] = std::move(choices);
+  body["usage"] = Usage();
   return Dump(body);
 }
 

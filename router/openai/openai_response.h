@@ -32,6 +32,10 @@ struct ResponseMeta {
   // prompt_logprobs scored them; the first, with nothing before it, has null), as
   // evaluation harnesses read them to score a continuation.
   bool echo_logprobs = false;
+  // GenerateCall::token_ids: choices carry "token_ids" (a chunk's: the ids it adds) and
+  // "prompt_token_ids" (a completion choice's, or a chat response's at its top level; in a
+  // stream, on the first chunk).
+  bool token_ids = false;
 };
 
 // A float as the shortest decimal that reads back as it (-0.1f prints as -0.1, not as the
@@ -77,11 +81,22 @@ class ResponseRenderer {
     // echo_logprobs: the prompt's scores, held until the first generated token or the end,
     // when they go out with the echoed text (their offsets need the whole prompt).
     std::vector<ringserve::v1::PositionLogprobs> prompt_scores;
+    // meta.token_ids: the prompt's ids (whole, or held until a chunk carries them) and the
+    // generated ids (all of them, or those no chunk has carried yet).
+    std::vector<int32_t> prompt_ids;
+    std::vector<int32_t> token_ids;
+    bool prompt_ids_sent = false;
   };
 
   Choice& ChoiceOf(int request, const ringserve::v1::GenerateResponse& message);
   int ChoiceIndex(int request, const ringserve::v1::GenerateResponse& message) const;
   void CountUsage(int request, const ringserve::v1::GenerateResponse& message);
+  // meta.token_ids: adds the message's prompt and generated ids to the choice's.
+  void TakeIds(Choice& choice, const ringserve::v1::GenerateResponse& message) const;
+  // meta.token_ids, streaming: moves the ids the choice holds into a chunk's "token_ids"
+  // (`ids_into`) and, the first time only, its prompt's into "prompt_token_ids"
+  // (`prompt_into`, the choice or, for a chat, the chunk).
+  void SendIds(Choice& choice, OrderedJson& ids_into, OrderedJson& prompt_into) const;
   // The request's echoed prompt, or null without echo.
   const std::string* EchoOf(int request) const;
   // Takes the message's prompt scores; true once the echo may go out (the message carries

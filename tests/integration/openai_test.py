@@ -302,6 +302,30 @@ class CompletionsTest(unittest.TestCase):
         status, error = post(self.http_port, "/tokenize", {"prompt": PROMPT, "model": "nope"})
         self.assertEqual(status, 404, error)
 
+    def test_return_token_ids_gives_the_prompts_and_the_replys_ids(self):
+        expected = self.cluster.stub.Tokenize(
+            pb.TokenizeRequest(text=PROMPT.encode(), add_special_tokens=True), timeout=10)
+        _, ids, _ = grpc_generate(self.cluster.stub, PROMPT, 10)
+        response = self.complete(prompt=PROMPT, max_tokens=10, temperature=0,
+                                 return_token_ids=True)
+        choice = response["choices"][0]
+        self.assertEqual(choice["prompt_token_ids"], list(expected.token_ids))
+        self.assertEqual(choice["token_ids"], ids)
+        # Streamed: the prompt's ids on the first chunk, every generated id on some chunk.
+        status, _, text = request(self.http_port, "POST", "/v1/completions", {
+            "prompt": PROMPT, "max_tokens": 10, "temperature": 0, "stream": True,
+            "return_token_ids": True})
+        self.assertEqual(status, 200)
+        chunks = [c["choices"][0] for c in events(text)[:-1]]
+        self.assertEqual(chunks[0]["prompt_token_ids"], list(expected.token_ids))
+        self.assertFalse(any("prompt_token_ids" in c for c in chunks[1:]))
+        self.assertEqual([i for c in chunks for i in c["token_ids"]], ids)
+        # Going on in ids from text: the same continuation as the text would give.
+        again = self.complete(prompt=choice["prompt_token_ids"] + choice["token_ids"][:4],
+                              max_tokens=6, temperature=0, return_token_ids=True)
+        self.assertEqual(again["choices"][0]["token_ids"], ids[4:])
+        self.assertNotIn("token_ids", self.complete(prompt=PROMPT, max_tokens=2)["choices"][0])
+
     def test_embeddings_are_embeds_values(self):
         expected = self.cluster.stub.Embed(pb.EmbedRequest(inputs=[
             pb.EmbedInput(text=PROMPT.encode()), pb.EmbedInput(text=b"The cat")]), timeout=30)

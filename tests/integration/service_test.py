@@ -232,6 +232,23 @@ class Fleet(unittest.TestCase):
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("prompt_logprobs", caught.exception.details())
 
+    def test_prompt_token_ids_come_back_on_each_completions_first_message(self):
+        rng = random.Random(17)
+        prompt = [1] + self.tokens(30, rng)
+        messages = list(self.stub.Generate(pb.GenerateRequest(
+            tokens=pb.TokenIds(ids=prompt), return_prompt_token_ids=True, n=2,
+            truncate_prompt_tokens=20, stop=pb.StopCriteria(max_tokens=4, ignore_eos=True),
+            sampling=pb.SamplingParams(temperature=0)), timeout=30))
+        # On each completion's first message, and on no other.
+        for index in (0, 1):
+            own = [m for m in messages if m.index == index]
+            self.assertEqual(list(own[0].prompt_token_ids), prompt[-20:])
+            self.assertFalse(any(m.prompt_token_ids for m in own[1:]))
+        # Not asked: never sent.
+        plain = list(self.stub.Generate(pb.GenerateRequest(
+            tokens=pb.TokenIds(ids=prompt), stop=pb.StopCriteria(max_tokens=2)), timeout=30))
+        self.assertFalse(any(m.prompt_token_ids for m in plain))
+
     def test_embeddings_are_unit_vectors_of_the_models_width_and_bad_ones_are_refused(self):
         info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
         width = info.embedding_size

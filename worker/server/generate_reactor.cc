@@ -45,6 +45,7 @@ void GenerateReactor::Begin(const ringserve::v1::GenerateRequest& request) {
       // The others wait for the first one's prefill, then find the input's blocks cached.
       if (i > 0) jobs[i].follows = completions_[0].handle->id();
       completions_[i].request = jobs[i];
+      completions_[i].send_prompt_ids = request.return_prompt_token_ids();
       completions_[i].reply_parser =
           ReplyParser(request, env_.tokenizer, env_.model.chat_format,
                       /*calls_constrained=*/jobs[i].response_format != nullptr &&
@@ -114,6 +115,10 @@ void GenerateReactor::PumpLocked() {
   response_.Clear();
   const auto index = static_cast<int32_t>(c - completions_.data());
   response_.set_index(index);
+  if (c->send_prompt_ids) {
+    response_.mutable_prompt_token_ids()->Add(c->request.tokens.begin(), c->request.tokens.end());
+    c->send_prompt_ids = false;
+  }
   const std::span<const engine::GeneratedToken> scored =
       std::span(c->held->prompt_logprobs).subspan(c->prompt_sent);
   if (scored.size() > kMaxPromptLogprobsPerMessage) {

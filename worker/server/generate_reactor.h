@@ -57,6 +57,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<ringserve::v1::Gen
     std::optional<engine::JobEvent> held;
     size_t prompt_sent = 0;
     bool done = false;  // its final event was written
+    // GenerateRequest.return_prompt_token_ids, until its first message carries the input.
+    bool send_prompt_ids = false;
     // Chat requests with tools: takes the calls out of the reply's text.
     std::optional<tokenizer::ToolCallParser> reply_parser;
     // Models that think first: takes the thought out of the reply's text.

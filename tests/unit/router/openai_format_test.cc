@@ -509,6 +509,93 @@ TEST(OpenAiResponseTest, AStreamedCompletionEchoesItsPromptFirst) {
   EXPECT_EQ(Json::parse(data[0])["choices"][0]["finish_reason"], "stop");
 }
 
+// A message of completion `index` generating `ids`, with the prompt's ids when `prompt` is
+// not empty (the first message of a completion with return_prompt_token_ids).
+pb::GenerateResponse IdsMessage(const std::string& text, std::vector<int32_t> ids,
+                                std::vector<int32_t> prompt = {}, int index = 0) {
+  pb::GenerateResponse m;
+  m.set_text(text);
+  m.set_index(index);
+  m.mutable_token_ids()->Add(ids.begin(), ids.end());
+  m.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
+  return m;
+}
+
+TEST(OpenAiCompletionRequestTest, ReturnTokenIdsAsksTheWorkerForThePromptsIds) {
+  auto call = ParseCompletionRequest(R"({"prompt": ["a", "b"], "return_token_ids": true})");
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_TRUE(call->token_ids);
+  for (const pb::GenerateRequest& r : call->requests) EXPECT_TRUE(r.return_prompt_token_ids());
+  auto chat = ParseChatRequest(R"({"messages": [{"role": "user", "content": "hi"}]})");
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  EXPECT_FALSE(chat->token_ids);
+  EXPECT_FALSE(chat->requests[0].return_prompt_token_ids());
+  auto bad = ParseCompletionRequest(R"({"prompt": "a", "return_token_ids": 1})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("return_token_ids"));
+}
+
+TEST(OpenAiResponseTest, TokenIdsComeWithEveryChoiceWholeAndStreamed) {
+  ResponseMeta meta = Meta(ApiKind::kCompletion, /*n=*/2);
+  meta.token_ids = true;
+  ResponseRenderer whole(meta, 1);
+  whole.Accumulate(0, IdsMessage("He", {7, 8}, {1, 2, 3}, 0));
+  whole.Accumulate(0, IdsMessage("", {9}, {1, 2, 3}, 1));  // a token with no text yet
+  whole.Accumulate(0, IdsMessage("y", {10}, {}, 0));
+  whole.Accumulate(0, Final(pb::FINISH_REASON_MAX_TOKENS, 3, 3, 0));
+  whole.Accumulate(0, Final(pb::FINISH_REASON_MAX_TOKENS, 3, 1, 1));
+  const Json body = Json::parse(whole.Body());
+  EXPECT_EQ(body["choices"][0]["prompt_token_ids"], Json({1, 2, 3}));
+  EXPECT_EQ(body["choices"][0]["token_ids"], Json({7, 8, 10}));
+  EXPECT_EQ(body["choices"][1]["prompt_token_ids"], Json({1, 2, 3}));
+  EXPECT_EQ(body["choices"][1]["token_ids"], Json({9}));
+
+  ResponseRenderer streamed(meta, 1);
+  std::vector<std::string> data = EventData(streamed.StreamEvents(0, IdsMessage("He", {7}, {1})));
+  ASSERT_EQ(data.size(), 1U);
+  Json choice = Json::parse(data[0])["choices"][0];
+  EXPECT_EQ(choice["prompt_token_ids"], Json({1}));
+  EXPECT_EQ(choice["token_ids"], Json({7}));
+  // A token whose text is not whole yet still sends its id; the prompt's ids go out once.
+  data = EventData(streamed.StreamEvents(0, IdsMessage("", {8})));
+  ASSERT_EQ(data.size(), 1U);
+  choice = Json::parse(data[0])["choices"][0];
+  EXPECT_EQ(choice["text"], "");
+  EXPECT_EQ(choice["token_ids"], Json({8}));
+  EXPECT_FALSE(choice.contains("prompt_token_ids"));
+  data = EventData(streamed.StreamEvents(0, Final(pb::FINISH_REASON_EOS, 1, 2)));
+  choice = Json::parse(data[0])["choices"][0];
+  EXPECT_EQ(choice["token_ids"], Json::array());
+
+  // Without return_token_ids, none of it.
+  ResponseRenderer plain(Meta(ApiKind::kCompletion), 1);
+  data = EventData(plain.StreamEvents(0, IdsMessage("", {8}, {1})));
+  EXPECT_TRUE(data.empty());
+  plain.Accumulate(0, IdsMessage("x", {9}, {1}));
+  EXPECT_FALSE(Json::parse(plain.Body())["choices"][0].contains("token_ids"));
+}
+
+TEST(OpenAiResponseTest, AChatsPromptIdsGoBesideItsChoices) {
+  ResponseMeta meta = Meta(ApiKind::kChat);
+  meta.token_ids = true;
+  ResponseRenderer whole(meta, 1);
+  whole.Accumulate(0, IdsMessage("Hi", {5, 6}, {1, 2}));
+  whole.Accumulate(0, Final(pb::FINISH_REASON_EOS, 2, 2));
+  const Json body = Json::parse(whole.Body());
+  EXPECT_EQ(body["prompt_token_ids"], Json({1, 2}));
+  EXPECT_EQ(body["choices"][0]["token_ids"], Json({5, 6}));
+  EXPECT_FALSE(body["choices"][0].contains("prompt_token_ids"));
+
+  ResponseRenderer streamed(meta, 1);
+  const std::vector<std::string> data =
+      EventData(streamed.StreamEvents(0, IdsMessage("Hi", {5}, {1, 2})));
+  ASSERT_EQ(data.size(), 2U);  // the role's chunk, then the content's
+  EXPECT_EQ(Json::parse(data[0])["prompt_token_ids"], Json({1, 2}));
+  EXPECT_EQ(Json::parse(data[1])["choices"][0]["token_ids"], Json({5}));
+  EXPECT_FALSE(Json::parse(data[1]).contains("prompt_token_ids"));
+  EXPECT_FALSE(Json::parse(data[1])["choices"][0].contains("prompt_token_ids"));
+}
+
 TEST(OpenAiResponseTest, Utf8IsTakenOnlyInWholeCharacters) {
   std::string pending = "ab\xE2\x82";
   EXPECT_EQ(TakeCompleteUtf8(pending), "ab");

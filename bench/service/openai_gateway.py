@@ -6,17 +6,21 @@ REQUESTS streamed completions of OUTPUT_TOKENS tokens each, greedy, ignore_eos) 
 the router's gRPC port and through its HTTP port, alternating (A B A B ...) in one run. For
 each pass: the router process's CPU time per 1000 streamed tokens (utime + stime from
 /proc, the gateway's JSON and SSE work and its in-process hop included), and the clients'
-p50 time to first token. The clients are the same Python harness both ways, so their own
-cost cancels out of the CPU figure.
+p50 time to first token. The clients are the same harness both ways, so their own cost
+cancels out of the CPU figure: Python threads (--client python, a text prompt), or
+ringserve-bench (--client bench: its gRPC API against --api openai, prompts of 16 random ids,
+each pass its own seed so neither finds the other's prompts cached; it can drive many more
+streams than Python's threads).
 
 usage: bench/service/openai_gateway.py [--bin build/bin] [--shared ../shared] [--reps 3]
-       [--concurrency 8] [--requests 200] [--output-tokens 64]
+       [--concurrency 8] [--requests 200] [--output-tokens 64] [--client python|bench]
 """
 import argparse
 import http.client
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -64,6 +68,18 @@ def http_once(port, tokens):
     return first, count
 
 
+def bench_pass(router_pid, bench_args):
+    """One ringserve-bench run: the router's CPU over it and the bench's own figures."""
+    cpu_before, start = cpu_seconds(router_pid), time.monotonic()
+    out = subprocess.run(bench_args + ["--json"], check=True, capture_output=True, text=True)
+    report = json.loads(out.stdout)
+    assert report["requests_failed"] == 0, report["errors"]
+    return {"router_cpu_s": cpu_seconds(router_pid) - cpu_before,
+            "wall_s": time.monotonic() - start,
+            "ttft_p50_ms": report["ttft_ms"]["p50"], "itl_p50_ms": report["itl_ms"]["p50"],
+            "messages": report["itl_ms"]["count"] + report["ttft_ms"]["count"]}
+
+
 def run_pass(router_pid, work, concurrency, requests):
     ttfts, tokens, lock = [], [0], threading.Lock()
     remaining = [requests]
@@ -98,6 +114,7 @@ def main():
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--output-tokens", type=int, default=64)
+    parser.add_argument("--client", choices=["python", "bench"], default="python")
     a = parser.parse_args()
     fleet.import_grpc_or_skip()
     fleet.generate_modules(os.path.join(os.path.dirname(__file__), "..", "..", "proto"),
@@ -114,14 +131,28 @@ def main():
     try:
         fleet.wait_until(lambda: fleet.fetch(port, path="/health")[0] == 200, 15)
         total = a.requests * a.output_tokens
-        modes = {"grpc": lambda: grpc_once(stub, pb, a.output_tokens),
-                 "http": lambda: http_once(port, a.output_tokens)}
-        for work in modes.values():  # first touch out of the measurement
-            run_pass(router.proc.pid, work, a.concurrency, a.concurrency)
+        vocab = stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10).vocab_size
+        bench = [os.path.join(a.bin, "ringserve-bench"), "--concurrency", str(a.concurrency),
+                 "--output-tokens", str(a.output_tokens), "--prompt-tokens", "16"]
+        targets = {"grpc": ["--target", router.address],
+                   "http": ["--api", "openai", "--vocab-size", str(vocab),
+                            "--target", f"127.0.0.1:{port}"]}
+        if a.client == "bench":
+            def run(mode, requests, seed):
+                return bench_pass(router.proc.pid, bench + targets[mode] + [
+                    "--requests", str(requests), "--seed", str(seed)])
+        else:
+            modes = {"grpc": lambda: grpc_once(stub, pb, a.output_tokens),
+                     "http": lambda: http_once(port, a.output_tokens)}
+
+            def run(mode, requests, seed):
+                return run_pass(router.proc.pid, modes[mode], a.concurrency, requests)
+        for mode in targets:  # first touch out of the measurement
+            run(mode, a.concurrency, 1000)
         rows = []
         for rep in range(a.reps):
-            for mode, work in modes.items():
-                r = run_pass(router.proc.pid, work, a.concurrency, a.requests)
+            for i, mode in enumerate(targets):
+                r = run(mode, a.requests, 2 * rep + i)
                 r.update(mode=mode, rep=rep + 1,
                          cpu_ms_per_1k_tokens=1000 * 1000 * r["router_cpu_s"] / total,
                          tokens_per_s=total / r["wall_s"])
@@ -129,7 +160,7 @@ def main():
                 print(f"{mode} {rep + 1}: router CPU {r['cpu_ms_per_1k_tokens']:.1f} ms / 1k tokens, "
                       f"{r['tokens_per_s']:.0f} tok/s, TTFT p50 {r['ttft_p50_ms']:.2f} ms, "
                       f"{r['messages']} messages", flush=True)
-        for mode in modes:
+        for mode in targets:
             cpu = statistics.median(r["cpu_ms_per_1k_tokens"] for r in rows if r["mode"] == mode)
             print(f"median {mode}: router CPU {cpu:.1f} ms / 1k tokens")
     finally:

@@ -9,55 +9,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/http/http_syntax.h"
 
 namespace ringserve::http {
 namespace {
 
 // A chunk-size line with its extensions; extensions are ignored, so this only bounds memory.
 constexpr size_t kMaxChunkLineBytes = 4096;
-
-// tchar (RFC 9110 section 5.6.2): method and header names are tokens.
-bool IsToken(absl::string_view s) {
-  if (s.empty()) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-           absl::string_view("!#$%&'*+-.^_`|~").find(c) != absl::string_view::npos;
-  });
-}
-
-// Field values (RFC 9110 section 5.5): no control characters but HTAB. CR, LF and NUL in
-// particular must not reach a handler that might copy them into a response.
-bool IsFieldValue(absl::string_view s) {
-  return std::none_of(s.begin(), s.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return (u < 0x20 && c != '\t') || u == 0x7f;
-  });
-}
-
-// OWS is spaces and tabs only (RFC 9110 section 5.6.3).
-absl::string_view TrimOws(absl::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// The elements of a comma-separated list field, across every field with that name,
-// lower-cased, with empty elements dropped (RFC 9110 section 5.6.1).
-std::vector<std::string> ListElements(const Headers& headers, absl::string_view name) {
-  std::vector<std::string> elements;
-  for (const auto& [field, value] : headers) {
-    if (field != name) continue;
-    for (absl::string_view element : absl::StrSplit(value, ',')) {
-      element = TrimOws(element);
-      if (!element.empty()) elements.push_back(absl::AsciiStrToLower(element));
-    }
-  }
-  return elements;
-}
-
-bool Contains(const std::vector<std::string>& elements, absl::string_view wanted) {
-  return std::find(elements.begin(), elements.end(), wanted) != elements.end();
-}
 
 // Saturates at SIZE_MAX rather than overflowing: any such length is over every limit.
 bool ParseDecimal(absl::string_view digits, size_t& value) {
@@ -69,13 +27,6 @@ bool ParseDecimal(absl::string_view digits, size_t& value) {
     value = value > (SIZE_MAX - digit) / 10 ? SIZE_MAX : value * 10 + digit;
   }
   return true;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // The path of a target: origin-form up to '?'; for an absolute-form target (RFC 9112
@@ -121,8 +72,7 @@ void HttpRequestParser::Reset() {
   started_ = false;
   keep_alive_ = true;
   expect_continue_ = false;
-  head_.clear();
-  line_start_ = 0;
+  head_.Clear();
   line_.clear();
   body_remaining_ = 0;
   trailer_bytes_ = 0;
@@ -138,63 +88,27 @@ void HttpRequestParser::Fail(int status, std::string message) {
 }
 
 size_t HttpRequestParser::FeedHead(absl::string_view input) {
+  if (input.empty()) return 0;
+  started_ = true;
   size_t pos = 0;
-  while (pos < input.size() && state_ == State::kIncomplete && stage_ == Stage::kHead) {
-    started_ = true;
-    // RFC 9112 section 2.2: empty lines before the request line are ignored (some clients
-    // send a CRLF after a POST body).
-    if (head_.empty() && (input[pos] == '\r' || input[pos] == '\n')) {
-      ++pos;
-      continue;
-    }
-    const size_t newline = input.find('\n', pos);
-    const size_t end = newline == absl::string_view::npos ? input.size() : newline + 1;
-    if (head_.size() + (end - pos) > limits_.max_head_bytes) {
+  switch (head_.Feed(input, pos, limits_.max_head_bytes)) {
+    case HeadReader::Result::kTooLong:
       Fail(431, absl::StrCat("request head over the limit of ", limits_.max_head_bytes, " bytes"));
-      return pos;
-    }
-    head_.append(input.data() + pos, end - pos);
-    pos = end;
-    if (newline == absl::string_view::npos) break;
-    absl::string_view line = absl::string_view(head_).substr(line_start_);
-    line.remove_suffix(1);
-    absl::ConsumeSuffix(&line, "\r");
-    if (line.empty()) {
+      break;
+    case HeadReader::Result::kComplete:
       ParseHead();
       break;
-    }
-    line_start_ = head_.size();
+    case HeadReader::Result::kIncomplete:
+      break;
   }
   return pos;
 }
 
 void HttpRequestParser::ParseHead() {
-  absl::string_view rest = head_;
-  bool request_line = true;
-  while (!rest.empty()) {
-    absl::string_view line = rest.substr(0, rest.find('\n'));
-    rest.remove_prefix(line.size() + 1);
-    absl::ConsumeSuffix(&line, "\r");
-    if (line.empty()) break;
-    if (absl::StrContains(line, '\r')) return Fail(400, "bare CR in the request head");
-    if (request_line) {
-      if (!ParseRequestLine(line)) return;
-      request_line = false;
-      continue;
-    }
-    if (line.front() == ' ' || line.front() == '\t') {
-      return Fail(400, "obsolete line folding in a header field");
-    }
-    const size_t colon = line.find(':');
-    if (colon == absl::string_view::npos) return Fail(400, "header field without a colon");
-    // No whitespace before the colon (RFC 9112 section 5.1): a token check catches it.
-    const absl::string_view name = line.substr(0, colon);
-    if (!IsToken(name)) return Fail(400, "invalid header field name");
-    const absl::string_view value = TrimOws(line.substr(colon + 1));
-    if (!IsFieldValue(value)) return Fail(400, "invalid character in a header field value");
-    request_.headers.emplace_back(absl::AsciiStrToLower(name), std::string(value));
-  }
-  head_.clear();
+  absl::StatusOr<absl::string_view> request_line = SplitHead(head_.bytes(), request_.headers);
+  if (!request_line.ok()) return Fail(400, std::string(request_line.status().message()));
+  if (!ParseRequestLine(*request_line)) return;
+  head_.Clear();
   if (ParseFraming() && stage_ == Stage::kDone) state_ = State::kComplete;
 }
 
@@ -239,8 +153,8 @@ bool HttpRequestParser::ParseRequestLine(absl::string_view line) {
 bool HttpRequestParser::ParseFraming() {
   const Headers& headers = request_.headers;
   const std::vector<std::string> connection = ListElements(headers, "connection");
-  keep_alive_ = !Contains(connection, "close") &&
-                (request_.minor_version >= 1 || Contains(connection, "keep-alive"));
+  keep_alive_ = !ListContains(connection, "close") &&
+                (request_.minor_version >= 1 || ListContains(connection, "keep-alive"));
   const std::string* expect = request_.Header("expect");
   expect_continue_ = request_.minor_version >= 1 && expect != nullptr &&
                      absl::EqualsIgnoreCase(*expect, "100-continue");
@@ -339,22 +253,17 @@ size_t HttpRequestParser::FeedBody(absl::string_view input) {
 
 bool HttpRequestParser::TakeLine(absl::string_view input, size_t& pos, size_t max_line_bytes,
                                  int too_long_status) {
-  const size_t newline = input.find('\n', pos);
-  const size_t end = newline == absl::string_view::npos ? input.size() : newline;
-  // One byte of slack for the CR of a CRLF line ending.
-  if (line_.size() + (end - pos) > max_line_bytes + 1) {
-    Fail(too_long_status, too_long_status == 400 ? "malformed chunked body"
-                                                 : "chunked trailer section over the head limit");
-    return false;
+  switch (http::TakeLine(input, pos, max_line_bytes, line_)) {
+    case LineResult::kWhole:
+      return true;
+    case LineResult::kIncomplete:
+      return false;
+    case LineResult::kTooLong:
+      Fail(too_long_status, too_long_status == 400 ? "malformed chunked body"
+                                                   : "chunked trailer section over the head limit");
+      return false;
   }
-  line_.append(input.data() + pos, end - pos);
-  if (newline == absl::string_view::npos) {
-    pos = input.size();
-    return false;
-  }
-  pos = newline + 1;
-  if (!line_.empty() && line_.back() == '\r') line_.pop_back();
-  return true;
+  return false;
 }
 
 void HttpRequestParser::OnChunkSizeLine() {

@@ -9,6 +9,7 @@
 
 #include "absl/strings/string_view.h"
 #include "common/http/http_message.h"
+#include "common/http/http_syntax.h"
 
 namespace ringserve::http {
 
@@ -77,8 +78,7 @@ class HttpRequestParser {
   bool started_ = false;
   bool keep_alive_ = true;
   bool expect_continue_ = false;
-  std::string head_;           // the head as received, until it is parsed
-  size_t line_start_ = 0;      // where head_'s unfinished line begins
+  HeadReader head_;            // the head as received, until it is parsed
   std::string line_;           // a chunk-size line, chunk end or trailer line in progress
   size_t body_remaining_ = 0;  // of the Content-Length body or the current chunk
   size_t trailer_bytes_ = 0;

@@ -6,16 +6,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/http/http_syntax.h"
 
 namespace ringserve::http {
 namespace {
-
-bool IsTokenName(absl::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-           absl::string_view("!#$%&'*+-.^_`|~").find(c) != absl::string_view::npos;
-  });
-}
 
 // A value with CR or LF would let whoever chose it write headers (or a whole response) of
 // their own into the stream.
@@ -56,8 +50,7 @@ std::string FormatResponseHead(const ResponseHead& head) {
   if (!head.connection.empty()) absl::StrAppend(&out, "Connection: ", head.connection, "\r\n");
   if (head.extra_headers != nullptr) {
     for (const auto& [name, value] : *head.extra_headers) {
-      if (!IsTokenName(name) || !IsSafeValue(value) ||
-          absl::EqualsIgnoreCase(name, "content-length") ||
+      if (!IsToken(name) || !IsSafeValue(value) || absl::EqualsIgnoreCase(name, "content-length") ||
           absl::EqualsIgnoreCase(name, "transfer-encoding") ||
           absl::EqualsIgnoreCase(name, "connection")) {
         continue;

@@ -8,8 +8,8 @@
 namespace ringserve::tools::bench {
 
 EmbedCall::EmbedCall(int index, ringserve::v1::EmbedRequest request, double timeout_s,
-                     std::function<void(int)> on_done)
-    : request_(std::move(request)), on_done_(std::move(on_done)) {
+                     ringserve::v1::Inference::Stub* stub, OnCallDone on_done)
+    : request_(std::move(request)), stub_(stub), on_done_(std::move(on_done)) {
   result_.index = index;
   for (const ringserve::v1::EmbedInput& input : request_.inputs()) {
     result_.input_tokens += input.tokens().ids_size();
@@ -17,14 +17,14 @@ EmbedCall::EmbedCall(int index, ringserve::v1::EmbedRequest request, double time
   SetTimeout(&context_, timeout_s);
 }
 
-void EmbedCall::Start(ringserve::v1::Inference::Stub* stub) {
+void EmbedCall::Start() {
   result_.start = Clock::now();
-  stub->async()->Embed(&context_, &request_, &response_, this);
+  stub_->async()->Embed(&context_, &request_, &response_, this);
   StartCall();
 }
 
 void EmbedCall::OnDone(const grpc::Status& status) {
-  result_.e2e_ms = std::chrono::duration<double, std::milli>(Clock::now() - result_.start).count();
+  result_.e2e_ms = MsBetween(result_.start, Clock::now());
   result_.code = status.error_code();
   result_.message = status.error_message();
   if (status.ok() && response_.embeddings_size() != request_.inputs_size()) {
@@ -38,7 +38,7 @@ void EmbedCall::OnDone(const grpc::Status& status) {
   result_.embeddings = response_.embeddings_size();
   // The driver may destroy this call as soon as it hears of it, so the callback runs
   // from a copy and nothing of this object is touched afterwards.
-  const std::function<void(int)> on_done = on_done_;
+  const OnCallDone on_done = on_done_;
   on_done(result_.index);
 }
 

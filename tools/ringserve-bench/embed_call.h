@@ -2,12 +2,10 @@
 #ifndef RINGSERVE_TOOLS_RINGSERVE_BENCH_EMBED_CALL_H_
 #define RINGSERVE_TOOLS_RINGSERVE_BENCH_EMBED_CALL_H_
 
-#include <functional>
-
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/client_callback.h"
 #include "ringserve/v1/inference.grpc.pb.h"
-#include "tools/ringserve-bench/stream_call.h"
+#include "tools/ringserve-bench/bench_call.h"
 
 namespace ringserve::tools::bench {
 
@@ -15,11 +13,12 @@ namespace ringserve::tools::bench {
 // Thread: Start() on the driver's thread; OnDone on one of gRPC's.
 class EmbedCall final : public grpc::ClientUnaryReactor, public BenchCall {
  public:
-  // `on_done(index)` is called once, from OnDone, when result() is complete.
+  // `on_done(index)` is called once, from OnDone, when result() is complete. `stub` outlives
+  // the call.
   EmbedCall(int index, ringserve::v1::EmbedRequest request, double timeout_s,
-            std::function<void(int)> on_done);
+            ringserve::v1::Inference::Stub* stub, OnCallDone on_done);
 
-  void Start(ringserve::v1::Inference::Stub* stub) override;
+  void Start() override;
   RequestResult& result() override { return result_; }
 
   void OnDone(const grpc::Status& status) override;
@@ -27,7 +26,8 @@ class EmbedCall final : public grpc::ClientUnaryReactor, public BenchCall {
  private:
   grpc::ClientContext context_;
   const ringserve::v1::EmbedRequest request_;
-  const std::function<void(int)> on_done_;
+  ringserve::v1::Inference::Stub* const stub_;
+  const OnCallDone on_done_;
   ringserve::v1::EmbedResponse response_;
   RequestResult result_;
 };

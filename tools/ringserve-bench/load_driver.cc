@@ -8,13 +8,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "tools/grpc_client/grpc_client.h"
-#include "tools/ringserve-bench/embed_call.h"
 
 namespace ringserve::tools::bench {
 
 using ringserve::v1::GenerateRequest;
-using ringserve::v1::Inference;
 
 namespace {
 
@@ -46,11 +43,7 @@ class LoadDriver::State {
         options_(std::move(options)),
         conversations_(workload.num_conversations()),
         calls_(workload.requests().size()),
-        results_(workload.requests().size()) {
-    for (int c = 0; c < std::max(1, options_.connections); ++c) {
-      stubs_.push_back(Inference::NewStub(options_.channels.Make(options_.target, c)));
-    }
-  }
+        results_(workload.requests().size()) {}
 
   DriverRun Run() {
     const int num_requests = static_cast<int>(workload_.requests().size());
@@ -102,17 +95,17 @@ class LoadDriver::State {
       const int index = c.released.front();
       c.released.pop_front();
       c.busy = true;
-      auto on_done = [this](int done) { OnCallDone(done); };
+      auto on_done = [this](int done) { HandOver(done); };
       if (options_.embed_inputs > 0) {
-        calls_[index] = std::make_unique<EmbedCall>(
-            index, BuildEmbedRequest(workload_.requests()[index]), options_.timeout_s, on_done);
+        calls_[index] = options_.transport->Embed(
+            index, BuildEmbedRequest(workload_.requests()[index]), on_done);
       } else {
-        calls_[index] = std::make_unique<StreamCall>(
-            index, BuildRequest(workload_.requests()[index], c), options_.timeout_s, on_done);
+        calls_[index] = options_.transport->Generate(
+            index, BuildRequest(workload_.requests()[index], c), on_done);
       }
       ++in_flight_;
       // Started without mu_ held: a reaction may run inline on this thread.
-      calls_[index]->Start(stubs_[index % stubs_.size()].get());
+      calls_[index]->Start();
     }
   }
 
@@ -169,8 +162,8 @@ class LoadDriver::State {
     return request;
   }
 
-  // Thread: gRPC's. Hands the finished call to the driving thread.
-  void OnCallDone(int index) {
+  // Thread: the transport's. Hands the finished call to the driving thread.
+  void HandOver(int index) {
     std::lock_guard lock(mu_);
     done_.push_back(index);
     cv_.notify_one();
@@ -205,7 +198,6 @@ class LoadDriver::State {
 
   const Workload& workload_;
   const DriverOptions options_;
-  std::vector<std::unique_ptr<Inference::Stub>> stubs_;
   std::vector<Conversation> conversations_;
   // Conversations that are idle and have a released request, in the order they became so.
   std::deque<int> ready_;

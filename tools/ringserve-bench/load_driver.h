@@ -8,17 +8,14 @@
 #include <string>
 #include <vector>
 
-#include "ringserve/v1/inference.grpc.pb.h"
-#include "tools/grpc_client/grpc_client.h"
-#include "tools/ringserve-bench/stream_call.h"
+#include "tools/ringserve-bench/bench_call.h"
 #include "tools/ringserve-bench/workload.h"
 
 namespace ringserve::tools::bench {
 
 struct DriverOptions {
-  std::string target;
-  // TLS and the bearer token of every channel.
-  ChannelFactory channels;
+  // How requests reach the server (gRPC or OpenAI's HTTP API); outlives the driver's Run.
+  Transport* transport = nullptr;
   // Most streams in flight; 0: no limit (open loop only).
   int concurrency = 1;
   // Requests per second with exponential gaps (a Poisson process); 0: all at once, the
@@ -26,15 +23,12 @@ struct DriverOptions {
   double rate = 0;
   // Sent as max_tokens with ignore_eos, so every completion has exactly this length.
   int output_tokens = 128;
-  double timeout_s = 0;
   // Not empty: every request's reply is held to this regular expression (response_format
   // regex), to measure structured output under load.
   std::string regex;
   // Conversations without session ids: every turn resends the whole context, as clients of
   // stateless APIs do (where the router's prefix affinity matters).
   bool stateless = false;
-  // HTTP/2 connections the streams are spread over.
-  int connections = 4;
   // > 0: every request is an Embed of this many inputs (the request's prompt and variants
   // of it), not a Generate; one-off requests only.
   int embed_inputs = 0;
@@ -51,7 +45,8 @@ struct DriverRun {
 };
 
 // Thread: Run() on the caller's thread, which starts every call, harvests the finished
-// ones and keeps the sessions' state; gRPC's threads only hand finished calls over.
+// ones and keeps the sessions' state; the transport's threads only hand
+// finished calls over.
 class LoadDriver {
  public:
   LoadDriver(const Workload& workload, DriverOptions options);

@@ -1,16 +1,23 @@
 // ringserve-bench: the online load generator (after vLLM's benchmark_serving). It asks the
 // server for its vocabulary, sends a seeded workload of token-id prompts closed-loop
 // (--concurrency) or open-loop (--rate), and reports throughput and latency percentiles.
+// --api openai sends the same workload through OpenAI's HTTP API instead of gRPC.
 // Exit status: 0 when the run completed (failed requests are in the report), 1 when it
 // could not start, 2 for a bad command line.
 #include <iostream>
+#include <memory>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/http/http_client.h"
 #include "common/status_macros.h"
 #include "ringserve/v1/inference.grpc.pb.h"
 #include "tools/common/arg_parser.h"
 #include "tools/grpc_client/grpc_client.h"
+#include "tools/ringserve-bench/grpc_transport.h"
 #include "tools/ringserve-bench/load_driver.h"
+#include "tools/ringserve-bench/openai_transport.h"
 #include "tools/ringserve-bench/progress_bar.h"
 #include "tools/ringserve-bench/report.h"
 #include "tools/ringserve-bench/workload.h"
@@ -20,6 +27,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: ringserve-bench --target HOST:PORT [--concurrency C | --rate R] [--requests N]\n"
+    "       [--api grpc | --api openai [--model NAME] --vocab-size V]\n"
     "       [--sessions S --turns T] [--prompt-tokens P] [--output-tokens O]\n"
     "       [--shared-prefix K] [--regex RE] [--adapter NAME]... [--seed N] [--timeout-s S]\n"
     "       [--connections N] [--stateless] [--embed K]\n"
@@ -29,6 +37,12 @@ constexpr char kUsage[] =
 struct BenchFlags {
   WorkloadOptions workload;
   DriverOptions driver;
+  std::string target;
+  std::string api = "grpc";
+  std::string model;    // --api openai: requests' "model" (default: the server's first)
+  int vocab_size = 0;   // --api openai: prompts' ids are drawn below it
+  int connections = 4;  // gRPC's HTTP/2 connections
+  double timeout_s = 0;
   ClientSecurity security;
   int64_t seed = 0;
   bool json = false;
@@ -37,7 +51,14 @@ struct BenchFlags {
 absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
   ArgParser parser;
   parser.SetUsage(kUsage);
-  parser.AddString("target", &flags.driver.target, "HOST:PORT of a router or worker");
+  parser.AddString("target", &flags.target,
+                   "HOST:PORT of a router or worker (--api openai: [http://]HOST:PORT)");
+  parser.AddString("api", &flags.api,
+                   "grpc (ringserve.v1) or openai (streamed /v1/completions, /v1/embeddings)");
+  parser.AddString("model", &flags.model,
+                   "--api openai: the model to ask for (default: the first /v1/models lists)");
+  parser.AddInt("vocab-size", &flags.vocab_size,
+                "--api openai: the model's vocabulary size (prompts are random ids below it)");
   parser.AddInt("concurrency", &flags.driver.concurrency,
                 "most streams in flight (default 1; with --rate: unlimited)");
   parser.AddFloat("rate", &flags.driver.rate, "requests/s, Poisson arrivals (0 = closed loop)");
@@ -57,8 +78,9 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
                      "a LoRA adapter of the server's; repeated, conversations take them in turn "
                      "(conversation i the i-th mod their count)");
   parser.AddInt("seed", &flags.seed, "workload seed");
-  parser.AddFloat("timeout-s", &flags.driver.timeout_s, "per-request deadline; 0 = none");
-  parser.AddInt("connections", &flags.driver.connections, "HTTP/2 connections to spread over");
+  parser.AddFloat("timeout-s", &flags.timeout_s, "per-request deadline; 0 = none");
+  parser.AddInt("connections", &flags.connections,
+                "gRPC: HTTP/2 connections to spread over (HTTP/1.1 takes one per stream)");
   parser.AddBool("stateless", &flags.driver.stateless,
                  "conversations without session ids: each turn resends the whole context");
   parser.AddString("session-prefix", &flags.workload.session_prefix, "session ids' prefix");
@@ -68,8 +90,22 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
   parser.AddBool("json", &flags.json, "print one JSON object");
   flags.security.Register(parser);
   RS_RETURN_IF_ERROR(parser.Parse(argc, argv));
-  RS_ASSIGN_OR_RETURN(flags.driver.channels, ChannelFactory::Create(flags.security));
-  if (flags.driver.target.empty()) return absl::InvalidArgumentError("--target is required");
+  if (flags.target.empty()) return absl::InvalidArgumentError("--target is required");
+  if (flags.api != "grpc" && flags.api != "openai") {
+    return absl::InvalidArgumentError("--api must be grpc or openai");
+  }
+  if (flags.api == "openai") {
+    if (flags.vocab_size <= Workload::kFirstTokenId) {
+      return absl::InvalidArgumentError(
+          "--api openai needs --vocab-size (OpenAI's API does not say it)");
+    }
+    if (flags.security.tls.enabled() || parser.IsSet("connections")) {
+      return absl::InvalidArgumentError(
+          "--api openai speaks plain HTTP/1.1: no --tls-* or --connections");
+    }
+  } else if (parser.IsSet("model") || parser.IsSet("vocab-size")) {
+    return absl::InvalidArgumentError("--model and --vocab-size go with --api openai");
+  }
   if (!parser.IsSet("concurrency") && flags.driver.rate > 0) flags.driver.concurrency = 0;
   if (flags.driver.rate <= 0 && flags.driver.concurrency < 1) {
     return absl::InvalidArgumentError("closed loop needs --concurrency >= 1");
@@ -95,28 +131,117 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
   return flags.workload.Validate();
 }
 
-absl::StatusOr<ringserve::v1::ModelInfo> FetchModelInfo(const DriverOptions& driver) {
-  auto stub = ringserve::v1::Inference::NewStub(driver.channels.Make(driver.target));
+// What the workload needs to know of the model.
+struct ServedModel {
+  std::string name;
+  int vocab_size = 0;
+  int context_length = 0;  // 0: unknown
+};
+
+absl::StatusOr<ServedModel> FetchGrpcModel(const std::string& target,
+                                           const ChannelFactory& channels) {
+  auto stub = ringserve::v1::Inference::NewStub(channels.Make(target));
   grpc::ClientContext context;
   SetTimeout(&context, 10);
   ringserve::v1::ModelInfo info;
   if (grpc::Status s = stub->GetModelInfo(&context, {}, &info); !s.ok()) {
     return FromGrpcStatus(s);
   }
-  return info;
+  return ServedModel{info.model_name(), info.vocab_size(), info.context_length()};
+}
+
+// HOST and PORT of "[http://]HOST:PORT" ("[::1]:8000" for an IPv6 address).
+absl::Status SplitHttpTarget(std::string target, std::string& host, int& port) {
+  if (absl::StartsWith(target, "https://")) {
+    return absl::InvalidArgumentError("--api openai speaks plain HTTP: no https:// targets");
+  }
+  if (absl::StartsWith(target, "http://")) target = target.substr(7);
+  if (!target.empty() && target.back() == '/') target.pop_back();
+  const size_t colon = target.rfind(':');
+  if (colon == std::string::npos || !absl::SimpleAtoi(target.substr(colon + 1), &port) ||
+      port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--target \"", target, "\" is not [http://]HOST:PORT"));
+  }
+  host = target.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return absl::OkStatus();
+}
+
+// The model's name from /v1/models (the first listed unless --model names one) and its
+// context (vLLM's and ringserve's "max_model_len").
+absl::StatusOr<ServedModel> FetchOpenAiModel(http::HttpClient& client, const BenchFlags& flags,
+                                             const std::string& token) {
+  http::HttpClientRequest request;
+  request.target = "/v1/models";
+  request.timeout = absl::Seconds(10);
+  if (!token.empty()) request.headers.emplace_back("Authorization", "Bearer " + token);
+  RS_ASSIGN_OR_RETURN(http::HttpFetchResult models, http::Fetch(client, request));
+  ServedModel served{flags.model, flags.vocab_size, 0};
+  if (models.head.status != 200) {
+    RequestResult error;
+    ErrorOf(models.head.status, models.body, error);
+    return absl::Status(static_cast<absl::StatusCode>(error.code),
+                        absl::StrCat("GET /v1/models: ", error.message));
+  }
+  const nlohmann::json json = nlohmann::json::parse(models.body, nullptr, false);
+  if (!json.is_object() || !json.contains("data") || !json["data"].is_array()) {
+    return absl::FailedPreconditionError("GET /v1/models did not answer with a list of models");
+  }
+  for (const nlohmann::json& model : json["data"]) {
+    if (!model.is_object() || !model.contains("id") || !model["id"].is_string()) continue;
+    const std::string id = model["id"].get<std::string>();
+    if (!served.name.empty() && id != served.name) continue;
+    served.name = id;
+    if (model.contains("max_model_len") && model["max_model_len"].is_number_integer()) {
+      served.context_length = model["max_model_len"].get<int>();
+    }
+    return served;
+  }
+  return absl::NotFoundError(
+      served.name.empty() ? std::string("GET /v1/models lists no model")
+                          : absl::StrCat("GET /v1/models does not list \"", served.name, "\""));
 }
 
 absl::Status Run(BenchFlags flags) {
-  RS_ASSIGN_OR_RETURN(ringserve::v1::ModelInfo info, FetchModelInfo(flags.driver));
-  flags.workload.vocab_size = info.vocab_size();
+  // Whichever API: the transport, and what the workload needs to know of the model.
+  std::unique_ptr<http::HttpClient> http_client;
+  std::unique_ptr<Transport> transport;
+  ServedModel served;
+  if (flags.api == "openai") {
+    std::string host;
+    int port = 0;
+    RS_RETURN_IF_ERROR(SplitHttpTarget(flags.target, host, port));
+    RS_ASSIGN_OR_RETURN(http_client, http::HttpClient::Create(host, port));
+    std::string token = flags.security.token;
+    if (const char* env = std::getenv("RINGSERVE_TOKEN"); token.empty() && env != nullptr) {
+      token = env;
+    }
+    RS_ASSIGN_OR_RETURN(served, FetchOpenAiModel(*http_client, flags, token));
+    transport = std::make_unique<OpenAiTransport>(
+        http_client.get(),
+        OpenAiCallOptions{.model = served.name,
+                          .token = token,
+                          .timeout_s = flags.timeout_s,
+                          .need_ids = flags.workload.turns > 1});
+  } else {
+    RS_ASSIGN_OR_RETURN(const ChannelFactory channels, ChannelFactory::Create(flags.security));
+    RS_ASSIGN_OR_RETURN(served, FetchGrpcModel(flags.target, channels));
+    transport =
+        std::make_unique<GrpcTransport>(flags.target, channels, flags.connections, flags.timeout_s);
+  }
+  flags.driver.transport = transport.get();
+  flags.workload.vocab_size = served.vocab_size;
   RS_RETURN_IF_ERROR(flags.workload.Validate());
   const int64_t longest = static_cast<int64_t>(flags.workload.turns) *
                           (flags.workload.prompt_tokens +
                            (flags.driver.embed_inputs > 0 ? 1 : flags.driver.output_tokens));
-  if (info.context_length() > 0 && longest > info.context_length()) {
+  if (served.context_length > 0 && longest > served.context_length) {
     return absl::FailedPreconditionError(
         absl::StrCat("a conversation grows to ", longest, " tokens, beyond the model's context of ",
-                     info.context_length(), "; lower --turns, --prompt-tokens or --output-tokens"));
+                     served.context_length, "; lower --turns, --prompt-tokens or --output-tokens"));
   }
   const Workload workload(flags.workload);
   ProgressBar progress(flags.workload.num_requests);
@@ -130,8 +255,9 @@ absl::Status Run(BenchFlags flags) {
     return absl::OkStatus();
   }
   nlohmann::json out = ReportJson(report);
-  out["config"] = {{"target", flags.driver.target},
-                   {"model", info.model_name()},
+  out["config"] = {{"target", flags.target},
+                   {"api", flags.api},
+                   {"model", served.name},
                    {"concurrency", flags.driver.concurrency},
                    {"rate", flags.driver.rate},
                    {"requests", flags.workload.num_requests},

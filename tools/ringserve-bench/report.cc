@@ -34,7 +34,7 @@ BenchReport BuildReport(const DriverRun& run) {
       continue;
     }
     ++report.requests_ok;
-    const int output = static_cast<int>(r.output_ids.size());
+    const int output = r.output_tokens;
     report.input_tokens += r.input_tokens;
     report.output_tokens += output;
     report.prompt_tokens += r.prompt_tokens;

@@ -3,42 +3,25 @@
 #include "tools/grpc_client/grpc_client.h"
 
 namespace ringserve::tools::bench {
-namespace {
-
-double MsBetween(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double, std::milli>(to - from).count();
-}
-
-}  // namespace
 
 StreamCall::StreamCall(int index, ringserve::v1::GenerateRequest request, double timeout_s,
-                       std::function<void(int)> on_done)
-    : request_(std::move(request)), on_done_(std::move(on_done)) {
+                       ringserve::v1::Inference::Stub* stub, OnCallDone on_done)
+    : request_(std::move(request)), stub_(stub), on_done_(std::move(on_done)) {
   result_.index = index;
   result_.input_tokens = request_.tokens().ids_size();
   SetTimeout(&context_, timeout_s);
 }
 
-void StreamCall::Start(ringserve::v1::Inference::Stub* stub) {
+void StreamCall::Start() {
   result_.start = Clock::now();
-  stub->async()->Generate(&context_, &request_, this);
+  stub_->async()->Generate(&context_, &request_, this);
   StartRead(&response_);
   StartCall();
 }
 
 void StreamCall::OnReadDone(bool ok) {
   if (!ok) return;  // the stream ended; OnDone brings the status
-  const Clock::time_point now = Clock::now();
-  if (!response_.token_ids().empty()) {
-    if (result_.ttft_ms < 0) {
-      result_.ttft_ms = MsBetween(result_.start, now);
-    } else {
-      result_.itl_ms.push_back(MsBetween(last_token_, now));
-    }
-    last_token_ = now;
-    result_.output_ids.insert(result_.output_ids.end(), response_.token_ids().begin(),
-                              response_.token_ids().end());
-  }
+  result_.AddTokens(response_.token_ids(), Clock::now());
   if (response_.has_final()) {
     const auto& usage = response_.final().usage();
     result_.prompt_tokens = usage.prompt_tokens();
@@ -60,7 +43,7 @@ void StreamCall::OnDone(const grpc::Status& status) {
   }
   // The driver may destroy this call as soon as it hears of it, so the callback runs
   // from a copy and nothing of this object is touched afterwards.
-  const std::function<void(int)> on_done = on_done_;
+  const OnCallDone on_done = on_done_;
   on_done(result_.index);
 }
 

@@ -23,6 +23,7 @@
 #include "router/openai/model_catalog.h"
 #include "router/router_server.h"
 #include "tests/unit/router/fake_worker.h"
+#include "tests/unit/router/openai_stack.h"
 
 namespace ringserve::openai {
 namespace {
@@ -35,31 +36,12 @@ class OpenAiGatewayTest : public ::testing::Test {
   void SetUp() override { Start(router::RouterOptions()); }
 
   void Start(router::RouterOptions options, GatewayOptions gateway_options = GatewayOptions()) {
-    TearDown();
-    worker_ = std::make_unique<FakeWorker>("w0");
-    options.listen_address = "127.0.0.1:0";
-    options.membership.source = *router::WorkerSource::Parse(worker_->address());
-    options.membership.check_health = false;
-    auto router = router::RouterServer::Create(std::move(options), nullptr);
-    ASSERT_TRUE(router.ok()) << router.status();
-    router_ = std::move(*router);
-    gateway_ = std::make_unique<OpenAiGateway>(router_->LocalChannel(), std::move(gateway_options));
-    http::HttpServerOptions http_options;
-    http_options.host = "127.0.0.1";
-    auto http = http::HttpServer::Start(
-        http_options, [g = gateway_.get()](http::HttpRequest request,
-                                           std::shared_ptr<http::ResponseWriter> writer) {
-          g->Handle(std::move(request), std::move(writer));
-        });
-    ASSERT_TRUE(http.ok()) << http.status();
-    http_ = std::move(*http);
-  }
-
-  void TearDown() override {
-    http_.reset();
-    gateway_.reset();
-    router_.reset();
-    worker_.reset();
+    stack_.reset();
+    stack_ = std::make_unique<router::testing::OpenAiStack>(std::move(options),
+                                                            std::move(gateway_options));
+    worker_ = &stack_->worker();
+    router_ = &stack_->router();
+    http_ = &stack_->http();
   }
 
   // A connection that sent a streamed completion of `max_tokens` and reads nothing yet.
@@ -139,10 +121,11 @@ class OpenAiGatewayTest : public ::testing::Test {
     return count;
   }
 
-  std::unique_ptr<FakeWorker> worker_;
-  std::unique_ptr<router::RouterServer> router_;
-  std::unique_ptr<OpenAiGateway> gateway_;
-  std::unique_ptr<http::HttpServer> http_;
+  std::unique_ptr<router::testing::OpenAiStack> stack_;
+  // Parts of stack_.
+  FakeWorker* worker_ = nullptr;
+  router::RouterServer* router_ = nullptr;
+  http::HttpServer* http_ = nullptr;
 };
 
 TEST_F(OpenAiGatewayTest, AClientThatStopsReadingStopsTheWorkersStream) {

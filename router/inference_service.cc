@@ -47,6 +47,17 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
       Route{}, context, request, response);
 }
 
+grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerContext* context,
+                                                       const DetokenizeRequest* request,
+                                                       DetokenizeResponse* response) {
+  return UnaryProxy<DetokenizeRequest, DetokenizeResponse>::Start(
+      env_, "Detokenize",
+      [](const WorkerConn& w, grpc::ClientContext* c, const DetokenizeRequest* q,
+         DetokenizeResponse* r,
+         grpc::ClientUnaryReactor* reactor) { w.inference->async()->Detokenize(c, q, r, reactor); },
+      Route{}, context, request, response);
+}
+
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* context,
                                                          const GetModelInfoRequest* request,
                                                          ModelInfo* response) {

@@ -10,8 +10,9 @@
 namespace ringserve::openai {
 namespace {
 
-constexpr const char* kEndpoints[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings",
-                                      "/v1/models",           "/tokenize",       "/health"};
+constexpr const char* kEndpoints[] = {
+    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/tokenize",
+    "/detokenize",          "/health"};
 
 std::string EndpointLabel(const std::string& path) {
   for (const char* endpoint : kEndpoints) {

@@ -114,6 +114,20 @@ std::string TokenList(const pb::TokenizeResponse& response, bool token_strs,
   return Dump(body);
 }
 
+// A unary call's callback: its response rendered by `render` as a 200 JSON body, or its error
+// as OpenAI's.
+template <typename Response, typename Render>
+auto AnswerWith(std::shared_ptr<http::ResponseWriter> writer, Render render) {
+  return
+      [writer = std::move(writer), render = std::move(render)](absl::StatusOr<Response> response) {
+        if (!response.ok()) {
+          RespondError(*writer, response.status());
+          return;
+        }
+        writer->Respond(200, kJson, render(*response));
+      };
+}
+
 }  // namespace
 
 OpenAiGateway::OpenAiGateway(const std::shared_ptr<grpc::Channel>& channel, GatewayOptions options,
@@ -166,12 +180,14 @@ void OpenAiGateway::Handle(http::HttpRequest request,
     if (route("POST")) Embed(request, client, std::move(writer));
   } else if (path == "/tokenize") {
     if (route("POST")) Tokenize(request, client, std::move(writer));
+  } else if (path == "/detokenize") {
+    if (route("POST")) Detokenize(request, client, std::move(writer));
   } else {
-    RespondError(*writer,
-                 absl::NotFoundError(absl::StrCat("no such endpoint: ", request.method, " ", path,
-                                                  " (this server has /v1/models, /v1/completions, "
-                                                  "/v1/chat/completions, /v1/embeddings, /tokenize "
-                                                  "and /health)")));
+    RespondError(*writer, absl::NotFoundError(
+                              absl::StrCat("no such endpoint: ", request.method, " ", path,
+                                           " (this server has /v1/models, /v1/completions, "
+                                           "/v1/chat/completions, /v1/embeddings, /tokenize, "
+                                           "/detokenize and /health)")));
   }
 }
 
@@ -272,15 +288,27 @@ void OpenAiGateway::Embed(const http::HttpRequest& request, const HttpClient& cl
               stub->async()->Embed(context, request, response, std::move(callback));
             },
             client, std::move(call.request), writer.get(),
-            [writer, base64 = call.base64,
-             model = std::move(model)](absl::StatusOr<pb::EmbedResponse> response) {
-              if (!response.ok()) {
-                RespondError(*writer, response.status());
-                return;
-              }
-              writer->Respond(200, kJson, EmbeddingList(*response, base64, model));
-            });
+            AnswerWith<pb::EmbedResponse>(writer, [base64 = call.base64, model = std::move(model)](
+                                                      const pb::EmbedResponse& r) {
+              return EmbeddingList(r, base64, model);
+            }));
       });
+}
+
+void OpenAiGateway::WithTokenizerOf(const std::string& model, const HttpClient& client,
+                                    std::shared_ptr<http::ResponseWriter> writer, WithInfo next) {
+  WithModelInfo(client, std::move(writer),
+                [model, served = options_.served_model_name, next = std::move(next)](
+                    const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& w) {
+                  if (!AdapterFor(model, info, served).empty()) {
+                    RespondError(*w, absl::NotFoundError(absl::StrCat(
+                                         "the model '", model,
+                                         "' is not the served model; adapters share its "
+                                         "tokenizer: name it or none")));
+                    return;
+                  }
+                  next(info, w);
+                });
 }
 
 void OpenAiGateway::Tokenize(const http::HttpRequest& request, const HttpClient& client,
@@ -291,30 +319,45 @@ void OpenAiGateway::Tokenize(const http::HttpRequest& request, const HttpClient&
     return;
   }
   // ModelInfo first: the reply carries max_model_len, and "model" is checked as elsewhere.
-  WithModelInfo(
-      client, std::move(writer),
-      [call = *std::move(call), client, stub = stub_, served = options_.served_model_name](
+  const std::string model = call->model;
+  WithTokenizerOf(
+      model, client, std::move(writer),
+      [call = *std::move(call), client, stub = stub_](
           const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
-        if (!AdapterFor(call.model, info, served).empty()) {
-          RespondError(*writer,
-                       absl::NotFoundError(absl::StrCat("the model '", call.model,
-                                                        "' is not the served model; adapters "
-                                                        "share its tokenizer: name it or none")));
-          return;
-        }
         StartUnaryCall<pb::TokenizeResponse>(
             [stub](auto* context, auto* request, auto* response, auto callback) {
               stub->async()->Tokenize(context, request, response, std::move(callback));
             },
             client, std::move(call.request), /*cancel_with=*/nullptr,
-            [writer, token_strs = call.token_strs,
-             max_model_len = info.context_length()](absl::StatusOr<pb::TokenizeResponse> response) {
-              if (!response.ok()) {
-                RespondError(*writer, response.status());
-                return;
-              }
-              writer->Respond(200, kJson, TokenList(*response, token_strs, max_model_len));
-            });
+            AnswerWith<pb::TokenizeResponse>(
+                writer, [token_strs = call.token_strs,
+                         max_model_len = info.context_length()](const pb::TokenizeResponse& r) {
+                  return TokenList(r, token_strs, max_model_len);
+                }));
+      });
+}
+
+void OpenAiGateway::Detokenize(const http::HttpRequest& request, const HttpClient& client,
+                               std::shared_ptr<http::ResponseWriter> writer) {
+  absl::StatusOr<DetokenizeCall> call = ParseDetokenizeRequest(request.body);
+  if (!call.ok()) {
+    RespondError(*writer, call.status());
+    return;
+  }
+  const std::string model = call->model;
+  WithTokenizerOf(
+      model, client, std::move(writer),
+      [call = *std::move(call), client, stub = stub_](
+          const pb::ModelInfo&, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
+        StartUnaryCall<pb::DetokenizeResponse>(
+            [stub](auto* context, auto* request, auto* response, auto callback) {
+              stub->async()->Detokenize(context, request, response, std::move(callback));
+            },
+            client, std::move(call.request), /*cancel_with=*/nullptr,
+            // vLLM's field: the text is the prompt the ids would be.
+            AnswerWith<pb::DetokenizeResponse>(writer, [](const pb::DetokenizeResponse& r) {
+              return Dump(OrderedJson{{"prompt", r.text()}});
+            }));
       });
 }
 

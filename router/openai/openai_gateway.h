@@ -60,12 +60,18 @@ class OpenAiGateway {
              std::shared_ptr<http::ResponseWriter> writer);
   void Tokenize(const http::HttpRequest& request, const HttpClient& client,
                 std::shared_ptr<http::ResponseWriter> writer);
+  void Detokenize(const http::HttpRequest& request, const HttpClient& client,
+                  std::shared_ptr<http::ResponseWriter> writer);
   // Runs `next` with the served model's ModelInfo (ModelCatalog), or answers with the
   // catalog's error.
   using WithInfo = std::function<void(const ringserve::v1::ModelInfo& info,
                                       const std::shared_ptr<http::ResponseWriter>& writer)>;
   void WithModelInfo(const HttpClient& client, std::shared_ptr<http::ResponseWriter> writer,
                      WithInfo next);
+  // WithModelInfo for the tokenizer's endpoints: `model` must be the served model's name or
+  // empty (adapters share its tokenizer, so naming one is a 404 that says so).
+  void WithTokenizerOf(const std::string& model, const HttpClient& client,
+                       std::shared_ptr<http::ResponseWriter> writer, WithInfo next);
 
   const GatewayOptions options_;
   const CorsPolicy cors_;

@@ -572,4 +572,20 @@ absl::StatusOr<TokenizeCall> ParseTokenizeRequest(absl::string_view text) {
   return call;
 }
 
+absl::StatusOr<DetokenizeCall> ParseDetokenizeRequest(absl::string_view text) {
+  RS_ASSIGN_OR_RETURN(const Json parsed, ParseBody(text));
+  const JsonObject body(parsed, "");
+  DetokenizeCall call;
+  RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
+  call.model = model.value_or("");
+  RS_ASSIGN_OR_RETURN(const Json* tokens, body.Array("tokens"));
+  if (tokens == nullptr) return FieldError("tokens", "is required");
+  for (size_t i = 0; i < tokens->size(); ++i) {
+    RS_ASSIGN_OR_RETURN(int64_t id,
+                        WholeNumber((*tokens)[i], absl::StrCat("tokens[", i, "]"), 0, kInt32Max));
+    call.request.add_token_ids(static_cast<int32_t>(id));
+  }
+  return call;
+}
+
 }  // namespace ringserve::openai

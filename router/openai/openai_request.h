@@ -65,6 +65,14 @@ struct TokenizeCall {
 
 absl::StatusOr<TokenizeCall> ParseTokenizeRequest(absl::string_view text);
 
+// One /detokenize call (vLLM's): "tokens", the ids to decode.
+struct DetokenizeCall {
+  std::string model;
+  ringserve::v1::DetokenizeRequest request;
+};
+
+absl::StatusOr<DetokenizeCall> ParseDetokenizeRequest(absl::string_view text);
+
 }  // namespace ringserve::openai
 
 #endif  // RINGSERVE_ROUTER_OPENAI_OPENAI_REQUEST_H_

@@ -127,6 +127,13 @@ class ChatTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as error:
             self.stub.Tokenize(pb.TokenizeRequest(text=b"x", chat=request.chat), timeout=10)
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        # Detokenize writes the template's control tokens as their text, or leaves them out.
+        text = self.stub.Detokenize(pb.DetokenizeRequest(token_ids=ids), timeout=10).text
+        self.assertEqual(text, "<|im_start|>system\nBe brief.<|im_end|>\n"
+                               "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        bare = self.stub.Detokenize(pb.DetokenizeRequest(token_ids=ids, skip_special_tokens=True),
+                                    timeout=10).text
+        self.assertEqual(bare, "system\nBe brief.\nuser\nHi\nassistant\n")
 
     def test_a_system_message_replaces_the_default(self):
         _, final = self.generate(chat("c2", [("system", "Be brief."), ("user", "Hi")]))

@@ -302,6 +302,25 @@ class CompletionsTest(unittest.TestCase):
         status, error = post(self.http_port, "/tokenize", {"prompt": PROMPT, "model": "nope"})
         self.assertEqual(status, 404, error)
 
+    def test_detokenize_gives_back_the_tokenized_prompt(self):
+        status, tokens = post(self.http_port, "/tokenize", {"prompt": PROMPT})
+        self.assertEqual(status, 200, tokens)
+        status, text = post(self.http_port, "/detokenize", {"tokens": tokens["tokens"],
+                                                            "model": self.info.model_name})
+        self.assertEqual(status, 200, text)
+        # As the Detokenize RPC writes it (vLLM's too): BOS as its text.
+        expected = self.cluster.stub.Detokenize(pb.DetokenizeRequest(token_ids=tokens["tokens"]),
+                                                timeout=10).text
+        self.assertEqual(text, {"prompt": expected})
+        self.assertTrue(expected.endswith(PROMPT))
+        status, error = post(self.http_port, "/detokenize", {"tokens": [1, "x"]})
+        self.assertEqual(status, 400, error)
+        self.assertIn("tokens[1]", error["error"]["message"])
+        status, error = post(self.http_port, "/detokenize", {"tokens": [self.info.vocab_size]})
+        self.assertEqual(status, 400, error)
+        status, error = post(self.http_port, "/detokenize", {"tokens": [1], "model": "nope"})
+        self.assertEqual(status, 404, error)
+
     def test_return_token_ids_gives_the_prompts_and_the_replys_ids(self):
         expected = self.cluster.stub.Tokenize(
             pb.TokenizeRequest(text=PROMPT.encode(), add_special_tokens=True), timeout=10)

@@ -186,6 +186,7 @@ class SecureFleet(unittest.TestCase):
             self.assertEqual((code, ids), (unauthenticated, []), details)
             calls = [(self.stub.GetModelInfo, pb.GetModelInfoRequest()),
                      (self.stub.Tokenize, pb.TokenizeRequest(text=b"hi")),
+                     (self.stub.Detokenize, pb.DetokenizeRequest(token_ids=[5])),
                      (self.stub.Fork, pb.ForkRequest(session_id="s", num_forks=1)),
                      (self.stub.CloseSession, pb.CloseSessionRequest(session_id="s")),
                      (self.admin.GetStats, admin_pb2.GetStatsRequest()),

@@ -249,6 +249,28 @@ class Fleet(unittest.TestCase):
             tokens=pb.TokenIds(ids=prompt), stop=pb.StopCriteria(max_tokens=2)), timeout=30))
         self.assertFalse(any(m.prompt_token_ids for m in plain))
 
+    def test_detokenize_inverts_tokenize_and_refuses_ids_outside_the_vocabulary(self):
+        text = "Once upon a time, a little dog named Max said: \u00e9t\u00e9!"
+        ids = list(self.stub.Tokenize(pb.TokenizeRequest(text=text.encode(),
+                                                         add_special_tokens=True),
+                                      timeout=10).token_ids)
+        # BOS is written as its text, unless special tokens are skipped.
+        decoded = self.stub.Detokenize(pb.DetokenizeRequest(token_ids=ids), timeout=10).text
+        self.assertEqual(decoded, "<s>" + text)
+        skipped = self.stub.Detokenize(pb.DetokenizeRequest(token_ids=ids,
+                                                            skip_special_tokens=True), timeout=10)
+        self.assertEqual(skipped.text, text)
+        self.assertEqual(self.stub.Detokenize(pb.DetokenizeRequest(), timeout=10).text, "")
+        for bad in ([5, -1], [5, self.vocab]):
+            with self.assertRaises(grpc.RpcError) as caught:
+                self.stub.Detokenize(pb.DetokenizeRequest(token_ids=bad), timeout=10)
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("token_ids[1]", caught.exception.details())
+        # Without BOS, the dummy-prefix space stays (as SentencePiece decodes), and the fleet
+        # goes on after the refusals.
+        self.assertEqual(self.stub.Detokenize(pb.DetokenizeRequest(token_ids=ids[1:]),
+                                              timeout=10).text, " " + text)
+
     def test_embeddings_are_unit_vectors_of_the_models_width_and_bad_ones_are_refused(self):
         info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
         width = info.embedding_size

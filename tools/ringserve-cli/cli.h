@@ -86,6 +86,7 @@ absl::Status RunChat(CommandArgs args);
 absl::Status RunFork(CommandArgs args);
 absl::Status RunClose(CommandArgs args);
 absl::Status RunTokenize(CommandArgs args);
+absl::Status RunDetokenize(CommandArgs args);
 absl::Status RunInfo(CommandArgs args);
 absl::Status RunEmbed(CommandArgs args);
 absl::Status RunStats(CommandArgs args);

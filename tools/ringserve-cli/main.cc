@@ -26,6 +26,7 @@ constexpr Command kCommands[] = {
     {"fork", "copy a session into new ones that share its KV blocks", RunFork},
     {"close", "forget a session", RunClose},
     {"tokenize", "tokenize text with the model's tokenizer", RunTokenize},
+    {"detokenize", "the text of token ids", RunDetokenize},
     {"embed", "embed texts: each one's last hidden state, normalized", RunEmbed},
     {"info", "describe the model and the worker's limits", RunInfo},
     {"stats", "worker statistics (the router asks every worker)", RunStats},

@@ -4,7 +4,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
@@ -139,6 +142,35 @@ absl::Status RunTokenize(CommandArgs args) {
               << nlohmann::json(piece).dump(-1, ' ', false,
                                             nlohmann::json::error_handler_t::replace)
               << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunDetokenize(CommandArgs args) {
+  std::string ids;
+  bool skip_special = false;
+  ArgParser parser;
+  parser.AddString("ids", &ids, "the token ids, separated by commas or spaces");
+  parser.AddBool("skip-special-tokens", &skip_special,
+                 "leave out control tokens (BOS, chat markers) rather than write their text");
+  RS_RETURN_IF_ERROR(ParseCommand(
+      "usage: ringserve-cli detokenize --ids ID,ID,... [--skip-special-tokens] [--json]", args,
+      parser));
+  ringserve::v1::DetokenizeRequest request;
+  for (const absl::string_view id : absl::StrSplit(ids, absl::ByAnyChar(", "), absl::SkipEmpty())) {
+    int32_t value = 0;
+    if (!absl::SimpleAtoi(id, &value)) {
+      return UsageError(absl::InvalidArgumentError(absl::StrCat("--ids: '", id, "' is not an id")));
+    }
+    request.add_token_ids(value);
+  }
+  request.set_skip_special_tokens(skip_special);
+  RS_ASSIGN_OR_RETURN(auto response,
+                      Unary<Inference>(args.common, &Inference::Stub::Detokenize, request));
+  if (args.common.json) {
+    PrintJson({{"text", response.text()}});
+  } else {
+    std::cout << response.text() << "\n";
   }
   return absl::OkStatus();
 }

@@ -1,5 +1,7 @@
 #include "worker/server/inference_service.h"
 
+#include <span>
+
 #include "absl/strings/str_cat.h"
 #include "common/grpc/grpc_status.h"
 #include "worker/server/embed_reactor.h"
@@ -92,6 +94,19 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
     }
   }
   return Done(context, "Tokenize", status);
+}
+
+grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerContext* context,
+                                                       const pb::DetokenizeRequest* request,
+                                                       pb::DetokenizeResponse* response) {
+  absl::Status status = DetokenizeIdsError(*request, env_.tokenizer);
+  if (status.ok()) {
+    const std::span<const int32_t> ids(request->token_ids().data(),
+                                       static_cast<size_t>(request->token_ids_size()));
+    response->set_text(
+        env_.tokenizer->Decode(ids, /*control_as_text=*/!request->skip_special_tokens()));
+  }
+  return Done(context, "Detokenize", status);
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* context,

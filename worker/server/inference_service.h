@@ -55,6 +55,9 @@ class InferenceService final : public ringserve::v1::Inference::CallbackService 
   grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
                                      const ringserve::v1::TokenizeRequest* request,
                                      ringserve::v1::TokenizeResponse* response) override;
+  grpc::ServerUnaryReactor* Detokenize(grpc::CallbackServerContext* context,
+                                       const ringserve::v1::DetokenizeRequest* request,
+                                       ringserve::v1::DetokenizeResponse* response) override;
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
                                          const ringserve::v1::GetModelInfoRequest* request,
                                          ringserve::v1::ModelInfo* response) override;

@@ -58,6 +58,24 @@ absl::Status CheckSessionIdLength(const std::string& session_id) {
 
 }  // namespace
 
+absl::Status DetokenizeIdsError(const ringserve::v1::DetokenizeRequest& request,
+                                const tokenizer::Tokenizer* tokenizer) {
+  if (tokenizer == nullptr) return absl::FailedPreconditionError("this model has no tokenizer");
+  if (request.token_ids_size() > kMaxDetokenizeIds) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "token_ids: ", request.token_ids_size(), " ids is over the limit of ", kMaxDetokenizeIds));
+  }
+  for (int i = 0; i < request.token_ids_size(); ++i) {
+    const int32_t id = request.token_ids(i);
+    if (id < 0 || id >= tokenizer->vocab_size()) {
+      return absl::InvalidArgumentError(absl::StrCat("token_ids[", i, "]: ", id,
+                                                     " is outside the vocabulary [0, ",
+                                                     tokenizer->vocab_size(), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckExistingSessionId(const std::string& session_id) {
   if (session_id.empty()) return Invalid("session_id", "empty; name the session to act on");
   return CheckSessionIdLength(session_id);

@@ -53,6 +53,13 @@ absl::StatusOr<std::vector<int32_t>> ChatPromptTokens(const ringserve::v1::Chat&
                                                       const tokenizer::Tokenizer* tokenizer,
                                                       ModelLimits limits);
 
+// The most ids one Detokenize call may decode.
+inline constexpr int kMaxDetokenizeIds = 1 << 20;
+// OK when a Detokenize request can be decoded: FAILED_PRECONDITION without a tokenizer,
+// INVALID_ARGUMENT naming token_ids when there are too many or one is out of the vocabulary.
+absl::Status DetokenizeIdsError(const ringserve::v1::DetokenizeRequest& request,
+                                const tokenizer::Tokenizer* tokenizer);
+
 // OK when `session_id` can name a session Fork or CloseSession acts on; INVALID_ARGUMENT
 // naming session_id when it is empty (Generate's one-off requests have no session, so no
 // session has that id) or longer than kMaxSessionIdBytes.

@@ -222,11 +222,15 @@ std::vector<std::string> Tokenizer::ReplyBytesOfTokens() const {
   return bytes;
 }
 
-std::string Tokenizer::Decode(std::span<const int32_t> ids) const {
+std::string Tokenizer::Decode(std::span<const int32_t> ids, bool control_as_text) const {
   std::string bytes;
   int32_t previous = -1;
   for (int32_t id : ids) {
-    AppendTokenBytes(id, previous, &bytes);
+    if (control_as_text && id >= 0 && id < vocab_size() && TypeOf(id) == TokenType::kControl) {
+      bytes.append(Piece(id));
+    } else {
+      AppendTokenBytes(id, previous, &bytes);
+    }
     previous = id;
   }
   std::string text;

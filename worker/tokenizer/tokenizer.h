@@ -50,7 +50,9 @@ class Tokenizer {
   // bytes, ill-formed byte sequences to U+FFFD. For SentencePiece vocabularies with a
   // dummy prefix, the leading space of a piece that directly follows BOS is dropped
   // (llama2.c run.c decode(), sentencepiece's DecodeIds), so Decode(Encode(s)) == s.
-  std::string Decode(std::span<const int32_t> ids) const;
+  // With `control_as_text`, control tokens are written as their pieces ("<s>",
+  // "<|im_start|>") instead, as Hugging Face's decode writes them.
+  std::string Decode(std::span<const int32_t> ids, bool control_as_text = false) const;
 
   // Appends the raw bytes token `id` decodes to when it follows `previous` (-1: none).
   // Out-of-range ids decode to nothing.

@@ -189,6 +189,22 @@ grpc::Status FakeWorker::Tokenize(grpc::ServerContext* context, const TokenizeRe
   return grpc::Status::OK;
 }
 
+grpc::Status FakeWorker::Detokenize(grpc::ServerContext* context,
+                                    const ringserve::v1::DetokenizeRequest* request,
+                                    ringserve::v1::DetokenizeResponse* response) {
+  Tag(context);
+  if (unavailable_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
+  std::string text;
+  for (const int32_t id : request->token_ids()) {
+    if (id < 0 || id > 255) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "token_ids: outside the stand-in");
+    }
+    text.push_back(static_cast<char>(id));
+  }
+  response->set_text(text);
+  return grpc::Status::OK;
+}
+
 grpc::Status FakeWorker::GetModelInfo(grpc::ServerContext* context,
                                       const GetModelInfoRequest* request, ModelInfo* response) {
   Tag(context);

@@ -70,6 +70,10 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
                             ringserve::v1::CloseSessionResponse* response) override;
   grpc::Status Tokenize(grpc::ServerContext* context, const ringserve::v1::TokenizeRequest* request,
                         ringserve::v1::TokenizeResponse* response) override;
+  // Tokenize's inverse: a byte per id below 256; others are INVALID_ARGUMENT.
+  grpc::Status Detokenize(grpc::ServerContext* context,
+                          const ringserve::v1::DetokenizeRequest* request,
+                          ringserve::v1::DetokenizeResponse* response) override;
   grpc::Status GetModelInfo(grpc::ServerContext* context,
                             const ringserve::v1::GetModelInfoRequest* request,
                             ringserve::v1::ModelInfo* response) override;

@@ -212,6 +212,22 @@ TEST(OpenAiTokenizeRequestTest, APromptOrAChat) {
   }
 }
 
+TEST(OpenAiDetokenizeRequestTest, TokensAndTheirErrors) {
+  auto call = ParseDetokenizeRequest(R"({"model": "m", "tokens": [1, 2, 3]})");
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->model, "m");
+  EXPECT_THAT(call->request.token_ids(), ::testing::ElementsAre(1, 2, 3));
+  EXPECT_FALSE(call->request.skip_special_tokens());
+  for (const char* bad : {R"({})", R"({"tokens": "1 2"})", R"({"tokens": [1, -2]})",
+                          R"({"tokens": [1.5]})", R"({"tokens": [1], "model": 3})"}) {
+    auto refused = ParseDetokenizeRequest(bad);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_THAT(ParseDetokenizeRequest(R"({"tokens": [1, -2]})").status().message(),
+              HasSubstr("tokens[1]"));
+}
+
 TEST(OpenAiEmbeddingRequestTest, MapsInputsAndEncoding) {
   auto call = ParseEmbeddingRequest(
       R"({"model": "e", "input": ["a", [1, 2]], "dimensions": 8, "encoding_format": "base64"})");

@@ -37,6 +37,22 @@ pb::GenerateRequest ChatRequest(std::initializer_list<std::pair<const char*, con
   return request;
 }
 
+TEST(RequestConversionTest, DetokenizeNeedsATokenizerAndIdsOfItsVocabulary) {
+  const std::unique_ptr<tokenizer::Tokenizer> tok = ChatTokenizer();
+  pb::DetokenizeRequest request;
+  request.add_token_ids(0);
+  request.add_token_ids(tok->vocab_size() - 1);
+  EXPECT_TRUE(DetokenizeIdsError(request, tok.get()).ok());
+  EXPECT_EQ(DetokenizeIdsError(request, nullptr).code(), absl::StatusCode::kFailedPrecondition);
+  request.add_token_ids(tok->vocab_size());
+  const absl::Status outside = DetokenizeIdsError(request, tok.get());
+  EXPECT_EQ(outside.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(outside.message(), HasSubstr("token_ids[2]"));
+  pb::DetokenizeRequest many;
+  many.mutable_token_ids()->Resize(kMaxDetokenizeIds + 1, 0);
+  EXPECT_THAT(DetokenizeIdsError(many, tok.get()).message(), HasSubstr("over the limit"));
+}
+
 TEST(RequestConversionTest, ChatIsRenderedAndStopsAtTheEndOfTurn) {
   const auto tok = ChatTokenizer();
   const ModelLimits limits{

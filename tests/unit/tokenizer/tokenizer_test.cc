@@ -117,6 +117,12 @@ TEST(TokenizerTest, Llama2VocabularyEncodesKnownSentences) {
   EXPECT_TRUE(tok->IsSpecial(1));
   EXPECT_FALSE(tok->IsSpecial(15043));
   EXPECT_EQ(tok->Piece(15043), "\xE2\x96\x81Hello");
+  // Control tokens decode to nothing, or (Detokenize's default) to their text; the dummy
+  // prefix after BOS is dropped either way.
+  const std::vector<int32_t> ids = {1, 15043, 3186, 2};
+  EXPECT_EQ(tok->Decode(ids), "Hello world");
+  EXPECT_EQ(tok->Decode(ids, /*control_as_text=*/true), "<s>Hello world</s>");
+  EXPECT_EQ(tok->Decode(std::vector<int32_t>{-1, 1, 40000}, true), "<s>");
 }
 
 // (c) Encode -> Decode is the identity on valid UTF-8 (SentencePiece: with BOS, whose

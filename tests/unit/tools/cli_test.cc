@@ -179,6 +179,10 @@ TEST_F(CliTest, TokenizeInfoStatsHealthDrain) {
   EXPECT_EQ(chat["token_ids"].size(), std::string("user:hiSu").size());
   EXPECT_EQ(Cli("tokenize --text hi --message user:hi").exit_code, 2);
   EXPECT_EQ(Cli("tokenize --text hi --append").exit_code, 2);
+  EXPECT_EQ(CliJson("detokenize --ids 104,105")["text"], "hi");
+  EXPECT_EQ(Cli("detokenize --ids '104 105'").out, "hi\n");
+  EXPECT_EQ(Cli("detokenize --ids 104,x").exit_code, 2);
+  EXPECT_EQ(Cli("detokenize --ids 104,1000").exit_code, 1);
   const nlohmann::json info = CliJson("info");
   EXPECT_EQ(info["vocab_size"], 32000);
   EXPECT_EQ(info["worker_id"], "fake-w1");

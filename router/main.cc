@@ -16,6 +16,7 @@
 #include "common/http/http_server.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
+#include "common/open_file_limit.h"
 #include "common/termination_signals.h"
 #include "router/openai/openai_gateway.h"
 #include "router/router_server.h"
@@ -195,6 +196,7 @@ int Run(int argc, char** argv) {
   // Signals are taken synchronously by this thread (sigwait), so they are blocked before
   // gRPC starts any thread that would otherwise inherit the default disposition.
   ringserve::BlockTerminationSignals();
+  ringserve::LogOpenFileLimit("router");
 
   auto metrics = ringserve::metrics::MetricsServer::Create(
       {.serve = flags.metrics_port != 0, .host = flags.host, .port = flags.metrics_port});

@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/http/http_client.h"
+#include "common/open_file_limit.h"
 #include "common/status_macros.h"
 #include "ringserve/v1/inference.grpc.pb.h"
 #include "tools/common/arg_parser.h"
@@ -206,6 +207,10 @@ absl::StatusOr<ServedModel> FetchOpenAiModel(http::HttpClient& client, const Ben
 }
 
 absl::Status Run(BenchFlags flags) {
+  // An HTTP stream is a connection, so thousands of them need as many descriptors.
+  if (const absl::StatusOr<uint64_t> limit = RaiseOpenFileLimit(); !limit.ok()) {
+    std::cerr << "warning: " << limit.status().message() << "\n";
+  }
   // Whichever API: the transport, and what the workload needs to know of the model.
   std::unique_ptr<http::HttpClient> http_client;
   std::unique_ptr<Transport> transport;
@@ -221,11 +226,10 @@ absl::Status Run(BenchFlags flags) {
     }
     RS_ASSIGN_OR_RETURN(served, FetchOpenAiModel(*http_client, flags, token));
     transport = std::make_unique<OpenAiTransport>(
-        http_client.get(),
-        OpenAiCallOptions{.model = served.name,
-                          .token = token,
-                          .timeout_s = flags.timeout_s,
-                          .need_ids = flags.workload.turns > 1});
+        http_client.get(), OpenAiCallOptions{.model = served.name,
+                                             .token = token,
+                                             .timeout_s = flags.timeout_s,
+                                             .need_ids = flags.workload.turns > 1});
   } else {
     RS_ASSIGN_OR_RETURN(const ChannelFactory channels, ChannelFactory::Create(flags.security));
     RS_ASSIGN_OR_RETURN(served, FetchGrpcModel(flags.target, channels));

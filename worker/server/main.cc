@@ -14,6 +14,7 @@
 #include "common/grpc/tls_credentials.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
+#include "common/open_file_limit.h"
 #include "common/tcp_bind.h"
 #include "common/termination_signals.h"
 #include "kernels/cpu/cpu_isa.h"
@@ -91,6 +92,7 @@ int Run(int argc, char** argv) {
   if (flags.id.empty()) flags.id = DefaultId();
 
   ringserve::BlockTerminationSignals();
+  ringserve::LogOpenFileLimit("worker");
   // Until the server is up, a signal ends the process at once (a load can take minutes).
   std::optional<ringserve::ExitOnTerminationSignal> starting;
   starting.emplace();

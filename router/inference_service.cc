@@ -1,5 +1,6 @@
 #include "router/inference_service.h"
 
+#include "router/embed_scatter.h"
 #include "router/generate_proxy.h"
 #include "router/route.h"
 #include "router/unary_proxy.h"
@@ -73,6 +74,10 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* context,
                                                   const EmbedRequest* request,
                                                   EmbedResponse* response) {
+  // Inputs that belong on several workers go to each of them at once.
+  if (grpc::ServerUnaryReactor* scatter = StartEmbedScatter(env_, context, request, response)) {
+    return scatter;
+  }
   return UnaryProxy<EmbedRequest, EmbedResponse>::Start(
       env_, "Embed",
       [](const WorkerConn& w, grpc::ClientContext* c, const EmbedRequest* q, EmbedResponse* r,

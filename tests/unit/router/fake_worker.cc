@@ -223,8 +223,15 @@ grpc::Status FakeWorker::Embed(grpc::ServerContext* context, const EmbedRequest*
                                EmbedResponse* response) {
   Tag(context);
   if (unavailable_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
+  ++embed_calls_;
+  embedded_inputs_ += request->inputs_size();
   response->set_request_id(request->request_id());
-  for (const EmbedInput& input : request->inputs()) {
+  for (int i = 0; i < request->inputs_size(); ++i) {
+    const EmbedInput& input = request->inputs(i);
+    if (input.text() == "bad") {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("inputs[", i, "]: the stand-in refuses \"bad\""));
+    }
     std::vector<double> values(kEmbeddingSize, 1.0);
     int tokens = 0;
     const auto add = [&](int x) { values[static_cast<size_t>(tokens++ % kEmbeddingSize)] += x; };

@@ -51,6 +51,9 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   // Whether the worker holds a history for `session` (made and not closed or forgotten).
   bool HasHistory(const std::string& session) const;
   int generate_calls() const { return generate_calls_.load(); }
+  // Embed calls, and the inputs they carried.
+  int embed_calls() const { return embed_calls_.load(); }
+  int embedded_inputs() const { return embedded_inputs_.load(); }
   // Generate calls that carried a response_format.
   int formatted_calls() const { return formatted_calls_.load(); }
   int cancellations() const { return cancellations_.load(); }
@@ -77,7 +80,8 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   grpc::Status GetModelInfo(grpc::ServerContext* context,
                             const ringserve::v1::GetModelInfoRequest* request,
                             ringserve::v1::ModelInfo* response) override;
-  // A stand-in embedding per input: kEmbeddingSize values from its bytes, unit length.
+  // A stand-in embedding per input: kEmbeddingSize values from its bytes, unit length; an
+  // input with the text "bad" is INVALID_ARGUMENT naming it (inputs[i]).
   grpc::Status Embed(grpc::ServerContext* context, const ringserve::v1::EmbedRequest* request,
                      ringserve::v1::EmbedResponse* response) override;
   grpc::Status GetStats(grpc::ServerContext* context, const ringserve::v1::GetStatsRequest* request,
@@ -102,6 +106,8 @@ class FakeWorker final : public ringserve::v1::Inference::Service,
   std::atomic<bool> unavailable_{false};
   std::atomic<bool> forget_sessions_{false};
   std::atomic<int> generate_calls_{0};
+  std::atomic<int> embed_calls_{0};
+  std::atomic<int> embedded_inputs_{0};
   std::atomic<int> formatted_calls_{0};
   std::atomic<int> cancellations_{0};
   std::atomic<int64_t> messages_written_{0};

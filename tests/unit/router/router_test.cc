@@ -418,6 +418,74 @@ TEST(PrefixKeyTest, AnEmbedIsPlacedByItsFirstInput) {
   EXPECT_EQ(router::Route::ForEmbed(embed, 0).placement, router::Placement::kAnyWorker);
 }
 
+// An Embed's inputs each go where a Generate of that input would, several workers computing
+// one batch, and come back in the client's order.
+TEST_F(RouterTest, AnEmbedsInputsGoWhereTheirOwnPrefixesWouldAndComeBackInOrder) {
+  Start(3);
+  EmbedRequest request;
+  request.set_request_id("batch");
+  for (int i = 0; i < 24; ++i) request.add_inputs()->set_text(absl::StrCat("document ", i));
+  grpc::ClientContext context;
+  EmbedResponse scattered;
+  ASSERT_TRUE(stub_->Embed(&context, request, &scattered).ok());
+  EXPECT_EQ(scattered.request_id(), "batch");
+  // The same embeddings, in the same order, as one worker computes for the whole batch.
+  auto direct = Inference::NewStub(
+      grpc::CreateChannel(workers_[0]->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext direct_context;
+  EmbedResponse whole;
+  ASSERT_TRUE(direct->Embed(&direct_context, request, &whole).ok());
+  ASSERT_EQ(scattered.embeddings_size(), 24);
+  for (int i = 0; i < 24; ++i) {
+    EXPECT_EQ(scattered.embeddings(i).SerializeAsString(), whole.embeddings(i).SerializeAsString())
+        << i;
+  }
+  std::vector<int> per_worker;
+  int busy = 0;
+  for (const auto& w : workers_) {
+    per_worker.push_back(w->embedded_inputs() - (w.get() == workers_[0].get() ? 24 : 0));
+    busy += per_worker.back() > 0 ? 1 : 0;
+    EXPECT_LE(w->embed_calls(), w.get() == workers_[0].get() ? 2 : 1);  // one call a worker
+  }
+  EXPECT_GE(busy, 2);
+  // Each input alone goes to the worker that embedded it in the batch.
+  std::vector<int> before;
+  for (const auto& w : workers_) before.push_back(w->embedded_inputs());
+  for (int i = 0; i < 24; ++i) {
+    EmbedRequest one;
+    *one.add_inputs() = request.inputs(i);
+    grpc::ClientContext c;
+    EmbedResponse r;
+    ASSERT_TRUE(stub_->Embed(&c, one, &r).ok());
+  }
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    EXPECT_EQ(workers_[w]->embedded_inputs() - before[w], per_worker[w]) << w;
+  }
+}
+
+TEST_F(RouterTest, AScatteredEmbedFailsWholeOrRetriesAnUnreachableWorker) {
+  Start(3, /*check_health=*/false);
+  EmbedRequest request;
+  for (int i = 0; i < 24; ++i) request.add_inputs()->set_text(absl::StrCat("document ", i));
+  // One worker refuses: the client gets its error, not a partial answer.
+  EmbedRequest refused = request;
+  refused.mutable_inputs(5)->set_text("bad");
+  grpc::ClientContext context;
+  EmbedResponse response;
+  const grpc::Status status = stub_->Embed(&context, refused, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(response.embeddings_size(), 0);
+  // The error names the input by its place in the client's request, not in a worker's share.
+  EXPECT_EQ(status.error_message().rfind("inputs[5]: ", 0), 0u) << status.error_message();
+  // One worker unreachable: its share is sent to the next worker, and the batch is whole.
+  workers_[1]->set_unavailable(true);
+  grpc::ClientContext retried_context;
+  EmbedResponse retried;
+  const grpc::Status ok = stub_->Embed(&retried_context, request, &retried);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(retried.embeddings_size(), 24);
+}
+
 TEST_F(RouterTest, UnreachableOwnerIsRetriedOnTheNextBeforeTheFirstToken) {
   // A worker that never existed: its port was free when the router started. Health
   // checks are off, so only the proxy's retry can save its sessions.

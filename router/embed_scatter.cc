@@ -66,7 +66,11 @@ class EmbedScatter final : public grpc::ServerUnaryReactor, public SharedReactor
         request_(request),
         response_(response),
         start_(absl::Now()),
-        shares_(std::move(shares)) {}
+        shares_(std::move(shares)) {
+    // Every field but the inputs, copied once rather than with every input for each share.
+    base_ = *request_;
+    base_.clear_inputs();
+  }
 
   void Begin() {
     if (absl::Status s = env_.policy.Authenticate(*context_); !s.ok()) {
@@ -104,8 +108,7 @@ class EmbedScatter final : public grpc::ServerUnaryReactor, public SharedReactor
 
   void StartAttempt(size_t share, Target target) {
     auto call = std::make_unique<WorkerCall>(this, share, std::move(target));
-    call->request = *request_;
-    call->request.clear_inputs();
+    call->request = base_;
     for (const int input : shares_[share].inputs) {
       *call->request.add_inputs() = request_->inputs(input);
     }
@@ -201,6 +204,7 @@ class EmbedScatter final : public grpc::ServerUnaryReactor, public SharedReactor
   const EmbedRequest* const request_;
   EmbedResponse* const response_;
   const absl::Time start_;
+  EmbedRequest base_;  // the request without its inputs; set before any call starts
 
   std::mutex mu_;
   std::vector<Share> shares_;  // guarded by mu_ (planners); inputs only read

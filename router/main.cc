@@ -231,6 +231,7 @@ int Run(int argc, char** argv) {
     if (!flags.http_allowed_origins.empty()) {
       gateway_options.allowed_origins = absl::StrSplit(flags.http_allowed_origins, ',');
     }
+    gateway_options.metrics_text = [m = metrics->get()] { return m->Render(); };
     http_metrics = std::make_unique<ringserve::openai::HttpMetrics>((*metrics)->registry());
     gateway = std::make_unique<ringserve::openai::OpenAiGateway>(
         (*router)->LocalChannel(), std::move(gateway_options), http_metrics.get());

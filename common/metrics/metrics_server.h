@@ -48,10 +48,12 @@ class MetricsServer {
   [[nodiscard]] std::unique_ptr<ScrapeHook> OnScrape(std::function<void()> refresh);
   // The port /metrics is served on; 0 when not serving.
   int port() const { return port_; }
+  // The registry as Prometheus text, after the scrape hooks ran: what /metrics answers, for
+  // another server to answer too (the router's HTTP API port).
+  std::string Render();
 
  private:
   MetricsServer() = default;
-  std::string Render();
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::mutex hooks_mu_;  // held while hooks run, so removing one waits for its last call

@@ -12,7 +12,7 @@ namespace {
 
 constexpr const char* kEndpoints[] = {
     "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/tokenize",
-    "/detokenize",          "/health"};
+    "/detokenize",          "/health",         "/metrics"};
 
 std::string EndpointLabel(const std::string& path) {
   for (const char* endpoint : kEndpoints) {

@@ -168,6 +168,10 @@ void OpenAiGateway::Handle(http::HttpRequest request,
   };
   if (path == "/health") {
     if (route("GET")) writer->Respond(200, kJson, R"({"status":"ok"})");
+  } else if (path == "/metrics" && options_.metrics_text != nullptr) {
+    if (route("GET")) {
+      writer->Respond(200, "text/plain; version=0.0.4; charset=utf-8", options_.metrics_text());
+    }
   } else if (path == "/v1/models") {
     if (route("GET")) ListModels(client, "", std::move(writer));
   } else if (absl::StartsWith(path, kModelsPrefix)) {

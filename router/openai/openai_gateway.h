@@ -13,6 +13,7 @@
 #ifndef RINGSERVE_ROUTER_OPENAI_OPENAI_GATEWAY_H_
 #define RINGSERVE_ROUTER_OPENAI_OPENAI_GATEWAY_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ struct GatewayOptions {
   // Web origins whose pages may call the API from a browser (CORS); "*" allows any; empty:
   // none (no CORS headers, OPTIONS is 405).
   std::vector<std::string> allowed_origins;
+  // Renders the process's metrics as Prometheus text for GET /metrics (as vLLM and TGI serve
+  // theirs on the API's port); null: no /metrics here.
+  std::function<std::string()> metrics_text;
 };
 
 // Owner: the process (ringserve-router's main) or a test; calls in flight hold what they

@@ -205,6 +205,13 @@ class CompletionsTest(unittest.TestCase):
         self.assertEqual(stopped["choices"][0]["finish_reason"], "stop")
         self.assertEqual(stopped["choices"][0]["stop_reason"], stop)
 
+    def test_metrics_are_served_on_the_api_port_too(self):
+        status, headers, text = request(self.http_port, "GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+        self.assertIn("ringserve_router_http_requests_total", text)
+        self.assertIn("ringserve_router_requests_total", text)
+
     def http_count(self, endpoint, code):
         samples = fleet.scrape(self.metrics_port)
         return samples.get(("ringserve_router_http_requests_total",

@@ -204,6 +204,21 @@ TEST_F(OpenAiGatewayTest, BrowsersFromAllowedOriginsOnly) {
   EXPECT_EQ(answer.find("Access-Control-Allow-Origin"), std::string::npos);
 }
 
+// GET /metrics answers the process's metrics where the API is, when the gateway is given them.
+TEST_F(OpenAiGatewayTest, MetricsAreServedOnTheApiPortWhenGiven) {
+  std::string answer = Exchange("GET /metrics HTTP/1.1\r\nHost: t\r\n");
+  EXPECT_EQ(answer.find("HTTP/1.1 404"), 0U) << answer;
+  GatewayOptions options;
+  options.metrics_text = [] { return std::string("ringserve_router_up 1\n"); };
+  Start(router::RouterOptions(), std::move(options));
+  answer = Exchange("GET /metrics HTTP/1.1\r\nHost: t\r\n");
+  EXPECT_EQ(answer.find("HTTP/1.1 200"), 0U) << answer;
+  EXPECT_NE(answer.find("Content-Type: text/plain; version=0.0.4"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("\r\n\r\nringserve_router_up 1\n"), std::string::npos) << answer;
+  answer = Exchange("POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n");
+  EXPECT_EQ(answer.find("HTTP/1.1 405"), 0U) << answer;
+}
+
 // ringserve-router's drain order (main.cc): health NOT_SERVING, then the HTTP server stops
 // taking requests and lets a stream in progress finish, then the router stops.
 TEST_F(OpenAiGatewayTest, DrainLetsAStreamInProgressFinish) {

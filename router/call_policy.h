@@ -80,7 +80,7 @@ class CallPolicy {
 };
 
 // The metadata key that carries an HTTP client's address on the router's local calls
-// (router/openai/call_context.h sets it), and the one that proves a call came through
+// (common/openai/call_context.h sets it), and the one that proves a call came through
 // RouterServer::LocalChannel: its value is CallPolicy::local_call_key(), which never leaves
 // the process (LocalChannel adds it to every call).
 inline constexpr char kClientAddressKey[] = "x-ringserve-client-address";

@@ -10,17 +10,16 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/grpc/tls_credentials.h"
-#include "common/http/http_server.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
 #include "common/open_file_limit.h"
+#include "common/openai/openai_front.h"
 #include "common/termination_signals.h"
-#include "router/openai/openai_gateway.h"
 #include "router/router_server.h"
 #include "tools/common/arg_parser.h"
+#include "tools/common/http_api_flags.h"
 
 namespace {
 
@@ -58,9 +57,7 @@ struct Flags {
   int max_request_bytes = 16 << 20;
   int max_tokens = 0;
   int max_concurrent_per_client = 0;
-  int http_port = 0;
-  std::string served_model_name;
-  std::string http_allowed_origins;
+  ringserve::tools::HttpApiFlags http_api;
 };
 
 constexpr char kAuthTokenEnv[] = "RINGSERVE_AUTH_TOKEN";
@@ -155,16 +152,7 @@ int Run(int argc, char** argv) {
   args.AddInt("dns-interval-s", &flags.dns_interval_s, "dns: re-resolution period (5)");
   args.AddInt("drain-timeout-s", &flags.drain_timeout_s,
               "on SIGTERM, how long in-flight calls may take (30)", {.min = 0});
-  args.AddInt("http-port", &flags.http_port,
-              "serve OpenAI's HTTP API (/v1/chat/completions, /v1/completions, /v1/embeddings, "
-              "/v1/models) on this port (0 = off)",
-              {.min = 0, .max = 65535});
-  args.AddString("served-model-name", &flags.served_model_name,
-                 "the model's name in the HTTP API's /v1/models and \"model\" (default: the "
-                 "name the workers report)");
-  args.AddString("http-allowed-origins", &flags.http_allowed_origins,
-                 "web origins whose pages may call the HTTP API from a browser (CORS), comma-"
-                 "separated, e.g. https://app.example.com; * allows any (default: none)");
+  flags.http_api.Register(args, "the name the workers report");
   AddSecurityFlags(args, flags);
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
@@ -222,29 +210,13 @@ int Run(int argc, char** argv) {
   std::printf("ringserve-router listening on %s:%d\n", flags.host.c_str(), (*router)->port());
 
   // The HTTP front calls the router (LocalChannel), so it goes before the router at shutdown.
-  std::unique_ptr<ringserve::openai::HttpMetrics> http_metrics;
-  std::unique_ptr<ringserve::openai::OpenAiGateway> gateway;
-  std::unique_ptr<ringserve::http::HttpServer> http;
-  if (flags.http_port != 0) {
-    ringserve::openai::GatewayOptions gateway_options;
-    gateway_options.served_model_name = flags.served_model_name;
-    if (!flags.http_allowed_origins.empty()) {
-      gateway_options.allowed_origins = absl::StrSplit(flags.http_allowed_origins, ',');
-    }
-    gateway_options.metrics_text = [m = metrics->get()] { return m->Render(); };
-    http_metrics = std::make_unique<ringserve::openai::HttpMetrics>((*metrics)->registry());
-    gateway = std::make_unique<ringserve::openai::OpenAiGateway>(
-        (*router)->LocalChannel(), std::move(gateway_options), http_metrics.get());
-    ringserve::http::HttpServerOptions http_options;
-    http_options.host = flags.host;
-    http_options.port = flags.http_port;
-    http_options.max_body_bytes = static_cast<size_t>(flags.max_request_bytes);
-    auto started = ringserve::http::HttpServer::Start(
-        std::move(http_options),
-        [g = gateway.get()](ringserve::http::HttpRequest request,
-                            std::shared_ptr<ringserve::http::ResponseWriter> writer) {
-          g->Handle(std::move(request), std::move(writer));
-        });
+  std::unique_ptr<ringserve::openai::OpenAiFront> http;
+  if (flags.http_api.http_port != 0) {
+    ringserve::openai::OpenAiFrontOptions front = flags.http_api.FrontOptions();
+    front.host = flags.host;
+    front.max_body_bytes = static_cast<size_t>(flags.max_request_bytes);
+    front.metrics = metrics->get();
+    auto started = ringserve::openai::OpenAiFront::Start((*router)->LocalChannel(), front);
     if (!started.ok()) {
       std::cerr << "--http-port: " << started.status().message() << "\n";
       return 1;

@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +35,9 @@ BIN_DIR, PROTO_DIR, SHARED_DIR = sys.argv[1:4]
 fleet.import_grpc_or_skip()
 fleet.generate_modules(PROTO_DIR, tempfile.mkdtemp(prefix="ringserve-py-"))
 
+import grpc  # noqa: E402
 from ringserve.v1 import inference_pb2 as pb  # noqa: E402
+from ringserve.v1 import inference_pb2_grpc as rpc  # noqa: E402
 
 PROMPT = "Once upon a time"
 
@@ -471,6 +474,52 @@ def _quiet(predicate):
         return predicate()
     except OSError:
         return False
+
+
+class WorkerHttpTest(unittest.TestCase):
+    """A worker serving the API itself (ringserve-worker --http-port), no router."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.http_port = fleet.free_port()
+        cls.worker = fleet.start_worker(BIN_DIR, SHARED_DIR, "alone",
+                                        extra=["--http-port", str(cls.http_port)])
+        cls.channel = grpc.insecure_channel(cls.worker.address)
+        cls.stub = rpc.InferenceStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.worker.terminate()
+
+    def test_the_worker_answers_as_its_grpc_api_does(self):
+        status, models = post(self.http_port, "/v1/completions",
+                              {"prompt": PROMPT, "max_tokens": 10, "temperature": 0})
+        self.assertEqual(status, 200, models)
+        text, _, final = grpc_generate(self.stub, PROMPT, 10)
+        self.assertEqual(models["choices"][0]["text"], text)
+        self.assertEqual(models["usage"]["prompt_tokens"], final.usage.prompt_tokens)
+        status, _, listed = request(self.http_port, "GET", "/v1/models")
+        self.assertEqual(status, 200)
+        info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual(json.loads(listed)["data"][0]["id"], info.model_name)
+        status, _, streamed = request(self.http_port, "POST", "/v1/completions", {
+            "prompt": PROMPT, "max_tokens": 10, "temperature": 0, "stream": True})
+        self.assertEqual(status, 200)
+        self.assertEqual("".join(c["choices"][0]["text"] for c in events(streamed)[:-1]), text)
+        status, _, metrics = request(self.http_port, "GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn('ringserve_worker_http_requests_total{code="200",endpoint="/v1/completions"}',
+                      metrics)
+        self.assertIn("ringserve_worker_requests_total", metrics)
+
+    def test_a_worker_that_takes_only_certified_clients_refuses_an_http_port(self):
+        run = subprocess.run([os.path.join(BIN_DIR, "ringserve-worker"),
+                              *fleet.model_args(BIN_DIR, SHARED_DIR), "--http-port", "1",
+                              "--tls-client-ca", "/nonexistent/ca.pem"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 2, run.stderr)
+        self.assertIn("--tls-client-ca", run.stderr)
 
 
 class AuthTest(unittest.TestCase):

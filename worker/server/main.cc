@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
 #include "common/open_file_limit.h"
+#include "common/openai/openai_front.h"
 #include "common/tcp_bind.h"
 #include "common/termination_signals.h"
 #include "kernels/cpu/cpu_isa.h"
@@ -78,7 +79,8 @@ int Run(int argc, char** argv) {
     }
   }
   for (const absl::Status& s :
-       {flags.speculation.Validate(), ringserve::server::CheckLoraDir(flags)}) {
+       {flags.speculation.Validate(), ringserve::server::CheckLoraDir(flags),
+        ringserve::server::CheckHttpApi(flags)}) {
     if (!s.ok()) {
       std::cerr << "ringserve-worker: " << s.message() << "\n";
       return 2;
@@ -193,6 +195,17 @@ int Run(int argc, char** argv) {
   auto server = ringserve::server::WorkerServer::Create(
       std::move(options), std::move(runner), std::move(loaded->tokenizer), metrics->get());
   if (!server.ok()) return fail(server.status());
+  // OpenAI's HTTP API on the worker's own local channel, as the router serves it.
+  std::unique_ptr<ringserve::openai::OpenAiFront> http;
+  if (flags.http_api.http_port != 0) {
+    ringserve::openai::OpenAiFrontOptions front = flags.http_api.FrontOptions();
+    front.host = flags.host;
+    front.metrics = metrics->get();
+    front.metric_name = "ringserve_worker_http_requests_total";
+    auto started = ringserve::openai::OpenAiFront::Start((*server)->LocalChannel(), front);
+    if (!started.ok()) return fail(started.status());
+    http = *std::move(started);
+  }
   starting.reset();  // from here a signal drains
   // A CPU worker names the instruction set its kernels run on (RINGSERVE_CPU_ISA caps it).
   const std::string isa =
@@ -206,12 +219,23 @@ int Run(int argc, char** argv) {
               flags.id.c_str(), flags.host.c_str(), (*server)->port(),
               (*server)->generator().num_kv_blocks(), host_tier.c_str(), flags.block_size,
               std::string(ringserve::kernels::DTypeName(loaded->kv_dtype)).c_str(), isa.c_str());
+  if (http != nullptr) {
+    std::printf("ringserve-worker %s OpenAI API on http://%s:%d/v1\n", flags.id.c_str(),
+                flags.host.c_str(), http->port());
+  }
   std::fflush(stdout);
 
   const std::string signal = ringserve::WaitForTerminationSignal();
   ringserve::Log(ringserve::LogLevel::kInfo, "worker", "signal received; draining",
                  {{"signal", signal}});
-  (*server)->Shutdown(absl::Seconds(flags.drain_timeout_s));
+  const absl::Duration grace = absl::Seconds(flags.drain_timeout_s);
+  if (http != nullptr) {
+    // Health NOT_SERVING and new jobs refused first; the HTTP streams in progress then finish
+    // through the gRPC server, which stops last.
+    (*server)->BeginDrain();
+    http->Shutdown(grace);
+  }
+  (*server)->Shutdown(grace);
   ringserve::Log(ringserve::LogLevel::kInfo, "worker", "stopped");
   return 0;
 }

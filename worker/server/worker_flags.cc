@@ -49,6 +49,7 @@ void WorkerFlags::Register(tools::ArgParser& args) {
               tools::IntRange{.min = 0, .max = 65536});
   args.AddInt("metrics-port", &metrics_port, "Prometheus /metrics port (0, the default: off)",
               kPort);
+  http_api.Register(args, "the model's name, as GetModelInfo reports it");
   args.AddInt("drain-timeout-s", &drain_timeout_s,
               "on SIGTERM, how long admitted requests may take (30; 0 cancels them at once)",
               kZeroMeansSomething);
@@ -98,6 +99,15 @@ absl::StatusOr<size_t> KvHostMemoryFor(const WorkerFlags& flags) {
   RS_ASSIGN_OR_RETURN(const int64_t bytes,
                       tools::ParseByteSize(flags.kv_host_memory, "kv-host-memory"));
   return static_cast<size_t>(bytes);
+}
+
+absl::Status CheckHttpApi(const WorkerFlags& flags) {
+  if (flags.http_api.http_port != 0 && !flags.tls.client_ca_path.empty()) {
+    return absl::InvalidArgumentError(
+        "--http-port serves plain HTTP to any client, which --tls-client-ca is there to "
+        "prevent: serve the HTTP API from the router instead");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckLoraDir(const WorkerFlags& flags) {

@@ -10,6 +10,7 @@
 #include "absl/strings/string_view.h"
 #include "common/grpc/tls_credentials.h"
 #include "tools/common/arg_parser.h"
+#include "tools/common/http_api_flags.h"
 #include "tools/common/model_setup.h"
 #include "tools/common/speculation_flags.h"
 #include "worker/engine/llama_runner.h"
@@ -34,6 +35,7 @@ struct WorkerFlags {
   int prompt_logprob_rows = 256;  // GeneratorOptions::prompt_logprob_rows
   int metrics_port = 0;
   int drain_timeout_s = 30;
+  tools::HttpApiFlags http_api;
   int min_step_ms = 0;
   std::string chat_format = "auto";  // auto (the checkpoint's) or a ChatFormatName
   std::string lora_dir;  // GeneratorOptions::find_adapter looks here (model::FindLoraAdapter)
@@ -54,6 +56,10 @@ absl::StatusOr<engine::KvMemory> KvMemoryFor(const WorkerFlags& flags);
 
 // --kv-host-memory in bytes: 0 when unset; INVALID_ARGUMENT naming the flag for a bad size.
 absl::StatusOr<size_t> KvHostMemoryFor(const WorkerFlags& flags);
+
+// INVALID_ARGUMENT when --http-port would open a plain-HTTP door beside a gRPC port that
+// only takes clients with a certificate (--tls-client-ca).
+absl::Status CheckHttpApi(const WorkerFlags& flags);
 
 // --lora-dir needs --max-loras (slots with room for adapters found later) and a directory
 // that exists; INVALID_ARGUMENT or NOT_FOUND naming the flag.

@@ -1,11 +1,16 @@
 #include "worker/server/worker_server.h"
 
+#include <unistd.h>
+
+#include <cstdint>
+#include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc/listen_address.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "grpcpp/create_channel.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -71,6 +76,12 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
                            tls ? options.credentials : grpc::InsecureServerCredentials(),
                            &s->port_);
   builder.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  // The HTTP API's calls (LocalChannel), named so no other worker on the machine (or in the
+  // pod's network namespace) shares the socket.
+  std::random_device random;
+  s->local_address_ = absl::StrCat("unix-abstract:ringserve-worker-", ::getpid(), "-",
+                                   absl::Hex((uint64_t{random()} << 32) | random()));
+  builder.AddListeningPort(s->local_address_, grpc::InsecureServerCredentials());
   ListenExclusively(builder);
   builder.RegisterService(s->inference_.get());
   builder.RegisterService(s->admin_.get());
@@ -93,6 +104,12 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
 }
 
 WorkerServer::~WorkerServer() { Shutdown(absl::ZeroDuration()); }
+
+std::shared_ptr<grpc::Channel> WorkerServer::LocalChannel() const {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // the worker's own limit applies to requests
+  return grpc::CreateCustomChannel(local_address_, grpc::InsecureChannelCredentials(), args);
+}
 
 void WorkerServer::BeginDrain() {
   if (draining_.exchange(true)) return;

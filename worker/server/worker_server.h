@@ -50,6 +50,9 @@ class WorkerServer {
 
   int port() const { return port_; }
   engine::Generator& generator() { return *generator_; }
+  // A channel to this server over a Unix socket in the abstract namespace, for the worker's
+  // own HTTP API (openai::OpenAiFront): its calls take the gRPC path, flow control included.
+  std::shared_ptr<grpc::Channel> LocalChannel() const;
 
   // Health NOT_SERVING and new Generate calls UNAVAILABLE; admitted jobs go on.
   void BeginDrain();
@@ -71,6 +74,7 @@ class WorkerServer {
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::string local_address_;  // "unix-abstract:..." (LocalChannel)
   std::atomic<bool> draining_{false};
   std::atomic<bool> shut_down_{false};
   // Last, so scrapes stop reading the generator before it goes.

@@ -6,9 +6,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "router/openai/openai_error.h"
-#include "router/openai/openai_request.h"
-#include "router/openai/openai_response.h"
+#include "common/openai/openai_error.h"
+#include "common/openai/openai_request.h"
+#include "common/openai/openai_response.h"
 
 namespace ringserve::openai {
 namespace {

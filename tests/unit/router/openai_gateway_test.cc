@@ -1,7 +1,7 @@
 // OpenAiGateway behind ringserve-router's HTTP server and router, over a FakeWorker: a client
 // that stops reading its stream stops the worker's stream too (flow control, as the gRPC
 // proxy gives), a slow reader still gets every event, and a client that leaves cancels.
-#include "router/openai/openai_gateway.h"
+#include "common/openai/openai_gateway.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -20,7 +20,7 @@
 #include "common/http/http_server.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
-#include "router/openai/model_catalog.h"
+#include "common/openai/model_catalog.h"
 #include "router/router_server.h"
 #include "tests/unit/router/fake_worker.h"
 #include "tests/unit/router/openai_stack.h"

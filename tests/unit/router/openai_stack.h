@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "common/http/http_server.h"
-#include "router/openai/openai_gateway.h"
+#include "common/openai/openai_gateway.h"
 #include "router/router_server.h"
 #include "tests/unit/router/fake_worker.h"
 

@@ -1,8 +1,8 @@
 // ringserve.v1 Generate streams rendered as OpenAI's responses: a whole text_completion or
 // chat.completion object, or the stream of chunk objects as Server-Sent Events ending in
 // "data: [DONE]".
-#ifndef RINGSERVE_ROUTER_OPENAI_OPENAI_RESPONSE_H_
-#define RINGSERVE_ROUTER_OPENAI_OPENAI_RESPONSE_H_
+#ifndef RINGSERVE_COMMON_OPENAI_OPENAI_RESPONSE_H_
+#define RINGSERVE_COMMON_OPENAI_OPENAI_RESPONSE_H_
 
 #include <cstdint>
 #include <map>
@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "common/openai/openai_request.h"
 #include "nlohmann/json.hpp"
 #include "ringserve/v1/inference.pb.h"
-#include "router/openai/openai_request.h"
 
 namespace ringserve::openai {
 
@@ -123,4 +123,4 @@ std::string SseEvent(const std::string& data);
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_OPENAI_RESPONSE_H_
+#endif  // RINGSERVE_COMMON_OPENAI_OPENAI_RESPONSE_H_

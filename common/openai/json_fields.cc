@@ -1,4 +1,4 @@
-#include "router/openai/json_fields.h"
+#include "common/openai/json_fields.h"
 
 #include <cmath>
 #include <utility>

@@ -1,7 +1,7 @@
 // ModelCatalog: the served model's ModelInfo, fetched from the fleet (GetModelInfo through
 // the router) and kept for a while, so that resolving a request's "model" costs no call.
-#ifndef RINGSERVE_ROUTER_OPENAI_MODEL_CATALOG_H_
-#define RINGSERVE_ROUTER_OPENAI_MODEL_CATALOG_H_
+#ifndef RINGSERVE_COMMON_OPENAI_MODEL_CATALOG_H_
+#define RINGSERVE_COMMON_OPENAI_MODEL_CATALOG_H_
 
 #include <functional>
 #include <memory>
@@ -13,8 +13,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/openai/call_context.h"
 #include "ringserve/v1/inference.grpc.pb.h"
-#include "router/openai/call_context.h"
 
 namespace ringserve::openai {
 
@@ -56,4 +56,4 @@ std::string AdapterFor(const std::string& model, const ringserve::v1::ModelInfo&
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_MODEL_CATALOG_H_
+#endif  // RINGSERVE_COMMON_OPENAI_MODEL_CATALOG_H_

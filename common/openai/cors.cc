@@ -1,9 +1,9 @@
-#include "router/openai/cors.h"
+#include "common/openai/cors.h"
 
 #include <algorithm>
 #include <utility>
 
-#include "router/openai/head_hook_writer.h"
+#include "common/openai/head_hook_writer.h"
 
 namespace ringserve::openai {
 

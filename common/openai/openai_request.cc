@@ -1,4 +1,4 @@
-#include "router/openai/openai_request.h"
+#include "common/openai/openai_request.h"
 
 #include <cstdint>
 #include <limits>
@@ -7,8 +7,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/openai/json_fields.h"
 #include "common/status_macros.h"
-#include "router/openai/json_fields.h"
 
 namespace ringserve::openai {
 namespace {

@@ -4,8 +4,8 @@
 // stop_token_ids, guided_json, ...) and ringserve's own (session_id, append, priority)
 // are read from the same body, as `extra_body` sends them. A parameter ringserve cannot
 // honour is INVALID_ARGUMENT naming it, never silently dropped.
-#ifndef RINGSERVE_ROUTER_OPENAI_OPENAI_REQUEST_H_
-#define RINGSERVE_ROUTER_OPENAI_OPENAI_REQUEST_H_
+#ifndef RINGSERVE_COMMON_OPENAI_OPENAI_REQUEST_H_
+#define RINGSERVE_COMMON_OPENAI_OPENAI_REQUEST_H_
 
 #include <optional>
 #include <string>
@@ -75,4 +75,4 @@ absl::StatusOr<DetokenizeCall> ParseDetokenizeRequest(absl::string_view text);
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_OPENAI_REQUEST_H_
+#endif  // RINGSERVE_COMMON_OPENAI_OPENAI_REQUEST_H_

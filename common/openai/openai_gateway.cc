@@ -1,4 +1,4 @@
-#include "router/openai/openai_gateway.h"
+#include "common/openai/openai_gateway.h"
 
 #include <cstring>
 #include <random>
@@ -9,13 +9,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/openai/generate_call.h"
+#include "common/openai/head_hook_writer.h"
+#include "common/openai/openai_error.h"
+#include "common/openai/openai_request.h"
+#include "common/openai/openai_response.h"
+#include "common/openai/unary_call.h"
 #include "grpcpp/support/client_callback.h"
-#include "router/openai/generate_call.h"
-#include "router/openai/head_hook_writer.h"
-#include "router/openai/openai_error.h"
-#include "router/openai/openai_request.h"
-#include "router/openai/openai_response.h"
-#include "router/openai/unary_call.h"
 
 namespace ringserve::openai {
 namespace {

@@ -1,11 +1,11 @@
-#include "router/openai/http_metrics.h"
+#include "common/openai/http_metrics.h"
 
 #include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/openai/head_hook_writer.h"
 #include "prometheus/counter.h"
-#include "router/openai/head_hook_writer.h"
 
 namespace ringserve::openai {
 namespace {
@@ -40,9 +40,9 @@ class CountingWriter final : public HeadHookWriter {
 
 }  // namespace
 
-HttpMetrics::HttpMetrics(prometheus::Registry& registry)
+HttpMetrics::HttpMetrics(prometheus::Registry& registry, const std::string& name)
     : requests_(prometheus::BuildCounter()
-                    .Name("ringserve_router_http_requests_total")
+                    .Name(name)
                     .Help("Responses of the OpenAI HTTP API by endpoint and HTTP status")
                     .Register(registry)) {}
 

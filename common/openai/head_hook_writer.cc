@@ -1,4 +1,4 @@
-#include "router/openai/head_hook_writer.h"
+#include "common/openai/head_hook_writer.h"
 
 namespace ringserve::openai {
 namespace {

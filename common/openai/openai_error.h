@@ -1,7 +1,7 @@
 // Errors as OpenAI's clients read them: an HTTP status and {"error": {message, type, param,
 // code}}, from the gRPC status a ringserve call ended with.
-#ifndef RINGSERVE_ROUTER_OPENAI_OPENAI_ERROR_H_
-#define RINGSERVE_ROUTER_OPENAI_OPENAI_ERROR_H_
+#ifndef RINGSERVE_COMMON_OPENAI_OPENAI_ERROR_H_
+#define RINGSERVE_COMMON_OPENAI_OPENAI_ERROR_H_
 
 #include <string>
 
@@ -19,4 +19,4 @@ std::string ErrorBody(const absl::Status& status);
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_OPENAI_ERROR_H_
+#endif  // RINGSERVE_COMMON_OPENAI_OPENAI_ERROR_H_

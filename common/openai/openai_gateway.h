@@ -1,7 +1,7 @@
 // OpenAiGateway: OpenAI's HTTP API in front of ringserve.v1.Inference. Each HTTP request
-// becomes gRPC calls on a channel to the router (its local Unix socket in ringserve-router
-// --http-port),
-// so routing, authentication, limits, metrics and drain are the router's own:
+// becomes gRPC calls on a channel to the serving binary's own server (its local Unix socket:
+// ringserve-router --http-port, or a worker's), so routing, authentication, limits, metrics
+// and drain are that server's own:
 //   GET  /v1/models             the served model and the adapters the workers list
 //   GET  /v1/models/{id}        one of them
 //   POST /v1/completions        text completion (prompt: text, token ids, or a batch of them)
@@ -10,8 +10,8 @@
 //   POST /tokenize              a prompt's or a chat's token ids (vLLM's)
 //   GET  /health                200 while the gateway serves
 // Both generation endpoints stream as Server-Sent Events with "stream": true.
-#ifndef RINGSERVE_ROUTER_OPENAI_OPENAI_GATEWAY_H_
-#define RINGSERVE_ROUTER_OPENAI_OPENAI_GATEWAY_H_
+#ifndef RINGSERVE_COMMON_OPENAI_OPENAI_GATEWAY_H_
+#define RINGSERVE_COMMON_OPENAI_OPENAI_GATEWAY_H_
 
 #include <functional>
 #include <memory>
@@ -20,11 +20,11 @@
 
 #include "absl/time/time.h"
 #include "common/http/http_server.h"
+#include "common/openai/cors.h"
+#include "common/openai/http_metrics.h"
+#include "common/openai/model_catalog.h"
 #include "grpcpp/channel.h"
 #include "ringserve/v1/inference.grpc.pb.h"
-#include "router/openai/cors.h"
-#include "router/openai/http_metrics.h"
-#include "router/openai/model_catalog.h"
 
 namespace ringserve::openai {
 
@@ -42,7 +42,7 @@ struct GatewayOptions {
   std::function<std::string()> metrics_text;
 };
 
-// Owner: the process (ringserve-router's main) or a test; calls in flight hold what they
+// Owner: the process (an OpenAiFront) or a test; calls in flight hold what they
 // need, so it may go before them. Thread: Handle runs on the HTTP server's thread; the
 // calls' callbacks on gRPC's.
 class OpenAiGateway {
@@ -87,4 +87,4 @@ class OpenAiGateway {
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_OPENAI_GATEWAY_H_
+#endif  // RINGSERVE_COMMON_OPENAI_OPENAI_GATEWAY_H_

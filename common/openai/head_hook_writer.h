@@ -1,8 +1,8 @@
 // HeadHookWriter: a ResponseWriter that forwards everything to the server's writer and lets
 // a subclass see (and add to) each response's head first: the HTTP API's metrics count the
 // status, and CORS adds its headers, without either touching the code that answers.
-#ifndef RINGSERVE_ROUTER_OPENAI_HEAD_HOOK_WRITER_H_
-#define RINGSERVE_ROUTER_OPENAI_HEAD_HOOK_WRITER_H_
+#ifndef RINGSERVE_COMMON_OPENAI_HEAD_HOOK_WRITER_H_
+#define RINGSERVE_COMMON_OPENAI_HEAD_HOOK_WRITER_H_
 
 #include <functional>
 #include <memory>
@@ -51,4 +51,4 @@ std::shared_ptr<http::ResponseWriter> WithHeaders(http::Headers headers,
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_HEAD_HOOK_WRITER_H_
+#endif  // RINGSERVE_COMMON_OPENAI_HEAD_HOOK_WRITER_H_

@@ -2,8 +2,8 @@
 // (ringserve_router_http_requests_total{endpoint,code}), counted as each response's head
 // goes out. Errors the gateway answers itself (bad JSON, unknown paths) never reach the
 // router's gRPC metrics; this counts them with the rest.
-#ifndef RINGSERVE_ROUTER_OPENAI_HTTP_METRICS_H_
-#define RINGSERVE_ROUTER_OPENAI_HTTP_METRICS_H_
+#ifndef RINGSERVE_COMMON_OPENAI_HTTP_METRICS_H_
+#define RINGSERVE_COMMON_OPENAI_HTTP_METRICS_H_
 
 #include <memory>
 #include <string>
@@ -15,10 +15,13 @@
 
 namespace ringserve::openai {
 
-// Owner: ringserve-router's main (the registry outlives it). Thread: any.
+// Owner: the serving binary's OpenAiFront (the registry outlives it). Thread: any.
 class HttpMetrics {
  public:
-  explicit HttpMetrics(prometheus::Registry& registry);
+  // `name`: the counter's, the serving binary's (ringserve_worker_http_requests_total for a
+  // worker's own HTTP port).
+  explicit HttpMetrics(prometheus::Registry& registry,
+                       const std::string& name = "ringserve_router_http_requests_total");
 
   // `writer`, counting its response's status once under `path` (an endpoint the API has,
   // else "other", so clients cannot grow the label set).
@@ -33,4 +36,4 @@ class HttpMetrics {
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_HTTP_METRICS_H_
+#endif  // RINGSERVE_COMMON_OPENAI_HTTP_METRICS_H_

@@ -1,7 +1,7 @@
 // Typed fields of a request's JSON body, each error naming the field as the client wrote it
 // ("messages[2].content", "stream_options.include_usage").
-#ifndef RINGSERVE_ROUTER_OPENAI_JSON_FIELDS_H_
-#define RINGSERVE_ROUTER_OPENAI_JSON_FIELDS_H_
+#ifndef RINGSERVE_COMMON_OPENAI_JSON_FIELDS_H_
+#define RINGSERVE_COMMON_OPENAI_JSON_FIELDS_H_
 
 #include <cstdint>
 #include <optional>
@@ -62,4 +62,4 @@ absl::StatusOr<int64_t> WholeNumber(const Json& value, absl::string_view field, 
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_JSON_FIELDS_H_
+#endif  // RINGSERVE_COMMON_OPENAI_JSON_FIELDS_H_

@@ -1,16 +1,16 @@
 // One /v1/completions or /v1/chat/completions request in flight: a Generate stream per
 // prompt through the router, their messages rendered into one OpenAI response, whole or as
 // Server-Sent Events.
-#ifndef RINGSERVE_ROUTER_OPENAI_GENERATE_CALL_H_
-#define RINGSERVE_ROUTER_OPENAI_GENERATE_CALL_H_
+#ifndef RINGSERVE_COMMON_OPENAI_GENERATE_CALL_H_
+#define RINGSERVE_COMMON_OPENAI_GENERATE_CALL_H_
 
 #include <memory>
 
 #include "common/http/http_server.h"
+#include "common/openai/call_context.h"
+#include "common/openai/openai_request.h"
+#include "common/openai/openai_response.h"
 #include "ringserve/v1/inference.grpc.pb.h"
-#include "router/openai/call_context.h"
-#include "router/openai/openai_request.h"
-#include "router/openai/openai_response.h"
 
 namespace ringserve::openai {
 
@@ -23,4 +23,4 @@ void StartGenerateCall(const std::shared_ptr<ringserve::v1::Inference::Stub>& st
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_GENERATE_CALL_H_
+#endif  // RINGSERVE_COMMON_OPENAI_GENERATE_CALL_H_

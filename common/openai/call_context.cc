@@ -1,4 +1,4 @@
-#include "router/openai/call_context.h"
+#include "common/openai/call_context.h"
 
 namespace ringserve::openai {
 

@@ -1,8 +1,8 @@
 // CorsPolicy: which web origins may call the HTTP API from a browser
 // (ringserve-router --http-allowed-origins), the headers their responses carry, and the
 // answer to a browser's preflight. Off by default: a browser page then cannot read answers.
-#ifndef RINGSERVE_ROUTER_OPENAI_CORS_H_
-#define RINGSERVE_ROUTER_OPENAI_CORS_H_
+#ifndef RINGSERVE_COMMON_OPENAI_CORS_H_
+#define RINGSERVE_COMMON_OPENAI_CORS_H_
 
 #include <memory>
 #include <optional>
@@ -41,4 +41,4 @@ class CorsPolicy {
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_CORS_H_
+#endif  // RINGSERVE_COMMON_OPENAI_CORS_H_

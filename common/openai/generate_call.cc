@@ -1,12 +1,12 @@
-#include "router/openai/generate_call.h"
+#include "common/openai/generate_call.h"
 
 #include <mutex>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/openai/openai_error.h"
 #include "grpcpp/support/client_callback.h"
-#include "router/openai/openai_error.h"
 
 namespace ringserve::openai {
 namespace {

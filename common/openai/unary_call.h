@@ -1,8 +1,8 @@
 // StartUnaryCall: one unary gRPC call made for an HTTP request, on the stub's callback API,
 // with the HTTP client's metadata, cancelled if the client leaves; the answer arrives as
 // absl::StatusOr. The call's context, request and response live until its callback ran.
-#ifndef RINGSERVE_ROUTER_OPENAI_UNARY_CALL_H_
-#define RINGSERVE_ROUTER_OPENAI_UNARY_CALL_H_
+#ifndef RINGSERVE_COMMON_OPENAI_UNARY_CALL_H_
+#define RINGSERVE_COMMON_OPENAI_UNARY_CALL_H_
 
 #include <functional>
 #include <memory>
@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "common/http/http_server.h"
+#include "common/openai/call_context.h"
 #include "grpcpp/client_context.h"
-#include "router/openai/call_context.h"
 
 namespace ringserve::openai {
 
@@ -48,4 +48,4 @@ void StartUnaryCall(Start start, const HttpClient& client, Request request,
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_UNARY_CALL_H_
+#endif  // RINGSERVE_COMMON_OPENAI_UNARY_CALL_H_

@@ -1,8 +1,8 @@
 // What each gRPC call made for an HTTP request carries from it: the bearer token (the
 // router's CallPolicy checks it as for any client) and the client's address, by which the
 // router counts per-client limits for calls arriving through its local channel.
-#ifndef RINGSERVE_ROUTER_OPENAI_CALL_CONTEXT_H_
-#define RINGSERVE_ROUTER_OPENAI_CALL_CONTEXT_H_
+#ifndef RINGSERVE_COMMON_OPENAI_CALL_CONTEXT_H_
+#define RINGSERVE_COMMON_OPENAI_CALL_CONTEXT_H_
 
 #include <string>
 
@@ -29,4 +29,4 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace ringserve::openai
 
-#endif  // RINGSERVE_ROUTER_OPENAI_CALL_CONTEXT_H_
+#endif  // RINGSERVE_COMMON_OPENAI_CALL_CONTEXT_H_

@@ -1,4 +1,4 @@
-#include "router/openai/openai_response.h"
+#include "common/openai/openai_response.h"
 
 #include <charconv>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "router/openai/openai_error.h"
+#include "common/openai/openai_error.h"
 
 #include "absl/status/status.h"
 #include "nlohmann/json.hpp"

@@ -1,8 +1,8 @@
-#include "router/openai/model_catalog.h"
+#include "common/openai/model_catalog.h"
 
 #include <utility>
 
-#include "router/openai/unary_call.h"
+#include "common/openai/unary_call.h"
 
 namespace ringserve::openai {
 

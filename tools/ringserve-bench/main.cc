@@ -49,6 +49,28 @@ struct BenchFlags {
   bool json = false;
 };
 
+// HOST and PORT of "[http://]HOST:PORT[/v1]" ("[::1]:8000" for an IPv6 address; an OpenAI
+// SDK's base URL, with its /v1, is taken as it is).
+absl::Status SplitHttpTarget(std::string target, std::string& host, int& port) {
+  if (absl::StartsWith(target, "https://")) {
+    return absl::InvalidArgumentError("--api openai speaks plain HTTP: no https:// targets");
+  }
+  if (absl::StartsWith(target, "http://")) target = target.substr(7);
+  if (!target.empty() && target.back() == '/') target.pop_back();
+  if (absl::EndsWith(target, "/v1")) target.resize(target.size() - 3);
+  const size_t colon = target.rfind(':');
+  if (colon == std::string::npos || !absl::SimpleAtoi(target.substr(colon + 1), &port) ||
+      port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--target \"", target, "\" is not [http://]HOST:PORT"));
+  }
+  host = target.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
   ArgParser parser;
   parser.SetUsage(kUsage);
@@ -96,6 +118,9 @@ absl::Status ParseFlags(int argc, char** argv, BenchFlags& flags) {
     return absl::InvalidArgumentError("--api must be grpc or openai");
   }
   if (flags.api == "openai") {
+    std::string host;
+    int port = 0;
+    RS_RETURN_IF_ERROR(SplitHttpTarget(flags.target, host, port));
     if (flags.vocab_size <= Workload::kFirstTokenId) {
       return absl::InvalidArgumentError(
           "--api openai needs --vocab-size (OpenAI's API does not say it)");
@@ -149,26 +174,6 @@ absl::StatusOr<ServedModel> FetchGrpcModel(const std::string& target,
     return FromGrpcStatus(s);
   }
   return ServedModel{info.model_name(), info.vocab_size(), info.context_length()};
-}
-
-// HOST and PORT of "[http://]HOST:PORT" ("[::1]:8000" for an IPv6 address).
-absl::Status SplitHttpTarget(std::string target, std::string& host, int& port) {
-  if (absl::StartsWith(target, "https://")) {
-    return absl::InvalidArgumentError("--api openai speaks plain HTTP: no https:// targets");
-  }
-  if (absl::StartsWith(target, "http://")) target = target.substr(7);
-  if (!target.empty() && target.back() == '/') target.pop_back();
-  const size_t colon = target.rfind(':');
-  if (colon == std::string::npos || !absl::SimpleAtoi(target.substr(colon + 1), &port) ||
-      port <= 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--target \"", target, "\" is not [http://]HOST:PORT"));
-  }
-  host = target.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  return absl::OkStatus();
 }
 
 // The model's name from /v1/models (the first listed unless --model names one) and its

@@ -82,6 +82,18 @@ TEST_F(BenchOpenAiTest, EmbeddingsAndErrorsByTheirCode) {
   EXPECT_TRUE(absl::StrContains(missing.err, "NOT_FOUND")) << missing.err;
   const ToolRun refused = RunTool("ringserve-bench", OpenAiTarget() + " --connections 2");
   EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  for (const char* target : {"https://127.0.0.1:1", "127.0.0.1", "127.0.0.1:x"}) {
+    const ToolRun bad = RunTool("ringserve-bench", absl::StrCat("--api openai --vocab-size 99 "
+                                                                "--target ",
+                                                                target));
+    EXPECT_EQ(bad.exit_code, 2) << target << ": " << bad.err;
+  }
+  // An OpenAI SDK's base URL is taken as it is.
+  const Json base_url =
+      BenchJson(absl::StrCat("--api openai --vocab-size 32000 --target "
+                             "http://127.0.0.1:",
+                             stack_.http().port(), "/v1/ --requests 2"));
+  EXPECT_EQ(base_url["requests_ok"], 2);
   const ToolRun no_vocab = RunTool(
       "ringserve-bench", absl::StrCat("--api openai --target 127.0.0.1:", stack_.http().port()));
   EXPECT_EQ(no_vocab.exit_code, 2) << no_vocab.err;

@@ -17,18 +17,6 @@ namespace {
 // A chunk-size line with its extensions; extensions are ignored, so this only bounds memory.
 constexpr size_t kMaxChunkLineBytes = 4096;
 
-// Saturates at SIZE_MAX rather than overflowing: any such length is over every limit.
-bool ParseDecimal(absl::string_view digits, size_t& value) {
-  if (digits.empty()) return false;
-  value = 0;
-  for (const char c : digits) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
-    const auto digit = static_cast<size_t>(c - '0');
-    value = value > (SIZE_MAX - digit) / 10 ? SIZE_MAX : value * 10 + digit;
-  }
-  return true;
-}
-
 // The path of a target: origin-form up to '?'; for an absolute-form target (RFC 9112
 // section 3.2.2, which a server must accept) what follows the authority.
 std::string PathOf(absl::string_view target) {
@@ -185,7 +173,8 @@ bool HttpRequestParser::ParseFraming() {
   // A list of identical lengths ("42, 42") is one length (section 6.3).
   std::vector<std::string> lengths = ListElements(headers, "content-length");
   size_t length = 0;
-  if (lengths.empty() || !ParseDecimal(lengths[0], length) ||
+  // An overflowing length is SIZE_MAX: over the body limit, refused with 413 below.
+  if (lengths.empty() || ParseDecimal(lengths[0], length) == NumberResult::kMalformed ||
       std::any_of(lengths.begin(), lengths.end(),
                   [&](const std::string& l) { return l != lengths[0]; })) {
     Fail(400, "invalid Content-Length");
@@ -267,15 +256,8 @@ bool HttpRequestParser::TakeLine(absl::string_view input, size_t& pos, size_t ma
 }
 
 void HttpRequestParser::OnChunkSizeLine() {
-  const absl::string_view line = line_;
-  size_t digits = 0;
   size_t size = 0;
-  for (; digits < line.size() && HexValue(line[digits]) >= 0; ++digits) {
-    size = size > (SIZE_MAX >> 4) ? SIZE_MAX : (size << 4) | HexValue(line[digits]);
-  }
-  // Extensions after ';' are ignored (RFC 9112 section 7.1.1); BWS may precede them.
-  const absl::string_view rest = TrimOws(line.substr(digits));
-  if (digits == 0 || (!rest.empty() && rest.front() != ';')) {
+  if (ParseChunkSize(line_, size) == NumberResult::kMalformed) {
     return Fail(400, "malformed chunk size");
   }
   line_.clear();

@@ -18,20 +18,6 @@ namespace {
 // A chunk-size line with its extensions; extensions are ignored, so this only bounds memory.
 constexpr size_t kMaxChunkLineBytes = 4096;
 
-// Unlike the request parser's, this refuses a value that overflows rather than saturating: a
-// client has no body limit that would refuse such a length anyway.
-bool ParseDecimal(absl::string_view digits, size_t& value) {
-  if (digits.empty()) return false;
-  value = 0;
-  for (const char c : digits) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
-    const auto digit = static_cast<size_t>(c - '0');
-    if (value > (SIZE_MAX - digit) / 10) return false;
-    value = value * 10 + digit;
-  }
-  return true;
-}
-
 }  // namespace
 
 const std::string* HttpResponseHead::Header(absl::string_view lower_name) const {
@@ -196,7 +182,8 @@ void HttpResponseParser::ParseContentLength() {
   // other list is a response that some hop may have framed differently.
   const std::vector<std::string> lengths = ListElements(head_.headers, "content-length");
   size_t length = 0;
-  if (lengths.empty() || !ParseDecimal(lengths[0], length)) {
+  // An overflowing length is refused: a client has no body limit that would refuse it later.
+  if (lengths.empty() || ParseDecimal(lengths[0], length) != NumberResult::kOk) {
     return Fail("invalid Content-Length");
   }
   if (std::any_of(lengths.begin(), lengths.end(),
@@ -282,18 +269,15 @@ bool HttpResponseParser::TakeLine(absl::string_view input, size_t& pos, size_t m
 }
 
 void HttpResponseParser::OnChunkSizeLine() {
-  const absl::string_view line = line_;
-  size_t digits = 0;
   size_t size = 0;
-  for (; digits < line.size() && HexValue(line[digits]) >= 0; ++digits) {
-    // A size that does not fit is refused, not saturated: there is no body limit to catch it.
-    if (size > (SIZE_MAX >> 4)) return Fail("chunk size overflows");
-    size = (size << 4) | static_cast<size_t>(HexValue(line[digits]));
-  }
-  // Extensions after ';' are ignored (RFC 9112 section 7.1.1); BWS may precede them.
-  const absl::string_view rest = TrimOws(line.substr(digits));
-  if (digits == 0 || (!rest.empty() && rest.front() != ';')) {
-    return Fail("malformed chunk size");
+  switch (ParseChunkSize(line_, size)) {
+    case NumberResult::kMalformed:
+      return Fail("malformed chunk size");
+    case NumberResult::kOverflow:
+      // Refused, not saturated: there is no body limit to catch it later.
+      return Fail("chunk size overflows");
+    case NumberResult::kOk:
+      break;
   }
   line_.clear();
   if (size == 0) {

@@ -1,6 +1,7 @@
 #include "common/http/http_syntax.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -51,6 +52,32 @@ int HexValue(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
+}
+
+NumberResult ParseDecimal(absl::string_view digits, size_t& value) {
+  if (digits.empty()) return NumberResult::kMalformed;
+  value = 0;
+  bool overflow = false;
+  for (const char c : digits) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return NumberResult::kMalformed;
+    const auto digit = static_cast<size_t>(c - '0');
+    overflow = overflow || value > (SIZE_MAX - digit) / 10;
+    value = overflow ? SIZE_MAX : value * 10 + digit;
+  }
+  return overflow ? NumberResult::kOverflow : NumberResult::kOk;
+}
+
+NumberResult ParseChunkSize(absl::string_view line, size_t& size) {
+  size_t digits = 0;
+  size = 0;
+  bool overflow = false;
+  for (; digits < line.size() && HexValue(line[digits]) >= 0; ++digits) {
+    overflow = overflow || size > (SIZE_MAX >> 4);
+    size = overflow ? SIZE_MAX : (size << 4) | static_cast<size_t>(HexValue(line[digits]));
+  }
+  const absl::string_view rest = TrimOws(line.substr(digits));
+  if (digits == 0 || (!rest.empty() && rest.front() != ';')) return NumberResult::kMalformed;
+  return overflow ? NumberResult::kOverflow : NumberResult::kOk;
 }
 
 LineResult TakeLine(absl::string_view input, size_t& pos, size_t max_line_bytes,

@@ -29,6 +29,14 @@ bool ListContains(const std::vector<std::string>& elements, absl::string_view wa
 // 0-15 for a hex digit, else -1.
 int HexValue(char c);
 
+enum class NumberResult { kOk, kMalformed, kOverflow };
+// Decimal digits (a Content-Length). kOverflow when the value does not fit a size_t: `value`
+// is then SIZE_MAX (over every limit a server has), never a wrapped-around small number.
+NumberResult ParseDecimal(absl::string_view digits, size_t& value);
+// A chunk-size line (RFC 9112 section 7.1): hex digits, then optional whitespace and
+// extensions after ';', which are ignored; kOverflow as ParseDecimal's.
+NumberResult ParseChunkSize(absl::string_view line, size_t& size);
+
 enum class LineResult { kIncomplete, kWhole, kTooLong };
 // Appends `input` from `pos` up to a line end to `line`, moving `pos` past what it took:
 // kWhole when the line ended (`line` holds it without its CRLF or LF), kIncomplete when the

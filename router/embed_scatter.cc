@@ -26,10 +26,8 @@ constexpr char kMethod[] = "Embed";
 
 // The route a Generate of this one input would take.
 Route RouteOfInput(const EmbedRequest& request, int input, const ProxyEnv& env) {
-  EmbedRequest one;
-  one.set_adapter(request.adapter());
-  *one.add_inputs() = request.inputs(input);
-  return Route::ForEmbed(one, env.prefix_affinity_bytes, env.adapter_affinity);
+  return Route::ForEmbedInput(request.inputs(input), request.adapter(), env.prefix_affinity_bytes,
+                              env.adapter_affinity);
 }
 
 // A worker's error names an input by its place in the worker's share ("inputs[2]: ..."): the

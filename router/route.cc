@@ -29,15 +29,20 @@ Route Route::ForGenerate(const v1::GenerateRequest& request, int prefix_affinity
 Route Route::ForEmbed(const v1::EmbedRequest& request, int prefix_affinity_bytes,
                       bool adapter_affinity) {
   if (request.inputs_size() == 0) return Route{};
-  v1::GenerateRequest first;
-  const v1::EmbedInput& input = request.inputs(0);
+  return ForEmbedInput(request.inputs(0), request.adapter(), prefix_affinity_bytes,
+                       adapter_affinity);
+}
+
+Route Route::ForEmbedInput(const v1::EmbedInput& input, const std::string& adapter,
+                           int prefix_affinity_bytes, bool adapter_affinity) {
+  v1::GenerateRequest generate;
   if (input.has_tokens()) {
-    *first.mutable_tokens() = input.tokens();
+    *generate.mutable_tokens() = input.tokens();
   } else {
-    first.set_text(input.text());
+    generate.set_text(input.text());
   }
-  first.set_adapter(request.adapter());
-  return ForGenerate(first, prefix_affinity_bytes, adapter_affinity);
+  generate.set_adapter(adapter);
+  return ForGenerate(generate, prefix_affinity_bytes, adapter_affinity);
 }
 
 Target RoutePlanner::First() {

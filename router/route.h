@@ -47,6 +47,10 @@ struct Route {
   // input embedded again finds its blocks in the same worker's prefix cache.
   static Route ForEmbed(const v1::EmbedRequest& request, int prefix_affinity_bytes,
                         bool adapter_affinity = false);
+  // One input of an Embed under `adapter`: keyed as a Generate of that input alone
+  // (EmbedScatter places each input so).
+  static Route ForEmbedInput(const v1::EmbedInput& input, const std::string& adapter,
+                             int prefix_affinity_bytes, bool adapter_affinity = false);
 };
 
 // The worker one attempt goes to, counted in flight against it while this lives.

@@ -1,5 +1,6 @@
 #include "common/openai/generate_call.h"
 
+#include <functional>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -27,12 +28,14 @@ constexpr size_t kResumeBytes = 64 << 10;
 // callback threads, one mutex over the rendering and the writer's order.
 class Call : public std::enable_shared_from_this<Call> {
  public:
-  Call(GenerateCall call, ResponseMeta meta, std::shared_ptr<http::ResponseWriter> writer)
-      : stream_(call.stream),
-        include_usage_(call.include_usage),
-        renderer_(std::move(meta), static_cast<int>(call.requests.size())),
+  Call(std::vector<pb::GenerateRequest> requests, bool stream,
+       std::unique_ptr<GenerateRenderer> renderer, std::shared_ptr<http::ResponseWriter> writer,
+       std::function<void(const absl::Status&)> on_done)
+      : stream_(stream),
+        renderer_(std::move(renderer)),
         writer_(std::move(writer)),
-        requests_(std::move(call.requests)),
+        on_done_(std::move(on_done)),
+        requests_(std::move(requests)),
         streams_left_(static_cast<int>(requests_.size())) {}
 
   void Start(const std::shared_ptr<pb::Inference::Stub>& stub, const HttpClient& client) {
@@ -107,25 +110,29 @@ class Call : public std::enable_shared_from_this<Call> {
     std::lock_guard lock(mu_);
     if (!first_error_.ok()) return;  // the response is an error now; the rest is dropped
     if (!stream_) {
-      renderer_.Accumulate(s.index_, message);
+      renderer_->Accumulate(s.index_, message);
       return;
     }
     StartStreamLocked(s);
-    std::string events = renderer_.StreamEvents(s.index_, message);
+    std::string events = renderer_->StreamEvents(s.index_, message);
     if (!events.empty()) writer_->Write(std::move(events));
   }
 
   void OnStreamDone(const grpc::Status& status) {
     bool cancel_others = false;
+    bool last = false;
     {
       std::lock_guard lock(mu_);
       if (!status.ok() && first_error_.ok()) {
         first_error_ = FromGrpcStatus(status);
         cancel_others = streams_left_ > 1;
       }
-      if (--streams_left_ == 0) FinishLocked();
+      last = --streams_left_ == 0;
+      if (last) FinishLocked();
     }
     if (cancel_others) CancelAll();
+    // No stream touches first_error_ once the last has ended.
+    if (last && on_done_ != nullptr) on_done_(first_error_);
   }
 
   void FinishLocked() {
@@ -134,26 +141,24 @@ class Call : public std::enable_shared_from_this<Call> {
       return;
     }
     if (!stream_) {
-      writer_->Respond(200, kJson, renderer_.Body());
+      writer_->Respond(200, kJson, renderer_->Body());
       return;
     }
     if (!started_) {  // every stream ended without a message (n = 0 tokens and no final)
       started_ = true;
       writer_->StartStream(200, kEventStream, {{"Cache-Control", "no-cache"}});
     }
-    // An error after the stream began travels as an event, as vLLM sends it.
-    if (!first_error_.ok()) writer_->Write(SseEvent(ErrorBody(first_error_)));
-    writer_->Write(renderer_.StreamEnd(include_usage_ && first_error_.ok()));
+    writer_->Write(renderer_->StreamEnd(first_error_));
     writer_->Finish();
   }
 
   const bool stream_;
-  const bool include_usage_;
   std::mutex mu_;
-  ResponseRenderer renderer_;  // guarded by mu_
-  bool started_ = false;       // guarded by mu_: the streamed response's head went out
-  absl::Status first_error_;   // guarded by mu_
+  const std::unique_ptr<GenerateRenderer> renderer_;  // used under mu_
+  bool started_ = false;      // guarded by mu_: the streamed response's head went out
+  absl::Status first_error_;  // guarded by mu_
   const std::shared_ptr<http::ResponseWriter> writer_;
+  const std::function<void(const absl::Status&)> on_done_;
   const std::vector<pb::GenerateRequest> requests_;
   std::vector<std::unique_ptr<Stream>> streams_;  // set before any starts, then fixed
   int streams_left_;                              // guarded by mu_
@@ -161,11 +166,24 @@ class Call : public std::enable_shared_from_this<Call> {
 
 }  // namespace
 
+void StartGenerateStreams(const std::shared_ptr<pb::Inference::Stub>& stub,
+                          std::vector<pb::GenerateRequest> requests, bool stream,
+                          std::unique_ptr<GenerateRenderer> renderer, const HttpClient& client,
+                          std::shared_ptr<http::ResponseWriter> writer,
+                          std::function<void(const absl::Status&)> on_done) {
+  auto state = std::make_shared<Call>(std::move(requests), stream, std::move(renderer),
+                                      std::move(writer), std::move(on_done));
+  state->Start(stub, client);
+}
+
 void StartGenerateCall(const std::shared_ptr<pb::Inference::Stub>& stub, GenerateCall call,
                        ResponseMeta meta, const HttpClient& client,
                        std::shared_ptr<http::ResponseWriter> writer) {
-  auto state = std::make_shared<Call>(std::move(call), std::move(meta), std::move(writer));
-  state->Start(stub, client);
+  meta.include_usage = call.include_usage;
+  const int num_requests = static_cast<int>(call.requests.size());
+  StartGenerateStreams(stub, std::move(call.requests), call.stream,
+                       std::make_unique<ResponseRenderer>(std::move(meta), num_requests), client,
+                       std::move(writer));
 }
 
 }  // namespace ringserve::openai

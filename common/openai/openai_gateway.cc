@@ -14,6 +14,7 @@
 #include "common/openai/openai_error.h"
 #include "common/openai/openai_request.h"
 #include "common/openai/openai_response.h"
+#include "common/openai/responses_call.h"
 #include "common/openai/unary_call.h"
 #include "grpcpp/support/client_callback.h"
 
@@ -25,6 +26,8 @@ namespace pb = ringserve::v1;
 constexpr char kJson[] = "application/json";
 // GET /v1/models/{id}: one model of the list.
 constexpr char kModelsPrefix[] = "/v1/models/";
+// DELETE /v1/responses/{id}: one stored response.
+constexpr char kResponsesPrefix[] = "/v1/responses/";
 // GenerateRequest.request_id's limit.
 constexpr size_t kMaxRequestIdBytes = 128;
 
@@ -52,10 +55,6 @@ OrderedJson ModelEntry(const std::string& id, const std::string& root, const Ord
                      {"root", root},
                      {"parent", parent},
                      {"max_model_len", context_length}};
-}
-
-std::string Dump(const OrderedJson& json) {
-  return json.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
 }
 
 // /v1/models: the served model, then each LoRA adapter the workers list as its child.
@@ -180,6 +179,10 @@ void OpenAiGateway::Handle(http::HttpRequest request,
     }
   } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
     if (route("POST")) Generate(request, client, std::move(writer));
+  } else if (path == "/v1/responses") {
+    if (route("POST")) Responses(request, client, std::move(writer));
+  } else if (absl::StartsWith(path, kResponsesPrefix)) {
+    StoredResponse(request, path.substr(std::strlen(kResponsesPrefix)), client, std::move(writer));
   } else if (path == "/v1/embeddings") {
     if (route("POST")) Embed(request, client, std::move(writer));
   } else if (path == "/tokenize") {
@@ -190,8 +193,8 @@ void OpenAiGateway::Handle(http::HttpRequest request,
     RespondError(*writer, absl::NotFoundError(
                               absl::StrCat("no such endpoint: ", request.method, " ", path,
                                            " (this server has /v1/models, /v1/completions, "
-                                           "/v1/chat/completions, /v1/embeddings, /tokenize, "
-                                           "/detokenize and /health)")));
+                                           "/v1/chat/completions, /v1/responses, /v1/embeddings, "
+                                           "/tokenize, /detokenize and /health)")));
   }
 }
 
@@ -241,13 +244,7 @@ void OpenAiGateway::Generate(const http::HttpRequest& request, const HttpClient&
     RespondError(*writer, call.status());
     return;
   }
-  std::string request_id = RandomId();
-  if (const std::string* header = request.Header("x-request-id");
-      header != nullptr && !header->empty()) {
-    request_id = header->substr(0, kMaxRequestIdBytes);
-  }
-  // The id goes back in a header too, so a client can match its logs with the worker's.
-  writer = WithHeaders({{"X-Request-Id", request_id}}, std::move(writer));
+  std::string request_id = RequestId(request, writer);
   ResponseMeta meta;
   meta.kind = call->kind;
   meta.id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", request_id);
@@ -272,6 +269,64 @@ void OpenAiGateway::Generate(const http::HttpRequest& request, const HttpClient&
         meta.model = call.model.empty() ? ServedName(served, info) : call.model;
         StartGenerateCall(stub, std::move(call), std::move(meta), client, writer);
       });
+}
+
+std::string OpenAiGateway::RequestId(const http::HttpRequest& request,
+                                     std::shared_ptr<http::ResponseWriter>& writer) {
+  std::string request_id = RandomId();
+  if (const std::string* header = request.Header("x-request-id");
+      header != nullptr && !header->empty()) {
+    request_id = header->substr(0, kMaxRequestIdBytes);
+  }
+  // The id goes back in a header too, so a client can match its logs with the worker's.
+  writer = WithHeaders({{"X-Request-Id", request_id}}, std::move(writer));
+  return request_id;
+}
+
+void OpenAiGateway::Responses(const http::HttpRequest& request, const HttpClient& client,
+                              std::shared_ptr<http::ResponseWriter> writer) {
+  absl::StatusOr<ResponsesCall> call = ParseResponsesRequest(request.body);
+  if (!call.ok()) {
+    RespondError(*writer, call.status());
+    return;
+  }
+  std::string request_id = RequestId(request, writer);
+  ResponsesMeta meta;
+  // Ours whatever the client's request id holds: a stored response's id names its session.
+  meta.id = absl::StrCat("resp_", RandomId());
+  meta.created_at = absl::ToUnixSeconds(absl::Now());
+  meta.logprobs = call->logprobs;
+  meta.settings = std::move(call->settings);
+  WithModelInfo(
+      client, std::move(writer),
+      [call = *std::move(call), meta = std::move(meta), client, request_id = std::move(request_id),
+       stub = stub_, served = options_.served_model_name](
+          const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
+        call.request.set_adapter(AdapterFor(call.model, info, served));
+        call.request.set_request_id(request_id);
+        meta.model = call.model.empty() ? ServedName(served, info) : call.model;
+        StartResponsesCall(stub, std::move(call), std::move(meta), client, writer);
+      });
+}
+
+void OpenAiGateway::StoredResponse(const http::HttpRequest& request, const std::string& id,
+                                   const HttpClient& client,
+                                   std::shared_ptr<http::ResponseWriter> writer) {
+  if (request.method == "DELETE") {
+    StartDeleteResponse(stub_, id, client, std::move(writer));
+    return;
+  }
+  if (request.method == "GET") {
+    RespondError(*writer, absl::UnimplementedError(
+                              "GET /v1/responses/{id}: ringserve keeps a stored response's "
+                              "conversation, to continue it with previous_response_id, but not "
+                              "the response object itself"));
+    return;
+  }
+  writer->Respond(405, kJson,
+                  ErrorBody(absl::InvalidArgumentError(
+                      absl::StrCat(request.path, " takes DELETE, not ", request.method))),
+                  {{"Allow", "DELETE"}});
 }
 
 void OpenAiGateway::Embed(const http::HttpRequest& request, const HttpClient& client,

@@ -6,10 +6,13 @@
 //   GET  /v1/models/{id}        one of them
 //   POST /v1/completions        text completion (prompt: text, token ids, or a batch of them)
 //   POST /v1/chat/completions   chat, tools, structured output, reasoning_content
+//   POST /v1/responses          the Responses API; stored responses are worker sessions that
+//                               previous_response_id continues (responses_request.h)
+//   DELETE /v1/responses/{id}   forgets a stored response
 //   POST /v1/embeddings         embeddings (float or base64)
 //   POST /tokenize              a prompt's or a chat's token ids (vLLM's)
 //   GET  /health                200 while the gateway serves
-// Both generation endpoints stream as Server-Sent Events with "stream": true.
+// The generation endpoints stream as Server-Sent Events with "stream": true.
 #ifndef RINGSERVE_COMMON_OPENAI_OPENAI_GATEWAY_H_
 #define RINGSERVE_COMMON_OPENAI_OPENAI_GATEWAY_H_
 
@@ -60,8 +63,17 @@ class OpenAiGateway {
                   std::shared_ptr<http::ResponseWriter> writer);
   void Generate(const http::HttpRequest& request, const HttpClient& client,
                 std::shared_ptr<http::ResponseWriter> writer);
+  void Responses(const http::HttpRequest& request, const HttpClient& client,
+                 std::shared_ptr<http::ResponseWriter> writer);
+  // /v1/responses/{id}: DELETE forgets it; GET is UNIMPLEMENTED (the object is not kept).
+  void StoredResponse(const http::HttpRequest& request, const std::string& id,
+                      const HttpClient& client, std::shared_ptr<http::ResponseWriter> writer);
   void Embed(const http::HttpRequest& request, const HttpClient& client,
              std::shared_ptr<http::ResponseWriter> writer);
+  // The request's id for logs (the client's X-Request-Id, else a random one); `writer` then
+  // sends it back in X-Request-Id.
+  static std::string RequestId(const http::HttpRequest& request,
+                               std::shared_ptr<http::ResponseWriter>& writer);
   void Tokenize(const http::HttpRequest& request, const HttpClient& client,
                 std::shared_ptr<http::ResponseWriter> writer);
   void Detokenize(const http::HttpRequest& request, const HttpClient& client,

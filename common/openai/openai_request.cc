@@ -1,5 +1,6 @@
 #include "common/openai/openai_request.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <utility>
@@ -40,51 +41,6 @@ absl::Status RefuseUnsupported(const JsonObject& body) {
   RS_ASSIGN_OR_RETURN(std::vector<std::string> modalities, body.Strings("modalities"));
   for (const std::string& m : modalities) {
     if (m != "text") return FieldError("modalities", "only \"text\" is supported");
-  }
-  return absl::OkStatus();
-}
-
-// The JSON text of a schema given as an object (or as a string holding one).
-absl::StatusOr<std::string> SchemaText(const Json& schema, absl::string_view field) {
-  if (schema.is_string()) return schema.get<std::string>();
-  if (!schema.is_object() && !schema.is_boolean()) {
-    return FieldError(field, "must be a JSON Schema object");
-  }
-  return schema.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-absl::Status ParseSampling(const JsonObject& body, pb::SamplingParams& sampling) {
-  RS_ASSIGN_OR_RETURN(std::optional<double> temperature, body.Number("temperature"));
-  if (temperature.has_value()) sampling.set_temperature(static_cast<float>(*temperature));
-  RS_ASSIGN_OR_RETURN(std::optional<double> top_p, body.Number("top_p"));
-  if (top_p.has_value()) sampling.set_top_p(static_cast<float>(*top_p));
-  // vLLM's top_k takes -1 (and 0) for "all tokens", as GenerateRequest's 0 does.
-  RS_ASSIGN_OR_RETURN(std::optional<int64_t> top_k, body.Integer("top_k", -1, kInt32Max));
-  if (top_k.has_value()) sampling.set_top_k(static_cast<int32_t>(std::max<int64_t>(0, *top_k)));
-  RS_ASSIGN_OR_RETURN(std::optional<double> min_p, body.Number("min_p"));
-  if (min_p.has_value()) sampling.set_min_p(static_cast<float>(*min_p));
-  RS_ASSIGN_OR_RETURN(std::optional<double> repetition, body.Number("repetition_penalty"));
-  if (repetition.has_value()) sampling.set_repetition_penalty(static_cast<float>(*repetition));
-  RS_ASSIGN_OR_RETURN(std::optional<double> presence, body.Number("presence_penalty"));
-  if (presence.has_value()) sampling.set_presence_penalty(static_cast<float>(*presence));
-  RS_ASSIGN_OR_RETURN(std::optional<double> frequency, body.Number("frequency_penalty"));
-  if (frequency.has_value()) sampling.set_frequency_penalty(static_cast<float>(*frequency));
-  // Any 64-bit seed, negative ones as their two's complement (clients pass -1 too).
-  RS_ASSIGN_OR_RETURN(std::optional<int64_t> seed,
-                      body.Integer("seed", std::numeric_limits<int64_t>::min(),
-                                   std::numeric_limits<int64_t>::max()));
-  if (seed.has_value()) sampling.set_seed(static_cast<uint64_t>(*seed));
-  RS_ASSIGN_OR_RETURN(const Json* bias, body.Object("logit_bias"));
-  if (bias != nullptr) {
-    for (const auto& [key, value] : bias->items()) {
-      const std::string field = absl::StrCat("logit_bias[\"", key, "\"]");
-      int32_t id = 0;
-      if (!absl::SimpleAtoi(key, &id) || id < 0) {
-        return FieldError(field, "keys must be token ids in decimal");
-      }
-      if (!value.is_number()) return FieldError(field, "must be a number");
-      (*sampling.mutable_logit_bias())[id] = value.get<float>();
-    }
   }
   return absl::OkStatus();
 }
@@ -178,7 +134,7 @@ absl::StatusOr<GenerateCall> ParseCommon(const JsonObject& body, ApiKind kind,
   call.kind = kind;
   RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
   call.model = model.value_or("");
-  RS_RETURN_IF_ERROR(ParseSampling(body, *request.mutable_sampling()));
+  RS_RETURN_IF_ERROR(ParseSamplingFields(body, *request.mutable_sampling()));
   RS_RETURN_IF_ERROR(ParseStop(body, kind, *request.mutable_stop()));
   RS_RETURN_IF_ERROR(ParseResponseFormat(body, *request.mutable_response_format()));
   if (request.response_format().format_case() == pb::ResponseFormat::FORMAT_NOT_SET) {
@@ -279,6 +235,145 @@ absl::StatusOr<std::vector<pb::GenerateRequest>> PromptRequests(const JsonObject
 
 }  // namespace
 
+absl::StatusOr<std::string> SchemaText(const Json& schema, absl::string_view field) {
+  if (schema.is_string()) return schema.get<std::string>();
+  if (!schema.is_object() && !schema.is_boolean()) {
+    return FieldError(field, "must be a JSON Schema object");
+  }
+  return schema.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+absl::StatusOr<std::string> TextContent(const JsonObject& holder,
+                                        std::initializer_list<absl::string_view> part_types) {
+  const Json* content = holder.Find("content");
+  if (content == nullptr) return std::string();
+  if (content->is_string()) return content->get<std::string>();
+  if (!content->is_array()) {
+    return FieldError(holder.Name("content"), "must be a string or an array of content parts");
+  }
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < content->size(); ++i) {
+    const std::string field = absl::StrCat(holder.Name("content"), "[", i, "]");
+    if (!(*content)[i].is_object()) return FieldError(field, "must be a content part object");
+    const JsonObject part((*content)[i], field);
+    RS_ASSIGN_OR_RETURN(std::optional<std::string> type, part.String("type"));
+    if (std::find(part_types.begin(), part_types.end(), type.value_or("")) == part_types.end()) {
+      return FieldError(part.Name("type"),
+                        absl::StrCat("\"", type.value_or(""), "\": only ",
+                                     absl::StrJoin(part_types, " and "), " parts are supported"));
+    }
+    RS_ASSIGN_OR_RETURN(std::optional<std::string> text, part.String("text"));
+    texts.push_back(text.value_or(""));
+  }
+  return absl::StrJoin(texts, "\n");
+}
+
+namespace {
+
+// A function tool's name (required), description and parameters (a JSON Schema).
+absl::Status ParseFunctionTool(const JsonObject& function, pb::Tool& tool) {
+  RS_ASSIGN_OR_RETURN(std::optional<std::string> name, function.String("name"));
+  if (!name.has_value()) return FieldError(function.Name("name"), "is required");
+  tool.set_name(*name);
+  RS_ASSIGN_OR_RETURN(std::optional<std::string> description, function.String("description"));
+  tool.set_description(description.value_or(""));
+  if (const Json* parameters = function.Find("parameters"); parameters != nullptr) {
+    RS_ASSIGN_OR_RETURN(std::string text, SchemaText(*parameters, function.Name("parameters")));
+    tool.set_parameters(std::move(text));
+  }
+  return absl::OkStatus();
+}
+
+// A named tool_choice: {"type": "function", "function": {"name": ...}} (chat's) or
+// {"type": "function", "name": ...} (the Responses API's).
+absl::Status ParseNamedToolChoice(const JsonObject& named, pb::Chat& chat) {
+  RS_ASSIGN_OR_RETURN(std::optional<std::string> type, named.String("type"));
+  if (type.has_value() && *type != "function") {
+    return FieldError(named.Name("type"), "only \"function\" choices are supported");
+  }
+  RS_ASSIGN_OR_RETURN(const Json* function, named.Object("function"));
+  const JsonObject holder =
+      function != nullptr ? JsonObject(*function, named.Name("function")) : JsonObject(named);
+  RS_ASSIGN_OR_RETURN(std::optional<std::string> name, holder.String("name"));
+  if (!name.has_value()) return FieldError(holder.Name("name"), "is required");
+  chat.mutable_tool_choice()->set_mode(pb::ToolChoice::MODE_REQUIRED);
+  chat.mutable_tool_choice()->set_name(*name);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ParseToolFields(const JsonObject& body, pb::Chat& chat) {
+  RS_ASSIGN_OR_RETURN(const Json* tools, body.Array("tools"));
+  for (size_t i = 0; tools != nullptr && i < tools->size(); ++i) {
+    const std::string field = absl::StrCat("tools[", i, "]");
+    if (!(*tools)[i].is_object()) return FieldError(field, "must be an object");
+    const JsonObject tool((*tools)[i], field);
+    RS_ASSIGN_OR_RETURN(std::optional<std::string> type, tool.String("type"));
+    if (type.has_value() && *type != "function") {
+      return FieldError(tool.Name("type"),
+                        absl::StrCat("\"", *type, "\": only \"function\" tools are supported"));
+    }
+    RS_ASSIGN_OR_RETURN(const Json* function, tool.Object("function"));
+    RS_RETURN_IF_ERROR(ParseFunctionTool(
+        function != nullptr ? JsonObject(*function, tool.Name("function")) : JsonObject(tool),
+        *chat.add_tools()));
+  }
+  const Json* choice = body.Find("tool_choice");
+  if (choice != nullptr && choice->is_string()) {
+    const auto mode = choice->get<std::string>();
+    if (mode == "none") {
+      chat.mutable_tool_choice()->set_mode(pb::ToolChoice::MODE_NONE);
+    } else if (mode == "required") {
+      chat.mutable_tool_choice()->set_mode(pb::ToolChoice::MODE_REQUIRED);
+    } else if (mode != "auto") {
+      return FieldError("tool_choice", "must be \"none\", \"auto\", \"required\" or a function");
+    }
+  } else if (choice != nullptr) {
+    if (!choice->is_object()) return FieldError("tool_choice", "must be a string or an object");
+    RS_RETURN_IF_ERROR(ParseNamedToolChoice(JsonObject(*choice, "tool_choice"), chat));
+  }
+  RS_ASSIGN_OR_RETURN(std::optional<bool> parallel, body.Bool("parallel_tool_calls"));
+  if (parallel.has_value()) chat.set_parallel_tool_calls(*parallel);
+  return absl::OkStatus();
+}
+
+absl::Status ParseSamplingFields(const JsonObject& body, pb::SamplingParams& sampling) {
+  RS_ASSIGN_OR_RETURN(std::optional<double> temperature, body.Number("temperature"));
+  if (temperature.has_value()) sampling.set_temperature(static_cast<float>(*temperature));
+  RS_ASSIGN_OR_RETURN(std::optional<double> top_p, body.Number("top_p"));
+  if (top_p.has_value()) sampling.set_top_p(static_cast<float>(*top_p));
+  // vLLM's top_k takes -1 (and 0) for "all tokens", as GenerateRequest's 0 does.
+  RS_ASSIGN_OR_RETURN(std::optional<int64_t> top_k, body.Integer("top_k", -1, kInt32Max));
+  if (top_k.has_value()) sampling.set_top_k(static_cast<int32_t>(std::max<int64_t>(0, *top_k)));
+  RS_ASSIGN_OR_RETURN(std::optional<double> min_p, body.Number("min_p"));
+  if (min_p.has_value()) sampling.set_min_p(static_cast<float>(*min_p));
+  RS_ASSIGN_OR_RETURN(std::optional<double> repetition, body.Number("repetition_penalty"));
+  if (repetition.has_value()) sampling.set_repetition_penalty(static_cast<float>(*repetition));
+  RS_ASSIGN_OR_RETURN(std::optional<double> presence, body.Number("presence_penalty"));
+  if (presence.has_value()) sampling.set_presence_penalty(static_cast<float>(*presence));
+  RS_ASSIGN_OR_RETURN(std::optional<double> frequency, body.Number("frequency_penalty"));
+  if (frequency.has_value()) sampling.set_frequency_penalty(static_cast<float>(*frequency));
+  // Any 64-bit seed, negative ones as their two's complement (clients pass -1 too).
+  RS_ASSIGN_OR_RETURN(std::optional<int64_t> seed,
+                      body.Integer("seed", std::numeric_limits<int64_t>::min(),
+                                   std::numeric_limits<int64_t>::max()));
+  if (seed.has_value()) sampling.set_seed(static_cast<uint64_t>(*seed));
+  RS_ASSIGN_OR_RETURN(const Json* bias, body.Object("logit_bias"));
+  if (bias != nullptr) {
+    for (const auto& [key, value] : bias->items()) {
+      const std::string field = absl::StrCat("logit_bias[\"", key, "\"]");
+      int32_t id = 0;
+      if (!absl::SimpleAtoi(key, &id) || id < 0) {
+        return FieldError(field, "keys must be token ids in decimal");
+      }
+      if (!value.is_number()) return FieldError(field, "must be a number");
+      (*sampling.mutable_logit_bias())[id] = value.get<float>();
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<GenerateCall> ParseCompletionRequest(absl::string_view text) {
   RS_ASSIGN_OR_RETURN(const Json parsed, ParseBody(text));
   const JsonObject body(parsed, "");
@@ -308,31 +403,6 @@ absl::StatusOr<GenerateCall> ParseCompletionRequest(absl::string_view text) {
 }
 
 namespace {
-
-// A message's "content": a string, or an array of parts of which only text is supported
-// (joined with newlines, as vLLM joins them).
-absl::StatusOr<std::string> MessageContent(const JsonObject& message) {
-  const Json* content = message.Find("content");
-  if (content == nullptr) return std::string();
-  if (content->is_string()) return content->get<std::string>();
-  if (!content->is_array()) {
-    return FieldError(message.Name("content"), "must be a string or an array of content parts");
-  }
-  std::vector<std::string> texts;
-  for (size_t i = 0; i < content->size(); ++i) {
-    const std::string field = absl::StrCat(message.Name("content"), "[", i, "]");
-    if (!(*content)[i].is_object()) return FieldError(field, "must be a content part object");
-    const JsonObject part((*content)[i], field);
-    RS_ASSIGN_OR_RETURN(std::optional<std::string> type, part.String("type"));
-    if (type != "text") {
-      return FieldError(part.Name("type"),
-                        absl::StrCat("\"", type.value_or(""), "\": only text parts are supported"));
-    }
-    RS_ASSIGN_OR_RETURN(std::optional<std::string> text, part.String("text"));
-    texts.push_back(text.value_or(""));
-  }
-  return absl::StrJoin(texts, "\n");
-}
 
 absl::Status ParseToolCalls(const JsonObject& message, pb::ChatMessage& out) {
   RS_ASSIGN_OR_RETURN(const Json* calls, message.Array("tool_calls"));
@@ -378,64 +448,12 @@ absl::Status ParseMessages(const JsonObject& body, pb::Chat& chat) {
     if (!role.has_value()) return FieldError(message.Name("role"), "is required");
     // OpenAI's newer name for the system role.
     out->set_role(*role == "developer" ? "system" : *role);
-    RS_ASSIGN_OR_RETURN(std::string content, MessageContent(message));
+    RS_ASSIGN_OR_RETURN(std::string content, TextContent(message, {"text"}));
     out->set_content(std::move(content));
     RS_RETURN_IF_ERROR(ParseToolCalls(message, *out));
     RS_ASSIGN_OR_RETURN(std::optional<std::string> call_id, message.String("tool_call_id"));
     out->set_tool_call_id(call_id.value_or(""));
   }
-  return absl::OkStatus();
-}
-
-absl::Status ParseTools(const JsonObject& body, pb::Chat& chat) {
-  RS_ASSIGN_OR_RETURN(const Json* tools, body.Array("tools"));
-  if (tools != nullptr) {
-    for (size_t i = 0; i < tools->size(); ++i) {
-      const std::string field = absl::StrCat("tools[", i, "]");
-      if (!(*tools)[i].is_object()) return FieldError(field, "must be an object");
-      const JsonObject tool((*tools)[i], field);
-      RS_ASSIGN_OR_RETURN(std::optional<std::string> type, tool.String("type"));
-      if (type.has_value() && *type != "function") {
-        return FieldError(tool.Name("type"), "only \"function\" tools are supported");
-      }
-      RS_ASSIGN_OR_RETURN(const Json* function, tool.Object("function"));
-      if (function == nullptr) return FieldError(tool.Name("function"), "is required");
-      const JsonObject fn(*function, tool.Name("function"));
-      pb::Tool* out = chat.add_tools();
-      RS_ASSIGN_OR_RETURN(std::optional<std::string> name, fn.String("name"));
-      if (!name.has_value()) return FieldError(fn.Name("name"), "is required");
-      out->set_name(*name);
-      RS_ASSIGN_OR_RETURN(std::optional<std::string> description, fn.String("description"));
-      out->set_description(description.value_or(""));
-      if (const Json* parameters = fn.Find("parameters"); parameters != nullptr) {
-        RS_ASSIGN_OR_RETURN(std::string text, SchemaText(*parameters, fn.Name("parameters")));
-        out->set_parameters(std::move(text));
-      }
-    }
-  }
-  const Json* choice = body.Find("tool_choice");
-  if (choice != nullptr && choice->is_string()) {
-    const auto mode = choice->get<std::string>();
-    if (mode == "none") {
-      chat.mutable_tool_choice()->set_mode(pb::ToolChoice::MODE_NONE);
-    } else if (mode == "required") {
-      chat.mutable_tool_choice()->set_mode(pb::ToolChoice::MODE_REQUIRED);
-    } else if (mode != "auto") {
-      return FieldError("tool_choice", "must be \"none\", \"auto\", \"required\" or a function");
-    }
-  } else if (choice != nullptr) {
-    if (!choice->is_object()) return FieldError("tool_choice", "must be a string or an object");
-    const JsonObject named(*choice, "tool_choice");
-    RS_ASSIGN_OR_RETURN(const Json* function, named.Object("function"));
-    if (function == nullptr) return FieldError(named.Name("function"), "is required");
-    RS_ASSIGN_OR_RETURN(std::optional<std::string> name,
-                        JsonObject(*function, named.Name("function")).String("name"));
-    if (!name.has_value()) return FieldError("tool_choice.function.name", "is required");
-    chat.mutable_tool_choice()->set_mode(pb::ToolChoice::MODE_REQUIRED);
-    chat.mutable_tool_choice()->set_name(*name);
-  }
-  RS_ASSIGN_OR_RETURN(std::optional<bool> parallel, body.Bool("parallel_tool_calls"));
-  if (parallel.has_value()) chat.set_parallel_tool_calls(*parallel);
   return absl::OkStatus();
 }
 
@@ -479,7 +497,7 @@ absl::StatusOr<GenerateCall> ParseChatRequest(absl::string_view text) {
   AskLogprobs(call.logprobs, request);
   pb::Chat* chat = request.mutable_chat();
   RS_RETURN_IF_ERROR(ParseMessages(body, *chat));
-  RS_RETURN_IF_ERROR(ParseTools(body, *chat));
+  RS_RETURN_IF_ERROR(ParseToolFields(body, *chat));
   RS_RETURN_IF_ERROR(ParseTemplateOptions(body, *chat));
   // Streamed replies stream their calls too, as OpenAI's tool_calls deltas.
   chat->set_stream_tool_calls(call.stream);
@@ -567,7 +585,7 @@ absl::StatusOr<TokenizeCall> ParseTokenizeRequest(absl::string_view text) {
   }
   pb::Chat* chat = call.request.mutable_chat();
   RS_RETURN_IF_ERROR(ParseMessages(body, *chat));
-  RS_RETURN_IF_ERROR(ParseTools(body, *chat));
+  RS_RETURN_IF_ERROR(ParseToolFields(body, *chat));
   RS_RETURN_IF_ERROR(ParseTemplateOptions(body, *chat));
   return call;
 }

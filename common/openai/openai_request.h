@@ -7,12 +7,14 @@
 #ifndef RINGSERVE_COMMON_OPENAI_OPENAI_REQUEST_H_
 #define RINGSERVE_COMMON_OPENAI_OPENAI_REQUEST_H_
 
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/openai/json_fields.h"
 #include "ringserve/v1/inference.pb.h"
 
 namespace ringserve::openai {
@@ -72,6 +74,21 @@ struct DetokenizeCall {
 };
 
 absl::StatusOr<DetokenizeCall> ParseDetokenizeRequest(absl::string_view text);
+
+// What the Responses API's parser (responses_request) shares with these:
+// OpenAI's sampling parameters and vLLM's extras (temperature, top_p, top_k, min_p, the
+// penalties, seed, logit_bias) into `sampling`.
+absl::Status ParseSamplingFields(const JsonObject& body, ringserve::v1::SamplingParams& sampling);
+// A message's "content": a string, or an array of parts of the given types holding "text"
+// (joined with newlines, as vLLM joins them); other parts are INVALID_ARGUMENT naming them.
+absl::StatusOr<std::string> TextContent(const JsonObject& holder,
+                                        std::initializer_list<absl::string_view> part_types);
+// "tools", "tool_choice" and "parallel_tool_calls" into the chat. Function tools and a named
+// choice are read as chat completions nest them ({"type": "function", "function": {...}}) or as
+// the Responses API writes them flat ({"type": "function", "name": ...}).
+absl::Status ParseToolFields(const JsonObject& body, ringserve::v1::Chat& chat);
+// The JSON text of a schema given as an object (or as a string holding one).
+absl::StatusOr<std::string> SchemaText(const Json& schema, absl::string_view field);
 
 }  // namespace ringserve::openai
 

@@ -1,11 +1,13 @@
 #include "common/openai/openai_response.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/openai/openai_error.h"
 
 namespace ringserve::openai {
 namespace {
@@ -22,12 +24,6 @@ OrderedJson ChatCandidate(const pb::TokenLogprob& candidate) {
   return OrderedJson{{"token", candidate.token()},
                      {"logprob", ShortestDouble(candidate.logprob())},
                      {"bytes", ByteArray(candidate.token())}};
-}
-
-std::string Dump(const OrderedJson& json) {
-  // Token texts may hold part of a character: such bytes become U+FFFD (their exact bytes
-  // travel in "bytes").
-  return json.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
 }
 
 OrderedJson StopReason(const pb::GenerateFinal& final) {
@@ -47,6 +43,22 @@ OrderedJson ToolCallJson(const pb::ToolCall& call, int index) {
 }
 
 }  // namespace
+
+std::string Dump(const OrderedJson& json) {
+  // Token texts may hold part of a character: such bytes become U+FFFD (their exact bytes
+  // travel in "bytes").
+  return json.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+}
+
+OrderedJson ChatLogprob(const pb::PositionLogprobs& position, int top) {
+  OrderedJson entry = ChatCandidate(position.chosen());
+  OrderedJson alternatives = OrderedJson::array();
+  for (int i = 0; i < std::min(top, position.top_size()); ++i) {
+    alternatives.push_back(ChatCandidate(position.top(i)));
+  }
+  entry["top_logprobs"] = std::move(alternatives);
+  return entry;
+}
 
 double ShortestDouble(float value) {
   // JSON has no infinities: a token the sampler could never pick reports vLLM's floor.
@@ -140,13 +152,7 @@ void ResponseRenderer::AddLogprobs(Choice& choice, const pb::GenerateResponse& m
   if (meta_.kind == ApiKind::kChat) {
     if (!into.is_object()) into = OrderedJson{{"content", OrderedJson::array()}};
     for (const pb::PositionLogprobs& position : message.logprobs()) {
-      OrderedJson entry = ChatCandidate(position.chosen());
-      OrderedJson alternatives = OrderedJson::array();
-      for (int i = 0; i < std::min(top, position.top_size()); ++i) {
-        alternatives.push_back(ChatCandidate(position.top(i)));
-      }
-      entry["top_logprobs"] = std::move(alternatives);
-      into["content"].push_back(std::move(entry));
+      into["content"].push_back(ChatLogprob(position, top));
     }
     return;
   }
@@ -326,9 +332,10 @@ std::string ResponseRenderer::StreamEvents(int request, const pb::GenerateRespon
   return events;
 }
 
-std::string ResponseRenderer::StreamEnd(bool include_usage) const {
+std::string ResponseRenderer::StreamEnd(const absl::Status& error) {
   std::string events;
-  if (include_usage) {
+  if (!error.ok()) events += SseEvent(ErrorBody(error));
+  if (meta_.include_usage && error.ok()) {
     OrderedJson chunk = ChunkHead();
     chunk["choices"] = OrderedJson::array();
     chunk["usage"] = Usage();

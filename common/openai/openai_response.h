@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "common/openai/generate_renderer.h"
 #include "common/openai/openai_request.h"
 #include "nlohmann/json.hpp"
 #include "ringserve/v1/inference.pb.h"
@@ -36,6 +38,8 @@ struct ResponseMeta {
   // "prompt_token_ids" (a completion choice's, or a chat response's at its top level; in a
   // stream, on the first chunk).
   bool token_ids = false;
+  // stream_options.include_usage: a successful stream ends with a chunk holding the usage.
+  bool include_usage = false;
 };
 
 // A float as the shortest decimal that reads back as it (-0.1f prints as -0.1, not as the
@@ -43,26 +47,33 @@ struct ResponseMeta {
 // JSON cannot carry.
 double ShortestDouble(float value);
 
+// JSON text; bytes that are not UTF-8 (a token holding part of a character) become U+FFFD.
+std::string Dump(const OrderedJson& json);
+
+// One output token's logprobs as chat completions (and the Responses API) write them: token,
+// logprob, bytes, and its `top` most likely alternatives in "top_logprobs".
+OrderedJson ChatLogprob(const ringserve::v1::PositionLogprobs& position, int top);
+
 // OpenAI's finish_reason for a GenerateFinal's.
 const char* FinishReasonName(ringserve::v1::FinishReason reason);
 
 // The longest prefix of `pending` that does not end inside a UTF-8 character; removed from it.
 std::string TakeCompleteUtf8(std::string& pending);
 
-// Thread: one at a time (the caller serializes the streams' messages).
-class ResponseRenderer {
+// /v1/completions and /v1/chat/completions. Thread: one at a time (the caller serializes the
+// streams' messages).
+class ResponseRenderer final : public GenerateRenderer {
  public:
   ResponseRenderer(ResponseMeta meta, int num_requests);
 
-  // Streaming: the events one message of request `request`'s stream adds ("" when none).
-  std::string StreamEvents(int request, const ringserve::v1::GenerateResponse& message);
-  // Streaming: the usage chunk when asked, then "data: [DONE]".
-  std::string StreamEnd(bool include_usage) const;
+  std::string StreamEvents(int request, const ringserve::v1::GenerateResponse& message) override;
+  // An error as an event (as vLLM sends one after the stream began), else the usage chunk when
+  // asked; then "data: [DONE]".
+  std::string StreamEnd(const absl::Status& error) override;
 
-  // Whole response: takes one message of request `request`'s stream.
-  void Accumulate(int request, const ringserve::v1::GenerateResponse& message);
-  // Whole response: the object's JSON text, once every stream has ended.
-  std::string Body() const;
+  void Accumulate(int request, const ringserve::v1::GenerateResponse& message) override;
+  // The text_completion or chat.completion object.
+  std::string Body() const override;
 
  private:
   struct Choice {

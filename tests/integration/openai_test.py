@@ -13,6 +13,11 @@ workers, checked against the same requests over gRPC:
 - /v1/chat/completions on a ChatML checkpoint: the reply and usage of the rendered
   conversation, a required tool call (whole and streamed as tool_calls deltas) and a
   json_schema response format;
+- /v1/responses on the same checkpoint: a stored response continued (twice, and then on) by
+  previous_response_id from its cached conversation, whose context is the one the whole
+  conversation renders to; the same reply streamed as typed events; a required call and its
+  result sent back as a function_call_output; unstored, deleted and unknown responses cannot
+  be continued;
 - with a bearer token required, HTTP requests need the same Authorization header.
 
 usage: openai_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
@@ -381,11 +386,13 @@ def greedy_text(test, max_tokens):
     return test.complete(prompt=PROMPT, max_tokens=max_tokens, temperature=0)["choices"][0]["text"]
 
 
-class ChatTest(unittest.TestCase):
-    TOOLS = [{"type": "function", "function": {
-        "name": "get_weather", "description": "The weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
-                       "required": ["city"]}}}]
+WEATHER = {"name": "get_weather", "description": "The weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
+                          "required": ["city"]}}
+
+
+class ChatFleet(unittest.TestCase):
+    """A router with --http-port in front of one worker serving a ChatML checkpoint."""
 
     @classmethod
     def setUpClass(cls):
@@ -407,6 +414,10 @@ class ChatTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.router.terminate()
         cls.worker.terminate()
+
+
+class ChatTest(ChatFleet):
+    TOOLS = [{"type": "function", "function": WEATHER}]
 
     def chat(self, **body):
         status, response = post(self.http_port, "/v1/chat/completions",
@@ -467,6 +478,148 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(response["choices"][0]["finish_reason"], "stop")
         value = json.loads(response["choices"][0]["message"]["content"])
         self.assertIn(value["answer"], ("yes", "no"))
+
+
+def typed_events(text):
+    """(type, data) of each Server-Sent Event of a Responses API stream."""
+    out = []
+    for event in text.split("\n\n"):
+        if not event:
+            continue
+        head, data = event.split("\n", 1)
+        assert head.startswith("event: ") and data.startswith("data: "), event
+        out.append((head[len("event: "):], json.loads(data[len("data: "):])))
+    return out
+
+
+class ResponsesTest(ChatFleet):
+    """OpenAI's Responses API: a stored response is its conversation's session on the worker,
+    which previous_response_id forks, so a continuation computes only its new input."""
+
+    def respond(self, expect=200, **body):
+        status, response = post(self.http_port, "/v1/responses",
+                                {"model": "tiny-chat", "temperature": 0, **body})
+        self.assertEqual(status, expect, response)
+        return response
+
+    def chat_prompt_tokens(self, messages):
+        status, response = post(self.http_port, "/v1/chat/completions",
+                                {"model": "tiny-chat", "messages": messages, "max_tokens": 1})
+        self.assertEqual(status, 200, response)
+        return response["usage"]["prompt_tokens"]
+
+    def test_a_stored_response_is_continued_from_its_cached_conversation(self):
+        first = self.respond(input="Hi there", instructions="Be kind.", max_output_tokens=8)
+        self.assertEqual(first["object"], "response")
+        self.assertTrue(first["id"].startswith("resp_"))
+        self.assertEqual(first["status"], "completed")
+        self.assertEqual(first["model"], "tiny-chat")
+        self.assertEqual(first["instructions"], "Be kind.")
+        self.assertEqual(first["max_output_tokens"], 8)
+        message = first["output"][-1]
+        self.assertEqual(message["type"], "message")
+        self.assertEqual(message["content"][0]["type"], "output_text")
+        reply = message["content"][0]["text"]
+        history = [{"role": "system", "content": "Be kind."},
+                   {"role": "user", "content": "Hi there"}]
+        self.assertEqual(first["usage"]["input_tokens"], self.chat_prompt_tokens(history))
+
+        # Twice from the same response: each continuation is its own fork of it.
+        for _ in range(2):
+            second = self.respond(input="Again", previous_response_id=first["id"],
+                                  max_output_tokens=8)
+            self.assertEqual(second["status"], "completed")
+            self.assertNotEqual(second["id"], first["id"])
+            self.assertEqual(second["previous_response_id"], first["id"])
+            # The context is the whole conversation as a chat of it renders...
+            conversation = history + [{"role": "assistant", "content": reply},
+                                      {"role": "user", "content": "Again"}]
+            self.assertEqual(second["usage"]["input_tokens"],
+                             self.chat_prompt_tokens(conversation))
+            # ... and what the first response held was not computed again.
+            self.assertGreaterEqual(second["usage"]["input_tokens_details"]["cached_tokens"],
+                                    first["usage"]["input_tokens"])
+        third = self.respond(input="And again", previous_response_id=second["id"])
+        self.assertGreater(third["usage"]["input_tokens"], second["usage"]["input_tokens"])
+
+    def test_a_streamed_response_is_the_same_reply_as_typed_events(self):
+        body = {"model": "tiny-chat", "temperature": 0, "input": "Hi there",
+                "max_output_tokens": 8}
+        whole = self.respond(**{k: v for k, v in body.items() if k != "model"})
+        status, headers, text = request(self.http_port, "POST", "/v1/responses",
+                                        {**body, "stream": True})
+        self.assertEqual(status, 200, text)
+        self.assertTrue(headers["Content-Type"].startswith("text/event-stream"))
+        stream = typed_events(text)
+        types = [t for t, _ in stream]
+        self.assertEqual(types[:2], ["response.created", "response.in_progress"])
+        self.assertEqual(types[-1], "response.completed")
+        self.assertEqual([d["sequence_number"] for _, d in stream], list(range(len(stream))))
+        completed = stream[-1][1]["response"]
+        self.assertEqual(completed["output"][-1]["content"][0]["text"],
+                         whole["output"][-1]["content"][0]["text"])
+        self.assertEqual(completed["usage"]["output_tokens"], whole["usage"]["output_tokens"])
+        deltas = "".join(d["delta"] for t, d in stream if t == "response.output_text.delta")
+        self.assertEqual(deltas, whole["output"][-1]["content"][0]["text"])
+        # The streamed response is stored too.
+        after = self.respond(input="Again", previous_response_id=completed["id"])
+        self.assertEqual(after["status"], "completed")
+
+    def test_a_required_call_and_its_result_in_the_next_response(self):
+        tools = [{"type": "function", **WEATHER}]
+        first = self.respond(input="Weather in Oslo?", tools=tools, tool_choice="required",
+                             max_output_tokens=400)
+        calls = [item for item in first["output"] if item["type"] == "function_call"]
+        self.assertEqual(len(calls), 1, first)
+        self.assertEqual(calls[0]["name"], "get_weather")
+        self.assertIn(json.loads(calls[0]["arguments"])["city"], ("Paris", "Rome"))
+        self.assertTrue(calls[0]["call_id"])
+
+        status, _, text = request(self.http_port, "POST", "/v1/responses",
+                                  {"model": "tiny-chat", "temperature": 0, "stream": True,
+                                   "input": "Weather in Oslo?", "tools": tools,
+                                   "tool_choice": "required", "max_output_tokens": 400})
+        self.assertEqual(status, 200, text)
+        stream = typed_events(text)
+        arguments = "".join(d["delta"] for t, d in stream
+                            if t == "response.function_call_arguments.delta")
+        self.assertEqual(json.loads(arguments), json.loads(calls[0]["arguments"]))
+        done = [d["item"] for t, d in stream if t == "response.output_item.done"]
+        self.assertEqual(done[-1]["type"], "function_call")
+
+        result = self.respond(previous_response_id=first["id"], tools=tools,
+                              input=[{"type": "function_call_output",
+                                      "call_id": calls[0]["call_id"], "output": "18C"}],
+                              max_output_tokens=8)
+        self.assertEqual(result["status"], "completed")
+        self.assertGreaterEqual(result["usage"]["input_tokens_details"]["cached_tokens"],
+                                first["usage"]["input_tokens"])
+
+    def test_only_stored_responses_can_be_continued(self):
+        gone = lambda body: self.respond(expect=404, input="Again", **body)  # noqa: E731
+        unstored = self.respond(input="Hi", store=False)
+        self.assertFalse(unstored["store"])
+        error = gone({"previous_response_id": unstored["id"]})["error"]
+        self.assertIn("previous_response_id", error["message"])
+
+        stored = self.respond(input="Hi")
+        # An unstored continuation leaves the response it continued, and nothing else.
+        branch = self.respond(input="Again", previous_response_id=stored["id"], store=False)
+        gone({"previous_response_id": branch["id"]})
+        self.respond(input="Again", previous_response_id=stored["id"])
+
+        status, _, text = request(self.http_port, "DELETE", "/v1/responses/" + stored["id"])
+        self.assertEqual(status, 200, text)
+        self.assertEqual(json.loads(text), {"id": stored["id"], "object": "response.deleted",
+                                            "deleted": True})
+        gone({"previous_response_id": stored["id"]})
+        status, _, _ = request(self.http_port, "DELETE", "/v1/responses/" + stored["id"])
+        self.assertEqual(status, 404)
+        status, _, text = request(self.http_port, "GET", "/v1/responses/" + stored["id"])
+        self.assertEqual(status, 501, text)
+        self.respond(expect=400, input="x", previous_response_id="chatcmpl-1")
+        self.respond(expect=400, input=[{"role": "user",
+                                         "content": [{"type": "input_image"}]}])
 
 
 def _quiet(predicate):

@@ -3,12 +3,13 @@
 #include <string>
 #include <vector>
 
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
-#include "nlohmann/json.hpp"
+#include "absl/status/status.h"
 #include "common/openai/openai_error.h"
 #include "common/openai/openai_request.h"
 #include "common/openai/openai_response.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace ringserve::openai {
 namespace {
@@ -373,7 +374,9 @@ std::vector<std::string> EventData(const std::string& events) {
 }
 
 TEST(OpenAiResponseTest, AStreamedChatOpensWithTheRoleAndStreamsCallsWholeCharacters) {
-  ResponseRenderer renderer(Meta(ApiKind::kChat), 1);
+  ResponseMeta meta = Meta(ApiKind::kChat);
+  meta.include_usage = true;
+  ResponseRenderer renderer(meta, 1);
   std::vector<std::string> data = EventData(renderer.StreamEvents(0, Message("Hi")));
   ASSERT_EQ(data.size(), 2U);
   Json first = Json::parse(data[0]);
@@ -413,13 +416,17 @@ TEST(OpenAiResponseTest, AStreamedChatOpensWithTheRoleAndStreamsCallsWholeCharac
   EXPECT_EQ(Json::parse(data[0])["choices"][0]["finish_reason"], "tool_calls");
   EXPECT_TRUE(Json::parse(data[0])["choices"][0]["delta"].empty());
 
-  data = EventData(renderer.StreamEnd(/*include_usage=*/true));
+  data = EventData(renderer.StreamEnd(absl::OkStatus()));
   ASSERT_EQ(data.size(), 2U);
   const Json usage = Json::parse(data[0]);
   EXPECT_TRUE(usage["choices"].empty());
   EXPECT_EQ(usage["usage"]["total_tokens"], 5);
   EXPECT_EQ(data[1], "[DONE]");
-  EXPECT_EQ(EventData(renderer.StreamEnd(false)), std::vector<std::string>{"[DONE]"});
+  // A failed stream ends with its error as an event instead of the usage.
+  data = EventData(renderer.StreamEnd(absl::UnavailableError("worker lost")));
+  ASSERT_EQ(data.size(), 2U);
+  EXPECT_EQ(Json::parse(data[0])["error"]["message"], "worker lost");
+  EXPECT_EQ(data[1], "[DONE]");
 }
 
 TEST(OpenAiCompletionRequestTest, EchoWithLogprobsScoresThePrompt) {

@@ -17,7 +17,7 @@ workers, checked against the same requests over gRPC:
   previous_response_id from its cached conversation, whose context is the one the whole
   conversation renders to; the same reply streamed as typed events; a required call and its
   result sent back as a function_call_output; unstored, deleted and unknown responses cannot
-  be continued;
+  be continued, and a continuation that fails or is not stored leaves no session behind;
 - with a bearer token required, HTTP requests need the same Authorization header.
 
 usage: openai_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
@@ -594,6 +594,25 @@ class ResponsesTest(ChatFleet):
         self.assertEqual(result["status"], "completed")
         self.assertGreaterEqual(result["usage"]["input_tokens_details"]["cached_tokens"],
                                 first["usage"]["input_tokens"])
+
+    def sessions(self):
+        from ringserve.v1 import admin_pb2, admin_pb2_grpc
+        with grpc.insecure_channel(self.worker.address) as channel:
+            return admin_pb2_grpc.AdminStub(channel).GetStats(
+                admin_pb2.GetStatsRequest(), timeout=5).workers[0].sessions
+
+    def test_a_continuation_keeps_a_session_only_when_stored_and_served(self):
+        stored = self.respond(input="Hi")
+        before = self.sessions()
+        self.respond(input="Again", previous_response_id=stored["id"])
+        self.assertEqual(self.sessions(), before + 1)
+        # Refused by the worker after the fork (past the context): the fork is closed.
+        error = self.respond(expect=400, input="Again", previous_response_id=stored["id"],
+                             max_output_tokens=100000)["error"]
+        self.assertIn("max_tokens", error["message"])
+        self.respond(input="Again", previous_response_id=stored["id"], store=False)
+        self.assertTrue(fleet.wait_until(lambda: self.sessions() == before + 1, 5),
+                        self.sessions())
 
     def test_only_stored_responses_can_be_continued(self):
         gone = lambda body: self.respond(expect=404, input="Again", **body)  # noqa: E731

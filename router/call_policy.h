@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/server_context.h"
 #include "ringserve/v1/inference.pb.h"
-#include "router/auth_token.h"
+#include "common/auth_token.h"
 #include "router/client_limiter.h"
 
 namespace ringserve::router {

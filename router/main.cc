@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/auth_token.h"
 #include "common/grpc/tls_credentials.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
@@ -60,8 +61,6 @@ struct Flags {
   ringserve::tools::HttpApiFlags http_api;
 };
 
-constexpr char kAuthTokenEnv[] = "RINGSERVE_AUTH_TOKEN";
-
 void AddSecurityFlags(ringserve::tools::ArgParser& args, Flags& flags) {
   args.AddString("tls-cert", &flags.tls.cert_path, "PEM certificate chain: serve clients TLS");
   args.AddString("tls-key", &flags.tls.key_path, "PEM private key of --tls-cert");
@@ -108,12 +107,7 @@ absl::Status ApplySecurityFlags(const Flags& flags, ringserve::router::RouterOpt
     options.membership.worker_credentials = *std::move(credentials);
   }
   options.membership.worker_server_name = flags.worker_tls_server_name;
-  using ringserve::router::TokenSet;
-  const char* env_token = std::getenv(kAuthTokenEnv);
-  absl::StatusOr<TokenSet> tokens =
-      !flags.auth_token_file.empty()               ? TokenSet::FromFile(flags.auth_token_file)
-      : env_token != nullptr && *env_token != '\0' ? TokenSet::Parse(env_token, kAuthTokenEnv)
-                                                   : TokenSet();
+  absl::StatusOr<ringserve::TokenSet> tokens = ringserve::LoadTokens(flags.auth_token_file);
   if (!tokens.ok()) return tokens.status();
   options.policy.tokens = *std::move(tokens);
   if (!options.policy.tokens.empty() && !flags.tls.enabled()) {

@@ -157,6 +157,14 @@ void OpenAiGateway::Handle(http::HttpRequest request,
     }
   }
   const std::string& path = request.path;
+  if (!options_.tokens.empty() && path != "/health" && path != "/metrics" &&
+      !Authorized(client.authorization)) {
+    writer->Respond(401, kJson,
+                    ErrorBody(absl::UnauthenticatedError(
+                        "this server requires a token: send 'Authorization: Bearer <token>'")),
+                    {{"WWW-Authenticate", "Bearer"}});
+    return;
+  }
   const auto route = [&](absl::string_view method) -> bool {
     if (request.method == method) return true;
     writer->Respond(405, kJson,
@@ -196,6 +204,11 @@ void OpenAiGateway::Handle(http::HttpRequest request,
                                            "/v1/chat/completions, /v1/responses, /v1/embeddings, "
                                            "/tokenize, /detokenize and /health)")));
   }
+}
+
+bool OpenAiGateway::Authorized(absl::string_view authorization) const {
+  const std::optional<absl::string_view> token = BearerToken(authorization);
+  return token.has_value() && options_.tokens.Find(*token) >= 0;
 }
 
 void OpenAiGateway::ListModels(const HttpClient& client, std::string id,

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/auth_token.h"
 #include "common/http/http_server.h"
 #include "common/openai/cors.h"
 #include "common/openai/http_metrics.h"
@@ -43,6 +44,10 @@ struct GatewayOptions {
   // Renders the process's metrics as Prometheus text for GET /metrics (as vLLM and TGI serve
   // theirs on the API's port); null: no /metrics here.
   std::function<std::string()> metrics_text;
+  // Bearer tokens every request needs but /health and /metrics (as vLLM's --api-key guards its
+  // API); empty: none here. The router leaves this empty: its gRPC server checks the token each
+  // call forwards.
+  TokenSet tokens;
 };
 
 // Owner: the process (an OpenAiFront) or a test; calls in flight hold what they
@@ -58,6 +63,8 @@ class OpenAiGateway {
   void Handle(http::HttpRequest request, std::shared_ptr<http::ResponseWriter> writer);
 
  private:
+  // Whether an Authorization header carries one of options_.tokens.
+  bool Authorized(absl::string_view authorization) const;
   // /v1/models, or with an id the one model it names (404 when none).
   void ListModels(const HttpClient& client, std::string id,
                   std::shared_ptr<http::ResponseWriter> writer);

@@ -38,11 +38,12 @@ def generate_modules(proto_dir, out_dir):
 class Process:
     """A ringserve binary that prints 'listening on HOST:PORT' once it serves."""
 
-    def __init__(self, args, name):
+    def __init__(self, args, name, env=None):
         self.args = args
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     env=env)
         line = self.proc.stdout.readline()
         match = re.search(r"listening on [^ ]*:(\d+)", line)
         if not match:
@@ -143,11 +144,11 @@ def model_args(bin_dir, shared_dir):
     return ["--model", tiny_model(bin_dir)]
 
 
-def start_worker(bin_dir, shared_dir, worker_id, port=0, extra=()):
+def start_worker(bin_dir, shared_dir, worker_id, port=0, extra=(), env=None):
     return Process([os.path.join(bin_dir, "ringserve-worker"), *model_args(bin_dir, shared_dir),
                     "--port", str(port), "--host", "127.0.0.1", "--id", worker_id,
                     "--kv-memory", "64MiB", "--threads", "1", "--drain-timeout-s", "5", *extra],
-                   worker_id)
+                   worker_id, env=env)
 
 
 def start_router(bin_dir, workers, extra=()):

@@ -18,7 +18,8 @@ workers, checked against the same requests over gRPC:
   conversation renders to; the same reply streamed as typed events; a required call and its
   result sent back as a function_call_output; unstored, deleted and unknown responses cannot
   be continued, and a continuation that fails or is not stored leaves no session behind;
-- with a bearer token required, HTTP requests need the same Authorization header.
+- with a bearer token required, HTTP requests need the same Authorization header; a worker
+  serving the API itself requires its own tokens (--auth-token-file or RINGSERVE_AUTH_TOKEN).
 
 usage: openai_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args]
 """
@@ -692,6 +693,48 @@ class WorkerHttpTest(unittest.TestCase):
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(run.returncode, 2, run.stderr)
         self.assertIn("--tls-client-ca", run.stderr)
+
+    def test_a_token_file_without_an_http_port_is_refused(self):
+        run = subprocess.run([os.path.join(BIN_DIR, "ringserve-worker"),
+                              *fleet.model_args(BIN_DIR, SHARED_DIR),
+                              "--auth-token-file", "/nonexistent/tokens"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 2, run.stderr)
+        self.assertIn("--http-port", run.stderr)
+
+
+class WorkerHttpAuthTest(unittest.TestCase):
+    """A worker's HTTP API behind its own tokens (--auth-token-file, else RINGSERVE_AUTH_TOKEN),
+    as vLLM's --api-key guards its API: /health and /metrics stay open."""
+
+    def start(self, extra, env=None):
+        port = fleet.free_port()
+        worker = fleet.start_worker(BIN_DIR, SHARED_DIR, "guarded",
+                                    extra=["--http-port", str(port), *extra], env=env)
+        self.addCleanup(worker.terminate)
+        return port
+
+    def check(self, port, token):
+        body = {"prompt": PROMPT, "max_tokens": 2}
+        status, error = post(port, "/v1/completions", body)
+        self.assertEqual(status, 401, error)
+        self.assertIn("Bearer", error["error"]["message"])
+        self.assertEqual(post(port, "/v1/completions", body,
+                              {"Authorization": "Bearer wrong"})[0], 401)
+        status, reply = post(port, "/v1/completions", body, {"Authorization": "Bearer " + token})
+        self.assertEqual(status, 200, reply)
+        self.assertEqual(request(port, "GET", "/health")[0], 200)
+        self.assertEqual(request(port, "GET", "/metrics")[0], 200)
+
+    def test_tokens_from_a_file(self):
+        path = os.path.join(tempfile.mkdtemp(prefix="ringserve-tokens-"), "tokens")
+        with open(path, "w") as f:
+            f.write("# clients\nfirst-token\nsecond-token\n")
+        self.check(self.start(["--auth-token-file", path]), "second-token")
+
+    def test_a_token_from_the_environment(self):
+        self.check(self.start([], env={**os.environ, "RINGSERVE_AUTH_TOKEN": "env-token"}),
+                   "env-token")
 
 
 class AuthTest(unittest.TestCase):

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/auth_token.h"
 #include "common/grpc/tls_credentials.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
@@ -202,6 +203,9 @@ int Run(int argc, char** argv) {
     front.host = flags.host;
     front.metrics = metrics->get();
     front.metric_name = "ringserve_worker_http_requests_total";
+    absl::StatusOr<ringserve::TokenSet> tokens = ringserve::LoadTokens(flags.auth_token_file);
+    if (!tokens.ok()) return fail(tokens.status());
+    front.gateway.tokens = *std::move(tokens);
     auto started = ringserve::openai::OpenAiFront::Start((*server)->LocalChannel(), front);
     if (!started.ok()) return fail(started.status());
     http = *std::move(started);

@@ -50,6 +50,11 @@ void WorkerFlags::Register(tools::ArgParser& args) {
   args.AddInt("metrics-port", &metrics_port, "Prometheus /metrics port (0, the default: off)",
               kPort);
   http_api.Register(args, "the model's name, as GetModelInfo reports it");
+  args.AddString("auth-token-file", &auth_token_file,
+                 "with --http-port: accepted bearer tokens, one per line ('#' comments), that "
+                 "every HTTP API request but /health and /metrics needs; default: the env "
+                 "RINGSERVE_AUTH_TOKEN; neither: none. The gRPC port is not covered: "
+                 "--tls-client-ca secures it");
   args.AddInt("drain-timeout-s", &drain_timeout_s,
               "on SIGTERM, how long admitted requests may take (30; 0 cancels them at once)",
               kZeroMeansSomething);
@@ -102,6 +107,10 @@ absl::StatusOr<size_t> KvHostMemoryFor(const WorkerFlags& flags) {
 }
 
 absl::Status CheckHttpApi(const WorkerFlags& flags) {
+  if (flags.http_api.http_port == 0 && !flags.auth_token_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--auth-token-file guards the HTTP API: it needs --http-port");
+  }
   if (flags.http_api.http_port != 0 && !flags.tls.client_ca_path.empty()) {
     return absl::InvalidArgumentError(
         "--http-port serves plain HTTP to any client, which --tls-client-ca is there to "

@@ -36,6 +36,7 @@ struct WorkerFlags {
   int metrics_port = 0;
   int drain_timeout_s = 30;
   tools::HttpApiFlags http_api;
+  std::string auth_token_file;  // the HTTP API's bearer tokens (LoadTokens)
   int min_step_ms = 0;
   std::string chat_format = "auto";  // auto (the checkpoint's) or a ChatFormatName
   std::string lora_dir;  // GeneratorOptions::find_adapter looks here (model::FindLoraAdapter)
@@ -58,7 +59,8 @@ absl::StatusOr<engine::KvMemory> KvMemoryFor(const WorkerFlags& flags);
 absl::StatusOr<size_t> KvHostMemoryFor(const WorkerFlags& flags);
 
 // INVALID_ARGUMENT when --http-port would open a plain-HTTP door beside a gRPC port that
-// only takes clients with a certificate (--tls-client-ca).
+// only takes clients with a certificate (--tls-client-ca), or --auth-token-file comes without
+// the HTTP API it guards.
 absl::Status CheckHttpApi(const WorkerFlags& flags);
 
 // --lora-dir needs --max-loras (slots with room for adapters found later) and a directory

@@ -18,9 +18,9 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/http/http_server.h"
+#include "common/openai/model_catalog.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
-#include "common/openai/model_catalog.h"
 #include "router/router_server.h"
 #include "tests/unit/router/fake_worker.h"
 #include "tests/unit/router/openai_stack.h"
@@ -242,7 +242,7 @@ TEST_F(OpenAiGatewayTest, DrainLetsAStreamInProgressFinish) {
 // a bad token does not fail another's request.
 TEST_F(OpenAiGatewayTest, ABadTokensModelInfoFetchDoesNotFailAnothers) {
   router::RouterOptions options;
-  auto tokens = router::TokenSet::Parse("good", "test");
+  auto tokens = TokenSet::Parse("good", "test");
   ASSERT_TRUE(tokens.ok()) << tokens.status();
   options.policy.tokens = *std::move(tokens);
   Start(std::move(options));
@@ -266,6 +266,37 @@ TEST_F(OpenAiGatewayTest, ABadTokensModelInfoFetchDoesNotFailAnothers) {
   }));
   EXPECT_EQ(results[0].code(), absl::StatusCode::kUnauthenticated);
   EXPECT_TRUE(results[1].ok()) << results[1];
+}
+
+// The gateway's own tokens (a worker's --auth-token-file): every endpoint but /health and
+// /metrics needs one, and a refusal says how to send it without naming any.
+TEST_F(OpenAiGatewayTest, GatewayTokensGuardEveryEndpointButHealthAndMetrics) {
+  GatewayOptions options;
+  options.tokens = *TokenSet::Parse("alpha\nbeta\n", "test");
+  options.metrics_text = [] { return std::string("m 1\n"); };
+  options.allowed_origins = {"*"};
+  Start(router::RouterOptions(), std::move(options));
+  for (const char* missing : {"", "Authorization: Bearer gamma\r\n", "Authorization: alpha\r\n",
+                              "Authorization: Basic alpha\r\n"}) {
+    const std::string answer =
+        Exchange(absl::StrCat("GET /v1/models HTTP/1.1\r\nHost: t\r\n", missing));
+    EXPECT_EQ(answer.find("HTTP/1.1 401"), 0U) << missing << answer;
+    EXPECT_NE(answer.find("WWW-Authenticate: Bearer\r\n"), std::string::npos) << answer;
+    EXPECT_NE(answer.find("Authorization: Bearer <token>"), std::string::npos) << answer;
+    EXPECT_EQ(answer.find("alpha"), std::string::npos) << answer;
+  }
+  for (const char* token : {"alpha", "beta"}) {
+    const std::string answer = Exchange(absl::StrCat(
+        "GET /v1/models HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ", token, "\r\n"));
+    EXPECT_EQ(answer.find("HTTP/1.1 200"), 0U) << answer;
+  }
+  EXPECT_EQ(Exchange("GET /health HTTP/1.1\r\nHost: t\r\n").find("HTTP/1.1 200"), 0U);
+  EXPECT_EQ(Exchange("GET /metrics HTTP/1.1\r\nHost: t\r\n").find("HTTP/1.1 200"), 0U);
+  // A browser's preflight carries no credentials: it is answered, the request after it is not.
+  const std::string preflight = Exchange(
+      "OPTIONS /v1/models HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n"
+      "Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\n");
+  EXPECT_EQ(preflight.find("HTTP/1.1 204"), 0U) << preflight;
 }
 
 TEST_F(OpenAiGatewayTest, ASlowReaderGetsEveryEvent) {

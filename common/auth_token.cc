@@ -1,6 +1,7 @@
-#include "router/auth_token.h"
+#include "common/auth_token.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -10,7 +11,7 @@
 #include "common/status_macros.h"
 #include "common/text_file.h"
 
-namespace ringserve::router {
+namespace ringserve {
 namespace {
 
 constexpr absl::string_view kBearerScheme = "bearer ";
@@ -76,4 +77,11 @@ int TokenSet::Find(absl::string_view presented) const {
   return found;
 }
 
-}  // namespace ringserve::router
+absl::StatusOr<TokenSet> LoadTokens(const std::string& file) {
+  if (!file.empty()) return TokenSet::FromFile(file);
+  const char* env_token = std::getenv(kAuthTokenEnv);
+  if (env_token != nullptr && *env_token != '\0') return TokenSet::Parse(env_token, kAuthTokenEnv);
+  return TokenSet();
+}
+
+}  // namespace ringserve

@@ -1,8 +1,9 @@
-// Bearer tokens: the set the router accepts (--auth-token-file or RINGSERVE_AUTH_TOKEN),
+// Bearer tokens: the set a server accepts (--auth-token-file or RINGSERVE_AUTH_TOKEN; the
+// router's for every call, a worker's for its HTTP API),
 // the constant-time comparison that checks a presented one, and the "authorization"
 // metadata that carries it (RFC 6750: "Bearer <token>").
-#ifndef RINGSERVE_ROUTER_AUTH_TOKEN_H_
-#define RINGSERVE_ROUTER_AUTH_TOKEN_H_
+#ifndef RINGSERVE_COMMON_AUTH_TOKEN_H_
+#define RINGSERVE_COMMON_AUTH_TOKEN_H_
 
 #include <optional>
 #include <string>
@@ -11,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace ringserve::router {
+namespace ringserve {
 
 // The gRPC metadata key (lower case, as HTTP/2 carries it) and the scheme of its value.
 inline constexpr char kAuthorizationKey[] = "authorization";
@@ -52,6 +53,13 @@ class TokenSet {
   std::vector<std::string> tokens_;
 };
 
-}  // namespace ringserve::router
+// Where a server's tokens come from when no file names them: one token.
+inline constexpr char kAuthTokenEnv[] = "RINGSERVE_AUTH_TOKEN";
 
-#endif  // RINGSERVE_ROUTER_AUTH_TOKEN_H_
+// The tokens of `file` (--auth-token-file) when it is named, else RINGSERVE_AUTH_TOKEN's when
+// it is set and not empty, else none (an empty set: authentication off).
+absl::StatusOr<TokenSet> LoadTokens(const std::string& file);
+
+}  // namespace ringserve
+
+#endif  // RINGSERVE_COMMON_AUTH_TOKEN_H_

@@ -1,6 +1,6 @@
 // Bearer tokens: the constant-time comparison, the "authorization" value, and the token
 // file's format and errors.
-#include "router/auth_token.h"
+#include "common/auth_token.h"
 
 #include <fstream>
 #include <string>
@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/scoped_temp_dir.h"
 
-namespace ringserve::router {
+namespace ringserve {
 namespace {
 
 using ::testing::HasSubstr;
@@ -83,4 +83,4 @@ TEST(TokenSetTest, FromFileNamesAMissingFile) {
 }
 
 }  // namespace
-}  // namespace ringserve::router
+}  // namespace ringserve

@@ -180,7 +180,7 @@ const std::string* ResponseRenderer::EchoOf(int request) const {
   return &meta_.echo[static_cast<size_t>(request)];
 }
 
-bool ResponseRenderer::EchoReady(Choice& choice, const pb::GenerateResponse& message) {
+bool ResponseRenderer::EchoReady(Choice& choice, const pb::GenerateResponse& message) const {
   if (!meta_.echo_logprobs) return true;
   choice.prompt_scores.insert(choice.prompt_scores.end(), message.prompt_logprobs().begin(),
                               message.prompt_logprobs().end());

@@ -112,7 +112,7 @@ class ResponseRenderer final : public GenerateRenderer {
   const std::string* EchoOf(int request) const;
   // Takes the message's prompt scores; true once the echo may go out (the message carries
   // generated tokens or ends the completion), or at once when scores are not wanted.
-  bool EchoReady(Choice& choice, const ringserve::v1::GenerateResponse& message);
+  bool EchoReady(Choice& choice, const ringserve::v1::GenerateResponse& message) const;
   // The echoed prompt's tokens in completions' logprobs format, appended to `into`; the
   // generated tokens' offsets then continue after the prompt.
   void AddPromptLogprobs(Choice& choice, const std::string& echo, OrderedJson& into);

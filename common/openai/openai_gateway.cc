@@ -400,7 +400,7 @@ void OpenAiGateway::Tokenize(const http::HttpRequest& request, const HttpClient&
             [stub](auto* context, auto* request, auto* response, auto callback) {
               stub->async()->Tokenize(context, request, response, std::move(callback));
             },
-            client, std::move(call.request), /*cancel_with=*/nullptr,
+            client, std::move(call.request), writer.get(),
             AnswerWith<pb::TokenizeResponse>(
                 writer, [token_strs = call.token_strs,
                          max_model_len = info.context_length()](const pb::TokenizeResponse& r) {
@@ -425,7 +425,7 @@ void OpenAiGateway::Detokenize(const http::HttpRequest& request, const HttpClien
             [stub](auto* context, auto* request, auto* response, auto callback) {
               stub->async()->Detokenize(context, request, response, std::move(callback));
             },
-            client, std::move(call.request), /*cancel_with=*/nullptr,
+            client, std::move(call.request), writer.get(),
             // vLLM's field: the text is the prompt the ids would be.
             AnswerWith<pb::DetokenizeResponse>(writer, [](const pb::DetokenizeResponse& r) {
               return Dump(OrderedJson{{"prompt", r.text()}});

@@ -244,12 +244,11 @@ absl::StatusOr<ResponsesCall> ParseResponsesRequest(absl::string_view text) {
   }
   RS_ASSIGN_OR_RETURN(std::optional<int64_t> top, body.Integer("top_logprobs", 0, kMaxTopLogprobs));
   RS_ASSIGN_OR_RETURN(std::vector<std::string> include, body.Strings("include"));
+  // Other values ask for outputs ringserve never makes (hosted tools' results, images) or
+  // keeps in the clear (reasoning.encrypted_content: a reasoning item's text is plain, and
+  // items sent back are skipped): accepted, as agents send them with every request.
   for (const std::string& what : include) {
-    if (what != kIncludeLogprobs) {
-      return FieldError("include", absl::StrCat("\"", what, "\" is not supported (only \"",
-                                                kIncludeLogprobs, "\" is)"));
-    }
-    call.logprobs = 0;
+    if (what == kIncludeLogprobs) call.logprobs = 0;
   }
   if (top.has_value() && *top > 0) call.logprobs = static_cast<int>(*top);
   // The worker's 0 means none: the token's own logprob alone still takes 1.

@@ -137,7 +137,8 @@ class Call : public std::enable_shared_from_this<Call> {
 
   void FinishLocked() {
     if (!first_error_.ok() && !started_) {
-      writer_->Respond(HttpStatusOf(first_error_.code()), kJson, ErrorBody(first_error_));
+      writer_->Respond(HttpStatusOf(first_error_.code()), kJson,
+                       renderer_->ErrorJson(first_error_));
       return;
     }
     if (!stream_) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/openai/openai_error.h"
 #include "ringserve/v1/inference.pb.h"
 
 namespace ringserve::openai {
@@ -27,6 +28,9 @@ class GenerateRenderer {
   virtual void Accumulate(int request, const ringserve::v1::GenerateResponse& message) = 0;
   // Whole response: the body's JSON text, once every stream has ended successfully.
   virtual std::string Body() const = 0;
+
+  // A failure before the stream began, as the API's error body (OpenAI's by default).
+  virtual std::string ErrorJson(const absl::Status& error) const { return ErrorBody(error); }
 };
 
 }  // namespace ringserve::openai

@@ -6,21 +6,28 @@
 namespace ringserve::openai {
 namespace {
 
-// OpenAI's error types, by HTTP status.
-const char* ErrorType(int http_status) {
+// The error's type, by HTTP status, as OpenAI's and as Anthropic's clients name it.
+struct ErrorTypes {
+  const char* openai;
+  const char* anthropic;
+};
+ErrorTypes TypesOf(int http_status) {
   switch (http_status) {
     case 400:
-      return "invalid_request_error";
+      return {"invalid_request_error", "invalid_request_error"};
     case 401:
-      return "authentication_error";
+      return {"authentication_error", "authentication_error"};
     case 403:
-      return "permission_error";
+      return {"permission_error", "permission_error"};
     case 404:
-      return "not_found_error";
+      return {"not_found_error", "not_found_error"};
     case 429:
-      return "rate_limit_error";
+      return {"rate_limit_error", "rate_limit_error"};
+    case 503:
+      return {"server_error", "overloaded_error"};
     default:
-      return http_status < 500 ? "invalid_request_error" : "server_error";
+      if (http_status < 500) return {"invalid_request_error", "invalid_request_error"};
+      return {"server_error", "api_error"};
   }
 }
 
@@ -62,9 +69,17 @@ std::string ErrorBody(const absl::Status& status) {
   const int http_status = HttpStatusOf(status.code());
   const nlohmann::ordered_json body{{"error",
                                      {{"message", std::string(status.message())},
-                                      {"type", ErrorType(http_status)},
+                                      {"type", TypesOf(http_status).openai},
                                       {"param", nullptr},
                                       {"code", absl::StatusCodeToString(status.code())}}}};
+  return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string AnthropicErrorBody(const absl::Status& status) {
+  const nlohmann::ordered_json body{{"type", "error"},
+                                    {"error",
+                                     {{"type", TypesOf(HttpStatusOf(status.code())).anthropic},
+                                      {"message", std::string(status.message())}}}};
   return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 

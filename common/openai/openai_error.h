@@ -1,5 +1,5 @@
-// Errors as OpenAI's clients read them: an HTTP status and {"error": {message, type, param,
-// code}}, from the gRPC status a ringserve call ended with.
+// Errors as OpenAI's (and Anthropic's) clients read them: an HTTP status and {"error": {message,
+// type, param, code}}, from the gRPC status a ringserve call ended with.
 #ifndef RINGSERVE_COMMON_OPENAI_OPENAI_ERROR_H_
 #define RINGSERVE_COMMON_OPENAI_OPENAI_ERROR_H_
 
@@ -16,6 +16,11 @@ int HttpStatusOf(absl::StatusCode code);
 
 // The error object's JSON text; "code" is the gRPC status name ("INVALID_ARGUMENT").
 std::string ErrorBody(const absl::Status& status);
+
+// The same error as Anthropic's Messages API writes it: {"type": "error", "error": {type,
+// message}}, the type by HTTP status (invalid_request_error, authentication_error, ...,
+// overloaded_error for 503).
+std::string AnthropicErrorBody(const absl::Status& status);
 
 }  // namespace ringserve::openai
 

@@ -11,6 +11,8 @@
 #include "absl/strings/str_format.h"
 #include "common/openai/generate_call.h"
 #include "common/openai/head_hook_writer.h"
+#include "common/openai/messages_renderer.h"
+#include "common/openai/messages_request.h"
 #include "common/openai/openai_error.h"
 #include "common/openai/openai_request.h"
 #include "common/openai/openai_response.h"
@@ -43,6 +45,27 @@ std::string RandomId() {
 
 std::string ServedName(const std::string& served_model_name, const pb::ModelInfo& info) {
   return served_model_name.empty() ? info.model_name() : served_model_name;
+}
+
+// Runs `request` as the client's "model" asks (the served model, or an adapter's name) under
+// the HTTP request's id; the model's name for the response.
+std::string ServeAs(const std::string& model, const pb::ModelInfo& info,
+                    const std::string& served_model_name, const std::string& request_id,
+                    pb::GenerateRequest& request) {
+  request.set_adapter(AdapterFor(model, info, served_model_name));
+  request.set_request_id(request_id);
+  return model.empty() ? ServedName(served_model_name, info) : model;
+}
+
+// A Tokenize call for an HTTP request, cancelled when its client leaves.
+void CallTokenize(const std::shared_ptr<pb::Inference::Stub>& stub, const HttpClient& client,
+                  pb::TokenizeRequest request, const std::shared_ptr<http::ResponseWriter>& writer,
+                  std::function<void(absl::StatusOr<pb::TokenizeResponse>)> done) {
+  StartUnaryCall<pb::TokenizeResponse>(
+      [stub](auto* context, auto* r, auto* response, auto callback) {
+        stub->async()->Tokenize(context, r, response, std::move(callback));
+      },
+      client, std::move(request), writer.get(), std::move(done));
 }
 
 // One model of /v1/models (vLLM's fields beside OpenAI's: root, parent, max_model_len).
@@ -143,6 +166,9 @@ void OpenAiGateway::Handle(http::HttpRequest request,
   HttpClient client;
   if (const std::string* authorization = request.Header("authorization")) {
     client.authorization = *authorization;
+  } else if (const std::string* key = request.Header("x-api-key"); key != nullptr) {
+    // Anthropic's clients send their key so: the same token, checked the same way.
+    client.authorization = absl::StrCat("Bearer ", *key);
   }
   client.address = request.peer;
   if (metrics_ != nullptr) writer = metrics_->Counting(request.path, std::move(writer));
@@ -191,6 +217,10 @@ void OpenAiGateway::Handle(http::HttpRequest request,
     if (route("POST")) Responses(request, client, std::move(writer));
   } else if (absl::StartsWith(path, kResponsesPrefix)) {
     StoredResponse(request, path.substr(std::strlen(kResponsesPrefix)), client, std::move(writer));
+  } else if (path == "/v1/messages") {
+    if (route("POST")) Messages(request, client, std::move(writer));
+  } else if (path == "/v1/messages/count_tokens") {
+    if (route("POST")) CountTokens(request, client, std::move(writer));
   } else if (path == "/v1/embeddings") {
     if (route("POST")) Embed(request, client, std::move(writer));
   } else if (path == "/tokenize") {
@@ -201,7 +231,8 @@ void OpenAiGateway::Handle(http::HttpRequest request,
     RespondError(*writer, absl::NotFoundError(
                               absl::StrCat("no such endpoint: ", request.method, " ", path,
                                            " (this server has /v1/models, /v1/completions, "
-                                           "/v1/chat/completions, /v1/responses, /v1/embeddings, "
+                                           "/v1/chat/completions, /v1/responses, /v1/messages, "
+                                           "/v1/embeddings, "
                                            "/tokenize, /detokenize and /health)")));
   }
 }
@@ -274,12 +305,9 @@ void OpenAiGateway::Generate(const http::HttpRequest& request, const HttpClient&
       [call = *std::move(call), meta = std::move(meta), client, request_id, stub = stub_,
        served = options_.served_model_name](
           const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
-        const std::string adapter = AdapterFor(call.model, info, served);
         for (pb::GenerateRequest& r : call.requests) {
-          r.set_adapter(adapter);
-          r.set_request_id(request_id);
+          meta.model = ServeAs(call.model, info, served, request_id, r);
         }
-        meta.model = call.model.empty() ? ServedName(served, info) : call.model;
         StartGenerateCall(stub, std::move(call), std::move(meta), client, writer);
       });
 }
@@ -315,10 +343,57 @@ void OpenAiGateway::Responses(const http::HttpRequest& request, const HttpClient
       [call = *std::move(call), meta = std::move(meta), client, request_id = std::move(request_id),
        stub = stub_, served = options_.served_model_name](
           const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
-        call.request.set_adapter(AdapterFor(call.model, info, served));
-        call.request.set_request_id(request_id);
-        meta.model = call.model.empty() ? ServedName(served, info) : call.model;
+        meta.model = ServeAs(call.model, info, served, request_id, call.request);
         StartResponsesCall(stub, std::move(call), std::move(meta), client, writer);
+      });
+}
+
+void OpenAiGateway::Messages(const http::HttpRequest& request, const HttpClient& client,
+                             std::shared_ptr<http::ResponseWriter> writer) {
+  absl::StatusOr<MessagesCall> call = ParseMessagesRequest(request.body);
+  if (!call.ok()) {
+    writer->Respond(HttpStatusOf(call.status().code()), kJson, AnthropicErrorBody(call.status()));
+    return;
+  }
+  std::string request_id = RequestId(request, writer);
+  MessagesMeta meta;
+  meta.id = absl::StrCat("msg_", RandomId());
+  WithModelInfo(
+      client, std::move(writer),
+      [call = *std::move(call), meta = std::move(meta), client, request_id = std::move(request_id),
+       stub = stub_, served = options_.served_model_name](
+          const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
+        meta.model = ServeAs(call.model, info, served, request_id, call.request);
+        std::vector<pb::GenerateRequest> requests;
+        requests.push_back(std::move(call.request));
+        StartGenerateStreams(stub, std::move(requests), call.stream,
+                             std::make_unique<MessagesRenderer>(std::move(meta)), client, writer);
+      });
+}
+
+void OpenAiGateway::CountTokens(const http::HttpRequest& request, const HttpClient& client,
+                                std::shared_ptr<http::ResponseWriter> writer) {
+  absl::StatusOr<CountTokensCall> call = ParseCountTokensRequest(request.body);
+  if (!call.ok()) {
+    writer->Respond(HttpStatusOf(call.status().code()), kJson, AnthropicErrorBody(call.status()));
+    return;
+  }
+  const std::string model = call->model;
+  WithTokenizerOf(
+      model, client, std::move(writer),
+      [call = *std::move(call), client, stub = stub_](
+          const pb::ModelInfo&, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
+        CallTokenize(stub, client, std::move(call.request), writer,
+                     [writer](const absl::StatusOr<pb::TokenizeResponse>& response) {
+                       if (!response.ok()) {
+                         writer->Respond(HttpStatusOf(response.status().code()), kJson,
+                                         AnthropicErrorBody(response.status()));
+                         return;
+                       }
+                       writer->Respond(
+                           200, kJson,
+                           Dump(OrderedJson{{"input_tokens", response->token_ids_size()}}));
+                     });
       });
 }
 
@@ -396,11 +471,8 @@ void OpenAiGateway::Tokenize(const http::HttpRequest& request, const HttpClient&
       model, client, std::move(writer),
       [call = *std::move(call), client, stub = stub_](
           const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& writer) mutable {
-        StartUnaryCall<pb::TokenizeResponse>(
-            [stub](auto* context, auto* request, auto* response, auto callback) {
-              stub->async()->Tokenize(context, request, response, std::move(callback));
-            },
-            client, std::move(call.request), writer.get(),
+        CallTokenize(
+            stub, client, std::move(call.request), writer,
             AnswerWith<pb::TokenizeResponse>(
                 writer, [token_strs = call.token_strs,
                          max_model_len = info.context_length()](const pb::TokenizeResponse& r) {

@@ -9,6 +9,8 @@
 //   POST /v1/responses          the Responses API; stored responses are worker sessions that
 //                               previous_response_id continues (responses_request.h)
 //   DELETE /v1/responses/{id}   forgets a stored response
+//   POST /v1/messages           Anthropic's Messages API (messages_request.h), and
+//        /v1/messages/count_tokens  its token count; x-api-key is read as a bearer token
 //   POST /v1/embeddings         embeddings (float or base64)
 //   POST /tokenize              a prompt's or a chat's token ids (vLLM's)
 //   GET  /health                200 while the gateway serves
@@ -72,6 +74,11 @@ class OpenAiGateway {
                 std::shared_ptr<http::ResponseWriter> writer);
   void Responses(const http::HttpRequest& request, const HttpClient& client,
                  std::shared_ptr<http::ResponseWriter> writer);
+  // Anthropic's Messages API: a chat (errors in Anthropic's shape), and its token count.
+  void Messages(const http::HttpRequest& request, const HttpClient& client,
+                std::shared_ptr<http::ResponseWriter> writer);
+  void CountTokens(const http::HttpRequest& request, const HttpClient& client,
+                   std::shared_ptr<http::ResponseWriter> writer);
   // /v1/responses/{id}: DELETE forgets it; GET is UNIMPLEMENTED (the object is not kept).
   void StoredResponse(const http::HttpRequest& request, const std::string& id,
                       const HttpClient& client, std::shared_ptr<http::ResponseWriter> writer);

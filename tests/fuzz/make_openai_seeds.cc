@@ -33,6 +33,13 @@ int main(int argc, char** argv) {
               R"( "tools": [{"type": "function", "name": "f"}], "text": {"format": {"type":)"
               R"( "json_object"}}, "reasoning": {"effort": "low"}, "top_logprobs": 2,)"
               R"( "include": ["message.output_text.logprobs"], "metadata": {"k": "v"}})");
+  corpus->Add("messages", 7,
+              R"({"system": "s", "messages": [{"role": "user", "content": "hi"}, {"role":)"
+              R"( "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input":)"
+              R"( {}}]}, {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",)"
+              R"( "content": "r"}]}], "tools": [{"name": "f", "input_schema": {}}], "tool_choice":)"
+              R"( {"type": "any"}, "thinking": {"type": "enabled", "budget_tokens": 9}})");
+  corpus->Add("count_tokens", 8, R"({"messages": [{"role": "user", "content": "hi"}]})");
   // Messages: index, kind, then the kind's fields (see Messages in openai_fuzzer.cc); a
   // text is its length, then its bytes.
   std::string stream;

@@ -2,16 +2,17 @@
 // port takes request bodies from anyone, and what a model writes (any bytes, half characters
 // included) goes back to clients as JSON. The first input byte picks the mode:
 //   0-5: the rest is a body for /v1/completions, /v1/chat/completions, /v1/embeddings,
-//        /tokenize, /detokenize or /v1/responses;
+//        /tokenize, /detokenize or /v1/responses; 7 and 8: for /v1/messages and
+//        /v1/messages/count_tokens;
 //   6:   the rest scripts a worker's Generate stream (text, thoughts, tool call deltas and
 //        whole calls, logprobs with any floats, ids, finals), rendered as chat and completion
-//        responses (whole and streamed) and as the Responses API's (whole and streamed).
+//        responses, the Responses API's and the Messages API's (each whole and streamed).
 // Properties (a failure aborts, so the fuzzer reports it as a crash):
 //   - a body is accepted or refused with INVALID_ARGUMENT, never another code;
 //   - an accepted generation has at least one request; a continued response's session id
 //     reads back from the response id it makes;
-//   - every rendered body and every event's data is JSON (or [DONE]); a Responses event's
-//     type is its "event:" line, and its sequence numbers count from 0 without a gap.
+//   - every rendered body and every event's data is JSON (or [DONE]); a typed event's type is
+//     its "event:" line, and the Responses API's sequence numbers count from 0 without a gap.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -21,6 +22,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "common/openai/messages_renderer.h"
+#include "common/openai/messages_request.h"
 #include "common/openai/openai_request.h"
 #include "common/openai/openai_response.h"
 #include "common/openai/responses_renderer.h"
@@ -65,6 +68,17 @@ void ParseBodies(int mode, absl::string_view body) {
     }
     case 4: {
       auto call = ParseDetokenizeRequest(body);
+      if (!call.ok()) return RequireRefusal(call.status());
+      return;
+    }
+    case 7: {
+      auto call = ParseMessagesRequest(body);
+      if (!call.ok()) return RequireRefusal(call.status());
+      Require(call->request.has_chat(), "a message runs a chat");
+      return;
+    }
+    case 8: {
+      auto call = ParseCountTokensRequest(body);
       if (!call.ok()) return RequireRefusal(call.status());
       return;
     }
@@ -189,8 +203,9 @@ void RequireJsonEvents(const std::string& stream) {
   }
 }
 
-// Responses events: "event: TYPE\ndata: JSON" with data.type == TYPE, numbered from `next`.
-void RequireTypedEvents(const std::string& stream, int64_t& next) {
+// Typed events: "event: TYPE\ndata: JSON" with data.type == TYPE; numbered from `next` unless
+// `next` is null.
+void RequireTypedEvents(const std::string& stream, int64_t* next) {
   size_t at = 0;
   while (at < stream.size()) {
     const size_t end = stream.find("\n\n", at);
@@ -204,7 +219,10 @@ void RequireTypedEvents(const std::string& stream, int64_t& next) {
     const Parsed data = Parsed::parse(event.substr(newline + 7), nullptr, false);
     Require(!data.is_discarded(), "an event's data is JSON");
     Require(data.value("type", "") == type, "an event's type is its data's");
-    Require(data.value("sequence_number", int64_t{-1}) == next++, "events are numbered in order");
+    if (next != nullptr) {
+      Require(data.value("sequence_number", int64_t{-1}) == (*next)++,
+              "events are numbered in order");
+    }
     at = end + 2;
   }
 }
@@ -245,12 +263,23 @@ void Render(absl::string_view bytes) {
   int64_t next = 0;
   for (const pb::GenerateResponse& m : messages) {
     whole.Accumulate(0, m);
-    RequireTypedEvents(streamed.StreamEvents(0, m), next);
+    RequireTypedEvents(streamed.StreamEvents(0, m), &next);
   }
   const bool fail = script.Byte() % 2 == 1;
   RequireTypedEvents(
-      streamed.StreamEnd(fail ? absl::UnavailableError("lost\xC3") : absl::OkStatus()), next);
+      streamed.StreamEnd(fail ? absl::UnavailableError("lost\xC3") : absl::OkStatus()), &next);
   RequireJson(whole.Body(), "a whole Responses object is JSON");
+  MessagesMeta messages_meta{.id = std::string("msg_x"), .model = std::string("m")};
+  MessagesRenderer whole_message(messages_meta);
+  MessagesRenderer streamed_message(messages_meta);
+  for (const pb::GenerateResponse& m : messages) {
+    whole_message.Accumulate(0, m);
+    RequireTypedEvents(streamed_message.StreamEvents(0, m), nullptr);
+  }
+  RequireTypedEvents(
+      streamed_message.StreamEnd(fail ? absl::UnavailableError("lost") : absl::OkStatus()),
+      nullptr);
+  RequireJson(whole_message.Body(), "a whole message is JSON");
 }
 
 }  // namespace
@@ -258,9 +287,9 @@ void Render(absl::string_view bytes) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const int mode = data[0] % 7;
+  const int mode = data[0] % 9;
   const absl::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
-  if (mode < 6) {
+  if (mode != 6) {
     ringserve::openai::ParseBodies(mode, rest);
   } else {
     ringserve::openai::Render(rest);

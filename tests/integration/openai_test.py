@@ -18,6 +18,9 @@ workers, checked against the same requests over gRPC:
   conversation renders to; the same reply streamed as typed events; a required call and its
   result sent back as a function_call_output; unstored, deleted and unknown responses cannot
   be continued, and a continuation that fails or is not stored leaves no session behind;
+- /v1/messages (Anthropic's Messages API) on the same checkpoint: the chat endpoint's reply and
+  usage, streamed as content-block events; a required tool_use and its tool_result; the
+  token count; errors in Anthropic's shape;
 - with a bearer token required, HTTP requests need the same Authorization header; a worker
   serving the API itself requires its own tokens (--auth-token-file or RINGSERVE_AUTH_TOKEN).
 
@@ -642,6 +645,84 @@ class ResponsesTest(ChatFleet):
                                          "content": [{"type": "input_image"}]}])
 
 
+class MessagesTest(ChatFleet):
+    """Anthropic's Messages API on the same chat checkpoint: the same reply as the chat endpoint,
+    streamed as content-block events, a required tool call and its result, the token count."""
+
+    def message(self, expect=200, headers=None, **body):
+        status, _, text = request(self.http_port, "POST", "/v1/messages",
+                                  {"model": "tiny-chat", "max_tokens": 8, "temperature": 0,
+                                   **body}, headers)
+        self.assertEqual(status, expect, text)
+        return json.loads(text) if not body.get("stream") else text
+
+    def test_a_reply_is_the_chats_and_its_tokens_are_counted(self):
+        messages = [{"role": "user", "content": "Hi there"}]
+        reply = self.message(system="Be kind.", messages=messages,
+                             headers={"x-api-key": "anything", "anthropic-version": "2023-06-01"})
+        self.assertEqual(reply["type"], "message")
+        self.assertTrue(reply["id"].startswith("msg_"))
+        self.assertEqual(reply["role"], "assistant")
+        self.assertEqual(reply["model"], "tiny-chat")
+        self.assertEqual(reply["stop_reason"], "end_turn")
+        status, chat = post(self.http_port, "/v1/chat/completions",
+                            {"model": "tiny-chat", "max_tokens": 8, "temperature": 0,
+                             "messages": [{"role": "system", "content": "Be kind."}, *messages]})
+        self.assertEqual(status, 200, chat)
+        self.assertEqual(reply["content"], [{"type": "text",
+                                             "text": chat["choices"][0]["message"]["content"]}])
+        usage = reply["usage"]
+        self.assertEqual(usage["input_tokens"] + usage["cache_read_input_tokens"],
+                         chat["usage"]["prompt_tokens"])
+        self.assertEqual(usage["output_tokens"], chat["usage"]["completion_tokens"])
+        status, count = post(self.http_port, "/v1/messages/count_tokens",
+                             {"model": "tiny-chat", "system": "Be kind.", "messages": messages})
+        self.assertEqual(status, 200, count)
+        self.assertEqual(count, {"input_tokens": chat["usage"]["prompt_tokens"]})
+
+        stream = typed_events(self.message(system="Be kind.", messages=messages, stream=True))
+        types = [t for t, _ in stream]
+        self.assertEqual(types[0], "message_start")
+        self.assertEqual(types[-2:], ["message_delta", "message_stop"])
+        self.assertEqual(stream[-2][1]["delta"]["stop_reason"], "end_turn")
+        text = "".join(d["delta"]["text"] for t, d in stream if t == "content_block_delta")
+        self.assertEqual(text, reply["content"][0]["text"])
+
+    def test_a_required_tool_and_its_result(self):
+        tools = [{"name": WEATHER["name"], "description": WEATHER["description"],
+                  "input_schema": WEATHER["parameters"]}]
+        ask = [{"role": "user", "content": "Weather in Oslo?"}]
+        reply = self.message(messages=ask, tools=tools, tool_choice={"type": "any"},
+                             max_tokens=400)
+        self.assertEqual(reply["stop_reason"], "tool_use")
+        uses = [b for b in reply["content"] if b["type"] == "tool_use"]
+        self.assertEqual(len(uses), 1, reply)
+        self.assertEqual(uses[0]["name"], "get_weather")
+        self.assertIn(uses[0]["input"]["city"], ("Paris", "Rome"))
+
+        stream = typed_events(self.message(messages=ask, tools=tools, max_tokens=400,
+                                           tool_choice={"type": "any"}, stream=True))
+        partial = "".join(d["delta"]["partial_json"] for t, d in stream
+                          if t == "content_block_delta" and d["delta"]["type"] == "input_json_delta")
+        self.assertEqual(json.loads(partial), uses[0]["input"])
+
+        answer = self.message(tools=tools, messages=[
+            *ask, {"role": "assistant", "content": reply["content"]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0]["id"],
+                                          "content": "18C"}]}])
+        self.assertEqual(answer["stop_reason"], "end_turn")
+
+    def test_errors_are_anthropics(self):
+        error = self.message(expect=400, messages=[{"role": "user", "content": [
+            {"type": "image", "source": {}}]}])
+        self.assertEqual(error["type"], "error")
+        self.assertEqual(error["error"]["type"], "invalid_request_error")
+        self.assertIn("messages[0].content[0].type", error["error"]["message"])
+        error = self.message(expect=400, max_tokens=100000,
+                             messages=[{"role": "user", "content": "x"}])
+        self.assertEqual(error["error"]["type"], "invalid_request_error")
+
+
 def _quiet(predicate):
     try:
         return predicate()
@@ -757,6 +838,9 @@ class AuthTest(unittest.TestCase):
             self.assertEqual(post(port, "/v1/completions", body,
                                   {"Authorization": "Bearer wrong"})[0], 401)
             self.assertEqual(request(port, "GET", "/v1/models")[0], 401)
+            # Anthropic's clients send the token as x-api-key.
+            self.assertEqual(post(port, "/v1/completions", body, {"x-api-key": "s3cret"})[0], 200)
+            self.assertEqual(post(port, "/v1/completions", body, {"x-api-key": "wrong"})[0], 401)
         finally:
             router.terminate()
             worker.terminate()

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/unit/router/typed_events.h"
 
 namespace ringserve::openai {
 namespace {
@@ -18,6 +19,8 @@ namespace pb = ringserve::v1;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
+using testing::TypedEvents;
+using testing::TypesOf;
 
 // --- requests ---
 
@@ -197,33 +200,6 @@ pb::GenerateResponse Final(pb::FinishReason reason) {
   return m;
 }
 
-// Each event's type (from its "event:" line, which must match the data's) and data.
-std::vector<std::pair<std::string, Json>> Events(const std::string& stream) {
-  std::vector<std::pair<std::string, Json>> events;
-  size_t at = 0;
-  while (at < stream.size()) {
-    const size_t end = stream.find("\n\n", at);
-    EXPECT_NE(end, std::string::npos) << stream;
-    if (end == std::string::npos) break;
-    const std::string event = stream.substr(at, end - at);
-    const size_t newline = event.find('\n');
-    EXPECT_EQ(event.rfind("event: ", 0), 0U) << event;
-    EXPECT_EQ(event.compare(newline + 1, 6, "data: "), 0) << event;
-    const std::string type = event.substr(7, newline - 7);
-    Json data = Json::parse(event.substr(newline + 7));
-    EXPECT_EQ(data["type"], type);
-    events.emplace_back(type, std::move(data));
-    at = end + 2;
-  }
-  return events;
-}
-
-std::vector<std::string> Types(const std::vector<std::pair<std::string, Json>>& events) {
-  std::vector<std::string> types;
-  for (const auto& [type, data] : events) types.push_back(type);
-  return types;
-}
-
 TEST(ResponsesRendererTest, AWholeResponseHoldsTheThoughtTheTextAndTheUsage) {
   ResponsesRenderer renderer(Meta());
   renderer.Accumulate(0, Thought("Hmm"));
@@ -284,9 +260,9 @@ TEST(ResponsesRendererTest, AStreamOpensEachItemClosesItAndCompletes) {
   stream += renderer.StreamEvents(0, Text("lo"));
   stream += renderer.StreamEvents(0, Final(pb::FINISH_REASON_EOS));
   stream += renderer.StreamEnd(absl::OkStatus());
-  const auto events = Events(stream);
+  const auto events = TypedEvents(stream);
   EXPECT_THAT(
-      Types(events),
+      TypesOf(events),
       ElementsAre("response.created", "response.in_progress", "response.output_item.added",
                   "response.content_part.added", "response.reasoning_text.delta",
                   "response.reasoning_text.done", "response.content_part.done",
@@ -338,7 +314,7 @@ TEST(ResponsesRendererTest, StreamedCallsAreFunctionCallItemsWithWholeCharacters
   stream += renderer.StreamEvents(0, second);
   stream += renderer.StreamEvents(0, Final(pb::FINISH_REASON_TOOL_CALLS));
   stream += renderer.StreamEnd(absl::OkStatus());
-  const auto events = Events(stream);
+  const auto events = TypedEvents(stream);
   std::vector<std::string> deltas;
   std::vector<Json> done_items;
   for (const auto& [type, data] : events) {
@@ -363,7 +339,7 @@ TEST(ResponsesRendererTest, AFailedStreamEndsWithAnErrorAndResponseFailed) {
   ResponsesRenderer renderer(Meta());
   std::string stream = renderer.StreamEvents(0, Text("Hi"));
   stream += renderer.StreamEnd(absl::UnavailableError("worker lost"));
-  const auto events = Events(stream);
+  const auto events = TypedEvents(stream);
   ASSERT_GE(events.size(), 2U);
   EXPECT_EQ(events[events.size() - 2].first, "error");
   EXPECT_EQ(events[events.size() - 2].second["message"], "worker lost");
@@ -384,14 +360,14 @@ TEST(ResponsesRendererTest, AFailedStreamEndsWithAnErrorAndResponseFailed) {
   std::string quiet = silent_stream.StreamEvents(0, Final(pb::FINISH_REASON_EOS));
   quiet += silent_stream.StreamEnd(absl::OkStatus());
   EXPECT_THAT(
-      Types(Events(quiet)),
+      TypesOf(TypedEvents(quiet)),
       ElementsAre("response.created", "response.in_progress", "response.output_item.added",
                   "response.content_part.added", "response.output_text.done",
                   "response.content_part.done", "response.output_item.done", "response.completed"));
 
   // A stream that failed before any message still opens with response.created.
   ResponsesRenderer empty(Meta());
-  EXPECT_EQ(Events(empty.StreamEnd(absl::InternalError("x")))[0].first, "response.created");
+  EXPECT_EQ(TypedEvents(empty.StreamEnd(absl::InternalError("x")))[0].first, "response.created");
 }
 
 }  // namespace

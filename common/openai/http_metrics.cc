@@ -3,6 +3,7 @@
 #include <atomic>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/openai/head_hook_writer.h"
 #include "prometheus/counter.h"
@@ -10,13 +11,26 @@
 namespace ringserve::openai {
 namespace {
 
-constexpr const char* kEndpoints[] = {
-    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/tokenize",
-    "/detokenize",          "/health",         "/metrics"};
+constexpr const char* kEndpoints[] = {"/v1/chat/completions",
+                                      "/v1/completions",
+                                      "/v1/responses",
+                                      "/v1/messages",
+                                      "/v1/messages/count_tokens",
+                                      "/v1/embeddings",
+                                      "/v1/models",
+                                      "/tokenize",
+                                      "/detokenize",
+                                      "/health",
+                                      "/metrics"};
+// Paths that end in an id, labelled by their pattern.
+constexpr const char* kIdPrefixes[] = {"/v1/models/", "/v1/responses/"};
 
 std::string EndpointLabel(const std::string& path) {
   for (const char* endpoint : kEndpoints) {
     if (path == endpoint) return endpoint;
+  }
+  for (const char* prefix : kIdPrefixes) {
+    if (absl::StartsWith(path, prefix)) return absl::StrCat(prefix, "{id}");
   }
   return "other";
 }

@@ -640,6 +640,10 @@ class ResponsesTest(ChatFleet):
         self.assertEqual(status, 404)
         status, _, text = request(self.http_port, "GET", "/v1/responses/" + stored["id"])
         self.assertEqual(status, 501, text)
+        metrics = request(self.http_port, "GET", "/metrics")[2]
+        for sample in ('{code="200",endpoint="/v1/responses"}',
+                       '{code="404",endpoint="/v1/responses/{id}"}'):
+            self.assertIn("ringserve_router_http_requests_total" + sample, metrics)
         self.respond(expect=400, input="x", previous_response_id="chatcmpl-1")
         self.respond(expect=400, input=[{"role": "user",
                                          "content": [{"type": "input_image"}]}])

@@ -37,7 +37,8 @@ absl::Status AddBlocks(const JsonObject& message, const std::string& role, const
     const std::string field = absl::StrCat(message.Name("content"), "[", i, "]");
     if (!blocks[i].is_object()) return FieldError(field, "must be a content block object");
     const JsonObject block(blocks[i], field);
-    RS_ASSIGN_OR_RETURN(std::optional<std::string> type, block.String("type"));
+    RS_ASSIGN_OR_RETURN(std::optional<std::string> given, block.String("type"));
+    const std::string type = given.value_or("");
     if (type == "text") {
       RS_ASSIGN_OR_RETURN(std::optional<std::string> text, block.String("text"));
       texts.push_back(text.value_or(""));
@@ -64,9 +65,9 @@ absl::Status AddBlocks(const JsonObject& message, const std::string& role, const
       // An earlier reply's thought: chat templates leave earlier thoughts out of the context.
       continue;
     } else {
-      return FieldError(block.Name("type"),
-                        absl::StrCat("\"", type.value_or(""), "\" blocks are not supported in ",
-                                     role, " messages"));
+      return FieldError(
+          block.Name("type"),
+          absl::StrCat("\"", type, "\" blocks are not supported in ", role, " messages"));
     }
   }
   if (!texts.empty() || text_message.tool_calls_size() > 0) {
@@ -93,17 +94,18 @@ absl::Status ParseConversation(const JsonObject& body, pb::Chat& chat) {
     const std::string field = absl::StrCat("messages[", i, "]");
     if (!(*messages)[i].is_object()) return FieldError(field, "must be an object");
     const JsonObject message((*messages)[i], field);
-    RS_ASSIGN_OR_RETURN(std::optional<std::string> role, message.String("role"));
+    RS_ASSIGN_OR_RETURN(std::optional<std::string> given, message.String("role"));
+    const std::string role = given.value_or("");
     if (role != "user" && role != "assistant") {
       return FieldError(message.Name("role"), "must be \"user\" or \"assistant\"");
     }
     const Json* content = message.Find("content");
     if (content != nullptr && content->is_string()) {
       pb::ChatMessage* out = chat.add_messages();
-      out->set_role(*role);
+      out->set_role(role);
       out->set_content(content->get<std::string>());
     } else if (content != nullptr && content->is_array()) {
-      RS_RETURN_IF_ERROR(AddBlocks(message, *role, *content, chat));
+      RS_RETURN_IF_ERROR(AddBlocks(message, role, *content, chat));
     } else {
       return FieldError(message.Name("content"), "must be a string or an array of blocks");
     }
@@ -137,7 +139,8 @@ absl::Status ParseTools(const JsonObject& body, pb::Chat& chat) {
   RS_ASSIGN_OR_RETURN(const Json* choice, body.Object("tool_choice"));
   if (choice == nullptr) return absl::OkStatus();
   const JsonObject c(*choice, "tool_choice");
-  RS_ASSIGN_OR_RETURN(std::optional<std::string> type, c.String("type"));
+  RS_ASSIGN_OR_RETURN(std::optional<std::string> given, c.String("type"));
+  const std::string type = given.value_or("");
   if (type == "any") {
     chat.mutable_tool_choice()->set_mode(pb::ToolChoice::MODE_REQUIRED);
   } else if (type == "tool") {
@@ -161,12 +164,13 @@ absl::Status ParseThinking(const JsonObject& body, pb::Chat& chat) {
   RS_ASSIGN_OR_RETURN(const Json* thinking, body.Object("thinking"));
   if (thinking == nullptr) return absl::OkStatus();
   const JsonObject t(*thinking, "thinking");
-  RS_ASSIGN_OR_RETURN(std::optional<std::string> type, t.String("type"));
+  RS_ASSIGN_OR_RETURN(std::optional<std::string> given, t.String("type"));
+  const std::string type = given.value_or("");
   if (type != "enabled" && type != "disabled" && type != "adaptive") {
     return FieldError(t.Name("type"), "must be \"enabled\", \"adaptive\" or \"disabled\"");
   }
   RS_RETURN_IF_ERROR(t.Integer("budget_tokens", 0, kInt32Max).status());
-  chat.set_enable_thinking(*type != "disabled");
+  chat.set_enable_thinking(type != "disabled");
   return absl::OkStatus();
 }
 

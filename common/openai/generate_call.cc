@@ -181,6 +181,7 @@ void StartGenerateCall(const std::shared_ptr<pb::Inference::Stub>& stub, Generat
                        ResponseMeta meta, const HttpClient& client,
                        std::shared_ptr<http::ResponseWriter> writer) {
   meta.include_usage = call.include_usage;
+  meta.continuous_usage = call.continuous_usage;
   const int num_requests = static_cast<int>(call.requests.size());
   StartGenerateStreams(stub, std::move(call.requests), call.stream,
                        std::make_unique<ResponseRenderer>(std::move(meta), num_requests), client,

@@ -61,6 +61,12 @@ OrderedJson MessagesRenderer::Block(int index, bool opening) const {
 }
 
 OrderedJson MessagesRenderer::Usage() const {
+  if (!reply_.finished()) {  // message_start's: the context as the first token told it
+    return OrderedJson{{"input_tokens", announced_input_tokens_},
+                       {"cache_creation_input_tokens", 0},
+                       {"cache_read_input_tokens", 0},
+                       {"output_tokens", 0}};
+  }
   // Anthropic counts cached input apart: input_tokens are those computed.
   return OrderedJson{{"input_tokens", reply_.input_tokens() - reply_.cached_tokens()},
                      {"cache_creation_input_tokens", 0},
@@ -113,6 +119,7 @@ void MessagesRenderer::Closed(int index) { Event("content_block_stop", {{"index"
 std::string MessagesRenderer::StreamEvents(int /*request*/, const pb::GenerateResponse& message) {
   if (!started_) {
     started_ = true;
+    announced_input_tokens_ = message.prompt_tokens();
     Event("message_start", {{"message", Object(/*ended=*/false)}});
   }
   reply_.Take(message, this);

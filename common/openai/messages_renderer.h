@@ -6,6 +6,7 @@
 #ifndef RINGSERVE_COMMON_OPENAI_MESSAGES_RENDERER_H_
 #define RINGSERVE_COMMON_OPENAI_MESSAGES_RENDERER_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -57,6 +58,9 @@ class MessagesRenderer final : public GenerateRenderer, private ReplyItems::List
   ReplyItems reply_;
   std::string events_;  // the events of the call in progress
   bool started_ = false;
+  // GenerateResponse.prompt_tokens of the first message: message_start's input_tokens (how
+  // many came from the cache is known only at the end).
+  int64_t announced_input_tokens_ = 0;
 };
 
 }  // namespace ringserve::openai

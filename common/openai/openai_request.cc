@@ -154,6 +154,10 @@ absl::StatusOr<GenerateCall> ParseCommon(const JsonObject& body, ApiKind kind,
     RS_ASSIGN_OR_RETURN(std::optional<bool> usage,
                         JsonObject(*stream_options, "stream_options").Bool("include_usage"));
     call.include_usage = usage.value_or(false);
+    RS_ASSIGN_OR_RETURN(
+        std::optional<bool> continuous,
+        JsonObject(*stream_options, "stream_options").Bool("continuous_usage_stats"));
+    call.continuous_usage = continuous.value_or(false);
   }
   RS_ASSIGN_OR_RETURN(std::optional<int64_t> priority,
                       body.Integer("priority", kInt32Min, kInt32Max));

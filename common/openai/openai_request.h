@@ -33,6 +33,8 @@ struct GenerateCall {
   bool stream = false;
   // stream_options.include_usage: a last chunk with the usage and no choices.
   bool include_usage = false;
+  // stream_options.continuous_usage_stats (vLLM's): every chunk carries the usage so far.
+  bool continuous_usage = false;
   // How many alternatives to report at each token (0: the token's own logprob only);
   // nullopt: no logprobs.
   std::optional<int> logprobs;

@@ -234,6 +234,12 @@ OrderedJson ResponseRenderer::ChunkHead() const {
                      {"model", meta_.model}};
 }
 
+OrderedJson ResponseRenderer::ChoiceUsage(const Choice& choice) {
+  return OrderedJson{{"prompt_tokens", choice.prompt_tokens},
+                     {"completion_tokens", choice.generated},
+                     {"total_tokens", choice.prompt_tokens + choice.generated}};
+}
+
 OrderedJson ResponseRenderer::Usage() const {
   return OrderedJson{{"prompt_tokens", prompt_tokens_},
                      {"completion_tokens", completion_tokens_},
@@ -246,6 +252,12 @@ std::string ResponseRenderer::StreamEvents(int request, const pb::GenerateRespon
   Choice& choice = ChoiceOf(request, message);
   const int index = ChoiceIndex(request, message);
   TakeIds(choice, message);
+  if (message.prompt_tokens() > 0) choice.prompt_tokens = message.prompt_tokens();
+  choice.generated += message.token_ids_size();
+  if (message.has_final()) {
+    choice.prompt_tokens = message.final().usage().prompt_tokens();
+    choice.generated = message.final().usage().completion_tokens();
+  }
   std::string events;
   OrderedJson out = OrderedJson::object();
   // Every generated id goes out with the chunk of its message, text or none.
@@ -264,6 +276,7 @@ std::string ResponseRenderer::StreamEvents(int request, const pb::GenerateRespon
                                           {"delta", {{"role", "assistant"}, {"content", ""}}},
                                           {"logprobs", nullptr},
                                           {"finish_reason", nullptr}}});
+      if (meta_.continuous_usage) first["usage"] = ChoiceUsage(choice);
       events += SseEvent(Dump(first));
     }
     OrderedJson delta = OrderedJson::object();
@@ -328,6 +341,7 @@ std::string ResponseRenderer::StreamEvents(int request, const pb::GenerateRespon
   SendIds(choice, out, out);
   OrderedJson chunk = ChunkHead();
   chunk["choices"] = OrderedJson::array({std::move(out)});
+  if (meta_.continuous_usage) chunk["usage"] = ChoiceUsage(choice);
   events += SseEvent(Dump(chunk));
   return events;
 }

@@ -40,6 +40,9 @@ struct ResponseMeta {
   bool token_ids = false;
   // stream_options.include_usage: a successful stream ends with a chunk holding the usage.
   bool include_usage = false;
+  // GenerateCall::continuous_usage: every chunk carries its choice's usage so far (the prompt
+  // from GenerateResponse.prompt_tokens, the tokens generated up to the chunk).
+  bool continuous_usage = false;
 };
 
 // A float as the shortest decimal that reads back as it (-0.1f prints as -0.1, not as the
@@ -97,6 +100,10 @@ class ResponseRenderer final : public GenerateRenderer {
     std::vector<int32_t> prompt_ids;
     std::vector<int32_t> token_ids;
     bool prompt_ids_sent = false;
+    // meta.continuous_usage: the context's tokens (from the first generated token's message,
+    // then the final's) and the tokens generated so far.
+    int64_t prompt_tokens = 0;
+    int64_t generated = 0;
   };
 
   Choice& ChoiceOf(int request, const ringserve::v1::GenerateResponse& message);
@@ -120,6 +127,8 @@ class ResponseRenderer final : public GenerateRenderer {
   void AddLogprobs(Choice& choice, const ringserve::v1::GenerateResponse& message,
                    OrderedJson& into);
   OrderedJson ChunkHead() const;
+  // meta.continuous_usage: the choice's usage so far.
+  static OrderedJson ChoiceUsage(const Choice& choice);
   OrderedJson Usage() const;
 
   const ResponseMeta meta_;

@@ -174,6 +174,19 @@ class CompletionsTest(unittest.TestCase):
         self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "length")
         self.assertTrue(all(c["id"] == chunks[0]["id"] for c in chunks))
 
+        # vLLM's continuous_usage_stats: every chunk counts the prompt and the tokens so far.
+        status, _, text = request(self.http_port, "POST", "/v1/completions", {
+            "prompt": PROMPT, "max_tokens": 20, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True}})
+        self.assertEqual(status, 200)
+        chunks = events(text)[:-2]
+        counted = [c["usage"]["completion_tokens"] for c in chunks]
+        self.assertEqual(counted, sorted(counted))
+        self.assertEqual(chunks[-1]["usage"], {k: whole["usage"][k] for k in (
+            "prompt_tokens", "completion_tokens", "total_tokens")})
+        self.assertTrue(all(c["usage"]["prompt_tokens"] == whole["usage"]["prompt_tokens"]
+                            for c in chunks))
+
     def test_a_clients_request_id_names_the_response(self):
         status, headers, text = request(self.http_port, "POST", "/v1/completions",
                                         {"prompt": PROMPT, "max_tokens": 2},
@@ -689,6 +702,9 @@ class MessagesTest(ChatFleet):
         self.assertEqual(types[0], "message_start")
         self.assertEqual(types[-2:], ["message_delta", "message_stop"])
         self.assertEqual(stream[-2][1]["delta"]["stop_reason"], "end_turn")
+        # message_start already counts the context (the cached part is known at the end).
+        self.assertEqual(stream[0][1]["message"]["usage"]["input_tokens"],
+                         chat["usage"]["prompt_tokens"])
         text = "".join(d["delta"]["text"] for t, d in stream if t == "content_block_delta")
         self.assertEqual(text, reply["content"][0]["text"])
 

@@ -300,6 +300,7 @@ bool Generator::HandleSample(Job& job, const SampledToken& sampled, bool kv_comp
   if (!job.first_token) job.first_token = absl::Now();
 
   JobEvent event;
+  if (job.generated == 1) event.prompt_tokens = job.prompt_tokens;
   GeneratedToken& token = event.tokens.emplace_back();
   token.id = sampled.id;
   token.logprob = sampled.logprob;

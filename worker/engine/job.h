@@ -127,6 +127,10 @@ struct JobEvent {
   std::vector<GeneratedToken> prompt_logprobs;
   std::vector<GeneratedToken> tokens;
   std::string text;
+  // On the event with the first generated token: the context's tokens the job is conditioned
+  // on (JobUsage::prompt_tokens, as the result will report it), so a reader can count usage
+  // before the end. 0 on the others.
+  int32_t prompt_tokens = 0;
   bool finished = false;
   absl::Status status;  // when finished
   JobResult result;     // when finished with OK

@@ -13,6 +13,7 @@ void Merge(JobEvent& into, JobEvent&& more) {
   into.tokens.insert(into.tokens.end(), std::make_move_iterator(more.tokens.begin()),
                      std::make_move_iterator(more.tokens.end()));
   into.text += more.text;
+  if (into.prompt_tokens == 0) into.prompt_tokens = more.prompt_tokens;
   if (more.finished) {
     into.finished = true;
     into.status = std::move(more.status);

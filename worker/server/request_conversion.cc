@@ -453,6 +453,7 @@ void FillResponse(const engine::JobEvent& event, bool with_logprobs,
     if (with_logprobs) FillPosition(t, tokenizer, response->add_logprobs());
   }
   response->set_text(event.text);
+  response->set_prompt_tokens(event.prompt_tokens);
 }
 
 void FillPromptLogprobs(std::span<const engine::GeneratedToken> scored,

@@ -77,6 +77,7 @@ TEST(GeneratorTest, GreedyFollowsTheModelAndReportsUsage) {
   EXPECT_EQ(Ids(e), Expected(prompt, 12));
   EXPECT_EQ(e.result.finish_reason, FinishReason::kMaxTokens);
   EXPECT_EQ(e.result.usage.prompt_tokens, 9);
+  EXPECT_EQ(e.prompt_tokens, 9);  // told with the first token already
   EXPECT_EQ(e.result.usage.completion_tokens, 12);
   EXPECT_EQ(e.result.usage.cached_tokens, 0);
   EXPECT_GE(e.result.usage.time_to_first_token, e.result.usage.queue_time);
@@ -483,6 +484,7 @@ TEST(GeneratorTest, AppendedTurnsReuseTheSessionsKv) {
   context.insert(context.end(), more.begin(), more.end());
   EXPECT_EQ(Ids(t2), Expected(context, 5));
   EXPECT_EQ(t2.result.usage.prompt_tokens, 19);
+  EXPECT_EQ(t2.prompt_tokens, 19);  // the history counts, as in the result
   // Everything but the last sampled token of turn 1 was computed and pinned.
   EXPECT_EQ(t2.result.usage.cached_tokens, 15);
   EXPECT_EQ(t2.result.history_tokens, 24);

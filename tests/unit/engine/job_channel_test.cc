@@ -18,13 +18,16 @@ JobEvent Tokens(std::initializer_list<int32_t> ids, std::string text) {
 
 TEST(JobChannelTest, UnreadEventsMergeInOrder) {
   JobChannel channel(1, 100, {});
-  ASSERT_TRUE(channel.Push(Tokens({1}, "a")));
+  JobEvent first = Tokens({1}, "a");
+  first.prompt_tokens = 5;
+  ASSERT_TRUE(channel.Push(std::move(first)));
   ASSERT_TRUE(channel.Push(Tokens({2, 3}, "bc")));
   std::optional<JobEvent> e = channel.TryNext();
   ASSERT_TRUE(e.has_value());
   ASSERT_EQ(e->tokens.size(), 3U);
   EXPECT_EQ(e->tokens[2].id, 3);
   EXPECT_EQ(e->text, "abc");
+  EXPECT_EQ(e->prompt_tokens, 5);  // the first event's count survives the later events
   EXPECT_FALSE(e->finished);
   EXPECT_FALSE(channel.TryNext().has_value());
 }

@@ -116,7 +116,8 @@ TEST(OpenAiCompletionRequestTest, GuidedParametersBecomeResponseFormats) {
 
 TEST(OpenAiChatRequestTest, MapsMessagesToolsAndFormats) {
   auto call = ParseChatRequest(R"({
-      "model": "m", "stream": true, "stream_options": {"include_usage": true},
+      "model": "m", "stream": true,
+      "stream_options": {"include_usage": true, "continuous_usage_stats": true},
       "messages": [
         {"role": "developer", "content": "Be brief."},
         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
@@ -135,6 +136,7 @@ TEST(OpenAiChatRequestTest, MapsMessagesToolsAndFormats) {
   EXPECT_EQ(call->kind, ApiKind::kChat);
   EXPECT_TRUE(call->stream);
   EXPECT_TRUE(call->include_usage);
+  EXPECT_TRUE(call->continuous_usage);
   EXPECT_EQ(call->logprobs, 3);
   ASSERT_EQ(call->requests.size(), 1U);
   const pb::GenerateRequest& r = call->requests[0];
@@ -427,6 +429,25 @@ TEST(OpenAiResponseTest, AStreamedChatOpensWithTheRoleAndStreamsCallsWholeCharac
   ASSERT_EQ(data.size(), 2U);
   EXPECT_EQ(Json::parse(data[0])["error"]["message"], "worker lost");
   EXPECT_EQ(data[1], "[DONE]");
+}
+
+// vLLM's continuous_usage_stats: each chunk counts its choice's prompt (told with the first
+// token) and the tokens so far; the final chunk has the final usage.
+TEST(OpenAiResponseTest, ContinuousUsageCountsEachChunk) {
+  ResponseMeta meta = Meta(ApiKind::kCompletion);
+  meta.continuous_usage = true;
+  ResponseRenderer renderer(meta, 1);
+  pb::GenerateResponse first = Message("Hel");
+  first.set_prompt_tokens(7);
+  std::vector<std::string> data = EventData(renderer.StreamEvents(0, first));
+  ASSERT_EQ(data.size(), 1U);
+  EXPECT_EQ(Json::parse(data[0])["usage"],
+            Json::parse(R"({"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8})"));
+  data = EventData(renderer.StreamEvents(0, Message("lo")));
+  EXPECT_EQ(Json::parse(data[0])["usage"]["completion_tokens"], 2);
+  data = EventData(renderer.StreamEvents(0, Final(pb::FINISH_REASON_EOS, 7, 3)));
+  EXPECT_EQ(Json::parse(data[0])["usage"],
+            Json::parse(R"({"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10})"));
 }
 
 TEST(OpenAiCompletionRequestTest, EchoWithLogprobsScoresThePrompt) {

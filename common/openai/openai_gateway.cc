@@ -268,11 +268,12 @@ void OpenAiGateway::ListModels(const HttpClient& client, std::string id,
 }
 
 void OpenAiGateway::WithModelInfo(const HttpClient& client,
-                                  std::shared_ptr<http::ResponseWriter> writer, WithInfo next) {
-  catalog_->Get(client, [writer = std::move(writer),
-                         next = std::move(next)](absl::StatusOr<pb::ModelInfo> info) mutable {
+                                  std::shared_ptr<http::ResponseWriter> writer, WithInfo next,
+                                  ErrorBodyOf error_body) {
+  catalog_->Get(client, [writer = std::move(writer), next = std::move(next),
+                         error_body](absl::StatusOr<pb::ModelInfo> info) mutable {
     if (!info.ok()) {
-      RespondError(*writer, info.status());
+      writer->Respond(HttpStatusOf(info.status().code()), kJson, error_body(info.status()));
       return;
     }
     next(*info, writer);
@@ -368,7 +369,8 @@ void OpenAiGateway::Messages(const http::HttpRequest& request, const HttpClient&
         requests.push_back(std::move(call.request));
         StartGenerateStreams(stub, std::move(requests), call.stream,
                              std::make_unique<MessagesRenderer>(std::move(meta)), client, writer);
-      });
+      },
+      &AnthropicErrorBody);
 }
 
 void OpenAiGateway::CountTokens(const http::HttpRequest& request, const HttpClient& client,
@@ -394,7 +396,8 @@ void OpenAiGateway::CountTokens(const http::HttpRequest& request, const HttpClie
                            200, kJson,
                            Dump(OrderedJson{{"input_tokens", response->token_ids_size()}}));
                      });
-      });
+      },
+      &AnthropicErrorBody);
 }
 
 void OpenAiGateway::StoredResponse(const http::HttpRequest& request, const std::string& id,
@@ -443,19 +446,23 @@ void OpenAiGateway::Embed(const http::HttpRequest& request, const HttpClient& cl
 }
 
 void OpenAiGateway::WithTokenizerOf(const std::string& model, const HttpClient& client,
-                                    std::shared_ptr<http::ResponseWriter> writer, WithInfo next) {
-  WithModelInfo(client, std::move(writer),
-                [model, served = options_.served_model_name, next = std::move(next)](
-                    const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& w) {
-                  if (!AdapterFor(model, info, served).empty()) {
-                    RespondError(*w, absl::NotFoundError(absl::StrCat(
-                                         "the model '", model,
-                                         "' is not the served model; adapters share its "
-                                         "tokenizer: name it or none")));
-                    return;
-                  }
-                  next(info, w);
-                });
+                                    std::shared_ptr<http::ResponseWriter> writer, WithInfo next,
+                                    ErrorBodyOf error_body) {
+  WithModelInfo(
+      client, std::move(writer),
+      [model, served = options_.served_model_name, next = std::move(next), error_body](
+          const pb::ModelInfo& info, const std::shared_ptr<http::ResponseWriter>& w) {
+        if (!AdapterFor(model, info, served).empty()) {
+          const absl::Status status = absl::NotFoundError(
+              absl::StrCat("the model '", model,
+                           "' is not the served model; adapters share its tokenizer: name it or "
+                           "none"));
+          w->Respond(HttpStatusOf(status.code()), kJson, error_body(status));
+          return;
+        }
+        next(info, w);
+      },
+      error_body);
 }
 
 void OpenAiGateway::Tokenize(const http::HttpRequest& request, const HttpClient& client,

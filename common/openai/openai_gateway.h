@@ -29,6 +29,7 @@
 #include "common/openai/cors.h"
 #include "common/openai/http_metrics.h"
 #include "common/openai/model_catalog.h"
+#include "common/openai/openai_error.h"
 #include "grpcpp/channel.h"
 #include "ringserve/v1/inference.grpc.pb.h"
 
@@ -93,15 +94,17 @@ class OpenAiGateway {
   void Detokenize(const http::HttpRequest& request, const HttpClient& client,
                   std::shared_ptr<http::ResponseWriter> writer);
   // Runs `next` with the served model's ModelInfo (ModelCatalog), or answers with the
-  // catalog's error.
+  // catalog's error, written by `error_body` (the endpoint's API's error shape).
   using WithInfo = std::function<void(const ringserve::v1::ModelInfo& info,
                                       const std::shared_ptr<http::ResponseWriter>& writer)>;
+  using ErrorBodyOf = std::string (*)(const absl::Status&);
   void WithModelInfo(const HttpClient& client, std::shared_ptr<http::ResponseWriter> writer,
-                     WithInfo next);
+                     WithInfo next, ErrorBodyOf error_body = &ErrorBody);
   // WithModelInfo for the tokenizer's endpoints: `model` must be the served model's name or
   // empty (adapters share its tokenizer, so naming one is a 404 that says so).
   void WithTokenizerOf(const std::string& model, const HttpClient& client,
-                       std::shared_ptr<http::ResponseWriter> writer, WithInfo next);
+                       std::shared_ptr<http::ResponseWriter> writer, WithInfo next,
+                       ErrorBodyOf error_body = &ErrorBody);
 
   const GatewayOptions options_;
   const CorsPolicy cors_;

@@ -861,6 +861,12 @@ class AuthTest(unittest.TestCase):
             # Anthropic's clients send the token as x-api-key.
             self.assertEqual(post(port, "/v1/completions", body, {"x-api-key": "s3cret"})[0], 200)
             self.assertEqual(post(port, "/v1/completions", body, {"x-api-key": "wrong"})[0], 401)
+            # The Messages API answers in Anthropic's error shape, its catalog lookup included.
+            status, error = post(port, "/v1/messages",
+                                 {"max_tokens": 2, "messages": [{"role": "user", "content": "x"}]})
+            self.assertEqual(status, 401, error)
+            self.assertEqual(error["type"], "error")
+            self.assertEqual(error["error"]["type"], "authentication_error")
         finally:
             router.terminate()
             worker.terminate()

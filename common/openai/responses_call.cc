@@ -59,8 +59,17 @@ void StartResponsesCall(const std::shared_ptr<pb::Inference::Stub>& stub, Respon
                         ResponsesMeta meta, const HttpClient& client,
                         std::shared_ptr<http::ResponseWriter> writer) {
   if (call.previous_session.empty()) {
-    if (call.store) call.request.set_session_id(meta.id);
-    Run(stub, std::move(call), std::move(meta), client, std::move(writer), nullptr);
+    if (!call.store) {
+      Run(stub, std::move(call), std::move(meta), client, std::move(writer), nullptr);
+      return;
+    }
+    std::string session = meta.id;
+    call.request.set_session_id(session);
+    // A failed response is not continued: what its session holds goes at once.
+    Run(stub, std::move(call), std::move(meta), client, std::move(writer),
+        [stub, client, session = std::move(session)](const absl::Status& status) {
+          if (!status.ok()) CloseQuietly(stub, client, session);
+        });
     return;
   }
   pb::ForkRequest fork;

@@ -17,8 +17,9 @@ namespace ringserve::openai {
 // Runs the call's chat as a Generate stream rendered by a ResponsesRenderer. A stored response
 // (store, the default) runs on a session named by its id (meta.id); a continuation
 // (previous_response_id) first forks the previous response's session and appends the input to
-// the fork, whose id becomes the response's. A continuation that fails, or that is not to be
-// stored, closes its fork when it ends. NOT_FOUND when the previous response is gone.
+// the fork, whose id becomes the response's. A response that fails, or a continuation that is
+// not to be stored, closes its session when it ends. NOT_FOUND when the previous response is
+// gone.
 void StartResponsesCall(const std::shared_ptr<ringserve::v1::Inference::Stub>& stub,
                         ResponsesCall call, ResponsesMeta meta, const HttpClient& client,
                         std::shared_ptr<http::ResponseWriter> writer);

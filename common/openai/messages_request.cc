@@ -19,7 +19,6 @@ namespace {
 namespace pb = ringserve::v1;
 
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
-constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
 
 std::string DumpJson(const Json& value) {
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
@@ -187,8 +186,7 @@ absl::StatusOr<MessagesCall> ParseMessagesRequest(absl::string_view text) {
   RS_ASSIGN_OR_RETURN(const Json parsed, ParseBody(text));
   const JsonObject body(parsed, "");
   MessagesCall call;
-  RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
-  call.model = model.value_or("");
+  RS_ASSIGN_OR_RETURN(call.model, ModelField(body));
   pb::GenerateRequest& request = call.request;
   RS_RETURN_IF_ERROR(ParseChat(body, *request.mutable_chat()));
   RS_ASSIGN_OR_RETURN(std::optional<bool> stream, body.Bool("stream"));
@@ -205,9 +203,8 @@ absl::StatusOr<MessagesCall> ParseMessagesRequest(absl::string_view text) {
   for (std::string& s : stops) {
     if (!s.empty()) request.mutable_stop()->add_stop(std::move(s));
   }
-  RS_ASSIGN_OR_RETURN(std::optional<int64_t> priority,
-                      body.Integer("priority", kInt32Min, kInt32Max));
-  request.set_priority(static_cast<int32_t>(priority.value_or(0)));
+  RS_ASSIGN_OR_RETURN(const int32_t priority, PriorityField(body));
+  request.set_priority(priority);
   RS_RETURN_IF_ERROR(body.Object("metadata").status());  // type-checked only
   return call;
 }
@@ -216,8 +213,7 @@ absl::StatusOr<CountTokensCall> ParseCountTokensRequest(absl::string_view text) 
   RS_ASSIGN_OR_RETURN(const Json parsed, ParseBody(text));
   const JsonObject body(parsed, "");
   CountTokensCall call;
-  RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
-  call.model = model.value_or("");
+  RS_ASSIGN_OR_RETURN(call.model, ModelField(body));
   RS_RETURN_IF_ERROR(ParseChat(body, *call.request.mutable_chat()));
   return call;
 }

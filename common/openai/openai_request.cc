@@ -132,8 +132,7 @@ absl::StatusOr<GenerateCall> ParseCommon(const JsonObject& body, ApiKind kind,
   RS_RETURN_IF_ERROR(RefuseUnsupported(body));
   GenerateCall call;
   call.kind = kind;
-  RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
-  call.model = model.value_or("");
+  RS_ASSIGN_OR_RETURN(call.model, ModelField(body));
   RS_RETURN_IF_ERROR(ParseSamplingFields(body, *request.mutable_sampling()));
   RS_RETURN_IF_ERROR(ParseStop(body, kind, *request.mutable_stop()));
   RS_RETURN_IF_ERROR(ParseResponseFormat(body, *request.mutable_response_format()));
@@ -159,9 +158,8 @@ absl::StatusOr<GenerateCall> ParseCommon(const JsonObject& body, ApiKind kind,
         JsonObject(*stream_options, "stream_options").Bool("continuous_usage_stats"));
     call.continuous_usage = continuous.value_or(false);
   }
-  RS_ASSIGN_OR_RETURN(std::optional<int64_t> priority,
-                      body.Integer("priority", kInt32Min, kInt32Max));
-  request.set_priority(static_cast<int32_t>(priority.value_or(0)));
+  RS_ASSIGN_OR_RETURN(const int32_t priority, PriorityField(body));
+  request.set_priority(priority);
   RS_ASSIGN_OR_RETURN(std::optional<int64_t> truncate,
                       body.Integer("truncate_prompt_tokens", -1, kInt32Max));
   if (truncate.has_value()) request.set_truncate_prompt_tokens(static_cast<int32_t>(*truncate));
@@ -342,6 +340,17 @@ absl::Status ParseToolFields(const JsonObject& body, pb::Chat& chat) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> ModelField(const JsonObject& body) {
+  RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
+  return model.value_or("");
+}
+
+absl::StatusOr<int32_t> PriorityField(const JsonObject& body) {
+  RS_ASSIGN_OR_RETURN(std::optional<int64_t> priority,
+                      body.Integer("priority", kInt32Min, kInt32Max));
+  return static_cast<int32_t>(priority.value_or(0));
+}
+
 absl::Status ParseSamplingFields(const JsonObject& body, pb::SamplingParams& sampling) {
   RS_ASSIGN_OR_RETURN(std::optional<double> temperature, body.Number("temperature"));
   if (temperature.has_value()) sampling.set_temperature(static_cast<float>(*temperature));
@@ -513,8 +522,7 @@ absl::StatusOr<EmbedCall> ParseEmbeddingRequest(absl::string_view text) {
   RS_ASSIGN_OR_RETURN(const Json parsed, ParseBody(text));
   const JsonObject body(parsed, "");
   EmbedCall call;
-  RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
-  call.model = model.value_or("");
+  RS_ASSIGN_OR_RETURN(call.model, ModelField(body));
   const Json* input = body.Find("input");
   if (input == nullptr) return FieldError("input", "is required");
   pb::EmbedRequest& request = call.request;
@@ -560,9 +568,8 @@ absl::StatusOr<EmbedCall> ParseEmbeddingRequest(absl::string_view text) {
   RS_ASSIGN_OR_RETURN(std::optional<int64_t> truncate,
                       body.Integer("truncate_prompt_tokens", -1, kInt32Max));
   if (truncate.has_value()) request.set_truncate_prompt_tokens(static_cast<int32_t>(*truncate));
-  RS_ASSIGN_OR_RETURN(std::optional<int64_t> priority,
-                      body.Integer("priority", kInt32Min, kInt32Max));
-  request.set_priority(static_cast<int32_t>(priority.value_or(0)));
+  RS_ASSIGN_OR_RETURN(const int32_t priority, PriorityField(body));
+  request.set_priority(priority);
   RS_RETURN_IF_ERROR(body.String("user").status());  // type-checked only
   return call;
 }
@@ -571,8 +578,7 @@ absl::StatusOr<TokenizeCall> ParseTokenizeRequest(absl::string_view text) {
   RS_ASSIGN_OR_RETURN(const Json parsed, ParseBody(text));
   const JsonObject body(parsed, "");
   TokenizeCall call;
-  RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
-  call.model = model.value_or("");
+  RS_ASSIGN_OR_RETURN(call.model, ModelField(body));
   RS_ASSIGN_OR_RETURN(std::optional<bool> token_strs, body.Bool("return_token_strs"));
   call.token_strs = token_strs.value_or(false);
   RS_ASSIGN_OR_RETURN(std::optional<bool> special, body.Bool("add_special_tokens"));
@@ -598,8 +604,7 @@ absl::StatusOr<DetokenizeCall> ParseDetokenizeRequest(absl::string_view text) {
   RS_ASSIGN_OR_RETURN(const Json parsed, ParseBody(text));
   const JsonObject body(parsed, "");
   DetokenizeCall call;
-  RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
-  call.model = model.value_or("");
+  RS_ASSIGN_OR_RETURN(call.model, ModelField(body));
   RS_ASSIGN_OR_RETURN(const Json* tokens, body.Array("tokens"));
   if (tokens == nullptr) return FieldError("tokens", "is required");
   for (size_t i = 0; i < tokens->size(); ++i) {

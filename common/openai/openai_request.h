@@ -77,7 +77,11 @@ struct DetokenizeCall {
 
 absl::StatusOr<DetokenizeCall> ParseDetokenizeRequest(absl::string_view text);
 
-// What the Responses API's parser (responses_request) shares with these:
+// What the Responses and Messages API parsers share with these:
+// "model", as the client named it ("" when it named none).
+absl::StatusOr<std::string> ModelField(const JsonObject& body);
+// ringserve's "priority" extra (GenerateRequest.priority and EmbedRequest.priority); 0 unset.
+absl::StatusOr<int32_t> PriorityField(const JsonObject& body);
 // OpenAI's sampling parameters and vLLM's extras (temperature, top_p, top_k, min_p, the
 // penalties, seed, logit_bias) into `sampling`.
 absl::Status ParseSamplingFields(const JsonObject& body, ringserve::v1::SamplingParams& sampling);

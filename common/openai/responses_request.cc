@@ -20,7 +20,6 @@ namespace {
 namespace pb = ringserve::v1;
 
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
-constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
 constexpr int64_t kMaxTopLogprobs = 20;
 constexpr char kResponsePrefix[] = "resp_";
 // "include" value that asks for the output text's logprobs.
@@ -210,8 +209,7 @@ absl::StatusOr<ResponsesCall> ParseResponsesRequest(absl::string_view text) {
   RS_RETURN_IF_ERROR(RefuseUnsupported(body));
   ResponsesCall call;
   pb::GenerateRequest& request = call.request;
-  RS_ASSIGN_OR_RETURN(std::optional<std::string> model, body.String("model"));
-  call.model = model.value_or("");
+  RS_ASSIGN_OR_RETURN(call.model, ModelField(body));
   RS_ASSIGN_OR_RETURN(std::optional<std::string> previous, body.String("previous_response_id"));
   if (previous.has_value()) {
     RS_ASSIGN_OR_RETURN(call.previous_session,
@@ -265,9 +263,8 @@ absl::StatusOr<ResponsesCall> ParseResponsesRequest(absl::string_view text) {
   } else if (truncation.has_value() && *truncation != "disabled") {
     return FieldError("truncation", "must be \"auto\" or \"disabled\"");
   }
-  RS_ASSIGN_OR_RETURN(std::optional<int64_t> priority,
-                      body.Integer("priority", kInt32Min, kInt32Max));
-  request.set_priority(static_cast<int32_t>(priority.value_or(0)));
+  RS_ASSIGN_OR_RETURN(const int32_t priority, PriorityField(body));
+  request.set_priority(priority);
   RS_RETURN_IF_ERROR(body.String("user").status());  // type-checked only
   RS_ASSIGN_OR_RETURN(call.settings, Settings(body, call));
   return call;

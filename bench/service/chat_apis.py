@@ -19,23 +19,13 @@ import http.client
 import json
 import os
 import statistics
-import sys
 import tempfile
-import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "integration"))
-import fleet  # noqa: E402
-from chat_checkpoint import write_checkpoint  # noqa: E402
+from router_load import fleet, run_pass, start_chat_fleet  # noqa: E402
 
 QUESTION = "Tell me about the sea."
 MODEL = "tiny-chat"
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def grpc_once(stub, pb, tokens):
@@ -85,32 +75,6 @@ def http_once(port, api, tokens):
     return first, count
 
 
-def run_pass(router_pid, work, concurrency, requests):
-    ttfts, tokens, lock = [], [0], threading.Lock()
-    remaining = [requests]
-
-    def client():
-        while True:
-            with lock:
-                if remaining[0] == 0:
-                    return
-                remaining[0] -= 1
-            first, count = work()
-            with lock:
-                ttfts.append(first)
-                tokens[0] += count
-
-    cpu_before, start = cpu_seconds(router_pid), time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return {"router_cpu_s": cpu_seconds(router_pid) - cpu_before,
-            "wall_s": time.monotonic() - start,
-            "ttft_p50_ms": 1000 * statistics.median(ttfts), "tokens": tokens[0]}
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default="build/bin")
@@ -126,18 +90,10 @@ def main():
     from ringserve.v1 import inference_pb2 as pb
     from ringserve.v1 import inference_pb2_grpc as rpc
 
-    model_dir = tempfile.mkdtemp(prefix="ringserve-chat-apis-")
-    write_checkpoint(model_dir, favourite=ord("a"))  # never <|im_end|>: replies run to the limit
-    worker = fleet.Process(
-        [os.path.join(a.bin, "ringserve-worker"), "--model", model_dir, "--port", "0",
-         "--host", "127.0.0.1", "--id", "w0", "--kv-memory", "256MiB", "--threads", "1"], "w0")
-    port = fleet.free_port()
-    router = fleet.start_router(a.bin, [worker],
-                                extra=["--http-port", str(port), "--served-model-name", MODEL])
+    worker, router, port = start_chat_fleet(a.bin, MODEL)
     channel = grpc.insecure_channel(router.address)
     stub = rpc.InferenceStub(channel)
     try:
-        fleet.wait_until(lambda: fleet.fetch(port, path="/health")[0] == 200, 15)
         modes = {"grpc": lambda: grpc_once(stub, pb, a.output_tokens)}
         for api in HTTP_APIS:
             modes[api] = lambda api=api: http_once(port, api, a.output_tokens)

@@ -20,16 +20,11 @@ usage: bench/service/conversation_turns.py [--bin build/bin] [--reps 3] [--conve
 import argparse
 import http.client
 import json
-import os
 import random
 import statistics
-import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "integration"))
-import fleet  # noqa: E402
-from chat_checkpoint import write_checkpoint  # noqa: E402
+from router_load import start_chat_fleet  # noqa: E402
 
 MODEL = "tiny-chat"
 
@@ -85,16 +80,8 @@ def main():
     parser.add_argument("--user-chars", type=int, default=160)
     parser.add_argument("--reply-tokens", type=int, default=16)
     a = parser.parse_args()
-    model_dir = tempfile.mkdtemp(prefix="ringserve-turns-")
-    write_checkpoint(model_dir, favourite=ord("a"))  # replies run to their limit
-    worker = fleet.Process(
-        [os.path.join(a.bin, "ringserve-worker"), "--model", model_dir, "--port", "0",
-         "--host", "127.0.0.1", "--id", "w0", "--kv-memory", "256MiB", "--threads", "1"], "w0")
-    port = fleet.free_port()
-    router = fleet.start_router(a.bin, [worker],
-                                extra=["--http-port", str(port), "--served-model-name", MODEL])
+    worker, router, port = start_chat_fleet(a.bin, MODEL)
     try:
-        fleet.wait_until(lambda: fleet.fetch(port, path="/health")[0] == 200, 15)
         modes = ["responses", "chat", "responses-resent"]
         results = {m: {"last": [], "computed": []} for m in modes}
         for rep in range(a.reps):

@@ -23,19 +23,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "integration"))
 import fleet  # noqa: E402
+from router_load import cpu_seconds, run_pass  # noqa: E402
 
 PROMPT = "Once upon a time"
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def grpc_once(stub, pb, tokens):
@@ -78,33 +72,7 @@ def bench_pass(router_pid, bench_args):
             "wall_s": time.monotonic() - start,
             "ttft_p50_ms": report["ttft_ms"]["p50"], "itl_p50_ms": report["itl_ms"]["p50"],
             "tokens_per_s": report["output_tokens_per_s"],
-            "messages": report["itl_ms"]["count"] + report["ttft_ms"]["count"]}
-
-
-def run_pass(router_pid, work, concurrency, requests):
-    ttfts, tokens, lock = [], [0], threading.Lock()
-    remaining = [requests]
-
-    def client():
-        while True:
-            with lock:
-                if remaining[0] == 0:
-                    return
-                remaining[0] -= 1
-            first, count = work()
-            with lock:
-                ttfts.append(first)
-                tokens[0] += count
-
-    cpu_before, start = cpu_seconds(router_pid), time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return {"router_cpu_s": cpu_seconds(router_pid) - cpu_before,
-            "wall_s": time.monotonic() - start,
-            "ttft_p50_ms": 1000 * statistics.median(ttfts), "messages": tokens[0]}
+            "tokens": report["itl_ms"]["count"] + report["ttft_ms"]["count"]}
 
 
 def main():
@@ -160,7 +128,7 @@ def main():
                 rows.append(r)
                 print(f"{mode} {rep + 1}: router CPU {r['cpu_ms_per_1k_tokens']:.1f} ms / 1k tokens, "
                       f"{r['tokens_per_s']:.0f} tok/s, TTFT p50 {r['ttft_p50_ms']:.2f} ms, "
-                      f"{r['messages']} messages", flush=True)
+                      f"{r['tokens']} messages", flush=True)
         for mode in targets:
             cpu = statistics.median(r["cpu_ms_per_1k_tokens"] for r in rows if r["mode"] == mode)
             print(f"median {mode}: router CPU {cpu:.1f} ms / 1k tokens")

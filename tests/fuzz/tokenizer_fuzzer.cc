@@ -3,6 +3,7 @@
 //   1: a llama2.c tokenizer.bin (same);
 //   2: text for the byte-level and SentencePiece fixtures: ids stay in the vocabulary,
 //      Decode is valid UTF-8, valid UTF-8 round-trips exactly, streaming equals Decode;
+//      and every pre-tokenizer's words are non-empty and cover the text in order;
 //   3: token ids (two bytes each) for the fixtures: streaming equals Decode and never
 //      emits invalid UTF-8; with bit 3 of the first byte set, a reply for the chat reply
 //      parsers instead: the tool-call parser (ChatML and Llama 3.1) and the thought splitter
@@ -24,6 +25,7 @@
 
 #include "tests/unit/tokenizer/json_fixtures.h"
 #include "worker/tokenizer/llama2c_vocab.h"
+#include "worker/tokenizer/pretokenizer.h"
 #include "worker/tokenizer/stream_decoder.h"
 #include "worker/tokenizer/thought_splitter.h"
 #include "worker/tokenizer/tokenizer.h"
@@ -81,6 +83,16 @@ void Exercise(absl::StatusOr<Vocabulary> vocab) {
 }
 
 void CheckText(std::string_view text, bool parse_special) {
+  for (const PreTokenizer kind :
+       {PreTokenizer::kDefault, PreTokenizer::kGpt2, PreTokenizer::kLlama3, PreTokenizer::kQwen2,
+        PreTokenizer::kDeepseekLlm, PreTokenizer::kStarcoder, PreTokenizer::kTekken}) {
+    std::string joined;
+    for (std::string_view word : PreTokenize(kind, text)) {
+      Require(!word.empty(), "pre-tokenizer words are not empty");
+      joined += word;
+    }
+    Require(joined == text, "pre-tokenizer words cover the text");
+  }
   for (const auto& tok : Fixtures()) {
     EncodeOptions opts;
     opts.parse_special = parse_special;

@@ -164,6 +164,72 @@ void SplitLlama3(const Chunk& c, size_t max_digits, std::vector<size_t>* out) {
   }
 }
 
+// Tekken's letter classes: [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] (a word's capitals) and
+// [\p{Ll}\p{Lm}\p{Lo}\p{M}] (its lower-case rest); caseless letters and marks are in both.
+bool TekkenUpper(uint32_t cp) {
+  const CharCategory cat = CategoryOf(cp);
+  return cat == CharCategory::kMark ||
+         (cat == CharCategory::kLetter && CaseOf(cp) != LetterCase::kLower);
+}
+bool TekkenLower(uint32_t cp) {
+  const CharCategory cat = CategoryOf(cp);
+  return cat == CharCategory::kMark ||
+         (cat == CharCategory::kLetter && CaseOf(cp) != LetterCase::kUpper);
+}
+
+// Where U*L+ (`need_lower`) or U+L* matched from `pos` ends, or 0 for no match: the
+// backtracking regex gives the capitals back one at a time until a lower-case letter
+// follows them, and its first success is the match.
+size_t TekkenWordEnd(const Chunk& c, size_t pos, bool need_lower) {
+  auto upper = [&](size_t p) { return c.Cp(p) != kOutOfRange && TekkenUpper(c.Cp(p)); };
+  auto lower = [&](size_t p) { return c.Cp(p) != kOutOfRange && TekkenLower(c.Cp(p)); };
+  size_t caps = pos;
+  while (upper(caps)) ++caps;
+  size_t from = caps;
+  if (need_lower) {
+    while (from > pos && !lower(from)) --from;
+    if (!lower(from)) return 0;
+  } else if (caps == pos) {
+    return 0;
+  }
+  while (lower(from)) ++from;
+  return from;
+}
+
+// Mistral's Tekken pattern (tekken.json and its tokenizer.json; leftmost-first, as
+// tiktoken and Hugging Face evaluate it):
+//   [^\r\n\p{L}\p{N}]?U*L+ | [^\r\n\p{L}\p{N}]?U+L* | \p{N} | ' '?[^\s\p{L}\p{N}]+[\r\n/]*
+//   | \s*[\r\n]+ | \s+(?!\S) | \s+
+// with U and L the classes above. llama.cpp approximates U and L by "a letter not a-z" and
+// "a letter not A-Z", which splits words at accented capitals and at combining marks
+// (Devanagari's vowel signs); ringserve keeps the checkpoint's own split.
+void SplitTekken(const Chunk& c, std::vector<size_t>* out) {
+  Emitter emit(c.begin(), out);
+  for (size_t pos = c.begin(); pos < c.end();) {
+    const uint32_t cp = c.Cp(pos);
+    // The optional lead [^\r\n\p{L}\p{N}] is tried taken first, then left out.
+    const bool lead = !IsCrLf(cp) && !c.Letter(pos) && !c.Number(pos);
+    size_t end = 0;
+    for (bool need_lower : {true, false}) {
+      if (lead) end = TekkenWordEnd(c, pos + 1, need_lower);
+      if (end == 0) end = TekkenWordEnd(c, pos, need_lower);
+      if (end != 0) break;
+    }
+    if (end == 0 && c.Number(pos)) end = pos + 1;
+    if (end == 0) {
+      const size_t p2 = cp == ' ' && c.Other(pos + 1) ? pos + 1 : pos;
+      if (c.Other(p2)) {
+        end = p2;
+        while (c.Other(end)) ++end;
+        while (IsCrLf(c.Cp(end)) || c.Cp(end) == '/') ++end;
+      }
+    }
+    if (end == 0) end = Llama3SpaceEnd(c, pos);
+    pos = end;
+    emit.Emit(pos);
+  }
+}
+
 // Splits a chunk at each leftmost match of `match(pos)` (the match length, 0 = none),
 // keeping the gaps: what std::regex_iterator gives llama.cpp for the simple patterns.
 template <typename Match>
@@ -262,6 +328,7 @@ void SplitTrailingSpace(const Chunk& c, std::vector<size_t>* out) {
 void SplitGpt2Step(const Chunk& c, std::vector<size_t>* out) { SplitGpt2(c, out); }
 void SplitLlama3Step(const Chunk& c, std::vector<size_t>* out) { SplitLlama3(c, 3, out); }
 void SplitQwen2Step(const Chunk& c, std::vector<size_t>* out) { SplitLlama3(c, 1, out); }
+void SplitTekkenStep(const Chunk& c, std::vector<size_t>* out) { SplitTekken(c, out); }
 
 using Step = void (*)(const Chunk&, std::vector<size_t>*);
 
@@ -271,6 +338,7 @@ std::span<const Step> StepsOf(PreTokenizer kind) {
   static constexpr Step kGpt2Steps[] = {SplitGpt2Step};
   static constexpr Step kLlama3Steps[] = {SplitLlama3Step};
   static constexpr Step kQwen2Steps[] = {SplitQwen2Step};
+  static constexpr Step kTekkenSteps[] = {SplitTekkenStep};
   static constexpr Step kStarcoderSteps[] = {SplitSingleDigits, SplitGpt2Step};
   static constexpr Step kDeepseekSteps[] = {SplitCrLf,          SplitDeepseekLetters,
                                             SplitDeepseekPunct, SplitTrailingSpace,
@@ -286,6 +354,8 @@ std::span<const Step> StepsOf(PreTokenizer kind) {
       return kStarcoderSteps;
     case PreTokenizer::kDeepseekLlm:
       return kDeepseekSteps;
+    case PreTokenizer::kTekken:
+      return kTekkenSteps;
     case PreTokenizer::kDefault:
       break;
   }
@@ -323,13 +393,15 @@ absl::StatusOr<PreTokenizer> PreTokenizerFromName(std::string_view name) {
       {"command-r", PreTokenizer::kStarcoder},
       {"smollm", PreTokenizer::kStarcoder},
       {"codeshell", PreTokenizer::kStarcoder},
+      {"tekken", PreTokenizer::kTekken},
   };
   for (const Alias& a : kAliases) {
     if (a.name == name) return a.kind;
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unsupported pre-tokenizer '", ToAbsl(name),
-      "' (supported: default, gpt2, llama-bpe, qwen2, deepseek-llm, starcoder and aliases)"));
+      "' (supported: default, gpt2, llama-bpe, qwen2, deepseek-llm, starcoder, tekken and "
+      "aliases)"));
 }
 
 std::vector<std::string_view> PreTokenize(PreTokenizer kind, std::string_view text) {

@@ -1,7 +1,8 @@
 // Pre-tokenisers for byte-level BPE: the regex splits that run before the merges, written
-// by hand over code points because std::regex has no \p{..} classes. Each one reproduces
-// llama.cpp's split for the same GGUF `tokenizer.ggml.pre` name (src/llama-vocab.cpp and
-// src/unicode.cpp at c392e5094deaf2d1a7c18683214f007fad3fe42b), including its quirks:
+// by hand over code points because std::regex has no \p{..} classes. Each one but Tekken
+// (see SplitTekken) reproduces llama.cpp's split for the same GGUF `tokenizer.ggml.pre`
+// name (src/llama-vocab.cpp and src/unicode.cpp at
+// c392e5094deaf2d1a7c18683214f007fad3fe42b), including its quirks:
 // several regexes applied in turn, each to the chunks the previous one produced, with
 // both the matches and the gaps between them kept as chunks.
 #ifndef RINGSERVE_WORKER_TOKENIZER_PRETOKENIZER_H_
@@ -22,6 +23,7 @@ enum class PreTokenizer : uint8_t {
   kQwen2,        // Llama 3's pattern with single digits
   kDeepseekLlm,  // DeepSeek LLM: explicit letter / punctuation / CJK ranges, then \p{N}+
   kStarcoder,    // single digits, then GPT-2
+  kTekken,       // Mistral's Tekken: words split before capitals, single digits
 };
 
 // Maps a GGUF tokenizer.ggml.pre name (and the aliases llama.cpp accepts for the same

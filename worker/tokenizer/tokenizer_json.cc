@@ -177,6 +177,10 @@ absl::StatusOr<std::string> PreTokenizerName(const std::vector<const json*>& com
       "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
   constexpr std::string_view kGpt2 =
       "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+  constexpr std::string_view kTekken =
+      "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}"
+      "\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}"
+      "\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
   std::vector<std::string> patterns;
   bool individual_digits = false;
   for (const json* c : components) {
@@ -191,13 +195,14 @@ absl::StatusOr<std::string> PreTokenizerName(const std::vector<const json*>& com
   if (patterns.size() == 1 && patterns[0] == kLlama3) return "llama-bpe";
   if (patterns.size() == 1 && patterns[0] == kQwen2) return "qwen2";
   if (patterns.size() == 1 && patterns[0] == kGpt2) return "gpt2";
+  if (patterns.size() == 1 && patterns[0] == kTekken) return "tekken";
   if (patterns.size() == 5 && patterns[1].starts_with("\\s?[A-Za-z\xC2\xB5")) {
     return "deepseek-llm";
   }
   return absl::InvalidArgumentError(
       absl::StrCat(name, ": pre_tokenizer Split pattern '", patterns[0],
                    "' matches no implemented pre-tokenizer (gpt2, llama-bpe, qwen2, "
-                   "deepseek-llm, starcoder)"));
+                   "deepseek-llm, starcoder, tekken)"));
 }
 
 int32_t FirstPresent(const Pieces& p, std::initializer_list<std::string_view> names) {

@@ -3,14 +3,22 @@
 #include <algorithm>
 #include <array>
 #include <iterator>
+#include <span>
 
 namespace ringserve::tokenizer {
 namespace {
 
-struct CategoryRun {
+// A run of code points sharing one table value, up to the next run's first.
+struct CodeRun {
   uint32_t first;
-  uint8_t category;
+  uint8_t value;
 };
+
+uint8_t RunValueOf(std::span<const CodeRun> runs, uint32_t cp) {
+  const auto it = std::upper_bound(runs.begin(), runs.end(), cp,
+                                   [](uint32_t v, const CodeRun& r) { return v < r.first; });
+  return std::prev(it)->value;
+}
 
 #include "worker/tokenizer/unicode_tables.inc"
 
@@ -66,9 +74,12 @@ std::array<std::string, 256> BuildByteToUnicode() {
 
 CharCategory CategoryOf(uint32_t cp) {
   if (cp > 0x10FFFF) return CharCategory::kUnassigned;
-  const auto* it = std::upper_bound(std::begin(kCategoryRuns), std::end(kCategoryRuns), cp,
-                                    [](uint32_t v, const CategoryRun& r) { return v < r.first; });
-  return static_cast<CharCategory>(std::prev(it)->category);
+  return static_cast<CharCategory>(RunValueOf(kCategoryRuns, cp));
+}
+
+LetterCase CaseOf(uint32_t cp) {
+  if (cp > 0x10FFFF) return LetterCase::kNone;
+  return static_cast<LetterCase>(RunValueOf(kLetterCaseRuns, cp));
 }
 
 bool IsWhitespace(uint32_t cp) {

@@ -1,7 +1,7 @@
 // UTF-8 and Unicode helpers for the tokenisers: lenient UTF-8 splitting (bad bytes become
-// single-byte units, never an error), general-category classes for the pre-tokenisers'
-// \p{..} classes, GPT-2's bytes_to_unicode mapping, and U+FFFD repair of byte streams.
-// All functions are pure and thread-safe.
+// single-byte units, never an error), general-category classes and letter case for the
+// pre-tokenisers' \p{..} classes, GPT-2's bytes_to_unicode mapping, and U+FFFD repair of
+// byte streams. All functions are pure and thread-safe.
 #ifndef RINGSERVE_WORKER_TOKENIZER_UNICODE_H_
 #define RINGSERVE_WORKER_TOKENIZER_UNICODE_H_
 
@@ -28,6 +28,16 @@ enum class CharCategory : uint8_t {
 };
 
 CharCategory CategoryOf(uint32_t cp);
+
+// The case of a letter: upper for Lu and Lt (title case), lower for Ll, none for the
+// caseless letters (Lm, Lo) and every other code point.
+enum class LetterCase : uint8_t {
+  kNone = 0,
+  kUpper = 1,
+  kLower = 2,
+};
+
+LetterCase CaseOf(uint32_t cp);
 inline bool IsLetter(uint32_t cp) { return CategoryOf(cp) == CharCategory::kLetter; }
 inline bool IsNumber(uint32_t cp) { return CategoryOf(cp) == CharCategory::kNumber; }
 // The Unicode White_Space property (what regex \s means in PCRE/Rust/Oniguruma and what

@@ -163,6 +163,39 @@ TEST(TokenizerJsonTest, RecognisesLlama3Pattern) {
   EXPECT_FALSE(ReadTokenizerJson(WriteTemp("rs_tok_bad.json", j.dump())).ok());
 }
 
+// Mistral's Tekken checkpoints (Nemo, Small 3, Ministral) split digits apart and words
+// before their capitals, so a merge across either boundary never applies.
+TEST(TokenizerJsonTest, RecognisesTekkenPattern) {
+  json j = ByteLevelFixture();
+  j["model"]["vocab"]["12"] = 260;
+  j["model"]["vocab"]["eH"] = 261;
+  j["model"]["merges"].push_back("1 2");
+  j["model"]["merges"].insert(j["model"]["merges"].begin(), "e H");
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       json::array(
+           {{{"type", "Split"},
+             {"pattern",
+              {{"Regex",
+                "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}"
+                "\\p{Lo}\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+["
+                "\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/"
+                "]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+             {"behavior", "Isolated"}},
+            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}};
+  std::unique_ptr<Tokenizer> tok = FromJson(j, "rs_tok_tekken.json");
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->vocab().pre_tokenizer, "tekken");
+  EXPECT_THAT(tok->Encode("12"), ElementsAre('1', '2'));
+  EXPECT_THAT(tok->Encode("heHe"), ElementsAre(257, 'H', 'e'));
+  j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}};
+  tok = FromJson(j, "rs_tok_tekken_gpt2.json");  // the same vocabulary under GPT-2's split
+  ASSERT_NE(tok, nullptr);
+  EXPECT_THAT(tok->Encode("12"), ElementsAre(260));
+  EXPECT_THAT(tok->Encode("heHe"), ElementsAre('h', 261, 'e'));
+}
+
 // (f) malformed files are errors, never crashes.
 TEST(TokenizerJsonTest, MalformedFilesAreErrors) {
   const char* cases[] = {

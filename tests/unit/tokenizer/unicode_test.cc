@@ -61,9 +61,44 @@ TEST(PreTokenizerTest, DeepseekAndStarcoder) {
   EXPECT_THAT(PreTokenize(PreTokenizer::kStarcoder, "x12"), ElementsAre("x", "1", "2"));
 }
 
+TEST(UnicodeTest, LetterCase) {
+  EXPECT_EQ(CaseOf('A'), LetterCase::kUpper);
+  EXPECT_EQ(CaseOf('z'), LetterCase::kLower);
+  EXPECT_EQ(CaseOf(0xC9), LetterCase::kUpper);   // É
+  EXPECT_EQ(CaseOf(0x1C5), LetterCase::kUpper);  // ǅ, title case
+  EXPECT_EQ(CaseOf(0x4E2D), LetterCase::kNone);  // 中, caseless
+  EXPECT_EQ(CaseOf('7'), LetterCase::kNone);
+}
+
+// Expected splits are what the tokenizer.json pattern gives under Python's `regex`
+// module (Hugging Face's and tiktoken's semantics: leftmost-first alternation).
+TEST(PreTokenizerTest, TekkenSplitsWordsBeforeCapitals) {
+  auto split = [](std::string_view text) { return PreTokenize(PreTokenizer::kTekken, text); };
+  EXPECT_THAT(split("helloWorld camelCase XMLHttpRequest"),
+              ElementsAre("hello", "World", " camel", "Case", " XMLHttp", "Request"));
+  EXPECT_THAT(split("MiXeD 12ab"), ElementsAre("Mi", "Xe", "D", " ", "1", "2", "ab"));
+  EXPECT_THAT(split("I'm 2024 ok!!\n\n  x"),
+              ElementsAre("I", "'m", " ", "2", "0", "2", "4", " ok", "!!\n\n", " ", " x"));
+  EXPECT_THAT(split("(Hello) /path/to\n/x"),
+              ElementsAre("(Hello", ")", " /", "path", "/to", "\n", "/x"));
+  EXPECT_THAT(split("x = {\"a\": 1}\r\n"),
+              ElementsAre("x", " =", " {\"", "a", "\":", " ", "1", "}\r\n"));
+  EXPECT_THAT(split("a  b\t\n c"), ElementsAre("a", " ", " b", "\t\n", " c"));
+  EXPECT_THAT(split("AB. ?? "), ElementsAre("AB", ".", " ??", " "));
+}
+
+TEST(PreTokenizerTest, TekkenKeepsAccentsAndMarksInTheirWords) {
+  auto split = [](std::string_view text) { return PreTokenize(PreTokenizer::kTekken, text); };
+  EXPECT_THAT(split("Über naïve ÉCOLE aÉb"), ElementsAre("Über", " naïve", " ÉCOLE", " a", "Éb"));
+  EXPECT_THAT(split("नमस्ते दुनिया"), ElementsAre("नमस्ते", " दुनिया"));
+  EXPECT_THAT(split("e\xCC\x81t\xC3\xA9"), ElementsAre("e\xCC\x81t\xC3\xA9"));  // e + U+0301
+  EXPECT_THAT(split("ǅemal ǈ 中文字符"), ElementsAre("ǅemal", " ǈ", " 中文字符"));
+}
+
 TEST(PreTokenizerTest, Names) {
   EXPECT_EQ(*PreTokenizerFromName("gpt-2"), PreTokenizer::kGpt2);
   EXPECT_EQ(*PreTokenizerFromName("llama-bpe"), PreTokenizer::kLlama3);
+  EXPECT_EQ(*PreTokenizerFromName("tekken"), PreTokenizer::kTekken);
   EXPECT_FALSE(PreTokenizerFromName("no-such").ok());
 }
 

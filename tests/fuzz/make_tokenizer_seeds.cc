@@ -45,5 +45,8 @@ int main(int argc, char** argv) {
               "<think>\nCall f.\n</think>\n\nSure.\n<tool_call>\n{\"name\": \"f\", "
               "\"arguments\": {\"x\": [1, \"<\"]}}\n</tool_call>\n<tool_call>{\"name\": 1}"
               "</tool_call> <tool");
+  corpus->Add("reply_mistral_v11.txt", 3 | 8,
+              "Sure. [TOOL_CALLS]f[ARGS]{\"x\": [1]}[TOOL_CALLS]get_weather[CALL_ID]Ab12Cd34E"
+              "[ARGS]{\"city\": \"Oslo\"}");
   return corpus->ExitCode();
 }

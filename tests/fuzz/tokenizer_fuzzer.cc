@@ -6,8 +6,8 @@
 //      and every pre-tokenizer's words are non-empty and cover the text in order;
 //   3: token ids (two bytes each) for the fixtures: streaming equals Decode and never
 //      emits invalid UTF-8; with bit 3 of the first byte set, a reply for the chat reply
-//      parsers instead: the tool-call parser (ChatML and Llama 3.1) and the thought splitter
-//      give the same text, calls and thought however the reply is cut into pieces, and
+//      parsers instead: the tool-call parser (ChatML, Llama 3.1, Mistral) and the thought
+//      splitter give the same text, calls and thought however the reply is cut into pieces, and
 //      leave a reply without their tags as it is.
 // Every property failure aborts, so the fuzzer reports it as a crash.
 #include <algorithm>
@@ -158,7 +158,11 @@ void CheckReplyParsers(std::string_view text) {
       mistral_text,
       ToolCallParser(ChatFormat::kChatMl, {"f", "get_weather"}, false, -1, /*stream=*/true),
       ToolCallParser(ChatFormat::kLlama31, {"f", "get_weather"}, false, -1, /*stream=*/true),
-      ToolCallParser(ChatFormat::kMistral, {"f", "get_weather"}, true, 1, /*stream=*/true)};
+      ToolCallParser(ChatFormat::kMistral, {"f", "get_weather"}, true, 1, /*stream=*/true),
+      // Mistral v11: the markers spelled in the text; opened by the prompt, with a name.
+      ToolCallParser(ChatFormat::kMistral, {"f", "get_weather"}, false, 1, false,
+                     /*named_calls=*/true),
+      ToolCallParser(ChatFormat::kMistral, {"f", "get_weather"}, true, 1, false, true, "f[ARGS]")};
   // A client's view of the deltas: each call's name and arguments by index.
   const auto assemble = [](const std::vector<ToolCallDelta>& deltas) {
     std::map<int, std::pair<std::string, std::string>> calls;
@@ -188,8 +192,12 @@ void CheckReplyParsers(std::string_view text) {
     if (&parser == &parsers[3]) {
       Require(one.text == text && one.calls.empty(), "a Mistral reply without the marker is text");
     }
+    if (&parser == &parsers[7] && text.find("[TOOL_CALLS]") == std::string_view::npos) {
+      Require(one.text == text && one.calls.empty(), "a v11 reply without the marker is text");
+    }
     if (!one.calls.empty()) {
-      Require(one.text.empty() || &parser == &parsers[0] || &parser == &parsers[4],
+      Require(one.text.empty() || &parser == &parsers[0] || &parser == &parsers[4] ||
+                  &parser == &parsers[7],
               "a reply that is calls has no text");
     }
   }

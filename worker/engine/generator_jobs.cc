@@ -234,7 +234,9 @@ absl::Status Generator::PrepareJob(Job& job) {
     job.sampler->Constrain(grammar::TokenConstraint(grammar::Matcher(r.response_format),
                                                     token_trie_.get(), std::move(enders)));
   }
-  if (tokenizer_ != nullptr) job.decoder.emplace(*tokenizer_, context.back());
+  if (tokenizer_ != nullptr) {
+    job.decoder.emplace(*tokenizer_, context.back(), r.spelled_control_ids);
+  }
   job.stop.emplace(r.stop_strings, r.include_stop_string);
 
   // A session whose history is a prefix of the context continues its pinned sequence, when

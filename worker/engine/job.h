@@ -58,6 +58,9 @@ struct JobRequest {
   // reply that may also be text); the job ends as kResponseComplete only after the stretch
   // of a trigger that binds once (Trigger::once).
   std::optional<grammar::Trigger> format_trigger;
+  // Control tokens the job's text spells as their pieces (they have no text otherwise):
+  // Mistral v11's tool-call markers, which the reply's parser reads the calls by.
+  std::vector<int32_t> spelled_control_ids;
   // Set: score the input (prompt logprobs). Each input token that has a token before it in
   // the context gets its log-probability given the context before it, with this many of the
   // most likely tokens at its position (0..kernels::kMaxTopLogprobs), delivered before the

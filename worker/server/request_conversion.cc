@@ -268,9 +268,9 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
                           ToolChoiceFormat(request.chat(), tools, *tokenizer, limits.chat_format,
                                            thought_first, limits.grammars));
       format_after_thought = thought_first && request.has_response_format();
-      if (tool_format.prompt_suffix.has_value()) {
-        job.tokens.push_back(*tool_format.prompt_suffix);
-      }
+      job.tokens.insert(job.tokens.end(), tool_format.prompt_suffix.begin(),
+                        tool_format.prompt_suffix.end());
+      job.spelled_control_ids = tool_format.spelled_markers;
       if (!tools.empty()) tool_stop = tokenizer::ToolCallStopId(*tokenizer, limits.chat_format);
       break;
     }

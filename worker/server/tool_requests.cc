@@ -1,5 +1,6 @@
 #include "worker/server/tool_requests.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -108,6 +109,56 @@ absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CallsGrammar(
   });
 }
 
+// Mistral v11's calls ([TOOL_CALLS] name [ARGS] arguments): no grammar spells their
+// markers, so a reply that may call tools is parsed (its text spelling the markers) and a
+// required call is opened by the prompt: [TOOL_CALLS], or with a named tool its name and
+// [ARGS] too, the grammar then being that tool's arguments.
+absl::StatusOr<ToolFormat> NamedCallsFormat(const pb::Chat& chat,
+                                            std::span<const tokenizer::ChatTool> tools,
+                                            const tokenizer::Tokenizer& tokenizer,
+                                            const tokenizer::MistralToolMarkers& markers,
+                                            grammar::GrammarCache* cache) {
+  const pb::ToolChoice& choice = chat.tool_choice();
+  ToolFormat format{.spelled_markers = tokenizer::NamedCallMarkerIds(markers)};
+  if (choice.mode() == pb::ToolChoice::MODE_REQUIRED) {
+    if (tools.empty()) return Invalid("chat.tool_choice", "MODE_REQUIRED needs chat.tools");
+    format.prompt_suffix = {markers.tool_calls};
+    if (choice.name().empty()) return format;
+    const auto tool = std::find_if(tools.begin(), tools.end(), [&](const tokenizer::ChatTool& t) {
+      return t.name == choice.name();
+    });
+    if (tool == tools.end()) {
+      return Invalid("chat.tool_choice.name",
+                     absl::StrCat("no tool is named '", choice.name().substr(0, 64), "'"));
+    }
+    const std::vector<int32_t> name =
+        tokenizer.Encode(tool->name, {.add_bos = false, .add_eos = false, .parse_special = false});
+    format.prompt_suffix.insert(format.prompt_suffix.end(), name.begin(), name.end());
+    format.prompt_suffix.push_back(*markers.args);
+    grammar::GrammarKey key("tool_arguments");
+    key.Add(tool->parameters);
+    RS_ASSIGN_OR_RETURN(format.grammar, grammar::CompileCached(cache, key.key(), [&] {
+                          return tool->parameters.empty()
+                                     ? absl::StatusOr<std::shared_ptr<const grammar::Grammar>>(
+                                           grammar::Grammar::AnyObject())
+                                     : grammar::Grammar::FromSchema(tool->parameters);
+                        }));
+    return format;
+  }
+  if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
+  if (tools.empty() || chat.continue_final_message()) return ToolFormat{};
+  return format;
+}
+
+// Mistral's tool markers where they are v11's (the vocabulary names [ARGS]).
+std::optional<tokenizer::MistralToolMarkers> NamedCallMarkers(const tokenizer::Tokenizer& tokenizer,
+                                                              tokenizer::ChatFormat format) {
+  if (format != tokenizer::ChatFormat::kMistral) return std::nullopt;
+  std::optional<tokenizer::MistralToolMarkers> markers = tokenizer::MistralToolMarkersOf(tokenizer);
+  if (!markers.has_value() || !markers->args.has_value()) return std::nullopt;
+  return markers;
+}
+
 }  // namespace
 
 absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
@@ -115,6 +166,9 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
                                             const tokenizer::Tokenizer& tokenizer,
                                             tokenizer::ChatFormat format, bool thought_first,
                                             grammar::GrammarCache* cache) {
+  if (const auto named = NamedCallMarkers(tokenizer, format); named.has_value()) {
+    return NamedCallsFormat(chat, tools, tokenizer, *named, cache);
+  }
   const pb::ToolChoice& choice = chat.tool_choice();
   const bool one_call = chat.has_parallel_tool_calls() && !chat.parallel_tool_calls();
   // Mistral's calls open with a control token (the renderer refused tools without it).
@@ -129,8 +183,9 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
                                                    cache, after_thought));
       std::optional<grammar::Trigger> trigger;
       if (after_thought) trigger = grammar::Trigger{.text = "</think>", .once = true};
-      return ToolFormat{
-          .grammar = std::move(calls), .trigger = std::move(trigger), .prompt_suffix = marker};
+      ToolFormat required{.grammar = std::move(calls), .trigger = std::move(trigger)};
+      if (marker.has_value()) required.prompt_suffix = {*marker};
+      return required;
     }
     case pb::ToolChoice::MODE_AUTO: {
       if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
@@ -146,8 +201,7 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
                                       .at_start = tokenizer::ToolCallOpensReply(format),
                                       .after = thought_first ? "</think>" : "",
                                       .once = one_call || marker.has_value(),
-                                      .token = marker},
-          .prompt_suffix = std::nullopt};
+                                      .token = marker}};
     }
     default:
       if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
@@ -169,10 +223,16 @@ std::optional<tokenizer::ToolCallParser> ReplyParser(const pb::GenerateRequest& 
   for (const pb::Tool& tool : request.chat().tools()) names.push_back(tool.name());
   const int32_t marker = CallMarker(*tokenizer, format).value_or(-1);
   // Under MODE_REQUIRED Mistral's prompt opened the calls (ToolFormat::prompt_suffix).
-  const bool calls_open =
-      marker >= 0 && request.chat().tool_choice().mode() == pb::ToolChoice::MODE_REQUIRED;
+  const pb::ToolChoice& choice = request.chat().tool_choice();
+  const bool calls_open = marker >= 0 && choice.mode() == pb::ToolChoice::MODE_REQUIRED;
+  const bool named_calls = NamedCallMarkers(*tokenizer, format).has_value();
+  // v11 with a named tool: the prompt also wrote the call's name and [ARGS].
+  const std::string opened = named_calls && calls_open && !choice.name().empty()
+                                 ? absl::StrCat(choice.name(), std::string(tokenizer::kArgsMarker))
+                                 : std::string();
   return tokenizer::ToolCallParser(format, std::move(names), calls_open, marker,
-                                   request.chat().stream_tool_calls() && calls_constrained);
+                                   request.chat().stream_tool_calls() && calls_constrained,
+                                   named_calls, opened);
 }
 
 void ParseToolCalls(tokenizer::ToolCallParser& parser, bool last, pb::GenerateResponse* response) {

@@ -37,16 +37,23 @@ std::vector<tokenizer::ToolCall> MessageToolCalls(const ringserve::v1::ChatMessa
 // refuses taking any JSON object as arguments (calls whose grammar still does not compile
 // are only parsed); nothing under MODE_NONE. With chat.parallel_tool_calls false a reply
 // makes at most one call: MODE_REQUIRED's grammar is one call, MODE_AUTO's trigger binds
-// once and its call ends the reply. INVALID_ARGUMENT naming the field for a name that is no
+// once and its call ends the reply. Mistral v11's calls, whose markers are control tokens
+// between text, take no grammar but a named tool's arguments: MODE_AUTO and an unnamed
+// MODE_REQUIRED are only parsed (the latter after the prompt's [TOOL_CALLS]).
+// INVALID_ARGUMENT naming the field for a name that is no
 // offered tool (or a name without MODE_REQUIRED), no tools to require, or, under
 // MODE_REQUIRED, a schema that does not compile.
 struct ToolFormat {
-  std::shared_ptr<const grammar::Grammar> grammar;
-  std::optional<grammar::Trigger> trigger;
-  // A token the generation prompt ends with: Mistral's [TOOL_CALLS] under MODE_REQUIRED, a
+  std::shared_ptr<const grammar::Grammar> grammar{};
+  std::optional<grammar::Trigger> trigger{};
+  // Tokens the generation prompt ends with: Mistral's [TOOL_CALLS] under MODE_REQUIRED, a
   // control token no grammar can ask for, so the prompt opens the calls and the grammar is
-  // the text after it.
-  std::optional<int32_t> prompt_suffix{};
+  // the text after it (v11 with a named tool: [TOOL_CALLS] name [ARGS], the grammar that
+  // tool's arguments).
+  std::vector<int32_t> prompt_suffix{};
+  // Control tokens the reply's text spells for its parser (JobRequest::spelled_control_ids):
+  // Mistral v11's call markers, where a reply may call tools.
+  std::vector<int32_t> spelled_markers{};
 };
 // `thought_first`: the reply starts with a thought (ThinkingOf, ReplyMayThink), and MODE_AUTO
 // watches for a call only after it ("</think>"). The grammars come from `cache` when it

@@ -178,12 +178,30 @@ absl::Status AppendMistralToolTurn(const Tokenizer& tokenizer, const MistralTool
     out->push_back(markers.tool_results_end);
     return absl::OkStatus();
   }
-  RS_ASSIGN_OR_RETURN(const std::string calls,
-                      ToolCallsText(ChatFormat::kMistral, m.tool_calls, false,
-                                    absl::StrCat("chat.messages[", i, "].tool_calls")));
+  const std::string field = absl::StrCat("chat.messages[", i, "].tool_calls");
   if (!m.content.empty()) AppendChatText(tokenizer, WithoutTrailingSpaces(m.content), false, out);
-  out->push_back(markers.tool_calls);
-  AppendChatText(tokenizer, calls, false, out);
+  if (markers.args.has_value()) {  // v11: [TOOL_CALLS] name [CALL_ID] id [ARGS] arguments
+    for (size_t c = 0; c < m.tool_calls.size(); ++c) {
+      const ToolCall& call = m.tool_calls[c];
+      const std::string call_field = absl::StrCat(field, "[", c, "]");
+      RS_RETURN_IF_ERROR(
+          CheckCallId(ChatFormat::kMistral, call.id, absl::StrCat(call_field, ".id")));
+      RS_ASSIGN_OR_RETURN(const std::string arguments, ToolArgumentsText(call, call_field));
+      out->push_back(markers.tool_calls);
+      AppendChatText(tokenizer, call.name, false, out);
+      if (markers.call_id.has_value()) {
+        out->push_back(*markers.call_id);
+        AppendChatText(tokenizer, call.id, false, out);
+      }
+      out->push_back(*markers.args);
+      AppendChatText(tokenizer, arguments, false, out);
+    }
+  } else {
+    RS_ASSIGN_OR_RETURN(const std::string calls,
+                        ToolCallsText(ChatFormat::kMistral, m.tool_calls, false, field));
+    out->push_back(markers.tool_calls);
+    AppendChatText(tokenizer, calls, false, out);
+  }
   out->push_back(tokenizer.vocab().eos_id);
   return absl::OkStatus();
 }

@@ -1,11 +1,18 @@
 #include "worker/tokenizer/stream_decoder.h"
 
+#include <algorithm>
+
 #include "worker/tokenizer/unicode.h"
 
 namespace ringserve::tokenizer {
 
 std::string StreamDecoder::Push(int32_t id) {
-  tokenizer_->AppendTokenBytes(id, previous_, &pending_);
+  if (id >= 0 && id < tokenizer_->vocab_size() &&
+      std::find(spelled_.begin(), spelled_.end(), id) != spelled_.end()) {
+    pending_ += tokenizer_->vocab().tokens[static_cast<size_t>(id)];
+  } else {
+    tokenizer_->AppendTokenBytes(id, previous_, &pending_);
+  }
   previous_ = id;
   std::string text;
   // RepairUtf8 is prefix-stable, so repairing piecewise equals Decode()'s repair of the

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "worker/tokenizer/tokenizer.h"
 
@@ -17,9 +19,12 @@ namespace ringserve::tokenizer {
 class StreamDecoder {
  public:
   // `previous_token` is the token before the first one pushed (e.g. the prompt's last
-  // token), which decides the SentencePiece after-BOS space rule; -1 for none.
-  explicit StreamDecoder(const Tokenizer& tokenizer, int32_t previous_token = -1)
-      : tokenizer_(&tokenizer), previous_(previous_token) {}
+  // token), which decides the SentencePiece after-BOS space rule; -1 for none. `spelled`:
+  // control tokens written as their pieces (Mistral v11's call markers, so that a reply's
+  // calls can be parsed from its text); every other control token has no text.
+  explicit StreamDecoder(const Tokenizer& tokenizer, int32_t previous_token = -1,
+                         std::vector<int32_t> spelled = {})
+      : tokenizer_(&tokenizer), previous_(previous_token), spelled_(std::move(spelled)) {}
 
   std::string Push(int32_t id);
   // Ends the stream: whatever is held back is emitted (as U+FFFD when incomplete).
@@ -28,6 +33,7 @@ class StreamDecoder {
  private:
   const Tokenizer* tokenizer_;
   int32_t previous_;
+  std::vector<int32_t> spelled_;
   std::string pending_;  // bytes of an incomplete UTF-8 sequence, at most 3
 };
 

@@ -103,6 +103,16 @@ std::optional<ToolCall> CallOf(const Json& call, ChatFormat format,
   return ToolCall{.id = NewCallId(format), .name = tool, .arguments = Dump(object)};
 }
 
+// A call's arguments, which must be a JSON object; INVALID_ARGUMENT naming `field` if not.
+absl::StatusOr<Json> ArgumentsObject(const ToolCall& call, std::string_view field) {
+  Json arguments = Json::parse(call.arguments, nullptr, false);
+  if (!arguments.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(field), ".arguments: not a JSON object"));
+  }
+  return arguments;
+}
+
 }  // namespace
 
 bool HasToolCalls(ChatFormat format) {
@@ -127,7 +137,16 @@ std::optional<MistralToolMarkers> MistralToolMarkersOf(const Tokenizer& tokenize
                             .tool_calls = *ids[2],
                             .tool_results = *ids[3],
                             .tool_results_end = *ids[4],
-                            .tool_content = ControlId(tokenizer, "[TOOL_CONTENT]")};
+                            .tool_content = ControlId(tokenizer, "[TOOL_CONTENT]"),
+                            .args = ControlId(tokenizer, std::string(kArgsMarker)),
+                            .call_id = ControlId(tokenizer, std::string(kCallIdMarker))};
+}
+
+std::vector<int32_t> NamedCallMarkerIds(const MistralToolMarkers& markers) {
+  if (!markers.args.has_value()) return {};
+  std::vector<int32_t> ids = {markers.tool_calls, *markers.args};
+  if (markers.call_id.has_value()) ids.push_back(*markers.call_id);
+  return ids;
 }
 
 std::string NewCallId(ChatFormat format) {
@@ -218,11 +237,8 @@ absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const Too
   std::string out;
   Json mistral_calls = Json::array();
   for (size_t i = 0; i < calls.size(); ++i) {
-    const Json arguments = Json::parse(calls[i].arguments, nullptr, false);
-    if (!arguments.is_object()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(std::string(field), "[", i, "].arguments: not a JSON object"));
-    }
+    RS_ASSIGN_OR_RETURN(const Json arguments,
+                        ArgumentsObject(calls[i], absl::StrCat(std::string(field), "[", i, "]")));
     if (IsMistral(format)) {
       RS_RETURN_IF_ERROR(
           CheckCallId(format, calls[i].id, absl::StrCat(std::string(field), "[", i, "].id")));
@@ -238,6 +254,11 @@ absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const Too
                     "\n", std::string(kCallClose));
   }
   return IsMistral(format) ? TemplateJson(mistral_calls) : out;
+}
+
+absl::StatusOr<std::string> ToolArgumentsText(const ToolCall& call, std::string_view field) {
+  RS_ASSIGN_OR_RETURN(const Json arguments, ArgumentsObject(call, field));
+  return TemplateJson(arguments);
 }
 
 std::string MistralToolResult(std::string_view content, std::string_view call_id) {
@@ -290,16 +311,24 @@ std::optional<int32_t> ToolCallStopId(const Tokenizer& tokenizer, ChatFormat for
 }
 
 ToolCallParser::ToolCallParser(ChatFormat format, std::vector<std::string> tool_names,
-                               bool calls_open, int32_t marker_id, bool stream)
+                               bool calls_open, int32_t marker_id, bool stream, bool named_calls,
+                               std::string_view opened)
     : format_(format),
       tool_names_(std::move(tool_names)),
       marker_id_(marker_id),
+      named_calls_(named_calls && IsMistral(format)),
       state_(calls_open ? State::kCall : State::kStart) {
+  if (named_calls_) {
+    // The calls' text is parsed with its markers; what the prompt wrote of it comes first.
+    if (calls_open) pending_ = absl::StrCat(std::string(kToolCallsMarker), std::string(opened));
+    opened_bytes_ = pending_.size();
+    return;  // no grammar holds v11 calls (its markers are control tokens): none stream
+  }
   if (stream) streamer_.emplace(format_, tool_names_);
 }
 
 void ToolCallParser::FirstToken(int32_t id) {
-  if (!IsMistral(format_) || state_ != State::kStart) return;
+  if (!IsMistral(format_) || named_calls_ || state_ != State::kStart) return;
   state_ = id == marker_id_ ? State::kCall : State::kText;
 }
 
@@ -312,7 +341,9 @@ ToolCallParser::Output ToolCallParser::Feed(std::string_view text) {
 
 ToolCallParser::Output ToolCallParser::Finish() {
   Output out;
-  if (state_ == State::kCall) {
+  if (state_ == State::kCall && named_calls_) {
+    if (!TakeNamedCalls(pending_, out)) out.text.append(pending_, opened_bytes_);
+  } else if (state_ == State::kCall) {
     if (IsLlama(format_)) {
       if (!TakeCall(pending_, out)) out.text += pending_;
     } else if (IsMistral(format_)) {
@@ -329,6 +360,7 @@ ToolCallParser::Output ToolCallParser::Finish() {
 }
 
 void ToolCallParser::Step(Output& out) {
+  if (named_calls_) return StepNamedCalls(out);
   if (IsMistral(format_)) {
     if (state_ == State::kStart && !pending_.empty()) state_ = State::kText;  // no marker
     if (state_ == State::kText) {
@@ -395,6 +427,51 @@ void ToolCallParser::Step(Output& out) {
     pending_.erase(0, keep);
     return;
   }
+}
+
+void ToolCallParser::StepNamedCalls(Output& out) {
+  if (state_ == State::kCall) return;  // the calls are held to the end of the reply
+  const size_t open = pending_.find(kToolCallsMarker);
+  if (open != std::string::npos) {
+    out.text += RightTrimmed(std::string_view(pending_).substr(0, open));
+    pending_.erase(0, open);  // kept with its marker: a reply that is no calls stays as written
+    state_ = State::kCall;
+    return;
+  }
+  // Hold what may still be the marker's start, and the whitespace before it.
+  size_t keep = pending_.size() - PartialTagAtEnd(pending_, kToolCallsMarker);
+  while (keep > 0 && kSpace.find(pending_[keep - 1]) != std::string_view::npos) --keep;
+  out.text.append(pending_, 0, keep);
+  pending_.erase(0, keep);
+}
+
+bool ToolCallParser::TakeNamedCalls(std::string_view body, Output& out) {
+  std::vector<ToolCall> calls;
+  while (body.starts_with(kToolCallsMarker)) {
+    body.remove_prefix(kToolCallsMarker.size());
+    const size_t next = body.find(kToolCallsMarker);
+    std::string_view call = body.substr(0, next);
+    body.remove_prefix(call.size());
+    const size_t args = call.find(kArgsMarker);
+    if (args == std::string_view::npos) return false;
+    std::string_view name = call.substr(0, args);
+    std::string_view id;
+    if (const size_t id_at = name.find(kCallIdMarker); id_at != std::string_view::npos) {
+      id = name.substr(id_at + kCallIdMarker.size());
+      name = name.substr(0, id_at);
+    }
+    const Json object = {
+        {"name", std::string(name)},
+        {"arguments", Json::parse(call.substr(args + kArgsMarker.size()), nullptr, false)}};
+    std::optional<ToolCall> parsed = CallOf(object, format_, tool_names_);
+    if (!parsed.has_value()) return false;
+    if (!id.empty() && CheckCallId(format_, id, "").ok()) parsed->id = std::string(id);
+    calls.push_back(*std::move(parsed));
+  }
+  if (calls.empty() || !body.empty()) return false;
+  out.calls.insert(out.calls.end(), calls.begin(), calls.end());
+  made_calls_ = true;
+  return true;
 }
 
 bool ToolCallParser::TakeCall(std::string_view body, Output& out) {

@@ -14,7 +14,9 @@
 //   [/AVAILABLE_TOOLS] before the last user message; a reply that calls tools is the
 //   [TOOL_CALLS] control token, then a JSON array of {"name", "arguments"} objects; a result
 //   is [TOOL_RESULTS] {"content": ..., "call_id": ...}[/TOOL_RESULTS]. Call ids are nine
-//   letters and digits.
+//   letters and digits. Tokenizer v11 (Mistral Small 3.2, Devstral, Magistral; the
+//   vocabulary names [ARGS]) writes each call as [TOOL_CALLS] name [CALL_ID] id [ARGS]
+//   arguments instead, after any text of the reply.
 // The instructions around the tools are ringserve's wording; the tags, roles and JSON
 // shapes are the models' protocol.
 #ifndef RINGSERVE_WORKER_TOKENIZER_TOOL_CALLS_H_
@@ -58,6 +60,10 @@ struct MistralToolMarkers {
   // Tokenizer v7 and later: a result is [TOOL_RESULTS] id [TOOL_CONTENT] content
   // [/TOOL_RESULTS] rather than v3's JSON object.
   std::optional<int32_t> tool_content{};
+  // Tokenizer v11 and later: a call is [TOOL_CALLS] name [CALL_ID] id [ARGS] arguments
+  // rather than an element of v3's array (the id where the vocabulary has [CALL_ID]).
+  std::optional<int32_t> args{};
+  std::optional<int32_t> call_id{};
 };
 std::optional<MistralToolMarkers> MistralToolMarkersOf(const Tokenizer& tokenizer);
 
@@ -85,6 +91,19 @@ std::string ToolsText(ChatFormat format, std::span<const ChatTool> tools);
 // id Mistral cannot write (CheckCallId).
 absl::StatusOr<std::string> ToolCallsText(ChatFormat format, std::span<const ToolCall> calls,
                                           bool after_content, std::string_view field);
+
+// A call's arguments as the templates write them (TemplateJson of the object).
+// INVALID_ARGUMENT naming `field` for arguments that are not a JSON object.
+absl::StatusOr<std::string> ToolArgumentsText(const ToolCall& call, std::string_view field);
+
+// The spellings of Mistral's v11 call markers, which a reply's text carries where the job
+// spells those control tokens (NamedCallMarkerIds) for ToolCallParser.
+inline constexpr std::string_view kToolCallsMarker = "[TOOL_CALLS]";
+inline constexpr std::string_view kCallIdMarker = "[CALL_ID]";
+inline constexpr std::string_view kArgsMarker = "[ARGS]";
+// The control tokens a v11 reply's text spells, so that its calls can be parsed from it:
+// [TOOL_CALLS], [ARGS] and [CALL_ID] where the markers are v11's (else empty).
+std::vector<int32_t> NamedCallMarkerIds(const MistralToolMarkers& markers);
 
 // A tool's result as Mistral writes it between [TOOL_RESULTS] and [/TOOL_RESULTS]:
 // {"content": ..., "call_id": ...}, the content as the JSON value it spells if it is JSON,
@@ -126,7 +145,9 @@ std::optional<int32_t> ToolCallStopId(const Tokenizer& tokenizer, ChatFormat for
 // partial "<tool_call>" tag and each call until its closing tag; Llama 3.x holds a reply
 // that starts with "{" to its end; Mistral holds a reply that opened with the [TOOL_CALLS]
 // token (which has no text: the caller says so, FirstToken) to its end, and takes its calls
-// only if the whole array parses.
+// only if the whole array parses. A v11 Mistral reply (`named_calls`) streams its text up
+// to the spelled "[TOOL_CALLS]" and holds the calls from there to its end, taking them only
+// if every one parses.
 class ToolCallParser {
  public:
   struct Output {
@@ -139,9 +160,12 @@ class ToolCallParser {
   // a reply that must call tools), so the reply is the calls' text. `marker_id`: Mistral's
   // [TOOL_CALLS] (MistralToolMarkers::tool_calls). `stream`: the calls are held to their
   // grammar and stream as deltas (CallStreamer); a whole call then has the id its deltas had
-  // and its arguments as written.
+  // and its arguments as written. `named_calls`: Mistral v11's calls, their markers spelled
+  // in the text; with `calls_open`, `opened` is the calls' text the prompt already wrote
+  // after its [TOOL_CALLS] (a named tool's "name[ARGS]").
   ToolCallParser(ChatFormat format, std::vector<std::string> tool_names, bool calls_open = false,
-                 int32_t marker_id = -1, bool stream = false);
+                 int32_t marker_id = -1, bool stream = false, bool named_calls = false,
+                 std::string_view opened = {});
 
   // Each message's first token, before its text is fed: a Mistral reply whose first token is
   // the marker is calls. Other formats, and later tokens, change nothing.
@@ -159,6 +183,10 @@ class ToolCallParser {
   bool TakeCall(std::string_view body, Output& out);
   // The calls of Mistral's array `body`, all or none.
   bool TakeCallArray(std::string_view body, Output& out);
+  // Mistral v11: the text's calls from the spelled [TOOL_CALLS] on.
+  void StepNamedCalls(Output& out);
+  // The calls of `body` ("name[ARGS]arguments" after each [TOOL_CALLS]), all or none.
+  bool TakeNamedCalls(std::string_view body, Output& out);
   // With `stream`: `calls` (a stretch's, all parsed) get the ids and argument texts their
   // deltas had, where the streamer followed each of them to its end.
   void AsStreamed(std::vector<ToolCall>& calls) const;
@@ -166,6 +194,8 @@ class ToolCallParser {
   ChatFormat format_;
   std::vector<std::string> tool_names_;
   int32_t marker_id_;
+  bool named_calls_;
+  size_t opened_bytes_ = 0;  // named calls: the leading bytes of pending_ the prompt wrote
   State state_ = State::kStart;
   std::string pending_;  // text received and not yet returned
   bool made_calls_ = false;

@@ -371,5 +371,66 @@ TEST(ToolRequestsTest, MistralCallsOpenWithTheirControlToken) {
   EXPECT_EQ(text.final().finish_reason(), pb::FINISH_REASON_EOS);
 }
 
+// Tokenizer v11's calls ([TOOL_CALLS] name [ARGS] arguments) have markers no grammar spells:
+// the reply's text spells them for the parser; MODE_AUTO only parses, MODE_REQUIRED opens the
+// calls in the prompt, and with a named tool also writes its name and [ARGS], holding the
+// reply to that tool's arguments.
+TEST(ToolRequestsTest, MistralV11CallsAreParsedFromTheirSpelledMarkers) {
+  using tokenizer::testing::kArgs;
+  using tokenizer::testing::kCallId;
+  using tokenizer::testing::kToolCalls;
+  const auto tok = tokenizer::testing::MistralTokenizer(/*v11=*/true);
+  const ModelLimits limits = Limits(*tok, ChatFormat::kMistral);
+  auto automatic = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_AUTO), tok.get(), limits);
+  ASSERT_TRUE(automatic.ok()) << automatic.status();
+  EXPECT_EQ(automatic->response_format, nullptr);
+  EXPECT_THAT(automatic->spelled_control_ids, ::testing::ElementsAre(kToolCalls, kArgs, kCallId));
+  auto required = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_REQUIRED), tok.get(), limits);
+  ASSERT_TRUE(required.ok()) << required.status();
+  EXPECT_EQ(required->tokens.back(), kToolCalls);
+  EXPECT_EQ(required->response_format, nullptr);
+  auto named =
+      ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_REQUIRED, "get_weather"), tok.get(), limits);
+  ASSERT_TRUE(named.ok()) << named.status();
+  const std::vector<int32_t> suffix(named->tokens.end() - 13, named->tokens.end());
+  EXPECT_EQ(suffix, tokenizer::testing::Join(
+                        {{kToolCalls}, tokenizer::testing::Bytes("get_weather"), {kArgs}}));
+  EXPECT_TRUE(grammar::Accepts(named->response_format, R"({"city": "Oslo"})"));
+  EXPECT_FALSE(grammar::Prefix(named->response_format, R"({"town")"));
+  EXPECT_FALSE(
+      ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_REQUIRED, "rm"), tok.get(), limits).ok());
+  EXPECT_FALSE(
+      ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_AUTO, "now"), tok.get(), limits).ok());
+  pb::GenerateRequest none = WeatherRequest(pb::ToolChoice::MODE_NONE);
+  EXPECT_TRUE(ToJobRequest(none, tok.get(), limits)->spelled_control_ids.empty());
+
+  const auto parse = [&](const pb::GenerateRequest& request, std::string text) {
+    auto parser = ReplyParser(request, tok.get(), ChatFormat::kMistral);
+    EXPECT_TRUE(parser.has_value());
+    pb::GenerateResponse response;
+    response.add_token_ids(kToolCalls);
+    response.set_text(std::move(text));
+    response.mutable_final()->set_finish_reason(pb::FINISH_REASON_EOS);
+    ParseToolCalls(*parser, true, &response);
+    return response;
+  };
+  const pb::GenerateResponse called =
+      parse(WeatherRequest(pb::ToolChoice::MODE_AUTO),
+            R"(Sure.[TOOL_CALLS]get_weather[ARGS]{"city": "Oslo"}[TOOL_CALLS]now[ARGS]{})");
+  EXPECT_EQ(called.text(), "Sure.");
+  ASSERT_EQ(called.tool_calls_size(), 2);
+  EXPECT_EQ(called.tool_calls(0).arguments(), R"({"city":"Oslo"})");
+  EXPECT_EQ(called.final().finish_reason(), pb::FINISH_REASON_TOOL_CALLS);
+  EXPECT_EQ(parse(WeatherRequest(pb::ToolChoice::MODE_REQUIRED), "now[ARGS]{}").tool_calls_size(),
+            1);
+  const pb::GenerateResponse forced =
+      parse(WeatherRequest(pb::ToolChoice::MODE_REQUIRED, "get_weather"), R"({"city": "Rome"})");
+  ASSERT_EQ(forced.tool_calls_size(), 1);
+  EXPECT_EQ(forced.tool_calls(0).name(), "get_weather");
+  const pb::GenerateResponse text = parse(WeatherRequest(pb::ToolChoice::MODE_AUTO), "Sunny.");
+  EXPECT_EQ(text.text(), "Sunny.");
+  EXPECT_EQ(text.final().finish_reason(), pb::FINISH_REASON_EOS);
+}
+
 }  // namespace
 }  // namespace ringserve::server

@@ -2,6 +2,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/check.h"
 #include "worker/tokenizer/unicode.h"
@@ -50,15 +51,24 @@ std::unique_ptr<Tokenizer> ChatTokenizer(bool llama3, const std::string& chat_te
   return *std::move(tok);
 }
 
-std::unique_ptr<Tokenizer> MistralTokenizer() {
+std::unique_ptr<Tokenizer> MistralTokenizer(bool v11) {
   Vocabulary vocab = ChatVocabulary(/*llama3=*/false);
-  for (const char* m : {"<s>", "</s>", "[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
-                        "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]"}) {
+  std::vector<const char*> markers = {"<s>",
+                                      "</s>",
+                                      "[INST]",
+                                      "[/INST]",
+                                      "[TOOL_CALLS]",
+                                      "[AVAILABLE_TOOLS]",
+                                      "[/AVAILABLE_TOOLS]",
+                                      "[TOOL_RESULTS]",
+                                      "[/TOOL_RESULTS]"};
+  if (v11) markers.insert(markers.end(), {"[TOOL_CONTENT]", "[ARGS]", "[CALL_ID]"});
+  for (const char* m : markers) {
     vocab.tokens.emplace_back(m);
     vocab.types.push_back(TokenType::kControl);
     vocab.scores.push_back(0.0F);
   }
-  RS_CHECK(static_cast<int32_t>(vocab.tokens.size()) == kToolResultsEnd + 1);
+  RS_CHECK(static_cast<int32_t>(vocab.tokens.size()) == (v11 ? kCallId : kToolResultsEnd) + 1);
   vocab.bos_id = kMistralBos;
   vocab.eos_id = kMistralEos;
   auto tok = Tokenizer::Create(std::move(vocab));

@@ -27,9 +27,12 @@ inline constexpr int32_t kMistralBos = 264, kMistralEos = 265, kInst = 266, kIns
                          kToolCalls = 268, kAvailableTools = 269, kAvailableToolsEnd = 270,
                          kToolResults = 271, kToolResultsEnd = 272;
 
+// With `v11`, also the markers of tokenizer v7 and v11 after them.
+inline constexpr int32_t kToolContent = 273, kArgs = 274, kCallId = 275;
+
 // ChatVocabulary with Mistral's tokenizer v3 markers as control tokens and <s> / </s> as BOS
 // and EOS: the mistral chat format with tool calling, its text one id per byte.
-std::unique_ptr<Tokenizer> MistralTokenizer();
+std::unique_ptr<Tokenizer> MistralTokenizer(bool v11 = false);
 
 // DeepSeekTokenizer's markers after ChatVocabulary's tokens: BOS and EOS control tokens, the
 // role markers and thought tags user-defined, as R1's distills add them.

@@ -14,6 +14,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/unit/tokenizer/chat_vocabulary.h"
 #include "worker/tokenizer/chat_format.h"
+#include "worker/tokenizer/stream_decoder.h"
 
 namespace ringserve::tokenizer {
 namespace {
@@ -250,6 +251,24 @@ TEST(ToolCallsTest, Llama3ReplyThatIsOneObjectIsACall) {
 
 // Mistral (tokenizer v3): the tools before the last user message, calls after [TOOL_CALLS],
 // results between [TOOL_RESULTS] markers, all as JSON arrays and objects.
+// `text` fed to `parser` in two pieces cut at `split`, and the reply finished.
+ToolCallParser::Output FeedInTwo(ToolCallParser& parser, std::string_view text, size_t split) {
+  ToolCallParser::Output out = parser.Feed(text.substr(0, split));
+  for (ToolCallParser::Output more : {parser.Feed(text.substr(split)), parser.Finish()}) {
+    out.text += more.text;
+    out.calls.insert(out.calls.end(), more.calls.begin(), more.calls.end());
+  }
+  return out;
+}
+
+// A Mistral conversation's opening where it offers now() before the user's message.
+std::vector<int32_t> MistralOffersNow() {
+  return Join({{kMistralBos, kAvailableTools},
+               Bytes(R"([{"type": "function", "function": {"name": "now", "parameters": )"
+                     R"({"type": "object"}}}])"),
+               {kAvailableToolsEnd, kInst}});
+}
+
 TEST(ToolCallsTest, MistralWritesToolsCallsAndResultsBetweenItsMarkers) {
   const auto tok = MistralTokenizer();
   const std::vector<ChatTool> now = {kTools[1]};
@@ -259,10 +278,7 @@ TEST(ToolCallsTest, MistralWritesToolsCallsAndResultsBetweenItsMarkers) {
                           {"tool", "12:00", {}, "A1b2C3d4E"}}},
                         {.start = true, .tools = now});
   ASSERT_TRUE(ids.ok()) << ids.status();
-  EXPECT_EQ(*ids, Join({{kMistralBos, kAvailableTools},
-                        Bytes(R"([{"type": "function", "function": {"name": "now", "parameters": )"
-                              R"({"type": "object"}}}])"),
-                        {kAvailableToolsEnd, kInst},
+  EXPECT_EQ(*ids, Join({MistralOffersNow(),
                         Bytes("Time?"),
                         {kInstEnd, kToolCalls},
                         Bytes(R"([{"name": "now", "arguments": {}, "id": "A1b2C3d4E"}])"),
@@ -292,12 +308,7 @@ TEST(ToolCallsTest, MistralRepliesOpenedByTheMarkerAreCalls) {
     ToolCallParser parser(ChatFormat::kMistral, {"get_weather", "now"}, open, kToolCalls);
     if (!open) parser.FirstToken(marker ? kToolCalls : 'x');
     parser.FirstToken(kToolCalls);  // a later message's first token changes nothing
-    ToolCallParser::Output out = parser.Feed(text.substr(0, split));
-    for (ToolCallParser::Output more : {parser.Feed(text.substr(split)), parser.Finish()}) {
-      out.text += more.text;
-      out.calls.insert(out.calls.end(), more.calls.begin(), more.calls.end());
-    }
-    return out;
+    return FeedInTwo(parser, text, split);
   };
   for (size_t split = 0; split <= reply.size(); ++split) {
     for (const bool open : {false, true}) {
@@ -320,6 +331,120 @@ TEST(ToolCallsTest, MistralRepliesOpenedByTheMarkerAreCalls) {
   ToolCallParser parser(ChatFormat::kMistral, {"now"}, false, kToolCalls);
   parser.FirstToken('I');
   EXPECT_EQ(parser.Feed("It is [noon]").text, "It is [noon]");
+}
+
+// Tokenizer v11 (Mistral Small 3.2, Devstral, Magistral) writes each call by name after the
+// reply's text, as mistral-common's InstructTokenizerV11 does; results are v7's.
+TEST(ToolCallsTest, MistralV11WritesEachCallByNameAfterTheReplysText) {
+  const auto tok = MistralTokenizer(/*v11=*/true);
+  const std::vector<ChatTool> now = {kTools[1]};
+  auto ids = EncodeChat(
+      *tok, ChatFormat::kMistral,
+      {{{"user", "Weather?"},
+        {"assistant",
+         "Checking. ",
+         {{"A1b2C3d4E", "get_weather", R"({"city":"Paris"})"}, {"B1b2C3d4E", "now", "{}"}}},
+        {"tool", "18C", {}, "A1b2C3d4E"},
+        {"tool", "12:00", {}, "B1b2C3d4E"}}},
+      {.start = true, .tools = now});
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, Join({MistralOffersNow(),
+                        Bytes("Weather?"),
+                        {kInstEnd},
+                        Bytes("Checking."),
+                        {kToolCalls},
+                        Bytes("get_weather"),
+                        {kCallId},
+                        Bytes("A1b2C3d4E"),
+                        {kArgs},
+                        Bytes(R"({"city": "Paris"})"),
+                        {kToolCalls},
+                        Bytes("now"),
+                        {kCallId},
+                        Bytes("B1b2C3d4E"),
+                        {kArgs},
+                        Bytes("{}"),
+                        {kMistralEos, kToolResults},
+                        Bytes("A1b2C3d4E"),
+                        {kToolContent},
+                        Bytes("18C"),
+                        {kToolResultsEnd, kToolResults},
+                        Bytes("B1b2C3d4E"),
+                        {kToolContent},
+                        Bytes("12:00"),
+                        {kToolResultsEnd}}));
+  EXPECT_THAT(NamedCallMarkerIds(*MistralToolMarkersOf(*tok)),
+              ::testing::ElementsAre(kToolCalls, kArgs, kCallId));
+  EXPECT_TRUE(NamedCallMarkerIds(*MistralToolMarkersOf(*MistralTokenizer())).empty());
+  // Arguments that are no object, and ids Mistral cannot write, are refused as in v3.
+  EXPECT_THAT(EncodeChat(*tok, ChatFormat::kMistral,
+                         {{{"user", "Hi"},
+                           {"assistant", "", {{"A1b2C3d4E", "now", "[]"}}},
+                           {"tool", "1", {}, "A1b2C3d4E"}}},
+                         {.start = true})
+                  .status()
+                  .message(),
+              HasSubstr("chat.messages[1].tool_calls[0].arguments"));
+  EXPECT_FALSE(EncodeChat(*tok, ChatFormat::kMistral,
+                          {{{"user", "Hi"},
+                            {"assistant", "", {{"call_1", "now", "{}"}}},
+                            {"tool", "1", {}, "call_1"}}},
+                          {.start = true})
+                   .ok());
+}
+
+// The reply's text spells v11's markers (StreamDecoder's `spelled`); its text streams up to the
+// first [TOOL_CALLS] and the calls from there are taken whole, or left as written.
+TEST(ToolCallsTest, MistralV11CallsFollowTheReplysText) {
+  const std::string reply = R"(Let me check.[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"})"
+                            R"([TOOL_CALLS]now[CALL_ID]Zz9Yy8Xx7[ARGS]{})";
+  const auto parse = [](std::string_view text, size_t split, bool open = false,
+                        std::string_view opened = "") {
+    ToolCallParser parser(ChatFormat::kMistral, {"get_weather", "now"}, open, kToolCalls, false,
+                          /*named_calls=*/true, opened);
+    parser.FirstToken(kToolCalls);  // changes nothing: the markers are in the text
+    return FeedInTwo(parser, text, split);
+  };
+  for (size_t split = 0; split <= reply.size(); ++split) {
+    const ToolCallParser::Output out = parse(reply, split);
+    ASSERT_EQ(out.text, "Let me check.") << split;
+    ASSERT_EQ(out.calls.size(), 2U) << split;
+    EXPECT_EQ(out.calls[0].name, "get_weather");
+    EXPECT_EQ(out.calls[0].arguments, R"({"city":"Paris"})");
+    EXPECT_THAT(out.calls[0].id, ::testing::MatchesRegex("[A-Za-z0-9]{9}"));
+    EXPECT_EQ(out.calls[1].name, "now");
+    EXPECT_EQ(out.calls[1].id, "Zz9Yy8Xx7");  // the model's own id, which it can write
+  }
+  // Text before a possible marker is held with the whitespace before it.
+  ToolCallParser streaming(ChatFormat::kMistral, {"now"}, false, kToolCalls, false, true);
+  EXPECT_EQ(streaming.Feed("It is [TOOL").text, "It is");
+  EXPECT_EQ(streaming.Feed("S] noon").text, " [TOOLS] noon");
+  // Calls that do not all parse stay text as written.
+  for (const std::string bad : {"Hi[TOOL_CALLS]rm[ARGS]{}", "[TOOL_CALLS]now{}",
+                                "[TOOL_CALLS]now[ARGS]{}[TOOL_CALLS]now[ARGS][1]"}) {
+    const ToolCallParser::Output out = parse(bad, 4);
+    EXPECT_TRUE(out.calls.empty()) << bad;
+    EXPECT_EQ(out.text, bad) << bad;
+  }
+  // Opened by the prompt: [TOOL_CALLS] alone, or with a named tool's name and [ARGS] too.
+  EXPECT_EQ(parse(R"(now[ARGS]{})", 2, true).calls.size(), 1U);
+  const ToolCallParser::Output named =
+      parse(R"({"city": "Oslo"})", 3, true, R"(get_weather[ARGS])");
+  ASSERT_EQ(named.calls.size(), 1U);
+  EXPECT_EQ(named.calls[0].arguments, R"({"city":"Oslo"})");
+  EXPECT_EQ(parse("{bad", 2, true, "now[ARGS]").text, "{bad");  // only what the reply wrote
+}
+
+TEST(ToolCallsTest, StreamDecoderSpellsOnlyTheMarkersItIsGiven) {
+  const auto tok = MistralTokenizer(/*v11=*/true);
+  StreamDecoder decoder(*tok, -1, {kToolCalls, kArgs});
+  std::string text;
+  for (const int32_t id : std::vector<int32_t>{'a', kToolCalls, 'n', kArgs, kInst, '{', '}'}) {
+    text += decoder.Push(id);
+  }
+  EXPECT_EQ(text + decoder.Flush(), "a[TOOL_CALLS]n[ARGS]{}");
+  StreamDecoder plain(*tok);
+  EXPECT_EQ(plain.Push(kToolCalls), "");
 }
 
 }  // namespace

@@ -15,32 +15,62 @@ namespace {
 
 constexpr uint32_t kOutOfRange = 0xFFFFFFFF;
 
+// The classes of a code point the splitters test, looked up once per character of a text
+// (each lookup is a binary search of the Unicode tables, and a split tests a character
+// several times).
+enum ClassBit : uint8_t {
+  kLetterBit = 1,        // \p{L}
+  kNumberBit = 2,        // \p{N}
+  kSpaceBit = 4,         // \s
+  kTekkenUpperBit = 8,   // [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]: a word's capitals
+  kTekkenLowerBit = 16,  // [\p{Ll}\p{Lm}\p{Lo}\p{M}]: the rest of a word
+};
+
+uint8_t ClassesOf(uint32_t cp) {
+  const CharCategory cat = CategoryOf(cp);
+  uint8_t bits = IsWhitespace(cp) ? kSpaceBit : 0;
+  if (cat == CharCategory::kNumber) bits |= kNumberBit;
+  if (cat == CharCategory::kMark) bits |= kTekkenUpperBit | kTekkenLowerBit;
+  if (cat == CharCategory::kLetter) {
+    // Caseless letters (Lm, Lo) are in both of Tekken's classes.
+    const LetterCase letter_case = CaseOf(cp);
+    bits |= kLetterBit;
+    if (letter_case != LetterCase::kLower) bits |= kTekkenUpperBit;
+    if (letter_case != LetterCase::kUpper) bits |= kTekkenLowerBit;
+  }
+  return bits;
+}
+
 // One chunk [begin, end) of the text's code points. Reads outside the chunk return
 // kOutOfRange and match no class: llama.cpp applies each regex to each chunk as a
 // separate subject, so a chunk edge acts like the end of the text (e.g. for (?!\S)).
 class Chunk {
  public:
-  Chunk(const std::vector<Utf8Char>& chars, size_t begin, size_t end)
-      : chars_(chars), begin_(begin), end_(end) {}
+  Chunk(const std::vector<Utf8Char>& chars, const std::vector<uint8_t>& classes, size_t begin,
+        size_t end)
+      : chars_(chars), classes_(classes), begin_(begin), end_(end) {}
   size_t begin() const { return begin_; }
   size_t end() const { return end_; }
   uint32_t Cp(size_t pos) const {
     return pos >= begin_ && pos < end_ ? chars_[pos].cp : kOutOfRange;
   }
-  bool Letter(size_t pos) const { return Has(pos, IsLetter); }
-  bool Number(size_t pos) const { return Has(pos, IsNumber); }
-  bool Space(size_t pos) const { return Has(pos, IsWhitespace); }
+  bool Letter(size_t pos) const { return Has(pos, kLetterBit); }
+  bool Number(size_t pos) const { return Has(pos, kNumberBit); }
+  bool Space(size_t pos) const { return Has(pos, kSpaceBit); }
+  bool TekkenUpper(size_t pos) const { return Has(pos, kTekkenUpperBit); }
+  bool TekkenLower(size_t pos) const { return Has(pos, kTekkenLowerBit); }
   // In the chunk and neither whitespace, letter nor number: [^\s\p{L}\p{N}].
   bool Other(size_t pos) const {
-    return Cp(pos) != kOutOfRange && !Space(pos) && !Letter(pos) && !Number(pos);
+    return pos >= begin_ && pos < end_ &&
+           (classes_[pos] & (kLetterBit | kNumberBit | kSpaceBit)) == 0;
   }
 
  private:
-  bool Has(size_t pos, bool (*pred)(uint32_t)) const {
-    const uint32_t cp = Cp(pos);
-    return cp != kOutOfRange && pred(cp);
+  bool Has(size_t pos, uint8_t bit) const {
+    return pos >= begin_ && pos < end_ && (classes_[pos] & bit) != 0;
   }
   const std::vector<Utf8Char>& chars_;
+  const std::vector<uint8_t>& classes_;
   size_t begin_;
   size_t end_;
 };
@@ -164,25 +194,12 @@ void SplitLlama3(const Chunk& c, size_t max_digits, std::vector<size_t>* out) {
   }
 }
 
-// Tekken's letter classes: [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] (a word's capitals) and
-// [\p{Ll}\p{Lm}\p{Lo}\p{M}] (its lower-case rest); caseless letters and marks are in both.
-bool TekkenUpper(uint32_t cp) {
-  const CharCategory cat = CategoryOf(cp);
-  return cat == CharCategory::kMark ||
-         (cat == CharCategory::kLetter && CaseOf(cp) != LetterCase::kLower);
-}
-bool TekkenLower(uint32_t cp) {
-  const CharCategory cat = CategoryOf(cp);
-  return cat == CharCategory::kMark ||
-         (cat == CharCategory::kLetter && CaseOf(cp) != LetterCase::kUpper);
-}
-
 // Where U*L+ (`need_lower`) or U+L* matched from `pos` ends, or 0 for no match: the
 // backtracking regex gives the capitals back one at a time until a lower-case letter
 // follows them, and its first success is the match.
 size_t TekkenWordEnd(const Chunk& c, size_t pos, bool need_lower) {
-  auto upper = [&](size_t p) { return c.Cp(p) != kOutOfRange && TekkenUpper(c.Cp(p)); };
-  auto lower = [&](size_t p) { return c.Cp(p) != kOutOfRange && TekkenLower(c.Cp(p)); };
+  auto upper = [&](size_t p) { return c.TekkenUpper(p); };
+  auto lower = [&](size_t p) { return c.TekkenLower(p); };
   size_t caps = pos;
   while (upper(caps)) ++caps;
   size_t from = caps;
@@ -200,7 +217,7 @@ size_t TekkenWordEnd(const Chunk& c, size_t pos, bool need_lower) {
 // tiktoken and Hugging Face evaluate it):
 //   [^\r\n\p{L}\p{N}]?U*L+ | [^\r\n\p{L}\p{N}]?U+L* | \p{N} | ' '?[^\s\p{L}\p{N}]+[\r\n/]*
 //   | \s*[\r\n]+ | \s+(?!\S) | \s+
-// with U and L the classes above. llama.cpp approximates U and L by "a letter not a-z" and
+// with U and L the classes of ClassBit. llama.cpp approximates U and L by "a letter not a-z" and
 // "a letter not A-Z", which splits words at accented capitals and at combining marks
 // (Devanagari's vowel signs); ringserve keeps the checkpoint's own split.
 void SplitTekken(const Chunk& c, std::vector<size_t>* out) {
@@ -406,6 +423,16 @@ absl::StatusOr<PreTokenizer> PreTokenizerFromName(std::string_view name) {
 
 std::vector<std::string_view> PreTokenize(PreTokenizer kind, std::string_view text) {
   const std::vector<Utf8Char> chars = SplitUtf8(text);
+  std::vector<uint8_t> classes(chars.size());
+  static const std::array<uint8_t, 128> kAsciiClasses = [] {
+    std::array<uint8_t, 128> table{};
+    for (uint32_t cp = 0; cp < table.size(); ++cp) table[cp] = ClassesOf(cp);
+    return table;
+  }();
+  for (size_t i = 0; i < chars.size(); ++i) {
+    const uint32_t cp = chars[i].cp;
+    classes[i] = cp < kAsciiClasses.size() ? kAsciiClasses[cp] : ClassesOf(cp);
+  }
   std::vector<size_t> lens;
   if (!chars.empty()) lens.push_back(chars.size());
   std::vector<size_t> next;
@@ -413,7 +440,7 @@ std::vector<std::string_view> PreTokenize(PreTokenizer kind, std::string_view te
     next.clear();
     size_t start = 0;
     for (size_t len : lens) {
-      step(Chunk(chars, start, start + len), &next);
+      step(Chunk(chars, classes, start, start + len), &next);
       start += len;
     }
     lens.swap(next);

@@ -59,6 +59,7 @@
 #include "worker/server/request_conversion.h"
 #include "worker/tokenizer/tokenizer.h"
 #include "worker/tokenizer/tokenizer_json.h"
+#include "worker/tokenizer/tool_calls.h"
 #include "worker/tokenizer/unicode.h"
 
 namespace ringserve::fuzz {
@@ -139,6 +140,9 @@ const std::vector<std::unique_ptr<World>>& Worlds() {
     const int32_t mistral_vocab = mistral->vocab_size();
     list->push_back(
         MakeWorld(std::move(mistral), mistral_vocab, 4096, tokenizer::ChatFormat::kMistral));
+    auto v11 = tokenizer::testing::MistralTokenizer(/*v11=*/true);  // calls by name
+    const int32_t v11_vocab = v11->vocab_size();
+    list->push_back(MakeWorld(std::move(v11), v11_vocab, 4096, tokenizer::ChatFormat::kMistral));
     auto deepseek = tokenizer::testing::DeepSeekTokenizer("<｜Assistant｜><think>\n");
     const int32_t deepseek_vocab = deepseek->vocab_size();
     list->push_back(
@@ -276,6 +280,13 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
   Require(job.expected_history_tokens.has_value() == r.has_expected_history_tokens(),
           "expected_history_tokens kept");
   const pb::ToolChoice& choice = r.chat().tool_choice();
+  const bool mistral = w.limits.chat_format == tokenizer::ChatFormat::kMistral;
+  const bool v11 = mistral && tokenizer::MistralToolMarkersOf(*w.tokenizer)->args.has_value();
+  const bool offers_tools = r.has_chat() && r.chat().tools_size() > 0 &&
+                            choice.mode() != pb::ToolChoice::MODE_NONE &&
+                            !r.chat().continue_final_message();
+  Require(!job.spelled_control_ids.empty() == (v11 && offers_tools),
+          "a v11 reply spells its call markers where it may call tools");
   if (r.has_chat() && r.chat().continue_final_message()) {
     Require(job.response_format == nullptr && !job.format_trigger.has_value() &&
                 choice.mode() != pb::ToolChoice::MODE_REQUIRED,
@@ -285,11 +296,13 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
     // (Bound after the thought when the request asks for one.)
     Require(job.response_format != nullptr &&
                 (!job.format_trigger.has_value() ||
-                 (job.format_trigger->text == "</think>" && r.chat().enable_thinking())),
+                 (job.format_trigger->text == "</think>" && r.chat().enable_thinking()) ||
+                 (v11 && job.format_trigger->token == tokenizer::testing::kArgs)),
             "a chat that must call tools has the calls' format");
-    Require((w.limits.chat_format == tokenizer::ChatFormat::kMistral) ==
-                (job.tokens.back() == tokenizer::testing::kToolCalls),
-            "a mistral prompt that must call tools ends with [TOOL_CALLS]");
+    const int32_t opened =
+        v11 && !choice.name().empty() ? tokenizer::testing::kArgs : tokenizer::testing::kToolCalls;
+    Require(mistral == (job.tokens.back() == opened),
+            "a mistral prompt that must call tools ends with [TOOL_CALLS] (v11 named: [ARGS])");
   }
   const bool after_thought = job.format_trigger.has_value() &&
                              job.format_trigger->text == "</think>" && r.has_response_format();
@@ -302,10 +315,9 @@ void CheckConverted(const pb::GenerateRequest& r, const engine::JobRequest& job,
   } else if (choice.mode() == pb::ToolChoice::MODE_AUTO && !r.has_response_format() &&
              job.format_trigger.has_value()) {
     // (A call grammar that does not compile leaves calls parsed only, without a trigger.)
-    const bool mistral = w.limits.chat_format == tokenizer::ChatFormat::kMistral;
     Require(job.format_trigger->token.has_value() == mistral, "mistral's calls open by token");
-    Require(job.format_trigger->once == (mistral || (r.chat().has_parallel_tool_calls() &&
-                                                     !r.chat().parallel_tool_calls())),
+    Require(job.format_trigger->once == ((mistral && !v11) || (r.chat().has_parallel_tool_calls() &&
+                                                               !r.chat().parallel_tool_calls())),
             "parallel_tool_calls false (or mistral's one array) binds the call once");
   }
 }

@@ -53,22 +53,32 @@ std::vector<tokenizer::ToolCall> MessageToolCalls(const pb::ChatMessage& message
 
 namespace {
 
+// Which grammar of a request's calls to compile (CallsGrammar).
+struct CallsGrammarSpec {
+  std::string only{};  // the one tool named, or empty for all of them
+  bool one_call = false;
+  // A tool whose schema does not compile takes any JSON object as its arguments (a reply
+  // free to call tools keeps its calls' shape and names held), rather than refusing the
+  // request.
+  bool lenient = false;
+  bool after_thought = false;
+  // The arguments alone (Mistral v11: ToolArgumentsGbnf), rather than whole calls.
+  bool arguments_only = false;
+};
+
 // The calls' grammar (ToolCallsGbnf), every tool's parameters compiled as its JSON rule.
-// `lenient`: a tool whose schema does not compile takes any JSON object as its arguments
-// (a reply free to call tools keeps its calls' shape and names held), rather than refusing
-// the request.
 absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CompileCallsGrammar(
     std::span<const tokenizer::ChatTool> tools, tokenizer::ChatFormat format,
-    const std::string& only, bool one_call, bool lenient, bool after_thought) {
+    const CallsGrammarSpec& spec) {
   std::vector<grammar::Grammar::JsonRule> arguments;
   for (size_t i = 0; i < tools.size(); ++i) {
-    if (!only.empty() && tools[i].name != only) continue;
+    if (!spec.only.empty() && tools[i].name != spec.only) continue;
     std::shared_ptr<const grammar::Grammar> schema = grammar::Grammar::AnyObject();
     if (!tools[i].parameters.empty()) {
       auto compiled = grammar::Grammar::FromSchema(tools[i].parameters);
       if (compiled.ok()) {
         schema = *std::move(compiled);
-      } else if (!lenient) {
+      } else if (!spec.lenient) {
         return Invalid(absl::StrCat("chat.tools[", i, "].parameters"),
                        std::string(compiled.status().message()));
       }
@@ -77,10 +87,13 @@ absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CompileCallsGrammar(
   }
   if (arguments.empty()) {
     return Invalid("chat.tool_choice.name",
-                   absl::StrCat("no tool is named '", only.substr(0, 64), "'"));
+                   absl::StrCat("no tool is named '", spec.only.substr(0, 64), "'"));
   }
   auto calls = grammar::Grammar::FromGbnf(
-      tokenizer::ToolCallsGbnf(format, tools, only, one_call, after_thought), arguments);
+      spec.arguments_only
+          ? tokenizer::ToolArgumentsGbnf(tools, spec.only)
+          : tokenizer::ToolCallsGbnf(format, tools, spec.only, spec.one_call, spec.after_thought),
+      arguments);
   if (!calls.ok()) return Invalid("chat.tools", std::string(calls.status().message()));
   return calls;
 }
@@ -97,56 +110,54 @@ std::optional<int32_t> CallMarker(const tokenizer::Tokenizer& tokenizer,
 // CompileCallsGrammar through `cache`: agents offer the same tools turn after turn.
 absl::StatusOr<std::shared_ptr<const grammar::Grammar>> CallsGrammar(
     std::span<const tokenizer::ChatTool> tools, tokenizer::ChatFormat format,
-    const std::string& only, bool one_call, bool lenient, grammar::GrammarCache* cache,
-    bool after_thought = false) {
+    const CallsGrammarSpec& spec, grammar::GrammarCache* cache) {
   grammar::GrammarKey key("tool_calls");
-  key.Add(static_cast<int64_t>(format)).Add(only).Add(one_call ? 1 : 0).Add(lenient ? 1 : 0);
-  key.Add(after_thought ? 1 : 0);
+  key.Add(static_cast<int64_t>(format)).Add(spec.only).Add(spec.one_call ? 1 : 0);
+  key.Add(spec.lenient ? 1 : 0).Add(spec.after_thought ? 1 : 0).Add(spec.arguments_only ? 1 : 0);
   // The grammar depends on the tools' names and parameters only (not their descriptions).
   for (const tokenizer::ChatTool& tool : tools) key.Add(tool.name).Add(tool.parameters);
-  return grammar::CompileCached(cache, key.key(), [&] {
-    return CompileCallsGrammar(tools, format, only, one_call, lenient, after_thought);
-  });
+  return grammar::CompileCached(cache, key.key(),
+                                [&] { return CompileCallsGrammar(tools, format, spec); });
 }
 
 // Mistral v11's calls ([TOOL_CALLS] name [ARGS] arguments): no grammar spells their
-// markers, so a reply that may call tools is parsed (its text spelling the markers) and a
-// required call is opened by the prompt: [TOOL_CALLS], or with a named tool its name and
-// [ARGS] too, the grammar then being that tool's arguments.
+// markers, so the reply's text spells them for the parser and each call's arguments are held
+// from its [ARGS] on (a token trigger) to a JSON value of some offered tool's parameters.
+// MODE_REQUIRED opens the calls in the prompt ([TOOL_CALLS]; with a named tool also its name
+// and [ARGS], the reply then being that tool's arguments).
 absl::StatusOr<ToolFormat> NamedCallsFormat(const pb::Chat& chat,
                                             std::span<const tokenizer::ChatTool> tools,
                                             const tokenizer::Tokenizer& tokenizer,
+                                            tokenizer::ChatFormat chat_format,
                                             const tokenizer::MistralToolMarkers& markers,
                                             grammar::GrammarCache* cache) {
   const pb::ToolChoice& choice = chat.tool_choice();
+  const bool one_call = chat.has_parallel_tool_calls() && !chat.parallel_tool_calls();
   ToolFormat format{.spelled_markers = tokenizer::NamedCallMarkerIds(markers)};
+  const grammar::Trigger each_call{.text = "", .once = one_call, .token = markers.args};
   if (choice.mode() == pb::ToolChoice::MODE_REQUIRED) {
     if (tools.empty()) return Invalid("chat.tool_choice", "MODE_REQUIRED needs chat.tools");
+    RS_ASSIGN_OR_RETURN(
+        format.grammar,
+        CallsGrammar(tools, chat_format, {.only = choice.name(), .arguments_only = true}, cache));
     format.prompt_suffix = {markers.tool_calls};
-    if (choice.name().empty()) return format;
-    const auto tool = std::find_if(tools.begin(), tools.end(), [&](const tokenizer::ChatTool& t) {
-      return t.name == choice.name();
-    });
-    if (tool == tools.end()) {
-      return Invalid("chat.tool_choice.name",
-                     absl::StrCat("no tool is named '", choice.name().substr(0, 64), "'"));
+    if (choice.name().empty()) {
+      format.trigger = each_call;
+      return format;
     }
-    const std::vector<int32_t> name =
-        tokenizer.Encode(tool->name, {.add_bos = false, .add_eos = false, .parse_special = false});
+    const std::vector<int32_t> name = tokenizer.Encode(
+        choice.name(), {.add_bos = false, .add_eos = false, .parse_special = false});
     format.prompt_suffix.insert(format.prompt_suffix.end(), name.begin(), name.end());
     format.prompt_suffix.push_back(*markers.args);
-    grammar::GrammarKey key("tool_arguments");
-    key.Add(tool->parameters);
-    RS_ASSIGN_OR_RETURN(format.grammar, grammar::CompileCached(cache, key.key(), [&] {
-                          return tool->parameters.empty()
-                                     ? absl::StatusOr<std::shared_ptr<const grammar::Grammar>>(
-                                           grammar::Grammar::AnyObject())
-                                     : grammar::Grammar::FromSchema(tool->parameters);
-                        }));
     return format;
   }
   if (!choice.name().empty()) return Invalid("chat.tool_choice.name", "needs MODE_REQUIRED");
   if (tools.empty() || chat.continue_final_message()) return ToolFormat{};
+  auto arguments =
+      CallsGrammar(tools, chat_format, {.lenient = true, .arguments_only = true}, cache);
+  if (!arguments.ok()) return format;  // calls it cannot compile are only parsed
+  format.grammar = *std::move(arguments);
+  format.trigger = each_call;
   return format;
 }
 
@@ -167,7 +178,7 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
                                             tokenizer::ChatFormat format, bool thought_first,
                                             grammar::GrammarCache* cache) {
   if (const auto named = NamedCallMarkers(tokenizer, format); named.has_value()) {
-    return NamedCallsFormat(chat, tools, tokenizer, *named, cache);
+    return NamedCallsFormat(chat, tools, tokenizer, format, *named, cache);
   }
   const pb::ToolChoice& choice = chat.tool_choice();
   const bool one_call = chat.has_parallel_tool_calls() && !chat.parallel_tool_calls();
@@ -179,8 +190,11 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
       if (tools.empty()) return Invalid("chat.tool_choice", "MODE_REQUIRED needs chat.tools");
       // Asked to think first (ChatML's thinking models), the calls bind after the thought.
       const bool after_thought = thought_first && format == tokenizer::ChatFormat::kChatMl;
-      RS_ASSIGN_OR_RETURN(auto calls, CallsGrammar(tools, format, choice.name(), one_call, false,
-                                                   cache, after_thought));
+      RS_ASSIGN_OR_RETURN(auto calls, CallsGrammar(tools, format,
+                                                   {.only = choice.name(),
+                                                    .one_call = one_call,
+                                                    .after_thought = after_thought},
+                                                   cache));
       std::optional<grammar::Trigger> trigger;
       if (after_thought) trigger = grammar::Trigger{.text = "</think>", .once = true};
       ToolFormat required{.grammar = std::move(calls), .trigger = std::move(trigger)};
@@ -193,7 +207,8 @@ absl::StatusOr<ToolFormat> ToolChoiceFormat(const pb::Chat& chat,
       if (tools.empty() || chat.continue_final_message()) return ToolFormat{};
       // Each stretch the trigger binds is one call (Mistral: the reply's array of calls);
       // without parallel calls the first one ends the reply.
-      auto call = CallsGrammar(tools, format, "", !marker || one_call, true, cache);
+      auto call =
+          CallsGrammar(tools, format, {.one_call = !marker || one_call, .lenient = true}, cache);
       if (!call.ok()) return ToolFormat{};  // calls it cannot compile are only parsed
       return ToolFormat{
           .grammar = *std::move(call),

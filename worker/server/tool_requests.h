@@ -38,8 +38,8 @@ std::vector<tokenizer::ToolCall> MessageToolCalls(const ringserve::v1::ChatMessa
 // are only parsed); nothing under MODE_NONE. With chat.parallel_tool_calls false a reply
 // makes at most one call: MODE_REQUIRED's grammar is one call, MODE_AUTO's trigger binds
 // once and its call ends the reply. Mistral v11's calls, whose markers are control tokens
-// between text, take no grammar but a named tool's arguments: MODE_AUTO and an unnamed
-// MODE_REQUIRED are only parsed (the latter after the prompt's [TOOL_CALLS]).
+// between text, hold only each call's arguments, from its [ARGS] token on, to an offered
+// tool's parameters (a named tool's: written into the prompt with its name).
 // INVALID_ARGUMENT naming the field for a name that is no
 // offered tool (or a name without MODE_REQUIRED), no tools to require, or, under
 // MODE_REQUIRED, a schema that does not compile.

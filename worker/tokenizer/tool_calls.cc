@@ -299,6 +299,17 @@ bool ToolCallOpensReply(ChatFormat format) { return IsLlama(format) || IsMistral
 
 std::string ToolArgumentsRule(size_t index) { return absl::StrCat("args-", index); }
 
+std::string ToolArgumentsGbnf(std::span<const ChatTool> tools, std::string_view only) {
+  std::string root = "root ::=";
+  bool first = true;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    if (!only.empty() && tools[i].name != only) continue;
+    absl::StrAppend(&root, first ? " " : " | ", ToolArgumentsRule(i));
+    first = false;
+  }
+  return absl::StrCat(root, "\n");
+}
+
 std::string_view ToolArgumentsKey(ChatFormat format) {
   return IsLlama(format) ? "parameters" : "arguments";
 }

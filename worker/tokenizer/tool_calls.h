@@ -122,6 +122,10 @@ std::string MistralToolResult(std::string_view content, std::string_view call_id
 std::string ToolCallsGbnf(ChatFormat format, std::span<const ChatTool> tools, std::string_view only,
                           bool one_call = false, bool after_thought = false);
 std::string ToolArgumentsRule(size_t index);
+// A GBNF grammar of one call's arguments alone: rule ToolArgumentsRule(i) of any of `tools`
+// (only the one named `only` when it is not empty). Mistral v11 writes a call's arguments
+// after its [ARGS] control token, which binds this grammar (no grammar spells the marker).
+std::string ToolArgumentsGbnf(std::span<const ChatTool> tools, std::string_view only);
 // The key a call's arguments go under in `format`'s calls ("parameters" in Llama 3.x's,
 // "arguments" in the others').
 std::string_view ToolArgumentsKey(ChatFormat format);

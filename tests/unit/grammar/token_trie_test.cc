@@ -446,6 +446,24 @@ TEST(TokenConstraintTest, ATriggerBindsFromEachAppearanceToTheEndOfTheGrammarsTe
   late_token.Accept(1);  // not the first token: the reply is text
   EXPECT_FALSE(late_token.active());
   EXPECT_FALSE(late_token.finished());
+
+  // Anywhere (Mistral v11's [ARGS]): each appearance binds a stretch, text free between.
+  TokenConstraint each(
+      Matcher(*object), &marked, {0},
+      Trigger{.text = "", .at_start = false, .after = "", .once = false, .token = 1});
+  each.Accept(5);
+  EXPECT_FALSE(each.active());
+  each.Accept(1);
+  EXPECT_TRUE(each.active());
+  std::vector<float> logits(6);
+  each.Mask(logits);
+  EXPECT_EQ(logits[5], -std::numeric_limits<float>::infinity());  // the object must open
+  for (const int32_t pick : {2, 3, 4}) each.Accept(pick);
+  EXPECT_FALSE(each.active());
+  EXPECT_FALSE(each.finished());
+  each.Accept(5);
+  each.Accept(1);  // the next call's arguments
+  EXPECT_TRUE(each.active());
 }
 
 // Inside a string without a maxLength every character leaves the same state, so its mask is

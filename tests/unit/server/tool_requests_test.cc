@@ -372,9 +372,10 @@ TEST(ToolRequestsTest, MistralCallsOpenWithTheirControlToken) {
 }
 
 // Tokenizer v11's calls ([TOOL_CALLS] name [ARGS] arguments) have markers no grammar spells:
-// the reply's text spells them for the parser; MODE_AUTO only parses, MODE_REQUIRED opens the
-// calls in the prompt, and with a named tool also writes its name and [ARGS], holding the
-// reply to that tool's arguments.
+// the reply's text spells them for the parser, and each call's arguments are held from its
+// [ARGS] on to a JSON object of an offered tool's parameters; MODE_REQUIRED opens the calls in
+// the prompt, and with a named tool also writes its name and [ARGS], holding the reply to
+// that tool's arguments.
 TEST(ToolRequestsTest, MistralV11CallsAreParsedFromTheirSpelledMarkers) {
   using tokenizer::testing::kArgs;
   using tokenizer::testing::kCallId;
@@ -383,20 +384,36 @@ TEST(ToolRequestsTest, MistralV11CallsAreParsedFromTheirSpelledMarkers) {
   const ModelLimits limits = Limits(*tok, ChatFormat::kMistral);
   auto automatic = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_AUTO), tok.get(), limits);
   ASSERT_TRUE(automatic.ok()) << automatic.status();
-  EXPECT_EQ(automatic->response_format, nullptr);
   EXPECT_THAT(automatic->spelled_control_ids, ::testing::ElementsAre(kToolCalls, kArgs, kCallId));
+  ASSERT_TRUE(automatic->format_trigger.has_value());
+  EXPECT_EQ(automatic->format_trigger->token, kArgs);
+  EXPECT_FALSE(automatic->format_trigger->at_start);
+  EXPECT_FALSE(automatic->format_trigger->once);  // each call's arguments
+  EXPECT_TRUE(grammar::Accepts(automatic->response_format, R"({"city": "Oslo"})"));
+  EXPECT_TRUE(grammar::Accepts(automatic->response_format, "{}"));  // now()'s
+  EXPECT_FALSE(grammar::Prefix(automatic->response_format, "Oslo"));
+  // The arguments' end ends the bound stretch, so the next call's [TOOL_CALLS] may follow.
+  grammar::Matcher arguments(automatic->response_format);
+  ASSERT_TRUE(arguments.Advance(R"({"city": "Oslo"})"));
+  EXPECT_TRUE(arguments.IsFinished());
+  pb::GenerateRequest one = WeatherRequest(pb::ToolChoice::MODE_AUTO);
+  one.mutable_chat()->set_parallel_tool_calls(false);
+  EXPECT_TRUE(ToJobRequest(one, tok.get(), limits)->format_trigger->once);
   auto required = ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_REQUIRED), tok.get(), limits);
   ASSERT_TRUE(required.ok()) << required.status();
   EXPECT_EQ(required->tokens.back(), kToolCalls);
-  EXPECT_EQ(required->response_format, nullptr);
+  ASSERT_TRUE(required->format_trigger.has_value());
+  EXPECT_EQ(required->format_trigger->token, kArgs);
   auto named =
       ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_REQUIRED, "get_weather"), tok.get(), limits);
   ASSERT_TRUE(named.ok()) << named.status();
   const std::vector<int32_t> suffix(named->tokens.end() - 13, named->tokens.end());
   EXPECT_EQ(suffix, tokenizer::testing::Join(
                         {{kToolCalls}, tokenizer::testing::Bytes("get_weather"), {kArgs}}));
+  EXPECT_FALSE(named->format_trigger.has_value());  // bound from the reply's start
   EXPECT_TRUE(grammar::Accepts(named->response_format, R"({"city": "Oslo"})"));
   EXPECT_FALSE(grammar::Prefix(named->response_format, R"({"town")"));
+  EXPECT_FALSE(grammar::Accepts(named->response_format, "{}"));  // get_weather needs a city
   EXPECT_FALSE(
       ToJobRequest(WeatherRequest(pb::ToolChoice::MODE_REQUIRED, "rm"), tok.get(), limits).ok());
   EXPECT_FALSE(

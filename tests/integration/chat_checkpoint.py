@@ -45,12 +45,20 @@ DEEPSEEK_TOKENS = ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>
 ZEPHYR_TOKENS = ("<s>", "</s>")
 MISTRAL_V3_TOKENS = ("<s>", "</s>", "[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
                      "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]")
+# Tokenizer v11 (Mistral Small 3.2): v7's [TOOL_CONTENT], then the calls' [ARGS] and [CALL_ID].
+MISTRAL_V11_TOKENS = MISTRAL_V3_TOKENS + ("[TOOL_CONTENT]", "[ARGS]", "[CALL_ID]")
+# The Split pattern of Mistral's Tekken tokenizer.json files.
+TEKKEN_PATTERN = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|"
+    r"\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
-def write_tokenizer(path, template, extra_tokens=()):
+def write_tokenizer(path, template, extra_tokens=(), split_pattern=None):
     """tokenizer.json, and tokenizer_config.json with `template` (none when None);
     `extra_tokens` are added tokens from id VOCAB on: special ones, or (content, False) for
-    one that is not."""
+    one that is not. `split_pattern`: a Split pre-tokenizer's regex before the byte-level
+    mapping (GPT-2's split when None)."""
     chars = byte_to_unicode()
     vocab = {chars[b]: b for b in range(256)}
     vocab["~~"] = 259  # one merge, which no prompt here meets
@@ -64,6 +72,11 @@ def write_tokenizer(path, template, extra_tokens=()):
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
         "decoder": {"type": "ByteLevel"},
     }
+    if split_pattern is not None:
+        tokenizer["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": split_pattern}, "behavior": "Isolated",
+             "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]}
     with open(os.path.join(path, "tokenizer.json"), "w") as f:
         json.dump(tokenizer, f)
     config = {} if template is None else {"chat_template": template}
@@ -133,7 +146,8 @@ def turn(role, text):
 HEADER = [IM_START] + list(b"assistant\n")  # the generation prompt
 
 
-def write_checkpoint(path, template=CHATML_TEMPLATE, extra_tokens=(), **model):
+def write_checkpoint(path, template=CHATML_TEMPLATE, extra_tokens=(), split_pattern=None,
+                     **model):
     os.makedirs(path, exist_ok=True)
-    write_tokenizer(path, template, extra_tokens)
+    write_tokenizer(path, template, extra_tokens, split_pattern)
     write_model(path, vocab=VOCAB + len(extra_tokens), **model)

@@ -17,7 +17,10 @@ the router, driven through the public API.
   written back without its thought;
 - a checkpoint whose template is Mistral Instruct's is served in the [INST] format, talking
   to the worker directly: the system message joins the first user message, and a
-  conversation that does not alternate from a user message to a user message is refused.
+  conversation that does not alternate from a user message to a user message is refused;
+- Mistral's tool calls by control token (v3's array) and by name (v11, on a Tekken
+  tokenizer.json): a required call opened by the prompt, its result continuing the session,
+  and v11's markers spelled in the reply with the arguments bound wherever [ARGS] is picked.
 
 usage: chat_test.py BIN_DIR PROTO_DIR SHARED_DIR [unittest args] (SHARED_DIR unused: the
 checkpoint is written here)
@@ -30,7 +33,8 @@ import unittest
 
 import fleet
 from chat_checkpoint import (ZEPHYR_TOKENS, DEEPSEEK_TOKENS, DEFAULT_SYSTEM, END_OF_TEXT, HEADER, IM_END,
-                             MISTRAL_TEMPLATE, MISTRAL_V3_TOKENS, VOCAB, turn, write_checkpoint)
+                             MISTRAL_TEMPLATE, MISTRAL_V3_TOKENS, MISTRAL_V11_TOKENS, TEKKEN_PATTERN,
+                             VOCAB, turn, write_checkpoint)
 
 BIN_DIR, PROTO_DIR = sys.argv[1:3]
 fleet.import_grpc_or_skip()
@@ -580,6 +584,95 @@ class MistralToolsTest(DirectWorkerTest):
     def generate(self, request):
         ids, _, _, final = stream(self.stub, request)
         return ids, final
+
+
+# Mistral v11's shape: each call by name after [TOOL_CALLS], its arguments after [ARGS].
+MISTRAL_V11_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{% if tools is not none and loop.last %}{{ '[AVAILABLE_TOOLS]' + tools|tojson + "
+    "'[/AVAILABLE_TOOLS]' }}{% endif %}{{ '[INST]' + message['content'] + '[/INST]' }}"
+    "{% elif message.tool_calls is defined %}{% for call in message.tool_calls %}"
+    "{{ '[TOOL_CALLS]' + call.function.name + '[ARGS]' + call.function.arguments|tojson }}"
+    "{% endfor %}{{ eos_token }}{% elif message['role'] == 'tool' %}{{ '[TOOL_RESULTS]' + "
+    "message.tool_call_id + '[TOOL_CONTENT]' + message['content'] + '[/TOOL_RESULTS]' }}"
+    "{% else %}{{ message['content'] + eos_token }}{% endif %}{% endfor %}")
+(BOS11, EOS11, INST11, INST_END11, CALLS11, TOOLS11, TOOLS_END11, RESULTS11, RESULTS_END11,
+ CONTENT11, ARGS11, CALL_ID11) = range(VOCAB, VOCAB + len(MISTRAL_V11_TOKENS))
+
+
+class MistralV11ToolsTest(DirectWorkerTest):
+    """Calls by name (tokenizer v11) on a Tekken tokenizer.json, end to end: the checkpoint's
+    greedy pick is </s>."""
+    TEMPLATE, WORKER_ID = MISTRAL_V11_TEMPLATE, "mistral11"
+    CHECKPOINT = {"extra_tokens": MISTRAL_V11_TOKENS, "favourite": EOS11, "bos": BOS11,
+                  "eos": EOS11, "split_pattern": TEKKEN_PATTERN}
+    PARAMS = {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
+              "required": ["city"]}
+
+    def weather(self, session, mode, name="", **sampling):
+        request = chat(session, [("user", "Weather in Paris?")], max_tokens=200)
+        request.chat.tools.add(name="get_weather", description="Current weather.",
+                               parameters=json.dumps(self.PARAMS).encode())
+        request.chat.tool_choice.mode = mode
+        request.chat.tool_choice.name = name
+        request.chat.parallel_tool_calls = False
+        for token, bias in sampling.items():
+            request.sampling.logit_bias[int(token)] = bias
+        _, text, calls, final = stream(self.stub, request)
+        return text, calls, final
+
+    def test_a_named_call_is_opened_by_the_prompt_and_its_result_continues(self):
+        info = self.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        self.assertEqual((info.chat_format, info.tool_calling), ("mistral", True))
+        # The prompt writes [TOOL_CALLS] get_weather [ARGS]; the reply is the arguments.
+        text, calls, final = self.weather("n1", pb.ToolChoice.MODE_REQUIRED, "get_weather")
+        self.assertEqual((text, len(calls)), ("", 1), calls)
+        self.assertEqual(final.finish_reason, pb.FINISH_REASON_TOOL_CALLS)
+        self.assertEqual((calls[0].name, json.loads(calls[0].arguments)),
+                         ("get_weather", {"city": "Paris"}))
+        tools = [{"type": "function", "function": {"name": "get_weather",
+                                                   "description": "Current weather.",
+                                                   "parameters": self.PARAMS}}]
+        prompt = ([BOS11, TOOLS11] + list(json.dumps(tools).encode()) + [TOOLS_END11, INST11]
+                  + list(b"Weather in Paris?") + [INST_END11, CALLS11] + list(b"get_weather")
+                  + [ARGS11])
+        self.assertEqual(final.usage.prompt_tokens, len(prompt))
+        # The result goes back as v7 writes it: the call's id, then the content.
+        result = pb.GenerateRequest(
+            session_id="n1", append=True,
+            chat=pb.Chat(messages=[pb.ChatMessage(role="tool", content=b"18C",
+                                                  tool_call_id=calls[0].id)]),
+            sampling=pb.SamplingParams(temperature=0), stop=pb.StopCriteria(max_tokens=8))
+        _, _, _, after = stream(self.stub, result)
+        self.assertEqual(after.usage.prompt_tokens,
+                         final.history_tokens + 1 + len(calls[0].id) + 1 + len(b"18C") + 1)
+
+        # A whole conversation with the call renders it by name, with its id.
+        history = pb.GenerateRequest(
+            chat=pb.Chat(messages=[
+                pb.ChatMessage(role="user", content=b"Weather in Paris?"),
+                pb.ChatMessage(role="assistant", tool_calls=[pb.ToolCall(
+                    id="A1b2C3d4E", name="get_weather", arguments=b'{"city":"Rome"}')]),
+                pb.ChatMessage(role="tool", content=b"21C", tool_call_id="A1b2C3d4E")]),
+            sampling=pb.SamplingParams(temperature=0), stop=pb.StopCriteria(max_tokens=1))
+        _, _, _, whole = stream(self.stub, history)
+        written = ([BOS11, INST11] + list(b"Weather in Paris?") + [INST_END11, CALLS11]
+                   + list(b"get_weather") + [CALL_ID11] + list(b"A1b2C3d4E") + [ARGS11]
+                   + list(b'{"city": "Rome"}') + [EOS11, RESULTS11] + list(b"A1b2C3d4E")
+                   + [CONTENT11] + list(b"21C") + [RESULTS_END11])
+        self.assertEqual(whole.usage.prompt_tokens, len(written))
+
+    def test_the_markers_are_spelled_and_bind_the_arguments_wherever_picked(self):
+        # MODE_AUTO: free text, which ends at once here.
+        text, calls, final = self.weather("a1", pb.ToolChoice.MODE_AUTO)
+        self.assertEqual((text, calls, final.finish_reason), ("", [], pb.FINISH_REASON_EOS))
+        # Picked first, [ARGS] binds the arguments' grammar and is spelled in the text; with
+        # no [TOOL_CALLS] and name before it the reply is no call and stays as written.
+        text, calls, final = self.weather("a2", pb.ToolChoice.MODE_AUTO, **{str(ARGS11): 100})
+        self.assertEqual(calls, [])
+        self.assertTrue(text.startswith("[ARGS]"), text)
+        self.assertEqual(json.loads(text[len("[ARGS]"):]), {"city": "Paris"})  # (ties: tabs)
+        self.assertEqual(final.finish_reason, pb.FINISH_REASON_RESPONSE_COMPLETE)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ the router, driven through the public API.
 - a checkpoint whose template is Mistral Instruct's is served in the [INST] format, talking
   to the worker directly: the system message joins the first user message, and a
   conversation that does not alternate from a user message to a user message is refused;
-- Mistral's tool calls by control token (v3's array) and by name (v11, on a Tekken
+- Mistral's tool calls by control token (v3's array) and by name (v11 and v13, on a Tekken
   tokenizer.json): a required call opened by the prompt, its result continuing the session,
   and v11's markers spelled in the reply with the arguments bound wherever [ARGS] is picked.
 
@@ -586,13 +586,15 @@ class MistralToolsTest(DirectWorkerTest):
         return ids, final
 
 
-# Mistral v11's shape: each call by name after [TOOL_CALLS], its arguments after [ARGS].
+# Mistral v11's shape (Small 3.2): each call by name after [TOOL_CALLS], its id after
+# [CALL_ID], its arguments after [ARGS].
 MISTRAL_V11_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
     "{% if tools is not none and loop.last %}{{ '[AVAILABLE_TOOLS]' + tools|tojson + "
     "'[/AVAILABLE_TOOLS]' }}{% endif %}{{ '[INST]' + message['content'] + '[/INST]' }}"
     "{% elif message.tool_calls is defined %}{% for call in message.tool_calls %}"
-    "{{ '[TOOL_CALLS]' + call.function.name + '[ARGS]' + call.function.arguments|tojson }}"
+    "{{ '[TOOL_CALLS]' + call.function.name + '[CALL_ID]' + call.id + '[ARGS]' + "
+    "call.function.arguments|tojson }}"
     "{% endfor %}{{ eos_token }}{% elif message['role'] == 'tool' %}{{ '[TOOL_RESULTS]' + "
     "message.tool_call_id + '[TOOL_CONTENT]' + message['content'] + '[/TOOL_RESULTS]' }}"
     "{% else %}{{ message['content'] + eos_token }}{% endif %}{% endfor %}")
@@ -673,6 +675,38 @@ class MistralV11ToolsTest(DirectWorkerTest):
         self.assertTrue(text.startswith("[ARGS]"), text)
         self.assertEqual(json.loads(text[len("[ARGS]"):]), {"city": "Paris"})  # (ties: tabs)
         self.assertEqual(final.finish_reason, pb.FINISH_REASON_RESPONSE_COMPLETE)
+
+
+# Mistral v13's shape (Magistral Small 1.2): v11's calls without ids, results without ids.
+MISTRAL_V13_TEMPLATE = MISTRAL_V11_TEMPLATE.replace("'[CALL_ID]' + call.id + ", "").replace(
+    "message.tool_call_id + '[TOOL_CONTENT]' + ", "")
+
+
+class MistralV13ToolsTest(DirectWorkerTest):
+    """Tokenizer v13, told by a template that writes no [CALL_ID]: no ids in the history, the
+    tools before the first user message."""
+    TEMPLATE, WORKER_ID = MISTRAL_V13_TEMPLATE, "mistral13"
+    CHECKPOINT = MistralV11ToolsTest.CHECKPOINT
+
+    def test_calls_and_results_go_back_without_ids(self):
+        request = pb.GenerateRequest(
+            chat=pb.Chat(messages=[
+                pb.ChatMessage(role="user", content=b"Weather?"),
+                pb.ChatMessage(role="assistant", tool_calls=[pb.ToolCall(
+                    id="call_xyz", name="now", arguments=b"{}")]),
+                pb.ChatMessage(role="tool", content=b"21C", tool_call_id="call_xyz"),
+                pb.ChatMessage(role="assistant", content=b"Mild."),
+                pb.ChatMessage(role="user", content=b"Thanks")]),
+            sampling=pb.SamplingParams(temperature=0), stop=pb.StopCriteria(max_tokens=1))
+        request.chat.tools.add(name="now")
+        _, _, _, final = stream(self.stub, request)
+        tools = [{"type": "function", "function": {"name": "now",
+                                                   "parameters": {"type": "object"}}}]
+        written = ([BOS11, TOOLS11] + list(json.dumps(tools).encode()) + [TOOLS_END11, INST11]
+                   + list(b"Weather?") + [INST_END11, CALLS11] + list(b"now") + [ARGS11]
+                   + list(b"{}") + [EOS11, RESULTS11] + list(b"21C") + [RESULTS_END11]
+                   + list(b"Mild.") + [EOS11, INST11] + list(b"Thanks") + [INST_END11])
+        self.assertEqual(final.usage.prompt_tokens, len(written))
 
 
 if __name__ == "__main__":

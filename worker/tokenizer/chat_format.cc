@@ -165,10 +165,14 @@ absl::Status CheckMistralToolRoles(std::span<const ChatMessage> messages, bool s
 absl::Status AppendMistralToolTurn(const Tokenizer& tokenizer, const MistralToolMarkers& markers,
                                    const ChatMessage& m, size_t i, std::vector<int32_t>* out) {
   if (m.role == "tool") {
-    RS_RETURN_IF_ERROR(CheckCallId(ChatFormat::kMistral, m.tool_call_id,
-                                   absl::StrCat("chat.messages[", i, "].tool_call_id")));
+    if (!markers.v13) {  // an id it writes
+      RS_RETURN_IF_ERROR(CheckCallId(ChatFormat::kMistral, m.tool_call_id,
+                                     absl::StrCat("chat.messages[", i, "].tool_call_id")));
+    }
     out->push_back(markers.tool_results);
-    if (markers.tool_content.has_value()) {
+    if (markers.v13) {  // the content alone
+      AppendChatText(tokenizer, m.content, false, out);
+    } else if (markers.tool_content.has_value()) {
       AppendChatText(tokenizer, m.tool_call_id, false, out);
       out->push_back(*markers.tool_content);
       AppendChatText(tokenizer, m.content, false, out);
@@ -184,12 +188,12 @@ absl::Status AppendMistralToolTurn(const Tokenizer& tokenizer, const MistralTool
     for (size_t c = 0; c < m.tool_calls.size(); ++c) {
       const ToolCall& call = m.tool_calls[c];
       const std::string call_field = absl::StrCat(field, "[", c, "]");
-      RS_RETURN_IF_ERROR(
-          CheckCallId(ChatFormat::kMistral, call.id, absl::StrCat(call_field, ".id")));
       RS_ASSIGN_OR_RETURN(const std::string arguments, ToolArgumentsText(call, call_field));
       out->push_back(markers.tool_calls);
       AppendChatText(tokenizer, call.name, false, out);
-      if (markers.call_id.has_value()) {
+      if (markers.call_id.has_value()) {  // v11 writes the id; v13 has none
+        RS_RETURN_IF_ERROR(
+            CheckCallId(ChatFormat::kMistral, call.id, absl::StrCat(call_field, ".id")));
         out->push_back(*markers.call_id);
         AppendChatText(tokenizer, call.id, false, out);
       }
@@ -253,6 +257,14 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
   for (size_t i = 0; i < messages.size(); ++i) {
     if (messages[i].role == "user") last_user = i;
   }
+  // The user message the tools go before: the last one a request renders, or (v13) the
+  // conversation's first (none in an appended turn, which relies on its session's).
+  size_t tools_at = last_user;
+  if (markers != nullptr && markers->v13) {
+    const auto first_user = std::find_if(messages.begin(), messages.end(),
+                                         [](const ChatMessage& m) { return m.role == "user"; });
+    tools_at = start ? static_cast<size_t>(first_user - messages.begin()) : messages.size();
+  }
   // Tokenizer v7 (Mistral Small 3) writes the system message between control tokens of its
   // own, first, rather than joining it to a user message.
   const std::optional<int32_t> system_open = ControlId(tokenizer, "[SYSTEM_PROMPT]");
@@ -271,7 +283,7 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
       RS_RETURN_IF_ERROR(AppendMistralToolTurn(tokenizer, *markers, m, i, &out));
       continue;
     }
-    if (m.role == "user" && i == last_user && !tools.empty()) {
+    if (m.role == "user" && i == tools_at && !tools.empty()) {
       out.push_back(markers->available_tools);
       AppendChatText(tokenizer, ToolsText(format, tools), false, &out);
       out.push_back(markers->available_tools_end);

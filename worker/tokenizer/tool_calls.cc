@@ -132,14 +132,20 @@ std::optional<MistralToolMarkers> MistralToolMarkersOf(const Tokenizer& tokenize
   for (const std::optional<int32_t>& id : ids) {
     if (!id.has_value()) return std::nullopt;
   }
-  return MistralToolMarkers{.available_tools = *ids[0],
-                            .available_tools_end = *ids[1],
-                            .tool_calls = *ids[2],
-                            .tool_results = *ids[3],
-                            .tool_results_end = *ids[4],
-                            .tool_content = ControlId(tokenizer, "[TOOL_CONTENT]"),
-                            .args = ControlId(tokenizer, std::string(kArgsMarker)),
-                            .call_id = ControlId(tokenizer, std::string(kCallIdMarker))};
+  MistralToolMarkers markers{.available_tools = *ids[0],
+                             .available_tools_end = *ids[1],
+                             .tool_calls = *ids[2],
+                             .tool_results = *ids[3],
+                             .tool_results_end = *ids[4],
+                             .tool_content = ControlId(tokenizer, "[TOOL_CONTENT]"),
+                             .args = ControlId(tokenizer, std::string(kArgsMarker)),
+                             .call_id = ControlId(tokenizer, std::string(kCallIdMarker))};
+  // v13's files name [CALL_ID] too; only their templates tell them from v11's.
+  const std::string& chat_template = tokenizer.vocab().chat_template;
+  markers.v13 = markers.args.has_value() && chat_template.find(kArgsMarker) != std::string::npos &&
+                chat_template.find(kCallIdMarker) == std::string::npos;
+  if (markers.v13) markers.call_id.reset();
+  return markers;
 }
 
 std::vector<int32_t> NamedCallMarkerIds(const MistralToolMarkers& markers) {

@@ -64,6 +64,10 @@ struct MistralToolMarkers {
   // rather than an element of v3's array (the id where the vocabulary has [CALL_ID]).
   std::optional<int32_t> args{};
   std::optional<int32_t> call_id{};
+  // Tokenizer v13 (Magistral Small 1.2: v11's markers, a template that writes no [CALL_ID]):
+  // calls and results carry no ids (a result is [TOOL_RESULTS] content [/TOOL_RESULTS]) and
+  // the tools go before the conversation's first user message. call_id is then unset.
+  bool v13 = false;
 };
 std::optional<MistralToolMarkers> MistralToolMarkersOf(const Tokenizer& tokenizer);
 

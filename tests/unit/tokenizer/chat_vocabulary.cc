@@ -51,7 +51,7 @@ std::unique_ptr<Tokenizer> ChatTokenizer(bool llama3, const std::string& chat_te
   return *std::move(tok);
 }
 
-std::unique_ptr<Tokenizer> MistralTokenizer(bool v11) {
+std::unique_ptr<Tokenizer> MistralTokenizer(bool v11, const std::string& chat_template) {
   Vocabulary vocab = ChatVocabulary(/*llama3=*/false);
   std::vector<const char*> markers = {"<s>",
                                       "</s>",
@@ -69,6 +69,7 @@ std::unique_ptr<Tokenizer> MistralTokenizer(bool v11) {
     vocab.scores.push_back(0.0F);
   }
   RS_CHECK(static_cast<int32_t>(vocab.tokens.size()) == (v11 ? kCallId : kToolResultsEnd) + 1);
+  vocab.chat_template = chat_template;
   vocab.bos_id = kMistralBos;
   vocab.eos_id = kMistralEos;
   auto tok = Tokenizer::Create(std::move(vocab));

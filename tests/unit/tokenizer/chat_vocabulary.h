@@ -32,7 +32,10 @@ inline constexpr int32_t kToolContent = 273, kArgs = 274, kCallId = 275;
 
 // ChatVocabulary with Mistral's tokenizer v3 markers as control tokens and <s> / </s> as BOS
 // and EOS: the mistral chat format with tool calling, its text one id per byte.
-std::unique_ptr<Tokenizer> MistralTokenizer(bool v11 = false);
+// `chat_template` as the vocabulary's template (a v11 vocabulary's template without
+// [CALL_ID] makes it v13).
+std::unique_ptr<Tokenizer> MistralTokenizer(bool v11 = false,
+                                            const std::string& chat_template = "");
 
 // DeepSeekTokenizer's markers after ChatVocabulary's tokens: BOS and EOS control tokens, the
 // role markers and thought tags user-defined, as R1's distills add them.

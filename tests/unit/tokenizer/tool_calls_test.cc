@@ -393,6 +393,51 @@ TEST(ToolCallsTest, MistralV11WritesEachCallByNameAfterTheReplysText) {
                    .ok());
 }
 
+// Tokenizer v13 (Magistral Small 1.2: a template with [ARGS] and no [CALL_ID]): no ids in
+// calls or results, and the tools before the conversation's first user message.
+TEST(ToolCallsTest, MistralV13WritesNoIdsAndOffersToolsFirst) {
+  const auto tok =
+      MistralTokenizer(/*v11=*/true, "[INST]{{ '[TOOL_CALLS]' + name + '[ARGS]' + arguments }}");
+  ASSERT_TRUE(MistralToolMarkersOf(*tok)->v13);
+  EXPECT_FALSE(MistralToolMarkersOf(*tok)->call_id.has_value());
+  EXPECT_FALSE(MistralToolMarkersOf(*MistralTokenizer(true))->v13);  // no template: v11
+  EXPECT_FALSE(MistralToolMarkersOf(*MistralTokenizer(true, "[ARGS] [CALL_ID]"))->v13);
+  const std::vector<ChatTool> now = {kTools[1]};
+  auto ids = EncodeChat(*tok, ChatFormat::kMistral,
+                        {{{"user", "Time?"},
+                          {"assistant", "", {{"call_1", "now", "{}"}}},
+                          {"tool", "12:00", {}, "call_1"}}},
+                        {.start = true, .tools = now});
+  ASSERT_TRUE(ids.ok()) << ids.status();  // ids it does not write need no Mistral shape
+  EXPECT_EQ(*ids, Join({MistralOffersNow(),
+                        Bytes("Time?"),
+                        {kInstEnd, kToolCalls},
+                        Bytes("now"),
+                        {kArgs},
+                        Bytes("{}"),
+                        {kMistralEos, kToolResults},
+                        Bytes("12:00"),
+                        {kToolResultsEnd}}));
+  auto later = EncodeChat(*tok, ChatFormat::kMistral,
+                          {{{"user", "Time?"}, {"assistant", "Noon."}, {"user", "Thanks."}}},
+                          {.start = true, .tools = now});
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ(*later, Join({MistralOffersNow(),
+                          Bytes("Time?"),
+                          {kInstEnd},
+                          Bytes("Noon."),
+                          {kMistralEos, kInst},
+                          Bytes("Thanks."),
+                          {kInstEnd}}));
+  // An appended turn relies on its session's tools.
+  auto appended =
+      EncodeChat(*tok, ChatFormat::kMistral, {{{"user", "More?"}}}, {.start = false, .tools = now});
+  ASSERT_TRUE(appended.ok()) << appended.status();
+  EXPECT_EQ(*appended, Join({{kInst}, Bytes("More?"), {kInstEnd}}));
+  EXPECT_THAT(NamedCallMarkerIds(*MistralToolMarkersOf(*tok)),
+              ::testing::ElementsAre(kToolCalls, kArgs));
+}
+
 // The reply's text spells v11's markers (StreamDecoder's `spelled`); its text streams up to the
 // first [TOOL_CALLS] and the calls from there are taken whole, or left as written.
 TEST(ToolCallsTest, MistralV11CallsFollowTheReplysText) {

@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
               "\"arguments\": {\"x\": [1, \"<\"]}}\n</tool_call>\n<tool_call>{\"name\": 1}"
               "</tool_call> <tool");
   corpus->Add("reply_mistral_v11.txt", 3 | 8,
-              "Sure. [TOOL_CALLS]f[ARGS]{\"x\": [1]}[TOOL_CALLS]get_weather[CALL_ID]Ab12Cd34E"
+              "[THINK]Call f.[/THINK]Sure. [TOOL_CALLS]f[ARGS]{\"x\": "
+              "[1]}[TOOL_CALLS]get_weather[CALL_ID]Ab12Cd34E"
               "[ARGS]{\"city\": \"Oslo\"}");
   return corpus->ExitCode();
 }

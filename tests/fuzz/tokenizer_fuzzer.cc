@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tests/unit/tokenizer/json_fixtures.h"
+#include "worker/tokenizer/chat_format.h"
 #include "worker/tokenizer/llama2c_vocab.h"
 #include "worker/tokenizer/pretokenizer.h"
 #include "worker/tokenizer/stream_decoder.h"
@@ -215,6 +216,11 @@ void CheckReplyParsers(std::string_view text) {
       Require(one.answer == text && one.thought.empty(),
               "a reply without a thought stays as it is");
     }
+    // Magistral's tags (control tokens its reply's text spells) split alike.
+    const auto [tagged, tagged_pieces] = WholeAndPieces<ThoughtSplitter, Split>(
+        text, ThoughtSplitter(opened, kMistralThoughtOpen, kMistralThoughtClose), merge_split);
+    Require(tagged.thought == tagged_pieces.thought && tagged.answer == tagged_pieces.answer,
+            "a [THINK] thought and answer do not depend on the pieces");
     // A continued reply: the client's start (the first half) sets the state, and only bytes
     // of what follows it come out, however it is cut.
     ThoughtSplitter resumed(opened);

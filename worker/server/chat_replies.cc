@@ -24,17 +24,24 @@ std::optional<tokenizer::ThoughtSplitter> ReplyThoughts(const pb::GenerateReques
                                                         const tokenizer::Tokenizer* tokenizer,
                                                         tokenizer::ChatFormat format) {
   if (!request.has_chat() || tokenizer == nullptr) return std::nullopt;
-  const tokenizer::Thinking thinking = tokenizer::ThinkingOf(*tokenizer, format);
-  if (thinking == tokenizer::Thinking::kNone) return std::nullopt;
-  // A kAlways model's prompt opens the thought unless the request closed it, and so does
-  // any thinking model's before a response format's value.
-  tokenizer::ThoughtSplitter splitter(
-      (thinking == tokenizer::Thinking::kAlways || ThoughtBeforeConstraint(request)) &&
-      ReplyMayThink(request));
-  // A continued reply's start was the client's: it only sets where the reply stands.
   const pb::Chat& chat = request.chat();
+  const tokenizer::Thinking thinking = tokenizer::ThinkingOf(*tokenizer, format);
+  std::optional<tokenizer::ThoughtSplitter> splitter;
+  if (thinking != tokenizer::Thinking::kNone) {
+    // A kAlways model's prompt opens the thought unless the request closed it, and so does
+    // any thinking model's before a response format's value.
+    splitter.emplace(
+        (thinking == tokenizer::Thinking::kAlways || ThoughtBeforeConstraint(request)) &&
+        ReplyMayThink(request));
+  } else if (tokenizer::MistralThoughtMarkersOf(*tokenizer, format).has_value()) {
+    // Magistral opens its own thought with the (spelled) [THINK] token.
+    splitter.emplace(false, tokenizer::kMistralThoughtOpen, tokenizer::kMistralThoughtClose);
+  } else {
+    return std::nullopt;
+  }
+  // A continued reply's start was the client's: it only sets where the reply stands.
   if (chat.continue_final_message() && chat.messages_size() > 0) {
-    splitter.Resume(chat.messages(chat.messages_size() - 1).content());
+    splitter->Resume(chat.messages(chat.messages_size() - 1).content());
   }
   return splitter;
 }

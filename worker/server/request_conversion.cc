@@ -271,6 +271,11 @@ absl::StatusOr<engine::JobRequest> ToJobRequest(const pb::GenerateRequest& reque
       job.tokens.insert(job.tokens.end(), tool_format.prompt_suffix.begin(),
                         tool_format.prompt_suffix.end());
       job.spelled_control_ids = tool_format.spelled_markers;
+      // Magistral's thought tags, for ReplyThoughts to split the thought out of the text.
+      if (const auto thought = tokenizer::MistralThoughtMarkersOf(*tokenizer, limits.chat_format)) {
+        job.spelled_control_ids.push_back(thought->open);
+        job.spelled_control_ids.push_back(thought->close);
+      }
       if (!tools.empty()) tool_stop = tokenizer::ToolCallStopId(*tokenizer, limits.chat_format);
       break;
     }

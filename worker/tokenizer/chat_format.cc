@@ -645,6 +645,15 @@ Thinking ThinkingOf(const Tokenizer& tokenizer, ChatFormat format) {
                                                                     : Thinking::kAlways;
 }
 
+std::optional<ThoughtMarkers> MistralThoughtMarkersOf(const Tokenizer& tokenizer,
+                                                      ChatFormat format) {
+  if (format != ChatFormat::kMistral) return std::nullopt;
+  const std::optional<int32_t> open = ControlId(tokenizer, kMistralThoughtOpen);
+  const std::optional<int32_t> close = ControlId(tokenizer, kMistralThoughtClose);
+  if (!open.has_value() || !close.has_value()) return std::nullopt;
+  return ThoughtMarkers{.open = *open, .close = *close};
+}
+
 std::string_view ThinkingName(Thinking thinking) {
   switch (thinking) {
     case Thinking::kOptional:

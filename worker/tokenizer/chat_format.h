@@ -125,6 +125,19 @@ enum class Thinking : uint8_t { kNone, kOptional, kAlways };
 Thinking ThinkingOf(const Tokenizer& tokenizer, ChatFormat format);
 std::string_view ThinkingName(Thinking thinking);  // "none", "optional", "always"
 
+// Magistral's thought tags (Mistral tokenizer v13): control tokens, so a reply's text spells
+// them (JobRequest::spelled_control_ids) for the thought to be split out of it. Its thinking
+// is asked for by the system prompt, not the template, so ThinkingOf stays kNone.
+inline constexpr std::string_view kMistralThoughtOpen = "[THINK]";
+inline constexpr std::string_view kMistralThoughtClose = "[/THINK]";
+struct ThoughtMarkers {
+  int32_t open;
+  int32_t close;
+};
+// Both tags as control tokens of a Mistral vocabulary; nullopt otherwise.
+std::optional<ThoughtMarkers> MistralThoughtMarkersOf(const Tokenizer& tokenizer,
+                                                      ChatFormat format);
+
 // The system prompt a ChatML template writes when a conversation has none (Qwen2's "You are
 // a helpful assistant.", Qwen2.5's "You are Qwen, created by Alibaba Cloud. ..."): the
 // literal text between "<|im_start|>system\n" and "<|im_end|>" in the template's source,

@@ -7,8 +7,6 @@
 namespace ringserve::tokenizer {
 namespace {
 
-constexpr std::string_view kOpen = "<think>";
-constexpr std::string_view kClose = "</think>";
 constexpr std::string_view kSpace = " \t\n\r";
 
 }  // namespace
@@ -65,12 +63,12 @@ void ThoughtSplitter::Step(Output& out) {
         const size_t text = pending_.find_first_not_of(kSpace);
         if (text == std::string::npos) return;
         const std::string_view rest = std::string_view(pending_).substr(text);
-        if (rest.starts_with(kOpen)) {
-          Drop(text + kOpen.size());
+        if (rest.starts_with(open_)) {
+          Drop(text + open_.size());
           state_ = State::kThought;
           continue;
         }
-        if (kOpen.starts_with(rest)) return;  // may still be the tag
+        if (open_.starts_with(rest)) return;  // may still be the tag
         state_ = State::kAnswer;
         continue;
       }
@@ -80,7 +78,7 @@ void ThoughtSplitter::Step(Output& out) {
           Drop(std::min(text, pending_.size()));
           if (pending_.empty()) return;
         }
-        const size_t close = pending_.find(kClose);
+        const size_t close = pending_.find(close_);
         if (close != std::string::npos) {
           const size_t end = pending_.find_last_not_of(kSpace, close == 0 ? 0 : close - 1);
           size_t emitted = 0;
@@ -88,12 +86,12 @@ void ThoughtSplitter::Step(Output& out) {
             emitted = end + 1;
             Emit(out.thought, emitted);
           }
-          Drop(close + kClose.size() - emitted);
+          Drop(close + close_.size() - emitted);
           state_ = State::kAfterThought;
           continue;
         }
         // Hold a partial closing tag and the whitespace before it.
-        size_t keep = pending_.size() - PartialTagAtEnd(pending_, kClose);
+        size_t keep = pending_.size() - PartialTagAtEnd(pending_, close_);
         while (keep > 0 && kSpace.find(pending_[keep - 1]) != std::string_view::npos) --keep;
         thought_started_ = thought_started_ || keep > 0;
         Emit(out.thought, keep);

@@ -20,8 +20,11 @@ class ThoughtSplitter {
   };
 
   // `opened`: the generation prompt ended with "<think>\n", so the reply starts inside the
-  // thought.
-  explicit ThoughtSplitter(bool opened) : state_(opened ? State::kThought : State::kStart) {}
+  // thought. `open` and `close`: the thought's tags (Magistral's [THINK] and [/THINK], control
+  // tokens the reply's text spells); string literals, which the splitter keeps views of.
+  explicit ThoughtSplitter(bool opened, std::string_view open = "<think>",
+                           std::string_view close = "</think>")
+      : state_(opened ? State::kThought : State::kStart), open_(open), close_(close) {}
 
   // Text is held only while it may still be a tag ("<think>" at the start, "</think>" in the
   // thought) or the whitespace around the thought, which is dropped.
@@ -41,6 +44,8 @@ class ThoughtSplitter {
   void Drop(size_t count);
 
   State state_;
+  std::string_view open_;
+  std::string_view close_;
   std::string pending_;
   bool thought_started_ = false;  // some thought text was returned
   size_t resumed_ = 0;            // the leading bytes of pending_ that Resume gave

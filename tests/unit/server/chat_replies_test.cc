@@ -219,5 +219,57 @@ TEST(ChatRepliesTest, AContinuedReplyEndsThePromptAndOnlyItsContinuationIsSplit)
               ::testing::HasSubstr("chat.messages[0]: continue_final_message needs"));
 }
 
+// Magistral (Mistral tokenizer v13) opens its own thought with the [THINK] control token: the
+// reply's text spells both tags, and the thought leaves it as with <think>; a call after the
+// thought is still a call.
+TEST(ChatRepliesTest, MagistralsThoughtTagsAreSpelledAndSplitOut) {
+  using tokenizer::testing::kArgs;
+  using tokenizer::testing::kThinkEndTag;
+  using tokenizer::testing::kThinkTag;
+  using tokenizer::testing::kToolCalls;
+  const auto tok = tokenizer::testing::MagistralTokenizer();
+  const ModelLimits limits{
+      .vocab_size = tok->vocab_size(), .context_length = 512, .chat_format = ChatFormat::kMistral};
+  EXPECT_EQ(tokenizer::ThinkingOf(*tok, ChatFormat::kMistral), tokenizer::Thinking::kNone);
+  auto job = ToJobRequest(Hi(), tok.get(), limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(job->spelled_control_ids, ::testing::ElementsAre(kThinkTag, kThinkEndTag));
+  pb::GenerateRequest with_tool = Hi();
+  with_tool.mutable_chat()->add_tools()->set_name("now");
+  auto tool_job = ToJobRequest(with_tool, tok.get(), limits);
+  ASSERT_TRUE(tool_job.ok()) << tool_job.status();
+  EXPECT_THAT(tool_job->spelled_control_ids,
+              ::testing::ElementsAre(kToolCalls, kArgs, kThinkTag, kThinkEndTag));
+  EXPECT_FALSE(
+      ReplyThoughts(Hi(), tokenizer::testing::MistralTokenizer(true).get(), ChatFormat::kMistral)
+          .has_value());
+
+  auto thoughts = ReplyThoughts(with_tool, tok.get(), ChatFormat::kMistral);
+  auto calls = ReplyParser(with_tool, tok.get(), ChatFormat::kMistral);
+  ASSERT_TRUE(thoughts.has_value());
+  ASSERT_TRUE(calls.has_value());
+  std::string text;
+  std::string reasoning;
+  int num_calls = 0;
+  const std::string reply = "[THINK]The time, then.[/THINK]Sure.[TOOL_CALLS]now[ARGS]{}";
+  for (size_t i = 0; i < reply.size(); i += 5) {
+    pb::GenerateResponse message;
+    message.set_text(reply.substr(i, 5));
+    const bool last = i + 5 >= reply.size();
+    if (last) message.mutable_final()->set_finish_reason(pb::FINISH_REASON_EOS);
+    SplitThought(*thoughts, last, &message);
+    ParseToolCalls(*calls, last, &message);
+    text += message.text();
+    reasoning += message.reasoning();
+    num_calls += message.tool_calls_size();
+    if (last) {
+      EXPECT_EQ(message.final().finish_reason(), pb::FINISH_REASON_TOOL_CALLS);
+    }
+  }
+  EXPECT_EQ(reasoning, "The time, then.");
+  EXPECT_EQ(text, "Sure.");
+  EXPECT_EQ(num_calls, 1);
+}
+
 }  // namespace
 }  // namespace ringserve::server

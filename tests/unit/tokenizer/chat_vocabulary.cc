@@ -51,8 +51,27 @@ std::unique_ptr<Tokenizer> ChatTokenizer(bool llama3, const std::string& chat_te
   return *std::move(tok);
 }
 
-std::unique_ptr<Tokenizer> MistralTokenizer(bool v11, const std::string& chat_template) {
+namespace {
+
+// ChatVocabulary with `markers` after its tokens as control tokens, <s> and </s> (the first
+// two) as BOS and EOS.
+std::unique_ptr<Tokenizer> MistralLikeTokenizer(const std::vector<const char*>& markers,
+                                                const std::string& chat_template) {
   Vocabulary vocab = ChatVocabulary(/*llama3=*/false);
+  for (const char* m : markers) {
+    vocab.tokens.emplace_back(m);
+    vocab.types.push_back(TokenType::kControl);
+    vocab.scores.push_back(0.0F);
+  }
+  vocab.chat_template = chat_template;
+  vocab.bos_id = kMistralBos;
+  vocab.eos_id = kMistralEos;
+  auto tok = Tokenizer::Create(std::move(vocab));
+  RS_CHECK(tok.ok());
+  return *std::move(tok);
+}
+
+std::vector<const char*> MistralMarkers(bool v11) {
   std::vector<const char*> markers = {"<s>",
                                       "</s>",
                                       "[INST]",
@@ -63,18 +82,23 @@ std::unique_ptr<Tokenizer> MistralTokenizer(bool v11, const std::string& chat_te
                                       "[TOOL_RESULTS]",
                                       "[/TOOL_RESULTS]"};
   if (v11) markers.insert(markers.end(), {"[TOOL_CONTENT]", "[ARGS]", "[CALL_ID]"});
-  for (const char* m : markers) {
-    vocab.tokens.emplace_back(m);
-    vocab.types.push_back(TokenType::kControl);
-    vocab.scores.push_back(0.0F);
-  }
-  RS_CHECK(static_cast<int32_t>(vocab.tokens.size()) == (v11 ? kCallId : kToolResultsEnd) + 1);
-  vocab.chat_template = chat_template;
-  vocab.bos_id = kMistralBos;
-  vocab.eos_id = kMistralEos;
-  auto tok = Tokenizer::Create(std::move(vocab));
-  RS_CHECK(tok.ok());
-  return *std::move(tok);
+  return markers;
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> MistralTokenizer(bool v11, const std::string& chat_template) {
+  auto tok = MistralLikeTokenizer(MistralMarkers(v11), chat_template);
+  RS_CHECK(tok->vocab_size() == (v11 ? kCallId : kToolResultsEnd) + 1);
+  return tok;
+}
+
+std::unique_ptr<Tokenizer> MagistralTokenizer() {
+  std::vector<const char*> markers = MistralMarkers(/*v11=*/true);
+  markers.insert(markers.end(), {"[THINK]", "[/THINK]"});
+  auto tok = MistralLikeTokenizer(markers, "[INST] [TOOL_CALLS] [ARGS] [THINK]");
+  RS_CHECK(tok->vocab_size() == kThinkEndTag + 1);
+  return tok;
 }
 
 std::unique_ptr<Tokenizer> DeepSeekTokenizer(const std::string& chat_template) {

@@ -214,11 +214,19 @@ absl::Status AppendMistralToolTurn(const Tokenizer& tokenizer, const MistralTool
 // system message; `system` (none when empty) joins the first user message (Llama 2, Mistral
 // v1) or the last (Mistral v3). Mistral v3 offers `tools` before the last user message;
 // `markers`: its tool markers where the conversation uses tools (else null).
+// A conversation's system message for EncodeInstChat: `markers` when it is the template's
+// default, whose control-token spellings (Magistral's [THINK]) are markers rather than text.
+struct InstSystem {
+  std::string_view text;
+  bool markers = false;
+};
+
 absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, ChatFormat format,
                                                     std::span<const ChatMessage> messages,
-                                                    bool start, std::string_view system,
+                                                    bool start, InstSystem system_message,
                                                     std::span<const ChatTool> tools,
                                                     const MistralToolMarkers* markers) {
+  const std::string_view system = system_message.text;
   const int32_t bos = tokenizer.vocab().bos_id;
   const int32_t eos = tokenizer.vocab().eos_id;
   std::vector<int32_t> out;
@@ -274,7 +282,11 @@ absl::StatusOr<std::vector<int32_t>> EncodeInstChat(const Tokenizer& tokenizer, 
   if (start) out.push_back(bos);
   if (v7 && !system.empty()) {
     out.push_back(*system_open);
-    AppendChatText(tokenizer, system, false, &out);
+    if (system_message.markers) {
+      Append(tokenizer, system, /*markers=*/true, &out);
+    } else {
+      AppendChatText(tokenizer, system, false, &out);
+    }
     out.push_back(*system_close);
   }
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -408,8 +420,38 @@ std::optional<int32_t> ChatStopId(const Tokenizer& tokenizer, ChatFormat format)
 }
 
 std::string DefaultSystemPromptOf(const Tokenizer& tokenizer, ChatFormat format) {
+  if (format == ChatFormat::kMistral) {
+    return MistralDefaultSystemPrompt(tokenizer.vocab().chat_template);
+  }
   if (format != ChatFormat::kChatMl) return "";
   return DefaultSystemPrompt(tokenizer.vocab().chat_template);
+}
+
+std::string MistralDefaultSystemPrompt(std::string_view chat_template) {
+  constexpr std::string_view kSet = "set default_system_message";
+  const size_t at = chat_template.find(kSet);
+  if (at == std::string_view::npos) return "";
+  size_t pos = chat_template.find_first_not_of(" \t\n", at + kSet.size());
+  if (pos == std::string_view::npos || chat_template[pos] != '=') return "";
+  pos = chat_template.find_first_not_of(" \t\n", pos + 1);
+  if (pos == std::string_view::npos || (chat_template[pos] != '\'' && chat_template[pos] != '"')) {
+    return "";
+  }
+  const char quote = chat_template[pos];
+  std::string prompt;
+  for (++pos; pos < chat_template.size() && chat_template[pos] != quote; ++pos) {
+    char c = chat_template[pos];
+    if (c == '\\' && pos + 1 < chat_template.size()) {
+      c = chat_template[++pos];
+      if (c == 'n') c = '\n';
+      if (c == 't') c = '\t';
+    }
+    prompt += c;
+  }
+  // Only a literal that is the whole value: the statement closes right after it.
+  pos = chat_template.find_first_not_of(" \t\n-", pos + 1);
+  if (pos == std::string_view::npos || chat_template.substr(pos, 2) != "%}") return "";
+  return prompt;
 }
 
 std::string DefaultSystemPrompt(std::string_view chat_template) {
@@ -496,8 +538,9 @@ absl::StatusOr<std::vector<int32_t>> RenderChat(const Tokenizer& tokenizer, Chat
     const bool brings_system = messages[0].role == "system";
     const std::string_view system =
         brings_system ? std::string_view(messages[0].content) : (start ? default_system : "");
-    return EncodeInstChat(tokenizer, format, messages.subspan(brings_system ? 1 : 0), start, system,
-                          tools, markers.has_value() ? &*markers : nullptr);
+    return EncodeInstChat(tokenizer, format, messages.subspan(brings_system ? 1 : 0), start,
+                          {.text = system, .markers = !brings_system}, tools,
+                          markers.has_value() ? &*markers : nullptr);
   }
   std::vector<int32_t> out;
   Append(tokenizer, start ? m.start : m.resume, true, &out);

@@ -178,8 +178,15 @@ std::optional<int32_t> ChatStopId(const Tokenizer& tokenizer, ChatFormat format)
 
 // The system message a new conversation in `format` opens with when it brings none: for
 // ChatML, the default its template writes (DefaultSystemPrompt of the vocabulary's template);
-// empty for the other formats.
+// for Mistral, its template's `default_system_message` (MistralDefaultSystemPrompt); empty
+// for the other formats.
 std::string DefaultSystemPromptOf(const Tokenizer& tokenizer, ChatFormat format);
+
+// A Mistral template's `{%- set default_system_message = '...' %}` when its value is one
+// plain string literal (Magistral's, which asks for a [THINK] thought; not one joined with
+// today's date): the literal with its escapes undone. Empty otherwise. Its markers are the
+// template's, so the renderer writes them as control tokens.
+std::string MistralDefaultSystemPrompt(std::string_view chat_template);
 
 }  // namespace ringserve::tokenizer
 

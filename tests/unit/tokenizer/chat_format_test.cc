@@ -67,6 +67,28 @@ TEST(ChatFormatTest, OnlyChatMlTakesItsTemplatesDefaultSystemPrompt) {
   EXPECT_EQ(DefaultSystemPromptOf(**tok, ChatFormat::kLlama3), "");
 }
 
+// A Mistral template's default system message, when it is one plain literal (Magistral's).
+TEST(ChatFormatTest, MistralTakesItsTemplatesLiteralDefaultSystemMessage) {
+  EXPECT_EQ(MistralDefaultSystemPrompt(
+                "{{- bos_token }}{%- set default_system_message = 'Think first.\\n\\nUse "
+                "[THINK]scratch[/THINK], it\\'s fine.' %}{{ '[SYSTEM_PROMPT]' }}"),
+            "Think first.\n\nUse [THINK]scratch[/THINK], it's fine.");
+  EXPECT_EQ(MistralDefaultSystemPrompt("{% set default_system_message = \"Be brief.\" -%}"),
+            "Be brief.");
+  // Joined with today's date, or absent: none.
+  EXPECT_EQ(
+      MistralDefaultSystemPrompt("{%- set default_system_message = 'Today is ' + today + '.' %}"),
+      "");
+  EXPECT_EQ(MistralDefaultSystemPrompt("{%- set default_system_message = 'unclosed"), "");
+  EXPECT_EQ(MistralDefaultSystemPrompt("[INST]{{ message }}[/INST]"), "");
+  Vocabulary v = ChatVocabulary();
+  v.chat_template = "{%- set default_system_message = 'Be brief.' %}[INST]";
+  auto tok = Tokenizer::Create(v);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ(DefaultSystemPromptOf(**tok, ChatFormat::kMistral), "Be brief.");
+  EXPECT_EQ(DefaultSystemPromptOf(**tok, ChatFormat::kChatMl), "");
+}
+
 TEST(ChatFormatTest, Llama3HeadersTrimmedContentsAndTheStartToken) {
   const auto tok = Make();
   const std::vector<ChatMessage> messages = {{"user", "  What is 2+2? \n"}};

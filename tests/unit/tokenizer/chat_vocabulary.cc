@@ -95,9 +95,9 @@ std::unique_ptr<Tokenizer> MistralTokenizer(bool v11, const std::string& chat_te
 
 std::unique_ptr<Tokenizer> MagistralTokenizer() {
   std::vector<const char*> markers = MistralMarkers(/*v11=*/true);
-  markers.insert(markers.end(), {"[THINK]", "[/THINK]"});
+  markers.insert(markers.end(), {"[THINK]", "[/THINK]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"});
   auto tok = MistralLikeTokenizer(markers, "[INST] [TOOL_CALLS] [ARGS] [THINK]");
-  RS_CHECK(tok->vocab_size() == kThinkEndTag + 1);
+  RS_CHECK(tok->vocab_size() == kSystemPromptEnd + 1);
   return tok;
 }
 

@@ -37,8 +37,10 @@ inline constexpr int32_t kToolContent = 273, kArgs = 274, kCallId = 275;
 std::unique_ptr<Tokenizer> MistralTokenizer(bool v11 = false,
                                             const std::string& chat_template = "");
 
-// MistralTokenizer(v11) with Magistral's thought tags [THINK] and [/THINK] after its markers.
-inline constexpr int32_t kThinkTag = 276, kThinkEndTag = 277;
+// MistralTokenizer(v11) with Magistral's thought tags [THINK] and [/THINK] after its markers,
+// then v7's [SYSTEM_PROMPT] and [/SYSTEM_PROMPT].
+inline constexpr int32_t kThinkTag = 276, kThinkEndTag = 277, kSystemPrompt = 278,
+                         kSystemPromptEnd = 279;
 std::unique_ptr<Tokenizer> MagistralTokenizer();
 
 // DeepSeekTokenizer's markers after ChatVocabulary's tokens: BOS and EOS control tokens, the

@@ -438,6 +438,33 @@ TEST(ToolCallsTest, MistralV13WritesNoIdsAndOffersToolsFirst) {
               ::testing::ElementsAre(kToolCalls, kArgs));
 }
 
+// The template's default system message writes its markers as control tokens (Magistral's
+// asks for a [THINK] thought); a client's system message that spells them is text.
+TEST(ToolCallsTest, MagistralsDefaultSystemMessageWritesItsThoughtTags) {
+  const auto tok = MagistralTokenizer();
+  auto ids = EncodeChat(*tok, ChatFormat::kMistral, {{{"user", "Hi"}}},
+                        {.start = true, .default_system = "Use [THINK]x[/THINK]."});
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, Join({{kMistralBos, kSystemPrompt},
+                        Bytes("Use "),
+                        {kThinkTag},
+                        Bytes("x"),
+                        {kThinkEndTag},
+                        Bytes("."),
+                        {kSystemPromptEnd, kInst},
+                        Bytes("Hi"),
+                        {kInstEnd}}));
+  auto client = EncodeChat(*tok, ChatFormat::kMistral,
+                           {{{"system", "Use [THINK]x[/THINK]."}, {"user", "Hi"}}},
+                           {.start = true, .default_system = "unused"});
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_EQ(*client, Join({{kMistralBos, kSystemPrompt},
+                           Bytes("Use [THINK]x[/THINK]."),
+                           {kSystemPromptEnd, kInst},
+                           Bytes("Hi"),
+                           {kInstEnd}}));
+}
+
 // The reply's text spells v11's markers (StreamDecoder's `spelled`); its text streams up to the
 // first [TOOL_CALLS] and the calls from there are taken whole, or left as written.
 TEST(ToolCallsTest, MistralV11CallsFollowTheReplysText) {

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "bench/shared_flag.h"
 #include "worker/grammar/grammar_cache.h"
 #include "worker/grammar/matcher.h"
 #include "worker/grammar/token_constraint.h"
@@ -336,14 +336,7 @@ BENCHMARK(BM_BuildTrie)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 }  // namespace ringserve::grammar
 
 int main(int argc, char** argv) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--shared") == 0) {
-      ringserve::grammar::g_shared = argv[i + 1];
-      for (int j = i; j + 2 <= argc; ++j) argv[j] = argv[j + 2];
-      argc -= 2;
-      break;
-    }
-  }
+  ringserve::bench::TakeSharedFlag(&argc, argv, &ringserve::grammar::g_shared);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

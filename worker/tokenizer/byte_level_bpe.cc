@@ -1,7 +1,8 @@
 // Byte-level BPE (GPT-2, openai/gpt-2 encoder.py) as llama.cpp's llm_tokenizer_bpe_session
 // runs it: the word's bytes become GPT-2 byte characters, then the pair with the lowest
 // merge rank (leftmost on ties) merges until none is left. Priority queue with lazy
-// deletion: O(n log n) per word.
+// deletion: O(n log n) per word. Each symbol keeps the id of the piece it is, so a pair's
+// merge is looked up by two ids (PieceIndex::MergeOf), its text only when a side is no piece.
 #include <cstdint>
 #include <queue>
 #include <string>
@@ -20,6 +21,7 @@ struct Symbol {
   uint32_t length;  // 0 once merged into its left neighbour
   int32_t prev;
   int32_t next;
+  int32_t id;  // the piece its text is (PieceIndex::Find), or -1
 };
 
 struct Bigram {
@@ -27,6 +29,7 @@ struct Bigram {
   int32_t left;
   int32_t right;
   uint32_t length;
+  int32_t merged;  // the id of the piece the merge makes, or -1 (looked up when merged)
 };
 
 // Lowest rank first; among equal ranks the leftmost pair.
@@ -40,17 +43,23 @@ using BigramQueue = std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder
 
 class WordMerger {
  public:
-  WordMerger(std::string chars, const PieceIndex& index)
-      : chars_(std::move(chars)), index_(index) {}
+  // `word`'s bytes as GPT-2 byte characters, one symbol each.
+  WordMerger(std::string_view word, const PieceIndex& index) : index_(index) {
+    chars_.reserve(word.size() * 2);
+    symbols_.reserve(word.size());
+    for (size_t i = 0; i < word.size(); ++i) {
+      const auto byte = static_cast<uint8_t>(word[i]);
+      const auto begin = static_cast<uint32_t>(chars_.size());
+      chars_ += ByteToUnicode(byte);
+      const auto n = static_cast<int32_t>(i);
+      symbols_.push_back({begin, static_cast<uint32_t>(chars_.size()) - begin, n - 1,
+                          i + 1 == word.size() ? -1 : n + 1, index.ByteCharId(byte)});
+    }
+  }
+
+  const std::string& chars() const { return chars_; }
 
   void Run(std::vector<int32_t>* out) {
-    for (size_t pos = 0; pos < chars_.size();) {
-      const size_t n = ValidUtf8Length(chars_, pos);  // always >= 1: the string is valid
-      const auto i = static_cast<int32_t>(symbols_.size());
-      symbols_.push_back({static_cast<uint32_t>(pos), static_cast<uint32_t>(n), i - 1,
-                          pos + n == chars_.size() ? -1 : i + 1});
-      pos += n;
-    }
     for (int32_t i = 1; i < static_cast<int32_t>(symbols_.size()); ++i) TryAdd(i - 1, i);
     while (!queue_.empty()) {
       const Bigram b = queue_.top();
@@ -62,6 +71,7 @@ class WordMerger {
         continue;  // stale: one side changed since the pair was queued
       }
       left.length += right.length;
+      left.id = b.merged >= 0 ? b.merged : index_.Find(Text(left));
       right.length = 0;
       left.next = right.next;
       if (right.next >= 0) symbols_[right.next].prev = b.left;
@@ -78,24 +88,29 @@ class WordMerger {
 
   void TryAdd(int32_t left, int32_t right) {
     if (left < 0 || right < 0) return;
-    key_.assign(Text(symbols_[left]));
-    key_.push_back(' ');
-    key_.append(Text(symbols_[right]));
-    const int32_t rank = index_.MergeRank(key_);
-    if (rank < 0) return;
-    queue_.push({rank, left, right, symbols_[left].length + symbols_[right].length});
+    const Symbol& l = symbols_[left];
+    const Symbol& r = symbols_[right];
+    PieceIndex::Merge merge;
+    if (l.id >= 0 && r.id >= 0) {
+      merge = index_.MergeOf(l.id, r.id);
+    } else {  // a side that is no piece: only the merge's text can name it
+      key_.assign(Text(l));
+      key_.push_back(' ');
+      key_.append(Text(r));
+      merge.rank = index_.MergeRank(key_);
+    }
+    if (merge.rank < 0) return;
+    queue_.push({merge.rank, left, right, l.length + r.length, merge.merged});
   }
 
   void Emit(std::vector<int32_t>* out) const {
     for (int32_t i = symbols_.empty() ? -1 : 0; i != -1; i = symbols_[i].next) {
-      const std::string_view text = Text(symbols_[i]);
-      const int32_t id = index_.Find(text);
-      if (id >= 0) {
-        out->push_back(id);
+      if (symbols_[i].id >= 0) {
+        out->push_back(symbols_[i].id);
         continue;
       }
       // Not a piece: spell it one byte character at a time (unk when even that fails).
-      for (const Utf8Char& c : SplitUtf8(text)) {
+      for (const Utf8Char& c : SplitUtf8(Text(symbols_[i]))) {
         const int byte = UnicodeToByte(c.cp);
         const int32_t byte_id = byte >= 0 ? index_.ByteToken(static_cast<uint8_t>(byte)) : -1;
         if (byte_id >= 0) out->push_back(byte_id);
@@ -103,8 +118,8 @@ class WordMerger {
     }
   }
 
-  std::string chars_;
   const PieceIndex& index_;
+  std::string chars_;
   std::vector<Symbol> symbols_;
   BigramQueue queue_;
   std::string key_;
@@ -114,16 +129,14 @@ class WordMerger {
 
 void EncodeByteLevelWord(std::string_view word, const PieceIndex& index,
                          std::vector<int32_t>* out) {
-  std::string chars;
-  chars.reserve(word.size() * 2);
-  for (char c : word) chars += ByteToUnicode(static_cast<uint8_t>(c));
+  WordMerger merger(word, index);
   if (index.ignore_merges()) {
-    if (const int32_t id = index.Find(chars); id >= 0) {
+    if (const int32_t id = index.Find(merger.chars()); id >= 0) {
       out->push_back(id);
       return;
     }
   }
-  WordMerger(std::move(chars), index).Run(out);
+  merger.Run(out);
 }
 
 }  // namespace ringserve::tokenizer

@@ -61,9 +61,11 @@ absl::StatusOr<PieceIndex> PieceIndex::Build(const Vocabulary& v) {
     } else {
       id = index.Find(ByteToUnicode(static_cast<uint8_t>(b)));
     }
+    index.byte_char_ids_[b] = v.model == TokenizerModel::kSentencePiece ? -1 : id;
     index.byte_tokens_[b] = id >= 0 ? id : v.unk_id;
   }
   index.merge_ranks_.reserve(v.merges.size());
+  index.merges_by_id_.reserve(v.merges.size());
   for (size_t rank = 0; rank < v.merges.size(); ++rank) {
     const std::string& m = v.merges[rank];
     const size_t space = m.find(' ', 1);
@@ -72,7 +74,15 @@ absl::StatusOr<PieceIndex> PieceIndex::Build(const Vocabulary& v) {
       return absl::InvalidArgumentError(
           absl::StrCat("vocabulary: merge ", rank, " '", m, "' is not \"left right\""));
     }
-    index.merge_ranks_.try_emplace(m, static_cast<int32_t>(rank));  // first rank wins
+    if (!index.merge_ranks_.try_emplace(m, static_cast<int32_t>(rank)).second) continue;
+    // (The first rank wins; a text has one id, Find's, so the id pair stands for this text.)
+    const int32_t left = index.Find(std::string_view(m).substr(0, space));
+    const int32_t right = index.Find(std::string_view(m).substr(space + 1));
+    if (left < 0 || right < 0) continue;
+    std::string merged = m;
+    merged.erase(space, 1);
+    index.merges_by_id_.try_emplace(PairKey(left, right),
+                                    Merge{static_cast<int32_t>(rank), index.Find(merged)});
   }
   return index;
 }

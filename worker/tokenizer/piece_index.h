@@ -40,6 +40,20 @@ class PieceIndex {
     const auto it = merge_ranks_.find(ToAbsl(joined));
     return it == merge_ranks_.end() ? -1 : it->second;
   }
+  // The merge of the pieces with ids `left` and `right` (as MergeRank of their texts), and the
+  // id of the piece it makes (-1 when that text is no piece); rank -1 when there is none.
+  // Only merges whose both sides are pieces are found this way.
+  struct Merge {
+    int32_t rank = -1;
+    int32_t merged = -1;
+  };
+  Merge MergeOf(int32_t left, int32_t right) const {
+    const auto it = merges_by_id_.find(PairKey(left, right));
+    return it == merges_by_id_.end() ? Merge{} : it->second;
+  }
+  // Byte-level BPE: the id of the piece that is byte `byte`'s GPT-2 character (Find of it;
+  // unlike ByteToken, no unk fallback), or -1.
+  int32_t ByteCharId(uint8_t byte) const { return byte_char_ids_[byte]; }
   // Llama 3 (llama.cpp ignore_merges): a word that is a whole token is not merged.
   bool ignore_merges() const { return ignore_merges_; }
   void set_ignore_merges(bool v) { ignore_merges_ = v; }
@@ -48,7 +62,16 @@ class PieceIndex {
   absl::flat_hash_map<std::string, int32_t> ids_;
   std::vector<float> scores_;
   std::array<int32_t, 256> byte_tokens_{};
+  static uint64_t PairKey(int32_t left, int32_t right) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
+           static_cast<uint32_t>(right);
+  }
+
   absl::flat_hash_map<std::string, int32_t> merge_ranks_;
+  // The same merges keyed by their sides' ids, so that a word's merges look up two integers
+  // rather than build and hash "left right" (most of byte-level encoding's time).
+  absl::flat_hash_map<uint64_t, Merge> merges_by_id_;
+  std::array<int32_t, 256> byte_char_ids_{};
   bool ignore_merges_ = false;
 };
 

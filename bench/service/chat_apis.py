@@ -18,11 +18,11 @@ import argparse
 import http.client
 import json
 import os
-import statistics
 import tempfile
 import time
 
-from router_load import fleet, run_pass, start_chat_fleet  # noqa: E402
+from router_load import (fleet, print_medians, record_pass, run_pass,  # noqa: E402
+                         start_chat_fleet)
 
 QUESTION = "Tell me about the sea."
 MODEL = "tiny-chat"
@@ -107,15 +107,8 @@ def main():
             for mode, work in modes.items():
                 r = run_pass(router.proc.pid, work, a.concurrency, a.requests)
                 assert r["tokens"] == total, (mode, r["tokens"], total)
-                r.update(mode=mode, rep=rep + 1, tokens_per_s=total / r["wall_s"],
-                         cpu_ms_per_1k_tokens=1000 * 1000 * r["router_cpu_s"] / total)
-                rows.append(r)
-                print(f"{mode} {rep + 1}: router CPU {r['cpu_ms_per_1k_tokens']:.1f} ms / 1k "
-                      f"tokens, {r['tokens_per_s']:.0f} tok/s, TTFT p50 "
-                      f"{r['ttft_p50_ms']:.2f} ms", flush=True)
-        for mode in modes:
-            cpu = statistics.median(r["cpu_ms_per_1k_tokens"] for r in rows if r["mode"] == mode)
-            print(f"median {mode}: router CPU {cpu:.1f} ms / 1k tokens")
+                record_pass(rows, r, mode, rep + 1, total)
+        print_medians(rows, modes)
     finally:
         channel.close()
         router.terminate()

@@ -19,7 +19,6 @@ import argparse
 import http.client
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "integration"))
 import fleet  # noqa: E402
-from router_load import cpu_seconds, run_pass  # noqa: E402
+from router_load import cpu_seconds, print_medians, record_pass, run_pass  # noqa: E402
 
 PROMPT = "Once upon a time"
 
@@ -122,16 +121,8 @@ def main():
         for rep in range(a.reps):
             for i, mode in enumerate(targets):
                 r = run(mode, a.requests, 2 * rep + i)
-                r.setdefault("tokens_per_s", total / r["wall_s"])
-                r.update(mode=mode, rep=rep + 1,
-                         cpu_ms_per_1k_tokens=1000 * 1000 * r["router_cpu_s"] / total)
-                rows.append(r)
-                print(f"{mode} {rep + 1}: router CPU {r['cpu_ms_per_1k_tokens']:.1f} ms / 1k tokens, "
-                      f"{r['tokens_per_s']:.0f} tok/s, TTFT p50 {r['ttft_p50_ms']:.2f} ms, "
-                      f"{r['tokens']} messages", flush=True)
-        for mode in targets:
-            cpu = statistics.median(r["cpu_ms_per_1k_tokens"] for r in rows if r["mode"] == mode)
-            print(f"median {mode}: router CPU {cpu:.1f} ms / 1k tokens")
+                record_pass(rows, r, mode, rep + 1, total, f", {r['tokens']} messages")
+        print_medians(rows, targets)
     finally:
         channel.close()
         router.terminate()

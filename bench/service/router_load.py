@@ -49,6 +49,23 @@ def run_pass(router_pid, work, concurrency, requests):
             "ttft_p50_ms": 1000 * statistics.median(ttfts), "tokens": tokens[0]}
 
 
+def record_pass(rows, r, mode, rep, total, note=""):
+    """Adds pass `r` of `mode` (rep `rep`, `total` tokens streamed) to `rows` with its
+    throughput and router CPU per 1k tokens, and prints it (`note` after)."""
+    r.setdefault("tokens_per_s", total / r["wall_s"])
+    r.update(mode=mode, rep=rep, cpu_ms_per_1k_tokens=1000 * 1000 * r["router_cpu_s"] / total)
+    rows.append(r)
+    print(f"{mode} {rep}: router CPU {r['cpu_ms_per_1k_tokens']:.1f} ms / 1k tokens, "
+          f"{r['tokens_per_s']:.0f} tok/s, TTFT p50 {r['ttft_p50_ms']:.2f} ms{note}", flush=True)
+
+
+def print_medians(rows, modes):
+    """Each mode's median router CPU per 1k tokens over its passes in `rows`."""
+    for mode in modes:
+        cpu = statistics.median(r["cpu_ms_per_1k_tokens"] for r in rows if r["mode"] == mode)
+        print(f"median {mode}: router CPU {cpu:.1f} ms / 1k tokens")
+
+
 def start_chat_fleet(bin_dir, served_name):
     """A worker (1 thread) serving the tiny ChatML checkpoint of chat_checkpoint.py written so
     that greedy decoding always picks "a" (never <|im_end|>: every reply runs to its limit),

@@ -59,7 +59,8 @@ struct JobRequest {
   // of a trigger that binds once (Trigger::once).
   std::optional<grammar::Trigger> format_trigger;
   // Control tokens the job's text spells as their pieces (they have no text otherwise):
-  // Mistral v11's tool-call markers, which the reply's parser reads the calls by.
+  // Mistral v11's tool-call markers and Magistral's thought tags, which the reply's parsers
+  // read the calls and the thought by.
   std::vector<int32_t> spelled_control_ids;
   // Set: score the input (prompt logprobs). Each input token that has a token before it in
   // the context gets its log-probability given the context before it, with this many of the

@@ -1,6 +1,5 @@
 #include "worker/server/tool_requests.h"
 
-#include <algorithm>
 #include <string>
 #include <utility>
 

@@ -20,8 +20,9 @@ class StreamDecoder {
  public:
   // `previous_token` is the token before the first one pushed (e.g. the prompt's last
   // token), which decides the SentencePiece after-BOS space rule; -1 for none. `spelled`:
-  // control tokens written as their pieces (Mistral v11's call markers, so that a reply's
-  // calls can be parsed from its text); every other control token has no text.
+  // control tokens written as their pieces (Mistral v11's call markers, Magistral's thought
+  // tags, so that a reply's calls and thought can be parsed from its text); every other
+  // control token has no text.
   explicit StreamDecoder(const Tokenizer& tokenizer, int32_t previous_token = -1,
                          std::vector<int32_t> spelled = {})
       : tokenizer_(&tokenizer), previous_(previous_token), spelled_(std::move(spelled)) {}
